@@ -1,0 +1,211 @@
+// Compiled bundles (cereal, binary). Layout: the 8 bytes "KYTKBNDL", then a cereal archive of
+// {format version, compiler version, source hash, payload checksum, payload}, where the payload is itself a
+// cereal archive of the Program. The checksum is verified before the payload is read, and the loaded program
+// is validated (every operand in range) before it is handed out: a bundle is input, and input is hostile.
+#include "kyotaku/engine.hpp"
+
+#include <cereal/archives/binary.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
+
+#include <fstream>
+#include <sstream>
+
+namespace kyotaku {
+
+template <class A> void serialize(A& a, Type& t) { a(t.kind, t.enum_id); }
+template <class A> void serialize(A& a, SourceLoc& l) { a(l.file, l.line, l.column); }
+template <class A> void serialize(A& a, EnumInfo& e) { a(e.name, e.values); }
+template <class A> void serialize(A& a, FactInfo& f) { a(f.name, f.type, f.has_default, f.default_value, f.loc); }
+template <class A> void serialize(A& a, ParamInfo& p) { a(p.name, p.type, p.value, p.loc); }
+template <class A> void serialize(A& a, TextPiece& p) { a(p.kind, p.literal, p.id, p.type); }
+template <class A> void serialize(A& a, ClauseInfo& c) { a(c.slot, c.version, c.otherwise, c.loc, c.source, c.because); }
+template <class A> void serialize(A& a, VersionInfo& v) { a(v.label, v.from, v.until, v.entry, v.loc); }
+template <class A> void serialize(A& a, SlotInfo& s) {
+    a(s.name, s.decision, s.type, s.loc, s.source, s.result_reg, s.entry, s.versions, s.fact_deps);
+}
+template <class A> void serialize(A& a, TestValue& v) { a(v.is_null, v.scalar, v.months, v.text); }
+template <class A> void serialize(A& a, TestBinding& b) { a(b.target, b.id, b.contains, b.value, b.loc); }
+template <class A> void serialize(A& a, TestCase& t) { a(t.name, t.loc, t.given, t.expect); }
+template <class A> void serialize(A& a, Instr& i) { a(i.op, i.a, i.b, i.c, i.d); }
+template <class A> void serialize(A& a, Program& p) {
+    a(p.files, p.enums, p.facts, p.params, p.slots, p.clauses, p.outputs, p.code, p.consts, p.strings, p.tests,
+      p.asof_fact, p.num_regs, p.source_hash);
+}
+
+namespace {
+constexpr char magic[8] = {'K', 'Y', 'T', 'K', 'B', 'N', 'D', 'L'};
+
+// FNV-1a, 64 bit: a fingerprint of the payload and of the rule sources (not a security measure).
+std::uint64_t fnv1a(std::string_view bytes, std::uint64_t h = 1469598103934665603ull) {
+    for (unsigned char c : bytes) {
+        h ^= c;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+// Every index in the program must point inside it, so that the evaluator never reads out of bounds.
+std::string validate(Program const& p) {
+    auto bad = [](std::string what) { return "バンドルの内容が不正です (" + what + ") / invalid bundle contents (" + what + ")"; };
+    if (p.facts.size() > 64) return bad("facts");
+    if (p.enums.empty()) return bad("enums");
+    for (auto const& e : p.enums)
+        if (e.values.size() > 64) return bad("enum size");
+    auto type_ok = [&](Type t) {
+        bool needs_enum = t.kind == TypeKind::Enum || t.kind == TypeKind::EnumSet;
+        return !needs_enum || (t.enum_id >= 0 && std::size_t(t.enum_id) < p.enums.size());
+    };
+    if (p.asof_fact >= int(p.facts.size()) || p.asof_fact < -1) return bad("asof");
+    for (auto const& f : p.facts)
+        if (!type_ok(f.type)) return bad("fact type");
+    for (auto const& s : p.slots) {
+        if (!type_ok(s.type) || s.result_reg >= p.num_regs || s.entry >= p.code.size()) return bad("slot");
+        for (auto const& v : s.versions)
+            if (v.entry >= p.code.size()) return bad("version");
+        if (!s.versions.empty() && p.asof_fact < 0) return bad("version without asof");
+    }
+    for (auto o : p.outputs)
+        if (o >= p.slots.size()) return bad("outputs");
+    for (auto const& c : p.clauses) {
+        if (c.slot >= p.slots.size() || c.loc.file >= p.files.size()) return bad("clause");
+        for (auto const& piece : c.because) {
+            if (!type_ok(piece.type)) return bad("text");
+            if (piece.kind == TextPiece::Kind::Fact && piece.id >= p.facts.size()) return bad("text");
+            if (piece.kind == TextPiece::Kind::Param && piece.id >= p.params.size()) return bad("text");
+            if (piece.kind == TextPiece::Kind::Slot && piece.id >= p.slots.size()) return bad("text");
+        }
+    }
+    auto reg = [&](std::uint32_t r) { return r < p.num_regs; };
+    auto fact = [&](std::int64_t f, TypeKind k) {
+        return f >= 0 && std::size_t(f) < p.facts.size() && (k == TypeKind::Bool || p.facts[std::size_t(f)].type.kind == k);
+    };
+    for (auto const& i : p.code) {
+        bool ok = true;
+        switch (i.op) {
+            case Op::LOADK: ok = reg(i.a) && i.d >= 0 && std::size_t(i.d) < p.consts.size(); break;
+            case Op::LOADF: ok = reg(i.a) && fact(i.b, TypeKind::Bool) && p.facts[i.b].type.kind != TypeKind::MonthSet; break;
+            case Op::LOADP: ok = reg(i.a) && i.b < p.params.size(); break;
+            case Op::SLOT:
+            case Op::REASON: ok = reg(i.a) && i.b < p.slots.size(); break;
+            case Op::MOV:
+            case Op::NOT:
+            case Op::NEG:
+            case Op::MEND:
+            case Op::MENDM:
+            case Op::MOF: ok = reg(i.a) && reg(i.b); break;
+            case Op::JMP: ok = i.d >= 0 && std::size_t(i.d) < p.code.size(); break;
+            case Op::JMPF:
+            case Op::JMPT: ok = reg(i.a) && i.d >= 0 && std::size_t(i.d) < p.code.size(); break;
+            case Op::COND: ok = reg(i.a) && i.b < p.clauses.size() && i.d >= 0 && std::size_t(i.d) < p.code.size(); break;
+            case Op::ADD:
+            case Op::SUB:
+            case Op::MUL:
+            case Op::EQ:
+            case Op::NE:
+            case Op::LT:
+            case Op::LE:
+            case Op::EIN:
+            case Op::PSTART: ok = reg(i.a) && reg(i.b) && reg(i.c); break;
+            case Op::PEND: ok = reg(i.a) && reg(i.b) && reg(i.c) && i.d >= 0 && reg(std::uint32_t(i.d)); break;
+            case Op::ADDM: ok = reg(i.a) && reg(i.b) && reg(i.c) && (i.d == 0 || i.d == 1); break;
+            case Op::MIN: ok = reg(i.a) && reg(i.b) && fact(i.c, TypeKind::MonthSet); break;
+            case Op::MALL:
+            case Op::MMISS: ok = reg(i.a) && reg(i.b) && reg(i.c) && fact(i.d, TypeKind::MonthSet); break;
+            case Op::VERSION: ok = i.a < p.slots.size() && !p.slots[i.a].versions.empty(); break;
+            case Op::RET: ok = i.a < p.slots.size() && i.b < p.clauses.size(); break;
+            default: ok = false;
+        }
+        if (!ok) return bad("instruction");
+    }
+    return {};
+}
+}  // namespace
+
+std::uint64_t hash_sources(std::vector<SourceFile> const& sources) {
+    std::uint64_t h = 1469598103934665603ull;
+    for (auto const& s : sources) {
+        h = fnv1a(s.path, h);
+        h = fnv1a(std::string_view("\0", 1), h);
+        h = fnv1a(s.text, h);
+        h = fnv1a(std::string_view("\0", 1), h);
+    }
+    return h;
+}
+
+std::string save_bundle(Program const& program) {
+    std::ostringstream payload_stream(std::ios::binary);
+    {
+        cereal::BinaryOutputArchive ar(payload_stream);
+        ar(const_cast<Program&>(program));
+    }
+    std::string payload = payload_stream.str();
+    std::ostringstream out(std::ios::binary);
+    out.write(magic, sizeof magic);
+    {
+        cereal::BinaryOutputArchive ar(out);
+        std::uint32_t format = bundle_format_version;
+        std::string compiler = compiler_version;
+        std::uint64_t source_hash = program.source_hash, checksum = fnv1a(payload);
+        ar(format, compiler, source_hash, checksum, payload);
+    }
+    return out.str();
+}
+
+LoadResult load_bundle(std::string_view bytes, std::optional<std::uint64_t> expected_source_hash) {
+    LoadResult r;
+    if (bytes.size() < sizeof magic || bytes.substr(0, sizeof magic) != std::string_view(magic, sizeof magic)) {
+        r.error = "kyotaku のバンドルではありません / not a kyotaku bundle";
+        return r;
+    }
+    try {
+        std::istringstream in(std::string(bytes.substr(sizeof magic)), std::ios::binary);
+        cereal::BinaryInputArchive ar(in);
+        std::uint32_t format = 0;
+        ar(format);
+        if (format != bundle_format_version) {
+            r.error = "バンドルの形式の版が違います (バンドル " + std::to_string(format) + "、この kyotaku " +
+                      std::to_string(bundle_format_version) + ")。kyotaku compile で作り直してください / bundle format version " +
+                      std::to_string(format) + " does not match " + std::to_string(bundle_format_version) +
+                      "; recompile it with kyotaku compile";
+            return r;
+        }
+        std::string compiler, payload;
+        std::uint64_t source_hash = 0, checksum = 0;
+        ar(compiler);
+        if (compiler != compiler_version) {
+            r.error = "バンドルは別の版のコンパイラで作られています (" + compiler + "、この kyotaku は " + compiler_version +
+                      ")。kyotaku compile で作り直してください / bundle was compiled by " + compiler + ", this is " +
+                      compiler_version + "; recompile it";
+            return r;
+        }
+        ar(source_hash, checksum, payload);
+        if (fnv1a(payload) != checksum) {
+            r.error = "バンドルが壊れています (チェックサム不一致) / bundle is damaged (checksum mismatch)";
+            return r;
+        }
+        if (expected_source_hash && *expected_source_hash != source_hash) {
+            r.error = "バンドルは現在のルールファイルから作られたものではありません (ソースのハッシュ不一致)。kyotaku compile で作り直してください / "
+                      "bundle was not compiled from these rule sources (source hash mismatch); recompile it";
+            return r;
+        }
+        auto program = std::make_shared<Program>();
+        std::istringstream pin(payload, std::ios::binary);
+        cereal::BinaryInputArchive par(pin);
+        par(*program);
+        if (program->source_hash != source_hash) {
+            r.error = "バンドルが壊れています / bundle is damaged (inconsistent source hash)";
+            return r;
+        }
+        if (auto e = validate(*program); !e.empty()) {
+            r.error = e;
+            return r;
+        }
+        r.program = std::move(program);
+    } catch (std::exception const& e) {
+        r.error = std::string("バンドルを読めません / cannot read the bundle: ") + e.what();
+    }
+    return r;
+}
+
+}  // namespace kyotaku

@@ -1,0 +1,57 @@
+#include "kyotaku/program.hpp"
+
+namespace kyotaku {
+
+int Program::find_fact(std::string_view name) const {
+    for (std::size_t i = 0; i < facts.size(); ++i)
+        if (facts[i].name == name) return int(i);
+    return -1;
+}
+int Program::find_slot(std::string_view name) const {
+    for (std::size_t i = 0; i < slots.size(); ++i)
+        if (slots[i].name == name) return int(i);
+    return -1;
+}
+int Program::find_param(std::string_view name) const {
+    for (std::size_t i = 0; i < params.size(); ++i)
+        if (params[i].name == name) return int(i);
+    return -1;
+}
+int Program::find_enum_value(int enum_id, std::string_view value) const {
+    if (enum_id < 0 || std::size_t(enum_id) >= enums.size()) return -1;
+    auto const& vals = enums[std::size_t(enum_id)].values;
+    for (std::size_t i = 0; i < vals.size(); ++i)
+        if (vals[i] == value) return int(i);
+    return -1;
+}
+std::string Program::location(SourceLoc const& loc) const {
+    std::string f = loc.file < files.size() ? files[loc.file] : "?";
+    return f + ":" + std::to_string(loc.line);
+}
+
+std::size_t Program::memory_bytes() const {
+    auto str = [](std::string const& s) { return s.capacity() > 15 ? s.capacity() : 0; };
+    std::size_t n = sizeof(Program);
+    for (auto const& f : files) n += sizeof f + str(f);
+    for (auto const& e : enums) {
+        n += sizeof e + str(e.name);
+        for (auto const& v : e.values) n += sizeof v + str(v);
+    }
+    for (auto const& f : facts) n += sizeof f + str(f.name);
+    for (auto const& p : params) n += sizeof p + str(p.name);
+    for (auto const& s : slots) n += sizeof s + str(s.name) + str(s.source) + s.versions.capacity() * sizeof(VersionInfo);
+    for (auto const& c : clauses) {
+        n += sizeof c + str(c.source);
+        for (auto const& p : c.because) n += sizeof p + str(p.literal);
+    }
+    n += outputs.capacity() * sizeof(std::uint32_t) + code.capacity() * sizeof(Instr) + consts.capacity() * sizeof(std::int64_t);
+    for (auto const& s : strings) n += sizeof s + str(s);
+    for (auto const& t : tests) {
+        n += sizeof t + str(t.name);
+        for (auto const& b : t.given) n += sizeof b + b.value.months.capacity() * 8 + str(b.value.text);
+        for (auto const& b : t.expect) n += sizeof b + b.value.months.capacity() * 8 + str(b.value.text);
+    }
+    return n;
+}
+
+}  // namespace kyotaku

@@ -1,0 +1,210 @@
+// The public API of the rule engine: compile rule sources (or load a bundle) once, evaluate many times.
+//
+//   auto compiled = kyotaku::compile_directory("rules");      // parse → check → compile
+//   if (!compiled.ok()) std::cerr << kyotaku::format_diagnostics(compiled.diagnostics);
+//   kyotaku::Evaluator ev(compiled.program);
+//   kyotaku::Activation facts(*compiled.program);              // reusable input buffer
+//   facts.set_date("first_visit", *kyotaku::Date::from_ymd(2024, 4, 15)); …
+//   ev.evaluate(facts);                                         // no allocation per decision
+//   ev.outcome(i)                                               // one per output decision
+//
+// Nothing here throws across the API: errors come back as values.
+#pragma once
+
+#include "kyotaku/calendar.hpp"
+#include "kyotaku/diagnostics.hpp"
+#include "kyotaku/program.hpp"
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kyotaku {
+
+inline constexpr char const* compiler_version = "kyotaku-rules 0.1.0";
+inline constexpr std::uint32_t bundle_format_version = 1;
+
+struct SourceFile {
+    std::string path;
+    std::string text;
+};
+
+struct CompileResult {
+    std::shared_ptr<Program const> program;  // null when there are errors
+    std::vector<Diagnostic> diagnostics;
+    bool ok() const { return program != nullptr; }
+};
+
+CompileResult compile(std::vector<SourceFile> sources);
+// Reads every `*.rules` file under `dir` (sorted by path) and compiles them as one rule set.
+CompileResult compile_directory(std::string const& dir);
+// Reads the rule files of a directory (or one file); an I/O error comes back as a diagnostic.
+std::vector<SourceFile> read_rule_sources(std::string const& path, std::vector<Diagnostic>& errors);
+std::uint64_t hash_sources(std::vector<SourceFile> const& sources);
+
+// Bundles: a cereal binary of the Program with a format version, the compiler version and the source hash.
+std::string save_bundle(Program const& program);
+struct LoadResult {
+    std::shared_ptr<Program const> program;
+    std::string error;  // Japanese / English, when program is null
+};
+// Refuses a bundle of another format or compiler version, a damaged bundle, and — when `expected_source_hash`
+// is given — a bundle compiled from other rule sources.
+LoadResult load_bundle(std::string_view bytes, std::optional<std::uint64_t> expected_source_hash = std::nullopt);
+// A directory or .rules file is compiled; a file starting with the bundle magic is loaded.
+LoadResult load_rules(std::string const& path, std::vector<Diagnostic>* diagnostics = nullptr);
+
+// A 1,024-month bit set starting at 2000-01 (months 2000-01 .. 2085-04).
+struct MonthBits {
+    static constexpr std::int64_t base = 2000 * 12;
+    static constexpr std::int64_t size = 1024;
+    std::uint64_t words[size / 64] = {};
+    bool set(std::int64_t month_index);  // false when outside the supported range
+    bool has(std::int64_t month_index) const {
+        std::int64_t i = month_index - base;
+        return i >= 0 && i < size && ((words[i >> 6] >> (i & 63)) & 1u);
+    }
+    bool all(std::int64_t lo, std::int64_t hi) const;
+    std::int64_t first_missing(std::int64_t lo, std::int64_t hi) const;
+    void clear();
+};
+
+// The facts of one evaluation: a reusable buffer (set, evaluate, clear, set again).
+class Activation {
+public:
+    explicit Activation(Program const& program);
+    void clear();
+    bool has(int fact) const { return (present_ >> fact) & 1u; }
+    std::uint64_t present() const { return present_; }
+    std::int64_t raw(int fact) const { return values_[std::size_t(fact)]; }
+    MonthBits const& months(int fact) const { return month_sets_[std::size_t(month_slot_[std::size_t(fact)])]; }
+
+    // Typed setters by index (fast path) …
+    void set_raw(int fact, std::int64_t value) {
+        values_[std::size_t(fact)] = value;
+        present_ |= std::uint64_t(1) << fact;
+    }
+    void unset(int fact) { present_ &= ~(std::uint64_t(1) << fact); }
+    MonthBits& month_set(int fact) {  // cleared, marked present; fill it with set()
+        present_ |= std::uint64_t(1) << fact;
+        auto& bits = month_sets_[std::size_t(month_slot_[std::size_t(fact)])];
+        bits.clear();
+        return bits;
+    }
+    // … and by name, checked (false: no such fact, wrong type, unknown enum value, month out of range).
+    bool set_bool(std::string_view fact, bool v);
+    bool set_int(std::string_view fact, std::int64_t v);
+    bool set_date(std::string_view fact, Date v);
+    bool set_month(std::string_view fact, Month v);
+    bool set_enum(std::string_view fact, std::string_view value);
+    bool set_enum_set(std::string_view fact, std::vector<std::string_view> const& values);
+    bool set_month_set(std::string_view fact, std::vector<Month> const& months);
+
+private:
+    Program const* program_;
+    std::vector<std::int64_t> values_;
+    std::vector<int> month_slot_;
+    std::vector<MonthBits> month_sets_;
+    std::uint64_t present_ = 0;
+};
+
+enum class Status : std::uint8_t {
+    ok,
+    missing_facts,  // a fact the decision needed is absent: the value is null
+    no_version,     // no version is in force on the as-of date: the value is null
+};
+
+struct Outcome {
+    std::int64_t value = 0;
+    Status status = Status::ok;
+    std::uint32_t clause = 0;   // the clause that decided (ClauseInfo index)
+    std::uint32_t version = 0;  // the version that applied (index into SlotInfo::versions)
+    std::uint64_t missing = 0;  // facts the decision may read that were absent (with missing_facts)
+    std::uint32_t failed_slot = 0;  // with no_version: the slot without a version in force
+};
+
+// One step of a trace: a slot's value, or a clause condition tested.
+struct TraceEvent {
+    enum class Kind : std::uint8_t { Slot, Condition, Decided, Failed } kind;
+    std::uint32_t id;    // slot or clause
+    std::int64_t value;  // the slot's value or the condition's truth
+};
+
+// Evaluates a program. Not thread-safe; make one Evaluator per thread (the Program is shared).
+class Evaluator {
+public:
+    explicit Evaluator(std::shared_ptr<Program const> program);
+    Program const& program() const { return *program_; }
+
+    // Overrides a named parameter (rule-file tests use it); false if there is no such param.
+    bool set_param(std::uint32_t param, std::int64_t value);
+    void reset_params();
+
+    // Evaluates every output decision. Allocation-free unless a trace is attached.
+    void evaluate(Activation const& facts);
+    Outcome const& outcome(std::size_t output_index) const { return outcomes_[output_index]; }
+    std::span<Outcome const> outcomes() const { return outcomes_; }
+
+    // Evaluates a batch; `results` receives program().outputs.size() outcomes per record, record-major.
+    void evaluate_batch(std::span<Activation const> records, std::span<Outcome> results);
+
+    // Starts a new record: forgets every memoised let and decision.
+    void begin(Activation const& facts) { begin_record(facts); }
+    // Evaluates one slot (a let or a decision) of the current record (see begin); the slot's outcome.
+    Outcome evaluate_slot(Activation const& facts, std::uint32_t slot);
+
+    // Renders a value of the given type (ISO dates, month YYYY-MM, enum names, {a, b} sets, text).
+    std::string format_value(Type type, std::int64_t value, Activation const& facts);
+    // Renders a text value (a clause's reason with its {placeholders} filled in, then " (file:line)").
+    std::string render_text(std::int64_t text, Activation const& facts, bool with_location = true);
+
+    void set_trace(std::vector<TraceEvent>* trace) { trace_ = trace; }
+
+private:
+    bool run(std::uint32_t pc);
+    bool slot(std::uint32_t s);
+    void begin_record(Activation const& facts);
+
+    std::shared_ptr<Program const> program_;
+    std::vector<std::int64_t> params_;
+    std::vector<std::int64_t> regs_;
+    std::vector<std::uint8_t> done_;
+    std::vector<std::uint32_t> clause_of_;
+    std::vector<std::uint32_t> version_of_;
+    std::vector<Outcome> outcomes_;
+    Activation const* facts_ = nullptr;
+    std::uint64_t missing_hit_ = 0;
+    bool no_version_ = false;
+    std::uint32_t failed_slot_ = 0;
+    std::vector<TraceEvent>* trace_ = nullptr;
+};
+
+// Rule-file tests.
+struct TestFailure {
+    std::string test;
+    std::string location;  // file:line of the failing expectation
+    std::string message;
+};
+struct TestReport {
+    int passed = 0;
+    int failed = 0;
+    std::vector<TestFailure> failures;
+};
+TestReport run_tests(std::shared_ptr<Program const> program);
+
+// A Japanese, human-readable trace of one case (the facts as a JSON object), with the rule-file lines.
+std::string explain(std::shared_ptr<Program const> program, std::string_view json_facts,
+                    std::vector<SourceFile> const* sources = nullptr);
+
+// Canonical formatting of one rule file; idempotent. Fails (returns the diagnostics) on a syntax error.
+struct FormatResult {
+    std::string text;
+    std::vector<Diagnostic> diagnostics;
+    bool ok() const { return diagnostics.empty(); }
+};
+FormatResult format_source(SourceFile const& file);
+
+}  // namespace kyotaku

@@ -1,0 +1,176 @@
+// The abstract syntax tree of a rule file: plain structs, position-tagged (Spirit X3, calc9 style).
+// The tree keeps literals as their source text; the checker validates them so that a bad date is reported
+// with its own line and column rather than as a syntax error.
+#pragma once
+
+#include <boost/fusion/include/adapt_struct.hpp>
+#include <boost/optional.hpp>
+#include <boost/spirit/home/x3/support/ast/position_tagged.hpp>
+#include <boost/spirit/home/x3/support/ast/variant.hpp>
+
+#include <string>
+#include <vector>
+
+namespace kyotaku::ast {
+namespace x3 = boost::spirit::x3;
+
+struct Nil {};
+
+struct Ident : x3::position_tagged {
+    Ident(std::string n = "") : name(std::move(n)) {}
+    std::string name;  // may be qualified: 施設区分.医科
+};
+struct Number : x3::position_tagged {
+    Number(long long v = 0) : value(v) {}
+    long long value;
+};
+// A date or month literal, kept as text: 2024-04-01, 令和6年4月1日, R6.4.1, 2024-06, 令和6年6月.
+struct DateText : x3::position_tagged {
+    DateText(std::string t = "") : text(std::move(t)) {}
+    std::string text;
+};
+struct Text : x3::position_tagged {
+    Text(std::string v = "") : value(std::move(v)) {}
+    std::string value;
+};
+
+struct Call;
+struct SetLit;
+struct Unary;
+struct Match;
+struct IfExpr;
+struct Expr;
+
+struct Operand : x3::variant<Nil, DateText, Number, Text, x3::forward_ast<Call>, Ident, x3::forward_ast<SetLit>,
+                             x3::forward_ast<Unary>, x3::forward_ast<Match>, x3::forward_ast<IfExpr>,
+                             x3::forward_ast<Expr>> {
+    using base_type::base_type;
+    using base_type::operator=;
+};
+
+// One binary step `op operand`, with the unit and rounding policy of `+ 3 months round up`.
+struct Operation : x3::position_tagged {
+    std::string op;
+    Operand operand;
+    std::string unit;      // "", "days", "months"
+    std::string rounding;  // "", "clamp", "up"
+};
+
+// A flat run of one precedence level: first (op operand)*; the checker folds it to the left.
+struct Expr : x3::position_tagged {
+    Operand first;
+    std::vector<Operation> rest;
+};
+
+struct Call : x3::position_tagged {
+    Ident function;
+    std::vector<Expr> args;
+};
+struct SetLit : x3::position_tagged {
+    std::string open;  // "{" (keeps the struct from being a one-member sequence for X3)
+    std::vector<Expr> items;
+};
+struct Unary : x3::position_tagged {
+    std::string op;  // "not", "-"
+    Operand operand;
+};
+struct MatchArm : x3::position_tagged {
+    std::vector<Ident> patterns;  // `_` matches the rest
+    Expr value;
+};
+struct Match : x3::position_tagged {
+    Expr subject;
+    std::vector<MatchArm> arms;
+};
+struct IfExpr : x3::position_tagged {
+    Expr condition, then_value, else_value;
+};
+
+struct TypeRef : x3::position_tagged {
+    std::string set;  // "set" for set<...>, "" otherwise
+    Ident name;
+};
+
+struct EnumDecl : x3::position_tagged {
+    Ident name;
+    std::vector<Ident> values;
+};
+struct FactDecl : x3::position_tagged {
+    Ident name;
+    TypeRef type;
+    boost::optional<Expr> default_value;  // only when the rule file states a default
+};
+struct ParamDecl : x3::position_tagged {
+    Ident name;
+    boost::optional<TypeRef> type;
+    Expr value;
+};
+struct AsofDecl : x3::position_tagged {
+    std::string keyword;
+    Ident fact;
+};
+struct Clause : x3::position_tagged {
+    boost::optional<Expr> condition;  // none: otherwise
+    Expr value;
+    boost::optional<Text> because;
+};
+struct Version : x3::position_tagged {
+    boost::optional<Text> label;
+    boost::optional<DateText> from;
+    boost::optional<DateText> until;
+    std::vector<Clause> clauses;
+};
+struct SlotDecl : x3::position_tagged {
+    std::string kind;  // "decision" or "let"
+    Ident name;
+    boost::optional<TypeRef> type;
+    std::vector<Version> versions;  // a body without versions is one unlabelled version
+};
+struct Binding : x3::position_tagged {
+    Ident name;
+    std::string op;  // "=" or "~" (the reason contains the text)
+    Expr value;
+};
+struct FixtureDecl : x3::position_tagged {
+    Ident name;
+    std::vector<Binding> facts;
+};
+struct TestDecl : x3::position_tagged {
+    Text name;
+    boost::optional<Ident> uses;
+    std::vector<Binding> given;
+    std::vector<Binding> expect;
+};
+
+struct Decl : x3::variant<EnumDecl, FactDecl, ParamDecl, AsofDecl, SlotDecl, FixtureDecl, TestDecl> {
+    using base_type::base_type;
+    using base_type::operator=;
+};
+
+using File = std::vector<Decl>;
+
+}  // namespace kyotaku::ast
+
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::Ident, name)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::Number, value)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::DateText, text)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::Text, value)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::Operation, op, operand, unit, rounding)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::Expr, first, rest)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::Call, function, args)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::SetLit, open, items)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::Unary, op, operand)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::MatchArm, patterns, value)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::Match, subject, arms)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::IfExpr, condition, then_value, else_value)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::TypeRef, set, name)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::EnumDecl, name, values)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::FactDecl, name, type, default_value)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::ParamDecl, name, type, value)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::AsofDecl, keyword, fact)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::Clause, condition, value, because)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::Version, label, from, until, clauses)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::SlotDecl, kind, name, type, versions)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::Binding, name, op, value)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::FixtureDecl, name, facts)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::TestDecl, name, uses, given, expect)

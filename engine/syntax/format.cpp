@@ -1,0 +1,283 @@
+// The canonical formatter: prints the AST back in one layout (two-space indents, one declaration per block,
+// minimal parentheses, one blank line kept where the author left one). Comments are kept: each is printed,
+// on its own line, before the first construct that follows it in the source. Formatting is idempotent.
+#include "kyotaku/engine.hpp"
+#include "source.hpp"
+
+#include <sstream>
+
+namespace kyotaku {
+
+namespace {
+using syntax::ParsedFile;
+namespace x3 = boost::spirit::x3;
+
+struct Comment {
+    int line;
+    std::string text;
+};
+
+// Comments outside string literals, in source order.
+std::vector<Comment> collect_comments(std::string const& text) {
+    std::vector<Comment> out;
+    int line = 1;
+    bool in_string = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        char c = text[i];
+        if (c == '\n') {
+            ++line;
+            in_string = false;
+        } else if (c == '"') {
+            in_string = !in_string;
+        } else if (c == '#' && !in_string) {
+            std::size_t end = text.find('\n', i);
+            if (end == std::string::npos) end = text.size();
+            std::string t = text.substr(i, end - i);
+            while (!t.empty() && (t.back() == ' ' || t.back() == '\r' || t.back() == '\t')) t.pop_back();
+            out.push_back({line, t});
+            i = end - 1;
+        }
+    }
+    return out;
+}
+
+int precedence(std::string const& op) {
+    if (op == "or") return 1;
+    if (op == "and") return 2;
+    if (op == "==" || op == "!=" || op == "<" || op == "<=" || op == ">" || op == ">=" || op == "in" || op == "not in") return 4;
+    if (op == "..") return 5;
+    if (op == "+" || op == "-") return 6;
+    if (op == "*") return 7;
+    return 9;
+}
+
+class Printer {
+public:
+    explicit Printer(ParsedFile const& f) : f_(f), comments_(collect_comments(f.text)) {}
+
+    std::string run() {
+        int prev_end = 0;
+        bool first = true;
+        for (auto const& d : f_.ast) {
+            auto const& tagged = boost::apply_visitor([](auto const& n) -> x3::position_tagged const& { return n; }, d);
+            int line = line_of(tagged);
+            if (!first) {
+                out_ += "\n";
+                // A blank line in the source between declarations (or before the comments above this one) is kept.
+                int first_comment = line;
+                for (std::size_t c = next_comment_; c < comments_.size() && comments_[c].line < line; ++c)
+                    first_comment = std::min(first_comment, comments_[c].line);
+                if (first_comment - prev_end > 1 || blank_between(prev_end, first_comment)) out_ += "\n";
+            }
+            first = false;
+            comments_before(line, 0);
+            boost::apply_visitor([&](auto const& n) { decl(n); }, d);
+            prev_end = end_line_of(tagged);
+        }
+        comments_before(1 << 30, 0, !f_.ast.empty());
+        if (!out_.empty() && out_.back() != '\n') out_ += "\n";
+        return out_;
+    }
+
+private:
+    ParsedFile const& f_;
+    std::vector<Comment> comments_;
+    std::size_t next_comment_ = 0;
+    std::string out_;
+
+    int line_of(x3::position_tagged const& n) const { return f_.line_col(f_.span_of(n, 0).begin).first; }
+    int end_line_of(x3::position_tagged const& n) const {
+        auto s = f_.span_of(n, 0);
+        return f_.line_col(s.end > s.begin ? s.end - 1 : s.end).first;
+    }
+    bool blank_between(int a, int b) const {
+        for (int l = a + 1; l < b; ++l) {
+            std::string t = f_.line_text(l);
+            if (t.find_first_not_of(" \t\r") == std::string::npos) return true;
+        }
+        return false;
+    }
+    void comments_before(int line, int indent, bool newline_first = false) {
+        bool any = false;
+        while (next_comment_ < comments_.size() && comments_[next_comment_].line < line) {
+            if (newline_first && !any && !out_.empty() && out_.back() == '\n') out_ += "";
+            out_ += std::string(std::size_t(indent), ' ') + comments_[next_comment_].text + "\n";
+            ++next_comment_;
+            any = true;
+        }
+    }
+    static std::string pad(int n) { return std::string(std::size_t(n), ' '); }
+
+    std::string type(ast::TypeRef const& t) { return t.set == "set" ? "set<" + t.name.name + ">" : t.name.name; }
+    std::string text(ast::Text const& t) { return "\"" + t.value + "\""; }
+
+    // Expressions ---------------------------------------------------------------------------------------------
+    static int level(ast::Expr const& e) {
+        int p = 9;
+        for (auto const& op : e.rest) p = std::min(p, precedence(op.op));
+        return p;
+    }
+    std::string operand(ast::Operand const& o, int context, bool right, int indent) {
+        if (auto const* e = boost::get<x3::forward_ast<ast::Expr>>(&o)) {
+            auto const& inner = e->get();
+            if (inner.rest.empty()) return operand(inner.first, context, right, indent);
+            int l = level(inner);
+            std::string s = expr(inner, indent);
+            return (l < context || (right && l == context)) ? "(" + s + ")" : s;
+        }
+        struct V {
+            Printer& p;
+            int indent;
+            std::string operator()(ast::Nil) const { return ""; }
+            std::string operator()(ast::DateText const& d) const { return d.text; }
+            std::string operator()(ast::Number const& n) const { return std::to_string(n.value); }
+            std::string operator()(ast::Text const& t) const { return "\"" + t.value + "\""; }
+            std::string operator()(ast::Ident const& i) const { return i.name; }
+            std::string operator()(ast::Call const& c) const {
+                std::string s = c.function.name + "(";
+                for (std::size_t i = 0; i < c.args.size(); ++i) s += (i ? ", " : "") + p.expr(c.args[i], indent);
+                return s + ")";
+            }
+            std::string operator()(ast::SetLit const& set) const {
+                std::string s = "{";
+                for (std::size_t i = 0; i < set.items.size(); ++i) s += (i ? ", " : "") + p.expr(set.items[i], indent);
+                return s + "}";
+            }
+            std::string operator()(ast::Unary const& u) const {
+                if (u.op == "not") return "not " + p.operand(u.operand, 4, false, indent);
+                return "-" + p.operand(u.operand, 9, false, indent);
+            }
+            std::string operator()(ast::Match const& m) const {
+                std::string s = "match " + p.expr(m.subject, indent) + " {\n";
+                for (auto const& arm : m.arms) {
+                    s += pad(indent + 2);
+                    for (std::size_t i = 0; i < arm.patterns.size(); ++i) s += (i ? ", " : "") + arm.patterns[i].name;
+                    s += " => " + p.expr(arm.value, indent + 2) + "\n";
+                }
+                return s + pad(indent) + "}";
+            }
+            std::string operator()(ast::IfExpr const& i) const {
+                return "if " + p.expr(i.condition, indent) + " then " + p.expr(i.then_value, indent) + " else " + p.expr(i.else_value, indent);
+            }
+            std::string operator()(ast::Expr const& e) const { return p.expr(e, indent); }
+        };
+        return boost::apply_visitor(V{*this, indent}, o);
+    }
+    std::string expr(ast::Expr const& e, int indent) {
+        int l = level(e);
+        std::string s = operand(e.first, l, false, indent);
+        for (auto const& op : e.rest) {
+            s += op.op == ".." ? " .. " : " " + op.op + " ";
+            s += operand(op.operand, precedence(op.op), true, indent);
+            if (!op.unit.empty()) s += " " + op.unit;
+            if (!op.rounding.empty()) s += " round " + op.rounding;
+        }
+        return s;
+    }
+
+    // Declarations --------------------------------------------------------------------------------------------
+    void decl(ast::EnumDecl const& e) {
+        std::string one = "enum " + e.name.name + " { ";
+        for (std::size_t i = 0; i < e.values.size(); ++i) one += (i ? ", " : "") + e.values[i].name;
+        one += " }";
+        if (one.size() <= 100) {
+            out_ += one;
+            return;
+        }
+        out_ += "enum " + e.name.name + " {\n";
+        for (auto const& v : e.values) {
+            comments_before(line_of(v), 2);
+            out_ += "  " + v.name + ",\n";
+        }
+        out_ += "}";
+    }
+    void decl(ast::FactDecl const& f) {
+        out_ += "fact " + f.name.name + " : " + type(f.type);
+        if (f.default_value) out_ += " = " + expr(*f.default_value, 0);
+    }
+    void decl(ast::ParamDecl const& p) {
+        out_ += "param " + p.name.name;
+        if (p.type) out_ += " : " + type(*p.type);
+        out_ += " = " + expr(p.value, 0);
+    }
+    void decl(ast::AsofDecl const& a) { out_ += "asof " + a.fact.name; }
+    void clause(ast::Clause const& c, int indent) {
+        comments_before(line_of(c), indent);
+        out_ += pad(indent) + (c.condition ? "when " + expr(*c.condition, indent) + " => " : std::string("otherwise => "));
+        out_ += expr(c.value, indent);
+        if (c.because) out_ += "\n" + pad(indent + 2) + "because " + text(*c.because);
+        out_ += "\n";
+    }
+    void decl(ast::SlotDecl const& s) {
+        out_ += s.kind + " " + s.name.name;
+        if (s.type) out_ += " : " + type(*s.type);
+        auto const& vs = s.versions;
+        bool simple = vs.size() == 1 && !vs[0].label && !vs[0].from && !vs[0].until && vs[0].clauses.size() == 1 &&
+                      !vs[0].clauses[0].condition;
+        if (simple) {
+            auto const& c = vs[0].clauses[0];
+            out_ += " = " + expr(c.value, 0);
+            if (c.because) out_ += "\n  because " + text(*c.because);
+            return;
+        }
+        bool versioned = vs.size() > 1 || vs[0].label || vs[0].from || vs[0].until;
+        if (!versioned) {
+            out_ += " {\n";
+            for (auto const& c : vs[0].clauses) clause(c, 2);
+            comments_inside(s, 2);
+            out_ += "}";
+            return;
+        }
+        out_ += "\n";
+        for (auto const& v : vs) {
+            comments_before(line_of(v), 2);
+            out_ += "  version";
+            if (v.label) out_ += " " + text(*v.label);
+            if (v.from) out_ += " from " + v.from->text;
+            if (v.until) out_ += " until " + v.until->text;
+            out_ += " {\n";
+            for (auto const& c : v.clauses) clause(c, 4);
+            comments_inside(v, 4);
+            out_ += "  }\n";
+        }
+        out_.pop_back();
+    }
+    // Comments before the closing brace of a block.
+    void comments_inside(x3::position_tagged const& block, int indent) { comments_before(end_line_of(block), indent); }
+    void bindings(std::vector<ast::Binding> const& bs, int indent) {
+        for (auto const& b : bs) {
+            comments_before(line_of(b), indent);
+            out_ += pad(indent) + b.name.name + " " + b.op + " " + expr(b.value, indent) + "\n";
+        }
+    }
+    void decl(ast::FixtureDecl const& f) {
+        out_ += "fixture " + f.name.name + " {\n";
+        bindings(f.facts, 2);
+        comments_inside(f, 2);
+        out_ += "}";
+    }
+    void decl(ast::TestDecl const& t) {
+        out_ += "test " + text(t.name);
+        if (t.uses) out_ += " uses " + t.uses->name;
+        out_ += " {\n";
+        if (!t.given.empty()) {
+            out_ += "  given\n";
+            bindings(t.given, 4);
+        }
+        out_ += "  expect\n";
+        bindings(t.expect, 4);
+        comments_inside(t, 2);
+        out_ += "}";
+    }
+};
+}  // namespace
+
+FormatResult format_source(SourceFile const& file) {
+    FormatResult r;
+    auto parsed = syntax::parse_file(file.path, file.text, r.diagnostics);
+    if (!parsed->ok) return r;
+    r.text = Printer(*parsed).run();
+    return r;
+}
+
+}  // namespace kyotaku

@@ -1,0 +1,217 @@
+// The rule-file grammar (definitions). Included only by grammar.cpp.
+//
+// Statements are delimited by keywords, not by newlines, so a clause may span lines freely. Literals are kept
+// as text in the AST; the checker validates them so that a bad date gets its own diagnostic.
+#pragma once
+
+#include "grammar.hpp"
+
+#include <boost/spirit/home/x3.hpp>
+#include <boost/spirit/home/x3/support/utility/lambda_visitor.hpp>
+
+namespace kyotaku::grammar {
+
+struct position_tag;
+
+// Tags each successfully parsed node with its source range in the position cache.
+struct annotate_position {
+    template <typename It, typename Ctx, typename... Ts>
+    void on_success(It const& first, It const& last, x3::variant<Ts...>& node, Ctx const& ctx) {
+        node.apply_visitor(x3::make_lambda_visitor<void>([&](auto& inner) { this->on_success(first, last, inner, ctx); }));
+    }
+    template <typename It, typename Ctx, typename T>
+    void on_success(It const& first, It const& last, x3::forward_ast<T>& node, Ctx const& ctx) {
+        on_success(first, last, node.get(), ctx);
+    }
+    template <typename It, typename Ctx, typename T>
+    void on_success(It const& first, It const& last, T& node, Ctx const& ctx) {
+        if constexpr (std::is_base_of_v<x3::position_tagged, T>) {
+            auto& cache = x3::get<position_tag>(ctx).get();
+            cache.annotate(node, first, last);
+        }
+    }
+};
+
+// One byte of an identifier: ASCII letters, digits, `_`, or any byte of a multi-byte UTF-8 character
+// (Japanese names and enum values).
+template <bool Start>
+struct id_char_parser : x3::parser<id_char_parser<Start>> {
+    using attribute_type = char;
+    static bool const has_attribute = true;
+    template <typename It, typename Ctx, typename RCtx, typename Attr>
+    bool parse(It& first, It const& last, Ctx const& ctx, RCtx&, Attr& attr) const {
+        x3::skip_over(first, last, ctx);
+        if (first == last) return false;
+        auto c = static_cast<unsigned char>(*first);
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80 ||
+                  (!Start && c >= '0' && c <= '9');
+        if (!ok) return false;
+        x3::traits::move_to(static_cast<char>(c), attr);
+        ++first;
+        return true;
+    }
+};
+id_char_parser<true> const id_start{};
+id_char_parser<false> const id_char{};
+
+// A keyword: the word not followed by an identifier character.
+inline auto kw(char const* word) { return x3::lexeme[x3::lit(word) >> !id_char]; }
+inline auto kw_str(char const* word) { return x3::lexeme[x3::string(word) >> !id_char]; }
+
+auto const keyword = kw("enum") | kw("fact") | kw("param") | kw("let") | kw("decision") | kw("when") |
+                     kw("otherwise") | kw("because") | kw("version") | kw("from") | kw("until") | kw("test") |
+                     kw("given") | kw("expect") | kw("uses") | kw("fixture") | kw("match") | kw("if") | kw("then") |
+                     kw("else") | kw("and") | kw("or") | kw("not") | kw("in") | kw("asof") | kw("round") |
+                     kw("days") | kw("day") | kw("months") | kw("month");
+
+using x3::attr;
+using x3::lexeme;
+using x3::lit;
+
+x3::rule<class ident_id, ast::Ident> const ident = "名前 name";
+x3::rule<class type_name_id, ast::Ident> const type_name = "型名 type name";
+x3::rule<class number_id, ast::Number> const number = "数値 number";
+x3::rule<class date_text_id, ast::DateText> const date_text = "日付 date";
+x3::rule<class text_id, ast::Text> const text = "文字列 \"text\"";
+x3::rule<class expr_id, ast::Expr> const expr = "式 expression";
+x3::rule<class and_expr_id, ast::Expr> const and_expr = "式 expression";
+x3::rule<class not_expr_id, ast::Operand> const not_expr = "式 expression";
+x3::rule<class not_op_id, ast::Unary> const not_op = "not";
+x3::rule<class cmp_expr_id, ast::Expr> const cmp_expr = "式 expression";
+x3::rule<class range_expr_id, ast::Expr> const range_expr = "式 expression";
+x3::rule<class add_expr_id, ast::Expr> const add_expr = "式 expression";
+x3::rule<class mul_expr_id, ast::Expr> const mul_expr = "式 expression";
+x3::rule<class unary_expr_id, ast::Operand> const unary_expr = "式 expression";
+x3::rule<class neg_id, ast::Unary> const neg = "-";
+x3::rule<class primary_id, ast::Operand> const primary = "値 value";
+x3::rule<class cmp_op_id, std::string> const cmp_op = "比較 comparison";
+x3::rule<class add_operation_id, ast::Operation> const add_operation = "+ / -";
+x3::rule<class unit_id, std::string> const unit = "単位 unit";
+x3::rule<class rounding_id, std::string> const rounding = "round clamp / round up";
+x3::rule<class call_id, ast::Call> const call = "関数呼び出し call";
+x3::rule<class set_lit_id, ast::SetLit> const set_lit = "集合 {…}";
+x3::rule<class match_id, ast::Match> const match = "match";
+x3::rule<class arm_id, ast::MatchArm> const arm = "match の枝 match arm";
+x3::rule<class if_id, ast::IfExpr> const if_expr = "if";
+x3::rule<class type_ref_id, ast::TypeRef> const type_ref = "型 type";
+x3::rule<class enum_decl_id, ast::EnumDecl> const enum_decl = "enum";
+x3::rule<class fact_decl_id, ast::FactDecl> const fact_decl = "fact";
+x3::rule<class param_decl_id, ast::ParamDecl> const param_decl = "param";
+x3::rule<class asof_decl_id, ast::AsofDecl> const asof_decl = "asof";
+x3::rule<class clause_id, ast::Clause> const clause = "条項 clause (when … => … / otherwise => …)";
+x3::rule<class simple_clause_id, ast::Clause> const simple_clause = "式 expression";
+x3::rule<class version_id, ast::Version> const version = "version";
+x3::rule<class simple_version_id, ast::Version> const simple_version = "式 expression";
+x3::rule<class block_version_id, ast::Version> const block_version = "条項 clause";
+x3::rule<class body_id, std::vector<ast::Version>> const body = "本体 body (= 式, { 条項 }, version …)";
+x3::rule<class slot_decl_id, ast::SlotDecl> const slot_decl = "let / decision";
+x3::rule<class binding_id, ast::Binding> const binding = "名前 = 値 name = value";
+x3::rule<class fixture_id, ast::FixtureDecl> const fixture_decl = "fixture";
+x3::rule<class test_id, ast::TestDecl> const test_decl = "test";
+x3::rule<class decl_id, ast::Decl> const decl = "宣言 declaration";
+x3::rule<class file_id, ast::File> const file = "宣言 declaration (enum, fact, param, asof, let, decision, fixture, test)";
+
+auto const digit = x3::char_('0', '9');
+auto const ident_def = x3::raw[lexeme[!keyword >> (id_start >> *id_char) >> *('.' >> id_start >> *id_char)]];
+auto const type_name_def = x3::raw[lexeme[id_start >> *id_char]];
+auto const number_def = x3::long_long;
+
+auto const era_kanji = lit("令和") | lit("平成") | lit("昭和") | lit("大正") | lit("明治");
+auto const iso_dm = x3::repeat(4)[digit] >> '-' >> x3::repeat(1, 2)[digit] >> -('-' >> x3::repeat(1, 2)[digit]);
+auto const wareki = era_kanji >> (lit("元") | +digit) >> lit("年") >> +digit >> lit("月") >> -(+digit >> lit("日"));
+auto const wareki_letter = x3::char_("MTSHRmtshr") >> +digit >> '.' >> +digit >> -('.' >> +digit);
+auto const date_text_def = lexeme[x3::raw[iso_dm | wareki | wareki_letter] >> !id_char >> !digit];
+
+auto const text_def = lexeme['"' > *(x3::char_ - '"' - x3::eol) > '"'];
+
+auto const expr_def = and_expr >> *(x3::attr(std::string("or")) >> kw("or") > not_expr > attr(std::string()) > attr(std::string()));
+auto const and_expr_def = not_expr >> *(x3::attr(std::string("and")) >> kw("and") > not_expr > attr(std::string()) > attr(std::string()));
+auto const not_op_def = kw_str("not") >> !kw("in") > not_expr;
+auto const not_expr_def = not_op | cmp_expr;
+auto const cmp_op_def = x3::string("==") | x3::string("!=") | x3::string("<=") | x3::string(">=") |
+                        (x3::string("<") >> !lit('-')) | (x3::string(">") >> !lit('=')) |
+                        (kw("not") >> kw("in") >> attr(std::string("not in"))) | kw_str("in");
+auto const cmp_expr_def = range_expr >> *(cmp_op > range_expr > attr(std::string()) > attr(std::string()));
+auto const range_expr_def = add_expr >> *(x3::string("..") > add_expr > attr(std::string()) > attr(std::string()));
+auto const unit_def = ((kw("days") | kw("day") | lit("日")) >> attr(std::string("days"))) |
+                      ((kw("months") | kw("month") | lit("か月") | lit("ヶ月") | lit("カ月")) >> attr(std::string("months")));
+auto const rounding_def = kw("round") > (kw_str("clamp") | kw_str("up"));
+auto const add_operation_def = (x3::string("+") | (x3::string("-") >> !lit('>'))) > mul_expr >
+                               (unit | attr(std::string())) > (rounding | attr(std::string()));
+auto const add_expr_def = mul_expr >> *add_operation;
+auto const mul_expr_def = unary_expr >> *(x3::string("*") > unary_expr > attr(std::string()) > attr(std::string()));
+auto const neg_def = x3::string("-") > primary;
+auto const unary_expr_def = neg | primary;
+auto const call_def = ident >> '(' > -(expr % ',') > ')';
+auto const set_lit_def = x3::string("{") > -(expr % ',') > -lit(',') > '}';
+auto const arm_def = (ident % ',') > "=>" > expr > -lit(',');
+auto const match_def = kw("match") > expr > '{' > +arm > '}';
+auto const if_expr_def = kw("if") > expr > kw("then") > expr > kw("else") > expr;
+auto const primary_def = date_text | number | text | match | if_expr | call | set_lit | ident | ('(' > expr > ')');
+
+auto const type_ref_def = (x3::string("set") >> '<' > type_name > '>') | (attr(std::string()) >> type_name);
+auto const enum_decl_def = kw("enum") > ident > '{' > (ident % ',') > -lit(',') > '}';
+auto const fact_decl_def = kw("fact") > ident > ':' > type_ref > -(lit('=') > expr);
+auto const param_decl_def = kw("param") > ident > -(':' > type_ref) > '=' > expr;
+auto const asof_decl_def = kw_str("asof") > ident;
+auto const because = kw("because") > text;
+auto const clause_def = (kw("when") > expr > "=>" > expr > -because) |
+                        (kw("otherwise") >> attr(boost::optional<ast::Expr>()) > "=>" > expr > -because);
+auto const simple_clause_def = attr(boost::optional<ast::Expr>()) >> expr >> -because;
+auto const version_def = kw("version") > -text > -(kw("from") > date_text) > -(kw("until") > date_text) > '{' >
+                         +clause > '}';
+auto const simple_version_def = attr(boost::optional<ast::Text>()) >> attr(boost::optional<ast::DateText>()) >>
+                                attr(boost::optional<ast::DateText>()) >> x3::repeat(1)[simple_clause];
+auto const block_version_def = attr(boost::optional<ast::Text>()) >> attr(boost::optional<ast::DateText>()) >>
+                               attr(boost::optional<ast::DateText>()) >> (+clause > '}');
+auto const body_def = (lit('=') > x3::repeat(1)[simple_version]) | (lit('{') > x3::repeat(1)[block_version]) | +version;
+auto const slot_decl_def = (kw_str("decision") | kw_str("let")) > ident > -(':' > type_ref) > body;
+auto const binding_def = ident > (x3::string("=") | x3::string("~")) > expr > -lit(',');
+auto const fixture_decl_def = kw("fixture") > ident > '{' > *binding > '}';
+auto const test_decl_def = kw("test") > text > -(kw("uses") > ident) > '{' >
+                           ((kw("given") > *binding) | attr(std::vector<ast::Binding>())) > kw("expect") > +binding > '}';
+auto const decl_def = enum_decl | fact_decl | param_decl | asof_decl | slot_decl | fixture_decl | test_decl;
+auto const file_def = *decl > x3::eoi;
+
+BOOST_SPIRIT_DEFINE(ident, type_name, number, date_text, text, expr, and_expr, not_expr, not_op, cmp_expr, range_expr,
+                    add_expr, mul_expr, unary_expr, neg, primary, cmp_op, add_operation, unit, rounding, call, set_lit,
+                    match, arm, if_expr, type_ref, enum_decl, fact_decl, param_decl, asof_decl, clause, simple_clause,
+                    version, simple_version, block_version, body, slot_decl, binding, fixture_decl, test_decl, decl,
+                    file)
+
+// Every rule tags its node with a position.
+struct ident_id : annotate_position {};
+struct type_name_id : annotate_position {};
+struct number_id : annotate_position {};
+struct date_text_id : annotate_position {};
+struct text_id : annotate_position {};
+struct expr_id : annotate_position {};
+struct and_expr_id : annotate_position {};
+struct cmp_expr_id : annotate_position {};
+struct range_expr_id : annotate_position {};
+struct add_expr_id : annotate_position {};
+struct mul_expr_id : annotate_position {};
+struct not_op_id : annotate_position {};
+struct neg_id : annotate_position {};
+struct add_operation_id : annotate_position {};
+struct call_id : annotate_position {};
+struct set_lit_id : annotate_position {};
+struct match_id : annotate_position {};
+struct arm_id : annotate_position {};
+struct if_id : annotate_position {};
+struct type_ref_id : annotate_position {};
+struct enum_decl_id : annotate_position {};
+struct fact_decl_id : annotate_position {};
+struct param_decl_id : annotate_position {};
+struct asof_decl_id : annotate_position {};
+struct clause_id : annotate_position {};
+struct simple_clause_id : annotate_position {};
+struct version_id : annotate_position {};
+struct simple_version_id : annotate_position {};
+struct block_version_id : annotate_position {};
+struct slot_decl_id : annotate_position {};
+struct binding_id : annotate_position {};
+struct fixture_id : annotate_position {};
+struct test_id : annotate_position {};
+
+}  // namespace kyotaku::grammar
