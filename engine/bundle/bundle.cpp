@@ -8,6 +8,7 @@
 #include <cereal/types/string.hpp>
 #include <cereal/types/vector.hpp>
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -26,11 +27,11 @@ template <class A> void serialize(A& a, SlotInfo& s) {
 }
 template <class A> void serialize(A& a, TestValue& v) { a(v.is_null, v.scalar, v.months, v.text); }
 template <class A> void serialize(A& a, TestBinding& b) { a(b.target, b.id, b.contains, b.value, b.loc); }
-template <class A> void serialize(A& a, TestCase& t) { a(t.name, t.loc, t.given, t.expect); }
+template <class A> void serialize(A& a, TestCase& t) { a(t.name, t.loc, t.fixture, t.given, t.expect); }
 template <class A> void serialize(A& a, Instr& i) { a(i.op, i.a, i.b, i.c, i.d); }
 template <class A> void serialize(A& a, Program& p) {
     a(p.files, p.enums, p.facts, p.params, p.slots, p.clauses, p.outputs, p.code, p.consts, p.strings, p.tests,
-      p.asof_fact, p.num_regs, p.source_hash);
+      p.fixtures, p.asof_fact, p.num_regs, p.source_hash);
 }
 
 namespace {
@@ -44,6 +45,28 @@ std::uint64_t fnv1a(std::string_view bytes, std::uint64_t h = 146959810393466560
     }
     return h;
 }
+
+// A checksum of the payload, eight bytes at a time (a corruption check, not a security measure).
+std::uint64_t checksum64(std::string_view bytes) {
+    std::uint64_t h = 0x9E3779B97F4A7C15ull ^ bytes.size();
+    std::size_t i = 0;
+    for (; i + 8 <= bytes.size(); i += 8) {
+        std::uint64_t w;
+        std::memcpy(&w, bytes.data() + i, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+        h ^= h >> 32;
+    }
+    for (; i < bytes.size(); ++i) h = (h ^ static_cast<unsigned char>(bytes[i])) * 1099511628211ull;
+    return h ^ (h >> 29);
+}
+
+// Reads from memory without copying it (std::istream over a span).
+struct MemoryBuffer : std::streambuf {
+    MemoryBuffer(char const* data, std::size_t size) {
+        char* p = const_cast<char*>(data);
+        setg(p, p, p + size);
+    }
+};
 
 // Every index in the program must point inside it, so that the evaluator never reads out of bounds.
 std::string validate(Program const& p) {
@@ -67,6 +90,24 @@ std::string validate(Program const& p) {
     }
     for (auto o : p.outputs)
         if (o >= p.slots.size()) return bad("outputs");
+    auto binding_ok = [&](TestBinding const& b) {
+        switch (b.target) {
+            case TestBinding::Target::Fact: return b.id < p.facts.size();
+            case TestBinding::Target::Param: return b.id < p.params.size();
+            case TestBinding::Target::Slot: return b.id < p.slots.size();
+        }
+        return false;
+    };
+    for (auto const& f : p.fixtures)
+        for (auto const& b : f)
+            if (!binding_ok(b)) return bad("fixture");
+    for (auto const& t : p.tests) {
+        if (t.fixture >= int(p.fixtures.size()) || t.fixture < -1) return bad("test");
+        for (auto const& b : t.given)
+            if (!binding_ok(b) || b.target == TestBinding::Target::Slot) return bad("test");
+        for (auto const& b : t.expect)
+            if (!binding_ok(b) || b.target != TestBinding::Target::Slot) return bad("test");
+    }
     for (auto const& c : p.clauses) {
         if (c.slot >= p.slots.size() || c.loc.file >= p.files.size()) return bad("clause");
         for (auto const& piece : c.because) {
@@ -140,26 +181,43 @@ std::string save_bundle(Program const& program) {
         ar(const_cast<Program&>(program));
     }
     std::string payload = payload_stream.str();
-    std::ostringstream out(std::ios::binary);
-    out.write(magic, sizeof magic);
+    std::ostringstream header_stream(std::ios::binary);
     {
-        cereal::BinaryOutputArchive ar(out);
+        cereal::BinaryOutputArchive ar(header_stream);
         std::uint32_t format = bundle_format_version;
         std::string compiler = compiler_version;
-        std::uint64_t source_hash = program.source_hash, checksum = fnv1a(payload);
-        ar(format, compiler, source_hash, checksum, payload);
+        std::uint64_t source_hash = program.source_hash, checksum = checksum64(payload), size = payload.size();
+        ar(format, compiler, source_hash, checksum, size);
     }
-    return out.str();
+    std::string header = header_stream.str();
+    std::uint32_t header_size = std::uint32_t(header.size());
+    std::string out(magic, sizeof magic);
+    out.append(reinterpret_cast<char const*>(&header_size), sizeof header_size);
+    out += header;
+    out += payload;
+    return out;
 }
 
 LoadResult load_bundle(std::string_view bytes, std::optional<std::uint64_t> expected_source_hash) {
+    // Layout: "KYTKBNDL", u32 header size, header (cereal: format, compiler, source hash, checksum, payload
+    // size), payload (cereal: the Program). Read in place, without copying the payload.
     LoadResult r;
     if (bytes.size() < sizeof magic || bytes.substr(0, sizeof magic) != std::string_view(magic, sizeof magic)) {
         r.error = "kyotaku のバンドルではありません / not a kyotaku bundle";
         return r;
     }
+    auto damaged = [&](char const* what) {
+        r.error = std::string("バンドルが壊れています / bundle is damaged (") + what + ")";
+        return r;
+    };
+    std::uint32_t header_size = 0;
+    if (bytes.size() < sizeof magic + sizeof header_size) return damaged("truncated");
+    std::memcpy(&header_size, bytes.data() + sizeof magic, sizeof header_size);
+    std::size_t header_at = sizeof magic + sizeof header_size;
+    if (header_size > bytes.size() - header_at) return damaged("truncated header");
     try {
-        std::istringstream in(std::string(bytes.substr(sizeof magic)), std::ios::binary);
+        MemoryBuffer header_buf(bytes.data() + header_at, header_size);
+        std::istream in(&header_buf);
         cereal::BinaryInputArchive ar(in);
         std::uint32_t format = 0;
         ar(format);
@@ -170,8 +228,8 @@ LoadResult load_bundle(std::string_view bytes, std::optional<std::uint64_t> expe
                       "; recompile it with kyotaku compile";
             return r;
         }
-        std::string compiler, payload;
-        std::uint64_t source_hash = 0, checksum = 0;
+        std::string compiler;
+        std::uint64_t source_hash = 0, checksum = 0, payload_size = 0;
         ar(compiler);
         if (compiler != compiler_version) {
             r.error = "バンドルは別の版のコンパイラで作られています (" + compiler + "、この kyotaku は " + compiler_version +
@@ -179,24 +237,22 @@ LoadResult load_bundle(std::string_view bytes, std::optional<std::uint64_t> expe
                       compiler_version + "; recompile it";
             return r;
         }
-        ar(source_hash, checksum, payload);
-        if (fnv1a(payload) != checksum) {
-            r.error = "バンドルが壊れています (チェックサム不一致) / bundle is damaged (checksum mismatch)";
-            return r;
-        }
+        ar(source_hash, checksum, payload_size);
+        std::size_t payload_at = header_at + header_size;
+        if (payload_size != bytes.size() - payload_at) return damaged("payload size");
+        std::string_view payload = bytes.substr(payload_at);
+        if (checksum64(payload) != checksum) return damaged("checksum mismatch");
         if (expected_source_hash && *expected_source_hash != source_hash) {
             r.error = "バンドルは現在のルールファイルから作られたものではありません (ソースのハッシュ不一致)。kyotaku compile で作り直してください / "
                       "bundle was not compiled from these rule sources (source hash mismatch); recompile it";
             return r;
         }
         auto program = std::make_shared<Program>();
-        std::istringstream pin(payload, std::ios::binary);
+        MemoryBuffer payload_buf(payload.data(), payload.size());
+        std::istream pin(&payload_buf);
         cereal::BinaryInputArchive par(pin);
         par(*program);
-        if (program->source_hash != source_hash) {
-            r.error = "バンドルが壊れています / bundle is damaged (inconsistent source hash)";
-            return r;
-        }
+        if (program->source_hash != source_hash) return damaged("inconsistent source hash");
         if (auto e = validate(*program); !e.empty()) {
             r.error = e;
             return r;

@@ -32,7 +32,22 @@ std::string type_name(Program const& p, Type t) {
     return "?";
 }
 
-std::size_t edit_distance(std::string const& a, std::string const& b) {
+std::u32string code_points(std::string const& s) {
+    std::u32string out;
+    for (std::size_t i = 0; i < s.size();) {
+        auto c = static_cast<unsigned char>(s[i]);
+        std::size_t n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+        char32_t cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
+        for (std::size_t k = 1; k < n && i + k < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+        out.push_back(cp);
+        i += n;
+    }
+    return out;
+}
+
+// Edit distance in characters (not bytes), for "did you mean" suggestions.
+std::size_t edit_distance(std::string const& a8, std::string const& b8) {
+    std::u32string a = code_points(a8), b = code_points(b8);
     std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
     for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
     for (std::size_t i = 1; i <= a.size(); ++i) {
@@ -88,6 +103,7 @@ private:
     std::vector<SlotDef> slot_defs_;
     std::map<std::string, std::vector<std::pair<int, int>>> enum_values_;  // value name → (enum, index)
     std::map<std::string, std::pair<ast::FixtureDecl const*, std::uint16_t>> fixtures_;
+    std::map<std::string, int> fixture_index_;  // fixture name → Program::fixtures
     std::map<std::string, std::string> declared_;  // name → what it is (for duplicate detection)
     std::uint16_t file_ = 0;                        // file of the node being checked
     ast::AsofDecl const* asof_decl_ = nullptr;
@@ -366,7 +382,8 @@ std::optional<Node> Checker::ident(ast::Ident const& id, std::optional<Type> hin
     }
     // Unknown: suggest the nearest declared name.
     std::string best;
-    std::size_t best_d = 3;
+    std::size_t len = code_points(id.name).size();
+    std::size_t best_d = len <= 2 ? 2 : 3;  // at most one edit for short names, two otherwise
     auto consider = [&](std::string const& cand) {
         std::size_t d = edit_distance(id.name, cand);
         if (d < best_d) best_d = d, best = cand;
@@ -1124,14 +1141,20 @@ void Checker::check_tests() {
                           "unknown fixture '" + t->uses->name + "'");
                     ok = false;
                 } else {
-                    std::uint16_t saved = file_;
-                    file_ = it->second.second;
-                    for (auto const& b : it->second.first->facts) {
-                        auto tb = bind(b, false);
-                        if (tb) tc.given.push_back(std::move(*tb));
-                        else ok = false;
+                    auto [slot, fresh] = fixture_index_.emplace(it->first, int(prog_.fixtures.size()));
+                    if (fresh) {
+                        std::vector<TestBinding> bindings;
+                        std::uint16_t saved = file_;
+                        file_ = it->second.second;
+                        for (auto const& b : it->second.first->facts) {
+                            auto tb = bind(b, false);
+                            if (tb) bindings.push_back(std::move(*tb));
+                            else ok = false;
+                        }
+                        file_ = saved;
+                        prog_.fixtures.push_back(std::move(bindings));
                     }
-                    file_ = saved;
+                    tc.fixture = slot->second;
                 }
             }
             for (auto const& b : t->given) {

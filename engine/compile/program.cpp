@@ -46,6 +46,8 @@ std::size_t Program::memory_bytes() const {
     }
     n += outputs.capacity() * sizeof(std::uint32_t) + code.capacity() * sizeof(Instr) + consts.capacity() * sizeof(std::int64_t);
     for (auto const& s : strings) n += sizeof s + str(s);
+    for (auto const& f : fixtures)
+        for (auto const& b : f) n += sizeof b + b.value.months.capacity() * 8 + str(b.value.text);
     for (auto const& t : tests) {
         n += sizeof t + str(t.name);
         for (auto const& b : t.given) n += sizeof b + b.value.months.capacity() * 8 + str(b.value.text);

@@ -134,7 +134,7 @@ void Evaluator::reset_params() {
 
 void Evaluator::begin_record(Activation const& facts) {
     facts_ = &facts;
-    std::memset(done_.data(), 0, done_.size());
+    if (!done_.empty()) std::memset(done_.data(), 0, done_.size());
     missing_hit_ = 0;
     no_version_ = false;
 }
@@ -326,10 +326,7 @@ std::string Evaluator::render_text(std::int64_t text, Activation const& facts, b
                 break;
             case TextPiece::Kind::Slot: {
                 if (facts_ != &facts) begin_record(facts);
-                auto saved_trace = trace_;
-                trace_ = nullptr;
                 bool ok = slot(p.id);
-                trace_ = saved_trace;
                 out += ok ? format_value(p.type, regs_[program_->slots[p.id].result_reg], facts) : "(不明)";
                 break;
             }

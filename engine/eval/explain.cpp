@@ -4,7 +4,9 @@
 #include "kyotaku/engine.hpp"
 #include "kyotaku/jsonl.hpp"
 
+#include <algorithm>
 #include <sstream>
+#include <tuple>
 
 namespace kyotaku {
 
@@ -45,6 +47,10 @@ std::string explain(std::shared_ptr<Program const> program, std::string_view jso
         ev.begin(facts);
         ev.set_trace(&trace);
         Outcome o = ev.evaluate_slot(facts, s);
+        // The reason is rendered while tracing, so that the values it names appear among the intermediate ones.
+        std::string reason = o.status == Status::ok && !p.clauses[o.clause].because.empty()
+                                 ? ev.render_text(std::int64_t(o.clause), facts, false)
+                                 : std::string();
         ev.set_trace(nullptr);
         out << "\n■ " << slot.name << " = ";
         if (o.status == Status::missing_facts) {
@@ -71,10 +77,18 @@ std::string explain(std::shared_ptr<Program const> program, std::string_view jso
                 out << "  見送り: " << p.location(p.clauses[e.id].loc) << "  " << first_line(p.clauses[e.id].source) << "  → 条件が偽\n";
         auto const& c = p.clauses[o.clause];
         out << "  決め手: " << p.location(c.loc) << "  " << first_line(c.source) << "\n";
-        if (!c.because.empty()) out << "  理由: " << ev.render_text(std::int64_t(o.clause), facts, false) << "\n";
+        if (!reason.empty()) out << "  理由: " << reason << "\n";
+        // Intermediate values in the order the rule files state them (起算日 → 満了日 → 末日 …).
+        std::vector<TraceEvent> values;
+        for (auto const& e : trace)
+            if (e.kind == TraceEvent::Kind::Slot && e.id != s) values.push_back(e);
+        std::stable_sort(values.begin(), values.end(), [&](TraceEvent const& a, TraceEvent const& b) {
+            auto const& la = p.slots[a.id].loc;
+            auto const& lb = p.slots[b.id].loc;
+            return std::tie(la.file, la.line) < std::tie(lb.file, lb.line);
+        });
         bool header = false;
-        for (auto const& e : trace) {
-            if (e.kind != TraceEvent::Kind::Slot || e.id == s) continue;
+        for (auto const& e : values) {
             if (!header) out << "  途中の値:\n";
             header = true;
             auto const& ls = p.slots[e.id];

@@ -25,7 +25,12 @@ TestReport run_tests(std::shared_ptr<Program const> program) {
     for (auto const& t : p.tests) {
         facts.clear();
         ev.reset_params();
-        for (auto const& g : t.given) {
+        std::vector<TestBinding const*> given;
+        if (t.fixture >= 0)
+            for (auto const& g : p.fixtures[std::size_t(t.fixture)]) given.push_back(&g);
+        for (auto const& g : t.given) given.push_back(&g);
+        for (auto const* gp : given) {
+            auto const& g = *gp;
             if (g.target == TestBinding::Target::Param) {
                 ev.set_param(g.id, g.value.scalar);
                 continue;

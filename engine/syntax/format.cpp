@@ -56,26 +56,16 @@ public:
     explicit Printer(ParsedFile const& f) : f_(f), comments_(collect_comments(f.text)) {}
 
     std::string run() {
-        int prev_end = 0;
-        bool first = true;
         for (auto const& d : f_.ast) {
             auto const& tagged = boost::apply_visitor([](auto const& n) -> x3::position_tagged const& { return n; }, d);
             int line = line_of(tagged);
-            if (!first) {
-                out_ += "\n";
-                // A blank line in the source between declarations (or before the comments above this one) is kept.
-                int first_comment = line;
-                for (std::size_t c = next_comment_; c < comments_.size() && comments_[c].line < line; ++c)
-                    first_comment = std::min(first_comment, comments_[c].line);
-                if (first_comment - prev_end > 1 || blank_between(prev_end, first_comment)) out_ += "\n";
-            }
-            first = false;
-            comments_before(line, 0);
+            comments_before(line, 0, true);
+            keep_blank(line);
             boost::apply_visitor([&](auto const& n) { decl(n); }, d);
-            prev_end = end_line_of(tagged);
+            out_ += "\n";
+            last_line_ = end_line_of(tagged);
         }
-        comments_before(1 << 30, 0, !f_.ast.empty());
-        if (!out_.empty() && out_.back() != '\n') out_ += "\n";
+        comments_before(1 << 30, 0, true);
         return out_;
     }
 
@@ -83,6 +73,7 @@ private:
     ParsedFile const& f_;
     std::vector<Comment> comments_;
     std::size_t next_comment_ = 0;
+    int last_line_ = 0;  // source line of the last top-level thing printed
     std::string out_;
 
     int line_of(x3::position_tagged const& n) const { return f_.line_col(f_.span_of(n, 0).begin).first; }
@@ -97,13 +88,16 @@ private:
         }
         return false;
     }
-    void comments_before(int line, int indent, bool newline_first = false) {
-        bool any = false;
+    // At the top level, one blank line is kept where the source has at least one.
+    void keep_blank(int line) {
+        if (last_line_ > 0 && blank_between(last_line_, line)) out_ += "\n";
+    }
+    void comments_before(int line, int indent, bool top = false) {
         while (next_comment_ < comments_.size() && comments_[next_comment_].line < line) {
-            if (newline_first && !any && !out_.empty() && out_.back() == '\n') out_ += "";
+            if (top) keep_blank(comments_[next_comment_].line);
             out_ += std::string(std::size_t(indent), ' ') + comments_[next_comment_].text + "\n";
+            if (top) last_line_ = comments_[next_comment_].line;
             ++next_comment_;
-            any = true;
         }
     }
     static std::string pad(int n) { return std::string(std::size_t(n), ' '); }
@@ -141,7 +135,14 @@ private:
             std::string operator()(ast::SetLit const& set) const {
                 std::string s = "{";
                 for (std::size_t i = 0; i < set.items.size(); ++i) s += (i ? ", " : "") + p.expr(set.items[i], indent);
-                return s + "}";
+                s += "}";
+                std::size_t chars = 0;
+                for (char c : s) chars += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+                if (chars <= 60) return s;
+                // A long set: one item a line, with a trailing comma.
+                s = "{\n";
+                for (auto const& item : set.items) s += pad(indent + 2) + p.expr(item, indent + 2) + ",\n";
+                return s + pad(indent) + "}";
             }
             std::string operator()(ast::Unary const& u) const {
                 if (u.op == "not") return "not " + p.operand(u.operand, 4, false, indent);
@@ -164,7 +165,7 @@ private:
         return boost::apply_visitor(V{*this, indent}, o);
     }
     std::string expr(ast::Expr const& e, int indent) {
-        int l = level(e);
+        int l = e.rest.empty() ? 0 : level(e);
         std::string s = operand(e.first, l, false, indent);
         for (auto const& op : e.rest) {
             s += op.op == ".." ? " .. " : " " + op.op + " ";

@@ -12,7 +12,8 @@ ParseOutcome parse(std::string const& text, position_cache& positions) {
     ParseOutcome out;
     iterator_type first = text.begin();
     iterator_type const last = text.end();
-    auto const parser = x3::with<position_tag>(std::ref(positions))[file];
+    int depth = 0;
+    auto const parser = x3::with<depth_tag>(std::ref(depth))[x3::with<position_tag>(std::ref(positions))[file]];
     try {
         bool ok = x3::phrase_parse(first, last, parser, skipper, out.file);
         if (!ok || first != last) {

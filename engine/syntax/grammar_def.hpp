@@ -32,6 +32,36 @@ struct annotate_position {
     }
 };
 
+struct depth_tag;
+inline constexpr int max_nesting = 100;
+inline char const* const nesting_error = "nesting-limit";
+
+// Bounds the recursion of the grammar (parentheses, match, if, not): deeply nested input is an error, never a
+// stack overflow.
+template <typename Subject>
+struct depth_guard_directive : x3::unary_parser<Subject, depth_guard_directive<Subject>> {
+    using base_type = x3::unary_parser<Subject, depth_guard_directive<Subject>>;
+    static bool const is_pass_through_unary = true;
+    constexpr depth_guard_directive(Subject const& subject) : base_type(subject) {}
+    template <typename It, typename Ctx, typename RCtx, typename Attr>
+    bool parse(It& first, It const& last, Ctx const& ctx, RCtx& rctx, Attr& attr) const {
+        int& depth = x3::get<depth_tag>(ctx).get();
+        if (depth >= max_nesting) boost::throw_exception(x3::expectation_failure<It>(first, nesting_error));
+        struct Restore {
+            int& d;
+            ~Restore() { --d; }
+        } restore{++depth};
+        return this->subject.parse(first, last, ctx, rctx, attr);
+    }
+};
+struct depth_guard_gen {
+    template <typename Subject>
+    constexpr depth_guard_directive<typename x3::extension::as_parser<Subject>::value_type> operator[](Subject const& s) const {
+        return {x3::as_parser(s)};
+    }
+};
+inline constexpr depth_guard_gen depth_guard{};
+
 // One byte of an identifier: ASCII letters, digits, `_`, or any byte of a multi-byte UTF-8 character
 // (Japanese names and enum values).
 template <bool Start>
@@ -124,9 +154,9 @@ auto const date_text_def = lexeme[x3::raw[iso_dm | wareki | wareki_letter] >> !i
 
 auto const text_def = lexeme['"' > *(x3::char_ - '"' - x3::eol) > '"'];
 
-auto const expr_def = and_expr >> *(x3::attr(std::string("or")) >> kw("or") > not_expr > attr(std::string()) > attr(std::string()));
+auto const expr_def = depth_guard[and_expr] >> *(x3::attr(std::string("or")) >> kw("or") > not_expr > attr(std::string()) > attr(std::string()));
 auto const and_expr_def = not_expr >> *(x3::attr(std::string("and")) >> kw("and") > not_expr > attr(std::string()) > attr(std::string()));
-auto const not_op_def = kw_str("not") >> !kw("in") > not_expr;
+auto const not_op_def = kw_str("not") >> !kw("in") > depth_guard[not_expr];
 auto const not_expr_def = not_op | cmp_expr;
 auto const cmp_op_def = x3::string("==") | x3::string("!=") | x3::string("<=") | x3::string(">=") |
                         (x3::string("<") >> !lit('-')) | (x3::string(">") >> !lit('=')) |

@@ -145,6 +145,11 @@ std::unique_ptr<ParsedFile> parse_file(std::string path, std::string text, std::
     if (end == where) end = where + 1;
     std::string found = where < f->text.size() ? f->slice(Span{0, where, end}) : std::string("ファイルの終わり");
     std::string found_en = where < f->text.size() ? found : std::string("end of file");
+    if (outcome.error->expected == "nesting-limit") {
+        diags.push_back(make_diagnostic(*f, Span{0, where, end}, "limit", "式の入れ子が深すぎます (100段まで)",
+                                        "expression nested too deeply (100 levels at most)"));
+        return f;
+    }
     diags.push_back(make_diagnostic(*f, Span{0, where, end}, "syntax",
                                     "構文エラー: " + outcome.error->expected + " が必要ですが「" + found + "」があります",
                                     "syntax error: expected " + outcome.error->expected + ", found '" + found_en + "'"));

@@ -102,6 +102,7 @@ struct TestBinding {
 struct TestCase {
     std::string name;
     SourceLoc loc;
+    std::int32_t fixture = -1;  // index into Program::fixtures, applied before `given`
     std::vector<TestBinding> given;
     std::vector<TestBinding> expect;
 };
@@ -118,6 +119,7 @@ struct Program {
     std::vector<std::int64_t> consts;
     std::vector<std::string> strings;  // text literals
     std::vector<TestCase> tests;
+    std::vector<std::vector<TestBinding>> fixtures;  // shared `given` bindings of rule-file tests
     std::int32_t asof_fact = -1;       // the fact whose date selects versions (施行日); -1 when none
     std::uint32_t num_regs = 0;
     std::uint64_t source_hash = 0;     // FNV-1a over the rule files' paths and bytes

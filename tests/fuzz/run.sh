@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds the rule-file fuzz target with clang's libFuzzer (+ AddressSanitizer, UBSan) and runs it for a fixed
+# number of seconds, seeded with the official rules and the golden diagnostics. Usage: run.sh CLANG++ SRC OUT SECONDS
+set -euo pipefail
+cxx=$1 src=$2 out=$3 seconds=$4
+mkdir -p "$out/corpus"
+launcher=""
+command -v ccache > /dev/null && launcher=ccache
+sources=(calendar/calendar.cpp syntax/grammar.cpp syntax/source.cpp syntax/diagnostics.cpp syntax/format.cpp
+         check/checker.cpp compile/compiler.cpp compile/program.cpp compile/driver.cpp eval/evaluator.cpp
+         eval/jsonl.cpp eval/testing.cpp eval/explain.cpp bundle/bundle.cpp)
+flags=(-std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -I "$src/engine/include")
+objs=()
+for s in "${sources[@]}"; do
+    o="$out/$(echo "$s" | tr / _).o"
+    # Rebuild an object only when its source or a header changed.
+    if [ ! -f "$o" ] || [ -n "$(find "$src/engine" -newer "$o" -name '*.[hc]pp' -print -quit)" ]; then
+        $launcher "$cxx" "${flags[@]}" -c "$src/engine/$s" -o "$o" &
+        while [ "$(jobs -r | wc -l)" -ge 2 ]; do wait -n; done
+    fi
+    objs+=("$o")
+done
+wait
+$launcher "$cxx" "${flags[@]}" -c "$src/tests/fuzz/rule_parser_fuzz.cpp" -o "$out/target.o"
+"$cxx" -fsanitize=fuzzer,address,undefined "$out/target.o" "${objs[@]}" -lsimdjson -o "$out/rule_parser_fuzz"
+cp "$src"/rules/*.rules "$src"/rules/tests/*.rules "$src"/tests/golden/diagnostics/*.rules "$out/corpus/" 2>/dev/null || true
+cd "$out"
+# -timeout: an input that takes longer than 10 s is reported as a hang.
+./rule_parser_fuzz -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 corpus 2>&1 | tail -15

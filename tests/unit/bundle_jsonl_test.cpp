@@ -1,0 +1,126 @@
+// Bundles, the JSON Lines contract, formatting, explain.
+#include "kyotaku/engine.hpp"
+#include "kyotaku/jsonl.hpp"
+
+#include <gtest/gtest.h>
+
+
+using namespace kyotaku;
+
+namespace {
+std::shared_ptr<Program const> official() {
+    static auto r = compile_directory(KYOTAKU_SOURCE_DIR "/rules");
+    EXPECT_TRUE(r.ok()) << format_diagnostics(r.diagnostics);
+    return r.program;
+}
+
+std::string answer(std::string const& line) {
+    JsonlEvaluator ev(official());
+    std::string out;
+    ev.answer_line(line, out);
+    return out;
+}
+
+constexpr char const* good =
+    R"({"id":"a","facility_kind":"医科","visit_kind":"訪問診療","first_visit":"2024-04-15","query_date":"2024-07-31",)"
+    R"("continuing_home_care":false,"reviewed_claim_months":[],"terminal":"資格確認端末","consented_items":["薬剤情報"],)"
+    R"("requested_item":"薬剤情報","feature_enabled":true})";
+}  // namespace
+
+TEST(Bundle, RoundTripGivesTheSameAnswers) {
+    auto p = official();
+    std::string bytes = save_bundle(*p);
+    auto loaded = load_bundle(bytes, p->source_hash);
+    ASSERT_TRUE(loaded.program) << loaded.error;
+    JsonlEvaluator a(p), b(loaded.program);
+    std::string oa, ob;
+    a.answer_line(good, oa);
+    b.answer_line(good, ob);
+    EXPECT_EQ(oa, ob);
+    EXPECT_EQ(run_tests(loaded.program).failed, 0);
+    EXPECT_GT(run_tests(loaded.program).passed, 30);
+}
+
+TEST(Bundle, RefusesMismatchesWithAClearMessage) {
+    auto p = official();
+    std::string bytes = save_bundle(*p);
+    auto stale = load_bundle(bytes, p->source_hash + 1);
+    EXPECT_FALSE(stale.program);
+    EXPECT_NE(stale.error.find("source hash mismatch"), std::string::npos);
+
+    std::string damaged = bytes;
+    damaged[damaged.size() - 10] ^= 0x5a;
+    auto d = load_bundle(damaged);
+    EXPECT_FALSE(d.program);
+    EXPECT_NE(d.error.find("damaged"), std::string::npos);
+
+    std::string other_format = bytes;
+    other_format[12] = char(99);  // the first byte of the format version, after the magic and the header size
+    auto f = load_bundle(other_format);
+    EXPECT_FALSE(f.program);
+    EXPECT_NE(f.error.find("format version 99"), std::string::npos);
+
+    EXPECT_NE(load_bundle("garbage").error.find("not a kyotaku bundle"), std::string::npos);
+    EXPECT_FALSE(load_bundle(bytes.substr(0, bytes.size() / 2)).program);  // truncated: an error, not a crash
+}
+
+TEST(Jsonl, AnswersTheContractNames) {
+    std::string out = answer(good);
+    for (char const* k : {"\"id\":\"a\"", "\"service_available\":true", "\"window_end\":\"2024-07-31\"",
+                          "\"reinquiry_allowed\":true", "\"medical_info_viewable\":true",
+                          "\"identity_methods\":[\"暗証番号\"]", "\"reason\":\""})
+        EXPECT_NE(out.find(k), std::string::npos) << k << " in " << out;
+    EXPECT_EQ(out.back(), '\n');
+}
+
+TEST(Jsonl, BadLinesNameTheField) {
+    EXPECT_NE(answer(R"({"id":"x","visit_kind":"散歩"})").find("field visit_kind"), std::string::npos);
+    EXPECT_NE(answer(R"({"id":"x","first_visit":"2024-02-30"})").find("field first_visit"), std::string::npos);
+    EXPECT_NE(answer(R"({"id":"x","feature_enabled":"yes"})").find("field feature_enabled"), std::string::npos);
+    EXPECT_NE(answer(R"({"id":"x","reviewed_claim_months":["1999-12"]})").find("field reviewed_claim_months"), std::string::npos);
+    EXPECT_NE(answer(R"({"id":"x","consented_items":["手術情報", 3]})").find("field consented_items"), std::string::npos);
+    std::string broken = answer("{\"id\":\"x\", broken");
+    EXPECT_NE(broken.find("\"error\""), std::string::npos);
+    EXPECT_NE(answer("[1,2]").find("\"id\":null,\"error\""), std::string::npos);
+    EXPECT_EQ(answer("   "), "");
+    EXPECT_NE(answer(R"({"id":12,"first_visit":"令和6年4月15日"})").find("\"window_end\":\"2024-07-31\""), std::string::npos);
+}
+
+TEST(Jsonl, MissingFactsAreNamedNotGuessed) {
+    std::string out = answer(R"({"id":"m","query_date":"2024-05-01"})");
+    EXPECT_NE(out.find("\"window_end\":null"), std::string::npos);
+    EXPECT_NE(out.find("\"missing\":{"), std::string::npos);
+    EXPECT_NE(out.find("\"window_end\":[\"first_visit\"]"), std::string::npos) << out;
+}
+
+TEST(Format, OfficialRulesAreCanonicalAndFormattingIsIdempotent) {
+    std::vector<Diagnostic> diags;
+    for (auto const& src : read_rule_sources(KYOTAKU_SOURCE_DIR "/rules", diags)) {
+        auto once = format_source(src);
+        ASSERT_TRUE(once.ok()) << src.path;
+        EXPECT_EQ(once.text, src.text) << src.path << " is not in canonical format (run kyotaku fmt -w rules)";
+        auto twice = format_source(SourceFile{src.path, once.text});
+        EXPECT_EQ(twice.text, once.text) << src.path;
+    }
+}
+
+TEST(Format, NormalisesLayoutAndKeepsComments) {
+    std::string messy = "# head\nfact   a:int\n\n\n# about d\ndecision d:int{when a>1=>(a+1)*2 because \"x\" # trailing\notherwise=>0}\n";
+    auto r = format_source(SourceFile{"m.rules", messy});
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.text,
+              "# head\nfact a : int\n\n# about d\ndecision d : int {\n  when a > 1 => (a + 1) * 2\n    because \"x\"\n"
+              "  # trailing\n  otherwise => 0\n}\n");
+    EXPECT_EQ(format_source(SourceFile{"m.rules", r.text}).text, r.text);
+}
+
+TEST(Explain, ShowsTheDecidingLineWhyNotAndIntermediateDates) {
+    std::string text = explain(official(), good);
+    EXPECT_NE(text.find("■ reinquiry_allowed = true"), std::string::npos);
+    EXPECT_NE(text.find("決め手: " KYOTAKU_SOURCE_DIR "/rules/30_reinquiry.rules:"), std::string::npos) << text;
+    EXPECT_NE(text.find("見送り:"), std::string::npos);
+    auto a = text.find("起算日 = 2024-04-16"), b = text.find("満了日 = 2024-07-15"), c = text.find("窓の末日 = 2024-07-31");
+    ASSERT_NE(a, std::string::npos);
+    EXPECT_LT(a, b);
+    EXPECT_LT(b, c);
+}
