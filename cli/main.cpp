@@ -214,6 +214,9 @@ int main(int argc, char** argv) {
     comp->add_option("rules", rules, "ルールのディレクトリ / rules directory")->capture_default_str();
     comp->add_option("-o,--output", output, "出力するバンドル / bundle to write")->required();
 
+    auto* dis = app.add_subcommand("disasm", "コンパイルした命令列を表示する (開発者向け) / print the compiled instructions");
+    dis->add_option("rules", rules, "ルールのディレクトリかバンドル / rules directory or bundle")->capture_default_str();
+
     auto* ver = app.add_subcommand("verify-bundle", "バンドルを検証する / check that a bundle loads (and matches sources)");
     ver->add_option("bundle", output, "バンドル / bundle")->required();
     ver->add_option("--sources", sources, "このルールから作られたかも確かめる / also require it was built from these rules");
@@ -230,5 +233,11 @@ int main(int argc, char** argv) {
     if (*fmt) return cmd_fmt(files, write, check);
     if (*comp) return cmd_compile(rules, output);
     if (*ver) return cmd_verify_bundle(output, sources);
+    if (*dis) {
+        auto program = load_or_report(rules);
+        if (!program) return 2;
+        std::cout << program->disassemble();
+        return 0;
+    }
     return 0;
 }

@@ -121,6 +121,17 @@ std::string validate(Program const& p) {
     auto fact = [&](std::int64_t f, TypeKind k) {
         return f >= 0 && std::size_t(f) < p.facts.size() && (k == TypeKind::Bool || p.facts[std::size_t(f)].type.kind == k);
     };
+    // The compiler only jumps forward, so a valid program always terminates: refuse any backward jump.
+    for (std::size_t at = 0; at < p.code.size(); ++at) {
+        auto const& i = p.code[at];
+        bool jumps = i.op == Op::JMP || i.op == Op::JMPF || i.op == Op::JMPT || i.op == Op::COND || i.op == Op::CONDLT ||
+                     i.op == Op::CONDLE || i.op == Op::CONDNOT;
+        if (jumps && std::size_t(i.d) <= at)
+            return bad("backward jump");
+    }
+    for (auto const& s : p.slots)
+        for (auto const& v : s.versions)
+            if (v.entry <= s.entry) return bad("version entry");
     for (auto const& i : p.code) {
         bool ok = true;
         switch (i.op) {
@@ -148,6 +159,15 @@ std::string validate(Program const& p) {
             case Op::LE:
             case Op::EIN:
             case Op::PSTART: ok = reg(i.a) && reg(i.b) && reg(i.c); break;
+            case Op::ADDK:
+            case Op::SUBK:
+            case Op::EQK:
+            case Op::NEK:
+            case Op::LTK:
+            case Op::LEK:
+            case Op::GTK:
+            case Op::GEK:
+            case Op::EINK: ok = reg(i.a) && reg(i.b) && i.d >= 0 && std::size_t(i.d) < p.consts.size(); break;
             case Op::PEND: ok = reg(i.a) && reg(i.b) && reg(i.c) && i.d >= 0 && reg(std::uint32_t(i.d)); break;
             case Op::ADDM: ok = reg(i.a) && reg(i.b) && reg(i.c) && (i.d == 0 || i.d == 1); break;
             case Op::MIN: ok = reg(i.a) && reg(i.b) && fact(i.c, TypeKind::MonthSet); break;
@@ -155,6 +175,15 @@ std::string validate(Program const& p) {
             case Op::MMISS: ok = reg(i.a) && reg(i.b) && reg(i.c) && fact(i.d, TypeKind::MonthSet); break;
             case Op::VERSION: ok = i.a < p.slots.size() && !p.slots[i.a].versions.empty(); break;
             case Op::RET: ok = i.a < p.slots.size() && i.b < p.clauses.size(); break;
+            case Op::RETK:
+                ok = i.a < p.slots.size() && i.b < p.clauses.size() && i.d >= 0 && std::size_t(i.d) < p.consts.size();
+                break;
+            case Op::TABLE: ok = reg(i.a) && reg(i.b) && i.d >= 0 && std::size_t(i.d) + i.c <= p.consts.size(); break;
+            case Op::CONDLT:
+            case Op::CONDLE:
+                ok = i.a < p.clauses.size() && reg(i.b) && reg(i.c) && i.d >= 0 && std::size_t(i.d) < p.code.size();
+                break;
+            case Op::CONDNOT: ok = i.a < p.clauses.size() && reg(i.b) && i.d >= 0 && std::size_t(i.d) < p.code.size(); break;
             default: ok = false;
         }
         if (!ok) return bad("instruction");

@@ -3,7 +3,11 @@
 // COND/RET pairs; enums, dates and months are integers, enum sets are bit masks, month sets stay in the facts.
 #include "compiler.hpp"
 
+#include <bit>
+#include <functional>
 #include <map>
+#include <numeric>
+#include <optional>
 
 namespace kyotaku::lowering {
 
@@ -57,24 +61,69 @@ private:
             if (def.versioned) info.versions[v].entry = std::uint32_t(p_.code.size());
             for (auto& c : def.versions[v].clauses) {
                 std::uint32_t id = c.id;
-                if (c.condition) {
-                    std::uint16_t r = temp();
-                    expr(*c.condition, r);
-                    std::size_t jump = emit(Op::COND, r, id);
-                    release();
-                    expr(c.value, base);
-                    emit(Op::RET, s, id);
-                    patch(jump);
+                std::size_t jump = 0;
+                if (c.condition) jump = condition(*c.condition, id);
+                if (c.value.kind == Node::Kind::Const) {
+                    emit(Op::RETK, s, id, 0, std::int32_t(k(c.value.value)));
                 } else {
                     expr(c.value, base);
                     emit(Op::RET, s, id);
                 }
+                if (c.condition) patch(jump);
             }
         }
         next_reg_ = max_top_;
     }
 
+    // A constant right operand is folded into the instruction (the K forms), saving a load and a register.
+    static std::optional<Op> constant_form(Op op, bool swap) {
+        switch (op) {
+            case Op::ADD: return swap ? std::nullopt : std::optional(Op::ADDK);
+            case Op::SUB: return swap ? std::nullopt : std::optional(Op::SUBK);
+            case Op::EQ: return Op::EQK;
+            case Op::NE: return Op::NEK;
+            case Op::LT: return swap ? Op::GTK : Op::LTK;  // swapped: a > b
+            case Op::LE: return swap ? Op::GEK : Op::LEK;
+            case Op::EIN: return swap ? std::nullopt : std::optional(Op::EINK);
+            default: return std::nullopt;
+        }
+    }
+
+    // A clause condition and its jump; comparisons of two values and `not x` fuse into one instruction.
+    std::size_t condition(Node const& c, std::uint32_t clause) {
+        bool fusable = clause <= 0xFFFF;
+        auto plain = [&](Node const& n) { return n.kind != Node::Kind::Const; };
+        if (fusable && c.kind == Node::Kind::Binary && plain(c.kids[0]) && plain(c.kids[1]) &&
+            (c.op == BinOp::Lt || c.op == BinOp::Le || c.op == BinOp::Gt || c.op == BinOp::Ge)) {
+            bool swap = c.op == BinOp::Gt || c.op == BinOp::Ge;
+            std::uint16_t x = temp(), y = temp();
+            expr(c.kids[0], x);
+            expr(c.kids[1], y);
+            release();
+            release();
+            Op op = (c.op == BinOp::Lt || c.op == BinOp::Gt) ? Op::CONDLT : Op::CONDLE;
+            return swap ? emit(op, clause, y, x) : emit(op, clause, x, y);
+        }
+        if (fusable && c.kind == Node::Kind::Not) {
+            std::uint16_t x = temp();
+            expr(c.kids[0], x);
+            release();
+            return emit(Op::CONDNOT, clause, x);
+        }
+        std::uint16_t r = temp();
+        expr(c, r);
+        release();
+        return emit(Op::COND, r, clause);
+    }
+
     void binary_op(Op op, Node const& a, Node const& b, std::uint16_t target, bool swap = false) {
+        if (b.kind == Node::Kind::Const) {
+            if (auto kop = constant_form(op, swap)) {
+                expr(a, target);
+                emit(*kop, target, target, 0, std::int32_t(k(b.value)));
+                return;
+            }
+        }
         expr(a, target);
         std::uint16_t t = temp();
         expr(b, t);
@@ -111,6 +160,23 @@ private:
                 return;
             }
             case Node::Kind::Match: {
+                bool constant_arms = true;
+                for (std::size_t a = 1; a < n.kids.size(); ++a) constant_arms = constant_arms && n.kids[a].kind == Node::Kind::Const;
+                std::size_t values = std::size_t(std::bit_width(std::accumulate(n.arm_masks.begin(), n.arm_masks.end(), std::uint64_t(0),
+                                                                                 std::bit_or<>())));
+                if (constant_arms) {
+                    // One constant per enum value, contiguous in the constant table.
+                    std::int32_t at = std::int32_t(p_.consts.size());
+                    for (std::size_t v = 0; v < values; ++v)
+                        for (std::size_t a = 0; a < n.arm_masks.size(); ++a)
+                            if ((n.arm_masks[a] >> v) & 1u) {
+                                p_.consts.push_back(n.kids[a + 1].value);
+                                break;
+                            }
+                    expr(n.kids[0], target);
+                    emit(Op::TABLE, target, target, std::uint32_t(values), at);
+                    return;
+                }
                 std::uint16_t subject = temp();
                 std::uint16_t t = temp();
                 expr(n.kids[0], subject);
@@ -120,8 +186,7 @@ private:
                         expr(n.kids[i + 1], target);
                         break;
                     }
-                    emit(Op::LOADK, t, 0, 0, std::int32_t(k(std::int64_t(n.arm_masks[i]))));
-                    emit(Op::EIN, t, subject, t);
+                    emit(Op::EINK, t, subject, 0, std::int32_t(k(std::int64_t(n.arm_masks[i]))));
                     std::size_t next = emit(Op::JMPF, t);
                     expr(n.kids[i + 1], target);
                     ends.push_back(emit(Op::JMP));

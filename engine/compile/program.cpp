@@ -1,5 +1,7 @@
 #include "kyotaku/program.hpp"
 
+#include <cstdio>
+
 namespace kyotaku {
 
 int Program::find_fact(std::string_view name) const {
@@ -27,6 +29,25 @@ int Program::find_enum_value(int enum_id, std::string_view value) const {
 std::string Program::location(SourceLoc const& loc) const {
     std::string f = loc.file < files.size() ? files[loc.file] : "?";
     return f + ":" + std::to_string(loc.line);
+}
+
+std::string Program::disassemble() const {
+    static char const* const names[] = {"LOADK", "LOADF", "LOADP", "SLOT", "MOV", "NOT", "NEG", "JMP", "JMPF", "JMPT",
+                                        "COND", "ADD", "SUB", "MUL", "EQ", "NE", "LT", "LE", "EIN", "ADDK", "SUBK",
+                                        "EQK", "NEK", "LTK", "LEK", "GTK", "GEK", "EINK", "MIN", "MALL", "MMISS",
+                                        "PSTART", "PEND", "ADDM", "MEND", "MENDM", "MOF", "REASON", "VERSION", "RET",
+                                        "RETK", "TABLE", "CONDLT", "CONDLE", "CONDNOT"};
+    static_assert(sizeof names / sizeof names[0] == std::size_t(Op::CONDNOT) + 1);
+    std::string out;
+    for (std::size_t pc = 0; pc < code.size(); ++pc) {
+        for (auto const& s : slots)
+            if (s.entry == pc) out += "; " + std::string(s.decision ? "decision " : "let ") + s.name + " (r" + std::to_string(s.result_reg) + ")\n";
+        auto const& i = code[pc];
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "%5zu  %-8s a=%u b=%u c=%u d=%d\n", pc, names[std::size_t(i.op)], i.a, i.b, i.c, i.d);
+        out += buf;
+    }
+    return out;
 }
 
 std::size_t Program::memory_bytes() const {

@@ -117,7 +117,8 @@ Evaluator::Evaluator(std::shared_ptr<Program const> program)
       done_(program_->slots.size()),
       clause_of_(program_->slots.size()),
       version_of_(program_->slots.size()),
-      outcomes_(program_->outputs.size()) {
+      outcomes_(program_->outputs.size()),
+      frames_(program_->slots.size() + 1) {
     reset_params();
 }
 
@@ -139,103 +140,154 @@ void Evaluator::begin_record(Activation const& facts) {
     no_version_ = false;
 }
 
-bool Evaluator::slot(std::uint32_t s) {
-    if (done_[s]) return true;
-    if (!run(program_->slots[s].entry)) return false;
-    done_[s] = 1;
-    if (trace_) trace_->push_back(TraceEvent{TraceEvent::Kind::Slot, s, regs_[program_->slots[s].result_reg]});
-    return true;
-}
-
-bool Evaluator::run(std::uint32_t pc) {
-    Instr const* code = program_->code.data();
-    std::int64_t const* consts = program_->consts.data();
+// The dispatch loop. Computed goto (GCC/Clang "labels as values") jumps straight from one instruction's
+// handler to the next; the table below must list the handlers in the order of enum Op.
+bool Evaluator::run(std::uint32_t entry_slot) {
+    Program const& p = *program_;
+    Instr const* code = p.code.data();
+    std::int64_t const* k = p.consts.data();
     std::int64_t* r = regs_.data();
+    SlotInfo const* slots = p.slots.data();
     Activation const& facts = *facts_;
-    auto need = [&](int f) {
-        if (facts.has(f)) return true;
-        missing_hit_ |= std::uint64_t(1) << f;
-        return false;
+    // Everything the loop touches lives in locals: a store through the uint8_t `done` may alias any object in
+    // memory, which would otherwise make the compiler reload every member after it.
+    std::int64_t const* values = facts.values();
+    std::uint64_t const present = facts.present();
+    std::uint8_t* done = done_.data();
+    std::uint32_t* clause_of = clause_of_.data();
+    std::int64_t const* params = params_.data();
+    std::vector<TraceEvent>* const trace = trace_;
+    Frame* frames = frames_.data();
+    std::size_t const max_depth = frames_.size() - 1;
+    std::size_t depth = 0;
+    std::uint32_t pc = slots[entry_slot].entry;
+    Instr const* i = nullptr;
+
+    static void* const table[] = {
+        &&op_LOADK, &&op_LOADF, &&op_LOADP, &&op_SLOT, &&op_MOV, &&op_NOT, &&op_NEG, &&op_JMP, &&op_JMPF,
+        &&op_JMPT, &&op_COND, &&op_ADD, &&op_SUB, &&op_MUL, &&op_EQ, &&op_NE, &&op_LT, &&op_LE, &&op_EIN,
+        &&op_ADDK, &&op_SUBK, &&op_EQK, &&op_NEK, &&op_LTK, &&op_LEK, &&op_GTK, &&op_GEK, &&op_EINK,
+        &&op_MIN, &&op_MALL, &&op_MMISS, &&op_PSTART, &&op_PEND, &&op_ADDM, &&op_MEND, &&op_MENDM, &&op_MOF,
+        &&op_REASON, &&op_VERSION, &&op_RET, &&op_RETK, &&op_TABLE, &&op_CONDLT, &&op_CONDLE, &&op_CONDNOT,
     };
-    for (;;) {
-        Instr const& i = code[pc++];
-        switch (i.op) {
-            case Op::LOADK: r[i.a] = consts[i.d]; break;
-            case Op::LOADF:
-                if (!need(i.b)) return false;
-                r[i.a] = facts.raw(i.b);
-                break;
-            case Op::LOADP: r[i.a] = params_[i.b]; break;
-            case Op::SLOT:
-                if (!slot(i.b)) return false;
-                r[i.a] = r[program_->slots[i.b].result_reg];
-                break;
-            case Op::MOV: r[i.a] = r[i.b]; break;
-            case Op::NOT: r[i.a] = !r[i.b]; break;
-            case Op::NEG: r[i.a] = -r[i.b]; break;
-            case Op::JMP: pc = std::uint32_t(i.d); break;
-            case Op::JMPF:
-                if (!r[i.a]) pc = std::uint32_t(i.d);
-                break;
-            case Op::JMPT:
-                if (r[i.a]) pc = std::uint32_t(i.d);
-                break;
-            case Op::COND:
-                if (trace_) trace_->push_back(TraceEvent{TraceEvent::Kind::Condition, i.b, r[i.a]});
-                if (!r[i.a]) pc = std::uint32_t(i.d);
-                break;
-            case Op::ADD: r[i.a] = r[i.b] + r[i.c]; break;
-            case Op::SUB: r[i.a] = r[i.b] - r[i.c]; break;
-            case Op::MUL: r[i.a] = r[i.b] * r[i.c]; break;
-            case Op::EQ: r[i.a] = r[i.b] == r[i.c]; break;
-            case Op::NE: r[i.a] = r[i.b] != r[i.c]; break;
-            case Op::LT: r[i.a] = r[i.b] < r[i.c]; break;
-            case Op::LE: r[i.a] = r[i.b] <= r[i.c]; break;
-            case Op::EIN: r[i.a] = (std::uint64_t(r[i.c]) >> r[i.b]) & 1u; break;
-            case Op::MIN:
-                if (!need(i.c)) return false;
-                r[i.a] = facts.months(i.c).has(r[i.b]);
-                break;
-            case Op::MALL:
-                if (!need(i.d)) return false;
-                r[i.a] = facts.months(i.d).all(r[i.b], r[i.c]);
-                break;
-            case Op::MMISS:
-                if (!need(i.d)) return false;
-                r[i.a] = facts.months(i.d).first_missing(r[i.b], r[i.c]);
-                break;
-            case Op::PSTART: r[i.a] = period_start(Date::from_days(r[i.b]), FirstDay(r[i.c])).days(); break;
-            case Op::PEND: r[i.a] = period_end(Date::from_days(r[i.b]), r[i.c], FirstDay(r[i.d])).days(); break;
-            case Op::ADDM: r[i.a] = add_months(Date::from_days(r[i.b]), r[i.c], Rounding(i.d)).days(); break;
-            case Op::MEND: r[i.a] = month_end(Date::from_days(r[i.b])).days(); break;
-            case Op::MENDM: r[i.a] = Month::from_index(r[i.b]).last_day().days(); break;
-            case Op::MOF: r[i.a] = Month::of(Date::from_days(r[i.b])).index(); break;
-            case Op::REASON:
-                if (!slot(i.b)) return false;
-                r[i.a] = clause_of_[i.b];
-                break;
-            case Op::VERSION: {
-                auto const& s = program_->slots[i.a];
-                int asof = program_->asof_fact;
-                if (!need(asof)) return false;
-                std::int64_t day = facts.raw(asof);
-                auto it = std::find_if(s.versions.begin(), s.versions.end(),
-                                       [&](VersionInfo const& v) { return v.from <= day && day <= v.until; });
-                if (it == s.versions.end()) {
-                    no_version_ = true;
-                    failed_slot_ = i.a;
-                    return false;
-                }
-                version_of_[i.a] = std::uint32_t(it - s.versions.begin());
-                pc = it->entry;
-                break;
-            }
-            case Op::RET:
-                clause_of_[i.a] = i.b;
-                if (trace_) trace_->push_back(TraceEvent{TraceEvent::Kind::Decided, i.b, 0});
-                return true;
-        }
+    static_assert(sizeof table / sizeof table[0] == std::size_t(Op::CONDNOT) + 1, "one handler per opcode, in order");
+    std::int64_t cond = 0;
+#define NEXT                    \
+    do {                        \
+        i = &code[pc++];        \
+        goto* table[int(i->op)]; \
+    } while (0)
+#define NEED(f)                                      \
+    if (!((present >> (f)) & 1u)) {                  \
+        missing_hit_ |= std::uint64_t(1) << (f);     \
+        return false;                                \
     }
+
+    NEXT;
+op_LOADK: r[i->a] = k[i->d]; NEXT;
+op_LOADF: NEED(i->b); r[i->a] = values[i->b]; NEXT;
+op_LOADP: r[i->a] = params[i->b]; NEXT;
+op_SLOT:
+    if (done[i->b]) {
+        r[i->a] = r[slots[i->b].result_reg];
+        NEXT;
+    }
+    if (depth >= max_depth) return false;  // only a corrupt program recurses this deep
+    frames[depth++] = Frame{pc, i->b, i->a, false};
+    pc = slots[i->b].entry;
+    NEXT;
+op_REASON:
+    if (done[i->b]) {
+        r[i->a] = clause_of[i->b];
+        NEXT;
+    }
+    if (depth >= max_depth) return false;
+    frames[depth++] = Frame{pc, i->b, i->a, true};
+    pc = slots[i->b].entry;
+    NEXT;
+op_MOV: r[i->a] = r[i->b]; NEXT;
+op_NOT: r[i->a] = !r[i->b]; NEXT;
+op_NEG: r[i->a] = -r[i->b]; NEXT;
+op_JMP: pc = std::uint32_t(i->d); NEXT;
+op_JMPF: if (!r[i->a]) pc = std::uint32_t(i->d); NEXT;
+op_JMPT: if (r[i->a]) pc = std::uint32_t(i->d); NEXT;
+op_COND:
+    if (trace) trace->push_back(TraceEvent{TraceEvent::Kind::Condition, i->b, r[i->a]});
+    if (!r[i->a]) pc = std::uint32_t(i->d);
+    NEXT;
+op_ADD: r[i->a] = r[i->b] + r[i->c]; NEXT;
+op_SUB: r[i->a] = r[i->b] - r[i->c]; NEXT;
+op_MUL: r[i->a] = r[i->b] * r[i->c]; NEXT;
+op_EQ: r[i->a] = r[i->b] == r[i->c]; NEXT;
+op_NE: r[i->a] = r[i->b] != r[i->c]; NEXT;
+op_LT: r[i->a] = r[i->b] < r[i->c]; NEXT;
+op_LE: r[i->a] = r[i->b] <= r[i->c]; NEXT;
+op_EIN: r[i->a] = (std::uint64_t(r[i->c]) >> r[i->b]) & 1u; NEXT;
+op_ADDK: r[i->a] = r[i->b] + k[i->d]; NEXT;
+op_SUBK: r[i->a] = r[i->b] - k[i->d]; NEXT;
+op_EQK: r[i->a] = r[i->b] == k[i->d]; NEXT;
+op_NEK: r[i->a] = r[i->b] != k[i->d]; NEXT;
+op_LTK: r[i->a] = r[i->b] < k[i->d]; NEXT;
+op_LEK: r[i->a] = r[i->b] <= k[i->d]; NEXT;
+op_GTK: r[i->a] = r[i->b] > k[i->d]; NEXT;
+op_GEK: r[i->a] = r[i->b] >= k[i->d]; NEXT;
+op_EINK: r[i->a] = (std::uint64_t(k[i->d]) >> r[i->b]) & 1u; NEXT;
+op_MIN: NEED(i->c); r[i->a] = facts.months(i->c).has(r[i->b]); NEXT;
+op_MALL: NEED(i->d); r[i->a] = facts.months(i->d).all(r[i->b], r[i->c]); NEXT;
+op_MMISS: NEED(i->d); r[i->a] = facts.months(i->d).first_missing(r[i->b], r[i->c]); NEXT;
+op_PSTART: r[i->a] = period_start(Date::from_days(r[i->b]), FirstDay(r[i->c])).days(); NEXT;
+op_PEND: r[i->a] = period_end(Date::from_days(r[i->b]), r[i->c], FirstDay(r[i->d])).days(); NEXT;
+op_ADDM: r[i->a] = add_months(Date::from_days(r[i->b]), r[i->c], Rounding(i->d)).days(); NEXT;
+op_MEND: r[i->a] = month_end(Date::from_days(r[i->b])).days(); NEXT;
+op_MENDM: r[i->a] = Month::from_index(r[i->b]).last_day().days(); NEXT;
+op_MOF: r[i->a] = Month::of(Date::from_days(r[i->b])).index(); NEXT;
+op_VERSION: {
+    auto const& s = slots[i->a];
+    int asof = p.asof_fact;
+    NEED(asof);
+    std::int64_t day = facts.raw(asof);
+    auto it = std::find_if(s.versions.begin(), s.versions.end(),
+                           [&](VersionInfo const& v) { return v.from <= day && day <= v.until; });
+    if (it == s.versions.end()) {
+        no_version_ = true;
+        failed_slot_ = i->a;
+        return false;
+    }
+    version_of_[i->a] = std::uint32_t(it - s.versions.begin());
+    pc = it->entry;
+    NEXT;
+}
+op_TABLE:
+    if (std::uint64_t(r[i->b]) >= i->c) return false;  // not a value of the enum: only a corrupt record
+    r[i->a] = k[i->d + r[i->b]];
+    NEXT;
+op_CONDLT: cond = r[i->b] < r[i->c]; goto fused_cond;
+op_CONDLE: cond = r[i->b] <= r[i->c]; goto fused_cond;
+op_CONDNOT: cond = !r[i->b]; goto fused_cond;
+fused_cond:
+    if (trace) trace->push_back(TraceEvent{TraceEvent::Kind::Condition, i->a, cond});
+    if (!cond) pc = std::uint32_t(i->d);
+    NEXT;
+op_RETK:
+    r[slots[i->a].result_reg] = k[i->d];
+    goto ret;
+op_RET:
+ret: {
+    std::uint32_t s = i->a;
+    clause_of[s] = i->b;
+    done[s] = 1;
+    if (trace) {
+        trace->push_back(TraceEvent{TraceEvent::Kind::Decided, i->b, 0});
+        trace->push_back(TraceEvent{TraceEvent::Kind::Slot, s, r[slots[s].result_reg]});
+    }
+    if (depth == 0) return true;
+    Frame const& f = frames[--depth];
+    r[f.target] = f.reason ? std::int64_t(i->b) : r[slots[s].result_reg];
+    pc = f.return_pc;
+    NEXT;
+}
+#undef NEXT
+#undef NEED
 }
 
 void Evaluator::evaluate(Activation const& facts) {
@@ -267,6 +319,29 @@ void Evaluator::evaluate_batch(std::span<Activation const> records, std::span<Ou
     for (std::size_t i = 0; i < records.size() && (i + 1) * n <= results.size(); ++i) {
         evaluate(records[i]);
         std::copy(outcomes_.begin(), outcomes_.end(), results.begin() + std::ptrdiff_t(i * n));
+    }
+}
+
+void Evaluator::evaluate_slot_batch(std::span<Activation const> records, std::uint32_t s, std::span<Outcome> results) {
+    std::uint16_t result_reg = program_->slots[s].result_reg;
+    std::size_t n = std::min(records.size(), results.size());
+    for (std::size_t i = 0; i < n; ++i) {
+        Activation const& facts = records[i];
+        begin_record(facts);
+        Outcome& out = results[i];
+        if (slot(s)) {
+            out.status = Status::ok;
+            out.value = regs_[result_reg];
+            out.clause = clause_of_[s];
+            out.version = version_of_[s];
+            out.missing = 0;
+        } else if (no_version_) {
+            out.status = Status::no_version;
+            out.failed_slot = failed_slot_;
+        } else {
+            out.status = Status::missing_facts;
+            out.missing = program_->slots[s].fact_deps & ~facts.present();
+        }
     }
 }
 

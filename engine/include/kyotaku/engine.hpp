@@ -80,6 +80,7 @@ public:
     bool has(int fact) const { return (present_ >> fact) & 1u; }
     std::uint64_t present() const { return present_; }
     std::int64_t raw(int fact) const { return values_[std::size_t(fact)]; }
+    std::int64_t const* values() const { return values_.data(); }
     MonthBits const& months(int fact) const { return month_sets_[std::size_t(month_slot_[std::size_t(fact)])]; }
 
     // Typed setters by index (fast path) …
@@ -151,6 +152,9 @@ public:
     // Evaluates a batch; `results` receives program().outputs.size() outcomes per record, record-major.
     void evaluate_batch(std::span<Activation const> records, std::span<Outcome> results);
 
+    // Evaluates one decision (or let) over a batch of records: results[i] is record i's outcome.
+    void evaluate_slot_batch(std::span<Activation const> records, std::uint32_t slot, std::span<Outcome> results);
+
     // Starts a new record: forgets every memoised let and decision.
     void begin(Activation const& facts) { begin_record(facts); }
     // Evaluates one slot (a let or a decision) of the current record (see begin); the slot's outcome.
@@ -164,8 +168,8 @@ public:
     void set_trace(std::vector<TraceEvent>* trace) { trace_ = trace; }
 
 private:
-    bool run(std::uint32_t pc);
-    bool slot(std::uint32_t s);
+    bool run(std::uint32_t s);
+    bool slot(std::uint32_t s) { return done_[s] || run(s); }
     void begin_record(Activation const& facts);
 
     std::shared_ptr<Program const> program_;
@@ -180,6 +184,13 @@ private:
     bool no_version_ = false;
     std::uint32_t failed_slot_ = 0;
     std::vector<TraceEvent>* trace_ = nullptr;
+    struct Frame {
+        std::uint32_t return_pc;
+        std::uint32_t slot;
+        std::uint16_t target;
+        bool reason;  // REASON: the caller wants the deciding clause, not the value
+    };
+    std::vector<Frame> frames_;
 };
 
 // Rule-file tests.

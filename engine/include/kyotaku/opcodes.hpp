@@ -17,7 +17,8 @@ enum class Op : std::uint16_t {
     LOADK,    // a k             r[a] = consts[k]
     LOADF,    // a f             r[a] = fact f; the slot fails ("missing fact") when f is absent
     LOADP,    // a p             r[a] = params[p]
-    SLOT,     // a s             r[a] = value of slot s (evaluated on first use, then memoised per record)
+    SLOT,     // a s             r[a] = value of slot s (evaluated on first use, then memoised per record;
+              //                 the evaluator keeps its own call stack, so rule depth never grows the C++ stack)
     MOV,      // a b             r[a] = r[b]
     NOT,      // a b             r[a] = !r[b]
     NEG,      // a b             r[a] = -r[b]
@@ -33,6 +34,15 @@ enum class Op : std::uint16_t {
     LT,       // a b c           r[a] = r[b] < r[c]
     LE,       // a b c           r[a] = r[b] <= r[c]
     EIN,      // a b c           r[a] = enum r[b] is in set r[c]
+    ADDK,     // a b d           r[a] = r[b] + consts[d]      (the K forms take a constant right operand)
+    SUBK,     // a b d           r[a] = r[b] - consts[d]
+    EQK,      // a b d           r[a] = r[b] == consts[d]
+    NEK,      // a b d           r[a] = r[b] != consts[d]
+    LTK,      // a b d           r[a] = r[b] < consts[d]
+    LEK,      // a b d           r[a] = r[b] <= consts[d]
+    GTK,      // a b d           r[a] = r[b] > consts[d]
+    GEK,      // a b d           r[a] = r[b] >= consts[d]
+    EINK,     // a b d           r[a] = enum r[b] is in the set consts[d]
     MIN,      // a b f           r[a] = month r[b] is in month-set fact f
     MALL,     // a b c f         r[a] = every month r[b]..r[c] is in month-set fact f (true for an empty range)
     MMISS,    // a b c f         r[a] = first month of r[b]..r[c] not in fact f, or r[c]+1 when none is missing
@@ -45,6 +55,11 @@ enum class Op : std::uint16_t {
     REASON,   // a s             r[a] = the clause that decided slot s (evaluated first), as a text value
     VERSION,  // s               jump to the code of slot s's version in force on the as-of date, or fail
     RET,      // s c             slot s was decided by clause c; its value is in its result register
+    RETK,     // s c d           the same, with the constant consts[d] as the value
+    TABLE,    // a b c d         r[a] = consts[d + r[b]] for an enum r[b] < c (a match whose arms are constants)
+    CONDLT,   // a b c d         clause a's condition is r[b] < r[c]; if false, pc = d
+    CONDLE,   // a b c d         clause a's condition is r[b] <= r[c]; if false, pc = d
+    CONDNOT,  // a b d           clause a's condition is !r[b]; if false, pc = d
 };
 
 struct Instr {

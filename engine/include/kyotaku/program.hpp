@@ -130,6 +130,7 @@ struct Program {
     int find_enum_value(int enum_id, std::string_view value) const;
     std::string location(SourceLoc const& loc) const;  // file:line
     std::size_t memory_bytes() const;                  // approximate heap footprint of the loaded program
+    std::string disassemble() const;                   // the instructions of every slot, one a line
 };
 
 }  // namespace kyotaku
