@@ -4,6 +4,10 @@
 
 #include <CLI/CLI.hpp>
 
+#ifdef KYOTAKU_WITH_SERVER
+#include "http_server.hpp"
+#endif
+
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -221,6 +225,16 @@ int main(int argc, char** argv) {
     ver->add_option("bundle", output, "バンドル / bundle")->required();
     ver->add_option("--sources", sources, "このルールから作られたかも確かめる / also require it was built from these rules");
 
+#ifdef KYOTAKU_WITH_SERVER
+    kyotaku::server::ServeOptions serve_options;
+    auto* srv = app.add_subcommand("serve", "資格確認の参照サーバを起動する (HTTPS, ループバックのみ) / run the reference verification server");
+    srv->add_option("--host", serve_options.host, "待ち受けるアドレス (ループバックのみ) / loopback address to listen on")->capture_default_str();
+    srv->add_option("--port", serve_options.port, "ポート (0 は空いているポート) / port (0: any free port)")->capture_default_str();
+    srv->add_option("--db", serve_options.db, "SQLite データベースのファイル / SQLite database file")->capture_default_str();
+    srv->add_option("--rules", serve_options.rules, "ルールのディレクトリかバンドル / rules directory or bundle")->capture_default_str();
+    srv->add_option("--tls-dir", serve_options.tls_dir, "ca.pem, server.pem, server.key のあるディレクトリ / TLS files")->capture_default_str();
+    srv->add_option("--threads", serve_options.threads, "スレッド数 / worker threads")->capture_default_str()->check(CLI::Range(1, 64));
+#endif
     try {
         app.parse(argc, argv);
     } catch (CLI::ParseError const& e) {
@@ -233,6 +247,9 @@ int main(int argc, char** argv) {
     if (*fmt) return cmd_fmt(files, write, check);
     if (*comp) return cmd_compile(rules, output);
     if (*ver) return cmd_verify_bundle(output, sources);
+#ifdef KYOTAKU_WITH_SERVER
+    if (*srv) return kyotaku::server::serve(serve_options);
+#endif
     if (*dis) {
         auto program = load_or_report(rules);
         if (!program) return 2;

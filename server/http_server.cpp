@@ -1,0 +1,249 @@
+#include "http_server.hpp"
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast.hpp>
+#include <boost/beast/ssl.hpp>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+namespace kyotaku::server {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+
+namespace {
+
+HttpResult json_result(int status, json const& body) { return HttpResult{status, "application/json; charset=utf-8", body.dump()}; }
+HttpResult error_result(int status, std::string const& field, std::string const& message) {
+    json e{{"error", message}};
+    if (!field.empty()) e["field"] = field;
+    return json_result(status, e);
+}
+
+// The query parameter `name` of a target like /path?from=…&to=… (no decoding beyond what ISO dates need).
+std::string query_param(std::string const& target, std::string const& name) {
+    auto q = target.find('?');
+    if (q == std::string::npos) return {};
+    std::string rest = target.substr(q + 1);
+    std::size_t at = 0;
+    while (at <= rest.size()) {
+        std::size_t amp = rest.find('&', at);
+        std::string pair = rest.substr(at, amp == std::string::npos ? std::string::npos : amp - at);
+        if (pair.rfind(name + "=", 0) == 0) return pair.substr(name.size() + 1);
+        if (amp == std::string::npos) break;
+        at = amp + 1;
+    }
+    return {};
+}
+
+json parse_json_body(std::string const& body) {
+    json j = json::parse(body, nullptr, false);
+    if (j.is_discarded()) throw ClientError(400, "", "本文が JSON として読めません / the body is not valid JSON");
+    if (!j.is_object()) throw ClientError(400, "", "本文は JSON のオブジェクトです / the body must be a JSON object");
+    return j;
+}
+
+}  // namespace
+
+HttpResult handle_request(Service& service, Caller const& caller, std::string const& method, std::string const& target,
+                          std::string const& content_type, std::string const& body) {
+    std::string path = target.substr(0, target.find('?'));
+    struct Route {
+        char const* method;
+        char const* path;
+        std::function<HttpResult()> run;
+    };
+    std::vector<Route> const routes{
+        {"GET", "/healthz", [&] { return json_result(200, json{{"status", "ok"}}); }},
+        {"POST", "/api/v1/admin/facilities", [&] { return json_result(201, service.create_facility(caller, parse_json_body(body))); }},
+        {"POST", "/api/v1/admin/insured-persons", [&] { return json_result(201, service.add_insured_person(caller, parse_json_body(body))); }},
+        {"POST", "/api/v1/admin/consents", [&] { return json_result(201, service.add_consent(caller, parse_json_body(body))); }},
+        {"GET", "/api/v1/settings", [&] { return json_result(200, service.get_settings(caller)); }},
+        {"PUT", "/api/v1/settings", [&] { return json_result(200, service.put_settings(caller, parse_json_body(body))); }},
+        {"GET", "/api/v1/settings/audit", [&] { return json_result(200, service.settings_audit(caller)); }},
+        {"POST", "/api/v1/claim-reviews",
+         [&] {
+             if (content_type.rfind("text/csv", 0) != 0)
+                 throw ClientError(415, "", "text/csv の本文が必要です / the body must be text/csv");
+             return json_result(200, service.import_claim_reviews(caller, body));
+         }},
+        {"POST", "/api/v1/reinquiry", [&] { return json_result(200, service.reinquiry(caller, parse_json_body(body))); }},
+        {"GET", "/api/v1/history/inquiries",
+         [&] { return json_result(200, service.inquiry_history(caller, query_param(target, "from"), query_param(target, "to"))); }},
+    };
+    bool path_known = false;
+    for (auto const& r : routes) {
+        if (path != r.path) continue;
+        path_known = true;
+        if (method != r.method) continue;
+        try {
+            return r.run();
+        } catch (ClientError const& e) {
+            return error_result(e.status, e.field, e.what());
+        } catch (DatabaseError const& e) {
+            std::cerr << "kyotaku serve: database error: " << e.what() << "\n";
+            return error_result(500, "", "サーバ内部のエラー (データベース) / internal error (database)");
+        } catch (std::exception const& e) {
+            std::cerr << "kyotaku serve: error: " << e.what() << "\n";
+            return error_result(500, "", "サーバ内部のエラー / internal error");
+        }
+    }
+    if (path_known) return error_result(405, "", "このパスでは " + method + " は使えません / method not allowed");
+    return error_result(404, "", "そのような API はありません / no such route: " + path);
+}
+
+namespace {
+
+Caller identify(SSL* ssl, Service& service) {
+    Caller c;
+    X509* cert = SSL_get1_peer_certificate(ssl);
+    if (!cert) return c;
+    struct Free {
+        X509* x;
+        ~Free() { X509_free(x); }
+    } free_cert{cert};
+    if (SSL_get_verify_result(ssl) != X509_V_OK) return c;
+    char cn[256] = {};
+    if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) <= 0) return c;
+    c.subject = cn;
+    if (c.subject == "kyotaku-admin") c.kind = Caller::Kind::admin;
+    else if (service.facility_exists(c.subject)) {
+        c.kind = Caller::Kind::facility;
+        c.facility_code = c.subject;
+    }
+    return c;
+}
+
+net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Service& service) {
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
+    co_await stream.async_handshake(ssl::stream_base::server, net::use_awaitable);
+    Caller caller = identify(stream.native_handle(), service);
+    beast::flat_buffer buffer;
+    for (;;) {
+        http::request_parser<http::string_body> parser;
+        parser.body_limit(64 * 1024 * 1024);
+        beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
+        beast::error_code ec;
+        co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+        if (ec == http::error::end_of_stream || ec == net::ssl::error::stream_truncated || ec == net::error::eof) break;
+        http::response<http::string_body> res;
+        if (ec) {
+            // A malformed or oversized request is the client's mistake: answer 4xx, then close.
+            HttpResult r = ec == http::error::body_limit ? error_result(413, "", "本文が大きすぎます / body too large")
+                                                         : error_result(400, "", "HTTP リクエストが不正です / malformed request: " + ec.message());
+            res.result(http::status(r.status));
+            res.set(http::field::content_type, r.content_type);
+            res.body() = r.body;
+            res.keep_alive(false);
+            res.prepare_payload();
+            co_await http::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));
+            break;
+        }
+        auto req = parser.release();
+        HttpResult r = handle_request(service, caller, std::string(req.method_string()), std::string(req.target()),
+                                      std::string(req[http::field::content_type]), req.body());
+        res.result(http::status(r.status));
+        res.version(req.version());
+        res.set(http::field::server, "kyotaku");
+        res.set(http::field::content_type, r.content_type);
+        res.keep_alive(req.keep_alive());
+        res.body() = std::move(r.body);
+        res.prepare_payload();
+        co_await http::async_write(stream, res, net::use_awaitable);
+        if (!res.keep_alive()) break;
+    }
+    beast::error_code ec;
+    co_await stream.async_shutdown(net::redirect_error(net::use_awaitable, ec));
+}
+
+net::awaitable<void> listen(tcp::acceptor& acceptor, ssl::context& tls, Service& service) {
+    for (;;) {
+        tcp::socket socket = co_await acceptor.async_accept(net::use_awaitable);
+        net::co_spawn(acceptor.get_executor(), session(ssl::stream<beast::tcp_stream>(std::move(socket), tls), service),
+                      [](std::exception_ptr) { /* a client that goes away mid-request is not the server's problem */ });
+    }
+}
+
+}  // namespace
+
+int serve(ServeOptions const& o) {
+    namespace fs = std::filesystem;
+    boost::system::error_code ec;
+    auto address = net::ip::make_address(o.host, ec);
+    if (ec) {
+        std::cerr << "kyotaku serve: --host " << o.host << ": アドレスではありません / not an IP address\n";
+        return 2;
+    }
+    if (!address.is_loopback()) {
+        std::cerr << "kyotaku serve: --host " << o.host
+                  << ": ループバック以外には待ち受けません / refusing to listen on a non-loopback address\n";
+        return 2;
+    }
+    for (char const* f : {"ca.pem", "server.pem", "server.key"})
+        if (!fs::exists(fs::path(o.tls_dir) / f)) {
+            std::cerr << "kyotaku serve: " << (fs::path(o.tls_dir) / f).string()
+                      << " がありません (scripts/make-test-pki で作れます) / missing TLS file (create it with scripts/make-test-pki)\n";
+            return 2;
+        }
+    std::vector<Diagnostic> diags;
+    auto rules = load_rules(o.rules, &diags);
+    if (!rules.program) {
+        std::cerr << "kyotaku serve: " << o.rules << ": " << rules.error << "\n";
+        return 2;
+    }
+    std::unique_ptr<Database> db;
+    try {
+        db = open_sqlite(o.db);
+        migrate(*db);
+    } catch (std::exception const& e) {
+        std::cerr << "kyotaku serve: " << e.what() << "\n";
+        return 2;
+    }
+    Service service(*db, rules.program);
+
+    ssl::context tls(ssl::context::tls_server);
+    tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                    ssl::context::no_tlsv1_1);
+    try {
+        tls.use_certificate_chain_file((fs::path(o.tls_dir) / "server.pem").string());
+        tls.use_private_key_file((fs::path(o.tls_dir) / "server.key").string(), ssl::context::pem);
+        tls.load_verify_file((fs::path(o.tls_dir) / "ca.pem").string());
+    } catch (std::exception const& e) {
+        std::cerr << "kyotaku serve: TLS: " << e.what() << "\n";
+        return 2;
+    }
+    // Client certificates are requested and verified when presented; routes decide whether one is required.
+    tls.set_verify_mode(ssl::verify_peer);
+
+    net::io_context io(o.threads);
+    tcp::acceptor acceptor(io);
+    tcp::endpoint endpoint(address, o.port);
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+        std::cerr << "kyotaku serve: " << o.host << ":" << o.port << ": " << ec.message() << "\n";
+        return 2;
+    }
+    net::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](auto, auto) { io.stop(); });
+    net::co_spawn(io, listen(acceptor, tls, service), [](std::exception_ptr) {});
+    std::cout << "listening on https://" << o.host << ":" << acceptor.local_endpoint().port() << " (" << db->backend() << " "
+              << o.db << ")" << std::endl;
+    std::vector<std::thread> pool;
+    for (int i = 1; i < o.threads; ++i) pool.emplace_back([&] { io.run(); });
+    io.run();
+    for (auto& t : pool) t.join();
+    return 0;
+}
+
+}  // namespace kyotaku::server

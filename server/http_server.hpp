@@ -1,0 +1,33 @@
+// `kyotaku serve`: HTTP/1.1 over TLS (Boost.Beast), JSON. Office terminals authenticate with a client
+// certificate issued by the facility CA (CN = 医療機関等コード, or "kyotaku-admin" for test-data set-up).
+#pragma once
+
+#include "service.hpp"
+
+#include <functional>
+#include <string>
+
+namespace kyotaku::server {
+
+struct ServeOptions {
+    std::string host = "127.0.0.1";
+    unsigned short port = 8443;  // 0: any free port (printed on start)
+    std::string db = "kyotaku.sqlite";
+    std::string rules = "rules";
+    std::string tls_dir = "pki";  // ca.pem, server.pem, server.key
+    int threads = 2;
+};
+
+// Runs until SIGINT/SIGTERM. Prints "listening on https://HOST:PORT" once ready. Returns the exit code.
+int serve(ServeOptions const& options);
+
+// One request → one response, without the network (the routing table; tests use it directly).
+struct HttpResult {
+    int status = 200;
+    std::string content_type = "application/json; charset=utf-8";
+    std::string body;
+};
+HttpResult handle_request(Service& service, Caller const& caller, std::string const& method, std::string const& target,
+                          std::string const& content_type, std::string const& body);
+
+}  // namespace kyotaku::server

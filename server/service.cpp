@@ -1,0 +1,419 @@
+#include "service.hpp"
+
+#include "codes.hpp"
+
+#include <openssl/rand.h>
+
+#include <array>
+#include <chrono>
+#include <sstream>
+
+namespace kyotaku::server {
+
+std::string new_id() {
+    std::array<unsigned char, 16> bytes{};
+    if (RAND_bytes(bytes.data(), int(bytes.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+    static char const hex[] = "0123456789abcdef";
+    std::string out;
+    for (auto b : bytes) {
+        out += hex[b >> 4];
+        out += hex[b & 15];
+    }
+    return out;
+}
+
+std::string now_iso() {
+    auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+namespace {
+
+void require_admin(Caller const& c) {
+    if (c.kind != Caller::Kind::admin) throw ClientError(403, "", "管理者の証明書が必要です / an administrator certificate is required");
+}
+void require_facility(Caller const& c) {
+    if (c.kind != Caller::Kind::facility)
+        throw ClientError(403, "", "医療機関等の証明書が必要です / a facility certificate is required");
+}
+
+std::string text_field(json const& body, char const* field, bool required = true) {
+    auto it = body.find(field);
+    if (it == body.end() || it->is_null()) {
+        if (required) throw ClientError(400, field, std::string("項目 ") + field + " がありません / field " + field + " is missing");
+        return {};
+    }
+    if (!it->is_string()) throw ClientError(400, field, std::string("項目 ") + field + " は文字列です / field " + field + " must be a string");
+    return it->get<std::string>();
+}
+
+bool bool_field(json const& body, char const* field, bool fallback) {
+    auto it = body.find(field);
+    if (it == body.end()) return fallback;
+    if (!it->is_boolean()) throw ClientError(400, field, std::string("項目 ") + field + " は true か false です / field " + field + " must be true or false");
+    return it->get<bool>();
+}
+
+std::string date_field(json const& body, char const* field, bool required = true) {
+    std::string raw = text_field(body, field, required);
+    if (raw.empty() && !required) return {};
+    auto r = parse_date(raw);
+    if (!r.date) throw ClientError(400, field, std::string("項目 ") + field + ": " + r.error);
+    return r.date->iso();
+}
+
+// Enum values are checked against the rule set, which owns them.
+std::string enum_field(Program const& p, json const& body, char const* field, char const* fact) {
+    std::string v = text_field(body, field);
+    int f = p.find_fact(fact);
+    if (f < 0 || p.find_enum_value(p.facts[std::size_t(f)].type.enum_id, v) < 0) {
+        std::string allowed;
+        if (f >= 0)
+            for (auto const& name : p.enums[std::size_t(p.facts[std::size_t(f)].type.enum_id)].values) allowed += (allowed.empty() ? "" : ", ") + name;
+        throw ClientError(400, field, std::string("項目 ") + field + " の値「" + v + "」は使えません (" + allowed + ") / unknown value for " + field);
+    }
+    return v;
+}
+
+// Viewing items and the settings column that enables each.
+struct Item {
+    char const* name;
+    char const* column;
+};
+constexpr std::array<Item, 5> items{{{"手術情報", "view_operation"},
+                                     {"診療情報", "view_diagnosis"},
+                                     {"薬剤情報", "view_pharmacy"},
+                                     {"特定健診情報", "view_checkup"},
+                                     {"限度額情報", "view_limit"}}};
+
+json settings_json(Row const& r) {
+    json view = json::object();
+    for (std::size_t i = 0; i < items.size(); ++i) view[items[i].name] = as_int(r[3 + i]) != 0;
+    return json{{"terms_agreed", as_int(r[0]) != 0},
+                {"home_visit_enabled", as_int(r[1]) != 0},
+                {"online_enabled", as_int(r[2]) != 0},
+                {"viewing_items", view},
+                {"updated_at", as_text(r[8])}};
+}
+
+constexpr char const* settings_select =
+    "SELECT terms_agreed, home_visit_enabled, online_enabled, view_operation, view_diagnosis, view_pharmacy, "
+    "view_checkup, view_limit, updated_at FROM facility_settings WHERE facility_code = $1";
+
+// The 分類 (訪問診療等 / オンライン診療等) of a visit kind, as the rule set classifies it (rules/10_service.rules).
+std::string category_of(std::shared_ptr<Program const> const& rules, std::string const& visit_kind) {
+    int slot = rules->find_slot("分類");
+    if (slot < 0) return {};
+    Activation facts(*rules);
+    if (!facts.set_enum("visit_kind", visit_kind)) return {};
+    Evaluator ev(rules);
+    ev.begin(facts);
+    Outcome o = ev.evaluate_slot(facts, std::uint32_t(slot));
+    if (o.status != Status::ok) return {};
+    return rules->enums[std::size_t(rules->slots[std::size_t(slot)].type.enum_id)].values[std::size_t(o.value)];
+}
+
+}  // namespace
+
+Service::Service(Database& db, std::shared_ptr<Program const> rules) : db_(db), rules_(std::move(rules)) {}
+
+bool Service::facility_exists(std::string const& code) {
+    return !db_.query("SELECT 1 FROM facilities WHERE code = $1", {code}).empty();
+}
+
+std::string Service::facility_kind(std::string const& code) {
+    auto rows = db_.query("SELECT kind FROM facilities WHERE code = $1", {code});
+    return rows.empty() ? std::string() : as_text(rows[0][0]);
+}
+
+json Service::create_facility(Caller const& c, json const& body) {
+    require_admin(c);
+    std::string code = text_field(body, "code");
+    if (auto e = facility_code_error(code); !e.empty()) throw ClientError(400, "code", e);
+    std::string name = text_field(body, "name");
+    if (name.empty() || name.size() > 200) throw ClientError(400, "name", "名称は1〜200バイトです / name must be 1..200 bytes");
+    std::string kind = enum_field(*rules_, body, "kind", "facility_kind");
+    if (facility_exists(code)) throw ClientError(409, "code", "この医療機関等コードはすでに登録されています / facility already exists");
+    std::string now = now_iso();
+    transaction(db_, [&] {
+        db_.query("INSERT INTO facilities (code, name, kind, created_at) VALUES ($1, $2, $3, $4)", {code, name, kind, now});
+        db_.query("INSERT INTO facility_settings (facility_code, updated_at) VALUES ($1, $2)", {code, now});
+    });
+    return json{{"code", code}, {"name", name}, {"kind", kind}};
+}
+
+json Service::get_settings(Caller const& c) {
+    require_facility(c);
+    auto rows = db_.query(settings_select, {c.facility_code});
+    if (rows.empty()) throw ClientError(404, "", "施設が登録されていません / facility not registered");
+    return settings_json(rows[0]);
+}
+
+json Service::put_settings(Caller const& c, json const& body) {
+    require_facility(c);
+    if (!body.is_object()) throw ClientError(400, "", "JSON のオブジェクトが必要です / a JSON object is required");
+    for (auto const& [key, value] : body.items())
+        if (key != "terms_agreed" && key != "home_visit_enabled" && key != "online_enabled" && key != "viewing_items")
+            throw ClientError(400, key, "不明な項目 " + key + " / unknown field " + key);
+    return transaction(db_, [&] {
+        auto rows = db_.query(settings_select, {c.facility_code});
+        if (rows.empty()) throw ClientError(404, "", "施設が登録されていません / facility not registered");
+        json before = settings_json(rows[0]);
+        json after = before;
+        for (char const* f : {"terms_agreed", "home_visit_enabled", "online_enabled"}) after[f] = bool_field(body, f, before[f].get<bool>());
+        if (auto it = body.find("viewing_items"); it != body.end()) {
+            if (!it->is_object()) throw ClientError(400, "viewing_items", "viewing_items はオブジェクトです / viewing_items must be an object");
+            for (auto const& [k, v] : it->items()) {
+                bool known = false;
+                for (auto const& item : items) known = known || k == item.name;
+                if (!known) throw ClientError(400, "viewing_items." + k, "不明な閲覧項目 " + k + " / unknown viewing item " + k);
+                if (!v.is_boolean()) throw ClientError(400, "viewing_items." + k, "true か false です / must be true or false");
+                after["viewing_items"][k] = v.get<bool>();
+            }
+        }
+        // 利用規約 must be agreed before a function is switched on (domain.md §3).
+        if ((after["home_visit_enabled"].get<bool>() || after["online_enabled"].get<bool>()) && !after["terms_agreed"].get<bool>())
+            throw ClientError(409, "terms_agreed", "利用規約に同意してから機能を「利用する」にしてください / agree to the terms of use before enabling a function");
+        std::string now = now_iso();
+        after["updated_at"] = now;
+        auto const& v = after["viewing_items"];
+        db_.query("UPDATE facility_settings SET terms_agreed = $2, home_visit_enabled = $3, online_enabled = $4, view_operation = $5, "
+                  "view_diagnosis = $6, view_pharmacy = $7, view_checkup = $8, view_limit = $9, updated_at = $10 WHERE facility_code = $1",
+                  {c.facility_code, std::int64_t(after["terms_agreed"].get<bool>()), std::int64_t(after["home_visit_enabled"].get<bool>()),
+                   std::int64_t(after["online_enabled"].get<bool>()), std::int64_t(v["手術情報"].get<bool>()),
+                   std::int64_t(v["診療情報"].get<bool>()), std::int64_t(v["薬剤情報"].get<bool>()),
+                   std::int64_t(v["特定健診情報"].get<bool>()), std::int64_t(v["限度額情報"].get<bool>()), now});
+        db_.query("INSERT INTO settings_audit (id, facility_code, actor, at, before_json, after_json) VALUES ($1, $2, $3, $4, $5, $6)",
+                  {new_id(), c.facility_code, c.subject, now, before.dump(), after.dump()});
+        return after;
+    });
+}
+
+json Service::settings_audit(Caller const& c) {
+    require_facility(c);
+    json out = json::array();
+    for (auto const& r : db_.query("SELECT actor, at, before_json, after_json FROM settings_audit WHERE facility_code = $1 ORDER BY at, id",
+                                   {c.facility_code}))
+        out.push_back(json{{"actor", as_text(r[0])}, {"at", as_text(r[1])}, {"before", json::parse(as_text(r[2]))}, {"after", json::parse(as_text(r[3]))}});
+    return out;
+}
+
+json Service::add_insured_person(Caller const& c, json const& body) {
+    require_admin(c);
+    std::string insurer = canonical_insurer_number(text_field(body, "insurer_number"));
+    if (auto e = insurer_number_error(insurer); !e.empty()) throw ClientError(400, "insurer_number", e);
+    std::string symbol = normalize_symbol(text_field(body, "symbol"));
+    std::string number = normalize_symbol(text_field(body, "number"));
+    if (number.empty() || number.size() > 20) throw ClientError(400, "number", "番号は1〜20文字です / number must be 1..20 characters");
+    if (symbol.size() > 20) throw ClientError(400, "symbol", "記号は20文字までです / symbol is at most 20 characters");
+    std::string branch = normalize_symbol(text_field(body, "branch", false));
+    if (!branch.empty() && (branch.size() != 2 || branch.find_first_not_of("0123456789") != std::string::npos))
+        throw ClientError(400, "branch", "枝番は2桁の数字です / branch is 2 digits");
+    std::string birthdate = date_field(body, "birthdate");
+    std::string name = text_field(body, "name");
+    std::string kana = text_field(body, "name_kana", false);
+    std::string ratio = text_field(body, "burden_ratio");
+    if (ratio != "010" && ratio != "020" && ratio != "030") throw ClientError(400, "burden_ratio", "負担割合は 010, 020, 030 のいずれかです / burden_ratio is 010, 020 or 030");
+    std::string from = date_field(body, "valid_from");
+    std::string to = date_field(body, "valid_to", false);
+    if (!to.empty() && to < from) throw ClientError(400, "valid_to", "valid_to が valid_from より前です / valid_to is before valid_from");
+    std::string person = text_field(body, "person_key", false);
+    if (person.empty()) person = new_id();
+    std::string id = new_id();
+    db_.query("INSERT INTO insured_persons (id, person_key, insurer_number, symbol, number, branch, birthdate, name, name_kana, burden_ratio, "
+              "valid_from, valid_to) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+              {id, person, insurer, symbol, number, branch, birthdate, name, kana, ratio, from, to.empty() ? Value(nullptr) : Value(to)});
+    return json{{"id", id}, {"person_key", person}};
+}
+
+json Service::add_consent(Caller const& c, json const& body) {
+    require_admin(c);
+    std::string facility = text_field(body, "facility_code");
+    if (!facility_exists(facility)) throw ClientError(400, "facility_code", "施設が登録されていません / unknown facility");
+    std::string person = text_field(body, "person_key");
+    if (db_.query("SELECT 1 FROM insured_persons WHERE person_key = $1", {person}).empty())
+        throw ClientError(400, "person_key", "資格情報がありません / unknown person");
+    std::string kind = enum_field(*rules_, body, "visit_kind", "visit_kind");
+    std::string first = date_field(body, "first_visit");
+    std::string method = text_field(body, "identity_method");
+    if (method != "暗証番号" && method != "目視確認" && method != "マイナポータル" && method != "資格情報のお知らせ")
+        throw ClientError(400, "identity_method", "本人確認の方法は 暗証番号, 目視確認, マイナポータル, 資格情報のお知らせ のいずれかです / unknown identity method");
+    std::string list;
+    auto it = body.find("items");
+    if (it == body.end() || !it->is_array()) throw ClientError(400, "items", "items (同意した閲覧項目の配列) がありません / items must be an array");
+    int item_fact = rules_->find_fact("consented_items");
+    for (auto const& v : *it) {
+        if (!v.is_string() || rules_->find_enum_value(rules_->facts[std::size_t(item_fact)].type.enum_id, v.get<std::string>()) < 0)
+            throw ClientError(400, "items", "不明な閲覧項目です / unknown viewing item");
+        list += (list.empty() ? "" : ",") + v.get<std::string>();
+    }
+    std::string appointment = date_field(body, "appointment_date", false);
+    std::string id = new_id();
+    db_.query("INSERT INTO consents (id, facility_code, person_key, visit_kind, first_visit, continuing_home_care, identity_method, items, "
+              "appointment_date, registered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+              {id, facility, person, kind, first, std::int64_t(bool_field(body, "continuing_home_care", false)), method, list,
+               appointment.empty() ? Value(nullptr) : Value(appointment), now_iso()});
+    return json{{"id", id}};
+}
+
+json Service::import_claim_reviews(Caller const& c, std::string const& csv) {
+    require_facility(c);
+    // Each bad row gets its own error; the good rows are imported (in one transaction).
+    json errors = json::array();
+    int imported = 0;
+    std::istringstream in(csv);
+    std::string line;
+    int line_no = 0;
+    transaction(db_, [&] {
+        while (std::getline(in, line)) {
+            ++line_no;
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            if (line.empty() || (line_no == 1 && line.rfind("facility_code", 0) == 0)) continue;
+            std::vector<std::string> f;
+            std::stringstream ls(line);
+            std::string cell;
+            while (std::getline(ls, cell, ',')) f.push_back(cell);
+            if (!line.empty() && line.back() == ',') f.emplace_back();
+            auto fail = [&](std::string field, std::string msg) { errors.push_back(json{{"line", line_no}, {"field", field}, {"error", msg}}); };
+            if (f.size() != 8) {
+                fail("", "8列 (facility_code,insurer_number,symbol,number,branch,birthdate,month,reviewed_on) が必要です / expected 8 columns");
+                continue;
+            }
+            if (f[0] != c.facility_code) {
+                fail("facility_code", "自施設以外の審査結果は取り込めません / rows must be for the calling facility");
+                continue;
+            }
+            auto birth = parse_date(f[5]);
+            auto month = parse_month(f[6]);
+            auto reviewed = parse_date(f[7]);
+            if (!birth.date) { fail("birthdate", birth.error); continue; }
+            if (!month.month) { fail("month", month.error); continue; }
+            if (!reviewed.date) { fail("reviewed_on", reviewed.error); continue; }
+            auto persons = db_.query("SELECT person_key FROM insured_persons WHERE insurer_number = $1 AND symbol = $2 AND number = $3 AND branch = $4 AND birthdate = $5",
+                                     {canonical_insurer_number(f[1]), normalize_symbol(f[2]), normalize_symbol(f[3]), normalize_symbol(f[4]), birth.date->iso()});
+            if (persons.empty()) {
+                fail("insurer_number", "該当する資格情報がありません / no matching eligibility record");
+                continue;
+            }
+            db_.query("INSERT INTO claim_reviews (facility_code, person_key, month, reviewed_on) VALUES ($1, $2, $3, $4) "
+                      "ON CONFLICT (facility_code, person_key, month) DO UPDATE SET reviewed_on = excluded.reviewed_on",
+                      {c.facility_code, as_text(persons[0][0]), month.month->iso(), reviewed.date->iso()});
+            ++imported;
+        }
+    });
+    return json{{"imported", imported}, {"errors", errors}};
+}
+
+json Service::reinquiry(Caller const& c, json const& body) {
+    require_facility(c);
+    std::string category = text_field(body, "category");
+    int category_slot = rules_->find_slot("分類");
+    if (category_slot < 0 || rules_->find_enum_value(rules_->slots[std::size_t(category_slot)].type.enum_id, category) < 0)
+        throw ClientError(400, "category", "診療区分は 訪問診療等 か オンライン診療等 です / category is 訪問診療等 or オンライン診療等");
+    std::string insurer = canonical_insurer_number(text_field(body, "insurer_number"));
+    if (auto e = insurer_number_error(insurer); !e.empty()) throw ClientError(400, "insurer_number", e);
+    std::string symbol = normalize_symbol(text_field(body, "symbol"));
+    std::string number = normalize_symbol(text_field(body, "number"));
+    std::string branch = normalize_symbol(text_field(body, "branch", false));
+    std::string birthdate = date_field(body, "birthdate");
+    std::string query_date = date_field(body, "query_date");
+
+    json result{{"qualification_validity", 4}, {"allowed", false}};
+    auto log = [&](std::string const& person) {
+        db_.query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                  {new_id(), c.facility_code, now_iso(), std::string("再照会"), person.empty() ? Value(nullptr) : Value(person),
+                   std::int64_t(result["allowed"].get<bool>()), json{{"request", body}, {"result", result}}.dump()});
+        return result;
+    };
+    auto persons = db_.query("SELECT person_key FROM insured_persons WHERE insurer_number = $1 AND symbol = $2 AND number = $3 AND branch = $4 AND birthdate = $5",
+                             {insurer, symbol, number, branch, birthdate});
+    if (persons.empty()) {
+        result["reason"] = "該当する資格がありません (QualificationValidity 4) / no matching eligibility";
+        return log("");
+    }
+    std::string person = as_text(persons[0][0]);
+    // This facility's latest consent in the category (a withdrawn consent ends the relationship).
+    json consent;
+    for (auto const& r : db_.query("SELECT visit_kind, first_visit, continuing_home_care, items, withdrawn_at FROM consents "
+                                   "WHERE facility_code = $1 AND person_key = $2 ORDER BY first_visit DESC, registered_at DESC",
+                                   {c.facility_code, person})) {
+        if (category_of(rules_, as_text(r[0])) != category) continue;
+        consent = json{{"visit_kind", as_text(r[0])}, {"first_visit", as_text(r[1])}, {"continuing_home_care", as_int(r[2]) != 0},
+                       {"withdrawn", !is_null(r[4])}};
+        break;
+    }
+    if (consent.is_null() || consent["withdrawn"].get<bool>()) {
+        result["qualification_validity"] = nullptr;
+        result["reason"] = consent.is_null() ? "この施設の居宅同意取得型の同意がありません / no consent registered by this facility"
+                                             : "同意は取り消されています / the consent was withdrawn";
+        return log(person);
+    }
+    // The decision comes from the rule set.
+    auto settings = db_.query(settings_select, {c.facility_code});
+    // 環境設定 has one switch per 分類: 訪問診療等機能 (column 1) and オンライン診療等機能 (column 2).
+    bool enabled = !settings.empty() && as_int(settings[0][category == "オンライン診療等" ? 2 : 1]) != 0;
+    Activation facts(*rules_);
+    facts.set_enum("facility_kind", facility_kind(c.facility_code));
+    facts.set_enum("visit_kind", consent["visit_kind"].get<std::string>());
+    facts.set_date("first_visit", *parse_date(consent["first_visit"].get<std::string>()).date);
+    facts.set_date("query_date", *parse_date(query_date).date);
+    facts.set_bool("continuing_home_care", consent["continuing_home_care"].get<bool>());
+    facts.set_bool("feature_enabled", enabled);
+    facts.set_enum("terminal", "資格確認端末");
+    std::vector<Month> months;
+    for (auto const& r : db_.query("SELECT month FROM claim_reviews WHERE facility_code = $1 AND person_key = $2", {c.facility_code, person}))
+        if (auto m = parse_month(as_text(r[0])).month) months.push_back(*m);
+    facts.set_month_set("reviewed_claim_months", months);
+    Evaluator ev(rules_);
+    ev.begin(facts);
+    auto allowed_slot = std::uint32_t(rules_->find_slot("reinquiry_allowed"));
+    Outcome decision = ev.evaluate_slot(facts, allowed_slot);
+    if (decision.status != Status::ok) {
+        result["reason"] = "ルールで判定できませんでした / the rules could not decide";
+        return log(person);
+    }
+    bool allowed = decision.value != 0;
+    result["allowed"] = allowed;
+    result["reason"] = ev.render_text(std::int64_t(decision.clause), facts);
+    result["first_visit"] = consent["first_visit"];
+    if (int w = rules_->find_slot("window_end"); w >= 0) {
+        Outcome we = ev.evaluate_slot(facts, std::uint32_t(w));
+        if (we.status == Status::ok) result["window_end"] = Date::from_days(we.value).iso();
+    }
+    if (!allowed) {
+        result["qualification_validity"] = nullptr;  // refused: no eligibility is disclosed
+        return log(person);
+    }
+    // The latest eligibility of the person on the query date, following a change of insurer.
+    auto current = db_.query("SELECT insurer_number, symbol, number, branch, birthdate, name, name_kana, burden_ratio, valid_from, valid_to "
+                             "FROM insured_persons WHERE person_key = $1 AND valid_from <= $2 AND (valid_to IS NULL OR valid_to >= $2) "
+                             "ORDER BY valid_from DESC LIMIT 1",
+                             {person, query_date});
+    if (current.empty()) {
+        result["qualification_validity"] = 2;  // 無効
+    } else {
+        auto const& r = current[0];
+        bool same_card = as_text(r[0]) == insurer && as_text(r[1]) == symbol && as_text(r[2]) == number && as_text(r[3]) == branch;
+        result["qualification_validity"] = same_card ? 1 : 3;  // 1 有効, 3 無効（新しい資格あり）
+        result["eligibility"] = json{{"insurer_number", as_text(r[0])}, {"symbol", as_text(r[1])}, {"number", as_text(r[2])},
+                                     {"branch", as_text(r[3])}, {"birthdate", as_text(r[4])}, {"name", as_text(r[5])},
+                                     {"name_kana", as_text(r[6])}, {"burden_ratio", as_text(r[7])}, {"valid_from", as_text(r[8])},
+                                     {"valid_to", is_null(r[9]) ? json(nullptr) : json(as_text(r[9]))}};
+    }
+    return log(person);
+}
+
+json Service::inquiry_history(Caller const& c, std::string const& from, std::string const& to) {
+    require_facility(c);
+    json out = json::array();
+    for (auto const& r : db_.query("SELECT at, kind, allowed, detail_json FROM inquiry_log WHERE facility_code = $1 AND at >= $2 AND at <= $3 ORDER BY at, id",
+                                   {c.facility_code, from.empty() ? std::string("0000") : from, to.empty() ? std::string("9999") : to}))
+        out.push_back(json{{"at", as_text(r[0])}, {"kind", as_text(r[1])}, {"allowed", as_int(r[2]) != 0}, {"detail", json::parse(as_text(r[3]))}});
+    return out;
+}
+
+}  // namespace kyotaku::server

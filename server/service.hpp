@@ -1,0 +1,69 @@
+// The reference verification system's operations, independent of HTTP. Every allow/deny comes from the
+// compiled rule set, never from C++ conditions; every operation is scoped to the calling facility.
+#pragma once
+
+#include "database.hpp"
+#include "kyotaku/engine.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <string>
+
+namespace kyotaku::server {
+
+using json = nlohmann::json;
+
+// Who is calling, from the TLS client certificate.
+struct Caller {
+    enum class Kind { anonymous, admin, facility } kind = Kind::anonymous;
+    std::string facility_code;  // for Kind::facility
+    std::string subject;        // the certificate subject, for audit
+};
+
+// A client's mistake: answered with this status and a JSON body naming the field.
+struct ClientError : std::runtime_error {
+    ClientError(int status, std::string field, std::string message)
+        : std::runtime_error(message), status(status), field(std::move(field)) {}
+    int status;
+    std::string field;
+};
+
+class Service {
+public:
+    Service(Database& db, std::shared_ptr<Program const> rules);
+
+    // The facility a certificate names, if it is registered.
+    bool facility_exists(std::string const& code);
+
+    // Test-data set-up (テスト用データセットアップ) and administration: admin callers only.
+    json create_facility(Caller const& c, json const& body);
+    json add_insured_person(Caller const& c, json const& body);
+    json add_consent(Caller const& c, json const& body);
+
+    // 環境設定 of the calling facility, and its audit trail.
+    json get_settings(Caller const& c);
+    json put_settings(Caller const& c, json const& body);
+    json settings_audit(Caller const& c);
+
+    // レセプト審査結果 CSV: facility_code,insurer_number,symbol,number,branch,birthdate,month,reviewed_on
+    json import_claim_reviews(Caller const& c, std::string const& csv);
+
+    // 再照会 (individual): 診療区分, 保険者番号, 記号・番号, 枝番, 生年月日, 資格確認日.
+    json reinquiry(Caller const& c, json const& body);
+
+    // 資格確認履歴照会 of the calling facility.
+    json inquiry_history(Caller const& c, std::string const& from, std::string const& to);
+
+private:
+    Database& db_;
+    std::shared_ptr<Program const> rules_;
+    std::string facility_kind(std::string const& code);
+};
+
+// A random 128-bit id as hex (OpenSSL's RAND_bytes).
+std::string new_id();
+// Current UTC time as ISO 8601 (YYYY-MM-DDTHH:MM:SSZ).
+std::string now_iso();
+
+}  // namespace kyotaku::server

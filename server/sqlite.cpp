@@ -1,0 +1,121 @@
+// SQLite backend: one connection, serialised by a mutex (SQLite is the small-clinic default; PostgreSQL is
+// for scale). Statements are prepared per call; bound parameters only, never string concatenation.
+#include "database.hpp"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <charconv>
+
+namespace kyotaku::server {
+
+std::string as_text(Value const& v) {
+    if (auto const* s = std::get_if<std::string>(&v)) return *s;
+    if (auto const* i = std::get_if<std::int64_t>(&v)) return std::to_string(*i);
+    return {};
+}
+std::int64_t as_int(Value const& v) {
+    if (auto const* i = std::get_if<std::int64_t>(&v)) return *i;
+    if (auto const* s = std::get_if<std::string>(&v)) {
+        std::int64_t out = 0;
+        std::from_chars(s->data(), s->data() + s->size(), out);
+        return out;
+    }
+    return 0;
+}
+bool is_null(Value const& v) { return std::holds_alternative<std::nullptr_t>(v); }
+
+namespace {
+class Sqlite final : public Database {
+public:
+    explicit Sqlite(std::string const& path) {
+        if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+            std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+            sqlite3_close(db_);
+            throw DatabaseError("cannot open SQLite database " + path + ": " + msg);
+        }
+        sqlite3_busy_timeout(db_, 5000);
+        script("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+    }
+    ~Sqlite() override { sqlite3_close(db_); }
+
+    std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
+        std::lock_guard lock(mutex_);
+        sqlite3_stmt* stmt = nullptr;
+        if (sqlite3_prepare_v2(db_, sql.c_str(), int(sql.size()), &stmt, nullptr) != SQLITE_OK)
+            throw DatabaseError(std::string("SQL error: ") + sqlite3_errmsg(db_));
+        struct Finalize {
+            sqlite3_stmt* s;
+            ~Finalize() { sqlite3_finalize(s); }
+        } finalize{stmt};
+        for (std::size_t i = 0; i < params.size(); ++i) {
+            std::string name = "$" + std::to_string(i + 1);
+            int index = sqlite3_bind_parameter_index(stmt, name.c_str());
+            if (index == 0) continue;  // a parameter the statement does not use
+            int rc = std::visit(
+                [&](auto const& v) -> int {
+                    using T = std::decay_t<decltype(v)>;
+                    if constexpr (std::is_same_v<T, std::nullptr_t>) return sqlite3_bind_null(stmt, index);
+                    else if constexpr (std::is_same_v<T, std::int64_t>) return sqlite3_bind_int64(stmt, index, v);
+                    else return sqlite3_bind_text(stmt, index, v.data(), int(v.size()), SQLITE_TRANSIENT);
+                },
+                params[i]);
+            if (rc != SQLITE_OK) throw DatabaseError(std::string("SQL bind error: ") + sqlite3_errmsg(db_));
+        }
+        std::vector<Row> rows;
+        for (;;) {
+            int rc = sqlite3_step(stmt);
+            if (rc == SQLITE_DONE) break;
+            if (rc != SQLITE_ROW) throw DatabaseError(std::string("SQL error: ") + sqlite3_errmsg(db_));
+            Row row;
+            int n = sqlite3_column_count(stmt);
+            for (int c = 0; c < n; ++c) {
+                switch (sqlite3_column_type(stmt, c)) {
+                    case SQLITE_NULL: row.emplace_back(nullptr); break;
+                    case SQLITE_INTEGER: row.emplace_back(std::int64_t(sqlite3_column_int64(stmt, c))); break;
+                    default: {
+                        auto const* t = reinterpret_cast<char const*>(sqlite3_column_text(stmt, c));
+                        row.emplace_back(std::string(t ? t : "", std::size_t(sqlite3_column_bytes(stmt, c))));
+                    }
+                }
+            }
+            rows.push_back(std::move(row));
+        }
+        return rows;
+    }
+
+    void script(std::string const& sql) override {
+        std::lock_guard lock(mutex_);
+        char* err = nullptr;
+        if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+            std::string msg = err ? err : "unknown error";
+            sqlite3_free(err);
+            throw DatabaseError("SQL error: " + msg);
+        }
+    }
+
+    std::string backend() const override { return "sqlite"; }
+
+private:
+    sqlite3* db_ = nullptr;
+    std::recursive_mutex mutex_;
+};
+}  // namespace
+
+std::unique_ptr<Database> open_sqlite(std::string const& path) { return std::make_unique<Sqlite>(path); }
+
+int migrate(Database& db) {
+    db.script("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)");
+    int applied = 0;
+    for (auto const& m : migrations()) {
+        if (!db.query("SELECT 1 FROM schema_migrations WHERE name = $1", {std::string(m.name)}).empty()) continue;
+        transaction(db, [&] {
+            db.script(m.sql);
+            db.query("INSERT INTO schema_migrations (name, applied_at) VALUES ($1, CURRENT_TIMESTAMP)", {std::string(m.name)});
+        });
+        ++applied;
+    }
+    return applied;
+}
+
+}  // namespace kyotaku::server
