@@ -36,11 +36,10 @@ std::string facility_code_error(std::string_view code) {
 std::string canonical_insurer_number(std::string_view raw) {
     std::string s = normalize_symbol(raw);
     // 国保 6-digit numbers padded to 8 with leading spaces or zeros: both are accepted (interfaces.md §1).
+    // No 8-digit insurer number starts with 00 (法別番号 00 does not exist), so the padding is unambiguous.
     if (s.size() == 8 && (s.rfind("  ", 0) == 0 || s.rfind("00", 0) == 0)) {
         std::string six = s.substr(2);
-        if (all_digits(six) && modulus10_check_digit(six.substr(0, 5)) == six[5] - '0' &&
-            !(all_digits(s) && modulus10_check_digit(s.substr(0, 7)) == s[7] - '0'))
-            return six;
+        if (all_digits(six)) return six;
     }
     return s;
 }

@@ -23,12 +23,17 @@ std::string new_id() {
 }
 
 std::string now_iso() {
-    auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    auto now = std::chrono::system_clock::now();
+    auto t = std::chrono::system_clock::to_time_t(now);
     std::tm tm{};
     gmtime_r(&t, &tm);
     char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    // Microseconds keep the log's order when several entries fall in the same second.
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() % 1000000;
+    char frac[16];
+    std::snprintf(frac, sizeof frac, ".%06lldZ", static_cast<long long>(us));
+    return std::string(buf) + frac;
 }
 
 namespace {
@@ -187,7 +192,8 @@ json Service::put_settings(Caller const& c, json const& body) {
                    std::int64_t(after["online_enabled"].get<bool>()), std::int64_t(v["手術情報"].get<bool>()),
                    std::int64_t(v["診療情報"].get<bool>()), std::int64_t(v["薬剤情報"].get<bool>()),
                    std::int64_t(v["特定健診情報"].get<bool>()), std::int64_t(v["限度額情報"].get<bool>()), now});
-        db_.query("INSERT INTO settings_audit (id, facility_code, actor, at, before_json, after_json) VALUES ($1, $2, $3, $4, $5, $6)",
+        db_.query("INSERT INTO settings_audit (id, facility_code, seq, actor, at, before_json, after_json) "
+                  "VALUES ($1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM settings_audit WHERE facility_code = $2), $3, $4, $5, $6)",
                   {new_id(), c.facility_code, c.subject, now, before.dump(), after.dump()});
         return after;
     });
@@ -196,7 +202,7 @@ json Service::put_settings(Caller const& c, json const& body) {
 json Service::settings_audit(Caller const& c) {
     require_facility(c);
     json out = json::array();
-    for (auto const& r : db_.query("SELECT actor, at, before_json, after_json FROM settings_audit WHERE facility_code = $1 ORDER BY at, id",
+    for (auto const& r : db_.query("SELECT actor, at, before_json, after_json FROM settings_audit WHERE facility_code = $1 ORDER BY seq",
                                    {c.facility_code}))
         out.push_back(json{{"actor", as_text(r[0])}, {"at", as_text(r[1])}, {"before", json::parse(as_text(r[2]))}, {"after", json::parse(as_text(r[3]))}});
     return out;

@@ -63,7 +63,7 @@ private:
 
 // A random 128-bit id as hex (OpenSSL's RAND_bytes).
 std::string new_id();
-// Current UTC time as ISO 8601 (YYYY-MM-DDTHH:MM:SSZ).
+// Current UTC time as ISO 8601 with microseconds (YYYY-MM-DDTHH:MM:SS.ffffffZ).
 std::string now_iso();
 
 }  // namespace kyotaku::server

@@ -27,12 +27,13 @@ CREATE TABLE facility_settings (
 CREATE TABLE settings_audit (
   id TEXT PRIMARY KEY,
   facility_code TEXT NOT NULL REFERENCES facilities(code),
+  seq INTEGER NOT NULL,             -- 1, 2, … per facility, in the order of the changes
   actor TEXT NOT NULL,
   at TEXT NOT NULL,
   before_json TEXT NOT NULL,
   after_json TEXT NOT NULL
 );
-CREATE INDEX settings_audit_by_facility ON settings_audit (facility_code, at);
+CREATE UNIQUE INDEX settings_audit_by_facility ON settings_audit (facility_code, seq);
 
 -- 資格情報 (test data): one row per period of one insurance; person_key follows a person across insurers.
 CREATE TABLE insured_persons (

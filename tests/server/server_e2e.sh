@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The server over real mutual TLS on loopback: certificates decide who is calling; a certificate from another
+# CA is nobody; data survives SIGKILL; a non-loopback bind is refused. Usage: server_e2e.sh KYOTAKU SOURCE_DIR
+set -uo pipefail
+kyotaku=$1 src=$2
+work=$(mktemp -d)
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+fails=0 passes=0
+check() {
+    local name=$1
+    shift
+    if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
+}
+A=0110113719 B=2714206386
+"$src/scripts/make-test-pki" "$work/pki" $A $B > /dev/null
+"$src/scripts/make-test-pki" "$work/rogue" $A > /dev/null  # another CA issuing a certificate with A's code
+
+start() {
+    "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki" > "$work/serve.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do
+        port=$(sed -n 's/^listening on https:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/serve.log")
+        [ -n "$port" ] && return 0
+        sleep 0.1
+    done
+    echo "server did not start:"; cat "$work/serve.log"; exit 1
+}
+start
+U=https://127.0.0.1:$port
+call() {  # call WHO METHOD PATH [BODY] → prints "STATUS BODY"
+    local who=$1 method=$2 path=$3 body=${4:-}
+    local cert=()
+    case $who in
+        admin) cert=(--cert "$work/pki/admin.pem" --key "$work/pki/admin.key") ;;
+        A|B) local code=${!who}; cert=(--cert "$work/pki/facility-$code.pem" --key "$work/pki/facility-$code.key") ;;
+        rogue) cert=(--cert "$work/rogue/facility-$A.pem" --key "$work/rogue/facility-$A.key") ;;
+    esac
+    curl -sS --cacert "$work/pki/ca.pem" "${cert[@]}" -X "$method" -H 'Content-Type: application/json' \
+        -w ' %{http_code}' ${body:+--data-binary "$body"} "$U$path"
+}
+status() { call "$@" | awk '{print $NF}'; }
+
+check "health without a certificate" test "$(status none GET /healthz)" = 200
+check "admin creates facility A" test "$(status admin POST /api/v1/admin/facilities "{\"code\":\"$A\",\"name\":\"A\",\"kind\":\"医科\"}")" = 201
+check "admin creates facility B" test "$(status admin POST /api/v1/admin/facilities "{\"code\":\"$B\",\"name\":\"B\",\"kind\":\"医科\"}")" = 201
+check "A enables 訪問診療等機能" test "$(status A PUT /api/v1/settings '{"terms_agreed":true,"home_visit_enabled":true}')" = 200
+person=$(call admin POST /api/v1/admin/insured-persons '{"insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01","name":"在宅 花子","burden_ratio":"010","valid_from":"2020-04-01"}' | sed 's/.*"person_key":"\([0-9a-f]*\)".*/\1/')
+check "admin adds A's consent" test "$(status admin POST /api/v1/admin/consents "{\"facility_code\":\"$A\",\"person_key\":\"$person\",\"visit_kind\":\"訪問診療\",\"first_visit\":\"2024-04-15\",\"identity_method\":\"暗証番号\",\"items\":[\"薬剤情報\"]}")" = 201
+req='{"category":"訪問診療等","insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01","query_date":"2024-07-31"}'
+check "A's re-inquiry is allowed" bash -c "[[ '$(call A POST /api/v1/reinquiry "$req")' == *'\"allowed\":true'* ]]"
+check "B's re-inquiry of A's patient is refused" bash -c "[[ '$(call B POST /api/v1/reinquiry "$req")' == *'\"allowed\":false'* ]]"
+check "B does not see the eligibility" bash -c "[[ '$(call B POST /api/v1/reinquiry "$req")' != *'eligibility'* ]]"
+check "no certificate: settings refused" test "$(status none GET /api/v1/settings)" = 403
+# A certificate from another CA fails the TLS handshake (curl reports 000) or, at most, is nobody (403).
+rogue_refused() { local s; s=$(status rogue "$@" 2>/dev/null); [ "$s" = 000 ] || [ "$s" = 403 ]; }
+check "another CA's certificate is refused" rogue_refused GET /api/v1/settings
+check "another CA's certificate cannot re-inquire" rogue_refused POST /api/v1/reinquiry "$req"
+check "bad JSON is a 400" test "$(status A POST /api/v1/reinquiry '{oops')" = 400
+
+# Garbage instead of HTTP inside TLS: answered 400, the server stays up.
+printf 'NOT HTTP AT ALL\r\n\r\n' | timeout 5 openssl s_client -quiet -connect 127.0.0.1:$port -CAfile "$work/pki/ca.pem" > "$work/garbage.txt" 2>/dev/null
+check "garbage gets a 400" grep -q "400" "$work/garbage.txt"
+check "still alive after garbage" test "$(status none GET /healthz)" = 200
+
+# SIGKILL and restart: acknowledged writes are there.
+kill -9 "$pid"; wait "$pid" 2>/dev/null; pid=""
+start
+U=https://127.0.0.1:$port
+check "after SIGKILL: A's settings survived" bash -c "[[ '$(call A GET /api/v1/settings)' == *'\"home_visit_enabled\":true'* ]]"
+check "after SIGKILL: the consent survived" bash -c "[[ '$(call A POST /api/v1/reinquiry "$req")' == *'\"allowed\":true'* ]]"
+check "after SIGKILL: the audit trail survived" bash -c "[[ '$(call A GET /api/v1/settings/audit)' == *'home_visit_enabled'* ]]"
+
+kill "$pid"; wait "$pid" 2>/dev/null; pid=""
+"$kyotaku" serve --host 0.0.0.0 --port 0 --db "$work/db2.sqlite" --tls-dir "$work/pki" > /dev/null 2>&1
+check "a non-loopback bind is refused" test $? -eq 2
+"$kyotaku" serve --port 0 --db "$work/db3.sqlite" --tls-dir "$work/nowhere" > /dev/null 2>&1
+check "missing TLS files are refused" test $? -eq 2
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]

@@ -1,0 +1,232 @@
+// The server's operations through its routing table (no network): check digits, isolation between
+// facilities on every route, 4xx answers naming the field, and re-inquiry decided by the official rules.
+#include "codes.hpp"
+#include "http_server.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace kyotaku;
+using namespace kyotaku::server;
+
+TEST(CheckDigits, KnownNumbersFromInterfacesMd) {
+    for (char const* n : {"01130012", "06132013", "19136019", "33120015", "54016027", "273128"})
+        EXPECT_TRUE(valid_insurer_number(n)) << n;
+    EXPECT_TRUE(valid_facility_code("0110113719"));
+    EXPECT_TRUE(valid_facility_code("2714206386"));
+    EXPECT_FALSE(valid_facility_code("0110113718"));
+    EXPECT_FALSE(valid_facility_code("011011371"));
+    EXPECT_FALSE(valid_facility_code("01101137a9"));
+    EXPECT_FALSE(valid_insurer_number("06132012"));
+    EXPECT_FALSE(valid_insurer_number("273129"));
+    // 6-digit 国保 numbers padded to 8 with zeros or spaces are the same number.
+    EXPECT_EQ(canonical_insurer_number("00273128"), "273128");
+    EXPECT_EQ(canonical_insurer_number("  273128"), "273128");
+    EXPECT_EQ(canonical_insurer_number("０６１３２０１３"), "06132013");
+    EXPECT_EQ(normalize_symbol(" １２３ "), "123");
+}
+
+TEST(Migrations, ApplyOnceAndAgainIsANoOp) {
+    auto db = open_sqlite(":memory:");
+    EXPECT_GE(migrate(*db), 1);
+    EXPECT_EQ(migrate(*db), 0);
+    EXPECT_FALSE(db->query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'consents'").empty());
+}
+
+namespace {
+class ServerFixture : public ::testing::Test {
+protected:
+    void SetUp() override {
+        db = open_sqlite(":memory:");
+        migrate(*db);
+        auto c = compile_directory(KYOTAKU_SOURCE_DIR "/rules");
+        ASSERT_TRUE(c.ok()) << format_diagnostics(c.diagnostics);
+        service = std::make_unique<Service>(*db, c.program);
+        admin.kind = Caller::Kind::admin;
+        admin.subject = "kyotaku-admin";
+        ASSERT_EQ(call(admin, "POST", "/api/v1/admin/facilities", R"({"code":"0110113719","name":"A","kind":"医科"})").status, 201);
+        ASSERT_EQ(call(admin, "POST", "/api/v1/admin/facilities", R"({"code":"2714206386","name":"B","kind":"訪問看護ステーション"})").status, 201);
+        a = facility("0110113719");
+        b = facility("2714206386");
+    }
+    static Caller facility(std::string code) {
+        Caller c;
+        c.kind = Caller::Kind::facility;
+        c.facility_code = code;
+        c.subject = code;
+        return c;
+    }
+    HttpResult call(Caller const& c, std::string method, std::string target, std::string body = "", std::string type = "application/json") {
+        return handle_request(*service, c, method, target, type, body);
+    }
+    json body(HttpResult const& r) { return json::parse(r.body); }
+    std::string person(char const* insurer = "06132013", char const* valid_to = nullptr, char const* key = nullptr,
+                       char const* from = "2020-04-01", char const* number = "4567") {
+        json p{{"insurer_number", insurer}, {"symbol", "１２３"}, {"number", number}, {"branch", "01"}, {"birthdate", "1940-05-01"},
+               {"name", "在宅 花子"}, {"burden_ratio", "010"}, {"valid_from", from}};
+        if (valid_to) p["valid_to"] = valid_to;
+        if (key) p["person_key"] = key;
+        auto r = call(admin, "POST", "/api/v1/admin/insured-persons", p.dump());
+        EXPECT_EQ(r.status, 201) << r.body;
+        return body(r)["person_key"];
+    }
+    void consent(std::string const& facility_code, std::string const& key, char const* kind = "訪問診療", char const* first = "2024-04-15") {
+        json c{{"facility_code", facility_code}, {"person_key", key}, {"visit_kind", kind}, {"first_visit", first},
+               {"identity_method", "暗証番号"}, {"items", {"薬剤情報"}}};
+        auto r = call(admin, "POST", "/api/v1/admin/consents", c.dump());
+        ASSERT_EQ(r.status, 201) << r.body;
+    }
+    void enable(Caller const& c) {
+        ASSERT_EQ(call(c, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"home_visit_enabled":true})").status, 200);
+    }
+    static std::string reinquiry_body(char const* date, char const* category = "訪問診療等") {
+        return json{{"category", category}, {"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"},
+                    {"birthdate", "1940-05-01"}, {"query_date", date}}
+            .dump();
+    }
+    std::unique_ptr<Database> db;
+    std::unique_ptr<Service> service;
+    Caller admin, a, b;
+};
+}  // namespace
+
+TEST_F(ServerFixture, ReinquiryIsDecidedByTheRulesWithTheirReason) {
+    enable(a);
+    consent("0110113719", person());
+    auto in = body(call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-07-31")));
+    EXPECT_TRUE(in["allowed"].get<bool>());
+    EXPECT_EQ(in["qualification_validity"], 1);
+    EXPECT_EQ(in["eligibility"]["burden_ratio"], "010");
+    EXPECT_NE(in["reason"].get<std::string>().find("30_reinquiry.rules:"), std::string::npos);
+    auto out = body(call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-08-01")));
+    EXPECT_FALSE(out["allowed"].get<bool>());
+    EXPECT_FALSE(out.contains("eligibility"));  // refused: nothing is disclosed
+    EXPECT_NE(out["reason"].get<std::string>().find("審査済みレセプトがありません"), std::string::npos);
+}
+
+TEST_F(ServerFixture, ClaimsReviewsExtendTheRelationship) {
+    enable(a);
+    consent("0110113719", person());
+    std::string csv = "facility_code,insurer_number,symbol,number,branch,birthdate,month,reviewed_on\n";
+    for (char const* m : {"2024-04", "2024-05", "2024-06", "2024-07"})
+        csv += std::string("0110113719,06132013,123,4567,01,1940-05-01,") + m + ",2024-09-01\n";
+    auto r = body(call(a, "POST", "/api/v1/claim-reviews", csv, "text/csv"));
+    EXPECT_EQ(r["imported"], 4);
+    EXPECT_TRUE(body(call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-09-10")))["allowed"].get<bool>());
+}
+
+TEST_F(ServerFixture, AChangeOfInsurerReturnsTheNewEligibility) {
+    enable(a);
+    std::string key = person("06132013", "2024-05-31");
+    person("01130012", nullptr, key.c_str(), "2024-06-01", "9999");
+    consent("0110113719", key);
+    auto r = body(call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-07-01")));
+    EXPECT_TRUE(r["allowed"].get<bool>());
+    EXPECT_EQ(r["qualification_validity"], 3);  // 無効（新しい資格あり）
+    EXPECT_EQ(r["eligibility"]["insurer_number"], "01130012");
+}
+
+TEST_F(ServerFixture, OnlineCareIsNeverReinquiredAndTheCategoryMustMatchTheConsent) {
+    ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"online_enabled":true})").status, 200);
+    consent("0110113719", person(), "オンライン診療");
+    auto r = body(call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-04-20", "オンライン診療等")));
+    EXPECT_FALSE(r["allowed"].get<bool>());
+    EXPECT_NE(r["reason"].get<std::string>().find("再照会の対象外"), std::string::npos);
+    auto other = body(call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-04-20")));
+    EXPECT_NE(other["reason"].get<std::string>().find("同意がありません"), std::string::npos);
+}
+
+TEST_F(ServerFixture, WithdrawnConsentEndsReinquiry) {
+    enable(a);
+    std::string key = person();
+    consent("0110113719", key);
+    db->query("UPDATE consents SET withdrawn_at = '2024-05-01T00:00:00Z' WHERE person_key = $1", {key});
+    auto r = body(call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-05-15")));
+    EXPECT_FALSE(r["allowed"].get<bool>());
+    EXPECT_NE(r["reason"].get<std::string>().find("取り消"), std::string::npos);
+}
+
+TEST_F(ServerFixture, AFacilityNeverReachesAnotherFacilitysData) {
+    enable(a);
+    enable(b);
+    consent("0110113719", person());
+    // B's re-inquiry of A's patient: no consent of B's, no eligibility disclosed.
+    auto r = body(call(b, "POST", "/api/v1/reinquiry", reinquiry_body("2024-05-15")));
+    EXPECT_FALSE(r["allowed"].get<bool>());
+    EXPECT_FALSE(r.contains("eligibility"));
+    // Settings, their audit and the inquiry history are the caller's own.
+    ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"viewing_items":{"手術情報":false}})").status, 200);
+    EXPECT_TRUE(body(call(b, "GET", "/api/v1/settings"))["viewing_items"]["手術情報"].get<bool>());
+    for (auto const& entry : body(call(b, "GET", "/api/v1/settings/audit"))) EXPECT_EQ(entry["actor"], "2714206386");
+    call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-05-15"));
+    auto history_b = body(call(b, "GET", "/api/v1/history/inquiries"));
+    auto history_a = body(call(a, "GET", "/api/v1/history/inquiries"));
+    EXPECT_EQ(history_b.size(), 1u);  // only B's own attempt
+    EXPECT_EQ(history_a.size(), 1u);
+    // Claims for another facility are refused row by row.
+    auto claims = body(call(b, "POST", "/api/v1/claim-reviews", "0110113719,06132013,123,4567,01,1940-05-01,2024-04,2024-06-01\n", "text/csv"));
+    EXPECT_EQ(claims["imported"], 0);
+    EXPECT_EQ(claims["errors"][0]["field"], "facility_code");
+    // Facility callers cannot use the administrator's routes.
+    for (char const* route : {"/api/v1/admin/facilities", "/api/v1/admin/insured-persons", "/api/v1/admin/consents"})
+        EXPECT_EQ(call(b, "POST", route, "{}").status, 403) << route;
+}
+
+TEST_F(ServerFixture, AnonymousCallersReachNothingButHealth) {
+    Caller anon;
+    EXPECT_EQ(call(anon, "GET", "/healthz").status, 200);
+    for (auto [m, route] : std::vector<std::pair<char const*, char const*>>{{"GET", "/api/v1/settings"},
+                                                                           {"PUT", "/api/v1/settings"},
+                                                                           {"GET", "/api/v1/settings/audit"},
+                                                                           {"POST", "/api/v1/reinquiry"},
+                                                                           {"GET", "/api/v1/history/inquiries"},
+                                                                           {"POST", "/api/v1/admin/facilities"}})
+        EXPECT_EQ(call(anon, m, route, "{}", route == std::string("/api/v1/claim-reviews") ? "text/csv" : "application/json").status, 403)
+            << route;
+}
+
+TEST_F(ServerFixture, BadInputGets4xxNamingTheField) {
+    enable(a);
+    struct Case {
+        char const* method;
+        char const* route;
+        char const* body;
+        int status;
+        char const* field;
+    };
+    std::vector<Case> const cases{
+        {"POST", "/api/v1/reinquiry", R"({"category":"往診","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","query_date":"2024-01-01"})", 400, "category"},
+        {"POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","insurer_number":"06132012","symbol":"1","number":"2","birthdate":"1940-01-01","query_date":"2024-01-01"})", 400, "insurer_number"},
+        {"POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-02-30","query_date":"2024-01-01"})", 400, "birthdate"},
+        {"POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01"})", 400, "query_date"},
+        {"POST", "/api/v1/reinquiry", R"({"category":1})", 400, "category"},
+        {"PUT", "/api/v1/settings", R"({"home_visit_enabled":"yes"})", 400, "home_visit_enabled"},
+        {"PUT", "/api/v1/settings", R"({"viewing_items":{"血液型":true}})", 400, "viewing_items.血液型"},
+        {"PUT", "/api/v1/settings", R"({"colour":"red"})", 400, "colour"},
+    };
+    for (auto const& c : cases) {
+        auto r = call(a, c.method, c.route, c.body);
+        EXPECT_EQ(r.status, c.status) << c.body << " → " << r.body;
+        EXPECT_EQ(body(r).value("field", ""), c.field) << c.body;
+    }
+    EXPECT_EQ(call(a, "POST", "/api/v1/reinquiry", "{not json").status, 400);
+    EXPECT_EQ(call(a, "POST", "/api/v1/reinquiry", "[1]").status, 400);
+    EXPECT_EQ(call(a, "POST", "/api/v1/claim-reviews", "x", "application/json").status, 415);
+    EXPECT_EQ(call(a, "DELETE", "/api/v1/settings").status, 405);
+    EXPECT_EQ(call(a, "GET", "/nowhere").status, 404);
+    auto dup = call(admin, "POST", "/api/v1/admin/facilities", R"({"code":"0110113719","name":"A","kind":"医科"})");
+    EXPECT_EQ(dup.status, 409);
+    auto kind = call(admin, "POST", "/api/v1/admin/facilities", R"({"code":"1310000007","name":"C","kind":"病院"})");
+    EXPECT_EQ(kind.status, 400);
+}
+
+TEST_F(ServerFixture, SettingsChangesAreAuditedWithBeforeAndAfter) {
+    enable(a);
+    ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"viewing_items":{"特定健診情報":false}})").status, 200);
+    auto audit = body(call(a, "GET", "/api/v1/settings/audit"));
+    ASSERT_EQ(audit.size(), 2u);
+    EXPECT_EQ(audit[1]["actor"], "0110113719");
+    EXPECT_TRUE(audit[1]["before"]["viewing_items"]["特定健診情報"].get<bool>());
+    EXPECT_FALSE(audit[1]["after"]["viewing_items"]["特定健診情報"].get<bool>());
+    EXPECT_FALSE(audit[0]["before"]["home_visit_enabled"].get<bool>());
+    EXPECT_TRUE(audit[0]["after"]["home_visit_enabled"].get<bool>());
+}
