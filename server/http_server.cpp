@@ -76,6 +76,12 @@ HttpResult handle_request(Service& service, Caller const& caller, std::string co
              return json_result(200, service.import_claim_reviews(caller, body));
          }},
         {"POST", "/api/v1/reinquiry", [&] { return json_result(200, service.reinquiry(caller, parse_json_body(body))); }},
+        {"POST", "/api/v1/admin/medical-records", [&] { return json_result(201, service.add_medical_record(caller, parse_json_body(body))); }},
+        {"POST", "/api/v1/medical-info", [&] { return json_result(200, service.view_medical_info(caller, parse_json_body(body))); }},
+        {"GET", "/api/v1/history/viewings",
+         [&] { return json_result(200, service.viewing_history(caller, query_param(target, "from"), query_param(target, "to"))); }},
+        {"POST", "/api/v1/withdrawal/lookup", [&] { return json_result(200, service.withdrawal_lookup(caller, parse_json_body(body))); }},
+        {"POST", "/api/v1/withdrawal", [&] { return json_result(200, service.withdraw(caller, parse_json_body(body))); }},
         {"GET", "/api/v1/history/inquiries",
          [&] { return json_result(200, service.inquiry_history(caller, query_param(target, "from"), query_param(target, "to"))); }},
     };

@@ -314,44 +314,97 @@ json Service::import_claim_reviews(Caller const& c, std::string const& csv) {
     return json{{"imported", imported}, {"errors", errors}};
 }
 
-json Service::reinquiry(Caller const& c, json const& body) {
-    require_facility(c);
-    std::string category = text_field(body, "category");
-    int category_slot = rules_->find_slot("分類");
-    if (category_slot < 0 || rules_->find_enum_value(rules_->slots[std::size_t(category_slot)].type.enum_id, category) < 0)
-        throw ClientError(400, "category", "診療区分は 訪問診療等 か オンライン診療等 です / category is 訪問診療等 or オンライン診療等");
+std::string Service::find_person(json const& body) {
     std::string insurer = canonical_insurer_number(text_field(body, "insurer_number"));
     if (auto e = insurer_number_error(insurer); !e.empty()) throw ClientError(400, "insurer_number", e);
     std::string symbol = normalize_symbol(text_field(body, "symbol"));
     std::string number = normalize_symbol(text_field(body, "number"));
     std::string branch = normalize_symbol(text_field(body, "branch", false));
     std::string birthdate = date_field(body, "birthdate");
+    auto persons = db_.query("SELECT person_key FROM insured_persons WHERE insurer_number = $1 AND symbol = $2 AND number = $3 AND branch = $4 AND birthdate = $5",
+                             {insurer, symbol, number, branch, birthdate});
+    return persons.empty() ? std::string() : as_text(persons[0][0]);
+}
+
+json Service::latest_consent(std::string const& facility, std::string const& person, std::string const& category) {
+    for (auto const& r : db_.query("SELECT visit_kind, first_visit, continuing_home_care, items, withdrawn_at, appointment_date FROM consents "
+                                   "WHERE facility_code = $1 AND person_key = $2 ORDER BY first_visit DESC, registered_at DESC",
+                                   {facility, person})) {
+        if (category_of(rules_, as_text(r[0])) != category) continue;
+        json items = json::array();
+        std::string list = as_text(r[3]);
+        for (std::size_t at = 0; at < list.size();) {
+            std::size_t comma = list.find(',', at);
+            if (comma == std::string::npos) comma = list.size();
+            items.push_back(list.substr(at, comma - at));
+            at = comma + 1;
+        }
+        return json{{"visit_kind", as_text(r[0])}, {"first_visit", as_text(r[1])}, {"continuing_home_care", as_int(r[2]) != 0},
+                    {"items", items}, {"withdrawn", !is_null(r[4])},
+                    {"appointment_date", is_null(r[5]) ? json(nullptr) : json(as_text(r[5]))}};
+    }
+    return nullptr;
+}
+
+void Service::fill_facts(Activation& facts, Caller const& c, std::string const& person, json const& consent, std::string const& category,
+                         std::string const& query_date) {
+    auto settings = db_.query(settings_select, {c.facility_code});
+    // 環境設定 has one switch per 分類: 訪問診療等機能 (column 1) and オンライン診療等機能 (column 2).
+    bool enabled = !settings.empty() && as_int(settings[0][category == "オンライン診療等" ? 2 : 1]) != 0;
+    facts.set_enum("facility_kind", facility_kind(c.facility_code));
+    facts.set_enum("visit_kind", consent["visit_kind"].get<std::string>());
+    facts.set_date("first_visit", *parse_date(consent["first_visit"].get<std::string>()).date);
+    facts.set_date("query_date", *parse_date(query_date).date);
+    facts.set_bool("continuing_home_care", consent["continuing_home_care"].get<bool>());
+    facts.set_bool("feature_enabled", enabled);
+    if (consent["appointment_date"].is_string()) facts.set_date("appointment_date", *parse_date(consent["appointment_date"].get<std::string>()).date);
+    std::vector<std::string_view> consented;
+    for (auto const& i : consent["items"]) consented.push_back(i.get_ref<std::string const&>());
+    facts.set_enum_set("consented_items", consented);
+    if (!settings.empty()) {
+        std::vector<std::string_view> enabled_items;
+        for (std::size_t i = 0; i < items.size(); ++i)
+            if (as_int(settings[0][3 + i]) != 0) enabled_items.push_back(items[i].name);
+        facts.set_enum_set("enabled_items", enabled_items);
+    }
+    std::vector<Month> months;
+    for (auto const& r : db_.query("SELECT month FROM claim_reviews WHERE facility_code = $1 AND person_key = $2", {c.facility_code, person}))
+        if (auto m = parse_month(as_text(r[0])).month) months.push_back(*m);
+    facts.set_month_set("reviewed_claim_months", months);
+}
+
+namespace {
+std::string category_field(Program const& rules, json const& body) {
+    std::string category = text_field(body, "category");
+    int slot = rules.find_slot("分類");
+    if (slot < 0 || rules.find_enum_value(rules.slots[std::size_t(slot)].type.enum_id, category) < 0)
+        throw ClientError(400, "category", "診療区分は 訪問診療等 か オンライン診療等 です / category is 訪問診療等 or オンライン診療等");
+    return category;
+}
+}  // namespace
+
+json Service::reinquiry(Caller const& c, json const& body) {
+    require_facility(c);
+    std::string category = category_field(*rules_, body);
+    std::string person = find_person(body);
     std::string query_date = date_field(body, "query_date");
+    std::string insurer = canonical_insurer_number(text_field(body, "insurer_number"));
+    std::string symbol = normalize_symbol(text_field(body, "symbol"));
+    std::string number = normalize_symbol(text_field(body, "number"));
+    std::string branch = normalize_symbol(text_field(body, "branch", false));
 
     json result{{"qualification_validity", 4}, {"allowed", false}};
-    auto log = [&](std::string const& person) {
+    auto log = [&](std::string const& p) {
         db_.query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                  {new_id(), c.facility_code, now_iso(), std::string("再照会"), person.empty() ? Value(nullptr) : Value(person),
+                  {new_id(), c.facility_code, now_iso(), std::string("再照会"), p.empty() ? Value(nullptr) : Value(p),
                    std::int64_t(result["allowed"].get<bool>()), json{{"request", body}, {"result", result}}.dump()});
         return result;
     };
-    auto persons = db_.query("SELECT person_key FROM insured_persons WHERE insurer_number = $1 AND symbol = $2 AND number = $3 AND branch = $4 AND birthdate = $5",
-                             {insurer, symbol, number, branch, birthdate});
-    if (persons.empty()) {
+    if (person.empty()) {
         result["reason"] = "該当する資格がありません (QualificationValidity 4) / no matching eligibility";
         return log("");
     }
-    std::string person = as_text(persons[0][0]);
-    // This facility's latest consent in the category (a withdrawn consent ends the relationship).
-    json consent;
-    for (auto const& r : db_.query("SELECT visit_kind, first_visit, continuing_home_care, items, withdrawn_at FROM consents "
-                                   "WHERE facility_code = $1 AND person_key = $2 ORDER BY first_visit DESC, registered_at DESC",
-                                   {c.facility_code, person})) {
-        if (category_of(rules_, as_text(r[0])) != category) continue;
-        consent = json{{"visit_kind", as_text(r[0])}, {"first_visit", as_text(r[1])}, {"continuing_home_care", as_int(r[2]) != 0},
-                       {"withdrawn", !is_null(r[4])}};
-        break;
-    }
+    json consent = latest_consent(c.facility_code, person, category);
     if (consent.is_null() || consent["withdrawn"].get<bool>()) {
         result["qualification_validity"] = nullptr;
         result["reason"] = consent.is_null() ? "この施設の居宅同意取得型の同意がありません / no consent registered by this facility"
@@ -359,25 +412,12 @@ json Service::reinquiry(Caller const& c, json const& body) {
         return log(person);
     }
     // The decision comes from the rule set.
-    auto settings = db_.query(settings_select, {c.facility_code});
-    // 環境設定 has one switch per 分類: 訪問診療等機能 (column 1) and オンライン診療等機能 (column 2).
-    bool enabled = !settings.empty() && as_int(settings[0][category == "オンライン診療等" ? 2 : 1]) != 0;
     Activation facts(*rules_);
-    facts.set_enum("facility_kind", facility_kind(c.facility_code));
-    facts.set_enum("visit_kind", consent["visit_kind"].get<std::string>());
-    facts.set_date("first_visit", *parse_date(consent["first_visit"].get<std::string>()).date);
-    facts.set_date("query_date", *parse_date(query_date).date);
-    facts.set_bool("continuing_home_care", consent["continuing_home_care"].get<bool>());
-    facts.set_bool("feature_enabled", enabled);
+    fill_facts(facts, c, person, consent, category, query_date);
     facts.set_enum("terminal", "資格確認端末");
-    std::vector<Month> months;
-    for (auto const& r : db_.query("SELECT month FROM claim_reviews WHERE facility_code = $1 AND person_key = $2", {c.facility_code, person}))
-        if (auto m = parse_month(as_text(r[0])).month) months.push_back(*m);
-    facts.set_month_set("reviewed_claim_months", months);
     Evaluator ev(rules_);
     ev.begin(facts);
-    auto allowed_slot = std::uint32_t(rules_->find_slot("reinquiry_allowed"));
-    Outcome decision = ev.evaluate_slot(facts, allowed_slot);
+    Outcome decision = ev.evaluate_slot(facts, std::uint32_t(rules_->find_slot("reinquiry_allowed")));
     if (decision.status != Status::ok) {
         result["reason"] = "ルールで判定できませんでした / the rules could not decide";
         return log(person);
@@ -411,6 +451,104 @@ json Service::reinquiry(Caller const& c, json const& body) {
                                      {"valid_to", is_null(r[9]) ? json(nullptr) : json(as_text(r[9]))}};
     }
     return log(person);
+}
+
+json Service::add_medical_record(Caller const& c, json const& body) {
+    require_admin(c);
+    std::string person = text_field(body, "person_key");
+    if (db_.query("SELECT 1 FROM insured_persons WHERE person_key = $1", {person}).empty())
+        throw ClientError(400, "person_key", "資格情報がありません / unknown person");
+    std::string item = enum_field(*rules_, body, "item", "requested_item");
+    std::string on = date_field(body, "recorded_on");
+    auto content = body.find("content");
+    if (content == body.end() || !content->is_object()) throw ClientError(400, "content", "content はオブジェクトです / content must be an object");
+    std::string id = new_id();
+    db_.query("INSERT INTO medical_records (id, person_key, item, recorded_on, content_json) VALUES ($1, $2, $3, $4, $5)",
+              {id, person, item, on, content->dump()});
+    return json{{"id", id}};
+}
+
+json Service::view_medical_info(Caller const& c, json const& body) {
+    require_facility(c);
+    std::string category = category_field(*rules_, body);
+    std::string item = enum_field(*rules_, body, "item", "requested_item");
+    // Office terminals only name which office terminal they are; a mobile session is never a facility caller.
+    std::string terminal = enum_field(*rules_, body, "terminal", "terminal");
+    std::string query_date = date_field(body, "query_date");
+    std::string person = find_person(body);
+    json result{{"allowed", false}};
+    auto log = [&](std::string const& reason) {
+        db_.query("INSERT INTO viewing_log (id, facility_code, at, person_key, item, terminal, allowed, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                  {new_id(), c.facility_code, now_iso(), person.empty() ? Value(nullptr) : Value(person), item, terminal,
+                   std::int64_t(result["allowed"].get<bool>()), reason});
+        result["reason"] = reason;
+        return result;
+    };
+    if (person.empty()) return log("該当する資格がありません / no matching eligibility");
+    json consent = latest_consent(c.facility_code, person, category);
+    if (consent.is_null() || consent["withdrawn"].get<bool>())
+        return log(consent.is_null() ? "この施設の同意がありません / no consent registered by this facility"
+                                     : "同意は取り消されています / the consent was withdrawn");
+    Activation facts(*rules_);
+    fill_facts(facts, c, person, consent, category, query_date);
+    facts.set_enum("terminal", terminal);
+    facts.set_enum("requested_item", item);
+    Evaluator ev(rules_);
+    ev.begin(facts);
+    Outcome decision = ev.evaluate_slot(facts, std::uint32_t(rules_->find_slot("medical_info_viewable")));
+    if (decision.status != Status::ok) return log("ルールで判定できませんでした / the rules could not decide");
+    result["allowed"] = decision.value != 0;
+    std::string reason = ev.render_text(std::int64_t(decision.clause), facts);
+    if (decision.value) {
+        json records = json::array();
+        for (auto const& r : db_.query("SELECT recorded_on, content_json FROM medical_records WHERE person_key = $1 AND item = $2 ORDER BY recorded_on",
+                                       {person, item}))
+            records.push_back(json{{"recorded_on", as_text(r[0])}, {"content", json::parse(as_text(r[1]))}});
+        result["records"] = records;
+    }
+    return log(reason);
+}
+
+json Service::viewing_history(Caller const& c, std::string const& from, std::string const& to) {
+    require_facility(c);
+    json out = json::array();
+    for (auto const& r : db_.query("SELECT at, item, terminal, allowed, reason FROM viewing_log WHERE facility_code = $1 AND at >= $2 AND at <= $3 ORDER BY at, id",
+                                   {c.facility_code, from.empty() ? std::string("0000") : from, to.empty() ? std::string("9999") : to}))
+        out.push_back(json{{"at", as_text(r[0])}, {"item", as_text(r[1])}, {"terminal", as_text(r[2])}, {"allowed", as_int(r[3]) != 0},
+                           {"reason", as_text(r[4])}});
+    return out;
+}
+
+json Service::withdrawal_lookup(Caller const& c, json const& body) {
+    require_facility(c);
+    std::string person = find_person(body);
+    // Only a person with a consent of this facility is shown: the lookup is not a way to browse eligibility.
+    if (person.empty() || db_.query("SELECT 1 FROM consents WHERE facility_code = $1 AND person_key = $2 AND withdrawn_at IS NULL",
+                                    {c.facility_code, person}).empty())
+        throw ClientError(404, "", "この施設の有効な同意がある方が見つかりません / no consenting person of this facility matches");
+    auto r = db_.query("SELECT name, name_kana, birthdate FROM insured_persons WHERE person_key = $1 ORDER BY valid_from DESC LIMIT 1", {person});
+    json consents = json::array();
+    for (auto const& row : db_.query("SELECT visit_kind, first_visit FROM consents WHERE facility_code = $1 AND person_key = $2 AND withdrawn_at IS NULL "
+                                     "ORDER BY first_visit",
+                                     {c.facility_code, person}))
+        consents.push_back(json{{"visit_kind", as_text(row[0])}, {"first_visit", as_text(row[1])}});
+    return json{{"name", as_text(r[0][0])}, {"name_kana", as_text(r[0][1])}, {"birthdate", as_text(r[0][2])}, {"consents", consents}};
+}
+
+json Service::withdraw(Caller const& c, json const& body) {
+    require_facility(c);
+    if (!bool_field(body, "confirmed", false))
+        throw ClientError(400, "confirmed", "本人であることを確認したら confirmed: true を送ってください / send confirmed: true after confirming the person");
+    std::string person = find_person(body);
+    if (person.empty()) throw ClientError(404, "", "この施設の有効な同意がある方が見つかりません / no consenting person of this facility matches");
+    return transaction(db_, [&] {
+        auto open = db_.query("SELECT id FROM consents WHERE facility_code = $1 AND person_key = $2 AND withdrawn_at IS NULL", {c.facility_code, person});
+        if (open.empty()) throw ClientError(404, "", "この施設の有効な同意がある方が見つかりません / no consenting person of this facility matches");
+        std::string now = now_iso();
+        db_.query("UPDATE consents SET withdrawn_at = $3 WHERE facility_code = $1 AND person_key = $2 AND withdrawn_at IS NULL",
+                  {c.facility_code, person, now});
+        return json{{"withdrawn", open.size()}, {"withdrawn_at", now}};
+    });
 }
 
 json Service::inquiry_history(Caller const& c, std::string const& from, std::string const& to) {

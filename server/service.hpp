@@ -52,6 +52,15 @@ public:
     // 再照会 (individual): 診療区分, 保険者番号, 記号・番号, 枝番, 生年月日, 資格確認日.
     json reinquiry(Caller const& c, json const& body);
 
+    // Medical information (test data set-up, and the viewing gate decided by medical_info_viewable).
+    json add_medical_record(Caller const& c, json const& body);
+    json view_medical_info(Caller const& c, json const& body);
+    json viewing_history(Caller const& c, std::string const& from, std::string const& to);
+
+    // 同意取消照会: look the person up (to confirm), then withdraw this facility's consents.
+    json withdrawal_lookup(Caller const& c, json const& body);
+    json withdraw(Caller const& c, json const& body);
+
     // 資格確認履歴照会 of the calling facility.
     json inquiry_history(Caller const& c, std::string const& from, std::string const& to);
 
@@ -59,6 +68,13 @@ private:
     Database& db_;
     std::shared_ptr<Program const> rules_;
     std::string facility_kind(std::string const& code);
+    // The person a request identifies by 保険者番号, 記号・番号, 枝番 and 生年月日 (any period), or "".
+    std::string find_person(json const& body);
+    // This facility's latest consent for the person in the 分類, or null.
+    json latest_consent(std::string const& facility, std::string const& person, std::string const& category);
+    // Fills the facts the rule set needs about this facility, person and consent.
+    void fill_facts(Activation& facts, Caller const& c, std::string const& person, json const& consent, std::string const& category,
+                    std::string const& query_date);
 };
 
 // A random 128-bit id as hex (OpenSSL's RAND_bytes).

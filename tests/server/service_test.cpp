@@ -230,3 +230,60 @@ TEST_F(ServerFixture, SettingsChangesAreAuditedWithBeforeAndAfter) {
     EXPECT_FALSE(audit[0]["before"]["home_visit_enabled"].get<bool>());
     EXPECT_TRUE(audit[0]["after"]["home_visit_enabled"].get<bool>());
 }
+
+namespace {
+std::string viewing_body(char const* date, char const* item = "薬剤情報", char const* terminal = "資格確認端末") {
+    return json{{"category", "訪問診療等"}, {"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"},
+                {"birthdate", "1940-05-01"}, {"query_date", date}, {"item", item}, {"terminal", terminal}}
+        .dump();
+}
+}  // namespace
+
+TEST_F(ServerFixture, MedicalInformationOnlyWhereTheRulesAllowIt) {
+    enable(a);
+    std::string key = person();
+    consent("0110113719", key);
+    auto rec = call(admin, "POST", "/api/v1/admin/medical-records",
+                    json{{"person_key", key}, {"item", "薬剤情報"}, {"recorded_on", "2024-05-01"}, {"content", {{"薬剤", "アムロジピン 5mg"}}}}.dump());
+    ASSERT_EQ(rec.status, 201) << rec.body;
+    auto ok = body(call(a, "POST", "/api/v1/medical-info", viewing_body("2024-06-01")));
+    ASSERT_TRUE(ok["allowed"].get<bool>()) << ok.dump();
+    EXPECT_EQ(ok["records"][0]["content"]["薬剤"], "アムロジピン 5mg");
+    // A mobile terminal never sees medical information (the rules say so; nothing is returned).
+    auto mobile = body(call(a, "POST", "/api/v1/medical-info", viewing_body("2024-06-01", "薬剤情報", "モバイル端末")));
+    EXPECT_FALSE(mobile["allowed"].get<bool>());
+    EXPECT_FALSE(mobile.contains("records"));
+    // Not consented, and disabled in 環境設定.
+    EXPECT_FALSE(body(call(a, "POST", "/api/v1/medical-info", viewing_body("2024-06-01", "手術情報")))["allowed"].get<bool>());
+    ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"viewing_items":{"薬剤情報":false}})").status, 200);
+    auto disabled = body(call(a, "POST", "/api/v1/medical-info", viewing_body("2024-06-01")));
+    EXPECT_FALSE(disabled["allowed"].get<bool>());
+    EXPECT_NE(disabled["reason"].get<std::string>().find("利用しない"), std::string::npos);
+    // Another facility sees nothing of this patient.
+    enable(b);
+    EXPECT_FALSE(body(call(b, "POST", "/api/v1/medical-info", viewing_body("2024-06-01")))["allowed"].get<bool>());
+    // Every attempt is in the caller's own 医療情報閲覧履歴.
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/history/viewings")).size(), 4u);
+    EXPECT_EQ(body(call(b, "GET", "/api/v1/history/viewings")).size(), 1u);
+}
+
+TEST_F(ServerFixture, WithdrawalShowsThePersonThenEndsReinquiryAndViewing) {
+    enable(a);
+    enable(b);
+    std::string key = person();
+    consent("0110113719", key);
+    std::string who = json{{"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"}}.dump();
+    // B has no consent of this person: B cannot look them up, nor withdraw A's consent.
+    EXPECT_EQ(call(b, "POST", "/api/v1/withdrawal/lookup", who).status, 404);
+    auto who_confirmed = json::parse(who);
+    who_confirmed["confirmed"] = true;
+    EXPECT_EQ(call(b, "POST", "/api/v1/withdrawal", who_confirmed.dump()).status, 404);
+    auto shown = body(call(a, "POST", "/api/v1/withdrawal/lookup", who));
+    EXPECT_EQ(shown["name"], "在宅 花子");
+    EXPECT_EQ(call(a, "POST", "/api/v1/withdrawal", who).status, 400);  // not confirmed
+    auto done = call(a, "POST", "/api/v1/withdrawal", who_confirmed.dump());
+    ASSERT_EQ(done.status, 200) << done.body;
+    EXPECT_FALSE(body(call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-05-15")))["allowed"].get<bool>());
+    EXPECT_FALSE(body(call(a, "POST", "/api/v1/medical-info", viewing_body("2024-05-15")))["allowed"].get<bool>());
+    EXPECT_EQ(call(a, "POST", "/api/v1/withdrawal", who_confirmed.dump()).status, 404);  // nothing left to withdraw
+}
