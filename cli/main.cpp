@@ -233,6 +233,7 @@ int main(int argc, char** argv) {
     srv->add_option("--db", serve_options.db, "SQLite データベースのファイル / SQLite database file")->capture_default_str();
     srv->add_option("--rules", serve_options.rules, "ルールのディレクトリかバンドル / rules directory or bundle")->capture_default_str();
     srv->add_option("--tls-dir", serve_options.tls_dir, "ca.pem, server.pem, server.key のあるディレクトリ / TLS files")->capture_default_str();
+    srv->add_option("--public-url", serve_options.public_url, "施設URLの先頭 (既定 https://HOST:PORT) / base of facility URLs");
     srv->add_option("--threads", serve_options.threads, "スレッド数 / worker threads")->capture_default_str()->check(CLI::Range(1, 64));
 #endif
     try {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -28,6 +29,8 @@ public:
     // Runs a script of several statements without parameters (migrations).
     virtual void script(std::string const& sql) = 0;
     virtual std::string backend() const = 0;
+    // Runs `body` atomically (see transaction() below).
+    virtual void in_transaction(std::function<void()> const& body) = 0;
 };
 
 // Opens an embedded SQLite database (WAL, foreign keys on, synchronous=FULL so that an acknowledged write
@@ -38,25 +41,17 @@ std::unique_ptr<Database> open_sqlite(std::string const& path);
 // Returns the number applied.
 int migrate(Database& db);
 
-// Runs `body` in a transaction (BEGIN … COMMIT, ROLLBACK on exception).
+// Runs `body` in a transaction: BEGIN … COMMIT, ROLLBACK on exception; nested calls become savepoints. The
+// connection is held by this thread for the whole transaction, so concurrent requests never interleave.
 template <typename F>
 auto transaction(Database& db, F&& body) {
-    db.query("BEGIN");
-    try {
-        if constexpr (std::is_void_v<decltype(body())>) {
-            body();
-            db.query("COMMIT");
-        } else {
-            auto r = body();
-            db.query("COMMIT");
-            return r;
-        }
-    } catch (...) {
-        try {
-            db.query("ROLLBACK");
-        } catch (...) {
-        }
-        throw;
+    using R = decltype(body());
+    if constexpr (std::is_void_v<R>) {
+        db.in_transaction([&] { body(); });
+    } else {
+        std::optional<R> result;
+        db.in_transaction([&] { result.emplace(body()); });
+        return std::move(*result);
     }
 }
 

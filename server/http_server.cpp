@@ -1,5 +1,7 @@
 #include "http_server.hpp"
 
+#include "url_token.hpp"
+
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
@@ -82,9 +84,29 @@ HttpResult handle_request(Service& service, Caller const& caller, std::string co
          [&] { return json_result(200, service.viewing_history(caller, query_param(target, "from"), query_param(target, "to"))); }},
         {"POST", "/api/v1/withdrawal/lookup", [&] { return json_result(200, service.withdrawal_lookup(caller, parse_json_body(body))); }},
         {"POST", "/api/v1/withdrawal", [&] { return json_result(200, service.withdraw(caller, parse_json_body(body))); }},
+        {"GET", "/api/v1/url", [&] { return json_result(200, service.facility_url(caller)); }},
+        {"POST", "/api/v1/url/change", [&] { return json_result(200, service.change_facility_url(caller)); }},
+        {"GET", "/api/v1/url/qr.svg", [&] { return HttpResult{200, "image/svg+xml", qr_svg(service.facility_url_text(caller))}; }},
+        {"GET", "/api/v1/url/qr.png", [&] { return HttpResult{200, "image/png", qr_png(service.facility_url_text(caller))}; }},
+        {"POST", "/api/v1/admin/url-keys/rotate", [&] { return json_result(200, service.rotate_url_key(caller)); }},
         {"GET", "/api/v1/history/inquiries",
          [&] { return json_result(200, service.inquiry_history(caller, query_param(target, "from"), query_param(target, "to"))); }},
     };
+    // The consent page's entry: /c/{token}. An unknown, tampered, changed or revoked token gets a clear page.
+    if (path.rfind("/c/", 0) == 0) {
+        if (method != "GET") return error_result(405, "", "method not allowed");
+        auto check = service.check_url_token(path.substr(3));
+        std::string head = "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
+                           "content=\"width=device-width, initial-scale=1\"><title>マイナ在宅受付Web</title></head><body><main>";
+        if (!check.facility_code)
+            return HttpResult{404, "text/html; charset=utf-8",
+                              head + "<h1>この URL は使えません</h1><p>" + check.reason.substr(0, check.reason.find(" / ")) +
+                                  "</p><p>医療機関・薬局・訪問看護ステーションから、新しい URL か QR コードを受け取ってください。</p></main></body></html>\n"};
+        std::string name;
+        for (char ch : check.facility_name) name += ch == '<' ? std::string("&lt;") : ch == '&' ? std::string("&amp;") : std::string(1, ch);
+        return HttpResult{200, "text/html; charset=utf-8",
+                          head + "<h1>マイナ在宅受付Web</h1><p>" + name + "</p><p id=\"status\">同意の画面は準備中です (issue 5)。</p></main></body></html>\n"};
+    }
     bool path_known = false;
     for (auto const& r : routes) {
         if (path != r.path) continue;
@@ -240,6 +262,7 @@ int serve(ServeOptions const& o) {
         std::cerr << "kyotaku serve: " << o.host << ":" << o.port << ": " << ec.message() << "\n";
         return 2;
     }
+    service.set_public_url(o.public_url.empty() ? "https://" + o.host + ":" + std::to_string(acceptor.local_endpoint().port()) : o.public_url);
     net::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](auto, auto) { io.stop(); });
     net::co_spawn(io, listen(acceptor, tls, service), [](std::exception_ptr) {});

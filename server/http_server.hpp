@@ -16,6 +16,7 @@ struct ServeOptions {
     std::string rules = "rules";
     std::string tls_dir = "pki";  // ca.pem, server.pem, server.key
     int threads = 2;
+    std::string public_url;  // the base of facility URLs; default https://HOST:PORT
 };
 
 // Runs until SIGINT/SIGTERM. Prints "listening on https://HOST:PORT" once ready. Returns the exit code.

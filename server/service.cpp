@@ -1,6 +1,7 @@
 #include "service.hpp"
 
 #include "codes.hpp"
+#include "url_token.hpp"
 
 #include <openssl/rand.h>
 
@@ -549,6 +550,96 @@ json Service::withdraw(Caller const& c, json const& body) {
                   {c.facility_code, person, now});
         return json{{"withdrawn", open.size()}, {"withdrawn_at", now}};
     });
+}
+
+namespace {
+std::vector<unsigned char> from_hex(std::string const& hex) {
+    std::vector<unsigned char> out;
+    for (std::size_t i = 0; i + 1 < hex.size(); i += 2) out.push_back(static_cast<unsigned char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    return out;
+}
+}  // namespace
+
+std::pair<std::uint32_t, std::vector<unsigned char>> Service::current_url_key() {
+    return transaction(db_, [&] {
+        auto rows = db_.query("SELECT version, key_hex FROM url_keys WHERE retired_at IS NULL ORDER BY version DESC LIMIT 1");
+        if (!rows.empty()) return std::make_pair(std::uint32_t(as_int(rows[0][0])), from_hex(as_text(rows[0][1])));
+        auto last = db_.query("SELECT COALESCE(MAX(version), 0) FROM url_keys");
+        std::uint32_t version = std::uint32_t(as_int(last[0][0]) + 1);
+        std::string hex = new_id() + new_id();  // 256 random bits
+        db_.query("INSERT INTO url_keys (version, key_hex, created_at) VALUES ($1, $2, $3)", {std::int64_t(version), hex, now_iso()});
+        return std::make_pair(version, from_hex(hex));
+    });
+}
+
+std::string Service::facility_url_text(Caller const& c) {
+    require_facility(c);
+    auto gen = db_.query("SELECT generation FROM facility_url WHERE facility_code = $1", {c.facility_code});
+    std::uint32_t generation = gen.empty() ? 1 : std::uint32_t(as_int(gen[0][0]));
+    if (gen.empty())
+        db_.query("INSERT INTO facility_url (facility_code, generation, changed_at) VALUES ($1, 1, $2) ON CONFLICT (facility_code) DO NOTHING",
+                  {c.facility_code, now_iso()});
+    auto [version, key] = current_url_key();
+    return public_url_ + "/c/" + seal_url_token(key, version, UrlClaims{c.facility_code, generation});
+}
+
+json Service::facility_url(Caller const& c) {
+    std::string url = facility_url_text(c);
+    auto gen = db_.query("SELECT generation, changed_at FROM facility_url WHERE facility_code = $1", {c.facility_code});
+    return json{{"url", url}, {"generation", as_int(gen[0][0])}, {"changed_at", as_text(gen[0][1])}};
+}
+
+json Service::change_facility_url(Caller const& c) {
+    require_facility(c);
+    facility_url_text(c);  // makes sure a row exists
+    db_.query("UPDATE facility_url SET generation = generation + 1, changed_at = $2 WHERE facility_code = $1", {c.facility_code, now_iso()});
+    return facility_url(c);
+}
+
+json Service::rotate_url_key(Caller const& c) {
+    require_admin(c);
+    return transaction(db_, [&] {
+        db_.query("UPDATE url_keys SET retired_at = $1 WHERE retired_at IS NULL", {now_iso()});
+        auto [version, key] = current_url_key();
+        (void)key;
+        return json{{"key_version", version}};
+    });
+}
+
+Service::TokenCheck Service::check_url_token(std::string const& token) {
+    TokenCheck out;
+    auto version = url_token_key_version(token);
+    if (!version) {
+        out.reason = "URL が正しくありません / malformed URL";
+        return out;
+    }
+    auto key = db_.query("SELECT key_hex, retired_at FROM url_keys WHERE version = $1", {std::int64_t(*version)});
+    if (key.empty()) {
+        out.reason = "URL が正しくありません / unknown URL";
+        return out;
+    }
+    auto claims = open_url_token(from_hex(as_text(key[0][0])), token);
+    if (!claims) {
+        out.reason = "URL が正しくありません / invalid URL";
+        return out;
+    }
+    if (!is_null(key[0][1])) {
+        out.reason = "この URL は使えなくなりました (鍵の更新) / this URL has been revoked";
+        return out;
+    }
+    auto gen = db_.query("SELECT f.name, u.generation FROM facilities f JOIN facility_url u ON u.facility_code = f.code WHERE f.code = $1",
+                         {claims->facility_code});
+    if (gen.empty()) {
+        out.reason = "URL が正しくありません / unknown facility";
+        return out;
+    }
+    if (std::uint32_t(as_int(gen[0][1])) != claims->generation) {
+        out.reason = "この URL は変更されました。施設から新しい URL か QR コードを受け取ってください / this URL was replaced by the facility";
+        return out;
+    }
+    out.facility_code = claims->facility_code;
+    out.facility_name = as_text(gen[0][0]);
+    return out;
 }
 
 json Service::inquiry_history(Caller const& c, std::string const& from, std::string const& to) {

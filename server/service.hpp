@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace kyotaku::server {
@@ -61,12 +62,27 @@ public:
     json withdrawal_lookup(Caller const& c, json const& body);
     json withdraw(Caller const& c, json const& body);
 
+    // 医療機関別URL取得・変更, its QR code, and the server's URL keys.
+    void set_public_url(std::string base) { public_url_ = std::move(base); }
+    json facility_url(Caller const& c);
+    json change_facility_url(Caller const& c);
+    std::string facility_url_text(Caller const& c);
+    json rotate_url_key(Caller const& c);
+    // The facility a consent-page token names; nullopt (with the reason) for an unknown, tampered or revoked one.
+    struct TokenCheck {
+        std::optional<std::string> facility_code;
+        std::string facility_name, reason;
+    };
+    TokenCheck check_url_token(std::string const& token);
+
     // 資格確認履歴照会 of the calling facility.
     json inquiry_history(Caller const& c, std::string const& from, std::string const& to);
 
 private:
     Database& db_;
     std::shared_ptr<Program const> rules_;
+    std::string public_url_ = "https://127.0.0.1:8443";
+    std::pair<std::uint32_t, std::vector<unsigned char>> current_url_key();
     std::string facility_kind(std::string const& code);
     // The person a request identifies by 保険者番号, 記号・番号, 枝番 and 生年月日 (any period), or "".
     std::string find_person(json const& body);

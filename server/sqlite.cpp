@@ -96,9 +96,29 @@ public:
 
     std::string backend() const override { return "sqlite"; }
 
+    void in_transaction(std::function<void()> const& body) override {
+        std::lock_guard lock(mutex_);  // recursive: the statements inside lock it again
+        std::string sp = "sp" + std::to_string(depth_);
+        script(depth_ == 0 ? "BEGIN IMMEDIATE" : "SAVEPOINT " + sp);
+        ++depth_;
+        try {
+            body();
+        } catch (...) {
+            --depth_;
+            try {
+                script(depth_ == 0 ? "ROLLBACK" : "ROLLBACK TO " + sp + "; RELEASE " + sp);
+            } catch (...) {
+            }
+            throw;
+        }
+        --depth_;
+        script(depth_ == 0 ? "COMMIT" : "RELEASE " + sp);
+    }
+
 private:
     sqlite3* db_ = nullptr;
     std::recursive_mutex mutex_;
+    int depth_ = 0;
 };
 }  // namespace
 

@@ -287,3 +287,63 @@ TEST_F(ServerFixture, WithdrawalShowsThePersonThenEndsReinquiryAndViewing) {
     EXPECT_FALSE(body(call(a, "POST", "/api/v1/medical-info", viewing_body("2024-05-15")))["allowed"].get<bool>());
     EXPECT_EQ(call(a, "POST", "/api/v1/withdrawal", who_confirmed.dump()).status, 404);  // nothing left to withdraw
 }
+
+#include "url_token.hpp"
+
+TEST(UrlToken, SealsAndOpensAndRefusesTampering) {
+    std::vector<unsigned char> key(32, 7), other(32, 8);
+    std::string token = seal_url_token(key, 3, UrlClaims{"0110113719", 5});
+    EXPECT_EQ(token.find("0110113719"), std::string::npos);  // the code is not visible
+    EXPECT_EQ(url_token_key_version(token), 3u);
+    auto claims = open_url_token(key, token);
+    ASSERT_TRUE(claims);
+    EXPECT_EQ(claims->facility_code, "0110113719");
+    EXPECT_EQ(claims->generation, 5u);
+    EXPECT_FALSE(open_url_token(other, token));
+    // Every single-character change is detected (but the last character, whose low bits base64 leaves unused).
+    for (std::size_t i = 0; i + 1 < token.size(); ++i) {
+        std::string t = token;
+        t[i] = t[i] == 'A' ? 'B' : 'A';
+        EXPECT_FALSE(open_url_token(key, t)) << i;
+    }
+    EXPECT_FALSE(open_url_token(key, ""));
+    EXPECT_FALSE(open_url_token(key, "!!!"));
+    EXPECT_FALSE(url_token_key_version(std::string(600, 'A')));
+}
+
+TEST(QrCode, PngAndSvg) {
+    std::string png = qr_png("https://127.0.0.1:8443/c/abc");
+    ASSERT_GT(png.size(), 100u);
+    EXPECT_EQ(png.substr(1, 3), "PNG");
+    std::string svg = qr_svg("https://127.0.0.1:8443/c/abc");
+    EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+    EXPECT_NE(svg.find("<path"), std::string::npos);
+}
+
+TEST_F(ServerFixture, FacilityUrlOpensThePageUntilItIsChangedOrItsKeyRetired) {
+    auto url = body(call(a, "GET", "/api/v1/url"))["url"].get<std::string>();
+    std::string path = url.substr(url.find("/c/"));
+    auto page = call(Caller{}, "GET", path);
+    EXPECT_EQ(page.status, 200);
+    EXPECT_NE(page.body.find("<h1>マイナ在宅受付Web</h1><p>A</p>"), std::string::npos);
+    // 変更: the old URL now gets a clear page, the new one works.
+    auto changed = body(call(a, "POST", "/api/v1/url/change"))["url"].get<std::string>();
+    auto old_page = call(Caller{}, "GET", path);
+    EXPECT_EQ(old_page.status, 404);
+    EXPECT_NE(old_page.body.find("この URL は変更されました"), std::string::npos);
+    EXPECT_EQ(call(Caller{}, "GET", changed.substr(changed.find("/c/"))).status, 200);
+    // Retiring the server key revokes every URL sealed with it.
+    EXPECT_EQ(call(a, "POST", "/api/v1/admin/url-keys/rotate").status, 403);
+    EXPECT_EQ(call(admin, "POST", "/api/v1/admin/url-keys/rotate").status, 200);
+    auto revoked = call(Caller{}, "GET", changed.substr(changed.find("/c/")));
+    EXPECT_EQ(revoked.status, 404);
+    EXPECT_NE(revoked.body.find("使えなくなりました"), std::string::npos);
+    auto fresh = body(call(a, "GET", "/api/v1/url"))["url"].get<std::string>();
+    EXPECT_EQ(call(Caller{}, "GET", fresh.substr(fresh.find("/c/"))).status, 200);
+    // Garbage and another facility's URL are just that.
+    EXPECT_EQ(call(Caller{}, "GET", "/c/not-a-token").status, 404);
+    auto url_b = body(call(b, "GET", "/api/v1/url"))["url"].get<std::string>();
+    EXPECT_NE(url_b, fresh);
+    EXPECT_EQ(call(a, "GET", "/api/v1/url/qr.png").content_type, "image/png");
+    EXPECT_EQ(call(Caller{}, "GET", "/api/v1/url").status, 403);
+}
