@@ -55,43 +55,78 @@ json parse_json_body(std::string const& body) {
 
 }  // namespace
 
+namespace {
+struct Request {
+    std::string const& target;
+    std::string const& content_type;
+    std::string const& body;
+};
+using Handler = HttpResult (*)(Service&, Caller const&, Request const&);
+struct Route {
+    char const* method;
+    char const* path;
+    Handler run;
+};
+
+// Every route of the API, once. docs/api.md and docs/openapi.json list the same (a test checks it).
+std::vector<Route> const& routes() {
+    static std::vector<Route> const all{
+        {"GET", "/healthz", [](Service&, Caller const&, Request const&) { return json_result(200, json{{"status", "ok"}}); }},
+        {"POST", "/api/v1/admin/facilities",
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.create_facility(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/admin/insured-persons",
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.add_insured_person(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/admin/consents",
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.add_consent(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/admin/medical-records",
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.add_medical_record(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/admin/url-keys/rotate", [](Service& s, Caller const& c, Request const&) { return json_result(200, s.rotate_url_key(c)); }},
+        {"GET", "/api/v1/settings", [](Service& s, Caller const& c, Request const&) { return json_result(200, s.get_settings(c)); }},
+        {"PUT", "/api/v1/settings",
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.put_settings(c, parse_json_body(r.body))); }},
+        {"GET", "/api/v1/settings/audit", [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings_audit(c)); }},
+        {"GET", "/api/v1/url", [](Service& s, Caller const& c, Request const&) { return json_result(200, s.facility_url(c)); }},
+        {"POST", "/api/v1/url/change", [](Service& s, Caller const& c, Request const&) { return json_result(200, s.change_facility_url(c)); }},
+        {"GET", "/api/v1/url/qr.svg",
+         [](Service& s, Caller const& c, Request const&) { return HttpResult{200, "image/svg+xml", qr_svg(s.facility_url_text(c))}; }},
+        {"GET", "/api/v1/url/qr.png",
+         [](Service& s, Caller const& c, Request const&) { return HttpResult{200, "image/png", qr_png(s.facility_url_text(c))}; }},
+        {"POST", "/api/v1/claim-reviews",
+         [](Service& s, Caller const& c, Request const& r) {
+             if (r.content_type.rfind("text/csv", 0) != 0) throw ClientError(415, "", "text/csv の本文が必要です / the body must be text/csv");
+             return json_result(200, s.import_claim_reviews(c, r.body));
+         }},
+        {"POST", "/api/v1/reinquiry",
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.reinquiry(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/medical-info",
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.view_medical_info(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/withdrawal/lookup",
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.withdrawal_lookup(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/withdrawal",
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.withdraw(c, parse_json_body(r.body))); }},
+        {"GET", "/api/v1/history/inquiries",
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(200, s.inquiry_history(c, query_param(r.target, "from"), query_param(r.target, "to")));
+         }},
+        {"GET", "/api/v1/history/viewings",
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(200, s.viewing_history(c, query_param(r.target, "from"), query_param(r.target, "to")));
+         }},
+    };
+    return all;
+}
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> route_table() {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (auto const& r : routes()) out.emplace_back(r.method, r.path);
+    out.emplace_back("GET", "/c/{token}");
+    return out;
+}
+
 HttpResult handle_request(Service& service, Caller const& caller, std::string const& method, std::string const& target,
                           std::string const& content_type, std::string const& body) {
     std::string path = target.substr(0, target.find('?'));
-    struct Route {
-        char const* method;
-        char const* path;
-        std::function<HttpResult()> run;
-    };
-    std::vector<Route> const routes{
-        {"GET", "/healthz", [&] { return json_result(200, json{{"status", "ok"}}); }},
-        {"POST", "/api/v1/admin/facilities", [&] { return json_result(201, service.create_facility(caller, parse_json_body(body))); }},
-        {"POST", "/api/v1/admin/insured-persons", [&] { return json_result(201, service.add_insured_person(caller, parse_json_body(body))); }},
-        {"POST", "/api/v1/admin/consents", [&] { return json_result(201, service.add_consent(caller, parse_json_body(body))); }},
-        {"GET", "/api/v1/settings", [&] { return json_result(200, service.get_settings(caller)); }},
-        {"PUT", "/api/v1/settings", [&] { return json_result(200, service.put_settings(caller, parse_json_body(body))); }},
-        {"GET", "/api/v1/settings/audit", [&] { return json_result(200, service.settings_audit(caller)); }},
-        {"POST", "/api/v1/claim-reviews",
-         [&] {
-             if (content_type.rfind("text/csv", 0) != 0)
-                 throw ClientError(415, "", "text/csv の本文が必要です / the body must be text/csv");
-             return json_result(200, service.import_claim_reviews(caller, body));
-         }},
-        {"POST", "/api/v1/reinquiry", [&] { return json_result(200, service.reinquiry(caller, parse_json_body(body))); }},
-        {"POST", "/api/v1/admin/medical-records", [&] { return json_result(201, service.add_medical_record(caller, parse_json_body(body))); }},
-        {"POST", "/api/v1/medical-info", [&] { return json_result(200, service.view_medical_info(caller, parse_json_body(body))); }},
-        {"GET", "/api/v1/history/viewings",
-         [&] { return json_result(200, service.viewing_history(caller, query_param(target, "from"), query_param(target, "to"))); }},
-        {"POST", "/api/v1/withdrawal/lookup", [&] { return json_result(200, service.withdrawal_lookup(caller, parse_json_body(body))); }},
-        {"POST", "/api/v1/withdrawal", [&] { return json_result(200, service.withdraw(caller, parse_json_body(body))); }},
-        {"GET", "/api/v1/url", [&] { return json_result(200, service.facility_url(caller)); }},
-        {"POST", "/api/v1/url/change", [&] { return json_result(200, service.change_facility_url(caller)); }},
-        {"GET", "/api/v1/url/qr.svg", [&] { return HttpResult{200, "image/svg+xml", qr_svg(service.facility_url_text(caller))}; }},
-        {"GET", "/api/v1/url/qr.png", [&] { return HttpResult{200, "image/png", qr_png(service.facility_url_text(caller))}; }},
-        {"POST", "/api/v1/admin/url-keys/rotate", [&] { return json_result(200, service.rotate_url_key(caller)); }},
-        {"GET", "/api/v1/history/inquiries",
-         [&] { return json_result(200, service.inquiry_history(caller, query_param(target, "from"), query_param(target, "to"))); }},
-    };
     // The consent page's entry: /c/{token}. An unknown, tampered, changed or revoked token gets a clear page.
     if (path.rfind("/c/", 0) == 0) {
         if (method != "GET") return error_result(405, "", "method not allowed");
@@ -108,12 +143,13 @@ HttpResult handle_request(Service& service, Caller const& caller, std::string co
                           head + "<h1>マイナ在宅受付Web</h1><p>" + name + "</p><p id=\"status\">同意の画面は準備中です (issue 5)。</p></main></body></html>\n"};
     }
     bool path_known = false;
-    for (auto const& r : routes) {
+    Request request{target, content_type, body};
+    for (auto const& r : routes()) {
         if (path != r.path) continue;
         path_known = true;
         if (method != r.method) continue;
         try {
-            return r.run();
+            return r.run(service, caller, request);
         } catch (ClientError const& e) {
             return error_result(e.status, e.field, e.what());
         } catch (DatabaseError const& e) {

@@ -6,6 +6,8 @@
 
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace kyotaku::server {
 
@@ -28,6 +30,9 @@ struct HttpResult {
     std::string content_type = "application/json; charset=utf-8";
     std::string body;
 };
+// Every (method, path) the server answers; path parameters are written {name}.
+std::vector<std::pair<std::string, std::string>> route_table();
+
 HttpResult handle_request(Service& service, Caller const& caller, std::string const& method, std::string const& target,
                           std::string const& content_type, std::string const& body);
 

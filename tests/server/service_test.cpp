@@ -347,3 +347,30 @@ TEST_F(ServerFixture, FacilityUrlOpensThePageUntilItIsChangedOrItsKeyRetired) {
     EXPECT_EQ(call(a, "GET", "/api/v1/url/qr.png").content_type, "image/png");
     EXPECT_EQ(call(Caller{}, "GET", "/api/v1/url").status, 403);
 }
+
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+TEST(ServerApi, DocsListEveryRouteAndNothingElse) {
+    std::set<std::string> server, openapi, markdown;
+    for (auto const& [m, p] : route_table()) server.insert(m + " " + p);
+    std::ifstream oa(KYOTAKU_SOURCE_DIR "/docs/openapi.json");
+    json doc = json::parse(oa);
+    for (auto const& [path, ops] : doc["paths"].items())
+        for (auto const& [method, op] : ops.items()) {
+            std::string upper = method;
+            for (auto& ch : upper) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+            openapi.insert(upper + " " + path);
+        }
+    std::ifstream md(KYOTAKU_SOURCE_DIR "/docs/api.md");
+    std::string line;
+    std::regex heading(R"(^### (GET|POST|PUT|DELETE) (\S+)$)");
+    while (std::getline(md, line)) {
+        std::smatch m;
+        if (std::regex_match(line, m, heading)) markdown.insert(m[1].str() + " " + m[2].str());
+    }
+    EXPECT_EQ(openapi, server);
+    EXPECT_EQ(markdown, server);
+}
