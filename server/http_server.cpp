@@ -78,6 +78,8 @@ std::vector<Route> const& routes() {
          [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.add_insured_person(c, parse_json_body(r.body))); }},
         {"POST", "/api/v1/admin/consents",
          [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.add_consent(c, parse_json_body(r.body))); }},
+        {"GET", "/api/v1/admin/consents",
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.list_consents(c, query_param(r.target, "facility_code"))); }},
         {"POST", "/api/v1/admin/medical-records",
          [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.add_medical_record(c, parse_json_body(r.body))); }},
         {"POST", "/api/v1/admin/url-keys/rotate", [](Service& s, Caller const& c, Request const&) { return json_result(200, s.rotate_url_key(c)); }},

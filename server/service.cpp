@@ -267,6 +267,17 @@ json Service::add_consent(Caller const& c, json const& body) {
     return json{{"id", id}};
 }
 
+json Service::list_consents(Caller const& c, std::string const& facility_code) {
+    require_admin(c);
+    json out = json::array();
+    for (auto const& r : db_.query("SELECT id, person_key, visit_kind, first_visit, registered_at, withdrawn_at FROM consents WHERE facility_code = $1 "
+                                   "ORDER BY registered_at, id",
+                                   {facility_code}))
+        out.push_back(json{{"id", as_text(r[0])}, {"person_key", as_text(r[1])}, {"visit_kind", as_text(r[2])}, {"first_visit", as_text(r[3])},
+                           {"registered_at", as_text(r[4])}, {"withdrawn_at", is_null(r[5]) ? json(nullptr) : json(as_text(r[5]))}});
+    return out;
+}
+
 json Service::import_claim_reviews(Caller const& c, std::string const& csv) {
     require_facility(c);
     // Each bad row gets its own error; the good rows are imported (in one transaction).

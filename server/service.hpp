@@ -41,6 +41,7 @@ public:
     json create_facility(Caller const& c, json const& body);
     json add_insured_person(Caller const& c, json const& body);
     json add_consent(Caller const& c, json const& body);
+    json list_consents(Caller const& c, std::string const& facility_code);
 
     // 環境設定 of the calling facility, and its audit trail.
     json get_settings(Caller const& c);

@@ -72,6 +72,26 @@ check "after SIGKILL: A's settings survived" bash -c "[[ '$(call A GET /api/v1/s
 check "after SIGKILL: the consent survived" bash -c "[[ '$(call A POST /api/v1/reinquiry "$req")' == *'\"allowed\":true'* ]]"
 check "after SIGKILL: the audit trail survived" bash -c "[[ '$(call A GET /api/v1/settings/audit)' == *'home_visit_enabled'* ]]"
 
+# A consent-registration load, SIGKILLed in the middle: every acknowledged (201) consent is there exactly once.
+consent_body="{\"facility_code\":\"$A\",\"person_key\":\"$person\",\"visit_kind\":\"訪問診療\",\"first_visit\":\"2024-04-15\",\"identity_method\":\"暗証番号\",\"items\":[\"薬剤情報\"]}"
+for w in 1 2 3 4; do
+    (for _ in $(seq 300); do
+        r=$(call admin POST /api/v1/admin/consents "$consent_body" 2>/dev/null)
+        [[ $r == *' 201' ]] && echo "$r" | sed 's/.*"id":"\([0-9a-f]*\)".*/\1/' >> "$work/acked.$w"
+    done) &
+done
+sleep 2
+kill -9 "$pid"; wait "$pid" 2>/dev/null; pid=""
+wait
+cat "$work"/acked.* | sort > "$work/acked"
+start
+U=https://127.0.0.1:$port
+call admin GET "/api/v1/admin/consents?facility_code=$A" | grep -o '"id":"[0-9a-f]*"' | sed 's/"id":"\(.*\)"/\1/' | sort > "$work/stored"
+echo "acknowledged before SIGKILL: $(wc -l < "$work/acked")"
+check "some consents were acknowledged under load" test "$(wc -l < "$work/acked")" -gt 10
+check "every acknowledged consent survived SIGKILL" bash -c "comm -23 '$work/acked' '$work/stored' | wc -l | grep -qx 0"
+check "no consent is stored twice" bash -c "uniq -d '$work/stored' | wc -l | grep -qx 0"
+
 kill "$pid"; wait "$pid" 2>/dev/null; pid=""
 "$kyotaku" serve --host 0.0.0.0 --port 0 --db "$work/db2.sqlite" --tls-dir "$work/pki" > /dev/null 2>&1
 check "a non-loopback bind is refused" test $? -eq 2
