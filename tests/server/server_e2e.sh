@@ -93,6 +93,18 @@ check "every acknowledged consent survived SIGKILL" bash -c "comm -23 '$work/ack
 check "no consent is stored twice" bash -c "uniq -d '$work/stored' | wc -l | grep -qx 0"
 
 kill "$pid"; wait "$pid" 2>/dev/null; pid=""
+
+# The main job's demo data loads into a fresh database, twice without harm, and answers a re-inquiry.
+rm -f "$work"/db.sqlite*
+"$src/scripts/make-test-pki" "$work/pki" 1340100021 1360100018 > /dev/null
+start
+U=https://127.0.0.1:$port
+check "demo data loads" "$src/scripts/demo-data" "$U" "$work/pki"
+check "demo data loads again (idempotent)" "$src/scripts/demo-data" "$U" "$work/pki"
+demo_req='{"category":"訪問診療等","insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01","query_date":"2024-09-10"}'
+check "the demo patient can be re-inquired (continuity from claims)" bash -c "[[ '$(call A POST /api/v1/reinquiry "$demo_req")' == *'\"allowed\":true'* ]]"
+kill "$pid"; wait "$pid" 2>/dev/null; pid=""
+
 "$kyotaku" serve --host 0.0.0.0 --port 0 --db "$work/db2.sqlite" --tls-dir "$work/pki" > /dev/null 2>&1
 check "a non-loopback bind is refused" test $? -eq 2
 "$kyotaku" serve --port 0 --db "$work/db3.sqlite" --tls-dir "$work/nowhere" > /dev/null 2>&1
