@@ -230,7 +230,7 @@ int main(int argc, char** argv) {
     auto* srv = app.add_subcommand("serve", "資格確認の参照サーバを起動する (HTTPS, ループバックのみ) / run the reference verification server");
     srv->add_option("--host", serve_options.host, "待ち受けるアドレス (ループバックのみ) / loopback address to listen on")->capture_default_str();
     srv->add_option("--port", serve_options.port, "ポート (0 は空いているポート) / port (0: any free port)")->capture_default_str();
-    srv->add_option("--db", serve_options.db, "SQLite データベースのファイル / SQLite database file")->capture_default_str();
+    srv->add_option("--db", serve_options.db, "SQLite のファイル、または postgresql:// の接続URL / SQLite file or PostgreSQL URL")->capture_default_str();
     srv->add_option("--rules", serve_options.rules, "ルールのディレクトリかバンドル / rules directory or bundle")->capture_default_str();
     srv->add_option("--tls-dir", serve_options.tls_dir, "ca.pem, server.pem, server.key のあるディレクトリ / TLS files")->capture_default_str();
     srv->add_option("--public-url", serve_options.public_url, "施設URLの先頭 (既定 https://HOST:PORT) / base of facility URLs");

@@ -37,6 +37,11 @@ public:
 // survives a crash). ":memory:" works for tests.
 std::unique_ptr<Database> open_sqlite(std::string const& path);
 
+// Connects to PostgreSQL (libpq) with a postgresql:// URL.
+std::unique_ptr<Database> open_postgres(std::string const& url);
+// A postgresql:// (or postgres://) URL selects PostgreSQL; anything else is a SQLite file path.
+std::unique_ptr<Database> open_database(std::string const& location);
+
 // Applies the migrations that are not yet recorded in schema_migrations, in order, each in a transaction.
 // Returns the number applied.
 int migrate(Database& db);

@@ -267,7 +267,7 @@ int serve(ServeOptions const& o) {
     }
     std::unique_ptr<Database> db;
     try {
-        db = open_sqlite(o.db);
+        db = open_database(o.db);
         migrate(*db);
     } catch (std::exception const& e) {
         std::cerr << "kyotaku serve: " << e.what() << "\n";

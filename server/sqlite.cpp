@@ -131,7 +131,7 @@ int migrate(Database& db) {
         if (!db.query("SELECT 1 FROM schema_migrations WHERE name = $1", {std::string(m.name)}).empty()) continue;
         transaction(db, [&] {
             db.script(m.sql);
-            db.query("INSERT INTO schema_migrations (name, applied_at) VALUES ($1, CURRENT_TIMESTAMP)", {std::string(m.name)});
+            db.query("INSERT INTO schema_migrations (name, applied_at) VALUES ($1, CAST(CURRENT_TIMESTAMP AS TEXT))", {std::string(m.name)});
         });
         ++applied;
     }

@@ -14,11 +14,19 @@ check() {
     if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
 }
 A=0110113719 B=2714206386
+# The database: SQLite in the work folder, or the throwaway PostgreSQL of with_postgres.sh.
+db="$work/db.sqlite"
+reset_db() { rm -f "$work"/db.sqlite*; }
+if [ -n "${KYOTAKU_TEST_PG:-}" ]; then
+    db=$KYOTAKU_TEST_PG
+    reset_db() { psql -q "$KYOTAKU_TEST_PG" -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;' > /dev/null; }
+    reset_db
+fi
 "$src/scripts/make-test-pki" "$work/pki" $A $B > /dev/null
 "$src/scripts/make-test-pki" "$work/rogue" $A > /dev/null  # another CA issuing a certificate with A's code
 
 start() {
-    "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki" > "$work/serve.log" 2>&1 &
+    "$kyotaku" serve --port 0 --db "$db" --rules "$src/rules" --tls-dir "$work/pki" > "$work/serve.log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do
         port=$(sed -n 's/^listening on https:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/serve.log")
@@ -95,7 +103,7 @@ check "no consent is stored twice" bash -c "uniq -d '$work/stored' | wc -l | gre
 kill "$pid"; wait "$pid" 2>/dev/null; pid=""
 
 # The main job's demo data loads into a fresh database, twice without harm, and answers a re-inquiry.
-rm -f "$work"/db.sqlite*
+reset_db
 "$src/scripts/make-test-pki" "$work/pki" 1340100021 1360100018 > /dev/null
 start
 U=https://127.0.0.1:$port

@@ -25,18 +25,48 @@ TEST(CheckDigits, KnownNumbersFromInterfacesMd) {
     EXPECT_EQ(normalize_symbol(" １２３ "), "123");
 }
 
+namespace {
+// SQLite in memory, or — when KYOTAKU_TEST_PG names a throwaway PostgreSQL (tests/server/with_postgres.sh) —
+// that database with an empty schema: the same tests run against both backends.
+std::unique_ptr<Database> fresh_database() {
+    if (char const* url = std::getenv("KYOTAKU_TEST_PG")) {
+        auto db = open_postgres(url);
+        db->script("DROP SCHEMA public CASCADE; CREATE SCHEMA public;");
+        return db;
+    }
+    return open_sqlite(":memory:");
+}
+}  // namespace
+
 TEST(Migrations, ApplyOnceAndAgainIsANoOp) {
-    auto db = open_sqlite(":memory:");
-    EXPECT_GE(migrate(*db), 1);
+    auto db = fresh_database();
+    EXPECT_GE(migrate(*db), 3);
     EXPECT_EQ(migrate(*db), 0);
-    EXPECT_FALSE(db->query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'consents'").empty());
+    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM consents")[0][0]), 0);
+    EXPECT_EQ(db->backend(), std::getenv("KYOTAKU_TEST_PG") ? "postgresql" : "sqlite");
+}
+
+TEST(Migrations, NestedTransactionsRollBackTheirOwnPart) {
+    auto db = fresh_database();
+    migrate(*db);
+    transaction(*db, [&] {
+        db->query("INSERT INTO url_keys (version, key_hex, created_at) VALUES (1, 'a', 'x')");
+        EXPECT_THROW(transaction(*db, [&] {
+                         db->query("INSERT INTO url_keys (version, key_hex, created_at) VALUES (2, 'b', 'x')");
+                         throw std::runtime_error("inner fails");
+                     }),
+                     std::runtime_error);
+    });
+    auto rows = db->query("SELECT version FROM url_keys ORDER BY version");
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_EQ(as_int(rows[0][0]), 1);
 }
 
 namespace {
 class ServerFixture : public ::testing::Test {
 protected:
     void SetUp() override {
-        db = open_sqlite(":memory:");
+        db = fresh_database();
         migrate(*db);
         auto c = compile_directory(KYOTAKU_SOURCE_DIR "/rules");
         ASSERT_TRUE(c.ok()) << format_diagnostics(c.diagnostics);
