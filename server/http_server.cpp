@@ -46,10 +46,29 @@ std::string query_param(std::string const& target, std::string const& name) {
     return {};
 }
 
+// The PIN goes to the card and nowhere else: a body that carries one is refused before anything reads, logs
+// or stores it.
+bool carries_pin(json const& j) {
+    if (j.is_object())
+        for (auto const& [k, v] : j.items()) {
+            std::string key;
+            for (char ch : k) key += char(std::tolower(static_cast<unsigned char>(ch)));
+            if (key == "pin" || key.rfind("pin_", 0) == 0 || (key.size() > 4 && key.compare(key.size() - 4, 4, "_pin") == 0) ||
+                key == "暗証番号" || carries_pin(v))
+                return true;
+        }
+    if (j.is_array())
+        for (auto const& v : j)
+            if (carries_pin(v)) return true;
+    return false;
+}
+
 json parse_json_body(std::string const& body) {
     json j = json::parse(body, nullptr, false);
     if (j.is_discarded()) throw ClientError(400, "", "本文が JSON として読めません / the body is not valid JSON");
     if (!j.is_object()) throw ClientError(400, "", "本文は JSON のオブジェクトです / the body must be a JSON object");
+    if (carries_pin(j))
+        throw ClientError(400, "pin", "暗証番号はサーバに送らないでください (カードにだけ渡します) / never send the PIN to the server: it goes to the card only");
     return j;
 }
 
@@ -83,6 +102,17 @@ std::vector<Route> const& routes() {
         {"POST", "/api/v1/admin/medical-records",
          [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.add_medical_record(c, parse_json_body(r.body))); }},
         {"POST", "/api/v1/admin/url-keys/rotate", [](Service& s, Caller const& c, Request const&) { return json_result(200, s.rotate_url_key(c)); }},
+        {"POST", "/api/v1/admin/cards",
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.register_card(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/consent/challenge",
+         [](Service& s, Caller const&, Request const& r) { return json_result(201, s.issue_challenge(parse_json_body(r.body))); }},
+        {"POST", "/api/v1/consent/register",
+         [](Service& s, Caller const&, Request const& r) {
+             int status = 201;
+             json out = s.register_consent(parse_json_body(r.body), status);
+             return json_result(status, out);
+         }},
+        {"POST", "/api/v1/visual-passcode", [](Service& s, Caller const& c, Request const&) { return json_result(201, s.visual_passcode(c)); }},
         {"GET", "/api/v1/settings", [](Service& s, Caller const& c, Request const&) { return json_result(200, s.get_settings(c)); }},
         {"PUT", "/api/v1/settings",
          [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.put_settings(c, parse_json_body(r.body))); }},
@@ -300,6 +330,7 @@ int serve(ServeOptions const& o) {
         std::cerr << "kyotaku serve: " << o.host << ":" << o.port << ": " << ec.message() << "\n";
         return 2;
     }
+    if (fs::exists(fs::path(o.tls_dir) / "card-ca.pem")) service.set_card_ca((fs::path(o.tls_dir) / "card-ca.pem").string());
     service.set_public_url(o.public_url.empty() ? "https://" + o.host + ":" + std::to_string(acceptor.local_endpoint().port()) : o.public_url);
     net::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](auto, auto) { io.stop(); });

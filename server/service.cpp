@@ -1,5 +1,6 @@
 #include "service.hpp"
 
+#include "card_signature.hpp"
 #include "codes.hpp"
 #include "url_token.hpp"
 
@@ -651,6 +652,151 @@ Service::TokenCheck Service::check_url_token(std::string const& token) {
     out.facility_code = claims->facility_code;
     out.facility_name = as_text(gen[0][0]);
     return out;
+}
+
+namespace {
+std::string iso_after(int seconds) {
+    auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[40];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S.000000Z", &tm);
+    return buf;
+}
+std::string today_iso() { return now_iso().substr(0, 10); }
+}  // namespace
+
+std::string Service::facility_of_token(json const& body) {
+    auto check = check_url_token(text_field(body, "token"));
+    if (!check.facility_code) throw ClientError(404, "token", check.reason);
+    return *check.facility_code;
+}
+
+json Service::issue_challenge(json const& body) {
+    std::string facility = facility_of_token(body);
+    std::string id = new_id();
+    std::string challenge = new_id() + new_id();  // 32 random bytes, hex
+    std::string expires = iso_after(300);
+    db_.query("INSERT INTO challenges (id, facility_code, challenge_hex, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+              {id, facility, challenge, now_iso(), expires});
+    std::vector<unsigned char> bytes;
+    for (std::size_t i = 0; i < challenge.size(); i += 2) bytes.push_back(static_cast<unsigned char>(std::stoi(challenge.substr(i, 2), nullptr, 16)));
+    return json{{"challenge_id", id}, {"challenge", base64_encode(bytes)}, {"expires_at", expires}};
+}
+
+json Service::visual_passcode(Caller const& c) {
+    require_facility(c);
+    std::array<unsigned char, 8> r{};
+    if (RAND_bytes(r.data(), int(r.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+    std::string code;
+    for (auto b : r) code += char('0' + b % 10);
+    std::string expires = iso_after(900);
+    db_.query("INSERT INTO visual_passcodes (facility_code, passcode_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+              {c.facility_code, sha256_hex(c.facility_code + ":" + code), now_iso(), expires});
+    return json{{"passcode", code}, {"expires_at", expires}};
+}
+
+json Service::register_card(Caller const& c, json const& body) {
+    require_admin(c);
+    std::string person = text_field(body, "person_key");
+    if (db_.query("SELECT 1 FROM insured_persons WHERE person_key = $1", {person}).empty())
+        throw ClientError(400, "person_key", "資格情報がありません / unknown person");
+    auto fp = certificate_fingerprint(text_field(body, "certificate"));
+    if (!fp) throw ClientError(400, "certificate", "証明書を読めません (base64 の DER か PEM) / the certificate does not parse (base64 DER or PEM)");
+    db_.query("INSERT INTO card_certificates (fingerprint, person_key, registered_at) VALUES ($1, $2, $3) "
+              "ON CONFLICT (fingerprint) DO UPDATE SET person_key = excluded.person_key",
+              {*fp, person, now_iso()});
+    return json{{"fingerprint", *fp}};
+}
+
+json Service::register_consent(json const& body, int& status) {
+    std::string facility = facility_of_token(body);
+    std::string challenge_id = text_field(body, "challenge_id");
+    auto certificate = base64_decode(text_field(body, "certificate"));
+    if (!certificate) throw ClientError(400, "certificate", "certificate は base64 です / certificate must be base64");
+    auto signature = base64_decode(text_field(body, "signature"));
+    if (!signature) throw ClientError(400, "signature", "signature は base64 です / signature must be base64");
+    std::string method = text_field(body, "identity_method");
+    if (method != "暗証番号" && method != "目視確認") throw ClientError(400, "identity_method", "本人確認は 暗証番号 か 目視確認 です / identity_method is 暗証番号 or 目視確認");
+    std::string kind = enum_field(*rules_, body, "visit_kind", "visit_kind");
+    std::string visit_date = body.contains("visit_date") ? date_field(body, "visit_date") : today_iso();
+    auto items_it = body.find("items");
+    if (items_it == body.end() || !items_it->is_array()) throw ClientError(400, "items", "items (同意する閲覧項目の配列) がありません / items must be an array");
+    int item_fact = rules_->find_fact("consented_items");
+    std::string list;
+    for (auto const& v : *items_it) {
+        if (!v.is_string() || rules_->find_enum_value(rules_->facts[std::size_t(item_fact)].type.enum_id, v.get<std::string>()) < 0)
+            throw ClientError(400, "items", "不明な閲覧項目です / unknown viewing item");
+        list += (list.empty() ? "" : ",") + v.get<std::string>();
+    }
+    std::string appointment = date_field(body, "appointment_date", false);
+    std::string category = category_of(rules_, kind);
+    if (category == "オンライン診療等" && appointment.empty())
+        throw ClientError(400, "appointment_date", "オンライン診療等では診療予約日が必要です / online care needs the appointment date");
+    bool continuing = bool_field(body, "continuing_home_care", false);
+    std::string request_hash = sha256_hex(body.dump());
+
+    return transaction(db_, [&]() -> json {
+        auto ch = db_.query("SELECT facility_code, challenge_hex, expires_at, used_at, request_hash, consent_id FROM challenges WHERE id = $1", {challenge_id});
+        if (ch.empty() || as_text(ch[0][0]) != facility) throw ClientError(400, "challenge_id", "チャレンジが見つかりません / unknown challenge");
+        if (!is_null(ch[0][3])) {
+            // The same registration sent again (a retry after a lost answer) gets the same answer; anything else
+            // with a used challenge is a replay.
+            if (as_text(ch[0][4]) == request_hash) {
+                status = 200;
+                return json{{"consent_id", as_text(ch[0][5])}, {"first_visit", visit_date}, {"retry", true}};
+            }
+            throw ClientError(409, "challenge_id", "このチャレンジは使用済みです (再送は同じ内容でだけ) / the challenge was already used");
+        }
+        if (as_text(ch[0][2]) < now_iso()) throw ClientError(400, "challenge_id", "チャレンジの有効期限が切れました / the challenge expired");
+        std::vector<unsigned char> challenge;
+        std::string hex = as_text(ch[0][1]);
+        for (std::size_t i = 0; i + 1 < hex.size(); i += 2) challenge.push_back(static_cast<unsigned char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+        if (card_ca_.empty()) throw ClientError(503, "", "カードの認証局が設定されていません / the card CA is not configured");
+        CardCheck card = verify_card_signature(card_ca_, *certificate, challenge, *signature);
+        if (!card.ok) throw ClientError(card.field.empty() ? 503 : 400, card.field, card.error);
+        auto holder = db_.query("SELECT person_key FROM card_certificates WHERE fingerprint = $1", {card.fingerprint});
+        if (holder.empty()) throw ClientError(400, "certificate", "このカードの資格情報がありません / no eligibility for this card");
+        std::string person = as_text(holder[0][0]);
+
+        // The identity method and the service itself are checked against the rule set for that date.
+        Activation facts(*rules_);
+        facts.set_enum("facility_kind", facility_kind(facility));
+        facts.set_date("query_date", *parse_date(visit_date).date);
+        facts.set_enum("visit_kind", kind);
+        auto settings = db_.query(settings_select, {facility});
+        facts.set_bool("feature_enabled", !settings.empty() && as_int(settings[0][category == "オンライン診療等" ? 2 : 1]) != 0);
+        Evaluator ev(rules_);
+        ev.begin(facts);
+        Outcome service = ev.evaluate_slot(facts, std::uint32_t(rules_->find_slot("service_available")));
+        if (service.status != Status::ok || !service.value)
+            throw ClientError(409, "visit_kind", service.status == Status::ok ? ev.render_text(std::int64_t(service.clause), facts)
+                                                                              : "居宅同意取得型を利用できません / service not available");
+        int methods_slot = rules_->find_slot("identity_methods");
+        Outcome methods = ev.evaluate_slot(facts, std::uint32_t(methods_slot));
+        int method_index = rules_->find_enum_value(rules_->slots[std::size_t(methods_slot)].type.enum_id, method);
+        if (methods.status != Status::ok || method_index < 0 || !((std::uint64_t(methods.value) >> method_index) & 1u))
+            throw ClientError(400, "identity_method",
+                              method + " はこの日には使えません: " +
+                                  (methods.status == Status::ok ? ev.render_text(std::int64_t(methods.clause), facts) : std::string("判定できません")));
+        if (method == "目視確認") {
+            std::string passcode = text_field(body, "visual_passcode");
+            auto row = db_.query("SELECT expires_at, used_at FROM visual_passcodes WHERE facility_code = $1 AND passcode_hash = $2",
+                                 {facility, sha256_hex(facility + ":" + passcode)});
+            if (row.empty() || !is_null(row[0][1]) || as_text(row[0][0]) < now_iso())
+                throw ClientError(400, "visual_passcode", "目視確認用パスコードが正しくないか、使用済みか、期限切れです / the 目視確認 passcode is wrong, used or expired");
+            db_.query("UPDATE visual_passcodes SET used_at = $3 WHERE facility_code = $1 AND passcode_hash = $2",
+                      {facility, sha256_hex(facility + ":" + passcode), now_iso()});
+        }
+        std::string consent_id = new_id();
+        db_.query("INSERT INTO consents (id, facility_code, person_key, visit_kind, first_visit, continuing_home_care, identity_method, items, "
+                  "appointment_date, registered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                  {consent_id, facility, person, kind, visit_date, std::int64_t(continuing), method, list,
+                   appointment.empty() ? Value(nullptr) : Value(appointment), now_iso()});
+        db_.query("UPDATE challenges SET used_at = $2, request_hash = $3, consent_id = $4 WHERE id = $1", {challenge_id, now_iso(), request_hash, consent_id});
+        status = 201;
+        return json{{"consent_id", consent_id}, {"first_visit", visit_date}};
+    });
 }
 
 json Service::inquiry_history(Caller const& c, std::string const& from, std::string const& to) {

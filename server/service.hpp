@@ -76,6 +76,15 @@ public:
     };
     TokenCheck check_url_token(std::string const& token);
 
+    // Consent registration by the consent page (マイナ在宅受付Web), reached with the facility URL's token:
+    // a one-time challenge, then the card's certificate and signature over it. 目視確認 needs a one-time passcode
+    // that an office terminal of the facility obtained (interfaces.md §3, documented as a model).
+    void set_card_ca(std::string pem_file) { card_ca_ = std::move(pem_file); }
+    json issue_challenge(json const& body);
+    json register_consent(json const& body, int& status);
+    json visual_passcode(Caller const& c);
+    json register_card(Caller const& c, json const& body);
+
     // 資格確認履歴照会 of the calling facility.
     json inquiry_history(Caller const& c, std::string const& from, std::string const& to);
 
@@ -83,6 +92,8 @@ private:
     Database& db_;
     std::shared_ptr<Program const> rules_;
     std::string public_url_ = "https://127.0.0.1:8443";
+    std::string card_ca_;
+    std::string facility_of_token(json const& body);
     std::pair<std::uint32_t, std::vector<unsigned char>> current_url_key();
     std::string facility_kind(std::string const& code);
     // The person a request identifies by 保険者番号, 記号・番号, 枝番 and 生年月日 (any period), or "".

@@ -404,3 +404,157 @@ TEST(ServerApi, DocsListEveryRouteAndNothingElse) {
     EXPECT_EQ(openapi, server);
     EXPECT_EQ(markdown, server);
 }
+
+#include "card_signature.hpp"
+
+namespace {
+std::string slurp_file(std::string const& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+std::vector<unsigned char> bytes_of(std::string const& s) { return std::vector<unsigned char>(s.begin(), s.end()); }
+
+// A test PKI with a card CA and two cards, made once by the project's script.
+struct CardPki {
+    std::string dir;
+    CardPki() {
+        char tmpl[] = "/tmp/kyotaku-cards.XXXXXX";
+        dir = mkdtemp(tmpl);
+        std::string cmd = std::string(KYOTAKU_SOURCE_DIR "/scripts/make-test-pki ") + dir + " > /dev/null";
+        if (std::system(cmd.c_str()) != 0) throw std::runtime_error("make-test-pki failed");
+    }
+    ~CardPki() { std::system(("rm -rf " + dir).c_str()); }
+    std::string der_b64(int card) const {
+        std::system(("openssl x509 -in " + dir + "/card-" + std::to_string(card) + ".pem -outform DER -out " + dir + "/c.der").c_str());
+        return base64_encode(bytes_of(slurp_file(dir + "/c.der")));
+    }
+    // What the card returns for COMPUTE DIGITAL SIGNATURE over the challenge: RSA PKCS#1 v1.5 of SHA-256.
+    std::string sign_b64(int card, std::string const& challenge_b64) const {
+        auto challenge = base64_decode(challenge_b64);
+        std::ofstream(dir + "/challenge.bin", std::ios::binary).write(reinterpret_cast<char const*>(challenge->data()), std::streamsize(challenge->size()));
+        std::system(("openssl dgst -sha256 -sign " + dir + "/card-" + std::to_string(card) + ".key -out " + dir + "/sig.bin " + dir + "/challenge.bin").c_str());
+        return base64_encode(bytes_of(slurp_file(dir + "/sig.bin")));
+    }
+};
+}  // namespace
+
+class ConsentRegistration : public ServerFixture {
+protected:
+    static inline CardPki* pki = nullptr;
+    static void SetUpTestSuite() { pki = new CardPki(); }
+    static void TearDownTestSuite() { delete pki; }
+    std::string token;
+    void SetUp() override {
+        ServerFixture::SetUp();
+        service->set_card_ca(pki->dir + "/card-ca.pem");
+        enable(a);
+        key = person();
+        ASSERT_EQ(call(admin, "POST", "/api/v1/admin/cards", json{{"person_key", key}, {"certificate", slurp_file(pki->dir + "/card-1.pem")}}.dump()).status, 201);
+        auto url = body(call(a, "GET", "/api/v1/url"))["url"].get<std::string>();
+        token = url.substr(url.find("/c/") + 3);
+    }
+    json challenge() {
+        auto r = call(Caller{}, "POST", "/api/v1/consent/challenge", json{{"token", token}}.dump());
+        EXPECT_EQ(r.status, 201) << r.body;
+        return body(r);
+    }
+    json registration(json const& ch, int card = 1, int signer = 1, char const* method = "暗証番号", char const* date = "2024-04-15") {
+        return json{{"token", token}, {"challenge_id", ch["challenge_id"]}, {"certificate", pki->der_b64(card)},
+                    {"signature", pki->sign_b64(signer, ch["challenge"])}, {"identity_method", method}, {"visit_kind", "訪問診療"},
+                    {"visit_date", date}, {"items", {"薬剤情報", "診療情報"}}};
+    }
+    std::string key;
+};
+
+TEST_F(ConsentRegistration, TheCardsSignatureRegistersAConsentThatAllowsReinquiry) {
+    auto ch = challenge();
+    auto r = call(Caller{}, "POST", "/api/v1/consent/register", registration(ch).dump());
+    ASSERT_EQ(r.status, 201) << r.body;
+    EXPECT_TRUE(body(call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-07-31")))["allowed"].get<bool>());
+}
+
+TEST_F(ConsentRegistration, RetryIsIdempotentAndReplayIsRefused) {
+    auto ch = challenge();
+    json req = registration(ch);
+    auto first = call(Caller{}, "POST", "/api/v1/consent/register", req.dump());
+    ASSERT_EQ(first.status, 201) << first.body;
+    auto again = call(Caller{}, "POST", "/api/v1/consent/register", req.dump());
+    EXPECT_EQ(again.status, 200);
+    EXPECT_EQ(body(again)["consent_id"], body(first)["consent_id"]);
+    json other = req;
+    other["items"] = {"手術情報"};
+    EXPECT_EQ(call(Caller{}, "POST", "/api/v1/consent/register", other.dump()).status, 409);
+    EXPECT_EQ(body(call(admin, "GET", "/api/v1/admin/consents?facility_code=0110113719")).size(), 1u);
+}
+
+TEST_F(ConsentRegistration, ForgedSignaturesAndUnknownCardsAreRefused) {
+    auto ch = challenge();
+    auto wrong_key = call(Caller{}, "POST", "/api/v1/consent/register", registration(ch, 1, 2).dump());
+    EXPECT_EQ(wrong_key.status, 400);
+    EXPECT_EQ(body(wrong_key)["field"], "signature");
+    auto unknown_card = call(Caller{}, "POST", "/api/v1/consent/register", registration(challenge(), 2, 2).dump());
+    EXPECT_EQ(unknown_card.status, 400);
+    EXPECT_EQ(body(unknown_card)["field"], "certificate");
+    json not_a_card = registration(challenge());
+    not_a_card["certificate"] = base64_encode(bytes_of("not a certificate"));
+    EXPECT_EQ(body(call(Caller{}, "POST", "/api/v1/consent/register", not_a_card.dump()))["field"], "certificate");
+    json other_challenge = registration(ch);
+    other_challenge["challenge_id"] = "0000";
+    EXPECT_EQ(body(call(Caller{}, "POST", "/api/v1/consent/register", other_challenge.dump()))["field"], "challenge_id");
+    EXPECT_EQ(body(call(admin, "GET", "/api/v1/admin/consents?facility_code=0110113719")).size(), 0u);
+}
+
+TEST_F(ConsentRegistration, VisualCheckNeedsTheDateAndAOneTimePasscode) {
+    // Before 2024-10-01 the rules allow 暗証番号 only.
+    auto early = call(Caller{}, "POST", "/api/v1/consent/register", registration(challenge(), 1, 1, "目視確認", "2024-09-30").dump());
+    EXPECT_EQ(early.status, 400);
+    EXPECT_EQ(body(early)["field"], "identity_method");
+    // From 2024-10-01, with a passcode an office terminal obtained; once only.
+    json req = registration(challenge(), 1, 1, "目視確認", "2024-10-01");
+    EXPECT_EQ(body(call(Caller{}, "POST", "/api/v1/consent/register", req.dump()))["field"], "visual_passcode");
+    auto passcode = body(call(a, "POST", "/api/v1/visual-passcode"))["passcode"].get<std::string>();
+    EXPECT_EQ(call(Caller{}, "POST", "/api/v1/visual-passcode").status, 403);  // the page itself cannot get one
+    req = registration(challenge(), 1, 1, "目視確認", "2024-10-01");
+    req["visual_passcode"] = passcode;
+    auto ok = call(Caller{}, "POST", "/api/v1/consent/register", req.dump());
+    EXPECT_EQ(ok.status, 201) << ok.body;
+    json reuse = registration(challenge(), 1, 1, "目視確認", "2024-10-01");
+    reuse["visual_passcode"] = passcode;
+    EXPECT_EQ(body(call(Caller{}, "POST", "/api/v1/consent/register", reuse.dump()))["field"], "visual_passcode");
+    // Another facility's passcode does not work here.
+    auto other = body(call(b, "POST", "/api/v1/visual-passcode"))["passcode"].get<std::string>();
+    json foreign = registration(challenge(), 1, 1, "目視確認", "2024-10-01");
+    foreign["visual_passcode"] = other;
+    EXPECT_EQ(body(call(Caller{}, "POST", "/api/v1/consent/register", foreign.dump()))["field"], "visual_passcode");
+}
+
+TEST_F(ConsentRegistration, APinIsRefusedAndNeverStored) {
+    json req = registration(challenge());
+    req["pin"] = "1234";
+    auto r = call(Caller{}, "POST", "/api/v1/consent/register", req.dump());
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(body(r)["field"], "pin");
+    EXPECT_EQ(r.body.find("1234"), std::string::npos);
+    json nested = json::parse(reinquiry_body("2024-05-01"));
+    nested["extra"] = {{"card_pin", "1234"}};
+    EXPECT_EQ(call(a, "POST", "/api/v1/reinquiry", nested.dump()).status, 400);
+    // Nothing anywhere holds it.
+    for (char const* table : {"consents", "inquiry_log", "challenges", "settings_audit", "viewing_log"})
+        for (auto const& row : db->query(std::string("SELECT * FROM ") + table))
+            for (auto const& v : row) {
+                std::string t = as_text(v);
+                bool random_id = t.size() >= 32 && t.find_first_not_of("0123456789abcdef") == std::string::npos;
+                if (!random_id) EXPECT_EQ(t.find("1234"), std::string::npos) << table << ": " << t;
+                EXPECT_EQ(t.find("\"pin\""), std::string::npos) << table;
+            }
+}
+
+TEST_F(ConsentRegistration, AChangedUrlCannotRegister) {
+    auto ch = challenge();
+    call(a, "POST", "/api/v1/url/change");
+    auto r = call(Caller{}, "POST", "/api/v1/consent/register", registration(ch).dump());
+    EXPECT_EQ(r.status, 404);
+    EXPECT_EQ(body(r)["field"], "token");
+}
