@@ -9,6 +9,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <atomic>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -30,7 +31,22 @@ HttpResult error_result(int status, std::string const& field, std::string const&
     return json_result(status, e);
 }
 
-// The query parameter `name` of a target like /path?from=…&to=… (no decoding beyond what ISO dates need).
+// Decodes %XX escapes and '+' of a query string value (category=%E8%A8%AA… for 訪問診療等).
+std::string percent_decode(std::string const& s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+            std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+            out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+            i += 2;
+        } else {
+            out += s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    return out;
+}
+
+// The query parameter `name` of a target like /path?from=…&to=…, decoded.
 std::string query_param(std::string const& target, std::string const& name) {
     auto q = target.find('?');
     if (q == std::string::npos) return {};
@@ -39,7 +55,7 @@ std::string query_param(std::string const& target, std::string const& name) {
     while (at <= rest.size()) {
         std::size_t amp = rest.find('&', at);
         std::string pair = rest.substr(at, amp == std::string::npos ? std::string::npos : amp - at);
-        if (pair.rfind(name + "=", 0) == 0) return pair.substr(name.size() + 1);
+        if (pair.rfind(name + "=", 0) == 0) return percent_decode(pair.substr(name.size() + 1));
         if (amp == std::string::npos) break;
         at = amp + 1;
     }
@@ -79,7 +95,30 @@ struct Request {
     std::string const& target;
     std::string const& content_type;
     std::string const& body;
+    std::vector<std::string> params;  // the {…} segments of the route, in order
 };
+
+// Matches a path against a route pattern whose {name} segments match any one segment.
+bool match_route(std::string const& pattern, std::string const& path, std::vector<std::string>& params) {
+    params.clear();
+    std::size_t a = 0, b = 0;
+    while (a < pattern.size() && b <= path.size()) {
+        std::size_t ea = pattern.find('/', a), eb = path.find('/', b);
+        std::string seg_p = pattern.substr(a, ea == std::string::npos ? std::string::npos : ea - a);
+        std::string seg = path.substr(b, eb == std::string::npos ? std::string::npos : eb - b);
+        if (seg_p.size() > 2 && seg_p.front() == '{' && seg_p.back() == '}') {
+            if (seg.empty()) return false;
+            params.push_back(seg);
+        } else if (seg_p != seg) {
+            return false;
+        }
+        if ((ea == std::string::npos) != (eb == std::string::npos)) return false;
+        if (ea == std::string::npos) return true;
+        a = ea + 1;
+        b = eb + 1;
+    }
+    return pattern == path;
+}
 using Handler = HttpResult (*)(Service&, Caller const&, Request const&);
 struct Route {
     char const* method;
@@ -136,6 +175,18 @@ std::vector<Route> const& routes() {
          [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.withdrawal_lookup(c, parse_json_body(r.body))); }},
         {"POST", "/api/v1/withdrawal",
          [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.withdraw(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/batch/reinquiry",
+         [](Service& s, Caller const& c, Request const& r) {
+             if (r.content_type.rfind("text/csv", 0) != 0) throw ClientError(415, "", "text/csv の本文が必要です / the body must be text/csv");
+             return json_result(202, s.upload_batch(c, query_param(r.target, "category").empty() ? "訪問診療等" : query_param(r.target, "category"),
+                                                    query_param(r.target, "query_date"), query_param(r.target, "file_identifier"), r.body));
+         }},
+        {"GET", "/api/v1/batch/reinquiry/{reception_number}",
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.batch_status(c, r.params[0])); }},
+        {"GET", "/api/v1/batch/reinquiry/{reception_number}/result",
+         [](Service& s, Caller const& c, Request const& r) {
+             return HttpResult{200, "application/x-ndjson; charset=utf-8", s.batch_results(c, r.params[0])};
+         }},
         {"GET", "/api/v1/history/inquiries",
          [](Service& s, Caller const& c, Request const& r) {
              return json_result(200, s.inquiry_history(c, query_param(r.target, "from"), query_param(r.target, "to")));
@@ -175,9 +226,9 @@ HttpResult handle_request(Service& service, Caller const& caller, std::string co
                           head + "<h1>マイナ在宅受付Web</h1><p>" + name + "</p><p id=\"status\">同意の画面は準備中です (issue 5)。</p></main></body></html>\n"};
     }
     bool path_known = false;
-    Request request{target, content_type, body};
+    Request request{target, content_type, body, {}};
     for (auto const& r : routes()) {
-        if (path != r.path) continue;
+        if (!match_route(r.path, path, request.params)) continue;
         path_known = true;
         if (method != r.method) continue;
         try {
@@ -337,10 +388,26 @@ int serve(ServeOptions const& o) {
     net::co_spawn(io, listen(acceptor, tls, service), [](std::exception_ptr) {});
     std::cout << "listening on https://" << o.host << ":" << acceptor.local_endpoint().port() << " (" << db->backend() << " "
               << o.db << ")" << std::endl;
+    // The batch worker: answers pending rows of unfinished jobs, resuming whatever a previous run left.
+    std::atomic<bool> stopping{false};
+    std::thread worker([&] {
+        while (!stopping) {
+            int answered = 0;
+            try {
+                answered = service.process_batches(500);
+            } catch (std::exception const& e) {
+                std::cerr << "kyotaku serve: batch worker: " << e.what() << "\n";
+            }
+            if (answered == 0)
+                for (int i = 0; i < 10 && !stopping; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    });
     std::vector<std::thread> pool;
     for (int i = 1; i < o.threads; ++i) pool.emplace_back([&] { io.run(); });
     io.run();
     for (auto& t : pool) t.join();
+    stopping = true;
+    worker.join();
     return 0;
 }
 

@@ -399,8 +399,12 @@ std::string category_field(Program const& rules, json const& body) {
 json Service::reinquiry(Caller const& c, json const& body) {
     require_facility(c);
     std::string category = category_field(*rules_, body);
-    std::string person = find_person(body);
     std::string query_date = date_field(body, "query_date");
+    return reinquire(c, category, body, query_date, true);
+}
+
+json Service::reinquire(Caller const& c, std::string const& category, json const& body, std::string const& query_date, bool log_it) {
+    std::string person = find_person(body);
     std::string insurer = canonical_insurer_number(text_field(body, "insurer_number"));
     std::string symbol = normalize_symbol(text_field(body, "symbol"));
     std::string number = normalize_symbol(text_field(body, "number"));
@@ -408,9 +412,10 @@ json Service::reinquiry(Caller const& c, json const& body) {
 
     json result{{"qualification_validity", 4}, {"allowed", false}};
     auto log = [&](std::string const& p) {
-        db_.query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                  {new_id(), c.facility_code, now_iso(), std::string("再照会"), p.empty() ? Value(nullptr) : Value(p),
-                   std::int64_t(result["allowed"].get<bool>()), json{{"request", body}, {"result", result}}.dump()});
+        if (log_it)
+            db_.query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                      {new_id(), c.facility_code, now_iso(), std::string("再照会"), p.empty() ? Value(nullptr) : Value(p),
+                       std::int64_t(result["allowed"].get<bool>()), json{{"request", body}, {"result", result}}.dump()});
         return result;
     };
     if (person.empty()) {
@@ -796,6 +801,128 @@ json Service::register_consent(json const& body, int& status) {
         db_.query("UPDATE challenges SET used_at = $2, request_hash = $3, consent_id = $4 WHERE id = $1", {challenge_id, now_iso(), request_hash, consent_id});
         status = 201;
         return json{{"consent_id", consent_id}, {"first_visit", visit_date}};
+    });
+}
+
+namespace {
+std::vector<std::string> split_csv_line(std::string const& line) {
+    std::vector<std::string> f;
+    std::size_t at = 0;
+    for (;;) {
+        std::size_t comma = line.find(',', at);
+        f.push_back(line.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+        if (comma == std::string::npos) break;
+        at = comma + 1;
+    }
+    return f;
+}
+}  // namespace
+
+json Service::upload_batch(Caller const& c, std::string const& category, std::string const& query_date_raw, std::string const& file_identifier,
+                           std::string const& csv) {
+    require_facility(c);
+    json meta{{"category", category}, {"query_date", query_date_raw}};
+    std::string cat = category_field(*rules_, meta);
+    std::string query_date = date_field(meta, "query_date");
+    if (file_identifier.size() > 100) throw ClientError(400, "file_identifier", "file_identifier は100文字までです / at most 100 characters");
+    char stamp[32];
+    auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    std::strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
+    std::string reception = stamp + std::to_string(std::stoull(new_id().substr(0, 12), nullptr, 16) % 1000000 + 1000000).substr(1);
+    return transaction(db_, [&] {
+        db_.query("INSERT INTO batch_jobs (reception_number, facility_code, category, query_date, file_identifier, format, total, done, created_at) "
+                  "VALUES ($1, $2, $3, $4, $5, 'csv', 0, 0, $6)",
+                  {reception, c.facility_code, cat, query_date, file_identifier, now_iso()});
+        std::int64_t rows = 0;
+        std::size_t at = 0;
+        bool first = true;
+        while (at < csv.size()) {
+            std::size_t nl = csv.find('\n', at);
+            std::string line = csv.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+            at = nl == std::string::npos ? csv.size() : nl + 1;
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            bool header = first && line.rfind("arbitrary_identifier", 0) == 0;
+            first = false;
+            if (line.empty() || header) continue;
+            // Every line becomes a row, even a malformed one: it gets its own error result.
+            auto f = split_csv_line(line);
+            json request = f.size() == 6 ? json{{"arbitrary_identifier", f[0]}, {"insurer_number", f[1]}, {"symbol", f[2]},
+                                                {"number", f[3]}, {"branch", f[4]}, {"birthdate", f[5]}}
+                                         : json{{"malformed", line.substr(0, 200)}};
+            db_.query("INSERT INTO batch_rows (reception_number, row_no, request_json) VALUES ($1, $2, $3)", {reception, ++rows, request.dump()});
+        }
+        if (rows == 0) throw ClientError(400, "", "行がありません / the file has no rows");
+        if (rows > 200000) throw ClientError(413, "", "20万行までです / at most 200,000 rows");
+        db_.query("UPDATE batch_jobs SET total = $2 WHERE reception_number = $1", {reception, rows});
+        return json{{"reception_number", reception}, {"total", rows}, {"status", "処理中"}};
+    });
+}
+
+json Service::batch_status(Caller const& c, std::string const& reception) {
+    require_facility(c);
+    auto r = db_.query("SELECT total, done, finished_at, file_identifier, query_date, category FROM batch_jobs WHERE reception_number = $1 AND facility_code = $2",
+                       {reception, c.facility_code});
+    if (r.empty()) throw ClientError(404, "reception_number", "受付番号が見つかりません / unknown reception number");
+    bool finished = !is_null(r[0][2]);
+    return json{{"reception_number", reception}, {"total", as_int(r[0][0])}, {"done", as_int(r[0][1])},
+                {"status", finished ? "正常終了" : "処理中"}, {"segment_of_result", finished ? 1 : 2},
+                {"file_identifier", as_text(r[0][3])}, {"query_date", as_text(r[0][4])}, {"category", as_text(r[0][5])}};
+}
+
+std::string Service::batch_results(Caller const& c, std::string const& reception) {
+    json status = batch_status(c, reception);
+    if (status["segment_of_result"] != 1) throw ClientError(409, "reception_number", "まだ処理中です / the job is still running");
+    std::string out;
+    for (auto const& r : db_.query("SELECT row_no, result_json FROM batch_rows WHERE reception_number = $1 ORDER BY row_no", {reception})) {
+        json row = json::parse(as_text(r[1]));
+        row["row"] = as_int(r[0]);
+        out += row.dump() + "\n";
+    }
+    return out;
+}
+
+int Service::process_batches(int max_rows) {
+    auto jobs = db_.query("SELECT reception_number, facility_code, category, query_date FROM batch_jobs WHERE finished_at IS NULL ORDER BY created_at LIMIT 1");
+    if (jobs.empty()) return 0;
+    std::string reception = as_text(jobs[0][0]);
+    Caller caller;
+    caller.kind = Caller::Kind::facility;
+    caller.facility_code = as_text(jobs[0][1]);
+    caller.subject = "batch " + reception;
+    std::string category = as_text(jobs[0][2]), query_date = as_text(jobs[0][3]);
+    return transaction(db_, [&] {
+        auto rows = db_.query("SELECT row_no, request_json FROM batch_rows WHERE reception_number = $1 AND result_json IS NULL ORDER BY row_no LIMIT $2",
+                              {reception, std::int64_t(max_rows)});
+        for (auto const& r : rows) {
+            json request = json::parse(as_text(r[1]));
+            json result;
+            if (request.contains("malformed")) {
+                result = json{{"error", "6列 (arbitrary_identifier,insurer_number,symbol,number,branch,birthdate) が必要です / expected 6 columns"},
+                              {"processing_result_status", 2}};
+            } else {
+                try {
+                    result = reinquire(caller, category, request, query_date, false);
+                    result["processing_result_status"] = 1;
+                } catch (ClientError const& e) {
+                    result = json{{"error", e.what()}, {"field", e.field}, {"processing_result_status", 2}};
+                }
+                result["arbitrary_identifier"] = request["arbitrary_identifier"];
+            }
+            db_.query("UPDATE batch_rows SET result_json = $3 WHERE reception_number = $1 AND row_no = $2 AND result_json IS NULL",
+                      {reception, as_int(r[0]), result.dump()});
+        }
+        db_.query("UPDATE batch_jobs SET done = (SELECT COUNT(*) FROM batch_rows WHERE reception_number = $1 AND result_json IS NOT NULL) "
+                  "WHERE reception_number = $1",
+                  {reception});
+        if (rows.size() < std::size_t(max_rows)) {
+            db_.query("UPDATE batch_jobs SET finished_at = $2 WHERE reception_number = $1", {reception, now_iso()});
+            db_.query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, $4, NULL, 1, $5)",
+                      {new_id(), caller.facility_code, now_iso(), std::string("一括再照会"),
+                       json{{"reception_number", reception}, {"rows", as_int(db_.query("SELECT total FROM batch_jobs WHERE reception_number = $1", {reception})[0][0])}}.dump()});
+        }
+        return int(rows.size());
     });
 }
 

@@ -85,6 +85,17 @@ public:
     json visual_passcode(Caller const& c);
     json register_card(Caller const& c, json const& body);
 
+    // 資格確認一括照会 (batch re-inquiry): upload → reception number → poll → download.
+    // CSV: arbitrary_identifier,insurer_number,symbol,number,branch,birthdate (header line optional).
+    json upload_batch(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
+                      std::string const& csv);
+    json batch_status(Caller const& c, std::string const& reception_number);
+    // The results in row order as JSON Lines, one object per uploaded row.
+    std::string batch_results(Caller const& c, std::string const& reception_number);
+    // Answers up to `max_rows` pending rows of unfinished jobs (the background worker calls this); returns how
+    // many rows it answered. Each chunk is one transaction: a crash repeats a chunk, never half of it.
+    int process_batches(int max_rows = 500);
+
     // 資格確認履歴照会 of the calling facility.
     json inquiry_history(Caller const& c, std::string const& from, std::string const& to);
 
@@ -94,6 +105,8 @@ private:
     std::string public_url_ = "https://127.0.0.1:8443";
     std::string card_ca_;
     std::string facility_of_token(json const& body);
+    // One re-inquiry (individual or a batch row); `log` writes it to 資格確認履歴.
+    json reinquire(Caller const& c, std::string const& category, json const& who, std::string const& query_date, bool log);
     std::pair<std::uint32_t, std::vector<unsigned char>> current_url_key();
     std::string facility_kind(std::string const& code);
     // The person a request identifies by 保険者番号, 記号・番号, 枝番 and 生年月日 (any period), or "".

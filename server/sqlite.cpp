@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <unordered_map>
 
 namespace kyotaku::server {
 
@@ -37,17 +38,35 @@ public:
         sqlite3_busy_timeout(db_, 5000);
         script("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
     }
-    ~Sqlite() override { sqlite3_close(db_); }
+    ~Sqlite() override {
+        for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+        sqlite3_close(db_);
+    }
 
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
         std::lock_guard lock(mutex_);
+        // Prepared statements are cached by their text (the application's statements are a fixed set).
         sqlite3_stmt* stmt = nullptr;
-        if (sqlite3_prepare_v2(db_, sql.c_str(), int(sql.size()), &stmt, nullptr) != SQLITE_OK)
-            throw DatabaseError(std::string("SQL error: ") + sqlite3_errmsg(db_));
-        struct Finalize {
+        if (auto it = cache_.find(sql); it != cache_.end()) {
+            stmt = it->second;
+        } else {
+            if (sqlite3_prepare_v2(db_, sql.c_str(), int(sql.size()), &stmt, nullptr) != SQLITE_OK)
+                throw DatabaseError(std::string("SQL error: ") + sqlite3_errmsg(db_));
+            if (cache_.size() < 256) cache_.emplace(sql, stmt);
+        }
+        bool cached = cache_.count(sql) != 0;
+        struct Release {
             sqlite3_stmt* s;
-            ~Finalize() { sqlite3_finalize(s); }
-        } finalize{stmt};
+            bool cached;
+            ~Release() {
+                if (cached) {
+                    sqlite3_reset(s);
+                    sqlite3_clear_bindings(s);
+                } else {
+                    sqlite3_finalize(s);
+                }
+            }
+        } release{stmt, cached};
         for (std::size_t i = 0; i < params.size(); ++i) {
             std::string name = "$" + std::to_string(i + 1);
             int index = sqlite3_bind_parameter_index(stmt, name.c_str());
@@ -119,6 +138,7 @@ private:
     sqlite3* db_ = nullptr;
     std::recursive_mutex mutex_;
     int depth_ = 0;
+    std::unordered_map<std::string, sqlite3_stmt*> cache_;
 };
 }  // namespace
 

@@ -80,6 +80,35 @@ check "after SIGKILL: A's settings survived" bash -c "[[ '$(call A GET /api/v1/s
 check "after SIGKILL: the consent survived" bash -c "[[ '$(call A POST /api/v1/reinquiry "$req")' == *'\"allowed\":true'* ]]"
 check "after SIGKILL: the audit trail survived" bash -c "[[ '$(call A GET /api/v1/settings/audit)' == *'home_visit_enabled'* ]]"
 
+# A 100,000-row batch, SIGKILLed while it is being answered: after a restart every row is answered exactly once.
+{
+    echo "arbitrary_identifier,insurer_number,symbol,number,branch,birthdate"
+    for i in $(seq 100000); do
+        if [ $((i % 1000)) = 0 ]; then echo "row$i,06132012,123,4567,01,1940-05-01"; else echo "row$i,06132013,123,4567,01,1940-05-01"; fi
+    done
+} > "$work/batch.csv"
+up=$(curl -sS --cacert "$work/pki/ca.pem" --cert "$work/pki/facility-$A.pem" --key "$work/pki/facility-$A.key" -H 'Content-Type: text/csv' \
+    --data-binary @"$work/batch.csv" "$U/api/v1/batch/reinquiry?query_date=2024-07-01&file_identifier=big")
+rn=$(echo "$up" | sed 's/.*"reception_number":"\([0-9]*\)".*/\1/')
+check "the batch is accepted" bash -c "[[ '$up' == *'\"total\":100000'* ]]"
+for _ in $(seq 100); do
+    done_rows=$(call A GET "/api/v1/batch/reinquiry/$rn" | sed 's/.*"done":\([0-9]*\).*/\1/')
+    [ "${done_rows:-0}" -gt 0 ] && break
+    sleep 0.05
+done
+kill -9 "$pid"; wait "$pid" 2>/dev/null; pid=""
+echo "batch rows answered before SIGKILL: $done_rows"
+start
+U=https://127.0.0.1:$port
+for _ in $(seq 600); do
+    [[ "$(call A GET "/api/v1/batch/reinquiry/$rn")" == *正常終了* ]] && break
+    sleep 0.1
+done
+call A GET "/api/v1/batch/reinquiry/$rn/result" | head -c -4 > "$work/batch.out"
+check "every row is answered exactly once, in order" bash -c "[ \$(grep -c '\"row\":' '$work/batch.out') = 100000 ] && [ \$(grep -o '\"row\":[0-9]*' '$work/batch.out' | sort -u | wc -l) = 100000 ]"
+check "the bad rows have their own error" bash -c "[ \$(grep -c '\"processing_result_status\":2' '$work/batch.out') = 100 ]"
+check "the good rows are answered" bash -c "[ \$(grep -c '\"allowed\":true' '$work/batch.out') = 99900 ]"
+
 # A consent-registration load, SIGKILLed in the middle: every acknowledged (201) consent is there exactly once.
 consent_body="{\"facility_code\":\"$A\",\"person_key\":\"$person\",\"visit_kind\":\"訪問診療\",\"first_visit\":\"2024-04-15\",\"identity_method\":\"暗証番号\",\"items\":[\"薬剤情報\"]}"
 for w in 1 2 3 4; do

@@ -558,3 +558,43 @@ TEST_F(ConsentRegistration, AChangedUrlCannotRegister) {
     EXPECT_EQ(r.status, 404);
     EXPECT_EQ(body(r)["field"], "token");
 }
+
+TEST_F(ServerFixture, BatchReinquiryAnswersEveryRowOnceEvenABadOne) {
+    enable(a);
+    consent("0110113719", person());
+    std::string csv = "arbitrary_identifier,insurer_number,symbol,number,branch,birthdate\n";
+    csv += "p1,06132013,123,4567,01,1940-05-01\n";  // consented: allowed in the window
+    csv += "p2,06132012,123,4567,01,1940-05-01\n";  // bad check digit: its own error
+    csv += "p3,01130012,9,9,01,1950-01-01\n";       // nobody: 該当資格なし
+    csv += "broken line\n";                          // malformed: its own error
+    auto up = call(a, "POST", "/api/v1/batch/reinquiry?category=%E8%A8%AA%E5%95%8F%E8%A8%BA%E7%99%82%E7%AD%89&query_date=2024-07-01&file_identifier=f1", csv, "text/csv");
+    ASSERT_EQ(up.status, 202) << up.body;
+    std::string rn = body(up)["reception_number"];
+    EXPECT_EQ(body(up)["total"], 4);
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["segment_of_result"], 2);
+    EXPECT_EQ(call(a, "GET", "/api/v1/batch/reinquiry/" + rn + "/result").status, 409);
+    // Another facility cannot see the job.
+    EXPECT_EQ(call(b, "GET", "/api/v1/batch/reinquiry/" + rn).status, 404);
+    EXPECT_EQ(call(b, "GET", "/api/v1/batch/reinquiry/" + rn + "/result").status, 404);
+    // The worker answers in chunks of 2: three passes, the last one finishes the job.
+    EXPECT_EQ(service->process_batches(2), 2);
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["done"], 2);
+    EXPECT_EQ(service->process_batches(2), 2);
+    EXPECT_EQ(service->process_batches(2), 0);
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["status"], "正常終了");
+    auto res = call(a, "GET", "/api/v1/batch/reinquiry/" + rn + "/result");
+    ASSERT_EQ(res.status, 200);
+    std::vector<json> rows;
+    std::istringstream in(res.body);
+    for (std::string line; std::getline(in, line);) rows.push_back(json::parse(line));
+    ASSERT_EQ(rows.size(), 4u);
+    EXPECT_TRUE(rows[0]["allowed"].get<bool>());
+    EXPECT_EQ(rows[0]["arbitrary_identifier"], "p1");
+    EXPECT_EQ(rows[1]["processing_result_status"], 2);
+    EXPECT_EQ(rows[1]["field"], "insurer_number");
+    EXPECT_EQ(rows[2]["qualification_validity"], 4);
+    EXPECT_EQ(rows[3]["processing_result_status"], 2);
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(rows[std::size_t(i)]["row"], i + 1);
+    EXPECT_EQ(call(a, "POST", "/api/v1/batch/reinquiry?query_date=2024-13-01", "x,1,2,3,4,5\n", "text/csv").status, 400);
+    EXPECT_EQ(call(a, "POST", "/api/v1/batch/reinquiry?query_date=2024-07-01", "", "text/csv").status, 400);
+}
