@@ -187,6 +187,18 @@ std::vector<Route> const& routes() {
          [](Service& s, Caller const& c, Request const& r) {
              return HttpResult{200, "application/x-ndjson; charset=utf-8", s.batch_results(c, r.params[0])};
          }},
+        {"POST", "/api/v1/oqs/OQSmuquc01req",
+         [](Service& s, Caller const& c, Request const& r) {
+             int status = 200;
+             std::string out = s.oqs_bulk_upload(c, r.body, status);
+             return HttpResult{status, "application/xml", out};
+         }},
+        {"POST", "/api/v1/oqs/OQSmuquc02req",
+         [](Service& s, Caller const& c, Request const& r) {
+             int status = 200;
+             std::string out = s.oqs_bulk_download(c, r.body, status);
+             return HttpResult{status, "application/xml", out};
+         }},
         {"GET", "/api/v1/history/inquiries",
          [](Service& s, Caller const& c, Request const& r) {
              return json_result(200, s.inquiry_history(c, query_param(r.target, "from"), query_param(r.target, "to")));

@@ -2,6 +2,7 @@
 
 #include "card_signature.hpp"
 #include "codes.hpp"
+#include "oqs_xml.hpp"
 #include "url_token.hpp"
 
 #include <openssl/rand.h>
@@ -818,13 +819,38 @@ std::vector<std::string> split_csv_line(std::string const& line) {
 }
 }  // namespace
 
-json Service::upload_batch(Caller const& c, std::string const& category, std::string const& query_date_raw, std::string const& file_identifier,
+json Service::upload_batch(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
                            std::string const& csv) {
+    require_facility(c);
+    std::vector<json> rows;
+    std::size_t at = 0;
+    bool first = true;
+    while (at < csv.size()) {
+        std::size_t nl = csv.find('\n', at);
+        std::string line = csv.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+        at = nl == std::string::npos ? csv.size() : nl + 1;
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        bool header = first && line.rfind("arbitrary_identifier", 0) == 0;
+        first = false;
+        if (line.empty() || header) continue;
+        // Every line becomes a row, even a malformed one: it gets its own error result.
+        auto f = split_csv_line(line);
+        rows.push_back(f.size() == 6 ? json{{"arbitrary_identifier", f[0]}, {"insurer_number", f[1]}, {"symbol", f[2]},
+                                            {"number", f[3]}, {"branch", f[4]}, {"birthdate", f[5]}}
+                                     : json{{"malformed", line.substr(0, 200)}});
+    }
+    return upload_batch_rows(c, category, query_date, file_identifier, "csv", rows);
+}
+
+json Service::upload_batch_rows(Caller const& c, std::string const& category, std::string const& query_date_raw,
+                                std::string const& file_identifier, std::string const& format, std::vector<json> const& rows) {
     require_facility(c);
     json meta{{"category", category}, {"query_date", query_date_raw}};
     std::string cat = category_field(*rules_, meta);
     std::string query_date = date_field(meta, "query_date");
     if (file_identifier.size() > 100) throw ClientError(400, "file_identifier", "file_identifier は100文字までです / at most 100 characters");
+    if (rows.empty()) throw ClientError(400, "", "行がありません / the file has no rows");
+    if (rows.size() > 200000) throw ClientError(413, "", "20万行までです / at most 200,000 rows");
     char stamp[32];
     auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
     std::tm tm{};
@@ -833,31 +859,52 @@ json Service::upload_batch(Caller const& c, std::string const& category, std::st
     std::string reception = stamp + std::to_string(std::stoull(new_id().substr(0, 12), nullptr, 16) % 1000000 + 1000000).substr(1);
     return transaction(db_, [&] {
         db_.query("INSERT INTO batch_jobs (reception_number, facility_code, category, query_date, file_identifier, format, total, done, created_at) "
-                  "VALUES ($1, $2, $3, $4, $5, 'csv', 0, 0, $6)",
-                  {reception, c.facility_code, cat, query_date, file_identifier, now_iso()});
-        std::int64_t rows = 0;
-        std::size_t at = 0;
-        bool first = true;
-        while (at < csv.size()) {
-            std::size_t nl = csv.find('\n', at);
-            std::string line = csv.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
-            at = nl == std::string::npos ? csv.size() : nl + 1;
-            if (!line.empty() && line.back() == '\r') line.pop_back();
-            bool header = first && line.rfind("arbitrary_identifier", 0) == 0;
-            first = false;
-            if (line.empty() || header) continue;
-            // Every line becomes a row, even a malformed one: it gets its own error result.
-            auto f = split_csv_line(line);
-            json request = f.size() == 6 ? json{{"arbitrary_identifier", f[0]}, {"insurer_number", f[1]}, {"symbol", f[2]},
-                                                {"number", f[3]}, {"branch", f[4]}, {"birthdate", f[5]}}
-                                         : json{{"malformed", line.substr(0, 200)}};
-            db_.query("INSERT INTO batch_rows (reception_number, row_no, request_json) VALUES ($1, $2, $3)", {reception, ++rows, request.dump()});
-        }
-        if (rows == 0) throw ClientError(400, "", "行がありません / the file has no rows");
-        if (rows > 200000) throw ClientError(413, "", "20万行までです / at most 200,000 rows");
-        db_.query("UPDATE batch_jobs SET total = $2 WHERE reception_number = $1", {reception, rows});
-        return json{{"reception_number", reception}, {"total", rows}, {"status", "処理中"}};
+                  "VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8)",
+                  {reception, c.facility_code, cat, query_date, file_identifier, format, std::int64_t(rows.size()), now_iso()});
+        std::int64_t n = 0;
+        for (auto const& row : rows)
+            db_.query("INSERT INTO batch_rows (reception_number, row_no, request_json) VALUES ($1, $2, $3)", {reception, ++n, row.dump()});
+        return json{{"reception_number", reception}, {"total", n}, {"status", "処理中"}};
     });
+}
+
+std::string Service::oqs_bulk_upload(Caller const& c, std::string const& xml, int& status) {
+    require_facility(c);
+    BulkUpload up;
+    try {
+        up = parse_bulk_upload(xml);
+    } catch (ClientError const& e) {
+        status = 400;
+        up.encoding = declared_encoding(xml);
+        if (up.encoding != "UTF-8" && up.encoding != "SHIFT_JIS") up.encoding = "UTF-8";
+        return bulk_upload_result(up, "", "EKY0901", std::string(e.what()) + (e.field.empty() ? "" : " (" + e.field + ")"));
+    }
+    if (up.facility_code != c.facility_code) {
+        status = 403;
+        return bulk_upload_result(up, "", "EKY0901", "MedicalInstitutionCode が証明書の医療機関等コードと違います / the file names another facility");
+    }
+    try {
+        json job = upload_batch_rows(c, "訪問診療等", up.query_date, up.file_identifier, "xml", up.rows);
+        status = 200;
+        return bulk_upload_result(up, job["reception_number"], "", "");
+    } catch (ClientError const& e) {
+        status = e.status;
+        return bulk_upload_result(up, "", "EKY0901", e.what());
+    }
+}
+
+std::string Service::oqs_bulk_download(Caller const& c, std::string const& xml, int& status) {
+    require_facility(c);
+    BulkDownload d = parse_bulk_download(xml);
+    if (d.facility_code != c.facility_code) throw ClientError(403, "MedicalInstitutionCode", "MedicalInstitutionCode が証明書の医療機関等コードと違います / the file names another facility");
+    json st = batch_status(c, d.reception_number);
+    BulkJobInfo job{d.reception_number, c.facility_code, st["file_identifier"], st["query_date"], st["segment_of_result"] == 1};
+    std::vector<json> rows;
+    if (job.finished)
+        for (auto const& r : db_.query("SELECT result_json FROM batch_rows WHERE reception_number = $1 ORDER BY row_no", {d.reception_number}))
+            rows.push_back(json::parse(as_text(r[0])));
+    status = 200;
+    return bulk_result(job, rows, d.encoding);
 }
 
 json Service::batch_status(Caller const& c, std::string const& reception) {
@@ -909,6 +956,7 @@ int Service::process_batches(int max_rows) {
                     result = json{{"error", e.what()}, {"field", e.field}, {"processing_result_status", 2}};
                 }
                 result["arbitrary_identifier"] = request["arbitrary_identifier"];
+                if (request.contains("echo")) result["echo"] = request["echo"];
             }
             db_.query("UPDATE batch_rows SET result_json = $3 WHERE reception_number = $1 AND row_no = $2 AND result_json IS NULL",
                       {reception, as_int(r[0]), result.dump()});

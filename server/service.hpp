@@ -3,6 +3,8 @@
 #pragma once
 
 #include "database.hpp"
+
+#include <vector>
 #include "kyotaku/engine.hpp"
 
 #include <nlohmann/json.hpp>
@@ -89,7 +91,12 @@ public:
     // CSV: arbitrary_identifier,insurer_number,symbol,number,branch,birthdate (header line optional).
     json upload_batch(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
                       std::string const& csv);
+    json upload_batch_rows(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
+                           std::string const& format, std::vector<json> const& rows);
     json batch_status(Caller const& c, std::string const& reception_number);
+    // The same flow in the real file format: OQSmuquc01req → 01res, OQSmuquc02req → 02res (Shift_JIS or UTF-8).
+    std::string oqs_bulk_upload(Caller const& c, std::string const& xml, int& status);
+    std::string oqs_bulk_download(Caller const& c, std::string const& xml, int& status);
     // The results in row order as JSON Lines, one object per uploaded row.
     std::string batch_results(Caller const& c, std::string const& reception_number);
     // Answers up to `max_rows` pending rows of unfinished jobs (the background worker calls this); returns how

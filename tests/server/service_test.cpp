@@ -598,3 +598,86 @@ TEST_F(ServerFixture, BatchReinquiryAnswersEveryRowOnceEvenABadOne) {
     EXPECT_EQ(call(a, "POST", "/api/v1/batch/reinquiry?query_date=2024-13-01", "x,1,2,3,4,5\n", "text/csv").status, 400);
     EXPECT_EQ(call(a, "POST", "/api/v1/batch/reinquiry?query_date=2024-07-01", "", "text/csv").status, 400);
 }
+
+#include "oqs_xml.hpp"
+
+#include <pugixml.hpp>
+
+namespace {
+std::string muquc01req(char const* facility, char const* encoding) {
+    std::string xml = std::string("<?xml version=\"1.0\" encoding=\"") + encoding + "\" standalone=\"no\"?>\n"
+        "<XmlMsg><MessageHeader><QualificationConfirmationDate>20240701</QualificationConfirmationDate>"
+        "<MedicalInstitutionCode>" + facility + "</MedicalInstitutionCode><ArbitraryFileIdentifier>ファイル1</ArbitraryFileIdentifier></MessageHeader>"
+        "<MessageBody>"
+        "<QualificationConfirmSearchInfo><InsurerNumber>06132013</InsurerNumber><InsuredCardSymbol>１２３</InsuredCardSymbol>"
+        "<InsuredIdentificationNumber>４５６７</InsuredIdentificationNumber><InsuredBranchNumber>01</InsuredBranchNumber><Birthdate>19400501</Birthdate>"
+        "<LimitApplicationCertificateRelatedConsFlg>0</LimitApplicationCertificateRelatedConsFlg><ArbitraryIdentifier>患者A</ArbitraryIdentifier></QualificationConfirmSearchInfo>"
+        "<QualificationConfirmSearchInfo><InsurerNumber>06132012</InsurerNumber><InsuredCardSymbol>1</InsuredCardSymbol>"
+        "<InsuredIdentificationNumber>2</InsuredIdentificationNumber><InsuredBranchNumber>01</InsuredBranchNumber><Birthdate>19400501</Birthdate>"
+        "<LimitApplicationCertificateRelatedConsFlg>0</LimitApplicationCertificateRelatedConsFlg><ArbitraryIdentifier>患者B</ArbitraryIdentifier></QualificationConfirmSearchInfo>"
+        "</MessageBody></XmlMsg>\n";
+    return std::string(encoding) == "UTF-8" ? xml : from_utf8(xml, encoding);
+}
+}  // namespace
+
+TEST_F(ServerFixture, BulkFlowInTheRealXmlFormatInShiftJis) {
+    enable(a);
+    consent("0110113719", person());
+    std::string req = muquc01req("0110113719", "Shift_JIS");
+    ASSERT_EQ(req.find("患者"), std::string::npos);  // really Shift_JIS bytes
+    auto up = call(a, "POST", "/api/v1/oqs/OQSmuquc01req", req, "application/xml");
+    ASSERT_EQ(up.status, 200) << to_utf8(up.body, "SHIFT_JIS");
+    EXPECT_EQ(declared_encoding(up.body), "SHIFT_JIS");
+    pugi::xml_document r1;
+    std::string up_utf8 = to_utf8(up.body, "SHIFT_JIS");
+    ASSERT_TRUE(r1.load_buffer(up_utf8.data(), up_utf8.size(), pugi::parse_default, pugi::encoding_utf8));
+    std::string rn = r1.child("XmlMsg").child("MessageBody").child("ReceptionNumber").text().as_string();
+    EXPECT_EQ(std::string(r1.child("XmlMsg").child("MessageBody").child("ArbitraryFileIdentifier").text().as_string()), "ファイル1");
+    ASSERT_FALSE(rn.empty());
+    std::string down = from_utf8("<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode>"
+                                 "</MessageHeader><MessageBody><ReceptionNumber>" + rn + "</ReceptionNumber></MessageBody></XmlMsg>", "SHIFT_JIS");
+    // While processing: SegmentOfResult 2.
+    auto pending = to_utf8(call(a, "POST", "/api/v1/oqs/OQSmuquc02req", down, "application/xml").body, "SHIFT_JIS");
+    EXPECT_NE(pending.find("<SegmentOfResult>2</SegmentOfResult>"), std::string::npos);
+    while (service->process_batches(500) > 0) {
+    }
+    auto res = call(a, "POST", "/api/v1/oqs/OQSmuquc02req", down, "application/xml");
+    ASSERT_EQ(res.status, 200);
+    std::string utf8 = to_utf8(res.body, "SHIFT_JIS");
+    pugi::xml_document doc;
+    ASSERT_TRUE(doc.load_buffer(utf8.data(), utf8.size(), pugi::parse_default, pugi::encoding_utf8));
+    auto header = doc.child("XmlMsg").child("MessageHeader");
+    EXPECT_EQ(std::string(header.child("SegmentOfResult").text().as_string()), "1");
+    EXPECT_EQ(std::string(header.child("CharacterCodeIdentifier").text().as_string()), "1");
+    EXPECT_EQ(std::string(header.child("NumberOfProcessingResult").text().as_string()), "2");
+    EXPECT_EQ(std::string(header.child("NumberOfNormalProcessing").text().as_string()), "1");
+    auto units = doc.child("XmlMsg").child("MessageBody").children("BulkConfirmUnit");
+    auto it = units.begin();
+    ASSERT_NE(it, units.end());
+    EXPECT_EQ(std::string(it->child("QualificationConfirmSearchInfo").child("ArbitraryIdentifier").text().as_string()), "患者A");
+    EXPECT_EQ(std::string(it->child("QualificationValidity").text().as_string()), "1");
+    EXPECT_EQ(std::string(it->child("ResultOfQualificationConfirmation").child("Name").text().as_string()), "在宅 花子");
+    EXPECT_EQ(std::string(it->child("ResultOfQualificationConfirmation").child("InsuredPartialContributionRatio").text().as_string()), "010");
+    ++it;
+    EXPECT_EQ(std::string(it->child("ProcessingResultStatus").text().as_string()), "2");
+    EXPECT_EQ(std::string(it->child("ProcessingResultCode").text().as_string()), "EKY0001");
+    EXPECT_FALSE(it->child("ResultOfQualificationConfirmation"));
+}
+
+TEST_F(ServerFixture, BulkXmlNamingAnotherFacilityOrBrokenIsAnErrorResult) {
+    enable(a);
+    auto other = call(a, "POST", "/api/v1/oqs/OQSmuquc01req", muquc01req("2714206386", "UTF-8"), "application/xml");
+    EXPECT_EQ(other.status, 403);
+    EXPECT_NE(other.body.find("<ProcessingResultCode>EKY0901</ProcessingResultCode>"), std::string::npos);
+    auto broken = call(a, "POST", "/api/v1/oqs/OQSmuquc01req", "<XmlMsg><oops", "application/xml");
+    EXPECT_EQ(broken.status, 400);
+    EXPECT_NE(broken.body.find("EKY0901"), std::string::npos);
+    std::string bad_sjis = "<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><XmlMsg>\x81</XmlMsg>";
+    EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSmuquc01req", bad_sjis, "application/xml").status, 400);
+    // B cannot download A's results even knowing the reception number.
+    auto up = call(a, "POST", "/api/v1/oqs/OQSmuquc01req", muquc01req("0110113719", "UTF-8"), "application/xml");
+    std::string rn = up.body.substr(up.body.find("<ReceptionNumber>") + 17, 20);
+    std::string down = "<XmlMsg><MessageHeader><MedicalInstitutionCode>2714206386</MedicalInstitutionCode></MessageHeader><MessageBody><ReceptionNumber>" +
+                       rn + "</ReceptionNumber></MessageBody></XmlMsg>";
+    EXPECT_EQ(call(b, "POST", "/api/v1/oqs/OQSmuquc02req", down, "application/xml").status, 404);
+}

@@ -1,0 +1,234 @@
+#include "oqs_xml.hpp"
+
+#include "codes.hpp"
+#include "kyotaku/calendar.hpp"
+#include "service.hpp"
+
+#include <pugixml.hpp>
+
+#include <chrono>
+#include <iconv.h>
+#include <sstream>
+
+namespace kyotaku::server {
+
+std::vector<ResultCode> const& processing_result_codes() {
+    static std::vector<ResultCode> const codes{
+        {"", "正常終了 (the row was answered)"},
+        {"EKY0001", "要求の項目が不正 (a field of the row is missing or invalid; the message names it)"},
+        {"EKY0101", "再照会できない (the rule set refused the re-inquiry; the message is its reason with file:line)"},
+        {"EKY0901", "ファイルが不正 (the file itself: not XML, wrong root, wrong facility, no rows)"},
+    };
+    return codes;
+}
+
+std::string declared_encoding(std::string_view xml) {
+    auto end = xml.find("?>");
+    if (xml.rfind("<?xml", 0) != 0 || end == std::string_view::npos) return "UTF-8";
+    std::string decl(xml.substr(0, end));
+    auto at = decl.find("encoding=");
+    if (at == std::string::npos || at + 10 > decl.size()) return "UTF-8";
+    char quote = decl[at + 9];
+    auto close = decl.find(quote, at + 10);
+    if (close == std::string::npos) return "UTF-8";
+    std::string enc = decl.substr(at + 10, close - at - 10);
+    for (auto& c : enc) c = char(std::toupper(static_cast<unsigned char>(c)));
+    return enc;
+}
+
+namespace {
+// Shift_JIS files from Windows receipt computers are CP932 (a superset); iconv names it so.
+std::string iconv_name(std::string const& enc) {
+    if (enc == "SHIFT_JIS" || enc == "SHIFT-JIS" || enc == "SJIS" || enc == "CP932" || enc == "WINDOWS-31J") return "CP932";
+    return enc;
+}
+
+std::string convert(std::string_view in, std::string const& from, std::string const& to) {
+    iconv_t cd = iconv_open(to.c_str(), from.c_str());
+    if (cd == iconv_t(-1)) throw ClientError(400, "encoding", "文字コード " + from + " は使えません / unsupported encoding " + from);
+    std::string out(in.size() * 2 + 16, '\0');
+    char* src = const_cast<char*>(in.data());
+    std::size_t src_left = in.size();
+    char* dst = out.data();
+    std::size_t dst_left = out.size();
+    while (src_left > 0) {
+        if (iconv(cd, &src, &src_left, &dst, &dst_left) == std::size_t(-1)) {
+            if (errno == E2BIG) {
+                std::size_t used = std::size_t(dst - out.data());
+                out.resize(out.size() * 2);
+                dst = out.data() + used;
+                dst_left = out.size() - used;
+                continue;
+            }
+            iconv_close(cd);
+            throw ClientError(400, "encoding",
+                              "文字コードの変換に失敗しました (" + std::to_string(in.size() - src_left) + " バイト目) / invalid " + from + " bytes at offset " +
+                                  std::to_string(in.size() - src_left));
+        }
+    }
+    iconv_close(cd);
+    out.resize(std::size_t(dst - out.data()));
+    return out;
+}
+
+pugi::xml_document load(std::string const& bytes, std::string& encoding) {
+    encoding = declared_encoding(bytes);
+    std::string utf8 = encoding == "UTF-8" ? bytes : to_utf8(bytes, encoding);
+    pugi::xml_document doc;
+    // The declaration still names Shift_JIS: tell pugixml the buffer is UTF-8 now.
+    auto r = doc.load_buffer(utf8.data(), utf8.size(), pugi::parse_default | pugi::parse_declaration, pugi::encoding_utf8);
+    if (!r) throw ClientError(400, "", std::string("XML として読めません / not well-formed XML: ") + r.description() + " (offset " + std::to_string(r.offset) + ")");
+    if (!doc.child("XmlMsg")) throw ClientError(400, "XmlMsg", "ルート要素 XmlMsg がありません / the root element must be XmlMsg");
+    return doc;
+}
+
+std::string text(pugi::xml_node n, char const* child) { return n.child(child).text().as_string(); }
+
+std::string yyyymmdd_to_iso(std::string const& s, char const* field) {
+    if (s.size() != 8 || s.find_first_not_of("0123456789") != std::string::npos)
+        throw ClientError(400, field, std::string(field) + " は yyyyMMdd です / must be yyyyMMdd");
+    auto d = Date::from_ymd(std::stoi(s.substr(0, 4)), unsigned(std::stoi(s.substr(4, 2))), unsigned(std::stoi(s.substr(6, 2))));
+    if (!d) throw ClientError(400, field, std::string(field) + ": 存在しない日付です / no such day: " + s);
+    return d->iso();
+}
+
+std::string iso_to_yyyymmdd(std::string const& iso) {
+    std::string out;
+    for (char c : iso)
+        if (c != '-') out += c;
+    return out;
+}
+
+std::string now_stamp() {
+    auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    char buf[20];
+    std::strftime(buf, sizeof buf, "%Y%m%d%H%M%S", &tm);
+    return buf;
+}
+
+std::string save(pugi::xml_document& doc, std::string const& encoding) {
+    std::ostringstream ss;
+    doc.save(ss, "  ", pugi::format_default | pugi::format_no_declaration, pugi::encoding_utf8);
+    std::string xml = "<?xml version=\"1.0\" encoding=\"" + std::string(encoding == "UTF-8" ? "UTF-8" : "Shift_JIS") + "\" standalone=\"no\"?>\n" +
+                      ss.str();
+    return encoding == "UTF-8" ? xml : from_utf8(xml, encoding);
+}
+
+void add(pugi::xml_node parent, char const* name, std::string const& value) { parent.append_child(name).text().set(value.c_str()); }
+}  // namespace
+
+std::string to_utf8(std::string_view bytes, std::string const& encoding) { return convert(bytes, iconv_name(encoding), "UTF-8"); }
+std::string from_utf8(std::string const& utf8, std::string const& encoding) { return convert(utf8, "UTF-8", iconv_name(encoding)); }
+
+BulkUpload parse_bulk_upload(std::string const& bytes) {
+    BulkUpload up;
+    auto doc = load(bytes, up.encoding);
+    auto header = doc.child("XmlMsg").child("MessageHeader");
+    auto body = doc.child("XmlMsg").child("MessageBody");
+    if (!header || !body) throw ClientError(400, "MessageHeader", "MessageHeader と MessageBody が必要です / MessageHeader and MessageBody are required");
+    up.query_date = yyyymmdd_to_iso(text(header, "QualificationConfirmationDate"), "QualificationConfirmationDate");
+    up.facility_code = text(header, "MedicalInstitutionCode");
+    if (auto e = facility_code_error(up.facility_code); !e.empty()) throw ClientError(400, "MedicalInstitutionCode", e);
+    up.file_identifier = text(header, "ArbitraryFileIdentifier");
+    for (auto info : body.children("QualificationConfirmSearchInfo")) {
+        // Echoed back in the order it was sent: pairs, not an object (whose keys would be sorted).
+        json echo = json::array();
+        for (auto child : info.children()) echo.push_back(json::array({child.name(), child.text().as_string()}));
+        json row{{"insurer_number", text(info, "InsurerNumber")},
+                 {"symbol", text(info, "InsuredCardSymbol")},
+                 {"number", text(info, "InsuredIdentificationNumber")},
+                 {"branch", text(info, "InsuredBranchNumber")},
+                 {"arbitrary_identifier", text(info, "ArbitraryIdentifier")},
+                 {"echo", echo}};
+        std::string birth = text(info, "Birthdate");
+        if (birth.size() == 8 && birth.find_first_not_of("0123456789") == std::string::npos)
+            row["birthdate"] = birth.substr(0, 4) + "-" + birth.substr(4, 2) + "-" + birth.substr(6, 2);
+        else
+            row["birthdate"] = birth;  // the row's own error, when it is answered
+        up.rows.push_back(std::move(row));
+    }
+    if (up.rows.empty()) throw ClientError(400, "QualificationConfirmSearchInfo", "照会する行がありません / no QualificationConfirmSearchInfo");
+    return up;
+}
+
+std::string bulk_upload_result(BulkUpload const& up, std::string const& reception_number, std::string const& error_code,
+                               std::string const& error_message) {
+    pugi::xml_document doc;
+    auto msg = doc.append_child("XmlMsg");
+    auto header = msg.append_child("MessageHeader");
+    add(header, "ProcessExecutionTime", now_stamp());
+    add(header, "MedicalInstitutionCode", up.facility_code);
+    add(header, "CharacterCodeIdentifier", up.encoding == "UTF-8" ? "0" : "1");
+    auto body = msg.append_child("MessageBody");
+    add(body, "ReceptionNumber", reception_number);
+    add(body, "SegmentOfResult", error_code.empty() ? "1" : "9");
+    add(body, "ProcessingResultStatus", error_code.empty() ? "1" : "2");
+    add(body, "ProcessingResultCode", error_code);
+    add(body, "ProcessingResultMessage", error_message);
+    add(body, "ArbitraryFileIdentifier", up.file_identifier);
+    return save(doc, up.encoding);
+}
+
+BulkDownload parse_bulk_download(std::string const& bytes) {
+    BulkDownload d;
+    auto doc = load(bytes, d.encoding);
+    d.facility_code = text(doc.child("XmlMsg").child("MessageHeader"), "MedicalInstitutionCode");
+    d.reception_number = text(doc.child("XmlMsg").child("MessageBody"), "ReceptionNumber");
+    if (d.reception_number.empty()) throw ClientError(400, "ReceptionNumber", "ReceptionNumber がありません / ReceptionNumber is missing");
+    return d;
+}
+
+std::string bulk_result(BulkJobInfo const& job, std::vector<json> const& rows, std::string const& encoding) {
+    pugi::xml_document doc;
+    auto msg = doc.append_child("XmlMsg");
+    auto header = msg.append_child("MessageHeader");
+    add(header, "ProcessExecutionTime", now_stamp());
+    add(header, "QualificationConfirmationDate", iso_to_yyyymmdd(job.query_date));
+    add(header, "MedicalInstitutionCode", job.facility_code);
+    add(header, "ArbitraryFileIdentifier", job.file_identifier);
+    add(header, "ReceptionNumber", job.reception_number);
+    add(header, "SegmentOfResult", job.finished ? "1" : "2");
+    add(header, "ErrorCode", "");
+    add(header, "ErrorMessage", job.finished ? "" : "処理中です");
+    std::size_t normal = 0;
+    // A unit is normal when it carries eligibility (ProcessingResultStatus 1), as each unit below says.
+    for (auto const& r : rows) normal += r.value("processing_result_status", 2) == 1 && r.value("allowed", false);
+    add(header, "NumberOfProcessingResult", std::to_string(rows.size()));
+    add(header, "NumberOfNormalProcessing", std::to_string(normal));
+    add(header, "NumberOfError", std::to_string(rows.size() - normal));
+    add(header, "CharacterCodeIdentifier", encoding == "UTF-8" ? "0" : "1");
+    auto body = msg.append_child("MessageBody");
+    for (auto const& r : rows) {
+        auto unit = body.append_child("BulkConfirmUnit");
+        auto info = unit.append_child("QualificationConfirmSearchInfo");
+        if (r.contains("echo"))
+            for (auto const& pair : r["echo"]) add(info, pair[0].get<std::string>().c_str(), pair[1].get<std::string>());
+        bool answered = r.value("processing_result_status", 2) == 1;
+        bool allowed = answered && r.value("allowed", false);
+        add(unit, "ProcessingResultStatus", allowed ? "1" : "2");
+        add(unit, "ProcessingResultCode", allowed ? "" : answered ? "EKY0101" : "EKY0001");
+        add(unit, "ProcessingResultMessage", allowed ? "" : r.contains("error") ? r["error"].get<std::string>() : r.value("reason", ""));
+        if (!allowed) continue;
+        if (r["qualification_validity"].is_number()) add(unit, "QualificationValidity", std::to_string(r["qualification_validity"].get<int>()));
+        if (r.contains("eligibility")) {
+            auto const& e = r["eligibility"];
+            auto q = unit.append_child("ResultOfQualificationConfirmation");
+            add(q, "InsuredCardClassification", "01");
+            add(q, "InsurerNumber", e["insurer_number"].get<std::string>());
+            add(q, "InsuredCardSymbol", e["symbol"].get<std::string>());
+            add(q, "InsuredIdentificationNumber", e["number"].get<std::string>());
+            if (!e["branch"].get<std::string>().empty()) add(q, "InsuredBranchNumber", e["branch"].get<std::string>());
+            add(q, "Name", e["name"].get<std::string>());
+            add(q, "NameKana", e["name_kana"].get<std::string>());
+            add(q, "Birthdate", iso_to_yyyymmdd(e["birthdate"].get<std::string>()));
+            add(q, "InsuredCardValidDate", iso_to_yyyymmdd(e["valid_from"].get<std::string>()));
+            if (e["valid_to"].is_string()) add(q, "InsuredCardExpirationDate", iso_to_yyyymmdd(e["valid_to"].get<std::string>()));
+            add(q, "InsuredPartialContributionRatio", e["burden_ratio"].get<std::string>());
+        }
+    }
+    return save(doc, encoding);
+}
+
+}  // namespace kyotaku::server

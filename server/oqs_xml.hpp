@@ -1,0 +1,57 @@
+// The オンライン資格確認 file formats that receipt computers already write and read (interfaces.md §1):
+// XmlMsg / MessageHeader / MessageBody, Shift_JIS or UTF-8, for the bulk flow OQSmuquc (01req → 01res,
+// 02req → 02res). pugixml reads and writes the XML; iconv converts Shift_JIS (as Windows' CP932).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kyotaku::server {
+
+using json = nlohmann::json;
+
+// The encoding named by the XML declaration (upper-case), "UTF-8" when there is none.
+std::string declared_encoding(std::string_view xml);
+// Converts between an encoding and UTF-8; throws ClientError(400) on bytes that do not convert.
+std::string to_utf8(std::string_view bytes, std::string const& encoding);
+std::string from_utf8(std::string const& utf8, std::string const& encoding);
+
+// OQSmuquc01req: 資格確認一括照会 upload.
+struct BulkUpload {
+    std::string encoding;            // of the request; the answers use the same
+    std::string query_date;          // QualificationConfirmationDate, ISO
+    std::string facility_code;       // MedicalInstitutionCode
+    std::string file_identifier;     // ArbitraryFileIdentifier
+    std::vector<json> rows;          // each: insurer_number, symbol, number, branch, birthdate, arbitrary_identifier,
+                                     // and "echo": the QualificationConfirmSearchInfo as sent, [name, value] pairs in order
+};
+BulkUpload parse_bulk_upload(std::string const& bytes);
+
+// OQSmuquc01res: the reception number (or the upload's error).
+std::string bulk_upload_result(BulkUpload const& up, std::string const& reception_number, std::string const& error_code,
+                               std::string const& error_message);
+
+// OQSmuquc02req: the download request.
+struct BulkDownload {
+    std::string encoding, facility_code, reception_number;
+};
+BulkDownload parse_bulk_download(std::string const& bytes);
+
+// OQSmuquc02res: the results (`rows` empty while SegmentOfResult is 2 処理中).
+struct BulkJobInfo {
+    std::string reception_number, facility_code, file_identifier, query_date;
+    bool finished = false;
+};
+std::string bulk_result(BulkJobInfo const& job, std::vector<json> const& rows, std::string const& encoding);
+
+// ProcessingResultCode values of this reference system (the real list is not public): one table.
+struct ResultCode {
+    char const* code;
+    char const* meaning;
+};
+std::vector<ResultCode> const& processing_result_codes();
+
+}  // namespace kyotaku::server
