@@ -6,6 +6,7 @@
 
 #ifdef KYOTAKU_WITH_SERVER
 #include "http_server.hpp"
+#include "relay.hpp"
 #endif
 
 #include <cstdio>
@@ -235,6 +236,15 @@ int main(int argc, char** argv) {
     srv->add_option("--tls-dir", serve_options.tls_dir, "ca.pem, server.pem, server.key のあるディレクトリ / TLS files")->capture_default_str();
     srv->add_option("--public-url", serve_options.public_url, "施設URLの先頭 (既定 https://HOST:PORT) / base of facility URLs");
     srv->add_option("--threads", serve_options.threads, "スレッド数 / worker threads")->capture_default_str()->check(CLI::Range(1, 64));
+    kyotaku::server::RelayOptions relay_options;
+    auto* rel = app.add_subcommand("relay", "req フォルダの要求ファイルをサーバに送り、結果を res に書く / the folder relay of receipt computers");
+    rel->add_option("--dir", relay_options.dir, "req と res のあるフォルダ / the folder holding req and res")->required();
+    rel->add_option("--server", relay_options.server, "サーバ / server URL")->capture_default_str();
+    rel->add_option("--ca", relay_options.ca, "サーバの CA 証明書 / the server's CA certificate")->required();
+    rel->add_option("--cert", relay_options.cert, "施設のクライアント証明書 / the facility's client certificate")->required();
+    rel->add_option("--key", relay_options.key, "その秘密鍵 / its private key")->required();
+    rel->add_option("--settle-ms", relay_options.settle_ms, "書き込みが終わったとみなす静止時間 / quiet time before a file is read")->capture_default_str();
+    rel->add_flag("--once", relay_options.once, "今ある要求に答えたら終わる / answer what is there, then exit");
 #endif
     try {
         app.parse(argc, argv);
@@ -250,6 +260,7 @@ int main(int argc, char** argv) {
     if (*ver) return cmd_verify_bundle(output, sources);
 #ifdef KYOTAKU_WITH_SERVER
     if (*srv) return kyotaku::server::serve(serve_options);
+    if (*rel) return kyotaku::server::relay(relay_options);
 #endif
     if (*dis) {
         auto program = load_or_report(rules);
