@@ -187,6 +187,13 @@ std::vector<Route> const& routes() {
          [](Service& s, Caller const& c, Request const& r) {
              return HttpResult{200, "application/x-ndjson; charset=utf-8", s.batch_results(c, r.params[0])};
          }},
+        {"POST", "/api/v1/reference-numbers",
+         [](Service& s, Caller const& c, Request const& r) {
+             if (r.content_type.rfind("text/csv", 0) == 0) return json_result(200, s.register_reference_numbers_csv(c, r.body));
+             int status = 201;
+             json out = s.register_reference_number(c, parse_json_body(r.body), status);
+             return json_result(status, out);
+         }},
         {"POST", "/api/v1/oqs/OQSmuquc01req",
          [](Service& s, Caller const& c, Request const& r) {
              int status = 200;

@@ -227,6 +227,8 @@ std::string bulk_result(BulkJobInfo const& job, std::vector<json> const& rows, s
             if (e["valid_to"].is_string()) add(q, "InsuredCardExpirationDate", iso_to_yyyymmdd(e["valid_to"].get<std::string>()));
             add(q, "InsuredPartialContributionRatio", e["burden_ratio"].get<std::string>());
         }
+        if (r.contains("reference_numbers"))
+            for (auto const& ref : r["reference_numbers"]) add(unit, "ReferenceNumber", ref.get<std::string>());
     }
     return save(doc, encoding);
 }

@@ -127,6 +127,20 @@ std::string category_of(std::shared_ptr<Program const> const& rules, std::string
 
 }  // namespace
 
+namespace {
+std::vector<std::string> split_csv_line(std::string const& line) {
+    std::vector<std::string> f;
+    std::size_t at = 0;
+    for (;;) {
+        std::size_t comma = line.find(',', at);
+        f.push_back(line.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+        if (comma == std::string::npos) break;
+        at = comma + 1;
+    }
+    return f;
+}
+}  // namespace
+
 Service::Service(Database& db, std::shared_ptr<Program const> rules) : db_(db), rules_(std::move(rules)) {}
 
 bool Service::facility_exists(std::string const& code) {
@@ -405,11 +419,20 @@ json Service::reinquiry(Caller const& c, json const& body) {
 }
 
 json Service::reinquire(Caller const& c, std::string const& category, json const& body, std::string const& query_date, bool log_it) {
-    std::string person = find_person(body);
-    std::string insurer = canonical_insurer_number(text_field(body, "insurer_number"));
-    std::string symbol = normalize_symbol(text_field(body, "symbol"));
-    std::string number = normalize_symbol(text_field(body, "number"));
-    std::string branch = normalize_symbol(text_field(body, "branch", false));
+    // By 照会番号 (this facility's own numbers), or by 保険者番号・記号・番号・枝番・生年月日.
+    bool by_reference = body.contains("reference_number");
+    std::string person, insurer, symbol, number, branch;
+    if (by_reference) {
+        std::string ref = text_field(body, "reference_number");
+        auto r = db_.query("SELECT person_key FROM reference_numbers WHERE facility_code = $1 AND reference_number = $2", {c.facility_code, ref});
+        if (!r.empty()) person = as_text(r[0][0]);
+    } else {
+        person = find_person(body);
+        insurer = canonical_insurer_number(text_field(body, "insurer_number"));
+        symbol = normalize_symbol(text_field(body, "symbol"));
+        number = normalize_symbol(text_field(body, "number"));
+        branch = normalize_symbol(text_field(body, "branch", false));
+    }
 
     json result{{"qualification_validity", 4}, {"allowed", false}};
     auto log = [&](std::string const& p) {
@@ -462,14 +485,80 @@ json Service::reinquire(Caller const& c, std::string const& category, json const
         result["qualification_validity"] = 2;  // 無効
     } else {
         auto const& r = current[0];
-        bool same_card = as_text(r[0]) == insurer && as_text(r[1]) == symbol && as_text(r[2]) == number && as_text(r[3]) == branch;
+        bool same_card = by_reference ||
+                         (as_text(r[0]) == insurer && as_text(r[1]) == symbol && as_text(r[2]) == number && as_text(r[3]) == branch);
         result["qualification_validity"] = same_card ? 1 : 3;  // 1 有効, 3 無効（新しい資格あり）
         result["eligibility"] = json{{"insurer_number", as_text(r[0])}, {"symbol", as_text(r[1])}, {"number", as_text(r[2])},
                                      {"branch", as_text(r[3])}, {"birthdate", as_text(r[4])}, {"name", as_text(r[5])},
                                      {"name_kana", as_text(r[6])}, {"burden_ratio", as_text(r[7])}, {"valid_from", as_text(r[8])},
                                      {"valid_to", is_null(r[9]) ? json(nullptr) : json(as_text(r[9]))}};
+        json refs = json::array();
+        for (auto const& row : db_.query("SELECT reference_number FROM reference_numbers WHERE facility_code = $1 AND person_key = $2 ORDER BY registered_at",
+                                         {c.facility_code, person}))
+            refs.push_back(as_text(row[0]));
+        result["reference_numbers"] = refs;
     }
     return log(person);
+}
+
+json Service::register_reference_number(Caller const& c, json const& body, int& status) {
+    require_facility(c);
+    std::string ref = text_field(body, "reference_number");
+    std::size_t chars = 0;
+    for (char ch : ref) chars += (static_cast<unsigned char>(ch) & 0xC0) != 0x80;
+    if (chars == 0 || chars > 50) throw ClientError(400, "reference_number", "照会番号は1〜50文字です / reference_number is 1..50 characters");
+    std::string person = find_person(body);
+    // Only a patient this facility holds a consent for can be given a number: not a way to probe eligibility.
+    if (person.empty() || db_.query("SELECT 1 FROM consents WHERE facility_code = $1 AND person_key = $2 AND withdrawn_at IS NULL",
+                                    {c.facility_code, person}).empty())
+        throw ClientError(404, "insurer_number", "この施設の同意がある方が見つかりません / no consenting person of this facility matches");
+    return transaction(db_, [&] {
+        auto existing = db_.query("SELECT person_key FROM reference_numbers WHERE facility_code = $1 AND reference_number = $2", {c.facility_code, ref});
+        if (!existing.empty()) {
+            if (as_text(existing[0][0]) != person)
+                throw ClientError(409, "reference_number", "この照会番号は別の方に登録済みです / this reference number belongs to another person");
+            status = 200;  // the same registration again
+            return json{{"reference_number", ref}, {"registered", false}};
+        }
+        db_.query("INSERT INTO reference_numbers (facility_code, reference_number, person_key, registered_at) VALUES ($1, $2, $3, $4)",
+                  {c.facility_code, ref, person, now_iso()});
+        status = 201;
+        return json{{"reference_number", ref}, {"registered", true}};
+    });
+}
+
+json Service::register_reference_numbers_csv(Caller const& c, std::string const& csv) {
+    require_facility(c);
+    json results = json::array();
+    int registered = 0, line_no = 0;
+    std::istringstream in(csv);
+    for (std::string line; std::getline(in, line);) {
+        ++line_no;
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.empty() || (line_no == 1 && line.rfind("reference_number", 0) == 0)) continue;
+        auto f = split_csv_line(line);
+        json row{{"line", line_no}};
+        if (f.size() != 6) {
+            row["error"] = "6列 (reference_number,insurer_number,symbol,number,branch,birthdate) が必要です / expected 6 columns";
+            results.push_back(row);
+            continue;
+        }
+        try {
+            int status = 0;
+            json r = register_reference_number(c, json{{"reference_number", f[0]}, {"insurer_number", f[1]}, {"symbol", f[2]}, {"number", f[3]},
+                                                       {"branch", f[4]}, {"birthdate", f[5]}},
+                                               status);
+            row["reference_number"] = f[0];
+            row["result"] = r["registered"].get<bool>() ? "登録" : "登録済み";
+            registered += r["registered"].get<bool>();
+        } catch (ClientError const& e) {
+            row["reference_number"] = f[0];
+            row["error"] = e.what();
+            row["field"] = e.field;
+        }
+        results.push_back(row);
+    }
+    return json{{"registered", registered}, {"results", results}};
 }
 
 json Service::add_medical_record(Caller const& c, json const& body) {
@@ -805,19 +894,6 @@ json Service::register_consent(json const& body, int& status) {
     });
 }
 
-namespace {
-std::vector<std::string> split_csv_line(std::string const& line) {
-    std::vector<std::string> f;
-    std::size_t at = 0;
-    for (;;) {
-        std::size_t comma = line.find(',', at);
-        f.push_back(line.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
-        if (comma == std::string::npos) break;
-        at = comma + 1;
-    }
-    return f;
-}
-}  // namespace
 
 json Service::upload_batch(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
                            std::string const& csv) {

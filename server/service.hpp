@@ -103,6 +103,10 @@ public:
     // many rows it answered. Each chunk is one transaction: a crash repeats a chunk, never half of it.
     int process_batches(int max_rows = 500);
 
+    // 照会番号登録 (single) and 一括登録 (CSV: reference_number,insurer_number,symbol,number,branch,birthdate).
+    json register_reference_number(Caller const& c, json const& body, int& status);
+    json register_reference_numbers_csv(Caller const& c, std::string const& csv);
+
     // 資格確認履歴照会 of the calling facility.
     json inquiry_history(Caller const& c, std::string const& from, std::string const& to);
 

@@ -681,3 +681,44 @@ TEST_F(ServerFixture, BulkXmlNamingAnotherFacilityOrBrokenIsAnErrorResult) {
                        rn + "</ReceptionNumber></MessageBody></XmlMsg>";
     EXPECT_EQ(call(b, "POST", "/api/v1/oqs/OQSmuquc02req", down, "application/xml").status, 404);
 }
+
+TEST_F(ServerFixture, ReferenceNumbersAreTheFacilitysOwnAndServeReinquiry) {
+    enable(a);
+    enable(b);
+    std::string hanako = person();
+    consent("0110113719", hanako);
+    json who{{"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"}};
+    json reg = who;
+    reg["reference_number"] = "カルテ-0001";
+    EXPECT_EQ(call(a, "POST", "/api/v1/reference-numbers", reg.dump()).status, 201);
+    EXPECT_EQ(call(a, "POST", "/api/v1/reference-numbers", reg.dump()).status, 200);  // the same again
+    // B holds no consent for her: cannot number her.
+    EXPECT_EQ(call(b, "POST", "/api/v1/reference-numbers", reg.dump()).status, 404);
+    // The number cannot be given to someone else.
+    std::string taro = person("01130012", nullptr, nullptr, "2020-04-01", "777");
+    consent("0110113719", taro);
+    json other{{"insurer_number", "01130012"}, {"symbol", "123"}, {"number", "777"}, {"branch", "01"}, {"birthdate", "1940-05-01"},
+               {"reference_number", "カルテ-0001"}};
+    EXPECT_EQ(call(a, "POST", "/api/v1/reference-numbers", other.dump()).status, 409);
+    // Re-inquiry by 照会番号.
+    auto r = body(call(a, "POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","reference_number":"カルテ-0001","query_date":"2024-06-01"})"));
+    EXPECT_TRUE(r["allowed"].get<bool>()) << r.dump();
+    EXPECT_EQ(r["eligibility"]["number"], "4567");
+    EXPECT_EQ(r["reference_numbers"][0], "カルテ-0001");
+    // Another facility's number means nothing to B.
+    auto rb = body(call(b, "POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","reference_number":"カルテ-0001","query_date":"2024-06-01"})"));
+    EXPECT_FALSE(rb["allowed"].get<bool>());
+    EXPECT_EQ(rb["qualification_validity"], 4);
+    // Bulk registration: each row its own result.
+    auto bulk = body(call(a, "POST", "/api/v1/reference-numbers",
+                          "reference_number,insurer_number,symbol,number,branch,birthdate\n"
+                          "カルテ-0002,01130012,123,777,01,1940-05-01\n"
+                          "カルテ-0003,06132012,123,4567,01,1940-05-01\n"
+                          "too,few\n",
+                          "text/csv"));
+    EXPECT_EQ(bulk["registered"], 1);
+    ASSERT_EQ(bulk["results"].size(), 3u);
+    EXPECT_EQ(bulk["results"][1]["field"], "insurer_number");
+    EXPECT_TRUE(bulk["results"][2].contains("error"));
+    EXPECT_EQ(call(a, "POST", "/api/v1/reference-numbers", R"({"reference_number":""})").status, 400);
+}
