@@ -194,6 +194,13 @@ std::vector<Route> const& routes() {
              json out = s.register_reference_number(c, parse_json_body(r.body), status);
              return json_result(status, out);
          }},
+        {"POST", "/api/v1/devices",
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.add_device(c, parse_json_body(r.body))); }},
+        {"GET", "/api/v1/devices", [](Service& s, Caller const& c, Request const&) { return json_result(200, s.list_devices(c)); }},
+        {"POST", "/api/v1/devices/{device_id}/checks",
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.add_device_check(c, r.params[0], parse_json_body(r.body))); }},
+        {"GET", "/api/v1/devices/{device_id}/checks",
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.device_checks(c, r.params[0])); }},
         {"POST", "/api/v1/oqs/OQSmuquc01req",
          [](Service& s, Caller const& c, Request const& r) {
              int status = 200;

@@ -1050,6 +1050,104 @@ int Service::process_batches(int max_rows) {
     });
 }
 
+namespace {
+struct CheckItem {
+    char const* field;
+    char const* label;
+};
+constexpr std::array<CheckItem, 5> device_check_items{{{"os_updated", "OS・ソフトウェアの更新"},
+                                                        {"antivirus", "ウイルス対策"},
+                                                        {"screen_lock", "画面ロック・パスワード"},
+                                                        {"ledger_reviewed", "台帳と利用者の定期確認"},
+                                                        {"staff_trained", "職員の教育"}}};
+}  // namespace
+
+json Service::add_device(Caller const& c, json const& body) {
+    require_facility(c);
+    std::string name = text_field(body, "name");
+    if (name.empty() || name.size() > 200) throw ClientError(400, "name", "名称は1〜200バイトです / name must be 1..200 bytes");
+    std::string kind = text_field(body, "kind");
+    if (kind != "スマートフォン" && kind != "タブレット" && kind != "ノートPC")
+        throw ClientError(400, "kind", "種類は スマートフォン, タブレット, ノートPC のいずれかです / kind is スマートフォン, タブレット or ノートPC");
+    std::string ownership = text_field(body, "ownership");
+    if (ownership != "施設所有" && ownership != "個人所有")
+        throw ClientError(400, "ownership", "所有は 施設所有 か 個人所有 (BYOD) です / ownership is 施設所有 or 個人所有");
+    auto staff = body.find("permitted_staff");
+    if (staff == body.end() || !staff->is_array() || staff->empty())
+        throw ClientError(400, "permitted_staff", "利用を許可する職員の一覧が必要です / permitted_staff must be a non-empty array");
+    for (auto const& s : *staff)
+        if (!s.is_string() || s.get<std::string>().empty()) throw ClientError(400, "permitted_staff", "職員名は文字列です / staff names are strings");
+    std::string id = new_id();
+    db_.query("INSERT INTO devices (id, facility_code, name, kind, ownership, permitted_staff, registered_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+              {id, c.facility_code, name, kind, ownership, staff->dump(), now_iso()});
+    return json{{"id", id}};
+}
+
+json Service::list_devices(Caller const& c) {
+    require_facility(c);
+    json out = json::array();
+    for (auto const& r : db_.query("SELECT id, name, kind, ownership, permitted_staff, registered_at FROM devices WHERE facility_code = $1 AND retired_at IS NULL "
+                                   "ORDER BY registered_at, id",
+                                   {c.facility_code})) {
+        json d{{"id", as_text(r[0])}, {"name", as_text(r[1])}, {"kind", as_text(r[2])}, {"ownership", as_text(r[3])},
+               {"permitted_staff", json::parse(as_text(r[4]))}, {"registered_at", as_text(r[5])}, {"last_check", nullptr}};
+        auto last = db_.query("SELECT checked_on, checker, os_updated, antivirus, screen_lock, ledger_reviewed, staff_trained FROM device_checks "
+                              "WHERE device_id = $1 ORDER BY checked_on DESC, recorded_at DESC LIMIT 1",
+                              {as_text(r[0])});
+        if (!last.empty()) {
+            json failed = json::array();
+            for (std::size_t i = 0; i < device_check_items.size(); ++i)
+                if (!as_int(last[0][2 + i])) failed.push_back(device_check_items[i].label);
+            d["last_check"] = json{{"checked_on", as_text(last[0][0])}, {"checker", as_text(last[0][1])}, {"all_passed", failed.empty()}, {"failed", failed}};
+        }
+        out.push_back(d);
+    }
+    return out;
+}
+
+json Service::add_device_check(Caller const& c, std::string const& device_id, json const& body) {
+    require_facility(c);
+    if (db_.query("SELECT 1 FROM devices WHERE id = $1 AND facility_code = $2", {device_id, c.facility_code}).empty())
+        throw ClientError(404, "device_id", "端末が見つかりません / no such device");
+    std::string checked_on = date_field(body, "checked_on");
+    std::string checker = text_field(body, "checker");
+    if (checker.empty()) throw ClientError(400, "checker", "点検者が必要です / checker is required");
+    auto checks = body.find("checks");
+    if (checks == body.end() || !checks->is_object()) throw ClientError(400, "checks", "checks (5項目) が必要です / checks is required");
+    std::vector<Value> values{new_id(), device_id, checked_on, checker};
+    for (auto const& item : device_check_items) {
+        auto it = checks->find(item.field);
+        if (it == checks->end() || !it->is_boolean())
+            throw ClientError(400, std::string("checks.") + item.field, std::string(item.label) + " (true / false) が必要です / checks." + item.field + " is required");
+        values.emplace_back(std::int64_t(it->get<bool>()));
+    }
+    for (auto const& [k, v] : checks->items()) {
+        bool known = false;
+        for (auto const& item : device_check_items) known = known || k == item.field;
+        if (!known) throw ClientError(400, "checks." + k, "不明な点検項目 " + k + " / unknown check " + k);
+    }
+    values.emplace_back(now_iso());
+    db_.query("INSERT INTO device_checks (id, device_id, checked_on, checker, os_updated, antivirus, screen_lock, ledger_reviewed, staff_trained, recorded_at) "
+              "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+              values);
+    return json{{"id", as_text(values[0])}};
+}
+
+json Service::device_checks(Caller const& c, std::string const& device_id) {
+    require_facility(c);
+    if (db_.query("SELECT 1 FROM devices WHERE id = $1 AND facility_code = $2", {device_id, c.facility_code}).empty())
+        throw ClientError(404, "device_id", "端末が見つかりません / no such device");
+    json out = json::array();
+    for (auto const& r : db_.query("SELECT checked_on, checker, os_updated, antivirus, screen_lock, ledger_reviewed, staff_trained FROM device_checks "
+                                   "WHERE device_id = $1 ORDER BY checked_on, recorded_at",
+                                   {device_id})) {
+        json checks = json::object();
+        for (std::size_t i = 0; i < device_check_items.size(); ++i) checks[device_check_items[i].field] = as_int(r[2 + i]) != 0;
+        out.push_back(json{{"checked_on", as_text(r[0])}, {"checker", as_text(r[1])}, {"checks", checks}});
+    }
+    return out;
+}
+
 json Service::inquiry_history(Caller const& c, std::string const& from, std::string const& to) {
     require_facility(c);
     json out = json::array();

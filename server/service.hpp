@@ -107,6 +107,12 @@ public:
     json register_reference_number(Caller const& c, json const& body, int& status);
     json register_reference_numbers_csv(Caller const& c, std::string const& csv);
 
+    // 台帳 (device ledger) and the mobile-device checklist (別添2).
+    json add_device(Caller const& c, json const& body);
+    json list_devices(Caller const& c);
+    json add_device_check(Caller const& c, std::string const& device_id, json const& body);
+    json device_checks(Caller const& c, std::string const& device_id);
+
     // 資格確認履歴照会 of the calling facility.
     json inquiry_history(Caller const& c, std::string const& from, std::string const& to);
 
