@@ -141,7 +141,27 @@ std::vector<std::string> split_csv_line(std::string const& line) {
 }
 }  // namespace
 
-Service::Service(Database& db, std::shared_ptr<Program const> rules) : db_(db), rules_(std::move(rules)) {}
+Service::Service(Database& db, std::shared_ptr<Program const> rules) : db_(db), rules_(std::move(rules)) {
+    // The rules are immutable: classify every visit kind once.
+    if (int f = rules_->find_fact("visit_kind"); f >= 0)
+        for (auto const& kind : rules_->enums[std::size_t(rules_->facts[std::size_t(f)].type.enum_id)].values)
+            category_by_kind_[kind] = category_of(rules_, kind);
+}
+
+std::string Service::category(std::string const& visit_kind) const {
+    auto it = category_by_kind_.find(visit_kind);
+    return it == category_by_kind_.end() ? std::string() : it->second;
+}
+
+Evaluator& Service::evaluator() {
+    thread_local std::shared_ptr<Program const> program;
+    thread_local std::unique_ptr<Evaluator> ev;
+    if (!ev || program != rules_) {
+        program = rules_;
+        ev = std::make_unique<Evaluator>(rules_);
+    }
+    return *ev;
+}
 
 bool Service::facility_exists(std::string const& code) {
     return !db_.query("SELECT 1 FROM facilities WHERE code = $1", {code}).empty();
@@ -358,7 +378,7 @@ json Service::latest_consent(std::string const& facility, std::string const& per
     for (auto const& r : db_.query("SELECT visit_kind, first_visit, continuing_home_care, items, withdrawn_at, appointment_date FROM consents "
                                    "WHERE facility_code = $1 AND person_key = $2 ORDER BY first_visit DESC, registered_at DESC",
                                    {facility, person})) {
-        if (category_of(rules_, as_text(r[0])) != category) continue;
+        if (this->category(as_text(r[0])) != category) continue;
         json items = json::array();
         std::string list = as_text(r[3]);
         for (std::size_t at = 0; at < list.size();) {
@@ -374,12 +394,23 @@ json Service::latest_consent(std::string const& facility, std::string const& per
     return nullptr;
 }
 
+namespace {
+// While a batch chunk is answered (one transaction, the connection held), the facility's settings and kind
+// cannot change: they are read once for the chunk instead of once per row.
+struct FacilityCache {
+    std::string code, kind;
+    std::vector<Row> settings;
+};
+thread_local FacilityCache const* chunk_facility = nullptr;
+}  // namespace
+
 void Service::fill_facts(Activation& facts, Caller const& c, std::string const& person, json const& consent, std::string const& category,
                          std::string const& query_date) {
-    auto settings = db_.query(settings_select, {c.facility_code});
+    bool cached = chunk_facility && chunk_facility->code == c.facility_code;
+    auto settings = cached ? chunk_facility->settings : db_.query(settings_select, {c.facility_code});
     // 環境設定 has one switch per 分類: 訪問診療等機能 (column 1) and オンライン診療等機能 (column 2).
     bool enabled = !settings.empty() && as_int(settings[0][category == "オンライン診療等" ? 2 : 1]) != 0;
-    facts.set_enum("facility_kind", facility_kind(c.facility_code));
+    facts.set_enum("facility_kind", cached ? chunk_facility->kind : facility_kind(c.facility_code));
     facts.set_enum("visit_kind", consent["visit_kind"].get<std::string>());
     facts.set_date("first_visit", *parse_date(consent["first_visit"].get<std::string>()).date);
     facts.set_date("query_date", *parse_date(query_date).date);
@@ -457,7 +488,8 @@ json Service::reinquire(Caller const& c, std::string const& category, json const
     Activation facts(*rules_);
     fill_facts(facts, c, person, consent, category, query_date);
     facts.set_enum("terminal", "資格確認端末");
-    Evaluator ev(rules_);
+    Evaluator& ev = evaluator();
+    ev.reset_params();
     ev.begin(facts);
     Outcome decision = ev.evaluate_slot(facts, std::uint32_t(rules_->find_slot("reinquiry_allowed")));
     if (decision.status != Status::ok) {
@@ -601,7 +633,8 @@ json Service::view_medical_info(Caller const& c, json const& body) {
     fill_facts(facts, c, person, consent, category, query_date);
     facts.set_enum("terminal", terminal);
     facts.set_enum("requested_item", item);
-    Evaluator ev(rules_);
+    Evaluator& ev = evaluator();
+    ev.reset_params();
     ev.begin(facts);
     Outcome decision = ev.evaluate_slot(facts, std::uint32_t(rules_->find_slot("medical_info_viewable")));
     if (decision.status != Status::ok) return log("ルールで判定できませんでした / the rules could not decide");
@@ -825,7 +858,7 @@ json Service::register_consent(json const& body, int& status) {
         list += (list.empty() ? "" : ",") + v.get<std::string>();
     }
     std::string appointment = date_field(body, "appointment_date", false);
-    std::string category = category_of(rules_, kind);
+    std::string category = this->category(kind);
     if (category == "オンライン診療等" && appointment.empty())
         throw ClientError(400, "appointment_date", "オンライン診療等では診療予約日が必要です / online care needs the appointment date");
     bool continuing = bool_field(body, "continuing_home_care", false);
@@ -898,35 +931,45 @@ json Service::register_consent(json const& body, int& status) {
 json Service::upload_batch(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
                            std::string const& csv) {
     require_facility(c);
-    std::vector<json> rows;
     std::size_t at = 0;
     bool first = true;
-    while (at < csv.size()) {
-        std::size_t nl = csv.find('\n', at);
-        std::string line = csv.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
-        at = nl == std::string::npos ? csv.size() : nl + 1;
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        bool header = first && line.rfind("arbitrary_identifier", 0) == 0;
-        first = false;
-        if (line.empty() || header) continue;
-        // Every line becomes a row, even a malformed one: it gets its own error result.
-        auto f = split_csv_line(line);
-        rows.push_back(f.size() == 6 ? json{{"arbitrary_identifier", f[0]}, {"insurer_number", f[1]}, {"symbol", f[2]},
-                                            {"number", f[3]}, {"branch", f[4]}, {"birthdate", f[5]}}
-                                     : json{{"malformed", line.substr(0, 200)}});
-    }
-    return upload_batch_rows(c, category, query_date, file_identifier, "csv", rows);
+    return upload_batch_stream(c, category, query_date, file_identifier, "csv", [&](json& row) {
+        while (at < csv.size()) {
+            std::size_t nl = csv.find('\n', at);
+            std::string line = csv.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+            at = nl == std::string::npos ? csv.size() : nl + 1;
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            bool header = first && line.rfind("arbitrary_identifier", 0) == 0;
+            first = false;
+            if (line.empty() || header) continue;
+            // Every line becomes a row, even a malformed one: it gets its own error result.
+            auto f = split_csv_line(line);
+            row = f.size() == 6 ? json{{"arbitrary_identifier", f[0]}, {"insurer_number", f[1]}, {"symbol", f[2]},
+                                       {"number", f[3]}, {"branch", f[4]}, {"birthdate", f[5]}}
+                                : json{{"malformed", line.substr(0, 200)}};
+            return true;
+        }
+        return false;
+    });
 }
 
-json Service::upload_batch_rows(Caller const& c, std::string const& category, std::string const& query_date_raw,
-                                std::string const& file_identifier, std::string const& format, std::vector<json> const& rows) {
+json Service::upload_batch_rows(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
+                                std::string const& format, std::vector<json> const& rows) {
+    std::size_t i = 0;
+    return upload_batch_stream(c, category, query_date, file_identifier, format, [&](json& row) {
+        if (i == rows.size()) return false;
+        row = rows[i++];
+        return true;
+    });
+}
+
+json Service::upload_batch_stream(Caller const& c, std::string const& category, std::string const& query_date_raw,
+                                  std::string const& file_identifier, std::string const& format, std::function<bool(json&)> const& next) {
     require_facility(c);
     json meta{{"category", category}, {"query_date", query_date_raw}};
     std::string cat = category_field(*rules_, meta);
     std::string query_date = date_field(meta, "query_date");
     if (file_identifier.size() > 100) throw ClientError(400, "file_identifier", "file_identifier は100文字までです / at most 100 characters");
-    if (rows.empty()) throw ClientError(400, "", "行がありません / the file has no rows");
-    if (rows.size() > 200000) throw ClientError(413, "", "20万行までです / at most 200,000 rows");
     char stamp[32];
     auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
     std::tm tm{};
@@ -935,12 +978,34 @@ json Service::upload_batch_rows(Caller const& c, std::string const& category, st
     std::string reception = stamp + std::to_string(std::stoull(new_id().substr(0, 12), nullptr, 16) % 1000000 + 1000000).substr(1);
     return transaction(db_, [&] {
         db_.query("INSERT INTO batch_jobs (reception_number, facility_code, category, query_date, file_identifier, format, total, done, created_at) "
-                  "VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8)",
-                  {reception, c.facility_code, cat, query_date, file_identifier, format, std::int64_t(rows.size()), now_iso()});
-        std::int64_t n = 0;
-        for (auto const& row : rows)
-            db_.query("INSERT INTO batch_rows (reception_number, row_no, request_json) VALUES ($1, $2, $3)", {reception, ++n, row.dump()});
-        return json{{"reception_number", reception}, {"total", n}, {"status", "処理中"}};
+                  "VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7)",
+                  {reception, c.facility_code, cat, query_date, file_identifier, format, now_iso()});
+        // 100 rows per INSERT: one statement execution instead of a hundred.
+        constexpr std::size_t per_statement = 100;
+        std::int64_t total = 0;
+        std::vector<Value> params;
+        auto flush = [&] {
+            std::size_t n = (params.size() - 1) / 2;
+            if (n == 0) return;
+            std::string sql = "INSERT INTO batch_rows (reception_number, row_no, request_json) VALUES ";
+            for (std::size_t i = 0; i < n; ++i) sql += (i ? ", ($1, $" : "($1, $") + std::to_string(2 + 2 * i) + ", $" + std::to_string(3 + 2 * i) + ")";
+            db_.query(sql, params);
+        };
+        params.emplace_back(reception);
+        json row;
+        while (next(row)) {
+            if (++total > 200000) throw ClientError(413, "", "20万行までです / at most 200,000 rows");
+            params.emplace_back(total);
+            params.emplace_back(row.dump());
+            if ((params.size() - 1) / 2 == per_statement) {
+                flush();
+                params.resize(1);
+            }
+        }
+        flush();
+        if (total == 0) throw ClientError(400, "", "行がありません / the file has no rows");
+        db_.query("UPDATE batch_jobs SET total = $2 WHERE reception_number = $1", {reception, total});
+        return json{{"reception_number", reception}, {"total", total}, {"status", "処理中"}};
     });
 }
 
@@ -1016,6 +1081,11 @@ int Service::process_batches(int max_rows) {
     caller.subject = "batch " + reception;
     std::string category = as_text(jobs[0][2]), query_date = as_text(jobs[0][3]);
     return transaction(db_, [&] {
+        FacilityCache cache{caller.facility_code, facility_kind(caller.facility_code), db_.query(settings_select, {caller.facility_code})};
+        chunk_facility = &cache;
+        struct Reset {
+            ~Reset() { chunk_facility = nullptr; }
+        } reset;
         auto rows = db_.query("SELECT row_no, request_json FROM batch_rows WHERE reception_number = $1 AND result_json IS NULL ORDER BY row_no LIMIT $2",
                               {reception, std::int64_t(max_rows)});
         for (auto const& r : rows) {

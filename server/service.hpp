@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -93,6 +95,9 @@ public:
                       std::string const& csv);
     json upload_batch_rows(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
                            std::string const& format, std::vector<json> const& rows);
+    // The same, pulling rows one at a time (`next` returns false at the end): nothing is held whole.
+    json upload_batch_stream(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
+                             std::string const& format, std::function<bool(json&)> const& next);
     json batch_status(Caller const& c, std::string const& reception_number);
     // The same flow in the real file format: OQSmuquc01req → 01res, OQSmuquc02req → 02res (Shift_JIS or UTF-8).
     std::string oqs_bulk_upload(Caller const& c, std::string const& xml, int& status);
@@ -122,6 +127,9 @@ private:
     std::string public_url_ = "https://127.0.0.1:8443";
     std::string card_ca_;
     std::string facility_of_token(json const& body);
+    std::map<std::string, std::string> category_by_kind_;  // 分類 of each visit kind, evaluated once from the rules
+    std::string category(std::string const& visit_kind) const;
+    Evaluator& evaluator();                               // one per thread, reused
     // One re-inquiry (individual or a batch row); `log` writes it to 資格確認履歴.
     json reinquire(Caller const& c, std::string const& category, json const& who, std::string const& query_date, bool log);
     std::pair<std::uint32_t, std::vector<unsigned char>> current_url_key();

@@ -36,7 +36,10 @@ public:
             throw DatabaseError("cannot open SQLite database " + path + ": " + msg);
         }
         sqlite3_busy_timeout(db_, 5000);
-        script("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+        // WAL with synchronous=NORMAL outside transactions: a single-statement append (the audit log of a read)
+        // survives a process crash and is fsynced with the next transaction. Every transaction — every state
+        // change — runs with synchronous=FULL, so its commit is on disk before it is acknowledged.
+        script("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
     }
     ~Sqlite() override {
         for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
@@ -118,20 +121,20 @@ public:
     void in_transaction(std::function<void()> const& body) override {
         std::lock_guard lock(mutex_);  // recursive: the statements inside lock it again
         std::string sp = "sp" + std::to_string(depth_);
-        script(depth_ == 0 ? "BEGIN IMMEDIATE" : "SAVEPOINT " + sp);
+        script(depth_ == 0 ? "PRAGMA synchronous=FULL; BEGIN IMMEDIATE" : "SAVEPOINT " + sp);
         ++depth_;
         try {
             body();
         } catch (...) {
             --depth_;
             try {
-                script(depth_ == 0 ? "ROLLBACK" : "ROLLBACK TO " + sp + "; RELEASE " + sp);
+                script(depth_ == 0 ? "ROLLBACK; PRAGMA synchronous=NORMAL" : "ROLLBACK TO " + sp + "; RELEASE " + sp);
             } catch (...) {
             }
             throw;
         }
         --depth_;
-        script(depth_ == 0 ? "COMMIT" : "RELEASE " + sp);
+        script(depth_ == 0 ? "COMMIT; PRAGMA synchronous=NORMAL" : "RELEASE " + sp);
     }
 
 private:
