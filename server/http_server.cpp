@@ -194,6 +194,8 @@ std::vector<Route> const& routes() {
              json out = s.register_reference_number(c, parse_json_body(r.body), status);
              return json_result(status, out);
          }},
+        {"POST", "/api/v1/fallback-verifications",
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.record_fallback_verification(c, parse_json_body(r.body))); }},
         {"POST", "/api/v1/devices",
          [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.add_device(c, parse_json_body(r.body))); }},
         {"GET", "/api/v1/devices", [](Service& s, Caller const& c, Request const&) { return json_result(200, s.list_devices(c)); }},

@@ -4,7 +4,10 @@
 
 #include <libpq-fe.h>
 
+#include <condition_variable>
+#include <map>
 #include <memory>
+#include <mutex>
 
 namespace kyotaku::server {
 
@@ -12,21 +15,110 @@ namespace {
 // Type OIDs of integer columns (pg_type.h): int8, int2, int4.
 constexpr Oid int8_oid = 20, int2_oid = 21, int4_oid = 23;
 
+// A small pool of connections. A transaction binds one connection to the calling thread until it ends;
+// any other statement takes a free connection. Lone statements (the audit appends of reads) commit with
+// synchronous_commit off, durable against a server crash; transactions commit with it on.
 class Postgres final : public Database {
 public:
-    explicit Postgres(std::string const& url) : conn_(PQconnectdb(url.c_str())) {
-        if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
-            std::string msg = conn_ ? PQerrorMessage(conn_) : "out of memory";
-            PQfinish(conn_);
-            conn_ = nullptr;
-            throw DatabaseError("cannot connect to PostgreSQL: " + msg);
+    Postgres(std::string const& url, std::size_t size) {
+        for (std::size_t i = 0; i < size; ++i) {
+            PGconn* c = PQconnectdb(url.c_str());
+            if (!c || PQstatus(c) != CONNECTION_OK) {
+                std::string msg = c ? PQerrorMessage(c) : "out of memory";
+                PQfinish(c);
+                for (auto* open : all_) PQfinish(open);
+                throw DatabaseError("cannot connect to PostgreSQL: " + msg);
+            }
+            all_.push_back(c);
+            free_.push_back(c);
+            exec(c, "SET client_encoding = 'UTF8'; SET client_min_messages = WARNING; SET synchronous_commit = off;", {});
         }
-        script("SET client_encoding = 'UTF8'; SET client_min_messages = WARNING;");
     }
-    ~Postgres() override { PQfinish(conn_); }
+    ~Postgres() override {
+        for (auto* c : all_) PQfinish(c);
+    }
 
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
+        if (PGconn* c = bound()) return exec(c, sql, params);
+        Lease lease(*this);
+        return exec(lease.conn, sql, params);
+    }
+
+    void script(std::string const& sql) override { query(sql, {}); }
+
+    std::string backend() const override { return "postgresql"; }
+
+    void in_transaction(std::function<void()> const& body) override {
+        if (PGconn* c = bound()) {  // nested: a savepoint on the same connection
+            std::string sp = "sp" + std::to_string(depth_of(c)++);
+            exec(c, "SAVEPOINT " + sp, {});
+            try {
+                body();
+            } catch (...) {
+                --depth_of(c);
+                try {
+                    exec(c, "ROLLBACK TO SAVEPOINT " + sp + "; RELEASE SAVEPOINT " + sp, {});
+                } catch (...) {
+                }
+                throw;
+            }
+            --depth_of(c);
+            exec(c, "RELEASE SAVEPOINT " + sp, {});
+            return;
+        }
+        Lease lease(*this);
+        binding() = {this, lease.conn};
+        struct Unbind {
+            ~Unbind() { binding() = {nullptr, nullptr}; }
+        } unbind;
+        exec(lease.conn, "BEGIN; SET LOCAL synchronous_commit = on", {});
+        try {
+            body();
+        } catch (...) {
+            try {
+                exec(lease.conn, "ROLLBACK", {});
+            } catch (...) {
+            }
+            throw;
+        }
+        exec(lease.conn, "COMMIT", {});
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable available_;
+    std::vector<PGconn*> all_, free_;
+    std::map<PGconn*, int> depth_;
+
+    struct Lease {
+        Postgres& pool;
+        PGconn* conn;
+        explicit Lease(Postgres& p) : pool(p) {
+            std::unique_lock lock(p.mutex_);
+            p.available_.wait(lock, [&] { return !p.free_.empty(); });
+            conn = p.free_.back();
+            p.free_.pop_back();
+        }
+        ~Lease() {
+            {
+                std::lock_guard lock(pool.mutex_);
+                pool.free_.push_back(conn);
+            }
+            pool.available_.notify_one();
+        }
+    };
+
+    static std::pair<Postgres const*, PGconn*>& binding() {
+        thread_local std::pair<Postgres const*, PGconn*> b{nullptr, nullptr};
+        return b;
+    }
+    PGconn* bound() const { return binding().first == this ? binding().second : nullptr; }
+    int& depth_of(PGconn* c) {
         std::lock_guard lock(mutex_);
+        return depth_[c];
+    }
+
+    static std::vector<Row> exec(PGconn* conn, std::string const& sql, std::vector<Value> const& params) {
         std::vector<std::string> text(params.size());
         std::vector<char const*> values(params.size());
         for (std::size_t i = 0; i < params.size(); ++i) {
@@ -38,7 +130,9 @@ public:
             values[i] = text[i].c_str();
         }
         std::unique_ptr<PGresult, void (*)(PGresult*)> res(
-            PQexecParams(conn_, sql.c_str(), int(params.size()), nullptr, values.data(), nullptr, nullptr, 0), PQclear);
+            params.empty() ? PQexec(conn, sql.c_str())
+                           : PQexecParams(conn, sql.c_str(), int(params.size()), nullptr, values.data(), nullptr, nullptr, 0),
+            PQclear);
         auto status = PQresultStatus(res.get());
         if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
             throw DatabaseError(std::string("SQL error: ") + PQresultErrorMessage(res.get()));
@@ -60,44 +154,10 @@ public:
         }
         return rows;
     }
-
-    void script(std::string const& sql) override {
-        std::lock_guard lock(mutex_);
-        std::unique_ptr<PGresult, void (*)(PGresult*)> res(PQexec(conn_, sql.c_str()), PQclear);
-        auto status = PQresultStatus(res.get());
-        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
-            throw DatabaseError(std::string("SQL error: ") + PQresultErrorMessage(res.get()));
-    }
-
-    std::string backend() const override { return "postgresql"; }
-
-    void in_transaction(std::function<void()> const& body) override {
-        std::lock_guard lock(mutex_);
-        std::string sp = "sp" + std::to_string(depth_);
-        script(depth_ == 0 ? "BEGIN" : "SAVEPOINT " + sp);
-        ++depth_;
-        try {
-            body();
-        } catch (...) {
-            --depth_;
-            try {
-                script(depth_ == 0 ? "ROLLBACK" : "ROLLBACK TO SAVEPOINT " + sp + "; RELEASE SAVEPOINT " + sp);
-            } catch (...) {
-            }
-            throw;
-        }
-        --depth_;
-        script(depth_ == 0 ? "COMMIT" : "RELEASE SAVEPOINT " + sp);
-    }
-
-private:
-    PGconn* conn_ = nullptr;
-    std::recursive_mutex mutex_;
-    int depth_ = 0;
 };
 }  // namespace
 
-std::unique_ptr<Database> open_postgres(std::string const& url) { return std::make_unique<Postgres>(url); }
+std::unique_ptr<Database> open_postgres(std::string const& url) { return std::make_unique<Postgres>(url, 4); }
 
 std::unique_ptr<Database> open_database(std::string const& location) {
     if (location.rfind("postgresql://", 0) == 0 || location.rfind("postgres://", 0) == 0) return open_postgres(location);

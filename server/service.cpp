@@ -922,6 +922,10 @@ json Service::register_consent(json const& body, int& status) {
                   {consent_id, facility, person, kind, visit_date, std::int64_t(continuing), method, list,
                    appointment.empty() ? Value(nullptr) : Value(appointment), now_iso()});
         db_.query("UPDATE challenges SET used_at = $2, request_hash = $3, consent_id = $4 WHERE id = $1", {challenge_id, now_iso(), request_hash, consent_id});
+        // The first visit's 居宅同意取得型 verification is itself a 資格確認 of the facility: logged.
+        db_.query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, $4, $5, 1, $6)",
+                  {new_id(), facility, now_iso(), std::string("資格確認（居宅同意取得型）"), person,
+                   json{{"consent_id", consent_id}, {"identity_method", method}, {"visit_kind", kind}, {"visit_date", visit_date}}.dump()});
         status = 201;
         return json{{"consent_id", consent_id}, {"first_visit", visit_date}};
     });
@@ -1216,6 +1220,32 @@ json Service::device_checks(Caller const& c, std::string const& device_id) {
         out.push_back(json{{"checked_on", as_text(r[0])}, {"checker", as_text(r[1])}, {"checks", checks}});
     }
     return out;
+}
+
+json Service::record_fallback_verification(Caller const& c, json const& body) {
+    require_facility(c);
+    std::string method = text_field(body, "method");
+    if (method != "マイナポータル" && method != "資格情報のお知らせ")
+        throw ClientError(400, "method", "方法は マイナポータル か 資格情報のお知らせ です / method is マイナポータル or 資格情報のお知らせ");
+    std::string reason = text_field(body, "reason");
+    if (reason.empty() || reason.size() > 500) throw ClientError(400, "reason", "カードを使えなかった理由が必要です / reason is required (≤ 500 bytes)");
+    std::string verified_on = date_field(body, "verified_on");
+    std::string ratio = text_field(body, "burden_ratio");
+    if (ratio != "010" && ratio != "020" && ratio != "030") throw ClientError(400, "burden_ratio", "負担割合は 010, 020, 030 のいずれかです / burden_ratio is 010, 020 or 030");
+    std::string person = find_person(body);  // validates the identifiers; empty when unknown here
+    std::string id = new_id();
+    transaction(db_, [&] {
+        db_.query("INSERT INTO fallback_verifications (id, facility_code, person_key, method, reason, verified_on, insurer_number, symbol, number, branch, "
+                  "birthdate, burden_ratio, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                  {id, c.facility_code, person.empty() ? Value(nullptr) : Value(person), method, reason, verified_on,
+                   canonical_insurer_number(text_field(body, "insurer_number")), normalize_symbol(text_field(body, "symbol")),
+                   normalize_symbol(text_field(body, "number")), normalize_symbol(text_field(body, "branch", false)), date_field(body, "birthdate"),
+                   ratio, now_iso()});
+        db_.query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, $4, $5, 1, $6)",
+                  {new_id(), c.facility_code, now_iso(), "資格確認（" + method + "）", person.empty() ? Value(nullptr) : Value(person),
+                   json{{"verification_id", id}, {"reason", reason}, {"verified_on", verified_on}}.dump()});
+    });
+    return json{{"id", id}, {"method", method}};
 }
 
 json Service::inquiry_history(Caller const& c, std::string const& from, std::string const& to) {

@@ -118,6 +118,9 @@ public:
     json add_device_check(Caller const& c, std::string const& device_id, json const& body);
     json device_checks(Caller const& c, std::string const& device_id);
 
+    // A fallback verification (マイナポータル 資格情報 screen / 資格情報のお知らせ + card), recorded with its method.
+    json record_fallback_verification(Caller const& c, json const& body);
+
     // 資格確認履歴照会 of the calling facility.
     json inquiry_history(Caller const& c, std::string const& from, std::string const& to);
 

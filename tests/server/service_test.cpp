@@ -745,3 +745,20 @@ TEST_F(ServerFixture, DeviceLedgerAndChecklistPerFacility) {
     EXPECT_EQ(call(b, "GET", "/api/v1/devices/" + id + "/checks").status, 404);
     EXPECT_EQ(body(call(a, "GET", "/api/v1/devices/" + id + "/checks")).size(), 1u);
 }
+
+TEST_F(ServerFixture, FallbackVerificationsAreRecordedWithTheirMethodButAllowNoReinquiry) {
+    enable(a);
+    person();
+    json v{{"method", "マイナポータル"}, {"reason", "カードのICチップの破損"}, {"verified_on", "2024-05-01"}, {"insurer_number", "06132013"},
+           {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"}, {"burden_ratio", "010"}};
+    ASSERT_EQ(call(a, "POST", "/api/v1/fallback-verifications", v.dump()).status, 201);
+    auto history = body(call(a, "GET", "/api/v1/history/inquiries"));
+    ASSERT_EQ(history.size(), 1u);
+    EXPECT_EQ(history[0]["kind"], "資格確認（マイナポータル）");
+    EXPECT_EQ(body(call(b, "GET", "/api/v1/history/inquiries")).size(), 0u);
+    // No consent came from it.
+    EXPECT_NE(body(call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-05-15")))["reason"].get<std::string>().find("同意がありません"),
+              std::string::npos);
+    v["method"] = "保険証";
+    EXPECT_EQ(body(call(a, "POST", "/api/v1/fallback-verifications", v.dump()))["field"], "method");
+}
