@@ -422,7 +422,7 @@ int serve(ServeOptions const& o) {
         while (!stopping) {
             int answered = 0;
             try {
-                answered = service.process_batches(500);
+                answered = service.process_batches(5000, 100);
             } catch (std::exception const& e) {
                 std::cerr << "kyotaku serve: batch worker: " << e.what() << "\n";
             }

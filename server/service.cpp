@@ -8,6 +8,7 @@
 #include <openssl/rand.h>
 
 #include <array>
+#include <set>
 #include <chrono>
 #include <sstream>
 
@@ -362,6 +363,39 @@ json Service::import_claim_reviews(Caller const& c, std::string const& csv) {
     return json{{"imported", imported}, {"errors", errors}};
 }
 
+namespace {
+// While a batch chunk is answered (one transaction, the connection held), the facility's settings and kind
+// cannot change: they are read once for the chunk instead of once per row.
+struct FacilityCache {
+    std::string code, kind;
+    std::vector<Row> settings;
+};
+thread_local FacilityCache const* chunk_facility = nullptr;
+}  // namespace
+
+// What a batch chunk needs about its persons, loaded with one query per table for the whole chunk (instead of
+// five statements per row). Valid while the chunk's transaction holds the connection.
+struct BatchPrefetch {
+    std::string facility, query_date;
+    std::map<std::string, std::string> person_by_card;  // insurer|symbol|number|branch|birthdate → person_key
+    std::map<std::string, std::vector<Row>> consents;    // person → rows as latest_consent selects them
+    std::map<std::string, std::vector<std::string>> claims;
+    std::map<std::string, std::vector<Row>> eligibility; // person → rows valid on query_date, latest first
+    std::map<std::string, std::vector<std::string>> references;
+};
+
+namespace {
+thread_local BatchPrefetch const* prefetch = nullptr;
+
+std::string card_key(std::string const& insurer, std::string const& symbol, std::string const& number, std::string const& branch,
+                     std::string const& birthdate) {
+    return insurer + "|" + symbol + "|" + number + "|" + branch + "|" + birthdate;
+}
+
+constexpr char const* consent_columns = "visit_kind, first_visit, continuing_home_care, items, withdrawn_at, appointment_date";
+constexpr char const* eligibility_columns = "insurer_number, symbol, number, branch, birthdate, name, name_kana, burden_ratio, valid_from, valid_to";
+}  // namespace
+
 std::string Service::find_person(json const& body) {
     std::string insurer = canonical_insurer_number(text_field(body, "insurer_number"));
     if (auto e = insurer_number_error(insurer); !e.empty()) throw ClientError(400, "insurer_number", e);
@@ -369,15 +403,29 @@ std::string Service::find_person(json const& body) {
     std::string number = normalize_symbol(text_field(body, "number"));
     std::string branch = normalize_symbol(text_field(body, "branch", false));
     std::string birthdate = date_field(body, "birthdate");
+    if (prefetch) {
+        auto it = prefetch->person_by_card.find(card_key(insurer, symbol, number, branch, birthdate));
+        return it == prefetch->person_by_card.end() ? std::string() : it->second;
+    }
     auto persons = db_.query("SELECT person_key FROM insured_persons WHERE insurer_number = $1 AND symbol = $2 AND number = $3 AND branch = $4 AND birthdate = $5",
                              {insurer, symbol, number, branch, birthdate});
     return persons.empty() ? std::string() : as_text(persons[0][0]);
 }
 
 json Service::latest_consent(std::string const& facility, std::string const& person, std::string const& category) {
-    for (auto const& r : db_.query("SELECT visit_kind, first_visit, continuing_home_care, items, withdrawn_at, appointment_date FROM consents "
-                                   "WHERE facility_code = $1 AND person_key = $2 ORDER BY first_visit DESC, registered_at DESC",
-                                   {facility, person})) {
+    std::vector<Row> fetched;
+    std::vector<Row> const* rows = nullptr;
+    if (prefetch && prefetch->facility == facility) {
+        static std::vector<Row> const none;
+        auto it = prefetch->consents.find(person);
+        rows = it == prefetch->consents.end() ? &none : &it->second;
+    } else {
+        fetched = db_.query(std::string("SELECT ") + consent_columns +
+                                " FROM consents WHERE facility_code = $1 AND person_key = $2 ORDER BY first_visit DESC, registered_at DESC",
+                            {facility, person});
+        rows = &fetched;
+    }
+    for (auto const& r : *rows) {
         if (this->category(as_text(r[0])) != category) continue;
         json items = json::array();
         std::string list = as_text(r[3]);
@@ -394,15 +442,6 @@ json Service::latest_consent(std::string const& facility, std::string const& per
     return nullptr;
 }
 
-namespace {
-// While a batch chunk is answered (one transaction, the connection held), the facility's settings and kind
-// cannot change: they are read once for the chunk instead of once per row.
-struct FacilityCache {
-    std::string code, kind;
-    std::vector<Row> settings;
-};
-thread_local FacilityCache const* chunk_facility = nullptr;
-}  // namespace
 
 void Service::fill_facts(Activation& facts, Caller const& c, std::string const& person, json const& consent, std::string const& category,
                          std::string const& query_date) {
@@ -427,8 +466,14 @@ void Service::fill_facts(Activation& facts, Caller const& c, std::string const& 
         facts.set_enum_set("enabled_items", enabled_items);
     }
     std::vector<Month> months;
-    for (auto const& r : db_.query("SELECT month FROM claim_reviews WHERE facility_code = $1 AND person_key = $2", {c.facility_code, person}))
-        if (auto m = parse_month(as_text(r[0])).month) months.push_back(*m);
+    if (prefetch && prefetch->facility == c.facility_code) {
+        if (auto it = prefetch->claims.find(person); it != prefetch->claims.end())
+            for (auto const& m : it->second)
+                if (auto month = parse_month(m).month) months.push_back(*month);
+    } else {
+        for (auto const& r : db_.query("SELECT month FROM claim_reviews WHERE facility_code = $1 AND person_key = $2", {c.facility_code, person}))
+            if (auto m = parse_month(as_text(r[0])).month) months.push_back(*m);
+    }
     facts.set_month_set("reviewed_claim_months", months);
 }
 
@@ -509,10 +554,16 @@ json Service::reinquire(Caller const& c, std::string const& category, json const
         return log(person);
     }
     // The latest eligibility of the person on the query date, following a change of insurer.
-    auto current = db_.query("SELECT insurer_number, symbol, number, branch, birthdate, name, name_kana, burden_ratio, valid_from, valid_to "
-                             "FROM insured_persons WHERE person_key = $1 AND valid_from <= $2 AND (valid_to IS NULL OR valid_to >= $2) "
-                             "ORDER BY valid_from DESC LIMIT 1",
-                             {person, query_date});
+    bool prefetched = prefetch && prefetch->facility == c.facility_code && prefetch->query_date == query_date;
+    std::vector<Row> current;
+    if (prefetched) {
+        if (auto it = prefetch->eligibility.find(person); it != prefetch->eligibility.end() && !it->second.empty()) current.push_back(it->second.front());
+    } else {
+        current = db_.query(std::string("SELECT ") + eligibility_columns +
+                                " FROM insured_persons WHERE person_key = $1 AND valid_from <= $2 AND (valid_to IS NULL OR valid_to >= $2) "
+                                "ORDER BY valid_from DESC LIMIT 1",
+                            {person, query_date});
+    }
     if (current.empty()) {
         result["qualification_validity"] = 2;  // 無効
     } else {
@@ -525,9 +576,14 @@ json Service::reinquire(Caller const& c, std::string const& category, json const
                                      {"name_kana", as_text(r[6])}, {"burden_ratio", as_text(r[7])}, {"valid_from", as_text(r[8])},
                                      {"valid_to", is_null(r[9]) ? json(nullptr) : json(as_text(r[9]))}};
         json refs = json::array();
-        for (auto const& row : db_.query("SELECT reference_number FROM reference_numbers WHERE facility_code = $1 AND person_key = $2 ORDER BY registered_at",
-                                         {c.facility_code, person}))
-            refs.push_back(as_text(row[0]));
+        if (prefetched) {
+            if (auto it = prefetch->references.find(person); it != prefetch->references.end())
+                for (auto const& ref : it->second) refs.push_back(ref);
+        } else {
+            for (auto const& row : db_.query("SELECT reference_number FROM reference_numbers WHERE facility_code = $1 AND person_key = $2 ORDER BY registered_at",
+                                             {c.facility_code, person}))
+                refs.push_back(as_text(row[0]));
+        }
         result["reference_numbers"] = refs;
     }
     return log(person);
@@ -1075,7 +1131,87 @@ std::string Service::batch_results(Caller const& c, std::string const& reception
     return out;
 }
 
-int Service::process_batches(int max_rows) {
+namespace {
+// "($2, $3), ($4, $5) …": placeholders for `rows` tuples of `width` values, numbered from `first`.
+std::string placeholders(std::size_t rows, std::size_t width, std::size_t first) {
+    std::string out;
+    for (std::size_t r = 0; r < rows; ++r) {
+        out += r ? ", (" : "(";
+        for (std::size_t w = 0; w < width; ++w) out += (w ? ", $" : "$") + std::to_string(first + r * width + w);
+        out += ")";
+    }
+    return out;
+}
+}  // namespace
+
+BatchPrefetch Service::load_prefetch(std::string const& facility, std::string const& query_date, std::vector<Row> const& rows) {
+    BatchPrefetch pre;
+    pre.facility = facility;
+    pre.query_date = query_date;
+    // The cards of the chunk, in the canonical form find_person compares (rows with bad fields are left out:
+    // they get their own error when answered).
+    std::vector<std::array<std::string, 5>> cards;
+    for (auto const& r : rows) {
+        json req = json::parse(as_text(r[1]));
+        if (!req.contains("insurer_number")) continue;
+        try {
+            std::string insurer = canonical_insurer_number(text_field(req, "insurer_number"));
+            if (!insurer_number_error(insurer).empty()) continue;
+            cards.push_back({insurer, normalize_symbol(text_field(req, "symbol")), normalize_symbol(text_field(req, "number")),
+                             normalize_symbol(text_field(req, "branch", false)), date_field(req, "birthdate")});
+        } catch (ClientError const&) {
+        }
+    }
+    constexpr std::size_t group = 100;
+    std::set<std::string> persons;
+    for (std::size_t at = 0; at < cards.size(); at += group) {
+        std::size_t n = std::min(group, cards.size() - at);
+        std::vector<Value> params;
+        for (std::size_t i = 0; i < n; ++i)
+            for (auto const& v : cards[at + i]) params.emplace_back(v);
+        for (auto const& r : db_.query("SELECT person_key, insurer_number, symbol, number, branch, birthdate FROM insured_persons "
+                                       "WHERE (insurer_number, symbol, number, branch, birthdate) IN (VALUES " + placeholders(n, 5, 1) + ")",
+                                       params)) {
+            pre.person_by_card.emplace(card_key(as_text(r[1]), as_text(r[2]), as_text(r[3]), as_text(r[4]), as_text(r[5])), as_text(r[0]));
+            persons.insert(as_text(r[0]));
+        }
+    }
+    std::vector<std::string> list(persons.begin(), persons.end());
+    for (std::size_t at = 0; at < list.size(); at += group) {
+        std::size_t n = std::min(group, list.size() - at);
+        std::vector<Value> params{facility};
+        std::string in;
+        for (std::size_t i = 0; i < n; ++i) {
+            params.emplace_back(list[at + i]);
+            in += (i ? ", $" : "$") + std::to_string(i + 2);
+        }
+        for (auto r : db_.query(std::string("SELECT person_key, ") + consent_columns + " FROM consents WHERE facility_code = $1 AND person_key IN (" + in +
+                                    ") ORDER BY first_visit DESC, registered_at DESC",
+                                params)) {
+            std::string key = as_text(r[0]);
+            r.erase(r.begin());
+            pre.consents[key].push_back(std::move(r));
+        }
+        for (auto const& r : db_.query("SELECT person_key, month FROM claim_reviews WHERE facility_code = $1 AND person_key IN (" + in + ")", params))
+            pre.claims[as_text(r[0])].push_back(as_text(r[1]));
+        for (auto const& r : db_.query("SELECT person_key, reference_number FROM reference_numbers WHERE facility_code = $1 AND person_key IN (" + in +
+                                           ") ORDER BY registered_at",
+                                       params))
+            pre.references[as_text(r[0])].push_back(as_text(r[1]));
+        std::vector<Value> eparams{query_date};
+        for (std::size_t i = 0; i < n; ++i) eparams.emplace_back(list[at + i]);
+        for (auto r : db_.query(std::string("SELECT person_key, ") + eligibility_columns + " FROM insured_persons WHERE person_key IN (" + in +
+                                    ") AND valid_from <= $1 AND (valid_to IS NULL OR valid_to >= $1) ORDER BY valid_from DESC",
+                                eparams)) {
+            std::string key = as_text(r[0]);
+            r.erase(r.begin());
+            pre.eligibility[key].push_back(std::move(r));
+        }
+    }
+    return pre;
+}
+
+int Service::process_batches(int max_rows, int max_ms) {
     auto jobs = db_.query("SELECT reception_number, facility_code, category, query_date FROM batch_jobs WHERE finished_at IS NULL ORDER BY created_at LIMIT 1");
     if (jobs.empty()) return 0;
     std::string reception = as_text(jobs[0][0]);
@@ -1092,7 +1228,16 @@ int Service::process_batches(int max_rows) {
         } reset;
         auto rows = db_.query("SELECT row_no, request_json FROM batch_rows WHERE reception_number = $1 AND result_json IS NULL ORDER BY row_no LIMIT $2",
                               {reception, std::int64_t(max_rows)});
+        BatchPrefetch pre = load_prefetch(caller.facility_code, query_date, rows);
+        prefetch = &pre;
+        struct ResetPrefetch {
+            ~ResetPrefetch() { prefetch = nullptr; }
+        } reset_prefetch;
+        auto started = std::chrono::steady_clock::now();
+        std::size_t answered = 0;
         for (auto const& r : rows) {
+            if (answered > 0 && std::chrono::steady_clock::now() - started > std::chrono::milliseconds(max_ms)) break;
+            ++answered;
             json request = json::parse(as_text(r[1]));
             json result;
             if (request.contains("malformed")) {
@@ -1114,13 +1259,13 @@ int Service::process_batches(int max_rows) {
         db_.query("UPDATE batch_jobs SET done = (SELECT COUNT(*) FROM batch_rows WHERE reception_number = $1 AND result_json IS NOT NULL) "
                   "WHERE reception_number = $1",
                   {reception});
-        if (rows.size() < std::size_t(max_rows)) {
+        if (rows.size() < std::size_t(max_rows) && answered == rows.size()) {
             db_.query("UPDATE batch_jobs SET finished_at = $2 WHERE reception_number = $1", {reception, now_iso()});
             db_.query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, $4, NULL, 1, $5)",
                       {new_id(), caller.facility_code, now_iso(), std::string("一括再照会"),
                        json{{"reception_number", reception}, {"rows", as_int(db_.query("SELECT total FROM batch_jobs WHERE reception_number = $1", {reception})[0][0])}}.dump()});
         }
-        return int(rows.size());
+        return int(answered);
     });
 }
 

@@ -34,6 +34,8 @@ struct ClientError : std::runtime_error {
     std::string field;
 };
 
+struct BatchPrefetch;
+
 class Service {
 public:
     Service(Database& db, std::shared_ptr<Program const> rules);
@@ -104,9 +106,11 @@ public:
     std::string oqs_bulk_download(Caller const& c, std::string const& xml, int& status);
     // The results in row order as JSON Lines, one object per uploaded row.
     std::string batch_results(Caller const& c, std::string const& reception_number);
-    // Answers up to `max_rows` pending rows of unfinished jobs (the background worker calls this); returns how
-    // many rows it answered. Each chunk is one transaction: a crash repeats a chunk, never half of it.
-    int process_batches(int max_rows = 500);
+    // Answers up to `max_rows` pending rows of the oldest unfinished job, for at most `max_ms` (the background
+    // worker calls this); returns how many rows it answered. Each call is one transaction: a crash repeats a
+    // chunk, never half of it. Large chunks pay one fsync for many rows; the time bound keeps the connection
+    // free for individual requests.
+    int process_batches(int max_rows = 5000, int max_ms = 100);
 
     // 照会番号登録 (single) and 一括登録 (CSV: reference_number,insurer_number,symbol,number,branch,birthdate).
     json register_reference_number(Caller const& c, json const& body, int& status);
@@ -133,6 +137,8 @@ private:
     std::map<std::string, std::string> category_by_kind_;  // 分類 of each visit kind, evaluated once from the rules
     std::string category(std::string const& visit_kind) const;
     Evaluator& evaluator();                               // one per thread, reused
+    // Loads what a batch chunk needs about its persons with one query per table (see service.cpp).
+    BatchPrefetch load_prefetch(std::string const& facility, std::string const& query_date, std::vector<Row> const& rows);
     // One re-inquiry (individual or a batch row); `log` writes it to 資格確認履歴.
     json reinquire(Caller const& c, std::string const& category, json const& who, std::string const& query_date, bool log);
     std::pair<std::uint32_t, std::vector<unsigned char>> current_url_key();
