@@ -209,6 +209,12 @@ std::vector<Route> const& routes() {
              std::string out = s.oqs_bulk_upload(c, r.body, status);
              return HttpResult{status, "application/xml", out};
          }},
+        {"POST", "/api/v1/oqs/OQSsiquc01req",
+         [](Service& s, Caller const& c, Request const& r) {
+             int status = 200;
+             std::string out = s.oqs_single(c, r.body, status);
+             return HttpResult{status, "application/xml", out};
+         }},
         {"POST", "/api/v1/oqs/OQSmuquc02req",
          [](Service& s, Caller const& c, Request const& r) {
              int status = 200;

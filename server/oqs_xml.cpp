@@ -180,6 +180,54 @@ BulkDownload parse_bulk_download(std::string const& bytes) {
     return d;
 }
 
+// One answer: the echoed search info, the processing result, and — when re-inquiry was allowed — the
+// eligibility and the facility's 照会番号 (a BulkConfirmUnit, or the body of a single 01res).
+void write_unit(pugi::xml_node unit, json const& r) {
+        auto info = unit.append_child("QualificationConfirmSearchInfo");
+        if (r.contains("echo"))
+            for (auto const& pair : r["echo"]) add(info, pair[0].get<std::string>().c_str(), pair[1].get<std::string>());
+        bool answered = r.value("processing_result_status", 2) == 1;
+        bool allowed = answered && r.value("allowed", false);
+        add(unit, "ProcessingResultStatus", allowed ? "1" : "2");
+        add(unit, "ProcessingResultCode", allowed ? "" : answered ? "EKY0101" : "EKY0001");
+        add(unit, "ProcessingResultMessage", allowed ? "" : r.contains("error") ? r["error"].get<std::string>() : r.value("reason", ""));
+        if (!allowed) return;
+        if (r["qualification_validity"].is_number()) add(unit, "QualificationValidity", std::to_string(r["qualification_validity"].get<int>()));
+        if (r.contains("eligibility")) {
+            auto const& e = r["eligibility"];
+            auto q = unit.append_child("ResultOfQualificationConfirmation");
+            add(q, "InsuredCardClassification", "01");
+            add(q, "InsurerNumber", e["insurer_number"].get<std::string>());
+            add(q, "InsuredCardSymbol", e["symbol"].get<std::string>());
+            add(q, "InsuredIdentificationNumber", e["number"].get<std::string>());
+            if (!e["branch"].get<std::string>().empty()) add(q, "InsuredBranchNumber", e["branch"].get<std::string>());
+            add(q, "Name", e["name"].get<std::string>());
+            add(q, "NameKana", e["name_kana"].get<std::string>());
+            add(q, "Birthdate", iso_to_yyyymmdd(e["birthdate"].get<std::string>()));
+            add(q, "InsuredCardValidDate", iso_to_yyyymmdd(e["valid_from"].get<std::string>()));
+            if (e["valid_to"].is_string()) add(q, "InsuredCardExpirationDate", iso_to_yyyymmdd(e["valid_to"].get<std::string>()));
+            add(q, "InsuredPartialContributionRatio", e["burden_ratio"].get<std::string>());
+        }
+        if (r.contains("reference_numbers"))
+            for (auto const& ref : r["reference_numbers"]) add(unit, "ReferenceNumber", ref.get<std::string>());
+    }
+
+std::string single_result(BulkUpload const& up, json const& row) {
+    pugi::xml_document doc;
+    auto msg = doc.append_child("XmlMsg");
+    auto header = msg.append_child("MessageHeader");
+    add(header, "ProcessExecutionTime", now_stamp());
+    add(header, "QualificationConfirmationDate", iso_to_yyyymmdd(up.query_date));
+    add(header, "MedicalInstitutionCode", up.facility_code);
+    add(header, "ArbitraryFileIdentifier", up.file_identifier);
+    add(header, "SegmentOfResult", "1");
+    add(header, "ErrorCode", "");
+    add(header, "ErrorMessage", "");
+    add(header, "CharacterCodeIdentifier", up.encoding == "UTF-8" ? "0" : "1");
+    write_unit(msg.append_child("MessageBody"), row);
+    return save(doc, up.encoding);
+}
+
 std::string bulk_result(BulkJobInfo const& job, std::vector<json> const& rows, std::string const& encoding) {
     pugi::xml_document doc;
     auto msg = doc.append_child("XmlMsg");
@@ -200,36 +248,7 @@ std::string bulk_result(BulkJobInfo const& job, std::vector<json> const& rows, s
     add(header, "NumberOfError", std::to_string(rows.size() - normal));
     add(header, "CharacterCodeIdentifier", encoding == "UTF-8" ? "0" : "1");
     auto body = msg.append_child("MessageBody");
-    for (auto const& r : rows) {
-        auto unit = body.append_child("BulkConfirmUnit");
-        auto info = unit.append_child("QualificationConfirmSearchInfo");
-        if (r.contains("echo"))
-            for (auto const& pair : r["echo"]) add(info, pair[0].get<std::string>().c_str(), pair[1].get<std::string>());
-        bool answered = r.value("processing_result_status", 2) == 1;
-        bool allowed = answered && r.value("allowed", false);
-        add(unit, "ProcessingResultStatus", allowed ? "1" : "2");
-        add(unit, "ProcessingResultCode", allowed ? "" : answered ? "EKY0101" : "EKY0001");
-        add(unit, "ProcessingResultMessage", allowed ? "" : r.contains("error") ? r["error"].get<std::string>() : r.value("reason", ""));
-        if (!allowed) continue;
-        if (r["qualification_validity"].is_number()) add(unit, "QualificationValidity", std::to_string(r["qualification_validity"].get<int>()));
-        if (r.contains("eligibility")) {
-            auto const& e = r["eligibility"];
-            auto q = unit.append_child("ResultOfQualificationConfirmation");
-            add(q, "InsuredCardClassification", "01");
-            add(q, "InsurerNumber", e["insurer_number"].get<std::string>());
-            add(q, "InsuredCardSymbol", e["symbol"].get<std::string>());
-            add(q, "InsuredIdentificationNumber", e["number"].get<std::string>());
-            if (!e["branch"].get<std::string>().empty()) add(q, "InsuredBranchNumber", e["branch"].get<std::string>());
-            add(q, "Name", e["name"].get<std::string>());
-            add(q, "NameKana", e["name_kana"].get<std::string>());
-            add(q, "Birthdate", iso_to_yyyymmdd(e["birthdate"].get<std::string>()));
-            add(q, "InsuredCardValidDate", iso_to_yyyymmdd(e["valid_from"].get<std::string>()));
-            if (e["valid_to"].is_string()) add(q, "InsuredCardExpirationDate", iso_to_yyyymmdd(e["valid_to"].get<std::string>()));
-            add(q, "InsuredPartialContributionRatio", e["burden_ratio"].get<std::string>());
-        }
-        if (r.contains("reference_numbers"))
-            for (auto const& ref : r["reference_numbers"]) add(unit, "ReferenceNumber", ref.get<std::string>());
-    }
+    for (auto const& r : rows) write_unit(body.append_child("BulkConfirmUnit"), r);
     return save(doc, encoding);
 }
 

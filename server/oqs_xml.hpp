@@ -47,6 +47,9 @@ struct BulkJobInfo {
 };
 std::string bulk_result(BulkJobInfo const& job, std::vector<json> const& rows, std::string const& encoding);
 
+// OQSsiquc01res: the single 資格確認's answer to an OQSsiquc01req (parsed like an upload with one search info).
+std::string single_result(BulkUpload const& request, json const& row);
+
 // ProcessingResultCode values of this reference system (the real list is not public): one table.
 struct ResultCode {
     char const* code;

@@ -189,8 +189,9 @@ int relay(RelayOptions const& o) {
             if (!complete_xml(bytes)) {
                 answer = error_result(bytes, "要求ファイルが途中で終わっています / the request file is incomplete");
             } else {
-                std::string target = name.find("OQSmuquc01req") != std::string::npos ? "/api/v1/oqs/OQSmuquc01req"
+                std::string target = name.find("OQSmuquc01req") != std::string::npos   ? "/api/v1/oqs/OQSmuquc01req"
                                      : name.find("OQSmuquc02req") != std::string::npos ? "/api/v1/oqs/OQSmuquc02req"
+                                     : name.find("OQSsiquc01req") != std::string::npos ? "/api/v1/oqs/OQSsiquc01req"
                                                                                        : "";
                 if (target.empty()) {
                     answer = error_result(bytes, "この種類のファイルにはまだ対応していません / unsupported request file: " + name);

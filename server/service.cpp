@@ -1094,6 +1094,35 @@ std::string Service::oqs_bulk_upload(Caller const& c, std::string const& xml, in
     }
 }
 
+std::string Service::oqs_single(Caller const& c, std::string const& xml, int& status) {
+    require_facility(c);
+    BulkUpload up;
+    try {
+        up = parse_bulk_upload(xml);
+        if (up.rows.size() != 1) throw ClientError(400, "QualificationConfirmSearchInfo", "単一の資格確認は1件です / a single 資格確認 has one search info");
+    } catch (ClientError const& e) {
+        status = 400;
+        up.encoding = declared_encoding(xml);
+        if (up.encoding != "UTF-8" && up.encoding != "SHIFT_JIS") up.encoding = "UTF-8";
+        return bulk_upload_result(up, "", "EKY0901", std::string(e.what()) + (e.field.empty() ? "" : " (" + e.field + ")"));
+    }
+    if (up.facility_code != c.facility_code) {
+        status = 403;
+        return bulk_upload_result(up, "", "EKY0901", "MedicalInstitutionCode が証明書の医療機関等コードと違います / the file names another facility");
+    }
+    json const& request = up.rows[0];
+    json result;
+    try {
+        result = reinquire(c, "訪問診療等", request, up.query_date, true);
+        result["processing_result_status"] = 1;
+    } catch (ClientError const& e) {
+        result = json{{"error", e.what()}, {"field", e.field}, {"processing_result_status", 2}};
+    }
+    result["echo"] = request["echo"];
+    status = 200;
+    return single_result(up, result);
+}
+
 std::string Service::oqs_bulk_download(Caller const& c, std::string const& xml, int& status) {
     require_facility(c);
     BulkDownload d = parse_bulk_download(xml);

@@ -104,6 +104,7 @@ public:
     // The same flow in the real file format: OQSmuquc01req → 01res, OQSmuquc02req → 02res (Shift_JIS or UTF-8).
     std::string oqs_bulk_upload(Caller const& c, std::string const& xml, int& status);
     std::string oqs_bulk_download(Caller const& c, std::string const& xml, int& status);
+    std::string oqs_single(Caller const& c, std::string const& xml, int& status);  // OQSsiquc01req → 01res
     // The results in row order as JSON Lines, one object per uploaded row.
     std::string batch_results(Caller const& c, std::string const& reception_number);
     // Answers up to `max_rows` pending rows of the oldest unfinished job, for at most `max_ms` (the background

@@ -762,3 +762,22 @@ TEST_F(ServerFixture, FallbackVerificationsAreRecordedWithTheirMethodButAllowNoR
     v["method"] = "保険証";
     EXPECT_EQ(body(call(a, "POST", "/api/v1/fallback-verifications", v.dump()))["field"], "method");
 }
+
+TEST_F(ServerFixture, SingleQualificationConfirmationInTheRealXmlFormat) {
+    enable(a);
+    consent("0110113719", person());
+    std::string req = muquc01req("0110113719", "Shift_JIS");
+    // A single request has one search info: drop the second.
+    std::string utf8 = to_utf8(req, "SHIFT_JIS");
+    auto second = utf8.find("<QualificationConfirmSearchInfo>", utf8.find("</QualificationConfirmSearchInfo>"));
+    utf8.erase(second, utf8.find("</MessageBody>") - second);
+    auto res = call(a, "POST", "/api/v1/oqs/OQSsiquc01req", from_utf8(utf8, "SHIFT_JIS"), "application/xml");
+    ASSERT_EQ(res.status, 200) << to_utf8(res.body, "SHIFT_JIS");
+    std::string out = to_utf8(res.body, "SHIFT_JIS");
+    EXPECT_NE(out.find("<QualificationValidity>1</QualificationValidity>"), std::string::npos) << out;
+    EXPECT_NE(out.find("<Name>在宅 花子</Name>"), std::string::npos);
+    EXPECT_NE(out.find("<ArbitraryIdentifier>患者A</ArbitraryIdentifier>"), std::string::npos);
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/history/inquiries")).size(), 1u);
+    // Two search infos are not a single request.
+    EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSsiquc01req", muquc01req("0110113719", "UTF-8"), "application/xml").status, 400);
+}
