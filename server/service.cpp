@@ -1069,11 +1069,13 @@ json Service::upload_batch_stream(Caller const& c, std::string const& category, 
     });
 }
 
-std::string Service::oqs_bulk_upload(Caller const& c, std::string const& xml, int& status) {
+// Parses an OQS request file of the caller's facility; on failure the error result to send instead.
+std::optional<std::string> Service::oqs_request(Caller const& c, std::string const& xml, BulkUpload& up, int& status, bool single) {
     require_facility(c);
-    BulkUpload up;
     try {
         up = parse_bulk_upload(xml);
+        if (single && up.rows.size() != 1)
+            throw ClientError(400, "QualificationConfirmSearchInfo", "単一の資格確認は1件です / a single 資格確認 has one search info");
     } catch (ClientError const& e) {
         status = 400;
         up.encoding = declared_encoding(xml);
@@ -1084,6 +1086,12 @@ std::string Service::oqs_bulk_upload(Caller const& c, std::string const& xml, in
         status = 403;
         return bulk_upload_result(up, "", "EKY0901", "MedicalInstitutionCode が証明書の医療機関等コードと違います / the file names another facility");
     }
+    return std::nullopt;
+}
+
+std::string Service::oqs_bulk_upload(Caller const& c, std::string const& xml, int& status) {
+    BulkUpload up;
+    if (auto error = oqs_request(c, xml, up, status, false)) return *error;
     try {
         json job = upload_batch_rows(c, "訪問診療等", up.query_date, up.file_identifier, "xml", up.rows);
         status = 200;
@@ -1095,21 +1103,8 @@ std::string Service::oqs_bulk_upload(Caller const& c, std::string const& xml, in
 }
 
 std::string Service::oqs_single(Caller const& c, std::string const& xml, int& status) {
-    require_facility(c);
     BulkUpload up;
-    try {
-        up = parse_bulk_upload(xml);
-        if (up.rows.size() != 1) throw ClientError(400, "QualificationConfirmSearchInfo", "単一の資格確認は1件です / a single 資格確認 has one search info");
-    } catch (ClientError const& e) {
-        status = 400;
-        up.encoding = declared_encoding(xml);
-        if (up.encoding != "UTF-8" && up.encoding != "SHIFT_JIS") up.encoding = "UTF-8";
-        return bulk_upload_result(up, "", "EKY0901", std::string(e.what()) + (e.field.empty() ? "" : " (" + e.field + ")"));
-    }
-    if (up.facility_code != c.facility_code) {
-        status = 403;
-        return bulk_upload_result(up, "", "EKY0901", "MedicalInstitutionCode が証明書の医療機関等コードと違います / the file names another facility");
-    }
+    if (auto error = oqs_request(c, xml, up, status, true)) return *error;
     json const& request = up.rows[0];
     json result;
     try {

@@ -139,6 +139,7 @@ private:
     std::string category(std::string const& visit_kind) const;
     Evaluator& evaluator();                               // one per thread, reused
     // Loads what a batch chunk needs about its persons with one query per table (see service.cpp).
+    std::optional<std::string> oqs_request(Caller const& c, std::string const& xml, struct BulkUpload& up, int& status, bool single);
     BatchPrefetch load_prefetch(std::string const& facility, std::string const& query_date, std::vector<Row> const& rows);
     // One re-inquiry (individual or a batch row); `log` writes it to 資格確認履歴.
     json reinquire(Caller const& c, std::string const& category, json const& who, std::string const& query_date, bool log);

@@ -290,28 +290,29 @@ ret: {
 #undef NEED
 }
 
+// Evaluates slot s of the current record into `out`: its value, or why it is null.
+inline void Evaluator::decide(std::uint32_t s, Activation const& facts, Outcome& out) {
+    no_version_ = false;
+    if (slot(s)) {
+        out.status = Status::ok;
+        out.value = regs_[program_->slots[s].result_reg];
+        out.clause = clause_of_[s];
+        out.version = version_of_[s];
+        out.missing = 0;
+    } else if (no_version_) {
+        out.status = Status::no_version;
+        out.failed_slot = failed_slot_;
+        out.missing = 0;
+    } else {
+        out.status = Status::missing_facts;
+        out.missing = program_->slots[s].fact_deps & ~facts.present();
+    }
+}
+
 void Evaluator::evaluate(Activation const& facts) {
     begin_record(facts);
     auto const& outputs = program_->outputs;
-    for (std::size_t o = 0; o < outputs.size(); ++o) {
-        std::uint32_t s = outputs[o];
-        Outcome& out = outcomes_[o];
-        no_version_ = false;
-        if (slot(s)) {
-            out.status = Status::ok;
-            out.value = regs_[program_->slots[s].result_reg];
-            out.clause = clause_of_[s];
-            out.version = version_of_[s];
-            out.missing = 0;
-        } else if (no_version_) {
-            out.status = Status::no_version;
-            out.failed_slot = failed_slot_;
-            out.missing = 0;
-        } else {
-            out.status = Status::missing_facts;
-            out.missing = program_->slots[s].fact_deps & ~facts.present();
-        }
-    }
+    for (std::size_t o = 0; o < outputs.size(); ++o) decide(outputs[o], facts, outcomes_[o]);
 }
 
 void Evaluator::evaluate_batch(std::span<Activation const> records, std::span<Outcome> results) {
@@ -323,43 +324,17 @@ void Evaluator::evaluate_batch(std::span<Activation const> records, std::span<Ou
 }
 
 void Evaluator::evaluate_slot_batch(std::span<Activation const> records, std::uint32_t s, std::span<Outcome> results) {
-    std::uint16_t result_reg = program_->slots[s].result_reg;
     std::size_t n = std::min(records.size(), results.size());
     for (std::size_t i = 0; i < n; ++i) {
-        Activation const& facts = records[i];
-        begin_record(facts);
-        Outcome& out = results[i];
-        if (slot(s)) {
-            out.status = Status::ok;
-            out.value = regs_[result_reg];
-            out.clause = clause_of_[s];
-            out.version = version_of_[s];
-            out.missing = 0;
-        } else if (no_version_) {
-            out.status = Status::no_version;
-            out.failed_slot = failed_slot_;
-        } else {
-            out.status = Status::missing_facts;
-            out.missing = program_->slots[s].fact_deps & ~facts.present();
-        }
+        begin_record(records[i]);
+        decide(s, records[i], results[i]);
     }
 }
 
 Outcome Evaluator::evaluate_slot(Activation const& facts, std::uint32_t s) {
     if (facts_ != &facts) begin_record(facts);
     Outcome out;
-    no_version_ = false;
-    if (slot(s)) {
-        out.value = regs_[program_->slots[s].result_reg];
-        out.clause = clause_of_[s];
-        out.version = version_of_[s];
-    } else if (no_version_) {
-        out.status = Status::no_version;
-        out.failed_slot = failed_slot_;
-    } else {
-        out.status = Status::missing_facts;
-        out.missing = program_->slots[s].fact_deps & ~facts.present();
-    }
+    decide(s, facts, out);
     return out;
 }
 

@@ -171,6 +171,7 @@ private:
     bool run(std::uint32_t s);
     bool slot(std::uint32_t s) { return done_[s] || run(s); }
     void begin_record(Activation const& facts);
+    void decide(std::uint32_t s, Activation const& facts, Outcome& out);
 
     std::shared_ptr<Program const> program_;
     std::vector<std::int64_t> params_;
