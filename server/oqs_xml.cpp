@@ -171,6 +171,23 @@ std::string bulk_upload_result(BulkUpload const& up, std::string const& receptio
     return save(doc, up.encoding);
 }
 
+ConsentedDownload parse_consented_download(std::string const& bytes) {
+    ConsentedDownload d;
+    auto doc = load(bytes, d.encoding);
+    auto header = doc.child("XmlMsg").child("MessageHeader");
+    auto body = doc.child("XmlMsg").child("MessageBody");
+    d.facility_code = text(header, "MedicalInstitutionCode");
+    d.file_identifier = text(header, "ArbitraryFileIdentifier");
+    d.query_date = yyyymmdd_to_iso(text(header, "QualificationConfirmationDate"), "QualificationConfirmationDate");
+    std::string flag = text(body, "MedicalTreatmentFlag");
+    if (flag != "2" && flag != "3") throw ClientError(400, "MedicalTreatmentFlag", "MedicalTreatmentFlag は 2 (訪問診療等) か 3 (オンライン診療等) です / must be 2 or 3");
+    d.treatment_flag = flag == "2" ? 2 : 3;
+    d.from = yyyymmdd_to_iso(text(body, "ConsentDateFrom"), "ConsentDateFrom");
+    d.to = yyyymmdd_to_iso(text(body, "ConsentDateTo"), "ConsentDateTo");
+    if (d.to < d.from) throw ClientError(400, "ConsentDateTo", "ConsentDateTo が ConsentDateFrom より前です / ConsentDateTo is before ConsentDateFrom");
+    return d;
+}
+
 BulkDownload parse_bulk_download(std::string const& bytes) {
     BulkDownload d;
     auto doc = load(bytes, d.encoding);
@@ -208,6 +225,7 @@ void write_unit(pugi::xml_node unit, json const& r) {
             if (e["valid_to"].is_string()) add(q, "InsuredCardExpirationDate", iso_to_yyyymmdd(e["valid_to"].get<std::string>()));
             add(q, "InsuredPartialContributionRatio", e["burden_ratio"].get<std::string>());
         }
+        if (r.contains("consent_date")) add(unit, "ConsentDate", iso_to_yyyymmdd(r["consent_date"].get<std::string>()));
         if (r.contains("reference_numbers"))
             for (auto const& ref : r["reference_numbers"]) add(unit, "ReferenceNumber", ref.get<std::string>());
     }

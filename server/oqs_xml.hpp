@@ -47,6 +47,15 @@ struct BulkJobInfo {
 };
 std::string bulk_result(BulkJobInfo const& job, std::vector<json> const& rows, std::string const& encoding);
 
+// OQSmuhvq01req / OQSmuonq01req: 同意済資格情報一括取得 — the facility's consented patients whose consent date
+// (the first visit) falls in a range. MedicalTreatmentFlag 2 訪問診療等, 3 オンライン診療等.
+struct ConsentedDownload {
+    std::string encoding, facility_code, file_identifier, query_date;  // QualificationConfirmationDate, ISO
+    int treatment_flag = 2;
+    std::string from, to;  // ConsentDateFrom / ConsentDateTo, ISO (inclusive)
+};
+ConsentedDownload parse_consented_download(std::string const& bytes);
+
 // OQSsiquc01res: the single 資格確認's answer to an OQSsiquc01req (parsed like an upload with one search info).
 std::string single_result(BulkUpload const& request, json const& row);
 

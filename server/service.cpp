@@ -1024,7 +1024,8 @@ json Service::upload_batch_rows(Caller const& c, std::string const& category, st
 }
 
 json Service::upload_batch_stream(Caller const& c, std::string const& category, std::string const& query_date_raw,
-                                  std::string const& file_identifier, std::string const& format, std::function<bool(json&)> const& next) {
+                                  std::string const& file_identifier, std::string const& format, std::function<bool(json&)> const& next,
+                                  bool allow_empty) {
     require_facility(c);
     json meta{{"category", category}, {"query_date", query_date_raw}};
     std::string cat = category_field(*rules_, meta);
@@ -1063,7 +1064,7 @@ json Service::upload_batch_stream(Caller const& c, std::string const& category, 
             }
         }
         flush();
-        if (total == 0) throw ClientError(400, "", "行がありません / the file has no rows");
+        if (total == 0 && !allow_empty) throw ClientError(400, "", "行がありません / the file has no rows");
         db_.query("UPDATE batch_jobs SET total = $2 WHERE reception_number = $1", {reception, total});
         return json{{"reception_number", reception}, {"total", total}, {"status", "処理中"}};
     });
@@ -1100,6 +1101,74 @@ std::string Service::oqs_bulk_upload(Caller const& c, std::string const& xml, in
         status = e.status;
         return bulk_upload_result(up, "", "EKY0901", e.what());
     }
+}
+
+std::string Service::oqs_consented_upload(Caller const& c, std::string const& xml, int& status) {
+    require_facility(c);
+    ConsentedDownload d;
+    BulkUpload reply;  // the 01res shape
+    try {
+        d = parse_consented_download(xml);
+    } catch (ClientError const& e) {
+        status = 400;
+        reply.encoding = declared_encoding(xml);
+        if (reply.encoding != "UTF-8" && reply.encoding != "SHIFT_JIS") reply.encoding = "UTF-8";
+        return bulk_upload_result(reply, "", "EKY0901", std::string(e.what()) + (e.field.empty() ? "" : " (" + e.field + ")"));
+    }
+    reply.encoding = d.encoding;
+    reply.facility_code = d.facility_code;
+    reply.file_identifier = d.file_identifier;
+    if (d.facility_code != c.facility_code) {
+        status = 403;
+        return bulk_upload_result(reply, "", "EKY0901", "MedicalInstitutionCode が証明書の医療機関等コードと違います / the file names another facility");
+    }
+    std::string category = d.treatment_flag == 2 ? "訪問診療等" : "オンライン診療等";
+    // One row per open consent of this facility in the range; each answered at once with the person's current
+    // eligibility on QualificationConfirmationDate and the consent date.
+    std::vector<json> rows;
+    for (auto const& r : db_.query("SELECT person_key, visit_kind, first_visit FROM consents WHERE facility_code = $1 AND withdrawn_at IS NULL "
+                                   "AND first_visit >= $2 AND first_visit <= $3 ORDER BY first_visit, registered_at",
+                                   {c.facility_code, d.from, d.to})) {
+        if (this->category(as_text(r[1])) != category) continue;
+        rows.push_back(json{{"person_key", as_text(r[0])}, {"consent_date", as_text(r[2])}, {"visit_kind", as_text(r[1])}});
+    }
+    json job = transaction(db_, [&] {
+        std::size_t next_row = 0;
+        json j = upload_batch_stream(
+            c, category, d.query_date, d.file_identifier, d.treatment_flag == 2 ? "hvq" : "onq",
+            [&](json& row) {
+                if (next_row == rows.size()) return false;
+                row = rows[next_row++];
+                return true;
+            },
+            true);
+        std::string rn = j["reception_number"];
+        std::int64_t n = 0;
+        for (auto const& row : rows) {
+            json result{{"processing_result_status", 1}, {"allowed", true}, {"consent_date", row["consent_date"]},
+                        {"echo", json::array({json::array({"ConsentDate", row["consent_date"].get<std::string>()}),
+                                              json::array({"VisitKind", row["visit_kind"].get<std::string>()})})}};
+            auto e = db_.query(std::string("SELECT ") + eligibility_columns +
+                                   " FROM insured_persons WHERE person_key = $1 AND valid_from <= $2 AND (valid_to IS NULL OR valid_to >= $2) "
+                                   "ORDER BY valid_from DESC LIMIT 1",
+                               {row["person_key"].get<std::string>(), d.query_date});
+            if (e.empty()) {
+                result["qualification_validity"] = 2;
+            } else {
+                auto const& q = e[0];
+                result["qualification_validity"] = 1;
+                result["eligibility"] = json{{"insurer_number", as_text(q[0])}, {"symbol", as_text(q[1])}, {"number", as_text(q[2])},
+                                             {"branch", as_text(q[3])}, {"birthdate", as_text(q[4])}, {"name", as_text(q[5])},
+                                             {"name_kana", as_text(q[6])}, {"burden_ratio", as_text(q[7])}, {"valid_from", as_text(q[8])},
+                                             {"valid_to", is_null(q[9]) ? json(nullptr) : json(as_text(q[9]))}};
+            }
+            db_.query("UPDATE batch_rows SET result_json = $3 WHERE reception_number = $1 AND row_no = $2", {rn, ++n, result.dump()});
+        }
+        db_.query("UPDATE batch_jobs SET total = $2, done = $2, finished_at = $3 WHERE reception_number = $1", {rn, std::int64_t(rows.size()), now_iso()});
+        return j;
+    });
+    status = 200;
+    return bulk_upload_result(reply, job["reception_number"], "", "");
 }
 
 std::string Service::oqs_single(Caller const& c, std::string const& xml, int& status) {

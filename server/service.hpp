@@ -99,12 +99,14 @@ public:
                            std::string const& format, std::vector<json> const& rows);
     // The same, pulling rows one at a time (`next` returns false at the end): nothing is held whole.
     json upload_batch_stream(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
-                             std::string const& format, std::function<bool(json&)> const& next);
+                             std::string const& format, std::function<bool(json&)> const& next, bool allow_empty = false);
     json batch_status(Caller const& c, std::string const& reception_number);
     // The same flow in the real file format: OQSmuquc01req → 01res, OQSmuquc02req → 02res (Shift_JIS or UTF-8).
     std::string oqs_bulk_upload(Caller const& c, std::string const& xml, int& status);
     std::string oqs_bulk_download(Caller const& c, std::string const& xml, int& status);
     std::string oqs_single(Caller const& c, std::string const& xml, int& status);  // OQSsiquc01req → 01res
+    // OQSmuhvq01req / OQSmuonq01req → 01res with a reception number; the results come with OQSmu…02req.
+    std::string oqs_consented_upload(Caller const& c, std::string const& xml, int& status);
     // The results in row order as JSON Lines, one object per uploaded row.
     std::string batch_results(Caller const& c, std::string const& reception_number);
     // Answers up to `max_rows` pending rows of the oldest unfinished job, for at most `max_ms` (the background

@@ -781,3 +781,46 @@ TEST_F(ServerFixture, SingleQualificationConfirmationInTheRealXmlFormat) {
     // Two search infos are not a single request.
     EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSsiquc01req", muquc01req("0110113719", "UTF-8"), "application/xml").status, 400);
 }
+
+namespace {
+std::string hvq01req(char const* facility, char const* flag, char const* from, char const* to) {
+    return std::string("<?xml version=\"1.0\" encoding=\"UTF-8\"?><XmlMsg><MessageHeader><QualificationConfirmationDate>20240601</QualificationConfirmationDate>"
+                       "<MedicalInstitutionCode>") + facility + "</MedicalInstitutionCode><ArbitraryFileIdentifier>hvq</ArbitraryFileIdentifier></MessageHeader>"
+                       "<MessageBody><MedicalTreatmentFlag>" + flag + "</MedicalTreatmentFlag><ConsentDateFrom>" + from + "</ConsentDateFrom><ConsentDateTo>" +
+           to + "</ConsentDateTo></MessageBody></XmlMsg>";
+}
+}  // namespace
+
+TEST_F(ServerFixture, ConsentedPatientsDownloadByConsentDateAndTreatmentFlag) {
+    enable(a);
+    std::string hanako = person();
+    consent("0110113719", hanako, "訪問診療", "2024-04-15");
+    std::string taro = person("01130012", nullptr, nullptr, "2020-04-01", "777");
+    consent("0110113719", taro, "オンライン診療", "2024-04-20");
+    std::string jiro = person("19136019", nullptr, nullptr, "2020-04-01", "888");
+    consent("0110113719", jiro, "訪問看護", "2024-04-25");
+    db->query("UPDATE consents SET withdrawn_at = '2024-05-01T00:00:00Z' WHERE person_key = $1", {jiro});
+    consent("2714206386", hanako, "訪問診療", "2024-04-16");  // B's consent is not A's
+    auto download = [&](std::string const& flag, char const* from, char const* to) {
+        auto up = call(a, "POST", flag == "2" ? "/api/v1/oqs/OQSmuhvq01req" : "/api/v1/oqs/OQSmuonq01req",
+                       hvq01req("0110113719", flag.c_str(), from, to), "application/xml");
+        EXPECT_EQ(up.status, 200) << up.body;
+        std::string rn = up.body.substr(up.body.find("<ReceptionNumber>") + 17, 20);
+        std::string down = "<XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode></MessageHeader><MessageBody><ReceptionNumber>" +
+                           rn + "</ReceptionNumber></MessageBody></XmlMsg>";
+        return call(a, "POST", "/api/v1/oqs/OQSmuquc02req", down, "application/xml").body;
+    };
+    std::string home = download("2", "20240401", "20240430");
+    EXPECT_NE(home.find("<SegmentOfResult>1</SegmentOfResult>"), std::string::npos);
+    EXPECT_NE(home.find("<NumberOfProcessingResult>1</NumberOfProcessingResult>"), std::string::npos) << home;
+    EXPECT_NE(home.find("<ConsentDate>20240415</ConsentDate>"), std::string::npos);
+    EXPECT_NE(home.find("<Name>在宅 花子</Name>"), std::string::npos);
+    std::string online = download("3", "20240401", "20240430");
+    EXPECT_NE(online.find("<ConsentDate>20240420</ConsentDate>"), std::string::npos) << online;
+    EXPECT_EQ(online.find("20240415"), std::string::npos);
+    std::string none = download("2", "20230101", "20230131");
+    EXPECT_NE(none.find("<NumberOfProcessingResult>0</NumberOfProcessingResult>"), std::string::npos) << none;
+    EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("2714206386", "2", "20240401", "20240430"), "application/xml").status, 403);
+    EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("0110113719", "1", "20240401", "20240430"), "application/xml").status, 400);
+    EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("0110113719", "2", "20240430", "20240401"), "application/xml").status, 400);
+}
