@@ -188,6 +188,38 @@ ConsentedDownload parse_consented_download(std::string const& bytes) {
     return d;
 }
 
+ReferenceRegistration parse_reference_registration(std::string const& bytes) {
+    ReferenceRegistration r;
+    auto doc = load(bytes, r.encoding);
+    auto header = doc.child("XmlMsg").child("MessageHeader");
+    auto info = doc.child("XmlMsg").child("MessageBody").child("ReferenceNumberRegistrationInfo");
+    if (!info) throw ClientError(400, "ReferenceNumberRegistrationInfo", "ReferenceNumberRegistrationInfo がありません / missing ReferenceNumberRegistrationInfo");
+    r.facility_code = text(header, "MedicalInstitutionCode");
+    r.file_identifier = text(header, "ArbitraryFileIdentifier");
+    r.reference_number = text(info, "ReferenceNumber");
+    r.request = json{{"reference_number", r.reference_number}, {"insurer_number", text(info, "InsurerNumber")}, {"symbol", text(info, "InsuredCardSymbol")},
+                     {"number", text(info, "InsuredIdentificationNumber")}, {"branch", text(info, "InsuredBranchNumber")}};
+    std::string birth = text(info, "Birthdate");
+    if (!birth.empty()) r.request["birthdate"] = yyyymmdd_to_iso(birth, "Birthdate");
+    return r;
+}
+
+std::string reference_registration_result(ReferenceRegistration const& reg, std::string const& error_code, std::string const& message) {
+    pugi::xml_document doc;
+    auto msg = doc.append_child("XmlMsg");
+    auto header = msg.append_child("MessageHeader");
+    add(header, "ProcessExecutionTime", now_stamp());
+    add(header, "MedicalInstitutionCode", reg.facility_code);
+    add(header, "ArbitraryFileIdentifier", reg.file_identifier);
+    add(header, "CharacterCodeIdentifier", reg.encoding == "UTF-8" ? "0" : "1");
+    auto body = msg.append_child("MessageBody");
+    add(body, "ProcessingResultStatus", error_code.empty() ? "1" : "2");
+    add(body, "ProcessingResultCode", error_code);
+    add(body, "ProcessingResultMessage", message);
+    add(body, "ReferenceNumber", reg.reference_number);
+    return save(doc, reg.encoding);
+}
+
 BulkDownload parse_bulk_download(std::string const& bytes) {
     BulkDownload d;
     auto doc = load(bytes, d.encoding);

@@ -56,6 +56,15 @@ struct ConsentedDownload {
 };
 ConsentedDownload parse_consented_download(std::string const& bytes);
 
+// OQSsiimm01req: 照会番号登録 — ReferenceNumberRegistrationInfo{ReferenceNumber, InsurerNumber, InsuredCardSymbol,
+// InsuredIdentificationNumber, InsuredBranchNumber} (a Birthdate is accepted when sent).
+struct ReferenceRegistration {
+    std::string encoding = "UTF-8", facility_code, file_identifier, reference_number;
+    json request;  // reference_number, insurer_number, symbol, number, branch (, birthdate)
+};
+ReferenceRegistration parse_reference_registration(std::string const& bytes);
+std::string reference_registration_result(ReferenceRegistration const& reg, std::string const& error_code, std::string const& message);
+
 // OQSsiquc01res: the single 資格確認's answer to an OQSsiquc01req (parsed like an upload with one search info).
 std::string single_result(BulkUpload const& request, json const& row);
 

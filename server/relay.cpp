@@ -192,6 +192,7 @@ int relay(RelayOptions const& o) {
                 std::string target = name.find("OQSmuquc01req") != std::string::npos   ? "/api/v1/oqs/OQSmuquc01req"
                                      : name.find("OQSmuquc02req") != std::string::npos ? "/api/v1/oqs/OQSmuquc02req"
                                      : name.find("OQSsiquc01req") != std::string::npos ? "/api/v1/oqs/OQSsiquc01req"
+                                     : name.find("OQSsiimm01req") != std::string::npos ? "/api/v1/oqs/OQSsiimm01req"
                                      : name.find("OQSmuhvq01req") != std::string::npos ? "/api/v1/oqs/OQSmuhvq01req"
                                      : name.find("OQSmuonq01req") != std::string::npos ? "/api/v1/oqs/OQSmuonq01req"
                                      // The download phase is the same for every bulk flow: a ReceptionNumber.

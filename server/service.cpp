@@ -595,7 +595,21 @@ json Service::register_reference_number(Caller const& c, json const& body, int& 
     std::size_t chars = 0;
     for (char ch : ref) chars += (static_cast<unsigned char>(ch) & 0xC0) != 0x80;
     if (chars == 0 || chars > 50) throw ClientError(400, "reference_number", "照会番号は1〜50文字です / reference_number is 1..50 characters");
-    std::string person = find_person(body);
+    std::string person;
+    if (body.contains("birthdate")) {
+        person = find_person(body);
+    } else {
+        // The 照会番号登録 file carries no Birthdate: the card fields are matched among this facility's
+        // consenting patients, and must name exactly one.
+        std::string insurer = canonical_insurer_number(text_field(body, "insurer_number"));
+        if (auto e = insurer_number_error(insurer); !e.empty()) throw ClientError(400, "insurer_number", e);
+        auto r = db_.query("SELECT DISTINCT p.person_key FROM insured_persons p JOIN consents c ON c.person_key = p.person_key "
+                           "WHERE c.facility_code = $1 AND c.withdrawn_at IS NULL AND p.insurer_number = $2 AND p.symbol = $3 AND p.number = $4 AND p.branch = $5",
+                           {c.facility_code, insurer, normalize_symbol(text_field(body, "symbol")), normalize_symbol(text_field(body, "number")),
+                            normalize_symbol(text_field(body, "branch", false))});
+        if (r.size() > 1) throw ClientError(409, "birthdate", "記号・番号が複数の方に当たります。生年月日を付けてください / several persons match: add the birthdate");
+        if (r.size() == 1) person = as_text(r[0][0]);
+    }
     // Only a patient this facility holds a consent for can be given a number: not a way to probe eligibility.
     if (person.empty() || db_.query("SELECT 1 FROM consents WHERE facility_code = $1 AND person_key = $2 AND withdrawn_at IS NULL",
                                     {c.facility_code, person}).empty())
@@ -1169,6 +1183,33 @@ std::string Service::oqs_consented_upload(Caller const& c, std::string const& xm
     });
     status = 200;
     return bulk_upload_result(reply, job["reception_number"], "", "");
+}
+
+std::string Service::oqs_reference_number(Caller const& c, std::string const& xml, int& status) {
+    require_facility(c);
+    ReferenceRegistration reg;
+    try {
+        reg = parse_reference_registration(xml);
+    } catch (ClientError const& e) {
+        status = 400;
+        ReferenceRegistration bad;
+        bad.encoding = declared_encoding(xml);
+        if (bad.encoding != "UTF-8" && bad.encoding != "SHIFT_JIS") bad.encoding = "UTF-8";
+        return reference_registration_result(bad, "EKY0901", std::string(e.what()) + (e.field.empty() ? "" : " (" + e.field + ")"));
+    }
+    if (reg.facility_code != c.facility_code) {
+        status = 403;
+        return reference_registration_result(reg, "EKY0901", "MedicalInstitutionCode が証明書の医療機関等コードと違います / the file names another facility");
+    }
+    try {
+        int s = 0;
+        register_reference_number(c, reg.request, s);
+        status = 200;
+        return reference_registration_result(reg, "", "");
+    } catch (ClientError const& e) {
+        status = 200;  // the file was understood: the refusal is its result
+        return reference_registration_result(reg, "EKY0001", std::string(e.what()) + (e.field.empty() ? "" : " (" + e.field + ")"));
+    }
 }
 
 std::string Service::oqs_single(Caller const& c, std::string const& xml, int& status) {

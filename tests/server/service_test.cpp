@@ -824,3 +824,28 @@ TEST_F(ServerFixture, ConsentedPatientsDownloadByConsentDateAndTreatmentFlag) {
     EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("0110113719", "1", "20240401", "20240430"), "application/xml").status, 400);
     EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("0110113719", "2", "20240430", "20240401"), "application/xml").status, 400);
 }
+
+TEST_F(ServerFixture, ReferenceNumberRegistrationInTheRealXmlFormat) {
+    enable(a);
+    consent("0110113719", person());
+    auto file = [](char const* facility, char const* ref) {
+        return from_utf8(std::string("<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><XmlMsg><MessageHeader><MedicalInstitutionCode>") + facility +
+                             "</MedicalInstitutionCode><ArbitraryFileIdentifier>imm</ArbitraryFileIdentifier></MessageHeader><MessageBody>"
+                             "<ReferenceNumberRegistrationInfo><ReferenceNumber>" + ref + "</ReferenceNumber><InsurerNumber>06132013</InsurerNumber>"
+                             "<InsuredCardSymbol>１２３</InsuredCardSymbol><InsuredIdentificationNumber>4567</InsuredIdentificationNumber>"
+                             "<InsuredBranchNumber>01</InsuredBranchNumber></ReferenceNumberRegistrationInfo></MessageBody></XmlMsg>",
+                         "SHIFT_JIS");
+    };
+    auto ok = call(a, "POST", "/api/v1/oqs/OQSsiimm01req", file("0110113719", "患者-42"), "application/xml");
+    ASSERT_EQ(ok.status, 200);
+    std::string out = to_utf8(ok.body, "SHIFT_JIS");
+    EXPECT_NE(out.find("<ProcessingResultStatus>1</ProcessingResultStatus>"), std::string::npos) << out;
+    EXPECT_NE(out.find("<ReferenceNumber>患者-42</ReferenceNumber>"), std::string::npos);
+    auto r = body(call(a, "POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","reference_number":"患者-42","query_date":"2024-06-01"})"));
+    EXPECT_TRUE(r["allowed"].get<bool>());
+    // B has no consent for this person: its file is understood and refused in the result.
+    enable(b);
+    auto refused = to_utf8(call(b, "POST", "/api/v1/oqs/OQSsiimm01req", file("2714206386", "患者-42"), "application/xml").body, "SHIFT_JIS");
+    EXPECT_NE(refused.find("<ProcessingResultCode>EKY0001</ProcessingResultCode>"), std::string::npos) << refused;
+    EXPECT_EQ(call(b, "POST", "/api/v1/oqs/OQSsiimm01req", file("0110113719", "x"), "application/xml").status, 403);
+}
