@@ -347,6 +347,11 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Service& ser
             break;
         }
         auto req = parser.release();
+        service.request_begin();
+        struct End {
+            Service& s;
+            ~End() { s.request_end(); }
+        } end{service};
         HttpResult r = handle_request(service, caller, std::string(req.method_string()), std::string(req.target()),
                                       std::string(req[http::field::content_type]), req.body());
         res.result(http::status(r.status));
@@ -446,12 +451,15 @@ int serve(ServeOptions const& o) {
         while (!stopping) {
             int answered = 0;
             try {
-                answered = service.process_batches(5000, 100);
+                // Smaller chunks while requests are waiting: their prefetch and first rows are quicker to yield.
+                answered = service.process_batches(service.requests_waiting() ? 200 : 5000, 100);
             } catch (std::exception const& e) {
                 std::cerr << "kyotaku serve: batch worker: " << e.what() << "\n";
             }
             if (answered == 0)
                 for (int i = 0; i < 10 && !stopping; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            else  // interactive requests first: the connection's mutex is not fair, so wait for them to finish
+                for (int i = 0; i < 50 && service.requests_waiting() && !stopping; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
     });
     std::vector<std::thread> pool;

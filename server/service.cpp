@@ -1371,6 +1371,7 @@ int Service::process_batches(int max_rows, int max_ms) {
         std::size_t answered = 0;
         for (auto const& r : rows) {
             if (answered > 0 && std::chrono::steady_clock::now() - started > std::chrono::milliseconds(max_ms)) break;
+            if (answered >= 50 && requests_waiting()) break;  // interactive requests first
             ++answered;
             json request = json::parse(as_text(r[1]));
             json result;

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -116,6 +117,12 @@ public:
     // free for individual requests.
     int process_batches(int max_rows = 5000, int max_ms = 100);
 
+    // Interactive requests go before the batch worker: while one is being handled, a chunk ends early (after
+    // at least 50 rows) and the worker waits for the requests to finish.
+    void request_begin() { ++interactive_; }
+    void request_end() { --interactive_; }
+    bool requests_waiting() const { return interactive_.load() > 0; }
+
     // 照会番号登録 (single) and 一括登録 (CSV: reference_number,insurer_number,symbol,number,branch,birthdate).
     json register_reference_number(Caller const& c, json const& body, int& status);
     json register_reference_numbers_csv(Caller const& c, std::string const& csv);
@@ -137,6 +144,7 @@ private:
     std::shared_ptr<Program const> rules_;
     std::string public_url_ = "https://127.0.0.1:8443";
     std::string card_ca_;
+    std::atomic<int> interactive_{0};
     std::string facility_of_token(json const& body);
     std::map<std::string, std::string> category_by_kind_;  // 分類 of each visit kind, evaluated once from the rules
     std::string category(std::string const& visit_kind) const;
