@@ -227,6 +227,12 @@ std::vector<Route> const& routes() {
              std::string out = s.oqs_reference_number(c, r.body, status);
              return HttpResult{status, "application/xml", out};
          }},
+        {"POST", "/api/v1/oqs/OQSmuimm01req",
+         [](Service& s, Caller const& c, Request const& r) {
+             int status = 200;
+             std::string out = s.oqs_reference_numbers(c, r.body, status);
+             return HttpResult{status, "application/xml", out};
+         }},
         {"POST", "/api/v1/oqs/OQSsiquc01req",
          [](Service& s, Caller const& c, Request const& r) {
              int status = 200;

@@ -188,6 +188,39 @@ ConsentedDownload parse_consented_download(std::string const& bytes) {
     return d;
 }
 
+namespace {
+json registration_request(pugi::xml_node info) {
+    json request{{"reference_number", text(info, "ReferenceNumber")}, {"insurer_number", text(info, "InsurerNumber")},
+                 {"symbol", text(info, "InsuredCardSymbol")}, {"number", text(info, "InsuredIdentificationNumber")},
+                 {"branch", text(info, "InsuredBranchNumber")}};
+    std::string birth = text(info, "Birthdate");
+    if (!birth.empty()) request["birthdate"] = yyyymmdd_to_iso(birth, "Birthdate");
+    return request;
+}
+}  // namespace
+
+ReferenceRegistrations parse_reference_registrations(std::string const& bytes) {
+    ReferenceRegistrations r;
+    auto doc = load(bytes, r.encoding);
+    auto header = doc.child("XmlMsg").child("MessageHeader");
+    r.facility_code = text(header, "MedicalInstitutionCode");
+    r.file_identifier = text(header, "ArbitraryFileIdentifier");
+    for (auto info : doc.child("XmlMsg").child("MessageBody").children("ReferenceNumberRegistrationInfo")) {
+        json echo = json::array();
+        for (auto child : info.children()) echo.push_back(json::array({child.name(), child.text().as_string()}));
+        json request;
+        try {
+            request = registration_request(info);
+        } catch (ClientError const& e) {
+            request = json{{"malformed", e.what()}};
+        }
+        request["echo"] = echo;
+        r.requests.push_back(std::move(request));
+    }
+    if (r.requests.empty()) throw ClientError(400, "ReferenceNumberRegistrationInfo", "登録する行がありません / no ReferenceNumberRegistrationInfo");
+    return r;
+}
+
 ReferenceRegistration parse_reference_registration(std::string const& bytes) {
     ReferenceRegistration r;
     auto doc = load(bytes, r.encoding);
@@ -197,10 +230,7 @@ ReferenceRegistration parse_reference_registration(std::string const& bytes) {
     r.facility_code = text(header, "MedicalInstitutionCode");
     r.file_identifier = text(header, "ArbitraryFileIdentifier");
     r.reference_number = text(info, "ReferenceNumber");
-    r.request = json{{"reference_number", r.reference_number}, {"insurer_number", text(info, "InsurerNumber")}, {"symbol", text(info, "InsuredCardSymbol")},
-                     {"number", text(info, "InsuredIdentificationNumber")}, {"branch", text(info, "InsuredBranchNumber")}};
-    std::string birth = text(info, "Birthdate");
-    if (!birth.empty()) r.request["birthdate"] = yyyymmdd_to_iso(birth, "Birthdate");
+    r.request = registration_request(info);
     return r;
 }
 
@@ -232,6 +262,15 @@ BulkDownload parse_bulk_download(std::string const& bytes) {
 // One answer: the echoed search info, the processing result, and — when re-inquiry was allowed — the
 // eligibility and the facility's 照会番号 (a BulkConfirmUnit, or the body of a single 01res).
 void write_unit(pugi::xml_node unit, json const& r) {
+    if (r.contains("registration")) {  // a 照会番号 registration's result (OQSmuimm02res)
+        auto info = unit.append_child("ReferenceNumberRegistrationInfo");
+        for (auto const& pair : r["echo"]) add(info, pair[0].get<std::string>().c_str(), pair[1].get<std::string>());
+        bool ok = r["registration"].get<bool>();
+        add(unit, "ProcessingResultStatus", ok ? "1" : "2");
+        add(unit, "ProcessingResultCode", ok ? "" : "EKY0001");
+        add(unit, "ProcessingResultMessage", r.value("error", ""));
+        return;
+    }
         auto info = unit.append_child("QualificationConfirmSearchInfo");
         if (r.contains("echo"))
             for (auto const& pair : r["echo"]) add(info, pair[0].get<std::string>().c_str(), pair[1].get<std::string>());
@@ -291,8 +330,9 @@ std::string bulk_result(BulkJobInfo const& job, std::vector<json> const& rows, s
     add(header, "ErrorCode", "");
     add(header, "ErrorMessage", job.finished ? "" : "処理中です");
     std::size_t normal = 0;
-    // A unit is normal when it carries eligibility (ProcessingResultStatus 1), as each unit below says.
-    for (auto const& r : rows) normal += r.value("processing_result_status", 2) == 1 && r.value("allowed", false);
+    // A unit is normal when it carries eligibility (or a registration) — ProcessingResultStatus 1, as each unit says.
+    for (auto const& r : rows)
+        normal += r.contains("registration") ? r["registration"].get<bool>() : (r.value("processing_result_status", 2) == 1 && r.value("allowed", false));
     add(header, "NumberOfProcessingResult", std::to_string(rows.size()));
     add(header, "NumberOfNormalProcessing", std::to_string(normal));
     add(header, "NumberOfError", std::to_string(rows.size() - normal));

@@ -63,6 +63,12 @@ struct ReferenceRegistration {
     json request;  // reference_number, insurer_number, symbol, number, branch (, birthdate)
 };
 ReferenceRegistration parse_reference_registration(std::string const& bytes);
+// OQSmuimm01req: the same in bulk, one ReferenceNumberRegistrationInfo per patient.
+struct ReferenceRegistrations {
+    std::string encoding = "UTF-8", facility_code, file_identifier;
+    std::vector<json> requests;  // as ReferenceRegistration::request, plus "echo"
+};
+ReferenceRegistrations parse_reference_registrations(std::string const& bytes);
 std::string reference_registration_result(ReferenceRegistration const& reg, std::string const& error_code, std::string const& message);
 
 // OQSsiquc01res: the single 資格確認's answer to an OQSsiquc01req (parsed like an upload with one search info).

@@ -193,10 +193,12 @@ int relay(RelayOptions const& o) {
                                      : name.find("OQSmuquc02req") != std::string::npos ? "/api/v1/oqs/OQSmuquc02req"
                                      : name.find("OQSsiquc01req") != std::string::npos ? "/api/v1/oqs/OQSsiquc01req"
                                      : name.find("OQSsiimm01req") != std::string::npos ? "/api/v1/oqs/OQSsiimm01req"
+                                     : name.find("OQSmuimm01req") != std::string::npos ? "/api/v1/oqs/OQSmuimm01req"
                                      : name.find("OQSmuhvq01req") != std::string::npos ? "/api/v1/oqs/OQSmuhvq01req"
                                      : name.find("OQSmuonq01req") != std::string::npos ? "/api/v1/oqs/OQSmuonq01req"
                                      // The download phase is the same for every bulk flow: a ReceptionNumber.
-                                     : (name.find("OQSmuhvq02req") != std::string::npos || name.find("OQSmuonq02req") != std::string::npos)
+                                     : (name.find("OQSmuhvq02req") != std::string::npos || name.find("OQSmuonq02req") != std::string::npos ||
+                                        name.find("OQSmuimm02req") != std::string::npos)
                                          ? "/api/v1/oqs/OQSmuquc02req"
                                          : "";
                 if (target.empty()) {

@@ -1212,6 +1212,57 @@ std::string Service::oqs_reference_number(Caller const& c, std::string const& xm
     }
 }
 
+std::string Service::oqs_reference_numbers(Caller const& c, std::string const& xml, int& status) {
+    require_facility(c);
+    ReferenceRegistrations regs;
+    BulkUpload reply;  // the 01res shape
+    try {
+        regs = parse_reference_registrations(xml);
+    } catch (ClientError const& e) {
+        status = 400;
+        reply.encoding = declared_encoding(xml);
+        if (reply.encoding != "UTF-8" && reply.encoding != "SHIFT_JIS") reply.encoding = "UTF-8";
+        return bulk_upload_result(reply, "", "EKY0901", std::string(e.what()) + (e.field.empty() ? "" : " (" + e.field + ")"));
+    }
+    reply.encoding = regs.encoding;
+    reply.facility_code = regs.facility_code;
+    reply.file_identifier = regs.file_identifier;
+    if (regs.facility_code != c.facility_code) {
+        status = 403;
+        return bulk_upload_result(reply, "", "EKY0901", "MedicalInstitutionCode が証明書の医療機関等コードと違います / the file names another facility");
+    }
+    // Registered at once, each item with its own result; the results come with the common 02req download.
+    json job = transaction(db_, [&] {
+        std::size_t next = 0;
+        json j = upload_batch_stream(c, "訪問診療等", today_iso(), regs.file_identifier, "imm", [&](json& row) {
+            if (next == regs.requests.size()) return false;
+            row = regs.requests[next++];
+            return true;
+        });
+        std::string rn = j["reception_number"];
+        std::int64_t n = 0;
+        for (auto const& request : regs.requests) {
+            json result{{"echo", request["echo"]}, {"registration", false}};
+            if (request.contains("malformed")) {
+                result["error"] = request["malformed"];
+            } else {
+                try {
+                    int s = 0;
+                    register_reference_number(c, request, s);
+                    result["registration"] = true;
+                } catch (ClientError const& e) {
+                    result["error"] = std::string(e.what()) + (e.field.empty() ? "" : " (" + e.field + ")");
+                }
+            }
+            db_.query("UPDATE batch_rows SET result_json = $3 WHERE reception_number = $1 AND row_no = $2", {rn, ++n, result.dump()});
+        }
+        db_.query("UPDATE batch_jobs SET done = total, finished_at = $2 WHERE reception_number = $1", {rn, now_iso()});
+        return j;
+    });
+    status = 200;
+    return bulk_upload_result(reply, job["reception_number"], "", "");
+}
+
 std::string Service::oqs_single(Caller const& c, std::string const& xml, int& status) {
     BulkUpload up;
     if (auto error = oqs_request(c, xml, up, status, true)) return *error;

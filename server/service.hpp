@@ -107,6 +107,7 @@ public:
     std::string oqs_bulk_download(Caller const& c, std::string const& xml, int& status);
     std::string oqs_single(Caller const& c, std::string const& xml, int& status);  // OQSsiquc01req → 01res
     std::string oqs_reference_number(Caller const& c, std::string const& xml, int& status);  // OQSsiimm01req → 01res
+    std::string oqs_reference_numbers(Caller const& c, std::string const& xml, int& status);  // OQSmuimm01req → 01res
     // OQSmuhvq01req / OQSmuonq01req → 01res with a reception number; the results come with OQSmu…02req.
     std::string oqs_consented_upload(Caller const& c, std::string const& xml, int& status);
     // The results in row order as JSON Lines, one object per uploaded row.

@@ -52,9 +52,9 @@ check "the download is answered" wait_for "$dir/res/OQSmuquc02res202407010001.xm
 check "the download carries the eligibility" grep -q "<QualificationValidity>1</QualificationValidity>" "$dir/res/OQSmuquc02res202407010001.xml"
 
 # A file the relay cannot send and a broken file both get an error result, never silence.
-printf '<XmlMsg><MessageHeader/></XmlMsg>\n' > "$dir/req/OQSmuimm01req202407010002.xml"
-check "an unsupported file gets an error result" wait_for "$dir/res/OQSmuimm01res202407010002.xml"
-check "the error result says so" grep -q "EKY0901" "$dir/res/OQSmuimm01res202407010002.xml"
+printf '<XmlMsg><MessageHeader/></XmlMsg>\n' > "$dir/req/OQSxxxxx01req202407010002.xml"
+check "an unsupported file gets an error result" wait_for "$dir/res/OQSxxxxx01res202407010002.xml"
+check "the error result says so" grep -q "EKY0901" "$dir/res/OQSxxxxx01res202407010002.xml"
 printf '<XmlMsg><oops></XmlMsg>\n' > "$dir/req/OQSmuquc01req202407010003.xml"
 check "a broken file gets an error result" wait_for "$dir/res/OQSmuquc01res202407010003.xml"
 

@@ -849,3 +849,32 @@ TEST_F(ServerFixture, ReferenceNumberRegistrationInTheRealXmlFormat) {
     EXPECT_NE(refused.find("<ProcessingResultCode>EKY0001</ProcessingResultCode>"), std::string::npos) << refused;
     EXPECT_EQ(call(b, "POST", "/api/v1/oqs/OQSsiimm01req", file("0110113719", "x"), "application/xml").status, 403);
 }
+
+TEST_F(ServerFixture, BulkReferenceNumberRegistrationInTheRealXmlFormat) {
+    enable(a);
+    consent("0110113719", person());
+    std::string req = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode>"
+                      "<ArbitraryFileIdentifier>muimm</ArbitraryFileIdentifier></MessageHeader><MessageBody>"
+                      "<ReferenceNumberRegistrationInfo><ReferenceNumber>R-1</ReferenceNumber><InsurerNumber>06132013</InsurerNumber>"
+                      "<InsuredCardSymbol>123</InsuredCardSymbol><InsuredIdentificationNumber>4567</InsuredIdentificationNumber>"
+                      "<InsuredBranchNumber>01</InsuredBranchNumber></ReferenceNumberRegistrationInfo>"
+                      "<ReferenceNumberRegistrationInfo><ReferenceNumber>R-2</ReferenceNumber><InsurerNumber>01130012</InsurerNumber>"
+                      "<InsuredCardSymbol>9</InsuredCardSymbol><InsuredIdentificationNumber>9</InsuredIdentificationNumber>"
+                      "<InsuredBranchNumber>01</InsuredBranchNumber></ReferenceNumberRegistrationInfo>"
+                      "</MessageBody></XmlMsg>";
+    auto up = call(a, "POST", "/api/v1/oqs/OQSmuimm01req", req, "application/xml");
+    ASSERT_EQ(up.status, 200) << up.body;
+    std::string rn = up.body.substr(up.body.find("<ReceptionNumber>") + 17, 20);
+    std::string down = "<XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode></MessageHeader><MessageBody><ReceptionNumber>" +
+                       rn + "</ReceptionNumber></MessageBody></XmlMsg>";
+    std::string res = call(a, "POST", "/api/v1/oqs/OQSmuquc02req", down, "application/xml").body;
+    EXPECT_NE(res.find("<NumberOfProcessingResult>2</NumberOfProcessingResult>"), std::string::npos) << res;
+    EXPECT_NE(res.find("<NumberOfNormalProcessing>1</NumberOfNormalProcessing>"), std::string::npos) << res;
+    EXPECT_NE(res.find("<ReferenceNumber>R-2</ReferenceNumber>"), std::string::npos);
+    EXPECT_NE(res.find("<ProcessingResultCode>EKY0001</ProcessingResultCode>"), std::string::npos);
+    EXPECT_TRUE(body(call(a, "POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","reference_number":"R-1","query_date":"2024-06-01"})"))["allowed"].get<bool>());
+    // Nothing of it is B's.
+    std::string down_b = down;
+    down_b.replace(down_b.find("0110113719"), 10, "2714206386");
+    EXPECT_EQ(call(b, "POST", "/api/v1/oqs/OQSmuquc02req", down_b, "application/xml").status, 404);
+}
