@@ -126,6 +126,14 @@ struct Route {
     Handler run;
 };
 
+// The file routes: an XML request in, an XML result out, the status set by the service.
+template <std::string (Service::*Answer)(Caller const&, std::string const&, int&)>
+HttpResult xml_file(Service& s, Caller const& c, Request const& r) {
+    int status = 200;
+    std::string out = (s.*Answer)(c, r.body, status);
+    return HttpResult{status, "application/xml", out};
+}
+
 // Every route of the API, once. docs/api.md and docs/openapi.json list the same (a test checks it).
 std::vector<Route> const& routes() {
     static std::vector<Route> const all{
@@ -203,48 +211,13 @@ std::vector<Route> const& routes() {
          [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.add_device_check(c, r.params[0], parse_json_body(r.body))); }},
         {"GET", "/api/v1/devices/{device_id}/checks",
          [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.device_checks(c, r.params[0])); }},
-        {"POST", "/api/v1/oqs/OQSmuquc01req",
-         [](Service& s, Caller const& c, Request const& r) {
-             int status = 200;
-             std::string out = s.oqs_bulk_upload(c, r.body, status);
-             return HttpResult{status, "application/xml", out};
-         }},
-        {"POST", "/api/v1/oqs/OQSmuhvq01req",
-         [](Service& s, Caller const& c, Request const& r) {
-             int status = 200;
-             std::string out = s.oqs_consented_upload(c, r.body, status);
-             return HttpResult{status, "application/xml", out};
-         }},
-        {"POST", "/api/v1/oqs/OQSmuonq01req",
-         [](Service& s, Caller const& c, Request const& r) {
-             int status = 200;
-             std::string out = s.oqs_consented_upload(c, r.body, status);
-             return HttpResult{status, "application/xml", out};
-         }},
-        {"POST", "/api/v1/oqs/OQSsiimm01req",
-         [](Service& s, Caller const& c, Request const& r) {
-             int status = 200;
-             std::string out = s.oqs_reference_number(c, r.body, status);
-             return HttpResult{status, "application/xml", out};
-         }},
-        {"POST", "/api/v1/oqs/OQSmuimm01req",
-         [](Service& s, Caller const& c, Request const& r) {
-             int status = 200;
-             std::string out = s.oqs_reference_numbers(c, r.body, status);
-             return HttpResult{status, "application/xml", out};
-         }},
-        {"POST", "/api/v1/oqs/OQSsiquc01req",
-         [](Service& s, Caller const& c, Request const& r) {
-             int status = 200;
-             std::string out = s.oqs_single(c, r.body, status);
-             return HttpResult{status, "application/xml", out};
-         }},
-        {"POST", "/api/v1/oqs/OQSmuquc02req",
-         [](Service& s, Caller const& c, Request const& r) {
-             int status = 200;
-             std::string out = s.oqs_bulk_download(c, r.body, status);
-             return HttpResult{status, "application/xml", out};
-         }},
+        {"POST", "/api/v1/oqs/OQSmuquc01req", xml_file<&Service::oqs_bulk_upload>},
+        {"POST", "/api/v1/oqs/OQSmuhvq01req", xml_file<&Service::oqs_consented_upload>},
+        {"POST", "/api/v1/oqs/OQSmuonq01req", xml_file<&Service::oqs_consented_upload>},
+        {"POST", "/api/v1/oqs/OQSsiimm01req", xml_file<&Service::oqs_reference_number>},
+        {"POST", "/api/v1/oqs/OQSmuimm01req", xml_file<&Service::oqs_reference_numbers>},
+        {"POST", "/api/v1/oqs/OQSsiquc01req", xml_file<&Service::oqs_single>},
+        {"POST", "/api/v1/oqs/OQSmuquc02req", xml_file<&Service::oqs_bulk_download>},
         {"GET", "/api/v1/history/inquiries",
          [](Service& s, Caller const& c, Request const& r) {
              return json_result(200, s.inquiry_history(c, query_param(r.target, "from"), query_param(r.target, "to")));

@@ -36,6 +36,11 @@ std::string declared_encoding(std::string_view xml) {
     return enc;
 }
 
+std::string answer_encoding(std::string_view xml) {
+    std::string enc = declared_encoding(xml);
+    return enc == "SHIFT_JIS" ? enc : "UTF-8";
+}
+
 namespace {
 // Shift_JIS files from Windows receipt computers are CP932 (a superset); iconv names it so.
 std::string iconv_name(std::string const& enc) {
@@ -169,6 +174,15 @@ std::string bulk_upload_result(BulkUpload const& up, std::string const& receptio
     add(body, "ProcessingResultMessage", error_message);
     add(body, "ArbitraryFileIdentifier", up.file_identifier);
     return save(doc, up.encoding);
+}
+
+std::string file_error_result(std::string const& request, std::string const& facility_code, std::string const& file_identifier,
+                              std::string const& message) {
+    BulkUpload up;
+    up.encoding = answer_encoding(request);
+    up.facility_code = facility_code;
+    up.file_identifier = file_identifier;
+    return bulk_upload_result(up, "", "EKY0901", message);
 }
 
 ConsentedDownload parse_consented_download(std::string const& bytes) {

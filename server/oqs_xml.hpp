@@ -15,6 +15,9 @@ using json = nlohmann::json;
 
 // The encoding named by the XML declaration (upper-case), "UTF-8" when there is none.
 std::string declared_encoding(std::string_view xml);
+// The encoding to answer a request in: its declared one when this system writes it (UTF-8 or Shift_JIS),
+// UTF-8 otherwise.
+std::string answer_encoding(std::string_view xml);
 // Converts between an encoding and UTF-8; throws ClientError(400) on bytes that do not convert.
 std::string to_utf8(std::string_view bytes, std::string const& encoding);
 std::string from_utf8(std::string const& utf8, std::string const& encoding);
@@ -33,6 +36,10 @@ BulkUpload parse_bulk_upload(std::string const& bytes);
 // OQSmuquc01res: the reception number (or the upload's error).
 std::string bulk_upload_result(BulkUpload const& up, std::string const& reception_number, std::string const& error_code,
                                std::string const& error_message);
+
+// An 01res saying the file itself was refused (EKY0901), in the request's answer encoding.
+std::string file_error_result(std::string const& request, std::string const& facility_code, std::string const& file_identifier,
+                              std::string const& message);
 
 // OQSmuquc02req: the download request.
 struct BulkDownload {

@@ -110,14 +110,10 @@ std::string result_name(std::string const& req) {
 
 // An error result in the OQSmuquc01res shape, in the request's encoding when it can be told.
 std::string error_result(std::string const& request, std::string const& message) {
-    BulkUpload up;
-    up.encoding = declared_encoding(request);
-    if (up.encoding != "UTF-8" && up.encoding != "SHIFT_JIS") up.encoding = "UTF-8";
     try {
-        return bulk_upload_result(up, "", "EKY0901", message);
-    } catch (std::exception const&) {
-        up.encoding = "UTF-8";
-        return bulk_upload_result(up, "", "EKY0901", message);
+        return file_error_result(request, "", "", message);
+    } catch (std::exception const&) {  // the message would not convert to the request's encoding
+        return file_error_result("", "", "", message);
     }
 }
 

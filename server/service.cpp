@@ -1084,6 +1084,11 @@ json Service::upload_batch_stream(Caller const& c, std::string const& category, 
     });
 }
 
+namespace {
+std::string with_field(ClientError const& e) { return std::string(e.what()) + (e.field.empty() ? "" : " (" + e.field + ")"); }
+constexpr char const* another_facility = "MedicalInstitutionCode が証明書の医療機関等コードと違います / the file names another facility";
+}  // namespace
+
 // Parses an OQS request file of the caller's facility; on failure the error result to send instead.
 std::optional<std::string> Service::oqs_request(Caller const& c, std::string const& xml, BulkUpload& up, int& status, bool single) {
     require_facility(c);
@@ -1093,13 +1098,11 @@ std::optional<std::string> Service::oqs_request(Caller const& c, std::string con
             throw ClientError(400, "QualificationConfirmSearchInfo", "単一の資格確認は1件です / a single 資格確認 has one search info");
     } catch (ClientError const& e) {
         status = 400;
-        up.encoding = declared_encoding(xml);
-        if (up.encoding != "UTF-8" && up.encoding != "SHIFT_JIS") up.encoding = "UTF-8";
-        return bulk_upload_result(up, "", "EKY0901", std::string(e.what()) + (e.field.empty() ? "" : " (" + e.field + ")"));
+        return file_error_result(xml, "", "", with_field(e));
     }
     if (up.facility_code != c.facility_code) {
         status = 403;
-        return bulk_upload_result(up, "", "EKY0901", "MedicalInstitutionCode が証明書の医療機関等コードと違います / the file names another facility");
+        return bulk_upload_result(up, "", "EKY0901", another_facility);
     }
     return std::nullopt;
 }
@@ -1125,16 +1128,14 @@ std::string Service::oqs_consented_upload(Caller const& c, std::string const& xm
         d = parse_consented_download(xml);
     } catch (ClientError const& e) {
         status = 400;
-        reply.encoding = declared_encoding(xml);
-        if (reply.encoding != "UTF-8" && reply.encoding != "SHIFT_JIS") reply.encoding = "UTF-8";
-        return bulk_upload_result(reply, "", "EKY0901", std::string(e.what()) + (e.field.empty() ? "" : " (" + e.field + ")"));
+        return file_error_result(xml, "", "", with_field(e));
     }
     reply.encoding = d.encoding;
     reply.facility_code = d.facility_code;
     reply.file_identifier = d.file_identifier;
     if (d.facility_code != c.facility_code) {
         status = 403;
-        return bulk_upload_result(reply, "", "EKY0901", "MedicalInstitutionCode が証明書の医療機関等コードと違います / the file names another facility");
+        return bulk_upload_result(reply, "", "EKY0901", another_facility);
     }
     std::string category = d.treatment_flag == 2 ? "訪問診療等" : "オンライン診療等";
     // One row per open consent of this facility in the range; each answered at once with the person's current
@@ -1193,13 +1194,12 @@ std::string Service::oqs_reference_number(Caller const& c, std::string const& xm
     } catch (ClientError const& e) {
         status = 400;
         ReferenceRegistration bad;
-        bad.encoding = declared_encoding(xml);
-        if (bad.encoding != "UTF-8" && bad.encoding != "SHIFT_JIS") bad.encoding = "UTF-8";
-        return reference_registration_result(bad, "EKY0901", std::string(e.what()) + (e.field.empty() ? "" : " (" + e.field + ")"));
+        bad.encoding = answer_encoding(xml);
+        return reference_registration_result(bad, "EKY0901", with_field(e));
     }
     if (reg.facility_code != c.facility_code) {
         status = 403;
-        return reference_registration_result(reg, "EKY0901", "MedicalInstitutionCode が証明書の医療機関等コードと違います / the file names another facility");
+        return reference_registration_result(reg, "EKY0901", another_facility);
     }
     try {
         int s = 0;
@@ -1208,7 +1208,7 @@ std::string Service::oqs_reference_number(Caller const& c, std::string const& xm
         return reference_registration_result(reg, "", "");
     } catch (ClientError const& e) {
         status = 200;  // the file was understood: the refusal is its result
-        return reference_registration_result(reg, "EKY0001", std::string(e.what()) + (e.field.empty() ? "" : " (" + e.field + ")"));
+        return reference_registration_result(reg, "EKY0001", with_field(e));
     }
 }
 
@@ -1220,16 +1220,14 @@ std::string Service::oqs_reference_numbers(Caller const& c, std::string const& x
         regs = parse_reference_registrations(xml);
     } catch (ClientError const& e) {
         status = 400;
-        reply.encoding = declared_encoding(xml);
-        if (reply.encoding != "UTF-8" && reply.encoding != "SHIFT_JIS") reply.encoding = "UTF-8";
-        return bulk_upload_result(reply, "", "EKY0901", std::string(e.what()) + (e.field.empty() ? "" : " (" + e.field + ")"));
+        return file_error_result(xml, "", "", with_field(e));
     }
     reply.encoding = regs.encoding;
     reply.facility_code = regs.facility_code;
     reply.file_identifier = regs.file_identifier;
     if (regs.facility_code != c.facility_code) {
         status = 403;
-        return bulk_upload_result(reply, "", "EKY0901", "MedicalInstitutionCode が証明書の医療機関等コードと違います / the file names another facility");
+        return bulk_upload_result(reply, "", "EKY0901", another_facility);
     }
     // Registered at once, each item with its own result; the results come with the common 02req download.
     json job = transaction(db_, [&] {
@@ -1251,7 +1249,7 @@ std::string Service::oqs_reference_numbers(Caller const& c, std::string const& x
                     register_reference_number(c, request, s);
                     result["registration"] = true;
                 } catch (ClientError const& e) {
-                    result["error"] = std::string(e.what()) + (e.field.empty() ? "" : " (" + e.field + ")");
+                    result["error"] = with_field(e);
                 }
             }
             db_.query("UPDATE batch_rows SET result_json = $3 WHERE reception_number = $1 AND row_no = $2", {rn, ++n, result.dump()});
@@ -1282,7 +1280,7 @@ std::string Service::oqs_single(Caller const& c, std::string const& xml, int& st
 std::string Service::oqs_bulk_download(Caller const& c, std::string const& xml, int& status) {
     require_facility(c);
     BulkDownload d = parse_bulk_download(xml);
-    if (d.facility_code != c.facility_code) throw ClientError(403, "MedicalInstitutionCode", "MedicalInstitutionCode が証明書の医療機関等コードと違います / the file names another facility");
+    if (d.facility_code != c.facility_code) throw ClientError(403, "MedicalInstitutionCode", another_facility);
     json st = batch_status(c, d.reception_number);
     BulkJobInfo job{d.reception_number, c.facility_code, st["file_identifier"], st["query_date"], st["segment_of_result"] == 1};
     std::vector<json> rows;
