@@ -1,0 +1,32 @@
+// Native (OpenSSL) parts of the card layer: the virtual card's key from a PEM file, certificates, SHA-256 and
+// signature verification. Not built for WebAssembly.
+#pragma once
+
+#include "kyotaku/card/jpki.hpp"
+#include "kyotaku/card/virtual_card.hpp"
+
+#include <filesystem>
+
+namespace kyotaku::card {
+
+/// An RSA private key read from a PEM file (the test card key from scripts/make-test-pki).
+std::unique_ptr<CardKey> load_card_key(std::filesystem::path const& pem);
+/// The DER bytes of the first certificate in a PEM file.
+Bytes load_certificate_der(std::filesystem::path const& pem);
+
+/// A virtual card from make-test-pki's files: card-N.pem / card-N.key and card-ca.pem.
+std::unique_ptr<VirtualCard> make_virtual_card(std::filesystem::path const& certificate_pem,
+                                               std::filesystem::path const& key_pem,
+                                               std::filesystem::path const& ca_pem, VirtualCardOptions options = {});
+
+Bytes sha256(ByteView message);
+/// RSA PKCS#1 v1.5 / SHA-256 signature over `message`, checked with the certificate's public key.
+bool verify_signature(ByteView certificate_der, ByteView message, ByteView signature);
+/// The certificate chains to the CA certificate (one level, as the test card CA issues them).
+bool verify_chain(ByteView certificate_der, ByteView ca_der);
+/// Random bytes from OpenSSL (pairing tokens, challenges in tests).
+Bytes random_bytes(std::size_t n);
+std::string base64(ByteView bytes);
+Bytes base64_decode(std::string_view text);  ///< throws CardError(malformed)
+
+}  // namespace kyotaku::card
