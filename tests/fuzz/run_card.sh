@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the card bridge's libFuzzer targets with clang (+ AddressSanitizer, UBSan) and runs each for a fixed
 # number of seconds: apdu_fuzz (APDUs, DER header, vpcd frames, the virtual card) and bridge_message_fuzz
-# (kyotaku-bridge's JSON requests). Usage: run_card.sh CLANG++ SRC OUT SECONDS
+# (kyotaku-bridge's JSON requests), reader_frame_fuzz (Port-100 frames, ATQB, ISO-DEP, the simulated reader). Usage: run_card.sh CLANG++ SRC OUT SECONDS
 set -euo pipefail
 cxx=$1 src=$2 out=$3 seconds=$4
 mkdir -p "$out"
@@ -11,7 +11,7 @@ hb="$src/hardware-bridge"
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
        -I "$hb/include" -I "$hb/bridge")
 objs=()
-for s in src/apdu.cpp src/jpki.cpp src/virtual_card.cpp src/vpcd.cpp src/native.cpp bridge/protocol.cpp; do
+for s in src/apdu.cpp src/jpki.cpp src/virtual_card.cpp src/isodep.cpp src/port100.cpp src/vpcd.cpp src/native.cpp bridge/protocol.cpp; do
     o="$out/$(echo "$s" | tr / _).o"
     $launcher "$cxx" "${flags[@]}" -c "$hb/$s" -o "$o" &
     objs+=("$o")
@@ -40,6 +40,8 @@ run() {  # run NAME SEEDS... (a seed "hex:…" is written as bytes)
 }
 run apdu_fuzz hex:00A4040C0AD392F000260100000001 hex:00A4020C02000A hex:00B0000000 hex:00200080043132333400 \
     hex:802A00803330313000 hex:00B00000000100 hex:6110 hex:308203459000
+run reader_frame_fuzz hex:0000FFFFFF0300FDD62A01FF00 hex:0000FF00FF00 hex:0200A4 hex:F205 hex:500102030400000000008170 \
+    hex:060000FF00FF000E0000FFFFFF0300FDD72B00FE00
 run bridge_message_fuzz '{"id":1,"op":"hello","token":"0123456789abcdef","version":1}' \
     '{"id":2,"op":"sign","pin":"1234","challenge":"AAECAw=="}' '{"id":3,"op":"open","reader":"x","wait_ms":100}'
 exit $status
