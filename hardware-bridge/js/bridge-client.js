@@ -1,0 +1,73 @@
+// Client of kyotaku-bridge (docs/bridge.md): the consent page reaches a PC/SC (CCID) card reader through the
+// loopback WebSocket daemon. Same interface as the WebUSB transport: open, pinTries, readCertificate, sign, close.
+import { cardError } from './webusb-rcs380.js';
+
+const b64 = (bytes) => btoa(String.fromCharCode(...bytes));
+const unb64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+
+export class BridgeTransport {
+  /** @param url e.g. ws://127.0.0.1:39211/  @param token the pairing code kyotaku-bridge printed */
+  constructor(url, token) {
+    this.name = 'bridge';
+    this.url = url;
+    this.token = token;
+    this.ws = null;
+    this.nextId = 1;
+    this.waiting = new Map();
+  }
+
+  // Connects and pairs; rejects with kind "transport" when no bridge answers within `timeoutMs`.
+  async connect({ timeoutMs = 1500 } = {}) {
+    if (this.ws) return;
+    const ws = new WebSocket(this.url);
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { ws.close(); reject(cardError('transport', 'カード読み取りアプリ (kyotaku-bridge) が見つかりません / kyotaku-bridge did not answer')); }, timeoutMs);
+      ws.onopen = () => { clearTimeout(timer); resolve(); };
+      ws.onerror = () => { clearTimeout(timer); reject(cardError('transport', 'カード読み取りアプリ (kyotaku-bridge) に接続できません / cannot connect to kyotaku-bridge')); };
+    });
+    ws.onmessage = (event) => {
+      let msg;
+      try { msg = JSON.parse(event.data); } catch { return; }
+      const w = this.waiting.get(msg.id);
+      if (!w) return;
+      this.waiting.delete(msg.id);
+      if (msg.ok) w.resolve(msg);
+      else w.reject(cardError(msg.error.kind, msg.error.message, msg.error.tries_left));
+    };
+    ws.onclose = () => {
+      for (const w of this.waiting.values()) w.reject(cardError('transport', 'カード読み取りアプリとの接続が切れました / the connection to kyotaku-bridge closed'));
+      this.waiting.clear();
+      this.ws = null;
+    };
+    this.ws = ws;
+    await this.request({ op: 'hello', token: this.token, version: 1 });
+  }
+
+  request(body) {
+    if (!this.ws) return Promise.reject(cardError('transport', 'カード読み取りアプリに接続していません / not connected to kyotaku-bridge'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.ws.send(JSON.stringify({ ...body, id }));
+    });
+  }
+
+  async readers() { await this.connect(); return (await this.request({ op: 'readers' })).readers; }
+  async open({ reader, waitMs = 10000 } = {}) {
+    await this.connect();
+    await this.request({ op: 'open', wait_ms: waitMs, ...(reader ? { reader } : {}) });
+  }
+  async readCertificate() { return unb64((await this.request({ op: 'read_certificate' })).certificate); }
+  async pinTries() { return (await this.request({ op: 'pin_tries' })).tries_left; }
+  // The PIN goes to the loopback bridge and from there to the card only.
+  async sign(pin, challenge) {
+    const r = await this.request({ op: 'sign', pin, challenge: b64(challenge) });
+    return { certificate: unb64(r.certificate), signature: unb64(r.signature) };
+  }
+  async close() {
+    if (!this.ws) return;
+    try { await this.request({ op: 'close' }); } catch { /* already gone */ }
+    this.ws.close();
+    this.ws = null;
+  }
+}
