@@ -2,9 +2,14 @@
 // written by hand into one reusable buffer, with the JSON spellings of names and enum values prepared once.
 #include "kyotaku/jsonl.hpp"
 
+#if KYOTAKU_JSONL_SIMDJSON
 #include <simdjson.h>
+#else
+#include <nlohmann/json.hpp>
+#endif
 
 #include <charconv>
+#include <functional>
 #include <cstring>
 #include <date/date.h>
 
@@ -87,7 +92,9 @@ struct JsonlEvaluator::Impl {
     std::shared_ptr<Program const> program;
     Evaluator evaluator;
     Activation facts;
+#if KYOTAKU_JSONL_SIMDJSON
     simdjson::ondemand::parser parser;
+#endif
     std::vector<std::string> keys;                        // "name": for each output decision
     std::vector<std::vector<std::string>> enum_json;      // "value" for each enum value
     std::vector<std::pair<std::string_view, int>> index;  // fact name → fact
@@ -117,9 +124,215 @@ struct JsonlEvaluator::Impl {
         return s;
     }
 
+#if KYOTAKU_JSONL_SIMDJSON
     std::string read(simdjson::padded_string_view json, Activation& out, std::string& id);
+#else
+    std::string read(std::string_view json, Activation& out, std::string& id);
+#endif
     void write_outcomes(std::string& out);
 };
+
+namespace {
+// The reader's view of one JSON value. Two adapters implement it: simdjson's On-Demand values (the native
+// build) and nlohmann/json (the WebAssembly build, where simdjson's compiled part is not available). The
+// conversion of facts below is written once, over either adapter, so both builds answer alike.
+//   is_null(), as_bool(), as_int(), as_string() → std::optional, each(f) → false when not an array,
+//   kind() → 's' string, 'n' number, '0' null, '?' other, raw_number() → the number's text.
+
+template <typename Value, typename Self>
+void convert_fact(Self const& self, Activation& out, int f, std::string_view key, Value& value,
+                  std::function<void(std::string_view, std::string)> const& field_error) {
+    auto const& info = self.program->facts[std::size_t(f)];
+    if (value.is_null()) {
+        out.unset(f);
+        if (info.has_default) out.set_raw(f, info.default_value);
+        return;
+    }
+    switch (info.type.kind) {
+        case TypeKind::Bool: {
+            if (auto b = value.as_bool()) out.set_raw(f, *b);
+            else field_error(key, "true か false が必要です / expected true or false");
+            break;
+        }
+        case TypeKind::Int: {
+            if (auto v = value.as_int()) out.set_raw(f, *v);
+            else field_error(key, "整数が必要です / expected an integer");
+            break;
+        }
+        case TypeKind::Date: {
+            auto s = value.as_string();
+            if (!s) {
+                field_error(key, "日付の文字列が必要です (YYYY-MM-DD) / expected a date string (YYYY-MM-DD)");
+                break;
+            }
+            if (auto d = parse_iso_date_fast(*s)) {
+                out.set_raw(f, d->days());
+                break;
+            }
+            auto r = parse_date(*s);
+            if (r.date) out.set_raw(f, r.date->days());
+            else field_error(key, r.error);
+            break;
+        }
+        case TypeKind::Month: {
+            auto s = value.as_string();
+            if (!s) {
+                field_error(key, "月の文字列が必要です (YYYY-MM) / expected a month string (YYYY-MM)");
+                break;
+            }
+            auto r = parse_month(*s);
+            if (r.month) out.set_raw(f, r.month->index());
+            else field_error(key, r.error);
+            break;
+        }
+        case TypeKind::Enum: {
+            auto s = value.as_string();
+            if (!s) {
+                field_error(key, "文字列が必要です (" + self.enum_list(info.type.enum_id) + ") / expected a string");
+                break;
+            }
+            int v = self.program->find_enum_value(info.type.enum_id, *s);
+            if (v < 0) field_error(key, "不明な値「" + std::string(*s) + "」(" + self.enum_list(info.type.enum_id) + " のいずれか) / unknown value \"" + std::string(*s) + "\"");
+            else out.set_raw(f, v);
+            break;
+        }
+        case TypeKind::EnumSet: {
+            std::uint64_t mask = 0;
+            bool ok = true;
+            bool const is_array = value.each([&](auto& item) {
+                auto s = item.as_string();
+                if (!s) {
+                    field_error(key, "配列の要素は文字列です / array items must be strings");
+                    return ok = false;
+                }
+                int v = self.program->find_enum_value(info.type.enum_id, *s);
+                if (v < 0) {
+                    field_error(key, "不明な値「" + std::string(*s) + "」(" + self.enum_list(info.type.enum_id) + " のいずれか) / unknown value \"" + std::string(*s) + "\"");
+                    return ok = false;
+                }
+                mask |= std::uint64_t(1) << v;
+                return true;
+            });
+            if (!is_array) field_error(key, "配列が必要です / expected an array");
+            else if (ok) out.set_raw(f, std::int64_t(mask));
+            break;
+        }
+        case TypeKind::MonthSet: {
+            auto& bits = out.month_set(f);
+            bool const is_array = value.each([&](auto& item) {
+                auto s = item.as_string();
+                if (!s) {
+                    field_error(key, "月は \"YYYY-MM\" の文字列です / months are \"YYYY-MM\" strings");
+                    return false;
+                }
+                std::optional<std::int64_t> m = fast_month(*s);
+                if (!m) {
+                    auto r = parse_month(*s);
+                    if (!r.month) {
+                        field_error(key, r.error);
+                        return false;
+                    }
+                    m = r.month->index();
+                }
+                if (!bits.set(*m)) {
+                    field_error(key, "月 " + std::string(*s) + " は対応範囲 2000-01〜2085-04 の外です / month outside 2000-01..2085-04");
+                    return false;
+                }
+                return true;
+            });
+            if (!is_array) field_error(key, "月の配列が必要です / expected an array of months");
+            break;
+        }
+        case TypeKind::Text:
+        case TypeKind::MonthRange: break;
+    }
+}
+
+// One field of the line: the id, a fact of these rules, or something else (ignored).
+template <typename Value, typename Self>
+void read_field(Self const& self, Activation& out, std::string& id, std::string_view key, Value& value,
+                std::function<void(std::string_view, std::string)> const& field_error) {
+    if (key == "id") {
+        switch (value.kind()) {
+            case 's':
+                if (auto s = value.as_string()) {
+                    id.clear();
+                    append_json_string(id, *s);
+                } else {
+                    field_error("id", "文字列が不正です / invalid string");
+                }
+                break;
+            case 'n': id = value.raw_number(); break;
+            case '0': break;
+            default: field_error("id", "文字列か数値でなければなりません / must be a string or a number");
+        }
+        return;
+    }
+    for (auto const& [name, i] : self.index)
+        if (name == key) return convert_fact(self, out, i, key, value, field_error);
+    // facts not used by these rules are ignored
+}
+}  // namespace
+
+#if KYOTAKU_JSONL_SIMDJSON
+namespace {
+struct SimdValue {
+    simdjson::ondemand::value& v;
+    bool is_null() {
+        bool n = false;
+        return v.is_null().get(n) == simdjson::SUCCESS && n;
+    }
+    std::optional<bool> as_bool() {
+        bool b;
+        if (v.get_bool().get(b)) return std::nullopt;
+        return b;
+    }
+    std::optional<std::int64_t> as_int() {
+        std::int64_t i;
+        if (v.get_int64().get(i)) return std::nullopt;
+        return i;
+    }
+    std::optional<std::string_view> as_string() {
+        std::string_view s;
+        if (v.get_string().get(s)) return std::nullopt;
+        return s;
+    }
+    template <typename F>
+    bool each(F&& f) {
+        simdjson::ondemand::array arr;
+        if (v.get_array().get(arr)) return false;
+        for (auto item : arr) {
+            simdjson::ondemand::value iv;
+            if (item.get(iv)) {
+                // A broken element: report it as a non-string item.
+                struct Bad {
+                    std::optional<std::string_view> as_string() { return std::nullopt; }
+                } bad;
+                f(bad);
+                break;
+            }
+            SimdValue w{iv};
+            if (!f(w)) break;
+        }
+        return true;
+    }
+    char kind() {
+        simdjson::ondemand::json_type t;
+        if (v.type().get(t)) return '?';
+        switch (t) {
+            case simdjson::ondemand::json_type::string: return 's';
+            case simdjson::ondemand::json_type::number: return 'n';
+            case simdjson::ondemand::json_type::null: return '0';
+            default: return '?';
+        }
+    }
+    std::string raw_number() {
+        std::string_view raw = v.raw_json_token();
+        while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\r' || raw.back() == '\n')) raw.remove_suffix(1);
+        return std::string(raw);
+    }
+};
+}  // namespace
 
 std::string JsonlEvaluator::Impl::read(simdjson::padded_string_view json, Activation& out, std::string& id) {
     using namespace simdjson;
@@ -130,7 +343,7 @@ std::string JsonlEvaluator::Impl::read(simdjson::padded_string_view json, Activa
     ondemand::object obj;
     if (doc.get_object().get(obj)) return "JSON のオブジェクトとして読めません / not a valid JSON object";
     std::string err;
-    auto field_error = [&](std::string_view field, std::string msg) {
+    std::function<void(std::string_view, std::string)> const field_error = [&](std::string_view field, std::string msg) {
         if (err.empty()) err = "field " + std::string(field) + ": " + msg;
     };
     for (auto field_result : obj) {
@@ -139,148 +352,14 @@ std::string JsonlEvaluator::Impl::read(simdjson::padded_string_view json, Activa
         std::string_view key;
         if (field.unescaped_key().get(key)) return "JSON として読めません / not valid JSON";
         ondemand::value value = field.value();
-        if (key == "id") {
+        SimdValue v{value};
+        if (key == "id" && v.kind() == '?') {
             ondemand::json_type t;
             if (value.type().get(t)) return "JSON として読めません / not valid JSON";
-            if (t == ondemand::json_type::string) {
-                std::string_view s;
-                if (value.get_string().get(s)) return "field id: 文字列が不正です / invalid string";
-                id.clear();
-                append_json_string(id, s);
-            } else if (t == ondemand::json_type::number) {
-                std::string_view raw = value.raw_json_token();
-                while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\r' || raw.back() == '\n')) raw.remove_suffix(1);
-                id.assign(raw);
-            } else if (t != ondemand::json_type::null) {
-                field_error("id", "文字列か数値でなければなりません / must be a string or a number");
-            }
-            continue;
         }
-        int f = -1;
-        for (auto const& [name, i] : index)
-            if (name == key) {
-                f = i;
-                break;
-            }
-        if (f < 0) continue;  // facts not used by these rules are ignored
-        auto const& info = program->facts[std::size_t(f)];
-        bool is_null = false;
-        if (value.is_null().get(is_null) == SUCCESS && is_null) {
-            out.unset(f);
-            if (info.has_default) out.set_raw(f, info.default_value);
-            continue;
-        }
-        switch (info.type.kind) {
-            case TypeKind::Bool: {
-                bool b;
-                if (value.get_bool().get(b)) field_error(key, "true か false が必要です / expected true or false");
-                else out.set_raw(f, b);
-                break;
-            }
-            case TypeKind::Int: {
-                std::int64_t v;
-                if (value.get_int64().get(v)) field_error(key, "整数が必要です / expected an integer");
-                else out.set_raw(f, v);
-                break;
-            }
-            case TypeKind::Date: {
-                std::string_view s;
-                if (value.get_string().get(s)) {
-                    field_error(key, "日付の文字列が必要です (YYYY-MM-DD) / expected a date string (YYYY-MM-DD)");
-                    break;
-                }
-                if (auto d = parse_iso_date_fast(s)) {
-                    out.set_raw(f, d->days());
-                    break;
-                }
-                auto r = parse_date(s);
-                if (r.date) out.set_raw(f, r.date->days());
-                else field_error(key, r.error);
-                break;
-            }
-            case TypeKind::Month: {
-                std::string_view s;
-                if (value.get_string().get(s)) {
-                    field_error(key, "月の文字列が必要です (YYYY-MM) / expected a month string (YYYY-MM)");
-                    break;
-                }
-                auto r = parse_month(s);
-                if (r.month) out.set_raw(f, r.month->index());
-                else field_error(key, r.error);
-                break;
-            }
-            case TypeKind::Enum: {
-                std::string_view s;
-                if (value.get_string().get(s)) {
-                    field_error(key, "文字列が必要です (" + enum_list(info.type.enum_id) + ") / expected a string");
-                    break;
-                }
-                int v = program->find_enum_value(info.type.enum_id, s);
-                if (v < 0) field_error(key, "不明な値「" + std::string(s) + "」(" + enum_list(info.type.enum_id) + " のいずれか) / unknown value \"" + std::string(s) + "\"");
-                else out.set_raw(f, v);
-                break;
-            }
-            case TypeKind::EnumSet: {
-                ondemand::array arr;
-                if (value.get_array().get(arr)) {
-                    field_error(key, "配列が必要です / expected an array");
-                    break;
-                }
-                std::uint64_t mask = 0;
-                bool ok = true;
-                for (auto item : arr) {
-                    std::string_view s;
-                    if (item.get_string().get(s)) {
-                        field_error(key, "配列の要素は文字列です / array items must be strings");
-                        ok = false;
-                        break;
-                    }
-                    int v = program->find_enum_value(info.type.enum_id, s);
-                    if (v < 0) {
-                        field_error(key, "不明な値「" + std::string(s) + "」(" + enum_list(info.type.enum_id) + " のいずれか) / unknown value \"" + std::string(s) + "\"");
-                        ok = false;
-                        break;
-                    }
-                    mask |= std::uint64_t(1) << v;
-                }
-                if (ok) out.set_raw(f, std::int64_t(mask));
-                break;
-            }
-            case TypeKind::MonthSet: {
-                ondemand::array arr;
-                if (value.get_array().get(arr)) {
-                    field_error(key, "月の配列が必要です / expected an array of months");
-                    break;
-                }
-                auto& bits = out.month_set(f);
-                for (auto item : arr) {
-                    std::string_view s;
-                    if (item.get_string().get(s)) {
-                        field_error(key, "月は \"YYYY-MM\" の文字列です / months are \"YYYY-MM\" strings");
-                        break;
-                    }
-                    std::optional<std::int64_t> m = fast_month(s);
-                    if (!m) {
-                        auto r = parse_month(s);
-                        if (!r.month) {
-                            field_error(key, r.error);
-                            break;
-                        }
-                        m = r.month->index();
-                    }
-                    if (!bits.set(*m)) {
-                        field_error(key, "月 " + std::string(s) + " は対応範囲 2000-01〜2085-04 の外です / month outside 2000-01..2085-04");
-                        break;
-                    }
-                }
-                break;
-            }
-            case TypeKind::Text:
-            case TypeKind::MonthRange: break;
-        }
+        read_field(*this, out, id, key, v, field_error);
         if (!err.empty()) return err;
     }
-    if (!err.empty()) return err;
     // Nothing but blanks may follow the object.
     std::string_view text(json.data(), json.length());
     std::size_t last = text.find_last_not_of(" \t\r\n");
@@ -288,6 +367,53 @@ std::string JsonlEvaluator::Impl::read(simdjson::padded_string_view json, Activa
         return "JSON として読めません (オブジェクトの後に余分な文字があります) / not valid JSON (trailing content)";
     return err;
 }
+#else
+namespace {
+struct NlohmannValue {
+    nlohmann::ordered_json const& v;
+    bool is_null() { return v.is_null(); }
+    std::optional<bool> as_bool() { return v.is_boolean() ? std::optional<bool>(v.get<bool>()) : std::nullopt; }
+    std::optional<std::int64_t> as_int() {
+        if (v.is_number_integer() && !(v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t(INT64_MAX)))
+            return v.get<std::int64_t>();
+        return std::nullopt;
+    }
+    std::optional<std::string_view> as_string() {
+        if (!v.is_string()) return std::nullopt;
+        return std::string_view(v.get_ref<std::string const&>());
+    }
+    template <typename F>
+    bool each(F&& f) {
+        if (!v.is_array()) return false;
+        for (auto const& item : v) {
+            NlohmannValue w{item};
+            if (!f(w)) break;
+        }
+        return true;
+    }
+    char kind() { return v.is_string() ? 's' : v.is_number() ? 'n' : v.is_null() ? '0' : '?'; }
+    std::string raw_number() { return v.dump(); }
+};
+}  // namespace
+
+std::string JsonlEvaluator::Impl::read(std::string_view text, Activation& out, std::string& id) {
+    id = "null";
+    out.clear();
+    auto doc = nlohmann::ordered_json::parse(text, nullptr, false);
+    if (doc.is_discarded()) return "JSON として読めません / not valid JSON";
+    if (!doc.is_object()) return "JSON のオブジェクトとして読めません / not a valid JSON object";
+    std::string err;
+    std::function<void(std::string_view, std::string)> const field_error = [&](std::string_view field, std::string msg) {
+        if (err.empty()) err = "field " + std::string(field) + ": " + msg;
+    };
+    for (auto const& [key, value] : doc.items()) {
+        NlohmannValue v{value};
+        read_field(*this, out, id, key, v, field_error);
+        if (!err.empty()) return err;
+    }
+    return err;
+}
+#endif
 
 void JsonlEvaluator::Impl::write_outcomes(std::string& out) {
     out += "{\"id\":";
@@ -378,9 +504,13 @@ JsonlEvaluator::JsonlEvaluator(std::shared_ptr<Program const> program) : impl_(s
 JsonlEvaluator::~JsonlEvaluator() = default;
 
 std::string JsonlEvaluator::read_facts(std::string_view line, Activation& facts, std::string& id_json) {
+#if KYOTAKU_JSONL_SIMDJSON
     impl_->padded.assign(line);
     impl_->padded.append(simdjson::SIMDJSON_PADDING, ' ');
     return impl_->read(simdjson::padded_string_view(impl_->padded.data(), line.size(), impl_->padded.size()), facts, id_json);
+#else
+    return impl_->read(line, facts, id_json);
+#endif
 }
 
 namespace {
@@ -407,7 +537,11 @@ void JsonlEvaluator::answer_line(std::string_view line, std::string& out) {
 JsonlEvaluator::Stats JsonlEvaluator::run(std::FILE* in, std::FILE* out) {
     constexpr std::size_t chunk = 1 << 20;       // bytes read at a time
     constexpr std::size_t max_line = 1 << 20;    // longer lines are answered with an error
+#if KYOTAKU_JSONL_SIMDJSON
     std::string buf(chunk + max_line + simdjson::SIMDJSON_PADDING, '\0');
+#else
+    std::string buf(chunk + max_line, '\0');
+#endif
     std::string output;
     output.reserve(chunk * 2);
     Stats stats;
@@ -431,8 +565,12 @@ JsonlEvaluator::Stats JsonlEvaluator::run(std::FILE* in, std::FILE* out) {
                 skipping = false;
             } else if (!blank(line)) {
                 ++stats.lines;
+#if KYOTAKU_JSONL_SIMDJSON
                 // simdjson may read up to SIMDJSON_PADDING bytes past the line; the buffer has them.
                 std::string err = impl_->read(simdjson::padded_string_view(line.data(), line.size(), buf.size() - start), impl_->facts, impl_->id_json);
+#else
+                std::string err = impl_->read(line, impl_->facts, impl_->id_json);
+#endif
                 if (!err.empty()) {
                     ++stats.errors;
                     output += "{\"id\":" + impl_->id_json + ",\"error\":";
