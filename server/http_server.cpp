@@ -1,5 +1,10 @@
 #include "http_server.hpp"
 
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <optional>
+
 #include "url_token.hpp"
 
 #include <boost/asio.hpp>
@@ -151,6 +156,8 @@ std::vector<Route> const& routes() {
         {"POST", "/api/v1/admin/url-keys/rotate", [](Service& s, Caller const& c, Request const&) { return json_result(200, s.rotate_url_key(c)); }},
         {"POST", "/api/v1/admin/cards",
          [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.register_card(c, parse_json_body(r.body))); }},
+        {"GET", "/api/v1/consent/page",
+         [](Service& s, Caller const&, Request const& r) { return json_result(200, s.consent_page(query_param(r.target, "token"))); }},
         {"POST", "/api/v1/consent/challenge",
          [](Service& s, Caller const&, Request const& r) { return json_result(201, s.issue_challenge(parse_json_body(r.body))); }},
         {"POST", "/api/v1/consent/register",
@@ -235,8 +242,43 @@ std::vector<std::pair<std::string, std::string>> route_table() {
     std::vector<std::pair<std::string, std::string>> out;
     for (auto const& r : routes()) out.emplace_back(r.method, r.path);
     out.emplace_back("GET", "/c/{token}");
+    out.emplace_back("GET", "/web/{file}");
     return out;
 }
+
+namespace {
+std::string web_root_dir;
+
+// Headers of every page and asset of the consent page: nothing leaks the URL's token, nothing frames the page.
+std::vector<std::pair<std::string, std::string>> page_headers(bool cacheable) {
+    return {{"Cache-Control", cacheable ? "public, max-age=300" : "no-store"},
+            {"Referrer-Policy", "no-referrer"},
+            {"X-Content-Type-Options", "nosniff"},
+            {"Content-Security-Policy",
+             "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'; connect-src 'self' ws://127.0.0.1:*; "
+             "img-src 'self' data:; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"}};
+}
+
+char const* web_content_type(std::string const& name) {
+    auto ends = [&](char const* e) { return name.size() >= std::strlen(e) && name.compare(name.size() - std::strlen(e), std::string::npos, e) == 0; };
+    if (ends(".html")) return "text/html; charset=utf-8";
+    if (ends(".js") || ends(".mjs")) return "text/javascript; charset=utf-8";
+    if (ends(".wasm")) return "application/wasm";
+    if (ends(".css")) return "text/css; charset=utf-8";
+    if (ends(".svg")) return "image/svg+xml";
+    if (ends(".png")) return "image/png";
+    return nullptr;
+}
+
+std::optional<std::string> read_web_file(std::string const& name) {
+    if (web_root_dir.empty()) return std::nullopt;
+    std::ifstream in(std::filesystem::path(web_root_dir) / name, std::ios::binary);
+    if (!in) return std::nullopt;
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+}  // namespace
+
+void set_web_root(std::string const& directory) { web_root_dir = directory; }
 
 HttpResult handle_request(Service& service, Caller const& caller, std::string const& method, std::string const& target,
                           std::string const& content_type, std::string const& body) {
@@ -251,10 +293,25 @@ HttpResult handle_request(Service& service, Caller const& caller, std::string co
             return HttpResult{404, "text/html; charset=utf-8",
                               head + "<h1>この URL は使えません</h1><p>" + check.reason.substr(0, check.reason.find(" / ")) +
                                   "</p><p>医療機関・薬局・訪問看護ステーションから、新しい URL か QR コードを受け取ってください。</p></main></body></html>\n"};
+        if (auto page = read_web_file("index.html")) return HttpResult{200, "text/html; charset=utf-8", *page, page_headers(false)};
         std::string name;
         for (char ch : check.facility_name) name += ch == '<' ? std::string("&lt;") : ch == '&' ? std::string("&amp;") : std::string(1, ch);
-        return HttpResult{200, "text/html; charset=utf-8",
-                          head + "<h1>マイナ在宅受付Web</h1><p>" + name + "</p><p id=\"status\">同意の画面は準備中です (issue 5)。</p></main></body></html>\n"};
+        return HttpResult{500, "text/html; charset=utf-8",
+                          head + "<h1>マイナ在宅受付Web</h1><p>" + name + "</p><p>同意ページのファイルが見つかりません (kyotaku serve --web-root)。"
+                                 "</p></main></body></html>\n", page_headers(false)};
+    }
+    // The consent page's files: one name, no directories; the rule bundle comes from the rules the server runs.
+    if (path.rfind("/web/", 0) == 0) {
+        if (method != "GET") return error_result(405, "", "method not allowed");
+        std::string const name = path.substr(5);
+        bool const plain = !name.empty() && name.size() <= 64 && name.front() != '.' &&
+                           std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_'; });
+        if (plain && name == "rules.bundle")
+            return HttpResult{200, "application/octet-stream", service.rules_bundle(), page_headers(false)};
+        char const* type = plain ? web_content_type(name) : nullptr;
+        if (type)
+            if (auto file = read_web_file(name)) return HttpResult{200, type, std::move(*file), page_headers(true)};
+        return error_result(404, "", "そのようなファイルはありません / no such file: " + name);
     }
     bool path_known = false;
     Request request{target, content_type, body, {}};
@@ -337,6 +394,7 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Service& ser
         res.version(req.version());
         res.set(http::field::server, "kyotaku");
         res.set(http::field::content_type, r.content_type);
+        for (auto const& [name, value] : r.headers) res.set(name, value);
         res.keep_alive(req.keep_alive());
         res.body() = std::move(r.body);
         res.prepare_payload();
@@ -416,6 +474,22 @@ int serve(ServeOptions const& o) {
     if (ec) {
         std::cerr << "kyotaku serve: " << o.host << ":" << o.port << ": " << ec.message() << "\n";
         return 2;
+    }
+    {
+        // The consent page's files: --web-root, else the web/ folder the build assembles beside bin/ or cli/.
+        fs::path root = o.web_root;
+        if (root.empty()) {
+            std::error_code link_error;
+            fs::path const exe = fs::read_symlink("/proc/self/exe", link_error);
+            for (fs::path candidate : {exe.parent_path().parent_path() / "web", exe.parent_path().parent_path() / "share/kyotaku/web"})
+                if (fs::exists(candidate / "index.html")) {
+                    root = candidate;
+                    break;
+                }
+        }
+        if (!root.empty() && !fs::exists(root / "index.html"))
+            std::cerr << "kyotaku serve: --web-root " << root.string() << ": index.html がありません / no index.html there\n";
+        set_web_root(root.string());
     }
     if (fs::exists(fs::path(o.tls_dir) / "card-ca.pem")) service.set_card_ca((fs::path(o.tls_dir) / "card-ca.pem").string());
     service.set_public_url(o.public_url.empty() ? "https://" + o.host + ":" + std::to_string(acceptor.local_endpoint().port()) : o.public_url);

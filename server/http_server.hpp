@@ -19,6 +19,7 @@ struct ServeOptions {
     std::string tls_dir = "pki";  // ca.pem, server.pem, server.key
     int threads = 2;
     std::string public_url;  // the base of facility URLs; default https://HOST:PORT
+    std::string web_root;    // the consent page's files (index.html, *.js, *.wasm); default: ../web beside the binary
 };
 
 // Runs until SIGINT/SIGTERM. Prints "listening on https://HOST:PORT" once ready. Returns the exit code.
@@ -29,7 +30,11 @@ struct HttpResult {
     int status = 200;
     std::string content_type = "application/json; charset=utf-8";
     std::string body;
+    std::vector<std::pair<std::string, std::string>> headers = {};
 };
+
+// Where the consent page's files are (empty: /c/{token} shows a page saying the files are missing).
+void set_web_root(std::string const& directory);
 // Every (method, path) the server answers; path parameters are written {name}.
 std::vector<std::pair<std::string, std::string>> route_table();
 

@@ -864,6 +864,22 @@ std::string iso_after(int seconds) {
 std::string today_iso() { return now_iso().substr(0, 10); }
 }  // namespace
 
+json Service::consent_page(std::string const& token) {
+    if (token.empty()) throw ClientError(400, "token", "token が必要です / token is required");
+    auto check = check_url_token(token);
+    if (!check.facility_code) throw ClientError(404, "token", check.reason);
+    auto settings = db_.query(settings_select, {*check.facility_code});
+    bool const home = !settings.empty() && as_int(settings[0][1]) != 0;
+    bool const online = !settings.empty() && as_int(settings[0][2]) != 0;
+    return json{{"facility_name", check.facility_name}, {"facility_kind", facility_kind(*check.facility_code)},
+                {"home_care_feature", home}, {"online_feature", online}, {"today", today_iso()}, {"rules", "/web/rules.bundle"}};
+}
+
+std::string const& Service::rules_bundle() {
+    std::call_once(bundle_once_, [this] { bundle_ = save_bundle(*rules_); });
+    return bundle_;
+}
+
 std::string Service::facility_of_token(json const& body) {
     auto check = check_url_token(text_field(body, "token"));
     if (!check.facility_code) throw ClientError(404, "token", check.reason);

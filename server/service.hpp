@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <mutex>
 #include <string>
 
 namespace kyotaku::server {
@@ -87,6 +88,11 @@ public:
     // a one-time challenge, then the card's certificate and signature over it. 目視確認 needs a one-time passcode
     // that an office terminal of the facility obtained (interfaces.md §3, documented as a model).
     void set_card_ca(std::string pem_file) { card_ca_ = std::move(pem_file); }
+    // What the consent page needs to know about the facility behind a URL token: name, kind, the two 環境設定
+    // switches, the server's date (the page has no clock of its own for policy).
+    json consent_page(std::string const& token);
+    // The rules this server runs, as a bundle for the page's WebAssembly engine (made once).
+    std::string const& rules_bundle();
     json issue_challenge(json const& body);
     json register_consent(json const& body, int& status);
     json visual_passcode(Caller const& c);
@@ -145,6 +151,8 @@ private:
     std::shared_ptr<Program const> rules_;
     std::string public_url_ = "https://127.0.0.1:8443";
     std::string card_ca_;
+    std::once_flag bundle_once_;
+    std::string bundle_;
     std::atomic<int> interactive_{0};
     std::string facility_of_token(json const& body);
     std::map<std::string, std::string> category_by_kind_;  // 分類 of each visit kind, evaluated once from the rules

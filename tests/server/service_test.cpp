@@ -1,5 +1,9 @@
 // The server's operations through its routing table (no network): check digits, isolation between
 // facilities on every route, 4xx answers naming the field, and re-inquiry decided by the official rules.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include "codes.hpp"
 #include "http_server.hpp"
 
@@ -350,12 +354,28 @@ TEST(QrCode, PngAndSvg) {
     EXPECT_NE(svg.find("<path"), std::string::npos);
 }
 
+namespace {
+// A web root with a page and one script, for the routes that serve the consent page.
+std::string test_web_root() {
+    static std::string dir = [] {
+        auto d = std::filesystem::temp_directory_path() / ("kyotaku-web-" + std::to_string(::getpid()));
+        std::filesystem::create_directories(d);
+        std::ofstream(d / "index.html") << "<!doctype html><title>マイナ在宅受付Web</title><script src=\"/web/app.js\"></script>";
+        std::ofstream(d / "app.js") << "console.log('app');";
+        std::ofstream(d / "secret.txt") << "not served";
+        return d.string();
+    }();
+    return dir;
+}
+}  // namespace
+
 TEST_F(ServerFixture, FacilityUrlOpensThePageUntilItIsChangedOrItsKeyRetired) {
+    set_web_root(test_web_root());
     auto url = body(call(a, "GET", "/api/v1/url"))["url"].get<std::string>();
     std::string path = url.substr(url.find("/c/"));
     auto page = call(Caller{}, "GET", path);
     EXPECT_EQ(page.status, 200);
-    EXPECT_NE(page.body.find("<h1>マイナ在宅受付Web</h1><p>A</p>"), std::string::npos);
+    EXPECT_NE(page.body.find("<title>マイナ在宅受付Web</title>"), std::string::npos);
     // 変更: the old URL now gets a clear page, the new one works.
     auto changed = body(call(a, "POST", "/api/v1/url/change"))["url"].get<std::string>();
     auto old_page = call(Caller{}, "GET", path);
@@ -376,6 +396,38 @@ TEST_F(ServerFixture, FacilityUrlOpensThePageUntilItIsChangedOrItsKeyRetired) {
     EXPECT_NE(url_b, fresh);
     EXPECT_EQ(call(a, "GET", "/api/v1/url/qr.png").content_type, "image/png");
     EXPECT_EQ(call(Caller{}, "GET", "/api/v1/url").status, 403);
+}
+
+TEST_F(ServerFixture, TheConsentPageLearnsItsFacilityAndGetsItsFilesAndTheServersRules) {
+    set_web_root(test_web_root());
+    auto url = body(call(b, "GET", "/api/v1/url"))["url"].get<std::string>();
+    std::string token = url.substr(url.find("/c/") + 3);
+    auto info = call(Caller{}, "GET", "/api/v1/consent/page?token=" + token);
+    ASSERT_EQ(info.status, 200) << info.body;
+    EXPECT_EQ(body(info)["facility_name"], "B");
+    EXPECT_EQ(body(info)["facility_kind"], "訪問看護ステーション");
+    EXPECT_EQ(body(info)["home_care_feature"], false);
+    EXPECT_EQ(body(info)["today"].get<std::string>().size(), 10u);
+    enable(b);
+    EXPECT_EQ(body(call(Caller{}, "GET", "/api/v1/consent/page?token=" + token))["home_care_feature"], true);
+    EXPECT_EQ(call(Caller{}, "GET", "/api/v1/consent/page?token=garbage").status, 404);
+    EXPECT_EQ(call(Caller{}, "GET", "/api/v1/consent/page").status, 400);
+    // Files: plain names with a known type only; the page and its assets say not to leak the token.
+    auto js = call(Caller{}, "GET", "/web/app.js");
+    EXPECT_EQ(js.status, 200);
+    EXPECT_EQ(js.content_type, "text/javascript; charset=utf-8");
+    bool referrer = false;
+    for (auto const& [k, v] : js.headers) referrer = referrer || (k == "Referrer-Policy" && v == "no-referrer");
+    EXPECT_TRUE(referrer);
+    for (char const* bad : {"/web/secret.txt", "/web/../service_test.cpp", "/web/.hidden.js", "/web/nope.js", "/web/a%2Fb.js", "/web/"})
+        EXPECT_EQ(call(Caller{}, "GET", bad).status, 404) << bad;
+    EXPECT_EQ(call(Caller{}, "POST", "/web/app.js").status, 405);
+    // The bundle is the server's own rules.
+    auto bundle = call(Caller{}, "GET", "/web/rules.bundle");
+    ASSERT_EQ(bundle.status, 200);
+    auto loaded = load_bundle(bundle.body);
+    ASSERT_TRUE(loaded.program) << loaded.error;
+    EXPECT_GE(loaded.program->find_slot("同意の選択肢一覧"), 0);
 }
 
 #include <fstream>
