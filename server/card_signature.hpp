@@ -17,8 +17,10 @@ struct CardCheck {
     std::string fingerprint;  // SHA-256 of the certificate (hex), when the certificate parsed
 };
 
+// Checks the certificate against the card CA and, when `signature` is given, that the card's key signed the
+// challenge. 目視確認 has no signature (no PIN, so the card cannot sign): the certificate alone is checked.
 CardCheck verify_card_signature(std::string const& card_ca_pem_file, std::vector<unsigned char> const& certificate_der,
-                                std::vector<unsigned char> const& challenge, std::vector<unsigned char> const& signature);
+                                std::vector<unsigned char> const& challenge, std::vector<unsigned char> const* signature);
 
 // SHA-256 of a certificate given as DER, or as PEM text; nullopt when it does not parse.
 std::optional<std::string> certificate_fingerprint(std::string const& der_or_pem);

@@ -928,10 +928,15 @@ json Service::register_consent(json const& body, int& status) {
     std::string challenge_id = text_field(body, "challenge_id");
     auto certificate = base64_decode(text_field(body, "certificate"));
     if (!certificate) throw ClientError(400, "certificate", "certificate は base64 です / certificate must be base64");
-    auto signature = base64_decode(text_field(body, "signature"));
-    if (!signature) throw ClientError(400, "signature", "signature は base64 です / signature must be base64");
     std::string method = text_field(body, "identity_method");
     if (method != "暗証番号" && method != "目視確認") throw ClientError(400, "identity_method", "本人確認は 暗証番号 か 目視確認 です / identity_method is 暗証番号 or 目視確認");
+    // 暗証番号: the card signed the challenge after the PIN. 目視確認: no PIN, so no signature; the certificate is
+    // checked and the office terminal's one-time passcode authorises the visit (interfaces.md section 3).
+    std::optional<std::vector<unsigned char>> signature;
+    if (method == "暗証番号" || body.contains("signature")) {
+        signature = base64_decode(text_field(body, "signature"));
+        if (!signature) throw ClientError(400, "signature", "signature は base64 です / signature must be base64");
+    }
     std::string kind = enum_field(*rules_, body, "visit_kind", "visit_kind");
     std::string visit_date = body.contains("visit_date") ? date_field(body, "visit_date") : today_iso();
     auto items_it = body.find("items");
@@ -967,7 +972,7 @@ json Service::register_consent(json const& body, int& status) {
         std::string hex = as_text(ch[0][1]);
         for (std::size_t i = 0; i + 1 < hex.size(); i += 2) challenge.push_back(static_cast<unsigned char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
         if (card_ca_.empty()) throw ClientError(503, "", "カードの認証局が設定されていません / the card CA is not configured");
-        CardCheck card = verify_card_signature(card_ca_, *certificate, challenge, *signature);
+        CardCheck card = verify_card_signature(card_ca_, *certificate, challenge, signature ? &*signature : nullptr);
         if (!card.ok) throw ClientError(card.field.empty() ? 503 : 400, card.field, card.error);
         auto holder = db_.query("SELECT person_key FROM card_certificates WHERE fingerprint = $1", {card.fingerprint});
         if (holder.empty()) throw ClientError(400, "certificate", "このカードの資格情報がありません / no eligibility for this card");

@@ -582,6 +582,27 @@ TEST_F(ConsentRegistration, VisualCheckNeedsTheDateAndAOneTimePasscode) {
     EXPECT_EQ(body(call(Caller{}, "POST", "/api/v1/consent/register", foreign.dump()))["field"], "visual_passcode");
 }
 
+TEST_F(ConsentRegistration, VisualCheckNeedsNoSignatureButThePinDoes) {
+    // 目視確認 reads the certificate only (no PIN, so the card cannot sign): certificate + passcode register.
+    json req = registration(challenge(), 1, 1, "目視確認", "2024-10-02");
+    req.erase("signature");
+    req["visual_passcode"] = body(call(a, "POST", "/api/v1/visual-passcode"))["passcode"];
+    auto ok = call(Caller{}, "POST", "/api/v1/consent/register", req.dump());
+    EXPECT_EQ(ok.status, 201) << ok.body;
+    // A certificate that does not chain to the card CA is refused even so.
+    json forged = registration(challenge(), 1, 1, "目視確認", "2024-10-02");
+    forged.erase("signature");
+    forged["certificate"] = "MIIB";
+    forged["visual_passcode"] = body(call(a, "POST", "/api/v1/visual-passcode"))["passcode"];
+    EXPECT_EQ(body(call(Caller{}, "POST", "/api/v1/consent/register", forged.dump()))["field"], "certificate");
+    // 暗証番号 without the card's signature is refused, naming the field.
+    json pin = registration(challenge(), 1, 1, "暗証番号", "2024-10-02");
+    pin.erase("signature");
+    auto refused = call(Caller{}, "POST", "/api/v1/consent/register", pin.dump());
+    EXPECT_EQ(refused.status, 400);
+    EXPECT_EQ(body(refused)["field"], "signature");
+}
+
 TEST_F(ConsentRegistration, APinIsRefusedAndNeverStored) {
     json req = registration(challenge());
     req["pin"] = "1234";
