@@ -463,6 +463,10 @@ int serve(ServeOptions const& o) {
     }
     // Client certificates are requested and verified when presented; routes decide whether one is required.
     tls.set_verify_mode(ssl::verify_peer);
+    // With peer verification on, OpenSSL refuses to resume a TLS session unless the sessions have a context:
+    // browsers resume on their parallel connections, and without this half of them failed the handshake.
+    static unsigned char const session_context[] = "kyotaku serve";
+    SSL_CTX_set_session_id_context(tls.native_handle(), session_context, sizeof session_context - 1);
 
     net::io_context io(o.threads);
     tcp::acceptor acceptor(io);

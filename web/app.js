@@ -40,7 +40,7 @@ function show(id) {
 const STEP_SCREEN = { visit_kind: 'visit-kind', appointment: 'appointment', items: 'items', identity: 'identity', card: 'card', done: 'done' };
 function showStep() {
   const screen = STEP_SCREEN[app.flow.step()];
-  if (screen === 'visit-kind') renderVisitKinds();
+  if (screen === 'visit-kind' && !renderVisitKinds()) return;
   if (screen === 'items') renderItems();
   if (screen === 'identity') renderIdentity();
   show(screen);
@@ -80,13 +80,16 @@ const METHOD_NOTES = {
   目視確認: '職員がカードの顔写真とご本人を見比べます (暗証番号は使いません)',
 };
 
+// False when nothing can be chosen today: the rule's reason is shown instead.
 function renderVisitKinds() {
   const kinds = app.flow.visitKinds();
   if (kinds.length === 0) {
-    $('unavailable-reason').textContent = app.flow.unavailableReason();
-    return show('unavailable');
+    $('unavailable-reason').textContent = app.flow.unavailableReason().replace(/ \(.*:\d+\)$/, '');
+    show('unavailable');
+    return false;
   }
   radios($('visit-kinds'), 'visit_kind', kinds, app.flow.visitKind());
+  return true;
 }
 
 function renderItems() { radios($('items'), 'items', app.flow.choices(), app.flow.chosen(), ITEM_NOTES); }
@@ -261,7 +264,7 @@ function fail(e) {
       app.transport = null;
       const nfc = webNfcStatus();
       $('web-nfc-explanation').hidden = !nfc.present;
-      $('web-nfc-explanation').textContent = nfc.explanation || '';
+      $('web-nfc-explanation').textContent = (nfc.explanation || '').split(' / ')[0];
       return show('error-no-reader');
     }
     case 'wrong_pin':
