@@ -132,6 +132,19 @@ const tickAndNext = async (page, form, values) => {
   await page.click(`#${form} button[type=submit]`);
 };
 
+// Through the choices to the card step (暗証番号), then (after `beforeRead`) 読み取る.
+async function readWithPin(page, kind = '訪問診療', items = ['手術情報'], beforeRead = async () => {}) {
+  await tickAndNext(page, 'form-visit-kind', [kind]);
+  await tickAndNext(page, 'form-items', items);
+  await tickAndNext(page, 'form-identity', ['暗証番号']);
+  await beforeRead();
+  await page.click('#card-read');
+}
+async function enterPin(page, pin) {
+  await page.fill('#pin', pin);
+  await page.click('#form-pin button[type=submit]');
+}
+
 let passed = 0;
 let current = null;
 async function test(name, fn) {
@@ -206,8 +219,7 @@ try {
     await tickAndNext(page, 'form-identity', ['暗証番号']);
     await page.click('#card-read');
     await visible(page, 'pin');
-    await page.fill('#pin', '1234');
-    await page.click('#form-pin button[type=submit]');
+    await enterPin(page, '1234');
     await screen(page, 'done', 'done-online');
     assert.match(await page.textContent('#done-summary'), new RegExp(day(3)));
     const list = await consents(MEDICAL);
@@ -240,39 +252,31 @@ try {
   await test('wrong PIN (tries left from the card), then the right one; three wrong lock the card', async () => {
     let { page, context } = await open(medicalUrl);
     const toCard = async () => {
-      await tickAndNext(page, 'form-visit-kind', ['訪問診療']);
-      await tickAndNext(page, 'form-items', ['手術情報']);
-      await tickAndNext(page, 'form-identity', ['暗証番号']);
-      await page.click('#card-read');
+      await readWithPin(page);
       await visible(page, 'pin');
     };
     await toCard();
-    await page.fill('#pin', '12');
-    await page.click('#form-pin button[type=submit]');
+    await enterPin(page, '12');
     assert.match(await page.textContent('#msg-pin'), /数字4桁/);
-    await page.fill('#pin', '9999');
-    await page.click('#form-pin button[type=submit]');
+    await enterPin(page, '9999');
     await screen(page, 'error-wrong-pin', 'error-wrong-pin');
     assert.match(await page.textContent('#wrong-pin-tries'), /残り 2 回/);
     await page.click('#screen-error-wrong-pin .retry');
     await visible(page, 'pin');
     assert.match(await page.textContent('#pin-tries'), /残り 2 回/);
-    await page.fill('#pin', '1234');
-    await page.click('#form-pin button[type=submit]');
+    await enterPin(page, '1234');
     await visible(page, 'done');
     await context.close();
     ({ page, context } = await open(medicalUrl));
     await toCard();
     for (const left of [2, 1]) {
-      await page.fill('#pin', '0000');
-      await page.click('#form-pin button[type=submit]');
+      await enterPin(page, '0000');
       await visible(page, 'error-wrong-pin');
       await page.click('#screen-error-wrong-pin .retry');
       await visible(page, 'pin');
       assert.match(await page.textContent('#pin-tries'), new RegExp(`残り ${left} 回`));
     }
-    await page.fill('#pin', '0000');
-    await page.click('#form-pin button[type=submit]');
+    await enterPin(page, '0000');
     await screen(page, 'error-locked', 'error-locked');
     await page.click('#screen-error-locked .to-fallback');
     await screen(page, 'fallback', 'fallback');
@@ -282,11 +286,8 @@ try {
 
   await test('card removed mid-command, reader unplugged: their screens, and the session starts again', async () => {
     const { page, context } = await open(medicalUrl);
-    await tickAndNext(page, 'form-visit-kind', ['往診']);
-    await tickAndNext(page, 'form-items', ['手術情報']);
-    await tickAndNext(page, 'form-identity', ['暗証番号']);
     await page.evaluate(async () => { await window.kyotakuFake(); window.sim._vc_remove_at_command(3); });
-    await page.click('#card-read');
+    await readWithPin(page, '往診');
     await screen(page, 'error-card', 'error-card-removed');
     await page.evaluate(() => window.sim._vc_put_back());
     await page.click('#screen-error-card .retry');
@@ -301,10 +302,7 @@ try {
 
   await test('no reader at all (no WebUSB, no bridge): guidance, and Web NFC explained when the browser has it', async () => {
     const { page, context } = await open(medicalUrl, { usb: false, webNfc: true });
-    await tickAndNext(page, 'form-visit-kind', ['訪問診療']);
-    await tickAndNext(page, 'form-items', ['手術情報']);
-    await tickAndNext(page, 'form-identity', ['暗証番号']);
-    await page.click('#card-read');
+    await readWithPin(page);
     await screen(page, 'error-no-reader', 'error-no-reader');
     assert.match(await page.textContent('#web-nfc-explanation'), /NDEF/);
     assert.equal(await page.isVisible('#web-nfc-explanation'), true);
@@ -313,17 +311,12 @@ try {
 
   await test('network lost before reading: its screen, and retrying keeps every choice', async () => {
     const { page, context } = await open(medicalUrl, { card: 2 });
-    await tickAndNext(page, 'form-visit-kind', ['訪問診療']);
-    await tickAndNext(page, 'form-items', ['特定健診情報']);
-    await tickAndNext(page, 'form-identity', ['暗証番号']);
-    await context.setOffline(true);
-    await page.click('#card-read');
+    await readWithPin(page, '訪問診療', ['特定健診情報'], () => context.setOffline(true));
     await screen(page, 'error-network', 'error-network');
     await context.setOffline(false);
     await page.click('#screen-error-network .retry');
     await visible(page, 'pin');
-    await page.fill('#pin', '1234');
-    await page.click('#form-pin button[type=submit]');
+    await enterPin(page, '1234');
     await visible(page, 'done');
     assert.match(await page.textContent('#done-summary'), /特定健診情報/);
     await context.close();
@@ -331,13 +324,9 @@ try {
 
   await test('the server refuses a card it has no eligibility for: its own screen with the reason', async () => {
     const { page, context } = await open(medicalUrl, { card: 3 });
-    await tickAndNext(page, 'form-visit-kind', ['訪問診療']);
-    await tickAndNext(page, 'form-items', ['手術情報']);
-    await tickAndNext(page, 'form-identity', ['暗証番号']);
-    await page.click('#card-read');
+    await readWithPin(page);
     await visible(page, 'pin');
-    await page.fill('#pin', '1234');
-    await page.click('#form-pin button[type=submit]');
+    await enterPin(page, '1234');
     await screen(page, 'error-server', 'error-server');
     assert.match(await page.textContent('#error-server-message'), /資格情報がありません/);
     await context.close();
@@ -372,13 +361,9 @@ try {
       const { page, context } = await open(fresh, { usb: false });
       await context.grantPermissions(['local-network-access'], { origin: base });
       await page.evaluate(({ port, code }) => localStorage.setItem('kyotaku-bridge', JSON.stringify({ url: `ws://127.0.0.1:${port}/`, token: code })), { port, code });
-      await tickAndNext(page, 'form-visit-kind', ['訪問診療']);
-      await tickAndNext(page, 'form-items', ['手術情報']);
-      await tickAndNext(page, 'form-identity', ['暗証番号']);
-      await page.click('#card-read');
+      await readWithPin(page);
       await visible(page, 'pin');
-      await page.fill('#pin', '1234');
-      await page.click('#form-pin button[type=submit]');
+      await enterPin(page, '1234');
       await visible(page, 'done');
       await context.close();
     } finally {
