@@ -33,6 +33,16 @@ Flow::Flow(std::shared_ptr<Program const> rules, Facility facility, Date today)
         need_slot(*rules_, s);
 }
 
+// The 分類 of a visit kind is オンライン診療等 (rules/10_service.rules).
+bool Flow::is_online(Activation const& facts) const {
+    int const slot = rules_->find_slot("分類");
+    Evaluator ev(rules_);
+    ev.begin(facts);
+    Outcome c = ev.evaluate_slot(facts, std::uint32_t(slot));
+    auto const& type = rules_->slots[std::size_t(slot)].type;
+    return c.status == Status::ok && rules_->enums[std::size_t(type.enum_id)].values[std::size_t(c.value)] == "オンライン診療等";
+}
+
 Activation Flow::facts_for(std::string const& visit_kind) const {
     Activation facts(*rules_);
     facts.set_enum("facility_kind", facility_.kind);
@@ -40,12 +50,7 @@ Activation Flow::facts_for(std::string const& visit_kind) const {
     if (!visit_kind.empty()) {
         facts.set_enum("visit_kind", visit_kind);
         // 環境設定 has one switch per 分類 (訪問診療等機能 / オンライン診療等機能), as the server does.
-        Evaluator ev(rules_);
-        ev.begin(facts);
-        Outcome c = ev.evaluate_slot(facts, std::uint32_t(rules_->find_slot("分類")));
-        auto const& type = rules_->slots[std::size_t(rules_->find_slot("分類"))].type;
-        bool const online = c.status == Status::ok && rules_->enums[std::size_t(type.enum_id)].values[std::size_t(c.value)] == "オンライン診療等";
-        facts.set_bool("feature_enabled", online ? facility_.online_feature : facility_.home_care_feature);
+        facts.set_bool("feature_enabled", is_online(facts) ? facility_.online_feature : facility_.home_care_feature);
     }
     return facts;
 }
@@ -95,13 +100,7 @@ std::string Flow::choose_visit_kind(std::string const& visit_kind) {
     if (std::find(kinds.begin(), kinds.end(), visit_kind) == kinds.end())
         return "この診療区分は今日は使えません: " + visit_kind + " / this visit kind cannot be used today";
     visit_kind_ = visit_kind;
-    Activation facts = facts_for(visit_kind);
-    Evaluator ev(rules_);
-    ev.begin(facts);
-    int const slot = rules_->find_slot("分類");
-    Outcome c = ev.evaluate_slot(facts, std::uint32_t(slot));
-    auto const& type = rules_->slots[std::size_t(slot)].type;
-    online_ = c.status == Status::ok && rules_->enums[std::size_t(type.enum_id)].values[std::size_t(c.value)] == "オンライン診療等";
+    online_ = is_online(facts_for(visit_kind));
     step_ = online_ ? Step::appointment : Step::items;
     return "";
 }

@@ -2,6 +2,7 @@
 // whether a 診療予約日 is acceptable) comes from the rule engine in WebAssembly, given the server's rules, the
 // facility's 環境設定 and the server's date; the card is read through the transports of hardware-bridge/js.
 // The PIN goes from the input straight to the card: it is never stored, logged or sent to the server.
+import { b64, unb64 } from './bridge-client.js';
 import { chooseTransport, webNfcStatus } from './transports.js';
 
 const $ = (id) => document.getElementById(id);
@@ -10,8 +11,6 @@ const BRIDGE_KEY = 'kyotaku-bridge';
 const BRIDGE_URL = 'ws://127.0.0.1:39211/';
 const app = { info: null, engine: null, rules: null, flow: null, transport: null, passcode: '', cancelled: false, retry: null, busy: false };
 
-const b64 = (bytes) => btoa(String.fromCharCode(...bytes));
-const unb64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 const problem = (kind, message, extra = {}) => Object.assign(new Error(message), { kind, ...extra });
 
 // ---- screens -------------------------------------------------------------------------------------------

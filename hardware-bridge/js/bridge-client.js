@@ -2,8 +2,8 @@
 // loopback WebSocket daemon. Same interface as the WebUSB transport: open, pinTries, readCertificate, sign, close.
 import { cardError } from './webusb-rcs380.js';
 
-const b64 = (bytes) => btoa(String.fromCharCode(...bytes));
-const unb64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+export const b64 = (bytes) => btoa(String.fromCharCode(...bytes));
+export const unb64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 
 export class BridgeTransport {
   /** @param url e.g. ws://127.0.0.1:39211/  @param token the pairing code kyotaku-bridge printed */
