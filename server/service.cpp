@@ -868,7 +868,17 @@ std::string iso_after(int seconds) {
     std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S.000000Z", &tm);
     return buf;
 }
-std::string today_iso() { return now_iso().substr(0, 10); }
+}  // namespace
+
+// The calendar day in Japan (JST, UTC+9, no daylight saving): the day a consent is given or a file is received
+// is Japanese civil time, whatever the server's clock zone. Timestamps (now_iso) stay in UTC.
+std::string today_iso() {
+    using namespace std::chrono;
+    auto const days_since_epoch = floor<days>(system_clock::now() + hours(9)).time_since_epoch().count();
+    return Date::from_days(days_since_epoch).iso();
+}
+
+namespace {
 }  // namespace
 
 json Service::consent_page(std::string const& token) {

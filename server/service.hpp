@@ -178,5 +178,6 @@ private:
 std::string new_id();
 // Current UTC time as ISO 8601 with microseconds (YYYY-MM-DDTHH:MM:SS.ffffffZ).
 std::string now_iso();
+std::string today_iso();  // YYYY-MM-DD in Japan (JST)
 
 }  // namespace kyotaku::server

@@ -407,7 +407,13 @@ TEST_F(ServerFixture, TheConsentPageLearnsItsFacilityAndGetsItsFilesAndTheServer
     EXPECT_EQ(body(info)["facility_name"], "B");
     EXPECT_EQ(body(info)["facility_kind"], "訪問看護ステーション");
     EXPECT_EQ(body(info)["home_care_feature"], false);
-    EXPECT_EQ(body(info)["today"].get<std::string>().size(), 10u);
+    // Today is Japan's calendar day (UTC+9), whatever the machine's zone.
+    std::time_t const jst = std::time(nullptr) + 9 * 3600;
+    std::tm tm{};
+    gmtime_r(&jst, &tm);
+    char expected[16];
+    std::strftime(expected, sizeof expected, "%Y-%m-%d", &tm);
+    EXPECT_EQ(body(info)["today"], expected);
     enable(b);
     EXPECT_EQ(body(call(Caller{}, "GET", "/api/v1/consent/page?token=" + token))["home_care_feature"], true);
     EXPECT_EQ(call(Caller{}, "GET", "/api/v1/consent/page?token=garbage").status, 404);
