@@ -249,6 +249,43 @@ try {
     await context.close();
   });
 
+  await test('keyboard only: Tab, Space and Enter take the patient from the first screen to 完了', async () => {
+    const { page, context } = await open(await urlOf(MEDICAL), { card: 2 });
+    await visible(page, 'visit-kind');
+    const focused = () => page.evaluate(() => { const e = document.activeElement; return `${e.tagName}${e.type ? ':' + e.type : ''}${e.id ? '#' + e.id : ''}${e.className ? '.' + e.className : ''}`; });
+    const tabTo = async (pattern) => {
+      for (let i = 0; i < 12; i++) {
+        await page.keyboard.press('Tab');
+        if (pattern.test(await focused())) return;
+      }
+      throw new Error(`Tab never reached ${pattern}; at ${await focused()}`);
+    };
+    await tabTo(/INPUT:radio/);
+    await page.keyboard.press('Space');
+    await tabTo(/BUTTON:submit.*primary/);
+    await page.keyboard.press('Enter');
+    await visible(page, 'items');
+    await tabTo(/INPUT:checkbox/);
+    await page.keyboard.press('Space');
+    await tabTo(/BUTTON:submit.*primary/);
+    await page.keyboard.press('Enter');
+    await visible(page, 'identity');
+    await tabTo(/INPUT:radio/);
+    await page.keyboard.press('Space');
+    await tabTo(/BUTTON:submit.*primary/);
+    await page.keyboard.press('Enter');
+    await visible(page, 'card');
+    await tabTo(/#card-read/);
+    await page.keyboard.press('Enter');
+    await visible(page, 'pin');
+    assert.match(await focused(), /#pin/, 'the PIN field has the focus');
+    await page.keyboard.type('1234');
+    await page.keyboard.press('Enter');
+    await visible(page, 'done');
+    assert.match(await focused(), /H1/, 'each new screen puts the focus on its heading');
+    await context.close();
+  });
+
   await test('wrong PIN (tries left from the card), then the right one; three wrong lock the card', async () => {
     let { page, context } = await open(medicalUrl);
     const toCard = async () => {
