@@ -280,6 +280,17 @@ std::optional<std::string> read_web_file(std::string const& name) {
 
 void set_web_root(std::string const& directory) { web_root_dir = directory; }
 
+Caller mobile_caller(Service& service, std::string const& url_token) {
+    Caller c;
+    if (url_token.empty() || url_token.size() > 512) return c;
+    auto check = service.check_url_token(url_token);
+    if (!check.facility_code) return c;
+    c.kind = Caller::Kind::mobile;
+    c.facility_code = *check.facility_code;
+    c.subject = "モバイル端末";
+    return c;
+}
+
 HttpResult handle_request(Service& service, Caller const& caller, std::string const& method, std::string const& target,
                           std::string const& content_type, std::string const& body) {
     std::string path = target.substr(0, target.find('?'));
@@ -388,7 +399,10 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Service& ser
             Service& s;
             ~End() { s.request_end(); }
         } end{service};
-        HttpResult r = handle_request(service, caller, std::string(req.method_string()), std::string(req.target()),
+        Caller const who = caller.kind == Caller::Kind::anonymous && req.count("X-Kyotaku-Url-Token")
+                               ? mobile_caller(service, std::string(req["X-Kyotaku-Url-Token"]))
+                               : caller;
+        HttpResult r = handle_request(service, who, std::string(req.method_string()), std::string(req.target()),
                                       std::string(req[http::field::content_type]), req.body());
         res.result(http::status(r.status));
         res.version(req.version());

@@ -41,4 +41,8 @@ std::vector<std::pair<std::string, std::string>> route_table();
 HttpResult handle_request(Service& service, Caller const& caller, std::string const& method, std::string const& target,
                           std::string const& content_type, std::string const& body);
 
+// The caller of a request without a client certificate that carries the consent page's URL token in the
+// X-Kyotaku-Url-Token header: a モバイル端末 session of that facility; anonymous when the token is not usable.
+Caller mobile_caller(Service& service, std::string const& url_token);
+
 }  // namespace kyotaku::server

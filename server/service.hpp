@@ -23,8 +23,10 @@ using json = nlohmann::json;
 
 // Who is calling, from the TLS client certificate.
 struct Caller {
-    enum class Kind { anonymous, admin, facility } kind = Kind::anonymous;
-    std::string facility_code;  // for Kind::facility
+    // mobile: a モバイル端末 session of the consent page, known only by the facility URL's token (header
+    // X-Kyotaku-Url-Token, no certificate). Weaker than an office terminal: it can never reach medical information.
+    enum class Kind { anonymous, admin, facility, mobile } kind = Kind::anonymous;
+    std::string facility_code;  // for Kind::facility and Kind::mobile
     std::string subject;        // the certificate subject, for audit
 };
 

@@ -58,6 +58,12 @@ person=$(call admin POST /api/v1/admin/insured-persons '{"insurer_number":"06132
 check "admin adds A's consent" test "$(status admin POST /api/v1/admin/consents "{\"facility_code\":\"$A\",\"person_key\":\"$person\",\"visit_kind\":\"訪問診療\",\"first_visit\":\"2024-04-15\",\"identity_method\":\"暗証番号\",\"items\":[\"薬剤情報\"]}")" = 201
 req='{"category":"訪問診療等","insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01","query_date":"2024-07-31"}'
 check "A's re-inquiry is allowed" bash -c "[[ '$(call A POST /api/v1/reinquiry "$req")' == *'\"allowed\":true'* ]]"
+# A モバイル端末 session (the URL's token in a header, no certificate): refused by the rules, never medical data.
+token=$(call A GET /api/v1/url | sed 's/.*\/c\/\([A-Za-z0-9_-]*\)".*/\1/')
+view='{"category":"訪問診療等","insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01","query_date":"2024-07-31","item":"薬剤情報","terminal":"資格確認端末"}'
+mobile=$(curl -sS --cacert "$work/pki/ca.pem" -H "X-Kyotaku-Url-Token: $token" -H 'Content-Type: application/json' -w ' %{http_code}' --data-binary "$view" "$U/api/v1/medical-info")
+check "a mobile session is refused medical information by the rules" bash -c "[[ '$mobile' == *'モバイル端末からは'* && '$mobile' == *' 200' && '$mobile' != *records* ]]"
+check "a mobile session cannot re-inquire" test "$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$work/pki/ca.pem" -H "X-Kyotaku-Url-Token: $token" -H 'Content-Type: application/json' --data-binary "$req" "$U/api/v1/reinquiry")" = 403
 check "B's re-inquiry of A's patient is refused" bash -c "[[ '$(call B POST /api/v1/reinquiry "$req")' == *'\"allowed\":false'* ]]"
 check "B does not see the eligibility" bash -c "[[ '$(call B POST /api/v1/reinquiry "$req")' != *'eligibility'* ]]"
 check "no certificate: settings refused" test "$(status none GET /api/v1/settings)" = 403

@@ -301,6 +301,36 @@ TEST_F(ServerFixture, MedicalInformationOnlyWhereTheRulesAllowIt) {
     EXPECT_EQ(body(call(b, "GET", "/api/v1/history/viewings")).size(), 1u);
 }
 
+TEST_F(ServerFixture, AMobileSessionIsWeakerAndNeverSeesMedicalInformation) {
+    enable(a);
+    std::string key = person();
+    consent("0110113719", key);
+    ASSERT_EQ(call(admin, "POST", "/api/v1/admin/medical-records",
+                   json{{"person_key", key}, {"item", "薬剤情報"}, {"recorded_on", "2024-05-01"}, {"content", {{"薬剤", "x"}}}}.dump()).status, 201);
+    auto url = body(call(a, "GET", "/api/v1/url"))["url"].get<std::string>();
+    Caller mobile = mobile_caller(*service, url.substr(url.find("/c/") + 3));
+    ASSERT_EQ(mobile.kind, Caller::Kind::mobile);
+    EXPECT_EQ(mobile.facility_code, "0110113719");
+    EXPECT_EQ(mobile_caller(*service, "not-a-token").kind, Caller::Kind::anonymous);
+    // Whatever terminal it claims, a mobile session is a モバイル端末, and the rules refuse it; nothing is returned.
+    auto r = call(mobile, "POST", "/api/v1/medical-info", viewing_body("2024-06-01", "薬剤情報", "資格確認端末"));
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_FALSE(body(r)["allowed"].get<bool>());
+    EXPECT_FALSE(body(r).contains("records"));
+    EXPECT_NE(body(r)["reason"].get<std::string>().find("モバイル端末からは"), std::string::npos) << r.body;
+    // The attempt is in the facility's 医療情報閲覧履歴, as a モバイル端末.
+    auto history = body(call(a, "GET", "/api/v1/history/viewings"));
+    ASSERT_EQ(history.size(), 1u);
+    EXPECT_EQ(history[0]["terminal"], "モバイル端末");
+    // Everything an office terminal does is out of its reach.
+    EXPECT_EQ(call(mobile, "POST", "/api/v1/reinquiry", reinquiry_body("2024-06-01")).status, 403);
+    EXPECT_EQ(call(mobile, "GET", "/api/v1/settings").status, 403);
+    EXPECT_EQ(call(mobile, "GET", "/api/v1/url").status, 403);
+    EXPECT_EQ(call(mobile, "GET", "/api/v1/history/viewings").status, 403);
+    EXPECT_EQ(call(mobile, "POST", "/api/v1/visual-passcode").status, 403);
+    EXPECT_EQ(call(mobile, "POST", "/api/v1/admin/url-keys/rotate").status, 403);
+}
+
 TEST_F(ServerFixture, WithdrawalShowsThePersonThenEndsReinquiryAndViewing) {
     enable(a);
     enable(b);
