@@ -1,5 +1,6 @@
 // The `kyotaku` command: a thin main over the engine library (style.md, habit 9).
 #include "kyotaku/engine.hpp"
+#include "kyotaku/generated.hpp"
 #include "kyotaku/jsonl.hpp"
 
 #include <CLI/CLI.hpp>
@@ -136,7 +137,7 @@ int cmd_fmt(std::vector<std::string> const& files, bool write, bool check) {
     return status;
 }
 
-int cmd_compile(std::string const& rules, std::string const& output) {
+int cmd_compile(std::string const& rules, std::string const& output, std::string const& emit_cpp_path) {
     std::vector<Diagnostic> diags;
     auto sources = read_rule_sources(rules, diags);
     if (!diags.empty()) {
@@ -147,6 +148,15 @@ int cmd_compile(std::string const& rules, std::string const& output) {
     if (!c.ok()) {
         std::cerr << format_diagnostics(c.diagnostics);
         return 1;
+    }
+    if (!emit_cpp_path.empty()) {
+        std::ofstream cpp(emit_cpp_path, std::ios::trunc);
+        if (!cpp || !(cpp << emit_cpp(*c.program, "generated_rules"))) {
+            std::cerr << "kyotaku: " << emit_cpp_path << ": 書き込めません / cannot write\n";
+            return 1;
+        }
+        std::cout << emit_cpp_path << ": C++ for kyotaku::generated_rules (source hash " << std::hex << c.program->source_hash << std::dec << ")\n";
+        if (output.empty()) return 0;
     }
     std::string bytes = save_bundle(*c.program);
     std::ofstream out(output, std::ios::binary | std::ios::trunc);
@@ -217,7 +227,10 @@ int main(int argc, char** argv) {
 
     auto* comp = app.add_subcommand("compile", "ルールをバンドルにコンパイルする / compile rules into a bundle");
     comp->add_option("rules", rules, "ルールのディレクトリ / rules directory")->capture_default_str();
-    comp->add_option("-o,--output", output, "出力するバンドル / bundle to write")->required();
+    std::string emit_cpp_path;
+    comp->add_option("-o,--output", output, "出力するバンドル / bundle to write");
+    comp->add_option("--emit-cpp", emit_cpp_path,
+                     "ルールを C++ のソースとしても書き出す (kyotaku/generated.hpp) / also write the rules as C++ source");
 
     auto* dis = app.add_subcommand("disasm", "コンパイルした命令列を表示する (開発者向け) / print the compiled instructions");
     dis->add_option("rules", rules, "ルールのディレクトリかバンドル / rules directory or bundle")->capture_default_str();
@@ -257,7 +270,13 @@ int main(int argc, char** argv) {
     if (*chk) return cmd_check(rules);
     if (*exp) return cmd_explain(rules, json, input);
     if (*fmt) return cmd_fmt(files, write, check);
-    if (*comp) return cmd_compile(rules, output);
+    if (*comp) {
+        if (output.empty() && emit_cpp_path.empty()) {
+            std::cerr << "kyotaku compile: -o か --emit-cpp が必要です / -o or --emit-cpp is required\n";
+            return 2;
+        }
+        return cmd_compile(rules, output, emit_cpp_path);
+    }
     if (*ver) return cmd_verify_bundle(output, sources);
 #ifdef KYOTAKU_WITH_SERVER
     if (*srv) return kyotaku::server::serve(serve_options);

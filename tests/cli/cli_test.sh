@@ -31,6 +31,10 @@ check "the diagnostic names file:line:column" grep -q "x.rules:2:21: エラー\[
 # compile → bundle → the same answers; verify against sources; refuse a stale bundle.
 "$kyotaku" compile rules -o "$work/rules.bundle" > /dev/null
 check "compile writes a bundle" test -s "$work/rules.bundle"
+"$kyotaku" compile rules --emit-cpp "$work/rules.cpp" > /dev/null
+check "compile --emit-cpp writes C++ naming the rules' source hash" grep -q "kyotaku::GeneratedRules\|GeneratedRules const generated_rules" "$work/rules.cpp"
+"$kyotaku" compile rules > /dev/null 2> "$work/compile.err"
+check "compile without -o or --emit-cpp is refused" grep -q -- "--emit-cpp" "$work/compile.err"
 "$kyotaku" eval --rules "$work/rules.bundle" < tests/data/eval_sample.jsonl > "$work/out3.jsonl"
 check "bundle answers equal source answers" cmp -s "$work/out.jsonl" "$work/out3.jsonl"
 check "verify-bundle accepts matching sources" "$kyotaku" verify-bundle "$work/rules.bundle" --sources rules
