@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the rule-file fuzz target with clang's libFuzzer (+ AddressSanitizer, UBSan) and runs it for a fixed
-# number of seconds, seeded with the official rules and the golden diagnostics. Usage: run.sh CLANG++ SRC OUT SECONDS
+# number of seconds, seeded with the official rules and the golden diagnostics; then the JSON Lines reader
+# (kyotaku eval's input) for half as long, seeded with tests/data. Usage: run.sh CLANG++ SRC OUT SECONDS
 set -euo pipefail
 cxx=$1 src=$2 out=$3 seconds=$4
 mkdir -p "$out/corpus"
@@ -9,7 +10,8 @@ command -v ccache > /dev/null && launcher=ccache
 sources=(calendar/calendar.cpp syntax/grammar.cpp syntax/source.cpp syntax/diagnostics.cpp syntax/format.cpp
          check/checker.cpp compile/compiler.cpp compile/program.cpp compile/driver.cpp eval/evaluator.cpp
          eval/jsonl.cpp eval/testing.cpp eval/explain.cpp bundle/bundle.cpp)
-flags=(-std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -I "$src/engine/include")
+flags=(-std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -I "$src/engine/include"
+       -DKYOTAKU_JSONL_SIMDJSON=1)  # the native JSON Lines reader, as kyotaku eval uses it
 objs=()
 for s in "${sources[@]}"; do
     o="$out/$(echo "$s" | tr / _).o"
@@ -23,7 +25,16 @@ done
 wait
 $launcher "$cxx" "${flags[@]}" -c "$src/tests/fuzz/rule_parser_fuzz.cpp" -o "$out/target.o"
 "$cxx" -fsanitize=fuzzer,address,undefined "$out/target.o" "${objs[@]}" -lsimdjson -o "$out/rule_parser_fuzz"
+# The JSON Lines reader (kyotaku eval's input) against the official rules.
+$launcher "$cxx" "${flags[@]}" -DKYOTAKU_FUZZ_RULES="\"$src/rules\"" -c "$src/tests/fuzz/jsonl_fuzz.cpp" -o "$out/jsonl_target.o"
+"$cxx" -fsanitize=fuzzer,address,undefined "$out/jsonl_target.o" "${objs[@]}" -lsimdjson -o "$out/jsonl_fuzz"
 cp "$src"/rules/*.rules "$src"/rules/tests/*.rules "$src"/tests/golden/diagnostics/*.rules "$out/corpus/" 2>/dev/null || true
+mkdir -p "$out/jsonl-corpus"
+head -c 20000 "$src/tests/data/eval_sample.jsonl" | split -l 1 - "$out/jsonl-corpus/line-"
 cd "$out"
 # -timeout: an input that takes longer than 10 s is reported as a hang.
-./rule_parser_fuzz -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 corpus 2>&1 | tail -15
+status=0
+./rule_parser_fuzz -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 corpus 2>&1 | tail -15 || status=1
+echo "== jsonl_fuzz"
+./jsonl_fuzz -max_total_time="$((seconds / 2))" -timeout=10 -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 jsonl-corpus 2>&1 | tail -8 || status=1
+exit $status
