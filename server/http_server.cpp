@@ -1,5 +1,7 @@
 #include "http_server.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 #include <fstream>
@@ -101,6 +103,7 @@ struct Request {
     std::string const& content_type;
     std::string const& body;
     std::vector<std::string> params;  // the {…} segments of the route, in order
+    std::string const& body_file;     // set instead of body for spooled uploads
 };
 
 // Matches a path against a route pattern whose {name} segments match any one segment.
@@ -193,14 +196,20 @@ std::vector<Route> const& routes() {
         {"POST", "/api/v1/batch/reinquiry",
          [](Service& s, Caller const& c, Request const& r) {
              if (r.content_type.rfind("text/csv", 0) != 0) throw ClientError(415, "", "text/csv の本文が必要です / the body must be text/csv");
-             return json_result(202, s.upload_batch(c, query_param(r.target, "category").empty() ? "訪問診療等" : query_param(r.target, "category"),
-                                                    query_param(r.target, "query_date"), query_param(r.target, "file_identifier"), r.body));
+             std::string const category = query_param(r.target, "category").empty() ? "訪問診療等" : query_param(r.target, "category");
+             if (!r.body_file.empty()) {  // spooled by the session: read from the file, never whole in memory
+                 std::ifstream in(r.body_file, std::ios::binary);
+                 return json_result(202, s.upload_batch(c, category, query_param(r.target, "query_date"), query_param(r.target, "file_identifier"), in));
+             }
+             return json_result(202, s.upload_batch(c, category, query_param(r.target, "query_date"), query_param(r.target, "file_identifier"), r.body));
          }},
         {"GET", "/api/v1/batch/reinquiry/{reception_number}",
          [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.batch_status(c, r.params[0])); }},
         {"GET", "/api/v1/batch/reinquiry/{reception_number}/result",
          [](Service& s, Caller const& c, Request const& r) {
-             return HttpResult{200, "application/x-ndjson; charset=utf-8", s.batch_results(c, r.params[0])};
+             HttpResult out{200, "application/x-ndjson; charset=utf-8", ""};
+             out.stream = s.batch_results_pages(c, r.params[0]);  // page by page: never the whole result at once
+             return out;
          }},
         {"POST", "/api/v1/reference-numbers",
          [](Service& s, Caller const& c, Request const& r) {
@@ -291,8 +300,12 @@ Caller mobile_caller(Service& service, std::string const& url_token) {
     return c;
 }
 
+bool spooled_request(std::string const& method, std::string const& target) {
+    return method == "POST" && target.substr(0, target.find('?')) == "/api/v1/batch/reinquiry";
+}
+
 HttpResult handle_request(Service& service, Caller const& caller, std::string const& method, std::string const& target,
-                          std::string const& content_type, std::string const& body) {
+                          std::string const& content_type, std::string const& body, std::string const& body_file) {
     std::string path = target.substr(0, target.find('?'));
     // The consent page's entry: /c/{token}. An unknown, tampered, changed or revoked token gets a clear page.
     if (path.rfind("/c/", 0) == 0) {
@@ -325,7 +338,7 @@ HttpResult handle_request(Service& service, Caller const& caller, std::string co
         return error_result(404, "", "そのようなファイルはありません / no such file: " + name);
     }
     bool path_known = false;
-    Request request{target, content_type, body, {}};
+    Request request{target, content_type, body, {}, body_file};
     for (auto const& r : routes()) {
         if (!match_route(r.path, path, request.params)) continue;
         path_known = true;
@@ -368,18 +381,64 @@ Caller identify(SSL* ssl, Service& service) {
     return c;
 }
 
+// A temporary file removed when it goes out of scope (spooled request bodies).
+struct SpoolFile {
+    std::string path;
+    SpoolFile() {
+        char name[] = "/tmp/kyotaku-upload-XXXXXX";
+        int fd = ::mkstemp(name);
+        if (fd >= 0) {
+            ::close(fd);
+            path = name;
+        }
+    }
+    ~SpoolFile() {
+        if (!path.empty()) ::unlink(path.c_str());
+    }
+};
+
 net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Service& service) {
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
     co_await stream.async_handshake(ssl::stream_base::server, net::use_awaitable);
     Caller caller = identify(stream.native_handle(), service);
     beast::flat_buffer buffer;
     for (;;) {
-        http::request_parser<http::string_body> parser;
-        parser.body_limit(64 * 1024 * 1024);
+        // The header first: a large batch upload is spooled to a file as it arrives, everything else is read
+        // into memory (up to 64 MB).
+        http::request_parser<http::empty_body> head;
+        head.header_limit(64 * 1024);
+        // The largest body of any route; the route's own limit is applied below, once the target is known.
+        // (Not boost::none: Boost 1.74 compares a content length against an empty optional as "too large".)
+        head.body_limit(std::uint64_t(1) << 30);
         beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
         beast::error_code ec;
-        co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+        co_await http::async_read_header(stream, buffer, head, net::redirect_error(net::use_awaitable, ec));
         if (ec == http::error::end_of_stream || ec == net::ssl::error::stream_truncated || ec == net::error::eof) break;
+        std::string const method(head.get().method_string()), target(head.get().target());
+        std::optional<SpoolFile> spool;
+        http::request<http::string_body> req;
+        bool const spooled = !ec && spooled_request(method, target);
+        std::uint64_t const limit = spooled ? std::uint64_t(1) << 30 : 64 * 1024 * 1024;
+        if (!ec && head.content_length() && *head.content_length() > limit) ec = http::error::body_limit;
+        if (!ec && spooled) {
+            spool.emplace();
+            http::request_parser<http::file_body> parser{std::move(head)};
+            parser.body_limit(limit);
+            beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(600));
+            if (spool->path.empty()) ec = http::error::body_limit;
+            else parser.get().body().open(spool->path.c_str(), beast::file_mode::write, ec);
+            if (!ec) co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+            if (!ec) {
+                auto spooled = parser.release();
+                spooled.body().close();
+                req.base() = spooled.base();
+            }
+        } else if (!ec) {
+            http::request_parser<http::string_body> parser{std::move(head)};
+            parser.body_limit(limit);
+            co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+            if (!ec) req = parser.release();
+        }
         http::response<http::string_body> res;
         if (ec) {
             // A malformed or oversized request is the client's mistake: answer 4xx, then close.
@@ -393,7 +452,6 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Service& ser
             co_await http::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));
             break;
         }
-        auto req = parser.release();
         service.request_begin();
         struct End {
             Service& s;
@@ -402,8 +460,26 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Service& ser
         Caller const who = caller.kind == Caller::Kind::anonymous && req.count("X-Kyotaku-Url-Token")
                                ? mobile_caller(service, std::string(req["X-Kyotaku-Url-Token"]))
                                : caller;
-        HttpResult r = handle_request(service, who, std::string(req.method_string()), std::string(req.target()),
-                                      std::string(req[http::field::content_type]), req.body());
+        HttpResult r = handle_request(service, who, method, target, std::string(req[http::field::content_type]), req.body(),
+                                      spool ? spool->path : std::string());
+        if (r.stream) {
+            // Chunked: the header, then each part as it is made, then the last chunk.
+            http::response<http::empty_body> header{http::status(r.status), req.version()};
+            header.set(http::field::server, "kyotaku");
+            header.set(http::field::content_type, r.content_type);
+            for (auto const& [name, value] : r.headers) header.set(name, value);
+            header.keep_alive(req.keep_alive());
+            header.chunked(true);
+            http::response_serializer<http::empty_body> sr{header};
+            co_await http::async_write_header(stream, sr, net::use_awaitable);
+            for (std::string part = r.stream(); !part.empty(); part = r.stream()) {
+                beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
+                co_await net::async_write(stream, http::make_chunk(net::buffer(part)), net::use_awaitable);
+            }
+            co_await net::async_write(stream, http::make_chunk_last(), net::use_awaitable);
+            if (!req.keep_alive()) break;
+            continue;
+        }
         res.result(http::status(r.status));
         res.version(req.version());
         res.set(http::field::server, "kyotaku");

@@ -31,6 +31,9 @@ struct HttpResult {
     std::string content_type = "application/json; charset=utf-8";
     std::string body;
     std::vector<std::pair<std::string, std::string>> headers = {};
+    // When set, the body is sent in chunks (chunked transfer encoding): each call returns the next part, an empty
+    // string ends it. `body` is then ignored.
+    std::function<std::string()> stream = {};
 };
 
 // Where the consent page's files are (empty: /c/{token} shows a page saying the files are missing).
@@ -39,7 +42,10 @@ void set_web_root(std::string const& directory);
 std::vector<std::pair<std::string, std::string>> route_table();
 
 HttpResult handle_request(Service& service, Caller const& caller, std::string const& method, std::string const& target,
-                          std::string const& content_type, std::string const& body);
+                          std::string const& content_type, std::string const& body, std::string const& body_file = "");
+
+// Requests whose body the server spools to a file instead of holding it in memory (large batch uploads).
+bool spooled_request(std::string const& method, std::string const& target);
 
 // The caller of a request without a client certificate that carries the consent page's URL token in the
 // X-Kyotaku-Url-Token header: a モバイル端末 session of that facility; anonymous when the token is not usable.

@@ -1043,14 +1043,17 @@ json Service::register_consent(json const& body, int& status) {
 
 json Service::upload_batch(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
                            std::string const& csv) {
+    std::istringstream in(csv);
+    return upload_batch(c, category, query_date, file_identifier, in);
+}
+
+json Service::upload_batch(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
+                           std::istream& csv) {
     require_facility(c);
-    std::size_t at = 0;
     bool first = true;
     return upload_batch_stream(c, category, query_date, file_identifier, "csv", [&](json& row) {
-        while (at < csv.size()) {
-            std::size_t nl = csv.find('\n', at);
-            std::string line = csv.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
-            at = nl == std::string::npos ? csv.size() : nl + 1;
+        std::string line;
+        while (std::getline(csv, line)) {
             if (!line.empty() && line.back() == '\r') line.pop_back();
             bool header = first && line.rfind("arbitrary_identifier", 0) == 0;
             first = false;
@@ -1342,15 +1345,28 @@ json Service::batch_status(Caller const& c, std::string const& reception) {
 }
 
 std::string Service::batch_results(Caller const& c, std::string const& reception) {
+    auto next = batch_results_pages(c, reception);
+    std::string out;
+    for (std::string page = next(); !page.empty(); page = next()) out += page;
+    return out;
+}
+
+std::function<std::string()> Service::batch_results_pages(Caller const& c, std::string const& reception, int page_rows) {
     json status = batch_status(c, reception);
     if (status["segment_of_result"] != 1) throw ClientError(409, "reception_number", "まだ処理中です / the job is still running");
-    std::string out;
-    for (auto const& r : db_.query("SELECT row_no, result_json FROM batch_rows WHERE reception_number = $1 ORDER BY row_no", {reception})) {
-        json row = json::parse(as_text(r[1]));
-        row["row"] = as_int(r[0]);
-        out += row.dump() + "\n";
-    }
-    return out;
+    auto after = std::make_shared<std::int64_t>(-1);
+    return [this, reception, page_rows, after]() {
+        std::string out;
+        for (auto const& r : db_.query("SELECT row_no, result_json FROM batch_rows WHERE reception_number = $1 AND row_no > $2 "
+                                       "ORDER BY row_no LIMIT $3",
+                                       {reception, *after, std::int64_t(page_rows)})) {
+            json row = json::parse(as_text(r[1]));
+            *after = as_int(r[0]);
+            row["row"] = *after;
+            out += row.dump() + "\n";
+        }
+        return out;
+    };
 }
 
 namespace {

@@ -104,6 +104,9 @@ public:
     // CSV: arbitrary_identifier,insurer_number,symbol,number,branch,birthdate (header line optional).
     json upload_batch(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
                       std::string const& csv);
+    // The same from a stream (the HTTP layer spools a large upload to a file and reads it from there).
+    json upload_batch(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
+                      std::istream& csv);
     json upload_batch_rows(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
                            std::string const& format, std::vector<json> const& rows);
     // The same, pulling rows one at a time (`next` returns false at the end): nothing is held whole.
@@ -120,6 +123,9 @@ public:
     std::string oqs_consented_upload(Caller const& c, std::string const& xml, int& status);
     // The results in row order as JSON Lines, one object per uploaded row.
     std::string batch_results(Caller const& c, std::string const& reception_number);
+    // The same, page by page (NDJSON lines of up to `page_rows` rows per call; empty when done), so that a
+    // 100,000-row result is never held whole. Checks the caller and the job's state before the first page.
+    std::function<std::string()> batch_results_pages(Caller const& c, std::string const& reception_number, int page_rows = 2000);
     // Answers up to `max_rows` pending rows of the oldest unfinished job, for at most `max_ms` (the background
     // worker calls this); returns how many rows it answered. Each call is one transaction: a crash repeats a
     // chunk, never half of it. Large chunks pay one fsync for many rows; the time bound keeps the connection

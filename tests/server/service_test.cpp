@@ -90,7 +90,10 @@ protected:
         return c;
     }
     HttpResult call(Caller const& c, std::string method, std::string target, std::string body = "", std::string type = "application/json") {
-        return handle_request(*service, c, method, target, type, body);
+        HttpResult r = handle_request(*service, c, method, target, type, body);
+        if (r.stream)  // a streamed answer, page by page, as the session would send its chunks
+            for (std::string part = r.stream(); !part.empty(); part = r.stream()) r.body += part;
+        return r;
     }
     json body(HttpResult const& r) { return json::parse(r.body); }
     std::string person(char const* insurer = "06132013", char const* valid_to = nullptr, char const* key = nullptr,
