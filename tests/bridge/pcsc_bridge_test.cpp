@@ -55,25 +55,33 @@ public:
         fs::create_directories(dir_ / "conf");
         std::ofstream(dir_ / "conf" / "vpcd") << "FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME   /dev/null:" << vpcd_port
                                                << "\nLIBPATH      /usr/lib/pcsc/drivers/serial/libifdvpcd.so\nCHANNELID    " << vpcd_port << "\n";
+        start_pcscd();
+        ASSERT_GT(pid_, 0);
+        reset_card();
+    }
+
+    // pcscd itself, started and stopped by its pid (the tests also stop it mid-session: the reader goes away).
+    static void start_pcscd() {
         std::string const conf = (dir_ / "conf").string(), log = (dir_ / "pcscd.log").string();
         pid_ = ::fork();
         if (pid_ == 0) {
             std::freopen(log.c_str(), "w", stdout);
             std::freopen(log.c_str(), "a", stderr);
             ::execlp("pcscd", "pcscd", "--foreground", "--config", conf.c_str(), static_cast<char*>(nullptr));
-            std::_Exit(127);
+            std::_Exit(127);  // exec failed: the test sees no reader and says so
         }
-        ASSERT_GT(pid_, 0);
-        reset_card();
+    }
+    static void stop_pcscd() {
+        if (pid_ <= 0) return;
+        ::kill(pid_, SIGTERM);
+        int status = 0;
+        ::waitpid(pid_, &status, 0);
+        pid_ = -1;
     }
 
     void TearDown() override {
         stop_card();
-        if (pid_ > 0) {
-            ::kill(pid_, SIGTERM);
-            int status = 0;
-            ::waitpid(pid_, &status, 0);
-        }
+        stop_pcscd();
         fs::remove_all(dir_);
     }
 
@@ -115,8 +123,8 @@ public:
     }
 
 private:
-    fs::path dir_;
-    pid_t pid_ = -1;
+    static inline fs::path dir_;
+    static inline pid_t pid_ = -1;
     static inline std::thread thread_;
 };
 [[maybe_unused]] auto* const environment = ::testing::AddGlobalTestEnvironment(new PcscEnvironment);
@@ -197,6 +205,33 @@ TEST_F(Pcsc, CardRemovedMidCommandIsAClearErrorAndTheSessionCanStartAgain) {
     }
     EXPECT_THROW(ctx.connect(reader0), CardError);
     vpcd().insert_card();
+    card::PcscContext again;
+    auto ch2 = again.connect(again.wait_for_card(reader0, std::chrono::seconds(10)));
+    EXPECT_EQ(card::jpki::read_certificate_only(*ch2), card::load_certificate_der(pki / "card-1.pem"));
+}
+
+TEST_F(Pcsc, ReaderGoneMidSessionIsAClearErrorAndTheSessionCanStartAgain) {
+    card::PcscContext ctx;
+    auto ch = ctx.connect(ctx.wait_for_card(reader0, std::chrono::seconds(5)));
+    EXPECT_EQ(card::jpki::read_certificate_only(*ch), card::load_certificate_der(pki / "card-1.pem"));
+    PcscEnvironment::stop_pcscd();  // the reader (and the whole PC/SC service) goes away
+    try {
+        card::jpki::read_certificate_only(*ch);
+        FAIL() << "read from a reader that is gone";
+    } catch (CardError const& e) {
+        EXPECT_TRUE(e.kind() == ErrorKind::transport || e.kind() == ErrorKind::no_reader || e.kind() == ErrorKind::card_removed)
+            << card::to_string(e.kind()) << ": " << e.what();
+        EXPECT_FALSE(std::string(e.what()).empty());
+    }
+    try {
+        card::PcscContext none;
+        FAIL() << "pcscd is stopped";
+    } catch (CardError const& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::transport);
+        EXPECT_NE(std::string(e.what()).find("pcscd"), std::string::npos) << e.what();
+    }
+    PcscEnvironment::start_pcscd();  // plugged in again
+    PcscEnvironment::wait_present(true);
     card::PcscContext again;
     auto ch2 = again.connect(again.wait_for_card(reader0, std::chrono::seconds(10)));
     EXPECT_EQ(card::jpki::read_certificate_only(*ch2), card::load_certificate_der(pki / "card-1.pem"));
