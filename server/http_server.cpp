@@ -1,12 +1,5 @@
 #include "http_server.hpp"
 
-#include <unistd.h>
-
-#include <algorithm>
-#include <cstring>
-#include <fstream>
-#include <optional>
-
 #include "url_token.hpp"
 
 #include <boost/asio.hpp>
@@ -15,10 +8,17 @@
 #include <boost/beast/ssl.hpp>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 namespace kyotaku::server {
@@ -257,6 +257,8 @@ std::vector<std::pair<std::string, std::string>> route_table() {
 
 namespace {
 std::string web_root_dir;
+std::mutex web_cache_mutex;
+std::map<std::string, std::string> web_cache;  // the page's files, read once
 
 // Headers of every page and asset of the consent page: nothing leaks the URL's token, nothing frames the page.
 std::vector<std::pair<std::string, std::string>> page_headers(bool cacheable) {
@@ -280,14 +282,20 @@ char const* web_content_type(std::string const& name) {
 }
 
 std::optional<std::string> read_web_file(std::string const& name) {
+    std::lock_guard lock(web_cache_mutex);
     if (web_root_dir.empty()) return std::nullopt;
+    if (auto it = web_cache.find(name); it != web_cache.end()) return it->second;
     std::ifstream in(std::filesystem::path(web_root_dir) / name, std::ios::binary);
     if (!in) return std::nullopt;
-    return std::string(std::istreambuf_iterator<char>(in), {});
+    return web_cache[name] = std::string(std::istreambuf_iterator<char>(in), {});
 }
 }  // namespace
 
-void set_web_root(std::string const& directory) { web_root_dir = directory; }
+void set_web_root(std::string const& directory) {
+    std::lock_guard lock(web_cache_mutex);
+    web_root_dir = directory;
+    web_cache.clear();
+}
 
 Caller mobile_caller(Service& service, std::string const& url_token) {
     Caller c;
