@@ -266,7 +266,7 @@ std::vector<std::pair<std::string, std::string>> page_headers(bool cacheable) {
             {"Referrer-Policy", "no-referrer"},
             {"X-Content-Type-Options", "nosniff"},
             {"Content-Security-Policy",
-             "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'; connect-src 'self' ws://127.0.0.1:*; "
+             "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' ws://127.0.0.1:*; "
              "img-src 'self' data:; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"}};
 }
 

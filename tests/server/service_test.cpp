@@ -455,9 +455,14 @@ TEST_F(ServerFixture, TheConsentPageLearnsItsFacilityAndGetsItsFilesAndTheServer
     auto js = call(Caller{}, "GET", "/web/app.js");
     EXPECT_EQ(js.status, 200);
     EXPECT_EQ(js.content_type, "text/javascript; charset=utf-8");
-    bool referrer = false;
-    for (auto const& [k, v] : js.headers) referrer = referrer || (k == "Referrer-Policy" && v == "no-referrer");
+    bool referrer = false, csp = false;
+    for (auto const& [k, v] : js.headers) {
+        referrer = referrer || (k == "Referrer-Policy" && v == "no-referrer");
+        if (k == "Content-Security-Policy") csp = v.find("default-src 'self'") != std::string::npos && v.find("unsafe-eval") == std::string::npos &&
+                                                   v.find("unsafe-inline") == std::string::npos;
+    }
     EXPECT_TRUE(referrer);
+    EXPECT_TRUE(csp) << "own origin only, no eval, no inline script";
     for (char const* bad : {"/web/secret.txt", "/web/../service_test.cpp", "/web/.hidden.js", "/web/nope.js", "/web/a%2Fb.js", "/web/"})
         EXPECT_EQ(call(Caller{}, "GET", bad).status, 404) << bad;
     EXPECT_EQ(call(Caller{}, "POST", "/web/app.js").status, 405);
