@@ -458,8 +458,8 @@ TEST_F(ServerFixture, TheConsentPageLearnsItsFacilityAndGetsItsFilesAndTheServer
     bool referrer = false, csp = false;
     for (auto const& [k, v] : js.headers) {
         referrer = referrer || (k == "Referrer-Policy" && v == "no-referrer");
-        if (k == "Content-Security-Policy") csp = v.find("default-src 'self'") != std::string::npos && v.find("unsafe-eval") == std::string::npos &&
-                                                   v.find("unsafe-inline") == std::string::npos;
+        if (k == "Content-Security-Policy") csp = v.find("default-src 'self'") != std::string::npos && v.find("'unsafe-eval'") == std::string::npos &&
+                                                   v.find("'unsafe-inline'") == std::string::npos;
     }
     EXPECT_TRUE(referrer);
     EXPECT_TRUE(csp) << "own origin only, no eval, no inline script";
