@@ -359,8 +359,10 @@ for (const b of document.querySelectorAll('.retry')) b.addEventListener('click',
 for (const b of document.querySelectorAll('.to-fallback')) b.addEventListener('click', () => show('fallback'));
 for (const b of document.querySelectorAll('.restart')) b.addEventListener('click', () => location.reload());
 onSubmit('form-pairing', () => {
+  // "CODE" for kyotaku-bridge on its usual port, "PORT:CODE" when it listens elsewhere.
   const code = $('pairing-code').value.trim();
-  if (code) localStorage.setItem(BRIDGE_KEY, JSON.stringify({ url: BRIDGE_URL, token: code }));
+  const m = code.match(/^(\d{1,5}):(\S+)$/);
+  if (code) localStorage.setItem(BRIDGE_KEY, JSON.stringify({ url: m ? `ws://127.0.0.1:${m[1]}/` : BRIDGE_URL, token: m ? m[2] : code }));
   $('pairing-code').value = '';
   readCard();
 });

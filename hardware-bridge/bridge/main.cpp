@@ -139,6 +139,8 @@ int main(int argc, char** argv) {
             std::cout << "kyotaku-bridge: ws://" << (options.address.find(':') != std::string::npos ? "[" + options.address + "]" : options.address)
                       << ":" << server.port() << "/ で待ち受け中 / listening" << std::endl;
             std::cout << "ペアリングコード / pairing token: " << options.token << std::endl;
+            if (server.port() != 39211)  // the consent page assumes 39211 unless the code names the port
+                std::cout << "同意ページに入力するコード / code for the consent page: " << server.port() << ":" << options.token << std::endl;
             std::thread t([&] { server.run(); });
             while (!interrupted) std::this_thread::sleep_for(std::chrono::milliseconds(100));
             server.stop();

@@ -389,19 +389,21 @@ try {
     await context.close();
   });
 
-  await test('the page through the real kyotaku-bridge (PC/SC side served by its virtual card)', async () => {
+  await test('no reader, then paired with the real kyotaku-bridge on the no-reader screen (PORT:CODE), to 完了', async () => {
     const bridge = spawn(bridgeBinary, ['serve', '--listen', '127.0.0.1:0', '--allow-origin', base, '--token-file', join(work, 'bridge.token'),
       '--virtual-card', pki, '--card', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
     try {
-      const [, port, code] = await new Promise((ok) => { let t = ''; bridge.stdout.on('data', (d) => { t += d; const m = t.match(/ws:\/\/127\.0\.0\.1:(\d+)\/[\s\S]*token: (\w+)/); if (m) ok(m); }); });
-      const fresh = await urlOf(MEDICAL);
-      const { page, context } = await open(fresh, { usb: false });
+      const [, code] = await new Promise((ok) => { let t = ''; bridge.stdout.on('data', (d) => { t += d; const m = t.match(/code for the consent page: (\d+:\w+)/); if (m) ok(m); }); });
+      const { page, context } = await open(await urlOf(MEDICAL), { usb: false });
       await context.grantPermissions(['local-network-access'], { origin: base });
-      await page.evaluate(({ port, code }) => localStorage.setItem('kyotaku-bridge', JSON.stringify({ url: `ws://127.0.0.1:${port}/`, token: code })), { port, code });
       await readWithPin(page);
+      await visible(page, 'error-no-reader');
+      await page.fill('#pairing-code', code);
+      await page.click('#form-pairing button[type=submit]');
       await visible(page, 'pin');
       await enterPin(page, '1234');
       await visible(page, 'done');
+      assert.equal(await page.inputValue('#pairing-code'), '', 'the code field is cleared once saved');
       await context.close();
     } finally {
       bridge.kill('SIGTERM');
