@@ -76,6 +76,29 @@ void append_int(std::string& out, std::int64_t v) {
     out.append(buf, std::size_t(r.ptr - buf));
 }
 
+// A JSON number exactly (RFC 8259): -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+bool is_json_number(std::string_view t) {
+    std::size_t i = 0;
+    auto digits = [&] {
+        std::size_t const from = i;
+        while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
+        return i > from;
+    };
+    if (i < t.size() && t[i] == '-') ++i;
+    if (i < t.size() && t[i] == '0') ++i;
+    else if (!digits()) return false;
+    if (i < t.size() && t[i] == '.') {
+        ++i;
+        if (!digits()) return false;
+    }
+    if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+        ++i;
+        if (i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
+        if (!digits()) return false;
+    }
+    return i == t.size();
+}
+
 std::optional<std::int64_t> fast_month(std::string_view t) {
     if (t.size() != 7 || t[4] != '-') return std::nullopt;
     for (std::size_t i : {0, 1, 2, 3, 5, 6})
@@ -259,7 +282,13 @@ void read_field(Self const& self, Activation& out, std::string& id, std::string_
                     field_error("id", "文字列が不正です / invalid string");
                 }
                 break;
-            case 'n': id = value.raw_number(); break;
+            case 'n': {
+                // The id is echoed as written (1.50 stays 1.50), so it must be a JSON number exactly.
+                std::string raw = value.raw_number();
+                if (is_json_number(raw)) id = std::move(raw);
+                else field_error("id", "数値が不正です / invalid number");
+                break;
+            }
             case '0': break;
             default: field_error("id", "文字列か数値でなければなりません / must be a string or a number");
         }

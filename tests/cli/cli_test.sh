@@ -20,6 +20,10 @@ in_lines=$(grep -cv '^[[:space:]]*$' tests/data/eval_sample.jsonl)
 check "one answer per non-blank line" test "$(wc -l < "$work/out.jsonl")" -eq "$in_lines"
 "$kyotaku" eval --rules rules --input tests/data/eval_sample.jsonl > "$work/out2.jsonl"
 check "eval --input equals stdin" cmp -s "$work/out.jsonl" "$work/out2.jsonl"
+# An id that is not a JSON number exactly is an error, not echoed into the answer (found by jsonl_fuzz).
+bad_id=$(printf '{"id":2/d/////////{}\n{"id":1.50}\n' | "$kyotaku" eval --rules rules)
+check "a broken numeric id is an error naming the field" bash -c "[[ '$bad_id' == *'{\"id\":null,\"error\":\"field id:'* ]]"
+check "a numeric id is echoed as written" bash -c "[[ '$bad_id' == *'{\"id\":1.50,'* ]]"
 
 # eval: rules that fail to load → non-zero exit, diagnostics on stderr.
 mkdir -p "$work/bad"
