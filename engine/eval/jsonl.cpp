@@ -9,6 +9,8 @@
 #endif
 
 #include <charconv>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <date/date.h>
 
@@ -283,9 +285,10 @@ void read_field(Self const& self, Activation& out, std::string& id, std::string_
                 }
                 break;
             case 'n': {
-                // The id is echoed as written (1.50 stays 1.50), so it must be a JSON number exactly.
+                // The id is echoed as written (1.50 stays 1.50), so it must be a JSON number exactly, and a finite
+                // one: 1e999 is valid JSON that common parsers refuse or turn into infinity.
                 std::string raw = value.raw_number();
-                if (is_json_number(raw)) id = std::move(raw);
+                if (is_json_number(raw) && std::isfinite(std::strtod(raw.c_str(), nullptr))) id = std::move(raw);
                 else field_error("id", "数値が不正です / invalid number");
                 break;
             }

@@ -4,7 +4,7 @@
 #include "kyotaku/engine.hpp"
 #include "kyotaku/jsonl.hpp"
 
-#include <simdjson.h>
+#include <nlohmann/json.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -29,8 +29,8 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
         return 0;
     }
     if (out.empty() || out.back() != '\n' || out.find('\n') != out.size() - 1) __builtin_trap();  // one answer
-    simdjson::dom::parser parser;
-    simdjson::dom::element doc;
-    if (parser.parse(out.data(), out.size() - 1).get(doc)) __builtin_trap();  // the answer is JSON
+    // The answer is JSON (RFC 8259: an id like 4444…4 of any length is a valid number, which simdjson's DOM
+    // would refuse as a big integer, so a general validator checks it).
+    if (!nlohmann::json::accept(std::string_view(out.data(), out.size() - 1))) __builtin_trap();
     return 0;
 }
