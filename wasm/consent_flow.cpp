@@ -33,12 +33,17 @@ Flow::Flow(std::shared_ptr<Program const> rules, Facility facility, Date today)
         need_slot(*rules_, s);
 }
 
+// One let or decision of the rules for these facts.
+Outcome Flow::decide(Activation const& facts, int slot) const {
+    Evaluator ev(rules_);
+    ev.begin(facts);
+    return ev.evaluate_slot(facts, std::uint32_t(slot));
+}
+
 // The 分類 of a visit kind is オンライン診療等 (rules/10_service.rules).
 bool Flow::is_online(Activation const& facts) const {
     int const slot = rules_->find_slot("分類");
-    Evaluator ev(rules_);
-    ev.begin(facts);
-    Outcome c = ev.evaluate_slot(facts, std::uint32_t(slot));
+    Outcome c = decide(facts, slot);
     auto const& type = rules_->slots[std::size_t(slot)].type;
     return c.status == Status::ok && rules_->enums[std::size_t(type.enum_id)].values[std::size_t(c.value)] == "オンライン診療等";
 }
@@ -56,9 +61,7 @@ Activation Flow::facts_for(std::string const& visit_kind) const {
 }
 
 std::vector<std::string> Flow::set_values(int slot, Activation const& facts) const {
-    Evaluator ev(rules_);
-    ev.begin(facts);
-    Outcome o = ev.evaluate_slot(facts, std::uint32_t(slot));
+    Outcome o = decide(facts, slot);
     std::vector<std::string> out;
     if (o.status != Status::ok) return out;
     auto const& type = rules_->slots[std::size_t(slot)].type;
@@ -75,9 +78,7 @@ std::vector<std::string> Flow::visit_kinds() const {
     int const slot = rules_->find_slot("service_available");
     for (auto const& kind : rules_->enums[std::size_t(rules_->facts[std::size_t(fact)].type.enum_id)].values) {
         Activation facts = facts_for(kind);
-        Evaluator ev(rules_);
-        ev.begin(facts);
-        Outcome o = ev.evaluate_slot(facts, std::uint32_t(slot));
+        Outcome o = decide(facts, slot);
         if (o.status == Status::ok && o.value) out.push_back(kind);
     }
     return out;
@@ -111,9 +112,7 @@ std::string Flow::set_appointment(std::string const& text) {
     if (!parsed.date) return "診療予約日: " + parsed.error;
     Activation facts = facts_for(visit_kind_);
     facts.set_date("appointment_date", *parsed.date);
-    Evaluator ev(rules_);
-    ev.begin(facts);
-    Outcome o = ev.evaluate_slot(facts, std::uint32_t(rules_->find_slot("診療予約日を受け付ける")));
+    Outcome o = decide(facts, rules_->find_slot("診療予約日を受け付ける"));
     if (o.status != Status::ok || !o.value)
         return "診療予約日は今日 (" + today_.iso() + ") 以降の日にしてください / the appointment must be today or later";
     appointment_ = parsed.date->iso();
