@@ -50,6 +50,7 @@ public:
     std::string backend() const override { return "postgresql"; }
 
     char const* claim_suffix() const override { return " FOR UPDATE SKIP LOCKED"; }
+    char const* migration_lock() const override { return "SELECT pg_advisory_xact_lock(5946120915)"; }
 
     void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::vector<Row> const& rows) override {
         std::string sql = "COPY " + table + " (";

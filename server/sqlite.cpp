@@ -252,15 +252,22 @@ private:
 std::unique_ptr<Database> open_sqlite(std::string const& path) { return std::make_unique<Sqlite>(path); }
 
 int migrate(Database& db) {
-    db.script("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)");
+    // Several servers may start at once on one database: each migration is applied under a lock, and whether it
+    // is already applied is asked again under that lock.
+    transaction(db, [&] {
+        if (char const* lock = db.migration_lock()) db.query(lock);
+        db.script("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)");
+    });
     int applied = 0;
     for (auto const& m : migrations()) {
         if (!db.query("SELECT 1 FROM schema_migrations WHERE name = $1", {std::string(m.name)}).empty()) continue;
         transaction(db, [&] {
+            if (char const* lock = db.migration_lock()) db.query(lock);
+            if (!db.query("SELECT 1 FROM schema_migrations WHERE name = $1", {std::string(m.name)}).empty()) return;
             db.script(m.sql);
             db.query("INSERT INTO schema_migrations (name, applied_at) VALUES ($1, CAST(CURRENT_TIMESTAMP AS TEXT))", {std::string(m.name)});
+            ++applied;
         });
-        ++applied;
     }
     return applied;
 }
