@@ -14,27 +14,24 @@
 // PIN goes from the staff's device to the card only; it never reaches the phone or the server (no route has a
 // field for it). The hand-off is finished in the consent registration's own transaction, so the phone's 完了
 // and the consent in the registry are one fact. Codes live 15 minutes, are claimed once, and wrong codes are
-// counted per facility: after 5 in 10 minutes the facility's claims wait (429).
+// counted per facility: after 5 in 10 minutes the facility's claims wait (429). Each route takes its documented
+// fields only (fields.hpp).
 #pragma once
 
 #include "http_server.hpp"
 #include "service.hpp"
 
 #include <chrono>
-#include <functional>
 #include <memory>
-#include <optional>
 #include <string>
 
 namespace kyotaku::server {
 
 class Handoffs {
 public:
-    using Clock = std::function<std::chrono::system_clock::time_point()>;
-
-    Handoffs(Database& db, Service& service, std::shared_ptr<Program const> rules, Clock clock = std::chrono::system_clock::now);
-    /// The base of the facility URLs (as Service::set_public_url): the QR code opens the page there.
-    void set_public_url(std::string base) { public_url_ = std::move(base); }
+    /// The database, the clock (injected: tests move it), the rules in force, the URL base and the consent desk
+    /// are the service's.
+    explicit Handoffs(Service& service) : service_(service) {}
 
     json create(json const& body);                         ///< the phone starts a hand-off
     json status(std::string const& handoff_id);            ///< the phone polls it
@@ -50,21 +47,14 @@ public:
 
 private:
     struct Open;
-    std::string now() const;
-    std::string facility_of(json const& body);
-    Open find_claimed(json const& body);
-    Database& db_;
+    std::string facility_of(std::string const& token);
+    Open find_claimed(std::string const& token, std::string const& claim);
     Service& service_;
-    std::shared_ptr<Program const> rules_;
-    // The rule set's types of the fields a hand-off carries, bound once (a rule set without them: 503).
-    std::optional<Type> visit_kind_type_, method_type_, item_type_, choice_type_;
-    Clock clock_;
-    std::string public_url_ = "https://127.0.0.1:8443";
 };
 
 /// The hand-off service the routes use: `kyotaku serve` installs one (tests install their own).
 void install_handoffs(std::shared_ptr<Handoffs> handoffs);
-/// The installed one; a ClientError 503 when there is none.
+/// The installed one; Error unavailable (503) when there is none.
 Handoffs& handoffs();
 
 }  // namespace kyotaku::server

@@ -220,7 +220,7 @@ void replace_all(std::string& text, std::string const& marker, std::string const
 }
 
 HttpResult consent_page(Service& service, WebRoot const& root, std::string const& token, PageRequestHeaders const& h) {
-    auto check = service.check_url_token(token);
+    auto check = service.settings.check_token(token);
     std::string const head = "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
                              "content=\"width=device-width, initial-scale=1\"><title>マイナ在宅受付Web</title></head><body><main>";
     if (!check.facility_code)
@@ -235,7 +235,7 @@ HttpResult consent_page(Service& service, WebRoot const& root, std::string const
                           page_headers(root, "no-store")};
     // The facility and the server's date go into the page itself: no request before the assets, and the first
     // paint names the facility. In a JSON data block '<' is escaped so that nothing can close the element.
-    std::string data = service.consent_page(token).dump();
+    std::string data = service.consent.page(token).dump();
     replace_all(data, "<", "\\u003c");
     std::string page = *root.page;
     replace_all(page, "{{facility_name}}", html_escape(check.facility_name));
@@ -285,7 +285,7 @@ std::optional<HttpResult> serve_page_files(Service& service, std::string const& 
     if (!plain_name(name)) return not_found(name);
     if (name == "rules.bundle") {
         // The rules the server runs, revalidated on every use: a rule change reaches the next page load.
-        std::string const& bundle = service.rules_bundle();
+        std::string const& bundle = service.consent.rules_bundle();
         auto const& c = compressed_bundle(bundle);
         return send(*root, "application/octet-stream", bundle, "", c.gz, c.tag, "no-cache", headers);
     }

@@ -111,7 +111,7 @@ protected:
         o.pairing_code = code;
         o.clock = test_clock;
         std::filesystem::path const pki = KYOTAKU_BRIDGE_PKI;
-        std::shared_ptr<card::VirtualCard> vcard = card::make_virtual_card(pki / "card-1.pem", pki / "card-1.key", pki / "card-ca.pem");
+        std::shared_ptr<card::VirtualCard> vcard = card::make_virtual_card(card::VirtualCardFiles::test_card(pki, 1));
         server_ = std::make_unique<bridge::Server>(o, bridge::virtual_backend(vcard, std::make_shared<std::mutex>()), log_);
         thread_ = std::thread([this] { server_->run(); });
     }

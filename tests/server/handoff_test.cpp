@@ -1,7 +1,7 @@
 // 引き継ぎ (hand-off) of the consent page, through the routing table (no network): the phone's choices reach
 // the registry unchanged through the staff's device, codes are claimed once, expire, can be taken back, and
 // wrong codes slow a facility's claims down; every route refuses fields it does not document (a PIN-like one
-// included). The hand-off's clock is injected. The browser side is tested end to end in tests/web/page_test.mjs.
+// included). The server's clock is injected (TestClock). The browser side is tested end to end in tests/web/page_test.mjs.
 #include "card_signature.hpp"
 #include "handoff.hpp"
 #include "http_server.hpp"
@@ -84,20 +84,22 @@ protected:
         migrate(*db);
         auto compiled = compile_directory(KYOTAKU_SOURCE_DIR "/rules");
         ASSERT_TRUE(compiled.ok());
-        service = std::make_unique<Service>(*db, compiled.program);
-        service->set_card_ca((cards->dir / "card-ca.pem").string());
-        handoffs = std::make_shared<Handoffs>(*db, *service, compiled.program, [this] { return now; });
-        handoffs->set_public_url("https://kyotaku.example");
+        service = std::make_unique<Service>(*db, compiled.program, clock);
+        service->context.card_ca = (cards->dir / "card-ca.pem").string();
+        service->context.public_url = "https://kyotaku.example";
+        handoffs = std::make_shared<Handoffs>(*service);
         install_handoffs(handoffs);
         Caller admin;
         admin.kind = Caller::Kind::admin;
         for (auto [code, name] : {std::pair{"0110113719", "札幌在宅クリニック"}, std::pair{"2714206386", "北診療所"}}) {
             ASSERT_EQ(call(admin, "POST", "/api/v1/admin/facilities", json{{"code", code}, {"name", name}, {"kind", "医科"}}).status, 201);
-            Caller f;
-            f.kind = Caller::Kind::facility;
-            f.facility_code = code;
-            ASSERT_EQ(call(f, "PUT", "/api/v1/settings", json{{"terms_agreed", true}, {"home_visit_enabled", true}}).status, 200);
-            std::string const url = body(call(f, "GET", "/api/v1/url"))["url"];
+            Caller manager;
+            manager.kind = Caller::Kind::facility;
+            manager.role = Caller::Role::manager;
+            manager.terminal = "資格確認端末";
+            manager.facility_code = code;
+            ASSERT_EQ(call(manager, "PUT", "/api/v1/settings", json{{"terms_agreed", true}, {"home_visit_enabled", true}}).status, 200);
+            std::string const url = body(call(manager, "GET", "/api/v1/url"))["url"];
             tokens.push_back(url.substr(url.find("/c/") + 3));
         }
         auto person = call(admin, "POST", "/api/v1/admin/insured-persons",
@@ -124,11 +126,11 @@ protected:
     }
     std::string state(json const& h) { return body(anyone("GET", "/api/v1/consent/handoff/" + h["handoff_id"].get<std::string>()))["state"]; }
 
+    TestClock clock{*Date::from_ymd(2024, 11, 5)};  // the server's day; tests move it forward
     std::unique_ptr<Database> db;
     std::unique_ptr<Service> service;
     std::shared_ptr<Handoffs> handoffs;
     std::vector<std::string> tokens;
-    std::chrono::system_clock::time_point now = std::chrono::system_clock::now();
 };
 
 }  // namespace
@@ -206,14 +208,14 @@ TEST_F(Handoff, WrongCodesSlowTheFacilitysClaimsDown) {
     json const other = start(1);
     EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[1]}, {"code", other["code"]}}).status, 200)
         << "another facility is not slowed down";
-    now += handoffs->failure_window;
+    clock.advance(handoffs->failure_window);
     EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", h["code"]}}).status, 200);
     EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", "12345"}}).status, 400) << "6 digits";
 }
 
 TEST_F(Handoff, CodesExpireAndThePhoneCanTakeItsHandoffBack) {
     json const old = start();
-    now += handoffs->lifetime + 1s;
+    clock.advance(handoffs->lifetime + 1s);
     EXPECT_EQ(state(old), "expired");
     EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", old["code"]}}).status, 404);
     json const h = start();

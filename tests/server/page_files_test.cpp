@@ -53,13 +53,14 @@ protected:
         migrate(*db);
         auto compiled = compile_directory(KYOTAKU_SOURCE_DIR "/rules");
         ASSERT_TRUE(compiled.ok());
-        service = std::make_unique<Service>(*db, compiled.program);
+        service = std::make_unique<Service>(*db, compiled.program, clock);
         Caller admin;
         admin.kind = Caller::Kind::admin;
         ASSERT_EQ(handle_request(*service, admin, "POST", "/api/v1/admin/facilities", "application/json",
                                  R"({"code":"0110113719","name":"<さくら> & 在宅","kind":"医科"})").status, 201);
         Caller f;
         f.kind = Caller::Kind::facility;
+        f.terminal = "資格確認端末";
         f.facility_code = "0110113719";
         std::string const url = json::parse(handle_request(*service, f, "GET", "/api/v1/url", "", "").body)["url"];
         page_path = url.substr(url.find("/c/"));
@@ -76,6 +77,7 @@ protected:
     }
     std::filesystem::path root;
     std::string const style = "body{color:#1a1a1a}";
+    TestClock clock{*Date::from_ymd(2024, 11, 5)};
     std::unique_ptr<Database> db;
     std::unique_ptr<Service> service;
     std::string page_path;
@@ -137,6 +139,7 @@ TEST_F(PageFiles, ThePageCarriesTheFacilityAndItsDataAndAllowsOnlyItsOwnInlineSt
     EXPECT_EQ(info["facility_name"], "<さくら> & 在宅");
     EXPECT_EQ(info["facility_kind"], "医科");
     EXPECT_EQ(info["rules"], "/web/rules.bundle");
+    EXPECT_EQ(info["today"], "2024-11-05") << "the server's day";
     std::string const csp = header(page, "Content-Security-Policy");
     std::string const hex = sha256_hex(style);
     std::vector<unsigned char> raw;
