@@ -248,8 +248,8 @@ void Server::close_late_connections() {
             ++it;
             continue;
         }
-        ::shutdown(it->first, SHUT_RDWR);
         log("closed a connection that did not pair in time");
+        ::shutdown(it->first, SHUT_RDWR);
         it = unpaired_.erase(it);
     }
 }
@@ -269,8 +269,8 @@ void Server::run() {
                                                                              : nullptr;
             if (refusal) {
                 if (per_peer_[peer] == 0) per_peer_.erase(peer);
-                ::close(fd);
                 log(std::string("refused a connection from ") + peer + ": " + refusal);
+                ::close(fd);
                 continue;
             }
             ++connections_;

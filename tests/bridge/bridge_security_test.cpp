@@ -102,6 +102,32 @@ struct Raw {
     }
 };
 
+// The bridge's log, written by its connection threads while the test reads it.
+class SyncLog : public std::streambuf {
+public:
+    std::string str() {
+        std::lock_guard lock(mutex_);
+        return text_;
+    }
+
+protected:
+    int_type overflow(int_type c) override {
+        if (c == traits_type::eof()) return c;
+        char const ch = traits_type::to_char_type(c);
+        xsputn(&ch, 1);
+        return c;
+    }
+    std::streamsize xsputn(char const* s, std::streamsize n) override {
+        std::lock_guard lock(mutex_);
+        text_.append(s, std::size_t(n));
+        return n;
+    }
+
+private:
+    std::mutex mutex_;
+    std::string text_;
+};
+
 class BridgeSecurity : public ::testing::Test {
 protected:
     void start(bridge::Options o) {
@@ -124,7 +150,7 @@ protected:
         skipped_ms = 0;
     }
     std::uint16_t port() const { return server_->port(); }
-    std::string log() const { return log_.str(); }
+    std::string log() { return log_buffer_.str(); }
     json hello(Client& c, json credentials) {
         credentials["op"] = "hello";
         return c.call(credentials);
@@ -132,7 +158,8 @@ protected:
 
 private:
     std::unique_ptr<bridge::Server> server_;
-    std::ostringstream log_;
+    SyncLog log_buffer_;
+    std::ostream log_{&log_buffer_};
     std::thread thread_;
 };
 
