@@ -24,7 +24,7 @@ std::string wareki_of(std::string const& iso) {
 
 namespace {
 // The lets and decisions the page relies on; a rule set without one is refused with a message naming it.
-constexpr char const* page_slots[] = {"分類", "service_available", "同意ページの本人確認方法", "同意の選択肢一覧", "選択肢の閲覧項目",
+constexpr char const* page_slots[] = {"分類", "service_available", "identity_methods", "同意の選択肢一覧", "選択肢の閲覧項目",
                                       "診療予約日を受け付ける", "施設の診療区分", "診療区分の説明", "職員がいる"};
 
 Problem out_of_order(char const* step_ja, char const* step_en) {
@@ -185,7 +185,7 @@ std::vector<std::string> Flow::items() const {
 }
 
 std::vector<std::string> Flow::identity_methods() const {
-    return set_values(rules_->find_slot("同意ページの本人確認方法"), facts_for(visit_kind_));
+    return set_values(rules_->find_slot("identity_methods"), facts_for(visit_kind_));
 }
 
 Problem Flow::choose_identity(std::string const& method) {

@@ -64,7 +64,7 @@ public:
     std::vector<std::string> choices() const;              ///< 同意の選択肢一覧
     /// The chosen consent choices; none is a valid answer (the card check is then made without viewing consent).
     Problem choose_items(std::vector<std::string> const& chosen);
-    std::vector<std::string> identity_methods() const;     ///< 同意ページの本人確認方法 on today
+    std::vector<std::string> identity_methods() const;     ///< identity_methods on today (no 目視確認 without staff)
     Problem choose_identity(std::string const& method);
     /// The card step succeeded (the registration was accepted by the server).
     void finish();
