@@ -1,5 +1,7 @@
 #include "http_server.hpp"
 
+#include "handoff.hpp"
+#include "static_files.hpp"
 #include "url_token.hpp"
 
 #include <boost/asio.hpp>
@@ -47,6 +49,7 @@ int status_of(Error::Kind k) {
         case Error::Kind::conflict: return 409;
         case Error::Kind::gone: return 410;
         case Error::Kind::too_large: return 413;
+        case Error::Kind::too_many: return 429;
         case Error::Kind::unsupported: return 415;
         case Error::Kind::unavailable: return 503;
     }
@@ -192,6 +195,23 @@ std::vector<Route> const& routes() {
              json out = s.consent.register_consent(parse_json_body(r.body), status);
              return json_result(status, out);
          }},
+        // 引き継ぎ (hand-off) to the staff's device with a reader: handoff.hpp.
+        {"POST", "/api/v1/consent/handoff", A::anyone,
+         [](Service&, Caller const&, Request const& r) { return json_result(201, handoffs().create(parse_json_body(r.body))); }},
+        {"POST", "/api/v1/consent/handoff/claim", A::anyone,
+         [](Service&, Caller const&, Request const& r) { return json_result(200, handoffs().claim(parse_json_body(r.body))); }},
+        {"POST", "/api/v1/consent/handoff/challenge", A::anyone,
+         [](Service&, Caller const&, Request const& r) { return json_result(201, handoffs().challenge(parse_json_body(r.body))); }},
+        {"POST", "/api/v1/consent/handoff/register", A::anyone,
+         [](Service&, Caller const&, Request const& r) {
+             int status = 201;
+             json out = handoffs().register_consent(parse_json_body(r.body), status);
+             return json_result(status, out);
+         }},
+        {"GET", "/api/v1/consent/handoff/{handoff_id}", A::anyone,
+         [](Service&, Caller const&, Request const& r) { return json_result(200, handoffs().status(r.params[0])); }},
+        {"POST", "/api/v1/consent/handoff/{handoff_id}/cancel", A::anyone,
+         [](Service&, Caller const&, Request const& r) { return json_result(200, handoffs().cancel(r.params[0])); }},
         {"POST", "/api/v1/visual-passcode", A::facility,
          [](Service& s, Caller const& c, Request const&) { return json_result(201, s.consent.visual_passcode(c)); }},
         {"GET", "/api/v1/whoami", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.whoami(c)); }},
@@ -323,48 +343,6 @@ char const* access_name(Access a) {
     return "?";
 }
 
-namespace {
-std::string web_root_dir;
-std::mutex web_cache_mutex;
-std::map<std::string, std::string> web_cache;  // the page's files, read once
-
-// Headers of every page and asset of the consent page: nothing leaks the URL's token, nothing frames the page.
-std::vector<std::pair<std::string, std::string>> page_headers(bool cacheable) {
-    return {{"Cache-Control", cacheable ? "public, max-age=300" : "no-store"},
-            {"Referrer-Policy", "no-referrer"},
-            {"X-Content-Type-Options", "nosniff"},
-            {"Content-Security-Policy",
-             "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' ws://127.0.0.1:*; "
-             "img-src 'self' data:; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"}};
-}
-
-char const* web_content_type(std::string const& name) {
-    auto ends = [&](char const* e) { return name.size() >= std::strlen(e) && name.compare(name.size() - std::strlen(e), std::string::npos, e) == 0; };
-    if (ends(".html")) return "text/html; charset=utf-8";
-    if (ends(".js") || ends(".mjs")) return "text/javascript; charset=utf-8";
-    if (ends(".wasm")) return "application/wasm";
-    if (ends(".css")) return "text/css; charset=utf-8";
-    if (ends(".svg")) return "image/svg+xml";
-    if (ends(".png")) return "image/png";
-    return nullptr;
-}
-
-std::optional<std::string> read_web_file(std::string const& name) {
-    std::lock_guard lock(web_cache_mutex);
-    if (web_root_dir.empty()) return std::nullopt;
-    if (auto it = web_cache.find(name); it != web_cache.end()) return it->second;
-    std::ifstream in(std::filesystem::path(web_root_dir) / name, std::ios::binary);
-    if (!in) return std::nullopt;
-    return web_cache[name] = std::string(std::istreambuf_iterator<char>(in), {});
-}
-}  // namespace
-
-void set_web_root(std::string const& directory) {
-    std::lock_guard lock(web_cache_mutex);
-    web_root_dir = directory;
-    web_cache.clear();
-}
-
 Caller caller_from_subject(Service& service, std::string const& cn, std::string const& ou, std::string const& title) {
     Caller c;
     c.subject = cn;
@@ -406,36 +384,8 @@ bool spooled_request(std::string const& method, std::string const& target) {
 HttpResult handle_request(Service& service, Caller const& caller, std::string const& method, std::string const& target,
                           std::string const& content_type, std::string const& body, std::string const& body_file) {
     std::string path = target.substr(0, target.find('?'));
-    // The consent page's entry: /c/{token}. An unknown, tampered, changed or revoked token gets a clear page.
-    if (path.rfind("/c/", 0) == 0) {
-        if (method != "GET") return error_result(405, "", "method not allowed");
-        auto check = service.settings.check_token(path.substr(3));
-        std::string head = "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
-                           "content=\"width=device-width, initial-scale=1\"><title>マイナ在宅受付Web</title></head><body><main>";
-        if (!check.facility_code)
-            return HttpResult{404, "text/html; charset=utf-8",
-                              head + "<h1>この URL は使えません</h1><p>" + check.reason +
-                                  "</p><p>医療機関・薬局・訪問看護ステーションから、新しい URL か QR コードを受け取ってください。</p></main></body></html>\n"};
-        if (auto page = read_web_file("index.html")) return HttpResult{200, "text/html; charset=utf-8", *page, page_headers(false)};
-        std::string name;
-        for (char ch : check.facility_name) name += ch == '<' ? std::string("&lt;") : ch == '&' ? std::string("&amp;") : std::string(1, ch);
-        return HttpResult{500, "text/html; charset=utf-8",
-                          head + "<h1>マイナ在宅受付Web</h1><p>" + name + "</p><p>同意ページのファイルが見つかりません (kyotaku serve --web-root)。"
-                                 "</p></main></body></html>\n", page_headers(false)};
-    }
-    // The consent page's files: one name, no directories; the rule bundle comes from the rules the server runs.
-    if (path.rfind("/web/", 0) == 0) {
-        if (method != "GET") return error_result(405, "", "method not allowed");
-        std::string const name = path.substr(5);
-        bool const plain = !name.empty() && name.size() <= 64 && name.front() != '.' &&
-                           std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_'; });
-        if (plain && name == "rules.bundle")
-            return HttpResult{200, "application/octet-stream", service.consent.rules_bundle(), page_headers(false)};
-        char const* type = plain ? web_content_type(name) : nullptr;
-        if (type)
-            if (auto file = read_web_file(name)) return HttpResult{200, type, std::move(*file), page_headers(true)};
-        return error_result(404, "", "そのようなファイルはありません / no such file: " + name);
-    }
+    // The consent page (/c/{token}) and its files (/web/{file}): static_files.cpp.
+    if (auto page = serve_page_files(service, method, path)) return *page;
     bool path_known = false;
     Request request{target, content_type, body, {}, body_file};
     for (auto const& r : routes()) {
@@ -568,8 +518,12 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Service& ser
         Caller const who = caller.kind == Caller::Kind::anonymous && req.count("X-Kyotaku-Url-Token")
                                ? mobile_caller(service, std::string(req["X-Kyotaku-Url-Token"]))
                                : caller;
-        HttpResult r = handle_request(service, who, method, target, std::string(req[http::field::content_type]), req.body(),
-                                      spool ? spool->path : std::string());
+        // The consent page's files depend on two request headers (encoding, revalidation): static_files.cpp.
+        auto page = serve_page_files(service, method, target.substr(0, target.find('?')),
+                                     {std::string(req[http::field::accept_encoding]), std::string(req[http::field::if_none_match])});
+        HttpResult r = page ? std::move(*page)
+                            : handle_request(service, who, method, target, std::string(req[http::field::content_type]), req.body(),
+                                             spool ? spool->path : std::string());
         if (r.stream) {
             // Chunked: the header, then each part as it is made, then the last chunk.
             http::response<http::empty_body> header{http::status(r.status), req.version()};
@@ -715,6 +669,7 @@ int serve(ServeOptions const& o) {
     }
     if (fs::exists(fs::path(o.tls_dir) / "card-ca.pem")) service.context.card_ca = (fs::path(o.tls_dir) / "card-ca.pem").string();
     service.context.public_url = o.public_url.empty() ? "https://" + o.host + ":" + std::to_string(acceptor.local_endpoint().port()) : o.public_url;
+    install_handoffs(std::make_shared<Handoffs>(service));
     net::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](auto, auto) { io.stop(); });
     net::co_spawn(io, listen(acceptor, tls, service), [](std::exception_ptr) {});

@@ -1,8 +1,7 @@
 #include "consent_flow.hpp"
 
-#include "kyotaku/jsonl.hpp"
-
 #include <algorithm>
+#include <stdexcept>
 
 namespace kyotaku::consent {
 
@@ -18,19 +17,26 @@ char const* to_string(Step step) {
     return "?";
 }
 
+std::string wareki_of(std::string const& iso) {
+    auto d = parse_iso_date_fast(iso);
+    return d ? wareki(*d) : iso;
+}
+
 namespace {
-// The slots the page relies on; a rule set without them is refused with a clear message.
-int need_slot(Program const& p, char const* name) {
-    int s = p.find_slot(name);
-    if (s < 0) throw std::runtime_error(std::string("ルールに ") + name + " がありません / the rules lack " + name);
-    return s;
+// The lets and decisions the page relies on; a rule set without one is refused with a message naming it.
+constexpr char const* page_slots[] = {"分類", "service_available", "identity_methods", "同意の選択肢一覧", "選択肢の閲覧項目",
+                                      "診療予約日を受け付ける", "施設の診療区分", "診療区分の説明", "職員がいる"};
+
+Problem out_of_order(char const* step_ja, char const* step_en) {
+    return {std::string("今は") + step_ja + "の画面ではありません。", std::string("not at the ") + step_en + " step"};
 }
 }  // namespace
 
 Flow::Flow(std::shared_ptr<Program const> rules, Facility facility, Date today)
     : rules_(std::move(rules)), facility_(std::move(facility)), today_(today) {
-    for (char const* s : {"分類", "service_available", "identity_methods", "同意の選択肢一覧", "選択肢の閲覧項目", "診療予約日を受け付ける"})
-        need_slot(*rules_, s);
+    for (char const* s : page_slots)
+        if (rules_->find_slot(s) < 0) throw std::runtime_error(std::string("ルールに ") + s + " がありません / the rules lack " + s);
+    if (rules_->find_fact("visit_kind") < 0) throw std::runtime_error("ルールに visit_kind がありません / the rules lack the fact visit_kind");
 }
 
 // One let or decision of the rules for these facts.
@@ -73,21 +79,28 @@ std::vector<std::string> Flow::set_values(int slot, Activation const& facts) con
 
 std::vector<std::string> Flow::visit_kinds() const {
     std::vector<std::string> out;
-    int const fact = rules_->find_fact("visit_kind");
-    if (fact < 0) return out;
+    auto const offered = set_values(rules_->find_slot("施設の診療区分"), facts_for(""));
     int const slot = rules_->find_slot("service_available");
-    for (auto const& kind : rules_->enums[std::size_t(rules_->facts[std::size_t(fact)].type.enum_id)].values) {
-        Activation facts = facts_for(kind);
-        Outcome o = decide(facts, slot);
+    for (auto const& kind : offered) {
+        Outcome o = decide(facts_for(kind), slot);
         if (o.status == Status::ok && o.value) out.push_back(kind);
     }
     return out;
 }
 
+std::string Flow::visit_kind_note(std::string const& visit_kind) const {
+    Activation facts = facts_for(visit_kind);
+    int const slot = rules_->find_slot("診療区分の説明");
+    Evaluator ev(rules_);
+    ev.begin(facts);
+    Outcome o = ev.evaluate_slot(facts, std::uint32_t(slot));
+    return o.status == Status::ok ? ev.format_value(rules_->slots[std::size_t(slot)].type, o.value, facts) : std::string();
+}
+
 std::string Flow::unavailable_reason() const {
-    int const fact = rules_->find_fact("visit_kind");
-    auto const& kinds = rules_->enums[std::size_t(rules_->facts[std::size_t(fact)].type.enum_id)].values;
-    Activation facts = facts_for(kinds.front());
+    auto const offered = set_values(rules_->find_slot("施設の診療区分"), facts_for(""));
+    if (offered.empty()) return "";
+    Activation facts = facts_for(offered.front());
     Evaluator ev(rules_);
     ev.begin(facts);
     Outcome o = ev.evaluate_slot(facts, std::uint32_t(rules_->find_slot("service_available")));
@@ -95,45 +108,62 @@ std::string Flow::unavailable_reason() const {
     return ev.render_text(std::int64_t(o.clause), facts, false);  // the deciding clause's reason
 }
 
-std::string Flow::choose_visit_kind(std::string const& visit_kind) {
-    if (step_ != Step::visit_kind) return "今は診療区分を選ぶ段階ではありません / not at the visit-kind step";
+Problem Flow::choose_visit_kind(std::string const& visit_kind) {
+    if (step_ != Step::visit_kind) return out_of_order("診療の種類を選ぶ", "visit-kind");
     auto const kinds = visit_kinds();
     if (std::find(kinds.begin(), kinds.end(), visit_kind) == kinds.end())
-        return "この診療区分は今日は使えません: " + visit_kind + " / this visit kind cannot be used today";
+        return {"この診療の種類は、今日はこの施設で選べません。", "this visit kind cannot be used today: " + visit_kind};
     visit_kind_ = visit_kind;
     online_ = is_online(facts_for(visit_kind));
     step_ = online_ ? Step::appointment : Step::items;
-    return "";
+    return {};
 }
 
-std::string Flow::set_appointment(std::string const& text) {
-    if (step_ != Step::appointment) return "今は診療予約日を入れる段階ではありません / not at the appointment step";
+bool Flow::staff_present() const {
+    if (visit_kind_.empty()) return false;
+    Outcome o = decide(facts_for(visit_kind_), rules_->find_slot("職員がいる"));
+    return o.status == Status::ok && o.value;
+}
+
+std::optional<Date> Flow::last_appointment() const {
+    int const slot = rules_->find_slot("診療予約日の最終日");
+    if (slot < 0) return std::nullopt;
+    Outcome o = decide(facts_for(visit_kind_), slot);
+    if (o.status != Status::ok) return std::nullopt;
+    return Date::from_days(o.value);
+}
+
+Problem Flow::set_appointment(std::string const& text) {
+    if (step_ != Step::appointment) return out_of_order("診療予約日を入れる", "appointment");
     auto parsed = parse_date(text);
-    if (!parsed.date) return "診療予約日: " + parsed.error;
+    if (!parsed.date) return {"日付として読めません。カレンダーから日を選んでください。", "appointment_date: " + parsed.error};
     Activation facts = facts_for(visit_kind_);
     facts.set_date("appointment_date", *parsed.date);
     Outcome o = decide(facts, rules_->find_slot("診療予約日を受け付ける"));
-    if (o.status != Status::ok || !o.value)
-        return "診療予約日は今日 (" + today_.iso() + ") 以降の日にしてください / the appointment must be today or later";
+    if (o.status != Status::ok || !o.value) {
+        auto const last = last_appointment();
+        std::string range = "今日 (" + wareki(today_) + ") " + (last ? "から " + wareki(*last) + " まで" : std::string("より後"));
+        return {"診療予約日は、" + range + "の日を選んでください。",
+                "the appointment must be from " + today_.iso() + (last ? " to " + last->iso() : std::string(" on"))};
+    }
     appointment_ = parsed.date->iso();
     step_ = Step::items;
-    return "";
+    return {};
 }
 
 std::vector<std::string> Flow::choices() const { return set_values(rules_->find_slot("同意の選択肢一覧"), facts_for(visit_kind_)); }
 
-std::string Flow::choose_items(std::vector<std::string> const& chosen) {
-    if (step_ != Step::items) return "今は同意する項目を選ぶ段階ではありません / not at the consent-items step";
-    if (chosen.empty()) return "同意する項目を一つ以上選んでください / choose at least one item";
+Problem Flow::choose_items(std::vector<std::string> const& chosen) {
+    if (step_ != Step::items) return out_of_order("同意する項目を選ぶ", "consent-items");
     auto const offered = choices();
     for (auto const& c : chosen)
         if (std::find(offered.begin(), offered.end(), c) == offered.end())
-            return "選べない項目です: " + c + " / not a choice here";
+            return {"この項目は選べません。", "not a consent choice here: " + c};
     chosen_.clear();
     for (auto const& c : offered)  // the rule set's order, each once
         if (std::find(chosen.begin(), chosen.end(), c) != chosen.end()) chosen_.push_back(c);
     step_ = Step::identity;
-    return "";
+    return {};
 }
 
 std::vector<std::string> Flow::items() const {
@@ -154,16 +184,18 @@ std::vector<std::string> Flow::items() const {
     return out;
 }
 
-std::vector<std::string> Flow::identity_methods() const { return set_values(rules_->find_slot("identity_methods"), facts_for(visit_kind_)); }
+std::vector<std::string> Flow::identity_methods() const {
+    return set_values(rules_->find_slot("identity_methods"), facts_for(visit_kind_));
+}
 
-std::string Flow::choose_identity(std::string const& method) {
-    if (step_ != Step::identity) return "今は本人確認の方法を選ぶ段階ではありません / not at the identity step";
+Problem Flow::choose_identity(std::string const& method) {
+    if (step_ != Step::identity) return out_of_order("本人確認の方法を選ぶ", "identity");
     auto const allowed = identity_methods();
     if (std::find(allowed.begin(), allowed.end(), method) == allowed.end())
-        return "今日は使えない本人確認の方法です: " + method + " / identity method not allowed today";
+        return {"この本人確認の方法は、今は選べません。", "identity method not offered: " + method};
     identity_ = method;
     step_ = Step::card;
-    return "";
+    return {};
 }
 
 void Flow::finish() {
@@ -178,27 +210,6 @@ bool Flow::back() {
         case Step::card: step_ = Step::identity; return true;
         default: return false;
     }
-}
-
-std::string Flow::registration_json() const {
-    std::string out = "{\"visit_kind\":";
-    append_json_string(out, visit_kind_);
-    out += ",\"identity_method\":";
-    append_json_string(out, identity_);
-    out += ",\"items\":[";
-    bool first = true;
-    for (auto const& i : items()) {
-        if (!first) out += ',';
-        first = false;
-        append_json_string(out, i);
-    }
-    out += ']';
-    if (online_) {
-        out += ",\"appointment_date\":";
-        append_json_string(out, appointment_);
-    }
-    out += '}';
-    return out;
 }
 
 }  // namespace kyotaku::consent

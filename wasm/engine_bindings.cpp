@@ -1,7 +1,6 @@
 // The rule engine in WebAssembly (embind): loads a compiled rule bundle (no rule parser in the browser) and
 // evaluates facts with the same evaluator and the same JSON Lines writer as `kyotaku eval`; the parity test
-// compares the two byte for byte.
-#include "consent_flow.hpp"
+// compares the two byte for byte. (The consent page uses the smaller kyotaku-page module: page_module.cpp.)
 #include "kyotaku/engine.hpp"
 #include "kyotaku/jsonl.hpp"
 
@@ -85,57 +84,6 @@ private:
     std::string error_;
 };
 
-emscripten::val to_js(std::vector<std::string> const& list) {
-    emscripten::val out = emscripten::val::array();
-    for (auto const& s : list) out.call<void>("push", s);
-    return out;
-}
-
-// The consent page's flow (consent_flow.hpp) for JavaScript. Construction errors (rules without the page's
-// lets, a bad date) leave error() non-empty.
-class PageFlow {
-public:
-    PageFlow(Rules const& rules, std::string facility_kind, bool home_care_feature, bool online_feature, std::string today) {
-        auto d = kyotaku::parse_date(today);
-        if (!rules.program() || !d.date) {
-            error_ = !rules.program() ? "ルールがありません / no rules" : "today: " + d.error;
-            return;
-        }
-        try {
-            flow_ = std::make_unique<kyotaku::consent::Flow>(rules.program(),
-                kyotaku::consent::Facility{std::move(facility_kind), home_care_feature, online_feature}, *d.date);
-        } catch (std::exception const& e) {
-            error_ = e.what();
-        }
-    }
-    std::string error() const { return error_; }
-    std::string step() const { return flow_ ? kyotaku::consent::to_string(flow_->step()) : "error"; }
-    bool online() const { return flow_ && flow_->online(); }
-    emscripten::val visitKinds() const { return to_js(flow_ ? flow_->visit_kinds() : std::vector<std::string>{}); }
-    std::string unavailableReason() const { return flow_ ? flow_->unavailable_reason() : error_; }
-    std::string chooseVisitKind(std::string const& v) { return flow_ ? flow_->choose_visit_kind(v) : error_; }
-    std::string setAppointment(std::string const& d) { return flow_ ? flow_->set_appointment(d) : error_; }
-    emscripten::val choices() const { return to_js(flow_ ? flow_->choices() : std::vector<std::string>{}); }
-    std::string chooseItems(emscripten::val chosen) {
-        return flow_ ? flow_->choose_items(emscripten::vecFromJSArray<std::string>(chosen)) : error_;
-    }
-    emscripten::val identityMethods() const { return to_js(flow_ ? flow_->identity_methods() : std::vector<std::string>{}); }
-    std::string chooseIdentity(std::string const& m) { return flow_ ? flow_->choose_identity(m) : error_; }
-    void finish() {
-        if (flow_) flow_->finish();
-    }
-    bool back() { return flow_ && flow_->back(); }
-    emscripten::val chosen() const { return to_js(flow_ ? flow_->chosen() : std::vector<std::string>{}); }
-    emscripten::val items() const { return to_js(flow_ ? flow_->items() : std::vector<std::string>{}); }
-    std::string visitKind() const { return flow_ ? flow_->visit_kind() : ""; }
-    std::string identityMethod() const { return flow_ ? flow_->identity_method() : ""; }
-    std::string registration() const { return flow_ ? flow_->registration_json() : "{}"; }
-
-private:
-    std::unique_ptr<kyotaku::consent::Flow> flow_;
-    std::string error_;
-};
-
 }  // namespace
 
 EMSCRIPTEN_BINDINGS(kyotaku_engine) {
@@ -146,24 +94,4 @@ EMSCRIPTEN_BINDINGS(kyotaku_engine) {
         .function("evalLines", &Rules::evalLines)
         .function("evaluate", &Rules::evaluate)
         .function("repeat", &Rules::repeat);
-    emscripten::class_<PageFlow>("PageFlow")
-        .constructor<Rules const&, std::string, bool, bool, std::string>()
-        .function("error", &PageFlow::error)
-        .function("step", &PageFlow::step)
-        .function("online", &PageFlow::online)
-        .function("visitKinds", &PageFlow::visitKinds)
-        .function("unavailableReason", &PageFlow::unavailableReason)
-        .function("chooseVisitKind", &PageFlow::chooseVisitKind)
-        .function("setAppointment", &PageFlow::setAppointment)
-        .function("choices", &PageFlow::choices)
-        .function("chooseItems", &PageFlow::chooseItems)
-        .function("identityMethods", &PageFlow::identityMethods)
-        .function("chooseIdentity", &PageFlow::chooseIdentity)
-        .function("finish", &PageFlow::finish)
-        .function("back", &PageFlow::back)
-        .function("chosen", &PageFlow::chosen)
-        .function("items", &PageFlow::items)
-        .function("visitKind", &PageFlow::visitKind)
-        .function("identityMethod", &PageFlow::identityMethod)
-        .function("registration", &PageFlow::registration);
 }

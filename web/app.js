@@ -1,29 +1,47 @@
-// マイナ在宅受付Web: the consent page. Everything it offers (診療区分, consent choices, identity methods,
-// whether a 診療予約日 is acceptable) comes from the rule engine in WebAssembly, given the server's rules, the
-// facility's 環境設定 and the server's date; the card is read through the transports of hardware-bridge/js.
-// The PIN goes from the input straight to the card: it is never stored, logged or sent to the server.
-import { b64, unb64 } from './bridge-client.js';
-import { chooseTransport, webNfcStatus } from './transports.js';
+// マイナ在宅受付Web: the consent page. Everything it offers (the facility's 診療区分 with a sentence each, the
+// consent choices, the identity methods, whether a 診療予約日 is acceptable, whether staff are present) comes
+// from the rule engine in WebAssembly (page-engine.js), given the server's rules and the facility's data that
+// the server wrote into the page. The card is read through hardware-bridge/js, loaded only at the card step;
+// a phone that cannot read the card hands the card step to the staff's device (docs/consent-page.md).
+// The PIN goes from the input straight to the card: it is never stored, logged or sent to the server, and in a
+// hand-off it is typed on the staff's device, never on the phone.
+import { openFlow } from './page-engine.js';
 
 const $ = (id) => document.getElementById(id);
 const token = decodeURIComponent(location.pathname.replace(/^\/c\//, ''));
+const info = JSON.parse($('page-data').textContent);
+const STATE_KEY = `kyotaku-page:${token}`;  // sessionStorage: the choices, never a PIN or a passcode
 const BRIDGE_KEY = 'kyotaku-bridge';
 const BRIDGE_URL = 'ws://127.0.0.1:39211/';
-const app = { info: null, engine: null, rules: null, flow: null, transport: null, passcode: '', cancelled: false, retry: null, busy: false };
+const CHOOSER_TIMEOUT_MS = 6000;  // a USB device chooser that has not answered by then gets an explanation
+const POLL_MS = 2000;             // how often the phone asks whether the staff's device has finished
+const ORDER = ['visit_kind', 'appointment', 'items', 'identity', 'card', 'done'];
+const STEP_SCREEN = { visit_kind: 'visit-kind', appointment: 'appointment', items: 'items', identity: 'identity', card: 'card', done: 'done' };
+const STEP_NAMES = { 'visit-kind': '診療の種類', appointment: '予約日', items: '見てよい情報', identity: '本人確認', card: 'カード', done: '完了' };
+const ITEM_NOTES = {
+  '診療・薬剤情報': '受診した記録と、処方されたお薬の記録',
+  手術情報: '受けた手術の記録',
+  特定健診情報: '特定健診 (メタボ健診) の結果',
+  限度額情報等: '医療費の自己負担の上限 (限度額) の区分',
+};
+const METHOD_NOTES = {
+  暗証番号: 'カードの暗証番号 (数字4けた) を入れます',
+  目視確認: '職員が、カードの顔写真とご本人を見比べます (暗証番号は使いません)',
+};
+const isAndroid = /Android/.test(navigator.userAgent);
 
+const app = { flow: null, transport: null, cards: null, cancelled: false, retry: null, busy: false, handoff: null, claim: null, prefill: {} };
 const problem = (kind, message, extra = {}) => Object.assign(new Error(message), { kind, ...extra });
 
-// ---- screens -------------------------------------------------------------------------------------------
-
-const STEP_NAMES = { 'visit-kind': '診療区分', appointment: '診療予約日', items: '同意する項目', identity: '本人確認', card: 'カード読み取り', done: '完了' };
+// ---- screens and history ---------------------------------------------------------------------------------
 
 function renderSteps(current) {
   const steps = ['visit-kind', ...(app.flow && app.flow.online() ? ['appointment'] : []), 'items', 'identity', 'card', 'done'];
-  const list = $('steps');
-  list.replaceChildren(...steps.map((s) => {
+  const mark = { pin: 'card', handoff: 'card' }[current] || current;
+  $('steps').replaceChildren(...steps.map((s) => {
     const li = document.createElement('li');
     li.textContent = STEP_NAMES[s];
-    if (s === current || (current === 'pin' && s === 'card')) li.setAttribute('aria-current', 'step');
+    if (s === mark) li.setAttribute('aria-current', 'step');
     return li;
   }));
 }
@@ -33,19 +51,78 @@ function show(id) {
   const h = document.querySelector(`#screen-${id} h1`);
   document.title = `${h.textContent} - マイナ在宅受付Web`;
   renderSteps(id);
+  window.scrollTo(0, 0);
   h.focus();
 }
 
-const STEP_SCREEN = { visit_kind: 'visit-kind', appointment: 'appointment', items: 'items', identity: 'identity', card: 'card', done: 'done' };
-function showStep() {
-  const screen = STEP_SCREEN[app.flow.step()];
+// The choices survive a reload of the tab (sessionStorage); a PIN or a passcode never goes there.
+function save() {
+  if (!app.flow) return;
+  const f = app.flow;
+  const state = { step: f.step(), visitKind: f.visitKind(), appointment: f.appointment(), chosen: f.chosen(), identity: f.identityMethod(),
+    handoff: app.handoff, claim: app.claim };
+  try { sessionStorage.setItem(STATE_KEY, JSON.stringify(state)); } catch { /* private mode: nothing kept */ }
+}
+function saved() {
+  try { return JSON.parse(sessionStorage.getItem(STATE_KEY) || 'null'); } catch { return null; }
+}
+function forget() {
+  try { sessionStorage.removeItem(STATE_KEY); } catch { /* nothing kept */ }
+}
+
+// Shows the flow's step; `push` makes it a new history entry, so that Back returns to the screen before.
+function showStep({ push = false } = {}) {
+  const step = app.flow.step();
+  const screen = STEP_SCREEN[step];
   if (screen === 'visit-kind' && !renderVisitKinds()) return;
+  if (screen === 'appointment') renderAppointment();
   if (screen === 'items') renderItems();
   if (screen === 'identity') renderIdentity();
+  if (screen === 'card') renderCard();
+  if (!performance.getEntriesByName('kyotaku:first-usable').length) performance.mark('kyotaku:first-usable');  // for the page test
+  const state = { step };
+  if (push) history.pushState(state, '');
+  else history.replaceState(state, '');
+  save();
   show(screen);
 }
 
-function radios(container, name, values, checked, notes = {}) {
+// Back and Forward: the flow follows the history entry (its choices are kept).
+window.addEventListener('popstate', (event) => {
+  if (!app.flow || app.busy) return;
+  const state = event.state || {};
+  const target = state.step || 'visit_kind';
+  if (app.handoff && !state.handoff) cancelHandoff();
+  if (state.handoff && app.handoff) return showHandoff();
+  if (app.claim && target !== 'card') {
+    // The staff's device leaves a hand-off: the patient's choices are not its to change.
+    app.claim = null;
+    while (app.flow.back()) { /* to the first step */ }
+  }
+  if (state.claim) return showClaim();
+  if (app.flow.step() === 'done') {
+    history.pushState({ step: 'done' }, '');
+    return show('done');
+  }
+  while (ORDER.indexOf(app.flow.step()) > ORDER.indexOf(target) && app.flow.back()) { /* one step at a time */ }
+  while (ORDER.indexOf(app.flow.step()) < ORDER.indexOf(target) && replayStep()) { /* Forward: the same choices again */ }
+  showStep();
+});
+
+// Takes the current step again with the choices already made (Forward, reload); false when it cannot.
+function replayStep() {
+  const f = app.flow;
+  const p = app.prefill;
+  switch (f.step()) {
+    case 'visit_kind': return !!(f.visitKind() || p.visitKind) && !f.chooseVisitKind(f.visitKind() || p.visitKind);
+    case 'appointment': return !!(f.appointment() || p.appointment) && !f.setAppointment(f.appointment() || p.appointment);
+    case 'items': return !f.chooseItems(f.chosen().length ? f.chosen() : p.chosen || []);
+    case 'identity': return !!(f.identityMethod() || p.identity) && !f.chooseIdentity(f.identityMethod() || p.identity);
+    default: return false;
+  }
+}
+
+function radios(container, name, values, checked, notes = (v) => '') {
   container.replaceChildren(...values.map((v, i) => {
     const label = document.createElement('label');
     const input = document.createElement('input');
@@ -57,58 +134,106 @@ function radios(container, name, values, checked, notes = {}) {
     label.htmlFor = input.id;
     const text = document.createElement('span');
     text.textContent = v;
-    if (notes[v]) {
-      const note = document.createElement('span');
-      note.className = 'note';
-      note.textContent = notes[v];
-      text.append(note);
+    const note = notes(v);
+    if (note) {
+      const n = document.createElement('span');
+      n.className = 'note';
+      n.textContent = note;
+      text.append(n);
     }
     label.append(input, text);
     return label;
   }));
 }
 
-const ITEM_NOTES = {
-  '診療・薬剤情報': '受診歴、処方・調剤された薬の情報',
-  手術情報: '受けた手術の情報',
-  特定健診情報: '特定健診 (メタボ健診) の結果',
-  限度額情報等: '高額療養費の限度額の区分など',
-};
-const METHOD_NOTES = {
-  暗証番号: 'カードの暗証番号 (数字4桁) を入力します',
-  目視確認: '職員がカードの顔写真とご本人を見比べます (暗証番号は使いません)',
-};
-
-// False when nothing can be chosen today: the rule's reason is shown instead.
+// False when nothing can be chosen today: the unavailable screen is shown instead.
 function renderVisitKinds() {
   const kinds = app.flow.visitKinds();
   if (kinds.length === 0) {
-    $('unavailable-reason').textContent = app.flow.unavailableReason().replace(/ \(.*:\d+\)$/, '');
+    $('unavailable-reason').textContent = app.flow.unavailableReason();
     show('unavailable');
     return false;
   }
-  radios($('visit-kinds'), 'visit_kind', kinds, app.flow.visitKind());
+  radios($('visit-kinds'), 'visit_kind', kinds, app.flow.visitKind() || app.prefill.visitKind, (k) => app.flow.visitKindNote(k));
   return true;
 }
 
-function renderItems() { radios($('items'), 'items', app.flow.choices(), app.flow.chosen(), ITEM_NOTES); }
-
-function renderIdentity() {
-  radios($('identity-methods'), 'identity', app.flow.identityMethods(), app.flow.identityMethod(), METHOD_NOTES);
-  updatePasscodeField();
+function renderAppointment() {
+  const input = $('appointment-date');
+  input.min = app.flow.today();
+  if (app.flow.lastAppointment()) input.max = app.flow.lastAppointment();
+  if (!input.value) input.value = app.flow.appointment() || app.prefill.appointment || '';
+  showWareki();
+}
+function showWareki() {
+  const v = $('appointment-date').value;
+  $('appointment-wareki').textContent = v ? app.flow.wareki(v) : '';
 }
 
-function updatePasscodeField() {
-  const chosen = document.querySelector('input[name="identity"]:checked');
-  $('passcode-field').hidden = !chosen || chosen.value !== '目視確認';
+function renderItems() {
+  const chosen = app.flow.chosen().length ? app.flow.chosen() : app.prefill.chosen || [];
+  radios($('items'), 'items', app.flow.choices(), chosen, (c) => ITEM_NOTES[c]);
+}
+function renderIdentity() {
+  radios($('identity-methods'), 'identity', app.flow.identityMethods(), app.flow.identityMethod() || app.prefill.identity, (m) => METHOD_NOTES[m]);
+}
+
+function summaryRows(list, rows) {
+  list.replaceChildren(...rows.flatMap(([k, v]) => {
+    const dt = document.createElement('dt');
+    dt.textContent = k;
+    const dd = document.createElement('dd');
+    dd.textContent = v;
+    return [dt, dd];
+  }));
+}
+function choiceRows(consentDate) {
+  const f = app.flow;
+  const rows = [['診療の種類', f.visitKind()]];
+  if (f.appointment()) rows.push(['予約日', f.wareki(f.appointment())]);
+  rows.push(['見てよい情報', f.chosen().join('、') || '選んでいません']);
+  rows.push(['本人確認', f.identityMethod()]);
+  if (consentDate) rows.push(['同意した日', f.wareki(consentDate)]);
+  return rows;
+}
+
+// How this device can read the card, without opening any chooser: the paired bridge, WebUSB, or none.
+function cardRoute() {
+  if (savedBridge()) return 'bridge';
+  return navigator.usb ? 'usb' : 'none';
+}
+
+function renderCard() {
+  const handed = !!app.claim;  // the staff's device doing the card step of a phone's session
+  $('handoff-summary').hidden = !handed;
+  if (handed) summaryRows($('handoff-choices'), choiceRows());
+  $('passcode-field').hidden = app.flow.identityMethod() !== '目視確認';
+  $('msg-card').textContent = '';
+  const route = cardRoute();
+  const staff = app.flow.staffPresent() && !handed;
+  const texts = {
+    bridge: 'カードをカードリーダーに置いてから、「カードを読み取る」を押してください。',
+    usb: 'カードをカードリーダー (RC-S380) に置いてから、「カードを読み取る」を押してください。初めてのときは、つないだ機器を選ぶ画面が出ます。',
+    none: staff ? 'この端末では、カードを読み取れません。職員の端末でカードを読み取ります。「職員の端末で読み取る」を押してください。'
+      : handed ? 'この端末でカードを読み取るには、「カード読み取りアプリとつなぐ」を押して、アプリの番号を入れてください。'
+        : 'この端末では、カードを読み取れません。カードリーダーのあるパソコンで、この画面を開き直してください。',
+  };
+  $('card-instruction').textContent = texts[route];
+  $('android-usb').hidden = !isAndroid || route === 'bridge';
+  $('card-read').hidden = route === 'none';
+  $('card-back').hidden = handed;  // the patient's choices are changed on the phone, not here
+  $('card-handoff').hidden = !staff;
+  $('card-handoff').classList.toggle('primary', route === 'none');
+  $('card-pairing').hidden = route !== 'none' || isAndroid;
+  $('card-pairing').classList.toggle('primary', route === 'none' && !staff);
+  cardModules().catch(() => {});  // fetched now, at the card step, never before
 }
 
 function progress(text) { $('card-progress').textContent = text; }
 
 function setBusy(busy) {
   app.busy = busy;
-  $('card-read').disabled = busy;
-  $('card-back').disabled = busy;
+  for (const id of ['card-read', 'card-back', 'card-handoff', 'card-pairing']) $(id).disabled = busy;
   $('card-cancel').hidden = !busy;
 }
 
@@ -119,10 +244,10 @@ async function api(path, body) {
   try {
     r = await fetch(path, body ? { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) } : {});
   } catch {
-    throw problem('network', '通信できませんでした');
+    throw problem('network', 'network');
   }
   const data = await r.json().catch(() => ({}));
-  if (!r.ok) throw problem('server', data.error || `HTTP ${r.status}`, { status: r.status, field: data.field });
+  if (!r.ok) throw problem('server', data.error || `HTTP ${r.status}`, { status: r.status, field: data.field || '' });
   return data;
 }
 
@@ -132,46 +257,66 @@ function loadScript(src, name) {
     const s = document.createElement('script');
     s.src = src;
     s.onload = () => resolve(window[name]);
-    s.onerror = () => reject(problem('network', `${src} を読み込めません`));
+    s.onerror = () => reject(problem('network', src));
     document.head.append(s);
   });
 }
 
+// The card step's code: the transports and (for WebUSB only, when the reader is opened) the card module.
+function cardModules() {
+  app.cards = app.cards || Promise.all([import('./transports.js'), import('./bridge-client.js')])
+    .then(([t, b]) => ({ ...t, ...b }))
+    .catch((e) => { app.cards = null; throw problem('network', e.message); });
+  return app.cards;
+}
 const loadCardModule = async () => (await loadScript('/web/kyotaku-card.js', 'KyotakuCard'))({ locateFile: (f) => `/web/${f}` });
 
 async function init() {
   app.retry = init;
   show('loading');
   try {
-    app.info = await api(`/api/v1/consent/page?token=${encodeURIComponent(token)}`);
-    $('facility-name').textContent = app.info.facility_name;
-    const Engine = await loadScript('/web/kyotaku-engine.js', 'KyotakuEngine');
-    app.engine = app.engine || (await Engine({ locateFile: (f) => `/web/${f}` }));
     let bundle;
     try {
-      const r = await fetch(app.info.rules);
-      if (!r.ok) throw new Error();
+      const r = await fetch(info.rules);
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
       bundle = new Uint8Array(await r.arrayBuffer());
-    } catch {
-      throw problem('network', 'ルールを読み込めません');
+    } catch (e) {
+      throw problem('load', e.message);
     }
-    app.rules = new app.engine.Rules(bundle);
-    if (!app.rules.ok()) throw problem('server', app.rules.error());
-    app.flow = new app.engine.PageFlow(app.rules, app.info.facility_kind, app.info.home_care_feature, app.info.online_feature, app.info.today);
-    if (app.flow.error()) throw problem('server', app.flow.error());
+    if (typeof globalThis.KyotakuPage !== 'function') throw problem('load', 'kyotaku-page.js');
+    app.flow = await openFlow(bundle, info).catch((e) => { throw problem('load', e.message); });
   } catch (e) {
     return fail(e);
   }
-  $('appointment-date').min = app.info.today;
+  restore();
+}
+
+// After a reload: the same step with the same choices; a hand-off in progress goes on.
+function restore() {
+  const s = saved() || {};
+  app.prefill = s;
+  app.handoff = s.handoff || null;
+  app.claim = s.claim || null;
+  const target = s.step || 'visit_kind';
+  while (ORDER.indexOf(app.flow.step()) < ORDER.indexOf(target) && target !== 'done' && replayStep()) { /* forward */ }
+  const code = (location.hash.match(/^#handoff=(\d{6})$/) || [])[1];
+  if (code && !app.claim) {
+    history.replaceState(null, '', location.pathname);
+    showStep();
+    showClaim();
+    $('handoff-code-input').value = code;
+    return claimHandoff();
+  }
   showStep();
+  if (app.handoff) showHandoff();
 }
 
 // ---- the card ------------------------------------------------------------------------------------------
 
 function savedBridge() {
   try {
-    const saved = JSON.parse(localStorage.getItem(BRIDGE_KEY) || 'null');
-    return saved && saved.token ? saved : null;
+    const s = JSON.parse(localStorage.getItem(BRIDGE_KEY) || 'null');
+    return s && s.token ? s : null;
   } catch {
     return null;
   }
@@ -179,7 +324,7 @@ function savedBridge() {
 
 let pinWaiter = null;
 function askPin(tries) {
-  $('pin-tries').textContent = tries >= 0 ? `残り ${tries} 回入力できます。` : '';
+  $('pin-tries').textContent = tries >= 0 ? `あと ${tries} 回入れられます。` : '';
   $('msg-pin').textContent = '';
   $('pin').value = '';
   show('pin');
@@ -188,25 +333,42 @@ function askPin(tries) {
 }
 
 function checkCancelled() {
-  if (app.cancelled) throw problem('cancelled', '中止しました');
+  if (app.cancelled) throw problem('cancelled', 'cancelled');
+}
+
+// The fields of the registration that the flow decided (the server dates the consent itself).
+function registration() {
+  const f = app.flow;
+  const body = { visit_kind: f.visitKind(), identity_method: f.identityMethod(), items: f.items() };
+  if (f.appointment()) body.appointment_date = f.appointment();
+  return body;
 }
 
 async function readCard() {
   if (app.busy) return;
   app.retry = readCard;
   app.cancelled = false;
+  const method = app.flow.identityMethod();
+  const passcode = $('visual-passcode').value.normalize('NFKC').replace(/\s/g, '');
   show('card');
+  if (method === '目視確認' && !/^\d{4,16}$/.test(passcode)) {
+    $('msg-card').textContent = '目視確認のパスコード (数字) を入れてください。';
+    $('visual-passcode').focus();
+    return;
+  }
+  $('msg-card').textContent = '';
   setBusy(true);
   progress('準備しています…');
   try {
-    const challenge = await api('/api/v1/consent/challenge', { token });
+    const { chooseTransport, b64, unb64 } = await cardModules();
+    const challenge = await api(app.claim ? '/api/v1/consent/handoff/challenge' : '/api/v1/consent/challenge',
+      app.claim ? { token, claim: app.claim.claim } : { token });
     checkCancelled();
-    if (!app.transport) app.transport = (await chooseTransport({ bridge: savedBridge(), loadCardModule })).transport;
-    progress('カードリーダーに接続しています…');
+    if (!app.transport) app.transport = (await chooseTransport({ bridge: savedBridge(), loadCardModule, chooserTimeoutMs: CHOOSER_TIMEOUT_MS })).transport;
+    progress('カードリーダーにつないでいます…');
     await app.transport.open();
     checkCancelled();
     progress('カードを読み取っています…');
-    const method = app.flow.identityMethod();
     let certificate;
     let signature = null;
     if (method === '暗証番号') {
@@ -215,21 +377,21 @@ async function readCard() {
       if (tries === 0) throw problem('locked', 'locked');
       const pin = await askPin(tries);
       show('card');
-      progress('カードで確認しています…');
+      progress('カードで確かめています…');
       ({ certificate, signature } = await app.transport.sign(pin, unb64(challenge.challenge)));
     } else {
       certificate = await app.transport.readCertificate();
     }
     checkCancelled();
     progress('登録しています…');
-    const registration = JSON.parse(app.flow.registration());
-    const body = { token, challenge_id: challenge.challenge_id, certificate: b64(certificate), ...registration };
-    if (signature) body.signature = b64(signature);
-    if (method === '目視確認') body.visual_passcode = app.passcode;
-    const done = await api('/api/v1/consent/register', body);
-    app.flow.finish();
+    const card = { token, challenge_id: challenge.challenge_id, certificate: b64(certificate) };
+    if (signature) card.signature = b64(signature);
+    if (method === '目視確認') card.visual_passcode = passcode;
+    const done = app.claim ? await api('/api/v1/consent/handoff/register', { ...card, claim: app.claim.claim })
+      : await api('/api/v1/consent/register', { ...card, ...registration() });
+    $('visual-passcode').value = '';
     await app.transport.close().catch(() => {});
-    renderDone(done, registration);
+    finish(done.first_visit, app.claim ? '登録が終わりました。患者さんのスマートフォンにも「終わりました」と出ます。カードをカードリーダーから外してください。' : null);
   } catch (e) {
     fail(e);
   } finally {
@@ -238,48 +400,231 @@ async function readCard() {
   }
 }
 
-function renderDone(done, registration) {
-  const rows = [['診療区分', registration.visit_kind], ['同意した項目', app.flow.chosen().join('、')], ['本人確認', registration.identity_method],
-    ['同意の日', done.first_visit || registration.visit_date]];
-  if (registration.appointment_date) rows.splice(1, 0, ['診療予約日', registration.appointment_date]);
-  $('done-summary').replaceChildren(...rows.flatMap(([k, v]) => {
-    const dt = document.createElement('dt');
-    dt.textContent = k;
-    const dd = document.createElement('dd');
-    dd.textContent = v;
-    return [dt, dd];
-  }));
+function finish(consentDate, text) {
+  app.flow.finish();
+  summaryRows($('done-summary'), choiceRows(consentDate));
+  $('done-text').textContent = text || 'ありがとうございました。カードをカードリーダーから外してください。';
+  app.handoff = null;
+  app.claim = null;
+  forget();
+  history.replaceState({ step: 'done' }, '');
   show('done');
 }
 
+// Each error gets its own screen with the nearest sensible next step, in plain Japanese.
 function fail(e) {
   switch (e.kind) {
     case 'cancelled': return show('card');
+    case 'load': return show('error-load');
     case 'network': return show('error-network');
-    case 'server':
-      $('error-server-message').textContent = e.message;
-      return show('error-server');
+    case 'server': return serverProblem(e);
     case 'no_reader': {
       app.transport = null;
-      const nfc = webNfcStatus();
-      $('web-nfc-explanation').hidden = !nfc.present;
-      $('web-nfc-explanation').textContent = (nfc.explanation || '').split(' / ')[0];
+      cardModules().then(({ webNfcStatus, WEB_NFC_EXPLANATION_JA }) => {
+        const nfc = webNfcStatus();
+        $('web-nfc-explanation').hidden = !nfc.present;
+        $('web-nfc-explanation').textContent = nfc.present ? WEB_NFC_EXPLANATION_JA : '';
+      }).catch(() => {});
+      $('no-reader-why').textContent = e.chooser === 'timeout'
+        ? 'カードリーダーを選ぶ画面から、数秒たっても答えがありませんでした。RC-S380 がつながっていないときは、その画面を閉じて、ほかの方法を選んでください。RC-S380 を選んだときは「もう一度読み取る」を押してください。'
+        : 'この端末では、カードリーダーを使えませんでした。カードリーダーがつながっているか確かめてください。';
+      $('no-reader-handoff').hidden = !(app.flow.staffPresent() && !app.claim);
+      $('msg-pairing').textContent = '';
       return show('error-no-reader');
     }
     case 'wrong_pin':
-      $('wrong-pin-tries').textContent = `残り ${e.triesLeft} 回入力できます。`;
+      $('wrong-pin-tries').textContent = `あと ${e.triesLeft} 回入れられます。`;
       return show('error-wrong-pin');
     case 'locked': return show('error-locked');
     case 'card_removed':
     case 'no_card':
     case 'timeout':
-      $('error-card-detail').textContent = e.message;
       return show('error-card');
     default:
       app.transport = null;
-      $('error-reader-detail').textContent = e.message;
       return show('error-reader');
   }
+}
+
+// The server's refusal, by the field it names: the screen to fix it on, or the next step.
+function serverProblem(e) {
+  const fix = $('server-fix');
+  fix.hidden = true;
+  $('server-retry').hidden = false;
+  let text = '登録できませんでした。時間をおいて、もう一度お試しください。続くときは、施設の職員にお知らせください。';
+  const goTo = (step, label) => {
+    fix.textContent = label;
+    fix.hidden = false;
+    $('server-retry').hidden = true;
+    fix.onclick = () => {
+      while (ORDER.indexOf(app.flow.step()) > ORDER.indexOf(step) && app.flow.back()) { /* back to the step */ }
+      showStep();
+    };
+  };
+  if (e.field === 'visual_passcode') {
+    show('card');
+    $('msg-card').textContent = 'パスコードが違うか、使えなくなっています。職員が事務所の端末で新しいパスコードを受け取り、入れ直してください。';
+    $('visual-passcode').focus();
+    return undefined;
+  }
+  if (e.field === 'certificate' && e.status === 400) text = 'このカードの保険の資格情報がありません。保険証の代わりになる方法で、職員が確かめます。';
+  else if (e.field === 'challenge_id') text = '時間がたったため、登録できませんでした。もう一度カードを読み取ってください。';
+  else if (e.field === 'appointment_date') {
+    text = 'この予約日では登録できませんでした。予約日を選び直してください。';
+    goTo('appointment', '予約日を選び直す');
+  } else if (e.field === 'visit_kind') {
+    text = 'この診療の種類は、今は受け付けていません。施設の職員にお知らせください。';
+    goTo('visit_kind', '診療の種類を選び直す');
+  } else if (e.field === 'identity_method') {
+    text = 'この本人確認の方法は、今は使えません。ほかの方法を選んでください。';
+    goTo('identity', '本人確認の方法を選び直す');
+  } else if (e.field === 'claim') {
+    text = '引き継ぎが終わっているか、取り消されたか、期限が切れました。患者さんのスマートフォンで、もう一度「職員の端末で読み取る」を押してもらってください。';
+  }
+  $('error-server-message').textContent = text;
+  return show('error-server');
+}
+
+// ---- the hand-off: the phone's side ----------------------------------------------------------------------
+
+async function startHandoff() {
+  if (app.busy) return;
+  setBusy(true);
+  try {
+    const r = await api('/api/v1/consent/handoff', { token, ...registration(), choices: app.flow.chosen() });
+    app.handoff = { id: r.handoff_id, code: r.code, qr: r.qr, expires_at: r.expires_at };
+    save();
+    history.pushState({ step: 'card', handoff: true }, '');
+    showHandoff();
+  } catch (e) {
+    app.retry = startHandoff;
+    fail(e);
+  } finally {
+    setBusy(false);
+  }
+}
+
+function showHandoff() {
+  const h = app.handoff;
+  $('handoff-code').textContent = `${h.code.slice(0, 3)} ${h.code.slice(3)}`;
+  $('handoff-code-spoken').textContent = `番号 ${h.code.split('').join(' ')}`;  // read digit by digit
+  $('handoff-qr').src = h.qr;
+  const until = new Date(h.expires_at).toLocaleTimeString('ja-JP', { timeZone: 'Asia/Tokyo', hour: 'numeric', minute: '2-digit' });
+  $('handoff-expires').textContent = `この番号は ${until} まで使えます。`;
+  $('handoff-status').textContent = '職員の端末で番号が入るのを待っています…';
+  show('handoff');
+  pollHandoff(h.id);
+}
+
+async function pollHandoff(id) {
+  if (!app.handoff || app.handoff.id !== id) return;
+  let r = null;
+  try {
+    r = await api(`/api/v1/consent/handoff/${id}`);
+  } catch {
+    /* the phone's connection comes and goes: ask again */
+  }
+  if (!app.handoff || app.handoff.id !== id) return;
+  if (r && r.state === 'done') {
+    return finish(r.consent.first_visit, '職員の端末で、同意の登録が終わりました。ありがとうございました。');
+  }
+  if (r && (r.state === 'expired' || r.state === 'cancelled')) {
+    app.handoff = null;
+    save();
+    history.replaceState({ step: 'card' }, '');
+    showStep();
+    $('msg-card').textContent = '番号の期限が切れました。もう一度「職員の端末で読み取る」を押してください。';
+    return undefined;
+  }
+  if (r && r.state === 'claimed') $('handoff-status').textContent = '職員の端末で読み取っています。暗証番号は職員の端末で入れてください…';
+  setTimeout(() => pollHandoff(id), POLL_MS);
+  return undefined;
+}
+
+function cancelHandoff() {
+  const h = app.handoff;
+  app.handoff = null;
+  save();
+  if (h) api(`/api/v1/consent/handoff/${h.id}/cancel`, {}).catch(() => {});
+}
+
+// ---- the hand-off: the staff's side ----------------------------------------------------------------------
+
+function showClaim() {
+  $('msg-handoff-claim').textContent = '';
+  show('handoff-claim');
+}
+
+async function claimHandoff() {
+  const code = $('handoff-code-input').value.normalize('NFKC').replace(/[\s-]/g, '');
+  const msg = $('msg-handoff-claim');
+  if (!/^\d{6}$/.test(code)) {
+    msg.textContent = '番号は数字6けたです。患者さんのスマートフォンに出ている番号を入れてください。';
+    return;
+  }
+  msg.textContent = '';
+  let r;
+  try {
+    r = await api('/api/v1/consent/handoff/claim', { token, code });
+  } catch (e) {
+    const texts = {
+      404: '番号が違います。患者さんのスマートフォンに出ている6けたの番号を、もう一度入れてください。',
+      409: 'この番号は、ほかの端末が引き継ぎました。',
+      429: '番号の間違いが続いたため、10分ほど待ってから入れてください。',
+    };
+    msg.textContent = e.kind === 'network' ? '通信できませんでした。つながっているか確かめて、もう一度お試しください。'
+      : texts[e.status] || '引き継げませんでした。患者さんのスマートフォンで、もう一度「職員の端末で読み取る」を押してもらってください。';
+    $('handoff-code-input').focus();
+    return;
+  }
+  // The patient's choices, taken again by this device's own flow (the same rules): nothing is retyped.
+  const c = r.choices;
+  const f = app.flow;
+  while (f.step() !== 'visit_kind' && f.back()) { /* start over */ }
+  const refused = f.chooseVisitKind(c.visit_kind) || (f.online() && f.setAppointment(c.appointment_date || ''))
+    || f.chooseItems(c.choices || []) || f.chooseIdentity(c.identity_method);
+  if (refused || f.items().join() !== c.items.join()) {
+    msg.textContent = `引き継いだ内容をこの端末で受け付けられません: ${refused ? refused.ja : '見てよい情報が一致しません。'}`;
+    return;
+  }
+  app.claim = { claim: r.claim };
+  $('handoff-code-input').value = '';
+  showStep({ push: true });
+}
+
+// ---- pairing with kyotaku-bridge ---------------------------------------------------------------------------
+
+async function pair() {
+  const msg = $('msg-pairing');
+  const raw = $('pairing-code').value.normalize('NFKC').replace(/[\s-]/g, '');
+  const m = raw.match(/^(?:(\d{1,5}):)?(\d{6}|[0-9a-fA-F]{16,256})$/);
+  if (!m) {
+    msg.textContent = '番号は数字6けたです。カード読み取りアプリの画面に出ている番号を入れてください。';
+    return;
+  }
+  const url = m[1] ? `ws://127.0.0.1:${m[1]}/` : BRIDGE_URL;
+  msg.textContent = '';
+  let transport;
+  try {
+    const { BridgeTransport } = await cardModules();
+    transport = m[2].length === 6 ? new BridgeTransport(url, null, m[2]) : new BridgeTransport(url, m[2]);
+    await transport.connect({ timeoutMs: 3000 });
+  } catch (e) {
+    const wait = Math.ceil((e.retryAfterMs || 0) / 1000);
+    const texts = {
+      wrong_code: '番号が違います。カード読み取りアプリの画面に出ている6けたの番号を入れてください。',
+      wrong_token: '番号が違います。カード読み取りアプリの画面に出ている6けたの番号を入れてください。',
+      throttled: `間違いが続いたため、${wait} 秒ほど待ってから入れてください。`,
+      code_disabled: '番号の間違いが続いたため、番号でつなげなくなりました。カード読み取りアプリを起動し直して、新しい番号を入れてください。',
+    };
+    msg.textContent = texts[e.reason] || 'カード読み取りアプリが見つかりません。パソコンでアプリが動いているか確かめてください。';
+    $('pairing-code').focus();
+    return;
+  }
+  localStorage.setItem(BRIDGE_KEY, JSON.stringify({ url, token: transport.token }));
+  $('pairing-code').value = '';
+  app.transport = transport;
+  readCard();
 }
 
 // ---- wiring --------------------------------------------------------------------------------------------
@@ -291,39 +636,35 @@ function onSubmit(form, handler) {
   });
 }
 
-function step(messageId, error) {
-  $(messageId).textContent = error;
-  if (!error) showStep();
+// A step's answer: its message when refused, the next screen (a new history entry) when accepted.
+function step(messageId, refused) {
+  $(messageId).textContent = refused ? refused.ja : '';
+  if (!refused) showStep({ push: true });
 }
 
 onSubmit('form-visit-kind', () => {
   const chosen = document.querySelector('input[name="visit_kind"]:checked');
-  step('msg-visit-kind', chosen ? app.flow.chooseVisitKind(chosen.value) : '診療区分を選んでください');
+  step('msg-visit-kind', chosen ? app.flow.chooseVisitKind(chosen.value) : { ja: '受ける診療を選んでください。' });
 });
 onSubmit('form-appointment', () => {
   const value = $('appointment-date').value;
-  step('msg-appointment', value ? app.flow.setAppointment(value) : '診療予約日を入れてください');
+  step('msg-appointment', value ? app.flow.setAppointment(value) : { ja: '予約した診療の日を選んでください。' });
 });
+$('appointment-date').addEventListener('input', showWareki);
 onSubmit('form-items', () => {
   const chosen = [...document.querySelectorAll('input[name="items"]:checked')].map((i) => i.value);
-  step('msg-items', app.flow.chooseItems(chosen).split(' / ')[0]);
+  step('msg-items', app.flow.chooseItems(chosen));
 });
 onSubmit('form-identity', () => {
   const chosen = document.querySelector('input[name="identity"]:checked');
-  if (!chosen) return step('msg-identity', '本人確認の方法を選んでください');
-  if (chosen.value === '目視確認') {
-    app.passcode = $('visual-passcode').value.trim();
-    if (!app.passcode) return step('msg-identity', '目視確認用パスコードを入れてください');
-  }
-  step('msg-identity', app.flow.chooseIdentity(chosen.value).split(' / ')[0]);
+  step('msg-identity', chosen ? app.flow.chooseIdentity(chosen.value) : { ja: '本人確認の方法を選んでください。' });
 });
-$('identity-methods').addEventListener('change', updatePasscodeField);
 onSubmit('form-pin', () => {
   const input = $('pin');
-  const pin = input.value;
+  const pin = input.value.normalize('NFKC');
   input.value = '';
   if (!/^[0-9]{4}$/.test(pin)) {
-    $('msg-pin').textContent = '暗証番号は数字4桁です';
+    $('msg-pin').textContent = '暗証番号は数字4けたです。';
     return;
   }
   const w = pinWaiter;
@@ -335,7 +676,7 @@ $('pin-cancel').addEventListener('click', () => {
   app.cancelled = true;
   const w = pinWaiter;
   pinWaiter = null;
-  if (w) w.reject(problem('cancelled', '中止しました'));
+  if (w) w.reject(problem('cancelled', 'cancelled'));
 });
 $('card-read').addEventListener('click', readCard);
 $('card-cancel').addEventListener('click', () => {
@@ -345,26 +686,23 @@ $('card-cancel').addEventListener('click', () => {
   setBusy(false);
   progress('中止しました。');
 });
-$('card-back').addEventListener('click', () => {
-  app.flow.back();
-  showStep();
-});
-for (const b of document.querySelectorAll('form .back')) {
-  b.addEventListener('click', () => {
-    app.flow.back();
-    showStep();
-  });
-}
+for (const b of document.querySelectorAll('.back')) b.addEventListener('click', () => history.back());
 for (const b of document.querySelectorAll('.retry')) b.addEventListener('click', () => (app.retry || init)());
 for (const b of document.querySelectorAll('.to-fallback')) b.addEventListener('click', () => show('fallback'));
-for (const b of document.querySelectorAll('.restart')) b.addEventListener('click', () => location.reload());
-onSubmit('form-pairing', () => {
-  // "CODE" for kyotaku-bridge on its usual port, "PORT:CODE" when it listens elsewhere.
-  const code = $('pairing-code').value.trim();
-  const m = code.match(/^(\d{1,5}):(\S+)$/);
-  if (code) localStorage.setItem(BRIDGE_KEY, JSON.stringify({ url: m ? `ws://127.0.0.1:${m[1]}/` : BRIDGE_URL, token: m ? m[2] : code }));
-  $('pairing-code').value = '';
-  readCard();
+for (const b of document.querySelectorAll('.to-card')) b.addEventListener('click', () => showStep());
+for (const b of document.querySelectorAll('.to-handoff')) b.addEventListener('click', startHandoff);
+for (const b of document.querySelectorAll('.to-pairing')) b.addEventListener('click', () => fail(problem('no_reader', 'pairing')));
+for (const b of document.querySelectorAll('.restart')) {
+  b.addEventListener('click', () => {
+    forget();
+    location.reload();
+  });
+}
+$('to-claim').addEventListener('click', () => {
+  history.pushState({ step: 'visit_kind', claim: true }, '');
+  showClaim();
 });
+onSubmit('form-handoff-claim', claimHandoff);
+onSubmit('form-pairing', pair);
 
 init();

@@ -201,6 +201,17 @@ std::string era_range_message(std::size_t i) {
 }
 }  // namespace
 
+std::string wareki(Date d) {
+    for (std::size_t i = eras.size(); i-- > 0;) {
+        Date const first = *Date::from_ymd(eras[i].y, unsigned(eras[i].m), unsigned(eras[i].d));
+        if (d < first) continue;
+        int const year = d.year() - eras[i].y + 1;
+        return std::string(eras[i].kanji) + (year == 1 ? std::string("元") : std::to_string(year)) + "年" + std::to_string(d.month()) + "月" +
+               std::to_string(d.day()) + "日";
+    }
+    return d.iso();
+}
+
 DateParse parse_date(std::string_view raw) {
     std::string norm = normalize_width(raw);
     std::string_view s = norm;

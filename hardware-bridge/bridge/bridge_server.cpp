@@ -40,6 +40,37 @@ bool is_loopback(std::string const& address) {
     return false;
 }
 
+ListenAddress parse_listen(std::string const& text) {
+    auto const colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0)
+        throw std::invalid_argument("--listen は ADDRESS:PORT です / --listen must be ADDRESS:PORT: " + text);
+    ListenAddress out;
+    out.address = text.substr(0, colon);
+    if (out.address.front() == '[') {
+        if (out.address.size() < 3 || out.address.back() != ']')
+            throw std::invalid_argument("--listen: IPv6 は [::1]:PORT と書きます / write IPv6 as [::1]:PORT: " + text);
+        out.address = out.address.substr(1, out.address.size() - 2);
+    } else if (out.address.find(':') != std::string::npos) {
+        throw std::invalid_argument("--listen: IPv6 は [::1]:PORT と書きます / write IPv6 as [::1]:PORT: " + text);
+    }
+    std::string const port = text.substr(colon + 1);
+    // Decimal digits only and at most 65535: 99999 or 8443x is an error, never another port.
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) > 65535)
+        throw std::invalid_argument("--listen: ポートは 0 から 65535 の数字です / the port must be a number from 0 to 65535: \"" + port + "\"");
+    out.port = std::uint16_t(std::stoul(port));
+    return out;
+}
+
+std::string new_pairing_code() {
+    for (;;) {
+        card::Bytes const b = card::random_bytes(4);
+        std::uint32_t const v = (std::uint32_t(b[0]) << 24) | (std::uint32_t(b[1]) << 16) | (std::uint32_t(b[2]) << 8) | b[3];
+        if (v >= 4'294'000'000u) continue;  // a multiple of 10^6 below 2^32: every code equally likely
+        std::string code = std::to_string(v % 1'000'000);
+        return std::string(6 - code.size(), '0') + code;
+    }
+}
+
 namespace {
 
 // A PC/SC channel that owns its context (pcsclite contexts are used from the one connection thread).
@@ -121,6 +152,19 @@ bool readable(int fd) {
     return ::poll(&p, 1, 0) > 0;
 }
 
+// The answer to a refused hello: `unauthorized`, why (`reason`), and when to try again (`retry_after_ms`).
+std::string refusal(std::optional<std::int64_t> id, std::string const& reason, long long retry_after_ms) {
+    char const* message = reason == "throttled"       ? "間違いが続いたため、しばらく待ってからもう一度お試しください / too many wrong attempts: wait before trying again"
+                          : reason == "code_disabled" ? "番号の間違いが続いたため、番号での接続を止めました。kyotaku-bridge を起動し直してください / "
+                                                        "pairing by code is off after too many wrong codes: restart kyotaku-bridge"
+                          : reason == "wrong_code"    ? "ペアリング番号が違います / wrong pairing code"
+                                                      : "ペアリングコードが違います / wrong pairing token";
+    nlohmann::json out = nlohmann::json::parse(error(id, CardError(ErrorKind::unauthorized, message)));
+    out["error"]["reason"] = reason;
+    if (retry_after_ms > 0) out["error"]["retry_after_ms"] = retry_after_ms;
+    return out.dump();
+}
+
 bool is_session_fault(ErrorKind k) {
     return k == ErrorKind::card_removed || k == ErrorKind::no_card || k == ErrorKind::transport || k == ErrorKind::no_reader;
 }
@@ -138,6 +182,8 @@ Server::Server(Options options, std::unique_ptr<CardBackend> backend, std::ostre
                                     options_.address + ": only 127.0.0.0/8 or ::1");
     if (options_.token.size() < 16) throw std::invalid_argument("ペアリングトークンが短すぎます / the pairing token must be at least 16 characters");
     if (options_.allowed_origins.empty()) throw std::invalid_argument("--allow-origin が必要です / at least one allowed Origin is required");
+    if (!options_.pairing_code.empty() && (options_.pairing_code.size() != 6 || options_.pairing_code.find_first_not_of("0123456789") != std::string::npos))
+        throw std::invalid_argument("ペアリング番号は数字6桁です / the pairing code must be 6 digits");
     bool const v6 = options_.address.find(':') != std::string::npos;
     listen_fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -180,36 +226,117 @@ void Server::log(std::string const& line) {
     log_ << "kyotaku-bridge: " << line << std::endl;
 }
 
+namespace {
+std::string peer_address(int fd) {
+    sockaddr_storage peer{};
+    socklen_t len = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return "?";
+    char text[INET6_ADDRSTRLEN] = {};
+    if (peer.ss_family == AF_INET6) inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr, text, sizeof text);
+    else inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&peer)->sin_addr, text, sizeof text);
+    return text;
+}
+}  // namespace
+
+// A connection that has not paired by its deadline is shut down, however it trickles its bytes (a receive
+// timeout alone would restart with every byte).
+void Server::close_late_connections() {
+    auto const now = options_.clock();
+    std::lock_guard lock(connections_mutex_);
+    for (auto it = unpaired_.begin(); it != unpaired_.end();) {
+        if (it->second > now) {
+            ++it;
+            continue;
+        }
+        log("closed a connection that did not pair in time");
+        ::shutdown(it->first, SHUT_RDWR);
+        it = unpaired_.erase(it);
+    }
+}
+
 void Server::run() {
     while (!stopping_) {
+        close_late_connections();
         pollfd p{listen_fd_, POLLIN, 0};
         if (::poll(&p, 1, 100) <= 0) continue;
         int const fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
         if (fd < 0) continue;
-        if (connections_ >= options_.max_connections) {
-            ::close(fd);
-            log("refused a connection: too many clients");
-            continue;
+        std::string const peer = peer_address(fd);
+        {
+            std::lock_guard lock(connections_mutex_);
+            char const* refusal = connections_ >= options_.max_connections ? "too many clients"
+                                  : per_peer_[peer] >= options_.max_per_peer ? "too many connections from one address"
+                                                                             : nullptr;
+            if (refusal) {
+                if (per_peer_[peer] == 0) per_peer_.erase(peer);
+                log(std::string("refused a connection from ") + peer + ": " + refusal);
+                ::close(fd);
+                continue;
+            }
+            ++connections_;
+            ++per_peer_[peer];
+            unpaired_[fd] = options_.clock() + options_.auth_deadline;
         }
-        ++connections_;
-        std::thread([this, fd] {
+        std::thread([this, fd, peer] {
             try {
-                serve(fd);
+                serve(fd, peer);
             } catch (std::exception const& e) {
                 log(std::string("connection ended: ") + e.what());
             }
+            std::lock_guard lock(connections_mutex_);
+            if (--per_peer_[peer] == 0) per_peer_.erase(peer);
             --connections_;
         }).detach();
     }
 }
 
-void Server::serve(int fd) {
+// Wrong tokens and codes, from every connection together: each doubles the wait before the next attempt is
+// compared at all, so parallel connections guess no faster than one.
+struct Server::Verdict {
+    bool ok = false;
+    std::string reason;  // wrong_token, wrong_code, code_disabled, throttled
+    long long retry_after_ms = 0;
+};
+
+Server::Verdict Server::authenticate(std::string const& token, std::string const& code) {
+    auto const now = options_.clock();
+    std::lock_guard lock(auth_mutex_);
+    if (now < next_attempt_)
+        return {false, "throttled", std::chrono::duration_cast<std::chrono::milliseconds>(next_attempt_ - now).count() + 1};
+    bool const by_code = !code.empty();
+    if (by_code && (options_.pairing_code.empty() || code_failures_ >= options_.max_code_failures)) return {false, "code_disabled", 0};
+    std::string const& expected = by_code ? options_.pairing_code : options_.token;
+    std::string const& given = by_code ? code : token;
+    if (given.size() == expected.size() && CRYPTO_memcmp(given.data(), expected.data(), given.size()) == 0) {
+        consecutive_failures_ = 0;
+        return {true, "", 0};
+    }
+    ++consecutive_failures_;
+    if (by_code) ++code_failures_;
+    auto delay = options_.failure_delay * (std::int64_t(1) << std::min(consecutive_failures_ - 1, 20));
+    delay = std::min(delay, options_.max_failure_delay);
+    next_attempt_ = now + delay;
+    if (by_code && code_failures_ >= options_.max_code_failures) return {false, "code_disabled", 0};
+    return {false, by_code ? "wrong_code" : "wrong_token", delay.count()};
+}
+
+void Server::serve(int fd, std::string const& peer) {
     net::io_context ioc;
     tcp::socket socket(ioc);
-    sockaddr_storage peer{};
-    socklen_t peer_len = sizeof peer;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len);
-    socket.assign(peer.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd);
+    sockaddr_storage local{};
+    socklen_t local_len = sizeof local;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len);
+    socket.assign(local.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd);
+    // Forgets the pairing deadline before the socket (declared first) closes its descriptor.
+    struct Unpaired {
+        Server& server;
+        int fd;
+        void paired() {
+            std::lock_guard lock(server.connections_mutex_);
+            server.unpaired_.erase(fd);
+        }
+        ~Unpaired() { paired(); }
+    } unpaired{*this, fd};
     set_receive_timeout(fd, 10);  // the handshake must come quickly
 
     beast::flat_buffer buffer;
@@ -240,7 +367,7 @@ void Server::serve(int fd) {
         return;
     }
     websocket::stream<tcp::socket&> ws(socket);
-    ws.read_message_max(max_message_size);
+    ws.read_message_max(max_frame_size);  // up to this a message is answered (malformed if over max_message_size)
     ws.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
         res.set(http::field::server, "kyotaku-bridge");
     }));
@@ -259,7 +386,7 @@ void Server::serve(int fd) {
         ws.text(true);
         ws.write(net::buffer(text), ec);
     };
-    log("client connected (Origin " + origin + ")");
+    log("client connected from " + peer + " (Origin " + origin + ")");
     while (!stopping_ && !ec) {
         beast::flat_buffer message;
         ws.read(message, ec);
@@ -277,17 +404,19 @@ void Server::serve(int fd) {
                 throw CardError(ErrorKind::unauthorized, "最初に hello でペアリングしてください / send hello with the pairing token first");
             switch (req.op) {
                 case Op::hello: {
-                    bool const match = req.token.size() == options_.token.size() &&
-                                       CRYPTO_memcmp(req.token.data(), options_.token.data(), req.token.size()) == 0;
-                    if (!match) {
-                        log("refused a client: wrong pairing token");
-                        send(error(id, CardError(ErrorKind::unauthorized, "ペアリングコードが違います / wrong pairing token")));
+                    Verdict const v = authenticate(req.token, req.code);
+                    if (!v.ok) {
+                        log("refused a client: " + v.reason);
+                        send(refusal(id, v.reason, v.retry_after_ms));
                         ws.close(websocket::close_code::policy_error, ec);
                         release();
                         return;
                     }
                     paired = true;
-                    send(ok(req.id, {{"bridge", "kyotaku-bridge"}, {"version", protocol_version}}));
+                    unpaired.paired();
+                    nlohmann::json answer{{"bridge", "kyotaku-bridge"}, {"version", protocol_version}};
+                    if (!req.code.empty()) answer["token"] = options_.token;  // the page keeps it: the code is typed once
+                    send(ok(req.id, answer));
                     break;
                 }
                 case Op::readers: send(ok(req.id, {{"readers", backend_->readers()}})); break;
@@ -348,6 +477,7 @@ void Server::serve(int fd) {
         }
     }
     release();
+    if (ec == websocket::error::message_too_big) log("closed a connection: a message over " + std::to_string(max_frame_size / 1024) + " KB");
     if (!ec) ws.close(websocket::close_code::normal, ec);
     log("client disconnected");
 }

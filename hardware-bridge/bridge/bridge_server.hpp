@@ -1,6 +1,10 @@
 // kyotaku-bridge: a WebSocket daemon on loopback through which the consent page reaches a PC/SC card reader.
-// Refuses a non-loopback address, a WebSocket whose Origin is not allowed, a client without the pairing token;
-// one card session at a time (a second client is told "busy"); never logs a PIN.
+// Refuses a non-loopback address, a WebSocket whose Origin is not allowed, a client without the pairing token
+// or the pairing code; one card session at a time (a second client is told "busy"); never logs a PIN.
+// Local processes are not trusted either: a connection must pair within a total deadline (however slowly it
+// trickles bytes), one address holds at most a few connections, and wrong tokens or codes are slowed down
+// (each one doubles the wait before the next attempt is even compared; too many wrong codes end pairing by
+// code until the bridge restarts).
 #pragma once
 
 #include "kyotaku/card/apdu.hpp"
@@ -10,6 +14,7 @@
 #include <chrono>
 #include <functional>
 #include <iosfwd>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -34,12 +39,30 @@ std::unique_ptr<CardBackend> virtual_backend(std::shared_ptr<card::VirtualCard> 
 /// 127.0.0.0/8 or ::1 (a literal address; host names are refused so that nothing resolves elsewhere).
 bool is_loopback(std::string const& address);
 
+/// `--listen ADDRESS:PORT` (`[::1]:PORT` for IPv6), strictly: the port is 0–65535 in decimal digits only
+/// (0 picks a free port). Throws std::invalid_argument naming what is wrong.
+struct ListenAddress {
+    std::string address;
+    std::uint16_t port = 0;
+};
+ListenAddress parse_listen(std::string const& text);
+
+/// A fresh 6-digit pairing code (uniformly random).
+std::string new_pairing_code();
+
 struct Options {
     std::string address = "127.0.0.1";
     std::uint16_t port = 39211;  ///< 0 picks a free port
     std::vector<std::string> allowed_origins;
-    std::string token;  ///< pairing token the page must present in "hello"
+    std::string token;         ///< pairing token the page must present in "hello" (or receives for the code)
+    std::string pairing_code;  ///< 6 digits a person types into the page instead of the token ("" = token only)
     int max_connections = 8;
+    int max_per_peer = 4;      ///< connections from one source address
+    std::chrono::milliseconds auth_deadline{10'000};      ///< from accept to a successful hello, in total
+    std::chrono::milliseconds failure_delay{500};         ///< after a wrong token or code; doubles with each one …
+    std::chrono::milliseconds max_failure_delay{30'000};  ///< … up to this
+    int max_code_failures = 10;  ///< wrong codes before pairing by code stops (until the bridge restarts)
+    std::function<std::chrono::steady_clock::time_point()> clock = std::chrono::steady_clock::now;  ///< tests set it
 };
 
 class Server {
@@ -53,7 +76,10 @@ public:
     void stop();
 
 private:
-    void serve(int fd);
+    struct Verdict;
+    void serve(int fd, std::string const& peer);
+    Verdict authenticate(std::string const& token, std::string const& code);
+    void close_late_connections();
     Options options_;
     std::unique_ptr<CardBackend> backend_;
     std::ostream& log_;
@@ -63,6 +89,12 @@ private:
     std::atomic<bool> stopping_{false};
     std::atomic<int> connections_{0};
     std::atomic<bool> card_busy_{false};
+    std::mutex connections_mutex_;
+    std::map<std::string, int> per_peer_;                                  // open connections by source address
+    std::map<int, std::chrono::steady_clock::time_point> unpaired_;        // socket → its pairing deadline
+    std::mutex auth_mutex_;
+    int consecutive_failures_ = 0, code_failures_ = 0;
+    std::chrono::steady_clock::time_point next_attempt_{};
     void log(std::string const& line);
 };
 

@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
     std::string token_file = "kyotaku-bridge.token";
     std::string vcard_dir;
     int vcard_number = 1;
-    serve->add_option("--listen", listen, "ADDRESS:PORT; loopback addresses only")->capture_default_str();
+    serve->add_option("--listen", listen, "ADDRESS:PORT ([::1]:PORT for IPv6); loopback addresses only, port 0-65535 (0: any free port)")->capture_default_str();
     serve->add_option("--allow-origin", origins, "Origin allowed to connect (repeatable), e.g. https://127.0.0.1:8443")->required();
     serve->add_option("--token-file", token_file, "pairing token file (created with a random token if missing)")->capture_default_str();
     serve->add_option("--virtual-card", vcard_dir, "serve the test card from this make-test-pki directory instead of PC/SC");
@@ -125,16 +125,15 @@ int main(int argc, char** argv) {
     try {
         if (*serve) {
             bridge::Options options;
-            auto colon = listen.rfind(':');
-            if (colon == std::string::npos) throw std::invalid_argument("--listen は ADDRESS:PORT です / --listen must be ADDRESS:PORT");
-            options.address = listen.substr(0, colon);
-            if (options.address.size() > 2 && options.address.front() == '[') options.address = options.address.substr(1, options.address.size() - 2);
-            options.port = std::uint16_t(std::stoi(listen.substr(colon + 1)));
+            auto const where = bridge::parse_listen(listen);
+            options.address = where.address;
+            options.port = where.port;
             options.allowed_origins = origins;
             if (!bridge::is_loopback(options.address))
                 throw std::invalid_argument("kyotaku-bridge はループバックアドレスでだけ待ち受けます / refusing to listen on " + options.address +
                                             ": only 127.0.0.0/8 or ::1");
             options.token = load_or_create_token(token_file);
+            options.pairing_code = bridge::new_pairing_code();  // typed into the page once; it then keeps the token
             std::unique_ptr<bridge::CardBackend> backend;
             if (!vcard_dir.empty()) {
                 std::shared_ptr<card::VirtualCard> c = card::make_virtual_card(card::VirtualCardFiles::test_card(vcard_dir, vcard_number));
@@ -146,8 +145,9 @@ int main(int argc, char** argv) {
             std::cout << "kyotaku-bridge: ws://" << (options.address.find(':') != std::string::npos ? "[" + options.address + "]" : options.address)
                       << ":" << server.port() << "/ で待ち受け中 / listening" << std::endl;
             std::cout << "ペアリングコード / pairing token: " << options.token << std::endl;
+            std::cout << "ペアリング番号 / pairing code:  " << options.pairing_code.substr(0, 3) << " " << options.pairing_code.substr(3) << std::endl;
             if (server.port() != 39211)  // the consent page assumes 39211 unless the code names the port
-                std::cout << "同意ページに入力するコード / code for the consent page: " << server.port() << ":" << options.token << std::endl;
+                std::cout << "同意ページに入力する番号 / code for the consent page: " << server.port() << ":" << options.pairing_code << std::endl;
             std::thread t([&] { server.run(); });
             while (!interrupted) std::this_thread::sleep_for(std::chrono::milliseconds(100));
             server.stop();

@@ -51,7 +51,7 @@ Request parse(json& j, std::optional<std::int64_t>& id_out) {
         if (op == to_string(o)) r.op = o, found = true;
     if (!found) bad("op", "is not one of hello, readers, open, read_certificate, pin_tries, sign, cancel, close");
     for (auto const& [key, value] : j.items()) {
-        static constexpr char const* known[] = {"id", "op", "token", "version", "reader", "wait_ms", "pin", "challenge"};
+        static constexpr char const* known[] = {"id", "op", "token", "code", "version", "reader", "wait_ms", "pin", "challenge"};
         bool ok = false;
         for (char const* k : known) ok = ok || key == k;
         if (!ok) bad(key.size() > 40 ? key.substr(0, 40) : key, "is not a field of the protocol");
@@ -59,7 +59,12 @@ Request parse(json& j, std::optional<std::int64_t>& id_out) {
     }
     switch (r.op) {
         case Op::hello: {
-            r.token = string_field(j, "token", 256);
+            if (j.contains("token") == j.contains("code")) bad("token", "or \"code\" is required (one of the two)");
+            if (j.contains("token")) r.token = string_field(j, "token", 256);
+            else {
+                r.code = string_field(j, "code", 6);
+                if (r.code.size() != 6 || r.code.find_first_not_of("0123456789") != std::string::npos) bad("code", "must be 6 digits");
+            }
             auto v = j.find("version");
             if (v != j.end() && (!v->is_number_integer() || v->get<std::int64_t>() != protocol_version))
                 bad("version", "must be " + std::to_string(protocol_version));

@@ -13,7 +13,8 @@
 namespace kyotaku::bridge {
 
 inline constexpr int protocol_version = 1;
-inline constexpr std::size_t max_message_size = 16 * 1024;
+inline constexpr std::size_t max_message_size = 16 * 1024;  ///< larger messages are answered `malformed`
+inline constexpr std::size_t max_frame_size = 64 * 1024;    ///< larger ones close the connection (1009)
 
 enum class Op { hello, readers, open, read_certificate, pin_tries, sign, cancel, close };
 char const* to_string(Op op);
@@ -21,7 +22,8 @@ char const* to_string(Op op);
 struct Request {
     std::int64_t id = 0;
     Op op = Op::hello;
-    std::string token;                     ///< hello
+    std::string token;                     ///< hello: the pairing token …
+    std::string code;                      ///< … or the 6-digit pairing code (one of the two)
     std::string reader;                    ///< open: empty = the first reader with a card
     int wait_ms = 10'000;                  ///< open: how long to wait for a card (0..60000)
     std::optional<card::jpki::Pin> pin;    ///< sign

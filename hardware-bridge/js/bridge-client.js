@@ -6,11 +6,16 @@ export const b64 = (bytes) => btoa(String.fromCharCode(...bytes));
 export const unb64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 
 export class BridgeTransport {
-  /** @param url e.g. ws://127.0.0.1:39211/  @param token the pairing code kyotaku-bridge printed */
-  constructor(url, token) {
+  /**
+   * @param url e.g. ws://127.0.0.1:39211/
+   * @param token the pairing token (kept by the page once paired), or null with …
+   * @param code … the 6-digit pairing code kyotaku-bridge shows: the bridge answers with the token (this.token)
+   */
+  constructor(url, token, code = null) {
     this.name = 'bridge';
     this.url = url;
     this.token = token;
+    this.code = code;
     this.ws = null;
     this.nextId = 1;
     this.waiting = new Map();
@@ -32,7 +37,7 @@ export class BridgeTransport {
       if (!w) return;
       this.waiting.delete(msg.id);
       if (msg.ok) w.resolve(msg);
-      else w.reject(cardError(msg.error.kind, msg.error.message, msg.error.tries_left));
+      else w.reject(Object.assign(cardError(msg.error.kind, msg.error.message, msg.error.tries_left), { reason: msg.error.reason, retryAfterMs: msg.error.retry_after_ms }));
     };
     ws.onclose = () => {
       for (const w of this.waiting.values()) w.reject(cardError('transport', 'カード読み取りアプリとの接続が切れました / the connection to kyotaku-bridge closed'));
@@ -40,7 +45,8 @@ export class BridgeTransport {
       this.ws = null;
     };
     this.ws = ws;
-    await this.request({ op: 'hello', token: this.token, version: 1 });
+    const hello = await this.request({ op: 'hello', ...(this.token ? { token: this.token } : { code: this.code }), version: 1 });
+    if (hello.token) this.token = hello.token;  // paired by code: the token is kept from now on
   }
 
   request(body) {

@@ -8,10 +8,12 @@ import { WebUsbRcs380Transport, cardError } from './webusb-rcs380.js';
 
 export const TRANSPORT_ORDER = ['bridge', 'webusb-rcs380'];
 
-export const WEB_NFC_EXPLANATION =
-  'このブラウザには Web NFC がありますが、Web NFC は NFC タグ (NDEF) の読み書きだけで、マイナンバーカードには命令を送れません。' +
-  'カードリーダー (カード読み取りアプリ kyotaku-bridge、または RC-S380) を使うか、職員の端末で読み取ってください。 / ' +
-  'Web NFC only reads and writes NDEF tags and cannot send commands to a My Number card.';
+// For patients (the page shows this part) …
+export const WEB_NFC_EXPLANATION_JA =
+  'このブラウザは NFC のタグ (NDEF) を読み書きできますが、マイナンバーカードの読み取りには使えません。' +
+  'カードリーダーを使うか、職員の端末で読み取ってください。';
+// … and with the English for developers and logs.
+export const WEB_NFC_EXPLANATION = `${WEB_NFC_EXPLANATION_JA} / Web NFC only reads and writes NDEF tags and cannot send commands to a My Number card.`;
 
 export const FALLBACK_GUIDANCE =
   'カードを読み取れない場合は、マイナポータルの「資格情報」画面、または「資格情報のお知らせ」とマイナンバーカードで資格を確認できます。 / ' +
@@ -25,9 +27,11 @@ export function webNfcStatus() {
 /**
  * @param bridge {url, token} when the staff paired the page with kyotaku-bridge, else null
  * @param loadCardModule () => Promise<KyotakuCard module> for WebUSB
+ * @param chooserTimeoutMs how long WebUSB's device chooser may stay unanswered before open() gives up
+ *        (kind no_reader, chooser 'timeout'): a chooser with no RC-S380 in it otherwise spins forever
  * @returns {transport, tried: [{name, error}]}
  */
-export async function chooseTransport({ bridge = null, loadCardModule = null, bridgeTimeoutMs = 1500 } = {}) {
+export async function chooseTransport({ bridge = null, loadCardModule = null, bridgeTimeoutMs = 1500, chooserTimeoutMs = 6000 } = {}) {
   const tried = [];
   if (bridge && bridge.url && bridge.token) {
     const t = new BridgeTransport(bridge.url, bridge.token);
@@ -40,7 +44,7 @@ export async function chooseTransport({ bridge = null, loadCardModule = null, br
   } else {
     tried.push({ name: 'bridge', error: 'ペアリングされていません / not paired' });
   }
-  if (loadCardModule && WebUsbRcs380Transport.supported()) return { transport: new WebUsbRcs380Transport(loadCardModule), tried };
+  if (loadCardModule && WebUsbRcs380Transport.supported()) return { transport: new WebUsbRcs380Transport(loadCardModule, { chooserTimeoutMs }), tried };
   tried.push({ name: 'webusb-rcs380', error: 'WebUSB がありません / WebUSB is not available' });
   const nfc = webNfcStatus();
   const e = cardError('no_reader', (nfc.present ? nfc.explanation + ' ' : '') + FALLBACK_GUIDANCE);

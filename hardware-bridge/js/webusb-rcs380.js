@@ -38,10 +38,11 @@ export class UsbPipe {
 }
 
 export class WebUsbRcs380Transport {
-  /** @param loadModule () => Promise<KyotakuCard module> */
-  constructor(loadModule) {
+  /** @param loadModule () => Promise<KyotakuCard module>  @param chooserTimeoutMs see open() */
+  constructor(loadModule, { chooserTimeoutMs = 6000 } = {}) {
     this.name = 'webusb-rcs380';
     this.loadModule = loadModule;
+    this.chooserTimeoutMs = chooserTimeoutMs;
     this.device = null;
     this.module = null;
   }
@@ -51,18 +52,25 @@ export class WebUsbRcs380Transport {
   }
 
   // Asks the user to pick the reader (a click must have started this), opens it and claims its interface.
+  // A chooser that has not answered within chooserTimeoutMs (no RC-S380 to pick, nobody closing it) gives up
+  // with no_reader and `chooser: 'timeout'`; a reader picked later is found by the next open().
   async open() {
     if (!WebUsbRcs380Transport.supported()) throw cardError('no_reader', 'このブラウザは WebUSB に対応していません / WebUSB is not available');
-    this.module = this.module || (await this.loadModule());
     const known = (await navigator.usb.getDevices()).filter((d) => RCS380_FILTERS.some((f) => f.vendorId === d.vendorId && f.productId === d.productId));
     let device = known[0];
     if (!device) {
+      let timer;
+      const timeout = new Promise((resolve) => { timer = setTimeout(() => resolve(null), this.chooserTimeoutMs); });
       try {
-        device = await navigator.usb.requestDevice({ filters: RCS380_FILTERS });
+        device = await Promise.race([navigator.usb.requestDevice({ filters: RCS380_FILTERS }), timeout]);
       } catch (e) {
         throw cardError('no_reader', 'カードリーダー (RC-S380) が選ばれませんでした / no RC-S380 reader was chosen');
+      } finally {
+        clearTimeout(timer);
       }
+      if (!device) throw Object.assign(cardError('no_reader', 'カードリーダーを選ぶ画面から答えがありません / the USB device chooser did not answer'), { chooser: 'timeout' });
     }
+    this.module = this.module || (await this.loadModule());
     await device.open();
     if (!device.configuration) await device.selectConfiguration(1);
     await device.claimInterface(0);

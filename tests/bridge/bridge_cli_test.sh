@@ -18,6 +18,10 @@ for address in 0.0.0.0 192.168.1.10 example.org '[::]'; do
     out=$("$bin" serve --listen "$address:39300" --allow-origin https://a.example --token-file "$work/t" 2>&1); rc=$?
     check "refuses to listen on $address" '[ $rc -ne 0 ] && [[ $out == *"only 127.0.0.0/8 or ::1"* ]]'
 done
+for listen in 127.0.0.1:99999 127.0.0.1:80x 127.0.0.1: ::1:39300; do
+    out=$("$bin" serve --listen "$listen" --allow-origin https://a.example --token-file "$work/t" 2>&1); rc=$?
+    check "refuses --listen $listen, never another port" '[ $rc -ne 0 ] && [[ $out == *"--listen"* ]]'
+done
 out=$("$bin" serve --listen 127.0.0.1:0 --token-file "$work/t" 2>&1); rc=$?
 check "an allowed origin is required" '[ $rc -ne 0 ] && [[ $out == *allow-origin* ]]'
 printf 'short\n' > "$work/short"
@@ -28,6 +32,7 @@ check "a short token file is refused" '[ $rc -ne 0 ] && [[ $out == *"shorter tha
 pid=$!
 for _ in $(seq 1 50); do grep -q "pairing token" "$work/out" 2>/dev/null && break; sleep 0.1; done
 check "prints where it listens" 'grep -q "ws://127.0.0.1:[0-9]*/" "$work/out"'
+check "prints a 6-digit pairing number, with the port for the page" 'grep -Eq "pairing code: +[0-9]{3} [0-9]{3}$" "$work/out" && grep -Eq "code for the consent page: [0-9]+:[0-9]{6}$" "$work/out"'
 check "token file created with mode 600" '[ "$(stat -c %a "$work/token")" = 600 ]'
 token=$(cat "$work/token")
 check "the printed token is the file's" 'grep -q "$token" "$work/out"'

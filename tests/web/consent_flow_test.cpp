@@ -20,59 +20,81 @@ Date day(char const* iso) { return *parse_date(iso).date; }
 TEST(ConsentFlow, HomeVisitFromChoiceToRegistration) {
     Flow f(rules(), Facility{"医科", true, true}, day("2024-10-15"));
     EXPECT_EQ(f.step(), Step::visit_kind);
-    V kinds = f.visit_kinds();
-    EXPECT_EQ(kinds.size(), 10u);
-    EXPECT_EQ(kinds.front(), "訪問診療");
-    EXPECT_EQ(f.choose_visit_kind("訪問診療"), "");
+    EXPECT_EQ(f.visit_kinds(), (V{"訪問診療", "訪問看護", "訪問薬剤管理指導", "訪問リハビリテーション", "訪問栄養食事指導", "往診", "オンライン診療"}))
+        << "what a 医科 offers (施設の診療区分), in the rule set's order";
+    EXPECT_NE(f.visit_kind_note("往診").find("急に具合が悪くなったとき"), std::string::npos);
+    EXPECT_FALSE(f.choose_visit_kind("訪問診療"));
     EXPECT_FALSE(f.online());
+    EXPECT_TRUE(f.staff_present());
     EXPECT_EQ(f.step(), Step::items);
     EXPECT_EQ(f.choices(), (V{"手術情報", "診療・薬剤情報", "特定健診情報"}));
-    EXPECT_NE(f.choose_items({}), "");
-    EXPECT_NE(f.choose_items({"限度額情報等"}), "") << "not offered to 医科";
-    EXPECT_EQ(f.choose_items({"特定健診情報", "診療・薬剤情報"}), "");
+    EXPECT_TRUE(f.choose_items({"限度額情報等"})) << "not offered to 医科";
+    EXPECT_FALSE(f.choose_items({"特定健診情報", "診療・薬剤情報"}));
     EXPECT_EQ(f.chosen(), (V{"診療・薬剤情報", "特定健診情報"})) << "in the rule set's order";
     EXPECT_EQ(f.items(), (V{"診療情報", "薬剤情報", "特定健診情報"}));
     EXPECT_EQ(f.identity_methods(), (V{"暗証番号", "目視確認"}));
-    EXPECT_EQ(f.choose_identity("目視確認"), "");
+    EXPECT_FALSE(f.choose_identity("目視確認"));
     EXPECT_EQ(f.step(), Step::card);
-    EXPECT_EQ(f.registration_json(),
-              R"({"visit_kind":"訪問診療","identity_method":"目視確認","items":["診療情報","薬剤情報","特定健診情報"]})");
+    EXPECT_EQ(f.identity_method(), "目視確認");
+    EXPECT_EQ(f.appointment(), "") << "no 診療予約日 outside online care";
     f.finish();
     EXPECT_EQ(f.step(), Step::done);
     EXPECT_FALSE(f.back());
 }
 
+TEST(ConsentFlow, NoItemIsAValidAnswer) {
+    Flow f(rules(), Facility{"医科", true, true}, day("2024-10-15"));
+    ASSERT_FALSE(f.choose_visit_kind("訪問診療"));
+    EXPECT_FALSE(f.choose_items({})) << "the page says items may be left unticked: the card check goes on";
+    EXPECT_EQ(f.step(), Step::identity);
+    EXPECT_TRUE(f.items().empty());
+}
+
+TEST(ConsentFlow, EachFacilityKindOffersItsOwnVisitKinds) {
+    EXPECT_EQ(Flow(rules(), Facility{"訪問看護ステーション", true, true}, day("2024-10-15")).visit_kinds(), (V{"訪問看護"}))
+        << "no 歯科訪問診療, 往診 or オンライン服薬指導 for a nursing station";
+    EXPECT_EQ(Flow(rules(), Facility{"薬局", true, true}, day("2024-10-15")).visit_kinds(), (V{"訪問薬剤管理指導", "オンライン服薬指導"}));
+    EXPECT_EQ(Flow(rules(), Facility{"歯科", true, false}, day("2024-10-15")).visit_kinds(), (V{"歯科訪問診療", "訪問歯科衛生指導"}));
+}
+
 TEST(ConsentFlow, BeforeOctober2024OnlyThePin) {
     Flow f(rules(), Facility{"薬局", true, false}, day("2024-09-30"));
-    ASSERT_EQ(f.choose_visit_kind("訪問薬剤管理指導"), "");
-    ASSERT_EQ(f.choose_items({"手術情報"}), "");
+    ASSERT_FALSE(f.choose_visit_kind("訪問薬剤管理指導"));
+    ASSERT_FALSE(f.choose_items({"手術情報"}));
     EXPECT_EQ(f.identity_methods(), (V{"暗証番号"}));
-    EXPECT_NE(f.choose_identity("目視確認"), "");
-    EXPECT_EQ(f.choose_identity("暗証番号"), "");
+    EXPECT_TRUE(f.choose_identity("目視確認"));
+    EXPECT_FALSE(f.choose_identity("暗証番号"));
 }
 
 TEST(ConsentFlow, VisitingNurseStationsAlsoOfferTheLimitItem) {
     Flow f(rules(), Facility{"訪問看護ステーション", true, true}, day("2024-10-15"));
-    ASSERT_EQ(f.choose_visit_kind("訪問看護"), "");
+    ASSERT_FALSE(f.choose_visit_kind("訪問看護"));
     EXPECT_EQ(f.choices(), (V{"手術情報", "診療・薬剤情報", "特定健診情報", "限度額情報等"}));
-    ASSERT_EQ(f.choose_items({"限度額情報等"}), "");
+    ASSERT_FALSE(f.choose_items({"限度額情報等"}));
     EXPECT_EQ(f.items(), (V{"限度額情報"}));
 }
 
-TEST(ConsentFlow, OnlineCareAsksForTheAppointmentFirst) {
+TEST(ConsentFlow, OnlineCareAsksForTheAppointmentAndOffersNoVisualCheck) {
     Flow f(rules(), Facility{"医科", false, true}, day("2024-11-05"));
-    EXPECT_EQ(f.visit_kinds(), (V{"オンライン診療", "オンライン服薬指導"})) << "only the enabled feature's kinds";
-    EXPECT_NE(f.choose_visit_kind("訪問診療"), "");
-    ASSERT_EQ(f.choose_visit_kind("オンライン診療"), "");
+    EXPECT_EQ(f.visit_kinds(), (V{"オンライン診療"})) << "only the enabled feature's kinds";
+    EXPECT_TRUE(f.choose_visit_kind("訪問診療"));
+    ASSERT_FALSE(f.choose_visit_kind("オンライン診療"));
     EXPECT_TRUE(f.online());
+    EXPECT_FALSE(f.staff_present()) << "the patient books alone";
     EXPECT_EQ(f.step(), Step::appointment);
-    EXPECT_NE(f.set_appointment("2024-11-04"), "") << "a past day";
-    EXPECT_NE(f.set_appointment("2024-11-31"), "");
-    EXPECT_EQ(f.set_appointment("令和6年11月8日"), "");
-    ASSERT_EQ(f.choose_items({"手術情報"}), "");
-    ASSERT_EQ(f.choose_identity("暗証番号"), "");
-    EXPECT_EQ(f.registration_json(),
-              R"({"visit_kind":"オンライン診療","identity_method":"暗証番号","items":["手術情報"],"appointment_date":"2024-11-08"})");
+    auto past = f.set_appointment("2024-11-04");
+    ASSERT_TRUE(past);
+    EXPECT_EQ(past.ja, "診療予約日は、今日 (令和6年11月5日) から 令和7年2月3日 までの日を選んでください。") << "plain Japanese, 和暦, no English";
+    EXPECT_NE(past.en.find("2024-11-05"), std::string::npos);
+    EXPECT_TRUE(f.set_appointment("2025-02-04")) << "beyond the rules' window (診療予約日の受付日数)";
+    EXPECT_TRUE(f.set_appointment("2024-11-31"));
+    ASSERT_EQ(f.last_appointment(), day("2025-02-03"));
+    EXPECT_FALSE(f.set_appointment("令和6年11月8日"));
+    EXPECT_EQ(f.appointment(), "2024-11-08");
+    ASSERT_FALSE(f.choose_items({"手術情報"}));
+    EXPECT_EQ(f.identity_methods(), (V{"暗証番号"})) << "no 目視確認 without staff";
+    EXPECT_TRUE(f.choose_identity("目視確認"));
+    ASSERT_FALSE(f.choose_identity("暗証番号"));
 }
 
 TEST(ConsentFlow, NothingToChooseIsExplained) {
@@ -86,10 +108,12 @@ TEST(ConsentFlow, NothingToChooseIsExplained) {
 
 TEST(ConsentFlow, BackKeepsWhatWasChosenAndStepsAreEnforced) {
     Flow f(rules(), Facility{"医科", true, true}, day("2024-10-15"));
-    EXPECT_NE(f.choose_items({"手術情報"}), "") << "not yet at the items step";
-    ASSERT_EQ(f.choose_visit_kind("往診"), "");
-    ASSERT_EQ(f.choose_items({"手術情報"}), "");
-    ASSERT_EQ(f.choose_identity("暗証番号"), "");
+    auto early = f.choose_items({"手術情報"});
+    EXPECT_TRUE(early) << "not yet at the items step";
+    EXPECT_EQ(early.ja.find_first_of("abcdefghijklmnopqrstuvwxyz"), std::string::npos) << "the patient's text is Japanese only: " << early.ja;
+    ASSERT_FALSE(f.choose_visit_kind("往診"));
+    ASSERT_FALSE(f.choose_items({"手術情報"}));
+    ASSERT_FALSE(f.choose_identity("暗証番号"));
     EXPECT_TRUE(f.back());
     EXPECT_EQ(f.step(), Step::identity);
     EXPECT_TRUE(f.back());
@@ -102,4 +126,11 @@ TEST(ConsentFlow, RulesWithoutThePageLetsAreRefused) {
     auto small = compile({SourceFile{"x.rules", "enum 施設区分 { 医科 }\nfact facility_kind : 施設区分\ndecision d : bool { otherwise => true }\n"}});
     ASSERT_TRUE(small.program) << "the test's own rule text must compile";
     EXPECT_THROW(Flow(small.program, Facility{"医科", true, true}, day("2024-10-15")), std::runtime_error);
+}
+
+TEST(ConsentFlow, DatesForPeopleAreWareki) {
+    EXPECT_EQ(consent::wareki_of("2026-11-30"), "令和8年11月30日");
+    EXPECT_EQ(consent::wareki_of("2019-05-01"), "令和元年5月1日");
+    EXPECT_EQ(consent::wareki_of("2019-04-30"), "平成31年4月30日");
+    EXPECT_EQ(consent::wareki_of("not a date"), "not a date");
 }

@@ -87,6 +87,9 @@ struct DateParse {
 };
 DateParse parse_date(std::string_view text);
 
+// 和暦 for people: `令和6年10月1日`, `令和元年5月1日` (the era in force that day); ISO for days before 明治.
+std::string wareki(Date d);
+
 // Parses `YYYY-MM` or 和暦 `令和6年6月` / `R6.6`.
 struct MonthParse {
     std::optional<Month> month;

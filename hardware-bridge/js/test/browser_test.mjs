@@ -172,8 +172,10 @@ try {
     const challenge = crypto.randomBytes(32);
     const r = await page.evaluate(async ({ url, token, challengeB64 }) => {
       const { BridgeTransport } = await import('/js/bridge-client.js');
-      const attempt = async (f) => { try { return { ok: true, value: await f() }; } catch (e) { return { ok: false, kind: e.kind, triesLeft: e.triesLeft }; } };
+      const attempt = async (f) => { try { return { ok: true, value: await f() }; } catch (e) { return { ok: false, kind: e.kind, triesLeft: e.triesLeft, retryAfterMs: e.retryAfterMs }; } };
       const wrongToken = await attempt(() => new BridgeTransport(url, 'x'.repeat(32)).connect());
+      // A wrong token slows every next attempt down (docs/bridge.md): the right one waits the announced time.
+      await new Promise((ok) => setTimeout(ok, wrongToken.retryAfterMs));
       const t = new BridgeTransport(url, token);
       await t.open();
       const readers = await t.readers();
@@ -181,9 +183,10 @@ try {
       const s = await t.sign('1234', Uint8Array.from(atob(challengeB64), (c) => c.charCodeAt(0)));
       await t.close();
       const b64 = (u8) => btoa(String.fromCharCode(...u8));
-      return { wrongToken: wrongToken.kind, readers, wrong: [wrong.kind, wrong.triesLeft], cert: b64(s.certificate), signature: b64(s.signature) };
+      return { wrongToken: wrongToken.kind, wait: wrongToken.retryAfterMs, readers, wrong: [wrong.kind, wrong.triesLeft], cert: b64(s.certificate), signature: b64(s.signature) };
     }, { url: bridgeUrl, token, challengeB64: challenge.toString('base64') });
     assert.equal(r.wrongToken, 'unauthorized');
+    assert.ok(r.wait > 0, 'a wrong token is slowed down');
     assert.deepEqual(r.readers, ['kyotaku virtual card reader']);
     assert.deepEqual(r.wrong, ['wrong_pin', 2]);
     assert.ok(crypto.verify('sha256', challenge, cardCert.publicKey, Buffer.from(r.signature, 'base64')));

@@ -1,0 +1,249 @@
+// 引き継ぎ (hand-off) of the consent page, through the routing table (no network): the phone's choices reach
+// the registry unchanged through the staff's device, codes are claimed once, expire, can be taken back, and
+// wrong codes slow a facility's claims down; every route refuses fields it does not document (a PIN-like one
+// included). The server's clock is injected (TestClock). The browser side is tested end to end in tests/web/page_test.mjs.
+#include "card_signature.hpp"
+#include "handoff.hpp"
+#include "http_server.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+
+using namespace kyotaku;
+using namespace kyotaku::server;
+using namespace std::chrono_literals;
+
+namespace {
+
+// The test cards of scripts/make-test-pki, made once; the card's answer is computed here with OpenSSL.
+struct Cards {
+    std::filesystem::path dir;
+    Cards() {
+        dir = std::filesystem::temp_directory_path() / ("kyotaku-handoff-cards-" + std::to_string(::getpid()));
+        std::filesystem::create_directories(dir);
+        std::string const cmd = std::string(KYOTAKU_SOURCE_DIR "/scripts/make-test-pki ") + dir.string() + " > /dev/null";
+        if (std::system(cmd.c_str()) != 0) throw std::runtime_error("make-test-pki failed");
+    }
+    ~Cards() { std::filesystem::remove_all(dir); }
+    std::string pem(int card) const { return file_text(dir / ("card-" + std::to_string(card) + ".pem")); }
+    static std::string file_text(std::filesystem::path const& p) {
+        std::FILE* f = std::fopen(p.c_str(), "rb");
+        std::string out;
+        char buf[4096];
+        for (std::size_t n; f && (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
+        if (f) std::fclose(f);
+        return out;
+    }
+    // The certificate as the card gives it (DER, base64).
+    std::string certificate(int card) const {
+        std::string const text = pem(card);
+        BIO* bio = BIO_new_mem_buf(text.data(), int(text.size()));
+        X509* x = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+        unsigned char* der = nullptr;
+        int const n = i2d_X509(x, &der);
+        std::vector<unsigned char> bytes(der, der + n);
+        OPENSSL_free(der);
+        X509_free(x);
+        BIO_free(bio);
+        return base64_encode(bytes);
+    }
+    // COMPUTE DIGITAL SIGNATURE over the challenge after the PIN: RSA PKCS#1 v1.5 of its SHA-256.
+    std::string sign(int card, std::string const& challenge_b64) const {
+        std::string const key_text = file_text(dir / ("card-" + std::to_string(card) + ".key"));
+        BIO* bio = BIO_new_mem_buf(key_text.data(), int(key_text.size()));
+        EVP_PKEY* key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+        auto challenge = *base64_decode(challenge_b64);
+        EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+        std::size_t len = 0;
+        EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key);
+        EVP_DigestSign(ctx, nullptr, &len, challenge.data(), challenge.size());
+        std::vector<unsigned char> sig(len);
+        EVP_DigestSign(ctx, sig.data(), &len, challenge.data(), challenge.size());
+        EVP_MD_CTX_free(ctx);
+        EVP_PKEY_free(key);
+        BIO_free(bio);
+        return base64_encode(sig);
+    }
+};
+
+class Handoff : public ::testing::Test {
+protected:
+    static inline Cards* cards = nullptr;
+    static void SetUpTestSuite() { cards = new Cards(); }
+    static void TearDownTestSuite() { delete cards; }
+
+    void SetUp() override {
+        db = open_sqlite(":memory:");
+        migrate(*db);
+        auto compiled = compile_directory(KYOTAKU_SOURCE_DIR "/rules");
+        ASSERT_TRUE(compiled.ok());
+        service = std::make_unique<Service>(*db, compiled.program, clock);
+        service->context.card_ca = (cards->dir / "card-ca.pem").string();
+        service->context.public_url = "https://kyotaku.example";
+        handoffs = std::make_shared<Handoffs>(*service);
+        install_handoffs(handoffs);
+        Caller admin;
+        admin.kind = Caller::Kind::admin;
+        for (auto [code, name] : {std::pair{"0110113719", "札幌在宅クリニック"}, std::pair{"2714206386", "北診療所"}}) {
+            ASSERT_EQ(call(admin, "POST", "/api/v1/admin/facilities", json{{"code", code}, {"name", name}, {"kind", "医科"}}).status, 201);
+            Caller manager;
+            manager.kind = Caller::Kind::facility;
+            manager.role = Caller::Role::manager;
+            manager.terminal = "資格確認端末";
+            manager.facility_code = code;
+            ASSERT_EQ(call(manager, "PUT", "/api/v1/settings", json{{"terms_agreed", true}, {"home_visit_enabled", true}}).status, 200);
+            std::string const url = body(call(manager, "GET", "/api/v1/url"))["url"];
+            tokens.push_back(url.substr(url.find("/c/") + 3));
+        }
+        auto person = call(admin, "POST", "/api/v1/admin/insured-persons",
+                           json{{"insurer_number", "06132013"}, {"symbol", "１２３"}, {"number", "４５６７"}, {"branch", "01"}, {"birthdate", "1940-05-01"},
+                                {"name", "在宅 花子"}, {"burden_ratio", "010"}, {"valid_from", "2020-04-01"}});
+        ASSERT_EQ(person.status, 201) << person.body;
+        ASSERT_EQ(call(admin, "POST", "/api/v1/admin/cards", json{{"person_key", body(person)["person_key"]}, {"certificate", cards->pem(1)}}).status, 201);
+    }
+    void TearDown() override { install_handoffs(nullptr); }
+
+    HttpResult call(Caller const& c, std::string const& method, std::string const& target, json const& b = nullptr) {
+        return handle_request(*service, c, method, target, "application/json", b.is_null() ? "" : b.dump());
+    }
+    HttpResult anyone(std::string const& method, std::string const& target, json const& b = nullptr) { return call(Caller{}, method, target, b); }
+    static json body(HttpResult const& r) { return json::parse(r.body); }
+    json phone_choices(int facility = 0) {
+        return json{{"token", tokens[std::size_t(facility)]}, {"visit_kind", "訪問診療"}, {"identity_method", "暗証番号"},
+                    {"items", {"診療情報", "薬剤情報"}}, {"choices", {"診療・薬剤情報"}}};
+    }
+    json start(int facility = 0) {
+        auto r = anyone("POST", "/api/v1/consent/handoff", phone_choices(facility));
+        EXPECT_EQ(r.status, 201) << r.body;
+        return body(r);
+    }
+    std::string state(json const& h) { return body(anyone("GET", "/api/v1/consent/handoff/" + h["handoff_id"].get<std::string>()))["state"]; }
+
+    TestClock clock{*Date::from_ymd(2024, 11, 5)};  // the server's day; tests move it forward
+    std::unique_ptr<Database> db;
+    std::unique_ptr<Service> service;
+    std::shared_ptr<Handoffs> handoffs;
+    std::vector<std::string> tokens;
+};
+
+}  // namespace
+
+TEST_F(Handoff, ThePhonesChoicesReachTheRegistryThroughTheStaffsDeviceUnchanged) {
+    json const h = start();
+    std::string const code = h["code"];
+    EXPECT_EQ(code.size(), 6u);
+    EXPECT_EQ(code.find_first_not_of("0123456789"), std::string::npos);
+    EXPECT_EQ(h["qr"].get<std::string>().rfind("data:image/svg+xml;base64,", 0), 0u);
+    EXPECT_EQ(state(h), "waiting");
+    // The staff's device types the code as people do: full-width digits, a space.
+    std::string typed;
+    for (char ch : code) typed += std::string("０１２３４５６７８９").substr(std::size_t(ch - '0') * 3, 3);
+    typed.insert(9, " ");
+    auto claimed = anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", typed}});
+    ASSERT_EQ(claimed.status, 200) << claimed.body;
+    json const claim = body(claimed);
+    EXPECT_EQ(claim["choices"]["visit_kind"], "訪問診療");
+    EXPECT_EQ(claim["choices"]["choices"], json({"診療・薬剤情報"}));
+    EXPECT_EQ(state(h), "claimed");
+    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", code}}).status, 409) << "claimed once";
+    auto ch = anyone("POST", "/api/v1/consent/handoff/challenge", json{{"token", tokens[0]}, {"claim", claim["claim"]}});
+    ASSERT_EQ(ch.status, 201) << ch.body;
+    json const card{{"token", tokens[0]}, {"claim", claim["claim"]}, {"challenge_id", body(ch)["challenge_id"]},
+                    {"certificate", cards->certificate(1)}, {"signature", cards->sign(1, body(ch)["challenge"])}};
+    // The staff's device cannot change what the patient chose: the route has no field for it.
+    json changed = card;
+    changed["items"] = {"手術情報"};
+    auto refused = anyone("POST", "/api/v1/consent/handoff/register", changed);
+    EXPECT_EQ(refused.status, 400);
+    EXPECT_EQ(body(refused)["field"], "items");
+    auto registered = anyone("POST", "/api/v1/consent/handoff/register", card);
+    ASSERT_EQ(registered.status, 201) << registered.body;
+    // The phone learns it is done, with the consent as registered.
+    auto status = body(anyone("GET", "/api/v1/consent/handoff/" + h["handoff_id"].get<std::string>()));
+    EXPECT_EQ(status["state"], "done");
+    EXPECT_EQ(status["consent"]["consent_id"], body(registered)["consent_id"]);
+    EXPECT_EQ(status["consent"]["items"], json({"診療情報", "薬剤情報"}));
+    EXPECT_FALSE(status["consent"]["first_visit"].get<std::string>().empty());
+    Caller admin;
+    admin.kind = Caller::Kind::admin;
+    std::string const consents = call(admin, "GET", "/api/v1/admin/consents?facility_code=0110113719").body;
+    EXPECT_NE(consents.find("訪問診療"), std::string::npos) << consents;
+    EXPECT_NE(consents.find("薬剤情報"), std::string::npos) << consents;
+    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/challenge", json{{"token", tokens[0]}, {"claim", claim["claim"]}}).status, 409) << "done";
+}
+
+TEST_F(Handoff, AFailedCardStepLeavesTheHandoffOpenForAnotherTry) {
+    json const h = start();
+    json const claim = body(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", h["code"]}}));
+    auto ch = body(anyone("POST", "/api/v1/consent/handoff/challenge", json{{"token", tokens[0]}, {"claim", claim["claim"]}}));
+    json card{{"token", tokens[0]}, {"claim", claim["claim"]}, {"challenge_id", ch["challenge_id"]}, {"certificate", cards->certificate(1)},
+              {"signature", cards->sign(2, ch["challenge"])}};  // another card's key
+    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/register", card).status, 400);
+    EXPECT_EQ(state(h), "claimed") << "nothing of the failed registration was kept";
+    card["challenge_id"] = "0123456789abcdef0123456789abcdef";
+    EXPECT_EQ(body(anyone("POST", "/api/v1/consent/handoff/register", card))["field"], "challenge_id") << "only the hand-off's own challenge";
+    card["challenge_id"] = ch["challenge_id"];
+    card["signature"] = cards->sign(1, ch["challenge"]);
+    ASSERT_EQ(anyone("POST", "/api/v1/consent/handoff/register", card).status, 201);
+    EXPECT_EQ(state(h), "done");
+}
+
+TEST_F(Handoff, WrongCodesSlowTheFacilitysClaimsDown) {
+    json const h = start();
+    std::string const wrong = h["code"] == "000000" ? "000001" : "000000";
+    for (int i = 0; i < handoffs->max_failures; ++i) {
+        auto r = anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", wrong}});
+        EXPECT_EQ(r.status, 404);
+        EXPECT_EQ(body(r)["field"], "code") << "the page says the code is wrong";
+    }
+    auto r = anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", h["code"]}});
+    EXPECT_EQ(r.status, 429) << "after 5 wrong codes even the right one waits";
+    json const other = start(1);
+    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[1]}, {"code", other["code"]}}).status, 200)
+        << "another facility is not slowed down";
+    clock.advance(handoffs->failure_window);
+    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", h["code"]}}).status, 200);
+    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", "12345"}}).status, 400) << "6 digits";
+}
+
+TEST_F(Handoff, CodesExpireAndThePhoneCanTakeItsHandoffBack) {
+    json const old = start();
+    clock.advance(handoffs->lifetime + 1s);
+    EXPECT_EQ(state(old), "expired");
+    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", old["code"]}}).status, 404);
+    json const h = start();
+    EXPECT_EQ(body(anyone("POST", "/api/v1/consent/handoff/" + h["handoff_id"].get<std::string>() + "/cancel", json::object()))["state"], "cancelled");
+    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", h["code"]}}).status, 404);
+    EXPECT_EQ(anyone("GET", "/api/v1/consent/handoff/0123456789abcdef0123456789abcdef").status, 404);
+    // A code is the facility's: another facility's URL does not find it.
+    json const mine = start();
+    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[1]}, {"code", mine["code"]}}).status, 404);
+}
+
+TEST_F(Handoff, EveryRouteTakesItsDocumentedFieldsOnly) {
+    json with_pin = phone_choices();
+    with_pin["pinCode"] = "1234";
+    auto r = anyone("POST", "/api/v1/consent/handoff", with_pin);
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.body.find("1234"), std::string::npos) << "a PIN is never echoed";
+    json dated = phone_choices();
+    dated["visit_date"] = "2099-01-01";
+    EXPECT_EQ(body(anyone("POST", "/api/v1/consent/handoff", dated))["field"], "visit_date") << "the server dates the consent itself";
+    json odd = phone_choices();
+    odd["visit_kind"] = "散歩";
+    EXPECT_EQ(body(anyone("POST", "/api/v1/consent/handoff", odd))["field"], "visit_kind");
+    odd = phone_choices();
+    odd["items"] = {"暗証番号"};
+    EXPECT_EQ(body(anyone("POST", "/api/v1/consent/handoff", odd))["field"], "items");
+    odd = phone_choices();
+    odd["token"] = "not-a-token";
+    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff", odd).status, 404);
+    EXPECT_EQ(body(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", "123456"}, {"pin", "1234"}}))["field"], "pin");
+}

@@ -1,0 +1,44 @@
+// The one facade over the page's WebAssembly module (kyotaku-page.wasm; wasm/page_module.cpp): the server's
+// compiled rules and the consent flow (wasm/consent_flow.hpp). Lists cross the boundary as lines of text, a
+// refused step as "日本語\tEnglish"; here they become arrays and {ja, en}. Nothing here decides policy.
+
+/** @returns the flow for this facility, or throws Error(kind 'rules') when the rules cannot be used. */
+export async function openFlow(bundle, { facility_kind: kind, home_care_feature: home, online_feature: online, today }) {
+  const module = await globalThis.KyotakuPage();
+  const call = (fn, types, args) => module.ccall(fn, 'string', types, args);
+  const error = call('kp_open', ['array', 'number', 'string', 'number', 'number', 'string'], [bundle, bundle.length, kind, home ? 1 : 0, online ? 1 : 0, today]);
+  if (error) throw Object.assign(new Error(error), { kind: 'rules' });
+  const get = (what, arg = '') => call('kp_get', ['string', 'string'], [what, arg]);
+  const list = (what) => { const text = get(what); return text ? text.split('\n') : []; };
+  // null when the step was accepted, else {ja, en}
+  const act = (action, arg = '') => {
+    const answer = call('kp_do', ['string', 'string'], [action, arg]);
+    if (!answer) return null;
+    const [ja, en] = answer.split('\t');
+    return { ja, en };
+  };
+  return {
+    step: () => get('step'),
+    online: () => get('online') === '1',
+    staffPresent: () => get('staff_present') === '1',
+    visitKinds: () => list('visit_kinds'),
+    visitKindNote: (kind) => get('visit_kind_note', kind),
+    unavailableReason: () => get('unavailable_reason'),
+    choices: () => list('choices'),
+    chosen: () => list('chosen'),
+    items: () => list('items'),
+    identityMethods: () => list('identity_methods'),
+    visitKind: () => get('visit_kind'),
+    identityMethod: () => get('identity_method'),
+    appointment: () => get('appointment'),
+    today: () => get('today'),
+    lastAppointment: () => get('last_appointment'),
+    wareki: (iso) => get('wareki', iso),
+    chooseVisitKind: (kind) => act('visit_kind', kind),
+    setAppointment: (date) => act('appointment', date),
+    chooseItems: (chosen) => act('items', chosen.join('\n')),
+    chooseIdentity: (method) => act('identity', method),
+    finish: () => act('finish'),
+    back: () => act('back') === null,
+  };
+}
