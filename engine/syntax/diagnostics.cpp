@@ -1,4 +1,5 @@
 #include "kyotaku/diagnostics.hpp"
+#include "kyotaku/jsonl.hpp"
 
 #include <map>
 
@@ -21,6 +22,7 @@ std::string kind_label_ja(std::string const& kind) {
         {"limit", "上限超過"},
         {"io", "入出力"},
         {"test", "テスト"},
+        {"unused", "未使用"},
     };
     auto it = labels.find(kind);
     return it == labels.end() ? kind : it->second;
@@ -60,8 +62,9 @@ std::string format_diagnostic(Diagnostic const& d) {
         if (d.line > 0) out += ":" + std::to_string(d.line) + ":" + std::to_string(d.column);
         out += ": ";
     }
-    out += "エラー[" + kind_label_ja(d.kind) + "]: " + d.message_ja + "\n";
-    out += "  error[" + d.kind + "]: " + d.message_en + "\n";
+    bool const warning = d.severity == Severity::warning;
+    out += (warning ? "警告[" : "エラー[") + kind_label_ja(d.kind) + "]: " + d.message_ja + "\n";
+    out += (warning ? "  warning[" : "  error[") + d.kind + "]: " + d.message_en + "\n";
     if (d.line > 0) {
         std::string num = std::to_string(d.line);
         std::string gutter(num.size(), ' ');
@@ -80,6 +83,45 @@ std::string format_diagnostic(Diagnostic const& d) {
         out += " " + gutter + " | " + marks + "\n";
     }
     return out;
+}
+
+bool has_errors(std::vector<Diagnostic> const& ds) {
+    for (auto const& d : ds)
+        if (d.severity == Severity::error) return true;
+    return false;
+}
+
+std::size_t count_warnings(std::vector<Diagnostic> const& ds) {
+    std::size_t n = 0;
+    for (auto const& d : ds) n += d.severity == Severity::warning;
+    return n;
+}
+
+std::string diagnostics_json(std::vector<Diagnostic> const& ds) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < ds.size(); ++i) {
+        auto const& d = ds[i];
+        if (i) out += ",";
+        out += "{\"severity\":";
+        out += d.severity == Severity::warning ? "\"warning\"" : "\"error\"";
+        out += ",\"kind\":";
+        append_json_string(out, d.kind);
+        out += ",\"label_ja\":";
+        append_json_string(out, kind_label_ja(d.kind));
+        out += ",\"file\":";
+        append_json_string(out, d.file);
+        out += ",\"line\":" + std::to_string(d.line) + ",\"column\":" + std::to_string(d.column) +
+               ",\"end_column\":" + std::to_string(d.end_column) + ",\"source_line\":";
+        append_json_string(out, d.source_line);
+        out += ",\"ja\":";
+        append_json_string(out, d.message_ja);
+        out += ",\"en\":";
+        append_json_string(out, d.message_en);
+        out += ",\"text\":";
+        append_json_string(out, format_diagnostic(d));
+        out += "}";
+    }
+    return out + "]";
 }
 
 std::string format_diagnostics(std::vector<Diagnostic> const& ds) {
