@@ -1,4 +1,6 @@
 #include "http_server.hpp"
+#include "rules_web.hpp"
+#include "kyotaku/signing.hpp"
 
 #include "url_token.hpp"
 
@@ -332,6 +334,8 @@ HttpResult handle_request(Service& service, Caller const& caller, std::string co
                           head + "<h1>マイナ在宅受付Web</h1><p>" + name + "</p><p>同意ページのファイルが見つかりません (kyotaku serve --web-root)。"
                                  "</p></main></body></html>\n", page_headers(false)};
     }
+    // The signed rule bundle and its keys, and the rule workbench (rules_web.cpp).
+    if (auto r = rules_web_route(caller, method, path)) return *r;
     // The consent page's files: one name, no directories; the rule bundle comes from the rules the server runs.
     if (path.rfind("/web/", 0) == 0) {
         if (method != "GET") return error_result(405, "", "method not allowed");
@@ -532,12 +536,26 @@ int serve(ServeOptions const& o) {
                       << " がありません (scripts/make-test-pki で作れます) / missing TLS file (create it with scripts/make-test-pki)\n";
             return 2;
         }
+    RulesWeb rules_web;
+    for (auto const& key_path : o.trust) {
+        PublicKey key = read_public_key(key_path);
+        if (!key.ok()) {
+            std::cerr << "kyotaku serve: --trust " << key_path << ": " << key.error.text() << "\n";
+            return 2;
+        }
+        rules_web.trusted_keys.push_back(key.raw);
+    }
     std::vector<Diagnostic> diags;
-    auto rules = load_rules(o.rules, &diags);
+    auto rules = load_trusted_rules(o.rules, rules_web.trusted_keys, &diags);
     if (!rules.program) {
         std::cerr << "kyotaku serve: " << o.rules << ": " << rules.error << "\n";
         return 2;
     }
+    if (!rules_web.trusted_keys.empty()) {  // the page gets the bundle exactly as signed, and checks it itself
+        std::ifstream bundle_file(o.rules, std::ios::binary);
+        rules_web.signed_bundle.assign(std::istreambuf_iterator<char>(bundle_file), {});
+    }
+    rules_web.rules_path = o.rules;
     std::unique_ptr<Database> db;
     try {
         db = open_database(o.db);
@@ -592,7 +610,11 @@ int serve(ServeOptions const& o) {
         if (!root.empty() && !fs::exists(root / "index.html"))
             std::cerr << "kyotaku serve: --web-root " << root.string() << ": index.html がありません / no index.html there\n";
         set_web_root(root.string());
+        // The rule workbench sits beside the consent page's folder.
+        if (!root.empty() && fs::exists(root.parent_path() / "workbench" / "index.html"))
+            rules_web.workbench_root = (root.parent_path() / "workbench").string();
     }
+    set_rules_web(std::move(rules_web));
     if (fs::exists(fs::path(o.tls_dir) / "card-ca.pem")) service.set_card_ca((fs::path(o.tls_dir) / "card-ca.pem").string());
     service.set_public_url(o.public_url.empty() ? "https://" + o.host + ":" + std::to_string(acceptor.local_endpoint().port()) : o.public_url);
     net::signal_set signals(io, SIGINT, SIGTERM);

@@ -20,6 +20,7 @@ struct ServeOptions {
     int threads = 2;
     std::string public_url;  // the base of facility URLs; default https://HOST:PORT
     std::string web_root;    // the consent page's files (index.html, *.js, *.wasm); default: ../web beside the binary
+    std::vector<std::string> trust;  // --trust: public keys (PEM files); --rules must then be a bundle one of them signed
 };
 
 // Runs until SIGINT/SIGTERM. Prints "listening on https://HOST:PORT" once ready. Returns the exit code.
