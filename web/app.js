@@ -139,6 +139,24 @@ function loadScript(src, name) {
 
 const loadCardModule = async () => (await loadScript('/web/kyotaku-card.js', 'KyotakuCard'))({ locateFile: (f) => `/web/${f}` });
 
+// When kyotaku serve runs with --trust, the bundle must carry a signature by one of the keys it lists
+// (/web/trust.json): checked with WebCrypto's Ed25519 before the engine reads a byte of it (kyotaku/signing.hpp).
+async function checkSignature(bundle) {
+  const r = await fetch('/web/trust.json').catch(() => null);
+  if (!r) throw problem('network', 'ルールを読み込めません');
+  const keys = r.ok ? (await r.json()).keys || [] : [];
+  if (keys.length === 0) return;
+  const n = bundle.length, at = n - 104;
+  const signed = at > 8 && new TextDecoder().decode(bundle.subarray(at, at + 8)) === 'KYTKSIG1';
+  const key = signed ? bundle.subarray(at + 8, at + 40) : null;
+  let ok = false;
+  if (signed && keys.includes(b64(key))) {
+    const k = await crypto.subtle.importKey('raw', key, { name: 'Ed25519' }, false, ['verify']);
+    ok = await crypto.subtle.verify({ name: 'Ed25519' }, k, bundle.subarray(at + 40), bundle.subarray(0, at));
+  }
+  if (!ok) throw problem('server', 'ルールの署名を確かめられません');
+}
+
 async function init() {
   app.retry = init;
   show('loading');
@@ -155,6 +173,7 @@ async function init() {
     } catch {
       throw problem('network', 'ルールを読み込めません');
     }
+    await checkSignature(bundle);
     app.rules = new app.engine.Rules(bundle);
     if (!app.rules.ok()) throw problem('server', app.rules.error());
     app.flow = new app.engine.PageFlow(app.rules, app.info.facility_kind, app.info.home_care_feature, app.info.online_feature, app.info.today);
