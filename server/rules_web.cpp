@@ -41,7 +41,7 @@ std::vector<std::pair<std::string, std::string>> headers(bool page) {
                                                        {"Referrer-Policy", "no-referrer"}};
     if (page)
         h.push_back({"Content-Security-Policy",
-                     "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; img-src 'self' data:; "
+                     "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' data:; img-src 'self' data:; "
                      "style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"});
     return h;
 }

@@ -9,6 +9,46 @@
 #include <boost/spirit/home/x3.hpp>
 #include <boost/spirit/home/x3/support/utility/lambda_visitor.hpp>
 
+// What a syntax error says was expected: X3 names a rule by its name, a literal by itself, and anything else by its
+// C++ type. These give the combinators the names of what they are made of ("then", 式 expression, "clamp" / "up").
+namespace boost::spirit::x3 {
+template <typename S>
+struct get_info<plus<S>> {
+    using result_type = std::string;
+    std::string operator()(plus<S> const& p) const { return what(p.subject); }
+};
+template <typename S>
+struct get_info<kleene<S>> {
+    using result_type = std::string;
+    std::string operator()(kleene<S> const& p) const { return what(p.subject); }
+};
+template <typename S>
+struct get_info<lexeme_directive<S>> {
+    using result_type = std::string;
+    std::string operator()(lexeme_directive<S> const& p) const { return what(p.subject); }
+};
+template <typename S, typename C>
+struct get_info<repeat_directive<S, C>> {
+    using result_type = std::string;
+    std::string operator()(repeat_directive<S, C> const& p) const { return what(p.subject); }
+};
+template <typename L, typename R>
+struct get_info<list<L, R>> {
+    using result_type = std::string;
+    std::string operator()(list<L, R> const& p) const { return what(p.left); }
+};
+template <typename L, typename R>
+struct get_info<sequence<L, R>> {
+    using result_type = std::string;
+    std::string operator()(sequence<L, R> const& p) const { return what(p.left); }
+};
+template <typename L, typename R>
+struct get_info<alternative<L, R>> {
+    using result_type = std::string;
+    std::string operator()(alternative<L, R> const& p) const { return what(p.left) + " / " + what(p.right); }
+};
+}  // namespace boost::spirit::x3
+
 namespace kyotaku::grammar {
 
 struct position_tag;

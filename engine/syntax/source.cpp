@@ -144,6 +144,7 @@ char32_t code_point_at(std::string_view s, std::size_t i) {
 // What the parser expected, in words a policy officer knows.
 std::string expected_ja(std::string const& which) {
     if (which == "eoi") return "次の宣言 (enum, fact, param, let, decision, test …) かファイルの終わり";
+    if (which.find("boost") != std::string::npos) return "ここに書けるもの (書き方は docs/rules-language.md)";  // never a C++ type
     return which;
 }
 
@@ -231,7 +232,9 @@ std::unique_ptr<ParsedFile> parse_file(std::string path, std::string text, std::
     diags.push_back(make_diagnostic(*f, Span{0, where, end}, "syntax",
                                     "構文エラー: " + expected_ja(outcome.error->expected) + " が必要ですが「" + found + "」があります",
                                     "syntax error: expected " + (outcome.error->expected == "eoi" ? std::string("a declaration or the end of the file")
-                                                                                                : outcome.error->expected) +
+                                                                 : outcome.error->expected.find("boost") != std::string::npos
+                                                                     ? std::string("something else")
+                                                                     : outcome.error->expected) +
                                         ", found '" + found_en + "'"));
     return f;
 }

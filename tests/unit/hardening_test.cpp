@@ -107,6 +107,26 @@ TEST(Messages, InvisibleAndFullWidthCharactersAreNamed) {
     EXPECT_EQ(end.diagnostics[0].message_ja.find("eoi"), std::string::npos) << end.diagnostics[0].message_ja;
 }
 
+TEST(Messages, SyntaxErrorsNameWhatWasExpectedNeverACxxType) {
+    struct Case {
+        char const* text;
+        char const* expected;
+    } const cases[] = {
+        {"fact a : int\nlet x =\n", "式 expression が必要ですが「ファイルの終わり」"},  // was a mangled repeat_directive type
+        {"fact a : int\ndecision d : int = if a > 1 2 else 3\n", "\"then\" が必要ですが「2」"},
+        {"fact a : date\ndecision d : date = a + 1 months round down\n", "\"clamp\" / \"up\" が必要"},
+        {"fact a : int\ndecision d : int = match a { }\n", "match の枝 match arm が必要"},
+        {"fact a : int\ndecision d : int = a\ntest \"t\" { given a = 1 expect }\n", "名前 = 値 name = value が必要"},
+        {"export x = 1\n", "\"let\" が必要"},
+    };
+    for (auto const& c : cases) {
+        auto r = compile_text(c.text);
+        ASSERT_EQ(first_kind(r), "syntax") << c.text;
+        EXPECT_NE(r.diagnostics[0].message_ja.find(c.expected), std::string::npos) << r.diagnostics[0].message_ja;
+        EXPECT_EQ(r.diagnostics[0].message_en.find("boost"), std::string::npos) << r.diagnostics[0].message_en;
+    }
+}
+
 TEST(Messages, AnImpossibleDateIsNamedInBothLanguages) {
     auto r = compile_text("fact q : date\ndecision d : bool = q < 2024-02-30\n");
     ASSERT_EQ(first_kind(r), "invalid-date");
