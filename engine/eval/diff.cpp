@@ -6,6 +6,8 @@
 
 #include "kyotaku/jsonl.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -458,73 +460,27 @@ std::string diff_markdown(DiffReport const& r) {
 }
 
 std::string diff_json(DiffReport const& r) {
-    std::string o = "{\"old\":";
-    append_json_string(o, r.old_rules);
-    o += ",\"new\":";
-    append_json_string(o, r.new_rules);
-    o += ",\"corpus\":";
-    append_json_string(o, r.corpus);
-    o += ",\"cases\":" + std::to_string(r.cases) + ",\"changed_cases\":" + std::to_string(r.changed_cases) +
-         ",\"unreadable_both\":" + std::to_string(r.unreadable_both) + ",\"changed\":" + (r.changed() ? "true" : "false");
-    auto names = [&](char const* key, std::vector<std::string> const& list) {
-        o += ",\"";
-        o += key;
-        o += "\":[";
-        for (std::size_t i = 0; i < list.size(); ++i) {
-            if (i) o += ",";
-            append_json_string(o, list[i]);
-        }
-        o += "]";
-    };
-    names("only_old", r.only_old);
-    names("only_new", r.only_new);
-    o += ",\"decisions\":[";
-    for (std::size_t i = 0; i < r.decisions.size(); ++i) {
-        auto const& d = r.decisions[i];
-        if (i) o += ",";
-        o += "{\"name\":";
-        append_json_string(o, d.name);
-        o += ",\"label\":";
-        append_json_string(o, d.label);
-        o += ",\"changed\":" + std::to_string(d.changed) + ",\"groups\":[";
-        for (std::size_t k = 0; k < d.groups.size(); ++k) {
-            auto const& g = d.groups[k];
-            if (k) o += ",";
-            o += "{\"count\":" + std::to_string(g.count) + ",\"old_clause\":";
-            append_json_string(o, g.old_clause);
-            o += ",\"new_clause\":";
-            append_json_string(o, g.new_clause);
-            o += ",\"old_source\":";
-            append_json_string(o, g.old_source);
-            o += ",\"new_source\":";
-            append_json_string(o, g.new_source);
-            o += ",\"transitions\":[";
-            for (std::size_t t = 0; t < g.transitions.size(); ++t) {
-                if (t) o += ",";
-                o += "{\"from\":";
-                append_json_string(o, g.transitions[t].from);
-                o += ",\"to\":";
-                append_json_string(o, g.transitions[t].to);
-                o += ",\"count\":" + std::to_string(g.transitions[t].count) + "}";
+    using json = nlohmann::ordered_json;
+    json decisions = json::array();
+    for (auto const& d : r.decisions) {
+        json groups = json::array();
+        for (auto const& g : d.groups) {
+            json transitions = json::array(), examples = json::array();
+            for (auto const& t : g.transitions) transitions.push_back({{"from", t.from}, {"to", t.to}, {"count", t.count}});
+            for (auto const& e : g.examples) {
+                json id = json::parse(e.id, nullptr, false);  // the case's id as it was written (JSON)
+                examples.push_back({{"id", id.is_discarded() ? json() : id}, {"line", e.line}, {"from", e.from}, {"to", e.to}, {"facts", e.facts}});
             }
-            o += "],\"other_transitions\":" + std::to_string(g.other_transitions) + ",\"examples\":[";
-            for (std::size_t e = 0; e < g.examples.size(); ++e) {
-                auto const& ex = g.examples[e];
-                if (e) o += ",";
-                o += "{\"id\":" + ex.id + ",\"line\":" + std::to_string(ex.line) + ",\"from\":";
-                append_json_string(o, ex.from);
-                o += ",\"to\":";
-                append_json_string(o, ex.to);
-                o += ",\"facts\":";
-                append_json_string(o, ex.facts);
-                o += "}";
-            }
-            o += "]}";
+            groups.push_back({{"count", g.count}, {"old_clause", g.old_clause}, {"new_clause", g.new_clause}, {"old_source", g.old_source},
+                              {"new_source", g.new_source}, {"transitions", transitions}, {"other_transitions", g.other_transitions},
+                              {"examples", examples}});
         }
-        o += "]}";
+        decisions.push_back({{"name", d.name}, {"label", d.label}, {"changed", d.changed}, {"groups", groups}});
     }
-    o += "]}\n";
-    return o;
+    json out = {{"old", r.old_rules}, {"new", r.new_rules}, {"corpus", r.corpus}, {"cases", r.cases}, {"changed_cases", r.changed_cases},
+                {"unreadable_both", r.unreadable_both}, {"changed", r.changed()}, {"only_old", r.only_old}, {"only_new", r.only_new},
+                {"decisions", decisions}};
+    return out.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace kyotaku

@@ -78,6 +78,31 @@ std::string condition_with_values(Evaluator& ev, Program const& p, Activation co
     return out;
 }
 
+// One decision evaluated with a trace (the events in `trace`); its reason is rendered while tracing, so that the
+// values it names appear among the intermediate ones.
+struct Traced {
+    Outcome outcome;
+    std::string reason;
+};
+Traced traced(Evaluator& ev, Program const& p, Activation const& facts, std::uint32_t s, std::vector<TraceEvent>& trace) {
+    trace.clear();
+    ev.begin(facts);
+    ev.set_trace(&trace);
+    Traced t{ev.evaluate_slot(facts, s), {}};
+    if (t.outcome.status == Status::ok && !p.clauses[t.outcome.clause].because.empty())
+        t.reason = ev.render_text(std::int64_t(t.outcome.clause), facts, false);
+    ev.set_trace(nullptr);
+    return t;
+}
+
+// The facts a null decision lacked, by name.
+std::string missing_names(Program const& p, Outcome const& o) {
+    std::string names;
+    for (std::size_t f = 0; f < p.facts.size(); ++f)
+        if ((o.missing >> f) & 1u) names += (names.empty() ? "" : ", ") + p.facts[f].name;
+    return names;
+}
+
 std::string explain_full(std::shared_ptr<Program const> const& program, Activation const& facts, std::string const& id);
 }  // namespace
 
@@ -118,22 +143,12 @@ std::string explain(std::shared_ptr<Program const> program, std::string_view jso
     std::vector<char> computed(p.slots.size(), 0);
     for (auto s : p.outputs) {
         auto const& slot = p.slots[s];
-        trace.clear();
-        ev.begin(facts);
-        ev.set_trace(&trace);
-        Outcome o = ev.evaluate_slot(facts, s);
-        std::string reason = o.status == Status::ok && !p.clauses[o.clause].because.empty()
-                                 ? ev.render_text(std::int64_t(o.clause), facts, false)
-                                 : std::string();
-        ev.set_trace(nullptr);
+        auto const [o, reason] = traced(ev, p, facts, s, trace);
         for (auto const& e : trace)
             if (e.kind == TraceEvent::Kind::Slot) computed[e.id] = 1;
         out << "\n■ " << display_name(slot) << " = ";
         if (o.status == Status::missing_facts) {
-            std::string names;
-            for (std::size_t f = 0; f < p.facts.size(); ++f)
-                if ((o.missing >> f) & 1u) names += (names.empty() ? "" : ", ") + p.facts[f].name;
-            out << "null — 判定に必要な入力がありません: " << names << "\n";
+            out << "null — 判定に必要な入力がありません: " << missing_names(p, o) << "\n";
             continue;
         }
         if (o.status == Status::no_version) {
@@ -184,21 +199,10 @@ std::string explain_full(std::shared_ptr<Program const> const& program, Activati
     std::vector<TraceEvent> trace;
     for (auto s : p.outputs) {
         auto const& slot = p.slots[s];
-        trace.clear();
-        ev.begin(facts);
-        ev.set_trace(&trace);
-        Outcome o = ev.evaluate_slot(facts, s);
-        // The reason is rendered while tracing, so that the values it names appear among the intermediate ones.
-        std::string reason = o.status == Status::ok && !p.clauses[o.clause].because.empty()
-                                 ? ev.render_text(std::int64_t(o.clause), facts, false)
-                                 : std::string();
-        ev.set_trace(nullptr);
+        auto const [o, reason] = traced(ev, p, facts, s, trace);
         out << "\n■ " << slot.name << " = ";
         if (o.status == Status::missing_facts) {
-            std::string names;
-            for (std::size_t f = 0; f < p.facts.size(); ++f)
-                if ((o.missing >> f) & 1u) names += (names.empty() ? "" : ", ") + p.facts[f].name;
-            out << "null\n  判定できません: 必要な事実がありません (" << names << ")\n";
+            out << "null\n  判定できません: 必要な事実がありません (" << missing_names(p, o) << ")\n";
             continue;
         }
         if (o.status == Status::no_version) {

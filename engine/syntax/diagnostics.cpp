@@ -1,5 +1,6 @@
 #include "kyotaku/diagnostics.hpp"
-#include "kyotaku/jsonl.hpp"
+
+#include <nlohmann/json.hpp>
 
 #include <map>
 
@@ -98,30 +99,12 @@ std::size_t count_warnings(std::vector<Diagnostic> const& ds) {
 }
 
 std::string diagnostics_json(std::vector<Diagnostic> const& ds) {
-    std::string out = "[";
-    for (std::size_t i = 0; i < ds.size(); ++i) {
-        auto const& d = ds[i];
-        if (i) out += ",";
-        out += "{\"severity\":";
-        out += d.severity == Severity::warning ? "\"warning\"" : "\"error\"";
-        out += ",\"kind\":";
-        append_json_string(out, d.kind);
-        out += ",\"label_ja\":";
-        append_json_string(out, kind_label_ja(d.kind));
-        out += ",\"file\":";
-        append_json_string(out, d.file);
-        out += ",\"line\":" + std::to_string(d.line) + ",\"column\":" + std::to_string(d.column) +
-               ",\"end_column\":" + std::to_string(d.end_column) + ",\"source_line\":";
-        append_json_string(out, d.source_line);
-        out += ",\"ja\":";
-        append_json_string(out, d.message_ja);
-        out += ",\"en\":";
-        append_json_string(out, d.message_en);
-        out += ",\"text\":";
-        append_json_string(out, format_diagnostic(d));
-        out += "}";
-    }
-    return out + "]";
+    auto out = nlohmann::ordered_json::array();
+    for (auto const& d : ds)
+        out.push_back({{"severity", d.severity == Severity::warning ? "warning" : "error"}, {"kind", d.kind}, {"label_ja", kind_label_ja(d.kind)},
+                       {"file", d.file}, {"line", d.line}, {"column", d.column}, {"end_column", d.end_column},
+                       {"source_line", d.source_line}, {"ja", d.message_ja}, {"en", d.message_en}, {"text", format_diagnostic(d)}});
+    return out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 std::string format_diagnostics(std::vector<Diagnostic> const& ds) {
