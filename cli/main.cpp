@@ -403,6 +403,9 @@ int main(int argc, char** argv) {
     srv->add_option("--public-url", serve_options.public_url, "施設URLの先頭 (既定 https://HOST:PORT) / base of facility URLs");
     srv->add_option("--web-root", serve_options.web_root, "同意ページのファイル (既定: 実行ファイルの隣の web/) / the consent page's files (default: web/ beside the binary)");
     srv->add_option("--threads", serve_options.threads, "スレッド数 / worker threads")->capture_default_str()->check(CLI::Range(1, 64));
+    srv->add_option("--test-clock", serve_options.test_clock,
+                    "テスト・デモ用: サーバの「今日」をこの日から始める (運用者が POST /api/v1/admin/clock で動かせる) / tests and demos: start the "
+                    "server's day on DATE (the operator may move it)");
     srv->add_option("--trust", serve_options.trust,
                     "信頼する公開鍵 (PEM)。指定すると --rules はその鍵で署名したバンドルでなければならず、同意ページも署名を確かめる / trusted public key: --rules must be a bundle it signed, and the consent page checks the signature")
         ->allow_extra_args(false);

@@ -31,6 +31,15 @@ public:
     virtual std::string backend() const = 0;
     // Runs `body` atomically (see transaction() below).
     virtual void in_transaction(std::function<void()> const& body) = 0;
+    // Inserts many rows into `table` (values in the order of `columns`), inside the caller's transaction when
+    // there is one: COPY on PostgreSQL, one prepared insert per row on SQLite.
+    virtual void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::vector<Row> const& rows) = 0;
+    // Added to a SELECT that claims rows for this worker (batch leases): PostgreSQL skips the rows another
+    // transaction holds (FOR UPDATE SKIP LOCKED); SQLite has one writer at a time and needs nothing.
+    virtual char const* claim_suffix() const { return ""; }
+    // A statement that makes concurrent migrations (several servers starting at once) wait for each other inside
+    // a transaction: PostgreSQL takes a transaction-scoped advisory lock; SQLite's BEGIN IMMEDIATE already does.
+    virtual char const* migration_lock() const { return nullptr; }
 };
 
 // Opens an embedded SQLite database (WAL, foreign keys on, synchronous=FULL so that an acknowledged write
