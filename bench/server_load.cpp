@@ -1,5 +1,6 @@
 // A load generator for `kyotaku serve` with client certificates (wrk cannot present one): C connections in
-// C threads, each keep-alive, POSTing the same request for D seconds; prints requests/s and latency percentiles.
+// C threads, each keep-alive, POSTing the same request (or GETting PATH when BODY_FILE is "-") for D seconds;
+// prints requests/s and latency percentiles.
 // Usage: server_load HOST PORT CA CERT KEY PATH BODY_FILE CONNECTIONS SECONDS
 #include <utility>
 
@@ -29,9 +30,12 @@ int main(int argc, char** argv) {
         return 2;
     }
     std::string host = argv[1], port = argv[2], ca = argv[3], cert = argv[4], key = argv[5], path = argv[6];
-    std::ifstream bf(argv[7]);
+    bool const get = std::string(argv[7]) == "-";
     std::stringstream ss;
-    ss << bf.rdbuf();
+    if (!get) {
+        std::ifstream bf(argv[7]);
+        ss << bf.rdbuf();
+    }
     std::string body = ss.str();
     int connections = std::atoi(argv[8]);
     double seconds = std::atof(argv[9]);
@@ -51,9 +55,9 @@ int main(int argc, char** argv) {
                 net::ip::tcp::resolver resolver(io);
                 beast::get_lowest_layer(stream).connect(resolver.resolve(host, port));
                 stream.handshake(ssl::stream_base::client);
-                http::request<http::string_body> req{http::verb::post, path, 11};
+                http::request<http::string_body> req{get ? http::verb::get : http::verb::post, path, 11};
                 req.set(http::field::host, host);
-                req.set(http::field::content_type, "application/json");
+                if (!get) req.set(http::field::content_type, "application/json");
                 req.keep_alive(true);
                 req.body() = body;
                 req.prepare_payload();

@@ -86,20 +86,68 @@ json BatchDesk::upload(Caller const& c, std::string const& category, std::string
     });
 }
 
+namespace {
+// A finished job's results are kept until the end of the day after it finished (JST), then purged: an answer
+// given on a day the rules allowed it is not handed out again weeks later, after a withdrawal or the end of the
+// relationship.
+constexpr int result_days = 1;
+
+std::string jst_day(std::string const& utc_timestamp) {
+    // The timestamps are UTC ISO 8601; the day they fall on in Japan.
+    auto day = parse_iso_date_fast(utc_timestamp.substr(0, 10));
+    if (!day) return {};
+    int const hour = std::stoi(utc_timestamp.substr(11, 2));
+    return Date::from_days(day->days() + (hour >= 15 ? 1 : 0)).iso();
+}
+}  // namespace
+
+std::string BatchDesk::expires_on(std::string const& finished_at) {
+    auto day = parse_iso_date_fast(jst_day(finished_at));
+    return day ? Date::from_days(day->days() + result_days).iso() : std::string();
+}
+
 json BatchDesk::status(Caller const& c, std::string const& reception) {
     require_facility(c);
     auto r = x_.db.query("SELECT total, done, finished_at, file_identifier, query_date, category FROM batch_jobs WHERE reception_number = $1 AND facility_code = $2",
                          {reception, c.facility_code});
     if (r.empty()) throw not_found("reception_number", "受付番号が見つかりません", "unknown reception number");
     bool finished = !is_null(r[0][2]);
-    return json{{"reception_number", reception}, {"total", as_int(r[0][0])}, {"done", as_int(r[0][1])},
-                {"status", finished ? "正常終了" : "処理中"}, {"segment_of_result", finished ? 1 : 2},
-                {"file_identifier", as_text(r[0][3])}, {"query_date", as_text(r[0][4])}, {"category", as_text(r[0][5])}};
+    json out{{"reception_number", reception}, {"total", as_int(r[0][0])}, {"done", as_int(r[0][1])},
+             {"status", finished ? "正常終了" : "処理中"}, {"segment_of_result", finished ? 1 : 2},
+             {"file_identifier", as_text(r[0][3])}, {"query_date", as_text(r[0][4])}, {"category", as_text(r[0][5])}};
+    if (finished) {
+        out["results_until"] = expires_on(as_text(r[0][2]));
+        if (out["results_until"].get<std::string>() < x_.today().iso()) out["status"] = "保存期間終了";
+    }
+    return out;
+}
+
+void BatchDesk::require_results(json const& status) {
+    if (status["segment_of_result"] != 1) throw conflict("reception_number", "まだ処理中です", "the job is still running");
+    if (status["status"] == "保存期間終了")
+        throw Error(Error::Kind::gone, "reception_number",
+                    "結果の保存期間 (" + status["results_until"].get<std::string>() + " まで) が過ぎました。もう一度照会してください",
+                    "the results were kept until " + status["results_until"].get<std::string>() + ": query again");
+}
+
+int BatchDesk::purge() {
+    // Jobs finished before yesterday (JST) lose their rows; the job itself stays, so its number still answers.
+    std::string const cutoff = Date::from_days(x_.today().days() - result_days).iso();
+    int purged = 0;
+    for (auto const& r : x_.db.query("SELECT reception_number, finished_at FROM batch_jobs WHERE finished_at IS NOT NULL AND purged_at IS NULL "
+                                     "ORDER BY finished_at LIMIT 100")) {
+        if (jst_day(as_text(r[1])) >= cutoff) break;
+        transaction(x_.db, [&] {
+            x_.db.query("DELETE FROM batch_rows WHERE reception_number = $1", {as_text(r[0])});
+            x_.db.query("UPDATE batch_jobs SET purged_at = $2 WHERE reception_number = $1", {as_text(r[0]), x_.now()});
+        });
+        ++purged;
+    }
+    return purged;
 }
 
 std::function<std::string()> BatchDesk::result_pages(Caller const& c, std::string const& reception, int page_rows) {
-    json st = status(c, reception);
-    if (st["segment_of_result"] != 1) throw conflict("reception_number", "まだ処理中です", "the job is still running");
+    require_results(status(c, reception));
     auto after = std::make_shared<std::int64_t>(-1);
     return [this, reception, page_rows, after]() {
         std::string out;

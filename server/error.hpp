@@ -14,6 +14,7 @@ struct Error : std::exception {
         forbidden,     // 403: the caller may not do this
         not_found,     // 404
         conflict,      // 409: the state does not allow it (already used, still running …)
+        gone,          // 410: it existed and is no longer kept
         too_large,     // 413
         unsupported,   // 415: wrong content type
         unavailable,   // 503: the server is not configured for it

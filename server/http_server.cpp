@@ -47,6 +47,7 @@ int status_of(Error::Kind k) {
         case Error::Kind::forbidden: return 403;
         case Error::Kind::not_found: return 404;
         case Error::Kind::conflict: return 409;
+        case Error::Kind::gone: return 410;
         case Error::Kind::too_large: return 413;
         case Error::Kind::unsupported: return 415;
         case Error::Kind::unavailable: return 503;
@@ -195,6 +196,7 @@ std::vector<Route> const& routes() {
          }},
         {"POST", "/api/v1/visual-passcode", A::facility,
          [](Service& s, Caller const& c, Request const&) { return json_result(201, s.consent.visual_passcode(c)); }},
+        {"GET", "/api/v1/whoami", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.whoami(c)); }},
         {"GET", "/api/v1/settings", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.get(c)); }},
         {"PUT", "/api/v1/settings", A::manager,
          [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.settings.put(c, parse_json_body(r.body))); }},
@@ -753,7 +755,12 @@ int serve(ServeOptions const& o) {
             } catch (std::exception const& e) {
                 std::cerr << service.context.now() << " kyotaku serve: batch worker: " << e.what() << "\n";
             }
-            if (answered == 0) {  // nothing to do: look again in a while (or at once when stopping)
+            if (answered == 0) {  // nothing to do: purge what is past keeping, look again in a while (at once when stopping)
+                try {
+                    service.batch.purge();
+                } catch (std::exception const& e) {
+                    std::cerr << service.context.now() << " kyotaku serve: batch purge: " << e.what() << "\n";
+                }
                 std::unique_lock lock(idle_mutex);
                 idle.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping.load(); });
             }

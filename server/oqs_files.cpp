@@ -77,6 +77,7 @@ std::string OqsDesk::bulk_download(Caller const& c, std::string const& xml, int&
     BulkDownload d = parse_bulk_download(xml);
     if (d.facility_code != c.facility_code) throw Error(Error::Kind::forbidden, "MedicalInstitutionCode", another_facility_ja, another_facility_en);
     json st = batch_.status(c, d.reception_number);
+    if (st["status"] == "保存期間終了") BatchDesk::require_results(st);  // 410: purged
     BulkJobInfo job{d.reception_number, c.facility_code, st["file_identifier"], st["query_date"], st["segment_of_result"] == 1};
     std::vector<json> rows;
     if (job.finished)

@@ -96,6 +96,9 @@ private:
 class SettingsDesk {
 public:
     explicit SettingsDesk(Context& x) : x_(x) {}
+    // Who the certificate says the caller is (facility, role, terminal) and the server's date: for a terminal's
+    // set-up, and the benchmarks' ceiling (TLS + HTTP + one trivial query).
+    json whoami(Caller const& c);
     json get(Caller const& c);
     json put(Caller const& c, json const& body);
     json audit(Caller const& c);
@@ -199,6 +202,12 @@ public:
     json upload(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
                 std::string const& format, std::function<bool(json&)> const& next, bool allow_empty = false);
     json status(Caller const& c, std::string const& reception_number);
+    // A finished job's results can be downloaded until the end of the day after it finished (JST): a 409 while it
+    // runs, a 410 once they are purged.
+    static void require_results(json const& status);
+    static std::string expires_on(std::string const& finished_at);
+    // Deletes the rows of jobs whose results are past keeping (the worker calls it when idle); how many jobs.
+    int purge();
     // NDJSON pages of up to `page_rows` rows per call (empty when done); checks the caller and the job first.
     std::function<std::string()> result_pages(Caller const& c, std::string const& reception_number, int page_rows = 2000);
     // One chunk of the worker: leases up to `max_rows` pending rows of the job whose facility was served least

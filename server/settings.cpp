@@ -13,6 +13,14 @@ json settings_json(Settings const& s) {
 }
 }  // namespace
 
+json SettingsDesk::whoami(Caller const& c) {
+    require_facility(c);
+    auto name = x_.db.query("SELECT name FROM facilities WHERE code = $1", {c.facility_code});
+    if (name.empty()) throw not_found("", "施設が登録されていません", "facility not registered");
+    return json{{"facility_code", c.facility_code}, {"facility_name", as_text(name[0][0])},
+                {"role", c.role == Caller::Role::manager ? "管理者" : "職員"}, {"terminal", c.terminal}, {"today", x_.today().iso()}};
+}
+
 json SettingsDesk::get(Caller const& c) {
     require_facility(c);
     return settings_json(x_.facility(c).settings);

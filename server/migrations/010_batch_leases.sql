@@ -9,3 +9,5 @@ ALTER TABLE batch_rows ADD COLUMN lease_until TEXT;
 ALTER TABLE batch_jobs ADD COLUMN served_at TEXT;
 ALTER TABLE batch_jobs ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX batch_jobs_by_facility ON batch_jobs (facility_code, served_at);
+-- A finished job's results are kept until the end of the next day (JST), then its rows are deleted (purged_at).
+ALTER TABLE batch_jobs ADD COLUMN purged_at TEXT;

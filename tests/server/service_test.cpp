@@ -1354,6 +1354,13 @@ TEST_F(ServerFixture, RolesComeFromTheCertificate) {
     EXPECT_EQ(call(staff, "GET", "/api/v1/url").status, 200);
     EXPECT_EQ(call(staff, "POST", "/api/v1/visual-passcode").status, 201);
     EXPECT_EQ(call(staff, "POST", "/api/v1/reinquiry", on("2024-07-01")).status, 200);
+    // What the certificate makes the caller, as the server sees it.
+    auto me = body(call(staff, "GET", "/api/v1/whoami"));
+    EXPECT_EQ(me["role"], "職員");
+    EXPECT_EQ(me["terminal"], "資格確認端末");
+    EXPECT_EQ(me["facility_name"], "A");
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/whoami"))["role"], "管理者");
+    EXPECT_EQ(call(admin, "GET", "/api/v1/whoami").status, 403);
     // The mapping from a certificate's subject (CN, OU, title).
     auto who = [&](char const* cn, char const* ou, char const* title) { return caller_from_subject(*service, cn, ou, title); };
     EXPECT_EQ(who("0110113719", "管理者", "").role, Caller::Role::manager);
@@ -1643,4 +1650,27 @@ TEST_F(ServerFixture, AnInteractiveRequestIsAnsweredBeforeTheWorkersNextChunkCom
     EXPECT_EQ(worker.get(), 100);
     EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["done"], 200);
     service->context.gate.on_waiting(nullptr);
+}
+
+TEST_F(ServerFixture, BatchResultsAreKeptUntilTheEndOfTheNextDayThenPurged) {
+    enable(a);
+    consent("0110113719", person());
+    today("2024-07-01");
+    auto up = call(a, "POST", "/api/v1/batch/reinquiry", csv_rows(3), "text/csv");
+    std::string const rn = body(up)["reception_number"];
+    while (service->batch.process(10) > 0) {
+    }
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["results_until"], "2024-07-02");
+    today("2024-07-02");
+    EXPECT_EQ(call(a, "GET", "/api/v1/batch/reinquiry/" + rn + "/result").status, 200);
+    EXPECT_EQ(service->batch.purge(), 0);
+    // Two days on, the answers given on 2024-07-01 are no longer handed out (the relationship may have ended).
+    today("2024-07-03");
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["status"], "保存期間終了");
+    EXPECT_EQ(call(a, "GET", "/api/v1/batch/reinquiry/" + rn + "/result").status, 410);
+    std::string down = "<XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode></MessageHeader><MessageBody><ReceptionNumber>" +
+                       rn + "</ReceptionNumber></MessageBody></XmlMsg>";
+    EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSmuquc02req", down).status, 410);
+    EXPECT_EQ(service->batch.purge(), 1);
+    EXPECT_TRUE(db->query("SELECT 1 FROM batch_rows WHERE reception_number = $1", {rn}).empty());
 }
