@@ -1,7 +1,9 @@
 // The `kyotaku` command: a thin main over the engine library (style.md, habit 9).
+#include "kyotaku/diff.hpp"
 #include "kyotaku/engine.hpp"
 #include "kyotaku/generated.hpp"
 #include "kyotaku/jsonl.hpp"
+#include "kyotaku/signing.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -11,6 +13,8 @@
 #endif
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -25,10 +29,25 @@ std::string slurp(std::istream& in) {
     return ss.str();
 }
 
-// Loads a rule directory, a .rules file or a compiled bundle; prints diagnostics and returns null on failure.
-std::shared_ptr<Program const> load_or_report(std::string const& path) {
+// The raw public keys of --trust (empty: no key configured); prints why and exits 2 when one cannot be read.
+std::vector<std::string> trusted_keys(std::vector<std::string> const& paths) {
+    std::vector<std::string> keys;
+    for (auto const& path : paths) {
+        PublicKey k = read_public_key(path);
+        if (!k.ok()) {
+            std::cerr << "kyotaku: --trust " << path << ": " << k.error.text() << "\n";
+            std::exit(2);
+        }
+        keys.push_back(k.raw);
+    }
+    return keys;
+}
+
+// Loads a rule directory, a .rules file or a compiled bundle (with --trust: only a bundle signed by a trusted
+// key); prints diagnostics and returns null on failure.
+std::shared_ptr<Program const> load_or_report(std::string const& path, std::vector<std::string> const& trust = {}) {
     std::vector<Diagnostic> diags;
-    auto r = load_rules(path, &diags);
+    auto r = load_trusted_rules(path, trusted_keys(trust), &diags);
     if (!r.program) {
         if (!diags.empty()) std::cerr << format_diagnostics(diags);
         else std::cerr << "kyotaku: " << path << ": " << r.error << "\n";
@@ -36,8 +55,8 @@ std::shared_ptr<Program const> load_or_report(std::string const& path) {
     return r.program;
 }
 
-int cmd_eval(std::string const& rules, std::string const& input) {
-    auto program = load_or_report(rules);
+int cmd_eval(std::string const& rules, std::string const& input, std::vector<std::string> const& trust) {
+    auto program = load_or_report(rules, trust);
     if (!program) return 2;
     std::FILE* in = stdin;
     if (!input.empty() && input != "-") {
@@ -53,8 +72,8 @@ int cmd_eval(std::string const& rules, std::string const& input) {
     return 0;
 }
 
-int cmd_test(std::string const& rules, bool verbose) {
-    auto program = load_or_report(rules);
+int cmd_test(std::string const& rules, bool verbose, std::vector<std::string> const& trust) {
+    auto program = load_or_report(rules, trust);
     if (!program) return 2;
     auto report = run_tests(program);
     for (auto const& f : report.failures) std::cout << f.location << ": 失敗 FAIL 「" << f.test << "」: " << f.message << "\n";
@@ -64,26 +83,36 @@ int cmd_test(std::string const& rules, bool verbose) {
     return report.failed == 0 && report.passed > 0 ? 0 : 1;
 }
 
-int cmd_check(std::string const& rules) {
+// Diagnostics only. Warnings (unused lets, params, facts) do not fail the check unless --strict (for CI).
+int cmd_check(std::string const& rules, bool strict, bool json) {
     std::vector<Diagnostic> diags;
     auto sources = read_rule_sources(rules, diags);
+    std::shared_ptr<Program const> program;
     if (diags.empty()) {
         auto c = compile(sources);
         diags = c.diagnostics;
-        if (c.ok()) {
-            std::cout << "ok: " << c.program->files.size() << " files, " << c.program->outputs.size() << " decisions, "
-                      << c.program->slots.size() - c.program->outputs.size() << " lets, " << c.program->tests.size()
-                      << " tests\n";
-            return 0;
-        }
+        program = c.program;
+    }
+    std::size_t const warnings = count_warnings(diags), errors = diags.size() - warnings;
+    bool const fail = errors > 0 || (strict && warnings > 0);
+    if (json) {
+        std::cout << "{\"ok\":" << (fail ? "false" : "true") << ",\"errors\":" << errors << ",\"warnings\":" << warnings
+                  << ",\"diagnostics\":" << diagnostics_json(diags) << "}\n";
+        return fail ? 1 : 0;
     }
     std::cerr << format_diagnostics(diags);
-    std::cerr << diags.size() << " error(s)\n";
-    return 1;
+    if (program)
+        std::cout << "ok: " << program->files.size() << " files, " << program->outputs.size() << " decisions, "
+                  << program->slots.size() - program->outputs.size() << " lets, " << program->tests.size() << " tests"
+                  << (warnings ? ", " + std::to_string(warnings) + " warning(s)" : std::string()) << "\n";
+    if (errors) std::cerr << errors << " error(s)" << (warnings ? ", " + std::to_string(warnings) + " warning(s)" : std::string()) << "\n";
+    else if (fail) std::cerr << "--strict: 警告をエラーとして扱います / warnings are errors with --strict\n";
+    return fail ? 1 : 0;
 }
 
-int cmd_explain(std::string const& rules, std::string const& json, std::string const& input) {
-    auto program = load_or_report(rules);
+int cmd_explain(std::string const& rules, std::string const& json, std::string const& input, bool full,
+                std::vector<std::string> const& trust) {
+    auto program = load_or_report(rules, trust);
     if (!program) return 2;
     std::string facts = json;
     if (facts.empty()) {
@@ -99,7 +128,7 @@ int cmd_explain(std::string const& rules, std::string const& json, std::string c
         }
     }
     while (!facts.empty() && (facts.back() == '\n' || facts.back() == '\r')) facts.pop_back();
-    std::string out = explain(program, facts);
+    std::string out = explain(program, facts, nullptr, full);
     std::cout << out;
     return out.rfind("入力エラー", 0) == 0 ? 1 : 0;
 }
@@ -137,7 +166,8 @@ int cmd_fmt(std::vector<std::string> const& files, bool write, bool check) {
     return status;
 }
 
-int cmd_compile(std::string const& rules, std::string const& output, std::string const& emit_cpp_path) {
+int cmd_compile(std::string const& rules, std::string const& output, std::string const& emit_cpp_path, std::string const& sign_key,
+                bool strict) {
     std::vector<Diagnostic> diags;
     auto sources = read_rule_sources(rules, diags);
     if (!diags.empty()) {
@@ -145,8 +175,10 @@ int cmd_compile(std::string const& rules, std::string const& output, std::string
         return 1;
     }
     auto c = compile(sources);
-    if (!c.ok()) {
-        std::cerr << format_diagnostics(c.diagnostics);
+    std::cerr << format_diagnostics(c.diagnostics);  // errors, or warnings only
+    if (!c.ok()) return 1;
+    if (strict && count_warnings(c.diagnostics)) {
+        std::cerr << "--strict: 警告をエラーとして扱います / warnings are errors with --strict\n";
         return 1;
     }
     if (!emit_cpp_path.empty()) {
@@ -159,17 +191,27 @@ int cmd_compile(std::string const& rules, std::string const& output, std::string
         if (output.empty()) return 0;
     }
     std::string bytes = save_bundle(*c.program);
+    std::string signed_by;
+    if (!sign_key.empty()) {
+        SignResult s = sign_bundle(bytes, sign_key);
+        if (!s.ok()) {
+            std::cerr << "kyotaku compile: --sign " << sign_key << ": " << s.error.text() << "\n";
+            return 1;
+        }
+        bytes = std::move(s.bundle);
+        signed_by = ", signed by key " + key_fingerprint(split_bundle(bytes).public_key);
+    }
     std::ofstream out(output, std::ios::binary | std::ios::trunc);
     if (!out || !out.write(bytes.data(), std::streamsize(bytes.size()))) {
         std::cerr << "kyotaku: " << output << ": 書き込めません / cannot write\n";
         return 1;
     }
     std::cout << output << ": " << bytes.size() << " bytes, source hash " << std::hex << c.program->source_hash << std::dec
-              << ", " << compiler_version << "\n";
+              << ", " << compiler_version << signed_by << "\n";
     return 0;
 }
 
-int cmd_verify_bundle(std::string const& bundle, std::string const& sources_dir) {
+int cmd_verify_bundle(std::string const& bundle, std::string const& sources_dir, std::vector<std::string> const& trust) {
     std::ifstream in(bundle, std::ios::binary);
     if (!in) {
         std::cerr << "kyotaku: " << bundle << ": 読み込めません / cannot open\n";
@@ -186,12 +228,87 @@ int cmd_verify_bundle(std::string const& bundle, std::string const& sources_dir)
         }
         hash = hash_sources(sources);
     }
+    auto const keys = trusted_keys(trust);
+    if (!keys.empty())
+        if (Message m = check_bundle_signature(bytes, keys); !m.empty()) {
+            std::cerr << "kyotaku: " << bundle << ": " << m.text() << "\n";
+            return 1;
+        }
     auto r = load_bundle(bytes, hash);
     if (!r.program) {
         std::cerr << "kyotaku: " << bundle << ": " << r.error << "\n";
         return 1;
     }
-    std::cout << bundle << ": ok (" << r.program->outputs.size() << " decisions)\n";
+    BundleParts const parts = split_bundle(bytes);
+    std::cout << bundle << ": ok (" << r.program->outputs.size() << " decisions"
+              << (parts.is_signed() ? std::string(keys.empty() ? ", signed by key " : ", signature verified, key ") + key_fingerprint(parts.public_key)
+                                    : std::string(", unsigned"))
+              << ")\n";
+    return 0;
+}
+
+// Both rule sets over one corpus; the report on stdout. Exit 1 when an answer changed, 0 when none did.
+int cmd_diff(std::string const& old_rules, std::string const& new_rules, std::string const& corpus, std::string const& input,
+             std::size_t cases, std::uint64_t seed, std::string const& format, std::size_t examples, std::vector<std::string> const& trust) {
+    auto old_program = load_or_report(old_rules, trust);
+    auto new_program = load_or_report(new_rules, trust);
+    if (!old_program || !new_program) return 2;
+    DiffOptions options;
+    options.examples = examples;
+    RuleDiff diff(old_program, new_program, options);
+    std::string described;
+    if (corpus == "generated") {
+        std::uint64_t n = 0;
+        generate_corpus(*old_program, *new_program, cases, seed, [&](std::string_view line) { diff.add(line, ++n); });
+        described = "生成した事例 (すべての enum の値、日付の境目と月末、seed " + std::to_string(seed) + ")";
+    } else {
+        std::FILE* in = stdin;
+        if (!input.empty() && input != "-") {
+            in = std::fopen(input.c_str(), "rb");
+            if (!in) {
+                std::cerr << "kyotaku: " << input << ": 読み込めません / cannot open\n";
+                return 2;
+            }
+        }
+        diff.add_stream(in);
+        if (in != stdin) std::fclose(in);
+        described = input.empty() || input == "-" ? "標準入力の JSON Lines" : input;
+    }
+    DiffReport report = diff.report();
+    report.old_rules = old_rules;
+    report.new_rules = new_rules;
+    report.corpus = described;
+    std::cout << (format == "json" ? diff_json(report) : diff_markdown(report));
+    return report.changed() ? 1 : 0;
+}
+
+// A new Ed25519 key pair for signing bundles: NAME.key (private, mode 0600) and NAME.pub (public, for --trust).
+int cmd_keygen(std::string const& name) {
+    KeyPair pair = generate_key_pair();
+    if (!pair.error.empty()) {
+        std::cerr << "kyotaku keygen: " << pair.error.text() << "\n";
+        return 1;
+    }
+    std::string const priv = name + ".key", pub = name + ".pub";
+    for (auto const& path : {priv, pub})
+        if (std::ifstream(path)) {
+            std::cerr << "kyotaku keygen: " << path << ": すでにあります (上書きしません) / already exists (not overwritten)\n";
+            return 1;
+        }
+    {
+        std::ofstream out(priv, std::ios::binary);
+        std::filesystem::permissions(priv, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                                     std::filesystem::perm_options::replace);
+        out << pair.private_pem;
+        if (!out) {
+            std::cerr << "kyotaku keygen: " << priv << ": 書き込めません / cannot write\n";
+            return 1;
+        }
+    }
+    std::ofstream(pub, std::ios::binary) << pair.public_pem;
+    PublicKey k = read_public_key(pub);
+    std::cout << priv << ": 秘密鍵 (署名に使う、外に出さない) / private key\n"
+              << pub << ": 公開鍵 (--trust に渡す) / public key, fingerprint " << key_fingerprint(k.raw) << "\n";
     return 0;
 }
 
@@ -201,24 +318,35 @@ int main(int argc, char** argv) {
     CLI::App app{"kyotaku — 居宅同意取得型 オンライン資格確認のルールエンジン (rule engine for home-visit online eligibility verification)"};
     app.require_subcommand(1);
     std::string rules = "rules", input, json, output, sources;
-    bool verbose = false, write = false, check = false;
-    std::vector<std::string> files;
+    bool verbose = false, write = false, check = false, strict = false, full = false, check_json = false;
+    std::vector<std::string> files, trust;
+    auto add_trust = [&](CLI::App* cmd) {
+        cmd->add_option("--trust", trust,
+                        "信頼する公開鍵 (PEM)。指定すると、その鍵で署名したバンドルしか読み込まない (繰り返し指定可) / trusted public key: only bundles it signed are loaded (repeatable)")
+            ->allow_extra_args(false);  // one key per --trust: the next argument is not another key
+    };
 
     auto* eval = app.add_subcommand("eval", "JSON Lines の事実を読み、判定を JSON Lines で返す / evaluate JSON Lines of facts");
     eval->add_option("--rules", rules, "ルールのディレクトリ、.rules ファイル、またはバンドル / rules directory, file or bundle")->capture_default_str();
     eval->add_option("--input,-i", input, "入力ファイル (既定: 標準入力) / input file (default: stdin)");
+    add_trust(eval);
 
     auto* test = app.add_subcommand("test", "ルールファイル内のテストを実行する / run the tests written in rule files");
     test->add_option("rules", rules, "ルールのディレクトリ / rules directory")->capture_default_str();
     test->add_flag("--list,-v", verbose, "テストの一覧も表示する / also list the tests");
+    add_trust(test);
 
     auto* chk = app.add_subcommand("check", "ルールを検査し診断だけを表示する / check rules, print diagnostics only");
     chk->add_option("rules", rules, "ルールのディレクトリ / rules directory")->capture_default_str();
+    chk->add_flag("--strict", strict, "警告 (使われていない let・param・fact) もエラーにする (CI 向け) / treat warnings as errors (for CI)");
+    chk->add_flag("--json", check_json, "診断を JSON で出す / print the diagnostics as JSON");
 
     auto* exp = app.add_subcommand("explain", "一件の事例について判定の過程を日本語で説明する / explain one case in Japanese");
     exp->add_option("--rules", rules, "ルールのディレクトリ / rules directory")->capture_default_str();
     exp->add_option("facts", json, "事実の JSON (省略時は --input か標準入力) / facts as a JSON object");
     exp->add_option("--input,-i", input, "事実の JSON ファイル / file holding the facts");
+    exp->add_flag("--full", full, "長い形式 (判定ごとにすべての途中の値) / the long form (every intermediate value per decision)");
+    add_trust(exp);
 
     auto* fmt = app.add_subcommand("fmt", "ルールファイルを標準の書式に整える / format rule files canonically");
     fmt->add_option("files", files, "ファイルまたはディレクトリ / files or directories")->required();
@@ -231,13 +359,38 @@ int main(int argc, char** argv) {
     comp->add_option("-o,--output", output, "出力するバンドル / bundle to write");
     comp->add_option("--emit-cpp", emit_cpp_path,
                      "ルールを C++ のソースとしても書き出す (kyotaku/generated.hpp) / also write the rules as C++ source");
+    std::string sign_key;
+    comp->add_option("--sign", sign_key, "Ed25519 の秘密鍵 (PEM) でバンドルに署名する / sign the bundle with this Ed25519 private key (PEM)");
+    comp->add_flag("--strict", strict, "警告もエラーにする / treat warnings as errors");
 
     auto* dis = app.add_subcommand("disasm", "コンパイルした命令列を表示する (開発者向け) / print the compiled instructions");
     dis->add_option("rules", rules, "ルールのディレクトリかバンドル / rules directory or bundle")->capture_default_str();
+    add_trust(dis);
 
     auto* ver = app.add_subcommand("verify-bundle", "バンドルを検証する / check that a bundle loads (and matches sources)");
     ver->add_option("bundle", output, "バンドル / bundle")->required();
     ver->add_option("--sources", sources, "このルールから作られたかも確かめる / also require it was built from these rules");
+    add_trust(ver);
+
+    std::string old_rules, new_rules, corpus = "stdin", diff_format = "markdown";
+    std::size_t cases = 100000, examples = 3;
+    std::uint64_t seed = 1;
+    auto* dif = app.add_subcommand("diff", "二つのルールの答えを事例ごとに比べ、変わった答えを数える / what a rule change does: compare two rule sets over a corpus");
+    dif->add_option("--old", old_rules, "変更前のルール (ディレクトリ、ファイル、バンドル) / the rules before the change")->required();
+    dif->add_option("--new", new_rules, "変更後のルール / the rules after the change")->required();
+    dif->add_option("--corpus", corpus, "事例: stdin (JSON Lines、既定) か generated (組み込みの生成器) / cases: stdin (JSON Lines) or generated")
+        ->check(CLI::IsMember({"stdin", "generated"}))->capture_default_str();
+    dif->add_option("--input,-i", input, "事例の JSON Lines ファイル (既定: 標準入力) / JSON Lines file of cases (default: stdin)");
+    dif->add_option("--cases", cases, "生成する事例の数 / how many cases to generate")->capture_default_str()->check(CLI::Range(1, 100000000));
+    dif->add_option("--seed", seed, "生成の種 / generator seed")->capture_default_str();
+    dif->add_option("--format", diff_format, "markdown (人向け、日本語) か json (プログラム向け) / markdown (people) or json (programs)")
+        ->check(CLI::IsMember({"markdown", "json"}))->capture_default_str();
+    dif->add_option("--examples", examples, "グループごとの例の数 / example cases per group")->capture_default_str()->check(CLI::Range(0, 100));
+    add_trust(dif);
+
+    std::string key_name;
+    auto* keygen = app.add_subcommand("keygen", "バンドルに署名する Ed25519 の鍵を作る (NAME.key と NAME.pub) / create an Ed25519 key pair for signing bundles");
+    keygen->add_option("name", key_name, "鍵のファイル名 (拡張子なし) / file name without extension")->required();
 
 #ifdef KYOTAKU_WITH_SERVER
     kyotaku::server::ServeOptions serve_options;
@@ -253,6 +406,9 @@ int main(int argc, char** argv) {
     srv->add_option("--test-clock", serve_options.test_clock,
                     "テスト・デモ用: サーバの「今日」をこの日から始める (運用者が POST /api/v1/admin/clock で動かせる) / tests and demos: start the "
                     "server's day on DATE (the operator may move it)");
+    srv->add_option("--trust", serve_options.trust,
+                    "信頼する公開鍵 (PEM)。指定すると --rules はその鍵で署名したバンドルでなければならず、同意ページも署名を確かめる / trusted public key: --rules must be a bundle it signed, and the consent page checks the signature")
+        ->allow_extra_args(false);
     kyotaku::server::RelayOptions relay_options;
     auto* rel = app.add_subcommand("relay", "req フォルダの要求ファイルをサーバに送り、結果を res に書く / the folder relay of receipt computers");
     rel->add_option("--dir", relay_options.dir, "req と res のあるフォルダ / the folder holding req and res")->required();
@@ -268,25 +424,27 @@ int main(int argc, char** argv) {
     } catch (CLI::ParseError const& e) {
         return app.exit(e);
     }
-    if (*eval) return cmd_eval(rules, input);
-    if (*test) return cmd_test(rules, verbose);
-    if (*chk) return cmd_check(rules);
-    if (*exp) return cmd_explain(rules, json, input);
+    if (*eval) return cmd_eval(rules, input, trust);
+    if (*test) return cmd_test(rules, verbose, trust);
+    if (*chk) return cmd_check(rules, strict, check_json);
+    if (*exp) return cmd_explain(rules, json, input, full, trust);
+    if (*dif) return cmd_diff(old_rules, new_rules, corpus, input, cases, seed, diff_format, examples, trust);
+    if (*keygen) return cmd_keygen(key_name);
     if (*fmt) return cmd_fmt(files, write, check);
     if (*comp) {
         if (output.empty() && emit_cpp_path.empty()) {
             std::cerr << "kyotaku compile: -o か --emit-cpp が必要です / -o or --emit-cpp is required\n";
             return 2;
         }
-        return cmd_compile(rules, output, emit_cpp_path);
+        return cmd_compile(rules, output, emit_cpp_path, sign_key, strict);
     }
-    if (*ver) return cmd_verify_bundle(output, sources);
+    if (*ver) return cmd_verify_bundle(output, sources, trust);
 #ifdef KYOTAKU_WITH_SERVER
     if (*srv) return kyotaku::server::serve(serve_options);
     if (*rel) return kyotaku::server::relay(relay_options);
 #endif
     if (*dis) {
-        auto program = load_or_report(rules);
+        auto program = load_or_report(rules, trust);
         if (!program) return 2;
         std::cout << program->disassemble();
         return 0;

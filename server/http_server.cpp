@@ -1,4 +1,6 @@
 #include "http_server.hpp"
+#include "rules_web.hpp"
+#include "kyotaku/signing.hpp"
 
 #include "handoff.hpp"
 #include "static_files.hpp"
@@ -384,6 +386,8 @@ bool spooled_request(std::string const& method, std::string const& target) {
 HttpResult handle_request(Service& service, Caller const& caller, std::string const& method, std::string const& target,
                           std::string const& content_type, std::string const& body, std::string const& body_file) {
     std::string path = target.substr(0, target.find('?'));
+    // The signed rule bundle and its keys, and the rule workbench (rules_web.cpp).
+    if (auto r = rules_web_route(caller, method, path)) return *r;
     // The consent page (/c/{token}) and its files (/web/{file}): static_files.cpp.
     if (auto page = serve_page_files(service, method, path)) return *page;
     bool path_known = false;
@@ -586,12 +590,26 @@ int serve(ServeOptions const& o) {
                       << " がありません (scripts/make-test-pki で作れます) / missing TLS file (create it with scripts/make-test-pki)\n";
             return 2;
         }
+    RulesWeb rules_web;
+    for (auto const& key_path : o.trust) {
+        PublicKey key = read_public_key(key_path);
+        if (!key.ok()) {
+            std::cerr << "kyotaku serve: --trust " << key_path << ": " << key.error.text() << "\n";
+            return 2;
+        }
+        rules_web.trusted_keys.push_back(key.raw);
+    }
     std::vector<Diagnostic> diags;
-    auto rules = load_rules(o.rules, &diags);
+    auto rules = load_trusted_rules(o.rules, rules_web.trusted_keys, &diags);
     if (!rules.program) {
         std::cerr << "kyotaku serve: " << o.rules << ": " << rules.error << "\n";
         return 2;
     }
+    if (!rules_web.trusted_keys.empty()) {  // the page gets the bundle exactly as signed, and checks it itself
+        std::ifstream bundle_file(o.rules, std::ios::binary);
+        rules_web.signed_bundle.assign(std::istreambuf_iterator<char>(bundle_file), {});
+    }
+    rules_web.rules_path = o.rules;
     std::unique_ptr<Database> db;
     try {
         db = open_database(o.db);
@@ -666,7 +684,11 @@ int serve(ServeOptions const& o) {
         if (!root.empty() && !fs::exists(root / "index.html"))
             std::cerr << "kyotaku serve: --web-root " << root.string() << ": index.html がありません / no index.html there\n";
         set_web_root(root.string());
+        // The rule workbench sits beside the consent page's folder.
+        if (!root.empty() && fs::exists(root.parent_path() / "workbench" / "index.html"))
+            rules_web.workbench_root = (root.parent_path() / "workbench").string();
     }
+    set_rules_web(std::move(rules_web));
     if (fs::exists(fs::path(o.tls_dir) / "card-ca.pem")) service.context.card_ca = (fs::path(o.tls_dir) / "card-ca.pem").string();
     service.context.public_url = o.public_url.empty() ? "https://" + o.host + ":" + std::to_string(acceptor.local_endpoint().port()) : o.public_url;
     install_handoffs(std::make_shared<Handoffs>(service));

@@ -21,6 +21,7 @@ struct ServeOptions {
     std::string public_url;  // the base of facility URLs; default https://HOST:PORT
     std::string web_root;    // the consent page's files (index.html, *.js, *.wasm); default: ../web beside the binary
     std::string test_clock;  // for tests and demos: start the server's clock on this day (and let the operator move it)
+    std::vector<std::string> trust;  // --trust: public keys (PEM files); --rules must then be a bundle one of them signed
 };
 
 // Runs until SIGINT/SIGTERM. Prints "listening on https://HOST:PORT" once ready. Returns the exit code.

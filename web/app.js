@@ -271,6 +271,24 @@ function cardModules() {
 }
 const loadCardModule = async () => (await loadScript('/web/kyotaku-card.js', 'KyotakuCard'))({ locateFile: (f) => `/web/${f}` });
 
+// When kyotaku serve runs with --trust, the bundle must carry a signature by one of the keys it lists
+// (/web/trust.json): checked with WebCrypto's Ed25519 before the engine reads a byte of it (kyotaku/signing.hpp).
+async function checkSignature(bundle) {
+  const r = await fetch('/web/trust.json').catch(() => null);
+  if (!r) throw problem('network', 'ルールを読み込めません');
+  const keys = r.ok ? (await r.json()).keys || [] : [];
+  if (keys.length === 0) return;
+  const n = bundle.length, at = n - 104;
+  const signed = at > 8 && new TextDecoder().decode(bundle.subarray(at, at + 8)) === 'KYTKSIG1';
+  const key = signed ? bundle.subarray(at + 8, at + 40) : null;
+  let ok = false;
+  if (signed && keys.includes(b64(key))) {
+    const k = await crypto.subtle.importKey('raw', key, { name: 'Ed25519' }, false, ['verify']);
+    ok = await crypto.subtle.verify({ name: 'Ed25519' }, k, bundle.subarray(at + 40), bundle.subarray(0, at));
+  }
+  if (!ok) throw problem('server', 'ルールの署名を確かめられません');
+}
+
 async function init() {
   app.retry = init;
   show('loading');
@@ -283,6 +301,7 @@ async function init() {
     } catch (e) {
       throw problem('load', e.message);
     }
+    await checkSignature(bundle);
     if (typeof globalThis.KyotakuPage !== 'function') throw problem('load', 'kyotaku-page.js');
     app.flow = await openFlow(bundle, info).catch((e) => { throw problem('load', e.message); });
   } catch (e) {

@@ -8,6 +8,7 @@
 #include <cereal/types/string.hpp>
 #include <cereal/types/vector.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -17,13 +18,13 @@ namespace kyotaku {
 template <class A> void serialize(A& a, Type& t) { a(t.kind, t.enum_id); }
 template <class A> void serialize(A& a, SourceLoc& l) { a(l.file, l.line, l.column); }
 template <class A> void serialize(A& a, EnumInfo& e) { a(e.name, e.values); }
-template <class A> void serialize(A& a, FactInfo& f) { a(f.name, f.type, f.has_default, f.default_value, f.loc); }
+template <class A> void serialize(A& a, FactInfo& f) { a(f.name, f.label, f.type, f.has_default, f.default_value, f.loc); }
 template <class A> void serialize(A& a, ParamInfo& p) { a(p.name, p.type, p.value, p.loc); }
 template <class A> void serialize(A& a, TextPiece& p) { a(p.kind, p.literal, p.id, p.type); }
 template <class A> void serialize(A& a, ClauseInfo& c) { a(c.slot, c.version, c.otherwise, c.loc, c.source, c.because); }
 template <class A> void serialize(A& a, VersionInfo& v) { a(v.label, v.from, v.until, v.entry, v.loc); }
 template <class A> void serialize(A& a, SlotInfo& s) {
-    a(s.name, s.decision, s.type, s.loc, s.source, s.result_reg, s.entry, s.versions, s.fact_deps);
+    a(s.name, s.label, s.decision, s.type, s.loc, s.source, s.result_reg, s.entry, s.versions, s.fact_deps);
 }
 template <class A> void serialize(A& a, TestValue& v) { a(v.is_null, v.scalar, v.months, v.text); }
 template <class A> void serialize(A& a, TestBinding& b) { a(b.target, b.id, b.contains, b.value, b.loc); }
@@ -36,6 +37,7 @@ template <class A> void serialize(A& a, Program& p) {
 
 namespace {
 constexpr char magic[8] = {'K', 'Y', 'T', 'K', 'B', 'N', 'D', 'L'};
+constexpr char signature_magic[8] = {'K', 'Y', 'T', 'K', 'S', 'I', 'G', '1'};
 
 // FNV-1a, 64 bit: a fingerprint of the payload and of the rule sources (not a security measure).
 std::uint64_t fnv1a(std::string_view bytes, std::uint64_t h = 1469598103934665603ull) {
@@ -68,9 +70,140 @@ struct MemoryBuffer : std::streambuf {
     }
 };
 
+// The code, function by function (each slot's instructions run from its entry to the next slot's entry), proved
+// from the opcode table: every operand is in range for its kind; every jump goes forward and stays inside its
+// function; no path falls off the end of its function, so every path ends in a return (RET, RETK) or a version
+// dispatch (VERSION, whose targets are the function's own versions); no instruction reads a register of its
+// function's window that every path to it has not written (the register machine's form of "the stack never
+// underflows": nothing is read that this record did not put there); a function returns only for its own slot and
+// tests only its own clauses; and the slots call one another without a cycle, so the evaluator's call stack (one
+// frame per slot at most) never overflows.
+std::string validate_code(Program const& p) {
+    if (p.num_regs > 65536) return "registers";
+    if (p.slots.empty()) return p.code.empty() ? std::string() : "code outside any function";
+    std::size_t const n_slots = p.slots.size();
+    // Functions: ordered by entry, contiguous, covering the code; register windows likewise.
+    std::vector<std::uint32_t> by_entry(n_slots), by_reg(n_slots);
+    for (std::uint32_t s = 0; s < n_slots; ++s) by_entry[s] = by_reg[s] = s;
+    std::sort(by_entry.begin(), by_entry.end(), [&](auto x, auto y) { return p.slots[x].entry < p.slots[y].entry; });
+    std::sort(by_reg.begin(), by_reg.end(), [&](auto x, auto y) { return p.slots[x].result_reg < p.slots[y].result_reg; });
+    std::vector<std::uint32_t> fn_end(n_slots), window_end(n_slots);
+    if (p.slots[by_entry[0]].entry != 0) return "code outside any function";
+    for (std::size_t k = 0; k < n_slots; ++k) {
+        std::uint32_t const s = by_entry[k];
+        fn_end[s] = k + 1 < n_slots ? p.slots[by_entry[k + 1]].entry : std::uint32_t(p.code.size());
+        if (fn_end[s] <= p.slots[s].entry) return "empty function";
+        std::uint32_t const w = by_reg[k];
+        window_end[w] = k + 1 < n_slots ? p.slots[by_reg[k + 1]].result_reg : p.num_regs;
+        if (window_end[w] <= p.slots[w].result_reg) return "register windows overlap";
+    }
+    std::vector<std::vector<std::uint32_t>> calls(n_slots);  // SLOT and REASON, for the cycle check
+    std::vector<std::uint64_t> state;  // per instruction: the registers of the window written on every path to it
+    std::vector<char> reached;
+    std::vector<std::uint64_t> out;
+    for (std::uint32_t s = 0; s < n_slots; ++s) {
+        SlotInfo const& slot = p.slots[s];
+        std::uint32_t const entry = slot.entry, end = fn_end[s];
+        std::int64_t const base = slot.result_reg, top = window_end[s];
+        std::size_t const words = std::size_t(top - base + 63) / 64, n = end - entry;
+        state.assign(n * words, 0);
+        reached.assign(n, 0);
+        reached[0] = 1;
+        out.assign(words, 0);
+        auto in_window = [&](std::int64_t r) { return r >= base && r < top; };
+        auto written = [&](std::uint64_t const* st, std::int64_t r) { return (st[std::size_t(r - base) / 64] >> ((r - base) % 64)) & 1u; };
+        for (std::uint32_t pc = entry; pc < end; ++pc) {
+            Instr const& i = p.code[pc];
+            if (!valid_op(i.op)) return "unknown instruction at " + std::to_string(pc);
+            OpInfo const& info = op_info(i.op);
+            auto where = [&] { return std::string(info.name) + " at " + std::to_string(pc); };  // only for a refusal
+            std::int64_t const ops[4] = {i.a, i.b, i.c, i.d};
+            std::uint64_t const* st = &state[std::size_t(pc - entry) * words];
+            bool const live = reached[pc - entry];
+            std::copy(st, st + words, out.begin());
+            for (int o = 0; o < 4; ++o) {
+                std::int64_t const v = ops[o];
+                bool ok = true;
+                switch (info.operands[o]) {
+                    case OperandKind::none: ok = v == 0; break;
+                    case OperandKind::reg_read: ok = in_window(v) && (!live || written(st, v)); break;
+                    case OperandKind::reg_write: ok = in_window(v); break;
+                    case OperandKind::constant: ok = v >= 0 && std::size_t(v) < p.consts.size(); break;
+                    case OperandKind::fact:
+                    case OperandKind::month_set:
+                        ok = v >= 0 && std::size_t(v) < p.facts.size() &&
+                             (p.facts[std::size_t(v)].type.kind == TypeKind::MonthSet) == (info.operands[o] == OperandKind::month_set);
+                        break;
+                    case OperandKind::param: ok = v >= 0 && std::size_t(v) < p.params.size(); break;
+                    case OperandKind::slot:
+                        ok = v >= 0 && std::size_t(v) < n_slots;
+                        if (ok) calls[s].push_back(std::uint32_t(v));
+                        break;
+                    case OperandKind::own_slot: ok = v == s; break;
+                    case OperandKind::clause: ok = v >= 0 && std::size_t(v) < p.clauses.size() && p.clauses[std::size_t(v)].slot == s; break;
+                    case OperandKind::jump: ok = v > pc && v < end; break;
+                    case OperandKind::literal:
+                        if (i.op == Op::ADDM) ok = v == 0 || v == 1;
+                        else if (i.op == Op::TABLE) ok = v >= 1 && i.d >= 0 && std::size_t(i.d) + std::size_t(v) <= p.consts.size();
+                        else ok = false;
+                        break;
+                }
+                if (!ok) return "operand " + std::string(1, char('a' + o)) + " of " + where();
+            }
+            if (i.op == Op::RET && live && !written(st, base)) return "return of an unwritten value at " + std::to_string(pc);
+            if (i.op == Op::VERSION) {
+                if (pc != entry || slot.versions.empty() || p.asof_fact < 0) return "version dispatch at " + std::to_string(pc);
+                for (auto const& v : slot.versions)
+                    if (v.entry <= pc || v.entry >= end) return "version entry of " + where();
+            }
+            for (int o = 0; o < 4; ++o)
+                if (info.operands[o] == OperandKind::reg_write) {
+                    std::int64_t const r = ops[o] - base;
+                    out[std::size_t(r) / 64] |= std::uint64_t(1) << (r % 64);
+                }
+            if (!live) continue;
+            bool falls_off = false;
+            for_each_successor(p, pc, [&](std::uint32_t next, bool) {
+                if (next >= end || next <= pc) {
+                    falls_off = true;
+                    return;
+                }
+                std::uint64_t* target = &state[std::size_t(next - entry) * words];
+                if (!reached[next - entry]) std::copy(out.begin(), out.end(), target);
+                else
+                    for (std::size_t w = 0; w < words; ++w) target[w] &= out[w];
+                reached[next - entry] = 1;
+            });
+            if (falls_off) return "a path without a return after " + where();
+        }
+    }
+    // No cycle among the calls (Kahn's algorithm: every slot can be ordered after the slots it calls).
+    std::vector<std::uint32_t> pending(n_slots, 0);
+    std::vector<std::vector<std::uint32_t>> callers(n_slots);
+    for (std::uint32_t s = 0; s < n_slots; ++s)
+        for (auto callee : calls[s]) {
+            callers[callee].push_back(s);
+            ++pending[s];
+        }
+    std::vector<std::uint32_t> ready;
+    for (std::uint32_t s = 0; s < n_slots; ++s)
+        if (pending[s] == 0) ready.push_back(s);
+    std::size_t ordered = 0;
+    while (!ready.empty()) {
+        std::uint32_t const s = ready.back();
+        ready.pop_back();
+        ++ordered;
+        for (auto caller : callers[s])
+            if (--pending[caller] == 0) ready.push_back(caller);
+    }
+    if (ordered != n_slots) return "slots that call each other in a cycle";
+    return {};
+}
+
 // Every index in the program must point inside it, so that the evaluator never reads out of bounds.
+// Empty when the program is valid; otherwise what is wrong (English, short).
 std::string validate(Program const& p) {
-    auto bad = [](std::string what) { return "バンドルの内容が不正です (" + what + ") / invalid bundle contents (" + what + ")"; };
+    auto bad = [](std::string what) { return what; };
     if (p.facts.size() > 64) return bad("facts");
     if (p.enums.empty()) return bad("enums");
     for (auto const& e : p.enums)
@@ -117,77 +250,9 @@ std::string validate(Program const& p) {
             if (piece.kind == TextPiece::Kind::Slot && piece.id >= p.slots.size()) return bad("text");
         }
     }
-    auto reg = [&](std::uint32_t r) { return r < p.num_regs; };
-    auto fact = [&](std::int64_t f, TypeKind k) {
-        return f >= 0 && std::size_t(f) < p.facts.size() && (k == TypeKind::Bool || p.facts[std::size_t(f)].type.kind == k);
-    };
-    // The compiler only jumps forward, so a valid program always terminates: refuse any backward jump.
-    for (std::size_t at = 0; at < p.code.size(); ++at) {
-        auto const& i = p.code[at];
-        bool jumps = i.op == Op::JMP || i.op == Op::JMPF || i.op == Op::JMPT || i.op == Op::COND || i.op == Op::CONDLT ||
-                     i.op == Op::CONDLE || i.op == Op::CONDNOT;
-        if (jumps && std::size_t(i.d) <= at)
-            return bad("backward jump");
-    }
-    for (auto const& s : p.slots)
-        for (auto const& v : s.versions)
-            if (v.entry <= s.entry) return bad("version entry");
-    for (auto const& i : p.code) {
-        bool ok = true;
-        switch (i.op) {
-            case Op::LOADK: ok = reg(i.a) && i.d >= 0 && std::size_t(i.d) < p.consts.size(); break;
-            case Op::LOADF: ok = reg(i.a) && fact(i.b, TypeKind::Bool) && p.facts[i.b].type.kind != TypeKind::MonthSet; break;
-            case Op::LOADP: ok = reg(i.a) && i.b < p.params.size(); break;
-            case Op::SLOT:
-            case Op::REASON: ok = reg(i.a) && i.b < p.slots.size(); break;
-            case Op::MOV:
-            case Op::NOT:
-            case Op::NEG:
-            case Op::MEND:
-            case Op::MENDM:
-            case Op::MOF: ok = reg(i.a) && reg(i.b); break;
-            case Op::JMP: ok = i.d >= 0 && std::size_t(i.d) < p.code.size(); break;
-            case Op::JMPF:
-            case Op::JMPT: ok = reg(i.a) && i.d >= 0 && std::size_t(i.d) < p.code.size(); break;
-            case Op::COND: ok = reg(i.a) && i.b < p.clauses.size() && i.d >= 0 && std::size_t(i.d) < p.code.size(); break;
-            case Op::ADD:
-            case Op::SUB:
-            case Op::MUL:
-            case Op::EQ:
-            case Op::NE:
-            case Op::LT:
-            case Op::LE:
-            case Op::EIN:
-            case Op::PSTART: ok = reg(i.a) && reg(i.b) && reg(i.c); break;
-            case Op::ADDK:
-            case Op::SUBK:
-            case Op::EQK:
-            case Op::NEK:
-            case Op::LTK:
-            case Op::LEK:
-            case Op::GTK:
-            case Op::GEK:
-            case Op::EINK: ok = reg(i.a) && reg(i.b) && i.d >= 0 && std::size_t(i.d) < p.consts.size(); break;
-            case Op::PEND: ok = reg(i.a) && reg(i.b) && reg(i.c) && i.d >= 0 && reg(std::uint32_t(i.d)); break;
-            case Op::ADDM: ok = reg(i.a) && reg(i.b) && reg(i.c) && (i.d == 0 || i.d == 1); break;
-            case Op::MIN: ok = reg(i.a) && reg(i.b) && fact(i.c, TypeKind::MonthSet); break;
-            case Op::MALL:
-            case Op::MMISS: ok = reg(i.a) && reg(i.b) && reg(i.c) && fact(i.d, TypeKind::MonthSet); break;
-            case Op::VERSION: ok = i.a < p.slots.size() && !p.slots[i.a].versions.empty(); break;
-            case Op::RET: ok = i.a < p.slots.size() && i.b < p.clauses.size(); break;
-            case Op::RETK:
-                ok = i.a < p.slots.size() && i.b < p.clauses.size() && i.d >= 0 && std::size_t(i.d) < p.consts.size();
-                break;
-            case Op::TABLE: ok = reg(i.a) && reg(i.b) && i.d >= 0 && std::size_t(i.d) + i.c <= p.consts.size(); break;
-            case Op::CONDLT:
-            case Op::CONDLE:
-                ok = i.a < p.clauses.size() && reg(i.b) && reg(i.c) && i.d >= 0 && std::size_t(i.d) < p.code.size();
-                break;
-            case Op::CONDNOT: ok = i.a < p.clauses.size() && reg(i.b) && i.d >= 0 && std::size_t(i.d) < p.code.size(); break;
-            default: ok = false;
-        }
-        if (!ok) return bad("instruction");
-    }
+    for (auto const& c : p.clauses)
+        if (c.version >= std::max<std::size_t>(1, p.slots[c.slot].versions.size())) return bad("clause version");
+    if (auto e = validate_code(p); !e.empty()) return bad(e);
     return {};
 }
 }  // namespace
@@ -227,17 +292,30 @@ std::string save_bundle(Program const& program) {
     return out;
 }
 
+BundleParts split_bundle(std::string_view bytes) {
+    BundleParts parts{bytes, {}, {}};
+    if (bytes.size() < sizeof magic + bundle_trailer_size) return parts;
+    std::string_view const trailer = bytes.substr(bytes.size() - bundle_trailer_size);
+    if (trailer.substr(0, 8) != std::string_view(signature_magic, 8)) return parts;
+    parts.signed_bytes = bytes.substr(0, bytes.size() - bundle_trailer_size);
+    parts.public_key = trailer.substr(8, 32);
+    parts.signature = trailer.substr(40, 64);
+    return parts;
+}
+
 LoadResult load_bundle(std::string_view bytes, std::optional<std::uint64_t> expected_source_hash) {
     // Layout: "KYTKBNDL", u32 header size, header (cereal: format, compiler, source hash, checksum, payload
-    // size), payload (cereal: the Program). Read in place, without copying the payload.
+    // size), payload (cereal: the Program), and for a signed bundle the signature trailer. Read in place.
     LoadResult r;
-    if (bytes.size() < sizeof magic || bytes.substr(0, sizeof magic) != std::string_view(magic, sizeof magic)) {
-        r.error = "kyotaku のバンドルではありません / not a kyotaku bundle";
+    auto fail = [&](std::string ja, std::string en) {
+        r.message = Message{std::move(ja), std::move(en)};
+        r.error = r.message.text();
         return r;
-    }
+    };
+    if (bytes.size() < sizeof magic || bytes.substr(0, sizeof magic) != std::string_view(magic, sizeof magic))
+        return fail("kyotaku のバンドルではありません", "not a kyotaku bundle");
     auto damaged = [&](char const* what) {
-        r.error = std::string("バンドルが壊れています / bundle is damaged (") + what + ")";
-        return r;
+        return fail(std::string("バンドルが壊れています (") + what + ")", std::string("bundle is damaged (") + what + ")");
     };
     std::uint32_t header_size = 0;
     if (bytes.size() < sizeof magic + sizeof header_size) return damaged("truncated");
@@ -250,45 +328,40 @@ LoadResult load_bundle(std::string_view bytes, std::optional<std::uint64_t> expe
         cereal::BinaryInputArchive ar(in);
         std::uint32_t format = 0;
         ar(format);
-        if (format != bundle_format_version) {
-            r.error = "バンドルの形式の版が違います (バンドル " + std::to_string(format) + "、この kyotaku " +
-                      std::to_string(bundle_format_version) + ")。kyotaku compile で作り直してください / bundle format version " +
-                      std::to_string(format) + " does not match " + std::to_string(bundle_format_version) +
-                      "; recompile it with kyotaku compile";
-            return r;
-        }
+        if (format != bundle_format_version)
+            return fail("バンドルの形式の版が違います (バンドル " + std::to_string(format) + "、この kyotaku " +
+                            std::to_string(bundle_format_version) + ")。kyotaku compile で作り直してください",
+                        "bundle format version " + std::to_string(format) + " does not match " + std::to_string(bundle_format_version) +
+                            "; recompile it with kyotaku compile");
         std::string compiler;
         std::uint64_t source_hash = 0, checksum = 0, payload_size = 0;
         ar(compiler);
-        if (compiler != compiler_version) {
-            r.error = "バンドルは別の版のコンパイラで作られています (" + compiler + "、この kyotaku は " + compiler_version +
-                      ")。kyotaku compile で作り直してください / bundle was compiled by " + compiler + ", this is " +
-                      compiler_version + "; recompile it";
-            return r;
-        }
+        if (compiler != compiler_version)
+            return fail("バンドルは別の版のコンパイラで作られています (" + compiler + "、この kyotaku は " + compiler_version +
+                            ")。kyotaku compile で作り直してください",
+                        "bundle was compiled by " + compiler + ", this is " + compiler_version + "; recompile it");
         ar(source_hash, checksum, payload_size);
         std::size_t payload_at = header_at + header_size;
-        if (payload_size != bytes.size() - payload_at) return damaged("payload size");
-        std::string_view payload = bytes.substr(payload_at);
+        // The payload ends the bundle, or the signature trailer follows it.
+        std::size_t const rest = bytes.size() - payload_at;
+        bool const with_trailer = payload_size <= rest && payload_size + bundle_trailer_size == rest && split_bundle(bytes).is_signed();
+        if (payload_size != rest && !with_trailer) return damaged("payload size");
+        std::string_view payload = bytes.substr(payload_at, std::size_t(payload_size));
         if (checksum64(payload) != checksum) return damaged("checksum mismatch");
-        if (expected_source_hash && *expected_source_hash != source_hash) {
-            r.error = "バンドルは現在のルールファイルから作られたものではありません (ソースのハッシュ不一致)。kyotaku compile で作り直してください / "
-                      "bundle was not compiled from these rule sources (source hash mismatch); recompile it";
-            return r;
-        }
+        if (expected_source_hash && *expected_source_hash != source_hash)
+            return fail("バンドルは現在のルールファイルから作られたものではありません (ソースのハッシュ不一致)。kyotaku compile で作り直してください",
+                        "bundle was not compiled from these rule sources (source hash mismatch); recompile it");
         auto program = std::make_shared<Program>();
         MemoryBuffer payload_buf(payload.data(), payload.size());
         std::istream pin(&payload_buf);
         cereal::BinaryInputArchive par(pin);
         par(*program);
         if (program->source_hash != source_hash) return damaged("inconsistent source hash");
-        if (auto e = validate(*program); !e.empty()) {
-            r.error = e;
-            return r;
-        }
+        if (auto e = validate(*program); !e.empty())
+            return fail("バンドルの内容が不正です (" + e + ")", "invalid bundle contents (" + e + ")");
         r.program = std::move(program);
     } catch (std::exception const& e) {
-        r.error = std::string("バンドルを読めません / cannot read the bundle: ") + e.what();
+        return fail(std::string("バンドルを読めません: ") + e.what(), std::string("cannot read the bundle: ") + e.what());
     }
     return r;
 }

@@ -211,19 +211,39 @@ std::string wareki(Date d) {
     }
     return d.iso();
 }
+namespace {
+template <typename Result>
+Result failure(std::string ja, std::string en) {
+    Result r;
+    r.message = Message{std::move(ja), std::move(en)};
+    r.error = r.message.text();
+    return r;
+}
+DateParse no_such_day(std::string_view raw, int y, int m) {
+    std::string const text(raw);
+    if (m >= 1 && m <= 12 && y >= -9999 && y <= 9999) {
+        unsigned const last = Month::from_ym(y, unsigned(m))->last_day().day();
+        std::string const month = std::to_string(y) + "年" + std::to_string(m) + "月";
+        return failure<DateParse>("存在しない日付です: " + text + " (" + month + "は" + std::to_string(last) + "日まで)",
+                                  "no such day: " + text + " (that month has " + std::to_string(last) + " days)");
+    }
+    return failure<DateParse>("存在しない日付です: " + text + " (月は1〜12)", "no such day: " + text + " (months are 1..12)");
+}
+}  // namespace
 
 DateParse parse_date(std::string_view raw) {
     std::string norm = normalize_width(raw);
     std::string_view s = norm;
-    if (auto d = parse_iso_date_fast(s)) return {d, {}};
+    if (auto d = parse_iso_date_fast(s)) return {d, {}, {}};
     std::string_view t = s;
     int y = 0, m = 0, d = 0;
+    std::string const text(raw);
     if (t.size() >= 8 && unsigned(t[0]) - '0' < 10u) {
         if (read_int(t, y) && eat(t, "-") && read_int(t, m) && eat(t, "-") && read_int(t, d) && t.empty()) {
-            if (auto v = Date::from_ymd(y, unsigned(m), unsigned(d))) return {v, {}};
-            return {std::nullopt, "存在しない日付です / no such day: " + std::string(raw)};
+            if (auto v = Date::from_ymd(y, unsigned(m), unsigned(d))) return {v, {}, {}};
+            return no_such_day(raw, y, m);
         }
-        return {std::nullopt, "日付の形式が不正です (YYYY-MM-DD) / malformed date: " + std::string(raw)};
+        return failure<DateParse>("日付の形式が不正です (YYYY-MM-DD): " + text, "malformed date (YYYY-MM-DD): " + text);
     }
     int ey = 0;
     bool letter = false;
@@ -234,45 +254,51 @@ DateParse parse_date(std::string_view raw) {
         else ok = read_int(t, m) && eat(t, "月") && read_int(t, d) && eat(t, "日") && t.empty();
     }
     if (!ok)
-        return {std::nullopt, "日付として読めません (YYYY-MM-DD, 令和6年4月1日, R6.4.1) / not a date: " + std::string(raw)};
-    if (ey < 1) return {std::nullopt, "和暦の年は1以上です / era year must be at least 1: " + std::string(raw)};
+        return failure<DateParse>("日付として読めません (YYYY-MM-DD, 令和6年4月1日, R6.4.1): " + text,
+                                  "not a date (YYYY-MM-DD, 令和6年4月1日, R6.4.1): " + text);
+    if (ey < 1) return failure<DateParse>("和暦の年は1以上です: " + text, "an era year is at least 1: " + text);
     auto date = Date::from_ymd(eras[*era].y + ey - 1, unsigned(m), unsigned(d));
-    if (!date) return {std::nullopt, "存在しない日付です / no such day: " + std::string(raw)};
+    if (!date) return no_such_day(raw, eras[*era].y + ey - 1, m);
     Date first = *Date::from_ymd(eras[*era].y, unsigned(eras[*era].m), unsigned(eras[*era].d));
     bool before = *date < first;
     bool after = *era + 1 < eras.size() &&
                  *date >= *Date::from_ymd(eras[*era + 1].y, unsigned(eras[*era + 1].m), unsigned(eras[*era + 1].d));
     if (before || after)
-        return {std::nullopt, "元号の期間外の日付です (" + era_range_message(*era) + ") / date outside its era: " +
-                                  std::string(raw) + " = " + date->iso()};
-    return {date, {}};
+        return failure<DateParse>("元号の期間外の日付です: " + text + " (" + date->iso() + "。" + era_range_message(*era) + ")",
+                                  "date outside its era: " + text + " = " + date->iso());
+    return {date, {}, {}};
 }
 
 MonthParse parse_month(std::string_view raw) {
     std::string norm = normalize_width(raw);
     std::string_view t = norm;
     int y = 0, m = 0;
+    std::string const text(raw);
     if (!t.empty() && unsigned(t[0]) - '0' < 10u) {
         if (t.size() == 7 && read_int(t, y) && eat(t, "-") && read_int(t, m) && t.empty()) {
-            if (auto v = Month::from_ym(y, unsigned(m))) return {v, {}};
-            return {std::nullopt, "存在しない月です / no such month: " + std::string(raw)};
+            if (auto v = Month::from_ym(y, unsigned(m))) return {v, {}, {}};
+            return failure<MonthParse>("存在しない月です: " + text + " (月は1〜12)", "no such month: " + text + " (months are 1..12)");
         }
-        return {std::nullopt, "月の形式が不正です (YYYY-MM) / malformed month: " + std::string(raw)};
+        return failure<MonthParse>("月の形式が不正です (YYYY-MM): " + text, "malformed month (YYYY-MM): " + text);
     }
     int ey = 0;
     bool letter = false;
     auto era = read_era_year(t, ey, letter);
     bool ok = era.has_value() && read_int(t, m) && (letter ? t.empty() : (eat(t, "月") && t.empty()));
-    if (!ok) return {std::nullopt, "月として読めません (YYYY-MM, 令和6年6月, R6.6) / not a month: " + std::string(raw)};
-    if (ey < 1 || m < 1 || m > 12) return {std::nullopt, "存在しない月です / no such month: " + std::string(raw)};
+    if (!ok)
+        return failure<MonthParse>("月として読めません (YYYY-MM, 令和6年6月, R6.6): " + text,
+                                   "not a month (YYYY-MM, 令和6年6月, R6.6): " + text);
+    if (ey < 1 || m < 1 || m > 12)
+        return failure<MonthParse>("存在しない月です: " + text + " (和暦の年は1以上、月は1〜12)", "no such month: " + text);
     Month month = *Month::from_ym(eras[*era].y + ey - 1, unsigned(m));
     Month first = Month::of(*Date::from_ymd(eras[*era].y, unsigned(eras[*era].m), unsigned(eras[*era].d)));
     bool before = month < first;
     bool after = *era + 1 < eras.size() &&
                  month > Month::of(*Date::from_ymd(eras[*era + 1].y, unsigned(eras[*era + 1].m), unsigned(eras[*era + 1].d)));
     if (before || after)
-        return {std::nullopt, "元号の期間外の月です (" + era_range_message(*era) + ") / month outside its era: " + std::string(raw)};
-    return {month, {}};
+        return failure<MonthParse>("元号の期間外の月です: " + text + " (" + era_range_message(*era) + ")",
+                                   "month outside its era: " + text);
+    return {month, {}, {}};
 }
 
 }  // namespace kyotaku

@@ -59,6 +59,83 @@ std::size_t edit_distance(std::string const& a8, std::string const& b8) {
     return prev[b.size()];
 }
 
+// " (「x」のことですか?)" / " (did you mean 'x'?)" for the candidate nearest to `name` (at most one edit for short
+// names, two otherwise), or empty strings when none is near.
+template <typename Names>
+std::pair<std::string, std::string> did_you_mean(std::string const& name, Names const& candidates) {
+    std::string best;
+    std::size_t len = code_points(name).size();
+    std::size_t best_d = len <= 2 ? 2 : 3;
+    for (auto const& c : candidates) {
+        std::string const& cand = c;
+        if (cand == name) continue;
+        std::size_t d = edit_distance(name, cand);
+        if (d < best_d) best_d = d, best = cand;
+    }
+    if (best.empty()) return {};
+    return {" (「" + best + "」のことですか?)", " (did you mean '" + best + "'?)"};
+}
+
+// The names a let's or decision's body refers to, in the order the checker meets them: identifiers in
+// expressions (not match patterns), reason_of's argument and the {names} of because texts. Recursion follows the
+// parser's nesting, which the grammar bounds (100 levels); runs of operators are walked in a loop.
+void collect_refs(ast::Expr const& e, std::vector<std::string>& out);
+void collect_refs(ast::Operand const& o, std::vector<std::string>& out) {
+    struct V {
+        std::vector<std::string>& out;
+        void operator()(ast::Nil) const {}
+        void operator()(ast::DateText const&) const {}
+        void operator()(ast::Number const&) const {}
+        void operator()(ast::Text const&) const {}
+        void operator()(ast::Ident const& i) const { out.push_back(i.name); }
+        void operator()(ast::Call const& c) const {
+            for (auto const& a : c.args) collect_refs(a, out);
+        }
+        void operator()(ast::SetLit const& s) const {
+            for (auto const& a : s.items) collect_refs(a, out);
+        }
+        void operator()(ast::Unary const& u) const { collect_refs(u.operand, out); }
+        void operator()(ast::Match const& m) const {
+            collect_refs(m.subject, out);
+            for (auto const& a : m.arms) collect_refs(a.value, out);
+        }
+        void operator()(ast::IfExpr const& i) const {
+            collect_refs(i.condition, out);
+            collect_refs(i.then_value, out);
+            collect_refs(i.else_value, out);
+        }
+        void operator()(ast::Expr const& e) const { collect_refs(e, out); }
+    };
+    boost::apply_visitor(V{out}, o);
+}
+void collect_refs(ast::Expr const& e, std::vector<std::string>& out) {
+    collect_refs(e.first, out);
+    for (auto const& op : e.rest) collect_refs(op.operand, out);
+}
+// The {names} of a because text.
+void collect_text_refs(std::string const& s, std::vector<std::string>& out) {
+    for (std::size_t open = s.find('{'); open != std::string::npos; open = s.find('{', open + 1)) {
+        std::size_t close = s.find('}', open);
+        if (close == std::string::npos) return;
+        out.push_back(s.substr(open + 1, close - open - 1));
+    }
+}
+
+// The depth of a checked expression tree, without recursion (the tree of `a + b + … + z` is as deep as it is long).
+std::size_t node_depth(Node const& root) {
+    std::size_t deepest = 0;
+    std::vector<std::pair<Node const*, std::size_t>> todo{{&root, 1}};
+    while (!todo.empty()) {
+        auto [n, d] = todo.back();
+        todo.pop_back();
+        deepest = std::max(deepest, d);
+        for (auto const& k : n->kids) todo.push_back({&k, d + 1});
+    }
+    return deepest;
+}
+constexpr std::size_t max_operations = 200;  // operators in one run (`a + b + …`)
+constexpr std::size_t max_depth = 250;       // levels of one clause's expression tree
+
 // The single operand of an expression without operators, looking through the nesting of precedence levels.
 ast::Operand const* leaf(ast::Expr const& e) {
     ast::Expr const* cur = &e;
@@ -109,6 +186,12 @@ private:
     ast::AsofDecl const* asof_decl_ = nullptr;
     std::uint16_t asof_file_ = 0;
     bool failed_ = false;
+    bool in_param_ = false;  // checking a param's value: lets and decisions may not be used
+    std::map<std::string_view, int> slot_index_;  // name → slot (Program::find_slot is a linear search)
+    int slot_of(std::string_view name) const {
+        auto it = slot_index_.find(name);
+        return it == slot_index_.end() ? -1 : it->second;
+    }
 
     ParsedFile const& file() const { return *files_[file_]; }
     Span span(x3::position_tagged const& n) const { return file().span_of(n, file_); }
@@ -149,20 +232,188 @@ private:
     std::optional<std::vector<TextPiece>> text_pieces(ast::Text const& t, std::uint64_t* deps);
     std::optional<TestValue> test_value(ast::Expr const& e, Type target, bool contains);
     void check_tests();
-    void compute_deps();
+    std::vector<std::uint32_t> order_slots();
+    void check_depth(Node const& n, x3::position_tagged const& where, bool& failed);
+    void compute_deps(std::vector<std::uint32_t> const& order);
+    void warn_unused();
     std::uint64_t deps_of(Node const& n) const;
+    std::vector<std::string> names_of_kind(char kind) const;  // 'f' facts, 'p' params, 's' slots
 };
 
 std::optional<Checked> Checker::run() {
     std::size_t before = diags_.size();
     collect();
     out_.slots.resize(prog_.slots.size());
-    for (std::uint32_t s = 0; s < prog_.slots.size(); ++s) check_slot(s);
+    // Each slot is checked after the slots it uses, in an order found first from the reference graph: checking
+    // never recurses from one let into the next, however long a chain of lets the rule files hold.
+    auto const order = order_slots();
+    for (auto s : order) check_slot(s);
     if (diags_.size() == before) check_tests();
     if (diags_.size() != before || failed_) return std::nullopt;
-    compute_deps();
+    compute_deps(order);
+    warn_unused();
     for (std::uint16_t f = 0; f < files_.size(); ++f) prog_.files.push_back(files_[f]->path);
     return std::move(out_);
+}
+
+std::vector<std::uint32_t> Checker::order_slots() {
+    std::size_t const n = slot_defs_.size();
+    std::map<std::string_view, std::uint32_t> index;
+    for (std::uint32_t s = 0; s < n; ++s) index.emplace(slot_defs_[s].decl->name.name, s);
+    std::vector<std::vector<std::uint32_t>> uses(n);
+    std::vector<std::string> refs;
+    for (std::uint32_t s = 0; s < n; ++s) {
+        refs.clear();
+        for (auto const& v : slot_defs_[s].decl->versions)
+            for (auto const& c : v.clauses) {
+                if (c.condition) collect_refs(*c.condition, refs);
+                collect_refs(c.value, refs);
+                if (c.because) collect_text_refs(c.because->value, refs);
+            }
+        for (auto const& r : refs)
+            if (auto it = index.find(r); it != index.end()) uses[s].push_back(it->second);
+    }
+    // Depth-first with an explicit stack: post-order is the checking order; an edge back onto the stack is a cycle,
+    // reported once with its whole chain.
+    enum : char { fresh, open, finished };
+    std::vector<char> color(n, fresh);
+    std::vector<std::uint32_t> order;
+    std::vector<std::pair<std::uint32_t, std::size_t>> stack;
+    for (std::uint32_t root = 0; root < n; ++root) {
+        if (color[root] != fresh) continue;
+        color[root] = open;
+        stack.push_back({root, 0});
+        while (!stack.empty()) {
+            auto& [v, next] = stack.back();
+            if (next < uses[v].size()) {
+                std::uint32_t const w = uses[v][next++];
+                if (color[w] == fresh) {
+                    color[w] = open;
+                    stack.push_back({w, 0});
+                } else if (color[w] == open) {
+                    std::size_t from = stack.size();
+                    while (from > 0 && stack[from - 1].first != w) --from;
+                    std::string chain_ja, chain_en;
+                    for (std::size_t k = from - 1; k < stack.size(); ++k) {
+                        auto const& name = slot_defs_[stack[k].first].decl->name.name;
+                        chain_ja += "「" + name + "」→";
+                        chain_en += name + " → ";
+                    }
+                    chain_ja += "「" + slot_defs_[w].decl->name.name + "」";
+                    chain_en += slot_defs_[w].decl->name.name;
+                    file_ = slot_defs_[w].file;
+                    error(slot_defs_[w].decl->name, "cycle",
+                          "循環参照: " + chain_ja + "。let や decision は、ほかを経由しても自分自身を使えません",
+                          "cycle: " + chain_en + "; a let or decision cannot use itself, directly or through others");
+                    for (std::size_t k = from - 1; k < stack.size(); ++k) {
+                        std::uint32_t const c = stack[k].first;
+                        slot_defs_[c].state = SlotDef::State::Done;
+                        prog_.slots[c].type.kind = TypeKind::MonthRange;  // marks a failed slot
+                    }
+                    failed_ = true;
+                }
+            } else {
+                color[v] = finished;
+                order.push_back(v);
+                stack.pop_back();
+            }
+        }
+    }
+    return order;
+}
+
+void Checker::check_depth(Node const& n, x3::position_tagged const& where, bool& failed) {
+    if (node_depth(n) <= max_depth) return;
+    error(where, "limit", "式が複雑すぎます (入れ子が" + std::to_string(max_depth) + "段を超えます)。let に分けてください",
+          "expression too deep (more than " + std::to_string(max_depth) + " levels); split it into lets");
+    failed = true;
+}
+
+std::vector<std::string> Checker::names_of_kind(char kind) const {
+    std::vector<std::string> out;
+    if (kind == 'f')
+        for (auto const& f : prog_.facts) out.push_back(f.name);
+    if (kind == 'p')
+        for (auto const& p : prog_.params) out.push_back(p.name);
+    if (kind == 's')
+        for (auto const& s : prog_.slots) out.push_back(s.name);
+    return out;
+}
+
+// Lets, params and facts on which no answer depends: nothing reachable from a decision (or an `export let`,
+// which programs ask for by name) uses them, so changing them changes nothing. Warnings, by name.
+void Checker::warn_unused() {
+    std::size_t const n = prog_.slots.size();
+    std::vector<char> used_slot(n, 0), used_fact(prog_.facts.size(), 0), used_param(prog_.params.size(), 0);
+    std::vector<std::uint32_t> todo;
+    for (std::uint32_t s = 0; s < n; ++s)
+        if (prog_.slots[s].decision || slot_defs_[s].decl->kind == "export let") {
+            used_slot[s] = 1;
+            todo.push_back(s);
+        }
+    std::vector<Node const*> nodes;
+    auto piece = [&](TextPiece const& p) {
+        if (p.kind == TextPiece::Kind::Fact) used_fact[p.id] = 1;
+        if (p.kind == TextPiece::Kind::Param) used_param[p.id] = 1;
+        if (p.kind == TextPiece::Kind::Slot && !used_slot[p.id]) used_slot[p.id] = 1, todo.push_back(p.id);
+    };
+    while (!todo.empty()) {
+        std::uint32_t const s = todo.back();
+        todo.pop_back();
+        if (out_.slots[s].versioned && prog_.asof_fact >= 0) used_fact[std::size_t(prog_.asof_fact)] = 1;
+        for (auto const& v : out_.slots[s].versions)
+            for (auto const& c : v.clauses) {
+                if (c.condition) nodes.push_back(&*c.condition);
+                nodes.push_back(&c.value);
+                for (auto const& p : c.because) piece(p);
+            }
+        while (!nodes.empty()) {
+            Node const* node = nodes.back();
+            nodes.pop_back();
+            if (node->kind == Node::Kind::Fact) used_fact[std::size_t(node->value)] = 1;
+            if (node->kind == Node::Kind::Param) used_param[std::size_t(node->value)] = 1;
+            if ((node->kind == Node::Kind::Slot || node->kind == Node::Kind::Reason) && !used_slot[std::size_t(node->value)]) {
+                used_slot[std::size_t(node->value)] = 1;
+                todo.push_back(std::uint32_t(node->value));
+            }
+            for (auto const& k : node->kids) nodes.push_back(&k);
+        }
+    }
+    // In declaration order, file by file.
+    for (std::uint16_t f = 0; f < files_.size(); ++f) {
+        file_ = f;
+        for (auto const& d : files_[f]->ast) {
+            ast::Ident const* name = nullptr;
+            std::string what_ja, what_en;
+            if (auto const* fd = boost::get<ast::FactDecl>(&d)) {
+                int i = prog_.find_fact(fd->name.name);
+                if (i >= 0 && !used_fact[std::size_t(i)]) {
+                    name = &fd->name;
+                    what_ja = "fact「" + fd->name.name + "」はどの decision にも使われていません (入力されても答えは変わりません)";
+                    what_en = "fact '" + fd->name.name + "' is used by no decision: it changes no answer";
+                }
+            } else if (auto const* pd = boost::get<ast::ParamDecl>(&d)) {
+                int i = prog_.find_param(pd->name.name);
+                if (i >= 0 && !used_param[std::size_t(i)]) {
+                    name = &pd->name;
+                    what_ja = "param「" + pd->name.name + "」はどの decision にも使われていません (値を変えても答えは変わりません)";
+                    what_en = "param '" + pd->name.name + "' is used by no decision: changing it changes no answer";
+                }
+            } else if (auto const* sd = boost::get<ast::SlotDecl>(&d)) {
+                int i = slot_of(sd->name.name);
+                if (i >= 0 && !used_slot[std::size_t(i)]) {
+                    name = &sd->name;
+                    what_ja = "let「" + sd->name.name + "」はどの decision にも使われていません (変えても答えは変わりません)。"
+                              "要らなければ消し、プログラムが名前で問い合わせる let なら export let と書いてください";
+                    what_en = "let '" + sd->name.name + "' is used by no decision: changing it changes no answer; remove it, "
+                              "or write `export let` if a program asks for it by name";
+                }
+            }
+            if (!name) continue;
+            error(*name, "unused", what_ja, what_en);
+            diags_.back().severity = Severity::warning;
+        }
+    }
 }
 
 std::optional<Type> Checker::resolve_type(ast::TypeRef const& t) {
@@ -176,8 +427,11 @@ std::optional<Type> Checker::resolve_type(ast::TypeRef const& t) {
     else {
         auto it = std::find_if(prog_.enums.begin(), prog_.enums.end(), [&](auto const& e) { return e.name == n; });
         if (it == prog_.enums.end()) {
-            error(t.name, "unknown-name", "型「" + n + "」は定義されていません (bool, int, date, month, text, または enum)",
-                  "unknown type '" + n + "' (bool, int, date, month, text, or an enum)");
+            std::vector<std::string> types{"bool", "int", "date", "month", "text"};
+            for (auto const& e : prog_.enums) types.push_back(e.name);
+            auto [hint_ja, hint_en] = did_you_mean(n, types);
+            error(t.name, "unknown-name", "型「" + n + "」は定義されていません (bool, int, date, month, text, または enum)" + hint_ja,
+                  "unknown type '" + n + "' (bool, int, date, month, text, or an enum)" + hint_en);
             return std::nullopt;
         }
         out.kind = TypeKind::Enum;
@@ -234,7 +488,7 @@ void Checker::collect() {
                     error(fd->type, "type-mismatch", "fact に text 型は使えません", "a fact cannot be of type text");
                     continue;
                 }
-                FactInfo info{fd->name.name, *t, false, 0, loc(fd->name)};
+                FactInfo info{fd->name.name, fd->label ? fd->label->value : std::string(), *t, false, 0, loc(fd->name)};
                 if (fd->default_value) {
                     if (t->kind == TypeKind::MonthSet) {
                         error(*fd->default_value, "type-mismatch", "set<month> の fact には既定値を置けません",
@@ -267,9 +521,11 @@ void Checker::collect() {
                 slot_defs_.push_back(SlotDef{s, f});
                 SlotInfo info;
                 info.name = s->name.name;
+                if (s->label) info.label = s->label->value;
                 info.decision = s->kind == "decision";
                 info.loc = loc(s->name);
                 info.source = files_[f]->line_text(int(info.loc.line));
+                slot_index_.emplace(s->name.name, int(prog_.slots.size()));
                 prog_.slots.push_back(std::move(info));
                 if (prog_.slots.back().decision) prog_.outputs.push_back(std::uint32_t(prog_.slots.size() - 1));
             } else if (auto const* fx = boost::get<ast::FixtureDecl>(&d)) {
@@ -287,7 +543,9 @@ void Checker::collect() {
             if (!pd || !declare(pd->name, "param")) continue;
             std::optional<Type> t;
             if (pd->type && !(t = resolve_type(*pd->type))) continue;
+            in_param_ = true;
             auto v = expr(pd->value, t);
+            in_param_ = false;
             if (!v) continue;
             if (v->kind != Node::Kind::Const) {
                 error(pd->value, "type-mismatch", "param の値は定数でなければなりません", "a param's value must be a constant");
@@ -306,8 +564,9 @@ void Checker::collect() {
         int f = prog_.find_fact(asof_decl_->fact.name);
         if (f < 0) {
             prog_.asof_fact = -1;
-            error(asof_decl_->fact, "unknown-name", "asof の fact「" + asof_decl_->fact.name + "」が定義されていません",
-                  "asof names an unknown fact '" + asof_decl_->fact.name + "'");
+            auto [hint_ja, hint_en] = did_you_mean(asof_decl_->fact.name, names_of_kind('f'));
+            error(asof_decl_->fact, "unknown-name", "asof の fact「" + asof_decl_->fact.name + "」が定義されていません" + hint_ja,
+                  "asof names an unknown fact '" + asof_decl_->fact.name + "'" + hint_en);
         } else if (prog_.facts[std::size_t(f)].type.kind != TypeKind::Date) {
             prog_.asof_fact = -1;
             error(asof_decl_->fact, "type-mismatch", "asof の fact は date 型でなければなりません", "the asof fact must be a date");
@@ -350,7 +609,12 @@ std::optional<Node> Checker::ident(ast::Ident const& id, std::optional<Type> hin
         n.value = id.name == "true";
         return n;
     }
-    if (int s = prog_.find_slot(id.name); s >= 0) {
+    if (int s = slot_of(id.name); s >= 0) {
+        if (in_param_) {
+            error(id, "type-mismatch", "param の値は定数でなければなりません (「" + id.name + "」は " + (prog_.slots[std::size_t(s)].decision ? "decision" : "let") + " です)",
+                  "a param's value must be a constant ('" + id.name + "' is a let or decision)");
+            return std::nullopt;
+        }
         check_slot(std::uint32_t(s));
         auto const& info = prog_.slots[std::size_t(s)];
         if (slot_defs_[std::size_t(s)].state != SlotDef::State::Done) return std::nullopt;
@@ -380,18 +644,14 @@ std::optional<Node> Checker::ident(ast::Ident const& id, std::optional<Type> hin
         n.value = ev->second;
         return n;
     }
-    // Unknown: suggest the nearest declared name.
-    std::string best;
-    std::size_t len = code_points(id.name).size();
-    std::size_t best_d = len <= 2 ? 2 : 3;  // at most one edit for short names, two otherwise
-    auto consider = [&](std::string const& cand) {
-        std::size_t d = edit_distance(id.name, cand);
-        if (d < best_d) best_d = d, best = cand;
-    };
-    for (auto const& [k, v] : declared_) consider(k);
-    for (auto const& [k, v] : enum_values_) consider(k);
-    std::string hint_ja = best.empty() ? "" : " (「" + best + "」のことですか?)";
-    std::string hint_en = best.empty() ? "" : " (did you mean '" + best + "'?)";
+    // Unknown: suggest the nearest declared name (or, for 型名.値, the nearest qualified value).
+    std::vector<std::string> names;
+    for (auto const& [k, v] : declared_) names.push_back(k);
+    for (auto const& [k, v] : enum_values_) names.push_back(k);
+    if (id.name.find('.') != std::string::npos)
+        for (auto const& e : prog_.enums)
+            for (auto const& v : e.values) names.push_back(e.name + "." + v);
+    auto [hint_ja, hint_en] = did_you_mean(id.name, names);
     error(id, "unknown-name", "「" + id.name + "」は定義されていません" + hint_ja, "unknown name '" + id.name + "'" + hint_en);
     return std::nullopt;
 }
@@ -405,7 +665,7 @@ std::optional<Node> Checker::date_literal(ast::DateText const& d) {
     if (has_day) {
         auto r = parse_date(t);
         if (!r.date) {
-            error(d, "invalid-date", r.error.substr(0, r.error.find(" / ")), r.error.substr(r.error.find(" / ") + 3));
+            error(d, "invalid-date", r.message.ja, r.message.en);
             return std::nullopt;
         }
         n.type.kind = TypeKind::Date;
@@ -413,7 +673,7 @@ std::optional<Node> Checker::date_literal(ast::DateText const& d) {
     } else {
         auto r = parse_month(t);
         if (!r.month) {
-            error(d, "invalid-date", r.error.substr(0, r.error.find(" / ")), r.error.substr(r.error.find(" / ") + 3));
+            error(d, "invalid-date", r.message.ja, r.message.en);
             return std::nullopt;
         }
         n.type.kind = TypeKind::Month;
@@ -432,14 +692,26 @@ std::optional<Node> Checker::set_literal(ast::SetLit const& s, std::optional<Typ
         auto const* id = leaf_as<ast::Ident>(item);
         std::optional<std::pair<int, int>> ev = id ? enum_value(*id, want) : std::nullopt;
         if (!ev) {
+            if (id) {  // a name that is no enum value: most often a misspelt one
+                std::vector<std::string> values;
+                if (want)
+                    values = prog_.enums[std::size_t(*want)].values;
+                else
+                    for (auto const& [k, v] : enum_values_) values.push_back(k);
+                auto [hint_ja, hint_en] = did_you_mean(id->name, values);
+                error(item, "unknown-name", "「" + id->name + "」は enum の値ではありません。集合 {…} に書けるのは enum の値だけです" + hint_ja,
+                      "'" + id->name + "' is not an enum value; a set {…} may only list enum values" + hint_en);
+                return std::nullopt;
+            }
             error(item, "type-mismatch", "集合 {…} に書けるのは enum の値だけです",
                   "a set {…} may only list enum values");
             return std::nullopt;
         }
         if (ev->first < 0) return std::nullopt;
         if (want && *want != ev->first) {
-            error(item, "type-mismatch", "「" + id->name + "」は " + prog_.enums[std::size_t(*want)].name + " の値ではありません",
-                  "'" + id->name + "' is not a value of " + prog_.enums[std::size_t(*want)].name);
+            auto [hint_ja, hint_en] = did_you_mean(id->name, prog_.enums[std::size_t(*want)].values);
+            error(item, "type-mismatch", "「" + id->name + "」は " + prog_.enums[std::size_t(*want)].name + " の値ではありません" + hint_ja,
+                  "'" + id->name + "' is not a value of " + prog_.enums[std::size_t(*want)].name + hint_en);
             return std::nullopt;
         }
         want = ev->first;
@@ -461,10 +733,11 @@ std::optional<Node> Checker::call(ast::Call const& c) {
     std::string const& fn = c.function.name;
     if (fn == "reason_of") {
         auto const* id = c.args.size() == 1 ? leaf_as<ast::Ident>(c.args[0]) : nullptr;
-        int s = id ? prog_.find_slot(id->name) : -1;
+        int s = id ? slot_of(id->name) : -1;
         if (s < 0) {
-            error(c, "type-mismatch", "reason_of には let か decision の名前を一つ渡します",
-                  "reason_of takes the name of one let or decision");
+            auto [hint_ja, hint_en] = id ? did_you_mean(id->name, names_of_kind('s')) : std::pair<std::string, std::string>{};
+            error(c, id ? "unknown-name" : "type-mismatch", "reason_of には let か decision の名前を一つ渡します" + hint_ja,
+                  "reason_of takes the name of one let or decision" + hint_en);
             return std::nullopt;
         }
         check_slot(std::uint32_t(s));
@@ -520,9 +793,11 @@ std::optional<Node> Checker::call(ast::Call const& c) {
         return n;
     }
     if (!known) {
+        auto [hint_ja, hint_en] = did_you_mean(
+            fn, std::vector<std::string>{"period_start", "period_end", "month_end", "month_of", "all_in", "first_missing", "reason_of"});
         error(c.function, "unknown-name",
-              "関数「" + fn + "」はありません (period_start, period_end, month_end, month_of, all_in, first_missing, reason_of)",
-              "unknown function '" + fn + "' (period_start, period_end, month_end, month_of, all_in, first_missing, reason_of)");
+              "関数「" + fn + "」はありません (period_start, period_end, month_end, month_of, all_in, first_missing, reason_of)" + hint_ja,
+              "unknown function '" + fn + "' (period_start, period_end, month_end, month_of, all_in, first_missing, reason_of)" + hint_en);
         return std::nullopt;
     }
     std::string got;
@@ -565,8 +840,9 @@ std::optional<Node> Checker::match(ast::Match const& m, std::optional<Type> hint
             }
             auto ev = enum_value(p, subject->type.enum_id);
             if (!ev || ev->first != subject->type.enum_id) {
-                error(p, "type-mismatch", "「" + p.name + "」は " + en.name + " の値ではありません",
-                      "'" + p.name + "' is not a value of " + en.name);
+                auto [hint_ja, hint_en] = did_you_mean(p.name, en.values);
+                error(p, "type-mismatch", "「" + p.name + "」は " + en.name + " の値ではありません" + hint_ja,
+                      "'" + p.name + "' is not a value of " + en.name + hint_en);
                 failed = true;
                 continue;
             }
@@ -686,6 +962,11 @@ std::optional<Node> Checker::operand(ast::Operand const& o, std::optional<Type> 
 }
 
 std::optional<Node> Checker::expr(ast::Expr const& e, std::optional<Type> hint) {
+    if (e.rest.size() > max_operations) {
+        error(e, "limit", "一つの式に演算子が多すぎます (" + std::to_string(max_operations) + "個まで)。let に分けてください",
+              "too many operators in one expression (" + std::to_string(max_operations) + " at most); split it into lets");
+        return std::nullopt;
+    }
     std::optional<Type> first_hint = e.rest.empty() ? hint : std::nullopt;
     auto cur = operand(e.first, first_hint);
     if (!cur) return std::nullopt;
@@ -850,7 +1131,7 @@ std::optional<std::vector<TextPiece>> Checker::text_pieces(ast::Text const& t, s
         }
         std::string name = s.substr(open + 1, close - open - 1);
         TextPiece p;
-        if (int slot = prog_.find_slot(name); slot >= 0) {
+        if (int slot = slot_of(name); slot >= 0) {
             check_slot(std::uint32_t(slot));
             p = TextPiece{TextPiece::Kind::Slot, "", std::uint32_t(slot), prog_.slots[std::size_t(slot)].type};
         } else if (int f = prog_.find_fact(name); f >= 0) {
@@ -859,7 +1140,12 @@ std::optional<std::vector<TextPiece>> Checker::text_pieces(ast::Text const& t, s
         } else if (int pa = prog_.find_param(name); pa >= 0) {
             p = TextPiece{TextPiece::Kind::Param, "", std::uint32_t(pa), prog_.params[std::size_t(pa)].type};
         } else {
-            error(t, "unknown-name", "理由の文字列の {" + name + "} は定義されていません", "unknown name {" + name + "} in a reason text");
+            std::vector<std::string> names = names_of_kind('s');
+            for (auto const& n : names_of_kind('f')) names.push_back(n);
+            for (auto const& n : names_of_kind('p')) names.push_back(n);
+            auto [hint_ja, hint_en] = did_you_mean(name, names);
+            error(t, "unknown-name", "理由の文字列の {" + name + "} は定義されていません" + hint_ja,
+                  "unknown name {" + name + "} in a reason text" + hint_en);
             return std::nullopt;
         }
         out.push_back(std::move(p));
@@ -874,8 +1160,8 @@ void Checker::check_slot(std::uint32_t s) {
     if (def.state == SlotDef::State::Checking) {
         std::uint16_t saved = file_;
         file_ = def.file;
-        error(def.decl->name, "cycle", "「" + def.decl->name.name + "」の定義が自分自身を参照しています (循環)",
-              "'" + def.decl->name.name + "' refers to itself (a cycle)");
+        error(def.decl->name, "cycle", "循環参照:「" + def.decl->name.name + "」の定義が自分自身を使っています",
+              "cycle: '" + def.decl->name.name + "' uses itself");
         file_ = saved;
         return;
     }
@@ -974,6 +1260,7 @@ void Checker::check_slot(std::uint32_t s) {
                         failed = true;
                     }
                     if (cond->kind == Node::Kind::Const && cond->value == 1) decided = true;
+                    check_depth(*cond, *c.condition, failed);
                     cl.condition = std::move(*cond);
                 }
             } else {
@@ -992,6 +1279,7 @@ void Checker::check_slot(std::uint32_t s) {
                 failed = true;
             } else {
                 result = val->type;
+                check_depth(*val, c.value, failed);
                 cl.value = std::move(*val);
             }
             if (c.because) {
@@ -1091,7 +1379,7 @@ void Checker::check_tests() {
         tb.loc = loc(b);
         tb.contains = b.op == "~";
         Type target;
-        if (int s = prog_.find_slot(b.name.name); expect && s >= 0) {
+        if (int s = slot_of(b.name.name); expect && s >= 0) {
             tb.target = TestBinding::Target::Slot;
             tb.id = std::uint32_t(s);
             target = prog_.slots[std::size_t(s)].type;
@@ -1104,11 +1392,15 @@ void Checker::check_tests() {
             tb.id = std::uint32_t(p);
             target = prog_.params[std::size_t(p)].type;
         } else {
+            std::vector<std::string> names = names_of_kind(expect ? 's' : 'f');
+            if (!expect)
+                for (auto const& n : names_of_kind('p')) names.push_back(n);
+            auto [hint_ja, hint_en] = did_you_mean(b.name.name, names);
             error(b.name, "unknown-name",
                   std::string(expect ? "expect には let か decision の名前を書きます: 「" : "given には fact か param の名前を書きます: 「") +
-                      b.name.name + "」は該当しません",
+                      b.name.name + "」は該当しません" + hint_ja,
                   std::string(expect ? "expect names a let or decision; " : "given names a fact or param; ") + "'" + b.name.name +
-                      "' is neither");
+                      "' is neither" + hint_en);
             return std::nullopt;
         }
         if (tb.contains && (!expect || target.kind != TypeKind::Text)) {
@@ -1137,8 +1429,11 @@ void Checker::check_tests() {
             if (t->uses) {
                 auto it = fixtures_.find(t->uses->name);
                 if (it == fixtures_.end()) {
-                    error(*t->uses, "unknown-name", "fixture「" + t->uses->name + "」は定義されていません",
-                          "unknown fixture '" + t->uses->name + "'");
+                    std::vector<std::string> names;
+                    for (auto const& [k, v] : fixtures_) names.push_back(k);
+                    auto [hint_ja, hint_en] = did_you_mean(t->uses->name, names);
+                    error(*t->uses, "unknown-name", "fixture「" + t->uses->name + "」は定義されていません" + hint_ja,
+                          "unknown fixture '" + t->uses->name + "'" + hint_en);
                     ok = false;
                 } else {
                     auto [slot, fresh] = fixture_index_.emplace(it->first, int(prog_.fixtures.size()));
@@ -1180,12 +1475,10 @@ std::uint64_t Checker::deps_of(Node const& n) const {
     return d;
 }
 
-void Checker::compute_deps() {
-    // Slots are checked depth-first, so a slot's dependencies are known when its own are computed; iterate to a
-    // fixed point to stay independent of declaration order.
-    for (bool changed = true; changed;) {
-        changed = false;
-        for (std::size_t s = 0; s < out_.slots.size(); ++s) {
+void Checker::compute_deps(std::vector<std::uint32_t> const& order) {
+    // In checking order, a slot's dependencies are known when its own are computed: one pass.
+    {
+        for (std::size_t s : order) {
             std::uint64_t d = out_.slots[s].versioned && prog_.asof_fact >= 0 ? std::uint64_t(1) << prog_.asof_fact : 0;
             for (auto const& v : out_.slots[s].versions)
                 for (auto const& c : v.clauses) {
@@ -1196,10 +1489,7 @@ void Checker::compute_deps() {
                         if (p.kind == TextPiece::Kind::Slot) d |= prog_.slots[p.id].fact_deps;
                     }
                 }
-            if (d != prog_.slots[s].fact_deps) {
-                prog_.slots[s].fact_deps = d;
-                changed = true;
-            }
+            prog_.slots[s].fact_deps = d;
         }
     }
 }

@@ -20,9 +20,11 @@ class Lowering {
 public:
     Lowering(Program& p, std::vector<check::Slot>& slots) : p_(p), slots_(slots) {}
 
-    void run() {
+    // False when the program does not fit the instruction format (65,536 registers, clauses and slots).
+    bool run() {
         for (std::uint32_t s = 0; s < p_.slots.size(); ++s) slot(s);
         p_.num_regs = next_reg_;
+        return !overflow_ && next_reg_ <= 0x10000;
     }
 
 private:
@@ -31,14 +33,17 @@ private:
     std::map<std::int64_t, std::uint32_t> const_index_;
     std::uint32_t next_reg_ = 0;
     std::uint32_t top_ = 0, max_top_ = 0;
+    bool overflow_ = false;
 
     std::uint16_t temp() {
         std::uint32_t r = top_++;
+        if (r > 0xFFFF) overflow_ = true;
         if (top_ > max_top_) max_top_ = top_;
         return std::uint16_t(r);
     }
     void release() { --top_; }
     std::size_t emit(Op op, std::uint32_t a = 0, std::uint32_t b = 0, std::uint32_t c = 0, std::int32_t d = 0) {
+        if (a > 0xFFFF || b > 0xFFFF || c > 0xFFFF || p_.code.size() >= 0x7FFFFFFF) overflow_ = true;
         p_.code.push_back(Instr{op, std::uint16_t(a), std::uint16_t(b), std::uint16_t(c), d});
         return p_.code.size() - 1;
     }
@@ -280,9 +285,9 @@ private:
 };
 }  // namespace
 
-Program lower(check::Checked&& checked) {
+std::optional<Program> lower(check::Checked&& checked) {
     Program p = std::move(checked.program);
-    Lowering(p, checked.slots).run();
+    if (!Lowering(p, checked.slots).run()) return std::nullopt;
     return p;
 }
 

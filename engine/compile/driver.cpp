@@ -87,7 +87,17 @@ CompileResult compile(std::vector<SourceFile> sources) {
     if (!syntax_ok) return result;
     auto checked = check::check(parsed, result.diagnostics);
     if (!checked) return result;
-    auto program = std::make_shared<Program>(lowering::lower(std::move(*checked)));
+    auto lowered = lowering::lower(std::move(*checked));
+    if (!lowered) {
+        Diagnostic d;
+        d.kind = "limit";
+        d.file = sources.empty() ? std::string() : sources.front().path;
+        d.message_ja = "ルールセットが大きすぎます (レジスタ・条項・let と decision はそれぞれ 65,536 個まで)";
+        d.message_en = "the rule set is too large (65,536 registers, clauses, lets and decisions at most)";
+        result.diagnostics.push_back(std::move(d));
+        return result;
+    }
+    auto program = std::make_shared<Program>(std::move(*lowered));
     program->source_hash = hash;
     result.program = std::move(program);
     return result;
@@ -106,7 +116,8 @@ LoadResult load_rules(std::string const& path, std::vector<Diagnostic>* diagnost
     if (fs::is_regular_file(path, ec)) {
         std::string bytes;
         if (!read_file(path, bytes)) {
-            r.error = "読み込めません / cannot read " + path;
+            r.message = Message{"読み込めません: " + path, "cannot read " + path};
+            r.error = r.message.text();
             return r;
         }
         if (bytes.rfind("KYTKBNDL", 0) == 0) return load_bundle(bytes);
@@ -114,6 +125,7 @@ LoadResult load_rules(std::string const& path, std::vector<Diagnostic>* diagnost
     auto c = compile_directory(path);
     if (!c.ok()) {
         r.error = format_diagnostics(c.diagnostics);
+        r.message = Message{"ルールにエラーがあります", "the rules have errors"};
         if (diagnostics) *diagnostics = c.diagnostics;
         return r;
     }

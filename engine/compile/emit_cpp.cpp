@@ -1,6 +1,7 @@
 // `kyotaku compile --emit-cpp`: the Program's instructions written out as C++ (see kyotaku/generated.hpp).
 #include "kyotaku/generated.hpp"
 
+#include <cctype>
 #include <set>
 #include <sstream>
 
@@ -11,57 +12,51 @@ std::string lit(std::int64_t v) {
     if (v == std::numeric_limits<std::int64_t>::min()) return "INT64_MIN";
     return "INT64_C(" + std::to_string(v) + ")";
 }
-std::string k(Program const& p, std::int64_t index) { return lit(p.consts[std::size_t(index)]); }
 
-// The instructions a slot runs: everything reachable from its entry (and its versions' entries), in order.
+// An instruction's semantics (the opcode table's C++ statement) with the operand names A B C D replaced by the
+// instruction's operands.
+std::string with_operands(std::string_view semantics, Instr const& i) {
+    std::string out;
+    for (std::size_t at = 0; at < semantics.size();) {
+        char const ch = semantics[at];
+        if (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_') {
+            std::size_t end = at;
+            while (end < semantics.size() && (std::isalnum(static_cast<unsigned char>(semantics[end])) || semantics[end] == '_')) ++end;
+            std::string_view const word = semantics.substr(at, end - at);
+            if (word == "A") out += std::to_string(i.a);
+            else if (word == "B") out += std::to_string(i.b);
+            else if (word == "C") out += std::to_string(i.c);
+            else if (word == "D") out += std::to_string(i.d);
+            else out += word;
+            at = end;
+        } else {
+            out += ch;
+            ++at;
+        }
+    }
+    return out;
+}
+
+// The instructions a slot runs: everything reachable from its entry, in order.
 std::set<std::uint32_t> reachable(Program const& p, std::uint32_t slot) {
     std::set<std::uint32_t> seen;
     std::vector<std::uint32_t> todo{p.slots[slot].entry};
     while (!todo.empty()) {
         std::uint32_t pc = todo.back();
         todo.pop_back();
-        while (pc < p.code.size() && seen.insert(pc).second) {
-            Instr const& i = p.code[pc];
-            switch (i.op) {
-                case Op::JMP: todo.push_back(std::uint32_t(i.d)); pc = std::uint32_t(p.code.size()); continue;
-                case Op::JMPF:
-                case Op::JMPT:
-                case Op::COND:
-                case Op::CONDLT:
-                case Op::CONDLE:
-                case Op::CONDNOT: todo.push_back(std::uint32_t(i.d)); break;
-                case Op::VERSION:
-                    for (auto const& v : p.slots[i.a].versions) todo.push_back(v.entry);
-                    pc = std::uint32_t(p.code.size());
-                    continue;
-                case Op::RET:
-                case Op::RETK: pc = std::uint32_t(p.code.size()); continue;
-                default: break;
-            }
-            ++pc;
-        }
+        if (pc >= p.code.size() || !seen.insert(pc).second) continue;
+        for_each_successor(p, pc, [&](std::uint32_t next, bool) { todo.push_back(next); });
     }
     return seen;
 }
 
+// The instructions that are jumped to (they get a label).
 std::set<std::uint32_t> targets(Program const& p, std::set<std::uint32_t> const& pcs) {
     std::set<std::uint32_t> out;
-    for (auto pc : pcs) {
-        Instr const& i = p.code[pc];
-        switch (i.op) {
-            case Op::JMP:
-            case Op::JMPF:
-            case Op::JMPT:
-            case Op::COND:
-            case Op::CONDLT:
-            case Op::CONDLE:
-            case Op::CONDNOT: out.insert(std::uint32_t(i.d)); break;
-            case Op::VERSION:
-                for (auto const& v : p.slots[i.a].versions) out.insert(v.entry);
-                break;
-            default: break;
-        }
-    }
+    for (auto pc : pcs)
+        for_each_successor(p, pc, [&](std::uint32_t next, bool jump) {
+            if (jump) out.insert(next);
+        });
     return out;
 }
 }  // namespace
@@ -77,70 +72,31 @@ std::string emit_cpp(Program const& p, std::string const& variable) {
       << "    bool done[" << n << "];\n    std::uint32_t clause[" << n << "];\n    std::uint32_t version[" << n << "];\n"
       << "    std::int64_t r[" << std::max<std::uint32_t>(p.num_regs, 1) << "];\n};\n\n";
     for (std::size_t s = 0; s < n; ++s) o << "bool s" << s << "(Ctx& c);  // " << p.slots[s].name << "\n";
-    o << "\n#define NEED(f) if (!((c.present >> (f)) & 1u)) { c.missing |= std::uint64_t(1) << (f); return false; }\n\n";
+    // The constants, and the names the opcode table's semantics are written with (see kyotaku/opcodes.hpp).
+    o << "\nconstexpr std::int64_t k[] = {";
+    for (std::size_t i = 0; i < p.consts.size(); ++i) o << (i ? ", " : "") << lit(p.consts[i]);
+    if (p.consts.empty()) o << "0";
+    o << "};\n\n#define NEED(f) if (!((c.present >> (f)) & 1u)) { c.missing |= std::uint64_t(1) << (f); return false; }\n"
+      << "#define K(i) k[i]\n#define V(f) c.v[f]\n#define P(i) c.params[i]\n#define MONTHS(f) c.facts->months(f)\n"
+      << "#define JUMP(pc) goto L##pc\n#define FAIL() return false\n#define TRACE_COND(clause, truth) (void)0\n\n";
     for (std::size_t s = 0; s < n; ++s) {
         auto const pcs = reachable(p, std::uint32_t(s));
         auto const labels = targets(p, pcs);
         o << "bool s" << s << "(Ctx& c) {\n    std::int64_t* __restrict r = c.r;\n    goto L" << p.slots[s].entry << ";\n";
         for (auto pc : pcs) {
             Instr const& i = p.code[pc];
-            std::string const a = std::to_string(i.a), b = std::to_string(i.b), cc = std::to_string(i.c), d = std::to_string(i.d);
+            std::string const a = std::to_string(i.a), b = std::to_string(i.b), d = std::to_string(i.d);
             if (labels.count(pc) || pc == p.slots[s].entry) o << "L" << pc << ":\n";
             o << "    ";
             auto next_is_fallthrough = [&] { return pcs.count(pc + 1) != 0; };
             switch (i.op) {
-                case Op::LOADK: o << "r[" << a << "] = " << k(p, i.d) << ";"; break;
-                case Op::LOADF: o << "NEED(" << b << ") r[" << a << "] = c.v[" << b << "];"; break;
-                case Op::LOADP: o << "r[" << a << "] = c.params[" << b << "];"; break;
+                // The control instructions, written out by hand (the evaluator has its own handlers for them).
                 case Op::SLOT:
                     o << "if (!c.done[" << b << "] && !s" << b << "(c)) return false; r[" << a << "] = r[" << p.slots[i.b].result_reg << "];";
                     break;
                 case Op::REASON:
                     o << "if (!c.done[" << b << "] && !s" << b << "(c)) return false; r[" << a << "] = c.clause[" << b << "];";
                     break;
-                case Op::MOV: o << "r[" << a << "] = r[" << b << "];"; break;
-                case Op::NOT: o << "r[" << a << "] = !r[" << b << "];"; break;
-                case Op::NEG: o << "r[" << a << "] = -r[" << b << "];"; break;
-                case Op::JMP: o << "goto L" << d << ";"; break;
-                case Op::JMPF: o << "if (!r[" << a << "]) goto L" << d << ";"; break;
-                case Op::JMPT: o << "if (r[" << a << "]) goto L" << d << ";"; break;
-                case Op::COND: o << "if (!r[" << a << "]) goto L" << d << ";"; break;
-                case Op::ADD: o << "r[" << a << "] = r[" << b << "] + r[" << cc << "];"; break;
-                case Op::SUB: o << "r[" << a << "] = r[" << b << "] - r[" << cc << "];"; break;
-                case Op::MUL: o << "r[" << a << "] = r[" << b << "] * r[" << cc << "];"; break;
-                case Op::EQ: o << "r[" << a << "] = r[" << b << "] == r[" << cc << "];"; break;
-                case Op::NE: o << "r[" << a << "] = r[" << b << "] != r[" << cc << "];"; break;
-                case Op::LT: o << "r[" << a << "] = r[" << b << "] < r[" << cc << "];"; break;
-                case Op::LE: o << "r[" << a << "] = r[" << b << "] <= r[" << cc << "];"; break;
-                case Op::EIN: o << "r[" << a << "] = (std::uint64_t(r[" << cc << "]) >> r[" << b << "]) & 1u;"; break;
-                case Op::ADDK: o << "r[" << a << "] = r[" << b << "] + " << k(p, i.d) << ";"; break;
-                case Op::SUBK: o << "r[" << a << "] = r[" << b << "] - " << k(p, i.d) << ";"; break;
-                case Op::EQK: o << "r[" << a << "] = r[" << b << "] == " << k(p, i.d) << ";"; break;
-                case Op::NEK: o << "r[" << a << "] = r[" << b << "] != " << k(p, i.d) << ";"; break;
-                case Op::LTK: o << "r[" << a << "] = r[" << b << "] < " << k(p, i.d) << ";"; break;
-                case Op::LEK: o << "r[" << a << "] = r[" << b << "] <= " << k(p, i.d) << ";"; break;
-                case Op::GTK: o << "r[" << a << "] = r[" << b << "] > " << k(p, i.d) << ";"; break;
-                case Op::GEK: o << "r[" << a << "] = r[" << b << "] >= " << k(p, i.d) << ";"; break;
-                case Op::EINK: o << "r[" << a << "] = (std::uint64_t(" << k(p, i.d) << ") >> r[" << b << "]) & 1u;"; break;
-                case Op::MIN: o << "NEED(" << cc << ") r[" << a << "] = c.facts->months(" << cc << ").has(r[" << b << "]);"; break;
-                case Op::MALL:
-                    o << "NEED(" << d << ") r[" << a << "] = c.facts->months(" << d << ").all(r[" << b << "], r[" << cc << "]);";
-                    break;
-                case Op::MMISS:
-                    o << "NEED(" << d << ") r[" << a << "] = c.facts->months(" << d << ").first_missing(r[" << b << "], r[" << cc << "]);";
-                    break;
-                case Op::PSTART:
-                    o << "r[" << a << "] = period_start(Date::from_days(r[" << b << "]), FirstDay(r[" << cc << "])).days();";
-                    break;
-                case Op::PEND:
-                    o << "r[" << a << "] = period_end(Date::from_days(r[" << b << "]), r[" << cc << "], FirstDay(r[" << d << "])).days();";
-                    break;
-                case Op::ADDM:
-                    o << "r[" << a << "] = add_months(Date::from_days(r[" << b << "]), r[" << cc << "], Rounding(" << d << ")).days();";
-                    break;
-                case Op::MEND: o << "r[" << a << "] = month_end(Date::from_days(r[" << b << "])).days();"; break;
-                case Op::MENDM: o << "r[" << a << "] = Month::from_index(r[" << b << "]).last_day().days();"; break;
-                case Op::MOF: o << "r[" << a << "] = Month::of(Date::from_days(r[" << b << "])).index();"; break;
                 case Op::VERSION: {
                     o << "{\n        NEED(" << p.asof_fact << ") std::int64_t const day = c.v[" << p.asof_fact << "];\n";
                     auto const& vs = p.slots[i.a].versions;
@@ -152,26 +108,18 @@ std::string emit_cpp(Program const& p, std::string const& variable) {
                 }
                 case Op::RET: o << "c.clause[" << a << "] = " << b << "; c.done[" << a << "] = true; return true;"; break;
                 case Op::RETK:
-                    o << "r[" << p.slots[i.a].result_reg << "] = " << k(p, i.d) << "; c.clause[" << a << "] = " << b << "; c.done[" << a
+                    o << "r[" << p.slots[i.a].result_reg << "] = k[" << d << "]; c.clause[" << a << "] = " << b << "; c.done[" << a
                       << "] = true; return true;";
                     break;
-                case Op::TABLE: {
-                    o << "{ static constexpr std::int64_t t[] = {";
-                    for (std::uint16_t e = 0; e < i.c; ++e) o << (e ? ", " : "") << k(p, i.d + e);
-                    o << "}; if (std::uint64_t(r[" << b << "]) >= " << cc << ") return false; r[" << a << "] = t[r[" << b << "]]; }";
-                    break;
-                }
-                case Op::CONDLT: o << "if (!(r[" << b << "] < r[" << cc << "])) goto L" << d << ";"; break;
-                case Op::CONDLE: o << "if (!(r[" << b << "] <= r[" << cc << "])) goto L" << d << ";"; break;
-                case Op::CONDNOT: o << "if (r[" << b << "]) goto L" << d << ";"; break;
+                // Every other instruction: its semantics from the opcode table, with the operands as literals.
+                default: o << "{ " << with_operands(op_info(i.op).semantics, i) << "; }"; break;
             }
             o << "\n";
-            bool const ends = i.op == Op::JMP || i.op == Op::VERSION || i.op == Op::RET || i.op == Op::RETK;
-            if (!ends && !next_is_fallthrough()) o << "    goto L" << pc + 1 << ";\n";
+            if (op_info(i.op).flow != OpFlow::end && !next_is_fallthrough()) o << "    goto L" << pc + 1 << ";\n";
         }
         o << "}\n\n";
     }
-    o << "#undef NEED\n\nusing Fn = bool (*)(Ctx&);\nconstexpr Fn slots[] = {";
+    o << "#undef NEED\n#undef K\n#undef V\n#undef P\n#undef MONTHS\n#undef JUMP\n#undef FAIL\n#undef TRACE_COND\n\nusing Fn = bool (*)(Ctx&);\nconstexpr Fn slots[] = {";
     for (std::size_t s = 0; s < n; ++s) o << (s ? ", " : "") << "s" << s;
     o << "};\nconstexpr std::uint16_t result_reg[] = {";
     for (std::size_t s = 0; s < n; ++s) o << (s ? ", " : "") << p.slots[s].result_reg;

@@ -31,21 +31,48 @@ std::string Program::location(SourceLoc const& loc) const {
     return f + ":" + std::to_string(loc.line);
 }
 
+// One line per instruction, its operands named by their kind in the opcode table.
 std::string Program::disassemble() const {
-    static char const* const names[] = {"LOADK", "LOADF", "LOADP", "SLOT", "MOV", "NOT", "NEG", "JMP", "JMPF", "JMPT",
-                                        "COND", "ADD", "SUB", "MUL", "EQ", "NE", "LT", "LE", "EIN", "ADDK", "SUBK",
-                                        "EQK", "NEK", "LTK", "LEK", "GTK", "GEK", "EINK", "MIN", "MALL", "MMISS",
-                                        "PSTART", "PEND", "ADDM", "MEND", "MENDM", "MOF", "REASON", "VERSION", "RET",
-                                        "RETK", "TABLE", "CONDLT", "CONDLE", "CONDNOT"};
-    static_assert(sizeof names / sizeof names[0] == std::size_t(Op::CONDNOT) + 1);
+    auto name_of = [](auto const& list, std::int64_t i) -> std::string {
+        return i >= 0 && std::size_t(i) < list.size() ? list[std::size_t(i)].name : "?";
+    };
     std::string out;
     for (std::size_t pc = 0; pc < code.size(); ++pc) {
         for (auto const& s : slots)
             if (s.entry == pc) out += "; " + std::string(s.decision ? "decision " : "let ") + s.name + " (r" + std::to_string(s.result_reg) + ")\n";
         auto const& i = code[pc];
-        char buf[96];
-        std::snprintf(buf, sizeof buf, "%5zu  %-8s a=%u b=%u c=%u d=%d\n", pc, names[std::size_t(i.op)], i.a, i.b, i.c, i.d);
-        out += buf;
+        if (!valid_op(i.op)) {
+            out += std::to_string(pc) + "  ?\n";
+            continue;
+        }
+        OpInfo const& info = op_info(i.op);
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%5zu  %-8s", pc, info.name);
+        std::string line = buf;
+        std::int64_t const values[4] = {i.a, i.b, i.c, i.d};
+        for (int o = 0; o < 4; ++o) {
+            std::int64_t const v = values[o];
+            switch (info.operands[o]) {
+                case OperandKind::none: continue;
+                case OperandKind::reg_read:
+                case OperandKind::reg_write: line += " r" + std::to_string(v); break;
+                case OperandKind::constant:
+                    line += " k" + std::to_string(v) + (v >= 0 && std::size_t(v) < consts.size() ? "=" + std::to_string(consts[std::size_t(v)]) : "");
+                    break;
+                case OperandKind::fact:
+                case OperandKind::month_set: line += " fact:" + name_of(facts, v); break;
+                case OperandKind::param: line += " param:" + name_of(params, v); break;
+                case OperandKind::slot:
+                case OperandKind::own_slot: line += " slot:" + name_of(slots, v); break;
+                case OperandKind::clause:
+                    line += " clause:" + std::to_string(v) +
+                            (v >= 0 && std::size_t(v) < clauses.size() ? "(" + location(clauses[std::size_t(v)].loc) + ")" : "");
+                    break;
+                case OperandKind::jump: line += " -> " + std::to_string(v); break;
+                case OperandKind::literal: line += " " + std::to_string(v); break;
+            }
+        }
+        out += line + "\n";
     }
     return out;
 }

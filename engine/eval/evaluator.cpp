@@ -3,6 +3,7 @@
 #include "kyotaku/engine.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cstring>
 
@@ -37,7 +38,15 @@ std::int64_t MonthBits::first_missing(std::int64_t lo, std::int64_t hi) const {
     return hi + 1;
 }
 
-Activation::Activation(Program const& program) : program_(&program), values_(program.facts.size()), month_slot_(program.facts.size(), -1) {
+namespace {
+std::uint64_t next_identity() {
+    static std::atomic<std::uint64_t> counter{0};
+    return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+}  // namespace
+
+Activation::Activation(Program const& program)
+    : program_(&program), values_(program.facts.size()), month_slot_(program.facts.size(), -1), identity_(next_identity()) {
     int n = 0;
     for (std::size_t f = 0; f < program.facts.size(); ++f)
         if (program.facts[f].type.kind == TypeKind::MonthSet) month_slot_[f] = n++;
@@ -45,8 +54,42 @@ Activation::Activation(Program const& program) : program_(&program), values_(pro
     clear();
 }
 
+// A copy is another record: it gets its own identity.
+Activation::Activation(Activation const& o)
+    : program_(o.program_), values_(o.values_), month_slot_(o.month_slot_), month_sets_(o.month_sets_), present_(o.present_),
+      identity_(next_identity()) {}
+Activation::Activation(Activation&& o) noexcept
+    : program_(o.program_), values_(std::move(o.values_)), month_slot_(std::move(o.month_slot_)),
+      month_sets_(std::move(o.month_sets_)), present_(o.present_), identity_(next_identity()) {
+    o.identity_ = next_identity();  // what is left of `o` is not the record it was
+}
+Activation& Activation::operator=(Activation const& o) {
+    if (this != &o) {
+        program_ = o.program_;
+        values_ = o.values_;
+        month_slot_ = o.month_slot_;
+        month_sets_ = o.month_sets_;
+        present_ = o.present_;
+        ++changes_;
+    }
+    return *this;
+}
+Activation& Activation::operator=(Activation&& o) noexcept {
+    if (this != &o) {
+        program_ = o.program_;
+        values_ = std::move(o.values_);
+        month_slot_ = std::move(o.month_slot_);
+        month_sets_ = std::move(o.month_sets_);
+        present_ = o.present_;
+        ++changes_;
+        o.identity_ = next_identity();
+    }
+    return *this;
+}
+
 void Activation::clear() {
     present_ = 0;
+    ++changes_;
     for (std::size_t f = 0; f < program_->facts.size(); ++f)
         if (program_->facts[f].has_default) set_raw(int(f), program_->facts[f].default_value);
 }
@@ -122,26 +165,32 @@ Evaluator::Evaluator(std::shared_ptr<Program const> program)
     reset_params();
 }
 
+// A param changes what every let may be: the memoised values are forgotten.
 bool Evaluator::set_param(std::uint32_t param, std::int64_t value) {
     if (param >= params_.size()) return false;
     params_[param] = value;
+    facts_ = nullptr;
     return true;
 }
 
 void Evaluator::reset_params() {
     params_.clear();
     for (auto const& p : program_->params) params_.push_back(p.value);
+    facts_ = nullptr;
 }
 
 void Evaluator::begin_record(Activation const& facts) {
     facts_ = &facts;
+    facts_identity_ = facts.identity();
+    facts_changes_ = facts.changes();
     if (!done_.empty()) std::memset(done_.data(), 0, done_.size());
     missing_hit_ = 0;
     no_version_ = false;
 }
 
 // The dispatch loop. Computed goto (GCC/Clang "labels as values") jumps straight from one instruction's
-// handler to the next; the table below must list the handlers in the order of enum Op.
+// handler to the next. The handlers of every instruction but the five control ones are expanded from the
+// semantics column of the opcode table (kyotaku/opcodes.hpp), which the C++ emitter prints too.
 bool Evaluator::run(std::uint32_t entry_slot) {
     Program const& p = *program_;
     Instr const* code = p.code.data();
@@ -164,14 +213,11 @@ bool Evaluator::run(std::uint32_t entry_slot) {
     Instr const* i = nullptr;
 
     static void* const table[] = {
-        &&op_LOADK, &&op_LOADF, &&op_LOADP, &&op_SLOT, &&op_MOV, &&op_NOT, &&op_NEG, &&op_JMP, &&op_JMPF,
-        &&op_JMPT, &&op_COND, &&op_ADD, &&op_SUB, &&op_MUL, &&op_EQ, &&op_NE, &&op_LT, &&op_LE, &&op_EIN,
-        &&op_ADDK, &&op_SUBK, &&op_EQK, &&op_NEK, &&op_LTK, &&op_LEK, &&op_GTK, &&op_GEK, &&op_EINK,
-        &&op_MIN, &&op_MALL, &&op_MMISS, &&op_PSTART, &&op_PEND, &&op_ADDM, &&op_MEND, &&op_MENDM, &&op_MOF,
-        &&op_REASON, &&op_VERSION, &&op_RET, &&op_RETK, &&op_TABLE, &&op_CONDLT, &&op_CONDLE, &&op_CONDNOT,
+#define KYOTAKU_OP_LABEL(name, ...) &&op_##name,
+        KYOTAKU_OPCODES(KYOTAKU_OP_LABEL)
+#undef KYOTAKU_OP_LABEL
     };
-    static_assert(sizeof table / sizeof table[0] == std::size_t(Op::CONDNOT) + 1, "one handler per opcode, in order");
-    std::int64_t cond = 0;
+    static_assert(sizeof table / sizeof table[0] == op_count, "one handler per opcode, in order");
 #define NEXT                    \
     do {                        \
         i = &code[pc++];        \
@@ -182,17 +228,42 @@ bool Evaluator::run(std::uint32_t entry_slot) {
         missing_hit_ |= std::uint64_t(1) << (f);     \
         return false;                                \
     }
+#define A i->a
+#define B i->b
+#define C i->c
+#define D i->d
+#define K(x) k[x]
+#define V(f) values[f]
+#define P(x) params[x]
+#define MONTHS(f) facts.months(f)
+#define JUMP(x) pc = std::uint32_t(x)
+#define FAIL() return false
+#define TRACE_COND(clause, truth) \
+    if (trace) trace->push_back(TraceEvent{TraceEvent::Kind::Condition, std::uint32_t(clause), std::int64_t(truth)})
+#define KYOTAKU_OP_HANDLER(name, flow, a, b, c, d, ...) __VA_OPT__(op_##name : {__VA_ARGS__;} NEXT;)
 
     NEXT;
-op_LOADK: r[i->a] = k[i->d]; NEXT;
-op_LOADF: NEED(i->b); r[i->a] = values[i->b]; NEXT;
-op_LOADP: r[i->a] = params[i->b]; NEXT;
+    KYOTAKU_OPCODES(KYOTAKU_OP_HANDLER)
+#undef KYOTAKU_OP_HANDLER
+#undef A
+#undef B
+#undef C
+#undef D
+#undef K
+#undef V
+#undef P
+#undef MONTHS
+#undef JUMP
+#undef FAIL
+#undef TRACE_COND
+
+    // The control instructions: calls into other slots, versions and returns.
 op_SLOT:
     if (done[i->b]) {
         r[i->a] = r[slots[i->b].result_reg];
         NEXT;
     }
-    if (depth >= max_depth) return false;  // only a corrupt program recurses this deep
+    if (depth >= max_depth) return false;  // unreachable for a validated program (its slots form no cycle)
     frames[depth++] = Frame{pc, i->b, i->a, false};
     pc = slots[i->b].entry;
     NEXT;
@@ -205,42 +276,6 @@ op_REASON:
     frames[depth++] = Frame{pc, i->b, i->a, true};
     pc = slots[i->b].entry;
     NEXT;
-op_MOV: r[i->a] = r[i->b]; NEXT;
-op_NOT: r[i->a] = !r[i->b]; NEXT;
-op_NEG: r[i->a] = -r[i->b]; NEXT;
-op_JMP: pc = std::uint32_t(i->d); NEXT;
-op_JMPF: if (!r[i->a]) pc = std::uint32_t(i->d); NEXT;
-op_JMPT: if (r[i->a]) pc = std::uint32_t(i->d); NEXT;
-op_COND:
-    if (trace) trace->push_back(TraceEvent{TraceEvent::Kind::Condition, i->b, r[i->a]});
-    if (!r[i->a]) pc = std::uint32_t(i->d);
-    NEXT;
-op_ADD: r[i->a] = r[i->b] + r[i->c]; NEXT;
-op_SUB: r[i->a] = r[i->b] - r[i->c]; NEXT;
-op_MUL: r[i->a] = r[i->b] * r[i->c]; NEXT;
-op_EQ: r[i->a] = r[i->b] == r[i->c]; NEXT;
-op_NE: r[i->a] = r[i->b] != r[i->c]; NEXT;
-op_LT: r[i->a] = r[i->b] < r[i->c]; NEXT;
-op_LE: r[i->a] = r[i->b] <= r[i->c]; NEXT;
-op_EIN: r[i->a] = (std::uint64_t(r[i->c]) >> r[i->b]) & 1u; NEXT;
-op_ADDK: r[i->a] = r[i->b] + k[i->d]; NEXT;
-op_SUBK: r[i->a] = r[i->b] - k[i->d]; NEXT;
-op_EQK: r[i->a] = r[i->b] == k[i->d]; NEXT;
-op_NEK: r[i->a] = r[i->b] != k[i->d]; NEXT;
-op_LTK: r[i->a] = r[i->b] < k[i->d]; NEXT;
-op_LEK: r[i->a] = r[i->b] <= k[i->d]; NEXT;
-op_GTK: r[i->a] = r[i->b] > k[i->d]; NEXT;
-op_GEK: r[i->a] = r[i->b] >= k[i->d]; NEXT;
-op_EINK: r[i->a] = (std::uint64_t(k[i->d]) >> r[i->b]) & 1u; NEXT;
-op_MIN: NEED(i->c); r[i->a] = facts.months(i->c).has(r[i->b]); NEXT;
-op_MALL: NEED(i->d); r[i->a] = facts.months(i->d).all(r[i->b], r[i->c]); NEXT;
-op_MMISS: NEED(i->d); r[i->a] = facts.months(i->d).first_missing(r[i->b], r[i->c]); NEXT;
-op_PSTART: r[i->a] = period_start(Date::from_days(r[i->b]), FirstDay(r[i->c])).days(); NEXT;
-op_PEND: r[i->a] = period_end(Date::from_days(r[i->b]), r[i->c], FirstDay(r[i->d])).days(); NEXT;
-op_ADDM: r[i->a] = add_months(Date::from_days(r[i->b]), r[i->c], Rounding(i->d)).days(); NEXT;
-op_MEND: r[i->a] = month_end(Date::from_days(r[i->b])).days(); NEXT;
-op_MENDM: r[i->a] = Month::from_index(r[i->b]).last_day().days(); NEXT;
-op_MOF: r[i->a] = Month::of(Date::from_days(r[i->b])).index(); NEXT;
 op_VERSION: {
     auto const& s = slots[i->a];
     int asof = p.asof_fact;
@@ -257,17 +292,6 @@ op_VERSION: {
     pc = it->entry;
     NEXT;
 }
-op_TABLE:
-    if (std::uint64_t(r[i->b]) >= i->c) return false;  // not a value of the enum: only a corrupt record
-    r[i->a] = k[i->d + r[i->b]];
-    NEXT;
-op_CONDLT: cond = r[i->b] < r[i->c]; goto fused_cond;
-op_CONDLE: cond = r[i->b] <= r[i->c]; goto fused_cond;
-op_CONDNOT: cond = !r[i->b]; goto fused_cond;
-fused_cond:
-    if (trace) trace->push_back(TraceEvent{TraceEvent::Kind::Condition, i->a, cond});
-    if (!cond) pc = std::uint32_t(i->d);
-    NEXT;
 op_RETK:
     r[slots[i->a].result_reg] = k[i->d];
     goto ret;
@@ -332,7 +356,7 @@ void Evaluator::evaluate_slot_batch(std::span<Activation const> records, std::ui
 }
 
 Outcome Evaluator::evaluate_slot(Activation const& facts, std::uint32_t s) {
-    if (facts_ != &facts) begin_record(facts);
+    same_record(facts);
     Outcome out;
     decide(s, facts, out);
     return out;
@@ -375,7 +399,7 @@ std::string Evaluator::render_text(std::int64_t text, Activation const& facts, b
                 else out += facts.has(int(p.id)) ? format_value(p.type, facts.raw(int(p.id)), facts) : "(不明)";
                 break;
             case TextPiece::Kind::Slot: {
-                if (facts_ != &facts) begin_record(facts);
+                same_record(facts);
                 bool ok = slot(p.id);
                 out += ok ? format_value(p.type, regs_[program_->slots[p.id].result_reg], facts) : "(不明)";
                 break;

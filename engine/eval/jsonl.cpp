@@ -150,6 +150,8 @@ struct JsonlEvaluator::Impl {
 
 #if KYOTAKU_JSONL_SIMDJSON
     std::string read(simdjson::padded_string_view json, Activation& out, std::string& id);
+    std::string read_fields(simdjson::padded_string_view json, Activation& out, std::string& id);
+    void find_id(simdjson::padded_string_view json, std::string& id);
 #else
     std::string read(std::string_view json, Activation& out, std::string& id);
 #endif
@@ -363,8 +365,37 @@ struct SimdValue {
 };
 }  // namespace
 
+// A line with an error is answered with its id wherever the id stands: when the id comes after the faulty field,
+// a second pass reads the id alone.
+std::string JsonlEvaluator::Impl::read(simdjson::padded_string_view json, Activation& out, std::string& id) {
+    std::string err = read_fields(json, out, id);
+    if (!err.empty() && id == "null") find_id(json, id);
+    return err;
+}
+
+void JsonlEvaluator::Impl::find_id(simdjson::padded_string_view json, std::string& id) {
+    using namespace simdjson;
+    ondemand::document doc;
+    ondemand::object obj;
+    if (parser.iterate(json).get(doc) || doc.get_object().get(obj)) return;
+    for (auto field_result : obj) {
+        if (field_result.error()) return;
+        ondemand::field field = field_result.value_unsafe();
+        std::string_view key;
+        if (field.unescaped_key().get(key)) return;
+        if (key != "id") continue;
+        ondemand::value value = field.value();
+        SimdValue v{value};
+        std::string found = "null";
+        bool bad = false;
+        read_field(*this, facts, found, key, v, [&](std::string_view, std::string const&) { bad = true; });
+        if (!bad) id = std::move(found);
+        return;
+    }
+}
+
 // flatten: the fact conversion is written once for both readers; inlined here it runs as fast as hand-merged code.
-__attribute__((flatten)) std::string JsonlEvaluator::Impl::read(simdjson::padded_string_view json, Activation& out, std::string& id) {
+__attribute__((flatten)) std::string JsonlEvaluator::Impl::read_fields(simdjson::padded_string_view json, Activation& out, std::string& id) {
     using namespace simdjson;
     id = "null";
     out.clear();
@@ -439,7 +470,15 @@ std::string JsonlEvaluator::Impl::read(std::string_view text, Activation& out, s
     for (auto const& [key, value] : doc.items()) {
         NlohmannValue v{value};
         read_field(*this, out, id, key, v, field_error);
-        if (!err.empty()) return err;
+        if (!err.empty()) break;
+    }
+    // A line with an error is answered with its id wherever the id stands.
+    if (!err.empty() && id == "null" && doc.contains("id")) {
+        std::string found = "null";
+        bool bad = false;
+        NlohmannValue v{doc["id"]};
+        read_field(*this, facts, found, "id", v, [&](std::string_view, std::string const&) { bad = true; });
+        if (!bad) id = std::move(found);
     }
     return err;
 }
@@ -564,70 +603,84 @@ void JsonlEvaluator::answer_line(std::string_view line, std::string& out) {
     impl_->write_outcomes(out);
 }
 
-JsonlEvaluator::Stats JsonlEvaluator::run(std::FILE* in, std::FILE* out) {
-    constexpr std::size_t chunk = 1 << 20;       // bytes read at a time
-    constexpr std::size_t max_line = 1 << 20;    // longer lines are answered with an error
-#if KYOTAKU_JSONL_SIMDJSON
-    std::string buf(chunk + max_line + simdjson::SIMDJSON_PADDING, '\0');
-#else
-    std::string buf(chunk + max_line, '\0');
-#endif
-    std::string output;
-    output.reserve(chunk * 2);
-    Stats stats;
-    std::size_t have = 0;
-    bool skipping = false;  // inside an over-long line
-    bool eof = false;
-    while (!eof) {
-        std::size_t n = std::fread(buf.data() + have, 1, chunk + max_line - have, in);
-        if (n == 0) eof = true;
-        stats.bytes_in += n;
-        have += n;
-        std::size_t start = 0;
-        for (;;) {
-            char const* nl = static_cast<char const*>(std::memchr(buf.data() + start, '\n', have - start));
-            std::size_t end;
-            if (nl) end = std::size_t(nl - buf.data());
-            else if (eof && start < have) end = have;
-            else break;
-            std::string_view line(buf.data() + start, end - start);
-            if (skipping) {
-                skipping = false;
-            } else if (!blank(line)) {
-                ++stats.lines;
-#if KYOTAKU_JSONL_SIMDJSON
-                // simdjson may read up to SIMDJSON_PADDING bytes past the line; the buffer has them.
-                std::string err = impl_->read(simdjson::padded_string_view(line.data(), line.size(), buf.size() - start), impl_->facts, impl_->id_json);
-#else
-                std::string err = impl_->read(line, impl_->facts, impl_->id_json);
-#endif
-                if (!err.empty()) {
-                    ++stats.errors;
-                    output += "{\"id\":" + impl_->id_json + ",\"error\":";
-                    append_json_string(output, err);
-                    output += "}\n";
-                } else {
-                    impl_->evaluator.evaluate(impl_->facts);
-                    impl_->write_outcomes(output);
+LineReader::LineReader(std::FILE* in, std::size_t padding) : in_(in), buf_(chunk + max_line + padding, '\0') {}
+
+bool LineReader::next(std::string_view& line, bool& too_long) {
+    too_long = false;
+    for (;;) {
+        if (start_ < have_ || eof_) {
+            char const* nl = start_ < have_ ? static_cast<char const*>(std::memchr(buf_.data() + start_, '\n', have_ - start_)) : nullptr;
+            if (nl || (eof_ && start_ < have_)) {
+                std::size_t const end = nl ? std::size_t(nl - buf_.data()) : have_;
+                line = std::string_view(buf_.data() + start_, end - start_);
+                start_ = nl ? end + 1 : have_;
+                if (skipping_) {  // the tail of an over-long line
+                    skipping_ = false;
+                    continue;
                 }
+                return true;
             }
-            start = end + 1;
-            if (start > have) start = have;
-            if (output.size() >= chunk) {
-                std::fwrite(output.data(), 1, output.size(), out);
-                output.clear();
+            if (eof_) return false;
+        }
+        std::memmove(buf_.data(), buf_.data() + start_, have_ - start_);
+        have_ -= start_;
+        start_ = 0;
+        if (have_ >= max_line) {  // a line longer than the cap: reported once, the rest skipped up to its end
+            have_ = 0;
+            if (!skipping_) {
+                skipping_ = true;
+                line = {};
+                too_long = true;
+                return true;
             }
         }
-        std::memmove(buf.data(), buf.data() + start, have - start);
-        have -= start;
-        if (have >= max_line) {  // a line longer than the cap: answer it with an error and skip to its end
+        std::size_t const n = std::fread(buf_.data() + have_, 1, chunk + max_line - have_, in_);
+        if (n == 0) eof_ = true;
+        bytes_ += n;
+        have_ += n;
+    }
+}
+
+JsonlEvaluator::Stats JsonlEvaluator::run(std::FILE* in, std::FILE* out) {
+#if KYOTAKU_JSONL_SIMDJSON
+    LineReader reader(in, simdjson::SIMDJSON_PADDING);
+#else
+    LineReader reader(in, 0);
+#endif
+    std::string output;
+    output.reserve(LineReader::chunk * 2);
+    Stats stats;
+    std::string_view line;
+    bool too_long = false;
+    while (reader.next(line, too_long)) {
+        if (too_long) {
             ++stats.lines;
             ++stats.errors;
             output += "{\"id\":null,\"error\":\"行が長すぎます (1 MiB まで) / line too long (1 MiB at most)\"}\n";
-            have = 0;
-            skipping = true;
+        } else if (!blank(line)) {
+            ++stats.lines;
+#if KYOTAKU_JSONL_SIMDJSON
+            // simdjson may read up to SIMDJSON_PADDING bytes past the line; the reader's buffer has them.
+            std::string err = impl_->read(simdjson::padded_string_view(line.data(), line.size(), reader.readable_from(line)), impl_->facts, impl_->id_json);
+#else
+            std::string err = impl_->read(line, impl_->facts, impl_->id_json);
+#endif
+            if (!err.empty()) {
+                ++stats.errors;
+                output += "{\"id\":" + impl_->id_json + ",\"error\":";
+                append_json_string(output, err);
+                output += "}\n";
+            } else {
+                impl_->evaluator.evaluate(impl_->facts);
+                impl_->write_outcomes(output);
+            }
+        }
+        if (output.size() >= LineReader::chunk) {
+            std::fwrite(output.data(), 1, output.size(), out);
+            output.clear();
         }
     }
+    stats.bytes_in = reader.bytes();
     std::fwrite(output.data(), 1, output.size(), out);
     std::fflush(out);
     return stats;

@@ -97,6 +97,7 @@ struct EnumDecl : x3::position_tagged {
 };
 struct FactDecl : x3::position_tagged {
     Ident name;
+    boost::optional<Text> label;  // a Japanese name for people: fact query_date "照会日" : date
     TypeRef type;
     boost::optional<Expr> default_value;  // only when the rule file states a default
 };
@@ -121,8 +122,9 @@ struct Version : x3::position_tagged {
     std::vector<Clause> clauses;
 };
 struct SlotDecl : x3::position_tagged {
-    std::string kind;  // "decision" or "let"
+    std::string kind;  // "decision", "let" or "export let" (a let that programs ask for by name)
     Ident name;
+    boost::optional<Text> label;  // a Japanese name for people: decision reinquiry_allowed "再照会できるか" : bool
     boost::optional<TypeRef> type;
     std::vector<Version> versions;  // a body without versions is one unlabelled version
 };
@@ -165,12 +167,12 @@ BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::Match, subject, arms)
 BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::IfExpr, condition, then_value, else_value)
 BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::TypeRef, set, name)
 BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::EnumDecl, name, values)
-BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::FactDecl, name, type, default_value)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::FactDecl, name, label, type, default_value)
 BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::ParamDecl, name, type, value)
 BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::AsofDecl, keyword, fact)
 BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::Clause, condition, value, because)
 BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::Version, label, from, until, clauses)
-BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::SlotDecl, kind, name, type, versions)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::SlotDecl, kind, name, label, type, versions)
 BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::Binding, name, op, value)
 BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::FixtureDecl, name, facts)
 BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::TestDecl, name, uses, given, expect)

@@ -1,5 +1,7 @@
 #include "kyotaku/diagnostics.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <map>
 
 namespace kyotaku {
@@ -21,6 +23,7 @@ std::string kind_label_ja(std::string const& kind) {
         {"limit", "上限超過"},
         {"io", "入出力"},
         {"test", "テスト"},
+        {"unused", "未使用"},
     };
     auto it = labels.find(kind);
     return it == labels.end() ? kind : it->second;
@@ -60,8 +63,9 @@ std::string format_diagnostic(Diagnostic const& d) {
         if (d.line > 0) out += ":" + std::to_string(d.line) + ":" + std::to_string(d.column);
         out += ": ";
     }
-    out += "エラー[" + kind_label_ja(d.kind) + "]: " + d.message_ja + "\n";
-    out += "  error[" + d.kind + "]: " + d.message_en + "\n";
+    bool const warning = d.severity == Severity::warning;
+    out += (warning ? "警告[" : "エラー[") + kind_label_ja(d.kind) + "]: " + d.message_ja + "\n";
+    out += (warning ? "  warning[" : "  error[") + d.kind + "]: " + d.message_en + "\n";
     if (d.line > 0) {
         std::string num = std::to_string(d.line);
         std::string gutter(num.size(), ' ');
@@ -80,6 +84,27 @@ std::string format_diagnostic(Diagnostic const& d) {
         out += " " + gutter + " | " + marks + "\n";
     }
     return out;
+}
+
+bool has_errors(std::vector<Diagnostic> const& ds) {
+    for (auto const& d : ds)
+        if (d.severity == Severity::error) return true;
+    return false;
+}
+
+std::size_t count_warnings(std::vector<Diagnostic> const& ds) {
+    std::size_t n = 0;
+    for (auto const& d : ds) n += d.severity == Severity::warning;
+    return n;
+}
+
+std::string diagnostics_json(std::vector<Diagnostic> const& ds) {
+    auto out = nlohmann::ordered_json::array();
+    for (auto const& d : ds)
+        out.push_back({{"severity", d.severity == Severity::warning ? "warning" : "error"}, {"kind", d.kind}, {"label_ja", kind_label_ja(d.kind)},
+                       {"file", d.file}, {"line", d.line}, {"column", d.column}, {"end_column", d.end_column},
+                       {"source_line", d.source_line}, {"ja", d.message_ja}, {"en", d.message_en}, {"text", format_diagnostic(d)}});
+    return out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 std::string format_diagnostics(std::vector<Diagnostic> const& ds) {

@@ -1,6 +1,7 @@
 // The canonical formatter: prints the AST back in one layout (two-space indents, one declaration per block,
-// minimal parentheses, one blank line kept where the author left one). Comments are kept: each is printed,
-// on its own line, before the first construct that follows it in the source. Formatting is idempotent.
+// minimal parentheses, one blank line kept where the author left one). Comments are kept: a comment on a line of
+// its own is printed, on its own line, before the first construct that follows it in the source; a comment at
+// the end of a line of code stays at the end of the line that construct is printed on. Formatting is idempotent.
 #include "kyotaku/engine.hpp"
 #include "source.hpp"
 
@@ -15,6 +16,8 @@ namespace x3 = boost::spirit::x3;
 struct Comment {
     int line;
     std::string text;
+    bool end_of_line;  // code precedes it on its line
+    bool printed = false;
 };
 
 // Comments outside string literals, in source order.
@@ -34,7 +37,10 @@ std::vector<Comment> collect_comments(std::string const& text) {
             if (end == std::string::npos) end = text.size();
             std::string t = text.substr(i, end - i);
             while (!t.empty() && (t.back() == ' ' || t.back() == '\r' || t.back() == '\t')) t.pop_back();
-            out.push_back({line, t});
+            std::size_t line_start = text.rfind('\n', i == 0 ? 0 : i - 1);
+            line_start = line_start == std::string::npos || i == 0 ? 0 : line_start + 1;
+            bool code_before = text.substr(line_start, i - line_start).find_first_not_of(" \t\r") != std::string::npos;
+            out.push_back({line, t, code_before});
             i = end - 1;
         }
     }
@@ -62,6 +68,7 @@ public:
             comments_before(line, 0, true);
             keep_blank(line);
             boost::apply_visitor([&](auto const& n) { decl(n); }, d);
+            end_of_line(line, end_line_of(tagged));
             out_ += "\n";
             last_line_ = end_line_of(tagged);
         }
@@ -94,11 +101,30 @@ private:
     }
     void comments_before(int line, int indent, bool top = false) {
         while (next_comment_ < comments_.size() && comments_[next_comment_].line < line) {
-            if (top) keep_blank(comments_[next_comment_].line);
-            out_ += std::string(std::size_t(indent), ' ') + comments_[next_comment_].text + "\n";
-            if (top) last_line_ = comments_[next_comment_].line;
-            ++next_comment_;
+            Comment& c = comments_[next_comment_++];
+            if (c.printed) continue;
+            c.printed = true;
+            if (top) keep_blank(c.line);
+            out_ += std::string(std::size_t(indent), ' ') + c.text + "\n";
+            if (top) last_line_ = c.line;
         }
+    }
+    // The end-of-line comments of source lines from..to, appended to the output line being written.
+    void end_of_line(int from, int to) {
+        for (std::size_t i = next_comment_; i < comments_.size() && comments_[i].line <= to; ++i) {
+            Comment& c = comments_[i];
+            if (c.printed || !c.end_of_line || c.line < from) continue;
+            c.printed = true;
+            out_ += "  " + c.text;
+        }
+    }
+    void end_of_line(x3::position_tagged const& n) { end_of_line(line_of(n), end_line_of(n)); }
+    std::string end_of_line_text(x3::position_tagged const& n) {
+        std::string saved;
+        std::swap(saved, out_);
+        end_of_line(n);
+        std::swap(saved, out_);
+        return saved;
     }
     static std::string pad(int n) { return std::string(std::size_t(n), ' '); }
 
@@ -153,7 +179,7 @@ private:
                 for (auto const& arm : m.arms) {
                     s += pad(indent + 2);
                     for (std::size_t i = 0; i < arm.patterns.size(); ++i) s += (i ? ", " : "") + arm.patterns[i].name;
-                    s += " => " + p.expr(arm.value, indent + 2) + "\n";
+                    s += " => " + p.expr(arm.value, indent + 2) + p.end_of_line_text(arm) + "\n";
                 }
                 return s + pad(indent) + "}";
             }
@@ -185,15 +211,19 @@ private:
             out_ += one;
             return;
         }
-        out_ += "enum " + e.name.name + " {\n";
+        out_ += "enum " + e.name.name + " {";
+        end_of_line(line_of(e), line_of(e));
+        out_ += "\n";
         for (auto const& v : e.values) {
             comments_before(line_of(v), 2);
-            out_ += "  " + v.name + ",\n";
+            out_ += "  " + v.name + ",";
+            end_of_line(v);
+            out_ += "\n";
         }
         out_ += "}";
     }
     void decl(ast::FactDecl const& f) {
-        out_ += "fact " + f.name.name + " : " + type(f.type);
+        out_ += "fact " + f.name.name + (f.label ? " " + text(*f.label) : std::string()) + " : " + type(f.type);
         if (f.default_value) out_ += " = " + expr(*f.default_value, 0);
     }
     void decl(ast::ParamDecl const& p) {
@@ -206,11 +236,16 @@ private:
         comments_before(line_of(c), indent);
         out_ += pad(indent) + (c.condition ? "when " + expr(*c.condition, indent) + " => " : std::string("otherwise => "));
         out_ += expr(c.value, indent);
-        if (c.because) out_ += "\n" + pad(indent + 2) + "because " + text(*c.because);
+        if (c.because) {
+            end_of_line(line_of(c), line_of(*c.because) - 1);
+            out_ += "\n" + pad(indent + 2) + "because " + text(*c.because);
+        }
+        end_of_line(c);
         out_ += "\n";
     }
     void decl(ast::SlotDecl const& s) {
         out_ += s.kind + " " + s.name.name;
+        if (s.label) out_ += " " + text(*s.label);
         if (s.type) out_ += " : " + type(*s.type);
         auto const& vs = s.versions;
         bool simple = vs.size() == 1 && !vs[0].label && !vs[0].from && !vs[0].until && vs[0].clauses.size() == 1 &&
@@ -218,17 +253,23 @@ private:
         if (simple) {
             auto const& c = vs[0].clauses[0];
             out_ += " = " + expr(c.value, 0);
-            if (c.because) out_ += "\n  because " + text(*c.because);
+            if (c.because) {
+                end_of_line(line_of(s), line_of(*c.because) - 1);
+                out_ += "\n  because " + text(*c.because);
+            }
             return;
         }
         bool versioned = vs.size() > 1 || vs[0].label || vs[0].from || vs[0].until;
         if (!versioned) {
-            out_ += " {\n";
+            out_ += " {";
+            end_of_line(line_of(s), line_of(vs[0].clauses[0]) - 1);
+            out_ += "\n";
             for (auto const& c : vs[0].clauses) clause(c, 2);
             comments_inside(s, 2);
             out_ += "}";
             return;
         }
+        end_of_line(line_of(s), line_of(vs[0]) - 1);
         out_ += "\n";
         for (auto const& v : vs) {
             comments_before(line_of(v), 2);
@@ -236,7 +277,9 @@ private:
             if (v.label) out_ += " " + text(*v.label);
             if (v.from) out_ += " from " + v.from->text;
             if (v.until) out_ += " until " + v.until->text;
-            out_ += " {\n";
+            out_ += " {";
+            end_of_line(line_of(v), line_of(v.clauses[0]) - 1);
+            out_ += "\n";
             for (auto const& c : v.clauses) clause(c, 4);
             comments_inside(v, 4);
             out_ += "  }\n";
@@ -248,11 +291,15 @@ private:
     void bindings(std::vector<ast::Binding> const& bs, int indent) {
         for (auto const& b : bs) {
             comments_before(line_of(b), indent);
-            out_ += pad(indent) + b.name.name + " " + b.op + " " + expr(b.value, indent) + "\n";
+            out_ += pad(indent) + b.name.name + " " + b.op + " " + expr(b.value, indent);
+            end_of_line(b);
+            out_ += "\n";
         }
     }
     void decl(ast::FixtureDecl const& f) {
-        out_ += "fixture " + f.name.name + " {\n";
+        out_ += "fixture " + f.name.name + " {";
+        end_of_line(line_of(f), f.facts.empty() ? line_of(f) : line_of(f.facts[0]) - 1);
+        out_ += "\n";
         bindings(f.facts, 2);
         comments_inside(f, 2);
         out_ += "}";
@@ -260,7 +307,9 @@ private:
     void decl(ast::TestDecl const& t) {
         out_ += "test " + text(t.name);
         if (t.uses) out_ += " uses " + t.uses->name;
-        out_ += " {\n";
+        out_ += " {";
+        end_of_line(line_of(t), line_of(t));
+        out_ += "\n";
         if (!t.given.empty()) {
             out_ += "  given\n";
             bindings(t.given, 4);

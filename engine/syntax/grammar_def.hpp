@@ -9,6 +9,46 @@
 #include <boost/spirit/home/x3.hpp>
 #include <boost/spirit/home/x3/support/utility/lambda_visitor.hpp>
 
+// What a syntax error says was expected: X3 names a rule by its name, a literal by itself, and anything else by its
+// C++ type. These give the combinators the names of what they are made of ("then", 式 expression, "clamp" / "up").
+namespace boost::spirit::x3 {
+template <typename S>
+struct get_info<plus<S>> {
+    using result_type = std::string;
+    std::string operator()(plus<S> const& p) const { return what(p.subject); }
+};
+template <typename S>
+struct get_info<kleene<S>> {
+    using result_type = std::string;
+    std::string operator()(kleene<S> const& p) const { return what(p.subject); }
+};
+template <typename S>
+struct get_info<lexeme_directive<S>> {
+    using result_type = std::string;
+    std::string operator()(lexeme_directive<S> const& p) const { return what(p.subject); }
+};
+template <typename S, typename C>
+struct get_info<repeat_directive<S, C>> {
+    using result_type = std::string;
+    std::string operator()(repeat_directive<S, C> const& p) const { return what(p.subject); }
+};
+template <typename L, typename R>
+struct get_info<list<L, R>> {
+    using result_type = std::string;
+    std::string operator()(list<L, R> const& p) const { return what(p.left); }
+};
+template <typename L, typename R>
+struct get_info<sequence<L, R>> {
+    using result_type = std::string;
+    std::string operator()(sequence<L, R> const& p) const { return what(p.left); }
+};
+template <typename L, typename R>
+struct get_info<alternative<L, R>> {
+    using result_type = std::string;
+    std::string operator()(alternative<L, R> const& p) const { return what(p.left) + " / " + what(p.right); }
+};
+}  // namespace boost::spirit::x3
+
 namespace kyotaku::grammar {
 
 struct position_tag;
@@ -62,8 +102,20 @@ struct depth_guard_gen {
 };
 inline constexpr depth_guard_gen depth_guard{};
 
+// Characters that never belong to a name: Japanese punctuation written where code punctuation was meant (、。「」
+// quotes, arrows) and invisible characters (BOM, zero-width spaces, no-break space). The parser stops there and the
+// syntax error names the character (source.cpp).
+inline bool not_in_names(char32_t cp) {
+    switch (cp) {
+        case 0x3001: case 0x3002: case 0x300C: case 0x300D: case 0x300E: case 0x300F: case 0x2018: case 0x2019:
+        case 0x201C: case 0x201D: case 0x2192: case 0x21D2: case 0x2212: case 0xFEFF: case 0x200B: case 0x200C:
+        case 0x200D: case 0x2060: case 0x00A0: return true;
+        default: return false;
+    }
+}
+
 // One byte of an identifier: ASCII letters, digits, `_`, or any byte of a multi-byte UTF-8 character
-// (Japanese names and enum values).
+// (Japanese names and enum values) except the characters above.
 template <bool Start>
 struct id_char_parser : x3::parser<id_char_parser<Start>> {
     using attribute_type = char;
@@ -73,6 +125,13 @@ struct id_char_parser : x3::parser<id_char_parser<Start>> {
         x3::skip_over(first, last, ctx);
         if (first == last) return false;
         auto c = static_cast<unsigned char>(*first);
+        if (c >= 0xC0) {  // the first byte of a character: decode it
+            std::size_t const n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+            char32_t cp = n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
+            It p = first;
+            for (std::size_t k = 1; k < n && ++p != last; ++k) cp = (cp << 6) | (static_cast<unsigned char>(*p) & 0x3F);
+            if (not_in_names(cp)) return false;
+        }
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80 ||
                   (!Start && c >= '0' && c <= '9');
         if (!ok) return false;
@@ -92,7 +151,7 @@ auto const keyword = kw("enum") | kw("fact") | kw("param") | kw("let") | kw("dec
                      kw("otherwise") | kw("because") | kw("version") | kw("from") | kw("until") | kw("test") |
                      kw("given") | kw("expect") | kw("uses") | kw("fixture") | kw("match") | kw("if") | kw("then") |
                      kw("else") | kw("and") | kw("or") | kw("not") | kw("in") | kw("asof") | kw("round") |
-                     kw("days") | kw("day") | kw("months") | kw("month");
+                     kw("days") | kw("day") | kw("months") | kw("month") | kw("export");
 
 using x3::attr;
 using x3::lexeme;
@@ -134,12 +193,12 @@ x3::rule<class version_id, ast::Version> const version = "version";
 x3::rule<class simple_version_id, ast::Version> const simple_version = "式 expression";
 x3::rule<class block_version_id, ast::Version> const block_version = "条項 clause";
 x3::rule<class body_id, std::vector<ast::Version>> const body = "本体 body (= 式, { 条項 }, version …)";
-x3::rule<class slot_decl_id, ast::SlotDecl> const slot_decl = "let / decision";
+x3::rule<class slot_decl_id, ast::SlotDecl> const slot_decl = "let / decision / export let";
 x3::rule<class binding_id, ast::Binding> const binding = "名前 = 値 name = value";
 x3::rule<class fixture_id, ast::FixtureDecl> const fixture_decl = "fixture";
 x3::rule<class test_id, ast::TestDecl> const test_decl = "test";
 x3::rule<class decl_id, ast::Decl> const decl = "宣言 declaration";
-x3::rule<class file_id, ast::File> const file = "宣言 declaration (enum, fact, param, asof, let, decision, fixture, test)";
+x3::rule<class file_id, ast::File> const file = "宣言 declaration (enum, fact, param, asof, let, decision, export let, fixture, test)";
 
 auto const digit = x3::char_('0', '9');
 auto const ident_def = x3::raw[lexeme[!keyword >> (id_start >> *id_char) >> *('.' >> id_start >> *id_char)]];
@@ -181,7 +240,7 @@ auto const primary_def = date_text | number | text | match | if_expr | call | se
 
 auto const type_ref_def = (x3::string("set") >> '<' > type_name > '>') | (attr(std::string()) >> type_name);
 auto const enum_decl_def = kw("enum") > ident > '{' > (ident % ',') > -lit(',') > '}';
-auto const fact_decl_def = kw("fact") > ident > ':' > type_ref > -(lit('=') > expr);
+auto const fact_decl_def = kw("fact") > ident > -text > ':' > type_ref > -(lit('=') > expr);
 auto const param_decl_def = kw("param") > ident > -(':' > type_ref) > '=' > expr;
 auto const asof_decl_def = kw_str("asof") > ident;
 auto const because = kw("because") > text;
@@ -195,7 +254,8 @@ auto const simple_version_def = attr(boost::optional<ast::Text>()) >> attr(boost
 auto const block_version_def = attr(boost::optional<ast::Text>()) >> attr(boost::optional<ast::DateText>()) >>
                                attr(boost::optional<ast::DateText>()) >> (+clause > '}');
 auto const body_def = (lit('=') > x3::repeat(1)[simple_version]) | (lit('{') > x3::repeat(1)[block_version]) | +version;
-auto const slot_decl_def = (kw_str("decision") | kw_str("let")) > ident > -(':' > type_ref) > body;
+auto const export_let = kw("export") > kw("let") > attr(std::string("export let"));
+auto const slot_decl_def = (kw_str("decision") | kw_str("let") | export_let) > ident > -text > -(':' > type_ref) > body;
 auto const binding_def = ident > (x3::string("=") | x3::string("~")) > expr > -lit(',');
 auto const fixture_decl_def = kw("fixture") > ident > '{' > *binding > '}';
 auto const test_decl_def = kw("test") > text > -(kw("uses") > ident) > '{' >

@@ -4,6 +4,8 @@
 #include "kyotaku/calendar.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <optional>
 
 namespace kyotaku::syntax {
 
@@ -62,28 +64,35 @@ Span ParsedFile::span_of(x3::position_tagged const& node, std::uint16_t index) c
     return s;
 }
 
+namespace {
+std::vector<std::uint32_t> line_starts(std::string const& t) {
+    std::vector<std::uint32_t> starts{0};
+    for (std::size_t i = 0; i < t.size(); ++i)
+        if (t[i] == '\n') starts.push_back(std::uint32_t(i + 1));
+    return starts;
+}
+}  // namespace
+
+void ParsedFile::index_lines() {
+    text_lines = line_starts(text);
+    original_lines = line_starts(original);
+}
+
+// Line and column by binary search over the line starts: a rule file's size never makes this quadratic.
 std::pair<int, int> ParsedFile::line_col(std::uint32_t offset) const {
     offset = std::min<std::uint32_t>(offset, std::uint32_t(text.size()));
-    int line = 1;
-    std::size_t line_start = 0;
-    for (std::size_t i = 0; i < offset; ++i)
-        if (text[i] == '\n') {
-            ++line;
-            line_start = i + 1;
-        }
+    auto it = std::upper_bound(text_lines.begin(), text_lines.end(), offset);
+    std::size_t const line = std::size_t(it - text_lines.begin());  // 1-based
+    std::size_t const line_start = text_lines[line - 1];
     int col = 1;
     for (std::size_t i = line_start; i < offset; ++i)
         if (!is_continuation(text[i])) ++col;
-    return {line, col};
+    return {int(line), col};
 }
 
 std::string ParsedFile::line_text(int line) const {
-    std::size_t start = 0;
-    for (int l = 1; l < line; ++l) {
-        start = original.find('\n', start);
-        if (start == std::string::npos) return {};
-        ++start;
-    }
+    if (line < 1 || std::size_t(line) > original_lines.size()) return {};
+    std::size_t const start = original_lines[std::size_t(line - 1)];
     std::size_t end = original.find('\n', start);
     std::string s = original.substr(start, end == std::string::npos ? std::string::npos : end - start);
     if (!s.empty() && s.back() == '\r') s.pop_back();
@@ -123,11 +132,74 @@ Diagnostic make_diagnostic(ParsedFile const& f, Span s, std::string kind, std::s
     return d;
 }
 
+namespace {
+char32_t code_point_at(std::string_view s, std::size_t i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+    char32_t cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
+    for (std::size_t k = 1; k < n && i + k < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    return cp;
+}
+
+// What the parser expected, in words a policy officer knows.
+std::string expected_ja(std::string const& which) {
+    if (which == "eoi") return "次の宣言 (enum, fact, param, let, decision, test …) かファイルの終わり";
+    if (which.find("boost") != std::string::npos) return "ここに書けるもの (書き方は docs/rules-language.md)";  // never a C++ type
+    return which;
+}
+
+// A syntax error whose cause is a character or a habit of Japanese writing gets its own explanation:
+// invisible characters, full-width punctuation, a unit written after a plain number.
+std::optional<std::pair<std::string, std::string>> explain_found(std::string_view text, std::size_t where) {
+    if (where >= text.size()) return std::nullopt;
+    char32_t const cp = code_point_at(text, where);
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "U+%04X", unsigned(cp));
+    if (cp == 0xFEFF || cp == 0x200B || cp == 0x200C || cp == 0x200D || cp == 0x2060 || cp == 0x00A0)
+        return std::pair{std::string("目に見えない文字 (") + buf + ") があります。その文字を消してください",
+                         std::string("an invisible character (") + buf + ") is here; delete it"};
+    struct Habit {
+        char32_t cp;
+        char const* ja;
+        char const* en;
+    };
+    static constexpr Habit habits[] = {
+        {0x3001, "全角の読点「、」は使えません。区切りには半角の , を書きます", "the ideographic comma 、 is not allowed; separate with ,"},
+        {0x3002, "全角の句点「。」は使えません (文章は \"…\" の中に書きます)", "the ideographic full stop 。 is not allowed outside \"text\""},
+        {0x300C, "かぎかっこ「 は使えません。文字列は半角の \"…\" で囲みます", "corner brackets are not allowed; quote text with \"…\""},
+        {0x300D, "かぎかっこ 」 は使えません。文字列は半角の \"…\" で囲みます", "corner brackets are not allowed; quote text with \"…\""},
+        {0x201C, "全角の引用符 “ は使えません。文字列は半角の \"…\" で囲みます", "curly quotes are not allowed; quote text with \"…\""},
+        {0x201D, "全角の引用符 ” は使えません。文字列は半角の \"…\" で囲みます", "curly quotes are not allowed; quote text with \"…\""},
+        {0x30FC, "長音記号「ー」はここでは使えません。引き算には半角の - を書きます", "the long-vowel mark ー is not a minus; write -"},
+        {0x2212, "全角のマイナス「−」は使えません。半角の - を書きます", "the minus sign − is not allowed; write -"},
+        {0x2192, "矢印「→」は使えません。条項の値は => で書きます", "the arrow → is not allowed; clauses are written =>"},
+        {0x21D2, "矢印「⇒」は使えません。条項の値は => で書きます", "the arrow ⇒ is not allowed; clauses are written =>"},
+    };
+    for (auto const& h : habits)
+        if (cp == h.cp) return std::pair{std::string(h.ja), std::string(h.en)};
+    // A unit after a plain number where the number ends the value: `param 窓の月数 = 3か月`.
+    for (std::string_view unit : {"か月", "ヶ月", "カ月", "ケ月", "箇月", "日", "年"}) {
+        if (text.substr(where, unit.size()) != unit) continue;
+        std::size_t b = where;
+        while (b > 0 && (text[b - 1] == ' ' || text[b - 1] == '\t')) --b;
+        if (b == 0 || text[b - 1] < '0' || text[b - 1] > '9') break;
+        return std::pair{"数のあとに「" + std::string(unit) + "」は書けません。月数や日数は数だけを書きます (例: param 窓の月数 = 3)。"
+                             "単位を書くのは日付の足し算だけです (例: d + 3 months、d + 14 days)",
+                         "a number cannot be followed by '" + std::string(unit) + "'; write the number alone (param 窓の月数 = 3); "
+                             "units belong to date arithmetic only (d + 3 months)"};
+    }
+    return std::nullopt;
+}
+}  // namespace
+
 std::unique_ptr<ParsedFile> parse_file(std::string path, std::string text, std::vector<Diagnostic>& diags) {
     auto f = std::make_unique<ParsedFile>();
     f->path = std::move(path);
     f->original = std::move(text);
+    // A byte-order mark (what some Windows editors put first) is not part of the text.
+    if (f->original.rfind("\xEF\xBB\xBF", 0) == 0) f->original.erase(0, 3);
     f->text = normalize_source(f->original);
+    f->index_lines();
     f->positions = std::make_unique<grammar::position_cache>(f->text.cbegin(), f->text.cend());
     auto outcome = grammar::parse(f->text, *f->positions);
     if (outcome.ok) {
@@ -150,9 +222,20 @@ std::unique_ptr<ParsedFile> parse_file(std::string path, std::string text, std::
                                         "expression nested too deeply (100 levels at most)"));
         return f;
     }
+    if (auto why = explain_found(f->text, where)) {
+        // Point at the one character (or unit) that is the problem.
+        std::uint32_t one = where + 1;
+        while (one < f->text.size() && (static_cast<unsigned char>(f->text[one]) & 0xC0) == 0x80) ++one;
+        diags.push_back(make_diagnostic(*f, Span{0, where, one}, "syntax", "構文エラー: " + why->first, "syntax error: " + why->second));
+        return f;
+    }
     diags.push_back(make_diagnostic(*f, Span{0, where, end}, "syntax",
-                                    "構文エラー: " + outcome.error->expected + " が必要ですが「" + found + "」があります",
-                                    "syntax error: expected " + outcome.error->expected + ", found '" + found_en + "'"));
+                                    "構文エラー: " + expected_ja(outcome.error->expected) + " が必要ですが「" + found + "」があります",
+                                    "syntax error: expected " + (outcome.error->expected == "eoi" ? std::string("a declaration or the end of the file")
+                                                                 : outcome.error->expected.find("boost") != std::string::npos
+                                                                     ? std::string("something else")
+                                                                     : outcome.error->expected) +
+                                        ", found '" + found_en + "'"));
     return f;
 }
 

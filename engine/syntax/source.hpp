@@ -26,6 +26,9 @@ struct ParsedFile {
     ast::File ast;
     bool ok = false;
 
+    std::vector<std::uint32_t> text_lines, original_lines;  // byte offset of each line's start (index 0: line 1)
+
+    void index_lines();  // fills text_lines and original_lines (after text and original are set)
     Span span_of(x3::position_tagged const& node, std::uint16_t index) const;
     // line (1-based) and column (1-based, code points) of a byte offset
     std::pair<int, int> line_col(std::uint32_t offset) const;

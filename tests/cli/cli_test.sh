@@ -66,7 +66,7 @@ check "check rejects bad rules" test $? -eq 1
 
 # explain
 "$kyotaku" explain --rules rules "$(sed -n 1p tests/data/eval_sample.jsonl)" > "$work/explain.txt"
-check "explain shows the deciding clause" grep -q "決め手: rules/30_reinquiry.rules:" "$work/explain.txt"
+check "explain shows the deciding clause" grep -q "決め手 rules/30_reinquiry.rules:" "$work/explain.txt"
 "$kyotaku" explain --rules rules '{"id":1,"first_visit":"2024-02-30"}' > "$work/explain2.txt"
 check "explain reports bad input" test $? -ne 0
 
@@ -78,8 +78,66 @@ check "fmt --check flags unformatted files" test $? -eq 1
 check "fmt -w formats" "$kyotaku" fmt --check "$work/messy.rules"
 check "fmt output" test "$(cat "$work/messy.rules")" = "$(printf 'fact a : int\ndecision d : int = a + 1')"
 
+# eval: a line whose id comes after the faulty field is still answered with its id.
+late_id=$(printf '{"first_visit":"2024-02-30","id":"late"}\n' | "$kyotaku" eval --rules rules)
+check "eval echoes an id that follows the faulty field" bash -c "[[ '$late_id' == '{\"id\":\"late\",\"error\":\"field first_visit:'* ]]"
+
+# check --strict: warnings (unused names) fail it; without --strict they are printed and the check passes.
+mkdir -p "$work/unused"
+printf 'fact a : int\nfact b : int\nlet dead = a + 1\ndecision d : int = a\n' > "$work/unused/u.rules"
+"$kyotaku" check "$work/unused" > /dev/null 2> "$work/unused.txt"
+check "unused names are warnings, not errors" test $? -eq 0
+check "the warning names the unused let" grep -q "let「dead」はどの decision にも使われていません" "$work/unused.txt"
+check "the warning names the unused fact" grep -q "fact「b」" "$work/unused.txt"
+"$kyotaku" check --strict "$work/unused" > /dev/null 2>&1
+check "check --strict fails on warnings" test $? -eq 1
+check "check --json gives structured diagnostics" bash -c "'$kyotaku' check --json '$work/unused' | grep -q '\"severity\":\"warning\",\"kind\":\"unused\"'"
+
+# explain: compact by default, the long form with --full.
+"$kyotaku" explain --rules rules "$(sed -n 2p tests/data/eval_sample.jsonl)" > "$work/compact.txt"
+"$kyotaku" explain --rules rules --full "$(sed -n 2p tests/data/eval_sample.jsonl)" > "$work/full.txt"
+check "explain shows the values a passed-over condition compared" grep -q "query_date〈2024-09-10〉 <= window_end〈2024-07-31〉 が偽" "$work/compact.txt"
+check "explain --full is the long form" grep -q "→ 条件が偽" "$work/full.txt"
+check "the compact form is shorter" test "$(wc -l < "$work/compact.txt")" -lt "$(wc -l < "$work/full.txt")"
+
+# diff: the official rules against a copy with 窓の月数 = 4.
+cp -r rules "$work/four"
+sed -i 's/^param 窓の月数 = 3$/param 窓の月数 = 4/' "$work/four/20_window.rules"
+"$kyotaku" diff --old rules --new "$work/four" --corpus generated --cases 5000 > "$work/diff.md"
+check "diff exits 1 when answers change" test $? -eq 1
+check "diff reports window_end in Japanese Markdown" grep -q "^## window_end: " "$work/diff.md"
+check "diff groups by the deciding clause" grep -q "旧の決め手 rules/30_reinquiry.rules:" "$work/diff.md"
+"$kyotaku" diff --old rules --new "$work/four" --corpus generated --cases 2000 --format json > "$work/diff.json"
+check "diff --format json" grep -q '"changed":true' "$work/diff.json"
+"$kyotaku" diff --old rules --new rules < tests/data/eval_sample.jsonl > "$work/same.md"
+check "diff of identical rules over JSON Lines exits 0" test $? -eq 0
+check "and says nothing changed" grep -q "変わった答えはありません" "$work/same.md"
+
+# Signed bundles: keygen, compile --sign, and --trust on the loaders.
+"$kyotaku" keygen "$work/policy" > /dev/null && "$kyotaku" keygen "$work/other" > /dev/null
+check "keygen writes a private key only its owner reads" test "$(stat -c %a "$work/policy.key")" = 600
+"$kyotaku" compile rules -o "$work/signed.bundle" --sign "$work/policy.key" > "$work/sign.txt" 2> /dev/null
+check "compile --sign names the key" grep -q "signed by key" "$work/sign.txt"
+check "a signed bundle loads with its key" bash -c "'$kyotaku' eval --rules '$work/signed.bundle' --trust '$work/policy.pub' < tests/data/eval_sample.jsonl | cmp -s - '$work/out.jsonl'"
+check "a signed bundle loads without --trust too" bash -c "'$kyotaku' eval --rules '$work/signed.bundle' < tests/data/eval_sample.jsonl | cmp -s - '$work/out.jsonl'"
+"$kyotaku" eval --rules "$work/rules.bundle" --trust "$work/policy.pub" < /dev/null 2> "$work/unsigned.txt"
+check "an unsigned bundle is refused with --trust" test $? -ne 0
+check "the refusal says it is not signed" grep -q "署名がありません" "$work/unsigned.txt"
+"$kyotaku" test "$work/signed.bundle" --trust "$work/other.pub" > /dev/null 2> "$work/other.txt"
+check "a bundle signed by another key is refused" grep -q "not trusted (fingerprint" "$work/other.txt"
+cp "$work/signed.bundle" "$work/tampered.bundle"
+byte=$(od -An -tu1 -j200 -N1 "$work/tampered.bundle" | tr -d ' ')
+printf "\\x$(printf %02x $((byte ^ 1)))" | dd of="$work/tampered.bundle" bs=1 seek=200 conv=notrunc 2> /dev/null
+"$kyotaku" explain --rules "$work/tampered.bundle" --trust "$work/policy.pub" '{}' > /dev/null 2> "$work/tampered.txt"
+check "a tampered bundle is refused" grep -q "does not verify" "$work/tampered.txt"
+"$kyotaku" eval --rules rules --trust "$work/policy.pub" < /dev/null 2> "$work/sources.txt"
+check "rule sources are refused when a key is configured" grep -q "ルールのソース" "$work/sources.txt"
+check "verify-bundle checks the signature" "$kyotaku" verify-bundle "$work/signed.bundle" --trust "$work/policy.pub"
+"$kyotaku" verify-bundle "$work/tampered.bundle" --trust "$work/policy.pub" 2> /dev/null
+check "verify-bundle refuses a tampered bundle" test $? -ne 0
+
 # --help on each command
-for c in eval test check explain fmt compile verify-bundle; do
+for c in eval test check explain fmt compile verify-bundle diff keygen; do
     check "$c --help" "$kyotaku" "$c" --help > /dev/null
 done
 "$kyotaku" 2> /dev/null

@@ -79,11 +79,21 @@ bool month_addition_ambiguous(Date d, std::int64_t months);
 
 Date month_end(Date d);
 
+// A message for people, in both languages, kept apart (never one string to split).
+struct Message {
+    std::string ja;
+    std::string en;
+    bool empty() const { return ja.empty() && en.empty(); }
+    std::string text() const { return ja + " / " + en; }  // "ja / en", for a log line or an API error
+};
+
 // Parses ISO `YYYY-MM-DD` or 和暦 (`令和6年4月1日`, `令和元年5月1日`, `R6.4.1`, `H31.4.30`).
-// Full-width digits are accepted. Fails (with a message) for impossible days and days outside their era.
+// Full-width digits are accepted. Fails (with a message naming the text) for impossible days and days outside
+// their era.
 struct DateParse {
     std::optional<Date> date;
-    std::string error;  // Japanese / English, when !date
+    std::string error;  // message.text(), when !date
+    Message message;
 };
 DateParse parse_date(std::string_view text);
 
@@ -93,7 +103,8 @@ std::string wareki(Date d);
 // Parses `YYYY-MM` or 和暦 `令和6年6月` / `R6.6`.
 struct MonthParse {
     std::optional<Month> month;
-    std::string error;
+    std::string error;  // message.text(), when !month
+    Message message;
 };
 MonthParse parse_month(std::string_view text);
 

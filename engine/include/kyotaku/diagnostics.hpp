@@ -2,15 +2,19 @@
 // message in Japanese and English. Errors are values: parsing, checking and loading return them.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 namespace kyotaku {
 
+enum class Severity : std::uint8_t { error, warning };
+
 struct Diagnostic {
-    std::string kind;  // syntax, unknown-name, type-mismatch, non-exhaustive, unreachable,
+    std::string kind;  // a stable code: syntax, unknown-name, type-mismatch, non-exhaustive, unreachable,
                        // ambiguous-month-arithmetic, overlapping-versions, version-gap, invalid-date, duplicate,
-                       // cycle, missing-otherwise, limit, io
+                       // cycle, missing-otherwise, limit, io; warnings: unused
+    Severity severity = Severity::error;
     std::string file;
     int line = 0;          // 1-based; 0 when the diagnostic is not about a place in a file
     int column = 0;        // 1-based, in characters (code points)
@@ -22,6 +26,13 @@ struct Diagnostic {
 
 // The Japanese label of a diagnostic kind (型の不一致 for type-mismatch, …).
 std::string kind_label_ja(std::string const& kind);
+
+// Whether any diagnostic is an error (warnings alone do not stop a rule set from compiling).
+bool has_errors(std::vector<Diagnostic> const& ds);
+std::size_t count_warnings(std::vector<Diagnostic> const& ds);
+
+// The diagnostics as a JSON array: [{"severity","kind","file","line","column","end_column","source_line","ja","en"}]
+std::string diagnostics_json(std::vector<Diagnostic> const& ds);
 
 // Renders one diagnostic as text, clang style, with a caret line under the span (wide characters count two).
 std::string format_diagnostic(Diagnostic const& d);

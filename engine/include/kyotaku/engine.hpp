@@ -25,7 +25,7 @@
 namespace kyotaku {
 
 inline constexpr char const* compiler_version = "kyotaku-rules 0.1.0";
-inline constexpr std::uint32_t bundle_format_version = 1;
+inline constexpr std::uint32_t bundle_format_version = 2;  // 2: names for people (labels)
 
 struct SourceFile {
     std::string path;
@@ -49,11 +49,24 @@ std::uint64_t hash_sources(std::vector<SourceFile> const& sources);
 std::string save_bundle(Program const& program);
 struct LoadResult {
     std::shared_ptr<Program const> program;
-    std::string error;  // Japanese / English, when program is null
+    std::string error;  // message.text() (Japanese / English), when program is null
+    Message message;
 };
 // Refuses a bundle of another format or compiler version, a damaged bundle, and — when `expected_source_hash`
-// is given — a bundle compiled from other rule sources.
+// is given — a bundle compiled from other rule sources. A signed bundle (kyotaku/signing.hpp) loads like an
+// unsigned one: checking its signature is the caller's choice (load_trusted_rules, the consent page).
 LoadResult load_bundle(std::string_view bytes, std::optional<std::uint64_t> expected_source_hash = std::nullopt);
+
+// A bundle's parts when it carries a signature trailer ("KYTKSIG1", Ed25519 public key, signature); otherwise
+// `signed_bytes` is all of it and the key and signature are empty.
+struct BundleParts {
+    std::string_view signed_bytes;  // what the signature covers: the bundle without its trailer
+    std::string_view public_key;    // 32 bytes
+    std::string_view signature;     // 64 bytes
+    bool is_signed() const { return !signature.empty(); }
+};
+inline constexpr std::size_t bundle_trailer_size = 8 + 32 + 64;
+BundleParts split_bundle(std::string_view bytes);
 // A directory or .rules file is compiled; a file starting with the bundle magic is loaded.
 LoadResult load_rules(std::string const& path, std::vector<Diagnostic>* diagnostics = nullptr);
 
@@ -72,25 +85,39 @@ struct MonthBits {
     void clear();
 };
 
-// The facts of one evaluation: a reusable buffer (set, evaluate, clear, set again).
+// The facts of one evaluation: a reusable buffer (set, evaluate, clear, set again). Every change is counted, and
+// each Activation has its own identity, so an Evaluator never answers from values memoised for other facts.
 class Activation {
 public:
     explicit Activation(Program const& program);
+    Activation(Activation const& other);
+    Activation(Activation&& other) noexcept;
+    Activation& operator=(Activation const& other);
+    Activation& operator=(Activation&& other) noexcept;
     void clear();
     bool has(int fact) const { return (present_ >> fact) & 1u; }
     std::uint64_t present() const { return present_; }
     std::int64_t raw(int fact) const { return values_[std::size_t(fact)]; }
     std::int64_t const* values() const { return values_.data(); }
     MonthBits const& months(int fact) const { return month_sets_[std::size_t(month_slot_[std::size_t(fact)])]; }
+    // This buffer's identity and how many times it has changed: (identity, changes) names one record.
+    std::uint64_t identity() const { return identity_; }
+    std::uint64_t changes() const { return changes_; }
 
     // Typed setters by index (fast path) …
     void set_raw(int fact, std::int64_t value) {
         values_[std::size_t(fact)] = value;
         present_ |= std::uint64_t(1) << fact;
+        ++changes_;
     }
-    void unset(int fact) { present_ &= ~(std::uint64_t(1) << fact); }
-    MonthBits& month_set(int fact) {  // cleared, marked present; fill it with set()
+    void unset(int fact) {
+        present_ &= ~(std::uint64_t(1) << fact);
+        ++changes_;
+    }
+    // Cleared, marked present; fill it with set() before the next evaluation (the reference is not kept).
+    MonthBits& month_set(int fact) {
         present_ |= std::uint64_t(1) << fact;
+        ++changes_;
         auto& bits = month_sets_[std::size_t(month_slot_[std::size_t(fact)])];
         bits.clear();
         return bits;
@@ -110,6 +137,8 @@ private:
     std::vector<int> month_slot_;
     std::vector<MonthBits> month_sets_;
     std::uint64_t present_ = 0;
+    std::uint64_t identity_;
+    std::uint64_t changes_ = 0;
 };
 
 enum class Status : std::uint8_t {
@@ -155,9 +184,11 @@ public:
     // Evaluates one decision (or let) over a batch of records: results[i] is record i's outcome.
     void evaluate_slot_batch(std::span<Activation const> records, std::uint32_t slot, std::span<Outcome> results);
 
-    // Starts a new record: forgets every memoised let and decision.
+    // Starts a new record: forgets every memoised let and decision. (Optional: evaluate_slot notices by itself
+    // when it is given other facts, or the same Activation changed since, and starts afresh.)
     void begin(Activation const& facts) { begin_record(facts); }
-    // Evaluates one slot (a let or a decision) of the current record (see begin); the slot's outcome.
+    // Evaluates one slot (a let or a decision) for these facts; lets and decisions computed for the same,
+    // unchanged facts (and the same params) are reused. The slot's outcome.
     Outcome evaluate_slot(Activation const& facts, std::uint32_t slot);
 
     // Renders a value of the given type (ISO dates, month YYYY-MM, enum names, {a, b} sets, text).
@@ -171,6 +202,9 @@ private:
     bool run(std::uint32_t s);
     bool slot(std::uint32_t s) { return done_[s] || run(s); }
     void begin_record(Activation const& facts);
+    void same_record(Activation const& facts) {
+        if (facts_ != &facts || facts_identity_ != facts.identity() || facts_changes_ != facts.changes()) begin_record(facts);
+    }
     void decide(std::uint32_t s, Activation const& facts, Outcome& out);
 
     std::shared_ptr<Program const> program_;
@@ -181,6 +215,7 @@ private:
     std::vector<std::uint32_t> version_of_;
     std::vector<Outcome> outcomes_;
     Activation const* facts_ = nullptr;
+    std::uint64_t facts_identity_ = 0, facts_changes_ = 0;  // the record the memoised values belong to
     std::uint64_t missing_hit_ = 0;
     bool no_version_ = false;
     std::uint32_t failed_slot_ = 0;
@@ -207,9 +242,11 @@ struct TestReport {
 };
 TestReport run_tests(std::shared_ptr<Program const> program);
 
-// A Japanese, human-readable trace of one case (the facts as a JSON object), with the rule-file lines.
+// A Japanese, human-readable trace of one case (the facts as a JSON object), with the rule-file lines: compact
+// (each value once, the values each condition compared, names for people), or `full` (every decision with all
+// its intermediate values).
 std::string explain(std::shared_ptr<Program const> program, std::string_view json_facts,
-                    std::vector<SourceFile> const* sources = nullptr);
+                    std::vector<SourceFile> const* sources = nullptr, bool full = false);
 
 // Canonical formatting of one rule file; idempotent. Fails (returns the diagnostics) on a syntax error.
 struct FormatResult {

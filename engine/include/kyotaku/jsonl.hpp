@@ -4,6 +4,7 @@
 
 #include "kyotaku/engine.hpp"
 
+#include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -32,6 +33,29 @@ public:
 private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
+};
+
+// Splits a stream into lines with bounded memory (read 1 MiB at a time; a line is capped at 1 MiB). Each line's
+// bytes stay readable, with at least `padding` more bytes after it, until the next call (for simdjson).
+class LineReader {
+public:
+    explicit LineReader(std::FILE* in, std::size_t padding = 64);
+    // The next line, without its '\n'; false at the end of the stream. A line over the cap comes back once as
+    // `too_long` (and empty); the rest of it is skipped.
+    bool next(std::string_view& line, bool& too_long);
+    // How many bytes may be read from line.data() on (the line, then padding).
+    std::size_t readable_from(std::string_view line) const { return buf_.size() - std::size_t(line.data() - buf_.data()); }
+    std::uint64_t bytes() const { return bytes_; }
+
+    static constexpr std::size_t chunk = 1 << 20;
+    static constexpr std::size_t max_line = 1 << 20;
+
+private:
+    std::FILE* in_;
+    std::string buf_;
+    std::size_t have_ = 0, start_ = 0;
+    std::uint64_t bytes_ = 0;
+    bool eof_ = false, skipping_ = false;
 };
 
 // Appends `s` to `out` as a JSON string literal (quotes included).

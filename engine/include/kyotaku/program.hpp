@@ -32,6 +32,7 @@ struct EnumInfo {
 
 struct FactInfo {
     std::string name;
+    std::string label;  // a name for people ("照会日"), when the rule file gives one
     Type type;
     bool has_default = false;  // only when the rule file states one (`fact x : T = value`)
     std::int64_t default_value = 0;
@@ -73,6 +74,7 @@ struct VersionInfo {
 // A let or a decision.
 struct SlotInfo {
     std::string name;
+    std::string label;  // a name for people ("再照会できるか"), when the rule file gives one
     bool decision = false;
     Type type;
     SourceLoc loc;
@@ -132,5 +134,18 @@ struct Program {
     std::size_t memory_bytes() const;                  // approximate heap footprint of the loaded program
     std::string disassemble() const;                   // the instructions of every slot, one a line
 };
+
+// The instructions that may run after code[pc] within its function, from the opcode table: the next one (unless
+// the instruction ends the path), its jump target, and for VERSION the entries of the slot's versions.
+// f(next_pc, jumped) is called for each.
+template <typename F>
+void for_each_successor(Program const& p, std::uint32_t pc, F&& f) {
+    Instr const& i = p.code[pc];
+    OpInfo const& info = op_info(i.op);
+    if (info.flow != OpFlow::end) f(pc + 1, false);
+    if (info.operands[3] == OperandKind::jump) f(std::uint32_t(i.d), true);
+    if (i.op == Op::VERSION && i.a < p.slots.size())
+        for (auto const& v : p.slots[i.a].versions) f(v.entry, true);
+}
 
 }  // namespace kyotaku

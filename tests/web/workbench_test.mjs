@@ -1,0 +1,249 @@
+// The rule workbench in Debian's Chromium (playwright-core), and the consent page's check of a signed bundle:
+//  1. served by a real `kyotaku serve` to the administrator's certificate (403 for anyone else): the server's rules
+//     load, edits get live diagnostics with the caret, the rule tests run, the diff against the bundle the server
+//     runs shows what 窓の月数 = 4 changes, and an example case is explained;
+//  2. opened from a file (file://): the rule files are picked, the first ones opened are what edits are compared with;
+//  3. `kyotaku serve --trust` with a signed bundle: the consent page checks the signature with WebCrypto (Ed25519)
+//     before use, and refuses a tampered or unsigned bundle; the server refuses rule sources with --trust.
+// The workbench adds nothing to what the consent page loads: its files live in their own folder.
+// Screenshots in OUT/screenshots. Usage: node workbench_test.mjs KYOTAKU SOURCE_DIR BUILD_DIR OUT
+import { chromium } from 'playwright-core';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync, mkdirSync, rmSync, readdirSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import https from 'node:https';
+import assert from 'node:assert/strict';
+
+const [kyotaku, src, build, out] = process.argv.slice(2).map((a) => resolve(a));
+const work = join(out, 'work');
+const shots = join(out, 'screenshots');
+rmSync(out, { recursive: true, force: true });
+mkdirSync(shots, { recursive: true });
+mkdirSync(work, { recursive: true });
+const pki = join(work, 'pki');
+const FACILITY = '0110113719';
+execFileSync(join(src, 'scripts/make-test-pki'), [pki, FACILITY], { env: { ...process.env, CARDS: '1' } });
+const workbenchDir = join(build, 'share/kyotaku/workbench');
+const webDir = join(build, 'share/kyotaku/web');
+
+// ---- servers ---------------------------------------------------------------------------------------------------
+const servers = [];
+function serve(args, name) {
+  const server = spawn(kyotaku, ['serve', '--tls-dir', pki, '--db', join(work, `${name}.sqlite`), '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  servers.push(server);
+  let log = '';
+  server.stderr.on('data', (d) => { log += d; });
+  return new Promise((ok, fail) => {
+    let text = '';
+    server.stdout.on('data', (d) => { text += d; const m = text.match(/listening on (https:\/\/127\.0\.0\.1:\d+)/); if (m) ok(m[1]); });
+    server.on('exit', (c) => fail(new Error(`kyotaku serve exited (${c}): ${log}`)));
+  });
+}
+const tls = (who) => (who ? { ca: readFileSync(join(pki, 'ca.pem')), cert: readFileSync(join(pki, `${who}.pem`)), key: readFileSync(join(pki, `${who}.key`)) }
+  : { ca: readFileSync(join(pki, 'ca.pem')) });
+function call(base, who, method, path, body) {
+  return new Promise((ok, fail) => {
+    const req = https.request(base + path, { method, ...tls(who), headers: { 'Content-Type': 'application/json' } }, (res) => {
+      let data = '';
+      res.on('data', (d) => { data += d; });
+      res.on('end', () => ok({ status: res.statusCode, body: data }));
+    });
+    req.on('error', fail);
+    if (body) req.write(JSON.stringify(body));
+    req.end();
+  });
+}
+
+// Signed bundle of the official rules, and the keys.
+execFileSync(kyotaku, ['keygen', join(work, 'policy')]);
+execFileSync(kyotaku, ['keygen', join(work, 'other')]);
+execFileSync(kyotaku, ['compile', join(src, 'rules'), '-o', join(work, 'signed.bundle'), '--sign', join(work, 'policy.key')], { stdio: 'ignore' });
+
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--headless'] });
+let passed = 0;
+let current = null;
+async function test(name, fn) {
+  try {
+    await fn();
+  } catch (e) {
+    console.error(`not ok - ${name}`);
+    if (current) await current.screenshot({ path: join(shots, 'failure.png'), fullPage: true }).catch(() => {});
+    throw e;
+  }
+  passed += 1;
+  console.log(`ok - ${name}`);
+}
+const watch = (page) => {
+  current = page;
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  page.on('console', (m) => { if (m.type() === 'error') console.error('console:', m.text()); });
+};
+// Changes the text of the file being edited as typing would (an input event): replaces `from` by `to`, or appends
+// `to` when `from` is empty.
+const edit = (page, from, to) => page.$eval('#source', (t, [a, b]) => {
+  const before = t.value;
+  t.value = a ? t.value.replace(a, b) : t.value + b;
+  if (t.value === before) throw new Error(`edit: no ${a}`);
+  t.dispatchEvent(new Event('input', { bubbles: true }));
+}, [from, to]);
+const openFile = (page, name) => page.locator('#file-list button').filter({ hasText: new RegExp(`^${name.replace('.', '\\.')}`) }).click();
+const summaryIs = (page, re) => page.waitForFunction((s) => new RegExp(s).test(document.getElementById('check-summary').textContent), re.source);
+// Waits until the element's text matches (the diagnostics follow typing after a short pause).
+const textMatches = (page, selector, re) => page.waitForFunction(([sel, s]) => {
+  const e = document.querySelector(sel);
+  return e && new RegExp(s).test(e.textContent);
+}, [selector, re.source], { timeout: 15000 });
+
+try {
+  const base = await serve(['--rules', join(src, 'rules')], 'plain');
+
+  await test('only the administrator certificate opens the workbench', async () => {
+    assert.equal((await call(base, `facility-${FACILITY}`, 'GET', '/admin/workbench/')).status, 403);
+    assert.equal((await call(base, null, 'GET', '/admin/workbench/rules.json')).status, 403);
+    const page = await call(base, 'admin', 'GET', '/admin/workbench/');
+    assert.equal(page.status, 200);
+    assert.match(page.body, /ルールの作業台/);
+    // The consent page's folder holds nothing of the workbench, and /web/ does not serve it.
+    assert.ok(!readdirSync(webDir).some((f) => f.includes('workbench')), 'workbench files in the consent page folder');
+    assert.equal((await call(base, null, 'GET', '/web/kyotaku-workbench.js')).status, 404);
+    assert.ok(!readFileSync(join(webDir, 'index.html'), 'utf8').includes('workbench'));
+  });
+
+  await test('served: live diagnostics, rule tests, the diff of 窓の月数 = 4 and an explained case', async () => {
+    const context = await browser.newContext({
+      ignoreHTTPSErrors: true, locale: 'ja-JP', viewport: { width: 1400, height: 1000 },
+      clientCertificates: [{ origin: base, certPath: join(pki, 'admin.pem'), keyPath: join(pki, 'admin.key') }],
+    });
+    const page = await context.newPage();
+    watch(page);
+    await page.goto(`${base}/admin/workbench/`);
+    await page.waitForFunction(() => /ファイルを読み込みました/.test(document.getElementById('status').textContent), null, { timeout: 30000 });
+    const files = await page.$$eval('#file-list button', (b) => b.map((x) => x.firstChild.textContent));
+    assert.ok(files.includes('20_window.rules') && files.includes('tests/window_test.rules'), files.join(', '));
+    assert.match(await page.textContent('#baseline-note'), /サーバが使っているルール/);
+    await summaryIs(page, /エラーなし/);
+    await page.click('#run-tests');
+    assert.match(await page.textContent('#tests-summary'), /^\d+ passed, 0 failed/);
+
+    await openFile(page, '20_window.rules');
+    // A syntax error: the caret message appears while typing, and a click on it moves the cursor there.
+    await edit(page, '', '\nlet 途中 = \n');
+    await summaryIs(page, /エラー 1 件/);
+    const diag = await page.textContent('#diagnostics li.error pre');
+    assert.match(diag, /20_window\.rules:\d+:\d+: エラー\[構文\]: 構文エラー: 式 expression が必要ですが/);
+    assert.match(diag, /\^/);
+    await page.click('#diagnostics li.error button');
+    assert.match(await page.textContent('#cursor'), /行/);
+    await page.screenshot({ path: join(shots, '01-diagnostic.png'), fullPage: true });
+    // A misspelt name gets a suggestion; an unused let a warning.
+    await edit(page, 'let 途中 = \n', 'let 途中 = 窓の月 + 1\n');
+    await textMatches(page, '#diagnostics li.error pre', /「窓の月数」のことですか/);
+    await edit(page, '窓の月 + 1', '窓の月数 + 1');
+    await summaryIs(page, /エラーなし/);
+    await textMatches(page, '#diagnostics', /let「途中」はどの decision にも使われていません/);
+    await edit(page, '\nlet 途中 = 窓の月数 + 1\n', '');
+
+    // The policy change: the tests say which expectations moved, the diff says which answers.
+    await edit(page, 'param 窓の月数 = 3', 'param 窓の月数 = 4');
+    await summaryIs(page, /エラーなし/);
+    await page.click('#run-tests');
+    assert.match(await page.textContent('#tests-summary'), /[1-9]\d* failed/);
+    assert.match(await page.textContent('#test-failures'), /window_test\.rules:\d+/);
+    await page.click('#tab-diff');
+    await page.fill('#diff-cases', '20000');
+    await page.click('#run-diff');
+    await page.waitForFunction(() => /答えが変わります/.test(document.getElementById('diff-summary').textContent), null, { timeout: 60000 });
+    const diff = await page.textContent('#diff-output');
+    assert.match(diff, /window_end/);
+    assert.match(diff, /30_reinquiry\.rules:\d+/);
+    assert.ok(await page.$('#diff-output td:text-is("true")'), 'a false → true transition');
+    await page.screenshot({ path: join(shots, '02-diff.png'), fullPage: true });
+    // An example of a changed answer, explained.
+    await page.click('#diff-output details summary');
+    await page.click('#diff-output details button');
+    const explained = await page.textContent('#explain-output');
+    assert.match(explained, /■ window_end = /);
+    assert.match(explained, /途中の値/);
+    await page.screenshot({ path: join(shots, '03-explain.png'), fullPage: true });
+    await context.close();
+  });
+
+  await test('from a file: the picked files are checked, tested and compared with the first ones opened', async () => {
+    const context = await browser.newContext({ locale: 'ja-JP', viewport: { width: 1400, height: 1000 } });
+    const page = await context.newPage();
+    watch(page);
+    await page.goto(`file://${join(workbenchDir, 'index.html')}`);
+    await page.waitForFunction(() => /開いてください/.test(document.getElementById('status').textContent), null, { timeout: 30000 });
+    const ruleFiles = [...readdirSync(join(src, 'rules')).filter((f) => f.endsWith('.rules')).map((f) => join(src, 'rules', f)),
+      ...readdirSync(join(src, 'rules/tests')).map((f) => join(src, 'rules/tests', f))];
+    await page.setInputFiles('#open-files', ruleFiles);
+    await page.waitForFunction(() => /ファイルを読み込みました/.test(document.getElementById('status').textContent));
+    await summaryIs(page, /エラーなし/);
+    await page.click('#run-tests');
+    assert.match(await page.textContent('#tests-summary'), /^\d+ passed, 0 failed/);
+    await page.click('#tab-diff');
+    await page.click('#run-diff');
+    await page.waitForFunction(() => /変わった答えはありません/.test(document.getElementById('diff-summary').textContent));
+    await openFile(page, '20_window.rules');
+    await edit(page, 'param 初日の扱い = 初日不算入', 'param 初日の扱い = 初日算入');
+    await page.click('#run-diff');
+    await page.waitForFunction(() => /答えが変わります/.test(document.getElementById('diff-summary').textContent), null, { timeout: 60000 });
+    await page.click('#tab-explain');
+    await page.click('#run-explain');
+    assert.match(await page.textContent('#explain-output'), /■ service_available/);
+    await context.close();
+  });
+
+  // ---- the consent page with a signed bundle ------------------------------------------------------------------
+  const refused = spawnSync(kyotaku, ['serve', '--tls-dir', pki, '--db', join(work, 'refused.sqlite'), '--port', '0',
+    '--rules', join(src, 'rules'), '--trust', join(work, 'policy.pub')], { encoding: 'utf8', timeout: 30000 });
+  await test('kyotaku serve --trust refuses rule sources and a bundle signed by another key', async () => {
+    assert.equal(refused.status, 2);
+    assert.match(refused.stderr, /ルールのソース/);
+    const other = spawnSync(kyotaku, ['serve', '--tls-dir', pki, '--db', join(work, 'refused.sqlite'), '--port', '0',
+      '--rules', join(work, 'signed.bundle'), '--trust', join(work, 'other.pub')], { encoding: 'utf8', timeout: 30000 });
+    assert.equal(other.status, 2);
+    assert.match(other.stderr, /not trusted/);
+  });
+
+  const signedBase = await serve(['--rules', join(work, 'signed.bundle'), '--trust', join(work, 'policy.pub')], 'signed');
+  assert.equal((await call(signedBase, 'admin', 'POST', '/api/v1/admin/facilities', { code: FACILITY, name: '札幌在宅クリニック', kind: '医科' })).status, 201);
+  assert.equal((await call(signedBase, `facility-${FACILITY}`, 'PUT', '/api/v1/settings', { terms_agreed: true, home_visit_enabled: true, online_enabled: true })).status, 200);
+  const url = JSON.parse((await call(signedBase, `facility-${FACILITY}`, 'GET', '/api/v1/url')).body).url;
+  const trust = JSON.parse((await call(signedBase, null, 'GET', '/web/trust.json')).body);
+  const signedBytes = readFileSync(join(work, 'signed.bundle'));
+
+  async function consentPage(alter) {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'ja-JP', viewport: { width: 360, height: 740 } });
+    if (alter) await context.route('**/web/rules.bundle', async (route) => route.fulfill({ body: alter(Buffer.from(signedBytes)), contentType: 'application/octet-stream' }));
+    const page = await context.newPage();
+    watch(page);
+    await page.goto(url);
+    return { page, context };
+  }
+  await test('the consent page checks the signed bundle with WebCrypto and uses it', async () => {
+    assert.equal(trust.keys.length, 1);
+    const served = await new Promise((ok) => https.get(`${signedBase}/web/rules.bundle`, { ca: readFileSync(join(pki, 'ca.pem')) }, (res) => {
+      const parts = [];
+      res.on('data', (d) => parts.push(d));
+      res.on('end', () => ok(Buffer.concat(parts)));
+    }));
+    assert.ok(served.equals(signedBytes), 'the page gets the bundle exactly as signed');
+    const { page, context } = await consentPage(null);
+    await page.waitForSelector('#screen-visit-kind:not([hidden])', { timeout: 15000 });
+    await context.close();
+  });
+  await test('the consent page refuses a tampered bundle and an unsigned one', async () => {
+    for (const [name, alter] of [['tampered', (b) => { b[200] ^= 1; return b; }], ['unsigned', (b) => b.subarray(0, b.length - 104)]]) {
+      const { page, context } = await consentPage(alter);
+      await page.waitForSelector('#screen-error-server:not([hidden])', { timeout: 15000 });
+      assert.match(await page.textContent('#error-server-message'), /ルールの署名を確かめられません/, name);
+      await page.screenshot({ path: join(shots, `04-consent-${name}.png`), fullPage: true });
+      await context.close();
+    }
+  });
+} finally {
+  await browser.close();
+  for (const s of servers) s.kill();
+}
+console.log(`${passed} passed`);

@@ -1,0 +1,271 @@
+// ルールの作業台: a policy officer edits rule files and sees, without installing anything, what the `kyotaku`
+// command would say: live diagnostics (file:line:column and the caret), the rule tests, one case explained, and
+// the answers that change against the official rules (kyotaku diff over the generated corpus). The engine is the
+// same C++ compiled to WebAssembly (kyotaku-workbench.js). Served by `kyotaku serve` to administrators at
+// /admin/workbench/ (the server's rules loaded, compared with the bundle it runs), or opened from a file (the
+// files first opened are what the edits are compared with). A classic script: modules do not load from file://.
+'use strict';
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const state = { wb: null, files: [], current: -1, originals: new Map(), timer: 0, sample: 0, baseline: false, markdown: '' };
+
+  const setStatus = (text) => { $('status').textContent = text; };
+  const el = (tag, props = {}, ...children) => {
+    const e = document.createElement(tag);
+    Object.assign(e, props);
+    e.append(...children);
+    return e;
+  };
+  const number = (n) => Number(n).toLocaleString('ja-JP');
+  const sources = () => JSON.stringify(state.files.map(({ path, text }) => ({ path, text })));
+
+  // ---- files ---------------------------------------------------------------------------------------------------
+
+  function loadFiles(files, asBaseline) {
+    state.files = files.filter((f) => f.path.endsWith('.rules')).map((f) => ({ path: f.path, text: f.text, problems: 0 }))
+      .sort((a, b) => a.path.localeCompare(b.path));
+    state.originals = new Map(state.files.map((f) => [f.path, f.text]));
+    if (asBaseline || !state.baseline) {
+      const r = JSON.parse(state.wb.setBaselineFiles(sources()));
+      state.baseline = r.ok;
+      if (r.ok) $('baseline-note').textContent = '比べる相手: 最初に開いたファイル (公式ルールとして)';
+    }
+    const first = state.files.findIndex((f) => !f.path.includes('tests/'));
+    select(first >= 0 ? first : 0);
+    check();
+    $('facts').value = state.wb.sampleFacts(0);
+    setStatus(`${state.files.length} 個のファイルを読み込みました`);
+  }
+
+  async function readPicked(list) {
+    const picked = [];
+    for (const f of list) if (f.name.endsWith('.rules')) picked.push({ path: f.webkitRelativePath || f.name, text: await f.text() });
+    if (picked.length === 0) return setStatus('.rules のファイルがありません');
+    loadFiles(picked, false);
+  }
+
+  function renderFiles() {
+    $('file-list').replaceChildren(...state.files.map((f, i) => {
+      const button = el('button', { type: 'button', textContent: f.path });
+      button.setAttribute('aria-current', String(i === state.current));
+      if (state.originals.get(f.path) !== f.text) button.append(el('span', { className: 'changed', textContent: ' ●', title: '変更あり' }));
+      if (f.problems) button.append(el('span', { className: 'count', textContent: ` (${f.problems})` }));
+      button.addEventListener('click', () => select(i));
+      return el('li', {}, button);
+    }));
+  }
+
+  function select(i) {
+    state.current = i;
+    const f = state.files[i];
+    $('source').disabled = !f;
+    $('source').value = f ? f.text : '';
+    $('editor-name').textContent = f ? f.path : '(ファイルなし)';
+    renderFiles();
+  }
+
+  function download(name, text) {
+    const a = el('a', { href: URL.createObjectURL(new Blob([text], { type: 'text/plain;charset=utf-8' })), download: name });
+    document.body.append(a);
+    a.click();
+    a.remove();
+  }
+
+  // ---- live diagnostics ----------------------------------------------------------------------------------------
+
+  function check() {
+    const r = JSON.parse(state.wb.setFiles(sources()));
+    const summary = $('check-summary');
+    if (r.error) {
+      summary.textContent = r.error;
+      return;
+    }
+    for (const f of state.files) f.problems = r.diagnostics.filter((d) => d.file === f.path && d.severity === 'error').length;
+    if (r.ok) {
+      const s = r.summary;
+      summary.textContent = `エラーなし: ${s.files} ファイル、判定 ${s.decisions}、let ${s.lets}、テスト ${s.tests}` +
+        (r.warnings ? `、警告 ${r.warnings}` : '');
+      summary.className = r.warnings ? 'summary' : 'summary good';
+    } else {
+      summary.textContent = `エラー ${r.errors} 件` + (r.warnings ? `、警告 ${r.warnings} 件` : '');
+      summary.className = 'summary bad';
+    }
+    $('diagnostics').replaceChildren(...r.diagnostics.map((d) => {
+      const button = el('button', { type: 'button' }, el('pre', { textContent: d.text }));
+      button.title = `${d.file}:${d.line}:${d.column} へ移動`;
+      button.addEventListener('click', () => goTo(d.file, d.line, d.column));
+      return el('li', { className: d.severity }, button);
+    }));
+    renderFiles();
+  }
+
+  // Moves the cursor to line:column (columns count characters, as the diagnostics do).
+  function goTo(file, line, column) {
+    const i = state.files.findIndex((f) => f.path === file);
+    if (i < 0) return;
+    if (i !== state.current) select(i);
+    const lines = state.files[i].text.split('\n');
+    let offset = 0;
+    for (let l = 0; l < line - 1 && l < lines.length; ++l) offset += lines[l].length + 1;
+    offset += Array.from(lines[line - 1] || '').slice(0, Math.max(0, column - 1)).join('').length;
+    const source = $('source');
+    source.focus();
+    source.setSelectionRange(offset, offset);
+    showCursor();
+  }
+
+  function showCursor() {
+    const source = $('source');
+    const before = source.value.slice(0, source.selectionStart);
+    const line = before.split('\n').length;
+    const column = Array.from(before.slice(before.lastIndexOf('\n') + 1)).length + 1;
+    $('cursor').textContent = `${line} 行 ${column} 列`;
+  }
+
+  $('source').addEventListener('input', () => {
+    const f = state.files[state.current];
+    if (!f) return;
+    f.text = $('source').value;
+    clearTimeout(state.timer);
+    state.timer = setTimeout(check, 250);
+  });
+  for (const ev of ['keyup', 'click']) $('source').addEventListener(ev, showCursor);
+  $('open-files').addEventListener('change', (e) => readPicked(e.target.files));
+  $('open-folder').addEventListener('change', (e) => readPicked(e.target.files));
+  $('save-file').addEventListener('click', () => {
+    const f = state.files[state.current];
+    if (f) download(f.path.split('/').pop(), f.text);
+  });
+  $('format-file').addEventListener('click', () => {
+    const f = state.files[state.current];
+    if (!f) return;
+    const r = JSON.parse(state.wb.format(f.path));
+    if (!r.ok) return setStatus('構文エラーがあるので書式をそろえられません');
+    f.text = r.text;
+    $('source').value = r.text;
+    check();
+  });
+
+  // ---- tests, explain, diff ------------------------------------------------------------------------------------
+
+  for (const tab of ['tests', 'explain', 'diff'])
+    $(`tab-${tab}`).addEventListener('click', () => {
+      for (const other of ['tests', 'explain', 'diff']) {
+        $(`tab-${other}`).setAttribute('aria-selected', String(other === tab));
+        $(`panel-${other}`).hidden = other !== tab;
+      }
+    });
+
+  $('run-tests').addEventListener('click', () => {
+    check();
+    const r = JSON.parse(state.wb.runTests());
+    const summary = $('tests-summary');
+    summary.textContent = r.error || `${r.passed} passed, ${r.failed} failed (${r.passed} 件成功、${r.failed} 件失敗)`;
+    summary.className = r.failed || r.error ? 'summary bad' : 'summary good';
+    $('test-failures').replaceChildren(...r.failures.map((f) => {
+      const li = el('li', {}, el('strong', { textContent: `「${f.test}」 ` }), `${f.location}: ${f.message}`);
+      li.addEventListener('click', () => {
+        const [file, line] = [f.location.slice(0, f.location.lastIndexOf(':')), Number(f.location.slice(f.location.lastIndexOf(':') + 1))];
+        goTo(file, line, 1);
+      });
+      return li;
+    }));
+  });
+
+  $('run-explain').addEventListener('click', () => {
+    check();
+    $('explain-output').textContent = state.wb.explain($('facts').value, $('explain-full').checked);
+  });
+  $('sample-facts').addEventListener('click', () => { $('facts').value = state.wb.sampleFacts(++state.sample); });
+
+  function renderDiff(r) {
+    const out = $('diff-output');
+    if (r.error) {
+      $('diff-summary').textContent = r.error;
+      out.replaceChildren();
+      return;
+    }
+    $('diff-summary').textContent = r.changed
+      ? `${number(r.cases)} 件のうち ${number(r.changed_cases)} 件で答えが変わります`
+      : `${number(r.cases)} 件で、変わった答えはありません`;
+    $('diff-summary').className = r.changed ? 'summary bad' : 'summary good';
+    const parts = [];
+    for (const n of r.only_new) parts.push(el('p', { textContent: `新しく加わった判定: ${n}` }));
+    for (const n of r.only_old) parts.push(el('p', { textContent: `なくなった判定: ${n}` }));
+    const table = el('table', {}, el('tr', {}, el('th', { textContent: '判定' }), el('th', { textContent: '変わった件数' })));
+    for (const d of r.decisions)
+      table.append(el('tr', {}, el('td', { textContent: d.label ? `${d.label} (${d.name})` : d.name }), el('td', { className: 'num', textContent: number(d.changed) })));
+    parts.push(table);
+    for (const d of r.decisions) {
+      if (!d.changed) continue;
+      parts.push(el('h3', { textContent: `${d.label || d.name}: ${number(d.changed)} 件` }));
+      for (const g of d.groups) {
+        const box = el('div', { className: 'group' });
+        box.append(el('p', {}, `${number(g.count)} 件 — 旧の決め手 `, el('code', { textContent: g.old_clause || 'なし' }), ' → 新の決め手 ',
+          el('code', { textContent: g.new_clause || 'なし' })));
+        if (g.old_source || g.new_source)
+          box.append(el('p', {}, '旧: ', el('code', { textContent: g.old_source || '—' }), el('br'), '新: ', el('code', { textContent: g.new_source || '—' })));
+        const t = el('table', {}, el('tr', {}, el('th', { textContent: '旧の答え' }), el('th', { textContent: '新の答え' }), el('th', { textContent: '件数' })));
+        for (const x of g.transitions) t.append(el('tr', {}, el('td', { textContent: x.from }), el('td', { textContent: x.to }), el('td', { className: 'num', textContent: number(x.count) })));
+        if (g.other_transitions) t.append(el('tr', {}, el('td', { textContent: 'ほか' }), el('td'), el('td', { className: 'num', textContent: number(g.other_transitions) })));
+        box.append(t);
+        for (const e of g.examples) {
+          const explainIt = el('button', { type: 'button', textContent: 'この事例を説明' });
+          explainIt.addEventListener('click', () => {
+            $('facts').value = e.facts;
+            $('tab-explain').click();
+            $('run-explain').click();
+          });
+          box.append(el('details', {}, el('summary', { textContent: `例 ${typeof e.id === 'string' ? e.id : e.line}: ${e.from} → ${e.to}` }),
+            el('pre', { textContent: e.facts }), explainIt));
+        }
+        parts.push(box);
+      }
+    }
+    out.replaceChildren(...parts);
+  }
+
+  $('run-diff').addEventListener('click', () => {
+    check();
+    const cases = Math.max(100, Math.min(1000000, Number($('diff-cases').value) || 20000));
+    $('diff-summary').textContent = '比べています…';
+    setTimeout(() => {
+      renderDiff(JSON.parse(state.wb.diff(cases, 1)));
+      state.markdown = state.wb.diffMarkdown(cases, 1);
+      $('save-diff').disabled = !state.markdown;
+    }, 0);
+  });
+  $('save-diff').addEventListener('click', () => download('rule-diff.md', state.markdown));
+
+  // ---- start ---------------------------------------------------------------------------------------------------
+
+  async function start() {
+    try {
+      const engine = await KyotakuWorkbench();
+      state.wb = new engine.Workbench();
+    } catch (e) {
+      return setStatus(`作業台のプログラムを読み込めません: ${e.message}`);
+    }
+    if (location.protocol !== 'https:' && location.protocol !== 'http:') {
+      $('baseline-note').textContent = '最初に開いたファイルが、比べる相手 (公式ルール) になります。';
+      return setStatus('ルールファイルかフォルダを開いてください');
+    }
+    // Served by kyotaku serve: its rule sources, compared with the bundle it runs.
+    try {
+      const r = await fetch('rules.json');
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      const data = await r.json();
+      const bundle = await fetch('/web/rules.bundle');
+      if (bundle.ok) {
+        const loaded = JSON.parse(state.wb.setBaselineBundle(new Uint8Array(await bundle.arrayBuffer())));
+        state.baseline = loaded.ok;
+        if (loaded.ok) $('baseline-note').textContent = `比べる相手: サーバが使っているルール (${data.rules})`;
+      }
+      if (data.files.length) loadFiles(data.files, !state.baseline);
+      else setStatus('サーバはバンドルからルールを読んでいます。ルールファイルかフォルダを開いてください');
+    } catch (e) {
+      setStatus(`サーバのルールを読み込めません: ${e.message}`);
+    }
+  }
+  start();
+})();
