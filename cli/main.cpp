@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 namespace {
@@ -240,16 +241,18 @@ int main(int argc, char** argv) {
     ver->add_option("--sources", sources, "このルールから作られたかも確かめる / also require it was built from these rules");
 
 #ifdef KYOTAKU_WITH_SERVER
-    kyotaku::server::ServeOptions serve_options;
-    auto* srv = app.add_subcommand("serve", "資格確認の参照サーバを起動する (HTTPS, ループバックのみ) / run the reference verification server");
-    srv->add_option("--host", serve_options.host, "待ち受けるアドレス (ループバックのみ) / loopback address to listen on")->capture_default_str();
-    srv->add_option("--port", serve_options.port, "ポート (0 は空いているポート) / port (0: any free port)")->capture_default_str();
-    srv->add_option("--db", serve_options.db, "SQLite のファイル、または postgresql:// の接続URL / SQLite file or PostgreSQL URL")->capture_default_str();
-    srv->add_option("--rules", serve_options.rules, "ルールのディレクトリかバンドル / rules directory or bundle")->capture_default_str();
-    srv->add_option("--tls-dir", serve_options.tls_dir, "ca.pem, server.pem, server.key のあるディレクトリ / TLS files")->capture_default_str();
-    srv->add_option("--public-url", serve_options.public_url, "施設URLの先頭 (既定 https://HOST:PORT) / base of facility URLs");
-    srv->add_option("--web-root", serve_options.web_root, "同意ページのファイル (既定: 実行ファイルの隣の web/) / the consent page's files (default: web/ beside the binary)");
-    srv->add_option("--threads", serve_options.threads, "スレッド数 / worker threads")->capture_default_str()->check(CLI::Range(1, 64));
+    // Every setting of `serve` is also a key of the configuration file's [serve] table and a KYOTAKU_* variable
+    // (server/config.hpp); flags given here win over both.
+    auto* srv = app.add_subcommand("serve", "資格確認の参照サーバを起動する (HTTPS) / run the reference verification server");
+    std::map<std::string, std::string> serve_values;
+    std::vector<std::pair<std::string, CLI::Option*>> serve_flags;
+    for (auto const& s : kyotaku::server::serve_settings())
+        serve_flags.emplace_back(s.key, srv->add_option(s.flag, serve_values[s.key], std::string(s.help) + " [" + s.env + "]"));
+    std::string config_file;
+    bool check_config = false;
+    srv->add_option("--config", config_file, "設定ファイル (TOML) / configuration file (TOML) [KYOTAKU_CONFIG]")->envname("KYOTAKU_CONFIG");
+    srv->add_flag("--check-config", check_config,
+                  "設定を確かめて表示し、起動せずに終わる / check and print the configuration, then exit without serving");
     kyotaku::server::RelayOptions relay_options;
     auto* rel = app.add_subcommand("relay", "req フォルダの要求ファイルをサーバに送り、結果を res に書く / the folder relay of receipt computers");
     rel->add_option("--dir", relay_options.dir, "req と res のあるフォルダ / the folder holding req and res")->required();
@@ -279,7 +282,19 @@ int main(int argc, char** argv) {
     }
     if (*ver) return cmd_verify_bundle(output, sources);
 #ifdef KYOTAKU_WITH_SERVER
-    if (*srv) return kyotaku::server::serve(serve_options);
+    if (*srv) {
+        kyotaku::server::ConfigSources sources;
+        sources.file = config_file;
+        for (auto const& [key, option] : serve_flags)
+            if (option->count() > 0) sources.flags[key] = serve_values[key];
+        auto config = kyotaku::server::resolve_serve_config(sources);
+        if (check_config) return kyotaku::server::check_config(config);
+        if (!config.ok()) {
+            for (auto const& e : config.errors) std::cerr << "kyotaku serve: " << e << "\n";
+            return 2;
+        }
+        return kyotaku::server::serve(config.options);
+    }
     if (*rel) return kyotaku::server::relay(relay_options);
 #endif
     if (*dis) {

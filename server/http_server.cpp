@@ -1,5 +1,8 @@
 #include "http_server.hpp"
 
+#include "idempotency.hpp"
+#include "observability.hpp"
+#include "runtime.hpp"
 #include "url_token.hpp"
 
 #include <boost/asio.hpp>
@@ -11,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <atomic>
 #include <cstring>
 #include <filesystem>
@@ -146,6 +150,21 @@ HttpResult xml_file(Service& s, Caller const& c, Request const& r) {
 std::vector<Route> const& routes() {
     static std::vector<Route> const all{
         {"GET", "/healthz", [](Service&, Caller const&, Request const&) { return json_result(200, json{{"status", "ok"}}); }},
+        {"GET", "/readyz",
+         [](Service&, Caller const&, Request const&) {
+             if (!runtime()) return json_result(503, json{{"status", "not ready"}});
+             json ready = runtime()->readiness();
+             return json_result(ready["status"] == "ready" ? 200 : 503, ready);
+         }},
+        {"GET", "/metrics",
+         [](Service&, Caller const& c, Request const&) {
+             // Operational figures, not personal data, but not for anyone on the internet either: the
+             // administrator's certificate or a monitoring one (CN kyotaku-monitor, e.g. for Prometheus).
+             if (c.kind != Caller::Kind::admin && c.subject != "kyotaku-monitor")
+                 throw ClientError(403, "", "管理者か監視用 (kyotaku-monitor) の証明書が必要です / an administrator or kyotaku-monitor certificate is required");
+             if (!runtime()) throw ClientError(404, "", "no metrics outside kyotaku serve");
+             return HttpResult{200, "text/plain; version=0.0.4; charset=utf-8", runtime()->metrics_text()};
+         }},
         {"POST", "/api/v1/admin/facilities",
          [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.create_facility(c, parse_json_body(r.body))); }},
         {"POST", "/api/v1/admin/insured-persons",
@@ -312,11 +331,13 @@ bool spooled_request(std::string const& method, std::string const& target) {
     return method == "POST" && target.substr(0, target.find('?')) == "/api/v1/batch/reinquiry";
 }
 
-HttpResult handle_request(Service& service, Caller const& caller, std::string const& method, std::string const& target,
-                          std::string const& content_type, std::string const& body, std::string const& body_file) {
+namespace {
+HttpResult route_request(Service& service, Caller const& caller, std::string const& method, std::string const& target,
+                         std::string const& content_type, std::string const& body, std::string const& body_file, std::string& route) {
     std::string path = target.substr(0, target.find('?'));
     // The consent page's entry: /c/{token}. An unknown, tampered, changed or revoked token gets a clear page.
     if (path.rfind("/c/", 0) == 0) {
+        route = "/c/{token}";
         if (method != "GET") return error_result(405, "", "method not allowed");
         auto check = service.check_url_token(path.substr(3));
         std::string head = "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
@@ -334,6 +355,7 @@ HttpResult handle_request(Service& service, Caller const& caller, std::string co
     }
     // The consent page's files: one name, no directories; the rule bundle comes from the rules the server runs.
     if (path.rfind("/web/", 0) == 0) {
+        route = "/web/{file}";
         if (method != "GET") return error_result(405, "", "method not allowed");
         std::string const name = path.substr(5);
         bool const plain = !name.empty() && name.size() <= 64 && name.front() != '.' &&
@@ -350,21 +372,31 @@ HttpResult handle_request(Service& service, Caller const& caller, std::string co
     for (auto const& r : routes()) {
         if (!match_route(r.path, path, request.params)) continue;
         path_known = true;
+        route = r.path;
         if (method != r.method) continue;
         try {
             return r.run(service, caller, request);
         } catch (ClientError const& e) {
             return error_result(e.status, e.field, e.what());
         } catch (DatabaseError const& e) {
-            std::cerr << "kyotaku serve: database error: " << e.what() << "\n";
+            log_error("database", e.what());
             return error_result(500, "", "サーバ内部のエラー (データベース) / internal error (database)");
         } catch (std::exception const& e) {
-            std::cerr << "kyotaku serve: error: " << e.what() << "\n";
+            log_error("internal", e.what());
             return error_result(500, "", "サーバ内部のエラー / internal error");
         }
     }
     if (path_known) return error_result(405, "", "このパスでは " + method + " は使えません / method not allowed");
     return error_result(404, "", "そのような API はありません / no such route: " + path);
+}
+}  // namespace
+
+HttpResult handle_request(Service& service, Caller const& caller, std::string const& method, std::string const& target,
+                          std::string const& content_type, std::string const& body, std::string const& body_file) {
+    std::string route;
+    HttpResult result = route_request(service, caller, method, target, content_type, body, body_file, route);
+    result.route = std::move(route);
+    return result;
 }
 
 namespace {
@@ -405,10 +437,37 @@ struct SpoolFile {
     }
 };
 
-net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Service& service) {
+// What one request leaves behind: a log line and its metrics, written when the request ends (also when the
+// client goes away mid-response).
+struct RequestTrace {
+    Runtime& rt;
+    RequestRecord record;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    ~RequestTrace() {
+        record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        log_request(record);
+        rt.requests.record(record);
+    }
+};
+
+char const* role_of(Caller const& c) {
+    switch (c.kind) {
+        case Caller::Kind::admin: return "admin";
+        case Caller::Kind::facility: return "facility";
+        case Caller::Kind::mobile: return "mobile";
+        default: return c.subject == "kyotaku-monitor" ? "monitor" : "anonymous";
+    }
+}
+
+net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt) {
+    ++rt.connections_open;
+    struct Closed {
+        Runtime& rt;
+        ~Closed() { --rt.connections_open; }
+    } closed{rt};
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
     co_await stream.async_handshake(ssl::stream_base::server, net::use_awaitable);
-    Caller caller = identify(stream.native_handle(), service);
+    Caller caller = identify(stream.native_handle(), *rt.service());
     beast::flat_buffer buffer;
     for (;;) {
         // The header first: a large batch upload is spooled to a file as it arrives, everything else is read
@@ -421,8 +480,15 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Service& ser
         beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
         beast::error_code ec;
         co_await http::async_read_header(stream, buffer, head, net::redirect_error(net::use_awaitable, ec));
-        if (ec == http::error::end_of_stream || ec == net::ssl::error::stream_truncated || ec == net::error::eof) break;
+        if (ec == http::error::end_of_stream || ec == net::ssl::error::stream_truncated || ec == net::error::eof || ec == beast::error::timeout ||
+            ec == net::error::connection_reset)
+            break;  // the client closed, or an idle connection timed out: nothing to answer
+        RequestTrace trace{rt, {}};
+        trace.record.request_id = new_id().substr(0, 16);
+        trace.record.role = role_of(caller);
+        trace.record.facility = caller.facility_code;
         std::string const method(head.get().method_string()), target(head.get().target());
+        trace.record.method = method.size() <= 16 ? method : method.substr(0, 16);
         std::optional<SpoolFile> spool;
         http::request<http::string_body> req;
         bool const spooled = !ec && spooled_request(method, target);
@@ -439,6 +505,8 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Service& ser
             if (!ec) {
                 auto spooled = parser.release();
                 spooled.body().close();
+                std::error_code size_error;
+                trace.record.bytes_in = std::filesystem::file_size(spool->path, size_error);
                 req.base() = spooled.base();
             }
         } else if (!ec) {
@@ -446,41 +514,70 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Service& ser
             parser.body_limit(limit);
             co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
             if (!ec) req = parser.release();
+            trace.record.bytes_in = req.body().size();
         }
         http::response<http::string_body> res;
         if (ec) {
             // A malformed or oversized request is the client's mistake: answer 4xx, then close.
             HttpResult r = ec == http::error::body_limit ? error_result(413, "", "本文が大きすぎます / body too large")
                                                          : error_result(400, "", "HTTP リクエストが不正です / malformed request: " + ec.message());
+            trace.record.status = r.status;
+            trace.record.bytes_out = r.body.size();
             res.result(http::status(r.status));
             res.set(http::field::content_type, r.content_type);
+            res.set("X-Request-Id", trace.record.request_id);
             res.body() = r.body;
             res.keep_alive(false);
             res.prepare_payload();
             co_await http::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));
             break;
         }
-        service.request_begin();
+        // The rule generation this request runs on, held until its response is sent (a SIGHUP reload meanwhile
+        // serves later requests with the new rules).
+        std::shared_ptr<Service> const service = rt.service();
+        service->request_begin();
         struct End {
             Service& s;
             ~End() { s.request_end(); }
-        } end{service};
+        } end{*service};
         Caller const who = caller.kind == Caller::Kind::anonymous && req.count("X-Kyotaku-Url-Token")
-                               ? mobile_caller(service, std::string(req["X-Kyotaku-Url-Token"]))
+                               ? mobile_caller(*service, std::string(req["X-Kyotaku-Url-Token"]))
                                : caller;
-        HttpResult r = handle_request(service, who, method, target, std::string(req[http::field::content_type]), req.body(),
+        trace.record.role = role_of(who);
+        trace.record.facility = who.facility_code;
+        HttpResult r;
+        {
+            RequestScope scope(trace.record.request_id);
+            auto run = [&] {
+                return handle_request(*service, who, method, target, std::string(req[http::field::content_type]), req.body(),
                                       spool ? spool->path : std::string());
+            };
+            // The relay's file uploads carry an Idempotency-Key: a repeat gets the first answer, never a second job.
+            r = req.count("Idempotency-Key") && idempotent_route(method, target)
+                    ? answer_once(rt.database(), who, std::string(req["Idempotency-Key"]), req.body(), run)
+                    : run();
+        }
+        trace.record.status = r.status;
+        trace.record.route = r.route;
         if (r.stream) {
             // Chunked: the header, then each part as it is made, then the last chunk.
             http::response<http::empty_body> header{http::status(r.status), req.version()};
             header.set(http::field::server, "kyotaku");
             header.set(http::field::content_type, r.content_type);
+            header.set("X-Request-Id", trace.record.request_id);
             for (auto const& [name, value] : r.headers) header.set(name, value);
             header.keep_alive(req.keep_alive());
             header.chunked(true);
             http::response_serializer<http::empty_body> sr{header};
             co_await http::async_write_header(stream, sr, net::use_awaitable);
-            for (std::string part = r.stream(); !part.empty(); part = r.stream()) {
+            for (;;) {
+                std::string part;
+                {
+                    RequestScope scope(trace.record.request_id);
+                    part = r.stream();
+                }
+                if (part.empty()) break;
+                trace.record.bytes_out += part.size();
                 beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
                 co_await net::async_write(stream, http::make_chunk(net::buffer(part)), net::use_awaitable);
             }
@@ -492,8 +589,10 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Service& ser
         res.version(req.version());
         res.set(http::field::server, "kyotaku");
         res.set(http::field::content_type, r.content_type);
+        res.set("X-Request-Id", trace.record.request_id);
         for (auto const& [name, value] : r.headers) res.set(name, value);
         res.keep_alive(req.keep_alive());
+        trace.record.bytes_out = r.body.size();
         res.body() = std::move(r.body);
         res.prepare_payload();
         co_await http::async_write(stream, res, net::use_awaitable);
@@ -503,10 +602,10 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Service& ser
     co_await stream.async_shutdown(net::redirect_error(net::use_awaitable, ec));
 }
 
-net::awaitable<void> listen(tcp::acceptor& acceptor, ssl::context& tls, Service& service) {
+net::awaitable<void> listen(tcp::acceptor& acceptor, ssl::context& tls, Runtime& rt) {
     for (;;) {
         tcp::socket socket = co_await acceptor.async_accept(net::use_awaitable);
-        net::co_spawn(acceptor.get_executor(), session(ssl::stream<beast::tcp_stream>(std::move(socket), tls), service),
+        net::co_spawn(acceptor.get_executor(), session(ssl::stream<beast::tcp_stream>(std::move(socket), tls), rt),
                       [](std::exception_ptr) { /* a client that goes away mid-request is not the server's problem */ });
     }
 }
@@ -521,9 +620,10 @@ int serve(ServeOptions const& o) {
         std::cerr << "kyotaku serve: --host " << o.host << ": アドレスではありません / not an IP address\n";
         return 2;
     }
-    if (!address.is_loopback()) {
+    if (!address.is_loopback() && !o.any_address) {
         std::cerr << "kyotaku serve: --host " << o.host
-                  << ": ループバック以外には待ち受けません / refusing to listen on a non-loopback address\n";
+                  << ": ループバック以外に待ち受けるには --listen ADDRESS:PORT で明示してください / refusing a non-loopback --host; "
+                     "ask for it explicitly with --listen ADDRESS:PORT\n";
         return 2;
     }
     for (char const* f : {"ca.pem", "server.pem", "server.key"})
@@ -532,10 +632,11 @@ int serve(ServeOptions const& o) {
                       << " がありません (scripts/make-test-pki で作れます) / missing TLS file (create it with scripts/make-test-pki)\n";
             return 2;
         }
+    std::string const rules_dir = rules_path(o);
     std::vector<Diagnostic> diags;
-    auto rules = load_rules(o.rules, &diags);
+    auto rules = load_rules(rules_dir, &diags);
     if (!rules.program) {
-        std::cerr << "kyotaku serve: " << o.rules << ": " << rules.error << "\n";
+        std::cerr << "kyotaku serve: " << rules_dir << ": " << (diags.empty() ? rules.error : "\n" + format_diagnostics(diags)) << "\n";
         return 2;
     }
     std::unique_ptr<Database> db;
@@ -543,10 +644,9 @@ int serve(ServeOptions const& o) {
         db = open_database(o.db);
         migrate(*db);
     } catch (std::exception const& e) {
-        std::cerr << "kyotaku serve: " << e.what() << "\n";
+        std::cerr << "kyotaku serve: " << redact_db(o.db) << ": " << e.what() << "\n";
         return 2;
     }
-    Service service(*db, rules.program);
 
     ssl::context tls(ssl::context::tls_server);
     tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
@@ -577,44 +677,66 @@ int serve(ServeOptions const& o) {
         std::cerr << "kyotaku serve: " << o.host << ":" << o.port << ": " << ec.message() << "\n";
         return 2;
     }
-    {
-        // The consent page's files: --web-root, else the web/ folder the build assembles beside bin/ or cli/.
-        fs::path root = o.web_root;
-        if (root.empty()) {
-            std::error_code link_error;
-            fs::path const exe = fs::read_symlink("/proc/self/exe", link_error);
-            for (fs::path candidate : {exe.parent_path().parent_path() / "web", exe.parent_path().parent_path() / "share/kyotaku/web"})
-                if (fs::exists(candidate / "index.html")) {
-                    root = candidate;
-                    break;
-                }
-        }
-        if (!root.empty() && !fs::exists(root / "index.html"))
-            std::cerr << "kyotaku serve: --web-root " << root.string() << ": index.html がありません / no index.html there\n";
-        set_web_root(root.string());
-    }
-    if (fs::exists(fs::path(o.tls_dir) / "card-ca.pem")) service.set_card_ca((fs::path(o.tls_dir) / "card-ca.pem").string());
-    service.set_public_url(o.public_url.empty() ? "https://" + o.host + ":" + std::to_string(acceptor.local_endpoint().port()) : o.public_url);
+    // The consent page's files: --web-root, else the web/ folder the build assembles beside bin/ or cli/.
+    std::string const web_root = web_root_path(o);
+    if (!web_root.empty() && !fs::exists(fs::path(web_root) / "index.html"))
+        std::cerr << "kyotaku serve: --web-root " << web_root << ": index.html がありません / no index.html there\n";
+    set_web_root(web_root);
+    std::string const host_in_url = address.is_v6() ? "[" + o.host + "]" : o.host;
+    std::string const public_url =
+        o.public_url.empty() ? "https://" + host_in_url + ":" + std::to_string(acceptor.local_endpoint().port()) : o.public_url;
+    std::string const card_ca = fs::exists(fs::path(o.tls_dir) / "card-ca.pem") ? (fs::path(o.tls_dir) / "card-ca.pem").string() : "";
+    // A write to stdout (the log) after journald or a pipe went away must not kill the server.
+    std::signal(SIGPIPE, SIG_IGN);
+    // Each rule generation is a Service over the same database, set up alike.
+    Runtime rt(*db, rules_dir, rules.program, [&](std::shared_ptr<Program const> program) {
+        auto service = std::make_shared<Service>(*db, std::move(program));
+        service->set_public_url(public_url);
+        if (!card_ca.empty()) service->set_card_ca(card_ca);
+        service->on_batch_event([](json const& e) {
+            LogFields line{{"event", "batch_job"}, {"state", e["state"]}, {"reception_number", e["reception_number"]}, {"facility", e["facility"]}};
+            if (e.contains("rows")) line["rows"] = e["rows"];
+            log_line(std::move(line));
+        });
+        return service;
+    });
+    set_runtime(&rt);
+    struct Unset {
+        ~Unset() { set_runtime(nullptr); }
+    } unset;
     net::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](auto, auto) { io.stop(); });
-    net::co_spawn(io, listen(acceptor, tls, service), [](std::exception_ptr) {});
-    std::cout << "listening on https://" << o.host << ":" << acceptor.local_endpoint().port() << " (" << db->backend() << " "
-              << o.db << ")" << std::endl;
+    // SIGHUP (systemctl reload): the rules again, atomically; a rule set that fails to load is refused.
+    net::signal_set hangup(io, SIGHUP);
+    std::function<void()> await_hangup = [&] {
+        hangup.async_wait([&](boost::system::error_code const& error, int) {
+            if (error) return;
+            rt.reload_rules();
+            await_hangup();
+        });
+    };
+    await_hangup();
+    net::co_spawn(io, listen(acceptor, tls, rt), [](std::exception_ptr) {});
+    std::cout << "listening on https://" << host_in_url << ":" << acceptor.local_endpoint().port() << " (" << db->backend() << " "
+              << redact_db(o.db) << ")" << std::endl;
     // The batch worker: answers pending rows of unfinished jobs, resuming whatever a previous run left.
     std::atomic<bool> stopping{false};
     std::thread worker([&] {
         while (!stopping) {
             int answered = 0;
+            auto service = rt.service();
             try {
                 // Smaller chunks while requests are waiting: their prefetch and first rows are quicker to yield.
-                answered = service.process_batches(service.requests_waiting() ? 200 : 5000, 100);
+                answered = service->process_batches(service->requests_waiting() ? 200 : 5000, 100);
+                rt.batch_rows_answered += std::uint64_t(answered);
             } catch (std::exception const& e) {
-                std::cerr << "kyotaku serve: batch worker: " << e.what() << "\n";
+                ++rt.batch_worker_errors;
+                log_error("batch_worker", e.what());
             }
             if (answered == 0)
                 for (int i = 0; i < 10 && !stopping; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
             else  // interactive requests first: the connection's mutex is not fair, so wait for them to finish
-                for (int i = 0; i < 50 && service.requests_waiting() && !stopping; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                for (int i = 0; i < 50 && service->requests_waiting() && !stopping; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
     });
     std::vector<std::thread> pool;

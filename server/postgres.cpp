@@ -48,6 +48,11 @@ public:
 
     std::string backend() const override { return "postgresql"; }
 
+    PoolStats pool_stats() override {
+        std::lock_guard lock(mutex_);
+        return {int(all_.size()), int(all_.size() - free_.size()), waiting_};
+    }
+
     void in_transaction(std::function<void()> const& body) override {
         if (PGconn* c = bound()) {  // nested: a savepoint on the same connection
             std::string sp = "sp" + std::to_string(depth_of(c)++);
@@ -89,13 +94,16 @@ private:
     std::condition_variable available_;
     std::vector<PGconn*> all_, free_;
     std::map<PGconn*, int> depth_;
+    int waiting_ = 0;  // threads waiting for a free connection (under mutex_)
 
     struct Lease {
         Postgres& pool;
         PGconn* conn;
         explicit Lease(Postgres& p) : pool(p) {
             std::unique_lock lock(p.mutex_);
+            ++p.waiting_;
             p.available_.wait(lock, [&] { return !p.free_.empty(); });
+            --p.waiting_;
             conn = p.free_.back();
             p.free_.pop_back();
         }

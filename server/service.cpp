@@ -1093,7 +1093,7 @@ json Service::upload_batch_stream(Caller const& c, std::string const& category, 
     gmtime_r(&t, &tm);
     std::strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
     std::string reception = stamp + std::to_string(std::stoull(new_id().substr(0, 12), nullptr, 16) % 1000000 + 1000000).substr(1);
-    return transaction(db_, [&] {
+    json accepted = transaction(db_, [&] {
         db_.query("INSERT INTO batch_jobs (reception_number, facility_code, category, query_date, file_identifier, format, total, done, created_at) "
                   "VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7)",
                   {reception, c.facility_code, cat, query_date, file_identifier, format, now_iso()});
@@ -1124,6 +1124,8 @@ json Service::upload_batch_stream(Caller const& c, std::string const& category, 
         db_.query("UPDATE batch_jobs SET total = $2 WHERE reception_number = $1", {reception, total});
         return json{{"reception_number", reception}, {"total", total}, {"status", "処理中"}};
     });
+    batch_event("accepted", reception, c.facility_code, accepted["total"].get<std::int64_t>());
+    return accepted;
 }
 
 namespace {
@@ -1222,8 +1224,10 @@ std::string Service::oqs_consented_upload(Caller const& c, std::string const& xm
             db_.query("UPDATE batch_rows SET result_json = $3 WHERE reception_number = $1 AND row_no = $2", {rn, ++n, result.dump()});
         }
         db_.query("UPDATE batch_jobs SET total = $2, done = $2, finished_at = $3 WHERE reception_number = $1", {rn, std::int64_t(rows.size()), now_iso()});
+        j["total"] = std::int64_t(rows.size());
         return j;
     });
+    batch_event("finished", job["reception_number"], c.facility_code, job["total"].get<std::int64_t>());
     status = 200;
     return bulk_upload_result(reply, job["reception_number"], "", "");
 }
@@ -1299,6 +1303,7 @@ std::string Service::oqs_reference_numbers(Caller const& c, std::string const& x
         db_.query("UPDATE batch_jobs SET done = total, finished_at = $2 WHERE reception_number = $1", {rn, now_iso()});
         return j;
     });
+    batch_event("finished", job["reception_number"], c.facility_code, job["total"].get<std::int64_t>());
     status = 200;
     return bulk_upload_result(reply, job["reception_number"], "", "");
 }
@@ -1458,7 +1463,8 @@ int Service::process_batches(int max_rows, int max_ms) {
     caller.facility_code = as_text(jobs[0][1]);
     caller.subject = "batch " + reception;
     std::string category = as_text(jobs[0][2]), query_date = as_text(jobs[0][3]);
-    return transaction(db_, [&] {
+    bool finished = false;
+    int answered_rows = transaction(db_, [&] {
         FacilityCache cache{caller.facility_code, facility_kind(caller.facility_code), db_.query(settings_select, {caller.facility_code})};
         chunk_facility = &cache;
         struct Reset {
@@ -1499,6 +1505,7 @@ int Service::process_batches(int max_rows, int max_ms) {
                   "WHERE reception_number = $1",
                   {reception});
         if (rows.size() < std::size_t(max_rows) && answered == rows.size()) {
+            finished = true;
             db_.query("UPDATE batch_jobs SET finished_at = $2 WHERE reception_number = $1", {reception, now_iso()});
             db_.query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, $4, NULL, 1, $5)",
                       {new_id(), caller.facility_code, now_iso(), std::string("一括再照会"),
@@ -1506,6 +1513,8 @@ int Service::process_batches(int max_rows, int max_ms) {
         }
         return int(answered);
     });
+    if (finished) batch_event("finished", reception, caller.facility_code);
+    return answered_rows;
 }
 
 namespace {

@@ -132,6 +132,9 @@ public:
     // free for individual requests.
     int process_batches(int max_rows = 5000, int max_ms = 100);
 
+    // Called when a batch job changes state ("accepted", "finished"), for the server's log (issue 12).
+    void on_batch_event(std::function<void(json const&)> hook) { batch_event_ = std::move(hook); }
+
     // Interactive requests go before the batch worker: while one is being handled, a chunk ends early (after
     // at least 50 rows) and the worker waits for the requests to finish.
     void request_begin() { ++interactive_; }
@@ -162,6 +165,13 @@ private:
     std::once_flag bundle_once_;
     std::string bundle_;
     std::atomic<int> interactive_{0};
+    std::function<void(json const&)> batch_event_;
+    void batch_event(char const* state, std::string const& reception, std::string const& facility, std::int64_t rows = -1) {
+        if (!batch_event_) return;
+        json e{{"state", state}, {"reception_number", reception}, {"facility", facility}};
+        if (rows >= 0) e["rows"] = rows;
+        batch_event_(e);
+    }
     std::string facility_of_token(json const& body);
     std::map<std::string, std::string> category_by_kind_;  // 分類 of each visit kind, evaluated once from the rules
     std::string category(std::string const& visit_kind) const;

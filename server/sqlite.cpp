@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <unordered_map>
 
@@ -47,7 +48,7 @@ public:
     }
 
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
-        std::lock_guard lock(mutex_);
+        Hold lock(*this);
         // Prepared statements are cached by their text (the application's statements are a fixed set).
         sqlite3_stmt* stmt = nullptr;
         if (auto it = cache_.find(sql); it != cache_.end()) {
@@ -119,7 +120,7 @@ public:
     std::string backend() const override { return "sqlite"; }
 
     void in_transaction(std::function<void()> const& body) override {
-        std::lock_guard lock(mutex_);  // recursive: the statements inside lock it again
+        Hold lock(*this);  // recursive: the statements inside lock it again
         std::string sp = "sp" + std::to_string(depth_);
         script(depth_ == 0 ? "PRAGMA synchronous=FULL; BEGIN IMMEDIATE" : "SAVEPOINT " + sp);
         ++depth_;
@@ -137,9 +138,29 @@ public:
         script(depth_ == 0 ? "COMMIT; PRAGMA synchronous=NORMAL" : "RELEASE " + sp);
     }
 
+    PoolStats pool_stats() override {
+        PoolStats s;
+        s.waiting = waiting_.load();
+        if (mutex_.try_lock()) mutex_.unlock();
+        else s.busy = 1;
+        return s;
+    }
+
 private:
     sqlite3* db_ = nullptr;
     std::recursive_mutex mutex_;
+    std::atomic<int> waiting_{0};
+    // The connection's lock, counting the threads that wait for it (for /metrics).
+    struct Hold {
+        Sqlite& db;
+        explicit Hold(Sqlite& d) : db(d) {
+            if (db.mutex_.try_lock()) return;
+            ++db.waiting_;
+            db.mutex_.lock();
+            --db.waiting_;
+        }
+        ~Hold() { db.mutex_.unlock(); }
+    };
     int depth_ = 0;
     std::unordered_map<std::string, sqlite3_stmt*> cache_;
 };
@@ -147,8 +168,31 @@ private:
 
 std::unique_ptr<Database> open_sqlite(std::string const& path) { return std::make_unique<Sqlite>(path); }
 
+SchemaState schema_state(Database& db) {
+    SchemaState s;
+    std::vector<Row> rows;
+    try {
+        rows = db.query("SELECT name FROM schema_migrations ORDER BY name");
+    } catch (DatabaseError const&) {  // a new database: no table yet
+    }
+    for (auto const& r : rows) s.applied.push_back(as_text(r[0]));
+    for (auto const& m : migrations())
+        if (std::find(s.applied.begin(), s.applied.end(), m.name) == s.applied.end()) s.pending.push_back(m.name);
+    for (auto const& name : s.applied)
+        if (std::none_of(migrations().begin(), migrations().end(), [&](Migration const& m) { return name == m.name; })) s.unknown.push_back(name);
+    return s;
+}
+
+std::string schema_too_new_message(SchemaState const& s) {
+    std::string names;
+    for (auto const& n : s.unknown) names += (names.empty() ? "" : ", ") + n;
+    return "データベースのスキーマがこの kyotaku より新しい (" + names + ")。新しい kyotaku で動かしてください / the database schema is newer than this "
+           "kyotaku (it has " + names + "): run a kyotaku at least as new as the one that upgraded it";
+}
+
 int migrate(Database& db) {
     db.script("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)");
+    if (SchemaState s = schema_state(db); !s.unknown.empty()) throw DatabaseError(schema_too_new_message(s));
     int applied = 0;
     for (auto const& m : migrations()) {
         if (!db.query("SELECT 1 FROM schema_migrations WHERE name = $1", {std::string(m.name)}).empty()) continue;
