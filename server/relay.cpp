@@ -247,11 +247,15 @@ public:
         return pending;
     }
 
-    // Records of requests that are no longer in req/ (answered, then the relay stopped before removing the record).
+    // At start: records of requests that are no longer in req/ (answered, then the relay stopped before removing
+    // the record), and temporary files a stopped relay left in res/ and sent/ (unlinked, never followed).
     void drop_stale_records() {
         try {
             for (auto const& name : list(sent_.fd))
                 if (!regular_at(req_.fd, name)) ::unlinkat(sent_.fd, name.c_str(), 0);
+            for (int dir : {res_.fd, sent_.fd})
+                for (auto const& name : list(dir, true))
+                    if (name.size() > 5 && name.front() == '.' && name.compare(name.size() - 4, 4, ".tmp") == 0) ::unlinkat(dir, name.c_str(), 0);
         } catch (std::exception const& e) {
             report("sent", e.what());
         }
@@ -270,8 +274,8 @@ private:
         std::cerr << "relay: " << name << ": " << message << std::endl;
     }
 
-    // The visible names of a folder (hidden ones — our temporary files — excluded).
-    static std::vector<std::string> list(int dir) {
+    // The visible names of a folder (hidden ones — our temporary files — excluded unless asked for).
+    static std::vector<std::string> list(int dir, bool hidden = false) {
         Fd copy(::dup(dir));
         if (copy.fd < 0) throw os_error("dup");
         DIR* d = ::fdopendir(copy.fd);
@@ -281,7 +285,8 @@ private:
         std::vector<std::string> names;
         errno = 0;
         while (dirent* e = ::readdir(d)) {
-            if (e->d_name[0] != '.') names.emplace_back(e->d_name);
+            std::string const n = e->d_name;
+            if (n != "." && n != ".." && (hidden || n[0] != '.')) names.push_back(n);
             errno = 0;
         }
         int const error = errno;

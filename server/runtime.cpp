@@ -85,7 +85,7 @@ bool Runtime::reload_rules() {
 nlohmann::json Runtime::readiness() {
     std::lock_guard lock(ready_mutex_);
     auto now = std::chrono::steady_clock::now();
-    if (!ready_.is_null() && now - ready_checked_ < std::chrono::seconds(1)) return ready_;
+    if (!ready_.is_null() && now - ready_checked_ < readiness_kept) return ready_;
     nlohmann::json checks;
     bool ready = true;
     try {

@@ -46,6 +46,9 @@ public:
     // /metrics, in Prometheus text format.
     std::string metrics_text();
 
+    // How long a readiness answer is kept (a probe is a committed write; anonymous callers must not drive them).
+    std::chrono::milliseconds readiness_kept{1000};
+
     RequestMetrics requests;
     std::atomic<std::int64_t> connections_open{0};
     std::atomic<std::uint64_t> batch_rows_answered{0}, batch_worker_errors{0};

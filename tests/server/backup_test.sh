@@ -43,8 +43,8 @@ for _ in $(seq 20); do add_consent > /dev/null; done
 count() { curl "${admin[@]}" "$U/api/v1/admin/consents?facility_code=$A" | grep -o '"id":"' | wc -l; }
 before=$(count)
 check "20 consents before the backup" test "$before" = 20
-# Writes go on during the backup (a bounded loop; killed after it).
-(for _ in $(seq 2000); do add_consent > /dev/null; done) &
+# Writes go on during the backup (a bounded loop, stopped after it).
+(for _ in $(seq 2000); do [ -f "$work/stop" ] && break; add_consent > /dev/null; done) &
 writer=$!
 sleep 0.5
 
@@ -52,7 +52,7 @@ if [ -z "${KYOTAKU_TEST_PG:-}" ]; then
     # --- SQLite: the online backup API, through the sqlite3 command (docs/operations.md) ---
     sqlite3 "$db" ".backup '$work/backup.sqlite'"
     check "the backup command succeeds while the server writes" test $? -eq 0
-    kill "$writer"; wait "$writer" 2>/dev/null; writer=""
+    touch "$work/stop"; wait "$writer"; writer=""
     check "the backup is consistent" test "$(sqlite3 "$work/backup.sqlite" 'PRAGMA integrity_check')" = ok
     in_backup=$(sqlite3 "$work/backup.sqlite" "SELECT COUNT(*) FROM consents")
     stop
@@ -65,7 +65,7 @@ else
     # --- PostgreSQL: pg_dump while the server runs, pg_restore into a new database ---
     pg_dump --format=custom --file="$work/kyotaku.dump" "$db"
     check "pg_dump succeeds while the server writes" test $? -eq 0
-    kill "$writer"; wait "$writer" 2>/dev/null; writer=""
+    touch "$work/stop"; wait "$writer"; writer=""
     stop
     psql -q "$db" -c 'CREATE DATABASE kyotaku_restored' > /dev/null
     restored=${db%/*}/kyotaku_restored
