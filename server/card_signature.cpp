@@ -91,21 +91,23 @@ CardCheck verify_card_signature(std::string const& card_ca_pem_file, std::vector
     X509Ptr cert(d2i_X509(nullptr, &p, long(certificate_der.size())));
     if (!cert || p != certificate_der.data() + certificate_der.size()) {
         r.field = "certificate";
-        r.error = "カードの証明書を読めません / the card certificate does not parse";
+        r.error_ja = "カードの証明書を読めません";
+        r.error_en = "the card certificate does not parse";
         return r;
     }
     r.fingerprint = der_fingerprint(cert.get());
     StorePtr store(X509_STORE_new());
     if (!store || X509_STORE_load_file(store.get(), card_ca_pem_file.c_str()) != 1) {
         r.field = "";
-        r.error = "カードの認証局が設定されていません / the card CA is not configured";
+        r.error_ja = "カードの認証局が設定されていません";
+        r.error_en = "the card CA is not configured";
         return r;
     }
     StoreCtxPtr ctx(X509_STORE_CTX_new());
     if (!ctx || X509_STORE_CTX_init(ctx.get(), store.get(), cert.get(), nullptr) != 1 || X509_verify_cert(ctx.get()) != 1) {
         r.field = "certificate";
-        r.error = std::string("カードの証明書を検証できません / the card certificate does not verify: ") +
-                  X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
+        r.error_ja = "カードの証明書を検証できません";
+        r.error_en = std::string("the card certificate does not verify: ") + X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
         return r;
     }
     if (!signature) {
@@ -117,7 +119,8 @@ CardCheck verify_card_signature(std::string const& card_ca_pem_file, std::vector
     if (!key || !md || EVP_DigestVerifyInit(md.get(), nullptr, EVP_sha256(), nullptr, key.get()) != 1 ||
         EVP_DigestVerify(md.get(), signature->data(), signature->size(), challenge.data(), challenge.size()) != 1) {
         r.field = "signature";
-        r.error = "カードの署名を検証できません / the card's signature over the challenge does not verify";
+        r.error_ja = "カードの署名を検証できません";
+        r.error_en = "the card's signature over the challenge does not verify";
         return r;
     }
     r.ok = true;

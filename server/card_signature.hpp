@@ -13,7 +13,7 @@ namespace kyotaku::server {
 struct CardCheck {
     bool ok = false;
     std::string field;        // certificate or signature, when !ok
-    std::string error;        // Japanese / English, when !ok
+    std::string error_ja, error_en;  // when !ok
     std::string fingerprint;  // SHA-256 of the certificate (hex), when the certificate parsed
 };
 

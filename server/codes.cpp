@@ -24,13 +24,13 @@ int modulus10_check_digit(std::string_view digits) {
     return (10 - sum % 10) % 10;
 }
 
-bool valid_facility_code(std::string_view code) { return facility_code_error(code).empty(); }
+bool valid_facility_code(std::string_view code) { return !facility_code_error(code, "").has_value(); }
 
-std::string facility_code_error(std::string_view code) {
-    if (code.size() != 10 || !all_digits(code)) return "医療機関等コードは10桁の数字です / the facility code is 10 digits";
+std::optional<Error> facility_code_error(std::string_view code, std::string const& field) {
+    if (code.size() != 10 || !all_digits(code)) return invalid(field, "医療機関等コードは10桁の数字です", "the facility code is 10 digits");
     if (modulus10_check_digit(code.substr(0, 9)) != code[9] - '0')
-        return "医療機関等コードの検証番号が合いません / the facility code's check digit does not match";
-    return {};
+        return invalid(field, "医療機関等コードの検証番号が合いません", "the facility code's check digit does not match");
+    return std::nullopt;
 }
 
 std::string canonical_insurer_number(std::string_view raw) {
@@ -44,14 +44,15 @@ std::string canonical_insurer_number(std::string_view raw) {
     return s;
 }
 
-bool valid_insurer_number(std::string_view number) { return insurer_number_error(number).empty(); }
+bool valid_insurer_number(std::string_view number) { return !insurer_number_error(number, "").has_value(); }
 
-std::string insurer_number_error(std::string_view raw) {
+std::optional<Error> insurer_number_error(std::string_view raw, std::string const& field) {
     std::string s = canonical_insurer_number(raw);
-    if ((s.size() != 8 && s.size() != 6) || !all_digits(s)) return "保険者番号は8桁 (国保は6桁) の数字です / the insurer number is 8 digits (6 for 国保)";
+    if ((s.size() != 8 && s.size() != 6) || !all_digits(s))
+        return invalid(field, "保険者番号は8桁 (国保は6桁) の数字です", "the insurer number is 8 digits (6 for 国保)");
     if (modulus10_check_digit(std::string_view(s).substr(0, s.size() - 1)) != s.back() - '0')
-        return "保険者番号の検証番号が合いません / the insurer number's check digit does not match";
-    return {};
+        return invalid(field, "保険者番号の検証番号が合いません", "the insurer number's check digit does not match");
+    return std::nullopt;
 }
 
 std::string normalize_symbol(std::string_view s) {

@@ -1,6 +1,8 @@
 // Identifiers of the real system and their check digits (interfaces.md section 2).
 #pragma once
 
+#include "error.hpp"
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,8 +23,8 @@ std::string canonical_insurer_number(std::string_view number);
 // 記号・番号 may arrive full-width: normalise to ASCII and trim blanks before comparing.
 std::string normalize_symbol(std::string_view s);
 
-// Why a value was refused, for a 4xx answer (Japanese / English); empty when valid.
-std::string facility_code_error(std::string_view code);
-std::string insurer_number_error(std::string_view number);
+// Why a value was refused, naming `field`; nullopt when valid.
+std::optional<Error> facility_code_error(std::string_view code, std::string const& field);
+std::optional<Error> insurer_number_error(std::string_view number, std::string const& field);
 
 }  // namespace kyotaku::server

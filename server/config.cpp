@@ -34,6 +34,9 @@ std::vector<Setting> const& serve_settings() {
         {T::text, "public_url", "--public-url", "KYOTAKU_PUBLIC_URL", "施設URLの先頭 (既定 https://HOST:PORT) / base of facility URLs"},
         {T::text, "web_root", "--web-root", "KYOTAKU_WEB_ROOT",
          "同意ページのファイル (既定: 実行ファイルの隣の web/) / the consent page's files (default: web/ beside the binary)"},
+        {T::text, "test_clock", "--test-clock", "KYOTAKU_TEST_CLOCK",
+         "テスト・デモ用: サーバの「今日」をこの日から始める (運用者が POST /api/v1/admin/clock で動かせる) / tests and demos: start the "
+         "server's day on DATE (the operator may move it)"},
     };
     return all;
 }
@@ -96,7 +99,8 @@ std::string apply(ServeOptions& o, Setting const& s, std::string const& value) {
         o.any_address = true;
         return {};
     }
-    if (value.empty() && key != "public_url" && key != "web_root" && key != "rules") return "空にはできません / must not be empty";
+    if (value.empty() && key != "public_url" && key != "web_root" && key != "rules" && key != "test_clock")
+        return "空にはできません / must not be empty";
     if (key == "host") {
         o.host = value;
         o.any_address = false;
@@ -110,6 +114,9 @@ std::string apply(ServeOptions& o, Setting const& s, std::string const& value) {
         o.public_url = value;
     } else if (key == "web_root") {
         o.web_root = value;
+    } else if (key == "test_clock") {
+        if (!value.empty() && !parse_date(value).date) return "日付ではありません / not a date (YYYY-MM-DD)";
+        o.test_clock = value;
     }
     return {};
 }
@@ -315,6 +322,7 @@ int check_config(ResolvedConfig const& config) {
         else if (key == "threads") value = std::to_string(o.threads);
         else if (key == "public_url") value = o.public_url.empty() ? "(https://HOST:PORT)" : o.public_url;
         else if (key == "web_root") value = web_root_path(o).empty() ? "(none)" : web_root_path(o);
+        else if (key == "test_clock") value = o.test_clock.empty() ? "(the machine's clock)" : o.test_clock;
         std::cout << key << " = " << value << "  (" << config.origin.at(s.key) << ")\n";
     }
     std::vector<std::string> errors = config.errors, notes;

@@ -23,6 +23,7 @@ struct ServeOptions {
     int threads = 2;
     std::string public_url;  // the base of facility URLs; default https://HOST:PORT
     std::string web_root;    // the consent page's files (index.html, *.js, *.wasm); default: ../web beside the binary
+    std::string test_clock;  // for tests and demos: start the server's clock on this day (and let the operator move it)
 };
 
 // One setting: its key in [serve], its flag and its environment variable.

@@ -14,8 +14,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <csignal>
+#include <array>
 #include <atomic>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -40,6 +41,24 @@ HttpResult error_result(int status, std::string const& field, std::string const&
     json e{{"error", message}};
     if (!field.empty()) e["field"] = field;
     return json_result(status, e);
+}
+int status_of(Error::Kind k) {
+    switch (k) {
+        case Error::Kind::invalid: return 400;
+        case Error::Kind::forbidden: return 403;
+        case Error::Kind::not_found: return 404;
+        case Error::Kind::conflict: return 409;
+        case Error::Kind::too_large: return 413;
+        case Error::Kind::unsupported: return 415;
+        case Error::Kind::unavailable: return 503;
+    }
+    return 500;
+}
+// One error shape for every route: the Japanese and English texts as separate fields (and together in `error`).
+HttpResult error_result(Error const& e) {
+    json body{{"error", e.what()}, {"message_ja", e.ja}, {"message_en", e.en}};
+    if (!e.field.empty()) body["field"] = e.field;
+    return json_result(status_of(e.kind), body);
 }
 
 // Decodes %XX escapes and '+' of a query string value (category=%E8%A8%AA… for 訪問診療等).
@@ -73,29 +92,21 @@ std::string query_param(std::string const& target, std::string const& name) {
     return {};
 }
 
-// The PIN goes to the card and nowhere else: a body that carries one is refused before anything reads, logs
-// or stores it.
-bool carries_pin(json const& j) {
-    if (j.is_object())
-        for (auto const& [k, v] : j.items()) {
-            std::string key;
-            for (char ch : k) key += char(std::tolower(static_cast<unsigned char>(ch)));
-            if (key == "pin" || key.rfind("pin_", 0) == 0 || (key.size() > 4 && key.compare(key.size() - 4, 4, "_pin") == 0) ||
-                key == "暗証番号" || carries_pin(v))
-                return true;
-        }
-    if (j.is_array())
-        for (auto const& v : j)
-            if (carries_pin(v)) return true;
-    return false;
-}
-
+// A JSON body, parsed without letting its nesting depth choose anything: values deeper than `max_depth` are
+// refused (nlohmann's parser keeps its own stack; the callback sees each value's depth).
 json parse_json_body(std::string const& body) {
-    json j = json::parse(body, nullptr, false);
-    if (j.is_discarded()) throw ClientError(400, "", "本文が JSON として読めません / the body is not valid JSON");
-    if (!j.is_object()) throw ClientError(400, "", "本文は JSON のオブジェクトです / the body must be a JSON object");
-    if (carries_pin(j))
-        throw ClientError(400, "pin", "暗証番号はサーバに送らないでください (カードにだけ渡します) / never send the PIN to the server: it goes to the card only");
+    constexpr int max_depth = 8;
+    bool too_deep = false;
+    json j = json::parse(
+        body,
+        [&](int depth, json::parse_event_t, json&) {
+            if (depth > max_depth) too_deep = true;
+            return !too_deep;  // once too deep, keep nothing more
+        },
+        false);
+    if (too_deep) throw invalid("", "本文の入れ子が深すぎます", "the body is nested too deeply");
+    if (j.is_discarded()) throw invalid("", "本文が JSON として読めません", "the body is not valid JSON");
+    if (!j.is_object()) throw invalid("", "本文は JSON のオブジェクトです", "the body must be a JSON object");
     return j;
 }
 
@@ -135,143 +146,196 @@ using Handler = HttpResult (*)(Service&, Caller const&, Request const&);
 struct Route {
     char const* method;
     char const* path;
+    Access access;
     Handler run;
 };
 
-// The file routes: an XML request in, an XML result out, the status set by the service.
-template <std::string (Service::*Answer)(Caller const&, std::string const&, int&)>
+// The file routes: an XML request in, an XML result out, the status set by the desk.
+template <std::string (OqsDesk::*Answer)(Caller const&, std::string const&, int&)>
 HttpResult xml_file(Service& s, Caller const& c, Request const& r) {
     int status = 200;
-    std::string out = (s.*Answer)(c, r.body, status);
+    std::string out = (s.oqs.*Answer)(c, r.body, status);
     return HttpResult{status, "application/xml", out};
 }
 
-// Every route of the API, once. docs/api.md and docs/openapi.json list the same (a test checks it).
+void require_csv(Request const& r) {
+    if (r.content_type.rfind("text/csv", 0) != 0) throw Error(Error::Kind::unsupported, "", "text/csv の本文が必要です", "the body must be text/csv");
+}
+
+// Every route of the API, once, with who may call it. docs/api.md and docs/openapi.json list the same (a test
+// checks it). The desks check the caller again; the table is what the documentation promises.
 std::vector<Route> const& routes() {
+    using A = Access;
     static std::vector<Route> const all{
-        {"GET", "/healthz", [](Service&, Caller const&, Request const&) { return json_result(200, json{{"status", "ok"}}); }},
-        {"GET", "/readyz",
+        {"GET", "/healthz", A::anyone, [](Service&, Caller const&, Request const&) { return json_result(200, json{{"status", "ok"}}); }},
+        {"GET", "/readyz", A::anyone,
          [](Service&, Caller const&, Request const&) {
              if (!runtime()) return json_result(503, json{{"status", "not ready"}});
              json ready = runtime()->readiness();
              return json_result(ready["status"] == "ready" ? 200 : 503, ready);
          }},
-        {"GET", "/metrics",
-         [](Service&, Caller const& c, Request const&) {
-             // Operational figures, not personal data, but not for anyone on the internet either: the
-             // administrator's certificate or a monitoring one (CN kyotaku-monitor, e.g. for Prometheus).
-             if (c.kind != Caller::Kind::admin && c.subject != "kyotaku-monitor")
-                 throw ClientError(403, "", "管理者か監視用 (kyotaku-monitor) の証明書が必要です / an administrator or kyotaku-monitor certificate is required");
-             if (!runtime()) throw ClientError(404, "", "no metrics outside kyotaku serve");
+        // Operational figures, not personal data, but not for anyone on the internet either.
+        {"GET", "/metrics", A::monitor,
+         [](Service&, Caller const&, Request const&) {
+             if (!runtime()) throw Error(Error::Kind::not_found, "", "kyotaku serve の外では使えません", "no metrics outside kyotaku serve");
              return HttpResult{200, "text/plain; version=0.0.4; charset=utf-8", runtime()->metrics_text()};
          }},
-        {"POST", "/api/v1/admin/facilities",
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.create_facility(c, parse_json_body(r.body))); }},
-        {"POST", "/api/v1/admin/insured-persons",
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.add_insured_person(c, parse_json_body(r.body))); }},
-        {"POST", "/api/v1/admin/consents",
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.add_consent(c, parse_json_body(r.body))); }},
-        {"GET", "/api/v1/admin/consents",
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.list_consents(c, query_param(r.target, "facility_code"))); }},
-        {"POST", "/api/v1/admin/medical-records",
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.add_medical_record(c, parse_json_body(r.body))); }},
-        {"POST", "/api/v1/admin/url-keys/rotate", [](Service& s, Caller const& c, Request const&) { return json_result(200, s.rotate_url_key(c)); }},
-        {"POST", "/api/v1/admin/cards",
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.register_card(c, parse_json_body(r.body))); }},
-        {"GET", "/api/v1/consent/page",
-         [](Service& s, Caller const&, Request const& r) { return json_result(200, s.consent_page(query_param(r.target, "token"))); }},
-        {"POST", "/api/v1/consent/challenge",
-         [](Service& s, Caller const&, Request const& r) { return json_result(201, s.issue_challenge(parse_json_body(r.body))); }},
-        {"POST", "/api/v1/consent/register",
+        {"POST", "/api/v1/admin/facilities", A::operator_,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.admin.create_facility(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/admin/insured-persons", A::operator_,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.admin.add_insured_person(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/admin/consents", A::operator_,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.admin.add_consent(c, parse_json_body(r.body))); }},
+        {"GET", "/api/v1/admin/consents", A::operator_,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.admin.list_consents(c, query_param(r.target, "facility_code"))); }},
+        {"POST", "/api/v1/admin/medical-records", A::operator_,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.admin.add_medical_record(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/admin/url-keys/rotate", A::operator_,
+         [](Service& s, Caller const& c, Request const&) { return json_result(200, s.admin.rotate_url_key(c)); }},
+        {"POST", "/api/v1/admin/cards", A::operator_,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.admin.register_card(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/admin/clock", A::operator_,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.admin.set_clock(c, parse_json_body(r.body))); }},
+        {"GET", "/api/v1/consent/page", A::anyone,
+         [](Service& s, Caller const&, Request const& r) { return json_result(200, s.consent.page(query_param(r.target, "token"))); }},
+        {"POST", "/api/v1/consent/challenge", A::anyone,
+         [](Service& s, Caller const&, Request const& r) { return json_result(201, s.consent.issue_challenge(parse_json_body(r.body))); }},
+        {"POST", "/api/v1/consent/register", A::anyone,
          [](Service& s, Caller const&, Request const& r) {
              int status = 201;
-             json out = s.register_consent(parse_json_body(r.body), status);
+             json out = s.consent.register_consent(parse_json_body(r.body), status);
              return json_result(status, out);
          }},
-        {"POST", "/api/v1/visual-passcode", [](Service& s, Caller const& c, Request const&) { return json_result(201, s.visual_passcode(c)); }},
-        {"GET", "/api/v1/settings", [](Service& s, Caller const& c, Request const&) { return json_result(200, s.get_settings(c)); }},
-        {"PUT", "/api/v1/settings",
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.put_settings(c, parse_json_body(r.body))); }},
-        {"GET", "/api/v1/settings/audit", [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings_audit(c)); }},
-        {"GET", "/api/v1/url", [](Service& s, Caller const& c, Request const&) { return json_result(200, s.facility_url(c)); }},
-        {"POST", "/api/v1/url/change", [](Service& s, Caller const& c, Request const&) { return json_result(200, s.change_facility_url(c)); }},
-        {"GET", "/api/v1/url/qr.svg",
-         [](Service& s, Caller const& c, Request const&) { return HttpResult{200, "image/svg+xml", qr_svg(s.facility_url_text(c))}; }},
-        {"GET", "/api/v1/url/qr.png",
-         [](Service& s, Caller const& c, Request const&) { return HttpResult{200, "image/png", qr_png(s.facility_url_text(c))}; }},
-        {"POST", "/api/v1/claim-reviews",
+        {"POST", "/api/v1/visual-passcode", A::facility,
+         [](Service& s, Caller const& c, Request const&) { return json_result(201, s.consent.visual_passcode(c)); }},
+        {"GET", "/api/v1/settings", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.get(c)); }},
+        {"PUT", "/api/v1/settings", A::manager,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.settings.put(c, parse_json_body(r.body))); }},
+        {"GET", "/api/v1/settings/audit", A::manager, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.audit(c)); }},
+        {"GET", "/api/v1/url", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.url(c)); }},
+        {"POST", "/api/v1/url/change", A::manager, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.change_url(c)); }},
+        {"GET", "/api/v1/url/qr.svg", A::facility,
+         [](Service& s, Caller const& c, Request const&) { return HttpResult{200, "image/svg+xml", qr_svg(s.settings.url_text(c))}; }},
+        {"GET", "/api/v1/url/qr.png", A::facility,
+         [](Service& s, Caller const& c, Request const&) { return HttpResult{200, "image/png", qr_png(s.settings.url_text(c))}; }},
+        {"POST", "/api/v1/claim-reviews", A::facility,
          [](Service& s, Caller const& c, Request const& r) {
-             if (r.content_type.rfind("text/csv", 0) != 0) throw ClientError(415, "", "text/csv の本文が必要です / the body must be text/csv");
-             return json_result(200, s.import_claim_reviews(c, r.body));
+             require_csv(r);
+             return json_result(200, s.inquiry.import_claim_reviews(c, r.body));
          }},
-        {"POST", "/api/v1/reinquiry",
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.reinquiry(c, parse_json_body(r.body))); }},
-        {"POST", "/api/v1/medical-info",
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.view_medical_info(c, parse_json_body(r.body))); }},
-        {"POST", "/api/v1/withdrawal/lookup",
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.withdrawal_lookup(c, parse_json_body(r.body))); }},
-        {"POST", "/api/v1/withdrawal",
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.withdraw(c, parse_json_body(r.body))); }},
-        {"POST", "/api/v1/batch/reinquiry",
+        {"POST", "/api/v1/reinquiry", A::facility,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.inquiry.reinquiry(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/medical-info", A::facility_or_mobile,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.inquiry.view_medical_info(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/withdrawal/lookup", A::manager,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.withdrawal.lookup(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/withdrawal", A::manager,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.withdrawal.withdraw(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/batch/reinquiry", A::facility,
          [](Service& s, Caller const& c, Request const& r) {
-             if (r.content_type.rfind("text/csv", 0) != 0) throw ClientError(415, "", "text/csv の本文が必要です / the body must be text/csv");
+             require_csv(r);
              std::string const category = query_param(r.target, "category").empty() ? "訪問診療等" : query_param(r.target, "category");
+             std::ifstream file;
+             std::istringstream memory;
+             std::istream* in = &memory;
              if (!r.body_file.empty()) {  // spooled by the session: read from the file, never whole in memory
-                 std::ifstream in(r.body_file, std::ios::binary);
-                 return json_result(202, s.upload_batch(c, category, query_param(r.target, "query_date"), query_param(r.target, "file_identifier"), in));
+                 file.open(r.body_file, std::ios::binary);
+                 in = &file;
+             } else {
+                 memory.str(r.body);
              }
-             return json_result(202, s.upload_batch(c, category, query_param(r.target, "query_date"), query_param(r.target, "file_identifier"), r.body));
+             return json_result(202, s.batch.upload_csv(c, category, query_param(r.target, "query_date"), query_param(r.target, "file_identifier"), *in));
          }},
-        {"GET", "/api/v1/batch/reinquiry/{reception_number}",
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.batch_status(c, r.params[0])); }},
-        {"GET", "/api/v1/batch/reinquiry/{reception_number}/result",
+        {"GET", "/api/v1/batch/reinquiry/{reception_number}", A::facility,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.batch.status(c, r.params[0])); }},
+        {"GET", "/api/v1/batch/reinquiry/{reception_number}/result", A::facility,
          [](Service& s, Caller const& c, Request const& r) {
              HttpResult out{200, "application/x-ndjson; charset=utf-8", ""};
-             out.stream = s.batch_results_pages(c, r.params[0]);  // page by page: never the whole result at once
+             out.stream = s.batch.result_pages(c, r.params[0]);  // page by page: never the whole result at once
              return out;
          }},
-        {"POST", "/api/v1/reference-numbers",
+        {"POST", "/api/v1/reference-numbers", A::facility,
          [](Service& s, Caller const& c, Request const& r) {
-             if (r.content_type.rfind("text/csv", 0) == 0) return json_result(200, s.register_reference_numbers_csv(c, r.body));
+             if (r.content_type.rfind("text/csv", 0) == 0) return json_result(200, s.inquiry.register_reference_numbers_csv(c, r.body));
              int status = 201;
-             json out = s.register_reference_number(c, parse_json_body(r.body), status);
+             json out = s.inquiry.register_reference_number(c, parse_json_body(r.body), status);
              return json_result(status, out);
          }},
-        {"POST", "/api/v1/fallback-verifications",
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.record_fallback_verification(c, parse_json_body(r.body))); }},
-        {"POST", "/api/v1/devices",
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.add_device(c, parse_json_body(r.body))); }},
-        {"GET", "/api/v1/devices", [](Service& s, Caller const& c, Request const&) { return json_result(200, s.list_devices(c)); }},
-        {"POST", "/api/v1/devices/{device_id}/checks",
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.add_device_check(c, r.params[0], parse_json_body(r.body))); }},
-        {"GET", "/api/v1/devices/{device_id}/checks",
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.device_checks(c, r.params[0])); }},
-        {"POST", "/api/v1/oqs/OQSmuquc01req", xml_file<&Service::oqs_bulk_upload>},
-        {"POST", "/api/v1/oqs/OQSmuhvq01req", xml_file<&Service::oqs_consented_upload>},
-        {"POST", "/api/v1/oqs/OQSmuonq01req", xml_file<&Service::oqs_consented_upload>},
-        {"POST", "/api/v1/oqs/OQSsiimm01req", xml_file<&Service::oqs_reference_number>},
-        {"POST", "/api/v1/oqs/OQSmuimm01req", xml_file<&Service::oqs_reference_numbers>},
-        {"POST", "/api/v1/oqs/OQSsiquc01req", xml_file<&Service::oqs_single>},
-        {"POST", "/api/v1/oqs/OQSmuquc02req", xml_file<&Service::oqs_bulk_download>},
-        {"GET", "/api/v1/history/inquiries",
+        {"POST", "/api/v1/fallback-verifications", A::facility,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.ledger.record_fallback(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/devices", A::manager,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.ledger.add_device(c, parse_json_body(r.body))); }},
+        {"GET", "/api/v1/devices", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.ledger.list_devices(c)); }},
+        {"POST", "/api/v1/devices/{device_id}/checks", A::manager,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.ledger.add_check(c, r.params[0], parse_json_body(r.body))); }},
+        {"GET", "/api/v1/devices/{device_id}/checks", A::facility,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.ledger.checks(c, r.params[0])); }},
+        {"POST", "/api/v1/oqs/OQSmuquc01req", A::facility, xml_file<&OqsDesk::bulk_upload>},
+        {"POST", "/api/v1/oqs/OQSmuhvq01req", A::facility, xml_file<&OqsDesk::consented_upload>},
+        {"POST", "/api/v1/oqs/OQSmuonq01req", A::facility, xml_file<&OqsDesk::consented_upload>},
+        {"POST", "/api/v1/oqs/OQSsiquc01req", A::facility, xml_file<&OqsDesk::single>},
+        {"POST", "/api/v1/oqs/OQSsiimm01req", A::facility, xml_file<&OqsDesk::reference_number>},
+        {"POST", "/api/v1/oqs/OQSmuimm01req", A::facility, xml_file<&OqsDesk::reference_numbers>},
+        {"POST", "/api/v1/oqs/OQSmuquc02req", A::facility, xml_file<&OqsDesk::bulk_download>},
+        {"GET", "/api/v1/history/inquiries", A::facility,
          [](Service& s, Caller const& c, Request const& r) {
-             return json_result(200, s.inquiry_history(c, query_param(r.target, "from"), query_param(r.target, "to")));
+             return json_result(200, s.inquiry.inquiry_history(c, query_param(r.target, "from"), query_param(r.target, "to")));
          }},
-        {"GET", "/api/v1/history/viewings",
+        {"GET", "/api/v1/history/viewings", A::facility,
          [](Service& s, Caller const& c, Request const& r) {
-             return json_result(200, s.viewing_history(c, query_param(r.target, "from"), query_param(r.target, "to")));
+             return json_result(200, s.inquiry.viewing_history(c, query_param(r.target, "from"), query_param(r.target, "to")));
          }},
     };
     return all;
 }
+
+bool allowed(Access a, Caller const& c) {
+    switch (a) {
+        case Access::anyone: return true;
+        case Access::operator_: return c.kind == Caller::Kind::admin;
+        case Access::facility: return c.kind == Caller::Kind::facility;
+        case Access::manager: return c.kind == Caller::Kind::facility && c.role == Caller::Role::manager;
+        case Access::facility_or_mobile: return c.kind == Caller::Kind::facility || c.kind == Caller::Kind::mobile;
+        case Access::monitor: return c.kind == Caller::Kind::admin || (c.kind == Caller::Kind::anonymous && c.subject == "kyotaku-monitor");
+    }
+    return false;
+}
 }  // namespace
 
-std::vector<std::pair<std::string, std::string>> route_table() {
-    std::vector<std::pair<std::string, std::string>> out;
-    for (auto const& r : routes()) out.emplace_back(r.method, r.path);
-    out.emplace_back("GET", "/c/{token}");
-    out.emplace_back("GET", "/web/{file}");
+// The routes whose answers can carry a patient's eligibility or medical information. Each answers through the
+// decision path (InquiryDesk::answer_eligibility or DecisionPath::viewing); the route-table test probes each.
+// (The relay sends OQSmuhvq02req, OQSmuonq02req and OQSmuimm02req files to the one download, OQSmuquc02req.)
+constexpr std::array<std::pair<char const*, char const*>, 6> disclosing_routes{{
+    {"POST", "/api/v1/reinquiry"},
+    {"POST", "/api/v1/medical-info"},
+    {"GET", "/api/v1/batch/reinquiry/{reception_number}/result"},
+    {"POST", "/api/v1/oqs/OQSsiquc01req"},
+    {"POST", "/api/v1/oqs/OQSmuquc02req"},
+    {"POST", "/api/v1/withdrawal/lookup"},
+}};
+
+std::vector<RouteInfo> route_table() {
+    std::vector<RouteInfo> out;
+    for (auto const& r : routes()) {
+        bool discloses = false;
+        for (auto const& [m, p] : disclosing_routes) discloses = discloses || (r.method == std::string_view(m) && r.path == std::string_view(p));
+        out.push_back({r.method, r.path, r.access, discloses});
+    }
+    out.push_back({"GET", "/c/{token}", Access::anyone, false});
+    out.push_back({"GET", "/web/{file}", Access::anyone, false});
     return out;
+}
+
+char const* access_name(Access a) {
+    switch (a) {
+        case Access::anyone: return "anyone";
+        case Access::operator_: return "operator";
+        case Access::facility: return "facility";
+        case Access::manager: return "manager";
+        case Access::facility_or_mobile: return "facility_or_mobile";
+        case Access::monitor: return "monitor";
+    }
+    return "?";
 }
 
 namespace {
@@ -316,14 +380,37 @@ void set_web_root(std::string const& directory) {
     web_cache.clear();
 }
 
+Caller caller_from_subject(Service& service, std::string const& cn, std::string const& ou, std::string const& title) {
+    Caller c;
+    c.subject = cn;
+    if (cn == "kyotaku-admin") {
+        c.kind = Caller::Kind::admin;
+        return c;
+    }
+    if (cn.empty() || !service.facility_exists(cn)) return c;
+    // The role is the subject's OU, the terminal kind its title (2.5.4.12): docs/api.md "Certificates". A
+    // certificate that names an unknown role or terminal is nobody, not the weakest of them.
+    if (ou == "管理者") c.role = Caller::Role::manager;
+    else if (ou.empty() || ou == "職員") c.role = Caller::Role::staff;
+    else return Caller{};
+    if (title.empty()) c.terminal = "資格確認端末";
+    else if (title == "資格確認端末" || title == "電子カルテ端末" || title == "モバイル端末") c.terminal = title;
+    else return Caller{};
+    c.kind = Caller::Kind::facility;
+    c.facility_code = cn;
+    c.subject = cn + (ou.empty() ? "" : " " + ou) + (title.empty() ? "" : " " + title);
+    return c;
+}
+
 Caller mobile_caller(Service& service, std::string const& url_token) {
     Caller c;
     if (url_token.empty() || url_token.size() > 512) return c;
-    auto check = service.check_url_token(url_token);
+    auto check = service.settings.check_token(url_token);
     if (!check.facility_code) return c;
     c.kind = Caller::Kind::mobile;
     c.facility_code = *check.facility_code;
     c.subject = "モバイル端末";
+    c.terminal = "モバイル端末";
     return c;
 }
 
@@ -339,12 +426,12 @@ HttpResult route_request(Service& service, Caller const& caller, std::string con
     if (path.rfind("/c/", 0) == 0) {
         route = "/c/{token}";
         if (method != "GET") return error_result(405, "", "method not allowed");
-        auto check = service.check_url_token(path.substr(3));
+        auto check = service.settings.check_token(path.substr(3));
         std::string head = "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
                            "content=\"width=device-width, initial-scale=1\"><title>マイナ在宅受付Web</title></head><body><main>";
         if (!check.facility_code)
             return HttpResult{404, "text/html; charset=utf-8",
-                              head + "<h1>この URL は使えません</h1><p>" + check.reason.substr(0, check.reason.find(" / ")) +
+                              head + "<h1>この URL は使えません</h1><p>" + check.reason +
                                   "</p><p>医療機関・薬局・訪問看護ステーションから、新しい URL か QR コードを受け取ってください。</p></main></body></html>\n"};
         if (auto page = read_web_file("index.html")) return HttpResult{200, "text/html; charset=utf-8", *page, page_headers(false)};
         std::string name;
@@ -361,7 +448,7 @@ HttpResult route_request(Service& service, Caller const& caller, std::string con
         bool const plain = !name.empty() && name.size() <= 64 && name.front() != '.' &&
                            std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_'; });
         if (plain && name == "rules.bundle")
-            return HttpResult{200, "application/octet-stream", service.rules_bundle(), page_headers(false)};
+            return HttpResult{200, "application/octet-stream", service.consent.rules_bundle(), page_headers(false)};
         char const* type = plain ? web_content_type(name) : nullptr;
         if (type)
             if (auto file = read_web_file(name)) return HttpResult{200, type, std::move(*file), page_headers(true)};
@@ -375,9 +462,12 @@ HttpResult route_request(Service& service, Caller const& caller, std::string con
         route = r.path;
         if (method != r.method) continue;
         try {
+            if (!allowed(r.access, caller))
+                throw forbidden(r.access == Access::manager ? "施設の管理者の証明書が必要です" : "この API を使える証明書ではありません",
+                                std::string("this route needs: ") + access_name(r.access));
             return r.run(service, caller, request);
-        } catch (ClientError const& e) {
-            return error_result(e.status, e.field, e.what());
+        } catch (Error const& e) {
+            return error_result(e);
         } catch (DatabaseError const& e) {
             log_error("database", e.what());
             return error_result(500, "", "サーバ内部のエラー (データベース) / internal error (database)");
@@ -401,24 +491,30 @@ HttpResult handle_request(Service& service, Caller const& caller, std::string co
 
 namespace {
 
+// One attribute of a certificate subject as UTF-8 ("" when absent); an attribute given twice is refused ("\x01").
+std::string subject_attribute(X509_NAME* name, int nid) {
+    int at = X509_NAME_get_index_by_NID(name, nid, -1);
+    if (at < 0) return {};
+    if (X509_NAME_get_index_by_NID(name, nid, at) >= 0) return "\x01";
+    unsigned char* utf8 = nullptr;
+    int n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, at)));
+    if (n < 0) return "\x01";
+    std::string out(reinterpret_cast<char*>(utf8), std::size_t(n));
+    OPENSSL_free(utf8);
+    return out;
+}
+
 Caller identify(SSL* ssl, Service& service) {
-    Caller c;
     X509* cert = SSL_get1_peer_certificate(ssl);
-    if (!cert) return c;
+    if (!cert) return {};
     struct Free {
         X509* x;
         ~Free() { X509_free(x); }
     } free_cert{cert};
-    if (SSL_get_verify_result(ssl) != X509_V_OK) return c;
-    char cn[256] = {};
-    if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) <= 0) return c;
-    c.subject = cn;
-    if (c.subject == "kyotaku-admin") c.kind = Caller::Kind::admin;
-    else if (service.facility_exists(c.subject)) {
-        c.kind = Caller::Kind::facility;
-        c.facility_code = c.subject;
-    }
-    return c;
+    if (SSL_get_verify_result(ssl) != X509_V_OK) return {};
+    X509_NAME* name = X509_get_subject_name(cert);
+    return caller_from_subject(service, subject_attribute(name, NID_commonName), subject_attribute(name, NID_organizationalUnitName),
+                               subject_attribute(name, NID_title));
 }
 
 // A temporary file removed when it goes out of scope (spooled request bodies).
@@ -450,10 +546,12 @@ struct RequestTrace {
     }
 };
 
+// The caller's role for the log: operator (kyotaku-admin), a facility's manager (管理者) or staff (職員), a
+// モバイル端末 session, monitoring, or nobody.
 char const* role_of(Caller const& c) {
     switch (c.kind) {
-        case Caller::Kind::admin: return "admin";
-        case Caller::Kind::facility: return "facility";
+        case Caller::Kind::admin: return "operator";
+        case Caller::Kind::facility: return c.role == Caller::Role::manager ? "manager" : "staff";
         case Caller::Kind::mobile: return "mobile";
         default: return c.subject == "kyotaku-monitor" ? "monitor" : "anonymous";
     }
@@ -467,7 +565,7 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt)
     } closed{rt};
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
     co_await stream.async_handshake(ssl::stream_base::server, net::use_awaitable);
-    Caller caller = identify(stream.native_handle(), *rt.service());
+    Caller caller = identify(stream.native_handle(), rt.service());
     beast::flat_buffer buffer;
     for (;;) {
         // The header first: a large batch upload is spooled to a file as it arrives, everything else is read
@@ -532,16 +630,14 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt)
             co_await http::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));
             break;
         }
-        // The rule generation this request runs on, held until its response is sent (a SIGHUP reload meanwhile
-        // serves later requests with the new rules).
-        std::shared_ptr<Service> const service = rt.service();
-        service->request_begin();
+        Service& service = rt.service();
+        service.request_begin();
         struct End {
             Service& s;
             ~End() { s.request_end(); }
-        } end{*service};
+        } end{service};
         Caller const who = caller.kind == Caller::Kind::anonymous && req.count("X-Kyotaku-Url-Token")
-                               ? mobile_caller(*service, std::string(req["X-Kyotaku-Url-Token"]))
+                               ? mobile_caller(service, std::string(req["X-Kyotaku-Url-Token"]))
                                : caller;
         trace.record.role = role_of(who);
         trace.record.facility = who.facility_code;
@@ -549,7 +645,7 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt)
         {
             RequestScope scope(trace.record.request_id);
             auto run = [&] {
-                return handle_request(*service, who, method, target, std::string(req[http::field::content_type]), req.body(),
+                return handle_request(service, who, method, target, std::string(req[http::field::content_type]), req.body(),
                                       spool ? spool->path : std::string());
             };
             // The relay's file uploads carry an Idempotency-Key: a repeat gets the first answer, never a second job.
@@ -647,6 +743,27 @@ int serve(ServeOptions const& o) {
         std::cerr << "kyotaku serve: " << redact_db(o.db) << ": " << e.what() << "\n";
         return 2;
     }
+    // The clock: the machine's, or a test clock that starts on --test-clock and the operator may move.
+    SystemClock system_clock;
+    std::unique_ptr<TestClock> test_clock;
+    if (!o.test_clock.empty()) {
+        auto day = parse_date(o.test_clock);
+        if (!day.date) {
+            std::cerr << "kyotaku serve: --test-clock " << o.test_clock << ": " << day.error << "\n";
+            return 2;
+        }
+        test_clock = std::make_unique<TestClock>(*day.date);
+        std::cerr << "kyotaku serve: テスト用の時計で動いています (今日 = " << test_clock->today().iso() << ") / running on a test clock\n";
+    }
+    std::optional<Service> service_holder;
+    try {
+        service_holder.emplace(*db, rules.program, test_clock ? static_cast<Clock&>(*test_clock) : static_cast<Clock&>(system_clock));
+    } catch (std::exception const& e) {
+        std::cerr << "kyotaku serve: " << rules_dir << ": " << e.what() << "\n";
+        return 2;
+    }
+    Service& service = *service_holder;
+    service.context.test_clock = test_clock.get();
 
     ssl::context tls(ssl::context::tls_server);
     tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
@@ -682,24 +799,17 @@ int serve(ServeOptions const& o) {
     if (!web_root.empty() && !fs::exists(fs::path(web_root) / "index.html"))
         std::cerr << "kyotaku serve: --web-root " << web_root << ": index.html がありません / no index.html there\n";
     set_web_root(web_root);
+    if (fs::exists(fs::path(o.tls_dir) / "card-ca.pem")) service.context.card_ca = (fs::path(o.tls_dir) / "card-ca.pem").string();
     std::string const host_in_url = address.is_v6() ? "[" + o.host + "]" : o.host;
-    std::string const public_url =
+    service.context.public_url =
         o.public_url.empty() ? "https://" + host_in_url + ":" + std::to_string(acceptor.local_endpoint().port()) : o.public_url;
-    std::string const card_ca = fs::exists(fs::path(o.tls_dir) / "card-ca.pem") ? (fs::path(o.tls_dir) / "card-ca.pem").string() : "";
+    // Batch jobs' state changes go to the log.
+    service.context.on_batch_event = [](json const& e) {
+        log_line({{"event", "batch_job"}, {"state", e["state"]}, {"reception_number", e["reception_number"]}, {"facility", e["facility"]}, {"rows", e["rows"]}});
+    };
     // A write to stdout (the log) after journald or a pipe went away must not kill the server.
     std::signal(SIGPIPE, SIG_IGN);
-    // Each rule generation is a Service over the same database, set up alike.
-    Runtime rt(*db, rules_dir, rules.program, [&](std::shared_ptr<Program const> program) {
-        auto service = std::make_shared<Service>(*db, std::move(program));
-        service->set_public_url(public_url);
-        if (!card_ca.empty()) service->set_card_ca(card_ca);
-        service->on_batch_event([](json const& e) {
-            LogFields line{{"event", "batch_job"}, {"state", e["state"]}, {"reception_number", e["reception_number"]}, {"facility", e["facility"]}};
-            if (e.contains("rows")) line["rows"] = e["rows"];
-            log_line(std::move(line));
-        });
-        return service;
-    });
+    Runtime rt(*db, service, rules_dir);
     set_runtime(&rt);
     struct Unset {
         ~Unset() { set_runtime(nullptr); }
@@ -724,10 +834,9 @@ int serve(ServeOptions const& o) {
     std::thread worker([&] {
         while (!stopping) {
             int answered = 0;
-            auto service = rt.service();
             try {
                 // Smaller chunks while requests are waiting: their prefetch and first rows are quicker to yield.
-                answered = service->process_batches(service->requests_waiting() ? 200 : 5000, 100);
+                answered = service.batch.process(service.requests_waiting() ? 200 : 5000, 100);
                 rt.batch_rows_answered += std::uint64_t(answered);
             } catch (std::exception const& e) {
                 ++rt.batch_worker_errors;
@@ -736,7 +845,7 @@ int serve(ServeOptions const& o) {
             if (answered == 0)
                 for (int i = 0; i < 10 && !stopping; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
             else  // interactive requests first: the connection's mutex is not fair, so wait for them to finish
-                for (int i = 0; i < 50 && service->requests_waiting() && !stopping; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                for (int i = 0; i < 50 && service.requests_waiting() && !stopping; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
     });
     std::vector<std::thread> pool;

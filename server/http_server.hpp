@@ -32,8 +32,19 @@ struct HttpResult {
 
 // Where the consent page's files are (empty: /c/{token} shows a page saying the files are missing).
 void set_web_root(std::string const& directory);
+// Who may call a route (docs/api.md): anyone (health, the consent page's token routes), the operator
+// (kyotaku-admin), any office terminal of a facility, the facility's 管理者 only, or an office terminal or a
+// モバイル端末 session.
+// monitor: the operator or a monitoring certificate (CN kyotaku-monitor), for /metrics.
+enum class Access { anyone, operator_, facility, manager, facility_or_mobile, monitor };
+char const* access_name(Access a);
+struct RouteInfo {
+    std::string method, path;
+    Access access;
+    bool discloses = false;  // its answer can carry a patient's eligibility or medical information
+};
 // Every (method, path) the server answers; path parameters are written {name}.
-std::vector<std::pair<std::string, std::string>> route_table();
+std::vector<RouteInfo> route_table();
 
 HttpResult handle_request(Service& service, Caller const& caller, std::string const& method, std::string const& target,
                           std::string const& content_type, std::string const& body, std::string const& body_file = "");
@@ -44,5 +55,10 @@ bool spooled_request(std::string const& method, std::string const& target);
 // The caller of a request without a client certificate that carries the consent page's URL token in the
 // X-Kyotaku-Url-Token header: a モバイル端末 session of that facility; anonymous when the token is not usable.
 Caller mobile_caller(Service& service, std::string const& url_token);
+
+// The caller an office terminal's verified certificate names: CN = 医療機関等コード (or kyotaku-admin), OU = role
+// (管理者 | 職員; none: 職員), title = terminal kind (資格確認端末 | 電子カルテ端末 | モバイル端末; none: 資格確認端末).
+// Anything else is anonymous.
+Caller caller_from_subject(Service& service, std::string const& cn, std::string const& ou, std::string const& title);
 
 }  // namespace kyotaku::server

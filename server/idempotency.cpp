@@ -47,7 +47,7 @@ HttpResult answer_once(Database& db, Caller const& caller, std::string const& ke
             db.query("INSERT INTO idempotent_responses (facility_code, idempotency_key, request_hash, route, status, content_type, body_base64, created_at) "
                      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                      {caller.facility_code, key, hash, r.route, std::int64_t(r.status), r.content_type,
-                      base64_encode(std::vector<unsigned char>(r.body.begin(), r.body.end())), now_iso()});
+                      base64_encode(std::vector<unsigned char>(r.body.begin(), r.body.end())), iso_timestamp(std::chrono::system_clock::now())});
         }
         return r;
     });

@@ -1,12 +1,11 @@
 #include "observability.hpp"
 
-#include "service.hpp"
+#include "clock.hpp"
 
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
-#include <ctime>
 
 namespace kyotaku::server {
 
@@ -27,7 +26,7 @@ void write_line(std::string line) {
 }  // namespace
 
 void log_line(LogFields fields, char const* level) {
-    LogFields line{{"time", now_iso()}, {"level", level}};
+    LogFields line{{"time", iso_timestamp(std::chrono::system_clock::now())}, {"level", level}};
     for (auto& [k, v] : fields.items()) line[k] = std::move(v);
     // Invalid UTF-8 (an error message quoting a client's bytes) is replaced, never allowed to throw.
     write_line(line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
@@ -68,14 +67,7 @@ void RequestMetrics::record(RequestRecord const& r) {
     bytes_[{route, r.method}] += r.bytes_out;
 }
 
-std::string iso_time_ago(std::chrono::seconds ago) {
-    auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() - ago);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    return buf;
-}
+std::string iso_time_ago(std::chrono::seconds ago) { return iso_timestamp(std::chrono::system_clock::now() - ago); }
 
 void metric_header(std::string& out, char const* name, char const* type, char const* help) {
     out += "# HELP ";

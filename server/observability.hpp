@@ -64,7 +64,7 @@ private:
     std::map<std::pair<std::string, std::string>, std::uint64_t> bytes_;            // route, method
 };
 
-// UTC time `ago` before now, as the ISO 8601 prefix the database's timestamps compare with (YYYY-MM-DDTHH:MM:SS).
+// UTC time `ago` before now, as the database's timestamps are written (iso_timestamp), to compare with them.
 std::string iso_time_ago(std::chrono::seconds ago);
 
 // Text format helpers: "# HELP", "# TYPE" and samples; label values are escaped.

@@ -2,7 +2,7 @@
 
 #include "codes.hpp"
 #include "kyotaku/calendar.hpp"
-#include "service.hpp"
+#include "fields.hpp"
 
 #include <pugixml.hpp>
 
@@ -50,7 +50,7 @@ std::string iconv_name(std::string const& enc) {
 
 std::string convert(std::string_view in, std::string const& from, std::string const& to) {
     iconv_t cd = iconv_open(to.c_str(), from.c_str());
-    if (cd == iconv_t(-1)) throw ClientError(400, "encoding", "文字コード " + from + " は使えません / unsupported encoding " + from);
+    if (cd == iconv_t(-1)) throw invalid("encoding", "文字コード " + from + " は使えません", "unsupported encoding " + from);
     std::string out(in.size() * 2 + 16, '\0');
     char* src = const_cast<char*>(in.data());
     std::size_t src_left = in.size();
@@ -66,9 +66,8 @@ std::string convert(std::string_view in, std::string const& from, std::string co
                 continue;
             }
             iconv_close(cd);
-            throw ClientError(400, "encoding",
-                              "文字コードの変換に失敗しました (" + std::to_string(in.size() - src_left) + " バイト目) / invalid " + from + " bytes at offset " +
-                                  std::to_string(in.size() - src_left));
+            throw invalid("encoding", "文字コードの変換に失敗しました (" + std::to_string(in.size() - src_left) + " バイト目)",
+                          "invalid " + from + " bytes at offset " + std::to_string(in.size() - src_left));
         }
     }
     iconv_close(cd);
@@ -78,12 +77,24 @@ std::string convert(std::string_view in, std::string const& from, std::string co
 
 pugi::xml_document load(std::string const& bytes, std::string& encoding) {
     encoding = declared_encoding(bytes);
-    std::string utf8 = encoding == "UTF-8" ? bytes : to_utf8(bytes, encoding);
+    std::string utf8;
+    if (encoding != "UTF-8") {
+        utf8 = to_utf8(bytes, encoding);
+    } else if (valid_utf8(bytes)) {
+        utf8 = bytes;
+    } else if (bytes.find("encoding=") == std::string::npos && bytes.find("encoding =") == std::string::npos) {
+        // No declaration and not UTF-8: receipt computers write Shift_JIS (CP932); read it as that, or refuse.
+        encoding = "SHIFT_JIS";
+        utf8 = to_utf8(bytes, encoding);
+    } else {
+        throw invalid("encoding", "UTF-8 と宣言されていますが UTF-8 ではありません", "declared UTF-8 but the bytes are not UTF-8");
+    }
     pugi::xml_document doc;
     // The declaration still names Shift_JIS: tell pugixml the buffer is UTF-8 now.
     auto r = doc.load_buffer(utf8.data(), utf8.size(), pugi::parse_default | pugi::parse_declaration, pugi::encoding_utf8);
-    if (!r) throw ClientError(400, "", std::string("XML として読めません / not well-formed XML: ") + r.description() + " (offset " + std::to_string(r.offset) + ")");
-    if (!doc.child("XmlMsg")) throw ClientError(400, "XmlMsg", "ルート要素 XmlMsg がありません / the root element must be XmlMsg");
+    if (!r) throw invalid("", std::string("XML として読めません (") + std::to_string(r.offset) + " バイト目)",
+                          std::string("not well-formed XML: ") + r.description() + " (offset " + std::to_string(r.offset) + ")");
+    if (!doc.child("XmlMsg")) throw invalid("XmlMsg", "ルート要素 XmlMsg がありません", "the root element must be XmlMsg");
     return doc;
 }
 
@@ -91,9 +102,9 @@ std::string text(pugi::xml_node n, char const* child) { return n.child(child).te
 
 std::string yyyymmdd_to_iso(std::string const& s, char const* field) {
     if (s.size() != 8 || s.find_first_not_of("0123456789") != std::string::npos)
-        throw ClientError(400, field, std::string(field) + " は yyyyMMdd です / must be yyyyMMdd");
+        throw invalid(field, std::string(field) + " は yyyyMMdd です", std::string(field) + " must be yyyyMMdd");
     auto d = Date::from_ymd(std::stoi(s.substr(0, 4)), unsigned(std::stoi(s.substr(4, 2))), unsigned(std::stoi(s.substr(6, 2))));
-    if (!d) throw ClientError(400, field, std::string(field) + ": 存在しない日付です / no such day: " + s);
+    if (!d) throw invalid(field, std::string(field) + ": 存在しない日付です", "no such day: " + s);
     return d->iso();
 }
 
@@ -104,14 +115,6 @@ std::string iso_to_yyyymmdd(std::string const& iso) {
     return out;
 }
 
-std::string now_stamp() {
-    auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-    std::tm tm{};
-    localtime_r(&t, &tm);
-    char buf[20];
-    std::strftime(buf, sizeof buf, "%Y%m%d%H%M%S", &tm);
-    return buf;
-}
 
 std::string save(pugi::xml_document& doc, std::string const& encoding) {
     std::ostringstream ss;
@@ -132,11 +135,18 @@ BulkUpload parse_bulk_upload(std::string const& bytes) {
     auto doc = load(bytes, up.encoding);
     auto header = doc.child("XmlMsg").child("MessageHeader");
     auto body = doc.child("XmlMsg").child("MessageBody");
-    if (!header || !body) throw ClientError(400, "MessageHeader", "MessageHeader と MessageBody が必要です / MessageHeader and MessageBody are required");
+    if (!header || !body) throw invalid("MessageHeader", "MessageHeader と MessageBody が必要です", "MessageHeader and MessageBody are required");
     up.query_date = yyyymmdd_to_iso(text(header, "QualificationConfirmationDate"), "QualificationConfirmationDate");
     up.facility_code = text(header, "MedicalInstitutionCode");
-    if (auto e = facility_code_error(up.facility_code); !e.empty()) throw ClientError(400, "MedicalInstitutionCode", e);
+    if (auto e = facility_code_error(up.facility_code, "MedicalInstitutionCode")) throw *e;
     up.file_identifier = text(header, "ArbitraryFileIdentifier");
+    // 診療区分: MedicalTreatmentFlag as in the OQSmuhvq/OQSmuonq layouts (2 訪問診療等, 3 オンライン診療等), in the
+    // header or the body; a file without one is 訪問診療等 (the layouts of 資格確認一括照会 are open: interfaces.md).
+    std::string flag = text(header, "MedicalTreatmentFlag");
+    if (flag.empty()) flag = text(body, "MedicalTreatmentFlag");
+    if (!flag.empty() && flag != "2" && flag != "3")
+        throw invalid("MedicalTreatmentFlag", "MedicalTreatmentFlag は 2 (訪問診療等) か 3 (オンライン診療等) です", "MedicalTreatmentFlag must be 2 or 3");
+    up.treatment_flag = flag == "3" ? 3 : 2;
     for (auto info : body.children("QualificationConfirmSearchInfo")) {
         // Echoed back in the order it was sent: pairs, not an object (whose keys would be sorted).
         json echo = json::array();
@@ -154,16 +164,16 @@ BulkUpload parse_bulk_upload(std::string const& bytes) {
             row["birthdate"] = birth;  // the row's own error, when it is answered
         up.rows.push_back(std::move(row));
     }
-    if (up.rows.empty()) throw ClientError(400, "QualificationConfirmSearchInfo", "照会する行がありません / no QualificationConfirmSearchInfo");
+    if (up.rows.empty()) throw invalid("QualificationConfirmSearchInfo", "照会する行がありません", "no QualificationConfirmSearchInfo");
     return up;
 }
 
 std::string bulk_upload_result(BulkUpload const& up, std::string const& reception_number, std::string const& error_code,
-                               std::string const& error_message) {
+                               std::string const& error_message, std::string const& executed_at) {
     pugi::xml_document doc;
     auto msg = doc.append_child("XmlMsg");
     auto header = msg.append_child("MessageHeader");
-    add(header, "ProcessExecutionTime", now_stamp());
+    add(header, "ProcessExecutionTime", executed_at);
     add(header, "MedicalInstitutionCode", up.facility_code);
     add(header, "CharacterCodeIdentifier", up.encoding == "UTF-8" ? "0" : "1");
     auto body = msg.append_child("MessageBody");
@@ -177,12 +187,12 @@ std::string bulk_upload_result(BulkUpload const& up, std::string const& receptio
 }
 
 std::string file_error_result(std::string const& request, std::string const& facility_code, std::string const& file_identifier,
-                              std::string const& message) {
+                              std::string const& message, std::string const& executed_at) {
     BulkUpload up;
     up.encoding = answer_encoding(request);
     up.facility_code = facility_code;
     up.file_identifier = file_identifier;
-    return bulk_upload_result(up, "", "EKY0901", message);
+    return bulk_upload_result(up, "", "EKY0901", message, executed_at);
 }
 
 ConsentedDownload parse_consented_download(std::string const& bytes) {
@@ -194,11 +204,11 @@ ConsentedDownload parse_consented_download(std::string const& bytes) {
     d.file_identifier = text(header, "ArbitraryFileIdentifier");
     d.query_date = yyyymmdd_to_iso(text(header, "QualificationConfirmationDate"), "QualificationConfirmationDate");
     std::string flag = text(body, "MedicalTreatmentFlag");
-    if (flag != "2" && flag != "3") throw ClientError(400, "MedicalTreatmentFlag", "MedicalTreatmentFlag は 2 (訪問診療等) か 3 (オンライン診療等) です / must be 2 or 3");
+    if (flag != "2" && flag != "3") throw invalid("MedicalTreatmentFlag", "MedicalTreatmentFlag は 2 (訪問診療等) か 3 (オンライン診療等) です", "MedicalTreatmentFlag must be 2 or 3");
     d.treatment_flag = flag == "2" ? 2 : 3;
     d.from = yyyymmdd_to_iso(text(body, "ConsentDateFrom"), "ConsentDateFrom");
     d.to = yyyymmdd_to_iso(text(body, "ConsentDateTo"), "ConsentDateTo");
-    if (d.to < d.from) throw ClientError(400, "ConsentDateTo", "ConsentDateTo が ConsentDateFrom より前です / ConsentDateTo is before ConsentDateFrom");
+    if (d.to < d.from) throw invalid("ConsentDateTo", "ConsentDateTo が ConsentDateFrom より前です", "ConsentDateTo is before ConsentDateFrom");
     return d;
 }
 
@@ -225,13 +235,13 @@ ReferenceRegistrations parse_reference_registrations(std::string const& bytes) {
         json request;
         try {
             request = registration_request(info);
-        } catch (ClientError const& e) {
+        } catch (Error const& e) {
             request = json{{"malformed", e.what()}};
         }
         request["echo"] = echo;
         r.requests.push_back(std::move(request));
     }
-    if (r.requests.empty()) throw ClientError(400, "ReferenceNumberRegistrationInfo", "登録する行がありません / no ReferenceNumberRegistrationInfo");
+    if (r.requests.empty()) throw invalid("ReferenceNumberRegistrationInfo", "登録する行がありません", "no ReferenceNumberRegistrationInfo");
     return r;
 }
 
@@ -240,7 +250,7 @@ ReferenceRegistration parse_reference_registration(std::string const& bytes) {
     auto doc = load(bytes, r.encoding);
     auto header = doc.child("XmlMsg").child("MessageHeader");
     auto info = doc.child("XmlMsg").child("MessageBody").child("ReferenceNumberRegistrationInfo");
-    if (!info) throw ClientError(400, "ReferenceNumberRegistrationInfo", "ReferenceNumberRegistrationInfo がありません / missing ReferenceNumberRegistrationInfo");
+    if (!info) throw invalid("ReferenceNumberRegistrationInfo", "ReferenceNumberRegistrationInfo がありません", "missing ReferenceNumberRegistrationInfo");
     r.facility_code = text(header, "MedicalInstitutionCode");
     r.file_identifier = text(header, "ArbitraryFileIdentifier");
     r.reference_number = text(info, "ReferenceNumber");
@@ -248,11 +258,12 @@ ReferenceRegistration parse_reference_registration(std::string const& bytes) {
     return r;
 }
 
-std::string reference_registration_result(ReferenceRegistration const& reg, std::string const& error_code, std::string const& message) {
+std::string reference_registration_result(ReferenceRegistration const& reg, std::string const& error_code, std::string const& message,
+                                          std::string const& executed_at) {
     pugi::xml_document doc;
     auto msg = doc.append_child("XmlMsg");
     auto header = msg.append_child("MessageHeader");
-    add(header, "ProcessExecutionTime", now_stamp());
+    add(header, "ProcessExecutionTime", executed_at);
     add(header, "MedicalInstitutionCode", reg.facility_code);
     add(header, "ArbitraryFileIdentifier", reg.file_identifier);
     add(header, "CharacterCodeIdentifier", reg.encoding == "UTF-8" ? "0" : "1");
@@ -269,7 +280,7 @@ BulkDownload parse_bulk_download(std::string const& bytes) {
     auto doc = load(bytes, d.encoding);
     d.facility_code = text(doc.child("XmlMsg").child("MessageHeader"), "MedicalInstitutionCode");
     d.reception_number = text(doc.child("XmlMsg").child("MessageBody"), "ReceptionNumber");
-    if (d.reception_number.empty()) throw ClientError(400, "ReceptionNumber", "ReceptionNumber がありません / ReceptionNumber is missing");
+    if (d.reception_number.empty()) throw invalid("ReceptionNumber", "ReceptionNumber がありません", "ReceptionNumber is missing");
     return d;
 }
 
@@ -298,28 +309,31 @@ void write_unit(pugi::xml_node unit, json const& r) {
         if (r.contains("eligibility")) {
             auto const& e = r["eligibility"];
             auto q = unit.append_child("ResultOfQualificationConfirmation");
-            add(q, "InsuredCardClassification", "01");
+            add(q, "InsuredCardClassification", e.value("card_classification", std::string("01")));
             add(q, "InsurerNumber", e["insurer_number"].get<std::string>());
             add(q, "InsuredCardSymbol", e["symbol"].get<std::string>());
             add(q, "InsuredIdentificationNumber", e["number"].get<std::string>());
             if (!e["branch"].get<std::string>().empty()) add(q, "InsuredBranchNumber", e["branch"].get<std::string>());
+            add(q, "PersonalFamilyClassification", e.value("personal_family", std::string("1")));
             add(q, "Name", e["name"].get<std::string>());
             add(q, "NameKana", e["name_kana"].get<std::string>());
             add(q, "Birthdate", iso_to_yyyymmdd(e["birthdate"].get<std::string>()));
             add(q, "InsuredCardValidDate", iso_to_yyyymmdd(e["valid_from"].get<std::string>()));
             if (e["valid_to"].is_string()) add(q, "InsuredCardExpirationDate", iso_to_yyyymmdd(e["valid_to"].get<std::string>()));
+            if (e.contains("disqualification_date")) add(q, "DisqualificationDate", iso_to_yyyymmdd(e["disqualification_date"].get<std::string>()));
             add(q, "InsuredPartialContributionRatio", e["burden_ratio"].get<std::string>());
+            if (e.contains("loss_reason")) add(q, "ReasonOfLoss", e["loss_reason"].get<std::string>());
         }
         if (r.contains("consent_date")) add(unit, "ConsentDate", iso_to_yyyymmdd(r["consent_date"].get<std::string>()));
         if (r.contains("reference_numbers"))
             for (auto const& ref : r["reference_numbers"]) add(unit, "ReferenceNumber", ref.get<std::string>());
     }
 
-std::string single_result(BulkUpload const& up, json const& row) {
+std::string single_result(BulkUpload const& up, json const& row, std::string const& executed_at) {
     pugi::xml_document doc;
     auto msg = doc.append_child("XmlMsg");
     auto header = msg.append_child("MessageHeader");
-    add(header, "ProcessExecutionTime", now_stamp());
+    add(header, "ProcessExecutionTime", executed_at);
     add(header, "QualificationConfirmationDate", iso_to_yyyymmdd(up.query_date));
     add(header, "MedicalInstitutionCode", up.facility_code);
     add(header, "ArbitraryFileIdentifier", up.file_identifier);
@@ -331,11 +345,11 @@ std::string single_result(BulkUpload const& up, json const& row) {
     return save(doc, up.encoding);
 }
 
-std::string bulk_result(BulkJobInfo const& job, std::vector<json> const& rows, std::string const& encoding) {
+std::string bulk_result(BulkJobInfo const& job, std::vector<json> const& rows, std::string const& encoding, std::string const& executed_at) {
     pugi::xml_document doc;
     auto msg = doc.append_child("XmlMsg");
     auto header = msg.append_child("MessageHeader");
-    add(header, "ProcessExecutionTime", now_stamp());
+    add(header, "ProcessExecutionTime", executed_at);
     add(header, "QualificationConfirmationDate", iso_to_yyyymmdd(job.query_date));
     add(header, "MedicalInstitutionCode", job.facility_code);
     add(header, "ArbitraryFileIdentifier", job.file_identifier);

@@ -18,7 +18,9 @@ std::string declared_encoding(std::string_view xml);
 // The encoding to answer a request in: its declared one when this system writes it (UTF-8 or Shift_JIS),
 // UTF-8 otherwise.
 std::string answer_encoding(std::string_view xml);
-// Converts between an encoding and UTF-8; throws ClientError(400) on bytes that do not convert.
+// Converts between an encoding and UTF-8; throws Error (invalid, field "encoding") on bytes that do not convert.
+// A file without an encoding declaration whose bytes are not UTF-8 is read as Shift_JIS (CP932), as receipt
+// computers write it; a file declared UTF-8 that is not is refused.
 std::string to_utf8(std::string_view bytes, std::string const& encoding);
 std::string from_utf8(std::string const& utf8, std::string const& encoding);
 
@@ -28,18 +30,20 @@ struct BulkUpload {
     std::string query_date;          // QualificationConfirmationDate, ISO
     std::string facility_code;       // MedicalInstitutionCode
     std::string file_identifier;     // ArbitraryFileIdentifier
+    int treatment_flag = 2;          // MedicalTreatmentFlag: 2 訪問診療等, 3 オンライン診療等 (absent: 2)
     std::vector<json> rows;          // each: insurer_number, symbol, number, branch, birthdate, arbitrary_identifier,
                                      // and "echo": the QualificationConfirmSearchInfo as sent, [name, value] pairs in order
 };
 BulkUpload parse_bulk_upload(std::string const& bytes);
 
 // OQSmuquc01res: the reception number (or the upload's error).
+// Every result takes its ProcessExecutionTime (yyyyMMddHHmmss, the server's clock) from the caller.
 std::string bulk_upload_result(BulkUpload const& up, std::string const& reception_number, std::string const& error_code,
-                               std::string const& error_message);
+                               std::string const& error_message, std::string const& executed_at);
 
 // An 01res saying the file itself was refused (EKY0901), in the request's answer encoding.
 std::string file_error_result(std::string const& request, std::string const& facility_code, std::string const& file_identifier,
-                              std::string const& message);
+                              std::string const& message, std::string const& executed_at);
 
 // OQSmuquc02req: the download request.
 struct BulkDownload {
@@ -52,7 +56,7 @@ struct BulkJobInfo {
     std::string reception_number, facility_code, file_identifier, query_date;
     bool finished = false;
 };
-std::string bulk_result(BulkJobInfo const& job, std::vector<json> const& rows, std::string const& encoding);
+std::string bulk_result(BulkJobInfo const& job, std::vector<json> const& rows, std::string const& encoding, std::string const& executed_at);
 
 // OQSmuhvq01req / OQSmuonq01req: 同意済資格情報一括取得 — the facility's consented patients whose consent date
 // (the first visit) falls in a range. MedicalTreatmentFlag 2 訪問診療等, 3 オンライン診療等.
@@ -76,10 +80,11 @@ struct ReferenceRegistrations {
     std::vector<json> requests;  // as ReferenceRegistration::request, plus "echo"
 };
 ReferenceRegistrations parse_reference_registrations(std::string const& bytes);
-std::string reference_registration_result(ReferenceRegistration const& reg, std::string const& error_code, std::string const& message);
+std::string reference_registration_result(ReferenceRegistration const& reg, std::string const& error_code, std::string const& message,
+                                          std::string const& executed_at);
 
 // OQSsiquc01res: the single 資格確認's answer to an OQSsiquc01req (parsed like an upload with one search info).
-std::string single_result(BulkUpload const& request, json const& row);
+std::string single_result(BulkUpload const& request, json const& row, std::string const& executed_at);
 
 // ProcessingResultCode values of this reference system (the real list is not public): one table.
 struct ResultCode {

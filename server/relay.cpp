@@ -187,9 +187,9 @@ std::string result_name(std::string const& req) {
 // An error result in the OQSmuquc01res shape, in the request's encoding when it can be told.
 std::string error_result(std::string const& request, std::string const& message) {
     try {
-        return file_error_result(request, "", "", message);
+        return file_error_result(request, "", "", message, SystemClock().stamp_jst());
     } catch (std::exception const&) {  // the message would not convert to the request's encoding
-        return file_error_result("", "", "", message);
+        return file_error_result("", "", "", message, SystemClock().stamp_jst());
     }
 }
 

@@ -27,17 +27,12 @@ std::string hex64(std::uint64_t v) {
 void set_runtime(Runtime* r) { the_runtime = r; }
 Runtime* runtime() { return the_runtime; }
 
-Runtime::Runtime(Database& db, std::string rules_path, std::shared_ptr<Program const> rules, Factory make)
-    : db_(db), rules_path_(std::move(rules_path)), make_(std::move(make)), started_unix_(unix_now()) {
+Runtime::Runtime(Database& db, Service& service, std::string rules_path)
+    : db_(db), service_(service), rules_path_(std::move(rules_path)), started_unix_(unix_now()) {
     char host[128] = {};
     gethostname(host, sizeof host - 1);
     instance_ = std::string(host) + "/" + std::to_string(getpid()) + "/" + new_id().substr(0, 8);
-    set_rules(rules, make_(rules));
-}
-
-std::shared_ptr<Service> Runtime::service() const {
-    std::lock_guard lock(mutex_);
-    return current_;
+    loaded(*service_.context.rules()->program);
 }
 
 RulesInfo Runtime::rules() const {
@@ -45,11 +40,10 @@ RulesInfo Runtime::rules() const {
     return rules_;
 }
 
-void Runtime::set_rules(std::shared_ptr<Program const> const& program, std::shared_ptr<Service> service) {
-    RulesInfo info{rules_path_, hex64(program->source_hash), compiler_version, program->files.size(), now_iso(), unix_now()};
+void Runtime::loaded(Program const& program) {
+    RulesInfo info{rules_path_, hex64(program.source_hash), compiler_version, program.files.size(), iso_timestamp(std::chrono::system_clock::now()), unix_now()};
     {
         std::lock_guard lock(mutex_);
-        current_ = std::move(service);
         rules_ = info;
     }
     log_line({{"event", "rules_loaded"}, {"path", info.path}, {"hash", info.hash}, {"compiler", info.compiler}, {"files", info.files}});
@@ -58,10 +52,10 @@ void Runtime::set_rules(std::shared_ptr<Program const> const& program, std::shar
 bool Runtime::reload_rules() {
     std::lock_guard reload(reload_mutex_);
     std::vector<Diagnostic> diags;
-    auto loaded = load_rules(rules_path_, &diags);
-    if (!loaded.program) {
+    auto fresh = load_rules(rules_path_, &diags);
+    if (!fresh.program) {
         ++reloads_failed_;
-        std::string detail = diags.empty() ? loaded.error : format_diagnostics(diags);
+        std::string detail = diags.empty() ? fresh.error : format_diagnostics(diags);
         log_line({{"event", "rules_reload_failed"},
                   {"path", rules_path_},
                   {"error", detail},
@@ -69,15 +63,12 @@ bool Runtime::reload_rules() {
                  "error");
         return false;
     }
-    std::shared_ptr<Service> next;
-    try {
-        next = make_(loaded.program);
-    } catch (std::exception const& e) {  // e.g. a rule set without the facts the server needs
+    if (auto refused = service_.replace_rules(fresh.program)) {  // the rules lack what the server needs
         ++reloads_failed_;
-        log_line({{"event", "rules_reload_failed"}, {"path", rules_path_}, {"error", e.what()}, {"kept_hash", rules().hash}}, "error");
+        log_line({{"event", "rules_reload_failed"}, {"path", rules_path_}, {"error", *refused}, {"kept_hash", rules().hash}}, "error");
         return false;
     }
-    set_rules(loaded.program, std::move(next));
+    loaded(*fresh.program);
     ++reloads_ok_;
     return true;
 }
@@ -89,7 +80,7 @@ nlohmann::json Runtime::readiness() {
     nlohmann::json checks;
     bool ready = true;
     try {
-        std::string const at = now_iso();
+        std::string const at = iso_timestamp(std::chrono::system_clock::now());
         std::string const day_ago = iso_time_ago(std::chrono::hours(24));
         transaction(db_, [&] {
             db_.query("INSERT INTO server_probes (instance, at) VALUES ($1, $2) ON CONFLICT (instance) DO UPDATE SET at = excluded.at", {instance_, at});
@@ -114,7 +105,7 @@ nlohmann::json Runtime::readiness() {
         checks["schema"] = "読めません / cannot read";
         log_error("readiness_schema", e.what());
     }
-    if (service()) {
+    if (service_.context.rules()) {
         checks["rules"] = "ok";
     } else {
         ready = false;

@@ -1,9 +1,8 @@
-// The running server around the Service: the rule set in service (reloaded on SIGHUP), readiness and metrics.
+// The running server around the Service: the rules reloaded on SIGHUP, readiness and metrics.
 //
-// Rules are swapped by generation: each loaded rule set gets its own Service over the same Database, and a
-// request holds the generation it started with (a shared_ptr) until its response is sent, so requests in flight
-// finish on the old program while new ones get the new one. A rule set that fails to load is refused and the
-// old one kept.
+// A reload compiles the rules again and hands them to Service::replace_rules, which swaps the rules in force
+// whole (Context::rules): a request works on the rules it took when it started, later ones get the new rules. A
+// rule set that does not compile, or does not fulfil the rule contract, is refused and the old one kept.
 #pragma once
 
 #include "observability.hpp"
@@ -27,12 +26,9 @@ struct RulesInfo {
 
 class Runtime {
 public:
-    // Makes a Service for a rule program (the server sets its public URL, card CA and batch log on it).
-    using Factory = std::function<std::shared_ptr<Service>(std::shared_ptr<Program const>)>;
-    Runtime(Database& db, std::string rules_path, std::shared_ptr<Program const> rules, Factory make);
+    Runtime(Database& db, Service& service, std::string rules_path);
 
-    // The current generation; hold it while a request is being answered.
-    std::shared_ptr<Service> service() const;
+    Service& service() { return service_; }
     RulesInfo rules() const;
     Database& database() { return db_; }
 
@@ -55,12 +51,11 @@ public:
 
 private:
     Database& db_;
+    Service& service_;
     std::string rules_path_;
-    Factory make_;
     std::string instance_;
     double started_unix_;
     mutable std::mutex mutex_;
-    std::shared_ptr<Service> current_;
     RulesInfo rules_;
     std::mutex reload_mutex_;
     std::atomic<std::uint64_t> reloads_ok_{0}, reloads_failed_{0};
@@ -71,7 +66,7 @@ private:
     std::chrono::steady_clock::time_point gauges_read_{};
     std::string gauges_;  // the database-wide gauges, read at most every 5 s
 
-    void set_rules(std::shared_ptr<Program const> const& program, std::shared_ptr<Service> service);
+    void loaded(Program const& program);  // records and logs the rules now in force
     std::string database_gauges();
 };
 

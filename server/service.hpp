@@ -1,201 +1,261 @@
-// The reference verification system's operations, independent of HTTP. Every allow/deny comes from the
-// compiled rule set, never from C++ conditions; every operation is scoped to the calling facility.
+// The reference verification system's use cases, independent of HTTP, one desk per area (architecture.md "The
+// server's layers"): each desk runs the sequence of one request and its transaction. Every allow/deny about a
+// patient's data comes from the decision path (decision.hpp), which alone asks the rules; the date comes from the
+// injected clock; the caller's facility, role and terminal come from its certificate.
 #pragma once
 
+#include "clock.hpp"
 #include "database.hpp"
-
-#include <vector>
-#include "kyotaku/engine.hpp"
+#include "decision.hpp"
+#include "error.hpp"
+#include "fields.hpp"
+#include "records.hpp"
+#include "rule_contract.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <functional>
-#include <map>
+#include <istream>
 #include <memory>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace kyotaku::server {
 
 using json = nlohmann::json;
 
-// Who is calling, from the TLS client certificate.
+// Who is calling, from the TLS client certificate (or the consent page's URL token).
 struct Caller {
-    // mobile: a モバイル端末 session of the consent page, known only by the facility URL's token (header
-    // X-Kyotaku-Url-Token, no certificate). Weaker than an office terminal: it can never reach medical information.
+    // admin: the reference system's operator (certificate CN kyotaku-admin): test-data set-up, URL keys, the test
+    //   clock. facility: an office terminal of a facility (CN = 医療機関等コード). mobile: a モバイル端末 session of
+    //   the consent page, known only by the facility URL's token (X-Kyotaku-Url-Token, no certificate).
     enum class Kind { anonymous, admin, facility, mobile } kind = Kind::anonymous;
-    std::string facility_code;  // for Kind::facility and Kind::mobile
+    // The facility role of an office terminal's certificate (its OU): 管理者 manages 環境設定, the URL, the device
+    // ledger and withdrawals (通知 別添1); 職員 does the rest. A certificate without one is 職員.
+    enum class Role { staff, manager } role = Role::staff;
+    std::string facility_code;  // for facility and mobile
     std::string subject;        // the certificate subject, for audit
+    std::string terminal;       // 資格確認端末 / 電子カルテ端末 (the certificate's title) or モバイル端末
 };
 
-// A client's mistake: answered with this status and a JSON body naming the field.
-struct ClientError : std::runtime_error {
-    ClientError(int status, std::string field, std::string message)
-        : std::runtime_error(message), status(status), field(std::move(field)) {}
-    int status;
-    std::string field;
-};
-
-struct BatchPrefetch;
-
-class Service {
+// What every desk shares: the database, the clock, the rules in force (swapped whole on reload), configuration.
+class Context {
 public:
-    Service(Database& db, std::shared_ptr<Program const> rules);
+    Context(Database& db, Clock& clock, Rules rules) : db(db), clock(clock), rules_(std::move(rules)) {}
+    Database& db;
+    Clock& clock;
+    std::string public_url = "https://127.0.0.1:8443";
+    std::string card_ca;  // PEM file of the card CA; empty: consent registration is unavailable
+    TestClock* test_clock = nullptr;  // set when the server runs on a test clock (kyotaku serve --test-clock)
 
-    // The facility a certificate names, if it is registered.
-    bool facility_exists(std::string const& code);
+    Rules rules() const { return std::atomic_load(&rules_); }
+    void set_rules(Rules rules) { std::atomic_store(&rules_, std::move(rules)); }
+    Date today() const { return clock.today(); }
+    std::string now() const { return clock.timestamp(); }
 
-    // Test-data set-up (テスト用データセットアップ) and administration: admin callers only.
+    // The facility of an office-terminal or mobile caller, with its 環境設定 (404 when it is not registered).
+    FacilityInfo facility(Caller const& c);
+
+    // Interactive requests go before the batch worker: while one is being handled, a chunk ends early.
+    std::atomic<int> interactive{0};
+
+    // Batch jobs' state changes ("accepted", "finished"), for the server's log (set by kyotaku serve, issue 12).
+    std::function<void(json const&)> on_batch_event;
+    void batch_event(char const* state, std::string const& reception, std::string const& facility, std::int64_t rows) const {
+        if (on_batch_event) on_batch_event({{"state", state}, {"reception_number", reception}, {"facility", facility}, {"rows", rows}});
+    }
+
+private:
+    Rules rules_;
+};
+
+// テスト用データセットアップ and the operator's tasks (operator certificate only).
+class AdminDesk {
+public:
+    explicit AdminDesk(Context& x) : x_(x) {}
     json create_facility(Caller const& c, json const& body);
     json add_insured_person(Caller const& c, json const& body);
     json add_consent(Caller const& c, json const& body);
     json list_consents(Caller const& c, std::string const& facility_code);
-
-    // 環境設定 of the calling facility, and its audit trail.
-    json get_settings(Caller const& c);
-    json put_settings(Caller const& c, json const& body);
-    json settings_audit(Caller const& c);
-
-    // レセプト審査結果 CSV: facility_code,insurer_number,symbol,number,branch,birthdate,month,reviewed_on
-    json import_claim_reviews(Caller const& c, std::string const& csv);
-
-    // 再照会 (individual): 診療区分, 保険者番号, 記号・番号, 枝番, 生年月日, 資格確認日.
-    json reinquiry(Caller const& c, json const& body);
-
-    // Medical information (test data set-up, and the viewing gate decided by medical_info_viewable).
     json add_medical_record(Caller const& c, json const& body);
-    json view_medical_info(Caller const& c, json const& body);
-    json viewing_history(Caller const& c, std::string const& from, std::string const& to);
-
-    // 同意取消照会: look the person up (to confirm), then withdraw this facility's consents.
-    json withdrawal_lookup(Caller const& c, json const& body);
-    json withdraw(Caller const& c, json const& body);
-
-    // 医療機関別URL取得・変更, its QR code, and the server's URL keys.
-    void set_public_url(std::string base) { public_url_ = std::move(base); }
-    json facility_url(Caller const& c);
-    json change_facility_url(Caller const& c);
-    std::string facility_url_text(Caller const& c);
+    json register_card(Caller const& c, json const& body);
     json rotate_url_key(Caller const& c);
+    // Moves the test clock to {"today": DATE}; 409 when the server runs on the machine's clock.
+    json set_clock(Caller const& c, json const& body);
+
+private:
+    Context& x_;
+};
+
+// 環境設定 and its audit, 医療機関別URL and its QR code, the facility URL tokens.
+class SettingsDesk {
+public:
+    explicit SettingsDesk(Context& x) : x_(x) {}
+    json get(Caller const& c);
+    json put(Caller const& c, json const& body);
+    json audit(Caller const& c);
+    json url(Caller const& c);
+    json change_url(Caller const& c);
+    std::string url_text(Caller const& c);
     // The facility a consent-page token names; nullopt (with the reason) for an unknown, tampered or revoked one.
     struct TokenCheck {
         std::optional<std::string> facility_code;
         std::string facility_name, reason;
     };
-    TokenCheck check_url_token(std::string const& token);
+    TokenCheck check_token(std::string const& token);
+    // The current URL key (made on first use). Public for the operator's rotation.
+    std::pair<std::uint32_t, std::vector<unsigned char>> current_key();
 
-    // Consent registration by the consent page (マイナ在宅受付Web), reached with the facility URL's token:
-    // a one-time challenge, then the card's certificate and signature over it. 目視確認 needs a one-time passcode
-    // that an office terminal of the facility obtained (interfaces.md §3, documented as a model).
-    void set_card_ca(std::string pem_file) { card_ca_ = std::move(pem_file); }
-    // What the consent page needs to know about the facility behind a URL token: name, kind, the two 環境設定
-    // switches, the server's date (the page has no clock of its own for policy).
-    json consent_page(std::string const& token);
-    // The rules this server runs, as a bundle for the page's WebAssembly engine (made once).
+private:
+    Context& x_;
+};
+
+// 台帳 (device ledger) and the mobile-device checklist (別添2), and fallback verifications.
+class LedgerDesk {
+public:
+    explicit LedgerDesk(Context& x) : x_(x) {}
+    json add_device(Caller const& c, json const& body);
+    json list_devices(Caller const& c);
+    json add_check(Caller const& c, std::string const& device_id, json const& body);
+    json checks(Caller const& c, std::string const& device_id);
+    json record_fallback(Caller const& c, json const& body);
+
+private:
+    Context& x_;
+};
+
+// The consent page (マイナ在宅受付Web): what it needs to know, its rules, challenges, registration, passcodes.
+class ConsentDesk {
+public:
+    ConsentDesk(Context& x, SettingsDesk& settings) : x_(x), settings_(settings) {}
+    json page(std::string const& token);
     std::string const& rules_bundle();
     json issue_challenge(json const& body);
     json register_consent(json const& body, int& status);
     json visual_passcode(Caller const& c);
-    json register_card(Caller const& c, json const& body);
-
-    // 資格確認一括照会 (batch re-inquiry): upload → reception number → poll → download.
-    // CSV: arbitrary_identifier,insurer_number,symbol,number,branch,birthdate (header line optional).
-    json upload_batch(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
-                      std::string const& csv);
-    // The same from a stream (the HTTP layer spools a large upload to a file and reads it from there).
-    json upload_batch(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
-                      std::istream& csv);
-    json upload_batch_rows(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
-                           std::string const& format, std::vector<json> const& rows);
-    // The same, pulling rows one at a time (`next` returns false at the end): nothing is held whole.
-    json upload_batch_stream(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
-                             std::string const& format, std::function<bool(json&)> const& next, bool allow_empty = false);
-    json batch_status(Caller const& c, std::string const& reception_number);
-    // The same flow in the real file format: OQSmuquc01req → 01res, OQSmuquc02req → 02res (Shift_JIS or UTF-8).
-    std::string oqs_bulk_upload(Caller const& c, std::string const& xml, int& status);
-    std::string oqs_bulk_download(Caller const& c, std::string const& xml, int& status);
-    std::string oqs_single(Caller const& c, std::string const& xml, int& status);  // OQSsiquc01req → 01res
-    std::string oqs_reference_number(Caller const& c, std::string const& xml, int& status);  // OQSsiimm01req → 01res
-    std::string oqs_reference_numbers(Caller const& c, std::string const& xml, int& status);  // OQSmuimm01req → 01res
-    // OQSmuhvq01req / OQSmuonq01req → 01res with a reception number; the results come with OQSmu…02req.
-    std::string oqs_consented_upload(Caller const& c, std::string const& xml, int& status);
-    // The results in row order as JSON Lines, one object per uploaded row.
-    std::string batch_results(Caller const& c, std::string const& reception_number);
-    // The same, page by page (NDJSON lines of up to `page_rows` rows per call; empty when done), so that a
-    // 100,000-row result is never held whole. Checks the caller and the job's state before the first page.
-    std::function<std::string()> batch_results_pages(Caller const& c, std::string const& reception_number, int page_rows = 2000);
-    // Answers up to `max_rows` pending rows of the oldest unfinished job, for at most `max_ms` (the background
-    // worker calls this); returns how many rows it answered. Each call is one transaction: a crash repeats a
-    // chunk, never half of it. Large chunks pay one fsync for many rows; the time bound keeps the connection
-    // free for individual requests.
-    int process_batches(int max_rows = 5000, int max_ms = 100);
-
-    // Called when a batch job changes state ("accepted", "finished"), for the server's log (issue 12).
-    void on_batch_event(std::function<void(json const&)> hook) { batch_event_ = std::move(hook); }
-
-    // Interactive requests go before the batch worker: while one is being handled, a chunk ends early (after
-    // at least 50 rows) and the worker waits for the requests to finish.
-    void request_begin() { ++interactive_; }
-    void request_end() { --interactive_; }
-    bool requests_waiting() const { return interactive_.load() > 0; }
-
-    // 照会番号登録 (single) and 一括登録 (CSV: reference_number,insurer_number,symbol,number,branch,birthdate).
-    json register_reference_number(Caller const& c, json const& body, int& status);
-    json register_reference_numbers_csv(Caller const& c, std::string const& csv);
-
-    // 台帳 (device ledger) and the mobile-device checklist (別添2).
-    json add_device(Caller const& c, json const& body);
-    json list_devices(Caller const& c);
-    json add_device_check(Caller const& c, std::string const& device_id, json const& body);
-    json device_checks(Caller const& c, std::string const& device_id);
-
-    // A fallback verification (マイナポータル 資格情報 screen / 資格情報のお知らせ + card), recorded with its method.
-    json record_fallback_verification(Caller const& c, json const& body);
-
-    // 資格確認履歴照会 of the calling facility.
-    json inquiry_history(Caller const& c, std::string const& from, std::string const& to);
 
 private:
-    Database& db_;
-    std::shared_ptr<Program const> rules_;
-    std::string public_url_ = "https://127.0.0.1:8443";
-    std::string card_ca_;
-    std::once_flag bundle_once_;
+    std::string facility_of_token(std::string const& token);
+    Context& x_;
+    SettingsDesk& settings_;
+    std::mutex bundle_mutex_;
+    Rules bundle_rules_;
     std::string bundle_;
-    std::atomic<int> interactive_{0};
-    std::function<void(json const&)> batch_event_;
-    void batch_event(char const* state, std::string const& reception, std::string const& facility, std::int64_t rows = -1) {
-        if (!batch_event_) return;
-        json e{{"state", state}, {"reception_number", reception}, {"facility", facility}};
-        if (rows >= 0) e["rows"] = rows;
-        batch_event_(e);
-    }
-    std::string facility_of_token(json const& body);
-    std::map<std::string, std::string> category_by_kind_;  // 分類 of each visit kind, evaluated once from the rules
-    std::string category(std::string const& visit_kind) const;
-    Evaluator& evaluator();                               // one per thread, reused
-    // Loads what a batch chunk needs about its persons with one query per table (see service.cpp).
-    std::optional<std::string> oqs_request(Caller const& c, std::string const& xml, struct BulkUpload& up, int& status, bool single);
-    BatchPrefetch load_prefetch(std::string const& facility, std::string const& query_date, std::vector<Row> const& rows);
-    // One re-inquiry (individual or a batch row); `log` writes it to 資格確認履歴.
-    json reinquire(Caller const& c, std::string const& category, json const& who, std::string const& query_date, bool log);
-    std::pair<std::uint32_t, std::vector<unsigned char>> current_url_key();
-    std::string facility_kind(std::string const& code);
-    // The person a request identifies by 保険者番号, 記号・番号, 枝番 and 生年月日 (any period), or "".
-    std::string find_person(json const& body);
-    // This facility's latest consent for the person in the 分類, or null.
-    json latest_consent(std::string const& facility, std::string const& person, std::string const& category);
-    // Fills the facts the rule set needs about this facility, person and consent.
-    void fill_facts(Activation& facts, Caller const& c, std::string const& person, json const& consent, std::string const& category,
-                    std::string const& query_date);
+};
+
+// Who a request names: a card's fields or this facility's 照会番号.
+struct Lookup {
+    std::optional<Card> card;
+    std::string reference_number;
+    std::string person;  // a person the server already knows (the consented-patient downloads); never from a request
+    static Lookup from(Fields const& f);  // reference_number, or insurer_number, symbol, number, branch, birthdate
+};
+
+// 再照会 and the eligibility query, 薬剤情報等の閲覧, 照会番号, claims, histories.
+class InquiryDesk {
+public:
+    explicit InquiryDesk(Context& x) : x_(x) {}
+    json reinquiry(Caller const& c, json const& body);
+    json view_medical_info(Caller const& c, json const& body);
+    json import_claim_reviews(Caller const& c, std::string const& csv);
+    json register_reference_number(Caller const& c, json const& body, int& status);
+    json register_reference_numbers_csv(Caller const& c, std::string const& csv);
+    json inquiry_history(Caller const& c, std::string const& from, std::string const& to);
+    json viewing_history(Caller const& c, std::string const& from, std::string const& to);
+
+    // The one answer to "what is this person's eligibility", for every route that returns it: decided by the
+    // rules on today's date (DecisionPath::eligibility); `requested_date` (a 資格確認日, ≤ today) only picks which
+    // insurance period is shown. Writes 資格確認履歴 when `log_kind` is given.
+    static json answer_eligibility(Context& x, DecisionPath& decisions, Records& records, FacilityInfo const& facility, Lookup const& who,
+                                   std::string const& category, std::string const& requested_date, char const* log_kind);
+
+private:
+    Context& x_;
+};
+
+// 同意取消照会: look the person up to confirm, then withdraw this facility's consents (管理者).
+class WithdrawalDesk {
+public:
+    explicit WithdrawalDesk(Context& x) : x_(x) {}
+    json lookup(Caller const& c, json const& body);
+    json withdraw(Caller const& c, json const& body);
+
+private:
+    Context& x_;
+};
+
+// 資格確認一括照会: upload → reception number → poll → download, and the worker that answers the rows.
+class BatchDesk {
+public:
+    explicit BatchDesk(Context& x) : x_(x) {}
+    // CSV: arbitrary_identifier,insurer_number,symbol,number,branch,birthdate (header line optional).
+    json upload_csv(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
+                    std::istream& csv);
+    // Rows pulled one at a time (`next` returns false at the end): nothing is held whole. Runs in one transaction.
+    json upload(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
+                std::string const& format, std::function<bool(json&)> const& next, bool allow_empty = false);
+    json status(Caller const& c, std::string const& reception_number);
+    // NDJSON pages of up to `page_rows` rows per call (empty when done); checks the caller and the job first.
+    std::function<std::string()> result_pages(Caller const& c, std::string const& reception_number, int page_rows = 2000);
+    // Answers up to `max_rows` pending rows of the oldest unfinished job, for at most `max_ms`; one transaction
+    // per call, so a crash repeats a chunk, never half of it. Returns how many rows it answered.
+    int process(int max_rows = 5000, int max_ms = 100);
+    // The category and date of a job (validated like a request's).
+    static std::string check_query_date(Context& x, std::string const& raw, char const* field);
+
+private:
+    Context& x_;
+};
+
+// The same flows in the real file formats (OQS*.xml, Shift_JIS or UTF-8).
+class OqsDesk {
+public:
+    OqsDesk(Context& x, BatchDesk& batch, InquiryDesk& inquiry) : x_(x), batch_(batch), inquiry_(inquiry) {}
+    std::string bulk_upload(Caller const& c, std::string const& xml, int& status);          // OQSmuquc01req → 01res
+    std::string bulk_download(Caller const& c, std::string const& xml, int& status);        // OQSmuquc02req → 02res
+    std::string single(Caller const& c, std::string const& xml, int& status);               // OQSsiquc01req → 01res
+    std::string reference_number(Caller const& c, std::string const& xml, int& status);     // OQSsiimm01req → 01res
+    std::string reference_numbers(Caller const& c, std::string const& xml, int& status);    // OQSmuimm01req → 01res
+    std::string consented_upload(Caller const& c, std::string const& xml, int& status);     // OQSmuhvq/OQSmuonq01req → 01res
+
+private:
+    Context& x_;
+    BatchDesk& batch_;
+    InquiryDesk& inquiry_;
+};
+
+// Everything, wired together. Throws std::runtime_error (naming what is missing) when the rules do not fulfil
+// the rule contract.
+class Service {
+public:
+    Service(Database& db, std::shared_ptr<Program const> rules, Clock& clock);
+
+    Context context;
+    AdminDesk admin{context};
+    SettingsDesk settings{context};
+    LedgerDesk ledger{context};
+    ConsentDesk consent{context, settings};
+    InquiryDesk inquiry{context};
+    WithdrawalDesk withdrawal{context};
+    BatchDesk batch{context};
+    OqsDesk oqs{context, batch, inquiry};
+
+    // Replaces the rules in force (requests in flight finish on the old ones). Returns the contract error and keeps
+    // the old rules when the new ones do not fulfil it.
+    std::optional<std::string> replace_rules(std::shared_ptr<Program const> rules);
+
+    bool facility_exists(std::string const& code);
+    void request_begin() { ++context.interactive; }
+    void request_end() { --context.interactive; }
+    bool requests_waiting() const { return context.interactive.load() > 0; }
 };
 
 // A random 128-bit id as hex (OpenSSL's RAND_bytes).
 std::string new_id();
-// Current UTC time as ISO 8601 with microseconds (YYYY-MM-DDTHH:MM:SS.ffffffZ).
-std::string now_iso();
-std::string today_iso();  // YYYY-MM-DD in Japan (JST)
+// Binds a rule program to the contract, or throws std::runtime_error with the contract's message.
+Rules bind_rules(std::shared_ptr<Program const> program);
 
 }  // namespace kyotaku::server

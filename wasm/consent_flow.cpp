@@ -183,8 +183,6 @@ bool Flow::back() {
 std::string Flow::registration_json() const {
     std::string out = "{\"visit_kind\":";
     append_json_string(out, visit_kind_);
-    out += ",\"visit_date\":";
-    append_json_string(out, today_.iso());
     out += ",\"identity_method\":";
     append_json_string(out, identity_);
     out += ",\"items\":[";

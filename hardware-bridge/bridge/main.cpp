@@ -88,12 +88,21 @@ int main(int argc, char** argv) {
     serve->add_option("--card", vcard_number, "which test card (card-N.pem) with --virtual-card")->capture_default_str();
 
     auto* vcard = app.add_subcommand("virtual-card", "Put a virtual card into vpcd's reader (Debian's /etc/reader.conf.d/vpcd: port 35963)");
-    std::string cert, key, ca, pin = "1234";
-    int port = 35963, chain = 256;
-    vcard->add_option("--cert", cert, "card certificate (PEM)")->required()->check(CLI::ExistingFile);
-    vcard->add_option("--key", key, "card private key (PEM)")->required()->check(CLI::ExistingFile);
-    vcard->add_option("--ca", ca, "card CA certificate (PEM)")->required()->check(CLI::ExistingFile);
-    vcard->add_option("--pin", pin, "the card's 4-digit PIN (test cards only)")->capture_default_str();
+    std::string pki_dir, pin = "1234", sign_password = "KYOTAKU1";
+    card::VirtualCardFiles files;
+    int port = 35963, chain = 256, card_number = 1;
+    auto* pki_opt = vcard->add_option("--pki", pki_dir, "a make-test-pki directory: test card N's files (both sides)")->check(CLI::ExistingDirectory);
+    vcard->add_option("--card", card_number, "which test card with --pki")->capture_default_str()->needs(pki_opt);
+    std::vector<CLI::Option*> file_opts = {
+        vcard->add_option("--cert", files.certificate, "利用者証明用 certificate (PEM)")->check(CLI::ExistingFile),
+        vcard->add_option("--key", files.key, "its private key (PEM)")->check(CLI::ExistingFile),
+        vcard->add_option("--ca", files.ca, "its CA certificate (PEM)")->check(CLI::ExistingFile),
+        vcard->add_option("--sign-cert", files.sign_certificate, "署名用 certificate (PEM)")->check(CLI::ExistingFile),
+        vcard->add_option("--sign-key", files.sign_key, "its private key (PEM)")->check(CLI::ExistingFile),
+        vcard->add_option("--sign-ca", files.sign_ca, "its CA certificate (PEM)")->check(CLI::ExistingFile)};
+    for (auto* o : file_opts) o->excludes(pki_opt);
+    vcard->add_option("--pin", pin, "the 4-digit 利用者証明用 PIN (test cards only)")->capture_default_str();
+    vcard->add_option("--sign-password", sign_password, "the 署名用 password: 6-16 of A-Z 0-9 (test cards only)")->capture_default_str();
     vcard->add_option("--port", port, "vpcd's port (connected over loopback)")->capture_default_str()->check(CLI::Range(1, 65535));
     vcard->add_option("--max-response", chain, "answers longer than this are chained with 61xx")->capture_default_str()->check(CLI::Range(1, 256));
 
@@ -128,9 +137,7 @@ int main(int argc, char** argv) {
             options.token = load_or_create_token(token_file);
             std::unique_ptr<bridge::CardBackend> backend;
             if (!vcard_dir.empty()) {
-                fs::path const d = vcard_dir;
-                std::shared_ptr<card::VirtualCard> c = card::make_virtual_card(
-                    d / ("card-" + std::to_string(vcard_number) + ".pem"), d / ("card-" + std::to_string(vcard_number) + ".key"), d / "card-ca.pem");
+                std::shared_ptr<card::VirtualCard> c = card::make_virtual_card(card::VirtualCardFiles::test_card(vcard_dir, vcard_number));
                 backend = bridge::virtual_backend(c, std::make_shared<std::mutex>());
             } else {
                 backend = bridge::pcsc_backend();
@@ -148,10 +155,18 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (*vcard) {
+            if (!pki_dir.empty()) files = card::VirtualCardFiles::test_card(pki_dir, card_number);
+            else
+                for (auto* o : file_opts)
+                    if (o->count() == 0)
+                        throw std::invalid_argument("--pki DIR か、--cert --key --ca --sign-cert --sign-key --sign-ca のすべてを指定してください / "
+                                                    "give --pki DIR, or all of --cert --key --ca --sign-cert --sign-key --sign-ca (" +
+                                                    o->get_name() + " is missing)");
             card::VirtualCardOptions o;
             o.pin = pin;
+            o.sign_password = sign_password;
             o.max_response = std::size_t(chain);
-            auto c = card::make_virtual_card(cert, key, ca, o);
+            auto c = card::make_virtual_card(files, o);
             card::VpcdCard server(*c, std::uint16_t(port));
             std::cout << "virtual card: connecting to vpcd at 127.0.0.1:" << port << " (stdin: 'remove' / 'insert')" << std::endl;
             std::thread t([&] { server.run(); });

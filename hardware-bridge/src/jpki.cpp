@@ -12,6 +12,11 @@ Pin Pin::parse(std::string_view digits) {
     return pin;
 }
 
+bool is_valid_sign_password(std::string_view password) {
+    return password.size() >= 6 && password.size() <= 16 &&
+           std::all_of(password.begin(), password.end(), [](char c) { return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); });
+}
+
 Pin::Pin(Pin&& other) noexcept : digits_(other.digits_) { secure_wipe(other.digits_.data(), other.digits_.size()); }
 
 Pin::~Pin() { secure_wipe(digits_.data(), digits_.size()); }

@@ -82,11 +82,41 @@ Bytes load_certificate_der(std::filesystem::path const& pem) {
     return out;
 }
 
-std::unique_ptr<VirtualCard> make_virtual_card(std::filesystem::path const& certificate_pem,
-                                               std::filesystem::path const& key_pem,
-                                               std::filesystem::path const& ca_pem, VirtualCardOptions options) {
-    return std::make_unique<VirtualCard>(load_certificate_der(certificate_pem), load_certificate_der(ca_pem),
-                                         load_card_key(key_pem), std::move(options));
+VirtualCardFiles VirtualCardFiles::test_card(std::filesystem::path const& dir, int n) {
+    std::string const card = "card-" + std::to_string(n);
+    return {dir / (card + ".pem"),      dir / (card + ".key"),      dir / "card-ca.pem",
+            dir / (card + "-sign.pem"), dir / (card + "-sign.key"), dir / "card-sign-ca.pem"};
+}
+
+namespace {
+// A key that does not belong to its certificate makes a card whose signatures never verify: refuse it at once.
+void check_key_pair(std::filesystem::path const& certificate_pem, std::filesystem::path const& key_pem) {
+    X509Ptr cert;
+    {
+        auto f = open(certificate_pem);
+        cert.reset(PEM_read_X509(f.get(), nullptr, nullptr, nullptr));
+    }
+    auto f = open(key_pem);
+    PkeyPtr key(PEM_read_PrivateKey(f.get(), nullptr, nullptr, nullptr));
+    if (!cert || !key || X509_check_private_key(cert.get(), key.get()) != 1)
+        throw CardError(ErrorKind::malformed, "鍵が証明書と合いません / the key " + key_pem.string() + " does not belong to " +
+                                                  certificate_pem.string());
+}
+}  // namespace
+
+std::unique_ptr<VirtualCard> make_virtual_card(VirtualCardFiles const& f, VirtualCardOptions options) {
+    // One file after the other, so that the first missing one is the one named.
+    JpkiKeySide authentication;
+    authentication.certificate = load_certificate_der(f.certificate);
+    authentication.key = load_card_key(f.key);
+    authentication.ca_certificate = load_certificate_der(f.ca);
+    check_key_pair(f.certificate, f.key);
+    JpkiKeySide signature;
+    signature.certificate = load_certificate_der(f.sign_certificate);
+    signature.key = load_card_key(f.sign_key);
+    signature.ca_certificate = load_certificate_der(f.sign_ca);
+    check_key_pair(f.sign_certificate, f.sign_key);
+    return std::make_unique<VirtualCard>(std::move(authentication), std::move(signature), std::move(options));
 }
 
 Bytes sha256(ByteView message) {

@@ -1,6 +1,8 @@
 // For browser tests only: the simulated RC-S380 with the virtual card in its field, compiled to WebAssembly, so
 // that a fake navigator.usb in the page talks to the same device-side protocol the native tests use. The card's
-// RSA private-key operation is done in JS (node-forge in the test page) through Module.kyotakuRsaSign.
+// RSA private-key operation is done in JS (node-forge in the test page) through Module.kyotakuRsaSign. This card has
+// the 利用者証明用 side only (the page holds one key); the native virtual card has both sides.
+#include "kyotaku/card/jpki.hpp"
 #include "kyotaku/card/port100.hpp"
 #include "kyotaku/card/virtual_card.hpp"
 
@@ -76,4 +78,11 @@ EMSCRIPTEN_KEEPALIVE void vc_remove_at_command(int n) { card->remove_at_command(
 EMSCRIPTEN_KEEPALIVE void vc_unplug() { reader->unplug(); }
 EMSCRIPTEN_KEEPALIVE void vc_request_wtx(int n) { reader->request_wtx(n); }
 EMSCRIPTEN_KEEPALIVE int vc_pin_tries() { return card->pin_tries_left(); }
+/// How many of the 署名用 EFs (0001, 0002, 001A, 001B) a SELECT asked for: the consent flow must never.
+EMSCRIPTEN_KEEPALIVE int vc_signature_files_selected() {
+    int n = 0;
+    for (std::uint16_t fid : {jpki::ef_sign_certificate, jpki::ef_sign_ca, jpki::ef_sign_key, jpki::ef_sign_password})
+        n += int(card->files_selected().count(fid));
+    return n;
+}
 }

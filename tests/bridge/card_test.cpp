@@ -17,7 +17,7 @@ namespace {
 fs::path const pki = KYOTAKU_BRIDGE_PKI;
 
 std::unique_ptr<VirtualCard> test_card(VirtualCardOptions o = {}) {
-    return make_virtual_card(pki / "card-1.pem", pki / "card-1.key", pki / "card-ca.pem", std::move(o));
+    return make_virtual_card(VirtualCardFiles::test_card(pki, 1), std::move(o));
 }
 
 Bytes bytes(std::string_view hex) { return from_hex(hex); }
@@ -263,6 +263,146 @@ TEST(VirtualCard, RefusesToSignWithoutThePinAndProtectsItsKey) {
     EXPECT_EQ(sw("00A4040C0AD392F000260100000001"), 0x9000);
     EXPECT_EQ(sw("00A4020C020017"), 0x9000);
     EXPECT_EQ(parse_response(card->process(encode(jpki::compute_signature(jpki::digest_info_sha256(Bytes(32)))))).sw, 0x6982);
+}
+
+// The application as a real card presents it (docs/card.md: each behaviour and its source).
+namespace {
+struct Apdu {
+    VirtualCard& card;
+    Response operator()(std::string_view hex) { return parse_response(card.process(from_hex(hex))); }
+    Response operator()(Command const& c) { return parse_response(card.process(encode(c))); }
+};
+Command verify(std::string_view secret) { return {0x00, 0x20, 0x00, 0x80, Bytes(secret.begin(), secret.end()), std::nullopt}; }
+Command sign_command() { return jpki::compute_signature(jpki::digest_info_sha256(sha256(Bytes{'k'}))); }
+bool touched_signature_side(VirtualCard const& card) {
+    for (std::uint16_t fid : {jpki::ef_sign_certificate, jpki::ef_sign_ca, jpki::ef_sign_key, jpki::ef_sign_password})
+        if (card.files_selected().count(fid)) return true;
+    return false;
+}
+}  // namespace
+
+TEST(VirtualCard, PresentsBothSidesAndTheTokenOfAMyNumberCard) {
+    auto card = test_card();
+    ASSERT_TRUE(card->has_signature_side());
+    Apdu apdu{*card};
+    EXPECT_EQ(apdu(jpki::select_jpki()).sw, 0x9000);
+    for (std::uint16_t fid : {0x0006, 0x000A, 0x000B, 0x0017, 0x0018, 0x0001, 0x0002, 0x001A, 0x001B})
+        EXPECT_EQ(apdu(jpki::select_ef(fid)).sw, 0x9000) << std::hex << fid;
+    EXPECT_EQ(apdu(jpki::select_ef(0x0003)).sw, 0x6A82);
+    EXPECT_EQ(apdu(jpki::select_ef(jpki::ef_token)).sw, 0x9000);
+    Response token = apdu(jpki::read_binary(0, 32));
+    EXPECT_EQ(token.sw, 0x9000);
+    EXPECT_EQ(std::string(token.data.begin(), token.data.end()), "JPKIAPICCTOKEN2                 ");
+    // The 署名用 CA certificate is public, as is the 利用者証明用 side's.
+    InProcessChannel ch(*card);
+    jpki::Client client(ch);
+    EXPECT_EQ(client.read_certificate(jpki::ef_sign_ca), load_certificate_der(pki / "card-sign-ca.pem"));
+    EXPECT_TRUE(verify_chain(load_certificate_der(pki / "card-1-sign.pem"), load_certificate_der(pki / "card-sign-ca.pem")));
+    EXPECT_FALSE(verify_chain(load_certificate_der(pki / "card-1-sign.pem"), load_certificate_der(pki / "card-ca.pem")));
+}
+
+TEST(VirtualCard, ShowsTheSignatureCertificateOnlyAfterThePassword) {
+    auto card = test_card();
+    Apdu apdu{*card};
+    InProcessChannel ch(*card);
+    jpki::Client client(ch);
+    try {
+        client.read_certificate(jpki::ef_sign_certificate);
+        FAIL() << "the 署名用電子証明書 was read without the password";
+    } catch (CardError const& e) {
+        EXPECT_EQ(e.status_word(), 0x6982);
+    }
+    // The 利用者証明用 PIN does not open it.
+    EXPECT_EQ(apdu(jpki::select_ef(jpki::ef_auth_pin)).sw, 0x9000);
+    EXPECT_EQ(apdu(verify("1234")).sw, 0x9000);
+    EXPECT_EQ(apdu(jpki::select_ef(jpki::ef_sign_certificate)).sw, 0x9000);
+    EXPECT_EQ(apdu(jpki::read_binary(0, 4)).sw, 0x6982);
+    EXPECT_EQ(apdu(jpki::select_ef(jpki::ef_sign_password)).sw, 0x9000);
+    EXPECT_EQ(apdu(verify("KYOTAKU1")).sw, 0x9000);
+    EXPECT_EQ(client.read_certificate(jpki::ef_sign_certificate), load_certificate_der(pki / "card-1-sign.pem"));
+    card->reset();  // a power cycle closes it again
+    jpki::Client again(ch);
+    EXPECT_THROW(again.read_certificate(jpki::ef_sign_certificate), CardError);
+}
+
+TEST(VirtualCard, SignatureKeyNeedsThePasswordAndSignsWithItsOwnKey) {
+    auto card = test_card();
+    Apdu apdu{*card};
+    apdu(jpki::select_jpki());
+    apdu(jpki::select_ef(jpki::ef_auth_pin));
+    EXPECT_EQ(apdu(verify("1234")).sw, 0x9000);
+    EXPECT_EQ(apdu(jpki::select_ef(jpki::ef_sign_key)).sw, 0x9000);
+    EXPECT_EQ(apdu(sign_command()).sw, 0x6982) << "the 利用者証明用 PIN does not open the 署名用 key";
+    apdu(jpki::select_ef(jpki::ef_sign_password));
+    EXPECT_EQ(apdu(verify("KYOTAKU1")).sw, 0x9000);
+    apdu(jpki::select_ef(jpki::ef_sign_key));
+    Bytes const message{'k'};
+    Response r = apdu(jpki::compute_signature(jpki::digest_info_sha256(sha256(message))));
+    ASSERT_EQ(r.sw, 0x9000);
+    EXPECT_TRUE(verify_signature(load_certificate_der(pki / "card-1-sign.pem"), message, r.data));
+    EXPECT_FALSE(verify_signature(load_certificate_der(pki / "card-1.pem"), message, r.data));
+    // And the 利用者証明用 key still signs with its own.
+    apdu(jpki::select_ef(jpki::ef_auth_key));
+    r = apdu(jpki::compute_signature(jpki::digest_info_sha256(sha256(message))));
+    ASSERT_EQ(r.sw, 0x9000);
+    EXPECT_TRUE(verify_signature(load_certificate_der(pki / "card-1.pem"), message, r.data));
+    EXPECT_EQ(apdu(jpki::select_ef(jpki::ef_sign_key)).sw, 0x9000);
+    EXPECT_EQ(apdu("00B0000004").sw, 0x6981) << "the private key is not readable";
+}
+
+TEST(VirtualCard, PasswordCountsFiveTriesAndTheStatusAlwaysGivesTheCount) {
+    auto card = test_card();
+    Apdu apdu{*card};
+    apdu(jpki::select_jpki());
+    apdu(jpki::select_ef(jpki::ef_sign_password));
+    EXPECT_EQ(apdu(jpki::verify_pin_status()).sw, 0x63C5);
+    EXPECT_EQ(apdu(verify("kyotaku1")).sw, 0x63C4) << "the card compares bytes: lower case is another password";
+    EXPECT_EQ(apdu(verify("KYOTAK")).sw, 0x63C3);
+    EXPECT_EQ(apdu(verify("ABCDE")).sw, 0x6700) << "shorter than 6: refused without counting";
+    EXPECT_EQ(apdu(verify("ABCDEFGHIJKLMNOPQ")).sw, 0x6700) << "longer than 16";
+    EXPECT_EQ(apdu(jpki::verify_pin_status()).sw, 0x63C3);
+    EXPECT_EQ(apdu(verify("KYOTAKU1")).sw, 0x9000);
+    EXPECT_EQ(apdu(jpki::verify_pin_status()).sw, 0x63C5) << "verified, and still the count (not 9000)";
+    apdu(jpki::select_ef(jpki::ef_auth_pin));
+    EXPECT_EQ(apdu(jpki::verify_pin_status()).sw, 0x63C3) << "the PIN has its own counter";
+    EXPECT_EQ(apdu(verify("1234")).sw, 0x9000);
+    EXPECT_EQ(apdu(jpki::verify_pin_status()).sw, 0x63C3);
+    apdu(jpki::select_ef(jpki::ef_sign_password));
+    for (int left = 4; left >= 0; --left) EXPECT_EQ(apdu(verify("WRONG1")).sw, std::uint16_t(0x63C0 | left));
+    EXPECT_EQ(apdu(jpki::verify_pin_status()).sw, 0x63C0) << "locked: the count is 0";
+    EXPECT_EQ(apdu(verify("KYOTAKU1")).sw, 0x6984) << "a locked password stays locked";
+    EXPECT_EQ(card->sign_password_tries_left(), 0);
+    EXPECT_EQ(card->pin_tries_left(), 3);
+    EXPECT_EQ(apdu(jpki::select_ef(jpki::ef_sign_key)).sw, 0x9000);
+    EXPECT_EQ(apdu(sign_command()).sw, 0x6984);
+}
+
+TEST(VirtualCard, RefusesBadSecretsWhenMade) {
+    VirtualCardOptions o;
+    o.sign_password = "kyotaku1";
+    EXPECT_THROW(test_card(o), CardError);
+    o.sign_password = "ABC12";
+    EXPECT_THROW(test_card(o), CardError);
+    o.sign_password = "ABCDEFGHIJ123456";
+    EXPECT_NO_THROW(test_card(o));
+    o.pin_tries = 16;
+    EXPECT_THROW(test_card(o), CardError) << "63Cx holds 0-15";
+}
+
+TEST(VirtualCard, TheConsentFlowNeverTouchesTheSignatureSide) {
+    auto card = test_card();
+    InProcessChannel ch(*card);
+    EXPECT_EQ(jpki::read_certificate_only(ch), load_certificate_der(pki / "card-1.pem"));
+    EXPECT_EQ(jpki::Client(ch).pin_tries_left(), 3);
+    EXPECT_THROW(jpki::sign_challenge(ch, jpki::Pin::parse("0000"), sha256(Bytes{1})), CardError);
+    jpki::Signed s = jpki::sign_challenge(ch, jpki::Pin::parse("1234"), sha256(Bytes{1}));
+    EXPECT_TRUE(verify_signature(s.certificate, Bytes{1}, s.signature));
+    EXPECT_FALSE(touched_signature_side(*card)) << "selected: " << card->files_selected().size() << " files";
+    EXPECT_EQ(card->sign_password_tries_left(), 5);
+    // The instrument sees a touch when there is one.
+    InProcessChannel other(*card);
+    jpki::Client(other).read_certificate(jpki::ef_sign_ca);
+    EXPECT_TRUE(touched_signature_side(*card));
 }
 
 TEST(VirtualCard, RemovedCardAndRemovalMidCommand) {

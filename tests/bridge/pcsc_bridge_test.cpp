@@ -2,6 +2,7 @@
 // loopback port 35963) and stops it by its pid; the virtual card connects to vpcd; PC/SC and kyotaku-bridge talk
 // to it through pcscd exactly as they would to a reader on a desk. Label `bridge`.
 #include "bridge_server.hpp"
+#include "pcscd_environment.hpp"
 #include "kyotaku/card/jpki.hpp"
 #include "kyotaku/card/native.hpp"
 #include "kyotaku/card/pcsc.hpp"
@@ -32,101 +33,9 @@ namespace net = boost::asio;
 namespace websocket = boost::beast::websocket;
 
 namespace {
-fs::path const pki = KYOTAKU_BRIDGE_PKI;
-constexpr std::uint16_t vpcd_port = 35963;
-std::string const reader0 = "Virtual PCD 00 00";
-
-// pcscd with our reader.conf, started and stopped by pid; the virtual card on vpcd in a thread.
-class PcscEnvironment : public ::testing::Environment {
-public:
-    static inline std::unique_ptr<card::VirtualCard> card;
-    static inline std::unique_ptr<card::VpcdCard> vpcd;
-
-    void SetUp() override {
-        fs::path const pidfile = "/run/pcscd/pcscd.pid";
-        if (fs::exists(pidfile)) {
-            std::ifstream in(pidfile);
-            pid_t other = 0;
-            in >> other;
-            if (other > 0 && ::kill(other, 0) == 0)
-                throw std::runtime_error("another pcscd (pid " + std::to_string(other) + ") is running: stop it for these tests");
-        }
-        dir_ = fs::temp_directory_path() / ("kyotaku-pcscd-" + std::to_string(::getpid()));
-        fs::create_directories(dir_ / "conf");
-        std::ofstream(dir_ / "conf" / "vpcd") << "FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME   /dev/null:" << vpcd_port
-                                               << "\nLIBPATH      /usr/lib/pcsc/drivers/serial/libifdvpcd.so\nCHANNELID    " << vpcd_port << "\n";
-        start_pcscd();
-        ASSERT_GT(pid_, 0);
-        reset_card();
-    }
-
-    // pcscd itself, started and stopped by its pid (the tests also stop it mid-session: the reader goes away).
-    static void start_pcscd() {
-        std::string const conf = (dir_ / "conf").string(), log = (dir_ / "pcscd.log").string();
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            std::freopen(log.c_str(), "w", stdout);
-            std::freopen(log.c_str(), "a", stderr);
-            ::execlp("pcscd", "pcscd", "--foreground", "--config", conf.c_str(), static_cast<char*>(nullptr));
-            std::_Exit(127);  // exec failed: the test sees no reader and says so
-        }
-    }
-    static void stop_pcscd() {
-        if (pid_ <= 0) return;
-        ::kill(pid_, SIGTERM);
-        int status = 0;
-        ::waitpid(pid_, &status, 0);
-        pid_ = -1;
-    }
-
-    void TearDown() override {
-        stop_card();
-        stop_pcscd();
-        fs::remove_all(dir_);
-    }
-
-    // A fresh card (3 tries) for each test; waits until pcscd reports it present.
-    static void reset_card() {
-        if (card) {
-            stop_card();
-            wait_present(false);  // let pcscd see the old card go before the new one comes
-        }
-        card = card::make_virtual_card(pki / "card-1.pem", pki / "card-1.key", pki / "card-ca.pem");
-        vpcd = std::make_unique<card::VpcdCard>(*card, vpcd_port);
-        thread_ = std::thread([] { vpcd->run(); });
-        wait_present(true);
-    }
-    static void stop_card() {
-        if (vpcd) vpcd->stop();
-        if (thread_.joinable()) thread_.join();
-        vpcd.reset();
-        card.reset();
-    }
-    static void wait_present(bool present) {
-        for (int i = 0; i < 200; ++i) {
-            try {
-                card::PcscContext ctx;
-                auto readers = ctx.readers();
-                if (!readers.empty()) {
-                    try {
-                        ctx.wait_for_card(reader0, std::chrono::milliseconds(50));
-                        if (present) return;
-                    } catch (CardError const&) {
-                        if (!present) return;
-                    }
-                }
-            } catch (CardError const&) {
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
-        throw std::runtime_error(std::string("pcscd did not report the card ") + (present ? "present" : "absent"));
-    }
-
-private:
-    static inline fs::path dir_;
-    static inline pid_t pid_ = -1;
-    static inline std::thread thread_;
-};
+using kyotaku::test::PcscEnvironment;
+using kyotaku::test::pki;
+using kyotaku::test::reader0;
 [[maybe_unused]] auto* const environment = ::testing::AddGlobalTestEnvironment(new PcscEnvironment);
 
 class Pcsc : public ::testing::Test {
@@ -376,6 +285,10 @@ TEST_F(Bridge, SignsThroughPcscAndNeverLogsThePin) {
     EXPECT_NE(l.find("op sign: ok"), std::string::npos) << l;
     EXPECT_EQ(l.find("5739"), std::string::npos) << "a PIN reached the log";
     EXPECT_EQ(l.find("1234"), std::string::npos) << "a PIN reached the log";
+    std::lock_guard lock(vpcd().card_mutex());
+    for (std::uint16_t fid : {card::jpki::ef_sign_certificate, card::jpki::ef_sign_ca, card::jpki::ef_sign_key, card::jpki::ef_sign_password})
+        EXPECT_EQ(virtual_card().files_selected().count(fid), 0u) << "the consent flow touched 署名用 EF " << std::hex << fid;
+    EXPECT_EQ(virtual_card().files_selected().count(card::jpki::ef_auth_key), 1u);
 }
 
 TEST_F(Bridge, OneCardSessionAtATime) {

@@ -16,7 +16,7 @@ namespace {
 fs::path const pki = KYOTAKU_BRIDGE_PKI;
 
 std::unique_ptr<VirtualCard> test_card() {
-    return make_virtual_card(pki / "card-2.pem", pki / "card-2.key", pki / "card-ca.pem");
+    return make_virtual_card(VirtualCardFiles::test_card(pki, 2));
 }
 
 std::string error_of(auto&& f) {

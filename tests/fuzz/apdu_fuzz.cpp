@@ -16,7 +16,9 @@ struct FakeKey : CardKey {
 };
 
 VirtualCard& card() {
-    static VirtualCard c(Bytes{0x30, 0x03, 0x02, 0x01, 0x00}, Bytes{0x30, 0x00}, std::make_unique<FakeKey>(), [] {
+    // Both sides of the JPKI application, so that the 署名用 files and password are fuzzed too.
+    static VirtualCard c(JpkiKeySide{Bytes{0x30, 0x03, 0x02, 0x01, 0x00}, Bytes{0x30, 0x00}, std::make_unique<FakeKey>()},
+                         JpkiKeySide{Bytes{0x30, 0x03, 0x02, 0x01, 0x01}, Bytes{0x30, 0x00}, std::make_unique<FakeKey>()}, [] {
         VirtualCardOptions o;
         o.max_response = 64;
         return o;

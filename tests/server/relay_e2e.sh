@@ -10,14 +10,15 @@ fails=0 passes=0
 check() { local name=$1; shift; if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi; }
 A=0110113719
 "$src/scripts/make-test-pki" "$work/pki" $A > /dev/null
-"$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki" > "$work/serve.log" 2>&1 &
+"$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki" --test-clock 2024-07-31 > "$work/serve.log" 2>&1 &
 spid=$!
 for _ in $(seq 100); do port=$(sed -n 's/^listening on https:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/serve.log"); [ -n "$port" ] && break; sleep 0.1; done
 U=https://127.0.0.1:$port
 admin=(--cacert "$work/pki/ca.pem" --cert "$work/pki/admin.pem" --key "$work/pki/admin.key" -sS -H 'Content-Type: application/json')
 fac=(--cacert "$work/pki/ca.pem" --cert "$work/pki/facility-$A.pem" --key "$work/pki/facility-$A.key" -sS -H 'Content-Type: application/json')
 curl "${admin[@]}" -X POST "$U/api/v1/admin/facilities" -d "{\"code\":\"$A\",\"name\":\"A\",\"kind\":\"医科\"}" > /dev/null
-curl "${fac[@]}" -X PUT "$U/api/v1/settings" -d '{"terms_agreed":true,"home_visit_enabled":true}' > /dev/null
+curl --cacert "$work/pki/ca.pem" --cert "$work/pki/facility-$A-manager.pem" --key "$work/pki/facility-$A-manager.key" -sS -H 'Content-Type: application/json' \
+    -X PUT "$U/api/v1/settings" -d '{"terms_agreed":true,"home_visit_enabled":true}' > /dev/null
 person=$(curl "${admin[@]}" -X POST "$U/api/v1/admin/insured-persons" -d '{"insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01","name":"在宅 花子","burden_ratio":"010","valid_from":"2020-04-01"}' | sed 's/.*"person_key":"\([0-9a-f]*\)".*/\1/')
 curl "${admin[@]}" -X POST "$U/api/v1/admin/consents" -d "{\"facility_code\":\"$A\",\"person_key\":\"$person\",\"visit_kind\":\"訪問診療\",\"first_visit\":\"2024-04-15\",\"identity_method\":\"暗証番号\",\"items\":[\"薬剤情報\"]}" > /dev/null
 

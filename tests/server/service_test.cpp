@@ -74,7 +74,8 @@ protected:
         migrate(*db);
         auto c = compile_directory(KYOTAKU_SOURCE_DIR "/rules");
         ASSERT_TRUE(c.ok()) << format_diagnostics(c.diagnostics);
-        service = std::make_unique<Service>(*db, c.program);
+        program = c.program;
+        service = std::make_unique<Service>(*db, c.program, clock);
         admin.kind = Caller::Kind::admin;
         admin.subject = "kyotaku-admin";
         ASSERT_EQ(call(admin, "POST", "/api/v1/admin/facilities", R"({"code":"0110113719","name":"A","kind":"医科"})").status, 201);
@@ -82,13 +83,18 @@ protected:
         a = facility("0110113719");
         b = facility("2714206386");
     }
-    static Caller facility(std::string code) {
+    // An office terminal of a facility: its 管理者 (the default here, since most tests change settings) or a 職員.
+    static Caller facility(std::string code, Caller::Role role = Caller::Role::manager, char const* terminal = "資格確認端末") {
         Caller c;
         c.kind = Caller::Kind::facility;
+        c.role = role;
         c.facility_code = code;
         c.subject = code;
+        c.terminal = terminal;
         return c;
     }
+    // Sets the server's clock (Japan's calendar day): the only way a test chooses "today".
+    void today(char const* date) { clock.set_today(*parse_date(date).date); }
     HttpResult call(Caller const& c, std::string method, std::string target, std::string body = "", std::string type = "application/json") {
         HttpResult r = handle_request(*service, c, method, target, type, body);
         if (r.stream)  // a streamed answer, page by page, as the session would send its chunks
@@ -106,20 +112,38 @@ protected:
         EXPECT_EQ(r.status, 201) << r.body;
         return body(r)["person_key"];
     }
-    void consent(std::string const& facility_code, std::string const& key, char const* kind = "訪問診療", char const* first = "2024-04-15") {
+    void consent(std::string const& facility_code, std::string const& key, char const* kind = "訪問診療", char const* first = "2024-04-15",
+                 char const* appointment = nullptr) {
         json c{{"facility_code", facility_code}, {"person_key", key}, {"visit_kind", kind}, {"first_visit", first},
                {"identity_method", "暗証番号"}, {"items", {"薬剤情報"}}};
+        if (appointment) c["appointment_date"] = appointment;
         auto r = call(admin, "POST", "/api/v1/admin/consents", c.dump());
         ASSERT_EQ(r.status, 201) << r.body;
     }
     void enable(Caller const& c) {
         ASSERT_EQ(call(c, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"home_visit_enabled":true})").status, 200);
     }
-    static std::string reinquiry_body(char const* date, char const* category = "訪問診療等") {
+    // A re-inquiry of the usual patient, on `date` (the clock is set to it; the body names no date).
+    std::string on(char const* date, char const* category = "訪問診療等") {
+        today(date);
         return json{{"category", category}, {"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"},
-                    {"birthdate", "1940-05-01"}, {"query_date", date}}
+                    {"birthdate", "1940-05-01"}}
             .dump();
     }
+    // A viewing of the usual patient's `item` on `date`.
+    std::string viewing_on(char const* date, char const* item = "薬剤情報") {
+        today(date);
+        return json{{"category", "訪問診療等"}, {"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"},
+                    {"birthdate", "1940-05-01"}, {"item", item}}
+            .dump();
+    }
+    // A re-inquiry by 照会番号 on `date`.
+    std::string by_reference(char const* ref, char const* date) {
+        today(date);
+        return json{{"category", "訪問診療等"}, {"reference_number", ref}}.dump();
+    }
+    TestClock clock{*Date::from_ymd(2024, 7, 31)};
+    std::shared_ptr<Program const> program;
     std::unique_ptr<Database> db;
     std::unique_ptr<Service> service;
     Caller admin, a, b;
@@ -129,12 +153,12 @@ protected:
 TEST_F(ServerFixture, ReinquiryIsDecidedByTheRulesWithTheirReason) {
     enable(a);
     consent("0110113719", person());
-    auto in = body(call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-07-31")));
+    auto in = body(call(a, "POST", "/api/v1/reinquiry", on("2024-07-31")));
     EXPECT_TRUE(in["allowed"].get<bool>());
     EXPECT_EQ(in["qualification_validity"], 1);
     EXPECT_EQ(in["eligibility"]["burden_ratio"], "010");
     EXPECT_NE(in["reason"].get<std::string>().find("30_reinquiry.rules:"), std::string::npos);
-    auto out = body(call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-08-01")));
+    auto out = body(call(a, "POST", "/api/v1/reinquiry", on("2024-08-01")));
     EXPECT_FALSE(out["allowed"].get<bool>());
     EXPECT_FALSE(out.contains("eligibility"));  // refused: nothing is disclosed
     EXPECT_NE(out["reason"].get<std::string>().find("審査済みレセプトがありません"), std::string::npos);
@@ -148,7 +172,7 @@ TEST_F(ServerFixture, ClaimsReviewsExtendTheRelationship) {
         csv += std::string("0110113719,06132013,123,4567,01,1940-05-01,") + m + ",2024-09-01\n";
     auto r = body(call(a, "POST", "/api/v1/claim-reviews", csv, "text/csv"));
     EXPECT_EQ(r["imported"], 4);
-    EXPECT_TRUE(body(call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-09-10")))["allowed"].get<bool>());
+    EXPECT_TRUE(body(call(a, "POST", "/api/v1/reinquiry", on("2024-09-10")))["allowed"].get<bool>());
 }
 
 TEST_F(ServerFixture, AChangeOfInsurerReturnsTheNewEligibility) {
@@ -156,19 +180,24 @@ TEST_F(ServerFixture, AChangeOfInsurerReturnsTheNewEligibility) {
     std::string key = person("06132013", "2024-05-31");
     person("01130012", nullptr, key.c_str(), "2024-06-01", "9999");
     consent("0110113719", key);
-    auto r = body(call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-07-01")));
+    auto r = body(call(a, "POST", "/api/v1/reinquiry", on("2024-07-01")));
     EXPECT_TRUE(r["allowed"].get<bool>());
     EXPECT_EQ(r["qualification_validity"], 3);  // 無効（新しい資格あり）
     EXPECT_EQ(r["eligibility"]["insurer_number"], "01130012");
 }
 
-TEST_F(ServerFixture, OnlineCareIsNeverReinquiredAndTheCategoryMustMatchTheConsent) {
+TEST_F(ServerFixture, OnlineCareIsQueriedOnTheAppointmentDayOnlyAndTheCategoryMustMatchTheConsent) {
     ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"online_enabled":true})").status, 200);
-    consent("0110113719", person(), "オンライン診療");
-    auto r = body(call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-04-20", "オンライン診療等")));
-    EXPECT_FALSE(r["allowed"].get<bool>());
-    EXPECT_NE(r["reason"].get<std::string>().find("再照会の対象外"), std::string::npos);
-    auto other = body(call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-04-20")));
+    consent("0110113719", person(), "オンライン診療", "2024-04-10", "2024-04-20");
+    // 別添3③: before the online visit, on the 診療予約日, the eligibility is queried with 診療区分 オンライン診療等.
+    auto r = body(call(a, "POST", "/api/v1/reinquiry", on("2024-04-20", "オンライン診療等")));
+    EXPECT_TRUE(r["allowed"].get<bool>()) << r.dump();
+    EXPECT_EQ(r["eligibility"]["name"], "在宅 花子");
+    auto later = body(call(a, "POST", "/api/v1/reinquiry", on("2024-04-21", "オンライン診療等")));
+    EXPECT_FALSE(later["allowed"].get<bool>());
+    EXPECT_FALSE(later.contains("eligibility"));
+    EXPECT_NE(later["reason"].get<std::string>().find("診療予約日 2024-04-20"), std::string::npos) << later.dump();
+    auto other = body(call(a, "POST", "/api/v1/reinquiry", on("2024-04-20")));
     EXPECT_NE(other["reason"].get<std::string>().find("同意がありません"), std::string::npos);
 }
 
@@ -177,7 +206,7 @@ TEST_F(ServerFixture, WithdrawnConsentEndsReinquiry) {
     std::string key = person();
     consent("0110113719", key);
     db->query("UPDATE consents SET withdrawn_at = '2024-05-01T00:00:00Z' WHERE person_key = $1", {key});
-    auto r = body(call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-05-15")));
+    auto r = body(call(a, "POST", "/api/v1/reinquiry", on("2024-05-15")));
     EXPECT_FALSE(r["allowed"].get<bool>());
     EXPECT_NE(r["reason"].get<std::string>().find("取り消"), std::string::npos);
 }
@@ -187,14 +216,14 @@ TEST_F(ServerFixture, AFacilityNeverReachesAnotherFacilitysData) {
     enable(b);
     consent("0110113719", person());
     // B's re-inquiry of A's patient: no consent of B's, no eligibility disclosed.
-    auto r = body(call(b, "POST", "/api/v1/reinquiry", reinquiry_body("2024-05-15")));
+    auto r = body(call(b, "POST", "/api/v1/reinquiry", on("2024-05-15")));
     EXPECT_FALSE(r["allowed"].get<bool>());
     EXPECT_FALSE(r.contains("eligibility"));
     // Settings, their audit and the inquiry history are the caller's own.
     ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"viewing_items":{"手術情報":false}})").status, 200);
     EXPECT_TRUE(body(call(b, "GET", "/api/v1/settings"))["viewing_items"]["手術情報"].get<bool>());
     for (auto const& entry : body(call(b, "GET", "/api/v1/settings/audit"))) EXPECT_EQ(entry["actor"], "2714206386");
-    call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-05-15"));
+    call(a, "POST", "/api/v1/reinquiry", on("2024-05-15"));
     auto history_b = body(call(b, "GET", "/api/v1/history/inquiries"));
     auto history_a = body(call(a, "GET", "/api/v1/history/inquiries"));
     EXPECT_EQ(history_b.size(), 1u);  // only B's own attempt
@@ -234,7 +263,10 @@ TEST_F(ServerFixture, BadInputGets4xxNamingTheField) {
         {"POST", "/api/v1/reinquiry", R"({"category":"往診","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","query_date":"2024-01-01"})", 400, "category"},
         {"POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","insurer_number":"06132012","symbol":"1","number":"2","birthdate":"1940-01-01","query_date":"2024-01-01"})", 400, "insurer_number"},
         {"POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-02-30","query_date":"2024-01-01"})", 400, "birthdate"},
-        {"POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01"})", 400, "query_date"},
+        {"POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","query_date":"2024-08-01"})", 400, "query_date"},
+        {"POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","pin":"1234"})", 400, "pin"},
+        {"POST", "/api/v1/medical-info", R"({"category":"訪問診療等","item":"薬剤情報","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","terminal":"資格確認端末"})", 400, "terminal"},
+        {"POST", "/api/v1/medical-info", R"({"category":"訪問診療等","item":"薬剤情報","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","query_date":"2024-07-01"})", 400, "query_date"},
         {"POST", "/api/v1/reinquiry", R"({"category":1})", 400, "category"},
         {"PUT", "/api/v1/settings", R"({"home_visit_enabled":"yes"})", 400, "home_visit_enabled"},
         {"PUT", "/api/v1/settings", R"({"viewing_items":{"血液型":true}})", 400, "viewing_items.血液型"},
@@ -268,14 +300,6 @@ TEST_F(ServerFixture, SettingsChangesAreAuditedWithBeforeAndAfter) {
     EXPECT_TRUE(audit[0]["after"]["home_visit_enabled"].get<bool>());
 }
 
-namespace {
-std::string viewing_body(char const* date, char const* item = "薬剤情報", char const* terminal = "資格確認端末") {
-    return json{{"category", "訪問診療等"}, {"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"},
-                {"birthdate", "1940-05-01"}, {"query_date", date}, {"item", item}, {"terminal", terminal}}
-        .dump();
-}
-}  // namespace
-
 TEST_F(ServerFixture, MedicalInformationOnlyWhereTheRulesAllowIt) {
     enable(a);
     std::string key = person();
@@ -283,22 +307,22 @@ TEST_F(ServerFixture, MedicalInformationOnlyWhereTheRulesAllowIt) {
     auto rec = call(admin, "POST", "/api/v1/admin/medical-records",
                     json{{"person_key", key}, {"item", "薬剤情報"}, {"recorded_on", "2024-05-01"}, {"content", {{"薬剤", "アムロジピン 5mg"}}}}.dump());
     ASSERT_EQ(rec.status, 201) << rec.body;
-    auto ok = body(call(a, "POST", "/api/v1/medical-info", viewing_body("2024-06-01")));
+    auto ok = body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-06-01")));
     ASSERT_TRUE(ok["allowed"].get<bool>()) << ok.dump();
     EXPECT_EQ(ok["records"][0]["content"]["薬剤"], "アムロジピン 5mg");
     // A mobile terminal never sees medical information (the rules say so; nothing is returned).
-    auto mobile = body(call(a, "POST", "/api/v1/medical-info", viewing_body("2024-06-01", "薬剤情報", "モバイル端末")));
+    auto mobile = body(call(facility("0110113719", Caller::Role::staff, "モバイル端末"), "POST", "/api/v1/medical-info", viewing_on("2024-06-01")));
     EXPECT_FALSE(mobile["allowed"].get<bool>());
     EXPECT_FALSE(mobile.contains("records"));
     // Not consented, and disabled in 環境設定.
-    EXPECT_FALSE(body(call(a, "POST", "/api/v1/medical-info", viewing_body("2024-06-01", "手術情報")))["allowed"].get<bool>());
+    EXPECT_FALSE(body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-06-01", "手術情報")))["allowed"].get<bool>());
     ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"viewing_items":{"薬剤情報":false}})").status, 200);
-    auto disabled = body(call(a, "POST", "/api/v1/medical-info", viewing_body("2024-06-01")));
+    auto disabled = body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-06-01")));
     EXPECT_FALSE(disabled["allowed"].get<bool>());
     EXPECT_NE(disabled["reason"].get<std::string>().find("利用しない"), std::string::npos);
     // Another facility sees nothing of this patient.
     enable(b);
-    EXPECT_FALSE(body(call(b, "POST", "/api/v1/medical-info", viewing_body("2024-06-01")))["allowed"].get<bool>());
+    EXPECT_FALSE(body(call(b, "POST", "/api/v1/medical-info", viewing_on("2024-06-01")))["allowed"].get<bool>());
     // Every attempt is in the caller's own 医療情報閲覧履歴.
     EXPECT_EQ(body(call(a, "GET", "/api/v1/history/viewings")).size(), 4u);
     EXPECT_EQ(body(call(b, "GET", "/api/v1/history/viewings")).size(), 1u);
@@ -316,7 +340,10 @@ TEST_F(ServerFixture, AMobileSessionIsWeakerAndNeverSeesMedicalInformation) {
     EXPECT_EQ(mobile.facility_code, "0110113719");
     EXPECT_EQ(mobile_caller(*service, "not-a-token").kind, Caller::Kind::anonymous);
     // Whatever terminal it claims, a mobile session is a モバイル端末, and the rules refuse it; nothing is returned.
-    auto r = call(mobile, "POST", "/api/v1/medical-info", viewing_body("2024-06-01", "薬剤情報", "資格確認端末"));
+    json claims_office = json::parse(viewing_on("2024-06-01"));
+    claims_office["terminal"] = "資格確認端末";  // a body cannot name a terminal: unknown field
+    EXPECT_EQ(call(mobile, "POST", "/api/v1/medical-info", claims_office.dump()).status, 400);
+    auto r = call(mobile, "POST", "/api/v1/medical-info", viewing_on("2024-06-01"));
     ASSERT_EQ(r.status, 200) << r.body;
     EXPECT_FALSE(body(r)["allowed"].get<bool>());
     EXPECT_FALSE(body(r).contains("records"));
@@ -326,7 +353,7 @@ TEST_F(ServerFixture, AMobileSessionIsWeakerAndNeverSeesMedicalInformation) {
     ASSERT_EQ(history.size(), 1u);
     EXPECT_EQ(history[0]["terminal"], "モバイル端末");
     // Everything an office terminal does is out of its reach.
-    EXPECT_EQ(call(mobile, "POST", "/api/v1/reinquiry", reinquiry_body("2024-06-01")).status, 403);
+    EXPECT_EQ(call(mobile, "POST", "/api/v1/reinquiry", on("2024-06-01")).status, 403);
     EXPECT_EQ(call(mobile, "GET", "/api/v1/settings").status, 403);
     EXPECT_EQ(call(mobile, "GET", "/api/v1/url").status, 403);
     EXPECT_EQ(call(mobile, "GET", "/api/v1/history/viewings").status, 403);
@@ -350,8 +377,8 @@ TEST_F(ServerFixture, WithdrawalShowsThePersonThenEndsReinquiryAndViewing) {
     EXPECT_EQ(call(a, "POST", "/api/v1/withdrawal", who).status, 400);  // not confirmed
     auto done = call(a, "POST", "/api/v1/withdrawal", who_confirmed.dump());
     ASSERT_EQ(done.status, 200) << done.body;
-    EXPECT_FALSE(body(call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-05-15")))["allowed"].get<bool>());
-    EXPECT_FALSE(body(call(a, "POST", "/api/v1/medical-info", viewing_body("2024-05-15")))["allowed"].get<bool>());
+    EXPECT_FALSE(body(call(a, "POST", "/api/v1/reinquiry", on("2024-05-15")))["allowed"].get<bool>());
+    EXPECT_FALSE(body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-05-15")))["allowed"].get<bool>());
     EXPECT_EQ(call(a, "POST", "/api/v1/withdrawal", who_confirmed.dump()).status, 404);  // nothing left to withdraw
 }
 
@@ -440,13 +467,10 @@ TEST_F(ServerFixture, TheConsentPageLearnsItsFacilityAndGetsItsFilesAndTheServer
     EXPECT_EQ(body(info)["facility_name"], "B");
     EXPECT_EQ(body(info)["facility_kind"], "訪問看護ステーション");
     EXPECT_EQ(body(info)["home_care_feature"], false);
-    // Today is Japan's calendar day (UTC+9), whatever the machine's zone.
-    std::time_t const jst = std::time(nullptr) + 9 * 3600;
-    std::tm tm{};
-    gmtime_r(&jst, &tm);
-    char expected[16];
-    std::strftime(expected, sizeof expected, "%Y-%m-%d", &tm);
-    EXPECT_EQ(body(info)["today"], expected);
+    // Today is the server's clock (Japan's calendar day), never the page's.
+    EXPECT_EQ(body(info)["today"], "2024-07-31");
+    today("2024-12-03");
+    EXPECT_EQ(body(call(Caller{}, "GET", "/api/v1/consent/page?token=" + token))["today"], "2024-12-03");
     enable(b);
     EXPECT_EQ(body(call(Caller{}, "GET", "/api/v1/consent/page?token=" + token))["home_care_feature"], true);
     EXPECT_EQ(call(Caller{}, "GET", "/api/v1/consent/page?token=garbage").status, 404);
@@ -476,12 +500,17 @@ TEST_F(ServerFixture, TheConsentPageLearnsItsFacilityAndGetsItsFilesAndTheServer
 
 #include <fstream>
 #include <regex>
+#include <map>
 #include <set>
 #include <sstream>
 
 TEST(ServerApi, DocsListEveryRouteAndNothingElse) {
     std::set<std::string> server, openapi, markdown;
-    for (auto const& [m, p] : route_table()) server.insert(m + " " + p);
+    std::map<std::string, std::string> access, documented_access;
+    for (auto const& r : route_table()) {
+        server.insert(r.method + " " + r.path);
+        access[r.method + " " + r.path] = access_name(r.access);
+    }
     std::ifstream oa(KYOTAKU_SOURCE_DIR "/docs/openapi.json");
     json doc = json::parse(oa);
     for (auto const& [path, ops] : doc["paths"].items())
@@ -489,6 +518,7 @@ TEST(ServerApi, DocsListEveryRouteAndNothingElse) {
             std::string upper = method;
             for (auto& ch : upper) ch = char(std::toupper(static_cast<unsigned char>(ch)));
             openapi.insert(upper + " " + path);
+            documented_access[upper + " " + path] = op.value("x-kyotaku-access", "");
         }
     std::ifstream md(KYOTAKU_SOURCE_DIR "/docs/api.md");
     std::string line;
@@ -499,6 +529,7 @@ TEST(ServerApi, DocsListEveryRouteAndNothingElse) {
     }
     EXPECT_EQ(openapi, server);
     EXPECT_EQ(markdown, server);
+    EXPECT_EQ(documented_access, access);  // who may call each route, as openapi.json's x-kyotaku-access says
 }
 
 #include "card_signature.hpp"
@@ -544,22 +575,25 @@ protected:
     std::string token;
     void SetUp() override {
         ServerFixture::SetUp();
-        service->set_card_ca(pki->dir + "/card-ca.pem");
+        service->context.card_ca = pki->dir + "/card-ca.pem";
         enable(a);
         key = person();
         ASSERT_EQ(call(admin, "POST", "/api/v1/admin/cards", json{{"person_key", key}, {"certificate", slurp_file(pki->dir + "/card-1.pem")}}.dump()).status, 201);
         auto url = body(call(a, "GET", "/api/v1/url"))["url"].get<std::string>();
         token = url.substr(url.find("/c/") + 3);
     }
-    json challenge() {
+    // A challenge issued on `date` (the server's clock; the registration that follows happens the same day).
+    json challenge(char const* date = "2024-04-15") {
+        today(date);
         auto r = call(Caller{}, "POST", "/api/v1/consent/challenge", json{{"token", token}}.dump());
         EXPECT_EQ(r.status, 201) << r.body;
         return body(r);
     }
-    json registration(json const& ch, int card = 1, int signer = 1, char const* method = "暗証番号", char const* date = "2024-04-15") {
+    // A registration as the page sends it (the page names no date: the server's clock decides the first visit).
+    json registration(json const& ch, int card = 1, int signer = 1, char const* method = "暗証番号") {
         return json{{"token", token}, {"challenge_id", ch["challenge_id"]}, {"certificate", pki->der_b64(card)},
                     {"signature", pki->sign_b64(signer, ch["challenge"])}, {"identity_method", method}, {"visit_kind", "訪問診療"},
-                    {"visit_date", date}, {"items", {"薬剤情報", "診療情報"}}};
+                    {"items", {"薬剤情報", "診療情報"}}};
     }
     std::string key;
 };
@@ -568,7 +602,7 @@ TEST_F(ConsentRegistration, TheCardsSignatureRegistersAConsentThatAllowsReinquir
     auto ch = challenge();
     auto r = call(Caller{}, "POST", "/api/v1/consent/register", registration(ch).dump());
     ASSERT_EQ(r.status, 201) << r.body;
-    EXPECT_TRUE(body(call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-07-31")))["allowed"].get<bool>());
+    EXPECT_TRUE(body(call(a, "POST", "/api/v1/reinquiry", on("2024-07-31")))["allowed"].get<bool>());
 }
 
 TEST_F(ConsentRegistration, RetryIsIdempotentAndReplayIsRefused) {
@@ -604,43 +638,43 @@ TEST_F(ConsentRegistration, ForgedSignaturesAndUnknownCardsAreRefused) {
 
 TEST_F(ConsentRegistration, VisualCheckNeedsTheDateAndAOneTimePasscode) {
     // Before 2024-10-01 the rules allow 暗証番号 only.
-    auto early = call(Caller{}, "POST", "/api/v1/consent/register", registration(challenge(), 1, 1, "目視確認", "2024-09-30").dump());
+    auto early = call(Caller{}, "POST", "/api/v1/consent/register", registration(challenge("2024-09-30"), 1, 1, "目視確認").dump());
     EXPECT_EQ(early.status, 400);
     EXPECT_EQ(body(early)["field"], "identity_method");
     // From 2024-10-01, with a passcode an office terminal obtained; once only.
-    json req = registration(challenge(), 1, 1, "目視確認", "2024-10-01");
+    json req = registration(challenge("2024-10-01"), 1, 1, "目視確認");
     EXPECT_EQ(body(call(Caller{}, "POST", "/api/v1/consent/register", req.dump()))["field"], "visual_passcode");
     auto passcode = body(call(a, "POST", "/api/v1/visual-passcode"))["passcode"].get<std::string>();
     EXPECT_EQ(call(Caller{}, "POST", "/api/v1/visual-passcode").status, 403);  // the page itself cannot get one
-    req = registration(challenge(), 1, 1, "目視確認", "2024-10-01");
+    req = registration(challenge("2024-10-01"), 1, 1, "目視確認");
     req["visual_passcode"] = passcode;
     auto ok = call(Caller{}, "POST", "/api/v1/consent/register", req.dump());
     EXPECT_EQ(ok.status, 201) << ok.body;
-    json reuse = registration(challenge(), 1, 1, "目視確認", "2024-10-01");
+    json reuse = registration(challenge("2024-10-01"), 1, 1, "目視確認");
     reuse["visual_passcode"] = passcode;
     EXPECT_EQ(body(call(Caller{}, "POST", "/api/v1/consent/register", reuse.dump()))["field"], "visual_passcode");
     // Another facility's passcode does not work here.
     auto other = body(call(b, "POST", "/api/v1/visual-passcode"))["passcode"].get<std::string>();
-    json foreign = registration(challenge(), 1, 1, "目視確認", "2024-10-01");
+    json foreign = registration(challenge("2024-10-01"), 1, 1, "目視確認");
     foreign["visual_passcode"] = other;
     EXPECT_EQ(body(call(Caller{}, "POST", "/api/v1/consent/register", foreign.dump()))["field"], "visual_passcode");
 }
 
 TEST_F(ConsentRegistration, VisualCheckNeedsNoSignatureButThePinDoes) {
     // 目視確認 reads the certificate only (no PIN, so the card cannot sign): certificate + passcode register.
-    json req = registration(challenge(), 1, 1, "目視確認", "2024-10-02");
+    json req = registration(challenge("2024-10-02"), 1, 1, "目視確認");
     req.erase("signature");
     req["visual_passcode"] = body(call(a, "POST", "/api/v1/visual-passcode"))["passcode"];
     auto ok = call(Caller{}, "POST", "/api/v1/consent/register", req.dump());
     EXPECT_EQ(ok.status, 201) << ok.body;
     // A certificate that does not chain to the card CA is refused even so.
-    json forged = registration(challenge(), 1, 1, "目視確認", "2024-10-02");
+    json forged = registration(challenge("2024-10-02"), 1, 1, "目視確認");
     forged.erase("signature");
     forged["certificate"] = "MIIB";
     forged["visual_passcode"] = body(call(a, "POST", "/api/v1/visual-passcode"))["passcode"];
     EXPECT_EQ(body(call(Caller{}, "POST", "/api/v1/consent/register", forged.dump()))["field"], "certificate");
     // 暗証番号 without the card's signature is refused, naming the field.
-    json pin = registration(challenge(), 1, 1, "暗証番号", "2024-10-02");
+    json pin = registration(challenge("2024-10-02"), 1, 1, "暗証番号");
     pin.erase("signature");
     auto refused = call(Caller{}, "POST", "/api/v1/consent/register", pin.dump());
     EXPECT_EQ(refused.status, 400);
@@ -654,7 +688,7 @@ TEST_F(ConsentRegistration, APinIsRefusedAndNeverStored) {
     EXPECT_EQ(r.status, 400);
     EXPECT_EQ(body(r)["field"], "pin");
     EXPECT_EQ(r.body.find("1234"), std::string::npos);
-    json nested = json::parse(reinquiry_body("2024-05-01"));
+    json nested = json::parse(on("2024-05-01"));
     nested["extra"] = {{"card_pin", "1234"}};
     EXPECT_EQ(call(a, "POST", "/api/v1/reinquiry", nested.dump()).status, 400);
     // Nothing anywhere holds it.
@@ -684,6 +718,7 @@ TEST_F(ServerFixture, BatchReinquiryAnswersEveryRowOnceEvenABadOne) {
     csv += "p2,06132012,123,4567,01,1940-05-01\n";  // bad check digit: its own error
     csv += "p3,01130012,9,9,01,1950-01-01\n";       // nobody: 該当資格なし
     csv += "broken line\n";                          // malformed: its own error
+    today("2024-07-01");
     auto up = call(a, "POST", "/api/v1/batch/reinquiry?category=%E8%A8%AA%E5%95%8F%E8%A8%BA%E7%99%82%E7%AD%89&query_date=2024-07-01&file_identifier=f1", csv, "text/csv");
     ASSERT_EQ(up.status, 202) << up.body;
     std::string rn = body(up)["reception_number"];
@@ -694,10 +729,10 @@ TEST_F(ServerFixture, BatchReinquiryAnswersEveryRowOnceEvenABadOne) {
     EXPECT_EQ(call(b, "GET", "/api/v1/batch/reinquiry/" + rn).status, 404);
     EXPECT_EQ(call(b, "GET", "/api/v1/batch/reinquiry/" + rn + "/result").status, 404);
     // The worker answers in chunks of 2: three passes, the last one finishes the job.
-    EXPECT_EQ(service->process_batches(2), 2);
+    EXPECT_EQ(service->batch.process(2), 2);
     EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["done"], 2);
-    EXPECT_EQ(service->process_batches(2), 2);
-    EXPECT_EQ(service->process_batches(2), 0);
+    EXPECT_EQ(service->batch.process(2), 2);
+    EXPECT_EQ(service->batch.process(2), 0);
     EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["status"], "正常終了");
     auto res = call(a, "GET", "/api/v1/batch/reinquiry/" + rn + "/result");
     ASSERT_EQ(res.status, 200);
@@ -714,6 +749,10 @@ TEST_F(ServerFixture, BatchReinquiryAnswersEveryRowOnceEvenABadOne) {
     for (int i = 0; i < 4; ++i) EXPECT_EQ(rows[std::size_t(i)]["row"], i + 1);
     EXPECT_EQ(call(a, "POST", "/api/v1/batch/reinquiry?query_date=2024-13-01", "x,1,2,3,4,5\n", "text/csv").status, 400);
     EXPECT_EQ(call(a, "POST", "/api/v1/batch/reinquiry?query_date=2024-07-01", "", "text/csv").status, 400);
+    // A 資格確認日 after today is refused; one before today only picks the insurance period (the gate is today's).
+    auto later = call(a, "POST", "/api/v1/batch/reinquiry?query_date=2024-07-02", "p1,06132013,123,4567,01,1940-05-01\n", "text/csv");
+    EXPECT_EQ(later.status, 400);
+    EXPECT_EQ(body(later)["field"], "query_date");
 }
 
 #include "oqs_xml.hpp"
@@ -756,7 +795,7 @@ TEST_F(ServerFixture, BulkFlowInTheRealXmlFormatInShiftJis) {
     // While processing: SegmentOfResult 2.
     auto pending = to_utf8(call(a, "POST", "/api/v1/oqs/OQSmuquc02req", down, "application/xml").body, "SHIFT_JIS");
     EXPECT_NE(pending.find("<SegmentOfResult>2</SegmentOfResult>"), std::string::npos);
-    while (service->process_batches(500) > 0) {
+    while (service->batch.process(500) > 0) {
     }
     auto res = call(a, "POST", "/api/v1/oqs/OQSmuquc02req", down, "application/xml");
     ASSERT_EQ(res.status, 200);
@@ -818,12 +857,12 @@ TEST_F(ServerFixture, ReferenceNumbersAreTheFacilitysOwnAndServeReinquiry) {
                {"reference_number", "カルテ-0001"}};
     EXPECT_EQ(call(a, "POST", "/api/v1/reference-numbers", other.dump()).status, 409);
     // Re-inquiry by 照会番号.
-    auto r = body(call(a, "POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","reference_number":"カルテ-0001","query_date":"2024-06-01"})"));
+    auto r = body(call(a, "POST", "/api/v1/reinquiry", by_reference("カルテ-0001", "2024-06-01")));
     EXPECT_TRUE(r["allowed"].get<bool>()) << r.dump();
     EXPECT_EQ(r["eligibility"]["number"], "4567");
     EXPECT_EQ(r["reference_numbers"][0], "カルテ-0001");
     // Another facility's number means nothing to B.
-    auto rb = body(call(b, "POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","reference_number":"カルテ-0001","query_date":"2024-06-01"})"));
+    auto rb = body(call(b, "POST", "/api/v1/reinquiry", by_reference("カルテ-0001", "2024-06-01")));
     EXPECT_FALSE(rb["allowed"].get<bool>());
     EXPECT_EQ(rb["qualification_validity"], 4);
     // Bulk registration: each row its own result.
@@ -874,7 +913,7 @@ TEST_F(ServerFixture, FallbackVerificationsAreRecordedWithTheirMethodButAllowNoR
     EXPECT_EQ(history[0]["kind"], "資格確認（マイナポータル）");
     EXPECT_EQ(body(call(b, "GET", "/api/v1/history/inquiries")).size(), 0u);
     // No consent came from it.
-    EXPECT_NE(body(call(a, "POST", "/api/v1/reinquiry", reinquiry_body("2024-05-15")))["reason"].get<std::string>().find("同意がありません"),
+    EXPECT_NE(body(call(a, "POST", "/api/v1/reinquiry", on("2024-05-15")))["reason"].get<std::string>().find("同意がありません"),
               std::string::npos);
     v["method"] = "保険証";
     EXPECT_EQ(body(call(a, "POST", "/api/v1/fallback-verifications", v.dump()))["field"], "method");
@@ -913,7 +952,8 @@ TEST_F(ServerFixture, ConsentedPatientsDownloadByConsentDateAndTreatmentFlag) {
     std::string hanako = person();
     consent("0110113719", hanako, "訪問診療", "2024-04-15");
     std::string taro = person("01130012", nullptr, nullptr, "2020-04-01", "777");
-    consent("0110113719", taro, "オンライン診療", "2024-04-20");
+    ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"online_enabled":true})").status, 200);
+    consent("0110113719", taro, "オンライン診療", "2024-04-20", "2024-06-01");
     std::string jiro = person("19136019", nullptr, nullptr, "2020-04-01", "888");
     consent("0110113719", jiro, "訪問看護", "2024-04-25");
     db->query("UPDATE consents SET withdrawn_at = '2024-05-01T00:00:00Z' WHERE person_key = $1", {jiro});
@@ -927,6 +967,7 @@ TEST_F(ServerFixture, ConsentedPatientsDownloadByConsentDateAndTreatmentFlag) {
                            rn + "</ReceptionNumber></MessageBody></XmlMsg>";
         return call(a, "POST", "/api/v1/oqs/OQSmuquc02req", down, "application/xml").body;
     };
+    today("2024-06-01");
     std::string home = download("2", "20240401", "20240430");
     EXPECT_NE(home.find("<SegmentOfResult>1</SegmentOfResult>"), std::string::npos);
     EXPECT_NE(home.find("<NumberOfProcessingResult>1</NumberOfProcessingResult>"), std::string::npos) << home;
@@ -936,6 +977,16 @@ TEST_F(ServerFixture, ConsentedPatientsDownloadByConsentDateAndTreatmentFlag) {
     EXPECT_NE(online.find("<ConsentDate>20240420</ConsentDate>"), std::string::npos) << online;
     EXPECT_EQ(online.find("20240415"), std::string::npos);
     std::string none = download("2", "20230101", "20230131");
+    // The download is decided by the rules on the server's date: after the window (no claims) and after the
+    // appointment, the rows are there but carry nothing.
+    today("2024-09-02");
+    std::string late = download("2", "20240401", "20240430");
+    EXPECT_NE(late.find("<NumberOfProcessingResult>1</NumberOfProcessingResult>"), std::string::npos) << late;
+    EXPECT_NE(late.find("<NumberOfNormalProcessing>0</NumberOfNormalProcessing>"), std::string::npos) << late;
+    EXPECT_EQ(late.find("在宅 花子"), std::string::npos) << late;
+    EXPECT_EQ(late.find("InsuredPartialContributionRatio"), std::string::npos) << late;
+    std::string late_online = download("3", "20240401", "20240430");
+    EXPECT_EQ(late_online.find("<Name>"), std::string::npos) << late_online;
     EXPECT_NE(none.find("<NumberOfProcessingResult>0</NumberOfProcessingResult>"), std::string::npos) << none;
     EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("2714206386", "2", "20240401", "20240430"), "application/xml").status, 403);
     EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("0110113719", "1", "20240401", "20240430"), "application/xml").status, 400);
@@ -958,7 +1009,7 @@ TEST_F(ServerFixture, ReferenceNumberRegistrationInTheRealXmlFormat) {
     std::string out = to_utf8(ok.body, "SHIFT_JIS");
     EXPECT_NE(out.find("<ProcessingResultStatus>1</ProcessingResultStatus>"), std::string::npos) << out;
     EXPECT_NE(out.find("<ReferenceNumber>患者-42</ReferenceNumber>"), std::string::npos);
-    auto r = body(call(a, "POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","reference_number":"患者-42","query_date":"2024-06-01"})"));
+    auto r = body(call(a, "POST", "/api/v1/reinquiry", by_reference("患者-42", "2024-06-01")));
     EXPECT_TRUE(r["allowed"].get<bool>());
     // B has no consent for this person: its file is understood and refused in the result.
     enable(b);
@@ -989,9 +1040,430 @@ TEST_F(ServerFixture, BulkReferenceNumberRegistrationInTheRealXmlFormat) {
     EXPECT_NE(res.find("<NumberOfNormalProcessing>1</NumberOfNormalProcessing>"), std::string::npos) << res;
     EXPECT_NE(res.find("<ReferenceNumber>R-2</ReferenceNumber>"), std::string::npos);
     EXPECT_NE(res.find("<ProcessingResultCode>EKY0001</ProcessingResultCode>"), std::string::npos);
-    EXPECT_TRUE(body(call(a, "POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","reference_number":"R-1","query_date":"2024-06-01"})"))["allowed"].get<bool>());
+    EXPECT_TRUE(body(call(a, "POST", "/api/v1/reinquiry", by_reference("R-1", "2024-06-01")))["allowed"].get<bool>());
     // Nothing of it is B's.
     std::string down_b = down;
     down_b.replace(down_b.find("0110113719"), 10, "2714206386");
     EXPECT_EQ(call(b, "POST", "/api/v1/oqs/OQSmuquc02req", down_b, "application/xml").status, 404);
+}
+
+// ---- Issue 9: every path that hands out eligibility or medical information is decided by the rules, on the
+// server's own date, from the server's own records. ----
+
+namespace {
+std::string muquc_for(std::string const& facility, char const* date, char const* flag) {
+    std::string xml = std::string("<?xml version=\"1.0\" encoding=\"UTF-8\"?><XmlMsg><MessageHeader><QualificationConfirmationDate>") + date +
+                      "</QualificationConfirmationDate><MedicalInstitutionCode>" + facility +
+                      "</MedicalInstitutionCode><ArbitraryFileIdentifier>probe</ArbitraryFileIdentifier>" +
+                      (flag ? std::string("<MedicalTreatmentFlag>") + flag + "</MedicalTreatmentFlag>" : std::string()) +
+                      "</MessageHeader><MessageBody><QualificationConfirmSearchInfo><InsurerNumber>06132013</InsurerNumber>"
+                      "<InsuredCardSymbol>123</InsuredCardSymbol><InsuredIdentificationNumber>4567</InsuredIdentificationNumber>"
+                      "<InsuredBranchNumber>01</InsuredBranchNumber><Birthdate>19400501</Birthdate><ArbitraryIdentifier>x</ArbitraryIdentifier>"
+                      "</QualificationConfirmSearchInfo></MessageBody></XmlMsg>";
+    return xml;
+}
+std::string download_for(std::string const& facility, std::string const& upload_result) {
+    auto at = upload_result.find("<ReceptionNumber>");
+    std::string rn = at == std::string::npos ? "" : upload_result.substr(at + 17, 20);
+    return "<XmlMsg><MessageHeader><MedicalInstitutionCode>" + facility + "</MedicalInstitutionCode></MessageHeader><MessageBody><ReceptionNumber>" +
+           rn + "</ReceptionNumber></MessageBody></XmlMsg>";
+}
+}  // namespace
+
+class DecisionPaths : public ServerFixture {
+protected:
+    std::string hanako;
+    // The records every scenario starts from: A uses both functions; Hanako has A's 訪問診療 consent of 2024-04-15
+    // (薬剤情報), an online consent booked for 2024-06-10, a 照会番号 and a medication record.
+    void records(bool with_consents = true) {
+        ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"home_visit_enabled":true,"online_enabled":true})").status, 200);
+        enable(b);
+        hanako = person();
+        if (with_consents) {
+            consent("0110113719", hanako);
+            consent("0110113719", hanako, "オンライン診療", "2024-05-20", "2024-06-10");
+            today("2024-05-01");
+            json reg{{"reference_number", "R-1"}, {"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"},
+                     {"birthdate", "1940-05-01"}};
+            ASSERT_EQ(call(a, "POST", "/api/v1/reference-numbers", reg.dump()).status, 201);
+        }
+        ASSERT_EQ(call(admin, "POST", "/api/v1/admin/medical-records",
+                       json{{"person_key", hanako}, {"item", "薬剤情報"}, {"recorded_on", "2024-05-01"}, {"content", {{"薬剤", "アムロジピン 5mg"}}}}.dump())
+                      .status,
+                  201);
+    }
+    // Every route that can answer with Hanako's eligibility or medical information, driven to its answer.
+    struct Probe {
+        std::string name;           // for messages
+        std::string route;          // "METHOD path" of route_table() whose answer is checked
+        std::function<std::string(Caller const&)> run;  // the whole answer, as UTF-8 text
+    };
+    std::vector<Probe> probes() {
+        auto finish_jobs = [this] {
+            while (service->batch.process(500) > 0) {
+            }
+        };
+        return {
+            {"individual by card", "POST /api/v1/reinquiry",
+             [this](Caller const& c) { return call(c, "POST", "/api/v1/reinquiry", on(clock.today().iso().c_str())).body; }},
+            {"individual, online", "POST /api/v1/reinquiry",
+             [this](Caller const& c) { return call(c, "POST", "/api/v1/reinquiry", on(clock.today().iso().c_str(), "オンライン診療等")).body; }},
+            {"individual by 照会番号", "POST /api/v1/reinquiry",
+             [this](Caller const& c) { return call(c, "POST", "/api/v1/reinquiry", json{{"category", "訪問診療等"}, {"reference_number", "R-1"}}.dump()).body; }},
+            {"medical information", "POST /api/v1/medical-info",
+             [this](Caller const& c) { return call(c, "POST", "/api/v1/medical-info", viewing_on(clock.today().iso().c_str())).body; }},
+            {"CSV batch", "GET /api/v1/batch/reinquiry/{reception_number}/result",
+             [this, finish_jobs](Caller const& c) {
+                 auto up = call(c, "POST", "/api/v1/batch/reinquiry", "p1,06132013,123,4567,01,1940-05-01\n", "text/csv");
+                 if (up.status != 202) return up.body;
+                 finish_jobs();
+                 return call(c, "GET", "/api/v1/batch/reinquiry/" + body(up)["reception_number"].get<std::string>() + "/result").body;
+             }},
+            {"OQSsiquc01req", "POST /api/v1/oqs/OQSsiquc01req",
+             [this](Caller const& c) { return call(c, "POST", "/api/v1/oqs/OQSsiquc01req", muquc_for(c.facility_code, "20240501", nullptr)).body; }},
+            {"OQSmuquc01req → 02req", "POST /api/v1/oqs/OQSmuquc02req",
+             [this, finish_jobs](Caller const& c) {
+                 auto up = call(c, "POST", "/api/v1/oqs/OQSmuquc01req", muquc_for(c.facility_code, "20240501", nullptr));
+                 finish_jobs();
+                 return call(c, "POST", "/api/v1/oqs/OQSmuquc02req", download_for(c.facility_code, up.body)).body;
+             }},
+            {"OQSmuquc01req online → 02req", "POST /api/v1/oqs/OQSmuquc02req",
+             [this, finish_jobs](Caller const& c) {
+                 auto up = call(c, "POST", "/api/v1/oqs/OQSmuquc01req", muquc_for(c.facility_code, "20240501", "3"));
+                 finish_jobs();
+                 return call(c, "POST", "/api/v1/oqs/OQSmuquc02req", download_for(c.facility_code, up.body)).body;
+             }},
+            {"OQSmuhvq01req → 02req", "POST /api/v1/oqs/OQSmuquc02req",
+             [this](Caller const& c) {
+                 auto up = call(c, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req(c.facility_code.c_str(), "2", "20240101", "20241231"));
+                 return call(c, "POST", "/api/v1/oqs/OQSmuquc02req", download_for(c.facility_code, up.body)).body;
+             }},
+            {"OQSmuonq01req → 02req", "POST /api/v1/oqs/OQSmuquc02req",
+             [this](Caller const& c) {
+                 auto up = call(c, "POST", "/api/v1/oqs/OQSmuonq01req", hvq01req(c.facility_code.c_str(), "3", "20240101", "20241231"));
+                 return call(c, "POST", "/api/v1/oqs/OQSmuquc02req", download_for(c.facility_code, up.body)).body;
+             }},
+            {"同意取消照会", "POST /api/v1/withdrawal/lookup",
+             [this](Caller const& c) {
+                 return call(c, "POST", "/api/v1/withdrawal/lookup",
+                             json{{"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"}}.dump())
+                     .body;
+             }},
+        };
+    }
+    // What Hanako's eligibility or medical information would show: her name, kana, burden ratio, her medication.
+    static bool discloses(std::string const& answer) {
+        return answer.find("在宅 花子") != std::string::npos || answer.find("アムロジピン") != std::string::npos ||
+               answer.find("burden_ratio") != std::string::npos || answer.find("InsuredPartialContributionRatio") != std::string::npos;
+    }
+};
+
+TEST_F(DecisionPaths, EveryRouteThatCanDiscloseIsProbedAndRefusesWhenTheRulesSayNo) {
+    // The probes cover every route the table marks as disclosing, and nothing else.
+    std::set<std::string> marked, probed;
+    for (auto const& r : route_table())
+        if (r.discloses) marked.insert(r.method + " " + r.path);
+    for (auto const& p : probes()) probed.insert(p.route);
+    EXPECT_EQ(marked, probed);
+
+    Caller mobile;
+    struct Scenario {
+        char const* name;
+        char const* day;
+        std::function<void()> set_up;
+        std::function<Caller()> caller;
+        std::set<std::string> still_allowed;  // probes a scenario does not concern (they may disclose)
+    };
+    auto a_caller = [this] { return a; };
+    std::vector<Scenario> const scenarios{
+        {"訪問診療等機能 and オンライン診療等機能 off", "2024-06-10",
+         [this] { ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"home_visit_enabled":false,"online_enabled":false})").status, 200); },
+         a_caller, {"同意取消照会"}},
+        {"window over, no continuity, not the appointment day", "2024-08-05", [] {}, a_caller, {"同意取消照会"}},
+        {"consent withdrawn", "2024-06-10",
+         [this] {
+             json who{{"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"}, {"confirmed", true}};
+             ASSERT_EQ(call(a, "POST", "/api/v1/withdrawal", who.dump()).status, 200);
+         },
+         a_caller, {}},
+        {"another facility", "2024-06-10", [] {}, [this] { return b; }, {}},
+        {"a モバイル端末 session (the URL only)", "2024-06-10",
+         [this, &mobile] {
+             auto url = body(call(a, "GET", "/api/v1/url"))["url"].get<std::string>();
+             mobile = mobile_caller(*service, url.substr(url.find("/c/") + 3));
+         },
+         [&mobile] { return mobile; }, {}},
+        {"a certificate of a モバイル端末", "2024-06-10", [] {},
+         [] { return facility("0110113719", Caller::Role::staff, "モバイル端末"); },
+         {"individual by card", "individual, online", "individual by 照会番号", "CSV batch", "OQSsiquc01req", "OQSmuquc01req → 02req",
+          "OQSmuquc01req online → 02req", "OQSmuhvq01req → 02req", "OQSmuonq01req → 02req"}},
+        {"薬剤情報 not enabled in 環境設定", "2024-06-10",
+         [this] { ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"viewing_items":{"薬剤情報":false}})").status, 200); }, a_caller,
+         {"individual by card", "individual, online", "individual by 照会番号", "CSV batch", "OQSsiquc01req", "OQSmuquc01req → 02req",
+          "OQSmuquc01req online → 02req", "OQSmuhvq01req → 02req", "OQSmuonq01req → 02req", "同意取消照会"}},
+    };
+    // The positive control: on a day the rules allow, every probe does disclose (so a refusal below means something).
+    SetUp();
+    records();
+    today("2024-06-10");
+    for (auto const& p : probes()) EXPECT_TRUE(discloses(p.run(a))) << "allowed day, " << p.name;
+    for (auto const& sc : scenarios) {
+        SetUp();
+        records();
+        today(sc.day);
+        sc.set_up();
+        today(sc.day);
+        Caller const c = sc.caller();
+        for (auto const& p : probes()) {
+            if (sc.still_allowed.count(p.name)) continue;
+            today(sc.day);
+            std::string answer = p.run(c);
+            EXPECT_FALSE(discloses(answer)) << sc.name << ", " << p.name << ": " << answer.substr(0, 600);
+        }
+    }
+    // Not consented at all: nothing for anyone.
+    SetUp();
+    records(false);
+    today("2024-06-10");
+    for (auto const& p : probes()) EXPECT_FALSE(discloses(p.run(a))) << "not consented, " << p.name;
+}
+
+TEST_F(ServerFixture, TheCallersDateNeverOpensAGate) {
+    enable(a);
+    std::string key = person();
+    consent("0110113719", key);
+    ASSERT_EQ(call(admin, "POST", "/api/v1/admin/medical-records",
+                   json{{"person_key", key}, {"item", "薬剤情報"}, {"recorded_on", "2024-05-01"}, {"content", {{"薬剤", "x"}}}}.dump())
+                  .status,
+              201);
+    // Today (2026-11-29) the relationship of 2024 is long over: naming a day inside its window changes nothing.
+    today("2026-11-29");
+    json past = json::parse(on("2026-11-29"));
+    past["query_date"] = "2024-06-10";
+    auto r = body(call(a, "POST", "/api/v1/reinquiry", past.dump()));
+    EXPECT_FALSE(r["allowed"].get<bool>());
+    EXPECT_FALSE(r.contains("eligibility"));
+    auto v = body(call(a, "POST", "/api/v1/medical-info", viewing_on("2026-11-29")));
+    EXPECT_FALSE(v["allowed"].get<bool>());
+    EXPECT_FALSE(v.contains("records"));
+    // Inside the window a 資格確認日 before today picks the insurance period; one after today is refused.
+    today("2024-06-10");
+    past["query_date"] = "2024-05-01";
+    EXPECT_EQ(body(call(a, "POST", "/api/v1/reinquiry", past.dump()))["query_date"], "2024-05-01");
+    past["query_date"] = "2024-06-11";
+    EXPECT_EQ(call(a, "POST", "/api/v1/reinquiry", past.dump()).status, 400);
+    // Medical records are those recorded up to today, never later entries.
+    ASSERT_EQ(call(admin, "POST", "/api/v1/admin/medical-records",
+                   json{{"person_key", key}, {"item", "薬剤情報"}, {"recorded_on", "2024-07-01"}, {"content", {{"薬剤", "later"}}}}.dump())
+                  .status,
+              201);
+    auto records = body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-06-10")))["records"];
+    ASSERT_EQ(records.size(), 1u);
+    EXPECT_EQ(records[0]["content"]["薬剤"], "x");
+}
+
+TEST_F(ServerFixture, AHouseCallInsideTheRelationshipNeitherEndsItNorStartsANewWindow) {
+    enable(a);
+    std::string key = person();
+    consent("0110113719", key, "訪問診療", "2024-04-15");
+    consent("0110113719", key, "往診", "2024-06-20");
+    // The relationship of 2024-04-15 still answers (window to 2024-07-31), with its own window.
+    auto r = body(call(a, "POST", "/api/v1/reinquiry", on("2024-07-10")));
+    EXPECT_TRUE(r["allowed"].get<bool>()) << r.dump();
+    EXPECT_EQ(r["visit_kind"], "訪問診療");
+    EXPECT_EQ(r["window_end"], "2024-07-31");
+    // A window from the 往診 would run to 2024-09-30: it does not exist.
+    auto after = body(call(a, "POST", "/api/v1/reinquiry", on("2024-08-05")));
+    EXPECT_FALSE(after["allowed"].get<bool>()) << after.dump();
+    // Viewing on the house-call day works through the relationship (continuing_home_care derived, not asserted).
+    EXPECT_TRUE(body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-06-20")))["allowed"].get<bool>());
+    // With monthly claims the relationship continues, and so does the house call's re-inquiry.
+    std::string csv;
+    for (char const* m : {"2024-04", "2024-05", "2024-06", "2024-07"}) csv += std::string("0110113719,06132013,123,4567,01,1940-05-01,") + m + ",2024-09-01\n";
+    ASSERT_EQ(body(call(a, "POST", "/api/v1/claim-reviews", csv, "text/csv"))["imported"], 4);
+    EXPECT_TRUE(body(call(a, "POST", "/api/v1/reinquiry", on("2024-09-10")))["allowed"].get<bool>());
+}
+
+TEST_F(ServerFixture, AHouseCallAloneGetsItsEligibilityOnItsDayOnly) {
+    enable(a);
+    consent("0110113719", person(), "往診", "2024-06-20");
+    auto same_day = body(call(a, "POST", "/api/v1/reinquiry", on("2024-06-20")));
+    EXPECT_TRUE(same_day["allowed"].get<bool>()) << same_day.dump();
+    EXPECT_EQ(same_day["eligibility"]["name"], "在宅 花子");
+    auto next_day = body(call(a, "POST", "/api/v1/reinquiry", on("2024-06-21")));
+    EXPECT_FALSE(next_day["allowed"].get<bool>());
+    EXPECT_NE(next_day["reason"].get<std::string>().find("往診は毎回資格確認"), std::string::npos) << next_day.dump();
+}
+
+TEST_F(ServerFixture, ANewHomeCareConsentRestartsTheRelationship) {
+    enable(a);
+    std::string key = person();
+    consent("0110113719", key, "訪問診療", "2024-01-15");
+    consent("0110113719", key, "訪問看護", "2024-06-03");
+    auto r = body(call(a, "POST", "/api/v1/reinquiry", on("2024-09-20")));
+    EXPECT_TRUE(r["allowed"].get<bool>()) << r.dump();
+    EXPECT_EQ(r["first_visit"], "2024-06-03");
+    EXPECT_EQ(r["window_end"], "2024-09-30");
+}
+
+TEST_F(ServerFixture, OnlineCareThroughCsvAndXmlWithTheFilesOwnTreatmentFlag) {
+    ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"online_enabled":true})").status, 200);
+    consent("0110113719", person(), "オンライン服薬指導", "2024-06-01", "2024-06-12");
+    today("2024-06-12");
+    auto up = call(a, "POST", "/api/v1/batch/reinquiry?category=%E3%82%AA%E3%83%B3%E3%83%A9%E3%82%A4%E3%83%B3%E8%A8%BA%E7%99%82%E7%AD%89",
+                   "p1,06132013,123,4567,01,1940-05-01\n", "text/csv");
+    ASSERT_EQ(up.status, 202) << up.body;
+    while (service->batch.process(100) > 0) {
+    }
+    auto rows = call(a, "GET", "/api/v1/batch/reinquiry/" + body(up)["reception_number"].get<std::string>() + "/result").body;
+    EXPECT_NE(rows.find("\"allowed\":true"), std::string::npos) << rows;
+    auto single = call(a, "POST", "/api/v1/oqs/OQSsiquc01req", muquc_for("0110113719", "20240612", "3"));
+    EXPECT_NE(single.body.find("<Name>在宅 花子</Name>"), std::string::npos) << single.body;
+    // The same file without the flag asks 訪問診療等, where this patient has no consent.
+    auto home = call(a, "POST", "/api/v1/oqs/OQSsiquc01req", muquc_for("0110113719", "20240612", nullptr));
+    EXPECT_EQ(home.body.find("<Name>"), std::string::npos);
+    EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSsiquc01req", muquc_for("0110113719", "20240612", "1")).status, 400);
+}
+
+TEST_F(ServerFixture, RolesComeFromTheCertificate) {
+    enable(a);
+    Caller staff = facility("0110113719", Caller::Role::staff);
+    // 管理者 only: 環境設定, its audit, URL change, the device ledger, withdrawals.
+    EXPECT_EQ(call(staff, "PUT", "/api/v1/settings", R"({"online_enabled":true})").status, 403);
+    EXPECT_EQ(call(staff, "GET", "/api/v1/settings/audit").status, 403);
+    EXPECT_EQ(call(staff, "POST", "/api/v1/url/change").status, 403);
+    EXPECT_EQ(call(staff, "POST", "/api/v1/devices", R"({"name":"x","kind":"タブレット","ownership":"施設所有","permitted_staff":["a"]})").status, 403);
+    EXPECT_EQ(call(staff, "POST", "/api/v1/withdrawal/lookup", "{}").status, 403);
+    EXPECT_EQ(call(staff, "POST", "/api/v1/withdrawal", "{}").status, 403);
+    // 職員 does the daily work.
+    EXPECT_EQ(call(staff, "GET", "/api/v1/settings").status, 200);
+    EXPECT_EQ(call(staff, "GET", "/api/v1/url").status, 200);
+    EXPECT_EQ(call(staff, "POST", "/api/v1/visual-passcode").status, 201);
+    EXPECT_EQ(call(staff, "POST", "/api/v1/reinquiry", on("2024-07-01")).status, 200);
+    // The mapping from a certificate's subject (CN, OU, title).
+    auto who = [&](char const* cn, char const* ou, char const* title) { return caller_from_subject(*service, cn, ou, title); };
+    EXPECT_EQ(who("0110113719", "管理者", "").role, Caller::Role::manager);
+    EXPECT_EQ(who("0110113719", "", "").role, Caller::Role::staff);
+    EXPECT_EQ(who("0110113719", "", "").terminal, "資格確認端末");
+    EXPECT_EQ(who("0110113719", "職員", "電子カルテ端末").terminal, "電子カルテ端末");
+    EXPECT_EQ(who("0110113719", "院長", "").kind, Caller::Kind::anonymous);  // an unknown role is nobody
+    EXPECT_EQ(who("0110113719", "職員", "スマホ").kind, Caller::Kind::anonymous);
+    EXPECT_EQ(who("1310000007", "管理者", "").kind, Caller::Kind::anonymous);  // not a registered facility
+    EXPECT_EQ(who("kyotaku-admin", "", "").kind, Caller::Kind::admin);
+}
+
+TEST_F(ServerFixture, TheTerminalComesFromTheCertificate) {
+    enable(a);
+    std::string key = person();
+    consent("0110113719", key);
+    ASSERT_EQ(call(admin, "POST", "/api/v1/admin/medical-records",
+                   json{{"person_key", key}, {"item", "薬剤情報"}, {"recorded_on", "2024-05-01"}, {"content", {{"薬剤", "x"}}}}.dump())
+                  .status,
+              201);
+    EXPECT_TRUE(body(call(facility("0110113719", Caller::Role::staff, "電子カルテ端末"), "POST", "/api/v1/medical-info", viewing_on("2024-06-01")))["allowed"]
+                    .get<bool>());
+    EXPECT_FALSE(body(call(facility("0110113719", Caller::Role::staff, "モバイル端末"), "POST", "/api/v1/medical-info", viewing_on("2024-06-01")))["allowed"]
+                     .get<bool>());
+    auto history = body(call(a, "GET", "/api/v1/history/viewings"));
+    ASSERT_EQ(history.size(), 2u);
+    EXPECT_EQ(history[0]["terminal"], "電子カルテ端末");
+    EXPECT_EQ(history[1]["terminal"], "モバイル端末");
+}
+
+TEST_F(ServerFixture, AUrlHolderLearnsNothingAboutWhetherAPersonExists) {
+    enable(a);
+    consent("0110113719", person());
+    auto url = body(call(a, "GET", "/api/v1/url"))["url"].get<std::string>();
+    Caller mobile = mobile_caller(*service, url.substr(url.find("/c/") + 3));
+    auto known = call(mobile, "POST", "/api/v1/medical-info", viewing_on("2024-06-01"));
+    json nobody = json::parse(viewing_on("2024-06-01"));
+    nobody["number"] = "9999";
+    auto unknown = call(mobile, "POST", "/api/v1/medical-info", nobody.dump());
+    EXPECT_EQ(known.status, unknown.status);
+    EXPECT_EQ(known.body, unknown.body);
+}
+
+TEST_F(ServerFixture, LossOfEligibilityIsAnsweredWithItsDateAndReason) {
+    enable(a);
+    json p{{"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"},
+           {"name", "在宅 花子"}, {"burden_ratio", "010"}, {"valid_from", "2020-04-01"}, {"valid_to", "2024-06-30"}, {"loss_reason", "01"},
+           {"card_classification", "03"}, {"personal_family", "2"}};
+    auto r = call(admin, "POST", "/api/v1/admin/insured-persons", p.dump());
+    ASSERT_EQ(r.status, 201) << r.body;
+    consent("0110113719", body(r)["person_key"]);
+    auto lost = body(call(a, "POST", "/api/v1/reinquiry", on("2024-07-10")));
+    ASSERT_TRUE(lost["allowed"].get<bool>()) << lost.dump();
+    EXPECT_EQ(lost["qualification_validity"], 2);  // 無効
+    EXPECT_EQ(lost["eligibility"]["disqualification_date"], "2024-07-01");
+    EXPECT_EQ(lost["eligibility"]["loss_reason"], "01");
+    auto xml = call(a, "POST", "/api/v1/oqs/OQSsiquc01req", muquc_for("0110113719", "20240710", nullptr)).body;
+    EXPECT_NE(xml.find("<QualificationValidity>2</QualificationValidity>"), std::string::npos) << xml;
+    EXPECT_NE(xml.find("<DisqualificationDate>20240701</DisqualificationDate>"), std::string::npos) << xml;
+    EXPECT_NE(xml.find("<ReasonOfLoss>01</ReasonOfLoss>"), std::string::npos) << xml;
+    EXPECT_NE(xml.find("<InsuredCardClassification>03</InsuredCardClassification>"), std::string::npos) << xml;
+    EXPECT_NE(xml.find("<PersonalFamilyClassification>2</PersonalFamilyClassification>"), std::string::npos) << xml;
+    p["loss_reason"] = "42";
+    EXPECT_EQ(body(call(admin, "POST", "/api/v1/admin/insured-persons", p.dump()))["field"], "loss_reason");
+}
+
+TEST(RuleContract, ARuleSetThatLacksWhatTheServerAsksIsRefusedAtStartNamingIt) {
+    auto db = fresh_database();
+    migrate(*db);
+    std::vector<Diagnostic> read_errors;
+    auto sources = read_rule_sources(KYOTAKU_SOURCE_DIR "/rules", read_errors);
+    for (auto& f : sources) {
+        // Rename the decision the server asks for re-inquiries: the rule set still compiles on its own.
+        for (std::size_t at; (at = f.text.find("reinquiry_allowed")) != std::string::npos;) f.text.replace(at, 17, "reinquiry_ok_xyz");
+        for (std::size_t at; (at = f.text.find("eligibility_available")) != std::string::npos;) f.text.replace(at, 21, "eligibility_xyz_ok_a");
+    }
+    auto broken = compile(sources);
+    ASSERT_TRUE(broken.ok()) << format_diagnostics(broken.diagnostics);
+    TestClock clock(*Date::from_ymd(2024, 7, 1));
+    try {
+        Service s(*db, broken.program, clock);
+        ADD_FAILURE() << "a rule set without reinquiry_allowed was accepted";
+    } catch (std::runtime_error const& e) {
+        EXPECT_NE(std::string(e.what()).find("reinquiry_allowed"), std::string::npos) << e.what();
+    }
+    // A reload with such rules is refused and the rules in force stay.
+    auto good = compile_directory(KYOTAKU_SOURCE_DIR "/rules");
+    Service s(*db, good.program, clock);
+    auto error = s.replace_rules(broken.program);
+    ASSERT_TRUE(error);
+    EXPECT_NE(error->find("reinquiry_allowed"), std::string::npos);
+    EXPECT_EQ(s.context.rules()->program, good.program);
+}
+
+TEST_F(ConsentRegistration, TheFirstVisitIsTheServersDateAndTheAppointmentIsBoundedByTheRules) {
+    // The page names no date: a visit_date is an unknown field.
+    json with_date = registration(challenge("2024-05-07"), 1, 1, "暗証番号");
+    with_date["visit_date"] = "2099-01-01";
+    auto refused = call(Caller{}, "POST", "/api/v1/consent/register", with_date.dump());
+    EXPECT_EQ(refused.status, 400);
+    EXPECT_EQ(body(refused)["field"], "visit_date");
+    json continuing = registration(challenge("2024-05-07"), 1, 1, "暗証番号");
+    continuing["continuing_home_care"] = true;
+    EXPECT_EQ(body(call(Caller{}, "POST", "/api/v1/consent/register", continuing.dump()))["field"], "continuing_home_care");
+    auto ok = call(Caller{}, "POST", "/api/v1/consent/register", registration(challenge("2024-05-07"), 1, 1, "暗証番号").dump());
+    ASSERT_EQ(ok.status, 201) << ok.body;
+    EXPECT_EQ(body(ok)["first_visit"], "2024-05-07");
+    EXPECT_EQ(body(call(admin, "GET", "/api/v1/admin/consents?facility_code=0110113719"))[0]["first_visit"], "2024-05-07");
+    // Online care: the 診療予約日 is required, today or later, and not beyond the rules' 90 days.
+    ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"online_enabled":true})").status, 200);
+    auto online = [&](char const* appointment) {
+        json r = registration(challenge("2024-05-07"), 1, 1, "暗証番号");
+        r["visit_kind"] = "オンライン診療";
+        if (appointment) r["appointment_date"] = appointment;
+        return call(Caller{}, "POST", "/api/v1/consent/register", r.dump());
+    };
+    EXPECT_EQ(body(online(nullptr))["field"], "appointment_date");
+    EXPECT_EQ(body(online("2024-05-06"))["field"], "appointment_date");
+    auto far = online("2024-08-06");
+    EXPECT_EQ(body(far)["field"], "appointment_date");
+    EXPECT_NE(body(far)["error"].get<std::string>().find("90 日より先"), std::string::npos) << far.body;
+    EXPECT_EQ(online("2024-08-05").status, 201);
+    // A 診療予約日 on a kind that has none is refused too.
+    json home = registration(challenge("2024-05-07"), 1, 1, "暗証番号");
+    home["appointment_date"] = "2024-05-10";
+    EXPECT_EQ(body(call(Caller{}, "POST", "/api/v1/consent/register", home.dump()))["field"], "appointment_date");
 }

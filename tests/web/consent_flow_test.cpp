@@ -36,7 +36,7 @@ TEST(ConsentFlow, HomeVisitFromChoiceToRegistration) {
     EXPECT_EQ(f.choose_identity("目視確認"), "");
     EXPECT_EQ(f.step(), Step::card);
     EXPECT_EQ(f.registration_json(),
-              R"({"visit_kind":"訪問診療","visit_date":"2024-10-15","identity_method":"目視確認","items":["診療情報","薬剤情報","特定健診情報"]})");
+              R"({"visit_kind":"訪問診療","identity_method":"目視確認","items":["診療情報","薬剤情報","特定健診情報"]})");
     f.finish();
     EXPECT_EQ(f.step(), Step::done);
     EXPECT_FALSE(f.back());
@@ -72,7 +72,7 @@ TEST(ConsentFlow, OnlineCareAsksForTheAppointmentFirst) {
     ASSERT_EQ(f.choose_items({"手術情報"}), "");
     ASSERT_EQ(f.choose_identity("暗証番号"), "");
     EXPECT_EQ(f.registration_json(),
-              R"({"visit_kind":"オンライン診療","visit_date":"2024-11-05","identity_method":"暗証番号","items":["手術情報"],"appointment_date":"2024-11-08"})");
+              R"({"visit_kind":"オンライン診療","identity_method":"暗証番号","items":["手術情報"],"appointment_date":"2024-11-08"})");
 }
 
 TEST(ConsentFlow, NothingToChooseIsExplained) {

@@ -64,6 +64,17 @@ await test('wrong PIN counts down, then locks after three', async () => {
   assert.equal(sim._vc_pin_tries(), 0);
 });
 
+await test('the consent flow in WebAssembly never selects a 署名用 file (0001, 0002, 001A, 001B)', async () => {
+  const { transport, sim } = await freshReader();
+  await transport.open();
+  await transport.readCertificate();
+  await transport.pinTries();
+  await assert.rejects(transport.sign('0000', new Uint8Array([1])), (e) => e.kind === 'wrong_pin');
+  await transport.sign('1234', new Uint8Array([1, 2, 3]));
+  await transport.close();
+  assert.equal(sim._vc_signature_files_selected(), 0);
+});
+
 await test('a malformed PIN never reaches the card', async () => {
   const { transport, sim } = await freshReader();
   await transport.open();

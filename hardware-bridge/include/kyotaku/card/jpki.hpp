@@ -15,10 +15,26 @@ inline constexpr std::array<std::uint8_t, 10> jpki_aid{0xD3, 0x92, 0xF0, 0x00, 0
 /// 券面事項入力補助 AP: listed so that the virtual card can answer it; the eligibility flow never uses it.
 inline constexpr std::array<std::uint8_t, 10> kenmen_aid{0xD3, 0x92, 0x10, 0x00, 0x31, 0x00, 0x01, 0x01, 0x04, 0x08};
 
+// The JPKI application's files (docs/card.md lists each with its source). The eligibility flow uses the
+// 利用者証明用 side only; the 署名用 side is here so that the virtual card presents the application as a real
+// card does (OpenSC's JPKI driver and jpki/myna expect both).
+inline constexpr std::uint16_t ef_token = 0x0006;             ///< token information ("JPKIAPICCTOKEN2", space-padded)
 inline constexpr std::uint16_t ef_auth_certificate = 0x000A;  ///< 利用者証明用電子証明書
 inline constexpr std::uint16_t ef_auth_ca = 0x000B;           ///< its issuing CA certificate
 inline constexpr std::uint16_t ef_auth_key = 0x0017;          ///< user-authentication private key
 inline constexpr std::uint16_t ef_auth_pin = 0x0018;          ///< its PIN (4 digits, 3 tries)
+inline constexpr std::uint16_t ef_sign_certificate = 0x0001;  ///< 署名用電子証明書 (readable after the password)
+inline constexpr std::uint16_t ef_sign_ca = 0x0002;           ///< its issuing CA certificate
+inline constexpr std::uint16_t ef_sign_key = 0x001A;          ///< digital-signature private key
+inline constexpr std::uint16_t ef_sign_password = 0x001B;     ///< its password (6-16 of A-Z 0-9, 5 tries)
+
+inline constexpr int auth_pin_tries = 3;
+inline constexpr int sign_password_tries = 5;
+/// The first 32 bytes of EF 0006 on a My Number card (a 住基カード says "JPKIAPICCTOKEN").
+inline constexpr std::string_view my_number_card_token = "JPKIAPICCTOKEN2";
+
+/// 署名用パスワード rules: 6 to 16 characters, upper-case letters A-Z and digits only.
+bool is_valid_sign_password(std::string_view password);
 
 /// Largest certificate we accept from a card (the JPKI certificate is about 1.5 KB).
 inline constexpr std::size_t max_certificate_size = 8192;

@@ -14,10 +14,16 @@ std::unique_ptr<CardKey> load_card_key(std::filesystem::path const& pem);
 /// The DER bytes of the first certificate in a PEM file.
 Bytes load_certificate_der(std::filesystem::path const& pem);
 
-/// A virtual card from make-test-pki's files: card-N.pem / card-N.key and card-ca.pem.
-std::unique_ptr<VirtualCard> make_virtual_card(std::filesystem::path const& certificate_pem,
-                                               std::filesystem::path const& key_pem,
-                                               std::filesystem::path const& ca_pem, VirtualCardOptions options = {});
+/// The files of a virtual card: each side's certificate, its private key and its CA certificate (PEM).
+struct VirtualCardFiles {
+    std::filesystem::path certificate, key, ca;                 ///< 利用者証明用
+    std::filesystem::path sign_certificate, sign_key, sign_ca;  ///< 署名用
+    /// Test card N of a make-test-pki directory: card-N.pem/.key, card-ca.pem, card-N-sign.pem/.key, card-sign-ca.pem.
+    static VirtualCardFiles test_card(std::filesystem::path const& dir, int n);
+};
+
+/// A virtual card with both sides of the JPKI application; throws CardError naming a missing or bad file.
+std::unique_ptr<VirtualCard> make_virtual_card(VirtualCardFiles const& files, VirtualCardOptions options = {});
 
 Bytes sha256(ByteView message);
 /// RSA PKCS#1 v1.5 / SHA-256 signature over `message`, checked with the certificate's public key.
