@@ -21,7 +21,7 @@ if [ -n "${KYOTAKU_TEST_PG:-}" ]; then
     psql -q "$db" -c 'DROP DATABASE IF EXISTS kyotaku_restored' > /dev/null 2>&1
 fi
 start() {  # start DB
-    "$kyotaku" serve --port 0 --db "$1" --rules "$src/rules" --tls-dir "$work/pki" > "$work/serve.log" 2>&1 &
+    "$kyotaku" serve --port 0 --db "$1" --rules "$src/rules" --tls-dir "$work/pki" --test-clock 2024-07-31 > "$work/serve.log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do
         port=$(sed -n 's/^listening on https:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/serve.log")
@@ -33,9 +33,10 @@ start() {  # start DB
 stop() { kill "$pid"; wait "$pid" 2>/dev/null; pid=""; }
 admin=(--cacert "$work/pki/ca.pem" --cert "$work/pki/admin.pem" --key "$work/pki/admin.key" -sS -H 'Content-Type: application/json')
 fac=(--cacert "$work/pki/ca.pem" --cert "$work/pki/facility-$A.pem" --key "$work/pki/facility-$A.key" -sS -H 'Content-Type: application/json')
+manager=(--cacert "$work/pki/ca.pem" --cert "$work/pki/facility-$A-manager.pem" --key "$work/pki/facility-$A-manager.key" -sS -H 'Content-Type: application/json')
 start "$db"
 curl "${admin[@]}" -X POST "$U/api/v1/admin/facilities" -d "{\"code\":\"$A\",\"name\":\"A\",\"kind\":\"医科\"}" > /dev/null
-curl "${fac[@]}" -X PUT "$U/api/v1/settings" -d '{"terms_agreed":true,"home_visit_enabled":true}' > /dev/null
+curl "${manager[@]}" -X PUT "$U/api/v1/settings" -d '{"terms_agreed":true,"home_visit_enabled":true}' > /dev/null
 person=$(curl "${admin[@]}" -X POST "$U/api/v1/admin/insured-persons" -d '{"insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01","name":"在宅 花子","burden_ratio":"010","valid_from":"2020-04-01"}' | sed 's/.*"person_key":"\([0-9a-f]*\)".*/\1/')
 consent="{\"facility_code\":\"$A\",\"person_key\":\"$person\",\"visit_kind\":\"訪問診療\",\"first_visit\":\"2024-04-15\",\"identity_method\":\"暗証番号\",\"items\":[\"薬剤情報\"]}"
 add_consent() { curl "${admin[@]}" -o /dev/null -w '%{http_code}\n' -X POST "$U/api/v1/admin/consents" -d "$consent"; }
@@ -78,7 +79,7 @@ echo "consents in the backup: $in_backup (20 before it began)"
 check "every consent from before the backup is in it" test "$in_backup" -ge "$before"
 check "the restored server serves them all" test "$(count)" = "$in_backup"
 check "the restored server is ready" test "$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$work/pki/ca.pem" "$U/readyz")" = 200
-req='{"category":"訪問診療等","insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01","query_date":"2024-07-31"}'
+req='{"category":"訪問診療等","insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01"}'
 check "and re-inquires from the restored consents" bash -c "[[ '$(curl "${fac[@]}" -X POST "$U/api/v1/reinquiry" -d "$req")' == *'\"allowed\":true'* ]]"
 check "and takes writes" test "$(add_consent)" = 201
 stop

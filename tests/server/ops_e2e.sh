@@ -34,6 +34,7 @@ db = "$db"
 rules = "$work/rules"
 tls_dir = "$work/pki"
 threads = 2
+test_clock = "2024-07-31"
 EOF
 out=$("$kyotaku" serve --config "$work/kyotaku.toml" --check-config 2>&1); rc=$?
 check "--check-config accepts a good file" test $rc -eq 0
@@ -52,7 +53,8 @@ check "and of a bad port" grep -q "bad.toml:3:10: listen: " <<< "$out"
 check "serve refuses to start with a bad file" test $? -eq 2
 out=$(KYOTAKU_DB="postgresql://kyotaku:hunter2secret@127.0.0.1:1/none" "$kyotaku" serve --config "$work/kyotaku.toml" --check-config 2>&1); rc=$?
 check "an unreachable database fails the check" test $rc -eq 1
-check "without printing its password" bash -c "! grep -q hunter2secret <<< '$out'"
+not_in() { ! grep -q "$2" <<< "$1"; }
+check "without printing its password" not_in "$out" hunter2secret
 "$kyotaku" serve --host 0.0.0.0 --port 0 --db "$work/x.sqlite" --rules "$work/rules" --tls-dir "$work/pki" > /dev/null 2>&1
 check "--host stays loopback-only" test $? -eq 2
 
@@ -77,12 +79,13 @@ start() {
 }
 start
 U=https://127.0.0.1:$port
-curl_as() {  # curl_as WHO ARGS… (WHO: admin, monitor, A, none)
+curl_as() {  # curl_as WHO ARGS… (WHO: admin, monitor, A, M, none)
     local who=$1; shift
     local cert=()
     case $who in
         admin|monitor) cert=(--cert "$work/pki/$who.pem" --key "$work/pki/$who.key") ;;
-        A) cert=(--cert "$work/pki/facility-$A.pem" --key "$work/pki/facility-$A.key") ;;
+        A) cert=(--cert "$work/pki/facility-$A.pem" --key "$work/pki/facility-$A.key") ;;                  # 職員
+        M) cert=(--cert "$work/pki/facility-$A-manager.pem" --key "$work/pki/facility-$A-manager.key") ;;  # 管理者
     esac
     curl -sS --cacert "$work/pki/ca.pem" "${cert[@]}" "$@"
 }
@@ -92,7 +95,7 @@ json=(-H 'Content-Type: application/json')
 check "healthz" test "$(status none "$U/healthz")" = 200
 check "readyz when ready" test "$(status none "$U/readyz")" = 200
 curl_as admin "${json[@]}" -X POST "$U/api/v1/admin/facilities" -d "{\"code\":\"$A\",\"name\":\"A\",\"kind\":\"医科\"}" > /dev/null
-curl_as A "${json[@]}" -X PUT "$U/api/v1/settings" -d '{"terms_agreed":true,"home_visit_enabled":true}' > /dev/null
+curl_as M "${json[@]}" -X PUT "$U/api/v1/settings" -d '{"terms_agreed":true,"home_visit_enabled":true}' > /dev/null
 person=$(curl_as admin "${json[@]}" -X POST "$U/api/v1/admin/insured-persons" -d '{"insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01","name":"在宅 花子","burden_ratio":"010","valid_from":"2020-04-01"}' | sed 's/.*"person_key":"\([0-9a-f]*\)".*/\1/')
 curl_as admin "${json[@]}" -X POST "$U/api/v1/admin/consents" -d "{\"facility_code\":\"$A\",\"person_key\":\"$person\",\"visit_kind\":\"訪問診療\",\"first_visit\":\"2024-04-15\",\"identity_method\":\"暗証番号\",\"items\":[\"薬剤情報\"]}" > /dev/null
 token=$(curl_as A "$U/api/v1/url" | sed 's/.*\/c\/\([A-Za-z0-9_-]*\)".*/\1/')
@@ -101,8 +104,8 @@ check "the test has a token and a passcode to look for" test -n "$token" -a -n "
 curl_as none -o /dev/null "$U/c/$token"
 curl_as none -o /dev/null "$U/api/v1/consent/page?token=$token"
 curl_as none -o /dev/null "${json[@]}" -X POST "$U/api/v1/consent/register" -d "{\"token\":\"$token\",\"identity_method\":\"目視確認\",\"visual_passcode\":\"$passcode\"}"
-reinquiry='{"category":"訪問診療等","insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01","query_date":"2024-07-31"}'
-check "a re-inquiry" test "$(status A "${json[@]}" -X POST "$U/api/v1/reinquiry" -d "$reinquiry")" = 200
+reinquiry='{"category":"訪問診療等","insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01"}'
+check "a re-inquiry, allowed by the rules on the configured test clock's day" grep -q '"allowed":true' <<< "$(curl_as A "${json[@]}" -X POST "$U/api/v1/reinquiry" -d "$reinquiry")"
 check "a body with a PIN is refused" test "$(status A "${json[@]}" -X POST "$U/api/v1/reinquiry" -d '{"pin":"73917391"}')" = 400
 check "an unknown route" test "$(status none "$U/no/such/SECRETPATH")" = 404
 rid=$(curl_as A -D - -o /dev/null "$U/api/v1/settings" | tr -d '\r' | sed -n 's/^[Xx]-[Rr]equest-[Ii]d: //p')
@@ -122,8 +125,10 @@ requests = [r for r in records if r.get("event") == "request"]
 keys = {"time", "level", "event", "request_id", "facility", "role", "method", "route", "status", "duration_ms", "bytes_in", "bytes_out"}
 assert all(set(r) == keys for r in requests), [set(r) ^ keys for r in requests if set(r) != keys]
 assert len(requests) >= 14, len(requests)
-assert any(r["request_id"] == rid and r["route"] == "/api/v1/settings" and r["role"] == "facility" and r["facility"] == "0110113719" for r in requests)
+assert any(r["request_id"] == rid and r["route"] == "/api/v1/settings" and r["role"] == "staff" and r["facility"] == "0110113719" for r in requests)
 assert any(r["route"] == "/c/{token}" and r["role"] == "anonymous" and r["facility"] is None for r in requests)
+assert any(r["route"] == "/api/v1/settings" and r["method"] == "PUT" and r["role"] == "manager" for r in requests)
+assert any(r["route"] == "/api/v1/admin/facilities" and r["role"] == "operator" for r in requests)
 assert any(r["route"] is None and r["status"] == 404 for r in requests)
 assert any(r["route"] == "/api/v1/reinquiry" and r["status"] == 400 for r in requests)
 assert any(r["route"] == "/api/v1/batch/reinquiry" and r["status"] == 202 and r["bytes_in"] > 100 for r in requests)

@@ -42,9 +42,9 @@ spid=$!
 for _ in $(seq 100); do port=$(sed -n 's/^listening on https:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/serve.log"); [ -n "$port" ] && break; sleep 0.1; done
 U=https://127.0.0.1:$port
 admin=(--cacert "$work/pki/ca.pem" --cert "$work/pki/admin.pem" --key "$work/pki/admin.key" -sS -H 'Content-Type: application/json')
-fac=(--cacert "$work/pki/ca.pem" --cert "$work/pki/facility-$A.pem" --key "$work/pki/facility-$A.key" -sS -H 'Content-Type: application/json')
 curl "${admin[@]}" -X POST "$U/api/v1/admin/facilities" -d "{\"code\":\"$A\",\"name\":\"A\",\"kind\":\"医科\"}" > /dev/null
-curl "${fac[@]}" -X PUT "$U/api/v1/settings" -d '{"terms_agreed":true,"home_visit_enabled":true}' > /dev/null
+manager=(--cacert "$work/pki/ca.pem" --cert "$work/pki/facility-$A-manager.pem" --key "$work/pki/facility-$A-manager.key" -sS -H 'Content-Type: application/json')
+curl "${manager[@]}" -X PUT "$U/api/v1/settings" -d '{"terms_agreed":true,"home_visit_enabled":true}' > /dev/null
 jobs() { sqlite3 "$work/db.sqlite" "SELECT COUNT(*) FROM batch_jobs"; }
 reception() { sqlite3 "$work/db.sqlite" "SELECT reception_number FROM batch_jobs"; }
 
