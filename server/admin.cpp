@@ -136,6 +136,68 @@ json AdminDesk::register_card(Caller const& c, json const& body) {
     return json{{"fingerprint", *fp}};
 }
 
+json AdminDesk::import_claim_reviews(Caller const& c, std::string const& csv) {
+    require_admin(c);
+    if (!valid_utf8(csv)) throw invalid("", "CSV が UTF-8 ではありません", "the CSV is not valid UTF-8");
+    // Each bad row gets its own error; the good rows are imported, 500 rows per transaction (a large file never
+    // holds the write lock for long).
+    json errors = json::array();
+    int imported = 0, line_no = 0;
+    std::istringstream in(csv);
+    DbRecords records(x_.db);
+    std::string const today = x_.today().iso();
+    struct Pending {
+        std::string facility, person, month, reviewed_on;
+    };
+    std::vector<Pending> batch;
+    auto flush = [&] {
+        if (batch.empty()) return;
+        transaction(x_.db, [&] {
+            for (auto const& p : batch)
+                x_.db.query("INSERT INTO claim_reviews (facility_code, person_key, month, reviewed_on) VALUES ($1, $2, $3, $4) "
+                            "ON CONFLICT (facility_code, person_key, month) DO UPDATE SET reviewed_on = excluded.reviewed_on",
+                            {p.facility, p.person, p.month, p.reviewed_on});
+        });
+        imported += int(batch.size());
+        batch.clear();
+    };
+    for (std::string line; std::getline(in, line);) {
+        ++line_no;
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.empty() || (line_no == 1 && line.rfind("facility_code", 0) == 0)) continue;
+        auto f = split_csv_line(line);
+        auto fail = [&](std::string field, std::string ja, std::string en) {
+            errors.push_back(json{{"line", line_no}, {"field", field}, {"error", ja + " / " + en}, {"ja", ja}, {"en", en}});
+        };
+        if (f.size() != 8) {
+            fail("", "8列 (facility_code,insurer_number,symbol,number,branch,birthdate,month,reviewed_on) が必要です", "expected 8 columns");
+            continue;
+        }
+        try {
+            if (auto e = facility_code_error(f[0], "facility_code")) throw *e;
+            if (!records.facility(f[0])) throw invalid("facility_code", "施設が登録されていません", "unknown facility");
+            json row{{"insurer_number", f[1]}, {"symbol", f[2]}, {"number", f[3]}, {"branch", f[4]}, {"birthdate", f[5]}};
+            Card card = card_from(Fields(row, {"insurer_number", "symbol", "number", "branch", "birthdate"}));
+            auto month = parse_month(f[6]);
+            auto reviewed = parse_date(f[7]);
+            if (!month.month) throw invalid("month", "年月 (YYYY-MM) ではありません", "month is not YYYY-MM");
+            if (!reviewed.date) throw invalid("reviewed_on", "日付ではありません", "reviewed_on is not a date");
+            // A claim is reviewed after its month, and no review is dated after today.
+            if (reviewed.date->iso() > today) throw invalid("reviewed_on", "審査日が今日より後です", "reviewed_on is after today");
+            if (month.month->iso() > reviewed.date->iso().substr(0, 7))
+                throw invalid("month", "診療月が審査日より後です", "the month is after its review");
+            std::string person = records.person_by_card(card);
+            if (person.empty()) throw invalid("insurer_number", "該当する資格情報がありません", "no matching eligibility record");
+            batch.push_back({f[0], person, month.month->iso(), reviewed.date->iso()});
+            if (batch.size() == 500) flush();
+        } catch (Error const& e) {
+            fail(e.field, e.ja, e.en);
+        }
+    }
+    flush();
+    return json{{"imported", imported}, {"errors", errors}};
+}
+
 json AdminDesk::set_clock(Caller const& c, json const& body) {
     require_admin(c);
     Fields f(body, {"today"});

@@ -3,6 +3,7 @@
 #include "desk_util.hpp"
 
 #include <chrono>
+#include <iostream>
 
 namespace kyotaku::server {
 
@@ -115,70 +116,143 @@ std::function<std::string()> BatchDesk::result_pages(Caller const& c, std::strin
     };
 }
 
-int BatchDesk::process(int max_rows, int max_ms) {
-    auto jobs = x_.db.query("SELECT reception_number, facility_code, category, query_date FROM batch_jobs WHERE finished_at IS NULL ORDER BY created_at LIMIT 1");
+namespace {
+// An answer for a row, as JSON text: the same as an individual request's, plus the row's own fields.
+std::string answer_row(Context& x, DecisionPath& decisions, Records& records, FacilityInfo const* facility, std::string const& category,
+                       std::string const& query_date, std::string const& request_text) {
+    json request = json::parse(request_text, nullptr, false);
+    json result;
+    if (request.is_discarded() || !request.is_object() || request.contains("malformed") || !facility) {
+        result = json{{"error", "6列 (arbitrary_identifier,insurer_number,symbol,number,branch,birthdate) が必要です / expected 6 columns"},
+                      {"processing_result_status", 2}};
+        return result.dump();
+    }
+    try {
+        Fields f(request, {"arbitrary_identifier", "insurer_number", "symbol", "number", "branch", "birthdate", "echo"});
+        Lookup who{card_from(f), {}, {}};
+        result = InquiryDesk::answer_eligibility(x, decisions, records, *facility, who, category, query_date, nullptr);
+        result["processing_result_status"] = 1;
+    } catch (Error const& e) {
+        result = json{{"error", e.what()}, {"field", e.field}, {"processing_result_status", 2}};
+    }
+    result["arbitrary_identifier"] = request.value("arbitrary_identifier", json(""));
+    if (request.contains("echo")) result["echo"] = request["echo"];
+    return result.dump();
+}
+
+// Finishes a job whose rows are all answered (once, whichever worker gets there) and logs it.
+void finish_if_complete(Context& x, std::string const& reception, std::string const& facility, std::string const& category) {
+    if (!x.db.query("SELECT 1 FROM batch_rows WHERE reception_number = $1 AND result_json IS NULL LIMIT 1", {reception}).empty()) return;
+    auto finished = x.db.query("UPDATE batch_jobs SET finished_at = $2 WHERE reception_number = $1 AND finished_at IS NULL RETURNING total",
+                               {reception, x.now()});
+    if (!finished.empty()) {
+        log_inquiry(x, facility, "一括再照会", "", true, json{{"reception_number", reception}, {"category", category}, {"rows", as_int(finished[0][0])}});
+        x.batch_event("finished", reception, facility, as_int(finished[0][0]));
+    }
+}
+}  // namespace
+
+int BatchDesk::process(int max_rows) {
+    // The job of the facility served least recently (its newest served_at), then the oldest: jobs of different
+    // facilities take turns, one chunk each.
+    auto jobs = x_.db.query(
+        "SELECT j.reception_number, j.facility_code, j.category, j.query_date FROM batch_jobs j WHERE j.finished_at IS NULL "
+        "ORDER BY COALESCE((SELECT MAX(k.served_at) FROM batch_jobs k WHERE k.facility_code = j.facility_code), ''), j.created_at, "
+        "j.reception_number LIMIT 1");
     if (jobs.empty()) return 0;
     std::string const reception = as_text(jobs[0][0]), facility_code = as_text(jobs[0][1]);
     std::string const category = as_text(jobs[0][2]), query_date = as_text(jobs[0][3]);
-    std::int64_t finished_rows = -1;
-    int answered_rows = transaction(x_.db, [&] {
-        auto rows = x_.db.query("SELECT row_no, request_json FROM batch_rows WHERE reception_number = $1 AND result_json IS NULL ORDER BY row_no LIMIT $2",
-                                {reception, std::int64_t(max_rows)});
-        // The chunk's requests, parsed once; the cards of the well-formed ones are loaded at once.
-        std::vector<json> requests;
+    // Lease the next pending rows (a short write transaction).
+    std::vector<Row> rows = transaction(x_.db, [&] {
+        std::string const now = x_.now();
+        auto claimed = x_.db.query(std::string("SELECT row_no, request_json FROM batch_rows WHERE reception_number = $1 AND result_json IS NULL AND "
+                                               "(lease_until IS NULL OR lease_until < $2 OR lease_owner = $3) ORDER BY row_no LIMIT $4") +
+                                       x_.db.claim_suffix(),
+                                   {reception, now, worker_, std::int64_t(max_rows)});
+        if (!claimed.empty())
+            x_.db.query("UPDATE batch_rows SET lease_owner = $3, lease_until = $4 WHERE reception_number = $1 AND result_json IS NULL AND "
+                        "row_no >= $5 AND row_no <= $2 AND (lease_until IS NULL OR lease_until < $6 OR lease_owner = $3)",
+                        {reception, as_int(claimed.back()[0]), worker_, x_.clock.timestamp_after(std::chrono::seconds(15)), as_int(claimed.front()[0]), now});
+        x_.db.query("UPDATE batch_jobs SET served_at = $2 WHERE reception_number = $1", {reception, now});
+        return claimed;
+    });
+    if (rows.empty()) {
+        finish_if_complete(x_, reception, facility_code, category);
+        return 0;
+    }
+    try {
+        // Answer the chunk outside any transaction (readers never wait for a writer), with its persons loaded at once.
         std::vector<Card> cards;
-        requests.reserve(rows.size());
         for (auto const& r : rows) {
-            requests.push_back(json::parse(as_text(r[1]), nullptr, false));
+            json request = json::parse(as_text(r[1]), nullptr, false);
             try {
-                if (requests.back().contains("insurer_number"))
-                    cards.push_back(card_from(Fields(requests.back(), {"arbitrary_identifier", "insurer_number", "symbol", "number", "branch", "birthdate", "echo"})));
+                if (request.is_object() && request.contains("insurer_number"))
+                    cards.push_back(card_from(Fields(request, {"arbitrary_identifier", "insurer_number", "symbol", "number", "branch", "birthdate", "echo"})));
             } catch (Error const&) {
             }
         }
         ChunkRecords records(x_.db, facility_code, cards);
         auto facility = records.facility(facility_code);
         DecisionPath decisions(x_.rules(), records, x_.today());
-        auto started = std::chrono::steady_clock::now();
-        std::size_t answered = 0;
-        for (std::size_t i = 0; i < rows.size(); ++i) {
-            if (answered > 0 && std::chrono::steady_clock::now() - started > std::chrono::milliseconds(max_ms)) break;
-            if (answered >= 50 && x_.interactive.load() > 0) break;  // interactive requests first
-            ++answered;
-            json const& request = requests[i];
-            json result;
-            if (request.is_discarded() || !request.is_object() || request.contains("malformed")) {
-                result = json{{"error", "6列 (arbitrary_identifier,insurer_number,symbol,number,branch,birthdate) が必要です / expected 6 columns"},
-                              {"processing_result_status", 2}};
-            } else {
-                try {
-                    Fields f(request, {"arbitrary_identifier", "insurer_number", "symbol", "number", "branch", "birthdate", "echo"});
-                    Lookup who{card_from(f), {}};
-                    result = InquiryDesk::answer_eligibility(x_, decisions, records, *facility, who, category, query_date, nullptr);
-                    result["processing_result_status"] = 1;
-                } catch (Error const& e) {
-                    result = json{{"error", e.what()}, {"field", e.field}, {"processing_result_status", 2}};
+        std::vector<std::string> answers;
+        answers.reserve(rows.size());
+        for (auto const& r : rows) answers.push_back(answer_row(x_, decisions, records, facility ? &*facility : nullptr, category, query_date, as_text(r[1])));
+        if (on_chunk_ready) on_chunk_ready();
+        // Interactive requests in flight finish first; then one short write where the lease still stands.
+        x_.gate.drain();
+        return transaction(x_.db, [&] {
+            std::int64_t written = 0;
+            constexpr std::size_t group = 200;
+            for (std::size_t at = 0; at < rows.size(); at += group) {
+                std::size_t const n = std::min(group, rows.size() - at);
+                std::string cases, in;
+                std::vector<Value> params{reception, worker_};
+                for (std::size_t i = 0; i < n; ++i) {
+                    std::string const no = "$" + std::to_string(params.size() + 1), value = "$" + std::to_string(params.size() + 2);
+                    params.emplace_back(as_int(rows[at + i][0]));
+                    params.emplace_back(answers[at + i]);
+                    cases += " WHEN " + no + " THEN " + value;
+                    in += (i ? ", " : "") + no;
                 }
-                result["arbitrary_identifier"] = request.value("arbitrary_identifier", json(""));
-                if (request.contains("echo")) result["echo"] = request["echo"];
+                written += std::int64_t(x_.db.query("UPDATE batch_rows SET result_json = CASE row_no" + cases + " END, lease_owner = NULL, lease_until = NULL "
+                                                    "WHERE reception_number = $1 AND lease_owner = $2 AND result_json IS NULL AND row_no IN (" + in +
+                                                        ") RETURNING row_no",
+                                                    params)
+                                          .size());
             }
-            x_.db.query("UPDATE batch_rows SET result_json = $3 WHERE reception_number = $1 AND row_no = $2 AND result_json IS NULL",
-                        {reception, as_int(rows[i][0]), result.dump()});
-        }
-        x_.db.query("UPDATE batch_jobs SET done = (SELECT COUNT(*) FROM batch_rows WHERE reception_number = $1 AND result_json IS NOT NULL) "
-                    "WHERE reception_number = $1",
-                    {reception});
-        if (rows.size() < std::size_t(max_rows) && answered == rows.size()) {
-            x_.db.query("UPDATE batch_jobs SET finished_at = $2 WHERE reception_number = $1", {reception, x_.now()});
-            auto total = x_.db.query("SELECT total FROM batch_jobs WHERE reception_number = $1", {reception});
-            log_inquiry(x_, facility_code, "一括再照会", "", true,
-                        json{{"reception_number", reception}, {"category", category}, {"rows", as_int(total[0][0])}});
-            finished_rows = as_int(total[0][0]);
-        }
-        return int(answered);
-    });
-    if (finished_rows >= 0) x_.batch_event("finished", reception, facility_code, finished_rows);
-    return answered_rows;
+            x_.db.query("UPDATE batch_jobs SET done = done + $2 WHERE reception_number = $1", {reception, written});
+            finish_if_complete(x_, reception, facility_code, category);
+            return int(written);
+        });
+    } catch (std::exception const& e) {
+        // The chunk could not be answered (not a bad row: those have their own error). The lease is let go; after
+        // three such failures the job is finished with an error for its remaining rows, so it blocks no one.
+        std::cerr << x_.now() << " kyotaku serve: batch " << reception << ": " << e.what() << "\n";
+        give_up(reception, e.what());
+        return 0;
+    }
+}
+
+void BatchDesk::give_up(std::string const& reception, std::string const& why) {
+    try {
+        transaction(x_.db, [&] {
+            x_.db.query("UPDATE batch_rows SET lease_owner = NULL, lease_until = NULL WHERE reception_number = $1 AND lease_owner = $2 AND result_json IS NULL",
+                        {reception, worker_});
+            auto job = x_.db.query("UPDATE batch_jobs SET failures = failures + 1 WHERE reception_number = $1 RETURNING failures, facility_code, category",
+                                   {reception});
+            if (job.empty() || as_int(job[0][0]) < 3) return;
+            std::string const error = json{{"error", "この行は処理できませんでした (サーバ内部のエラー) / the row could not be answered (internal error)"},
+                                           {"processing_result_status", 2}}
+                                          .dump();
+            auto n = x_.db.query("UPDATE batch_rows SET result_json = $2, lease_owner = NULL, lease_until = NULL WHERE reception_number = $1 AND "
+                                 "result_json IS NULL RETURNING row_no",
+                                 {reception, error});
+            x_.db.query("UPDATE batch_jobs SET done = done + $2 WHERE reception_number = $1", {reception, std::int64_t(n.size())});
+            finish_if_complete(x_, reception, as_text(job[0][1]), as_text(job[0][2]));
+        });
+    } catch (std::exception const& e) {
+        std::cerr << x_.now() << " kyotaku serve: batch " << reception << ": could not record the failure: " << e.what() << " (" << why << ")\n";
+    }
 }
 
 }  // namespace kyotaku::server

@@ -26,17 +26,23 @@ std::vector<Setting> const& serve_settings() {
          "待ち受けるアドレスとポート ADDRESS:PORT (ループバック以外も可) / address and port to listen on; the explicit way to listen beyond loopback"},
         {T::text, "host", "--host", "KYOTAKU_HOST", "待ち受けるアドレス (ループバックのみ) / loopback address to listen on (default 127.0.0.1)"},
         {T::integer, "port", "--port", "KYOTAKU_PORT", "ポート (0 は空いているポート) / port (0: any free port; default 8443)", 0, 65535},
-        {T::text, "db", "--db", "KYOTAKU_DB", "SQLite のファイル、または postgresql:// の接続URL / SQLite file or PostgreSQL URL (default kyotaku.sqlite)"},
+        {T::text, "db", "--db", "KYOTAKU_DB", "SQLite のファイル、または postgresql:// の接続URL / SQLite file or PostgreSQL URL (default kyotaku.sqlite)", 0, 0,
+         &ServeOptions::db},
         {T::text, "rules", "--rules", "KYOTAKU_RULES",
-         "ルールのディレクトリかバンドル (既定: 導入先の share/kyotaku/rules) / rules directory or bundle (default: share/kyotaku/rules beside the binary, else ./rules)"},
-        {T::text, "tls_dir", "--tls-dir", "KYOTAKU_TLS_DIR", "ca.pem, server.pem, server.key のあるディレクトリ / TLS files (default pki)"},
+         "ルールのディレクトリかバンドル (既定: 導入先の share/kyotaku/rules) / rules directory or bundle (default: share/kyotaku/rules beside the binary, else ./rules)",
+         0, 0, &ServeOptions::rules, true},
+        {T::text, "tls_dir", "--tls-dir", "KYOTAKU_TLS_DIR", "ca.pem, server.pem, server.key のあるディレクトリ / TLS files (default pki)", 0, 0,
+         &ServeOptions::tls_dir},
         {T::integer, "threads", "--threads", "KYOTAKU_THREADS", "スレッド数 / worker threads (default 2)", 1, 64},
-        {T::text, "public_url", "--public-url", "KYOTAKU_PUBLIC_URL", "施設URLの先頭 (既定 https://HOST:PORT) / base of facility URLs"},
+        {T::text, "public_url", "--public-url", "KYOTAKU_PUBLIC_URL", "施設URLの先頭 (既定 https://HOST:PORT) / base of facility URLs", 0, 0,
+         &ServeOptions::public_url, true},
         {T::text, "web_root", "--web-root", "KYOTAKU_WEB_ROOT",
-         "同意ページのファイル (既定: 実行ファイルの隣の web/) / the consent page's files (default: web/ beside the binary)"},
+         "同意ページのファイル (既定: 実行ファイルの隣の web/) / the consent page's files (default: web/ beside the binary)", 0, 0, &ServeOptions::web_root,
+         true},
         {T::text, "test_clock", "--test-clock", "KYOTAKU_TEST_CLOCK",
          "テスト・デモ用: サーバの「今日」をこの日から始める (運用者が POST /api/v1/admin/clock で動かせる) / tests and demos: start the "
-         "server's day on DATE (the operator may move it)"},
+         "server's day on DATE (the operator may move it)",
+         0, 0, &ServeOptions::test_clock, true},
     };
     return all;
 }
@@ -99,25 +105,13 @@ std::string apply(ServeOptions& o, Setting const& s, std::string const& value) {
         o.any_address = true;
         return {};
     }
-    if (value.empty() && key != "public_url" && key != "web_root" && key != "rules" && key != "test_clock")
-        return "空にはできません / must not be empty";
+    if (value.empty() && !s.may_be_empty) return "空にはできません / must not be empty";
     if (key == "host") {
         o.host = value;
         o.any_address = false;
-    } else if (key == "db") {
-        o.db = value;
-    } else if (key == "rules") {
-        o.rules = value;
-    } else if (key == "tls_dir") {
-        o.tls_dir = value;
-    } else if (key == "public_url") {
-        o.public_url = value;
-    } else if (key == "web_root") {
-        o.web_root = value;
-    } else if (key == "test_clock") {
-        if (!value.empty() && !parse_date(value).date) return "日付ではありません / not a date (YYYY-MM-DD)";
-        o.test_clock = value;
     }
+    if (key == "test_clock" && !value.empty() && !parse_date(value).date) return "日付ではありません / not a date (YYYY-MM-DD)";
+    if (s.text) o.*s.text = value;
     return {};
 }
 

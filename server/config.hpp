@@ -33,7 +33,9 @@ struct Setting {
     char const* flag;
     char const* env;
     char const* help;
-    long min = 0, max = 0;  // integers only
+    long min = 0, max = 0;                      // integers only
+    std::string ServeOptions::*text = nullptr;  // the option a plain text setting sets (listen, host: their own rules)
+    bool may_be_empty = false;
 };
 std::vector<Setting> const& serve_settings();
 

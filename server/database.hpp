@@ -36,6 +36,12 @@ public:
         int size = 1, busy = 0, waiting = 0;
     };
     virtual PoolStats pool_stats() { return {}; }
+    // Inserts many rows into `table` (values in the order of `columns`), inside the caller's transaction when
+    // there is one: COPY on PostgreSQL, one prepared insert per row on SQLite.
+    virtual void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::vector<Row> const& rows) = 0;
+    // Added to a SELECT that claims rows for this worker (batch leases): PostgreSQL skips the rows another
+    // transaction holds (FOR UPDATE SKIP LOCKED); SQLite has one writer at a time and needs nothing.
+    virtual char const* claim_suffix() const { return ""; }
 };
 
 // Opens an embedded SQLite database (WAL, foreign keys on, synchronous=FULL so that an acknowledged write

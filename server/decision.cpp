@@ -72,13 +72,9 @@ Verdict DecisionPath::decide(FacilityInfo const& f, std::string const& person, s
         if (auto const* k = r.kind(c.visit_kind); k && k->category == category) in_category.push_back(&c);
     Verdict refused;
     if (in_category.empty()) {
-        if (state.any_withdrawn && state.open.empty()) {
-            refused.reason = "同意は取り消されています";
-            refused.reason_en = "the consent was withdrawn";
-        } else {
-            refused.reason = "この施設の居宅同意取得型の同意がありません";
-            refused.reason_en = "no consent registered by this facility";
-        }
+        if (!state.any_withdrawn || !state.open.empty()) return no_consent();
+        refused.reason = "同意は取り消されています";
+        refused.reason_en = "the consent was withdrawn";
         return refused;
     }
     // The relationship (the newest consent of a kind that starts one) and the single visits; an older consent
@@ -124,6 +120,13 @@ Verdict DecisionPath::decide(FacilityInfo const& f, std::string const& person, s
         if (c == in_category.front()) refused = v;
     }
     return refused;
+}
+
+Verdict DecisionPath::no_consent() {
+    Verdict v;
+    v.reason = "この施設の居宅同意取得型の同意がありません";
+    v.reason_en = "no consent registered by this facility";
+    return v;
 }
 
 Verdict DecisionPath::eligibility(FacilityInfo const& f, std::string const& person, std::string const& category) {

@@ -42,6 +42,8 @@ public:
     // 薬剤情報等の閲覧: medical_info_viewable for `item` from `terminal`.
     Verdict viewing(FacilityInfo const& facility, std::string const& person, std::string const& category, std::string const& item,
                     std::string const& terminal);
+    // The refusal of a person without this facility's consent (the same words for one who does not exist).
+    static Verdict no_consent();
     // Asks medical_info_viewable with only the terminal and the item: when the rules refuse that terminal whatever
     // the rest (モバイル端末), the refusal is given without looking up whether the person or a consent exists.
     std::optional<Verdict> viewing_refused_for_terminal(std::string const& terminal, std::string const& item);

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
@@ -218,10 +219,10 @@ std::vector<Route> const& routes() {
          [](Service& s, Caller const& c, Request const&) { return HttpResult{200, "image/svg+xml", qr_svg(s.settings.url_text(c))}; }},
         {"GET", "/api/v1/url/qr.png", A::facility,
          [](Service& s, Caller const& c, Request const&) { return HttpResult{200, "image/png", qr_png(s.settings.url_text(c))}; }},
-        {"POST", "/api/v1/claim-reviews", A::facility,
+        {"POST", "/api/v1/admin/claim-reviews", A::operator_,
          [](Service& s, Caller const& c, Request const& r) {
              require_csv(r);
-             return json_result(200, s.inquiry.import_claim_reviews(c, r.body));
+             return json_result(200, s.admin.import_claim_reviews(c, r.body));
          }},
         {"POST", "/api/v1/reinquiry", A::facility,
          [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.inquiry.reinquiry(c, parse_json_body(r.body))); }},
@@ -271,8 +272,8 @@ std::vector<Route> const& routes() {
         {"GET", "/api/v1/devices/{device_id}/checks", A::facility,
          [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.ledger.checks(c, r.params[0])); }},
         {"POST", "/api/v1/oqs/OQSmuquc01req", A::facility, xml_file<&OqsDesk::bulk_upload>},
-        {"POST", "/api/v1/oqs/OQSmuhvq01req", A::facility, xml_file<&OqsDesk::consented_upload>},
-        {"POST", "/api/v1/oqs/OQSmuonq01req", A::facility, xml_file<&OqsDesk::consented_upload>},
+        {"POST", "/api/v1/oqs/OQSmuhvq01req", A::facility, xml_file<&OqsDesk::consented_upload_home_care>},
+        {"POST", "/api/v1/oqs/OQSmuonq01req", A::facility, xml_file<&OqsDesk::consented_upload_online>},
         {"POST", "/api/v1/oqs/OQSsiquc01req", A::facility, xml_file<&OqsDesk::single>},
         {"POST", "/api/v1/oqs/OQSsiimm01req", A::facility, xml_file<&OqsDesk::reference_number>},
         {"POST", "/api/v1/oqs/OQSmuimm01req", A::facility, xml_file<&OqsDesk::reference_numbers>},
@@ -631,11 +632,11 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt)
             break;
         }
         Service& service = rt.service();
-        service.request_begin();
         struct End {
             Service& s;
-            ~End() { s.request_end(); }
-        } end{service};
+            std::uint64_t ticket;
+            ~End() { s.request_end(ticket); }
+        } end{service, service.request_begin()};
         Caller const who = caller.kind == Caller::Kind::anonymous && req.count("X-Kyotaku-Url-Token")
                                ? mobile_caller(service, std::string(req["X-Kyotaku-Url-Token"]))
                                : caller;
@@ -829,30 +830,36 @@ int serve(ServeOptions const& o) {
     net::co_spawn(io, listen(acceptor, tls, rt), [](std::exception_ptr) {});
     std::cout << "listening on https://" << host_in_url << ":" << acceptor.local_endpoint().port() << " (" << db->backend() << " "
               << redact_db(o.db) << ")" << std::endl;
-    // The batch worker: answers pending rows of unfinished jobs, resuming whatever a previous run left.
+    // The batch worker: answers pending rows of unfinished jobs, resuming whatever a previous run (or another server
+    // on the same database) left. Interactive requests go first by construction (BatchDesk::process).
     std::atomic<bool> stopping{false};
+    std::mutex idle_mutex;
+    std::condition_variable idle;
     std::thread worker([&] {
         while (!stopping) {
             int answered = 0;
             try {
-                // Smaller chunks while requests are waiting: their prefetch and first rows are quicker to yield.
-                answered = service.batch.process(service.requests_waiting() ? 200 : 5000, 100);
+                answered = service.batch.process(500);
                 rt.batch_rows_answered += std::uint64_t(answered);
             } catch (std::exception const& e) {
                 ++rt.batch_worker_errors;
                 log_error("batch_worker", e.what());
             }
-            if (answered == 0)
-                for (int i = 0; i < 10 && !stopping; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-            else  // interactive requests first: the connection's mutex is not fair, so wait for them to finish
-                for (int i = 0; i < 50 && service.requests_waiting() && !stopping; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            if (answered == 0) {  // nothing to do: look again in a while (or at once when stopping)
+                std::unique_lock lock(idle_mutex);
+                idle.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping.load(); });
+            }
         }
     });
     std::vector<std::thread> pool;
     for (int i = 1; i < o.threads; ++i) pool.emplace_back([&] { io.run(); });
     io.run();
     for (auto& t : pool) t.join();
-    stopping = true;
+    {
+        std::lock_guard lock(idle_mutex);
+        stopping = true;
+    }
+    idle.notify_all();
     worker.join();
     return 0;
 }

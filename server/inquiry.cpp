@@ -60,12 +60,14 @@ json InquiryDesk::answer_eligibility(Context& x, DecisionPath& decisions, Record
         }
         return result;
     };
-    if (person.empty()) {
-        result["qualification_validity"] = 4;  // 該当資格なし
-        result["reason"] = who.card ? "該当する資格がありません" : "この施設の照会番号ではありません";
+    if (person.empty() && !who.card) {
+        result["qualification_validity"] = 4;  // 該当資格なし: the facility's own 照会番号 names no one
+        result["reason"] = "この施設の照会番号ではありません";
         return done("");
     }
-    Verdict v = decisions.eligibility(facility, person, category);
+    // An unknown person is answered exactly as a person without this facility's consent: the route is not a way
+    // to learn whether someone exists.
+    Verdict v = person.empty() ? DecisionPath::no_consent() : decisions.eligibility(facility, person, category);
     result["allowed"] = v.allowed;
     result["reason"] = v.reason;
     if (!v.reason_en.empty()) result["reason_en"] = v.reason_en;
@@ -76,7 +78,14 @@ json InquiryDesk::answer_eligibility(Context& x, DecisionPath& decisions, Record
     }
     if (v.window_end) result["window_end"] = *v.window_end;
     detail["reason"] = v.reason;
-    if (!v.allowed) return done(person);  // refused: nothing about the person's insurance is disclosed
+    // A 資格確認日 before the consent the answer rests on would show insurance from before the relationship.
+    if (v.allowed && !requested_date.empty() && v.basis && requested_date < v.basis->first_visit) {
+        result["allowed"] = false;
+        result["reason"] = "資格確認日 " + requested_date + " は同意 (初回訪問 " + v.basis->first_visit + ") より前です";
+        result["reason_en"] = "the 資格確認日 is before the consent";
+        detail["reason"] = result["reason"];
+    }
+    if (!result["allowed"].get<bool>()) return done(person);  // refused: nothing about the person's insurance is disclosed
 
     // Which insurance period to show: the one valid on the 資格確認日 (today unless the request names an earlier
     // day), following a change of insurer; when none is valid then, the one that ended, with its loss.
@@ -141,8 +150,8 @@ json InquiryDesk::view_medical_info(Caller const& c, json const& body) {
     if (auto refused = decisions.viewing_refused_for_terminal(terminal, item)) return log(refused->reason);
     FacilityInfo facility = x_.facility(c);
     person = who.card ? records.person_by_card(*who.card) : records.person_by_reference(facility.code, who.reference_number);
-    if (person.empty()) return log("該当する資格がありません");
-    Verdict v = decisions.viewing(facility, person, category, item, terminal);
+    // An unknown person is answered as one without this facility's consent (not a way to learn who exists).
+    Verdict v = person.empty() ? DecisionPath::no_consent() : decisions.viewing(facility, person, category, item, terminal);
     result["allowed"] = v.allowed;
     if (v.allowed) {
         // What the patient's records hold up to today, never later entries.
@@ -154,52 +163,6 @@ json InquiryDesk::view_medical_info(Caller const& c, json const& body) {
         result["records"] = out;
     }
     return log(v.reason);
-}
-
-json InquiryDesk::import_claim_reviews(Caller const& c, std::string const& csv) {
-    require_facility(c);
-    if (!valid_utf8(csv)) throw invalid("", "CSV が UTF-8 ではありません", "the CSV is not valid UTF-8");
-    // Each bad row gets its own error; the good rows are imported (in one transaction).
-    json errors = json::array();
-    int imported = 0, line_no = 0;
-    std::istringstream in(csv);
-    DbRecords records(x_.db);
-    transaction(x_.db, [&] {
-        for (std::string line; std::getline(in, line);) {
-            ++line_no;
-            if (!line.empty() && line.back() == '\r') line.pop_back();
-            if (line.empty() || (line_no == 1 && line.rfind("facility_code", 0) == 0)) continue;
-            auto f = split_csv_line(line);
-            auto fail = [&](std::string field, std::string ja, std::string en) {
-                errors.push_back(json{{"line", line_no}, {"field", field}, {"error", ja + " / " + en}, {"ja", ja}, {"en", en}});
-            };
-            if (f.size() != 8) {
-                fail("", "8列 (facility_code,insurer_number,symbol,number,branch,birthdate,month,reviewed_on) が必要です", "expected 8 columns");
-                continue;
-            }
-            if (f[0] != c.facility_code) {
-                fail("facility_code", "自施設以外の審査結果は取り込めません", "rows must be for the calling facility");
-                continue;
-            }
-            try {
-                json row{{"insurer_number", f[1]}, {"symbol", f[2]}, {"number", f[3]}, {"branch", f[4]}, {"birthdate", f[5]}};
-                Card card = card_from(Fields(row, {"insurer_number", "symbol", "number", "branch", "birthdate"}));
-                auto month = parse_month(f[6]);
-                auto reviewed = parse_date(f[7]);
-                if (!month.month) throw invalid("month", "年月 (YYYY-MM) ではありません", "month is not YYYY-MM");
-                if (!reviewed.date) throw invalid("reviewed_on", "日付ではありません", "reviewed_on is not a date");
-                std::string person = records.person_by_card(card);
-                if (person.empty()) throw invalid("insurer_number", "該当する資格情報がありません", "no matching eligibility record");
-                x_.db.query("INSERT INTO claim_reviews (facility_code, person_key, month, reviewed_on) VALUES ($1, $2, $3, $4) "
-                            "ON CONFLICT (facility_code, person_key, month) DO UPDATE SET reviewed_on = excluded.reviewed_on",
-                            {c.facility_code, person, month.month->iso(), reviewed.date->iso()});
-                ++imported;
-            } catch (Error const& e) {
-                fail(e.field, e.ja, e.en);
-            }
-        }
-    });
-    return json{{"imported", imported}, {"errors", errors}};
 }
 
 json InquiryDesk::register_reference_number(Caller const& c, json const& body, int& status) {

@@ -3,6 +3,8 @@
 #include "desk_util.hpp"
 #include "oqs_xml.hpp"
 
+#include <algorithm>
+
 namespace kyotaku::server {
 
 namespace {
@@ -84,13 +86,19 @@ std::string OqsDesk::bulk_download(Caller const& c, std::string const& xml, int&
     return bulk_result(job, rows, d.encoding, x_.clock.stamp_jst());
 }
 
-std::string OqsDesk::consented_upload(Caller const& c, std::string const& xml, int& status) {
+std::string OqsDesk::consented_upload_home_care(Caller const& c, std::string const& xml, int& status) { return consented_upload(c, xml, status, 2); }
+std::string OqsDesk::consented_upload_online(Caller const& c, std::string const& xml, int& status) { return consented_upload(c, xml, status, 3); }
+
+std::string OqsDesk::consented_upload(Caller const& c, std::string const& xml, int& status, int expected_flag) {
     require_facility(c);
     ConsentedDownload d;
     BulkUpload reply;  // the 01res shape
     try {
         d = parse_consented_download(xml);
         BatchDesk::check_query_date(x_, d.query_date, "QualificationConfirmationDate");
+        if (d.treatment_flag != expected_flag)
+            throw invalid("MedicalTreatmentFlag", expected_flag == 2 ? "OQSmuhvq は訪問診療等 (MedicalTreatmentFlag 2) のファイルです" : "OQSmuonq はオンライン診療等 (MedicalTreatmentFlag 3) のファイルです",
+                          "the file name and MedicalTreatmentFlag disagree");
     } catch (Error const& e) {
         status = 400;
         return file_error_result(xml, "", "", e.with_field(), x_.clock.stamp_jst());
@@ -135,7 +143,9 @@ std::string OqsDesk::consented_upload(Caller const& c, std::string const& xml, i
             json result = InquiryDesk::answer_eligibility(x_, decisions, records, facility, who, category, d.query_date, nullptr);
             result["processing_result_status"] = 1;
             result["consent_date"] = row["consent_date"];
-            result["echo"] = json::array({json::array({"ConsentDate", row["consent_date"].get<std::string>()}),
+            std::string consent_date = row["consent_date"].get<std::string>();
+            consent_date.erase(std::remove(consent_date.begin(), consent_date.end(), '-'), consent_date.end());  // yyyyMMdd
+            result["echo"] = json::array({json::array({"ConsentDate", consent_date}),
                                           json::array({"VisitKind", row["visit_kind"].get<std::string>()})});
             x_.db.query("UPDATE batch_rows SET result_json = $3 WHERE reception_number = $1 AND row_no = $2", {rn, ++n, result.dump()});
         }

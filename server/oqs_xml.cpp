@@ -150,7 +150,8 @@ BulkUpload parse_bulk_upload(std::string const& bytes) {
     for (auto info : body.children("QualificationConfirmSearchInfo")) {
         // Echoed back in the order it was sent: pairs, not an object (whose keys would be sorted).
         json echo = json::array();
-        for (auto child : info.children()) echo.push_back(json::array({child.name(), child.text().as_string()}));
+        for (auto child : info.children())
+            if (child.type() == pugi::node_element) echo.push_back(json::array({child.name(), child.text().as_string()}));
         json row{{"insurer_number", text(info, "InsurerNumber")},
                  {"symbol", text(info, "InsuredCardSymbol")},
                  {"number", text(info, "InsuredIdentificationNumber")},
@@ -231,7 +232,8 @@ ReferenceRegistrations parse_reference_registrations(std::string const& bytes) {
     r.file_identifier = text(header, "ArbitraryFileIdentifier");
     for (auto info : doc.child("XmlMsg").child("MessageBody").children("ReferenceNumberRegistrationInfo")) {
         json echo = json::array();
-        for (auto child : info.children()) echo.push_back(json::array({child.name(), child.text().as_string()}));
+        for (auto child : info.children())
+            if (child.type() == pugi::node_element) echo.push_back(json::array({child.name(), child.text().as_string()}));
         json request;
         try {
             request = registration_request(info);

@@ -1,5 +1,6 @@
 // PostgreSQL backend (libpq), selected by a postgresql:// connection URL. The same migrations and the same
-// $n-parameterised statements as SQLite; one connection serialised by a mutex, transactions held whole.
+// $n-parameterised statements as SQLite, prepared once per connection; a pool of connections, a transaction held
+// whole on one of them; bulk inserts by COPY.
 #include "database.hpp"
 
 #include <libpq-fe.h>
@@ -51,6 +52,52 @@ public:
     PoolStats pool_stats() override {
         std::lock_guard lock(mutex_);
         return {int(all_.size()), int(all_.size() - free_.size()), waiting_};
+    }
+
+    char const* claim_suffix() const override { return " FOR UPDATE SKIP LOCKED"; }
+
+    void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::vector<Row> const& rows) override {
+        std::string sql = "COPY " + table + " (";
+        for (std::size_t i = 0; i < columns.size(); ++i) sql += (i ? ", " : "") + columns[i];
+        sql += ") FROM STDIN";
+        auto copy = [&](PGconn* c) {
+            std::unique_ptr<PGresult, void (*)(PGresult*)> start(PQexec(c, sql.c_str()), PQclear);
+            if (PQresultStatus(start.get()) != PGRES_COPY_IN) throw DatabaseError(std::string("COPY: ") + PQresultErrorMessage(start.get()));
+            // COPY's text format: tab-separated, \N for NULL, backslash escapes for the separators.
+            std::string buffer;
+            auto flush = [&] {
+                if (!buffer.empty() && PQputCopyData(c, buffer.data(), int(buffer.size())) != 1)
+                    throw DatabaseError(std::string("COPY: ") + PQerrorMessage(c));
+                buffer.clear();
+            };
+            for (auto const& row : rows) {
+                for (std::size_t i = 0; i < row.size(); ++i) {
+                    if (i) buffer += '\t';
+                    if (std::holds_alternative<std::nullptr_t>(row[i])) {
+                        buffer += "\\N";
+                        continue;
+                    }
+                    for (char ch : as_text(row[i])) {
+                        if (ch == '\\') buffer += "\\\\";
+                        else if (ch == '\t') buffer += "\\t";
+                        else if (ch == '\n') buffer += "\\n";
+                        else if (ch == '\r') buffer += "\\r";
+                        else buffer += ch;
+                    }
+                }
+                buffer += '\n';
+                if (buffer.size() > (1u << 20)) flush();
+            }
+            flush();
+            if (PQputCopyEnd(c, nullptr) != 1) throw DatabaseError(std::string("COPY: ") + PQerrorMessage(c));
+            std::unique_ptr<PGresult, void (*)(PGresult*)> end(PQgetResult(c), PQclear);
+            bool ok = PQresultStatus(end.get()) == PGRES_COMMAND_OK;
+            std::string error = ok ? "" : PQresultErrorMessage(end.get());
+            while (PGresult* more = PQgetResult(c)) PQclear(more);
+            if (!ok) throw DatabaseError("COPY: " + error);
+        };
+        if (PGconn* c = bound()) return copy(c);
+        transaction(*this, [&] { copy(bound()); });
     }
 
     void in_transaction(std::function<void()> const& body) override {
@@ -126,7 +173,25 @@ private:
         return depth_[c];
     }
 
-    static std::vector<Row> exec(PGconn* conn, std::string const& sql, std::vector<Value> const& params) {
+    // Statements with parameters are prepared once per connection (named by a counter) and then only executed:
+    // no parse and plan per call. Up to 512 per connection; beyond that, unnamed.
+    std::map<PGconn*, std::map<std::string, std::string>> prepared_;
+    std::mutex prepared_mutex_;
+    char const* prepared_name(PGconn* conn, std::string const& sql, int nparams) {
+        std::map<std::string, std::string>* names;
+        {
+            std::lock_guard lock(prepared_mutex_);
+            names = &prepared_[conn];  // one thread uses a connection at a time: only the outer map is shared
+        }
+        if (auto it = names->find(sql); it != names->end()) return it->second.c_str();
+        if (names->size() >= 512) return nullptr;
+        std::string name = "k" + std::to_string(names->size());
+        std::unique_ptr<PGresult, void (*)(PGresult*)> res(PQprepare(conn, name.c_str(), sql.c_str(), nparams, nullptr), PQclear);
+        if (PQresultStatus(res.get()) != PGRES_COMMAND_OK) throw DatabaseError(std::string("SQL error: ") + PQresultErrorMessage(res.get()));
+        return names->emplace(sql, name).first->second.c_str();
+    }
+
+    std::vector<Row> exec(PGconn* conn, std::string const& sql, std::vector<Value> const& params) {
         std::vector<std::string> text(params.size());
         std::vector<char const*> values(params.size());
         for (std::size_t i = 0; i < params.size(); ++i) {
@@ -137,8 +202,10 @@ private:
             text[i] = as_text(params[i]);
             values[i] = text[i].c_str();
         }
+        char const* name = params.empty() ? nullptr : prepared_name(conn, sql, int(params.size()));
         std::unique_ptr<PGresult, void (*)(PGresult*)> res(
             params.empty() ? PQexec(conn, sql.c_str())
+            : name         ? PQexecPrepared(conn, name, int(params.size()), values.data(), nullptr, nullptr, 0)
                            : PQexecParams(conn, sql.c_str(), int(params.size()), nullptr, values.data(), nullptr, nullptr, 0),
             PQclear);
         auto status = PQresultStatus(res.get());

@@ -84,6 +84,8 @@ std::variant<RuleContract, std::string> RuleContract::bind(std::shared_ptr<Progr
     b.values(program->facts[std::size_t(c.fact.requested_item)].type.enum_id, "enum 閲覧項目",
              {"手術情報", "診療情報", "薬剤情報", "特定健診情報", "限度額情報"});
     b.values(program->slots[c.slot.feature].type.enum_id, "enum 機能", {"訪問診療等機能", "オンライン診療等機能"});
+    // The two 分類 the file layouts name (MedicalTreatmentFlag 2 and 3) and the query screens offer.
+    b.values(program->slots[c.slot.category].type.enum_id, "enum 診療区分の分類", {"訪問診療等", "オンライン診療等"});
     if (!b.error.empty()) return b.error;
 
     // Each 診療区分 on its own: only visit_kind is set, so a let that needs more is a contract error.

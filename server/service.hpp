@@ -10,6 +10,7 @@
 #include "error.hpp"
 #include "fields.hpp"
 #include "records.hpp"
+#include "request_gate.hpp"
 #include "rule_contract.hpp"
 
 #include <nlohmann/json.hpp>
@@ -26,6 +27,9 @@
 namespace kyotaku::server {
 
 using json = nlohmann::json;
+
+// A random 128-bit id as hex (OpenSSL's RAND_bytes).
+std::string new_id();
 
 // Who is calling, from the TLS client certificate (or the consent page's URL token).
 struct Caller {
@@ -59,8 +63,8 @@ public:
     // The facility of an office-terminal or mobile caller, with its 環境設定 (404 when it is not registered).
     FacilityInfo facility(Caller const& c);
 
-    // Interactive requests go before the batch worker: while one is being handled, a chunk ends early.
-    std::atomic<int> interactive{0};
+    // Interactive requests go before the batch worker (request_gate.hpp).
+    RequestGate gate;
 
     // Batch jobs' state changes ("accepted", "finished"), for the server's log (set by kyotaku serve, issue 12).
     std::function<void(json const&)> on_batch_event;
@@ -83,6 +87,10 @@ public:
     json add_medical_record(Caller const& c, json const& body);
     json register_card(Caller const& c, json const& body);
     json rotate_url_key(Caller const& c);
+    // レセプト審査結果 from the review organisations (支払基金・国保連), the continuity evidence of the rules: CSV
+    // facility_code,insurer_number,symbol,number,branch,birthdate,month,reviewed_on. Never from a facility: a
+    // facility that could post its own reviewed claims would choose its own continuity.
+    json import_claim_reviews(Caller const& c, std::string const& csv);
     // Moves the test clock to {"today": DATE}; 409 when the server runs on the machine's clock.
     json set_clock(Caller const& c, json const& body);
 
@@ -160,7 +168,6 @@ public:
     explicit InquiryDesk(Context& x) : x_(x) {}
     json reinquiry(Caller const& c, json const& body);
     json view_medical_info(Caller const& c, json const& body);
-    json import_claim_reviews(Caller const& c, std::string const& csv);
     json register_reference_number(Caller const& c, json const& body, int& status);
     json register_reference_numbers_csv(Caller const& c, std::string const& csv);
     json inquiry_history(Caller const& c, std::string const& from, std::string const& to);
@@ -190,7 +197,7 @@ private:
 // 資格確認一括照会: upload → reception number → poll → download, and the worker that answers the rows.
 class BatchDesk {
 public:
-    explicit BatchDesk(Context& x) : x_(x) {}
+    explicit BatchDesk(Context& x) : x_(x), worker_(new_id()) {}
     // CSV: arbitrary_identifier,insurer_number,symbol,number,branch,birthdate (header line optional).
     json upload_csv(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
                     std::istream& csv);
@@ -200,14 +207,20 @@ public:
     json status(Caller const& c, std::string const& reception_number);
     // NDJSON pages of up to `page_rows` rows per call (empty when done); checks the caller and the job first.
     std::function<std::string()> result_pages(Caller const& c, std::string const& reception_number, int page_rows = 2000);
-    // Answers up to `max_rows` pending rows of the oldest unfinished job, for at most `max_ms`; one transaction
-    // per call, so a crash repeats a chunk, never half of it. Returns how many rows it answered.
-    int process(int max_rows = 5000, int max_ms = 100);
+    // One chunk of the worker: leases up to `max_rows` pending rows of the job whose facility was served least
+    // recently, answers them outside any transaction, waits for the interactive requests in flight, then writes the
+    // answers in one short transaction where its lease still stands. A crash loses no row and answers none twice
+    // (the lease expires; the write is conditional). Returns how many rows it answered.
+    int process(int max_rows = 500);
+    // Tests: called after a chunk's answers are made, before the worker waits for requests and commits.
+    std::function<void()> on_chunk_ready;
     // The category and date of a job (validated like a request's).
     static std::string check_query_date(Context& x, std::string const& raw, char const* field);
 
 private:
+    void give_up(std::string const& reception, std::string const& why);
     Context& x_;
+    std::string worker_;  // this instance's lease owner id
 };
 
 // The same flows in the real file formats (OQS*.xml, Shift_JIS or UTF-8).
@@ -219,9 +232,11 @@ public:
     std::string single(Caller const& c, std::string const& xml, int& status);               // OQSsiquc01req → 01res
     std::string reference_number(Caller const& c, std::string const& xml, int& status);     // OQSsiimm01req → 01res
     std::string reference_numbers(Caller const& c, std::string const& xml, int& status);    // OQSmuimm01req → 01res
-    std::string consented_upload(Caller const& c, std::string const& xml, int& status);     // OQSmuhvq/OQSmuonq01req → 01res
+    std::string consented_upload_home_care(Caller const& c, std::string const& xml, int& status);  // OQSmuhvq01req → 01res
+    std::string consented_upload_online(Caller const& c, std::string const& xml, int& status);     // OQSmuonq01req → 01res
 
 private:
+    std::string consented_upload(Caller const& c, std::string const& xml, int& status, int expected_flag);
     Context& x_;
     BatchDesk& batch_;
     InquiryDesk& inquiry_;
@@ -248,13 +263,11 @@ public:
     std::optional<std::string> replace_rules(std::shared_ptr<Program const> rules);
 
     bool facility_exists(std::string const& code);
-    void request_begin() { ++context.interactive; }
-    void request_end() { --context.interactive; }
-    bool requests_waiting() const { return context.interactive.load() > 0; }
+    // An interactive request starts (the ticket goes to request_end): the batch worker lets it finish first.
+    std::uint64_t request_begin() { return context.gate.enter(); }
+    void request_end(std::uint64_t ticket) { context.gate.leave(ticket); }
 };
 
-// A random 128-bit id as hex (OpenSSL's RAND_bytes).
-std::string new_id();
 // Binds a rule program to the contract, or throws std::runtime_error with the contract's message.
 Rules bind_rules(std::shared_ptr<Program const> program);
 

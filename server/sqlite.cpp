@@ -1,12 +1,16 @@
-// SQLite backend: one connection, serialised by a mutex (SQLite is the small-clinic default; PostgreSQL is
-// for scale). Statements are prepared per call; bound parameters only, never string concatenation.
+// SQLite backend (the small-clinic default; PostgreSQL is for scale): a few connections to one WAL database, so
+// that reads never wait for a writer. Statements are prepared once per connection; bound parameters only, never
+// string concatenation.
 #include "database.hpp"
 
 #include <sqlite3.h>
 
 #include <algorithm>
-#include <atomic>
 #include <charconv>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <unordered_map>
 
 namespace kyotaku::server {
@@ -28,37 +32,44 @@ std::int64_t as_int(Value const& v) {
 bool is_null(Value const& v) { return std::holds_alternative<std::nullptr_t>(v); }
 
 namespace {
-class Sqlite final : public Database {
+// One SQLite connection with its prepared statements. Not thread-safe: the pool lends it to one thread at a time.
+class Connection {
 public:
-    explicit Sqlite(std::string const& path) {
-        if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+    explicit Connection(std::string const& path) {
+        if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
             std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
             sqlite3_close(db_);
             throw DatabaseError("cannot open SQLite database " + path + ": " + msg);
         }
-        sqlite3_busy_timeout(db_, 5000);
-        // WAL with synchronous=NORMAL outside transactions: a single-statement append (the audit log of a read)
+        sqlite3_busy_timeout(db_, 10000);
+        // WAL: readers never wait for the writer (a batch chunk's write transaction does not hold up a re-inquiry's
+        // reads). synchronous=NORMAL outside transactions: a single-statement append (the audit log of a read)
         // survives a process crash and is fsynced with the next transaction. Every transaction — every state
         // change — runs with synchronous=FULL, so its commit is on disk before it is acknowledged.
         script("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
     }
-    ~Sqlite() override {
+    ~Connection() {
         for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
         sqlite3_close(db_);
     }
+    Connection(Connection const&) = delete;
+    Connection& operator=(Connection const&) = delete;
 
-    std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
-        Hold lock(*this);
+    std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) {
         // Prepared statements are cached by their text (the application's statements are a fixed set).
         sqlite3_stmt* stmt = nullptr;
+        bool cached = false;
         if (auto it = cache_.find(sql); it != cache_.end()) {
             stmt = it->second;
+            cached = true;
         } else {
             if (sqlite3_prepare_v2(db_, sql.c_str(), int(sql.size()), &stmt, nullptr) != SQLITE_OK)
                 throw DatabaseError(std::string("SQL error: ") + sqlite3_errmsg(db_));
-            if (cache_.size() < 256) cache_.emplace(sql, stmt);
+            if (cache_.size() < 256) {
+                cache_.emplace(sql, stmt);
+                cached = true;
+            }
         }
-        bool cached = cache_.count(sql) != 0;
         struct Release {
             sqlite3_stmt* s;
             bool cached;
@@ -107,8 +118,7 @@ public:
         return rows;
     }
 
-    void script(std::string const& sql) override {
-        std::lock_guard lock(mutex_);
+    void script(std::string const& sql) {
         char* err = nullptr;
         if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
             std::string msg = err ? err : "unknown error";
@@ -117,52 +127,133 @@ public:
         }
     }
 
+    int depth = 0;  // transaction nesting (savepoints below the first)
+
+private:
+    sqlite3* db_ = nullptr;
+    std::unordered_map<std::string, sqlite3_stmt*> cache_;
+};
+
+// A small pool of connections to one database file (WAL). A transaction binds one connection to the calling
+// thread until it ends; any other statement borrows a free one, so reads run beside a writer. SQLite itself
+// serialises the writers (BEGIN IMMEDIATE waits for the write lock). ":memory:" is one connection (each
+// connection to it would be a database of its own).
+class Sqlite final : public Database {
+public:
+    explicit Sqlite(std::string const& path) {
+        std::size_t const size = path == ":memory:" || path.empty() ? 1 : 4;
+        for (std::size_t i = 0; i < size; ++i) {
+            all_.push_back(std::make_unique<Connection>(path));
+            free_.push_back(all_.back().get());
+        }
+    }
+
+    std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
+        if (Connection* c = bound()) return c->query(sql, params);
+        Lease lease(*this);
+        return lease.conn->query(sql, params);
+    }
+
+    void script(std::string const& sql) override {
+        if (Connection* c = bound()) return c->script(sql);
+        Lease lease(*this);
+        lease.conn->script(sql);
+    }
+
     std::string backend() const override { return "sqlite"; }
 
+    PoolStats pool_stats() override {
+        std::lock_guard lock(mutex_);
+        return {int(all_.size()), int(all_.size() - free_.size()), waiting_};
+    }
+
+    void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::vector<Row> const& rows) override {
+        std::string sql = "INSERT INTO " + table + " (";
+        for (std::size_t i = 0; i < columns.size(); ++i) sql += (i ? ", " : "") + columns[i];
+        sql += ") VALUES (";
+        for (std::size_t i = 0; i < columns.size(); ++i) sql += (i ? ", $" : "$") + std::to_string(i + 1);
+        sql += ")";
+        transaction(*this, [&] {
+            for (auto const& row : rows) query(sql, row);
+        });
+    }
+
     void in_transaction(std::function<void()> const& body) override {
-        Hold lock(*this);  // recursive: the statements inside lock it again
-        std::string sp = "sp" + std::to_string(depth_);
-        script(depth_ == 0 ? "PRAGMA synchronous=FULL; BEGIN IMMEDIATE" : "SAVEPOINT " + sp);
-        ++depth_;
+        Connection* c = bound();
+        std::optional<Lease> lease;
+        if (!c) {
+            lease.emplace(*this);
+            c = lease->conn;
+            binding() = {this, c};
+        }
+        struct Unbind {
+            bool owner;
+            ~Unbind() {
+                if (owner) binding() = {nullptr, nullptr};
+            }
+        } unbind{lease.has_value()};
+        std::string sp = "sp" + std::to_string(c->depth);
+        c->script(c->depth == 0 ? "PRAGMA synchronous=FULL; BEGIN IMMEDIATE" : "SAVEPOINT " + sp);
+        ++c->depth;
         try {
             body();
         } catch (...) {
-            --depth_;
+            --c->depth;
             try {
-                script(depth_ == 0 ? "ROLLBACK; PRAGMA synchronous=NORMAL" : "ROLLBACK TO " + sp + "; RELEASE " + sp);
+                c->script(c->depth == 0 ? "ROLLBACK; PRAGMA synchronous=NORMAL" : "ROLLBACK TO " + sp + "; RELEASE " + sp);
             } catch (...) {
             }
             throw;
         }
-        --depth_;
-        script(depth_ == 0 ? "COMMIT; PRAGMA synchronous=NORMAL" : "RELEASE " + sp);
-    }
-
-    PoolStats pool_stats() override {
-        PoolStats s;
-        s.waiting = waiting_.load();
-        if (mutex_.try_lock()) mutex_.unlock();
-        else s.busy = 1;
-        return s;
+        --c->depth;
+        if (c->depth == 0) {
+            try {
+                c->script("COMMIT");
+            } catch (...) {
+                try {
+                    c->script("ROLLBACK");
+                } catch (...) {
+                }
+                c->script("PRAGMA synchronous=NORMAL");
+                throw;
+            }
+            c->script("PRAGMA synchronous=NORMAL");
+        } else {
+            c->script("RELEASE " + sp);
+        }
     }
 
 private:
-    sqlite3* db_ = nullptr;
-    std::recursive_mutex mutex_;
-    std::atomic<int> waiting_{0};
-    // The connection's lock, counting the threads that wait for it (for /metrics).
-    struct Hold {
-        Sqlite& db;
-        explicit Hold(Sqlite& d) : db(d) {
-            if (db.mutex_.try_lock()) return;
-            ++db.waiting_;
-            db.mutex_.lock();
-            --db.waiting_;
+    std::mutex mutex_;
+    std::condition_variable available_;
+    std::vector<std::unique_ptr<Connection>> all_;
+    std::vector<Connection*> free_;
+    int waiting_ = 0;  // threads waiting for a free connection (under mutex_)
+
+    struct Lease {
+        Sqlite& pool;
+        Connection* conn;
+        explicit Lease(Sqlite& p) : pool(p) {
+            std::unique_lock lock(p.mutex_);
+            ++p.waiting_;
+            p.available_.wait(lock, [&] { return !p.free_.empty(); });
+            --p.waiting_;
+            conn = p.free_.back();
+            p.free_.pop_back();
         }
-        ~Hold() { db.mutex_.unlock(); }
+        ~Lease() {
+            {
+                std::lock_guard lock(pool.mutex_);
+                pool.free_.push_back(conn);
+            }
+            pool.available_.notify_one();
+        }
     };
-    int depth_ = 0;
-    std::unordered_map<std::string, sqlite3_stmt*> cache_;
+    static std::pair<Sqlite const*, Connection*>& binding() {
+        thread_local std::pair<Sqlite const*, Connection*> b{nullptr, nullptr};
+        return b;
+    }
+    Connection* bound() const { return binding().first == this ? binding().second : nullptr; }
 };
 }  // namespace
 

@@ -170,8 +170,22 @@ TEST_F(ServerFixture, ClaimsReviewsExtendTheRelationship) {
     std::string csv = "facility_code,insurer_number,symbol,number,branch,birthdate,month,reviewed_on\n";
     for (char const* m : {"2024-04", "2024-05", "2024-06", "2024-07"})
         csv += std::string("0110113719,06132013,123,4567,01,1940-05-01,") + m + ",2024-09-01\n";
-    auto r = body(call(a, "POST", "/api/v1/claim-reviews", csv, "text/csv"));
+    today("2024-09-10");
+    // Review results come from the review organisations (the operator), never from the facility itself.
+    EXPECT_EQ(call(a, "POST", "/api/v1/admin/claim-reviews", csv, "text/csv").status, 403);
+    auto r = body(call(admin, "POST", "/api/v1/admin/claim-reviews", csv, "text/csv"));
     EXPECT_EQ(r["imported"], 4);
+    // A review dated after today, a month after its review, an unknown facility: each row its own error.
+    auto bad = body(call(admin, "POST", "/api/v1/admin/claim-reviews",
+                         "0110113719,06132013,123,4567,01,1940-05-01,2024-08,2024-09-11\n"
+                         "0110113719,06132013,123,4567,01,1940-05-01,2024-10,2024-09-01\n"
+                         "1310000007,06132013,123,4567,01,1940-05-01,2024-08,2024-09-01\n",
+                         "text/csv"));
+    EXPECT_EQ(bad["imported"], 0);
+    ASSERT_EQ(bad["errors"].size(), 3u);
+    EXPECT_EQ(bad["errors"][0]["field"], "reviewed_on");
+    EXPECT_EQ(bad["errors"][1]["field"], "month");
+    EXPECT_EQ(bad["errors"][2]["field"], "facility_code");
     EXPECT_TRUE(body(call(a, "POST", "/api/v1/reinquiry", on("2024-09-10")))["allowed"].get<bool>());
 }
 
@@ -228,10 +242,8 @@ TEST_F(ServerFixture, AFacilityNeverReachesAnotherFacilitysData) {
     auto history_a = body(call(a, "GET", "/api/v1/history/inquiries"));
     EXPECT_EQ(history_b.size(), 1u);  // only B's own attempt
     EXPECT_EQ(history_a.size(), 1u);
-    // Claims for another facility are refused row by row.
-    auto claims = body(call(b, "POST", "/api/v1/claim-reviews", "0110113719,06132013,123,4567,01,1940-05-01,2024-04,2024-06-01\n", "text/csv"));
-    EXPECT_EQ(claims["imported"], 0);
-    EXPECT_EQ(claims["errors"][0]["field"], "facility_code");
+    // A facility cannot post review results at all.
+    EXPECT_EQ(call(b, "POST", "/api/v1/admin/claim-reviews", "0110113719,06132013,123,4567,01,1940-05-01,2024-04,2024-06-01\n", "text/csv").status, 403);
     // Facility callers cannot use the administrator's routes.
     for (char const* route : {"/api/v1/admin/facilities", "/api/v1/admin/insured-persons", "/api/v1/admin/consents"})
         EXPECT_EQ(call(b, "POST", route, "{}").status, 403) << route;
@@ -246,7 +258,7 @@ TEST_F(ServerFixture, AnonymousCallersReachNothingButHealth) {
                                                                            {"POST", "/api/v1/reinquiry"},
                                                                            {"GET", "/api/v1/history/inquiries"},
                                                                            {"POST", "/api/v1/admin/facilities"}})
-        EXPECT_EQ(call(anon, m, route, "{}", route == std::string("/api/v1/claim-reviews") ? "text/csv" : "application/json").status, 403)
+        EXPECT_EQ(call(anon, m, route, "{}").status, 403)
             << route;
 }
 
@@ -279,7 +291,7 @@ TEST_F(ServerFixture, BadInputGets4xxNamingTheField) {
     }
     EXPECT_EQ(call(a, "POST", "/api/v1/reinquiry", "{not json").status, 400);
     EXPECT_EQ(call(a, "POST", "/api/v1/reinquiry", "[1]").status, 400);
-    EXPECT_EQ(call(a, "POST", "/api/v1/claim-reviews", "x", "application/json").status, 415);
+    EXPECT_EQ(call(admin, "POST", "/api/v1/admin/claim-reviews", "x", "application/json").status, 415);
     EXPECT_EQ(call(a, "DELETE", "/api/v1/settings").status, 405);
     EXPECT_EQ(call(a, "GET", "/nowhere").status, 404);
     auto dup = call(admin, "POST", "/api/v1/admin/facilities", R"({"code":"0110113719","name":"A","kind":"医科"})");
@@ -716,7 +728,7 @@ TEST_F(ServerFixture, BatchReinquiryAnswersEveryRowOnceEvenABadOne) {
     std::string csv = "arbitrary_identifier,insurer_number,symbol,number,branch,birthdate\n";
     csv += "p1,06132013,123,4567,01,1940-05-01\n";  // consented: allowed in the window
     csv += "p2,06132012,123,4567,01,1940-05-01\n";  // bad check digit: its own error
-    csv += "p3,01130012,9,9,01,1950-01-01\n";       // nobody: 該当資格なし
+    csv += "p3,01130012,9,9,01,1950-01-01\n";       // nobody: answered as "no consent of this facility"
     csv += "broken line\n";                          // malformed: its own error
     today("2024-07-01");
     auto up = call(a, "POST", "/api/v1/batch/reinquiry?category=%E8%A8%AA%E5%95%8F%E8%A8%BA%E7%99%82%E7%AD%89&query_date=2024-07-01&file_identifier=f1", csv, "text/csv");
@@ -744,7 +756,8 @@ TEST_F(ServerFixture, BatchReinquiryAnswersEveryRowOnceEvenABadOne) {
     EXPECT_EQ(rows[0]["arbitrary_identifier"], "p1");
     EXPECT_EQ(rows[1]["processing_result_status"], 2);
     EXPECT_EQ(rows[1]["field"], "insurer_number");
-    EXPECT_EQ(rows[2]["qualification_validity"], 4);
+    EXPECT_EQ(rows[2]["qualification_validity"], nullptr);  // nobody: answered as no consent of this facility
+    EXPECT_NE(rows[2]["reason"].get<std::string>().find("同意がありません"), std::string::npos);
     EXPECT_EQ(rows[3]["processing_result_status"], 2);
     for (int i = 0; i < 4; ++i) EXPECT_EQ(rows[std::size_t(i)]["row"], i + 1);
     EXPECT_EQ(call(a, "POST", "/api/v1/batch/reinquiry?query_date=2024-13-01", "x,1,2,3,4,5\n", "text/csv").status, 400);
@@ -1120,16 +1133,16 @@ protected:
                  return call(c, "GET", "/api/v1/batch/reinquiry/" + body(up)["reception_number"].get<std::string>() + "/result").body;
              }},
             {"OQSsiquc01req", "POST /api/v1/oqs/OQSsiquc01req",
-             [this](Caller const& c) { return call(c, "POST", "/api/v1/oqs/OQSsiquc01req", muquc_for(c.facility_code, "20240501", nullptr)).body; }},
+             [this](Caller const& c) { return call(c, "POST", "/api/v1/oqs/OQSsiquc01req", muquc_for(c.facility_code, "20240601", nullptr)).body; }},
             {"OQSmuquc01req → 02req", "POST /api/v1/oqs/OQSmuquc02req",
              [this, finish_jobs](Caller const& c) {
-                 auto up = call(c, "POST", "/api/v1/oqs/OQSmuquc01req", muquc_for(c.facility_code, "20240501", nullptr));
+                 auto up = call(c, "POST", "/api/v1/oqs/OQSmuquc01req", muquc_for(c.facility_code, "20240601", nullptr));
                  finish_jobs();
                  return call(c, "POST", "/api/v1/oqs/OQSmuquc02req", download_for(c.facility_code, up.body)).body;
              }},
             {"OQSmuquc01req online → 02req", "POST /api/v1/oqs/OQSmuquc02req",
              [this, finish_jobs](Caller const& c) {
-                 auto up = call(c, "POST", "/api/v1/oqs/OQSmuquc01req", muquc_for(c.facility_code, "20240501", "3"));
+                 auto up = call(c, "POST", "/api/v1/oqs/OQSmuquc01req", muquc_for(c.facility_code, "20240601", "3"));
                  finish_jobs();
                  return call(c, "POST", "/api/v1/oqs/OQSmuquc02req", download_for(c.facility_code, up.body)).body;
              }},
@@ -1280,7 +1293,8 @@ TEST_F(ServerFixture, AHouseCallInsideTheRelationshipNeitherEndsItNorStartsANewW
     // With monthly claims the relationship continues, and so does the house call's re-inquiry.
     std::string csv;
     for (char const* m : {"2024-04", "2024-05", "2024-06", "2024-07"}) csv += std::string("0110113719,06132013,123,4567,01,1940-05-01,") + m + ",2024-09-01\n";
-    ASSERT_EQ(body(call(a, "POST", "/api/v1/claim-reviews", csv, "text/csv"))["imported"], 4);
+    today("2024-09-10");
+    ASSERT_EQ(body(call(admin, "POST", "/api/v1/admin/claim-reviews", csv, "text/csv"))["imported"], 4);
     EXPECT_TRUE(body(call(a, "POST", "/api/v1/reinquiry", on("2024-09-10")))["allowed"].get<bool>());
 }
 
@@ -1466,4 +1480,167 @@ TEST_F(ConsentRegistration, TheFirstVisitIsTheServersDateAndTheAppointmentIsBoun
     json home = registration(challenge("2024-05-07"), 1, 1, "暗証番号");
     home["appointment_date"] = "2024-05-10";
     EXPECT_EQ(body(call(Caller{}, "POST", "/api/v1/consent/register", home.dump()))["field"], "appointment_date");
+}
+
+TEST_F(ServerFixture, AnotherFacilityCannotTellWhetherAPersonExists) {
+    enable(a);
+    enable(b);
+    consent("0110113719", person());
+    // B holds no consent: the real person and a made-up one are answered alike, on every eligibility route.
+    json nobody = json::parse(on("2024-06-10"));
+    nobody["birthdate"] = "1940-05-02";
+    auto known = call(b, "POST", "/api/v1/reinquiry", on("2024-06-10"));
+    auto unknown = call(b, "POST", "/api/v1/reinquiry", nobody.dump());
+    EXPECT_EQ(known.body, unknown.body);
+    json view_nobody = json::parse(viewing_on("2024-06-10"));
+    view_nobody["birthdate"] = "1940-05-02";
+    EXPECT_EQ(call(b, "POST", "/api/v1/medical-info", viewing_on("2024-06-10")).body, call(b, "POST", "/api/v1/medical-info", view_nobody.dump()).body);
+}
+
+TEST_F(ServerFixture, ADateBeforeTheConsentShowsNoEarlierInsurance) {
+    enable(a);
+    std::string key = person("06132013", "2024-05-31");
+    person("01130012", nullptr, key.c_str(), "2024-06-01", "9999");
+    consent("0110113719", key, "訪問診療", "2024-06-10");
+    json before = json::parse(on("2024-06-20"));
+    before["query_date"] = "2024-05-01";
+    auto r = body(call(a, "POST", "/api/v1/reinquiry", before.dump()));
+    EXPECT_FALSE(r["allowed"].get<bool>()) << r.dump();
+    EXPECT_FALSE(r.contains("eligibility"));
+    EXPECT_NE(r["reason"].get<std::string>().find("より前です"), std::string::npos);
+}
+
+TEST_F(ServerFixture, AHouseCallConsentDoesNotWidenTheRelationshipsViewing) {
+    enable(a);
+    std::string key = person();
+    consent("0110113719", key, "訪問診療", "2024-04-15");  // 薬剤情報 only
+    json oushin{{"facility_code", "0110113719"}, {"person_key", key}, {"visit_kind", "往診"}, {"first_visit", "2024-05-20"},
+                {"identity_method", "暗証番号"}, {"items", {"手術情報"}}};
+    ASSERT_EQ(call(admin, "POST", "/api/v1/admin/consents", oushin.dump()).status, 201);
+    ASSERT_EQ(call(admin, "POST", "/api/v1/admin/medical-records",
+                   json{{"person_key", key}, {"item", "手術情報"}, {"recorded_on", "2024-05-01"}, {"content", {{"手術", "x"}}}}.dump())
+                  .status,
+              201);
+    EXPECT_TRUE(body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-05-20", "手術情報")))["allowed"].get<bool>());  // its day
+    EXPECT_FALSE(body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-05-25", "手術情報")))["allowed"].get<bool>());
+    EXPECT_TRUE(body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-05-25", "薬剤情報")))["allowed"].get<bool>());
+}
+
+// ---- The batch worker: leases, turns between facilities, a job that cannot be answered, interactive first. ----
+
+#include <algorithm>
+#include <condition_variable>
+#include <future>
+#include <thread>
+
+namespace {
+std::string csv_rows(int n, char const* prefix = "r") {
+    std::string csv;
+    for (int i = 1; i <= n; ++i) csv += std::string(prefix) + std::to_string(i) + ",06132013,123,4567,01,1940-05-01\n";
+    return csv;
+}
+}  // namespace
+
+TEST_F(ServerFixture, JobsOfDifferentFacilitiesTakeTurns) {
+    enable(a);
+    enable(b);
+    consent("0110113719", person());
+    auto big = call(a, "POST", "/api/v1/batch/reinquiry", csv_rows(10), "text/csv");
+    auto small = call(b, "POST", "/api/v1/batch/reinquiry", csv_rows(2), "text/csv");
+    ASSERT_EQ(big.status, 202);
+    ASSERT_EQ(small.status, 202);
+    // A's job came first, but after one chunk of it, B's turn comes: B is done after two chunks, A is not.
+    EXPECT_EQ(service->batch.process(2), 2);
+    EXPECT_EQ(service->batch.process(2), 2);
+    EXPECT_EQ(body(call(b, "GET", "/api/v1/batch/reinquiry/" + body(small)["reception_number"].get<std::string>()))["status"], "正常終了");
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + body(big)["reception_number"].get<std::string>()))["done"], 2);
+}
+
+TEST_F(ServerFixture, AJobThatCannotBeAnsweredIsFinishedWithErrorsAndBlocksNoOne) {
+    enable(a);
+    enable(b);
+    consent("0110113719", person());
+    auto poisoned = call(a, "POST", "/api/v1/batch/reinquiry", csv_rows(3), "text/csv");
+    auto other = call(b, "POST", "/api/v1/batch/reinquiry", csv_rows(3), "text/csv");
+    std::string const bad = body(poisoned)["reception_number"], good = body(other)["reception_number"];
+    // Every chunk of A's job fails (as a database or program fault would); B's chunks do not.
+    int chunk = 0;
+    service->batch.on_chunk_ready = [&] {
+        ++chunk;
+        if (db->query("SELECT 1 FROM batch_rows WHERE reception_number = $1 AND lease_owner IS NOT NULL", {bad}).size())
+            throw std::runtime_error("injected fault");
+    };
+    for (int i = 0; i < 10 && (body(call(a, "GET", "/api/v1/batch/reinquiry/" + bad))["status"] != "正常終了" ||
+                               body(call(b, "GET", "/api/v1/batch/reinquiry/" + good))["status"] != "正常終了");
+         ++i)
+        service->batch.process(3);
+    service->batch.on_chunk_ready = nullptr;
+    EXPECT_EQ(body(call(b, "GET", "/api/v1/batch/reinquiry/" + good))["status"], "正常終了");
+    ASSERT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + bad))["status"], "正常終了");
+    auto rows = call(a, "GET", "/api/v1/batch/reinquiry/" + bad + "/result").body;
+    EXPECT_EQ(std::count(rows.begin(), rows.end(), '\n'), 3);
+    EXPECT_NE(rows.find("処理できませんでした"), std::string::npos) << rows;
+    EXPECT_EQ(rows.find("在宅 花子"), std::string::npos);
+}
+
+TEST_F(ServerFixture, ARowLeasedByADeadWorkerIsAnsweredOnceAfterTheLeaseExpires) {
+    enable(a);
+    consent("0110113719", person());
+    auto up = call(a, "POST", "/api/v1/batch/reinquiry", csv_rows(4), "text/csv");
+    std::string const rn = body(up)["reception_number"];
+    // Another server leased two rows and died: its lease holds them for a while, then they are answered here.
+    db->query("UPDATE batch_rows SET lease_owner = 'dead', lease_until = $2 WHERE reception_number = $1 AND row_no <= 2",
+              {rn, clock.timestamp_after(std::chrono::seconds(15))});
+    EXPECT_EQ(service->batch.process(10), 2);  // rows 3 and 4 only
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["status"], "処理中");
+    clock.advance(std::chrono::seconds(16));
+    EXPECT_EQ(service->batch.process(10), 2);
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["status"], "正常終了");
+    // The dead worker's late write finds its lease gone: nothing is answered twice.
+    EXPECT_TRUE(db->query("UPDATE batch_rows SET result_json = 'late' WHERE reception_number = $1 AND lease_owner = 'dead' AND result_json IS NULL "
+                          "RETURNING row_no",
+                          {rn})
+                    .empty());
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["done"], 4);
+}
+
+namespace {
+std::mutex gate_mutex;
+std::condition_variable gate_cv;
+bool worker_waiting = false;
+void note_worker_waiting() {
+    std::lock_guard lock(gate_mutex);
+    worker_waiting = true;
+    gate_cv.notify_all();
+}
+}  // namespace
+
+// Issue 15: with a batch in progress, an interactive request is answered before the worker's next chunk commits.
+// Counted, not timed: the worker's chunk is ready and waits on the request in flight; the request is answered
+// while the job's answered-row count is still what it was.
+TEST_F(ServerFixture, AnInteractiveRequestIsAnsweredBeforeTheWorkersNextChunkCommits) {
+    enable(a);
+    consent("0110113719", person());
+    today("2024-07-01");
+    auto up = call(a, "POST", "/api/v1/batch/reinquiry", csv_rows(300), "text/csv");
+    std::string const rn = body(up)["reception_number"];
+    ASSERT_EQ(service->batch.process(100), 100);  // a batch in progress: one chunk committed
+    worker_waiting = false;
+    service->context.gate.on_waiting(&note_worker_waiting);
+    std::uint64_t const in_flight = service->request_begin();  // a request has arrived and is being handled
+    auto worker = std::async(std::launch::async, [&] { return service->batch.process(100); });
+    {
+        std::unique_lock lock(gate_mutex);
+        ASSERT_TRUE(gate_cv.wait_for(lock, std::chrono::seconds(60), [] { return worker_waiting; })) << "the worker never got ready";
+    }
+    // The worker's next chunk is answered and waits; the request is handled and answered now.
+    auto answer = body(call(a, "POST", "/api/v1/reinquiry", on("2024-07-01")));
+    EXPECT_TRUE(answer["allowed"].get<bool>());
+    auto during = body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn));
+    EXPECT_EQ(during["done"], 100) << "the worker committed before the interactive request was answered";
+    service->request_end(in_flight);
+    ASSERT_EQ(worker.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+    EXPECT_EQ(worker.get(), 100);
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["done"], 200);
+    service->context.gate.on_waiting(nullptr);
 }

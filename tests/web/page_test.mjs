@@ -50,7 +50,7 @@ function call(who, method, path, body) {
 for (const [code, name, kind] of [[MEDICAL, '札幌在宅クリニック', '医科'], [NURSE, 'ひまわり訪問看護ステーション', '訪問看護ステーション'], [CLOSED, 'みなと薬局', '薬局']])
   assert.equal((await call('admin', 'POST', '/api/v1/admin/facilities', { code, name, kind })).status, 201);
 for (const code of [MEDICAL, NURSE])
-  assert.equal((await call(`facility-${code}`, 'PUT', '/api/v1/settings', { terms_agreed: true, home_visit_enabled: true, online_enabled: true })).status, 200);
+  assert.equal((await call(`facility-${code}-manager`, 'PUT', '/api/v1/settings', { terms_agreed: true, home_visit_enabled: true, online_enabled: true })).status, 200);
 const person = (await call('admin', 'POST', '/api/v1/admin/insured-persons', { insurer_number: '06132013', symbol: '１２３', number: '４５６７', branch: '01',
   birthdate: '1940-05-01', name: '在宅 花子', burden_ratio: '010', valid_from: '2020-04-01' })).body.person_key;
 for (const n of [1, 2]) // card 3 stays unknown to the server: its registration is refused
@@ -378,7 +378,7 @@ try {
 
   await test('a rotated URL shows a clear page and nothing else; the new one works', async () => {
     const old = medicalUrl;
-    const fresh = (await call(`facility-${MEDICAL}`, 'POST', '/api/v1/url/change')).body.url;
+    const fresh = (await call(`facility-${MEDICAL}-manager`, 'POST', '/api/v1/url/change')).body.url;
     const { page, context } = await open(old);
     assert.match(await page.textContent('h1'), /この URL は使えません/);
     assert.match(await page.textContent('body'), /変更されました/);
