@@ -6,12 +6,7 @@
 # Usage: deb_test.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
 build=$1 src=$2
-work=$(mktemp -d)
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-fails=0 passes=0
-check() { local name=$1; shift; if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi; }
+source "$src/tests/server/testlib.sh"
 
 (cd "$build" && cpack -G DEB -B "$work/debs" > "$work/cpack.log" 2>&1) || { cat "$work/cpack.log"; exit 1; }
 deb() { ls "$work/debs/$1"_*.deb 2> /dev/null | head -1; }
@@ -63,15 +58,13 @@ out=$("$root/usr/bin/kyotaku" serve --tls-dir "$work/pki" --db "$work/k.sqlite" 
 check "the installed server finds the installed rules" grep -q "^rules = $root/usr/share/kyotaku/rules  (default)" <<< "$out"
 check "and the installed page" grep -q "^web_root = $root/usr/share/kyotaku/web  (default)" <<< "$out"
 check "the example configuration is valid" bash -c "'$root/usr/bin/kyotaku' serve --config '$root/usr/share/kyotaku/examples/kyotaku.toml' --tls-dir '$work/pki' --db '$work/k.sqlite' --check-config > /dev/null 2>&1"
-"$root/usr/bin/kyotaku" serve --tls-dir "$work/pki" --db "$work/k.sqlite" --port 0 > "$work/serve.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do port=$(sed -n 's/^listening on https:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/serve.log"); [ -n "$port" ] && break; sleep 0.1; done
-get() { curl -sS --cacert "$work/pki/ca.pem" -o /dev/null -w '%{http_code}' "https://127.0.0.1:$port$1"; }
+start_server "$work/serve.log" "$root/usr/bin/kyotaku" serve --tls-dir "$work/pki" --db "$work/k.sqlite" --port 0
+get() { status none "$U$1"; }
 check "the installed server starts" test -n "$port"
 check "and serves the page's files" test "$(get /web/app.js)" = 200
 check "and its rules to the page" test "$(get /web/rules.bundle)" = 200
 check "and is ready" test "$(get /readyz)" = 200
-kill "$pid"; wait "$pid" 2>/dev/null; pid=""
+stop_server
 check "the installed rules pass their tests" bash -c "'$root/usr/bin/kyotaku' test '$root/usr/share/kyotaku/rules' | grep -q ' 0 failed'"
 
 # An integrator's project against libkyotaku-dev in the scratch root.
@@ -79,5 +72,4 @@ cmake -S "$src/tests/consumer" -B "$work/consumer" -G Ninja -DCMAKE_PREFIX_PATH=
 cmake --build "$work/consumer" > "$work/consumer.log" 2>&1 || cat "$work/consumer.log"
 check "a project builds against libkyotaku-dev" test "$("$work/consumer/consumer" "$src/rules" 2>&1)" = "reinquiry_allowed=true"
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

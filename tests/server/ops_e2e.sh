@@ -8,13 +8,7 @@
 set -uo pipefail
 kyotaku=$1 src=$2
 py=/usr/bin/python3  # Debian's, with python3-prometheus-client
-work=$(mktemp -d)
-pid="" holder=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -n "$holder" ] && kill "$holder" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-fails=0 passes=0
-check() { local name=$1; shift; if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi; }
-A=0110113719
+source "$(dirname "$0")/testlib.sh"
 db="$work/db.sqlite"
 sql() { sqlite3 "$db" "$1"; }
 if [ -n "${KYOTAKU_TEST_PG:-}" ]; then
@@ -59,59 +53,29 @@ check "without printing its password" not_in "$out" hunter2secret
 check "--host stays loopback-only" test $? -eq 2
 
 # --listen beyond loopback, asked explicitly (the test talks to it over 127.0.0.1 only).
-"$kyotaku" serve --listen 0.0.0.0:0 --db "$work/any.sqlite" --rules "$work/rules" --tls-dir "$work/pki" > "$work/any.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do port=$(sed -n 's/^listening on https:\/\/0.0.0.0:\([0-9]*\).*/\1/p' "$work/any.log"); [ -n "$port" ] && break; sleep 0.1; done
-check "--listen 0.0.0.0:PORT is accepted" test -n "$port"
-check "and answers on loopback" test "$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$work/pki/ca.pem" "https://127.0.0.1:$port/healthz")" = 200
-kill "$pid"; wait "$pid" 2>/dev/null; pid=""
+start_server "$work/any.log" "$kyotaku" serve --listen 0.0.0.0:0 --db "$work/any.sqlite" --rules "$work/rules" --tls-dir "$work/pki"
+check "--listen 0.0.0.0:PORT is accepted" grep -q "^listening on https://0.0.0.0:" "$work/any.log"
+check "and answers on loopback" test "$(status none "$U/healthz")" = 200
+stop_server
 
 # ---- the server, configured by its file ----------------------------------------------------------------------
-start() {
-    KYOTAKU_CONFIG="$work/kyotaku.toml" "$kyotaku" serve > "$work/serve.log" 2> "$work/serve.err" &
-    pid=$!
-    for _ in $(seq 100); do
-        port=$(sed -n 's/^listening on https:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/serve.log")
-        [ -n "$port" ] && return 0
-        sleep 0.1
-    done
-    echo "server did not start:"; cat "$work/serve.log" "$work/serve.err"; exit 1
-}
-start
-U=https://127.0.0.1:$port
-curl_as() {  # curl_as WHO ARGS… (WHO: admin, monitor, A, M, none)
-    local who=$1; shift
-    local cert=()
-    case $who in
-        admin|monitor) cert=(--cert "$work/pki/$who.pem" --key "$work/pki/$who.key") ;;
-        A) cert=(--cert "$work/pki/facility-$A.pem" --key "$work/pki/facility-$A.key") ;;                  # 職員
-        M) cert=(--cert "$work/pki/facility-$A-manager.pem" --key "$work/pki/facility-$A-manager.key") ;;  # 管理者
-    esac
-    curl -sS --cacert "$work/pki/ca.pem" "${cert[@]}" "$@"
-}
-status() { local who=$1; shift; curl_as "$who" -o /dev/null -w '%{http_code}' "$@"; }
-json=(-H 'Content-Type: application/json')
-
+start_server "$work/serve.log" env KYOTAKU_CONFIG="$work/kyotaku.toml" "$kyotaku" serve
 check "healthz" test "$(status none "$U/healthz")" = 200
 check "readyz when ready" test "$(status none "$U/readyz")" = 200
-curl_as admin "${json[@]}" -X POST "$U/api/v1/admin/facilities" -d "{\"code\":\"$A\",\"name\":\"A\",\"kind\":\"医科\"}" > /dev/null
-curl_as M "${json[@]}" -X PUT "$U/api/v1/settings" -d '{"terms_agreed":true,"home_visit_enabled":true}' > /dev/null
-person=$(curl_as admin "${json[@]}" -X POST "$U/api/v1/admin/insured-persons" -d '{"insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01","name":"在宅 花子","burden_ratio":"010","valid_from":"2020-04-01"}' | sed 's/.*"person_key":"\([0-9a-f]*\)".*/\1/')
-curl_as admin "${json[@]}" -X POST "$U/api/v1/admin/consents" -d "{\"facility_code\":\"$A\",\"person_key\":\"$person\",\"visit_kind\":\"訪問診療\",\"first_visit\":\"2024-04-15\",\"identity_method\":\"暗証番号\",\"items\":[\"薬剤情報\"]}" > /dev/null
-token=$(curl_as A "$U/api/v1/url" | sed 's/.*\/c\/\([A-Za-z0-9_-]*\)".*/\1/')
-passcode=$(curl_as A -X POST "$U/api/v1/visual-passcode" | sed 's/.*"passcode":"\([0-9]*\)".*/\1/')
+setup_facility
+token=$(api staff "$U/api/v1/url" | sed 's/.*\/c\/\([A-Za-z0-9_-]*\)".*/\1/')
+passcode=$(api staff -X POST "$U/api/v1/visual-passcode" | sed 's/.*"passcode":"\([0-9]*\)".*/\1/')
 check "the test has a token and a passcode to look for" test -n "$token" -a -n "$passcode" -a ${#passcode} -ge 6
-curl_as none -o /dev/null "$U/c/$token"
-curl_as none -o /dev/null "$U/api/v1/consent/page?token=$token"
-curl_as none -o /dev/null "${json[@]}" -X POST "$U/api/v1/consent/register" -d "{\"token\":\"$token\",\"identity_method\":\"目視確認\",\"visual_passcode\":\"$passcode\"}"
-reinquiry='{"category":"訪問診療等","insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01"}'
-check "a re-inquiry, allowed by the rules on the configured test clock's day" grep -q '"allowed":true' <<< "$(curl_as A "${json[@]}" -X POST "$U/api/v1/reinquiry" -d "$reinquiry")"
-check "a body with a PIN is refused" test "$(status A "${json[@]}" -X POST "$U/api/v1/reinquiry" -d '{"pin":"73917391"}')" = 400
+api none -o /dev/null "$U/c/$token"
+api none -o /dev/null "$U/api/v1/consent/page?token=$token"
+api none -o /dev/null "${json[@]}" -X POST "$U/api/v1/consent/register" -d "{\"token\":\"$token\",\"identity_method\":\"目視確認\",\"visual_passcode\":\"$passcode\"}"
+check "a re-inquiry, allowed by the rules on the configured test clock's day" grep -q '"allowed":true' <<< "$(api staff "${json[@]}" -X POST "$U/api/v1/reinquiry" -d "$reinquiry")"
+check "a body with a PIN is refused" test "$(status staff "${json[@]}" -X POST "$U/api/v1/reinquiry" -d '{"pin":"73917391"}')" = 400
 check "an unknown route" test "$(status none "$U/no/such/SECRETPATH")" = 404
-rid=$(curl_as A -D - -o /dev/null "$U/api/v1/settings" | tr -d '\r' | sed -n 's/^[Xx]-[Rr]equest-[Ii]d: //p')
+rid=$(api staff -D - -o /dev/null "$U/api/v1/settings" | tr -d '\r' | sed -n 's/^[Xx]-[Rr]equest-[Ii]d: //p')
 check "every answer names its request id" test -n "$rid"
 printf 'arbitrary_identifier,insurer_number,symbol,number,branch,birthdate\nr1,06132013,123,4567,01,1940-05-01\nr2,06132013,123,4567,01,1940-05-01\n' > "$work/batch.csv"
-rn=$(curl_as A -H 'Content-Type: text/csv' --data-binary @"$work/batch.csv" "$U/api/v1/batch/reinquiry?query_date=2024-07-01&file_identifier=ops" | sed 's/.*"reception_number":"\([0-9]*\)".*/\1/')
+rn=$(api staff -H 'Content-Type: text/csv' --data-binary @"$work/batch.csv" "$U/api/v1/batch/reinquiry?query_date=2024-07-01&file_identifier=ops" | sed 's/.*"reception_number":"\([0-9]*\)".*/\1/')
 for _ in $(seq 100); do grep -q '"state":"finished"' "$work/serve.log" && break; sleep 0.1; done
 
 # The log: one JSON object per line (after the "listening on" line for scripts), each request's fields, nothing secret.
@@ -144,7 +108,7 @@ check "the request log is complete and holds no secret" "$py" "$work/logcheck.py
 
 # ---- metrics ------------------------------------------------------------------------------------------------
 check "metrics refused without a certificate" test "$(status none "$U/metrics")" = 403
-check "metrics refused to a facility" test "$(status A "$U/metrics")" = 403
+check "metrics refused to a facility" test "$(status staff "$U/metrics")" = 403
 check "metrics for the monitoring certificate" test "$(status monitor "$U/metrics")" = 200
 cat > "$work/metrics.py" <<'EOF'
 import sys
@@ -172,7 +136,7 @@ elif want == "failed-reloads":
 elif want == "answered":
     print(int(samples("kyotaku_batch_rows", state="answered")[0].value))
 EOF
-metrics() { curl_as admin "$U/metrics" | "$py" "$work/metrics.py" "$1"; }
+metrics() { api admin "$U/metrics" | "$py" "$work/metrics.py" "$1"; }
 check "the metrics parse as Prometheus text with every family" metrics shape
 for _ in $(seq 100); do [ "$(metrics answered)" = 2 ] && break; sleep 0.1; done
 check "answered batch rows are counted" test "$(metrics answered)" = 2
@@ -180,20 +144,20 @@ check "answered batch rows are counted" test "$(metrics answered)" = 2
 # ---- rules reloaded on SIGHUP -------------------------------------------------------------------------------
 old=$(metrics hash)
 printf '\n# 改定 (reload test)\n' >> "$work/rules/10_service.rules"
-kill -HUP "$pid"
+kill -HUP "$server_pid"
 for _ in $(seq 100); do [ "$(metrics hash)" != "$old" ] && break; sleep 0.1; done
 new=$(metrics hash)
 check "SIGHUP loads the changed rules" test "$new" != "$old"
 check "and logs their hash" grep -q "\"event\":\"rules_loaded\".*\"hash\":\"$new\"" "$work/serve.log"
-check "requests are answered by the new rules" test "$(status A "${json[@]}" -X POST "$U/api/v1/reinquiry" -d "$reinquiry")" = 200
+check "requests are answered by the new rules" test "$(status staff "${json[@]}" -X POST "$U/api/v1/reinquiry" -d "$reinquiry")" = 200
 cp "$work/rules/10_service.rules" "$work/10_service.good"
 printf '\nこれは ルール では ない\n' >> "$work/rules/10_service.rules"
-kill -HUP "$pid"
+kill -HUP "$server_pid"
 for _ in $(seq 100); do grep -q rules_reload_failed "$work/serve.log" && break; sleep 0.1; done
 check "a broken rule set is refused and logged, naming the file" grep -q '"event":"rules_reload_failed".*10_service.rules:' "$work/serve.log"
 check "the old rules stay in service" test "$(metrics hash)" = "$new"
 check "the refusal is counted" test "$(metrics failed-reloads)" = 1
-check "requests still succeed" test "$(status A "${json[@]}" -X POST "$U/api/v1/reinquiry" -d "$reinquiry")" = 200
+check "requests still succeed" test "$(status staff "${json[@]}" -X POST "$U/api/v1/reinquiry" -d "$reinquiry")" = 200
 cp "$work/10_service.good" "$work/rules/10_service.rules"
 
 # ---- readiness ------------------------------------------------------------------------------------------------
@@ -211,22 +175,22 @@ open(sys.argv[2], 'w').close()
 while not os.path.exists(sys.argv[3]): time.sleep(0.05)
 c.execute('ROLLBACK')" "$db" "$work/locked" "$work/release" &
     holder=$!
+    started_pids+=("$holder")
     for _ in $(seq 100); do [ -f "$work/locked" ] && break; sleep 0.05; done
     check "readyz fails while the database cannot be written" readyz_within 503
     check "its answer says which check failed" bash -c "curl -sS --cacert '$work/pki/ca.pem' '$U/readyz' | grep -q '\"database\":\"書き込めません'"
     check "healthz (liveness) still answers" test "$(status none "$U/healthz")" = 200
-    touch "$work/release"; wait "$holder"; holder=""
+    touch "$work/release"; wait "$holder"
     check "ready again once it can" readyz_within 200
     check "the failed write is logged as an error with a time" grep -q '"time":"[0-9T:.-]*Z","level":"error","event":"readiness_database"' "$work/serve.log"
 fi
 sql "INSERT INTO schema_migrations (name, applied_at) VALUES ('999_from_a_newer_kyotaku.sql', 'x')"
 check "readyz fails when the schema is newer than the binary" readyz_within 503
-kill "$pid"; wait "$pid" 2>/dev/null; pid=""
+stop_server
 out=$(KYOTAKU_CONFIG="$work/kyotaku.toml" "$kyotaku" serve 2>&1); rc=$?
 check "the server refuses to start on a newer schema" test $rc -eq 2
 check "saying so" grep -q "999_from_a_newer_kyotaku.sql" <<< "$out"
 out=$(KYOTAKU_CONFIG="$work/kyotaku.toml" "$kyotaku" serve --check-config 2>&1)
 check "--check-config says so too" grep -q "schema is newer" <<< "$out"
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

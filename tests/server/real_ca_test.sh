@@ -5,13 +5,7 @@
 # Usage: real_ca_test.sh KYOTAKU SOURCE_DIR
 set -uo pipefail
 kyotaku=$(realpath "$1") src=$(realpath "$2")
-work=$(mktemp -d)
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-fails=0 passes=0
-check() { local name=$1; shift; if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi; }
-A=0110113719
+source "$(dirname "$0")/testlib.sh"
 cd "$work"
 ossl() { openssl "$@" 2> /dev/null; }
 ext() { printf '%s\n' "$@" > ext.cnf; }
@@ -49,9 +43,7 @@ check "a key that does not match the certificate is refused" test $rc -eq 1
 check "saying so" grep -q "does not match" <<< "$out"
 cp other.key tls/server.key
 
-"$kyotaku" serve --tls-dir tls --rules "$src/rules" --db kyotaku.sqlite --port 0 > serve.log 2>&1 &
-pid=$!
-for _ in $(seq 100); do port=$(sed -n 's/^listening on https:\/\/127.0.0.1:\([0-9]*\).*/\1/p' serve.log); [ -n "$port" ] && break; sleep 0.1; done
+start_server serve.log "$kyotaku" serve --tls-dir tls --rules "$src/rules" --db kyotaku.sqlite --port 0
 U=https://kyotaku.test:$port
 to=(--resolve "kyotaku.test:$port:127.0.0.1" --cacert root.pem -sS)
 check "a client trusting only the root reaches the server by its name" test "$(curl "${to[@]}" -o /dev/null -w '%{http_code}' "$U/healthz")" = 200
@@ -62,5 +54,4 @@ check "a facility from the private CA" test "$(curl "${to[@]}" --cert facility.p
 s=$(curl "${to[@]}" --cert stranger.pem --key stranger.key -o /dev/null -w '%{http_code}' "$U/api/v1/settings" 2>/dev/null)
 check "the same code from another CA is nobody" bash -c "[ '$s' = 000 ] || [ '$s' = 403 ]"
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

@@ -21,36 +21,24 @@ if [ "$case" = full_disk ] && [ -z "${KYOTAKU_IN_NAMESPACE:-}" ]; then
     exec unshare -rm --propagation private bash "$0" "$@"
 fi
 
-work=$(mktemp -d)
-spid="" rpid="" ppid_=""
-cleanup() {
-    for p in "$rpid" "$ppid_" "$spid"; do [ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-    [ -n "${KYOTAKU_IN_NAMESPACE:-}" ] && umount "$work/exchange" 2>/dev/null
-    [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-fails=0 passes=0
-check() { local name=$1; shift; if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi; }
+source "$here/testlib.sh"
 wait_for() { for _ in $(seq 200); do [ -e "$1" ] && return 0; sleep 0.05; done; return 1; }
 wait_log() { for _ in $(seq 200); do grep -q "$1" "$work/relay.log" && return 0; sleep 0.05; done; return 1; }
 alive() { kill -0 "$rpid" 2>/dev/null; }
 
-A=0110113719
 "$src/scripts/make-test-pki" "$work/pki" $A > /dev/null
-"$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki" > "$work/serve.log" 2>&1 &
-spid=$!
-for _ in $(seq 100); do port=$(sed -n 's/^listening on https:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/serve.log"); [ -n "$port" ] && break; sleep 0.1; done
-U=https://127.0.0.1:$port
-admin=(--cacert "$work/pki/ca.pem" --cert "$work/pki/admin.pem" --key "$work/pki/admin.key" -sS -H 'Content-Type: application/json')
-curl "${admin[@]}" -X POST "$U/api/v1/admin/facilities" -d "{\"code\":\"$A\",\"name\":\"A\",\"kind\":\"医科\"}" > /dev/null
-manager=(--cacert "$work/pki/ca.pem" --cert "$work/pki/facility-$A-manager.pem" --key "$work/pki/facility-$A-manager.key" -sS -H 'Content-Type: application/json')
-curl "${manager[@]}" -X PUT "$U/api/v1/settings" -d '{"terms_agreed":true,"home_visit_enabled":true}' > /dev/null
+start_server "$work/serve.log" "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki"
+api admin "${json[@]}" -X POST "$U/api/v1/admin/facilities" -d "{\"code\":\"$A\",\"name\":\"A\",\"kind\":\"医科\"}" > /dev/null
+api manager "${json[@]}" -X PUT "$U/api/v1/settings" -d '{"terms_agreed":true,"home_visit_enabled":true}' > /dev/null
 jobs() { sqlite3 "$work/db.sqlite" "SELECT COUNT(*) FROM batch_jobs"; }
 reception() { sqlite3 "$work/db.sqlite" "SELECT reception_number FROM batch_jobs"; }
 
 dir=$work/exchange
 mkdir -p "$dir"
-if [ "$case" = full_disk ]; then mount -t tmpfs -o size=256k tmpfs "$dir" || { echo "cannot mount a tmpfs"; exit 1; }; fi
+if [ "$case" = full_disk ]; then
+    mount -t tmpfs -o size=256k tmpfs "$dir" || { echo "cannot mount a tmpfs"; exit 1; }
+    on_exit="umount '$dir'"
+fi
 mkdir -p "$dir/req" "$dir/res"
 request() {  # request N: a complete OQSmuquc01req
     printf '<?xml version="1.0" encoding="UTF-8"?>\n<XmlMsg><MessageHeader><QualificationConfirmationDate>20240701</QualificationConfirmationDate><MedicalInstitutionCode>%s</MedicalInstitutionCode><ArbitraryFileIdentifier>f%s</ArbitraryFileIdentifier></MessageHeader><MessageBody><QualificationConfirmSearchInfo><InsurerNumber>06132013</InsurerNumber><InsuredCardSymbol>123</InsuredCardSymbol><InsuredIdentificationNumber>4567</InsuredIdentificationNumber><InsuredBranchNumber>01</InsuredBranchNumber><Birthdate>19400501</Birthdate><ArbitraryIdentifier>x%s</ArbitraryIdentifier></QualificationConfirmSearchInfo></MessageBody></XmlMsg>\n' "$A" "$1" "$1"
@@ -62,11 +50,12 @@ start_relay() {
     "$relay_bin" relay --dir "$dir" --server "$server_url" --ca "$work/pki/ca.pem" --cert "$work/pki/facility-$A.pem" --key "$work/pki/facility-$A.key" \
         --settle-ms 200 >> "$work/relay.log" 2>&1 &
     rpid=$!
+    started_pids+=("$rpid")
     echo "$rpid" > "$work/relay.pid"
 }
 start_proxy() {  # start_proxy COMMAND: the relay talks to the server through relay_proxy.py, which runs COMMAND once
     "$py" "$here/relay_proxy.py" "$work/pki" "$A" "$port" "$work/proxy.port" "$1" 2> "$work/proxy.err" &
-    ppid_=$!
+    started_pids+=("$!")
     wait_for "$work/proxy.port" || { echo "proxy did not start"; cat "$work/proxy.err"; exit 1; }
     server_url=https://127.0.0.1:$(cat "$work/proxy.port")
 }
@@ -157,5 +146,4 @@ restart_after_send)
 *) echo "unknown case $case"; exit 2 ;;
 esac
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish
