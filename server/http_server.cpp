@@ -542,8 +542,11 @@ struct RequestTrace {
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     ~RequestTrace() {
         record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-        log_request(record);
-        rt.requests.record(record);
+        try {
+            log_request(record);
+            rt.requests.record(record);
+        } catch (...) {  // out of memory while logging: the request is answered all the same
+        }
     }
 };
 
