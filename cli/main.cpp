@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 namespace {
@@ -393,22 +394,21 @@ int main(int argc, char** argv) {
     keygen->add_option("name", key_name, "鍵のファイル名 (拡張子なし) / file name without extension")->required();
 
 #ifdef KYOTAKU_WITH_SERVER
-    kyotaku::server::ServeOptions serve_options;
-    auto* srv = app.add_subcommand("serve", "資格確認の参照サーバを起動する (HTTPS, ループバックのみ) / run the reference verification server");
-    srv->add_option("--host", serve_options.host, "待ち受けるアドレス (ループバックのみ) / loopback address to listen on")->capture_default_str();
-    srv->add_option("--port", serve_options.port, "ポート (0 は空いているポート) / port (0: any free port)")->capture_default_str();
-    srv->add_option("--db", serve_options.db, "SQLite のファイル、または postgresql:// の接続URL / SQLite file or PostgreSQL URL")->capture_default_str();
-    srv->add_option("--rules", serve_options.rules, "ルールのディレクトリかバンドル / rules directory or bundle")->capture_default_str();
-    srv->add_option("--tls-dir", serve_options.tls_dir, "ca.pem, server.pem, server.key のあるディレクトリ / TLS files")->capture_default_str();
-    srv->add_option("--public-url", serve_options.public_url, "施設URLの先頭 (既定 https://HOST:PORT) / base of facility URLs");
-    srv->add_option("--web-root", serve_options.web_root, "同意ページのファイル (既定: 実行ファイルの隣の web/) / the consent page's files (default: web/ beside the binary)");
-    srv->add_option("--threads", serve_options.threads, "スレッド数 / worker threads")->capture_default_str()->check(CLI::Range(1, 64));
-    srv->add_option("--test-clock", serve_options.test_clock,
-                    "テスト・デモ用: サーバの「今日」をこの日から始める (運用者が POST /api/v1/admin/clock で動かせる) / tests and demos: start the "
-                    "server's day on DATE (the operator may move it)");
-    srv->add_option("--trust", serve_options.trust,
-                    "信頼する公開鍵 (PEM)。指定すると --rules はその鍵で署名したバンドルでなければならず、同意ページも署名を確かめる / trusted public key: --rules must be a bundle it signed, and the consent page checks the signature")
-        ->allow_extra_args(false);
+    // Every setting of `serve` is also a key of the configuration file's [serve] table and a KYOTAKU_* variable
+    // (server/config.hpp); flags given here win over both.
+    auto* srv = app.add_subcommand("serve", "資格確認の参照サーバを起動する (HTTPS) / run the reference verification server");
+    std::map<std::string, std::string> serve_values;
+    std::vector<std::pair<std::string, CLI::Option*>> serve_flags;
+    std::vector<std::string> serve_trust;  // repeatable on the command line; a comma-separated list elsewhere
+    for (auto const& s : kyotaku::server::serve_settings())
+        serve_flags.emplace_back(s.key, std::string(s.key) == "trust"
+                                            ? srv->add_option(s.flag, serve_trust, std::string(s.help) + " [" + s.env + "]")
+                                            : srv->add_option(s.flag, serve_values[s.key], std::string(s.help) + " [" + s.env + "]"));
+    std::string config_file;
+    bool check_config = false;
+    srv->add_option("--config", config_file, "設定ファイル (TOML) / configuration file (TOML) [KYOTAKU_CONFIG]")->envname("KYOTAKU_CONFIG");
+    srv->add_flag("--check-config", check_config,
+                  "設定を確かめて表示し、起動せずに終わる / check and print the configuration, then exit without serving");
     kyotaku::server::RelayOptions relay_options;
     auto* rel = app.add_subcommand("relay", "req フォルダの要求ファイルをサーバに送り、結果を res に書く / the folder relay of receipt computers");
     rel->add_option("--dir", relay_options.dir, "req と res のあるフォルダ / the folder holding req and res")->required();
@@ -440,7 +440,24 @@ int main(int argc, char** argv) {
     }
     if (*ver) return cmd_verify_bundle(output, sources, trust);
 #ifdef KYOTAKU_WITH_SERVER
-    if (*srv) return kyotaku::server::serve(serve_options);
+    if (*srv) {
+        kyotaku::server::ConfigSources sources;
+        sources.file = config_file;
+        for (auto const& [key, option] : serve_flags)
+            if (option->count() > 0) {
+                std::string value = serve_values[key];
+                if (key == "trust")
+                    for (std::size_t i = 0; i < serve_trust.size(); ++i) value += (i ? "," : "") + serve_trust[i];
+                sources.flags[key] = value;
+            }
+        auto config = kyotaku::server::resolve_serve_config(sources);
+        if (check_config) return kyotaku::server::check_config(config);
+        if (!config.ok()) {
+            for (auto const& e : config.errors) std::cerr << "kyotaku serve: " << e << "\n";
+            return 2;
+        }
+        return kyotaku::server::serve(config.options);
+    }
     if (*rel) return kyotaku::server::relay(relay_options);
 #endif
     if (*dis) {

@@ -56,7 +56,7 @@ json BatchDesk::upload(Caller const& c, std::string const& category, std::string
     if (!valid_utf8(file_identifier)) throw invalid("file_identifier", "file_identifier が UTF-8 ではありません", "file_identifier is not UTF-8");
     check_text(file_identifier, "file_identifier", 100);
     std::string reception = x_.clock.stamp_jst() + std::to_string(std::stoull(new_id().substr(0, 12), nullptr, 16) % 1000000 + 1000000).substr(1);
-    return transaction(x_.db, [&] {
+    json accepted = transaction(x_.db, [&] {
         x_.db.query("INSERT INTO batch_jobs (reception_number, facility_code, category, query_date, file_identifier, format, total, done, created_at) "
                     "VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7)",
                     {reception, c.facility_code, category, query_date, file_identifier, format, x_.now()});
@@ -84,6 +84,8 @@ json BatchDesk::upload(Caller const& c, std::string const& category, std::string
         x_.db.query("UPDATE batch_jobs SET total = $2 WHERE reception_number = $1", {reception, total});
         return json{{"reception_number", reception}, {"total", total}, {"status", "処理中"}};
     });
+    x_.batch_event("accepted", reception, c.facility_code, accepted["total"].get<std::int64_t>());
+    return accepted;
 }
 
 namespace {
@@ -191,8 +193,10 @@ void finish_if_complete(Context& x, std::string const& reception, std::string co
     if (!x.db.query("SELECT 1 FROM batch_rows WHERE reception_number = $1 AND result_json IS NULL LIMIT 1", {reception}).empty()) return;
     auto finished = x.db.query("UPDATE batch_jobs SET finished_at = $2 WHERE reception_number = $1 AND finished_at IS NULL RETURNING total",
                                {reception, x.now()});
-    if (!finished.empty())
+    if (!finished.empty()) {
         log_inquiry(x, facility, "一括再照会", "", true, json{{"reception_number", reception}, {"category", category}, {"rows", as_int(finished[0][0])}});
+        x.batch_event("finished", reception, facility, as_int(finished[0][0]));
+    }
 }
 }  // namespace
 

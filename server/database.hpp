@@ -31,6 +31,11 @@ public:
     virtual std::string backend() const = 0;
     // Runs `body` atomically (see transaction() below).
     virtual void in_transaction(std::function<void()> const& body) = 0;
+    // The connections of this process (for /metrics): how many, how many in use, threads waiting for one.
+    struct PoolStats {
+        int size = 1, busy = 0, waiting = 0;
+    };
+    virtual PoolStats pool_stats() { return {}; }
     // Inserts many rows into `table` (values in the order of `columns`), inside the caller's transaction when
     // there is one: COPY on PostgreSQL, one prepared insert per row on SQLite.
     virtual void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::vector<Row> const& rows) = 0;
@@ -52,8 +57,16 @@ std::unique_ptr<Database> open_postgres(std::string const& url);
 std::unique_ptr<Database> open_database(std::string const& location);
 
 // Applies the migrations that are not yet recorded in schema_migrations, in order, each in a transaction.
-// Returns the number applied.
+// Returns the number applied. Refuses (DatabaseError) a database whose schema is newer than this binary: one
+// with a migration this binary does not know, applied by a newer kyotaku.
 int migrate(Database& db);
+
+// The schema against this binary's migrations: applied, pending (applied on start) and unknown (newer).
+struct SchemaState {
+    std::vector<std::string> applied, pending, unknown;
+};
+SchemaState schema_state(Database& db);
+std::string schema_too_new_message(SchemaState const& s);
 
 // Runs `body` in a transaction: BEGIN … COMMIT, ROLLBACK on exception; nested calls become savepoints. The
 // connection is held by this thread for the whole transaction, so concurrent requests never interleave.

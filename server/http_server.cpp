@@ -4,6 +4,9 @@
 
 #include "handoff.hpp"
 #include "static_files.hpp"
+#include "idempotency.hpp"
+#include "observability.hpp"
+#include "runtime.hpp"
 #include "url_token.hpp"
 
 #include <boost/asio.hpp>
@@ -18,6 +21,7 @@
 #include <array>
 #include <atomic>
 #include <condition_variable>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -171,6 +175,18 @@ std::vector<Route> const& routes() {
     using A = Access;
     static std::vector<Route> const all{
         {"GET", "/healthz", A::anyone, [](Service&, Caller const&, Request const&) { return json_result(200, json{{"status", "ok"}}); }},
+        {"GET", "/readyz", A::anyone,
+         [](Service&, Caller const&, Request const&) {
+             if (!runtime()) return json_result(503, json{{"status", "not ready"}});
+             json ready = runtime()->readiness();
+             return json_result(ready["status"] == "ready" ? 200 : 503, ready);
+         }},
+        // Operational figures, not personal data, but not for anyone on the internet either.
+        {"GET", "/metrics", A::monitor,
+         [](Service&, Caller const&, Request const&) {
+             if (!runtime()) throw Error(Error::Kind::not_found, "", "kyotaku serve の外では使えません", "no metrics outside kyotaku serve");
+             return HttpResult{200, "text/plain; version=0.0.4; charset=utf-8", runtime()->metrics_text()};
+         }},
         {"POST", "/api/v1/admin/facilities", A::operator_,
          [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.admin.create_facility(c, parse_json_body(r.body))); }},
         {"POST", "/api/v1/admin/insured-persons", A::operator_,
@@ -305,6 +321,7 @@ bool allowed(Access a, Caller const& c) {
         case Access::facility: return c.kind == Caller::Kind::facility;
         case Access::manager: return c.kind == Caller::Kind::facility && c.role == Caller::Role::manager;
         case Access::facility_or_mobile: return c.kind == Caller::Kind::facility || c.kind == Caller::Kind::mobile;
+        case Access::monitor: return c.kind == Caller::Kind::admin || (c.kind == Caller::Kind::anonymous && c.subject == "kyotaku-monitor");
     }
     return false;
 }
@@ -341,6 +358,7 @@ char const* access_name(Access a) {
         case Access::facility: return "facility";
         case Access::manager: return "manager";
         case Access::facility_or_mobile: return "facility_or_mobile";
+        case Access::monitor: return "monitor";
     }
     return "?";
 }
@@ -383,18 +401,26 @@ bool spooled_request(std::string const& method, std::string const& target) {
     return method == "POST" && target.substr(0, target.find('?')) == "/api/v1/batch/reinquiry";
 }
 
-HttpResult handle_request(Service& service, Caller const& caller, std::string const& method, std::string const& target,
-                          std::string const& content_type, std::string const& body, std::string const& body_file) {
+namespace {
+HttpResult route_request(Service& service, Caller const& caller, std::string const& method, std::string const& target,
+                         std::string const& content_type, std::string const& body, std::string const& body_file, std::string& route) {
     std::string path = target.substr(0, target.find('?'));
     // The signed rule bundle and its keys, and the rule workbench (rules_web.cpp).
-    if (auto r = rules_web_route(caller, method, path)) return *r;
+    if (auto r = rules_web_route(caller, method, path)) {
+        route = path.rfind("/web/", 0) == 0 ? "/web/{file}" : "/admin/workbench/";
+        return *r;
+    }
     // The consent page (/c/{token}) and its files (/web/{file}): static_files.cpp.
-    if (auto page = serve_page_files(service, method, path)) return *page;
+    if (auto page = serve_page_files(service, method, path)) {
+        route = path.rfind("/c/", 0) == 0 ? "/c/{token}" : "/web/{file}";
+        return *page;
+    }
     bool path_known = false;
     Request request{target, content_type, body, {}, body_file};
     for (auto const& r : routes()) {
         if (!match_route(r.path, path, request.params)) continue;
         path_known = true;
+        route = r.path;
         if (method != r.method) continue;
         try {
             if (!allowed(r.access, caller))
@@ -404,15 +430,24 @@ HttpResult handle_request(Service& service, Caller const& caller, std::string co
         } catch (Error const& e) {
             return error_result(e);
         } catch (DatabaseError const& e) {
-            std::cerr << "kyotaku serve: database error: " << e.what() << "\n";
+            log_error("database", e.what());
             return error_result(500, "", "サーバ内部のエラー (データベース) / internal error (database)");
         } catch (std::exception const& e) {
-            std::cerr << "kyotaku serve: error: " << e.what() << "\n";
+            log_error("internal", e.what());
             return error_result(500, "", "サーバ内部のエラー / internal error");
         }
     }
     if (path_known) return error_result(405, "", "このパスでは " + method + " は使えません / method not allowed");
     return error_result(404, "", "そのような API はありません / no such route: " + path);
+}
+}  // namespace
+
+HttpResult handle_request(Service& service, Caller const& caller, std::string const& method, std::string const& target,
+                          std::string const& content_type, std::string const& body, std::string const& body_file) {
+    std::string route;
+    HttpResult result = route_request(service, caller, method, target, content_type, body, body_file, route);
+    result.route = std::move(route);
+    return result;
 }
 
 namespace {
@@ -459,10 +494,42 @@ struct SpoolFile {
     }
 };
 
-net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Service& service) {
+// What one request leaves behind: a log line and its metrics, written when the request ends (also when the
+// client goes away mid-response).
+struct RequestTrace {
+    Runtime& rt;
+    RequestRecord record;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    ~RequestTrace() {
+        record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        try {
+            log_request(record);
+            rt.requests.record(record);
+        } catch (...) {  // out of memory while logging: the request is answered all the same
+        }
+    }
+};
+
+// The caller's role for the log: operator (kyotaku-admin), a facility's manager (管理者) or staff (職員), a
+// モバイル端末 session, monitoring, or nobody.
+char const* role_of(Caller const& c) {
+    switch (c.kind) {
+        case Caller::Kind::admin: return "operator";
+        case Caller::Kind::facility: return c.role == Caller::Role::manager ? "manager" : "staff";
+        case Caller::Kind::mobile: return "mobile";
+        default: return c.subject == "kyotaku-monitor" ? "monitor" : "anonymous";
+    }
+}
+
+net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt) {
+    ++rt.connections_open;
+    struct Closed {
+        Runtime& rt;
+        ~Closed() { --rt.connections_open; }
+    } closed{rt};
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
     co_await stream.async_handshake(ssl::stream_base::server, net::use_awaitable);
-    Caller caller = identify(stream.native_handle(), service);
+    Caller caller = identify(stream.native_handle(), rt.service());
     beast::flat_buffer buffer;
     for (;;) {
         // The header first: a large batch upload is spooled to a file as it arrives, everything else is read
@@ -475,8 +542,15 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Service& ser
         beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
         beast::error_code ec;
         co_await http::async_read_header(stream, buffer, head, net::redirect_error(net::use_awaitable, ec));
-        if (ec == http::error::end_of_stream || ec == net::ssl::error::stream_truncated || ec == net::error::eof) break;
+        if (ec == http::error::end_of_stream || ec == net::ssl::error::stream_truncated || ec == net::error::eof || ec == beast::error::timeout ||
+            ec == net::error::connection_reset)
+            break;  // the client closed, or an idle connection timed out: nothing to answer
+        RequestTrace trace{rt, {}};
+        trace.record.request_id = new_id().substr(0, 16);
+        trace.record.role = role_of(caller);
+        trace.record.facility = caller.facility_code;
         std::string const method(head.get().method_string()), target(head.get().target());
+        trace.record.method = method.size() <= 16 ? method : method.substr(0, 16);
         std::optional<SpoolFile> spool;
         http::request<http::string_body> req;
         bool const spooled = !ec && spooled_request(method, target);
@@ -493,6 +567,8 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Service& ser
             if (!ec) {
                 auto spooled = parser.release();
                 spooled.body().close();
+                std::error_code size_error;
+                trace.record.bytes_in = std::filesystem::file_size(spool->path, size_error);
                 req.base() = spooled.base();
             }
         } else if (!ec) {
@@ -500,20 +576,25 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Service& ser
             parser.body_limit(limit);
             co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
             if (!ec) req = parser.release();
+            trace.record.bytes_in = req.body().size();
         }
         http::response<http::string_body> res;
         if (ec) {
             // A malformed or oversized request is the client's mistake: answer 4xx, then close.
             HttpResult r = ec == http::error::body_limit ? error_result(413, "", "本文が大きすぎます / body too large")
                                                          : error_result(400, "", "HTTP リクエストが不正です / malformed request: " + ec.message());
+            trace.record.status = r.status;
+            trace.record.bytes_out = r.body.size();
             res.result(http::status(r.status));
             res.set(http::field::content_type, r.content_type);
+            res.set("X-Request-Id", trace.record.request_id);
             res.body() = r.body;
             res.keep_alive(false);
             res.prepare_payload();
             co_await http::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));
             break;
         }
+        Service& service = rt.service();
         struct End {
             Service& s;
             std::uint64_t ticket;
@@ -522,23 +603,52 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Service& ser
         Caller const who = caller.kind == Caller::Kind::anonymous && req.count("X-Kyotaku-Url-Token")
                                ? mobile_caller(service, std::string(req["X-Kyotaku-Url-Token"]))
                                : caller;
-        // The consent page's files depend on two request headers (encoding, revalidation): static_files.cpp.
-        auto page = serve_page_files(service, method, target.substr(0, target.find('?')),
-                                     {std::string(req[http::field::accept_encoding]), std::string(req[http::field::if_none_match])});
-        HttpResult r = page ? std::move(*page)
-                            : handle_request(service, who, method, target, std::string(req[http::field::content_type]), req.body(),
-                                             spool ? spool->path : std::string());
+        trace.record.role = role_of(who);
+        trace.record.facility = who.facility_code;
+        HttpResult r;
+        {
+            RequestScope scope(trace.record.request_id);
+            // The consent page's files depend on two request headers (encoding, revalidation): static_files.cpp.
+            std::string const path = target.substr(0, target.find('?'));
+            std::optional<HttpResult> page = rules_web_route(who, method, path);
+            if (!page)
+                page = serve_page_files(service, method, path,
+                                        {std::string(req[http::field::accept_encoding]), std::string(req[http::field::if_none_match])});
+            auto run = [&] {
+                return handle_request(service, who, method, target, std::string(req[http::field::content_type]), req.body(),
+                                      spool ? spool->path : std::string());
+            };
+            if (page) {
+                r = std::move(*page);
+                r.route = path.rfind("/c/", 0) == 0 ? "/c/{token}" : path.rfind("/admin/", 0) == 0 ? "/admin/workbench/" : "/web/{file}";
+            } else {
+                // The relay's file uploads carry an Idempotency-Key: a repeat gets the first answer, never a second job.
+                r = req.count("Idempotency-Key") && idempotent_route(method, target)
+                        ? answer_once(rt.database(), who, std::string(req["Idempotency-Key"]), req.body(), run)
+                        : run();
+            }
+        }
+        trace.record.status = r.status;
+        trace.record.route = r.route;
         if (r.stream) {
             // Chunked: the header, then each part as it is made, then the last chunk.
             http::response<http::empty_body> header{http::status(r.status), req.version()};
             header.set(http::field::server, "kyotaku");
             header.set(http::field::content_type, r.content_type);
+            header.set("X-Request-Id", trace.record.request_id);
             for (auto const& [name, value] : r.headers) header.set(name, value);
             header.keep_alive(req.keep_alive());
             header.chunked(true);
             http::response_serializer<http::empty_body> sr{header};
             co_await http::async_write_header(stream, sr, net::use_awaitable);
-            for (std::string part = r.stream(); !part.empty(); part = r.stream()) {
+            for (;;) {
+                std::string part;
+                {
+                    RequestScope scope(trace.record.request_id);
+                    part = r.stream();
+                }
+                if (part.empty()) break;
+                trace.record.bytes_out += part.size();
                 beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
                 co_await net::async_write(stream, http::make_chunk(net::buffer(part)), net::use_awaitable);
             }
@@ -550,8 +660,10 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Service& ser
         res.version(req.version());
         res.set(http::field::server, "kyotaku");
         res.set(http::field::content_type, r.content_type);
+        res.set("X-Request-Id", trace.record.request_id);
         for (auto const& [name, value] : r.headers) res.set(name, value);
         res.keep_alive(req.keep_alive());
+        trace.record.bytes_out = r.body.size();
         res.body() = std::move(r.body);
         res.prepare_payload();
         co_await http::async_write(stream, res, net::use_awaitable);
@@ -561,10 +673,10 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Service& ser
     co_await stream.async_shutdown(net::redirect_error(net::use_awaitable, ec));
 }
 
-net::awaitable<void> listen(tcp::acceptor& acceptor, ssl::context& tls, Service& service) {
+net::awaitable<void> listen(tcp::acceptor& acceptor, ssl::context& tls, Runtime& rt) {
     for (;;) {
         tcp::socket socket = co_await acceptor.async_accept(net::use_awaitable);
-        net::co_spawn(acceptor.get_executor(), session(ssl::stream<beast::tcp_stream>(std::move(socket), tls), service),
+        net::co_spawn(acceptor.get_executor(), session(ssl::stream<beast::tcp_stream>(std::move(socket), tls), rt),
                       [](std::exception_ptr) { /* a client that goes away mid-request is not the server's problem */ });
     }
 }
@@ -579,9 +691,10 @@ int serve(ServeOptions const& o) {
         std::cerr << "kyotaku serve: --host " << o.host << ": アドレスではありません / not an IP address\n";
         return 2;
     }
-    if (!address.is_loopback()) {
+    if (!address.is_loopback() && !o.any_address) {
         std::cerr << "kyotaku serve: --host " << o.host
-                  << ": ループバック以外には待ち受けません / refusing to listen on a non-loopback address\n";
+                  << ": ループバック以外に待ち受けるには --listen ADDRESS:PORT で明示してください / refusing a non-loopback --host; "
+                     "ask for it explicitly with --listen ADDRESS:PORT\n";
         return 2;
     }
     for (char const* f : {"ca.pem", "server.pem", "server.key"})
@@ -590,6 +703,7 @@ int serve(ServeOptions const& o) {
                       << " がありません (scripts/make-test-pki で作れます) / missing TLS file (create it with scripts/make-test-pki)\n";
             return 2;
         }
+    std::string const rules_dir = rules_path(o);
     RulesWeb rules_web;
     for (auto const& key_path : o.trust) {
         PublicKey key = read_public_key(key_path);
@@ -599,23 +713,24 @@ int serve(ServeOptions const& o) {
         }
         rules_web.trusted_keys.push_back(key.raw);
     }
+    std::vector<std::string> const trusted_keys = rules_web.trusted_keys;
     std::vector<Diagnostic> diags;
-    auto rules = load_trusted_rules(o.rules, rules_web.trusted_keys, &diags);
+    auto rules = load_trusted_rules(rules_dir, trusted_keys, &diags);
     if (!rules.program) {
-        std::cerr << "kyotaku serve: " << o.rules << ": " << rules.error << "\n";
+        std::cerr << "kyotaku serve: " << rules_dir << ": " << (diags.empty() ? rules.error : "\n" + format_diagnostics(diags)) << "\n";
         return 2;
     }
     if (!rules_web.trusted_keys.empty()) {  // the page gets the bundle exactly as signed, and checks it itself
-        std::ifstream bundle_file(o.rules, std::ios::binary);
+        std::ifstream bundle_file(rules_dir, std::ios::binary);
         rules_web.signed_bundle.assign(std::istreambuf_iterator<char>(bundle_file), {});
     }
-    rules_web.rules_path = o.rules;
+    rules_web.rules_path = rules_dir;
     std::unique_ptr<Database> db;
     try {
         db = open_database(o.db);
         migrate(*db);
     } catch (std::exception const& e) {
-        std::cerr << "kyotaku serve: " << e.what() << "\n";
+        std::cerr << "kyotaku serve: " << redact_db(o.db) << ": " << e.what() << "\n";
         return 2;
     }
     // The clock: the machine's, or a test clock that starts on --test-clock and the operator may move.
@@ -634,7 +749,7 @@ int serve(ServeOptions const& o) {
     try {
         service_holder.emplace(*db, rules.program, test_clock ? static_cast<Clock&>(*test_clock) : static_cast<Clock&>(system_clock));
     } catch (std::exception const& e) {
-        std::cerr << "kyotaku serve: " << o.rules << ": " << e.what() << "\n";
+        std::cerr << "kyotaku serve: " << rules_dir << ": " << e.what() << "\n";
         return 2;
     }
     Service& service = *service_holder;
@@ -669,34 +784,46 @@ int serve(ServeOptions const& o) {
         std::cerr << "kyotaku serve: " << o.host << ":" << o.port << ": " << ec.message() << "\n";
         return 2;
     }
-    {
-        // The consent page's files: --web-root, else the web/ folder the build assembles beside bin/ or cli/.
-        fs::path root = o.web_root;
-        if (root.empty()) {
-            std::error_code link_error;
-            fs::path const exe = fs::read_symlink("/proc/self/exe", link_error);
-            for (fs::path candidate : {exe.parent_path().parent_path() / "web", exe.parent_path().parent_path() / "share/kyotaku/web"})
-                if (fs::exists(candidate / "index.html")) {
-                    root = candidate;
-                    break;
-                }
-        }
-        if (!root.empty() && !fs::exists(root / "index.html"))
-            std::cerr << "kyotaku serve: --web-root " << root.string() << ": index.html がありません / no index.html there\n";
-        set_web_root(root.string());
-        // The rule workbench sits beside the consent page's folder.
-        if (!root.empty() && fs::exists(root.parent_path() / "workbench" / "index.html"))
-            rules_web.workbench_root = (root.parent_path() / "workbench").string();
-    }
+    // The consent page's files: --web-root, else the web/ folder the build assembles beside bin/ or cli/.
+    std::string const web_root = web_root_path(o);
+    if (!web_root.empty() && !fs::exists(fs::path(web_root) / "index.html"))
+        std::cerr << "kyotaku serve: --web-root " << web_root << ": index.html がありません / no index.html there\n";
+    set_web_root(web_root);
+    // The rule workbench sits beside the consent page's folder.
+    if (!web_root.empty() && fs::exists(fs::path(web_root).parent_path() / "workbench" / "index.html"))
+        rules_web.workbench_root = (fs::path(web_root).parent_path() / "workbench").string();
     set_rules_web(std::move(rules_web));
     if (fs::exists(fs::path(o.tls_dir) / "card-ca.pem")) service.context.card_ca = (fs::path(o.tls_dir) / "card-ca.pem").string();
-    service.context.public_url = o.public_url.empty() ? "https://" + o.host + ":" + std::to_string(acceptor.local_endpoint().port()) : o.public_url;
+    std::string const host_in_url = address.is_v6() ? "[" + o.host + "]" : o.host;
+    service.context.public_url =
+        o.public_url.empty() ? "https://" + host_in_url + ":" + std::to_string(acceptor.local_endpoint().port()) : o.public_url;
+    // Batch jobs' state changes go to the log.
+    service.context.on_batch_event = [](json const& e) {
+        log_line({{"event", "batch_job"}, {"state", e["state"]}, {"reception_number", e["reception_number"]}, {"facility", e["facility"]}, {"rows", e["rows"]}});
+    };
+    // A write to stdout (the log) after journald or a pipe went away must not kill the server.
+    std::signal(SIGPIPE, SIG_IGN);
     install_handoffs(std::make_shared<Handoffs>(service));
+    Runtime rt(*db, service, rules_dir, trusted_keys);
+    set_runtime(&rt);
+    struct Unset {
+        ~Unset() { set_runtime(nullptr); }
+    } unset;
     net::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](auto, auto) { io.stop(); });
-    net::co_spawn(io, listen(acceptor, tls, service), [](std::exception_ptr) {});
-    std::cout << "listening on https://" << o.host << ":" << acceptor.local_endpoint().port() << " (" << db->backend() << " "
-              << o.db << ")" << std::endl;
+    // SIGHUP (systemctl reload): the rules again, atomically; a rule set that fails to load is refused.
+    net::signal_set hangup(io, SIGHUP);
+    std::function<void()> await_hangup = [&] {
+        hangup.async_wait([&](boost::system::error_code const& error, int) {
+            if (error) return;
+            rt.reload_rules();
+            await_hangup();
+        });
+    };
+    await_hangup();
+    net::co_spawn(io, listen(acceptor, tls, rt), [](std::exception_ptr) {});
+    std::cout << "listening on https://" << host_in_url << ":" << acceptor.local_endpoint().port() << " (" << db->backend() << " "
+              << redact_db(o.db) << ")" << std::endl;
     // The batch worker: answers pending rows of unfinished jobs, resuming whatever a previous run (or another server
     // on the same database) left. Interactive requests go first by construction (BatchDesk::process).
     std::atomic<bool> stopping{false};
@@ -707,14 +834,16 @@ int serve(ServeOptions const& o) {
             int answered = 0;
             try {
                 answered = service.batch.process(500);
+                rt.batch_rows_answered += std::uint64_t(answered);
             } catch (std::exception const& e) {
-                std::cerr << service.context.now() << " kyotaku serve: batch worker: " << e.what() << "\n";
+                ++rt.batch_worker_errors;
+                log_error("batch_worker", e.what());
             }
             if (answered == 0) {  // nothing to do: purge what is past keeping, look again in a while (at once when stopping)
                 try {
                     service.batch.purge();
                 } catch (std::exception const& e) {
-                    std::cerr << service.context.now() << " kyotaku serve: batch purge: " << e.what() << "\n";
+                    log_error("batch_purge", e.what());
                 }
                 std::unique_lock lock(idle_mutex);
                 idle.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping.load(); });

@@ -2,6 +2,7 @@
 // certificate issued by the facility CA (CN = 医療機関等コード, or "kyotaku-admin" for test-data set-up).
 #pragma once
 
+#include "config.hpp"
 #include "service.hpp"
 
 #include <functional>
@@ -11,20 +12,8 @@
 
 namespace kyotaku::server {
 
-struct ServeOptions {
-    std::string host = "127.0.0.1";
-    unsigned short port = 8443;  // 0: any free port (printed on start)
-    std::string db = "kyotaku.sqlite";
-    std::string rules = "rules";
-    std::string tls_dir = "pki";  // ca.pem, server.pem, server.key
-    int threads = 2;
-    std::string public_url;  // the base of facility URLs; default https://HOST:PORT
-    std::string web_root;    // the consent page's files (index.html, *.js, *.wasm); default: ../web beside the binary
-    std::string test_clock;  // for tests and demos: start the server's clock on this day (and let the operator move it)
-    std::vector<std::string> trust;  // --trust: public keys (PEM files); --rules must then be a bundle one of them signed
-};
-
-// Runs until SIGINT/SIGTERM. Prints "listening on https://HOST:PORT" once ready. Returns the exit code.
+// Runs until SIGINT/SIGTERM; SIGHUP reloads the rules. Prints "listening on https://HOST:PORT" once ready, then
+// one JSON log line per request and event on stdout (observability.hpp). Returns the exit code.
 int serve(ServeOptions const& options);
 
 // One request → one response, without the network (the routing table; tests use it directly).
@@ -36,6 +25,9 @@ struct HttpResult {
     // When set, the body is sent in chunks (chunked transfer encoding): each call returns the next part, an empty
     // string ends it. `body` is then ignored.
     std::function<std::string()> stream = {};
+    // The route pattern that answered ("/api/v1/devices/{device_id}/checks"), for logs and metrics; empty when
+    // no route matched. Never the path itself, which may carry a token.
+    std::string route = {};
 };
 
 // Where the consent page's files are (empty: /c/{token} shows a page saying the files are missing).
@@ -43,7 +35,8 @@ void set_web_root(std::string const& directory);
 // Who may call a route (docs/api.md): anyone (health, the consent page's token routes), the operator
 // (kyotaku-admin), any office terminal of a facility, the facility's 管理者 only, or an office terminal or a
 // モバイル端末 session.
-enum class Access { anyone, operator_, facility, manager, facility_or_mobile };
+// monitor: the operator or a monitoring certificate (CN kyotaku-monitor), for /metrics.
+enum class Access { anyone, operator_, facility, manager, facility_or_mobile, monitor };
 char const* access_name(Access a);
 struct RouteInfo {
     std::string method, path;

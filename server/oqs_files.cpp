@@ -155,6 +155,7 @@ std::string OqsDesk::consented_upload(Caller const& c, std::string const& xml, i
         log_inquiry(x_, c.facility_code, "同意済資格情報一括取得", "", true, json{{"reception_number", rn}, {"category", category}, {"rows", rows.size()}});
         return j;
     });
+    x_.batch_event("finished", job["reception_number"], c.facility_code, job["total"].get<std::int64_t>());
     status = 200;
     return bulk_upload_result(reply, job["reception_number"], "", "", x_.clock.stamp_jst());
 }
@@ -232,6 +233,7 @@ std::string OqsDesk::reference_numbers(Caller const& c, std::string const& xml, 
         x_.db.query("UPDATE batch_jobs SET done = total, finished_at = $2 WHERE reception_number = $1", {rn, x_.now()});
         return j;
     });
+    x_.batch_event("finished", job["reception_number"], c.facility_code, job["total"].get<std::int64_t>());
     status = 200;
     return bulk_upload_result(reply, job["reception_number"], "", "", x_.clock.stamp_jst());
 }

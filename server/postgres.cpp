@@ -49,6 +49,11 @@ public:
 
     std::string backend() const override { return "postgresql"; }
 
+    PoolStats pool_stats() override {
+        std::lock_guard lock(mutex_);
+        return {int(all_.size()), int(all_.size() - free_.size()), waiting_};
+    }
+
     char const* claim_suffix() const override { return " FOR UPDATE SKIP LOCKED"; }
     char const* migration_lock() const override { return "SELECT pg_advisory_xact_lock(5946120915)"; }
 
@@ -137,13 +142,16 @@ private:
     std::condition_variable available_;
     std::vector<PGconn*> all_, free_;
     std::map<PGconn*, int> depth_;
+    int waiting_ = 0;  // threads waiting for a free connection (under mutex_)
 
     struct Lease {
         Postgres& pool;
         PGconn* conn;
         explicit Lease(Postgres& p) : pool(p) {
             std::unique_lock lock(p.mutex_);
+            ++p.waiting_;
             p.available_.wait(lock, [&] { return !p.free_.empty(); });
+            --p.waiting_;
             conn = p.free_.back();
             p.free_.pop_back();
         }

@@ -2,8 +2,20 @@
 // DIR/req is sent to the server over mutual TLS and its result is written into DIR/res under the matching name
 // (01req → 01res, 02req → 02res). A half-written file is never read: a file is taken only when its size and
 // time have not changed for `settle_ms` and it ends with </XmlMsg>. A file that fails gets an error result.
-// Restarting never answers a file twice: a file is answered iff its result exists; answered requests are then
-// moved to DIR/done.
+//
+// The folder is shared with other programs, so nothing in it is trusted (issue 10):
+// - files are opened without following symlinks (O_NOFOLLOW, relative to the folders opened at start), and
+//   anything that is not a regular file (a symlink, a FIFO, a device, a folder) is skipped and reported once;
+// - a result is written to a temporary file created exclusively (O_CREAT|O_EXCL|O_NOFOLLOW), synced, then
+//   renamed over the result's name;
+// - nothing is thrown out of the loop: a symlink loop, a full disk or an unreadable folder is reported and the
+//   relay goes on, retrying the file later.
+//
+// Exactly once across restarts: before a request is sent, DIR/sent/NAME records an idempotency key for it
+// (synced); the request carries that key (Idempotency-Key), and the server answers a repeated key with the
+// answer it gave the first time instead of acting again. The answer is written to DIR/res (synced) before
+// the request is moved to DIR/done and its record removed. So a relay killed after sending sends again with
+// the same key and gets the same answer, and a request whose result exists is never sent again.
 #pragma once
 
 #include <string>

@@ -83,6 +83,11 @@ void set_rules_web(RulesWeb c) {
     config = std::move(c);
 }
 
+void set_signed_bundle(std::string bundle) {
+    std::lock_guard lock(config_mutex);
+    config.signed_bundle = std::move(bundle);
+}
+
 std::optional<HttpResult> rules_web_route(Caller const& caller, std::string const& method, std::string const& path) {
     std::lock_guard lock(config_mutex);
     if (path == "/web/rules.bundle" && method == "GET" && !config.signed_bundle.empty())

@@ -18,6 +18,8 @@ struct RulesWeb {
     std::string rules_path;                 // --rules, for the workbench's copy of the sources
 };
 void set_rules_web(RulesWeb config);
+// After a reload (SIGHUP) of signed rules: the bundle the page gets from now on.
+void set_signed_bundle(std::string bundle);
 
 // The answer for these paths, or nullopt when the path is not one of them (or /web/rules.bundle is unsigned).
 std::optional<HttpResult> rules_web_route(Caller const& caller, std::string const& method, std::string const& path);

@@ -66,6 +66,12 @@ public:
     // Interactive requests go before the batch worker (request_gate.hpp).
     RequestGate gate;
 
+    // Batch jobs' state changes ("accepted", "finished"), for the server's log (set by kyotaku serve, issue 12).
+    std::function<void(json const&)> on_batch_event;
+    void batch_event(char const* state, std::string const& reception, std::string const& facility, std::int64_t rows) const {
+        if (on_batch_event) on_batch_event({{"state", state}, {"reception_number", reception}, {"facility", facility}, {"rows", rows}});
+    }
+
 private:
     Rules rules_;
 };

@@ -162,6 +162,11 @@ public:
 
     std::string backend() const override { return "sqlite"; }
 
+    PoolStats pool_stats() override {
+        std::lock_guard lock(mutex_);
+        return {int(all_.size()), int(all_.size() - free_.size()), waiting_};
+    }
+
     void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::vector<Row> const& rows) override {
         std::string sql = "INSERT INTO " + table + " (";
         for (std::size_t i = 0; i < columns.size(); ++i) sql += (i ? ", " : "") + columns[i];
@@ -223,13 +228,16 @@ private:
     std::condition_variable available_;
     std::vector<std::unique_ptr<Connection>> all_;
     std::vector<Connection*> free_;
+    int waiting_ = 0;  // threads waiting for a free connection (under mutex_)
 
     struct Lease {
         Sqlite& pool;
         Connection* conn;
         explicit Lease(Sqlite& p) : pool(p) {
             std::unique_lock lock(p.mutex_);
+            ++p.waiting_;
             p.available_.wait(lock, [&] { return !p.free_.empty(); });
+            --p.waiting_;
             conn = p.free_.back();
             p.free_.pop_back();
         }
@@ -251,6 +259,28 @@ private:
 
 std::unique_ptr<Database> open_sqlite(std::string const& path) { return std::make_unique<Sqlite>(path); }
 
+SchemaState schema_state(Database& db) {
+    SchemaState s;
+    std::vector<Row> rows;
+    try {
+        rows = db.query("SELECT name FROM schema_migrations ORDER BY name");
+    } catch (DatabaseError const&) {  // a new database: no table yet
+    }
+    for (auto const& r : rows) s.applied.push_back(as_text(r[0]));
+    for (auto const& m : migrations())
+        if (std::find(s.applied.begin(), s.applied.end(), m.name) == s.applied.end()) s.pending.push_back(m.name);
+    for (auto const& name : s.applied)
+        if (std::none_of(migrations().begin(), migrations().end(), [&](Migration const& m) { return name == m.name; })) s.unknown.push_back(name);
+    return s;
+}
+
+std::string schema_too_new_message(SchemaState const& s) {
+    std::string names;
+    for (auto const& n : s.unknown) names += (names.empty() ? "" : ", ") + n;
+    return "データベースのスキーマがこの kyotaku より新しい (" + names + ")。新しい kyotaku で動かしてください / the database schema is newer than this "
+           "kyotaku (it has " + names + "): run a kyotaku at least as new as the one that upgraded it";
+}
+
 int migrate(Database& db) {
     // Several servers may start at once on one database: each migration is applied under a lock, and whether it
     // is already applied is asked again under that lock.
@@ -258,6 +288,7 @@ int migrate(Database& db) {
         if (char const* lock = db.migration_lock()) db.query(lock);
         db.script("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)");
     });
+    if (SchemaState s = schema_state(db); !s.unknown.empty()) throw DatabaseError(schema_too_new_message(s));
     int applied = 0;
     for (auto const& m : migrations()) {
         if (!db.query("SELECT 1 FROM schema_migrations WHERE name = $1", {std::string(m.name)}).empty()) continue;

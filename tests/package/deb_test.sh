@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The Debian packages (packaging/CMakeLists.txt): made with `cpack -G DEB` from this build, unpacked into a
+# scratch root (dpkg -x, as dpkg would install them), then: the files are where they belong, dependencies come
+# from the binaries (dpkg-shlibdeps), the systemd units verify and are sandboxed, the installed server finds its
+# rules and consent page without --rules or --web-root, and an integrator builds against libkyotaku-dev.
+# Usage: deb_test.sh BUILD_DIR SOURCE_DIR
+set -uo pipefail
+build=$1 src=$2
+source "$src/tests/server/testlib.sh"
+
+(cd "$build" && cpack -G DEB -B "$work/debs" > "$work/cpack.log" 2>&1) || { cat "$work/cpack.log"; exit 1; }
+deb() { ls "$work/debs/$1"_*.deb 2> /dev/null | head -1; }
+for p in kyotaku kyotaku-bridge libkyotaku-dev; do check "package $p is made" test -n "$(deb $p)"; done
+field() { dpkg-deb -f "$(deb "$1")" "$2"; }
+check "kyotaku depends on the libraries it links" bash -c "for l in libssl3 libpq5 libsqlite3-0 libtomlplusplus3 libqrencode4 libpng16-16; do grep -q \"\$l\" <<< '$(field kyotaku Depends)' || exit 1; done"
+check "kyotaku-bridge depends on pcsclite" grep -q libpcsclite1 <<< "$(field kyotaku-bridge Depends)"
+check "libkyotaku-dev depends on simdjson's headers" grep -q libsimdjson-dev <<< "$(field libkyotaku-dev Depends)"
+check "versions are the project's" test "$(field kyotaku Version)" = "$(sed -n 's/^project(kyotaku VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")"
+check "kyotaku runs postinst" bash -c "dpkg-deb -I '$(deb kyotaku)' postinst | grep -q kyotaku.toml"
+
+root=$work/root
+for p in kyotaku kyotaku-bridge libkyotaku-dev; do dpkg -x "$(deb $p)" "$root"; done
+has() { test -e "$root/$1"; }
+check "the command" has usr/bin/kyotaku
+check "the bridge" has usr/bin/kyotaku-bridge
+check "every rule file" test "$(find "$root/usr/share/kyotaku/rules" -name '*.rules' | wc -l)" = "$(find "$src/rules" -name '*.rules' | wc -l)"
+check "the consent page" has usr/share/kyotaku/web/index.html
+check "its WebAssembly" has usr/share/kyotaku/web/kyotaku-engine.wasm
+check "the example configuration" has usr/share/kyotaku/examples/kyotaku.toml
+check "the operations guide" has usr/share/doc/kyotaku/operations.md
+check "the server unit" has usr/lib/systemd/system/kyotaku.service
+check "the relay template unit" has "usr/lib/systemd/system/kyotaku-relay@.service"
+check "the relay's user" has usr/lib/sysusers.d/kyotaku.conf
+check "the bridge user unit" has usr/lib/systemd/user/kyotaku-bridge.service
+check "the headers" has usr/include/kyotaku/engine.hpp
+check "the CMake package" bash -c "ls '$root'/usr/lib/*/cmake/kyotaku/kyotakuConfig.cmake '$root'/usr/lib/cmake/kyotaku/kyotakuConfig.cmake 2>/dev/null | grep -q ."
+check "nothing outside /usr" test "$(ls "$root")" = usr
+
+# The units: systemd's own checker (on this machine's systemd; our binaries are not installed here, which is
+# the one complaint allowed), and the server unit's sandboxing score (offline, on the unit file).
+verify() {  # verify [--user] UNIT_FILE
+    local out
+    out=$(XDG_RUNTIME_DIR=$work systemd-analyze "$@" 2>&1 | grep -v "Command /usr/bin/kyotaku\(-bridge\)\? is not executable")
+    [ -z "$out" ] || { echo "$out"; return 1; }
+}
+check "kyotaku.service verifies" verify verify "$root/usr/lib/systemd/system/kyotaku.service"
+check "kyotaku-relay@.service verifies" verify verify "$root/usr/lib/systemd/system/kyotaku-relay@.service"
+check "kyotaku-bridge.service verifies (user)" verify --user verify "$root/usr/lib/systemd/user/kyotaku-bridge.service"
+printf '[Service]\nExecStart=/bin/true\nProtectSystem=bogus\n' > "$work/bad.service"
+check "(the check does catch a mistake)" bash -c "XDG_RUNTIME_DIR='$work' systemd-analyze verify '$work/bad.service' 2>&1 | grep -q 'protect system value'"
+score=$(systemd-analyze security --offline=yes --root="$root" "$root/usr/lib/systemd/system/kyotaku.service" 2>/dev/null | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p')
+echo "kyotaku.service exposure: ${score:-?}"
+check "kyotaku.service is sandboxed (exposure below 2.5 of 10)" awk -v s="${score:-10}" 'BEGIN { exit !(s < 2.5) }'
+
+# The installed server, from the scratch root, with neither --rules nor --web-root.
+"$src/scripts/make-test-pki" "$work/pki" 0110113719 > /dev/null
+out=$("$root/usr/bin/kyotaku" serve --tls-dir "$work/pki" --db "$work/k.sqlite" --check-config 2>&1)
+check "the installed server finds the installed rules" grep -q "^rules = $root/usr/share/kyotaku/rules  (default)" <<< "$out"
+check "and the installed page" grep -q "^web_root = $root/usr/share/kyotaku/web  (default)" <<< "$out"
+check "the example configuration is valid" bash -c "'$root/usr/bin/kyotaku' serve --config '$root/usr/share/kyotaku/examples/kyotaku.toml' --tls-dir '$work/pki' --db '$work/k.sqlite' --check-config > /dev/null 2>&1"
+start_server "$work/serve.log" "$root/usr/bin/kyotaku" serve --tls-dir "$work/pki" --db "$work/k.sqlite" --port 0
+get() { status none "$U$1"; }
+check "the installed server starts" test -n "$port"
+check "and serves the page's files" test "$(get /web/app.js)" = 200
+check "and its rules to the page" test "$(get /web/rules.bundle)" = 200
+check "and is ready" test "$(get /readyz)" = 200
+stop_server
+check "the installed rules pass their tests" bash -c "'$root/usr/bin/kyotaku' test '$root/usr/share/kyotaku/rules' | grep -q ' 0 failed'"
+
+# An integrator's project against libkyotaku-dev in the scratch root.
+cmake -S "$src/tests/consumer" -B "$work/consumer" -G Ninja -DCMAKE_PREFIX_PATH="$root/usr" > "$work/configure.log" 2>&1 || cat "$work/configure.log"
+cmake --build "$work/consumer" > "$work/consumer.log" 2>&1 || cat "$work/consumer.log"
+check "a project builds against libkyotaku-dev" test "$("$work/consumer/consumer" "$src/rules" 2>&1)" = "reinquiry_allowed=true"
+
+finish

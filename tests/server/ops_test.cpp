@@ -1,0 +1,300 @@
+// Operating the server (issue 12): configuration sources and their errors, the schema guard, rule reloads by
+// generation, readiness, metrics, route patterns for logs, and Idempotency-Key answers (the relay's exactly-once).
+#include "config.hpp"
+#include "http_server.hpp"
+#include "idempotency.hpp"
+#include "runtime.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+using namespace kyotaku;
+using namespace kyotaku::server;
+namespace fs = std::filesystem;
+
+namespace {
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        char tmpl[] = "/tmp/kyotaku-ops.XXXXXX";
+        path = mkdtemp(tmpl);
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+    std::string write(std::string const& name, std::string const& text) const {
+        std::ofstream(path / name, std::ios::binary) << text;
+        return (path / name).string();
+    }
+};
+
+ConfigSources sources(std::string file, std::map<std::string, std::string> env, std::map<std::string, std::string> flags = {}) {
+    ConfigSources s;
+    s.file = std::move(file);
+    s.flags = std::move(flags);
+    auto shared = std::make_shared<std::map<std::string, std::string>>(std::move(env));
+    s.getenv = [shared](char const* name) -> char const* {
+        auto it = shared->find(name);
+        return it == shared->end() ? nullptr : it->second.c_str();
+    };
+    return s;
+}
+
+std::string joined(std::vector<std::string> const& v) {
+    std::string out;
+    for (auto const& s : v) out += s + "\n";
+    return out;
+}
+}  // namespace
+
+TEST(Config, FileThenEnvironmentThenFlags) {
+    TempDir t;
+    std::string file = t.write("k.toml", "# comment\n[serve]\nport = 9000\ndb = \"/var/lib/kyotaku/a.sqlite\"\nthreads = 4\ntls_dir = \"/etc/t\"\n");
+    auto c = resolve_serve_config(sources(file, {{"KYOTAKU_DB", "postgresql://k@db/k"}, {"KYOTAKU_THREADS", "3"}}, {{"threads", "8"}}));
+    ASSERT_TRUE(c.ok()) << joined(c.errors);
+    EXPECT_EQ(c.options.port, 9000);
+    EXPECT_EQ(c.options.db, "postgresql://k@db/k");  // the environment over the file
+    EXPECT_EQ(c.options.threads, 8);                 // the flag over both
+    EXPECT_EQ(c.options.tls_dir, "/etc/t");
+    EXPECT_EQ(c.options.host, "127.0.0.1");
+    EXPECT_EQ(c.origin["port"], file + ":3:8");
+    EXPECT_EQ(c.origin["db"], "KYOTAKU_DB");
+    EXPECT_EQ(c.origin["threads"], "--threads");
+    EXPECT_EQ(c.origin["host"], "default");
+}
+
+TEST(Config, EveryErrorNamesWhereItIs) {
+    TempDir t;
+    std::string file = t.write("k.toml", "[serve]\nport = \"8443\"\nthreds = 2\nthreads = 99\n[other]\nx = 1\n");
+    auto c = resolve_serve_config(sources(file, {{"KYOTAKU_PORT", "80a"}}, {{"listen", "127.0.0.1:99999"}}));
+    std::string all = joined(c.errors);
+    EXPECT_NE(all.find(file + ":2:8: serve.port: "), std::string::npos) << all;   // wrong type
+    EXPECT_NE(all.find(file + ":3:10: serve.threds: "), std::string::npos) << all;  // unknown key
+    EXPECT_NE(all.find(file + ":4:11: threads: "), std::string::npos) << all;       // out of range
+    EXPECT_NE(all.find(file + ":5:1: other: "), std::string::npos) << all;          // unknown table
+    EXPECT_NE(all.find("KYOTAKU_PORT: port: "), std::string::npos) << all;
+    EXPECT_NE(all.find("--listen: listen: "), std::string::npos) << all;
+    EXPECT_EQ(c.errors.size(), 6u) << all;
+
+    std::string broken = t.write("b.toml", "[serve]\nport = = 1\n");
+    auto b = resolve_serve_config(sources(broken, {}));
+    ASSERT_EQ(b.errors.size(), 1u);
+    EXPECT_EQ(b.errors[0].rfind(broken + ":2:", 0), 0u) << b.errors[0];
+    auto missing = resolve_serve_config(sources((t.path / "none.toml").string(), {}));
+    ASSERT_EQ(missing.errors.size(), 1u);
+}
+
+TEST(Config, ListenIsTheExplicitWayBeyondLoopback) {
+    auto c = resolve_serve_config(sources("", {{"KYOTAKU_LISTEN", "0.0.0.0:443"}}, {{"port", "8443"}}));
+    ASSERT_TRUE(c.ok()) << joined(c.errors);
+    EXPECT_EQ(c.options.host, "0.0.0.0");
+    EXPECT_EQ(c.options.port, 8443);  // a port flag over the listen of the environment
+    EXPECT_TRUE(c.options.any_address);
+    auto h = resolve_serve_config(sources("", {{"KYOTAKU_LISTEN", "0.0.0.0:443"}}, {{"host", "10.0.0.1"}}));
+    EXPECT_FALSE(h.options.any_address);  // --host is loopback-only, whatever came before
+    auto both = resolve_serve_config(sources("", {}, {{"listen", "127.0.0.1:1"}, {"port", "2"}}));
+    EXPECT_FALSE(both.ok());
+
+    std::string error;
+    auto v6 = parse_listen("[::1]:8443", error);
+    ASSERT_TRUE(v6) << error;
+    EXPECT_EQ(v6->host, "::1");
+    EXPECT_EQ(v6->port, 8443);
+    for (char const* bad : {"127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:1e3", "127.0.0.1:-1", "localhost:80", "::1:80", "[::1]80", ":80",
+                            "127.0.0.1:0080000"})
+        EXPECT_FALSE(parse_listen(bad, error)) << bad;
+    EXPECT_TRUE(parse_listen("127.0.0.1:0", error));
+}
+
+TEST(Config, PasswordsNeverPrinted) {
+    EXPECT_EQ(redact_db("postgresql://kyotaku:s3cret@db:5432/k"), "postgresql://kyotaku:***@db:5432/k");
+    EXPECT_EQ(redact_db("postgresql://kyotaku@db/k"), "postgresql://kyotaku@db/k");
+    EXPECT_EQ(redact_db("/var/lib/kyotaku/kyotaku.sqlite"), "/var/lib/kyotaku/kyotaku.sqlite");
+}
+
+TEST(Schema, ANewerDatabaseIsRefused) {
+    auto db = open_sqlite(":memory:");
+    migrate(*db);
+    SchemaState s = schema_state(*db);
+    EXPECT_TRUE(s.pending.empty());
+    EXPECT_TRUE(s.unknown.empty());
+    EXPECT_EQ(s.applied.size(), migrations().size());
+    db->query("INSERT INTO schema_migrations (name, applied_at) VALUES ('999_from_a_newer_kyotaku.sql', 'x')");
+    EXPECT_EQ(schema_state(*db).unknown, std::vector<std::string>{"999_from_a_newer_kyotaku.sql"});
+    try {
+        migrate(*db);
+        FAIL() << "a newer schema was accepted";
+    } catch (DatabaseError const& e) {
+        EXPECT_NE(std::string(e.what()).find("999_from_a_newer_kyotaku.sql"), std::string::npos) << e.what();
+    }
+}
+
+namespace {
+class RuntimeFixture : public ::testing::Test {
+protected:
+    void SetUp() override {
+        fs::copy(KYOTAKU_SOURCE_DIR "/rules", rules, fs::copy_options::recursive);
+        db = open_sqlite(":memory:");
+        migrate(*db);
+        auto loaded = load_rules(rules.string());
+        ASSERT_TRUE(loaded.program) << loaded.error;
+        service = std::make_unique<Service>(*db, loaded.program, clock);
+        rt = std::make_unique<Runtime>(*db, *service, rules.string());
+    }
+    TempDir dir;
+    fs::path rules = dir.path / "rules";
+    std::unique_ptr<Database> db;
+    TestClock clock{*Date::from_ymd(2024, 7, 31)};
+    std::unique_ptr<Service> service;
+    std::unique_ptr<Runtime> rt;
+    void append(std::string const& file, std::string const& text) { std::ofstream(rules / file, std::ios::app) << text; }
+};
+}  // namespace
+
+TEST_F(RuntimeFixture, AReloadServesNewRequestsWhileRequestsInFlightKeepTheirRules) {
+    auto in_flight = service->context.rules();  // what a request that started before the reload works on
+    std::string const old_bundle = service->consent.rules_bundle();
+    std::string const old_hash = rt->rules().hash;
+    append("10_service.rules", "\n# 改定\n");
+    ASSERT_TRUE(rt->reload_rules());
+    EXPECT_NE(rt->rules().hash, old_hash);
+    EXPECT_NE(service->context.rules(), in_flight);
+    EXPECT_EQ(save_bundle(*in_flight->program), old_bundle);       // it finishes on the old program
+    EXPECT_NE(service->consent.rules_bundle(), old_bundle);        // later requests get the new one
+    EXPECT_NE(rt->metrics_text().find("kyotaku_rules_info{compiler=\"" + std::string(compiler_version) + "\",files=\""), std::string::npos);
+    EXPECT_NE(rt->metrics_text().find("hash=\"" + rt->rules().hash + "\""), std::string::npos);
+}
+
+TEST_F(RuntimeFixture, ARuleSetThatFailsToCompileIsRefusedAndTheOldOneKept) {
+    auto before = service->context.rules();
+    std::string const hash = rt->rules().hash;
+    append("10_service.rules", "\nこれは ルール では ない\n");
+    EXPECT_FALSE(rt->reload_rules());
+    EXPECT_EQ(service->context.rules(), before);
+    EXPECT_EQ(rt->rules().hash, hash);
+    EXPECT_NE(rt->metrics_text().find("kyotaku_rules_reloads_total{result=\"failed\"} 1"), std::string::npos);
+    EXPECT_EQ(rt->readiness()["status"], "ready");  // the old rules still serve
+}
+
+TEST_F(RuntimeFixture, ARuleSetWithoutWhatTheServerNeedsIsRefused) {
+    auto before = service->context.rules();
+    fs::remove(rules / "40_viewing.rules");  // medical_info_viewable, which the server asks
+    fs::remove(rules / "tests/viewing_test.rules");
+    ASSERT_TRUE(load_rules(rules.string()).program);  // it compiles …
+    EXPECT_FALSE(rt->reload_rules());                 // … but does not fulfil the rule contract
+    EXPECT_EQ(service->context.rules(), before);
+    EXPECT_NE(rt->metrics_text().find("kyotaku_rules_reloads_total{result=\"failed\"} 1"), std::string::npos);
+}
+
+TEST_F(RuntimeFixture, ReloadsUnderLoadNeverBreakARequest) {
+    std::atomic<bool> stop{false};
+    std::atomic<int> answered{0}, failed{0};
+    Caller nobody;
+    std::vector<std::thread> clients;
+    for (int i = 0; i < 3; ++i)
+        clients.emplace_back([&] {
+            while (!stop) {
+                HttpResult r = handle_request(*service, nobody, "GET", "/web/rules.bundle", "", "");
+                (r.status == 200 && !r.body.empty() ? answered : failed)++;
+            }
+        });
+    for (int i = 0; i < 10; ++i) {
+        append("10_service.rules", "\n# " + std::to_string(i) + "\n");
+        EXPECT_TRUE(rt->reload_rules());
+    }
+    stop = true;
+    for (auto& t : clients) t.join();
+    EXPECT_EQ(failed, 0);
+    EXPECT_GT(answered, 0);
+}
+
+TEST_F(RuntimeFixture, ReadinessFailsOnASchemaNewerThanTheBinary) {
+    EXPECT_EQ(rt->readiness()["status"], "ready");
+    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM server_probes")[0][0]), 1);  // the probe wrote
+    db->query("INSERT INTO schema_migrations (name, applied_at) VALUES ('999_newer.sql', 'x')");
+    EXPECT_EQ(rt->readiness()["status"], "ready");  // the answer is kept for a while …
+    rt->readiness_kept = std::chrono::milliseconds(0);
+    auto ready = rt->readiness();                    // … then checked again
+    EXPECT_EQ(ready["status"], "not ready");
+    EXPECT_EQ(ready["checks"]["database"], "ok");
+    EXPECT_NE(ready["checks"]["schema"], "ok");
+}
+
+TEST_F(RuntimeFixture, MetricsAreValidPrometheusText) {
+    RequestRecord r{"id", "0110113719", "facility", "POST", "/api/v1/reinquiry", 200, 0.003, 100, 200};
+    rt->requests.record(r);
+    r.seconds = 0.2;
+    r.status = 400;
+    rt->requests.record(r);
+    std::string text = rt->metrics_text();
+    EXPECT_NE(text.find("kyotaku_http_requests_total{method=\"POST\",route=\"/api/v1/reinquiry\",status=\"200\"} 1\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("kyotaku_http_request_duration_seconds_bucket{le=\"0.005\",method=\"POST\",route=\"/api/v1/reinquiry\"} 1\n"), std::string::npos);
+    EXPECT_NE(text.find("kyotaku_http_request_duration_seconds_bucket{le=\"0.25\",method=\"POST\",route=\"/api/v1/reinquiry\"} 2\n"), std::string::npos);
+    EXPECT_NE(text.find("kyotaku_http_request_duration_seconds_count{method=\"POST\",route=\"/api/v1/reinquiry\"} 2\n"), std::string::npos);
+    EXPECT_NE(text.find("kyotaku_batch_rows{state=\"pending\"} 0\n"), std::string::npos);
+    EXPECT_NE(text.find("kyotaku_db_pool_connections{state=\"idle\"} 1\n"), std::string::npos);
+    EXPECT_NE(text.find("kyotaku_consent_registrations 0\n"), std::string::npos);
+    // Every line is a comment or `name{labels} value`.
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+        if (line.rfind("# HELP ", 0) == 0 || line.rfind("# TYPE ", 0) == 0) continue;
+        EXPECT_EQ(line.rfind("kyotaku_", 0), 0u) << line;
+        EXPECT_NE(line.find(' '), std::string::npos) << line;
+    }
+}
+
+TEST(Routes, ThePatternNotThePathIsWhatLogsSee) {
+    auto db = open_sqlite(":memory:");
+    migrate(*db);
+    auto c = compile_directory(KYOTAKU_SOURCE_DIR "/rules");
+    TestClock clock{*Date::from_ymd(2024, 7, 31)};
+    Service service(*db, c.program, clock);
+    Caller nobody;
+    EXPECT_EQ(handle_request(service, nobody, "GET", "/api/v1/devices/abc/checks", "", "").route, "/api/v1/devices/{device_id}/checks");
+    EXPECT_EQ(handle_request(service, nobody, "GET", "/c/SECRET-TOKEN", "", "").route, "/c/{token}");
+    EXPECT_EQ(handle_request(service, nobody, "GET", "/api/v1/consent/page?token=SECRET", "", "").route, "/api/v1/consent/page");
+    EXPECT_EQ(handle_request(service, nobody, "DELETE", "/api/v1/settings", "", "").route, "/api/v1/settings");
+    EXPECT_EQ(handle_request(service, nobody, "GET", "/no/such/thing", "", "").route, "");
+    EXPECT_EQ(handle_request(service, nobody, "GET", "/metrics", "", "").status, 403);  // not for anyone
+    EXPECT_EQ(handle_request(service, nobody, "GET", "/readyz", "", "").status, 503);   // no runtime: not serving
+}
+
+TEST(Idempotency, TheSameKeyGetsTheFirstAnswerAndNothingIsDoneTwice) {
+    auto db = open_sqlite(":memory:");
+    migrate(*db);
+    db->query("INSERT INTO facilities (code, name, kind, created_at) VALUES ('0110113719', 'A', '医科', 'x')");
+    Caller a;
+    a.kind = Caller::Kind::facility;
+    a.facility_code = "0110113719";
+    int runs = 0;
+    auto run = [&] {
+        ++runs;
+        db->query("INSERT INTO url_keys (version, key_hex, created_at) VALUES ($1, 'k', 'x')", {std::int64_t(runs)});
+        HttpResult r{200, "application/xml", std::string("<?xml?>\x82\xa0") + std::to_string(runs)};  // Shift_JIS bytes too
+        r.route = "/api/v1/oqs/OQSmuquc01req";
+        return r;
+    };
+    std::string const key = "0123456789abcdef0123";
+    HttpResult first = answer_once(*db, a, key, "<XmlMsg/>", run);
+    HttpResult again = answer_once(*db, a, key, "<XmlMsg/>", run);
+    EXPECT_EQ(runs, 1);
+    EXPECT_EQ(again.body, first.body);
+    EXPECT_EQ(again.status, 200);
+    EXPECT_EQ(again.route, "/api/v1/oqs/OQSmuquc01req");
+    ASSERT_EQ(again.headers.size(), 1u);
+    EXPECT_EQ(again.headers[0].first, "Idempotent-Replayed");
+    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM url_keys")[0][0]), 1);
+    EXPECT_EQ(answer_once(*db, a, key, "<XmlMsg>other</XmlMsg>", run).status, 422);
+    EXPECT_EQ(answer_once(*db, a, "short", "<XmlMsg/>", run).status, 400);
+    answer_once(*db, a, "another-key-0123456789", "<XmlMsg/>", run);
+    EXPECT_EQ(runs, 2);
+    EXPECT_TRUE(idempotent_route("POST", "/api/v1/oqs/OQSmuquc01req"));
+    EXPECT_FALSE(idempotent_route("POST", "/api/v1/oqs/OQSmuquc02req"));
+    EXPECT_FALSE(idempotent_route("POST", "/api/v1/reinquiry"));
+}
