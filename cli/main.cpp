@@ -253,6 +253,15 @@ int main(int argc, char** argv) {
     srv->add_option("--test-clock", serve_options.test_clock,
                     "テスト・デモ用: サーバの「今日」をこの日から始める (運用者が POST /api/v1/admin/clock で動かせる) / tests and demos: start the "
                     "server's day on DATE (the operator may move it)");
+    srv->add_option("--key-file", serve_options.key_file,
+                    "鍵ファイル (0600; ないときは作る)。URL 鍵とパスコードを守る / the key file (0600; created when missing) that seals the URL keys "
+                    "and keys the passcodes' hash (default: DB.key beside a SQLite database; required with PostgreSQL)");
+    srv->add_option("--spool-dir", serve_options.spool_dir,
+                    "大きなアップロードを一時的に置く専用ディレクトリ (0700) / private directory of spooled uploads (0700; default: DB.spool beside a "
+                    "SQLite database, else kyotaku-spool-UID in the temporary directory)");
+    srv->add_option("--max-connections", serve_options.limits.max_connections, "同時接続数の上限 / connections open at once")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100000));
     kyotaku::server::RelayOptions relay_options;
     auto* rel = app.add_subcommand("relay", "req フォルダの要求ファイルをサーバに送り、結果を res に書く / the folder relay of receipt computers");
     rel->add_option("--dir", relay_options.dir, "req と res のあるフォルダ / the folder holding req and res")->required();

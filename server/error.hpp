@@ -15,6 +15,7 @@ struct Error : std::exception {
         not_found,     // 404
         conflict,      // 409: the state does not allow it (already used, still running …)
         too_large,     // 413
+        too_many,      // 429: too many requests of this kind for now (a rate bound)
         unsupported,   // 415: wrong content type
         unavailable,   // 503: the server is not configured for it
     };

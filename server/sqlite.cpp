@@ -2,10 +2,17 @@
 // for scale). Statements are prepared per call; bound parameters only, never string concatenation.
 #include "database.hpp"
 
+#include "error.hpp"
+#include "fields.hpp"
+
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
+#include <iostream>
 #include <unordered_map>
 
 namespace kyotaku::server {
@@ -26,10 +33,34 @@ std::int64_t as_int(Value const& v) {
 }
 bool is_null(Value const& v) { return std::holds_alternative<std::nullptr_t>(v); }
 
+void check_text_params(std::vector<Value> const& params) {
+    for (std::size_t i = 0; i < params.size(); ++i)
+        if (auto const* s = std::get_if<std::string>(&params[i]); s && (!valid_utf8(*s) || s->find('\0') != std::string::npos))
+            throw invalid("", "UTF-8 の文字列ではありません (何も保存していません)",
+                          "a text is not valid UTF-8 or holds NUL (parameter $" + std::to_string(i + 1) + "; nothing was stored)");
+}
+
+namespace {
+// A database file only its owner reads: created 0600 (SQLite gives its -wal and -shm files the database's mode), and
+// an existing one (with its -wal, -shm) that others could read is made 0600.
+void make_private(std::string const& path) {
+    if (path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0) return;
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) ::close(fd);
+    for (std::string const& file : {path, path + "-wal", path + "-shm"}) {
+        struct stat st {};
+        if (::stat(file.c_str(), &st) != 0 || !(st.st_mode & 077)) continue;
+        if (::chmod(file.c_str(), st.st_mode & 0700) == 0)
+            std::cerr << "kyotaku: " << file << ": 他のユーザが読めたので所有者だけにしました / was open to other users: made owner-only (0600)\n";
+    }
+}
+}  // namespace
+
 namespace {
 class Sqlite final : public Database {
 public:
     explicit Sqlite(std::string const& path) {
+        make_private(path);
         if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
             std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
             sqlite3_close(db_);
@@ -47,6 +78,7 @@ public:
     }
 
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
+        check_text_params(params);
         std::lock_guard lock(mutex_);
         // Prepared statements are cached by their text (the application's statements are a fixed set).
         sqlite3_stmt* stmt = nullptr;
