@@ -18,10 +18,19 @@ json BatchDesk::upload_csv(Caller const& c, std::string const& category, std::st
     require_facility(c);
     bool first = true;
     int line_no = 0;
+    // A line is read up to a bound (its fields are a few dozen characters), never whole whatever its length.
+    constexpr std::streamsize longest_line = 1024;
+    std::string buffer(std::size_t(longest_line) + 2, '\0');
     return upload(c, category, query_date, file_identifier, "csv", [&](json& row) {
-        std::string line;
-        while (std::getline(csv, line)) {
+        for (;;) {
+            csv.getline(buffer.data(), longest_line + 2);
+            if (csv.gcount() == 0 && !csv) return false;
             ++line_no;
+            std::string line(buffer.data(), std::size_t(csv.gcount()) - (csv.eof() ? 0 : 1));
+            if ((csv.fail() && !csv.eof()) || line.size() > std::size_t(longest_line))
+                throw invalid("line " + std::to_string(line_no),
+                              std::to_string(line_no) + " 行目が長すぎます (" + std::to_string(longest_line) + " バイトまで。ファイル全体を受け付けません)",
+                              "line " + std::to_string(line_no) + " is longer than " + std::to_string(longest_line) + " bytes (the file is refused)");
             if (!line.empty() && line.back() == '\r') line.pop_back();
             if (!valid_utf8(line))
                 throw invalid("line " + std::to_string(line_no), std::to_string(line_no) + " 行目が UTF-8 ではありません (ファイル全体を受け付けません)",
@@ -33,11 +42,10 @@ json BatchDesk::upload_csv(Caller const& c, std::string const& category, std::st
             auto f = split_csv_line(line);
             row = f.size() == 6 ? json{{"arbitrary_identifier", f[0]}, {"insurer_number", f[1]}, {"symbol", f[2]},
                                        {"number", f[3]}, {"branch", f[4]}, {"birthdate", f[5]}}
-                                : json{{"malformed", line.substr(0, 200)}};
+                                : json{{"malformed", utf8_prefix(line, 200)}};
             if (f.size() == 6 && f[0].size() > 100) row = json{{"malformed", "arbitrary_identifier > 100"}};
             return true;
         }
-        return false;
     });
 }
 

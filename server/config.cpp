@@ -47,6 +47,16 @@ std::vector<Setting> const& serve_settings() {
          "信頼する公開鍵 (PEM、繰り返し可、設定ファイルと環境変数ではカンマ区切り)。指定すると rules はその鍵で署名したバンドルでなければならず、同意ページも署名を確かめる / "
          "trusted public keys (PEM; repeat the flag, or a comma-separated list): the rules must be a bundle one of them signed",
          0, 0, nullptr, true},
+        {T::text, "key_file", "--key-file", "KYOTAKU_KEY_FILE",
+         "鍵ファイル (0600; ないときは作る)。URL 鍵とパスコードを守る / the key file (0600; created when missing) that seals the URL keys "
+         "and keys the passcodes' hash (default: DB.key beside a SQLite database; required with PostgreSQL)",
+         0, 0, &ServeOptions::key_file, true},
+        {T::text, "spool_dir", "--spool-dir", "KYOTAKU_SPOOL_DIR",
+         "大きなアップロードを一時的に置く専用ディレクトリ (0700) / private directory of spooled uploads (0700; default: DB.spool beside a "
+         "SQLite database, else kyotaku-spool-UID in the temporary directory)",
+         0, 0, &ServeOptions::spool_dir, true},
+        {T::integer, "max_connections", "--max-connections", "KYOTAKU_MAX_CONNECTIONS",
+         "同時接続数の上限 / connections open at once (default 256; lowered to what the descriptor limit allows)", 1, 100000},
     };
     return all;
 }
@@ -98,6 +108,7 @@ std::string apply(ServeOptions& o, Setting const& s, std::string const& value) {
                    std::to_string(s.min) + " to " + std::to_string(s.max) + " (got \"" + value + "\")";
         if (key == "port") o.port = static_cast<unsigned short>(n);
         if (key == "threads") o.threads = int(n);
+        if (key == "max_connections") o.limits.max_connections = int(n);
         return {};
     }
     if (key == "listen") {
@@ -330,6 +341,9 @@ int check_config(ResolvedConfig const& config) {
         else if (key == "public_url") value = o.public_url.empty() ? "(https://HOST:PORT)" : o.public_url;
         else if (key == "web_root") value = web_root_path(o).empty() ? "(none)" : web_root_path(o);
         else if (key == "test_clock") value = o.test_clock.empty() ? "(the machine's clock)" : o.test_clock;
+        else if (key == "key_file") value = o.key_file.empty() ? "(DB.key beside a SQLite database)" : o.key_file;
+        else if (key == "spool_dir") value = o.spool_dir.empty() ? default_spool_dir(o.db) : o.spool_dir;
+        else if (key == "max_connections") value = std::to_string(o.limits.max_connections);
         else if (key == "trust") {
             for (std::size_t i = 0; i < o.trust.size(); ++i) value += (i ? "," : "") + o.trust[i];
             if (value.empty()) value = "(unsigned rules accepted)";

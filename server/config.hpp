@@ -3,6 +3,8 @@
 // docs/operations.md documents the file, with docs/examples/kyotaku.toml as the example.
 #pragma once
 
+#include "limits.hpp"
+
 #include <functional>
 #include <map>
 #include <optional>
@@ -25,6 +27,9 @@ struct ServeOptions {
     std::string web_root;    // the consent page's files (index.html, *.js, *.wasm); default: ../web beside the binary
     std::string test_clock;  // for tests and demos: start the server's clock on this day (and let the operator move it)
     std::vector<std::string> trust;  // public keys (PEM files); --rules must then be a bundle one of them signed
+    std::string key_file;    // the key file (0600, made when missing); default: DB.key beside a SQLite database
+    std::string spool_dir;   // the private directory of spooled uploads; default: default_spool_dir(db)
+    ConnectionLimits limits;
 };
 
 // One setting: its key in [serve], its flag and its environment variable.

@@ -85,6 +85,9 @@ auto transaction(Database& db, F&& body) {
 std::string as_text(Value const& v);
 std::int64_t as_int(Value const& v);
 bool is_null(Value const& v);
+// Every text that reaches the database is valid UTF-8 without NUL: otherwise Error (invalid, 400) and nothing is
+// stored. Both backends check their parameters (a request's own validation names the field first).
+void check_text_params(std::vector<Value> const& params);
 
 struct Migration {
     char const* name;

@@ -16,7 +16,7 @@ struct Error : std::exception {
         conflict,      // 409: the state does not allow it (already used, still running …)
         gone,          // 410: it existed and is no longer kept
         too_large,     // 413
-        too_many,      // 429: too many attempts (a hand-off's wrong codes); wait before trying again
+        too_many,      // 429: too many attempts or requests of this kind for now (a hand-off's wrong codes, a rate bound)
         unsupported,   // 415: wrong content type
         unavailable,   // 503: the server is not configured for it
     };

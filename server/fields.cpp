@@ -123,8 +123,18 @@ bool valid_utf8(std::string_view s) {
     return true;
 }
 
+std::string utf8_prefix(std::string const& text, std::size_t max_bytes) {
+    if (text.size() <= max_bytes) return text;
+    std::size_t end = max_bytes;
+    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;  // not inside a character
+    return text.substr(0, end);
+}
+
 void check_text(std::string const& value, char const* field, std::size_t max_chars) {
     if (!valid_utf8(value)) throw invalid(field, std::string("項目 ") + field + " が UTF-8 ではありません", std::string("field ") + field + " is not UTF-8");
+    // No NUL (libpq would cut the text there) nor other control characters, but tabs and line breaks.
+    if (std::any_of(value.begin(), value.end(), [](char ch) { return (static_cast<unsigned char>(ch) < 0x20 && ch != '\t' && ch != '\n' && ch != '\r') || ch == 0x7F; }))
+        throw invalid(field, std::string("項目 ") + field + " に制御文字があります", std::string("field ") + field + " holds a control character");
     if (utf8_chars(value) > max_chars)
         throw invalid(field, std::string("項目 ") + field + " は " + std::to_string(max_chars) + " 文字までです",
                       std::string("field ") + field + " is at most " + std::to_string(max_chars) + " characters");

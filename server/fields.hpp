@@ -40,8 +40,11 @@ private:
 
 // Whether `bytes` is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
 bool valid_utf8(std::string_view bytes);
+// The longest prefix of valid UTF-8 `text` of at most `max_bytes` that ends on a character boundary (for echoes).
+std::string utf8_prefix(std::string const& text, std::size_t max_bytes);
 
-// Text fields must be UTF-8 and of bounded length; `max_chars` counts characters, not bytes.
+// Text fields must be UTF-8 without control characters (but tab and line breaks) and of bounded length; `max_chars`
+// counts characters, not bytes.
 void check_text(std::string const& value, char const* field, std::size_t max_chars);
 
 }  // namespace kyotaku::server

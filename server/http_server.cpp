@@ -41,7 +41,10 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-HttpResult json_result(int status, json const& body) { return HttpResult{status, "application/json; charset=utf-8", body.dump()}; }
+// Invalid UTF-8 that a database from before issue 10 may hold is answered as U+FFFD, never a 500.
+HttpResult json_result(int status, json const& body) {
+    return HttpResult{status, "application/json; charset=utf-8", body.dump(-1, ' ', false, json::error_handler_t::replace)};
+}
 HttpResult error_result(int status, std::string const& field, std::string const& message) {
     json e{{"error", message}};
     if (!field.empty()) e["field"] = field;
@@ -314,6 +317,8 @@ std::vector<Route> const& routes() {
     return all;
 }
 
+}  // namespace
+
 bool allowed(Access a, Caller const& c) {
     switch (a) {
         case Access::anyone: return true;
@@ -325,7 +330,6 @@ bool allowed(Access a, Caller const& c) {
     }
     return false;
 }
-}  // namespace
 
 // The routes whose answers can carry a patient's eligibility or medical information. Each answers through the
 // decision path (InquiryDesk::answer_eligibility or DecisionPath::viewing); the route-table test probes each.
@@ -397,6 +401,32 @@ Caller mobile_caller(Service& service, std::string const& url_token) {
     return c;
 }
 
+namespace {
+Error refusal(Access a) {
+    return forbidden(a == Access::manager ? "施設の管理者の証明書が必要です" : "この API を使える証明書ではありません",
+                     std::string("this route needs: ") + access_name(a));
+}
+}  // namespace
+
+BodyPlan plan_body(Caller const& caller, std::string const& method, std::string const& target, ConnectionLimits const& limits) {
+    BodyPlan plan{std::nullopt, limits.anonymous_body, false};
+    std::string const path = target.substr(0, target.find('?'));
+    std::vector<std::string> params;
+    for (auto const& r : routes()) {
+        if (method != r.method || !match_route(r.path, path, params)) continue;
+        if (!allowed(r.access, caller)) {
+            plan.refusal = error_result(refusal(r.access));
+            return plan;  // a small body is read and refused by the route; a larger one is refused before it is read
+        }
+        bool const office = caller.kind == Caller::Kind::facility || caller.kind == Caller::Kind::admin;
+        if (!office || r.access == Access::anyone) return plan;
+        plan.spool = spooled_request(method, target);
+        plan.limit = plan.spool ? limits.spooled_body : path.rfind("/api/v1/oqs/", 0) == 0 ? limits.xml_body : limits.memory_body;
+        return plan;
+    }
+    return plan;  // no such route (404/405 from handle_request): nothing to read
+}
+
 bool spooled_request(std::string const& method, std::string const& target) {
     return method == "POST" && target.substr(0, target.find('?')) == "/api/v1/batch/reinquiry";
 }
@@ -423,9 +453,7 @@ HttpResult route_request(Service& service, Caller const& caller, std::string con
         route = r.path;
         if (method != r.method) continue;
         try {
-            if (!allowed(r.access, caller))
-                throw forbidden(r.access == Access::manager ? "施設の管理者の証明書が必要です" : "この API を使える証明書ではありません",
-                                std::string("this route needs: ") + access_name(r.access));
+            if (!allowed(r.access, caller)) throw refusal(r.access);
             return r.run(service, caller, request);
         } catch (Error const& e) {
             return error_result(e);
@@ -478,22 +506,6 @@ Caller identify(SSL* ssl, Service& service) {
                                subject_attribute(name, NID_title));
 }
 
-// A temporary file removed when it goes out of scope (spooled request bodies).
-struct SpoolFile {
-    std::string path;
-    SpoolFile() {
-        char name[] = "/tmp/kyotaku-upload-XXXXXX";
-        int fd = ::mkstemp(name);
-        if (fd >= 0) {
-            ::close(fd);
-            path = name;
-        }
-    }
-    ~SpoolFile() {
-        if (!path.empty()) ::unlink(path.c_str());
-    }
-};
-
 // What one request leaves behind: a log line and its metrics, written when the request ends (also when the
 // client goes away mid-response).
 struct RequestTrace {
@@ -521,48 +533,61 @@ char const* role_of(Caller const& c) {
     }
 }
 
-net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt) {
+// One connection: requests read within the limits (limits.hpp), each phase with its own deadline; a request's body is
+// read only as far as its route takes from this caller (plan_body), large uploads spooled to the private directory.
+net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt, ConnectionLimits const& limits,
+                             std::string const& spool_dir, ConnectionCounter::Slot) {
     ++rt.connections_open;
     struct Closed {
         Runtime& rt;
         ~Closed() { --rt.connections_open; }
     } closed{rt};
-    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
+    Service& service = rt.service();
+    auto& socket = beast::get_lowest_layer(stream);
+    socket.expires_after(limits.handshake);
     co_await stream.async_handshake(ssl::stream_base::server, net::use_awaitable);
     Caller caller = identify(stream.native_handle(), rt.service());
     beast::flat_buffer buffer;
     for (;;) {
-        // The header first: a large batch upload is spooled to a file as it arrives, everything else is read
-        // into memory (up to 64 MB).
-        http::request_parser<http::empty_body> head;
-        head.header_limit(64 * 1024);
-        // The largest body of any route; the route's own limit is applied below, once the target is known.
-        // (Not boost::none: Boost 1.74 compares a content length against an empty optional as "too large".)
-        head.body_limit(std::uint64_t(1) << 30);
-        beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
         beast::error_code ec;
+        if (buffer.size() == 0) {  // waiting for the next request (keep-alive), then its header has its own deadline
+            socket.expires_after(limits.idle);
+            buffer.commit(co_await stream.async_read_some(buffer.prepare(4096), net::redirect_error(net::use_awaitable, ec)));
+            if (ec) break;
+        }
+        http::request_parser<http::empty_body> head;
+        head.header_limit(std::uint32_t(limits.header_bytes));
+        // (Not boost::none: Boost 1.74 compares a content length against an empty optional as "too large".)
+        head.body_limit(limits.spooled_body);
+        socket.expires_after(limits.header);
         co_await http::async_read_header(stream, buffer, head, net::redirect_error(net::use_awaitable, ec));
         if (ec == http::error::end_of_stream || ec == net::ssl::error::stream_truncated || ec == net::error::eof || ec == beast::error::timeout ||
             ec == net::error::connection_reset)
             break;  // the client closed, or an idle connection timed out: nothing to answer
         RequestTrace trace{rt, {}};
         trace.record.request_id = new_id().substr(0, 16);
-        trace.record.role = role_of(caller);
-        trace.record.facility = caller.facility_code;
         std::string const method(head.get().method_string()), target(head.get().target());
         trace.record.method = method.size() <= 16 ? method : method.substr(0, 16);
+        Caller const who = !ec && caller.kind == Caller::Kind::anonymous && head.get().count("X-Kyotaku-Url-Token")
+                               ? mobile_caller(service, std::string(head.get()["X-Kyotaku-Url-Token"]))
+                               : caller;
+        trace.record.role = role_of(who);
+        trace.record.facility = who.facility_code;
+        BodyPlan const plan = ec ? BodyPlan{} : plan_body(who, method, target, limits);
+        std::optional<HttpResult> early;  // answered without reading the body
+        if (!ec && head.content_length() && *head.content_length() > plan.limit) early = plan.refusal;
+        if (!ec && head.content_length() && *head.content_length() > plan.limit && !early) ec = http::error::body_limit;
         std::optional<SpoolFile> spool;
         http::request<http::string_body> req;
-        bool const spooled = !ec && spooled_request(method, target);
-        std::uint64_t const limit = spooled ? std::uint64_t(1) << 30 : 64 * 1024 * 1024;
-        if (!ec && head.content_length() && *head.content_length() > limit) ec = http::error::body_limit;
-        if (!ec && spooled) {
-            spool.emplace();
+        if (!ec && !early && plan.spool) {
+            spool.emplace(spool_dir);
             http::request_parser<http::file_body> parser{std::move(head)};
-            parser.body_limit(limit);
-            beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(600));
-            if (spool->path.empty()) ec = http::error::body_limit;
-            else parser.get().body().open(spool->path.c_str(), beast::file_mode::write, ec);
+            parser.body_limit(plan.limit);
+            socket.expires_after(limits.upload);
+            beast::file file;
+            if (spool->ok()) file.native_handle(::dup(spool->fd));
+            if (!spool->ok() || !file.is_open()) ec = http::error::body_limit;
+            else parser.get().body().reset(std::move(file), ec);
             if (!ec) co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
             if (!ec) {
                 auto spooled = parser.release();
@@ -571,18 +596,24 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt)
                 trace.record.bytes_in = std::filesystem::file_size(spool->path, size_error);
                 req.base() = spooled.base();
             }
-        } else if (!ec) {
+        } else if (!ec && !early) {
             http::request_parser<http::string_body> parser{std::move(head)};
-            parser.body_limit(limit);
+            parser.body_limit(plan.limit);
+            socket.expires_after(limits.body);
             co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
             if (!ec) req = parser.release();
             trace.record.bytes_in = req.body().size();
         }
+        if (ec == beast::error::timeout) break;
         http::response<http::string_body> res;
-        if (ec) {
-            // A malformed or oversized request is the client's mistake: answer 4xx, then close.
-            HttpResult r = ec == http::error::body_limit ? error_result(413, "", "本文が大きすぎます / body too large")
-                                                         : error_result(400, "", "HTTP リクエストが不正です / malformed request: " + ec.message());
+        if (ec || early) {
+            // A malformed or oversized request is the client's mistake, a refused one is refused before its body is
+            // read: answer 4xx, then close.
+            if (ec == http::error::body_limit && plan.refusal) early = plan.refusal;
+            HttpResult r = early                           ? *early
+                           : ec == http::error::body_limit ? error_result(413, "", "本文が大きすぎます / body too large (at most " +
+                                                                                    std::to_string(plan.limit) + " bytes for this route)")
+                                                           : error_result(400, "", "HTTP リクエストが不正です / malformed request: " + ec.message());
             trace.record.status = r.status;
             trace.record.bytes_out = r.body.size();
             res.result(http::status(r.status));
@@ -591,6 +622,7 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt)
             res.body() = r.body;
             res.keep_alive(false);
             res.prepare_payload();
+            socket.expires_after(limits.body);
             co_await http::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));
             break;
         }
@@ -600,11 +632,6 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt)
             std::uint64_t ticket;
             ~End() { s.request_end(ticket); }
         } end{service, service.request_begin()};
-        Caller const who = caller.kind == Caller::Kind::anonymous && req.count("X-Kyotaku-Url-Token")
-                               ? mobile_caller(service, std::string(req["X-Kyotaku-Url-Token"]))
-                               : caller;
-        trace.record.role = role_of(who);
-        trace.record.facility = who.facility_code;
         HttpResult r;
         {
             RequestScope scope(trace.record.request_id);
@@ -630,6 +657,7 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt)
         }
         trace.record.status = r.status;
         trace.record.route = r.route;
+        socket.expires_after(limits.body);
         if (r.stream) {
             // Chunked: the header, then each part as it is made, then the last chunk.
             http::response<http::empty_body> header{http::status(r.status), req.version()};
@@ -649,7 +677,7 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt)
                 }
                 if (part.empty()) break;
                 trace.record.bytes_out += part.size();
-                beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
+                socket.expires_after(limits.body);
                 co_await net::async_write(stream, http::make_chunk(net::buffer(part)), net::use_awaitable);
             }
             co_await net::async_write(stream, http::make_chunk_last(), net::use_awaitable);
@@ -670,17 +698,29 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt)
         if (!res.keep_alive()) break;
     }
     beast::error_code ec;
+    socket.expires_after(limits.handshake);
     co_await stream.async_shutdown(net::redirect_error(net::use_awaitable, ec));
 }
 
-net::awaitable<void> listen(tcp::acceptor& acceptor, ssl::context& tls, Runtime& rt) {
-    for (;;) {
-        tcp::socket socket = co_await acceptor.async_accept(net::use_awaitable);
-        net::co_spawn(acceptor.get_executor(), session(ssl::stream<beast::tcp_stream>(std::move(socket), tls), rt),
-                      [](std::exception_ptr) { /* a client that goes away mid-request is not the server's problem */ });
-    }
-}
+}  // namespace
 
+namespace {
+// The key file: --key-file, else DB.key beside a SQLite database; required with PostgreSQL (the key is kept apart from
+// the database). An in-memory database gets a key that lives as long as it.
+std::shared_ptr<Secrets const> load_secrets(ServeOptions const& o) {
+    bool const postgres = o.db.rfind("postgresql://", 0) == 0 || o.db.rfind("postgres://", 0) == 0;
+    if (o.key_file.empty() && o.db == ":memory:") return Secrets::ephemeral();
+    if (o.key_file.empty() && postgres)
+        throw std::runtime_error("PostgreSQL では --key-file が必要です (鍵はデータベースと別に置きます) / --key-file is required with PostgreSQL "
+                                 "(the key is kept apart from the database)");
+    std::string const path = o.key_file.empty() ? o.db + ".key" : o.key_file;
+    bool created = false;
+    auto secrets = Secrets::from_key_file(path, created);
+    if (created)
+        std::cerr << "kyotaku serve: 鍵ファイル " << path << " を作りました (0600)。データベースとは別にバックアップしてください。これがないと施設URLを開けません"
+                  << " / created the key file " << path << " (0600): back it up apart from the database; without it no facility URL opens\n";
+    return secrets;
+}
 }  // namespace
 
 int serve(ServeOptions const& o) {
@@ -726,9 +766,15 @@ int serve(ServeOptions const& o) {
     }
     rules_web.rules_path = rules_dir;
     std::unique_ptr<Database> db;
+    std::shared_ptr<Secrets const> secrets;
+    std::string const spool_dir = o.spool_dir.empty() ? default_spool_dir(o.db) : o.spool_dir;
     try {
+        secrets = load_secrets(o);
+        if (auto problem = prepare_spool_dir(spool_dir); !problem.empty()) throw std::runtime_error("--spool-dir " + spool_dir + ": " + problem);
         db = open_database(o.db);
         migrate(*db);
+        if (int sealed = seal_plain_url_keys(*db, *secrets))
+            std::cerr << "kyotaku serve: 平文の URL 鍵 " << sealed << " 個を鍵ファイルで封じました / sealed " << sealed << " plain URL key(s) with the key file\n";
     } catch (std::exception const& e) {
         std::cerr << "kyotaku serve: " << redact_db(o.db) << ": " << e.what() << "\n";
         return 2;
@@ -754,6 +800,7 @@ int serve(ServeOptions const& o) {
     }
     Service& service = *service_holder;
     service.context.test_clock = test_clock.get();
+    service.context.secrets = secrets;
 
     ssl::context tls(ssl::context::tls_server);
     tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
@@ -821,7 +868,22 @@ int serve(ServeOptions const& o) {
         });
     };
     await_hangup();
-    net::co_spawn(io, listen(acceptor, tls, rt), [](std::exception_ptr) {});
+    // Connections: capped (within the descriptor limit), each with its deadlines; the accept loop survives every error.
+    int const max_connections = effective_max_connections(o.limits.max_connections);
+    if (max_connections < o.limits.max_connections)
+        std::cerr << "kyotaku serve: 同時接続数をファイル記述子の上限に合わせて " << max_connections << " にしました / connection cap lowered to "
+                  << max_connections << " by the descriptor limit\n";
+    ConnectionCounter connections;
+    AcceptStats accept_stats;
+    net::co_spawn(io,
+                  accept_loop(acceptor, max_connections, connections, accept_stats,
+                              [&](tcp::socket socket, ConnectionCounter::Slot slot) {
+                                  net::co_spawn(acceptor.get_executor(),
+                                                session(ssl::stream<beast::tcp_stream>(std::move(socket), tls), rt, o.limits, spool_dir,
+                                                        std::move(slot)),
+                                                [](std::exception_ptr) { /* a client that goes away mid-request is not the server's problem */ });
+                              }),
+                  [](std::exception_ptr) {});
     std::cout << "listening on https://" << host_in_url << ":" << acceptor.local_endpoint().port() << " (" << db->backend() << " "
               << redact_db(o.db) << ")" << std::endl;
     // The batch worker: answers pending rows of unfinished jobs, resuming whatever a previous run (or another server

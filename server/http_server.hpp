@@ -6,6 +6,7 @@
 #include "service.hpp"
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -45,12 +46,24 @@ struct RouteInfo {
 };
 // Every (method, path) the server answers; path parameters are written {name}.
 std::vector<RouteInfo> route_table();
+bool allowed(Access a, Caller const& c);
 
 HttpResult handle_request(Service& service, Caller const& caller, std::string const& method, std::string const& target,
                           std::string const& content_type, std::string const& body, std::string const& body_file = "");
 
 // Requests whose body the server spools to a file instead of holding it in memory (large batch uploads).
 bool spooled_request(std::string const& method, std::string const& target);
+
+// How the session reads a request's body, decided from its header alone before a byte of the body is read: the
+// largest body this caller may send to this route (small for the routes anyone may call, for mobile sessions and for
+// a caller the route refuses), whether it is spooled, and — when the route refuses the caller — the answer to send
+// instead of reading a body larger than that.
+struct BodyPlan {
+    std::optional<HttpResult> refusal;
+    std::uint64_t limit = 0;
+    bool spool = false;
+};
+BodyPlan plan_body(Caller const& caller, std::string const& method, std::string const& target, ConnectionLimits const& limits);
 
 // The caller of a request without a client certificate that carries the consent page's URL token in the
 // X-Kyotaku-Url-Token header: a モバイル端末 session of that facility; anonymous when the token is not usable.

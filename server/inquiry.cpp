@@ -211,31 +211,34 @@ json InquiryDesk::register_reference_numbers_csv(Caller const& c, std::string co
     json results = json::array();
     int registered = 0, line_no = 0;
     std::istringstream in(csv);
-    for (std::string line; std::getline(in, line);) {
-        ++line_no;
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (line.empty() || (line_no == 1 && line.rfind("reference_number", 0) == 0)) continue;
-        auto f = split_csv_line(line);
-        json row{{"line", line_no}};
-        if (f.size() != 6) {
-            row["error"] = "6列 (reference_number,insurer_number,symbol,number,branch,birthdate) が必要です / expected 6 columns";
+    // One transaction: each row has its own result, and a crash registers all of them or none.
+    transaction(x_.db, [&] {
+        for (std::string line; std::getline(in, line);) {
+            ++line_no;
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            if (line.empty() || (line_no == 1 && line.rfind("reference_number", 0) == 0)) continue;
+            auto f = split_csv_line(line);
+            json row{{"line", line_no}};
+            if (f.size() != 6) {
+                row["error"] = "6列 (reference_number,insurer_number,symbol,number,branch,birthdate) が必要です / expected 6 columns";
+                results.push_back(row);
+                continue;
+            }
+            row["reference_number"] = utf8_prefix(f[0], 200);
+            try {
+                int status = 0;
+                json r = register_reference_number(c, json{{"reference_number", f[0]}, {"insurer_number", f[1]}, {"symbol", f[2]}, {"number", f[3]},
+                                                           {"branch", f[4]}, {"birthdate", f[5]}},
+                                                   status);
+                row["result"] = r["registered"].get<bool>() ? "登録" : "登録済み";
+                registered += r["registered"].get<bool>();
+            } catch (Error const& e) {
+                row["error"] = e.what();
+                row["field"] = e.field;
+            }
             results.push_back(row);
-            continue;
         }
-        row["reference_number"] = f[0];
-        try {
-            int status = 0;
-            json r = register_reference_number(c, json{{"reference_number", f[0]}, {"insurer_number", f[1]}, {"symbol", f[2]}, {"number", f[3]},
-                                                       {"branch", f[4]}, {"birthdate", f[5]}},
-                                               status);
-            row["result"] = r["registered"].get<bool>() ? "登録" : "登録済み";
-            registered += r["registered"].get<bool>();
-        } catch (Error const& e) {
-            row["error"] = e.what();
-            row["field"] = e.field;
-        }
-        results.push_back(row);
-    }
+    });
     return json{{"registered", registered}, {"results", results}};
 }
 

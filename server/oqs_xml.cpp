@@ -6,8 +6,11 @@
 
 #include <pugixml.hpp>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <iconv.h>
+#include <span>
 #include <sstream>
 
 namespace kyotaku::server {
@@ -75,6 +78,47 @@ std::string convert(std::string_view in, std::string const& from, std::string co
     return out;
 }
 
+// Every name, text and attribute of the document is UTF-8 text of a field's size: character references can still
+// make what the bytes did not hold (&#xD800; decodes to a surrogate, &#1; to a control character), and no field of
+// these layouts is longer than a few dozen characters. Walked without recursion (the depth is the file's).
+void check_text_nodes(pugi::xml_document const& doc) {
+    constexpr std::size_t longest = 1000;  // bytes of one name or value
+    auto bad = [](char const* text) {
+        std::string_view v(text);
+        return v.size() > longest || !valid_utf8(v) ||
+               std::any_of(v.begin(), v.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20 && ch != '\t' && ch != '\n' && ch != '\r'; });
+    };
+    for (pugi::xml_node n = doc.first_child(); n;) {
+        std::string const where = n.type() == pugi::node_element ? n.name() : n.parent().name();
+        bool wrong = bad(n.name()) || bad(n.value());
+        for (auto a : n.attributes()) wrong = wrong || bad(a.name()) || bad(a.value());
+        if (wrong)
+            throw invalid(valid_utf8(where) && where.size() <= 100 ? where : "",
+                          "要素 " + (valid_utf8(where) && where.size() <= 100 ? where : std::string("?")) + " の文字が正しくないか、長すぎます (1000バイトまで)",
+                          "an element holds text that is not UTF-8, holds a control character, or is longer than 1000 bytes");
+        if (n.first_child()) {
+            n = n.first_child();
+            continue;
+        }
+        while (n && !n.next_sibling()) n = n.parent();
+        if (n) n = n.next_sibling();
+    }
+}
+
+// The children of one search info as sent (name, value pairs in order, for the echo). A child the layout does not
+// name refuses the file, naming it: nothing a layout does not document is read, stored or echoed.
+json known_children(pugi::xml_node info, std::span<std::string_view const> known, std::size_t index) {
+    json echo = json::array();
+    for (auto child : info.children()) {
+        if (child.type() != pugi::node_element) continue;
+        if (std::find(known.begin(), known.end(), std::string_view(child.name())) == known.end())
+            throw invalid(child.name(), std::string(info.name()) + " の " + std::to_string(index) + " 件目に使えない要素 " + child.name() + " があります",
+                          std::string(info.name()) + " #" + std::to_string(index) + ": unknown element " + child.name());
+        echo.push_back(json::array({child.name(), child.text().as_string()}));
+    }
+    return echo;
+}
+
 pugi::xml_document load(std::string const& bytes, std::string& encoding) {
     encoding = declared_encoding(bytes);
     std::string utf8;
@@ -89,12 +133,20 @@ pugi::xml_document load(std::string const& bytes, std::string& encoding) {
     } else {
         throw invalid("encoding", "UTF-8 と宣言されていますが UTF-8 ではありません", "declared UTF-8 but the bytes are not UTF-8");
     }
+    // &#0; (not an XML character) would end a text where pugixml stores it: refused, not silently cut.
+    for (auto at = utf8.find("&#"); at != std::string::npos; at = utf8.find("&#", at + 2)) {
+        std::size_t digits = at + 2 + (at + 2 < utf8.size() && (utf8[at + 2] == 'x' || utf8[at + 2] == 'X'));
+        std::size_t end = utf8.find_first_not_of('0', digits);
+        if (end != digits && end != std::string::npos && utf8[end] == ';')
+            throw invalid("", "文字参照 &#0; は使えません (" + std::to_string(at) + " バイト目)", "the character reference &#0; is not XML (offset " + std::to_string(at) + ")");
+    }
     pugi::xml_document doc;
     // The declaration still names Shift_JIS: tell pugixml the buffer is UTF-8 now.
     auto r = doc.load_buffer(utf8.data(), utf8.size(), pugi::parse_default | pugi::parse_declaration, pugi::encoding_utf8);
     if (!r) throw invalid("", std::string("XML として読めません (") + std::to_string(r.offset) + " バイト目)",
                           std::string("not well-formed XML: ") + r.description() + " (offset " + std::to_string(r.offset) + ")");
     if (!doc.child("XmlMsg")) throw invalid("XmlMsg", "ルート要素 XmlMsg がありません", "the root element must be XmlMsg");
+    check_text_nodes(doc);
     return doc;
 }
 
@@ -149,9 +201,10 @@ BulkUpload parse_bulk_upload(std::string const& bytes) {
     up.treatment_flag = flag == "3" ? 3 : 2;
     for (auto info : body.children("QualificationConfirmSearchInfo")) {
         // Echoed back in the order it was sent: pairs, not an object (whose keys would be sorted).
-        json echo = json::array();
-        for (auto child : info.children())
-            if (child.type() == pugi::node_element) echo.push_back(json::array({child.name(), child.text().as_string()}));
+        static constexpr std::array<std::string_view, 7> layout{"InsurerNumber", "InsuredCardSymbol", "InsuredIdentificationNumber",
+                                                                "InsuredBranchNumber", "Birthdate", "LimitApplicationCertificateRelatedConsFlg",
+                                                                "ArbitraryIdentifier"};
+        json echo = known_children(info, layout, up.rows.size() + 1);
         json row{{"insurer_number", text(info, "InsurerNumber")},
                  {"symbol", text(info, "InsuredCardSymbol")},
                  {"number", text(info, "InsuredIdentificationNumber")},
@@ -214,6 +267,9 @@ ConsentedDownload parse_consented_download(std::string const& bytes) {
 }
 
 namespace {
+constexpr std::array<std::string_view, 6> registration_children{"ReferenceNumber", "InsurerNumber", "InsuredCardSymbol",
+                                                                 "InsuredIdentificationNumber", "InsuredBranchNumber", "Birthdate"};
+
 json registration_request(pugi::xml_node info) {
     json request{{"reference_number", text(info, "ReferenceNumber")}, {"insurer_number", text(info, "InsurerNumber")},
                  {"symbol", text(info, "InsuredCardSymbol")}, {"number", text(info, "InsuredIdentificationNumber")},
@@ -231,9 +287,7 @@ ReferenceRegistrations parse_reference_registrations(std::string const& bytes) {
     r.facility_code = text(header, "MedicalInstitutionCode");
     r.file_identifier = text(header, "ArbitraryFileIdentifier");
     for (auto info : doc.child("XmlMsg").child("MessageBody").children("ReferenceNumberRegistrationInfo")) {
-        json echo = json::array();
-        for (auto child : info.children())
-            if (child.type() == pugi::node_element) echo.push_back(json::array({child.name(), child.text().as_string()}));
+        json echo = known_children(info, registration_children, r.requests.size() + 1);
         json request;
         try {
             request = registration_request(info);
@@ -253,6 +307,7 @@ ReferenceRegistration parse_reference_registration(std::string const& bytes) {
     auto header = doc.child("XmlMsg").child("MessageHeader");
     auto info = doc.child("XmlMsg").child("MessageBody").child("ReferenceNumberRegistrationInfo");
     if (!info) throw invalid("ReferenceNumberRegistrationInfo", "ReferenceNumberRegistrationInfo がありません", "missing ReferenceNumberRegistrationInfo");
+    known_children(info, registration_children, 1);
     r.facility_code = text(header, "MedicalInstitutionCode");
     r.file_identifier = text(header, "ArbitraryFileIdentifier");
     r.reference_number = text(info, "ReferenceNumber");

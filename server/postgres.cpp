@@ -40,6 +40,7 @@ public:
     }
 
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
+        check_text_params(params);  // libpq would cut a text at NUL; PostgreSQL refuses invalid UTF-8 with a 500
         if (PGconn* c = bound()) return exec(c, sql, params);
         Lease lease(*this);
         return exec(lease.conn, sql, params);

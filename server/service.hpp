@@ -12,6 +12,7 @@
 #include "records.hpp"
 #include "request_gate.hpp"
 #include "rule_contract.hpp"
+#include "secrets.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -54,6 +55,8 @@ public:
     std::string public_url = "https://127.0.0.1:8443";
     std::string card_ca;  // PEM file of the card CA; empty: consent registration is unavailable
     TestClock* test_clock = nullptr;  // set when the server runs on a test clock (kyotaku serve --test-clock)
+    // The key file's secrets (kyotaku serve --key-file); a process-lifetime key until serve sets them.
+    std::shared_ptr<Secrets const> secrets = Secrets::ephemeral();
 
     Rules rules() const { return std::atomic_load(&rules_); }
     void set_rules(Rules rules) { std::atomic_store(&rules_, std::move(rules)); }

@@ -77,13 +77,20 @@ json SettingsDesk::audit(Caller const& c) {
 
 std::pair<std::uint32_t, std::vector<unsigned char>> SettingsDesk::current_key() {
     return transaction(x_.db, [&] {
-        auto rows = x_.db.query("SELECT version, key_hex FROM url_keys WHERE retired_at IS NULL ORDER BY version DESC LIMIT 1");
-        if (!rows.empty()) return std::make_pair(std::uint32_t(as_int(rows[0][0])), from_hex(as_text(rows[0][1])));
+        // Stored sealed with the key file's key (secrets.hpp), never in plain text.
+        auto rows = x_.db.query("SELECT version, key_sealed FROM url_keys WHERE retired_at IS NULL ORDER BY version DESC LIMIT 1");
+        if (!rows.empty()) {
+            auto const version = std::uint32_t(as_int(rows[0][0]));
+            auto key = x_.secrets->open_url_key(version, as_text(rows[0][1]));
+            if (!key) throw std::runtime_error("URL key " + std::to_string(version) + " does not open with the key file");
+            return std::make_pair(version, *key);
+        }
         auto last = x_.db.query("SELECT COALESCE(MAX(version), 0) FROM url_keys");
         std::uint32_t version = std::uint32_t(as_int(last[0][0]) + 1);
-        std::string hex = new_id() + new_id();  // 256 random bits
-        x_.db.query("INSERT INTO url_keys (version, key_hex, created_at) VALUES ($1, $2, $3)", {std::int64_t(version), hex, x_.now()});
-        return std::make_pair(version, from_hex(hex));
+        auto key = from_hex(new_id() + new_id());  // 256 random bits
+        x_.db.query("INSERT INTO url_keys (version, key_hex, key_sealed, created_at) VALUES ($1, '', $2, $3)",
+                    {std::int64_t(version), x_.secrets->seal_url_key(version, key), x_.now()});
+        return std::make_pair(version, key);
     });
 }
 
@@ -127,8 +134,9 @@ SettingsDesk::TokenCheck SettingsDesk::check_token(std::string const& token) {
         out.reason = "URL が正しくありません";
         return out;
     }
-    auto key = x_.db.query("SELECT key_hex, retired_at FROM url_keys WHERE version = $1", {std::int64_t(*version)});
-    auto claims = key.empty() ? std::nullopt : open_url_token(from_hex(as_text(key[0][0])), token);
+    auto key = x_.db.query("SELECT key_sealed, retired_at FROM url_keys WHERE version = $1", {std::int64_t(*version)});
+    auto opened = key.empty() ? std::nullopt : x_.secrets->open_url_key(*version, as_text(key[0][0]));
+    auto claims = opened ? open_url_token(*opened, token) : std::nullopt;
     if (!claims) {
         out.reason = "URL が正しくありません";
         return out;

@@ -3,7 +3,13 @@
 // string concatenation.
 #include "database.hpp"
 
+#include "error.hpp"
+#include "fields.hpp"
+
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
@@ -11,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <iostream>
 #include <unordered_map>
 
 namespace kyotaku::server {
@@ -31,11 +38,35 @@ std::int64_t as_int(Value const& v) {
 }
 bool is_null(Value const& v) { return std::holds_alternative<std::nullptr_t>(v); }
 
+void check_text_params(std::vector<Value> const& params) {
+    for (std::size_t i = 0; i < params.size(); ++i)
+        if (auto const* s = std::get_if<std::string>(&params[i]); s && (!valid_utf8(*s) || s->find('\0') != std::string::npos))
+            throw invalid("", "UTF-8 の文字列ではありません (何も保存していません)",
+                          "a text is not valid UTF-8 or holds NUL (parameter $" + std::to_string(i + 1) + "; nothing was stored)");
+}
+
+namespace {
+// A database file only its owner reads: created 0600 (SQLite gives its -wal and -shm files the database's mode), and
+// an existing one (with its -wal, -shm) that others could read is made 0600.
+void make_private(std::string const& path) {
+    if (path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0) return;
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) ::close(fd);
+    for (std::string const& file : {path, path + "-wal", path + "-shm"}) {
+        struct stat st {};
+        if (::stat(file.c_str(), &st) != 0 || !(st.st_mode & 077)) continue;
+        if (::chmod(file.c_str(), st.st_mode & 0700) == 0)
+            std::cerr << "kyotaku: " << file << ": 他のユーザが読めたので所有者だけにしました / was open to other users: made owner-only (0600)\n";
+    }
+}
+}  // namespace
+
 namespace {
 // One SQLite connection with its prepared statements. Not thread-safe: the pool lends it to one thread at a time.
 class Connection {
 public:
     explicit Connection(std::string const& path) {
+        make_private(path);
         if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
             std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
             sqlite3_close(db_);
@@ -56,6 +87,7 @@ public:
     Connection& operator=(Connection const&) = delete;
 
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) {
+        check_text_params(params);
         // Prepared statements are cached by their text (the application's statements are a fixed set).
         sqlite3_stmt* stmt = nullptr;
         bool cached = false;

@@ -1,7 +1,8 @@
 #include "url_token.hpp"
 
+#include "secrets.hpp"
+
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <png.h>
 #include <qrencode.h>
 
@@ -40,10 +41,6 @@ std::optional<std::vector<unsigned char>> unbase64url(std::string_view s) {
     return out;
 }
 
-struct CipherCtx {
-    EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
-    ~CipherCtx() { EVP_CIPHER_CTX_free(ctx); }
-};
 }  // namespace
 
 std::string seal_url_token(std::vector<unsigned char> const& key, std::uint32_t key_version, UrlClaims const& claims) {
@@ -52,22 +49,8 @@ std::string seal_url_token(std::vector<unsigned char> const& key, std::uint32_t 
     for (int i = 3; i >= 0; --i) plain.push_back(static_cast<unsigned char>(claims.generation >> (8 * i)));
     std::vector<unsigned char> out{format_byte};
     for (int i = 3; i >= 0; --i) out.push_back(static_cast<unsigned char>(key_version >> (8 * i)));
-    std::vector<unsigned char> nonce(nonce_size);
-    if (RAND_bytes(nonce.data(), int(nonce.size())) != 1) throw std::runtime_error("RAND_bytes failed");
-    CipherCtx c;
-    std::vector<unsigned char> cipher(plain.size()), tag(tag_size);
-    int len = 0;
-    bool ok = EVP_EncryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
-              EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, int(nonce_size), nullptr) == 1 &&
-              EVP_EncryptInit_ex(c.ctx, nullptr, nullptr, key.data(), nonce.data()) == 1 &&
-              EVP_EncryptUpdate(c.ctx, nullptr, &len, out.data(), int(out.size())) == 1 &&  // header as associated data
-              EVP_EncryptUpdate(c.ctx, cipher.data(), &len, plain.data(), int(plain.size())) == 1 &&
-              EVP_EncryptFinal_ex(c.ctx, cipher.data() + len, &len) == 1 &&
-              EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_GET_TAG, int(tag_size), tag.data()) == 1;
-    if (!ok) throw std::runtime_error("AES-GCM sealing failed");
-    out.insert(out.end(), nonce.begin(), nonce.end());
-    out.insert(out.end(), cipher.begin(), cipher.end());
-    out.insert(out.end(), tag.begin(), tag.end());
+    auto sealed = aes_gcm_seal(key, out, plain);  // the header as associated data
+    out.insert(out.end(), sealed.begin(), sealed.end());
     return base64url(out);
 }
 
@@ -80,25 +63,12 @@ std::optional<std::uint32_t> url_token_key_version(std::string_view token) {
 std::optional<UrlClaims> open_url_token(std::vector<unsigned char> const& key, std::string_view token) {
     auto bytes = unbase64url(token);
     if (!bytes || key.size() != 32 || bytes->size() < header_size + nonce_size + tag_size + 5 || (*bytes)[0] != format_byte) return std::nullopt;
-    auto const& b = *bytes;
-    unsigned char const* nonce = b.data() + header_size;
-    unsigned char const* cipher = nonce + nonce_size;
-    std::size_t cipher_len = b.size() - header_size - nonce_size - tag_size;
-    std::vector<unsigned char> tag(b.end() - tag_size, b.end());
-    std::vector<unsigned char> plain(cipher_len);
-    CipherCtx c;
-    int len = 0;
-    bool ok = EVP_DecryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
-              EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, int(nonce_size), nullptr) == 1 &&
-              EVP_DecryptInit_ex(c.ctx, nullptr, nullptr, key.data(), nonce) == 1 &&
-              EVP_DecryptUpdate(c.ctx, nullptr, &len, b.data(), int(header_size)) == 1 &&
-              EVP_DecryptUpdate(c.ctx, plain.data(), &len, cipher, int(cipher_len)) == 1 &&
-              EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_TAG, int(tag_size), tag.data()) == 1 &&
-              EVP_DecryptFinal_ex(c.ctx, plain.data() + len, &len) == 1;  // fails on any tampering
-    if (!ok || plain.size() < 5) return std::nullopt;
+    std::vector<unsigned char> const header(bytes->begin(), bytes->begin() + header_size);
+    auto plain = aes_gcm_open(key, header, bytes->data() + header_size, bytes->size() - header_size);  // fails on any tampering
+    if (!plain || plain->size() < 5) return std::nullopt;
     UrlClaims claims;
-    claims.facility_code.assign(plain.begin(), plain.end() - 4);
-    for (std::size_t i = plain.size() - 4; i < plain.size(); ++i) claims.generation = (claims.generation << 8) | plain[i];
+    claims.facility_code.assign(plain->begin(), plain->end() - 4);
+    for (std::size_t i = plain->size() - 4; i < plain->size(); ++i) claims.generation = (claims.generation << 8) | (*plain)[i];
     return claims;
 }
 

@@ -28,7 +28,7 @@ fi
 # The server runs on a test clock (its "today" starts at 2024-07-31, 10:00 JST, and the operator may move it): the
 # rules decide on the server's date, never on one a request names.
 start() {
-    "$kyotaku" serve --port 0 --db "$db" --rules "$src/rules" --tls-dir "$work/pki" --test-clock "${clock_day:-2024-07-31}" > "$work/serve.log" 2>&1 &
+    "$kyotaku" serve --port 0 --db "$db" --key-file "$work/kyotaku.key" --rules "$src/rules" --tls-dir "$work/pki" --test-clock "${clock_day:-2024-07-31}" > "$work/serve.log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do
         port=$(sed -n 's/^listening on https:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/serve.log")

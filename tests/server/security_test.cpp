@@ -1,0 +1,664 @@
+// Issue 10, hostile input and faults: one test per finding (Item1 … Item8 name the issue's numbering), each of which
+// failed on the code before its fix. Through the routing table, on SQLite or — with KYOTAKU_TEST_PG
+// (tests/server/with_postgres.sh) — PostgreSQL. The session's own limits (timeouts, the connection cap on a real
+// socket, spooling) are in tests/server/security_e2e.sh; the HTTP request path is fuzzed by tests/fuzz.
+#include "card_signature.hpp"
+#include "consent_limits.hpp"
+#include "desk_util.hpp"
+#include "http_server.hpp"
+#include "limits.hpp"
+#include "oqs_xml.hpp"
+#include "secrets.hpp"
+#include "url_token.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <streambuf>
+#include <thread>
+
+using namespace kyotaku;
+using namespace kyotaku::server;
+namespace fs = std::filesystem;
+
+namespace {
+
+bool on_postgres() { return std::getenv("KYOTAKU_TEST_PG") != nullptr; }
+
+// A body with the usual patient's card fields.
+json with_card(json j) {
+    j.update(json::parse(R"({"insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01"})"));
+    return j;
+}
+
+// A scratch folder removed at the end of the test.
+struct Scratch {
+    fs::path dir;
+    Scratch() {
+        char tmpl[] = "/tmp/kyotaku-security.XXXXXX";
+        dir = ::mkdtemp(tmpl);
+    }
+    ~Scratch() {
+        std::error_code ec;
+        fs::permissions(dir, fs::perms::owner_all, ec);
+        fs::remove_all(dir, ec);
+    }
+};
+
+unsigned mode_of(fs::path const& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 ? st.st_mode & 07777 : 0xFFFF;
+}
+
+// Waits (bounded) until `done` holds.
+template <typename F>
+bool eventually(F done, std::chrono::seconds limit = std::chrono::seconds(10)) {
+    auto const until = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > until) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+}
+
+class Hostile : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (on_postgres()) {
+            db = open_postgres(std::getenv("KYOTAKU_TEST_PG"));
+            db->script("DROP SCHEMA public CASCADE; CREATE SCHEMA public;");
+        } else {
+            db = open_sqlite(":memory:");
+        }
+        migrate(*db);
+        auto rules = compile_directory(KYOTAKU_SOURCE_DIR "/rules");
+        ASSERT_TRUE(rules.ok());
+        service = std::make_unique<Service>(*db, rules.program, clock);
+        root.kind = Caller::Kind::admin;
+        root.subject = "kyotaku-admin";
+        a = office("0110113719");
+        b = office("2714206386");
+        ASSERT_EQ(send(root, "POST", "/api/v1/admin/facilities", json{{"code", a.facility_code}, {"name", "A"}, {"kind", "医科"}}).status, 201);
+        ASSERT_EQ(send(root, "POST", "/api/v1/admin/facilities", json{{"code", b.facility_code}, {"name", "B"}, {"kind", "医科"}}).status, 201);
+        for (auto* c : {&a, &b}) ASSERT_EQ(send(*c, "PUT", "/api/v1/settings", json{{"terms_agreed", true}, {"home_visit_enabled", true}}).status, 200);
+        auto p = send(root, "POST", "/api/v1/admin/insured-persons", with_card({{"name", "在宅 花子"}, {"burden_ratio", "010"}, {"valid_from", "2020-04-01"}}));
+        ASSERT_EQ(p.status, 201) << p.body;
+        person = json::parse(p.body)["person_key"];
+        ASSERT_EQ(send(root, "POST", "/api/v1/admin/consents",
+                       json{{"facility_code", a.facility_code}, {"person_key", person}, {"visit_kind", "訪問診療"}, {"first_visit", "2024-06-03"},
+                            {"identity_method", "暗証番号"}, {"items", {"薬剤情報"}}})
+                      .status,
+                  201);
+    }
+    static Caller office(std::string code) {
+        Caller c;
+        c.kind = Caller::Kind::facility;
+        c.role = Caller::Role::manager;
+        c.facility_code = c.subject = std::move(code);
+        c.terminal = "資格確認端末";
+        return c;
+    }
+    HttpResult send(Caller const& c, std::string const& method, std::string const& target, std::string const& body,
+                    std::string const& type = "application/json") {
+        return handle_request(*service, c, method, target, type, body);
+    }
+    HttpResult send(Caller const& c, std::string const& method, std::string const& target, char const* body,
+                    std::string const& type = "application/json") {
+        return send(c, method, target, std::string(body), type);
+    }
+    HttpResult send(Caller const& c, std::string const& method, std::string const& target, json const& body) {
+        return send(c, method, target, body.dump());
+    }
+    std::string url_token(Caller const& c) {
+        std::string url = json::parse(send(c, "GET", "/api/v1/url", "").body)["url"];
+        return url.substr(url.find("/c/") + 3);
+    }
+    std::int64_t count(std::string const& table) { return as_int(db->query("SELECT COUNT(*) FROM " + table)[0][0]); }
+    // Every text of every table of the schema.
+    std::vector<std::string> stored_texts() {
+        std::vector<std::string> out;
+        for (char const* t : {"facilities", "facility_settings", "settings_audit", "insured_persons", "consents", "claim_reviews", "inquiry_log",
+                              "medical_records", "viewing_log", "url_keys", "facility_url", "challenges", "visual_passcodes", "card_certificates",
+                              "batch_jobs", "batch_rows", "reference_numbers", "devices", "device_checks", "fallback_verifications"})
+            for (auto const& row : db->query(std::string("SELECT * FROM ") + t))
+                for (auto const& v : row) out.push_back(as_text(v));
+        return out;
+    }
+
+    static constexpr char const* card_json =
+        R"({"insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01"})";
+    TestClock clock{*Date::from_ymd(2024, 7, 31)};
+    std::unique_ptr<Database> db;
+    std::unique_ptr<Service> service;
+    Caller root, a, b;
+    std::string person;
+};
+
+
+// The routes that read a JSON body, each with a body it accepts (or refuses for a reason of its own), and the routes
+// that read no JSON body. Every POST or PUT route of the table is in one of them (checked), so a new route is too.
+std::map<std::string, json> json_route_bodies(std::string const& token, std::string const& person) {
+    return {
+        {"POST /api/v1/admin/facilities", json{{"code", "0110113719"}, {"name", "A"}, {"kind", "医科"}}},
+        {"POST /api/v1/admin/insured-persons", with_card({{"name", "在宅 次郎"}, {"burden_ratio", "030"}, {"valid_from", "2021-04-01"}})},
+        {"POST /api/v1/admin/consents", json{{"facility_code", "0110113719"}, {"person_key", person}, {"visit_kind", "訪問診療"},
+                                            {"first_visit", "2024-06-10"}, {"identity_method", "暗証番号"}, {"items", {"薬剤情報"}}}},
+        {"POST /api/v1/admin/medical-records", json{{"person_key", person}, {"item", "薬剤情報"}, {"recorded_on", "2024-06-01"}, {"content", {{"薬", "A"}}}}},
+        {"POST /api/v1/admin/cards", json{{"person_key", person}, {"certificate", "not a certificate"}}},
+        {"POST /api/v1/admin/clock", json{{"today", "2024-07-31"}}},
+        {"POST /api/v1/consent/challenge", json{{"token", token}}},
+        {"POST /api/v1/consent/register", json{{"token", token}, {"challenge_id", "0"}, {"certificate", "AAAA"}, {"identity_method", "目視確認"},
+                                              {"visit_kind", "訪問診療"}, {"items", {"薬剤情報"}}, {"visual_passcode", "12345678"}}},
+        {"PUT /api/v1/settings", json{{"terms_agreed", true}, {"home_visit_enabled", true}}},
+        {"POST /api/v1/reinquiry", with_card({{"category", "訪問診療等"}})},
+        {"POST /api/v1/medical-info", with_card({{"category", "訪問診療等"}, {"item", "薬剤情報"}})},
+        {"POST /api/v1/withdrawal/lookup", with_card({})},
+        {"POST /api/v1/withdrawal", with_card({{"confirmed", false}})},
+        {"POST /api/v1/reference-numbers", with_card({{"reference_number", "R-9"}})},
+        {"POST /api/v1/fallback-verifications",
+         with_card({{"method", "マイナポータル"}, {"reason", "停電"}, {"verified_on", "2024-07-30"}, {"burden_ratio", "010"}})},
+        {"POST /api/v1/devices", json{{"name", "端末1"}, {"kind", "タブレット"}, {"ownership", "施設所有"}, {"permitted_staff", {"看護 師子"}}}},
+        {"POST /api/v1/devices/{device_id}/checks",
+         json{{"checked_on", "2024-07-30"}, {"checker", "管理 者"},
+              {"checks", {{"os_updated", true}, {"antivirus", true}, {"screen_lock", true}, {"ledger_reviewed", true}, {"staff_trained", true}}}}},
+    };
+}
+std::set<std::string> const routes_without_a_json_body{
+    "POST /api/v1/admin/url-keys/rotate", "POST /api/v1/visual-passcode", "POST /api/v1/url/change", "POST /api/v1/claim-reviews",
+    "POST /api/v1/batch/reinquiry",       "POST /api/v1/oqs/OQSmuquc01req", "POST /api/v1/oqs/OQSmuhvq01req", "POST /api/v1/oqs/OQSmuonq01req",
+    "POST /api/v1/oqs/OQSsiquc01req",     "POST /api/v1/oqs/OQSsiimm01req", "POST /api/v1/oqs/OQSmuimm01req", "POST /api/v1/oqs/OQSmuquc02req"};
+
+}  // namespace
+
+// 1. A 30,000-deep JSON body overflowed the stack in a recursive PIN check. Bodies are parsed with a depth limit and
+// no code walks them recursively: any depth is a 400, on every route that reads JSON.
+TEST_F(Hostile, Item1_AnyNestingDepthOnAnyJsonRouteIsA400) {
+    std::string const token = url_token(a);
+    auto bodies = json_route_bodies(token, person);
+    std::string const deep_array = std::string(1'000'000, '[') + std::string(1'000'000, ']');
+    std::string deep_object;  // built below
+    for (int i = 0; i < 100'000; ++i) deep_object += R"({"token":)";
+    deep_object += "1" + std::string(100'000, '}');
+    std::string const deep_in_a_field = R"({"token":)" + std::string(30'000, '[') + std::string(30'000, ']') + "}";
+    for (auto const& r : route_table()) {
+        std::string const key = r.method + " " + r.path;
+        if (r.method == "GET" || routes_without_a_json_body.count(key)) continue;
+        ASSERT_TRUE(bodies.count(key)) << key << " reads a JSON body: add it to json_route_bodies";
+        Caller const who = r.access == Access::anyone ? Caller{} : r.access == Access::operator_ ? root : a;
+        std::string path = r.path;
+        if (auto at = path.find("{device_id}"); at != std::string::npos) path.replace(at, 11, "d");
+        for (std::string const* body : std::vector<std::string const*>{&deep_array, &deep_object, &deep_in_a_field}) {
+            auto res = send(who, r.method, path, *body);
+            EXPECT_EQ(res.status, 400) << key;
+            EXPECT_NE(res.body.find("nested too deeply"), std::string::npos) << key << ": " << res.body;
+        }
+    }
+}
+
+// 4. The PIN filter was a list of names: pinCode, ｐｉｎ, 暗証番号（4桁） … passed and were stored with the whole
+// request body. Now every route accepts only its documented fields (an unknown one is a 400 naming it) and the
+// logs keep the fields a record needs. Every JSON route, with a body it otherwise takes, under every name.
+TEST_F(Hostile, Item4_APinUnderAnyNameIsRefusedOnEveryRouteAndStoredNowhere) {
+    std::string const token = url_token(a);
+    auto device = send(a, "POST", "/api/v1/devices", json_route_bodies(token, person)["POST /api/v1/devices"]);
+    ASSERT_EQ(device.status, 201);
+    std::string const device_id = json::parse(device.body)["id"];
+    std::string const pin = "pin-value-9513";
+    std::vector<std::string> const names{"pin", "PIN", "pinCode", "pincode", "pin-code", "ｐｉｎ", "暗証番号", "暗証番号（4桁）", "card_pin", "password"};
+    for (auto const& [key, good] : json_route_bodies(token, person)) {
+        std::string const method = key.substr(0, key.find(' '));
+        std::string path = key.substr(key.find(' ') + 1);
+        if (auto at = path.find("{device_id}"); at != std::string::npos) path.replace(at, 11, device_id);
+        Caller const who = path.find("/consent/") != std::string::npos ? Caller{} : path.find("/admin/") != std::string::npos ? root : a;
+        for (auto const& name : names) {
+            json body = good;
+            body[name] = pin;
+            auto refused = send(who, method, path, body);
+            EXPECT_EQ(refused.status, 400) << key << " " << name << ": " << refused.body;
+            EXPECT_EQ(json::parse(refused.body).value("field", ""), name) << key;
+            EXPECT_EQ(refused.body.find(pin), std::string::npos) << key;
+        }
+        // The same body without it is not refused for that reason (the route takes it, or refuses it for another).
+        auto const accepted = json::parse(send(who, method, path, good).body);
+        EXPECT_TRUE(std::find(names.begin(), names.end(), accepted.value("field", "")) == names.end()) << key;
+    }
+    // Nested in an object a route reads: refused too.
+    EXPECT_EQ(send(a, "PUT", "/api/v1/settings", json{{"viewing_items", {{"pinCode", pin}}}}).status, 400);
+    json checks = json_route_bodies(token, person)["POST /api/v1/devices/{device_id}/checks"];
+    checks["checks"]["pin"] = pin;
+    EXPECT_EQ(send(a, "POST", "/api/v1/devices/" + device_id + "/checks", checks).status, 400);
+    // In a file: an element the layout does not name refuses the file, naming it.
+    std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><XmlMsg><MessageHeader><QualificationConfirmationDate>20240731</QualificationConfirmationDate>"
+                      "<MedicalInstitutionCode>0110113719</MedicalInstitutionCode><ArbitraryFileIdentifier>f</ArbitraryFileIdentifier></MessageHeader>"
+                      "<MessageBody><QualificationConfirmSearchInfo><InsurerNumber>06132013</InsurerNumber><InsuredIdentificationNumber>4567</InsuredIdentificationNumber>"
+                      "<Birthdate>19400501</Birthdate><PinCode>" + pin + "</PinCode></QualificationConfirmSearchInfo></MessageBody></XmlMsg>";
+    auto file = send(a, "POST", "/api/v1/oqs/OQSmuquc01req", xml, "application/xml");
+    EXPECT_EQ(file.status, 400);
+    EXPECT_NE(file.body.find("PinCode"), std::string::npos) << file.body;
+    EXPECT_EQ(file.body.find(pin), std::string::npos);
+    for (auto const& text : stored_texts()) EXPECT_EQ(text.find(pin), std::string::npos) << text;
+
+    // 資格確認履歴 keeps a few fields of each check, never the request: no card field of the body is there.
+    ASSERT_EQ(send(a, "POST", "/api/v1/reinquiry", json_route_bodies(token, person)["POST /api/v1/reinquiry"]).status, 200);
+    std::set<std::string> const kept{"category", "by", "allowed", "qualification_validity", "reason", "consent_id", "reception_number", "rows",
+                                     "verification_id", "verified_on"};
+    for (auto const& row : db->query("SELECT detail_json FROM inquiry_log")) {
+        json const detail = json::parse(as_text(row[0]));
+        for (auto const& [k, v] : detail.items()) EXPECT_TRUE(kept.count(k)) << "inquiry_log keeps " << k;
+    }
+}
+
+// 3 (text). An invalid-UTF-8 reference number was committed and turned the patient's re-inquiry into a 500; an
+// OQSsiimm01req in Shift_JIS without a declaration was taken as UTF-8; invalid uploads answered 500. Now every text is
+// checked before anything is committed — what the bytes hold and what XML character references make — and the
+// database itself refuses a text that is not UTF-8 or holds NUL.
+TEST_F(Hostile, Item3_TextThatIsNotUtf8IsA400AndNothingIsCommitted) {
+    auto const before = stored_texts().size();
+    // JSON: bytes that are not UTF-8, a lone surrogate escape, NUL and control characters.
+    for (std::string const ref : {std::string("R\xff"), std::string("R\\ud800"), std::string("R\\u0000X"), std::string("R\\u0001")}) {
+        auto r = send(a, "POST", "/api/v1/reference-numbers", "{\"reference_number\":\"" + ref + "\"," + std::string(card_json).substr(1));
+        EXPECT_EQ(r.status, 400) << ref << ": " << r.body;
+    }
+    // CSV: a bad byte in any row refuses the whole file.
+    auto csv = send(a, "POST", "/api/v1/reference-numbers", "R-1,06132013,123,4567,01,1940-05-01\nR-\xfe,06132013,123,4567,01,1940-05-01\n", "text/csv");
+    EXPECT_EQ(csv.status, 400);
+    auto batch_csv = send(a, "POST", "/api/v1/batch/reinquiry", "r1,06132013,123,4567,01,1940-05-01\nr\xff,06132013,123,4567,01,1940-05-01\n", "text/csv");
+    EXPECT_EQ(batch_csv.status, 400);
+    EXPECT_EQ(json::parse(batch_csv.body)["field"], "line 2");
+    // XML: character references that decode to a surrogate or a control character, in the fields that are stored
+    // (a 500 before: the echo could not be written as JSON).
+    auto search = [](std::string const& identifier, std::string const& file_identifier) {
+        return "<?xml version=\"1.0\" encoding=\"UTF-8\"?><XmlMsg><MessageHeader><QualificationConfirmationDate>20240731</QualificationConfirmationDate>"
+               "<MedicalInstitutionCode>0110113719</MedicalInstitutionCode><ArbitraryFileIdentifier>" + file_identifier +
+               "</ArbitraryFileIdentifier></MessageHeader><MessageBody><QualificationConfirmSearchInfo><InsurerNumber>06132013</InsurerNumber>"
+               "<InsuredIdentificationNumber>4567</InsuredIdentificationNumber><Birthdate>19400501</Birthdate><ArbitraryIdentifier>" + identifier +
+               "</ArbitraryIdentifier></QualificationConfirmSearchInfo></MessageBody></XmlMsg>";
+    };
+    for (auto const& file : {search("&#xD800;", "f"), search("a&#1;b", "f"), search("p", "&#xDFFF;"), search("p", "&#0;")}) {
+        auto r = send(a, "POST", "/api/v1/oqs/OQSmuquc01req", file, "application/xml");
+        EXPECT_EQ(r.status, 400) << file << "\n" << r.body;
+        EXPECT_NE(r.body.find("EKY0901"), std::string::npos);
+    }
+    auto imm = send(a, "POST", "/api/v1/oqs/OQSsiimm01req",
+                    "<XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode></MessageHeader><MessageBody>"
+                    "<ReferenceNumberRegistrationInfo><ReferenceNumber>&#xDBFF;</ReferenceNumber><InsurerNumber>06132013</InsurerNumber>"
+                    "<InsuredIdentificationNumber>4567</InsuredIdentificationNumber></ReferenceNumberRegistrationInfo></MessageBody></XmlMsg>",
+                    "application/xml");
+    EXPECT_EQ(imm.status, 400) << imm.body;
+    // A malformed CSV line is echoed cut at a character, not inside one (a 500 before: the cut was not UTF-8).
+    std::string line;
+    for (int i = 0; i < 80; ++i) line += "壊";
+    std::istringstream batch("arbitrary_identifier,insurer_number,symbol,number,branch,birthdate\n" + line + "\n");
+    EXPECT_NO_THROW(service->batch.upload_csv(a, "訪問診療等", "", "f", batch));
+    EXPECT_EQ(count("batch_jobs"), 1);
+    // Nothing of the refused ones was stored (the one job above is the only change).
+    EXPECT_EQ(count("reference_numbers"), 0);
+    EXPECT_EQ(stored_texts().size(), before + 10 + 4);  // the job's 10 columns, its row's 4
+    // Whoever asks, the database takes no such text.
+    for (std::string const bad : {std::string("\xff"), std::string("a\0b", 3), std::string("\xed\xa0\x80")})
+        EXPECT_THROW(db->query("INSERT INTO reference_numbers (facility_code, reference_number, person_key, registered_at) VALUES ($1, $2, $3, $4)",
+                               {a.facility_code, bad, person, std::string("now")}),
+                     Error);
+    EXPECT_EQ(count("reference_numbers"), 0);
+}
+
+TEST_F(Hostile, Item3_ShiftJisWithoutADeclarationIsReadAsShiftJis) {
+    std::string const file = from_utf8("<XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode>"
+                                       "<ArbitraryFileIdentifier>照会番号</ArbitraryFileIdentifier></MessageHeader><MessageBody>"
+                                       "<ReferenceNumberRegistrationInfo><ReferenceNumber>患者-７</ReferenceNumber><InsurerNumber>06132013</InsurerNumber>"
+                                       "<InsuredCardSymbol>１２３</InsuredCardSymbol><InsuredIdentificationNumber>4567</InsuredIdentificationNumber>"
+                                       "<InsuredBranchNumber>01</InsuredBranchNumber></ReferenceNumberRegistrationInfo></MessageBody></XmlMsg>",
+                                       "SHIFT_JIS");
+    ASSERT_FALSE(valid_utf8(file));
+    auto r = send(a, "POST", "/api/v1/oqs/OQSsiimm01req", file, "application/xml");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_NE(to_utf8(r.body, "SHIFT_JIS").find("<ProcessingResultStatus>1</ProcessingResultStatus>"), std::string::npos);
+    auto stored = db->query("SELECT reference_number FROM reference_numbers");
+    ASSERT_EQ(stored.size(), 1u);
+    EXPECT_EQ(as_text(stored[0][0]), "患者-７");
+    auto again = send(a, "POST", "/api/v1/reinquiry", json{{"category", "訪問診療等"}, {"reference_number", "患者-７"}});
+    EXPECT_EQ(again.status, 200);
+    EXPECT_TRUE(json::parse(again.body)["allowed"].get<bool>());
+}
+
+// A database written before issue 10 may hold such a text already (SQLite stores what it is given): the patient's
+// re-inquiry is answered (the bad bytes as U+FFFD), not a 500.
+TEST_F(Hostile, Item3_ABrokenTextAlreadyStoredIsAnsweredNotA500) {
+    if (on_postgres()) GTEST_SKIP() << "PostgreSQL never stored a text that is not UTF-8";
+    db->script("INSERT INTO reference_numbers (facility_code, reference_number, person_key, registered_at) VALUES ('0110113719', CAST(X'52FF' AS TEXT), '" +
+               person + "', 'then')");
+    auto r = send(a, "POST", "/api/v1/reinquiry", with_card({{"category", "訪問診療等"}}));
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(json::parse(r.body)["reference_numbers"][0], "R\xEF\xBF\xBD");
+}
+
+namespace {
+// An endless line: counts the bytes a reader pulls from it.
+struct EndlessLine : std::streambuf {
+    std::size_t pulled = 0, limit;
+    std::string chunk = std::string(4096, 'x');
+    explicit EndlessLine(std::size_t limit) : limit(limit) {}
+    int_type underflow() override {
+        if (pulled >= limit) return traits_type::eof();
+        pulled += chunk.size();
+        setg(chunk.data(), chunk.data(), chunk.data() + chunk.size());
+        return traits_type::to_int_type(chunk[0]);
+    }
+};
+}  // namespace
+
+// 5. Memory: a 300 MB CSV line was read whole and echoed back; XML echoes were unbounded; a client without a
+// certificate could make the server spool 1 GiB; spool files survived a SIGKILL.
+TEST_F(Hostile, Item5_ACsvLineIsReadUpToItsBoundNeverWhole) {
+    EndlessLine endless(64u << 20);
+    std::istream in(&endless);
+    try {
+        service->batch.upload_csv(a, "訪問診療等", "", "f", in);
+        ADD_FAILURE() << "a 64 MB line was taken";
+    } catch (Error const& e) {
+        EXPECT_EQ(e.kind, Error::Kind::invalid);
+        EXPECT_EQ(e.field, "line 1");
+    }
+    EXPECT_LT(endless.pulled, 64u * 1024) << "bytes read of the line";
+    EXPECT_EQ(count("batch_jobs"), 0);
+}
+
+TEST_F(Hostile, Item5_AnXmlFileEchoesOnlyItsLayoutAndIsBoundedBeforeItIsRead) {
+    std::string info = "<QualificationConfirmSearchInfo><InsurerNumber>06132013</InsurerNumber><InsuredIdentificationNumber>4567</InsuredIdentificationNumber>"
+                       "<Birthdate>19400501</Birthdate>";
+    for (int i = 0; i < 20000; ++i) info += "<Extra>0123456789</Extra>";
+    info += "</QualificationConfirmSearchInfo>";
+    auto r = send(a, "POST", "/api/v1/oqs/OQSmuquc01req",
+                  "<XmlMsg><MessageHeader><QualificationConfirmationDate>20240731</QualificationConfirmationDate><MedicalInstitutionCode>0110113719"
+                  "</MedicalInstitutionCode></MessageHeader><MessageBody>" + info + "</MessageBody></XmlMsg>",
+                  "application/xml");
+    EXPECT_EQ(r.status, 400);
+    EXPECT_NE(r.body.find("Extra"), std::string::npos);
+    EXPECT_EQ(count("batch_rows"), 0);
+    // A long text in a field is refused too (each is a few dozen characters at most).
+    auto long_text = send(a, "POST", "/api/v1/oqs/OQSmuquc01req",
+                          "<XmlMsg><MessageHeader><ArbitraryFileIdentifier>" + std::string(5000, 'x') + "</ArbitraryFileIdentifier></MessageHeader></XmlMsg>",
+                          "application/xml");
+    EXPECT_EQ(long_text.status, 400);
+    // The file's size is bounded before a byte of it is read (the session refuses a larger one with 413).
+    ConnectionLimits const limits;
+    auto plan = plan_body(a, "POST", "/api/v1/oqs/OQSmuquc01req", limits);
+    EXPECT_EQ(plan.limit, limits.xml_body);
+    EXPECT_LE(limits.xml_body, 16u << 20);
+    EXPECT_FALSE(plan.spool);
+}
+
+TEST_F(Hostile, Item5_ACallerARouteRefusesIsRefusedBeforeItsBodyAndNothingIsSpooled) {
+    ConnectionLimits const limits;
+    Caller const nobody;
+    for (auto const& r : route_table()) {
+        if (r.method == "GET") continue;
+        std::string path = r.path;
+        if (auto at = path.find('{'); at != std::string::npos) path.replace(at, path.find('}') - at + 1, "x");
+        auto plan = plan_body(nobody, r.method, path, limits);
+        EXPECT_FALSE(plan.spool) << path;
+        EXPECT_LE(plan.limit, 64u * 1024) << path;
+        EXPECT_EQ(plan.refusal.has_value(), r.access != Access::anyone) << path;
+        if (plan.refusal) EXPECT_EQ(plan.refusal->status, 403);
+    }
+    // A モバイル端末 session gets the small limit too; an office terminal its route's.
+    Caller mobile;
+    mobile.kind = Caller::Kind::mobile;
+    mobile.facility_code = a.facility_code;
+    EXPECT_EQ(plan_body(mobile, "POST", "/api/v1/medical-info", limits).limit, limits.anonymous_body);
+    EXPECT_TRUE(plan_body(mobile, "POST", "/api/v1/batch/reinquiry", limits).refusal);
+    auto upload = plan_body(a, "POST", "/api/v1/batch/reinquiry?category=x", limits);
+    EXPECT_TRUE(upload.spool);
+    EXPECT_EQ(upload.limit, limits.spooled_body);
+    EXPECT_EQ(plan_body(a, "POST", "/api/v1/reinquiry", limits).limit, limits.memory_body);
+}
+
+TEST(Spool, Item5_SpooledUploadsLeaveNothingBehindInAPrivateDirectory) {
+    Scratch s;
+    std::string const dir = (s.dir / "spool").string();
+    ASSERT_EQ(prepare_spool_dir(dir), "");
+    EXPECT_EQ(mode_of(dir), 0700u);
+    {
+        SpoolFile f(dir);
+        ASSERT_TRUE(f.ok());
+        ASSERT_EQ(::write(f.fd, "row\n", 4), 4);
+        EXPECT_TRUE(fs::is_empty(dir)) << "the upload has no name: a SIGKILL leaves nothing";
+        std::ifstream again(f.path);
+        std::string line;
+        EXPECT_TRUE(std::getline(again, line));
+        EXPECT_EQ(line, "row");
+    }
+    // What a killed server left is removed at start; a directory others can use, or a symlink, is refused.
+    std::ofstream(fs::path(dir) / "upload-left");
+    ASSERT_EQ(prepare_spool_dir(dir), "");
+    EXPECT_TRUE(fs::is_empty(dir));
+    fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec);
+    EXPECT_NE(prepare_spool_dir(dir), "");
+    fs::create_directory_symlink(s.dir, s.dir / "link");
+    EXPECT_NE(prepare_spool_dir((s.dir / "link").string()), "");
+    EXPECT_NE(default_spool_dir("/var/lib/kyotaku/k.sqlite"), default_spool_dir("postgresql://x"));
+}
+
+// 2. At the descriptor limit the accept loop ended and the process never accepted again; there was no cap.
+TEST(AcceptLoop, Item2_SurvivesDescriptorExhaustionAndCapsConnections) {
+    namespace net = boost::asio;
+    using tcp = net::ip::tcp;
+    // A small descriptor limit for this test process, so that exhausting it is quick.
+    rlimit old{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+    rlimit small = old;
+    small.rlim_cur = std::min<rlim_t>(old.rlim_cur, 256);
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &small), 0);
+
+    net::io_context io;
+    tcp::acceptor acceptor(io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+    ConnectionCounter counter;
+    AcceptStats stats;
+    std::mutex held_mutex;
+    std::vector<std::pair<tcp::socket, ConnectionCounter::Slot>> held;
+    net::co_spawn(io, accept_loop(acceptor, 2, counter, stats, [&](tcp::socket s, ConnectionCounter::Slot slot) {
+                      std::lock_guard lock(held_mutex);
+                      held.emplace_back(std::move(s), std::move(slot));
+                  }),
+                  net::detached);
+    std::thread runner([&] { io.run(); });
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(acceptor.local_endpoint().port());
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    auto client = [] { return ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); };
+    auto connect_to = [&](int fd) { return ::connect(fd, reinterpret_cast<sockaddr const*>(&address), sizeof address) == 0; };
+
+    // Out of descriptors: the connection waits in the backlog, accept fails, the loop goes on.
+    int first = client();
+    std::vector<int> hoard;
+    for (int fd; (fd = ::dup(0)) >= 0;) hoard.push_back(fd);
+    ASSERT_TRUE(connect_to(first));
+    EXPECT_TRUE(eventually([&] { return stats.errors > 0; })) << "accept never failed";
+    for (int fd : hoard) ::close(fd);
+    EXPECT_TRUE(eventually([&] { return stats.accepted == 1; })) << "the loop stopped accepting";
+
+    // The cap (2 here): the third connection is closed at once; when one closes, a place is free again.
+    int second = client(), third = client();
+    ASSERT_TRUE(connect_to(second));
+    EXPECT_TRUE(eventually([&] { return stats.accepted == 2; }));
+    ASSERT_TRUE(connect_to(third));
+    EXPECT_TRUE(eventually([&] { return stats.refused_at_cap == 1; }));
+    char byte;
+    EXPECT_EQ(::recv(third, &byte, 1, 0), 0) << "closed by the server";
+    EXPECT_EQ(counter.open(), 2);
+    {
+        std::lock_guard lock(held_mutex);
+        held.erase(held.begin());
+    }
+    int fourth = client();
+    ASSERT_TRUE(connect_to(fourth));
+    EXPECT_TRUE(eventually([&] { return stats.accepted == 3; }));
+    acceptor.close();
+    io.stop();
+    runner.join();
+    for (int fd : {first, second, third, fourth}) ::close(fd);
+    ::setrlimit(RLIMIT_NOFILE, &old);
+    EXPECT_GE(effective_max_connections(1'000'000), 1);
+}
+
+namespace {
+// The DER of test card 1 as the consent page sends it (base64), from a test PKI made by the project's script.
+struct TestCard {
+    Scratch scratch;
+    std::string ca, der_b64;
+    TestCard() {
+        std::string cmd = std::string(KYOTAKU_SOURCE_DIR "/scripts/make-test-pki ") + scratch.dir.string() + " > /dev/null";
+        if (std::system(cmd.c_str()) != 0) throw std::runtime_error("make-test-pki failed");
+        ca = (scratch.dir / "card-ca.pem").string();
+        FILE* f = std::fopen((scratch.dir / "card-1.pem").c_str(), "r");
+        X509* cert = f ? PEM_read_X509(f, nullptr, nullptr, nullptr) : nullptr;
+        if (f) std::fclose(f);
+        if (!cert) throw std::runtime_error("card-1.pem");
+        unsigned char* der = nullptr;
+        int n = i2d_X509(cert, &der);
+        der_b64 = base64_encode(std::vector<unsigned char>(der, der + n));
+        OPENSSL_free(der);
+        X509_free(cert);
+    }
+};
+}  // namespace
+
+// 6. 目視確認 passcodes had no attempt limit (a failed guess rolled back) and their unkeyed SHA-256 fell to an
+// offline search in under a minute.
+TEST_F(Hostile, Item6_AFewWrongPasscodesInvalidateTheFacilitysPasscodes) {
+    static TestCard card;
+    service->context.card_ca = card.ca;
+    clock.set_today(*Date::from_ymd(2024, 10, 2));  // 目視確認 is allowed from 2024-10-01
+    std::string const token = url_token(a);
+    auto registration = [&](std::string const& passcode) {
+        json challenge = json::parse(send(Caller{}, "POST", "/api/v1/consent/challenge", json{{"token", token}}).body);
+        return send(Caller{}, "POST", "/api/v1/consent/register",
+                    json{{"token", token}, {"challenge_id", challenge["challenge_id"]}, {"certificate", card.der_b64}, {"identity_method", "目視確認"},
+                         {"visit_kind", "訪問診療"}, {"items", {"薬剤情報"}}, {"visual_passcode", passcode}});
+    };
+    auto passcode = [&] { return json::parse(send(a, "POST", "/api/v1/visual-passcode", "").body)["passcode"].get<std::string>(); };
+    std::string const right = passcode();
+    std::string wrong = right;
+    for (int i = 0; i < passcode_attempts; ++i) {
+        wrong[0] = char('0' + (wrong[0] - '0' + 1) % 10);
+        auto r = registration(wrong);
+        EXPECT_EQ(r.status, 400);
+        EXPECT_EQ(json::parse(r.body)["field"], "visual_passcode");
+    }
+    auto spent = registration(right);
+    EXPECT_EQ(spent.status, 400) << "the right passcode after " << passcode_attempts << " wrong ones";
+    // Another facility's passcodes are not touched; a new passcode of this facility works.
+    EXPECT_EQ(as_int(db->query("SELECT MAX(failed_attempts) FROM visual_passcodes WHERE facility_code = $1", {b.facility_code})[0][0]), 0);
+    auto fresh = registration(passcode());
+    EXPECT_NE(json::parse(fresh.body).value("field", ""), "visual_passcode") << fresh.body;
+}
+
+TEST_F(Hostile, Item6_PasscodesAreStoredAsAHashKeyedByTheKeyFile) {
+    std::string const code = json::parse(send(a, "POST", "/api/v1/visual-passcode", "").body)["passcode"];
+    auto stored = as_text(db->query("SELECT passcode_hash FROM visual_passcodes")[0][0]);
+    EXPECT_NE(stored, sha256_hex(a.facility_code + ":" + code)) << "an unkeyed hash falls to a search of 10^8 codes";
+    EXPECT_EQ(stored, service->context.secrets->passcode_hash(a.facility_code, code));
+    EXPECT_NE(stored, Secrets::ephemeral()->passcode_hash(a.facility_code, code));
+    EXPECT_EQ(stored.find(code), std::string::npos);
+}
+
+// 8. The database and its WAL were created 0644 while holding the URL keys in plain text; challenges were created
+// by anyone at 5,700/s and never purged.
+TEST(AtRest, Item8_DatabaseFilesAreTheOwnersOnly) {
+    Scratch s;
+    auto const path = s.dir / "k.sqlite";
+    mode_t const old_mask = ::umask(022);
+    {
+        auto db = open_sqlite(path.string());
+        migrate(*db);
+        db->query("INSERT INTO url_keys (version, key_hex, created_at) VALUES (1, '', 'now')");
+        for (char const* suffix : {"", "-wal", "-shm"}) EXPECT_EQ(mode_of(path.string() + suffix), 0600u) << suffix;
+    }
+    // A database made by an earlier version, readable by others, is made the owner's alone.
+    ::chmod(path.c_str(), 0644);
+    open_sqlite(path.string());
+    EXPECT_EQ(mode_of(path), 0600u);
+    ::umask(old_mask);
+}
+
+TEST(AtRest, Item8_TheKeyFileIsMade0600AndRefusedWhenOthersCanReadIt) {
+    Scratch s;
+    auto const path = (s.dir / "kyotaku.key").string();
+    bool created = false;
+    auto first = Secrets::from_key_file(path, created);
+    EXPECT_TRUE(created);
+    EXPECT_EQ(mode_of(path), 0600u);
+    auto again = Secrets::from_key_file(path, created);
+    EXPECT_FALSE(created);
+    EXPECT_EQ(again->passcode_hash("0110113719", "12345678"), first->passcode_hash("0110113719", "12345678"));
+    ::chmod(path.c_str(), 0640);
+    EXPECT_THROW(Secrets::from_key_file(path, created), std::runtime_error);
+    ::chmod(path.c_str(), 0600);
+    fs::create_symlink(path, s.dir / "link.key");
+    EXPECT_THROW(Secrets::from_key_file((s.dir / "link.key").string(), created), std::runtime_error);
+    std::ofstream(s.dir / "bad.key") << "not a key\n";
+    ::chmod((s.dir / "bad.key").c_str(), 0600);
+    EXPECT_THROW(Secrets::from_key_file((s.dir / "bad.key").string(), created), std::runtime_error);
+}
+
+TEST_F(Hostile, Item8_UrlKeysAreStoredSealedAndPlainOnesAreSealedAtStart) {
+    std::string const token = url_token(a);
+    auto rows = db->query("SELECT version, key_hex, key_sealed FROM url_keys");
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_EQ(as_text(rows[0][1]), "");
+    EXPECT_EQ(as_text(rows[0][2]).rfind("v1:", 0), 0u);
+    // Nothing stored opens the token; the key file's key does.
+    for (auto const& v : rows[0])
+        for (std::string const text : {as_text(v), as_text(v).substr(as_text(v).find(':') + 1)})
+            EXPECT_FALSE(open_url_token(from_hex(text), token)) << text;
+    EXPECT_TRUE(service->settings.check_token(token).facility_code);
+    // Another key file opens nothing.
+    service->context.secrets = Secrets::ephemeral();
+    EXPECT_FALSE(service->settings.check_token(token).facility_code);
+    EXPECT_THROW(seal_plain_url_keys(*db, *service->context.secrets), std::runtime_error);
+
+    // A database from before: its plain key is sealed at start, and the URLs it made still open.
+    auto legacy = Hostile::office("2714206386");
+    db->query("DELETE FROM url_keys");
+    std::vector<unsigned char> key(32, 7);
+    std::string hex;
+    for (auto byte : key) hex += "07";
+    db->query("INSERT INTO url_keys (version, key_hex, created_at) VALUES (3, $1, 'then')", {hex});
+    std::string const old_token = seal_url_token(key, 3, UrlClaims{legacy.facility_code, 1});
+    db->query("INSERT INTO facility_url (facility_code, generation, changed_at) VALUES ($1, 1, 'then') ON CONFLICT (facility_code) DO NOTHING",
+              {legacy.facility_code});
+    EXPECT_EQ(seal_plain_url_keys(*db, *service->context.secrets), 1);
+    EXPECT_EQ(seal_plain_url_keys(*db, *service->context.secrets), 0);
+    EXPECT_EQ(as_text(db->query("SELECT key_hex FROM url_keys")[0][0]), "");
+    EXPECT_EQ(service->settings.check_token(old_token).facility_code, legacy.facility_code);
+}
+
+TEST_F(Hostile, Item8_ChallengesAreBoundedPerFacilityUrlAndPurgedOnceExpired) {
+    std::string const token = url_token(a);
+    for (int i = 0; i < challenges_per_minute; ++i)
+        ASSERT_EQ(send(Caller{}, "POST", "/api/v1/consent/challenge", json{{"token", token}}).status, 201) << i;
+    auto refused = send(Caller{}, "POST", "/api/v1/consent/challenge", json{{"token", token}});
+    EXPECT_EQ(refused.status, 429);
+    EXPECT_NE(refused.body.find("待って"), std::string::npos) << "the next step, in Japanese";
+    // Another facility's URL is not affected; a minute later this one gets challenges again.
+    EXPECT_EQ(send(Caller{}, "POST", "/api/v1/consent/challenge", json{{"token", url_token(b)}}).status, 201);
+    clock.advance(std::chrono::seconds(61));
+    EXPECT_EQ(send(Caller{}, "POST", "/api/v1/consent/challenge", json{{"token", token}}).status, 201);
+    // Expired ones (5 minutes) are purged when the next is made.
+    EXPECT_EQ(count("challenges"), challenges_per_minute + 2);
+    clock.advance(std::chrono::seconds(301));
+    EXPECT_EQ(send(Caller{}, "POST", "/api/v1/consent/challenge", json{{"token", token}}).status, 201);
+    EXPECT_EQ(count("challenges"), 1);
+}
