@@ -21,9 +21,11 @@ psql -q "$KYOTAKU_TEST_PG" -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;
 A=0110113719
 "$src/scripts/make-test-pki" "$work/pki" $A 1340100021 1360100018 > /dev/null
 
+# The key file the servers share (URL keys are sealed with it; each server of a deployment gets the same one).
+(umask 077; openssl rand -hex 32 > "$work/kyotaku.key")
 # Three servers, started at the same time (they migrate one empty database concurrently), on any free port.
 start_server() {  # start_server N
-    "$kyotaku" serve --port 0 --db "$KYOTAKU_TEST_PG" --rules "$src/rules" --tls-dir "$work/pki" --test-clock 2024-07-31 \
+    "$kyotaku" serve --port 0 --db "$KYOTAKU_TEST_PG" --key-file "$work/kyotaku.key" --rules "$src/rules" --tls-dir "$work/pki" --test-clock 2024-07-31 \
         > "$work/serve$1.log" 2>&1 &
     pids[$1]=$!
 }

@@ -14,7 +14,7 @@ if [ -n "${KYOTAKU_TEST_PG:-}" ]; then
     psql -q "$db" -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;' > /dev/null
     psql -q "$db" -c 'DROP DATABASE IF EXISTS kyotaku_restored' > /dev/null 2>&1
 fi
-start() { start_server "$work/serve.log" "$kyotaku" serve --port 0 --db "$1" --rules "$src/rules" --tls-dir "$work/pki" --test-clock 2024-07-31; }
+start() { start_server "$work/serve.log" "$kyotaku" serve --port 0 --db "$1" --rules "$src/rules" --tls-dir "$work/pki" --key-file "$work/kyotaku.key" --test-clock 2024-07-31; }
 start "$db"
 setup_facility
 add_consent() { api admin "${json[@]}" -o /dev/null -w '%{http_code}\n' -X POST "$U/api/v1/admin/consents" -d "$consent_body"; }

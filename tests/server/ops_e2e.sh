@@ -29,6 +29,7 @@ rules = "$work/rules"
 tls_dir = "$work/pki"
 threads = 2
 test_clock = "2024-07-31"
+key_file = "$work/kyotaku.key"
 EOF
 out=$("$kyotaku" serve --config "$work/kyotaku.toml" --check-config 2>&1); rc=$?
 check "--check-config accepts a good file" test $rc -eq 0
