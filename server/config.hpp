@@ -3,7 +3,7 @@
 // docs/operations.md documents the file, with docs/examples/kyotaku.toml as the example.
 #pragma once
 
-#include "limits.hpp"
+#include "connection_limits.hpp"
 
 #include <functional>
 #include <map>

@@ -5,6 +5,7 @@
 #include "handoff.hpp"
 #include "static_files.hpp"
 #include "idempotency.hpp"
+#include "limits.hpp"
 #include "observability.hpp"
 #include "runtime.hpp"
 #include "url_token.hpp"

@@ -7,6 +7,8 @@
 
 #include <boost/asio.hpp>
 
+#include "connection_limits.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -15,20 +17,6 @@
 #include <string>
 
 namespace kyotaku::server {
-
-struct ConnectionLimits {
-    int max_connections = 256;                 // open at once; beyond, a connection is accepted and closed at once
-    std::chrono::seconds handshake{10};        // the TLS handshake
-    std::chrono::seconds idle{30};             // waiting for the first byte of a request (keep-alive)
-    std::chrono::seconds header{10};           // from a request's first byte to the end of its header
-    std::chrono::seconds body{60};             // a body held in memory
-    std::chrono::seconds upload{600};          // a spooled upload (the batch CSV)
-    std::uint64_t header_bytes = 16 * 1024;
-    std::uint64_t anonymous_body = 64 * 1024;  // routes anyone may call (health, the consent page's) and mobile sessions
-    std::uint64_t memory_body = 64 << 20;      // a JSON or CSV body of an office terminal, held in memory
-    std::uint64_t xml_body = 16 << 20;         // an OQS*.xml file (parsed whole: the documented file limit)
-    std::uint64_t spooled_body = 1ull << 30;   // the batch CSV upload, spooled to a file and streamed
-};
 
 // The connection cap the descriptor limit allows: each connection may hold a socket and a spool file, and a few
 // descriptors stay for the database, the listener and the rules. Raises the soft limit to the hard one first.
@@ -60,8 +48,6 @@ boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& accepto
 // The private directory of spooled uploads: created 0700 when missing, refused when it is a symlink, someone
 // else's, or open to others; files left by a killed server are removed. Returns an error message, or "".
 std::string prepare_spool_dir(std::string const& dir);
-// The default: beside a SQLite database (DB.spool), else kyotaku-spool-UID in the system's temporary directory.
-std::string default_spool_dir(std::string const& db);
 
 // One spooled upload: a file created in the spool directory and unlinked at once, so that nothing of it remains
 // after the request — nor after a SIGKILL. `path` (/proc/self/fd/N) opens it again; `fd` is the descriptor.

@@ -46,16 +46,16 @@ void check_text_params(std::vector<Value> const& params) {
 }
 
 namespace {
-// A database file only its owner reads: created 0600 (SQLite gives its -wal and -shm files the database's mode), and
-// an existing one (with its -wal, -shm) that others could read is made 0600.
+// A database file only its owner reads: made 0600 as soon as SQLite has opened it, before the journal mode creates its
+// -wal and -shm files (SQLite gives them the database's mode); an existing set that others could read is made 0600.
+// By path only (stat, chmod), never by opening the file: closing any descriptor of a file releases every POSIX lock
+// this process holds on it, the other pooled connections' included, and SQLite would then delete the WAL under them.
 void make_private(std::string const& path) {
     if (path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0) return;
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0) ::close(fd);
     for (std::string const& file : {path, path + "-wal", path + "-shm"}) {
         struct stat st {};
         if (::stat(file.c_str(), &st) != 0 || !(st.st_mode & 077)) continue;
-        if (::chmod(file.c_str(), st.st_mode & 0700) == 0)
+        if (::chmod(file.c_str(), st.st_mode & 0700) == 0 && st.st_size > 0)  // (not a database SQLite just created)
             std::cerr << "kyotaku: " << file << ": 他のユーザが読めたので所有者だけにしました / was open to other users: made owner-only (0600)\n";
     }
 }
@@ -66,12 +66,12 @@ namespace {
 class Connection {
 public:
     explicit Connection(std::string const& path) {
-        make_private(path);
         if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
             std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
             sqlite3_close(db_);
             throw DatabaseError("cannot open SQLite database " + path + ": " + msg);
         }
+        make_private(path);
         sqlite3_busy_timeout(db_, 10000);
         // WAL: readers never wait for the writer (a batch chunk's write transaction does not hold up a re-inquiry's
         // reads). synchronous=NORMAL outside transactions: a single-statement append (the audit log of a read)

@@ -25,7 +25,10 @@ check "the command" has usr/bin/kyotaku
 check "the bridge" has usr/bin/kyotaku-bridge
 check "every rule file" test "$(find "$root/usr/share/kyotaku/rules" -name '*.rules' | wc -l)" = "$(find "$src/rules" -name '*.rules' | wc -l)"
 check "the consent page" has usr/share/kyotaku/web/index.html
-check "its WebAssembly" has usr/share/kyotaku/web/kyotaku-engine.wasm
+# The page's files carry content-hashed names (manifest.json maps each to its name).
+web_name() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["files"][sys.argv[2]])' "$root/usr/share/kyotaku/web/manifest.json" "$1"; }
+check "its WebAssembly" has "usr/share/kyotaku/web/$(web_name kyotaku-page.wasm)"
+check "and the rule workbench" has usr/share/kyotaku/workbench/index.html
 check "the example configuration" has usr/share/kyotaku/examples/kyotaku.toml
 check "the operations guide" has usr/share/doc/kyotaku/operations.md
 check "the server unit" has usr/lib/systemd/system/kyotaku.service
@@ -61,15 +64,25 @@ check "the example configuration is valid" bash -c "'$root/usr/bin/kyotaku' serv
 start_server "$work/serve.log" "$root/usr/bin/kyotaku" serve --tls-dir "$work/pki" --db "$work/k.sqlite" --port 0
 get() { status none "$U$1"; }
 check "the installed server starts" test -n "$port"
-check "and serves the page's files" test "$(get /web/app.js)" = 200
+check "and serves the page's files" test "$(get "/web/$(web_name app.js)")" = 200
 check "and its rules to the page" test "$(get /web/rules.bundle)" = 200
 check "and is ready" test "$(get /readyz)" = 200
 stop_server
 check "the installed rules pass their tests" bash -c "'$root/usr/bin/kyotaku' test '$root/usr/share/kyotaku/rules' | grep -q ' 0 failed'"
 
 # An integrator's project against libkyotaku-dev in the scratch root.
-cmake -S "$src/tests/consumer" -B "$work/consumer" -G Ninja -DCMAKE_PREFIX_PATH="$root/usr" > "$work/configure.log" 2>&1 || cat "$work/configure.log"
+# The README's own project (the fenced blocks after its "consumer:" markers, as tests/consumer/run.sh takes them).
+readme_block() {
+    awk -v name="$1" '
+        $0 == "<!-- consumer: " name " -->" { found = 1; next }
+        found && /^```/ { if (inside) exit; inside = 1; next }
+        inside { print }' "$src/README.md"
+}
+mkdir -p "$work/app"
+readme_block CMakeLists.txt > "$work/app/CMakeLists.txt"
+readme_block main.cpp > "$work/app/main.cpp"
+cmake -S "$work/app" -B "$work/consumer" -G Ninja -DCMAKE_PREFIX_PATH="$root/usr" > "$work/configure.log" 2>&1 || cat "$work/configure.log"
 cmake --build "$work/consumer" > "$work/consumer.log" 2>&1 || cat "$work/consumer.log"
-check "a project builds against libkyotaku-dev" test "$("$work/consumer/consumer" "$src/rules" 2>&1)" = "reinquiry_allowed=true"
+check "a project builds against libkyotaku-dev" grep -q "^reinquiry_allowed: yes — " <<< "$("$work/consumer/app" "$src/rules" 2>&1)"
 
 finish

@@ -30,7 +30,7 @@ alive() { kill -0 "$rpid" 2>/dev/null; }
 start_server "$work/serve.log" "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki"
 api admin "${json[@]}" -X POST "$U/api/v1/admin/facilities" -d "{\"code\":\"$A\",\"name\":\"A\",\"kind\":\"医科\"}" > /dev/null
 api manager "${json[@]}" -X PUT "$U/api/v1/settings" -d '{"terms_agreed":true,"home_visit_enabled":true}' > /dev/null
-jobs() { sqlite3 "$work/db.sqlite" "SELECT COUNT(*) FROM batch_jobs"; }
+jobs() { sqlite3 "$work/db.sqlite" "SELECT COUNT(*) FROM batch_jobs" 2>> "$work/sqlite3.err"; }
 reception() { sqlite3 "$work/db.sqlite" "SELECT reception_number FROM batch_jobs"; }
 
 dir=$work/exchange

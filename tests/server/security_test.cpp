@@ -5,6 +5,7 @@
 #include "card_signature.hpp"
 #include "consent_limits.hpp"
 #include "desk_util.hpp"
+#include "handoff.hpp"
 #include "http_server.hpp"
 #include "limits.hpp"
 #include "oqs_xml.hpp"
@@ -12,6 +13,7 @@
 #include "url_token.hpp"
 
 #include <arpa/inet.h>
+#include <cstdio>
 #include <netinet/in.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -85,6 +87,7 @@ protected:
         auto rules = compile_directory(KYOTAKU_SOURCE_DIR "/rules");
         ASSERT_TRUE(rules.ok());
         service = std::make_unique<Service>(*db, rules.program, clock);
+        install_handoffs(std::make_shared<Handoffs>(*service));
         root.kind = Caller::Kind::admin;
         root.subject = "kyotaku-admin";
         a = office("0110113719");
@@ -101,6 +104,7 @@ protected:
                       .status,
                   201);
     }
+    void TearDown() override { install_handoffs(nullptr); }  // it refers to this test's service
     static Caller office(std::string code) {
         Caller c;
         c.kind = Caller::Kind::facility;
@@ -160,6 +164,10 @@ std::map<std::string, json> json_route_bodies(std::string const& token, std::str
         {"POST /api/v1/consent/challenge", json{{"token", token}}},
         {"POST /api/v1/consent/register", json{{"token", token}, {"challenge_id", "0"}, {"certificate", "AAAA"}, {"identity_method", "目視確認"},
                                               {"visit_kind", "訪問診療"}, {"items", {"薬剤情報"}}, {"visual_passcode", "12345678"}}},
+        {"POST /api/v1/consent/handoff", json{{"token", token}, {"visit_kind", "訪問診療"}, {"items", {"薬剤情報"}}, {"identity_method", "暗証番号"}}},
+        {"POST /api/v1/consent/handoff/claim", json{{"token", token}, {"code", "123456"}}},
+        {"POST /api/v1/consent/handoff/challenge", json{{"token", token}, {"claim", "0"}}},
+        {"POST /api/v1/consent/handoff/register", json{{"token", token}, {"claim", "0"}, {"challenge_id", "0"}, {"certificate", "AAAA"}}},
         {"PUT /api/v1/settings", json{{"terms_agreed", true}, {"home_visit_enabled", true}}},
         {"POST /api/v1/reinquiry", with_card({{"category", "訪問診療等"}})},
         {"POST /api/v1/medical-info", with_card({{"category", "訪問診療等"}, {"item", "薬剤情報"}})},
@@ -175,7 +183,8 @@ std::map<std::string, json> json_route_bodies(std::string const& token, std::str
     };
 }
 std::set<std::string> const routes_without_a_json_body{
-    "POST /api/v1/admin/url-keys/rotate", "POST /api/v1/visual-passcode", "POST /api/v1/url/change", "POST /api/v1/claim-reviews",
+    "POST /api/v1/admin/url-keys/rotate", "POST /api/v1/visual-passcode", "POST /api/v1/url/change", "POST /api/v1/admin/claim-reviews",
+    "POST /api/v1/consent/handoff/{handoff_id}/cancel",
     "POST /api/v1/batch/reinquiry",       "POST /api/v1/oqs/OQSmuquc01req", "POST /api/v1/oqs/OQSmuhvq01req", "POST /api/v1/oqs/OQSmuonq01req",
     "POST /api/v1/oqs/OQSsiquc01req",     "POST /api/v1/oqs/OQSsiimm01req", "POST /api/v1/oqs/OQSmuimm01req", "POST /api/v1/oqs/OQSmuquc02req"};
 
@@ -304,7 +313,9 @@ TEST_F(Hostile, Item3_TextThatIsNotUtf8IsA400AndNothingIsCommitted) {
     EXPECT_EQ(count("batch_jobs"), 1);
     // Nothing of the refused ones was stored (the one job above is the only change).
     EXPECT_EQ(count("reference_numbers"), 0);
-    EXPECT_EQ(stored_texts().size(), before + 10 + 4);  // the job's 10 columns, its row's 4
+    auto const job_columns = db->query("SELECT * FROM batch_jobs").at(0).size(), row_columns = db->query("SELECT * FROM batch_rows").at(0).size();
+    EXPECT_EQ(db->query("SELECT * FROM batch_rows").size(), 1u);
+    EXPECT_EQ(stored_texts().size(), before + job_columns + row_columns);  // the job's columns, its one row's
     // Whoever asks, the database takes no such text.
     for (std::string const bad : {std::string("\xff"), std::string("a\0b", 3), std::string("\xed\xa0\x80")})
         EXPECT_THROW(db->query("INSERT INTO reference_numbers (facility_code, reference_number, person_key, registered_at) VALUES ($1, $2, $3, $4)",
@@ -591,6 +602,32 @@ TEST(AtRest, Item8_DatabaseFilesAreTheOwnersOnly) {
     open_sqlite(path.string());
     EXPECT_EQ(mode_of(path), 0600u);
     ::umask(old_mask);
+}
+
+// Making the files private must not break SQLite's locks: closing any descriptor of the database file releases
+// every POSIX lock the process holds on it. The pool's connections then held no lock the OS knew of, and the
+// sqlite3 command (an operator's query, an online backup) took the exclusive lock on closing and deleted the WAL
+// under the server: from then on no other process saw the server's writes. Here the other process is Debian's
+// sqlite3 command, run twice with a write of the server's in between.
+TEST(AtRest, Item8_PrivateFilesKeepTheWalShared) {
+    Scratch s;
+    auto const path = s.dir / "k.sqlite";
+    auto db = open_sqlite(path.string());
+    migrate(*db);
+    auto count_elsewhere = [&] {
+        std::string out;
+        if (FILE* p = ::popen(("sqlite3 '" + path.string() + "' 'SELECT COUNT(*) FROM url_keys' 2>&1").c_str(), "r")) {
+            char buf[256];
+            while (std::fgets(buf, sizeof buf, p)) out += buf;
+            ::pclose(p);
+        }
+        return out;
+    };
+    db->query("INSERT INTO url_keys (version, key_hex, created_at) VALUES (1, 'a', 'now')");
+    EXPECT_EQ(count_elsewhere(), "1\n");
+    db->query("INSERT INTO url_keys (version, key_hex, created_at) VALUES (2, 'b', 'now')");
+    EXPECT_EQ(count_elsewhere(), "2\n");
+    EXPECT_TRUE(std::filesystem::exists(path.string() + "-wal"));
 }
 
 TEST(AtRest, Item8_TheKeyFileIsMade0600AndRefusedWhenOthersCanReadIt) {

@@ -208,7 +208,7 @@ try {
 
   const signedBase = await serve(['--rules', join(work, 'signed.bundle'), '--trust', join(work, 'policy.pub')], 'signed');
   assert.equal((await call(signedBase, 'admin', 'POST', '/api/v1/admin/facilities', { code: FACILITY, name: '札幌在宅クリニック', kind: '医科' })).status, 201);
-  assert.equal((await call(signedBase, `facility-${FACILITY}`, 'PUT', '/api/v1/settings', { terms_agreed: true, home_visit_enabled: true, online_enabled: true })).status, 200);
+  assert.equal((await call(signedBase, `facility-${FACILITY}-manager`, 'PUT', '/api/v1/settings', { terms_agreed: true, home_visit_enabled: true, online_enabled: true })).status, 200);
   const url = JSON.parse((await call(signedBase, `facility-${FACILITY}`, 'GET', '/api/v1/url')).body).url;
   const trust = JSON.parse((await call(signedBase, null, 'GET', '/web/trust.json')).body);
   const signedBytes = readFileSync(join(work, 'signed.bundle'));

@@ -1,0 +1,28 @@
+// What `kyotaku serve` grants one connection (limits.hpp applies them). Apart from limits.hpp so that the
+// configuration (config.hpp) names them without Boost.Asio's coroutines.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace kyotaku::server {
+
+struct ConnectionLimits {
+    int max_connections = 256;                 // open at once; beyond, a connection is accepted and closed at once
+    std::chrono::seconds handshake{10};        // the TLS handshake
+    std::chrono::seconds idle{30};             // waiting for the first byte of a request (keep-alive)
+    std::chrono::seconds header{10};           // from a request's first byte to the end of its header
+    std::chrono::seconds body{60};             // a body held in memory
+    std::chrono::seconds upload{600};          // a spooled upload (the batch CSV)
+    std::uint64_t header_bytes = 16 * 1024;
+    std::uint64_t anonymous_body = 64 * 1024;  // routes anyone may call (health, the consent page's) and mobile sessions
+    std::uint64_t memory_body = 64 << 20;      // a JSON or CSV body of an office terminal, held in memory
+    std::uint64_t xml_body = 16 << 20;         // an OQS*.xml file (parsed whole: the documented file limit)
+    std::uint64_t spooled_body = 1ull << 30;   // the batch CSV upload, spooled to a file and streamed
+};
+
+// The default: beside a SQLite database (DB.spool), else kyotaku-spool-UID in the system's temporary directory.
+std::string default_spool_dir(std::string const& db);
+
+}  // namespace kyotaku::server
