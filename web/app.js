@@ -273,6 +273,7 @@ const loadCardModule = async () => (await loadScript('/web/kyotaku-card.js', 'Ky
 
 // When kyotaku serve runs with --trust, the bundle must carry a signature by one of the keys it lists
 // (/web/trust.json): checked with WebCrypto's Ed25519 before the engine reads a byte of it (kyotaku/signing.hpp).
+const b64 = (bytes) => btoa(String.fromCharCode(...bytes));
 async function checkSignature(bundle) {
   const r = await fetch('/web/trust.json').catch(() => null);
   if (!r) throw problem('network', 'ルールを読み込めません');
@@ -286,7 +287,7 @@ async function checkSignature(bundle) {
     const k = await crypto.subtle.importKey('raw', key, { name: 'Ed25519' }, false, ['verify']);
     ok = await crypto.subtle.verify({ name: 'Ed25519' }, k, bundle.subarray(at + 40), bundle.subarray(0, at));
   }
-  if (!ok) throw problem('server', 'ルールの署名を確かめられません');
+  if (!ok) throw problem('server', 'rules signature', { field: 'rules_signature' });
 }
 
 async function init() {
@@ -486,7 +487,8 @@ function serverProblem(e) {
     $('visual-passcode').focus();
     return undefined;
   }
-  if (e.field === 'certificate' && e.status === 400) text = 'このカードの保険の資格情報がありません。保険証の代わりになる方法で、職員が確かめます。';
+  if (e.field === 'rules_signature') text = 'ルールの署名を確かめられません。安全のため、ここで止めました。施設の職員にお知らせください。';
+  else if (e.field === 'certificate' && e.status === 400) text = 'このカードの保険の資格情報がありません。保険証の代わりになる方法で、職員が確かめます。';
   else if (e.field === 'challenge_id') text = '時間がたったため、登録できませんでした。もう一度カードを読み取ってください。';
   else if (e.field === 'appointment_date') {
     text = 'この予約日では登録できませんでした。予約日を選び直してください。';

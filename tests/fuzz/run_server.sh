@@ -18,7 +18,7 @@ asio=(-D__cpp_impl_coroutine=201902L -DBOOST_ASIO_HAS_CO_AWAIT=1 -DBOOST_ASIO_HA
 sources=()
 for s in calendar/calendar.cpp syntax/grammar.cpp syntax/source.cpp syntax/diagnostics.cpp syntax/format.cpp check/checker.cpp \
          compile/compiler.cpp compile/program.cpp compile/driver.cpp eval/evaluator.cpp eval/jsonl.cpp eval/testing.cpp eval/explain.cpp \
-         bundle/bundle.cpp; do
+         eval/diff.cpp bundle/bundle.cpp sign/signing.cpp; do
     sources+=("$src/engine/$s")
 done
 for s in "$src"/server/*.cpp; do
@@ -40,7 +40,7 @@ for s in "${sources[@]}"; do
     while [ "$(jobs -r | wc -l)" -ge 2 ]; do wait -n; done
 done
 wait
-"$cxx" -fsanitize=fuzzer,address,undefined "${objs[@]}" -lsqlite3 -lssl -lcrypto -lpq -lpugixml -lpng -lqrencode -lsimdjson -lpthread \
+"$cxx" -fsanitize=fuzzer,address,undefined "${objs[@]}" -lsqlite3 -lssl -lcrypto -lpq -lpugixml -lpng -lqrencode -lsimdjson -lz -ltomlplusplus -lpthread \
     -o "$out/http_request_fuzz"
 
 # Seeds: the first byte picks the caller (0 nobody, 1 operator, 2 職員 電子カルテ端末, 3 管理者, 4 and 5 facility B).
