@@ -184,7 +184,8 @@ HttpResult send(WebRoot const& root, char const* type, std::string const& identi
 
 HttpResult not_found(std::string const& name) {
     return HttpResult{404, "application/json; charset=utf-8",
-                      json{{"error", "そのようなファイルはありません / no such file: " + name.substr(0, 100)}}.dump()};
+                      // The name is the client's bytes (maybe not UTF-8, maybe cut inside a character): replaced, never thrown on.
+                      json{{"error", "そのようなファイルはありません / no such file: " + name.substr(0, 100)}}.dump(-1, ' ', false, json::error_handler_t::replace)};
 }
 
 // The server's rules for the page, compressed once per bundle.
