@@ -1,5 +1,10 @@
 #include "config.hpp"
 
+#include "kyotaku/signing.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "database.hpp"
 #include "kyotaku/engine.hpp"
 
@@ -341,7 +346,8 @@ int check_config(ResolvedConfig const& config) {
         else if (key == "public_url") value = o.public_url.empty() ? "(https://HOST:PORT)" : o.public_url;
         else if (key == "web_root") value = web_root_path(o).empty() ? "(none)" : web_root_path(o);
         else if (key == "test_clock") value = o.test_clock.empty() ? "(the machine's clock)" : o.test_clock;
-        else if (key == "key_file") value = o.key_file.empty() ? "(DB.key beside a SQLite database)" : o.key_file;
+        else if (key == "key_file")
+            value = !o.key_file.empty() ? o.key_file : o.db.rfind("postgres", 0) == 0 ? "(none: required with PostgreSQL)" : o.db + ".key";
         else if (key == "spool_dir") value = o.spool_dir.empty() ? default_spool_dir(o.db) : o.spool_dir;
         else if (key == "max_connections") value = std::to_string(o.limits.max_connections);
         else if (key == "trust") {
@@ -358,8 +364,15 @@ int check_config(ResolvedConfig const& config) {
         else if (!address.is_loopback() && !o.any_address)
             errors.push_back("host " + o.host + ": ループバック以外は listen で明示してください / a non-loopback address needs listen = \"ADDRESS:PORT\"");
         if (auto e = check_tls(o.tls_dir, notes); !e.empty()) errors.push_back("tls: " + e);
+        // The rules as serve loads them: with trusted keys, only a bundle one of them signed.
+        std::vector<std::string> keys;
+        for (auto const& path : o.trust) {
+            PublicKey key = read_public_key(path);
+            if (key.ok()) keys.push_back(key.raw);
+            else errors.push_back("trust: " + path + ": " + key.error.text());
+        }
         std::vector<Diagnostic> diags;
-        auto rules = load_rules(rules_path(o), &diags);
+        auto rules = load_trusted_rules(rules_path(o), keys, &diags);
         if (!rules.program) {
             errors.push_back("rules: " + (diags.empty() ? rules_path(o) + ": " + rules.error : "\n" + format_diagnostics(diags)));
         } else {
@@ -368,6 +381,22 @@ int check_config(ResolvedConfig const& config) {
             notes.push_back("rules: " + std::to_string(rules.program->files.size()) + " files, source hash " + hash);
         }
         if (auto e = check_database(o.db, notes); !e.empty()) errors.push_back("database: " + e);
+        // The key file: required with PostgreSQL; when it exists, serve's own checks (a regular file of this user, 0600).
+        bool const postgres = o.db.rfind("postgresql://", 0) == 0 || o.db.rfind("postgres://", 0) == 0;
+        if (o.key_file.empty() && postgres) {
+            errors.push_back("key_file: PostgreSQL では key_file が必要です / key_file is required with PostgreSQL");
+        } else if (o.db != ":memory:" || !o.key_file.empty()) {
+            std::string const path = o.key_file.empty() ? o.db + ".key" : o.key_file;
+            struct stat st {};
+            if (::lstat(path.c_str(), &st) != 0)
+                notes.push_back("key_file: " + path + " はまだありません (最初の起動で 0600 で作ります) / does not exist yet: created 0600 on first start");
+            else if (!S_ISREG(st.st_mode))
+                errors.push_back("key_file: " + path + ": 通常のファイルではありません / not a regular file");
+            else if (st.st_uid != ::geteuid())
+                errors.push_back("key_file: " + path + ": 別のユーザのファイルです / owned by another user");
+            else if (st.st_mode & 077)
+                errors.push_back("key_file: " + path + ": 他のユーザが読み書きできます (chmod 600) / readable or writable by others (chmod 600)");
+        }
         if (web_root_path(o).empty() || !fs::exists(fs::path(web_root_path(o)) / "index.html"))
             notes.push_back("warning: web_root: 同意ページのファイルがありません / the consent page's files were not found");
     }

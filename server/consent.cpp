@@ -23,11 +23,12 @@ json ConsentDesk::page(std::string const& token) {
                 {"online_feature", f->settings.online_enabled}, {"today", x_.today().iso()}, {"rules", "/web/rules.bundle"}};
 }
 
-std::string const& ConsentDesk::rules_bundle() {
-    std::lock_guard lock(bundle_mutex_);
+std::shared_ptr<std::string const> ConsentDesk::rules_bundle() {
     auto rules = x_.rules();
+    if (rules->exact_bundle) return rules->exact_bundle;  // signed: exactly the bytes whose signature was checked
+    std::lock_guard lock(bundle_mutex_);
     if (bundle_rules_ != rules) {
-        bundle_ = save_bundle(*rules->program);
+        bundle_ = std::make_shared<std::string const>(save_bundle(*rules->program));
         bundle_rules_ = rules;
     }
     return bundle_;

@@ -568,10 +568,16 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt,
         RequestTrace trace{rt, {}};
         trace.record.request_id = new_id().substr(0, 16);
         std::string const method(head.get().method_string()), target(head.get().target());
-        trace.record.method = method.size() <= 16 ? method : method.substr(0, 16);
-        Caller const who = !ec && caller.kind == Caller::Kind::anonymous && head.get().count("X-Kyotaku-Url-Token")
-                               ? mobile_caller(service, std::string(head.get()["X-Kyotaku-Url-Token"]))
-                               : caller;
+        // The method as a label of logs and metrics: one of the known verbs, never the client's text (a label per
+        // invented method would grow the metrics without bound).
+        trace.record.method = head.get().method() == http::verb::unknown ? std::string("other") : method;
+        Caller who = caller;
+        try {
+            if (!ec && caller.kind == Caller::Kind::anonymous && head.get().count("X-Kyotaku-Url-Token"))
+                who = mobile_caller(service, std::string(head.get()["X-Kyotaku-Url-Token"]));
+        } catch (std::exception const& e) {  // the database failing while a URL token is checked: the caller stays nobody
+            log_error("url_token", e.what());
+        }
         trace.record.role = role_of(who);
         trace.record.facility = who.facility_code;
         BodyPlan const plan = ec ? BodyPlan{} : plan_body(who, method, target, limits);
@@ -628,13 +634,19 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt,
             break;
         }
         Service& service = rt.service();
+        // While the answer is computed the batch worker waits before its next chunk commits (interactive first);
+        // not while it is written to a client, however slowly that client reads.
         struct End {
             Service& s;
-            std::uint64_t ticket;
-            ~End() { s.request_end(ticket); }
+            std::optional<std::uint64_t> ticket;
+            void release() {
+                if (ticket) s.request_end(*ticket);
+                ticket.reset();
+            }
+            ~End() { release(); }
         } end{service, service.request_begin()};
         HttpResult r;
-        {
+        try {
             RequestScope scope(trace.record.request_id);
             // The consent page's files depend on two request headers (encoding, revalidation): static_files.cpp.
             std::string const path = target.substr(0, target.find('?'));
@@ -655,7 +667,11 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt,
                         ? answer_once(rt.database(), who, std::string(req["Idempotency-Key"]), req.body(), run)
                         : run();
             }
+        } catch (std::exception const& e) {  // a page file or the Idempotency-Key store failing: answered, not dropped
+            log_error("request", e.what());
+            r = error_result(500, "", "サーバの内部エラーです / internal server error");
         }
+        end.release();
         trace.record.status = r.status;
         trace.record.route = r.route;
         socket.expires_after(limits.body);
@@ -674,6 +690,12 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt,
                 std::string part;
                 {
                     RequestScope scope(trace.record.request_id);
+                    auto const ticket = service.request_begin();  // each part is computed like an answer
+                    struct Leave {
+                        Service& s;
+                        std::uint64_t t;
+                        ~Leave() { s.request_end(t); }
+                    } leave{service, ticket};
                     part = r.stream();
                 }
                 if (part.empty()) break;
@@ -756,14 +778,11 @@ int serve(ServeOptions const& o) {
     }
     std::vector<std::string> const trusted_keys = rules_web.trusted_keys;
     std::vector<Diagnostic> diags;
-    auto rules = load_trusted_rules(rules_dir, trusted_keys, &diags);
+    ServingRules serving = load_serving_rules(rules_dir, trusted_keys, &diags);
+    LoadResult& rules = serving.loaded;
     if (!rules.program) {
         std::cerr << "kyotaku serve: " << rules_dir << ": " << (diags.empty() ? rules.error : "\n" + format_diagnostics(diags)) << "\n";
         return 2;
-    }
-    if (!rules_web.trusted_keys.empty()) {  // the page gets the bundle exactly as signed, and checks it itself
-        std::ifstream bundle_file(rules_dir, std::ios::binary);
-        rules_web.signed_bundle.assign(std::istreambuf_iterator<char>(bundle_file), {});
     }
     rules_web.rules_path = rules_dir;
     std::unique_ptr<Database> db;
@@ -794,7 +813,8 @@ int serve(ServeOptions const& o) {
     }
     std::optional<Service> service_holder;
     try {
-        service_holder.emplace(*db, rules.program, test_clock ? static_cast<Clock&>(*test_clock) : static_cast<Clock&>(system_clock));
+        // (Signed rules: the page gets exactly the bytes whose signature was checked, serving.exact.)
+        service_holder.emplace(*db, rules.program, test_clock ? static_cast<Clock&>(*test_clock) : static_cast<Clock&>(system_clock), serving.exact);
     } catch (std::exception const& e) {
         std::cerr << "kyotaku serve: " << rules_dir << ": " << e.what() << "\n";
         return 2;

@@ -21,6 +21,9 @@ namespace kyotaku::server {
 
 struct RuleContract {
     std::shared_ptr<Program const> program;
+    // The bundle exactly as it was loaded and its signature checked (kyotaku serve --trust): what the consent page
+    // gets, so that it can check the same signature. Null: the page gets the program serialised.
+    std::shared_ptr<std::string const> exact_bundle;
 
     // Fact ids (indexes into Program::facts).
     struct Facts {

@@ -83,15 +83,8 @@ void set_rules_web(RulesWeb c) {
     config = std::move(c);
 }
 
-void set_signed_bundle(std::string bundle) {
-    std::lock_guard lock(config_mutex);
-    config.signed_bundle = std::move(bundle);
-}
-
 std::optional<HttpResult> rules_web_route(Caller const& caller, std::string const& method, std::string const& path) {
     std::lock_guard lock(config_mutex);
-    if (path == "/web/rules.bundle" && method == "GET" && !config.signed_bundle.empty())
-        return HttpResult{200, "application/octet-stream", config.signed_bundle, headers(false)};
     if (path == "/web/trust.json") {
         if (method != "GET") return json_error(405, "method not allowed");
         std::string body = "{\"keys\":[";

@@ -1,11 +1,11 @@
 #include "runtime.hpp"
-#include "rules_web.hpp"
 
 #include "kyotaku/signing.hpp"
 
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -54,10 +54,39 @@ void Runtime::loaded(Program const& program) {
     log_line({{"event", "rules_loaded"}, {"path", info.path}, {"hash", info.hash}, {"compiler", info.compiler}, {"files", info.files}});
 }
 
+ServingRules load_serving_rules(std::string const& path, std::vector<std::string> const& trusted_keys, std::vector<Diagnostic>* diagnostics) {
+    ServingRules out;
+    std::error_code ec;
+    if (trusted_keys.empty() || !std::filesystem::is_regular_file(path, ec)) {
+        out.loaded = load_trusted_rules(path, trusted_keys, diagnostics);  // sources, or the refusal of sources
+        return out;
+    }
+    std::ifstream file(path, std::ios::binary);
+    auto bytes = std::make_shared<std::string>(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+    if (!file.good() && !file.eof()) {
+        out.loaded.message = Message{"読み込めません: " + path, "cannot read " + path};
+        out.loaded.error = out.loaded.message.text();
+        return out;
+    }
+    if (bytes->rfind("KYTKBNDL", 0) != 0) {
+        out.loaded = load_trusted_rules(path, trusted_keys, diagnostics);  // its refusal of a file that is not a bundle
+        return out;
+    }
+    if (Message m = check_bundle_signature(*bytes, trusted_keys); !m.empty()) {
+        out.loaded.message = std::move(m);
+        out.loaded.error = out.loaded.message.text();
+        return out;
+    }
+    out.loaded = load_bundle(*bytes);
+    if (out.loaded.program) out.exact = std::move(bytes);
+    return out;
+}
+
 bool Runtime::reload_rules() {
     std::lock_guard reload(reload_mutex_);
     std::vector<Diagnostic> diags;
-    auto fresh = load_trusted_rules(rules_path_, trusted_keys_, &diags);
+    ServingRules serving = load_serving_rules(rules_path_, trusted_keys_, &diags);
+    LoadResult& fresh = serving.loaded;
     if (!fresh.program) {
         ++reloads_failed_;
         std::string detail = diags.empty() ? fresh.error : format_diagnostics(diags);
@@ -68,14 +97,10 @@ bool Runtime::reload_rules() {
                  "error");
         return false;
     }
-    if (auto refused = service_.replace_rules(fresh.program)) {  // the rules lack what the server needs
+    if (auto refused = service_.replace_rules(fresh.program, serving.exact)) {  // the rules lack what the server needs
         ++reloads_failed_;
         log_line({{"event", "rules_reload_failed"}, {"path", rules_path_}, {"error", *refused}, {"kept_hash", rules().hash}}, "error");
         return false;
-    }
-    if (!trusted_keys_.empty()) {  // the page gets the new bundle exactly as signed
-        std::ifstream bundle_file(rules_path_, std::ios::binary);
-        set_signed_bundle(std::string(std::istreambuf_iterator<char>(bundle_file), {}));
     }
     loaded(*fresh.program);
     ++reloads_ok_;

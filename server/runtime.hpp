@@ -25,6 +25,14 @@ struct RulesInfo {
     double loaded_unix = 0;
 };
 
+// The rules `kyotaku serve` runs: with trusted keys, the file is read once, its signature checked on those bytes, the
+// program loaded from them, and the same bytes kept for the consent page (`exact`); without keys, load_rules.
+struct ServingRules {
+    LoadResult loaded;
+    std::shared_ptr<std::string const> exact;
+};
+ServingRules load_serving_rules(std::string const& path, std::vector<std::string> const& trusted_keys, std::vector<Diagnostic>* diagnostics);
+
 class Runtime {
 public:
     // trusted_keys: raw Ed25519 keys of --trust; when given, a reload takes only a bundle one of them signed, and

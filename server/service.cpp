@@ -21,17 +21,20 @@ std::string new_id() {
     return out;
 }
 
-Rules bind_rules(std::shared_ptr<Program const> program) {
+Rules bind_rules(std::shared_ptr<Program const> program, std::shared_ptr<std::string const> exact_bundle) {
     auto bound = RuleContract::bind(std::move(program));
     if (auto const* error = std::get_if<std::string>(&bound)) throw std::runtime_error("ルールがサーバの契約を満たしません / the rules do not fulfil the server's contract: " + *error);
+    std::get<RuleContract>(bound).exact_bundle = std::move(exact_bundle);
     return std::make_shared<RuleContract const>(std::move(std::get<RuleContract>(bound)));
 }
 
-Service::Service(Database& db, std::shared_ptr<Program const> rules, Clock& clock) : context(db, clock, bind_rules(std::move(rules))) {}
+Service::Service(Database& db, std::shared_ptr<Program const> rules, Clock& clock, std::shared_ptr<std::string const> exact_bundle)
+    : context(db, clock, bind_rules(std::move(rules), std::move(exact_bundle))) {}
 
-std::optional<std::string> Service::replace_rules(std::shared_ptr<Program const> rules) {
+std::optional<std::string> Service::replace_rules(std::shared_ptr<Program const> rules, std::shared_ptr<std::string const> exact_bundle) {
     auto bound = RuleContract::bind(std::move(rules));
     if (auto const* error = std::get_if<std::string>(&bound)) return *error;
+    std::get<RuleContract>(bound).exact_bundle = std::move(exact_bundle);
     context.set_rules(std::make_shared<RuleContract const>(std::move(std::get<RuleContract>(bound))));
     return std::nullopt;
 }

@@ -146,7 +146,8 @@ class ConsentDesk {
 public:
     ConsentDesk(Context& x, SettingsDesk& settings) : x_(x), settings_(settings) {}
     json page(std::string const& token);
-    std::string const& rules_bundle();
+    // The rules in force as the page loads them (shared: a reload may replace them while a response is being sent).
+    std::shared_ptr<std::string const> rules_bundle();
     json issue_challenge(json const& body);
     json register_consent(json const& body, int& status);
     json visual_passcode(Caller const& c);
@@ -157,7 +158,7 @@ private:
     SettingsDesk& settings_;
     std::mutex bundle_mutex_;
     Rules bundle_rules_;
-    std::string bundle_;
+    std::shared_ptr<std::string const> bundle_;
 };
 
 // Who a request names: a card's fields or this facility's 照会番号.
@@ -258,7 +259,8 @@ private:
 // the rule contract.
 class Service {
 public:
-    Service(Database& db, std::shared_ptr<Program const> rules, Clock& clock);
+    // exact_bundle: the signed bundle's bytes the rules were loaded from (see RuleContract::exact_bundle).
+    Service(Database& db, std::shared_ptr<Program const> rules, Clock& clock, std::shared_ptr<std::string const> exact_bundle = nullptr);
 
     Context context;
     AdminDesk admin{context};
@@ -272,7 +274,7 @@ public:
 
     // Replaces the rules in force (requests in flight finish on the old ones). Returns the contract error and keeps
     // the old rules when the new ones do not fulfil it.
-    std::optional<std::string> replace_rules(std::shared_ptr<Program const> rules);
+    std::optional<std::string> replace_rules(std::shared_ptr<Program const> rules, std::shared_ptr<std::string const> exact_bundle = nullptr);
 
     bool facility_exists(std::string const& code);
     // An interactive request starts (the ticket goes to request_end): the batch worker lets it finish first.
@@ -281,6 +283,6 @@ public:
 };
 
 // Binds a rule program to the contract, or throws std::runtime_error with the contract's message.
-Rules bind_rules(std::shared_ptr<Program const> program);
+Rules bind_rules(std::shared_ptr<Program const> program, std::shared_ptr<std::string const> exact_bundle = nullptr);
 
 }  // namespace kyotaku::server

@@ -286,9 +286,10 @@ std::optional<HttpResult> serve_page_files(Service& service, std::string const& 
     if (!plain_name(name)) return not_found(name);
     if (name == "rules.bundle") {
         // The rules the server runs, revalidated on every use: a rule change reaches the next page load.
-        std::string const& bundle = service.consent.rules_bundle();
-        auto const& c = compressed_bundle(bundle);
-        return send(*root, "application/octet-stream", bundle, "", c.gz, c.tag, "no-cache", headers);
+        // (Signed rules: the signed bytes themselves, which the page checks before use.)
+        auto const bundle = service.consent.rules_bundle();
+        auto const& c = compressed_bundle(*bundle);
+        return send(*root, "application/octet-stream", *bundle, "", c.gz, c.tag, "no-cache", headers);
     }
     auto it = root->files.find(name);
     if (it == root->files.end()) return not_found(name);

@@ -159,14 +159,14 @@ protected:
 
 TEST_F(RuntimeFixture, AReloadServesNewRequestsWhileRequestsInFlightKeepTheirRules) {
     auto in_flight = service->context.rules();  // what a request that started before the reload works on
-    std::string const old_bundle = service->consent.rules_bundle();
+    std::string const old_bundle = *service->consent.rules_bundle();
     std::string const old_hash = rt->rules().hash;
     append("10_service.rules", "\n# 改定\n");
     ASSERT_TRUE(rt->reload_rules());
     EXPECT_NE(rt->rules().hash, old_hash);
     EXPECT_NE(service->context.rules(), in_flight);
     EXPECT_EQ(save_bundle(*in_flight->program), old_bundle);       // it finishes on the old program
-    EXPECT_NE(service->consent.rules_bundle(), old_bundle);        // later requests get the new one
+    EXPECT_NE(*service->consent.rules_bundle(), old_bundle);        // later requests get the new one
     EXPECT_NE(rt->metrics_text().find("kyotaku_rules_info{compiler=\"" + std::string(compiler_version) + "\",files=\""), std::string::npos);
     EXPECT_NE(rt->metrics_text().find("hash=\"" + rt->rules().hash + "\""), std::string::npos);
 }
