@@ -23,9 +23,20 @@ std::string wareki_of(std::string const& iso) {
 }
 
 namespace {
-// The lets and decisions the page relies on; a rule set without one is refused with a message naming it.
-constexpr char const* page_slots[] = {"分類", "service_available", "identity_methods", "同意の選択肢一覧", "選択肢の閲覧項目",
-                                      "診療予約日を受け付ける", "施設の診療区分", "診療区分の説明", "職員がいる"};
+// The page's rule contract: the lets and decisions it asks and the facts it sets, with their types, bound once when
+// the rules load (as the server's RuleContract does); a rule set that lacks one or types it otherwise is refused
+// with a message naming it.
+struct Named {
+    char const* name;
+    TypeKind kind;
+};
+constexpr Named page_slots[] = {{"利用する機能", TypeKind::Enum},        {"診療予約日が必要", TypeKind::Bool},
+                                {"service_available", TypeKind::Bool},   {"identity_methods", TypeKind::EnumSet},
+                                {"同意の選択肢一覧", TypeKind::EnumSet}, {"選択肢の閲覧項目", TypeKind::EnumSet},
+                                {"診療予約日を受け付ける", TypeKind::Bool}, {"施設の診療区分", TypeKind::EnumSet},
+                                {"診療区分の説明", TypeKind::Text},      {"職員がいる", TypeKind::Bool}};
+constexpr Named page_facts[] = {{"facility_kind", TypeKind::Enum},  {"visit_kind", TypeKind::Enum},     {"query_date", TypeKind::Date},
+                                {"feature_enabled", TypeKind::Bool}, {"appointment_date", TypeKind::Date}, {"consent_choice", TypeKind::Enum}};
 
 Problem out_of_order(char const* step_ja, char const* step_en) {
     return {std::string("今は") + step_ja + "の画面ではありません。", std::string("not at the ") + step_en + " step"};
@@ -34,9 +45,13 @@ Problem out_of_order(char const* step_ja, char const* step_en) {
 
 Flow::Flow(std::shared_ptr<Program const> rules, Facility facility, Date today)
     : rules_(std::move(rules)), facility_(std::move(facility)), today_(today) {
-    for (char const* s : page_slots)
-        if (rules_->find_slot(s) < 0) throw std::runtime_error(std::string("ルールに ") + s + " がありません / the rules lack " + s);
-    if (rules_->find_fact("visit_kind") < 0) throw std::runtime_error("ルールに visit_kind がありません / the rules lack the fact visit_kind");
+    auto refuse = [](char const* name, char const* what) {
+        throw std::runtime_error(std::string("ルールに ") + name + " (" + what + ") がありません / the rules lack " + name + " (" + what + ")");
+    };
+    for (auto const& s : page_slots)
+        if (int i = rules_->find_slot(s.name); i < 0 || rules_->slots[std::size_t(i)].type.kind != s.kind) refuse(s.name, "let / decision");
+    for (auto const& f : page_facts)
+        if (int i = rules_->find_fact(f.name); i < 0 || rules_->facts[std::size_t(i)].type.kind != f.kind) refuse(f.name, "fact");
 }
 
 // One let or decision of the rules for these facts.
@@ -46,12 +61,14 @@ Outcome Flow::decide(Activation const& facts, int slot) const {
     return ev.evaluate_slot(facts, std::uint32_t(slot));
 }
 
-// The 分類 of a visit kind is オンライン診療等 (rules/10_service.rules).
-bool Flow::is_online(Activation const& facts) const {
-    int const slot = rules_->find_slot("分類");
-    Outcome c = decide(facts, slot);
-    auto const& type = rules_->slots[std::size_t(slot)].type;
-    return c.status == Status::ok && rules_->enums[std::size_t(type.enum_id)].values[std::size_t(c.value)] == "オンライン診療等";
+// The switch of 環境設定 a visit kind uses is the rules' let 利用する機能 (rules/10_service.rules); 環境設定 has one
+// switch per 機能, named as the rules name them (as the server's Settings::feature).
+bool Flow::feature_enabled(Activation const& facts) const {
+    int const slot = rules_->find_slot("利用する機能");
+    Outcome f = decide(facts, slot);
+    if (f.status != Status::ok) return false;
+    std::string const& name = rules_->enums[std::size_t(rules_->slots[std::size_t(slot)].type.enum_id)].values[std::size_t(f.value)];
+    return name == "訪問診療等機能" ? facility_.home_care_feature : name == "オンライン診療等機能" ? facility_.online_feature : false;
 }
 
 Activation Flow::facts_for(std::string const& visit_kind) const {
@@ -60,8 +77,7 @@ Activation Flow::facts_for(std::string const& visit_kind) const {
     facts.set_date("query_date", today_);
     if (!visit_kind.empty()) {
         facts.set_enum("visit_kind", visit_kind);
-        // 環境設定 has one switch per 分類 (訪問診療等機能 / オンライン診療等機能), as the server does.
-        facts.set_bool("feature_enabled", is_online(facts) ? facility_.online_feature : facility_.home_care_feature);
+        facts.set_bool("feature_enabled", feature_enabled(facts));
     }
     return facts;
 }
@@ -114,7 +130,8 @@ Problem Flow::choose_visit_kind(std::string const& visit_kind) {
     if (std::find(kinds.begin(), kinds.end(), visit_kind) == kinds.end())
         return {"この診療の種類は、今日はこの施設で選べません。", "this visit kind cannot be used today: " + visit_kind};
     visit_kind_ = visit_kind;
-    online_ = is_online(facts_for(visit_kind));
+    Outcome const needs_appointment = decide(facts_for(visit_kind), rules_->find_slot("診療予約日が必要"));
+    online_ = needs_appointment.status == Status::ok && needs_appointment.value;
     step_ = online_ ? Step::appointment : Step::items;
     return {};
 }

@@ -80,7 +80,7 @@ public:
 
 private:
     Activation facts_for(std::string const& visit_kind) const;
-    bool is_online(Activation const& facts) const;
+    bool feature_enabled(Activation const& facts) const;
     Outcome decide(Activation const& facts, int slot) const;
     std::vector<std::string> set_values(int slot, Activation const& facts) const;
     std::shared_ptr<Program const> rules_;
