@@ -353,6 +353,7 @@ std::vector<RouteInfo> route_table() {
     }
     out.push_back({"GET", "/c/{token}", Access::anyone, false});
     out.push_back({"GET", "/web/{file}", Access::anyone, false});
+    out.push_back({"GET", "/admin/workbench/{file}", Access::operator_, false});  // rules_web.cpp
     return out;
 }
 

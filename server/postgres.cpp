@@ -1,6 +1,7 @@
 // PostgreSQL backend (libpq), selected by a postgresql:// connection URL. The same migrations and the same
 // $n-parameterised statements as SQLite, prepared once per connection; a pool of connections, a transaction held
 // whole on one of them; bulk inserts by COPY.
+#include "connection_pool.hpp"
 #include "database.hpp"
 
 #include <libpq-fe.h>
@@ -27,22 +28,21 @@ public:
             if (!c || PQstatus(c) != CONNECTION_OK) {
                 std::string msg = c ? PQerrorMessage(c) : "out of memory";
                 PQfinish(c);
-                for (auto* open : all_) PQfinish(open);
+                for (auto* open : pool_.all()) PQfinish(open);
                 throw DatabaseError("cannot connect to PostgreSQL: " + msg);
             }
-            all_.push_back(c);
-            free_.push_back(c);
+            pool_.add(c);
             exec(c, "SET client_encoding = 'UTF8'; SET client_min_messages = WARNING; SET synchronous_commit = off;", {});
         }
     }
     ~Postgres() override {
-        for (auto* c : all_) PQfinish(c);
+        for (auto* c : pool_.all()) PQfinish(c);
     }
 
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
         check_text_params(params);  // libpq would cut a text at NUL; PostgreSQL refuses invalid UTF-8 with a 500
-        if (PGconn* c = bound()) return exec(c, sql, params);
-        Lease lease(*this);
+        if (PGconn* c = pool_.bound()) return exec(c, sql, params);
+        Pool::Lease lease(pool_);
         return exec(lease.conn, sql, params);
     }
 
@@ -50,10 +50,7 @@ public:
 
     std::string backend() const override { return "postgresql"; }
 
-    PoolStats pool_stats() override {
-        std::lock_guard lock(mutex_);
-        return {int(all_.size()), int(all_.size() - free_.size()), waiting_};
-    }
+    PoolStats pool_stats() override { return pool_.stats(); }
 
     char const* claim_suffix() const override { return " FOR UPDATE SKIP LOCKED"; }
     char const* migration_lock() const override { return "SELECT pg_advisory_xact_lock(5946120915)"; }
@@ -98,12 +95,12 @@ public:
             while (PGresult* more = PQgetResult(c)) PQclear(more);
             if (!ok) throw DatabaseError("COPY: " + error);
         };
-        if (PGconn* c = bound()) return copy(c);
-        transaction(*this, [&] { copy(bound()); });
+        if (PGconn* c = pool_.bound()) return copy(c);
+        transaction(*this, [&] { copy(pool_.bound()); });
     }
 
     void in_transaction(std::function<void()> const& body) override {
-        if (PGconn* c = bound()) {  // nested: a savepoint on the same connection
+        if (PGconn* c = pool_.bound()) {  // nested: a savepoint on the same connection
             std::string sp = "sp" + std::to_string(depth_of(c)++);
             exec(c, "SAVEPOINT " + sp, {});
             try {
@@ -120,11 +117,12 @@ public:
             exec(c, "RELEASE SAVEPOINT " + sp, {});
             return;
         }
-        Lease lease(*this);
-        binding() = {this, lease.conn};
+        Pool::Lease lease(pool_);
+        pool_.bind(lease.conn);
         struct Unbind {
-            ~Unbind() { binding() = {nullptr, nullptr}; }
-        } unbind;
+            Pool const& pool;
+            ~Unbind() { pool.unbind(); }
+        } unbind{pool_};
         exec(lease.conn, "BEGIN; SET LOCAL synchronous_commit = on", {});
         try {
             body();
@@ -139,39 +137,12 @@ public:
     }
 
 private:
-    std::mutex mutex_;
-    std::condition_variable available_;
-    std::vector<PGconn*> all_, free_;
+    using Pool = ConnectionPool<PGconn*>;
+    Pool pool_;
+    std::mutex depth_mutex_;
     std::map<PGconn*, int> depth_;
-    int waiting_ = 0;  // threads waiting for a free connection (under mutex_)
-
-    struct Lease {
-        Postgres& pool;
-        PGconn* conn;
-        explicit Lease(Postgres& p) : pool(p) {
-            std::unique_lock lock(p.mutex_);
-            ++p.waiting_;
-            p.available_.wait(lock, [&] { return !p.free_.empty(); });
-            --p.waiting_;
-            conn = p.free_.back();
-            p.free_.pop_back();
-        }
-        ~Lease() {
-            {
-                std::lock_guard lock(pool.mutex_);
-                pool.free_.push_back(conn);
-            }
-            pool.available_.notify_one();
-        }
-    };
-
-    static std::pair<Postgres const*, PGconn*>& binding() {
-        thread_local std::pair<Postgres const*, PGconn*> b{nullptr, nullptr};
-        return b;
-    }
-    PGconn* bound() const { return binding().first == this ? binding().second : nullptr; }
     int& depth_of(PGconn* c) {
-        std::lock_guard lock(mutex_);
+        std::lock_guard lock(depth_mutex_);
         return depth_[c];
     }
 

@@ -1,6 +1,7 @@
 // SQLite backend (the small-clinic default; PostgreSQL is for scale): a few connections to one WAL database, so
 // that reads never wait for a writer. Statements are prepared once per connection; bound parameters only, never
 // string concatenation.
+#include "connection_pool.hpp"
 #include "database.hpp"
 
 #include "error.hpp"
@@ -175,29 +176,26 @@ public:
     explicit Sqlite(std::string const& path) {
         std::size_t const size = path == ":memory:" || path.empty() ? 1 : 4;
         for (std::size_t i = 0; i < size; ++i) {
-            all_.push_back(std::make_unique<Connection>(path));
-            free_.push_back(all_.back().get());
+            owned_.push_back(std::make_unique<Connection>(path));
+            pool_.add(owned_.back().get());
         }
     }
 
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
-        if (Connection* c = bound()) return c->query(sql, params);
-        Lease lease(*this);
+        if (Connection* c = pool_.bound()) return c->query(sql, params);
+        Pool::Lease lease(pool_);
         return lease.conn->query(sql, params);
     }
 
     void script(std::string const& sql) override {
-        if (Connection* c = bound()) return c->script(sql);
-        Lease lease(*this);
+        if (Connection* c = pool_.bound()) return c->script(sql);
+        Pool::Lease lease(pool_);
         lease.conn->script(sql);
     }
 
     std::string backend() const override { return "sqlite"; }
 
-    PoolStats pool_stats() override {
-        std::lock_guard lock(mutex_);
-        return {int(all_.size()), int(all_.size() - free_.size()), waiting_};
-    }
+    PoolStats pool_stats() override { return pool_.stats(); }
 
     void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::vector<Row> const& rows) override {
         std::string sql = "INSERT INTO " + table + " (";
@@ -211,19 +209,20 @@ public:
     }
 
     void in_transaction(std::function<void()> const& body) override {
-        Connection* c = bound();
-        std::optional<Lease> lease;
+        Connection* c = pool_.bound();
+        std::optional<Pool::Lease> lease;
         if (!c) {
-            lease.emplace(*this);
+            lease.emplace(pool_);
             c = lease->conn;
-            binding() = {this, c};
+            pool_.bind(c);
         }
         struct Unbind {
+            Pool const& pool;
             bool owner;
             ~Unbind() {
-                if (owner) binding() = {nullptr, nullptr};
+                if (owner) pool.unbind();
             }
-        } unbind{lease.has_value()};
+        } unbind{pool_, lease.has_value()};
         std::string sp = "sp" + std::to_string(c->depth);
         c->script(c->depth == 0 ? "PRAGMA synchronous=FULL; BEGIN IMMEDIATE" : "SAVEPOINT " + sp);
         ++c->depth;
@@ -256,36 +255,9 @@ public:
     }
 
 private:
-    std::mutex mutex_;
-    std::condition_variable available_;
-    std::vector<std::unique_ptr<Connection>> all_;
-    std::vector<Connection*> free_;
-    int waiting_ = 0;  // threads waiting for a free connection (under mutex_)
-
-    struct Lease {
-        Sqlite& pool;
-        Connection* conn;
-        explicit Lease(Sqlite& p) : pool(p) {
-            std::unique_lock lock(p.mutex_);
-            ++p.waiting_;
-            p.available_.wait(lock, [&] { return !p.free_.empty(); });
-            --p.waiting_;
-            conn = p.free_.back();
-            p.free_.pop_back();
-        }
-        ~Lease() {
-            {
-                std::lock_guard lock(pool.mutex_);
-                pool.free_.push_back(conn);
-            }
-            pool.available_.notify_one();
-        }
-    };
-    static std::pair<Sqlite const*, Connection*>& binding() {
-        thread_local std::pair<Sqlite const*, Connection*> b{nullptr, nullptr};
-        return b;
-    }
-    Connection* bound() const { return binding().first == this ? binding().second : nullptr; }
+    using Pool = ConnectionPool<Connection*>;
+    std::vector<std::unique_ptr<Connection>> owned_;
+    Pool pool_;
 };
 }  // namespace
 
