@@ -90,6 +90,36 @@ TEST(Config, EveryErrorNamesWhereItIs) {
     ASSERT_EQ(missing.errors.size(), 1u);
 }
 
+// The settings issue 10 and 13 brought (key_file, spool_dir, max_connections, trust) are settings like the others.
+TEST(Config, TheSecuritySettingsAreSettingsToo) {
+    TempDir t;
+    std::string file = t.write("k.toml", "[serve]\nkey_file = \"/var/lib/kyotaku/k.key\"\nmax_connections = 64\ntrust = \"a.pub,b.pub\"\n");
+    auto c = resolve_serve_config(sources(file, {{"KYOTAKU_SPOOL_DIR", "/var/lib/kyotaku/spool"}}, {{"trust", "c.pub"}}));
+    ASSERT_TRUE(c.ok()) << joined(c.errors);
+    EXPECT_EQ(c.options.key_file, "/var/lib/kyotaku/k.key");
+    EXPECT_EQ(c.options.limits.max_connections, 64);
+    EXPECT_EQ(c.options.spool_dir, "/var/lib/kyotaku/spool");
+    EXPECT_EQ(c.options.trust, (std::vector<std::string>{"c.pub"}));  // the flag over the file, whole
+    auto from_file = resolve_serve_config(sources(file, {}));
+    ASSERT_TRUE(from_file.ok()) << joined(from_file.errors);
+    EXPECT_EQ(from_file.options.trust, (std::vector<std::string>{"a.pub", "b.pub"}));
+    EXPECT_EQ(from_file.origin["trust"], file + ":4:9");
+    // An empty name in the list, a cap out of range: refused, naming where.
+    for (std::string const bad : {"a.pub,", ",b.pub", "a.pub,,b.pub"}) {
+        auto r = resolve_serve_config(sources("", {{"KYOTAKU_TRUST", bad}}));
+        ASSERT_FALSE(r.ok()) << bad;
+        EXPECT_NE(joined(r.errors).find("KYOTAKU_TRUST: trust: "), std::string::npos) << joined(r.errors);
+    }
+    for (std::string const bad : {"0", "100001", "many"}) {
+        auto r = resolve_serve_config(sources("", {}, {{"max_connections", bad}}));
+        ASSERT_FALSE(r.ok()) << bad;
+        EXPECT_NE(joined(r.errors).find("--max-connections: max_connections: "), std::string::npos) << joined(r.errors);
+    }
+    // No trust at all: unsigned rules are accepted (an empty list).
+    auto none = resolve_serve_config(sources("", {}));
+    EXPECT_TRUE(none.options.trust.empty());
+}
+
 TEST(Config, ListenIsTheExplicitWayBeyondLoopback) {
     auto c = resolve_serve_config(sources("", {{"KYOTAKU_LISTEN", "0.0.0.0:443"}}, {{"port", "8443"}}));
     ASSERT_TRUE(c.ok()) << joined(c.errors);
