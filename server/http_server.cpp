@@ -897,6 +897,8 @@ int serve(ServeOptions const& o) {
                   << max_connections << " by the descriptor limit\n";
     ConnectionCounter connections;
     AcceptStats accept_stats;
+    rt.connections_refused = &accept_stats.refused_at_cap;  // for /metrics
+    rt.accept_errors = &accept_stats.errors;
     net::co_spawn(io,
                   accept_loop(acceptor, max_connections, connections, accept_stats,
                               [&](tcp::socket socket, ConnectionCounter::Slot slot) {

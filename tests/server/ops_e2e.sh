@@ -127,7 +127,8 @@ if want == "shape":
     assert [s for s in h.samples if s.name.endswith("_count") and s.labels["route"] == "/api/v1/reinquiry"][0].value >= 2
     assert samples("kyotaku_rules_info")[0].labels["compiler"].startswith("kyotaku-rules")
     for name in ("kyotaku_batch_rows", "kyotaku_batch_jobs", "kyotaku_db_pool_connections", "kyotaku_db_pool_waiting",
-                 "kyotaku_consents", "kyotaku_consent_registrations", "kyotaku_schema_migrations", "kyotaku_http_connections_open"):
+                 "kyotaku_consents", "kyotaku_consent_registrations", "kyotaku_schema_migrations", "kyotaku_http_connections_open",
+                 "kyotaku_http_connections_refused", "kyotaku_http_accept_errors"):
         assert name in families, name
     print("metrics ok:", len(families), "families")
 elif want == "hash":
