@@ -56,20 +56,29 @@ std::shared_ptr<Program const> load_or_report(std::string const& path, std::vect
     return r.program;
 }
 
+// A JSON Lines input: standard input ("" or "-"), or the named file, closed when done. `file` is null (and the
+// reason printed) when it cannot be opened.
+struct Input {
+    std::FILE* file = stdin;
+    explicit Input(std::string const& path) {
+        if (path.empty() || path == "-") return;
+        file = std::fopen(path.c_str(), "rb");
+        if (!file) std::cerr << "kyotaku: " << path << ": 読み込めません / cannot open\n";
+    }
+    ~Input() {
+        if (file && file != stdin) std::fclose(file);
+    }
+    Input(Input const&) = delete;
+    Input& operator=(Input const&) = delete;
+};
+
 int cmd_eval(std::string const& rules, std::string const& input, std::vector<std::string> const& trust) {
     auto program = load_or_report(rules, trust);
     if (!program) return 2;
-    std::FILE* in = stdin;
-    if (!input.empty() && input != "-") {
-        in = std::fopen(input.c_str(), "rb");
-        if (!in) {
-            std::cerr << "kyotaku: " << input << ": 読み込めません / cannot open\n";
-            return 2;
-        }
-    }
+    Input in(input);
+    if (!in.file) return 2;
     JsonlEvaluator ev(program);
-    ev.run(in, stdout);
-    if (in != stdin) std::fclose(in);
+    ev.run(in.file, stdout);
     return 0;
 }
 
@@ -263,16 +272,9 @@ int cmd_diff(std::string const& old_rules, std::string const& new_rules, std::st
         generate_corpus(*old_program, *new_program, cases, seed, [&](std::string_view line) { diff.add(line, ++n); });
         described = "生成した事例 (すべての enum の値、日付の境目と月末、seed " + std::to_string(seed) + ")";
     } else {
-        std::FILE* in = stdin;
-        if (!input.empty() && input != "-") {
-            in = std::fopen(input.c_str(), "rb");
-            if (!in) {
-                std::cerr << "kyotaku: " << input << ": 読み込めません / cannot open\n";
-                return 2;
-            }
-        }
-        diff.add_stream(in);
-        if (in != stdin) std::fclose(in);
+        Input in(input);
+        if (!in.file) return 2;
+        diff.add_stream(in.file);
         described = input.empty() || input == "-" ? "標準入力の JSON Lines" : input;
     }
     DiffReport report = diff.report();
