@@ -68,24 +68,21 @@ json BatchDesk::upload(Caller const& c, std::string const& category, std::string
         x_.db.query("INSERT INTO batch_jobs (reception_number, facility_code, category, query_date, file_identifier, format, total, done, created_at) "
                     "VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7)",
                     {reception, c.facility_code, category, query_date, file_identifier, format, x_.now()});
-        // 100 rows per INSERT: one statement execution instead of a hundred.
-        constexpr std::size_t per_statement = 100;
+        // Rows go in by the thousand (COPY on PostgreSQL): one statement per group, not one per row.
+        constexpr std::size_t per_group = 1000;
         std::int64_t total = 0;
-        std::vector<Value> params{reception};
+        std::vector<Row> group;
+        group.reserve(per_group);
         auto flush = [&] {
-            std::size_t n = (params.size() - 1) / 2;
-            if (n == 0) return;
-            std::string sql = "INSERT INTO batch_rows (reception_number, row_no, request_json) VALUES ";
-            for (std::size_t i = 0; i < n; ++i) sql += (i ? ", ($1, $" : "($1, $") + std::to_string(2 + 2 * i) + ", $" + std::to_string(3 + 2 * i) + ")";
-            x_.db.query(sql, params);
-            params.resize(1);
+            if (group.empty()) return;
+            x_.db.insert_rows("batch_rows", {"reception_number", "row_no", "request_json"}, group);
+            group.clear();
         };
         json row;
         while (next(row)) {
             if (++total > 200000) throw Error(Error::Kind::too_large, "", "20万行までです", "at most 200,000 rows");
-            params.emplace_back(total);
-            params.emplace_back(row.dump());
-            if ((params.size() - 1) / 2 == per_statement) flush();
+            group.push_back(Row{reception, total, row.dump()});
+            if (group.size() == per_group) flush();
         }
         flush();
         if (total == 0 && !allow_empty) throw invalid("", "行がありません", "the file has no rows");
@@ -148,7 +145,8 @@ int BatchDesk::purge() {
                                      "ORDER BY finished_at LIMIT 100")) {
         if (jst_day(as_text(r[1])) >= cutoff) break;
         transaction(x_.db, [&] {
-            x_.db.query("DELETE FROM batch_rows WHERE reception_number = $1", {as_text(r[0])});
+            for (char const* table : {"batch_results", "batch_chunks", "batch_rows"})
+                x_.db.query(std::string("DELETE FROM ") + table + " WHERE reception_number = $1", {as_text(r[0])});
             x_.db.query("UPDATE batch_jobs SET purged_at = $2 WHERE reception_number = $1", {as_text(r[0]), x_.now()});
         });
         ++purged;
@@ -161,7 +159,7 @@ std::function<std::string()> BatchDesk::result_pages(Caller const& c, std::strin
     auto after = std::make_shared<std::int64_t>(-1);
     return [this, reception, page_rows, after]() {
         std::string out;
-        for (auto const& r : x_.db.query("SELECT row_no, result_json FROM batch_rows WHERE reception_number = $1 AND row_no > $2 ORDER BY row_no LIMIT $3",
+        for (auto const& r : x_.db.query("SELECT row_no, result_json FROM batch_results WHERE reception_number = $1 AND row_no > $2 ORDER BY row_no LIMIT $3",
                                          {reception, *after, std::int64_t(page_rows)})) {
             json row = json::parse(as_text(r[1]));
             *after = as_int(r[0]);
@@ -198,15 +196,34 @@ std::string answer_row(Context& x, DecisionPath& decisions, Records& records, Fa
 
 // Finishes a job whose rows are all answered (once, whichever worker gets there) and logs it.
 void finish_if_complete(Context& x, std::string const& reception, std::string const& facility, std::string const& category) {
-    if (!x.db.query("SELECT 1 FROM batch_rows WHERE reception_number = $1 AND result_json IS NULL LIMIT 1", {reception}).empty()) return;
-    auto finished = x.db.query("UPDATE batch_jobs SET finished_at = $2 WHERE reception_number = $1 AND finished_at IS NULL RETURNING total",
+    auto finished = x.db.query("UPDATE batch_jobs SET finished_at = $2 WHERE reception_number = $1 AND finished_at IS NULL AND done >= total RETURNING total",
                                {reception, x.now()});
     if (!finished.empty()) {
         log_inquiry(x, facility, "一括再照会", "", true, json{{"reception_number", reception}, {"category", category}, {"rows", as_int(finished[0][0])}});
         x.batch_event("finished", reception, facility, as_int(finished[0][0]));
     }
 }
+
+// Locks a job's row for this transaction: every batch writer takes the job's lock before a chunk's, so claims,
+// answers and give-ups of one job take turns and never wait for each other in a cycle.
+std::vector<Row> lock_job(Context& x, std::string const& reception) {
+    return x.db.query(std::string("SELECT total, next_row, failures, facility_code, category FROM batch_jobs WHERE reception_number = $1") +
+                          x.db.lock_suffix(),
+                      {reception});
+}
+
+// The leased range of rows a worker answers.
+struct Chunk {
+    std::int64_t first = 0, last = 0;
+};
 }  // namespace
+
+void BatchDesk::write_answers(std::string const& reception, std::vector<std::int64_t> const& row_nos, std::vector<std::string> const& answers) {
+    std::vector<Row> rows;
+    rows.reserve(row_nos.size());
+    for (std::size_t i = 0; i < row_nos.size(); ++i) rows.push_back(Row{reception, row_nos[i], answers.at(i)});
+    x_.db.insert_rows("batch_results", {"reception_number", "row_no", "result_json"}, rows);
+}
 
 int BatchDesk::process(int max_rows) {
     // The job of the facility served least recently (its newest served_at), then the oldest: jobs of different
@@ -218,26 +235,41 @@ int BatchDesk::process(int max_rows) {
     if (jobs.empty()) return 0;
     std::string const reception = as_text(jobs[0][0]), facility_code = as_text(jobs[0][1]);
     std::string const category = as_text(jobs[0][2]), query_date = as_text(jobs[0][3]);
-    // Lease the next pending rows (a short write transaction).
-    std::vector<Row> rows = transaction(x_.db, [&] {
-        std::string const now = x_.now();
-        auto claimed = x_.db.query(std::string("SELECT row_no, request_json FROM batch_rows WHERE reception_number = $1 AND result_json IS NULL AND "
-                                               "(lease_until IS NULL OR lease_until < $2 OR lease_owner = $3) ORDER BY row_no LIMIT $4") +
-                                       x_.db.claim_suffix(),
-                                   {reception, now, worker_, std::int64_t(max_rows)});
-        if (!claimed.empty())
-            x_.db.query("UPDATE batch_rows SET lease_owner = $3, lease_until = $4 WHERE reception_number = $1 AND result_json IS NULL AND "
-                        "row_no >= $5 AND row_no <= $2 AND (lease_until IS NULL OR lease_until < $6 OR lease_owner = $3)",
-                        {reception, as_int(claimed.back()[0]), worker_, x_.clock.timestamp_after(std::chrono::seconds(15)), as_int(claimed.front()[0]), now});
+    // Lease a chunk (a short write transaction): one whose lease is free or expired (its server died), else the
+    // next `max_rows` rows no chunk holds yet.
+    std::optional<Chunk> chunk = transaction(x_.db, [&]() -> std::optional<Chunk> {
+        std::string const now = x_.now(), until = x_.clock.timestamp_after(std::chrono::seconds(15));
+        auto job = lock_job(x_, reception);
+        if (job.empty()) return std::nullopt;
         x_.db.query("UPDATE batch_jobs SET served_at = $2 WHERE reception_number = $1", {reception, now});
-        return claimed;
+        auto open = x_.db.query(std::string("SELECT first_row, last_row FROM batch_chunks WHERE reception_number = $1 AND answered_at IS NULL AND "
+                                            "(lease_until IS NULL OR lease_until < $2 OR lease_owner = $3) ORDER BY first_row LIMIT 1") +
+                                    x_.db.claim_suffix(),
+                                {reception, now, worker_});
+        if (!open.empty()) {
+            Chunk c{as_int(open[0][0]), as_int(open[0][1])};
+            x_.db.query("UPDATE batch_chunks SET lease_owner = $3, lease_until = $4 WHERE reception_number = $1 AND first_row = $2",
+                        {reception, c.first, worker_, until});
+            return c;
+        }
+        std::int64_t const total = as_int(job[0][0]), next_row = as_int(job[0][1]);
+        if (next_row > total) return std::nullopt;
+        Chunk c{next_row, std::min(total, next_row + std::max(max_rows, 1) - 1)};
+        x_.db.query("INSERT INTO batch_chunks (reception_number, first_row, last_row, lease_owner, lease_until) VALUES ($1, $2, $3, $4, $5)",
+                    {reception, c.first, c.last, worker_, until});
+        x_.db.query("UPDATE batch_jobs SET next_row = $2 WHERE reception_number = $1", {reception, c.last + 1});
+        return c;
     });
-    if (rows.empty()) {
+    if (!chunk) {
         finish_if_complete(x_, reception, facility_code, category);
         return 0;
     }
     try {
         // Answer the chunk outside any transaction (readers never wait for a writer), with its persons loaded at once.
+        auto rows = x_.db.query("SELECT r.row_no, r.request_json FROM batch_rows r WHERE r.reception_number = $1 AND r.row_no >= $2 AND r.row_no <= $3 "
+                                "AND NOT EXISTS (SELECT 1 FROM batch_results x WHERE x.reception_number = r.reception_number AND x.row_no = r.row_no) "
+                                "ORDER BY r.row_no",
+                                {reception, chunk->first, chunk->last});
         std::vector<Card> cards;
         for (auto const& r : rows) {
             json request = json::parse(as_text(r[1]), nullptr, false);
@@ -250,35 +282,28 @@ int BatchDesk::process(int max_rows) {
         ChunkRecords records(x_.db, facility_code, cards);
         auto facility = records.facility(facility_code);
         DecisionPath decisions(x_.rules(), records, x_.today());
+        std::vector<std::int64_t> row_nos;
         std::vector<std::string> answers;
+        row_nos.reserve(rows.size());
         answers.reserve(rows.size());
-        for (auto const& r : rows) answers.push_back(answer_row(x_, decisions, records, facility ? &*facility : nullptr, category, query_date, as_text(r[1])));
+        for (auto const& r : rows) {
+            row_nos.push_back(as_int(r[0]));
+            answers.push_back(answer_row(x_, decisions, records, facility ? &*facility : nullptr, category, query_date, as_text(r[1])));
+        }
         if (on_chunk_ready) on_chunk_ready();
         // Interactive requests in flight finish first; then one short write where the lease still stands.
         x_.gate.drain();
         return transaction(x_.db, [&] {
-            std::int64_t written = 0;
-            constexpr std::size_t group = 200;
-            for (std::size_t at = 0; at < rows.size(); at += group) {
-                std::size_t const n = std::min(group, rows.size() - at);
-                std::string cases, in;
-                std::vector<Value> params{reception, worker_};
-                for (std::size_t i = 0; i < n; ++i) {
-                    std::string const no = "$" + std::to_string(params.size() + 1), value = "$" + std::to_string(params.size() + 2);
-                    params.emplace_back(as_int(rows[at + i][0]));
-                    params.emplace_back(answers[at + i]);
-                    cases += " WHEN " + no + " THEN " + value;
-                    in += (i ? ", " : "") + no;
-                }
-                written += std::int64_t(x_.db.query("UPDATE batch_rows SET result_json = CASE row_no" + cases + " END, lease_owner = NULL, lease_until = NULL "
-                                                    "WHERE reception_number = $1 AND lease_owner = $2 AND result_json IS NULL AND row_no IN (" + in +
-                                                        ") RETURNING row_no",
-                                                    params)
-                                          .size());
-            }
-            x_.db.query("UPDATE batch_jobs SET done = done + $2 WHERE reception_number = $1", {reception, written});
+            lock_job(x_, reception);
+            if (x_.db.query("UPDATE batch_chunks SET answered_at = $4, lease_owner = NULL, lease_until = NULL WHERE reception_number = $1 AND "
+                            "first_row = $2 AND lease_owner = $3 AND answered_at IS NULL RETURNING first_row",
+                            {reception, chunk->first, worker_, x_.now()})
+                    .empty())
+                return 0;  // another worker took the chunk after this lease expired: its answers stand, these are dropped
+            write_answers(reception, row_nos, answers);
+            x_.db.query("UPDATE batch_jobs SET done = done + $2 WHERE reception_number = $1", {reception, std::int64_t(rows.size())});
             finish_if_complete(x_, reception, facility_code, category);
-            return int(written);
+            return int(rows.size());
         });
     } catch (std::exception const& e) {
         // The chunk could not be answered (not a bad row: those have their own error). The lease is let go; after
@@ -292,19 +317,26 @@ int BatchDesk::process(int max_rows) {
 void BatchDesk::give_up(std::string const& reception, std::string const& why) {
     try {
         transaction(x_.db, [&] {
-            x_.db.query("UPDATE batch_rows SET lease_owner = NULL, lease_until = NULL WHERE reception_number = $1 AND lease_owner = $2 AND result_json IS NULL",
+            auto job = lock_job(x_, reception);
+            if (job.empty()) return;
+            x_.db.query("UPDATE batch_chunks SET lease_owner = NULL, lease_until = NULL WHERE reception_number = $1 AND lease_owner = $2 AND answered_at IS NULL",
                         {reception, worker_});
-            auto job = x_.db.query("UPDATE batch_jobs SET failures = failures + 1 WHERE reception_number = $1 RETURNING failures, facility_code, category",
-                                   {reception});
-            if (job.empty() || as_int(job[0][0]) < 3) return;
+            x_.db.query("UPDATE batch_jobs SET failures = failures + 1 WHERE reception_number = $1", {reception});
+            if (as_int(job[0][2]) + 1 < 3) return;
+            // Every row without an answer gets the error, whichever chunk holds it or none; the chunks are closed,
+            // so a worker still answering one writes nothing.
+            std::string const now = x_.now();
             std::string const error = json{{"error", "この行は処理できませんでした (サーバ内部のエラー) / the row could not be answered (internal error)"},
                                            {"processing_result_status", 2}}
                                           .dump();
-            auto n = x_.db.query("UPDATE batch_rows SET result_json = $2, lease_owner = NULL, lease_until = NULL WHERE reception_number = $1 AND "
-                                 "result_json IS NULL RETURNING row_no",
+            x_.db.query("UPDATE batch_chunks SET answered_at = $2, lease_owner = NULL, lease_until = NULL WHERE reception_number = $1 AND answered_at IS NULL",
+                        {reception, now});
+            auto n = x_.db.query("INSERT INTO batch_results (reception_number, row_no, result_json) SELECT r.reception_number, r.row_no, $2 FROM batch_rows r "
+                                 "WHERE r.reception_number = $1 AND NOT EXISTS (SELECT 1 FROM batch_results x WHERE x.reception_number = r.reception_number "
+                                 "AND x.row_no = r.row_no) RETURNING row_no",
                                  {reception, error});
-            x_.db.query("UPDATE batch_jobs SET done = done + $2 WHERE reception_number = $1", {reception, std::int64_t(n.size())});
-            finish_if_complete(x_, reception, as_text(job[0][1]), as_text(job[0][2]));
+            x_.db.query("UPDATE batch_jobs SET done = done + $2, next_row = total + 1 WHERE reception_number = $1", {reception, std::int64_t(n.size())});
+            finish_if_complete(x_, reception, as_text(job[0][3]), as_text(job[0][4]));
         });
     } catch (std::exception const& e) {
         std::cerr << x_.now() << " kyotaku serve: batch " << reception << ": could not record the failure: " << e.what() << " (" << why << ")\n";

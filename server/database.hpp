@@ -42,6 +42,9 @@ public:
     // Added to a SELECT that claims rows for this worker (batch leases): PostgreSQL skips the rows another
     // transaction holds (FOR UPDATE SKIP LOCKED); SQLite has one writer at a time and needs nothing.
     virtual char const* claim_suffix() const { return ""; }
+    // Added to a SELECT of a row this transaction is about to change, so that writers of that row take turns
+    // (PostgreSQL: FOR UPDATE); a SQLite transaction already holds the one write lock.
+    virtual char const* lock_suffix() const { return ""; }
     // A statement that makes concurrent migrations (several servers starting at once) wait for each other inside
     // a transaction: PostgreSQL takes a transaction-scoped advisory lock; SQLite's BEGIN IMMEDIATE already does.
     virtual char const* migration_lock() const { return nullptr; }

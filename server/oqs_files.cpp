@@ -81,7 +81,7 @@ std::string OqsDesk::bulk_download(Caller const& c, std::string const& xml, int&
     BulkJobInfo job{d.reception_number, c.facility_code, st["file_identifier"], st["query_date"], st["segment_of_result"] == 1};
     std::vector<json> rows;
     if (job.finished)
-        for (auto const& r : x_.db.query("SELECT result_json FROM batch_rows WHERE reception_number = $1 ORDER BY row_no", {d.reception_number}))
+        for (auto const& r : x_.db.query("SELECT result_json FROM batch_results WHERE reception_number = $1 ORDER BY row_no", {d.reception_number}))
             rows.push_back(json::parse(as_text(r[0])));
     status = 200;
     return bulk_result(job, rows, d.encoding, x_.clock.stamp_jst());
@@ -137,7 +137,8 @@ std::string OqsDesk::consented_upload(Caller const& c, std::string const& xml, i
         std::string rn = j["reception_number"];
         DbRecords records(x_.db);
         DecisionPath decisions(rules, records, x_.today());
-        std::int64_t n = 0;
+        std::vector<std::int64_t> row_nos;
+        std::vector<std::string> answers;
         for (auto const& row : rows) {
             Lookup who;
             who.person = row["person_key"].get<std::string>();
@@ -148,8 +149,10 @@ std::string OqsDesk::consented_upload(Caller const& c, std::string const& xml, i
             consent_date.erase(std::remove(consent_date.begin(), consent_date.end(), '-'), consent_date.end());  // yyyyMMdd
             result["echo"] = json::array({json::array({"ConsentDate", consent_date}),
                                           json::array({"VisitKind", row["visit_kind"].get<std::string>()})});
-            x_.db.query("UPDATE batch_rows SET result_json = $3 WHERE reception_number = $1 AND row_no = $2", {rn, ++n, result.dump()});
+            row_nos.push_back(std::int64_t(row_nos.size()) + 1);
+            answers.push_back(result.dump());
         }
+        batch_.write_answers(rn, row_nos, answers);
         x_.db.query("UPDATE batch_jobs SET total = $2, done = $2, finished_at = $3 WHERE reception_number = $1",
                     {rn, std::int64_t(rows.size()), x_.now()});
         log_inquiry(x_, c.facility_code, "同意済資格情報一括取得", "", true, json{{"reception_number", rn}, {"category", category}, {"rows", rows.size()}});
@@ -212,7 +215,8 @@ std::string OqsDesk::reference_numbers(Caller const& c, std::string const& xml, 
             return true;
         });
         std::string rn = j["reception_number"];
-        std::int64_t n = 0;
+        std::vector<std::int64_t> row_nos;
+        std::vector<std::string> answers;
         for (auto const& request : regs.requests) {
             json result{{"echo", request["echo"]}, {"registration", false}};
             if (request.contains("malformed")) {
@@ -228,8 +232,10 @@ std::string OqsDesk::reference_numbers(Caller const& c, std::string const& xml, 
                     result["error"] = e.with_field();
                 }
             }
-            x_.db.query("UPDATE batch_rows SET result_json = $3 WHERE reception_number = $1 AND row_no = $2", {rn, ++n, result.dump()});
+            row_nos.push_back(std::int64_t(row_nos.size()) + 1);
+            answers.push_back(result.dump());
         }
+        batch_.write_answers(rn, row_nos, answers);
         x_.db.query("UPDATE batch_jobs SET done = total, finished_at = $2 WHERE reception_number = $1", {rn, x_.now()});
         return j;
     });

@@ -53,6 +53,7 @@ public:
     PoolStats pool_stats() override { return pool_.stats(); }
 
     char const* claim_suffix() const override { return " FOR UPDATE SKIP LOCKED"; }
+    char const* lock_suffix() const override { return " FOR UPDATE"; }
     char const* migration_lock() const override { return "SELECT pg_advisory_xact_lock(5946120915)"; }
 
     void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::vector<Row> const& rows) override {

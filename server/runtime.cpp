@@ -156,7 +156,7 @@ std::string Runtime::database_gauges() {
     if (!gauges_.empty() && now - gauges_read_ < std::chrono::seconds(5)) return gauges_;
     std::string out;
     try {
-        auto pending = db_.query("SELECT COUNT(*) FROM batch_rows WHERE result_json IS NULL");
+        auto pending = db_.query("SELECT COALESCE(SUM(total - done), 0) FROM batch_jobs WHERE finished_at IS NULL");
         auto jobs = db_.query("SELECT COUNT(*), COALESCE(SUM(done), 0), COALESCE(SUM(CASE WHEN finished_at IS NULL THEN 1 ELSE 0 END), 0) FROM batch_jobs");
         auto consents = db_.query("SELECT COALESCE(SUM(CASE WHEN withdrawn_at IS NULL THEN 1 ELSE 0 END), 0), COUNT(*) FROM consents");
         auto registered = db_.query("SELECT COUNT(*) FROM challenges WHERE consent_id IS NOT NULL");

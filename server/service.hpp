@@ -220,11 +220,15 @@ public:
     int purge();
     // NDJSON pages of up to `page_rows` rows per call (empty when done); checks the caller and the job first.
     std::function<std::string()> result_pages(Caller const& c, std::string const& reception_number, int page_rows = 2000);
-    // One chunk of the worker: leases up to `max_rows` pending rows of the job whose facility was served least
-    // recently, answers them outside any transaction, waits for the interactive requests in flight, then writes the
-    // answers in one short transaction where its lease still stands. A crash loses no row and answers none twice
-    // (the lease expires; the write is conditional). Returns how many rows it answered.
+    // One chunk of the worker: leases a chunk of the job whose facility was served least recently (one whose lease
+    // expired, else the next `max_rows` rows), answers it outside any transaction, waits for the interactive
+    // requests in flight, then writes the answers in one short transaction where its lease still stands. A crash
+    // loses no row and answers none twice (the lease expires; the write is conditional). Returns how many rows it
+    // answered.
     int process(int max_rows = 500);
+    // Stores the answers of rows of a job (inside the caller's transaction): the worker's, and those of the file
+    // formats answered at once.
+    void write_answers(std::string const& reception, std::vector<std::int64_t> const& row_nos, std::vector<std::string> const& answers);
     // Tests: called after a chunk's answers are made, before the worker waits for requests and commits.
     std::function<void()> on_chunk_ready;
     // The category and date of a job (validated like a request's).

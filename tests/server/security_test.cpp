@@ -134,7 +134,7 @@ protected:
         std::vector<std::string> out;
         for (char const* t : {"facilities", "facility_settings", "settings_audit", "insured_persons", "consents", "claim_reviews", "inquiry_log",
                               "medical_records", "viewing_log", "url_keys", "facility_url", "challenges", "visual_passcodes", "card_certificates",
-                              "batch_jobs", "batch_rows", "reference_numbers", "devices", "device_checks", "fallback_verifications"})
+                              "batch_jobs", "batch_rows", "batch_chunks", "batch_results", "reference_numbers", "devices", "device_checks", "fallback_verifications"})
             for (auto const& row : db->query(std::string("SELECT * FROM ") + t))
                 for (auto const& v : row) out.push_back(as_text(v));
         return out;

@@ -67,6 +67,42 @@ TEST(Migrations, NestedTransactionsRollBackTheirOwnPart) {
 }
 
 namespace {
+// Migration 011 (batch work by chunk) on a database where 010's workers left a job half answered: the answers
+// already given stay, the rest are answered once, and the job finishes with every row.
+TEST(Migrations, AJobHalfAnsweredBeforeChunksIsFinishedOnceAfterThem) {
+    auto db = fresh_database();
+    db->script("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)");
+    for (auto const& m : migrations()) {
+        if (std::string(m.name) >= "011") continue;
+        db->script(m.sql);
+        db->query("INSERT INTO schema_migrations (name, applied_at) VALUES ($1, 'x')", {std::string(m.name)});
+    }
+    db->query("INSERT INTO facilities (code, name, kind, created_at) VALUES ('0110113719', 'A', '医科', 'x')");
+    db->query("INSERT INTO batch_jobs (reception_number, facility_code, category, query_date, file_identifier, format, total, done, created_at) "
+              "VALUES ('20240701000000000001', '0110113719', '訪問診療等', '2024-07-01', 'f', 'csv', 503, 1, 'x')");
+    for (int row = 1; row <= 503; ++row)
+        db->query("INSERT INTO batch_rows (reception_number, row_no, request_json, result_json, lease_owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6)",
+                  {std::string("20240701000000000001"), std::int64_t(row), std::string(R"({"malformed":"x"})"),
+                   row == 1 ? Value(std::string(R"({"answered":"before"})")) : Value(nullptr), row == 2 ? Value(std::string("dead")) : Value(nullptr),
+                   row == 2 ? Value(std::string("2024-07-01T00:00:15Z")) : Value(nullptr)});
+    EXPECT_EQ(migrate(*db), int(migrations().size()) - 10);
+    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM batch_chunks")[0][0]), 2);  // rows 2–500 and 501–503
+    auto c = compile_directory(KYOTAKU_SOURCE_DIR "/rules");
+    ASSERT_TRUE(c.ok());
+    TestClock clock{*Date::from_ymd(2024, 7, 1)};
+    Service service(*db, c.program, clock);
+    EXPECT_EQ(service.batch.process(500), 499);
+    EXPECT_EQ(service.batch.process(500), 3);
+    EXPECT_EQ(service.batch.process(500), 0);
+    auto job = db->query("SELECT done, finished_at FROM batch_jobs");
+    EXPECT_EQ(as_int(job.at(0).at(0)), 503);
+    EXPECT_FALSE(is_null(job.at(0).at(1)));
+    auto results = db->query("SELECT row_no, result_json FROM batch_results ORDER BY row_no");
+    ASSERT_EQ(results.size(), 503u);
+    EXPECT_EQ(as_text(results[0][1]), R"({"answered":"before"})");
+    EXPECT_NE(as_text(results[1][1]).find("processing_result_status"), std::string::npos);
+}
+
 class ServerFixture : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -1574,7 +1610,7 @@ TEST_F(ServerFixture, AJobThatCannotBeAnsweredIsFinishedWithErrorsAndBlocksNoOne
     int chunk = 0;
     service->batch.on_chunk_ready = [&] {
         ++chunk;
-        if (db->query("SELECT 1 FROM batch_rows WHERE reception_number = $1 AND lease_owner IS NOT NULL", {bad}).size())
+        if (db->query("SELECT 1 FROM batch_chunks WHERE reception_number = $1 AND lease_owner IS NOT NULL", {bad}).size())
             throw std::runtime_error("injected fault");
     };
     for (int i = 0; i < 10 && (body(call(a, "GET", "/api/v1/batch/reinquiry/" + bad))["status"] != "正常終了" ||
@@ -1590,25 +1626,51 @@ TEST_F(ServerFixture, AJobThatCannotBeAnsweredIsFinishedWithErrorsAndBlocksNoOne
     EXPECT_EQ(rows.find("在宅 花子"), std::string::npos);
 }
 
-TEST_F(ServerFixture, ARowLeasedByADeadWorkerIsAnsweredOnceAfterTheLeaseExpires) {
+TEST_F(ServerFixture, AChunkLeasedByADeadWorkerIsAnsweredOnceAfterTheLeaseExpires) {
     enable(a);
     consent("0110113719", person());
     auto up = call(a, "POST", "/api/v1/batch/reinquiry", csv_rows(4), "text/csv");
     std::string const rn = body(up)["reception_number"];
-    // Another server leased two rows and died: its lease holds them for a while, then they are answered here.
-    db->query("UPDATE batch_rows SET lease_owner = 'dead', lease_until = $2 WHERE reception_number = $1 AND row_no <= 2",
+    // Another server leased rows 1–2 and died: its lease holds them for a while, then they are answered here.
+    db->query("INSERT INTO batch_chunks (reception_number, first_row, last_row, lease_owner, lease_until) VALUES ($1, 1, 2, 'dead', $2)",
               {rn, clock.timestamp_after(std::chrono::seconds(15))});
+    db->query("UPDATE batch_jobs SET next_row = 3 WHERE reception_number = $1", {rn});
     EXPECT_EQ(service->batch.process(10), 2);  // rows 3 and 4 only
+    EXPECT_EQ(service->batch.process(10), 0);  // rows 1 and 2 are still leased
     EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["status"], "処理中");
     clock.advance(std::chrono::seconds(16));
     EXPECT_EQ(service->batch.process(10), 2);
     EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["status"], "正常終了");
     // The dead worker's late write finds its lease gone: nothing is answered twice.
-    EXPECT_TRUE(db->query("UPDATE batch_rows SET result_json = 'late' WHERE reception_number = $1 AND lease_owner = 'dead' AND result_json IS NULL "
-                          "RETURNING row_no",
+    EXPECT_TRUE(db->query("UPDATE batch_chunks SET answered_at = 'late' WHERE reception_number = $1 AND lease_owner = 'dead' AND answered_at IS NULL "
+                          "RETURNING first_row",
                           {rn})
                     .empty());
     EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["done"], 4);
+    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM batch_results WHERE reception_number = $1", {rn}).at(0).at(0)), 4);
+}
+
+// A worker too slow for its lease (15 s) loses its chunk to another; its answers, made meanwhile, are dropped at
+// the write, and the job counts each row once.
+TEST_F(ServerFixture, AWorkerWhoseLeaseWasTakenWritesNothing) {
+    enable(a);
+    consent("0110113719", person());
+    auto up = call(a, "POST", "/api/v1/batch/reinquiry", csv_rows(4), "text/csv");
+    std::string const rn = body(up)["reception_number"];
+    BatchDesk slow(service->context);  // a second worker (another server), with its own lease id
+    int taken = -1;
+    slow.on_chunk_ready = [&] {
+        clock.advance(std::chrono::seconds(16));
+        taken = service->batch.process(10);
+    };
+    EXPECT_EQ(slow.process(10), 0);
+    EXPECT_EQ(taken, 4);
+    // Dropped, not failed: a write over the other's answers would have failed and counted against the job.
+    EXPECT_EQ(as_int(db->query("SELECT failures FROM batch_jobs WHERE reception_number = $1", {rn}).at(0).at(0)), 0);
+    auto status = body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn));
+    EXPECT_EQ(status["status"], "正常終了");
+    EXPECT_EQ(status["done"], 4);
+    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM batch_results WHERE reception_number = $1", {rn}).at(0).at(0)), 4);
 }
 
 namespace {
@@ -1672,5 +1734,6 @@ TEST_F(ServerFixture, BatchResultsAreKeptUntilTheEndOfTheNextDayThenPurged) {
                        rn + "</ReceptionNumber></MessageBody></XmlMsg>";
     EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSmuquc02req", down).status, 410);
     EXPECT_EQ(service->batch.purge(), 1);
-    EXPECT_TRUE(db->query("SELECT 1 FROM batch_rows WHERE reception_number = $1", {rn}).empty());
+    for (char const* table : {"batch_rows", "batch_results", "batch_chunks"})
+        EXPECT_TRUE(db->query(std::string("SELECT 1 FROM ") + table + " WHERE reception_number = $1", {rn}).empty()) << table;
 }
