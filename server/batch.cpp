@@ -68,23 +68,15 @@ json BatchDesk::upload(Caller const& c, std::string const& category, std::string
         x_.db.query("INSERT INTO batch_jobs (reception_number, facility_code, category, query_date, file_identifier, format, total, done, created_at) "
                     "VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7)",
                     {reception, c.facility_code, category, query_date, file_identifier, format, x_.now()});
-        // Rows go in by the thousand (COPY on PostgreSQL): one statement per group, not one per row.
-        constexpr std::size_t per_group = 1000;
+        // The rows go in as they are read (one COPY on PostgreSQL, taking them in while more are read).
         std::int64_t total = 0;
-        std::vector<Row> group;
-        group.reserve(per_group);
-        auto flush = [&] {
-            if (group.empty()) return;
-            x_.db.insert_rows("batch_rows", {"reception_number", "row_no", "request_json"}, group);
-            group.clear();
-        };
         json row;
-        while (next(row)) {
+        x_.db.insert_rows("batch_rows", {"reception_number", "row_no", "request_json"}, [&](Row& out) {
+            if (!next(row)) return false;
             if (++total > 200000) throw Error(Error::Kind::too_large, "", "20万行までです", "at most 200,000 rows");
-            group.push_back(Row{reception, total, row.dump()});
-            if (group.size() == per_group) flush();
-        }
-        flush();
+            out = Row{reception, total, row.dump()};
+            return true;
+        });
         if (total == 0 && !allow_empty) throw invalid("", "行がありません", "the file has no rows");
         x_.db.query("UPDATE batch_jobs SET total = $2 WHERE reception_number = $1", {reception, total});
         return json{{"reception_number", reception}, {"total", total}, {"status", "処理中"}};

@@ -56,45 +56,60 @@ public:
     char const* lock_suffix() const override { return " FOR UPDATE"; }
     char const* migration_lock() const override { return "SELECT pg_advisory_xact_lock(5946120915)"; }
 
-    void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::vector<Row> const& rows) override {
+    using Database::insert_rows;
+    void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::function<bool(Row&)> const& next) override {
         std::string sql = "COPY " + table + " (";
         for (std::size_t i = 0; i < columns.size(); ++i) sql += (i ? ", " : "") + columns[i];
         sql += ") FROM STDIN";
         auto copy = [&](PGconn* c) {
             std::unique_ptr<PGresult, void (*)(PGresult*)> start(PQexec(c, sql.c_str()), PQclear);
             if (PQresultStatus(start.get()) != PGRES_COPY_IN) throw DatabaseError(std::string("COPY: ") + PQresultErrorMessage(start.get()));
-            // COPY's text format: tab-separated, \N for NULL, backslash escapes for the separators.
-            std::string buffer;
-            auto flush = [&] {
-                if (!buffer.empty() && PQputCopyData(c, buffer.data(), int(buffer.size())) != 1)
-                    throw DatabaseError(std::string("COPY: ") + PQerrorMessage(c));
-                buffer.clear();
-            };
-            for (auto const& row : rows) {
-                for (std::size_t i = 0; i < row.size(); ++i) {
-                    if (i) buffer += '\t';
-                    if (std::holds_alternative<std::nullptr_t>(row[i])) {
-                        buffer += "\\N";
-                        continue;
-                    }
-                    for (char ch : as_text(row[i])) {
-                        if (ch == '\\') buffer += "\\\\";
-                        else if (ch == '\t') buffer += "\\t";
-                        else if (ch == '\n') buffer += "\\n";
-                        else if (ch == '\r') buffer += "\\r";
-                        else buffer += ch;
-                    }
+            // Whatever happens from here, the connection leaves the COPY state: ended, or aborted with the reason.
+            auto finish = [&](char const* abort_reason) {
+                bool const ended = PQputCopyEnd(c, abort_reason) == 1;
+                std::string error = ended ? "" : PQerrorMessage(c);
+                while (PGresult* r = PQgetResult(c)) {
+                    if (error.empty() && PQresultStatus(r) != PGRES_COMMAND_OK) error = PQresultErrorMessage(r);
+                    PQclear(r);
                 }
-                buffer += '\n';
-                if (buffer.size() > (1u << 20)) flush();
+                return error;
+            };
+            try {
+                // COPY's text format: tab-separated, \N for NULL, backslash escapes for the separators. Sent in
+                // pieces of about 256 KiB while the rows are made.
+                std::string buffer;
+                auto flush = [&] {
+                    if (!buffer.empty() && PQputCopyData(c, buffer.data(), int(buffer.size())) != 1)
+                        throw DatabaseError(std::string("COPY: ") + PQerrorMessage(c));
+                    buffer.clear();
+                };
+                for (Row row; next(row);) {
+                    check_text_params(row);
+                    for (std::size_t i = 0; i < row.size(); ++i) {
+                        if (i) buffer += '\t';
+                        if (std::holds_alternative<std::nullptr_t>(row[i])) {
+                            buffer += "\\N";
+                            continue;
+                        }
+                        std::string const text = as_text(row[i]);
+                        std::string_view rest = text;
+                        for (std::size_t special; (special = rest.find_first_of("\\\t\n\r")) != std::string_view::npos;) {
+                            buffer.append(rest.substr(0, special));
+                            char const ch = rest[special];
+                            buffer += ch == '\\' ? "\\\\" : ch == '\t' ? "\\t" : ch == '\n' ? "\\n" : "\\r";
+                            rest.remove_prefix(special + 1);
+                        }
+                        buffer.append(rest);
+                    }
+                    buffer += '\n';
+                    if (buffer.size() > (256u << 10)) flush();
+                }
+                flush();
+            } catch (...) {
+                finish("kyotaku: the rows could not be made");
+                throw;
             }
-            flush();
-            if (PQputCopyEnd(c, nullptr) != 1) throw DatabaseError(std::string("COPY: ") + PQerrorMessage(c));
-            std::unique_ptr<PGresult, void (*)(PGresult*)> end(PQgetResult(c), PQclear);
-            bool ok = PQresultStatus(end.get()) == PGRES_COMMAND_OK;
-            std::string error = ok ? "" : PQresultErrorMessage(end.get());
-            while (PGresult* more = PQgetResult(c)) PQclear(more);
-            if (!ok) throw DatabaseError("COPY: " + error);
+            if (std::string error = finish(nullptr); !error.empty()) throw DatabaseError("COPY: " + error);
         };
         if (PGconn* c = pool_.bound()) return copy(c);
         transaction(*this, [&] { copy(pool_.bound()); });

@@ -197,14 +197,15 @@ public:
 
     PoolStats pool_stats() override { return pool_.stats(); }
 
-    void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::vector<Row> const& rows) override {
+    using Database::insert_rows;
+    void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::function<bool(Row&)> const& next) override {
         std::string sql = "INSERT INTO " + table + " (";
         for (std::size_t i = 0; i < columns.size(); ++i) sql += (i ? ", " : "") + columns[i];
         sql += ") VALUES (";
         for (std::size_t i = 0; i < columns.size(); ++i) sql += (i ? ", $" : "$") + std::to_string(i + 1);
         sql += ")";
         transaction(*this, [&] {
-            for (auto const& row : rows) query(sql, row);
+            for (Row row; next(row);) query(sql, row);
         });
     }
 

@@ -15,8 +15,8 @@ CREATE TABLE batch_chunks (
   PRIMARY KEY (reception_number, first_row)
 );
 CREATE INDEX batch_chunks_open ON batch_chunks (reception_number, first_row) WHERE answered_at IS NULL;
-CREATE TABLE batch_results (
-  reception_number TEXT NOT NULL REFERENCES batch_jobs(reception_number),
+CREATE TABLE batch_results (                 -- no foreign key, as batch_rows below; purged with them
+  reception_number TEXT NOT NULL,
   row_no INTEGER NOT NULL,                 -- the batch_rows row it answers (written only for rows read from there)
   result_json TEXT NOT NULL,
   PRIMARY KEY (reception_number, row_no)
@@ -30,7 +30,14 @@ INSERT INTO batch_chunks (reception_number, first_row, last_row)
   SELECT r.reception_number, MIN(r.row_no), MAX(r.row_no) FROM batch_rows r JOIN batch_jobs j ON j.reception_number = r.reception_number
   WHERE j.finished_at IS NULL AND r.result_json IS NULL GROUP BY r.reception_number, (r.row_no - 1) / 500;
 UPDATE batch_jobs SET next_row = total + 1 WHERE finished_at IS NULL;
-DROP INDEX batch_rows_pending;
-ALTER TABLE batch_rows DROP COLUMN result_json;
-ALTER TABLE batch_rows DROP COLUMN lease_owner;
-ALTER TABLE batch_rows DROP COLUMN lease_until;
+-- batch_rows without what 010 kept in it (answers and leases), and without its foreign key: checked per row, it
+-- cost PostgreSQL as much as the COPY itself; the rows of a job are written in the transaction that creates it.
+CREATE TABLE batch_rows_011 (
+  reception_number TEXT NOT NULL,
+  row_no INTEGER NOT NULL,
+  request_json TEXT NOT NULL,
+  CONSTRAINT batch_rows_key PRIMARY KEY (reception_number, row_no)
+);
+INSERT INTO batch_rows_011 (reception_number, row_no, request_json) SELECT reception_number, row_no, request_json FROM batch_rows;
+DROP TABLE batch_rows;
+ALTER TABLE batch_rows_011 RENAME TO batch_rows;

@@ -1584,6 +1584,19 @@ std::string csv_rows(int n, char const* prefix = "r") {
 }
 }  // namespace
 
+// A bad line deep in a file refuses the whole file after thousands of rows went in (on PostgreSQL, into a COPY
+// that is then aborted): nothing is stored, and every pooled connection still works for the next uploads.
+TEST_F(ServerFixture, ABadLineDeepInAnUploadStoresNothingAndTheNextUploadsWork) {
+    enable(a);
+    auto bad = call(a, "POST", "/api/v1/batch/reinquiry", csv_rows(3000) + "r3001,06132013,\xff,4567,01,1940-05-01\n", "text/csv");
+    EXPECT_EQ(bad.status, 400) << bad.body;
+    EXPECT_EQ(body(bad)["field"], "line 3001");
+    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM batch_rows")[0][0]), 0);
+    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM batch_jobs")[0][0]), 0);
+    for (int i = 0; i < 8; ++i) EXPECT_EQ(call(a, "POST", "/api/v1/batch/reinquiry", csv_rows(2), "text/csv").status, 202) << i;
+    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM batch_rows")[0][0]), 16);
+}
+
 TEST_F(ServerFixture, JobsOfDifferentFacilitiesTakeTurns) {
     enable(a);
     enable(b);
