@@ -416,6 +416,7 @@ BodyPlan plan_body(Caller const& caller, std::string const& method, std::string 
     std::vector<std::string> params;
     for (auto const& r : routes()) {
         if (method != r.method || !match_route(r.path, path, params)) continue;
+        plan.route = r.path;
         if (!allowed(r.access, caller)) {
             plan.refusal = error_result(refusal(r.access));
             return plan;  // a small body is read and refused by the route; a larger one is refused before it is read
@@ -581,7 +582,10 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt,
         }
         trace.record.role = role_of(who);
         trace.record.facility = who.facility_code;
-        BodyPlan const plan = ec ? BodyPlan{} : plan_body(who, method, target, limits);
+        // body_limit here: the header is whole but announces more than any route takes (1 GiB); the route's plan
+        // still decides between refusing the caller (403) and the size (413, naming the route's own limit).
+        bool const header_whole = !ec || ec == http::error::body_limit;
+        BodyPlan const plan = header_whole ? plan_body(who, method, target, limits) : BodyPlan{};
         std::optional<HttpResult> early;  // answered without reading the body
         if (!ec && head.content_length() && *head.content_length() > plan.limit) early = plan.refusal;
         if (!ec && head.content_length() && *head.content_length() > plan.limit && !early) ec = http::error::body_limit;
@@ -623,6 +627,7 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt,
                                                                                     std::to_string(plan.limit) + " bytes for this route)")
                                                            : error_result(400, "", "HTTP リクエストが不正です / malformed request: " + ec.message());
             trace.record.status = r.status;
+            trace.record.route = plan.route;
             trace.record.bytes_out = r.body.size();
             res.result(http::status(r.status));
             res.set(http::field::content_type, r.content_type);

@@ -62,6 +62,7 @@ struct BodyPlan {
     std::optional<HttpResult> refusal;
     std::uint64_t limit = 0;
     bool spool = false;
+    std::string route;  // the route's path template ("" when no route matches), for the log of an early answer
 };
 BodyPlan plan_body(Caller const& caller, std::string const& method, std::string const& target, ConnectionLimits const& limits);
 

@@ -73,6 +73,11 @@ check "8: the stored URL key is sealed (v1:…), no 256-bit hex key is stored" b
 big=$(probe send "$port" "$work/pki/ca.pem" 'POST /api/v1/batch/reinquiry HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/csv\r\nContent-Length: 1073741824\r\n\r\n' 10000)
 check "5: 1 GiB without a certificate is refused (403) before it is read ($big)" bash -c "[[ '$big' == 'status=403 '* ]]"
 check "5: nothing was spooled" test -z "$(ls -A "$spool")"
+# Over every route's limit (more than 1 GiB) the caller is still refused as a caller (403, not a 413 "at most 0
+# bytes"), and the log names the route.
+huge=$(probe send "$port" "$work/pki/ca.pem" 'POST /api/v1/batch/reinquiry HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/csv\r\nContent-Length: 2147483648\r\n\r\n' 10000)
+check "5: 2 GiB without a certificate is refused (403) too ($huge)" bash -c "[[ '$huge' == 'status=403 '* ]]"
+check "5: the early refusals are logged with their route" bash -c "[ \$(grep '\"status\":403' '$work/serve.log' | grep -c '\"route\":\"/api/v1/batch/reinquiry\"') -ge 2 ]"
 anon=$(probe send "$port" "$work/pki/ca.pem" 'POST /api/v1/consent/challenge HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 10485760\r\n\r\n' 10000)
 check "5: 10 MB to a route anyone may call is a 413 at once ($anon)" bash -c "[[ '$anon' == 'status=413 '* ]]"
 # 5. An XML file is bounded (16 MiB) before it is read.
