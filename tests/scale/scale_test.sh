@@ -43,8 +43,9 @@ for n in 0 1 2; do
 done
 check "three servers started together on one database" test ${#ports[@]} -eq 3
 
-# HAProxy in TCP mode: TLS passes through, so each server sees the client certificate. A server that goes away
-# is marked down by the health check; a connection refused is dispatched to another server.
+# HAProxy in TCP mode: TLS passes through, so each server sees the client certificate. The health check is the
+# one docs/operations.md gives (GET /readyz over TLS, the server's certificate verified), only more frequent: a
+# server that goes away, or is not ready, is marked down; a connection refused is dispatched to another server.
 for _ in $(seq 20); do
     lb=$(shuf -i 20000-60000 -n 1)
     cat > "$work/haproxy.cfg" <<CFG
@@ -62,7 +63,8 @@ frontend kyotaku
     default_backend servers
 backend servers
     balance roundrobin
-    default-server check inter 200ms fall 1 rise 2
+    option httpchk GET /readyz
+    default-server check check-ssl verify required ca-file $work/pki/ca.pem inter 200ms fall 1 rise 2
     server s0 127.0.0.1:${ports[0]}
     server s1 127.0.0.1:${ports[1]}
     server s2 127.0.0.1:${ports[2]}
