@@ -6,6 +6,7 @@
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast.hpp>
 #include <boost/beast/ssl.hpp>
 #include <dirent.h>
@@ -66,6 +67,10 @@ Response post(RelayOptions const& o, std::string const& target, std::string cons
     ctx.set_verify_mode(ssl::verify_peer);
     Endpoint ep = parse_server(o.server);
     beast::ssl_stream<beast::tcp_stream> stream(io, ctx);
+    // The server must be the one named in --server, not any holder of a certificate from the CA (with a public CA,
+    // anyone's): its certificate must name the host (or IP address), and the name goes out as SNI.
+    stream.set_verify_callback(ssl::host_name_verification(ep.host));
+    if (!SSL_set_tlsext_host_name(stream.native_handle(), ep.host.c_str())) throw std::runtime_error("TLS: cannot set the server name " + ep.host);
     net::ip::tcp::resolver resolver(io);
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
     beast::get_lowest_layer(stream).connect(resolver.resolve(ep.host, ep.port));

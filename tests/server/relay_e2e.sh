@@ -68,6 +68,23 @@ for _ in $(seq 50); do [ -f "$dir/req/OQSmuquc01req202407010001.xml" ] || break;
 check "after a restart the request is not sent again" test "$(md5sum "$dir/res/OQSmuquc01res202407010001.xml")" = "$before"
 check "one answer per upload in the relay log" test "$(grep -c 'OQSmuquc01req202407010001.xml →' "$work/relay.log")" = 1
 
+# A server whose certificate does not name the address the relay was given (here a server on 127.0.0.2 with the
+# test certificate for 127.0.0.1 and localhost, from the same CA) is not the server: nothing is sent to it.
+"$kyotaku" serve --listen 127.0.0.2:0 --db "$work/other.sqlite" --rules "$src/rules" --tls-dir "$work/pki" --test-clock 2024-07-31 > "$work/other.log" 2>&1 &
+opid=$!
+for _ in $(seq 100); do oport=$(sed -n 's/^listening on https:\/\/127.0.0.2:\([0-9]*\).*/\1/p' "$work/other.log"); [ -n "$oport" ] && break; sleep 0.1; done
+other=$work/other-exchange
+"$kyotaku" relay --dir "$other" --server "https://127.0.0.2:$oport" --ca "$work/pki/ca.pem" --cert "$work/pki/facility-$A.pem" \
+    --key "$work/pki/facility-$A.key" --settle-ms 300 >> "$work/other-relay.log" 2>&1 &
+orpid=$!
+for _ in $(seq 50); do [ -d "$other/req" ] && break; sleep 0.1; done
+cp "$dir/done/OQSmuquc01req202407010001.xml" "$other/req/OQSmuquc01req202407010005.xml"
+check "a server not named by its certificate gets nothing: an error result" wait_for "$other/res/OQSmuquc01res202407010005.xml"
+check "saying it could not reach the server" grep -q "could not reach the server" "$other/res/OQSmuquc01res202407010005.xml"
+check "the relay log names the certificate check" grep -qi "certificate verify failed" "$work/other-relay.log"
+check "the other server received no request" bash -c "! grep -q '/api/v1/oqs/' '$work/other.log'"
+kill "$orpid" "$opid"; wait "$orpid" "$opid" 2>/dev/null
+
 # The server is down: after a few attempts the file gets an error result.
 kill "$spid"; wait "$spid" 2>/dev/null; spid=""
 cp "$dir/done/OQSmuquc01req202407010001.xml" "$dir/req/OQSmuquc01req202407010004.xml"
