@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "database.hpp"
+#include "secrets.hpp"
 #include "kyotaku/engine.hpp"
 
 #include <boost/asio/ip/address.hpp>
@@ -316,6 +317,14 @@ std::string check_database(std::string const& location, std::vector<std::string>
         notes.push_back("database: " + location + " does not exist yet; it is created with the schema on start");
         return {};
     }
+    // A file the server could open only read-only: it would start, then fail every write (restored as root, say).
+    if (!postgres) {
+        fs::path parent = fs::path(location).parent_path();
+        if (parent.empty()) parent = ".";
+        if (::access(location.c_str(), R_OK | W_OK) != 0 || ::access(parent.c_str(), W_OK | X_OK) != 0)
+            return location + ": このユーザでは書き込めません (ファイルとフォルダの所有者と権限を確かめてください) / cannot be written by this user "
+                              "(check the owner and mode of the file and its folder)";
+    }
     try {
         auto db = open_database(location);
         SchemaState s = schema_state(*db);
@@ -325,6 +334,28 @@ std::string check_database(std::string const& location, std::vector<std::string>
             return redact_db(location) + ": " + schema_too_new_message(s);
     } catch (std::exception const& e) {
         return redact_db(location) + ": " + e.what();
+    }
+    return {};
+}
+
+// Whether the key file opens the URL keys a database holds sealed ("" when it does, or when there is nothing to
+// open yet: no database, an empty one).
+std::string check_key_opens_database(std::string const& key_path, std::string const& location) {
+    bool const postgres = location.rfind("postgresql://", 0) == 0 || location.rfind("postgres://", 0) == 0;
+    if (!postgres && !fs::exists(location)) return {};
+    try {
+        auto secrets = Secrets::from_key_file_for_check(key_path);
+        auto db = open_database(location);
+        if (db->query(postgres ? "SELECT 1 FROM information_schema.tables WHERE table_name = 'url_keys'"
+                               : "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'url_keys'")
+                .empty())
+            return {};
+        for (auto const& row : db->query("SELECT version, key_sealed FROM url_keys WHERE key_sealed IS NOT NULL ORDER BY version"))
+            if (!secrets->open_url_key(std::uint32_t(as_int(row[0])), as_text(row[1])))
+                return "このデータベースを封じた鍵ファイルではありません (URL 鍵 " + std::to_string(as_int(row[0])) +
+                       " が開きません) / not the key file this database was sealed with (URL key " + std::to_string(as_int(row[0])) + " does not open)";
+    } catch (std::exception const& e) {
+        return e.what();
     }
     return {};
 }
@@ -392,10 +423,18 @@ int check_config(ResolvedConfig const& config) {
                 notes.push_back("key_file: " + path + " はまだありません (最初の起動で 0600 で作ります) / does not exist yet: created 0600 on first start");
             else if (!S_ISREG(st.st_mode))
                 errors.push_back("key_file: " + path + ": 通常のファイルではありません / not a regular file");
-            else if (st.st_uid != ::geteuid())
+            else if (st.st_uid != ::geteuid() && ::geteuid() != 0)
                 errors.push_back("key_file: " + path + ": 別のユーザのファイルです / owned by another user");
             else if (st.st_mode & 077)
                 errors.push_back("key_file: " + path + ": 他のユーザが読み書きできます (chmod 600) / readable or writable by others (chmod 600)");
+            else {
+                // Checked as root (sudo): the file belongs to the service's user, which the check cannot know.
+                if (st.st_uid != ::geteuid())
+                    notes.push_back("key_file: " + path + " はユーザ " + std::to_string(st.st_uid) + " のファイルです (サービスのユーザであること) / owned by uid " +
+                                    std::to_string(st.st_uid) + ": right when that is the service's user");
+                // The key must open the URL keys this database holds sealed, as serve checks on start.
+                if (auto e = check_key_opens_database(path, o.db); !e.empty()) errors.push_back("key_file: " + path + ": " + e);
+            }
         }
         if (web_root_path(o).empty() || !fs::exists(fs::path(web_root_path(o)) / "index.html"))
             notes.push_back("warning: web_root: 同意ページのファイルがありません / the consent page's files were not found");

@@ -799,6 +799,18 @@ int serve(ServeOptions const& o) {
         if (auto problem = prepare_spool_dir(spool_dir); !problem.empty()) throw std::runtime_error("--spool-dir " + spool_dir + ": " + problem);
         db = open_database(o.db);
         migrate(*db);
+        // A database this user can only read (a SQLite file restored as root, say) is refused now, not after the
+        // first write fails.
+        try {
+            transaction(*db, [&] {
+                db->query("INSERT INTO server_probes (instance, at) VALUES ('kyotaku-start', $1) ON CONFLICT (instance) DO UPDATE SET at = excluded.at",
+                          {iso_timestamp(std::chrono::system_clock::now())});
+                db->query("DELETE FROM server_probes WHERE instance = 'kyotaku-start'");
+            });
+        } catch (std::exception const& e) {
+            throw std::runtime_error(std::string("データベースに書き込めません (所有者と権限を確かめてください) / cannot write the database (check its owner and mode): ") +
+                                     e.what());
+        }
         if (int sealed = seal_plain_url_keys(*db, *secrets))
             std::cerr << "kyotaku serve: 平文の URL 鍵 " << sealed << " 個を鍵ファイルで封じました / sealed " << sealed << " plain URL key(s) with the key file\n";
     } catch (std::exception const& e) {

@@ -28,6 +28,9 @@ public:
     // Throws std::runtime_error (Japanese / English) when it is readable or writable by others, not a regular file
     // (a symlink is refused), or not a key.
     static std::shared_ptr<Secrets const> from_key_file(std::string const& path, bool& created);
+    // Reads an existing key file for `kyotaku serve --check-config`: the same checks but the owner (the check may
+    // run as root for a file of the service's user). Throws std::runtime_error as from_key_file.
+    static std::shared_ptr<Secrets const> from_key_file_for_check(std::string const& path);
     // A key that lives as long as the process: tests, and databases that do not outlive it (":memory:").
     static std::shared_ptr<Secrets const> ephemeral();
 
@@ -39,6 +42,7 @@ public:
 
 private:
     explicit Secrets(std::array<unsigned char, 32> const& master);
+    static std::shared_ptr<Secrets const> load_key_file(std::string const& path, bool& created, bool for_check);
     std::vector<unsigned char> url_key_wrap_, passcode_key_;
 };
 

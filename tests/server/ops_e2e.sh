@@ -186,6 +186,13 @@ c.execute('ROLLBACK')" "$db" "$work/locked" "$work/release" &
     check "ready again once it can" readyz_within 200
     check "the failed write is logged as an error with a time" grep -q '"time":"[0-9T:.-]*Z","level":"error","event":"readiness_database"' "$work/serve.log"
 fi
+# A key file other than the one the database's URL keys were sealed with: --check-config says so, as serve would.
+(umask 077; openssl rand -hex 32 > "$work/other.key")
+out=$(KYOTAKU_KEY_FILE="$work/other.key" KYOTAKU_CONFIG="$work/kyotaku.toml" "$kyotaku" serve --check-config 2>&1); rc=$?
+check "--check-config refuses a key file the database was not sealed with" test $rc -eq 1
+check "naming it" grep -q "not the key file this database was sealed with" <<< "$out"
+out=$(KYOTAKU_CONFIG="$work/kyotaku.toml" "$kyotaku" serve --check-config 2>&1); rc=$?
+check "--check-config accepts the database's own key file" test $rc -eq 0
 sql "INSERT INTO schema_migrations (name, applied_at) VALUES ('999_from_a_newer_kyotaku.sql', 'x')"
 check "readyz fails when the schema is newer than the binary" readyz_within 503
 stop_server
