@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <filesystem>
 #include <sstream>
 
 namespace kyotaku {
@@ -259,8 +260,10 @@ std::string validate(Program const& p) {
 
 std::uint64_t hash_sources(std::vector<SourceFile> const& sources) {
     std::uint64_t h = 1469598103934665603ull;
+    // A file counts by its name, not by the folder it was read from: the same rules give the same hash wherever
+    // they are installed (servers compare it across machines: kyotaku_rules_info).
     for (auto const& s : sources) {
-        h = fnv1a(s.path, h);
+        h = fnv1a(std::filesystem::path(s.path).filename().generic_string(), h);
         h = fnv1a(std::string_view("\0", 1), h);
         h = fnv1a(s.text, h);
         h = fnv1a(std::string_view("\0", 1), h);

@@ -3,6 +3,10 @@
 #include "kyotaku/jsonl.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 
 using namespace kyotaku;
@@ -39,6 +43,28 @@ TEST(Bundle, RoundTripGivesTheSameAnswers) {
     EXPECT_EQ(oa, ob);
     EXPECT_EQ(run_tests(loaded.program).failed, 0);
     EXPECT_GT(run_tests(loaded.program).passed, 30);
+}
+
+// The source hash names the rules, not where they were read from: servers compare it across machines, each with
+// its own install path (operator walkthrough: /usr/share/kyotaku/rules and a symlink gave different hashes).
+TEST(Bundle, TheSourceHashDoesNotDependOnTheFolder) {
+    namespace fs = std::filesystem;
+    fs::path const scratch = fs::temp_directory_path() / ("kyotaku-hash-" + std::to_string(::getpid()));
+    fs::create_directories(scratch / "one");
+    fs::create_directories(scratch / "two" / "deeper");
+    fs::copy(KYOTAKU_SOURCE_DIR "/rules", scratch / "one" / "rules", fs::copy_options::recursive);
+    fs::copy(KYOTAKU_SOURCE_DIR "/rules", scratch / "two" / "deeper" / "rules-v1", fs::copy_options::recursive);
+    auto a = compile_directory((scratch / "one" / "rules").string());
+    auto b = compile_directory((scratch / "two" / "deeper" / "rules-v1").string());
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(a.program->source_hash, b.program->source_hash);
+    EXPECT_EQ(a.program->source_hash, official()->source_hash);
+    // A change of a file still changes it.
+    std::ofstream(scratch / "two" / "deeper" / "rules-v1" / "00_facts.rules", std::ios::app) << "\n# a comment\n";
+    auto c = compile_directory((scratch / "two" / "deeper" / "rules-v1").string());
+    ASSERT_TRUE(c.ok());
+    EXPECT_NE(c.program->source_hash, a.program->source_hash);
+    fs::remove_all(scratch);
 }
 
 TEST(Bundle, RefusesMismatchesWithAClearMessage) {
