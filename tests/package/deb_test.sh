@@ -17,6 +17,7 @@ check "kyotaku-bridge depends on pcsclite" grep -q libpcsclite1 <<< "$(field kyo
 check "libkyotaku-dev depends on simdjson's headers" grep -q libsimdjson-dev <<< "$(field libkyotaku-dev Depends)"
 check "versions are the project's" test "$(field kyotaku Version)" = "$(sed -n 's/^project(kyotaku VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")"
 check "kyotaku runs postinst" bash -c "dpkg-deb -I '$(deb kyotaku)' postinst | grep -q kyotaku.toml"
+check "and on purge a postrm that removes the configuration it made" bash -c "dpkg-deb -I '$(deb kyotaku)' postrm | grep -q 'rm -f /etc/kyotaku/kyotaku.toml'"
 
 root=$work/root
 for p in kyotaku kyotaku-bridge libkyotaku-dev; do dpkg -x "$(deb $p)" "$root"; done
@@ -31,6 +32,8 @@ check "its WebAssembly" has "usr/share/kyotaku/web/$(web_name kyotaku-page.wasm)
 check "and the rule workbench" has usr/share/kyotaku/workbench/index.html
 check "the example configuration" has usr/share/kyotaku/examples/kyotaku.toml
 check "the operations guide" has usr/share/doc/kyotaku/operations.md
+check "the guides it links to" has usr/share/doc/kyotaku/security.md
+check "and the example it links to" has usr/share/doc/kyotaku/examples/kyotaku.toml
 check "the server unit" has usr/lib/systemd/system/kyotaku.service
 check "the relay template unit" has "usr/lib/systemd/system/kyotaku-relay@.service"
 check "the relay's user" has usr/lib/sysusers.d/kyotaku.conf
