@@ -196,12 +196,13 @@ void finish_if_complete(Context& x, std::string const& reception, std::string co
     }
 }
 
-// Locks a job's row for this transaction: every batch writer takes the job's lock before a chunk's, so claims,
-// answers and give-ups of one job take turns and never wait for each other in a cycle.
-std::vector<Row> lock_job(Context& x, std::string const& reception) {
-    return x.db.query(std::string("SELECT total, next_row, failures, facility_code, category FROM batch_jobs WHERE reception_number = $1") +
-                          x.db.lock_suffix(),
-                      {reception});
+// Lock order, so that batch writers never wait for each other in a cycle: a claim locks its job's row first
+// (skipping a job another server's transaction holds) and takes chunk rows only without waiting (SKIP LOCKED); a
+// write or a give-up locks chunk rows first, then the job's row, and waits at most the lock timeout for either, so
+// a server that hangs inside a transaction holds up no other worker for long (its session is ended after a minute
+// idle, its lease expires after 15 s).
+void bound_lock_waits(Context& x) {
+    if (char const* limit = x.db.lock_timeout()) x.db.query(limit);
 }
 
 // The leased range of rows a worker answers.
@@ -218,21 +219,23 @@ void BatchDesk::write_answers(std::string const& reception, std::vector<std::int
 }
 
 int BatchDesk::process(int max_rows) {
-    // The job of the facility served least recently (its newest served_at), then the oldest: jobs of different
-    // facilities take turns, one chunk each.
-    auto jobs = x_.db.query(
-        "SELECT j.reception_number, j.facility_code, j.category, j.query_date FROM batch_jobs j WHERE j.finished_at IS NULL "
-        "ORDER BY COALESCE((SELECT MAX(k.served_at) FROM batch_jobs k WHERE k.facility_code = j.facility_code), ''), j.created_at, "
-        "j.reception_number LIMIT 1");
-    if (jobs.empty()) return 0;
-    std::string const reception = as_text(jobs[0][0]), facility_code = as_text(jobs[0][1]);
-    std::string const category = as_text(jobs[0][2]), query_date = as_text(jobs[0][3]);
-    // Lease a chunk (a short write transaction): one whose lease is free or expired (its server died), else the
-    // next `max_rows` rows no chunk holds yet.
+    struct Job {
+        std::string reception, facility, category, query_date;
+    };
+    std::optional<Job> job;
+    // Lease a chunk (a short write transaction) of the job of the facility served least recently (its newest
+    // served_at), then the oldest, so that jobs of different facilities take turns: a chunk whose lease is free or
+    // expired (its server died), else the next `max_rows` rows no chunk holds yet.
     std::optional<Chunk> chunk = transaction(x_.db, [&]() -> std::optional<Chunk> {
+        auto jobs = x_.db.query(
+            std::string("SELECT j.reception_number, j.facility_code, j.category, j.query_date, j.total, j.next_row FROM batch_jobs j "
+                        "WHERE j.finished_at IS NULL ORDER BY COALESCE((SELECT MAX(k.served_at) FROM batch_jobs k WHERE k.facility_code = "
+                        "j.facility_code), ''), j.created_at, j.reception_number LIMIT 1") +
+            x_.db.claim_suffix());
+        if (jobs.empty()) return std::nullopt;
+        job = Job{as_text(jobs[0][0]), as_text(jobs[0][1]), as_text(jobs[0][2]), as_text(jobs[0][3])};
+        std::string const& reception = job->reception;
         std::string const now = x_.now(), until = x_.clock.timestamp_after(std::chrono::seconds(15));
-        auto job = lock_job(x_, reception);
-        if (job.empty()) return std::nullopt;
         x_.db.query("UPDATE batch_jobs SET served_at = $2 WHERE reception_number = $1", {reception, now});
         auto open = x_.db.query(std::string("SELECT first_row, last_row FROM batch_chunks WHERE reception_number = $1 AND answered_at IS NULL AND "
                                             "(lease_until IS NULL OR lease_until < $2 OR lease_owner = $3) ORDER BY first_row LIMIT 1") +
@@ -244,7 +247,7 @@ int BatchDesk::process(int max_rows) {
                         {reception, c.first, worker_, until});
             return c;
         }
-        std::int64_t const total = as_int(job[0][0]), next_row = as_int(job[0][1]);
+        std::int64_t const total = as_int(jobs[0][4]), next_row = as_int(jobs[0][5]);
         if (next_row > total) return std::nullopt;
         Chunk c{next_row, std::min(total, next_row + std::max(max_rows, 1) - 1)};
         x_.db.query("INSERT INTO batch_chunks (reception_number, first_row, last_row, lease_owner, lease_until) VALUES ($1, $2, $3, $4, $5)",
@@ -252,6 +255,9 @@ int BatchDesk::process(int max_rows) {
         x_.db.query("UPDATE batch_jobs SET next_row = $2 WHERE reception_number = $1", {reception, c.last + 1});
         return c;
     });
+    if (!job) return 0;  // no unfinished job, or every one is another server's for the moment
+    std::string const reception = job->reception, facility_code = job->facility;
+    std::string const category = job->category, query_date = job->query_date;
     if (!chunk) {
         finish_if_complete(x_, reception, facility_code, category);
         return 0;
@@ -285,18 +291,27 @@ int BatchDesk::process(int max_rows) {
         if (on_chunk_ready) on_chunk_ready();
         // Interactive requests in flight finish first; then one short write where the lease still stands.
         x_.gate.drain();
-        return transaction(x_.db, [&] {
-            lock_job(x_, reception);
-            if (x_.db.query("UPDATE batch_chunks SET answered_at = $4, lease_owner = NULL, lease_until = NULL WHERE reception_number = $1 AND "
-                            "first_row = $2 AND lease_owner = $3 AND answered_at IS NULL RETURNING first_row",
-                            {reception, chunk->first, worker_, x_.now()})
-                    .empty())
-                return 0;  // another worker took the chunk after this lease expired: its answers stand, these are dropped
-            write_answers(reception, row_nos, answers);
-            x_.db.query("UPDATE batch_jobs SET done = done + $2 WHERE reception_number = $1", {reception, std::int64_t(rows.size())});
-            finish_if_complete(x_, reception, facility_code, category);
-            return int(rows.size());
-        });
+        try {
+            return transaction(x_.db, [&] {
+                bound_lock_waits(x_);
+                // Whoever writes a chunk first answers it, even after its lease expired (a chunk slower than its lease
+                // is not taken back and forth for ever); a later write of it finds it answered and is dropped.
+                if (x_.db.query("UPDATE batch_chunks SET answered_at = $3, lease_owner = NULL, lease_until = NULL WHERE reception_number = $1 AND "
+                                "first_row = $2 AND answered_at IS NULL RETURNING first_row",
+                                {reception, chunk->first, x_.now()})
+                        .empty())
+                    return 0;
+                write_answers(reception, row_nos, answers);
+                x_.db.query("UPDATE batch_jobs SET done = done + $2 WHERE reception_number = $1", {reception, std::int64_t(rows.size())});
+                finish_if_complete(x_, reception, facility_code, category);
+                return int(rows.size());
+            });
+        } catch (LockTimeout const& e) {
+            // Another server holds the chunk or the job and does not let go (hung?): not this chunk's fault. Its
+            // answers are dropped; the chunk is answered again once its lease expires.
+            std::cerr << x_.now() << " kyotaku serve: batch " << reception << ": " << e.what() << " (the chunk is answered again later)\n";
+            return 0;
+        }
     } catch (std::exception const& e) {
         // The chunk could not be answered (not a bad row: those have their own error). The lease is let go; after
         // three such failures the job is finished with an error for its remaining rows, so it blocks no one.
@@ -309,26 +324,32 @@ int BatchDesk::process(int max_rows) {
 void BatchDesk::give_up(std::string const& reception, std::string const& why) {
     try {
         transaction(x_.db, [&] {
-            auto job = lock_job(x_, reception);
+            bound_lock_waits(x_);
+            auto job = x_.db.query("SELECT total, failures, facility_code, category FROM batch_jobs WHERE reception_number = $1", {reception});
             if (job.empty()) return;
+            bool const last = as_int(job[0][1]) + 1 >= 3;
+            // Chunk rows first (this worker's leases let go; all open chunks closed when the job gives up, so a worker
+            // still answering one writes nothing), then the job's row: the order every batch writer keeps.
             x_.db.query("UPDATE batch_chunks SET lease_owner = NULL, lease_until = NULL WHERE reception_number = $1 AND lease_owner = $2 AND answered_at IS NULL",
                         {reception, worker_});
-            x_.db.query("UPDATE batch_jobs SET failures = failures + 1 WHERE reception_number = $1", {reception});
-            if (as_int(job[0][2]) + 1 < 3) return;
-            // Every row without an answer gets the error, whichever chunk holds it or none; the chunks are closed,
-            // so a worker still answering one writes nothing.
-            std::string const now = x_.now();
+            if (!last) {
+                x_.db.query("UPDATE batch_jobs SET failures = failures + 1 WHERE reception_number = $1", {reception});
+                return;
+            }
+            // Every row without an answer gets the error, whichever chunk holds it or none.
             std::string const error = json{{"error", "この行は処理できませんでした (サーバ内部のエラー) / the row could not be answered (internal error)"},
                                            {"processing_result_status", 2}}
                                           .dump();
             x_.db.query("UPDATE batch_chunks SET answered_at = $2, lease_owner = NULL, lease_until = NULL WHERE reception_number = $1 AND answered_at IS NULL",
-                        {reception, now});
-            auto n = x_.db.query("INSERT INTO batch_results (reception_number, row_no, result_json) SELECT r.reception_number, r.row_no, $2 FROM batch_rows r "
-                                 "WHERE r.reception_number = $1 AND NOT EXISTS (SELECT 1 FROM batch_results x WHERE x.reception_number = r.reception_number "
-                                 "AND x.row_no = r.row_no) RETURNING row_no",
-                                 {reception, error});
-            x_.db.query("UPDATE batch_jobs SET done = done + $2, next_row = total + 1 WHERE reception_number = $1", {reception, std::int64_t(n.size())});
-            finish_if_complete(x_, reception, as_text(job[0][3]), as_text(job[0][4]));
+                        {reception, x_.now()});
+            std::int64_t const answered = as_int(x_.db.query("SELECT COUNT(*) FROM batch_results WHERE reception_number = $1", {reception}).at(0).at(0));
+            x_.db.query("INSERT INTO batch_results (reception_number, row_no, result_json) SELECT r.reception_number, r.row_no, $2 FROM batch_rows r "
+                        "WHERE r.reception_number = $1 AND NOT EXISTS (SELECT 1 FROM batch_results x WHERE x.reception_number = r.reception_number "
+                        "AND x.row_no = r.row_no)",
+                        {reception, error});
+            x_.db.query("UPDATE batch_jobs SET failures = failures + 1, done = done + $2, next_row = total + 1 WHERE reception_number = $1",
+                        {reception, as_int(job[0][0]) - answered});
+            finish_if_complete(x_, reception, as_text(job[0][2]), as_text(job[0][3]));
         });
     } catch (std::exception const& e) {
         std::cerr << x_.now() << " kyotaku serve: batch " << reception << ": could not record the failure: " << e.what() << " (" << why << ")\n";

@@ -20,6 +20,11 @@ using Row = std::vector<Value>;
 struct DatabaseError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
+// A row lock not granted within the transaction's lock timeout (see Database::lock_timeout): another server holds
+// it, maybe hung; the transaction is rolled back and may be tried again later.
+struct LockTimeout : DatabaseError {
+    using DatabaseError::DatabaseError;
+};
 
 class Database {
 public:
@@ -56,6 +61,9 @@ public:
     // Added to a SELECT of a row this transaction is about to change, so that writers of that row take turns
     // (PostgreSQL: FOR UPDATE); a SQLite transaction already holds the one write lock.
     virtual char const* lock_suffix() const { return ""; }
+    // A statement that bounds, for the rest of this transaction, how long a row lock is waited for (LockTimeout
+    // after that): PostgreSQL, where another server may hold a lock and hang; SQLite has one server.
+    virtual char const* lock_timeout() const { return nullptr; }
     // A statement that makes concurrent migrations (several servers starting at once) wait for each other inside
     // a transaction: PostgreSQL takes a transaction-scoped advisory lock; SQLite's BEGIN IMMEDIATE already does.
     virtual char const* migration_lock() const { return nullptr; }

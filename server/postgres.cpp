@@ -32,7 +32,7 @@ public:
                 throw DatabaseError("cannot connect to PostgreSQL: " + msg);
             }
             pool_.add(c);
-            exec(c, "SET client_encoding = 'UTF8'; SET client_min_messages = WARNING; SET synchronous_commit = off;", {});
+            configure(c);
         }
     }
     ~Postgres() override {
@@ -43,7 +43,7 @@ public:
         check_text_params(params);  // libpq would cut a text at NUL; PostgreSQL refuses invalid UTF-8 with a 500
         if (PGconn* c = pool_.bound()) return exec(c, sql, params);
         Pool::Lease lease(pool_);
-        return exec(lease.conn, sql, params);
+        return exec(usable(lease.conn), sql, params);
     }
 
     void script(std::string const& sql) override { query(sql, {}); }
@@ -54,6 +54,7 @@ public:
 
     char const* claim_suffix() const override { return " FOR UPDATE SKIP LOCKED"; }
     char const* lock_suffix() const override { return " FOR UPDATE"; }
+    char const* lock_timeout() const override { return "SET LOCAL lock_timeout = '2s'"; }
     char const* migration_lock() const override { return "SELECT pg_advisory_xact_lock(5946120915)"; }
 
     using Database::insert_rows;
@@ -134,6 +135,7 @@ public:
             return;
         }
         Pool::Lease lease(pool_);
+        usable(lease.conn);
         pool_.bind(lease.conn);
         struct Unbind {
             Pool const& pool;
@@ -155,6 +157,28 @@ public:
 private:
     using Pool = ConnectionPool<PGconn*>;
     Pool pool_;
+
+    // Every connection's session: UTF-8; lone statements (the audit appends of reads) commit without waiting for
+    // the disk; and a session left idle inside a transaction for a minute (its server hung, paused or cut off
+    // with the connection open) is ended by PostgreSQL, so its row locks do not hold the other servers' batch work.
+    void configure(PGconn* c) {
+        exec(c, "SET client_encoding = 'UTF8'; SET client_min_messages = WARNING; SET synchronous_commit = off; "
+                "SET idle_in_transaction_session_timeout = '60s'",
+             {});
+    }
+    // A connection lent from the pool, connected again first if PostgreSQL ended it (a restart, a failover, a
+    // terminated backend): otherwise the pool would lend the dead connection again and again and every request fail.
+    PGconn* usable(PGconn* c) {
+        if (PQstatus(c) == CONNECTION_OK) return c;
+        PQreset(c);
+        {
+            std::lock_guard lock(prepared_mutex_);
+            prepared_[c].clear();  // the new session has none of the old one's prepared statements
+        }
+        if (PQstatus(c) != CONNECTION_OK) throw DatabaseError(std::string("cannot reconnect to PostgreSQL: ") + PQerrorMessage(c));
+        configure(c);
+        return c;
+    }
     std::mutex depth_mutex_;
     std::map<PGconn*, int> depth_;
     int& depth_of(PGconn* c) {
@@ -198,8 +222,12 @@ private:
                            : PQexecParams(conn, sql.c_str(), int(params.size()), nullptr, values.data(), nullptr, nullptr, 0),
             PQclear);
         auto status = PQresultStatus(res.get());
-        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
-            throw DatabaseError(std::string("SQL error: ") + PQresultErrorMessage(res.get()));
+        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+            std::string const message = std::string("SQL error: ") + (res ? PQresultErrorMessage(res.get()) : PQerrorMessage(conn));
+            char const* state = res ? PQresultErrorField(res.get(), PG_DIAG_SQLSTATE) : nullptr;
+            if (state && std::string_view(state) == "55P03") throw LockTimeout(message);  // lock_not_available
+            throw DatabaseError(message);
+        }
         std::vector<Row> rows;
         int n = PQntuples(res.get()), cols = PQnfields(res.get());
         for (int r = 0; r < n; ++r) {
