@@ -289,7 +289,7 @@ int BatchDesk::process(int max_rows) {
             answers.push_back(answer_row(x_, decisions, records, facility ? &*facility : nullptr, category, query_date, as_text(r[1])));
         }
         if (on_chunk_ready) on_chunk_ready();
-        // Interactive requests in flight finish first; then one short write where the lease still stands.
+        // Interactive requests in flight finish first; then one short write, unless another worker answered the chunk.
         x_.gate.drain();
         try {
             return transaction(x_.db, [&] {

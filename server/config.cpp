@@ -309,7 +309,7 @@ std::string check_tls(std::string const& dir, std::vector<std::string>& notes) {
 }
 
 std::string check_database(std::string const& location, std::vector<std::string>& notes) {
-    bool const postgres = location.rfind("postgresql://", 0) == 0 || location.rfind("postgres://", 0) == 0;
+    bool const postgres = is_postgres_url(location);
     if (!postgres && !fs::exists(location)) {
         fs::path parent = fs::path(location).parent_path();
         if (parent.empty()) parent = ".";
@@ -341,7 +341,7 @@ std::string check_database(std::string const& location, std::vector<std::string>
 // Whether the key file opens the URL keys a database holds sealed ("" when it does, or when there is nothing to
 // open yet: no database, an empty one).
 std::string check_key_opens_database(std::string const& key_path, std::string const& location) {
-    bool const postgres = location.rfind("postgresql://", 0) == 0 || location.rfind("postgres://", 0) == 0;
+    bool const postgres = is_postgres_url(location);
     if (!postgres && !fs::exists(location)) return {};
     try {
         auto secrets = Secrets::from_key_file_for_check(key_path);
@@ -378,7 +378,7 @@ int check_config(ResolvedConfig const& config) {
         else if (key == "web_root") value = web_root_path(o).empty() ? "(none)" : web_root_path(o);
         else if (key == "test_clock") value = o.test_clock.empty() ? "(the machine's clock)" : o.test_clock;
         else if (key == "key_file")
-            value = !o.key_file.empty() ? o.key_file : o.db.rfind("postgres", 0) == 0 ? "(none: required with PostgreSQL)" : o.db + ".key";
+            value = !o.key_file.empty() ? o.key_file : is_postgres_url(o.db) ? "(none: required with PostgreSQL)" : o.db + ".key";
         else if (key == "spool_dir") value = o.spool_dir.empty() ? default_spool_dir(o.db) : o.spool_dir;
         else if (key == "max_connections") value = std::to_string(o.limits.max_connections);
         else if (key == "trust") {
@@ -413,7 +413,7 @@ int check_config(ResolvedConfig const& config) {
         }
         if (auto e = check_database(o.db, notes); !e.empty()) errors.push_back("database: " + e);
         // The key file: required with PostgreSQL; when it exists, serve's own checks (a regular file of this user, 0600).
-        bool const postgres = o.db.rfind("postgresql://", 0) == 0 || o.db.rfind("postgres://", 0) == 0;
+        bool const postgres = is_postgres_url(o.db);
         if (o.key_file.empty() && postgres) {
             errors.push_back("key_file: PostgreSQL では key_file が必要です / key_file is required with PostgreSQL");
         } else if (o.db != ":memory:" || !o.key_file.empty()) {

@@ -58,9 +58,6 @@ public:
     // Added to a SELECT that claims rows for this worker (batch leases): PostgreSQL skips the rows another
     // transaction holds (FOR UPDATE SKIP LOCKED); SQLite has one writer at a time and needs nothing.
     virtual char const* claim_suffix() const { return ""; }
-    // Added to a SELECT of a row this transaction is about to change, so that writers of that row take turns
-    // (PostgreSQL: FOR UPDATE); a SQLite transaction already holds the one write lock.
-    virtual char const* lock_suffix() const { return ""; }
     // A statement that bounds, for the rest of this transaction, how long a row lock is waited for (LockTimeout
     // after that): PostgreSQL, where another server may hold a lock and hang; SQLite has one server.
     virtual char const* lock_timeout() const { return nullptr; }
@@ -77,6 +74,9 @@ std::unique_ptr<Database> open_sqlite(std::string const& path);
 std::unique_ptr<Database> open_postgres(std::string const& url);
 // A postgresql:// (or postgres://) URL selects PostgreSQL; anything else is a SQLite file path.
 std::unique_ptr<Database> open_database(std::string const& location);
+inline bool is_postgres_url(std::string const& location) {
+    return location.rfind("postgresql://", 0) == 0 || location.rfind("postgres://", 0) == 0;
+}
 
 // Applies the migrations that are not yet recorded in schema_migrations, in order, each in a transaction.
 // Returns the number applied. Refuses (DatabaseError) a database whose schema is newer than this binary: one

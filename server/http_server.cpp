@@ -737,7 +737,7 @@ namespace {
 // The key file: --key-file, else DB.key beside a SQLite database; required with PostgreSQL (the key is kept apart from
 // the database). An in-memory database gets a key that lives as long as it.
 std::shared_ptr<Secrets const> load_secrets(ServeOptions const& o) {
-    bool const postgres = o.db.rfind("postgresql://", 0) == 0 || o.db.rfind("postgres://", 0) == 0;
+    bool const postgres = is_postgres_url(o.db);
     if (o.key_file.empty() && o.db == ":memory:") return Secrets::ephemeral();
     if (o.key_file.empty() && postgres)
         throw std::runtime_error("PostgreSQL では --key-file が必要です (鍵はデータベースと別に置きます) / --key-file is required with PostgreSQL "

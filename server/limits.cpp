@@ -1,4 +1,5 @@
 #include "limits.hpp"
+#include "database.hpp"
 
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -68,7 +69,7 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, int max_connections, C
 }
 
 std::string default_spool_dir(std::string const& db) {
-    bool const sqlite_file = db.rfind("postgresql://", 0) != 0 && db.rfind("postgres://", 0) != 0 && db != ":memory:" && db.rfind("file:", 0) != 0;
+    bool const sqlite_file = !is_postgres_url(db) && db != ":memory:" && db.rfind("file:", 0) != 0;
     if (sqlite_file) return db + ".spool";
     std::error_code ec;
     auto tmp = std::filesystem::temp_directory_path(ec);

@@ -53,7 +53,6 @@ public:
     PoolStats pool_stats() override { return pool_.stats(); }
 
     char const* claim_suffix() const override { return " FOR UPDATE SKIP LOCKED"; }
-    char const* lock_suffix() const override { return " FOR UPDATE"; }
     char const* lock_timeout() const override { return "SET LOCAL lock_timeout = '2s'"; }
     char const* migration_lock() const override { return "SELECT pg_advisory_xact_lock(5946120915)"; }
 
@@ -252,7 +251,7 @@ private:
 std::unique_ptr<Database> open_postgres(std::string const& url) { return std::make_unique<Postgres>(url, 4); }
 
 std::unique_ptr<Database> open_database(std::string const& location) {
-    if (location.rfind("postgresql://", 0) == 0 || location.rfind("postgres://", 0) == 0) return open_postgres(location);
+    if (is_postgres_url(location)) return open_postgres(location);
     return open_sqlite(location);
 }
 
