@@ -212,10 +212,13 @@ struct Chunk {
 }  // namespace
 
 void BatchDesk::write_answers(std::string const& reception, std::vector<std::int64_t> const& row_nos, std::vector<std::string> const& answers) {
-    std::vector<Row> rows;
-    rows.reserve(row_nos.size());
-    for (std::size_t i = 0; i < row_nos.size(); ++i) rows.push_back(Row{reception, row_nos[i], answers.at(i)});
-    x_.db.insert_rows("batch_results", {"reception_number", "row_no", "result_json"}, rows);
+    std::size_t at = 0;
+    x_.db.insert_rows("batch_results", {"reception_number", "row_no", "result_json"}, [&](Row& row) {
+        if (at == row_nos.size()) return false;
+        row = Row{reception, row_nos[at], answers.at(at)};
+        ++at;
+        return true;
+    });
 }
 
 int BatchDesk::process(int max_rows) {

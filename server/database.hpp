@@ -47,14 +47,6 @@ public:
     // or returns false at the end; what it throws aborts the insert and reaches the caller. Texts are checked as
     // query() checks them.
     virtual void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::function<bool(Row&)> const& next) = 0;
-    void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::vector<Row> const& rows) {
-        std::size_t at = 0;
-        insert_rows(table, columns, [&](Row& row) {
-            if (at == rows.size()) return false;
-            row = rows[at++];
-            return true;
-        });
-    }
     // Added to a SELECT that claims rows for this worker (batch leases): PostgreSQL skips the rows another
     // transaction holds (FOR UPDATE SKIP LOCKED); SQLite has one writer at a time and needs nothing.
     virtual char const* claim_suffix() const { return ""; }

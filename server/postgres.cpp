@@ -56,7 +56,6 @@ public:
     char const* lock_timeout() const override { return "SET LOCAL lock_timeout = '2s'"; }
     char const* migration_lock() const override { return "SELECT pg_advisory_xact_lock(5946120915)"; }
 
-    using Database::insert_rows;
     void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::function<bool(Row&)> const& next) override {
         std::string sql = "COPY " + table + " (";
         for (std::size_t i = 0; i < columns.size(); ++i) sql += (i ? ", " : "") + columns[i];

@@ -197,7 +197,6 @@ public:
 
     PoolStats pool_stats() override { return pool_.stats(); }
 
-    using Database::insert_rows;
     void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::function<bool(Row&)> const& next) override {
         std::string sql = "INSERT INTO " + table + " (";
         for (std::size_t i = 0; i < columns.size(); ++i) sql += (i ? ", " : "") + columns[i];
