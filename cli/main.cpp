@@ -8,8 +8,8 @@
 #include <CLI/CLI.hpp>
 
 #ifdef KYOTAKU_WITH_SERVER
-#include "http_server.hpp"
-#include "relay.hpp"
+#include "http/http_server.hpp"
+#include "ops/relay.hpp"
 #endif
 
 #include <cstdio>
@@ -397,7 +397,7 @@ int main(int argc, char** argv) {
 
 #ifdef KYOTAKU_WITH_SERVER
     // Every setting of `serve` is also a key of the configuration file's [serve] table and a KYOTAKU_* variable
-    // (server/config.hpp); flags given here win over both.
+    // (server/ops/config.hpp); flags given here win over both.
     auto* srv = app.add_subcommand("serve", "資格確認の参照サーバを起動する (HTTPS) / run the reference verification server");
     std::map<std::string, std::string> serve_values;
     std::vector<std::pair<std::string, CLI::Option*>> serve_flags;

@@ -21,7 +21,7 @@ for s in calendar/calendar.cpp syntax/grammar.cpp syntax/source.cpp syntax/diagn
          eval/diff.cpp bundle/bundle.cpp sign/signing.cpp; do
     sources+=("$src/engine/$s")
 done
-for s in "$src"/server/*.cpp; do
+for s in "$src"/server/*/*.cpp; do
     [ "$(basename "$s")" = relay.cpp ] || sources+=("$s")  # the folder relay is a client: not on this path
 done
 sources+=("$migrations" "$src/tests/fuzz/http_request_fuzz.cpp")

@@ -2,9 +2,9 @@
 // the registry unchanged through the staff's device, codes are claimed once, expire, can be taken back, and
 // wrong codes slow a facility's claims down; every route refuses fields it does not document (a PIN-like one
 // included). The server's clock is injected (TestClock). The browser side is tested end to end in tests/web/page_test.mjs.
-#include "card_signature.hpp"
-#include "handoff.hpp"
-#include "http_server.hpp"
+#include "core/card_signature.hpp"
+#include "usecases/handoff.hpp"
+#include "http/http_server.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>

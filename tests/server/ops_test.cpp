@@ -1,9 +1,9 @@
 // Operating the server (issue 12): configuration sources and their errors, the schema guard, rule reloads by
 // generation, readiness, metrics, route patterns for logs, and Idempotency-Key answers (the relay's exactly-once).
-#include "config.hpp"
-#include "http_server.hpp"
-#include "idempotency.hpp"
-#include "runtime.hpp"
+#include "ops/config.hpp"
+#include "http/http_server.hpp"
+#include "http/idempotency.hpp"
+#include "ops/runtime.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -1,8 +1,8 @@
 // The consent page's files as a phone on a mobile network gets them (server/static_files.hpp): hashed assets
 // cached for a year in the best encoding the client takes, the rules revalidated by ETag, the page with the
 // facility's name and data written in, gzip-compressed, and a CSP that allows the inline style by its hash only.
-#include "card_signature.hpp"
-#include "static_files.hpp"
+#include "core/card_signature.hpp"
+#include "http/static_files.hpp"
 
 #include <gtest/gtest.h>
 #include <zlib.h>

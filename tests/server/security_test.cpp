@@ -2,15 +2,15 @@
 // failed on the code before its fix. Through the routing table, on SQLite or — with KYOTAKU_TEST_PG
 // (tests/server/with_postgres.sh) — PostgreSQL. The session's own limits (timeouts, the connection cap on a real
 // socket, spooling) are in tests/server/security_e2e.sh; the HTTP request path is fuzzed by tests/fuzz.
-#include "card_signature.hpp"
-#include "consent_limits.hpp"
-#include "desk_util.hpp"
-#include "handoff.hpp"
-#include "http_server.hpp"
-#include "limits.hpp"
-#include "oqs_xml.hpp"
-#include "secrets.hpp"
-#include "url_token.hpp"
+#include "core/card_signature.hpp"
+#include "usecases/consent_limits.hpp"
+#include "usecases/desk_util.hpp"
+#include "usecases/handoff.hpp"
+#include "http/http_server.hpp"
+#include "http/limits.hpp"
+#include "formats/oqs_xml.hpp"
+#include "core/secrets.hpp"
+#include "core/url_token.hpp"
 
 #include <arpa/inet.h>
 #include <cstdio>

@@ -4,8 +4,8 @@
 
 #include <filesystem>
 #include <fstream>
-#include "codes.hpp"
-#include "http_server.hpp"
+#include "core/codes.hpp"
+#include "http/http_server.hpp"
 
 #include <gtest/gtest.h>
 
@@ -430,7 +430,7 @@ TEST_F(ServerFixture, WithdrawalShowsThePersonThenEndsReinquiryAndViewing) {
     EXPECT_EQ(call(a, "POST", "/api/v1/withdrawal", who_confirmed.dump()).status, 404);  // nothing left to withdraw
 }
 
-#include "url_token.hpp"
+#include "core/url_token.hpp"
 
 TEST(UrlToken, SealsAndOpensAndRefusesTampering) {
     std::vector<unsigned char> key(32, 7), other(32, 8);
@@ -580,7 +580,7 @@ TEST(ServerApi, DocsListEveryRouteAndNothingElse) {
     EXPECT_EQ(documented_access, access);  // who may call each route, as openapi.json's x-kyotaku-access says
 }
 
-#include "card_signature.hpp"
+#include "core/card_signature.hpp"
 
 namespace {
 std::string slurp_file(std::string const& path) {
@@ -804,7 +804,7 @@ TEST_F(ServerFixture, BatchReinquiryAnswersEveryRowOnceEvenABadOne) {
     EXPECT_EQ(body(later)["field"], "query_date");
 }
 
-#include "oqs_xml.hpp"
+#include "formats/oqs_xml.hpp"
 
 #include <pugixml.hpp>
 

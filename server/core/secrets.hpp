@@ -1,0 +1,54 @@
+// The server's secrets, kept apart from the database (issue 10): a key file given at start (`kyotaku serve
+// --key-file`, 0600) holds a 256-bit master key. From it (HKDF-SHA-256) come the key that seals the URL keys stored in
+// the database (AES-256-GCM) and the key of the 目視確認 passcodes' keyed hash (HMAC-SHA-256). A copy of the
+// database alone opens no facility URL and cracks no passcode. docs/security.md.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kyotaku::server {
+
+class Database;
+
+// AES-256-GCM with a random 96-bit nonce: nonce ‖ ciphertext ‖ tag, `aad` bound as associated data.
+std::vector<unsigned char> aes_gcm_seal(std::vector<unsigned char> const& key, std::vector<unsigned char> const& aad,
+                                        std::vector<unsigned char> const& plain);
+// nullopt when the bytes were tampered with or sealed with another key or other associated data.
+std::optional<std::vector<unsigned char>> aes_gcm_open(std::vector<unsigned char> const& key, std::vector<unsigned char> const& aad,
+                                                       unsigned char const* sealed, std::size_t size);
+
+class Secrets {
+public:
+    // Reads the key file, or creates it (0600, 32 random bytes as hex) when it does not exist; `created` tells which.
+    // Throws std::runtime_error (Japanese / English) when it is readable or writable by others, not a regular file
+    // (a symlink is refused), or not a key.
+    static std::shared_ptr<Secrets const> from_key_file(std::string const& path, bool& created);
+    // Reads an existing key file for `kyotaku serve --check-config`: the same checks but the owner (the check may
+    // run as root for a file of the service's user). Throws std::runtime_error as from_key_file.
+    static std::shared_ptr<Secrets const> from_key_file_for_check(std::string const& path);
+    // A key that lives as long as the process: tests, and databases that do not outlive it (":memory:").
+    static std::shared_ptr<Secrets const> ephemeral();
+
+    // A URL key sealed for the url_keys row of `version` (text: "v1:" + hex), and opened again.
+    std::string seal_url_key(std::uint32_t version, std::vector<unsigned char> const& key) const;
+    std::optional<std::vector<unsigned char>> open_url_key(std::uint32_t version, std::string const& sealed) const;
+    // HMAC-SHA-256 of a facility's passcode, hex.
+    std::string passcode_hash(std::string const& facility_code, std::string const& passcode) const;
+
+private:
+    explicit Secrets(std::array<unsigned char, 32> const& master);
+    static std::shared_ptr<Secrets const> load_key_file(std::string const& path, bool& created, bool for_check);
+    std::vector<unsigned char> url_key_wrap_, passcode_key_;
+};
+
+// Seals the URL keys a database from before issue 10 holds in plain text (url_keys.key_hex), in one transaction,
+// and checks that every sealed key opens with these secrets. Returns how many it sealed; throws std::runtime_error
+// when a key does not open (the key file is not the one this database was sealed with).
+int seal_plain_url_keys(Database& db, Secrets const& secrets);
+
+}  // namespace kyotaku::server

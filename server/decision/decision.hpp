@@ -1,0 +1,71 @@
+// The decision path: the only place in the server that asks the rules. For a facility, a person and a 分類 it
+// builds the facts from the server's own records and its own date (never from the caller), evaluates through the
+// rule contract, and returns the decision with its reason and the consent it rests on.
+//
+// How the records become facts (domain.md §6, 通知 第2): a facility's open consents for the person in the 分類 are
+// its continuing relationship — the newest consent of a kind that starts one (the rules' 再照会できる区分), which a
+// later one of such a kind restarts — and the single visits (往診, オンライン診療等) that do not. A single visit
+// neither ends nor restarts the relationship: it is asked on its own, with `continuing_home_care` set to whether
+// the rules find the relationship continuing today (let 継続的な関係). The answer is the first of these that the
+// rules allow (the relationship first, then single visits, newest first); a refusal gives the newest one's reason.
+#pragma once
+
+#include "storage/records.hpp"
+#include "decision/rule_contract.hpp"
+
+#include <optional>
+#include <string>
+
+namespace kyotaku::server {
+
+struct Verdict {
+    bool allowed = false;
+    bool decided = true;     // false: the rules could not decide (a missing fact, no version in force)
+    std::string reason;      // the deciding clause's reason with its file:line, or why no rule was asked
+    std::string reason_en;   // English, when the server itself refused (no consent …); empty for rule reasons
+    std::optional<ConsentRecord> basis;  // the consent the decision rests on
+    std::optional<std::string> window_end;  // of the relationship, when there is one
+};
+
+// The rule program in force, with its contract. Shared and immutable; a reload swaps the whole of it.
+using Rules = std::shared_ptr<RuleContract const>;
+
+class DecisionPath {
+public:
+    DecisionPath(Rules rules, Records& records, Date today) : rules_(std::move(rules)), records_(records), today_(today) {}
+
+    Date today() const { return today_; }
+    RuleContract const& rules() const { return *rules_; }
+
+    // 資格情報 (re-inquiry, or the eligibility query of a card-verified visit's own day): eligibility_available.
+    Verdict eligibility(FacilityInfo const& facility, std::string const& person, std::string const& category);
+    // 薬剤情報等の閲覧: medical_info_viewable for `item` from `terminal`.
+    Verdict viewing(FacilityInfo const& facility, std::string const& person, std::string const& category, std::string const& item,
+                    std::string const& terminal);
+    // The refusal of a person without this facility's consent (the same words for one who does not exist).
+    static Verdict no_consent();
+    // Asks medical_info_viewable with only the terminal and the item: when the rules refuse that terminal whatever
+    // the rest (モバイル端末), the refusal is given without looking up whether the person or a consent exists.
+    std::optional<Verdict> viewing_refused_for_terminal(std::string const& terminal, std::string const& item);
+
+    // Consent registration on today's date: the service, the identity method and the 診療予約日, by the rules.
+    struct Registration {
+        bool ok = false;
+        std::string field;       // the request field a refusal is about
+        std::string reason;      // the rules' reason
+    };
+    Registration registration(FacilityInfo const& facility, std::string const& visit_kind, std::string const& identity_method,
+                              std::optional<std::string> const& appointment_date);
+
+private:
+    Verdict decide(FacilityInfo const& facility, std::string const& person, std::string const& category, std::uint32_t slot,
+                   std::string const* item, std::string const* terminal);
+    Rules rules_;
+    Records& records_;
+    Date today_;
+};
+
+// One evaluator per thread for the program in force (an Evaluator is not thread-safe; the Program is shared).
+Evaluator& evaluator_for(std::shared_ptr<Program const> const& program);
+
+}  // namespace kyotaku::server

@@ -1,0 +1,143 @@
+#include "formats/fields.hpp"
+
+#include "kyotaku/calendar.hpp"
+
+#include <algorithm>
+
+namespace kyotaku::server {
+
+namespace {
+std::size_t utf8_chars(std::string const& s) {
+    std::size_t n = 0;
+    for (char ch : s) n += (static_cast<unsigned char>(ch) & 0xC0) != 0x80;
+    return n;
+}
+}  // namespace
+
+Fields::Fields(json const& body, std::initializer_list<std::string_view> allowed) : body_(body) {
+    if (!body.is_object()) throw invalid("", "本文は JSON のオブジェクトです", "the body must be a JSON object");
+    for (auto const& [key, value] : body.items())
+        if (std::find(allowed.begin(), allowed.end(), std::string_view(key)) == allowed.end())
+            throw invalid(key, "この API では使えない項目です: " + key, "unknown field: " + key);
+}
+
+bool Fields::has(char const* field) const {
+    auto it = body_.find(field);
+    return it != body_.end() && !it->is_null();
+}
+
+json const& Fields::raw(char const* field) const {
+    auto it = body_.find(field);
+    if (it == body_.end() || it->is_null()) throw invalid(field, std::string("項目 ") + field + " がありません", std::string("field ") + field + " is missing");
+    return *it;
+}
+
+std::string Fields::text(char const* field) const {
+    json const& v = raw(field);
+    if (!v.is_string()) throw invalid(field, std::string("項目 ") + field + " は文字列です", std::string("field ") + field + " must be a string");
+    return v.get<std::string>();
+}
+
+std::string Fields::optional_text(char const* field) const { return has(field) ? text(field) : std::string(); }
+
+bool Fields::boolean(char const* field, bool fallback) const {
+    if (!has(field)) return fallback;
+    json const& v = raw(field);
+    if (!v.is_boolean()) throw invalid(field, std::string("項目 ") + field + " は true か false です", std::string("field ") + field + " must be true or false");
+    return v.get<bool>();
+}
+
+std::string Fields::date(char const* field) const {
+    std::string raw_text = text(field);
+    auto r = parse_date(raw_text);
+    if (!r.date) {
+        std::string const ja = r.error.substr(0, r.error.find(" / "));
+        std::string const en = r.error.find(" / ") == std::string::npos ? r.error : r.error.substr(r.error.find(" / ") + 3);
+        throw invalid(field, std::string("項目 ") + field + ": " + ja, std::string("field ") + field + ": " + en);
+    }
+    return r.date->iso();
+}
+
+std::string Fields::optional_date(char const* field) const { return has(field) ? date(field) : std::string(); }
+
+namespace {
+int enum_of(Program const& rules, char const* fact) {
+    int f = rules.find_fact(fact);
+    return f < 0 ? -1 : rules.facts[std::size_t(f)].type.enum_id;
+}
+std::string allowed_values(Program const& rules, int enum_id) {
+    std::string out;
+    if (enum_id >= 0)
+        for (auto const& v : rules.enums[std::size_t(enum_id)].values) out += (out.empty() ? "" : ", ") + v;
+    return out;
+}
+}  // namespace
+
+std::string Fields::enum_value(Program const& rules, char const* field, char const* fact) const {
+    std::string v = text(field);
+    int e = enum_of(rules, fact);
+    if (e < 0 || rules.find_enum_value(e, v) < 0)
+        throw invalid(field, std::string("項目 ") + field + " の値「" + v + "」は使えません (" + allowed_values(rules, e) + ")",
+                      std::string("unknown value for ") + field + " (" + allowed_values(rules, e) + ")");
+    return v;
+}
+
+std::vector<std::string> Fields::enum_list(Program const& rules, char const* field, char const* fact) const {
+    json const& v = raw(field);
+    if (!v.is_array()) throw invalid(field, std::string("項目 ") + field + " は配列です", std::string("field ") + field + " must be an array");
+    int e = enum_of(rules, fact);
+    std::vector<std::string> out;
+    for (auto const& item : v) {
+        if (!item.is_string() || e < 0 || rules.find_enum_value(e, item.get<std::string>()) < 0)
+            throw invalid(field, std::string("項目 ") + field + " に使えない値があります (" + allowed_values(rules, e) + ")",
+                          std::string("unknown value in ") + field + " (" + allowed_values(rules, e) + ")");
+        if (std::find(out.begin(), out.end(), item.get<std::string>()) == out.end()) out.push_back(item.get<std::string>());
+    }
+    return out;
+}
+
+bool valid_utf8(std::string_view s) {
+    for (std::size_t i = 0; i < s.size();) {
+        auto const c = static_cast<unsigned char>(s[i]);
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        std::size_t n = 0;
+        std::uint32_t cp = 0;
+        if ((c & 0xE0) == 0xC0) n = 1, cp = c & 0x1F;
+        else if ((c & 0xF0) == 0xE0) n = 2, cp = c & 0x0F;
+        else if ((c & 0xF8) == 0xF0) n = 3, cp = c & 0x07;
+        else return false;
+        if (i + n >= s.size()) return false;
+        for (std::size_t k = 1; k <= n; ++k) {
+            auto const cc = static_cast<unsigned char>(s[i + k]);
+            if ((cc & 0xC0) != 0x80) return false;
+            cp = (cp << 6) | (cc & 0x3F);
+        }
+        // No overlong forms, no surrogates, nothing above U+10FFFF.
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+std::string utf8_prefix(std::string const& text, std::size_t max_bytes) {
+    if (text.size() <= max_bytes) return text;
+    std::size_t end = max_bytes;
+    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;  // not inside a character
+    return text.substr(0, end);
+}
+
+void check_text(std::string const& value, char const* field, std::size_t max_chars) {
+    if (!valid_utf8(value)) throw invalid(field, std::string("項目 ") + field + " が UTF-8 ではありません", std::string("field ") + field + " is not UTF-8");
+    // No NUL (libpq would cut the text there) nor other control characters, but tabs and line breaks.
+    if (std::any_of(value.begin(), value.end(), [](char ch) { return (static_cast<unsigned char>(ch) < 0x20 && ch != '\t' && ch != '\n' && ch != '\r') || ch == 0x7F; }))
+        throw invalid(field, std::string("項目 ") + field + " に制御文字があります", std::string("field ") + field + " holds a control character");
+    if (utf8_chars(value) > max_chars)
+        throw invalid(field, std::string("項目 ") + field + " は " + std::to_string(max_chars) + " 文字までです",
+                      std::string("field ") + field + " is at most " + std::to_string(max_chars) + " characters");
+}
+
+}  // namespace kyotaku::server

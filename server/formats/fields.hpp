@@ -1,0 +1,50 @@
+// Reading a JSON request body: each route names the fields it accepts, and an unknown field is a 400 naming it
+// (so nothing a route does not document — a PIN under any name — is ever read, logged or stored). The readers
+// check types and formats and throw `Error` naming the field.
+#pragma once
+
+#include "core/error.hpp"
+#include "kyotaku/program.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kyotaku::server {
+
+using json = nlohmann::json;
+
+class Fields {
+public:
+    // Refuses a body that is not an object or carries a field outside `allowed`.
+    Fields(json const& body, std::initializer_list<std::string_view> allowed);
+
+    bool has(char const* field) const;
+    std::string text(char const* field) const;                 // required string
+    std::string optional_text(char const* field) const;        // "" when absent or null
+    bool boolean(char const* field, bool fallback) const;
+    std::string date(char const* field) const;                 // required; ISO or 和暦 → ISO
+    std::string optional_date(char const* field) const;        // "" when absent
+    // A value of one of the rule set's enums (the rules own the values): `fact` names the fact whose type it is.
+    std::string enum_value(Program const& rules, char const* field, char const* fact) const;
+    std::vector<std::string> enum_list(Program const& rules, char const* field, char const* fact) const;
+    json const& raw(char const* field) const;                  // required, any type
+    json const& body() const { return body_; }
+
+private:
+    json const& body_;
+};
+
+// Whether `bytes` is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
+bool valid_utf8(std::string_view bytes);
+// The longest prefix of valid UTF-8 `text` of at most `max_bytes` that ends on a character boundary (for echoes).
+std::string utf8_prefix(std::string const& text, std::size_t max_bytes);
+
+// Text fields must be UTF-8 without control characters (but tab and line breaks) and of bounded length; `max_chars`
+// counts characters, not bytes.
+void check_text(std::string const& value, char const* field, std::size_t max_chars);
+
+}  // namespace kyotaku::server

@@ -1,0 +1,21 @@
+// Idempotency-Key on the file routes (POST /api/v1/oqs/…01req): the folder relay sends one key per request
+// file and keeps it across restarts. The first request with a key is answered and its 2xx answer stored with
+// the key, in the same transaction as what the request did; the same key from the same facility later gets
+// that stored answer (header Idempotent-Replayed: true) and nothing is done twice. The same key with another
+// body is a 422. Answers are kept for 7 days.
+#pragma once
+
+#include "http/http_server.hpp"
+
+#include <functional>
+
+namespace kyotaku::server {
+
+// Whether the route takes an Idempotency-Key (the XML upload routes; downloads are idempotent already).
+bool idempotent_route(std::string const& method, std::string const& target);
+
+// Answers through `run` once per (facility, key); `run` is called inside a database transaction.
+HttpResult answer_once(Database& db, Caller const& caller, std::string const& key, std::string const& body,
+                       std::function<HttpResult()> const& run);
+
+}  // namespace kyotaku::server

@@ -1,0 +1,105 @@
+#include "http/limits.hpp"
+#include "storage/database.hpp"
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+
+namespace kyotaku::server {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+int effective_max_connections(int wanted) {
+    rlimit r{};
+    if (::getrlimit(RLIMIT_NOFILE, &r) != 0) return wanted;
+    if (r.rlim_cur < r.rlim_max) {
+        rlimit raised = r;
+        raised.rlim_cur = r.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) r = raised;
+    }
+    long long const descriptors = r.rlim_cur == RLIM_INFINITY ? (1ll << 20) : static_cast<long long>(r.rlim_cur);
+    return int(std::max(1ll, std::min<long long>(wanted, (descriptors - 32) / 2)));
+}
+
+ConnectionCounter::Slot ConnectionCounter::try_acquire(int max) {
+    int n = count_->load();
+    do {
+        if (n >= max) return nullptr;
+    } while (!count_->compare_exchange_weak(n, n + 1));
+    auto count = count_;
+    return Slot(count.get(), [count](void*) { --*count; });
+}
+
+net::awaitable<void> accept_loop(tcp::acceptor& acceptor, int max_connections, ConnectionCounter& counter, AcceptStats& stats,
+                                 std::function<void(tcp::socket, ConnectionCounter::Slot)> start) {
+    net::steady_timer pause(acceptor.get_executor());
+    bool reported = false;
+    while (acceptor.is_open()) {
+        boost::system::error_code ec;
+        tcp::socket socket = co_await acceptor.async_accept(net::redirect_error(net::use_awaitable, ec));
+        if (ec) {
+            if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
+            // Out of descriptors (or memory), or a connection that died in the backlog: the server goes on; the
+            // pause lets connections close (and keeps a persistent error from spinning).
+            ++stats.errors;
+            if (!reported) std::cerr << "kyotaku serve: accept: " << ec.message() << " (続けます / retrying)\n";
+            reported = true;
+            pause.expires_after(std::chrono::milliseconds(100));
+            co_await pause.async_wait(net::redirect_error(net::use_awaitable, ec));
+            continue;
+        }
+        reported = false;
+        auto slot = counter.try_acquire(max_connections);
+        if (!slot) {
+            ++stats.refused_at_cap;
+            socket.close(ec);
+            continue;
+        }
+        ++stats.accepted;
+        start(std::move(socket), std::move(slot));
+    }
+}
+
+std::string default_spool_dir(std::string const& db) {
+    bool const sqlite_file = !is_postgres_url(db) && db != ":memory:" && db.rfind("file:", 0) != 0;
+    if (sqlite_file) return db + ".spool";
+    std::error_code ec;
+    auto tmp = std::filesystem::temp_directory_path(ec);
+    return ((ec ? std::filesystem::path("/tmp") : tmp) / ("kyotaku-spool-" + std::to_string(::geteuid()))).string();
+}
+
+std::string prepare_spool_dir(std::string const& dir) {
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return std::string("作れません / cannot create it: ") + std::strerror(errno);
+    struct stat st {};
+    if (::lstat(dir.c_str(), &st) != 0) return std::string("読めません / cannot stat it: ") + std::strerror(errno);
+    if (!S_ISDIR(st.st_mode)) return "ディレクトリではありません (シンボリックリンクは使えません) / not a directory (a symlink is refused)";
+    if (st.st_uid != ::geteuid()) return "別のユーザのディレクトリです / owned by another user";
+    if (st.st_mode & 077) return "他のユーザが使えます (chmod 700) / open to other users (chmod 700)";
+    // Whatever a killed server left (a file is unlinked as soon as it is made, so only that instant's).
+    std::error_code ec;
+    for (auto const& entry : std::filesystem::directory_iterator(dir, ec))
+        if (entry.path().filename().string().rfind("upload-", 0) == 0) std::filesystem::remove(entry.path(), ec);
+    return {};
+}
+
+SpoolFile::SpoolFile(std::string const& dir) {
+    std::string name = dir + "/upload-XXXXXX";
+    fd = ::mkostemp(name.data(), O_CLOEXEC);
+    if (fd < 0) return;
+    ::unlink(name.c_str());
+    path = "/proc/self/fd/" + std::to_string(fd);
+}
+
+SpoolFile::~SpoolFile() {
+    if (fd >= 0) ::close(fd);
+}
+
+}  // namespace kyotaku::server

@@ -1,0 +1,65 @@
+// What `kyotaku serve` grants one connection (issue 10): how many connections at once, how long each phase of a
+// request may take, how large a body may be — decided before the body is read — and where large uploads are
+// spooled. The accept loop survives every error (descriptor exhaustion included). docs/security.md.
+#pragma once
+
+#include <utility>  // before Boost 1.74's awaitable.hpp, which uses std::exchange without it
+
+#include <boost/asio.hpp>
+
+#include "http/connection_limits.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace kyotaku::server {
+
+// The connection cap the descriptor limit allows: each connection may hold a socket and a spool file, and a few
+// descriptors stay for the database, the listener and the rules. Raises the soft limit to the hard one first.
+int effective_max_connections(int wanted);
+
+// Counts the open connections; a Slot is held by each connection and frees its place when dropped.
+class ConnectionCounter {
+public:
+    using Slot = std::shared_ptr<void>;
+    // A slot, or nullptr when `max` connections are open.
+    Slot try_acquire(int max);
+    int open() const { return count_->load(); }
+
+private:
+    std::shared_ptr<std::atomic<int>> count_ = std::make_shared<std::atomic<int>>(0);
+};
+
+struct AcceptStats {
+    std::atomic<long> accepted{0}, refused_at_cap{0}, errors{0};
+};
+
+// Accepts until the acceptor is closed. An accept error (EMFILE, ENFILE, ENOBUFS, a connection reset before it was
+// accepted …) is counted and retried after a short pause instead of ending the loop; at the cap a connection is
+// closed at once. Each accepted socket is handed to `start` with its slot.
+boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor, int max_connections, ConnectionCounter& counter,
+                                         AcceptStats& stats,
+                                         std::function<void(boost::asio::ip::tcp::socket, ConnectionCounter::Slot)> start);
+
+// The private directory of spooled uploads: created 0700 when missing, refused when it is a symlink, someone
+// else's, or open to others; files left by a killed server are removed. Returns an error message, or "".
+std::string prepare_spool_dir(std::string const& dir);
+
+// One spooled upload: a file created in the spool directory and unlinked at once, so that nothing of it remains
+// after the request — nor after a SIGKILL. `path` (/proc/self/fd/N) opens it again; `fd` is the descriptor.
+class SpoolFile {
+public:
+    explicit SpoolFile(std::string const& dir);
+    ~SpoolFile();
+    SpoolFile(SpoolFile const&) = delete;
+    SpoolFile& operator=(SpoolFile const&) = delete;
+    bool ok() const { return fd >= 0; }
+    int fd = -1;
+    std::string path;
+};
+
+}  // namespace kyotaku::server

@@ -1,0 +1,82 @@
+// The configuration of `kyotaku serve`. Every setting has a key in the TOML file's [serve] table, a KYOTAKU_*
+// environment variable and a command-line flag; later sources win: defaults < file < environment < flags.
+// docs/operations.md documents the file, with docs/examples/kyotaku.toml as the example.
+#pragma once
+
+#include "http/connection_limits.hpp"
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kyotaku::server {
+
+struct ServeOptions {
+    std::string host = "127.0.0.1";
+    unsigned short port = 8443;  // 0: any free port (printed on start)
+    // A non-loopback address is accepted only when it was asked for explicitly, with `listen` (--listen,
+    // KYOTAKU_LISTEN, listen = "…" in the file); --host stays loopback-only.
+    bool any_address = false;
+    std::string db = "kyotaku.sqlite";
+    std::string rules;    // empty: share/kyotaku/rules beside the binary (installed), else ./rules
+    std::string tls_dir = "pki";  // ca.pem, server.pem, server.key (and card-ca.pem)
+    int threads = 2;
+    std::string public_url;  // the base of facility URLs; default https://HOST:PORT
+    std::string web_root;    // the consent page's files (index.html, *.js, *.wasm); default: ../web beside the binary
+    std::string test_clock;  // for tests and demos: start the server's clock on this day (and let the operator move it)
+    std::vector<std::string> trust;  // public keys (PEM files); --rules must then be a bundle one of them signed
+    std::string key_file;    // the key file (0600, made when missing); default: DB.key beside a SQLite database
+    std::string spool_dir;   // the private directory of spooled uploads; default: default_spool_dir(db)
+    ConnectionLimits limits;
+};
+
+// One setting: its key in [serve], its flag and its environment variable.
+struct Setting {
+    enum class Type { text, integer } type;
+    char const* key;
+    char const* flag;
+    char const* env;
+    char const* help;
+    long min = 0, max = 0;                      // integers only
+    std::string ServeOptions::*text = nullptr;  // the option a plain text setting sets (listen, host: their own rules)
+    bool may_be_empty = false;
+};
+std::vector<Setting> const& serve_settings();
+
+// Where the settings come from. `flags` holds the settings given on the command line, by key, as typed.
+struct ConfigSources {
+    std::string file;  // a TOML file; empty: none
+    std::map<std::string, std::string> flags;
+    std::function<char const*(char const*)> getenv;  // default: ::getenv
+};
+
+struct ResolvedConfig {
+    ServeOptions options;
+    std::map<std::string, std::string> origin;  // key → "default", "FILE:LINE:COLUMN", "KYOTAKU_…" or "--flag"
+    std::vector<std::string> errors;            // each names the file, line and column, the variable or the flag
+    bool ok() const { return errors.empty(); }
+};
+ResolvedConfig resolve_serve_config(ConfigSources const& sources);
+
+// "ADDRESS:PORT" ("[::1]:8443" for IPv6): an IP address (not a name) and a port 0..65535. nullopt with `error`.
+struct ListenAddress {
+    std::string host;
+    unsigned short port = 0;
+};
+std::optional<ListenAddress> parse_listen(std::string const& text, std::string& error);
+
+// The rule set to load: --rules, else share/kyotaku/rules beside the binary (an installed tree), else ./rules.
+std::string rules_path(ServeOptions const& o);
+// The consent page's files: --web-root, else web/ or share/kyotaku/web beside the binary ("" when none).
+std::string web_root_path(ServeOptions const& o);
+// The database location with any password in a URL replaced by "***" (for logs and --check-config).
+std::string redact_db(std::string const& location);
+
+// `kyotaku serve --check-config`: prints every setting with where it came from, then checks the listen
+// address, the TLS files (key matches certificate, expiry), the rules, the database and its schema (without
+// creating or migrating anything) and the consent page's files. Returns 0 when the server would start.
+int check_config(ResolvedConfig const& config);
+
+}  // namespace kyotaku::server

@@ -1,0 +1,138 @@
+#include "ops/observability.hpp"
+
+#include "core/clock.hpp"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+
+namespace kyotaku::server {
+
+namespace {
+std::mutex out_mutex;
+thread_local std::string const* current_request = nullptr;
+
+void write_line(std::string line) {
+    line += '\n';
+    std::lock_guard lock(out_mutex);
+    // One write per line: lines of several threads never interleave, and a line reaches journald whole.
+    for (std::size_t at = 0; at < line.size();) {
+        ssize_t n = ::write(STDOUT_FILENO, line.data() + at, line.size() - at);
+        if (n <= 0) return;  // stdout closed: logging must never stop the server
+        at += std::size_t(n);
+    }
+}
+}  // namespace
+
+void log_line(LogFields fields, char const* level) {
+    LogFields line{{"time", iso_timestamp(std::chrono::system_clock::now())}, {"level", level}};
+    for (auto& [k, v] : fields.items()) line[k] = std::move(v);
+    // Invalid UTF-8 (an error message quoting a client's bytes) is replaced, never allowed to throw.
+    write_line(line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+void log_error(std::string const& event, std::string const& message) {
+    LogFields fields{{"event", event}, {"error", message}};
+    if (current_request) fields["request_id"] = *current_request;
+    log_line(std::move(fields), "error");
+}
+
+RequestScope::RequestScope(std::string const& request_id) { current_request = &request_id; }
+RequestScope::~RequestScope() { current_request = nullptr; }
+
+void log_request(RequestRecord const& r) {
+    LogFields line{{"event", "request"},
+                   {"request_id", r.request_id},
+                   {"facility", r.facility.empty() ? LogFields() : LogFields(r.facility)},
+                   {"role", r.role},
+                   {"method", r.method},
+                   {"route", r.route.empty() ? LogFields() : LogFields(r.route)},
+                   {"status", r.status},
+                   {"duration_ms", std::round(r.seconds * 1e6) / 1e3},
+                   {"bytes_in", r.bytes_in},
+                   {"bytes_out", r.bytes_out}};
+    log_line(std::move(line));
+}
+
+void RequestMetrics::record(RequestRecord const& r) {
+    std::string const route = r.route.empty() ? "unmatched" : r.route;
+    std::lock_guard lock(mutex_);
+    ++requests_[{route, r.method, r.status}];
+    auto& h = durations_[{route, r.method}];
+    for (std::size_t i = 0; i < buckets.size(); ++i)
+        if (r.seconds <= buckets[i]) ++h.counts[i];
+    ++h.count;
+    h.sum += r.seconds;
+    bytes_[{route, r.method}] += r.bytes_out;
+}
+
+std::string iso_time_ago(std::chrono::seconds ago) { return iso_timestamp(std::chrono::system_clock::now() - ago); }
+
+void metric_header(std::string& out, char const* name, char const* type, char const* help) {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += name;
+    out += ' ';
+    out += type;
+    out += '\n';
+}
+
+void metric_sample(std::string& out, std::string const& name, std::map<std::string, std::string> const& labels, double value) {
+    out += name;
+    if (!labels.empty()) {
+        out += '{';
+        bool first = true;
+        for (auto const& [k, v] : labels) {
+            if (!first) out += ',';
+            first = false;
+            out += k + "=\"";
+            for (char c : v) {
+                if (c == '\\') out += "\\\\";
+                else if (c == '"') out += "\\\"";
+                else if (c == '\n') out += "\\n";
+                else out += c;
+            }
+            out += '"';
+        }
+        out += '}';
+    }
+    char number[64];
+    if (std::isinf(value)) std::snprintf(number, sizeof number, value > 0 ? "+Inf" : "-Inf");
+    else if (value == std::floor(value) && std::fabs(value) < 1e15) std::snprintf(number, sizeof number, "%.0f", value);
+    else std::snprintf(number, sizeof number, "%.9g", value);
+    out += ' ';
+    out += number;
+    out += '\n';
+}
+
+void RequestMetrics::render(std::string& out) const {
+    std::lock_guard lock(mutex_);
+    metric_header(out, "kyotaku_http_requests_total", "counter", "HTTP requests answered, by route pattern, method and status.");
+    for (auto const& [key, n] : requests_)
+        metric_sample(out, "kyotaku_http_requests_total",
+                      {{"route", std::get<0>(key)}, {"method", std::get<1>(key)}, {"status", std::to_string(std::get<2>(key))}}, double(n));
+    metric_header(out, "kyotaku_http_request_duration_seconds", "histogram", "Time from a request's header to the end of its response.");
+    for (auto const& [key, h] : durations_) {
+        std::map<std::string, std::string> labels{{"route", key.first}, {"method", key.second}};
+        for (std::size_t i = 0; i < buckets.size(); ++i) {
+            char le[32];
+            std::snprintf(le, sizeof le, "%g", buckets[i]);
+            auto with_le = labels;
+            with_le["le"] = le;
+            metric_sample(out, "kyotaku_http_request_duration_seconds_bucket", with_le, double(h.counts[i]));
+        }
+        auto inf = labels;
+        inf["le"] = "+Inf";
+        metric_sample(out, "kyotaku_http_request_duration_seconds_bucket", inf, double(h.count));
+        metric_sample(out, "kyotaku_http_request_duration_seconds_sum", labels, h.sum);
+        metric_sample(out, "kyotaku_http_request_duration_seconds_count", labels, double(h.count));
+    }
+    metric_header(out, "kyotaku_http_response_bytes_total", "counter", "Response body bytes sent, by route pattern and method.");
+    for (auto const& [key, n] : bytes_) metric_sample(out, "kyotaku_http_response_bytes_total", {{"route", key.first}, {"method", key.second}}, double(n));
+}
+
+}  // namespace kyotaku::server

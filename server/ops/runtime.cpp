@@ -1,0 +1,239 @@
+#include "ops/runtime.hpp"
+
+#include "kyotaku/signing.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#ifndef KYOTAKU_VERSION
+#define KYOTAKU_VERSION "unknown"
+#endif
+
+namespace kyotaku::server {
+
+namespace {
+Runtime* the_runtime = nullptr;
+
+double unix_now() {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string hex64(std::uint64_t v) {
+    char out[24];
+    std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(v));
+    return out;
+}
+}  // namespace
+
+void set_runtime(Runtime* r) { the_runtime = r; }
+Runtime* runtime() { return the_runtime; }
+
+Runtime::Runtime(Database& db, Service& service, std::string rules_path, std::vector<std::string> trusted_keys)
+    : db_(db), service_(service), rules_path_(std::move(rules_path)), trusted_keys_(std::move(trusted_keys)), started_unix_(unix_now()) {
+    char host[128] = {};
+    gethostname(host, sizeof host - 1);
+    instance_ = std::string(host) + "/" + std::to_string(getpid()) + "/" + new_id().substr(0, 8);
+    loaded(*service_.context.rules()->program);
+}
+
+RulesInfo Runtime::rules() const {
+    std::lock_guard lock(mutex_);
+    return rules_;
+}
+
+void Runtime::loaded(Program const& program) {
+    RulesInfo info{rules_path_, hex64(program.source_hash), compiler_version, program.files.size(), iso_timestamp(std::chrono::system_clock::now()), unix_now()};
+    {
+        std::lock_guard lock(mutex_);
+        rules_ = info;
+    }
+    log_line({{"event", "rules_loaded"}, {"path", info.path}, {"hash", info.hash}, {"compiler", info.compiler}, {"files", info.files}});
+}
+
+ServingRules load_serving_rules(std::string const& path, std::vector<std::string> const& trusted_keys, std::vector<Diagnostic>* diagnostics) {
+    ServingRules out;
+    std::error_code ec;
+    if (trusted_keys.empty() || !std::filesystem::is_regular_file(path, ec)) {
+        out.loaded = load_trusted_rules(path, trusted_keys, diagnostics);  // sources, or the refusal of sources
+        return out;
+    }
+    std::ifstream file(path, std::ios::binary);
+    auto bytes = std::make_shared<std::string>(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+    if (!file.good() && !file.eof()) {
+        out.loaded.message = Message{"読み込めません: " + path, "cannot read " + path};
+        out.loaded.error = out.loaded.message.text();
+        return out;
+    }
+    if (bytes->rfind("KYTKBNDL", 0) != 0) {
+        out.loaded = load_trusted_rules(path, trusted_keys, diagnostics);  // its refusal of a file that is not a bundle
+        return out;
+    }
+    if (Message m = check_bundle_signature(*bytes, trusted_keys); !m.empty()) {
+        out.loaded.message = std::move(m);
+        out.loaded.error = out.loaded.message.text();
+        return out;
+    }
+    out.loaded = load_bundle(*bytes);
+    if (out.loaded.program) out.exact = std::move(bytes);
+    return out;
+}
+
+bool Runtime::reload_rules() {
+    std::lock_guard reload(reload_mutex_);
+    std::vector<Diagnostic> diags;
+    ServingRules serving = load_serving_rules(rules_path_, trusted_keys_, &diags);
+    LoadResult& fresh = serving.loaded;
+    if (!fresh.program) {
+        ++reloads_failed_;
+        std::string detail = diags.empty() ? fresh.error : format_diagnostics(diags);
+        log_line({{"event", "rules_reload_failed"},
+                  {"path", rules_path_},
+                  {"error", detail},
+                  {"kept_hash", rules().hash}},
+                 "error");
+        return false;
+    }
+    if (auto refused = service_.replace_rules(fresh.program, serving.exact)) {  // the rules lack what the server needs
+        ++reloads_failed_;
+        log_line({{"event", "rules_reload_failed"}, {"path", rules_path_}, {"error", *refused}, {"kept_hash", rules().hash}}, "error");
+        return false;
+    }
+    loaded(*fresh.program);
+    ++reloads_ok_;
+    return true;
+}
+
+nlohmann::json Runtime::readiness() {
+    std::lock_guard lock(ready_mutex_);
+    auto now = std::chrono::steady_clock::now();
+    if (!ready_.is_null() && now - ready_checked_ < readiness_kept) return ready_;
+    nlohmann::json checks;
+    bool ready = true;
+    try {
+        std::string const at = iso_timestamp(std::chrono::system_clock::now());
+        std::string const day_ago = iso_time_ago(std::chrono::hours(24));
+        transaction(db_, [&] {
+            db_.query("INSERT INTO server_probes (instance, at) VALUES ($1, $2) ON CONFLICT (instance) DO UPDATE SET at = excluded.at", {instance_, at});
+            db_.query("DELETE FROM server_probes WHERE at < $1", {day_ago});
+        });
+        checks["database"] = "ok";
+    } catch (std::exception const& e) {
+        ready = false;
+        checks["database"] = "書き込めません / cannot write";
+        log_error("readiness_database", e.what());
+    }
+    try {
+        SchemaState s = schema_state(db_);
+        if (s.unknown.empty()) {
+            checks["schema"] = "ok";
+        } else {
+            ready = false;
+            checks["schema"] = "この kyotaku より新しいスキーマです / the schema is newer than this kyotaku";
+        }
+    } catch (std::exception const& e) {
+        ready = false;
+        checks["schema"] = "読めません / cannot read";
+        log_error("readiness_schema", e.what());
+    }
+    if (service_.context.rules()) {
+        checks["rules"] = "ok";
+    } else {
+        ready = false;
+        checks["rules"] = "読み込まれていません / not loaded";
+    }
+    ready_ = {{"status", ready ? "ready" : "not ready"}, {"checks", checks}};
+    ready_checked_ = now;
+    return ready_;
+}
+
+std::string Runtime::database_gauges() {
+    std::lock_guard lock(gauges_mutex_);
+    auto now = std::chrono::steady_clock::now();
+    if (!gauges_.empty() && now - gauges_read_ < std::chrono::seconds(5)) return gauges_;
+    std::string out;
+    try {
+        auto pending = db_.query("SELECT COALESCE(SUM(total - done), 0) FROM batch_jobs WHERE finished_at IS NULL");
+        auto jobs = db_.query("SELECT COUNT(*), COALESCE(SUM(done), 0), COALESCE(SUM(CASE WHEN finished_at IS NULL THEN 1 ELSE 0 END), 0) FROM batch_jobs");
+        auto consents = db_.query("SELECT COALESCE(SUM(CASE WHEN withdrawn_at IS NULL THEN 1 ELSE 0 END), 0), COUNT(*) FROM consents");
+        auto registered = db_.query("SELECT COUNT(*) FROM challenges WHERE consent_id IS NOT NULL");
+        SchemaState schema = schema_state(db_);
+        metric_header(out, "kyotaku_batch_rows", "gauge", "Batch re-inquiry rows in the database, pending or answered.");
+        metric_sample(out, "kyotaku_batch_rows", {{"state", "pending"}}, double(as_int(pending[0][0])));
+        metric_sample(out, "kyotaku_batch_rows", {{"state", "answered"}}, double(as_int(jobs[0][1])));
+        metric_header(out, "kyotaku_batch_jobs", "gauge", "Batch re-inquiry jobs in the database, unfinished or finished.");
+        metric_sample(out, "kyotaku_batch_jobs", {{"state", "unfinished"}}, double(as_int(jobs[0][2])));
+        metric_sample(out, "kyotaku_batch_jobs", {{"state", "finished"}}, double(as_int(jobs[0][0]) - as_int(jobs[0][2])));
+        metric_header(out, "kyotaku_consents", "gauge", "Consents in the database, open or withdrawn.");
+        metric_sample(out, "kyotaku_consents", {{"state", "open"}}, double(as_int(consents[0][0])));
+        metric_sample(out, "kyotaku_consents", {{"state", "withdrawn"}}, double(as_int(consents[0][1]) - as_int(consents[0][0])));
+        metric_header(out, "kyotaku_consent_registrations", "gauge", "Consents registered by the consent page with a card (challenges used).");
+        metric_sample(out, "kyotaku_consent_registrations", {}, double(as_int(registered[0][0])));
+        metric_header(out, "kyotaku_schema_migrations", "gauge", "Schema migrations applied, pending, or unknown to this binary (newer).");
+        metric_sample(out, "kyotaku_schema_migrations", {{"state", "applied"}}, double(schema.applied.size()));
+        metric_sample(out, "kyotaku_schema_migrations", {{"state", "pending"}}, double(schema.pending.size()));
+        metric_sample(out, "kyotaku_schema_migrations", {{"state", "unknown"}}, double(schema.unknown.size()));
+        metric_header(out, "kyotaku_metrics_database_up", "gauge", "Whether the database gauges could be read.");
+        metric_sample(out, "kyotaku_metrics_database_up", {}, 1);
+    } catch (std::exception const& e) {
+        log_error("metrics_database", e.what());
+        out.clear();
+        metric_header(out, "kyotaku_metrics_database_up", "gauge", "Whether the database gauges could be read.");
+        metric_sample(out, "kyotaku_metrics_database_up", {}, 0);
+    }
+    gauges_ = out;
+    gauges_read_ = now;
+    return out;
+}
+
+std::string Runtime::metrics_text() {
+    std::string out;
+    metric_header(out, "kyotaku_build_info", "gauge", "The kyotaku version of this server.");
+    metric_sample(out, "kyotaku_build_info", {{"version", KYOTAKU_VERSION}}, 1);
+    metric_header(out, "kyotaku_start_time_seconds", "gauge", "When this server started (Unix time).");
+    metric_sample(out, "kyotaku_start_time_seconds", {}, started_unix_);
+    RulesInfo r = rules();
+    metric_header(out, "kyotaku_rules_info", "gauge", "The rule set in service: its source hash, compiler version and file count.");
+    metric_sample(out, "kyotaku_rules_info", {{"hash", r.hash}, {"compiler", r.compiler}, {"files", std::to_string(r.files)}}, 1);
+    metric_header(out, "kyotaku_rules_loaded_timestamp_seconds", "gauge", "When the rule set in service was loaded (Unix time).");
+    metric_sample(out, "kyotaku_rules_loaded_timestamp_seconds", {}, r.loaded_unix);
+    metric_header(out, "kyotaku_rules_reloads_total", "counter", "Rule reloads (SIGHUP), taken or refused.");
+    metric_sample(out, "kyotaku_rules_reloads_total", {{"result", "ok"}}, double(reloads_ok_.load()));
+    metric_sample(out, "kyotaku_rules_reloads_total", {{"result", "failed"}}, double(reloads_failed_.load()));
+    requests.render(out);
+    metric_header(out, "kyotaku_http_connections_open", "gauge", "Client connections open now.");
+    metric_sample(out, "kyotaku_http_connections_open", {}, double(connections_open.load()));
+    if (connections_refused) {
+        metric_header(out, "kyotaku_http_connections_refused_total", "counter",
+                      "Connections closed at once because max_connections were open.");
+        metric_sample(out, "kyotaku_http_connections_refused_total", {}, double(connections_refused->load()));
+    }
+    if (accept_errors) {
+        metric_header(out, "kyotaku_http_accept_errors_total", "counter", "Accept errors (out of descriptors, a connection reset in the backlog).");
+        metric_sample(out, "kyotaku_http_accept_errors_total", {}, double(accept_errors->load()));
+    }
+    metric_header(out, "kyotaku_batch_worker_rows_total", "counter", "Batch rows answered by this server's worker.");
+    metric_sample(out, "kyotaku_batch_worker_rows_total", {}, double(batch_rows_answered.load()));
+    metric_header(out, "kyotaku_batch_worker_errors_total", "counter", "Errors of this server's batch worker.");
+    metric_sample(out, "kyotaku_batch_worker_errors_total", {}, double(batch_worker_errors.load()));
+    Database::PoolStats pool = db_.pool_stats();
+    metric_header(out, "kyotaku_db_pool_connections", "gauge", "Database connections of this server, busy or idle.");
+    metric_sample(out, "kyotaku_db_pool_connections", {{"state", "busy"}}, double(pool.busy));
+    metric_sample(out, "kyotaku_db_pool_connections", {{"state", "idle"}}, double(pool.size - pool.busy));
+    metric_header(out, "kyotaku_db_pool_waiting", "gauge", "Threads waiting for a database connection now.");
+    metric_sample(out, "kyotaku_db_pool_waiting", {}, double(pool.waiting));
+    out += database_gauges();
+    nlohmann::json ready;
+    {
+        std::lock_guard lock(ready_mutex_);
+        ready = ready_;
+    }
+    metric_header(out, "kyotaku_ready", "gauge", "The last /readyz answer (1 ready, 0 not ready; absent before the first).");
+    if (!ready.is_null()) metric_sample(out, "kyotaku_ready", {}, ready["status"] == "ready" ? 1 : 0);
+    return out;
+}
+
+}  // namespace kyotaku::server

@@ -1,0 +1,92 @@
+// The running server around the Service: the rules reloaded on SIGHUP, readiness and metrics.
+//
+// A reload compiles the rules again and hands them to Service::replace_rules, which swaps the rules in force
+// whole (Context::rules): a request works on the rules it took when it started, later ones get the new rules. A
+// rule set that does not compile, or does not fulfil the rule contract, is refused and the old one kept.
+#pragma once
+
+#include "ops/observability.hpp"
+#include "usecases/service.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace kyotaku::server {
+
+struct RulesInfo {
+    std::string path, hash, compiler;  // hash: the source hash, 16 hex digits
+    std::size_t files = 0;
+    std::string loaded_at;  // ISO 8601
+    double loaded_unix = 0;
+};
+
+// The rules `kyotaku serve` runs: with trusted keys, the file is read once, its signature checked on those bytes, the
+// program loaded from them, and the same bytes kept for the consent page (`exact`); without keys, load_rules.
+struct ServingRules {
+    LoadResult loaded;
+    std::shared_ptr<std::string const> exact;
+};
+ServingRules load_serving_rules(std::string const& path, std::vector<std::string> const& trusted_keys, std::vector<Diagnostic>* diagnostics);
+
+class Runtime {
+public:
+    // trusted_keys: raw Ed25519 keys of --trust; when given, a reload takes only a bundle one of them signed, and
+    // the consent page gets the new bundle exactly as signed (rules_web.hpp).
+    Runtime(Database& db, Service& service, std::string rules_path, std::vector<std::string> trusted_keys = {});
+
+    Service& service() { return service_; }
+    RulesInfo rules() const;
+    Database& database() { return db_; }
+
+    // Loads the rules again from the same path. On success the new program serves every later request; on
+    // failure (the diagnostics are logged) the old one stays. Returns whether the new rules were taken.
+    bool reload_rules();
+
+    // /readyz: the database takes a write, its schema is not newer than this binary, the rules are loaded.
+    // Checked at most once a second (a probe is a committed write); {"status":"ready"|"not ready","checks":{…}}.
+    nlohmann::json readiness();
+    // /metrics, in Prometheus text format.
+    std::string metrics_text();
+
+    // How long a readiness answer is kept (a probe is a committed write; anonymous callers must not drive them).
+    std::chrono::milliseconds readiness_kept{1000};
+
+    RequestMetrics requests;
+    std::atomic<std::int64_t> connections_open{0};
+    // The accept loop's counts (limits.hpp): connections closed at once at the cap, accept errors (EMFILE …).
+    std::atomic<long> const* connections_refused = nullptr;
+    std::atomic<long> const* accept_errors = nullptr;
+    std::atomic<std::uint64_t> batch_rows_answered{0}, batch_worker_errors{0};
+
+private:
+    Database& db_;
+    Service& service_;
+    std::string rules_path_;
+    std::vector<std::string> trusted_keys_;
+    std::string instance_;
+    double started_unix_;
+    mutable std::mutex mutex_;
+    RulesInfo rules_;
+    std::mutex reload_mutex_;
+    std::atomic<std::uint64_t> reloads_ok_{0}, reloads_failed_{0};
+    std::mutex ready_mutex_;
+    std::chrono::steady_clock::time_point ready_checked_{};
+    nlohmann::json ready_;
+    std::mutex gauges_mutex_;
+    std::chrono::steady_clock::time_point gauges_read_{};
+    std::string gauges_;  // the database-wide gauges, read at most every 5 s
+
+    void loaded(Program const& program);  // records and logs the rules now in force
+    std::string database_gauges();
+};
+
+// The runtime of this process, for the /readyz and /metrics routes (null outside `kyotaku serve`).
+void set_runtime(Runtime* runtime);
+Runtime* runtime();
+
+}  // namespace kyotaku::server

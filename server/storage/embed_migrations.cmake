@@ -1,0 +1,12 @@
+# Generates a C++ file holding every server/storage/migrations/*.sql, in name order (run at build time).
+file(GLOB files "${SRC}/migrations/*.sql")
+list(SORT files)
+set(out "// Generated from server/storage/migrations/*.sql; do not edit.\n#include \"storage/database.hpp\"\nnamespace kyotaku::server {\nstd::vector<Migration> const& migrations() {\n    static std::vector<Migration> const all{\n")
+foreach(f ${files})
+  get_filename_component(name "${f}" NAME)
+  file(READ "${f}" sql)
+  string(APPEND out "        {\"${name}\", R\"kyotaku_sql(${sql})kyotaku_sql\"},\n")
+endforeach()
+string(APPEND out "    };\n    return all;\n}\n}  // namespace kyotaku::server\n")
+file(WRITE "${OUT}.tmp" "${out}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different "${OUT}.tmp" "${OUT}")

@@ -1,0 +1,228 @@
+#include "storage/records.hpp"
+
+#include <algorithm>
+
+namespace kyotaku::server {
+
+std::array<ViewingItem, 5> const viewing_items{{{"手術情報", "view_operation"},
+                                                {"診療情報", "view_diagnosis"},
+                                                {"薬剤情報", "view_pharmacy"},
+                                                {"特定健診情報", "view_checkup"},
+                                                {"限度額情報", "view_limit"}}};
+
+bool Settings::feature(std::string_view name) const {
+    // The two switches of 環境設定 (通知 別添1), named as the rules name them (let 利用する機能).
+    if (name == "訪問診療等機能") return home_visit_enabled;
+    if (name == "オンライン診療等機能") return online_enabled;
+    return false;
+}
+
+char const* const settings_columns =
+    "terms_agreed, home_visit_enabled, online_enabled, view_operation, view_diagnosis, view_pharmacy, view_checkup, view_limit, updated_at";
+
+Settings settings_from_row(Row const& r) {
+    Settings s;
+    s.terms_agreed = as_int(r[0]) != 0;
+    s.home_visit_enabled = as_int(r[1]) != 0;
+    s.online_enabled = as_int(r[2]) != 0;
+    for (std::size_t i = 0; i < s.viewing.size(); ++i) s.viewing[i] = as_int(r[3 + i]) != 0;
+    s.updated_at = as_text(r[8]);
+    return s;
+}
+
+namespace {
+constexpr char const* consent_columns = "id, visit_kind, first_visit, identity_method, registered_at, items, appointment_date, withdrawn_at";
+constexpr char const* eligibility_columns =
+    "insurer_number, symbol, number, branch, birthdate, name, name_kana, burden_ratio, valid_from, valid_to, card_classification, "
+    "personal_family, loss_reason";
+
+ConsentRecord consent_from(Row const& r, std::size_t at) {
+    ConsentRecord c;
+    c.id = as_text(r[at]);
+    c.visit_kind = as_text(r[at + 1]);
+    c.first_visit = as_text(r[at + 2]);
+    c.identity_method = as_text(r[at + 3]);
+    c.registered_at = as_text(r[at + 4]);
+    std::string const list = as_text(r[at + 5]);
+    for (std::size_t pos = 0; pos < list.size();) {
+        std::size_t comma = std::min(list.find(',', pos), list.size());
+        if (comma > pos) c.items.push_back(list.substr(pos, comma - pos));
+        pos = comma + 1;
+    }
+    if (!is_null(r[at + 6])) c.appointment_date = as_text(r[at + 6]);
+    return c;
+}
+// Adds a row (consent_columns from `at`) to a state; rows come newest first.
+void add_consent(ConsentState& s, Row const& r, std::size_t at) {
+    if (!is_null(r[at + 7])) s.any_withdrawn = true;
+    else s.open.push_back(consent_from(r, at));
+}
+
+EligibilityRecord eligibility_from(Row const& r, std::size_t at) {
+    EligibilityRecord e;
+    e.insurer = as_text(r[at]);
+    e.symbol = as_text(r[at + 1]);
+    e.number = as_text(r[at + 2]);
+    e.branch = as_text(r[at + 3]);
+    e.birthdate = as_text(r[at + 4]);
+    e.name = as_text(r[at + 5]);
+    e.name_kana = as_text(r[at + 6]);
+    e.burden_ratio = as_text(r[at + 7]);
+    e.valid_from = as_text(r[at + 8]);
+    if (!is_null(r[at + 9])) e.valid_to = as_text(r[at + 9]);
+    e.card_classification = as_text(r[at + 10]);
+    e.personal_family = as_text(r[at + 11]);
+    if (!is_null(r[at + 12])) e.loss_reason = as_text(r[at + 12]);
+    return e;
+}
+
+// "($2, $3), ($4, $5) …": placeholders for `rows` tuples of `width` values, numbered from `first`.
+std::string placeholders(std::size_t rows, std::size_t width, std::size_t first) {
+    std::string out;
+    for (std::size_t r = 0; r < rows; ++r) {
+        out += r ? ", (" : "(";
+        for (std::size_t w = 0; w < width; ++w) out += (w ? ", $" : "$") + std::to_string(first + r * width + w);
+        out += ")";
+    }
+    return out;
+}
+}  // namespace
+
+std::optional<FacilityInfo> DbRecords::facility(std::string const& code) {
+    auto rows = db_.query(std::string("SELECT f.name, f.kind, ") + settings_columns +
+                              " FROM facilities f JOIN facility_settings s ON s.facility_code = f.code WHERE f.code = $1",
+                          {code});
+    if (rows.empty()) return std::nullopt;
+    FacilityInfo f;
+    f.code = code;
+    f.name = as_text(rows[0][0]);
+    f.kind = as_text(rows[0][1]);
+    f.settings = settings_from_row(Row(rows[0].begin() + 2, rows[0].end()));
+    return f;
+}
+
+std::string DbRecords::person_by_card(Card const& c) {
+    auto rows = db_.query("SELECT person_key FROM insured_persons WHERE insurer_number = $1 AND symbol = $2 AND number = $3 AND branch = $4 "
+                          "AND birthdate = $5 LIMIT 1",
+                          {c.insurer, c.symbol, c.number, c.branch, c.birthdate});
+    return rows.empty() ? std::string() : as_text(rows[0][0]);
+}
+
+std::string DbRecords::person_by_reference(std::string const& facility, std::string const& ref) {
+    auto rows = db_.query("SELECT person_key FROM reference_numbers WHERE facility_code = $1 AND reference_number = $2", {facility, ref});
+    return rows.empty() ? std::string() : as_text(rows[0][0]);
+}
+
+ConsentState DbRecords::consents(std::string const& facility, std::string const& person) {
+    ConsentState s;
+    for (auto const& r : db_.query(std::string("SELECT ") + consent_columns +
+                                       " FROM consents WHERE facility_code = $1 AND person_key = $2 ORDER BY first_visit DESC, registered_at DESC, id",
+                                   {facility, person}))
+        add_consent(s, r, 0);
+    return s;
+}
+
+std::vector<Month> DbRecords::claim_months(std::string const& facility, std::string const& person) {
+    std::vector<Month> out;
+    for (auto const& r : db_.query("SELECT month FROM claim_reviews WHERE facility_code = $1 AND person_key = $2", {facility, person}))
+        if (auto m = parse_month(as_text(r[0])).month) out.push_back(*m);
+    return out;
+}
+
+std::vector<EligibilityRecord> DbRecords::eligibility(std::string const& person) {
+    std::vector<EligibilityRecord> out;
+    for (auto const& r : db_.query(std::string("SELECT ") + eligibility_columns + " FROM insured_persons WHERE person_key = $1 ORDER BY valid_from DESC, id",
+                                   {person}))
+        out.push_back(eligibility_from(r, 0));
+    return out;
+}
+
+std::vector<std::string> DbRecords::reference_numbers(std::string const& facility, std::string const& person) {
+    std::vector<std::string> out;
+    for (auto const& r : db_.query("SELECT reference_number FROM reference_numbers WHERE facility_code = $1 AND person_key = $2 ORDER BY registered_at, reference_number",
+                                   {facility, person}))
+        out.push_back(as_text(r[0]));
+    return out;
+}
+
+ChunkRecords::ChunkRecords(Database& db, std::string const& facility, std::vector<Card> const& cards) : db_(db), facility_(facility) {
+    info_ = db_.facility(facility);
+    // One query per 100 cards for the persons, then one per 100 persons for each table.
+    constexpr std::size_t group = 100;
+    for (std::size_t at = 0; at < cards.size(); at += group) {
+        std::size_t n = std::min(group, cards.size() - at);
+        std::vector<Value> params;
+        for (std::size_t i = 0; i < n; ++i)
+            for (auto const* v : {&cards[at + i].insurer, &cards[at + i].symbol, &cards[at + i].number, &cards[at + i].branch, &cards[at + i].birthdate})
+                params.emplace_back(*v);
+        for (auto const& r : db.query("SELECT person_key, insurer_number, symbol, number, branch, birthdate FROM insured_persons "
+                                      "WHERE (insurer_number, symbol, number, branch, birthdate) IN (VALUES " + placeholders(n, 5, 1) + ")",
+                                      params)) {
+            Card c{as_text(r[1]), as_text(r[2]), as_text(r[3]), as_text(r[4]), as_text(r[5])};
+            person_by_card_.emplace(c.key(), as_text(r[0]));
+            persons_.insert(as_text(r[0]));
+        }
+    }
+    std::vector<std::string> list(persons_.begin(), persons_.end());
+    for (std::size_t at = 0; at < list.size(); at += group) {
+        std::size_t n = std::min(group, list.size() - at);
+        std::vector<Value> params{facility};
+        std::string in;
+        for (std::size_t i = 0; i < n; ++i) {
+            params.emplace_back(list[at + i]);
+            in += (i ? ", $" : "$") + std::to_string(i + 2);
+        }
+        for (auto const& r : db.query(std::string("SELECT person_key, ") + consent_columns + " FROM consents WHERE facility_code = $1 AND person_key IN (" + in +
+                                          ") ORDER BY first_visit DESC, registered_at DESC, id",
+                                      params))
+            add_consent(consents_[as_text(r[0])], r, 1);
+        for (auto const& r : db.query("SELECT person_key, month FROM claim_reviews WHERE facility_code = $1 AND person_key IN (" + in + ")", params))
+            if (auto m = parse_month(as_text(r[1])).month) claims_[as_text(r[0])].push_back(*m);
+        for (auto const& r : db.query("SELECT person_key, reference_number FROM reference_numbers WHERE facility_code = $1 AND person_key IN (" + in +
+                                          ") ORDER BY registered_at, reference_number",
+                                      params))
+            references_[as_text(r[0])].push_back(as_text(r[1]));
+        std::vector<Value> eparams(params.begin() + 1, params.end());
+        std::string ein;
+        for (std::size_t i = 0; i < n; ++i) ein += (i ? ", $" : "$") + std::to_string(i + 1);
+        for (auto const& r : db.query(std::string("SELECT person_key, ") + eligibility_columns + " FROM insured_persons WHERE person_key IN (" + ein +
+                                          ") ORDER BY valid_from DESC, id",
+                                      eparams))
+            eligibility_[as_text(r[0])].push_back(eligibility_from(r, 1));
+    }
+}
+
+std::optional<FacilityInfo> ChunkRecords::facility(std::string const& code) { return code == facility_ ? info_ : db_.facility(code); }
+
+std::string ChunkRecords::person_by_card(Card const& card) {
+    auto it = person_by_card_.find(card.key());
+    return it == person_by_card_.end() ? std::string() : it->second;
+}
+
+std::string ChunkRecords::person_by_reference(std::string const& facility, std::string const& ref) { return db_.person_by_reference(facility, ref); }
+
+ConsentState ChunkRecords::consents(std::string const& facility, std::string const& person) {
+    if (!loaded(facility, person)) return db_.consents(facility, person);
+    auto it = consents_.find(person);
+    return it == consents_.end() ? ConsentState{} : it->second;
+}
+
+std::vector<Month> ChunkRecords::claim_months(std::string const& facility, std::string const& person) {
+    if (!loaded(facility, person)) return db_.claim_months(facility, person);
+    auto it = claims_.find(person);
+    return it == claims_.end() ? std::vector<Month>{} : it->second;
+}
+
+std::vector<EligibilityRecord> ChunkRecords::eligibility(std::string const& person) {
+    if (!persons_.count(person)) return db_.eligibility(person);
+    auto it = eligibility_.find(person);
+    return it == eligibility_.end() ? std::vector<EligibilityRecord>{} : it->second;
+}
+
+std::vector<std::string> ChunkRecords::reference_numbers(std::string const& facility, std::string const& person) {
+    if (!loaded(facility, person)) return db_.reference_numbers(facility, person);
+    auto it = references_.find(person);
+    return it == references_.end() ? std::vector<std::string>{} : it->second;
+}
+
+}  // namespace kyotaku::server

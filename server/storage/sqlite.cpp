@@ -1,0 +1,310 @@
+// SQLite backend (the small-clinic default; PostgreSQL is for scale): a few connections to one WAL database, so
+// that reads never wait for a writer. Statements are prepared once per connection; bound parameters only, never
+// string concatenation.
+#include "storage/connection_pool.hpp"
+#include "storage/database.hpp"
+
+#include "core/error.hpp"
+#include "formats/fields.hpp"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <iostream>
+#include <unordered_map>
+
+namespace kyotaku::server {
+
+std::string as_text(Value const& v) {
+    if (auto const* s = std::get_if<std::string>(&v)) return *s;
+    if (auto const* i = std::get_if<std::int64_t>(&v)) return std::to_string(*i);
+    return {};
+}
+std::int64_t as_int(Value const& v) {
+    if (auto const* i = std::get_if<std::int64_t>(&v)) return *i;
+    if (auto const* s = std::get_if<std::string>(&v)) {
+        std::int64_t out = 0;
+        std::from_chars(s->data(), s->data() + s->size(), out);
+        return out;
+    }
+    return 0;
+}
+bool is_null(Value const& v) { return std::holds_alternative<std::nullptr_t>(v); }
+
+void check_text_params(std::vector<Value> const& params) {
+    for (std::size_t i = 0; i < params.size(); ++i)
+        if (auto const* s = std::get_if<std::string>(&params[i]); s && (!valid_utf8(*s) || s->find('\0') != std::string::npos))
+            throw invalid("", "UTF-8 の文字列ではありません (何も保存していません)",
+                          "a text is not valid UTF-8 or holds NUL (parameter $" + std::to_string(i + 1) + "; nothing was stored)");
+}
+
+namespace {
+// A database file only its owner reads: made 0600 as soon as SQLite has opened it, before the journal mode creates its
+// -wal and -shm files (SQLite gives them the database's mode); an existing set that others could read is made 0600.
+// By path only (stat, chmod), never by opening the file: closing any descriptor of a file releases every POSIX lock
+// this process holds on it, the other pooled connections' included, and SQLite would then delete the WAL under them.
+void make_private(std::string const& path) {
+    if (path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0) return;
+    for (std::string const& file : {path, path + "-wal", path + "-shm"}) {
+        struct stat st {};
+        if (::stat(file.c_str(), &st) != 0 || !(st.st_mode & 077)) continue;
+        if (::chmod(file.c_str(), st.st_mode & 0700) == 0 && st.st_size > 0)  // (not a database SQLite just created)
+            std::cerr << "kyotaku: " << file << ": 他のユーザが読めたので所有者だけにしました / was open to other users: made owner-only (0600)\n";
+    }
+}
+}  // namespace
+
+namespace {
+// One SQLite connection with its prepared statements. Not thread-safe: the pool lends it to one thread at a time.
+class Connection {
+public:
+    explicit Connection(std::string const& path) {
+        if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+            std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+            sqlite3_close(db_);
+            throw DatabaseError("cannot open SQLite database " + path + ": " + msg);
+        }
+        make_private(path);
+        sqlite3_busy_timeout(db_, 10000);
+        // WAL: readers never wait for the writer (a batch chunk's write transaction does not hold up a re-inquiry's
+        // reads). synchronous=NORMAL outside transactions: a single-statement append (the audit log of a read)
+        // survives a process crash and is fsynced with the next transaction. Every transaction — every state
+        // change — runs with synchronous=FULL, so its commit is on disk before it is acknowledged.
+        script("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+    }
+    ~Connection() {
+        for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+        sqlite3_close(db_);
+    }
+    Connection(Connection const&) = delete;
+    Connection& operator=(Connection const&) = delete;
+
+    std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) {
+        check_text_params(params);
+        // Prepared statements are cached by their text (the application's statements are a fixed set).
+        sqlite3_stmt* stmt = nullptr;
+        bool cached = false;
+        if (auto it = cache_.find(sql); it != cache_.end()) {
+            stmt = it->second;
+            cached = true;
+        } else {
+            if (sqlite3_prepare_v2(db_, sql.c_str(), int(sql.size()), &stmt, nullptr) != SQLITE_OK)
+                throw DatabaseError(std::string("SQL error: ") + sqlite3_errmsg(db_));
+            if (cache_.size() < 256) {
+                cache_.emplace(sql, stmt);
+                cached = true;
+            }
+        }
+        struct Release {
+            sqlite3_stmt* s;
+            bool cached;
+            ~Release() {
+                if (cached) {
+                    sqlite3_reset(s);
+                    sqlite3_clear_bindings(s);
+                } else {
+                    sqlite3_finalize(s);
+                }
+            }
+        } release{stmt, cached};
+        for (std::size_t i = 0; i < params.size(); ++i) {
+            std::string name = "$" + std::to_string(i + 1);
+            int index = sqlite3_bind_parameter_index(stmt, name.c_str());
+            if (index == 0) continue;  // a parameter the statement does not use
+            int rc = std::visit(
+                [&](auto const& v) -> int {
+                    using T = std::decay_t<decltype(v)>;
+                    if constexpr (std::is_same_v<T, std::nullptr_t>) return sqlite3_bind_null(stmt, index);
+                    else if constexpr (std::is_same_v<T, std::int64_t>) return sqlite3_bind_int64(stmt, index, v);
+                    else return sqlite3_bind_text(stmt, index, v.data(), int(v.size()), SQLITE_TRANSIENT);
+                },
+                params[i]);
+            if (rc != SQLITE_OK) throw DatabaseError(std::string("SQL bind error: ") + sqlite3_errmsg(db_));
+        }
+        std::vector<Row> rows;
+        for (;;) {
+            int rc = sqlite3_step(stmt);
+            if (rc == SQLITE_DONE) break;
+            if (rc != SQLITE_ROW) throw DatabaseError(std::string("SQL error: ") + sqlite3_errmsg(db_));
+            Row row;
+            int n = sqlite3_column_count(stmt);
+            for (int c = 0; c < n; ++c) {
+                switch (sqlite3_column_type(stmt, c)) {
+                    case SQLITE_NULL: row.emplace_back(nullptr); break;
+                    case SQLITE_INTEGER: row.emplace_back(std::int64_t(sqlite3_column_int64(stmt, c))); break;
+                    default: {
+                        auto const* t = reinterpret_cast<char const*>(sqlite3_column_text(stmt, c));
+                        row.emplace_back(std::string(t ? t : "", std::size_t(sqlite3_column_bytes(stmt, c))));
+                    }
+                }
+            }
+            rows.push_back(std::move(row));
+        }
+        return rows;
+    }
+
+    void script(std::string const& sql) {
+        char* err = nullptr;
+        if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+            std::string msg = err ? err : "unknown error";
+            sqlite3_free(err);
+            throw DatabaseError("SQL error: " + msg);
+        }
+    }
+
+    int depth = 0;  // transaction nesting (savepoints below the first)
+
+private:
+    sqlite3* db_ = nullptr;
+    std::unordered_map<std::string, sqlite3_stmt*> cache_;
+};
+
+// A small pool of connections to one database file (WAL). A transaction binds one connection to the calling
+// thread until it ends; any other statement borrows a free one, so reads run beside a writer. SQLite itself
+// serialises the writers (BEGIN IMMEDIATE waits for the write lock). ":memory:" is one connection (each
+// connection to it would be a database of its own).
+class Sqlite final : public Database {
+public:
+    explicit Sqlite(std::string const& path) {
+        std::size_t const size = path == ":memory:" || path.empty() ? 1 : 4;
+        for (std::size_t i = 0; i < size; ++i) {
+            owned_.push_back(std::make_unique<Connection>(path));
+            pool_.add(owned_.back().get());
+        }
+    }
+
+    std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
+        if (Connection* c = pool_.bound()) return c->query(sql, params);
+        Pool::Lease lease(pool_);
+        return lease.conn->query(sql, params);
+    }
+
+    void script(std::string const& sql) override {
+        if (Connection* c = pool_.bound()) return c->script(sql);
+        Pool::Lease lease(pool_);
+        lease.conn->script(sql);
+    }
+
+    std::string backend() const override { return "sqlite"; }
+
+    PoolStats pool_stats() override { return pool_.stats(); }
+
+    void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::function<bool(Row&)> const& next) override {
+        std::string sql = "INSERT INTO " + table + " (";
+        for (std::size_t i = 0; i < columns.size(); ++i) sql += (i ? ", " : "") + columns[i];
+        sql += ") VALUES (";
+        for (std::size_t i = 0; i < columns.size(); ++i) sql += (i ? ", $" : "$") + std::to_string(i + 1);
+        sql += ")";
+        transaction(*this, [&] {
+            for (Row row; next(row);) query(sql, row);
+        });
+    }
+
+    void in_transaction(std::function<void()> const& body) override {
+        Connection* c = pool_.bound();
+        std::optional<Pool::Lease> lease;
+        if (!c) {
+            lease.emplace(pool_);
+            c = lease->conn;
+            pool_.bind(c);
+        }
+        struct Unbind {
+            Pool const& pool;
+            bool owner;
+            ~Unbind() {
+                if (owner) pool.unbind();
+            }
+        } unbind{pool_, lease.has_value()};
+        std::string sp = "sp" + std::to_string(c->depth);
+        c->script(c->depth == 0 ? "PRAGMA synchronous=FULL; BEGIN IMMEDIATE" : "SAVEPOINT " + sp);
+        ++c->depth;
+        try {
+            body();
+        } catch (...) {
+            --c->depth;
+            try {
+                c->script(c->depth == 0 ? "ROLLBACK; PRAGMA synchronous=NORMAL" : "ROLLBACK TO " + sp + "; RELEASE " + sp);
+            } catch (...) {
+            }
+            throw;
+        }
+        --c->depth;
+        if (c->depth == 0) {
+            try {
+                c->script("COMMIT");
+            } catch (...) {
+                try {
+                    c->script("ROLLBACK");
+                } catch (...) {
+                }
+                c->script("PRAGMA synchronous=NORMAL");
+                throw;
+            }
+            c->script("PRAGMA synchronous=NORMAL");
+        } else {
+            c->script("RELEASE " + sp);
+        }
+    }
+
+private:
+    using Pool = ConnectionPool<Connection*>;
+    std::vector<std::unique_ptr<Connection>> owned_;
+    Pool pool_;
+};
+}  // namespace
+
+std::unique_ptr<Database> open_sqlite(std::string const& path) { return std::make_unique<Sqlite>(path); }
+
+SchemaState schema_state(Database& db) {
+    SchemaState s;
+    std::vector<Row> rows;
+    try {
+        rows = db.query("SELECT name FROM schema_migrations ORDER BY name");
+    } catch (DatabaseError const&) {  // a new database: no table yet
+    }
+    for (auto const& r : rows) s.applied.push_back(as_text(r[0]));
+    for (auto const& m : migrations())
+        if (std::find(s.applied.begin(), s.applied.end(), m.name) == s.applied.end()) s.pending.push_back(m.name);
+    for (auto const& name : s.applied)
+        if (std::none_of(migrations().begin(), migrations().end(), [&](Migration const& m) { return name == m.name; })) s.unknown.push_back(name);
+    return s;
+}
+
+std::string schema_too_new_message(SchemaState const& s) {
+    std::string names;
+    for (auto const& n : s.unknown) names += (names.empty() ? "" : ", ") + n;
+    return "データベースのスキーマがこの kyotaku より新しい (" + names + ")。新しい kyotaku で動かしてください / the database schema is newer than this "
+           "kyotaku (it has " + names + "): run a kyotaku at least as new as the one that upgraded it";
+}
+
+int migrate(Database& db) {
+    // Several servers may start at once on one database: each migration is applied under a lock, and whether it
+    // is already applied is asked again under that lock.
+    transaction(db, [&] {
+        if (char const* lock = db.migration_lock()) db.query(lock);
+        db.script("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)");
+    });
+    if (SchemaState s = schema_state(db); !s.unknown.empty()) throw DatabaseError(schema_too_new_message(s));
+    int applied = 0;
+    for (auto const& m : migrations()) {
+        if (!db.query("SELECT 1 FROM schema_migrations WHERE name = $1", {std::string(m.name)}).empty()) continue;
+        transaction(db, [&] {
+            if (char const* lock = db.migration_lock()) db.query(lock);
+            if (!db.query("SELECT 1 FROM schema_migrations WHERE name = $1", {std::string(m.name)}).empty()) return;
+            db.script(m.sql);
+            db.query("INSERT INTO schema_migrations (name, applied_at) VALUES ($1, CAST(CURRENT_TIMESTAMP AS TEXT))", {std::string(m.name)});
+            ++applied;
+        });
+    }
+    return applied;
+}
+
+}  // namespace kyotaku::server

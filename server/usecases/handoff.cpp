@@ -1,0 +1,212 @@
+#include "usecases/handoff.hpp"
+
+#include "core/card_signature.hpp"
+#include "core/url_token.hpp"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <mutex>
+
+namespace kyotaku::server {
+
+namespace {
+
+std::mutex installed_mutex;
+std::shared_ptr<Handoffs> installed;
+
+std::string six_digits() {
+    for (;;) {
+        std::uint32_t v = 0;
+        if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1) throw std::runtime_error("RAND_bytes failed");
+        if (v >= 4'294'000'000u) continue;  // a multiple of 10^6 below 2^32: every code equally likely
+        std::string code = std::to_string(v % 1'000'000);
+        return std::string(6 - code.size(), '0') + code;
+    }
+}
+
+// The code as the page sends it, forgiving what people type: full-width digits, spaces, hyphens.
+std::string normalized_code(std::string const& text) {
+    std::string out;
+    for (char ch : normalize_width(text))
+        if (ch != ' ' && ch != '-') out += ch;
+    if (out.size() != 6 || !std::all_of(out.begin(), out.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        throw invalid("code", "番号は数字6けたです", "the code is 6 digits");
+    return out;
+}
+
+}  // namespace
+
+void install_handoffs(std::shared_ptr<Handoffs> h) {
+    std::lock_guard lock(installed_mutex);
+    installed = std::move(h);
+}
+
+Handoffs& handoffs() {
+    std::lock_guard lock(installed_mutex);
+    if (!installed) throw Error(Error::Kind::unavailable, "", "引き継ぎは使えません", "hand-off is not available on this server");
+    return *installed;
+}
+
+struct Handoffs::Open {
+    std::string id, facility, choices_json, challenge_id;
+};
+
+std::string Handoffs::facility_of(std::string const& token) {
+    auto check = service_.settings.check_token(token);
+    if (!check.facility_code) throw not_found("token", check.reason, "the facility URL is not valid");
+    return *check.facility_code;
+}
+
+json Handoffs::create(json const& body) {
+    Fields f(body, {"token", "visit_kind", "items", "identity_method", "appointment_date", "choices"});
+    auto const rules = service_.context.rules();
+    Program const& program = *rules->program;
+    std::string const facility = facility_of(f.text("token"));
+    // The choices as the phone's flow made them; the registration checks them against the rules again.
+    json choices{{"visit_kind", f.enum_value(program, "visit_kind", "visit_kind")}, {"identity_method", f.text("identity_method")}};
+    if (rules->value_index_of_slot(rules->slot.identity_methods, choices["identity_method"].get<std::string>()) < 0)
+        throw invalid("identity_method", "本人確認の方法が正しくありません", "unknown identity method");
+    choices["items"] = f.enum_list(program, "items", "consented_items");
+    // The consent choices the patient ticked (同意の選択肢), so that the staff's device shows them as chosen.
+    if (f.has("choices")) choices["choices"] = f.enum_list(program, "choices", "consent_choice");
+    if (!f.optional_date("appointment_date").empty()) choices["appointment_date"] = f.optional_date("appointment_date");
+
+    Context& x = service_.context;
+    std::string const at = x.now();
+    std::string const expires = x.clock.timestamp_after(lifetime);
+    std::string const id = new_id();
+    std::string code;
+    transaction(x.db, [&] {
+        // Expired hand-offs are kept a day (the phone may still ask), then forgotten.
+        x.db.query("DELETE FROM consent_handoffs WHERE expires_at < $1", {iso_timestamp(x.clock.now() - std::chrono::hours(24))});
+        auto open = x.db.query("SELECT code FROM consent_handoffs WHERE facility_code = $1 AND expires_at > $2 AND done_at IS NULL AND cancelled_at IS NULL",
+                               {facility, at});
+        if (int(open.size()) >= max_open)
+            throw Error(Error::Kind::too_many, "", "受付中の引き継ぎが多すぎます。しばらくしてからお試しください", "too many open hand-offs for this facility");
+        for (int tries = 0; tries < 20 && code.empty(); ++tries) {
+            std::string candidate = six_digits();
+            if (std::none_of(open.begin(), open.end(), [&](Row const& r) { return as_text(r[0]) == candidate; })) code = candidate;
+        }
+        if (code.empty()) throw std::runtime_error("no free hand-off code");
+        x.db.query("INSERT INTO consent_handoffs (id, facility_code, code, choices_json, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                   {id, facility, code, choices.dump(), at, expires});
+    });
+    // The QR code opens the same facility page on the staff's device, with the code filled in.
+    std::string const svg = qr_svg(x.public_url + "/c/" + f.text("token") + "#handoff=" + code);
+    return json{{"handoff_id", id}, {"code", code}, {"expires_at", expires},
+                {"qr", "data:image/svg+xml;base64," + base64_encode(std::vector<unsigned char>(svg.begin(), svg.end()))}};
+}
+
+json Handoffs::status(std::string const& handoff_id) {
+    Context& x = service_.context;
+    if (handoff_id.size() != 32) throw not_found("handoff_id", "引き継ぎが見つかりません", "no such hand-off");
+    auto rows = x.db.query(
+        "SELECT h.expires_at, h.claimed_at, h.consent_id, h.first_visit, h.cancelled_at, h.choices_json, c.consent_id "
+        "FROM consent_handoffs h LEFT JOIN challenges c ON c.id = h.challenge_id WHERE h.id = $1",
+        {handoff_id});
+    if (rows.empty()) throw not_found("handoff_id", "引き継ぎが見つかりません", "no such hand-off");
+    Row const& r = rows[0];
+    json out{{"expires_at", as_text(r[0])}};
+    // Done is read from the registration itself: the consent of the hand-off's challenge.
+    std::string const consent_id = !is_null(r[2]) ? as_text(r[2]) : !is_null(r[6]) ? as_text(r[6]) : "";
+    if (!consent_id.empty()) {
+        json consent = json::parse(as_text(r[5]));
+        consent["consent_id"] = consent_id;
+        if (!is_null(r[3])) consent["first_visit"] = as_text(r[3]);
+        out["state"] = "done";
+        out["consent"] = consent;
+    } else if (!is_null(r[4])) {
+        out["state"] = "cancelled";
+    } else if (as_text(r[0]) < x.now()) {
+        out["state"] = "expired";
+    } else {
+        out["state"] = is_null(r[1]) ? "waiting" : "claimed";
+    }
+    return out;
+}
+
+json Handoffs::cancel(std::string const& handoff_id) {
+    Context& x = service_.context;
+    if (handoff_id.size() == 32)
+        x.db.query("UPDATE consent_handoffs SET cancelled_at = $2 WHERE id = $1 AND done_at IS NULL AND cancelled_at IS NULL", {handoff_id, x.now()});
+    return status(handoff_id);
+}
+
+json Handoffs::claim(json const& body) {
+    Fields f(body, {"token", "code"});
+    Context& x = service_.context;
+    std::string const facility = facility_of(f.text("token"));
+    std::string const code = normalized_code(f.text("code"));
+    std::string const at = x.now();
+    std::string const since = iso_timestamp(x.clock.now() - failure_window);
+    std::string const secret = new_id() + new_id();
+    std::optional<json> answer;
+    transaction(x.db, [&] {
+        x.db.query("DELETE FROM consent_handoff_failures WHERE at <= $1", {since});
+        // Wrong codes slow the facility's claims down before any code is compared.
+        auto failures = x.db.query("SELECT COUNT(*) FROM consent_handoff_failures WHERE facility_code = $1 AND at > $2", {facility, since});
+        if (as_int(failures[0][0]) >= max_failures)
+            throw Error(Error::Kind::too_many, "code", "番号の間違いが続きました。10分ほど待ってから入れてください", "too many wrong codes; try again later");
+        auto rows = x.db.query("SELECT id, choices_json, expires_at FROM consent_handoffs WHERE facility_code = $1 AND code = $2 AND "
+                               "expires_at > $3 AND done_at IS NULL AND cancelled_at IS NULL",
+                               {facility, code, at});
+        if (rows.empty()) {
+            x.db.query("INSERT INTO consent_handoff_failures (facility_code, at) VALUES ($1, $2)", {facility, at});
+            return;  // committed: the failure counts
+        }
+        auto claimed = x.db.query("UPDATE consent_handoffs SET claimed_at = $2, claim_hash = $3 WHERE id = $1 AND claimed_at IS NULL RETURNING id",
+                                  {as_text(rows[0][0]), at, sha256_hex(secret)});
+        if (claimed.empty()) throw conflict("code", "この番号は、ほかの端末が引き継ぎました", "this code was already claimed by another device");
+        answer = json{{"claim", secret}, {"choices", json::parse(as_text(rows[0][1]))}, {"expires_at", as_text(rows[0][2])}};
+    });
+    if (!answer) throw not_found("code", "番号が違います", "no open hand-off has this code");
+    return *answer;
+}
+
+Handoffs::Open Handoffs::find_claimed(std::string const& token, std::string const& claim) {
+    Context& x = service_.context;
+    std::string const facility = facility_of(token);
+    auto rows = x.db.query("SELECT id, choices_json, challenge_id, expires_at, done_at, cancelled_at FROM consent_handoffs "
+                           "WHERE claim_hash = $1 AND facility_code = $2",
+                           {sha256_hex(claim), facility});
+    if (rows.empty()) throw not_found("claim", "引き継ぎが見つかりません", "no hand-off with this claim");
+    Row const& r = rows[0];
+    if (!is_null(r[4])) throw conflict("claim", "この引き継ぎは終わっています", "this hand-off is already done");
+    if (!is_null(r[5])) throw conflict("claim", "患者さんの画面で引き継ぎが取り消されました", "the phone cancelled this hand-off");
+    if (as_text(r[3]) < x.now()) throw conflict("claim", "引き継ぎの期限が切れました", "this hand-off expired");
+    return Open{as_text(r[0]), facility, as_text(r[1]), is_null(r[2]) ? "" : as_text(r[2])};
+}
+
+json Handoffs::challenge(json const& body) {
+    Fields f(body, {"token", "claim"});
+    Open const h = find_claimed(f.text("token"), f.text("claim"));
+    json out = service_.consent.issue_challenge(json{{"token", f.text("token")}});
+    service_.context.db.query("UPDATE consent_handoffs SET challenge_id = $2 WHERE id = $1", {h.id, out["challenge_id"].get<std::string>()});
+    return out;
+}
+
+json Handoffs::register_consent(json const& body, int& status) {
+    Fields f(body, {"token", "claim", "challenge_id", "certificate", "signature", "visual_passcode"});
+    Open const h = find_claimed(f.text("token"), f.text("claim"));
+    if (f.text("challenge_id") != h.challenge_id)
+        throw invalid("challenge_id", "この引き継ぎのチャレンジではありません", "not this hand-off's challenge");
+    // The registration the phone's choices describe, with the card's answer from the staff's device.
+    json const choices = json::parse(h.choices_json);
+    json registration = json::object();
+    for (char const* field : {"visit_kind", "identity_method", "items", "appointment_date"})
+        if (choices.contains(field)) registration[field] = choices[field];
+    for (char const* field : {"token", "challenge_id", "certificate", "signature", "visual_passcode"})
+        if (f.has(field)) registration[field] = f.raw(field);
+    // One transaction (the registration's own becomes a savepoint in it): the consent and the hand-off's 完了 are
+    // committed together or not at all.
+    Context& x = service_.context;
+    return transaction(x.db, [&] {
+        json out = service_.consent.register_consent(registration, status);
+        x.db.query("UPDATE consent_handoffs SET consent_id = $2, first_visit = $3, done_at = $4 WHERE id = $1",
+                   {h.id, out.value("consent_id", std::string()), out.value("first_visit", std::string()), x.now()});
+        return out;
+    });
+}
+
+}  // namespace kyotaku::server

@@ -1,0 +1,60 @@
+// 引き継ぎ (hand-off) of the consent page: the patient's phone cannot read the card (a browser cannot send card
+// commands over NFC, and a phone seldom has a reader), so the staff's device with a reader (kyotaku-bridge or
+// WebUSB) does the card step of the session the phone started (docs/consent-page.md, "The hand-off").
+//
+//   phone   POST /api/v1/consent/handoff {token, visit_kind, items, identity_method, appointment_date?}
+//           → {handoff_id, code (6 digits), expires_at, qr}; then polls GET /api/v1/consent/handoff/{handoff_id}
+//   staff   POST /api/v1/consent/handoff/claim {token, code} → {claim, choices, expires_at}
+//           POST /api/v1/consent/handoff/challenge {token, claim} → the card's challenge
+//           POST /api/v1/consent/handoff/register {token, claim, challenge_id, certificate, signature | visual_passcode}
+//   phone   GET …/{handoff_id} → {"state":"done", "consent":{…}} → 完了
+//
+// The patient's choices travel once, from the phone to the server: the staff's device shows them and the
+// registration uses the stored ones, so nobody retypes them and the staff's device cannot change them. The
+// PIN goes from the staff's device to the card only; it never reaches the phone or the server (no route has a
+// field for it). The hand-off is finished in the consent registration's own transaction, so the phone's 完了
+// and the consent in the registry are one fact. Codes live 15 minutes, are claimed once, and wrong codes are
+// counted per facility: after 5 in 10 minutes the facility's claims wait (429). Each route takes its documented
+// fields only (fields.hpp).
+#pragma once
+
+#include "http/http_server.hpp"
+#include "usecases/service.hpp"
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace kyotaku::server {
+
+class Handoffs {
+public:
+    /// The database, the clock (injected: tests move it), the rules in force, the URL base and the consent desk
+    /// are the service's.
+    explicit Handoffs(Service& service) : service_(service) {}
+
+    json create(json const& body);                         ///< the phone starts a hand-off
+    json status(std::string const& handoff_id);            ///< the phone polls it
+    json cancel(std::string const& handoff_id);            ///< the phone takes it back
+    json claim(json const& body);                          ///< the staff's device enters the code
+    json challenge(json const& body);                      ///< the staff's device asks for the card's challenge
+    json register_consent(json const& body, int& status);  ///< the staff's device registers with the card
+
+    std::chrono::seconds lifetime{15 * 60};   ///< how long a code can be claimed and the card step done
+    int max_failures = 5;                     ///< wrong codes per facility within failure_window …
+    std::chrono::seconds failure_window{10 * 60};  ///< … before its claims wait
+    int max_open = 50;                        ///< open hand-offs per facility
+
+private:
+    struct Open;
+    std::string facility_of(std::string const& token);
+    Open find_claimed(std::string const& token, std::string const& claim);
+    Service& service_;
+};
+
+/// The hand-off service the routes use: `kyotaku serve` installs one (tests install their own).
+void install_handoffs(std::shared_ptr<Handoffs> handoffs);
+/// The installed one; Error unavailable (503) when there is none.
+Handoffs& handoffs();
+
+}  // namespace kyotaku::server

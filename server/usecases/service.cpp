@@ -1,0 +1,94 @@
+#include "usecases/service.hpp"
+
+#include "usecases/desk_util.hpp"
+
+#include <openssl/rand.h>
+
+#include <array>
+#include <stdexcept>
+
+namespace kyotaku::server {
+
+std::string new_id() {
+    std::array<unsigned char, 16> bytes{};
+    if (RAND_bytes(bytes.data(), int(bytes.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+    static char const hex[] = "0123456789abcdef";
+    std::string out;
+    for (auto b : bytes) {
+        out += hex[b >> 4];
+        out += hex[b & 15];
+    }
+    return out;
+}
+
+Rules bind_rules(std::shared_ptr<Program const> program, std::shared_ptr<std::string const> exact_bundle) {
+    auto bound = RuleContract::bind(std::move(program));
+    if (auto const* error = std::get_if<std::string>(&bound)) throw std::runtime_error("ルールがサーバの契約を満たしません / the rules do not fulfil the server's contract: " + *error);
+    std::get<RuleContract>(bound).exact_bundle = std::move(exact_bundle);
+    return std::make_shared<RuleContract const>(std::move(std::get<RuleContract>(bound)));
+}
+
+Service::Service(Database& db, std::shared_ptr<Program const> rules, Clock& clock, std::shared_ptr<std::string const> exact_bundle)
+    : context(db, clock, bind_rules(std::move(rules), std::move(exact_bundle))) {}
+
+std::optional<std::string> Service::replace_rules(std::shared_ptr<Program const> rules, std::shared_ptr<std::string const> exact_bundle) {
+    auto bound = RuleContract::bind(std::move(rules));
+    if (auto const* error = std::get_if<std::string>(&bound)) return *error;
+    std::get<RuleContract>(bound).exact_bundle = std::move(exact_bundle);
+    context.set_rules(std::make_shared<RuleContract const>(std::move(std::get<RuleContract>(bound))));
+    return std::nullopt;
+}
+
+bool Service::facility_exists(std::string const& code) {
+    return !context.db.query("SELECT 1 FROM facilities WHERE code = $1", {code}).empty();
+}
+
+FacilityInfo Context::facility(Caller const& c) {
+    if (c.kind != Caller::Kind::facility && c.kind != Caller::Kind::mobile)
+        throw forbidden("医療機関等の証明書が必要です", "a facility certificate is required");
+    auto f = DbRecords(db).facility(c.facility_code);
+    if (!f) throw not_found("", "施設が登録されていません", "facility not registered");
+    return *f;
+}
+
+Card card_from(Fields const& f) {
+    Card c;
+    c.insurer = canonical_insurer_number(f.text("insurer_number"));
+    if (auto e = insurer_number_error(c.insurer, "insurer_number")) throw *e;
+    c.symbol = normalize_symbol(f.optional_text("symbol"));
+    c.number = normalize_symbol(f.text("number"));
+    c.branch = normalize_symbol(f.optional_text("branch"));
+    check_text(c.symbol, "symbol", 20);
+    check_text(c.number, "number", 20);
+    if (c.number.empty()) throw invalid("number", "番号がありません", "number is empty");
+    if (!c.branch.empty() && (c.branch.size() != 2 || c.branch.find_first_not_of("0123456789") != std::string::npos))
+        throw invalid("branch", "枝番は2桁の数字です", "branch is 2 digits");
+    c.birthdate = f.date("birthdate");
+    return c;
+}
+
+std::vector<std::string> split_csv_line(std::string const& line) {
+    std::vector<std::string> f;
+    std::size_t at = 0;
+    for (;;) {
+        std::size_t comma = line.find(',', at);
+        f.push_back(line.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+        if (comma == std::string::npos) break;
+        at = comma + 1;
+    }
+    return f;
+}
+
+std::vector<unsigned char> from_hex(std::string const& hex) {
+    std::vector<unsigned char> out;
+    auto nibble = [](char ch) { return ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10; };
+    for (std::size_t i = 0; i + 1 < hex.size(); i += 2) out.push_back(static_cast<unsigned char>(nibble(hex[i]) * 16 + nibble(hex[i + 1])));
+    return out;
+}
+
+void log_inquiry(Context& x, std::string const& facility, char const* kind, std::string const& person, bool allowed, json const& detail) {
+    x.db.query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+               {new_id(), facility, x.now(), std::string(kind), person.empty() ? Value(nullptr) : Value(person), std::int64_t(allowed), detail.dump()});
+}
+
+}  // namespace kyotaku::server

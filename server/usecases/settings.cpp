@@ -1,0 +1,163 @@
+// 環境設定 (with its audit trail) and 医療機関別URL (its token, QR code and keys).
+#include "usecases/desk_util.hpp"
+#include "core/url_token.hpp"
+
+namespace kyotaku::server {
+
+namespace {
+json settings_json(Settings const& s) {
+    json view = json::object();
+    for (std::size_t i = 0; i < viewing_items.size(); ++i) view[viewing_items[i].name] = s.viewing[i];
+    return json{{"terms_agreed", s.terms_agreed}, {"home_visit_enabled", s.home_visit_enabled}, {"online_enabled", s.online_enabled},
+                {"viewing_items", view}, {"updated_at", s.updated_at}};
+}
+}  // namespace
+
+json SettingsDesk::whoami(Caller const& c) {
+    require_facility(c);
+    auto name = x_.db.query("SELECT name FROM facilities WHERE code = $1", {c.facility_code});
+    if (name.empty()) throw not_found("", "施設が登録されていません", "facility not registered");
+    return json{{"facility_code", c.facility_code}, {"facility_name", as_text(name[0][0])},
+                {"role", c.role == Caller::Role::manager ? "管理者" : "職員"}, {"terminal", c.terminal}, {"today", x_.today().iso()}};
+}
+
+json SettingsDesk::get(Caller const& c) {
+    require_facility(c);
+    return settings_json(x_.facility(c).settings);
+}
+
+json SettingsDesk::put(Caller const& c, json const& body) {
+    require_manager(c);
+    Fields f(body, {"terms_agreed", "home_visit_enabled", "online_enabled", "viewing_items"});
+    return transaction(x_.db, [&] {
+        auto rows = x_.db.query(std::string("SELECT ") + settings_columns + " FROM facility_settings WHERE facility_code = $1", {c.facility_code});
+        if (rows.empty()) throw not_found("", "施設が登録されていません", "facility not registered");
+        Settings const before = settings_from_row(rows[0]);
+        Settings after = before;
+        after.terms_agreed = f.boolean("terms_agreed", before.terms_agreed);
+        after.home_visit_enabled = f.boolean("home_visit_enabled", before.home_visit_enabled);
+        after.online_enabled = f.boolean("online_enabled", before.online_enabled);
+        if (f.has("viewing_items")) {
+            json const& v = f.raw("viewing_items");
+            if (!v.is_object()) throw invalid("viewing_items", "viewing_items はオブジェクトです", "viewing_items must be an object");
+            for (auto const& [k, value] : v.items()) {
+                std::size_t i = 0;
+                while (i < viewing_items.size() && k != viewing_items[i].name) ++i;
+                if (i == viewing_items.size()) throw invalid("viewing_items." + k, "不明な閲覧項目 " + k, "unknown viewing item " + k);
+                if (!value.is_boolean()) throw invalid("viewing_items." + k, "true か false です", "must be true or false");
+                after.viewing[i] = value.get<bool>();
+            }
+        }
+        // 利用規約 must be agreed before a function is switched on (domain.md §3).
+        if ((after.home_visit_enabled || after.online_enabled) && !after.terms_agreed)
+            throw conflict("terms_agreed", "利用規約に同意してから機能を「利用する」にしてください", "agree to the terms of use before enabling a function");
+        after.updated_at = x_.now();
+        std::vector<Value> params{c.facility_code, std::int64_t(after.terms_agreed), std::int64_t(after.home_visit_enabled),
+                                  std::int64_t(after.online_enabled)};
+        for (bool v : after.viewing) params.emplace_back(std::int64_t(v));
+        params.emplace_back(after.updated_at);
+        x_.db.query("UPDATE facility_settings SET terms_agreed = $2, home_visit_enabled = $3, online_enabled = $4, view_operation = $5, "
+                    "view_diagnosis = $6, view_pharmacy = $7, view_checkup = $8, view_limit = $9, updated_at = $10 WHERE facility_code = $1",
+                    params);
+        x_.db.query("INSERT INTO settings_audit (id, facility_code, seq, actor, at, before_json, after_json) "
+                    "VALUES ($1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM settings_audit WHERE facility_code = $2), $3, $4, $5, $6)",
+                    {new_id(), c.facility_code, c.subject, after.updated_at, settings_json(before).dump(), settings_json(after).dump()});
+        return settings_json(after);
+    });
+}
+
+json SettingsDesk::audit(Caller const& c) {
+    require_manager(c);
+    json out = json::array();
+    for (auto const& r : x_.db.query("SELECT actor, at, before_json, after_json FROM settings_audit WHERE facility_code = $1 ORDER BY seq",
+                                     {c.facility_code}))
+        out.push_back(json{{"actor", as_text(r[0])}, {"at", as_text(r[1])}, {"before", json::parse(as_text(r[2]))}, {"after", json::parse(as_text(r[3]))}});
+    return out;
+}
+
+std::pair<std::uint32_t, std::vector<unsigned char>> SettingsDesk::current_key() {
+    return transaction(x_.db, [&] {
+        // Stored sealed with the key file's key (secrets.hpp), never in plain text.
+        auto rows = x_.db.query("SELECT version, key_sealed FROM url_keys WHERE retired_at IS NULL ORDER BY version DESC LIMIT 1");
+        if (!rows.empty()) {
+            auto const version = std::uint32_t(as_int(rows[0][0]));
+            auto key = x_.secrets->open_url_key(version, as_text(rows[0][1]));
+            if (!key) throw std::runtime_error("URL key " + std::to_string(version) + " does not open with the key file");
+            return std::make_pair(version, *key);
+        }
+        auto last = x_.db.query("SELECT COALESCE(MAX(version), 0) FROM url_keys");
+        std::uint32_t version = std::uint32_t(as_int(last[0][0]) + 1);
+        auto key = from_hex(new_id() + new_id());  // 256 random bits
+        x_.db.query("INSERT INTO url_keys (version, key_hex, key_sealed, created_at) VALUES ($1, '', $2, $3)",
+                    {std::int64_t(version), x_.secrets->seal_url_key(version, key), x_.now()});
+        return std::make_pair(version, key);
+    });
+}
+
+std::string SettingsDesk::url_text(Caller const& c) {
+    require_facility(c);
+    auto gen = x_.db.query("SELECT generation FROM facility_url WHERE facility_code = $1", {c.facility_code});
+    std::uint32_t generation = gen.empty() ? 1 : std::uint32_t(as_int(gen[0][0]));
+    if (gen.empty())
+        x_.db.query("INSERT INTO facility_url (facility_code, generation, changed_at) VALUES ($1, 1, $2) ON CONFLICT (facility_code) DO NOTHING",
+                    {c.facility_code, x_.now()});
+    auto [version, key] = current_key();
+    return x_.public_url + "/c/" + seal_url_token(key, version, UrlClaims{c.facility_code, generation});
+}
+
+json SettingsDesk::url(Caller const& c) {
+    std::string text = url_text(c);
+    auto gen = x_.db.query("SELECT generation, changed_at FROM facility_url WHERE facility_code = $1", {c.facility_code});
+    return json{{"url", text}, {"generation", as_int(gen[0][0])}, {"changed_at", as_text(gen[0][1])}};
+}
+
+json SettingsDesk::change_url(Caller const& c) {
+    require_manager(c);
+    url_text(c);  // makes sure a row exists
+    x_.db.query("UPDATE facility_url SET generation = generation + 1, changed_at = $2 WHERE facility_code = $1", {c.facility_code, x_.now()});
+    return url(c);
+}
+
+json AdminDesk::rotate_url_key(Caller const& c) {
+    require_admin(c);
+    return transaction(x_.db, [&] {
+        x_.db.query("UPDATE url_keys SET retired_at = $1 WHERE retired_at IS NULL", {x_.now()});
+        SettingsDesk settings(x_);
+        return json{{"key_version", settings.current_key().first}};
+    });
+}
+
+SettingsDesk::TokenCheck SettingsDesk::check_token(std::string const& token) {
+    TokenCheck out;
+    auto version = token.size() > 512 ? std::nullopt : url_token_key_version(token);
+    if (!version) {
+        out.reason = "URL が正しくありません";
+        return out;
+    }
+    auto key = x_.db.query("SELECT key_sealed, retired_at FROM url_keys WHERE version = $1", {std::int64_t(*version)});
+    auto opened = key.empty() ? std::nullopt : x_.secrets->open_url_key(*version, as_text(key[0][0]));
+    auto claims = opened ? open_url_token(*opened, token) : std::nullopt;
+    if (!claims) {
+        out.reason = "URL が正しくありません";
+        return out;
+    }
+    if (!is_null(key[0][1])) {
+        out.reason = "この URL は使えなくなりました (鍵の更新)";
+        return out;
+    }
+    auto gen = x_.db.query("SELECT f.name, u.generation FROM facilities f JOIN facility_url u ON u.facility_code = f.code WHERE f.code = $1",
+                           {claims->facility_code});
+    if (gen.empty()) {
+        out.reason = "URL が正しくありません";
+        return out;
+    }
+    if (std::uint32_t(as_int(gen[0][1])) != claims->generation) {
+        out.reason = "この URL は変更されました。施設から新しい URL か QR コードを受け取ってください";
+        return out;
+    }
+    out.facility_code = claims->facility_code;
+    out.facility_name = as_text(gen[0][0]);
+    return out;
+}
+
+}  // namespace kyotaku::server
