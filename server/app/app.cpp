@@ -221,10 +221,18 @@ int run(ServeOptions const& o) {
     service.context.test_clock = moved_clock.get();
     service.context.secrets = secrets;
     if (fs::exists(fs::path(o.tls_dir) / "card-ca.pem")) service.context.card_ca = (fs::path(o.tls_dir) / "card-ca.pem").string();
-    // Batch jobs' state changes go to the log.
-    service.context.on_batch_event = [](json const& e) {
-        log_line({{"event", "batch_job"}, {"state", e["state"]}, {"reception_number", e["reception_number"]}, {"facility", e["facility"]},
-                  {"rows", e["rows"]}});
+    // Batch jobs' state changes and the chunks the worker could not answer go to the log.
+    service.context.events.on_batch_event = [](BatchEvent const& e) {
+        log_line({{"event", "batch_job"},
+                  {"state", e.state},
+                  {"reception_number", e.reception_number},
+                  {"facility", e.facility},
+                  {"rows", e.rows}});
+    };
+    service.context.events.on_batch_problem = [](BatchProblem const& p) {
+        LogFields line{{"event", p.event}, {"reception_number", p.reception_number}, {"error", p.error}};
+        if (!p.cause.empty()) line["cause"] = p.cause;
+        log_line(std::move(line), p.level == BatchProblem::Level::warning ? "warning" : "error");
     };
 
     net::io_context io(o.threads);

@@ -73,8 +73,7 @@ Verdict DecisionPath::decide(FacilityInfo const& f, std::string const& person, s
     Verdict refused;
     if (in_category.empty()) {
         if (!state.any_withdrawn || !state.open.empty()) return no_consent();
-        refused.reason = "同意は取り消されています";
-        refused.reason_en = "the consent was withdrawn";
+        refused.reason = {"同意は取り消されています", "the consent was withdrawn"};
         return refused;
     }
     // The relationship (the newest consent of a kind that starts one) and the single visits; an older consent
@@ -112,8 +111,9 @@ Verdict DecisionPath::decide(FacilityInfo const& f, std::string const& person, s
         Verdict v;
         v.decided = o.status == Status::ok;
         v.allowed = v.decided && o.value != 0;
-        v.reason = v.decided ? ev.render_text(std::int64_t(o.clause), facts) : "ルールで判定できませんでした (" + missing_text(*r.program, o) + ")";
-        if (!v.decided) v.reason_en = "the rules could not decide";
+        v.reason = v.decided ? Message{ev.render_text(std::int64_t(o.clause), facts), ""}
+                             : Message{"ルールで判定できませんでした (" + missing_text(*r.program, o) + ")",
+                                       "the rules could not decide"};
         v.basis = *c;
         v.window_end = window_end;
         if (v.allowed) return v;
@@ -124,8 +124,7 @@ Verdict DecisionPath::decide(FacilityInfo const& f, std::string const& person, s
 
 Verdict DecisionPath::no_consent() {
     Verdict v;
-    v.reason = "この施設の居宅同意取得型の同意がありません";
-    v.reason_en = "no consent registered by this facility";
+    v.reason = {"この施設の居宅同意取得型の同意がありません", "no consent registered by this facility"};
     return v;
 }
 
@@ -149,7 +148,7 @@ std::optional<Verdict> DecisionPath::viewing_refused_for_terminal(std::string co
     Outcome o = ev.evaluate_slot(facts, r.slot.medical_info_viewable);
     if (o.status != Status::ok || o.value != 0) return std::nullopt;  // the rules need to know more
     Verdict v;
-    v.reason = ev.render_text(std::int64_t(o.clause), facts);
+    v.reason = {ev.render_text(std::int64_t(o.clause), facts), ""};
     return v;
 }
 
@@ -160,7 +159,7 @@ DecisionPath::Registration DecisionPath::registration(FacilityInfo const& f, std
     auto const* kind = r.kind(visit_kind);
     if (!kind) {
         out.field = "visit_kind";
-        out.reason = "診療区分 " + visit_kind + " はルールにありません";
+        out.reason = {"診療区分 " + visit_kind + " はルールにありません", "refused by the rules"};
         return out;
     }
     Activation facts(*r.program);
@@ -172,31 +171,34 @@ DecisionPath::Registration DecisionPath::registration(FacilityInfo const& f, std
     Evaluator& ev = evaluator_for(r.program);
     ev.begin(facts);
     auto reason = [&](Outcome const& o) {
-        return o.status == Status::ok ? ev.render_text(std::int64_t(o.clause), facts) : "ルールで判定できませんでした (" + missing_text(*r.program, o) + ")";
+        return o.status == Status::ok ? ev.render_text(std::int64_t(o.clause), facts)
+                                      : "ルールで判定できませんでした (" + missing_text(*r.program, o) + ")";
     };
+    auto refused = [](std::string ja) { return Message{std::move(ja), "refused by the rules"}; };
     Outcome service = ev.evaluate_slot(facts, r.slot.service_available);
     if (service.status != Status::ok || !service.value) {
         out.field = "visit_kind";
-        out.reason = reason(service);
+        out.reason = refused(reason(service));
         return out;
     }
     Outcome methods = ev.evaluate_slot(facts, r.slot.identity_methods);
     int bit = r.value_index_of_slot(r.slot.identity_methods, method);
     if (methods.status != Status::ok || bit < 0 || !((std::uint64_t(methods.value) >> bit) & 1u)) {
         out.field = "identity_method";
-        out.reason = method + " はこの日には使えません: " + reason(methods);
+        out.reason = refused(method + " はこの日には使えません: " + reason(methods));
         return out;
     }
     if (kind->needs_appointment != appointment.has_value()) {
         out.field = "appointment_date";
-        out.reason = kind->needs_appointment ? visit_kind + " では診療予約日が必要です" : visit_kind + " では診療予約日を使いません";
+        out.reason = refused(kind->needs_appointment ? visit_kind + " では診療予約日が必要です"
+                                                     : visit_kind + " では診療予約日を使いません");
         return out;
     }
     if (appointment) {
         Outcome ok = ev.evaluate_slot(facts, r.slot.appointment_acceptable);
         if (ok.status != Status::ok || !ok.value) {
             out.field = "appointment_date";
-            out.reason = reason(ok);
+            out.reason = refused(reason(ok));
             return out;
         }
     }

@@ -10,8 +10,9 @@
 // rules allow (the relationship first, then single visits, newest first); a refusal gives the newest one's reason.
 #pragma once
 
-#include "storage/records.hpp"
 #include "decision/rule_contract.hpp"
+#include "kyotaku/message.hpp"
+#include "storage/records.hpp"
 
 #include <optional>
 #include <string>
@@ -21,8 +22,9 @@ namespace kyotaku::server {
 struct Verdict {
     bool allowed = false;
     bool decided = true;     // false: the rules could not decide (a missing fact, no version in force)
-    std::string reason;      // the deciding clause's reason with its file:line, or why no rule was asked
-    std::string reason_en;   // English, when the server itself refused (no consent …); empty for rule reasons
+    // The deciding clause's reason with its file:line (Japanese only: en is empty for a rule's reason), or why no
+    // rule was asked (in both languages: no consent …).
+    Message reason;
     std::optional<ConsentRecord> basis;  // the consent the decision rests on
     std::optional<std::string> window_end;  // of the relationship, when there is one
 };
@@ -52,7 +54,7 @@ public:
     struct Registration {
         bool ok = false;
         std::string field;       // the request field a refusal is about
-        std::string reason;      // the rules' reason
+        Message reason;          // the rules' reason (en: "refused by the rules")
     };
     Registration registration(FacilityInfo const& facility, std::string const& visit_kind, std::string const& identity_method,
                               std::optional<std::string> const& appointment_date);

@@ -1,6 +1,7 @@
 #include "http/idempotency.hpp"
 
 #include "core/card_signature.hpp"
+#include "http/json_codec.hpp"
 
 #include <algorithm>
 
@@ -13,8 +14,8 @@ bool idempotent_route(std::string const& method, std::string const& target) {
 }
 
 namespace {
-HttpResult error(int status, std::string const& message) {
-    return HttpResult{status, "application/json; charset=utf-8", json{{"error", message}, {"field", "Idempotency-Key"}}.dump()};
+HttpResult error(Error::Kind kind, std::string ja, std::string en) {
+    return error_result(Error(kind, "Idempotency-Key", std::move(ja), std::move(en)));
 }
 
 constexpr std::chrono::hours kept_for{24 * 7};
@@ -24,13 +25,16 @@ HttpResult answer_once(IdempotentAnswers& store, Clock const& clock, Caller cons
                        std::string const& body, std::function<HttpResult()> const& run) {
     bool const plain = key.size() >= 16 && key.size() <= 128 &&
                        std::all_of(key.begin(), key.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; });
-    if (!plain) return error(400, "Idempotency-Key は 16〜128 文字の英数字と - _ です / the key must be 16 to 128 letters, digits, - or _");
+    if (!plain)
+        return error(Error::Kind::invalid, "Idempotency-Key は 16〜128 文字の英数字と - _ です",
+                     "the key must be 16 to 128 letters, digits, - or _");
     if (caller.kind != Caller::Kind::facility) return run();  // the route refuses anyone else anyway
     std::string const hash = sha256_hex(body);
     return store.atomically([&] {
         if (auto stored = store.find(caller.facility_code, key)) {
             if (stored->request_hash != hash)
-                return error(422, "この Idempotency-Key は別の要求に使われています / this Idempotency-Key was used for another request");
+                return error(Error::Kind::unprocessable, "この Idempotency-Key は別の要求に使われています",
+                             "this Idempotency-Key was used for another request");
             HttpResult replay{stored->status, stored->content_type, std::move(stored->body)};
             replay.headers.emplace_back("Idempotent-Replayed", "true");
             replay.route = stored->route;

@@ -10,28 +10,26 @@ using json = nlohmann::json;
 HttpResult json_result(int status, json const& body) {
     return HttpResult{status, "application/json; charset=utf-8", body.dump(-1, ' ', false, json::error_handler_t::replace)};
 }
-HttpResult error_result(int status, std::string const& field, std::string const& message) {
-    json e{{"error", message}};
-    if (!field.empty()) e["field"] = field;
-    return json_result(status, e);
-}
 int status_of(Error::Kind k) {
     switch (k) {
         case Error::Kind::invalid: return 400;
         case Error::Kind::forbidden: return 403;
         case Error::Kind::not_found: return 404;
+        case Error::Kind::method_not_allowed: return 405;
         case Error::Kind::conflict: return 409;
         case Error::Kind::gone: return 410;
         case Error::Kind::too_large: return 413;
-        case Error::Kind::too_many: return 429;
         case Error::Kind::unsupported: return 415;
+        case Error::Kind::unprocessable: return 422;
+        case Error::Kind::too_many: return 429;
+        case Error::Kind::internal: return 500;
         case Error::Kind::unavailable: return 503;
     }
     return 500;
 }
-// One error shape for every route: the Japanese and English texts as separate fields (and together in `error`).
+// One error shape for every answer: the Japanese and English texts as separate fields (and together in `error`).
 HttpResult error_result(Error const& e) {
-    json body{{"error", e.what()}, {"message_ja", e.ja}, {"message_en", e.en}};
+    json body{{"error", e.what()}, {"message_ja", e.message.ja}, {"message_en", e.message.en}};
     if (!e.field.empty()) body["field"] = e.field;
     return json_result(status_of(e.kind), body);
 }

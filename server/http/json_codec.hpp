@@ -13,12 +13,11 @@ namespace kyotaku::server {
 
 // A JSON answer; invalid UTF-8 that a database from before issue 10 may hold is written as U+FFFD, never a 500.
 HttpResult json_result(int status, nlohmann::json const& body);
-// The HTTP status of an error kind (400 invalid, 403 forbidden, 404, 409, 410, 413, 415, 429, 503).
+// The HTTP status of an error kind (400 invalid, 403 forbidden, 404, 405, 409, 410, 413, 415, 422, 429, 500, 503).
 int status_of(Error::Kind kind);
-// One error shape for every route: the Japanese and English texts as separate fields (and together in `error`).
+// One error shape for every answer, the HTTP layer's own included: the Japanese and English texts as separate
+// fields (and together in `error`, "ja / en"), and the field at fault when there is one.
 HttpResult error_result(Error const& e);
-// An error of the HTTP layer itself that has only the joined text ({"error": …, "field"?}).
-HttpResult error_result(int status, std::string const& field, std::string const& message);
 
 // A JSON body, parsed without letting its nesting depth choose anything: values deeper than 8 levels are refused
 // (Error invalid), as are invalid JSON and anything but an object.

@@ -359,8 +359,10 @@ HttpResult Router::handle(Caller const& caller, HttpRequest const& http) const {
             if (!allowed(r.access, caller)) throw refusal(r.access);
             return r.run(service_, caller, request);
         }
-        if (path_known) return error_result(405, "", "このパスでは " + http.method + " は使えません / method not allowed");
-        return error_result(404, "", "そのような API はありません / no such route: " + path);
+        if (path_known)
+            throw Error(Error::Kind::method_not_allowed, "", "このパスでは " + http.method + " は使えません",
+                        "method not allowed");
+        throw Error(Error::Kind::not_found, "", "そのような API はありません", "no such route: " + path);
     };
     HttpResult result;
     try {
@@ -369,10 +371,11 @@ HttpResult Router::handle(Caller const& caller, HttpRequest const& http) const {
         result = error_result(e);
     } catch (DatabaseError const& e) {
         log_error("database", e.what());
-        result = error_result(500, "", "サーバ内部のエラー (データベース) / internal error (database)");
+        result = error_result(
+            Error(Error::Kind::internal, "", "サーバ内部のエラー (データベース)", "internal error (database)"));
     } catch (std::exception const& e) {
         log_error("internal", e.what());
-        result = error_result(500, "", "サーバ内部のエラー / internal error");
+        result = error_result(Error(Error::Kind::internal, "", "サーバ内部のエラー", "internal error"));
     }
     result.route = std::move(route);
     return result;

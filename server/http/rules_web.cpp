@@ -1,5 +1,6 @@
 #include "http/rules_web.hpp"
 
+#include "http/json_codec.hpp"
 #include "kyotaku/jsonl.hpp"
 
 #include <filesystem>
@@ -43,11 +44,12 @@ std::vector<std::pair<std::string, std::string>> headers(bool page) {
     return h;
 }
 
-HttpResult json_error(int status, std::string const& message) {
-    std::string body = "{\"error\":";
-    append_json_string(body, message);
-    return HttpResult{status, "application/json; charset=utf-8", body + "}", headers(false)};
+HttpResult json_error(Error const& e) {
+    HttpResult r = error_result(e);
+    r.headers = headers(false);
+    return r;
 }
+Error get_only() { return Error(Error::Kind::method_not_allowed, "", "GET だけです", "method not allowed"); }
 
 // The server's rule sources for the workbench: {"rules":"…","files":[{"path","text"}]} (no files when --rules
 // is a bundle).
@@ -78,7 +80,7 @@ std::string sources_json(std::string const& rules_path) {
 std::optional<HttpResult> rules_web_route(RulesWeb const& config, Caller const& caller, std::string const& method,
                                           std::string const& path) {
     if (path == "/web/trust.json") {
-        if (method != "GET") return json_error(405, "method not allowed");
+        if (method != "GET") return json_error(get_only());
         std::string body = "{\"keys\":[";
         for (std::size_t i = 0; i < config.trusted_keys.size(); ++i) body += (i ? ",\"" : "\"") + base64(config.trusted_keys[i]) + "\"";
         return HttpResult{200, "application/json; charset=utf-8", body + "]}", headers(false)};
@@ -86,8 +88,9 @@ std::optional<HttpResult> rules_web_route(RulesWeb const& config, Caller const& 
     if (path != "/admin/workbench" && path.rfind("/admin/workbench/", 0) != 0) return std::nullopt;
     // The workbench is for administrators (the kyotaku-admin certificate) only.
     if (caller.kind != Caller::Kind::admin)
-        return json_error(403, "ルールの作業台は管理者の証明書でだけ開けます / the rule workbench is for administrators only");
-    if (method != "GET") return json_error(405, "method not allowed");
+        return json_error(
+            forbidden("ルールの作業台は管理者の証明書でだけ開けます", "the rule workbench is for administrators only"));
+    if (method != "GET") return json_error(get_only());
     if (path == "/admin/workbench") {
         HttpResult r{301, "text/plain; charset=utf-8", "", headers(false)};
         r.headers.push_back({"Location", "/admin/workbench/"});
@@ -103,10 +106,12 @@ std::optional<HttpResult> rules_web_route(RulesWeb const& config, Caller const& 
     for (auto const& [file, type] : files) {
         if (name != file) continue;
         auto body = config.workbench_root.empty() ? std::nullopt : read_file(std::filesystem::path(config.workbench_root) / file);
-        if (!body) return json_error(404, "作業台のファイルがありません / the workbench's files are missing: " + name);
+        if (!body)
+            return json_error(Error(Error::Kind::not_found, "", "作業台のファイルがありません",
+                                    "the workbench's files are missing: " + name));
         return HttpResult{200, type, std::move(*body), headers(true)};
     }
-    return json_error(404, "そのようなファイルはありません / no such file: " + name);
+    return json_error(Error(Error::Kind::not_found, "", "そのようなファイルはありません", "no such file: " + name));
 }
 
 }  // namespace kyotaku::server

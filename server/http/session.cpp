@@ -158,10 +158,13 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, SessionShare
             // A malformed or oversized request is the client's mistake, a refused one is refused before its body is
             // read: answer 4xx, then close.
             if (ec == http::error::body_limit && plan.refusal) early = plan.refusal;
-            HttpResult r = early                           ? *early
-                           : ec == http::error::body_limit ? error_result(413, "", "本文が大きすぎます / body too large (at most " +
-                                                                                    std::to_string(plan.limit) + " bytes for this route)")
-                                                           : error_result(400, "", "HTTP リクエストが不正です / malformed request: " + ec.message());
+            HttpResult r = early ? *early
+                           : ec == http::error::body_limit
+                               ? error_result(Error(Error::Kind::too_large, "", "本文が大きすぎます",
+                                                    "body too large (at most " + std::to_string(plan.limit) +
+                                                        " bytes for this route)"))
+                               : error_result(Error(Error::Kind::invalid, "", "HTTP リクエストが不正です",
+                                                    "malformed request: " + ec.message()));
             trace.record.status = r.status;
             trace.record.route = plan.route;
             trace.record.bytes_out = r.body.size();
@@ -203,7 +206,7 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, SessionShare
                     : run();
         } catch (std::exception const& e) {  // the Idempotency-Key store failing: answered, not dropped
             log_error("request", e.what());
-            r = error_result(500, "", "サーバの内部エラーです / internal server error");
+            r = error_result(Error(Error::Kind::internal, "", "サーバの内部エラーです", "internal server error"));
         }
         end.release();
         trace.record.status = r.status;

@@ -1,6 +1,7 @@
 #include "http/static_files.hpp"
 
 #include "core/card_signature.hpp"
+#include "http/json_codec.hpp"
 
 #include <zlib.h>
 
@@ -179,10 +180,11 @@ HttpResult send(WebRoot const& root, char const* type, std::string const& identi
     return r;
 }
 
-HttpResult not_found(std::string const& name) {
-    return HttpResult{404, "application/json; charset=utf-8",
-                      // The name is the client's bytes (maybe not UTF-8, maybe cut inside a character): replaced, never thrown on.
-                      json{{"error", "そのようなファイルはありません / no such file: " + name.substr(0, 100)}}.dump(-1, ' ', false, json::error_handler_t::replace)};
+// The name is the client's bytes (maybe not UTF-8, maybe cut inside a character): json_result replaces what is not
+// UTF-8, never throws on it.
+HttpResult no_such_file(std::string const& name) {
+    return error_result(
+        Error(Error::Kind::not_found, "", "そのようなファイルはありません", "no such file: " + name.substr(0, 100)));
 }
 
 // The server's rules for the page, compressed once per bundle.
@@ -223,8 +225,9 @@ HttpResult consent_page(Service& service, WebRoot const& root, std::string const
                              "content=\"width=device-width, initial-scale=1\"><title>マイナ在宅受付Web</title></head><body><main>";
     if (!check.facility_code)
         return HttpResult{404, "text/html; charset=utf-8",
-                          head + "<h1>この URL は使えません</h1><p>" + html_escape(check.reason.substr(0, check.reason.find(" / "))) +
-                              "</p><p>医療機関・薬局・訪問看護ステーションから、新しい URL か QR コードを受け取ってください。</p></main></body></html>\n",
+                          head + "<h1>この URL は使えません</h1><p>" + html_escape(check.reason.ja) +
+                              "</p><p>医療機関・薬局・訪問看護ステーションから、新しい URL か QR "
+                              "コードを受け取ってください。</p></main></body></html>\n",
                           page_headers(root, "no-store")};
     if (!root.page)
         return HttpResult{500, "text/html; charset=utf-8",
@@ -273,11 +276,11 @@ std::optional<HttpResult> ConsentPageFiles::serve(Service& service, std::string 
     bool const page = path.rfind("/c/", 0) == 0, file = path.rfind("/web/", 0) == 0;
     if (!page && !file) return std::nullopt;
     if (method != "GET")
-        return HttpResult{405, "application/json; charset=utf-8", json{{"error", "GET だけです / method not allowed"}}.dump()};
+        return error_result(Error(Error::Kind::method_not_allowed, "", "GET だけです", "method not allowed"));
     auto const& root = root_;
     if (page) return consent_page(service, *root, path.substr(3), headers);
     std::string const name = path.substr(5);
-    if (!plain_name(name)) return not_found(name);
+    if (!plain_name(name)) return no_such_file(name);
     if (name == "rules.bundle") {
         // The rules the server runs, revalidated on every use: a rule change reaches the next page load.
         // (Signed rules: the signed bytes themselves, which the page checks before use.)
@@ -286,7 +289,7 @@ std::optional<HttpResult> ConsentPageFiles::serve(Service& service, std::string 
         return send(*root, "application/octet-stream", *bundle, "", c.gz, c.tag, "no-cache", headers);
     }
     auto it = root->files.find(name);
-    if (it == root->files.end()) return not_found(name);
+    if (it == root->files.end()) return no_such_file(name);
     Asset const& a = it->second;
     return send(*root, a.type, a.identity, a.br, a.gz, a.tag, a.immutable ? "public, max-age=31536000, immutable" : "no-cache", headers);
 }

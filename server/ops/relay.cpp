@@ -191,11 +191,12 @@ std::string result_name(std::string const& req) {
 }
 
 // An error result in the OQSmuquc01res shape, in the request's encoding when it can be told.
-std::string error_result(std::string const& request, std::string const& message) {
+// The file's one ErrorMessage holds both languages ("ja / en").
+std::string error_result(std::string const& request, Message const& message) {
     try {
-        return file_error_result(request, "", "", message, SystemClock().stamp_jst());
+        return file_error_result(request, "", "", message.text(), SystemClock().stamp_jst());
     } catch (std::exception const&) {  // the message would not convert to the request's encoding
-        return file_error_result("", "", "", message, SystemClock().stamp_jst());
+        return file_error_result("", "", "", message.text(), SystemClock().stamp_jst());
     }
 }
 
@@ -360,25 +361,30 @@ private:
         std::string const bytes = read_regular(req_.fd, name);
         std::string answer;
         if (bytes.size() > max_request_bytes) {
-            answer = error_result("", "要求ファイルが大きすぎます (64 MB まで) / the request file is too large (at most 64 MB)");
+            answer = error_result(
+                "", {"要求ファイルが大きすぎます (64 MB まで)", "the request file is too large (at most 64 MB)"});
         } else if (!complete_xml(bytes)) {
             if (now - s.stable_since < std::chrono::milliseconds(o_.settle_ms * 30)) return true;  // perhaps still being written
-            answer = error_result(bytes, "要求ファイルが途中で終わっています / the request file is incomplete");
+            answer = error_result(bytes, {"要求ファイルが途中で終わっています", "the request file is incomplete"});
         } else if (std::string const target = route_of(name); target.empty()) {
-            answer = error_result(bytes, "この種類のファイルにはまだ対応していません / unsupported request file: " + name);
+            answer = error_result(bytes,
+                                  {"この種類のファイルにはまだ対応していません", "unsupported request file: " + name});
         } else {
             std::string const key = record_sending(name, bytes);
             try {
                 Response r = post(o_, target, bytes, key);
-                answer = r.body.rfind("<?xml", 0) == 0 ? r.body
-                                                        : error_result(bytes, "サーバの応答 " + std::to_string(r.status) + " / server answered " +
-                                                                                  std::to_string(r.status) + ": " + r.body.substr(0, 300));
+                std::string const status = std::to_string(r.status);
+                answer = r.body.rfind("<?xml", 0) == 0
+                             ? r.body
+                             : error_result(bytes, {"サーバの応答 " + status,
+                                                    "server answered " + status + ": " + r.body.substr(0, 300)});
             } catch (std::exception const& e) {
                 if (++s.attempts < o_.max_attempts) {
                     report(name, std::string(e.what()) + " (retrying)");
                     return true;
                 }
-                answer = error_result(bytes, std::string("サーバに送れませんでした / could not reach the server: ") + e.what());
+                answer = error_result(
+                    bytes, {"サーバに送れませんでした", std::string("could not reach the server: ") + e.what()});
             }
         }
         // The answer is on disk before the request is forgotten: if this write fails (a full disk), the request

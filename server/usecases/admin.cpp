@@ -166,11 +166,13 @@ json AdminDesk::import_claim_reviews(Caller const& c, std::string const& csv) {
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line.empty() || (line_no == 1 && line.rfind("facility_code", 0) == 0)) continue;
         auto f = split_csv_line(line);
-        auto fail = [&](std::string field, std::string ja, std::string en) {
-            errors.push_back(json{{"line", line_no}, {"field", field}, {"error", ja + " / " + en}, {"ja", ja}, {"en", en}});
+        auto fail = [&](std::string field, Message const& m) {
+            errors.push_back(
+                json{{"line", line_no}, {"field", field}, {"error", m.text()}, {"ja", m.ja}, {"en", m.en}});
         };
         if (f.size() != 8) {
-            fail("", "8列 (facility_code,insurer_number,symbol,number,branch,birthdate,month,reviewed_on) が必要です", "expected 8 columns");
+            fail("", {"8列 (facility_code,insurer_number,symbol,number,branch,birthdate,month,reviewed_on) が必要です",
+                      "expected 8 columns"});
             continue;
         }
         try {
@@ -191,7 +193,7 @@ json AdminDesk::import_claim_reviews(Caller const& c, std::string const& csv) {
             batch.push_back({f[0], person, month.month->iso(), reviewed.date->iso()});
             if (batch.size() == 500) flush();
         } catch (Error const& e) {
-            fail(e.field, e.ja, e.en);
+            fail(e.field, e.message);
         }
     }
     flush();

@@ -3,7 +3,6 @@
 #include "usecases/desk_util.hpp"
 
 #include <chrono>
-#include <iostream>
 
 namespace kyotaku::server {
 
@@ -81,7 +80,7 @@ json BatchDesk::upload(Caller const& c, std::string const& category, std::string
         x_.db.query("UPDATE batch_jobs SET total = $2 WHERE reception_number = $1", {reception, total});
         return json{{"reception_number", reception}, {"total", total}, {"status", "処理中"}};
     });
-    x_.batch_event("accepted", reception, c.facility_code, accepted["total"].get<std::int64_t>());
+    x_.events.batch_event({"accepted", reception, c.facility_code, accepted["total"].get<std::int64_t>()});
     return accepted;
 }
 
@@ -169,8 +168,9 @@ std::string answer_row(Context& x, DecisionPath& decisions, Records& records, Fa
     json request = json::parse(request_text, nullptr, false);
     json result;
     if (request.is_discarded() || !request.is_object() || request.contains("malformed") || !facility) {
-        result = json{{"error", "6列 (arbitrary_identifier,insurer_number,symbol,number,branch,birthdate) が必要です / expected 6 columns"},
-                      {"processing_result_status", 2}};
+        Message const columns{"6列 (arbitrary_identifier,insurer_number,symbol,number,branch,birthdate) が必要です",
+                              "expected 6 columns"};
+        result = json{{"error", columns.text()}, {"processing_result_status", 2}};
         return result.dump();
     }
     try {
@@ -192,7 +192,7 @@ void finish_if_complete(Context& x, std::string const& reception, std::string co
                                {reception, x.now()});
     if (!finished.empty()) {
         log_inquiry(x, facility, "一括再照会", "", true, json{{"reception_number", reception}, {"category", category}, {"rows", as_int(finished[0][0])}});
-        x.batch_event("finished", reception, facility, as_int(finished[0][0]));
+        x.events.batch_event({"finished", reception, facility, as_int(finished[0][0])});
     }
 }
 
@@ -312,13 +312,13 @@ int BatchDesk::process(int max_rows) {
         } catch (LockTimeout const& e) {
             // Another server holds the chunk or the job and does not let go (hung?): not this chunk's fault. Its
             // answers are dropped; the chunk is answered again once its lease expires.
-            std::cerr << x_.now() << " kyotaku serve: batch " << reception << ": " << e.what() << " (the chunk is answered again later)\n";
+            x_.events.batch_problem({BatchProblem::Level::warning, "batch_chunk_dropped", reception, e.what(), {}});
             return 0;
         }
     } catch (std::exception const& e) {
         // The chunk could not be answered (not a bad row: those have their own error). The lease is let go; after
         // three such failures the job is finished with an error for its remaining rows, so it blocks no one.
-        std::cerr << x_.now() << " kyotaku serve: batch " << reception << ": " << e.what() << "\n";
+        x_.events.batch_problem({BatchProblem::Level::error, "batch_chunk_failed", reception, e.what(), {}});
         give_up(reception, e.what());
         return 0;
     }
@@ -340,9 +340,9 @@ void BatchDesk::give_up(std::string const& reception, std::string const& why) {
                 return;
             }
             // Every row without an answer gets the error, whichever chunk holds it or none.
-            std::string const error = json{{"error", "この行は処理できませんでした (サーバ内部のエラー) / the row could not be answered (internal error)"},
-                                           {"processing_result_status", 2}}
-                                          .dump();
+            Message const unanswered{"この行は処理できませんでした (サーバ内部のエラー)",
+                                     "the row could not be answered (internal error)"};
+            std::string const error = json{{"error", unanswered.text()}, {"processing_result_status", 2}}.dump();
             x_.db.query("UPDATE batch_chunks SET answered_at = $2, lease_owner = NULL, lease_until = NULL WHERE reception_number = $1 AND answered_at IS NULL",
                         {reception, x_.now()});
             std::int64_t const answered = as_int(x_.db.query("SELECT COUNT(*) FROM batch_results WHERE reception_number = $1", {reception}).at(0).at(0));
@@ -355,7 +355,7 @@ void BatchDesk::give_up(std::string const& reception, std::string const& why) {
             finish_if_complete(x_, reception, as_text(job[0][2]), as_text(job[0][3]));
         });
     } catch (std::exception const& e) {
-        std::cerr << x_.now() << " kyotaku serve: batch " << reception << ": could not record the failure: " << e.what() << " (" << why << ")\n";
+        x_.events.batch_problem({BatchProblem::Level::error, "batch_failure_unrecorded", reception, e.what(), why});
     }
 }
 

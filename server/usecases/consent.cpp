@@ -9,14 +9,14 @@ namespace kyotaku::server {
 
 std::string ConsentDesk::facility_of_token(std::string const& token) {
     auto check = settings_.check_token(token);
-    if (!check.facility_code) throw not_found("token", check.reason, "the facility URL is not valid");
+    if (!check.facility_code) throw Error(Error::Kind::not_found, "token", check.reason);
     return *check.facility_code;
 }
 
 json ConsentDesk::page(std::string const& token) {
     if (token.empty()) throw invalid("token", "token が必要です", "token is required");
     auto check = settings_.check_token(token);
-    if (!check.facility_code) throw not_found("token", check.reason, "the facility URL is not valid");
+    if (!check.facility_code) throw Error(Error::Kind::not_found, "token", check.reason);
     auto f = DbRecords(x_.db).facility(*check.facility_code);
     if (!f) throw not_found("token", "URL が正しくありません", "unknown facility");
     return json{{"facility_name", f->name}, {"facility_kind", f->kind}, {"home_care_feature", f->settings.home_visit_enabled},
@@ -102,8 +102,9 @@ json ConsentDesk::register_consent(json const& body, int& status) {
             auto info = records.facility(facility);
             DecisionPath decisions(rules, records, x_.today());
             auto decided = decisions.registration(*info, kind, method, appointment);
-            if (!decided.ok) throw Error(decided.field == "visit_kind" ? Error::Kind::conflict : Error::Kind::invalid, decided.field, decided.reason,
-                                         "refused by the rules");
+            if (!decided.ok)
+                throw Error(decided.field == "visit_kind" ? Error::Kind::conflict : Error::Kind::invalid, decided.field,
+                            decided.reason);
             if (x_.card_ca.empty()) throw Error(Error::Kind::unavailable, "", "カードの認証局が設定されていません", "the card CA is not configured");
             CardCheck card = verify_card_signature(x_.card_ca, *certificate, from_hex(as_text(ch[0][1])), signature ? &*signature : nullptr);
             if (!card.ok) throw Error(card.field.empty() ? Error::Kind::unavailable : Error::Kind::invalid, card.field, card.error_ja, card.error_en);

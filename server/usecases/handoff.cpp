@@ -40,7 +40,7 @@ struct Handoffs::Open {
 
 std::string Handoffs::facility_of(std::string const& token) {
     auto check = settings_.check_token(token);
-    if (!check.facility_code) throw not_found("token", check.reason, "the facility URL is not valid");
+    if (!check.facility_code) throw Error(Error::Kind::not_found, "token", check.reason);
     return *check.facility_code;
 }
 

@@ -69,15 +69,15 @@ json InquiryDesk::answer_eligibility(Context& x, DecisionPath& decisions, Record
     // to learn whether someone exists.
     Verdict v = person.empty() ? DecisionPath::no_consent() : decisions.eligibility(facility, person, category);
     result["allowed"] = v.allowed;
-    result["reason"] = v.reason;
-    if (!v.reason_en.empty()) result["reason_en"] = v.reason_en;
+    result["reason"] = v.reason.ja;
+    if (!v.reason.en.empty()) result["reason_en"] = v.reason.en;
     if (v.basis) {
         result["visit_kind"] = v.basis->visit_kind;
         result["first_visit"] = v.basis->first_visit;
         detail["consent_id"] = v.basis->id;
     }
     if (v.window_end) result["window_end"] = *v.window_end;
-    detail["reason"] = v.reason;
+    detail["reason"] = v.reason.ja;
     // A 資格確認日 before the consent the answer rests on would show insurance from before the relationship.
     if (v.allowed && !requested_date.empty() && v.basis && requested_date < v.basis->first_visit) {
         result["allowed"] = false;
@@ -147,7 +147,7 @@ json InquiryDesk::view_medical_info(Caller const& c, json const& body) {
         return result;
     };
     // A terminal the rules refuse whatever the rest (モバイル端末) learns nothing about the person or a consent.
-    if (auto refused = decisions.viewing_refused_for_terminal(terminal, item)) return log(refused->reason);
+    if (auto refused = decisions.viewing_refused_for_terminal(terminal, item)) return log(refused->reason.ja);
     FacilityInfo facility = x_.facility(c);
     person = who.card ? records.person_by_card(*who.card) : records.person_by_reference(facility.code, who.reference_number);
     // An unknown person is answered as one without this facility's consent (not a way to learn who exists).
@@ -162,7 +162,7 @@ json InquiryDesk::view_medical_info(Caller const& c, json const& body) {
             out.push_back(json{{"recorded_on", as_text(r[0])}, {"content", json::parse(as_text(r[1]))}});
         result["records"] = out;
     }
-    return log(v.reason);
+    return log(v.reason.ja);
 }
 
 json InquiryDesk::register_reference_number(Caller const& c, json const& body, int& status) {
@@ -220,7 +220,10 @@ json InquiryDesk::register_reference_numbers_csv(Caller const& c, std::string co
             auto f = split_csv_line(line);
             json row{{"line", line_no}};
             if (f.size() != 6) {
-                row["error"] = "6列 (reference_number,insurer_number,symbol,number,branch,birthdate) が必要です / expected 6 columns";
+                row["error"] =
+                    Message{"6列 (reference_number,insurer_number,symbol,number,branch,birthdate) が必要です",
+                            "expected 6 columns"}
+                        .text();
                 results.push_back(row);
                 continue;
             }

@@ -8,8 +8,8 @@
 namespace kyotaku::server {
 
 namespace {
-constexpr char const* another_facility_ja = "MedicalInstitutionCode が証明書の医療機関等コードと違います";
-constexpr char const* another_facility_en = "the file names another facility";
+Message const another_facility{"MedicalInstitutionCode が証明書の医療機関等コードと違います",
+                               "the file names another facility"};
 
 std::string category_of_flag(int flag) { return flag == 3 ? "オンライン診療等" : "訪問診療等"; }
 
@@ -27,7 +27,7 @@ std::optional<std::string> parse_request(Context& x, Caller const& c, std::strin
     }
     if (up.facility_code != c.facility_code) {
         status = 403;
-        return bulk_upload_result(up, "", "EKY0901", std::string(another_facility_ja) + " / " + another_facility_en, x.clock.stamp_jst());
+        return bulk_upload_result(up, "", "EKY0901", another_facility.text(), x.clock.stamp_jst());
     }
     return std::nullopt;
 }
@@ -75,7 +75,8 @@ std::string OqsDesk::single(Caller const& c, std::string const& xml, int& status
 std::string OqsDesk::bulk_download(Caller const& c, std::string const& xml, int& status) {
     require_facility(c);
     BulkDownload d = parse_bulk_download(xml);
-    if (d.facility_code != c.facility_code) throw Error(Error::Kind::forbidden, "MedicalInstitutionCode", another_facility_ja, another_facility_en);
+    if (d.facility_code != c.facility_code)
+        throw Error(Error::Kind::forbidden, "MedicalInstitutionCode", another_facility);
     json st = batch_.status(c, d.reception_number);
     if (st["status"] == "保存期間終了") BatchDesk::require_results(st);  // 410: purged
     BulkJobInfo job{d.reception_number, c.facility_code, st["file_identifier"], st["query_date"], st["segment_of_result"] == 1};
@@ -109,7 +110,7 @@ std::string OqsDesk::consented_upload(Caller const& c, std::string const& xml, i
     reply.file_identifier = d.file_identifier;
     if (d.facility_code != c.facility_code) {
         status = 403;
-        return bulk_upload_result(reply, "", "EKY0901", std::string(another_facility_ja) + " / " + another_facility_en, x_.clock.stamp_jst());
+        return bulk_upload_result(reply, "", "EKY0901", another_facility.text(), x_.clock.stamp_jst());
     }
     std::string const category = category_of_flag(d.treatment_flag);
     auto rules = x_.rules();
@@ -158,7 +159,7 @@ std::string OqsDesk::consented_upload(Caller const& c, std::string const& xml, i
         log_inquiry(x_, c.facility_code, "同意済資格情報一括取得", "", true, json{{"reception_number", rn}, {"category", category}, {"rows", rows.size()}});
         return j;
     });
-    x_.batch_event("finished", job["reception_number"], c.facility_code, job["total"].get<std::int64_t>());
+    x_.events.batch_event({"finished", job["reception_number"], c.facility_code, job["total"].get<std::int64_t>()});
     status = 200;
     return bulk_upload_result(reply, job["reception_number"], "", "", x_.clock.stamp_jst());
 }
@@ -176,7 +177,7 @@ std::string OqsDesk::reference_number(Caller const& c, std::string const& xml, i
     }
     if (reg.facility_code != c.facility_code) {
         status = 403;
-        return reference_registration_result(reg, "EKY0901", std::string(another_facility_ja) + " / " + another_facility_en, x_.clock.stamp_jst());
+        return reference_registration_result(reg, "EKY0901", another_facility.text(), x_.clock.stamp_jst());
     }
     try {
         int s = 0;
@@ -204,7 +205,7 @@ std::string OqsDesk::reference_numbers(Caller const& c, std::string const& xml, 
     reply.file_identifier = regs.file_identifier;
     if (regs.facility_code != c.facility_code) {
         status = 403;
-        return bulk_upload_result(reply, "", "EKY0901", std::string(another_facility_ja) + " / " + another_facility_en, x_.clock.stamp_jst());
+        return bulk_upload_result(reply, "", "EKY0901", another_facility.text(), x_.clock.stamp_jst());
     }
     // Registered at once, each item with its own result; the results come with the common 02req download.
     json job = transaction(x_.db, [&] {
@@ -239,7 +240,7 @@ std::string OqsDesk::reference_numbers(Caller const& c, std::string const& xml, 
         x_.db.query("UPDATE batch_jobs SET done = total, finished_at = $2 WHERE reception_number = $1", {rn, x_.now()});
         return j;
     });
-    x_.batch_event("finished", job["reception_number"], c.facility_code, job["total"].get<std::int64_t>());
+    x_.events.batch_event({"finished", job["reception_number"], c.facility_code, job["total"].get<std::int64_t>()});
     status = 200;
     return bulk_upload_result(reply, job["reception_number"], "", "", x_.clock.stamp_jst());
 }

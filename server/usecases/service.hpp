@@ -5,15 +5,16 @@
 #pragma once
 
 #include "core/clock.hpp"
-#include "core/ids.hpp"
-#include "storage/database.hpp"
-#include "decision/decision.hpp"
 #include "core/error.hpp"
-#include "formats/fields.hpp"
-#include "storage/records.hpp"
-#include "usecases/request_gate.hpp"
-#include "decision/rule_contract.hpp"
+#include "core/ids.hpp"
 #include "core/secrets.hpp"
+#include "decision/decision.hpp"
+#include "decision/rule_contract.hpp"
+#include "formats/fields.hpp"
+#include "storage/database.hpp"
+#include "storage/records.hpp"
+#include "usecases/events.hpp"
+#include "usecases/request_gate.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -67,11 +68,9 @@ public:
     // Interactive requests go before the batch worker (request_gate.hpp).
     RequestGate gate;
 
-    // Batch jobs' state changes ("accepted", "finished"), for the server's log (set by kyotaku serve, issue 12).
-    std::function<void(json const&)> on_batch_event;
-    void batch_event(char const* state, std::string const& reception, std::string const& facility, std::int64_t rows) const {
-        if (on_batch_event) on_batch_event({{"state", state}, {"reception_number", reception}, {"facility", facility}, {"rows", rows}});
-    }
+    // What the desks tell the server's log (batch jobs' state changes, chunks the worker could not answer); set by
+    // kyotaku serve (events.hpp).
+    DeskEvents events;
 
 private:
     Rules rules_;
@@ -115,7 +114,8 @@ public:
     // The facility a consent-page token names; nullopt (with the reason) for an unknown, tampered or revoked one.
     struct TokenCheck {
         std::optional<std::string> facility_code;
-        std::string facility_name, reason;
+        std::string facility_name;
+        Message reason;
     };
     TokenCheck check_token(std::string const& token);
     // The current URL key (made on first use). Public for the operator's rotation.

@@ -131,28 +131,29 @@ SettingsDesk::TokenCheck SettingsDesk::check_token(std::string const& token) {
     TokenCheck out;
     auto version = token.size() > 512 ? std::nullopt : url_token_key_version(token);
     if (!version) {
-        out.reason = "URL が正しくありません";
+        out.reason = {"URL が正しくありません", "the facility URL is not valid"};
         return out;
     }
     auto key = x_.db.query("SELECT key_sealed, retired_at FROM url_keys WHERE version = $1", {std::int64_t(*version)});
     auto opened = key.empty() ? std::nullopt : x_.secrets->open_url_key(*version, as_text(key[0][0]));
     auto claims = opened ? open_url_token(*opened, token) : std::nullopt;
     if (!claims) {
-        out.reason = "URL が正しくありません";
+        out.reason = {"URL が正しくありません", "the facility URL is not valid"};
         return out;
     }
     if (!is_null(key[0][1])) {
-        out.reason = "この URL は使えなくなりました (鍵の更新)";
+        out.reason = {"この URL は使えなくなりました (鍵の更新)", "the facility URL is not valid: its key was retired"};
         return out;
     }
     auto gen = x_.db.query("SELECT f.name, u.generation FROM facilities f JOIN facility_url u ON u.facility_code = f.code WHERE f.code = $1",
                            {claims->facility_code});
     if (gen.empty()) {
-        out.reason = "URL が正しくありません";
+        out.reason = {"URL が正しくありません", "the facility URL is not valid"};
         return out;
     }
     if (std::uint32_t(as_int(gen[0][1])) != claims->generation) {
-        out.reason = "この URL は変更されました。施設から新しい URL か QR コードを受け取ってください";
+        out.reason = {"この URL は変更されました。施設から新しい URL か QR コードを受け取ってください",
+                      "the facility URL is not valid: the facility changed it"};
         return out;
     }
     out.facility_code = claims->facility_code;

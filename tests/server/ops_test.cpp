@@ -331,3 +331,27 @@ TEST(Idempotency, TheSameKeyGetsTheFirstAnswerAndNothingIsDoneTwice) {
     EXPECT_FALSE(idempotent_route("POST", "/api/v1/oqs/OQSmuquc02req"));
     EXPECT_FALSE(idempotent_route("POST", "/api/v1/reinquiry"));
 }
+
+// The Idempotency-Key's refusals are errors like every other: the one shape, both languages apart, the field named.
+TEST(Idempotency, RefusalsAreErrorsInTheOneShape) {
+    auto db = open_sqlite(":memory:");
+    migrate(*db);
+    db->query("INSERT INTO facilities (code, name, kind, created_at) VALUES ('0110113719', 'A', '医科', 'x')");
+    Caller a;
+    a.kind = Caller::Kind::facility;
+    a.facility_code = "0110113719";
+    IdempotentAnswers store(*db);
+    SystemClock clock;
+    auto run = [] { return HttpResult{200, "application/xml", "<?xml?>"}; };
+    std::string const key = "0123456789abcdef0123";
+    answer_once(store, clock, a, key, "<XmlMsg/>", run);
+    for (auto const& [r, status] : {std::pair{answer_once(store, clock, a, "short", "<XmlMsg/>", run), 400},
+                                    std::pair{answer_once(store, clock, a, key, "<XmlMsg>other</XmlMsg>", run), 422}}) {
+        EXPECT_EQ(r.status, status);
+        auto const body = nlohmann::json::parse(r.body);
+        EXPECT_EQ(body["field"], "Idempotency-Key");
+        EXPECT_FALSE(body["message_ja"].get<std::string>().empty()) << r.body;
+        EXPECT_FALSE(body["message_en"].get<std::string>().empty()) << r.body;
+        EXPECT_EQ(body["error"], body["message_ja"].get<std::string>() + " / " + body["message_en"].get<std::string>());
+    }
+}

@@ -1641,6 +1641,52 @@ TEST_F(ServerFixture, AJobThatCannotBeAnsweredIsFinishedWithErrorsAndBlocksNoOne
     EXPECT_EQ(rows.find("在宅 花子"), std::string::npos);
 }
 
+// What the worker could not do reaches the server's log as data (kyotaku serve writes each as a JSON line): the
+// job's state changes and each chunk that failed, at the error level, naming the job.
+TEST_F(ServerFixture, TheBatchWorkerReportsItsJobsAndItsFailuresAsEvents) {
+    enable(a);
+    std::vector<BatchEvent> events;
+    std::vector<BatchProblem> problems;
+    service->context.events.on_batch_event = [&](BatchEvent const& e) { events.push_back(e); };
+    service->context.events.on_batch_problem = [&](BatchProblem const& p) { problems.push_back(p); };
+    std::string const rn =
+        body(call(a, "POST", "/api/v1/batch/reinquiry", csv_rows(2), "text/csv"))["reception_number"];
+    service->batch.on_chunk_ready = [] { throw std::runtime_error("injected fault"); };
+    for (int i = 0; i < 3; ++i) service->batch.process(10);
+    service->batch.on_chunk_ready = nullptr;
+    ASSERT_EQ(problems.size(), 3u);
+    for (auto const& p : problems) {
+        EXPECT_EQ(p.level, BatchProblem::Level::error);
+        EXPECT_EQ(std::string(p.event), "batch_chunk_failed");
+        EXPECT_EQ(p.reception_number, rn);
+        EXPECT_EQ(p.error, "injected fault");
+    }
+    ASSERT_EQ(events.size(), 2u);  // accepted, then finished (with an error on each row) after the third failure
+    EXPECT_EQ(std::string(events[0].state), "accepted");
+    EXPECT_EQ(std::string(events[1].state), "finished");
+    EXPECT_EQ(events[1].reception_number, rn);
+    EXPECT_EQ(events[1].facility, "0110113719");
+    EXPECT_EQ(events[1].rows, 2);
+}
+
+// The HTTP layer's own refusals (no such route, wrong method, a missing page file, the workbench for someone else)
+// have the one error shape: Japanese and English apart, and joined in `error`.
+TEST_F(ServerFixture, TheHttpLayersOwnErrorsHaveTheOneShape) {
+    Caller anon;
+    for (auto const& [r, status] :
+         {std::pair{call(a, "GET", "/nowhere"), 404}, std::pair{call(a, "DELETE", "/api/v1/settings"), 405},
+          std::pair{call(anon, "GET", "/web/no-such-file.js"), 404}, std::pair{call(anon, "POST", "/web/app.js"), 405},
+          std::pair{call(a, "GET", "/admin/workbench/"), 403}}) {
+        EXPECT_EQ(r.status, status) << r.body;
+        json const b = body(r);
+        std::string const ja = b.value("message_ja", ""), en = b.value("message_en", "");
+        EXPECT_FALSE(ja.empty()) << r.body;
+        EXPECT_FALSE(en.empty()) << r.body;
+        EXPECT_EQ(b["error"], ja + " / " + en);
+        EXPECT_TRUE(std::all_of(en.begin(), en.end(), [](unsigned char ch) { return ch < 0x80; })) << en;  // English
+    }
+}
+
 TEST_F(ServerFixture, AChunkLeasedByADeadWorkerIsAnsweredOnceAfterTheLeaseExpires) {
     enable(a);
     consent("0110113719", person());
