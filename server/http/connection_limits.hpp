@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+struct stat;
+
 namespace kyotaku::server {
 
 struct ConnectionLimits {
@@ -24,5 +26,8 @@ struct ConnectionLimits {
 
 // The default: beside a SQLite database (DB.spool), else kyotaku-spool-UID in the system's temporary directory.
 std::string default_spool_dir(std::string const& db);
+// What is wrong with an existing spool directory (lstat's `st`): a symlink or not a folder, someone else's, open
+// to others; "" when it is fit. prepare_spool_dir (limits.hpp) and the preflight (ops/preflight.hpp) ask it.
+std::string spool_dir_problem(struct stat const& st);
 
 }  // namespace kyotaku::server
