@@ -8,7 +8,6 @@
 #include <CLI/CLI.hpp>
 
 #ifdef KYOTAKU_WITH_SERVER
-#include "http/http_server.hpp"
 #include "ops/preflight.hpp"
 #include "ops/relay.hpp"
 #endif

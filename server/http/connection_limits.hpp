@@ -24,8 +24,6 @@ struct ConnectionLimits {
     std::uint64_t spooled_body = 1ull << 30;   // the batch CSV upload, spooled to a file and streamed
 };
 
-// The default: beside a SQLite database (DB.spool), else kyotaku-spool-UID in the system's temporary directory.
-std::string default_spool_dir(std::string const& db);
 // What is wrong with an existing spool directory (lstat's `st`): a symlink or not a folder, someone else's, open
 // to others; "" when it is fit. prepare_spool_dir (limits.hpp) and the preflight (ops/preflight.hpp) ask it.
 std::string spool_dir_problem(struct stat const& st);

@@ -6,6 +6,7 @@
 
 #include <boost/asio/ip/address.hpp>
 #include <toml++/toml.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -269,6 +270,14 @@ std::string web_root_path(ServeOptions const& o) {
     for (fs::path candidate : {prefix / "web", prefix / "share/kyotaku/web"})
         if (fs::exists(candidate / "index.html", ec)) return candidate.string();
     return {};
+}
+
+std::string default_spool_dir(std::string const& db) {
+    bool const sqlite_file = !is_postgres_url(db) && db != ":memory:" && db.rfind("file:", 0) != 0;
+    if (sqlite_file) return db + ".spool";
+    std::error_code ec;
+    auto tmp = std::filesystem::temp_directory_path(ec);
+    return ((ec ? std::filesystem::path("/tmp") : tmp) / ("kyotaku-spool-" + std::to_string(::geteuid()))).string();
 }
 
 namespace {

@@ -77,6 +77,9 @@ std::string redact_db(std::string const& location);
 // `text` (an error message, say) with any secret of `location` replaced by "***" (raw or percent-decoded), and the
 // location itself by redact_db(location).
 std::string redact_secrets(std::string const& text, std::string const& location);
+// The spool directory's default: beside a SQLite database (DB.spool), else kyotaku-spool-UID in the system's
+// temporary directory.
+std::string default_spool_dir(std::string const& db);
 
 // `kyotaku serve --check-config`: prints every setting with where it came from, then checks the listen
 // address, the TLS files (key matches certificate, expiry), the rules, the database and its schema (without

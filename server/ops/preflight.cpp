@@ -3,7 +3,7 @@
 #include "core/card_signature.hpp"
 #include "core/secrets.hpp"
 #include "decision/rule_contract.hpp"
-#include "http/http_server.hpp"
+#include "app/app.hpp"
 #include "http/tls.hpp"
 #include "kyotaku/engine.hpp"
 #include "kyotaku/signing.hpp"

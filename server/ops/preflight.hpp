@@ -26,7 +26,7 @@ struct Preflight {
 Preflight preflight(ServeOptions const& options, Preflight::Asker asker = Preflight::by_server);
 
 // `kyotaku serve` from a resolved configuration: its errors, then the preflight's, printed and refused (status 2);
-// else the server runs (serve, http_server.hpp), and an exception out of its start is printed (secrets redacted)
+// else the server runs (serve, app/app.hpp), and an exception out of its start is printed (secrets redacted)
 // and refused the same way instead of aborting.
 int start_server(ResolvedConfig const& config);
 
