@@ -2,9 +2,15 @@
 // compiled rules and the consent flow (wasm/consent_flow.hpp). Lists cross the boundary as lines of text, a
 // refused step as "日本語\tEnglish"; here they become arrays and {ja, en}. Nothing here decides policy.
 
-/** @returns the flow for this facility, or throws Error(kind 'rules') when the rules cannot be used. */
-export async function openFlow(bundle, { facility_kind: kind, home_care_feature: home, online_feature: online, today }) {
-  const module = await globalThis.KyotakuPage();
+/** Starts compiling the module (while its bytes still arrive, and while the rules download): call it first. */
+export const startEngine = () => globalThis.KyotakuPage();
+
+/**
+ * @param engine the promise startEngine() gave
+ * @returns the flow for this facility, or throws Error(kind 'rules') when the rules cannot be used.
+ */
+export async function openFlow(engine, bundle, { facility_kind: kind, home_care_feature: home, online_feature: online, today }) {
+  const module = await engine;
   const call = (fn, types, args) => module.ccall(fn, 'string', types, args);
   const error = call('kp_open', ['array', 'number', 'string', 'number', 'number', 'string'], [bundle, bundle.length, kind, home ? 1 : 0, online ? 1 : 0, today]);
   if (error) throw Object.assign(new Error(error), { kind: 'rules' });
