@@ -18,12 +18,11 @@
 // registration uses the stored ones, so nobody retypes them and the staff's device cannot change them. The
 // PIN goes from the staff's device to the card only; it never reaches the phone or the server (no route has a
 // field for it). The hand-off is finished in the consent registration's own transaction, so the phone's 完了
-// and the consent in the registry are one fact. Codes live 15 minutes, are claimed once, and wrong codes are
-// counted per facility: after 5 in 10 minutes the facility's claims wait (429). Each route takes its documented
-// fields only (fields.hpp).
+// and the consent in the registry are one fact. Codes live 15 minutes (2 hours to a computer), are claimed once,
+// and wrong codes are counted per facility: after 5 in 10 minutes the facility's claims wait (429). Each route
+// takes its documented fields only (fields.hpp).
 #pragma once
 
-#include "http/http_server.hpp"
 #include "usecases/service.hpp"
 
 #include <chrono>
@@ -34,9 +33,9 @@ namespace kyotaku::server {
 
 class Handoffs {
 public:
-    /// The database, the clock (injected: tests move it), the rules in force, the URL base and the consent desk
-    /// are the service's.
-    explicit Handoffs(Service& service) : service_(service) {}
+    /// The database, the clock (injected: tests move it), the rules in force and the URL base are the context's;
+    /// the token checks and the registration are the settings' and the consent desk's (Service wires them).
+    Handoffs(Context& x, SettingsDesk& settings, ConsentDesk& consent) : x_(x), settings_(settings), consent_(consent) {}
 
     json create(json const& body);                         ///< the phone starts a hand-off
     json status(std::string const& handoff_id);            ///< the phone polls it
@@ -55,12 +54,9 @@ private:
     struct Open;
     std::string facility_of(std::string const& token);
     Open find_claimed(std::string const& token, std::string const& claim);
-    Service& service_;
+    Context& x_;
+    SettingsDesk& settings_;
+    ConsentDesk& consent_;
 };
-
-/// The hand-off service the routes use: `kyotaku serve` installs one (tests install their own).
-void install_handoffs(std::shared_ptr<Handoffs> handoffs);
-/// The installed one; Error unavailable (503) when there is none.
-Handoffs& handoffs();
 
 }  // namespace kyotaku::server
