@@ -608,7 +608,7 @@ function serverProblem(e) {
   };
   if (e.field === 'visual_passcode') {
     show('card');
-    $('msg-card').textContent = 'パスコードが違うか、使えなくなっています。職員が事務所の端末で新しいパスコードを受け取り、入れ直してください。';
+    $('msg-card').textContent = 'パスコードが違うか、使えなくなっています。職員が事務所のパソコンで新しいパスコードを受け取り、入れ直してください。';
     $('visual-passcode').focus();
     return undefined;
   }

@@ -202,7 +202,7 @@ await h.run(async () => {
       await screen(phone.page, 'handoff', 'handoff-phone');
       const code = (await phone.page.textContent('#handoff-code')).replace(/\s/g, '');
       assert.match(code, /^\d{6}$/);
-      assert.match(await phone.page.getAttribute('#handoff-qr', 'src'), /^data:image\/svg\+xml;base64,/);
+      assert.match(await phone.page.getAttribute('#handoff-qr', 'src'), /^data:image\/png;base64,/);
       assert.match(await phone.page.textContent('#handoff-code-spoken'), /^番号 \d \d \d \d \d \d$/);
 
       const staff = await open(medicalUrl, { viewport: TABLET, usb: false });
@@ -214,7 +214,7 @@ await h.run(async () => {
       await screen(staff.page, 'handoff-claim', 'handoff-claim', { staff: true });
       await staff.page.fill('#handoff-code-input', code === '000000' ? '000001' : '000000');
       await staff.page.click('#form-handoff-claim button[type=submit]');
-      await staff.page.waitForFunction(() => /番号が違います/.test(document.querySelector('#msg-handoff-claim').textContent));
+      await staff.page.waitForFunction(() => /番号が違う/.test(document.querySelector('#msg-handoff-claim').textContent));
       await staff.page.fill('#handoff-code-input', `${code.slice(0, 3)} ${code.slice(3)}`);
       await staff.page.click('#form-handoff-claim button[type=submit]');
       await screen(staff.page, 'card', 'card-staff-handed-over');
@@ -260,7 +260,7 @@ await h.run(async () => {
     await staffTry.page.click('#to-claim');
     await staffTry.page.fill('#handoff-code-input', first);
     await staffTry.page.click('#form-handoff-claim button[type=submit]');
-    await staffTry.page.waitForFunction(() => /番号が違います/.test(document.querySelector('#msg-handoff-claim').textContent));
+    await staffTry.page.waitForFunction(() => /番号が違う/.test(document.querySelector('#msg-handoff-claim').textContent));
     await staffTry.context.close();
     await phone.page.click('#card-handoff');
     await visible(phone.page, 'handoff');

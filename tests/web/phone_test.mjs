@@ -293,8 +293,10 @@ await h.run(async () => {
 
   // ---- item 3: a stalled download ----------------------------------------------------------------------------
   await test('a download that stalls: after a while the plain reason and a button, which loads the page again', async () => {
-    const stall = '**/kyotaku-page.*.wasm';
-    const { page, context } = await open(medicalUrl, { device: 'android', usb: 'empty', beforeGoto: (p) => p.route(stall, () => {}) });
+    // The module's download never ends (its request is held, never answered) until `stalling` is turned off.
+    let stalling = true;
+    const { page, context } = await open(medicalUrl, { device: 'android', usb: 'empty',
+      beforeGoto: (p) => p.route('**/kyotaku-page.*.wasm', (route) => (stalling ? undefined : route.continue())) });
     await visible(page, 'loading');
     const stalled = () => page.$eval('#loading-stalled', (e) => getComputedStyle(e).visibility);
     assert.equal(await stalled(), 'hidden', 'not at once: a slow network gets its time');
@@ -305,7 +307,7 @@ await h.run(async () => {
     await page.waitForFunction(() => getComputedStyle(document.querySelector('#loading-stalled')).visibility === 'visible', null, { timeout: 15000 });
     await screen(page, 'loading', 'loading-stalled');
     assert.match(await page.textContent('#loading-stalled'), /通信がとても遅いか、途切れているようです/);
-    await page.unroute(stall);
+    stalling = false;
     await page.click('#loading-reload');
     await visible(page, 'visit-kind');
     await context.close();
