@@ -36,13 +36,11 @@ RuleContract bound(std::shared_ptr<Program const> rules) {
 }  // namespace
 
 Flow::Flow(std::shared_ptr<Program const> rules, Facility facility, Date today)
-    : rules_(rules), contract_(bound(rules)), ev_(std::move(rules)), facility_(std::move(facility)), today_(today) {}
+    : Flow(bound(std::move(rules)), std::move(facility), today) {}
 
-Message Flow::contract_error(std::shared_ptr<Program const> const& rules) {
-    auto b = RuleContract::bind(rules);
-    auto const* error = std::get_if<Message>(&b);
-    return error ? *error : Message{};
-}
+Flow::Flow(RuleContract contract, Facility facility, Date today)
+    : rules_(contract.program), contract_(std::move(contract)), ev_(rules_), facility_(std::move(facility)),
+      today_(today) {}
 
 // One let or decision of the rules for these facts.
 Outcome Flow::decide(Activation const& facts, std::uint32_t slot) const {

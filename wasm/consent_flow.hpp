@@ -44,8 +44,8 @@ public:
     /// bound to the rule contract (the server's) once, here. Throws std::runtime_error naming the let or decision
     /// the rules lack (its what() is the message's text(); contract_error() has the two languages apart).
     Flow(std::shared_ptr<Program const> rules, Facility facility, Date today);
-    /// Why `rules` cannot be used by the flow, or an empty message when they can.
-    static Message contract_error(std::shared_ptr<Program const> const& rules);
+    /// The same over rules already bound to the contract (RuleContract::bind, whose error names what they lack).
+    Flow(RuleContract contract, Facility facility, Date today);
 
     Step step() const { return step_; }
     bool online() const { return online_; }

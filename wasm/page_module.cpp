@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace {
@@ -68,9 +69,11 @@ EMSCRIPTEN_KEEPALIVE char const* kp_open(std::uint8_t const* bundle, int size, c
     auto day = kyotaku::parse_date(today);
     if (!day.date) return problem({"today: " + day.message.ja, "today: " + day.message.en});
     // The rule contract, bound once: rules the server's contract refuses are refused here too, naming what they lack.
-    if (Message refused = Flow::contract_error(program); !refused.empty()) return problem(std::move(refused));
+    auto bound = kyotaku::RuleContract::bind(program);
+    if (auto* refused = std::get_if<Message>(&bound)) return problem(std::move(*refused));
     flow = std::make_unique<Flow>(
-        program, kyotaku::consent::Facility{facility_kind, home_care_feature != 0, online_feature != 0}, *day.date);
+        std::move(std::get<kyotaku::RuleContract>(bound)),
+        kyotaku::consent::Facility{facility_kind, home_care_feature != 0, online_feature != 0}, *day.date);
     return problem({});
 }
 
