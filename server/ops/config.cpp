@@ -413,7 +413,7 @@ int check_config(ResolvedConfig const& config) {
         std::vector<Diagnostic> diags;
         auto rules = load_trusted_rules(rules_path(o), keys, &diags);
         if (!rules.program) {
-            errors.push_back("rules: " + (diags.empty() ? rules_path(o) + ": " + rules.error : "\n" + format_diagnostics(diags)));
+            errors.push_back("rules: " + (diags.empty() ? rules_path(o) + ": " + rules.describe() : "\n" + format_diagnostics(diags)));
         } else {
             char hash[32];
             std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(rules.program->source_hash));

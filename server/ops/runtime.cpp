@@ -61,7 +61,6 @@ ServingRules load_serving_rules(std::string const& path, std::vector<std::string
     auto bytes = std::make_shared<std::string>(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
     if (!file.good() && !file.eof()) {
         out.loaded.message = Message{"読み込めません: " + path, "cannot read " + path};
-        out.loaded.error = out.loaded.message.text();
         return out;
     }
     if (bytes->rfind("KYTKBNDL", 0) != 0) {
@@ -70,7 +69,6 @@ ServingRules load_serving_rules(std::string const& path, std::vector<std::string
     }
     if (Message m = check_bundle_signature(*bytes, trusted_keys); !m.empty()) {
         out.loaded.message = std::move(m);
-        out.loaded.error = out.loaded.message.text();
         return out;
     }
     out.loaded = load_bundle(*bytes);
@@ -85,7 +83,7 @@ bool Runtime::reload_rules() {
     LoadResult& fresh = serving.loaded;
     if (!fresh.program) {
         ++reloads_failed_;
-        std::string detail = diags.empty() ? fresh.error : format_diagnostics(diags);
+        std::string detail = diags.empty() ? fresh.describe() : format_diagnostics(diags);
         log_line({{"event", "rules_reload_failed"},
                   {"path", rules_path_},
                   {"error", detail},
