@@ -10,7 +10,7 @@
 // rules allow (the relationship first, then single visits, newest first); a refusal gives the newest one's reason.
 #pragma once
 
-#include "decision/rule_contract.hpp"
+#include "contract/rule_contract.hpp"
 #include "kyotaku/message.hpp"
 #include "storage/records.hpp"
 

@@ -50,9 +50,9 @@ bool Fields::boolean(char const* field, bool fallback) const {
 std::string Fields::date(char const* field) const {
     std::string raw_text = text(field);
     auto r = parse_date(raw_text);
-    if (!r.date)
-        throw invalid(field, std::string("項目 ") + field + ": " + r.message.ja,
-                      std::string("field ") + field + ": " + r.message.en);
+    if (!r.date) {
+        throw invalid(field, std::string("項目 ") + field + ": " + r.message.ja, std::string("field ") + field + ": " + r.message.en);
+    }
     return r.date->iso();
 }
 

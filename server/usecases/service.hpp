@@ -9,7 +9,7 @@
 #include "core/ids.hpp"
 #include "core/secrets.hpp"
 #include "decision/decision.hpp"
-#include "decision/rule_contract.hpp"
+#include "contract/rule_contract.hpp"
 #include "formats/fields.hpp"
 #include "storage/database.hpp"
 #include "storage/records.hpp"
