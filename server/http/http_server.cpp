@@ -8,6 +8,7 @@
 #include "http/limits.hpp"
 #include "ops/observability.hpp"
 #include "ops/runtime.hpp"
+#include "storage/faults.hpp"
 #include "core/url_token.hpp"
 
 #include <boost/asio.hpp>
@@ -31,6 +32,8 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <tuple>
+#include <utility>
 
 namespace kyotaku::server {
 
@@ -70,6 +73,19 @@ HttpResult error_result(Error const& e) {
     json body{{"error", e.what()}, {"message_ja", e.ja}, {"message_en", e.en}};
     if (!e.field.empty()) body["field"] = e.field;
     return json_result(status_of(e.kind), body);
+}
+
+// The database was away (a failover) and the request could not be run again: 503, never 500. When a write of it
+// may have been committed before the connection went, the answer says so.
+HttpResult unavailable_result() {
+    bool const in_doubt = !write_ledger().clean();
+    HttpResult r = error_result(503, "",
+                                in_doubt ? "データベースとの接続が切れました。保存されたかどうかを確かめてから、やり直してください / the database connection was lost: "
+                                           "check whether the request took effect before repeating it"
+                                         : "データベースに一時的につながりません。少し待ってからもう一度お試しください / the database is unavailable for a moment: retry "
+                                           "shortly");
+    r.headers.emplace_back("Retry-After", "2");
+    return r;
 }
 
 // Decodes %XX escapes and '+' of a query string value (category=%E8%A8%AA… for 訪問診療等).
@@ -457,9 +473,14 @@ HttpResult route_request(Service& service, Caller const& caller, std::string con
         if (method != r.method) continue;
         try {
             if (!allowed(r.access, caller)) throw refusal(r.access);
-            return r.run(service, caller, request);
+            // A transient database fault (a connection a failover ended, a lost race) runs the request once more when
+            // nothing of it was committed (storage/faults.hpp), on a connection that is alive.
+            return once_more_if_nothing_committed(service.context.db.retries, [&] { return r.run(service, caller, request); });
         } catch (Error const& e) {
             return error_result(e);
+        } catch (TransientDatabaseError const& e) {
+            log_error("database", e.what());
+            return unavailable_result();
         } catch (DatabaseError const& e) {
             log_error("database", e.what());
             return error_result(500, "", "サーバ内部のエラー (データベース) / internal error (database)");
@@ -536,10 +557,23 @@ char const* role_of(Caller const& c) {
     }
 }
 
+// Runs `work` on the threads that may block (the database, the rules, files) and resumes the connection on its own
+// executor when it is done: the threads that read, write and handshake never wait for the database, so /healthz
+// and /readyz (answered on them, from memory) stay quick however busy the server is.
+template <typename T, typename F>
+net::awaitable<T> blocking(net::thread_pool& pool, F&& work) {
+    co_return co_await net::co_spawn(pool, [&]() -> net::awaitable<T> { co_return work(); }, net::use_awaitable);
+}
+
+// The routes a balancer or a supervisor asks many times a second, answered from memory without leaving the I/O threads.
+bool answered_from_memory(std::string const& method, std::string const& target) {
+    return method == "GET" && (target == "/healthz" || target == "/readyz");
+}
+
 // One connection: requests read within the limits (limits.hpp), each phase with its own deadline; a request's body is
 // read only as far as its route takes from this caller (plan_body), large uploads spooled to the private directory.
 net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt, ConnectionLimits const& limits,
-                             std::string const& spool_dir, ConnectionCounter::Slot) {
+                             std::string const& spool_dir, net::thread_pool& work, ConnectionCounter::Slot) {
     ++rt.connections_open;
     struct Closed {
         Runtime& rt;
@@ -549,7 +583,21 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt,
     auto& socket = beast::get_lowest_layer(stream);
     socket.expires_after(limits.handshake);
     co_await stream.async_handshake(ssl::stream_base::server, net::use_awaitable);
-    Caller caller = identify(stream.native_handle(), rt.service());
+    SSL* const tls = stream.native_handle();
+    // (A facility's certificate is looked up in the database. While the database is away, the caller is not
+    // known: its requests are answered 503, never as if it were nobody.)
+    Caller caller;
+    bool caller_unknown = false;
+    if (SSL_get0_peer_certificate(tls)) {
+        std::tie(caller, caller_unknown) = co_await blocking<std::pair<Caller, bool>>(work, [&] {
+            try {
+                return std::pair(identify(tls, rt.service()), false);
+            } catch (DatabaseError const& e) {
+                log_error("database", e.what());
+                return std::pair(Caller{}, true);
+            }
+        });
+    }
     beast::flat_buffer buffer;
     for (;;) {
         beast::error_code ec;
@@ -574,11 +622,16 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt,
         // invented method would grow the metrics without bound).
         trace.record.method = head.get().method() == http::verb::unknown ? std::string("other") : method;
         Caller who = caller;
-        try {
-            if (!ec && caller.kind == Caller::Kind::anonymous && head.get().count("X-Kyotaku-Url-Token"))
-                who = mobile_caller(service, std::string(head.get()["X-Kyotaku-Url-Token"]));
-        } catch (std::exception const& e) {  // the database failing while a URL token is checked: the caller stays nobody
-            log_error("url_token", e.what());
+        if (!ec && caller.kind == Caller::Kind::anonymous && head.get().count("X-Kyotaku-Url-Token")) {
+            std::string const url_token(head.get()["X-Kyotaku-Url-Token"]);
+            who = co_await blocking<Caller>(work, [&] {
+                try {
+                    return mobile_caller(service, url_token);
+                } catch (std::exception const& e) {  // the database failing while a URL token is checked: the caller stays nobody
+                    log_error("url_token", e.what());
+                    return caller;
+                }
+            });
         }
         trace.record.role = role_of(who);
         trace.record.facility = who.facility_code;
@@ -651,32 +704,46 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt,
             }
             ~End() { release(); }
         } end{service, service.request_begin()};
-        HttpResult r;
-        try {
-            RequestScope scope(trace.record.request_id);
-            // The consent page's files depend on two request headers (encoding, revalidation): static_files.cpp.
-            std::string const path = target.substr(0, target.find('?'));
-            std::optional<HttpResult> page = rules_web_route(who, method, path);
-            if (!page)
-                page = serve_page_files(service, method, path,
-                                        {std::string(req[http::field::accept_encoding]), std::string(req[http::field::if_none_match])});
-            auto run = [&] {
-                return handle_request(service, who, method, target, std::string(req[http::field::content_type]), req.body(),
-                                      spool ? spool->path : std::string());
-            };
-            if (page) {
-                r = std::move(*page);
-                r.route = path.rfind("/c/", 0) == 0 ? "/c/{token}" : path.rfind("/admin/", 0) == 0 ? "/admin/workbench/" : "/web/{file}";
-            } else {
-                // The relay's file uploads carry an Idempotency-Key: a repeat gets the first answer, never a second job.
-                r = req.count("Idempotency-Key") && idempotent_route(method, target)
-                        ? answer_once(rt.database(), who, std::string(req["Idempotency-Key"]), req.body(), run)
-                        : run();
+        auto answer = [&]() -> HttpResult {
+            HttpResult r;
+            if (caller_unknown && !answered_from_memory(method, target)) {
+                r = unavailable_result();
+                r.route = plan.route;
+                return r;
             }
-        } catch (std::exception const& e) {  // a page file or the Idempotency-Key store failing: answered, not dropped
-            log_error("request", e.what());
-            r = error_result(500, "", "サーバの内部エラーです / internal server error");
-        }
+            try {
+                RequestScope scope(trace.record.request_id);
+                // The consent page's files depend on two request headers (encoding, revalidation): static_files.cpp.
+                std::string const path = target.substr(0, target.find('?'));
+                std::optional<HttpResult> page = rules_web_route(who, method, path);
+                if (!page)
+                    page = serve_page_files(service, method, path,
+                                            {std::string(req[http::field::accept_encoding]), std::string(req[http::field::if_none_match])});
+                auto run = [&] {
+                    return handle_request(service, who, method, target, std::string(req[http::field::content_type]), req.body(),
+                                          spool ? spool->path : std::string());
+                };
+                if (page) {
+                    r = std::move(*page);
+                    r.route = path.rfind("/c/", 0) == 0 ? "/c/{token}" : path.rfind("/admin/", 0) == 0 ? "/admin/workbench/" : "/web/{file}";
+                } else {
+                    // The relay's file uploads carry an Idempotency-Key: a repeat gets the first answer, never a second job.
+                    r = req.count("Idempotency-Key") && idempotent_route(method, target)
+                            ? answer_once(rt.database(), who, std::string(req["Idempotency-Key"]), req.body(), run)
+                            : run();
+                }
+            } catch (TransientDatabaseError const& e) {  // the Idempotency-Key store while the database is away
+                log_error("request", e.what());
+                r = unavailable_result();
+            } catch (std::exception const& e) {  // a page file or the Idempotency-Key store failing: answered, not dropped
+                log_error("request", e.what());
+                r = error_result(500, "", "サーバの内部エラーです / internal server error");
+            }
+            return r;
+        };
+        HttpResult r;  // (not a conditional expression: GCC 12 miscompiles co_await inside one)
+        if (answered_from_memory(method, target)) r = answer();
+        else r = co_await blocking<HttpResult>(work, answer);
         end.release();
         trace.record.status = r.status;
         trace.record.route = r.route;
@@ -693,8 +760,7 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt,
             http::response_serializer<http::empty_body> sr{header};
             co_await http::async_write_header(stream, sr, net::use_awaitable);
             for (;;) {
-                std::string part;
-                {
+                std::string part = co_await blocking<std::string>(work, [&] {
                     RequestScope scope(trace.record.request_id);
                     auto const ticket = service.request_begin();  // each part is computed like an answer
                     struct Leave {
@@ -702,8 +768,8 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, Runtime& rt,
                         std::uint64_t t;
                         ~Leave() { s.request_end(t); }
                     } leave{service, ticket};
-                    part = r.stream();
-                }
+                    return r.stream();
+                });
                 if (part.empty()) break;
                 trace.record.bytes_out += part.size();
                 socket.expires_after(limits.body);
@@ -860,6 +926,7 @@ int serve(ServeOptions const& o) {
     SSL_CTX_set_session_id_context(tls.native_handle(), session_context, sizeof session_context - 1);
 
     net::io_context io(o.threads);
+    net::thread_pool work(std::size_t(o.threads));  // the threads that answer requests (they may wait for the database)
     tcp::acceptor acceptor(io);
     tcp::endpoint endpoint(address, o.port);
     acceptor.open(endpoint.protocol(), ec);
@@ -885,13 +952,24 @@ int serve(ServeOptions const& o) {
         o.public_url.empty() ? "https://" + host_in_url + ":" + std::to_string(acceptor.local_endpoint().port()) : o.public_url;
     // Batch jobs' state changes go to the log.
     service.context.on_batch_event = [](json const& e) {
-        log_line({{"event", "batch_job"}, {"state", e["state"]}, {"reception_number", e["reception_number"]}, {"facility", e["facility"]}, {"rows", e["rows"]}});
+        LogFields line{{"event", "batch_job"}, {"state", e["state"]}, {"reception_number", e["reception_number"]}, {"facility", e["facility"]}, {"rows", e["rows"]}};
+        for (char const* more : {"error", "retry_in_ms"})
+            if (e.contains(more)) line[more] = e[more];
+        log_line(line, e["state"] == "failed" ? "error" : e["state"] == "retry" ? "warning" : "info");
     };
     // A write to stdout (the log) after journald or a pipe went away must not kill the server.
     std::signal(SIGPIPE, SIG_IGN);
     install_handoffs(std::make_shared<Handoffs>(service));
     Runtime rt(*db, service, rules_dir, trusted_keys);
     set_runtime(&rt);
+    // Readiness is probed on a thread and a connection of its own (ops/runtime.hpp): a balancer's check never waits.
+    std::unique_ptr<Database> probe_db;
+    try {
+        if (o.db != ":memory:") probe_db = open_database(o.db, 1);
+    } catch (std::exception const& e) {
+        log_error("readiness_database", e.what());  // the probe then shares the pool
+    }
+    rt.start_probing(std::move(probe_db));
     struct Unset {
         ~Unset() { set_runtime(nullptr); }
     } unset;
@@ -920,7 +998,7 @@ int serve(ServeOptions const& o) {
                   accept_loop(acceptor, max_connections, connections, accept_stats,
                               [&](tcp::socket socket, ConnectionCounter::Slot slot) {
                                   net::co_spawn(acceptor.get_executor(),
-                                                session(ssl::stream<beast::tcp_stream>(std::move(socket), tls), rt, o.limits, spool_dir,
+                                                session(ssl::stream<beast::tcp_stream>(std::move(socket), tls), rt, o.limits, spool_dir, work,
                                                         std::move(slot)),
                                                 [](std::exception_ptr) { /* a client that goes away mid-request is not the server's problem */ });
                               }),
@@ -944,12 +1022,12 @@ int serve(ServeOptions const& o) {
             }
             if (answered == 0) {  // nothing to do: purge what is past keeping, look again in a while (at once when stopping)
                 try {
-                    service.batch.purge();
+                    if (service.batch.pause().count() == 0) service.batch.purge();  // (not while the database is away)
                 } catch (std::exception const& e) {
                     log_error("batch_purge", e.what());
                 }
                 std::unique_lock lock(idle_mutex);
-                idle.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping.load(); });
+                idle.wait_for(lock, std::max(std::chrono::milliseconds(200), service.batch.pause()), [&] { return stopping.load(); });
             }
         }
     });
@@ -957,6 +1035,7 @@ int serve(ServeOptions const& o) {
     for (int i = 1; i < o.threads; ++i) pool.emplace_back([&] { io.run(); });
     io.run();
     for (auto& t : pool) t.join();
+    work.join();  // what the stopped connections had handed over finishes (nothing resumes them)
     {
         std::lock_guard lock(idle_mutex);
         stopping = true;
