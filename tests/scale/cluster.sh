@@ -19,7 +19,7 @@ for _ in range(500):
 }
 
 # start_servers N DB_URL [ENV…]: N servers started at the same time on one database (they migrate it concurrently),
-# each on any free port; sets pids[0..N-1] and ports[0..N-1]; fails the test if one does not start within 60 s.
+# each on any free port; sets pids[0..N-1] and ports[0..N-1]; ends the test if one does not start (scripts/lib/serve.sh).
 pids=() ports=()
 start_servers() {
     local n=$1 db=$2
@@ -29,17 +29,8 @@ start_servers() {
             --test-clock 2024-07-31 > "$work/serve$i.log" 2>&1 &
         pids[i]=$!
     done
-    for i in $(seq 0 $((n - 1))); do
-        local p=""
-        for _ in $(seq 600); do
-            p=$(sed -n 's/^listening on https:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/serve$i.log")
-            [ -n "$p" ] && break
-            kill -0 "${pids[i]}" 2>/dev/null || break
-            sleep 0.1
-        done
-        [ -n "$p" ] || { echo "server $i did not start:"; cat "$work/serve$i.log"; exit 1; }
-        ports[i]=$p
-    done
+    source "$src/scripts/lib/serve.sh"
+    for i in $(seq 0 $((n - 1))); do ports[i]=$(listening_port "$work/serve$i.log" "${pids[i]}") || exit 1; done
 }
 
 # start_balancer: HAProxy with docs/examples/haproxy.cfg as operators get it, only its addresses replaced (the
