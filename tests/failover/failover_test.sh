@@ -107,7 +107,7 @@ for _ in $(seq 20); do
     kill "$db_haproxy_pid" 2>/dev/null; wait "$db_haproxy_pid" 2>/dev/null; db_haproxy_pid=""
 done
 [ -n "$db_haproxy_pid" ] || { echo "the database's HAProxy did not start"; cat "$work/haproxy-postgresql.log"; exit 1; }
-check "HAProxy takes haproxy-postgresql.cfg without a warning" bash -c "! grep -qi 'warn' '$work/haproxy-postgresql.log'"
+check "HAProxy takes haproxy-postgresql.cfg without a warning" bash -c "! haproxy -c -f '$work/haproxy-postgresql.cfg' 2>&1 | grep -qi 'warn'"
 # The servers' role and database, as docs/operations.md §12 creates them (on the primary, through HAProxy).
 psql -q "$admin_db" -c "CREATE ROLE kyotaku LOGIN PASSWORD '$app_pw'" -c "CREATE DATABASE kyotaku OWNER kyotaku" > /dev/null
 admin_db="postgresql://postgres:$su_pw@127.0.0.1:$dbp/kyotaku"
