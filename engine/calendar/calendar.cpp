@@ -20,6 +20,11 @@ std::int64_t days_of(dt::year_month_day ymd) {
 
 void pad(std::string& out, int v, int width) {
     char buf[16];
+    if (v >= 0 && (width == 2 ? v < 100 : width == 4 && v < 10000)) {  // every month, day and year since 0: no printf
+        for (int i = width - 1; i >= 0; --i, v /= 10) buf[i] = char('0' + v % 10);
+        out.append(buf, static_cast<std::size_t>(width));
+        return;
+    }
     int n = std::snprintf(buf, sizeof buf, "%0*d", width, v);
     out.append(buf, static_cast<std::size_t>(n));
 }

@@ -54,6 +54,12 @@ void Runtime::loaded(Program const& program) {
 ServingRules load_serving_rules(std::string const& path, std::vector<std::string> const& trusted_keys, std::vector<Diagnostic>* diagnostics) {
     ServingRules out;
     std::error_code ec;
+    // A path that cannot even be looked at (a symlink loop, a folder without access): said so, naming it.
+    if ((void)std::filesystem::status(path, ec); ec && ec != std::errc::no_such_file_or_directory) {
+        out.loaded.message = Message{path + " を読めません: " + ec.message(), "cannot read " + path + ": " + ec.message()};
+        out.loaded.error = out.loaded.message.text();
+        return out;
+    }
     if (trusted_keys.empty() || !std::filesystem::is_regular_file(path, ec)) {
         out.loaded = load_trusted_rules(path, trusted_keys, diagnostics);  // sources, or the refusal of sources
         return out;

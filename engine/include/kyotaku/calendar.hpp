@@ -6,6 +6,8 @@
 // days (Hinnant's `sys_days{2023y/feb/31}` silently gives March 3rd: the OPA overflow bug).
 #pragma once
 
+#include "kyotaku/cxx20.hpp"  // first: a clear message for a C++17 consumer
+
 #include "kyotaku/message.hpp"
 
 #include <cstdint>
