@@ -51,7 +51,7 @@ std::shared_ptr<Program const> load_or_report(std::string const& path, std::vect
     auto r = load_trusted_rules(path, trusted_keys(trust), &diags);
     if (!r.program) {
         if (!diags.empty()) std::cerr << format_diagnostics(diags);
-        else std::cerr << "kyotaku: " << path << ": " << r.error << "\n";
+        else std::cerr << "kyotaku: " << path << ": " << r.describe() << "\n";
     }
     return r.program;
 }
@@ -253,7 +253,7 @@ int cmd_verify_bundle(std::string const& bundle, std::string const& sources_dir,
         }
     auto r = load_bundle(bytes, hash);
     if (!r.program) {
-        std::cerr << "kyotaku: " << bundle << ": " << r.error << "\n";
+        std::cerr << "kyotaku: " << bundle << ": " << r.describe() << "\n";
         return 1;
     }
     BundleParts const parts = split_bundle(bytes);

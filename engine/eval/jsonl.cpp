@@ -291,7 +291,7 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
             }
             auto r = parse_date(*s);
             if (r.date) out.set_raw(f, r.date->days());
-            else field_error(key, r.error);
+            else field_error(key, r.message.text());
             break;
         }
         case TypeKind::Month: {
@@ -302,7 +302,7 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
             }
             auto r = parse_month(*s);
             if (r.month) out.set_raw(f, r.month->index());
-            else field_error(key, r.error);
+            else field_error(key, r.message.text());
             break;
         }
         case TypeKind::Enum: {
@@ -349,7 +349,7 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
                 if (!m) {
                     auto r = parse_month(*s);
                     if (!r.month) {
-                        field_error(key, r.error);
+                        field_error(key, r.message.text());
                         return false;
                     }
                     m = r.month->index();

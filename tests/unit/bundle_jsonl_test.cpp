@@ -35,7 +35,7 @@ TEST(Bundle, RoundTripGivesTheSameAnswers) {
     auto p = official();
     std::string bytes = save_bundle(*p);
     auto loaded = load_bundle(bytes, p->source_hash);
-    ASSERT_TRUE(loaded.program) << loaded.error;
+    ASSERT_TRUE(loaded.program) << loaded.describe();
     JsonlEvaluator a(p), b(loaded.program);
     std::string oa, ob;
     a.answer_line(good, oa);
@@ -72,21 +72,21 @@ TEST(Bundle, RefusesMismatchesWithAClearMessage) {
     std::string bytes = save_bundle(*p);
     auto stale = load_bundle(bytes, p->source_hash + 1);
     EXPECT_FALSE(stale.program);
-    EXPECT_NE(stale.error.find("source hash mismatch"), std::string::npos);
+    EXPECT_NE(stale.message.text().find("source hash mismatch"), std::string::npos);
 
     std::string damaged = bytes;
     damaged[damaged.size() - 10] ^= 0x5a;
     auto d = load_bundle(damaged);
     EXPECT_FALSE(d.program);
-    EXPECT_NE(d.error.find("damaged"), std::string::npos);
+    EXPECT_NE(d.message.text().find("damaged"), std::string::npos);
 
     std::string other_format = bytes;
     other_format[12] = char(99);  // the first byte of the format version, after the magic and the header size
     auto f = load_bundle(other_format);
     EXPECT_FALSE(f.program);
-    EXPECT_NE(f.error.find("format version 99"), std::string::npos);
+    EXPECT_NE(f.message.text().find("format version 99"), std::string::npos);
 
-    EXPECT_NE(load_bundle("garbage").error.find("not a kyotaku bundle"), std::string::npos);
+    EXPECT_NE(load_bundle("garbage").message.text().find("not a kyotaku bundle"), std::string::npos);
     EXPECT_FALSE(load_bundle(bytes.substr(0, bytes.size() / 2)).program);  // truncated: an error, not a crash
 }
 

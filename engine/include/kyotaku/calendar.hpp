@@ -88,7 +88,6 @@ Date month_end(Date d);
 // their era.
 struct DateParse {
     std::optional<Date> date;
-    std::string error;  // message.text(), when !date
     Message message;
 };
 DateParse parse_date(std::string_view text);
@@ -99,7 +98,6 @@ std::string wareki(Date d);
 // Parses `YYYY-MM` or 和暦 `令和6年6月` / `R6.6`.
 struct MonthParse {
     std::optional<Month> month;
-    std::string error;  // message.text(), when !month
     Message message;
 };
 MonthParse parse_month(std::string_view text);

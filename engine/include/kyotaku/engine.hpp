@@ -51,8 +51,10 @@ std::uint64_t hash_sources(std::vector<SourceFile> const& sources);
 std::string save_bundle(Program const& program);
 struct LoadResult {
     std::shared_ptr<Program const> program;
-    std::string error;  // message.text() (Japanese / English), when program is null
-    Message message;
+    Message message;                      // why program is null
+    std::vector<Diagnostic> diagnostics;  // when rule sources did not compile: their diagnostics
+    // For a person or a log: the diagnostics when there are some, otherwise the message ("ja / en").
+    std::string describe() const;
 };
 // Refuses a bundle of another format or compiler version, a damaged bundle, and — when `expected_source_hash`
 // is given — a bundle compiled from other rule sources. A signed bundle (kyotaku/signing.hpp) loads like an
