@@ -1,5 +1,7 @@
 #include "http/json_codec.hpp"
 
+#include "storage/faults.hpp"
+
 #include <cctype>
 
 namespace kyotaku::server {
@@ -10,6 +12,18 @@ using json = nlohmann::json;
 HttpResult json_result(int status, json const& body) {
     return HttpResult{status, "application/json; charset=utf-8", body.dump(-1, ' ', false, json::error_handler_t::replace)};
 }
+
+HttpResult unavailable_result() {
+    bool const in_doubt = !write_ledger().clean();
+    HttpResult r = error_result(
+        in_doubt ? Error(Error::Kind::unavailable, "", "データベースとの接続が切れました。保存されたかどうかを確かめてから、やり直してください",
+                         "the database connection was lost: check whether the request took effect before repeating it")
+                 : Error(Error::Kind::unavailable, "", "データベースに一時的につながりません。少し待ってからもう一度お試しください",
+                         "the database is unavailable for a moment: retry shortly"));
+    r.headers.emplace_back("Retry-After", "2");
+    return r;
+}
+
 int status_of(Error::Kind k) {
     switch (k) {
         case Error::Kind::invalid: return 400;

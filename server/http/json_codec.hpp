@@ -18,6 +18,9 @@ int status_of(Error::Kind kind);
 // One error shape for every answer, the HTTP layer's own included: the Japanese and English texts as separate
 // fields (and together in `error`, "ja / en"), and the field at fault when there is one.
 HttpResult error_result(Error const& e);
+// The database was away (a failover) and the request could not be run again (storage/faults.hpp): 503 with
+// Retry-After, never 500; when a write of it may have been committed before the connection went, it says so.
+HttpResult unavailable_result();
 
 // A JSON body, parsed without letting its nesting depth choose anything: values deeper than 8 levels are refused
 // (Error invalid), as are invalid JSON and anything but an object.

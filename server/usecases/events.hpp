@@ -8,11 +8,15 @@
 
 namespace kyotaku::server {
 
-// A batch job's state changes: "accepted" (its rows stored), "finished" (every row answered).
+// A batch job's state changes: "accepted" (its rows stored), "finished" (every row answered), "failed" (gave up on a
+// permanent error: `error` names it), "retry" (a transient database fault: the chunk is answered again after
+// `retry_in_ms`).
 struct BatchEvent {
     char const* state;
     std::string reception_number, facility;
     std::int64_t rows = 0;
+    std::string error = {};
+    std::int64_t retry_in_ms = -1;
 };
 
 // A chunk of a batch job that the worker could not answer or record (not a bad row: each has its own result).

@@ -223,7 +223,14 @@ public:
     // requests in flight, then writes the answers in one short transaction where its lease still stands. A crash
     // loses no row and answers none twice (the lease expires; the write is conditional). Returns how many rows it
     // answered.
+    // A transient database fault (a lost connection, a failover, a lost race) answers nothing and fails nothing:
+    // the chunk stays this worker's and is tried again after pause(), which doubles while the fault lasts (0.1 s
+    // up to 5 s); only a permanent error counts against the job, which gives up after three (failed, 異常終了).
     int process(int max_rows = 500);
+    // How long the worker should wait before its next process() (zero unless a transient fault is being waited out).
+    std::chrono::milliseconds pause() const { return pause_; }
+    // This worker's counts, for /metrics: chunks tried again after a transient fault; jobs it gave up.
+    std::atomic<std::uint64_t> retries{0}, jobs_failed{0};
     // Stores the answers of rows of a job (inside the caller's transaction): the worker's, and those of the file
     // formats answered at once.
     void write_answers(std::string const& reception, std::vector<std::int64_t> const& row_nos, std::vector<std::string> const& answers);
@@ -234,8 +241,12 @@ public:
 
 private:
     void give_up(std::string const& reception, std::string const& why);
+    int process_chunk(int max_rows);
+    void wait_out(std::string const& reception, std::string const& facility, std::string const& why);
+    std::string current_job_, current_facility_;  // the job process_chunk() works on (for the retry's log line)
     Context& x_;
     std::string worker_;  // this instance's lease owner id
+    std::chrono::milliseconds pause_{0};
 };
 
 // The same flows in the real file formats (OQS*.xml, Shift_JIS or UTF-8).
