@@ -224,6 +224,9 @@ public:
     // loses no row and answers none twice (the lease expires; the write is conditional). Returns how many rows it
     // answered.
     int process(int max_rows = 500);
+    // Lets go of the chunk leases this worker holds and has not answered (a stopping server's: another server takes
+    // the chunks at once instead of after the lease expires). Returns how many.
+    int release_leases();
     // Stores the answers of rows of a job (inside the caller's transaction): the worker's, and those of the file
     // formats answered at once.
     void write_answers(std::string const& reception, std::vector<std::int64_t> const& row_nos, std::vector<std::string> const& answers);
