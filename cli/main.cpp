@@ -51,7 +51,7 @@ std::shared_ptr<Program const> load_or_report(std::string const& path, std::vect
     auto r = load_trusted_rules(path, trusted_keys(trust), &diags);
     if (!r.program) {
         if (!diags.empty()) std::cerr << format_diagnostics(diags);
-        else std::cerr << "kyotaku: " << path << ": " << r.error << "\n";
+        else std::cerr << "kyotaku: " << path << ": " << r.describe() << "\n";
     }
     return r.program;
 }
@@ -176,8 +176,14 @@ int cmd_fmt(std::vector<std::string> const& files, bool write, bool check) {
     return status;
 }
 
-int cmd_compile(std::string const& rules, std::string const& output, std::string const& emit_cpp_path, std::string const& sign_key,
-                bool strict) {
+int cmd_compile(std::string const& rules, std::string const& output, std::string const& emit_cpp_path, std::string const& cpp_namespace,
+                std::string const& sign_key, bool strict) {
+    if (!valid_cpp_namespace(cpp_namespace)) {
+        std::cerr << "kyotaku compile: --namespace \"" << cpp_namespace
+                  << "\": C++ の名前空間名ではありません (英数字と _ の識別子を :: でつなぐ。予約語・std は不可) / not a C++ namespace "
+                     "(identifiers of letters, digits and _ joined by ::; no keyword, no std)\n";
+        return 2;
+    }
     std::vector<Diagnostic> diags;
     auto sources = read_rule_sources(rules, diags);
     if (!diags.empty()) {
@@ -193,11 +199,12 @@ int cmd_compile(std::string const& rules, std::string const& output, std::string
     }
     if (!emit_cpp_path.empty()) {
         std::ofstream cpp(emit_cpp_path, std::ios::trunc);
-        if (!cpp || !(cpp << emit_cpp(*c.program, "generated_rules"))) {
+        if (!cpp || !(cpp << emit_cpp(*c.program, cpp_namespace, "generated_rules"))) {
             std::cerr << "kyotaku: " << emit_cpp_path << ": 書き込めません / cannot write\n";
             return 1;
         }
-        std::cout << emit_cpp_path << ": C++ for kyotaku::generated_rules (source hash " << std::hex << c.program->source_hash << std::dec << ")\n";
+        std::cout << emit_cpp_path << ": C++ for " << cpp_namespace << "::generated_rules (source hash " << std::hex
+                  << c.program->source_hash << std::dec << ")\n";
         if (output.empty()) return 0;
     }
     std::string bytes = save_bundle(*c.program);
@@ -246,7 +253,7 @@ int cmd_verify_bundle(std::string const& bundle, std::string const& sources_dir,
         }
     auto r = load_bundle(bytes, hash);
     if (!r.program) {
-        std::cerr << "kyotaku: " << bundle << ": " << r.error << "\n";
+        std::cerr << "kyotaku: " << bundle << ": " << r.describe() << "\n";
         return 1;
     }
     BundleParts const parts = split_bundle(bytes);
@@ -365,6 +372,10 @@ int main(int argc, char** argv) {
     comp->add_option("-o,--output", output, "出力するバンドル / bundle to write");
     comp->add_option("--emit-cpp", emit_cpp_path,
                      "ルールを C++ のソースとしても書き出す (kyotaku/generated.hpp) / also write the rules as C++ source");
+    std::string cpp_namespace = "kyotaku";
+    comp->add_option("--namespace", cpp_namespace,
+                     "--emit-cpp の GeneratedRules を置く名前空間 (既定 kyotaku。二つのルールセットを一つのプログラムに) / the namespace of "
+                     "the emitted generated_rules (default kyotaku; two rule sets in one program)");
     std::string sign_key;
     comp->add_option("--sign", sign_key, "Ed25519 の秘密鍵 (PEM) でバンドルに署名する / sign the bundle with this Ed25519 private key (PEM)");
     comp->add_flag("--strict", strict, "警告もエラーにする / treat warnings as errors");
@@ -454,7 +465,7 @@ int main(int argc, char** argv) {
             std::cerr << "kyotaku compile: -o か --emit-cpp が必要です / -o or --emit-cpp is required\n";
             return 2;
         }
-        return cmd_compile(rules, output, emit_cpp_path, sign_key, strict);
+        return cmd_compile(rules, output, emit_cpp_path, cpp_namespace, sign_key, strict);
     }
     if (*ver) return cmd_verify_bundle(output, sources, trust);
 #ifdef KYOTAKU_WITH_SERVER

@@ -2,7 +2,7 @@
 
 #include "core/card_signature.hpp"
 #include "core/secrets.hpp"
-#include "decision/rule_contract.hpp"
+#include "contract/rule_contract.hpp"
 #include "app/app.hpp"
 #include "http/tls.hpp"
 #include "kyotaku/engine.hpp"
@@ -147,12 +147,13 @@ void check_rules(ServeOptions const& o, Preflight& out) {
     std::vector<Diagnostic> diags;
     ServingRules serving = load_serving_rules(path, keys, &diags);
     if (!serving.loaded.program) {
-        out.errors.push_back("rules: " + (diags.empty() ? path + ": " + serving.loaded.error : "\n" + format_diagnostics(diags)));
+        out.errors.push_back("rules: " + (diags.empty() ? path + ": " + serving.loaded.describe() : "\n" + format_diagnostics(diags)));
         return;
     }
     auto bound = RuleContract::bind(serving.loaded.program);
-    if (auto const* error = std::get_if<std::string>(&bound)) {
-        out.errors.push_back("rules: " + path + ": ルールがサーバの契約を満たしません / the rules do not fulfil the server's contract: " + *error);
+    if (auto const* error = std::get_if<Message>(&bound)) {
+        out.errors.push_back("rules: " + path + ": ルールがサーバの契約を満たしません: " + error->ja +
+                             " / the rules do not fulfil the server's contract: " + error->en);
         return;
     }
     char hash[32];

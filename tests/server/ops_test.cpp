@@ -200,7 +200,7 @@ protected:
         db = open_sqlite(":memory:");
         migrate(*db);
         auto loaded = load_rules(rules.string());
-        ASSERT_TRUE(loaded.program) << loaded.error;
+        ASSERT_TRUE(loaded.program) << loaded.describe();
         service = std::make_unique<Service>(*db, loaded.program, clock);
         rt = std::make_unique<Runtime>(*db, *service, rules.string());
     }
