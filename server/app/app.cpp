@@ -346,7 +346,10 @@ int run(ServeOptions const& o) {
     AcceptStats accept_stats;
     rt.connections_refused = &accept_stats.refused_at_cap;  // for /metrics
     rt.accept_errors = &accept_stats.errors;
-    net::co_spawn(io,
+    // The accept loop and the drain that closes the listener share a strand (an acceptor is not safe to touch from two
+    // threads at once).
+    auto const acceptor_strand = net::make_strand(io);
+    net::co_spawn(acceptor_strand,
                   accept_loop(acceptor, max_connections, connections, accept_stats,
                               [&](tcp::socket socket, ConnectionCounter::Slot slot) {
                                   start_session(std::move(socket), tls->context(), shared, std::move(slot));
@@ -361,7 +364,7 @@ int run(ServeOptions const& o) {
         rt.draining = true;
         drain.stopping = true;
         worker.stop_taking();
-        net::co_spawn(io, drain_then_stop(io, acceptor, drain, o.drain), [](std::exception_ptr) {});
+        net::co_spawn(acceptor_strand, drain_then_stop(io, acceptor, drain, o.drain), [](std::exception_ptr) {});
     });
     std::vector<std::thread> pool;
     for (int i = 1; i < o.threads; ++i) pool.emplace_back([&] { io.run(); });
