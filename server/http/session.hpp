@@ -15,6 +15,9 @@
 #include <memory>
 #include <string>
 
+namespace boost::asio {
+class thread_pool;
+}
 namespace boost::asio::ssl {
 class context;
 }
@@ -43,6 +46,9 @@ struct SessionShared {
     Drain& drain;
     HandshakeBudget& hellos;         // connections waiting for their ClientHello (limits.hpp)
     HandshakeBudget& handshakes;     // connections in the rest of their TLS handshake
+    // The threads that answer requests (they may wait for the database); the connections' own threads only read,
+    // write, handshake and answer /healthz and /readyz.
+    boost::asio::thread_pool& work;
 };
 
 // Runs one accepted connection on the socket's executor (a strand of its own: accept_loop) until the client goes or a
