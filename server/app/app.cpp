@@ -9,6 +9,7 @@
 #include "core/card_signature.hpp"
 #include "kyotaku/signing.hpp"
 #include "ops/observability.hpp"
+#include "ops/preflight.hpp"
 #include "ops/runtime.hpp"
 #include "storage/idempotent_answers.hpp"
 #include "storage/server_probes.hpp"
@@ -97,6 +98,7 @@ std::unique_ptr<Database> open_store(ServeOptions const& o, std::string const& s
         if (int sealed = seal_plain_url_keys(*db, *secrets))
             std::cerr << "kyotaku serve: 平文の URL 鍵 " << sealed << " 個を鍵ファイルで封じました / sealed " << sealed
                       << " plain URL key(s) with the key file\n";
+        claim_key_fingerprint(*db, *secrets, iso_timestamp(std::chrono::system_clock::now()));
         return db;
     } catch (Refused const&) {
         throw;

@@ -312,7 +312,8 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
                 auto run = [&] { return router.handle(who, request); };
                 // The relay's file uploads carry an Idempotency-Key: a repeat gets the first answer, never a second job.
                 return req.count("Idempotency-Key") && idempotent_route(method, target)
-                           ? answer_once(shared.idempotent, service.context.clock, who, std::string(req["Idempotency-Key"]), request.body, run)
+                           ? answer_once(shared.idempotent, service.context.clock, who, target.substr(0, target.find('?')),
+                                         std::string(req["Idempotency-Key"]), request.body, run)
                            : run();
             } catch (TransientDatabaseError const& e) {  // the Idempotency-Key store while the database is away
                 log_error("request", e.what());

@@ -58,6 +58,15 @@ std::string check_database(std::string const& location, std::vector<std::string>
     return {};
 }
 
+// Whether a database holds the fingerprint of another key file (none stored yet: ""): the refusal, naming both.
+std::string another_key(Database& db, Secrets const& secrets) {
+    auto stored = db.query("SELECT fingerprint FROM key_fingerprint WHERE id = 1");
+    if (stored.empty() || as_text(stored[0][0]) == secrets.fingerprint()) return {};
+    return "このデータベースは別の鍵ファイルで使われています (データベースの鍵の指紋 " + as_text(stored[0][0]) + "、この鍵の指紋 " +
+           secrets.fingerprint() + ")。配備のすべてのサーバに同じ鍵ファイルを置いてください / another key file is this database's (its key's fingerprint " +
+           as_text(stored[0][0]) + ", this key's " + secrets.fingerprint() + "): every server of a deployment needs the same key file";
+}
+
 // Whether the key file opens the URL keys a database holds sealed ("" when it does, or when there is nothing to
 // open yet: no database, an empty one).
 std::string check_key_opens_database(Secrets const& secrets, std::string const& location) {
@@ -74,6 +83,10 @@ std::string check_key_opens_database(Secrets const& secrets, std::string const& 
             if (!secrets.open_url_key(std::uint32_t(as_int(row[0])), as_text(row[1])))
                 return "このデータベースを封じた鍵ファイルではありません (URL 鍵 " + std::to_string(as_int(row[0])) +
                        " が開きません) / not the key file this database was sealed with (URL key " + std::to_string(as_int(row[0])) + " does not open)";
+        if (!db->query(postgres ? "SELECT 1 FROM information_schema.tables WHERE table_name = 'key_fingerprint'"
+                                : "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'key_fingerprint'")
+                 .empty())
+            return another_key(*db, secrets);
     } catch (std::exception const& e) {
         return redact_secrets(e.what(), location);
     }
@@ -116,6 +129,7 @@ void check_key_file(ServeOptions const& o, Preflight::Asker asker, Preflight& ou
     try {
         auto secrets = Secrets::from_key_file_for_check(path);  // what serve loads, but for the owner (above)
         if (auto e = check_key_opens_database(*secrets, o.db); !e.empty()) out.errors.push_back("key_file: " + path + ": " + e);
+        else out.notes.push_back("key_file: " + path + ": fingerprint " + secrets->fingerprint());
     } catch (std::exception const& e) {
         out.errors.push_back(std::string("key_file: ") + e.what());
     }
@@ -162,6 +176,13 @@ void check_rules(ServeOptions const& o, Preflight& out) {
 }
 
 }  // namespace
+
+void claim_key_fingerprint(Database& db, Secrets const& secrets, std::string const& at) {
+    // The first server to get here stores its key's fingerprint; the one row (id 1) makes a second server that
+    // races it, with another key, find the first one's.
+    db.query("INSERT INTO key_fingerprint (id, fingerprint, created_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING", {secrets.fingerprint(), at});
+    if (auto e = another_key(db, secrets); !e.empty()) throw std::runtime_error("key_file: " + e);
+}
 
 Preflight preflight(ServeOptions const& o, Preflight::Asker asker) {
     Preflight out;

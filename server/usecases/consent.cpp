@@ -37,12 +37,14 @@ std::shared_ptr<std::string const> ConsentDesk::rules_bundle() {
 json ConsentDesk::issue_challenge(json const& body) {
     Fields f(body, {"token"});
     std::string facility = facility_of_token(f.text("token"));
-    admit_challenge(x_, facility);
     std::string id = new_id();
     std::string challenge = new_id() + new_id();  // 32 random bytes, hex
     std::string expires = x_.clock.timestamp_after(std::chrono::seconds(300));
-    x_.db.query("INSERT INTO challenges (id, facility_code, challenge_hex, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-                {id, facility, challenge, x_.now(), expires});
+    transaction(x_.db, [&] {
+        admit_challenge(x_, facility);
+        x_.db.query("INSERT INTO challenges (id, facility_code, challenge_hex, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                    {id, facility, challenge, x_.now(), expires});
+    });
     return json{{"challenge_id", id}, {"challenge", base64_encode(from_hex(challenge))}, {"expires_at", expires}};
 }
 
@@ -52,7 +54,7 @@ json ConsentDesk::visual_passcode(Caller const& c) {
     return json{{"passcode", new_passcode(x_, c.facility_code, expires)}, {"expires_at", expires}};
 }
 
-json ConsentDesk::register_consent(json const& body, int& status) {
+json ConsentDesk::register_consent(json const& body, int& status, std::function<void(json const&)> const& with) {
     Fields f(body, {"token", "challenge_id", "certificate", "signature", "identity_method", "visit_kind", "items", "appointment_date",
                     "visual_passcode"});
     auto rules = x_.rules();
@@ -80,59 +82,61 @@ json ConsentDesk::register_consent(json const& body, int& status) {
     std::string const today = x_.today().iso();
 
     bool wrong_passcode = false;
-    try {
-        return transaction(x_.db, [&]() -> json {
-            auto ch = x_.db.query("SELECT facility_code, challenge_hex, expires_at, used_at, request_hash, consent_id FROM challenges WHERE id = $1",
-                                  {challenge_id});
-            if (ch.empty() || as_text(ch[0][0]) != facility) throw invalid("challenge_id", "チャレンジが見つかりません", "unknown challenge");
-            if (!is_null(ch[0][3])) {
-                // The same registration sent again (a retry after a lost answer) gets the same answer; anything else
-                // with a used challenge is a replay.
-                if (as_text(ch[0][4]) == request_hash) {
-                    status = 200;
-                    auto c = x_.db.query("SELECT first_visit FROM consents WHERE id = $1", {as_text(ch[0][5])});
-                    return json{{"consent_id", as_text(ch[0][5])}, {"first_visit", c.empty() ? today : as_text(c[0][0])}, {"retry", true}};
-                }
-                throw conflict("challenge_id", "このチャレンジは使用済みです (再送は同じ内容でだけ)", "the challenge was already used");
+    json out = transaction(x_.db, [&]() -> json {
+        auto ch = x_.db.query("SELECT facility_code, challenge_hex, expires_at, used_at, request_hash, consent_id FROM challenges WHERE id = $1",
+                              {challenge_id});
+        if (ch.empty() || as_text(ch[0][0]) != facility) throw invalid("challenge_id", "チャレンジが見つかりません", "unknown challenge");
+        if (!is_null(ch[0][3])) {
+            // The same registration sent again (a retry after a lost answer) gets the same answer; anything else
+            // with a used challenge is a replay.
+            if (as_text(ch[0][4]) == request_hash) {
+                status = 200;
+                auto c = x_.db.query("SELECT first_visit FROM consents WHERE id = $1", {as_text(ch[0][5])});
+                json again{{"consent_id", as_text(ch[0][5])}, {"first_visit", c.empty() ? today : as_text(c[0][0])}, {"retry", true}};
+                if (with) with(again);
+                return again;
             }
-            if (as_text(ch[0][2]) < x_.now()) throw invalid("challenge_id", "チャレンジの有効期限が切れました", "the challenge expired");
-            // The service, the identity method and the 診療予約日, by the rules on the server's date (nothing about the
-            // card's holder is needed, nor revealed, to decide them).
-            DbRecords records(x_.db);
-            auto info = records.facility(facility);
-            DecisionPath decisions(rules, records, x_.today());
-            auto decided = decisions.registration(*info, kind, method, appointment);
-            if (!decided.ok)
-                throw Error(decided.field == "visit_kind" ? Error::Kind::conflict : Error::Kind::invalid, decided.field,
-                            decided.reason);
-            if (x_.card_ca.empty()) throw Error(Error::Kind::unavailable, "", "カードの認証局が設定されていません", "the card CA is not configured");
-            CardCheck card = verify_card_signature(x_.card_ca, *certificate, from_hex(as_text(ch[0][1])), signature ? &*signature : nullptr);
-            if (!card.ok) throw Error(card.field.empty() ? Error::Kind::unavailable : Error::Kind::invalid, card.field, card.error_ja, card.error_en);
-            // 目視確認: the passcode is checked before anything is looked up about the card's holder, so that a holder
-            // of the URL and a card's (public) certificate learns nothing without it.
-            if (method == "目視確認" && !use_passcode(x_, facility, passcode)) {
-                wrong_passcode = true;
-                throw invalid("visual_passcode", "目視確認用パスコードが正しくないか、使用済みか、期限切れです", "the 目視確認 passcode is wrong, used or expired");
-            }
-            auto holder = x_.db.query("SELECT person_key FROM card_certificates WHERE fingerprint = $1", {card.fingerprint});
-            if (holder.empty()) throw invalid("certificate", "このカードの資格情報がありません", "no eligibility for this card");
-            std::string person = as_text(holder[0][0]);
+            throw conflict("challenge_id", "このチャレンジは使用済みです (再送は同じ内容でだけ)", "the challenge was already used");
+        }
+        if (as_text(ch[0][2]) < x_.now()) throw invalid("challenge_id", "チャレンジの有効期限が切れました", "the challenge expired");
+        // The service, the identity method and the 診療予約日, by the rules on the server's date (nothing about the
+        // card's holder is needed, nor revealed, to decide them).
+        DbRecords records(x_.db);
+        auto info = records.facility(facility);
+        DecisionPath decisions(rules, records, x_.today());
+        auto decided = decisions.registration(*info, kind, method, appointment);
+        if (!decided.ok)
+            throw Error(decided.field == "visit_kind" ? Error::Kind::conflict : Error::Kind::invalid, decided.field,
+                        decided.reason);
+        if (x_.card_ca.empty()) throw Error(Error::Kind::unavailable, "", "カードの認証局が設定されていません", "the card CA is not configured");
+        CardCheck card = verify_card_signature(x_.card_ca, *certificate, from_hex(as_text(ch[0][1])), signature ? &*signature : nullptr);
+        if (!card.ok) throw Error(card.field.empty() ? Error::Kind::unavailable : Error::Kind::invalid, card.field, card.error_ja, card.error_en);
+        // 目視確認: the passcode is checked before anything is looked up about the card's holder, so that a holder
+        // of the URL and a card's (public) certificate learns nothing without it. One guess at a time per facility:
+        // a wrong one is counted and committed (nothing else was written) before the next is compared.
+        if (method == "目視確認" && !use_passcode(x_, facility, passcode)) {
+            wrong_passcode = true;
+            return json();
+        }
+        auto holder = x_.db.query("SELECT person_key FROM card_certificates WHERE fingerprint = $1", {card.fingerprint});
+        if (holder.empty()) throw invalid("certificate", "このカードの資格情報がありません", "no eligibility for this card");
+        std::string person = as_text(holder[0][0]);
 
-            std::string consent_id = new_id();
-            x_.db.query("INSERT INTO consents (id, facility_code, person_key, visit_kind, first_visit, identity_method, items, appointment_date, registered_at) "
-                        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                        {consent_id, facility, person, kind, today, method, list, appointment ? Value(*appointment) : Value(nullptr), x_.now()});
-            x_.db.query("UPDATE challenges SET used_at = $2, request_hash = $3, consent_id = $4 WHERE id = $1", {challenge_id, x_.now(), request_hash, consent_id});
-            // The first visit's 居宅同意取得型 verification is itself a 資格確認 of the facility: logged.
-            log_inquiry(x_, facility, "資格確認（居宅同意取得型）", person, true,
-                        json{{"consent_id", consent_id}, {"identity_method", method}, {"visit_kind", kind}, {"first_visit", today}});
-            status = 201;
-            return json{{"consent_id", consent_id}, {"first_visit", today}};
-        });
-    } catch (Error const&) {
-        if (wrong_passcode) count_wrong_passcode(x_, facility);  // counted although the registration is rolled back
-        throw;
-    }
+        std::string consent_id = new_id();
+        x_.db.query("INSERT INTO consents (id, facility_code, person_key, visit_kind, first_visit, identity_method, items, appointment_date, registered_at) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    {consent_id, facility, person, kind, today, method, list, appointment ? Value(*appointment) : Value(nullptr), x_.now()});
+        x_.db.query("UPDATE challenges SET used_at = $2, request_hash = $3, consent_id = $4 WHERE id = $1", {challenge_id, x_.now(), request_hash, consent_id});
+        // The first visit's 居宅同意取得型 verification is itself a 資格確認 of the facility: logged.
+        log_inquiry(x_, facility, "資格確認（居宅同意取得型）", person, true,
+                    json{{"consent_id", consent_id}, {"identity_method", method}, {"visit_kind", kind}, {"first_visit", today}});
+        status = 201;
+        json made{{"consent_id", consent_id}, {"first_visit", today}};
+        if (with) with(made);
+        return made;
+    });
+    if (wrong_passcode) throw invalid("visual_passcode", "目視確認用パスコードが正しくないか、使用済みか、期限切れです", "the 目視確認 passcode is wrong, used or expired");
+    return out;
 }
 
 }  // namespace kyotaku::server

@@ -31,6 +31,14 @@ std::vector<std::string> split_csv_line(std::string const& line);
 
 std::vector<unsigned char> from_hex(std::string const& hex);
 
+// Inside a transaction: makes the transactions that limit what one facility does (challenges, hand-offs, wrong codes
+// and passcodes: consent_limits.hpp, handoff.hpp) run one after another until this one ends, so that a count and the
+// insert it allows are one step on every database, however many servers and threads ask at once (the facility's
+// row locked on PostgreSQL; SQLite has one writer).
+inline void lock_facility(Context& x, std::string const& facility) {
+    x.db.query("SELECT code FROM facilities WHERE code = $1" + std::string(x.db.lock_suffix()), {facility});
+}
+
 // Writes one 資格確認履歴 entry: the fields a record needs, never a request body.
 void log_inquiry(Context& x, std::string const& facility, char const* kind, std::string const& person, bool allowed, json const& detail);
 

@@ -2,6 +2,7 @@
 
 #include "core/card_signature.hpp"
 #include "core/url_token.hpp"
+#include "usecases/desk_util.hpp"
 
 #include <openssl/rand.h>
 
@@ -66,6 +67,7 @@ json Handoffs::create(json const& body) {
     std::string const id = new_id();
     std::string code;
     transaction(x.db, [&] {
+        lock_facility(x, facility);  // the count of open hand-offs and the insert: one step (3 servers made 55 of 50)
         // Expired hand-offs are kept a day (the phone may still ask), then forgotten.
         x.db.query("DELETE FROM consent_handoffs WHERE expires_at < $1", {iso_timestamp(x.clock.now() - std::chrono::hours(24))});
         auto open = x.db.query("SELECT code FROM consent_handoffs WHERE facility_code = $1 AND expires_at > $2 AND done_at IS NULL AND cancelled_at IS NULL",
@@ -132,6 +134,7 @@ json Handoffs::claim(json const& body) {
     std::string const secret = new_id() + new_id();
     std::optional<json> answer;
     transaction(x.db, [&] {
+        lock_facility(x, facility);  // one claim at a time: a wrong code is counted before the next is compared
         x.db.query("DELETE FROM consent_handoff_failures WHERE at <= $1", {since});
         // Wrong codes slow the facility's claims down before any code is compared.
         auto failures = x.db.query("SELECT COUNT(*) FROM consent_handoff_failures WHERE facility_code = $1 AND at > $2", {facility, since});
@@ -187,14 +190,12 @@ json Handoffs::register_consent(json const& body, int& status) {
         if (choices.contains(field)) registration[field] = choices[field];
     for (char const* field : {"token", "challenge_id", "certificate", "signature", "visual_passcode"})
         if (f.has(field)) registration[field] = f.raw(field);
-    // One transaction (the registration's own becomes a savepoint in it): the consent and the hand-off's 完了 are
-    // committed together or not at all.
+    // The hand-off's 完了 in the registration's transaction: the consent and it are committed together or not at all
+    // (and no transaction may enclose that one: it commits the count of a wrong passcode, then refuses).
     Context& x = x_;
-    return transaction(x.db, [&] {
-        json out = consent_.register_consent(registration, status);
+    return consent_.register_consent(registration, status, [&](json const& out) {
         x.db.query("UPDATE consent_handoffs SET consent_id = $2, first_visit = $3, done_at = $4 WHERE id = $1",
                    {h.id, out.value("consent_id", std::string()), out.value("first_visit", std::string()), x.now()});
-        return out;
     });
 }
 

@@ -147,7 +147,8 @@ public:
     // The rules in force as the page loads them (shared: a reload may replace them while a response is being sent).
     std::shared_ptr<std::string const> rules_bundle();
     json issue_challenge(json const& body);
-    json register_consent(json const& body, int& status);
+    // `with` (when set) runs inside the registration's transaction with its answer: what is committed with it.
+    json register_consent(json const& body, int& status, std::function<void(json const&)> const& with = {});
     json visual_passcode(Caller const& c);
 
 private:

@@ -341,8 +341,8 @@ TEST(Idempotency, TheSameKeyGetsTheFirstAnswerAndNothingIsDoneTwice) {
     std::string const key = "0123456789abcdef0123";
     IdempotentAnswers store(*db);
     SystemClock clock;
-    HttpResult first = answer_once(store, clock, a, key, "<XmlMsg/>", run);
-    HttpResult again = answer_once(store, clock, a, key, "<XmlMsg/>", run);
+    HttpResult first = answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", key, "<XmlMsg/>", run);
+    HttpResult again = answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", key, "<XmlMsg/>", run);
     EXPECT_EQ(runs, 1);
     EXPECT_EQ(again.body, first.body);
     EXPECT_EQ(again.status, 200);
@@ -350,9 +350,9 @@ TEST(Idempotency, TheSameKeyGetsTheFirstAnswerAndNothingIsDoneTwice) {
     ASSERT_EQ(again.headers.size(), 1u);
     EXPECT_EQ(again.headers[0].first, "Idempotent-Replayed");
     EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM url_keys")[0][0]), 1);
-    EXPECT_EQ(answer_once(store, clock, a, key, "<XmlMsg>other</XmlMsg>", run).status, 422);
-    EXPECT_EQ(answer_once(store, clock, a, "short", "<XmlMsg/>", run).status, 400);
-    answer_once(store, clock, a, "another-key-0123456789", "<XmlMsg/>", run);
+    EXPECT_EQ(answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", key, "<XmlMsg>other</XmlMsg>", run).status, 422);
+    EXPECT_EQ(answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", "short", "<XmlMsg/>", run).status, 400);
+    answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", "another-key-0123456789", "<XmlMsg/>", run);
     EXPECT_EQ(runs, 2);
     EXPECT_TRUE(idempotent_route("POST", "/api/v1/oqs/OQSmuquc01req"));
     EXPECT_FALSE(idempotent_route("POST", "/api/v1/oqs/OQSmuquc02req"));
