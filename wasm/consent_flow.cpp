@@ -48,8 +48,11 @@ Flow::Flow(std::shared_ptr<Program const> rules, Facility facility, Date today)
     auto refuse = [](char const* name, char const* what) {
         throw std::runtime_error(std::string("ルールに ") + name + " (" + what + ") がありません / the rules lack " + name + " (" + what + ")");
     };
+    // Each a decision or an `export let` (what a program reads by name; kyotaku diff compares every one of them).
     for (auto const& s : page_slots)
-        if (int i = rules_->find_slot(s.name); i < 0 || rules_->slots[std::size_t(i)].type.kind != s.kind) refuse(s.name, "let / decision");
+        if (int i = rules_->find_slot(s.name); i < 0 || rules_->slots[std::size_t(i)].type.kind != s.kind ||
+                                                  !(rules_->slots[std::size_t(i)].decision || rules_->slots[std::size_t(i)].exported))
+            refuse(s.name, "decision / export let");
     for (auto const& f : page_facts)
         if (int i = rules_->find_fact(f.name); i < 0 || rules_->facts[std::size_t(i)].type.kind != f.kind) refuse(f.name, "fact");
 }

@@ -6,7 +6,8 @@
 //   setFiles('[{"path":"20_window.rules","text":"…"}, …]') → {"ok","errors","warnings","diagnostics":[…],"summary"}
 //   runTests() → {"passed","failed","failures":[{"test","location","message"}]}
 //   explain(facts, full) → text · sampleFacts() → one generated case (JSON)
-//   setBaselineFiles(files) / setBaselineBundle(Uint8Array) → {"ok","error"} · diff(cases, seed) → diff_json
+//   setBaselineFiles(files) / setBaselineBundle(Uint8Array) → {"ok","error"} · diff(cases, seed) → diff_json, or
+//   {"error","diagnostics"} when there is nothing to compare (the edited rules' errors)
 //   format(path) → {"ok","text","diagnostics"}
 #include "kyotaku/diff.hpp"
 #include "kyotaku/engine.hpp"
@@ -57,6 +58,7 @@ public:
         if (!error.empty()) return result_json(false, error);
         auto result = kyotaku::compile(sources_);
         program_ = result.program;
+        diagnostics_ = result.diagnostics;
         std::size_t const warnings = kyotaku::count_warnings(result.diagnostics);
         std::string out = std::string("{\"ok\":") + (program_ ? "true" : "false") + ",\"errors\":" +
                           std::to_string(result.diagnostics.size() - warnings) + ",\"warnings\":" + std::to_string(warnings) +
@@ -125,7 +127,15 @@ public:
     // the page (JSON) or to download (Markdown).
     std::string diff(int cases, int seed) const {
         auto r = compare(cases, seed);
-        return r ? kyotaku::diff_json(*r) : "{\"error\":\"比べるルールがありません / nothing to compare\"}";
+        if (r) return kyotaku::diff_json(*r);
+        // Nothing to compare: say why, pointing at the edited rules' errors (the page lists them, each a link).
+        std::string out = "{\"error\":";
+        if (!program_)
+            kyotaku::append_json_string(out, "編集中のルールにエラーが " + std::to_string(diagnostics_.size() - kyotaku::count_warnings(diagnostics_)) +
+                                                 " 件あります。直すと比べられます / the edited rules have errors: fix them to compare");
+        else
+            kyotaku::append_json_string(out, "比べる相手 (公式ルール) を読み込んでいません / no baseline rules loaded");
+        return out + ",\"diagnostics\":" + kyotaku::diagnostics_json(program_ ? std::vector<Diagnostic>{} : diagnostics_) + "}";
     }
     std::string diffMarkdown(int cases, int seed) const {
         auto r = compare(cases, seed);
@@ -157,6 +167,7 @@ private:
     }
 
     std::vector<SourceFile> sources_;
+    std::vector<Diagnostic> diagnostics_;
     std::shared_ptr<kyotaku::Program const> program_, baseline_;
 };
 

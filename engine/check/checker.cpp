@@ -523,6 +523,7 @@ void Checker::collect() {
                 info.name = s->name.name;
                 if (s->label) info.label = s->label->value;
                 info.decision = s->kind == "decision";
+                info.exported = s->kind == "export let";
                 info.loc = loc(s->name);
                 info.source = files_[f]->line_text(int(info.loc.line));
                 slot_index_.emplace(s->name.name, int(prog_.slots.size()));

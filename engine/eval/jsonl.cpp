@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #endif
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -122,6 +123,8 @@ struct JsonlEvaluator::Impl {
     std::vector<std::string> keys;                        // "name": for each output decision
     std::vector<std::vector<std::string>> enum_json;      // "value" for each enum value
     std::vector<std::pair<std::string_view, int>> index;  // fact name → fact
+    std::vector<std::string> known;    // every key a line may hold: id and the facts (for did-you-mean)
+    std::vector<std::string> allowed;  // keys that are no fact of these rules but are accepted (allow_keys)
     std::string id_json;
     std::string padded;  // a copy of a line with simdjson's padding, when the caller's buffer has none
 
@@ -140,6 +143,8 @@ struct JsonlEvaluator::Impl {
             }
         }
         for (std::size_t f = 0; f < p->facts.size(); ++f) index.emplace_back(p->facts[f].name, int(f));
+        known.push_back("id");
+        for (auto const& f : p->facts) known.push_back(f.name);
     }
 
     std::string enum_list(int e) const {
@@ -301,7 +306,14 @@ void read_field(Self const& self, Activation& out, std::string& id, std::string_
     }
     for (auto const& [name, i] : self.index)
         if (name == key) return convert_fact(self, out, i, key, value, field_error);
-    // facts not used by these rules are ignored
+    // A key that is no fact of these rules is an error, never silently dropped: a misspelt fact would otherwise make
+    // every decision that needs it null (or a corpus compare less than it seems). Keys the caller allows (the
+    // other rule set's facts, in kyotaku diff) are skipped.
+    for (auto const& allowed : self.allowed)
+        if (allowed == key) return;
+    std::string const near = nearest_name(key, self.known);
+    field_error(key, "このルールにない項目です" + (near.empty() ? std::string() : " (「" + near + "」のことですか?)") + " / not a fact of these rules" +
+                         (near.empty() ? std::string() : " (did you mean '" + near + "'?)"));
 }
 }  // namespace
 
@@ -571,6 +583,14 @@ void JsonlEvaluator::Impl::write_outcomes(std::string& out) {
 
 JsonlEvaluator::JsonlEvaluator(std::shared_ptr<Program const> program) : impl_(std::make_unique<Impl>(std::move(program))) {}
 JsonlEvaluator::~JsonlEvaluator() = default;
+
+void JsonlEvaluator::allow_keys(std::vector<std::string> keys) {
+    for (auto& k : keys) {
+        if (std::find(impl_->known.begin(), impl_->known.end(), k) != impl_->known.end()) continue;
+        impl_->known.push_back(k);
+        impl_->allowed.push_back(std::move(k));
+    }
+}
 
 std::string JsonlEvaluator::read_facts(std::string_view line, Activation& facts, std::string& id_json) {
 #if KYOTAKU_JSONL_SIMDJSON

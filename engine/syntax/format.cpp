@@ -162,9 +162,9 @@ private:
                 std::string s = "{";
                 for (std::size_t i = 0; i < set.items.size(); ++i) s += (i ? ", " : "") + p.expr(set.items[i], indent);
                 s += "}";
-                std::size_t chars = 0;
-                for (char c : s) chars += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-                if (chars <= 60) return s;
+                // Measured in columns as an editor shows them (a Japanese character takes two), not in characters:
+                // a set of Japanese names stays one item a line when one of its lines is deleted.
+                if (display_width(s) <= 60) return s;
                 // A long set: one item a line, with a trailing comma.
                 s = "{\n";
                 for (auto const& item : set.items) s += pad(indent + 2) + p.expr(item, indent + 2) + ",\n";
@@ -207,7 +207,7 @@ private:
         std::string one = "enum " + e.name.name + " { ";
         for (std::size_t i = 0; i < e.values.size(); ++i) one += (i ? ", " : "") + e.values[i].name;
         one += " }";
-        if (one.size() <= 100) {
+        if (display_width(one) <= 100) {
             out_ += one;
             return;
         }

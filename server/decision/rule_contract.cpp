@@ -38,6 +38,10 @@ struct Binder {
         }
         if (p.slots[std::size_t(s)].type.kind != kind)
             fail(std::string(name) + " の型が " + kind_name(kind) + " ではありません / " + name + " must be " + kind_name(kind));
+        // What a program reads by name is declared so (kyotaku diff compares every decision and export let).
+        if (!p.slots[std::size_t(s)].decision && !p.slots[std::size_t(s)].exported)
+            fail(std::string("let ") + name + " はサーバが名前で読むので export let と書いてください / let " + name +
+                 " is read by the server by name: declare it `export let`");
         return std::uint32_t(s);
     }
     void values(int enum_id, char const* what, std::initializer_list<char const*> names) {

@@ -837,6 +837,25 @@ int serve(ServeOptions const& o) {
         std::cerr << "kyotaku serve: " << rules_dir << ": " << e.what() << "\n";
         return 2;
     }
+    // Releases move forward only: a release older than the newest this database's servers have served is refused
+    // (unless the operator names it with rollback_to), and so is other rules under a release number already served.
+    try {
+        char host[128] = {};
+        gethostname(host, sizeof host - 1);
+        ReleaseAdmission admission =
+            admit_release(*db, rules.release, rules.program->source_hash, o.rollback_to, std::string(host) + "/" + std::to_string(getpid()) + "/start");
+        if (!admission.accepted) {
+            log_line({{"event", "rules_refused"}, {"path", rules_dir}, {"release", rules.release.release}, {"floor", admission.floor.release},
+                      {"error", admission.refusal.en}},
+                     "error");
+            std::cerr << "kyotaku serve: " << rules_dir << ": " << admission.refusal.text() << "\n";
+            return 2;
+        }
+        log_release_admission(admission, rules.release);
+    } catch (std::exception const& e) {
+        std::cerr << "kyotaku serve: " << redact_db(o.db) << ": " << e.what() << "\n";
+        return 2;
+    }
     Service& service = *service_holder;
     service.context.test_clock = test_clock.get();
     service.context.secrets = secrets;
@@ -890,7 +909,7 @@ int serve(ServeOptions const& o) {
     // A write to stdout (the log) after journald or a pipe went away must not kill the server.
     std::signal(SIGPIPE, SIG_IGN);
     install_handoffs(std::make_shared<Handoffs>(service));
-    Runtime rt(*db, service, rules_dir, trusted_keys);
+    Runtime rt(*db, service, rules_dir, trusted_keys, rules.release, o.rollback_to);
     set_runtime(&rt);
     struct Unset {
         ~Unset() { set_runtime(nullptr); }

@@ -7,6 +7,7 @@
 
 #include "storage/database.hpp"
 #include "core/secrets.hpp"
+#include "ops/rule_releases.hpp"
 #include "kyotaku/engine.hpp"
 
 #include <boost/asio/ip/address.hpp>
@@ -63,6 +64,10 @@ std::vector<Setting> const& serve_settings() {
          0, 0, &ServeOptions::spool_dir, true},
         {T::integer, "max_connections", "--max-connections", "KYOTAKU_MAX_CONNECTIONS",
          "同時接続数の上限 / connections open at once (default 256; lowered to what the descriptor limit allows)", 1, 100000},
+        {T::integer, "rollback_to", "--rollback-to", "KYOTAKU_ROLLBACK_TO",
+         "ルールのリリースを意図して戻す: このデータベースで使ったものより古いリリース N を一度だけ受け入れ、記録する (戻し終えたら消す) / go back on purpose to the "
+         "older rule release N: accepted although a newer one was served, logged, and N becomes the floor (remove it once done)",
+         1, 9007199254740992L},
     };
     return all;
 }
@@ -115,6 +120,7 @@ std::string apply(ServeOptions& o, Setting const& s, std::string const& value) {
         if (key == "port") o.port = static_cast<unsigned short>(n);
         if (key == "threads") o.threads = int(n);
         if (key == "max_connections") o.limits.max_connections = int(n);
+        if (key == "rollback_to") o.rollback_to = std::uint64_t(n);
         return {};
     }
     if (key == "listen") {
@@ -360,6 +366,33 @@ std::string check_key_opens_database(std::string const& key_path, std::string co
     return {};
 }
 
+// The rules' release against the database's floor, as serve will judge it (without recording anything).
+void check_release(std::string const& location, ReleaseInfo const& release, std::uint64_t source_hash, std::uint64_t rollback_to,
+                   std::vector<std::string>& notes, std::vector<std::string>& errors) {
+    bool const postgres = is_postgres_url(location);
+    ReleaseFloor floor;
+    if (location != ":memory:" && (postgres || fs::exists(location))) {
+        try {
+            auto db = open_database(location);
+            if (!db->query(postgres ? "SELECT 1 FROM information_schema.tables WHERE table_name = 'rule_release_floor'"
+                                    : "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rule_release_floor'")
+                     .empty())
+                floor = read_release_floor(*db);
+        } catch (std::exception const& e) {
+            return;  // check_database says why the database cannot be read
+        }
+    }
+    notes.push_back("rules release floor: " + (floor.release ? "release " + std::to_string(floor.release) + " (since " + floor.set_at + ")"
+                                                             : std::string("none yet (no release served from this database)")));
+    ReleaseAdmission const a = judge_release(floor, release, source_hash, rollback_to);
+    if (!a.accepted) errors.push_back("rules: " + a.refusal.text());
+    if (a.rollback)
+        notes.push_back("warning: rollback_to = " + std::to_string(rollback_to) + ": starting goes back from release " + std::to_string(floor.release) +
+                        " to release " + std::to_string(release.release) + " (logged as rules_rollback; the floor becomes " + std::to_string(release.release) +
+                        ") / 意図した巻き戻し");
+    if (!a.note.empty()) notes.push_back("warning: " + a.note.text());
+}
+
 }  // namespace
 
 int check_config(ResolvedConfig const& config) {
@@ -381,6 +414,7 @@ int check_config(ResolvedConfig const& config) {
             value = !o.key_file.empty() ? o.key_file : is_postgres_url(o.db) ? "(none: required with PostgreSQL)" : o.db + ".key";
         else if (key == "spool_dir") value = o.spool_dir.empty() ? default_spool_dir(o.db) : o.spool_dir;
         else if (key == "max_connections") value = std::to_string(o.limits.max_connections);
+        else if (key == "rollback_to") value = o.rollback_to ? std::to_string(o.rollback_to) : "(none: older releases are refused)";
         else if (key == "trust") {
             for (std::size_t i = 0; i < o.trust.size(); ++i) value += (i ? "," : "") + o.trust[i];
             if (value.empty()) value = "(unsigned rules accepted)";
@@ -409,7 +443,10 @@ int check_config(ResolvedConfig const& config) {
         } else {
             char hash[32];
             std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(rules.program->source_hash));
-            notes.push_back("rules: " + std::to_string(rules.program->files.size()) + " files, source hash " + hash);
+            notes.push_back("rules: " + std::to_string(rules.program->files.size()) + " files, source hash " + hash + ", " +
+                            (rules.release.release ? "release " + std::to_string(rules.release.release) : std::string("not a release (release 0)")) +
+                            (rules.release.key_id.empty() ? std::string(", unsigned") : ", signed by key " + rules.release.key_id));
+            check_release(o.db, rules.release, rules.program->source_hash, o.rollback_to, notes, errors);
         }
         if (auto e = check_database(o.db, notes); !e.empty()) errors.push_back("database: " + e);
         // The key file: required with PostgreSQL; when it exists, serve's own checks (a regular file of this user, 0600).

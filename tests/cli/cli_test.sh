@@ -136,6 +136,29 @@ check "verify-bundle checks the signature" "$kyotaku" verify-bundle "$work/signe
 "$kyotaku" verify-bundle "$work/tampered.bundle" --trust "$work/policy.pub" 2> /dev/null
 check "verify-bundle refuses a tampered bundle" test $? -ne 0
 
+# Releases (issue 23): compile --sign refuses rules whose own tests fail; the release number and the key are shown.
+"$kyotaku" compile "$work/edited" -o "$work/failing.bundle" --sign "$work/policy.key" > /dev/null 2> "$work/failing.txt"
+check "compile --sign refuses rules whose tests fail" test $? -eq 1
+check "naming the failing test and saying it did not sign" grep -q "失敗 FAIL.*" "$work/failing.txt"
+check "and that it did not sign" grep -q "rule test(s) fail: not signed" "$work/failing.txt"
+check "no bundle is written" test ! -e "$work/failing.bundle"
+"$kyotaku" compile rules -o "$work/release3.bundle" --release 3 --sign "$work/policy.key" > "$work/r3.txt"
+check "compile prints a zero-padded 16-digit source hash" grep -q "source hash [0-9a-f]\{16\}," "$work/r3.txt"
+check "compile --release names the release" grep -q "release 3, signed by key" "$work/r3.txt"
+"$kyotaku" verify-bundle "$work/release3.bundle" --trust "$work/policy.pub" > "$work/v3.txt"
+check "verify-bundle shows the release and the key" grep -q "release 3, signature verified, key [0-9a-f]\{16\}" "$work/v3.txt"
+"$kyotaku" verify-bundle "$work/rules.bundle" > "$work/v0.txt"
+check "an unnumbered bundle is not a release" grep -q "not a release (release 0), unsigned" "$work/v0.txt"
+"$kyotaku" verify-bundle "$work/release3.bundle" --report "$work/v3.txt" 2> "$work/report.txt"
+check "verify-bundle --report refuses a report the bundle does not name" test $? -eq 1
+
+# fmt measures display width (issue 23 item 9): deleting one line of a multi-line set of Japanese names leaves the
+# file canonical (the formatter counted characters and wanted the shorter set on one line).
+cp -r rules "$work/oneless"
+grep -q '^  訪問看護,$' "$work/oneless/30_reinquiry.rules" && sed -i '0,/^  訪問看護,$/{/^  訪問看護,$/d}' "$work/oneless/30_reinquiry.rules"
+check "the test deleted one line of a multi-line set" test "$(diff rules/30_reinquiry.rules "$work/oneless/30_reinquiry.rules" | grep -c '^<')" -eq 1
+check "fmt --check accepts a multi-line set with one line deleted" "$kyotaku" fmt --check "$work/oneless/30_reinquiry.rules"
+
 # --help on each command
 for c in eval test check explain fmt compile verify-bundle diff keygen; do
     check "$c --help" "$kyotaku" "$c" --help > /dev/null

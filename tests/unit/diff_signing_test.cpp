@@ -219,3 +219,54 @@ TEST(Signing, TrustedLoadersRefuseSourcesUnsignedAndTamperedBundles) {
     EXPECT_FALSE(read_public_key((keys.dir / "missing.pub").string()).ok());
     EXPECT_FALSE(sign_bundle(plain, keys.pub).ok());
 }
+
+// ---- releases (issue 23): the release number and the signing key inside the signed part --------------------------
+
+TEST(Releases, TheReleaseAndTheSigningKeyAreInsideTheSignedPart) {
+    Keys keys;
+    auto p = compile_sources(official_sources());
+    std::string const plain = save_bundle(*p, ReleaseInfo{7, {}, std::string(64, 'a')});
+    auto header = read_bundle_header(plain);
+    ASSERT_TRUE(header);
+    EXPECT_EQ(header->release.release, 7u);
+    EXPECT_EQ(header->release.key_id, "");
+    EXPECT_EQ(header->source_hash, p->source_hash);
+    SignResult s = sign_bundle(plain, keys.key);
+    ASSERT_TRUE(s.ok()) << s.error.text();
+    std::string const fingerprint = key_fingerprint(read_public_key(keys.pub).raw);
+    auto loaded = load_bundle(s.bundle);
+    ASSERT_TRUE(loaded.program) << loaded.error;
+    EXPECT_EQ(loaded.release.release, 7u);
+    EXPECT_EQ(loaded.release.key_id, fingerprint);  // stamped by sign_bundle, before signing
+    EXPECT_EQ(loaded.release.report_sha256, std::string(64, 'a'));
+    std::vector<std::string> const trusted{read_public_key(keys.pub).raw};
+    EXPECT_TRUE(check_bundle_signature(s.bundle, trusted).empty());
+
+    // Renumbering a signed bundle breaks its signature: the number is in what was signed.
+    auto renumbered = save_bundle(*p, ReleaseInfo{8, fingerprint, std::string(64, 'a')});
+    std::string forged = renumbered + s.bundle.substr(s.bundle.size() - bundle_trailer_size);
+    ASSERT_EQ(forged.size(), s.bundle.size());
+    EXPECT_NE(check_bundle_signature(forged, trusted).ja.find("署名が合いません"), std::string::npos);
+    // A bundle signed by hand over a header naming no key (or another key) is refused, naming both.
+    auto stamped_other = stamp_bundle_key_id(plain, "0123456789abcdef");
+    ASSERT_TRUE(stamped_other);
+    auto other = load_bundle(*stamped_other);
+    EXPECT_EQ(other.release.key_id, "0123456789abcdef");
+    // (sign_bundle always restamps its own key, so the mismatch is made by replacing the header after signing.)
+    SignResult resigned = sign_bundle(*stamped_other, keys.key);
+    ASSERT_TRUE(resigned.ok());
+    EXPECT_EQ(load_bundle(resigned.bundle).release.key_id, fingerprint);
+    // The hex of a source hash is zero-padded to 16 digits.
+    EXPECT_EQ(source_hash_hex(0x1234), "0000000000001234");
+    EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(Releases, ABundleOfTheFormerFormatIsRefusedWithAClearMessage) {
+    auto p = compile_sources(official_sources());
+    std::string bytes = save_bundle(*p);
+    // The format version is the first field of the header (a little-endian u32 after "KYTKBNDL" and the size).
+    bytes[12] = 2;
+    auto r = load_bundle(bytes);
+    EXPECT_FALSE(r.program);
+    EXPECT_NE(r.error.find("形式の版が違います (バンドル 2"), std::string::npos) << r.error;
+}
