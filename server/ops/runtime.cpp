@@ -3,6 +3,7 @@
 #include "kyotaku/signing.hpp"
 #include "decision/rule_contract.hpp"
 #include "ops/rule_releases.hpp"
+#include "storage/server_probes.hpp"
 
 #include <unistd.h>
 
@@ -18,8 +19,6 @@
 namespace kyotaku::server {
 
 namespace {
-Runtime* the_runtime = nullptr;
-
 double unix_now() {
     return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -36,9 +35,6 @@ void log_release_admission(ReleaseAdmission const& admission, ReleaseInfo const&
                  "warning");
     if (!admission.note.empty()) log_line({{"event", "rules_rollback_to_unused"}, {"message", admission.note.en}}, "warning");
 }
-
-void set_runtime(Runtime* r) { the_runtime = r; }
-Runtime* runtime() { return the_runtime; }
 
 Runtime::Runtime(Database& db, Service& service, std::string rules_path, std::vector<std::string> trusted_keys, ReleaseInfo release,
                  std::uint64_t rollback_to)
@@ -150,12 +146,7 @@ nlohmann::json Runtime::readiness() {
     nlohmann::json checks;
     bool ready = true;
     try {
-        std::string const at = iso_timestamp(std::chrono::system_clock::now());
-        std::string const day_ago = iso_time_ago(std::chrono::hours(24));
-        transaction(db_, [&] {
-            db_.query("INSERT INTO server_probes (instance, at) VALUES ($1, $2) ON CONFLICT (instance) DO UPDATE SET at = excluded.at", {instance_, at});
-            db_.query("DELETE FROM server_probes WHERE at < $1", {day_ago});
-        });
+        write_probe(db_, instance_, iso_timestamp(std::chrono::system_clock::now()), iso_time_ago(std::chrono::hours(24)));
         checks["database"] = "ok";
     } catch (std::exception const& e) {
         ready = false;

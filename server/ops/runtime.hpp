@@ -97,8 +97,4 @@ private:
 // Logs a rollback the operator asked for (rules_rollback, a warning naming both releases) and a rollback_to left set.
 void log_release_admission(ReleaseAdmission const& admission, ReleaseInfo const& release);
 
-// The runtime of this process, for the /readyz and /metrics routes (null outside `kyotaku serve`).
-void set_runtime(Runtime* runtime);
-Runtime* runtime();
-
 }  // namespace kyotaku::server
