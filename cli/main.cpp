@@ -327,6 +327,11 @@ int cmd_diff(std::string const& old_rules, std::string const& new_rules, std::st
         std::uint64_t n = 0;
         generate_corpus(*old_program, *new_program, cases, seed, [&](std::string_view line) { diff.add(line, ++n); });
         described = "生成した事例 (すべての enum の値、日付の境目と月末、seed " + std::to_string(seed) + ")";
+    } else if (corpus == "realistic") {
+        std::uint64_t n = 0;
+        generate_realistic_corpus(*old_program, *new_program, cases, seed,
+                                  [&](std::string_view line, std::string const& cls) { diff.add(line, ++n, cls); });
+        described = "現実的な事例 (ルールの assume を満たし、入力がそろった事例、seed " + std::to_string(seed) + ")";
     } else {
         Input in(input);
         if (!in.file) return 2;
@@ -484,8 +489,10 @@ int main(int argc, char** argv) {
     auto* dif = app.add_subcommand("diff", "二つのルールの答えを事例ごとに比べ、変わった答えを数える / what a rule change does: compare two rule sets over a corpus");
     dif->add_option("--old", old_rules, "変更前のルール (ディレクトリ、ファイル、バンドル) / the rules before the change")->required();
     dif->add_option("--new", new_rules, "変更後のルール / the rules after the change")->required();
-    dif->add_option("--corpus", corpus, "事例: stdin (JSON Lines、既定) か generated (組み込みの生成器) / cases: stdin (JSON Lines) or generated")
-        ->check(CLI::IsMember({"stdin", "generated"}))->capture_default_str();
+    dif->add_option("--corpus", corpus,
+                    "事例: stdin (JSON Lines、既定)、generated (境目を突く生成器)、realistic (ルールの assume を満たす現実的な事例) / cases: stdin (JSON "
+                    "Lines), generated (boundary-seeking) or realistic (cases that satisfy the rules' assume declarations)")
+        ->check(CLI::IsMember({"stdin", "generated", "realistic"}))->capture_default_str();
     dif->add_option("--input,-i", input, "事例の JSON Lines ファイル (既定: 標準入力) / JSON Lines file of cases (default: stdin)");
     dif->add_option("--cases", cases, "生成する事例の数 / how many cases to generate")->capture_default_str()->check(CLI::Range(1, 100000000));
     dif->add_option("--seed", seed, "生成の種 / generator seed")->capture_default_str();
@@ -515,7 +522,8 @@ int main(int argc, char** argv) {
     rel_cmd->add_option("--release", release_options.release,
                         "リリース番号 (既定: 前のリリース + 1) / the release number (default: the previous one's + 1)")
         ->check(CLI::Range(std::uint64_t(1), std::uint64_t(1) << 53));
-    rel_cmd->add_option("--corpus", release_options.corpus, "差分の事例: generated か JSON Lines のファイル / the diff's cases: generated or a JSON Lines file")
+    rel_cmd->add_option("--corpus", release_options.corpus,
+                        "差分の事例: realistic (既定)、generated、または JSON Lines のファイル / the diff's cases: realistic (default), generated or a JSON Lines file")
         ->capture_default_str();
     rel_cmd->add_option("--cases", release_options.cases, "生成する事例の数 / how many cases to generate")->capture_default_str()->check(CLI::Range(1, 100000000));
     add_trust(rel_cmd);

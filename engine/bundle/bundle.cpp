@@ -35,7 +35,7 @@ template <class A> void serialize(A& a, Instr& i) { a(i.op, i.a, i.b, i.c, i.d);
 template <class A> void serialize(A& a, InvariantInfo& i) { a(i.name, i.label, i.slot, i.loc, i.source); }
 template <class A> void serialize(A& a, Program& p) {
     a(p.files, p.enums, p.facts, p.params, p.slots, p.clauses, p.outputs, p.code, p.consts, p.strings, p.tests,
-      p.fixtures, p.invariants, p.asof_fact, p.horizon, p.num_regs, p.source_hash);
+      p.fixtures, p.invariants, p.assumptions, p.asof_fact, p.horizon, p.num_regs, p.source_hash);
 }
 
 namespace {
@@ -226,8 +226,9 @@ std::string validate(Program const& p) {
     }
     for (auto o : p.outputs)
         if (o >= p.slots.size()) return bad("outputs");
-    for (auto const& i : p.invariants)
-        if (i.slot >= p.slots.size() || p.slots[i.slot].type.kind != TypeKind::Bool || i.loc.file >= p.files.size()) return bad("invariant");
+    for (auto const* list : {&p.invariants, &p.assumptions})
+        for (auto const& i : *list)
+            if (i.slot >= p.slots.size() || p.slots[i.slot].type.kind != TypeKind::Bool || i.loc.file >= p.files.size()) return bad("invariant");
     auto binding_ok = [&](TestBinding const& b) {
         switch (b.target) {
             case TestBinding::Target::Fact: return b.id < p.facts.size();

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <set>
 #include <tuple>
 #include <unordered_map>
@@ -101,10 +102,7 @@ std::string fact_value(Side& side, int f) {
     auto const& info = p.facts[std::size_t(f)];
     if (!side.facts.has(f)) return "(なし)";
     switch (info.type.kind) {
-        case TypeKind::Date: {
-            Date const d = Date::from_days(side.facts.raw(f));
-            return wareki(d) + " (" + d.iso() + ")";
-        }
+        case TypeKind::Date: return wareki_with_iso(Date::from_days(side.facts.raw(f)));
         case TypeKind::MonthSet: {
             std::string months;
             auto const& bits = side.facts.months(f);
@@ -411,6 +409,8 @@ struct RuleDiff::Impl {
                 out.transitions.push_back(DiffTransition{ts[i].first.substr(0, sep), ts[i].first.substr(sep + 1), ts[i].second});
             }
             out.examples = g.examples;
+            out.classes.assign(g.classes.begin(), g.classes.end());
+            std::stable_sort(out.classes.begin(), out.classes.end(), [](auto const& x, auto const& y) { return x.second > y.second; });
             d.groups.push_back(std::move(out));
         }
         std::stable_sort(d.groups.begin(), d.groups.end(), [](auto const& x, auto const& y) {
@@ -487,9 +487,9 @@ struct FactSpec {
 std::int64_t day_of(int y, unsigned m, unsigned d) { return Date::from_ymd(y, m, d)->days(); }
 }  // namespace
 
-void generate_corpus(Program const& a, Program const& b, std::size_t cases, std::uint64_t seed,
-                     std::function<void(std::string_view line)> const& emit) {
-    // The facts of both rule sets, by name.
+namespace {
+// The facts of both rule sets, by name (enum values: the union, the old rules' order first).
+std::vector<FactSpec> facts_of(Program const& a, Program const& b) {
     std::vector<FactSpec> facts;
     for (Program const* p : {&a, &b})
         for (auto const& f : p->facts) {
@@ -502,6 +502,13 @@ void generate_corpus(Program const& a, Program const& b, std::size_t cases, std:
                 for (auto const& v : p->enums[std::size_t(f.type.enum_id)].values)
                     if (std::find(it->values.begin(), it->values.end(), v) == it->values.end()) it->values.push_back(v);
         }
+    return facts;
+}
+}  // namespace
+
+void generate_corpus(Program const& a, Program const& b, std::size_t cases, std::uint64_t seed,
+                     std::function<void(std::string_view line)> const& emit) {
+    std::vector<FactSpec> facts = facts_of(a, b);
     // The dates the rules name: versions' boundaries, and constants that are days between 2000 and 2100.
     std::set<std::int64_t> boundaries;
     std::set<std::int64_t> small_ints{0, 1, 2, 3};
@@ -646,6 +653,152 @@ void generate_corpus(Program const& a, Program const& b, std::size_t cases, std:
     }
 }
 
+// ---- the realistic corpus ------------------------------------------------------------------------------------------
+
+namespace {
+// One rule set's view of a candidate case: its reader and its `assume` declarations.
+struct Realism {
+    std::shared_ptr<Program const> program;
+    JsonlEvaluator reader;
+    Evaluator evaluator;
+    Activation facts;
+    std::string id;
+    explicit Realism(Program const& p, std::vector<std::string> other_facts)
+        : program(std::make_shared<Program const>(p)), reader(program), evaluator(program), facts(*program) {
+        reader.allow_keys(std::move(other_facts));
+    }
+    // The case satisfies every assumption of these rules (each answered, and true).
+    bool holds(std::string_view line) {
+        if (!reader.read_facts(line, facts, id).empty()) return false;
+        for (auto const& a : program->assumptions) {
+            Outcome const o = evaluator.evaluate_slot(facts, a.slot);
+            if (o.status != Status::ok || o.value == 0) return false;
+        }
+        return true;
+    }
+};
+}  // namespace
+
+void generate_realistic_corpus(Program const& a, Program const& b, std::size_t cases, std::uint64_t seed,
+                               std::function<void(std::string_view line, std::string const& case_class)> const& emit) {
+    std::vector<FactSpec> const facts = facts_of(a, b);
+    std::vector<std::string> names;
+    for (auto const& f : facts) names.push_back(f.name);
+    Realism old_side(a, names), new_side(b, names);
+    // The period the rules are about: from the earliest date they name (プレ運用開始日 …) up to their horizon, else
+    // three years on.
+    std::int64_t const lo_day = day_of(2000, 1, 1), hi_day = day_of(2100, 12, 31);
+    std::optional<std::int64_t> earliest;
+    for (Program const* p : {&a, &b})
+        for (auto k : p->consts)
+            if (k >= lo_day && k <= hi_day && (!earliest || k < *earliest)) earliest = k;
+    std::int64_t const start = earliest.value_or(day_of(2024, 1, 1));
+    std::int64_t horizon = std::min(a.horizon, b.horizon);
+    if (horizon == std::numeric_limits<std::int64_t>::max() || horizon <= start) horizon = start + 3 * 365;
+    // The as-of fact (the query date) and the first other date fact (the first visit): a case happens some time after
+    // its first date; every other date lies around the as-of date.
+    int const asof = b.asof_fact >= 0 ? b.asof_fact : a.asof_fact;
+    std::string const asof_name = asof < 0 ? std::string() : (b.asof_fact >= 0 ? b : a).facts[std::size_t(asof)].name;
+    std::string anchor_name;
+    for (auto const& f : facts)
+        if (f.type.kind == TypeKind::Date && f.name != asof_name) {
+            anchor_name = f.name;
+            break;
+        }
+    struct Scenario {
+        char const* label;
+        unsigned percent;
+        std::int64_t lo, hi;  // days from the first date to the as-of date
+    };
+    static constexpr Scenario scenarios[] = {{"初回と同じ日", 10, 0, 0},
+                                             {"初回から3か月以内", 35, 1, 91},
+                                             {"初回から3〜6か月", 25, 92, 183},
+                                             {"初回から6か月〜2年", 30, 184, 730}};
+    SplitMix rng{seed ^ 0x7265616c697374ull};
+    std::string line;
+    for (std::size_t i = 0; i < cases; ++i) {
+        std::string case_class;
+        for (int attempt = 0; attempt < 200; ++attempt) {
+            unsigned roll = unsigned(rng.below(100));
+            Scenario const* sc = &scenarios[0];
+            for (auto const& x : scenarios) {
+                if (roll < x.percent) {
+                    sc = &x;
+                    break;
+                }
+                roll -= x.percent;
+            }
+            std::int64_t const anchor = start + std::int64_t(rng.below(std::size_t(std::max<std::int64_t>(1, horizon - start))));
+            std::int64_t const day = std::min(horizon, anchor + sc->lo + std::int64_t(rng.below(std::size_t(sc->hi - sc->lo + 1))));
+            std::string claims;
+            line = "{\"id\":\"real-" + std::to_string(i + 1) + "\"";
+            for (auto const& f : facts) {
+                // Facts with a stated default are sometimes left to it; every other fact is present (a realistic
+                // record has its core facts).
+                if (f.has_default && rng.chance(30)) continue;
+                line += ",";
+                append_json_string(line, f.name);
+                line += ":";
+                switch (f.type.kind) {
+                    case TypeKind::Bool: line += rng.below(2) ? "true" : "false"; break;
+                    case TypeKind::Int: line += std::to_string(rng.below(4)); break;
+                    case TypeKind::Enum: append_json_string(line, f.values[rng.below(f.values.size())]); break;
+                    case TypeKind::EnumSet: {
+                        line += "[";
+                        bool first = true;
+                        for (auto const& v : f.values)
+                            if (rng.chance(50)) {
+                                if (!first) line += ",";
+                                first = false;
+                                append_json_string(line, v);
+                            }
+                        line += "]";
+                        break;
+                    }
+                    case TypeKind::Date: {
+                        std::int64_t d = day;
+                        if (f.name == anchor_name) d = anchor;
+                        else if (f.name != asof_name && !rng.chance(40)) d = day - 7 + std::int64_t(rng.below(128));
+                        append_json_string(line, Date::from_days(d).iso());
+                        break;
+                    }
+                    case TypeKind::Month: append_json_string(line, Month::of(Date::from_days(day)).iso()); break;
+                    case TypeKind::MonthSet: {
+                        // Reviewed claims from the first date's month up to a month or two before the as-of date's:
+                        // every month, one month missing (a late claim), none, or all but the first month.
+                        std::int64_t const base = Month::of(Date::from_days(anchor)).index();
+                        std::int64_t const last = Month::of(Date::from_days(day)).index() - 1 - std::int64_t(rng.below(2));
+                        unsigned const shape = unsigned(rng.below(100));
+                        std::int64_t gap = -1, from = base;
+                        if (last < base) claims = "まだ審査結果なし";
+                        else if (shape < 65) claims = "毎月あり";
+                        else if (shape < 85) claims = "一月抜け", gap = base + std::int64_t(rng.below(std::size_t(last - base + 1)));
+                        else if (shape < 95) claims = "なし", from = last + 1;
+                        else claims = "初回の月なし", from = base + 1;
+                        line += "[";
+                        bool first = true;
+                        for (std::int64_t m = from; m <= last; ++m) {
+                            if (m == gap) continue;
+                            if (!first) line += ",";
+                            first = false;
+                            append_json_string(line, Month::from_index(m).iso());
+                        }
+                        line += "]";
+                        break;
+                    }
+                    case TypeKind::Text:
+                    case TypeKind::MonthRange: line += "null"; break;
+                }
+            }
+            line += "}";
+            case_class = std::string(sc->label) + (claims.empty() ? std::string() : " / 審査済みレセプト: " + claims);
+            if (old_side.holds(line) && new_side.holds(line)) break;
+            if (attempt == 199) case_class = "(assume を満たす事例を作れません) " + case_class;
+        }
+        emit(line, case_class);
+    }
+}
+
 // ---- reports ---------------------------------------------------------------------------------------------------
 
 namespace {
@@ -672,7 +825,7 @@ std::string named(std::string const& name, std::string const& label) { return la
 std::string human(std::string const& value, TypeKind type) {
     if (value == "null") return "答えなし (null)";
     if (type == TypeKind::Date)
-        if (auto d = parse_iso_date_fast(value)) return wareki(*d) + " (" + value + ")";
+        if (auto d = parse_iso_date_fast(value)) return wareki_with_iso(*d);
     return value;
 }
 std::string transition_text(DiffGroup const& g, TypeKind type) {
@@ -755,6 +908,13 @@ std::string diff_markdown(DiffReport const& r) {
             o += "- 旧の決め手: " + decider(g.old_reason, g.old_source, g.old_clause) + "\n";
             o += "- 新の決め手: " + decider(g.new_reason, g.new_source, g.new_clause) + "\n";
             if (!g.missing.empty()) o += "- 足りない事実: " + g.missing + "\n";
+            if (!g.classes.empty()) {
+                o += "- 事例の種類:";
+                for (std::size_t k = 0; k < g.classes.size() && k < 4; ++k)
+                    o += std::string(k ? "、" : " ") + g.classes[k].first + " " + thousands(g.classes[k].second) + " 件";
+                if (g.classes.size() > 4) o += " ほか";
+                o += "\n";
+            }
             if (g.transitions.size() > 1 || g.other_transitions) {
                 o += "\n| 旧の答え | 新の答え | 件数 |\n|---|---|---:|\n";
                 for (auto const& t : g.transitions) o += "| " + cell(human(t.from, d.type)) + " | " + cell(human(t.to, d.type)) + " | " + thousands(t.count) + " |\n";
@@ -793,7 +953,8 @@ std::string diff_json(DiffReport const& r) {
             char const* kind = g.kind == DiffGroup::Kind::changed ? "changed" : g.kind == DiffGroup::Kind::became_unknown ? "became_unknown" : "became_known";
             groups.push_back({{"kind", kind}, {"count", g.count}, {"old_clause", g.old_clause}, {"new_clause", g.new_clause}, {"old_source", g.old_source},
                               {"new_source", g.new_source}, {"old_reason", g.old_reason}, {"new_reason", g.new_reason}, {"missing", g.missing},
-                              {"transitions", transitions}, {"other_transitions", g.other_transitions}, {"examples", examples_json(g.examples)}});
+                              {"transitions", transitions}, {"other_transitions", g.other_transitions}, {"examples", examples_json(g.examples)},
+                              {"classes", g.classes}});
         }
         decisions.push_back({{"name", d.name}, {"label", d.label}, {"exported", d.exported}, {"changed", d.changed}, {"became_unknown", d.became_unknown},
                              {"became_known", d.became_known}, {"combinations", d.combinations}, {"combinations_changed", d.combinations_changed},

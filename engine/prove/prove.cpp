@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cstdio>
 #include <map>
 #include <optional>
@@ -43,11 +44,18 @@ std::string ProofReport::summary() const {
 
 namespace {
 
-// The civil calendar over Z3 integers: Howard Hinnant's days_from_civil and civil_from_days (the algorithms of the
-// date library the evaluator uses), with its divisions as Euclidean divisions by positive constants, which are
-// floor divisions for every integer: exact for every day, not only inside the domain.
+// The civil calendar over Z3 integers. Exact for every day: Howard Hinnant's days_from_civil and civil_from_days (the
+// algorithms of the date library the evaluator uses), with their divisions as Euclidean divisions by positive
+// constants, which are floor divisions for every integer. Those divisions are slow for the solver, so around the
+// domain (a table of months, three years on either side) the same functions are balanced if-then-else trees over the
+// months' first days, which the solver decides by comparisons alone; outside the table the exact arithmetic answers.
+// Both halves are checked against the date library on every day (check_calendar_encoding, run by the tests).
 struct Calendar {
     z3::context& c;
+    std::int64_t table_lo, table_hi;  // months (year*12 + month-1) the tables cover
+
+    z3::expr num(std::int64_t v) const { return c.int_val(v); }
+    static std::int64_t first_of(std::int64_t month) { return Month::from_index(month).first_day().days(); }
 
     z3::expr days_from_civil(z3::expr const& y0, z3::expr const& m, z3::expr const& d) const {
         z3::expr const y = z3::ite(m <= 2, y0 - 1, y0);
@@ -58,10 +66,7 @@ struct Calendar {
         z3::expr const doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
         return era * 146097 + doe - 719468;
     }
-    struct Civil {
-        z3::expr y, m, d;
-    };
-    Civil civil_from_days(z3::expr const& days) const {
+    z3::expr exact_month_of(z3::expr const& days) const {
         z3::expr const z = days + 719468;
         z3::expr const era = z / 146097;
         z3::expr const doe = z - era * 146097;
@@ -69,28 +74,47 @@ struct Calendar {
         z3::expr const y = yoe + era * 400;
         z3::expr const doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
         z3::expr const mp = (5 * doy + 2) / 153;
-        z3::expr const d = doy - (153 * mp + 2) / 5 + 1;
         z3::expr const m = z3::ite(mp < 10, mp + 3, mp - 9);
-        return {z3::ite(m <= 2, y + 1, y), m, d};
+        return z3::ite(m <= 2, y + 1, y) * 12 + m - 1;
     }
-    // Months are year*12 + month-1, as in the program.
-    z3::expr month_first(z3::expr const& month) const { return days_from_civil(month / 12, z3::mod(month, 12) + 1, c.int_val(1)); }
-    z3::expr month_last(z3::expr const& month) const { return month_first(month + 1) - 1; }
+    z3::expr exact_month_first(z3::expr const& month) const { return days_from_civil(month / 12, z3::mod(month, 12) + 1, num(1)); }
+
+    // The month holding day `d` among months [lo, hi] of the table (d known to lie in them).
+    z3::expr month_tree(z3::expr const& d, std::int64_t lo, std::int64_t hi) const {
+        if (lo == hi) return num(lo);
+        std::int64_t const mid = lo + (hi - lo + 1) / 2;
+        return z3::ite(d < num(first_of(mid)), month_tree(d, lo, mid - 1), month_tree(d, mid, hi));
+    }
+    // The first day of month `m` among months [lo, hi] of the table.
+    z3::expr first_tree(z3::expr const& m, std::int64_t lo, std::int64_t hi) const {
+        if (lo == hi) return num(first_of(lo));
+        std::int64_t const mid = lo + (hi - lo + 1) / 2;
+        return z3::ite(m < num(mid), first_tree(m, lo, mid - 1), first_tree(m, mid, hi));
+    }
+
     z3::expr month_of(z3::expr const& day) const {
-        Civil const x = civil_from_days(day);
-        return x.y * 12 + x.m - 1;
+        if (day.is_numeral()) return num(Month::of(Date::from_days(day.get_numeral_int64())).index());
+        z3::expr const inside = day >= num(first_of(table_lo)) && day < num(first_of(table_hi + 1));
+        return z3::ite(inside, month_tree(day, table_lo, table_hi), exact_month_of(day));
     }
+    z3::expr month_first(z3::expr const& month) const {
+        if (month.is_numeral()) return num(first_of(month.get_numeral_int64()));
+        z3::expr const inside = month >= num(table_lo) && month <= num(table_hi + 1);
+        return z3::ite(inside, first_tree(month, table_lo, table_hi + 1), exact_month_first(month));
+    }
+    z3::expr month_last(z3::expr const& month) const { return month_first(month + 1) - 1; }
     z3::expr month_end(z3::expr const& day) const { return month_last(month_of(day)); }
     // add_months: the same day k months on; a day the month lacks goes to its last day (clamp) or the 1st after (up).
     z3::expr add_months(z3::expr const& day, z3::expr const& months, bool up) const {
-        Civil const x = civil_from_days(day);
-        z3::expr const target = x.y * 12 + x.m - 1 + months;
+        z3::expr const month = month_of(day);
+        z3::expr const day_of_month = day - month_first(month) + 1;
+        z3::expr const target = month + months;
         z3::expr const first = month_first(target);
         z3::expr const length = month_first(target + 1) - first;
-        return z3::ite(x.d <= length, first + x.d - 1, up ? first + length : first + length - 1);
+        return z3::ite(day_of_month <= length, first + day_of_month - 1, up ? first + length : first + length - 1);
     }
     // 民法140 (起算日) and 143 (満了日 = round_up(起算日 + n months) − 1 day), as calendar.cpp computes them.
-    z3::expr period_start(z3::expr const& day, z3::expr const& rule) const { return day + z3::ite(rule == 0, c.int_val(1), c.int_val(0)); }
+    z3::expr period_start(z3::expr const& day, z3::expr const& rule) const { return day + z3::ite(rule == 0, num(1), num(0)); }
     z3::expr period_end(z3::expr const& day, z3::expr const& months, z3::expr const& rule) const {
         return add_months(period_start(day, rule), months, true) - 1;
     }
@@ -114,7 +138,8 @@ std::vector<std::uint32_t> function_ends(Program const& p) {
 class Translator {
 public:
     Translator(Program const& p, z3::context& c, std::int64_t first_day, std::int64_t last_day)
-        : p_(p), c_(c), cal_{c}, ends_(function_ends(p)), first_day_(first_day), last_day_(last_day), domain_(c) {
+        : p_(p), c_(c), cal_{c, Month::of(Date::from_days(first_day)).index() - 36, Month::of(Date::from_days(last_day)).index() + 36},
+          ends_(function_ends(p)), first_day_(first_day), last_day_(last_day), domain_(c) {
         first_month_ = Month::of(Date::from_days(first_day)).index();
         last_month_ = Month::of(Date::from_days(last_day)).index();
         for (auto const& e : p.enums) enum_bits_ = std::max(enum_bits_, e.values.size());
@@ -452,30 +477,41 @@ std::optional<std::int64_t> first_day_of(Program const& p) {
 
 std::string check_calendar_encoding(Date first, Date last) {
     z3::context c;
-    Calendar const cal{c};
-    auto value = [](z3::expr const& e) { return e.simplify().get_numeral_int64(); };
-    for (std::int64_t d = first.days(); d <= last.days(); ++d) {
-        Date const day = Date::from_days(d);
-        z3::expr const x = c.int_val(d);
-        auto mismatch = [&](char const* what, std::int64_t got, std::int64_t want) {
-            return std::string(what) + " of " + day.iso() + ": Z3 " + std::to_string(got) + ", calendar " + std::to_string(want);
-        };
-        if (std::int64_t got = value(cal.month_of(x)); got != Month::of(day).index()) return mismatch("month_of", got, Month::of(day).index());
-        if (std::int64_t got = value(cal.month_end(x)); got != month_end(day).days()) return mismatch("month_end", got, month_end(day).days());
-        for (int rule = 0; rule < 2; ++rule) {
-            FirstDay const fd = rule ? FirstDay::included : FirstDay::excluded;
-            if (std::int64_t got = value(cal.period_start(x, c.int_val(rule))); got != period_start(day, fd).days())
-                return mismatch("period_start", got, period_start(day, fd).days());
-            if (std::int64_t got = value(cal.period_end(x, c.int_val(3), c.int_val(rule))); got != period_end(day, 3, fd).days())
-                return mismatch("period_end", got, period_end(day, 3, fd).days());
-        }
-        for (int k = -1; k <= 13; ++k)
-            for (bool up : {false, true}) {
-                std::int64_t const want = add_months(day, k, up ? Rounding::up : Rounding::clamp).days();
-                if (std::int64_t got = value(cal.add_months(x, c.int_val(k), up)); got != want) return mismatch("add_months", got, want);
+    // A table over the middle of the days only: the days before and after it check the exact arithmetic. The terms
+    // are built over variables (as the prover builds them), then each day is substituted and the term simplified.
+    std::int64_t const lo = Month::of(first).index(), hi = Month::of(last).index();
+    Calendar const cal{c, lo + (hi - lo) / 3, hi - (hi - lo) / 3};
+    z3::expr const d = c.int_const("d"), m = c.int_const("m"), rule = c.int_const("rule");
+    struct Term {
+        std::string name;
+        z3::expr term;
+        std::function<std::int64_t(Date, int)> want;  // the library's answer for a day and a first-day rule
+    };
+    std::vector<Term> terms{
+        {"month_of", cal.month_of(d), [](Date day, int) { return Month::of(day).index(); }},
+        {"month_end", cal.month_end(d), [](Date day, int) { return month_end(day).days(); }},
+        {"month_last", cal.month_last(m), [](Date day, int) { return Month::of(day).last_day().days(); }},
+        {"period_start", cal.period_start(d, rule), [](Date day, int r) { return period_start(day, FirstDay(r)).days(); }},
+        {"period_end 3 months", cal.period_end(d, c.int_val(3), rule), [](Date day, int r) { return period_end(day, 3, FirstDay(r)).days(); }},
+    };
+    for (int k : {-1, 1, 3, 12, 13})
+        for (bool up : {false, true})
+            terms.push_back({"add_months " + std::to_string(k) + (up ? " up" : " clamp"), cal.add_months(d, c.int_val(k), up),
+                             [k, up](Date day, int) { return add_months(day, k, up ? Rounding::up : Rounding::clamp).days(); }});
+    for (std::int64_t x = first.days(); x <= last.days(); ++x) {
+        Date const day = Date::from_days(x);
+        for (int r = 0; r < 2; ++r) {
+            z3::expr_vector from(c), to(c);
+            from.push_back(d), to.push_back(c.int_val(x));
+            from.push_back(m), to.push_back(c.int_val(Month::of(day).index()));
+            from.push_back(rule), to.push_back(c.int_val(r));
+            for (auto& t : terms) {
+                z3::expr const v = t.term.substitute(from, to).simplify();
+                std::int64_t const want = t.want(day, r);
+                if (!v.is_numeral() || v.get_numeral_int64() != want)
+                    return t.name + " of " + day.iso() + " (rule " + std::to_string(r) + "): Z3 " + v.to_string() + ", calendar " + std::to_string(want);
             }
-        if (std::int64_t got = value(cal.month_last(c.int_val(Month::of(day).index()))); got != Month::of(day).last_day().days())
-            return mismatch("month_last", got, Month::of(day).last_day().days());
+        }
     }
     return {};
 }

@@ -1,6 +1,7 @@
 // kyotaku release: check, format, tests, proofs and the diff against the previous release, then the signature.
 #include "kyotaku/release.hpp"
 
+#include "kyotaku/prove.hpp"
 #include "kyotaku/signing.hpp"
 
 #include <cstdio>
@@ -97,6 +98,10 @@ ReleaseOutcome make_release(ReleaseOptions const& o, std::function<void(ReleaseS
     all_ok &= step("test", tests.failed == 0 && tests.passed > 0,
                    std::to_string(tests.passed) + " passed, " + std::to_string(tests.failed) + " failed", failures);
 
+    // The invariants, proven for every input of their domain.
+    ProofReport const proofs = prove(program);
+    all_ok &= step("prove", proofs.ok(), proofs.summary(), proofs.ok() ? std::string() : format_proofs(*program, proofs));
+
     // The previous release: signed by a trusted key (the signing key unless others are given); its number.
     std::shared_ptr<Program const> previous;
     std::error_code ec;
@@ -141,7 +146,12 @@ ReleaseOutcome make_release(ReleaseOptions const& o, std::function<void(ReleaseS
     // What the change does, against the previous release.
     RuleDiff diff(previous, program);
     std::string described;
-    if (o.corpus == "generated") {
+    if (o.corpus == "realistic") {
+        std::uint64_t n = 0;
+        generate_realistic_corpus(*previous, *program, o.cases, o.seed,
+                                  [&](std::string_view line, std::string const& cls) { diff.add(line, ++n, cls); });
+        described = "現実的な事例 (ルールの assume を満たし、入力がそろった事例、seed " + std::to_string(o.seed) + ")";
+    } else if (o.corpus == "generated") {
         std::uint64_t n = 0;
         generate_corpus(*previous, *program, o.cases, o.seed, [&](std::string_view line) { diff.add(line, ++n); });
         described = "生成した事例 (すべての enum の値、日付の境目と月末、seed " + std::to_string(o.seed) + ")";

@@ -236,6 +236,15 @@ private:
         out_ += " = " + expr(p.value, 0);
     }
     void decl(ast::AsofDecl const& a) { out_ += "asof " + a.fact.name; }
+    void decl(ast::HorizonDecl const& h) { out_ += "horizon " + h.date.text; }
+    // One line when it fits in 100 columns; else the property on its own indented line.
+    void decl(ast::InvariantDecl const& i) {
+        std::string const head = std::string(i.kind == ast::PropertyKind::Invariant ? "invariant " : "assume ") + i.name.name +
+                                 (i.label ? " " + text(*i.label) : std::string()) + ":";
+        std::string body = expr(i.condition, 1);
+        if (i.consequence) body += " implies " + expr(*i.consequence, 1);
+        out_ += display_width(head + " " + body) <= 100 ? head + " " + body : head + "\n  " + body;
+    }
     void clause(ast::Clause const& c, int indent) {
         comments_before(line_of(c), indent);
         out_ += pad(indent) + (c.condition ? "when " + expr(*c.condition, indent) + " => " : std::string("otherwise => "));

@@ -136,6 +136,33 @@ check "verify-bundle checks the signature" "$kyotaku" verify-bundle "$work/signe
 "$kyotaku" verify-bundle "$work/tampered.bundle" --trust "$work/policy.pub" 2> /dev/null
 check "verify-bundle refuses a tampered bundle" test $? -ne 0
 
+# Issue 23, "What fails today" 3 and 4: diff compares params and exported lets; an empty corpus and a misspelt key
+# are errors; eval, explain and test name the nearest fact.
+cp -r rules "$work/days30"
+sed -i 's/^param 診療予約日の受付日数 = 90$/param 診療予約日の受付日数 = 30/' "$work/days30/50_consent_page.rules"
+"$kyotaku" diff --old rules --new "$work/days30" --corpus generated --cases 3000 > "$work/days30.md"
+check "a changed param is a change (exit 1)" test $? -eq 1
+check "named with both values" grep -q '方針の値 (param) `診療予約日の受付日数`: 90 → 30' "$work/days30.md"
+check "and the exported let it feeds" grep -q "^## 診療予約日を受け付ける: " "$work/days30.md"
+"$kyotaku" diff --old rules --new "$work/days30" < /dev/null > /dev/null 2> "$work/empty.txt"
+check "an empty corpus is an error (exit 2)" test $? -eq 2
+check "saying there was nothing to compare" grep -q "no cases" "$work/empty.txt"
+printf '{"id":1,"facility_kind":"医科","reviewed_claims_months":["2024-04"]}\n' > "$work/typo.jsonl"
+"$kyotaku" diff --old rules --new rules < "$work/typo.jsonl" > "$work/typo.md" 2> "$work/typo.txt"
+check "a corpus line neither rule set reads is an error (exit 2)" test $? -eq 2
+check "naming the line and the nearest fact" grep -q "行 1: field reviewed_claims_months: .*「reviewed_claim_months」のことですか" "$work/typo.txt"
+check "eval names the nearest fact" bash -c "'$kyotaku' eval --rules rules < '$work/typo.jsonl' | grep -q 'field reviewed_claims_months: このルールにない項目です (「reviewed_claim_months」のことですか?)'"
+check "explain names the nearest fact" bash -c "'$kyotaku' explain --rules rules '{\"reviewed_claims_months\":[]}' | grep -q '「reviewed_claim_months」のことですか'"
+cp -r rules "$work/testtypo"
+printf '\ntest "書き間違い" {\n  given\n    reviewed_claims_months = {}\n  expect\n    window_end = null\n}\n' >> "$work/testtypo/tests/window_test.rules"
+"$kyotaku" test "$work/testtypo" > /dev/null 2> "$work/testtypo.txt"
+check "a rule-file test with a misspelt fact is an error naming the nearest" grep -q "「reviewed_claim_months」のことですか" "$work/testtypo.txt"
+# param followed by version: a hint that a versioned let is the way (issue 23 item 9).
+mkdir -p "$work/paramversion"
+printf 'asof q\nfact q : date\nparam 窓の月数 version "改正後" from 2027-04-01 { otherwise => 6 }\ndecision d : bool = true\n' > "$work/paramversion/a.rules"
+"$kyotaku" check "$work/paramversion" 2> "$work/pv.txt"
+check "param … version says to use a let with versions" grep -q "施行日で変わる値は version のある let に書きます" "$work/pv.txt"
+
 # Releases (issue 23): compile --sign refuses rules whose own tests fail; the release number and the key are shown.
 "$kyotaku" compile "$work/edited" -o "$work/failing.bundle" --sign "$work/policy.key" > /dev/null 2> "$work/failing.txt"
 check "compile --sign refuses rules whose tests fail" test $? -eq 1

@@ -295,9 +295,9 @@
 
   // ---- tests, explain, diff ------------------------------------------------------------------------------------
 
-  for (const tab of ['tests', 'explain', 'diff'])
+  for (const tab of ['tests', 'explain', 'diff', 'invariants'])
     $(`tab-${tab}`).addEventListener('click', () => {
-      for (const other of ['tests', 'explain', 'diff']) {
+      for (const other of ['tests', 'explain', 'diff', 'invariants']) {
         $(`tab-${other}`).setAttribute('aria-selected', String(other === tab));
         $(`panel-${other}`).hidden = other !== tab;
       }
@@ -400,6 +400,39 @@
     }, 0);
   });
   $('save-diff').addEventListener('click', () => download('rule-diff.md', state.markdown));
+
+  // Invariants: a counterexample searched among generated cases (a refutation, never a proof: see the panel's note).
+  $('run-invariants').addEventListener('click', () => {
+    check();
+    const cases = Math.max(100, Math.min(1000000, Number($('diff-cases').value) || 20000));
+    const r = JSON.parse(state.wb.searchInvariants(cases, 1));
+    const summary = $('invariants-summary');
+    if (r.error) {
+      summary.textContent = r.error;
+      summary.className = 'summary bad';
+      return;
+    }
+    const broken = r.invariants.filter((i) => i.counterexample);
+    summary.textContent = r.invariants.length === 0
+      ? '不変条件はありません'
+      : `不変条件 ${r.invariants.length} 個、生成した ${number(cases)} 件で反例が見つかったもの ${broken.length} 個` +
+        (broken.length ? '' : ' (証明ではありません: kyotaku prove で証明します)');
+    summary.className = broken.length ? 'summary bad' : 'summary good';
+    $('invariants-output').replaceChildren(...r.invariants.map((i) => {
+      const li = el('li', {}, el('strong', { textContent: `${i.name}${i.label ? `「${i.label}」` : ''} ` }),
+        `${i.location}: ${i.counterexample ? '反例があります' : `${number(i.checked)} 件で反例なし`}`);
+      if (i.counterexample) {
+        const explainIt = el('button', { type: 'button', textContent: 'この反例を説明' });
+        explainIt.addEventListener('click', () => {
+          $('facts').value = i.counterexample;
+          $('tab-explain').click();
+          $('run-explain').click();
+        });
+        li.append(el('pre', { textContent: i.counterexample }), explainIt);
+      }
+      return li;
+    }));
+  });
 
   // ---- start ---------------------------------------------------------------------------------------------------
 

@@ -61,6 +61,7 @@ struct DiffGroup {
     std::uint64_t other_transitions = 0;      // cases whose transition is not listed
     std::size_t distinct_transitions = 0;
     std::vector<DiffExample> examples;
+    std::vector<std::pair<std::string, std::uint64_t>> classes;  // with a realistic corpus: its cases by class, most first
 };
 
 struct DecisionDiff {
@@ -134,6 +135,16 @@ private:
 // the end of that month …) and month sets complete, empty or missing one month. Deterministic for a seed.
 void generate_corpus(Program const& a, Program const& b, std::size_t cases, std::uint64_t seed,
                      std::function<void(std::string_view line)> const& emit);
+
+// A realistic corpus (`kyotaku diff --corpus realistic`, the release's default): every case satisfies the `assume`
+// declarations of both rule sets (what each facility kind offers …), has all its facts (those with a stated default
+// are sometimes left to it), a first date inside the period the rules are about (from the earliest date they name to
+// their horizon), the as-of date some time after it (the same day, within 3 months, 3–6 months, 6 months to 2 years)
+// and reviewed claim months from the first date's month up to a month or two before the as-of date's (every month,
+// one missing — a late claim —, none, or all but the first). Each case is labelled with its class (the date
+// scenario and the claims' shape). Deterministic for a seed.
+void generate_realistic_corpus(Program const& a, Program const& b, std::size_t cases, std::uint64_t seed,
+                               std::function<void(std::string_view line, std::string const& case_class)> const& emit);
 
 // The report for people (Japanese Markdown: a summary first, names for people, 和暦 dates with ISO in brackets,
 // examples as short tables of the facts that matter) and for programs (JSON).

@@ -135,6 +135,8 @@ struct Program {
     std::vector<TestCase> tests;
     std::vector<std::vector<TestBinding>> fixtures;  // shared `given` bindings of rule-file tests
     std::vector<InvariantInfo> invariants;
+    // `assume NAME: EXPR`: what a realistic case satisfies (kyotaku diff --corpus realistic); compiled like invariants.
+    std::vector<InvariantInfo> assumptions;
     std::int32_t asof_fact = -1;       // the fact whose date selects versions (施行日); -1 when none
     // `horizon DATE`: the last day `kyotaku prove` covers (every date from a year before the earliest date the rules
     // name up to it); max when the rules declare none.

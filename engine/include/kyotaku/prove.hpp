@@ -6,8 +6,9 @@
 // Each let and decision becomes a term over the facts: its value, whether it has one (a version in force), and the
 // clause that decided; jumps are forward only, so each function is a directed acyclic graph and every path is
 // merged exactly (no loop to unroll, no path left out). The calendar (民法 periods, month ends, month arithmetic) is
-// encoded with Howard Hinnant's civil-day algorithms, which the date library runs, as integer arithmetic by
-// constants, exact for every day. The domain:
+// encoded exactly for every day: around the domain as trees over a table of the months' first days (fast for the
+// solver), elsewhere with Howard Hinnant's civil-day algorithms (which the date library runs) as integer arithmetic
+// by constants; check_calendar_encoding compares both with the date library on every day. The domain:
 //   - every enum value, both truth values, every set of enum values;
 //   - every date from the first day of the month a year before the earliest date the rules name up to the rules'
 //     `horizon` (all facts of type date independently, in any order);

@@ -3,9 +3,9 @@
 //   kyotaku release --previous rules-4.bundle --rules rules --sign 政策.key -o rules-5.bundle
 //
 // In order: the rules compile with no warning (`check --strict`), are in canonical format (`fmt --check`), pass
-// their own tests, and `diff` against the previous release runs over a corpus; the diff report is written beside the bundle (rules-5.diff.md) and its SHA-256 goes into the signed part
+// their own tests, every invariant is proven (`prove`), and `diff` against the previous release runs over a corpus; the diff report is written beside the bundle (rules-5.diff.md) and its SHA-256 goes into the signed part
 // of the bundle, with the release number (the previous one's plus one) and the signing key's id. When any step
-// fails nothing is signed and nothing is written. Library: kyotaku::release (with signing).
+// fails nothing is signed and nothing is written. Library: kyotaku::release (with signing, and Z3 for the proofs).
 #pragma once
 
 #include "kyotaku/diff.hpp"
@@ -26,7 +26,7 @@ struct ReleaseOptions {
     std::string output;    // the bundle to write; the report goes beside it (report_path)
     std::vector<std::string> trusted_keys;  // raw public keys the previous bundle must be signed by (default: the signing key)
     std::uint64_t release = 0;  // 0: the previous release's number + 1
-    std::string corpus = "generated";  // generated (kyotaku diff --corpus generated), or a JSON Lines file of cases
+    std::string corpus = "realistic";  // realistic or generated (kyotaku diff --corpus …), or a JSON Lines file of cases
     std::size_t cases = 100000;
     std::uint64_t seed = 1;
 };
