@@ -398,7 +398,6 @@ LoadResult load_bundle(std::string_view bytes, std::optional<std::uint64_t> expe
     LoadResult r;
     auto fail = [&](std::string ja, std::string en) {
         r.message = Message{std::move(ja), std::move(en)};
-        r.error = r.message.text();
         return r;
     };
     auto damaged = [&](char const* what) {
@@ -409,7 +408,6 @@ LoadResult load_bundle(std::string_view bytes, std::optional<std::uint64_t> expe
     auto const header = read_header(bytes, payload_at, header_error);
     if (!header) {
         r.message = std::move(header_error);
-        r.error = r.message.text();
         return r;
     }
     try {

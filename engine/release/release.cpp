@@ -114,7 +114,7 @@ ReleaseOutcome make_release(ReleaseOptions const& o, std::function<void(ReleaseS
         auto loaded = refusal.empty() ? load_bundle(previous_bytes) : LoadResult{};
         if (!refusal.empty() || !loaded.program) {
             step("previous", false, "前のリリースを使えません / the previous release cannot be used",
-                 o.previous + ": " + (refusal.empty() ? loaded.error : refusal.text()));
+                 o.previous + ": " + (refusal.empty() ? loaded.describe() : refusal.text()));
             return out;
         }
         previous = loaded.program;
@@ -122,7 +122,7 @@ ReleaseOutcome make_release(ReleaseOptions const& o, std::function<void(ReleaseS
     } else {
         auto loaded = load_rules(o.previous);
         if (!loaded.program) {
-            step("previous", false, "前のリリースを読めません / cannot read the previous release", o.previous + ": " + loaded.error);
+            step("previous", false, "前のリリースを読めません / cannot read the previous release", o.previous + ": " + loaded.describe());
             return out;
         }
         previous = loaded.program;

@@ -3,6 +3,8 @@
 // that is no fact of the rules is such an error too, with the nearest fact's name ("did you mean …?").
 #pragma once
 
+#include "kyotaku/cxx20.hpp"  // first: a clear message for a C++17 consumer
+
 #include "kyotaku/engine.hpp"
 
 #include <cstdint>
