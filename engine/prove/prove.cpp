@@ -526,6 +526,12 @@ ProofReport prove(std::shared_ptr<Program const> const& program, ProveOptions co
         return report;
     }
     std::int64_t const first = first_day_of(p).value_or(Month::of(Date::from_days(p.horizon)).plus(-24).first_day().days());
+    // The month tables and the month-set terms grow with the domain: a century is the bound (a notice is revised
+    // far sooner; a horizon beyond it is more likely a typo than a plan).
+    if (p.horizon - first > 100 * 366) {
+        report.error = "horizon " + Date::from_days(p.horizon).iso() + " はルールの最初の日付から100年を超えています / the horizon is more than a century after the rules' first date";
+        return report;
+    }
     if (p.horizon < first) {
         report.error = "horizon " + Date::from_days(p.horizon).iso() + " はルールの最初の日付より前です / the horizon is before the rules' first date";
         return report;

@@ -1,7 +1,7 @@
 #include "ops/runtime.hpp"
 
 #include "kyotaku/signing.hpp"
-#include "decision/rule_contract.hpp"
+#include "contract/rule_contract.hpp"
 #include "ops/rule_releases.hpp"
 #include "storage/server_probes.hpp"
 
@@ -127,7 +127,7 @@ bool Runtime::reload_rules() {
     };
     // The rules must fulfil the contract before their release is recorded, and be a release not older than the
     // database's floor before they serve anyone.
-    if (auto bound = RuleContract::bind(fresh.program); std::holds_alternative<std::string>(bound)) return refuse(std::get<std::string>(bound));
+    if (auto bound = RuleContract::bind(fresh.program); auto const* refused = std::get_if<Message>(&bound)) return refuse(refused->text());
     ReleaseAdmission admission;
     try {
         admission = admit_release(db_, fresh.release, fresh.program->source_hash, rollback_to_, instance_);

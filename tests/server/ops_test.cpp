@@ -6,7 +6,7 @@
 #include "ops/observability.hpp"
 #include "ops/runtime.hpp"
 #include "ops/rule_releases.hpp"
-#include "decision/rule_contract.hpp"
+#include "contract/rule_contract.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -263,8 +263,8 @@ TEST_F(RuntimeFixture, ALetTheServerReadsMustBeAnExportLet) {
     std::ofstream(path, std::ios::trunc) << text;
     ASSERT_TRUE(load_rules(rules.string()).program);
     auto refused = RuleContract::bind(load_rules(rules.string()).program);
-    ASSERT_TRUE(std::holds_alternative<std::string>(refused));
-    EXPECT_NE(std::get<std::string>(refused).find("継続的な関係 is read by the server by name: declare it `export let`"), std::string::npos);
+    ASSERT_TRUE(std::holds_alternative<Message>(refused));
+    EXPECT_NE(std::get<Message>(refused).en.find("継続的な関係 is read by name by the server and the consent page: declare it `export let`"), std::string::npos);
     EXPECT_FALSE(rt->reload_rules());
     EXPECT_EQ(service->context.rules(), before);
 }
