@@ -3,9 +3,15 @@
 // step was refused stays in the module as a message whose Japanese and English texts are asked for apart. Here
 // they become arrays and {ja, en}. Nothing here decides policy.
 
-/** @returns the flow for this facility, or throws Error(kind 'rules', ja, en) when the rules cannot be used. */
-export async function openFlow(bundle, { facility_kind: kind, home_care_feature: home, online_feature: online, today }) {
-  const module = await globalThis.KyotakuPage();
+/** Starts compiling the module (while its bytes still arrive, and while the rules download): call it first. */
+export const startEngine = () => globalThis.KyotakuPage();
+
+/**
+ * @param engine the promise startEngine() gave
+ * @returns the flow for this facility, or throws Error(kind 'rules', ja, en) when the rules cannot be used.
+ */
+export async function openFlow(engine, bundle, { facility_kind: kind, home_care_feature: home, online_feature: online, today }) {
+  const module = await engine;
   const call = (fn, types, args) => module.ccall(fn, 'string', types, args);
   const get = (what, arg = '') => call('kp_get', ['string', 'string'], [what, arg]);
   const problem = () => ({ ja: get('problem', 'ja'), en: get('problem', 'en') });
