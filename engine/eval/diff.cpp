@@ -859,6 +859,8 @@ std::string diff_markdown(DiffReport const& r) {
         unknown += d.became_unknown;
     }
     o += "- 答えが一つでも変わった事例: " + thousands(r.changed_cases) + " 件 (" + percent(r.changed_cases, r.cases) + ")\n";
+    if (changed || unknown)
+        o += "  (判定・export let ごとの数の合計: 答えが変わった " + thousands(changed) + "、答えられなくなった (null) " + thousands(unknown) + ")\n";
     for (auto const& v : r.values)
         o += "- " + std::string(v.kind == "param" ? "方針の値 (param) " : "事実の既定値 ") + "`" + v.name + "`: " + (v.from.empty() ? "(なし)" : v.from) + " → " +
              (v.to.empty() ? "(なし)" : v.to) + "\n";

@@ -169,8 +169,6 @@ ReleaseOutcome make_release(ReleaseOptions const& o, std::function<void(ReleaseS
     report.old_rules = o.previous;
     report.new_rules = o.rules;
     report.corpus = described;
-    std::uint64_t changed = 0;
-    for (auto const& d : report.decisions) changed += d.total();
     all_ok &= step("diff", !report.corpus_error(),
                    report.corpus_error() ? "the corpus cannot be compared (no case, or unreadable lines)"
                                          : std::to_string(report.cases) + " cases, " + std::to_string(report.changed_cases) + " with a changed answer, " +

@@ -96,7 +96,7 @@ check "check --json gives structured diagnostics" bash -c "'$kyotaku' check --js
 # explain: compact by default, the long form with --full.
 "$kyotaku" explain --rules rules "$(sed -n 2p tests/data/eval_sample.jsonl)" > "$work/compact.txt"
 "$kyotaku" explain --rules rules --full "$(sed -n 2p tests/data/eval_sample.jsonl)" > "$work/full.txt"
-check "explain shows the values a passed-over condition compared" grep -q "query_date〈2024-09-10〉 <= window_end〈2024-07-31〉 が偽" "$work/compact.txt"
+check "explain shows the values a passed-over condition compared" grep -q "query_date〈令和6年9月10日 (2024-09-10)〉 <= window_end〈令和6年7月31日 (2024-07-31)〉 が偽" "$work/compact.txt"
 check "explain --full is the long form" grep -q "→ 条件が偽" "$work/full.txt"
 check "the compact form is shorter" test "$(wc -l < "$work/compact.txt")" -lt "$(wc -l < "$work/full.txt")"
 
@@ -105,13 +105,18 @@ cp -r rules "$work/four"
 sed -i 's/^param 窓の月数 = 3$/param 窓の月数 = 4/' "$work/four/20_window.rules"
 "$kyotaku" diff --old rules --new "$work/four" --corpus generated --cases 5000 > "$work/diff.md"
 check "diff exits 1 when answers change" test $? -eq 1
-check "diff reports window_end in Japanese Markdown" grep -q "^## window_end: " "$work/diff.md"
-check "diff groups by the deciding clause" grep -q "旧の決め手 rules/30_reinquiry.rules:" "$work/diff.md"
+check "diff reports window_end in Japanese Markdown" grep -q "^## 当初の期間の末日 (window_end): " "$work/diff.md"
+check "diff groups by the deciding clause" grep -q "旧の決め手: .* (rules/30_reinquiry.rules:[0-9]*)$" "$work/diff.md"
 "$kyotaku" diff --old rules --new "$work/four" --corpus generated --cases 2000 --format json > "$work/diff.json"
 check "diff --format json" grep -q '"changed":true' "$work/diff.json"
-"$kyotaku" diff --old rules --new rules < tests/data/eval_sample.jsonl > "$work/same.md"
+# (the sample's readable lines: its deliberately bad ones make a corpus that cannot be compared, exit 2 below)
+head -8 tests/data/eval_sample.jsonl > "$work/readable.jsonl"
+"$kyotaku" diff --old rules --new rules < "$work/readable.jsonl" > "$work/same.md"
 check "diff of identical rules over JSON Lines exits 0" test $? -eq 0
 check "and says nothing changed" grep -q "変わった答えはありません" "$work/same.md"
+"$kyotaku" diff --old rules --new rules < tests/data/eval_sample.jsonl > /dev/null 2> "$work/unreadable.txt"
+check "a corpus with lines neither rule set reads exits 2" test $? -eq 2
+check "naming the first unreadable line" grep -q "行 9: field facility_kind" "$work/unreadable.txt"
 
 # Signed bundles: keygen, compile --sign, and --trust on the loaders.
 "$kyotaku" keygen "$work/policy" > /dev/null && "$kyotaku" keygen "$work/other" > /dev/null

@@ -235,7 +235,7 @@ TEST(Diff, TheRealisticCorpusKeepsTheRulesAssumptionsHasItsFactsAndLabelsItsCase
 TEST(Diff, TheShareOfRealisticCasesAChangeTouchesIsReported) {
     // 訪問看護 out of re-inquiry: far more of the realistic cases than of the boundary-seeking generated ones.
     auto old_rules = compile_sources(official_sources());
-    auto new_rules = compile_sources(edited("  訪問診療,\n  訪問看護,\n", "  訪問診療,\n"));
+    auto new_rules = compile_sources(edited("再照会できる区分 = visit_kind in {\n  訪問診療,\n  訪問看護,\n", "再照会できる区分 = visit_kind in {\n  訪問診療,\n"));
     auto share = [&](bool realistic) {
         RuleDiff diff(old_rules, new_rules);
         std::uint64_t n = 0;
@@ -322,7 +322,8 @@ TEST(Signing, ASignedBundleLoadsOnlyWithItsKey) {
     std::string const plain = save_bundle(*p);
     SignResult s = sign_bundle(plain, keys.key);
     ASSERT_TRUE(s.ok()) << s.error.text();
-    ASSERT_EQ(s.bundle.size(), plain.size() + bundle_trailer_size);
+    // sign_bundle stamps the signing key's id (16 hex digits) into the header, then appends the trailer.
+    ASSERT_EQ(s.bundle.size(), plain.size() + 16 + bundle_trailer_size);
     PublicKey trusted = read_public_key(keys.pub), other = read_public_key(keys.other_pub);
     ASSERT_TRUE(trusted.ok() && other.ok());
 
@@ -390,7 +391,7 @@ TEST(Releases, TheReleaseAndTheSigningKeyAreInsideTheSignedPart) {
     ASSERT_TRUE(s.ok()) << s.error.text();
     std::string const fingerprint = key_fingerprint(read_public_key(keys.pub).raw);
     auto loaded = load_bundle(s.bundle);
-    ASSERT_TRUE(loaded.program) << loaded.error;
+    ASSERT_TRUE(loaded.program) << loaded.describe();
     EXPECT_EQ(loaded.release.release, 7u);
     EXPECT_EQ(loaded.release.key_id, fingerprint);  // stamped by sign_bundle, before signing
     EXPECT_EQ(loaded.release.report_sha256, std::string(64, 'a'));
@@ -423,5 +424,5 @@ TEST(Releases, ABundleOfTheFormerFormatIsRefusedWithAClearMessage) {
     bytes[12] = 2;
     auto r = load_bundle(bytes);
     EXPECT_FALSE(r.program);
-    EXPECT_NE(r.error.find("形式の版が違います (バンドル 2"), std::string::npos) << r.error;
+    EXPECT_NE(r.message.ja.find("形式の版が違います (バンドル 2"), std::string::npos) << r.describe();
 }

@@ -69,12 +69,12 @@ fact q : date
 fact first : date
 fact kind : 区分
 fact kinds : set<区分>
-fact months : set<month>
+fact claims : set<month>
 decision v : int
   version until 2024-09-30 { otherwise => 1 }
   version from 2024-10-01 { when kind == 丙 => 3  otherwise => 2 }
-let 毎月 = all_in(month_of(first) .. month_of(q) - 2, months)
-let 最初の欠け = first_missing(month_of(first) .. month_of(q) - 2, months)
+let 毎月 = all_in(month_of(first) .. month_of(q) - 2, claims)
+let 最初の欠け = first_missing(month_of(first) .. month_of(q) - 2, claims)
 # true: when every month is there, the first missing month is past the range
 let 欠けの位置 : bool = if 毎月 then 最初の欠け == month_of(q) - 1 or month_of(first) > month_of(q) - 2 else 最初の欠け <= month_of(q) - 2
 # true: the version in force follows q
