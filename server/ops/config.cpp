@@ -328,7 +328,6 @@ std::string percent_decoded(std::string const& s) {
     return out;
 }
 
-
 }  // namespace
 
 std::string redact_db(std::string const& location) {
