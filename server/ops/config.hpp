@@ -5,6 +5,7 @@
 
 #include "http/connection_limits.hpp"
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <optional>
@@ -31,6 +32,9 @@ struct ServeOptions {
     std::string spool_dir;   // the private directory of spooled uploads; default: default_spool_dir(db)
     std::uint64_t rollback_to = 0;  // an older rule release the operator goes back to on purpose (0: none); ops/rule_releases.hpp
     ConnectionLimits limits;
+    // SIGTERM: the server stops taking requests and /readyz answers 503, requests in flight get this long to finish
+    // (app.hpp, "Stopping").
+    std::chrono::seconds drain{20};
 };
 
 // One setting: its key in [serve], its flag and its environment variable.
