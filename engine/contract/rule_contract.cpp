@@ -42,6 +42,10 @@ struct Binder {
         if (p.slots[std::size_t(s)].type.kind != kind)
             fail({std::string(name) + " の型が " + kind_name(kind) + " ではありません",
                   std::string(name) + " must be " + kind_name(kind)});
+        // What a program reads by name is declared so: kyotaku diff compares every decision and export let.
+        if (!p.slots[std::size_t(s)].decision && !p.slots[std::size_t(s)].exported)
+            fail({std::string("let ") + name + " はサーバと同意ページが名前で読むので export let と書いてください",
+                  std::string("let ") + name + " is read by name by the server and the consent page: declare it `export let`"});
         return std::uint32_t(s);
     }
     // A let the rules may leave out; when present, it has this type.

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #endif
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -199,6 +200,8 @@ struct JsonlEvaluator::Impl {
     std::vector<EnumTable> enum_tables;                   // each enum's values by their spelling
     std::vector<std::pair<std::string_view, int>> index;  // fact name → fact
     mutable std::size_t hint = 0;                         // where the search for the next field's name starts
+    std::vector<std::string> known;    // every key a line may hold: id and the facts (for did-you-mean)
+    std::vector<std::string> allowed;  // keys that are no fact of these rules but are accepted (allow_keys)
     std::string id_json;
     std::string padded;  // a copy of a line with simdjson's padding, when the caller's buffer has none
     std::string unescaped;  // where strings with escapes are unescaped (the line's size and padding)
@@ -233,6 +236,8 @@ struct JsonlEvaluator::Impl {
             }
         }
         for (std::size_t f = 0; f < p->facts.size(); ++f) index.emplace_back(p->facts[f].name, int(f));
+        known.push_back("id");
+        for (auto const& f : p->facts) known.push_back(f.name);
     }
 
     std::string enum_list(int e) const {
@@ -401,7 +406,14 @@ void read_field(Self const& self, Activation& out, std::string& id, std::string_
             self.hint = at + 1 == n ? 0 : at + 1;
             return convert_fact(self, out, self.index[at].second, key, value, field_error);
         }
-    // facts not used by these rules are ignored
+    // A key that is no fact of these rules is an error, never silently dropped: a misspelt fact would otherwise make
+    // every decision that needs it null (or a corpus compare less than it seems). Keys the caller allows (the
+    // other rule set's facts, in kyotaku diff) are skipped.
+    for (auto const& allowed : self.allowed)
+        if (allowed == key) return;
+    std::string const near = nearest_name(key, self.known);
+    field_error(key, "このルールにない項目です" + (near.empty() ? std::string() : " (「" + near + "」のことですか?)") + " / not a fact of these rules" +
+                         (near.empty() ? std::string() : " (did you mean '" + near + "'?)"));
 }
 }  // namespace
 
@@ -712,6 +724,14 @@ void JsonlEvaluator::Impl::write_missing_and_versions(std::string& out, bool any
 
 JsonlEvaluator::JsonlEvaluator(std::shared_ptr<Program const> program) : impl_(std::make_unique<Impl>(std::move(program))) {}
 JsonlEvaluator::~JsonlEvaluator() = default;
+
+void JsonlEvaluator::allow_keys(std::vector<std::string> keys) {
+    for (auto& k : keys) {
+        if (std::find(impl_->known.begin(), impl_->known.end(), k) != impl_->known.end()) continue;
+        impl_->known.push_back(k);
+        impl_->allowed.push_back(std::move(k));
+    }
+}
 
 std::string JsonlEvaluator::read_facts(std::string_view line, Activation& facts, std::string& id_json) {
 #if KYOTAKU_JSONL_SIMDJSON

@@ -17,6 +17,7 @@
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <openssl/ssl.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -115,6 +116,27 @@ std::unique_ptr<TestClock> test_clock(ServeOptions const& o) {
     auto clock = std::make_unique<TestClock>(*day.date);
     std::cerr << "kyotaku serve: テスト用の時計で動いています (今日 = " << clock->today().iso() << ") / running on a test clock\n";
     return clock;
+}
+
+// Releases move forward only: a release older than the newest this database's servers have served is refused (unless
+// the operator names it with rollback_to), and so are other rules under a release number already served.
+void admit_serving_release(Database& db, LoadResult const& rules, std::string const& rules_dir, std::uint64_t rollback_to) {
+    char host[128] = {};
+    gethostname(host, sizeof host - 1);
+    ReleaseAdmission admission;
+    try {
+        admission = admit_release(db, rules.release, rules.program->source_hash, rollback_to,
+                                  std::string(host) + "/" + std::to_string(getpid()) + "/start");
+    } catch (std::exception const& e) {
+        throw Refused(std::string("リリースの記録を読めません / cannot read the release record: ") + e.what());
+    }
+    if (!admission.accepted) {
+        log_line({{"event", "rules_refused"}, {"path", rules_dir}, {"release", rules.release.release}, {"floor", admission.floor.release},
+                  {"error", admission.refusal.en}},
+                 "error");
+        throw Refused(rules_dir + ": " + admission.refusal.text());
+    }
+    log_release_admission(admission, rules.release);
 }
 
 // The batch worker: answers pending rows of unfinished jobs, resuming whatever a previous run (or another server on
@@ -271,6 +293,7 @@ int run(ServeOptions const& o) {
     } catch (std::exception const& e) {
         throw Refused(rules_dir + ": " + e.what());
     }
+    admit_serving_release(*db, rules, rules_dir, o.rollback_to);
     Service& service = *service_holder;
     service.context.test_clock = moved_clock.get();
     service.context.secrets = secrets;
@@ -328,7 +351,7 @@ int run(ServeOptions const& o) {
 
     // A write to stdout (the log) after journald or a pipe went away must not kill the server.
     std::signal(SIGPIPE, SIG_IGN);
-    Runtime rt(*db, service, rules_dir, trusted_keys);
+    Runtime rt(*db, service, rules_dir, trusted_keys, rules.release, o.rollback_to);
     // Readiness is probed on a thread and a database connection of its own (ops/runtime.hpp): a balancer's check
     // never waits for the database or behind requests.
     std::unique_ptr<Database> probe_db;

@@ -7,6 +7,7 @@
 #include "http/tls.hpp"
 #include "kyotaku/engine.hpp"
 #include "kyotaku/signing.hpp"
+#include "ops/rule_releases.hpp"
 #include "ops/runtime.hpp"
 #include "storage/database.hpp"
 
@@ -149,6 +150,33 @@ void check_spool_dir(ServeOptions const& o, Preflight& out) {
     if (auto problem = spool_dir_problem(st); !problem.empty()) out.errors.push_back("spool_dir: " + dir + ": " + problem);
 }
 
+// The rules' release against the database's floor, as serve will judge it (without recording anything).
+void check_release(std::string const& location, ReleaseInfo const& release, std::uint64_t source_hash, std::uint64_t rollback_to,
+                   std::vector<std::string>& notes, std::vector<std::string>& errors) {
+    bool const postgres = is_postgres_url(location);
+    ReleaseFloor floor;
+    if (location != ":memory:" && (postgres || fs::exists(location))) {
+        try {
+            auto db = open_database(location);
+            if (!db->query(postgres ? "SELECT 1 FROM information_schema.tables WHERE table_name = 'rule_release_floor'"
+                                    : "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rule_release_floor'")
+                     .empty())
+                floor = read_release_floor(*db);
+        } catch (std::exception const&) {
+            return;  // check_database says why the database cannot be read
+        }
+    }
+    notes.push_back("rules release floor: " + (floor.release ? "release " + std::to_string(floor.release) + " (since " + floor.set_at + ")"
+                                                             : std::string("none yet (no release served from this database)")));
+    ReleaseAdmission const a = judge_release(floor, release, source_hash, rollback_to);
+    if (!a.accepted) errors.push_back("rules: " + a.refusal.text());
+    if (a.rollback)
+        notes.push_back("warning: rollback_to = " + std::to_string(rollback_to) + ": starting goes back from release " + std::to_string(floor.release) +
+                        " to release " + std::to_string(release.release) + " (logged as rules_rollback; the floor becomes " + std::to_string(release.release) +
+                        ") / 意図した巻き戻し");
+    if (!a.note.empty()) notes.push_back("warning: " + a.note.text());
+}
+
 void check_rules(ServeOptions const& o, Preflight& out) {
     std::vector<std::string> keys;
     for (auto const& path : o.trust) {
@@ -170,9 +198,11 @@ void check_rules(ServeOptions const& o, Preflight& out) {
                              " / the rules do not fulfil the server's contract: " + error->en);
         return;
     }
-    char hash[32];
-    std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(serving.loaded.program->source_hash));
-    out.notes.push_back("rules: " + std::to_string(serving.loaded.program->files.size()) + " files, source hash " + hash);
+    LoadResult const& rules = serving.loaded;
+    out.notes.push_back("rules: " + std::to_string(rules.program->files.size()) + " files, source hash " + source_hash_hex(rules.program->source_hash) +
+                        ", " + (rules.release.release ? "release " + std::to_string(rules.release.release) : std::string("not a release (release 0)")) +
+                        (rules.release.key_id.empty() ? std::string(", unsigned") : ", signed by key " + rules.release.key_id));
+    check_release(o.db, rules.release, rules.program->source_hash, o.rollback_to, out.notes, out.errors);
 }
 
 }  // namespace

@@ -27,7 +27,7 @@
 namespace kyotaku {
 
 inline constexpr char const* compiler_version = "kyotaku-rules 0.1.0";
-inline constexpr std::uint32_t bundle_format_version = 2;  // 2: names for people (labels)
+inline constexpr std::uint32_t bundle_format_version = 3;  // 2: names for people (labels); 3: the release, export lets, invariants
 
 struct SourceFile {
     std::string path;
@@ -47,15 +47,39 @@ CompileResult compile_directory(std::string const& dir);
 std::vector<SourceFile> read_rule_sources(std::string const& path, std::vector<Diagnostic>& errors);
 std::uint64_t hash_sources(std::vector<SourceFile> const& sources);
 
-// Bundles: a cereal binary of the Program with a format version, the compiler version and the source hash.
-std::string save_bundle(Program const& program);
+// What makes a bundle a release (kyotaku release, kyotaku compile --release N --sign KEY). It sits in the bundle's
+// header, inside the part the signature covers, so that nobody can renumber a signed bundle: a server remembers the
+// highest release it has served and refuses an older one (TUF's rollback protection).
+struct ReleaseInfo {
+    std::uint64_t release = 0;  // 1, 2, …; 0: not a release (rule sources, or a bundle compiled without --release)
+    std::string key_id;         // the fingerprint (key_fingerprint) of the key that signed it; stamped by sign_bundle
+    std::string report_sha256;  // the SHA-256 (hex) of the diff report kyotaku release wrote beside it; "" when none
+};
+
+// Bundles: a cereal binary of the Program with a format version, the compiler version, the source hash and the
+// release.
+std::string save_bundle(Program const& program, ReleaseInfo const& release = {});
 struct LoadResult {
     std::shared_ptr<Program const> program;
     Message message;                      // why program is null
     std::vector<Diagnostic> diagnostics;  // when rule sources did not compile: their diagnostics
+    ReleaseInfo release;                  // from a bundle's header; empty for rule sources
     // For a person or a log: the diagnostics when there are some, otherwise the message ("ja / en").
     std::string describe() const;
 };
+
+// A bundle's header, read without its payload (nullopt with `error` when it is not one this kyotaku reads).
+struct BundleHeader {
+    std::uint32_t format = 0;
+    std::string compiler;
+    std::uint64_t source_hash = 0;
+    ReleaseInfo release;
+};
+std::optional<BundleHeader> read_bundle_header(std::string_view bytes, Message* error = nullptr);
+// The same bundle (without a signature trailer) with `key_id` written into its header: what sign_bundle signs.
+std::optional<std::string> stamp_bundle_key_id(std::string_view bytes, std::string const& key_id);
+// A source hash as people and logs show it: 16 hex digits, zero-padded.
+std::string source_hash_hex(std::uint64_t hash);
 // Refuses a bundle of another format or compiler version, a damaged bundle, and — when `expected_source_hash`
 // is given — a bundle compiled from other rule sources. A signed bundle (kyotaku/signing.hpp) loads like an
 // unsigned one: checking its signature is the caller's choice (load_trusted_rules, the consent page).
