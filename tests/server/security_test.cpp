@@ -9,6 +9,7 @@
 #include "http/http_server.hpp"
 #include "http/limits.hpp"
 #include "formats/oqs_xml.hpp"
+#include "xml_lint.hpp"
 #include "core/secrets.hpp"
 #include "core/url_token.hpp"
 
@@ -115,7 +116,9 @@ protected:
     }
     HttpResult send(Caller const& c, std::string const& method, std::string const& target, std::string const& body,
                     std::string const& type = "application/json") {
-        return handle_request(*service, c, method, target, type, body);
+        HttpResult r = handle_request(*service, c, method, target, type, body);
+        if (r.content_type.find("xml") != std::string::npos) EXPECT_TRUE(testing_xml::well_formed_xml(r.body)) << target;
+        return r;
     }
     HttpResult send(Caller const& c, std::string const& method, std::string const& target, char const* body,
                     std::string const& type = "application/json") {
