@@ -7,12 +7,6 @@
 
 namespace kyotaku::server {
 
-std::string BatchDesk::check_query_date(Context& x, std::string const& iso, char const* field) {
-    if (!iso.empty() && iso > x.today().iso())
-        throw invalid(field, "資格確認日 " + iso + " が今日 (" + x.today().iso() + ") より後です", std::string(field) + " is after today");
-    return iso;
-}
-
 json BatchDesk::upload_csv(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
                            std::istream& csv) {
     require_facility(c);
@@ -44,6 +38,7 @@ json BatchDesk::upload_csv(Caller const& c, std::string const& category, std::st
                                        {"number", f[3]}, {"branch", f[4]}, {"birthdate", f[5]}}
                                 : json{{"malformed", utf8_prefix(line, 200)}};
             if (f.size() == 6 && f[0].size() > 100) row = json{{"malformed", "arbitrary_identifier > 100"}};
+            if (f.size() == 6 && refused_character(f[0])) row = json{{"malformed", "arbitrary_identifier: " + describe_character(*refused_character(f[0])).second}};
             return true;
         }
     });
@@ -59,7 +54,7 @@ json BatchDesk::upload(Caller const& c, std::string const& category, std::string
     if (!query_date_raw.empty()) {
         auto d = parse_date(query_date_raw);
         if (!d.date) throw invalid("query_date", "資格確認日が日付ではありません", "query_date is not a date");
-        query_date = check_query_date(x_, d.date->iso(), "query_date");
+        query_date = d.date->iso();  // how far ahead it may lie is the rules', decided per row (DecisionPath::eligibility)
     }
     if (!valid_utf8(file_identifier)) throw invalid("file_identifier", "file_identifier が UTF-8 ではありません", "file_identifier is not UTF-8");
     check_text(file_identifier, "file_identifier", 100);

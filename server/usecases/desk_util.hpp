@@ -26,6 +26,10 @@ inline void require_manager(Caller const& c) {
 // The card fields of a request, canonical and validated (insurer_number, symbol, number, branch, birthdate).
 Card card_from(Fields const& f);
 
+// A date field of something that has happened (a first visit, a check, a record): ISO, and not after the server's
+// today (400 naming the field): a record dated ahead would act on the days to come. `what` names it in Japanese.
+std::string not_after_today(Context& x, Fields const& f, char const* field, char const* what);
+
 // One line of a CSV file split at commas (the files of this system quote nothing).
 std::vector<std::string> split_csv_line(std::string const& line);
 

@@ -60,6 +60,13 @@ json InquiryDesk::answer_eligibility(Context& x, DecisionPath& decisions, Record
         }
         return result;
     };
+    // A 資格確認日 the rules do not take is refused before the person is looked at: the same for everyone.
+    if (auto refused = decisions.confirmation_refused(requested_date)) {
+        result["reason"] = refused->reason;
+        result["reason_en"] = refused->reason_en;
+        detail["reason"] = refused->reason;
+        return done(person);
+    }
     if (person.empty() && !who.card) {
         result["qualification_validity"] = 4;  // 該当資格なし: the facility's own 照会番号 names no one
         result["reason"] = "この施設の照会番号ではありません";
@@ -67,7 +74,7 @@ json InquiryDesk::answer_eligibility(Context& x, DecisionPath& decisions, Record
     }
     // An unknown person is answered exactly as a person without this facility's consent: the route is not a way
     // to learn whether someone exists.
-    Verdict v = person.empty() ? DecisionPath::no_consent() : decisions.eligibility(facility, person, category);
+    Verdict v = person.empty() ? DecisionPath::no_consent() : decisions.eligibility(facility, person, category, requested_date);
     result["allowed"] = v.allowed;
     result["reason"] = v.reason;
     if (!v.reason_en.empty()) result["reason_en"] = v.reason_en;
@@ -118,7 +125,7 @@ json InquiryDesk::reinquiry(Caller const& c, json const& body) {
     require_facility(c);
     Fields f(body, {"category", "reference_number", "insurer_number", "symbol", "number", "branch", "birthdate", "query_date"});
     std::string category = category_of(x_, f);
-    std::string requested = BatchDesk::check_query_date(x_, f.optional_date("query_date"), "query_date");
+    std::string requested = f.optional_date("query_date");  // how far ahead: the rules', in answer_eligibility
     Lookup who = Lookup::from(f);
     FacilityInfo facility = x_.facility(c);
     DbRecords records(x_.db);

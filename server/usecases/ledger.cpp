@@ -74,8 +74,7 @@ json LedgerDesk::add_check(Caller const& c, std::string const& device_id, json c
     require_manager(c);
     require_device(x_, c, device_id);
     Fields f(body, {"checked_on", "checker", "checks"});
-    std::string checked_on = f.date("checked_on");
-    if (checked_on > x_.today().iso()) throw invalid("checked_on", "点検日が今日より後です", "checked_on is after today");
+    std::string checked_on = not_after_today(x_, f, "checked_on", "点検日");
     std::string checker = f.text("checker");
     if (checker.empty()) throw invalid("checker", "点検者が必要です", "checker is required");
     check_text(checker, "checker", 100);
@@ -124,8 +123,7 @@ json LedgerDesk::record_fallback(Caller const& c, json const& body) {
     std::string reason = f.text("reason");
     if (reason.empty()) throw invalid("reason", "カードを使えなかった理由が必要です", "reason is required");
     check_text(reason, "reason", 200);
-    std::string verified_on = f.date("verified_on");
-    if (verified_on > x_.today().iso()) throw invalid("verified_on", "確認日が今日より後です", "verified_on is after today");
+    std::string verified_on = not_after_today(x_, f, "verified_on", "確認日");
     std::string ratio = f.text("burden_ratio");
     if (ratio != "010" && ratio != "020" && ratio != "030")
         throw invalid("burden_ratio", "負担割合は 010, 020, 030 のいずれかです", "burden_ratio is 010, 020 or 030");

@@ -20,7 +20,6 @@ std::optional<std::string> parse_request(Context& x, Caller const& c, std::strin
         up = parse_bulk_upload(xml);
         if (single && up.rows.size() != 1)
             throw invalid("QualificationConfirmSearchInfo", "単一の資格確認は1件です", "a single 資格確認 has one search info");
-        BatchDesk::check_query_date(x, up.query_date, "QualificationConfirmationDate");
     } catch (Error const& e) {
         status = 400;
         return file_error_result(xml, "", "", e.with_field(), x.clock.stamp_jst());
@@ -96,7 +95,6 @@ std::string OqsDesk::consented_upload(Caller const& c, std::string const& xml, i
     BulkUpload reply;  // the 01res shape
     try {
         d = parse_consented_download(xml);
-        BatchDesk::check_query_date(x_, d.query_date, "QualificationConfirmationDate");
         if (d.treatment_flag != expected_flag)
             throw invalid("MedicalTreatmentFlag", expected_flag == 2 ? "OQSmuhvq は訪問診療等 (MedicalTreatmentFlag 2) のファイルです" : "OQSmuonq はオンライン診療等 (MedicalTreatmentFlag 3) のファイルです",
                           "the file name and MedicalTreatmentFlag disagree");

@@ -86,6 +86,14 @@ std::vector<unsigned char> from_hex(std::string const& hex) {
     return out;
 }
 
+std::string not_after_today(Context& x, Fields const& f, char const* field, char const* what) {
+    std::string const date = f.date(field);
+    std::string const today = x.today().iso();
+    if (date > today)
+        throw invalid(field, std::string(what) + " " + date + " が今日 (" + today + ") より後です", std::string(field) + " " + date + " is after today (" + today + ")");
+    return date;
+}
+
 void log_inquiry(Context& x, std::string const& facility, char const* kind, std::string const& person, bool allowed, json const& detail) {
     x.db.query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                {new_id(), facility, x.now(), std::string(kind), person.empty() ? Value(nullptr) : Value(person), std::int64_t(allowed), detail.dump()});

@@ -231,8 +231,6 @@ public:
     void write_answers(std::string const& reception, std::vector<std::int64_t> const& row_nos, std::vector<std::string> const& answers);
     // Tests: called after a chunk's answers are made, before the worker waits for requests and commits.
     std::function<void()> on_chunk_ready;
-    // The category and date of a job (validated like a request's).
-    static std::string check_query_date(Context& x, std::string const& raw, char const* field);
 
 private:
     void give_up(std::string const& reception, std::string const& why);
