@@ -8,7 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #ifdef KYOTAKU_WITH_SERVER
-#include "http/http_server.hpp"
+#include "app/app.hpp"
 #include "ops/relay.hpp"
 #endif
 

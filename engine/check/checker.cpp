@@ -38,7 +38,8 @@ std::u32string code_points(std::string const& s) {
         auto c = static_cast<unsigned char>(s[i]);
         std::size_t n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
         char32_t cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
-        for (std::size_t k = 1; k < n && i + k < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+        for (std::size_t k = 1; k < n && i + k < s.size(); ++k)
+            cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
         out.push_back(cp);
         i += n;
     }
@@ -180,13 +181,13 @@ private:
     std::vector<SlotDef> slot_defs_;
     std::map<std::string, std::vector<std::pair<int, int>>> enum_values_;  // value name → (enum, index)
     std::map<std::string, std::pair<ast::FixtureDecl const*, std::uint16_t>> fixtures_;
-    std::map<std::string, int> fixture_index_;  // fixture name → Program::fixtures
+    std::map<std::string, int> fixture_index_;     // fixture name → Program::fixtures
     std::map<std::string, std::string> declared_;  // name → what it is (for duplicate detection)
-    std::uint16_t file_ = 0;                        // file of the node being checked
+    std::uint16_t file_ = 0;                       // file of the node being checked
     ast::AsofDecl const* asof_decl_ = nullptr;
     std::uint16_t asof_file_ = 0;
     bool failed_ = false;
-    bool in_param_ = false;  // checking a param's value: lets and decisions may not be used
+    bool in_param_ = false;                       // checking a param's value: lets and decisions may not be used
     std::map<std::string_view, int> slot_index_;  // name → slot (Program::find_slot is a linear search)
     int slot_of(std::string_view name) const {
         auto it = slot_index_.find(name);
@@ -199,42 +200,67 @@ private:
         auto [l, c] = file().line_col(span(n).begin);
         return SourceLoc{file_, std::uint32_t(l), std::uint32_t(c)};
     }
-    void error(Span s, std::string kind, std::string ja, std::string en) {
-        diags_.push_back(syntax::make_diagnostic(*files_[s.file], s, std::move(kind), std::move(ja), std::move(en)));
+    void error(Span s, DiagnosticKind kind, std::string ja, std::string en) {
+        diags_.push_back(syntax::make_diagnostic(*files_[s.file], s, kind, std::move(ja), std::move(en)));
     }
-    void error(x3::position_tagged const& n, std::string kind, std::string ja, std::string en) {
-        error(span(n), std::move(kind), std::move(ja), std::move(en));
+    void error(x3::position_tagged const& n, DiagnosticKind kind, std::string ja, std::string en) {
+        error(span(n), kind, std::move(ja), std::move(en));
     }
     std::string tn(Type t) const { return type_name(prog_, t); }
 
     bool declare(ast::Ident const& name, std::string what) {
         auto [it, fresh] = declared_.emplace(name.name, what);
         if (!fresh) {
-            error(name, "duplicate", "「" + name.name + "」はすでに " + it->second + " として定義されています",
+            error(name, DiagnosticKind::duplicate,
+                  "「" + name.name + "」はすでに " + it->second + " として定義されています",
                   "'" + name.name + "' is already defined as a " + it->second);
             return false;
         }
         return true;
     }
 
+    // Each function below reports what it rejects as a diagnostic and returns nullopt (or sets `failed`): the
+    // checker goes on after an error, so that one run names every mistake of a rule set, not the first.
+    //
+    // `hint` is the type the context expects. It only tells a literal what it is (an unqualified enum value, an
+    // empty set, a month written like a date); the caller still compares the result's type with what it wants.
+
+    // The type a declaration names (bool, int, date, month, text, an enum, set<month>, set<enum>).
     std::optional<Type> resolve_type(ast::TypeRef const& t);
+    // Declares every enum, fact, param, asof, let and decision of every file, so that uses may precede definitions.
     void collect();
+    // Checks one let or decision whose references are checked already: its versions, clauses and result type.
     void check_slot(std::uint32_t s);
+    // A run of one precedence level, folded to the left; comparisons and ranges do not chain.
     std::optional<Node> expr(ast::Expr const& e, std::optional<Type> hint);
     std::optional<Node> operand(ast::Operand const& o, std::optional<Type> hint);
+    // A name: true/false, a let or decision, a fact, a param, or an enum value (the hint's enum first).
     std::optional<Node> ident(ast::Ident const& id, std::optional<Type> hint);
+    // `lhs op operand`: which operators each pair of types allows, and which month additions need a rounding.
     std::optional<Node> binary(Node lhs, ast::Operation const& op);
+    // A built-in function by its signatures, or reason_of(slot).
     std::optional<Node> call(ast::Call const& c);
+    // A match over an enum: every value handled exactly once, no arm unreachable.
     std::optional<Node> match(ast::Match const& m, std::optional<Type> hint);
+    // {a, b}: a set of one enum's values (a bitmask constant).
     std::optional<Node> set_literal(ast::SetLit const& s, std::optional<Type> hint);
+    // A date (ISO or 和暦) or month literal that names a real day or month.
     std::optional<Node> date_literal(ast::DateText const& d);
+    // (enum, value index) of `値` or `型名.値`; an unqualified value that several enums share needs `want_enum`.
     std::optional<std::pair<int, int>> enum_value(ast::Ident const& id, std::optional<int> want_enum);
+    // A because text split at its {names}; adds the facts they read to `deps` when given.
     std::optional<std::vector<TextPiece>> text_pieces(ast::Text const& t, std::uint64_t* deps);
+    // A test's given or expected value as a constant of the target's type (or null, or a text to contain).
     std::optional<TestValue> test_value(ast::Expr const& e, Type target, bool contains);
+    // The rule-file tests and fixtures: names bound, values typed.
     void check_tests();
+    // Every slot after the slots it references (post-order of the reference graph); cycles are reported here.
     std::vector<std::uint32_t> order_slots();
+    // Refuses a checked tree deeper than max_depth: the compiler lowers it recursively, so its depth is bounded here.
     void check_depth(Node const& n, x3::position_tagged const& where, bool& failed);
+    // Each slot's fact_deps (which facts it may read), in checking order: one pass.
     void compute_deps(std::vector<std::uint32_t> const& order);
+    // Warns of lets, params and facts no answer depends on.
     void warn_unused();
     std::uint64_t deps_of(Node const& n) const;
     std::vector<std::string> names_of_kind(char kind) const;  // 'f' facts, 'p' params, 's' slots
@@ -244,8 +270,12 @@ std::optional<Checked> Checker::run() {
     std::size_t before = diags_.size();
     collect();
     out_.slots.resize(prog_.slots.size());
-    // Each slot is checked after the slots it uses, in an order found first from the reference graph: checking
-    // never recurses from one let into the next, however long a chain of lets the rule files hold.
+    // Each slot is checked after the slots it uses, in an order found first from the reference graph. Why an order
+    // and not recursion at each reference: a let's type is inferred from its clauses, so a use can only be typed
+    // once the let is checked; following the reference there and then would recurse once per let in a chain, a
+    // depth the rule files choose (750 chained lets crashed the checker; 20,000 now check in a second). The same
+    // order lets compute_deps find every slot's facts in one pass, and a cycle shows up as an edge back onto the
+    // search stack, reported once with its whole chain instead of as a failure deep inside one let.
     auto const order = order_slots();
     for (auto s : order) check_slot(s);
     if (diags_.size() == before) check_tests();
@@ -302,7 +332,7 @@ std::vector<std::uint32_t> Checker::order_slots() {
                     chain_ja += "「" + slot_defs_[w].decl->name.name + "」";
                     chain_en += slot_defs_[w].decl->name.name;
                     file_ = slot_defs_[w].file;
-                    error(slot_defs_[w].decl->name, "cycle",
+                    error(slot_defs_[w].decl->name, DiagnosticKind::cycle,
                           "循環参照: " + chain_ja + "。let や decision は、ほかを経由しても自分自身を使えません",
                           "cycle: " + chain_en + "; a let or decision cannot use itself, directly or through others");
                     for (std::size_t k = from - 1; k < stack.size(); ++k) {
@@ -324,7 +354,8 @@ std::vector<std::uint32_t> Checker::order_slots() {
 
 void Checker::check_depth(Node const& n, x3::position_tagged const& where, bool& failed) {
     if (node_depth(n) <= max_depth) return;
-    error(where, "limit", "式が複雑すぎます (入れ子が" + std::to_string(max_depth) + "段を超えます)。let に分けてください",
+    error(where, DiagnosticKind::limit,
+          "式が複雑すぎます (入れ子が" + std::to_string(max_depth) + "段を超えます)。let に分けてください",
           "expression too deep (more than " + std::to_string(max_depth) + " levels); split it into lets");
     failed = true;
 }
@@ -347,7 +378,7 @@ void Checker::warn_unused() {
     std::vector<char> used_slot(n, 0), used_fact(prog_.facts.size(), 0), used_param(prog_.params.size(), 0);
     std::vector<std::uint32_t> todo;
     for (std::uint32_t s = 0; s < n; ++s)
-        if (prog_.slots[s].decision || slot_defs_[s].decl->kind == "export let") {
+        if (prog_.slots[s].decision || slot_defs_[s].decl->kind == ast::SlotKind::ExportLet) {
             used_slot[s] = 1;
             todo.push_back(s);
         }
@@ -372,7 +403,8 @@ void Checker::warn_unused() {
             nodes.pop_back();
             if (node->kind == Node::Kind::Fact) used_fact[std::size_t(node->value)] = 1;
             if (node->kind == Node::Kind::Param) used_param[std::size_t(node->value)] = 1;
-            if ((node->kind == Node::Kind::Slot || node->kind == Node::Kind::Reason) && !used_slot[std::size_t(node->value)]) {
+            if ((node->kind == Node::Kind::Slot || node->kind == Node::Kind::Reason) &&
+                !used_slot[std::size_t(node->value)]) {
                 used_slot[std::size_t(node->value)] = 1;
                 todo.push_back(std::uint32_t(node->value));
             }
@@ -389,28 +421,32 @@ void Checker::warn_unused() {
                 int i = prog_.find_fact(fd->name.name);
                 if (i >= 0 && !used_fact[std::size_t(i)]) {
                     name = &fd->name;
-                    what_ja = "fact「" + fd->name.name + "」はどの decision にも使われていません (入力されても答えは変わりません)";
+                    what_ja = "fact「" + fd->name.name +
+                              "」はどの decision にも使われていません (入力されても答えは変わりません)";
                     what_en = "fact '" + fd->name.name + "' is used by no decision: it changes no answer";
                 }
             } else if (auto const* pd = boost::get<ast::ParamDecl>(&d)) {
                 int i = prog_.find_param(pd->name.name);
                 if (i >= 0 && !used_param[std::size_t(i)]) {
                     name = &pd->name;
-                    what_ja = "param「" + pd->name.name + "」はどの decision にも使われていません (値を変えても答えは変わりません)";
+                    what_ja = "param「" + pd->name.name +
+                              "」はどの decision にも使われていません (値を変えても答えは変わりません)";
                     what_en = "param '" + pd->name.name + "' is used by no decision: changing it changes no answer";
                 }
             } else if (auto const* sd = boost::get<ast::SlotDecl>(&d)) {
                 int i = slot_of(sd->name.name);
                 if (i >= 0 && !used_slot[std::size_t(i)]) {
                     name = &sd->name;
-                    what_ja = "let「" + sd->name.name + "」はどの decision にも使われていません (変えても答えは変わりません)。"
+                    what_ja = "let「" + sd->name.name +
+                              "」はどの decision にも使われていません (変えても答えは変わりません)。"
                               "要らなければ消し、プログラムが名前で問い合わせる let なら export let と書いてください";
-                    what_en = "let '" + sd->name.name + "' is used by no decision: changing it changes no answer; remove it, "
+                    what_en = "let '" + sd->name.name +
+                              "' is used by no decision: changing it changes no answer; remove it, "
                               "or write `export let` if a program asks for it by name";
                 }
             }
             if (!name) continue;
-            error(*name, "unused", what_ja, what_en);
+            error(*name, DiagnosticKind::unused, what_ja, what_en);
             diags_.back().severity = Severity::warning;
         }
     }
@@ -430,18 +466,20 @@ std::optional<Type> Checker::resolve_type(ast::TypeRef const& t) {
             std::vector<std::string> types{"bool", "int", "date", "month", "text"};
             for (auto const& e : prog_.enums) types.push_back(e.name);
             auto [hint_ja, hint_en] = did_you_mean(n, types);
-            error(t.name, "unknown-name", "型「" + n + "」は定義されていません (bool, int, date, month, text, または enum)" + hint_ja,
+            error(t.name, DiagnosticKind::unknown_name,
+                  "型「" + n + "」は定義されていません (bool, int, date, month, text, または enum)" + hint_ja,
                   "unknown type '" + n + "' (bool, int, date, month, text, or an enum)" + hint_en);
             return std::nullopt;
         }
         out.kind = TypeKind::Enum;
         out.enum_id = std::int16_t(it - prog_.enums.begin());
     }
-    if (t.set == "set") {
+    if (t.is_set) {
         if (out.kind == TypeKind::Month) out.kind = TypeKind::MonthSet;
         else if (out.kind == TypeKind::Enum) out.kind = TypeKind::EnumSet;
         else {
-            error(t, "type-mismatch", "set<…> にできるのは month か enum です", "only month or an enum can form a set<…>");
+            error(t, DiagnosticKind::type_mismatch, "set<…> にできるのは month か enum です",
+                  "only month or an enum can form a set<…>");
             return std::nullopt;
         }
     }
@@ -466,14 +504,15 @@ void Checker::collect() {
             int idx = int(prog_.enums.size());
             for (auto const& v : e->values) {
                 if (std::find(info.values.begin(), info.values.end(), v.name) != info.values.end()) {
-                    error(v, "duplicate", "値「" + v.name + "」が重複しています", "duplicate enum value '" + v.name + "'");
+                    error(v, DiagnosticKind::duplicate, "値「" + v.name + "」が重複しています",
+                          "duplicate enum value '" + v.name + "'");
                     continue;
                 }
                 enum_values_[v.name].push_back({idx, int(info.values.size())});
                 info.values.push_back(v.name);
             }
             if (info.values.size() > 64)
-                error(e->name, "limit", "enum の値は64個までです", "an enum may have at most 64 values");
+                error(e->name, DiagnosticKind::limit, "enum の値は64個までです", "an enum may have at most 64 values");
             prog_.enums.push_back(std::move(info));
         }
     }
@@ -485,17 +524,19 @@ void Checker::collect() {
                 auto t = resolve_type(fd->type);
                 if (!t) continue;
                 if (t->kind == TypeKind::Text) {
-                    error(fd->type, "type-mismatch", "fact に text 型は使えません", "a fact cannot be of type text");
+                    error(fd->type, DiagnosticKind::type_mismatch, "fact に text 型は使えません",
+                          "a fact cannot be of type text");
                     continue;
                 }
                 FactInfo info{fd->name.name, fd->label ? fd->label->value : std::string(), *t, false, 0, loc(fd->name)};
                 if (fd->default_value) {
                     if (t->kind == TypeKind::MonthSet) {
-                        error(*fd->default_value, "type-mismatch", "set<month> の fact には既定値を置けません",
-                              "a set<month> fact cannot have a default");
+                        error(*fd->default_value, DiagnosticKind::type_mismatch,
+                              "set<month> の fact には既定値を置けません", "a set<month> fact cannot have a default");
                     } else if (auto v = expr(*fd->default_value, *t)) {
                         if (v->kind != Node::Kind::Const || !(v->type == *t))
-                            error(*fd->default_value, "type-mismatch", "既定値は " + tn(*t) + " 型の定数でなければなりません",
+                            error(*fd->default_value, DiagnosticKind::type_mismatch,
+                                  "既定値は " + tn(*t) + " 型の定数でなければなりません",
                                   "the default must be a constant of type " + tn(*t));
                         else {
                             info.has_default = true;
@@ -504,25 +545,27 @@ void Checker::collect() {
                     }
                 }
                 if (prog_.facts.size() == 64) {
-                    error(fd->name, "limit", "fact は64個までです", "at most 64 facts");
+                    error(fd->name, DiagnosticKind::limit, "fact は64個までです", "at most 64 facts");
                     continue;
                 }
                 prog_.facts.push_back(std::move(info));
             } else if (auto const* a = boost::get<ast::AsofDecl>(&d)) {
                 if (prog_.asof_fact >= 0) {
-                    error(a->fact, "duplicate", "asof は一度だけ宣言できます", "asof may be declared only once");
+                    error(a->fact, DiagnosticKind::duplicate, "asof は一度だけ宣言できます",
+                          "asof may be declared only once");
                     continue;
                 }
                 prog_.asof_fact = -2 - int(f);  // resolved below, once all facts are known
                 asof_decl_ = a;
                 asof_file_ = f;
             } else if (auto const* s = boost::get<ast::SlotDecl>(&d)) {
-                if (!declare(s->name, s->kind == "decision" ? "decision" : "let")) continue;
+                bool const decision = s->kind == ast::SlotKind::Decision;
+                if (!declare(s->name, decision ? "decision" : "let")) continue;
                 slot_defs_.push_back(SlotDef{s, f});
                 SlotInfo info;
                 info.name = s->name.name;
                 if (s->label) info.label = s->label->value;
-                info.decision = s->kind == "decision";
+                info.decision = decision;
                 info.loc = loc(s->name);
                 info.source = files_[f]->line_text(int(info.loc.line));
                 slot_index_.emplace(s->name.name, int(prog_.slots.size()));
@@ -530,7 +573,7 @@ void Checker::collect() {
                 if (prog_.slots.back().decision) prog_.outputs.push_back(std::uint32_t(prog_.slots.size() - 1));
             } else if (auto const* fx = boost::get<ast::FixtureDecl>(&d)) {
                 if (!fixtures_.emplace(fx->name.name, std::make_pair(fx, f)).second)
-                    error(fx->name, "duplicate", "fixture「" + fx->name.name + "」が重複しています",
+                    error(fx->name, DiagnosticKind::duplicate, "fixture「" + fx->name.name + "」が重複しています",
                           "duplicate fixture '" + fx->name.name + "'");
             }
         }
@@ -548,11 +591,13 @@ void Checker::collect() {
             in_param_ = false;
             if (!v) continue;
             if (v->kind != Node::Kind::Const) {
-                error(pd->value, "type-mismatch", "param の値は定数でなければなりません", "a param's value must be a constant");
+                error(pd->value, DiagnosticKind::type_mismatch, "param の値は定数でなければなりません",
+                      "a param's value must be a constant");
                 continue;
             }
             if (t && !(v->type == *t)) {
-                error(pd->value, "type-mismatch", "param「" + pd->name.name + "」は " + tn(*t) + " 型ですが値は " + tn(v->type) + " 型です",
+                error(pd->value, DiagnosticKind::type_mismatch,
+                      "param「" + pd->name.name + "」は " + tn(*t) + " 型ですが値は " + tn(v->type) + " 型です",
                       "param '" + pd->name.name + "' is " + tn(*t) + " but its value is " + tn(v->type));
                 continue;
             }
@@ -565,11 +610,13 @@ void Checker::collect() {
         if (f < 0) {
             prog_.asof_fact = -1;
             auto [hint_ja, hint_en] = did_you_mean(asof_decl_->fact.name, names_of_kind('f'));
-            error(asof_decl_->fact, "unknown-name", "asof の fact「" + asof_decl_->fact.name + "」が定義されていません" + hint_ja,
+            error(asof_decl_->fact, DiagnosticKind::unknown_name,
+                  "asof の fact「" + asof_decl_->fact.name + "」が定義されていません" + hint_ja,
                   "asof names an unknown fact '" + asof_decl_->fact.name + "'" + hint_en);
         } else if (prog_.facts[std::size_t(f)].type.kind != TypeKind::Date) {
             prog_.asof_fact = -1;
-            error(asof_decl_->fact, "type-mismatch", "asof の fact は date 型でなければなりません", "the asof fact must be a date");
+            error(asof_decl_->fact, DiagnosticKind::type_mismatch, "asof の fact は date 型でなければなりません",
+                  "the asof fact must be a date");
         } else {
             prog_.asof_fact = f;
         }
@@ -594,8 +641,9 @@ std::optional<std::pair<int, int>> Checker::enum_value(ast::Ident const& id, std
         for (auto const& c : it->second)
             if (c.first == *want_enum) return c;
     if (it->second.size() == 1) return it->second.front();
-    error(id, "type-mismatch", "「" + name + "」は複数の enum にあります。型名を付けて書いてください (例: " +
-                                   prog_.enums[std::size_t(it->second[0].first)].name + "." + name + ")",
+    error(id, DiagnosticKind::type_mismatch,
+          "「" + name + "」は複数の enum にあります。型名を付けて書いてください (例: " +
+              prog_.enums[std::size_t(it->second[0].first)].name + "." + name + ")",
           "'" + name + "' is a value of several enums; qualify it (e.g. " +
               prog_.enums[std::size_t(it->second[0].first)].name + "." + name + ")");
     return std::pair{-2, -2};
@@ -611,7 +659,9 @@ std::optional<Node> Checker::ident(ast::Ident const& id, std::optional<Type> hin
     }
     if (int s = slot_of(id.name); s >= 0) {
         if (in_param_) {
-            error(id, "type-mismatch", "param の値は定数でなければなりません (「" + id.name + "」は " + (prog_.slots[std::size_t(s)].decision ? "decision" : "let") + " です)",
+            error(id, DiagnosticKind::type_mismatch,
+                  "param の値は定数でなければなりません (「" + id.name + "」は " +
+                      (prog_.slots[std::size_t(s)].decision ? "decision" : "let") + " です)",
                   "a param's value must be a constant ('" + id.name + "' is a let or decision)");
             return std::nullopt;
         }
@@ -652,7 +702,8 @@ std::optional<Node> Checker::ident(ast::Ident const& id, std::optional<Type> hin
         for (auto const& e : prog_.enums)
             for (auto const& v : e.values) names.push_back(e.name + "." + v);
     auto [hint_ja, hint_en] = did_you_mean(id.name, names);
-    error(id, "unknown-name", "「" + id.name + "」は定義されていません" + hint_ja, "unknown name '" + id.name + "'" + hint_en);
+    error(id, DiagnosticKind::unknown_name, "「" + id.name + "」は定義されていません" + hint_ja,
+          "unknown name '" + id.name + "'" + hint_en);
     return std::nullopt;
 }
 
@@ -665,7 +716,7 @@ std::optional<Node> Checker::date_literal(ast::DateText const& d) {
     if (has_day) {
         auto r = parse_date(t);
         if (!r.date) {
-            error(d, "invalid-date", r.message.ja, r.message.en);
+            error(d, DiagnosticKind::invalid_date, r.message.ja, r.message.en);
             return std::nullopt;
         }
         n.type.kind = TypeKind::Date;
@@ -673,7 +724,7 @@ std::optional<Node> Checker::date_literal(ast::DateText const& d) {
     } else {
         auto r = parse_month(t);
         if (!r.month) {
-            error(d, "invalid-date", r.message.ja, r.message.en);
+            error(d, DiagnosticKind::invalid_date, r.message.ja, r.message.en);
             return std::nullopt;
         }
         n.type.kind = TypeKind::Month;
@@ -694,23 +745,25 @@ std::optional<Node> Checker::set_literal(ast::SetLit const& s, std::optional<Typ
         if (!ev) {
             if (id) {  // a name that is no enum value: most often a misspelt one
                 std::vector<std::string> values;
-                if (want)
-                    values = prog_.enums[std::size_t(*want)].values;
+                if (want) values = prog_.enums[std::size_t(*want)].values;
                 else
                     for (auto const& [k, v] : enum_values_) values.push_back(k);
                 auto [hint_ja, hint_en] = did_you_mean(id->name, values);
-                error(item, "unknown-name", "「" + id->name + "」は enum の値ではありません。集合 {…} に書けるのは enum の値だけです" + hint_ja,
-                      "'" + id->name + "' is not an enum value; a set {…} may only list enum values" + hint_en);
+                error(
+                    item, DiagnosticKind::unknown_name,
+                    "「" + id->name + "」は enum の値ではありません。集合 {…} に書けるのは enum の値だけです" + hint_ja,
+                    "'" + id->name + "' is not an enum value; a set {…} may only list enum values" + hint_en);
                 return std::nullopt;
             }
-            error(item, "type-mismatch", "集合 {…} に書けるのは enum の値だけです",
+            error(item, DiagnosticKind::type_mismatch, "集合 {…} に書けるのは enum の値だけです",
                   "a set {…} may only list enum values");
             return std::nullopt;
         }
         if (ev->first < 0) return std::nullopt;
         if (want && *want != ev->first) {
             auto [hint_ja, hint_en] = did_you_mean(id->name, prog_.enums[std::size_t(*want)].values);
-            error(item, "type-mismatch", "「" + id->name + "」は " + prog_.enums[std::size_t(*want)].name + " の値ではありません" + hint_ja,
+            error(item, DiagnosticKind::type_mismatch,
+                  "「" + id->name + "」は " + prog_.enums[std::size_t(*want)].name + " の値ではありません" + hint_ja,
                   "'" + id->name + "' is not a value of " + prog_.enums[std::size_t(*want)].name + hint_en);
             return std::nullopt;
         }
@@ -718,7 +771,8 @@ std::optional<Node> Checker::set_literal(ast::SetLit const& s, std::optional<Typ
         mask |= std::uint64_t(1) << ev->second;
     }
     if (!want) {
-        error(s, "type-mismatch", "空の集合 {} の型が分かりません", "cannot tell the type of an empty set {}");
+        error(s, DiagnosticKind::type_mismatch, "空の集合 {} の型が分かりません",
+              "cannot tell the type of an empty set {}");
         return std::nullopt;
     }
     n.type = Type{TypeKind::EnumSet, std::int16_t(*want)};
@@ -735,8 +789,10 @@ std::optional<Node> Checker::call(ast::Call const& c) {
         auto const* id = c.args.size() == 1 ? leaf_as<ast::Ident>(c.args[0]) : nullptr;
         int s = id ? slot_of(id->name) : -1;
         if (s < 0) {
-            auto [hint_ja, hint_en] = id ? did_you_mean(id->name, names_of_kind('s')) : std::pair<std::string, std::string>{};
-            error(c, id ? "unknown-name" : "type-mismatch", "reason_of には let か decision の名前を一つ渡します" + hint_ja,
+            auto [hint_ja, hint_en] =
+                id ? did_you_mean(id->name, names_of_kind('s')) : std::pair<std::string, std::string>{};
+            error(c, id ? DiagnosticKind::unknown_name : DiagnosticKind::type_mismatch,
+                  "reason_of には let か decision の名前を一つ渡します" + hint_ja,
                   "reason_of takes the name of one let or decision" + hint_en);
             return std::nullopt;
         }
@@ -783,7 +839,8 @@ std::optional<Node> Checker::call(ast::Call const& c) {
         if (!ok) continue;
         if (s.b == Builtin::AllIn || s.b == Builtin::FirstMissing) {
             if (args[1].kind != Node::Kind::Fact) {
-                error(c.args[1], "type-mismatch", "月の集合は fact でなければなりません", "the month set must be a fact");
+                error(c.args[1], DiagnosticKind::type_mismatch, "月の集合は fact でなければなりません",
+                      "the month set must be a fact");
                 return std::nullopt;
             }
         }
@@ -793,11 +850,15 @@ std::optional<Node> Checker::call(ast::Call const& c) {
         return n;
     }
     if (!known) {
-        auto [hint_ja, hint_en] = did_you_mean(
-            fn, std::vector<std::string>{"period_start", "period_end", "month_end", "month_of", "all_in", "first_missing", "reason_of"});
-        error(c.function, "unknown-name",
-              "関数「" + fn + "」はありません (period_start, period_end, month_end, month_of, all_in, first_missing, reason_of)" + hint_ja,
-              "unknown function '" + fn + "' (period_start, period_end, month_end, month_of, all_in, first_missing, reason_of)" + hint_en);
+        auto [hint_ja, hint_en] =
+            did_you_mean(fn, std::vector<std::string>{"period_start", "period_end", "month_end", "month_of", "all_in",
+                                                      "first_missing", "reason_of"});
+        error(c.function, DiagnosticKind::unknown_name,
+              "関数「" + fn +
+                  "」はありません (period_start, period_end, month_end, month_of, all_in, first_missing, reason_of)" +
+                  hint_ja,
+              "unknown function '" + fn +
+                  "' (period_start, period_end, month_end, month_of, all_in, first_missing, reason_of)" + hint_en);
         return std::nullopt;
     }
     std::string got;
@@ -806,10 +867,12 @@ std::optional<Node> Checker::call(ast::Call const& c) {
     for (auto const& s : sigs) {
         if (fn != s.name) continue;
         std::string one;
-        for (auto k : s.args) one += (one.empty() ? "" : ", ") + (k == TypeKind::Enum ? std::string("初日") : tn(Type{k, -1}));
+        for (auto k : s.args)
+            one += (one.empty() ? "" : ", ") + (k == TypeKind::Enum ? std::string("初日") : tn(Type{k, -1}));
         want += (want.empty() ? "" : " / ") + std::string(fn) + "(" + one + ")";
     }
-    error(c, "type-mismatch", fn + " の引数の型が合いません: (" + got + ") が渡されましたが " + want + " です",
+    error(c, DiagnosticKind::type_mismatch,
+          fn + " の引数の型が合いません: (" + got + ") が渡されましたが " + want + " です",
           "wrong argument types for " + fn + ": got (" + got + "), expected " + want);
     return std::nullopt;
 }
@@ -818,10 +881,16 @@ std::optional<Node> Checker::match(ast::Match const& m, std::optional<Type> hint
     auto subject = expr(m.subject, std::nullopt);
     if (!subject) return std::nullopt;
     if (subject->type.kind != TypeKind::Enum) {
-        error(m.subject, "type-mismatch", "match できるのは enum の値だけです (" + tn(subject->type) + " が渡されました)",
+        error(m.subject, DiagnosticKind::type_mismatch,
+              "match できるのは enum の値だけです (" + tn(subject->type) + " が渡されました)",
               "match takes an enum value (got " + tn(subject->type) + ")");
         return std::nullopt;
     }
+    // Exhaustiveness as a bitmask: an enum has at most 64 values (collect() refuses more), so value i is bit i and
+    // a set of values is one word. `all` is every value; `covered` the values earlier arms took. An arm's mask is
+    // the values it takes first (`_` takes all & ~covered, the rest); a pattern whose bit is already covered, or an
+    // arm whose mask is empty, can never be chosen (unreachable). The match is exhaustive iff covered == all. The
+    // masks go to the compiler as they are (arm_masks): the program tests the subject's bit against each.
     auto const& en = prog_.enums[std::size_t(subject->type.enum_id)];
     std::uint64_t all = en.values.size() == 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << en.values.size()) - 1;
     Node n;
@@ -841,21 +910,23 @@ std::optional<Node> Checker::match(ast::Match const& m, std::optional<Type> hint
             auto ev = enum_value(p, subject->type.enum_id);
             if (!ev || ev->first != subject->type.enum_id) {
                 auto [hint_ja, hint_en] = did_you_mean(p.name, en.values);
-                error(p, "type-mismatch", "「" + p.name + "」は " + en.name + " の値ではありません" + hint_ja,
+                error(p, DiagnosticKind::type_mismatch,
+                      "「" + p.name + "」は " + en.name + " の値ではありません" + hint_ja,
                       "'" + p.name + "' is not a value of " + en.name + hint_en);
                 failed = true;
                 continue;
             }
             std::uint64_t bit = std::uint64_t(1) << ev->second;
             if ((covered | mask) & bit) {
-                error(p, "unreachable", "「" + p.name + "」は前の枝ですでに扱われています (この枝には来ません)",
+                error(p, DiagnosticKind::unreachable,
+                      "「" + p.name + "」は前の枝ですでに扱われています (この枝には来ません)",
                       "'" + p.name + "' is already handled by an earlier arm: unreachable");
                 failed = true;
             }
             mask |= bit;
         }
         if (mask == 0 && !failed) {
-            error(arm, "unreachable", "この枝には来ません (すべての値が前の枝で扱われています)",
+            error(arm, DiagnosticKind::unreachable, "この枝には来ません (すべての値が前の枝で扱われています)",
                   "unreachable arm: every value is handled by an earlier arm");
             failed = true;
         }
@@ -866,7 +937,8 @@ std::optional<Node> Checker::match(ast::Match const& m, std::optional<Type> hint
             continue;
         }
         if (result && !(v->type == *result)) {
-            error(arm.value, "type-mismatch", "match の枝の型が揃っていません: " + tn(*result) + " と " + tn(v->type),
+            error(arm.value, DiagnosticKind::type_mismatch,
+                  "match の枝の型が揃っていません: " + tn(*result) + " と " + tn(v->type),
                   "match arms differ in type: " + tn(*result) + " and " + tn(v->type));
             failed = true;
             continue;
@@ -880,7 +952,8 @@ std::optional<Node> Checker::match(ast::Match const& m, std::optional<Type> hint
         std::string missing;
         for (std::size_t i = 0; i < en.values.size(); ++i)
             if (!((covered >> i) & 1u)) missing += (missing.empty() ? "" : ", ") + en.values[i];
-        error(m, "non-exhaustive", en.name + " の値 " + missing + " が扱われていません (枝を足すか _ を使ってください)",
+        error(m, DiagnosticKind::non_exhaustive,
+              en.name + " の値 " + missing + " が扱われていません (枝を足すか _ を使ってください)",
               "non-exhaustive match on " + en.name + ": " + missing + " not handled (add an arm or _)");
         return std::nullopt;
     }
@@ -913,13 +986,16 @@ std::optional<Node> Checker::operand(ast::Operand const& o, std::optional<Type> 
         std::optional<Node> operator()(ast::Ident const& x) const { return c.ident(x, hint); }
         std::optional<Node> operator()(ast::SetLit const& x) const { return c.set_literal(x, hint); }
         std::optional<Node> operator()(ast::Unary const& u) const {
-            bool is_not = u.op == "not";
+            bool is_not = u.op == ast::UnaryOp::Not;
             auto inner = c.operand(u.operand, is_not ? Type{TypeKind::Bool, -1} : Type{TypeKind::Int, -1});
             if (!inner) return std::nullopt;
             TypeKind want = is_not ? TypeKind::Bool : TypeKind::Int;
             if (inner->type.kind != want) {
-                c.error(u, "type-mismatch", std::string(is_not ? "not には bool" : "符号 - には int") + " が必要ですが " + c.tn(inner->type) + " です",
-                        std::string(is_not ? "not takes a bool" : "unary - takes an int") + ", got " + c.tn(inner->type));
+                c.error(
+                    u, DiagnosticKind::type_mismatch,
+                    std::string(is_not ? "not には bool" : "符号 - には int") + " が必要ですが " + c.tn(inner->type) +
+                        " です",
+                    std::string(is_not ? "not takes a bool" : "unary - takes an int") + ", got " + c.tn(inner->type));
                 return std::nullopt;
             }
             if (inner->kind == Node::Kind::Const) {
@@ -941,11 +1017,13 @@ std::optional<Node> Checker::operand(ast::Operand const& o, std::optional<Type> 
             auto b = c.expr(i.else_value, a ? std::optional<Type>(a->type) : hint);
             if (!cond || !a || !b) return std::nullopt;
             if (cond->type.kind != TypeKind::Bool) {
-                c.error(i.condition, "type-mismatch", "if の条件は bool でなければなりません", "an if condition must be a bool");
+                c.error(i.condition, DiagnosticKind::type_mismatch, "if の条件は bool でなければなりません",
+                        "an if condition must be a bool");
                 return std::nullopt;
             }
             if (!(a->type == b->type)) {
-                c.error(i, "type-mismatch", "then と else の型が違います: " + c.tn(a->type) + " と " + c.tn(b->type),
+                c.error(i, DiagnosticKind::type_mismatch,
+                        "then と else の型が違います: " + c.tn(a->type) + " と " + c.tn(b->type),
                         "then and else differ in type: " + c.tn(a->type) + " and " + c.tn(b->type));
                 return std::nullopt;
             }
@@ -963,8 +1041,10 @@ std::optional<Node> Checker::operand(ast::Operand const& o, std::optional<Type> 
 
 std::optional<Node> Checker::expr(ast::Expr const& e, std::optional<Type> hint) {
     if (e.rest.size() > max_operations) {
-        error(e, "limit", "一つの式に演算子が多すぎます (" + std::to_string(max_operations) + "個まで)。let に分けてください",
-              "too many operators in one expression (" + std::to_string(max_operations) + " at most); split it into lets");
+        error(e, DiagnosticKind::limit,
+              "一つの式に演算子が多すぎます (" + std::to_string(max_operations) + "個まで)。let に分けてください",
+              "too many operators in one expression (" + std::to_string(max_operations) +
+                  " at most); split it into lets");
         return std::nullopt;
     }
     std::optional<Type> first_hint = e.rest.empty() ? hint : std::nullopt;
@@ -979,11 +1059,10 @@ std::optional<Node> Checker::expr(ast::Expr const& e, std::optional<Type> hint) 
     }
     if (e.rest.size() > 1) {
         bool comparison = false;
-        for (auto const& op : e.rest)
-            comparison = comparison || op.op == "==" || op.op == "!=" || op.op == "<" || op.op == "<=" || op.op == ">" ||
-                         op.op == ">=" || op.op == "in" || op.op == "not in" || op.op == "..";
+        for (auto const& op : e.rest) comparison = comparison || ast::is_comparison(op.op);
         if (comparison) {
-            error(e, "type-mismatch", "比較や範囲 (..) は一つの式に一つだけです。括弧か and を使ってください",
+            error(e, DiagnosticKind::type_mismatch,
+                  "比較や範囲 (..) は一つの式に一つだけです。括弧か and を使ってください",
                   "comparisons and ranges do not chain; use parentheses or and");
             return std::nullopt;
         }
@@ -992,11 +1071,14 @@ std::optional<Node> Checker::expr(ast::Expr const& e, std::optional<Type> hint) 
 }
 
 std::optional<Node> Checker::binary(Node lhs, ast::Operation const& o) {
-    std::string const& op = o.op;
+    using enum ast::BinaryOp;
+    ast::BinaryOp const op = o.op;
+    std::string const spelled(ast::spelling(op));
+    // The left side's type tells the right side what an unqualified enum value or an empty set means.
     std::optional<Type> hint;
-    if (op == "==" || op == "!=") hint = lhs.type;
-    if ((op == "in" || op == "not in") && lhs.type.kind == TypeKind::Enum) hint = Type{TypeKind::EnumSet, lhs.type.enum_id};
-    if (op == "and" || op == "or") hint = Type{TypeKind::Bool, -1};
+    if (op == Eq || op == Ne) hint = lhs.type;
+    if ((op == In || op == NotIn) && lhs.type.kind == TypeKind::Enum) hint = Type{TypeKind::EnumSet, lhs.type.enum_id};
+    if (op == And || op == Or) hint = Type{TypeKind::Bool, -1};
     auto rhs_opt = operand(o.operand, hint);
     if (!rhs_opt) return std::nullopt;
     Node rhs = std::move(*rhs_opt);
@@ -1004,8 +1086,8 @@ std::optional<Node> Checker::binary(Node lhs, ast::Operation const& o) {
     n.span = span(o);
     auto mismatch = [&](std::string what_ja, std::string what_en) -> std::optional<Node> {
         Span s{lhs.span.file, lhs.span.begin, span(o).end};
-        error(s, "type-mismatch", what_ja + ": " + tn(lhs.type) + " " + op + " " + tn(rhs.type),
-              what_en + ": " + tn(lhs.type) + " " + op + " " + tn(rhs.type));
+        error(s, DiagnosticKind::type_mismatch, what_ja + ": " + tn(lhs.type) + " " + spelled + " " + tn(rhs.type),
+              what_en + ": " + tn(lhs.type) + " " + spelled + " " + tn(rhs.type));
         return std::nullopt;
     };
     auto make = [&](BinOp b, TypeKind result) {
@@ -1017,61 +1099,69 @@ std::optional<Node> Checker::binary(Node lhs, ast::Operation const& o) {
         return std::optional<Node>(std::move(n));
     };
     TypeKind lk = lhs.type.kind, rk = rhs.type.kind;
-    if (!o.unit.empty() && op != "+" && op != "-") return mismatch("単位はここでは使えません", "a unit is not allowed here");
-    if (op == "and" || op == "or") {
-        if (lk != TypeKind::Bool || rk != TypeKind::Bool) return mismatch("and / or には bool が必要です", "and / or take bools");
-        n.kind = op == "and" ? Node::Kind::And : Node::Kind::Or;
+    if (o.unit != ast::Unit::None && op != Add && op != Sub)
+        return mismatch("単位はここでは使えません", "a unit is not allowed here");
+    if (op == And || op == Or) {
+        if (lk != TypeKind::Bool || rk != TypeKind::Bool)
+            return mismatch("and / or には bool が必要です", "and / or take bools");
+        n.kind = op == And ? Node::Kind::And : Node::Kind::Or;
         n.type.kind = TypeKind::Bool;
         n.kids.push_back(std::move(lhs));
         n.kids.push_back(std::move(rhs));
         return n;
     }
-    if (op == "==" || op == "!=") {
+    if (op == Eq || op == Ne) {
         if (!(lhs.type == rhs.type) || lk == TypeKind::MonthSet || lk == TypeKind::MonthRange || lk == TypeKind::Text)
             return mismatch("比較できない型です", "cannot compare these types");
-        return make(op == "==" ? BinOp::Eq : BinOp::Ne, TypeKind::Bool);
+        return make(op == Eq ? BinOp::Eq : BinOp::Ne, TypeKind::Bool);
     }
-    if (op == "<" || op == "<=" || op == ">" || op == ">=") {
+    if (op == Lt || op == Le || op == Gt || op == Ge) {
         if (!(lhs.type == rhs.type) || (lk != TypeKind::Int && lk != TypeKind::Date && lk != TypeKind::Month))
             return mismatch("大小を比べられない型です", "cannot order these types");
-        return make(op == "<" ? BinOp::Lt : op == "<=" ? BinOp::Le : op == ">" ? BinOp::Gt : BinOp::Ge, TypeKind::Bool);
+        return make(op == Lt ? BinOp::Lt : op == Le ? BinOp::Le : op == Gt ? BinOp::Gt : BinOp::Ge, TypeKind::Bool);
     }
-    if (op == "in" || op == "not in") {
-        bool neg = op == "not in";
+    if (op == In || op == NotIn) {
+        bool neg = op == NotIn;
         if (lk == TypeKind::Enum && rk == TypeKind::EnumSet && lhs.type.enum_id == rhs.type.enum_id)
             return make(neg ? BinOp::EnumNotIn : BinOp::EnumIn, TypeKind::Bool);
         if (lk == TypeKind::Month && rk == TypeKind::MonthSet) {
-            if (rhs.kind != Node::Kind::Fact) return mismatch("月の集合は fact でなければなりません", "the month set must be a fact");
+            if (rhs.kind != Node::Kind::Fact)
+                return mismatch("月の集合は fact でなければなりません", "the month set must be a fact");
             return make(neg ? BinOp::MonthNotIn : BinOp::MonthIn, TypeKind::Bool);
         }
-        if (lk == TypeKind::Month && rk == TypeKind::MonthRange) return make(neg ? BinOp::RangeNotIn : BinOp::RangeIn, TypeKind::Bool);
+        if (lk == TypeKind::Month && rk == TypeKind::MonthRange)
+            return make(neg ? BinOp::RangeNotIn : BinOp::RangeIn, TypeKind::Bool);
         return mismatch("in の左は要素、右はその集合でなければなりません", "in takes an element and a set of its type");
     }
-    if (op == "..") {
-        if (lk != TypeKind::Month || rk != TypeKind::Month) return mismatch("範囲 .. は month と month の間に書きます", "a range .. joins two months");
+    if (op == Range) {
+        if (lk != TypeKind::Month || rk != TypeKind::Month)
+            return mismatch("範囲 .. は month と month の間に書きます", "a range .. joins two months");
         n.kind = Node::Kind::Range;
         n.type.kind = TypeKind::MonthRange;
         n.kids.push_back(std::move(lhs));
         n.kids.push_back(std::move(rhs));
         return n;
     }
-    if (op == "*") {
+    if (op == Mul) {
         if (lk != TypeKind::Int || rk != TypeKind::Int) return mismatch("* には int が必要です", "* takes ints");
         return make(BinOp::Mul, TypeKind::Int);
     }
     // + and -
-    bool plus = op == "+";
-    if (lk == TypeKind::Int && rk == TypeKind::Int && o.unit.empty()) return make(plus ? BinOp::Add : BinOp::Sub, TypeKind::Int);
-    if (lk == TypeKind::Date && rk == TypeKind::Date && !plus && o.unit.empty()) return make(BinOp::Sub, TypeKind::Int);
-    if (lk == TypeKind::Month && rk == TypeKind::Month && !plus && o.unit.empty()) return make(BinOp::Sub, TypeKind::Int);
-    if (lk == TypeKind::Month && rk == TypeKind::Int && (o.unit.empty() || o.unit == "months"))
+    bool const plus = op == Add;
+    bool const no_unit = o.unit == ast::Unit::None;
+    if (lk == TypeKind::Int && rk == TypeKind::Int && no_unit)
+        return make(plus ? BinOp::Add : BinOp::Sub, TypeKind::Int);
+    if (lk == TypeKind::Date && rk == TypeKind::Date && !plus && no_unit) return make(BinOp::Sub, TypeKind::Int);
+    if (lk == TypeKind::Month && rk == TypeKind::Month && !plus && no_unit) return make(BinOp::Sub, TypeKind::Int);
+    if (lk == TypeKind::Month && rk == TypeKind::Int && (no_unit || o.unit == ast::Unit::Months))
         return make(plus ? BinOp::Add : BinOp::Sub, TypeKind::Month);
     if (lk == TypeKind::Date && rk == TypeKind::Int) {
-        if (o.unit.empty())
-            return mismatch("日付に数を足すときは単位 (days / months) が必要です", "adding a number to a date needs a unit (days / months)");
-        if (o.unit == "days") return make(plus ? BinOp::Add : BinOp::Sub, TypeKind::Date);
+        if (no_unit)
+            return mismatch("日付に数を足すときは単位 (days / months) が必要です",
+                            "adding a number to a date needs a unit (days / months)");
+        if (o.unit == ast::Unit::Days) return make(plus ? BinOp::Add : BinOp::Sub, TypeKind::Date);
         // Months onto a date: the day may not exist in the target month (2024-01-31 + 1 month).
-        if (o.rounding.empty()) {
+        if (o.rounding == ast::Rounding::None) {
             bool safe = lhs.kind == Node::Kind::Const && Date::from_days(lhs.value).day() <= 28;
             if (!safe) {
                 std::int64_t k = rhs.kind == Node::Kind::Const ? rhs.value : 1;
@@ -1091,15 +1181,17 @@ std::optional<Node> Checker::binary(Node lhs, ast::Operation const& o) {
                     }
                 }
                 Span s{lhs.span.file, lhs.span.begin, span(o).end};
-                error(s, "ambiguous-month-arithmetic",
+                error(s, DiagnosticKind::ambiguous_month_arithmetic,
                       "月の加算で存在しない日になることがあります。" + example_ja +
-                          "。round clamp (月末に止める) か round up (翌月1日に繰り上げる) を書いてください。期間の満了日なら period_end を使います",
+                          "。round clamp (月末に止める) か round up (翌月1日に繰り上げる) "
+                          "を書いてください。期間の満了日なら period_end を使います",
                       "month addition may land on a day that does not exist; " + example_en +
-                          ". State `round clamp` (stop at the month end) or `round up` (the 1st of the next month); for a statutory period use period_end");
+                          ". State `round clamp` (stop at the month end) or `round up` (the 1st of the next month); "
+                          "for a statutory period use period_end");
                 return std::nullopt;
             }
         }
-        n.rounding = o.rounding == "up" ? 1 : 0;
+        n.rounding = o.rounding == ast::Rounding::Up ? 1 : 0;
         if (!plus) {
             Node neg;
             neg.kind = Node::Kind::Neg;
@@ -1126,7 +1218,7 @@ std::optional<std::vector<TextPiece>> Checker::text_pieces(ast::Text const& t, s
         if (open > i) out.push_back(TextPiece{TextPiece::Kind::Literal, s.substr(i, open - i), 0, {}});
         std::size_t close = s.find('}', open);
         if (close == std::string::npos) {
-            error(t, "syntax", "理由の文字列の { が閉じていません", "unclosed { in a reason text");
+            error(t, DiagnosticKind::syntax, "理由の文字列の { が閉じていません", "unclosed { in a reason text");
             return std::nullopt;
         }
         std::string name = s.substr(open + 1, close - open - 1);
@@ -1144,7 +1236,7 @@ std::optional<std::vector<TextPiece>> Checker::text_pieces(ast::Text const& t, s
             for (auto const& n : names_of_kind('f')) names.push_back(n);
             for (auto const& n : names_of_kind('p')) names.push_back(n);
             auto [hint_ja, hint_en] = did_you_mean(name, names);
-            error(t, "unknown-name", "理由の文字列の {" + name + "} は定義されていません" + hint_ja,
+            error(t, DiagnosticKind::unknown_name, "理由の文字列の {" + name + "} は定義されていません" + hint_ja,
                   "unknown name {" + name + "} in a reason text" + hint_en);
             return std::nullopt;
         }
@@ -1160,7 +1252,8 @@ void Checker::check_slot(std::uint32_t s) {
     if (def.state == SlotDef::State::Checking) {
         std::uint16_t saved = file_;
         file_ = def.file;
-        error(def.decl->name, "cycle", "循環参照:「" + def.decl->name.name + "」の定義が自分自身を使っています",
+        error(def.decl->name, DiagnosticKind::cycle,
+              "循環参照:「" + def.decl->name.name + "」の定義が自分自身を使っています",
               "cycle: '" + def.decl->name.name + "' uses itself");
         file_ = saved;
         return;
@@ -1176,14 +1269,16 @@ void Checker::check_slot(std::uint32_t s) {
         declared = resolve_type(*decl.type);
         if (!declared) failed = true;
     } else if (info.decision) {
-        error(decl.name, "type-mismatch", "decision には型を書いてください (decision 名前 : 型 …)",
+        error(decl.name, DiagnosticKind::type_mismatch, "decision には型を書いてください (decision 名前 : 型 …)",
               "a decision needs a type (decision name : type …)");
         failed = true;
     }
     Slot slot;
-    slot.versioned = decl.versions.size() > 1 || decl.versions[0].from || decl.versions[0].until || decl.versions[0].label;
+    slot.versioned =
+        decl.versions.size() > 1 || decl.versions[0].from || decl.versions[0].until || decl.versions[0].label;
     if (slot.versioned && prog_.asof_fact < 0) {
-        error(decl.versions[0], "unknown-name", "施行日 (version) を使うには asof で基準日の fact を宣言してください",
+        error(decl.versions[0], DiagnosticKind::unknown_name,
+              "施行日 (version) を使うには asof で基準日の fact を宣言してください",
               "versions need an `asof` declaration naming the query-date fact");
         failed = true;
     }
@@ -1198,7 +1293,8 @@ void Checker::check_slot(std::uint32_t s) {
             if (auto d = date_literal(*v.from); d && d->type.kind == TypeKind::Date) out.info.from = d->value;
             else failed = true;
         } else if (vi > 0) {
-            error(v, "version-gap", "2番目以降の version には施行日 (from) が必要です", "every version after the first needs a `from` date");
+            error(v, DiagnosticKind::version_gap, "2番目以降の version には施行日 (from) が必要です",
+                  "every version after the first needs a `from` date");
             failed = true;
         }
         if (v.until) {
@@ -1206,24 +1302,36 @@ void Checker::check_slot(std::uint32_t s) {
             else failed = true;
         }
         if (out.info.until < out.info.from) {
-            error(v, "overlapping-versions", "施行期間の終わりが始まりより前です", "the version ends before it starts");
+            error(v, DiagnosticKind::overlapping_versions, "施行期間の終わりが始まりより前です",
+                  "the version ends before it starts");
             failed = true;
         }
+        // Versions (施行期間) must tile time: each day is answered by exactly one version. An overlap would give one
+        // day two answers; a gap would leave days on which the decision answers nothing (no_version, a null answer
+        // for a real query): a notice is replaced by the next on its 施行日, never left without a successor, so a
+        // gap is a mistake in the rule file (a wrong from or until), and it is cheaper to refuse it here than to
+        // find it as a null in production. An open version (no until) ends the day before the next begins, so the
+        // usual change — a new notice from a date — is written with one date.
         if (vi > 0 && !slot.versions.empty()) {
             auto& prev = slot.versions.back().info;
-            if (prev.until == std::numeric_limits<std::int64_t>::max() && out.info.from != std::numeric_limits<std::int64_t>::min())
+            if (prev.until == std::numeric_limits<std::int64_t>::max() &&
+                out.info.from != std::numeric_limits<std::int64_t>::min())
                 prev.until = out.info.from - 1;  // an open version ends where the next begins
             if (out.info.from <= prev.until) {
-                error(v, "overlapping-versions",
-                      "施行期間が前の version「" + prev.label + "」(〜" + Date::from_days(prev.until).iso() + ") と重なっています",
-                      "this version overlaps the previous one '" + prev.label + "' (until " + Date::from_days(prev.until).iso() + ")");
+                error(v, DiagnosticKind::overlapping_versions,
+                      "施行期間が前の version「" + prev.label + "」(〜" + Date::from_days(prev.until).iso() +
+                          ") と重なっています",
+                      "this version overlaps the previous one '" + prev.label + "' (until " +
+                          Date::from_days(prev.until).iso() + ")");
                 failed = true;
             } else if (out.info.from > prev.until + 1) {
-                error(v, "version-gap",
-                      "前の version「" + prev.label + "」(〜" + Date::from_days(prev.until).iso() + ") との間に施行期間の空白があります (" +
-                          Date::from_days(prev.until + 1).iso() + " 〜 " + Date::from_days(out.info.from - 1).iso() + ")",
-                      "gap between this version and the previous one '" + prev.label + "': " + Date::from_days(prev.until + 1).iso() +
-                          " .. " + Date::from_days(out.info.from - 1).iso() + " is covered by no version");
+                error(v, DiagnosticKind::version_gap,
+                      "前の version「" + prev.label + "」(〜" + Date::from_days(prev.until).iso() +
+                          ") との間に施行期間の空白があります (" + Date::from_days(prev.until + 1).iso() + " 〜 " +
+                          Date::from_days(out.info.from - 1).iso() + ")",
+                      "gap between this version and the previous one '" + prev.label +
+                          "': " + Date::from_days(prev.until + 1).iso() + " .. " +
+                          Date::from_days(out.info.from - 1).iso() + " is covered by no version");
                 failed = true;
             }
         }
@@ -1233,7 +1341,7 @@ void Checker::check_slot(std::uint32_t s) {
             Clause cl;
             cl.span = span(c);
             if (decided) {
-                error(c, "unreachable", "この条項には来ません (前の otherwise ですべて決まります)",
+                error(c, DiagnosticKind::unreachable, "この条項には来ません (前の otherwise ですべて決まります)",
                       "unreachable clause: an earlier otherwise already decides every case");
                 failed = true;
                 continue;
@@ -1243,19 +1351,21 @@ void Checker::check_slot(std::uint32_t s) {
                 if (!cond) {
                     failed = true;
                 } else if (cond->type.kind != TypeKind::Bool) {
-                    error(*c.condition, "type-mismatch", "when の条件は bool でなければなりません (" + tn(cond->type) + " です)",
+                    error(*c.condition, DiagnosticKind::type_mismatch,
+                          "when の条件は bool でなければなりません (" + tn(cond->type) + " です)",
                           "a when condition must be a bool (got " + tn(cond->type) + ")");
                     failed = true;
                 } else {
                     std::string text = file().slice(span(*c.condition));
                     if (std::find(seen_conditions.begin(), seen_conditions.end(), text) != seen_conditions.end()) {
-                        error(*c.condition, "unreachable", "同じ条件が前の条項にあります (この条項には来ません)",
+                        error(*c.condition, DiagnosticKind::unreachable,
+                              "同じ条件が前の条項にあります (この条項には来ません)",
                               "the same condition appears in an earlier clause: unreachable");
                         failed = true;
                     }
                     seen_conditions.push_back(text);
                     if (cond->kind == Node::Kind::Const && cond->value == 0) {
-                        error(*c.condition, "unreachable", "条件がいつも偽です (この条項には来ません)",
+                        error(*c.condition, DiagnosticKind::unreachable, "条件がいつも偽です (この条項には来ません)",
                               "the condition is always false: unreachable");
                         failed = true;
                     }
@@ -1270,11 +1380,12 @@ void Checker::check_slot(std::uint32_t s) {
             if (!val) {
                 failed = true;
             } else if (val->type.kind == TypeKind::MonthRange || val->type.kind == TypeKind::MonthSet) {
-                error(c.value, "type-mismatch", "let / decision の値に月の範囲や月の集合は使えません",
+                error(c.value, DiagnosticKind::type_mismatch, "let / decision の値に月の範囲や月の集合は使えません",
                       "a let or decision cannot hold a month range or month set");
                 failed = true;
             } else if (result && !(val->type == *result)) {
-                error(c.value, "type-mismatch", "値の型が違います: " + tn(*result) + " が必要ですが " + tn(val->type) + " です",
+                error(c.value, DiagnosticKind::type_mismatch,
+                      "値の型が違います: " + tn(*result) + " が必要ですが " + tn(val->type) + " です",
                       "wrong value type: expected " + tn(*result) + ", got " + tn(val->type));
                 failed = true;
             } else {
@@ -1299,7 +1410,7 @@ void Checker::check_slot(std::uint32_t s) {
             out.clauses.push_back(std::move(cl));
         }
         if (!decided) {
-            error(v.clauses.back(), "missing-otherwise",
+            error(v.clauses.back(), DiagnosticKind::missing_otherwise,
                   "どの条件にも当たらない場合の値がありません。最後に otherwise => … を書いてください",
                   "this may not decide: no clause applies when every condition is false; end with otherwise => …");
             failed = true;
@@ -1331,7 +1442,7 @@ std::optional<TestValue> Checker::test_value(ast::Expr const& e, Type target, bo
     if (contains) {
         auto const* t = leaf_as<ast::Text>(e);
         if (!t) {
-            error(e, "type-mismatch", "~ の右には文字列を書きます", "~ takes a text");
+            error(e, DiagnosticKind::type_mismatch, "~ の右には文字列を書きます", "~ takes a text");
             return std::nullopt;
         }
         v.text = t->value;
@@ -1340,7 +1451,7 @@ std::optional<TestValue> Checker::test_value(ast::Expr const& e, Type target, bo
     if (target.kind == TypeKind::MonthSet) {
         auto const* s = leaf_as<ast::SetLit>(e);
         if (!s) {
-            error(e, "type-mismatch", "set<month> の値は {2024-04, 2024-05 .. 2024-08} のように書きます",
+            error(e, DiagnosticKind::type_mismatch, "set<month> の値は {2024-04, 2024-05 .. 2024-08} のように書きます",
                   "a set<month> value is written {2024-04, 2024-05 .. 2024-08}");
             return std::nullopt;
         }
@@ -1348,10 +1459,11 @@ std::optional<TestValue> Checker::test_value(ast::Expr const& e, Type target, bo
             auto n = expr(item, std::nullopt);
             if (!n) return std::nullopt;
             if (n->kind == Node::Kind::Const && n->type.kind == TypeKind::Month) v.months.push_back(n->value);
-            else if (n->kind == Node::Kind::Range && n->kids[0].kind == Node::Kind::Const && n->kids[1].kind == Node::Kind::Const)
+            else if (n->kind == Node::Kind::Range && n->kids[0].kind == Node::Kind::Const &&
+                     n->kids[1].kind == Node::Kind::Const)
                 for (auto m = n->kids[0].value; m <= n->kids[1].value; ++m) v.months.push_back(m);
             else {
-                error(item, "type-mismatch", "月 (2024-04) か月の範囲 (2024-04 .. 2024-08) を書きます",
+                error(item, DiagnosticKind::type_mismatch, "月 (2024-04) か月の範囲 (2024-04 .. 2024-08) を書きます",
                       "write a month (2024-04) or a range of months (2024-04 .. 2024-08)");
                 return std::nullopt;
             }
@@ -1361,11 +1473,12 @@ std::optional<TestValue> Checker::test_value(ast::Expr const& e, Type target, bo
     auto n = expr(e, target);
     if (!n) return std::nullopt;
     if (n->kind != Node::Kind::Const) {
-        error(e, "type-mismatch", "テストの値は定数でなければなりません", "a test value must be a constant");
+        error(e, DiagnosticKind::type_mismatch, "テストの値は定数でなければなりません",
+              "a test value must be a constant");
         return std::nullopt;
     }
     if (!(n->type == target)) {
-        error(e, "type-mismatch", tn(target) + " 型の値が必要ですが " + tn(n->type) + " です",
+        error(e, DiagnosticKind::type_mismatch, tn(target) + " 型の値が必要ですが " + tn(n->type) + " です",
               "expected a value of type " + tn(target) + ", got " + tn(n->type));
         return std::nullopt;
     }
@@ -1377,7 +1490,7 @@ void Checker::check_tests() {
     auto bind = [&](ast::Binding const& b, bool expect) -> std::optional<TestBinding> {
         TestBinding tb;
         tb.loc = loc(b);
-        tb.contains = b.op == "~";
+        tb.contains = b.op == ast::BindingOp::Contains;
         Type target;
         if (int s = slot_of(b.name.name); expect && s >= 0) {
             tb.target = TestBinding::Target::Slot;
@@ -1396,22 +1509,25 @@ void Checker::check_tests() {
             if (!expect)
                 for (auto const& n : names_of_kind('p')) names.push_back(n);
             auto [hint_ja, hint_en] = did_you_mean(b.name.name, names);
-            error(b.name, "unknown-name",
-                  std::string(expect ? "expect には let か decision の名前を書きます: 「" : "given には fact か param の名前を書きます: 「") +
+            error(b.name, DiagnosticKind::unknown_name,
+                  std::string(expect ? "expect には let か decision の名前を書きます: 「"
+                                     : "given には fact か param の名前を書きます: 「") +
                       b.name.name + "」は該当しません" + hint_ja,
-                  std::string(expect ? "expect names a let or decision; " : "given names a fact or param; ") + "'" + b.name.name +
-                      "' is neither" + hint_en);
+                  std::string(expect ? "expect names a let or decision; " : "given names a fact or param; ") + "'" +
+                      b.name.name + "' is neither" + hint_en);
             return std::nullopt;
         }
         if (tb.contains && (!expect || target.kind != TypeKind::Text)) {
-            error(b, "type-mismatch", "~ (含む) は text 型の decision にだけ使えます", "~ (contains) applies to text decisions only");
+            error(b, DiagnosticKind::type_mismatch, "~ (含む) は text 型の decision にだけ使えます",
+                  "~ (contains) applies to text decisions only");
             return std::nullopt;
         }
         if (tb.target == TestBinding::Target::Param && target.kind == TypeKind::MonthSet) return std::nullopt;
         auto v = test_value(b.value, target, tb.contains);
         if (!v) return std::nullopt;
         if (target.kind == TypeKind::Text && !tb.contains && !v->is_null) {
-            error(b, "type-mismatch", "text の decision は ~ \"含まれる文字列\" で確かめます", "check a text decision with ~ \"substring\"");
+            error(b, DiagnosticKind::type_mismatch, "text の decision は ~ \"含まれる文字列\" で確かめます",
+                  "check a text decision with ~ \"substring\"");
             return std::nullopt;
         }
         tb.value = std::move(*v);
@@ -1432,7 +1548,8 @@ void Checker::check_tests() {
                     std::vector<std::string> names;
                     for (auto const& [k, v] : fixtures_) names.push_back(k);
                     auto [hint_ja, hint_en] = did_you_mean(t->uses->name, names);
-                    error(*t->uses, "unknown-name", "fixture「" + t->uses->name + "」は定義されていません" + hint_ja,
+                    error(*t->uses, DiagnosticKind::unknown_name,
+                          "fixture「" + t->uses->name + "」は定義されていません" + hint_ja,
                           "unknown fixture '" + t->uses->name + "'" + hint_en);
                     ok = false;
                 } else {

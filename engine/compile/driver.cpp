@@ -16,7 +16,7 @@ namespace fs = std::filesystem;
 namespace {
 Diagnostic io_error(std::string const& path, std::string ja, std::string en) {
     Diagnostic d;
-    d.kind = "io";
+    d.kind = DiagnosticKind::io;
     d.file = path;
     d.message_ja = std::move(ja);
     d.message_en = std::move(en);
@@ -92,7 +92,7 @@ CompileResult compile(std::vector<SourceFile> sources) {
     auto lowered = lowering::lower(std::move(*checked));
     if (!lowered) {
         Diagnostic d;
-        d.kind = "limit";
+        d.kind = DiagnosticKind::limit;
         d.file = sources.empty() ? std::string() : sources.front().path;
         d.message_ja = "ルールセットが大きすぎます (レジスタ・条項・let と decision はそれぞれ 65,536 個まで)";
         d.message_en = "the rule set is too large (65,536 registers, clauses, lets and decisions at most)";

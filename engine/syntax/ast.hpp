@@ -1,6 +1,9 @@
 // The abstract syntax tree of a rule file: plain structs, position-tagged (Spirit X3, calc9 style).
 // The tree keeps literals as their source text; the checker validates them so that a bad date is reported
-// with its own line and column rather than as a syntax error.
+// with its own line and column rather than as a syntax error. Operators, units, rounding policies, slot kinds and
+// binding operators are tokens (enums), decided once by the grammar's symbol tables (calc9's x3::symbols<optoken>):
+// the aliases a rule file may write (day / days / 日, か月 / ヶ月 / カ月 / month / months) are one value here, and
+// the checker and the formatter switch over values instead of comparing spellings.
 #pragma once
 
 #include <boost/fusion/include/adapt_struct.hpp>
@@ -8,11 +11,44 @@
 #include <boost/spirit/home/x3/support/ast/position_tagged.hpp>
 #include <boost/spirit/home/x3/support/ast/variant.hpp>
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace kyotaku::ast {
 namespace x3 = boost::spirit::x3;
+
+// The binary operators, loosest first: or, and, comparisons, `..`, + -, *.
+enum class BinaryOp : std::uint8_t { Or, And, Eq, Ne, Lt, Le, Gt, Ge, In, NotIn, Range, Add, Sub, Mul };
+enum class UnaryOp : std::uint8_t { Not, Neg };
+// The unit of `date + n days` / `+ n months`; None when the operation has no unit.
+enum class Unit : std::uint8_t { None, Days, Months };
+// The policy for a month addition whose day does not exist: `round clamp` (the month's last day) or `round up`
+// (the 1st of the next month); None when not written.
+enum class Rounding : std::uint8_t { None, Clamp, Up };
+// `decision`, `let`, or `export let` (a let that programs ask for by name).
+enum class SlotKind : std::uint8_t { Decision, Let, ExportLet };
+// A test binding: `name = value` (equals) or `reason ~ "text"` (the text contains it).
+enum class BindingOp : std::uint8_t { Equals, Contains };
+
+// The canonical spelling of each token, as the formatter writes it and messages quote it.
+constexpr std::string_view spelling(BinaryOp op) {
+    constexpr std::string_view names[] = {"or", "and", "==",     "!=", "<", "<=", ">",
+                                          ">=", "in",  "not in", "..", "+", "-",  "*"};
+    return names[static_cast<int>(op)];
+}
+constexpr std::string_view spelling(UnaryOp op) { return op == UnaryOp::Not ? "not" : "-"; }
+constexpr std::string_view spelling(Unit u) { return u == Unit::Days ? "days" : u == Unit::Months ? "months" : ""; }
+constexpr std::string_view spelling(Rounding r) {
+    return r == Rounding::Clamp ? "clamp" : r == Rounding::Up ? "up" : "";
+}
+constexpr std::string_view spelling(SlotKind k) {
+    return k == SlotKind::Decision ? "decision" : k == SlotKind::Let ? "let" : "export let";
+}
+constexpr std::string_view spelling(BindingOp op) { return op == BindingOp::Equals ? "=" : "~"; }
+// Comparisons (==, !=, <, <=, >, >=, in, not in, ..): what a clause condition's top level may be.
+constexpr bool is_comparison(BinaryOp op) { return op >= BinaryOp::Eq && op <= BinaryOp::Range; }
 
 struct Nil {};
 
@@ -41,19 +77,19 @@ struct Match;
 struct IfExpr;
 struct Expr;
 
-struct Operand : x3::variant<Nil, DateText, Number, Text, x3::forward_ast<Call>, Ident, x3::forward_ast<SetLit>,
-                             x3::forward_ast<Unary>, x3::forward_ast<Match>, x3::forward_ast<IfExpr>,
-                             x3::forward_ast<Expr>> {
+struct Operand
+    : x3::variant<Nil, DateText, Number, Text, x3::forward_ast<Call>, Ident, x3::forward_ast<SetLit>,
+                  x3::forward_ast<Unary>, x3::forward_ast<Match>, x3::forward_ast<IfExpr>, x3::forward_ast<Expr>> {
     using base_type::base_type;
     using base_type::operator=;
 };
 
 // One binary step `op operand`, with the unit and rounding policy of `+ 3 months round up`.
 struct Operation : x3::position_tagged {
-    std::string op;
+    BinaryOp op = BinaryOp::Add;
     Operand operand;
-    std::string unit;      // "", "days", "months"
-    std::string rounding;  // "", "clamp", "up"
+    Unit unit = Unit::None;
+    Rounding rounding = Rounding::None;
 };
 
 // A flat run of one precedence level: first (op operand)*; the checker folds it to the left.
@@ -67,11 +103,11 @@ struct Call : x3::position_tagged {
     std::vector<Expr> args;
 };
 struct SetLit : x3::position_tagged {
-    std::string open;  // "{" (keeps the struct from being a one-member sequence for X3)
+    char open = '{';  // keeps the struct from being a one-member sequence for X3 (its attribute would collapse)
     std::vector<Expr> items;
 };
 struct Unary : x3::position_tagged {
-    std::string op;  // "not", "-"
+    UnaryOp op = UnaryOp::Not;
     Operand operand;
 };
 struct MatchArm : x3::position_tagged {
@@ -87,7 +123,7 @@ struct IfExpr : x3::position_tagged {
 };
 
 struct TypeRef : x3::position_tagged {
-    std::string set;  // "set" for set<...>, "" otherwise
+    bool is_set = false;  // set<name>
     Ident name;
 };
 
@@ -107,7 +143,7 @@ struct ParamDecl : x3::position_tagged {
     Expr value;
 };
 struct AsofDecl : x3::position_tagged {
-    std::string keyword;
+    char keyword = 'a';  // keeps the struct from being a one-member sequence for X3, as SetLit::open
     Ident fact;
 };
 struct Clause : x3::position_tagged {
@@ -122,7 +158,7 @@ struct Version : x3::position_tagged {
     std::vector<Clause> clauses;
 };
 struct SlotDecl : x3::position_tagged {
-    std::string kind;  // "decision", "let" or "export let" (a let that programs ask for by name)
+    SlotKind kind = SlotKind::Let;
     Ident name;
     boost::optional<Text> label;  // a Japanese name for people: decision reinquiry_allowed "再照会できるか" : bool
     boost::optional<TypeRef> type;
@@ -130,7 +166,7 @@ struct SlotDecl : x3::position_tagged {
 };
 struct Binding : x3::position_tagged {
     Ident name;
-    std::string op;  // "=" or "~" (the reason contains the text)
+    BindingOp op = BindingOp::Equals;
     Expr value;
 };
 struct FixtureDecl : x3::position_tagged {
@@ -165,7 +201,7 @@ BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::Unary, op, operand)
 BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::MatchArm, patterns, value)
 BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::Match, subject, arms)
 BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::IfExpr, condition, then_value, else_value)
-BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::TypeRef, set, name)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::TypeRef, is_set, name)
 BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::EnumDecl, name, values)
 BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::FactDecl, name, label, type, default_value)
 BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::ParamDecl, name, type, value)

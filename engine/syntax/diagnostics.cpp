@@ -2,32 +2,38 @@
 
 #include <nlohmann/json.hpp>
 
-#include <map>
+#include <iterator>
 
 namespace kyotaku {
 
-std::string kind_label_ja(std::string const& kind) {
-    static std::map<std::string, std::string> const labels{
-        {"syntax", "構文"},
-        {"unknown-name", "未定義の名前"},
-        {"type-mismatch", "型の不一致"},
-        {"non-exhaustive", "場合分けの漏れ"},
-        {"unreachable", "到達しない条項"},
-        {"ambiguous-month-arithmetic", "曖昧な月の加算"},
-        {"overlapping-versions", "施行期間の重複"},
-        {"version-gap", "施行期間の空白"},
-        {"invalid-date", "不正な日付"},
-        {"duplicate", "重複した定義"},
-        {"cycle", "循環参照"},
-        {"missing-otherwise", "otherwise がない"},
-        {"limit", "上限超過"},
-        {"io", "入出力"},
-        {"test", "テスト"},
-        {"unused", "未使用"},
-    };
-    auto it = labels.find(kind);
-    return it == labels.end() ? kind : it->second;
-}
+namespace {
+struct KindNames {
+    std::string_view code, label_ja;
+};
+// Indexed by DiagnosticKind, in its order.
+constexpr KindNames kind_names[] = {
+    {"syntax", "構文"},
+    {"unknown-name", "未定義の名前"},
+    {"type-mismatch", "型の不一致"},
+    {"non-exhaustive", "場合分けの漏れ"},
+    {"unreachable", "到達しない条項"},
+    {"ambiguous-month-arithmetic", "曖昧な月の加算"},
+    {"overlapping-versions", "施行期間の重複"},
+    {"version-gap", "施行期間の空白"},
+    {"invalid-date", "不正な日付"},
+    {"duplicate", "重複した定義"},
+    {"cycle", "循環参照"},
+    {"missing-otherwise", "otherwise がない"},
+    {"limit", "上限超過"},
+    {"io", "入出力"},
+    {"test", "テスト"},
+    {"unused", "未使用"},
+};
+static_assert(std::size(kind_names) == std::size_t(DiagnosticKind::unused) + 1, "one name per DiagnosticKind");
+}  // namespace
+
+std::string_view to_string(DiagnosticKind kind) { return kind_names[std::size_t(kind)].code; }
+std::string_view kind_label_ja(DiagnosticKind kind) { return kind_names[std::size_t(kind)].label_ja; }
 
 namespace {
 // Display width of one code point in a terminal: East Asian wide and full-width characters take two columns.
@@ -45,10 +51,18 @@ std::vector<int> widths(std::string const& s) {
         auto c = static_cast<unsigned char>(s[i]);
         char32_t cp = c;
         std::size_t n = 1;
-        if (c >= 0xF0) { cp = c & 0x07; n = 4; }
-        else if (c >= 0xE0) { cp = c & 0x0F; n = 3; }
-        else if (c >= 0xC0) { cp = c & 0x1F; n = 2; }
-        for (std::size_t k = 1; k < n && i + k < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+        if (c >= 0xF0) {
+            cp = c & 0x07;
+            n = 4;
+        } else if (c >= 0xE0) {
+            cp = c & 0x0F;
+            n = 3;
+        } else if (c >= 0xC0) {
+            cp = c & 0x1F;
+            n = 2;
+        }
+        for (std::size_t k = 1; k < n && i + k < s.size(); ++k)
+            cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
         w.push_back(s[i] == '\t' ? 1 : width_of(cp));
         i += n;
     }
@@ -64,8 +78,8 @@ std::string format_diagnostic(Diagnostic const& d) {
         out += ": ";
     }
     bool const warning = d.severity == Severity::warning;
-    out += (warning ? "警告[" : "エラー[") + kind_label_ja(d.kind) + "]: " + d.message_ja + "\n";
-    out += (warning ? "  warning[" : "  error[") + d.kind + "]: " + d.message_en + "\n";
+    out += (warning ? "警告[" : "エラー[") + std::string(kind_label_ja(d.kind)) + "]: " + d.message_ja + "\n";
+    out += (warning ? "  warning[" : "  error[") + std::string(to_string(d.kind)) + "]: " + d.message_en + "\n";
     if (d.line > 0) {
         std::string num = std::to_string(d.line);
         std::string gutter(num.size(), ' ');
@@ -75,7 +89,8 @@ std::string format_diagnostic(Diagnostic const& d) {
         out += " " + num + " | " + line + "\n";
         auto w = widths(d.source_line);
         std::string marks;
-        for (int col = 1; col < d.column && col - 1 < int(w.size()); ++col) marks += std::string(std::size_t(w[std::size_t(col - 1)]), ' ');
+        for (int col = 1; col < d.column && col - 1 < int(w.size()); ++col)
+            marks += std::string(std::size_t(w[std::size_t(col - 1)]), ' ');
         int end = std::max(d.end_column, d.column + 1);
         for (int col = d.column; col < end; ++col) {
             int cw = col - 1 < int(w.size()) ? w[std::size_t(col - 1)] : 1;
@@ -101,9 +116,17 @@ std::size_t count_warnings(std::vector<Diagnostic> const& ds) {
 std::string diagnostics_json(std::vector<Diagnostic> const& ds) {
     auto out = nlohmann::ordered_json::array();
     for (auto const& d : ds)
-        out.push_back({{"severity", d.severity == Severity::warning ? "warning" : "error"}, {"kind", d.kind}, {"label_ja", kind_label_ja(d.kind)},
-                       {"file", d.file}, {"line", d.line}, {"column", d.column}, {"end_column", d.end_column},
-                       {"source_line", d.source_line}, {"ja", d.message_ja}, {"en", d.message_en}, {"text", format_diagnostic(d)}});
+        out.push_back({{"severity", d.severity == Severity::warning ? "warning" : "error"},
+                       {"kind", to_string(d.kind)},
+                       {"label_ja", kind_label_ja(d.kind)},
+                       {"file", d.file},
+                       {"line", d.line},
+                       {"column", d.column},
+                       {"end_column", d.end_column},
+                       {"source_line", d.source_line},
+                       {"ja", d.message_ja},
+                       {"en", d.message_en},
+                       {"text", format_diagnostic(d)}});
     return out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 

@@ -47,14 +47,18 @@ std::vector<Comment> collect_comments(std::string const& text) {
     return out;
 }
 
-int precedence(std::string const& op) {
-    if (op == "or") return 1;
-    if (op == "and") return 2;
-    if (op == "==" || op == "!=" || op == "<" || op == "<=" || op == ">" || op == ">=" || op == "in" || op == "not in") return 4;
-    if (op == "..") return 5;
-    if (op == "+" || op == "-") return 6;
-    if (op == "*") return 7;
-    return 9;
+// How tightly an operator binds (the grammar's levels; `not` is 4 in operand()): parentheses are printed where
+// a lower level stands inside a higher one.
+int precedence(ast::BinaryOp op) {
+    using enum ast::BinaryOp;
+    switch (op) {
+        case Or: return 1;
+        case And: return 2;
+        case Range: return 5;
+        case Add: case Sub: return 6;
+        case Mul: return 7;
+        default: return 4;  // the comparisons
+    }
 }
 
 class Printer {
@@ -128,7 +132,7 @@ private:
     }
     static std::string pad(int n) { return std::string(std::size_t(n), ' '); }
 
-    std::string type(ast::TypeRef const& t) { return t.set == "set" ? "set<" + t.name.name + ">" : t.name.name; }
+    std::string type(ast::TypeRef const& t) { return t.is_set ? "set<" + t.name.name + ">" : t.name.name; }
     std::string text(ast::Text const& t) { return "\"" + t.value + "\""; }
 
     // Expressions ---------------------------------------------------------------------------------------------
@@ -171,7 +175,7 @@ private:
                 return s + pad(indent) + "}";
             }
             std::string operator()(ast::Unary const& u) const {
-                if (u.op == "not") return "not " + p.operand(u.operand, 4, false, indent);
+                if (u.op == ast::UnaryOp::Not) return "not " + p.operand(u.operand, 4, false, indent);
                 return "-" + p.operand(u.operand, 9, false, indent);
             }
             std::string operator()(ast::Match const& m) const {
@@ -194,10 +198,10 @@ private:
         int l = e.rest.empty() ? 0 : level(e);
         std::string s = operand(e.first, l, false, indent);
         for (auto const& op : e.rest) {
-            s += op.op == ".." ? " .. " : " " + op.op + " ";
+            s += " " + std::string(ast::spelling(op.op)) + " ";
             s += operand(op.operand, precedence(op.op), true, indent);
-            if (!op.unit.empty()) s += " " + op.unit;
-            if (!op.rounding.empty()) s += " round " + op.rounding;
+            if (op.unit != ast::Unit::None) s += " " + std::string(ast::spelling(op.unit));
+            if (op.rounding != ast::Rounding::None) s += " round " + std::string(ast::spelling(op.rounding));
         }
         return s;
     }
@@ -244,7 +248,7 @@ private:
         out_ += "\n";
     }
     void decl(ast::SlotDecl const& s) {
-        out_ += s.kind + " " + s.name.name;
+        out_ += std::string(ast::spelling(s.kind)) + " " + s.name.name;
         if (s.label) out_ += " " + text(*s.label);
         if (s.type) out_ += " : " + type(*s.type);
         auto const& vs = s.versions;
@@ -291,7 +295,7 @@ private:
     void bindings(std::vector<ast::Binding> const& bs, int indent) {
         for (auto const& b : bs) {
             comments_before(line_of(b), indent);
-            out_ += pad(indent) + b.name.name + " " + b.op + " " + expr(b.value, indent);
+            out_ += pad(indent) + b.name.name + " " + std::string(ast::spelling(b.op)) + " " + expr(b.value, indent);
             end_of_line(b);
             out_ += "\n";
         }

@@ -145,7 +145,6 @@ id_char_parser<false> const id_char{};
 
 // A keyword: the word not followed by an identifier character.
 inline auto kw(char const* word) { return x3::lexeme[x3::lit(word) >> !id_char]; }
-inline auto kw_str(char const* word) { return x3::lexeme[x3::string(word) >> !id_char]; }
 
 auto const keyword = kw("enum") | kw("fact") | kw("param") | kw("let") | kw("decision") | kw("when") |
                      kw("otherwise") | kw("because") | kw("version") | kw("from") | kw("until") | kw("test") |
@@ -173,10 +172,10 @@ x3::rule<class mul_expr_id, ast::Expr> const mul_expr = "式 expression";
 x3::rule<class unary_expr_id, ast::Operand> const unary_expr = "式 expression";
 x3::rule<class neg_id, ast::Unary> const neg = "-";
 x3::rule<class primary_id, ast::Operand> const primary = "値 value";
-x3::rule<class cmp_op_id, std::string> const cmp_op = "比較 comparison";
+x3::rule<class cmp_op_id, ast::BinaryOp> const cmp_op = "比較 comparison";
 x3::rule<class add_operation_id, ast::Operation> const add_operation = "+ / -";
-x3::rule<class unit_id, std::string> const unit = "単位 unit";
-x3::rule<class rounding_id, std::string> const rounding = "round clamp / round up";
+x3::rule<class unit_id, ast::Unit> const unit = "単位 unit";
+x3::rule<class rounding_id, ast::Rounding> const rounding = "round clamp / round up";
 x3::rule<class call_id, ast::Call> const call = "関数呼び出し call";
 x3::rule<class set_lit_id, ast::SetLit> const set_lit = "集合 {…}";
 x3::rule<class match_id, ast::Match> const match = "match";
@@ -213,36 +212,52 @@ auto const date_text_def = lexeme[x3::raw[iso_dm | wareki | wareki_letter] >> !i
 
 auto const text_def = lexeme['"' > *(x3::char_ - '"' - x3::eol) > '"'];
 
-auto const expr_def = depth_guard[and_expr] >> *(x3::attr(std::string("or")) >> kw("or") > not_expr > attr(std::string()) > attr(std::string()));
-auto const and_expr_def = not_expr >> *(x3::attr(std::string("and")) >> kw("and") > not_expr > attr(std::string()) > attr(std::string()));
-auto const not_op_def = kw_str("not") >> !kw("in") > depth_guard[not_expr];
+// The tokens (calc9's symbol tables): each spelling a rule file may use maps to one enum value, so the aliases of a
+// unit are one token from here on. Words need a keyword's boundary (`days` but not `daysx`); the Japanese marks
+// do not (`3か月`, `10日`).
+// (Instances, not derived structs as in calc9: a syntax error names a parser by its type unless it has a name.)
+x3::symbols<ast::BinaryOp> const two_char_comparison(
+    {{"==", ast::BinaryOp::Eq}, {"!=", ast::BinaryOp::Ne}, {"<=", ast::BinaryOp::Le}, {">=", ast::BinaryOp::Ge}},
+    "比較 comparison");
+x3::symbols<ast::Unit> const unit_word(
+    {{"days", ast::Unit::Days}, {"day", ast::Unit::Days}, {"months", ast::Unit::Months}, {"month", ast::Unit::Months}},
+    "単位 unit");
+x3::symbols<ast::Unit> const unit_mark(
+    {{"日", ast::Unit::Days}, {"か月", ast::Unit::Months}, {"ヶ月", ast::Unit::Months}, {"カ月", ast::Unit::Months}},
+    "単位 unit");
+// Named as a syntax error quotes the alternatives: expected "clamp" / "up".
+x3::symbols<ast::Rounding> const rounding_word({{"clamp", ast::Rounding::Clamp}, {"up", ast::Rounding::Up}},
+                                               "\"clamp\" / \"up\"");
+
+auto const expr_def = depth_guard[and_expr] >> *(attr(ast::BinaryOp::Or) >> kw("or") > not_expr > attr(ast::Unit::None) > attr(ast::Rounding::None));
+auto const and_expr_def = not_expr >> *(attr(ast::BinaryOp::And) >> kw("and") > not_expr > attr(ast::Unit::None) > attr(ast::Rounding::None));
+auto const not_op_def = kw("not") >> attr(ast::UnaryOp::Not) >> !kw("in") > depth_guard[not_expr];
 auto const not_expr_def = not_op | cmp_expr;
-auto const cmp_op_def = x3::string("==") | x3::string("!=") | x3::string("<=") | x3::string(">=") |
-                        (x3::string("<") >> !lit('-')) | (x3::string(">") >> !lit('=')) |
-                        (kw("not") >> kw("in") >> attr(std::string("not in"))) | kw_str("in");
-auto const cmp_expr_def = range_expr >> *(cmp_op > range_expr > attr(std::string()) > attr(std::string()));
-auto const range_expr_def = add_expr >> *(x3::string("..") > add_expr > attr(std::string()) > attr(std::string()));
-auto const unit_def = ((kw("days") | kw("day") | lit("日")) >> attr(std::string("days"))) |
-                      ((kw("months") | kw("month") | lit("か月") | lit("ヶ月") | lit("カ月")) >> attr(std::string("months")));
-auto const rounding_def = kw("round") > (kw_str("clamp") | kw_str("up"));
-auto const add_operation_def = (x3::string("+") | (x3::string("-") >> !lit('>'))) > mul_expr >
-                               (unit | attr(std::string())) > (rounding | attr(std::string()));
+auto const cmp_op_def = two_char_comparison | (lit("<") >> !lit('-') >> attr(ast::BinaryOp::Lt)) |
+                        (lit(">") >> !lit('=') >> attr(ast::BinaryOp::Gt)) |
+                        (kw("not") >> kw("in") >> attr(ast::BinaryOp::NotIn)) | (kw("in") >> attr(ast::BinaryOp::In));
+auto const cmp_expr_def = range_expr >> *(cmp_op > range_expr > attr(ast::Unit::None) > attr(ast::Rounding::None));
+auto const range_expr_def = add_expr >> *(lit("..") >> attr(ast::BinaryOp::Range) > add_expr > attr(ast::Unit::None) > attr(ast::Rounding::None));
+auto const unit_def = lexeme[unit_word >> !id_char] | unit_mark;
+auto const rounding_def = kw("round") > lexeme[rounding_word >> !id_char];
+auto const add_operation_def = ((lit("+") >> attr(ast::BinaryOp::Add)) | (lit("-") >> !lit('>') >> attr(ast::BinaryOp::Sub))) >
+                               mul_expr > (unit | attr(ast::Unit::None)) > (rounding | attr(ast::Rounding::None));
 auto const add_expr_def = mul_expr >> *add_operation;
-auto const mul_expr_def = unary_expr >> *(x3::string("*") > unary_expr > attr(std::string()) > attr(std::string()));
-auto const neg_def = x3::string("-") > primary;
+auto const mul_expr_def = unary_expr >> *(lit("*") >> attr(ast::BinaryOp::Mul) > unary_expr > attr(ast::Unit::None) > attr(ast::Rounding::None));
+auto const neg_def = lit("-") >> attr(ast::UnaryOp::Neg) > primary;
 auto const unary_expr_def = neg | primary;
 auto const call_def = ident >> '(' > -(expr % ',') > ')';
-auto const set_lit_def = x3::string("{") > -(expr % ',') > -lit(',') > '}';
+auto const set_lit_def = x3::char_('{') > -(expr % ',') > -lit(',') > '}';
 auto const arm_def = (ident % ',') > "=>" > expr > -lit(',');
 auto const match_def = kw("match") > expr > '{' > +arm > '}';
 auto const if_expr_def = kw("if") > expr > kw("then") > expr > kw("else") > expr;
 auto const primary_def = date_text | number | text | match | if_expr | call | set_lit | ident | ('(' > expr > ')');
 
-auto const type_ref_def = (x3::string("set") >> '<' > type_name > '>') | (attr(std::string()) >> type_name);
+auto const type_ref_def = (lit("set") >> attr(true) >> '<' > type_name > '>') | (attr(false) >> type_name);
 auto const enum_decl_def = kw("enum") > ident > '{' > (ident % ',') > -lit(',') > '}';
 auto const fact_decl_def = kw("fact") > ident > -text > ':' > type_ref > -(lit('=') > expr);
 auto const param_decl_def = kw("param") > ident > -(':' > type_ref) > '=' > expr;
-auto const asof_decl_def = kw_str("asof") > ident;
+auto const asof_decl_def = kw("asof") >> attr('a') > ident;
 auto const because = kw("because") > text;
 auto const clause_def = (kw("when") > expr > "=>" > expr > -because) |
                         (kw("otherwise") >> attr(boost::optional<ast::Expr>()) > "=>" > expr > -because);
@@ -254,9 +269,10 @@ auto const simple_version_def = attr(boost::optional<ast::Text>()) >> attr(boost
 auto const block_version_def = attr(boost::optional<ast::Text>()) >> attr(boost::optional<ast::DateText>()) >>
                                attr(boost::optional<ast::DateText>()) >> (+clause > '}');
 auto const body_def = (lit('=') > x3::repeat(1)[simple_version]) | (lit('{') > x3::repeat(1)[block_version]) | +version;
-auto const export_let = kw("export") > kw("let") > attr(std::string("export let"));
-auto const slot_decl_def = (kw_str("decision") | kw_str("let") | export_let) > ident > -text > -(':' > type_ref) > body;
-auto const binding_def = ident > (x3::string("=") | x3::string("~")) > expr > -lit(',');
+auto const slot_kind = (kw("decision") >> attr(ast::SlotKind::Decision)) | (kw("let") >> attr(ast::SlotKind::Let)) |
+                       (kw("export") > kw("let") > attr(ast::SlotKind::ExportLet));
+auto const slot_decl_def = slot_kind > ident > -text > -(':' > type_ref) > body;
+auto const binding_def = ident > ((lit("=") >> attr(ast::BindingOp::Equals)) | (lit("~") >> attr(ast::BindingOp::Contains))) > expr > -lit(',');
 auto const fixture_decl_def = kw("fixture") > ident > '{' > *binding > '}';
 auto const test_decl_def = kw("test") > text > -(kw("uses") > ident) > '{' >
                            ((kw("given") > *binding) | attr(std::vector<ast::Binding>())) > kw("expect") > +binding > '}';

@@ -113,9 +113,9 @@ std::string ParsedFile::slice(Span s) const {
     return out;
 }
 
-Diagnostic make_diagnostic(ParsedFile const& f, Span s, std::string kind, std::string ja, std::string en) {
+Diagnostic make_diagnostic(ParsedFile const& f, Span s, DiagnosticKind kind, std::string ja, std::string en) {
     Diagnostic d;
-    d.kind = std::move(kind);
+    d.kind = kind;
     d.file = f.path;
     auto [line, col] = f.line_col(s.begin);
     d.line = line;
@@ -218,7 +218,7 @@ std::unique_ptr<ParsedFile> parse_file(std::string path, std::string text, std::
     std::string found = where < f->text.size() ? f->slice(Span{0, where, end}) : std::string("ファイルの終わり");
     std::string found_en = where < f->text.size() ? found : std::string("end of file");
     if (outcome.error->expected == "nesting-limit") {
-        diags.push_back(make_diagnostic(*f, Span{0, where, end}, "limit", "式の入れ子が深すぎます (100段まで)",
+        diags.push_back(make_diagnostic(*f, Span{0, where, end}, DiagnosticKind::limit, "式の入れ子が深すぎます (100段まで)",
                                         "expression nested too deeply (100 levels at most)"));
         return f;
     }
@@ -226,10 +226,10 @@ std::unique_ptr<ParsedFile> parse_file(std::string path, std::string text, std::
         // Point at the one character (or unit) that is the problem.
         std::uint32_t one = where + 1;
         while (one < f->text.size() && (static_cast<unsigned char>(f->text[one]) & 0xC0) == 0x80) ++one;
-        diags.push_back(make_diagnostic(*f, Span{0, where, one}, "syntax", "構文エラー: " + why->first, "syntax error: " + why->second));
+        diags.push_back(make_diagnostic(*f, Span{0, where, one}, DiagnosticKind::syntax, "構文エラー: " + why->first, "syntax error: " + why->second));
         return f;
     }
-    diags.push_back(make_diagnostic(*f, Span{0, where, end}, "syntax",
+    diags.push_back(make_diagnostic(*f, Span{0, where, end}, DiagnosticKind::syntax,
                                     "構文エラー: " + expected_ja(outcome.error->expected) + " が必要ですが「" + found + "」があります",
                                     "syntax error: expected " + (outcome.error->expected == "eoi" ? std::string("a declaration or the end of the file")
                                                                  : outcome.error->expected.find("boost") != std::string::npos

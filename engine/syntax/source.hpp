@@ -43,6 +43,6 @@ std::string normalize_source(std::string_view text);
 // Parses one file; a syntax error is appended to `diags`.
 std::unique_ptr<ParsedFile> parse_file(std::string path, std::string text, std::vector<Diagnostic>& diags);
 
-Diagnostic make_diagnostic(ParsedFile const& f, Span s, std::string kind, std::string ja, std::string en);
+Diagnostic make_diagnostic(ParsedFile const& f, Span s, DiagnosticKind kind, std::string ja, std::string en);
 
 }  // namespace kyotaku::syntax

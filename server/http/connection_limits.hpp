@@ -22,7 +22,4 @@ struct ConnectionLimits {
     std::uint64_t spooled_body = 1ull << 30;   // the batch CSV upload, spooled to a file and streamed
 };
 
-// The default: beside a SQLite database (DB.spool), else kyotaku-spool-UID in the system's temporary directory.
-std::string default_spool_dir(std::string const& db);
-
 }  // namespace kyotaku::server

@@ -5,7 +5,10 @@
 // body is a 422. Answers are kept for 7 days.
 #pragma once
 
-#include "http/http_server.hpp"
+#include "core/clock.hpp"
+#include "http/http_result.hpp"
+#include "storage/idempotent_answers.hpp"
+#include "usecases/service.hpp"
 
 #include <functional>
 
@@ -14,8 +17,9 @@ namespace kyotaku::server {
 // Whether the route takes an Idempotency-Key (the XML upload routes; downloads are idempotent already).
 bool idempotent_route(std::string const& method, std::string const& target);
 
-// Answers through `run` once per (facility, key); `run` is called inside a database transaction.
-HttpResult answer_once(Database& db, Caller const& caller, std::string const& key, std::string const& body,
-                       std::function<HttpResult()> const& run);
+// Answers through `run` once per (facility, key); `run` is called inside the store's transaction. Stored answers are
+// stamped with `clock`.
+HttpResult answer_once(IdempotentAnswers& store, Clock const& clock, Caller const& caller, std::string const& key,
+                       std::string const& body, std::function<HttpResult()> const& run);
 
 }  // namespace kyotaku::server

@@ -1,5 +1,4 @@
 #include "http/limits.hpp"
-#include "storage/database.hpp"
 
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -66,14 +65,6 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, int max_connections, C
         ++stats.accepted;
         start(std::move(socket), std::move(slot));
     }
-}
-
-std::string default_spool_dir(std::string const& db) {
-    bool const sqlite_file = !is_postgres_url(db) && db != ":memory:" && db.rfind("file:", 0) != 0;
-    if (sqlite_file) return db + ".spool";
-    std::error_code ec;
-    auto tmp = std::filesystem::temp_directory_path(ec);
-    return ((ec ? std::filesystem::path("/tmp") : tmp) / ("kyotaku-spool-" + std::to_string(::geteuid()))).string();
 }
 
 std::string prepare_spool_dir(std::string const& dir) {

@@ -10,9 +10,6 @@
 namespace kyotaku::server {
 
 namespace {
-std::mutex config_mutex;
-RulesWeb config;
-
 std::string base64(std::string_view bytes) {
     static char const table[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     std::string out;
@@ -76,13 +73,8 @@ std::string sources_json(std::string const& rules_path) {
 }
 }  // namespace
 
-void set_rules_web(RulesWeb c) {
-    std::lock_guard lock(config_mutex);
-    config = std::move(c);
-}
-
-std::optional<HttpResult> rules_web_route(Caller const& caller, std::string const& method, std::string const& path) {
-    std::lock_guard lock(config_mutex);
+std::optional<HttpResult> rules_web_route(RulesWeb const& config, Caller const& caller, std::string const& method,
+                                          std::string const& path) {
     if (path == "/web/trust.json") {
         if (method != "GET") return json_error(405, "method not allowed");
         std::string body = "{\"keys\":[";

@@ -3,7 +3,8 @@
 // rule workbench for administrators (/admin/workbench/: the page, its WebAssembly compiler, the server's rule sources).
 #pragma once
 
-#include "http/http_server.hpp"
+#include "http/http_result.hpp"
+#include "usecases/service.hpp"
 
 #include <optional>
 #include <string>
@@ -16,9 +17,10 @@ struct RulesWeb {
     std::string workbench_root;             // the workbench's files (index.html, workbench.js, …); empty: none
     std::string rules_path;                 // --rules, for the workbench's copy of the sources
 };
-void set_rules_web(RulesWeb config);
 
-// The answer for these paths, or nullopt when the path is not one of them.
-std::optional<HttpResult> rules_web_route(Caller const& caller, std::string const& method, std::string const& path);
+// The answer for these paths (/web/trust.json, /admin/workbench and below), or nullopt when the path is not one of
+// them.
+std::optional<HttpResult> rules_web_route(RulesWeb const& config, Caller const& caller, std::string const& method,
+                                          std::string const& path);
 
 }  // namespace kyotaku::server

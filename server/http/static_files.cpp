@@ -47,12 +47,16 @@ struct Asset {
     bool immutable = false;
 };
 
+}  // namespace
+
 struct WebRoot {
     std::string dir;
     std::map<std::string, Asset, std::less<>> files;
     std::optional<std::string> page;  // index.html, the template of /c/{token}
     std::string style_sources;        // 'sha256-…' of each inline <style> of the page, for the CSP
 };
+
+namespace {
 
 std::string csp_hash(std::string const& text) {
     std::string const hex = sha256_hex(text);
@@ -111,13 +115,6 @@ std::shared_ptr<WebRoot const> load(std::string const& directory) {
     return root;
 }
 
-std::mutex web_mutex;
-std::shared_ptr<WebRoot const> web_root = std::make_shared<WebRoot>();
-
-std::shared_ptr<WebRoot const> current_root() {
-    std::lock_guard lock(web_mutex);
-    return web_root;
-}
 
 // Headers of every page and asset of the consent page: nothing leaks the URL's token, nothing frames the page.
 std::vector<std::pair<std::string, std::string>> page_headers(WebRoot const& root, std::string cache_control) {
@@ -254,11 +251,7 @@ HttpResult consent_page(Service& service, WebRoot const& root, std::string const
 
 }  // namespace
 
-void set_web_root(std::string const& directory) {
-    auto loaded = load(directory);
-    std::lock_guard lock(web_mutex);
-    web_root = std::move(loaded);
-}
+ConsentPageFiles::ConsentPageFiles(std::string const& directory) : root_(load(directory)) {}
 
 std::string gzip(std::string const& data) {
     z_stream z{};
@@ -275,12 +268,13 @@ std::string gzip(std::string const& data) {
     return out;
 }
 
-std::optional<HttpResult> serve_page_files(Service& service, std::string const& method, std::string const& path, PageRequestHeaders const& headers) {
+std::optional<HttpResult> ConsentPageFiles::serve(Service& service, std::string const& method, std::string const& path,
+                                           PageRequestHeaders const& headers) const {
     bool const page = path.rfind("/c/", 0) == 0, file = path.rfind("/web/", 0) == 0;
     if (!page && !file) return std::nullopt;
     if (method != "GET")
         return HttpResult{405, "application/json; charset=utf-8", json{{"error", "GET だけです / method not allowed"}}.dump()};
-    auto const root = current_root();
+    auto const& root = root_;
     if (page) return consent_page(service, *root, path.substr(3), headers);
     std::string const name = path.substr(5);
     if (!plain_name(name)) return not_found(name);

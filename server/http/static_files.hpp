@@ -12,8 +12,10 @@
 // Content-Security-Policy without 'unsafe-eval' or 'unsafe-inline' (the inline style is allowed by its hash).
 #pragma once
 
-#include "http/http_server.hpp"
+#include "http/http_result.hpp"
+#include "usecases/service.hpp"
 
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -25,9 +27,20 @@ struct PageRequestHeaders {
     std::string if_none_match;    // If-None-Match
 };
 
-// The answer for /c/{token} and /web/{file}; nullopt for every other path.
-std::optional<HttpResult> serve_page_files(Service& service, std::string const& method, std::string const& path,
-                                           PageRequestHeaders const& headers = {});
+struct WebRoot;
+
+// The page's files of one web root, read once (the composition root makes it from --web-root; an empty directory:
+// /c/{token} shows a page saying the files are missing).
+class ConsentPageFiles {
+public:
+    explicit ConsentPageFiles(std::string const& directory = "");
+    // The answer for /c/{token} and /web/{file}; nullopt for every other path.
+    std::optional<HttpResult> serve(Service& service, std::string const& method, std::string const& path,
+                                    PageRequestHeaders const& headers = {}) const;
+
+private:
+    std::shared_ptr<WebRoot const> root_;
+};
 
 // gzip (RFC 1952) of `data` at the best compression (zlib).
 std::string gzip(std::string const& data);

@@ -271,6 +271,14 @@ std::string web_root_path(ServeOptions const& o) {
     return {};
 }
 
+std::string default_spool_dir(std::string const& db) {
+    bool const sqlite_file = !is_postgres_url(db) && db != ":memory:" && db.rfind("file:", 0) != 0;
+    if (sqlite_file) return db + ".spool";
+    std::error_code ec;
+    auto tmp = std::filesystem::temp_directory_path(ec);
+    return ((ec ? std::filesystem::path("/tmp") : tmp) / ("kyotaku-spool-" + std::to_string(::geteuid()))).string();
+}
+
 std::string redact_db(std::string const& location) {
     auto scheme = location.find("://");
     if (scheme == std::string::npos) return location;

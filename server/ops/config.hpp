@@ -73,6 +73,9 @@ std::string rules_path(ServeOptions const& o);
 std::string web_root_path(ServeOptions const& o);
 // The database location with any password in a URL replaced by "***" (for logs and --check-config).
 std::string redact_db(std::string const& location);
+// The spool directory's default: beside a SQLite database (DB.spool), else kyotaku-spool-UID in the system's
+// temporary directory.
+std::string default_spool_dir(std::string const& db);
 
 // `kyotaku serve --check-config`: prints every setting with where it came from, then checks the listen
 // address, the TLS files (key matches certificate, expiry), the rules, the database and its schema (without

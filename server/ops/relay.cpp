@@ -1,8 +1,9 @@
 #include "ops/relay.hpp"
 
 #include "core/card_signature.hpp"
+#include "core/clock.hpp"
 #include "formats/oqs_xml.hpp"
-#include "usecases/service.hpp"
+#include "core/ids.hpp"
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>

@@ -1,6 +1,7 @@
 #include "ops/runtime.hpp"
 
 #include "kyotaku/signing.hpp"
+#include "storage/server_probes.hpp"
 
 #include <unistd.h>
 
@@ -16,8 +17,6 @@
 namespace kyotaku::server {
 
 namespace {
-Runtime* the_runtime = nullptr;
-
 double unix_now() {
     return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -28,9 +27,6 @@ std::string hex64(std::uint64_t v) {
     return out;
 }
 }  // namespace
-
-void set_runtime(Runtime* r) { the_runtime = r; }
-Runtime* runtime() { return the_runtime; }
 
 Runtime::Runtime(Database& db, Service& service, std::string rules_path, std::vector<std::string> trusted_keys)
     : db_(db), service_(service), rules_path_(std::move(rules_path)), trusted_keys_(std::move(trusted_keys)), started_unix_(unix_now()) {
@@ -114,12 +110,7 @@ nlohmann::json Runtime::readiness() {
     nlohmann::json checks;
     bool ready = true;
     try {
-        std::string const at = iso_timestamp(std::chrono::system_clock::now());
-        std::string const day_ago = iso_time_ago(std::chrono::hours(24));
-        transaction(db_, [&] {
-            db_.query("INSERT INTO server_probes (instance, at) VALUES ($1, $2) ON CONFLICT (instance) DO UPDATE SET at = excluded.at", {instance_, at});
-            db_.query("DELETE FROM server_probes WHERE at < $1", {day_ago});
-        });
+        write_probe(db_, instance_, iso_timestamp(std::chrono::system_clock::now()), iso_time_ago(std::chrono::hours(24)));
         checks["database"] = "ok";
     } catch (std::exception const& e) {
         ready = false;

@@ -85,8 +85,4 @@ private:
     std::string database_gauges();
 };
 
-// The runtime of this process, for the /readyz and /metrics routes (null outside `kyotaku serve`).
-void set_runtime(Runtime* runtime);
-Runtime* runtime();
-
 }  // namespace kyotaku::server

@@ -12,9 +12,6 @@ namespace kyotaku::server {
 
 namespace {
 
-std::mutex installed_mutex;
-std::shared_ptr<Handoffs> installed;
-
 std::string six_digits() {
     for (;;) {
         std::uint32_t v = 0;
@@ -37,30 +34,19 @@ std::string normalized_code(std::string const& text) {
 
 }  // namespace
 
-void install_handoffs(std::shared_ptr<Handoffs> h) {
-    std::lock_guard lock(installed_mutex);
-    installed = std::move(h);
-}
-
-Handoffs& handoffs() {
-    std::lock_guard lock(installed_mutex);
-    if (!installed) throw Error(Error::Kind::unavailable, "", "引き継ぎは使えません", "hand-off is not available on this server");
-    return *installed;
-}
-
 struct Handoffs::Open {
     std::string id, facility, choices_json, challenge_id;
 };
 
 std::string Handoffs::facility_of(std::string const& token) {
-    auto check = service_.settings.check_token(token);
+    auto check = settings_.check_token(token);
     if (!check.facility_code) throw not_found("token", check.reason, "the facility URL is not valid");
     return *check.facility_code;
 }
 
 json Handoffs::create(json const& body) {
     Fields f(body, {"token", "visit_kind", "items", "identity_method", "appointment_date", "choices"});
-    auto const rules = service_.context.rules();
+    auto const rules = x_.rules();
     Program const& program = *rules->program;
     std::string const facility = facility_of(f.text("token"));
     // The choices as the phone's flow made them; the registration checks them against the rules again.
@@ -72,7 +58,7 @@ json Handoffs::create(json const& body) {
     if (f.has("choices")) choices["choices"] = f.enum_list(program, "choices", "consent_choice");
     if (!f.optional_date("appointment_date").empty()) choices["appointment_date"] = f.optional_date("appointment_date");
 
-    Context& x = service_.context;
+    Context& x = x_;
     std::string const at = x.now();
     std::string const expires = x.clock.timestamp_after(lifetime);
     std::string const id = new_id();
@@ -99,7 +85,7 @@ json Handoffs::create(json const& body) {
 }
 
 json Handoffs::status(std::string const& handoff_id) {
-    Context& x = service_.context;
+    Context& x = x_;
     if (handoff_id.size() != 32) throw not_found("handoff_id", "引き継ぎが見つかりません", "no such hand-off");
     auto rows = x.db.query(
         "SELECT h.expires_at, h.claimed_at, h.consent_id, h.first_visit, h.cancelled_at, h.choices_json, c.consent_id "
@@ -127,7 +113,7 @@ json Handoffs::status(std::string const& handoff_id) {
 }
 
 json Handoffs::cancel(std::string const& handoff_id) {
-    Context& x = service_.context;
+    Context& x = x_;
     if (handoff_id.size() == 32)
         x.db.query("UPDATE consent_handoffs SET cancelled_at = $2 WHERE id = $1 AND done_at IS NULL AND cancelled_at IS NULL", {handoff_id, x.now()});
     return status(handoff_id);
@@ -135,7 +121,7 @@ json Handoffs::cancel(std::string const& handoff_id) {
 
 json Handoffs::claim(json const& body) {
     Fields f(body, {"token", "code"});
-    Context& x = service_.context;
+    Context& x = x_;
     std::string const facility = facility_of(f.text("token"));
     std::string const code = normalized_code(f.text("code"));
     std::string const at = x.now();
@@ -165,7 +151,7 @@ json Handoffs::claim(json const& body) {
 }
 
 Handoffs::Open Handoffs::find_claimed(std::string const& token, std::string const& claim) {
-    Context& x = service_.context;
+    Context& x = x_;
     std::string const facility = facility_of(token);
     auto rows = x.db.query("SELECT id, choices_json, challenge_id, expires_at, done_at, cancelled_at FROM consent_handoffs "
                            "WHERE claim_hash = $1 AND facility_code = $2",
@@ -181,8 +167,8 @@ Handoffs::Open Handoffs::find_claimed(std::string const& token, std::string cons
 json Handoffs::challenge(json const& body) {
     Fields f(body, {"token", "claim"});
     Open const h = find_claimed(f.text("token"), f.text("claim"));
-    json out = service_.consent.issue_challenge(json{{"token", f.text("token")}});
-    service_.context.db.query("UPDATE consent_handoffs SET challenge_id = $2 WHERE id = $1", {h.id, out["challenge_id"].get<std::string>()});
+    json out = consent_.issue_challenge(json{{"token", f.text("token")}});
+    x_.db.query("UPDATE consent_handoffs SET challenge_id = $2 WHERE id = $1", {h.id, out["challenge_id"].get<std::string>()});
     return out;
 }
 
@@ -201,9 +187,9 @@ json Handoffs::register_consent(json const& body, int& status) {
         if (f.has(field)) registration[field] = f.raw(field);
     // One transaction (the registration's own becomes a savepoint in it): the consent and the hand-off's 完了 are
     // committed together or not at all.
-    Context& x = service_.context;
+    Context& x = x_;
     return transaction(x.db, [&] {
-        json out = service_.consent.register_consent(registration, status);
+        json out = consent_.register_consent(registration, status);
         x.db.query("UPDATE consent_handoffs SET consent_id = $2, first_visit = $3, done_at = $4 WHERE id = $1",
                    {h.id, out.value("consent_id", std::string()), out.value("first_visit", std::string()), x.now()});
         return out;

@@ -18,7 +18,6 @@
 // fields only (fields.hpp).
 #pragma once
 
-#include "http/http_server.hpp"
 #include "usecases/service.hpp"
 
 #include <chrono>
@@ -29,9 +28,9 @@ namespace kyotaku::server {
 
 class Handoffs {
 public:
-    /// The database, the clock (injected: tests move it), the rules in force, the URL base and the consent desk
-    /// are the service's.
-    explicit Handoffs(Service& service) : service_(service) {}
+    /// The database, the clock (injected: tests move it), the rules in force and the URL base are the context's;
+    /// the token checks and the registration are the settings' and the consent desk's (Service wires them).
+    Handoffs(Context& x, SettingsDesk& settings, ConsentDesk& consent) : x_(x), settings_(settings), consent_(consent) {}
 
     json create(json const& body);                         ///< the phone starts a hand-off
     json status(std::string const& handoff_id);            ///< the phone polls it
@@ -49,12 +48,9 @@ private:
     struct Open;
     std::string facility_of(std::string const& token);
     Open find_claimed(std::string const& token, std::string const& claim);
-    Service& service_;
+    Context& x_;
+    SettingsDesk& settings_;
+    ConsentDesk& consent_;
 };
-
-/// The hand-off service the routes use: `kyotaku serve` installs one (tests install their own).
-void install_handoffs(std::shared_ptr<Handoffs> handoffs);
-/// The installed one; Error unavailable (503) when there is none.
-Handoffs& handoffs();
 
 }  // namespace kyotaku::server

@@ -1,25 +1,11 @@
 #include "usecases/service.hpp"
 
 #include "usecases/desk_util.hpp"
+#include "usecases/handoff.hpp"
 
-#include <openssl/rand.h>
-
-#include <array>
 #include <stdexcept>
 
 namespace kyotaku::server {
-
-std::string new_id() {
-    std::array<unsigned char, 16> bytes{};
-    if (RAND_bytes(bytes.data(), int(bytes.size())) != 1) throw std::runtime_error("RAND_bytes failed");
-    static char const hex[] = "0123456789abcdef";
-    std::string out;
-    for (auto b : bytes) {
-        out += hex[b >> 4];
-        out += hex[b & 15];
-    }
-    return out;
-}
 
 Rules bind_rules(std::shared_ptr<Program const> program, std::shared_ptr<std::string const> exact_bundle) {
     auto bound = RuleContract::bind(std::move(program));
@@ -29,7 +15,10 @@ Rules bind_rules(std::shared_ptr<Program const> program, std::shared_ptr<std::st
 }
 
 Service::Service(Database& db, std::shared_ptr<Program const> rules, Clock& clock, std::shared_ptr<std::string const> exact_bundle)
-    : context(db, clock, bind_rules(std::move(rules), std::move(exact_bundle))) {}
+    : context(db, clock, bind_rules(std::move(rules), std::move(exact_bundle))),
+      handoffs_(std::make_unique<Handoffs>(context, settings, consent)) {}
+
+Service::~Service() = default;
 
 std::optional<std::string> Service::replace_rules(std::shared_ptr<Program const> rules, std::shared_ptr<std::string const> exact_bundle) {
     auto bound = RuleContract::bind(std::move(rules));

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "core/clock.hpp"
+#include "core/ids.hpp"
 #include "storage/database.hpp"
 #include "decision/decision.hpp"
 #include "core/error.hpp"
@@ -28,9 +29,6 @@
 namespace kyotaku::server {
 
 using json = nlohmann::json;
-
-// A random 128-bit id as hex (OpenSSL's RAND_bytes).
-std::string new_id();
 
 // Who is calling, from the TLS client certificate (or the consent page's URL token).
 struct Caller {
@@ -257,12 +255,17 @@ private:
     InquiryDesk& inquiry_;
 };
 
+class Handoffs;  // usecases/handoff.hpp: 引き継ぎ of the consent page to the staff's device
+
 // Everything, wired together. Throws std::runtime_error (naming what is missing) when the rules do not fulfil
 // the rule contract.
 class Service {
 public:
     // exact_bundle: the signed bundle's bytes the rules were loaded from (see RuleContract::exact_bundle).
     Service(Database& db, std::shared_ptr<Program const> rules, Clock& clock, std::shared_ptr<std::string const> exact_bundle = nullptr);
+    ~Service();
+    Service(Service const&) = delete;
+    Service& operator=(Service const&) = delete;
 
     Context context;
     AdminDesk admin{context};
@@ -273,6 +276,7 @@ public:
     WithdrawalDesk withdrawal{context};
     BatchDesk batch{context};
     OqsDesk oqs{context, batch, inquiry};
+    Handoffs& handoffs() { return *handoffs_; }
 
     // Replaces the rules in force (requests in flight finish on the old ones). Returns the contract error and keeps
     // the old rules when the new ones do not fulfil it.
@@ -282,6 +286,9 @@ public:
     // An interactive request starts (the ticket goes to request_end): the batch worker lets it finish first.
     std::uint64_t request_begin() { return context.gate.enter(); }
     void request_end(std::uint64_t ticket) { context.gate.leave(ticket); }
+
+private:
+    std::unique_ptr<Handoffs> handoffs_;
 };
 
 // Binds a rule program to the contract, or throws std::runtime_error with the contract's message.

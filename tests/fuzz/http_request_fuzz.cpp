@@ -1,12 +1,13 @@
 // libFuzzer target: the server's request path. The input is one HTTP request as bytes, after a first byte that picks
 // the caller (nobody, a facility's 職員 or 管理者, another facility, the operator). Beast parses it as the session
 // does (header and body limits); a caller without a certificate that sends X-Kyotaku-Url-Token becomes a モバイル端末
-// session as in the session; plan_body decides the body limit; the route's validation runs (handle_request) on a
+// session as in the session; plan_body decides the body limit; the route's validation runs (Router::handle) on a
 // server with an in-memory SQLite database holding two facilities, a patient and a consent. "@TOKEN@" in the
 // input stands for facility A's URL token, so that the consent page's routes are reached. Any crash, sanitizer
 // report or hang fails; so does a 500 (a hostile request is the client's mistake: 4xx) and a JSON answer that is not
 // JSON.
-#include "http/http_server.hpp"
+#include "http/callers.hpp"
+#include "http/router.hpp"
 
 #include <boost/beast/http.hpp>
 
@@ -25,6 +26,7 @@ struct World {
     TestClock clock{*Date::from_ymd(2024, 7, 31)};
     std::unique_ptr<Database> db = open_sqlite(":memory:");
     std::unique_ptr<Service> service;
+    std::optional<ConsentPageFiles> pages;  // the consent page's files (a web root with an index.html)
     Caller callers[6];
     std::string token;
 
@@ -36,7 +38,7 @@ struct World {
         auto web = std::filesystem::temp_directory_path() / "kyotaku-fuzz-web";
         std::filesystem::create_directories(web);
         std::ofstream(web / "index.html") << "<!doctype html><title>page</title>";
-        set_web_root(web.string());
+        pages.emplace(web.string());
         callers[1].kind = Caller::Kind::admin;
         for (int i : {2, 3, 4}) {
             callers[i].kind = Caller::Kind::facility;
@@ -47,7 +49,7 @@ struct World {
         callers[5] = callers[3];
         callers[5].facility_code = "2714206386";
         auto must = [&](Caller const& c, char const* method, char const* target, std::string const& body) {
-            auto r = handle_request(*service, c, method, target, "application/json", body);
+            auto r = Router(*service).handle(c, method, target, "application/json", body);
             if (r.status >= 300) __builtin_trap();
             return nlohmann::json::parse(r.body);
         };
@@ -95,7 +97,8 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
     BodyPlan plan = plan_body(who, method, target, ConnectionLimits{});
     if (req.body().size() > plan.limit) return 0;  // the session answers 413 (or the route's refusal) without reading it
 
-    HttpResult r = handle_request(*w.service, who, method, target, std::string(req[http::field::content_type]), req.body());
+    HttpResult r = Router(*w.service, Site{nullptr, &*w.pages})
+                       .handle(who, method, target, std::string(req[http::field::content_type]), req.body());
     std::string body = r.body;
     if (r.stream)
         for (int pages = 0; pages < 100; ++pages) {

@@ -30,7 +30,7 @@ for s in "${sources[@]}"; do
     o="$out/$(echo "${s#"$src"/}" | tr / _).o"
     extra=()
     [[ $s == "$src/engine/"* ]] || extra=("${server_flags[@]}")
-    grep -q "boost/asio\|http_server.hpp\|limits.hpp" "$s" && extra+=("${asio[@]}")
+    grep -q "boost/asio\|session.hpp\|limits.hpp" "$s" && extra+=("${asio[@]}")
     file_flags=("${flags[@]}")
     # clang 14 cannot assemble coroutines compiled with UBSan ("Cannot represent a difference across sections"):
     # the two files with coroutines (the session and the accept loop) get AddressSanitizer only.

@@ -31,16 +31,8 @@ start_server() {  # start_server N
 }
 for n in 0 1 2; do start_server $n; done
 ports=()
-for n in 0 1 2; do
-    for _ in $(seq 300); do
-        p=$(sed -n 's/^listening on https:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/serve$n.log")
-        [ -n "$p" ] && break
-        kill -0 "${pids[$n]}" 2>/dev/null || break
-        sleep 0.1
-    done
-    [ -n "$p" ] || { echo "server $n did not start:"; cat "$work/serve$n.log"; exit 1; }
-    ports[$n]=$p
-done
+source "$src/scripts/lib/serve.sh"
+for n in 0 1 2; do ports[$n]=$(listening_port "$work/serve$n.log" "${pids[$n]}") || exit 1; done
 check "three servers started together on one database" test ${#ports[@]} -eq 3
 
 # HAProxy in TCP mode: TLS passes through, so each server sees the client certificate. The health check is the

@@ -4,7 +4,7 @@
 // included). The server's clock is injected (TestClock). The browser side is tested end to end in tests/web/page_test.mjs.
 #include "core/card_signature.hpp"
 #include "usecases/handoff.hpp"
-#include "http/http_server.hpp"
+#include "http/router.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -87,8 +87,7 @@ protected:
         service = std::make_unique<Service>(*db, compiled.program, clock);
         service->context.card_ca = (cards->dir / "card-ca.pem").string();
         service->context.public_url = "https://kyotaku.example";
-        handoffs = std::make_shared<Handoffs>(*service);
-        install_handoffs(handoffs);
+        handoffs = &service->handoffs();
         Caller admin;
         admin.kind = Caller::Kind::admin;
         for (auto [code, name] : {std::pair{"0110113719", "札幌在宅クリニック"}, std::pair{"2714206386", "北診療所"}}) {
@@ -108,10 +107,9 @@ protected:
         ASSERT_EQ(person.status, 201) << person.body;
         ASSERT_EQ(call(admin, "POST", "/api/v1/admin/cards", json{{"person_key", body(person)["person_key"]}, {"certificate", cards->pem(1)}}).status, 201);
     }
-    void TearDown() override { install_handoffs(nullptr); }
 
     HttpResult call(Caller const& c, std::string const& method, std::string const& target, json const& b = nullptr) {
-        return handle_request(*service, c, method, target, "application/json", b.is_null() ? "" : b.dump());
+        return Router(*service).handle(c, method, target, "application/json", b.is_null() ? "" : b.dump());
     }
     HttpResult anyone(std::string const& method, std::string const& target, json const& b = nullptr) { return call(Caller{}, method, target, b); }
     static json body(HttpResult const& r) { return json::parse(r.body); }
@@ -129,7 +127,7 @@ protected:
     TestClock clock{*Date::from_ymd(2024, 11, 5)};  // the server's day; tests move it forward
     std::unique_ptr<Database> db;
     std::unique_ptr<Service> service;
-    std::shared_ptr<Handoffs> handoffs;
+    Handoffs* handoffs = nullptr;
     std::vector<std::string> tokens;
 };
 

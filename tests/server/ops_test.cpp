@@ -1,7 +1,7 @@
 // Operating the server (issue 12): configuration sources and their errors, the schema guard, rule reloads by
 // generation, readiness, metrics, route patterns for logs, and Idempotency-Key answers (the relay's exactly-once).
 #include "ops/config.hpp"
-#include "http/http_server.hpp"
+#include "http/router.hpp"
 #include "http/idempotency.hpp"
 #include "ops/runtime.hpp"
 
@@ -230,7 +230,7 @@ TEST_F(RuntimeFixture, ReloadsUnderLoadNeverBreakARequest) {
     for (int i = 0; i < 3; ++i)
         clients.emplace_back([&] {
             while (!stop) {
-                HttpResult r = handle_request(*service, nobody, "GET", "/web/rules.bundle", "", "");
+                HttpResult r = Router(*service).handle(nobody, "GET", "/web/rules.bundle", "", "");
                 (r.status == 200 && !r.body.empty() ? answered : failed)++;
             }
         });
@@ -286,13 +286,14 @@ TEST(Routes, ThePatternNotThePathIsWhatLogsSee) {
     TestClock clock{*Date::from_ymd(2024, 7, 31)};
     Service service(*db, c.program, clock);
     Caller nobody;
-    EXPECT_EQ(handle_request(service, nobody, "GET", "/api/v1/devices/abc/checks", "", "").route, "/api/v1/devices/{device_id}/checks");
-    EXPECT_EQ(handle_request(service, nobody, "GET", "/c/SECRET-TOKEN", "", "").route, "/c/{token}");
-    EXPECT_EQ(handle_request(service, nobody, "GET", "/api/v1/consent/page?token=SECRET", "", "").route, "/api/v1/consent/page");
-    EXPECT_EQ(handle_request(service, nobody, "DELETE", "/api/v1/settings", "", "").route, "/api/v1/settings");
-    EXPECT_EQ(handle_request(service, nobody, "GET", "/no/such/thing", "", "").route, "");
-    EXPECT_EQ(handle_request(service, nobody, "GET", "/metrics", "", "").status, 403);  // not for anyone
-    EXPECT_EQ(handle_request(service, nobody, "GET", "/readyz", "", "").status, 503);   // no runtime: not serving
+    Router const router(service);
+    EXPECT_EQ(router.handle(nobody, "GET", "/api/v1/devices/abc/checks", "", "").route, "/api/v1/devices/{device_id}/checks");
+    EXPECT_EQ(router.handle(nobody, "GET", "/c/SECRET-TOKEN", "", "").route, "/c/{token}");
+    EXPECT_EQ(router.handle(nobody, "GET", "/api/v1/consent/page?token=SECRET", "", "").route, "/api/v1/consent/page");
+    EXPECT_EQ(router.handle(nobody, "DELETE", "/api/v1/settings", "", "").route, "/api/v1/settings");
+    EXPECT_EQ(router.handle(nobody, "GET", "/no/such/thing", "", "").route, "");
+    EXPECT_EQ(router.handle(nobody, "GET", "/metrics", "", "").status, 403);  // not for anyone
+    EXPECT_EQ(router.handle(nobody, "GET", "/readyz", "", "").status, 503);   // no runtime: not serving
 }
 
 TEST(Idempotency, TheSameKeyGetsTheFirstAnswerAndNothingIsDoneTwice) {
@@ -311,8 +312,10 @@ TEST(Idempotency, TheSameKeyGetsTheFirstAnswerAndNothingIsDoneTwice) {
         return r;
     };
     std::string const key = "0123456789abcdef0123";
-    HttpResult first = answer_once(*db, a, key, "<XmlMsg/>", run);
-    HttpResult again = answer_once(*db, a, key, "<XmlMsg/>", run);
+    IdempotentAnswers store(*db);
+    SystemClock clock;
+    HttpResult first = answer_once(store, clock, a, key, "<XmlMsg/>", run);
+    HttpResult again = answer_once(store, clock, a, key, "<XmlMsg/>", run);
     EXPECT_EQ(runs, 1);
     EXPECT_EQ(again.body, first.body);
     EXPECT_EQ(again.status, 200);
@@ -320,9 +323,9 @@ TEST(Idempotency, TheSameKeyGetsTheFirstAnswerAndNothingIsDoneTwice) {
     ASSERT_EQ(again.headers.size(), 1u);
     EXPECT_EQ(again.headers[0].first, "Idempotent-Replayed");
     EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM url_keys")[0][0]), 1);
-    EXPECT_EQ(answer_once(*db, a, key, "<XmlMsg>other</XmlMsg>", run).status, 422);
-    EXPECT_EQ(answer_once(*db, a, "short", "<XmlMsg/>", run).status, 400);
-    answer_once(*db, a, "another-key-0123456789", "<XmlMsg/>", run);
+    EXPECT_EQ(answer_once(store, clock, a, key, "<XmlMsg>other</XmlMsg>", run).status, 422);
+    EXPECT_EQ(answer_once(store, clock, a, "short", "<XmlMsg/>", run).status, 400);
+    answer_once(store, clock, a, "another-key-0123456789", "<XmlMsg/>", run);
     EXPECT_EQ(runs, 2);
     EXPECT_TRUE(idempotent_route("POST", "/api/v1/oqs/OQSmuquc01req"));
     EXPECT_FALSE(idempotent_route("POST", "/api/v1/oqs/OQSmuquc02req"));

@@ -2,6 +2,7 @@
 // cached for a year in the best encoding the client takes, the rules revalidated by ETag, the page with the
 // facility's name and data written in, gzip-compressed, and a CSP that allows the inline style by its hash only.
 #include "core/card_signature.hpp"
+#include "http/router.hpp"
 #include "http/static_files.hpp"
 
 #include <gtest/gtest.h>
@@ -48,7 +49,7 @@ protected:
         write("old.js", "console.log('old');");
         write("notes.txt", "not served");
         write("manifest.json", R"({"files":{"app.js":"app.0123456789.js"}})");
-        set_web_root(root.string());
+        pages.emplace(root.string());
         db = open_sqlite(":memory:");
         migrate(*db);
         auto compiled = compile_directory(KYOTAKU_SOURCE_DIR "/rules");
@@ -56,26 +57,26 @@ protected:
         service = std::make_unique<Service>(*db, compiled.program, clock);
         Caller admin;
         admin.kind = Caller::Kind::admin;
-        ASSERT_EQ(handle_request(*service, admin, "POST", "/api/v1/admin/facilities", "application/json",
+        ASSERT_EQ(Router(*service).handle(admin, "POST", "/api/v1/admin/facilities", "application/json",
                                  R"({"code":"0110113719","name":"<さくら> & 在宅","kind":"医科"})").status, 201);
         Caller f;
         f.kind = Caller::Kind::facility;
         f.terminal = "資格確認端末";
         f.facility_code = "0110113719";
-        std::string const url = json::parse(handle_request(*service, f, "GET", "/api/v1/url", "", "").body)["url"];
+        std::string const url = json::parse(Router(*service).handle(f, "GET", "/api/v1/url", "", "").body)["url"];
         page_path = url.substr(url.find("/c/"));
     }
     void TearDown() override {
-        set_web_root("");
         std::filesystem::remove_all(root);
     }
     void write(std::string const& name, std::string const& text) { std::ofstream(root / name, std::ios::binary) << text; }
     HttpResult get(std::string const& path, std::string accept = "", std::string inm = "") {
-        auto r = serve_page_files(*service, "GET", path, {std::move(accept), std::move(inm)});
+        auto r = pages->serve(*service, "GET", path, {std::move(accept), std::move(inm)});
         EXPECT_TRUE(r.has_value()) << path;
         return r ? *r : HttpResult{};
     }
     std::filesystem::path root;
+    std::optional<kyotaku::server::ConsentPageFiles> pages;
     std::string const style = "body{color:#1a1a1a}";
     TestClock clock{*Date::from_ymd(2024, 11, 5)};
     std::unique_ptr<Database> db;
@@ -109,8 +110,8 @@ TEST_F(PageFiles, HashedAssetsAreCachedForAYearInTheBestEncodingTheClientTakes) 
     EXPECT_FALSE(header(old, "ETag").empty());
     for (char const* bad : {"/web/notes.txt", "/web/manifest.json", "/web/index.html", "/web/../x.js", "/web/.hidden.js", "/web/", "/web/a%2Fb.js"})
         EXPECT_EQ(get(bad).status, 404) << bad;
-    EXPECT_EQ(serve_page_files(*service, "POST", "/web/old.js")->status, 405);
-    EXPECT_FALSE(serve_page_files(*service, "GET", "/api/v1/url").has_value());
+    EXPECT_EQ(pages->serve(*service, "POST", "/web/old.js")->status, 405);
+    EXPECT_FALSE(pages->serve(*service, "GET", "/api/v1/url").has_value());
 }
 
 TEST_F(PageFiles, TheRulesAreRevalidatedByTheirETag) {

@@ -5,6 +5,7 @@
 # Usage: security_e2e.sh KYOTAKU SOURCE_DIR
 set -uo pipefail
 kyotaku=$1 src=$2
+source "$src/scripts/lib/serve.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 pid=""
@@ -28,13 +29,7 @@ start() {  # start [NOFILE]: the server, with at most NOFILE descriptors when gi
         exec "$kyotaku" serve --port 0 --db "$db" --rules "$src/rules" --tls-dir "$work/pki" --test-clock 2024-07-31
     ) > "$work/serve.log" 2>&1 &
     pid=$!
-    for _ in $(seq 100); do
-        port=$(sed -n 's/^listening on https:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/serve.log")
-        [ -n "$port" ] && return 0
-        kill -0 "$pid" 2> /dev/null || break
-        sleep 0.1
-    done
-    echo "server did not start:"; cat "$work/serve.log"; exit 1
+    port=$(listening_port "$work/serve.log" "$pid") || exit 1
 }
 stop() { kill "$pid" 2> /dev/null; wait "$pid" 2> /dev/null; pid=""; }
 as() {  # as WHO curl-args…: admin, A (管理者 of A) or none

@@ -6,7 +6,8 @@
 #include "usecases/consent_limits.hpp"
 #include "usecases/desk_util.hpp"
 #include "usecases/handoff.hpp"
-#include "http/http_server.hpp"
+#include "http/router.hpp"
+#include "ops/config.hpp"
 #include "http/limits.hpp"
 #include "formats/oqs_xml.hpp"
 #include "xml_lint.hpp"
@@ -88,7 +89,6 @@ protected:
         auto rules = compile_directory(KYOTAKU_SOURCE_DIR "/rules");
         ASSERT_TRUE(rules.ok());
         service = std::make_unique<Service>(*db, rules.program, clock);
-        install_handoffs(std::make_shared<Handoffs>(*service));
         root.kind = Caller::Kind::admin;
         root.subject = "kyotaku-admin";
         a = office("0110113719");
@@ -105,7 +105,6 @@ protected:
                       .status,
                   201);
     }
-    void TearDown() override { install_handoffs(nullptr); }  // it refers to this test's service
     static Caller office(std::string code) {
         Caller c;
         c.kind = Caller::Kind::facility;
@@ -116,7 +115,7 @@ protected:
     }
     HttpResult send(Caller const& c, std::string const& method, std::string const& target, std::string const& body,
                     std::string const& type = "application/json") {
-        HttpResult r = handle_request(*service, c, method, target, type, body);
+        HttpResult r = Router(*service).handle(c, method, target, type, body);
         if (r.content_type.find("xml") != std::string::npos) EXPECT_TRUE(testing_xml::well_formed_xml(r.body)) << target;
         return r;
     }

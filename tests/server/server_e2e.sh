@@ -3,6 +3,7 @@
 # CA is nobody; data survives SIGKILL; a non-loopback bind is refused. Usage: server_e2e.sh KYOTAKU SOURCE_DIR
 set -uo pipefail
 kyotaku=$1 src=$2
+source "$src/scripts/lib/serve.sh"
 work=$(mktemp -d)
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
@@ -30,12 +31,7 @@ fi
 start() {
     "$kyotaku" serve --port 0 --db "$db" --key-file "$work/kyotaku.key" --rules "$src/rules" --tls-dir "$work/pki" --test-clock "${clock_day:-2024-07-31}" > "$work/serve.log" 2>&1 &
     pid=$!
-    for _ in $(seq 100); do
-        port=$(sed -n 's/^listening on https:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/serve.log")
-        [ -n "$port" ] && return 0
-        sleep 0.1
-    done
-    echo "server did not start:"; cat "$work/serve.log"; exit 1
+    port=$(listening_port "$work/serve.log" "$pid") || exit 1
 }
 start
 U=https://127.0.0.1:$port

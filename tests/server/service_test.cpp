@@ -5,7 +5,8 @@
 #include <filesystem>
 #include <fstream>
 #include "core/codes.hpp"
-#include "http/http_server.hpp"
+#include "http/callers.hpp"
+#include "http/router.hpp"
 #include "xml_lint.hpp"
 
 #include <gtest/gtest.h>
@@ -133,7 +134,7 @@ protected:
     // Sets the server's clock (Japan's calendar day): the only way a test chooses "today".
     void today(char const* date) { clock.set_today(*parse_date(date).date); }
     HttpResult call(Caller const& c, std::string method, std::string target, std::string body = "", std::string type = "application/json") {
-        HttpResult r = handle_request(*service, c, method, target, type, body);
+        HttpResult r = Router(*service, Site{nullptr, pages ? &*pages : nullptr}).handle(c, method, target, type, body);
         if (r.stream)  // a streamed answer, page by page, as the session would send its chunks
             for (std::string part = r.stream(); !part.empty(); part = r.stream()) r.body += part;
         if (r.content_type.find("xml") != std::string::npos) EXPECT_TRUE(testing_xml::well_formed_xml(r.body)) << method << " " << target;
@@ -184,6 +185,7 @@ protected:
     std::shared_ptr<Program const> program;
     std::unique_ptr<Database> db;
     std::unique_ptr<Service> service;
+    std::optional<ConsentPageFiles> pages;  // the consent page's files, for the tests that open the page
     Caller admin, a, b;
 };
 }  // namespace
@@ -480,7 +482,7 @@ std::string test_web_root() {
 }  // namespace
 
 TEST_F(ServerFixture, FacilityUrlOpensThePageUntilItIsChangedOrItsKeyRetired) {
-    set_web_root(test_web_root());
+    pages.emplace(test_web_root());
     auto url = body(call(a, "GET", "/api/v1/url"))["url"].get<std::string>();
     std::string path = url.substr(url.find("/c/"));
     auto page = call(Caller{}, "GET", path);
@@ -509,7 +511,7 @@ TEST_F(ServerFixture, FacilityUrlOpensThePageUntilItIsChangedOrItsKeyRetired) {
 }
 
 TEST_F(ServerFixture, TheConsentPageLearnsItsFacilityAndGetsItsFilesAndTheServersRules) {
-    set_web_root(test_web_root());
+    pages.emplace(test_web_root());
     auto url = body(call(b, "GET", "/api/v1/url"))["url"].get<std::string>();
     std::string token = url.substr(url.find("/c/") + 3);
     auto info = call(Caller{}, "GET", "/api/v1/consent/page?token=" + token);

@@ -21,22 +21,17 @@ finish() {
     [ "$fails" -eq 0 ]
 }
 # start_server LOG COMMAND…: runs a `kyotaku serve` command in the background (standard output to LOG, the
-# JSON log; standard error to LOG.err) and waits for its "listening on" line; sets server_pid, port and U.
+# JSON log; standard error to LOG.err) and waits for its "listening on" line (scripts/lib/serve.sh); sets
+# server_pid, port and U. Ends the test when the server does not start.
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/serve.sh"
 start_server() {
     local log=$1
     shift
     "$@" > "$log" 2> "$log.err" &
     server_pid=$!
     started_pids+=("$server_pid")
-    for _ in $(seq 100); do
-        port=$(sed -n 's/^listening on https:\/\/[0-9.]*:\([0-9]*\).*/\1/p' "$log")
-        [ -n "$port" ] && U=https://127.0.0.1:$port && return 0
-        kill -0 "$server_pid" 2> /dev/null || break
-        sleep 0.1
-    done
-    echo "server did not start:"
-    cat "$log" "$log.err"
-    exit 1
+    port=$(listening_port "$log" "$server_pid") || exit 1
+    U=https://127.0.0.1:$port
 }
 stop_server() {
     kill "$server_pid" 2> /dev/null

@@ -32,7 +32,7 @@ TEST(GoldenDiagnostics, EveryKindRendersAsExpected) {
         std::string name = c.filename().string();
         auto r = compile({SourceFile{name, read(c)}});
         ASSERT_FALSE(r.ok()) << name << " compiled without a diagnostic";
-        kinds.insert(r.diagnostics.front().kind);
+        kinds.insert(std::string(to_string(r.diagnostics.front().kind)));
         std::string got = format_diagnostics(r.diagnostics);
         fs::path expected = c;
         expected.replace_extension(".expected");

@@ -10,7 +10,7 @@ using namespace kyotaku;
 
 namespace {
 CompileResult compile_text(std::string text) { return compile({SourceFile{"t.rules", std::move(text)}}); }
-std::string first_kind(CompileResult const& r) { return r.diagnostics.empty() ? "" : r.diagnostics.front().kind; }
+std::string first_kind(CompileResult const& r) { return r.diagnostics.empty() ? "" : std::string(to_string(r.diagnostics.front().kind)); }
 std::string all_ja(CompileResult const& r) {
     std::string s;
     for (auto const& d : r.diagnostics) s += d.message_ja + "\n";
@@ -168,7 +168,7 @@ TEST(Messages, UnusedLetsParamsAndFactsAreWarnedByName) {
     std::vector<std::string> warned;
     for (auto const& d : r.diagnostics) {
         EXPECT_EQ(d.severity, Severity::warning);
-        EXPECT_EQ(d.kind, "unused");
+        EXPECT_EQ(to_string(d.kind), "unused");
         warned.push_back(d.message_en.substr(0, d.message_en.find(" is used")));
     }
     EXPECT_EQ(warned, (std::vector<std::string>{"fact 'unused_fact'", "param 'unused_param'", "let 'dead'", "let 'deader'"}));
@@ -193,12 +193,12 @@ TEST(Messages, TheOfficialRulesUnusedLetIsFound) {
     auto sources = read_rule_sources(KYOTAKU_SOURCE_DIR "/rules", io);
     auto official_rules = compile(sources);
     ASSERT_TRUE(official_rules.ok());
-    for (auto const& d : official_rules.diagnostics) EXPECT_NE(d.kind, "unused") << format_diagnostics(official_rules.diagnostics);
+    for (auto const& d : official_rules.diagnostics) EXPECT_NE(to_string(d.kind), "unused") << format_diagnostics(official_rules.diagnostics);
     sources.push_back({"extra.rules", "let 使われない区分 : set<診療区分> = {訪問診療, 往診}\n"});
     auto r = compile(sources);
     ASSERT_TRUE(r.ok());
     bool found = false;
-    for (auto const& d : r.diagnostics) found = found || (d.kind == "unused" && d.message_ja.find("「使われない区分」") != std::string::npos);
+    for (auto const& d : r.diagnostics) found = found || (d.kind == DiagnosticKind::unused && d.message_ja.find("「使われない区分」") != std::string::npos);
     EXPECT_TRUE(found) << format_diagnostics(r.diagnostics);
 }
 

@@ -8,7 +8,7 @@ using namespace kyotaku;
 namespace {
 CompileResult compile_text(std::string text) { return compile({SourceFile{"t.rules", std::move(text)}}); }
 
-std::string first_kind(CompileResult const& r) { return r.diagnostics.empty() ? "" : r.diagnostics.front().kind; }
+std::string first_kind(CompileResult const& r) { return r.diagnostics.empty() ? "" : std::string(to_string(r.diagnostics.front().kind)); }
 
 constexpr char const* base = R"(
 asof q

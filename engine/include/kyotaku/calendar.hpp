@@ -6,6 +6,8 @@
 // days (Hinnant's `sys_days{2023y/feb/31}` silently gives March 3rd: the OPA overflow bug).
 #pragma once
 
+#include "kyotaku/message.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -78,14 +80,6 @@ Date add_months(Date d, std::int64_t months, Rounding r);
 bool month_addition_ambiguous(Date d, std::int64_t months);
 
 Date month_end(Date d);
-
-// A message for people, in both languages, kept apart (never one string to split).
-struct Message {
-    std::string ja;
-    std::string en;
-    bool empty() const { return ja.empty() && en.empty(); }
-    std::string text() const { return ja + " / " + en; }  // "ja / en", for a log line or an API error
-};
 
 // Parses ISO `YYYY-MM-DD` or 和暦 (`令和6年4月1日`, `令和元年5月1日`, `R6.4.1`, `H31.4.30`).
 // Full-width digits are accepted. Fails (with a message naming the text) for impossible days and days outside

@@ -4,28 +4,47 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace kyotaku {
 
 enum class Severity : std::uint8_t { error, warning };
 
+// What a diagnostic is about. Tools match on the stable code (to_string: "type-mismatch"), people read the label.
+enum class DiagnosticKind : std::uint8_t {
+    syntax,                      // syntax: the grammar did not accept the text
+    unknown_name,                // unknown-name
+    type_mismatch,               // type-mismatch
+    non_exhaustive,              // non-exhaustive: a match or a decision leaves values without an answer
+    unreachable,                 // unreachable: a clause no case can reach
+    ambiguous_month_arithmetic,  // ambiguous-month-arithmetic: a month addition without a rounding policy
+    overlapping_versions,        // overlapping-versions
+    version_gap,                 // version-gap
+    invalid_date,                // invalid-date
+    duplicate,                   // duplicate
+    cycle,                       // cycle
+    missing_otherwise,           // missing-otherwise
+    limit,                       // limit: an input too large or too deep
+    io,                          // io
+    test,                        // test: a rule-file test that cannot be run
+    unused,                      // unused (a warning): a let, param or fact no answer depends on
+};
+// The stable code ("type-mismatch") and the Japanese label (型の不一致) of a kind.
+std::string_view to_string(DiagnosticKind kind);
+std::string_view kind_label_ja(DiagnosticKind kind);
+
 struct Diagnostic {
-    std::string kind;  // a stable code: syntax, unknown-name, type-mismatch, non-exhaustive, unreachable,
-                       // ambiguous-month-arithmetic, overlapping-versions, version-gap, invalid-date, duplicate,
-                       // cycle, missing-otherwise, limit, io; warnings: unused
+    DiagnosticKind kind = DiagnosticKind::syntax;
     Severity severity = Severity::error;
     std::string file;
-    int line = 0;          // 1-based; 0 when the diagnostic is not about a place in a file
-    int column = 0;        // 1-based, in characters (code points)
-    int end_column = 0;    // exclusive, on the same line
+    int line = 0;             // 1-based; 0 when the diagnostic is not about a place in a file
+    int column = 0;           // 1-based, in characters (code points)
+    int end_column = 0;       // exclusive, on the same line
     std::string source_line;  // the line as written (before width normalisation)
     std::string message_ja;
     std::string message_en;
 };
-
-// The Japanese label of a diagnostic kind (型の不一致 for type-mismatch, …).
-std::string kind_label_ja(std::string const& kind);
 
 // Whether any diagnostic is an error (warnings alone do not stop a rule set from compiling).
 bool has_errors(std::vector<Diagnostic> const& ds);

@@ -1,0 +1,297 @@
+#include "app/app.hpp"
+
+#include "http/limits.hpp"
+#include "http/router.hpp"
+#include "http/rules_web.hpp"
+#include "http/session.hpp"
+#include "http/static_files.hpp"
+#include "kyotaku/signing.hpp"
+#include "ops/observability.hpp"
+#include "ops/runtime.hpp"
+#include "storage/idempotent_answers.hpp"
+#include "storage/server_probes.hpp"
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <openssl/ssl.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+namespace kyotaku::server {
+
+namespace net = boost::asio;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+
+namespace {
+// The key file: --key-file, else DB.key beside a SQLite database; required with PostgreSQL (the key is kept apart from
+// the database). An in-memory database gets a key that lives as long as it.
+std::shared_ptr<Secrets const> load_secrets(ServeOptions const& o) {
+    bool const postgres = is_postgres_url(o.db);
+    if (o.key_file.empty() && o.db == ":memory:") return Secrets::ephemeral();
+    if (o.key_file.empty() && postgres)
+        throw std::runtime_error("PostgreSQL では --key-file が必要です (鍵はデータベースと別に置きます) / --key-file is required with PostgreSQL "
+                                 "(the key is kept apart from the database)");
+    std::string const path = o.key_file.empty() ? o.db + ".key" : o.key_file;
+    bool created = false;
+    auto secrets = Secrets::from_key_file(path, created);
+    if (created)
+        std::cerr << "kyotaku serve: 鍵ファイル " << path << " を作りました (0600)。データベースとは別にバックアップしてください。これがないと施設URLを開けません"
+                  << " / created the key file " << path << " (0600): back it up apart from the database; without it no facility URL opens\n";
+    return secrets;
+}
+
+// A reason not to start, printed as "kyotaku serve: REASON" (exit code 2).
+struct Refused : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// The address to listen on: loopback unless the operator asked for another explicitly (--listen).
+net::ip::address listen_address(ServeOptions const& o) {
+    boost::system::error_code ec;
+    auto address = net::ip::make_address(o.host, ec);
+    if (ec) throw Refused("--host " + o.host + ": アドレスではありません / not an IP address");
+    if (!address.is_loopback() && !o.any_address)
+        throw Refused("--host " + o.host +
+                      ": ループバック以外に待ち受けるには --listen ADDRESS:PORT で明示してください / refusing a non-loopback "
+                      "--host; ask for it explicitly with --listen ADDRESS:PORT");
+    return address;
+}
+
+// The server's certificate and key and the client CA (--tls-dir); client certificates are requested and verified
+// when presented, and routes decide whether one is required.
+std::unique_ptr<ssl::context> tls_context(std::string const& tls_dir) {
+    namespace fs = std::filesystem;
+    for (char const* f : {"ca.pem", "server.pem", "server.key"})
+        if (!fs::exists(fs::path(tls_dir) / f))
+            throw Refused((fs::path(tls_dir) / f).string() +
+                          " がありません (scripts/make-test-pki で作れます) / missing TLS file (create it with scripts/make-test-pki)");
+    auto tls = std::make_unique<ssl::context>(ssl::context::tls_server);
+    tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                     ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    try {
+        tls->use_certificate_chain_file((fs::path(tls_dir) / "server.pem").string());
+        tls->use_private_key_file((fs::path(tls_dir) / "server.key").string(), ssl::context::pem);
+        tls->load_verify_file((fs::path(tls_dir) / "ca.pem").string());
+    } catch (std::exception const& e) {
+        throw Refused(std::string("TLS: ") + e.what());
+    }
+    tls->set_verify_mode(ssl::verify_peer);
+    // With peer verification on, OpenSSL refuses to resume a TLS session unless the sessions have a context:
+    // browsers resume on their parallel connections, and without this half of them failed the handshake.
+    static unsigned char const session_context[] = "kyotaku serve";
+    SSL_CTX_set_session_id_context(tls->native_handle(), session_context, sizeof session_context - 1);
+    return tls;
+}
+
+// The database, migrated, and the key file's secrets; a database this user can only read (a SQLite file restored
+// as root, say) is refused now, not after the first write fails.
+std::unique_ptr<Database> open_store(ServeOptions const& o, std::string const& spool_dir, std::shared_ptr<Secrets const>& secrets) {
+    try {
+        secrets = load_secrets(o);
+        if (auto problem = prepare_spool_dir(spool_dir); !problem.empty())
+            throw std::runtime_error("--spool-dir " + spool_dir + ": " + problem);
+        auto db = open_database(o.db);
+        migrate(*db);
+        try {
+            check_writable(*db, iso_timestamp(std::chrono::system_clock::now()));
+        } catch (std::exception const& e) {
+            throw std::runtime_error(
+                std::string("データベースに書き込めません (所有者と権限を確かめてください) / cannot write the database (check its owner and mode): ") +
+                e.what());
+        }
+        if (int sealed = seal_plain_url_keys(*db, *secrets))
+            std::cerr << "kyotaku serve: 平文の URL 鍵 " << sealed << " 個を鍵ファイルで封じました / sealed " << sealed
+                      << " plain URL key(s) with the key file\n";
+        return db;
+    } catch (Refused const&) {
+        throw;
+    } catch (std::exception const& e) {
+        throw Refused(redact_db(o.db) + ": " + e.what());
+    }
+}
+
+// The clock: a test clock that starts on --test-clock and the operator may move, else none (the machine's).
+std::unique_ptr<TestClock> test_clock(ServeOptions const& o) {
+    if (o.test_clock.empty()) return nullptr;
+    auto day = parse_date(o.test_clock);
+    if (!day.date) throw Refused("--test-clock " + o.test_clock + ": " + day.error);
+    auto clock = std::make_unique<TestClock>(*day.date);
+    std::cerr << "kyotaku serve: テスト用の時計で動いています (今日 = " << clock->today().iso() << ") / running on a test clock\n";
+    return clock;
+}
+
+// The batch worker: answers pending rows of unfinished jobs, resuming whatever a previous run (or another server on
+// the same database) left. Interactive requests go first by construction (BatchDesk::process). Stops and joins when
+// destroyed.
+class BatchWorker {
+public:
+    BatchWorker(Service& service, Runtime& rt) : thread_([this, &service, &rt] { run(service, rt); }) {}
+    ~BatchWorker() {
+        {
+            std::lock_guard lock(idle_mutex_);
+            stopping_ = true;
+        }
+        idle_.notify_all();
+        thread_.join();
+    }
+
+private:
+    void run(Service& service, Runtime& rt) {
+        while (!stopping_) {
+            int answered = 0;
+            try {
+                answered = service.batch.process(500);
+                rt.batch_rows_answered += std::uint64_t(answered);
+            } catch (std::exception const& e) {
+                ++rt.batch_worker_errors;
+                log_error("batch_worker", e.what());
+            }
+            if (answered == 0) {  // nothing to do: purge what is past keeping, look again in a while (at once when stopping)
+                try {
+                    service.batch.purge();
+                } catch (std::exception const& e) {
+                    log_error("batch_purge", e.what());
+                }
+                std::unique_lock lock(idle_mutex_);
+                idle_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_.load(); });
+            }
+        }
+    }
+    std::atomic<bool> stopping_{false};
+    std::mutex idle_mutex_;
+    std::condition_variable idle_;
+    std::thread thread_;  // last: starts once the rest is made
+};
+
+// Runs the server on parts that are all made; returns when SIGINT or SIGTERM stops the io_context.
+int run(ServeOptions const& o);
+}  // namespace
+
+int serve(ServeOptions const& o) {
+    try {
+        return run(o);
+    } catch (Refused const& r) {
+        std::cerr << "kyotaku serve: " << r.what() << "\n";
+        return 2;
+    }
+}
+
+namespace {
+int run(ServeOptions const& o) {
+    namespace fs = std::filesystem;
+    auto const address = listen_address(o);
+    std::unique_ptr<ssl::context> const tls = tls_context(o.tls_dir);
+    // The rules, their keys and the workbench's configuration (rules_web.hpp).
+    std::string const rules_dir = rules_path(o);
+    RulesWeb rules_web;
+    for (auto const& key_path : o.trust) {
+        PublicKey key = read_public_key(key_path);
+        if (!key.ok()) throw Refused("--trust " + key_path + ": " + key.error.text());
+        rules_web.trusted_keys.push_back(key.raw);
+    }
+    std::vector<std::string> const trusted_keys = rules_web.trusted_keys;
+    std::vector<Diagnostic> diags;
+    ServingRules serving = load_serving_rules(rules_dir, trusted_keys, &diags);
+    LoadResult& rules = serving.loaded;
+    if (!rules.program) throw Refused(rules_dir + ": " + (diags.empty() ? rules.error : "\n" + format_diagnostics(diags)));
+    rules_web.rules_path = rules_dir;
+    // The database and the key file, the clock, the desks.
+    std::shared_ptr<Secrets const> secrets;
+    std::string const spool_dir = o.spool_dir.empty() ? default_spool_dir(o.db) : o.spool_dir;
+    std::unique_ptr<Database> const db = open_store(o, spool_dir, secrets);
+    SystemClock system_clock;
+    std::unique_ptr<TestClock> const moved_clock = test_clock(o);
+    std::optional<Service> service_holder;
+    try {
+        // (Signed rules: the page gets exactly the bytes whose signature was checked, serving.exact.)
+        service_holder.emplace(*db, rules.program, moved_clock ? static_cast<Clock&>(*moved_clock) : static_cast<Clock&>(system_clock),
+                               serving.exact);
+    } catch (std::exception const& e) {
+        throw Refused(rules_dir + ": " + e.what());
+    }
+    Service& service = *service_holder;
+    service.context.test_clock = moved_clock.get();
+    service.context.secrets = secrets;
+    if (fs::exists(fs::path(o.tls_dir) / "card-ca.pem")) service.context.card_ca = (fs::path(o.tls_dir) / "card-ca.pem").string();
+    // Batch jobs' state changes go to the log.
+    service.context.on_batch_event = [](json const& e) {
+        log_line({{"event", "batch_job"}, {"state", e["state"]}, {"reception_number", e["reception_number"]}, {"facility", e["facility"]},
+                  {"rows", e["rows"]}});
+    };
+
+    net::io_context io(o.threads);
+    tcp::acceptor acceptor(io);
+    tcp::endpoint endpoint(address, o.port);
+    boost::system::error_code ec;
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) throw Refused(o.host + ":" + std::to_string(o.port) + ": " + ec.message());
+    std::string const host_in_url = address.is_v6() ? "[" + o.host + "]" : o.host;
+    service.context.public_url =
+        o.public_url.empty() ? "https://" + host_in_url + ":" + std::to_string(acceptor.local_endpoint().port()) : o.public_url;
+
+    // The consent page's files: --web-root, else the web/ folder the build assembles beside bin/ or cli/; the rule
+    // workbench sits beside it.
+    std::string const web_root = web_root_path(o);
+    if (!web_root.empty() && !fs::exists(fs::path(web_root) / "index.html"))
+        std::cerr << "kyotaku serve: --web-root " << web_root << ": index.html がありません / no index.html there\n";
+    ConsentPageFiles const pages(web_root);
+    if (!web_root.empty() && fs::exists(fs::path(web_root).parent_path() / "workbench" / "index.html"))
+        rules_web.workbench_root = (fs::path(web_root).parent_path() / "workbench").string();
+
+    // A write to stdout (the log) after journald or a pipe went away must not kill the server.
+    std::signal(SIGPIPE, SIG_IGN);
+    Runtime rt(*db, service, rules_dir, trusted_keys);
+    Router const router(service, Site{&rt, &pages, &rules_web});
+    IdempotentAnswers idempotent(*db);
+    SessionShared shared{router, rt, idempotent, o.limits, spool_dir};
+
+    net::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](auto, auto) { io.stop(); });
+    // SIGHUP (systemctl reload): the rules again, atomically; a rule set that fails to load is refused.
+    net::signal_set hangup(io, SIGHUP);
+    std::function<void()> await_hangup = [&] {
+        hangup.async_wait([&](boost::system::error_code const& error, int) {
+            if (error) return;
+            rt.reload_rules();
+            await_hangup();
+        });
+    };
+    await_hangup();
+    // Connections: capped (within the descriptor limit), each with its deadlines; the accept loop survives every error.
+    int const max_connections = effective_max_connections(o.limits.max_connections);
+    if (max_connections < o.limits.max_connections)
+        std::cerr << "kyotaku serve: 同時接続数をファイル記述子の上限に合わせて " << max_connections << " にしました / connection cap lowered to "
+                  << max_connections << " by the descriptor limit\n";
+    ConnectionCounter connections;
+    AcceptStats accept_stats;
+    rt.connections_refused = &accept_stats.refused_at_cap;  // for /metrics
+    rt.accept_errors = &accept_stats.errors;
+    net::co_spawn(io,
+                  accept_loop(acceptor, max_connections, connections, accept_stats,
+                              [&](tcp::socket socket, ConnectionCounter::Slot slot) {
+                                  start_session(std::move(socket), *tls, shared, std::move(slot));
+                              }),
+                  [](std::exception_ptr) {});
+    std::cout << "listening on https://" << host_in_url << ":" << acceptor.local_endpoint().port() << " (" << db->backend() << " "
+              << redact_db(o.db) << ")" << std::endl;
+    BatchWorker const worker(service, rt);
+    std::vector<std::thread> pool;
+    for (int i = 1; i < o.threads; ++i) pool.emplace_back([&] { io.run(); });
+    io.run();
+    for (auto& t : pool) t.join();
+    return 0;
+}
+}  // namespace
+
+}  // namespace kyotaku::server

@@ -1,0 +1,48 @@
+#include "http/callers.hpp"
+
+namespace kyotaku::server {
+
+Caller caller_from_subject(Service& service, std::string const& cn, std::string const& ou, std::string const& title) {
+    Caller c;
+    c.subject = cn;
+    if (cn == "kyotaku-admin") {
+        c.kind = Caller::Kind::admin;
+        return c;
+    }
+    if (cn.empty() || !service.facility_exists(cn)) return c;
+    // The role is the subject's OU, the terminal kind its title (2.5.4.12): docs/api.md "Certificates". A
+    // certificate that names an unknown role or terminal is nobody, not the weakest of them.
+    if (ou == "管理者") c.role = Caller::Role::manager;
+    else if (ou.empty() || ou == "職員") c.role = Caller::Role::staff;
+    else return Caller{};
+    if (title.empty()) c.terminal = "資格確認端末";
+    else if (title == "資格確認端末" || title == "電子カルテ端末" || title == "モバイル端末") c.terminal = title;
+    else return Caller{};
+    c.kind = Caller::Kind::facility;
+    c.facility_code = cn;
+    c.subject = cn + (ou.empty() ? "" : " " + ou) + (title.empty() ? "" : " " + title);
+    return c;
+}
+
+Caller mobile_caller(Service& service, std::string const& url_token) {
+    Caller c;
+    if (url_token.empty() || url_token.size() > 512) return c;
+    auto check = service.settings.check_token(url_token);
+    if (!check.facility_code) return c;
+    c.kind = Caller::Kind::mobile;
+    c.facility_code = *check.facility_code;
+    c.subject = "モバイル端末";
+    c.terminal = "モバイル端末";
+    return c;
+}
+
+char const* role_of(Caller const& c) {
+    switch (c.kind) {
+        case Caller::Kind::admin: return "operator";
+        case Caller::Kind::facility: return c.role == Caller::Role::manager ? "manager" : "staff";
+        case Caller::Kind::mobile: return "mobile";
+        default: return c.subject == "kyotaku-monitor" ? "monitor" : "anonymous";
+    }
+}
+
+}  // namespace kyotaku::server

@@ -1,0 +1,25 @@
+// Who is calling: the caller an office terminal's verified client certificate names, or the モバイル端末 session
+// that the consent page's URL token opens (docs/api.md "Certificates"). The session (session.hpp) asks once per
+// connection and per request; the routes check what the caller may do (router.hpp).
+#pragma once
+
+#include "usecases/service.hpp"
+
+#include <string>
+
+namespace kyotaku::server {
+
+// The caller of a request without a client certificate that carries the consent page's URL token in the
+// X-Kyotaku-Url-Token header: a モバイル端末 session of that facility; anonymous when the token is not usable.
+Caller mobile_caller(Service& service, std::string const& url_token);
+
+// The caller an office terminal's verified certificate names: CN = 医療機関等コード (or kyotaku-admin), OU = role
+// (管理者 | 職員; none: 職員), title = terminal kind (資格確認端末 | 電子カルテ端末 | モバイル端末; none: 資格確認端末).
+// Anything else is anonymous.
+Caller caller_from_subject(Service& service, std::string const& cn, std::string const& ou, std::string const& title);
+
+// The caller's role for the log: operator (kyotaku-admin), a facility's manager (管理者) or staff (職員), a
+// モバイル端末 session, monitoring, or nobody.
+char const* role_of(Caller const& c);
+
+}  // namespace kyotaku::server

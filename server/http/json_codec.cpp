@@ -1,0 +1,91 @@
+#include "http/json_codec.hpp"
+
+#include <cctype>
+
+namespace kyotaku::server {
+
+using json = nlohmann::json;
+
+// Invalid UTF-8 that a database from before issue 10 may hold is answered as U+FFFD, never a 500.
+HttpResult json_result(int status, json const& body) {
+    return HttpResult{status, "application/json; charset=utf-8", body.dump(-1, ' ', false, json::error_handler_t::replace)};
+}
+HttpResult error_result(int status, std::string const& field, std::string const& message) {
+    json e{{"error", message}};
+    if (!field.empty()) e["field"] = field;
+    return json_result(status, e);
+}
+int status_of(Error::Kind k) {
+    switch (k) {
+        case Error::Kind::invalid: return 400;
+        case Error::Kind::forbidden: return 403;
+        case Error::Kind::not_found: return 404;
+        case Error::Kind::conflict: return 409;
+        case Error::Kind::gone: return 410;
+        case Error::Kind::too_large: return 413;
+        case Error::Kind::too_many: return 429;
+        case Error::Kind::unsupported: return 415;
+        case Error::Kind::unavailable: return 503;
+    }
+    return 500;
+}
+// One error shape for every route: the Japanese and English texts as separate fields (and together in `error`).
+HttpResult error_result(Error const& e) {
+    json body{{"error", e.what()}, {"message_ja", e.ja}, {"message_en", e.en}};
+    if (!e.field.empty()) body["field"] = e.field;
+    return json_result(status_of(e.kind), body);
+}
+
+namespace {
+// Decodes %XX escapes and '+' of a query string value (category=%E8%A8%AA… for 訪問診療等).
+std::string percent_decode(std::string const& s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+            std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+            out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+            i += 2;
+        } else {
+            out += s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+// The query parameter `name` of a target like /path?from=…&to=…, decoded.
+std::string query_param(std::string const& target, std::string const& name) {
+    auto q = target.find('?');
+    if (q == std::string::npos) return {};
+    std::string rest = target.substr(q + 1);
+    std::size_t at = 0;
+    while (at <= rest.size()) {
+        std::size_t amp = rest.find('&', at);
+        std::string pair = rest.substr(at, amp == std::string::npos ? std::string::npos : amp - at);
+        if (pair.rfind(name + "=", 0) == 0) return percent_decode(pair.substr(name.size() + 1));
+        if (amp == std::string::npos) break;
+        at = amp + 1;
+    }
+    return {};
+}
+
+// A JSON body, parsed without letting its nesting depth choose anything: values deeper than `max_depth` are
+// refused (nlohmann's parser keeps its own stack; the callback sees each value's depth).
+json parse_json_body(std::string const& body) {
+    constexpr int max_depth = 8;
+    bool too_deep = false;
+    json j = json::parse(
+        body,
+        [&](int depth, json::parse_event_t, json&) {
+            if (depth > max_depth) too_deep = true;
+            return !too_deep;  // once too deep, keep nothing more
+        },
+        false);
+    if (too_deep) throw invalid("", "本文の入れ子が深すぎます", "the body is nested too deeply");
+    if (j.is_discarded()) throw invalid("", "本文が JSON として読めません", "the body is not valid JSON");
+    if (!j.is_object()) throw invalid("", "本文は JSON のオブジェクトです", "the body must be a JSON object");
+    return j;
+}
+
+}  // namespace kyotaku::server

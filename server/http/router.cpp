@@ -1,0 +1,381 @@
+#include "http/router.hpp"
+
+#include "core/url_token.hpp"
+#include "http/json_codec.hpp"
+#include "ops/observability.hpp"
+#include "ops/runtime.hpp"
+#include "usecases/handoff.hpp"
+
+#include <algorithm>
+#include <array>
+#include <fstream>
+#include <sstream>
+#include <string_view>
+
+namespace kyotaku::server {
+
+namespace {
+struct Request {
+    std::string const& target;
+    std::string const& content_type;
+    std::string const& body;
+    std::vector<std::string> params;  // the {…} segments of the route, in order
+    std::string const& body_file;     // set instead of body for spooled uploads
+    Site const& site;
+};
+
+// Matches a path against a route pattern whose {name} segments match any one segment.
+bool match_route(std::string const& pattern, std::string const& path, std::vector<std::string>& params) {
+    params.clear();
+    std::size_t a = 0, b = 0;
+    while (a < pattern.size() && b <= path.size()) {
+        std::size_t ea = pattern.find('/', a), eb = path.find('/', b);
+        std::string seg_p = pattern.substr(a, ea == std::string::npos ? std::string::npos : ea - a);
+        std::string seg = path.substr(b, eb == std::string::npos ? std::string::npos : eb - b);
+        if (seg_p.size() > 2 && seg_p.front() == '{' && seg_p.back() == '}') {
+            if (seg.empty()) return false;
+            params.push_back(seg);
+        } else if (seg_p != seg) {
+            return false;
+        }
+        if ((ea == std::string::npos) != (eb == std::string::npos)) return false;
+        if (ea == std::string::npos) return true;
+        a = ea + 1;
+        b = eb + 1;
+    }
+    return pattern == path;
+}
+using Handler = HttpResult (*)(Service&, Caller const&, Request const&);
+struct Route {
+    char const* method;
+    char const* path;
+    Access access;
+    Handler run;
+};
+
+// The file routes: an XML request in, an XML result out, the status set by the desk.
+template <std::string (OqsDesk::*Answer)(Caller const&, std::string const&, int&)>
+HttpResult xml_file(Service& s, Caller const& c, Request const& r) {
+    int status = 200;
+    std::string out = (s.oqs.*Answer)(c, r.body, status);
+    return HttpResult{status, "application/xml", out};
+}
+
+void require_csv(Request const& r) {
+    if (r.content_type.rfind("text/csv", 0) != 0) throw Error(Error::Kind::unsupported, "", "text/csv の本文が必要です", "the body must be text/csv");
+}
+
+// Every route of the API, once, with who may call it. docs/api.md and docs/openapi.json list the same (a test
+// checks it). The desks check the caller again; the table is what the documentation promises.
+std::vector<Route> const& routes() {
+    using A = Access;
+    static std::vector<Route> const all{
+        {"GET", "/healthz", A::anyone, [](Service&, Caller const&, Request const&) { return json_result(200, json{{"status", "ok"}}); }},
+        {"GET", "/readyz", A::anyone,
+         [](Service&, Caller const&, Request const& r) {
+             if (!r.site.runtime) return json_result(503, json{{"status", "not ready"}});
+             json ready = r.site.runtime->readiness();
+             return json_result(ready["status"] == "ready" ? 200 : 503, ready);
+         }},
+        // Operational figures, not personal data, but not for anyone on the internet either.
+        {"GET", "/metrics", A::monitor,
+         [](Service&, Caller const&, Request const& r) {
+             if (!r.site.runtime)
+                 throw Error(Error::Kind::not_found, "", "kyotaku serve の外では使えません", "no metrics outside kyotaku serve");
+             return HttpResult{200, "text/plain; version=0.0.4; charset=utf-8", r.site.runtime->metrics_text()};
+         }},
+        {"POST", "/api/v1/admin/facilities", A::operator_,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.admin.create_facility(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/admin/insured-persons", A::operator_,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.admin.add_insured_person(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/admin/consents", A::operator_,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.admin.add_consent(c, parse_json_body(r.body))); }},
+        {"GET", "/api/v1/admin/consents", A::operator_,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.admin.list_consents(c, query_param(r.target, "facility_code"))); }},
+        {"POST", "/api/v1/admin/medical-records", A::operator_,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.admin.add_medical_record(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/admin/url-keys/rotate", A::operator_,
+         [](Service& s, Caller const& c, Request const&) { return json_result(200, s.admin.rotate_url_key(c)); }},
+        {"POST", "/api/v1/admin/cards", A::operator_,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.admin.register_card(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/admin/clock", A::operator_,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.admin.set_clock(c, parse_json_body(r.body))); }},
+        {"GET", "/api/v1/consent/page", A::anyone,
+         [](Service& s, Caller const&, Request const& r) { return json_result(200, s.consent.page(query_param(r.target, "token"))); }},
+        {"POST", "/api/v1/consent/challenge", A::anyone,
+         [](Service& s, Caller const&, Request const& r) { return json_result(201, s.consent.issue_challenge(parse_json_body(r.body))); }},
+        {"POST", "/api/v1/consent/register", A::anyone,
+         [](Service& s, Caller const&, Request const& r) {
+             int status = 201;
+             json out = s.consent.register_consent(parse_json_body(r.body), status);
+             return json_result(status, out);
+         }},
+        // 引き継ぎ (hand-off) to the staff's device with a reader: handoff.hpp.
+        {"POST", "/api/v1/consent/handoff", A::anyone,
+         [](Service& s, Caller const&, Request const& r) { return json_result(201, s.handoffs().create(parse_json_body(r.body))); }},
+        {"POST", "/api/v1/consent/handoff/claim", A::anyone,
+         [](Service& s, Caller const&, Request const& r) { return json_result(200, s.handoffs().claim(parse_json_body(r.body))); }},
+        {"POST", "/api/v1/consent/handoff/challenge", A::anyone,
+         [](Service& s, Caller const&, Request const& r) { return json_result(201, s.handoffs().challenge(parse_json_body(r.body))); }},
+        {"POST", "/api/v1/consent/handoff/register", A::anyone,
+         [](Service& s, Caller const&, Request const& r) {
+             int status = 201;
+             json out = s.handoffs().register_consent(parse_json_body(r.body), status);
+             return json_result(status, out);
+         }},
+        {"GET", "/api/v1/consent/handoff/{handoff_id}", A::anyone,
+         [](Service& s, Caller const&, Request const& r) { return json_result(200, s.handoffs().status(r.params[0])); }},
+        {"POST", "/api/v1/consent/handoff/{handoff_id}/cancel", A::anyone,
+         [](Service& s, Caller const&, Request const& r) { return json_result(200, s.handoffs().cancel(r.params[0])); }},
+        {"POST", "/api/v1/visual-passcode", A::facility,
+         [](Service& s, Caller const& c, Request const&) { return json_result(201, s.consent.visual_passcode(c)); }},
+        {"GET", "/api/v1/whoami", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.whoami(c)); }},
+        {"GET", "/api/v1/settings", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.get(c)); }},
+        {"PUT", "/api/v1/settings", A::manager,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.settings.put(c, parse_json_body(r.body))); }},
+        {"GET", "/api/v1/settings/audit", A::manager, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.audit(c)); }},
+        {"GET", "/api/v1/url", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.url(c)); }},
+        {"POST", "/api/v1/url/change", A::manager, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.change_url(c)); }},
+        {"GET", "/api/v1/url/qr.svg", A::facility,
+         [](Service& s, Caller const& c, Request const&) { return HttpResult{200, "image/svg+xml", qr_svg(s.settings.url_text(c))}; }},
+        {"GET", "/api/v1/url/qr.png", A::facility,
+         [](Service& s, Caller const& c, Request const&) { return HttpResult{200, "image/png", qr_png(s.settings.url_text(c))}; }},
+        {"POST", "/api/v1/admin/claim-reviews", A::operator_,
+         [](Service& s, Caller const& c, Request const& r) {
+             require_csv(r);
+             return json_result(200, s.admin.import_claim_reviews(c, r.body));
+         }},
+        {"POST", "/api/v1/reinquiry", A::facility,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.inquiry.reinquiry(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/medical-info", A::facility_or_mobile,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.inquiry.view_medical_info(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/withdrawal/lookup", A::manager,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.withdrawal.lookup(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/withdrawal", A::manager,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.withdrawal.withdraw(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/batch/reinquiry", A::facility,
+         [](Service& s, Caller const& c, Request const& r) {
+             require_csv(r);
+             std::string const category = query_param(r.target, "category").empty() ? "訪問診療等" : query_param(r.target, "category");
+             std::ifstream file;
+             std::istringstream memory;
+             std::istream* in = &memory;
+             if (!r.body_file.empty()) {  // spooled by the session: read from the file, never whole in memory
+                 file.open(r.body_file, std::ios::binary);
+                 in = &file;
+             } else {
+                 memory.str(r.body);
+             }
+             return json_result(202, s.batch.upload_csv(c, category, query_param(r.target, "query_date"), query_param(r.target, "file_identifier"), *in));
+         }},
+        {"GET", "/api/v1/batch/reinquiry/{reception_number}", A::facility,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.batch.status(c, r.params[0])); }},
+        {"GET", "/api/v1/batch/reinquiry/{reception_number}/result", A::facility,
+         [](Service& s, Caller const& c, Request const& r) {
+             HttpResult out{200, "application/x-ndjson; charset=utf-8", ""};
+             out.stream = s.batch.result_pages(c, r.params[0]);  // page by page: never the whole result at once
+             return out;
+         }},
+        {"POST", "/api/v1/reference-numbers", A::facility,
+         [](Service& s, Caller const& c, Request const& r) {
+             if (r.content_type.rfind("text/csv", 0) == 0) return json_result(200, s.inquiry.register_reference_numbers_csv(c, r.body));
+             int status = 201;
+             json out = s.inquiry.register_reference_number(c, parse_json_body(r.body), status);
+             return json_result(status, out);
+         }},
+        {"POST", "/api/v1/fallback-verifications", A::facility,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.ledger.record_fallback(c, parse_json_body(r.body))); }},
+        {"POST", "/api/v1/devices", A::manager,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.ledger.add_device(c, parse_json_body(r.body))); }},
+        {"GET", "/api/v1/devices", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.ledger.list_devices(c)); }},
+        {"POST", "/api/v1/devices/{device_id}/checks", A::manager,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.ledger.add_check(c, r.params[0], parse_json_body(r.body))); }},
+        {"GET", "/api/v1/devices/{device_id}/checks", A::facility,
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.ledger.checks(c, r.params[0])); }},
+        {"POST", "/api/v1/oqs/OQSmuquc01req", A::facility, xml_file<&OqsDesk::bulk_upload>},
+        {"POST", "/api/v1/oqs/OQSmuhvq01req", A::facility, xml_file<&OqsDesk::consented_upload_home_care>},
+        {"POST", "/api/v1/oqs/OQSmuonq01req", A::facility, xml_file<&OqsDesk::consented_upload_online>},
+        {"POST", "/api/v1/oqs/OQSsiquc01req", A::facility, xml_file<&OqsDesk::single>},
+        {"POST", "/api/v1/oqs/OQSsiimm01req", A::facility, xml_file<&OqsDesk::reference_number>},
+        {"POST", "/api/v1/oqs/OQSmuimm01req", A::facility, xml_file<&OqsDesk::reference_numbers>},
+        {"POST", "/api/v1/oqs/OQSmuquc02req", A::facility, xml_file<&OqsDesk::bulk_download>},
+        {"GET", "/api/v1/history/inquiries", A::facility,
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(200, s.inquiry.inquiry_history(c, query_param(r.target, "from"), query_param(r.target, "to")));
+         }},
+        {"GET", "/api/v1/history/viewings", A::facility,
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(200, s.inquiry.viewing_history(c, query_param(r.target, "from"), query_param(r.target, "to")));
+         }},
+    };
+    return all;
+}
+
+}  // namespace
+
+bool allowed(Access a, Caller const& c) {
+    switch (a) {
+        case Access::anyone: return true;
+        case Access::operator_: return c.kind == Caller::Kind::admin;
+        case Access::facility: return c.kind == Caller::Kind::facility;
+        case Access::manager: return c.kind == Caller::Kind::facility && c.role == Caller::Role::manager;
+        case Access::facility_or_mobile: return c.kind == Caller::Kind::facility || c.kind == Caller::Kind::mobile;
+        case Access::monitor: return c.kind == Caller::Kind::admin || (c.kind == Caller::Kind::anonymous && c.subject == "kyotaku-monitor");
+    }
+    return false;
+}
+
+// The routes whose answers can carry a patient's eligibility or medical information. Each answers through the
+// decision path (InquiryDesk::answer_eligibility or DecisionPath::viewing); the route-table test probes each.
+// (The relay sends OQSmuhvq02req, OQSmuonq02req and OQSmuimm02req files to the one download, OQSmuquc02req.)
+constexpr std::array<std::pair<char const*, char const*>, 6> disclosing_routes{{
+    {"POST", "/api/v1/reinquiry"},
+    {"POST", "/api/v1/medical-info"},
+    {"GET", "/api/v1/batch/reinquiry/{reception_number}/result"},
+    {"POST", "/api/v1/oqs/OQSsiquc01req"},
+    {"POST", "/api/v1/oqs/OQSmuquc02req"},
+    {"POST", "/api/v1/withdrawal/lookup"},
+}};
+
+namespace {
+// The consent page's files and the rule workbench: routes matched by their path's beginning, before the API's, each
+// answering every method itself (405, or the workbench's own 403). `label` names the route in logs, metrics and
+// route_table; `run` answers nullopt for a path under the prefix that is not one of its own.
+struct PageRoute {
+    char const* prefix;
+    bool exact;  // the path is the prefix itself
+    char const* label;
+    Access access;  // what route_table documents; the handler checks it
+    std::optional<HttpResult> (*run)(Service&, Caller const&, HttpRequest const&, std::string const& path, Site const&);
+};
+
+RulesWeb const& no_rules_web() {
+    static RulesWeb const none;
+    return none;
+}
+ConsentPageFiles const& no_page_files() {
+    static ConsentPageFiles const none;
+    return none;
+}
+
+std::optional<HttpResult> rules_web(Service&, Caller const& c, HttpRequest const& r, std::string const& path, Site const& site) {
+    return rules_web_route(site.rules_web ? *site.rules_web : no_rules_web(), c, r.method, path);
+}
+std::optional<HttpResult> page_files(Service& s, Caller const&, HttpRequest const& r, std::string const& path, Site const& site) {
+    return (site.pages ? *site.pages : no_page_files()).serve(s, r.method, path, r.page);
+}
+
+// The signed rule bundle's keys and the rule workbench (rules_web.cpp), then the consent page (/c/{token}) and its
+// files (/web/{file}: static_files.cpp).
+constexpr std::array<PageRoute, 4> page_routes{{
+    {"/web/trust.json", true, "/web/{file}", Access::anyone, rules_web},
+    {"/admin/workbench", false, "/admin/workbench/{file}", Access::operator_, rules_web},
+    {"/c/", false, "/c/{token}", Access::anyone, page_files},
+    {"/web/", false, "/web/{file}", Access::anyone, page_files},
+}};
+}  // namespace
+
+std::vector<RouteInfo> route_table() {
+    std::vector<RouteInfo> out;
+    for (auto const& r : routes()) {
+        bool discloses = false;
+        for (auto const& [m, p] : disclosing_routes) discloses = discloses || (r.method == std::string_view(m) && r.path == std::string_view(p));
+        out.push_back({r.method, r.path, r.access, discloses});
+    }
+    for (auto const& p : page_routes)
+        if (std::none_of(out.begin(), out.end(), [&](RouteInfo const& i) { return i.path == p.label; }))
+            out.push_back({"GET", p.label, p.access, false});
+    return out;
+}
+
+char const* access_name(Access a) {
+    switch (a) {
+        case Access::anyone: return "anyone";
+        case Access::operator_: return "operator";
+        case Access::facility: return "facility";
+        case Access::manager: return "manager";
+        case Access::facility_or_mobile: return "facility_or_mobile";
+        case Access::monitor: return "monitor";
+    }
+    return "?";
+}
+
+namespace {
+Error refusal(Access a) {
+    return forbidden(a == Access::manager ? "施設の管理者の証明書が必要です" : "この API を使える証明書ではありません",
+                     std::string("this route needs: ") + access_name(a));
+}
+}  // namespace
+
+BodyPlan plan_body(Caller const& caller, std::string const& method, std::string const& target, ConnectionLimits const& limits) {
+    BodyPlan plan{std::nullopt, limits.anonymous_body, false, {}};
+    std::string const path = target.substr(0, target.find('?'));
+    std::vector<std::string> params;
+    for (auto const& r : routes()) {
+        if (method != r.method || !match_route(r.path, path, params)) continue;
+        plan.route = r.path;
+        if (!allowed(r.access, caller)) {
+            plan.refusal = error_result(refusal(r.access));
+            return plan;  // a small body is read and refused by the route; a larger one is refused before it is read
+        }
+        bool const office = caller.kind == Caller::Kind::facility || caller.kind == Caller::Kind::admin;
+        if (!office || r.access == Access::anyone) return plan;
+        plan.spool = spooled_request(method, target);
+        plan.limit = plan.spool ? limits.spooled_body : path.rfind("/api/v1/oqs/", 0) == 0 ? limits.xml_body : limits.memory_body;
+        return plan;
+    }
+    return plan;  // no such route (404/405 from Router::handle): nothing to read
+}
+
+bool spooled_request(std::string const& method, std::string const& target) {
+    return method == "POST" && target.substr(0, target.find('?')) == "/api/v1/batch/reinquiry";
+}
+
+Router::Router(Service& service, Site site) : service_(service), site_(site) {}
+
+HttpResult Router::handle(Caller const& caller, std::string const& method, std::string const& target,
+                          std::string const& content_type, std::string const& body) const {
+    return handle(caller, HttpRequest{method, target, content_type, body, {}, {}});
+}
+
+HttpResult Router::handle(Caller const& caller, HttpRequest const& http) const {
+    std::string const path = http.target.substr(0, http.target.find('?'));
+    std::string route;
+    auto answer = [&]() -> HttpResult {
+        for (auto const& p : page_routes) {
+            if (p.exact ? path != p.prefix : path.rfind(p.prefix, 0) != 0) continue;
+            if (auto r = p.run(service_, caller, http, path, site_)) {
+                route = p.label;
+                return std::move(*r);
+            }
+        }
+        bool path_known = false;
+        Request request{http.target, http.content_type, http.body, {}, http.body_file, site_};
+        for (auto const& r : routes()) {
+            if (!match_route(r.path, path, request.params)) continue;
+            path_known = true;
+            route = r.path;
+            if (http.method != r.method) continue;
+            if (!allowed(r.access, caller)) throw refusal(r.access);
+            return r.run(service_, caller, request);
+        }
+        if (path_known) return error_result(405, "", "このパスでは " + http.method + " は使えません / method not allowed");
+        return error_result(404, "", "そのような API はありません / no such route: " + path);
+    };
+    HttpResult result;
+    try {
+        result = answer();
+    } catch (Error const& e) {
+        result = error_result(e);
+    } catch (DatabaseError const& e) {
+        log_error("database", e.what());
+        result = error_result(500, "", "サーバ内部のエラー (データベース) / internal error (database)");
+    } catch (std::exception const& e) {
+        log_error("internal", e.what());
+        result = error_result(500, "", "サーバ内部のエラー / internal error");
+    }
+    result.route = std::move(route);
+    return result;
+}
+
+}  // namespace kyotaku::server

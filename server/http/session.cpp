@@ -1,0 +1,270 @@
+#include "http/session.hpp"
+
+#include "core/ids.hpp"
+#include "http/callers.hpp"
+#include "http/idempotency.hpp"
+#include "http/json_codec.hpp"
+#include "ops/observability.hpp"
+#include "ops/runtime.hpp"
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast.hpp>
+#include <boost/beast/ssl.hpp>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <optional>
+
+namespace kyotaku::server {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+
+namespace {
+
+// One attribute of a certificate subject as UTF-8 ("" when absent); an attribute given twice is refused ("\x01").
+std::string subject_attribute(X509_NAME* name, int nid) {
+    int at = X509_NAME_get_index_by_NID(name, nid, -1);
+    if (at < 0) return {};
+    if (X509_NAME_get_index_by_NID(name, nid, at) >= 0) return "\x01";
+    unsigned char* utf8 = nullptr;
+    int n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, at)));
+    if (n < 0) return "\x01";
+    std::string out(reinterpret_cast<char*>(utf8), std::size_t(n));
+    OPENSSL_free(utf8);
+    return out;
+}
+
+Caller identify(SSL* ssl, Service& service) {
+    X509* cert = SSL_get1_peer_certificate(ssl);
+    if (!cert) return {};
+    struct Free {
+        X509* x;
+        ~Free() { X509_free(x); }
+    } free_cert{cert};
+    if (SSL_get_verify_result(ssl) != X509_V_OK) return {};
+    X509_NAME* name = X509_get_subject_name(cert);
+    return caller_from_subject(service, subject_attribute(name, NID_commonName), subject_attribute(name, NID_organizationalUnitName),
+                               subject_attribute(name, NID_title));
+}
+
+// What one request leaves behind: a log line and its metrics, written when the request ends (also when the
+// client goes away mid-response).
+struct RequestTrace {
+    Runtime& rt;
+    RequestRecord record;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    ~RequestTrace() {
+        record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        try {
+            log_request(record);
+            rt.requests.record(record);
+        } catch (...) {  // out of memory while logging: the request is answered all the same
+        }
+    }
+};
+
+// One connection: requests read within the limits (limits.hpp), each phase with its own deadline; a request's body is
+// read only as far as its route takes from this caller (plan_body), large uploads spooled to the private directory.
+net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, SessionShared& shared, ConnectionCounter::Slot) {
+    Runtime& rt = shared.runtime;
+    ConnectionLimits const& limits = shared.limits;
+    Router const& router = shared.router;
+    ++rt.connections_open;
+    struct Closed {
+        Runtime& rt;
+        ~Closed() { --rt.connections_open; }
+    } closed{rt};
+    Service& service = router.service();
+    auto& socket = beast::get_lowest_layer(stream);
+    socket.expires_after(limits.handshake);
+    co_await stream.async_handshake(ssl::stream_base::server, net::use_awaitable);
+    Caller caller = identify(stream.native_handle(), service);
+    beast::flat_buffer buffer;
+    for (;;) {
+        beast::error_code ec;
+        if (buffer.size() == 0) {  // waiting for the next request (keep-alive), then its header has its own deadline
+            socket.expires_after(limits.idle);
+            buffer.commit(co_await stream.async_read_some(buffer.prepare(4096), net::redirect_error(net::use_awaitable, ec)));
+            if (ec) break;
+        }
+        http::request_parser<http::empty_body> head;
+        head.header_limit(std::uint32_t(limits.header_bytes));
+        // (Not boost::none: Boost 1.74 compares a content length against an empty optional as "too large".)
+        head.body_limit(limits.spooled_body);
+        socket.expires_after(limits.header);
+        co_await http::async_read_header(stream, buffer, head, net::redirect_error(net::use_awaitable, ec));
+        if (ec == http::error::end_of_stream || ec == net::ssl::error::stream_truncated || ec == net::error::eof || ec == beast::error::timeout ||
+            ec == net::error::connection_reset)
+            break;  // the client closed, or an idle connection timed out: nothing to answer
+        RequestTrace trace{rt, {}};
+        trace.record.request_id = new_id().substr(0, 16);
+        std::string const method(head.get().method_string()), target(head.get().target());
+        // The method as a label of logs and metrics: one of the known verbs, never the client's text (a label per
+        // invented method would grow the metrics without bound).
+        trace.record.method = head.get().method() == http::verb::unknown ? std::string("other") : method;
+        Caller who = caller;
+        try {
+            if (!ec && caller.kind == Caller::Kind::anonymous && head.get().count("X-Kyotaku-Url-Token"))
+                who = mobile_caller(service, std::string(head.get()["X-Kyotaku-Url-Token"]));
+        } catch (std::exception const& e) {  // the database failing while a URL token is checked: the caller stays nobody
+            log_error("url_token", e.what());
+        }
+        trace.record.role = role_of(who);
+        trace.record.facility = who.facility_code;
+        // body_limit here: the header is whole but announces more than any route takes (1 GiB); the route's plan
+        // still decides between refusing the caller (403) and the size (413, naming the route's own limit).
+        bool const header_whole = !ec || ec == http::error::body_limit;
+        BodyPlan const plan = header_whole ? plan_body(who, method, target, limits) : BodyPlan{};
+        std::optional<HttpResult> early;  // answered without reading the body
+        if (!ec && head.content_length() && *head.content_length() > plan.limit) early = plan.refusal;
+        if (!ec && head.content_length() && *head.content_length() > plan.limit && !early) ec = http::error::body_limit;
+        std::optional<SpoolFile> spool;
+        http::request<http::string_body> req;
+        if (!ec && !early && plan.spool) {
+            spool.emplace(shared.spool_dir);
+            http::request_parser<http::file_body> parser{std::move(head)};
+            parser.body_limit(plan.limit);
+            socket.expires_after(limits.upload);
+            beast::file file;
+            if (spool->ok()) file.native_handle(::dup(spool->fd));
+            if (!spool->ok() || !file.is_open()) ec = http::error::body_limit;
+            else parser.get().body().reset(std::move(file), ec);
+            if (!ec) co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+            if (!ec) {
+                auto spooled = parser.release();
+                spooled.body().close();
+                std::error_code size_error;
+                trace.record.bytes_in = std::filesystem::file_size(spool->path, size_error);
+                req.base() = spooled.base();
+            }
+        } else if (!ec && !early) {
+            http::request_parser<http::string_body> parser{std::move(head)};
+            parser.body_limit(plan.limit);
+            socket.expires_after(limits.body);
+            co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+            if (!ec) req = parser.release();
+            trace.record.bytes_in = req.body().size();
+        }
+        if (ec == beast::error::timeout) break;
+        http::response<http::string_body> res;
+        if (ec || early) {
+            // A malformed or oversized request is the client's mistake, a refused one is refused before its body is
+            // read: answer 4xx, then close.
+            if (ec == http::error::body_limit && plan.refusal) early = plan.refusal;
+            HttpResult r = early                           ? *early
+                           : ec == http::error::body_limit ? error_result(413, "", "本文が大きすぎます / body too large (at most " +
+                                                                                    std::to_string(plan.limit) + " bytes for this route)")
+                                                           : error_result(400, "", "HTTP リクエストが不正です / malformed request: " + ec.message());
+            trace.record.status = r.status;
+            trace.record.route = plan.route;
+            trace.record.bytes_out = r.body.size();
+            res.result(http::status(r.status));
+            res.set(http::field::content_type, r.content_type);
+            res.set("X-Request-Id", trace.record.request_id);
+            res.body() = r.body;
+            res.keep_alive(false);
+            res.prepare_payload();
+            socket.expires_after(limits.body);
+            co_await http::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));
+            break;
+        }
+        // While the answer is computed the batch worker waits before its next chunk commits (interactive first);
+        // not while it is written to a client, however slowly that client reads.
+        struct End {
+            Service& s;
+            std::optional<std::uint64_t> ticket;
+            void release() {
+                if (ticket) s.request_end(*ticket);
+                ticket.reset();
+            }
+            ~End() { release(); }
+        } end{service, service.request_begin()};
+        HttpResult r;
+        try {
+            RequestScope scope(trace.record.request_id);
+            HttpRequest request{method,
+                                target,
+                                std::string(req[http::field::content_type]),
+                                std::move(req.body()),
+                                spool ? spool->path : std::string(),
+                                {std::string(req[http::field::accept_encoding]), std::string(req[http::field::if_none_match])}};
+            auto run = [&] { return router.handle(who, request); };
+            // The relay's file uploads carry an Idempotency-Key: a repeat gets the first answer, never a second job.
+            r = req.count("Idempotency-Key") && idempotent_route(method, target)
+                    ? answer_once(shared.idempotent, service.context.clock, who, std::string(req["Idempotency-Key"]),
+                                  request.body, run)
+                    : run();
+        } catch (std::exception const& e) {  // the Idempotency-Key store failing: answered, not dropped
+            log_error("request", e.what());
+            r = error_result(500, "", "サーバの内部エラーです / internal server error");
+        }
+        end.release();
+        trace.record.status = r.status;
+        trace.record.route = r.route;
+        socket.expires_after(limits.body);
+        if (r.stream) {
+            // Chunked: the header, then each part as it is made, then the last chunk.
+            http::response<http::empty_body> header{http::status(r.status), req.version()};
+            header.set(http::field::server, "kyotaku");
+            header.set(http::field::content_type, r.content_type);
+            header.set("X-Request-Id", trace.record.request_id);
+            for (auto const& [name, value] : r.headers) header.set(name, value);
+            header.keep_alive(req.keep_alive());
+            header.chunked(true);
+            http::response_serializer<http::empty_body> sr{header};
+            co_await http::async_write_header(stream, sr, net::use_awaitable);
+            for (;;) {
+                std::string part;
+                {
+                    RequestScope scope(trace.record.request_id);
+                    auto const ticket = service.request_begin();  // each part is computed like an answer
+                    struct Leave {
+                        Service& s;
+                        std::uint64_t t;
+                        ~Leave() { s.request_end(t); }
+                    } leave{service, ticket};
+                    part = r.stream();
+                }
+                if (part.empty()) break;
+                trace.record.bytes_out += part.size();
+                socket.expires_after(limits.body);
+                co_await net::async_write(stream, http::make_chunk(net::buffer(part)), net::use_awaitable);
+            }
+            co_await net::async_write(stream, http::make_chunk_last(), net::use_awaitable);
+            if (!req.keep_alive()) break;
+            continue;
+        }
+        res.result(http::status(r.status));
+        res.version(req.version());
+        res.set(http::field::server, "kyotaku");
+        res.set(http::field::content_type, r.content_type);
+        res.set("X-Request-Id", trace.record.request_id);
+        for (auto const& [name, value] : r.headers) res.set(name, value);
+        res.keep_alive(req.keep_alive());
+        trace.record.bytes_out = r.body.size();
+        res.body() = std::move(r.body);
+        res.prepare_payload();
+        co_await http::async_write(stream, res, net::use_awaitable);
+        if (!res.keep_alive()) break;
+    }
+    beast::error_code ec;
+    socket.expires_after(limits.handshake);
+    co_await stream.async_shutdown(net::redirect_error(net::use_awaitable, ec));
+}
+
+}  // namespace
+
+void start_session(tcp::socket socket, ssl::context& tls, SessionShared& shared, ConnectionCounter::Slot slot) {
+    auto executor = socket.get_executor();
+    net::co_spawn(executor, session(ssl::stream<beast::tcp_stream>(std::move(socket), tls), shared, std::move(slot)),
+                  [](std::exception_ptr) { /* a client that goes away mid-request is not the server's problem */ });
+}
+
+}  // namespace kyotaku::server
