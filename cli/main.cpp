@@ -8,7 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #ifdef KYOTAKU_WITH_SERVER
-#include "app/app.hpp"
+#include "ops/preflight.hpp"
 #include "ops/relay.hpp"
 #endif
 
@@ -51,7 +51,7 @@ std::shared_ptr<Program const> load_or_report(std::string const& path, std::vect
     auto r = load_trusted_rules(path, trusted_keys(trust), &diags);
     if (!r.program) {
         if (!diags.empty()) std::cerr << format_diagnostics(diags);
-        else std::cerr << "kyotaku: " << path << ": " << r.error << "\n";
+        else std::cerr << "kyotaku: " << path << ": " << r.describe() << "\n";
     }
     return r.program;
 }
@@ -176,8 +176,14 @@ int cmd_fmt(std::vector<std::string> const& files, bool write, bool check) {
     return status;
 }
 
-int cmd_compile(std::string const& rules, std::string const& output, std::string const& emit_cpp_path, std::string const& sign_key,
-                bool strict) {
+int cmd_compile(std::string const& rules, std::string const& output, std::string const& emit_cpp_path, std::string const& cpp_namespace,
+                std::string const& sign_key, bool strict) {
+    if (!valid_cpp_namespace(cpp_namespace)) {
+        std::cerr << "kyotaku compile: --namespace \"" << cpp_namespace
+                  << "\": C++ の名前空間名ではありません (英数字と _ の識別子を :: でつなぐ。予約語・std は不可) / not a C++ namespace "
+                     "(identifiers of letters, digits and _ joined by ::; no keyword, no std)\n";
+        return 2;
+    }
     std::vector<Diagnostic> diags;
     auto sources = read_rule_sources(rules, diags);
     if (!diags.empty()) {
@@ -193,11 +199,12 @@ int cmd_compile(std::string const& rules, std::string const& output, std::string
     }
     if (!emit_cpp_path.empty()) {
         std::ofstream cpp(emit_cpp_path, std::ios::trunc);
-        if (!cpp || !(cpp << emit_cpp(*c.program, "generated_rules"))) {
+        if (!cpp || !(cpp << emit_cpp(*c.program, cpp_namespace, "generated_rules"))) {
             std::cerr << "kyotaku: " << emit_cpp_path << ": 書き込めません / cannot write\n";
             return 1;
         }
-        std::cout << emit_cpp_path << ": C++ for kyotaku::generated_rules (source hash " << std::hex << c.program->source_hash << std::dec << ")\n";
+        std::cout << emit_cpp_path << ": C++ for " << cpp_namespace << "::generated_rules (source hash " << std::hex
+                  << c.program->source_hash << std::dec << ")\n";
         if (output.empty()) return 0;
     }
     std::string bytes = save_bundle(*c.program);
@@ -246,7 +253,7 @@ int cmd_verify_bundle(std::string const& bundle, std::string const& sources_dir,
         }
     auto r = load_bundle(bytes, hash);
     if (!r.program) {
-        std::cerr << "kyotaku: " << bundle << ": " << r.error << "\n";
+        std::cerr << "kyotaku: " << bundle << ": " << r.describe() << "\n";
         return 1;
     }
     BundleParts const parts = split_bundle(bytes);
@@ -320,6 +327,9 @@ int cmd_keygen(std::string const& name) {
 int main(int argc, char** argv) {
     CLI::App app{"kyotaku — 居宅同意取得型 オンライン資格確認のルールエンジン (rule engine for home-visit online eligibility verification)"};
     app.require_subcommand(1);
+    // `kyotaku --version`: the package's version and the rule compiler's (what a bundle records), then exit 0.
+    app.set_version_flag("--version", std::string("kyotaku ") + KYOTAKU_VERSION + " (" + compiler_version + ")",
+                         "版を表示して終わる / print the version and exit");
     std::string rules = "rules", input, json, output, sources;
     bool verbose = false, write = false, check = false, strict = false, full = false, check_json = false;
     std::vector<std::string> files, trust;
@@ -362,6 +372,10 @@ int main(int argc, char** argv) {
     comp->add_option("-o,--output", output, "出力するバンドル / bundle to write");
     comp->add_option("--emit-cpp", emit_cpp_path,
                      "ルールを C++ のソースとしても書き出す (kyotaku/generated.hpp) / also write the rules as C++ source");
+    std::string cpp_namespace = "kyotaku";
+    comp->add_option("--namespace", cpp_namespace,
+                     "--emit-cpp の GeneratedRules を置く名前空間 (既定 kyotaku。二つのルールセットを一つのプログラムに) / the namespace of "
+                     "the emitted generated_rules (default kyotaku; two rule sets in one program)");
     std::string sign_key;
     comp->add_option("--sign", sign_key, "Ed25519 の秘密鍵 (PEM) でバンドルに署名する / sign the bundle with this Ed25519 private key (PEM)");
     comp->add_flag("--strict", strict, "警告もエラーにする / treat warnings as errors");
@@ -419,7 +433,20 @@ int main(int argc, char** argv) {
     rel->add_option("--cert", relay_options.cert, "施設のクライアント証明書 / the facility's client certificate")->required();
     rel->add_option("--key", relay_options.key, "その秘密鍵 / its private key")->required();
     rel->add_option("--settle-ms", relay_options.settle_ms, "書き込みが終わったとみなす静止時間 / quiet time before a file is read")->capture_default_str();
-    rel->add_flag("--once", relay_options.once, "今ある要求に答えたら終わる / answer what is there, then exit");
+    rel->add_option("--connect-timeout-ms", relay_options.connect_timeout_ms,
+                    "名前解決・接続・TLS ハンドシェイクそれぞれの期限 / deadline of each of resolving, connecting and the TLS handshake")
+        ->capture_default_str()->check(CLI::Range(1, 3'600'000));
+    rel->add_option("--answer-timeout-ms", relay_options.answer_timeout_ms,
+                    "要求の送信と応答の受信それぞれの期限 / deadline of sending the request, and of reading the answer")
+        ->capture_default_str()->check(CLI::Range(1, 3'600'000));
+    rel->add_option("--retry-ms", relay_options.retry_ms, "失敗の後の最初の待ち時間 (毎回倍、最大1分) / first wait after a failure (doubled each time, at most a minute)")
+        ->capture_default_str()->check(CLI::Range(1, 60'000));
+    rel->add_option("--attempts", relay_options.max_attempts,
+                    "送信の試行回数 (超えるとエラー結果) / send attempts before the file gets an error result")
+        ->capture_default_str()->check(CLI::Range(1, 1000));
+    rel->add_flag("--once", relay_options.once,
+                  "今ある要求に答えたら終わる。終了コード 0 すべて回答、1 エラー結果あり、2 起動できない、3 req に残った要求あり、4 SIGTERM で中断 / "
+                  "answer what is there, then exit: 0 all answered, 1 some error results, 2 could not start, 3 some left in req/, 4 stopped by SIGTERM");
 #endif
     try {
         app.parse(argc, argv);
@@ -438,7 +465,7 @@ int main(int argc, char** argv) {
             std::cerr << "kyotaku compile: -o か --emit-cpp が必要です / -o or --emit-cpp is required\n";
             return 2;
         }
-        return cmd_compile(rules, output, emit_cpp_path, sign_key, strict);
+        return cmd_compile(rules, output, emit_cpp_path, cpp_namespace, sign_key, strict);
     }
     if (*ver) return cmd_verify_bundle(output, sources, trust);
 #ifdef KYOTAKU_WITH_SERVER
@@ -454,11 +481,7 @@ int main(int argc, char** argv) {
             }
         auto config = kyotaku::server::resolve_serve_config(sources);
         if (check_config) return kyotaku::server::check_config(config);
-        if (!config.ok()) {
-            for (auto const& e : config.errors) std::cerr << "kyotaku serve: " << e << "\n";
-            return 2;
-        }
-        return kyotaku::server::serve(config.options);
+        return kyotaku::server::start_server(config);
     }
     if (*rel) return kyotaku::server::relay(relay_options);
 #endif

@@ -8,7 +8,9 @@
 // into the page's WebAssembly module.
 #pragma once
 
+#include "contract/rule_contract.hpp"
 #include "kyotaku/engine.hpp"
+#include "kyotaku/message.hpp"
 
 #include <memory>
 #include <optional>
@@ -19,7 +21,7 @@ namespace kyotaku::consent {
 
 /// What the server says about the facility behind the URL (embedded in the page, or GET /api/v1/consent/page).
 struct Facility {
-    std::string kind;            ///< 施設区分: 医科 / 歯科 / 薬局 / 訪問看護ステーション
+    std::string kind;                ///< 施設区分: 医科 / 歯科 / 薬局 / 訪問看護ステーション
     bool home_care_feature = false;  ///< 環境設定: 訪問診療等機能
     bool online_feature = false;     ///< 環境設定: オンライン診療等機能
 };
@@ -29,8 +31,7 @@ char const* to_string(Step step);
 
 /// Why a step was refused: a plain Japanese sentence for the patient and English for developers and logs.
 /// Empty when the step was accepted.
-struct Problem {
-    std::string ja, en;
+struct Problem : Message {
     explicit operator bool() const { return !ja.empty(); }
 };
 
@@ -39,9 +40,12 @@ std::string wareki_of(std::string const& iso);
 
 class Flow {
 public:
-    /// `today` is the day the patient consents (the server's date, passed in: no hidden clock). Throws
-    /// std::runtime_error naming the let or decision the rules lack.
+    /// `today` is the day the patient consents (the server's date, passed in: no hidden clock). The rules are
+    /// bound to the rule contract (the server's) once, here. Throws std::runtime_error naming the let or decision
+    /// the rules lack (its what() is the message's text(); contract_error() has the two languages apart).
     Flow(std::shared_ptr<Program const> rules, Facility facility, Date today);
+    /// The same over rules already bound to the contract (RuleContract::bind, whose error names what they lack).
+    Flow(RuleContract contract, Facility facility, Date today);
 
     Step step() const { return step_; }
     bool online() const { return online_; }
@@ -61,10 +65,10 @@ public:
     Problem set_appointment(std::string const& date);  ///< ISO or 和暦
     /// The last 診療予約日 the rules accept (診療予約日の最終日), when they bound it.
     std::optional<Date> last_appointment() const;
-    std::vector<std::string> choices() const;              ///< 同意の選択肢一覧
+    std::vector<std::string> choices() const;  ///< 同意の選択肢一覧
     /// The chosen consent choices; none is a valid answer (the card check is then made without viewing consent).
     Problem choose_items(std::vector<std::string> const& chosen);
-    std::vector<std::string> identity_methods() const;     ///< identity_methods on today (no 目視確認 without staff)
+    std::vector<std::string> identity_methods() const;  ///< identity_methods on today (no 目視確認 without staff)
     Problem choose_identity(std::string const& method);
     /// The card step succeeded (the registration was accepted by the server).
     void finish();
@@ -81,9 +85,12 @@ public:
 private:
     Activation facts_for(std::string const& visit_kind) const;
     bool feature_enabled(Activation const& facts) const;
-    Outcome decide(Activation const& facts, int slot) const;
-    std::vector<std::string> set_values(int slot, Activation const& facts) const;
+    Outcome decide(Activation const& facts, std::uint32_t slot) const;
+    std::vector<std::string> set_values(std::uint32_t slot, Activation const& facts) const;
     std::shared_ptr<Program const> rules_;
+    RuleContract contract_;
+    // One evaluator for the flow's life (each decision's facts are a new Activation, which it notices).
+    mutable Evaluator ev_;
     Facility facility_;
     Date today_;
     Step step_ = Step::visit_kind;

@@ -19,7 +19,7 @@ public:
         std::vector<std::uint8_t> const bytes = emscripten::convertJSArrayToNumberVector<std::uint8_t>(bundle);
         auto loaded = kyotaku::load_bundle(std::string_view(reinterpret_cast<char const*>(bytes.data()), bytes.size()));
         if (!loaded.program) {
-            error_ = loaded.error;
+            error_ = loaded.message.text();
             return;
         }
         program_ = loaded.program;

@@ -118,7 +118,7 @@ public:
         std::vector<std::uint8_t> const data = emscripten::convertJSArrayToNumberVector<std::uint8_t>(bytes);
         auto loaded = kyotaku::load_bundle(std::string_view(reinterpret_cast<char const*>(data.data()), data.size()));
         baseline_ = loaded.program;
-        return result_json(baseline_ != nullptr, loaded.error);
+        return result_json(baseline_ != nullptr, loaded.describe());
     }
 
     // The baseline against the edited rules over `cases` generated cases (kyotaku diff --corpus generated), for

@@ -2,10 +2,13 @@
 // consent choices, the identity methods, whether a 診療予約日 is acceptable, whether staff are present) comes
 // from the rule engine in WebAssembly (page-engine.js), given the server's rules and the facility's data that
 // the server wrote into the page. The card is read through hardware-bridge/js, loaded only at the card step;
-// a phone that cannot read the card hands the card step to the staff's device (docs/consent-page.md).
+// a phone that cannot read the card hands the card step to the staff's device, or, for online care, to the
+// patient's own or a family member's computer with a reader (docs/consent-page.md). Which way comes first depends
+// on the device: a phone offers a USB reader only once one is granted or the patient asks for it, and never the
+// computer program (kyotaku-bridge).
 // The PIN goes from the input straight to the card: it is never stored, logged or sent to the server, and in a
 // hand-off it is typed on the staff's device, never on the phone.
-import { openFlow } from './page-engine.js';
+import { openFlow, startEngine } from './page-engine.js';
 
 const $ = (id) => document.getElementById(id);
 const token = decodeURIComponent(location.pathname.replace(/^\/c\//, ''));
@@ -14,7 +17,12 @@ const STATE_KEY = `kyotaku-page:${token}`;  // sessionStorage: the choices, neve
 const BRIDGE_KEY = 'kyotaku-bridge';
 const BRIDGE_URL = 'ws://127.0.0.1:39211/';
 const CHOOSER_TIMEOUT_MS = 6000;  // a USB device chooser that has not answered by then gets an explanation
-const POLL_MS = 2000;             // how often the phone asks whether the staff's device has finished
+const POLL_MS = 2000;             // how often the phone asks whether the staff's device (or the computer) has finished
+const API_TIMEOUT_MS = 30000;     // a server answer that has not come by then is a lost connection
+const MODULE_TIMEOUT_MS = 20000;  // the card step's code that has not arrived by then: the same
+// How long the card reader program on this computer may take to accept the connection: a program that is not
+// running refuses at once; the browser may first ask the person to allow the page to reach it.
+const BRIDGE_CONNECT_MS = 10000;
 const ORDER = ['visit_kind', 'appointment', 'items', 'identity', 'card', 'done'];
 const STEP_SCREEN = { visit_kind: 'visit-kind', appointment: 'appointment', items: 'items', identity: 'identity', card: 'card', done: 'done' };
 const STEP_NAMES = { 'visit-kind': '診療の種類', appointment: '予約日', items: '見てよい情報', identity: '本人確認', card: 'カード', done: '完了' };
@@ -28,16 +36,29 @@ const METHOD_NOTES = {
   暗証番号: 'カードの暗証番号 (数字4けた) を入れます',
   目視確認: '職員が、カードの顔写真とご本人を見比べます (暗証番号は使いません)',
 };
-const isAndroid = /Android/.test(navigator.userAgent);
+// A phone or a tablet held in the hand (its main pointer is a finger), as opposed to a computer with a mouse. It
+// decides which card route comes first, and that a computer program (kyotaku-bridge) is never offered.
+const handheld = () => matchMedia('(pointer: coarse)').matches;
+// What to call this device in a sentence, in the words patients use (never 端末).
+const thisDevice = () => (!handheld() ? 'このパソコン' : Math.min(screen.width, screen.height) >= 600 ? 'このタブレット' : 'このスマートフォン');
 
-const app = { flow: null, transport: null, cards: null, cancelled: false, retry: null, busy: false, handoff: null, claim: null, prefill: {} };
+// route: how this device reads the card ('bridge', 'usb' or 'none', cardRoute()); useUsb: the user asked for the
+// USB reader on a phone; done: the 完了 screen's rows, kept for a reload.
+const app = { flow: null, transport: null, cards: null, cancelled: false, retry: null, busy: false, handoff: null, claim: null, prefill: {},
+  route: 'none', useUsb: false, done: null };
 const problem = (kind, message, extra = {}) => Object.assign(new Error(message), { kind, ...extra });
+// `promise`, or a `kind` problem when it has not settled within `ms` (a download or an answer that stalled).
+function within(ms, promise, kind = 'network') {
+  let timer;
+  const late = new Promise((_, reject) => { timer = setTimeout(() => reject(problem(kind, `no answer within ${ms} ms`)), ms); });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
 
 // ---- screens and history ---------------------------------------------------------------------------------
 
 function renderSteps(current) {
   const steps = ['visit-kind', ...(app.flow && app.flow.online() ? ['appointment'] : []), 'items', 'identity', 'card', 'done'];
-  const mark = { pin: 'card', handoff: 'card' }[current] || current;
+  const mark = { pin: 'card', handoff: 'card', continue: 'card' }[current] || current;
   $('steps').replaceChildren(...steps.map((s) => {
     const li = document.createElement('li');
     li.textContent = STEP_NAMES[s];
@@ -59,8 +80,8 @@ function show(id) {
 function save() {
   if (!app.flow) return;
   const f = app.flow;
-  const state = { step: f.step(), visitKind: f.visitKind(), appointment: f.appointment(), chosen: f.chosen(), identity: f.identityMethod(),
-    handoff: app.handoff, claim: app.claim };
+  const state = app.done ? { done: app.done } : { step: f.step(), visitKind: f.visitKind(), appointment: f.appointment(), chosen: f.chosen(),
+    identity: f.identityMethod(), handoff: app.handoff, claim: app.claim, useUsb: app.useUsb };
   try { sessionStorage.setItem(STATE_KEY, JSON.stringify(state)); } catch { /* private mode: nothing kept */ }
 }
 function saved() {
@@ -71,14 +92,14 @@ function forget() {
 }
 
 // Shows the flow's step; `push` makes it a new history entry, so that Back returns to the screen before.
-function showStep({ push = false } = {}) {
+async function showStep({ push = false } = {}) {
   const step = app.flow.step();
   const screen = STEP_SCREEN[step];
   if (screen === 'visit-kind' && !renderVisitKinds()) return;
   if (screen === 'appointment') renderAppointment();
   if (screen === 'items') renderItems();
   if (screen === 'identity') renderIdentity();
-  if (screen === 'card') renderCard();
+  if (screen === 'card') await refreshCard();
   if (!performance.getEntriesByName('kyotaku:first-usable').length) performance.mark('kyotaku:first-usable');  // for the page test
   const state = { step };
   if (push) history.pushState(state, '');
@@ -92,8 +113,15 @@ window.addEventListener('popstate', (event) => {
   if (!app.flow || app.busy) return;
   const state = event.state || {};
   const target = state.step || 'visit_kind';
+  if (app.done) {  // the consent is registered: 完了 stays
+    history.pushState({ step: 'done' }, '');
+    return show('done');
+  }
   if (app.handoff && !state.handoff) cancelHandoff();
   if (state.handoff && app.handoff) return showHandoff();
+  // Forward onto a hand-off that Back took back: that entry is spent; stay on the card screen it came from, so
+  // that one 戻る goes one screen back.
+  if (state.handoff) return history.back();
   if (app.claim && target !== 'card') {
     // The staff's device leaves a hand-off: the patient's choices are not its to change.
     app.claim = null;
@@ -154,7 +182,8 @@ function renderVisitKinds() {
     show('unavailable');
     return false;
   }
-  radios($('visit-kinds'), 'visit_kind', kinds, app.flow.visitKind() || app.prefill.visitKind, (k) => app.flow.visitKindNote(k));
+  const only = kinds.length === 1 ? kinds[0] : '';  // a single offered kind is chosen already
+  radios($('visit-kinds'), 'visit_kind', kinds, app.flow.visitKind() || app.prefill.visitKind || only, (k) => app.flow.visitKindNote(k));
   return true;
 }
 
@@ -175,7 +204,9 @@ function renderItems() {
   radios($('items'), 'items', app.flow.choices(), chosen, (c) => ITEM_NOTES[c]);
 }
 function renderIdentity() {
-  radios($('identity-methods'), 'identity', app.flow.identityMethods(), app.flow.identityMethod() || app.prefill.identity, (m) => METHOD_NOTES[m]);
+  const methods = app.flow.identityMethods();
+  const only = methods.length === 1 ? methods[0] : '';
+  radios($('identity-methods'), 'identity', methods, app.flow.identityMethod() || app.prefill.identity || only, (m) => METHOD_NOTES[m]);
 }
 
 function summaryRows(list, rows) {
@@ -197,46 +228,74 @@ function choiceRows(consentDate) {
   return rows;
 }
 
-// How this device can read the card, without opening any chooser: the paired bridge, WebUSB, or none.
-function cardRoute() {
+// How this device can read the card, without opening any chooser: the paired bridge; WebUSB on a computer, or on
+// a phone when a reader is already granted (getDevices) or the user asked for it; else none (the hand-off to the
+// staff's device, or the continuation on a computer).
+async function cardRoute() {
   if (savedBridge()) return 'bridge';
-  return navigator.usb ? 'usb' : 'none';
+  if (!navigator.usb) return 'none';
+  if (!handheld() || app.useUsb) return 'usb';
+  try {
+    const { WebUsbRcs380Transport } = await cardModules();
+    return (await WebUsbRcs380Transport.granted()) ? 'usb' : 'none';
+  } catch {
+    return 'none';
+  }
+}
+async function refreshCard() {
+  app.route = await cardRoute();
+  renderCard();
 }
 
 function renderCard() {
-  const handed = !!app.claim;  // the staff's device doing the card step of a phone's session
+  const handed = !!app.claim;  // this device does the card step of a session started on a phone
+  const route = app.route;
+  const phone = handheld();
+  const staff = app.flow.staffPresent() && !handed;
+  const alone = !app.flow.staffPresent() && !handed;  // オンライン診療等: the patient, on their own device
   $('handoff-summary').hidden = !handed;
   if (handed) summaryRows($('handoff-choices'), choiceRows());
-  $('passcode-field').hidden = app.flow.identityMethod() !== '目視確認';
+  // 目視確認's passcode is typed where the card is read: never on a phone that hands the card step on.
+  $('passcode-field').hidden = app.flow.identityMethod() !== '目視確認' || route === 'none';
   // The staff say whether this is a preparatory visit (契約や計画策定のための事前の訪問), for the kinds the server
   // asks it for (its page data: the rules' 事前の訪問を尋ねる).
-  $('preparatory-field').hidden = !(info.preparatory_kinds || []).includes(app.flow.visitKind());
+  $('preparatory-field').hidden = !(info.preparatory_kinds || []).includes(app.flow.visitKind()) || route === 'none';
   $('msg-card').textContent = '';
-  const route = cardRoute();
-  const staff = app.flow.staffPresent() && !handed;
+  const cannot = `${thisDevice()}では、マイナンバーカードを読み取れません。`;
   const texts = {
     bridge: 'カードをカードリーダーに置いてから、「カードを読み取る」を押してください。',
-    usb: 'カードをカードリーダー (RC-S380) に置いてから、「カードを読み取る」を押してください。初めてのときは、つないだ機器を選ぶ画面が出ます。',
-    none: staff ? 'この端末では、カードを読み取れません。職員の端末でカードを読み取ります。「職員の端末で読み取る」を押してください。'
-      : handed ? 'この端末でカードを読み取るには、「カード読み取りアプリとつなぐ」を押して、アプリの番号を入れてください。'
-        : 'この端末では、カードを読み取れません。カードリーダーのあるパソコンで、この画面を開き直してください。',
+    usb: 'カードをカードリーダーに置いてから、「カードを読み取る」を押してください。初めてのときは、つないだカードリーダーを選ぶ画面が出ます。',
+    none: staff ? `${cannot}カードリーダーのある職員のタブレットやパソコンで読み取ります。「職員の機器で読み取る」を押してください。`
+      : alone && phone ? `${cannot}カードリーダーをつないだパソコンで、続きをします。選んだ内容は、そのまま引き継がれます。「パソコンで続きをする」を押してください。`
+        : phone ? cannot
+          : 'このブラウザでは、つないだカードリーダーを使えません。カード読み取りアプリがあるときは、「カード読み取りアプリとつなぐ」を押して、アプリの番号を入れてください。',
   };
   $('card-instruction').textContent = texts[route];
-  $('android-usb').hidden = !isAndroid || route === 'bridge';
+  $('card-devices').hidden = route !== 'none' || !alone;
+  const primary = route !== 'none' ? 'card-read' : staff ? 'card-handoff' : alone && phone ? 'card-continue' : phone ? '' : 'card-pairing';
   $('card-read').hidden = route === 'none';
   $('card-back').hidden = handed;  // the patient's choices are changed on the phone, not here
   $('card-handoff').hidden = !staff;
-  $('card-handoff').classList.toggle('primary', route === 'none');
-  $('card-pairing').hidden = route !== 'none' || isAndroid;
-  $('card-pairing').classList.toggle('primary', route === 'none' && !staff);
-  cardModules().catch(() => {});  // fetched now, at the card step, never before
+  $('card-continue').hidden = !(alone && phone);
+  // A phone with WebUSB and no reader granted: USB only when asked for. A computer program never on a phone.
+  $('card-usb').hidden = !(phone && navigator.usb && route === 'none');
+  $('card-pairing').hidden = phone || route === 'bridge';
+  for (const id of ['card-read', 'card-handoff', 'card-continue', 'card-pairing']) $(id).classList.toggle('primary', id === primary);
+  // The primary action first, in the step's bar at the bottom of a phone's screen; the others below.
+  const bar = $('card-read').parentElement;
+  const other = $('card-usb').parentElement;
+  for (const id of ['card-handoff', 'card-continue', 'card-pairing']) {
+    const b = $(id);
+    if (id === primary) bar.insertBefore(b, $('card-cancel'));
+    else other.insertBefore(b, other.querySelector('.to-fallback'));
+  }
 }
 
 function progress(text) { $('card-progress').textContent = text; }
 
 function setBusy(busy) {
   app.busy = busy;
-  for (const id of ['card-read', 'card-back', 'card-handoff', 'card-pairing']) $(id).disabled = busy;
+  for (const id of ['card-read', 'card-back', 'card-handoff', 'card-continue', 'card-usb', 'card-pairing']) $(id).disabled = busy;
   $('card-cancel').hidden = !busy;
 }
 
@@ -245,7 +304,8 @@ function setBusy(busy) {
 async function api(path, body) {
   let r;
   try {
-    r = await fetch(path, body ? { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) } : {});
+    const signal = AbortSignal.timeout(API_TIMEOUT_MS);
+    r = await fetch(path, body ? { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal } : { signal });
   } catch {
     throw problem('network', 'network');
   }
@@ -267,8 +327,8 @@ function loadScript(src, name) {
 
 // The card step's code: the transports and (for WebUSB only, when the reader is opened) the card module.
 function cardModules() {
-  app.cards = app.cards || Promise.all([import('./transports.js'), import('./bridge-client.js')])
-    .then(([t, b]) => ({ ...t, ...b }))
+  app.cards = app.cards || within(MODULE_TIMEOUT_MS, Promise.all([import('./transports.js'), import('./bridge-client.js'), import('./webusb-rcs380.js')]))
+    .then(([t, b, u]) => ({ ...t, ...b, WebUsbRcs380Transport: u.WebUsbRcs380Transport }))
     .catch((e) => { app.cards = null; throw problem('network', e.message); });
   return app.cards;
 }
@@ -298,6 +358,10 @@ async function init() {
   app.retry = init;
   show('loading');
   try {
+    if (typeof globalThis.KyotakuPage !== 'function') throw problem('load', 'kyotaku-page.js');
+    // The module compiles while its last bytes and the rules arrive (streaming), not after them.
+    const engine = startEngine();
+    engine.catch(() => {});  // its failure is reported by openFlow below
     const trust = fetch('/web/trust.json').then((r) => (r.ok ? r.json() : { keys: [] })).catch(() => null);
     let bundle;
     try {
@@ -308,8 +372,7 @@ async function init() {
       throw problem('load', e.message);
     }
     await checkSignature(bundle, await trust);
-    if (typeof globalThis.KyotakuPage !== 'function') throw problem('load', 'kyotaku-page.js');
-    app.flow = await openFlow(bundle, info).catch((e) => { throw problem('load', e.message); });
+    app.flow = await openFlow(engine, bundle, info).catch((e) => { throw problem('load', e.message); });
   } catch (e) {
     return fail(e);
   }
@@ -319,9 +382,11 @@ async function init() {
 // After a reload: the same step with the same choices; a hand-off in progress goes on.
 function restore() {
   const s = saved() || {};
+  if (s.done) return showDone(s.done);  // a reload on 完了: the consent is registered, say so again
   app.prefill = s;
   app.handoff = s.handoff || null;
   app.claim = s.claim || null;
+  app.useUsb = !!s.useUsb;
   const target = s.step || 'visit_kind';
   while (ORDER.indexOf(app.flow.step()) < ORDER.indexOf(target) && target !== 'done' && replayStep()) { /* forward */ }
   const code = (location.hash.match(/^#handoff=(\d{6})$/) || [])[1];
@@ -332,12 +397,18 @@ function restore() {
     $('handoff-code-input').value = code;
     return claimHandoff();
   }
-  showStep();
-  if (app.handoff) showHandoff();
+  showStep().then(() => {
+    if (!app.handoff) return;
+    history.replaceState({ step: 'card', handoff: true }, '');  // Back still takes the hand-off back
+    showHandoff();
+  });
 }
 
 // ---- the card ------------------------------------------------------------------------------------------
 
+function forgetBridge() {
+  try { localStorage.removeItem(BRIDGE_KEY); } catch { /* nothing kept */ }
+}
 function savedBridge() {
   try {
     const s = JSON.parse(localStorage.getItem(BRIDGE_KEY) || 'null');
@@ -380,6 +451,7 @@ async function readCard() {
   app.cancelled = false;
   const method = app.flow.identityMethod();
   const passcode = $('visual-passcode').value.normalize('NFKC').replace(/\s/g, '');
+  await refreshCard();  // after pairing, or a reader chosen: the screen says what is happening now
   show('card');
   if (method === '目視確認' && !/^\d{4,16}$/.test(passcode)) {
     $('msg-card').textContent = '目視確認のパスコード (数字) を入れてください。';
@@ -394,7 +466,12 @@ async function readCard() {
     const challenge = await api(app.claim ? '/api/v1/consent/handoff/challenge' : '/api/v1/consent/challenge',
       app.claim ? { token, claim: app.claim.claim } : { token });
     checkCancelled();
-    if (!app.transport) app.transport = (await chooseTransport({ bridge: savedBridge(), loadCardModule, chooserTimeoutMs: CHOOSER_TIMEOUT_MS })).transport;
+    // A paired bridge that does not answer is not running: said so (fail), never a USB chooser instead.
+    const bridge = savedBridge();
+    if (!app.transport) {
+      app.transport = (await chooseTransport({ bridge, loadCardModule: bridge ? null : loadCardModule, bridgeTimeoutMs: BRIDGE_CONNECT_MS,
+        chooserTimeoutMs: CHOOSER_TIMEOUT_MS })).transport;
+    }
     progress('カードリーダーにつないでいます…');
     await app.transport.open();
     checkCancelled();
@@ -422,7 +499,7 @@ async function readCard() {
     $('visual-passcode').value = '';
     $('preparatory-visit').checked = false;  // asked again for the next patient
     await app.transport.close().catch(() => {});
-    finish(done.first_visit, app.claim ? '登録が終わりました。患者さんのスマートフォンにも「終わりました」と出ます。カードをカードリーダーから外してください。' : null);
+    finish(done.first_visit, app.claim ? '登録が終わりました。スマートフォンの画面にも「終わりました」と出ます。カードをカードリーダーから外してください。' : null);
   } catch (e) {
     fail(e);
   } finally {
@@ -433,36 +510,38 @@ async function readCard() {
 
 function finish(consentDate, text) {
   app.flow.finish();
-  summaryRows($('done-summary'), choiceRows(consentDate));
-  $('done-text').textContent = text || 'ありがとうございました。カードをカードリーダーから外してください。';
   app.handoff = null;
   app.claim = null;
-  forget();
+  // Kept for a reload of this tab (the choices and the day, never a PIN): 完了 again, not the first screen.
+  app.done = { rows: choiceRows(consentDate), text: text || 'ありがとうございました。カードをカードリーダーから外してください。' };
+  save();
+  showDone(app.done);
+}
+function showDone(done) {
+  app.done = done;
+  summaryRows($('done-summary'), done.rows);
+  $('done-text').textContent = done.text;
   history.replaceState({ step: 'done' }, '');
   show('done');
 }
 
 // Each error gets its own screen with the nearest sensible next step, in plain Japanese.
 function fail(e) {
+  const viaBridge = app.route === 'bridge';
   switch (e.kind) {
     case 'cancelled': return show('card');
     case 'load': return show('error-load');
     case 'network': return show('error-network');
     case 'server': return serverProblem(e);
-    case 'no_reader': {
+    case 'no_reader':
       app.transport = null;
-      cardModules().then(({ webNfcStatus, WEB_NFC_EXPLANATION_JA }) => {
-        const nfc = webNfcStatus();
-        $('web-nfc-explanation').hidden = !nfc.present;
-        $('web-nfc-explanation').textContent = nfc.present ? WEB_NFC_EXPLANATION_JA : '';
-      }).catch(() => {});
-      $('no-reader-why').textContent = e.chooser === 'timeout'
-        ? 'カードリーダーを選ぶ画面から、数秒たっても答えがありませんでした。RC-S380 がつながっていないときは、その画面を閉じて、ほかの方法を選んでください。RC-S380 を選んだときは「もう一度読み取る」を押してください。'
-        : 'この端末では、カードリーダーを使えませんでした。カードリーダーがつながっているか確かめてください。';
-      $('no-reader-handoff').hidden = !(app.flow.staffPresent() && !app.claim);
-      $('msg-pairing').textContent = '';
-      return show('error-no-reader');
-    }
+      if (viaBridge) {
+        // The paired kyotaku-bridge refused this page's token (it was given a new one), or did not answer: the
+        // program is not running (not a cable, not a chooser).
+        if ((e.tried || []).some((t) => t.kind === 'unauthorized')) return fail(problem('unauthorized', 'the bridge refused the token'));
+        return bridgeProblem('このパソコンで、カード読み取りアプリが動いていないようです。');
+      }
+      return noReader(e);
     case 'wrong_pin':
       $('wrong-pin-tries').textContent = `あと ${e.triesLeft} 回入れられます。`;
       return show('error-wrong-pin');
@@ -471,10 +550,54 @@ function fail(e) {
     case 'no_card':
     case 'timeout':
       return show('error-card');
+    case 'unauthorized':
+      app.transport = null;
+      if (viaBridge) {
+        forgetBridge();  // the bridge no longer knows this page's token: pair again by number
+        return bridgeProblem('カード読み取りアプリが、このパソコンとのつながりを受け付けませんでした。「番号でつなぎ直す」を押して、アプリの画面に出ている番号を入れてください。');
+      }
+      return show('error-reader');
     default:
       app.transport = null;
+      if (viaBridge) {
+        return bridgeProblem(e.noAnswer ? 'カード読み取りアプリから答えがありません。アプリが止まっているかもしれません。'
+          : 'カード読み取りアプリとのつながりが切れました。アプリが終わったかもしれません。');
+      }
       return show('error-reader');
   }
+}
+
+function bridgeProblem(why) {
+  $('error-bridge-why').textContent = why;
+  return show('error-bridge');
+}
+
+// No reader: why, and what else this device can do (the staff's device, a computer, the bridge on a computer).
+function noReader(e) {
+  const phone = handheld();
+  const pairing = e.reason === 'pairing';
+  app.useUsb = false;  // the USB reader was not there: the card screen offers the other ways first again
+  save();
+  cardModules().then(({ webNfcStatus, WEB_NFC_EXPLANATION_JA }) => {
+    const nfc = webNfcStatus();
+    $('web-nfc-explanation').hidden = !nfc.present;
+    $('web-nfc-explanation').textContent = nfc.present ? WEB_NFC_EXPLANATION_JA : '';
+  }).catch(() => {});
+  $('h-no-reader').textContent = pairing ? 'カード読み取りアプリとつなぎます' : 'カードリーダーが見つかりません';
+  $('no-reader-why').textContent = pairing ? 'パソコンで動いているカード読み取りアプリの画面に、6けたの番号が出ています。その番号を入れてください。'
+    : e.chooser === 'timeout'
+      ? 'カードリーダーを選ぶ画面から、数秒たっても答えがありませんでした。カードリーダーがつながっていないときは、その画面を閉じて、ほかの方法を選んでください。カードリーダーを選んだときは「もう一度読み取る」を押してください。'
+      : phone ? 'カードリーダーが選ばれませんでした。USBのカードリーダーがつながっていないときは、ほかの方法を選んでください。'
+        : 'カードリーダーを使えませんでした。カードリーダーがつながっているか確かめてください。';
+  const staff = app.flow.staffPresent() && !app.claim;
+  $('no-reader-handoff').hidden = !staff;
+  $('no-reader-continue').hidden = !(phone && !app.flow.staffPresent() && !app.claim);
+  $('form-pairing').hidden = phone;  // a computer program: never offered on a phone
+  $('screen-error-no-reader').querySelector('.retry').hidden = pairing;
+  $('msg-pairing').textContent = '';
+  show('error-no-reader');
+  if (pairing) $('pairing-code').focus();
+  return undefined;
 }
 
 // The server's refusal, by the field it names: the screen to fix it on, or the next step.
@@ -494,7 +617,7 @@ function serverProblem(e) {
   };
   if (e.field === 'visual_passcode') {
     show('card');
-    $('msg-card').textContent = 'パスコードが違うか、使えなくなっています。職員が事務所の端末で新しいパスコードを受け取り、入れ直してください。';
+    $('msg-card').textContent = 'パスコードが違うか、使えなくなっています。職員が事務所のパソコンで新しいパスコードを受け取り、入れ直してください。';
     $('visual-passcode').focus();
     return undefined;
   }
@@ -511,64 +634,93 @@ function serverProblem(e) {
     text = 'この本人確認の方法は、今は使えません。ほかの方法を選んでください。';
     goTo('identity', '本人確認の方法を選び直す');
   } else if (e.field === 'claim') {
-    text = '引き継ぎが終わっているか、取り消されたか、期限が切れました。患者さんのスマートフォンで、もう一度「職員の端末で読み取る」を押してもらってください。';
+    // Trying again cannot succeed: the hand-off is over. A new number comes from the phone.
+    text = '引き継ぎが終わっているか、取り消されたか、期限が切れました。スマートフォンで、もう一度「職員の機器で読み取る」か「パソコンで続きをする」を押して、新しい番号を出してください。';
+    $('server-retry').hidden = true;
+    fix.textContent = 'はじめの画面に戻る';
+    fix.hidden = false;
+    fix.onclick = restart;
   }
   $('error-server-message').textContent = text;
   return show('error-server');
 }
 
 // ---- the hand-off: the phone's side ----------------------------------------------------------------------
+// `to`: 'staff' (the staff's device with a reader, 訪問診療等) or 'computer' (the patient's own or a family
+// member's computer with a reader, オンライン診療等). The screen ids follow: handoff-… and continue-….
 
-async function startHandoff() {
+async function startHandoff(to) {
   if (app.busy) return;
   setBusy(true);
   try {
-    const r = await api('/api/v1/consent/handoff', { token, ...registration(), choices: app.flow.chosen() });
-    app.handoff = { id: r.handoff_id, code: r.code, qr: r.qr, expires_at: r.expires_at };
+    const r = await api('/api/v1/consent/handoff', { token, ...registration(), choices: app.flow.chosen(), ...(to === 'computer' ? { to } : {}) });
+    app.handoff = { id: r.handoff_id, code: r.code, qr: r.qr, expires_at: r.expires_at, to };
     save();
     history.pushState({ step: 'card', handoff: true }, '');
     showHandoff();
   } catch (e) {
-    app.retry = startHandoff;
+    app.retry = () => startHandoff(to);
     fail(e);
   } finally {
     setBusy(false);
   }
 }
 
+const screenOf = (h) => (h.to === 'computer' ? 'continue' : 'handoff');
+const WAITING = {
+  handoff: { waiting: '職員の機器で番号が入るのを待っています…', claimed: '職員の機器で読み取っています。暗証番号は職員の機器で入れてください…' },
+  continue: { waiting: 'パソコンで番号が入るのを待っています…', claimed: 'パソコンで続きをしています。暗証番号はパソコンで入れてください…' },
+};
+
 function showHandoff() {
   const h = app.handoff;
-  $('handoff-code').textContent = `${h.code.slice(0, 3)} ${h.code.slice(3)}`;
-  $('handoff-code-spoken').textContent = `番号 ${h.code.split('').join(' ')}`;  // read digit by digit
-  $('handoff-qr').src = h.qr;
-  const until = new Date(h.expires_at).toLocaleTimeString('ja-JP', { timeZone: 'Asia/Tokyo', hour: 'numeric', minute: '2-digit' });
-  $('handoff-expires').textContent = `この番号は ${until} まで使えます。`;
-  $('handoff-status').textContent = '職員の端末で番号が入るのを待っています…';
-  show('handoff');
+  const id = screenOf(h);
+  $(`${id}-code`).textContent = `${h.code.slice(0, 3)} ${h.code.slice(3)}`;
+  $(`${id}-code-spoken`).textContent = `番号 ${h.code.split('').join(' ')}`;  // read digit by digit
+  $(`${id}-qr`).src = h.qr;
+  const at = new Date(h.expires_at);
+  const until = at.toLocaleTimeString('ja-JP', { timeZone: 'Asia/Tokyo', hour: 'numeric', minute: '2-digit' });
+  const day = app.flow.wareki(at.toLocaleDateString('sv-SE', { timeZone: 'Asia/Tokyo' }));  // YYYY-MM-DD in Japan
+  $(`${id}-expires`).textContent = id === 'continue' ? `この番号は ${day} ${until} まで使えます。` : `この番号は ${until} まで使えます。`;
+  $(`${id}-status`).textContent = WAITING[id].waiting;
+  if (id === 'continue') {
+    $('continue-share').hidden = typeof navigator.share !== 'function';
+    $('continue-share-help').hidden = typeof navigator.share !== 'function';
+  }
+  show(id);
   pollHandoff(h.id);
 }
 
+// The address that opens this facility's page with the number filled in (the QR code carries the same).
+const continueUrl = (h) => `${location.origin}${location.pathname}#handoff=${h.code}`;
+
 async function pollHandoff(id) {
   if (!app.handoff || app.handoff.id !== id) return;
+  const screenId = screenOf(app.handoff);
   let r = null;
   try {
     r = await api(`/api/v1/consent/handoff/${id}`);
-  } catch {
-    /* the phone's connection comes and goes: ask again */
+  } catch (e) {
+    // The phone's connection comes and goes: say so, and ask again; the other device goes on without it.
+    if (app.handoff && app.handoff.id === id && e.kind === 'network') {
+      $(`${screenId}-status`).textContent = '通信が途切れています。つながると、自動で確かめ直します。選んだ内容と番号は、そのままです。';
+    }
   }
   if (!app.handoff || app.handoff.id !== id) return;
   if (r && r.state === 'done') {
-    return finish(r.consent.first_visit, '職員の端末で、同意の登録が終わりました。ありがとうございました。');
+    return finish(r.consent.first_visit, screenId === 'continue' ? 'パソコンで、同意の登録が終わりました。ありがとうございました。'
+      : '職員の機器で、同意の登録が終わりました。ありがとうございました。');
   }
   if (r && (r.state === 'expired' || r.state === 'cancelled')) {
     app.handoff = null;
     save();
     history.replaceState({ step: 'card' }, '');
-    showStep();
-    $('msg-card').textContent = '番号の期限が切れました。もう一度「職員の端末で読み取る」を押してください。';
+    await showStep();
+    const again = screenId === 'continue' ? '「パソコンで続きをする」' : '「職員の機器で読み取る」';
+    $('msg-card').textContent = `${r.state === 'expired' ? '番号の期限が切れました。' : '引き継ぎが取り消されました。'}もう一度${again}を押すと、新しい番号が出ます。選んだ内容は、そのままです。`;
     return undefined;
   }
-  if (r && r.state === 'claimed') $('handoff-status').textContent = '職員の端末で読み取っています。暗証番号は職員の端末で入れてください…';
+  if (r) $(`${screenId}-status`).textContent = WAITING[screenId][r.state === 'claimed' ? 'claimed' : 'waiting'];
   setTimeout(() => pollHandoff(id), POLL_MS);
   return undefined;
 }
@@ -578,6 +730,16 @@ function cancelHandoff() {
   app.handoff = null;
   save();
   if (h) api(`/api/v1/consent/handoff/${h.id}/cancel`, {}).catch(() => {});
+}
+
+async function shareContinuation() {
+  const h = app.handoff;
+  if (!h || typeof navigator.share !== 'function') return;
+  try {
+    await navigator.share({ title: 'マイナ在宅受付Web の続き', text: `続きの番号: ${h.code.slice(0, 3)} ${h.code.slice(3)}`, url: continueUrl(h) });
+  } catch {
+    /* the person closed the share sheet */
+  }
 }
 
 // ---- the hand-off: the staff's side ----------------------------------------------------------------------
@@ -591,7 +753,7 @@ async function claimHandoff() {
   const code = $('handoff-code-input').value.normalize('NFKC').replace(/[\s-]/g, '');
   const msg = $('msg-handoff-claim');
   if (!/^\d{6}$/.test(code)) {
-    msg.textContent = '番号は数字6けたです。患者さんのスマートフォンに出ている番号を入れてください。';
+    msg.textContent = '番号は数字6けたです。スマートフォンに出ている番号を入れてください。';
     return;
   }
   msg.textContent = '';
@@ -600,12 +762,12 @@ async function claimHandoff() {
     r = await api('/api/v1/consent/handoff/claim', { token, code });
   } catch (e) {
     const texts = {
-      404: '番号が違います。患者さんのスマートフォンに出ている6けたの番号を、もう一度入れてください。',
-      409: 'この番号は、ほかの端末が引き継ぎました。',
+      404: '番号が違うか、期限が切れています。スマートフォンに出ている6けたの番号を、もう一度入れてください。',
+      409: 'この番号は、もうほかの機器で引き継がれています。スマートフォンで、新しい番号を出してください。',
       429: '番号の間違いが続いたため、10分ほど待ってから入れてください。',
     };
     msg.textContent = e.kind === 'network' ? '通信できませんでした。つながっているか確かめて、もう一度お試しください。'
-      : texts[e.status] || '引き継げませんでした。患者さんのスマートフォンで、もう一度「職員の端末で読み取る」を押してもらってください。';
+      : texts[e.status] || '引き継げませんでした。スマートフォンで、新しい番号を出してください。';
     $('handoff-code-input').focus();
     return;
   }
@@ -616,12 +778,12 @@ async function claimHandoff() {
   const refused = f.chooseVisitKind(c.visit_kind) || (f.online() && f.setAppointment(c.appointment_date || ''))
     || f.chooseItems(c.choices || []) || f.chooseIdentity(c.identity_method);
   if (refused || f.items().join() !== c.items.join()) {
-    msg.textContent = `引き継いだ内容をこの端末で受け付けられません: ${refused ? refused.ja : '見てよい情報が一致しません。'}`;
+    msg.textContent = `引き継いだ内容を、ここでは受け付けられません: ${refused ? refused.ja : '見てよい情報が一致しません。'}`;
     return;
   }
   app.claim = { claim: r.claim };
   $('handoff-code-input').value = '';
-  showStep({ push: true });
+  await showStep({ push: true });
 }
 
 // ---- pairing with kyotaku-bridge ---------------------------------------------------------------------------
@@ -640,7 +802,7 @@ async function pair() {
   try {
     const { BridgeTransport } = await cardModules();
     transport = m[2].length === 6 ? new BridgeTransport(url, null, m[2]) : new BridgeTransport(url, m[2]);
-    await transport.connect({ timeoutMs: 3000 });
+    await transport.connect({ timeoutMs: BRIDGE_CONNECT_MS });
   } catch (e) {
     const wait = Math.ceil((e.retryAfterMs || 0) / 1000);
     const texts = {
@@ -656,7 +818,7 @@ async function pair() {
   localStorage.setItem(BRIDGE_KEY, JSON.stringify({ url, token: transport.token }));
   $('pairing-code').value = '';
   app.transport = transport;
-  readCard();
+  readCard();  // which shows the card screen for the paired bridge, not the screen it had before pairing
 }
 
 // ---- wiring --------------------------------------------------------------------------------------------
@@ -682,7 +844,10 @@ onSubmit('form-appointment', () => {
   const value = $('appointment-date').value;
   step('msg-appointment', value ? app.flow.setAppointment(value) : { ja: '予約した診療の日を選んでください。' });
 });
-$('appointment-date').addEventListener('input', showWareki);
+$('appointment-date').addEventListener('input', () => {
+  showWareki();
+  $('msg-appointment').textContent = '';  // a refusal was about the day before: a new day starts clean
+});
 onSubmit('form-items', () => {
   const chosen = [...document.querySelectorAll('input[name="items"]:checked')].map((i) => i.value);
   step('msg-items', app.flow.chooseItems(chosen));
@@ -722,14 +887,20 @@ for (const b of document.querySelectorAll('.back')) b.addEventListener('click', 
 for (const b of document.querySelectorAll('.retry')) b.addEventListener('click', () => (app.retry || init)());
 for (const b of document.querySelectorAll('.to-fallback')) b.addEventListener('click', () => show('fallback'));
 for (const b of document.querySelectorAll('.to-card')) b.addEventListener('click', () => showStep());
-for (const b of document.querySelectorAll('.to-handoff')) b.addEventListener('click', startHandoff);
-for (const b of document.querySelectorAll('.to-pairing')) b.addEventListener('click', () => fail(problem('no_reader', 'pairing')));
-for (const b of document.querySelectorAll('.restart')) {
-  b.addEventListener('click', () => {
-    forget();
-    location.reload();
-  });
+for (const b of document.querySelectorAll('.to-handoff')) b.addEventListener('click', () => startHandoff('staff'));
+for (const b of document.querySelectorAll('.to-continue')) b.addEventListener('click', () => startHandoff('computer'));
+for (const b of document.querySelectorAll('.to-pairing')) b.addEventListener('click', () => noReader({ reason: 'pairing' }));
+$('card-usb').addEventListener('click', () => {
+  app.useUsb = true;  // the patient says a USB reader is plugged in: reading with it comes first now
+  save();
+  refreshCard().then(() => $('card-read').focus());
+});
+$('continue-share').addEventListener('click', shareContinuation);
+function restart() {
+  forget();
+  location.replace(location.pathname);  // the first screen, with nothing kept (and no #handoff=… to claim again)
 }
+for (const b of document.querySelectorAll('.restart')) b.addEventListener('click', restart);
 $('to-claim').addEventListener('click', () => {
   history.pushState({ step: 'visit_kind', claim: true }, '');
   showClaim();

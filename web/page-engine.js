@@ -1,22 +1,27 @@
 // The one facade over the page's WebAssembly module (kyotaku-page.wasm; wasm/page_module.cpp): the server's
-// compiled rules and the consent flow (wasm/consent_flow.hpp). Lists cross the boundary as lines of text, a
-// refused step as "日本語\tEnglish"; here they become arrays and {ja, en}. Nothing here decides policy.
+// compiled rules and the consent flow (wasm/consent_flow.hpp). Lists cross the boundary as lines of text; why a
+// step was refused stays in the module as a message whose Japanese and English texts are asked for apart. Here
+// they become arrays and {ja, en}. Nothing here decides policy.
 
-/** @returns the flow for this facility, or throws Error(kind 'rules') when the rules cannot be used. */
-export async function openFlow(bundle, { facility_kind: kind, home_care_feature: home, online_feature: online, today }) {
-  const module = await globalThis.KyotakuPage();
+/** Starts compiling the module (while its bytes still arrive, and while the rules download): call it first. */
+export const startEngine = () => globalThis.KyotakuPage();
+
+/**
+ * @param engine the promise startEngine() gave
+ * @returns the flow for this facility, or throws Error(kind 'rules', ja, en) when the rules cannot be used.
+ */
+export async function openFlow(engine, bundle, { facility_kind: kind, home_care_feature: home, online_feature: online, today }) {
+  const module = await engine;
   const call = (fn, types, args) => module.ccall(fn, 'string', types, args);
-  const error = call('kp_open', ['array', 'number', 'string', 'number', 'number', 'string'], [bundle, bundle.length, kind, home ? 1 : 0, online ? 1 : 0, today]);
-  if (error) throw Object.assign(new Error(error), { kind: 'rules' });
   const get = (what, arg = '') => call('kp_get', ['string', 'string'], [what, arg]);
+  const problem = () => ({ ja: get('problem', 'ja'), en: get('problem', 'en') });
+  if (call('kp_open', ['array', 'number', 'string', 'number', 'number', 'string'], [bundle, bundle.length, kind, home ? 1 : 0, online ? 1 : 0, today])) {
+    const { ja, en } = problem();
+    throw Object.assign(new Error(`${ja} / ${en}`), { kind: 'rules', ja, en });
+  }
   const list = (what) => { const text = get(what); return text ? text.split('\n') : []; };
   // null when the step was accepted, else {ja, en}
-  const act = (action, arg = '') => {
-    const answer = call('kp_do', ['string', 'string'], [action, arg]);
-    if (!answer) return null;
-    const [ja, en] = answer.split('\t');
-    return { ja, en };
-  };
+  const act = (action, arg = '') => (call('kp_do', ['string', 'string'], [action, arg]) ? problem() : null);
   return {
     step: () => get('step'),
     online: () => get('online') === '1',

@@ -312,7 +312,6 @@ LoadResult load_bundle(std::string_view bytes, std::optional<std::uint64_t> expe
     LoadResult r;
     auto fail = [&](std::string ja, std::string en) {
         r.message = Message{std::move(ja), std::move(en)};
-        r.error = r.message.text();
         return r;
     };
     if (bytes.size() < sizeof magic || bytes.substr(0, sizeof magic) != std::string_view(magic, sizeof magic))

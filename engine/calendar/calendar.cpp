@@ -20,6 +20,11 @@ std::int64_t days_of(dt::year_month_day ymd) {
 
 void pad(std::string& out, int v, int width) {
     char buf[16];
+    if (v >= 0 && (width == 2 ? v < 100 : width == 4 && v < 10000)) {  // every month, day and year since 0: no printf
+        for (int i = width - 1; i >= 0; --i, v /= 10) buf[i] = char('0' + v % 10);
+        out.append(buf, static_cast<std::size_t>(width));
+        return;
+    }
     int n = std::snprintf(buf, sizeof buf, "%0*d", width, v);
     out.append(buf, static_cast<std::size_t>(n));
 }
@@ -216,7 +221,6 @@ template <typename Result>
 Result failure(std::string ja, std::string en) {
     Result r;
     r.message = Message{std::move(ja), std::move(en)};
-    r.error = r.message.text();
     return r;
 }
 DateParse no_such_day(std::string_view raw, int y, int m) {
@@ -234,13 +238,13 @@ DateParse no_such_day(std::string_view raw, int y, int m) {
 DateParse parse_date(std::string_view raw) {
     std::string norm = normalize_width(raw);
     std::string_view s = norm;
-    if (auto d = parse_iso_date_fast(s)) return {d, {}, {}};
+    if (auto d = parse_iso_date_fast(s)) return {d, {}};
     std::string_view t = s;
     int y = 0, m = 0, d = 0;
     std::string const text(raw);
     if (t.size() >= 8 && unsigned(t[0]) - '0' < 10u) {
         if (read_int(t, y) && eat(t, "-") && read_int(t, m) && eat(t, "-") && read_int(t, d) && t.empty()) {
-            if (auto v = Date::from_ymd(y, unsigned(m), unsigned(d))) return {v, {}, {}};
+            if (auto v = Date::from_ymd(y, unsigned(m), unsigned(d))) return {v, {}};
             return no_such_day(raw, y, m);
         }
         return failure<DateParse>("日付の形式が不正です (YYYY-MM-DD): " + text, "malformed date (YYYY-MM-DD): " + text);
@@ -266,7 +270,7 @@ DateParse parse_date(std::string_view raw) {
     if (before || after)
         return failure<DateParse>("元号の期間外の日付です: " + text + " (" + date->iso() + "。" + era_range_message(*era) + ")",
                                   "date outside its era: " + text + " = " + date->iso());
-    return {date, {}, {}};
+    return {date, {}};
 }
 
 MonthParse parse_month(std::string_view raw) {
@@ -276,7 +280,7 @@ MonthParse parse_month(std::string_view raw) {
     std::string const text(raw);
     if (!t.empty() && unsigned(t[0]) - '0' < 10u) {
         if (t.size() == 7 && read_int(t, y) && eat(t, "-") && read_int(t, m) && t.empty()) {
-            if (auto v = Month::from_ym(y, unsigned(m))) return {v, {}, {}};
+            if (auto v = Month::from_ym(y, unsigned(m))) return {v, {}};
             return failure<MonthParse>("存在しない月です: " + text + " (月は1〜12)", "no such month: " + text + " (months are 1..12)");
         }
         return failure<MonthParse>("月の形式が不正です (YYYY-MM): " + text, "malformed month (YYYY-MM): " + text);
@@ -298,7 +302,7 @@ MonthParse parse_month(std::string_view raw) {
     if (before || after)
         return failure<MonthParse>("元号の期間外の月です: " + text + " (" + era_range_message(*era) + ")",
                                    "month outside its era: " + text);
-    return {month, {}, {}};
+    return {month, {}};
 }
 
 }  // namespace kyotaku

@@ -112,6 +112,10 @@ CompileResult compile_directory(std::string const& dir) {
     return compile(std::move(sources));
 }
 
+std::string LoadResult::describe() const {
+    return diagnostics.empty() ? message.text() : format_diagnostics(diagnostics);
+}
+
 LoadResult load_rules(std::string const& path, std::vector<Diagnostic>* diagnostics) {
     LoadResult r;
     std::error_code ec;
@@ -119,16 +123,15 @@ LoadResult load_rules(std::string const& path, std::vector<Diagnostic>* diagnost
         std::string bytes;
         if (!read_file(path, bytes)) {
             r.message = Message{"読み込めません: " + path, "cannot read " + path};
-            r.error = r.message.text();
             return r;
         }
         if (bytes.rfind("KYTKBNDL", 0) == 0) return load_bundle(bytes);
     }
     auto c = compile_directory(path);
     if (!c.ok()) {
-        r.error = format_diagnostics(c.diagnostics);
         r.message = Message{"ルールにエラーがあります", "the rules have errors"};
         if (diagnostics) *diagnostics = c.diagnostics;
+        r.diagnostics = std::move(c.diagnostics);
         return r;
     }
     r.program = c.program;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <bit>
+#include <charconv>
 #include <cstring>
 
 namespace kyotaku {
@@ -363,52 +364,89 @@ Outcome Evaluator::evaluate_slot(Activation const& facts, std::uint32_t s) {
 }
 
 std::string Evaluator::format_value(Type type, std::int64_t v, Activation const& facts) {
+    std::string out;
+    append_value(out, type, v, facts);
+    return out;
+}
+
+namespace {
+void append_int(std::string& out, std::int64_t v) {
+    char buf[24];
+    auto const r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, std::size_t(r.ptr - buf));
+}
+}  // namespace
+
+void Evaluator::append_value(std::string& out, Type type, std::int64_t v, Activation const& facts) {
     switch (type.kind) {
-        case TypeKind::Bool: return v ? "true" : "false";
-        case TypeKind::Int: return std::to_string(v);
-        case TypeKind::Date: return Date::from_days(v).iso();
-        case TypeKind::Month: return Month::from_index(v).iso();
+        case TypeKind::Bool: out += v ? "true" : "false"; return;
+        case TypeKind::Int: append_int(out, v); return;
+        case TypeKind::Date: out += Date::from_days(v).iso(); return;
+        case TypeKind::Month: out += Month::from_index(v).iso(); return;
         case TypeKind::Enum: {
             auto const& vals = program_->enums[std::size_t(type.enum_id)].values;
-            return v >= 0 && std::size_t(v) < vals.size() ? vals[std::size_t(v)] : "?";
+            out += v >= 0 && std::size_t(v) < vals.size() ? std::string_view(vals[std::size_t(v)]) : std::string_view("?");
+            return;
         }
         case TypeKind::EnumSet: {
             auto const& vals = program_->enums[std::size_t(type.enum_id)].values;
-            std::string out;
+            bool any = false;
             for (std::size_t i = 0; i < vals.size(); ++i)
-                if ((std::uint64_t(v) >> i) & 1u) out += (out.empty() ? "" : "・") + vals[i];
-            return out.empty() ? "なし" : out;
+                if ((std::uint64_t(v) >> i) & 1u) {
+                    if (any) out += "・";
+                    out += vals[i];
+                    any = true;
+                }
+            if (!any) out += "なし";
+            return;
         }
-        case TypeKind::Text: return render_text(v, facts, false);
+        case TypeKind::Text: append_text(out, v, facts, false); return;
         case TypeKind::MonthSet:
-        case TypeKind::MonthRange: return "?";
+        case TypeKind::MonthRange: out += '?'; return;
     }
-    return "?";
+    out += '?';
 }
 
 std::string Evaluator::render_text(std::int64_t text, Activation const& facts, bool with_location) {
-    if (text < 0) return program_->strings[std::size_t(-text - 1)];
-    auto const& clause = program_->clauses[std::size_t(text)];
     std::string out;
+    append_text(out, text, facts, with_location);
+    return out;
+}
+
+void Evaluator::append_text(std::string& out, std::int64_t text, Activation const& facts, bool with_location) {
+    if (text < 0) {
+        out += program_->strings[std::size_t(-text - 1)];
+        return;
+    }
+    auto const& clause = program_->clauses[std::size_t(text)];
     for (auto const& p : clause.because) {
         switch (p.kind) {
             case TextPiece::Kind::Literal: out += p.literal; break;
-            case TextPiece::Kind::Param: out += format_value(p.type, params_[p.id], facts); break;
+            case TextPiece::Kind::Param: append_value(out, p.type, params_[p.id], facts); break;
             case TextPiece::Kind::Fact:
                 if (p.type.kind == TypeKind::MonthSet) out += "{…}";
-                else out += facts.has(int(p.id)) ? format_value(p.type, facts.raw(int(p.id)), facts) : "(不明)";
+                else if (facts.has(int(p.id))) append_value(out, p.type, facts.raw(int(p.id)), facts);
+                else out += "(不明)";
                 break;
             case TextPiece::Kind::Slot: {
                 same_record(facts);
-                bool ok = slot(p.id);
-                out += ok ? format_value(p.type, regs_[program_->slots[p.id].result_reg], facts) : "(不明)";
+                if (slot(p.id)) append_value(out, p.type, regs_[program_->slots[p.id].result_reg], facts);
+                else out += "(不明)";
                 break;
             }
         }
     }
-    if (clause.because.empty()) out = program_->slots[clause.slot].name + " の条項";
-    if (with_location) out += " (" + program_->location(clause.loc) + ")";
-    return out;
+    if (clause.because.empty()) {
+        out += program_->slots[clause.slot].name;
+        out += " の条項";
+    }
+    if (with_location) {
+        out += " (";
+        out += clause.loc.file < program_->files.size() ? std::string_view(program_->files[clause.loc.file]) : std::string_view("?");
+        out += ':';
+        append_int(out, clause.loc.line);
+        out += ')';
+    }
 }
 
 }  // namespace kyotaku

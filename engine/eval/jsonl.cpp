@@ -16,26 +16,44 @@
 
 namespace kyotaku {
 
+namespace {
+// Whether any of the 8 bytes of `w` must be escaped in a JSON string: below 0x20, '"' or '\\' (SWAR: the high bit
+// of a byte of the result is set for such a byte; bytes of 0x80 and more, UTF-8's, are never flagged).
+constexpr std::uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+inline bool needs_escape(std::uint64_t w) {
+    auto zero_byte = [](std::uint64_t x) { return (x - ones) & ~x & highs; };
+    return ((((w & ~highs) + (0x80 - 0x20) * ones) ^ highs) & ~w & highs) | zero_byte(w ^ ('"' * ones)) | zero_byte(w ^ ('\\' * ones));
+}
+}  // namespace
+
 void append_json_string(std::string& out, std::string_view s) {
     out += '"';
-    for (char ch : s) {
-        auto c = static_cast<unsigned char>(ch);
+    char const* run = s.data();
+    char const* const end = s.data() + s.size();
+    char const* at = run;
+    for (std::uint64_t w; end - at >= 8; at += 8) {  // eight bytes at a time while none needs escaping
+        std::memcpy(&w, at, 8);
+        if (needs_escape(w)) break;
+    }
+    for (; at != end; ++at) {
+        auto const c = static_cast<unsigned char>(*at);
+        if (c >= 0x20 && c != '"' && c != '\\') continue;  // most bytes: copied with their run below
+        out.append(run, std::size_t(at - run));
+        run = at + 1;
         switch (c) {
             case '"': out += "\\\""; break;
             case '\\': out += "\\\\"; break;
             case '\n': out += "\\n"; break;
             case '\r': out += "\\r"; break;
             case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    out += buf;
-                } else {
-                    out += ch;
-                }
+            default: {
+                static constexpr char hex[] = "0123456789abcdef";
+                char const u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+                out.append(u, sizeof u);
+            }
         }
     }
+    out.append(run, std::size_t(end - run));
     out += '"';
 }
 
@@ -101,6 +119,59 @@ bool is_json_number(std::string_view t) {
     return i == t.size();
 }
 
+// a == b for the short names and values of a line, without a call to memcmp for each.
+inline bool same(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    std::size_t i = 0;
+    for (std::uint64_t x, y; i + 8 <= a.size(); i += 8) {
+        std::memcpy(&x, a.data() + i, 8);
+        std::memcpy(&y, b.data() + i, 8);
+        if (x != y) return false;
+    }
+    for (; i < a.size(); ++i)
+        if (a[i] != b[i]) return false;
+    return true;
+}
+
+// The values of one enum by their spelling: an open-addressing table, so that a value is found with one hash and
+// (usually) one comparison however many values the enum has.
+class EnumTable {
+public:
+    explicit EnumTable(std::vector<std::string> const& values) {
+        std::size_t size = 4;
+        while (size < values.size() * 2) size *= 2;
+        slots_.assign(size, {std::string_view(), -1});
+        for (std::size_t v = 0; v < values.size(); ++v) {
+            std::size_t at = hash(values[v]) & (size - 1);
+            while (slots_[at].second >= 0) at = (at + 1) & (size - 1);
+            slots_[at] = {values[v], int(v)};
+        }
+    }
+    int find(std::string_view s) const {
+        std::size_t const mask = slots_.size() - 1;
+        for (std::size_t at = hash(s) & mask;; at = (at + 1) & mask) {
+            if (slots_[at].second < 0) return -1;
+            if (same(slots_[at].first, s)) return slots_[at].second;
+        }
+    }
+
+private:
+    static std::size_t hash(std::string_view s) {
+        std::uint64_t h = s.size() * 0x9e3779b97f4a7c15u;
+        if (s.size() >= 8) {  // the first and the last eight bytes (values often share a first word: 訪問…)
+            std::uint64_t a, b;
+            std::memcpy(&a, s.data(), 8);
+            std::memcpy(&b, s.data() + s.size() - 8, 8);
+            h = (h ^ a) * 0xff51afd7ed558ccdu;
+            h = (h ^ b ^ (h >> 29)) * 0xc4ceb9fe1a85ec53u;
+        } else {
+            for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3u;
+        }
+        return std::size_t(h ^ (h >> 32));
+    }
+    std::vector<std::pair<std::string_view, int>> slots_;
+};
+
 std::optional<std::int64_t> fast_month(std::string_view t) {
     if (t.size() != 7 || t[4] != '-') return std::nullopt;
     for (std::size_t i : {0, 1, 2, 3, 5, 6})
@@ -120,18 +191,40 @@ struct JsonlEvaluator::Impl {
     simdjson::ondemand::parser parser;
 #endif
     std::vector<std::string> keys;                        // "name": for each output decision
+    std::vector<std::string> null_field;                  // ,"name":null for each output decision
+    std::vector<std::vector<std::string>> field;          // ,"name":value for each value of a bool, enum or small set
+    std::vector<std::vector<std::string>> version_json;   // "label" of each version, for each output decision
+    std::string text;                                     // a text value, rendered before it is escaped
     std::vector<std::vector<std::string>> enum_json;      // "value" for each enum value
+    std::vector<EnumTable> enum_tables;                   // each enum's values by their spelling
     std::vector<std::pair<std::string_view, int>> index;  // fact name → fact
+    mutable std::size_t hint = 0;                         // where the search for the next field's name starts
     std::string id_json;
     std::string padded;  // a copy of a line with simdjson's padding, when the caller's buffer has none
+    std::string unescaped;  // where strings with escapes are unescaped (the line's size and padding)
 
     explicit Impl(std::shared_ptr<Program const> p) : program(p), evaluator(p), facts(*p) {
         for (auto s : p->outputs) {
             std::string k;
             append_json_string(k, p->slots[s].name);
             keys.push_back(k + ":");
+            null_field.push_back("," + keys.back() + "null");
+            auto const& type = p->slots[s].type;
+            std::size_t const values = type.kind == TypeKind::Bool ? 2
+                                       : type.kind == TypeKind::Enum ? p->enums[std::size_t(type.enum_id)].values.size()
+                                       : type.kind == TypeKind::EnumSet && p->enums[std::size_t(type.enum_id)].values.size() <= 10
+                                           ? std::size_t(1) << p->enums[std::size_t(type.enum_id)].values.size()
+                                           : 0;
+            field.emplace_back(values);
+            version_json.emplace_back();
+            for (auto const& v : p->slots[s].versions) {
+                std::string label;
+                append_json_string(label, v.label);
+                version_json.back().push_back(std::move(label));
+            }
         }
         for (auto const& e : p->enums) {
+            enum_tables.emplace_back(e.values);
             enum_json.emplace_back();
             for (auto const& v : e.values) {
                 std::string q;
@@ -156,6 +249,8 @@ struct JsonlEvaluator::Impl {
     std::string read(std::string_view json, Activation& out, std::string& id);
 #endif
     void write_outcomes(std::string& out);
+    void append_value(std::string& out, Type type, std::int64_t value);
+    void write_missing_and_versions(std::string& out, bool any_missing, bool any_version);
 };
 
 namespace {
@@ -196,7 +291,7 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
             }
             auto r = parse_date(*s);
             if (r.date) out.set_raw(f, r.date->days());
-            else field_error(key, r.error);
+            else field_error(key, r.message.text());
             break;
         }
         case TypeKind::Month: {
@@ -207,7 +302,7 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
             }
             auto r = parse_month(*s);
             if (r.month) out.set_raw(f, r.month->index());
-            else field_error(key, r.error);
+            else field_error(key, r.message.text());
             break;
         }
         case TypeKind::Enum: {
@@ -216,7 +311,7 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
                 field_error(key, "文字列が必要です (" + self.enum_list(info.type.enum_id) + ") / expected a string");
                 break;
             }
-            int v = self.program->find_enum_value(info.type.enum_id, *s);
+            int v = self.enum_tables[std::size_t(info.type.enum_id)].find(*s);
             if (v < 0) field_error(key, "不明な値「" + std::string(*s) + "」(" + self.enum_list(info.type.enum_id) + " のいずれか) / unknown value \"" + std::string(*s) + "\"");
             else out.set_raw(f, v);
             break;
@@ -230,7 +325,7 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
                     field_error(key, "配列の要素は文字列です / array items must be strings");
                     return ok = false;
                 }
-                int v = self.program->find_enum_value(info.type.enum_id, *s);
+                int v = self.enum_tables[std::size_t(info.type.enum_id)].find(*s);
                 if (v < 0) {
                     field_error(key, "不明な値「" + std::string(*s) + "」(" + self.enum_list(info.type.enum_id) + " のいずれか) / unknown value \"" + std::string(*s) + "\"");
                     return ok = false;
@@ -254,7 +349,7 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
                 if (!m) {
                     auto r = parse_month(*s);
                     if (!r.month) {
-                        field_error(key, r.error);
+                        field_error(key, r.message.text());
                         return false;
                     }
                     m = r.month->index();
@@ -299,16 +394,33 @@ void read_field(Self const& self, Activation& out, std::string& id, std::string_
         }
         return;
     }
-    for (auto const& [name, i] : self.index)
-        if (name == key) return convert_fact(self, out, i, key, value, field_error);
+    // Lines usually name their fields in one order: the search starts after the fact found last.
+    std::size_t const n = self.index.size();
+    for (std::size_t k = 0, at = self.hint; k < n; ++k, at = at + 1 == n ? 0 : at + 1)
+        if (same(self.index[at].first, key)) {
+            self.hint = at + 1 == n ? 0 : at + 1;
+            return convert_fact(self, out, self.index[at].second, key, value, field_error);
+        }
     // facts not used by these rules are ignored
 }
 }  // namespace
 
 #if KYOTAKU_JSONL_SIMDJSON
 namespace {
+// A string as its bytes in the line when it has no escape (the usual case: no copy); nullptr-data otherwise.
+// simdjson has checked the whole line in stage 1 (UTF-8, no raw control character, quotes paired), so a string
+// without a backslash is exactly its bytes up to the closing quote.
+std::string_view plain_string(simdjson::ondemand::raw_json_string raw) {
+    char const* const r = reinterpret_cast<char const*>(raw.raw());
+    std::size_t n = 0;
+    while (r[n] != '"' && r[n] != '\\') ++n;
+    return r[n] == '"' ? std::string_view(r, n) : std::string_view();
+}
+
 struct SimdValue {
     simdjson::ondemand::value& v;
+    simdjson::ondemand::parser& parser;
+    std::string& scratch;  // where a string with escapes is unescaped (at least the line's size + padding)
     bool is_null() {
         bool n = false;
         return v.is_null().get(n) == simdjson::SUCCESS && n;
@@ -324,8 +436,12 @@ struct SimdValue {
         return i;
     }
     std::optional<std::string_view> as_string() {
+        simdjson::ondemand::raw_json_string raw;
+        if (v.get_raw_json_string().get(raw)) return std::nullopt;
+        if (std::string_view plain = plain_string(raw); plain.data()) return plain;
+        auto* dst = reinterpret_cast<std::uint8_t*>(scratch.data());
         std::string_view s;
-        if (v.get_string().get(s)) return std::nullopt;
+        if (parser.unescape(raw, dst).get(s)) return std::nullopt;
         return s;
     }
     template <typename F>
@@ -342,7 +458,7 @@ struct SimdValue {
                 f(bad);
                 break;
             }
-            SimdValue w{iv};
+            SimdValue w{iv, parser, scratch};
             if (!f(w)) break;
         }
         return true;
@@ -385,7 +501,7 @@ void JsonlEvaluator::Impl::find_id(simdjson::padded_string_view json, std::strin
         if (field.unescaped_key().get(key)) return;
         if (key != "id") continue;
         ondemand::value value = field.value();
-        SimdValue v{value};
+        SimdValue v{value, parser, unescaped};
         std::string found = "null";
         bool bad = false;
         read_field(*this, facts, found, key, v, [&](std::string_view, std::string const&) { bad = true; });
@@ -399,6 +515,7 @@ __attribute__((flatten)) std::string JsonlEvaluator::Impl::read_fields(simdjson:
     using namespace simdjson;
     id = "null";
     out.clear();
+    if (unescaped.size() < json.length() + SIMDJSON_PADDING) unescaped.resize(json.length() + SIMDJSON_PADDING);
     ondemand::document doc;
     if (parser.iterate(json).get(doc)) return "JSON として読めません / not valid JSON";
     ondemand::object obj;
@@ -410,10 +527,10 @@ __attribute__((flatten)) std::string JsonlEvaluator::Impl::read_fields(simdjson:
     for (auto field_result : obj) {
         if (field_result.error()) return err.empty() ? "JSON として読めません / not valid JSON" : err;
         ondemand::field field = field_result.value_unsafe();
-        std::string_view key;
-        if (field.unescaped_key().get(key)) return "JSON として読めません / not valid JSON";
+        std::string_view key = plain_string(field.key());
+        if (!key.data() && field.unescaped_key().get(key)) return "JSON として読めません / not valid JSON";
         ondemand::value value = field.value();
-        SimdValue v{value};
+        SimdValue v{value, parser, unescaped};
         if (key == "id" && v.kind() == '?') {
             ondemand::json_type t;
             if (value.type().get(t)) return "JSON として読めません / not valid JSON";
@@ -492,26 +609,43 @@ void JsonlEvaluator::Impl::write_outcomes(std::string& out) {
     for (std::size_t o = 0; o < outputs.size(); ++o) {
         Outcome const& oc = evaluator.outcome(o);
         auto const& slot = program->slots[outputs[o]];
-        out += ',';
-        out += keys[o];
         if (oc.status != Status::ok) {
-            out += "null";
+            out += null_field[o];
             any_missing = true;
             continue;
         }
         any_version = any_version || !slot.versions.empty();
-        switch (slot.type.kind) {
-            case TypeKind::Bool: out += oc.value ? "true" : "false"; break;
-            case TypeKind::Int: append_int(out, oc.value); break;
-            case TypeKind::Date: append_date(out, oc.value); break;
-            case TypeKind::Month: append_month(out, oc.value); break;
-            case TypeKind::Enum: out += enum_json[std::size_t(slot.type.enum_id)][std::size_t(oc.value)]; break;
+        // A bool, enum or small set is one prepared piece, key and value: `,"service_available":true`.
+        auto& pieces = field[o];
+        if (std::uint64_t(oc.value) < pieces.size()) {
+            std::string& piece = pieces[std::size_t(oc.value)];
+            if (piece.empty()) {  // a set's piece is made when it is first answered
+                piece = ',' + keys[o];
+                append_value(piece, slot.type, oc.value);
+            }
+            out += piece;
+            continue;
+        }
+        out += ',';
+        out += keys[o];
+        append_value(out, slot.type, oc.value);
+    }
+    write_missing_and_versions(out, any_missing, any_version);
+}
+
+void JsonlEvaluator::Impl::append_value(std::string& out, Type type, std::int64_t value) {
+    switch (type.kind) {
+            case TypeKind::Bool: out += value ? "true" : "false"; break;
+            case TypeKind::Int: append_int(out, value); break;
+            case TypeKind::Date: append_date(out, value); break;
+            case TypeKind::Month: append_month(out, value); break;
+            case TypeKind::Enum: out += enum_json[std::size_t(type.enum_id)][std::size_t(value)]; break;
             case TypeKind::EnumSet: {
                 out += '[';
                 bool first = true;
-                auto const& names = enum_json[std::size_t(slot.type.enum_id)];
+                auto const& names = enum_json[std::size_t(type.enum_id)];
                 for (std::size_t i = 0; i < names.size(); ++i)
-                    if ((std::uint64_t(oc.value) >> i) & 1u) {
+                    if ((std::uint64_t(value) >> i) & 1u) {
                         if (!first) out += ',';
                         out += names[i];
                         first = false;
@@ -519,11 +653,18 @@ void JsonlEvaluator::Impl::write_outcomes(std::string& out) {
                 out += ']';
                 break;
             }
-            case TypeKind::Text: append_json_string(out, evaluator.render_text(oc.value, facts)); break;
+            case TypeKind::Text:
+                text.clear();
+                evaluator.append_text(text, value, facts);
+                append_json_string(out, text);
+                break;
             case TypeKind::MonthSet:
             case TypeKind::MonthRange: out += "null"; break;
-        }
     }
+}
+
+void JsonlEvaluator::Impl::write_missing_and_versions(std::string& out, bool any_missing, bool any_version) {
+    auto const& outputs = program->outputs;
     if (any_missing) {
         // Null decisions name what they lacked: the missing facts, or the absence of a version in force.
         out += ",\"missing\":{";
@@ -562,7 +703,7 @@ void JsonlEvaluator::Impl::write_outcomes(std::string& out) {
             if (!first) out += ',';
             first = false;
             out += keys[o];
-            append_json_string(out, slot.versions[oc.version].label);
+            out += version_json[o][oc.version];
         }
         out += '}';
     }

@@ -165,7 +165,6 @@ LoadResult load_trusted_rules(std::string const& path, std::vector<std::string> 
     LoadResult r;
     auto fail = [&](Message m) {
         r.message = std::move(m);
-        r.error = r.message.text();
         return r;
     };
     std::error_code ec;

@@ -57,7 +57,8 @@ struct position_tag;
 struct annotate_position {
     template <typename It, typename Ctx, typename... Ts>
     void on_success(It const& first, It const& last, x3::variant<Ts...>& node, Ctx const& ctx) {
-        node.apply_visitor(x3::make_lambda_visitor<void>([&](auto& inner) { this->on_success(first, last, inner, ctx); }));
+        node.apply_visitor(
+            x3::make_lambda_visitor<void>([&](auto& inner) { this->on_success(first, last, inner, ctx); }));
     }
     template <typename It, typename Ctx, typename T>
     void on_success(It const& first, It const& last, x3::forward_ast<T>& node, Ctx const& ctx) {
@@ -96,7 +97,8 @@ struct depth_guard_directive : x3::unary_parser<Subject, depth_guard_directive<S
 };
 struct depth_guard_gen {
     template <typename Subject>
-    constexpr depth_guard_directive<typename x3::extension::as_parser<Subject>::value_type> operator[](Subject const& s) const {
+    constexpr depth_guard_directive<typename x3::extension::as_parser<Subject>::value_type> operator[](
+        Subject const& s) const {
         return {x3::as_parser(s)};
     }
 };
@@ -197,7 +199,8 @@ x3::rule<class binding_id, ast::Binding> const binding = "名前 = 値 name = va
 x3::rule<class fixture_id, ast::FixtureDecl> const fixture_decl = "fixture";
 x3::rule<class test_id, ast::TestDecl> const test_decl = "test";
 x3::rule<class decl_id, ast::Decl> const decl = "宣言 declaration";
-x3::rule<class file_id, ast::File> const file = "宣言 declaration (enum, fact, param, asof, let, decision, export let, fixture, test)";
+x3::rule<class file_id, ast::File> const file =
+    "宣言 declaration (enum, fact, param, asof, let, decision, export let, fixture, test)";
 
 auto const digit = x3::char_('0', '9');
 auto const ident_def = x3::raw[lexeme[!keyword >> (id_start >> *id_char) >> *('.' >> id_start >> *id_char)]];
@@ -229,21 +232,26 @@ x3::symbols<ast::Unit> const unit_mark(
 x3::symbols<ast::Rounding> const rounding_word({{"clamp", ast::Rounding::Clamp}, {"up", ast::Rounding::Up}},
                                                "\"clamp\" / \"up\"");
 
-auto const expr_def = depth_guard[and_expr] >> *(attr(ast::BinaryOp::Or) >> kw("or") > not_expr > attr(ast::Unit::None) > attr(ast::Rounding::None));
-auto const and_expr_def = not_expr >> *(attr(ast::BinaryOp::And) >> kw("and") > not_expr > attr(ast::Unit::None) > attr(ast::Rounding::None));
+// An operation without a unit or a rounding policy (all but + and -) fills them with None.
+auto const no_unit = attr(ast::Unit::None);
+auto const no_rounding = attr(ast::Rounding::None);
+using Op = ast::BinaryOp;
+
+auto const expr_def = depth_guard[and_expr] >> *(attr(Op::Or) >> kw("or") > not_expr > no_unit > no_rounding);
+auto const and_expr_def = not_expr >> *(attr(Op::And) >> kw("and") > not_expr > no_unit > no_rounding);
 auto const not_op_def = kw("not") >> attr(ast::UnaryOp::Not) >> !kw("in") > depth_guard[not_expr];
 auto const not_expr_def = not_op | cmp_expr;
-auto const cmp_op_def = two_char_comparison | (lit("<") >> !lit('-') >> attr(ast::BinaryOp::Lt)) |
-                        (lit(">") >> !lit('=') >> attr(ast::BinaryOp::Gt)) |
-                        (kw("not") >> kw("in") >> attr(ast::BinaryOp::NotIn)) | (kw("in") >> attr(ast::BinaryOp::In));
-auto const cmp_expr_def = range_expr >> *(cmp_op > range_expr > attr(ast::Unit::None) > attr(ast::Rounding::None));
-auto const range_expr_def = add_expr >> *(lit("..") >> attr(ast::BinaryOp::Range) > add_expr > attr(ast::Unit::None) > attr(ast::Rounding::None));
+auto const cmp_op_def = two_char_comparison | (lit("<") >> !lit('-') >> attr(Op::Lt)) |
+                        (lit(">") >> !lit('=') >> attr(Op::Gt)) |
+                        (kw("not") >> kw("in") >> attr(Op::NotIn)) | (kw("in") >> attr(Op::In));
+auto const cmp_expr_def = range_expr >> *(cmp_op > range_expr > no_unit > no_rounding);
+auto const range_expr_def = add_expr >> *(lit("..") >> attr(Op::Range) > add_expr > no_unit > no_rounding);
 auto const unit_def = lexeme[unit_word >> !id_char] | unit_mark;
 auto const rounding_def = kw("round") > lexeme[rounding_word >> !id_char];
-auto const add_operation_def = ((lit("+") >> attr(ast::BinaryOp::Add)) | (lit("-") >> !lit('>') >> attr(ast::BinaryOp::Sub))) >
-                               mul_expr > (unit | attr(ast::Unit::None)) > (rounding | attr(ast::Rounding::None));
+auto const add_operation_def = ((lit("+") >> attr(Op::Add)) | (lit("-") >> !lit('>') >> attr(Op::Sub))) > mul_expr >
+                               (unit | no_unit) > (rounding | no_rounding);
 auto const add_expr_def = mul_expr >> *add_operation;
-auto const mul_expr_def = unary_expr >> *(lit("*") >> attr(ast::BinaryOp::Mul) > unary_expr > attr(ast::Unit::None) > attr(ast::Rounding::None));
+auto const mul_expr_def = unary_expr >> *(lit("*") >> attr(Op::Mul) > unary_expr > no_unit > no_rounding);
 auto const neg_def = lit("-") >> attr(ast::UnaryOp::Neg) > primary;
 auto const unary_expr_def = neg | primary;
 auto const call_def = ident >> '(' > -(expr % ',') > ')';
@@ -272,10 +280,11 @@ auto const body_def = (lit('=') > x3::repeat(1)[simple_version]) | (lit('{') > x
 auto const slot_kind = (kw("decision") >> attr(ast::SlotKind::Decision)) | (kw("let") >> attr(ast::SlotKind::Let)) |
                        (kw("export") > kw("let") > attr(ast::SlotKind::ExportLet));
 auto const slot_decl_def = slot_kind > ident > -text > -(':' > type_ref) > body;
-auto const binding_def = ident > ((lit("=") >> attr(ast::BindingOp::Equals)) | (lit("~") >> attr(ast::BindingOp::Contains))) > expr > -lit(',');
+auto const binding_op = (lit("=") >> attr(ast::BindingOp::Equals)) | (lit("~") >> attr(ast::BindingOp::Contains));
+auto const binding_def = ident > binding_op > expr > -lit(',');
 auto const fixture_decl_def = kw("fixture") > ident > '{' > *binding > '}';
-auto const test_decl_def = kw("test") > text > -(kw("uses") > ident) > '{' >
-                           ((kw("given") > *binding) | attr(std::vector<ast::Binding>())) > kw("expect") > +binding > '}';
+auto const given = (kw("given") > *binding) | attr(std::vector<ast::Binding>());
+auto const test_decl_def = kw("test") > text > -(kw("uses") > ident) > '{' > given > kw("expect") > +binding > '}';
 auto const decl_def = enum_decl | fact_decl | param_decl | asof_decl | slot_decl | fixture_decl | test_decl;
 auto const file_def = *decl > x3::eoi;
 

@@ -10,8 +10,8 @@ export const TRANSPORT_ORDER = ['bridge', 'webusb-rcs380'];
 
 // For patients (the page shows this part) …
 export const WEB_NFC_EXPLANATION_JA =
-  'このブラウザは NFC のタグ (NDEF) を読み書きできますが、マイナンバーカードの読み取りには使えません。' +
-  'カードリーダーを使うか、職員の端末で読み取ってください。';
+  'スマートフォンにかざして読み取る機能 (NFC) は、この画面では、マイナンバーカードの読み取りに使えません。' +
+  'カードリーダーを使うか、ほかの方法を選んでください。';
 // … and with the English for developers and logs.
 export const WEB_NFC_EXPLANATION = `${WEB_NFC_EXPLANATION_JA} / Web NFC only reads and writes NDEF tags and cannot send commands to a My Number card.`;
 
@@ -29,7 +29,7 @@ export function webNfcStatus() {
  * @param loadCardModule () => Promise<KyotakuCard module> for WebUSB
  * @param chooserTimeoutMs how long WebUSB's device chooser may stay unanswered before open() gives up
  *        (kind no_reader, chooser 'timeout'): a chooser with no RC-S380 in it otherwise spins forever
- * @returns {transport, tried: [{name, error}]}
+ * @returns {transport, tried: [{name, error, kind?}]}
  */
 export async function chooseTransport({ bridge = null, loadCardModule = null, bridgeTimeoutMs = 1500, chooserTimeoutMs = 6000 } = {}) {
   const tried = [];
@@ -39,7 +39,7 @@ export async function chooseTransport({ bridge = null, loadCardModule = null, br
       await t.connect({ timeoutMs: bridgeTimeoutMs });
       return { transport: t, tried };
     } catch (e) {
-      tried.push({ name: 'bridge', error: e.message });
+      tried.push({ name: 'bridge', error: e.message, kind: e.kind });  // kind unauthorized: it no longer knows this token
     }
   } else {
     tried.push({ name: 'bridge', error: 'ペアリングされていません / not paired' });

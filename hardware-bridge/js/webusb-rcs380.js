@@ -51,6 +51,13 @@ export class WebUsbRcs380Transport {
     return typeof navigator !== 'undefined' && !!navigator.usb;
   }
 
+  // Whether an RC-S380 is already granted to this origin (no chooser opens): a phone offers reading with it first
+  // only then.
+  static async granted() {
+    if (!WebUsbRcs380Transport.supported()) return false;
+    return (await navigator.usb.getDevices()).some((d) => RCS380_FILTERS.some((f) => f.vendorId === d.vendorId && f.productId === d.productId));
+  }
+
   // Asks the user to pick the reader (a click must have started this), opens it and claims its interface.
   // A chooser that has not answered within chooserTimeoutMs (no RC-S380 to pick, nobody closing it) gives up
   // with no_reader and `chooser: 'timeout'`; a reader picked later is found by the next open().

@@ -122,7 +122,7 @@ std::unique_ptr<Database> open_store(ServeOptions const& o, std::string const& s
 std::unique_ptr<TestClock> test_clock(ServeOptions const& o) {
     if (o.test_clock.empty()) return nullptr;
     auto day = parse_date(o.test_clock);
-    if (!day.date) throw Refused("--test-clock " + o.test_clock + ": " + day.error);
+    if (!day.date) throw Refused("--test-clock " + o.test_clock + ": " + day.message.text());
     auto clock = std::make_unique<TestClock>(*day.date);
     std::cerr << "kyotaku serve: テスト用の時計で動いています (今日 = " << clock->today().iso() << ") / running on a test clock\n";
     return clock;
@@ -201,7 +201,7 @@ int run(ServeOptions const& o) {
     std::vector<Diagnostic> diags;
     ServingRules serving = load_serving_rules(rules_dir, trusted_keys, &diags);
     LoadResult& rules = serving.loaded;
-    if (!rules.program) throw Refused(rules_dir + ": " + (diags.empty() ? rules.error : "\n" + format_diagnostics(diags)));
+    if (!rules.program) throw Refused(rules_dir + ": " + (diags.empty() ? rules.describe() : "\n" + format_diagnostics(diags)));
     rules_web.rules_path = rules_dir;
     // The database and the key file, the clock, the desks.
     std::shared_ptr<Secrets const> secrets;

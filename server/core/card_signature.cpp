@@ -84,6 +84,11 @@ std::optional<std::string> certificate_fingerprint(std::string const& der_or_pem
     return der_fingerprint(cert.get());
 }
 
+bool loads_as_ca_file(std::string const& pem_file) {
+    StorePtr store(X509_STORE_new());
+    return store && X509_STORE_load_file(store.get(), pem_file.c_str()) == 1;
+}
+
 CardCheck verify_card_signature(std::string const& card_ca_pem_file, std::vector<unsigned char> const& certificate_der,
                                 std::vector<unsigned char> const& challenge, std::vector<unsigned char> const* signature) {
     CardCheck r;

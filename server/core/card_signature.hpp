@@ -22,6 +22,10 @@ struct CardCheck {
 CardCheck verify_card_signature(std::string const& card_ca_pem_file, std::vector<unsigned char> const& certificate_der,
                                 std::vector<unsigned char> const& challenge, std::vector<unsigned char> const* signature);
 
+// Whether a PEM file holds at least one certificate that loads as a CA (the card CA; the systemd unit hands the
+// server a placeholder without one when /etc/kyotaku/tls/card-ca.pem is missing).
+bool loads_as_ca_file(std::string const& pem_file);
+
 // SHA-256 of a certificate given as DER, or as PEM text; nullopt when it does not parse.
 std::optional<std::string> certificate_fingerprint(std::string const& der_or_pem);
 

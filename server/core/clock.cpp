@@ -15,7 +15,7 @@ std::string iso_timestamp(std::chrono::system_clock::time_point t) {
     std::time_t tt = std::chrono::system_clock::to_time_t(secs);
     std::tm tm{};
     gmtime_r(&tt, &tm);
-    char buf[40];
+    char buf[96];  // room for any int the fields may hold: GCC's -Wformat-truncation cannot bound them
     std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                   tm.tm_min, tm.tm_sec, static_cast<long long>(us));
     return buf;

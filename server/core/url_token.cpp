@@ -91,9 +91,9 @@ std::string qr_svg(std::string const& text) {
     return svg + "\"/></svg>\n";
 }
 
-std::string qr_png(std::string const& text) {
+std::string qr_png(std::string const& text, int scale) {
     auto q = encode(text);
-    int const scale = 8, margin = 4, n = q->width, size = (n + 2 * margin) * scale;
+    int const margin = 4, n = q->width, size = (n + 2 * margin) * scale;
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
     png_infop info = png ? png_create_info_struct(png) : nullptr;
     if (!png || !info) {
@@ -109,15 +109,18 @@ std::string qr_png(std::string const& text) {
     png_set_write_fn(png, &out, [](png_structp p, png_bytep data, png_size_t len) {
         static_cast<std::string*>(png_get_io_ptr(p))->append(reinterpret_cast<char const*>(data), len);
     }, nullptr);
-    png_set_IHDR(png, info, png_uint_32(size), png_uint_32(size), 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+    // One bit per pixel (black or white): a scale-1 code is a few hundred bytes.
+    png_set_IHDR(png, info, png_uint_32(size), png_uint_32(size), 1, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                  PNG_FILTER_TYPE_DEFAULT);
+    png_set_compression_level(png, 9);
     png_write_info(png, info);
+    png_set_packing(png);  // rows are given a byte per pixel (0 or 1); libpng packs them into bits
     for (int y = 0; y < size; ++y) {
         int my = y / scale - margin;
         for (int x = 0; x < size; ++x) {
             int mx = x / scale - margin;
             bool dark = mx >= 0 && my >= 0 && mx < n && my < n && (q->data[my * n + mx] & 1);
-            row[std::size_t(x)] = dark ? 0 : 255;
+            row[std::size_t(x)] = dark ? 0 : 1;
         }
         png_write_row(png, row.data());
     }

@@ -22,8 +22,9 @@ std::optional<std::uint32_t> url_token_key_version(std::string_view token);
 // nullopt when the token is malformed, tampered with, or sealed with another key.
 std::optional<UrlClaims> open_url_token(std::vector<unsigned char> const& key, std::string_view token);
 
-// QR code of `text` (libqrencode, error correction M) as SVG, and as PNG bytes (libpng).
+// QR code of `text` (libqrencode, error correction M) as SVG, and as PNG bytes (libpng, one bit per pixel) with
+// `scale` pixels per module: 8 for printing, 1 for a page that draws it larger itself (image-rendering: pixelated).
 std::string qr_svg(std::string const& text);
-std::string qr_png(std::string const& text);
+std::string qr_png(std::string const& text, int scale = 8);
 
 }  // namespace kyotaku::server

@@ -11,7 +11,7 @@
 #pragma once
 
 #include "storage/records.hpp"
-#include "decision/rule_contract.hpp"
+#include "contract/rule_contract.hpp"
 
 #include <optional>
 #include <string>

@@ -52,9 +52,7 @@ std::string Fields::date(char const* field) const {
     std::string raw_text = text(field);
     auto r = parse_date(raw_text);
     if (!r.date) {
-        std::string const ja = r.error.substr(0, r.error.find(" / "));
-        std::string const en = r.error.find(" / ") == std::string::npos ? r.error : r.error.substr(r.error.find(" / ") + 3);
-        throw invalid(field, std::string("項目 ") + field + ": " + ja, std::string("field ") + field + ": " + en);
+        throw invalid(field, std::string("項目 ") + field + ": " + r.message.ja, std::string("field ") + field + ": " + r.message.en);
     }
     return r.date->iso();
 }

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+struct stat;
+
 namespace kyotaku::server {
 
 struct ConnectionLimits {
@@ -21,5 +23,9 @@ struct ConnectionLimits {
     std::uint64_t xml_body = 16 << 20;         // an OQS*.xml file (parsed whole: the documented file limit)
     std::uint64_t spooled_body = 1ull << 30;   // the batch CSV upload, spooled to a file and streamed
 };
+
+// What is wrong with an existing spool directory (lstat's `st`): a symlink or not a folder, someone else's, open
+// to others; "" when it is fit. prepare_spool_dir (limits.hpp) and the preflight (ops/preflight.hpp) ask it.
+std::string spool_dir_problem(struct stat const& st);
 
 }  // namespace kyotaku::server

@@ -67,13 +67,18 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, int max_connections, C
     }
 }
 
+std::string spool_dir_problem(struct stat const& st) {
+    if (!S_ISDIR(st.st_mode)) return "ディレクトリではありません (シンボリックリンクは使えません) / not a directory (a symlink is refused)";
+    if (st.st_uid != ::geteuid()) return "別のユーザのディレクトリです / owned by another user";
+    if (st.st_mode & 077) return "他のユーザが使えます (chmod 700) / open to other users (chmod 700)";
+    return {};
+}
+
 std::string prepare_spool_dir(std::string const& dir) {
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return std::string("作れません / cannot create it: ") + std::strerror(errno);
     struct stat st {};
     if (::lstat(dir.c_str(), &st) != 0) return std::string("読めません / cannot stat it: ") + std::strerror(errno);
-    if (!S_ISDIR(st.st_mode)) return "ディレクトリではありません (シンボリックリンクは使えません) / not a directory (a symlink is refused)";
-    if (st.st_uid != ::geteuid()) return "別のユーザのディレクトリです / owned by another user";
-    if (st.st_mode & 077) return "他のユーザが使えます (chmod 700) / open to other users (chmod 700)";
+    if (auto problem = spool_dir_problem(st); !problem.empty()) return problem;
     // Whatever a killed server left (a file is unlinked as soon as it is made, so only that instant's).
     std::error_code ec;
     for (auto const& entry : std::filesystem::directory_iterator(dir, ec))

@@ -1,23 +1,18 @@
 #include "ops/config.hpp"
-
-#include "kyotaku/signing.hpp"
-
-#include <sys/stat.h>
-#include <unistd.h>
+#include "ops/preflight.hpp"
 
 #include "storage/database.hpp"
-#include "core/secrets.hpp"
 #include "kyotaku/engine.hpp"
 
 #include <boost/asio/ip/address.hpp>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <toml++/toml.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <cstring>
 #include <cstdlib>
-#include <ctime>
 #include <filesystem>
 #include <iostream>
 
@@ -213,7 +208,11 @@ ResolvedConfig resolve_serve_config(ConfigSources const& sources) {
 
     std::vector<Layer> layers;
     if (!sources.file.empty()) {
-        if (!fs::is_regular_file(sources.file)) out.errors.push_back(sources.file + ": 設定ファイルがありません / no such configuration file");
+        std::error_code ec;
+        if (!fs::is_regular_file(sources.file, ec))
+            out.errors.push_back(sources.file + (ec && ec != std::errc::no_such_file_or_directory
+                                                     ? ": 設定ファイルを読めません / cannot read the configuration file: " + ec.message()
+                                                     : ": 設定ファイルがありません / no such configuration file"));
         else layers.push_back(read_file(sources.file, out.errors));
     }
     Layer env;
@@ -259,15 +258,17 @@ fs::path exe_dir() {
 std::string rules_path(ServeOptions const& o) {
     if (!o.rules.empty()) return o.rules;
     fs::path installed = exe_dir().parent_path() / "share/kyotaku/rules";
-    if (fs::is_directory(installed)) return installed.string();
+    std::error_code ec;
+    if (fs::is_directory(installed, ec)) return installed.string();
     return "rules";
 }
 
 std::string web_root_path(ServeOptions const& o) {
     if (!o.web_root.empty()) return o.web_root;
     fs::path const prefix = exe_dir().parent_path();
+    std::error_code ec;
     for (fs::path candidate : {prefix / "web", prefix / "share/kyotaku/web"})
-        if (fs::exists(candidate / "index.html")) return candidate.string();
+        if (fs::exists(candidate / "index.html", ec)) return candidate.string();
     return {};
 }
 
@@ -279,96 +280,81 @@ std::string default_spool_dir(std::string const& db) {
     return ((ec ? std::filesystem::path("/tmp") : tmp) / ("kyotaku-spool-" + std::to_string(::geteuid()))).string();
 }
 
-std::string redact_db(std::string const& location) {
-    auto scheme = location.find("://");
-    if (scheme == std::string::npos) return location;
-    auto at = location.find('@', scheme);
-    if (at == std::string::npos) return location;
-    auto colon = location.find(':', scheme + 3);
-    if (colon == std::string::npos || colon > at) return location;
-    return location.substr(0, colon + 1) + "***" + location.substr(at);
-}
-
 namespace {
 
-// The server's certificate and key, and the client CA: loaded as the server loads them. Notes expiry.
-std::string check_tls(std::string const& dir, std::vector<std::string>& notes) {
-    for (char const* f : {"ca.pem", "server.pem", "server.key"})
-        if (!fs::exists(fs::path(dir) / f)) return (fs::path(dir) / f).string() + " がありません / missing";
-    std::unique_ptr<SSL_CTX, void (*)(SSL_CTX*)> ctx(SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
-    std::string const cert = (fs::path(dir) / "server.pem").string(), key = (fs::path(dir) / "server.key").string(),
-                      ca = (fs::path(dir) / "ca.pem").string();
-    if (SSL_CTX_use_certificate_chain_file(ctx.get(), cert.c_str()) != 1) return cert + ": 証明書を読めません / cannot load the certificate chain";
-    if (SSL_CTX_use_PrivateKey_file(ctx.get(), key.c_str(), SSL_FILETYPE_PEM) != 1) return key + ": 秘密鍵を読めないか、証明書と対応していません / cannot load the private key, or it does not match server.pem";
-    if (SSL_CTX_check_private_key(ctx.get()) != 1) return key + ": 証明書と鍵が対応していません / the key does not match server.pem";
-    if (SSL_CTX_load_verify_locations(ctx.get(), ca.c_str(), nullptr) != 1) return ca + ": CA 証明書を読めません / cannot load the client CA";
-    X509 const* leaf = SSL_CTX_get0_certificate(ctx.get());
-    std::time_t soon = std::time(nullptr) + 30 * 24 * 3600;
-    if (X509_cmp_current_time(X509_get0_notAfter(leaf)) <= 0) return cert + ": 証明書の期限が切れています / the server certificate has expired";
-    if (X509_cmp_time(X509_get0_notAfter(leaf), &soon) <= 0)
-        notes.push_back("warning: " + cert + ": 30日以内に期限が切れます / the server certificate expires within 30 days");
-    char name[256] = {};
-    X509_NAME_oneline(X509_get_subject_name(leaf), name, sizeof name);
-    notes.push_back("tls: server certificate " + std::string(name));
-    if (!fs::exists(fs::path(dir) / "card-ca.pem"))
-        notes.push_back("warning: " + (fs::path(dir) / "card-ca.pem").string() +
-                        " がありません (カードでの同意登録はできません) / missing: consent registration by card is refused");
-    return {};
+// The spans of `location` that hold a secret: the password of a URL's user information (scheme://user:PASSWORD@…,
+// up to the last '@' before the query, so that an unencoded '@' in a password is still covered) and the value of
+// every password=… or sslpassword=… (a URL's query parameter, or a key=value connection string).
+std::vector<std::pair<std::size_t, std::size_t>> secret_spans(std::string const& location) {
+    std::vector<std::pair<std::size_t, std::size_t>> spans;
+    std::size_t const query = location.find('?');
+    if (auto scheme = location.find("://"); scheme != std::string::npos && scheme < query) {
+        std::size_t const start = scheme + 3;
+        std::size_t const at = location.rfind('@', query == std::string::npos ? std::string::npos : query);
+        if (at != std::string::npos && at > start) {
+            std::size_t const colon = location.find(':', start);
+            if (colon != std::string::npos && colon < at) spans.emplace_back(colon + 1, at);
+        }
+    }
+    for (char const* key : {"password=", "sslpassword="}) {
+        std::size_t const n = std::strlen(key);
+        for (std::size_t at = location.find(key); at != std::string::npos; at = location.find(key, at + n)) {
+            bool const starts = at == 0 || location[at - 1] == '?' || location[at - 1] == '&' || location[at - 1] == ' ' || location[at - 1] == '\t';
+            if (!starts) continue;
+            std::size_t const value = at + n;
+            std::size_t end = value;
+            while (end < location.size() && location[end] != '&' && location[end] != ' ' && location[end] != '\t') ++end;
+            if (end > value) spans.emplace_back(value, end);
+        }
+    }
+    return spans;
 }
 
-std::string check_database(std::string const& location, std::vector<std::string>& notes) {
-    bool const postgres = is_postgres_url(location);
-    if (!postgres && !fs::exists(location)) {
-        fs::path parent = fs::path(location).parent_path();
-        if (parent.empty()) parent = ".";
-        if (!fs::is_directory(parent)) return location + ": フォルダ " + parent.string() + " がありません / its folder does not exist";
-        notes.push_back("database: " + location + " does not exist yet; it is created with the schema on start");
-        return {};
+std::string percent_decoded(std::string const& s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) && std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+            out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+            i += 2;
+        } else {
+            out += s[i];
+        }
     }
-    // A file the server could open only read-only: it would start, then fail every write (restored as root, say).
-    if (!postgres) {
-        fs::path parent = fs::path(location).parent_path();
-        if (parent.empty()) parent = ".";
-        if (::access(location.c_str(), R_OK | W_OK) != 0 || ::access(parent.c_str(), W_OK | X_OK) != 0)
-            return location + ": このユーザでは書き込めません (ファイルとフォルダの所有者と権限を確かめてください) / cannot be written by this user "
-                              "(check the owner and mode of the file and its folder)";
-    }
-    try {
-        auto db = open_database(location);
-        SchemaState s = schema_state(*db);
-        notes.push_back("database: " + db->backend() + ", " + std::to_string(s.applied.size()) + " migrations applied, " +
-                        std::to_string(s.pending.size()) + " to apply on start");
-        if (!s.unknown.empty())
-            return redact_db(location) + ": " + schema_too_new_message(s);
-    } catch (std::exception const& e) {
-        return redact_db(location) + ": " + e.what();
-    }
-    return {};
-}
-
-// Whether the key file opens the URL keys a database holds sealed ("" when it does, or when there is nothing to
-// open yet: no database, an empty one).
-std::string check_key_opens_database(std::string const& key_path, std::string const& location) {
-    bool const postgres = is_postgres_url(location);
-    if (!postgres && !fs::exists(location)) return {};
-    try {
-        auto secrets = Secrets::from_key_file_for_check(key_path);
-        auto db = open_database(location);
-        if (db->query(postgres ? "SELECT 1 FROM information_schema.tables WHERE table_name = 'url_keys'"
-                               : "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'url_keys'")
-                .empty())
-            return {};
-        for (auto const& row : db->query("SELECT version, key_sealed FROM url_keys WHERE key_sealed IS NOT NULL ORDER BY version"))
-            if (!secrets->open_url_key(std::uint32_t(as_int(row[0])), as_text(row[1])))
-                return "このデータベースを封じた鍵ファイルではありません (URL 鍵 " + std::to_string(as_int(row[0])) +
-                       " が開きません) / not the key file this database was sealed with (URL key " + std::to_string(as_int(row[0])) + " does not open)";
-    } catch (std::exception const& e) {
-        return e.what();
-    }
-    return {};
+    return out;
 }
 
 }  // namespace
+
+std::string redact_db(std::string const& location) {
+    auto spans = secret_spans(location);
+    std::sort(spans.begin(), spans.end());
+    std::string out;
+    std::size_t at = 0;
+    for (auto const& [from, to] : spans) {
+        if (from < at) continue;  // inside a span already replaced
+        out.append(location, at, from - at);
+        out += "***";
+        at = to;
+    }
+    out.append(location, at, std::string::npos);
+    return out;
+}
+
+std::string redact_secrets(std::string const& text, std::string const& location) {
+    std::string out = text;
+    std::string const redacted = redact_db(location);
+    if (!location.empty())
+        for (std::size_t at = out.find(location); at != std::string::npos; at = out.find(location, at + redacted.size()))
+            out.replace(at, location.size(), redacted);
+    for (auto const& [from, to] : secret_spans(location)) {
+        std::string const raw = location.substr(from, to - from);
+        for (std::string const& secret : {raw, percent_decoded(raw)}) {
+            if (secret.size() < 3) continue;  // too short to tell from ordinary text (the location itself is redacted above)
+            for (std::size_t at = out.find(secret); at != std::string::npos; at = out.find(secret, at + 3)) out.replace(at, secret.size(), "***");
+        }
+    }
+    return out;
+}
 
 int check_config(ResolvedConfig const& config) {
     ServeOptions const& o = config.options;
@@ -396,56 +382,10 @@ int check_config(ResolvedConfig const& config) {
         std::cout << key << " = " << value << "  (" << config.origin.at(s.key) << ")\n";
     }
     std::vector<std::string> errors = config.errors, notes;
-    if (config.ok()) {
-        boost::system::error_code ec;
-        auto address = boost::asio::ip::make_address(o.host, ec);
-        if (ec) errors.push_back("host " + o.host + ": アドレスではありません / not an IP address");
-        else if (!address.is_loopback() && !o.any_address)
-            errors.push_back("host " + o.host + ": ループバック以外は listen で明示してください / a non-loopback address needs listen = \"ADDRESS:PORT\"");
-        if (auto e = check_tls(o.tls_dir, notes); !e.empty()) errors.push_back("tls: " + e);
-        // The rules as serve loads them: with trusted keys, only a bundle one of them signed.
-        std::vector<std::string> keys;
-        for (auto const& path : o.trust) {
-            PublicKey key = read_public_key(path);
-            if (key.ok()) keys.push_back(key.raw);
-            else errors.push_back("trust: " + path + ": " + key.error.text());
-        }
-        std::vector<Diagnostic> diags;
-        auto rules = load_trusted_rules(rules_path(o), keys, &diags);
-        if (!rules.program) {
-            errors.push_back("rules: " + (diags.empty() ? rules_path(o) + ": " + rules.error : "\n" + format_diagnostics(diags)));
-        } else {
-            char hash[32];
-            std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(rules.program->source_hash));
-            notes.push_back("rules: " + std::to_string(rules.program->files.size()) + " files, source hash " + hash);
-        }
-        if (auto e = check_database(o.db, notes); !e.empty()) errors.push_back("database: " + e);
-        // The key file: required with PostgreSQL; when it exists, serve's own checks (a regular file of this user, 0600).
-        bool const postgres = is_postgres_url(o.db);
-        if (o.key_file.empty() && postgres) {
-            errors.push_back("key_file: PostgreSQL では key_file が必要です / key_file is required with PostgreSQL");
-        } else if (o.db != ":memory:" || !o.key_file.empty()) {
-            std::string const path = o.key_file.empty() ? o.db + ".key" : o.key_file;
-            struct stat st {};
-            if (::lstat(path.c_str(), &st) != 0)
-                notes.push_back("key_file: " + path + " はまだありません (最初の起動で 0600 で作ります) / does not exist yet: created 0600 on first start");
-            else if (!S_ISREG(st.st_mode))
-                errors.push_back("key_file: " + path + ": 通常のファイルではありません / not a regular file");
-            else if (st.st_uid != ::geteuid() && ::geteuid() != 0)
-                errors.push_back("key_file: " + path + ": 別のユーザのファイルです / owned by another user");
-            else if (st.st_mode & 077)
-                errors.push_back("key_file: " + path + ": 他のユーザが読み書きできます (chmod 600) / readable or writable by others (chmod 600)");
-            else {
-                // Checked as root (sudo): the file belongs to the service's user, which the check cannot know.
-                if (st.st_uid != ::geteuid())
-                    notes.push_back("key_file: " + path + " はユーザ " + std::to_string(st.st_uid) + " のファイルです (サービスのユーザであること) / owned by uid " +
-                                    std::to_string(st.st_uid) + ": right when that is the service's user");
-                // The key must open the URL keys this database holds sealed, as serve checks on start.
-                if (auto e = check_key_opens_database(path, o.db); !e.empty()) errors.push_back("key_file: " + path + ": " + e);
-            }
-        }
-        if (web_root_path(o).empty() || !fs::exists(fs::path(web_root_path(o)) / "index.html"))
-            notes.push_back("warning: web_root: 同意ページのファイルがありません / the consent page's files were not found");
+    if (config.ok()) {  // the checks serve makes before it starts (preflight.hpp)
+        Preflight checked = preflight(o, Preflight::by_operator);
+        errors.insert(errors.end(), checked.errors.begin(), checked.errors.end());
+        notes = std::move(checked.notes);
     }
     for (auto const& n : notes) std::cout << n << "\n";
     for (auto const& e : errors) std::cerr << "error: " << e << "\n";

@@ -71,8 +71,12 @@ std::optional<ListenAddress> parse_listen(std::string const& text, std::string& 
 std::string rules_path(ServeOptions const& o);
 // The consent page's files: --web-root, else web/ or share/kyotaku/web beside the binary ("" when none).
 std::string web_root_path(ServeOptions const& o);
-// The database location with any password in a URL replaced by "***" (for logs and --check-config).
+// The database location with every secret replaced by "***": a URL's password (user:PASSWORD@), and the value of
+// password= and sslpassword= (query parameters, or a key=value string). For every line that names the database.
 std::string redact_db(std::string const& location);
+// `text` (an error message, say) with any secret of `location` replaced by "***" (raw or percent-decoded), and the
+// location itself by redact_db(location).
+std::string redact_secrets(std::string const& text, std::string const& location);
 // The spool directory's default: beside a SQLite database (DB.spool), else kyotaku-spool-UID in the system's
 // temporary directory.
 std::string default_spool_dir(std::string const& db);

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 
@@ -100,12 +101,15 @@ void metric_sample(std::string& out, std::string const& name, std::map<std::stri
         }
         out += '}';
     }
+    // The shortest text that reads back as exactly this double: a Unix time in seconds with its fraction keeps
+    // every digit (with "%.9g", kyotaku_start_time_seconds was up to 10 s off).
     char number[64];
-    if (std::isinf(value)) std::snprintf(number, sizeof number, value > 0 ? "+Inf" : "-Inf");
-    else if (value == std::floor(value) && std::fabs(value) < 1e15) std::snprintf(number, sizeof number, "%.0f", value);
-    else std::snprintf(number, sizeof number, "%.9g", value);
+    std::size_t length = 0;
+    if (std::isnan(value)) length = std::size_t(std::snprintf(number, sizeof number, "NaN"));
+    else if (std::isinf(value)) length = std::size_t(std::snprintf(number, sizeof number, value > 0 ? "+Inf" : "-Inf"));
+    else length = std::size_t(std::to_chars(number, number + sizeof number, value).ptr - number);
     out += ' ';
-    out += number;
+    out.append(number, length);
     out += '\n';
 }
 

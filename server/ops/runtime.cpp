@@ -53,6 +53,11 @@ void Runtime::loaded(Program const& program) {
 ServingRules load_serving_rules(std::string const& path, std::vector<std::string> const& trusted_keys, std::vector<Diagnostic>* diagnostics) {
     ServingRules out;
     std::error_code ec;
+    // A path that cannot even be looked at (a symlink loop, a folder without access): said so, naming it.
+    if ((void)std::filesystem::status(path, ec); ec && ec != std::errc::no_such_file_or_directory) {
+        out.loaded.message = Message{path + " を読めません: " + ec.message(), "cannot read " + path + ": " + ec.message()};
+        return out;
+    }
     if (trusted_keys.empty() || !std::filesystem::is_regular_file(path, ec)) {
         out.loaded = load_trusted_rules(path, trusted_keys, diagnostics);  // sources, or the refusal of sources
         return out;
@@ -61,7 +66,6 @@ ServingRules load_serving_rules(std::string const& path, std::vector<std::string
     auto bytes = std::make_shared<std::string>(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
     if (!file.good() && !file.eof()) {
         out.loaded.message = Message{"読み込めません: " + path, "cannot read " + path};
-        out.loaded.error = out.loaded.message.text();
         return out;
     }
     if (bytes->rfind("KYTKBNDL", 0) != 0) {
@@ -70,7 +74,6 @@ ServingRules load_serving_rules(std::string const& path, std::vector<std::string
     }
     if (Message m = check_bundle_signature(*bytes, trusted_keys); !m.empty()) {
         out.loaded.message = std::move(m);
-        out.loaded.error = out.loaded.message.text();
         return out;
     }
     out.loaded = load_bundle(*bytes);
@@ -85,7 +88,7 @@ bool Runtime::reload_rules() {
     LoadResult& fresh = serving.loaded;
     if (!fresh.program) {
         ++reloads_failed_;
-        std::string detail = diags.empty() ? fresh.error : format_diagnostics(diags);
+        std::string detail = diags.empty() ? fresh.describe() : format_diagnostics(diags);
         log_line({{"event", "rules_reload_failed"},
                   {"path", rules_path_},
                   {"error", detail},

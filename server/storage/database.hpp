@@ -71,9 +71,10 @@ inline bool is_postgres_url(std::string const& location) {
 }
 
 // Applies the migrations that are not yet recorded in schema_migrations, in order, each in a transaction.
-// Returns the number applied. Refuses (DatabaseError) a database whose schema is newer than this binary: one
-// with a migration this binary does not know, applied by a newer kyotaku.
-int migrate(Database& db);
+// Returns the number applied, and their names in `applied` when given (for the start's log line). Refuses
+// (DatabaseError) a database whose schema is newer than this binary: one with a migration this binary does not
+// know, applied by a newer kyotaku.
+int migrate(Database& db, std::vector<std::string>* applied = nullptr);
 
 // The schema against this binary's migrations: applied, pending (applied on start) and unknown (newer).
 struct SchemaState {

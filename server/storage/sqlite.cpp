@@ -285,7 +285,7 @@ std::string schema_too_new_message(SchemaState const& s) {
            "kyotaku (it has " + names + "): run a kyotaku at least as new as the one that upgraded it";
 }
 
-int migrate(Database& db) {
+int migrate(Database& db, std::vector<std::string>* applied_names) {
     // Several servers may start at once on one database: each migration is applied under a lock, and whether it
     // is already applied is asked again under that lock.
     transaction(db, [&] {
@@ -296,13 +296,18 @@ int migrate(Database& db) {
     int applied = 0;
     for (auto const& m : migrations()) {
         if (!db.query("SELECT 1 FROM schema_migrations WHERE name = $1", {std::string(m.name)}).empty()) continue;
+        bool applied_here = false;  // by this server (another may have applied it meanwhile); set by the attempt that committed
         transaction(db, [&] {
+            applied_here = false;
             if (char const* lock = db.migration_lock()) db.query(lock);
             if (!db.query("SELECT 1 FROM schema_migrations WHERE name = $1", {std::string(m.name)}).empty()) return;
             db.script(m.sql);
             db.query("INSERT INTO schema_migrations (name, applied_at) VALUES ($1, CAST(CURRENT_TIMESTAMP AS TEXT))", {std::string(m.name)});
-            ++applied;
+            applied_here = true;
         });
+        if (!applied_here) continue;
+        ++applied;
+        if (applied_names) applied_names->emplace_back(m.name);
     }
     return applied;
 }

@@ -45,7 +45,9 @@ std::string Handoffs::facility_of(std::string const& token) {
 }
 
 json Handoffs::create(json const& body) {
-    Fields f(body, {"token", "visit_kind", "items", "identity_method", "appointment_date", "choices"});
+    Fields f(body, {"token", "visit_kind", "items", "identity_method", "appointment_date", "choices", "to"});
+    std::string const to = f.has("to") ? f.text("to") : "staff";
+    if (to != "staff" && to != "computer") throw invalid("to", "引き継ぎ先が正しくありません", "to is \"staff\" or \"computer\"");
     auto const rules = x_.rules();
     Program const& program = *rules->program;
     std::string const facility = facility_of(f.text("token"));
@@ -60,7 +62,7 @@ json Handoffs::create(json const& body) {
 
     Context& x = x_;
     std::string const at = x.now();
-    std::string const expires = x.clock.timestamp_after(lifetime);
+    std::string const expires = x.clock.timestamp_after(to == "computer" ? computer_lifetime : lifetime);
     std::string const id = new_id();
     std::string code;
     transaction(x.db, [&] {
@@ -78,10 +80,11 @@ json Handoffs::create(json const& body) {
         x.db.query("INSERT INTO consent_handoffs (id, facility_code, code, choices_json, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
                    {id, facility, code, choices.dump(), at, expires});
     });
-    // The QR code opens the same facility page on the staff's device, with the code filled in.
-    std::string const svg = qr_svg(x.public_url + "/c/" + f.text("token") + "#handoff=" + code);
+    // The QR code opens the same facility page on the other device, with the code filled in: a PNG of one pixel per
+    // module (a few hundred bytes; the page draws it larger), not an SVG of 16 KB for a phone to wait for.
+    std::string const png = qr_png(x.public_url + "/c/" + f.text("token") + "#handoff=" + code, 1);
     return json{{"handoff_id", id}, {"code", code}, {"expires_at", expires},
-                {"qr", "data:image/svg+xml;base64," + base64_encode(std::vector<unsigned char>(svg.begin(), svg.end()))}};
+                {"qr", "data:image/png;base64," + base64_encode(std::vector<unsigned char>(png.begin(), png.end()))}};
 }
 
 json Handoffs::status(std::string const& handoff_id) {

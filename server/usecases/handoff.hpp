@@ -2,20 +2,25 @@
 // commands over NFC, and a phone seldom has a reader), so the staff's device with a reader (kyotaku-bridge or
 // WebUSB) does the card step of the session the phone started (docs/consent-page.md, "The hand-off").
 //
-//   phone   POST /api/v1/consent/handoff {token, visit_kind, items, identity_method, appointment_date?}
+//   phone   POST /api/v1/consent/handoff {token, visit_kind, items, identity_method, appointment_date?, to?}
 //           → {handoff_id, code (6 digits), expires_at, qr}; then polls GET /api/v1/consent/handoff/{handoff_id}
 //   staff   POST /api/v1/consent/handoff/claim {token, code} → {claim, choices, expires_at}
 //           POST /api/v1/consent/handoff/challenge {token, claim} → the card's challenge
 //           POST /api/v1/consent/handoff/register {token, claim, challenge_id, certificate, signature | visual_passcode}
 //   phone   GET …/{handoff_id} → {"state":"done", "consent":{…}} → 完了
 //
+// `to` is "staff" (the default: the staff's device, during a home visit) or "computer" (オンライン診療等: the
+// patient, alone with a phone that cannot read the card, finishes the same session on their own or a family
+// member's computer with a reader). The two differ only in how long the code lives: a computer may be in another
+// room, or another house.
+//
 // The patient's choices travel once, from the phone to the server: the staff's device shows them and the
 // registration uses the stored ones, so nobody retypes them and the staff's device cannot change them. The
 // PIN goes from the staff's device to the card only; it never reaches the phone or the server (no route has a
 // field for it). The hand-off is finished in the consent registration's own transaction, so the phone's 完了
-// and the consent in the registry are one fact. Codes live 15 minutes, are claimed once, and wrong codes are
-// counted per facility: after 5 in 10 minutes the facility's claims wait (429). Each route takes its documented
-// fields only (fields.hpp).
+// and the consent in the registry are one fact. Codes live 15 minutes (2 hours to a computer), are claimed once,
+// and wrong codes are counted per facility: after 5 in 10 minutes the facility's claims wait (429). Each route
+// takes its documented fields only (fields.hpp).
 #pragma once
 
 #include "usecases/service.hpp"
@@ -39,7 +44,8 @@ public:
     json challenge(json const& body);                      ///< the staff's device asks for the card's challenge
     json register_consent(json const& body, int& status);  ///< the staff's device registers with the card
 
-    std::chrono::seconds lifetime{15 * 60};   ///< how long a code can be claimed and the card step done
+    std::chrono::seconds lifetime{15 * 60};   ///< how long a code can be claimed and the card step done (to the staff) …
+    std::chrono::seconds computer_lifetime{2 * 60 * 60};  ///< … and to a computer
     int max_failures = 5;                     ///< wrong codes per facility within failure_window …
     std::chrono::seconds failure_window{10 * 60};  ///< … before its claims wait
     int max_open = 50;                        ///< open hand-offs per facility

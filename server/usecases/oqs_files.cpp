@@ -57,7 +57,7 @@ std::string OqsDesk::single(Caller const& c, std::string const& xml, int& status
     json result;
     try {
         Fields f(request, {"arbitrary_identifier", "insurer_number", "symbol", "number", "branch", "birthdate", "echo"});
-        Lookup who{card_from(f), {}};
+        Lookup who{card_from(f), {}, {}};
         FacilityInfo facility = x_.facility(c);
         DbRecords records(x_.db);
         DecisionPath decisions(x_.rules(), records, x_.today());

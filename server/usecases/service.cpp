@@ -9,7 +9,8 @@ namespace kyotaku::server {
 
 Rules bind_rules(std::shared_ptr<Program const> program, std::shared_ptr<std::string const> exact_bundle) {
     auto bound = RuleContract::bind(std::move(program));
-    if (auto const* error = std::get_if<std::string>(&bound)) throw std::runtime_error("ルールがサーバの契約を満たしません / the rules do not fulfil the server's contract: " + *error);
+    if (auto const* error = std::get_if<Message>(&bound))
+        throw std::runtime_error("ルールがサーバの契約を満たしません: " + error->ja + " / the rules do not fulfil the server's contract: " + error->en);
     std::get<RuleContract>(bound).exact_bundle = std::move(exact_bundle);
     return std::make_shared<RuleContract const>(std::move(std::get<RuleContract>(bound)));
 }
@@ -22,7 +23,7 @@ Service::~Service() = default;
 
 std::optional<std::string> Service::replace_rules(std::shared_ptr<Program const> rules, std::shared_ptr<std::string const> exact_bundle) {
     auto bound = RuleContract::bind(std::move(rules));
-    if (auto const* error = std::get_if<std::string>(&bound)) return *error;
+    if (auto const* error = std::get_if<Message>(&bound)) return error->text();
     std::get<RuleContract>(bound).exact_bundle = std::move(exact_bundle);
     context.set_rules(std::make_shared<RuleContract const>(std::move(std::get<RuleContract>(bound))));
     return std::nullopt;

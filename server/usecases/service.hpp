@@ -12,7 +12,7 @@
 #include "formats/fields.hpp"
 #include "storage/records.hpp"
 #include "usecases/request_gate.hpp"
-#include "decision/rule_contract.hpp"
+#include "contract/rule_contract.hpp"
 #include "core/secrets.hpp"
 
 #include <nlohmann/json.hpp>

@@ -1,29 +1,15 @@
 #!/usr/bin/env bash
-# Builds the card bridge's libFuzzer targets with clang (+ AddressSanitizer, UBSan) and runs each for a fixed
-# number of seconds: apdu_fuzz (APDUs, DER header, vpcd frames, the virtual card) and bridge_message_fuzz
-# (kyotaku-bridge's JSON requests), reader_frame_fuzz (Port-100 frames, ATQB, ISO-DEP, the simulated reader). Usage: run_card.sh CLANG++ SRC OUT SECONDS
+# Runs the card bridge's libFuzzer targets (clang + AddressSanitizer, UBSan; built by the build:
+# tests/fuzz/CMakeLists.txt) each for a fixed number of seconds: apdu_fuzz (APDUs, DER header, vpcd frames, the
+# virtual card), reader_frame_fuzz (Port-100 frames, ATQB, ISO-DEP, the simulated reader) and bridge_message_fuzz
+# (kyotaku-bridge's JSON requests). Usage: run_card.sh BIN SRC OUT SECONDS
 set -euo pipefail
-cxx=$1 src=$2 out=$3 seconds=$4
+bin=$1 src=$2 out=$3 seconds=$4
 mkdir -p "$out"
-launcher=""
-command -v ccache > /dev/null && launcher=ccache
-hb="$src/hardware-bridge"
-flags=(-std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
-       -I "$hb/include" -I "$hb/bridge")
-objs=()
-for s in src/apdu.cpp src/jpki.cpp src/virtual_card.cpp src/isodep.cpp src/port100.cpp src/vpcd.cpp src/native.cpp bridge/protocol.cpp; do
-    o="$out/$(echo "$s" | tr / _).o"
-    $launcher "$cxx" "${flags[@]}" -c "$hb/$s" -o "$o" &
-    objs+=("$o")
-    while [ "$(jobs -r | wc -l)" -ge 2 ]; do wait -n; done
-done
-wait
 status=0
 run() {  # run NAME SEEDS... (a seed "hex:…" is written as bytes)
     local name=$1
     shift
-    $launcher "$cxx" "${flags[@]}" -c "$src/tests/fuzz/$name.cpp" -o "$out/$name.o"
-    "$cxx" -fsanitize=fuzzer,address,undefined "$out/$name.o" "${objs[@]}" -lcrypto -o "$out/$name"
     mkdir -p "$out/corpus-$name"
     local i=0
     for seed in "$@"; do
@@ -35,7 +21,7 @@ run() {  # run NAME SEEDS... (a seed "hex:…" is written as bytes)
         i=$((i + 1))
     done
     echo "== $name"
-    (cd "$out" && "./$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
+    (cd "$out" && "$bin/$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
         -print_final_stats=1 "corpus-$name" 2>&1 | tail -6) || status=1
 }
 run apdu_fuzz hex:00A4040C0AD392F000260100000001 hex:00A4020C02000A hex:00B0000000 hex:00200080043132333400 \

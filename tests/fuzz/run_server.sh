@@ -1,47 +1,10 @@
 #!/usr/bin/env bash
-# Builds the server's request-path fuzz target (tests/fuzz/http_request_fuzz.cpp) with clang's libFuzzer
-# (+ AddressSanitizer, UBSan) — the engine and the server's sources, with the migrations the build generated — and runs
-# it for a fixed number of seconds, seeded with requests of every kind of route. Usage:
-# run_server.sh CLANG++ SRC OUT MIGRATIONS_CPP SECONDS
+# Runs the server's request-path fuzz target (tests/fuzz/http_request_fuzz.cpp; clang's libFuzzer + AddressSanitizer,
+# UBSan, built by the build with the engine's and the server's own targets: tests/fuzz/CMakeLists.txt) for a fixed
+# number of seconds, seeded with requests of every kind of route. Usage: run_server.sh BIN SRC OUT SECONDS
 set -euo pipefail
-cxx=$1 src=$2 out=$3 migrations=$4 seconds=$5
+bin=$1 src=$2 out=$3 seconds=$4
 mkdir -p "$out/corpus"
-launcher=""
-command -v ccache > /dev/null && launcher=ccache
-# The engine's flags are run.sh's, so that ccache shares its objects with fuzz.rule_parser.
-flags=(-std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -I "$src/engine/include"
-       -DKYOTAKU_JSONL_SIMDJSON=1)
-server_flags=(-I "$src/server" -I /usr/include/postgresql -DKYOTAKU_FUZZ_RULES="\"$src/rules\"")
-# Boost 1.74's Asio looks for coroutines the way clang 14 with libc++ offers them; with libstdc++ they are there,
-# only announced differently (and awaitable.hpp forgets <utility>).
-asio=(-D__cpp_impl_coroutine=201902L -DBOOST_ASIO_HAS_CO_AWAIT=1 -DBOOST_ASIO_HAS_STD_COROUTINE=1 -include utility)
-sources=()
-for s in calendar/calendar.cpp syntax/grammar.cpp syntax/source.cpp syntax/diagnostics.cpp syntax/format.cpp check/checker.cpp \
-         compile/compiler.cpp compile/program.cpp compile/driver.cpp eval/evaluator.cpp eval/jsonl.cpp eval/testing.cpp eval/explain.cpp \
-         eval/diff.cpp bundle/bundle.cpp sign/signing.cpp; do
-    sources+=("$src/engine/$s")
-done
-for s in "$src"/server/*/*.cpp; do
-    [ "$(basename "$s")" = relay.cpp ] || sources+=("$s")  # the folder relay is a client: not on this path
-done
-sources+=("$migrations" "$src/tests/fuzz/http_request_fuzz.cpp")
-objs=()
-for s in "${sources[@]}"; do
-    o="$out/$(echo "${s#"$src"/}" | tr / _).o"
-    extra=()
-    [[ $s == "$src/engine/"* ]] || extra=("${server_flags[@]}")
-    grep -q "boost/asio\|session.hpp\|limits.hpp" "$s" && extra+=("${asio[@]}")
-    file_flags=("${flags[@]}")
-    # clang 14 cannot assemble coroutines compiled with UBSan ("Cannot represent a difference across sections"):
-    # the two files with coroutines (the session and the accept loop) get AddressSanitizer only.
-    grep -q "co_await" "$s" && file_flags=("${flags[@]/-fsanitize=fuzzer-no-link,address,undefined/-fsanitize=fuzzer-no-link,address}")
-    $launcher "$cxx" "${file_flags[@]}" "${extra[@]}" -c "$s" -o "$o" &
-    objs+=("$o")
-    while [ "$(jobs -r | wc -l)" -ge 2 ]; do wait -n; done
-done
-wait
-"$cxx" -fsanitize=fuzzer,address,undefined "${objs[@]}" -lsqlite3 -lssl -lcrypto -lpq -lpugixml -lpng -lqrencode -lsimdjson -lz -ltomlplusplus -lpthread \
-    -o "$out/http_request_fuzz"
 
 # Seeds: the first byte picks the caller (0 nobody, 1 operator, 2 職員 電子カルテ端末, 3 管理者, 4 and 5 facility B).
 seed() {  # seed NAME CALLER "REQUEST-LINE\r\nHEADERS" [BODY]: Content-Length is added
@@ -84,4 +47,4 @@ seed 04 other_facility "POST /api/v1/reinquiry HTTP/1.1\r\n$json" "{\"category\"
 
 cd "$out"
 # -timeout: an input that takes longer than 10 s is reported as a hang. The World (rules, database) is built once.
-./http_request_fuzz -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 corpus 2>&1 | tail -15
+"$bin/http_request_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 corpus 2>&1 | tail -15

@@ -17,7 +17,29 @@ check "kyotaku-bridge depends on pcsclite" grep -q libpcsclite1 <<< "$(field kyo
 check "libkyotaku-dev depends on simdjson's headers" grep -q libsimdjson-dev <<< "$(field libkyotaku-dev Depends)"
 check "versions are the project's" test "$(field kyotaku Version)" = "$(sed -n 's/^project(kyotaku VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")"
 check "kyotaku runs postinst" bash -c "dpkg-deb -I '$(deb kyotaku)' postinst | grep -q kyotaku.toml"
-check "and on purge a postrm that removes the configuration it made" bash -c "dpkg-deb -I '$(deb kyotaku)' postrm | grep -q 'rm -f /etc/kyotaku/kyotaku.toml'"
+# The maintainer scripts, run against a scratch root (DPKG_ROOT) with a systemctl that only records what it was asked.
+dpkg-deb -e "$(deb kyotaku)" "$work/control"
+fake=$work/fake-root
+mkdir -p "$fake/etc/kyotaku/tls" "$fake/etc/systemd/system/multi-user.target.wants" "$fake/run/systemd/system" "$work/fake-bin"
+printf '#!/bin/sh\necho "$*" >> %s/systemctl.log\n' "$work" > "$work/fake-bin/systemctl"
+chmod +x "$work/fake-bin/systemctl"
+touch "$fake/etc/kyotaku/kyotaku.toml"
+wants=$fake/etc/systemd/system/multi-user.target.wants
+ln -s /usr/lib/systemd/system/kyotaku.service "$wants/kyotaku.service"
+ln -s "/usr/lib/systemd/system/kyotaku-relay@.service" "$wants/kyotaku-relay@srv-oqs-clinic1.service"
+ln -s /usr/lib/systemd/system/other.service "$wants/other.service"
+maint() { DPKG_ROOT=$fake PATH=$work/fake-bin:$PATH sh "$work/control/$1" "$2"; }
+maint prerm upgrade
+check "an upgrade stops nothing" test ! -e "$work/systemctl.log"
+maint prerm remove
+check "removing the package stops the server and every relay first" grep -qx "stop kyotaku.service kyotaku-relay@\*.service" "$work/systemctl.log"
+maint postrm remove
+check "a remove keeps the configuration and the enabled units" test -e "$fake/etc/kyotaku/kyotaku.toml" -a -L "$wants/kyotaku.service"
+maint postrm purge
+check "a purge removes the configuration postinst made" test ! -e "$fake/etc/kyotaku/kyotaku.toml"
+check "and the links systemctl enable made, which would dangle" test ! -L "$wants/kyotaku.service" -a ! -L "$wants/kyotaku-relay@srv-oqs-clinic1.service"
+check "but no other unit's" test -L "$wants/other.service"
+check "then systemd reloads its units" grep -qx "daemon-reload" "$work/systemctl.log"
 
 root=$work/root
 for p in kyotaku kyotaku-bridge libkyotaku-dev; do dpkg -x "$(deb $p)" "$root"; done
@@ -71,6 +93,12 @@ check "and serves the page's files" test "$(get "/web/$(web_name app.js)")" = 20
 check "and its rules to the page" test "$(get /web/rules.bundle)" = 200
 check "and is ready" test "$(get /readyz)" = 200
 stop_server
+version=$(sed -n 's/^project(kyotaku VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
+out=$("$root/usr/bin/kyotaku" --version 2>&1); rc=$?
+check "kyotaku --version exits 0" test $rc = 0
+check "saying the package's version" grep -q "^kyotaku $version (kyotaku-rules " <<< "$out"
+check "the server unit starts without card-ca.pem (a credential without a certificate instead: serve warns)" \
+    grep -qx "SetCredential=card-ca.pem:absent" "$root/usr/lib/systemd/system/kyotaku.service"
 check "the installed rules pass their tests" bash -c "'$root/usr/bin/kyotaku' test '$root/usr/share/kyotaku/rules' | grep -q ' 0 failed'"
 
 # An integrator's project against libkyotaku-dev in the scratch root.

@@ -138,7 +138,12 @@ TEST_F(Handoff, ThePhonesChoicesReachTheRegistryThroughTheStaffsDeviceUnchanged)
     std::string const code = h["code"];
     EXPECT_EQ(code.size(), 6u);
     EXPECT_EQ(code.find_first_not_of("0123456789"), std::string::npos);
-    EXPECT_EQ(h["qr"].get<std::string>().rfind("data:image/svg+xml;base64,", 0), 0u);
+    // The QR code is a PNG of one pixel per module: the answer stays small for a phone's network.
+    std::string const qr = h["qr"];
+    ASSERT_EQ(qr.rfind("data:image/png;base64,", 0), 0u);
+    auto const png = *base64_decode(qr.substr(qr.find(',') + 1));
+    EXPECT_EQ(std::string(png.begin() + 1, png.begin() + 4), "PNG");
+    EXPECT_LT(h.dump().size(), 1500u) << h.dump();
     EXPECT_EQ(state(h), "waiting");
     // The staff's device types the code as people do: full-width digits, a space.
     std::string typed;
@@ -223,6 +228,30 @@ TEST_F(Handoff, CodesExpireAndThePhoneCanTakeItsHandoffBack) {
     // A code is the facility's: another facility's URL does not find it.
     json const mine = start();
     EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[1]}, {"code", mine["code"]}}).status, 404);
+}
+
+TEST_F(Handoff, AContinuationOnAComputerLivesTwoHoursAndOtherwiseWorksAsAHandoff) {
+    json choices = phone_choices();
+    choices["to"] = "computer";
+    auto r = anyone("POST", "/api/v1/consent/handoff", choices);
+    ASSERT_EQ(r.status, 201) << r.body;
+    json const h = body(r);
+    clock.advance(handoffs->lifetime + 1s);
+    EXPECT_EQ(state(h), "waiting") << "a staff hand-off would have expired by now";
+    clock.advance(handoffs->computer_lifetime - handoffs->lifetime - 2s);
+    auto claimed = anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", h["code"]}});
+    ASSERT_EQ(claimed.status, 200) << claimed.body;
+    EXPECT_EQ(body(claimed)["choices"]["visit_kind"], "訪問診療");
+    clock.advance(2s);
+    EXPECT_EQ(state(h), "expired");
+    choices["to"] = "tablet";
+    auto refused = anyone("POST", "/api/v1/consent/handoff", choices);
+    EXPECT_EQ(refused.status, 400);
+    EXPECT_EQ(body(refused)["field"], "to");
+    choices["to"] = "staff";
+    json const staff = body(anyone("POST", "/api/v1/consent/handoff", choices));
+    clock.advance(handoffs->lifetime + 1s);
+    EXPECT_EQ(state(staff), "expired") << "\"staff\" is the default's lifetime";
 }
 
 TEST_F(Handoff, EveryRouteTakesItsDocumentedFieldsOnly) {

@@ -3,6 +3,7 @@
 #include "ops/config.hpp"
 #include "http/router.hpp"
 #include "http/idempotency.hpp"
+#include "ops/observability.hpp"
 #include "ops/runtime.hpp"
 
 #include <gtest/gtest.h>
@@ -146,6 +147,32 @@ TEST(Config, PasswordsNeverPrinted) {
     EXPECT_EQ(redact_db("postgresql://kyotaku:s3cret@db:5432/k"), "postgresql://kyotaku:***@db:5432/k");
     EXPECT_EQ(redact_db("postgresql://kyotaku@db/k"), "postgresql://kyotaku@db/k");
     EXPECT_EQ(redact_db("/var/lib/kyotaku/kyotaku.sqlite"), "/var/lib/kyotaku/kyotaku.sqlite");
+    // Issue 22 item 8: every way libpq takes a password.
+    EXPECT_EQ(redact_db("postgresql://kyotaku@db/k?password=s3cret"), "postgresql://kyotaku@db/k?password=***");
+    EXPECT_EQ(redact_db("postgresql://db/k?sslmode=require&password=s3cret&connect_timeout=5"),
+              "postgresql://db/k?sslmode=require&password=***&connect_timeout=5");
+    EXPECT_EQ(redact_db("postgresql://db/k?sslpassword=s3cret"), "postgresql://db/k?sslpassword=***");
+    EXPECT_EQ(redact_db("postgresql://kyotaku:s3@cret@db/k"), "postgresql://kyotaku:***@db/k");  // an unencoded '@'
+    EXPECT_EQ(redact_db("postgresql://kyotaku:a@db/k?password=b"), "postgresql://kyotaku:***@db/k?password=***");
+    EXPECT_EQ(redact_db("host=db password=s3cret dbname=k"), "host=db password=*** dbname=k");
+    EXPECT_EQ(redact_db("postgresql://db/k?application_name=x_password=y"), "postgresql://db/k?application_name=x_password=y");
+    // In a message: the location redacted, and the secret wherever else it appears (raw or percent-decoded).
+    std::string const url = "postgresql://kyotaku:p%40ss1@db/k";
+    EXPECT_EQ(redact_secrets("cannot connect to " + url + ": bad password p@ss1 or p%40ss1", url),
+              "cannot connect to postgresql://kyotaku:***@db/k: bad password *** or ***");
+    EXPECT_EQ(redact_secrets("nothing secret here", "/var/lib/kyotaku/kyotaku.sqlite"), "nothing secret here");
+}
+
+TEST(Metrics, AUnixTimeKeepsEveryDigit) {
+    // kyotaku_start_time_seconds was printed with 9 significant digits: up to 10 s off.
+    std::string out;
+    metric_sample(out, "kyotaku_start_time_seconds", {}, 1765012345.678);
+    EXPECT_EQ(out, "kyotaku_start_time_seconds 1765012345.678\n");
+    for (double v : {0.1, 0.30000000000000004, 1e-9, 123456789012345678.0, 3.0}) {
+        std::string line;
+        metric_sample(line, "m", {}, v);
+        EXPECT_EQ(std::stod(line.substr(2)), v) << line;
+    }
 }
 
 TEST(Schema, ANewerDatabaseIsRefused) {
@@ -173,7 +200,7 @@ protected:
         db = open_sqlite(":memory:");
         migrate(*db);
         auto loaded = load_rules(rules.string());
-        ASSERT_TRUE(loaded.program) << loaded.error;
+        ASSERT_TRUE(loaded.program) << loaded.describe();
         service = std::make_unique<Service>(*db, loaded.program, clock);
         rt = std::make_unique<Runtime>(*db, *service, rules.string());
     }

@@ -120,7 +120,7 @@ TEST_F(PageFiles, TheRulesAreRevalidatedByTheirETag) {
     EXPECT_EQ(header(r, "Cache-Control"), "no-cache");
     EXPECT_EQ(header(r, "Content-Encoding"), "gzip");
     auto loaded = load_bundle(gunzip(r.body));
-    ASSERT_TRUE(loaded.program) << loaded.error;
+    ASSERT_TRUE(loaded.program) << loaded.describe();
     EXPECT_GE(loaded.program->find_slot("施設の診療区分"), 0);
     EXPECT_EQ(get("/web/rules.bundle", "gzip", header(r, "ETag")).status, 304);
     EXPECT_EQ(get("/web/rules.bundle", "gzip", "\"something-else\"").status, 200);

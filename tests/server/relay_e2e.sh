@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The folder relay against a real server over mutual TLS. Usage: relay_e2e.sh KYOTAKU SOURCE_DIR
+# The folder relay against a real server over mutual TLS (a failed send is retried after 100 ms here, then 200 ms …: the
+# backoff itself is relay_security.sh's unwritable_res). Usage: relay_e2e.sh KYOTAKU SOURCE_DIR
 set -uo pipefail
 kyotaku=$1 src=$2
 work=$(mktemp -d)
@@ -25,7 +26,7 @@ curl "${admin[@]}" -X POST "$U/api/v1/admin/consents" -d "{\"facility_code\":\"$
 dir=$work/exchange
 start_relay() {
     "$kyotaku" relay --dir "$dir" --server "$U" --ca "$work/pki/ca.pem" --cert "$work/pki/facility-$A.pem" --key "$work/pki/facility-$A.key" \
-        --settle-ms 300 >> "$work/relay.log" 2>&1 &
+        --settle-ms 300 --retry-ms 100 >> "$work/relay.log" 2>&1 &
     rpid=$!
     for _ in $(seq 50); do [ -d "$dir/req" ] && break; sleep 0.1; done
 }
@@ -76,7 +77,7 @@ opid=$!
 for _ in $(seq 100); do oport=$(sed -n 's/^listening on https:\/\/127.0.0.2:\([0-9]*\).*/\1/p' "$work/other.log"); [ -n "$oport" ] && break; sleep 0.1; done
 other=$work/other-exchange
 "$kyotaku" relay --dir "$other" --server "https://127.0.0.2:$oport" --ca "$work/pki/ca.pem" --cert "$work/pki/facility-$A.pem" \
-    --key "$work/pki/facility-$A.key" --settle-ms 300 >> "$work/other-relay.log" 2>&1 &
+    --key "$work/pki/facility-$A.key" --settle-ms 300 --retry-ms 100 >> "$work/other-relay.log" 2>&1 &
 orpid=$!
 for _ in $(seq 50); do [ -d "$other/req" ] && break; sleep 0.1; done
 cp "$dir/done/OQSmuquc01req202407010001.xml" "$other/req/OQSmuquc01req202407010005.xml"

@@ -546,7 +546,7 @@ TEST_F(ServerFixture, TheConsentPageLearnsItsFacilityAndGetsItsFilesAndTheServer
     auto bundle = call(Caller{}, "GET", "/web/rules.bundle");
     ASSERT_EQ(bundle.status, 200);
     auto loaded = load_bundle(bundle.body);
-    ASSERT_TRUE(loaded.program) << loaded.error;
+    ASSERT_TRUE(loaded.program) << loaded.describe();
     EXPECT_GE(loaded.program->find_slot("同意の選択肢一覧"), 0);
 }
 

@@ -36,7 +36,7 @@ TEST(Bundle, RoundTripGivesTheSameAnswers) {
     auto p = official();
     std::string bytes = save_bundle(*p);
     auto loaded = load_bundle(bytes, p->source_hash);
-    ASSERT_TRUE(loaded.program) << loaded.error;
+    ASSERT_TRUE(loaded.program) << loaded.describe();
     JsonlEvaluator a(p), b(loaded.program);
     std::string oa, ob;
     a.answer_line(good, oa);
@@ -89,21 +89,21 @@ TEST(Bundle, RefusesMismatchesWithAClearMessage) {
     std::string bytes = save_bundle(*p);
     auto stale = load_bundle(bytes, p->source_hash + 1);
     EXPECT_FALSE(stale.program);
-    EXPECT_NE(stale.error.find("source hash mismatch"), std::string::npos);
+    EXPECT_NE(stale.message.text().find("source hash mismatch"), std::string::npos);
 
     std::string damaged = bytes;
     damaged[damaged.size() - 10] ^= 0x5a;
     auto d = load_bundle(damaged);
     EXPECT_FALSE(d.program);
-    EXPECT_NE(d.error.find("damaged"), std::string::npos);
+    EXPECT_NE(d.message.text().find("damaged"), std::string::npos);
 
     std::string other_format = bytes;
     other_format[12] = char(99);  // the first byte of the format version, after the magic and the header size
     auto f = load_bundle(other_format);
     EXPECT_FALSE(f.program);
-    EXPECT_NE(f.error.find("format version 99"), std::string::npos);
+    EXPECT_NE(f.message.text().find("format version 99"), std::string::npos);
 
-    EXPECT_NE(load_bundle("garbage").error.find("not a kyotaku bundle"), std::string::npos);
+    EXPECT_NE(load_bundle("garbage").message.text().find("not a kyotaku bundle"), std::string::npos);
     EXPECT_FALSE(load_bundle(bytes.substr(0, bytes.size() / 2)).program);  // truncated: an error, not a crash
 }
 
@@ -127,6 +127,43 @@ TEST(Jsonl, BadLinesNameTheField) {
     EXPECT_NE(answer("[1,2]").find("\"id\":null,\"error\""), std::string::npos);
     EXPECT_EQ(answer("   "), "");
     EXPECT_NE(answer(R"({"id":12,"first_visit":"令和6年4月15日"})").find("\"window_end\":\"2024-07-31\""), std::string::npos);
+}
+
+// Names and values written with JSON escapes read as the same text as written plainly (the reader takes a string's
+// bytes straight from the line only when it has no escape).
+TEST(Jsonl, EscapedNamesAndValuesReadAsThemselves) {
+    std::string escaped = good;
+    auto replace = [&](std::string const& from, std::string const& to) {
+        auto at = escaped.find(from);
+        ASSERT_NE(at, std::string::npos) << from;
+        escaped.replace(at, from.size(), to);
+    };
+    replace(R"("facility_kind":"医科")", R"("facility\u005fkind":"\u533b\u79d1")");
+    replace(R"("consented_items":["薬剤情報"])", R"("consented_items":["\u85ac剤情報"])");
+    replace(R"("first_visit":"2024-04-15")", R"("first_visit":"2024\u002d04-15")");
+    replace(R"("id":"a")", R"("id":"a\"\\\u0001\t")");
+    std::string const plain = answer(good), out = answer(escaped);
+    ASSERT_EQ(out.find("\"error\""), std::string::npos) << out;
+    EXPECT_EQ(out.substr(out.find(",\"service_available\"")), plain.substr(plain.find(",\"service_available\""))) << out;
+    EXPECT_EQ(out.rfind(R"({"id":"a\"\\\u0001\t",)", 0), 0u) << out;
+    EXPECT_NE(answer(R"({"id":"x","visit_kind":"\u5f80\u8a3aX"})").find("不明な値「往診X」"), std::string::npos);
+    EXPECT_NE(answer(R"({"id":"x","visit_kind":"\uZZZZ"})").find("field visit_kind"), std::string::npos);
+}
+
+// Strings are escaped wherever the byte to escape stands (the writer looks at eight bytes at a time).
+TEST(Jsonl, WritesEveryByteThatNeedsAnEscape) {
+    for (std::size_t at = 0; at <= 18; ++at)
+        for (char c : {'"', '\\', '\n', '\x01', '\x1f'}) {
+            std::string text = "ああああああ";  // 18 bytes of UTF-8, none to escape
+            text.insert(at, 1, c);
+            std::string out;
+            append_json_string(out, text);
+            std::string const esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\x01' ? "\\u0001" : "\\u001f";
+            EXPECT_EQ(out, "\"" + text.substr(0, at) + esc + text.substr(at + 1) + "\"") << at;
+        }
+    std::string out;
+    append_json_string(out, "\x7f\xe3\x81\x82 ~");
+    EXPECT_EQ(out, "\"\x7f\xe3\x81\x82 ~\"");
 }
 
 TEST(Jsonl, MissingFactsAreNamedNotGuessed) {

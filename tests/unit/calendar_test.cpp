@@ -84,7 +84,7 @@ TEST(Calendar, WarekiLiteralsAndEraBoundaries) {
     EXPECT_FALSE(parse_date("平成31年5月1日").date);
     EXPECT_FALSE(parse_date("令和元年4月30日").date);
     EXPECT_FALSE(parse_date("昭和64年1月8日").date);
-    EXPECT_NE(parse_date("平成31年5月1日").error.find("元号の期間外"), std::string::npos);
+    EXPECT_NE(parse_date("平成31年5月1日").message.text().find("元号の期間外"), std::string::npos);
     // Impossible days
     EXPECT_FALSE(parse_date("令和6年2月30日").date);
     EXPECT_FALSE(parse_date("2024-02-30").date);

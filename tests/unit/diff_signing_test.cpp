@@ -200,18 +200,18 @@ TEST(Signing, TrustedLoadersRefuseSourcesUnsignedAndTamperedBundles) {
     };
     std::vector<std::string> const trusted{read_public_key(keys.pub).raw};
     auto ok = load_trusted_rules(write("signed.bundle", s.bundle), trusted);
-    ASSERT_TRUE(ok.program) << ok.error;
+    ASSERT_TRUE(ok.program) << ok.describe();
     EXPECT_EQ(ok.program->source_hash, p->source_hash);
     auto sources = load_trusted_rules(KYOTAKU_SOURCE_DIR "/rules", trusted);
     EXPECT_FALSE(sources.program);
-    EXPECT_NE(sources.message.ja.find("ルールのソース"), std::string::npos) << sources.error;
+    EXPECT_NE(sources.message.ja.find("ルールのソース"), std::string::npos) << sources.describe();
     auto unsigned_bundle = load_trusted_rules(write("plain.bundle", plain), trusted);
     EXPECT_FALSE(unsigned_bundle.program);
     std::string tampered = s.bundle;
     tampered[40] ^= 0x10;
     auto t = load_trusted_rules(write("tampered.bundle", tampered), trusted);
     EXPECT_FALSE(t.program);
-    EXPECT_NE(t.error.find("does not verify"), std::string::npos) << t.error;
+    EXPECT_NE(t.message.text().find("does not verify"), std::string::npos) << t.describe();
     // No keys: the ordinary loader.
     EXPECT_TRUE(load_trusted_rules(KYOTAKU_SOURCE_DIR "/rules", {}).program);
     // Keys that are not Ed25519 public keys are refused with a message.

@@ -1,7 +1,8 @@
 // Rules compiled ahead of time into C++ (`kyotaku compile --emit-cpp`, built from the official rules by the build)
 // decide exactly as the Evaluator: every slot (decisions and lets) of 20,000 varied records, including records
 // with missing facts and dates on both sides of every 施行日, gives the same status, value, clause, version and
-// missing facts. Label `engine`.
+// missing facts, one slot at a time and every output decision in one call. A second rule set (the official rules
+// with 窓の月数 = 4, generated with --namespace acme::rules_next) links into the same program. Label `engine`.
 #include "kyotaku/engine.hpp"
 #include "kyotaku/generated.hpp"
 
@@ -12,6 +13,9 @@
 namespace kyotaku {
 extern GeneratedRules const generated_rules;
 }
+namespace acme::rules_next {
+extern kyotaku::GeneratedRules const generated_rules;
+}
 
 using namespace kyotaku;
 
@@ -19,6 +23,26 @@ namespace {
 std::shared_ptr<Program const> official() {
     static auto c = compile_directory(KYOTAKU_SOURCE_DIR "/rules");
     return c.program;
+}
+
+std::vector<std::int64_t> default_params(Program const& p) {
+    std::vector<std::int64_t> params;
+    for (auto const& param : p.params) params.push_back(param.value);
+    return params;
+}
+
+void expect_same(Program const& p, std::uint32_t s, Outcome const& vm, Outcome const& gen, std::size_t record) {
+    ASSERT_EQ(int(vm.status), int(gen.status)) << p.slots[s].name << " record " << record;
+    if (vm.status == Status::ok) {
+        ASSERT_EQ(vm.value, gen.value) << p.slots[s].name << " record " << record;
+        ASSERT_EQ(vm.clause, gen.clause) << p.slots[s].name << " record " << record;
+        ASSERT_EQ(vm.version, gen.version) << p.slots[s].name << " record " << record;
+    } else {
+        ASSERT_EQ(vm.missing, gen.missing) << p.slots[s].name << " record " << record;
+        if (vm.status == Status::no_version) {
+            ASSERT_EQ(vm.failed_slot, gen.failed_slot) << p.slots[s].name << " record " << record;
+        }
+    }
 }
 
 std::vector<Activation> corpus(Program const& p, int n) {
@@ -72,24 +96,15 @@ TEST(GeneratedRules, DecideExactlyAsTheEvaluator) {
     auto p = official();
     auto const records = corpus(*p, 20000);
     Evaluator ev(p);
-    std::vector<std::int64_t> params;
-    for (auto const& param : p->params) params.push_back(param.value);
+    auto const params = default_params(*p);
     std::size_t compared = 0, nulls = 0;
     for (std::uint32_t s = 0; s < p->slots.size(); ++s) {
         std::vector<Outcome> vm(records.size()), gen(records.size());
         ev.evaluate_slot_batch(records, s, vm);
         generated_rules.evaluate_slot_batch(records, params.data(), s, gen);
         for (std::size_t i = 0; i < records.size(); ++i) {
-            ASSERT_EQ(int(vm[i].status), int(gen[i].status)) << p->slots[s].name << " record " << i;
-            if (vm[i].status == Status::ok) {
-                ASSERT_EQ(vm[i].value, gen[i].value) << p->slots[s].name << " record " << i;
-                ASSERT_EQ(vm[i].clause, gen[i].clause) << p->slots[s].name << " record " << i;
-                ASSERT_EQ(vm[i].version, gen[i].version) << p->slots[s].name << " record " << i;
-            } else {
-                ++nulls;
-                ASSERT_EQ(vm[i].missing, gen[i].missing) << p->slots[s].name << " record " << i;
-                if (vm[i].status == Status::no_version) ASSERT_EQ(vm[i].failed_slot, gen[i].failed_slot);
-            }
+            ASSERT_NO_FATAL_FAILURE(expect_same(*p, s, vm[i], gen[i], i));
+            nulls += vm[i].status != Status::ok;
             Outcome one;
             generated_rules.evaluate_slot(records[i], params.data(), s, one);
             ASSERT_EQ(int(one.status), int(gen[i].status));
@@ -99,4 +114,60 @@ TEST(GeneratedRules, DecideExactlyAsTheEvaluator) {
     }
     EXPECT_GT(nulls, 1000u) << "the corpus must exercise missing facts";
     EXPECT_EQ(compared, records.size() * p->slots.size());
+}
+
+TEST(GeneratedRules, EveryDecisionInOneCallAsTheEvaluator) {
+    auto p = official();
+    auto const records = corpus(*p, 20000);
+    auto const params = default_params(*p);
+    Evaluator ev(p);
+    std::size_t const n = p->outputs.size();
+    ASSERT_EQ(generated_rules.num_outputs, n);
+    for (std::size_t o = 0; o < n; ++o) ASSERT_EQ(generated_rules.outputs[o], p->outputs[o]);
+    std::vector<Outcome> batch(records.size() * n), one(n);
+    generated_rules.evaluate_batch(records, params.data(), batch);
+    std::size_t nulls = 0;
+    for (std::size_t i = 0; i < records.size(); ++i) {
+        ev.evaluate(records[i]);
+        generated_rules.evaluate(records[i], params.data(), one.data());
+        for (std::size_t o = 0; o < n; ++o) {
+            ASSERT_NO_FATAL_FAILURE(expect_same(*p, p->outputs[o], ev.outcome(o), batch[i * n + o], i));
+            ASSERT_NO_FATAL_FAILURE(expect_same(*p, p->outputs[o], ev.outcome(o), one[o], i));
+            nulls += ev.outcome(o).status != Status::ok;
+        }
+    }
+    EXPECT_GT(nulls, 1000u) << "the corpus must exercise missing facts";
+    // A results span too short for a record's outcomes leaves that record out instead of writing past the end.
+    std::vector<Outcome> short_results(n + n / 2);
+    short_results[n].value = 12345;
+    generated_rules.evaluate_batch(std::span(records).first(2), params.data(), short_results);
+    EXPECT_EQ(short_results[n].value, 12345);
+}
+
+TEST(GeneratedRules, TwoRuleSetsInOneProgram) {
+    auto p = official();
+    auto next = compile_directory(KYOTAKU_RULES_NEXT_DIR);
+    ASSERT_TRUE(next.ok()) << format_diagnostics(next.diagnostics);
+    auto const& q = *next.program;
+    EXPECT_TRUE(acme::rules_next::generated_rules.matches(q));
+    EXPECT_FALSE(acme::rules_next::generated_rules.matches(*p));
+    EXPECT_FALSE(generated_rules.matches(q));
+    auto const slot = std::uint32_t(p->find_slot("window_end"));
+    ASSERT_EQ(slot, std::uint32_t(q.find_slot("window_end")));
+    Activation a(*p), b(q);
+    for (Activation* f : {&a, &b}) {
+        f->set_enum("facility_kind", "医科");
+        f->set_date("first_visit", *Date::from_ymd(2024, 4, 15));
+        f->set_date("query_date", *Date::from_ymd(2024, 9, 10));
+    }
+    auto const pa = default_params(*p), pq = default_params(q);
+    Outcome now, later;
+    generated_rules.evaluate_slot(a, pa.data(), slot, now);
+    acme::rules_next::generated_rules.evaluate_slot(b, pq.data(), slot, later);
+    ASSERT_EQ(now.status, Status::ok);
+    ASSERT_EQ(later.status, Status::ok);
+    EXPECT_EQ(Date::from_days(now.value).iso(), "2024-07-31");    // 3 months
+    EXPECT_EQ(Date::from_days(later.value).iso(), "2024-08-31");  // 窓の月数 = 4
+    Evaluator ev(next.program);
+    EXPECT_EQ(ev.evaluate_slot(b, slot).value, later.value);
 }

@@ -45,7 +45,7 @@ TEST(Hardening, ThousandsOfChainedLetsCompileAndEvaluate) {
     ev.evaluate(facts);
     EXPECT_EQ(ev.outcome(0).value, 5 + 19999);
     auto loaded = load_bundle(save_bundle(*r.program));
-    ASSERT_TRUE(loaded.program) << loaded.error;
+    ASSERT_TRUE(loaded.program) << loaded.describe();
 }
 
 TEST(Hardening, LongRunsOfOperatorsAreALimitNotACrash) {
@@ -136,7 +136,7 @@ TEST(Messages, AnImpossibleDateIsNamedInBothLanguages) {
     EXPECT_NE(r.diagnostics[0].message_en.find("2024-02-30"), std::string::npos);
     auto p = parse_date("令和6年2月30日");
     EXPECT_NE(p.message.ja.find("令和6年2月30日"), std::string::npos);
-    EXPECT_EQ(p.error, p.message.ja + " / " + p.message.en);
+    EXPECT_EQ(p.message.text(), p.message.ja + " / " + p.message.en);
 }
 
 TEST(Messages, DidYouMeanForEveryKindOfName) {
@@ -342,7 +342,7 @@ std::string load_altered(F&& alter) {
     Program p = *official();
     alter(p);
     auto r = load_bundle(save_bundle(p));
-    return r.program ? std::string() : r.error;
+    return r.program ? std::string() : r.describe();
 }
 std::uint32_t slot_end(Program const& p, std::uint32_t s) {
     std::uint32_t end = std::uint32_t(p.code.size());
@@ -363,7 +363,7 @@ TEST(BundleValidator, RefusesCodeThatDoesNotEndInAReturn) {
     ASSERT_EQ(p.code.back().op, Op::RET);
     p.code.pop_back();
     auto r = load_bundle(save_bundle(p));
-    std::string e = r.program ? std::string() : r.error;
+    std::string e = r.program ? std::string() : r.describe();
     EXPECT_NE(e.find("without a return"), std::string::npos) << e;
     // The same on the official program: refused (its last jumps now point past the end, which is found first).
     EXPECT_FALSE(load_altered([](Program& p) { p.code.pop_back(); }).empty());

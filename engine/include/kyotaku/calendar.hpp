@@ -6,6 +6,8 @@
 // days (Hinnant's `sys_days{2023y/feb/31}` silently gives March 3rd: the OPA overflow bug).
 #pragma once
 
+#include "kyotaku/cxx20.hpp"  // first: a clear message for a C++17 consumer
+
 #include "kyotaku/message.hpp"
 
 #include <cstdint>
@@ -86,7 +88,6 @@ Date month_end(Date d);
 // their era.
 struct DateParse {
     std::optional<Date> date;
-    std::string error;  // message.text(), when !date
     Message message;
 };
 DateParse parse_date(std::string_view text);
@@ -97,7 +98,6 @@ std::string wareki(Date d);
 // Parses `YYYY-MM` or 和暦 `令和6年6月` / `R6.6`.
 struct MonthParse {
     std::optional<Month> month;
-    std::string error;  // message.text(), when !month
     Message message;
 };
 MonthParse parse_month(std::string_view text);

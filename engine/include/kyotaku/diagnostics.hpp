@@ -2,6 +2,8 @@
 // message in Japanese and English. Errors are values: parsing, checking and loading return them.
 #pragma once
 
+#include "kyotaku/cxx20.hpp"  // first: a clear message for a C++17 consumer
+
 #include <cstdint>
 #include <string>
 #include <string_view>

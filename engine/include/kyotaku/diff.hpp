@@ -8,6 +8,8 @@
 //   std::cout << kyotaku::diff_markdown(report);  // Japanese Markdown; diff_json for programs
 #pragma once
 
+#include "kyotaku/cxx20.hpp"  // first: a clear message for a C++17 consumer
+
 #include "kyotaku/engine.hpp"
 
 #include <cstdio>

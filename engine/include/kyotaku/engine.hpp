@@ -11,6 +11,8 @@
 // Nothing here throws across the API: errors come back as values.
 #pragma once
 
+#include "kyotaku/cxx20.hpp"  // first: a clear message for a C++17 consumer
+
 #include "kyotaku/calendar.hpp"
 #include "kyotaku/diagnostics.hpp"
 #include "kyotaku/program.hpp"
@@ -53,8 +55,10 @@ std::uint64_t hash_sources(std::vector<SourceFile> const& sources);
 std::string save_bundle(Program const& program);
 struct LoadResult {
     std::shared_ptr<Program const> program;
-    std::string error;  // message.text() (Japanese / English), when program is null
-    Message message;
+    Message message;                      // why program is null
+    std::vector<Diagnostic> diagnostics;  // when rule sources did not compile: their diagnostics
+    // For a person or a log: the diagnostics when there are some, otherwise the message ("ja / en").
+    std::string describe() const;
 };
 // Refuses a bundle of another format or compiler version, a damaged bundle, and — when `expected_source_hash`
 // is given — a bundle compiled from other rule sources. A signed bundle (kyotaku/signing.hpp) loads like an
@@ -199,6 +203,9 @@ public:
     std::string format_value(Type type, std::int64_t value, Activation const& facts);
     // Renders a text value (a clause's reason with its {placeholders} filled in, then " (file:line)").
     std::string render_text(std::int64_t text, Activation const& facts, bool with_location = true);
+    // The same two, appended to `out` (no string of their own: for writers of many answers).
+    void append_value(std::string& out, Type type, std::int64_t value, Activation const& facts);
+    void append_text(std::string& out, std::int64_t text, Activation const& facts, bool with_location = true);
 
     void set_trace(std::vector<TraceEvent>* trace) { trace_ = trace; }
 

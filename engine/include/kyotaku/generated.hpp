@@ -1,10 +1,16 @@
-// Rules compiled ahead of time into C++ (`kyotaku compile RULES --emit-cpp rules.cpp`): for integrators who
-// evaluate large batches and can build the rule set into their program. The generated code is a transliteration
-// of the compiled Program — the same instructions, each one C++ statement, jumps as gotos, slots as functions —
-// so it decides exactly as the Evaluator does (a test compares them on every output decision of a corpus), only
-// without the interpreter's dispatch. No traces: `explain` stays with the Evaluator. The generated file names the
-// source hash of the rules; `matches()` tells whether a loaded Program is the same rule set.
+// Rules compiled ahead of time into C++ (`kyotaku compile RULES --emit-cpp rules.cpp [--namespace NS]`): for
+// integrators who evaluate large batches and can build the rule set into their program. The generated code is a
+// transliteration of the compiled Program — the same instructions, each one C++ statement, jumps as gotos, slots as
+// functions memoised per record — so it decides exactly as the Evaluator does (a test compares them on every slot of
+// a corpus), only without the interpreter's dispatch. No traces: `explain` stays with the Evaluator. The generated
+// file names the source hash of the rules; `matches()` tells whether a loaded Program is the same rule set.
+//
+// The file defines one object, `NS::generated_rules` (NS is `kyotaku` unless --namespace names another), and
+// nothing else with external linkage, so several rule sets (say this year's and next year's) link into one program:
+//     namespace rules2024 { extern kyotaku::GeneratedRules const generated_rules; }
 #pragma once
+
+#include "kyotaku/cxx20.hpp"  // first: a clear message for a C++17 consumer
 
 #include "kyotaku/engine.hpp"
 
@@ -22,10 +28,26 @@ struct GeneratedRules {
     void (*evaluate_slot_batch)(std::span<Activation const> records, std::int64_t const* params, std::uint32_t slot,
                                 std::span<Outcome> results);
 
-    bool matches(Program const& p) const { return p.source_hash == source_hash && p.slots.size() == num_slots; }
+    /// How many output decisions the rules have (Program::outputs), and their slots in that order.
+    std::uint32_t num_outputs;
+    std::uint32_t const* outputs;
+    /// Every output decision of one record: out[o] is the outcome of outputs[o] (num_outputs of them), as
+    /// Evaluator::evaluate gives them. The lets that several decisions read are computed once.
+    void (*evaluate)(Activation const& facts, std::int64_t const* params, Outcome* out);
+    /// The same for many records: results[i * num_outputs + o] is record i's outcome of outputs[o] (records whose
+    /// outcomes do not all fit in `results` are left out).
+    void (*evaluate_batch)(std::span<Activation const> records, std::int64_t const* params, std::span<Outcome> results);
+
+    bool matches(Program const& p) const {
+        return p.source_hash == source_hash && p.slots.size() == num_slots && p.outputs.size() == num_outputs;
+    }
 };
 
-/// C++ source defining `kyotaku::GeneratedRules const <variable>` for the program.
-std::string emit_cpp(Program const& program, std::string const& variable);
+/// Whether `ns` can name the generated code's namespace: C++ identifiers joined by `::` (`acme`, `acme::rules2024`),
+/// none a keyword or reserved, not `std`.
+bool valid_cpp_namespace(std::string_view ns);
+
+/// C++ source defining `GeneratedRules const <ns>::<variable>` for the program (ns: see valid_cpp_namespace).
+std::string emit_cpp(Program const& program, std::string const& ns, std::string const& variable);
 
 }  // namespace kyotaku

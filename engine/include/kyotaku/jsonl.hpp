@@ -2,6 +2,8 @@
 // same id. A bad line is answered with {"id":…,"error":"…"} naming the field; the other lines are answered.
 #pragma once
 
+#include "kyotaku/cxx20.hpp"  // first: a clear message for a C++17 consumer
+
 #include "kyotaku/engine.hpp"
 
 #include <cstdint>

@@ -4,6 +4,8 @@
 // results; the server's and the consent page's errors are built on it.
 #pragma once
 
+#include "kyotaku/cxx20.hpp"  // first: a clear message for a C++17 consumer
+
 #include <string>
 
 namespace kyotaku {

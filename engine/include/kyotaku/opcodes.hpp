@@ -25,6 +25,8 @@
 //         bound shifts so that no input is undefined behaviour.
 #pragma once
 
+#include "kyotaku/cxx20.hpp"  // first: a clear message for a C++17 consumer
+
 #include <cstddef>
 #include <cstdint>
 

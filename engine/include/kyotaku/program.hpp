@@ -2,6 +2,8 @@
 // Everything here is plain data so that a bundle (cereal) can carry it whole.
 #pragma once
 
+#include "kyotaku/cxx20.hpp"  // first: a clear message for a C++17 consumer
+
 #include "kyotaku/opcodes.hpp"
 
 #include <cstdint>

@@ -9,6 +9,8 @@
 // Library: kyotaku::signing (links OpenSSL's libcrypto).
 #pragma once
 
+#include "kyotaku/cxx20.hpp"  // first: a clear message for a C++17 consumer
+
 #include "kyotaku/engine.hpp"
 
 #include <optional>

@@ -205,6 +205,36 @@ try {
     await page.context().close();
   });
 
+  await test('a bridge that stops answering: the request ends with transport/noAnswer at its deadline, and the next one connects again', async () => {
+    const page = await newPage();
+    // A stand-in bridge inside the browser (playwright's WebSocket routing): it pairs, then never answers.
+    let connections = 0;
+    await page.routeWebSocket('ws://127.0.0.1:1/', (ws) => {
+      connections += 1;
+      ws.onMessage((text) => {
+        const m = JSON.parse(text);
+        if (m.op === 'hello') ws.send(JSON.stringify({ id: m.id, ok: true, bridge: 'stand-in', version: 1 }));
+      });
+    });
+    const r = await page.evaluate(async () => {
+      const { BridgeTransport } = await import('/js/bridge-client.js');
+      const t = new BridgeTransport('ws://127.0.0.1:1/', 'token', null, { requestTimeoutMs: 300 });
+      const outcome = async (p) => { try { await p; return 'answered'; } catch (e) { return { kind: e.kind, noAnswer: !!e.noAnswer, message: e.message }; } };
+      await t.connect();
+      const first = await outcome(t.pinTries());
+      const connectedAfter = t.ws !== null;
+      const second = await outcome(t.open({ waitMs: 100 }));
+      return { first, connectedAfter, second };
+    });
+    assert.deepEqual({ kind: r.first.kind, noAnswer: r.first.noAnswer }, { kind: 'transport', noAnswer: true });
+    assert.match(r.first.message, /pin_tries within 300 ms/);
+    assert.equal(r.connectedAfter, false, 'the connection is dropped: its state is unknown');
+    assert.equal(r.second.kind, 'transport');
+    assert.match(r.second.message, /open within 400 ms/, 'open waits its wait_ms and the deadline');
+    assert.equal(connections, 2, 'the next request connected again');
+    await page.context().close();
+  });
+
   await test('transport order: bridge first, then WebUSB, else Web NFC explained with the fallback', async () => {
     const page = await usbPage();
     const r = await page.evaluate(async ({ url, token }) => {

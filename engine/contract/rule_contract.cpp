@@ -1,8 +1,8 @@
-#include "decision/rule_contract.hpp"
+#include "rule_contract.hpp"
 
 #include <algorithm>
 
-namespace kyotaku::server {
+namespace kyotaku {
 
 namespace {
 
@@ -21,52 +21,69 @@ char const* kind_name(TypeKind k) {
     return "?";
 }
 
+// Looks names up once and keeps the first failure (the one a message names).
 struct Binder {
     Program const& p;
-    std::string error;
+    Message error;
 
     int fact(char const* name, TypeKind kind) {
         int f = p.find_fact(name);
-        if (f < 0) fail(std::string("fact ") + name + " がありません / the rules lack fact " + name);
+        if (f < 0) fail({std::string("fact ") + name + " がありません", std::string("the rules lack fact ") + name});
         else if (p.facts[std::size_t(f)].type.kind != kind)
-            fail(std::string("fact ") + name + " の型が " + kind_name(kind) + " ではありません / fact " + name + " must be " + kind_name(kind));
+            fail({std::string("fact ") + name + " の型が " + kind_name(kind) + " ではありません",
+                  std::string("fact ") + name + " must be " + kind_name(kind)});
         return f;
     }
     std::uint32_t slot(char const* name, TypeKind kind) {
         int s = p.find_slot(name);
         if (s < 0) {
-            fail(std::string("判定または let ") + name + " がありません / the rules lack decision or let " + name);
+            fail({std::string("判定または let ") + name + " がありません",
+                  std::string("the rules lack decision or let ") + name});
             return 0;
         }
         if (p.slots[std::size_t(s)].type.kind != kind)
-            fail(std::string(name) + " の型が " + kind_name(kind) + " ではありません / " + name + " must be " + kind_name(kind));
+            fail({std::string(name) + " の型が " + kind_name(kind) + " ではありません",
+                  std::string(name) + " must be " + kind_name(kind)});
         return std::uint32_t(s);
+    }
+    // A let the rules may leave out; when present, it has this type.
+    std::optional<std::uint32_t> optional_slot(char const* name, TypeKind kind) {
+        if (p.find_slot(name) < 0) return std::nullopt;
+        return slot(name, kind);
     }
     void values(int enum_id, char const* what, std::initializer_list<char const*> names) {
         if (enum_id < 0) return;
         for (char const* v : names)
             if (p.find_enum_value(enum_id, v) < 0)
-                fail(std::string(what) + " に値 " + v + " がありません / " + what + " lacks the value " + v);
+                fail({std::string(what) + " に値 " + v + " がありません", std::string(what) + " lacks the value " + v});
     }
-    void fail(std::string message) {
+    void fail(Message message) {
         if (error.empty()) error = std::move(message);
     }
 };
 
 }  // namespace
 
-std::variant<RuleContract, std::string> RuleContract::bind(std::shared_ptr<Program const> program) {
-    if (!program) return std::string("ルールがありません / no rules");
+std::variant<RuleContract, Message> RuleContract::bind(std::shared_ptr<Program const> program) {
+    if (!program) return Message{"ルールがありません", "no rules"};
     RuleContract c;
     c.program = program;
     Binder b{*program, {}};
-    c.fact = {b.fact("facility_kind", TypeKind::Enum),          b.fact("visit_kind", TypeKind::Enum),
-              b.fact("first_visit", TypeKind::Date),            b.fact("query_date", TypeKind::Date),
-              b.fact("continuing_home_care", TypeKind::Bool),   b.fact("reviewed_claim_months", TypeKind::MonthSet),
-              b.fact("terminal", TypeKind::Enum),               b.fact("consented_items", TypeKind::EnumSet),
-              b.fact("requested_item", TypeKind::Enum),         b.fact("feature_enabled", TypeKind::Bool),
-              b.fact("enabled_items", TypeKind::EnumSet),       b.fact("appointment_date", TypeKind::Date),
-              b.fact("preparatory_visit", TypeKind::Bool),      b.fact("confirmation_date", TypeKind::Date)};
+    c.fact = {b.fact("facility_kind", TypeKind::Enum),
+              b.fact("visit_kind", TypeKind::Enum),
+              b.fact("first_visit", TypeKind::Date),
+              b.fact("query_date", TypeKind::Date),
+              b.fact("continuing_home_care", TypeKind::Bool),
+              b.fact("reviewed_claim_months", TypeKind::MonthSet),
+              b.fact("terminal", TypeKind::Enum),
+              b.fact("consented_items", TypeKind::EnumSet),
+              b.fact("requested_item", TypeKind::Enum),
+              b.fact("feature_enabled", TypeKind::Bool),
+              b.fact("enabled_items", TypeKind::EnumSet),
+              b.fact("appointment_date", TypeKind::Date),
+              b.fact("preparatory_visit", TypeKind::Bool),
+              b.fact("confirmation_date", TypeKind::Date),
+              b.fact("consent_choice", TypeKind::Enum)};
     c.slot = {b.slot("分類", TypeKind::Enum),
               b.slot("利用する機能", TypeKind::Enum),
               b.slot("再照会できる区分", TypeKind::Bool),
@@ -74,7 +91,6 @@ std::variant<RuleContract, std::string> RuleContract::bind(std::shared_ptr<Progr
               b.slot("診療予約日を受け付ける", TypeKind::Bool),
               b.slot("診療予約日が必要", TypeKind::Bool),
               b.slot("施設が行う区分", TypeKind::Bool),
-              b.slot("施設の診療区分", TypeKind::EnumSet),
               b.slot("事前の訪問を尋ねる", TypeKind::Bool),
               b.slot("資格確認日を受け付ける", TypeKind::Bool),
               b.slot("照会を判定する日", TypeKind::Date),
@@ -83,11 +99,18 @@ std::variant<RuleContract, std::string> RuleContract::bind(std::shared_ptr<Progr
               b.slot("reinquiry_allowed", TypeKind::Bool),
               b.slot("eligibility_available", TypeKind::Bool),
               b.slot("medical_info_viewable", TypeKind::Bool),
-              b.slot("window_end", TypeKind::Date)};
+              b.slot("window_end", TypeKind::Date),
+              b.slot("施設の診療区分", TypeKind::EnumSet),
+              b.slot("診療区分の説明", TypeKind::Text),
+              b.slot("職員がいる", TypeKind::Bool),
+              b.slot("同意の選択肢一覧", TypeKind::EnumSet),
+              b.slot("選択肢の閲覧項目", TypeKind::EnumSet),
+              b.optional_slot("診療予約日の最終日", TypeKind::Date)};
     if (!b.error.empty()) return b.error;
     // The values the server names itself: the terminal kinds (from certificates), the identity methods (the
     // registration mechanisms), the viewing items and the two 機能 (columns of 環境設定).
-    b.values(program->facts[std::size_t(c.fact.terminal)].type.enum_id, "enum 端末", {"モバイル端末", "資格確認端末", "電子カルテ端末"});
+    b.values(program->facts[std::size_t(c.fact.terminal)].type.enum_id, "enum 端末",
+             {"モバイル端末", "資格確認端末", "電子カルテ端末"});
     b.values(program->slots[c.slot.identity_methods].type.enum_id, "enum 本人確認方法", {"暗証番号", "目視確認"});
     b.values(program->facts[std::size_t(c.fact.requested_item)].type.enum_id, "enum 閲覧項目",
              {"手術情報", "診療情報", "薬剤情報", "特定健診情報", "限度額情報"});
@@ -109,10 +132,12 @@ std::variant<RuleContract, std::string> RuleContract::bind(std::shared_ptr<Progr
         Outcome starts = ev.evaluate_slot(facts, c.slot.starts_relationship);
         Outcome needs = ev.evaluate_slot(facts, c.slot.appointment_required);
         Outcome asks = ev.evaluate_slot(facts, c.slot.asks_preparatory);
-        if (cat.status != Status::ok || feature.status != Status::ok || starts.status != Status::ok || needs.status != Status::ok ||
-            asks.status != Status::ok)
-            return std::string("分類・利用する機能・再照会できる区分・診療予約日が必要・事前の訪問を尋ねる は visit_kind だけで決まる必要があります (") +
-                   kind + ") / 分類, 利用する機能, 再照会できる区分, 診療予約日が必要 and 事前の訪問を尋ねる must depend on visit_kind only";
+        if (cat.status != Status::ok || feature.status != Status::ok || starts.status != Status::ok ||
+            needs.status != Status::ok || asks.status != Status::ok)
+            return Message{"分類・利用する機能・再照会できる区分・診療予約日が必要・事前の訪問を尋ねる は visit_kind だけで決まる必要があります (" +
+                               kind + ")",
+                           "分類, 利用する機能, 再照会できる区分, 診療予約日が必要 and 事前の訪問を尋ねる must depend on visit_kind only (" +
+                               kind + ")"};
         k.category = c.values_of_slot(c.slot.category)[std::size_t(cat.value)];
         k.feature = c.values_of_slot(c.slot.feature)[std::size_t(feature.value)];
         k.starts_relationship = starts.value != 0;
@@ -126,9 +151,10 @@ std::variant<RuleContract, std::string> RuleContract::bind(std::shared_ptr<Progr
         facts.clear();
         facts.set_enum("facility_kind", kind);
         ev.begin(facts);
-        Outcome offered = ev.evaluate_slot(facts, c.slot.offered_kinds);
+        Outcome offered = ev.evaluate_slot(facts, c.slot.offered_visit_kinds);
         if (offered.status != Status::ok)
-            return std::string("施設の診療区分 は facility_kind だけで決まる必要があります (") + kind + ") / 施設の診療区分 must depend on facility_kind only";
+            return Message{"施設の診療区分 は facility_kind だけで決まる必要があります (" + kind + ")",
+                           "施設の診療区分 must depend on facility_kind only (" + kind + ")"};
         FacilityKind f;
         for (std::size_t i = 0; i < visit_kinds.size(); ++i) {
             if (!((std::uint64_t(offered.value) >> i) & 1u)) continue;
@@ -171,4 +197,4 @@ int RuleContract::value_index_of_slot(std::uint32_t slot, std::string_view value
     return program->find_enum_value(program->slots[slot].type.enum_id, value);
 }
 
-}  // namespace kyotaku::server
+}  // namespace kyotaku

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# What `kyotaku serve` decides before it starts (issue 22 items 8 and 9), one case per argument:
+#   agree    --check-config and serve judge every configuration alike, by one code path (ops/preflight.hpp): a
+#            configuration --check-config refuses, serve refuses with the same errors (status 2, never an abort),
+#            each naming the file; one it accepts, serve starts on. Paths that cannot be read (symlink loops) too.
+#   secrets  a database password — in the URL's user information, as ?password=, as sslpassword= — is never
+#            printed: not by --check-config, not in serve's refusal, not in the "listening on" line, not in the
+#            log (with KYOTAKU_TEST_PG: on a real PostgreSQL, which accepts the password and ignores it).
+# Usage: startup_test.sh CASE KYOTAKU SOURCE_DIR
+set -uo pipefail
+case=$1 kyotaku=$2 src=$3
+source "$(cd "$(dirname "$0")" && pwd)/testlib.sh"
+"$src/scripts/make-test-pki" "$work/pki" $A > /dev/null
+cd "$work"
+
+# judge NAME ARGS…: --check-config and serve on the same arguments; sets check_rc, serve_rc, and the error lines of
+# each (without their prefixes) in $work/NAME.check and $work/NAME.serve.
+judge() {
+    local name=$1
+    shift
+    "$kyotaku" serve "$@" --check-config > "$work/$name.check.out" 2> "$work/$name.check.err"
+    check_rc=$?
+    timeout 60 "$kyotaku" serve "$@" > "$work/$name.serve.out" 2> "$work/$name.serve.err" &
+    local pid=$!
+    started_pids+=("$pid")
+    for _ in $(seq 300); do
+        grep -q "^listening on" "$work/$name.serve.out" && break
+        kill -0 "$pid" 2> /dev/null || break
+        sleep 0.05
+    done
+    if grep -q "^listening on" "$work/$name.serve.out"; then
+        serve_rc=started
+        kill "$pid"
+        wait "$pid"
+    else
+        wait "$pid"
+        serve_rc=$?
+    fi
+    sed -n 's/^error: //p' "$work/$name.check.err" > "$work/$name.check"
+    sed -n 's/^kyotaku serve: error: //p' "$work/$name.serve.err" > "$work/$name.serve"
+}
+# refused NAME WHAT ARGS…: both refuse, with the same errors, one of which contains WHAT.
+refused() {
+    local name=$1 what=$2
+    shift 2
+    judge "$name" "$@"
+    check "$name: --check-config refuses (1)" test "$check_rc" = 1
+    check "$name: serve refuses (2, not an abort)" test "$serve_rc" = 2
+    check "$name: with the same errors" diff "$work/$name.check" "$work/$name.serve"
+    check "$name: naming $what" grep -qF -- "$what" "$work/$name.serve"
+    check "$name: nothing thrown past the checks" bash -c "! grep -q 'terminate called' '$work/$name.serve.err' '$work/$name.check.err'"
+}
+lacks() { ! grep -qi -- "$1" <<< "$2"; }
+base=(--port 0 --rules "$src/rules" --tls-dir "$work/pki")
+
+case $case in
+agree)
+    judge good "${base[@]}" --db "$work/good.sqlite"
+    check "good: --check-config says it would start" test "$check_rc" = 0
+    check "good: serve starts" test "$serve_rc" = started
+
+    ln -s loop "$work/loop"  # a symlink to itself: every path through it fails with ELOOP, not ENOENT
+    refused tls_loop "$work/loop/ca.pem" --port 0 --rules "$src/rules" --tls-dir "$work/loop" --db "$work/a.sqlite"
+    mkdir "$work/pki2" && cp "$work/pki/ca.pem" "$work/pki/server.pem" "$work/pki2/"
+    refused tls_missing_key "$work/pki2/server.key" --port 0 --rules "$src/rules" --tls-dir "$work/pki2" --db "$work/a.sqlite"
+    cp "$work/pki/facility-$A.key" "$work/pki2/server.key"
+    refused tls_wrong_key "$work/pki2/server.key" --port 0 --rules "$src/rules" --tls-dir "$work/pki2" --db "$work/a.sqlite"
+    refused db_loop "$work/loop/k.sqlite" "${base[@]}" --db "$work/loop/k.sqlite"
+    refused rules_loop "$work/loop/rules" --port 0 --rules "$work/loop/rules" --tls-dir "$work/pki" --db "$work/a.sqlite"
+    # Rules that compile but lack what the server asks (medical_info_viewable): --check-config said "would start".
+    cp -r "$src/rules" "$work/rules" && rm "$work/rules/40_viewing.rules" "$work/rules/tests/viewing_test.rules"
+    check "(the trimmed rules still compile)" bash -c "'$kyotaku' check '$work/rules' > /dev/null 2>&1"
+    refused rules_contract "the rules do not fulfil the server's contract" --port 0 --rules "$work/rules" --tls-dir "$work/pki" --db "$work/a.sqlite"
+    touch "$work/spool-file"
+    refused spool_not_a_folder "$work/spool-file" "${base[@]}" --db "$work/a.sqlite" --spool-dir "$work/spool-file"
+    (umask 022; openssl rand -hex 32 > "$work/open.key")
+    refused key_open_to_others "chmod 600" "${base[@]}" --db "$work/a.sqlite" --key-file "$work/open.key"
+    refused key_loop "$work/loop/x.key" "${base[@]}" --db "$work/a.sqlite" --key-file "$work/loop/x.key"
+    refused bad_host "0.0.0.0" --host 0.0.0.0 --port 0 --rules "$src/rules" --tls-dir "$work/pki" --db "$work/a.sqlite"
+    printf '[serve]\nport = "x"\n' > "$work/bad.toml"
+    refused bad_file "bad.toml:2:8" --config "$work/bad.toml"
+    refused config_loop "$work/loop/k.toml" --config "$work/loop/k.toml"
+    check "no database was made by a refused start" test ! -e "$work/a.sqlite"
+    ;;
+secrets)
+    secret=hunter2Secret
+    if [ -n "${KYOTAKU_TEST_PG:-}" ]; then
+        (umask 077; openssl rand -hex 32 > "$work/pg.key")
+        for url in "${KYOTAKU_TEST_PG}?password=$secret" "${KYOTAKU_TEST_PG}?sslmode=disable&sslpassword=$secret" \
+                   "$(sed "s|postgresql://postgres@|postgresql://postgres:$secret@|" <<< "$KYOTAKU_TEST_PG")"; do
+            out=$("$kyotaku" serve "${base[@]}" --db "$url" --key-file "$work/pg.key" --check-config 2>&1); rc=$?
+            check "--check-config accepts $(sed "s/$secret/…/" <<< "$url")" test $rc = 0
+            check "and prints no password" lacks "$secret" "$out"
+            check "but shows where it was (***)" grep -q "^db = .*\*\*\*" <<< "$out"
+            start_server "$work/pg.log" "$kyotaku" serve "${base[@]}" --db "$url" --key-file "$work/pg.key"
+            check "the listening line names the database without its password" grep -q "^listening on https://.*(postgresql .*\*\*\*" "$work/pg.log"
+            check "nothing the server printed holds the password" bash -c "! grep -q '$secret' '$work/pg.log' '$work/pg.log.err'"
+            stop_server
+        done
+    fi
+    # Unreachable: the refusal names the database without the password, however it was given.
+    for url in "postgresql://kyotaku:$secret@127.0.0.1:1/none" "postgresql://kyotaku@127.0.0.1:1/none?password=$secret" \
+               "postgres://kyotaku@127.0.0.1:1/none?connect_timeout=2&sslpassword=$secret" "postgresql://kyotaku:$secret%40x@127.0.0.1:1/none"; do
+        (umask 077; openssl rand -hex 32 > "$work/k.key")
+        out=$("$kyotaku" serve "${base[@]}" --db "$url" --key-file "$work/k.key" --check-config 2>&1); rc=$?
+        check "--check-config refuses an unreachable database" test $rc = 1
+        check "without printing its password ($(sed "s/$secret/…/" <<< "$url"))" lacks "$secret" "$out"
+        out=$(KYOTAKU_DB=$url "$kyotaku" serve "${base[@]}" --key-file "$work/k.key" 2>&1); rc=$?
+        check "serve refuses it too (2)" test $rc = 2
+        check "without printing its password either" lacks "$secret" "$out"
+        check "but naming it" grep -q "127.0.0.1:1/none" <<< "$out"
+    done
+    ;;
+*) echo "unknown case $case"; exit 2 ;;
+esac
+finish

@@ -1,0 +1,64 @@
+// The consent page's speed, as a benchmark: it prints its figures and asserts none of them against the wall clock
+// (this machine is shared; the targets are printed beside the figures, met or not). Debian's Chromium
+// (playwright-core) against a real `kyotaku serve` (harness.mjs), a fresh browser context (an empty cache) per run:
+// the first usable screen (the page's own `kyotaku:first-usable` mark: 診療の種類 can be chosen), the first paint
+// and when the WebAssembly arrived, on loopback, on DevTools' Fast 3G and Slow 3G presets, and on Fast 3G with the
+// CPU slowed down 4× (a slow phone: Emulation.setCPUThrottlingRate). Then what a phone waits for in the hand-off:
+// the bytes of the hand-off's answer. docs/performance.md's page figures are this output.
+// Usage: node page_bench.mjs KYOTAKU KYOTAKU_BRIDGE WASM_DIR SOURCE_DIR OUT [RUNS]
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { startHarness, MEDICAL, NETWORKS } from './harness.mjs';
+
+const args = process.argv.slice(2);
+const [kyotaku, bridgeBinary, wasmDir, src, out] = args.slice(0, 5).map((a) => resolve(a));
+const RUNS = Number(args[5] || 5);
+const h = await startHarness({ kyotaku, bridgeBinary, wasmDir, src, out });
+
+const firstUsable = (page) => page.evaluate(() => {
+  const usable = performance.getEntriesByName('kyotaku:first-usable')[0].startTime;
+  const paint = (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime;
+  const wasm = performance.getEntriesByType('resource').find((e) => /kyotaku-page\.[0-9a-f]+\.wasm$/.test(e.name));
+  const html = performance.getEntriesByType('navigation')[0];
+  return { usable: Math.round(usable), paint: Math.round(paint), wasmEnd: Math.round(wasm.responseEnd), htmlEnd: Math.round(html.responseEnd) };
+});
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
+const ms = (n) => `${n.toLocaleString('en-US')} ms`;
+
+await h.run(async () => {
+  const url = await h.urlOf(MEDICAL);
+  const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
+  const cases = [
+    { label: 'loopback', target: 500 },
+    { label: 'Fast 3G', network: 'Fast 3G', target: NETWORKS['Fast 3G'].target },
+    { label: 'Fast 3G, CPU 4× slower', network: 'Fast 3G', cpu: 4, target: NETWORKS['Fast 3G'].target },
+    { label: 'Slow 3G', network: 'Slow 3G', target: NETWORKS['Slow 3G'].target },
+  ];
+  await h.test(`first usable screen, ${RUNS} runs each in a fresh context`, async () => {
+    for (const c of cases) {
+      const runs = [];
+      const loadBefore = load();
+      for (let i = 0; i < RUNS; i++) {
+        const { page, context } = await h.open(url, { network: c.network, cpu: c.cpu, usb: false });
+        await h.visible(page, 'visit-kind', 60000);
+        runs.push(await firstUsable(page));
+        await context.close();
+      }
+      const usable = runs.map((r) => r.usable);
+      const best = runs.reduce((a, b) => (b.usable < a.usable ? b : a));
+      const med = median(usable);
+      const verdict = med <= c.target ? 'met' : 'not met';
+      console.log(`speed (${c.label}): first usable screen median ${ms(med)}, best ${ms(best.usable)} (runs ${usable.join(', ')} ms); `
+        + `best run: page in ${ms(best.htmlEnd)}, first paint ${ms(best.paint)}, WebAssembly in ${ms(best.wasmEnd)}; `
+        + `target ${ms(c.target)}: ${verdict} by the median; load average ${loadBefore} → ${load()}`);
+    }
+  });
+
+  await h.test('the hand-off\'s answer: its size on the wire (the QR code included)', async () => {
+    const token = new URL(url).pathname.replace(/^\/c\//, '');
+    const r = await h.call(null, 'POST', '/api/v1/consent/handoff', { token, visit_kind: '訪問診療', identity_method: '暗証番号', items: ['手術情報'], choices: ['手術情報'] });
+    if (r.status !== 201) throw new Error(`hand-off: ${r.status} ${JSON.stringify(r.body)}`);
+    const qr = r.body.qr;
+    console.log(`hand-off answer: ${r.bytes} bytes (QR code ${qr.length} bytes as a data: URL, ${qr.slice(5, qr.indexOf(';'))})`);
+  });
+});
