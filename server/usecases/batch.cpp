@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <stdexcept>
 
 namespace kyotaku::server {
 
@@ -58,11 +59,22 @@ json BatchDesk::upload(Caller const& c, std::string const& category, std::string
     }
     if (!valid_utf8(file_identifier)) throw invalid("file_identifier", "file_identifier が UTF-8 ではありません", "file_identifier is not UTF-8");
     check_text(file_identifier, "file_identifier", 100);
-    std::string reception = x_.clock.stamp_jst() + std::to_string(std::stoull(new_id().substr(0, 12), nullptr, 16) % 1000000 + 1000000).substr(1);
+    std::string reception;
     json accepted = transaction(x_.db, [&] {
-        x_.db.query("INSERT INTO batch_jobs (reception_number, facility_code, category, query_date, file_identifier, format, total, done, created_at) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7)",
-                    {reception, c.facility_code, category, query_date, file_identifier, format, x_.now()});
+        // The reception number is the second in Japan and 6 random digits (the real system's form): two jobs accepted
+        // in one second may draw the same digits, so a number already taken is drawn again (ON CONFLICT DO NOTHING
+        // takes it or not in one step, on both backends, whichever server inserts first).
+        reception.clear();
+        for (int tries = 0; reception.empty(); ++tries) {
+            if (tries == 50) throw std::runtime_error("no free reception number in this second");
+            std::string const candidate =
+                x_.clock.stamp_jst() + std::to_string(std::stoull(new_id().substr(0, 12), nullptr, 16) % 1000000 + 1000000).substr(1);
+            if (!x_.db.query("INSERT INTO batch_jobs (reception_number, facility_code, category, query_date, file_identifier, format, total, done, created_at) "
+                             "VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7) ON CONFLICT (reception_number) DO NOTHING RETURNING reception_number",
+                             {candidate, c.facility_code, category, query_date, file_identifier, format, x_.now()})
+                     .empty())
+                reception = candidate;
+        }
         // The rows go in as they are read (one COPY on PostgreSQL, taking them in while more are read).
         std::int64_t total = 0;
         json row;

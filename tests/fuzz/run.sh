@@ -14,10 +14,14 @@ mkdir -p "$out/jsonl-corpus"
 head -c 20000 "$src/tests/data/eval_sample.jsonl" | split -l 1 - "$out/jsonl-corpus/line-"
 cd "$out"
 # -timeout: an input that takes longer than 10 s is reported as a hang.
+source "$src/tests/fuzz/report.sh"
 status=0
-"$bin/rule_parser_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 corpus 2>&1 | tail -15 || status=1
+fuzz_run rule_parser_fuzz rule_parser_fuzz.log 15 \
+    "$bin/rule_parser_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 corpus || status=1
 echo "== rule_gen_fuzz"
-"$bin/rule_gen_fuzz" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 gen-corpus 2>&1 | tail -8 || status=1
+fuzz_run rule_gen_fuzz rule_gen_fuzz.log 8 \
+    "$bin/rule_gen_fuzz" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 gen-corpus || status=1
 echo "== jsonl_fuzz"
-"$bin/jsonl_fuzz" -max_total_time="$((seconds / 2))" -timeout=10 -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 jsonl-corpus 2>&1 | tail -8 || status=1
+fuzz_run jsonl_fuzz jsonl_fuzz.log 8 \
+    "$bin/jsonl_fuzz" -max_total_time="$((seconds / 2))" -timeout=10 -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 jsonl-corpus || status=1
 exit $status

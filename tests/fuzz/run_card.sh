@@ -6,6 +6,7 @@
 set -euo pipefail
 bin=$1 src=$2 out=$3 seconds=$4
 mkdir -p "$out"
+source "$src/tests/fuzz/report.sh"
 status=0
 run() {  # run NAME SEEDS... (a seed "hex:…" is written as bytes)
     local name=$1
@@ -21,8 +22,8 @@ run() {  # run NAME SEEDS... (a seed "hex:…" is written as bytes)
         i=$((i + 1))
     done
     echo "== $name"
-    (cd "$out" && "$bin/$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
-        -print_final_stats=1 "corpus-$name" 2>&1 | tail -6) || status=1
+    (cd "$out" && fuzz_run "$name" "$name.log" 6 "$bin/$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+        -max_len=4096 -print_final_stats=1 "corpus-$name") || status=1
 }
 run apdu_fuzz hex:00A4040C0AD392F000260100000001 hex:00A4020C02000A hex:00B0000000 hex:00200080043132333400 \
     hex:802A00803330313000 hex:00B00000000100 hex:6110 hex:308203459000

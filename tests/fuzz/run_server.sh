@@ -47,4 +47,6 @@ seed 04 other_facility "POST /api/v1/reinquiry HTTP/1.1\r\n$json" "{\"category\"
 
 cd "$out"
 # -timeout: an input that takes longer than 10 s is reported as a hang. The World (rules, database) is built once.
-"$bin/http_request_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 corpus 2>&1 | tail -15
+source "$src/tests/fuzz/report.sh"
+fuzz_run http_request_fuzz http_request_fuzz.log 15 \
+    "$bin/http_request_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 corpus

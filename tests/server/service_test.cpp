@@ -1752,6 +1752,37 @@ TEST_F(ServerFixture, AnInteractiveRequestIsAnsweredBeforeTheWorkersNextChunkCom
     service->context.gate.on_waiting(nullptr);
 }
 
+// A reception number is the second in Japan and 6 random digits: jobs accepted in the same second may draw the same
+// digits (the fuzzer met it at 10,000 uploads a second: a 500 from the primary key). A number already taken is drawn
+// again. Here the clock stands still and half of that second's numbers are taken: every upload still gets its own.
+TEST_F(ServerFixture, BatchJobsAcceptedInOneSecondNeverShareAReceptionNumber) {
+    enable(a);
+    struct StoppedClock final : Clock {
+        std::chrono::system_clock::time_point at = std::chrono::sys_days{std::chrono::year{2024} / 7 / 1} + std::chrono::hours(1);
+        std::chrono::system_clock::time_point now() const override { return at; }
+    } stopped;
+    std::string const second = stopped.stamp_jst();
+    ASSERT_EQ(second, "20240701100000");
+    db->query("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 2 FROM n WHERE i < 999998) "
+              "INSERT INTO batch_jobs (reception_number, facility_code, category, query_date, file_identifier, format, total, done, created_at) "
+              "SELECT CAST($1 AS TEXT) || substr(CAST(1000000 + i AS TEXT), 2), '0110113719', '訪問診療等', '2024-07-01', 'taken', 'csv', 0, 0, '2024-07-01T01:00:00Z' FROM n",
+              {second});
+    ASSERT_EQ(as_int(db->query("SELECT COUNT(*) FROM batch_jobs")[0][0]), 500000);
+    Service now_service(*db, program, stopped);
+    std::set<std::string> numbers;
+    for (int i = 0; i < 20; ++i) {
+        std::istringstream csv("arbitrary_identifier,insurer_number,symbol,number,branch,birthdate\np1,06132013,123,4567,01,1940-05-01\n");
+        json accepted;
+        ASSERT_NO_THROW(accepted = now_service.batch.upload_csv(a, "訪問診療等", "", "f", csv)) << "upload " << i;
+        std::string const rn = accepted["reception_number"];
+        EXPECT_EQ(rn.substr(0, 14), second);
+        EXPECT_EQ((rn.back() - '0') % 2, 1) << rn;  // one of the free numbers
+        numbers.insert(rn);
+    }
+    EXPECT_EQ(numbers.size(), 20u);
+    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM batch_jobs WHERE file_identifier = 'f'")[0][0]), 20);
+}
+
 TEST_F(ServerFixture, BatchResultsAreKeptUntilTheEndOfTheNextDayThenPurged) {
     enable(a);
     consent("0110113719", person());
