@@ -156,12 +156,13 @@ private:
             }
             if (answered == 0) {  // nothing to do: purge what is past keeping, look again in a while (at once when stopping)
                 try {
-                    service.batch.purge();
+                    if (service.batch.pause().count() == 0) service.batch.purge();  // (not while the database is away)
                 } catch (std::exception const& e) {
                     log_error("batch_purge", e.what());
                 }
+                // A transient database fault is waited out for longer (BatchDesk::pause).
                 std::unique_lock lock(idle_mutex_);
-                idle_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_.load(); });
+                idle_.wait_for(lock, std::max(std::chrono::milliseconds(200), service.batch.pause()), [&] { return stopping_.load(); });
             }
         }
     }
@@ -223,11 +224,15 @@ int run(ServeOptions const& o) {
     if (fs::exists(fs::path(o.tls_dir) / "card-ca.pem")) service.context.card_ca = (fs::path(o.tls_dir) / "card-ca.pem").string();
     // Batch jobs' state changes go to the log.
     service.context.on_batch_event = [](json const& e) {
-        log_line({{"event", "batch_job"}, {"state", e["state"]}, {"reception_number", e["reception_number"]}, {"facility", e["facility"]},
-                  {"rows", e["rows"]}});
+        LogFields line{{"event", "batch_job"}, {"state", e["state"]}, {"reception_number", e["reception_number"]}, {"facility", e["facility"]},
+                       {"rows", e["rows"]}};
+        for (char const* more : {"error", "retry_in_ms"})
+            if (e.contains(more)) line[more] = e[more];
+        log_line(line, e["state"] == "failed" ? "error" : e["state"] == "retry" ? "warning" : "info");
     };
 
     net::io_context io(o.threads);
+    net::thread_pool work(std::size_t(o.threads));  // the threads that answer requests (they may wait for the database)
     tcp::acceptor acceptor(io);
     tcp::endpoint endpoint(address, o.port);
     boost::system::error_code ec;
@@ -252,9 +257,18 @@ int run(ServeOptions const& o) {
     // A write to stdout (the log) after journald or a pipe went away must not kill the server.
     std::signal(SIGPIPE, SIG_IGN);
     Runtime rt(*db, service, rules_dir, trusted_keys);
+    // Readiness is probed on a thread and a database connection of its own (ops/runtime.hpp): a balancer's check
+    // never waits for the database or behind requests.
+    std::unique_ptr<Database> probe_db;
+    try {
+        if (o.db != ":memory:") probe_db = open_database(o.db, 1);
+    } catch (std::exception const& e) {
+        log_error("readiness_database", e.what());  // the probe then shares the pool
+    }
+    rt.start_probing(std::move(probe_db));
     Router const router(service, Site{&rt, &pages, &rules_web});
     IdempotentAnswers idempotent(*db);
-    SessionShared shared{router, rt, idempotent, o.limits, spool_dir};
+    SessionShared shared{router, rt, idempotent, o.limits, spool_dir, work};
 
     net::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](auto, auto) { io.stop(); });
@@ -290,6 +304,7 @@ int run(ServeOptions const& o) {
     for (int i = 1; i < o.threads; ++i) pool.emplace_back([&] { io.run(); });
     io.run();
     for (auto& t : pool) t.join();
+    work.join();  // what the stopped connections had handed over finishes (nothing resumes them)
     return 0;
 }
 }  // namespace

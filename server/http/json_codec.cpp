@@ -1,5 +1,7 @@
 #include "http/json_codec.hpp"
 
+#include "storage/faults.hpp"
+
 #include <cctype>
 
 namespace kyotaku::server {
@@ -14,6 +16,17 @@ HttpResult error_result(int status, std::string const& field, std::string const&
     json e{{"error", message}};
     if (!field.empty()) e["field"] = field;
     return json_result(status, e);
+}
+
+HttpResult unavailable_result() {
+    bool const in_doubt = !write_ledger().clean();
+    HttpResult r = error_result(503, "",
+                                in_doubt ? "データベースとの接続が切れました。保存されたかどうかを確かめてから、やり直してください / the database connection was lost: "
+                                           "check whether the request took effect before repeating it"
+                                         : "データベースに一時的につながりません。少し待ってからもう一度お試しください / the database is unavailable for a moment: retry "
+                                           "shortly");
+    r.headers.emplace_back("Retry-After", "2");
+    return r;
 }
 int status_of(Error::Kind k) {
     switch (k) {

@@ -19,6 +19,9 @@ int status_of(Error::Kind kind);
 HttpResult error_result(Error const& e);
 // An error of the HTTP layer itself that has only the joined text ({"error": …, "field"?}).
 HttpResult error_result(int status, std::string const& field, std::string const& message);
+// The database was away (a failover) and the request could not be run again (storage/faults.hpp): 503 with
+// Retry-After, never 500; when a write of it may have been committed before the connection went, it says so.
+HttpResult unavailable_result();
 
 // A JSON body, parsed without letting its nesting depth choose anything: values deeper than 8 levels are refused
 // (Error invalid), as are invalid JSON and anything but an object.

@@ -1,5 +1,7 @@
 #include "http/router.hpp"
 
+#include "storage/faults.hpp"
+
 #include "core/url_token.hpp"
 #include "http/json_codec.hpp"
 #include "ops/observability.hpp"
@@ -364,9 +366,14 @@ HttpResult Router::handle(Caller const& caller, HttpRequest const& http) const {
     };
     HttpResult result;
     try {
-        result = answer();
+        // A transient database fault (a connection a failover ended, a lost race) runs the request once more when
+        // nothing of it was committed (storage/faults.hpp), on a connection that is alive.
+        result = once_more_if_nothing_committed(service_.context.db.retries, answer);
     } catch (Error const& e) {
         result = error_result(e);
+    } catch (TransientDatabaseError const& e) {
+        log_error("database", e.what());
+        result = unavailable_result();
     } catch (DatabaseError const& e) {
         log_error("database", e.what());
         result = error_result(500, "", "サーバ内部のエラー (データベース) / internal error (database)");

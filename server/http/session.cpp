@@ -17,6 +17,8 @@
 
 #include <filesystem>
 #include <optional>
+#include <tuple>
+#include <utility>
 
 namespace kyotaku::server {
 
@@ -70,6 +72,19 @@ struct RequestTrace {
     }
 };
 
+// Runs `work` on the threads that may block (the database, the rules, files) and resumes the connection on its own
+// executor when it is done: the threads that read, write and handshake never wait for the database, so /healthz
+// and /readyz (answered on them, from memory) stay quick however busy the server is.
+template <typename T, typename F>
+net::awaitable<T> blocking(net::thread_pool& pool, F&& work) {
+    co_return co_await net::co_spawn(pool, [&]() -> net::awaitable<T> { co_return work(); }, net::use_awaitable);
+}
+
+// The routes a balancer or a supervisor asks many times a second, answered from memory without leaving the I/O threads.
+bool answered_from_memory(std::string const& method, std::string const& target) {
+    return method == "GET" && (target == "/healthz" || target == "/readyz");
+}
+
 // One connection: requests read within the limits (limits.hpp), each phase with its own deadline; a request's body is
 // read only as far as its route takes from this caller (plan_body), large uploads spooled to the private directory.
 net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, SessionShared& shared, ConnectionCounter::Slot) {
@@ -85,7 +100,21 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, SessionShare
     auto& socket = beast::get_lowest_layer(stream);
     socket.expires_after(limits.handshake);
     co_await stream.async_handshake(ssl::stream_base::server, net::use_awaitable);
-    Caller caller = identify(stream.native_handle(), service);
+    SSL* const tls = stream.native_handle();
+    // A facility's certificate is looked up in the database. While the database is away, the caller is not known:
+    // its requests are answered 503, never as if it were nobody.
+    Caller caller;
+    bool caller_unknown = false;
+    if (SSL_get0_peer_certificate(tls)) {
+        std::tie(caller, caller_unknown) = co_await blocking<std::pair<Caller, bool>>(shared.work, [&] {
+            try {
+                return std::pair(identify(tls, service), false);
+            } catch (DatabaseError const& e) {
+                log_error("database", e.what());
+                return std::pair(Caller{}, true);
+            }
+        });
+    }
     beast::flat_buffer buffer;
     for (;;) {
         beast::error_code ec;
@@ -110,11 +139,16 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, SessionShare
         // invented method would grow the metrics without bound).
         trace.record.method = head.get().method() == http::verb::unknown ? std::string("other") : method;
         Caller who = caller;
-        try {
-            if (!ec && caller.kind == Caller::Kind::anonymous && head.get().count("X-Kyotaku-Url-Token"))
-                who = mobile_caller(service, std::string(head.get()["X-Kyotaku-Url-Token"]));
-        } catch (std::exception const& e) {  // the database failing while a URL token is checked: the caller stays nobody
-            log_error("url_token", e.what());
+        if (!ec && caller.kind == Caller::Kind::anonymous && head.get().count("X-Kyotaku-Url-Token")) {
+            std::string const url_token(head.get()["X-Kyotaku-Url-Token"]);
+            who = co_await blocking<Caller>(shared.work, [&] {
+                try {
+                    return mobile_caller(service, url_token);
+                } catch (std::exception const& e) {  // the database failing while a URL token is checked: the caller stays nobody
+                    log_error("url_token", e.what());
+                    return caller;
+                }
+            });
         }
         trace.record.role = role_of(who);
         trace.record.facility = who.facility_code;
@@ -186,25 +220,36 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, SessionShare
             }
             ~End() { release(); }
         } end{service, service.request_begin()};
-        HttpResult r;
-        try {
-            RequestScope scope(trace.record.request_id);
-            HttpRequest request{method,
-                                target,
-                                std::string(req[http::field::content_type]),
-                                std::move(req.body()),
-                                spool ? spool->path : std::string(),
-                                {std::string(req[http::field::accept_encoding]), std::string(req[http::field::if_none_match])}};
-            auto run = [&] { return router.handle(who, request); };
-            // The relay's file uploads carry an Idempotency-Key: a repeat gets the first answer, never a second job.
-            r = req.count("Idempotency-Key") && idempotent_route(method, target)
-                    ? answer_once(shared.idempotent, service.context.clock, who, std::string(req["Idempotency-Key"]),
-                                  request.body, run)
-                    : run();
-        } catch (std::exception const& e) {  // the Idempotency-Key store failing: answered, not dropped
-            log_error("request", e.what());
-            r = error_result(500, "", "サーバの内部エラーです / internal server error");
-        }
+        auto answer = [&]() -> HttpResult {
+            if (caller_unknown && !answered_from_memory(method, target)) {
+                HttpResult r = unavailable_result();
+                r.route = plan.route;
+                return r;
+            }
+            try {
+                RequestScope scope(trace.record.request_id);
+                HttpRequest request{method,
+                                    target,
+                                    std::string(req[http::field::content_type]),
+                                    std::move(req.body()),
+                                    spool ? spool->path : std::string(),
+                                    {std::string(req[http::field::accept_encoding]), std::string(req[http::field::if_none_match])}};
+                auto run = [&] { return router.handle(who, request); };
+                // The relay's file uploads carry an Idempotency-Key: a repeat gets the first answer, never a second job.
+                return req.count("Idempotency-Key") && idempotent_route(method, target)
+                           ? answer_once(shared.idempotent, service.context.clock, who, std::string(req["Idempotency-Key"]), request.body, run)
+                           : run();
+            } catch (TransientDatabaseError const& e) {  // the Idempotency-Key store while the database is away
+                log_error("request", e.what());
+                return unavailable_result();
+            } catch (std::exception const& e) {  // the Idempotency-Key store failing: answered, not dropped
+                log_error("request", e.what());
+                return error_result(500, "", "サーバの内部エラーです / internal server error");
+            }
+        };
+        HttpResult r;  // (not a conditional expression: GCC 12 miscompiles co_await inside one)
+        if (answered_from_memory(method, target)) r = answer();
+        else r = co_await blocking<HttpResult>(shared.work, answer);
         end.release();
         trace.record.status = r.status;
         trace.record.route = r.route;
@@ -221,8 +266,7 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, SessionShare
             http::response_serializer<http::empty_body> sr{header};
             co_await http::async_write_header(stream, sr, net::use_awaitable);
             for (;;) {
-                std::string part;
-                {
+                std::string part = co_await blocking<std::string>(shared.work, [&] {
                     RequestScope scope(trace.record.request_id);
                     auto const ticket = service.request_begin();  // each part is computed like an answer
                     struct Leave {
@@ -230,8 +274,8 @@ net::awaitable<void> session(ssl::stream<beast::tcp_stream> stream, SessionShare
                         std::uint64_t t;
                         ~Leave() { s.request_end(t); }
                     } leave{service, ticket};
-                    part = r.stream();
-                }
+                    return r.stream();
+                });
                 if (part.empty()) break;
                 trace.record.bytes_out += part.size();
                 socket.expires_after(limits.body);

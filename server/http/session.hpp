@@ -12,6 +12,9 @@
 
 #include <string>
 
+namespace boost::asio {
+class thread_pool;
+}
 namespace boost::asio::ssl {
 class context;
 }
@@ -27,6 +30,9 @@ struct SessionShared {
     IdempotentAnswers& idempotent;   // the stored answers of Idempotency-Key requests
     ConnectionLimits limits;
     std::string spool_dir;
+    // The threads that answer requests (they may wait for the database); the connections' own threads only read,
+    // write, handshake and answer /healthz and /readyz.
+    boost::asio::thread_pool& work;
 };
 
 // Runs one accepted connection on the socket's executor until the client goes or a limit ends it; `slot` holds the

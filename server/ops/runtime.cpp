@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <utility>
 
 #ifndef KYOTAKU_VERSION
 #define KYOTAKU_VERSION "unknown"
@@ -107,21 +108,73 @@ bool Runtime::reload_rules() {
 }
 
 nlohmann::json Runtime::readiness() {
-    std::lock_guard lock(ready_mutex_);
-    auto now = std::chrono::steady_clock::now();
+    std::unique_lock lock(ready_mutex_);
+    auto const now = std::chrono::steady_clock::now();
+    if (prober_.joinable()) {
+        if (now - ready_checked_ <= readiness_stale) {
+            stale_logged_ = false;
+            return ready_;
+        }
+        // The probe has not come back: the database does not take the write (it hangs, or another holds its lock).
+        auto const seconds = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - ready_checked_).count());
+        if (!std::exchange(stale_logged_, true)) log_error("readiness_database", "the readiness probe has had no answer for " + seconds + " s");
+        return {{"status", "not ready"},
+                {"checks",
+                 {{"database", "書き込めません (" + seconds + " 秒答えがありません) / cannot write (no answer for " + seconds + " s)"},
+                  {"schema", ready_.is_null() ? nlohmann::json("?") : ready_["checks"]["schema"]},
+                  {"rules", service_.context.rules() ? "ok" : "読み込まれていません / not loaded"}}}};
+    }
     if (!ready_.is_null() && now - ready_checked_ < readiness_kept) return ready_;
+    ready_ = probe(db_);
+    ready_checked_ = now;
+    return ready_;
+}
+
+void Runtime::start_probing(std::unique_ptr<Database> probe_db) {
+    probe_db_ = std::move(probe_db);
+    Database& db = probe_db_ ? *probe_db_ : db_;
+    {
+        nlohmann::json first = probe(db);
+        std::lock_guard lock(ready_mutex_);
+        ready_ = std::move(first);
+        ready_checked_ = std::chrono::steady_clock::now();
+    }
+    prober_ = std::thread([this, &db] {
+        std::unique_lock lock(ready_mutex_);
+        while (!probe_wake_.wait_for(lock, readiness_kept, [&] { return stop_probing_; })) {
+            lock.unlock();
+            nlohmann::json answer = probe(db);  // outside the lock: /readyz answers meanwhile
+            lock.lock();
+            ready_ = std::move(answer);
+            ready_checked_ = std::chrono::steady_clock::now();
+        }
+    });
+}
+
+Runtime::~Runtime() {
+    {
+        std::lock_guard lock(ready_mutex_);
+        stop_probing_ = true;
+    }
+    probe_wake_.notify_all();
+    if (prober_.joinable()) prober_.join();
+}
+
+nlohmann::json Runtime::probe(Database& db) {
     nlohmann::json checks;
     bool ready = true;
     try {
-        write_probe(db_, instance_, iso_timestamp(std::chrono::system_clock::now()), iso_time_ago(std::chrono::hours(24)));
+        write_probe(db, instance_, iso_timestamp(std::chrono::system_clock::now()), iso_time_ago(std::chrono::hours(24)));
         checks["database"] = "ok";
     } catch (std::exception const& e) {
-        ready = false;
-        checks["database"] = "書き込めません / cannot write";
+        // Not ready from now on, not once the rest is checked too (the schema's read would wait for the same database).
+        checks = {{"database", "書き込めません / cannot write"}, {"schema", "確かめていません / not checked"},
+                  {"rules", service_.context.rules() ? "ok" : "読み込まれていません / not loaded"}};
         log_error("readiness_database", e.what());
+        return {{"status", "not ready"}, {"checks", checks}};
     }
     try {
-        SchemaState s = schema_state(db_);
+        SchemaState s = schema_state(db);
         if (s.unknown.empty()) {
             checks["schema"] = "ok";
         } else {
@@ -139,9 +192,7 @@ nlohmann::json Runtime::readiness() {
         ready = false;
         checks["rules"] = "読み込まれていません / not loaded";
     }
-    ready_ = {{"status", ready ? "ready" : "not ready"}, {"checks", checks}};
-    ready_checked_ = now;
-    return ready_;
+    return {{"status", ready ? "ready" : "not ready"}, {"checks", checks}};
 }
 
 std::string Runtime::database_gauges() {
@@ -151,16 +202,18 @@ std::string Runtime::database_gauges() {
     std::string out;
     try {
         auto pending = db_.query("SELECT COALESCE(SUM(total - done), 0) FROM batch_jobs WHERE finished_at IS NULL");
-        auto jobs = db_.query("SELECT COUNT(*), COALESCE(SUM(done), 0), COALESCE(SUM(CASE WHEN finished_at IS NULL THEN 1 ELSE 0 END), 0) FROM batch_jobs");
+        auto jobs = db_.query("SELECT COUNT(*), COALESCE(SUM(done), 0), COALESCE(SUM(CASE WHEN finished_at IS NULL THEN 1 ELSE 0 END), 0), "
+                              "COALESCE(SUM(CASE WHEN failed_at IS NOT NULL THEN 1 ELSE 0 END), 0) FROM batch_jobs");
         auto consents = db_.query("SELECT COALESCE(SUM(CASE WHEN withdrawn_at IS NULL THEN 1 ELSE 0 END), 0), COUNT(*) FROM consents");
         auto registered = db_.query("SELECT COUNT(*) FROM challenges WHERE consent_id IS NOT NULL");
         SchemaState schema = schema_state(db_);
         metric_header(out, "kyotaku_batch_rows", "gauge", "Batch re-inquiry rows in the database, pending or answered.");
         metric_sample(out, "kyotaku_batch_rows", {{"state", "pending"}}, double(as_int(pending[0][0])));
         metric_sample(out, "kyotaku_batch_rows", {{"state", "answered"}}, double(as_int(jobs[0][1])));
-        metric_header(out, "kyotaku_batch_jobs", "gauge", "Batch re-inquiry jobs in the database, unfinished or finished.");
+        metric_header(out, "kyotaku_batch_jobs", "gauge", "Batch re-inquiry jobs in the database: unfinished, finished, or failed (gave up).");
         metric_sample(out, "kyotaku_batch_jobs", {{"state", "unfinished"}}, double(as_int(jobs[0][2])));
-        metric_sample(out, "kyotaku_batch_jobs", {{"state", "finished"}}, double(as_int(jobs[0][0]) - as_int(jobs[0][2])));
+        metric_sample(out, "kyotaku_batch_jobs", {{"state", "finished"}}, double(as_int(jobs[0][0]) - as_int(jobs[0][2]) - as_int(jobs[0][3])));
+        metric_sample(out, "kyotaku_batch_jobs", {{"state", "failed"}}, double(as_int(jobs[0][3])));
         metric_header(out, "kyotaku_consents", "gauge", "Consents in the database, open or withdrawn.");
         metric_sample(out, "kyotaku_consents", {{"state", "open"}}, double(as_int(consents[0][0])));
         metric_sample(out, "kyotaku_consents", {{"state", "withdrawn"}}, double(as_int(consents[0][1]) - as_int(consents[0][0])));
@@ -213,6 +266,15 @@ std::string Runtime::metrics_text() {
     metric_sample(out, "kyotaku_batch_worker_rows_total", {}, double(batch_rows_answered.load()));
     metric_header(out, "kyotaku_batch_worker_errors_total", "counter", "Errors of this server's batch worker.");
     metric_sample(out, "kyotaku_batch_worker_errors_total", {}, double(batch_worker_errors.load()));
+    metric_header(out, "kyotaku_batch_worker_retries_total", "counter",
+                  "Chunks this server's worker tries again after a transient database fault (a lost connection, a failover).");
+    metric_sample(out, "kyotaku_batch_worker_retries_total", {}, double(service_.batch.retries.load()));
+    metric_header(out, "kyotaku_batch_jobs_failed_total", "counter", "Jobs this server's worker gave up on a permanent error (異常終了).");
+    metric_sample(out, "kyotaku_batch_jobs_failed_total", {}, double(service_.batch.jobs_failed.load()));
+    metric_header(out, "kyotaku_db_reconnects_total", "counter", "Database connections found ended (a restart, a failover) and connected again.");
+    metric_sample(out, "kyotaku_db_reconnects_total", {}, double(db_.reconnects.load()));
+    metric_header(out, "kyotaku_db_retries_total", "counter", "Reads and requests run again after a transient database fault.");
+    metric_sample(out, "kyotaku_db_retries_total", {}, double(db_.retries.load()));
     Database::PoolStats pool = db_.pool_stats();
     metric_header(out, "kyotaku_db_pool_connections", "gauge", "Database connections of this server, busy or idle.");
     metric_sample(out, "kyotaku_db_pool_connections", {{"state", "busy"}}, double(pool.busy));

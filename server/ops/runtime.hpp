@@ -10,10 +10,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace kyotaku::server {
@@ -47,14 +49,24 @@ public:
     // failure (the diagnostics are logged) the old one stays. Returns whether the new rules were taken.
     bool reload_rules();
 
-    // /readyz: the database takes a write, its schema is not newer than this binary, the rules are loaded.
-    // Checked at most once a second (a probe is a committed write); {"status":"ready"|"not ready","checks":{…}}.
+    // /readyz: the database takes a write, its schema is not newer than this binary, the rules are loaded;
+    // {"status":"ready"|"not ready","checks":{…}}. With start_probing(), the answer is the last probe's, made every
+    // readiness_kept on a thread and a connection of its own, so that /readyz never waits for the database or
+    // behind other work (a balancer's check must not time out on a busy server); an answer older than
+    // readiness_stale (the probe hangs: the database does not answer) is not ready. Without it (tests, tools),
+    // a call probes itself, at most once per readiness_kept (a probe is a committed write).
     nlohmann::json readiness();
+    // Probes once now, then every readiness_kept on a thread, with `probe_db` (null: the shared pool). Stopped by
+    // the destructor.
+    void start_probing(std::unique_ptr<Database> probe_db);
+    ~Runtime();
     // /metrics, in Prometheus text format.
     std::string metrics_text();
 
     // How long a readiness answer is kept (a probe is a committed write; anonymous callers must not drive them).
     std::chrono::milliseconds readiness_kept{1000};
+    // How old the probing thread's last answer may be before /readyz says not ready.
+    std::chrono::milliseconds readiness_stale{5000};
 
     RequestMetrics requests;
     std::atomic<std::int64_t> connections_open{0};
@@ -77,6 +89,12 @@ private:
     std::mutex ready_mutex_;
     std::chrono::steady_clock::time_point ready_checked_{};
     nlohmann::json ready_;
+    nlohmann::json probe(Database& db);  // one readiness check
+    std::unique_ptr<Database> probe_db_;
+    std::thread prober_;
+    std::condition_variable probe_wake_;
+    bool stop_probing_ = false;  // under ready_mutex_
+    bool stale_logged_ = false;  // under ready_mutex_: the stale answer of this episode was logged
     std::mutex gauges_mutex_;
     std::chrono::steady_clock::time_point gauges_read_{};
     std::string gauges_;  // the database-wide gauges, read at most every 5 s

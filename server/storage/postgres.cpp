@@ -3,8 +3,10 @@
 // whole on one of them; bulk inserts by COPY.
 #include "storage/connection_pool.hpp"
 #include "storage/database.hpp"
+#include "storage/faults.hpp"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <condition_variable>
 #include <map>
@@ -17,14 +19,58 @@ namespace {
 // Type OIDs of integer columns (pg_type.h): int8, int2, int4.
 constexpr Oid int8_oid = 20, int2_oid = 21, int4_oid = 23;
 
+// A connection with the defaults a server needs, which the URL may override: a connect that gives up after 5 s
+// (a database behind a failover or an unreachable address must not hold a request for minutes), TCP keepalives
+// (a peer gone without a word is noticed in about 25 s), the primary only (a standby refuses writes:
+// target_session_attrs), and a name that operators see in pg_stat_activity.
+PGconn* connect(std::string const& url) {
+    char const* const keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count", "target_session_attrs",
+                                "application_name", "dbname", nullptr};
+    char const* const values[] = {"5", "10", "5", "3", "read-write", "kyotaku", url.c_str(), nullptr};
+    return PQconnectdbParams(keys, values, 1);  // 1: dbname is the URL, whose parameters win over those before it
+}
+
+// SQLSTATEs of faults that pass (PostgreSQL's errcodes.txt): connection exceptions (08…), serialization failure,
+// deadlock, admin/crash shutdown, cannot connect now (starting up), too many connections, a read-only transaction
+// (a standby: the primary moved), a lock not available.
+bool transient_state(std::string_view state) {
+    return state.substr(0, 2) == "08" || state == "40001" || state == "40P01" || state == "57P01" || state == "57P02" || state == "57P03" ||
+           state == "53300" || state == "25006" || state == "55P03";
+}
+
+// What a session told this process outside a statement's result: a WARNING while a statement ran. A COMMIT warns
+// only when PostgreSQL ends the session while the commit waits for the synchronous standby ("canceling the wait for
+// synchronous replication … the transaction has already committed locally").
+struct SessionNotes {
+    bool warned = false;
+};
+void note_warning(void* notes, PGresult const* notice) {
+    char const* severity = PQresultErrorField(notice, PG_DIAG_SEVERITY_NONLOCALIZED);
+    if (severity && std::string_view(severity) == "WARNING") static_cast<SessionNotes*>(notes)->warned = true;
+}
+
+// Throws the failure of a statement on `conn` (`res` null when there is no result): LockTimeout, a
+// TransientDatabaseError, or a DatabaseError. A fault that passes may have committed (maybe_committed) when the
+// database did not answer, or warned before it ended the session; its own error answer means nothing was.
+[[noreturn]] void raise(PGconn* conn, PGresult const* res, char const* what, SessionNotes const& notes) {
+    char const* text = res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+    std::string const message = std::string(what) + text;
+    char const* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+    if (state && std::string_view(state) == "55P03") throw LockTimeout(message);
+    if (state && transient_state(state)) throw TransientDatabaseError(message, notes.warned);  // the database's own answer
+    if (PQstatus(conn) != CONNECTION_OK) throw TransientDatabaseError(message, true);        // no answer at all
+    throw DatabaseError(message);
+}
+
 // A small pool of connections. A transaction binds one connection to the calling thread until it ends;
-// any other statement takes a free connection. Lone statements (the audit appends of reads) commit with
-// synchronous_commit off, durable against a server crash; transactions commit with it on.
+// any other statement takes a free connection. Every commit waits for the disk and the synchronous standby
+// (synchronous_commit on), a lone write's too (it runs as a transaction of its own); only the audit appends of reads
+// (append()) commit with synchronous_commit off, durable against a server crash.
 class Postgres final : public Database {
 public:
     Postgres(std::string const& url, std::size_t size) {
         for (std::size_t i = 0; i < size; ++i) {
-            PGconn* c = PQconnectdb(url.c_str());
+            PGconn* c = connect(url);
             if (!c || PQstatus(c) != CONNECTION_OK) {
                 std::string msg = c ? PQerrorMessage(c) : "out of memory";
                 PQfinish(c);
@@ -32,6 +78,8 @@ public:
                 throw DatabaseError("cannot connect to PostgreSQL: " + msg);
             }
             pool_.add(c);
+            notes_[c] = std::make_unique<SessionNotes>();
+            PQsetNoticeReceiver(c, note_warning, notes_[c].get());  // (kept across PQreset)
             configure(c);
         }
     }
@@ -42,8 +90,32 @@ public:
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
         check_text_params(params);  // libpq would cut a text at NUL; PostgreSQL refuses invalid UTF-8 with a 500
         if (PGconn* c = pool_.bound()) return exec(c, sql, params);
+        if (!reads_only(sql)) {  // a write: a transaction of its own, so that it is as durable as any when it returns
+            std::vector<Row> rows;
+            in_transaction([&] { rows = exec(pool_.bound(), sql, params); });
+            return rows;
+        }
         Pool::Lease lease(pool_);
+        try {
+            return exec(usable(lease.conn), sql, params);
+        } catch (TransientDatabaseError const&) {
+        }
+        ++retries;  // a read that met an ended connection or lost a race: once more, on a connection that is alive
         return exec(usable(lease.conn), sql, params);
+    }
+
+    std::vector<Row> append(std::string const& sql, std::vector<Value> const& params) override {
+        check_text_params(params);
+        if (PGconn* c = pool_.bound()) return exec(c, sql, params);
+        Pool::Lease lease(pool_);
+        try {
+            auto rows = exec(usable(lease.conn), sql, params);  // the session's synchronous_commit off
+            ++write_ledger().committed;
+            return rows;
+        } catch (TransientDatabaseError const& e) {
+            if (e.maybe_committed) write_ledger().in_doubt = true;
+            throw;
+        }
     }
 
     void script(std::string const& sql) override { query(sql, {}); }
@@ -62,24 +134,25 @@ public:
         sql += ") FROM STDIN";
         auto copy = [&](PGconn* c) {
             std::unique_ptr<PGresult, void (*)(PGresult*)> start(PQexec(c, sql.c_str()), PQclear);
-            if (PQresultStatus(start.get()) != PGRES_COPY_IN) throw DatabaseError(std::string("COPY: ") + PQresultErrorMessage(start.get()));
+            if (PQresultStatus(start.get()) != PGRES_COPY_IN) raise(c, start.get(), "COPY: ", notes(c));
             // Whatever happens from here, the connection leaves the COPY state: ended, or aborted with the reason.
-            auto finish = [&](char const* abort_reason) {
+            // Returns the COPY's failure (null when it was taken), its SQLSTATE kept.
+            auto finish = [&](char const* abort_reason) -> std::unique_ptr<PGresult, void (*)(PGresult*)> {
+                std::unique_ptr<PGresult, void (*)(PGresult*)> failed(nullptr, PQclear);
                 bool const ended = PQputCopyEnd(c, abort_reason) == 1;
-                std::string error = ended ? "" : PQerrorMessage(c);
                 while (PGresult* r = PQgetResult(c)) {
-                    if (error.empty() && PQresultStatus(r) != PGRES_COMMAND_OK) error = PQresultErrorMessage(r);
-                    PQclear(r);
+                    if (!failed && PQresultStatus(r) != PGRES_COMMAND_OK) failed.reset(r);
+                    else PQclear(r);
                 }
-                return error;
+                if (!ended && !failed) failed.reset(PQmakeEmptyPGresult(c, PGRES_FATAL_ERROR));
+                return failed;
             };
             try {
                 // COPY's text format: tab-separated, \N for NULL, backslash escapes for the separators. Sent in
                 // pieces of about 256 KiB while the rows are made.
                 std::string buffer;
                 auto flush = [&] {
-                    if (!buffer.empty() && PQputCopyData(c, buffer.data(), int(buffer.size())) != 1)
-                        throw DatabaseError(std::string("COPY: ") + PQerrorMessage(c));
+                    if (!buffer.empty() && PQputCopyData(c, buffer.data(), int(buffer.size())) != 1) raise(c, nullptr, "COPY: ", notes(c));
                     buffer.clear();
                 };
                 for (Row row; next(row);) {
@@ -108,7 +181,7 @@ public:
                 finish("kyotaku: the rows could not be made");
                 throw;
             }
-            if (std::string error = finish(nullptr); !error.empty()) throw DatabaseError("COPY: " + error);
+            if (auto failed = finish(nullptr)) raise(c, failed.get(), "COPY: ", notes(c));
         };
         if (PGconn* c = pool_.bound()) return copy(c);
         transaction(*this, [&] { copy(pool_.bound()); });
@@ -149,15 +222,27 @@ public:
             }
             throw;
         }
-        exec(lease.conn, "COMMIT", {});
+        try {
+            exec(lease.conn, "COMMIT", {});
+        } catch (TransientDatabaseError const& e) {
+            // Lost while committing, or ended while waiting for the standby (the commit is then the primary's already):
+            // done or not, nobody can tell from here.
+            if (e.maybe_committed) write_ledger().in_doubt = true;
+            throw;
+        }
+        ++write_ledger().committed;
     }
 
 private:
     using Pool = ConnectionPool<PGconn*>;
     Pool pool_;
 
-    // Every connection's session: UTF-8; lone statements (the audit appends of reads) commit without waiting for
-    // the disk; and a session left idle inside a transaction for a minute (its server hung, paused or cut off
+    std::map<PGconn*, std::unique_ptr<SessionNotes>> notes_;  // made with the pool, one per connection
+    SessionNotes& notes(PGconn* c) { return *notes_.at(c); }
+
+    // Every connection's session: UTF-8; lone statements (append(): the audit appends of reads; every other write is
+    // a transaction, committed with synchronous_commit on) commit without waiting for the disk; and a session left
+    // idle inside a transaction for a minute (its server hung, paused or cut off
     // with the connection open) is ended by PostgreSQL, so its row locks do not hold the other servers' batch work.
     void configure(PGconn* c) {
         exec(c, "SET client_encoding = 'UTF8'; SET client_min_messages = WARNING; SET synchronous_commit = off; "
@@ -166,16 +251,26 @@ private:
     }
     // A connection lent from the pool, connected again first if PostgreSQL ended it (a restart, a failover, a
     // terminated backend): otherwise the pool would lend the dead connection again and again and every request fail.
+    // A pooled connection is idle: anything to read on it is the server's word that it ended the session (a FATAL
+    // message, then EOF: a terminated backend, a shutdown; or EOF alone: a balancer that cut it when the primary
+    // went). Seen before the connection is used, the statement is sent on a new one instead of failing.
     PGconn* usable(PGconn* c) {
-        if (PQstatus(c) == CONNECTION_OK) return c;
+        if (PQstatus(c) == CONNECTION_OK && !ended_while_idle(c)) return c;
         PQreset(c);
+        ++reconnects;
         {
             std::lock_guard lock(prepared_mutex_);
             prepared_[c].clear();  // the new session has none of the old one's prepared statements
         }
-        if (PQstatus(c) != CONNECTION_OK) throw DatabaseError(std::string("cannot reconnect to PostgreSQL: ") + PQerrorMessage(c));
+        if (PQstatus(c) != CONNECTION_OK) throw TransientDatabaseError(std::string("cannot reconnect to PostgreSQL: ") + PQerrorMessage(c));
         configure(c);
         return c;
+    }
+    static bool ended_while_idle(PGconn* c) {
+        pollfd p{PQsocket(c), POLLIN, 0};
+        if (p.fd < 0) return true;
+        if (::poll(&p, 1, 0) <= 0) return false;
+        return !PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK;
     }
     std::mutex depth_mutex_;
     std::map<PGconn*, int> depth_;
@@ -198,7 +293,7 @@ private:
         if (names->size() >= 512) return nullptr;
         std::string name = "k" + std::to_string(names->size());
         std::unique_ptr<PGresult, void (*)(PGresult*)> res(PQprepare(conn, name.c_str(), sql.c_str(), nparams, nullptr), PQclear);
-        if (PQresultStatus(res.get()) != PGRES_COMMAND_OK) throw DatabaseError(std::string("SQL error: ") + PQresultErrorMessage(res.get()));
+        if (PQresultStatus(res.get()) != PGRES_COMMAND_OK) raise(conn, res.get(), "SQL error: ", notes(conn));
         return names->emplace(sql, name).first->second.c_str();
     }
 
@@ -213,6 +308,7 @@ private:
             text[i] = as_text(params[i]);
             values[i] = text[i].c_str();
         }
+        notes(conn).warned = false;
         char const* name = params.empty() ? nullptr : prepared_name(conn, sql, int(params.size()));
         std::unique_ptr<PGresult, void (*)(PGresult*)> res(
             params.empty() ? PQexec(conn, sql.c_str())
@@ -220,12 +316,7 @@ private:
                            : PQexecParams(conn, sql.c_str(), int(params.size()), nullptr, values.data(), nullptr, nullptr, 0),
             PQclear);
         auto status = PQresultStatus(res.get());
-        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-            std::string const message = std::string("SQL error: ") + (res ? PQresultErrorMessage(res.get()) : PQerrorMessage(conn));
-            char const* state = res ? PQresultErrorField(res.get(), PG_DIAG_SQLSTATE) : nullptr;
-            if (state && std::string_view(state) == "55P03") throw LockTimeout(message);  // lock_not_available
-            throw DatabaseError(message);
-        }
+        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) raise(conn, res.get(), "SQL error: ", notes(conn));
         std::vector<Row> rows;
         int n = PQntuples(res.get()), cols = PQnfields(res.get());
         for (int r = 0; r < n; ++r) {
@@ -247,11 +338,11 @@ private:
 };
 }  // namespace
 
-std::unique_ptr<Database> open_postgres(std::string const& url) { return std::make_unique<Postgres>(url, 4); }
+std::unique_ptr<Database> open_postgres(std::string const& url, std::size_t connections) { return std::make_unique<Postgres>(url, connections); }
 
-std::unique_ptr<Database> open_database(std::string const& location) {
-    if (is_postgres_url(location)) return open_postgres(location);
-    return open_sqlite(location);
+std::unique_ptr<Database> open_database(std::string const& location, std::size_t connections) {
+    if (is_postgres_url(location)) return open_postgres(location, connections);
+    return open_sqlite(location, connections);
 }
 
 }  // namespace kyotaku::server

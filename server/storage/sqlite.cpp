@@ -3,6 +3,7 @@
 // string concatenation.
 #include "storage/connection_pool.hpp"
 #include "storage/database.hpp"
+#include "storage/faults.hpp"
 
 #include "core/error.hpp"
 #include "formats/fields.hpp"
@@ -133,6 +134,7 @@ public:
         for (;;) {
             int rc = sqlite3_step(stmt);
             if (rc == SQLITE_DONE) break;
+            if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) throw TransientDatabaseError(std::string("SQL error: ") + sqlite3_errmsg(db_));
             if (rc != SQLITE_ROW) throw DatabaseError(std::string("SQL error: ") + sqlite3_errmsg(db_));
             Row row;
             int n = sqlite3_column_count(stmt);
@@ -153,9 +155,10 @@ public:
 
     void script(std::string const& sql) {
         char* err = nullptr;
-        if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+        if (int const rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err); rc != SQLITE_OK) {
             std::string msg = err ? err : "unknown error";
             sqlite3_free(err);
+            if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) throw TransientDatabaseError("SQL error: " + msg);
             throw DatabaseError("SQL error: " + msg);
         }
     }
@@ -173,8 +176,8 @@ private:
 // connection to it would be a database of its own).
 class Sqlite final : public Database {
 public:
-    explicit Sqlite(std::string const& path) {
-        std::size_t const size = path == ":memory:" || path.empty() ? 1 : 4;
+    Sqlite(std::string const& path, std::size_t connections) {
+        std::size_t const size = path == ":memory:" || path.empty() ? 1 : std::max<std::size_t>(connections, 1);
         for (std::size_t i = 0; i < size; ++i) {
             owned_.push_back(std::make_unique<Connection>(path));
             pool_.add(owned_.back().get());
@@ -184,7 +187,9 @@ public:
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
         if (Connection* c = pool_.bound()) return c->query(sql, params);
         Pool::Lease lease(pool_);
-        return lease.conn->query(sql, params);
+        auto rows = lease.conn->query(sql, params);
+        if (!reads_only(sql)) ++write_ledger().committed;
+        return rows;
     }
 
     void script(std::string const& sql) override {
@@ -248,6 +253,7 @@ public:
                 c->script("PRAGMA synchronous=NORMAL");
                 throw;
             }
+            ++write_ledger().committed;
             c->script("PRAGMA synchronous=NORMAL");
         } else {
             c->script("RELEASE " + sp);
@@ -261,7 +267,7 @@ private:
 };
 }  // namespace
 
-std::unique_ptr<Database> open_sqlite(std::string const& path) { return std::make_unique<Sqlite>(path); }
+std::unique_ptr<Database> open_sqlite(std::string const& path, std::size_t connections) { return std::make_unique<Sqlite>(path, connections); }
 
 SchemaState schema_state(Database& db) {
     SchemaState s;

@@ -2,6 +2,7 @@
 // in chunks, each row by the same eligibility answer as an individual request (decided on the day it is answered).
 #include "usecases/desk_util.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <stdexcept>
@@ -114,13 +115,20 @@ std::string BatchDesk::expires_on(std::string const& finished_at) {
 
 json BatchDesk::status(Caller const& c, std::string const& reception) {
     require_facility(c);
-    auto r = x_.db.query("SELECT total, done, finished_at, file_identifier, query_date, category FROM batch_jobs WHERE reception_number = $1 AND facility_code = $2",
+    auto r = x_.db.query("SELECT total, done, finished_at, file_identifier, query_date, category, failed_at FROM batch_jobs "
+                         "WHERE reception_number = $1 AND facility_code = $2",
                          {reception, c.facility_code});
     if (r.empty()) throw not_found("reception_number", "受付番号が見つかりません", "unknown reception number");
     bool finished = !is_null(r[0][2]);
+    bool const failed = !is_null(r[0][6]);
     json out{{"reception_number", reception}, {"total", as_int(r[0][0])}, {"done", as_int(r[0][1])},
-             {"status", finished ? "正常終了" : "処理中"}, {"segment_of_result", finished ? 1 : 2},
+             {"status", failed ? "異常終了" : finished ? "正常終了" : "処理中"}, {"segment_of_result", finished ? 1 : 2},
              {"file_identifier", as_text(r[0][3])}, {"query_date", as_text(r[0][4])}, {"category", as_text(r[0][5])}};
+    // A job that gave up (a permanent error, three times): its answered rows stand, the others say they could not
+    // be answered.
+    if (failed)
+        out["error"] = "サーバの障害で一部の行に答えられませんでした (その行に書いてあります)。その行だけもう一度照会してください / "
+                       "the server could not answer some rows (they say so): query those rows again";
     if (finished) {
         out["results_until"] = expires_on(as_text(r[0][2]));
         if (out["results_until"].get<std::string>() < x_.today().iso()) out["status"] = "保存期間終了";
@@ -193,13 +201,16 @@ std::string answer_row(Context& x, DecisionPath& decisions, Records& records, Fa
     return result.dump();
 }
 
-// Finishes a job whose rows are all answered (once, whichever worker gets there) and logs it.
+// Finishes a job whose rows are all answered (once, whichever worker gets there) and logs it: finished, or failed
+// when it gave up (failed_at, with the cause).
 void finish_if_complete(Context& x, std::string const& reception, std::string const& facility, std::string const& category) {
-    auto finished = x.db.query("UPDATE batch_jobs SET finished_at = $2 WHERE reception_number = $1 AND finished_at IS NULL AND done >= total RETURNING total",
+    auto finished = x.db.query("UPDATE batch_jobs SET finished_at = $2 WHERE reception_number = $1 AND finished_at IS NULL AND done >= total "
+                               "RETURNING total, failed_at, failure",
                                {reception, x.now()});
     if (!finished.empty()) {
         log_inquiry(x, facility, "一括再照会", "", true, json{{"reception_number", reception}, {"category", category}, {"rows", as_int(finished[0][0])}});
-        x.batch_event("finished", reception, facility, as_int(finished[0][0]));
+        bool const failed = !is_null(finished[0][1]);
+        x.batch_event(failed ? "failed" : "finished", reception, facility, as_int(finished[0][0]), failed ? as_text(finished[0][2]) : std::string());
     }
 }
 
@@ -229,13 +240,35 @@ void BatchDesk::write_answers(std::string const& reception, std::vector<std::int
 }
 
 int BatchDesk::process(int max_rows) {
+    // Lease a chunk (a short write transaction) of the job of the facility served least recently (its newest
+    // served_at), then the oldest, so that jobs of different facilities take turns: a chunk whose lease is free or
+    // expired (its server died), else the next `max_rows` rows no chunk holds yet.
+    try {
+        int const answered = process_chunk(max_rows);
+        pause_ = std::chrono::milliseconds(0);
+        return answered;
+    } catch (TransientDatabaseError const& e) {
+        // The database is away for a moment (a lost connection, a failover, a lost race): not the rows' fault nor the
+        // job's. Nothing was written; a chunk this worker leased stays its own (or another's once the lease expires)
+        // and is answered again, after a pause that grows while the fault lasts.
+        wait_out(current_job_, current_facility_, e.what());
+        return 0;
+    }
+}
+
+void BatchDesk::wait_out(std::string const& reception, std::string const& facility, std::string const& why) {
+    pause_ = std::clamp(pause_ * 2, std::chrono::milliseconds(100), std::chrono::milliseconds(5000));
+    ++retries;
+    x_.batch_event("retry", reception, facility, 0, why, pause_.count());
+}
+
+int BatchDesk::process_chunk(int max_rows) {
     struct Job {
         std::string reception, facility, category, query_date;
     };
     std::optional<Job> job;
-    // Lease a chunk (a short write transaction) of the job of the facility served least recently (its newest
-    // served_at), then the oldest, so that jobs of different facilities take turns: a chunk whose lease is free or
-    // expired (its server died), else the next `max_rows` rows no chunk holds yet.
+    current_job_.clear();
+    current_facility_.clear();
     std::optional<Chunk> chunk = transaction(x_.db, [&]() -> std::optional<Chunk> {
         auto jobs = x_.db.query(
             std::string("SELECT j.reception_number, j.facility_code, j.category, j.query_date, j.total, j.next_row FROM batch_jobs j "
@@ -266,6 +299,8 @@ int BatchDesk::process(int max_rows) {
         return c;
     });
     if (!job) return 0;  // no unfinished job, or every one is another server's for the moment
+    current_job_ = job->reception;
+    current_facility_ = job->facility;
     std::string const reception = job->reception, facility_code = job->facility;
     std::string const category = job->category, query_date = job->query_date;
     if (!chunk) {
@@ -322,9 +357,12 @@ int BatchDesk::process(int max_rows) {
             std::cerr << x_.now() << " kyotaku serve: batch " << reception << ": " << e.what() << " (the chunk is answered again later)\n";
             return 0;
         }
+    } catch (TransientDatabaseError const&) {
+        throw;  // waited out by process()
     } catch (std::exception const& e) {
-        // The chunk could not be answered (not a bad row: those have their own error). The lease is let go; after
-        // three such failures the job is finished with an error for its remaining rows, so it blocks no one.
+        // The chunk could not be answered, and not because the database was away (not a bad row either: those have
+        // their own error). The lease is let go; after three such failures the job gives up: its remaining rows
+        // get an error, it is 異常終了 (failed), so it blocks no one.
         std::cerr << x_.now() << " kyotaku serve: batch " << reception << ": " << e.what() << "\n";
         give_up(reception, e.what());
         return 0;
@@ -357,8 +395,10 @@ void BatchDesk::give_up(std::string const& reception, std::string const& why) {
                         "WHERE r.reception_number = $1 AND NOT EXISTS (SELECT 1 FROM batch_results x WHERE x.reception_number = r.reception_number "
                         "AND x.row_no = r.row_no)",
                         {reception, error});
-            x_.db.query("UPDATE batch_jobs SET failures = failures + 1, done = done + $2, next_row = total + 1 WHERE reception_number = $1",
-                        {reception, as_int(job[0][0]) - answered});
+            x_.db.query("UPDATE batch_jobs SET failures = failures + 1, done = done + $2, next_row = total + 1, failed_at = $3, failure = $4 "
+                        "WHERE reception_number = $1",
+                        {reception, as_int(job[0][0]) - answered, x_.now(), utf8_prefix(why, 500)});
+            ++jobs_failed;
             finish_if_complete(x_, reception, as_text(job[0][2]), as_text(job[0][3]));
         });
     } catch (std::exception const& e) {

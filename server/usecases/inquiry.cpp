@@ -147,9 +147,9 @@ json InquiryDesk::view_medical_info(Caller const& c, json const& body) {
     json result{{"allowed", false}};
     std::string person;
     auto log = [&](std::string const& reason) {
-        x_.db.query("INSERT INTO viewing_log (id, facility_code, at, person_key, item, terminal, allowed, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    {new_id(), c.facility_code, x_.now(), person.empty() ? Value(nullptr) : Value(person), item, terminal,
-                     std::int64_t(result["allowed"].get<bool>()), reason});
+        x_.db.append("INSERT INTO viewing_log (id, facility_code, at, person_key, item, terminal, allowed, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                     {new_id(), c.facility_code, x_.now(), person.empty() ? Value(nullptr) : Value(person), item, terminal,
+                      std::int64_t(result["allowed"].get<bool>()), reason});
         result["reason"] = reason;
         return result;
     };

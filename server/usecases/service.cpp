@@ -85,8 +85,8 @@ std::string not_after_today(Context& x, Fields const& f, char const* field, char
 }
 
 void log_inquiry(Context& x, std::string const& facility, char const* kind, std::string const& person, bool allowed, json const& detail) {
-    x.db.query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-               {new_id(), facility, x.now(), std::string(kind), person.empty() ? Value(nullptr) : Value(person), std::int64_t(allowed), detail.dump()});
+    x.db.append("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                {new_id(), facility, x.now(), std::string(kind), person.empty() ? Value(nullptr) : Value(person), std::int64_t(allowed), detail.dump()});
 }
 
 }  // namespace kyotaku::server

@@ -69,8 +69,15 @@ public:
 
     // Batch jobs' state changes ("accepted", "finished"), for the server's log (set by kyotaku serve, issue 12).
     std::function<void(json const&)> on_batch_event;
-    void batch_event(char const* state, std::string const& reception, std::string const& facility, std::int64_t rows) const {
-        if (on_batch_event) on_batch_event({{"state", state}, {"reception_number", reception}, {"facility", facility}, {"rows", rows}});
+    // state: accepted, finished, failed (gave up on a permanent error: `error` names it), retry (a transient
+    // database fault: the chunk is answered again after `retry_in_ms`).
+    void batch_event(char const* state, std::string const& reception, std::string const& facility, std::int64_t rows, std::string const& error = {},
+                     std::int64_t retry_in_ms = -1) const {
+        if (!on_batch_event) return;
+        json e{{"state", state}, {"reception_number", reception}, {"facility", facility}, {"rows", rows}};
+        if (!error.empty()) e["error"] = error;
+        if (retry_in_ms >= 0) e["retry_in_ms"] = retry_in_ms;
+        on_batch_event(e);
     }
 
 private:
@@ -223,7 +230,14 @@ public:
     // requests in flight, then writes the answers in one short transaction where its lease still stands. A crash
     // loses no row and answers none twice (the lease expires; the write is conditional). Returns how many rows it
     // answered.
+    // A transient database fault (a lost connection, a failover, a lost race) answers nothing and fails nothing:
+    // the chunk stays this worker's and is tried again after pause(), which doubles while the fault lasts (0.1 s
+    // up to 5 s); only a permanent error counts against the job, which gives up after three (failed, 異常終了).
     int process(int max_rows = 500);
+    // How long the worker should wait before its next process() (zero unless a transient fault is being waited out).
+    std::chrono::milliseconds pause() const { return pause_; }
+    // This worker's counts, for /metrics: chunks tried again after a transient fault; jobs it gave up.
+    std::atomic<std::uint64_t> retries{0}, jobs_failed{0};
     // Stores the answers of rows of a job (inside the caller's transaction): the worker's, and those of the file
     // formats answered at once.
     void write_answers(std::string const& reception, std::vector<std::int64_t> const& row_nos, std::vector<std::string> const& answers);
@@ -232,8 +246,12 @@ public:
 
 private:
     void give_up(std::string const& reception, std::string const& why);
+    int process_chunk(int max_rows);
+    void wait_out(std::string const& reception, std::string const& facility, std::string const& why);
+    std::string current_job_, current_facility_;  // the job process_chunk() works on (for the retry's log line)
     Context& x_;
     std::string worker_;  // this instance's lease owner id
+    std::chrono::milliseconds pause_{0};
 };
 
 // The same flows in the real file formats (OQS*.xml, Shift_JIS or UTF-8).

@@ -53,6 +53,8 @@ web_name() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["fi
 check "its WebAssembly" has "usr/share/kyotaku/web/$(web_name kyotaku-page.wasm)"
 check "and the rule workbench" has usr/share/kyotaku/workbench/index.html
 check "the example configuration" has usr/share/kyotaku/examples/kyotaku.toml
+check "the balancer's example" has usr/share/kyotaku/examples/haproxy.cfg
+for f in patroni.yml etcd.conf haproxy-postgresql.cfg; do check "the high-availability example $f" has usr/share/kyotaku/examples/ha/$f; done
 check "the operations guide" has usr/share/doc/kyotaku/operations.md
 check "the guides it links to" has usr/share/doc/kyotaku/security.md
 check "and the example it links to" has usr/share/doc/kyotaku/examples/kyotaku.toml
