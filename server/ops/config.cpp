@@ -58,6 +58,10 @@ std::vector<Setting> const& serve_settings() {
          0, 0, &ServeOptions::spool_dir, true},
         {T::integer, "max_connections", "--max-connections", "KYOTAKU_MAX_CONNECTIONS",
          "同時接続数の上限 / connections open at once (default 256; lowered to what the descriptor limit allows)", 1, 100000},
+        {T::integer, "drain_seconds", "--drain-seconds", "KYOTAKU_DRAIN_SECONDS",
+         "SIGTERM の後、処理中の要求を終えるまで待つ上限の秒数 / on SIGTERM, how long requests in flight may take to finish "
+         "before the server exits (default 20; /readyz answers 503 meanwhile)",
+         0, 3600},
     };
     return all;
 }
@@ -110,6 +114,7 @@ std::string apply(ServeOptions& o, Setting const& s, std::string const& value) {
         if (key == "port") o.port = static_cast<unsigned short>(n);
         if (key == "threads") o.threads = int(n);
         if (key == "max_connections") o.limits.max_connections = int(n);
+        if (key == "drain_seconds") o.drain = std::chrono::seconds(n);
         return {};
     }
     if (key == "listen") {
@@ -375,6 +380,7 @@ int check_config(ResolvedConfig const& config) {
             value = !o.key_file.empty() ? o.key_file : is_postgres_url(o.db) ? "(none: required with PostgreSQL)" : o.db + ".key";
         else if (key == "spool_dir") value = o.spool_dir.empty() ? default_spool_dir(o.db) : o.spool_dir;
         else if (key == "max_connections") value = std::to_string(o.limits.max_connections);
+        else if (key == "drain_seconds") value = std::to_string(o.drain.count());
         else if (key == "trust") {
             for (std::size_t i = 0; i < o.trust.size(); ++i) value += (i ? "," : "") + o.trust[i];
             if (value.empty()) value = "(unsigned rules accepted)";

@@ -5,6 +5,7 @@
 
 #include "http/connection_limits.hpp"
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <optional>
@@ -30,6 +31,9 @@ struct ServeOptions {
     std::string key_file;    // the key file (0600, made when missing); default: DB.key beside a SQLite database
     std::string spool_dir;   // the private directory of spooled uploads; default: default_spool_dir(db)
     ConnectionLimits limits;
+    // SIGTERM: the server stops taking requests and /readyz answers 503, requests in flight get this long to finish
+    // (app.hpp, "Stopping").
+    std::chrono::seconds drain{20};
 };
 
 // One setting: its key in [serve], its flag and its environment variable.

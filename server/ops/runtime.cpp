@@ -108,6 +108,7 @@ bool Runtime::reload_rules() {
 }
 
 nlohmann::json Runtime::readiness() {
+    if (draining) return {{"status", "not ready"}, {"checks", {{"draining", "停止中です / stopping (SIGTERM)"}}}};
     std::unique_lock lock(ready_mutex_);
     auto const now = std::chrono::steady_clock::now();
     if (prober_.joinable()) {
@@ -282,6 +283,7 @@ std::string Runtime::metrics_text() {
     metric_header(out, "kyotaku_db_pool_waiting", "gauge", "Threads waiting for a database connection now.");
     metric_sample(out, "kyotaku_db_pool_waiting", {}, double(pool.waiting));
     out += database_gauges();
+    if (more_metrics) more_metrics(out);
     nlohmann::json ready;
     {
         std::lock_guard lock(ready_mutex_);

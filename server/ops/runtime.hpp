@@ -74,6 +74,10 @@ public:
     std::atomic<long> const* connections_refused = nullptr;
     std::atomic<long> const* accept_errors = nullptr;
     std::atomic<std::uint64_t> batch_rows_answered{0}, batch_worker_errors{0};
+    // SIGTERM (app.hpp, "Stopping"): /readyz answers 503 at once, whatever its checks would say.
+    std::atomic<bool> draining{false};
+    // Set by the composition root: more samples for /metrics (the TLS certificates, the drain, the body budgets).
+    std::function<void(std::string&)> more_metrics;
 
 private:
     Database& db_;

@@ -369,6 +369,17 @@ int BatchDesk::process_chunk(int max_rows) {
     }
 }
 
+int BatchDesk::release_leases() {
+    int released = 0;
+    transaction(x_.db, [&] {
+        released = int(x_.db.query("UPDATE batch_chunks SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1 AND answered_at IS NULL "
+                                   "RETURNING first_row",
+                                   {worker_})
+                           .size());
+    });
+    return released;
+}
+
 void BatchDesk::give_up(std::string const& reception, std::string const& why) {
     try {
         transaction(x_.db, [&] {

@@ -234,6 +234,9 @@ public:
     // the chunk stays this worker's and is tried again after pause(), which doubles while the fault lasts (0.1 s
     // up to 5 s); only a permanent error counts against the job, which gives up after three (failed, 異常終了).
     int process(int max_rows = 500);
+    // Lets go of the chunk leases this worker holds and has not answered (a stopping server's: another server takes
+    // the chunks at once instead of after the lease expires). Returns how many.
+    int release_leases();
     // How long the worker should wait before its next process() (zero unless a transient fault is being waited out).
     std::chrono::milliseconds pause() const { return pause_; }
     // This worker's counts, for /metrics: chunks tried again after a transient fault; jobs it gave up.

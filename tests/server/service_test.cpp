@@ -1779,6 +1779,29 @@ TEST_F(ServerFixture, AWorkerWhoseLeaseWasTakenWritesNothing) {
     EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM batch_results WHERE reception_number = $1", {rn}).at(0).at(0)), 4);
 }
 
+// A stopping server lets go of the leases it holds (issue 22 item 3, SIGTERM's drain): another server takes the chunk
+// at once instead of after the lease expires (15 s), and the stopping worker's late write answers nothing twice.
+TEST_F(ServerFixture, AStoppingWorkerLetsGoOfItsLeaseAndAnotherAnswersTheChunkAtOnce) {
+    enable(a);
+    consent("0110113719", person());
+    auto up = call(a, "POST", "/api/v1/batch/reinquiry", csv_rows(4), "text/csv");
+    std::string const rn = body(up)["reception_number"];
+    BatchDesk stopping(service->context);  // the stopping server's worker, mid-chunk
+    int before = -1, released = -1, after = -1;
+    stopping.on_chunk_ready = [&] {
+        before = service->batch.process(10);  // leased by the stopping worker: nothing to take
+        released = stopping.release_leases();
+        after = service->batch.process(10);   // free now, with no clock moved
+    };
+    EXPECT_EQ(stopping.process(10), 0);
+    EXPECT_EQ(before, 0);
+    EXPECT_EQ(released, 1);
+    EXPECT_EQ(after, 4);
+    EXPECT_EQ(stopping.release_leases(), 0);  // nothing left to let go
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["done"], 4);
+    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM batch_results WHERE reception_number = $1", {rn}).at(0).at(0)), 4);
+}
+
 namespace {
 std::mutex gate_mutex;
 std::condition_variable gate_cv;
