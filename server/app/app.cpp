@@ -275,6 +275,12 @@ int run(ServeOptions const& o) {
     // The card CA: optional (card consent is refused without it); the systemd unit hands a placeholder without a
     // certificate when the file is missing, which counts as missing.
     if (std::string const card_ca = (fs::path(o.tls_dir) / "card-ca.pem").string(); loads_as_ca_file(card_ca)) service.context.card_ca = card_ca;
+    // A Shift_JIS answer's 外字, per unit, at warning level (the answer went out with 〓; docs/interfaces.md).
+    service.context.on_unmappable = [](json const& e) {
+        log_line({{"event", "unmappable_characters"}, {"route", e["route"]}, {"facility", e["facility"]}, {"reception_number", e["reception_number"]},
+                  {"unit", e["unit"]}, {"characters", e["characters"]}},
+                 "warning");
+    };
     // Batch jobs' state changes go to the log.
     service.context.on_batch_event = [](json const& e) {
         LogFields line{{"event", "batch_job"}, {"state", e["state"]}, {"reception_number", e["reception_number"]}, {"facility", e["facility"]},

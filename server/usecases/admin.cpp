@@ -101,7 +101,7 @@ json AdminDesk::list_consents(Caller const& c, std::string const& facility_code)
     require_admin(c);
     json out = json::array();
     for (auto const& r : x_.db.query("SELECT id, person_key, visit_kind, first_visit, registered_at, withdrawn_at, identity_method, items, "
-                                     "appointment_date, preparatory_visit FROM consents WHERE facility_code = $1 ORDER BY registered_at, id",
+                                     "appointment_date, preparatory_visit, withdrawn_by FROM consents WHERE facility_code = $1 ORDER BY registered_at, id",
                                      {facility_code})) {
         json items = json::array();
         std::stringstream list(as_text(r[7]));
@@ -110,7 +110,8 @@ json AdminDesk::list_consents(Caller const& c, std::string const& facility_code)
         out.push_back(json{{"id", as_text(r[0])}, {"person_key", as_text(r[1])}, {"visit_kind", as_text(r[2])}, {"first_visit", as_text(r[3])},
                            {"registered_at", as_text(r[4])}, {"withdrawn_at", is_null(r[5]) ? json(nullptr) : json(as_text(r[5]))},
                            {"identity_method", as_text(r[6])}, {"items", items},
-                           {"appointment_date", is_null(r[8]) ? json(nullptr) : json(as_text(r[8]))}, {"preparatory_visit", as_int(r[9]) != 0}});
+                           {"appointment_date", is_null(r[8]) ? json(nullptr) : json(as_text(r[8]))}, {"preparatory_visit", as_int(r[9]) != 0},
+                           {"withdrawn_by", is_null(r[10]) ? json(nullptr) : json(as_text(r[10]))}});
     }
     return out;
 }

@@ -132,9 +132,9 @@ json ConsentDesk::register_consent(json const& body, int& status) {
                          std::int64_t(preparatory)});
             x_.db.query("UPDATE challenges SET used_at = $2, request_hash = $3, consent_id = $4 WHERE id = $1", {challenge_id, x_.now(), request_hash, consent_id});
             // The first visit's 居宅同意取得型 verification is itself a 資格確認 of the facility: logged.
-            log_inquiry(x_, facility, "資格確認（居宅同意取得型）", person, true,
-                        json{{"consent_id", consent_id}, {"identity_method", method}, {"visit_kind", kind}, {"first_visit", today},
-                             {"preparatory_visit", preparatory}});
+            log_inquiry(x_, InquiryEntry{facility, "マイナ在宅受付Web", "資格確認（居宅同意取得型）", person, true,
+                                         json{{"consent_id", consent_id}, {"identity_method", method}, {"visit_kind", kind}, {"first_visit", today},
+                                              {"preparatory_visit", preparatory}}});
             status = 201;
             return json{{"consent_id", consent_id}, {"first_visit", today}};
         });

@@ -25,6 +25,8 @@ inline void require_manager(Caller const& c) {
 
 // The card fields of a request, canonical and validated (insurer_number, symbol, number, branch, birthdate).
 Card card_from(Fields const& f);
+// The same fields as JSON (how a 資格確認履歴 entry names the patient a caller asked about).
+json card_json(Card const& card);
 
 // A date field of something that has happened (a first visit, a check, a record): ISO, and not after the server's
 // today (400 naming the field): a record dated ahead would act on the days to come. `what` names it in Japanese.
@@ -35,7 +37,10 @@ std::vector<std::string> split_csv_line(std::string const& line);
 
 std::vector<unsigned char> from_hex(std::string const& hex);
 
-// Writes one 資格確認履歴 entry: the fields a record needs, never a request body.
-void log_inquiry(Context& x, std::string const& facility, char const* kind, std::string const& person, bool allowed, json const& detail);
+// Writes a 資格確認履歴 entry (InquiryEntry, service.hpp): the fields a record needs, never a request body. One entry
+// is appended (Database::append: the audit line of a read, part of the caller's transaction when there is one);
+// many — a batch's rows — go in with the caller's transaction in one insert.
+void log_inquiry(Context& x, InquiryEntry const& entry);
+void log_inquiries(Context& x, std::vector<InquiryEntry> const& entries);
 
 }  // namespace kyotaku::server

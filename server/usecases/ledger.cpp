@@ -136,8 +136,8 @@ json LedgerDesk::record_fallback(Caller const& c, json const& body) {
                     "birthdate, burden_ratio, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                     {id, c.facility_code, person.empty() ? Value(nullptr) : Value(person), method, reason, verified_on, card.insurer, card.symbol,
                      card.number, card.branch, card.birthdate, ratio, x_.now()});
-        log_inquiry(x_, c.facility_code, method == "マイナポータル" ? "資格確認（マイナポータル）" : "資格確認（資格情報のお知らせ）", person, true,
-                    json{{"verification_id", id}, {"verified_on", verified_on}});
+        log_inquiry(x_, InquiryEntry{c.facility_code, c.subject, method == "マイナポータル" ? "資格確認（マイナポータル）" : "資格確認（資格情報のお知らせ）",
+                                     person, true, json{{"verification_id", id}, {"verified_on", verified_on}}});
     });
     return json{{"id", id}, {"method", method}};
 }

@@ -1404,14 +1404,14 @@ TEST_F(ServerFixture, OnlineCareThroughCsvAndXmlWithTheFilesOwnTreatmentFlag) {
 TEST_F(ServerFixture, RolesComeFromTheCertificate) {
     enable(a);
     Caller staff = facility("0110113719", Caller::Role::staff);
-    // 管理者 only: 環境設定, its audit, URL change, the device ledger, withdrawals.
+    // 管理者 only: 環境設定, its audit, URL change, the device ledger (通知 別添1 names the 管理者 for 環境設定).
     EXPECT_EQ(call(staff, "PUT", "/api/v1/settings", R"({"online_enabled":true})").status, 403);
     EXPECT_EQ(call(staff, "GET", "/api/v1/settings/audit").status, 403);
     EXPECT_EQ(call(staff, "POST", "/api/v1/url/change").status, 403);
     EXPECT_EQ(call(staff, "POST", "/api/v1/devices", R"({"name":"x","kind":"タブレット","ownership":"施設所有","permitted_staff":["a"]})").status, 403);
-    EXPECT_EQ(call(staff, "POST", "/api/v1/withdrawal/lookup", "{}").status, 403);
-    EXPECT_EQ(call(staff, "POST", "/api/v1/withdrawal", "{}").status, 403);
-    // 職員 does the daily work.
+    // 職員 does the daily work, withdrawals included (同意取消照会 is on 資格確認端末等, no role: issue 24 item 6).
+    EXPECT_EQ(call(staff, "POST", "/api/v1/withdrawal/lookup", "{}").status, 400);  // the route is open; the body is wrong
+    EXPECT_EQ(call(staff, "POST", "/api/v1/withdrawal", "{}").status, 400);
     EXPECT_EQ(call(staff, "GET", "/api/v1/settings").status, 200);
     EXPECT_EQ(call(staff, "GET", "/api/v1/url").status, 200);
     EXPECT_EQ(call(staff, "POST", "/api/v1/visual-passcode").status, 201);
@@ -1426,8 +1426,15 @@ TEST_F(ServerFixture, RolesComeFromTheCertificate) {
     // The mapping from a certificate's subject (CN, OU, title).
     auto who = [&](char const* cn, char const* ou, char const* title) { return caller_from_subject(*service, cn, ou, title); };
     EXPECT_EQ(who("0110113719", "管理者", "").role, Caller::Role::manager);
+    // An unlabelled certificate is the least (issue 24 item 11): 職員, and a モバイル端末, which the rules never let view
+    // medical information and which cannot obtain a 目視確認 passcode.
     EXPECT_EQ(who("0110113719", "", "").role, Caller::Role::staff);
-    EXPECT_EQ(who("0110113719", "", "").terminal, "資格確認端末");
+    EXPECT_EQ(who("0110113719", "", "").terminal, "モバイル端末");
+    EXPECT_EQ(who("0110113719", "管理者", "").terminal, "モバイル端末");
+    EXPECT_EQ(who("0110113719", "", "資格確認端末").terminal, "資格確認端末");
+    Caller const unlabelled = who("0110113719", "", "");
+    EXPECT_EQ(call(unlabelled, "POST", "/api/v1/visual-passcode").status, 403);
+    EXPECT_EQ(call(unlabelled, "POST", "/api/v1/reinquiry", on("2024-07-01")).status, 200);
     EXPECT_EQ(who("0110113719", "職員", "電子カルテ端末").terminal, "電子カルテ端末");
     EXPECT_EQ(who("0110113719", "院長", "").kind, Caller::Kind::anonymous);  // an unknown role is nobody
     EXPECT_EQ(who("0110113719", "職員", "スマホ").kind, Caller::Kind::anonymous);
@@ -1447,10 +1454,15 @@ TEST_F(ServerFixture, TheTerminalComesFromTheCertificate) {
                     .get<bool>());
     EXPECT_FALSE(body(call(facility("0110113719", Caller::Role::staff, "モバイル端末"), "POST", "/api/v1/medical-info", viewing_on("2024-06-01")))["allowed"]
                      .get<bool>());
+    // A certificate that names no terminal views nothing (issue 24 item 11: the least, a モバイル端末).
+    auto unlabelled = body(call(caller_from_subject(*service, "0110113719", "", ""), "POST", "/api/v1/medical-info", viewing_on("2024-06-01")));
+    EXPECT_FALSE(unlabelled["allowed"].get<bool>()) << unlabelled.dump();
+    EXPECT_FALSE(unlabelled.contains("records"));
     auto history = body(call(a, "GET", "/api/v1/history/viewings"));
-    ASSERT_EQ(history.size(), 2u);
+    ASSERT_EQ(history.size(), 3u);
     EXPECT_EQ(history[0]["terminal"], "電子カルテ端末");
     EXPECT_EQ(history[1]["terminal"], "モバイル端末");
+    EXPECT_EQ(history[2]["terminal"], "モバイル端末");
 }
 
 TEST_F(ServerFixture, AUrlHolderLearnsNothingAboutWhetherAPersonExists) {
@@ -2000,6 +2012,9 @@ TEST_F(ServerFixture, WorkersRacingOverJobsAnswerEveryRowOnce) {
             as_int(db->query("SELECT COUNT(*) FROM batch_results WHERE reception_number = $1 AND result_json LIKE '%internal error%'", {rn}).at(0).at(0));
         if (as_int(job[2]) >= 3) ++gave_up;
         else EXPECT_EQ(errors, 0) << rn << ": error rows in a job that did not give up";
+        // 資格確認履歴: one entry per row answered, written with its answer, never twice (issue 24 item 12).
+        EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM inquiry_log WHERE kind = '一括再照会' AND reception_number = $1", {rn}).at(0).at(0)), total - errors)
+            << rn;
         // The result route: rows 1..total, in order, each once.
         auto result = call(who, "GET", "/api/v1/batch/reinquiry/" + rn + "/result");
         ASSERT_EQ(result.status, 200) << result.body;
@@ -2008,7 +2023,6 @@ TEST_F(ServerFixture, WorkersRacingOverJobsAnswerEveryRowOnce) {
         for (std::string line; std::getline(lines, line);) EXPECT_EQ(json::parse(line)["row"].get<std::int64_t>(), expect++) << rn;
         EXPECT_EQ(expect - 1, total) << rn;
     }
-    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM inquiry_log WHERE kind = '一括再照会'").at(0).at(0)), int(jobs.size()));
     std::cerr << "chunks " << chunks.load() << ", injected faults " << injected.load() << ", jobs given up " << gave_up << "\n";
     // Purge, two days on: nothing of the jobs is left.
     clock.advance(std::chrono::hours(72));
@@ -2138,6 +2152,8 @@ std::string element(std::string const& xml, char const* name) {
 TEST_F(ServerFixture, GaijiNamesNeverFailAShiftJisAnswer) {
     enable(a);
     today("2024-07-01");
+    std::vector<json> warnings;  // what kyotaku serve logs at warning level (app.cpp)
+    service->context.on_unmappable = [&](json const& e) { warnings.push_back(e); };
     struct Who {
         char const* number;
         char const* name;       // as registered (UTF-8)
@@ -2196,6 +2212,18 @@ TEST_F(ServerFixture, GaijiNamesNeverFailAShiftJisAnswer) {
                           "application/xml");
     ASSERT_EQ(consented.status, 200) << consented.body;
     EXPECT_NE(to_utf8(consented.body, "SHIFT_JIS").find("<Name>〓田 太郎</Name>"), std::string::npos);
+    // Counted (for /metrics) and logged per unit with the route and the row, never the name: 3 characters in the
+    // three single answers, 3 in the batch (rows 1, 2, 3), 3 in the consented download.
+    EXPECT_EQ(service->context.unmappable_characters.load(), 9u);
+    std::size_t logged = 0;
+    std::set<std::size_t> batch_units;
+    for (auto const& w : warnings) {
+        logged += w["characters"].get<std::size_t>();
+        if (w["reception_number"] == rn) batch_units.insert(w["unit"].get<std::size_t>());
+        EXPECT_EQ(w.dump().find("太郎"), std::string::npos);
+    }
+    EXPECT_EQ(logged, 9u);
+    EXPECT_EQ(batch_units, (std::set<std::size_t>{1, 2, 3}));
 }
 
 // The writers report what they substituted, per unit, for the server's count and log (item 2).
@@ -2447,4 +2475,103 @@ TEST_F(ServerFixture, AHouseCallAfterTheRelationshipLapsedShowsNoWindow) {
     // Inside the relationship the 往診's answer carries its window.
     auto inside = body(call(a, "POST", "/api/v1/reinquiry", on("2024-07-20")));
     EXPECT_EQ(inside["window_end"], "2024-07-31");
+}
+
+// Withdrawal by staff (item 6): the quick guides put 同意取消照会 on 資格確認端末等 without a role; a 職員 certificate
+// withdraws, and both steps are audited with its certificate (資格確認履歴, and the consent's withdrawn_by).
+TEST_F(ServerFixture, StaffWithdrawAndTheCertificateIsAudited) {
+    enable(a);
+    std::string const key = person();
+    consent("0110113719", key);
+    Caller staff = facility("0110113719", Caller::Role::staff);
+    staff.subject = "0110113719 職員 資格確認端末";
+    json who{{"insurer_number", "06132013"}, {"symbol", "１２３"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"}};
+    auto shown = call(staff, "POST", "/api/v1/withdrawal/lookup", who.dump());
+    ASSERT_EQ(shown.status, 200) << shown.body;
+    who["confirmed"] = true;
+    auto done = call(staff, "POST", "/api/v1/withdrawal", who.dump());
+    ASSERT_EQ(done.status, 200) << done.body;
+    EXPECT_EQ(body(done)["withdrawn_by"], "0110113719 職員 資格確認端末");
+    auto consents = body(call(admin, "GET", "/api/v1/admin/consents?facility_code=0110113719"));
+    ASSERT_EQ(consents.size(), 1u);
+    EXPECT_EQ(consents[0]["withdrawn_by"], "0110113719 職員 資格確認端末");
+    json lookup, withdrawal;  // entries of the same instant come in no set order: found by their kind
+    for (auto const& e : body(call(a, "GET", "/api/v1/history/inquiries"))) {
+        if (e["kind"] == "同意取消照会") lookup = e;
+        if (e["kind"] == "同意取消") withdrawal = e;
+    }
+    ASSERT_TRUE(lookup.is_object() && withdrawal.is_object());
+    EXPECT_EQ(lookup["actor"], "0110113719 職員 資格確認端末");
+    EXPECT_EQ(withdrawal["actor"], "0110113719 職員 資格確認端末");
+    EXPECT_EQ(withdrawal["patient"]["symbol"], "123");  // as the server compares it (full-width folded)
+}
+
+// Every disclosure is in the history, per patient (item 12): a batch's rows and a consented-patient download are one
+// entry per patient answered, with the reception number beside it and the certificate that asked, written with the
+// answers; the history can be asked for one patient, however each route named them.
+TEST_F(ServerFixture, EveryPatientABatchAnsweredIsInTheHistoryWithTheReceptionNumber) {
+    enable(a);
+    today("2024-07-01");
+    std::string const hanako = person(), taro = person("01130012", nullptr, nullptr, "2020-04-01", "777");
+    consent("0110113719", hanako, "訪問診療", "2024-06-10");
+    consent("0110113719", hanako, "往診", "2024-06-20");  // the same patient twice: one unit, one entry
+    consent("0110113719", taro, "訪問診療", "2024-06-11");
+    Caller staff = facility("0110113719", Caller::Role::staff);
+    staff.subject = "0110113719 職員 資格確認端末";
+    auto up = call(staff, "POST", "/api/v1/batch/reinquiry",
+                   "r1,06132013,123,4567,01,1940-05-01\nr2,01130012,123,777,01,1940-05-01\nr3,06132013,999,1,01,1940-05-01\n", "text/csv");
+    ASSERT_EQ(up.status, 202) << up.body;
+    std::string const rn = body(up)["reception_number"];
+    while (service->batch.process(2) > 0) {  // two chunks
+    }
+    auto hvq = call(staff, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("0110113719", "2", "20240601", "20240630"), "application/xml");
+    ASSERT_EQ(hvq.status, 200) << hvq.body;
+    std::string const hvq_rn = element(hvq.body, "ReceptionNumber");
+    auto units = call(a, "POST", "/api/v1/oqs/OQSmuquc02req", download_for("0110113719", hvq.body), "application/xml").body;
+    EXPECT_EQ(element(units, "NumberOfProcessingResult"), "2") << units;  // 花子 once, on her relationship (訪問診療)
+    EXPECT_EQ(units.find("往診"), std::string::npos) << units;
+    auto history = body(call(a, "GET", "/api/v1/history/inquiries"));
+    std::vector<json> batch_rows, download_rows;
+    for (auto const& e : history) {
+        if (e["reception_number"] == rn) batch_rows.push_back(e);
+        if (e["reception_number"] == hvq_rn) download_rows.push_back(e);
+    }
+    ASSERT_EQ(batch_rows.size(), 3u) << history.dump();
+    // Entries of the same instant come in no set order: by their row.
+    auto by_row = [](json const& x, json const& y) { return x["detail"]["row"] < y["detail"]["row"]; };
+    std::sort(batch_rows.begin(), batch_rows.end(), by_row);
+    for (auto const& e : batch_rows) {
+        EXPECT_EQ(e["kind"], "一括再照会");
+        EXPECT_EQ(e["actor"], "0110113719 職員 資格確認端末");
+    }
+    EXPECT_EQ(batch_rows[0]["patient"]["number"], "4567");
+    EXPECT_TRUE(batch_rows[0]["allowed"].get<bool>());
+    EXPECT_FALSE(batch_rows[2]["allowed"].get<bool>());  // nobody: answered as no consent, logged all the same
+    ASSERT_EQ(download_rows.size(), 2u) << history.dump();
+    std::sort(download_rows.begin(), download_rows.end(), by_row);
+    EXPECT_EQ(download_rows[0]["kind"], "同意済資格情報一括取得");
+    EXPECT_EQ(download_rows[0]["patient"]["consent_date"], "2024-06-10");
+    // One patient's history: the batch row (by card) and the download (by consent) both name her.
+    auto hers = body(call(a, "GET", "/api/v1/history/inquiries?insurer_number=06132013&symbol=123&number=4567&branch=01&birthdate=1940-05-01"));
+    std::set<std::string> kinds;
+    for (auto const& e : hers) kinds.insert(e["kind"].get<std::string>());
+    EXPECT_EQ(kinds, (std::set<std::string>{"一括再照会", "同意済資格情報一括取得"})) << hers.dump();
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/history/inquiries?insurer_number=06132013&symbol=123&number=9999&branch=01&birthdate=1940-05-01")).size(), 0u);
+}
+
+// 環境設定 offers only the switches the facility's kind can use (item 1): a 訪問看護ステーション offers 訪問看護 only,
+// which uses 訪問診療等機能; it cannot switch on オンライン診療等機能 (409 naming the switch), and its settings say so.
+TEST_F(ServerFixture, SettingsOfferOnlyTheSwitchesTheFacilityKindUses) {
+    auto station = body(call(b, "GET", "/api/v1/settings"));
+    EXPECT_EQ(station["available_features"], json({"訪問診療等機能"}));
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/settings"))["available_features"], json({"訪問診療等機能", "オンライン診療等機能"}));
+    auto online = call(b, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"online_enabled":true})");
+    EXPECT_EQ(online.status, 409) << online.body;
+    EXPECT_EQ(body(online)["field"], "online_enabled");
+    EXPECT_NE(body(online)["message_ja"].get<std::string>().find("オンライン診療等機能 を使いません"), std::string::npos);
+    EXPECT_FALSE(body(call(b, "GET", "/api/v1/settings"))["online_enabled"].get<bool>());
+    EXPECT_EQ(call(b, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"home_visit_enabled":true})").status, 200);
+    // A switch turned on before this rule can still be turned off.
+    db->query("UPDATE facility_settings SET online_enabled = 1 WHERE facility_code = '2714206386'");
+    EXPECT_EQ(call(b, "PUT", "/api/v1/settings", R"({"online_enabled":false})").status, 200);
 }
