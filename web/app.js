@@ -257,6 +257,9 @@ function renderCard() {
   if (handed) summaryRows($('handoff-choices'), choiceRows());
   // 目視確認's passcode is typed where the card is read: never on a phone that hands the card step on.
   $('passcode-field').hidden = app.flow.identityMethod() !== '目視確認' || route === 'none';
+  // The staff say whether this is a preparatory visit (契約や計画策定のための事前の訪問), for the kinds the server
+  // asks it for (its page data: the rules' 事前の訪問を尋ねる).
+  $('preparatory-field').hidden = !(info.preparatory_kinds || []).includes(app.flow.visitKind()) || route === 'none';
   $('msg-card').textContent = '';
   const cannot = `${thisDevice()}では、マイナンバーカードを読み取れません。`;
   const texts = {
@@ -434,7 +437,12 @@ function registration() {
   const f = app.flow;
   const body = { visit_kind: f.visitKind(), identity_method: f.identityMethod(), items: f.items() };
   if (f.appointment()) body.appointment_date = f.appointment();
-  return body;
+  return { ...body, ...preparatory() };
+}
+
+// The staff's answer to "a preparatory visit?", when the card step asked it.
+function preparatory() {
+  return !$('preparatory-field').hidden && $('preparatory-visit').checked ? { preparatory_visit: true } : {};
 }
 
 async function readCard() {
@@ -486,9 +494,10 @@ async function readCard() {
     const card = { token, challenge_id: challenge.challenge_id, certificate: b64(certificate) };
     if (signature) card.signature = b64(signature);
     if (method === '目視確認') card.visual_passcode = passcode;
-    const done = app.claim ? await api('/api/v1/consent/handoff/register', { ...card, claim: app.claim.claim })
+    const done = app.claim ? await api('/api/v1/consent/handoff/register', { ...card, claim: app.claim.claim, ...preparatory() })
       : await api('/api/v1/consent/register', { ...card, ...registration() });
     $('visual-passcode').value = '';
+    $('preparatory-visit').checked = false;  // asked again for the next patient
     await app.transport.close().catch(() => {});
     finish(done.first_visit, app.claim ? '登録が終わりました。スマートフォンの画面にも「終わりました」と出ます。カードをカードリーダーから外してください。' : null);
   } catch (e) {

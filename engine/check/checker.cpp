@@ -290,7 +290,7 @@ std::optional<Checked> Checker::run() {
     if (diags_.size() != before || failed_) return std::nullopt;
     compute_deps(order);
     warn_unused();
-    for (std::uint16_t f = 0; f < files_.size(); ++f) prog_.files.push_back(files_[f]->path);
+    for (std::uint16_t f = 0; f < files_.size(); ++f) prog_.files.push_back(files_[f]->name);
     return std::move(out_);
 }
 

@@ -314,6 +314,12 @@ int run(ServeOptions const& o) {
         if (!p.cause.empty()) line["cause"] = p.cause;
         log_line(std::move(line), p.level == BatchProblem::Level::warning ? "warning" : "error");
     };
+    // A Shift_JIS answer's 外字, per unit, at warning level (the answer went out with 〓; docs/interfaces.md).
+    service.context.events.on_unmappable = [](UnmappableCharacters const& u) {
+        log_line({{"event", "unmappable_characters"}, {"route", u.route}, {"facility", u.facility}, {"reception_number", u.reception_number},
+                  {"unit", u.unit}, {"characters", u.characters}},
+                 "warning");
+    };
 
     net::thread_pool work(std::size_t(o.threads));  // the threads that answer requests (they may wait for the database)
     // The event loop and what is bound to it, destroyed first at the end (loop.reset()): the connections' coroutines

@@ -129,7 +129,8 @@ std::vector<Route> const& routes() {
          [](Service& s, Caller const&, Request const& r) { return json_result(200, s.handoffs().status(r.params[0])); }},
         {"POST", "/api/v1/consent/handoff/{handoff_id}/cancel", A::anyone,
          [](Service& s, Caller const&, Request const& r) { return json_result(200, s.handoffs().cancel(r.params[0])); }},
-        {"POST", "/api/v1/visual-passcode", A::facility,
+        // The passcode authorises a 目視確認 at the visit from the office: a device at the visit cannot authorise itself.
+        {"POST", "/api/v1/visual-passcode", A::office_terminal,
          [](Service& s, Caller const& c, Request const&) { return json_result(201, s.consent.visual_passcode(c)); }},
         {"GET", "/api/v1/whoami", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.whoami(c)); }},
         {"GET", "/api/v1/settings", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.get(c)); }},
@@ -151,9 +152,11 @@ std::vector<Route> const& routes() {
          [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.inquiry.reinquiry(c, parse_json_body(r.body))); }},
         {"POST", "/api/v1/medical-info", A::facility_or_mobile,
          [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.inquiry.view_medical_info(c, parse_json_body(r.body))); }},
-        {"POST", "/api/v1/withdrawal/lookup", A::manager,
+        // 同意取消照会: 資格確認端末等 in the notice's quick guides, no role named (別添3): 職員 too, from an office terminal
+        // (issue 24 item 6).
+        {"POST", "/api/v1/withdrawal/lookup", A::office_terminal,
          [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.withdrawal.lookup(c, parse_json_body(r.body))); }},
-        {"POST", "/api/v1/withdrawal", A::manager,
+        {"POST", "/api/v1/withdrawal", A::office_terminal,
          [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.withdrawal.withdraw(c, parse_json_body(r.body))); }},
         {"POST", "/api/v1/batch/reinquiry", A::facility,
          [](Service& s, Caller const& c, Request const& r) {
@@ -203,7 +206,11 @@ std::vector<Route> const& routes() {
         {"POST", "/api/v1/oqs/OQSmuquc02req", A::facility, xml_file<&OqsDesk::bulk_download>},
         {"GET", "/api/v1/history/inquiries", A::facility,
          [](Service& s, Caller const& c, Request const& r) {
-             return json_result(200, s.inquiry.inquiry_history(c, query_param(r.target, "from"), query_param(r.target, "to")));
+             // One patient's entries: the card fields, each a query parameter (all five, or none).
+             json patient = json::object();
+             for (char const* field : {"insurer_number", "symbol", "number", "branch", "birthdate"})
+                 if (std::string v = query_param(r.target, field); !v.empty()) patient[field] = v;
+             return json_result(200, s.inquiry.inquiry_history(c, query_param(r.target, "from"), query_param(r.target, "to"), patient));
          }},
         {"GET", "/api/v1/history/viewings", A::facility,
          [](Service& s, Caller const& c, Request const& r) {
@@ -220,6 +227,7 @@ bool allowed(Access a, Caller const& c) {
         case Access::anyone: return true;
         case Access::operator_: return c.kind == Caller::Kind::admin;
         case Access::facility: return c.kind == Caller::Kind::facility;
+        case Access::office_terminal: return c.kind == Caller::Kind::facility && c.terminal != "モバイル端末";
         case Access::manager: return c.kind == Caller::Kind::facility && c.role == Caller::Role::manager;
         case Access::facility_or_mobile: return c.kind == Caller::Kind::facility || c.kind == Caller::Kind::mobile;
         case Access::monitor: return c.kind == Caller::Kind::admin || (c.kind == Caller::Kind::anonymous && c.subject == "kyotaku-monitor");
@@ -295,6 +303,7 @@ char const* access_name(Access a) {
         case Access::anyone: return "anyone";
         case Access::operator_: return "operator";
         case Access::facility: return "facility";
+        case Access::office_terminal: return "office_terminal";
         case Access::manager: return "manager";
         case Access::facility_or_mobile: return "facility_or_mobile";
         case Access::monitor: return "monitor";

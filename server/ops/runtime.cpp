@@ -318,6 +318,9 @@ std::string Runtime::metrics_text() {
     metric_sample(out, "kyotaku_db_reconnects_total", {}, double(db_.reconnects.load()));
     metric_header(out, "kyotaku_db_retries_total", "counter", "Reads and requests run again after a transient database fault.");
     metric_sample(out, "kyotaku_db_retries_total", {}, double(db_.retries.load()));
+    metric_header(out, "kyotaku_oqs_unmappable_characters_total", "counter",
+                  "Characters a Shift_JIS answer could not hold (外字), written as 〓 (U+3013) or, a variation selector, dropped.");
+    metric_sample(out, "kyotaku_oqs_unmappable_characters_total", {}, double(service_.context.unmappable_characters.load()));
     Database::PoolStats pool = db_.pool_stats();
     metric_header(out, "kyotaku_db_pool_connections", "gauge", "Database connections of this server, busy or idle.");
     metric_sample(out, "kyotaku_db_pool_connections", {{"state", "busy"}}, double(pool.busy));

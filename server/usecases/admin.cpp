@@ -65,16 +65,24 @@ json AdminDesk::add_consent(Caller const& c, json const& body) {
     require_admin(c);
     // Test data: a consent as if registered on `first_visit` (the real path, /api/v1/consent/register, takes the
     // server's own date). Whether it is a relationship or a single visit is derived, never stated.
-    Fields f(body, {"facility_code", "person_key", "visit_kind", "first_visit", "identity_method", "items", "appointment_date"});
+    Fields f(body, {"facility_code", "person_key", "visit_kind", "first_visit", "identity_method", "items", "appointment_date", "preparatory_visit"});
     auto rules = x_.rules();
     std::string facility = f.text("facility_code");
-    if (x_.db.query("SELECT 1 FROM facilities WHERE code = $1", {facility}).empty())
-        throw invalid("facility_code", "施設が登録されていません", "unknown facility");
+    DbRecords records(x_.db);
+    auto info = records.facility(facility);
+    if (!info) throw invalid("facility_code", "施設が登録されていません", "unknown facility");
     std::string person = f.text("person_key");
     if (x_.db.query("SELECT 1 FROM insured_persons WHERE person_key = $1", {person}).empty())
         throw invalid("person_key", "資格情報がありません", "unknown person");
     std::string kind = f.enum_value(*rules->program, "visit_kind", "visit_kind");
-    std::string first = f.date("first_visit");
+    bool const preparatory = f.boolean("preparatory_visit", false);
+    // Like every registration path, the facility's kind must offer the visit kind (the rules' reason otherwise).
+    auto offered = DecisionPath(rules, records, x_.today()).offered(*info, kind, preparatory);
+    if (!offered.ok) throw Error(offered.field == "visit_kind" ? Error::Kind::conflict : Error::Kind::invalid, offered.field, offered.reason,
+                                 "refused by the rules");
+    // A consent dated after today would be the newest first visit and restart the patient's real relationship
+    // when that day came: test data is dated like the real registrations, on or before today.
+    std::string first = not_after_today(x_, f, "first_visit", "初回訪問日");
     std::string method = f.text("identity_method");
     if (method != "暗証番号" && method != "目視確認" && method != "マイナポータル" && method != "資格情報のお知らせ")
         throw invalid("identity_method", "本人確認の方法は 暗証番号, 目視確認, マイナポータル, 資格情報のお知らせ のいずれかです", "unknown identity method");
@@ -82,9 +90,10 @@ json AdminDesk::add_consent(Caller const& c, json const& body) {
     for (auto const& item : f.enum_list(*rules->program, "items", "consented_items")) list += (list.empty() ? "" : ",") + item;
     std::string appointment = f.optional_date("appointment_date");
     std::string id = new_id();
-    x_.db.query("INSERT INTO consents (id, facility_code, person_key, visit_kind, first_visit, identity_method, items, appointment_date, registered_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                {id, facility, person, kind, first, method, list, appointment.empty() ? Value(nullptr) : Value(appointment), x_.now()});
+    x_.db.query("INSERT INTO consents (id, facility_code, person_key, visit_kind, first_visit, identity_method, items, appointment_date, registered_at, "
+                "preparatory_visit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                {id, facility, person, kind, first, method, list, appointment.empty() ? Value(nullptr) : Value(appointment), x_.now(),
+                 std::int64_t(preparatory)});
     return json{{"id", id}};
 }
 
@@ -92,7 +101,7 @@ json AdminDesk::list_consents(Caller const& c, std::string const& facility_code)
     require_admin(c);
     json out = json::array();
     for (auto const& r : x_.db.query("SELECT id, person_key, visit_kind, first_visit, registered_at, withdrawn_at, identity_method, items, "
-                                     "appointment_date FROM consents WHERE facility_code = $1 ORDER BY registered_at, id",
+                                     "appointment_date, preparatory_visit, withdrawn_by FROM consents WHERE facility_code = $1 ORDER BY registered_at, id",
                                      {facility_code})) {
         json items = json::array();
         std::stringstream list(as_text(r[7]));
@@ -101,7 +110,8 @@ json AdminDesk::list_consents(Caller const& c, std::string const& facility_code)
         out.push_back(json{{"id", as_text(r[0])}, {"person_key", as_text(r[1])}, {"visit_kind", as_text(r[2])}, {"first_visit", as_text(r[3])},
                            {"registered_at", as_text(r[4])}, {"withdrawn_at", is_null(r[5]) ? json(nullptr) : json(as_text(r[5]))},
                            {"identity_method", as_text(r[6])}, {"items", items},
-                           {"appointment_date", is_null(r[8]) ? json(nullptr) : json(as_text(r[8]))}});
+                           {"appointment_date", is_null(r[8]) ? json(nullptr) : json(as_text(r[8]))}, {"preparatory_visit", as_int(r[9]) != 0},
+                           {"withdrawn_by", is_null(r[10]) ? json(nullptr) : json(as_text(r[10]))}});
     }
     return out;
 }
@@ -113,7 +123,7 @@ json AdminDesk::add_medical_record(Caller const& c, json const& body) {
     if (x_.db.query("SELECT 1 FROM insured_persons WHERE person_key = $1", {person}).empty())
         throw invalid("person_key", "資格情報がありません", "unknown person");
     std::string item = f.enum_value(*x_.rules()->program, "item", "requested_item");
-    std::string on = f.date("recorded_on");
+    std::string on = not_after_today(x_, f, "recorded_on", "記録日");
     json const& content = f.raw("content");
     if (!content.is_object()) throw invalid("content", "content はオブジェクトです", "content must be an object");
     std::string id = new_id();

@@ -19,8 +19,14 @@ json ConsentDesk::page(std::string const& token) {
     if (!check.facility_code) throw Error(Error::Kind::not_found, "token", check.reason);
     auto f = DbRecords(x_.db).facility(*check.facility_code);
     if (!f) throw not_found("token", "URL が正しくありません", "unknown facility");
+    // The 診療区分 whose registration asks the staff whether it was a preparatory visit (the rules' 事前の訪問を尋ねる).
+    json preparatory = json::array();
+    auto rules = x_.rules();
+    for (auto const& [kind, info] : rules->kinds)
+        if (info.asks_preparatory) preparatory.push_back(kind);
     return json{{"facility_name", f->name}, {"facility_kind", f->kind}, {"home_care_feature", f->settings.home_visit_enabled},
-                {"online_feature", f->settings.online_enabled}, {"today", x_.today().iso()}, {"rules", "/web/rules.bundle"}};
+                {"online_feature", f->settings.online_enabled}, {"today", x_.today().iso()}, {"rules", "/web/rules.bundle"},
+                {"preparatory_kinds", preparatory}};
 }
 
 std::shared_ptr<std::string const> ConsentDesk::rules_bundle() {
@@ -56,7 +62,7 @@ json ConsentDesk::visual_passcode(Caller const& c) {
 
 json ConsentDesk::register_consent(json const& body, int& status, std::function<void(json const&)> const& with) {
     Fields f(body, {"token", "challenge_id", "certificate", "signature", "identity_method", "visit_kind", "items", "appointment_date",
-                    "visual_passcode"});
+                    "visual_passcode", "preparatory_visit"});
     auto rules = x_.rules();
     std::string facility = facility_of_token(f.text("token"));
     std::string challenge_id = f.text("challenge_id");
@@ -78,6 +84,8 @@ json ConsentDesk::register_consent(json const& body, int& status, std::function<
     for (auto const& item : f.enum_list(*rules->program, "items", "consented_items")) list += (list.empty() ? "" : ",") + item;
     std::optional<std::string> appointment;
     if (f.has("appointment_date")) appointment = f.date("appointment_date");
+    // The staff's answer: was this a preparatory visit (契約や計画策定などのための事前の訪問, 通知 第2)?
+    bool const preparatory = f.boolean("preparatory_visit", false);
     std::string const request_hash = sha256_hex(body.dump());
     std::string const today = x_.today().iso();
 
@@ -104,7 +112,7 @@ json ConsentDesk::register_consent(json const& body, int& status, std::function<
         DbRecords records(x_.db);
         auto info = records.facility(facility);
         DecisionPath decisions(rules, records, x_.today());
-        auto decided = decisions.registration(*info, kind, method, appointment);
+        auto decided = decisions.registration(*info, kind, method, appointment, preparatory);
         if (!decided.ok)
             throw Error(decided.field == "visit_kind" ? Error::Kind::conflict : Error::Kind::invalid, decided.field,
                         decided.reason);
@@ -123,13 +131,15 @@ json ConsentDesk::register_consent(json const& body, int& status, std::function<
         std::string person = as_text(holder[0][0]);
 
         std::string consent_id = new_id();
-        x_.db.query("INSERT INTO consents (id, facility_code, person_key, visit_kind, first_visit, identity_method, items, appointment_date, registered_at) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    {consent_id, facility, person, kind, today, method, list, appointment ? Value(*appointment) : Value(nullptr), x_.now()});
+        x_.db.query("INSERT INTO consents (id, facility_code, person_key, visit_kind, first_visit, identity_method, items, appointment_date, registered_at, "
+                    "preparatory_visit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    {consent_id, facility, person, kind, today, method, list, appointment ? Value(*appointment) : Value(nullptr), x_.now(),
+                     std::int64_t(preparatory)});
         x_.db.query("UPDATE challenges SET used_at = $2, request_hash = $3, consent_id = $4 WHERE id = $1", {challenge_id, x_.now(), request_hash, consent_id});
         // The first visit's 居宅同意取得型 verification is itself a 資格確認 of the facility: logged.
-        log_inquiry(x_, facility, "資格確認（居宅同意取得型）", person, true,
-                    json{{"consent_id", consent_id}, {"identity_method", method}, {"visit_kind", kind}, {"first_visit", today}});
+        log_inquiry(x_, InquiryEntry{facility, "マイナ在宅受付Web", "資格確認（居宅同意取得型）", person, true,
+                                     json{{"consent_id", consent_id}, {"identity_method", method}, {"visit_kind", kind}, {"first_visit", today},
+                                          {"preparatory_visit", preparatory}}});
         status = 201;
         json made{{"consent_id", consent_id}, {"first_visit", today}};
         if (with) with(made);

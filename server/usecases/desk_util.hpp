@@ -25,6 +25,12 @@ inline void require_manager(Caller const& c) {
 
 // The card fields of a request, canonical and validated (insurer_number, symbol, number, branch, birthdate).
 Card card_from(Fields const& f);
+// The same fields as JSON (how a 資格確認履歴 entry names the patient a caller asked about).
+json card_json(Card const& card);
+
+// A date field of something that has happened (a first visit, a check, a record): ISO, and not after the server's
+// today (400 naming the field): a record dated ahead would act on the days to come. `what` names it in Japanese.
+std::string not_after_today(Context& x, Fields const& f, char const* field, char const* what);
 
 // One line of a CSV file split at commas (the files of this system quote nothing).
 std::vector<std::string> split_csv_line(std::string const& line);
@@ -39,7 +45,10 @@ inline void lock_facility(Context& x, std::string const& facility) {
     x.db.query("SELECT code FROM facilities WHERE code = $1" + std::string(x.db.lock_suffix()), {facility});
 }
 
-// Writes one 資格確認履歴 entry: the fields a record needs, never a request body.
-void log_inquiry(Context& x, std::string const& facility, char const* kind, std::string const& person, bool allowed, json const& detail);
+// Writes a 資格確認履歴 entry (InquiryEntry, service.hpp): the fields a record needs, never a request body. One entry
+// is appended (Database::append: the audit line of a read, part of the caller's transaction when there is one);
+// many — a batch's rows — go in with the caller's transaction in one insert.
+void log_inquiry(Context& x, InquiryEntry const& entry);
+void log_inquiries(Context& x, std::vector<InquiryEntry> const& entries);
 
 }  // namespace kyotaku::server

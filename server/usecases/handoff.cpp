@@ -179,7 +179,7 @@ json Handoffs::challenge(json const& body) {
 }
 
 json Handoffs::register_consent(json const& body, int& status) {
-    Fields f(body, {"token", "claim", "challenge_id", "certificate", "signature", "visual_passcode"});
+    Fields f(body, {"token", "claim", "challenge_id", "certificate", "signature", "visual_passcode", "preparatory_visit"});
     Open const h = find_claimed(f.text("token"), f.text("claim"));
     if (f.text("challenge_id") != h.challenge_id)
         throw invalid("challenge_id", "この引き継ぎのチャレンジではありません", "not this hand-off's challenge");
@@ -188,7 +188,8 @@ json Handoffs::register_consent(json const& body, int& status) {
     json registration = json::object();
     for (char const* field : {"visit_kind", "identity_method", "items", "appointment_date"})
         if (choices.contains(field)) registration[field] = choices[field];
-    for (char const* field : {"token", "challenge_id", "certificate", "signature", "visual_passcode"})
+    // The card's answer, and the staff's own (preparatory_visit: the staff's device asks it, not the phone).
+    for (char const* field : {"token", "challenge_id", "certificate", "signature", "visual_passcode", "preparatory_visit"})
         if (f.has(field)) registration[field] = f.raw(field);
     // The hand-off's 完了 in the registration's transaction: the consent and it are committed together or not at all
     // (and no transaction may enclose that one: it commits the count of a wrong passcode, then refuses).

@@ -46,20 +46,36 @@ Lookup Lookup::from(Fields const& f) {
 }
 
 json InquiryDesk::answer_eligibility(Context& x, DecisionPath& decisions, Records& records, FacilityInfo const& facility, Lookup const& who,
-                                     std::string const& category, std::string const& requested_date, char const* log_kind) {
+                                     std::string const& category, std::string const& requested_date, Logging const* log) {
     json result{{"allowed", false}, {"qualification_validity", nullptr}};
     std::string person = !who.person.empty() ? who.person
                          : who.card        ? records.person_by_card(*who.card)
                                            : records.person_by_reference(facility.code, who.reference_number);
     json detail{{"category", category}, {"by", !who.person.empty() ? "consent" : who.card ? "card" : "reference_number"}};
+    // How the caller named the patient (what it sent, or the consent it holds): what the history shows of whom.
+    if (who.card)
+        detail["patient"] = card_json(*who.card);
+    else if (who.person.empty())
+        detail["patient"] = json{{"reference_number", who.reference_number}};
+    if (!requested_date.empty()) detail["query_date"] = requested_date;
     auto done = [&](std::string const& p) {
-        if (log_kind) {
+        if (log) {
             detail["allowed"] = result["allowed"];
             detail["qualification_validity"] = result["qualification_validity"];
-            log_inquiry(x, facility.code, log_kind, p, result["allowed"].get<bool>(), detail);
+            detail.update(log->extra);
+            InquiryEntry entry{facility.code, log->actor, log->kind, p, result["allowed"].get<bool>(), detail, log->reception};
+            if (log->into) log->into->push_back(std::move(entry));
+            else log_inquiry(x, entry);
         }
         return result;
     };
+    // A 資格確認日 the rules do not take is refused before the person is looked at: the same for everyone.
+    if (auto refused = decisions.confirmation_refused(requested_date)) {
+        result["reason"] = refused->reason;
+        result["reason_en"] = refused->reason_en;
+        detail["reason"] = refused->reason;
+        return done(person);
+    }
     if (person.empty() && !who.card) {
         result["qualification_validity"] = 4;  // 該当資格なし: the facility's own 照会番号 names no one
         result["reason"] = "この施設の照会番号ではありません";
@@ -67,7 +83,7 @@ json InquiryDesk::answer_eligibility(Context& x, DecisionPath& decisions, Record
     }
     // An unknown person is answered exactly as a person without this facility's consent: the route is not a way
     // to learn whether someone exists.
-    Verdict v = person.empty() ? DecisionPath::no_consent() : decisions.eligibility(facility, person, category);
+    Verdict v = person.empty() ? DecisionPath::no_consent() : decisions.eligibility(facility, person, category, requested_date);
     result["allowed"] = v.allowed;
     result["reason"] = v.reason.ja;
     if (!v.reason.en.empty()) result["reason_en"] = v.reason.en;
@@ -118,12 +134,13 @@ json InquiryDesk::reinquiry(Caller const& c, json const& body) {
     require_facility(c);
     Fields f(body, {"category", "reference_number", "insurer_number", "symbol", "number", "branch", "birthdate", "query_date"});
     std::string category = category_of(x_, f);
-    std::string requested = BatchDesk::check_query_date(x_, f.optional_date("query_date"), "query_date");
+    std::string requested = f.optional_date("query_date");  // how far ahead: the rules', in answer_eligibility
     Lookup who = Lookup::from(f);
     FacilityInfo facility = x_.facility(c);
     DbRecords records(x_.db);
     DecisionPath decisions(x_.rules(), records, x_.today());
-    return answer_eligibility(x_, decisions, records, facility, who, category, requested, "再照会");
+    Logging const log{"再照会", c.subject};
+    return answer_eligibility(x_, decisions, records, facility, who, category, requested, &log);
 }
 
 json InquiryDesk::view_medical_info(Caller const& c, json const& body) {
@@ -245,12 +262,29 @@ json InquiryDesk::register_reference_numbers_csv(Caller const& c, std::string co
     return json{{"registered", registered}, {"results", results}};
 }
 
-json InquiryDesk::inquiry_history(Caller const& c, std::string const& from, std::string const& to) {
+json InquiryDesk::inquiry_history(Caller const& c, std::string const& from, std::string const& to, json const& patient) {
     require_facility(c);
     json out = json::array();
-    for (auto const& r : x_.db.query("SELECT at, kind, allowed, detail_json FROM inquiry_log WHERE facility_code = $1 AND at >= $2 AND at <= $3 ORDER BY at, id",
-                                     {c.facility_code, from.empty() ? std::string("0000") : from, to.empty() ? std::string("9999") : to}))
-        out.push_back(json{{"at", as_text(r[0])}, {"kind", as_text(r[1])}, {"allowed", as_int(r[2]) != 0}, {"detail", json::parse(as_text(r[3]))}});
+    std::string sql = "SELECT at, kind, allowed, detail_json, actor, reception_number FROM inquiry_log WHERE facility_code = $1 AND at >= $2 AND at <= $3";
+    std::vector<Value> params{c.facility_code, from.empty() ? std::string("0000") : from, to.empty() ? std::string("9999") : to};
+    // One patient's entries, however each route named them (card, 照会番号, consent): by the server's person. A card
+    // that names no one has none, exactly like a person this facility never asked about.
+    if (!patient.empty()) {
+        sql += " AND person_key = $4";
+        std::string const person = DbRecords(x_.db).person_by_card(card_from(Fields(patient, {"insurer_number", "symbol", "number", "branch", "birthdate"})));
+        params.emplace_back(person.empty() ? std::string("-") : person);
+    }
+    for (auto const& r : x_.db.query(sql + " ORDER BY at, id", params)) {
+        json detail = json::parse(as_text(r[3]));
+        json entry{{"at", as_text(r[0])},
+                   {"kind", as_text(r[1])},
+                   {"allowed", as_int(r[2]) != 0},
+                   {"actor", is_null(r[4]) ? json(nullptr) : json(as_text(r[4]))},
+                   {"reception_number", is_null(r[5]) ? json(nullptr) : json(as_text(r[5]))},
+                   {"patient", detail.contains("patient") ? detail["patient"] : json(nullptr)}};
+        entry["detail"] = std::move(detail);
+        out.push_back(std::move(entry));
+    }
     return out;
 }
 
@@ -264,12 +298,15 @@ json InquiryDesk::viewing_history(Caller const& c, std::string const& from, std:
     return out;
 }
 
-// 同意取消照会 (通知 8.): 管理者 looks the person up among the facility's open consents, confirms, and withdraws.
+// 同意取消照会 (通知 別添3 「継続的な訪問診療等の終了時に行うこと」): an office terminal of the facility — 職員 or 管理者,
+// the quick guides name 資格確認端末等 and no role — looks the person up among the facility's open consents, confirms,
+// and withdraws. Both steps are in 資格確認履歴 with the certificate that took them.
 json WithdrawalDesk::lookup(Caller const& c, json const& body) {
-    require_manager(c);
+    require_facility(c);
     Fields f(body, {"insurer_number", "symbol", "number", "branch", "birthdate"});
     DbRecords records(x_.db);
-    std::string person = records.person_by_card(card_from(f));
+    Card const card = card_from(f);
+    std::string person = records.person_by_card(card);
     auto state = person.empty() ? ConsentState{} : records.consents(c.facility_code, person);
     // Only a person with an open consent of this facility is shown: the lookup is not a way to browse eligibility.
     if (state.open.empty()) throw not_found("", "この施設の有効な同意がある方が見つかりません", "no consenting person of this facility matches");
@@ -277,23 +314,28 @@ json WithdrawalDesk::lookup(Caller const& c, json const& body) {
     json consents = json::array();
     for (auto it = state.open.rbegin(); it != state.open.rend(); ++it)
         consents.push_back(json{{"visit_kind", it->visit_kind}, {"first_visit", it->first_visit}});
+    // The lookup shows the person's name: a disclosure, logged with who asked.
+    log_inquiry(x_, InquiryEntry{c.facility_code, c.subject, "同意取消照会", person, true, json{{"patient", card_json(card)}, {"consents", consents.size()}}});
     return json{{"name", periods.front().name}, {"name_kana", periods.front().name_kana}, {"birthdate", periods.front().birthdate}, {"consents", consents}};
 }
 
 json WithdrawalDesk::withdraw(Caller const& c, json const& body) {
-    require_manager(c);
+    require_facility(c);
     Fields f(body, {"insurer_number", "symbol", "number", "branch", "birthdate", "confirmed"});
     if (!f.boolean("confirmed", false))
         throw invalid("confirmed", "本人であることを確認したら confirmed: true を送ってください", "send confirmed: true after confirming the person");
-    std::string person = DbRecords(x_.db).person_by_card(card_from(f));
+    Card const card = card_from(f);
+    std::string person = DbRecords(x_.db).person_by_card(card);
     return transaction(x_.db, [&] {
         auto open = person.empty() ? std::vector<Row>{}
                                    : x_.db.query("SELECT id FROM consents WHERE facility_code = $1 AND person_key = $2 AND withdrawn_at IS NULL",
                                                  {c.facility_code, person});
         if (open.empty()) throw not_found("", "この施設の有効な同意がある方が見つかりません", "no consenting person of this facility matches");
         std::string now = x_.now();
-        x_.db.query("UPDATE consents SET withdrawn_at = $3 WHERE facility_code = $1 AND person_key = $2 AND withdrawn_at IS NULL", {c.facility_code, person, now});
-        return json{{"withdrawn", open.size()}, {"withdrawn_at", now}};
+        x_.db.query("UPDATE consents SET withdrawn_at = $3, withdrawn_by = $4 WHERE facility_code = $1 AND person_key = $2 AND withdrawn_at IS NULL",
+                    {c.facility_code, person, now, c.subject});
+        log_inquiry(x_, InquiryEntry{c.facility_code, c.subject, "同意取消", person, true, json{{"patient", card_json(card)}, {"consents", open.size()}}});
+        return json{{"withdrawn", open.size()}, {"withdrawn_at", now}, {"withdrawn_by", c.subject}};
     });
 }
 

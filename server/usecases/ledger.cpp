@@ -74,8 +74,7 @@ json LedgerDesk::add_check(Caller const& c, std::string const& device_id, json c
     require_manager(c);
     require_device(x_, c, device_id);
     Fields f(body, {"checked_on", "checker", "checks"});
-    std::string checked_on = f.date("checked_on");
-    if (checked_on > x_.today().iso()) throw invalid("checked_on", "点検日が今日より後です", "checked_on is after today");
+    std::string checked_on = not_after_today(x_, f, "checked_on", "点検日");
     std::string checker = f.text("checker");
     if (checker.empty()) throw invalid("checker", "点検者が必要です", "checker is required");
     check_text(checker, "checker", 100);
@@ -124,8 +123,7 @@ json LedgerDesk::record_fallback(Caller const& c, json const& body) {
     std::string reason = f.text("reason");
     if (reason.empty()) throw invalid("reason", "カードを使えなかった理由が必要です", "reason is required");
     check_text(reason, "reason", 200);
-    std::string verified_on = f.date("verified_on");
-    if (verified_on > x_.today().iso()) throw invalid("verified_on", "確認日が今日より後です", "verified_on is after today");
+    std::string verified_on = not_after_today(x_, f, "verified_on", "確認日");
     std::string ratio = f.text("burden_ratio");
     if (ratio != "010" && ratio != "020" && ratio != "030")
         throw invalid("burden_ratio", "負担割合は 010, 020, 030 のいずれかです", "burden_ratio is 010, 020 or 030");
@@ -138,8 +136,8 @@ json LedgerDesk::record_fallback(Caller const& c, json const& body) {
                     "birthdate, burden_ratio, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                     {id, c.facility_code, person.empty() ? Value(nullptr) : Value(person), method, reason, verified_on, card.insurer, card.symbol,
                      card.number, card.branch, card.birthdate, ratio, x_.now()});
-        log_inquiry(x_, c.facility_code, method == "マイナポータル" ? "資格確認（マイナポータル）" : "資格確認（資格情報のお知らせ）", person, true,
-                    json{{"verification_id", id}, {"verified_on", verified_on}});
+        log_inquiry(x_, InquiryEntry{c.facility_code, c.subject, method == "マイナポータル" ? "資格確認（マイナポータル）" : "資格確認（資格情報のお知らせ）",
+                                     person, true, json{{"verification_id", id}, {"verified_on", verified_on}}});
     });
     return json{{"id", id}, {"method", method}};
 }

@@ -68,6 +68,9 @@ public:
     // Interactive requests go before the batch worker (request_gate.hpp).
     RequestGate gate;
 
+    // Characters a Shift_JIS answer could not hold (外字 written as 〓, formats/oqs_xml.hpp), for /metrics.
+    std::atomic<std::uint64_t> unmappable_characters{0};
+
     // What the desks tell the server's log (batch jobs' state changes, chunks the worker could not answer); set by
     // kyotaku serve (events.hpp).
     DeskEvents events;
@@ -160,6 +163,26 @@ private:
     std::shared_ptr<std::string const> bundle_;
 };
 
+// One 資格確認履歴 entry (inquiry_log): who asked (the certificate's subject, or マイナ在宅受付Web), by which route (kind),
+// about whom (the server's person key; empty: no one it knows), what was answered (allowed, and in detail the reason,
+// the consent and how the caller named the patient), and for a batch its reception number. One per patient answered.
+struct InquiryEntry {
+    std::string facility, actor, kind, person;
+    bool allowed = false;
+    json detail;
+    std::string reception = {};
+};
+
+// How answer_eligibility logs its answer: the route's kind, the caller, a batch's reception number and row (in
+// `extra`); the entry is written at once, or appended to `into` for the caller to write with its answers.
+struct Logging {
+    char const* kind;
+    std::string actor;
+    std::string reception = {};
+    json extra = json::object();
+    std::vector<InquiryEntry>* into = nullptr;
+};
+
 // Who a request names: a card's fields or this facility's 照会番号.
 struct Lookup {
     std::optional<Card> card;
@@ -176,14 +199,16 @@ public:
     json view_medical_info(Caller const& c, json const& body);
     json register_reference_number(Caller const& c, json const& body, int& status);
     json register_reference_numbers_csv(Caller const& c, std::string const& csv);
-    json inquiry_history(Caller const& c, std::string const& from, std::string const& to);
+    // 資格確認履歴照会: each entry with who asked (actor), by which route (kind), a batch's reception number and how the
+    // route named the patient; `patient` keeps one person's entries.
+    json inquiry_history(Caller const& c, std::string const& from, std::string const& to, json const& patient = json::object());
     json viewing_history(Caller const& c, std::string const& from, std::string const& to);
 
     // The one answer to "what is this person's eligibility", for every route that returns it: decided by the
     // rules on today's date (DecisionPath::eligibility); `requested_date` (a 資格確認日, ≤ today) only picks which
-    // insurance period is shown. Writes 資格確認履歴 when `log_kind` is given.
+    // insurance period is shown. Writes 資格確認履歴 when `log` is given.
     static json answer_eligibility(Context& x, DecisionPath& decisions, Records& records, FacilityInfo const& facility, Lookup const& who,
-                                   std::string const& category, std::string const& requested_date, char const* log_kind);
+                                   std::string const& category, std::string const& requested_date, Logging const* log);
 
 private:
     Context& x_;
@@ -240,8 +265,6 @@ public:
     void write_answers(std::string const& reception, std::vector<std::int64_t> const& row_nos, std::vector<std::string> const& answers);
     // Tests: called after a chunk's answers are made, before the worker waits for requests and commits.
     std::function<void()> on_chunk_ready;
-    // The category and date of a job (validated like a request's).
-    static std::string check_query_date(Context& x, std::string const& raw, char const* field);
 
 private:
     void give_up(std::string const& reception, std::string const& why);

@@ -2,6 +2,8 @@
 #include "usecases/desk_util.hpp"
 #include "core/url_token.hpp"
 
+#include <algorithm>
+
 namespace kyotaku::server {
 
 namespace {
@@ -10,6 +12,22 @@ json settings_json(Settings const& s) {
     for (std::size_t i = 0; i < viewing_items.size(); ++i) view[viewing_items[i].name] = s.viewing[i];
     return json{{"terms_agreed", s.terms_agreed}, {"home_visit_enabled", s.home_visit_enabled}, {"online_enabled", s.online_enabled},
                 {"viewing_items", view}, {"updated_at", s.updated_at}};
+}
+
+// The two switches of 環境設定 and the 機能 of the rules each one is (the contract requires both names).
+struct Switch {
+    char const* field;
+    char const* feature;
+    bool Settings::*value;
+};
+constexpr Switch switches[] = {{"home_visit_enabled", "訪問診療等機能", &Settings::home_visit_enabled},
+                               {"online_enabled", "オンライン診療等機能", &Settings::online_enabled}};
+
+// The 機能 a facility's kind can use: those of the 診療区分 the rules say it offers (施設の診療区分, 利用する機能).
+std::vector<std::string> available_features(Context& x, std::string const& facility_kind) {
+    auto rules = x.rules();
+    auto const* kind = rules->facility_kind(facility_kind);
+    return kind ? kind->features : std::vector<std::string>{};
 }
 }  // namespace
 
@@ -23,7 +41,10 @@ json SettingsDesk::whoami(Caller const& c) {
 
 json SettingsDesk::get(Caller const& c) {
     require_facility(c);
-    return settings_json(x_.facility(c).settings);
+    FacilityInfo const f = x_.facility(c);
+    json out = settings_json(f.settings);
+    out["available_features"] = available_features(x_, f.kind);
+    return out;
 }
 
 json SettingsDesk::put(Caller const& c, json const& body) {
@@ -48,6 +69,14 @@ json SettingsDesk::put(Caller const& c, json const& body) {
                 after.viewing[i] = value.get<bool>();
             }
         }
+        // A 機能 can be switched on only when the facility's kind offers a 診療区分 that uses it (a 訪問看護ステーション
+        // has no オンライン診療等機能); one switched on before may still be switched off.
+        auto const kind = x_.db.query("SELECT kind FROM facilities WHERE code = $1", {c.facility_code});
+        auto const available = available_features(x_, kind.empty() ? std::string() : as_text(kind[0][0]));
+        for (auto const& s : switches)
+            if (after.*s.value && !(before.*s.value) && std::find(available.begin(), available.end(), s.feature) == available.end())
+                throw conflict(s.field, (kind.empty() ? std::string("この施設") : as_text(kind[0][0])) + " が行う診療区分は " + s.feature + " を使いません",
+                               std::string("the facility's kind offers no 診療区分 that uses ") + s.feature);
         // 利用規約 must be agreed before a function is switched on (domain.md §3).
         if ((after.home_visit_enabled || after.online_enabled) && !after.terms_agreed)
             throw conflict("terms_agreed", "利用規約に同意してから機能を「利用する」にしてください", "agree to the terms of use before enabling a function");

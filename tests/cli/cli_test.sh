@@ -66,7 +66,7 @@ check "check rejects bad rules" test $? -eq 1
 
 # explain
 "$kyotaku" explain --rules rules "$(sed -n 1p tests/data/eval_sample.jsonl)" > "$work/explain.txt"
-check "explain shows the deciding clause" grep -q "決め手 rules/30_reinquiry.rules:" "$work/explain.txt"
+check "explain shows the deciding clause" grep -q "決め手 30_reinquiry.rules:" "$work/explain.txt"
 "$kyotaku" explain --rules rules '{"id":1,"first_visit":"2024-02-30"}' > "$work/explain2.txt"
 check "explain reports bad input" test $? -ne 0
 
@@ -106,7 +106,7 @@ sed -i 's/^param 窓の月数 = 3$/param 窓の月数 = 4/' "$work/four/20_windo
 "$kyotaku" diff --old rules --new "$work/four" --corpus generated --cases 5000 > "$work/diff.md"
 check "diff exits 1 when answers change" test $? -eq 1
 check "diff reports window_end in Japanese Markdown" grep -q "^## 当初の期間の末日 (window_end): " "$work/diff.md"
-check "diff groups by the deciding clause" grep -q "旧の決め手: .* (rules/30_reinquiry.rules:[0-9]*)$" "$work/diff.md"
+check "diff groups by the deciding clause" grep -q "旧の決め手: .* (30_reinquiry.rules:[0-9]*)$" "$work/diff.md"
 "$kyotaku" diff --old rules --new "$work/four" --corpus generated --cases 2000 --format json > "$work/diff.json"
 check "diff --format json" grep -q '"changed":true' "$work/diff.json"
 # (the sample's readable lines: its deliberately bad ones make a corpus that cannot be compared, exit 2 below)

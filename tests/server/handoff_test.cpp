@@ -274,3 +274,34 @@ TEST_F(Handoff, EveryRouteTakesItsDocumentedFieldsOnly) {
     EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff", odd).status, 404);
     EXPECT_EQ(body(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", "123456"}, {"pin", "1234"}}))["field"], "pin");
 }
+
+// Issue 24 item 1: the hand-off path asks the rules what the facility's kind offers, like every registration path:
+// a 医科's URL cannot register a 歯科訪問診療 consent, whatever the phone sent (409 naming visit_kind, the rule's reason).
+// Item 7: the staff's device answers whether it was a preparatory visit, and the registry records it.
+TEST_F(Handoff, TheStaffsDeviceRegistersOnlyWhatTheFacilityKindOffersAndSaysWhetherItWasAPreparatoryVisit) {
+    json choices = phone_choices();
+    choices["visit_kind"] = "歯科訪問診療";
+    auto h = anyone("POST", "/api/v1/consent/handoff", choices);
+    ASSERT_EQ(h.status, 201) << h.body;
+    auto claim = body(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", body(h)["code"]}}));
+    auto ch = body(anyone("POST", "/api/v1/consent/handoff/challenge", json{{"token", tokens[0]}, {"claim", claim["claim"]}}));
+    json card{{"token", tokens[0]}, {"claim", claim["claim"]}, {"challenge_id", ch["challenge_id"]}, {"certificate", cards->certificate(1)},
+              {"signature", cards->sign(1, ch["challenge"])}};
+    auto refused = anyone("POST", "/api/v1/consent/handoff/register", card);
+    EXPECT_EQ(refused.status, 409) << refused.body;
+    EXPECT_EQ(body(refused)["field"], "visit_kind");
+    EXPECT_NE(body(refused)["message_ja"].get<std::string>().find("医科 は 歯科訪問診療 を行う施設区分ではありません"), std::string::npos) << refused.body;
+
+    json const h2 = start();
+    auto claim2 = body(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", h2["code"]}}));
+    auto ch2 = body(anyone("POST", "/api/v1/consent/handoff/challenge", json{{"token", tokens[0]}, {"claim", claim2["claim"]}}));
+    json card2{{"token", tokens[0]}, {"claim", claim2["claim"]}, {"challenge_id", ch2["challenge_id"]}, {"certificate", cards->certificate(1)},
+               {"signature", cards->sign(1, ch2["challenge"])}, {"preparatory_visit", true}};
+    auto registered = anyone("POST", "/api/v1/consent/handoff/register", card2);
+    ASSERT_EQ(registered.status, 201) << registered.body;
+    Caller admin;
+    admin.kind = Caller::Kind::admin;
+    auto consents = body(call(admin, "GET", "/api/v1/admin/consents?facility_code=0110113719"));
+    ASSERT_EQ(consents.size(), 1u);
+    EXPECT_EQ(consents[0]["preparatory_visit"], true);
+}

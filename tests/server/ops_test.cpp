@@ -363,6 +363,7 @@ TEST_F(RuntimeFixture, MetricsAreValidPrometheusText) {
     EXPECT_NE(text.find("kyotaku_http_request_duration_seconds_bucket{le=\"0.25\",method=\"POST\",route=\"/api/v1/reinquiry\"} 2\n"), std::string::npos);
     EXPECT_NE(text.find("kyotaku_http_request_duration_seconds_count{method=\"POST\",route=\"/api/v1/reinquiry\"} 2\n"), std::string::npos);
     EXPECT_NE(text.find("kyotaku_batch_rows{state=\"pending\"} 0\n"), std::string::npos);
+    EXPECT_NE(text.find("kyotaku_oqs_unmappable_characters_total 0\n"), std::string::npos);  // 外字 written as 〓 (issue 24 item 2)
     EXPECT_NE(text.find("kyotaku_db_pool_connections{state=\"idle\"} 1\n"), std::string::npos);
     EXPECT_NE(text.find("kyotaku_consent_registrations 0\n"), std::string::npos);
     // Every line is a comment or `name{labels} value`.

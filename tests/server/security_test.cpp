@@ -12,6 +12,7 @@
 #include "ops/config.hpp"
 #include "http/limits.hpp"
 #include "formats/oqs_xml.hpp"
+#include "xml_lint.hpp"
 #include "core/secrets.hpp"
 #include "core/url_token.hpp"
 
@@ -120,7 +121,9 @@ protected:
     }
     HttpResult send(Caller const& c, std::string const& method, std::string const& target, std::string const& body,
                     std::string const& type = "application/json") {
-        return Router(*service).handle(c, method, target, type, body);
+        HttpResult r = Router(*service).handle(c, method, target, type, body);
+        if (r.content_type.find("xml") != std::string::npos) EXPECT_TRUE(testing_xml::well_formed_xml(r.body)) << target;
+        return r;
     }
     HttpResult send(Caller const& c, std::string const& method, std::string const& target, char const* body,
                     std::string const& type = "application/json") {
@@ -263,10 +266,11 @@ TEST_F(Hostile, Item4_APinUnderAnyNameIsRefusedOnEveryRouteAndStoredNowhere) {
     EXPECT_EQ(file.body.find(pin), std::string::npos);
     for (auto const& text : stored_texts()) EXPECT_EQ(text.find(pin), std::string::npos) << text;
 
-    // 資格確認履歴 keeps a few fields of each check, never the request: no card field of the body is there.
+    // 資格確認履歴 keeps a few fields of each check, never the request: of the body only the patient as the route named
+    // them, canonical and validated (the card fields or the 照会番号, issue 24 item 12), and the 資格確認日.
     ASSERT_EQ(send(a, "POST", "/api/v1/reinquiry", json_route_bodies(token, person)["POST /api/v1/reinquiry"]).status, 200);
     std::set<std::string> const kept{"category", "by", "allowed", "qualification_validity", "reason", "consent_id", "reception_number", "rows",
-                                     "verification_id", "verified_on"};
+                                     "verification_id", "verified_on", "patient", "query_date", "row", "consents"};
     for (auto const& row : db->query("SELECT detail_json FROM inquiry_log")) {
         json const detail = json::parse(as_text(row[0]));
         for (auto const& [k, v] : detail.items()) EXPECT_TRUE(kept.count(k)) << "inquiry_log keeps " << k;

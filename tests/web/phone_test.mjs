@@ -38,7 +38,7 @@ async function reflows(page, name) {
       return b.top >= 0 && b.bottom <= innerHeight && !!hit && (e.contains(hit) || (e.labels && [...e.labels].some((l) => l.contains(hit))));
     };
     const primary = [...s.querySelectorAll('.primary')].find(seen);
-    const choice = s.querySelector('.choices input');
+    const choice = [...s.querySelectorAll('.choices input')].find(seen);  // a hidden one (the staff's preparatory question) is no choice
     return { text: getComputedStyle(document.body).fontSize, scroll: document.documentElement.scrollWidth, width: innerWidth, cut, primary: primary ? primary.textContent : null,
       sticky: !!(primary && primary.closest('.sticky')), primaryInView: primary ? inView(primary) : null, choiceInView: choice ? inView(choice) : null };
   });

@@ -30,8 +30,11 @@ inline constexpr char const* compiler_version = "kyotaku-rules 0.1.0";
 inline constexpr std::uint32_t bundle_format_version = 3;  // 2: names for people (labels); 3: the release, export lets, invariants
 
 struct SourceFile {
-    std::string path;
+    std::string path;  // where it was read; diagnostics name it (the author's own disk)
     std::string text;
+    // The name the compiled rules give the file (reasons, explain, bundles, the consent page's rules): relative to
+    // the rule folder, so that no path of the machine that compiled them leaves it. Empty: `path`.
+    std::string name = {};
 };
 
 struct CompileResult {
@@ -43,7 +46,8 @@ struct CompileResult {
 CompileResult compile(std::vector<SourceFile> sources);
 // Reads every `*.rules` file under `dir` (sorted by path) and compiles them as one rule set.
 CompileResult compile_directory(std::string const& dir);
-// Reads the rule files of a directory (or one file); an I/O error comes back as a diagnostic.
+// Reads the rule files of a directory (or one file); an I/O error comes back as a diagnostic. Each file's `name`
+// is its path relative to the directory (a single file: its file name).
 std::vector<SourceFile> read_rule_sources(std::string const& path, std::vector<Diagnostic>& errors);
 std::uint64_t hash_sources(std::vector<SourceFile> const& sources);
 
