@@ -277,8 +277,8 @@ TEST_F(ServerFixture, AFacilityNeverReachesAnotherFacilitysData) {
     EXPECT_TRUE(body(call(b, "GET", "/api/v1/settings"))["viewing_items"]["手術情報"].get<bool>());
     for (auto const& entry : body(call(b, "GET", "/api/v1/settings/audit"))) EXPECT_EQ(entry["actor"], "2714206386");
     call(a, "POST", "/api/v1/reinquiry", on("2024-05-15"));
-    auto history_b = body(call(b, "GET", "/api/v1/history/inquiries"));
-    auto history_a = body(call(a, "GET", "/api/v1/history/inquiries"));
+    auto history_b = body(call(b, "GET", "/api/v1/history/inquiries"))["entries"];
+    auto history_a = body(call(a, "GET", "/api/v1/history/inquiries"))["entries"];
     EXPECT_EQ(history_b.size(), 1u);  // only B's own attempt
     EXPECT_EQ(history_a.size(), 1u);
     // A facility cannot post review results at all.
@@ -375,8 +375,8 @@ TEST_F(ServerFixture, MedicalInformationOnlyWhereTheRulesAllowIt) {
     enable(b);
     EXPECT_FALSE(body(call(b, "POST", "/api/v1/medical-info", viewing_on("2024-06-01")))["allowed"].get<bool>());
     // Every attempt is in the caller's own 医療情報閲覧履歴.
-    EXPECT_EQ(body(call(a, "GET", "/api/v1/history/viewings")).size(), 4u);
-    EXPECT_EQ(body(call(b, "GET", "/api/v1/history/viewings")).size(), 1u);
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/history/viewings"))["entries"].size(), 4u);
+    EXPECT_EQ(body(call(b, "GET", "/api/v1/history/viewings"))["entries"].size(), 1u);
 }
 
 TEST_F(ServerFixture, AMobileSessionIsWeakerAndNeverSeesMedicalInformation) {
@@ -400,7 +400,7 @@ TEST_F(ServerFixture, AMobileSessionIsWeakerAndNeverSeesMedicalInformation) {
     EXPECT_FALSE(body(r).contains("records"));
     EXPECT_NE(body(r)["reason"].get<std::string>().find("モバイル端末からは"), std::string::npos) << r.body;
     // The attempt is in the facility's 医療情報閲覧履歴, as a モバイル端末.
-    auto history = body(call(a, "GET", "/api/v1/history/viewings"));
+    auto history = body(call(a, "GET", "/api/v1/history/viewings"))["entries"];
     ASSERT_EQ(history.size(), 1u);
     EXPECT_EQ(history[0]["terminal"], "モバイル端末");
     // Everything an office terminal does is out of its reach.
@@ -960,15 +960,65 @@ TEST_F(ServerFixture, FallbackVerificationsAreRecordedWithTheirMethodButAllowNoR
     json v{{"method", "マイナポータル"}, {"reason", "カードのICチップの破損"}, {"verified_on", "2024-05-01"}, {"insurer_number", "06132013"},
            {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"}, {"burden_ratio", "010"}};
     ASSERT_EQ(call(a, "POST", "/api/v1/fallback-verifications", v.dump()).status, 201);
-    auto history = body(call(a, "GET", "/api/v1/history/inquiries"));
+    auto history = body(call(a, "GET", "/api/v1/history/inquiries"))["entries"];
     ASSERT_EQ(history.size(), 1u);
     EXPECT_EQ(history[0]["kind"], "資格確認（マイナポータル）");
-    EXPECT_EQ(body(call(b, "GET", "/api/v1/history/inquiries")).size(), 0u);
+    EXPECT_EQ(body(call(b, "GET", "/api/v1/history/inquiries"))["entries"].size(), 0u);
     // No consent came from it.
     EXPECT_NE(body(call(a, "POST", "/api/v1/reinquiry", on("2024-05-15")))["reason"].get<std::string>().find("同意がありません"),
               std::string::npos);
     v["method"] = "保険証";
     EXPECT_EQ(body(call(a, "POST", "/api/v1/fallback-verifications", v.dump()))["field"], "method");
+}
+
+#include "core/ids.hpp"
+
+// The histories come a page at a time (issue 22 item 4: one call returned 136,000 entries): a default page, a
+// maximum, a cursor that walks every entry once in time order, ties included, and only the caller's own.
+TEST_F(ServerFixture, HistoriesComeAPageAtATimeAndTheCursorWalksEveryEntryOnce) {
+    enable(a);
+    enable(b);
+    int const total = history_page * 2 + 203;
+    transaction(*db, [&] {
+        for (int i = 0; i < total; ++i)  // three entries a second: equal times are ordered by id
+            db->query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, '再照会', NULL, 1, '{}')",
+                      {new_id(), "0110113719", "2024-05-01T00:" + std::string(i / 3 / 60 < 10 ? "0" : "") + std::to_string(i / 3 / 60) + ":" +
+                                                    std::string(i / 3 % 60 < 10 ? "0" : "") + std::to_string(i / 3 % 60) + ".000000Z"});
+        db->query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, '再照会', NULL, 1, '{}')",
+                  {new_id(), "2714206386", "2024-05-01T00:00:00.000000Z"});
+    });
+    std::vector<int> sizes;
+    std::set<std::string> seen;
+    std::string after, previous;
+    for (int pages = 0; pages < 10; ++pages) {
+        auto r = call(a, "GET", "/api/v1/history/inquiries" + (after.empty() ? std::string() : "?after=" + after));
+        ASSERT_EQ(r.status, 200) << r.body;
+        json page = body(r);
+        sizes.push_back(int(page["entries"].size()));
+        for (auto const& e : page["entries"]) {
+            EXPECT_GE(e["at"].get<std::string>(), previous);
+            previous = e["at"].get<std::string>();
+        }
+        if (page["next"].is_null()) break;
+        after = page["next"].get<std::string>();
+        EXPECT_TRUE(seen.insert(after).second) << "a cursor given twice: " << after;
+    }
+    EXPECT_EQ(sizes, (std::vector<int>{history_page, history_page, 203}));
+    // Every entry once: the ids of all pages, read with the largest page, are as many as the entries.
+    auto whole = body(call(a, "GET", "/api/v1/history/inquiries?limit=" + std::to_string(history_page_max)));
+    EXPECT_EQ(int(whole["entries"].size()), total);
+    EXPECT_TRUE(whole["next"].is_null());
+    auto small = body(call(a, "GET", "/api/v1/history/inquiries?limit=2&from=2024-05-01T00:00:01&to=2024-05-01T00:00:02"));
+    EXPECT_EQ(small["entries"].size(), 2u);
+    auto rest = body(call(a, "GET", "/api/v1/history/inquiries?limit=2&from=2024-05-01T00:00:01&to=2024-05-01T00:00:02&after=" +
+                                        small["next"].get<std::string>()));
+    EXPECT_EQ(rest["entries"].size(), 1u);  // the three entries of second 1 (second 2 is past `to`)
+    EXPECT_TRUE(rest["next"].is_null());
+    EXPECT_EQ(body(call(b, "GET", "/api/v1/history/inquiries"))["entries"].size(), 1u);  // B's own only
+    for (char const* bad : {"limit=0", "limit=5001", "limit=x", "limit=-1", "limit=99999999999"})
+        EXPECT_EQ(body(call(a, "GET", std::string("/api/v1/history/inquiries?") + bad))["field"], "limit") << bad;
+    for (char const* bad : {"after=x", "after=2024_zz", "after=2024-05-01T00:00:00.000000Z_0123", "after=%27%20OR%201=1_00000000000000000000000000000000"})
+        EXPECT_EQ(body(call(a, "GET", std::string("/api/v1/history/viewings?") + bad))["field"], "after") << bad;
 }
 
 TEST_F(ServerFixture, SingleQualificationConfirmationInTheRealXmlFormat) {
@@ -985,7 +1035,7 @@ TEST_F(ServerFixture, SingleQualificationConfirmationInTheRealXmlFormat) {
     EXPECT_NE(out.find("<QualificationValidity>1</QualificationValidity>"), std::string::npos) << out;
     EXPECT_NE(out.find("<Name>在宅 花子</Name>"), std::string::npos);
     EXPECT_NE(out.find("<ArbitraryIdentifier>患者A</ArbitraryIdentifier>"), std::string::npos);
-    EXPECT_EQ(body(call(a, "GET", "/api/v1/history/inquiries")).size(), 1u);
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/history/inquiries"))["entries"].size(), 1u);
     // Two search infos are not a single request.
     EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSsiquc01req", muquc01req("0110113719", "UTF-8"), "application/xml").status, 400);
 }
@@ -1424,7 +1474,7 @@ TEST_F(ServerFixture, TheTerminalComesFromTheCertificate) {
                     .get<bool>());
     EXPECT_FALSE(body(call(facility("0110113719", Caller::Role::staff, "モバイル端末"), "POST", "/api/v1/medical-info", viewing_on("2024-06-01")))["allowed"]
                      .get<bool>());
-    auto history = body(call(a, "GET", "/api/v1/history/viewings"));
+    auto history = body(call(a, "GET", "/api/v1/history/viewings"))["entries"];
     ASSERT_EQ(history.size(), 2u);
     EXPECT_EQ(history[0]["terminal"], "電子カルテ端末");
     EXPECT_EQ(history[1]["terminal"], "モバイル端末");
