@@ -281,7 +281,7 @@ PageQuery page_query(HistoryPage const& p) {
 
 // One page: `columns` of `table`, the facility's entries in the page's bounds after its cursor, in (at, id) order;
 // {"entries": […], "next": the cursor of the next page, or null on the last}.
-json history_page(Database& db, char const* table, char const* columns, std::string const& facility, HistoryPage const& page,
+json page_of_history(Database& db, char const* table, char const* columns, std::string const& facility, HistoryPage const& page,
                   json (*entry)(Row const&)) {
     PageQuery const q = page_query(page);
     auto rows = db.query(std::string("SELECT ") + columns + ", at, id FROM " + table +
@@ -301,14 +301,14 @@ json history_page(Database& db, char const* table, char const* columns, std::str
 
 json InquiryDesk::inquiry_history(Caller const& c, HistoryPage const& page) {
     require_facility(c);
-    return history_page(x_.db, "inquiry_log", "at, kind, allowed, detail_json", c.facility_code, page, [](Row const& r) {
+    return page_of_history(x_.db, "inquiry_log", "at, kind, allowed, detail_json", c.facility_code, page, [](Row const& r) {
         return json{{"at", as_text(r[0])}, {"kind", as_text(r[1])}, {"allowed", as_int(r[2]) != 0}, {"detail", json::parse(as_text(r[3]))}};
     });
 }
 
 json InquiryDesk::viewing_history(Caller const& c, HistoryPage const& page) {
     require_facility(c);
-    return history_page(x_.db, "viewing_log", "at, item, terminal, allowed, reason", c.facility_code, page, [](Row const& r) {
+    return page_of_history(x_.db, "viewing_log", "at, item, terminal, allowed, reason", c.facility_code, page, [](Row const& r) {
         return json{{"at", as_text(r[0])}, {"item", as_text(r[1])}, {"terminal", as_text(r[2])}, {"allowed", as_int(r[3]) != 0},
                     {"reason", as_text(r[4])}};
     });
