@@ -63,6 +63,11 @@ HttpResult xml_file(Service& s, Caller const& c, Request const& r) {
     return HttpResult{status, "application/xml", out};
 }
 
+// A history route's page, as its query gives it (the desk checks it).
+HistoryPage history_page_of(std::string const& target) {
+    return HistoryPage{query_param(target, "from"), query_param(target, "to"), query_param(target, "limit"), query_param(target, "after")};
+}
+
 void require_csv(Request const& r) {
     if (r.content_type.rfind("text/csv", 0) != 0) throw Error(Error::Kind::unsupported, "", "text/csv の本文が必要です", "the body must be text/csv");
 }
@@ -210,11 +215,11 @@ std::vector<Route> const& routes() {
              json patient = json::object();
              for (char const* field : {"insurer_number", "symbol", "number", "branch", "birthdate"})
                  if (std::string v = query_param(r.target, field); !v.empty()) patient[field] = v;
-             return json_result(200, s.inquiry.inquiry_history(c, query_param(r.target, "from"), query_param(r.target, "to"), patient));
+             return json_result(200, s.inquiry.inquiry_history(c, history_page_of(r.target), patient));
          }},
         {"GET", "/api/v1/history/viewings", A::facility,
          [](Service& s, Caller const& c, Request const& r) {
-             return json_result(200, s.inquiry.viewing_history(c, query_param(r.target, "from"), query_param(r.target, "to")));
+             return json_result(200, s.inquiry.viewing_history(c, history_page_of(r.target)));
          }},
     };
     return all;

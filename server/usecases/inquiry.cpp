@@ -3,6 +3,8 @@
 // path: the rules decide on the server's date from the server's records.
 #include "usecases/desk_util.hpp"
 
+#include <algorithm>
+
 namespace kyotaku::server {
 
 namespace {
@@ -262,40 +264,95 @@ json InquiryDesk::register_reference_numbers_csv(Caller const& c, std::string co
     return json{{"registered", registered}, {"results", results}};
 }
 
-json InquiryDesk::inquiry_history(Caller const& c, std::string const& from, std::string const& to, json const& patient) {
-    require_facility(c);
-    json out = json::array();
-    std::string sql = "SELECT at, kind, allowed, detail_json, actor, reception_number FROM inquiry_log WHERE facility_code = $1 AND at >= $2 AND at <= $3";
-    std::vector<Value> params{c.facility_code, from.empty() ? std::string("0000") : from, to.empty() ? std::string("9999") : to};
-    // One patient's entries, however each route named them (card, 照会番号, consent): by the server's person. A card
-    // that names no one has none, exactly like a person this facility never asked about.
-    if (!patient.empty()) {
-        sql += " AND person_key = $4";
-        std::string const person = DbRecords(x_.db).person_by_card(card_from(Fields(patient, {"insurer_number", "symbol", "number", "branch", "birthdate"})));
-        params.emplace_back(person.empty() ? std::string("-") : person);
+namespace {
+
+// A history's page checked: its bounds, its size, and where the cursor left off (the time and id of the last entry
+// of the previous page; "" before the first).
+struct PageQuery {
+    std::string from, to, after_at, after_id;
+    int limit = history_page;
+};
+
+PageQuery page_query(HistoryPage const& p) {
+    PageQuery q{p.from.empty() ? std::string("0000") : p.from, p.to.empty() ? std::string("9999") : p.to, "", "", history_page};
+    auto digits = [](std::string const& t, std::size_t from = 0) {
+        return t.size() > from && std::all_of(t.begin() + std::ptrdiff_t(from), t.end(), [](char c) { return c >= '0' && c <= '9'; });
+    };
+    if (!p.limit.empty()) {
+        if (!digits(p.limit) || p.limit.size() > 4 || std::stoi(p.limit) < 1 || std::stoi(p.limit) > history_page_max)
+            throw invalid("limit", "件数は 1 から " + std::to_string(history_page_max) + " までの数です",
+                          "limit is a whole number from 1 to " + std::to_string(history_page_max));
     }
-    for (auto const& r : x_.db.query(sql + " ORDER BY at, id", params)) {
-        json detail = json::parse(as_text(r[3]));
-        json entry{{"at", as_text(r[0])},
-                   {"kind", as_text(r[1])},
-                   {"allowed", as_int(r[2]) != 0},
-                   {"actor", is_null(r[4]) ? json(nullptr) : json(as_text(r[4]))},
-                   {"reception_number", is_null(r[5]) ? json(nullptr) : json(as_text(r[5]))},
-                   {"patient", detail.contains("patient") ? detail["patient"] : json(nullptr)}};
-        entry["detail"] = std::move(detail);
-        out.push_back(std::move(entry));
+    if (!p.limit.empty()) q.limit = std::stoi(p.limit);
+    if (!p.after.empty()) {
+        // The cursor a page gave as "next": the last entry's time, "_", its id (32 hex digits).
+        auto const bar = p.after.rfind('_');
+        std::string const at = bar == std::string::npos ? "" : p.after.substr(0, bar), id = bar == std::string::npos ? "" : p.after.substr(bar + 1);
+        bool const ok = !at.empty() && at.size() <= 40 && id.size() == 32 &&
+                        std::all_of(at.begin(), at.end(), [](char c) { return (c >= '0' && c <= '9') || c == 'T' || c == 'Z' || c == ':' || c == '.' || c == '-'; }) &&
+                        std::all_of(id.begin(), id.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+        if (!ok) throw invalid("after", "続きの位置 (after) が正しくありません。前のページの next をそのまま渡してください",
+                               "after is not a cursor: pass the previous page's \"next\" as it is");
+        q.after_at = at;
+        q.after_id = id;
+    }
+    return q;
+}
+
+// One page: `columns` of `table`, the facility's entries in the page's bounds after its cursor, in (at, id) order;
+// {"entries": […], "next": the cursor of the next page, or null on the last}.
+// `person`, when given, keeps one person's entries.
+json page_of_history(Database& db, char const* table, char const* columns, std::string const& facility, HistoryPage const& page,
+                     json (*entry)(Row const&), std::optional<std::string> const& person = std::nullopt) {
+    PageQuery const q = page_query(page);
+    std::vector<Value> params{facility, q.from, q.to, q.after_at, q.after_id};
+    if (person) params.emplace_back(*person);
+    auto rows = db.query(std::string("SELECT ") + columns + ", at, id FROM " + table +
+                             " WHERE facility_code = $1 AND at >= $2 AND at <= $3 AND (at > $4 OR (at = $4 AND id > $5))" +
+                             (person ? " AND person_key = $6" : "") + " ORDER BY at, id LIMIT " + std::to_string(q.limit + 1),
+                         params);
+    json out{{"entries", json::array()}, {"next", nullptr}};
+    for (std::size_t i = 0; i < rows.size() && i < std::size_t(q.limit); ++i) out["entries"].push_back(entry(rows[i]));
+    if (rows.size() > std::size_t(q.limit)) {
+        Row const& last = rows[std::size_t(q.limit) - 1];
+        out["next"] = as_text(last[last.size() - 2]) + "_" + as_text(last[last.size() - 1]);
     }
     return out;
 }
 
-json InquiryDesk::viewing_history(Caller const& c, std::string const& from, std::string const& to) {
+}  // namespace
+
+json InquiryDesk::inquiry_history(Caller const& c, HistoryPage const& page, json const& patient) {
     require_facility(c);
-    json out = json::array();
-    for (auto const& r : x_.db.query("SELECT at, item, terminal, allowed, reason FROM viewing_log WHERE facility_code = $1 AND at >= $2 AND at <= $3 ORDER BY at, id",
-                                     {c.facility_code, from.empty() ? std::string("0000") : from, to.empty() ? std::string("9999") : to}))
-        out.push_back(json{{"at", as_text(r[0])}, {"item", as_text(r[1])}, {"terminal", as_text(r[2])}, {"allowed", as_int(r[3]) != 0},
-                           {"reason", as_text(r[4])}});
-    return out;
+    // One patient's entries, however each route named them (card, 照会番号, consent): by the server's person. A card
+    // that names no one has none, exactly like a person this facility never asked about.
+    std::optional<std::string> person;
+    if (!patient.empty()) {
+        person = DbRecords(x_.db).person_by_card(card_from(Fields(patient, {"insurer_number", "symbol", "number", "branch", "birthdate"})));
+        if (person->empty()) person = "-";
+    }
+    return page_of_history(
+        x_.db, "inquiry_log", "at, kind, allowed, detail_json, actor, reception_number", c.facility_code, page,
+        [](Row const& r) {
+            json detail = json::parse(as_text(r[3]));
+            json entry{{"at", as_text(r[0])},
+                       {"kind", as_text(r[1])},
+                       {"allowed", as_int(r[2]) != 0},
+                       {"actor", is_null(r[4]) ? json(nullptr) : json(as_text(r[4]))},
+                       {"reception_number", is_null(r[5]) ? json(nullptr) : json(as_text(r[5]))},
+                       {"patient", detail.contains("patient") ? detail["patient"] : json(nullptr)}};
+            entry["detail"] = std::move(detail);
+            return entry;
+        },
+        person);
+}
+
+json InquiryDesk::viewing_history(Caller const& c, HistoryPage const& page) {
+    require_facility(c);
+    return page_of_history(x_.db, "viewing_log", "at, item, terminal, allowed, reason", c.facility_code, page, [](Row const& r) {
+        return json{{"at", as_text(r[0])}, {"item", as_text(r[1])}, {"terminal", as_text(r[2])}, {"allowed", as_int(r[3]) != 0},
+                    {"reason", as_text(r[4])}};
+    });
 }
 
 // 同意取消照会 (通知 別添3 「継続的な訪問診療等の終了時に行うこと」): an office terminal of the facility — 職員 or 管理者,

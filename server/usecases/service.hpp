@@ -191,6 +191,15 @@ struct Lookup {
     static Lookup from(Fields const& f);  // reference_number, or insurer_number, symbol, number, branch, birthdate
 };
 
+// A page of a history route, as the query gives it (issue 22 item 4: one call returned 136,000 entries, 42 MB of
+// JSON): entries from `from` to `to` (ISO timestamps, inclusive; empty: unbounded), in time order, at most `limit`
+// (default history_page, at most history_page_max) after `after` — the cursor the previous page gave as "next"
+// (empty: the first page). The desk checks each, naming the field.
+struct HistoryPage {
+    std::string from, to, limit, after;
+};
+constexpr int history_page = 500, history_page_max = 5000;
+
 // 再照会 and the eligibility query, 薬剤情報等の閲覧, 照会番号, claims, histories.
 class InquiryDesk {
 public:
@@ -199,10 +208,11 @@ public:
     json view_medical_info(Caller const& c, json const& body);
     json register_reference_number(Caller const& c, json const& body, int& status);
     json register_reference_numbers_csv(Caller const& c, std::string const& csv);
-    // 資格確認履歴照会: each entry with who asked (actor), by which route (kind), a batch's reception number and how the
-    // route named the patient; `patient` keeps one person's entries.
-    json inquiry_history(Caller const& c, std::string const& from, std::string const& to, json const& patient = json::object());
-    json viewing_history(Caller const& c, std::string const& from, std::string const& to);
+    // 資格確認履歴 and 医療情報閲覧履歴, a page at a time (HistoryPage). 資格確認履歴: each entry with who asked (actor),
+    // by which route (kind), a batch's reception number and how the route named the patient; `patient` (the five card
+    // fields) keeps one person's entries.
+    json inquiry_history(Caller const& c, HistoryPage const& page, json const& patient = json::object());
+    json viewing_history(Caller const& c, HistoryPage const& page);
 
     // The one answer to "what is this person's eligibility", for every route that returns it: decided by the
     // rules on today's date (DecisionPath::eligibility); `requested_date` (a 資格確認日, ≤ today) only picks which

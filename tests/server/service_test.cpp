@@ -279,8 +279,8 @@ TEST_F(ServerFixture, AFacilityNeverReachesAnotherFacilitysData) {
     EXPECT_TRUE(body(call(b, "GET", "/api/v1/settings"))["viewing_items"]["手術情報"].get<bool>());
     for (auto const& entry : body(call(b, "GET", "/api/v1/settings/audit"))) EXPECT_EQ(entry["actor"], "2714206386");
     call(a, "POST", "/api/v1/reinquiry", on("2024-05-15"));
-    auto history_b = body(call(b, "GET", "/api/v1/history/inquiries"));
-    auto history_a = body(call(a, "GET", "/api/v1/history/inquiries"));
+    auto history_b = body(call(b, "GET", "/api/v1/history/inquiries"))["entries"];
+    auto history_a = body(call(a, "GET", "/api/v1/history/inquiries"))["entries"];
     EXPECT_EQ(history_b.size(), 1u);  // only B's own attempt
     EXPECT_EQ(history_a.size(), 1u);
     // A facility cannot post review results at all.
@@ -377,8 +377,8 @@ TEST_F(ServerFixture, MedicalInformationOnlyWhereTheRulesAllowIt) {
     enable(b);
     EXPECT_FALSE(body(call(b, "POST", "/api/v1/medical-info", viewing_on("2024-06-01")))["allowed"].get<bool>());
     // Every attempt is in the caller's own 医療情報閲覧履歴.
-    EXPECT_EQ(body(call(a, "GET", "/api/v1/history/viewings")).size(), 4u);
-    EXPECT_EQ(body(call(b, "GET", "/api/v1/history/viewings")).size(), 1u);
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/history/viewings"))["entries"].size(), 4u);
+    EXPECT_EQ(body(call(b, "GET", "/api/v1/history/viewings"))["entries"].size(), 1u);
 }
 
 TEST_F(ServerFixture, AMobileSessionIsWeakerAndNeverSeesMedicalInformation) {
@@ -402,7 +402,7 @@ TEST_F(ServerFixture, AMobileSessionIsWeakerAndNeverSeesMedicalInformation) {
     EXPECT_FALSE(body(r).contains("records"));
     EXPECT_NE(body(r)["reason"].get<std::string>().find("モバイル端末からは"), std::string::npos) << r.body;
     // The attempt is in the facility's 医療情報閲覧履歴, as a モバイル端末.
-    auto history = body(call(a, "GET", "/api/v1/history/viewings"));
+    auto history = body(call(a, "GET", "/api/v1/history/viewings"))["entries"];
     ASSERT_EQ(history.size(), 1u);
     EXPECT_EQ(history[0]["terminal"], "モバイル端末");
     // Everything an office terminal does is out of its reach.
@@ -969,15 +969,65 @@ TEST_F(ServerFixture, FallbackVerificationsAreRecordedWithTheirMethodButAllowNoR
     json v{{"method", "マイナポータル"}, {"reason", "カードのICチップの破損"}, {"verified_on", "2024-05-01"}, {"insurer_number", "06132013"},
            {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"}, {"burden_ratio", "010"}};
     ASSERT_EQ(call(a, "POST", "/api/v1/fallback-verifications", v.dump()).status, 201);
-    auto history = body(call(a, "GET", "/api/v1/history/inquiries"));
+    auto history = body(call(a, "GET", "/api/v1/history/inquiries"))["entries"];
     ASSERT_EQ(history.size(), 1u);
     EXPECT_EQ(history[0]["kind"], "資格確認（マイナポータル）");
-    EXPECT_EQ(body(call(b, "GET", "/api/v1/history/inquiries")).size(), 0u);
+    EXPECT_EQ(body(call(b, "GET", "/api/v1/history/inquiries"))["entries"].size(), 0u);
     // No consent came from it.
     EXPECT_NE(body(call(a, "POST", "/api/v1/reinquiry", on("2024-05-15")))["reason"].get<std::string>().find("同意がありません"),
               std::string::npos);
     v["method"] = "保険証";
     EXPECT_EQ(body(call(a, "POST", "/api/v1/fallback-verifications", v.dump()))["field"], "method");
+}
+
+#include "core/ids.hpp"
+
+// The histories come a page at a time (issue 22 item 4: one call returned 136,000 entries): a default page, a
+// maximum, a cursor that walks every entry once in time order, ties included, and only the caller's own.
+TEST_F(ServerFixture, HistoriesComeAPageAtATimeAndTheCursorWalksEveryEntryOnce) {
+    enable(a);
+    enable(b);
+    int const total = history_page * 2 + 203;
+    transaction(*db, [&] {
+        for (int i = 0; i < total; ++i)  // three entries a second: equal times are ordered by id
+            db->query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, '再照会', NULL, 1, '{}')",
+                      {new_id(), "0110113719", "2024-05-01T00:" + std::string(i / 3 / 60 < 10 ? "0" : "") + std::to_string(i / 3 / 60) + ":" +
+                                                    std::string(i / 3 % 60 < 10 ? "0" : "") + std::to_string(i / 3 % 60) + ".000000Z"});
+        db->query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, '再照会', NULL, 1, '{}')",
+                  {new_id(), "2714206386", "2024-05-01T00:00:00.000000Z"});
+    });
+    std::vector<int> sizes;
+    std::set<std::string> seen;
+    std::string after, previous;
+    for (int pages = 0; pages < 10; ++pages) {
+        auto r = call(a, "GET", "/api/v1/history/inquiries" + (after.empty() ? std::string() : "?after=" + after));
+        ASSERT_EQ(r.status, 200) << r.body;
+        json page = body(r);
+        sizes.push_back(int(page["entries"].size()));
+        for (auto const& e : page["entries"]) {
+            EXPECT_GE(e["at"].get<std::string>(), previous);
+            previous = e["at"].get<std::string>();
+        }
+        if (page["next"].is_null()) break;
+        after = page["next"].get<std::string>();
+        EXPECT_TRUE(seen.insert(after).second) << "a cursor given twice: " << after;
+    }
+    EXPECT_EQ(sizes, (std::vector<int>{history_page, history_page, 203}));
+    // Every entry once: the ids of all pages, read with the largest page, are as many as the entries.
+    auto whole = body(call(a, "GET", "/api/v1/history/inquiries?limit=" + std::to_string(history_page_max)));
+    EXPECT_EQ(int(whole["entries"].size()), total);
+    EXPECT_TRUE(whole["next"].is_null());
+    auto small = body(call(a, "GET", "/api/v1/history/inquiries?limit=2&from=2024-05-01T00:00:01&to=2024-05-01T00:00:02"));
+    EXPECT_EQ(small["entries"].size(), 2u);
+    auto rest = body(call(a, "GET", "/api/v1/history/inquiries?limit=2&from=2024-05-01T00:00:01&to=2024-05-01T00:00:02&after=" +
+                                        small["next"].get<std::string>()));
+    EXPECT_EQ(rest["entries"].size(), 1u);  // the three entries of second 1 (second 2 is past `to`)
+    EXPECT_TRUE(rest["next"].is_null());
+    EXPECT_EQ(body(call(b, "GET", "/api/v1/history/inquiries"))["entries"].size(), 1u);  // B's own only
+    for (char const* bad : {"limit=0", "limit=5001", "limit=x", "limit=-1", "limit=99999999999"})
+        EXPECT_EQ(body(call(a, "GET", std::string("/api/v1/history/inquiries?") + bad))["field"], "limit") << bad;
+    for (char const* bad : {"after=x", "after=2024_zz", "after=2024-05-01T00:00:00.000000Z_0123", "after=%27%20OR%201=1_00000000000000000000000000000000"})
+        EXPECT_EQ(body(call(a, "GET", std::string("/api/v1/history/viewings?") + bad))["field"], "after") << bad;
 }
 
 TEST_F(ServerFixture, SingleQualificationConfirmationInTheRealXmlFormat) {
@@ -994,7 +1044,7 @@ TEST_F(ServerFixture, SingleQualificationConfirmationInTheRealXmlFormat) {
     EXPECT_NE(out.find("<QualificationValidity>1</QualificationValidity>"), std::string::npos) << out;
     EXPECT_NE(out.find("<Name>在宅 花子</Name>"), std::string::npos);
     EXPECT_NE(out.find("<ArbitraryIdentifier>患者A</ArbitraryIdentifier>"), std::string::npos);
-    EXPECT_EQ(body(call(a, "GET", "/api/v1/history/inquiries")).size(), 1u);
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/history/inquiries"))["entries"].size(), 1u);
     // Two search infos are not a single request.
     EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSsiquc01req", muquc01req("0110113719", "UTF-8"), "application/xml").status, 400);
 }
@@ -1458,7 +1508,7 @@ TEST_F(ServerFixture, TheTerminalComesFromTheCertificate) {
     auto unlabelled = body(call(caller_from_subject(*service, "0110113719", "", ""), "POST", "/api/v1/medical-info", viewing_on("2024-06-01")));
     EXPECT_FALSE(unlabelled["allowed"].get<bool>()) << unlabelled.dump();
     EXPECT_FALSE(unlabelled.contains("records"));
-    auto history = body(call(a, "GET", "/api/v1/history/viewings"));
+    auto history = body(call(a, "GET", "/api/v1/history/viewings"))["entries"];
     ASSERT_EQ(history.size(), 3u);
     EXPECT_EQ(history[0]["terminal"], "電子カルテ端末");
     EXPECT_EQ(history[1]["terminal"], "モバイル端末");
@@ -2543,7 +2593,7 @@ TEST_F(ServerFixture, StaffWithdrawAndTheCertificateIsAudited) {
     ASSERT_EQ(consents.size(), 1u);
     EXPECT_EQ(consents[0]["withdrawn_by"], "0110113719 職員 資格確認端末");
     json lookup, withdrawal;  // entries of the same instant come in no set order: found by their kind
-    for (auto const& e : body(call(a, "GET", "/api/v1/history/inquiries"))) {
+    for (auto const& e : body(call(a, "GET", "/api/v1/history/inquiries"))["entries"]) {
         if (e["kind"] == "同意取消照会") lookup = e;
         if (e["kind"] == "同意取消") withdrawal = e;
     }
@@ -2577,7 +2627,7 @@ TEST_F(ServerFixture, EveryPatientABatchAnsweredIsInTheHistoryWithTheReceptionNu
     auto units = call(a, "POST", "/api/v1/oqs/OQSmuquc02req", download_for("0110113719", hvq.body), "application/xml").body;
     EXPECT_EQ(element(units, "NumberOfProcessingResult"), "2") << units;  // 花子 once, on her relationship (訪問診療)
     EXPECT_EQ(units.find("往診"), std::string::npos) << units;
-    auto history = body(call(a, "GET", "/api/v1/history/inquiries"));
+    auto history = body(call(a, "GET", "/api/v1/history/inquiries"))["entries"];
     std::vector<json> batch_rows, download_rows;
     for (auto const& e : history) {
         if (e["reception_number"] == rn) batch_rows.push_back(e);
@@ -2599,11 +2649,11 @@ TEST_F(ServerFixture, EveryPatientABatchAnsweredIsInTheHistoryWithTheReceptionNu
     EXPECT_EQ(download_rows[0]["kind"], "同意済資格情報一括取得");
     EXPECT_EQ(download_rows[0]["patient"]["consent_date"], "2024-06-10");
     // One patient's history: the batch row (by card) and the download (by consent) both name her.
-    auto hers = body(call(a, "GET", "/api/v1/history/inquiries?insurer_number=06132013&symbol=123&number=4567&branch=01&birthdate=1940-05-01"));
+    auto hers = body(call(a, "GET", "/api/v1/history/inquiries?insurer_number=06132013&symbol=123&number=4567&branch=01&birthdate=1940-05-01"))["entries"];
     std::set<std::string> kinds;
     for (auto const& e : hers) kinds.insert(e["kind"].get<std::string>());
     EXPECT_EQ(kinds, (std::set<std::string>{"一括再照会", "同意済資格情報一括取得"})) << hers.dump();
-    EXPECT_EQ(body(call(a, "GET", "/api/v1/history/inquiries?insurer_number=06132013&symbol=123&number=9999&branch=01&birthdate=1940-05-01")).size(), 0u);
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/history/inquiries?insurer_number=06132013&symbol=123&number=9999&branch=01&birthdate=1940-05-01"))["entries"].size(), 0u);
 }
 
 // 環境設定 offers only the switches the facility's kind can use (item 1): a 訪問看護ステーション offers 訪問看護 only,
