@@ -149,8 +149,8 @@ DecisionPath::Day DecisionPath::decision_day(std::string const& confirmation_dat
     Verdict v;
     v.decided = taken.status == Status::ok && day.status == Status::ok;
     Outcome const& failed = taken.status != Status::ok ? taken : day;
-    v.reason = v.decided ? ev.render_text(std::int64_t(taken.clause), facts) : "ルールで判定できませんでした (" + missing_text(*r.program, failed) + ")";
-    v.reason_en = "the rules do not take this 資格確認日";
+    v.reason = {v.decided ? ev.render_text(std::int64_t(taken.clause), facts) : "ルールで判定できませんでした (" + missing_text(*r.program, failed) + ")",
+                "the rules do not take this 資格確認日"};
     out.refused = std::move(v);
     return out;
 }
@@ -201,13 +201,15 @@ DecisionPath::Registration DecisionPath::offered(FacilityInfo const& f, std::str
     Outcome offers = ev.evaluate_slot(facts, r.slot.offers);
     if (offers.status != Status::ok || !offers.value) {
         out.field = "visit_kind";
-        out.reason = offers.status == Status::ok ? ev.render_text(std::int64_t(offers.clause), facts)
-                                                 : "ルールで判定できませんでした (" + missing_text(*r.program, offers) + ")";
+        out.reason = {offers.status == Status::ok ? ev.render_text(std::int64_t(offers.clause), facts)
+                                                  : "ルールで判定できませんでした (" + missing_text(*r.program, offers) + ")",
+                      ""};
         return out;
     }
     if (preparatory && !kind->asks_preparatory) {
         out.field = "preparatory_visit";
-        out.reason = visit_kind + " の同意は事前の訪問として記録しません (事前の訪問を尋ねるのは継続的な関係を始める区分だけです)";
+        out.reason = {visit_kind + " の同意は事前の訪問として記録しません (事前の訪問を尋ねるのは継続的な関係を始める区分だけです)",
+                      "a consent of this visit kind is not recorded as taken at a preparatory visit"};
         return out;
     }
     out.ok = true;

@@ -78,8 +78,7 @@ json AdminDesk::add_consent(Caller const& c, json const& body) {
     bool const preparatory = f.boolean("preparatory_visit", false);
     // Like every registration path, the facility's kind must offer the visit kind (the rules' reason otherwise).
     auto offered = DecisionPath(rules, records, x_.today()).offered(*info, kind, preparatory);
-    if (!offered.ok) throw Error(offered.field == "visit_kind" ? Error::Kind::conflict : Error::Kind::invalid, offered.field, offered.reason,
-                                 "refused by the rules");
+    if (!offered.ok) throw Error(offered.field == "visit_kind" ? Error::Kind::conflict : Error::Kind::invalid, offered.field, offered.reason);
     // A consent dated after today would be the newest first visit and restart the patient's real relationship
     // when that day came: test data is dated like the real registrations, on or before today.
     std::string first = not_after_today(x_, f, "first_visit", "初回訪問日");

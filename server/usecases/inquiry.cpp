@@ -73,9 +73,9 @@ json InquiryDesk::answer_eligibility(Context& x, DecisionPath& decisions, Record
     };
     // A 資格確認日 the rules do not take is refused before the person is looked at: the same for everyone.
     if (auto refused = decisions.confirmation_refused(requested_date)) {
-        result["reason"] = refused->reason;
-        result["reason_en"] = refused->reason_en;
-        detail["reason"] = refused->reason;
+        result["reason"] = refused->reason.ja;
+        result["reason_en"] = refused->reason.en;
+        detail["reason"] = refused->reason.ja;
         return done(person);
     }
     if (person.empty() && !who.card) {

@@ -440,9 +440,9 @@ TEST(Idempotency, RefusalsAreErrorsInTheOneShape) {
     SystemClock clock;
     auto run = [] { return HttpResult{200, "application/xml", "<?xml?>"}; };
     std::string const key = "0123456789abcdef0123";
-    answer_once(store, clock, a, key, "<XmlMsg/>", run);
-    for (auto const& [r, status] : {std::pair{answer_once(store, clock, a, "short", "<XmlMsg/>", run), 400},
-                                    std::pair{answer_once(store, clock, a, key, "<XmlMsg>other</XmlMsg>", run), 422}}) {
+    answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", key, "<XmlMsg/>", run);
+    for (auto const& [r, status] : {std::pair{answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", "short", "<XmlMsg/>", run), 400},
+                                    std::pair{answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", key, "<XmlMsg>other</XmlMsg>", run), 422}}) {
         EXPECT_EQ(r.status, status);
         auto const body = nlohmann::json::parse(r.body);
         EXPECT_EQ(body["field"], "Idempotency-Key");
