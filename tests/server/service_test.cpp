@@ -2594,11 +2594,12 @@ TEST_F(ServerFixture, StaffWithdrawAndTheCertificateIsAudited) {
     ASSERT_EQ(consents.size(), 1u);
     EXPECT_EQ(consents[0]["withdrawn_by"], "0110113719 職員 資格確認端末");
     json lookup, withdrawal;  // entries of the same instant come in no set order: found by their kind
-    for (auto const& e : body(call(a, "GET", "/api/v1/history/inquiries"))["entries"]) {
+    json const entries = body(call(a, "GET", "/api/v1/history/inquiries"))["entries"];
+    for (auto const& e : entries) {
         if (e["kind"] == "同意取消照会") lookup = e;
         if (e["kind"] == "同意取消") withdrawal = e;
     }
-    ASSERT_TRUE(lookup.is_object() && withdrawal.is_object());
+    ASSERT_TRUE(lookup.is_object() && withdrawal.is_object()) << entries.dump();
     EXPECT_EQ(lookup["actor"], "0110113719 職員 資格確認端末");
     EXPECT_EQ(withdrawal["actor"], "0110113719 職員 資格確認端末");
     EXPECT_EQ(withdrawal["patient"]["symbol"], "123");  // as the server compares it (full-width folded)
