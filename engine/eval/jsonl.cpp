@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #endif
 
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -410,10 +411,24 @@ namespace {
 // A string as its bytes in the line when it has no escape (the usual case: no copy); nullptr-data otherwise.
 // simdjson has checked the whole line in stage 1 (UTF-8, no raw control character, quotes paired), so a string
 // without a backslash is exactly its bytes up to the closing quote.
+// Eight bytes at a time (SWAR, as append_json_string): the line is padded, so a read past the closing quote stays
+// inside the buffer. This scan was a third of the reader's time byte by byte (perf, issue 26).
 std::string_view plain_string(simdjson::ondemand::raw_json_string raw) {
     char const* const r = reinterpret_cast<char const*>(raw.raw());
     std::size_t n = 0;
-    while (r[n] != '"' && r[n] != '\\') ++n;
+    if constexpr (std::endian::native == std::endian::little) {
+        auto const zero_byte = [](std::uint64_t x) { return (x - ones) & ~x & highs; };
+        for (std::uint64_t w;; n += 8) {
+            std::memcpy(&w, r + n, 8);
+            // The lowest flagged byte is exact (a borrow only flags bytes above a zero byte).
+            if (std::uint64_t const hit = zero_byte(w ^ ('"' * ones)) | zero_byte(w ^ ('\\' * ones))) {
+                n += std::size_t(std::countr_zero(hit)) / 8;
+                break;
+            }
+        }
+    } else {
+        while (r[n] != '"' && r[n] != '\\') ++n;
+    }
     return r[n] == '"' ? std::string_view(r, n) : std::string_view();
 }
 
