@@ -13,6 +13,7 @@
 #include "ops/runtime.hpp"
 #include "storage/idempotent_answers.hpp"
 #include "storage/server_probes.hpp"
+#include "usecases/handoff.hpp"
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -297,6 +298,7 @@ int run(ServeOptions const& o) {
     Service& service = *service_holder;
     service.context.test_clock = moved_clock.get();
     service.context.secrets = secrets;
+    service.handoffs().max_open_per_client = o.handoffs_per_client;
     // The card CA: optional (card consent is refused without it); the systemd unit hands a placeholder without a
     // certificate when the file is missing, which counts as missing.
     if (std::string const card_ca = (fs::path(o.tls_dir) / "card-ca.pem").string(); loads_as_ca_file(card_ca)) service.context.card_ca = card_ca;

@@ -1,5 +1,9 @@
 #include "http/callers.hpp"
 
+#include <boost/asio/ip/address.hpp>
+
+#include <algorithm>
+
 namespace kyotaku::server {
 
 Caller caller_from_subject(Service& service, std::string const& cn, std::string const& ou, std::string const& title) {
@@ -37,6 +41,18 @@ Caller mobile_caller(Service& service, std::string const& url_token) {
     c.subject = "モバイル端末";
     c.terminal = "モバイル端末";
     return c;
+}
+
+std::string client_key(std::string const& address) {
+    boost::system::error_code ec;
+    auto const a = boost::asio::ip::make_address(address, ec);
+    if (ec) return address;
+    if (a.is_v4()) return a.to_string();
+    auto v6 = a.to_v6();
+    if (v6.is_v4_mapped()) return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, v6).to_string();
+    auto bytes = v6.to_bytes();
+    std::fill(bytes.begin() + 8, bytes.end(), 0);
+    return boost::asio::ip::address_v6(bytes).to_string() + "/64";
 }
 
 char const* role_of(Caller const& c) {

@@ -119,9 +119,9 @@ std::vector<Route> const& routes() {
          }},
         // 引き継ぎ (hand-off) to the staff's device with a reader: handoff.hpp.
         {"POST", "/api/v1/consent/handoff", A::anyone,
-         [](Service& s, Caller const&, Request const& r) { return json_result(201, s.handoffs().create(parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.handoffs().create(c, parse_json_body(r.body))); }},
         {"POST", "/api/v1/consent/handoff/claim", A::anyone,
-         [](Service& s, Caller const&, Request const& r) { return json_result(200, s.handoffs().claim(parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.handoffs().claim(c, parse_json_body(r.body))); }},
         {"POST", "/api/v1/consent/handoff/challenge", A::anyone,
          [](Service& s, Caller const&, Request const& r) { return json_result(201, s.handoffs().challenge(parse_json_body(r.body))); }},
         {"POST", "/api/v1/consent/handoff/register", A::anyone,

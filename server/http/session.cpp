@@ -184,6 +184,11 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
             }
         });
     }
+    {
+        beast::error_code ec;
+        auto const peer = socket.socket().remote_endpoint(ec);
+        if (!ec) caller.client = client_key(peer.address().to_string());  // each request's caller below starts from it
+    }
     beast::flat_buffer buffer;
     bool close_politely = false;  // the server ends the connection (not the client, nor a deadline): close_notify first
     for (;;) {
@@ -214,7 +219,9 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
             std::string const url_token(head.get()["X-Kyotaku-Url-Token"]);
             who = co_await blocking<Caller>(shared.work, [&] {
                 try {
-                    return mobile_caller(service, url_token);
+                    Caller mobile = mobile_caller(service, url_token);
+                    mobile.client = caller.client;
+                    return mobile;
                 } catch (std::exception const& e) {  // the database failing while a URL token is checked: the caller stays nobody
                     log_error("url_token", e.what());
                     return caller;

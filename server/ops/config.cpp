@@ -66,6 +66,11 @@ std::vector<Setting> const& serve_settings() {
          "SIGTERM の後、処理中の要求を終えるまで待つ上限の秒数 / on SIGTERM, how long requests in flight may take to finish "
          "before the server exits (default 20; /readyz answers 503 meanwhile)",
          0, 3600},
+        {T::integer, "handoffs_per_client", "--handoffs-per-client", "KYOTAKU_HANDOFFS_PER_CLIENT",
+         "同意ページの引き継ぎを、1つの接続元 (IP アドレス、IPv6 は /64) が1施設で同時に開ける数 (0: 数えない) / open consent-page "
+         "hand-offs per client address (IPv6: per /64) and facility (default 5; 0: no per-client budget, for a TCP balancer in "
+         "passthrough, where every client has the balancer's address)",
+         0, 1000},
     };
     return all;
 }
@@ -120,6 +125,7 @@ std::string apply(ServeOptions& o, Setting const& s, std::string const& value) {
         if (key == "max_connections") o.limits.max_connections = int(n);
         if (key == "rollback_to") o.rollback_to = std::uint64_t(n);
         if (key == "drain_seconds") o.drain = std::chrono::seconds(n);
+        if (key == "handoffs_per_client") o.handoffs_per_client = int(n);
         return {};
     }
     if (key == "listen") {
@@ -387,6 +393,7 @@ int check_config(ResolvedConfig const& config) {
         else if (key == "max_connections") value = std::to_string(o.limits.max_connections);
         else if (key == "rollback_to") value = o.rollback_to ? std::to_string(o.rollback_to) : "(none: older releases are refused)";
         else if (key == "drain_seconds") value = std::to_string(o.drain.count());
+        else if (key == "handoffs_per_client") value = std::to_string(o.handoffs_per_client);
         else if (key == "trust") {
             for (std::size_t i = 0; i < o.trust.size(); ++i) value += (i ? "," : "") + o.trust[i];
             if (value.empty()) value = "(unsigned rules accepted)";

@@ -35,6 +35,9 @@ struct ServeOptions {
     // SIGTERM: the server stops taking requests and /readyz answers 503, requests in flight get this long to finish
     // (app.hpp, "Stopping").
     std::chrono::seconds drain{20};
+    // Open consent-page hand-offs per client (network address) and facility (usecases/handoff.hpp); 0: no per-client
+    // budget — behind a TCP balancer that passes connections through, every client has the balancer's address.
+    int handoffs_per_client = 5;
 };
 
 // One setting: its key in [serve], its flag and its environment variable.

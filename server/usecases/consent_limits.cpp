@@ -17,8 +17,8 @@ void admit_challenge(Context& x, std::string const& facility) {
     auto recent = x.db.query("SELECT COUNT(*) FROM challenges WHERE facility_code = $1 AND created_at > $2",
                              {facility, x.clock.timestamp_after(seconds(-60))});
     if (as_int(recent[0][0]) >= challenges_per_minute)
-        throw Error(Error::Kind::too_many, "token", "同意の受付が混み合っています。1分ほど待ってから、もう一度お試しください",
-                    "too many challenges for this facility URL in the last minute: retry later");
+        throw too_many("token", "同意の受付が混み合っています。1分ほど待ってから、もう一度お試しください",
+                       "too many challenges for this facility URL in the last minute: retry later", 60);
 }
 
 std::string new_passcode(Context& x, std::string const& facility, std::string const& expires) {

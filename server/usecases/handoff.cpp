@@ -4,10 +4,12 @@
 #include "core/url_token.hpp"
 #include "usecases/desk_util.hpp"
 
+#include <date/date.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
-#include <mutex>
+#include <map>
+#include <sstream>
 
 namespace kyotaku::server {
 
@@ -33,6 +35,27 @@ std::string normalized_code(std::string const& text) {
     return out;
 }
 
+// Whole seconds from the clock's now until a stored timestamp (Clock::timestamp's form) and `later`, at least 1: a
+// Retry-After.
+long long seconds_until(Clock const& clock, std::string const& at, std::chrono::seconds later = std::chrono::seconds(0)) {
+    std::istringstream in(at);
+    date::sys_time<std::chrono::microseconds> t;
+    in >> date::parse("%FT%T", t);
+    if (in.fail()) return 60;
+    auto const left = std::chrono::ceil<std::chrono::seconds>(t + later - clock.now()).count();
+    return std::max(1LL, static_cast<long long>(left));
+}
+
+// "N分" for a Retry-After, rounded up: what the patient or the staff is told to wait.
+std::string minutes_ja(long long seconds) { return std::to_string(std::max(1LL, (seconds + 59) / 60)) + "分"; }
+
+// The client whose hand-offs and wrong codes are counted; an office terminal of the facility itself is counted
+// under a name no address has, and never held back.
+constexpr char const* office = "(office terminal)";
+std::string client_of(Caller const& caller, std::string const& facility) {
+    return caller.kind == Caller::Kind::facility && caller.facility_code == facility ? office : caller.client;
+}
+
 }  // namespace
 
 struct Handoffs::Open {
@@ -45,7 +68,7 @@ std::string Handoffs::facility_of(std::string const& token) {
     return *check.facility_code;
 }
 
-json Handoffs::create(json const& body) {
+json Handoffs::create(Caller const& caller, json const& body) {
     Fields f(body, {"token", "visit_kind", "items", "identity_method", "appointment_date", "choices", "to"});
     std::string const to = f.has("to") ? f.text("to") : "staff";
     if (to != "staff" && to != "computer") throw invalid("to", "引き継ぎ先が正しくありません", "to is \"staff\" or \"computer\"");
@@ -62,25 +85,60 @@ json Handoffs::create(json const& body) {
     if (!f.optional_date("appointment_date").empty()) choices["appointment_date"] = f.optional_date("appointment_date");
 
     Context& x = x_;
+    std::string const client = client_of(caller, facility);
     std::string const at = x.now();
-    std::string const expires = x.clock.timestamp_after(to == "computer" ? computer_lifetime : lifetime);
+    // Until it is claimed a code lives briefly (claim extends it): a stranger's hand-offs are gone within minutes.
+    std::string const expires = x.clock.timestamp_after(to == "computer" ? computer_claim_within : claim_within);
     std::string const id = new_id();
     std::string code;
     transaction(x.db, [&] {
         lock_facility(x, facility);  // the count of open hand-offs and the insert: one step (3 servers made 55 of 50)
         // Expired hand-offs are kept a day (the phone may still ask), then forgotten.
         x.db.query("DELETE FROM consent_handoffs WHERE expires_at < $1", {iso_timestamp(x.clock.now() - std::chrono::hours(24))});
-        auto open = x.db.query("SELECT code FROM consent_handoffs WHERE facility_code = $1 AND expires_at > $2 AND done_at IS NULL AND cancelled_at IS NULL",
+        auto open = x.db.query("SELECT code, client, claimed_at, expires_at FROM consent_handoffs "
+                               "WHERE facility_code = $1 AND expires_at > $2 AND done_at IS NULL AND cancelled_at IS NULL ORDER BY created_at",
                                {facility, at});
-        if (int(open.size()) >= max_open)
-            throw Error(Error::Kind::too_many, "", "受付中の引き継ぎが多すぎます。しばらくしてからお試しください", "too many open hand-offs for this facility");
+        if (client != office && max_open_per_client > 0) {
+            // This client's budget: its open hand-offs at this facility; room again when the first of them ends.
+            std::vector<std::string> mine;
+            for (Row const& r : open)
+                if (as_text(r[1]) == client) mine.push_back(as_text(r[3]));
+            if (int(mine.size()) >= max_open_per_client) {
+                long long const wait = seconds_until(x.clock, *std::min_element(mine.begin(), mine.end()));
+                throw too_many("", "この機器から始めた引き継ぎが多すぎます。" + minutes_ja(wait) + "ほど待ってから、もう一度お試しください。急ぐときは、職員にお知らせください。",
+                               "this client has too many open hand-offs at this facility: retry later", wait);
+            }
+        }
+        if (client != office) {
+            // The facility's unclaimed hand-offs (its office terminals' aside): at the cap, the oldest unclaimed one of
+            // the client holding the most (two or more) gives way; a patient's single one never does.
+            std::map<std::string, int> held;
+            int unclaimed = 0;
+            for (Row const& r : open)
+                if (is_null(r[2]) && as_text(r[1]) != office) ++unclaimed, ++held[as_text(r[1])];
+            if (unclaimed >= max_open) {
+                auto most = std::max_element(held.begin(), held.end(), [](auto const& a, auto const& b) { return a.second < b.second; });
+                if (most == held.end() || most->second < 2) {
+                    std::vector<std::string> ends;
+                    for (Row const& r : open)
+                        if (is_null(r[2])) ends.push_back(as_text(r[3]));
+                    long long const wait = ends.empty() ? 60 : seconds_until(x.clock, *std::min_element(ends.begin(), ends.end()));
+                    throw too_many("", "受付中の引き継ぎが多すぎます。" + minutes_ja(wait) + "ほど待ってから、もう一度お試しください。急ぐときは、職員にお知らせください。",
+                                   "too many unclaimed hand-offs for this facility: retry later", wait);
+                }
+                x.db.query("UPDATE consent_handoffs SET cancelled_at = $3 WHERE id = (SELECT id FROM consent_handoffs WHERE facility_code = $1 AND client = $2 "
+                           "AND claimed_at IS NULL AND expires_at > $3 AND done_at IS NULL AND cancelled_at IS NULL ORDER BY created_at LIMIT 1)",
+                           {facility, most->first, at});
+            }
+        }
         for (int tries = 0; tries < 20 && code.empty(); ++tries) {
             std::string candidate = six_digits();
             if (std::none_of(open.begin(), open.end(), [&](Row const& r) { return as_text(r[0]) == candidate; })) code = candidate;
         }
         if (code.empty()) throw std::runtime_error("no free hand-off code");
-        x.db.query("INSERT INTO consent_handoffs (id, facility_code, code, choices_json, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                   {id, facility, code, choices.dump(), at, expires});
+        x.db.query("INSERT INTO consent_handoffs (id, facility_code, code, choices_json, created_at, expires_at, client, to_computer) "
+                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                   {id, facility, code, choices.dump(), at, expires, client, std::int64_t(to == "computer" ? 1 : 0)});
     });
     // The QR code opens the same facility page on the other device, with the code filled in: a PNG of one pixel per
     // module (a few hundred bytes; the page draws it larger), not an SVG of 16 KB for a phone to wait for.
@@ -124,11 +182,12 @@ json Handoffs::cancel(std::string const& handoff_id) {
     return status(handoff_id);
 }
 
-json Handoffs::claim(json const& body) {
+json Handoffs::claim(Caller const& caller, json const& body) {
     Fields f(body, {"token", "code"});
     Context& x = x_;
     std::string const facility = facility_of(f.text("token"));
     std::string const code = normalized_code(f.text("code"));
+    std::string const claimant = client_of(caller, facility);
     std::string const at = x.now();
     std::string const since = iso_timestamp(x.clock.now() - failure_window);
     std::string const secret = new_id() + new_id();
@@ -136,21 +195,30 @@ json Handoffs::claim(json const& body) {
     transaction(x.db, [&] {
         lock_facility(x, facility);  // one claim at a time: a wrong code is counted before the next is compared
         x.db.query("DELETE FROM consent_handoff_failures WHERE at <= $1", {since});
-        // Wrong codes slow the facility's claims down before any code is compared.
-        auto failures = x.db.query("SELECT COUNT(*) FROM consent_handoff_failures WHERE facility_code = $1 AND at > $2", {facility, since});
-        if (as_int(failures[0][0]) >= max_failures)
-            throw Error(Error::Kind::too_many, "code", "番号の間違いが続きました。10分ほど待ってから入れてください", "too many wrong codes; try again later");
-        auto rows = x.db.query("SELECT id, choices_json, expires_at FROM consent_handoffs WHERE facility_code = $1 AND code = $2 AND "
+        // Wrong codes slow this claimant down (this facility, this client) before any code is compared; nobody else.
+        if (claimant != office) {
+            auto failures = x.db.query("SELECT COUNT(*), MIN(at) FROM consent_handoff_failures WHERE facility_code = $1 AND claimant = $2 AND at > $3",
+                                       {facility, claimant, since});
+            if (as_int(failures[0][0]) >= max_failures) {
+                long long const wait = seconds_until(x.clock, as_text(failures[0][1]), failure_window);  // the first leaves the window
+                throw too_many("code", "番号の間違いが続いたため、この機器からは、しばらく番号を入れられません。" + minutes_ja(wait) +
+                                           "ほど待ってから、患者さんのスマートフォンに出ている6けたの番号を入れてください。",
+                               "too many wrong codes from this client: retry later", wait);
+            }
+        }
+        auto rows = x.db.query("SELECT id, choices_json, to_computer FROM consent_handoffs WHERE facility_code = $1 AND code = $2 AND "
                                "expires_at > $3 AND done_at IS NULL AND cancelled_at IS NULL",
                                {facility, code, at});
         if (rows.empty()) {
-            x.db.query("INSERT INTO consent_handoff_failures (facility_code, at) VALUES ($1, $2)", {facility, at});
+            x.db.query("INSERT INTO consent_handoff_failures (facility_code, at, claimant) VALUES ($1, $2, $3)", {facility, at, claimant});
             return;  // committed: the failure counts
         }
-        auto claimed = x.db.query("UPDATE consent_handoffs SET claimed_at = $2, claim_hash = $3 WHERE id = $1 AND claimed_at IS NULL RETURNING id",
-                                  {as_text(rows[0][0]), at, sha256_hex(secret)});
-        if (claimed.empty()) throw conflict("code", "この番号は、ほかの端末が引き継ぎました", "this code was already claimed by another device");
-        answer = json{{"claim", secret}, {"choices", json::parse(as_text(rows[0][1]))}, {"expires_at", as_text(rows[0][2])}};
+        // Claimed, the card step has its own time from now.
+        std::string const expires = x.clock.timestamp_after(as_int(rows[0][2]) ? computer_lifetime : lifetime);
+        auto claimed = x.db.query("UPDATE consent_handoffs SET claimed_at = $2, claim_hash = $3, expires_at = $4 WHERE id = $1 AND claimed_at IS NULL RETURNING id",
+                                  {as_text(rows[0][0]), at, sha256_hex(secret), expires});
+        if (claimed.empty()) throw conflict("code", "この番号は、ほかの機器が引き継ぎました", "this code was already claimed by another device");
+        answer = json{{"claim", secret}, {"choices", json::parse(as_text(rows[0][1]))}, {"expires_at", expires}};
     });
     if (!answer) throw not_found("code", "番号が違います", "no open hand-off has this code");
     return *answer;

@@ -171,7 +171,7 @@ SettingsDesk::TokenCheck SettingsDesk::check_token(std::string const& token) {
         return out;
     }
     if (!is_null(key[0][1])) {
-        out.reason = {"この URL は使えなくなりました (鍵の更新)", "the facility URL is not valid: its key was retired"};
+        out.reason = {"この URL は、安全のために使えなくなりました", "the facility URL is not valid: its key was retired"};
         return out;
     }
     auto gen = x_.db.query("SELECT f.name, u.generation FROM facilities f JOIN facility_url u ON u.facility_code = f.code WHERE f.code = $1",
@@ -181,7 +181,8 @@ SettingsDesk::TokenCheck SettingsDesk::check_token(std::string const& token) {
         return out;
     }
     if (std::uint32_t(as_int(gen[0][1])) != claims->generation) {
-        out.reason = {"この URL は変更されました。施設から新しい URL か QR コードを受け取ってください",
+        // What happened only: the page that shows it says once what to do next.
+        out.reason = {"この URL は変更されました",
                       "the facility URL is not valid: the facility changed it"};
         return out;
     }

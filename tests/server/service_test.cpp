@@ -494,6 +494,12 @@ TEST_F(ServerFixture, FacilityUrlOpensThePageUntilItIsChangedOrItsKeyRetired) {
     auto old_page = call(Caller{}, "GET", path);
     EXPECT_EQ(old_page.status, 404);
     EXPECT_NE(old_page.body.find("この URL は変更されました"), std::string::npos);
+    auto const said = [](std::string const& text, std::string const& words) {
+        int n = 0;
+        for (auto at = text.find(words); at != std::string::npos; at = text.find(words, at + 1)) ++n;
+        return n;
+    };
+    EXPECT_EQ(said(old_page.body, "受け取ってください"), 1) << "the next step once, not twice: " << old_page.body;
     EXPECT_EQ(call(Caller{}, "GET", changed.substr(changed.find("/c/"))).status, 200);
     // Retiring the server key revokes every URL sealed with it.
     EXPECT_EQ(call(a, "POST", "/api/v1/admin/url-keys/rotate").status, 403);
@@ -501,6 +507,7 @@ TEST_F(ServerFixture, FacilityUrlOpensThePageUntilItIsChangedOrItsKeyRetired) {
     auto revoked = call(Caller{}, "GET", changed.substr(changed.find("/c/")));
     EXPECT_EQ(revoked.status, 404);
     EXPECT_NE(revoked.body.find("使えなくなりました"), std::string::npos);
+    EXPECT_EQ(revoked.body.find("鍵"), std::string::npos) << "no jargon for patients: " << revoked.body;
     auto fresh = body(call(a, "GET", "/api/v1/url"))["url"].get<std::string>();
     EXPECT_EQ(call(Caller{}, "GET", fresh.substr(fresh.find("/c/"))).status, 200);
     // Garbage and another facility's URL are just that.

@@ -16,10 +16,17 @@
 
 namespace kyotaku {
 
+struct GeneratedRules;
+
 class JsonlEvaluator {
 public:
-    explicit JsonlEvaluator(std::shared_ptr<Program const> program);
+    // With `compiled` (kyotaku/generated.hpp) built from the same rule set (GeneratedRules::matches), the decisions
+    // are made by that code instead of the interpreter — the same answers, byte for byte, in about a third of the
+    // time; otherwise `compiled` is not used.
+    explicit JsonlEvaluator(std::shared_ptr<Program const> program, GeneratedRules const* compiled = nullptr);
     ~JsonlEvaluator();
+    // Whether the compiled rules answer (false: the interpreter).
+    bool compiled() const;
 
     // Accepts these keys too and ignores them (kyotaku diff: the other rule set's facts).
     void allow_keys(std::vector<std::string> keys);
