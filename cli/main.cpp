@@ -20,6 +20,12 @@
 #include <map>
 #include <sstream>
 
+// The official rules compiled into this command (cli/CMakeLists.txt): `kyotaku eval` decides with them when its
+// --rules are these rules.
+namespace kyotaku::cli {
+extern kyotaku::GeneratedRules const generated_rules;
+}
+
 namespace {
 
 using namespace kyotaku;
@@ -72,12 +78,12 @@ struct Input {
     Input& operator=(Input const&) = delete;
 };
 
-int cmd_eval(std::string const& rules, std::string const& input, std::vector<std::string> const& trust) {
+int cmd_eval(std::string const& rules, std::string const& input, std::vector<std::string> const& trust, bool interpret) {
     auto program = load_or_report(rules, trust);
     if (!program) return 2;
     Input in(input);
     if (!in.file) return 2;
-    JsonlEvaluator ev(program);
+    JsonlEvaluator ev(program, interpret ? nullptr : &kyotaku::cli::generated_rules);
     ev.run(in.file, stdout);
     return 0;
 }
@@ -331,7 +337,7 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", std::string("kyotaku ") + KYOTAKU_VERSION + " (" + compiler_version + ")",
                          "版を表示して終わる / print the version and exit");
     std::string rules = "rules", input, json, output, sources;
-    bool verbose = false, write = false, check = false, strict = false, full = false, check_json = false;
+    bool verbose = false, write = false, check = false, strict = false, full = false, check_json = false, interpret = false;
     std::vector<std::string> files, trust;
     auto add_trust = [&](CLI::App* cmd) {
         cmd->add_option("--trust", trust,
@@ -343,6 +349,9 @@ int main(int argc, char** argv) {
     eval->add_option("--rules", rules, "ルールのディレクトリ、.rules ファイル、またはバンドル / rules directory, file or bundle")->capture_default_str();
     eval->add_option("--input,-i", input, "入力ファイル (既定: 標準入力) / input file (default: stdin)");
     add_trust(eval);
+    eval->add_flag("--interpret", interpret,
+                   "組み込みの公式ルール (C++) を使わずインタプリタで判定 (答えは同じ) / decide with the interpreter even when the "
+                   "rules are the official rules built into this command (the answers are the same)");
 
     auto* test = app.add_subcommand("test", "ルールファイル内のテストを実行する / run the tests written in rule files");
     test->add_option("rules", rules, "ルールのディレクトリ / rules directory")->capture_default_str();
@@ -453,7 +462,7 @@ int main(int argc, char** argv) {
     } catch (CLI::ParseError const& e) {
         return app.exit(e);
     }
-    if (*eval) return cmd_eval(rules, input, trust);
+    if (*eval) return cmd_eval(rules, input, trust, interpret);
     if (*test) return cmd_test(rules, verbose, trust);
     if (*chk) return cmd_check(rules, strict, check_json);
     if (*exp) return cmd_explain(rules, json, input, full, trust);

@@ -2,6 +2,8 @@
 // written by hand into one reusable buffer, with the JSON spellings of names and enum values prepared once.
 #include "kyotaku/jsonl.hpp"
 
+#include "kyotaku/generated.hpp"
+
 #if KYOTAKU_JSONL_SIMDJSON
 #include <simdjson.h>
 #else
@@ -203,8 +205,18 @@ struct JsonlEvaluator::Impl {
     std::string id_json;
     std::string padded;  // a copy of a line with simdjson's padding, when the caller's buffer has none
     std::string unescaped;  // where strings with escapes are unescaped (the line's size and padding)
+    // The rules compiled ahead of time, when they are these rules: they decide, with their memo of the record
+    // (for the reasons' values) and its outcomes; the evaluator then only renders texts.
+    GeneratedRules const* compiled = nullptr;
+    std::unique_ptr<std::max_align_t[]> memo;
+    std::vector<Outcome> outcomes;
 
-    explicit Impl(std::shared_ptr<Program const> p) : program(p), evaluator(p), facts(*p) {
+    explicit Impl(std::shared_ptr<Program const> p, GeneratedRules const* c) : program(p), evaluator(p), facts(*p) {
+        if (c && c->matches(*p) && c->evaluate_into && c->slot_value && c->memo_size > 0) {
+            compiled = c;
+            memo.reset(new std::max_align_t[(c->memo_size + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t)]);
+            outcomes.resize(p->outputs.size());
+        }
         for (auto s : p->outputs) {
             std::string k;
             append_json_string(k, p->slots[s].name);
@@ -249,6 +261,11 @@ struct JsonlEvaluator::Impl {
 #else
     std::string read(std::string_view json, Activation& out, std::string& id);
 #endif
+    void decide() {
+        if (compiled) compiled->evaluate_into(facts, evaluator.params().data(), outcomes.data(), memo.get());
+        else evaluator.evaluate(facts);
+    }
+    Outcome const& outcome(std::size_t o) const { return compiled ? outcomes[o] : evaluator.outcome(o); }
     void write_outcomes(std::string& out);
     void append_value(std::string& out, Type type, std::int64_t value);
     void write_missing_and_versions(std::string& out, bool any_missing, bool any_version);
@@ -622,7 +639,7 @@ void JsonlEvaluator::Impl::write_outcomes(std::string& out) {
     auto const& outputs = program->outputs;
     bool any_missing = false, any_version = false;
     for (std::size_t o = 0; o < outputs.size(); ++o) {
-        Outcome const& oc = evaluator.outcome(o);
+        Outcome const& oc = outcome(o);
         auto const& slot = program->slots[outputs[o]];
         if (oc.status != Status::ok) {
             out += null_field[o];
@@ -670,7 +687,8 @@ void JsonlEvaluator::Impl::append_value(std::string& out, Type type, std::int64_
             }
             case TypeKind::Text:
                 text.clear();
-                evaluator.append_text(text, value, facts);
+                if (compiled) evaluator.append_text(text, value, facts, compiled->slot_value, memo.get());
+                else evaluator.append_text(text, value, facts);
                 append_json_string(out, text);
                 break;
             case TypeKind::MonthSet:
@@ -685,7 +703,7 @@ void JsonlEvaluator::Impl::write_missing_and_versions(std::string& out, bool any
         out += ",\"missing\":{";
         bool first = true;
         for (std::size_t o = 0; o < outputs.size(); ++o) {
-            Outcome const& oc = evaluator.outcome(o);
+            Outcome const& oc = outcome(o);
             if (oc.status == Status::ok) continue;
             if (!first) out += ',';
             first = false;
@@ -712,7 +730,7 @@ void JsonlEvaluator::Impl::write_missing_and_versions(std::string& out, bool any
         out += ",\"versions\":{";
         bool first = true;
         for (std::size_t o = 0; o < outputs.size(); ++o) {
-            Outcome const& oc = evaluator.outcome(o);
+            Outcome const& oc = outcome(o);
             auto const& slot = program->slots[outputs[o]];
             if (oc.status != Status::ok || slot.versions.empty()) continue;
             if (!first) out += ',';
@@ -725,8 +743,10 @@ void JsonlEvaluator::Impl::write_missing_and_versions(std::string& out, bool any
     out += "}\n";
 }
 
-JsonlEvaluator::JsonlEvaluator(std::shared_ptr<Program const> program) : impl_(std::make_unique<Impl>(std::move(program))) {}
+JsonlEvaluator::JsonlEvaluator(std::shared_ptr<Program const> program, GeneratedRules const* compiled)
+    : impl_(std::make_unique<Impl>(std::move(program), compiled)) {}
 JsonlEvaluator::~JsonlEvaluator() = default;
+bool JsonlEvaluator::compiled() const { return impl_->compiled != nullptr; }
 
 std::string JsonlEvaluator::read_facts(std::string_view line, Activation& facts, std::string& id_json) {
 #if KYOTAKU_JSONL_SIMDJSON
@@ -755,7 +775,7 @@ void JsonlEvaluator::answer_line(std::string_view line, std::string& out) {
         out += "}\n";
         return;
     }
-    impl_->evaluator.evaluate(impl_->facts);
+    impl_->decide();
     impl_->write_outcomes(out);
 }
 
@@ -827,7 +847,7 @@ JsonlEvaluator::Stats JsonlEvaluator::run(std::FILE* in, std::FILE* out) {
                 append_json_string(output, err);
                 output += "}\n";
             } else {
-                impl_->evaluator.evaluate(impl_->facts);
+                impl_->decide();
                 impl_->write_outcomes(output);
             }
         }

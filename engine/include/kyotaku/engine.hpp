@@ -202,6 +202,12 @@ public:
     // The same two, appended to `out` (no string of their own: for writers of many answers).
     void append_value(std::string& out, Type type, std::int64_t value, Activation const& facts);
     void append_text(std::string& out, std::int64_t text, Activation const& facts, bool with_location = true);
+    // The same with the values of lets and decisions taken from elsewhere (rules compiled ahead of time,
+    // GeneratedRules::slot_value with its memo): `value(context, slot, v)` gives a slot's value, false when null.
+    using SlotValue = bool (*)(void* context, std::uint32_t slot, std::int64_t& value);
+    void append_text(std::string& out, std::int64_t text, Activation const& facts, SlotValue value, void* context);
+    // The named parameters' values, in Program order (what GeneratedRules' functions take as `params`).
+    std::span<std::int64_t const> params() const { return params_; }
 
     void set_trace(std::vector<TraceEvent>* trace) { trace_ = trace; }
 
@@ -227,6 +233,8 @@ private:
     bool no_version_ = false;
     std::uint32_t failed_slot_ = 0;
     std::vector<TraceEvent>* trace_ = nullptr;
+    SlotValue slot_value_ = nullptr;  // with append_text(…, value, context): where the slots' values come from
+    void* slot_context_ = nullptr;
     struct Frame {
         std::uint32_t return_pc;
         std::uint32_t slot;
