@@ -12,13 +12,13 @@
 
 #include <bit>
 #include <charconv>
-#include <condition_variable>
-#include <mutex>
-#include <thread>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <date/date.h>
+#include <mutex>
+#include <thread>
 
 namespace kyotaku {
 

@@ -19,8 +19,8 @@ struct GeneratedRules;
 class JsonlEvaluator {
 public:
     // With `compiled` (kyotaku/generated.hpp) built from the same rule set (GeneratedRules::matches), the decisions
-    // are made by that code instead of the interpreter — the same answers, byte for byte, in about a third of the
-    // time; otherwise `compiled` is not used.
+    // are made by that code instead of the interpreter — the same answers, byte for byte, decided in about a third of
+    // the interpreter's time; otherwise `compiled` is not used.
     explicit JsonlEvaluator(std::shared_ptr<Program const> program, GeneratedRules const* compiled = nullptr);
     ~JsonlEvaluator();
     // Whether the compiled rules answer (false: the interpreter).
