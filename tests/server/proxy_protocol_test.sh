@@ -14,16 +14,7 @@ start_server "$work/serve.log" "$kyotaku" serve --tls-dir "$work/pki" --db "$wor
     --proxy-protocol-from 127.0.0.1
 direct=$U
 
-# A port no one listens on now, below the ephemeral range.
-lb=$(/usr/bin/python3 -c '
-import random, socket
-for _ in range(500):
-    p = random.randint(20000, 32000)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); s.close(); print(p); break
-    except OSError:
-        s.close()')
+lb=$(free_port)
 printf 'global\n    maxconn 100\ndefaults\n    mode tcp\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n' > "$work/haproxy.cfg"
 printf 'frontend f\n    bind 127.0.0.1:%s\n    default_backend b\nbackend b\n    server k0 127.0.0.1:%s send-proxy\n' "$lb" "$port" >> "$work/haproxy.cfg"
 haproxy -db -f "$work/haproxy.cfg" > "$work/haproxy.log" 2>&1 &
