@@ -247,7 +247,7 @@ uploads)
     check "the other facility's requests are answered meanwhile" says "B's request without a large body: 200"
     check "a spooled upload takes its size from the spool budget" says "spool taken 60 MiB"
     check "a spooled upload beyond the spool budget is a 503 with Retry-After" says "B's second spooled upload of 60 MiB (40 MiB left): 503 $refusal"
-    check "an upload within what is left goes to its route (400: its body is spaces)" says "B's upload of 5 MiB (10 MiB left) answered by its route: 400"
+    check "an upload within what is left goes to its route (400: its body is not JSON)" says "B's upload of 5 MiB (10 MiB left) answered by its route: 400"
     check "the uploads held are answered by their routes once sent whole" grep -qE "^budget: the uploads held, sent whole, answered by their routes: 4[0-9]{2} 4[0-9]{2} 4[0-9]{2} 4[0-9]{2}$" <<< "$out"
     check "every byte and place is given back" says "afterwards: uploads open 0, memory taken 0, spool taken 0"
     check "and a large upload is taken again" says "B's upload of 50 MiB now answered by its route: 400"
