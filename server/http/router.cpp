@@ -3,6 +3,7 @@
 #include "storage/faults.hpp"
 
 #include "core/url_token.hpp"
+#include "http/api_json.hpp"
 #include "http/json_codec.hpp"
 #include "ops/observability.hpp"
 #include "ops/runtime.hpp"
@@ -87,57 +88,53 @@ std::vector<Route> const& routes() {
              return HttpResult{200, "text/plain; version=0.0.4; charset=utf-8", r.site.runtime->metrics_text()};
          }},
         {"POST", "/api/v1/admin/facilities", A::operator_,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.admin.create_facility(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.admin.create_facility(c, api_json::new_facility(parse_json_body(r.body))))); }},
         {"POST", "/api/v1/admin/insured-persons", A::operator_,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.admin.add_insured_person(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.admin.add_insured_person(c, api_json::new_insured_person(parse_json_body(r.body))))); }},
         {"POST", "/api/v1/admin/consents", A::operator_,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.admin.add_consent(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, json{{"id", s.admin.add_consent(c, api_json::test_consent(parse_json_body(r.body)))}}); }},
         {"GET", "/api/v1/admin/consents", A::operator_,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.admin.list_consents(c, query_param(r.target, "facility_code"))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.admin.list_consents(c, query_param(r.target, "facility_code")))); }},
         {"POST", "/api/v1/admin/medical-records", A::operator_,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.admin.add_medical_record(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, json{{"id", s.admin.add_medical_record(c, api_json::new_medical_record(parse_json_body(r.body)))}}); }},
         {"POST", "/api/v1/admin/url-keys/rotate", A::operator_,
-         [](Service& s, Caller const& c, Request const&) { return json_result(200, s.admin.rotate_url_key(c)); }},
+         [](Service& s, Caller const& c, Request const&) { return json_result(200, json{{"key_version", s.admin.rotate_url_key(c)}}); }},
         {"POST", "/api/v1/admin/cards", A::operator_,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.admin.register_card(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, json{{"fingerprint", s.admin.register_card(c, api_json::card_registration(parse_json_body(r.body)))}}); }},
         {"POST", "/api/v1/admin/clock", A::operator_,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.admin.set_clock(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, json{{"today", s.admin.set_clock(c, api_json::clock_day(parse_json_body(r.body)))}}); }},
         {"GET", "/api/v1/consent/page", A::anyone,
-         [](Service& s, Caller const&, Request const& r) { return json_result(200, s.consent.page(query_param(r.target, "token"))); }},
+         [](Service& s, Caller const&, Request const& r) { return json_result(200, api_json::to_json(s.consent.page(query_param(r.target, "token")))); }},
         {"POST", "/api/v1/consent/challenge", A::anyone,
-         [](Service& s, Caller const&, Request const& r) { return json_result(201, s.consent.issue_challenge(parse_json_body(r.body))); }},
+         [](Service& s, Caller const&, Request const& r) { return json_result(201, api_json::to_json(s.consent.issue_challenge(api_json::challenge_token(parse_json_body(r.body))))); }},
         {"POST", "/api/v1/consent/register", A::anyone,
          [](Service& s, Caller const&, Request const& r) {
-             int status = 201;
-             json out = s.consent.register_consent(parse_json_body(r.body), status);
-             return json_result(status, out);
+             return api_json::registered(s.consent.register_consent(api_json::consent_registration(parse_json_body(r.body))));
          }},
         // 引き継ぎ (hand-off) to the staff's device with a reader: handoff.hpp.
         {"POST", "/api/v1/consent/handoff", A::anyone,
-         [](Service& s, Caller const&, Request const& r) { return json_result(201, s.handoffs().create(parse_json_body(r.body))); }},
+         [](Service& s, Caller const&, Request const& r) { return json_result(201, api_json::to_json(s.handoffs().create(api_json::handoff_start(parse_json_body(r.body))))); }},
         {"POST", "/api/v1/consent/handoff/claim", A::anyone,
-         [](Service& s, Caller const&, Request const& r) { return json_result(200, s.handoffs().claim(parse_json_body(r.body))); }},
+         [](Service& s, Caller const&, Request const& r) { return json_result(200, std::apply([&](auto const&... a) { return api_json::to_json(s.handoffs().claim(a...)); }, api_json::handoff_claim(parse_json_body(r.body)))); }},
         {"POST", "/api/v1/consent/handoff/challenge", A::anyone,
-         [](Service& s, Caller const&, Request const& r) { return json_result(201, s.handoffs().challenge(parse_json_body(r.body))); }},
+         [](Service& s, Caller const&, Request const& r) { return json_result(201, std::apply([&](auto const&... a) { return api_json::to_json(s.handoffs().challenge(a...)); }, api_json::handoff_challenge(parse_json_body(r.body)))); }},
         {"POST", "/api/v1/consent/handoff/register", A::anyone,
          [](Service& s, Caller const&, Request const& r) {
-             int status = 201;
-             json out = s.handoffs().register_consent(parse_json_body(r.body), status);
-             return json_result(status, out);
+             return api_json::registered(s.handoffs().register_consent(api_json::handoff_registration(parse_json_body(r.body))));
          }},
         {"GET", "/api/v1/consent/handoff/{handoff_id}", A::anyone,
-         [](Service& s, Caller const&, Request const& r) { return json_result(200, s.handoffs().status(r.params[0])); }},
+         [](Service& s, Caller const&, Request const& r) { return json_result(200, api_json::to_json(s.handoffs().status(r.params[0]))); }},
         {"POST", "/api/v1/consent/handoff/{handoff_id}/cancel", A::anyone,
-         [](Service& s, Caller const&, Request const& r) { return json_result(200, s.handoffs().cancel(r.params[0])); }},
+         [](Service& s, Caller const&, Request const& r) { return json_result(200, api_json::to_json(s.handoffs().cancel(r.params[0]))); }},
         {"POST", "/api/v1/visual-passcode", A::facility,
-         [](Service& s, Caller const& c, Request const&) { return json_result(201, s.consent.visual_passcode(c)); }},
-        {"GET", "/api/v1/whoami", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.whoami(c)); }},
-        {"GET", "/api/v1/settings", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.get(c)); }},
+         [](Service& s, Caller const& c, Request const&) { return json_result(201, api_json::to_json(s.consent.visual_passcode(c))); }},
+        {"GET", "/api/v1/whoami", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.settings.whoami(c))); }},
+        {"GET", "/api/v1/settings", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.settings.get(c))); }},
         {"PUT", "/api/v1/settings", A::manager,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.settings.put(c, parse_json_body(r.body))); }},
-        {"GET", "/api/v1/settings/audit", A::manager, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.audit(c)); }},
-        {"GET", "/api/v1/url", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.url(c)); }},
-        {"POST", "/api/v1/url/change", A::manager, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.change_url(c)); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.settings.put(c, api_json::settings_change(parse_json_body(r.body))))); }},
+        {"GET", "/api/v1/settings/audit", A::manager, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.settings.audit(c))); }},
+        {"GET", "/api/v1/url", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.settings.url(c))); }},
+        {"POST", "/api/v1/url/change", A::manager, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.settings.change_url(c))); }},
         {"GET", "/api/v1/url/qr.svg", A::facility,
          [](Service& s, Caller const& c, Request const&) { return HttpResult{200, "image/svg+xml", qr_svg(s.settings.url_text(c))}; }},
         {"GET", "/api/v1/url/qr.png", A::facility,
@@ -145,16 +142,16 @@ std::vector<Route> const& routes() {
         {"POST", "/api/v1/admin/claim-reviews", A::operator_,
          [](Service& s, Caller const& c, Request const& r) {
              require_csv(r);
-             return json_result(200, s.admin.import_claim_reviews(c, r.body));
+             return json_result(200, api_json::to_json(s.admin.import_claim_reviews(c, r.body)));
          }},
         {"POST", "/api/v1/reinquiry", A::facility,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.inquiry.reinquiry(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.inquiry.reinquiry(c, api_json::eligibility_query(parse_json_body(r.body))))); }},
         {"POST", "/api/v1/medical-info", A::facility_or_mobile,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.inquiry.view_medical_info(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.inquiry.view_medical_info(c, api_json::medical_info_query(parse_json_body(r.body))))); }},
         {"POST", "/api/v1/withdrawal/lookup", A::manager,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.withdrawal.lookup(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.withdrawal.lookup(c, api_json::withdrawal_lookup(parse_json_body(r.body))))); }},
         {"POST", "/api/v1/withdrawal", A::manager,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.withdrawal.withdraw(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.withdrawal.withdraw(c, api_json::withdrawal(parse_json_body(r.body))))); }},
         {"POST", "/api/v1/batch/reinquiry", A::facility,
          [](Service& s, Caller const& c, Request const& r) {
              require_csv(r);
@@ -180,20 +177,19 @@ std::vector<Route> const& routes() {
          }},
         {"POST", "/api/v1/reference-numbers", A::facility,
          [](Service& s, Caller const& c, Request const& r) {
-             if (r.content_type.rfind("text/csv", 0) == 0) return json_result(200, s.inquiry.register_reference_numbers_csv(c, r.body));
-             int status = 201;
-             json out = s.inquiry.register_reference_number(c, parse_json_body(r.body), status);
-             return json_result(status, out);
+             if (r.content_type.rfind("text/csv", 0) == 0)
+                 return json_result(200, api_json::to_json(s.inquiry.register_reference_numbers_csv(c, r.body)));
+             return api_json::registered(s.inquiry.register_reference_number(c, api_json::reference_registration(parse_json_body(r.body))));
          }},
         {"POST", "/api/v1/fallback-verifications", A::facility,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.ledger.record_fallback(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.ledger.record_fallback(c, api_json::fallback_verification(parse_json_body(r.body))))); }},
         {"POST", "/api/v1/devices", A::manager,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.ledger.add_device(c, parse_json_body(r.body))); }},
-        {"GET", "/api/v1/devices", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.ledger.list_devices(c)); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.ledger.add_device(c, api_json::new_device(parse_json_body(r.body))))); }},
+        {"GET", "/api/v1/devices", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.ledger.list_devices(c))); }},
         {"POST", "/api/v1/devices/{device_id}/checks", A::manager,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.ledger.add_check(c, r.params[0], parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.ledger.add_check(c, r.params[0], api_json::new_device_check(parse_json_body(r.body))))); }},
         {"GET", "/api/v1/devices/{device_id}/checks", A::facility,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.ledger.checks(c, r.params[0])); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.ledger.checks(c, r.params[0]))); }},
         {"POST", "/api/v1/oqs/OQSmuquc01req", A::facility, xml_file<&OqsDesk::bulk_upload>},
         {"POST", "/api/v1/oqs/OQSmuhvq01req", A::facility, xml_file<&OqsDesk::consented_upload_home_care>},
         {"POST", "/api/v1/oqs/OQSmuonq01req", A::facility, xml_file<&OqsDesk::consented_upload_online>},
@@ -203,11 +199,11 @@ std::vector<Route> const& routes() {
         {"POST", "/api/v1/oqs/OQSmuquc02req", A::facility, xml_file<&OqsDesk::bulk_download>},
         {"GET", "/api/v1/history/inquiries", A::facility,
          [](Service& s, Caller const& c, Request const& r) {
-             return json_result(200, s.inquiry.inquiry_history(c, query_param(r.target, "from"), query_param(r.target, "to")));
+             return json_result(200, api_json::to_json(s.inquiry.inquiry_history(c, query_param(r.target, "from"), query_param(r.target, "to"))));
          }},
         {"GET", "/api/v1/history/viewings", A::facility,
          [](Service& s, Caller const& c, Request const& r) {
-             return json_result(200, s.inquiry.viewing_history(c, query_param(r.target, "from"), query_param(r.target, "to")));
+             return json_result(200, api_json::to_json(s.inquiry.viewing_history(c, query_param(r.target, "from"), query_param(r.target, "to"))));
          }},
     };
     return all;

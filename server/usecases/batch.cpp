@@ -1,5 +1,6 @@
 // 資格確認一括照会 (batch re-inquiry): an upload becomes a job with a row per patient, answered in the background
 // in chunks, each row by the same eligibility answer as an individual request (decided on the day it is answered).
+#include "formats/eligibility_json.hpp"
 #include "usecases/desk_util.hpp"
 
 #include <algorithm>
@@ -182,10 +183,13 @@ std::function<std::string()> BatchDesk::result_pages(Caller const& c, std::strin
 }
 
 namespace {
+// The fields of a stored row (batch_rows.request_json): a CSV line's or an OQS file's search info.
+std::initializer_list<std::string_view> const batch_row_fields{"arbitrary_identifier", "insurer_number", "symbol", "number", "branch",
+                                                                   "birthdate", "echo"};
+
 // An answer for a row, as JSON text: the same as an individual request's, plus the row's own fields.
 std::string answer_row(Context& x, DecisionPath& decisions, Records& records, FacilityInfo const* facility, std::string const& category,
-                       std::string const& query_date, std::string const& request_text) {
-    json request = json::parse(request_text, nullptr, false);
+                       std::string const& query_date, json const& request) {
     json result;
     if (request.is_discarded() || !request.is_object() || request.contains("malformed") || !facility) {
         Message const columns{"6列 (arbitrary_identifier,insurer_number,symbol,number,branch,birthdate) が必要です",
@@ -194,9 +198,9 @@ std::string answer_row(Context& x, DecisionPath& decisions, Records& records, Fa
         return result.dump();
     }
     try {
-        Fields f(request, {"arbitrary_identifier", "insurer_number", "symbol", "number", "branch", "birthdate", "echo"});
+        Fields f(request, batch_row_fields);
         Lookup who{card_from(f), {}, {}};
-        result = InquiryDesk::answer_eligibility(x, decisions, records, *facility, who, category, query_date, nullptr);
+        result = eligibility_answer_json(InquiryDesk::answer_eligibility(x, decisions, records, *facility, who, category, query_date, nullptr));
         result["processing_result_status"] = 1;
     } catch (Error const& e) {
         result = json{{"error", e.what()}, {"field", e.field}, {"processing_result_status", 2}};
@@ -319,12 +323,14 @@ int BatchDesk::process_chunk(int max_rows) {
                                 "AND NOT EXISTS (SELECT 1 FROM batch_results x WHERE x.reception_number = r.reception_number AND x.row_no = r.row_no) "
                                 "ORDER BY r.row_no",
                                 {reception, chunk->first, chunk->last});
+        // Each stored row is parsed once: its card for the prefetch, then its answer.
         std::vector<Card> cards;
+        std::vector<json> requests;
+        requests.reserve(rows.size());
         for (auto const& r : rows) {
-            json request = json::parse(as_text(r[1]), nullptr, false);
+            json const& request = requests.emplace_back(json::parse(as_text(r[1]), nullptr, false));
             try {
-                if (request.is_object() && request.contains("insurer_number"))
-                    cards.push_back(card_from(Fields(request, {"arbitrary_identifier", "insurer_number", "symbol", "number", "branch", "birthdate", "echo"})));
+                if (request.is_object() && request.contains("insurer_number")) cards.push_back(card_from(Fields(request, batch_row_fields)));
             } catch (Error const&) {
             }
         }
@@ -335,9 +341,9 @@ int BatchDesk::process_chunk(int max_rows) {
         std::vector<std::string> answers;
         row_nos.reserve(rows.size());
         answers.reserve(rows.size());
-        for (auto const& r : rows) {
-            row_nos.push_back(as_int(r[0]));
-            answers.push_back(answer_row(x_, decisions, records, facility ? &*facility : nullptr, category, query_date, as_text(r[1])));
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+            row_nos.push_back(as_int(rows[i][0]));
+            answers.push_back(answer_row(x_, decisions, records, facility ? &*facility : nullptr, category, query_date, requests[i]));
         }
         if (on_chunk_ready) on_chunk_ready();
         // Interactive requests in flight finish first; then one short write, unless another worker answered the chunk.

@@ -24,7 +24,8 @@ inline void require_manager(Caller const& c) {
 }
 
 // The card fields of a request, canonical and validated (insurer_number, symbol, number, branch, birthdate).
-Card card_from(Fields const& f);
+Card card_from(CardFields const& f);
+inline Card card_from(Fields const& f) { return card_from(card_fields(f)); }
 
 // One line of a CSV file split at commas (the files of this system quote nothing).
 std::vector<std::string> split_csv_line(std::string const& line);

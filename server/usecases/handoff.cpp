@@ -2,6 +2,7 @@
 
 #include "core/card_signature.hpp"
 #include "core/url_token.hpp"
+#include "formats/fields.hpp"
 
 #include <openssl/rand.h>
 
@@ -32,6 +33,21 @@ std::string normalized_code(std::string const& text) {
     return out;
 }
 
+// The choices as the hand-off row keeps them (consent_handoffs.choices_json).
+std::string stored(HandoffChoices const& c) {
+    json out{{"visit_kind", c.visit_kind}, {"identity_method", c.identity_method}, {"items", c.items}};
+    if (c.choices) out["choices"] = *c.choices;
+    if (c.appointment_date) out["appointment_date"] = *c.appointment_date;
+    return out.dump();
+}
+HandoffChoices choices_of(std::string const& stored_text) {
+    json const j = json::parse(stored_text);
+    HandoffChoices c{j.at("visit_kind"), j.at("identity_method"), j.at("items"), std::nullopt, std::nullopt};
+    if (j.contains("choices")) c.choices = j["choices"].get<std::vector<std::string>>();
+    if (j.contains("appointment_date")) c.appointment_date = j["appointment_date"].get<std::string>();
+    return c;
+}
+
 }  // namespace
 
 struct Handoffs::Open {
@@ -44,21 +60,21 @@ std::string Handoffs::facility_of(std::string const& token) {
     return *check.facility_code;
 }
 
-json Handoffs::create(json const& body) {
-    Fields f(body, {"token", "visit_kind", "items", "identity_method", "appointment_date", "choices", "to"});
-    std::string const to = f.has("to") ? f.text("to") : "staff";
+HandoffCreated Handoffs::create(HandoffStart const& start) {
+    std::string const to = start.to.value_or("staff");
     if (to != "staff" && to != "computer") throw invalid("to", "引き継ぎ先が正しくありません", "to is \"staff\" or \"computer\"");
     auto const rules = x_.rules();
     Program const& program = *rules->program;
-    std::string const facility = facility_of(f.text("token"));
+    std::string const facility = facility_of(start.token);
     // The choices as the phone's flow made them; the registration checks them against the rules again.
-    json choices{{"visit_kind", f.enum_value(program, "visit_kind", "visit_kind")}, {"identity_method", f.text("identity_method")}};
-    if (rules->value_index_of_slot(rules->slot.identity_methods, choices["identity_method"].get<std::string>()) < 0)
+    HandoffChoices choices{enum_value(program, "visit_kind", "visit_kind", start.choices.visit_kind), start.choices.identity_method, {},
+                           std::nullopt, std::nullopt};
+    if (rules->value_index_of_slot(rules->slot.identity_methods, choices.identity_method) < 0)
         throw invalid("identity_method", "本人確認の方法が正しくありません", "unknown identity method");
-    choices["items"] = f.enum_list(program, "items", "consented_items");
+    choices.items = enum_list(program, "items", "consented_items", start.choices.items);
     // The consent choices the patient ticked (同意の選択肢), so that the staff's device shows them as chosen.
-    if (f.has("choices")) choices["choices"] = f.enum_list(program, "choices", "consent_choice");
-    if (!f.optional_date("appointment_date").empty()) choices["appointment_date"] = f.optional_date("appointment_date");
+    if (start.consent_choices) choices.choices = enum_list(program, "choices", "consent_choice", *start.consent_choices);
+    if (start.choices.appointment_date) choices.appointment_date = iso_date("appointment_date", *start.choices.appointment_date);
 
     Context& x = x_;
     std::string const at = x.now();
@@ -78,16 +94,15 @@ json Handoffs::create(json const& body) {
         }
         if (code.empty()) throw std::runtime_error("no free hand-off code");
         x.db.query("INSERT INTO consent_handoffs (id, facility_code, code, choices_json, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                   {id, facility, code, choices.dump(), at, expires});
+                   {id, facility, code, stored(choices), at, expires});
     });
     // The QR code opens the same facility page on the other device, with the code filled in: a PNG of one pixel per
     // module (a few hundred bytes; the page draws it larger), not an SVG of 16 KB for a phone to wait for.
-    std::string const png = qr_png(x.public_url + "/c/" + f.text("token") + "#handoff=" + code, 1);
-    return json{{"handoff_id", id}, {"code", code}, {"expires_at", expires},
-                {"qr", "data:image/png;base64," + base64_encode(std::vector<unsigned char>(png.begin(), png.end()))}};
+    std::string const png = qr_png(x.public_url + "/c/" + start.token + "#handoff=" + code, 1);
+    return {id, code, expires, "data:image/png;base64," + base64_encode(std::vector<unsigned char>(png.begin(), png.end()))};
 }
 
-json Handoffs::status(std::string const& handoff_id) {
+HandoffStatus Handoffs::status(std::string const& handoff_id) {
     Context& x = x_;
     if (handoff_id.size() != 32) throw not_found("handoff_id", "引き継ぎが見つかりません", "no such hand-off");
     auto rows = x.db.query(
@@ -96,41 +111,38 @@ json Handoffs::status(std::string const& handoff_id) {
         {handoff_id});
     if (rows.empty()) throw not_found("handoff_id", "引き継ぎが見つかりません", "no such hand-off");
     Row const& r = rows[0];
-    json out{{"expires_at", as_text(r[0])}};
+    HandoffStatus out{as_text(r[0]), "", std::nullopt};
     // Done is read from the registration itself: the consent of the hand-off's challenge.
     std::string const consent_id = !is_null(r[2]) ? as_text(r[2]) : !is_null(r[6]) ? as_text(r[6]) : "";
     if (!consent_id.empty()) {
-        json consent = json::parse(as_text(r[5]));
-        consent["consent_id"] = consent_id;
-        if (!is_null(r[3])) consent["first_visit"] = as_text(r[3]);
-        out["state"] = "done";
-        out["consent"] = consent;
+        out.state = "done";
+        out.consent = HandoffStatus::Done{choices_of(as_text(r[5])), consent_id,
+                                          is_null(r[3]) ? std::nullopt : std::optional<std::string>(as_text(r[3]))};
     } else if (!is_null(r[4])) {
-        out["state"] = "cancelled";
+        out.state = "cancelled";
     } else if (as_text(r[0]) < x.now()) {
-        out["state"] = "expired";
+        out.state = "expired";
     } else {
-        out["state"] = is_null(r[1]) ? "waiting" : "claimed";
+        out.state = is_null(r[1]) ? "waiting" : "claimed";
     }
     return out;
 }
 
-json Handoffs::cancel(std::string const& handoff_id) {
+HandoffStatus Handoffs::cancel(std::string const& handoff_id) {
     Context& x = x_;
     if (handoff_id.size() == 32)
         x.db.query("UPDATE consent_handoffs SET cancelled_at = $2 WHERE id = $1 AND done_at IS NULL AND cancelled_at IS NULL", {handoff_id, x.now()});
     return status(handoff_id);
 }
 
-json Handoffs::claim(json const& body) {
-    Fields f(body, {"token", "code"});
+HandoffClaimed Handoffs::claim(std::string const& token, std::string const& code_as_typed) {
     Context& x = x_;
-    std::string const facility = facility_of(f.text("token"));
-    std::string const code = normalized_code(f.text("code"));
+    std::string const facility = facility_of(token);
+    std::string const code = normalized_code(code_as_typed);
     std::string const at = x.now();
     std::string const since = iso_timestamp(x.clock.now() - failure_window);
     std::string const secret = new_id() + new_id();
-    std::optional<json> answer;
+    std::optional<HandoffClaimed> answer;
     transaction(x.db, [&] {
         x.db.query("DELETE FROM consent_handoff_failures WHERE at <= $1", {since});
         // Wrong codes slow the facility's claims down before any code is compared.
@@ -147,7 +159,7 @@ json Handoffs::claim(json const& body) {
         auto claimed = x.db.query("UPDATE consent_handoffs SET claimed_at = $2, claim_hash = $3 WHERE id = $1 AND claimed_at IS NULL RETURNING id",
                                   {as_text(rows[0][0]), at, sha256_hex(secret)});
         if (claimed.empty()) throw conflict("code", "この番号は、ほかの端末が引き継ぎました", "this code was already claimed by another device");
-        answer = json{{"claim", secret}, {"choices", json::parse(as_text(rows[0][1]))}, {"expires_at", as_text(rows[0][2])}};
+        answer = HandoffClaimed{secret, choices_of(as_text(rows[0][1])), as_text(rows[0][2])};
     });
     if (!answer) throw not_found("code", "番号が違います", "no open hand-off has this code");
     return *answer;
@@ -167,33 +179,29 @@ Handoffs::Open Handoffs::find_claimed(std::string const& token, std::string cons
     return Open{as_text(r[0]), facility, as_text(r[1]), is_null(r[2]) ? "" : as_text(r[2])};
 }
 
-json Handoffs::challenge(json const& body) {
-    Fields f(body, {"token", "claim"});
-    Open const h = find_claimed(f.text("token"), f.text("claim"));
-    json out = consent_.issue_challenge(json{{"token", f.text("token")}});
-    x_.db.query("UPDATE consent_handoffs SET challenge_id = $2 WHERE id = $1", {h.id, out["challenge_id"].get<std::string>()});
+Challenge Handoffs::challenge(std::string const& token, std::string const& claim) {
+    Open const h = find_claimed(token, claim);
+    Challenge out = consent_.issue_challenge(token);
+    x_.db.query("UPDATE consent_handoffs SET challenge_id = $2 WHERE id = $1", {h.id, out.challenge_id});
     return out;
 }
 
-json Handoffs::register_consent(json const& body, int& status) {
-    Fields f(body, {"token", "claim", "challenge_id", "certificate", "signature", "visual_passcode"});
-    Open const h = find_claimed(f.text("token"), f.text("claim"));
-    if (f.text("challenge_id") != h.challenge_id)
+RegisteredConsent Handoffs::register_consent(HandoffRegistration const& r) {
+    Open const h = find_claimed(r.token, r.claim);
+    if (r.challenge_id != h.challenge_id)
         throw invalid("challenge_id", "この引き継ぎのチャレンジではありません", "not this hand-off's challenge");
     // The registration the phone's choices describe, with the card's answer from the staff's device.
-    json const choices = json::parse(h.choices_json);
-    json registration = json::object();
-    for (char const* field : {"visit_kind", "identity_method", "items", "appointment_date"})
-        if (choices.contains(field)) registration[field] = choices[field];
-    for (char const* field : {"token", "challenge_id", "certificate", "signature", "visual_passcode"})
-        if (f.has(field)) registration[field] = f.raw(field);
+    HandoffChoices const choices = choices_of(h.choices_json);
+    ConsentRegistration registration{r.token, r.challenge_id, r.certificate, r.signature, r.visual_passcode,
+                                     ConsentChoices{choices.visit_kind, choices.identity_method, {}, choices.appointment_date}};
+    for (auto const& item : choices.items) registration.choices.items.emplace_back(item);
     // One transaction (the registration's own becomes a savepoint in it): the consent and the hand-off's 完了 are
     // committed together or not at all.
     Context& x = x_;
     return transaction(x.db, [&] {
-        json out = consent_.register_consent(registration, status);
+        RegisteredConsent out = consent_.register_consent(registration);
         x.db.query("UPDATE consent_handoffs SET consent_id = $2, first_visit = $3, done_at = $4 WHERE id = $1",
-                   {h.id, out.value("consent_id", std::string()), out.value("first_visit", std::string()), x.now()});
+                   {h.id, out.consent_id, out.first_visit, x.now()});
         return out;
     });
 }

@@ -23,13 +23,53 @@
 // takes its documented fields only (fields.hpp).
 #pragma once
 
-#include "usecases/service.hpp"
+#include "usecases/consent.hpp"
 
 #include <chrono>
-#include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace kyotaku::server {
+
+// The phone starts a hand-off with the patient's choices; `to` is staff (the default) or computer.
+struct HandoffStart {
+    std::string token;
+    ConsentChoices choices;
+    std::optional<TextList> consent_choices;  // 同意の選択肢 the patient ticked
+    std::optional<std::string> to;
+};
+// The choices as the hand-off keeps them (checked against the rules' enums).
+struct HandoffChoices {
+    std::string visit_kind, identity_method;
+    std::vector<std::string> items;
+    std::optional<std::vector<std::string>> choices;
+    std::optional<std::string> appointment_date;  // ISO
+};
+struct HandoffCreated {
+    std::string handoff_id, code, expires_at;
+    std::string qr;  // a data: URL of a PNG
+};
+// What the phone sees: waiting, claimed, done (with the consent), cancelled or expired.
+struct HandoffStatus {
+    std::string expires_at, state;
+    struct Done {
+        HandoffChoices choices;
+        std::string consent_id;
+        std::optional<std::string> first_visit;
+    };
+    std::optional<Done> consent;
+};
+struct HandoffClaimed {
+    std::string claim;
+    HandoffChoices choices;
+    std::string expires_at;
+};
+// The staff's device finishes the registration with the card's answer.
+struct HandoffRegistration {
+    std::string token, claim, challenge_id, certificate;
+    std::optional<std::string> signature, visual_passcode;
+};
 
 class Handoffs {
 public:
@@ -37,12 +77,12 @@ public:
     /// the token checks and the registration are the settings' and the consent desk's (Service wires them).
     Handoffs(Context& x, SettingsDesk& settings, ConsentDesk& consent) : x_(x), settings_(settings), consent_(consent) {}
 
-    json create(json const& body);                         ///< the phone starts a hand-off
-    json status(std::string const& handoff_id);            ///< the phone polls it
-    json cancel(std::string const& handoff_id);            ///< the phone takes it back
-    json claim(json const& body);                          ///< the staff's device enters the code
-    json challenge(json const& body);                      ///< the staff's device asks for the card's challenge
-    json register_consent(json const& body, int& status);  ///< the staff's device registers with the card
+    HandoffCreated create(HandoffStart const& start);            ///< the phone starts a hand-off
+    HandoffStatus status(std::string const& handoff_id);         ///< the phone polls it
+    HandoffStatus cancel(std::string const& handoff_id);         ///< the phone takes it back
+    HandoffClaimed claim(std::string const& token, std::string const& code);         ///< the staff's device enters the code
+    Challenge challenge(std::string const& token, std::string const& claim);         ///< … asks for the card's challenge
+    RegisteredConsent register_consent(HandoffRegistration const& r);  ///< … registers with the card
 
     std::chrono::seconds lifetime{15 * 60};   ///< how long a code can be claimed and the card step done (to the staff) …
     std::chrono::seconds computer_lifetime{2 * 60 * 60};  ///< … and to a computer

@@ -1,6 +1,7 @@
 // The flows in the real system's file formats (interfaces.md §1): each file is parsed by oqs_xml, answered by the
 // same desks as the JSON routes (so by the same decision path), and written back in the request's encoding.
 #include "usecases/desk_util.hpp"
+#include "formats/eligibility_json.hpp"
 #include "formats/oqs_xml.hpp"
 
 #include <algorithm>
@@ -8,6 +9,12 @@
 namespace kyotaku::server {
 
 namespace {
+// A 照会番号登録 of a file (ReferenceNumberRegistrationInfo, as oqs_xml reads it).
+ReferenceRegistrationRequest reference_request(json const& info) {
+    Fields f(info, {"reference_number", "insurer_number", "symbol", "number", "branch", "birthdate"});
+    return {f.text("reference_number"), card_fields(f)};
+}
+
 Message const another_facility{"MedicalInstitutionCode が証明書の医療機関等コードと違います",
                                "the file names another facility"};
 
@@ -62,7 +69,8 @@ std::string OqsDesk::single(Caller const& c, std::string const& xml, int& status
         FacilityInfo facility = x_.facility(c);
         DbRecords records(x_.db);
         DecisionPath decisions(x_.rules(), records, x_.today());
-        result = InquiryDesk::answer_eligibility(x_, decisions, records, facility, who, category_of_flag(up.treatment_flag), up.query_date, "再照会");
+        result = eligibility_answer_json(
+            InquiryDesk::answer_eligibility(x_, decisions, records, facility, who, category_of_flag(up.treatment_flag), up.query_date, "再照会"));
         result["processing_result_status"] = 1;
     } catch (Error const& e) {
         result = json{{"error", e.what()}, {"field", e.field}, {"processing_result_status", 2}};
@@ -143,7 +151,7 @@ std::string OqsDesk::consented_upload(Caller const& c, std::string const& xml, i
         for (auto const& row : rows) {
             Lookup who;
             who.person = row["person_key"].get<std::string>();
-            json result = InquiryDesk::answer_eligibility(x_, decisions, records, facility, who, category, d.query_date, nullptr);
+            json result = eligibility_answer_json(InquiryDesk::answer_eligibility(x_, decisions, records, facility, who, category, d.query_date, nullptr));
             result["processing_result_status"] = 1;
             result["consent_date"] = row["consent_date"];
             std::string consent_date = row["consent_date"].get<std::string>();
@@ -180,8 +188,7 @@ std::string OqsDesk::reference_number(Caller const& c, std::string const& xml, i
         return reference_registration_result(reg, "EKY0901", another_facility.text(), x_.clock.stamp_jst());
     }
     try {
-        int s = 0;
-        inquiry_.register_reference_number(c, reg.request, s);
+        inquiry_.register_reference_number(c, reference_request(reg.request));
         status = 200;
         return reference_registration_result(reg, "", "", x_.clock.stamp_jst());
     } catch (Error const& e) {
@@ -226,8 +233,7 @@ std::string OqsDesk::reference_numbers(Caller const& c, std::string const& xml, 
                 try {
                     json body = request;
                     body.erase("echo");
-                    int s = 0;
-                    inquiry_.register_reference_number(c, body, s);
+                    inquiry_.register_reference_number(c, reference_request(body));
                     result["registration"] = true;
                 } catch (Error const& e) {
                     result["error"] = e.with_field();
