@@ -3,6 +3,8 @@
 #include "kyotaku/engine.hpp"
 #include "kyotaku/generated.hpp"
 #include "kyotaku/jsonl.hpp"
+#include "kyotaku/prove.hpp"
+#include "kyotaku/release.hpp"
 #include "kyotaku/signing.hpp"
 
 #include <CLI/CLI.hpp>
@@ -18,7 +20,14 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
+
+// The official rules compiled into this command (cli/CMakeLists.txt): `kyotaku eval` decides with them when its
+// --rules are these rules.
+namespace kyotaku::cli {
+extern kyotaku::GeneratedRules const generated_rules;
+}
 
 namespace {
 
@@ -72,12 +81,12 @@ struct Input {
     Input& operator=(Input const&) = delete;
 };
 
-int cmd_eval(std::string const& rules, std::string const& input, std::vector<std::string> const& trust) {
+int cmd_eval(std::string const& rules, std::string const& input, std::vector<std::string> const& trust, bool interpret) {
     auto program = load_or_report(rules, trust);
     if (!program) return 2;
     Input in(input);
     if (!in.file) return 2;
-    JsonlEvaluator ev(program);
+    JsonlEvaluator ev(program, interpret ? nullptr : &kyotaku::cli::generated_rules);
     ev.run(in.file, stdout);
     return 0;
 }
@@ -93,8 +102,9 @@ int cmd_test(std::string const& rules, bool verbose, std::vector<std::string> co
     return report.failed == 0 && report.passed > 0 ? 0 : 1;
 }
 
-// Diagnostics only. Warnings (unused lets, params, facts) do not fail the check unless --strict (for CI).
-int cmd_check(std::string const& rules, bool strict, bool json) {
+// Diagnostics, then the invariants proven (unless --no-prove). Warnings (unused lets, params, facts) do not fail the
+// check unless --strict (for CI); a counterexample to an invariant does.
+int cmd_check(std::string const& rules, bool strict, bool json, bool no_prove) {
     std::vector<Diagnostic> diags;
     auto sources = read_rule_sources(rules, diags);
     std::shared_ptr<Program const> program;
@@ -104,13 +114,36 @@ int cmd_check(std::string const& rules, bool strict, bool json) {
         program = c.program;
     }
     std::size_t const warnings = count_warnings(diags), errors = diags.size() - warnings;
-    bool const fail = errors > 0 || (strict && warnings > 0);
+    std::optional<ProofReport> proofs;
+    if (program && !no_prove && !program->invariants.empty()) proofs = prove(program);
+    bool const fail = errors > 0 || (strict && warnings > 0) || (proofs && !proofs->ok());
     if (json) {
         std::cout << "{\"ok\":" << (fail ? "false" : "true") << ",\"errors\":" << errors << ",\"warnings\":" << warnings
-                  << ",\"diagnostics\":" << diagnostics_json(diags) << "}\n";
+                  << ",\"diagnostics\":" << diagnostics_json(diags);
+        if (proofs) {
+            std::cout << ",\"proofs\":[";
+            for (std::size_t i = 0; i < proofs->results.size(); ++i) {
+                auto const& r = proofs->results[i];
+                std::string line = i ? "," : "";
+                line += "{\"invariant\":";
+                append_json_string(line, r.name);
+                line += ",\"location\":";
+                append_json_string(line, r.location);
+                line += std::string(",\"status\":\"") +
+                        (r.status == InvariantResult::Status::proven ? "proven" : r.status == InvariantResult::Status::counterexample ? "counterexample" : "unknown") +
+                        "\",\"counterexample\":" + (r.facts.empty() ? "null" : r.facts) + "}";
+                std::cout << line;
+            }
+            std::cout << "],\"proof_error\":";
+            std::string e;
+            append_json_string(e, proofs->error);
+            std::cout << e;
+        }
+        std::cout << "}\n";
         return fail ? 1 : 0;
     }
     std::cerr << format_diagnostics(diags);
+    if (proofs) (proofs->ok() ? std::cout : std::cerr) << format_proofs(*program, *proofs);
     if (program)
         std::cout << "ok: " << program->files.size() << " files, " << program->outputs.size() << " decisions, "
                   << program->slots.size() - program->outputs.size() << " lets, " << program->tests.size() << " tests"
@@ -176,8 +209,19 @@ int cmd_fmt(std::vector<std::string> const& files, bool write, bool check) {
     return status;
 }
 
+// Rule-file tests before signing: a signature says "policy staff checked this", so rules whose own tests fail are
+// never signed. Prints the failures; false when any failed.
+bool tests_pass_before_signing(std::shared_ptr<Program const> const& program, char const* command) {
+    TestReport const report = run_tests(program);
+    if (report.failed == 0) return true;
+    for (auto const& f : report.failures) std::cerr << f.location << ": 失敗 FAIL 「" << f.test << "」: " << f.message << "\n";
+    std::cerr << command << ": ルールのテストが " << report.failed << " 件失敗しているので署名しません / " << report.failed
+              << " rule test(s) fail: not signed\n";
+    return false;
+}
+
 int cmd_compile(std::string const& rules, std::string const& output, std::string const& emit_cpp_path, std::string const& cpp_namespace,
-                std::string const& sign_key, bool strict) {
+                std::string const& sign_key, bool strict, std::uint64_t release) {
     if (!valid_cpp_namespace(cpp_namespace)) {
         std::cerr << "kyotaku compile: --namespace \"" << cpp_namespace
                   << "\": C++ の名前空間名ではありません (英数字と _ の識別子を :: でつなぐ。予約語・std は不可) / not a C++ namespace "
@@ -203,11 +247,12 @@ int cmd_compile(std::string const& rules, std::string const& output, std::string
             std::cerr << "kyotaku: " << emit_cpp_path << ": 書き込めません / cannot write\n";
             return 1;
         }
-        std::cout << emit_cpp_path << ": C++ for " << cpp_namespace << "::generated_rules (source hash " << std::hex
-                  << c.program->source_hash << std::dec << ")\n";
+        std::cout << emit_cpp_path << ": C++ for " << cpp_namespace << "::generated_rules (source hash " << source_hash_hex(c.program->source_hash)
+                  << ")\n";
         if (output.empty()) return 0;
     }
-    std::string bytes = save_bundle(*c.program);
+    if (!sign_key.empty() && !tests_pass_before_signing(c.program, "kyotaku compile --sign")) return 1;
+    std::string bytes = save_bundle(*c.program, ReleaseInfo{release, {}, {}});
     std::string signed_by;
     if (!sign_key.empty()) {
         SignResult s = sign_bundle(bytes, sign_key);
@@ -223,12 +268,13 @@ int cmd_compile(std::string const& rules, std::string const& output, std::string
         std::cerr << "kyotaku: " << output << ": 書き込めません / cannot write\n";
         return 1;
     }
-    std::cout << output << ": " << bytes.size() << " bytes, source hash " << std::hex << c.program->source_hash << std::dec
-              << ", " << compiler_version << signed_by << "\n";
+    std::cout << output << ": " << bytes.size() << " bytes, source hash " << source_hash_hex(c.program->source_hash) << ", "
+              << compiler_version << (release ? ", release " + std::to_string(release) : std::string()) << signed_by << "\n";
     return 0;
 }
 
-int cmd_verify_bundle(std::string const& bundle, std::string const& sources_dir, std::vector<std::string> const& trust) {
+int cmd_verify_bundle(std::string const& bundle, std::string const& sources_dir, std::string const& report_path,
+                      std::vector<std::string> const& trust) {
     std::ifstream in(bundle, std::ios::binary);
     if (!in) {
         std::cerr << "kyotaku: " << bundle << ": 読み込めません / cannot open\n";
@@ -256,15 +302,31 @@ int cmd_verify_bundle(std::string const& bundle, std::string const& sources_dir,
         std::cerr << "kyotaku: " << bundle << ": " << r.describe() << "\n";
         return 1;
     }
+    if (!report_path.empty()) {
+        std::ifstream report(report_path, std::ios::binary);
+        if (!report) {
+            std::cerr << "kyotaku: " << report_path << ": 読み込めません / cannot open\n";
+            return 2;
+        }
+        std::string const digest = sha256_hex(slurp(report));
+        if (r.release.report_sha256.empty() || digest != r.release.report_sha256) {
+            std::cerr << "kyotaku: " << report_path << ": このバンドルの差分レポートではありません (SHA-256 " << digest << "、バンドルには "
+                      << (r.release.report_sha256.empty() ? std::string("なし") : r.release.report_sha256) << ") / not this bundle's diff report\n";
+            return 1;
+        }
+    }
     BundleParts const parts = split_bundle(bytes);
-    std::cout << bundle << ": ok (" << r.program->outputs.size() << " decisions"
+    std::cout << bundle << ": ok (" << r.program->outputs.size() << " decisions, source hash " << source_hash_hex(r.program->source_hash)
+              << ", " << (r.release.release ? "release " + std::to_string(r.release.release) : std::string("not a release (release 0)"))
               << (parts.is_signed() ? std::string(keys.empty() ? ", signed by key " : ", signature verified, key ") + key_fingerprint(parts.public_key)
                                     : std::string(", unsigned"))
-              << ")\n";
+              << (r.release.report_sha256.empty() ? std::string() : ", diff report sha256 " + r.release.report_sha256)
+              << (report_path.empty() ? std::string() : ", report matches") << ")\n";
     return 0;
 }
 
-// Both rule sets over one corpus; the report on stdout. Exit 1 when an answer changed, 0 when none did.
+// Both rule sets over one corpus; the report on stdout. Exit 1 when an answer, a param or a fact default changed, 0
+// when none did, 2 when the comparison means nothing (no case, or lines neither rule set can read).
 int cmd_diff(std::string const& old_rules, std::string const& new_rules, std::string const& corpus, std::string const& input,
              std::size_t cases, std::uint64_t seed, std::string const& format, std::size_t examples, std::vector<std::string> const& trust) {
     auto old_program = load_or_report(old_rules, trust);
@@ -278,6 +340,11 @@ int cmd_diff(std::string const& old_rules, std::string const& new_rules, std::st
         std::uint64_t n = 0;
         generate_corpus(*old_program, *new_program, cases, seed, [&](std::string_view line) { diff.add(line, ++n); });
         described = "生成した事例 (すべての enum の値、日付の境目と月末、seed " + std::to_string(seed) + ")";
+    } else if (corpus == "realistic") {
+        std::uint64_t n = 0;
+        generate_realistic_corpus(*old_program, *new_program, cases, seed,
+                                  [&](std::string_view line, std::string const& cls) { diff.add(line, ++n, cls); });
+        described = "現実的な事例 (ルールの assume を満たし、入力がそろった事例、seed " + std::to_string(seed) + ")";
     } else {
         Input in(input);
         if (!in.file) return 2;
@@ -289,6 +356,16 @@ int cmd_diff(std::string const& old_rules, std::string const& new_rules, std::st
     report.new_rules = new_rules;
     report.corpus = described;
     std::cout << (format == "json" ? diff_json(report) : diff_markdown(report));
+    // A comparison over no case, or over lines neither rule set reads, says nothing: an error, not "no change".
+    if (report.cases == 0) {
+        std::cerr << "kyotaku diff: 事例がありません (入力が空です)。何も比べていません / no cases: the input is empty, nothing was compared\n";
+        return 2;
+    }
+    if (report.unreadable_both) {
+        std::cerr << "kyotaku diff: どちらのルールでも読めない行が " << report.unreadable_both << " 件あります (最初: 行 " << report.unreadable_examples.front().line
+                  << ": " << report.unreadable_examples.front().error << ") / " << report.unreadable_both << " line(s) neither rule set can read\n";
+        return 2;
+    }
     return report.changed() ? 1 : 0;
 }
 
@@ -322,6 +399,33 @@ int cmd_keygen(std::string const& name) {
     return 0;
 }
 
+// kyotaku prove: every invariant proven for every input of its domain, or a counterexample. Exit 0 when all are
+// proven, 1 when one has a counterexample (or the solver could not decide), 2 when the rules cannot be proven.
+int cmd_prove(std::string const& rules, std::vector<std::string> const& trust) {
+    auto program = load_or_report(rules, trust);
+    if (!program) return 2;
+    ProofReport const report = prove(program);
+    std::cout << format_proofs(*program, report);
+    if (!report.error.empty()) return 2;
+    return report.ok() ? 0 : 1;
+}
+
+// kyotaku release: every check, then the signed bundle and its diff report; nothing is written when one fails.
+int cmd_release(ReleaseOptions options, std::vector<std::string> const& trust) {
+    options.trusted_keys = trusted_keys(trust);
+    ReleaseOutcome const r = make_release(options, [](ReleaseStep const& s) {
+        std::cout << (s.ok ? "ok   " : "FAIL ") << s.name << ": " << s.summary << "\n";
+        if (!s.ok && !s.detail.empty()) std::cout << s.detail << (s.detail.back() == '\n' ? "" : "\n");
+    });
+    if (!r.ok) {
+        std::cerr << "kyotaku release: 署名していません。上の FAIL を直してからもう一度実行してください / nothing was signed: fix what failed above and run it again\n";
+        return 1;
+    }
+    std::cout << options.output << ": release " << r.release << " (previous " << r.previous_release << "), signed by key " << r.key_id << "\n"
+              << r.report_path << ": diff report, sha256 " << r.report_sha256 << " (inside the signed bundle)\n";
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -331,7 +435,7 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", std::string("kyotaku ") + KYOTAKU_VERSION + " (" + compiler_version + ")",
                          "版を表示して終わる / print the version and exit");
     std::string rules = "rules", input, json, output, sources;
-    bool verbose = false, write = false, check = false, strict = false, full = false, check_json = false;
+    bool verbose = false, write = false, check = false, strict = false, full = false, check_json = false, interpret = false;
     std::vector<std::string> files, trust;
     auto add_trust = [&](CLI::App* cmd) {
         cmd->add_option("--trust", trust,
@@ -343,6 +447,9 @@ int main(int argc, char** argv) {
     eval->add_option("--rules", rules, "ルールのディレクトリ、.rules ファイル、またはバンドル / rules directory, file or bundle")->capture_default_str();
     eval->add_option("--input,-i", input, "入力ファイル (既定: 標準入力) / input file (default: stdin)");
     add_trust(eval);
+    eval->add_flag("--interpret", interpret,
+                   "組み込みの公式ルール (C++) を使わずインタプリタで判定 (答えは同じ) / decide with the interpreter even when the "
+                   "rules are the official rules built into this command (the answers are the same)");
 
     auto* test = app.add_subcommand("test", "ルールファイル内のテストを実行する / run the tests written in rule files");
     test->add_option("rules", rules, "ルールのディレクトリ / rules directory")->capture_default_str();
@@ -353,6 +460,8 @@ int main(int argc, char** argv) {
     chk->add_option("rules", rules, "ルールのディレクトリ / rules directory")->capture_default_str();
     chk->add_flag("--strict", strict, "警告 (使われていない let・param・fact) もエラーにする (CI 向け) / treat warnings as errors (for CI)");
     chk->add_flag("--json", check_json, "診断を JSON で出す / print the diagnostics as JSON");
+    bool no_prove = false;
+    chk->add_flag("--no-prove", no_prove, "不変条件の証明をしない / do not prove the invariants");
 
     auto* exp = app.add_subcommand("explain", "一件の事例について判定の過程を日本語で説明する / explain one case in Japanese");
     exp->add_option("--rules", rules, "ルールのディレクトリ / rules directory")->capture_default_str();
@@ -379,6 +488,11 @@ int main(int argc, char** argv) {
     std::string sign_key;
     comp->add_option("--sign", sign_key, "Ed25519 の秘密鍵 (PEM) でバンドルに署名する / sign the bundle with this Ed25519 private key (PEM)");
     comp->add_flag("--strict", strict, "警告もエラーにする / treat warnings as errors");
+    std::uint64_t release_number = 0;
+    comp->add_option("--release", release_number,
+                     "リリース番号 (署名する部分に入る。サーバはこれより古い番号を拒む。ふつうは kyotaku release を使う) / release number, inside "
+                     "the signed part (servers refuse an older one; kyotaku release sets it for you)")
+        ->check(CLI::Range(std::uint64_t(1), std::uint64_t(1) << 53));
 
     auto* dis = app.add_subcommand("disasm", "コンパイルした命令列を表示する (開発者向け) / print the compiled instructions");
     dis->add_option("rules", rules, "ルールのディレクトリかバンドル / rules directory or bundle")->capture_default_str();
@@ -387,16 +501,21 @@ int main(int argc, char** argv) {
     auto* ver = app.add_subcommand("verify-bundle", "バンドルを検証する / check that a bundle loads (and matches sources)");
     ver->add_option("bundle", output, "バンドル / bundle")->required();
     ver->add_option("--sources", sources, "このルールから作られたかも確かめる / also require it was built from these rules");
+    std::string report_path;
+    ver->add_option("--report", report_path,
+                    "kyotaku release が書いた差分レポートがこのバンドルのものか確かめる / check that this diff report is the one the release names");
     add_trust(ver);
 
     std::string old_rules, new_rules, corpus = "stdin", diff_format = "markdown";
-    std::size_t cases = 100000, examples = 3;
+    std::size_t cases = 100000, examples = 1;
     std::uint64_t seed = 1;
     auto* dif = app.add_subcommand("diff", "二つのルールの答えを事例ごとに比べ、変わった答えを数える / what a rule change does: compare two rule sets over a corpus");
     dif->add_option("--old", old_rules, "変更前のルール (ディレクトリ、ファイル、バンドル) / the rules before the change")->required();
     dif->add_option("--new", new_rules, "変更後のルール / the rules after the change")->required();
-    dif->add_option("--corpus", corpus, "事例: stdin (JSON Lines、既定) か generated (組み込みの生成器) / cases: stdin (JSON Lines) or generated")
-        ->check(CLI::IsMember({"stdin", "generated"}))->capture_default_str();
+    dif->add_option("--corpus", corpus,
+                    "事例: stdin (JSON Lines、既定)、generated (境目を突く生成器)、realistic (ルールの assume を満たす現実的な事例) / cases: stdin (JSON "
+                    "Lines), generated (boundary-seeking) or realistic (cases that satisfy the rules' assume declarations)")
+        ->check(CLI::IsMember({"stdin", "generated", "realistic"}))->capture_default_str();
     dif->add_option("--input,-i", input, "事例の JSON Lines ファイル (既定: 標準入力) / JSON Lines file of cases (default: stdin)");
     dif->add_option("--cases", cases, "生成する事例の数 / how many cases to generate")->capture_default_str()->check(CLI::Range(1, 100000000));
     dif->add_option("--seed", seed, "生成の種 / generator seed")->capture_default_str();
@@ -404,6 +523,33 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"markdown", "json"}))->capture_default_str();
     dif->add_option("--examples", examples, "グループごとの例の数 / example cases per group")->capture_default_str()->check(CLI::Range(0, 100));
     add_trust(dif);
+
+    auto* prv = app.add_subcommand("prove",
+                                   "ルールの不変条件 (invariant) を、すべての入力について証明する (Z3)。反例があれば示して終了コード 1 / prove every invariant "
+                                   "for every input of its domain (Z3); a counterexample exits 1");
+    prv->add_option("rules", rules, "ルールのディレクトリかバンドル / rules directory or bundle")->capture_default_str();
+    add_trust(prv);
+
+    ReleaseOptions release_options;
+    auto* rel_cmd = app.add_subcommand("release",
+                                       "ルールをリリースする: 検査・書式・テスト・前のリリースとの差分がすべて通ったときだけ署名する / release rules: signed only "
+                                       "when check --strict, fmt --check, the tests and the diff against the previous release all pass");
+    rel_cmd->add_option("--previous", release_options.previous,
+                        "前のリリース (署名したバンドル。最初のリリースはルールのディレクトリと --release) / the previous release (a signed bundle)")
+        ->required();
+    rel_cmd->add_option("--rules", release_options.rules, "新しいルールのディレクトリ / the new rules (a directory)")->required();
+    rel_cmd->add_option("--sign", release_options.sign_key, "Ed25519 の秘密鍵 (PEM) / the Ed25519 private key (PEM)")->required();
+    rel_cmd->add_option("-o,--output", release_options.output,
+                        "書き出すバンドル。差分レポートはその隣 (x.bundle → x.diff.md) / the bundle to write; the diff report goes beside it")
+        ->required();
+    rel_cmd->add_option("--release", release_options.release,
+                        "リリース番号 (既定: 前のリリース + 1) / the release number (default: the previous one's + 1)")
+        ->check(CLI::Range(std::uint64_t(1), std::uint64_t(1) << 53));
+    rel_cmd->add_option("--corpus", release_options.corpus,
+                        "差分の事例: realistic (既定)、generated、または JSON Lines のファイル / the diff's cases: realistic (default), generated or a JSON Lines file")
+        ->capture_default_str();
+    rel_cmd->add_option("--cases", release_options.cases, "生成する事例の数 / how many cases to generate")->capture_default_str()->check(CLI::Range(1, 100000000));
+    add_trust(rel_cmd);
 
     std::string key_name;
     auto* keygen = app.add_subcommand("keygen", "バンドルに署名する Ed25519 の鍵を作る (NAME.key と NAME.pub) / create an Ed25519 key pair for signing bundles");
@@ -453,21 +599,23 @@ int main(int argc, char** argv) {
     } catch (CLI::ParseError const& e) {
         return app.exit(e);
     }
-    if (*eval) return cmd_eval(rules, input, trust);
+    if (*eval) return cmd_eval(rules, input, trust, interpret);
     if (*test) return cmd_test(rules, verbose, trust);
-    if (*chk) return cmd_check(rules, strict, check_json);
+    if (*chk) return cmd_check(rules, strict, check_json, no_prove);
     if (*exp) return cmd_explain(rules, json, input, full, trust);
     if (*dif) return cmd_diff(old_rules, new_rules, corpus, input, cases, seed, diff_format, examples, trust);
     if (*keygen) return cmd_keygen(key_name);
+    if (*rel_cmd) return cmd_release(release_options, trust);
+    if (*prv) return cmd_prove(rules, trust);
     if (*fmt) return cmd_fmt(files, write, check);
     if (*comp) {
         if (output.empty() && emit_cpp_path.empty()) {
             std::cerr << "kyotaku compile: -o か --emit-cpp が必要です / -o or --emit-cpp is required\n";
             return 2;
         }
-        return cmd_compile(rules, output, emit_cpp_path, cpp_namespace, sign_key, strict);
+        return cmd_compile(rules, output, emit_cpp_path, cpp_namespace, sign_key, strict, release_number);
     }
-    if (*ver) return cmd_verify_bundle(output, sources, trust);
+    if (*ver) return cmd_verify_bundle(output, sources, report_path, trust);
 #ifdef KYOTAKU_WITH_SERVER
     if (*srv) {
         kyotaku::server::ConfigSources sources;

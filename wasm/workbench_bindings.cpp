@@ -6,8 +6,10 @@
 //   setFiles('[{"path":"20_window.rules","text":"…"}, …]') → {"ok","errors","warnings","diagnostics":[…],"summary"}
 //   runTests() → {"passed","failed","failures":[{"test","location","message"}]}
 //   explain(facts, full) → text · sampleFacts() → one generated case (JSON)
-//   setBaselineFiles(files) / setBaselineBundle(Uint8Array) → {"ok","error"} · diff(cases, seed) → diff_json
+//   setBaselineFiles(files) / setBaselineBundle(Uint8Array) → {"ok","error"} · diff(cases, seed) → diff_json, or
+//   {"error","diagnostics"} when there is nothing to compare (the edited rules' errors)
 //   format(path) → {"ok","text","diagnostics"}
+//   searchInvariants(cases, seed) → {"cases","invariants":[{"name","label","location","checked","counterexample"}]}
 #include "kyotaku/diff.hpp"
 #include "kyotaku/engine.hpp"
 #include "kyotaku/jsonl.hpp"
@@ -57,6 +59,7 @@ public:
         if (!error.empty()) return result_json(false, error);
         auto result = kyotaku::compile(sources_);
         program_ = result.program;
+        diagnostics_ = result.diagnostics;
         std::size_t const warnings = kyotaku::count_warnings(result.diagnostics);
         std::string out = std::string("{\"ok\":") + (program_ ? "true" : "false") + ",\"errors\":" +
                           std::to_string(result.diagnostics.size() - warnings) + ",\"warnings\":" + std::to_string(warnings) +
@@ -125,11 +128,60 @@ public:
     // the page (JSON) or to download (Markdown).
     std::string diff(int cases, int seed) const {
         auto r = compare(cases, seed);
-        return r ? kyotaku::diff_json(*r) : "{\"error\":\"比べるルールがありません / nothing to compare\"}";
+        if (r) return kyotaku::diff_json(*r);
+        // Nothing to compare: say why, pointing at the edited rules' errors (the page lists them, each a link).
+        std::string out = "{\"error\":";
+        if (!program_)
+            kyotaku::append_json_string(out, "編集中のルールにエラーが " + std::to_string(diagnostics_.size() - kyotaku::count_warnings(diagnostics_)) +
+                                                 " 件あります。直すと比べられます / the edited rules have errors: fix them to compare");
+        else
+            kyotaku::append_json_string(out, "比べる相手 (公式ルール) を読み込んでいません / no baseline rules loaded");
+        return out + ",\"diagnostics\":" + kyotaku::diagnostics_json(program_ ? std::vector<Diagnostic>{} : diagnostics_) + "}";
     }
     std::string diffMarkdown(int cases, int seed) const {
         auto r = compare(cases, seed);
         return r ? kyotaku::diff_markdown(*r) : "";
+    }
+
+    // The invariants (invariant NAME: EXPR) searched for a counterexample over `cases` generated cases. Z3 is not in
+    // the page (no WebAssembly build of it in Debian): this can refute an invariant — a counterexample found here is
+    // one — but never prove it; `kyotaku prove` (and `kyotaku check`, `kyotaku release`) proves it for every input.
+    std::string searchInvariants(int cases, int seed) const {
+        if (!program_) return "{\"error\":\"ルールにエラーがあります / the rules have errors\",\"invariants\":[]}";
+        struct Found {
+            std::string facts;
+            std::uint64_t checked = 0;
+        };
+        std::vector<Found> found(program_->invariants.size());
+        kyotaku::JsonlEvaluator reader(program_);
+        kyotaku::Evaluator ev(program_);
+        kyotaku::Activation facts(*program_);
+        std::string id;
+        kyotaku::generate_corpus(*program_, *program_, std::size_t(cases), std::uint64_t(seed), [&](std::string_view line) {
+            if (!reader.read_facts(line, facts, id).empty()) return;
+            for (std::size_t i = 0; i < found.size(); ++i) {
+                if (!found[i].facts.empty()) continue;
+                ++found[i].checked;
+                kyotaku::Outcome const o = ev.evaluate_slot(facts, program_->invariants[i].slot);
+                if (o.status == kyotaku::Status::ok && o.value == 0) found[i].facts = std::string(line);
+            }
+        });
+        std::string out = "{\"cases\":" + std::to_string(cases) + ",\"invariants\":[";
+        for (std::size_t i = 0; i < found.size(); ++i) {
+            auto const& inv = program_->invariants[i];
+            if (i) out += ",";
+            out += "{\"name\":";
+            kyotaku::append_json_string(out, inv.name);
+            out += ",\"label\":";
+            kyotaku::append_json_string(out, inv.label);
+            out += ",\"location\":";
+            kyotaku::append_json_string(out, program_->location(inv.loc));
+            out += ",\"checked\":" + std::to_string(found[i].checked) + ",\"counterexample\":";
+            if (found[i].facts.empty()) out += "null";
+            else kyotaku::append_json_string(out, found[i].facts);
+            out += "}";
+        }
+        return out + "]}";
     }
 
     std::string format(std::string const& path) const {
@@ -157,6 +209,7 @@ private:
     }
 
     std::vector<SourceFile> sources_;
+    std::vector<Diagnostic> diagnostics_;
     std::shared_ptr<kyotaku::Program const> program_, baseline_;
 };
 
@@ -173,5 +226,6 @@ EMSCRIPTEN_BINDINGS(kyotaku_workbench) {
         .function("setBaselineBundle", &Workbench::setBaselineBundle)
         .function("diff", &Workbench::diff)
         .function("diffMarkdown", &Workbench::diffMarkdown)
+        .function("searchInvariants", &Workbench::searchInvariants)
         .function("format", &Workbench::format);
 }

@@ -257,6 +257,9 @@ function renderCard() {
   if (handed) summaryRows($('handoff-choices'), choiceRows());
   // 目視確認's passcode is typed where the card is read: never on a phone that hands the card step on.
   $('passcode-field').hidden = app.flow.identityMethod() !== '目視確認' || route === 'none';
+  // The staff say whether this is a preparatory visit (契約や計画策定のための事前の訪問), for the kinds the server
+  // asks it for (its page data: the rules' 事前の訪問を尋ねる).
+  $('preparatory-field').hidden = !(info.preparatory_kinds || []).includes(app.flow.visitKind()) || route === 'none';
   $('msg-card').textContent = '';
   const cannot = `${thisDevice()}では、マイナンバーカードを読み取れません。`;
   const texts = {
@@ -307,7 +310,9 @@ async function api(path, body) {
     throw problem('network', 'network');
   }
   const data = await r.json().catch(() => ({}));
-  if (!r.ok) throw problem('server', data.error || `HTTP ${r.status}`, { status: r.status, field: data.field || '' });
+  // Retry-After (429: a budget is spent): how long to wait, in seconds.
+  const retryAfter = Number(r.headers.get('Retry-After')) || 0;
+  if (!r.ok) throw problem('server', data.error || `HTTP ${r.status}`, { status: r.status, field: data.field || '', retryAfter });
   return data;
 }
 
@@ -434,7 +439,12 @@ function registration() {
   const f = app.flow;
   const body = { visit_kind: f.visitKind(), identity_method: f.identityMethod(), items: f.items() };
   if (f.appointment()) body.appointment_date = f.appointment();
-  return body;
+  return { ...body, ...preparatory() };
+}
+
+// The staff's answer to "a preparatory visit?", when the card step asked it.
+function preparatory() {
+  return !$('preparatory-field').hidden && $('preparatory-visit').checked ? { preparatory_visit: true } : {};
 }
 
 async function readCard() {
@@ -486,9 +496,10 @@ async function readCard() {
     const card = { token, challenge_id: challenge.challenge_id, certificate: b64(certificate) };
     if (signature) card.signature = b64(signature);
     if (method === '目視確認') card.visual_passcode = passcode;
-    const done = app.claim ? await api('/api/v1/consent/handoff/register', { ...card, claim: app.claim.claim })
+    const done = app.claim ? await api('/api/v1/consent/handoff/register', { ...card, claim: app.claim.claim, ...preparatory() })
       : await api('/api/v1/consent/register', { ...card, ...registration() });
     $('visual-passcode').value = '';
+    $('preparatory-visit').checked = false;  // asked again for the next patient
     await app.transport.close().catch(() => {});
     finish(done.first_visit, app.claim ? '登録が終わりました。スマートフォンの画面にも「終わりました」と出ます。カードをカードリーダーから外してください。' : null);
   } catch (e) {
@@ -591,11 +602,20 @@ function noReader(e) {
   return undefined;
 }
 
+// How long a 429 asks to wait, in plain words: 「N分ほど」 (at least 1).
+const waitWords = (e) => `${Math.max(1, Math.ceil((e.retryAfter || 60) / 60))}分ほど`;
+// The facility URL (its token) that the server no longer takes: changed by the facility, or stopped. Nothing on
+// this page can succeed again; the next step is the new QR code.
+const URL_CHANGED = 'この施設の受付用のアドレスが新しくなったか、使えなくなっています。職員に新しいQRコードを見せてもらい、読み取ってから、はじめからやり直してください。';
+const urlRefused = (e) => e.field === 'token' && e.status !== 429;
+
 // The server's refusal, by the field it names: the screen to fix it on, or the next step.
 function serverProblem(e) {
   const fix = $('server-fix');
   fix.hidden = true;
   $('server-retry').hidden = false;
+  $('screen-error-server').querySelector('.to-fallback').hidden = false;
+  $('h-server').textContent = '登録できませんでした';
   let text = '登録できませんでした。時間をおいて、もう一度お試しください。続くときは、施設の職員にお知らせください。';
   const goTo = (step, label) => {
     fix.textContent = label;
@@ -611,6 +631,20 @@ function serverProblem(e) {
     $('msg-card').textContent = 'パスコードが違うか、使えなくなっています。職員が事務所のパソコンで新しいパスコードを受け取り、入れ直してください。';
     $('visual-passcode').focus();
     return undefined;
+  }
+  if (e.status === 429) {
+    // A budget is spent (too many at once): wait, then the same button works; the choices stay.
+    $('h-server').textContent = '少し待ってから、もう一度お試しください';
+    $('error-server-message').textContent = `申し込みが続いたため、今は受け付けられません。${waitWords(e)}待ってから「もう一度試す」を押してください。選んだ内容は、そのまま残っています。急ぐときは、職員にお知らせください。`;
+    return show('error-server');
+  }
+  if (urlRefused(e)) {
+    // Trying again cannot succeed, nor can the card's other ways on this page: only the new QR code helps.
+    $('h-server').textContent = 'このページでは続けられません';
+    $('server-retry').hidden = true;
+    $('screen-error-server').querySelector('.to-fallback').hidden = true;
+    $('error-server-message').textContent = URL_CHANGED;
+    return show('error-server');
   }
   if (e.field === 'rules_signature') text = 'ルールの署名を確かめられません。安全のため、ここで止めました。施設の職員にお知らせください。';
   else if (e.field === 'certificate' && e.status === 400) text = 'このカードの保険の資格情報がありません。保険証の代わりになる方法で、職員が確かめます。';
@@ -755,10 +789,11 @@ async function claimHandoff() {
     const texts = {
       404: '番号が違うか、期限が切れています。スマートフォンに出ている6けたの番号を、もう一度入れてください。',
       409: 'この番号は、もうほかの機器で引き継がれています。スマートフォンで、新しい番号を出してください。',
-      429: '番号の間違いが続いたため、10分ほど待ってから入れてください。',
+      429: `番号の間違いが続いたため、この機器からは、しばらく番号を入れられません。${waitWords(e)}待ってから、スマートフォンに出ている6けたの番号を入れてください。`,
     };
     msg.textContent = e.kind === 'network' ? '通信できませんでした。つながっているか確かめて、もう一度お試しください。'
-      : texts[e.status] || '引き継げませんでした。スマートフォンで、新しい番号を出してください。';
+      : urlRefused(e) ? URL_CHANGED
+        : texts[e.status] || '引き継げませんでした。スマートフォンで、新しい番号を出してください。';
     $('handoff-code-input').focus();
     return;
   }

@@ -9,6 +9,7 @@
 #include <cereal/types/vector.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <filesystem>
@@ -25,15 +26,16 @@ template <class A> void serialize(A& a, TextPiece& p) { a(p.kind, p.literal, p.i
 template <class A> void serialize(A& a, ClauseInfo& c) { a(c.slot, c.version, c.otherwise, c.loc, c.source, c.because); }
 template <class A> void serialize(A& a, VersionInfo& v) { a(v.label, v.from, v.until, v.entry, v.loc); }
 template <class A> void serialize(A& a, SlotInfo& s) {
-    a(s.name, s.label, s.decision, s.type, s.loc, s.source, s.result_reg, s.entry, s.versions, s.fact_deps);
+    a(s.name, s.label, s.decision, s.exported, s.type, s.loc, s.source, s.result_reg, s.entry, s.versions, s.fact_deps);
 }
 template <class A> void serialize(A& a, TestValue& v) { a(v.is_null, v.scalar, v.months, v.text); }
 template <class A> void serialize(A& a, TestBinding& b) { a(b.target, b.id, b.contains, b.value, b.loc); }
 template <class A> void serialize(A& a, TestCase& t) { a(t.name, t.loc, t.fixture, t.given, t.expect); }
 template <class A> void serialize(A& a, Instr& i) { a(i.op, i.a, i.b, i.c, i.d); }
+template <class A> void serialize(A& a, InvariantInfo& i) { a(i.name, i.label, i.slot, i.loc, i.source); }
 template <class A> void serialize(A& a, Program& p) {
     a(p.files, p.enums, p.facts, p.params, p.slots, p.clauses, p.outputs, p.code, p.consts, p.strings, p.tests,
-      p.fixtures, p.asof_fact, p.num_regs, p.source_hash);
+      p.fixtures, p.invariants, p.assumptions, p.asof_fact, p.horizon, p.num_regs, p.source_hash);
 }
 
 namespace {
@@ -224,6 +226,9 @@ std::string validate(Program const& p) {
     }
     for (auto o : p.outputs)
         if (o >= p.slots.size()) return bad("outputs");
+    for (auto const* list : {&p.invariants, &p.assumptions})
+        for (auto const& i : *list)
+            if (i.slot >= p.slots.size() || p.slots[i.slot].type.kind != TypeKind::Bool || i.loc.file >= p.files.size()) return bad("invariant");
     auto binding_ok = [&](TestBinding const& b) {
         switch (b.target) {
             case TestBinding::Target::Fact: return b.id < p.facts.size();
@@ -271,28 +276,109 @@ std::uint64_t hash_sources(std::vector<SourceFile> const& sources) {
     return h;
 }
 
-std::string save_bundle(Program const& program) {
+namespace {
+// The header: format, compiler, source hash, payload checksum and size, then (format 3) the release.
+struct Header {
+    std::uint32_t format = bundle_format_version;
+    std::string compiler = compiler_version;
+    std::uint64_t source_hash = 0, checksum = 0, payload_size = 0;
+    ReleaseInfo release;
+};
+
+std::string write_header(Header const& h) {
+    std::ostringstream header_stream(std::ios::binary);
+    {
+        cereal::BinaryOutputArchive ar(header_stream);
+        ar(h.format, h.compiler, h.source_hash, h.checksum, h.payload_size, h.release.release, h.release.key_id, h.release.report_sha256);
+    }
+    std::string header = header_stream.str();
+    std::uint32_t const header_size = std::uint32_t(header.size());
+    std::string out(magic, sizeof magic);
+    out.append(reinterpret_cast<char const*>(&header_size), sizeof header_size);
+    return out + header;
+}
+
+// Reads the header of `bytes`; `payload_at` receives where the payload starts. The message says why not.
+std::optional<Header> read_header(std::string_view bytes, std::size_t& payload_at, Message& error) {
+    auto fail = [&](std::string ja, std::string en) {
+        error = Message{std::move(ja), std::move(en)};
+        return std::nullopt;
+    };
+    if (bytes.size() < sizeof magic || bytes.substr(0, sizeof magic) != std::string_view(magic, sizeof magic))
+        return fail("kyotaku のバンドルではありません", "not a kyotaku bundle");
+    auto damaged = [&](char const* what) {
+        return fail(std::string("バンドルが壊れています (") + what + ")", std::string("bundle is damaged (") + what + ")");
+    };
+    std::uint32_t header_size = 0;
+    if (bytes.size() < sizeof magic + sizeof header_size) return damaged("truncated");
+    std::memcpy(&header_size, bytes.data() + sizeof magic, sizeof header_size);
+    std::size_t const header_at = sizeof magic + sizeof header_size;
+    if (header_size > bytes.size() - header_at) return damaged("truncated header");
+    Header h;
+    try {
+        MemoryBuffer header_buf(bytes.data() + header_at, header_size);
+        std::istream in(&header_buf);
+        cereal::BinaryInputArchive ar(in);
+        ar(h.format);
+        if (h.format != bundle_format_version)
+            return fail("バンドルの形式の版が違います (バンドル " + std::to_string(h.format) + "、この kyotaku " +
+                            std::to_string(bundle_format_version) + ")。kyotaku compile で作り直してください",
+                        "bundle format version " + std::to_string(h.format) + " does not match " + std::to_string(bundle_format_version) +
+                            "; recompile it with kyotaku compile");
+        ar(h.compiler);
+        if (h.compiler != compiler_version)
+            return fail("バンドルは別の版のコンパイラで作られています (" + h.compiler + "、この kyotaku は " + compiler_version +
+                            ")。kyotaku compile で作り直してください",
+                        "bundle was compiled by " + h.compiler + ", this is " + compiler_version + "; recompile it");
+        ar(h.source_hash, h.checksum, h.payload_size, h.release.release, h.release.key_id, h.release.report_sha256);
+    } catch (std::exception const& e) {
+        return fail(std::string("バンドルを読めません: ") + e.what(), std::string("cannot read the bundle: ") + e.what());
+    }
+    payload_at = header_at + header_size;
+    return h;
+}
+}  // namespace
+
+std::string source_hash_hex(std::uint64_t hash) {
+    char out[24];
+    std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(hash));
+    return out;
+}
+
+std::string save_bundle(Program const& program, ReleaseInfo const& release) {
     std::ostringstream payload_stream(std::ios::binary);
     {
         cereal::BinaryOutputArchive ar(payload_stream);
         ar(const_cast<Program&>(program));
     }
-    std::string payload = payload_stream.str();
-    std::ostringstream header_stream(std::ios::binary);
-    {
-        cereal::BinaryOutputArchive ar(header_stream);
-        std::uint32_t format = bundle_format_version;
-        std::string compiler = compiler_version;
-        std::uint64_t source_hash = program.source_hash, checksum = checksum64(payload), size = payload.size();
-        ar(format, compiler, source_hash, checksum, size);
+    std::string const payload = payload_stream.str();
+    Header h;
+    h.source_hash = program.source_hash;
+    h.checksum = checksum64(payload);
+    h.payload_size = payload.size();
+    h.release = release;
+    return write_header(h) + payload;
+}
+
+std::optional<BundleHeader> read_bundle_header(std::string_view bytes, Message* error) {
+    std::size_t payload_at = 0;
+    Message m;
+    auto h = read_header(bytes, payload_at, m);
+    if (!h) {
+        if (error) *error = std::move(m);
+        return std::nullopt;
     }
-    std::string header = header_stream.str();
-    std::uint32_t header_size = std::uint32_t(header.size());
-    std::string out(magic, sizeof magic);
-    out.append(reinterpret_cast<char const*>(&header_size), sizeof header_size);
-    out += header;
-    out += payload;
-    return out;
+    return BundleHeader{h->format, h->compiler, h->source_hash, h->release};
+}
+
+std::optional<std::string> stamp_bundle_key_id(std::string_view bytes, std::string const& key_id) {
+    bytes = split_bundle(bytes).signed_bytes;
+    std::size_t payload_at = 0;
+    Message m;
+    auto h = read_header(bytes, payload_at, m);
+    if (!h || h->payload_size != bytes.size() - payload_at) return std::nullopt;
+    h->release.key_id = key_id;
+    return write_header(*h) + std::string(bytes.substr(payload_at));
 }
 
 BundleParts split_bundle(std::string_view bytes) {
@@ -308,49 +394,31 @@ BundleParts split_bundle(std::string_view bytes) {
 
 LoadResult load_bundle(std::string_view bytes, std::optional<std::uint64_t> expected_source_hash) {
     // Layout: "KYTKBNDL", u32 header size, header (cereal: format, compiler, source hash, checksum, payload
-    // size), payload (cereal: the Program), and for a signed bundle the signature trailer. Read in place.
+    // size, release), payload (cereal: the Program), and for a signed bundle the signature trailer. Read in place.
     LoadResult r;
     auto fail = [&](std::string ja, std::string en) {
         r.message = Message{std::move(ja), std::move(en)};
         return r;
     };
-    if (bytes.size() < sizeof magic || bytes.substr(0, sizeof magic) != std::string_view(magic, sizeof magic))
-        return fail("kyotaku のバンドルではありません", "not a kyotaku bundle");
     auto damaged = [&](char const* what) {
         return fail(std::string("バンドルが壊れています (") + what + ")", std::string("bundle is damaged (") + what + ")");
     };
-    std::uint32_t header_size = 0;
-    if (bytes.size() < sizeof magic + sizeof header_size) return damaged("truncated");
-    std::memcpy(&header_size, bytes.data() + sizeof magic, sizeof header_size);
-    std::size_t header_at = sizeof magic + sizeof header_size;
-    if (header_size > bytes.size() - header_at) return damaged("truncated header");
+    std::size_t payload_at = 0;
+    Message header_error;
+    auto const header = read_header(bytes, payload_at, header_error);
+    if (!header) {
+        r.message = std::move(header_error);
+        return r;
+    }
     try {
-        MemoryBuffer header_buf(bytes.data() + header_at, header_size);
-        std::istream in(&header_buf);
-        cereal::BinaryInputArchive ar(in);
-        std::uint32_t format = 0;
-        ar(format);
-        if (format != bundle_format_version)
-            return fail("バンドルの形式の版が違います (バンドル " + std::to_string(format) + "、この kyotaku " +
-                            std::to_string(bundle_format_version) + ")。kyotaku compile で作り直してください",
-                        "bundle format version " + std::to_string(format) + " does not match " + std::to_string(bundle_format_version) +
-                            "; recompile it with kyotaku compile");
-        std::string compiler;
-        std::uint64_t source_hash = 0, checksum = 0, payload_size = 0;
-        ar(compiler);
-        if (compiler != compiler_version)
-            return fail("バンドルは別の版のコンパイラで作られています (" + compiler + "、この kyotaku は " + compiler_version +
-                            ")。kyotaku compile で作り直してください",
-                        "bundle was compiled by " + compiler + ", this is " + compiler_version + "; recompile it");
-        ar(source_hash, checksum, payload_size);
-        std::size_t payload_at = header_at + header_size;
         // The payload ends the bundle, or the signature trailer follows it.
+        std::uint64_t const payload_size = header->payload_size;
         std::size_t const rest = bytes.size() - payload_at;
         bool const with_trailer = payload_size <= rest && payload_size + bundle_trailer_size == rest && split_bundle(bytes).is_signed();
         if (payload_size != rest && !with_trailer) return damaged("payload size");
         std::string_view payload = bytes.substr(payload_at, std::size_t(payload_size));
-        if (checksum64(payload) != checksum) return damaged("checksum mismatch");
-        if (expected_source_hash && *expected_source_hash != source_hash)
+        if (checksum64(payload) != header->checksum) return damaged("checksum mismatch");
+        if (expected_source_hash && *expected_source_hash != header->source_hash)
             return fail("バンドルは現在のルールファイルから作られたものではありません (ソースのハッシュ不一致)。kyotaku compile で作り直してください",
                         "bundle was not compiled from these rule sources (source hash mismatch); recompile it");
         auto program = std::make_shared<Program>();
@@ -358,10 +426,11 @@ LoadResult load_bundle(std::string_view bytes, std::optional<std::uint64_t> expe
         std::istream pin(&payload_buf);
         cereal::BinaryInputArchive par(pin);
         par(*program);
-        if (program->source_hash != source_hash) return damaged("inconsistent source hash");
+        if (program->source_hash != header->source_hash) return damaged("inconsistent source hash");
         if (auto e = validate(*program); !e.empty())
             return fail("バンドルの内容が不正です (" + e + ")", "invalid bundle contents (" + e + ")");
         r.program = std::move(program);
+        r.release = header->release;
     } catch (std::exception const& e) {
         return fail(std::string("バンドルを読めません: ") + e.what(), std::string("cannot read the bundle: ") + e.what());
     }

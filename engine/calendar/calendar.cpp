@@ -216,6 +216,8 @@ std::string wareki(Date d) {
     }
     return d.iso();
 }
+std::string wareki_with_iso(Date d) { return wareki(d) + " (" + d.iso() + ")"; }
+
 namespace {
 template <typename Result>
 Result failure(std::string ja, std::string en) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <deque>
 #include <map>
 #include <set>
 
@@ -32,47 +33,11 @@ std::string type_name(Program const& p, Type t) {
     return "?";
 }
 
-std::u32string code_points(std::string const& s) {
-    std::u32string out;
-    for (std::size_t i = 0; i < s.size();) {
-        auto c = static_cast<unsigned char>(s[i]);
-        std::size_t n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
-        char32_t cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
-        for (std::size_t k = 1; k < n && i + k < s.size(); ++k)
-            cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-        out.push_back(cp);
-        i += n;
-    }
-    return out;
-}
-
-// Edit distance in characters (not bytes), for "did you mean" suggestions.
-std::size_t edit_distance(std::string const& a8, std::string const& b8) {
-    std::u32string a = code_points(a8), b = code_points(b8);
-    std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        cur[0] = i;
-        for (std::size_t j = 1; j <= b.size(); ++j)
-            cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-        std::swap(prev, cur);
-    }
-    return prev[b.size()];
-}
-
-// " (「x」のことですか?)" / " (did you mean 'x'?)" for the candidate nearest to `name` (at most one edit for short
-// names, two otherwise), or empty strings when none is near.
+// " (「x」のことですか?)" / " (did you mean 'x'?)" for the candidate nearest to `name` (nearest_name: at most one edit
+// for short names, two otherwise), or empty strings when none is near.
 template <typename Names>
 std::pair<std::string, std::string> did_you_mean(std::string const& name, Names const& candidates) {
-    std::string best;
-    std::size_t len = code_points(name).size();
-    std::size_t best_d = len <= 2 ? 2 : 3;
-    for (auto const& c : candidates) {
-        std::string const& cand = c;
-        if (cand == name) continue;
-        std::size_t d = edit_distance(name, cand);
-        if (d < best_d) best_d = d, best = cand;
-    }
+    std::string const best = nearest_name(name, std::vector<std::string>(std::begin(candidates), std::end(candidates)));
     if (best.empty()) return {};
     return {" (「" + best + "」のことですか?)", " (did you mean '" + best + "'?)"};
 }
@@ -160,6 +125,46 @@ T const* leaf_as(ast::Expr const& e) {
     }
 }
 
+// An invariant is checked and compiled as a bool let: `invariant N: A implies B` is the let `N : bool = not (A) or (B)`,
+// made here from the declaration's own nodes (their positions too, so that a diagnostic points into it).
+ast::SlotDecl invariant_slot(ast::InvariantDecl const& inv) {
+    auto at = [](auto& node, x3::position_tagged const& where) { static_cast<x3::position_tagged&>(node) = where; };
+    ast::SlotDecl s;
+    at(s, inv);
+    s.kind = ast::SlotKind::Let;
+    s.name = inv.name;
+    s.label = inv.label;
+    ast::TypeRef type;
+    at(type, inv.name);
+    type.name = ast::Ident("bool");
+    at(type.name, inv.name);
+    s.type = type;
+    ast::Clause clause;
+    at(clause, inv);
+    if (!inv.consequence) {
+        clause.value = inv.condition;
+    } else {
+        ast::Unary negated;
+        at(negated, inv.condition);
+        negated.op = ast::UnaryOp::Not;
+        negated.operand = x3::forward_ast<ast::Expr>(inv.condition);
+        ast::Operation either;
+        at(either, *inv.consequence);
+        either.op = ast::BinaryOp::Or;
+        either.operand = x3::forward_ast<ast::Expr>(*inv.consequence);
+        ast::Expr e;
+        at(e, inv);
+        e.first = x3::forward_ast<ast::Unary>(negated);
+        e.rest.push_back(either);
+        clause.value = e;
+    }
+    ast::Version version;
+    at(version, inv);
+    version.clauses.push_back(clause);
+    s.versions.push_back(version);
+    return s;
+}
+
 struct SlotDef {
     ast::SlotDecl const* decl;
     std::uint16_t file;
@@ -179,6 +184,9 @@ private:
     Checked out_;
     Program& prog_ = out_.program;
     std::vector<SlotDef> slot_defs_;
+    std::deque<ast::SlotDecl> invariant_decls_;     // the lets invariants are checked as (stable addresses)
+    std::vector<std::uint32_t> invariant_slots_;    // their slots (and assumptions'): roots, like decisions, for unused warnings
+    ast::HorizonDecl const* horizon_decl_ = nullptr;
     std::map<std::string, std::vector<std::pair<int, int>>> enum_values_;  // value name → (enum, index)
     std::map<std::string, std::pair<ast::FixtureDecl const*, std::uint16_t>> fixtures_;
     std::map<std::string, int> fixture_index_;     // fixture name → Program::fixtures
@@ -282,7 +290,7 @@ std::optional<Checked> Checker::run() {
     if (diags_.size() != before || failed_) return std::nullopt;
     compute_deps(order);
     warn_unused();
-    for (std::uint16_t f = 0; f < files_.size(); ++f) prog_.files.push_back(files_[f]->path);
+    for (std::uint16_t f = 0; f < files_.size(); ++f) prog_.files.push_back(files_[f]->name);
     return std::move(out_);
 }
 
@@ -371,14 +379,17 @@ std::vector<std::string> Checker::names_of_kind(char kind) const {
     return out;
 }
 
-// Lets, params and facts on which no answer depends: nothing reachable from a decision (or an `export let`,
-// which programs ask for by name) uses them, so changing them changes nothing. Warnings, by name.
+// Lets, params and facts on which no answer depends: nothing reachable from a decision (or an `export let`, which
+// programs ask for by name, or an invariant or assumption, which prove and diff read) uses them, so changing them
+// changes nothing.
+// Warnings, by name.
 void Checker::warn_unused() {
     std::size_t const n = prog_.slots.size();
     std::vector<char> used_slot(n, 0), used_fact(prog_.facts.size(), 0), used_param(prog_.params.size(), 0);
     std::vector<std::uint32_t> todo;
     for (std::uint32_t s = 0; s < n; ++s)
-        if (prog_.slots[s].decision || slot_defs_[s].decl->kind == ast::SlotKind::ExportLet) {
+        if (prog_.slots[s].decision || slot_defs_[s].decl->kind == ast::SlotKind::ExportLet ||
+            std::find(invariant_slots_.begin(), invariant_slots_.end(), s) != invariant_slots_.end()) {
             used_slot[s] = 1;
             todo.push_back(s);
         }
@@ -566,11 +577,37 @@ void Checker::collect() {
                 info.name = s->name.name;
                 if (s->label) info.label = s->label->value;
                 info.decision = decision;
+                info.exported = s->kind == ast::SlotKind::ExportLet;
                 info.loc = loc(s->name);
                 info.source = files_[f]->line_text(int(info.loc.line));
                 slot_index_.emplace(s->name.name, int(prog_.slots.size()));
                 prog_.slots.push_back(std::move(info));
                 if (prog_.slots.back().decision) prog_.outputs.push_back(std::uint32_t(prog_.slots.size() - 1));
+            } else if (auto const* inv = boost::get<ast::InvariantDecl>(&d)) {
+                if (!declare(inv->name, inv->kind == ast::PropertyKind::Invariant ? "invariant" : "assume")) continue;
+                slot_defs_.push_back(SlotDef{&invariant_decls_.emplace_back(invariant_slot(*inv)), f});
+                SlotInfo info;
+                info.name = inv->name.name;
+                if (inv->label) info.label = inv->label->value;
+                info.type = Type{TypeKind::Bool, -1};
+                info.loc = loc(inv->name);
+                info.source = files_[f]->line_text(int(info.loc.line));
+                auto const slot = std::uint32_t(prog_.slots.size());
+                slot_index_.emplace(inv->name.name, int(slot));
+                (inv->kind == ast::PropertyKind::Invariant ? prog_.invariants : prog_.assumptions)
+                    .push_back(InvariantInfo{info.name, info.label, slot, info.loc, info.source});
+                prog_.slots.push_back(std::move(info));
+                invariant_slots_.push_back(slot);
+            } else if (auto const* h = boost::get<ast::HorizonDecl>(&d)) {
+                if (horizon_decl_) {
+                    error(h->date, DiagnosticKind::duplicate, "horizon は一度だけ宣言できます", "horizon may be declared only once");
+                    continue;
+                }
+                horizon_decl_ = h;
+                if (auto day = date_literal(h->date); day && day->type.kind == TypeKind::Date) prog_.horizon = day->value;
+                else if (day)
+                    error(h->date, DiagnosticKind::type_mismatch, "horizon は日付です (例: horizon 2030-12-31)",
+                          "horizon is a date (horizon 2030-12-31)");
             } else if (auto const* fx = boost::get<ast::FixtureDecl>(&d)) {
                 if (!fixtures_.emplace(fx->name.name, std::make_pair(fx, f)).second)
                     error(fx->name, DiagnosticKind::duplicate, "fixture「" + fx->name.name + "」が重複しています",

@@ -60,8 +60,9 @@ std::vector<SourceFile> read_rule_sources(std::string const& path, std::vector<D
     } else {
         errors.push_back(io_error(path, "ファイルもディレクトリもありません", "no such file or directory"));
     }
+    bool const folder = fs::is_directory(path, ec);
     for (auto const& p : paths) {
-        SourceFile f{p, {}};
+        SourceFile f{p, {}, folder ? fs::path(p).lexically_relative(path).generic_string() : fs::path(p).filename().generic_string()};
         if (!read_file(p, f.text)) {
             errors.push_back(io_error(p, "読み込めません", "cannot read the file"));
             continue;
@@ -82,6 +83,7 @@ CompileResult compile(std::vector<SourceFile> sources) {
     bool syntax_ok = true;
     for (auto& s : sources) {
         parsed.push_back(syntax::parse_file(s.path, std::move(s.text), result.diagnostics));
+        parsed.back()->name = s.name.empty() ? s.path : std::move(s.name);
         syntax_ok = syntax_ok && parsed.back()->ok;
     }
     if (!syntax_ok) return result;

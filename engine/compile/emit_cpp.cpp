@@ -194,13 +194,18 @@ std::string emit_cpp(Program const& p, std::string const& ns, std::string const&
       << "    Ctx c;\n    std::memset(c.version, 0, sizeof c.version);\n"
       << "    for (std::size_t i = 0; i < records.size() && (i + 1) * " << outs << " <= results.size(); ++i)\n"
       << "        decide_all(c, records[i], params, results.data() + i * " << outs << ");\n}\n\n"
+      << "void evaluate_into(Activation const& facts, std::int64_t const* params, Outcome* out, void* memo) {\n"
+      << "    Ctx& c = *static_cast<Ctx*>(memo);\n    std::memset(c.version, 0, sizeof c.version);\n    decide_all(c, facts, params, out);\n}\n\n"
+      << "bool slot_value(void* memo, std::uint32_t s, std::int64_t& value) {\n"
+      << "    Ctx& c = *static_cast<Ctx*>(memo);\n    if (s >= " << n << ") return false;\n    c.no_version = false;\n"
+      << "    if (!c.done[s] && !slots[s](c)) return false;\n    value = c.r[result_reg[s]];\n    return true;\n}\n\n"
       << "constexpr std::uint32_t outputs[] = {";
     for (std::size_t i = 0; i < outs; ++i) o << (i ? ", " : "") << p.outputs[i];
     if (outs == 0) o << "0";
     o << "};\n}  // namespace\n\n"
       << "namespace " << ns << " {\nextern kyotaku::GeneratedRules const " << variable << ";\nkyotaku::GeneratedRules const " << variable
       << "{UINT64_C(" << p.source_hash << "), " << n << ", evaluate_slot, evaluate_slot_batch, " << outs
-      << ", outputs, evaluate, evaluate_batch};\n}  // namespace " << ns << "\n";
+      << ", outputs, evaluate, evaluate_batch, sizeof(Ctx), evaluate_into, slot_value};\n}  // namespace " << ns << "\n";
     return o.str();
 }
 

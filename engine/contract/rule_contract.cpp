@@ -1,5 +1,7 @@
 #include "rule_contract.hpp"
 
+#include <algorithm>
+
 namespace kyotaku {
 
 namespace {
@@ -42,6 +44,10 @@ struct Binder {
         if (p.slots[std::size_t(s)].type.kind != kind)
             fail({std::string(name) + " の型が " + kind_name(kind) + " ではありません",
                   std::string(name) + " must be " + kind_name(kind)});
+        // What a program reads by name is declared so: kyotaku diff compares every decision and export let.
+        if (!p.slots[std::size_t(s)].decision && !p.slots[std::size_t(s)].exported)
+            fail({std::string("let ") + name + " はサーバと同意ページが名前で読むので export let と書いてください",
+                  std::string("let ") + name + " is read by name by the server and the consent page: declare it `export let`"});
         return std::uint32_t(s);
     }
     // A let the rules may leave out; when present, it has this type.
@@ -79,6 +85,8 @@ std::variant<RuleContract, Message> RuleContract::bind(std::shared_ptr<Program c
               b.fact("feature_enabled", TypeKind::Bool),
               b.fact("enabled_items", TypeKind::EnumSet),
               b.fact("appointment_date", TypeKind::Date),
+              b.fact("preparatory_visit", TypeKind::Bool),
+              b.fact("confirmation_date", TypeKind::Date),
               b.fact("consent_choice", TypeKind::Enum)};
     c.slot = {b.slot("分類", TypeKind::Enum),
               b.slot("利用する機能", TypeKind::Enum),
@@ -86,6 +94,10 @@ std::variant<RuleContract, Message> RuleContract::bind(std::shared_ptr<Program c
               b.slot("継続的な関係", TypeKind::Bool),
               b.slot("診療予約日を受け付ける", TypeKind::Bool),
               b.slot("診療予約日が必要", TypeKind::Bool),
+              b.slot("施設が行う区分", TypeKind::Bool),
+              b.slot("事前の訪問を尋ねる", TypeKind::Bool),
+              b.slot("資格確認日を受け付ける", TypeKind::Bool),
+              b.slot("照会を判定する日", TypeKind::Date),
               b.slot("service_available", TypeKind::Bool),
               b.slot("identity_methods", TypeKind::EnumSet),
               b.slot("reinquiry_allowed", TypeKind::Bool),
@@ -123,18 +135,38 @@ std::variant<RuleContract, Message> RuleContract::bind(std::shared_ptr<Program c
         Outcome feature = ev.evaluate_slot(facts, c.slot.feature);
         Outcome starts = ev.evaluate_slot(facts, c.slot.starts_relationship);
         Outcome needs = ev.evaluate_slot(facts, c.slot.appointment_required);
+        Outcome asks = ev.evaluate_slot(facts, c.slot.asks_preparatory);
         if (cat.status != Status::ok || feature.status != Status::ok || starts.status != Status::ok ||
-            needs.status != Status::ok)
-            return Message{
-                "分類・利用する機能・再照会できる区分・診療予約日が必要 は visit_kind だけで決まる必要があります (" +
-                    kind + ")",
-                "分類, 利用する機能, 再照会できる区分 and 診療予約日が必要 must depend on visit_kind only (" + kind +
-                    ")"};
+            needs.status != Status::ok || asks.status != Status::ok)
+            return Message{"分類・利用する機能・再照会できる区分・診療予約日が必要・事前の訪問を尋ねる は visit_kind だけで決まる必要があります (" +
+                               kind + ")",
+                           "分類, 利用する機能, 再照会できる区分, 診療予約日が必要 and 事前の訪問を尋ねる must depend on visit_kind only (" +
+                               kind + ")"};
         k.category = c.values_of_slot(c.slot.category)[std::size_t(cat.value)];
         k.feature = c.values_of_slot(c.slot.feature)[std::size_t(feature.value)];
         k.starts_relationship = starts.value != 0;
         k.needs_appointment = needs.value != 0;
+        k.asks_preparatory = asks.value != 0;
         c.kinds.emplace(kind, std::move(k));
+    }
+    // Each 施設区分 on its own: only facility_kind is set.
+    auto const& visit_kinds = c.values_of_fact(c.fact.visit_kind);
+    for (auto const& kind : c.values_of_fact(c.fact.facility_kind)) {
+        facts.clear();
+        facts.set_enum("facility_kind", kind);
+        ev.begin(facts);
+        Outcome offered = ev.evaluate_slot(facts, c.slot.offered_visit_kinds);
+        if (offered.status != Status::ok)
+            return Message{"施設の診療区分 は facility_kind だけで決まる必要があります (" + kind + ")",
+                           "施設の診療区分 must depend on facility_kind only (" + kind + ")"};
+        FacilityKind f;
+        for (std::size_t i = 0; i < visit_kinds.size(); ++i) {
+            if (!((std::uint64_t(offered.value) >> i) & 1u)) continue;
+            f.visit_kinds.push_back(visit_kinds[i]);
+            std::string const& feature = c.kinds.at(visit_kinds[i]).feature;
+            if (std::find(f.features.begin(), f.features.end(), feature) == f.features.end()) f.features.push_back(feature);
+        }
+        c.facility_kinds.emplace(kind, std::move(f));
     }
     return c;
 }
@@ -142,6 +174,11 @@ std::variant<RuleContract, Message> RuleContract::bind(std::shared_ptr<Program c
 RuleContract::Kind const* RuleContract::kind(std::string_view visit_kind) const {
     auto it = kinds.find(visit_kind);
     return it == kinds.end() ? nullptr : &it->second;
+}
+
+RuleContract::FacilityKind const* RuleContract::facility_kind(std::string_view kind) const {
+    auto it = facility_kinds.find(kind);
+    return it == facility_kinds.end() ? nullptr : &it->second;
 }
 
 std::vector<std::string> const& RuleContract::values_of_fact(int fact) const {

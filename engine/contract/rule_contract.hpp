@@ -5,7 +5,8 @@
 // request; afterwards everyone asks by index, never by name.
 //
 // It also answers, once per rule set, what the rules say about each 診療区分 on its own: its 分類, the 機能 of
-// 環境設定 it uses, and whether a card-verified consent of that kind starts a continuing relationship. Neither the
+// 環境設定 it uses, and whether a card-verified consent of that kind starts a continuing relationship; and about each
+// 施設区分: the 診療区分 it offers and the 機能 those use. Neither the
 // server nor the page keeps such a table of its own. Library kyotaku::contract (the server links it natively, the
 // page's WebAssembly module compiles it with the flow).
 #pragma once
@@ -32,7 +33,7 @@ struct RuleContract {
     // Fact ids (indexes into Program::facts).
     struct Facts {
         int facility_kind, visit_kind, first_visit, query_date, continuing_home_care, reviewed_claim_months, terminal,
-            consented_items, requested_item, feature_enabled, enabled_items, appointment_date;
+            consented_items, requested_item, feature_enabled, enabled_items, appointment_date, preparatory_visit, confirmation_date;
         int consent_choice;  // the consent page's: one choice whose items 選択肢の閲覧項目 names
     } fact{};
     // Slot ids (lets and decisions).
@@ -43,10 +44,14 @@ struct RuleContract {
         std::uint32_t relationship_continuing;  // let 継続的な関係 : bool
         std::uint32_t appointment_acceptable;   // let 診療予約日を受け付ける : bool
         std::uint32_t appointment_required;     // let 診療予約日が必要 : bool
+        std::uint32_t offers;                   // let 施設が行う区分 : bool (with the reason every registration path gives)
+        std::uint32_t asks_preparatory;         // let 事前の訪問を尋ねる : bool
+        std::uint32_t confirmation_acceptable;  // let 資格確認日を受け付ける : bool
+        std::uint32_t decision_date;            // let 照会を判定する日 : date
         std::uint32_t service_available, identity_methods, reinquiry_allowed, eligibility_available,
             medical_info_viewable, window_end;
+        std::uint32_t offered_visit_kinds;  // let 施設の診療区分 : set<診療区分> (the page's choices; 施設が行う区分 asks it)
         // The consent page's (rules/50_consent_page.rules).
-        std::uint32_t offered_visit_kinds;              // let 施設の診療区分 : set<診療区分>
         std::uint32_t visit_kind_note;                  // let 診療区分の説明 : text
         std::uint32_t staff_present;                    // let 職員がいる : bool
         std::uint32_t consent_choices;                  // let 同意の選択肢一覧 : set<同意の選択肢>
@@ -60,10 +65,19 @@ struct RuleContract {
         std::string feature;   // 訪問診療等機能 / オンライン診療等機能
         bool starts_relationship = false;
         bool needs_appointment = false;  // the consent carries a 診療予約日 (オンライン診療等)
+        bool asks_preparatory = false;   // the registration records whether it was a preparatory visit (事前の訪問)
     };
     std::map<std::string, Kind, std::less<>> kinds;
+    // What the rules say of each 施設区分 on its own: the 診療区分 it offers (施設の診療区分) and the 機能 of 環境設定
+    // those use (利用する機能 of each): the only switches its 環境設定 can turn on.
+    struct FacilityKind {
+        std::vector<std::string> visit_kinds;
+        std::vector<std::string> features;
+    };
+    std::map<std::string, FacilityKind, std::less<>> facility_kinds;
 
     Kind const* kind(std::string_view visit_kind) const;
+    FacilityKind const* facility_kind(std::string_view kind) const;
     // The enum value names of a fact or slot's type, and the index of one of them (-1 when it has none).
     std::vector<std::string> const& values_of_fact(int fact) const;
     std::vector<std::string> const& values_of_slot(std::uint32_t slot) const;

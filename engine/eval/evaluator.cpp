@@ -429,6 +429,12 @@ void Evaluator::append_text(std::string& out, std::int64_t text, Activation cons
                 else out += "(不明)";
                 break;
             case TextPiece::Kind::Slot: {
+                if (slot_value_) {
+                    std::int64_t v;
+                    if (slot_value_(slot_context_, p.id, v)) append_value(out, p.type, v, facts);
+                    else out += "(不明)";
+                    break;
+                }
                 same_record(facts);
                 if (slot(p.id)) append_value(out, p.type, regs_[program_->slots[p.id].result_reg], facts);
                 else out += "(不明)";
@@ -447,6 +453,14 @@ void Evaluator::append_text(std::string& out, std::int64_t text, Activation cons
         append_int(out, clause.loc.line);
         out += ')';
     }
+}
+
+void Evaluator::append_text(std::string& out, std::int64_t text, Activation const& facts, SlotValue value, void* context) {
+    slot_value_ = value;
+    slot_context_ = context;
+    append_text(out, text, facts, true);
+    slot_value_ = nullptr;
+    slot_context_ = nullptr;
 }
 
 }  // namespace kyotaku

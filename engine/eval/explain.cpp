@@ -30,15 +30,28 @@ std::string month_set_text(Activation const& facts, int f) {
     return "{" + months + "}";
 }
 
+// A value for people: dates in 和暦 with ISO in brackets (令和6年4月15日 (2024-04-15)), the rest as the evaluator writes it.
+std::string people_value(Evaluator& ev, Type type, std::int64_t value, Activation const& facts) {
+    if (type.kind == TypeKind::Date) return wareki_with_iso(Date::from_days(value));
+    return ev.format_value(type, value, facts);
+}
+
 std::string fact_text(Evaluator& ev, Program const& p, Activation const& facts, int f) {
     auto const& info = p.facts[std::size_t(f)];
     if (!facts.has(f)) return "(なし)";
     if (info.type.kind == TypeKind::MonthSet) return month_set_text(facts, f);
-    return ev.format_value(info.type, facts.raw(f), facts);
+    return people_value(ev, info.type, facts.raw(f), facts);
 }
 
-// A decision's or let's name for people: its label, with the name itself when they differ.
-std::string display_name(SlotInfo const& s) { return s.label.empty() ? s.name : s.label + " (" + s.name + ")"; }
+// A case's id for its heading: the id as written, or a note that it has none.
+std::string case_heading(std::string const& id) {
+    if (id == "null") return "事例 (id なし)";
+    return "事例 " + (id.size() >= 2 && id.front() == '"' ? id.substr(1, id.size() - 2) : id);
+}
+
+// A decision's, let's or fact's name for people: its label, with the name itself when they differ.
+template <typename Info>
+std::string display_name(Info const& s) { return s.label.empty() ? s.name : s.label + " (" + s.name + ")"; }
 
 bool ident_byte(unsigned char c) { return c >= 0x80 || c == '_' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
@@ -67,10 +80,10 @@ std::string condition_with_values(Evaluator& ev, Program const& p, Activation co
         std::string value;
         bool known = true;
         if (int f = p.find_fact(word); f >= 0) value = fact_text(ev, p, facts, f);
-        else if (int pa = p.find_param(word); pa >= 0) value = ev.format_value(p.params[std::size_t(pa)].type, p.params[std::size_t(pa)].value, facts);
+        else if (int pa = p.find_param(word); pa >= 0) value = people_value(ev, p.params[std::size_t(pa)].type, p.params[std::size_t(pa)].value, facts);
         else if (int s = p.find_slot(word); s >= 0) {
             Outcome o = ev.evaluate_slot(facts, std::uint32_t(s));
-            value = o.status == Status::ok ? ev.format_value(p.slots[std::size_t(s)].type, o.value, facts) : "不明";
+            value = o.status == Status::ok ? people_value(ev, p.slots[std::size_t(s)].type, o.value, facts) : "不明";
         } else known = false;
         if (known) out += "〈" + value + "〉";
         i = end;
@@ -117,26 +130,21 @@ std::string explain(std::shared_ptr<Program const> program, std::string_view jso
 
     Evaluator ev(program);
     std::ostringstream out;
-    out << "事例 " << id;
+    out << case_heading(id);
     if (p.asof_fact >= 0 && facts.has(p.asof_fact))
-        out << " (基準日 " << p.facts[std::size_t(p.asof_fact)].name << " = " << Date::from_days(facts.raw(p.asof_fact)).iso() << ")";
+        out << " (基準日 " << display_name(p.facts[std::size_t(p.asof_fact)]) << " = " << fact_text(ev, p, facts, p.asof_fact) << ")";
     out << "\n";
-    // The facts, a few to a line; the absent ones named once.
-    std::string line = "入力:", absent;
+    // The facts, one a line with their names for people; the absent ones named once.
+    std::string absent;
+    out << "入力:\n";
     for (std::size_t f = 0; f < p.facts.size(); ++f) {
         auto const& info = p.facts[f];
         if (!facts.has(int(f))) {
-            absent += (absent.empty() ? "" : ", ") + info.name;
+            absent += (absent.empty() ? "" : ", ") + display_name(info);
             continue;
         }
-        std::string item = "  " + info.name + "=" + fact_text(ev, p, facts, int(f));
-        if (line.size() + item.size() > 110) {
-            out << line << "\n";
-            line = "    ";
-        }
-        line += item;
+        out << "  " << display_name(info) << ": " << fact_text(ev, p, facts, int(f)) << "\n";
     }
-    out << line << "\n";
     if (!absent.empty()) out << "入力なし: " << absent << "\n";
 
     std::vector<TraceEvent> trace;
@@ -156,7 +164,7 @@ std::string explain(std::shared_ptr<Program const> program, std::string_view jso
             continue;
         }
         auto const& c = p.clauses[o.clause];
-        out << ev.format_value(slot.type, o.value, facts) << "\n";
+        out << people_value(ev, slot.type, o.value, facts) << "\n";
         out << "  決め手 " << p.location(c.loc) << "  " << first_line(c.source);
         if (!c.otherwise) out << "  ← " << condition_with_values(ev, p, facts, c) << " が真";
         out << "\n";
@@ -181,7 +189,7 @@ std::string explain(std::shared_ptr<Program const> program, std::string_view jso
     for (auto s : lets) {
         Outcome o = ev.evaluate_slot(facts, s);
         if (o.status != Status::ok) continue;
-        out << "  " << display_name(p.slots[s]) << " = " << ev.format_value(p.slots[s].type, o.value, facts) << "   ("
+        out << "  " << display_name(p.slots[s]) << " = " << people_value(ev, p.slots[s].type, o.value, facts) << "   ("
             << p.location(p.slots[s].loc) << ")\n";
     }
     return out.str();
@@ -194,13 +202,13 @@ std::string explain_full(std::shared_ptr<Program const> const& program, Activati
     Program const& p = *program;
     Evaluator ev(program);
     std::ostringstream out;
-    out << "事例 id=" << id << "\n\n入力された事実:\n";
-    for (std::size_t f = 0; f < p.facts.size(); ++f) out << "  " << p.facts[f].name << " = " << fact_text(ev, p, facts, int(f)) << "\n";
+    out << case_heading(id) << "\n\n入力された事実:\n";
+    for (std::size_t f = 0; f < p.facts.size(); ++f) out << "  " << display_name(p.facts[f]) << " = " << fact_text(ev, p, facts, int(f)) << "\n";
     std::vector<TraceEvent> trace;
     for (auto s : p.outputs) {
         auto const& slot = p.slots[s];
         auto const [o, reason] = traced(ev, p, facts, s, trace);
-        out << "\n■ " << slot.name << " = ";
+        out << "\n■ " << display_name(slot) << " = ";
         if (o.status == Status::missing_facts) {
             out << "null\n  判定できません: 必要な事実がありません (" << missing_names(p, o) << ")\n";
             continue;
@@ -209,7 +217,7 @@ std::string explain_full(std::shared_ptr<Program const> const& program, Activati
             out << "null\n  判定できません: 基準日に施行中の version がありません (" << p.slots[o.failed_slot].name << ")\n";
             continue;
         }
-        out << ev.format_value(slot.type, o.value, facts) << "\n";
+        out << people_value(ev, slot.type, o.value, facts) << "\n";
         if (!slot.versions.empty()) {
             auto const& v = slot.versions[o.version];
             out << "  適用した版: 「" << v.label << "」 (" << (v.from == std::numeric_limits<std::int64_t>::min() ? std::string("") : Date::from_days(v.from).iso())
@@ -237,7 +245,7 @@ std::string explain_full(std::shared_ptr<Program const> const& program, Activati
             if (!header) out << "  途中の値:\n";
             header = true;
             auto const& ls = p.slots[e.id];
-            out << "    " << ls.name << " = " << ev.format_value(ls.type, e.value, facts) << "   (" << p.location(ls.loc) << ")\n";
+            out << "    " << display_name(ls) << " = " << people_value(ev, ls.type, e.value, facts) << "   (" << p.location(ls.loc) << ")\n";
         }
     }
     return out.str();

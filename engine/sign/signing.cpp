@@ -82,6 +82,18 @@ std::string key_fingerprint(std::string_view raw) {
     return hex;
 }
 
+std::string sha256_hex(std::string_view bytes) {
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<unsigned char const*>(bytes.data()), bytes.size(), digest);
+    std::string hex;
+    char buf[3];
+    for (unsigned char c : digest) {
+        std::snprintf(buf, sizeof buf, "%02x", c);
+        hex += buf;
+    }
+    return hex;
+}
+
 PublicKey read_public_key(std::string const& path) {
     PublicKey r;
     auto text = read_text(path);
@@ -93,6 +105,19 @@ PublicKey read_public_key(std::string const& path) {
     if (!is_ed25519(key.get())) {
         r.error = Message{"Ed25519 の公開鍵 (PEM の PUBLIC KEY) ではありません: " + path,
                           "not an Ed25519 public key (PEM \"PUBLIC KEY\"): " + path};
+        return r;
+    }
+    r.raw = raw_public(key.get());
+    if (r.raw.empty()) r.error = Message{"公開鍵を取り出せません: " + path, "cannot extract the public key: " + path};
+    return r;
+}
+
+PublicKey public_key_of_private(std::string const& path) {
+    PublicKey r;
+    auto text = read_text(path);
+    Pkey key = text ? read_pem(*text, true) : nullptr;
+    if (!is_ed25519(key.get())) {
+        r.error = Message{"Ed25519 の秘密鍵 (PEM の PRIVATE KEY) を読めません: " + path, "cannot read an Ed25519 private key (PEM \"PRIVATE KEY\"): " + path};
         return r;
     }
     r.raw = raw_public(key.get());
@@ -127,6 +152,14 @@ SignResult sign_bundle(std::string_view bundle, std::string const& private_key_p
                           "not an Ed25519 private key (PEM \"PRIVATE KEY\"): " + private_key_path};
         return r;
     }
+    // The key's id goes into the header, inside what is signed: the bundle says which key signed it.
+    std::string const public_raw = raw_public(key.get());
+    auto stamped = stamp_bundle_key_id(bundle, key_fingerprint(public_raw));
+    if (!stamped) {
+        r.error = Message{"バンドルではないか、壊れています (署名しません)", "not a bundle, or a damaged one (not signed)"};
+        return r;
+    }
+    bundle = *stamped;
     std::unique_ptr<EVP_MD_CTX, MdFree> ctx(EVP_MD_CTX_new());
     std::string signature(64, '\0');
     std::size_t n = signature.size();
@@ -140,7 +173,7 @@ SignResult sign_bundle(std::string_view bundle, std::string const& private_key_p
     r.bundle.reserve(bundle.size() + bundle_trailer_size);
     r.bundle.append(bundle);
     r.bundle.append("KYTKSIG1", 8);
-    r.bundle.append(raw_public(key.get()));
+    r.bundle.append(public_raw);
     r.bundle.append(signature);
     return r;
 }
@@ -157,6 +190,17 @@ Message check_bundle_signature(std::string_view bytes, std::vector<std::string> 
     if (!verify(parts.public_key, parts.signed_bytes, parts.signature))
         return Message{"バンドルの署名が合いません。署名の後で書き換えられたか、壊れています",
                        "the bundle's signature does not verify: it was altered after signing, or damaged"};
+    // The header names the key that signed it (inside the signed part); a bundle that names another key, or none
+    // (signed by hand over an unstamped header), is not one kyotaku signed.
+    Message header_error;
+    auto const header = read_bundle_header(parts.signed_bytes, &header_error);
+    if (!header) return header_error;
+    std::string const fingerprint = key_fingerprint(parts.public_key);
+    if (header->release.key_id != fingerprint)
+        return Message{"バンドルに書かれた署名の鍵 (" + (header->release.key_id.empty() ? std::string("なし") : header->release.key_id) +
+                           ") と署名した鍵 (" + fingerprint + ") が違います",
+                       "the bundle names signing key " + (header->release.key_id.empty() ? std::string("(none)") : header->release.key_id) +
+                           " but key " + fingerprint + " signed it"};
     return {};
 }
 

@@ -180,7 +180,24 @@ struct TestDecl : x3::position_tagged {
     std::vector<Binding> expect;
 };
 
-struct Decl : x3::variant<EnumDecl, FactDecl, ParamDecl, AsofDecl, SlotDecl, FixtureDecl, TestDecl> {
+// `invariant NAME "label": EXPR` or `invariant NAME: A implies B`: a property of the rules that kyotaku prove
+// shows true for every input (a bool expression over facts, params, lets and decisions). `assume NAME: EXPR` has the
+// same form: what a realistic case satisfies (kyotaku diff --corpus realistic generates only such cases).
+enum class PropertyKind : std::uint8_t { Invariant, Assumption };
+struct InvariantDecl : x3::position_tagged {
+    PropertyKind kind = PropertyKind::Invariant;
+    Ident name;
+    boost::optional<Text> label;
+    Expr condition;
+    boost::optional<Expr> consequence;  // `condition implies consequence`; none: the condition itself must hold
+};
+// `horizon 2030-12-31`: the last day kyotaku prove covers.
+struct HorizonDecl : x3::position_tagged {
+    char keyword = 'h';  // keeps the struct from being a one-member sequence for X3, as AsofDecl::keyword
+    DateText date;
+};
+
+struct Decl : x3::variant<EnumDecl, FactDecl, ParamDecl, AsofDecl, SlotDecl, FixtureDecl, TestDecl, InvariantDecl, HorizonDecl> {
     using base_type::base_type;
     using base_type::operator=;
 };
@@ -212,3 +229,5 @@ BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::SlotDecl, kind, name, label, type, versi
 BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::Binding, name, op, value)
 BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::FixtureDecl, name, facts)
 BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::TestDecl, name, uses, given, expect)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::InvariantDecl, kind, name, label, condition, consequence)
+BOOST_FUSION_ADAPT_STRUCT(kyotaku::ast::HorizonDecl, keyword, date)

@@ -70,6 +70,12 @@ std::vector<int> widths(std::string const& s) {
 }
 }  // namespace
 
+int display_width(std::string_view s) {
+    int total = 0;
+    for (int w : widths(std::string(s))) total += w;
+    return total;
+}
+
 std::string format_diagnostic(Diagnostic const& d) {
     std::string out;
     if (!d.file.empty()) {

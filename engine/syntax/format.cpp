@@ -166,9 +166,9 @@ private:
                 std::string s = "{";
                 for (std::size_t i = 0; i < set.items.size(); ++i) s += (i ? ", " : "") + p.expr(set.items[i], indent);
                 s += "}";
-                std::size_t chars = 0;
-                for (char c : s) chars += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-                if (chars <= 60) return s;
+                // Measured in columns as an editor shows them (a Japanese character takes two), not in characters:
+                // a set of Japanese names stays one item a line when one of its lines is deleted.
+                if (display_width(s) <= 60) return s;
                 // A long set: one item a line, with a trailing comma.
                 s = "{\n";
                 for (auto const& item : set.items) s += pad(indent + 2) + p.expr(item, indent + 2) + ",\n";
@@ -211,7 +211,7 @@ private:
         std::string one = "enum " + e.name.name + " { ";
         for (std::size_t i = 0; i < e.values.size(); ++i) one += (i ? ", " : "") + e.values[i].name;
         one += " }";
-        if (one.size() <= 100) {
+        if (display_width(one) <= 100) {
             out_ += one;
             return;
         }
@@ -236,6 +236,15 @@ private:
         out_ += " = " + expr(p.value, 0);
     }
     void decl(ast::AsofDecl const& a) { out_ += "asof " + a.fact.name; }
+    void decl(ast::HorizonDecl const& h) { out_ += "horizon " + h.date.text; }
+    // One line when it fits in 100 columns; else the property on its own indented line.
+    void decl(ast::InvariantDecl const& i) {
+        std::string const head = std::string(i.kind == ast::PropertyKind::Invariant ? "invariant " : "assume ") + i.name.name +
+                                 (i.label ? " " + text(*i.label) : std::string()) + ":";
+        std::string body = expr(i.condition, 1);
+        if (i.consequence) body += " implies " + expr(*i.consequence, 1);
+        out_ += display_width(head + " " + body) <= 100 ? head + " " + body : head + "\n  " + body;
+    }
     void clause(ast::Clause const& c, int indent) {
         comments_before(line_of(c), indent);
         out_ += pad(indent) + (c.condition ? "when " + expr(*c.condition, indent) + " => " : std::string("otherwise => "));

@@ -152,7 +152,8 @@ auto const keyword = kw("enum") | kw("fact") | kw("param") | kw("let") | kw("dec
                      kw("otherwise") | kw("because") | kw("version") | kw("from") | kw("until") | kw("test") |
                      kw("given") | kw("expect") | kw("uses") | kw("fixture") | kw("match") | kw("if") | kw("then") |
                      kw("else") | kw("and") | kw("or") | kw("not") | kw("in") | kw("asof") | kw("round") |
-                     kw("days") | kw("day") | kw("months") | kw("month") | kw("export");
+                     kw("days") | kw("day") | kw("months") | kw("month") | kw("export") | kw("invariant") | kw("implies") |
+                     kw("horizon") | kw("assume");
 
 using x3::attr;
 using x3::lexeme;
@@ -198,9 +199,11 @@ x3::rule<class slot_decl_id, ast::SlotDecl> const slot_decl = "let / decision / 
 x3::rule<class binding_id, ast::Binding> const binding = "名前 = 値 name = value";
 x3::rule<class fixture_id, ast::FixtureDecl> const fixture_decl = "fixture";
 x3::rule<class test_id, ast::TestDecl> const test_decl = "test";
+x3::rule<class invariant_id, ast::InvariantDecl> const invariant_decl = "invariant / assume";
+x3::rule<class horizon_id, ast::HorizonDecl> const horizon_decl = "horizon";
 x3::rule<class decl_id, ast::Decl> const decl = "宣言 declaration";
 x3::rule<class file_id, ast::File> const file =
-    "宣言 declaration (enum, fact, param, asof, let, decision, export let, fixture, test)";
+    "宣言 declaration (enum, fact, param, asof, let, decision, export let, fixture, test, invariant, assume, horizon)";
 
 auto const digit = x3::char_('0', '9');
 auto const ident_def = x3::raw[lexeme[!keyword >> (id_start >> *id_char) >> *('.' >> id_start >> *id_char)]];
@@ -285,14 +288,17 @@ auto const binding_def = ident > binding_op > expr > -lit(',');
 auto const fixture_decl_def = kw("fixture") > ident > '{' > *binding > '}';
 auto const given = (kw("given") > *binding) | attr(std::vector<ast::Binding>());
 auto const test_decl_def = kw("test") > text > -(kw("uses") > ident) > '{' > given > kw("expect") > +binding > '}';
-auto const decl_def = enum_decl | fact_decl | param_decl | asof_decl | slot_decl | fixture_decl | test_decl;
+auto const property_kind = (kw("invariant") >> attr(ast::PropertyKind::Invariant)) | (kw("assume") >> attr(ast::PropertyKind::Assumption));
+auto const invariant_decl_def = property_kind > ident > -text > ':' > expr > -(kw("implies") > expr);
+auto const horizon_decl_def = kw("horizon") >> attr('h') > date_text;
+auto const decl_def = enum_decl | fact_decl | param_decl | asof_decl | slot_decl | fixture_decl | test_decl | invariant_decl | horizon_decl;
 auto const file_def = *decl > x3::eoi;
 
 BOOST_SPIRIT_DEFINE(ident, type_name, number, date_text, text, expr, and_expr, not_expr, not_op, cmp_expr, range_expr,
                     add_expr, mul_expr, unary_expr, neg, primary, cmp_op, add_operation, unit, rounding, call, set_lit,
                     match, arm, if_expr, type_ref, enum_decl, fact_decl, param_decl, asof_decl, clause, simple_clause,
-                    version, simple_version, block_version, body, slot_decl, binding, fixture_decl, test_decl, decl,
-                    file)
+                    version, simple_version, block_version, body, slot_decl, binding, fixture_decl, test_decl,
+                    invariant_decl, horizon_decl, decl, file)
 
 // Every rule tags its node with a position.
 struct ident_id : annotate_position {};
@@ -328,5 +334,7 @@ struct slot_decl_id : annotate_position {};
 struct binding_id : annotate_position {};
 struct fixture_id : annotate_position {};
 struct test_id : annotate_position {};
+struct invariant_id : annotate_position {};
+struct horizon_id : annotate_position {};
 
 }  // namespace kyotaku::grammar

@@ -229,13 +229,25 @@ std::unique_ptr<ParsedFile> parse_file(std::string path, std::string text, std::
         diags.push_back(make_diagnostic(*f, Span{0, where, one}, DiagnosticKind::syntax, "構文エラー: " + why->first, "syntax error: " + why->second));
         return f;
     }
+    // `param X` followed by `version …`: a param is one value; what changes on a 施行日 is a let with versions.
+    std::string hint_ja, hint_en;
+    if (found == "version") {
+        std::size_t const decl = f->text.rfind("param", where);
+        std::string_view const between = decl == std::string::npos ? std::string_view() : std::string_view(f->text).substr(decl, where - decl);
+        if (decl != std::string::npos && between.find('=') == std::string_view::npos && between.find('\n') == std::string_view::npos) {
+            hint_ja = "。param は一つの値です。施行日で変わる値は version のある let に書きます (例: let 窓の月数 : int version \"改正前\" until 2027-03-31 "
+                      "{ otherwise => 3 } version \"改正後\" from 2027-04-01 { otherwise => 6 })";
+            hint_en = "; a param is one value: a value that changes on a 施行日 is a let with versions (let 窓の月数 : int version \"before\" until "
+                      "2027-03-31 { otherwise => 3 } version \"after\" from 2027-04-01 { otherwise => 6 })";
+        }
+    }
     diags.push_back(make_diagnostic(*f, Span{0, where, end}, DiagnosticKind::syntax,
-                                    "構文エラー: " + expected_ja(outcome.error->expected) + " が必要ですが「" + found + "」があります",
+                                    "構文エラー: " + expected_ja(outcome.error->expected) + " が必要ですが「" + found + "」があります" + hint_ja,
                                     "syntax error: expected " + (outcome.error->expected == "eoi" ? std::string("a declaration or the end of the file")
                                                                  : outcome.error->expected.find("boost") != std::string::npos
                                                                      ? std::string("something else")
                                                                      : outcome.error->expected) +
-                                        ", found '" + found_en + "'"));
+                                        ", found '" + found_en + "'" + hint_en));
     return f;
 }
 

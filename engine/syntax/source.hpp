@@ -19,7 +19,8 @@ struct Span {
 };
 
 struct ParsedFile {
-    std::string path;
+    std::string path;  // for diagnostics
+    std::string name;  // in the compiled program (SourceFile::name)
     std::string original;
     std::string text;  // normalised: full-width digits/letters/space → ASCII outside "strings"
     std::unique_ptr<grammar::position_cache> positions;

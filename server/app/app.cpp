@@ -5,15 +5,20 @@
 #include "http/rules_web.hpp"
 #include "http/session.hpp"
 #include "http/static_files.hpp"
+#include "http/tls.hpp"
+#include "core/card_signature.hpp"
 #include "kyotaku/signing.hpp"
 #include "ops/observability.hpp"
+#include "ops/preflight.hpp"
 #include "ops/runtime.hpp"
 #include "storage/idempotent_answers.hpp"
 #include "storage/server_probes.hpp"
+#include "usecases/handoff.hpp"
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <openssl/ssl.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -65,30 +70,12 @@ net::ip::address listen_address(ServeOptions const& o) {
     return address;
 }
 
-// The server's certificate and key and the client CA (--tls-dir); client certificates are requested and verified
-// when presented, and routes decide whether one is required.
-std::unique_ptr<ssl::context> tls_context(std::string const& tls_dir) {
-    namespace fs = std::filesystem;
-    for (char const* f : {"ca.pem", "server.pem", "server.key"})
-        if (!fs::exists(fs::path(tls_dir) / f))
-            throw Refused((fs::path(tls_dir) / f).string() +
-                          " がありません (scripts/make-test-pki で作れます) / missing TLS file (create it with scripts/make-test-pki)");
-    auto tls = std::make_unique<ssl::context>(ssl::context::tls_server);
-    tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                     ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-    try {
-        tls->use_certificate_chain_file((fs::path(tls_dir) / "server.pem").string());
-        tls->use_private_key_file((fs::path(tls_dir) / "server.key").string(), ssl::context::pem);
-        tls->load_verify_file((fs::path(tls_dir) / "ca.pem").string());
-    } catch (std::exception const& e) {
-        throw Refused(std::string("TLS: ") + e.what());
-    }
-    tls->set_verify_mode(ssl::verify_peer);
-    // With peer verification on, OpenSSL refuses to resume a TLS session unless the sessions have a context:
-    // browsers resume on their parallel connections, and without this half of them failed the handshake.
-    static unsigned char const session_context[] = "kyotaku serve";
-    SSL_CTX_set_session_id_context(tls->native_handle(), session_context, sizeof session_context - 1);
-    return tls;
+// The server's certificate and key and the client CA (--tls-dir), with Mozilla's intermediate profile (http/tls.hpp):
+// the same loading as --check-config's and SIGHUP's.
+std::unique_ptr<TlsInForce> tls_in_force(std::string const& tls_dir) {
+    ServerTls tls = load_server_tls(tls_dir);
+    if (!tls.ok()) throw Refused("TLS: " + tls.error);
+    return std::make_unique<TlsInForce>(tls_dir, std::move(tls));
 }
 
 // The database, migrated, and the key file's secrets; a database this user can only read (a SQLite file restored
@@ -99,7 +86,10 @@ std::unique_ptr<Database> open_store(ServeOptions const& o, std::string const& s
         if (auto problem = prepare_spool_dir(spool_dir); !problem.empty())
             throw std::runtime_error("--spool-dir " + spool_dir + ": " + problem);
         auto db = open_database(o.db);
-        migrate(*db);
+        // Which migrations this start applied, in one line (an upgrade's record in the log).
+        std::vector<std::string> applied;
+        migrate(*db, &applied);
+        log_line({{"event", "schema"}, {"applied", applied}, {"migrations", schema_state(*db).applied.size()}});
         try {
             check_writable(*db, iso_timestamp(std::chrono::system_clock::now()));
         } catch (std::exception const& e) {
@@ -110,11 +100,12 @@ std::unique_ptr<Database> open_store(ServeOptions const& o, std::string const& s
         if (int sealed = seal_plain_url_keys(*db, *secrets))
             std::cerr << "kyotaku serve: 平文の URL 鍵 " << sealed << " 個を鍵ファイルで封じました / sealed " << sealed
                       << " plain URL key(s) with the key file\n";
+        claim_key_fingerprint(*db, *secrets, iso_timestamp(std::chrono::system_clock::now()));
         return db;
     } catch (Refused const&) {
         throw;
     } catch (std::exception const& e) {
-        throw Refused(redact_db(o.db) + ": " + e.what());
+        throw Refused(redact_db(o.db) + ": " + redact_secrets(e.what(), o.db));
     }
 }
 
@@ -128,19 +119,52 @@ std::unique_ptr<TestClock> test_clock(ServeOptions const& o) {
     return clock;
 }
 
+// Releases move forward only: a release older than the newest this database's servers have served is refused (unless
+// the operator names it with rollback_to), and so are other rules under a release number already served.
+void admit_serving_release(Database& db, LoadResult const& rules, std::string const& rules_dir, std::uint64_t rollback_to) {
+    char host[128] = {};
+    gethostname(host, sizeof host - 1);
+    ReleaseAdmission admission;
+    try {
+        admission = admit_release(db, rules.release, rules.program->source_hash, rollback_to,
+                                  std::string(host) + "/" + std::to_string(getpid()) + "/start");
+    } catch (std::exception const& e) {
+        throw Refused(std::string("リリースの記録を読めません / cannot read the release record: ") + e.what());
+    }
+    if (!admission.accepted) {
+        log_line({{"event", "rules_refused"}, {"path", rules_dir}, {"release", rules.release.release}, {"floor", admission.floor.release},
+                  {"error", admission.refusal.en}},
+                 "error");
+        throw Refused(rules_dir + ": " + admission.refusal.text());
+    }
+    log_release_admission(admission, rules.release);
+}
+
 // The batch worker: answers pending rows of unfinished jobs, resuming whatever a previous run (or another server on
 // the same database) left. Interactive requests go first by construction (BatchDesk::process). Stops and joins when
 // destroyed.
 class BatchWorker {
 public:
-    BatchWorker(Service& service, Runtime& rt) : thread_([this, &service, &rt] { run(service, rt); }) {}
-    ~BatchWorker() {
+    BatchWorker(Service& service, Runtime& rt) : service_(service), thread_([this, &rt] { run(service_, rt); }) {}
+    // Takes no new chunk from now on (the one under way is finished); SIGTERM's drain asks this first.
+    void stop_taking() {
         {
             std::lock_guard lock(idle_mutex_);
             stopping_ = true;
         }
         idle_.notify_all();
+    }
+    // Stops, then lets go of any chunk lease this server still holds (a chunk a failure left leased), so that another
+    // server answers it at once instead of after the lease expires.
+    ~BatchWorker() {
+        stop_taking();
         thread_.join();
+        try {
+            if (int released = service_.batch.release_leases())
+                log_line({{"event", "batch_leases_released"}, {"chunks", released}});
+        } catch (std::exception const& e) {
+            log_error("batch_release_leases", e.what());
+        }
     }
 
 private:
@@ -166,11 +190,63 @@ private:
             }
         }
     }
+    Service& service_;
     std::atomic<bool> stopping_{false};
     std::mutex idle_mutex_;
     std::condition_variable idle_;
     std::thread thread_;  // last: starts once the rest is made
 };
+
+// SIGTERM's drain. /readyz already answers 503; the listener stays open while requests other than probes keep coming
+// (a balancer sends them until its checks see the 503: closing the listener then would reset connections it had
+// already handed over), and closes once none has begun for `quiet` (at once when none came in the last second); then
+// the requests in flight get the rest of `bound` to finish — each answer closes its connection — and the io_context
+// stops (idle keep-alive connections end with it). Logged when it begins and when it ends, with what was left.
+net::awaitable<void> drain_then_stop(net::io_context& io, tcp::acceptor& acceptor, Drain& drain, std::chrono::seconds bound) {
+    using clock = std::chrono::steady_clock;
+    constexpr auto quiet = std::chrono::seconds(1);
+    auto const began = clock::now(), deadline = began + bound;
+    log_line({{"event", "draining"}, {"drain_seconds", bound.count()}, {"in_flight", drain.in_flight.load()}});
+    net::steady_timer tick(io);
+    for (;;) {
+        auto const now = clock::now();
+        auto const last = clock::time_point(clock::duration(drain.last_request.load()));
+        if (acceptor.is_open() && (now - last >= quiet || now >= deadline)) {
+            boost::system::error_code ignored;
+            acceptor.close(ignored);
+        }
+        if ((!acceptor.is_open() && drain.in_flight == 0) || now >= deadline) break;
+        tick.expires_after(std::chrono::milliseconds(50));
+        co_await tick.async_wait(net::use_awaitable);
+    }
+    log_line({{"event", "drained"},
+              {"seconds", std::chrono::duration<double>(clock::now() - began).count()},
+              {"in_flight_left", drain.in_flight.load()}},
+             drain.in_flight == 0 ? "info" : "warning");
+    io.stop();
+}
+
+// /metrics about connections and TLS: each certificate's expiry, SIGHUP's TLS reloads, the handshake budget, the drain.
+void connection_metrics(std::string& out, TlsInForce const& tls, HandshakeBudget const& hellos, HandshakeBudget const& handshakes,
+                        Drain const& drain) {
+    metric_header(out, "kyotaku_tls_certificate_expiry_seconds", "gauge",
+                  "When each certificate the server relies on expires (Unix time): its own (server.pem) and the client CAs (ca.pem).");
+    for (auto const& c : tls.certificates())
+        metric_sample(out, "kyotaku_tls_certificate_expiry_seconds", {{"file", c.file}, {"subject", c.subject}}, c.not_after);
+    metric_header(out, "kyotaku_tls_reloads_total", "counter", "TLS reloads (SIGHUP), taken or refused.");
+    metric_sample(out, "kyotaku_tls_reloads_total", {{"result", "ok"}}, double(tls.reloads_ok.load()));
+    metric_sample(out, "kyotaku_tls_reloads_total", {{"result", "failed"}}, double(tls.reloads_failed.load()));
+    metric_header(out, "kyotaku_http_handshakes_open", "gauge",
+                  "Connections in their TLS handshake now, by stage: waiting for the ClientHello (hello), or the rest (handshake).");
+    metric_sample(out, "kyotaku_http_handshakes_open", {{"stage", "hello"}}, double(hellos.size()));
+    metric_sample(out, "kyotaku_http_handshakes_open", {{"stage", "handshake"}}, double(handshakes.size()));
+    metric_header(out, "kyotaku_http_handshakes_evicted_total", "counter",
+                  "Connections closed in their handshake because max_handshakes newer ones were in the same stage.");
+    metric_sample(out, "kyotaku_http_handshakes_evicted_total", {{"stage", "hello"}}, double(hellos.evicted.load()));
+    metric_sample(out, "kyotaku_http_handshakes_evicted_total", {{"stage", "handshake"}}, double(handshakes.evicted.load()));
+    metric_header(out, "kyotaku_http_requests_in_flight", "gauge", "Requests from their header to the end of their answer.");
+    metric_sample(out, "kyotaku_http_requests_in_flight", {}, double(drain.in_flight.load()));
+}
 
 // Runs the server on parts that are all made; returns when SIGINT or SIGTERM stops the io_context.
 int run(ServeOptions const& o);
@@ -189,7 +265,7 @@ namespace {
 int run(ServeOptions const& o) {
     namespace fs = std::filesystem;
     auto const address = listen_address(o);
-    std::unique_ptr<ssl::context> const tls = tls_context(o.tls_dir);
+    std::unique_ptr<TlsInForce> const tls = tls_in_force(o.tls_dir);
     // The rules, their keys and the workbench's configuration (rules_web.hpp).
     std::string const rules_dir = rules_path(o);
     RulesWeb rules_web;
@@ -218,10 +294,14 @@ int run(ServeOptions const& o) {
     } catch (std::exception const& e) {
         throw Refused(rules_dir + ": " + e.what());
     }
+    admit_serving_release(*db, rules, rules_dir, o.rollback_to);
     Service& service = *service_holder;
     service.context.test_clock = moved_clock.get();
     service.context.secrets = secrets;
-    if (fs::exists(fs::path(o.tls_dir) / "card-ca.pem")) service.context.card_ca = (fs::path(o.tls_dir) / "card-ca.pem").string();
+    service.handoffs().max_open_per_client = o.handoffs_per_client;
+    // The card CA: optional (card consent is refused without it); the systemd unit hands a placeholder without a
+    // certificate when the file is missing, which counts as missing.
+    if (std::string const card_ca = (fs::path(o.tls_dir) / "card-ca.pem").string(); loads_as_ca_file(card_ca)) service.context.card_ca = card_ca;
     // Batch jobs' state changes and the chunks the worker could not answer go to the log.
     service.context.events.on_batch_event = [](BatchEvent const& e) {
         LogFields line{{"event", "batch_job"}, {"state", e.state}, {"reception_number", e.reception_number}, {"facility", e.facility},
@@ -236,10 +316,26 @@ int run(ServeOptions const& o) {
         if (!p.cause.empty()) line["cause"] = p.cause;
         log_line(std::move(line), p.level == BatchProblem::Level::warning ? "warning" : "error");
     };
+    // A Shift_JIS answer's 外字, per unit, at warning level (the answer went out with 〓; docs/interfaces.md).
+    service.context.events.on_unmappable = [](UnmappableCharacters const& u) {
+        log_line({{"event", "unmappable_characters"}, {"route", u.route}, {"facility", u.facility}, {"reception_number", u.reception_number},
+                  {"unit", u.unit}, {"characters", u.characters}},
+                 "warning");
+    };
 
-    net::io_context io(o.threads);
     net::thread_pool work(std::size_t(o.threads));  // the threads that answer requests (they may wait for the database)
-    tcp::acceptor acceptor(io);
+    // The event loop and what is bound to it, destroyed first at the end (loop.reset()): the connections' coroutines
+    // still pending when it stops (idle keep-alive connections) go with it while the parts they use — the runtime,
+    // the router, the drain, the budgets, all made below — still live.
+    struct Loop {
+        explicit Loop(int threads) : io(threads), acceptor(io), signals(io, SIGINT, SIGTERM), hangup(io, SIGHUP) {}
+        net::io_context io;
+        tcp::acceptor acceptor;
+        net::signal_set signals, hangup;
+    };
+    auto loop = std::make_unique<Loop>(o.threads);
+    net::io_context& io = loop->io;
+    tcp::acceptor& acceptor = loop->acceptor;
     tcp::endpoint endpoint(address, o.port);
     boost::system::error_code ec;
     acceptor.open(endpoint.protocol(), ec);
@@ -254,15 +350,16 @@ int run(ServeOptions const& o) {
     // The consent page's files: --web-root, else the web/ folder the build assembles beside bin/ or cli/; the rule
     // workbench sits beside it.
     std::string const web_root = web_root_path(o);
-    if (!web_root.empty() && !fs::exists(fs::path(web_root) / "index.html"))
+    std::error_code missing;
+    if (!web_root.empty() && !fs::exists(fs::path(web_root) / "index.html", missing))
         std::cerr << "kyotaku serve: --web-root " << web_root << ": index.html がありません / no index.html there\n";
     ConsentPageFiles const pages(web_root);
-    if (!web_root.empty() && fs::exists(fs::path(web_root).parent_path() / "workbench" / "index.html"))
+    if (!web_root.empty() && fs::exists(fs::path(web_root).parent_path() / "workbench" / "index.html", missing))
         rules_web.workbench_root = (fs::path(web_root).parent_path() / "workbench").string();
 
     // A write to stdout (the log) after journald or a pipe went away must not kill the server.
     std::signal(SIGPIPE, SIG_IGN);
-    Runtime rt(*db, service, rules_dir, trusted_keys);
+    Runtime rt(*db, service, rules_dir, trusted_keys, rules.release, o.rollback_to);
     // Readiness is probed on a thread and a database connection of its own (ops/runtime.hpp): a balancer's check
     // never waits for the database or behind requests.
     std::unique_ptr<Database> probe_db;
@@ -274,16 +371,21 @@ int run(ServeOptions const& o) {
     rt.start_probing(std::move(probe_db));
     Router const router(service, Site{&rt, &pages, &rules_web});
     IdempotentAnswers idempotent(*db);
-    SessionShared shared{router, rt, idempotent, o.limits, spool_dir, work};
+    Drain drain;
+    HandshakeBudget hellos, handshakes;
+    SessionShared shared{router, rt, idempotent, o.limits, spool_dir, drain, hellos, handshakes, work};
+    rt.more_metrics = [&](std::string& out) { connection_metrics(out, *tls, hellos, handshakes, drain); };
 
-    net::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](auto, auto) { io.stop(); });
-    // SIGHUP (systemctl reload): the rules again, atomically; a rule set that fails to load is refused.
-    net::signal_set hangup(io, SIGHUP);
+    // SIGHUP (systemctl reload): the rules again, atomically, a rule set that fails to load refused; then the TLS
+    // files, each checked before it replaces the one in force (a bad file is refused, logged, and the old ones stay).
     std::function<void()> await_hangup = [&] {
-        hangup.async_wait([&](boost::system::error_code const& error, int) {
+        loop->hangup.async_wait([&](boost::system::error_code const& error, int) {
             if (error) return;
             rt.reload_rules();
+            if (std::string const refused = tls->reload(); refused.empty())
+                log_line({{"event", "tls_reloaded"}, {"tls_dir", o.tls_dir}});
+            else
+                log_line({{"event", "tls_reload_failed"}, {"tls_dir", o.tls_dir}, {"error", refused}}, "error");
             await_hangup();
         });
     };
@@ -297,20 +399,32 @@ int run(ServeOptions const& o) {
     AcceptStats accept_stats;
     rt.connections_refused = &accept_stats.refused_at_cap;  // for /metrics
     rt.accept_errors = &accept_stats.errors;
-    net::co_spawn(io,
+    // The accept loop and the drain that closes the listener share a strand (an acceptor is not safe to touch from two
+    // threads at once).
+    auto const acceptor_strand = net::make_strand(io);
+    net::co_spawn(acceptor_strand,
                   accept_loop(acceptor, max_connections, connections, accept_stats,
                               [&](tcp::socket socket, ConnectionCounter::Slot slot) {
-                                  start_session(std::move(socket), *tls, shared, std::move(slot));
+                                  start_session(std::move(socket), tls->context(), shared, std::move(slot));
                               }),
                   [](std::exception_ptr) {});
     std::cout << "listening on https://" << host_in_url << ":" << acceptor.local_endpoint().port() << " (" << db->backend() << " "
               << redact_db(o.db) << ")" << std::endl;
-    BatchWorker const worker(service, rt);
+    BatchWorker worker(service, rt);
+    // SIGTERM or SIGINT: the drain (app.hpp, "Stopping"), then the io_context stops.
+    loop->signals.async_wait([&](boost::system::error_code const& error, int) {
+        if (error) return;
+        rt.draining = true;
+        drain.stopping = true;
+        worker.stop_taking();
+        net::co_spawn(acceptor_strand, drain_then_stop(io, acceptor, drain, o.drain), [](std::exception_ptr) {});
+    });
     std::vector<std::thread> pool;
     for (int i = 1; i < o.threads; ++i) pool.emplace_back([&] { io.run(); });
     io.run();
     for (auto& t : pool) t.join();
     work.join();  // what the stopped connections had handed over finishes (nothing resumes them)
+    loop.reset();
     return 0;
 }
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include "kyotaku/message.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -28,6 +29,7 @@ struct Error : std::exception {
     Kind kind;
     std::string field;  // the request field (or file element) the error is about; empty for the whole request
     Message message;    // Japanese (staff, patients) and English (logs, the API), apart
+    int retry_after = 0;  // seconds; when set, the answer's Retry-After (429: when the budget has room again)
 
     Error(Kind kind, std::string field, Message message)
         : kind(kind), field(std::move(field)), message(std::move(message)), text_(this->message.text()) {}
@@ -48,6 +50,12 @@ inline Error invalid(std::string field, std::string ja, std::string en) {
 inline Error forbidden(std::string ja, std::string en) { return {Error::Kind::forbidden, "", std::move(ja), std::move(en)}; }
 inline Error not_found(std::string field, std::string ja, std::string en) {
     return {Error::Kind::not_found, std::move(field), std::move(ja), std::move(en)};
+}
+// 429: a budget is spent; `seconds` until it has room again (Retry-After), at least 1.
+inline Error too_many(std::string field, std::string ja, std::string en, long long seconds) {
+    Error e{Error::Kind::too_many, std::move(field), std::move(ja), std::move(en)};
+    e.retry_after = int(std::max(1LL, seconds));
+    return e;
 }
 inline Error conflict(std::string field, std::string ja, std::string en) {
     return {Error::Kind::conflict, std::move(field), std::move(ja), std::move(en)};

@@ -103,7 +103,8 @@ std::optional<std::vector<unsigned char>> aes_gcm_open(std::vector<unsigned char
 }
 
 Secrets::Secrets(std::array<unsigned char, 32> const& master)
-    : url_key_wrap_(hkdf(master, "kyotaku url-key sealing v1")), passcode_key_(hkdf(master, "kyotaku passcode hmac v1")) {}
+    : url_key_wrap_(hkdf(master, "kyotaku url-key sealing v1")), passcode_key_(hkdf(master, "kyotaku passcode hmac v1")),
+      fingerprint_(to_hex(hkdf(master, "kyotaku key fingerprint v1").data(), 8)) {}
 
 std::shared_ptr<Secrets const> Secrets::ephemeral() {
     std::array<unsigned char, 32> master{};

@@ -39,11 +39,16 @@ public:
     std::optional<std::vector<unsigned char>> open_url_key(std::uint32_t version, std::string const& sealed) const;
     // HMAC-SHA-256 of a facility's passcode, hex.
     std::string passcode_hash(std::string const& facility_code, std::string const& passcode) const;
+    // The key's fingerprint: 16 hex digits derived from it (HKDF, its own label), never the key nor anything that
+    // opens or makes what it protects. Stored in the database at first start (one key file per deployment:
+    // ops/preflight.hpp), and printed when another key meets that database.
+    std::string const& fingerprint() const { return fingerprint_; }
 
 private:
     explicit Secrets(std::array<unsigned char, 32> const& master);
     static std::shared_ptr<Secrets const> load_key_file(std::string const& path, bool& created, bool for_check);
     std::vector<unsigned char> url_key_wrap_, passcode_key_;
+    std::string fingerprint_;
 };
 
 // Seals the URL keys a database from before issue 10 holds in plain text (url_keys.key_hex), in one transaction,

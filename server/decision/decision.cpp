@@ -51,6 +51,7 @@ void fill(RuleContract const& r, Activation& a, FacilityInfo const& f, ConsentRe
         if (f.settings.viewing[i]) enabled.emplace_back(viewing_items[i].name);
     a.set_raw(r.fact.enabled_items, mask_of(r, r.fact.enabled_items, enabled));
     if (c.appointment_date) set_date(a, r.fact.appointment_date, *c.appointment_date);
+    a.set_raw(r.fact.preparatory_visit, c.preparatory_visit);
 }
 
 std::string missing_text(Program const& p, Outcome const& o) {
@@ -64,7 +65,7 @@ std::string missing_text(Program const& p, Outcome const& o) {
 }  // namespace
 
 Verdict DecisionPath::decide(FacilityInfo const& f, std::string const& person, std::string const& category, std::uint32_t slot,
-                             std::string const* item, std::string const* terminal) {
+                             std::string const* item, std::string const* terminal, Date on) {
     RuleContract const& r = *rules_;
     ConsentState state = records_.consents(f.code, person);
     std::vector<ConsentRecord const*> in_category;
@@ -95,7 +96,7 @@ Verdict DecisionPath::decide(FacilityInfo const& f, std::string const& person, s
     bool continuing = false;
     std::optional<std::string> window_end;
     if (relationship) {
-        fill(r, facts, f, *relationship, months, false, today_);
+        fill(r, facts, f, *relationship, months, false, on);
         ev.begin(facts);
         Outcome o = ev.evaluate_slot(facts, r.slot.relationship_continuing);
         continuing = o.status == Status::ok && o.value != 0;
@@ -103,7 +104,7 @@ Verdict DecisionPath::decide(FacilityInfo const& f, std::string const& person, s
         if (w.status == Status::ok) window_end = Date::from_days(w.value).iso();
     }
     for (auto const* c : order) {
-        fill(r, facts, f, *c, months, c == relationship ? false : continuing, today_);
+        fill(r, facts, f, *c, months, c == relationship ? false : continuing, on);
         if (terminal) set_enum(r, facts, r.fact.terminal, *terminal);
         if (item) set_enum(r, facts, r.fact.requested_item, *item);
         ev.begin(facts);
@@ -115,7 +116,9 @@ Verdict DecisionPath::decide(FacilityInfo const& f, std::string const& person, s
                              : Message{"ルールで判定できませんでした (" + missing_text(*r.program, o) + ")",
                                        "the rules could not decide"};
         v.basis = *c;
-        v.window_end = window_end;
+        // The relationship's window belongs to an answer that rests on it: the relationship's own, or a single
+        // visit (a 往診) inside a relationship that continues. A 往診 after the relationship lapsed has no window.
+        if (c == relationship || continuing) v.window_end = window_end;
         if (v.allowed) return v;
         if (c == in_category.front()) refused = v;
     }
@@ -128,13 +131,42 @@ Verdict DecisionPath::no_consent() {
     return v;
 }
 
-Verdict DecisionPath::eligibility(FacilityInfo const& f, std::string const& person, std::string const& category) {
-    return decide(f, person, category, rules_->slot.eligibility_available, nullptr, nullptr);
+DecisionPath::Day DecisionPath::decision_day(std::string const& confirmation_date) {
+    Day out{today_, std::nullopt};
+    if (confirmation_date.empty()) return out;
+    RuleContract const& r = *rules_;
+    Activation facts(*r.program);
+    facts.set_raw(r.fact.query_date, today_.days());
+    set_date(facts, r.fact.confirmation_date, confirmation_date);
+    Evaluator& ev = evaluator_for(r.program);
+    ev.begin(facts);
+    Outcome taken = ev.evaluate_slot(facts, r.slot.confirmation_acceptable);
+    Outcome day = ev.evaluate_slot(facts, r.slot.decision_date);
+    if (taken.status == Status::ok && taken.value && day.status == Status::ok) {
+        out.on = Date::from_days(day.value);
+        return out;
+    }
+    Verdict v;
+    v.decided = taken.status == Status::ok && day.status == Status::ok;
+    Outcome const& failed = taken.status != Status::ok ? taken : day;
+    v.reason = {v.decided ? ev.render_text(std::int64_t(taken.clause), facts) : "ルールで判定できませんでした (" + missing_text(*r.program, failed) + ")",
+                "the rules do not take this 資格確認日"};
+    out.refused = std::move(v);
+    return out;
+}
+
+std::optional<Verdict> DecisionPath::confirmation_refused(std::string const& confirmation_date) { return decision_day(confirmation_date).refused; }
+
+Verdict DecisionPath::eligibility(FacilityInfo const& f, std::string const& person, std::string const& category,
+                                  std::string const& confirmation_date) {
+    Day day = decision_day(confirmation_date);
+    if (day.refused) return *day.refused;
+    return decide(f, person, category, rules_->slot.eligibility_available, nullptr, nullptr, day.on);
 }
 
 Verdict DecisionPath::viewing(FacilityInfo const& f, std::string const& person, std::string const& category, std::string const& item,
                               std::string const& terminal) {
-    return decide(f, person, category, rules_->slot.medical_info_viewable, &item, &terminal);
+    return decide(f, person, category, rules_->slot.medical_info_viewable, &item, &terminal, today_);
 }
 
 std::optional<Verdict> DecisionPath::viewing_refused_for_terminal(std::string const& terminal, std::string const& item) {
@@ -152,8 +184,7 @@ std::optional<Verdict> DecisionPath::viewing_refused_for_terminal(std::string co
     return v;
 }
 
-DecisionPath::Registration DecisionPath::registration(FacilityInfo const& f, std::string const& visit_kind, std::string const& method,
-                                                      std::optional<std::string> const& appointment) {
+DecisionPath::Registration DecisionPath::offered(FacilityInfo const& f, std::string const& visit_kind, bool preparatory) {
     RuleContract const& r = *rules_;
     Registration out;
     auto const* kind = r.kind(visit_kind);
@@ -162,6 +193,36 @@ DecisionPath::Registration DecisionPath::registration(FacilityInfo const& f, std
         out.reason = {"診療区分 " + visit_kind + " はルールにありません", "refused by the rules"};
         return out;
     }
+    Activation facts(*r.program);
+    set_enum(r, facts, r.fact.facility_kind, f.kind);
+    set_enum(r, facts, r.fact.visit_kind, visit_kind);
+    Evaluator& ev = evaluator_for(r.program);
+    ev.begin(facts);
+    Outcome offers = ev.evaluate_slot(facts, r.slot.offers);
+    if (offers.status != Status::ok || !offers.value) {
+        out.field = "visit_kind";
+        out.reason = {offers.status == Status::ok ? ev.render_text(std::int64_t(offers.clause), facts)
+                                                  : "ルールで判定できませんでした (" + missing_text(*r.program, offers) + ")",
+                      ""};
+        return out;
+    }
+    if (preparatory && !kind->asks_preparatory) {
+        out.field = "preparatory_visit";
+        out.reason = {visit_kind + " の同意は事前の訪問として記録しません (事前の訪問を尋ねるのは継続的な関係を始める区分だけです)",
+                      "a consent of this visit kind is not recorded as taken at a preparatory visit"};
+        return out;
+    }
+    out.ok = true;
+    return out;
+}
+
+DecisionPath::Registration DecisionPath::registration(FacilityInfo const& f, std::string const& visit_kind, std::string const& method,
+                                                      std::optional<std::string> const& appointment, bool preparatory) {
+    RuleContract const& r = *rules_;
+    Registration out = offered(f, visit_kind, preparatory);
+    if (!out.ok) return out;
+    out.ok = false;
+    auto const* kind = r.kind(visit_kind);
     Activation facts(*r.program);
     set_enum(r, facts, r.fact.facility_kind, f.kind);
     set_enum(r, facts, r.fact.visit_kind, visit_kind);

@@ -26,7 +26,7 @@ struct Verdict {
     // rule was asked (in both languages: no consent …).
     Message reason;
     std::optional<ConsentRecord> basis;  // the consent the decision rests on
-    std::optional<std::string> window_end;  // of the relationship, when there is one
+    std::optional<std::string> window_end;  // of the relationship, when the answer rests on it (a 往診 within it too)
 };
 
 // The rule program in force, with its contract. Shared and immutable; a reload swaps the whole of it.
@@ -39,8 +39,16 @@ public:
     Date today() const { return today_; }
     RuleContract const& rules() const { return *rules_; }
 
-    // 資格情報 (re-inquiry, or the eligibility query of a card-verified visit's own day): eligibility_available.
-    Verdict eligibility(FacilityInfo const& facility, std::string const& person, std::string const& category);
+    // 資格情報 (re-inquiry, or the eligibility query of a card-verified visit's own verification): eligibility_available.
+    // `confirmation_date` is the request's 資格確認日 (ISO; empty: today). The rules first say, on today's date,
+    // whether they take that day (let 資格確認日を受け付ける: tomorrow's round prepared the evening before; a refusal
+    // gives their reason) and on which day the relationship must hold (let 照会を判定する日: a 資格確認日 ahead of
+    // today, else today); eligibility_available is asked on that day, from today's records.
+    Verdict eligibility(FacilityInfo const& facility, std::string const& person, std::string const& category,
+                        std::string const& confirmation_date = {});
+    // The rules' refusal of a 資格確認日 on today's date, if they refuse it. It depends on the date alone, so a route
+    // asks it before it looks the person up: the refusal is the same for everyone.
+    std::optional<Verdict> confirmation_refused(std::string const& confirmation_date);
     // 薬剤情報等の閲覧: medical_info_viewable for `item` from `terminal`.
     Verdict viewing(FacilityInfo const& facility, std::string const& person, std::string const& category, std::string const& item,
                     std::string const& terminal);
@@ -51,17 +59,29 @@ public:
     std::optional<Verdict> viewing_refused_for_terminal(std::string const& terminal, std::string const& item);
 
     // Consent registration on today's date: the service, the identity method and the 診療予約日, by the rules.
+    // Whether the consent was taken at a preparatory visit is recorded only for the kinds the rules ask it for
+    // (事前の訪問を尋ねる).
     struct Registration {
         bool ok = false;
         std::string field;       // the request field a refusal is about
         Message reason;          // the rules' reason (en: "refused by the rules")
     };
     Registration registration(FacilityInfo const& facility, std::string const& visit_kind, std::string const& identity_method,
-                              std::optional<std::string> const& appointment_date);
+                              std::optional<std::string> const& appointment_date, bool preparatory_visit = false);
+    // What every registration path asks, the operator's test data included (whose 環境設定 and date may predate the
+    // consent it records): whether the facility's kind offers the visit kind (let 施設が行う区分, with its reason), and
+    // whether a preparatory visit can be recorded for it.
+    Registration offered(FacilityInfo const& facility, std::string const& visit_kind, bool preparatory_visit = false);
 
 private:
+    // The day eligibility is decided on for a 資格確認日 the rules take (照会を判定する日), or their refusal.
+    struct Day {
+        Date on;
+        std::optional<Verdict> refused;
+    };
+    Day decision_day(std::string const& confirmation_date);
     Verdict decide(FacilityInfo const& facility, std::string const& person, std::string const& category, std::uint32_t slot,
-                   std::string const* item, std::string const* terminal);
+                   std::string const* item, std::string const* terminal, Date on);
     Rules rules_;
     Records& records_;
     Date today_;

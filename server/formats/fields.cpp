@@ -3,6 +3,7 @@
 #include "kyotaku/calendar.hpp"
 
 #include <algorithm>
+#include <cstdio>
 
 namespace kyotaku::server {
 
@@ -163,11 +164,38 @@ std::string utf8_prefix(std::string const& text, std::size_t max_bytes) {
     return text.substr(0, end);
 }
 
+std::optional<char32_t> refused_character(std::string_view s) {
+    for (std::size_t i = 0; i < s.size();) {
+        auto const c = static_cast<unsigned char>(s[i]);
+        std::size_t const n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        char32_t cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
+        for (std::size_t k = 1; k < n && i + k < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+        i += n;
+        bool const control = (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || (cp >= 0x7F && cp <= 0x9F);
+        bool const noncharacter = (cp >= 0xFDD0 && cp <= 0xFDEF) || (cp & 0xFFFE) == 0xFFFE;
+        bool const bidi = cp == 0x061C || cp == 0x200E || cp == 0x200F || (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+        if (control || noncharacter || bidi) return cp;
+    }
+    return std::nullopt;
+}
+
+std::pair<std::string, std::string> describe_character(char32_t cp) {
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "U+%04X", unsigned(cp));
+    bool const noncharacter = (cp >= 0xFDD0 && cp <= 0xFDEF) || (cp & 0xFFFE) == 0xFFFE;
+    bool const control = cp < 0x20 || (cp >= 0x7F && cp <= 0x9F);
+    return {std::string(hex) + (control ? " (制御文字)" : noncharacter ? " (非文字)" : " (双方向制御文字)"),
+            std::string(hex) + (control ? " (a control character)" : noncharacter ? " (a non-character)" : " (a bidirectional control)")};
+}
+
 void check_text(std::string const& value, char const* field, std::size_t max_chars) {
     if (!valid_utf8(value)) throw invalid(field, std::string("項目 ") + field + " が UTF-8 ではありません", std::string("field ") + field + " is not UTF-8");
-    // No NUL (libpq would cut the text there) nor other control characters, but tabs and line breaks.
-    if (std::any_of(value.begin(), value.end(), [](char ch) { return (static_cast<unsigned char>(ch) < 0x20 && ch != '\t' && ch != '\n' && ch != '\r') || ch == 0x7F; }))
-        throw invalid(field, std::string("項目 ") + field + " に制御文字があります", std::string("field ") + field + " holds a control character");
+    // No NUL (libpq would cut the text there), no other control character but tabs and line breaks, no character that
+    // XML cannot carry or that reorders the text around it.
+    if (auto cp = refused_character(value)) {
+        auto [ja, en] = describe_character(*cp);
+        throw invalid(field, std::string("項目 ") + field + " に使えない文字 " + ja + " があります", std::string("field ") + field + " holds " + en);
+    }
     if (utf8_chars(value) > max_chars)
         throw invalid(field, std::string("項目 ") + field + " は " + std::to_string(max_chars) + " 文字までです",
                       std::string("field ") + field + " is at most " + std::to_string(max_chars) + " characters");

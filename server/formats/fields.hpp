@@ -12,6 +12,7 @@
 #include <initializer_list>
 #include <optional>
 #include <string>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -62,8 +63,16 @@ bool valid_utf8(std::string_view bytes);
 // The longest prefix of valid UTF-8 `text` of at most `max_bytes` that ends on a character boundary (for echoes).
 std::string utf8_prefix(std::string const& text, std::size_t max_bytes);
 
-// Text fields must be UTF-8 without control characters (but tab and line breaks) and of bounded length; `max_chars`
-// counts characters, not bytes.
+// The first character of valid UTF-8 `text` that no field of this system takes, as a code point: a control
+// character (C0 but tab and line breaks, DEL, C1), a non-character (U+FDD0..U+FDEF, U+xFFFE, U+xFFFF: not allowed in
+// XML, so one stored would make every later XML answer that carries it not well-formed) or a bidirectional
+// control (U+061C, U+200E, U+200F, U+202A..U+202E, U+2066..U+2069: they reorder what staff read beside them).
+std::optional<char32_t> refused_character(std::string_view text);
+// "U+FFFE (非文字)" and its English: how a message names a refused character.
+std::pair<std::string, std::string> describe_character(char32_t cp);
+
+// Text fields must be UTF-8 without refused characters (above) and of bounded length; `max_chars` counts characters,
+// not bytes.
 void check_text(std::string const& value, char const* field, std::size_t max_chars);
 
 }  // namespace kyotaku::server

@@ -78,24 +78,127 @@ std::string convert(std::string_view in, std::string const& from, std::string co
     return out;
 }
 
+// The converters of one thread between UTF-8 and CP932, opened once (an answer converts many short values).
+struct Cp932Converters {
+    iconv_t out = iconv_open("CP932", "UTF-8"), in = iconv_open("UTF-8", "CP932");
+    ~Cp932Converters() {
+        if (out != iconv_t(-1)) iconv_close(out);
+        if (in != iconv_t(-1)) iconv_close(in);
+    }
+};
+Cp932Converters& cp932() {
+    thread_local Cp932Converters c;
+    if (c.out == iconv_t(-1) || c.in == iconv_t(-1)) throw std::runtime_error("iconv has no CP932");
+    return c;
+}
+
+// Runs `cd` over all of `in`, growing `out`; at a character it cannot convert, `on_unconvertible(src, left, out)`
+// must consume it (advance src) and may append to out.
+template <class OnUnconvertible>
+void run_iconv(iconv_t cd, std::string_view in, std::string& out, OnUnconvertible on_unconvertible) {
+    iconv(cd, nullptr, nullptr, nullptr, nullptr);  // a fresh shift state
+    out.assign(in.size() * 2 + 16, '\0');
+    char* src = const_cast<char*>(in.data());
+    std::size_t src_left = in.size();
+    char* dst = out.data();
+    std::size_t dst_left = out.size();
+    while (src_left > 0) {
+        if (iconv(cd, &src, &src_left, &dst, &dst_left) != std::size_t(-1)) continue;
+        std::size_t used = std::size_t(dst - out.data());
+        if (errno == E2BIG) {
+            out.resize(out.size() * 2);
+        } else {
+            out.resize(used);
+            on_unconvertible(src, src_left, out);
+            used = out.size();
+            out.resize(std::max(out.size() * 2, used + 16));
+        }
+        dst = out.data() + used;
+        dst_left = out.size() - used;
+    }
+    out.resize(std::size_t(dst - out.data()));
+}
+
+// A variation selector (U+FE00..U+FE0F, U+E0100..U+E01EF) chooses a glyph of the character before it; CP932 has
+// no such thing, so it is dropped and the character stays.
+bool variation_selector(char32_t cp) { return (cp >= 0xFE00 && cp <= 0xFE0F) || (cp >= 0xE0100 && cp <= 0xE01EF); }
+
+// UTF-8 (valid) → CP932. A character CP932 cannot hold — 外字 such as 𠮷 (JIS X 0213 plane 2) or 𡈽 — becomes 〓
+// (U+3013 GETA MARK, CP932 0x81AC), the substitute the real system's files write; a variation selector is dropped.
+// Both are counted in `lost`. Never throws for a character.
+std::string encode_cp932(std::string_view utf8, std::size_t& lost) {
+    std::string out;
+    run_iconv(cp932().out, utf8, out, [&](char*& src, std::size_t& left, std::string& o) {
+        auto const c = static_cast<unsigned char>(*src);
+        std::size_t n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        n = std::min(n, left);
+        char32_t cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
+        for (std::size_t k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(src[k]) & 0x3F);
+        if (!variation_selector(cp)) o += "\x81\xAC";
+        ++lost;
+        src += n;
+        left -= n;
+    });
+    return out;
+}
+
+// The text as a CP932 answer will show it, in UTF-8 (〓 for what CP932 cannot hold). ASCII is returned as it is.
+std::string fit_cp932(std::string_view utf8, std::size_t& lost) {
+    if (std::all_of(utf8.begin(), utf8.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x80; })) return std::string(utf8);
+    std::string const bytes = encode_cp932(utf8, lost);
+    std::string back;
+    run_iconv(cp932().in, bytes, back, [](char*&, std::size_t&, std::string&) { throw std::logic_error("CP932 that iconv wrote does not read back"); });
+    return back;
+}
+
+// Fits every text under `node` (a unit of an answer) to CP932; how many characters it substituted. Walked without
+// recursion.
+std::size_t fit_subtree_cp932(pugi::xml_node node) {
+    std::size_t lost = 0;
+    for (pugi::xml_node n = node.first_child(); n && n != node;) {
+        if (n.type() == pugi::node_pcdata) n.set_value(fit_cp932(n.value(), lost).c_str());
+        if (n.first_child()) {
+            n = n.first_child();
+            continue;
+        }
+        while (n != node && !n.next_sibling()) n = n.parent();
+        if (n != node) n = n.next_sibling();
+    }
+    return lost;
+}
+
 // Every name, text and attribute of the document is UTF-8 text of a field's size: character references can still
-// make what the bytes did not hold (&#xD800; decodes to a surrogate, &#1; to a control character), and no field of
-// these layouts is longer than a few dozen characters. Walked without recursion (the depth is the file's).
+// make what the bytes did not hold (&#xD800; decodes to a surrogate, &#1; to a control character, &#xFFFE; to a
+// non-character that no XML answer could carry back), and no field of these layouts is longer than a few dozen
+// characters. A refused character (fields.hpp) refuses the file at the door, naming the element. Walked without
+// recursion (the depth is the file's).
 void check_text_nodes(pugi::xml_document const& doc) {
     constexpr std::size_t longest = 1000;  // bytes of one name or value
     auto bad = [](char const* text) {
         std::string_view v(text);
-        return v.size() > longest || !valid_utf8(v) ||
-               std::any_of(v.begin(), v.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20 && ch != '\t' && ch != '\n' && ch != '\r'; });
+        return v.size() > longest || !valid_utf8(v) || refused_character(v).has_value();
     };
     for (pugi::xml_node n = doc.first_child(); n;) {
         std::string const where = n.type() == pugi::node_element ? n.name() : n.parent().name();
         bool wrong = bad(n.name()) || bad(n.value());
         for (auto a : n.attributes()) wrong = wrong || bad(a.name()) || bad(a.value());
-        if (wrong)
-            throw invalid(valid_utf8(where) && where.size() <= 100 ? where : "",
-                          "要素 " + (valid_utf8(where) && where.size() <= 100 ? where : std::string("?")) + " の文字が正しくないか、長すぎます (1000バイトまで)",
-                          "an element holds text that is not UTF-8, holds a control character, or is longer than 1000 bytes");
+        if (wrong) {
+            bool const named = valid_utf8(where) && where.size() <= 100 && !refused_character(where);
+            std::string const element = named ? where : std::string("?");
+            std::optional<char32_t> cp;
+            auto find = [&](std::string_view v) {
+                if (!cp && valid_utf8(v)) cp = refused_character(v);
+            };
+            find(n.name());
+            find(n.value());
+            for (auto a : n.attributes()) find(a.name()), find(a.value());
+            if (cp) {
+                auto [ja, en] = describe_character(*cp);
+                throw invalid(named ? where : "", "要素 " + element + " に使えない文字 " + ja + " があります", "element " + element + " holds " + en);
+            }
+            throw invalid(named ? where : "", "要素 " + element + " の文字が正しくないか、長すぎます (1000バイトまで)",
+                          "element " + element + " holds text that is not UTF-8 or is longer than 1000 bytes");
+        }
         if (n.first_child()) {
             n = n.first_child();
             continue;
@@ -168,13 +271,20 @@ std::string iso_to_yyyymmdd(std::string const& iso) {
 }
 
 
-std::string save(pugi::xml_document& doc, std::string const& encoding) {
+// The answer's bytes: UTF-8 as it is, Shift_JIS as CP932 with 〓 for what CP932 cannot hold (counted in `lost`
+// under unit 0: outside any unit).
+std::string save(pugi::xml_document& doc, std::string const& encoding, Substitutions* lost) {
     std::ostringstream ss;
     doc.save(ss, "  ", pugi::format_default | pugi::format_no_declaration, pugi::encoding_utf8);
     std::string xml = "<?xml version=\"1.0\" encoding=\"" + std::string(encoding == "UTF-8" ? "UTF-8" : "Shift_JIS") + "\" standalone=\"no\"?>\n" +
                       ss.str();
-    return encoding == "UTF-8" ? xml : from_utf8(xml, encoding);
+    if (encoding == "UTF-8") return xml;
+    std::size_t n = 0;
+    std::string bytes = encode_cp932(xml, n);
+    if (lost && n) lost->add(0, n);
+    return bytes;
 }
+
 
 void add(pugi::xml_node parent, char const* name, std::string const& value) { parent.append_child(name).text().set(value.c_str()); }
 }  // namespace
@@ -223,7 +333,7 @@ BulkUpload parse_bulk_upload(std::string const& bytes) {
 }
 
 std::string bulk_upload_result(BulkUpload const& up, std::string const& reception_number, std::string const& error_code,
-                               std::string const& error_message, std::string const& executed_at) {
+                               std::string const& error_message, std::string const& executed_at, Substitutions* lost) {
     pugi::xml_document doc;
     auto msg = doc.append_child("XmlMsg");
     auto header = msg.append_child("MessageHeader");
@@ -237,16 +347,16 @@ std::string bulk_upload_result(BulkUpload const& up, std::string const& receptio
     add(body, "ProcessingResultCode", error_code);
     add(body, "ProcessingResultMessage", error_message);
     add(body, "ArbitraryFileIdentifier", up.file_identifier);
-    return save(doc, up.encoding);
+    return save(doc, up.encoding, lost);
 }
 
 std::string file_error_result(std::string const& request, std::string const& facility_code, std::string const& file_identifier,
-                              std::string const& message, std::string const& executed_at) {
+                              std::string const& message, std::string const& executed_at, Substitutions* lost) {
     BulkUpload up;
     up.encoding = answer_encoding(request);
     up.facility_code = facility_code;
     up.file_identifier = file_identifier;
-    return bulk_upload_result(up, "", "EKY0901", message, executed_at);
+    return bulk_upload_result(up, "", "EKY0901", message, executed_at, lost);
 }
 
 ConsentedDownload parse_consented_download(std::string const& bytes) {
@@ -316,7 +426,7 @@ ReferenceRegistration parse_reference_registration(std::string const& bytes) {
 }
 
 std::string reference_registration_result(ReferenceRegistration const& reg, std::string const& error_code, std::string const& message,
-                                          std::string const& executed_at) {
+                                          std::string const& executed_at, Substitutions* lost) {
     pugi::xml_document doc;
     auto msg = doc.append_child("XmlMsg");
     auto header = msg.append_child("MessageHeader");
@@ -329,7 +439,7 @@ std::string reference_registration_result(ReferenceRegistration const& reg, std:
     add(body, "ProcessingResultCode", error_code);
     add(body, "ProcessingResultMessage", message);
     add(body, "ReferenceNumber", reg.reference_number);
-    return save(doc, reg.encoding);
+    return save(doc, reg.encoding, lost);
 }
 
 BulkDownload parse_bulk_download(std::string const& bytes) {
@@ -341,6 +451,7 @@ BulkDownload parse_bulk_download(std::string const& bytes) {
     return d;
 }
 
+namespace {
 // One answer: the echoed search info, the processing result, and — when re-inquiry was allowed — the
 // eligibility and the facility's 照会番号 (a BulkConfirmUnit, or the body of a single 01res).
 void write_unit(pugi::xml_node unit, json const& r) {
@@ -386,7 +497,15 @@ void write_unit(pugi::xml_node unit, json const& r) {
             for (auto const& ref : r["reference_numbers"]) add(unit, "ReferenceNumber", ref.get<std::string>());
     }
 
-std::string single_result(BulkUpload const& up, json const& row, std::string const& executed_at) {
+// Writes `r` as a unit and, for a Shift_JIS answer, fits its texts to CP932, reporting them as unit `index`.
+void write_unit_in(pugi::xml_node unit, json const& r, std::string const& encoding, std::size_t index, Substitutions* lost) {
+    write_unit(unit, r);
+    if (encoding == "UTF-8") return;
+    if (std::size_t n = fit_subtree_cp932(unit); n && lost) lost->add(index, n);
+}
+}  // namespace
+
+std::string single_result(BulkUpload const& up, json const& row, std::string const& executed_at, Substitutions* lost) {
     pugi::xml_document doc;
     auto msg = doc.append_child("XmlMsg");
     auto header = msg.append_child("MessageHeader");
@@ -398,11 +517,12 @@ std::string single_result(BulkUpload const& up, json const& row, std::string con
     add(header, "ErrorCode", "");
     add(header, "ErrorMessage", "");
     add(header, "CharacterCodeIdentifier", up.encoding == "UTF-8" ? "0" : "1");
-    write_unit(msg.append_child("MessageBody"), row);
-    return save(doc, up.encoding);
+    write_unit_in(msg.append_child("MessageBody"), row, up.encoding, 1, lost);
+    return save(doc, up.encoding, lost);
 }
 
-std::string bulk_result(BulkJobInfo const& job, std::vector<json> const& rows, std::string const& encoding, std::string const& executed_at) {
+std::string bulk_result(BulkJobInfo const& job, std::vector<json> const& rows, std::string const& encoding, std::string const& executed_at,
+                        Substitutions* lost) {
     pugi::xml_document doc;
     auto msg = doc.append_child("XmlMsg");
     auto header = msg.append_child("MessageHeader");
@@ -423,8 +543,8 @@ std::string bulk_result(BulkJobInfo const& job, std::vector<json> const& rows, s
     add(header, "NumberOfError", std::to_string(rows.size() - normal));
     add(header, "CharacterCodeIdentifier", encoding == "UTF-8" ? "0" : "1");
     auto body = msg.append_child("MessageBody");
-    for (auto const& r : rows) write_unit(body.append_child("BulkConfirmUnit"), r);
-    return save(doc, encoding);
+    for (std::size_t i = 0; i < rows.size(); ++i) write_unit_in(body.append_child("BulkConfirmUnit"), rows[i], encoding, i + 1, lost);
+    return save(doc, encoding, lost);
 }
 
 }  // namespace kyotaku::server

@@ -5,8 +5,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace kyotaku::server {
@@ -24,6 +26,21 @@ std::string answer_encoding(std::string_view xml);
 std::string to_utf8(std::string_view bytes, std::string const& encoding);
 std::string from_utf8(std::string const& utf8, std::string const& encoding);
 
+// What a Shift_JIS answer could not hold. Every answer below is written in its request's encoding; in Shift_JIS
+// (CP932) a character CP932 has no code for — 外字 such as 𠮷 (JIS X 0213 plane 2) or 𡈽 — is written as 〓 (U+3013
+// GETA MARK), the substitute the real system's files use, and a variation selector after a character is dropped:
+// an answer never fails for a character. A UTF-8 answer keeps every character. The writers add here how many they
+// substituted, per unit (1-based: the row of a bulk answer, 1 for the single answer's body; 0: outside any unit), so
+// that the server can count them (/metrics) and log the rows.
+struct Substitutions {
+    std::size_t characters = 0;
+    std::vector<std::pair<std::size_t, std::size_t>> units;  // (unit, characters), for the units that had any
+    void add(std::size_t unit, std::size_t n) {
+        characters += n;
+        units.emplace_back(unit, n);
+    }
+};
+
 // OQSmuquc01req: 資格確認一括照会 upload.
 struct BulkUpload {
     std::string encoding;            // of the request; the answers use the same
@@ -39,11 +56,11 @@ BulkUpload parse_bulk_upload(std::string const& bytes);
 // OQSmuquc01res: the reception number (or the upload's error).
 // Every result takes its ProcessExecutionTime (yyyyMMddHHmmss, the server's clock) from the caller.
 std::string bulk_upload_result(BulkUpload const& up, std::string const& reception_number, std::string const& error_code,
-                               std::string const& error_message, std::string const& executed_at);
+                               std::string const& error_message, std::string const& executed_at, Substitutions* lost = nullptr);
 
 // An 01res saying the file itself was refused (EKY0901), in the request's answer encoding.
 std::string file_error_result(std::string const& request, std::string const& facility_code, std::string const& file_identifier,
-                              std::string const& message, std::string const& executed_at);
+                              std::string const& message, std::string const& executed_at, Substitutions* lost = nullptr);
 
 // OQSmuquc02req: the download request.
 struct BulkDownload {
@@ -56,7 +73,8 @@ struct BulkJobInfo {
     std::string reception_number, facility_code, file_identifier, query_date;
     bool finished = false;
 };
-std::string bulk_result(BulkJobInfo const& job, std::vector<json> const& rows, std::string const& encoding, std::string const& executed_at);
+std::string bulk_result(BulkJobInfo const& job, std::vector<json> const& rows, std::string const& encoding, std::string const& executed_at,
+                        Substitutions* lost = nullptr);
 
 // OQSmuhvq01req / OQSmuonq01req: 同意済資格情報一括取得 — the facility's consented patients whose consent date
 // (the first visit) falls in a range. MedicalTreatmentFlag 2 訪問診療等, 3 オンライン診療等.
@@ -81,10 +99,10 @@ struct ReferenceRegistrations {
 };
 ReferenceRegistrations parse_reference_registrations(std::string const& bytes);
 std::string reference_registration_result(ReferenceRegistration const& reg, std::string const& error_code, std::string const& message,
-                                          std::string const& executed_at);
+                                          std::string const& executed_at, Substitutions* lost = nullptr);
 
 // OQSsiquc01res: the single 資格確認's answer to an OQSsiquc01req (parsed like an upload with one search info).
-std::string single_result(BulkUpload const& request, json const& row, std::string const& executed_at);
+std::string single_result(BulkUpload const& request, json const& row, std::string const& executed_at, Substitutions* lost = nullptr);
 
 // ProcessingResultCode values of this reference system (the real list is not public): one table.
 struct ResultCode {

@@ -1,5 +1,9 @@
 #include "http/callers.hpp"
 
+#include <boost/asio/ip/address.hpp>
+
+#include <algorithm>
+
 namespace kyotaku::server {
 
 Caller caller_from_subject(Service& service, std::string const& cn, std::string const& ou, std::string const& title) {
@@ -11,11 +15,14 @@ Caller caller_from_subject(Service& service, std::string const& cn, std::string 
     }
     if (cn.empty() || !service.facility_exists(cn)) return c;
     // The role is the subject's OU, the terminal kind its title (2.5.4.12): docs/api.md "Certificates". A
-    // certificate that names an unknown role or terminal is nobody, not the weakest of them.
+    // certificate that names an unknown role or terminal is nobody, not the weakest of them. One that names none is
+    // the least of them (least privilege, issue 24 item 11): 職員, and モバイル端末 — the notice allows staff's own
+    // devices (BYOD, 別添2) and never medical information on a mobile device, so a certificate that does not say it
+    // is an office terminal is not taken for one.
     if (ou == "管理者") c.role = Caller::Role::manager;
     else if (ou.empty() || ou == "職員") c.role = Caller::Role::staff;
     else return Caller{};
-    if (title.empty()) c.terminal = "資格確認端末";
+    if (title.empty()) c.terminal = "モバイル端末";
     else if (title == "資格確認端末" || title == "電子カルテ端末" || title == "モバイル端末") c.terminal = title;
     else return Caller{};
     c.kind = Caller::Kind::facility;
@@ -34,6 +41,18 @@ Caller mobile_caller(Service& service, std::string const& url_token) {
     c.subject = "モバイル端末";
     c.terminal = "モバイル端末";
     return c;
+}
+
+std::string client_key(std::string const& address) {
+    boost::system::error_code ec;
+    auto const a = boost::asio::ip::make_address(address, ec);
+    if (ec) return address;
+    if (a.is_v4()) return a.to_string();
+    auto v6 = a.to_v6();
+    if (v6.is_v4_mapped()) return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, v6).to_string();
+    auto bytes = v6.to_bytes();
+    std::fill(bytes.begin() + 8, bytes.end(), 0);
+    return boost::asio::ip::address_v6(bytes).to_string() + "/64";
 }
 
 char const* role_of(Caller const& c) {

@@ -18,6 +18,11 @@ Caller mobile_caller(Service& service, std::string const& url_token);
 // Anything else is anonymous.
 Caller caller_from_subject(Service& service, std::string const& cn, std::string const& ou, std::string const& title);
 
+// The key of a client's budgets (Caller::client) from its connection's address: IPv4 as it is (an IPv4-mapped
+// IPv6 address as IPv4), IPv6 by its /64 — one household or one phone is given a whole /64, so counting single
+// IPv6 addresses would give anyone millions of budgets. Text that is not an address is kept as it is.
+std::string client_key(std::string const& address);
+
 // The caller's role for the log: operator (kyotaku-admin), a facility's manager (管理者) or staff (職員), a
 // モバイル端末 session, monitoring, or nobody.
 char const* role_of(Caller const& c);

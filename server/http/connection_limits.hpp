@@ -12,7 +12,10 @@ namespace kyotaku::server {
 
 struct ConnectionLimits {
     int max_connections = 256;                 // open at once; beyond, a connection is accepted and closed at once
-    std::chrono::seconds handshake{10};        // the TLS handshake
+    std::chrono::seconds hello{5};             // the client's first TLS record (its ClientHello), from the accept
+    std::chrono::seconds handshake{10};        // the rest of the TLS handshake
+    int max_handshakes = 64;                   // connections waiting for their ClientHello at once, and as many in the rest
+                                               // of their handshake; a new one beyond evicts another (limits.hpp)
     std::chrono::seconds idle{30};             // waiting for the first byte of a request (keep-alive)
     std::chrono::seconds header{10};           // from a request's first byte to the end of its header
     std::chrono::seconds body{60};             // a body held in memory

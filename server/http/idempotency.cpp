@@ -21,7 +21,7 @@ HttpResult error(Error::Kind kind, std::string ja, std::string en) {
 constexpr std::chrono::hours kept_for{24 * 7};
 }  // namespace
 
-HttpResult answer_once(IdempotentAnswers& store, Clock const& clock, Caller const& caller, std::string const& key,
+HttpResult answer_once(IdempotentAnswers& store, Clock const& clock, Caller const& caller, std::string const& route, std::string const& key,
                        std::string const& body, std::function<HttpResult()> const& run) {
     bool const plain = key.size() >= 16 && key.size() <= 128 &&
                        std::all_of(key.begin(), key.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; });
@@ -31,7 +31,9 @@ HttpResult answer_once(IdempotentAnswers& store, Clock const& clock, Caller cons
     if (caller.kind != Caller::Kind::facility) return run();  // the route refuses anyone else anyway
     std::string const hash = sha256_hex(body);
     return store.atomically([&] {
-        if (auto stored = store.find(caller.facility_code, key)) {
+        // The key is claimed first: of requests with one key at once, one runs; the others wait for its transaction
+        // and get its answer.
+        if (auto stored = store.claim(caller.facility_code, route, key, hash, clock.timestamp())) {
             if (stored->request_hash != hash)
                 return error(Error::Kind::unprocessable, "この Idempotency-Key は別の要求に使われています",
                              "this Idempotency-Key was used for another request");
@@ -42,8 +44,9 @@ HttpResult answer_once(IdempotentAnswers& store, Clock const& clock, Caller cons
         }
         HttpResult r = run();
         if (r.status >= 200 && r.status < 300 && !r.stream)
-            store.keep(caller.facility_code, key, StoredAnswer{hash, r.route, r.status, r.content_type, r.body},
-                       clock.timestamp(), iso_timestamp(clock.now() - kept_for));
+            store.keep(caller.facility_code, route, key, StoredAnswer{hash, route, r.status, r.content_type, r.body}, iso_timestamp(clock.now() - kept_for));
+        else
+            store.release(caller.facility_code, route, key);
         return r;
     });
 }

@@ -1,8 +1,9 @@
 // Idempotency-Key on the file routes (POST /api/v1/oqs/…01req): the folder relay sends one key per request
 // file and keeps it across restarts. The first request with a key is answered and its 2xx answer stored with
-// the key, in the same transaction as what the request did; the same key from the same facility later gets
-// that stored answer (header Idempotent-Replayed: true) and nothing is done twice. The same key with another
-// body is a 422. Answers are kept for 7 days.
+// the key, in the same transaction as what the request did; the same key from the same facility to the same
+// route later — or at the same time, from any server — gets that stored answer (header Idempotent-Replayed:
+// true) and nothing is done twice. The same key with another body is a 422; on another route it is another key.
+// Answers are kept for 7 days.
 #pragma once
 
 #include "core/clock.hpp"
@@ -17,9 +18,9 @@ namespace kyotaku::server {
 // Whether the route takes an Idempotency-Key (the XML upload routes; downloads are idempotent already).
 bool idempotent_route(std::string const& method, std::string const& target);
 
-// Answers through `run` once per (facility, key); `run` is called inside the store's transaction. Stored answers are
-// stamped with `clock`.
-HttpResult answer_once(IdempotentAnswers& store, Clock const& clock, Caller const& caller, std::string const& key,
+// Answers through `run` once per (facility, route, key) — `route` the request's path; `run` is called inside the
+// store's transaction. Stored answers are stamped with `clock`.
+HttpResult answer_once(IdempotentAnswers& store, Clock const& clock, Caller const& caller, std::string const& route, std::string const& key,
                        std::string const& body, std::function<HttpResult()> const& run);
 
 }  // namespace kyotaku::server

@@ -45,7 +45,9 @@ int status_of(Error::Kind k) {
 HttpResult error_result(Error const& e) {
     json body{{"error", e.what()}, {"message_ja", e.message.ja}, {"message_en", e.message.en}};
     if (!e.field.empty()) body["field"] = e.field;
-    return json_result(status_of(e.kind), body);
+    HttpResult r = json_result(status_of(e.kind), body);
+    if (e.retry_after > 0) r.headers.emplace_back("Retry-After", std::to_string(e.retry_after));
+    return r;
 }
 
 namespace {

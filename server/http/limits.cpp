@@ -1,6 +1,7 @@
 #include "http/limits.hpp"
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -37,13 +38,68 @@ ConnectionCounter::Slot ConnectionCounter::try_acquire(int max) {
     return Slot(count.get(), [count](void*) { --*count; });
 }
 
+struct HandshakeBudget::Entry {
+    std::function<void()> evict;
+    int fd = -1;
+    std::list<Ticket>::iterator at;
+    bool waiting = false;
+};
+
+namespace {
+// Whether a connection has sent bytes the server has not read yet (its ClientHello, waiting to be read).
+bool has_unread_bytes(int fd) {
+    int pending = 0;
+    return fd >= 0 && ::ioctl(fd, FIONREAD, &pending) == 0 && pending > 0;
+}
+}  // namespace
+
+HandshakeBudget::Ticket HandshakeBudget::enter(int max, std::function<void()> evict, int fd) {
+    auto ticket = std::make_shared<Entry>();
+    ticket->evict = std::move(evict);
+    ticket->fd = fd;
+    Ticket evicted_one;
+    {
+        std::lock_guard lock(mutex_);
+        if (int(waiting_.size()) >= max && !waiting_.empty()) {
+            auto victim = waiting_.begin();
+            for (auto it = waiting_.begin(); it != waiting_.end(); ++it)
+                if ((*it)->fd >= 0 && !has_unread_bytes((*it)->fd)) {
+                    victim = it;
+                    break;
+                }
+            evicted_one = *victim;
+            waiting_.erase(victim);
+            evicted_one->waiting = false;
+        }
+        ticket->at = waiting_.insert(waiting_.end(), ticket);
+        ticket->waiting = true;
+    }
+    if (evicted_one) {
+        ++evicted;
+        evicted_one->evict();
+    }
+    return ticket;
+}
+
+void HandshakeBudget::leave(Ticket const& ticket) {
+    std::lock_guard lock(mutex_);
+    if (!ticket->waiting) return;
+    waiting_.erase(ticket->at);
+    ticket->waiting = false;
+}
+
+int HandshakeBudget::size() const {
+    std::lock_guard lock(mutex_);
+    return int(waiting_.size());
+}
+
 net::awaitable<void> accept_loop(tcp::acceptor& acceptor, int max_connections, ConnectionCounter& counter, AcceptStats& stats,
                                  std::function<void(tcp::socket, ConnectionCounter::Slot)> start) {
     net::steady_timer pause(acceptor.get_executor());
     bool reported = false;
     while (acceptor.is_open()) {
         boost::system::error_code ec;
-        tcp::socket socket = co_await acceptor.async_accept(net::redirect_error(net::use_awaitable, ec));
+        tcp::socket socket = co_await acceptor.async_accept(net::make_strand(acceptor.get_executor()), net::redirect_error(net::use_awaitable, ec));
         if (ec) {
             if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
             // Out of descriptors (or memory), or a connection that died in the backlog: the server goes on; the

@@ -13,7 +13,9 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace kyotaku::server {
@@ -34,13 +36,37 @@ private:
     std::shared_ptr<std::atomic<int>> count_ = std::make_shared<std::atomic<int>>(0);
 };
 
+// Connections still in their TLS handshake have budgets of their own (issue 22 item 5), so that connections that never
+// finish one — raw TCP that sends nothing, or TLS trickled a byte at a time — cannot hold the places certified clients
+// need. Two stages, each with a budget of `max` connections (session.hpp): waiting for the client's first record (its
+// ClientHello, which a real client sends at once, whole) and the rest of the handshake. A new connection beyond a
+// budget evicts one already in it: the oldest of those that have sent nothing yet (the socket's own count of unread
+// bytes, when `fd` is given), else the oldest — the one nearest its deadline. So a flood of silent or trickling
+// connections churns among itself while a real client, whose ClientHello is already waiting when it is accepted and
+// whose handshake takes milliseconds, gets through beside it. Thread-safe; `evict` is called at most once, outside the
+// lock.
+class HandshakeBudget {
+public:
+    struct Entry;
+    using Ticket = std::shared_ptr<Entry>;
+    Ticket enter(int max, std::function<void()> evict, int fd = -1);
+    void leave(Ticket const& ticket);  // the stage ended (done or failed)
+    int size() const;
+    std::atomic<long> evicted{0};
+
+private:
+    mutable std::mutex mutex_;
+    std::list<Ticket> waiting_;  // oldest first
+};
+
 struct AcceptStats {
     std::atomic<long> accepted{0}, refused_at_cap{0}, errors{0};
 };
 
 // Accepts until the acceptor is closed. An accept error (EMFILE, ENFILE, ENOBUFS, a connection reset before it was
 // accepted …) is counted and retried after a short pause instead of ending the loop; at the cap a connection is
-// closed at once. Each accepted socket is handed to `start` with its slot.
+// closed at once. Each accepted socket is handed to `start` with its slot, on a strand of its own (its connection's
+// operations, deadlines and evictions never run at once).
 boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor, int max_connections, ConnectionCounter& counter,
                                          AcceptStats& stats,
                                          std::function<void(boost::asio::ip::tcp::socket, ConnectionCounter::Slot)> start);

@@ -22,7 +22,8 @@ class Runtime;  // ops/runtime.hpp: /readyz and /metrics
 // (kyotaku-admin), any office terminal of a facility, the facility's 管理者 only, or an office terminal or a
 // モバイル端末 session.
 // monitor: the operator or a monitoring certificate (CN kyotaku-monitor), for /metrics.
-enum class Access { anyone, operator_, facility, manager, facility_or_mobile, monitor };
+// office_terminal: a facility certificate of a terminal at the office (資格確認端末 or 電子カルテ端末), not a モバイル端末.
+enum class Access { anyone, operator_, facility, office_terminal, manager, facility_or_mobile, monitor };
 char const* access_name(Access a);
 bool allowed(Access a, Caller const& c);
 

@@ -62,12 +62,10 @@ std::string sources_json(std::string const& rules_path) {
     bool const is_bundle = std::filesystem::is_regular_file(rules_path, ec) && read_file(rules_path).value_or("").rfind("KYTKBNDL", 0) == 0;
     if (!is_bundle) {
         auto const sources = read_rule_sources(rules_path, errors);
-        std::filesystem::path const base = std::filesystem::is_directory(rules_path, ec) ? std::filesystem::path(rules_path)
-                                                                                         : std::filesystem::path(rules_path).parent_path();
         for (std::size_t i = 0; i < sources.size(); ++i) {
             if (i) out += ",";
             out += "{\"path\":";
-            append_json_string(out, std::filesystem::path(sources[i].path).lexically_relative(base).generic_string());
+            append_json_string(out, sources[i].name);  // relative to the rule folder
             out += ",\"text\":";
             append_json_string(out, sources[i].text);
             out += "}";

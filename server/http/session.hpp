@@ -10,6 +10,9 @@
 #include "http/router.hpp"
 #include "storage/idempotent_answers.hpp"
 
+#include <atomic>
+#include <cstdint>
+#include <memory>
 #include <string>
 
 namespace boost::asio {
@@ -23,6 +26,16 @@ namespace kyotaku::server {
 
 class Runtime;
 
+// SIGTERM's drain (app.hpp, "Stopping"), as the connections see it: once `stopping`, every answer closes its
+// connection (Connection: close); the composition root waits for `in_flight` to reach 0, and stops accepting once no
+// request but a probe (/readyz, /healthz, /metrics) has begun for a while (`last_request`, steady-clock ticks) — the
+// balancer has taken the server out by then.
+struct Drain {
+    std::atomic<bool> stopping{false};
+    std::atomic<int> in_flight{0};                // requests from their header to the end of their answer
+    std::atomic<std::int64_t> last_request{0};    // when the last request that is not a probe began
+};
+
 // What every connection shares; the composition root (app/) makes one for the server's lifetime.
 struct SessionShared {
     Router const& router;
@@ -30,14 +43,20 @@ struct SessionShared {
     IdempotentAnswers& idempotent;   // the stored answers of Idempotency-Key requests
     ConnectionLimits limits;
     std::string spool_dir;
+    Drain& drain;
+    HandshakeBudget& hellos;         // connections waiting for their ClientHello (limits.hpp)
+    HandshakeBudget& handshakes;     // connections in the rest of their TLS handshake
     // The threads that answer requests (they may wait for the database); the connections' own threads only read,
     // write, handshake and answer /healthz and /readyz.
     boost::asio::thread_pool& work;
 };
 
-// Runs one accepted connection on the socket's executor until the client goes or a limit ends it; `slot` holds the
-// connection's place under the cap until then. Errors of the connection end it quietly.
-void start_session(boost::asio::ip::tcp::socket socket, boost::asio::ssl::context& tls, SessionShared& shared,
+// Runs one accepted connection on the socket's executor (a strand of its own: accept_loop) until the client goes or a
+// limit ends it; `tls` is the context in force when it was accepted (kept for the connection's life: a SIGHUP's new
+// certificates serve later connections); `slot` holds the connection's place under the cap until then. Errors of the
+// connection end it quietly. A client that has gone (EOF with or without TLS close_notify, a reset, a deadline) frees
+// its place at once; only a connection the server ends itself sends close_notify, waiting at most a second.
+void start_session(boost::asio::ip::tcp::socket socket, std::shared_ptr<boost::asio::ssl::context> tls, SessionShared& shared,
                    ConnectionCounter::Slot slot);
 
 }  // namespace kyotaku::server

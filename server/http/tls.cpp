@@ -89,4 +89,30 @@ ServerTls load_server_tls(std::string const& dir) {
     return out;
 }
 
+TlsInForce::TlsInForce(std::string tls_dir, ServerTls first)
+    : dir_(std::move(tls_dir)), context_(std::move(first.context)), certificates_(std::move(first.certificates)) {}
+
+std::shared_ptr<ssl::context> TlsInForce::context() const {
+    std::lock_guard lock(mutex_);
+    return context_;
+}
+
+std::vector<CertificateExpiry> TlsInForce::certificates() const {
+    std::lock_guard lock(mutex_);
+    return certificates_;
+}
+
+std::string TlsInForce::reload() {
+    ServerTls fresh = load_server_tls(dir_);
+    if (!fresh.ok()) {
+        ++reloads_failed;
+        return fresh.error;
+    }
+    std::lock_guard lock(mutex_);
+    context_ = std::move(fresh.context);
+    certificates_ = std::move(fresh.certificates);
+    ++reloads_ok;
+    return {};
+}
+
 }  // namespace kyotaku::server

@@ -5,7 +5,10 @@
 // an exception; a context is only ever replaced by one that loaded whole.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -38,7 +41,26 @@ struct ServerTls {
     bool ok() const { return context != nullptr; }
 };
 
-// Loads the TLS folder as the server serves it. `now` decides expiry (the machine's time).
+// Loads the TLS folder as the server serves it; expiry is decided on the machine's time.
 ServerTls load_server_tls(std::string const& tls_dir);
+
+// The TLS context new connections get (SIGHUP renews certificates without a restart): replaced whole when the
+// folder loads again, kept when it does not (a bad file is refused and logged); a connection keeps the context it
+// started with. Thread-safe.
+class TlsInForce {
+public:
+    TlsInForce(std::string tls_dir, ServerTls first);
+    std::shared_ptr<boost::asio::ssl::context> context() const;
+    std::vector<CertificateExpiry> certificates() const;
+    // Loads the folder again; on success the new files serve every later connection. Returns the error ("" on success).
+    std::string reload();
+    std::atomic<std::uint64_t> reloads_ok{0}, reloads_failed{0};
+
+private:
+    std::string dir_;
+    mutable std::mutex mutex_;
+    std::shared_ptr<boost::asio::ssl::context> context_;
+    std::vector<CertificateExpiry> certificates_;
+};
 
 }  // namespace kyotaku::server

@@ -58,6 +58,19 @@ std::vector<Setting> const& serve_settings() {
          0, 0, &ServeOptions::spool_dir, true},
         {T::integer, "max_connections", "--max-connections", "KYOTAKU_MAX_CONNECTIONS",
          "同時接続数の上限 / connections open at once (default 256; lowered to what the descriptor limit allows)", 1, 100000},
+        {T::integer, "rollback_to", "--rollback-to", "KYOTAKU_ROLLBACK_TO",
+         "ルールのリリースを意図して戻す: このデータベースで使ったものより古いリリース N を一度だけ受け入れ、記録する (戻し終えたら消す) / go back on purpose to the "
+         "older rule release N: accepted although a newer one was served, logged, and N becomes the floor (remove it once done)",
+         1, 9007199254740992L},
+        {T::integer, "drain_seconds", "--drain-seconds", "KYOTAKU_DRAIN_SECONDS",
+         "SIGTERM の後、処理中の要求を終えるまで待つ上限の秒数 / on SIGTERM, how long requests in flight may take to finish "
+         "before the server exits (default 20; /readyz answers 503 meanwhile)",
+         0, 3600},
+        {T::integer, "handoffs_per_client", "--handoffs-per-client", "KYOTAKU_HANDOFFS_PER_CLIENT",
+         "同意ページの引き継ぎを、1つの接続元 (IP アドレス、IPv6 は /64) が1施設で同時に開ける数 (0: 数えない) / open consent-page "
+         "hand-offs per client address (IPv6: per /64) and facility (default 5; 0: no per-client budget, for a TCP balancer in "
+         "passthrough, where every client has the balancer's address)",
+         0, 1000},
     };
     return all;
 }
@@ -110,6 +123,9 @@ std::string apply(ServeOptions& o, Setting const& s, std::string const& value) {
         if (key == "port") o.port = static_cast<unsigned short>(n);
         if (key == "threads") o.threads = int(n);
         if (key == "max_connections") o.limits.max_connections = int(n);
+        if (key == "rollback_to") o.rollback_to = std::uint64_t(n);
+        if (key == "drain_seconds") o.drain = std::chrono::seconds(n);
+        if (key == "handoffs_per_client") o.handoffs_per_client = int(n);
         return {};
     }
     if (key == "listen") {
@@ -375,6 +391,9 @@ int check_config(ResolvedConfig const& config) {
             value = !o.key_file.empty() ? o.key_file : is_postgres_url(o.db) ? "(none: required with PostgreSQL)" : o.db + ".key";
         else if (key == "spool_dir") value = o.spool_dir.empty() ? default_spool_dir(o.db) : o.spool_dir;
         else if (key == "max_connections") value = std::to_string(o.limits.max_connections);
+        else if (key == "rollback_to") value = o.rollback_to ? std::to_string(o.rollback_to) : "(none: older releases are refused)";
+        else if (key == "drain_seconds") value = std::to_string(o.drain.count());
+        else if (key == "handoffs_per_client") value = std::to_string(o.handoffs_per_client);
         else if (key == "trust") {
             for (std::size_t i = 0; i < o.trust.size(); ++i) value += (i ? "," : "") + o.trust[i];
             if (value.empty()) value = "(unsigned rules accepted)";

@@ -5,6 +5,7 @@
 
 #include "http/connection_limits.hpp"
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <optional>
@@ -29,7 +30,14 @@ struct ServeOptions {
     std::vector<std::string> trust;  // public keys (PEM files); --rules must then be a bundle one of them signed
     std::string key_file;    // the key file (0600, made when missing); default: DB.key beside a SQLite database
     std::string spool_dir;   // the private directory of spooled uploads; default: default_spool_dir(db)
+    std::uint64_t rollback_to = 0;  // an older rule release the operator goes back to on purpose (0: none); ops/rule_releases.hpp
     ConnectionLimits limits;
+    // SIGTERM: the server stops taking requests and /readyz answers 503, requests in flight get this long to finish
+    // (app.hpp, "Stopping").
+    std::chrono::seconds drain{20};
+    // Open consent-page hand-offs per client (network address) and facility (usecases/handoff.hpp); 0: no per-client
+    // budget — behind a TCP balancer that passes connections through, every client has the balancer's address.
+    int handoffs_per_client = 5;
 };
 
 // One setting: its key in [serve], its flag and its environment variable.
@@ -82,8 +90,9 @@ std::string redact_secrets(std::string const& text, std::string const& location)
 std::string default_spool_dir(std::string const& db);
 
 // `kyotaku serve --check-config`: prints every setting with where it came from, then checks the listen
-// address, the TLS files (key matches certificate, expiry), the rules, the database and its schema (without
-// creating or migrating anything) and the consent page's files. Returns 0 when the server would start.
+// address, the TLS files (key matches certificate, expiry), the rules and their release against the database's
+// floor (a refusal, or the rollback rollback_to asks for), the database and its schema (without creating or
+// migrating anything) and the consent page's files. Returns 0 when the server would start.
 int check_config(ResolvedConfig const& config);
 
 }  // namespace kyotaku::server

@@ -7,6 +7,7 @@
 #include "http/tls.hpp"
 #include "kyotaku/engine.hpp"
 #include "kyotaku/signing.hpp"
+#include "ops/rule_releases.hpp"
 #include "ops/runtime.hpp"
 #include "storage/database.hpp"
 
@@ -58,6 +59,15 @@ std::string check_database(std::string const& location, std::vector<std::string>
     return {};
 }
 
+// Whether a database holds the fingerprint of another key file (none stored yet: ""): the refusal, naming both.
+std::string another_key(Database& db, Secrets const& secrets) {
+    auto stored = db.query("SELECT fingerprint FROM key_fingerprint WHERE id = 1");
+    if (stored.empty() || as_text(stored[0][0]) == secrets.fingerprint()) return {};
+    return "このデータベースは別の鍵ファイルで使われています (データベースの鍵の指紋 " + as_text(stored[0][0]) + "、この鍵の指紋 " +
+           secrets.fingerprint() + ")。配備のすべてのサーバに同じ鍵ファイルを置いてください / another key file is this database's (its key's fingerprint " +
+           as_text(stored[0][0]) + ", this key's " + secrets.fingerprint() + "): every server of a deployment needs the same key file";
+}
+
 // Whether the key file opens the URL keys a database holds sealed ("" when it does, or when there is nothing to
 // open yet: no database, an empty one).
 std::string check_key_opens_database(Secrets const& secrets, std::string const& location) {
@@ -74,6 +84,10 @@ std::string check_key_opens_database(Secrets const& secrets, std::string const& 
             if (!secrets.open_url_key(std::uint32_t(as_int(row[0])), as_text(row[1])))
                 return "このデータベースを封じた鍵ファイルではありません (URL 鍵 " + std::to_string(as_int(row[0])) +
                        " が開きません) / not the key file this database was sealed with (URL key " + std::to_string(as_int(row[0])) + " does not open)";
+        if (!db->query(postgres ? "SELECT 1 FROM information_schema.tables WHERE table_name = 'key_fingerprint'"
+                                : "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'key_fingerprint'")
+                 .empty())
+            return another_key(*db, secrets);
     } catch (std::exception const& e) {
         return redact_secrets(e.what(), location);
     }
@@ -116,6 +130,7 @@ void check_key_file(ServeOptions const& o, Preflight::Asker asker, Preflight& ou
     try {
         auto secrets = Secrets::from_key_file_for_check(path);  // what serve loads, but for the owner (above)
         if (auto e = check_key_opens_database(*secrets, o.db); !e.empty()) out.errors.push_back("key_file: " + path + ": " + e);
+        else out.notes.push_back("key_file: " + path + ": fingerprint " + secrets->fingerprint());
     } catch (std::exception const& e) {
         out.errors.push_back(std::string("key_file: ") + e.what());
     }
@@ -133,6 +148,33 @@ void check_spool_dir(ServeOptions const& o, Preflight& out) {
         return;
     }
     if (auto problem = spool_dir_problem(st); !problem.empty()) out.errors.push_back("spool_dir: " + dir + ": " + problem);
+}
+
+// The rules' release against the database's floor, as serve will judge it (without recording anything).
+void check_release(std::string const& location, ReleaseInfo const& release, std::uint64_t source_hash, std::uint64_t rollback_to,
+                   std::vector<std::string>& notes, std::vector<std::string>& errors) {
+    bool const postgres = is_postgres_url(location);
+    ReleaseFloor floor;
+    if (location != ":memory:" && (postgres || fs::exists(location))) {
+        try {
+            auto db = open_database(location);
+            if (!db->query(postgres ? "SELECT 1 FROM information_schema.tables WHERE table_name = 'rule_release_floor'"
+                                    : "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rule_release_floor'")
+                     .empty())
+                floor = read_release_floor(*db);
+        } catch (std::exception const&) {
+            return;  // check_database says why the database cannot be read
+        }
+    }
+    notes.push_back("rules release floor: " + (floor.release ? "release " + std::to_string(floor.release) + " (since " + floor.set_at + ")"
+                                                             : std::string("none yet (no release served from this database)")));
+    ReleaseAdmission const a = judge_release(floor, release, source_hash, rollback_to);
+    if (!a.accepted) errors.push_back("rules: " + a.refusal.text());
+    if (a.rollback)
+        notes.push_back("warning: rollback_to = " + std::to_string(rollback_to) + ": starting goes back from release " + std::to_string(floor.release) +
+                        " to release " + std::to_string(release.release) + " (logged as rules_rollback; the floor becomes " + std::to_string(release.release) +
+                        ") / 意図した巻き戻し");
+    if (!a.note.empty()) notes.push_back("warning: " + a.note.text());
 }
 
 void check_rules(ServeOptions const& o, Preflight& out) {
@@ -156,12 +198,21 @@ void check_rules(ServeOptions const& o, Preflight& out) {
                              " / the rules do not fulfil the server's contract: " + error->en);
         return;
     }
-    char hash[32];
-    std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(serving.loaded.program->source_hash));
-    out.notes.push_back("rules: " + std::to_string(serving.loaded.program->files.size()) + " files, source hash " + hash);
+    LoadResult const& rules = serving.loaded;
+    out.notes.push_back("rules: " + std::to_string(rules.program->files.size()) + " files, source hash " + source_hash_hex(rules.program->source_hash) +
+                        ", " + (rules.release.release ? "release " + std::to_string(rules.release.release) : std::string("not a release (release 0)")) +
+                        (rules.release.key_id.empty() ? std::string(", unsigned") : ", signed by key " + rules.release.key_id));
+    check_release(o.db, rules.release, rules.program->source_hash, o.rollback_to, out.notes, out.errors);
 }
 
 }  // namespace
+
+void claim_key_fingerprint(Database& db, Secrets const& secrets, std::string const& at) {
+    // The first server to get here stores its key's fingerprint; the one row (id 1) makes a second server that
+    // races it, with another key, find the first one's.
+    db.query("INSERT INTO key_fingerprint (id, fingerprint, created_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING", {secrets.fingerprint(), at});
+    if (auto e = another_key(db, secrets); !e.empty()) throw std::runtime_error("key_file: " + e);
+}
 
 Preflight preflight(ServeOptions const& o, Preflight::Asker asker) {
     Preflight out;

@@ -11,6 +11,9 @@
 
 namespace kyotaku::server {
 
+class Database;
+class Secrets;
+
 struct Preflight {
     // Who asks: the server itself, or an operator's --check-config. Run as root on behalf of the service (sudo), a
     // check accepts a key file that belongs to another user, with a note: the service's user is not known here.
@@ -24,6 +27,11 @@ struct Preflight {
 // the server's rule contract), the database (reachable, writable, its schema not newer than this binary), the key
 // file (and that it opens the database's sealed URL keys), the spool directory, the consent page's files.
 Preflight preflight(ServeOptions const& options, Preflight::Asker asker = Preflight::by_server);
+
+// One key file per deployment: at start, after the migrations, stores the fingerprint of the server's key
+// (Secrets::fingerprint) in a database that has none, and throws std::runtime_error naming both fingerprints when
+// the database's is another key's (preflight refuses that too, once it is stored).
+void claim_key_fingerprint(Database& db, Secrets const& secrets, std::string const& at);
 
 // `kyotaku serve` from a resolved configuration: its errors, then the preflight's, printed and refused (status 2);
 // else the server runs (serve, app/app.hpp), and an exception out of its start is printed (secrets redacted)

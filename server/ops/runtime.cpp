@@ -1,6 +1,8 @@
 #include "ops/runtime.hpp"
 
 #include "kyotaku/signing.hpp"
+#include "contract/rule_contract.hpp"
+#include "ops/rule_releases.hpp"
 #include "storage/server_probes.hpp"
 
 #include <unistd.h>
@@ -22,19 +24,27 @@ double unix_now() {
     return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-std::string hex64(std::uint64_t v) {
-    char out[24];
-    std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(v));
-    return out;
-}
 }  // namespace
 
-Runtime::Runtime(Database& db, Service& service, std::string rules_path, std::vector<std::string> trusted_keys)
-    : db_(db), service_(service), rules_path_(std::move(rules_path)), trusted_keys_(std::move(trusted_keys)), started_unix_(unix_now()) {
+void log_release_admission(ReleaseAdmission const& admission, ReleaseInfo const& release) {
+    if (admission.rollback)
+        log_line({{"event", "rules_rollback"},
+                  {"release", release.release},
+                  {"from_release", admission.floor.release},
+                  {"key", release.key_id.empty() ? "unsigned" : release.key_id},
+                  {"message", "an operator went back (rollback_to): the floor is now this release"}},
+                 "warning");
+    if (!admission.note.empty()) log_line({{"event", "rules_rollback_to_unused"}, {"message", admission.note.en}}, "warning");
+}
+
+Runtime::Runtime(Database& db, Service& service, std::string rules_path, std::vector<std::string> trusted_keys, ReleaseInfo release,
+                 std::uint64_t rollback_to)
+    : db_(db), service_(service), rules_path_(std::move(rules_path)), trusted_keys_(std::move(trusted_keys)), rollback_to_(rollback_to),
+      started_unix_(unix_now()) {
     char host[128] = {};
     gethostname(host, sizeof host - 1);
     instance_ = std::string(host) + "/" + std::to_string(getpid()) + "/" + new_id().substr(0, 8);
-    loaded(*service_.context.rules()->program);
+    loaded(*service_.context.rules()->program, release);
 }
 
 RulesInfo Runtime::rules() const {
@@ -42,13 +52,20 @@ RulesInfo Runtime::rules() const {
     return rules_;
 }
 
-void Runtime::loaded(Program const& program) {
-    RulesInfo info{rules_path_, hex64(program.source_hash), compiler_version, program.files.size(), iso_timestamp(std::chrono::system_clock::now()), unix_now()};
+void Runtime::loaded(Program const& program, ReleaseInfo const& release) {
+    RulesInfo info{rules_path_, source_hash_hex(program.source_hash), compiler_version, program.files.size(), release.release, release.key_id,
+                   iso_timestamp(std::chrono::system_clock::now()), unix_now()};
     {
         std::lock_guard lock(mutex_);
         rules_ = info;
     }
-    log_line({{"event", "rules_loaded"}, {"path", info.path}, {"hash", info.hash}, {"compiler", info.compiler}, {"files", info.files}});
+    log_line({{"event", "rules_loaded"},
+              {"path", info.path},
+              {"hash", info.hash},
+              {"compiler", info.compiler},
+              {"files", info.files},
+              {"release", info.release},
+              {"key", info.key_id.empty() ? "unsigned" : info.key_id}});
 }
 
 ServingRules load_serving_rules(std::string const& path, std::vector<std::string> const& trusted_keys, std::vector<Diagnostic>* diagnostics) {
@@ -97,17 +114,37 @@ bool Runtime::reload_rules() {
                  "error");
         return false;
     }
-    if (auto refused = service_.replace_rules(fresh.program, serving.exact)) {  // the rules lack what the server needs
+    auto refuse = [&](std::string const& error) {
         ++reloads_failed_;
-        log_line({{"event", "rules_reload_failed"}, {"path", rules_path_}, {"error", *refused}, {"kept_hash", rules().hash}}, "error");
+        RulesInfo const kept = rules();
+        log_line({{"event", "rules_reload_failed"},
+                  {"path", rules_path_},
+                  {"error", error},
+                  {"kept_hash", kept.hash},
+                  {"kept_release", kept.release},
+                  {"release", fresh.release.release}},
+                 "error");
         return false;
+    };
+    // The rules must fulfil the contract before their release is recorded, and be a release not older than the
+    // database's floor before they serve anyone.
+    if (auto bound = RuleContract::bind(fresh.program); auto const* refused = std::get_if<Message>(&bound)) return refuse(refused->text());
+    ReleaseAdmission admission;
+    try {
+        admission = admit_release(db_, fresh.release, fresh.program->source_hash, rollback_to_, instance_);
+    } catch (std::exception const& e) {
+        return refuse(std::string("リリースの記録を読めません / cannot read the release record: ") + e.what());
     }
-    loaded(*fresh.program);
+    if (!admission.accepted) return refuse(admission.refusal.text());
+    if (auto refused = service_.replace_rules(fresh.program, serving.exact)) return refuse(*refused);  // the rules lack what the server needs
+    log_release_admission(admission, fresh.release);
+    loaded(*fresh.program, fresh.release);
     ++reloads_ok_;
     return true;
 }
 
 nlohmann::json Runtime::readiness() {
+    if (draining) return {{"status", "not ready"}, {"checks", {{"draining", "停止中です / stopping (SIGTERM)"}}}};
     std::unique_lock lock(ready_mutex_);
     auto const now = std::chrono::steady_clock::now();
     if (prober_.joinable()) {
@@ -243,8 +280,14 @@ std::string Runtime::metrics_text() {
     metric_header(out, "kyotaku_start_time_seconds", "gauge", "When this server started (Unix time).");
     metric_sample(out, "kyotaku_start_time_seconds", {}, started_unix_);
     RulesInfo r = rules();
-    metric_header(out, "kyotaku_rules_info", "gauge", "The rule set in service: its source hash, compiler version and file count.");
-    metric_sample(out, "kyotaku_rules_info", {{"hash", r.hash}, {"compiler", r.compiler}, {"files", std::to_string(r.files)}}, 1);
+    metric_header(out, "kyotaku_rules_info", "gauge",
+                  "The rule set in service: its source hash, compiler version, file count, release and signing key.");
+    metric_sample(out, "kyotaku_rules_info",
+                  {{"hash", r.hash}, {"compiler", r.compiler}, {"files", std::to_string(r.files)}, {"release", std::to_string(r.release)},
+                   {"key", r.key_id.empty() ? "unsigned" : r.key_id}},
+                  1);
+    metric_header(out, "kyotaku_rules_release", "gauge", "The release number of the rule set in service (0: not a release).");
+    metric_sample(out, "kyotaku_rules_release", {}, double(r.release));
     metric_header(out, "kyotaku_rules_loaded_timestamp_seconds", "gauge", "When the rule set in service was loaded (Unix time).");
     metric_sample(out, "kyotaku_rules_loaded_timestamp_seconds", {}, r.loaded_unix);
     metric_header(out, "kyotaku_rules_reloads_total", "counter", "Rule reloads (SIGHUP), taken or refused.");
@@ -275,6 +318,9 @@ std::string Runtime::metrics_text() {
     metric_sample(out, "kyotaku_db_reconnects_total", {}, double(db_.reconnects.load()));
     metric_header(out, "kyotaku_db_retries_total", "counter", "Reads and requests run again after a transient database fault.");
     metric_sample(out, "kyotaku_db_retries_total", {}, double(db_.retries.load()));
+    metric_header(out, "kyotaku_oqs_unmappable_characters_total", "counter",
+                  "Characters a Shift_JIS answer could not hold (外字), written as 〓 (U+3013) or, a variation selector, dropped.");
+    metric_sample(out, "kyotaku_oqs_unmappable_characters_total", {}, double(service_.context.unmappable_characters.load()));
     Database::PoolStats pool = db_.pool_stats();
     metric_header(out, "kyotaku_db_pool_connections", "gauge", "Database connections of this server, busy or idle.");
     metric_sample(out, "kyotaku_db_pool_connections", {{"state", "busy"}}, double(pool.busy));
@@ -282,6 +328,7 @@ std::string Runtime::metrics_text() {
     metric_header(out, "kyotaku_db_pool_waiting", "gauge", "Threads waiting for a database connection now.");
     metric_sample(out, "kyotaku_db_pool_waiting", {}, double(pool.waiting));
     out += database_gauges();
+    if (more_metrics) more_metrics(out);
     nlohmann::json ready;
     {
         std::lock_guard lock(ready_mutex_);

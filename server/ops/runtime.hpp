@@ -6,6 +6,7 @@
 #pragma once
 
 #include "ops/observability.hpp"
+#include "ops/rule_releases.hpp"
 #include "usecases/service.hpp"
 
 #include <atomic>
@@ -23,6 +24,8 @@ namespace kyotaku::server {
 struct RulesInfo {
     std::string path, hash, compiler;  // hash: the source hash, 16 hex digits
     std::size_t files = 0;
+    std::uint64_t release = 0;  // the bundle's release number (0: rule sources or an unnumbered bundle)
+    std::string key_id;         // the key that signed it (fingerprint; "" when unsigned)
     std::string loaded_at;  // ISO 8601
     double loaded_unix = 0;
 };
@@ -38,15 +41,20 @@ ServingRules load_serving_rules(std::string const& path, std::vector<std::string
 class Runtime {
 public:
     // trusted_keys: raw Ed25519 keys of --trust; when given, a reload takes only a bundle one of them signed, and
-    // the consent page gets the new bundle exactly as signed (rules_web.hpp).
-    Runtime(Database& db, Service& service, std::string rules_path, std::vector<std::string> trusted_keys = {});
+    // the consent page gets the new bundle exactly as signed (rules_web.hpp). `release`: the release of the rules
+    // in service at start (already admitted, rule_releases.hpp); `rollback_to`: the operator's setting, for reloads.
+    Runtime(Database& db, Service& service, std::string rules_path, std::vector<std::string> trusted_keys = {}, ReleaseInfo release = {},
+            std::uint64_t rollback_to = 0);
+    // This process in logs and the database: host/pid/random.
+    std::string const& instance() const { return instance_; }
 
     Service& service() { return service_; }
     RulesInfo rules() const;
     Database& database() { return db_; }
 
     // Loads the rules again from the same path. On success the new program serves every later request; on
-    // failure (the diagnostics are logged) the old one stays. Returns whether the new rules were taken.
+    // failure (the diagnostics are logged) the old one stays: rules that do not load, lack what the server needs,
+    // or carry a release older than the database's floor (rule_releases.hpp). Returns whether they were taken.
     bool reload_rules();
 
     // /readyz: the database takes a write, its schema is not newer than this binary, the rules are loaded;
@@ -74,12 +82,17 @@ public:
     std::atomic<long> const* connections_refused = nullptr;
     std::atomic<long> const* accept_errors = nullptr;
     std::atomic<std::uint64_t> batch_rows_answered{0}, batch_worker_errors{0};
+    // SIGTERM (app.hpp, "Stopping"): /readyz answers 503 at once, whatever its checks would say.
+    std::atomic<bool> draining{false};
+    // Set by the composition root: more samples for /metrics (the TLS certificates, the drain, the body budgets).
+    std::function<void(std::string&)> more_metrics;
 
 private:
     Database& db_;
     Service& service_;
     std::string rules_path_;
     std::vector<std::string> trusted_keys_;
+    std::uint64_t rollback_to_;
     std::string instance_;
     double started_unix_;
     mutable std::mutex mutex_;
@@ -99,8 +112,11 @@ private:
     std::chrono::steady_clock::time_point gauges_read_{};
     std::string gauges_;  // the database-wide gauges, read at most every 5 s
 
-    void loaded(Program const& program);  // records and logs the rules now in force
+    void loaded(Program const& program, ReleaseInfo const& release);  // records and logs the rules now in force
     std::string database_gauges();
 };
+
+// Logs a rollback the operator asked for (rules_rollback, a warning naming both releases) and a rollback_to left set.
+void log_release_admission(ReleaseAdmission const& admission, ReleaseInfo const& release);
 
 }  // namespace kyotaku::server

@@ -71,6 +71,11 @@ public:
     // Added to a SELECT that claims rows for this worker (batch leases): PostgreSQL skips the rows another
     // transaction holds (FOR UPDATE SKIP LOCKED); SQLite has one writer at a time and needs nothing.
     virtual char const* claim_suffix() const { return ""; }
+    // Added to a SELECT of one row inside a transaction to hold that row until the transaction ends, so that the
+    // transactions that lock it run one after another (a count and the insert it limits: usecases/desk_util.hpp
+    // lock_facility): PostgreSQL's FOR NO KEY UPDATE (rows referring to it are still inserted meanwhile); SQLite has
+    // one writer at a time and needs nothing.
+    virtual char const* lock_suffix() const { return ""; }
     // A statement that bounds, for the rest of this transaction, how long a row lock is waited for (LockTimeout
     // after that): PostgreSQL, where another server may hold a lock and hang; SQLite has one server.
     virtual char const* lock_timeout() const { return nullptr; }

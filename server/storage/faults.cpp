@@ -15,7 +15,7 @@ bool reads_only(std::string const& sql) {
     static constexpr char select[] = "SELECT";
     for (std::size_t i = 0; i + 1 < sizeof select; ++i)
         if (at + i >= sql.size() || std::toupper(static_cast<unsigned char>(sql[at + i])) != select[i]) return false;
-    return sql.find("FOR UPDATE") == std::string::npos;
+    return sql.find(" FOR ") == std::string::npos;  // FOR UPDATE, FOR NO KEY UPDATE, FOR SHARE: they lock
 }
 
 }  // namespace kyotaku::server

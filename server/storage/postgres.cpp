@@ -125,6 +125,7 @@ public:
     PoolStats pool_stats() override { return pool_.stats(); }
 
     char const* claim_suffix() const override { return " FOR UPDATE SKIP LOCKED"; }
+    char const* lock_suffix() const override { return " FOR NO KEY UPDATE"; }
     char const* lock_timeout() const override { return "SET LOCAL lock_timeout = '2s'"; }
     char const* migration_lock() const override { return "SELECT pg_advisory_xact_lock(5946120915)"; }
 

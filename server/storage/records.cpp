@@ -31,7 +31,8 @@ Settings settings_from_row(Row const& r) {
 }
 
 namespace {
-constexpr char const* consent_columns = "id, visit_kind, first_visit, identity_method, registered_at, items, appointment_date, withdrawn_at";
+constexpr char const* consent_columns =
+    "id, visit_kind, first_visit, identity_method, registered_at, items, appointment_date, withdrawn_at, preparatory_visit";
 constexpr char const* eligibility_columns =
     "insurer_number, symbol, number, branch, birthdate, name, name_kana, burden_ratio, valid_from, valid_to, card_classification, "
     "personal_family, loss_reason";
@@ -50,6 +51,7 @@ ConsentRecord consent_from(Row const& r, std::size_t at) {
         pos = comma + 1;
     }
     if (!is_null(r[at + 6])) c.appointment_date = as_text(r[at + 6]);
+    c.preparatory_visit = as_int(r[at + 8]) != 0;
     return c;
 }
 // Adds a row (consent_columns from `at`) to a state; rows come newest first.

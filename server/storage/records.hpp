@@ -49,6 +49,7 @@ struct ConsentRecord {
     std::string id, visit_kind, first_visit, identity_method, registered_at;
     std::vector<std::string> items;
     std::optional<std::string> appointment_date;
+    bool preparatory_visit = false;  // taken at a preparatory visit (事前の訪問), as the staff said at registration
 };
 struct ConsentState {
     std::vector<ConsentRecord> open;  // not withdrawn, newest first (first_visit, then registration)

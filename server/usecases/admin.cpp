@@ -67,13 +67,19 @@ std::string AdminDesk::add_consent(Caller const& c, TestConsent const& f) {
     // server's own date). Whether it is a relationship or a single visit is derived, never stated.
     auto rules = x_.rules();
     std::string const& facility = f.facility_code;
-    if (x_.db.query("SELECT 1 FROM facilities WHERE code = $1", {facility}).empty())
-        throw invalid("facility_code", "施設が登録されていません", "unknown facility");
+    DbRecords records(x_.db);
+    auto info = records.facility(facility);
+    if (!info) throw invalid("facility_code", "施設が登録されていません", "unknown facility");
     std::string const& person = f.person_key;
     if (x_.db.query("SELECT 1 FROM insured_persons WHERE person_key = $1", {person}).empty())
         throw invalid("person_key", "資格情報がありません", "unknown person");
     std::string kind = enum_value(*rules->program, "visit_kind", "visit_kind", f.visit_kind);
-    std::string first = iso_date("first_visit", f.first_visit);
+    // Like every registration path, the facility's kind must offer the visit kind (the rules' reason otherwise).
+    auto offered = DecisionPath(rules, records, x_.today()).offered(*info, kind, f.preparatory_visit);
+    if (!offered.ok) throw Error(offered.field == "visit_kind" ? Error::Kind::conflict : Error::Kind::invalid, offered.field, offered.reason);
+    // A consent dated after today would be the newest first visit and restart the patient's real relationship
+    // when that day came: test data is dated like the real registrations, on or before today.
+    std::string first = not_after_today(x_, "first_visit", f.first_visit, "初回訪問日");
     std::string const& method = f.identity_method;
     if (method != "暗証番号" && method != "目視確認" && method != "マイナポータル" && method != "資格情報のお知らせ")
         throw invalid("identity_method", "本人確認の方法は 暗証番号, 目視確認, マイナポータル, 資格情報のお知らせ のいずれかです", "unknown identity method");
@@ -81,9 +87,10 @@ std::string AdminDesk::add_consent(Caller const& c, TestConsent const& f) {
     for (auto const& item : enum_list(*rules->program, "items", "consented_items", f.items)) list += (list.empty() ? "" : ",") + item;
     std::string appointment = f.appointment_date ? iso_date("appointment_date", *f.appointment_date) : std::string();
     std::string id = new_id();
-    x_.db.query("INSERT INTO consents (id, facility_code, person_key, visit_kind, first_visit, identity_method, items, appointment_date, registered_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                {id, facility, person, kind, first, method, list, appointment.empty() ? Value(nullptr) : Value(appointment), x_.now()});
+    x_.db.query("INSERT INTO consents (id, facility_code, person_key, visit_kind, first_visit, identity_method, items, appointment_date, registered_at, "
+                "preparatory_visit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                {id, facility, person, kind, first, method, list, appointment.empty() ? Value(nullptr) : Value(appointment), x_.now(),
+                 std::int64_t(f.preparatory_visit)});
     return id;
 }
 
@@ -91,15 +98,15 @@ std::vector<ConsentListing> AdminDesk::list_consents(Caller const& c, std::strin
     require_admin(c);
     std::vector<ConsentListing> out;
     for (auto const& r : x_.db.query("SELECT id, person_key, visit_kind, first_visit, registered_at, withdrawn_at, identity_method, items, "
-                                     "appointment_date FROM consents WHERE facility_code = $1 ORDER BY registered_at, id",
+                                     "appointment_date, preparatory_visit, withdrawn_by FROM consents WHERE facility_code = $1 ORDER BY registered_at, id",
                                      {facility_code})) {
         std::vector<std::string> items;
         std::stringstream list(as_text(r[7]));
         for (std::string item; std::getline(list, item, ',');)
             if (!item.empty()) items.push_back(item);
-        out.push_back({as_text(r[0]), as_text(r[1]), as_text(r[2]), as_text(r[3]), as_text(r[4]),
-                       is_null(r[5]) ? std::nullopt : std::optional<std::string>(as_text(r[5])), as_text(r[6]), std::move(items),
-                       is_null(r[8]) ? std::nullopt : std::optional<std::string>(as_text(r[8]))});
+        auto text_or_null = [](Value const& v) { return is_null(v) ? std::nullopt : std::optional<std::string>(as_text(v)); };
+        out.push_back({as_text(r[0]), as_text(r[1]), as_text(r[2]), as_text(r[3]), as_text(r[4]), text_or_null(r[5]), as_text(r[6]),
+                       std::move(items), text_or_null(r[8]), as_int(r[9]) != 0, text_or_null(r[10])});
     }
     return out;
 }
@@ -110,7 +117,7 @@ std::string AdminDesk::add_medical_record(Caller const& c, NewMedicalRecord cons
     if (x_.db.query("SELECT 1 FROM insured_persons WHERE person_key = $1", {person}).empty())
         throw invalid("person_key", "資格情報がありません", "unknown person");
     std::string item = enum_value(*x_.rules()->program, "item", "requested_item", record.item);
-    std::string on = iso_date("recorded_on", record.recorded_on);
+    std::string on = not_after_today(x_, "recorded_on", record.recorded_on, "記録日");
     std::string id = new_id();
     x_.db.query("INSERT INTO medical_records (id, person_key, item, recorded_on, content_json) VALUES ($1, $2, $3, $4, $5)",
                 {id, person, item, on, record.content_json});

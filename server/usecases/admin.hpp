@@ -37,6 +37,7 @@ struct TestConsent {
     std::string identity_method;
     TextList items;
     std::optional<std::string> appointment_date;  // a date as sent
+    bool preparatory_visit = false;               // 準備のための訪問 (the facility's kind must offer it)
 };
 
 struct ConsentListing {
@@ -45,6 +46,8 @@ struct ConsentListing {
     std::string identity_method;
     std::vector<std::string> items;
     std::optional<std::string> appointment_date;
+    bool preparatory_visit = false;
+    std::optional<std::string> withdrawn_by;  // who withdrew it (the patient, or the facility's 管理者)
 };
 
 struct NewMedicalRecord {

@@ -1,6 +1,5 @@
 // 資格確認一括照会 (batch re-inquiry): an upload becomes a job with a row per patient, answered in the background
 // in chunks, each row by the same eligibility answer as an individual request (decided on the day it is answered).
-#include "formats/eligibility_json.hpp"
 #include "usecases/desk_util.hpp"
 
 #include <algorithm>
@@ -8,12 +7,6 @@
 #include <stdexcept>
 
 namespace kyotaku::server {
-
-std::string BatchDesk::check_query_date(Context& x, std::string const& iso, char const* field) {
-    if (!iso.empty() && iso > x.today().iso())
-        throw invalid(field, "資格確認日 " + iso + " が今日 (" + x.today().iso() + ") より後です", std::string(field) + " is after today");
-    return iso;
-}
 
 json BatchDesk::upload_csv(Caller const& c, std::string const& category, std::string const& query_date, std::string const& file_identifier,
                            std::istream& csv) {
@@ -46,6 +39,7 @@ json BatchDesk::upload_csv(Caller const& c, std::string const& category, std::st
                                        {"number", f[3]}, {"branch", f[4]}, {"birthdate", f[5]}}
                                 : json{{"malformed", utf8_prefix(line, 200)}};
             if (f.size() == 6 && f[0].size() > 100) row = json{{"malformed", "arbitrary_identifier > 100"}};
+            if (f.size() == 6 && refused_character(f[0])) row = json{{"malformed", "arbitrary_identifier: " + describe_character(*refused_character(f[0])).second}};
             return true;
         }
     });
@@ -61,7 +55,7 @@ json BatchDesk::upload(Caller const& c, std::string const& category, std::string
     if (!query_date_raw.empty()) {
         auto d = parse_date(query_date_raw);
         if (!d.date) throw invalid("query_date", "資格確認日が日付ではありません", "query_date is not a date");
-        query_date = check_query_date(x_, d.date->iso(), "query_date");
+        query_date = d.date->iso();  // how far ahead it may lie is the rules', decided per row (DecisionPath::eligibility)
     }
     if (!valid_utf8(file_identifier)) throw invalid("file_identifier", "file_identifier が UTF-8 ではありません", "file_identifier is not UTF-8");
     check_text(file_identifier, "file_identifier", 100);
@@ -75,9 +69,9 @@ json BatchDesk::upload(Caller const& c, std::string const& category, std::string
             if (tries == 50) throw std::runtime_error("no free reception number in this second");
             std::string const candidate =
                 x_.clock.stamp_jst() + std::to_string(std::stoull(new_id().substr(0, 12), nullptr, 16) % 1000000 + 1000000).substr(1);
-            if (!x_.db.query("INSERT INTO batch_jobs (reception_number, facility_code, category, query_date, file_identifier, format, total, done, created_at) "
-                             "VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7) ON CONFLICT (reception_number) DO NOTHING RETURNING reception_number",
-                             {candidate, c.facility_code, category, query_date, file_identifier, format, x_.now()})
+            if (!x_.db.query("INSERT INTO batch_jobs (reception_number, facility_code, category, query_date, file_identifier, format, total, done, created_at, "
+                             "requested_by) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $8) ON CONFLICT (reception_number) DO NOTHING RETURNING reception_number",
+                             {candidate, c.facility_code, category, query_date, file_identifier, format, x_.now(), c.subject})
                      .empty())
                 reception = candidate;
         }
@@ -183,13 +177,11 @@ std::function<std::string()> BatchDesk::result_pages(Caller const& c, std::strin
 }
 
 namespace {
-// The fields of a stored row (batch_rows.request_json): a CSV line's or an OQS file's search info.
-std::initializer_list<std::string_view> const batch_row_fields{"arbitrary_identifier", "insurer_number", "symbol", "number", "branch",
-                                                                   "birthdate", "echo"};
-
-// An answer for a row, as JSON text: the same as an individual request's, plus the row's own fields.
+// An answer for a row, as JSON text: the same as an individual request's, plus the row's own fields. The row's
+// 資格確認履歴 entry goes to `log.into`, to be written with the answer.
 std::string answer_row(Context& x, DecisionPath& decisions, Records& records, FacilityInfo const* facility, std::string const& category,
-                       std::string const& query_date, json const& request) {
+                       std::string const& query_date, std::string const& request_text, Logging const& log) {
+    json request = json::parse(request_text, nullptr, false);
     json result;
     if (request.is_discarded() || !request.is_object() || request.contains("malformed") || !facility) {
         Message const columns{"6列 (arbitrary_identifier,insurer_number,symbol,number,branch,birthdate) が必要です",
@@ -198,9 +190,9 @@ std::string answer_row(Context& x, DecisionPath& decisions, Records& records, Fa
         return result.dump();
     }
     try {
-        Fields f(request, batch_row_fields);
+        Fields f(request, {"arbitrary_identifier", "insurer_number", "symbol", "number", "branch", "birthdate", "echo"});
         Lookup who{card_from(f), {}, {}};
-        result = eligibility_answer_json(InquiryDesk::answer_eligibility(x, decisions, records, *facility, who, category, query_date, nullptr));
+        result = InquiryDesk::answer_eligibility(x, decisions, records, *facility, who, category, query_date, &log);
         result["processing_result_status"] = 1;
     } catch (Error const& e) {
         result = json{{"error", e.what()}, {"field", e.field}, {"processing_result_status", 2}};
@@ -210,14 +202,13 @@ std::string answer_row(Context& x, DecisionPath& decisions, Records& records, Fa
     return result.dump();
 }
 
-// Finishes a job whose rows are all answered (once, whichever worker gets there) and logs it: finished, or failed
-// when it gave up (failed_at, with the cause).
-void finish_if_complete(Context& x, std::string const& reception, std::string const& facility, std::string const& category) {
+// Finishes a job whose rows are all answered (once, whichever worker gets there) and logs it (the server's log; each
+// row's 資格確認履歴 entry was written with its answer): finished, or failed when it gave up (failed_at, with the cause).
+void finish_if_complete(Context& x, std::string const& reception, std::string const& facility) {
     auto finished = x.db.query("UPDATE batch_jobs SET finished_at = $2 WHERE reception_number = $1 AND finished_at IS NULL AND done >= total "
                                "RETURNING total, failed_at, failure",
                                {reception, x.now()});
     if (!finished.empty()) {
-        log_inquiry(x, facility, "一括再照会", "", true, json{{"reception_number", reception}, {"category", category}, {"rows", as_int(finished[0][0])}});
         bool const failed = !is_null(finished[0][1]);
         x.events.batch_event({failed ? "failed" : "finished", reception, facility, as_int(finished[0][0]),
                               failed ? as_text(finished[0][2]) : std::string()});
@@ -274,19 +265,20 @@ void BatchDesk::wait_out(std::string const& reception, std::string const& facili
 
 int BatchDesk::process_chunk(int max_rows) {
     struct Job {
-        std::string reception, facility, category, query_date;
+        std::string reception, facility, category, query_date, requested_by;
     };
     std::optional<Job> job;
     current_job_.clear();
     current_facility_.clear();
     std::optional<Chunk> chunk = transaction(x_.db, [&]() -> std::optional<Chunk> {
         auto jobs = x_.db.query(
-            std::string("SELECT j.reception_number, j.facility_code, j.category, j.query_date, j.total, j.next_row FROM batch_jobs j "
+            std::string("SELECT j.reception_number, j.facility_code, j.category, j.query_date, j.total, j.next_row, j.requested_by FROM batch_jobs j "
                         "WHERE j.finished_at IS NULL ORDER BY COALESCE((SELECT MAX(k.served_at) FROM batch_jobs k WHERE k.facility_code = "
                         "j.facility_code), ''), j.created_at, j.reception_number LIMIT 1") +
             x_.db.claim_suffix());
         if (jobs.empty()) return std::nullopt;
-        job = Job{as_text(jobs[0][0]), as_text(jobs[0][1]), as_text(jobs[0][2]), as_text(jobs[0][3])};
+        job = Job{as_text(jobs[0][0]), as_text(jobs[0][1]), as_text(jobs[0][2]), as_text(jobs[0][3]),
+                  is_null(jobs[0][6]) ? std::string() : as_text(jobs[0][6])};
         std::string const& reception = job->reception;
         std::string const now = x_.now(), until = x_.clock.timestamp_after(std::chrono::seconds(15));
         x_.db.query("UPDATE batch_jobs SET served_at = $2 WHERE reception_number = $1", {reception, now});
@@ -314,7 +306,7 @@ int BatchDesk::process_chunk(int max_rows) {
     std::string const reception = job->reception, facility_code = job->facility;
     std::string const category = job->category, query_date = job->query_date;
     if (!chunk) {
-        finish_if_complete(x_, reception, facility_code, category);
+        finish_if_complete(x_, reception, facility_code);
         return 0;
     }
     try {
@@ -323,14 +315,12 @@ int BatchDesk::process_chunk(int max_rows) {
                                 "AND NOT EXISTS (SELECT 1 FROM batch_results x WHERE x.reception_number = r.reception_number AND x.row_no = r.row_no) "
                                 "ORDER BY r.row_no",
                                 {reception, chunk->first, chunk->last});
-        // Each stored row is parsed once: its card for the prefetch, then its answer.
         std::vector<Card> cards;
-        std::vector<json> requests;
-        requests.reserve(rows.size());
         for (auto const& r : rows) {
-            json const& request = requests.emplace_back(json::parse(as_text(r[1]), nullptr, false));
+            json request = json::parse(as_text(r[1]), nullptr, false);
             try {
-                if (request.is_object() && request.contains("insurer_number")) cards.push_back(card_from(Fields(request, batch_row_fields)));
+                if (request.is_object() && request.contains("insurer_number"))
+                    cards.push_back(card_from(Fields(request, {"arbitrary_identifier", "insurer_number", "symbol", "number", "branch", "birthdate", "echo"})));
             } catch (Error const&) {
             }
         }
@@ -339,11 +329,13 @@ int BatchDesk::process_chunk(int max_rows) {
         DecisionPath decisions(x_.rules(), records, x_.today());
         std::vector<std::int64_t> row_nos;
         std::vector<std::string> answers;
+        std::vector<InquiryEntry> history;  // one 資格確認履歴 entry per row answered, written with the answers
         row_nos.reserve(rows.size());
         answers.reserve(rows.size());
-        for (std::size_t i = 0; i < rows.size(); ++i) {
-            row_nos.push_back(as_int(rows[i][0]));
-            answers.push_back(answer_row(x_, decisions, records, facility ? &*facility : nullptr, category, query_date, requests[i]));
+        for (auto const& r : rows) {
+            row_nos.push_back(as_int(r[0]));
+            Logging const log{"一括再照会", job->requested_by, reception, json{{"row", as_int(r[0])}}, &history};
+            answers.push_back(answer_row(x_, decisions, records, facility ? &*facility : nullptr, category, query_date, as_text(r[1]), log));
         }
         if (on_chunk_ready) on_chunk_ready();
         // Interactive requests in flight finish first; then one short write, unless another worker answered the chunk.
@@ -359,8 +351,9 @@ int BatchDesk::process_chunk(int max_rows) {
                         .empty())
                     return 0;
                 write_answers(reception, row_nos, answers);
+                log_inquiries(x_, history);
                 x_.db.query("UPDATE batch_jobs SET done = done + $2 WHERE reception_number = $1", {reception, std::int64_t(rows.size())});
-                finish_if_complete(x_, reception, facility_code, category);
+                finish_if_complete(x_, reception, facility_code);
                 return int(rows.size());
             });
         } catch (LockTimeout const& e) {
@@ -381,11 +374,22 @@ int BatchDesk::process_chunk(int max_rows) {
     }
 }
 
+int BatchDesk::release_leases() {
+    int released = 0;
+    transaction(x_.db, [&] {
+        released = int(x_.db.query("UPDATE batch_chunks SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1 AND answered_at IS NULL "
+                                   "RETURNING first_row",
+                                   {worker_})
+                           .size());
+    });
+    return released;
+}
+
 void BatchDesk::give_up(std::string const& reception, std::string const& why) {
     try {
         transaction(x_.db, [&] {
             bound_lock_waits(x_);
-            auto job = x_.db.query("SELECT total, failures, facility_code, category FROM batch_jobs WHERE reception_number = $1", {reception});
+            auto job = x_.db.query("SELECT total, failures, facility_code FROM batch_jobs WHERE reception_number = $1", {reception});
             if (job.empty()) return;
             bool const last = as_int(job[0][1]) + 1 >= 3;
             // Chunk rows first (this worker's leases let go; all open chunks closed when the job gives up, so a worker
@@ -411,7 +415,7 @@ void BatchDesk::give_up(std::string const& reception, std::string const& why) {
                         "WHERE reception_number = $1",
                         {reception, as_int(job[0][0]) - answered, x_.now(), utf8_prefix(why, 500)});
             ++jobs_failed;
-            finish_if_complete(x_, reception, as_text(job[0][2]), as_text(job[0][3]));
+            finish_if_complete(x_, reception, as_text(job[0][2]));
         });
     } catch (std::exception const& e) {
         x_.events.batch_problem({BatchProblem::Level::error, "batch_failure_unrecorded", reception, e.what(), why});

@@ -1,8 +1,6 @@
 // The consent page's side of the server (マイナ在宅受付Web, reached with the facility URL's token): what the page
 // needs to know, the rules it runs, one-time challenges, 目視確認 passcodes, and the registration of a consent
 // verified by the card. The first visit of a consent is the day the server registers it (its own clock).
-#include "usecases/consent.hpp"
-
 #include "core/card_signature.hpp"
 #include "usecases/consent_limits.hpp"
 #include "usecases/desk_util.hpp"
@@ -15,13 +13,20 @@ std::string ConsentDesk::facility_of_token(std::string const& token) {
     return *check.facility_code;
 }
 
-ConsentPage ConsentDesk::page(std::string const& token) {
+json ConsentDesk::page(std::string const& token) {
     if (token.empty()) throw invalid("token", "token が必要です", "token is required");
     auto check = settings_.check_token(token);
     if (!check.facility_code) throw Error(Error::Kind::not_found, "token", check.reason);
     auto f = DbRecords(x_.db).facility(*check.facility_code);
     if (!f) throw not_found("token", "URL が正しくありません", "unknown facility");
-    return {f->name, f->kind, f->settings.home_visit_enabled, f->settings.online_enabled, x_.today().iso(), "/web/rules.bundle"};
+    // The 診療区分 whose registration asks the staff whether it was a preparatory visit (the rules' 事前の訪問を尋ねる).
+    json preparatory = json::array();
+    auto rules = x_.rules();
+    for (auto const& [kind, info] : rules->kinds)
+        if (info.asks_preparatory) preparatory.push_back(kind);
+    return json{{"facility_name", f->name}, {"facility_kind", f->kind}, {"home_care_feature", f->settings.home_visit_enabled},
+                {"online_feature", f->settings.online_enabled}, {"today", x_.today().iso()}, {"rules", "/web/rules.bundle"},
+                {"preparatory_kinds", preparatory}};
 }
 
 std::shared_ptr<std::string const> ConsentDesk::rules_bundle() {
@@ -35,113 +40,113 @@ std::shared_ptr<std::string const> ConsentDesk::rules_bundle() {
     return bundle_;
 }
 
-Challenge ConsentDesk::issue_challenge(std::string const& token) {
-    std::string facility = facility_of_token(token);
-    admit_challenge(x_, facility);
+json ConsentDesk::issue_challenge(json const& body) {
+    Fields f(body, {"token"});
+    std::string facility = facility_of_token(f.text("token"));
     std::string id = new_id();
     std::string challenge = new_id() + new_id();  // 32 random bytes, hex
     std::string expires = x_.clock.timestamp_after(std::chrono::seconds(300));
-    x_.db.query("INSERT INTO challenges (id, facility_code, challenge_hex, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-                {id, facility, challenge, x_.now(), expires});
-    return {id, base64_encode(from_hex(challenge)), expires};
+    transaction(x_.db, [&] {
+        admit_challenge(x_, facility);
+        x_.db.query("INSERT INTO challenges (id, facility_code, challenge_hex, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                    {id, facility, challenge, x_.now(), expires});
+    });
+    return json{{"challenge_id", id}, {"challenge", base64_encode(from_hex(challenge))}, {"expires_at", expires}};
 }
 
-VisualPasscode ConsentDesk::visual_passcode(Caller const& c) {
+json ConsentDesk::visual_passcode(Caller const& c) {
     require_facility(c);
     std::string expires = x_.clock.timestamp_after(std::chrono::seconds(900));
-    return {new_passcode(x_, c.facility_code, expires), expires};
+    return json{{"passcode", new_passcode(x_, c.facility_code, expires)}, {"expires_at", expires}};
 }
 
-namespace {
-// What a registration is, as one text: a retry is the same registration when this is the same (the hash is stored
-// with the used challenge; nothing in it is a PIN, and it is never shown).
-std::string registration_text(ConsentRegistration const& r) {
-    std::string out;
-    auto add = [&](std::optional<std::string> const& v) { out += v ? "+" + std::to_string(v->size()) + ":" + *v : std::string("-"); };
-    for (std::string const* v : {&r.token, &r.challenge_id, &r.certificate, &r.choices.visit_kind, &r.choices.identity_method}) add(*v);
-    for (auto const* v : {&r.signature, &r.visual_passcode, &r.choices.appointment_date}) add(*v);
-    for (auto const& item : r.choices.items) add(item);
-    return out;
-}
-}  // namespace
-
-RegisteredConsent ConsentDesk::register_consent(ConsentRegistration const& r) {
+json ConsentDesk::register_consent(json const& body, int& status, std::function<void(json const&)> const& with) {
+    Fields f(body, {"token", "challenge_id", "certificate", "signature", "identity_method", "visit_kind", "items", "appointment_date",
+                    "visual_passcode", "preparatory_visit"});
     auto rules = x_.rules();
-    std::string facility = facility_of_token(r.token);
-    std::string const& challenge_id = r.challenge_id;
-    auto certificate = base64_decode(r.certificate);
+    std::string facility = facility_of_token(f.text("token"));
+    std::string challenge_id = f.text("challenge_id");
+    auto certificate = base64_decode(f.text("certificate"));
     if (!certificate) throw invalid("certificate", "certificate は base64 です", "certificate must be base64");
-    std::string const& method = r.choices.identity_method;
+    std::string method = f.text("identity_method");
     if (method != "暗証番号" && method != "目視確認")
         throw invalid("identity_method", "本人確認は 暗証番号 か 目視確認 です", "identity_method is 暗証番号 or 目視確認");
     // 暗証番号: the card signed the challenge after the PIN. 目視確認: no PIN, so no signature; the certificate is
     // checked and the office terminal's one-time passcode authorises the visit (interfaces.md section 3).
     std::optional<std::vector<unsigned char>> signature;
-    if (method == "暗証番号" || r.signature) {
-        signature = base64_decode(required("signature", r.signature));
+    if (method == "暗証番号" || f.has("signature")) {
+        signature = base64_decode(f.text("signature"));
         if (!signature) throw invalid("signature", "signature は base64 です", "signature must be base64");
     }
-    std::string passcode = method == "目視確認" ? r.visual_passcode.value_or("") : std::string();
-    std::string kind = enum_value(*rules->program, "visit_kind", "visit_kind", r.choices.visit_kind);
+    std::string passcode = method == "目視確認" ? f.optional_text("visual_passcode") : std::string();
+    std::string kind = f.enum_value(*rules->program, "visit_kind", "visit_kind");
     std::string list;
-    for (auto const& item : enum_list(*rules->program, "items", "consented_items", r.choices.items)) list += (list.empty() ? "" : ",") + item;
+    for (auto const& item : f.enum_list(*rules->program, "items", "consented_items")) list += (list.empty() ? "" : ",") + item;
     std::optional<std::string> appointment;
-    if (r.choices.appointment_date) appointment = iso_date("appointment_date", *r.choices.appointment_date);
-    std::string const request_hash = sha256_hex(registration_text(r));
+    if (f.has("appointment_date")) appointment = f.date("appointment_date");
+    // The staff's answer: was this a preparatory visit (契約や計画策定などのための事前の訪問, 通知 第2)?
+    bool const preparatory = f.boolean("preparatory_visit", false);
+    std::string const request_hash = sha256_hex(body.dump());
     std::string const today = x_.today().iso();
 
     bool wrong_passcode = false;
-    try {
-        return transaction(x_.db, [&]() -> RegisteredConsent {
-            auto ch = x_.db.query("SELECT facility_code, challenge_hex, expires_at, used_at, request_hash, consent_id FROM challenges WHERE id = $1",
-                                  {challenge_id});
-            if (ch.empty() || as_text(ch[0][0]) != facility) throw invalid("challenge_id", "チャレンジが見つかりません", "unknown challenge");
-            if (!is_null(ch[0][3])) {
-                // The same registration sent again (a retry after a lost answer) gets the same answer; anything else
-                // with a used challenge is a replay.
-                if (as_text(ch[0][4]) == request_hash) {
-                    auto c = x_.db.query("SELECT first_visit FROM consents WHERE id = $1", {as_text(ch[0][5])});
-                    return {as_text(ch[0][5]), c.empty() ? today : as_text(c[0][0]), true};
-                }
-                throw conflict("challenge_id", "このチャレンジは使用済みです (再送は同じ内容でだけ)", "the challenge was already used");
+    json out = transaction(x_.db, [&]() -> json {
+        auto ch = x_.db.query("SELECT facility_code, challenge_hex, expires_at, used_at, request_hash, consent_id FROM challenges WHERE id = $1",
+                              {challenge_id});
+        if (ch.empty() || as_text(ch[0][0]) != facility) throw invalid("challenge_id", "チャレンジが見つかりません", "unknown challenge");
+        if (!is_null(ch[0][3])) {
+            // The same registration sent again (a retry after a lost answer) gets the same answer; anything else
+            // with a used challenge is a replay.
+            if (as_text(ch[0][4]) == request_hash) {
+                status = 200;
+                auto c = x_.db.query("SELECT first_visit FROM consents WHERE id = $1", {as_text(ch[0][5])});
+                json again{{"consent_id", as_text(ch[0][5])}, {"first_visit", c.empty() ? today : as_text(c[0][0])}, {"retry", true}};
+                if (with) with(again);
+                return again;
             }
-            if (as_text(ch[0][2]) < x_.now()) throw invalid("challenge_id", "チャレンジの有効期限が切れました", "the challenge expired");
-            // The service, the identity method and the 診療予約日, by the rules on the server's date (nothing about the
-            // card's holder is needed, nor revealed, to decide them).
-            DbRecords records(x_.db);
-            auto info = records.facility(facility);
-            DecisionPath decisions(rules, records, x_.today());
-            auto decided = decisions.registration(*info, kind, method, appointment);
-            if (!decided.ok)
-                throw Error(decided.field == "visit_kind" ? Error::Kind::conflict : Error::Kind::invalid, decided.field,
-                            decided.reason);
-            if (x_.card_ca.empty()) throw Error(Error::Kind::unavailable, "", "カードの認証局が設定されていません", "the card CA is not configured");
-            CardCheck card = verify_card_signature(x_.card_ca, *certificate, from_hex(as_text(ch[0][1])), signature ? &*signature : nullptr);
-            if (!card.ok) throw Error(card.field.empty() ? Error::Kind::unavailable : Error::Kind::invalid, card.field, card.error_ja, card.error_en);
-            // 目視確認: the passcode is checked before anything is looked up about the card's holder, so that a holder
-            // of the URL and a card's (public) certificate learns nothing without it.
-            if (method == "目視確認" && !use_passcode(x_, facility, passcode)) {
-                wrong_passcode = true;
-                throw invalid("visual_passcode", "目視確認用パスコードが正しくないか、使用済みか、期限切れです", "the 目視確認 passcode is wrong, used or expired");
-            }
-            auto holder = x_.db.query("SELECT person_key FROM card_certificates WHERE fingerprint = $1", {card.fingerprint});
-            if (holder.empty()) throw invalid("certificate", "このカードの資格情報がありません", "no eligibility for this card");
-            std::string person = as_text(holder[0][0]);
+            throw conflict("challenge_id", "このチャレンジは使用済みです (再送は同じ内容でだけ)", "the challenge was already used");
+        }
+        if (as_text(ch[0][2]) < x_.now()) throw invalid("challenge_id", "チャレンジの有効期限が切れました", "the challenge expired");
+        // The service, the identity method and the 診療予約日, by the rules on the server's date (nothing about the
+        // card's holder is needed, nor revealed, to decide them).
+        DbRecords records(x_.db);
+        auto info = records.facility(facility);
+        DecisionPath decisions(rules, records, x_.today());
+        auto decided = decisions.registration(*info, kind, method, appointment, preparatory);
+        if (!decided.ok)
+            throw Error(decided.field == "visit_kind" ? Error::Kind::conflict : Error::Kind::invalid, decided.field,
+                        decided.reason);
+        if (x_.card_ca.empty()) throw Error(Error::Kind::unavailable, "", "カードの認証局が設定されていません", "the card CA is not configured");
+        CardCheck card = verify_card_signature(x_.card_ca, *certificate, from_hex(as_text(ch[0][1])), signature ? &*signature : nullptr);
+        if (!card.ok) throw Error(card.field.empty() ? Error::Kind::unavailable : Error::Kind::invalid, card.field, card.error_ja, card.error_en);
+        // 目視確認: the passcode is checked before anything is looked up about the card's holder, so that a holder
+        // of the URL and a card's (public) certificate learns nothing without it. One guess at a time per facility:
+        // a wrong one is counted and committed (nothing else was written) before the next is compared.
+        if (method == "目視確認" && !use_passcode(x_, facility, passcode)) {
+            wrong_passcode = true;
+            return json();
+        }
+        auto holder = x_.db.query("SELECT person_key FROM card_certificates WHERE fingerprint = $1", {card.fingerprint});
+        if (holder.empty()) throw invalid("certificate", "このカードの資格情報がありません", "no eligibility for this card");
+        std::string person = as_text(holder[0][0]);
 
-            std::string consent_id = new_id();
-            x_.db.query("INSERT INTO consents (id, facility_code, person_key, visit_kind, first_visit, identity_method, items, appointment_date, registered_at) "
-                        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                        {consent_id, facility, person, kind, today, method, list, appointment ? Value(*appointment) : Value(nullptr), x_.now()});
-            x_.db.query("UPDATE challenges SET used_at = $2, request_hash = $3, consent_id = $4 WHERE id = $1", {challenge_id, x_.now(), request_hash, consent_id});
-            // The first visit's 居宅同意取得型 verification is itself a 資格確認 of the facility: logged.
-            log_inquiry(x_, facility, "資格確認（居宅同意取得型）", person, true,
-                        json{{"consent_id", consent_id}, {"identity_method", method}, {"visit_kind", kind}, {"first_visit", today}});
-            return {consent_id, today, false};
-        });
-    } catch (Error const&) {
-        if (wrong_passcode) count_wrong_passcode(x_, facility);  // counted although the registration is rolled back
-        throw;
-    }
+        std::string consent_id = new_id();
+        x_.db.query("INSERT INTO consents (id, facility_code, person_key, visit_kind, first_visit, identity_method, items, appointment_date, registered_at, "
+                    "preparatory_visit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    {consent_id, facility, person, kind, today, method, list, appointment ? Value(*appointment) : Value(nullptr), x_.now(),
+                     std::int64_t(preparatory)});
+        x_.db.query("UPDATE challenges SET used_at = $2, request_hash = $3, consent_id = $4 WHERE id = $1", {challenge_id, x_.now(), request_hash, consent_id});
+        // The first visit's 居宅同意取得型 verification is itself a 資格確認 of the facility: logged.
+        log_inquiry(x_, InquiryEntry{facility, "マイナ在宅受付Web", "資格確認（居宅同意取得型）", person, true,
+                                     json{{"consent_id", consent_id}, {"identity_method", method}, {"visit_kind", kind}, {"first_visit", today},
+                                          {"preparatory_visit", preparatory}}});
+        status = 201;
+        json made{{"consent_id", consent_id}, {"first_visit", today}};
+        if (with) with(made);
+        return made;
+    });
+    if (wrong_passcode) throw invalid("visual_passcode", "目視確認用パスコードが正しくないか、使用済みか、期限切れです", "the 目視確認 passcode is wrong, used or expired");
+    return out;
 }
 
 }  // namespace kyotaku::server

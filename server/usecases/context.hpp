@@ -14,6 +14,7 @@
 #include "usecases/request_gate.hpp"
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,6 +38,10 @@ struct Caller {
     std::string facility_code;  // for facility and mobile
     std::string subject;        // the certificate subject, for audit
     std::string terminal;       // 資格確認端末 / 電子カルテ端末 (the certificate's title) or モバイル端末
+    // Where the request came from, as the server saw the connection: an IPv4 address, or an IPv6 address's /64
+    // (client_key in http/callers.hpp). The key of per-client budgets (the hand-off's); it names a network
+    // address, not a person — behind a TCP balancer every client has the balancer's. Empty in-process.
+    std::string client;
 };
 
 // What every desk shares: the database, the clock, the rules in force (swapped whole on reload), configuration.
@@ -61,6 +66,9 @@ public:
 
     // Interactive requests go before the batch worker (request_gate.hpp).
     RequestGate gate;
+
+    // Characters a Shift_JIS answer could not hold (外字 written as 〓, formats/oqs_xml.hpp), for /metrics.
+    std::atomic<std::uint64_t> unmappable_characters{0};
 
     // What the desks tell the server's log (batch jobs' state changes, chunks the worker could not answer); set by
     // kyotaku serve (events.hpp).

@@ -26,13 +26,31 @@ inline void require_manager(Caller const& c) {
 // The card fields of a request, canonical and validated (insurer_number, symbol, number, branch, birthdate).
 Card card_from(CardFields const& f);
 inline Card card_from(Fields const& f) { return card_from(card_fields(f)); }
+// The same fields as JSON (how a 資格確認履歴 entry names the patient a caller asked about).
+json card_json(Card const& card);
+
+// A date field of something that has happened (a first visit, a check, a record), as sent (ISO or 和暦): ISO, and
+// not after the server's today (400 naming the field): a record dated ahead would act on the days to come. `what`
+// names it in Japanese.
+std::string not_after_today(Context& x, char const* field, std::string const& sent, char const* what);
 
 // One line of a CSV file split at commas (the files of this system quote nothing).
 std::vector<std::string> split_csv_line(std::string const& line);
 
 std::vector<unsigned char> from_hex(std::string const& hex);
 
-// Writes one 資格確認履歴 entry: the fields a record needs, never a request body.
-void log_inquiry(Context& x, std::string const& facility, char const* kind, std::string const& person, bool allowed, json const& detail);
+// Inside a transaction: makes the transactions that limit what one facility does (challenges, hand-offs, wrong codes
+// and passcodes: consent_limits.hpp, handoff.hpp) run one after another until this one ends, so that a count and the
+// insert it allows are one step on every database, however many servers and threads ask at once (the facility's
+// row locked on PostgreSQL; SQLite has one writer).
+inline void lock_facility(Context& x, std::string const& facility) {
+    x.db.query("SELECT code FROM facilities WHERE code = $1" + std::string(x.db.lock_suffix()), {facility});
+}
+
+// Writes a 資格確認履歴 entry (InquiryEntry, service.hpp): the fields a record needs, never a request body. One entry
+// is appended (Database::append: the audit line of a read, part of the caller's transaction when there is one);
+// many — a batch's rows — go in with the caller's transaction in one insert.
+void log_inquiry(Context& x, InquiryEntry const& entry);
+void log_inquiries(Context& x, std::vector<InquiryEntry> const& entries);
 
 }  // namespace kyotaku::server

@@ -31,15 +31,27 @@ struct BatchProblem {
     std::string cause;  // batch_failure_unrecorded: the failure that could not be recorded
 };
 
+// Characters a Shift_JIS answer wrote as 〓 (外字), per unit: the route, the reception number (empty for a single
+// answer), the unit and how many characters — never the text itself.
+struct UnmappableCharacters {
+    char const* route;
+    std::string facility, reception_number;
+    std::int64_t unit = 0, characters = 0;
+};
+
 struct DeskEvents {
     std::function<void(BatchEvent const&)> on_batch_event;
     std::function<void(BatchProblem const&)> on_batch_problem;
+    std::function<void(UnmappableCharacters const&)> on_unmappable;
 
     void batch_event(BatchEvent const& e) const {
         if (on_batch_event) on_batch_event(e);
     }
     void batch_problem(BatchProblem const& p) const {
         if (on_batch_problem) on_batch_problem(p);
+    }
+    void unmappable(UnmappableCharacters const& u) const {
+        if (on_unmappable) on_unmappable(u);
     }
 };
 

@@ -2,12 +2,14 @@
 
 #include "core/card_signature.hpp"
 #include "core/url_token.hpp"
-#include "formats/fields.hpp"
+#include "usecases/desk_util.hpp"
 
+#include <date/date.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
-#include <mutex>
+#include <map>
+#include <sstream>
 
 namespace kyotaku::server {
 
@@ -33,19 +35,25 @@ std::string normalized_code(std::string const& text) {
     return out;
 }
 
-// The choices as the hand-off row keeps them (consent_handoffs.choices_json).
-std::string stored(HandoffChoices const& c) {
-    json out{{"visit_kind", c.visit_kind}, {"identity_method", c.identity_method}, {"items", c.items}};
-    if (c.choices) out["choices"] = *c.choices;
-    if (c.appointment_date) out["appointment_date"] = *c.appointment_date;
-    return out.dump();
+// Whole seconds from the clock's now until a stored timestamp (Clock::timestamp's form) and `later`, at least 1: a
+// Retry-After.
+long long seconds_until(Clock const& clock, std::string const& at, std::chrono::seconds later = std::chrono::seconds(0)) {
+    std::istringstream in(at);
+    date::sys_time<std::chrono::microseconds> t;
+    in >> date::parse("%FT%T", t);
+    if (in.fail()) return 60;
+    auto const left = std::chrono::ceil<std::chrono::seconds>(t + later - clock.now()).count();
+    return std::max(1LL, static_cast<long long>(left));
 }
-HandoffChoices choices_of(std::string const& stored_text) {
-    json const j = json::parse(stored_text);
-    HandoffChoices c{j.at("visit_kind"), j.at("identity_method"), j.at("items"), std::nullopt, std::nullopt};
-    if (j.contains("choices")) c.choices = j["choices"].get<std::vector<std::string>>();
-    if (j.contains("appointment_date")) c.appointment_date = j["appointment_date"].get<std::string>();
-    return c;
+
+// "N分" for a Retry-After, rounded up: what the patient or the staff is told to wait.
+std::string minutes_ja(long long seconds) { return std::to_string(std::max(1LL, (seconds + 59) / 60)) + "分"; }
+
+// The client whose hand-offs and wrong codes are counted; an office terminal of the facility itself is counted
+// under a name no address has, and never held back.
+constexpr char const* office = "(office terminal)";
+std::string client_of(Caller const& caller, std::string const& facility) {
+    return caller.kind == Caller::Kind::facility && caller.facility_code == facility ? office : caller.client;
 }
 
 }  // namespace
@@ -60,49 +68,86 @@ std::string Handoffs::facility_of(std::string const& token) {
     return *check.facility_code;
 }
 
-HandoffCreated Handoffs::create(HandoffStart const& start) {
-    std::string const to = start.to.value_or("staff");
+json Handoffs::create(Caller const& caller, json const& body) {
+    Fields f(body, {"token", "visit_kind", "items", "identity_method", "appointment_date", "choices", "to"});
+    std::string const to = f.has("to") ? f.text("to") : "staff";
     if (to != "staff" && to != "computer") throw invalid("to", "引き継ぎ先が正しくありません", "to is \"staff\" or \"computer\"");
     auto const rules = x_.rules();
     Program const& program = *rules->program;
-    std::string const facility = facility_of(start.token);
+    std::string const facility = facility_of(f.text("token"));
     // The choices as the phone's flow made them; the registration checks them against the rules again.
-    HandoffChoices choices{enum_value(program, "visit_kind", "visit_kind", start.choices.visit_kind), start.choices.identity_method, {},
-                           std::nullopt, std::nullopt};
-    if (rules->value_index_of_slot(rules->slot.identity_methods, choices.identity_method) < 0)
+    json choices{{"visit_kind", f.enum_value(program, "visit_kind", "visit_kind")}, {"identity_method", f.text("identity_method")}};
+    if (rules->value_index_of_slot(rules->slot.identity_methods, choices["identity_method"].get<std::string>()) < 0)
         throw invalid("identity_method", "本人確認の方法が正しくありません", "unknown identity method");
-    choices.items = enum_list(program, "items", "consented_items", start.choices.items);
+    choices["items"] = f.enum_list(program, "items", "consented_items");
     // The consent choices the patient ticked (同意の選択肢), so that the staff's device shows them as chosen.
-    if (start.consent_choices) choices.choices = enum_list(program, "choices", "consent_choice", *start.consent_choices);
-    if (start.choices.appointment_date) choices.appointment_date = iso_date("appointment_date", *start.choices.appointment_date);
+    if (f.has("choices")) choices["choices"] = f.enum_list(program, "choices", "consent_choice");
+    if (!f.optional_date("appointment_date").empty()) choices["appointment_date"] = f.optional_date("appointment_date");
 
     Context& x = x_;
+    std::string const client = client_of(caller, facility);
     std::string const at = x.now();
-    std::string const expires = x.clock.timestamp_after(to == "computer" ? computer_lifetime : lifetime);
+    // Until it is claimed a code lives briefly (claim extends it): a stranger's hand-offs are gone within minutes.
+    std::string const expires = x.clock.timestamp_after(to == "computer" ? computer_claim_within : claim_within);
     std::string const id = new_id();
     std::string code;
     transaction(x.db, [&] {
+        lock_facility(x, facility);  // the count of open hand-offs and the insert: one step (3 servers made 55 of 50)
         // Expired hand-offs are kept a day (the phone may still ask), then forgotten.
         x.db.query("DELETE FROM consent_handoffs WHERE expires_at < $1", {iso_timestamp(x.clock.now() - std::chrono::hours(24))});
-        auto open = x.db.query("SELECT code FROM consent_handoffs WHERE facility_code = $1 AND expires_at > $2 AND done_at IS NULL AND cancelled_at IS NULL",
+        auto open = x.db.query("SELECT code, client, claimed_at, expires_at FROM consent_handoffs "
+                               "WHERE facility_code = $1 AND expires_at > $2 AND done_at IS NULL AND cancelled_at IS NULL ORDER BY created_at",
                                {facility, at});
-        if (int(open.size()) >= max_open)
-            throw Error(Error::Kind::too_many, "", "受付中の引き継ぎが多すぎます。しばらくしてからお試しください", "too many open hand-offs for this facility");
+        if (client != office && max_open_per_client > 0) {
+            // This client's budget: its open hand-offs at this facility; room again when the first of them ends.
+            std::vector<std::string> mine;
+            for (Row const& r : open)
+                if (as_text(r[1]) == client) mine.push_back(as_text(r[3]));
+            if (int(mine.size()) >= max_open_per_client) {
+                long long const wait = seconds_until(x.clock, *std::min_element(mine.begin(), mine.end()));
+                throw too_many("", "この機器から始めた引き継ぎが多すぎます。" + minutes_ja(wait) + "ほど待ってから、もう一度お試しください。急ぐときは、職員にお知らせください。",
+                               "this client has too many open hand-offs at this facility: retry later", wait);
+            }
+        }
+        if (client != office) {
+            // The facility's unclaimed hand-offs (its office terminals' aside): at the cap, the oldest unclaimed one of
+            // the client holding the most (two or more) gives way; a patient's single one never does.
+            std::map<std::string, int> held;
+            int unclaimed = 0;
+            for (Row const& r : open)
+                if (is_null(r[2]) && as_text(r[1]) != office) ++unclaimed, ++held[as_text(r[1])];
+            if (unclaimed >= max_open) {
+                auto most = std::max_element(held.begin(), held.end(), [](auto const& a, auto const& b) { return a.second < b.second; });
+                if (most == held.end() || most->second < 2) {
+                    std::vector<std::string> ends;
+                    for (Row const& r : open)
+                        if (is_null(r[2])) ends.push_back(as_text(r[3]));
+                    long long const wait = ends.empty() ? 60 : seconds_until(x.clock, *std::min_element(ends.begin(), ends.end()));
+                    throw too_many("", "受付中の引き継ぎが多すぎます。" + minutes_ja(wait) + "ほど待ってから、もう一度お試しください。急ぐときは、職員にお知らせください。",
+                                   "too many unclaimed hand-offs for this facility: retry later", wait);
+                }
+                x.db.query("UPDATE consent_handoffs SET cancelled_at = $3 WHERE id = (SELECT id FROM consent_handoffs WHERE facility_code = $1 AND client = $2 "
+                           "AND claimed_at IS NULL AND expires_at > $3 AND done_at IS NULL AND cancelled_at IS NULL ORDER BY created_at LIMIT 1)",
+                           {facility, most->first, at});
+            }
+        }
         for (int tries = 0; tries < 20 && code.empty(); ++tries) {
             std::string candidate = six_digits();
             if (std::none_of(open.begin(), open.end(), [&](Row const& r) { return as_text(r[0]) == candidate; })) code = candidate;
         }
         if (code.empty()) throw std::runtime_error("no free hand-off code");
-        x.db.query("INSERT INTO consent_handoffs (id, facility_code, code, choices_json, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                   {id, facility, code, stored(choices), at, expires});
+        x.db.query("INSERT INTO consent_handoffs (id, facility_code, code, choices_json, created_at, expires_at, client, to_computer) "
+                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                   {id, facility, code, choices.dump(), at, expires, client, std::int64_t(to == "computer" ? 1 : 0)});
     });
     // The QR code opens the same facility page on the other device, with the code filled in: a PNG of one pixel per
     // module (a few hundred bytes; the page draws it larger), not an SVG of 16 KB for a phone to wait for.
-    std::string const png = qr_png(x.public_url + "/c/" + start.token + "#handoff=" + code, 1);
-    return {id, code, expires, "data:image/png;base64," + base64_encode(std::vector<unsigned char>(png.begin(), png.end()))};
+    std::string const png = qr_png(x.public_url + "/c/" + f.text("token") + "#handoff=" + code, 1);
+    return json{{"handoff_id", id}, {"code", code}, {"expires_at", expires},
+                {"qr", "data:image/png;base64," + base64_encode(std::vector<unsigned char>(png.begin(), png.end()))}};
 }
 
-HandoffStatus Handoffs::status(std::string const& handoff_id) {
+json Handoffs::status(std::string const& handoff_id) {
     Context& x = x_;
     if (handoff_id.size() != 32) throw not_found("handoff_id", "引き継ぎが見つかりません", "no such hand-off");
     auto rows = x.db.query(
@@ -111,55 +156,69 @@ HandoffStatus Handoffs::status(std::string const& handoff_id) {
         {handoff_id});
     if (rows.empty()) throw not_found("handoff_id", "引き継ぎが見つかりません", "no such hand-off");
     Row const& r = rows[0];
-    HandoffStatus out{as_text(r[0]), "", std::nullopt};
+    json out{{"expires_at", as_text(r[0])}};
     // Done is read from the registration itself: the consent of the hand-off's challenge.
     std::string const consent_id = !is_null(r[2]) ? as_text(r[2]) : !is_null(r[6]) ? as_text(r[6]) : "";
     if (!consent_id.empty()) {
-        out.state = "done";
-        out.consent = HandoffStatus::Done{choices_of(as_text(r[5])), consent_id,
-                                          is_null(r[3]) ? std::nullopt : std::optional<std::string>(as_text(r[3]))};
+        json consent = json::parse(as_text(r[5]));
+        consent["consent_id"] = consent_id;
+        if (!is_null(r[3])) consent["first_visit"] = as_text(r[3]);
+        out["state"] = "done";
+        out["consent"] = consent;
     } else if (!is_null(r[4])) {
-        out.state = "cancelled";
+        out["state"] = "cancelled";
     } else if (as_text(r[0]) < x.now()) {
-        out.state = "expired";
+        out["state"] = "expired";
     } else {
-        out.state = is_null(r[1]) ? "waiting" : "claimed";
+        out["state"] = is_null(r[1]) ? "waiting" : "claimed";
     }
     return out;
 }
 
-HandoffStatus Handoffs::cancel(std::string const& handoff_id) {
+json Handoffs::cancel(std::string const& handoff_id) {
     Context& x = x_;
     if (handoff_id.size() == 32)
         x.db.query("UPDATE consent_handoffs SET cancelled_at = $2 WHERE id = $1 AND done_at IS NULL AND cancelled_at IS NULL", {handoff_id, x.now()});
     return status(handoff_id);
 }
 
-HandoffClaimed Handoffs::claim(std::string const& token, std::string const& code_as_typed) {
+json Handoffs::claim(Caller const& caller, json const& body) {
+    Fields f(body, {"token", "code"});
     Context& x = x_;
-    std::string const facility = facility_of(token);
-    std::string const code = normalized_code(code_as_typed);
+    std::string const facility = facility_of(f.text("token"));
+    std::string const code = normalized_code(f.text("code"));
+    std::string const claimant = client_of(caller, facility);
     std::string const at = x.now();
     std::string const since = iso_timestamp(x.clock.now() - failure_window);
     std::string const secret = new_id() + new_id();
-    std::optional<HandoffClaimed> answer;
+    std::optional<json> answer;
     transaction(x.db, [&] {
+        lock_facility(x, facility);  // one claim at a time: a wrong code is counted before the next is compared
         x.db.query("DELETE FROM consent_handoff_failures WHERE at <= $1", {since});
-        // Wrong codes slow the facility's claims down before any code is compared.
-        auto failures = x.db.query("SELECT COUNT(*) FROM consent_handoff_failures WHERE facility_code = $1 AND at > $2", {facility, since});
-        if (as_int(failures[0][0]) >= max_failures)
-            throw Error(Error::Kind::too_many, "code", "番号の間違いが続きました。10分ほど待ってから入れてください", "too many wrong codes; try again later");
-        auto rows = x.db.query("SELECT id, choices_json, expires_at FROM consent_handoffs WHERE facility_code = $1 AND code = $2 AND "
+        // Wrong codes slow this claimant down (this facility, this client) before any code is compared; nobody else.
+        if (claimant != office) {
+            auto failures = x.db.query("SELECT COUNT(*), MIN(at) FROM consent_handoff_failures WHERE facility_code = $1 AND claimant = $2 AND at > $3",
+                                       {facility, claimant, since});
+            if (as_int(failures[0][0]) >= max_failures) {
+                long long const wait = seconds_until(x.clock, as_text(failures[0][1]), failure_window);  // the first leaves the window
+                throw too_many("code", "番号の間違いが続いたため、この機器からは、しばらく番号を入れられません。" + minutes_ja(wait) +
+                                           "ほど待ってから、患者さんのスマートフォンに出ている6けたの番号を入れてください。",
+                               "too many wrong codes from this client: retry later", wait);
+            }
+        }
+        auto rows = x.db.query("SELECT id, choices_json, to_computer FROM consent_handoffs WHERE facility_code = $1 AND code = $2 AND "
                                "expires_at > $3 AND done_at IS NULL AND cancelled_at IS NULL",
                                {facility, code, at});
         if (rows.empty()) {
-            x.db.query("INSERT INTO consent_handoff_failures (facility_code, at) VALUES ($1, $2)", {facility, at});
+            x.db.query("INSERT INTO consent_handoff_failures (facility_code, at, claimant) VALUES ($1, $2, $3)", {facility, at, claimant});
             return;  // committed: the failure counts
         }
-        auto claimed = x.db.query("UPDATE consent_handoffs SET claimed_at = $2, claim_hash = $3 WHERE id = $1 AND claimed_at IS NULL RETURNING id",
-                                  {as_text(rows[0][0]), at, sha256_hex(secret)});
-        if (claimed.empty()) throw conflict("code", "この番号は、ほかの端末が引き継ぎました", "this code was already claimed by another device");
-        answer = HandoffClaimed{secret, choices_of(as_text(rows[0][1])), as_text(rows[0][2])};
+        // Claimed, the card step has its own time from now.
+        std::string const expires = x.clock.timestamp_after(as_int(rows[0][2]) ? computer_lifetime : lifetime);
+        auto claimed = x.db.query("UPDATE consent_handoffs SET claimed_at = $2, claim_hash = $3, expires_at = $4 WHERE id = $1 AND claimed_at IS NULL RETURNING id",
+                                  {as_text(rows[0][0]), at, sha256_hex(secret), expires});
+        if (claimed.empty()) throw conflict("code", "この番号は、ほかの機器が引き継ぎました", "this code was already claimed by another device");
+        answer = json{{"claim", secret}, {"choices", json::parse(as_text(rows[0][1]))}, {"expires_at", expires}};
     });
     if (!answer) throw not_found("code", "番号が違います", "no open hand-off has this code");
     return *answer;
@@ -179,30 +238,33 @@ Handoffs::Open Handoffs::find_claimed(std::string const& token, std::string cons
     return Open{as_text(r[0]), facility, as_text(r[1]), is_null(r[2]) ? "" : as_text(r[2])};
 }
 
-Challenge Handoffs::challenge(std::string const& token, std::string const& claim) {
-    Open const h = find_claimed(token, claim);
-    Challenge out = consent_.issue_challenge(token);
-    x_.db.query("UPDATE consent_handoffs SET challenge_id = $2 WHERE id = $1", {h.id, out.challenge_id});
+json Handoffs::challenge(json const& body) {
+    Fields f(body, {"token", "claim"});
+    Open const h = find_claimed(f.text("token"), f.text("claim"));
+    json out = consent_.issue_challenge(json{{"token", f.text("token")}});
+    x_.db.query("UPDATE consent_handoffs SET challenge_id = $2 WHERE id = $1", {h.id, out["challenge_id"].get<std::string>()});
     return out;
 }
 
-RegisteredConsent Handoffs::register_consent(HandoffRegistration const& r) {
-    Open const h = find_claimed(r.token, r.claim);
-    if (r.challenge_id != h.challenge_id)
+json Handoffs::register_consent(json const& body, int& status) {
+    Fields f(body, {"token", "claim", "challenge_id", "certificate", "signature", "visual_passcode", "preparatory_visit"});
+    Open const h = find_claimed(f.text("token"), f.text("claim"));
+    if (f.text("challenge_id") != h.challenge_id)
         throw invalid("challenge_id", "この引き継ぎのチャレンジではありません", "not this hand-off's challenge");
     // The registration the phone's choices describe, with the card's answer from the staff's device.
-    HandoffChoices const choices = choices_of(h.choices_json);
-    ConsentRegistration registration{r.token, r.challenge_id, r.certificate, r.signature, r.visual_passcode,
-                                     ConsentChoices{choices.visit_kind, choices.identity_method, {}, choices.appointment_date}};
-    for (auto const& item : choices.items) registration.choices.items.emplace_back(item);
-    // One transaction (the registration's own becomes a savepoint in it): the consent and the hand-off's 完了 are
-    // committed together or not at all.
+    json const choices = json::parse(h.choices_json);
+    json registration = json::object();
+    for (char const* field : {"visit_kind", "identity_method", "items", "appointment_date"})
+        if (choices.contains(field)) registration[field] = choices[field];
+    // The card's answer, and the staff's own (preparatory_visit: the staff's device asks it, not the phone).
+    for (char const* field : {"token", "challenge_id", "certificate", "signature", "visual_passcode", "preparatory_visit"})
+        if (f.has(field)) registration[field] = f.raw(field);
+    // The hand-off's 完了 in the registration's transaction: the consent and it are committed together or not at all
+    // (and no transaction may enclose that one: it commits the count of a wrong passcode, then refuses).
     Context& x = x_;
-    return transaction(x.db, [&] {
-        RegisteredConsent out = consent_.register_consent(registration);
+    return consent_.register_consent(registration, status, [&](json const& out) {
         x.db.query("UPDATE consent_handoffs SET consent_id = $2, first_visit = $3, done_at = $4 WHERE id = $1",
-                   {h.id, out.consent_id, out.first_visit, x.now()});
-        return out;
+                   {h.id, out.value("consent_id", std::string()), out.value("first_visit", std::string()), x.now()});
     });
 }
 

@@ -18,58 +18,28 @@
 // registration uses the stored ones, so nobody retypes them and the staff's device cannot change them. The
 // PIN goes from the staff's device to the card only; it never reaches the phone or the server (no route has a
 // field for it). The hand-off is finished in the consent registration's own transaction, so the phone's 完了
-// and the consent in the registry are one fact. Codes live 15 minutes (2 hours to a computer), are claimed once,
-// and wrong codes are counted per facility: after 5 in 10 minutes the facility's claims wait (429). Each route
-// takes its documented fields only (fields.hpp).
+// and the consent in the registry are one fact. Each route takes its documented fields only (fields.hpp).
+//
+// Anyone who has a facility's URL may start hand-offs and enter codes (the URL is on paper in patients' homes), so
+// nothing a stranger does may stop the facility's own work (docs/security.md, "Hand-off numbers"):
+// - a code must be claimed within 5 minutes (30 to a computer); once claimed, the card step has 15 minutes (2
+//   hours on a computer, which may be in another room or another house);
+// - each client (Caller::client: its network address, an IPv6 /64) has at most 5 open hand-offs per facility
+//   (429 with Retry-After beyond);
+// - a facility has at most 50 unclaimed hand-offs; a new one beyond takes the place of the oldest unclaimed one of
+//   a client that holds two or more, so a flood churns among itself while a patient's single hand-off stays;
+// - wrong codes are counted per claimant (facility and client): after 5 in 10 minutes that claimant waits (429
+//   with Retry-After), nobody else does;
+// - an office terminal of the facility itself (its certificate) is not counted against any of these.
 #pragma once
 
-#include "usecases/consent.hpp"
+#include "usecases/service.hpp"
 
 #include <chrono>
-#include <optional>
+#include <memory>
 #include <string>
-#include <vector>
 
 namespace kyotaku::server {
-
-// The phone starts a hand-off with the patient's choices; `to` is staff (the default) or computer.
-struct HandoffStart {
-    std::string token;
-    ConsentChoices choices;
-    std::optional<TextList> consent_choices;  // 同意の選択肢 the patient ticked
-    std::optional<std::string> to;
-};
-// The choices as the hand-off keeps them (checked against the rules' enums).
-struct HandoffChoices {
-    std::string visit_kind, identity_method;
-    std::vector<std::string> items;
-    std::optional<std::vector<std::string>> choices;
-    std::optional<std::string> appointment_date;  // ISO
-};
-struct HandoffCreated {
-    std::string handoff_id, code, expires_at;
-    std::string qr;  // a data: URL of a PNG
-};
-// What the phone sees: waiting, claimed, done (with the consent), cancelled or expired.
-struct HandoffStatus {
-    std::string expires_at, state;
-    struct Done {
-        HandoffChoices choices;
-        std::string consent_id;
-        std::optional<std::string> first_visit;
-    };
-    std::optional<Done> consent;
-};
-struct HandoffClaimed {
-    std::string claim;
-    HandoffChoices choices;
-    std::string expires_at;
-};
-// The staff's device finishes the registration with the card's answer.
-struct HandoffRegistration {
-    std::string token, claim, challenge_id, certificate;
-    std::optional<std::string> signature, visual_passcode;
-};
 
 class Handoffs {
 public:
@@ -77,18 +47,21 @@ public:
     /// the token checks and the registration are the settings' and the consent desk's (Service wires them).
     Handoffs(Context& x, SettingsDesk& settings, ConsentDesk& consent) : x_(x), settings_(settings), consent_(consent) {}
 
-    HandoffCreated create(HandoffStart const& start);            ///< the phone starts a hand-off
-    HandoffStatus status(std::string const& handoff_id);         ///< the phone polls it
-    HandoffStatus cancel(std::string const& handoff_id);         ///< the phone takes it back
-    HandoffClaimed claim(std::string const& token, std::string const& code);         ///< the staff's device enters the code
-    Challenge challenge(std::string const& token, std::string const& claim);         ///< … asks for the card's challenge
-    RegisteredConsent register_consent(HandoffRegistration const& r);  ///< … registers with the card
+    json create(Caller const& caller, json const& body);   ///< the phone starts a hand-off
+    json status(std::string const& handoff_id);            ///< the phone polls it
+    json cancel(std::string const& handoff_id);            ///< the phone takes it back
+    json claim(Caller const& caller, json const& body);    ///< the staff's device enters the code
+    json challenge(json const& body);                      ///< the staff's device asks for the card's challenge
+    json register_consent(json const& body, int& status);  ///< the staff's device registers with the card
 
-    std::chrono::seconds lifetime{15 * 60};   ///< how long a code can be claimed and the card step done (to the staff) …
-    std::chrono::seconds computer_lifetime{2 * 60 * 60};  ///< … and to a computer
-    int max_failures = 5;                     ///< wrong codes per facility within failure_window …
-    std::chrono::seconds failure_window{10 * 60};  ///< … before its claims wait
-    int max_open = 50;                        ///< open hand-offs per facility
+    std::chrono::seconds claim_within{5 * 60};             ///< how long a code can be claimed (to the staff) …
+    std::chrono::seconds computer_claim_within{30 * 60};   ///< … and to a computer
+    std::chrono::seconds lifetime{15 * 60};                ///< the card step's time once claimed (the staff's device) …
+    std::chrono::seconds computer_lifetime{2 * 60 * 60};   ///< … and on a computer
+    int max_failures = 5;                                  ///< wrong codes per claimant within failure_window …
+    std::chrono::seconds failure_window{10 * 60};          ///< … before that claimant's claims wait
+    int max_open = 50;                                     ///< unclaimed hand-offs per facility
+    int max_open_per_client = 5;                           ///< open hand-offs per client and facility (0: no such budget)
 
 private:
     struct Open;

@@ -70,8 +70,7 @@ std::vector<Device> LedgerDesk::list_devices(Caller const& c) {
 Recorded LedgerDesk::add_check(Caller const& c, std::string const& device_id, NewDeviceCheck const& check) {
     require_manager(c);
     require_device(x_, c, device_id);
-    std::string checked_on = iso_date("checked_on", check.checked_on);
-    if (checked_on > x_.today().iso()) throw invalid("checked_on", "点検日が今日より後です", "checked_on is after today");
+    std::string checked_on = not_after_today(x_, "checked_on", check.checked_on, "点検日");
     if (check.checker.empty()) throw invalid("checker", "点検者が必要です", "checker is required");
     check_text(check.checker, "checker", 100);
     for (auto const& [k, v] : check.checks) {
@@ -114,8 +113,7 @@ Recorded LedgerDesk::record_fallback(Caller const& c, FallbackVerification const
         throw invalid("method", "方法は マイナポータル か 資格情報のお知らせ です", "method is マイナポータル or 資格情報のお知らせ");
     if (v.reason.empty()) throw invalid("reason", "カードを使えなかった理由が必要です", "reason is required");
     check_text(v.reason, "reason", 200);
-    std::string verified_on = iso_date("verified_on", v.verified_on);
-    if (verified_on > x_.today().iso()) throw invalid("verified_on", "確認日が今日より後です", "verified_on is after today");
+    std::string verified_on = not_after_today(x_, "verified_on", v.verified_on, "確認日");
     if (v.burden_ratio != "010" && v.burden_ratio != "020" && v.burden_ratio != "030")
         throw invalid("burden_ratio", "負担割合は 010, 020, 030 のいずれかです", "burden_ratio is 010, 020 or 030");
     Card card = card_from(v.card);
@@ -127,8 +125,8 @@ Recorded LedgerDesk::record_fallback(Caller const& c, FallbackVerification const
                     "birthdate, burden_ratio, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                     {id, c.facility_code, person.empty() ? Value(nullptr) : Value(person), v.method, v.reason, verified_on, card.insurer, card.symbol,
                      card.number, card.branch, card.birthdate, v.burden_ratio, x_.now()});
-        log_inquiry(x_, c.facility_code, v.method == "マイナポータル" ? "資格確認（マイナポータル）" : "資格確認（資格情報のお知らせ）", person, true,
-                    json{{"verification_id", id}, {"verified_on", verified_on}});
+        log_inquiry(x_, InquiryEntry{c.facility_code, c.subject, v.method == "マイナポータル" ? "資格確認（マイナポータル）" : "資格確認（資格情報のお知らせ）",
+                                     person, true, json{{"verification_id", id}, {"verified_on", verified_on}}});
     });
     return {id, v.method};
 }

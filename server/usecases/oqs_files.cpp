@@ -1,24 +1,26 @@
 // The flows in the real system's file formats (interfaces.md §1): each file is parsed by oqs_xml, answered by the
 // same desks as the JSON routes (so by the same decision path), and written back in the request's encoding.
 #include "usecases/desk_util.hpp"
-#include "formats/eligibility_json.hpp"
 #include "formats/oqs_xml.hpp"
 
 #include <algorithm>
+#include <map>
 
 namespace kyotaku::server {
 
 namespace {
-// A 照会番号登録 of a file (ReferenceNumberRegistrationInfo, as oqs_xml reads it).
-ReferenceRegistrationRequest reference_request(json const& info) {
-    Fields f(info, {"reference_number", "insurer_number", "symbol", "number", "branch", "birthdate"});
-    return {f.text("reference_number"), card_fields(f)};
-}
-
 Message const another_facility{"MedicalInstitutionCode が証明書の医療機関等コードと違います",
                                "the file names another facility"};
 
 std::string category_of_flag(int flag) { return flag == 3 ? "オンライン診療等" : "訪問診療等"; }
+
+// What a Shift_JIS answer wrote as 〓 (外字): counted, and each unit logged (the route, the reception number, the unit
+// and how many characters — never the text itself). The answer went out all the same.
+void report_unmappable(Context& x, char const* route, std::string const& facility, std::string const& reception, Substitutions const& lost) {
+    if (lost.characters == 0) return;
+    x.unmappable_characters += lost.characters;
+    for (auto const& [unit, n] : lost.units) x.events.unmappable({route, facility, reception, std::int64_t(unit), std::int64_t(n)});
+}
 
 // Parses an OQSmuquc01req / OQSsiquc01req of the caller's facility; on failure the error result to send instead.
 std::optional<std::string> parse_request(Context& x, Caller const& c, std::string const& xml, BulkUpload& up, int& status, bool single) {
@@ -27,7 +29,6 @@ std::optional<std::string> parse_request(Context& x, Caller const& c, std::strin
         up = parse_bulk_upload(xml);
         if (single && up.rows.size() != 1)
             throw invalid("QualificationConfirmSearchInfo", "単一の資格確認は1件です", "a single 資格確認 has one search info");
-        BatchDesk::check_query_date(x, up.query_date, "QualificationConfirmationDate");
     } catch (Error const& e) {
         status = 400;
         return file_error_result(xml, "", "", e.with_field(), x.clock.stamp_jst());
@@ -69,15 +70,18 @@ std::string OqsDesk::single(Caller const& c, std::string const& xml, int& status
         FacilityInfo facility = x_.facility(c);
         DbRecords records(x_.db);
         DecisionPath decisions(x_.rules(), records, x_.today());
-        result = eligibility_answer_json(
-            InquiryDesk::answer_eligibility(x_, decisions, records, facility, who, category_of_flag(up.treatment_flag), up.query_date, "再照会"));
+        Logging const log{"再照会（OQSsiquc01req）", c.subject};
+        result = InquiryDesk::answer_eligibility(x_, decisions, records, facility, who, category_of_flag(up.treatment_flag), up.query_date, &log);
         result["processing_result_status"] = 1;
     } catch (Error const& e) {
         result = json{{"error", e.what()}, {"field", e.field}, {"processing_result_status", 2}};
     }
     result["echo"] = request["echo"];
     status = 200;
-    return single_result(up, result, x_.clock.stamp_jst());
+    Substitutions lost;
+    std::string answer = single_result(up, result, x_.clock.stamp_jst(), &lost);
+    report_unmappable(x_, "OQSsiquc01res", c.facility_code, "", lost);
+    return answer;
 }
 
 std::string OqsDesk::bulk_download(Caller const& c, std::string const& xml, int& status) {
@@ -93,7 +97,10 @@ std::string OqsDesk::bulk_download(Caller const& c, std::string const& xml, int&
         for (auto const& r : x_.db.query("SELECT result_json FROM batch_results WHERE reception_number = $1 ORDER BY row_no", {d.reception_number}))
             rows.push_back(json::parse(as_text(r[0])));
     status = 200;
-    return bulk_result(job, rows, d.encoding, x_.clock.stamp_jst());
+    Substitutions lost;
+    std::string answer = bulk_result(job, rows, d.encoding, x_.clock.stamp_jst(), &lost);
+    report_unmappable(x_, "OQSmuquc02res", c.facility_code, d.reception_number, lost);
+    return answer;
 }
 
 std::string OqsDesk::consented_upload_home_care(Caller const& c, std::string const& xml, int& status) { return consented_upload(c, xml, status, 2); }
@@ -105,7 +112,6 @@ std::string OqsDesk::consented_upload(Caller const& c, std::string const& xml, i
     BulkUpload reply;  // the 01res shape
     try {
         d = parse_consented_download(xml);
-        BatchDesk::check_query_date(x_, d.query_date, "QualificationConfirmationDate");
         if (d.treatment_flag != expected_flag)
             throw invalid("MedicalTreatmentFlag", expected_flag == 2 ? "OQSmuhvq は訪問診療等 (MedicalTreatmentFlag 2) のファイルです" : "OQSmuonq はオンライン診療等 (MedicalTreatmentFlag 3) のファイルです",
                           "the file name and MedicalTreatmentFlag disagree");
@@ -122,16 +128,23 @@ std::string OqsDesk::consented_upload(Caller const& c, std::string const& xml, i
     }
     std::string const category = category_of_flag(d.treatment_flag);
     auto rules = x_.rules();
-    // One row per open consent of this facility in the 分類 whose consent date is in the range; each answered at
-    // once by the same eligibility answer as a re-inquiry of that person (refused rows carry nothing).
+    // One row per person with an open consent of this facility in the 分類 whose consent date is in the range (a
+    // patient with a 訪問診療 and a 往診 consent is one patient), echoing the relationship's consent — the newest of a
+    // kind that starts one — else the newest single visit; each answered at once by the same eligibility answer as a
+    // re-inquiry of that person (refused rows carry nothing).
     std::vector<json> rows;
+    std::map<std::string, std::size_t> row_of;  // person → its row
     for (auto const& r : x_.db.query("SELECT person_key, visit_kind, first_visit FROM consents WHERE facility_code = $1 AND withdrawn_at IS NULL "
                                      "AND first_visit >= $2 AND first_visit <= $3 ORDER BY first_visit, registered_at, id",
                                      {c.facility_code, d.from, d.to})) {
         auto const* kind = rules->kind(as_text(r[1]));
         if (!kind || kind->category != category) continue;
-        rows.push_back(json{{"person_key", as_text(r[0])}, {"consent_date", as_text(r[2])}, {"visit_kind", as_text(r[1])}});
+        json row{{"person_key", as_text(r[0])}, {"consent_date", as_text(r[2])}, {"visit_kind", as_text(r[1])}, {"starts", kind->starts_relationship}};
+        auto [at, first] = row_of.emplace(as_text(r[0]), rows.size());
+        if (first) rows.push_back(std::move(row));
+        else if (kind->starts_relationship || !rows[at->second]["starts"].get<bool>()) rows[at->second] = std::move(row);  // newer (rows come oldest first)
     }
+    for (auto& row : rows) row.erase("starts");
     FacilityInfo facility = x_.facility(c);
     json job = transaction(x_.db, [&] {
         std::size_t next_row = 0;
@@ -148,10 +161,14 @@ std::string OqsDesk::consented_upload(Caller const& c, std::string const& xml, i
         DecisionPath decisions(rules, records, x_.today());
         std::vector<std::int64_t> row_nos;
         std::vector<std::string> answers;
+        std::vector<InquiryEntry> history;  // one 資格確認履歴 entry per patient, written with the answers
         for (auto const& row : rows) {
             Lookup who;
             who.person = row["person_key"].get<std::string>();
-            json result = eligibility_answer_json(InquiryDesk::answer_eligibility(x_, decisions, records, facility, who, category, d.query_date, nullptr));
+            Logging const log{"同意済資格情報一括取得", c.subject, rn,
+                              json{{"row", row_nos.size() + 1}, {"patient", {{"consent_date", row["consent_date"]}, {"visit_kind", row["visit_kind"]}}}},
+                              &history};
+            json result = InquiryDesk::answer_eligibility(x_, decisions, records, facility, who, category, d.query_date, &log);
             result["processing_result_status"] = 1;
             result["consent_date"] = row["consent_date"];
             std::string consent_date = row["consent_date"].get<std::string>();
@@ -164,7 +181,7 @@ std::string OqsDesk::consented_upload(Caller const& c, std::string const& xml, i
         batch_.write_answers(rn, row_nos, answers);
         x_.db.query("UPDATE batch_jobs SET total = $2, done = $2, finished_at = $3 WHERE reception_number = $1",
                     {rn, std::int64_t(rows.size()), x_.now()});
-        log_inquiry(x_, c.facility_code, "同意済資格情報一括取得", "", true, json{{"reception_number", rn}, {"category", category}, {"rows", rows.size()}});
+        log_inquiries(x_, history);
         return j;
     });
     x_.events.batch_event({"finished", job["reception_number"], c.facility_code, job["total"].get<std::int64_t>()});
@@ -188,7 +205,8 @@ std::string OqsDesk::reference_number(Caller const& c, std::string const& xml, i
         return reference_registration_result(reg, "EKY0901", another_facility.text(), x_.clock.stamp_jst());
     }
     try {
-        inquiry_.register_reference_number(c, reference_request(reg.request));
+        int s = 0;
+        inquiry_.register_reference_number(c, reg.request, s);
         status = 200;
         return reference_registration_result(reg, "", "", x_.clock.stamp_jst());
     } catch (Error const& e) {
@@ -233,7 +251,8 @@ std::string OqsDesk::reference_numbers(Caller const& c, std::string const& xml, 
                 try {
                     json body = request;
                     body.erase("echo");
-                    inquiry_.register_reference_number(c, reference_request(body));
+                    int s = 0;
+                    inquiry_.register_reference_number(c, body, s);
                     result["registration"] = true;
                 } catch (Error const& e) {
                     result["error"] = e.with_field();

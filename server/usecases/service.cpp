@@ -76,9 +76,40 @@ std::vector<unsigned char> from_hex(std::string const& hex) {
     return out;
 }
 
-void log_inquiry(Context& x, std::string const& facility, char const* kind, std::string const& person, bool allowed, json const& detail) {
-    x.db.append("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                {new_id(), facility, x.now(), std::string(kind), person.empty() ? Value(nullptr) : Value(person), std::int64_t(allowed), detail.dump()});
+json card_json(Card const& card) {
+    return json{{"insurer_number", card.insurer}, {"symbol", card.symbol}, {"number", card.number}, {"branch", card.branch}, {"birthdate", card.birthdate}};
+}
+
+std::string not_after_today(Context& x, char const* field, std::string const& sent, char const* what) {
+    std::string const date = iso_date(field, sent);
+    std::string const today = x.today().iso();
+    if (date > today)
+        throw invalid(field, std::string(what) + " " + date + " が今日 (" + today + ") より後です", std::string(field) + " " + date + " is after today (" + today + ")");
+    return date;
+}
+
+namespace {
+Value text_or_null(std::string const& s) { return s.empty() ? Value(nullptr) : Value(s); }
+}  // namespace
+
+void log_inquiry(Context& x, InquiryEntry const& e) {
+    x.db.append("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json, actor, reception_number) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                {new_id(), e.facility, x.now(), e.kind, text_or_null(e.person), std::int64_t(e.allowed), e.detail.dump(), text_or_null(e.actor),
+                 text_or_null(e.reception)});
+}
+
+void log_inquiries(Context& x, std::vector<InquiryEntry> const& entries) {
+    std::string const at = x.now();
+    std::size_t next = 0;
+    x.db.insert_rows("inquiry_log", {"id", "facility_code", "at", "kind", "person_key", "allowed", "detail_json", "actor", "reception_number"},
+                     [&](Row& row) {
+                         if (next == entries.size()) return false;
+                         InquiryEntry const& e = entries[next++];
+                         row = Row{new_id(), e.facility, at, e.kind, text_or_null(e.person), std::int64_t(e.allowed), e.detail.dump(),
+                                   text_or_null(e.actor), text_or_null(e.reception)};
+                         return true;
+                     });
 }
 
 }  // namespace kyotaku::server

@@ -5,7 +5,27 @@
 #include "formats/settings_json.hpp"
 #include "usecases/desk_util.hpp"
 
+#include <algorithm>
+
 namespace kyotaku::server {
+
+namespace {
+// The two switches of 環境設定 and the 機能 of the rules each one is (the contract requires both names).
+struct Switch {
+    char const* field;
+    char const* feature;
+    bool Settings::*value;
+};
+constexpr Switch switches[] = {{"home_visit_enabled", "訪問診療等機能", &Settings::home_visit_enabled},
+                               {"online_enabled", "オンライン診療等機能", &Settings::online_enabled}};
+
+// The 機能 a facility's kind can use: those of the 診療区分 the rules say it offers (施設の診療区分, 利用する機能).
+std::vector<std::string> available_features(Context& x, std::string const& facility_kind) {
+    auto rules = x.rules();
+    auto const* kind = rules->facility_kind(facility_kind);
+    return kind ? kind->features : std::vector<std::string>{};
+}
+}  // namespace
 
 WhoAmI SettingsDesk::whoami(Caller const& c) {
     require_facility(c);
@@ -14,9 +34,10 @@ WhoAmI SettingsDesk::whoami(Caller const& c) {
     return {c.facility_code, as_text(name[0][0]), c.role == Caller::Role::manager ? "管理者" : "職員", c.terminal, x_.today().iso()};
 }
 
-Settings SettingsDesk::get(Caller const& c) {
+SettingsView SettingsDesk::get(Caller const& c) {
     require_facility(c);
-    return x_.facility(c).settings;
+    FacilityInfo const f = x_.facility(c);
+    return {f.settings, available_features(x_, f.kind)};
 }
 
 Settings SettingsDesk::put(Caller const& c, SettingsChange const& change) {
@@ -36,6 +57,14 @@ Settings SettingsDesk::put(Caller const& c, SettingsChange const& change) {
             if (!value) throw invalid("viewing_items." + k, "true か false です", "must be true or false");
             after.viewing[i] = *value;
         }
+        // A 機能 can be switched on only when the facility's kind offers a 診療区分 that uses it (a 訪問看護ステーション
+        // has no オンライン診療等機能); one switched on before may still be switched off.
+        auto const kind = x_.db.query("SELECT kind FROM facilities WHERE code = $1", {c.facility_code});
+        auto const available = available_features(x_, kind.empty() ? std::string() : as_text(kind[0][0]));
+        for (auto const& s : switches)
+            if (after.*s.value && !(before.*s.value) && std::find(available.begin(), available.end(), s.feature) == available.end())
+                throw conflict(s.field, (kind.empty() ? std::string("この施設") : as_text(kind[0][0])) + " が行う診療区分は " + s.feature + " を使いません",
+                               std::string("the facility's kind offers no 診療区分 that uses ") + s.feature);
         // 利用規約 must be agreed before a function is switched on (domain.md §3).
         if ((after.home_visit_enabled || after.online_enabled) && !after.terms_agreed)
             throw conflict("terms_agreed", "利用規約に同意してから機能を「利用する」にしてください", "agree to the terms of use before enabling a function");
@@ -122,7 +151,7 @@ SettingsDesk::TokenCheck SettingsDesk::check_token(std::string const& token) {
         return out;
     }
     if (!is_null(key[0][1])) {
-        out.reason = {"この URL は使えなくなりました (鍵の更新)", "the facility URL is not valid: its key was retired"};
+        out.reason = {"この URL は、安全のために使えなくなりました", "the facility URL is not valid: its key was retired"};
         return out;
     }
     auto gen = x_.db.query("SELECT f.name, u.generation FROM facilities f JOIN facility_url u ON u.facility_code = f.code WHERE f.code = $1",
@@ -132,7 +161,8 @@ SettingsDesk::TokenCheck SettingsDesk::check_token(std::string const& token) {
         return out;
     }
     if (std::uint32_t(as_int(gen[0][1])) != claims->generation) {
-        out.reason = {"この URL は変更されました。施設から新しい URL か QR コードを受け取ってください",
+        // What happened only: the page that shows it says once what to do next.
+        out.reason = {"この URL は変更されました",
                       "the facility URL is not valid: the facility changed it"};
         return out;
     }

@@ -26,6 +26,13 @@ struct SettingsChange {
     std::vector<std::pair<std::string, std::optional<bool>>> viewing_items;
 };
 
+// 環境設定 as a terminal reads it: the settings and the 機能 the facility's kind can use (those of the 診療区分 the
+// rules say it offers; a 機能 outside them cannot be switched on).
+struct SettingsView {
+    Settings settings;
+    std::vector<std::string> available_features;
+};
+
 // One change of 環境設定 as the audit keeps it: the settings before and after, as stored (JSON snapshots).
 struct SettingsAuditEntry {
     std::string actor, at;
@@ -44,7 +51,7 @@ public:
     // Who the certificate says the caller is (facility, role, terminal) and the server's date: for a terminal's
     // set-up, and the benchmarks' ceiling (TLS + HTTP + one trivial query).
     WhoAmI whoami(Caller const& c);
-    Settings get(Caller const& c);
+    SettingsView get(Caller const& c);
     Settings put(Caller const& c, SettingsChange const& change);
     std::vector<SettingsAuditEntry> audit(Caller const& c);
     FacilityUrl url(Caller const& c);

@@ -66,7 +66,7 @@ check "check rejects bad rules" test $? -eq 1
 
 # explain
 "$kyotaku" explain --rules rules "$(sed -n 1p tests/data/eval_sample.jsonl)" > "$work/explain.txt"
-check "explain shows the deciding clause" grep -q "決め手 rules/30_reinquiry.rules:" "$work/explain.txt"
+check "explain shows the deciding clause" grep -q "決め手 30_reinquiry.rules:" "$work/explain.txt"
 "$kyotaku" explain --rules rules '{"id":1,"first_visit":"2024-02-30"}' > "$work/explain2.txt"
 check "explain reports bad input" test $? -ne 0
 
@@ -96,7 +96,7 @@ check "check --json gives structured diagnostics" bash -c "'$kyotaku' check --js
 # explain: compact by default, the long form with --full.
 "$kyotaku" explain --rules rules "$(sed -n 2p tests/data/eval_sample.jsonl)" > "$work/compact.txt"
 "$kyotaku" explain --rules rules --full "$(sed -n 2p tests/data/eval_sample.jsonl)" > "$work/full.txt"
-check "explain shows the values a passed-over condition compared" grep -q "query_date〈2024-09-10〉 <= window_end〈2024-07-31〉 が偽" "$work/compact.txt"
+check "explain shows the values a passed-over condition compared" grep -q "query_date〈令和6年9月10日 (2024-09-10)〉 <= window_end〈令和6年7月31日 (2024-07-31)〉 が偽" "$work/compact.txt"
 check "explain --full is the long form" grep -q "→ 条件が偽" "$work/full.txt"
 check "the compact form is shorter" test "$(wc -l < "$work/compact.txt")" -lt "$(wc -l < "$work/full.txt")"
 
@@ -105,13 +105,18 @@ cp -r rules "$work/four"
 sed -i 's/^param 窓の月数 = 3$/param 窓の月数 = 4/' "$work/four/20_window.rules"
 "$kyotaku" diff --old rules --new "$work/four" --corpus generated --cases 5000 > "$work/diff.md"
 check "diff exits 1 when answers change" test $? -eq 1
-check "diff reports window_end in Japanese Markdown" grep -q "^## window_end: " "$work/diff.md"
-check "diff groups by the deciding clause" grep -q "旧の決め手 rules/30_reinquiry.rules:" "$work/diff.md"
+check "diff reports window_end in Japanese Markdown" grep -q "^## 当初の期間の末日 (window_end): " "$work/diff.md"
+check "diff groups by the deciding clause" grep -q "旧の決め手: .* (30_reinquiry.rules:[0-9]*)$" "$work/diff.md"
 "$kyotaku" diff --old rules --new "$work/four" --corpus generated --cases 2000 --format json > "$work/diff.json"
 check "diff --format json" grep -q '"changed":true' "$work/diff.json"
-"$kyotaku" diff --old rules --new rules < tests/data/eval_sample.jsonl > "$work/same.md"
+# (the sample's readable lines: its deliberately bad ones make a corpus that cannot be compared, exit 2 below)
+head -8 tests/data/eval_sample.jsonl > "$work/readable.jsonl"
+"$kyotaku" diff --old rules --new rules < "$work/readable.jsonl" > "$work/same.md"
 check "diff of identical rules over JSON Lines exits 0" test $? -eq 0
 check "and says nothing changed" grep -q "変わった答えはありません" "$work/same.md"
+"$kyotaku" diff --old rules --new rules < tests/data/eval_sample.jsonl > /dev/null 2> "$work/unreadable.txt"
+check "a corpus with lines neither rule set reads exits 2" test $? -eq 2
+check "naming the first unreadable line" grep -q "行 9: field facility_kind" "$work/unreadable.txt"
 
 # Signed bundles: keygen, compile --sign, and --trust on the loaders.
 "$kyotaku" keygen "$work/policy" > /dev/null && "$kyotaku" keygen "$work/other" > /dev/null
@@ -135,6 +140,56 @@ check "rule sources are refused when a key is configured" grep -q "ルールの�
 check "verify-bundle checks the signature" "$kyotaku" verify-bundle "$work/signed.bundle" --trust "$work/policy.pub"
 "$kyotaku" verify-bundle "$work/tampered.bundle" --trust "$work/policy.pub" 2> /dev/null
 check "verify-bundle refuses a tampered bundle" test $? -ne 0
+
+# Issue 23, "What fails today" 3 and 4: diff compares params and exported lets; an empty corpus and a misspelt key
+# are errors; eval, explain and test name the nearest fact.
+cp -r rules "$work/days30"
+sed -i 's/^param 診療予約日の受付日数 = 90$/param 診療予約日の受付日数 = 30/' "$work/days30/50_consent_page.rules"
+"$kyotaku" diff --old rules --new "$work/days30" --corpus generated --cases 3000 > "$work/days30.md"
+check "a changed param is a change (exit 1)" test $? -eq 1
+check "named with both values" grep -q '方針の値 (param) `診療予約日の受付日数`: 90 → 30' "$work/days30.md"
+check "and the exported let it feeds" grep -q "^## 診療予約日を受け付ける: " "$work/days30.md"
+"$kyotaku" diff --old rules --new "$work/days30" < /dev/null > /dev/null 2> "$work/empty.txt"
+check "an empty corpus is an error (exit 2)" test $? -eq 2
+check "saying there was nothing to compare" grep -q "no cases" "$work/empty.txt"
+printf '{"id":1,"facility_kind":"医科","reviewed_claims_months":["2024-04"]}\n' > "$work/typo.jsonl"
+"$kyotaku" diff --old rules --new rules < "$work/typo.jsonl" > "$work/typo.md" 2> "$work/typo.txt"
+check "a corpus line neither rule set reads is an error (exit 2)" test $? -eq 2
+check "naming the line and the nearest fact" grep -q "行 1: field reviewed_claims_months: .*「reviewed_claim_months」のことですか" "$work/typo.txt"
+check "eval names the nearest fact" bash -c "'$kyotaku' eval --rules rules < '$work/typo.jsonl' | grep -q 'field reviewed_claims_months: このルールにない項目です (「reviewed_claim_months」のことですか?)'"
+check "explain names the nearest fact" bash -c "'$kyotaku' explain --rules rules '{\"reviewed_claims_months\":[]}' | grep -q '「reviewed_claim_months」のことですか'"
+cp -r rules "$work/testtypo"
+printf '\ntest "書き間違い" {\n  given\n    reviewed_claims_months = {}\n  expect\n    window_end = null\n}\n' >> "$work/testtypo/tests/window_test.rules"
+"$kyotaku" test "$work/testtypo" > /dev/null 2> "$work/testtypo.txt"
+check "a rule-file test with a misspelt fact is an error naming the nearest" grep -q "「reviewed_claim_months」のことですか" "$work/testtypo.txt"
+# param followed by version: a hint that a versioned let is the way (issue 23 item 9).
+mkdir -p "$work/paramversion"
+printf 'asof q\nfact q : date\nparam 窓の月数 version "改正後" from 2027-04-01 { otherwise => 6 }\ndecision d : bool = true\n' > "$work/paramversion/a.rules"
+"$kyotaku" check "$work/paramversion" 2> "$work/pv.txt"
+check "param … version says to use a let with versions" grep -q "施行日で変わる値は version のある let に書きます" "$work/pv.txt"
+
+# Releases (issue 23): compile --sign refuses rules whose own tests fail; the release number and the key are shown.
+"$kyotaku" compile "$work/edited" -o "$work/failing.bundle" --sign "$work/policy.key" > /dev/null 2> "$work/failing.txt"
+check "compile --sign refuses rules whose tests fail" test $? -eq 1
+check "naming the failing test and saying it did not sign" grep -q "失敗 FAIL.*" "$work/failing.txt"
+check "and that it did not sign" grep -q "rule test(s) fail: not signed" "$work/failing.txt"
+check "no bundle is written" test ! -e "$work/failing.bundle"
+"$kyotaku" compile rules -o "$work/release3.bundle" --release 3 --sign "$work/policy.key" > "$work/r3.txt"
+check "compile prints a zero-padded 16-digit source hash" grep -q "source hash [0-9a-f]\{16\}," "$work/r3.txt"
+check "compile --release names the release" grep -q "release 3, signed by key" "$work/r3.txt"
+"$kyotaku" verify-bundle "$work/release3.bundle" --trust "$work/policy.pub" > "$work/v3.txt"
+check "verify-bundle shows the release and the key" grep -q "release 3, signature verified, key [0-9a-f]\{16\}" "$work/v3.txt"
+"$kyotaku" verify-bundle "$work/rules.bundle" > "$work/v0.txt"
+check "an unnumbered bundle is not a release" grep -q "not a release (release 0), unsigned" "$work/v0.txt"
+"$kyotaku" verify-bundle "$work/release3.bundle" --report "$work/v3.txt" 2> "$work/report.txt"
+check "verify-bundle --report refuses a report the bundle does not name" test $? -eq 1
+
+# fmt measures display width (issue 23 item 9): deleting one line of a multi-line set of Japanese names leaves the
+# file canonical (the formatter counted characters and wanted the shorter set on one line).
+cp -r rules "$work/oneless"
+grep -q '^  訪問看護,$' "$work/oneless/30_reinquiry.rules" && sed -i '0,/^  訪問看護,$/{/^  訪問看護,$/d}' "$work/oneless/30_reinquiry.rules"
+check "the test deleted one line of a multi-line set" test "$(diff rules/30_reinquiry.rules "$work/oneless/30_reinquiry.rules" | grep -c '^<')" -eq 1
+check "fmt --check accepts a multi-line set with one line deleted" "$kyotaku" fmt --check "$work/oneless/30_reinquiry.rules"
 
 # --help on each command
 for c in eval test check explain fmt compile verify-bundle diff keygen; do

@@ -98,7 +98,7 @@ for _ in $(seq 20); do
         -e "s|10.0.0.21:5432 check port 8008|127.0.0.1:${pg[1]} check port ${api[1]}|" \
         -e "s|10.0.0.22:5432 check port 8008|127.0.0.1:${pg[2]} check port ${api[2]}|" \
         "$src/docs/examples/ha/haproxy-postgresql.cfg" > "$work/haproxy-postgresql.cfg"
-    if sed 's/#.*//' "$work/haproxy-postgresql.cfg" | grep -q '10\.0\.0\.\|:5000\|port 8008'; then echo "haproxy-postgresql.cfg: an address the test does not replace"; exit 1; fi
+    if sed 's/#.*//' "$work/haproxy-postgresql.cfg" | grep -Eq '10\.0\.0\.|:5000([^0-9]|$)|port 8008([^0-9]|$)'; then echo "haproxy-postgresql.cfg: an address the test does not replace"; exit 1; fi
     haproxy -db -f "$work/haproxy-postgresql.cfg" > "$work/haproxy-postgresql.log" 2>&1 &
     db_haproxy_pid=$!
     admin_db="postgresql://postgres:$su_pw@127.0.0.1:$dbp/postgres"

@@ -12,7 +12,7 @@ source "$src/tests/server/testlib.sh"
 deb() { ls "$work/debs/$1"_*.deb 2> /dev/null | head -1; }
 for p in kyotaku kyotaku-bridge libkyotaku-dev; do check "package $p is made" test -n "$(deb $p)"; done
 field() { dpkg-deb -f "$(deb "$1")" "$2"; }
-check "kyotaku depends on the libraries it links" bash -c "for l in libssl3 libpq5 libsqlite3-0 libtomlplusplus3 libqrencode4 libpng16-16; do grep -q \"\$l\" <<< '$(field kyotaku Depends)' || exit 1; done"
+check "kyotaku depends on the libraries it links" bash -c "for l in libssl3 libpq5 libsqlite3-0 libtomlplusplus3 libqrencode4 libpng16-16 libz3-4; do grep -q \"\$l\" <<< '$(field kyotaku Depends)' || exit 1; done"
 check "kyotaku-bridge depends on pcsclite" grep -q libpcsclite1 <<< "$(field kyotaku-bridge Depends)"
 check "libkyotaku-dev depends on simdjson's headers" grep -q libsimdjson-dev <<< "$(field libkyotaku-dev Depends)"
 check "versions are the project's" test "$(field kyotaku Version)" = "$(sed -n 's/^project(kyotaku VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")"

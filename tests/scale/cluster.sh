@@ -45,7 +45,7 @@ start_balancer() {
             -e "s|10.0.0.11:443|127.0.0.1:${ports[0]}|" -e "s|10.0.0.12:443|127.0.0.1:${ports[1]}|" -e "s|10.0.0.13:443|127.0.0.1:${ports[2]}|" \
             "$example" > "$work/haproxy.cfg"
         # Every address of the example was replaced (the example changed shape otherwise: then this test must too).
-        if sed 's/#.*//' "$work/haproxy.cfg" | grep -q '10\.0\.0\.\|:443\|/etc/haproxy'; then echo "docs/examples/haproxy.cfg: an address the test does not replace"; exit 1; fi
+        if sed 's/#.*//' "$work/haproxy.cfg" | grep -Eq '10\.0\.0\.|:443([^0-9]|$)|/etc/haproxy'; then echo "docs/examples/haproxy.cfg: an address the test does not replace"; exit 1; fi
         haproxy -db -f "$work/haproxy.cfg" > "$work/haproxy.log" 2>&1 &
         haproxy_pid=$!
         for _ in $(seq 100); do curl -s --cacert "$work/pki/ca.pem" "https://127.0.0.1:$lb/healthz" > /dev/null && break; sleep 0.1; done

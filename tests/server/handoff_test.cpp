@@ -1,10 +1,12 @@
 // 引き継ぎ (hand-off) of the consent page, through the routing table (no network): the phone's choices reach
-// the registry unchanged through the staff's device, codes are claimed once, expire, can be taken back, and
-// wrong codes slow a facility's claims down; every route refuses fields it does not document (a PIN-like one
-// included). The server's clock is injected (TestClock). The browser side is tested end to end in tests/web/page_test.mjs.
+// the registry unchanged through the staff's device, codes are claimed once, expire, can be taken back, wrong codes
+// slow down their claimant only, and strangers with the facility's URL cannot fill its hand-offs (per-client
+// budgets, short unclaimed lives, a flood giving way to a patient, the facility's own terminals never held back);
+// every route refuses fields it does not document (a PIN-like one included). The server's clock is injected (TestClock). The browser side is tested end to end in tests/web/page_test.mjs.
 #include "core/card_signature.hpp"
-#include "usecases/handoff.hpp"
+#include "http/callers.hpp"
 #include "http/router.hpp"
+#include "usecases/handoff.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -112,6 +114,25 @@ protected:
         return Router(*service).handle(c, method, target, "application/json", b.is_null() ? "" : b.dump());
     }
     HttpResult anyone(std::string const& method, std::string const& target, json const& b = nullptr) { return call(Caller{}, method, target, b); }
+    // A client without a certificate at a network address (Caller::client, as the session sets it).
+    static Caller from(std::string const& address) {
+        Caller c;
+        c.client = client_key(address);
+        return c;
+    }
+    Caller office(int facility = 0) const {
+        Caller c;
+        c.kind = Caller::Kind::facility;
+        c.terminal = "資格確認端末";
+        c.facility_code = facility == 0 ? "0110113719" : "2714206386";
+        c.client = "192.0.2.50";
+        return c;
+    }
+    static std::string retry_after(HttpResult const& r) {
+        for (auto const& [name, value] : r.headers)
+            if (name == "Retry-After") return value;
+        return "";
+    }
     static json body(HttpResult const& r) { return json::parse(r.body); }
     json phone_choices(int facility = 0) {
         return json{{"token", tokens[std::size_t(facility)]}, {"visit_kind", "訪問診療"}, {"identity_method", "暗証番号"},
@@ -198,27 +219,98 @@ TEST_F(Handoff, AFailedCardStepLeavesTheHandoffOpenForAnotherTry) {
     EXPECT_EQ(state(h), "done");
 }
 
-TEST_F(Handoff, WrongCodesSlowTheFacilitysClaimsDown) {
+TEST_F(Handoff, WrongCodesSlowDownTheirClaimantOnlyNeverTheFacility) {
     json const h = start();
     std::string const wrong = h["code"] == "000000" ? "000001" : "000000";
+    Caller const stranger = from("203.0.113.7");
     for (int i = 0; i < handoffs->max_failures; ++i) {
-        auto r = anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", wrong}});
+        auto r = call(stranger, "POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", wrong}});
         EXPECT_EQ(r.status, 404);
         EXPECT_EQ(body(r)["field"], "code") << "the page says the code is wrong";
+        clock.advance(30s);
     }
-    auto r = anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", h["code"]}});
-    EXPECT_EQ(r.status, 429) << "after 5 wrong codes even the right one waits";
+    auto r = call(stranger, "POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", h["code"]}});
+    EXPECT_EQ(r.status, 429) << "after 5 wrong codes even the right one waits, for this claimant";
+    // Until the first wrong code leaves the 10 minutes: 450 s (less the real time this test took, at most a few s).
+    EXPECT_GE(std::stoi(retry_after(r)), 440);
+    EXPECT_LE(std::stoi(retry_after(r)), 450);
+    EXPECT_NE(body(r)["message_ja"].get<std::string>().find("8分ほど待って"), std::string::npos) << body(r)["message_ja"];
+    // The staff's device elsewhere (another address) is not held back by the stranger: before, the whole facility waited.
+    auto staff = call(from("198.51.100.20"), "POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", h["code"]}});
+    EXPECT_EQ(staff.status, 200) << staff.body;
+    // Nor the facility's own office terminal, even at the stranger's address, nor the stranger at another facility.
+    json const second = start();
+    Caller terminal = office();
+    terminal.client = stranger.client;
+    EXPECT_EQ(call(terminal, "POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", second["code"]}}).status, 200);
     json const other = start(1);
-    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[1]}, {"code", other["code"]}}).status, 200)
+    EXPECT_EQ(call(stranger, "POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[1]}, {"code", other["code"]}}).status, 200)
         << "another facility is not slowed down";
+    // IPv6: the budget is the /64's, not one address's.
+    Caller const v6a = from("2001:db8:1:2::1"), v6b = from("2001:db8:1:2:ffff::9");
+    for (int i = 0; i < handoffs->max_failures; ++i) call(v6a, "POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", wrong}});
+    EXPECT_EQ(call(v6b, "POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", wrong}}).status, 429);
     clock.advance(handoffs->failure_window);
-    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", h["code"]}}).status, 200);
+    json const third = start();
+    EXPECT_EQ(call(stranger, "POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", third["code"]}}).status, 200);
     EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", "12345"}}).status, 400) << "6 digits";
+}
+
+TEST_F(Handoff, StrangersWithTheURLCannotFillTheFacilitysHandoffs) {
+    // One client: at most max_open_per_client open at a facility; 429 with Retry-After and a plain Japanese next step.
+    json choices = phone_choices();
+    Caller const stranger = from("203.0.113.7");
+    for (int i = 0; i < handoffs->max_open_per_client; ++i) {
+        ASSERT_EQ(call(stranger, "POST", "/api/v1/consent/handoff", choices).status, 201);
+        clock.advance(10s);
+    }
+    auto r = call(stranger, "POST", "/api/v1/consent/handoff", choices);
+    ASSERT_EQ(r.status, 429) << r.body;
+    // When its first one ends: claim_within less the 50 s gone (and the real time this test took, at most a few s).
+    long const first_ends = long(std::chrono::seconds(handoffs->claim_within).count()) - 50;
+    EXPECT_GE(std::stol(retry_after(r)), first_ends - 10);
+    EXPECT_LE(std::stol(retry_after(r)), first_ends);
+    EXPECT_NE(body(r)["message_ja"].get<std::string>().find("5分ほど待って"), std::string::npos) << body(r)["message_ja"];
+    EXPECT_EQ(call(from("198.51.100.20"), "POST", "/api/v1/consent/handoff", choices).status, 201) << "a patient elsewhere is not held back";
+    EXPECT_EQ(call(stranger, "POST", "/api/v1/consent/handoff", phone_choices(1)).status, 201) << "nor the same client at another facility";
+    // Unclaimed, a code lives claim_within: the stranger's are gone within minutes, and its budget is back.
+    clock.advance(handoffs->claim_within);
+    EXPECT_EQ(call(stranger, "POST", "/api/v1/consent/handoff", choices).status, 201);
+
+    // The facility's cap of unclaimed hand-offs: a flood from clients holding several gives way to a patient's.
+    handoffs->max_open = 8;
+    clock.advance(handoffs->claim_within + 1s);
+    std::vector<json> flood;
+    for (int i = 0; i < 8; ++i) {
+        flood.push_back(body(call(from("203.0.113." + std::to_string(10 + i % 2)), "POST", "/api/v1/consent/handoff", choices)));
+        clock.advance(1s);
+    }
+    auto patient = call(from("198.51.100.30"), "POST", "/api/v1/consent/handoff", choices);
+    ASSERT_EQ(patient.status, 201) << patient.body;
+    EXPECT_EQ(state(flood[0]), "cancelled") << "the flood's oldest made room";
+    EXPECT_EQ(state(body(patient)), "waiting");
+    for (int i = 0; i < 20; ++i) call(from("203.0.113." + std::to_string(10 + i % 2)), "POST", "/api/v1/consent/handoff", choices);
+    EXPECT_EQ(state(body(patient)), "waiting") << "the flood churns among itself; the patient's single hand-off stays";
+    // Clients with one each fill the cap only with as many addresses as places: then 429, and the office still starts one.
+    clock.advance(handoffs->claim_within + 1s);
+    for (int i = 0; i < 8; ++i) ASSERT_EQ(call(from("192.0.2." + std::to_string(100 + i)), "POST", "/api/v1/consent/handoff", choices).status, 201);
+    auto full = call(from("198.51.100.31"), "POST", "/api/v1/consent/handoff", choices);
+    EXPECT_EQ(full.status, 429);
+    EXPECT_FALSE(retry_after(full).empty());
+    EXPECT_EQ(call(office(), "POST", "/api/v1/consent/handoff", choices).status, 201) << "the facility's own terminal is never locked out";
+}
+
+TEST(HandoffClients, AClientIsItsIPv4AddressOrItsIPv6Slash64) {
+    EXPECT_EQ(client_key("192.0.2.1"), "192.0.2.1");
+    EXPECT_EQ(client_key("::ffff:192.0.2.1"), "192.0.2.1");
+    EXPECT_EQ(client_key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+    EXPECT_EQ(client_key("2001:db8:1:2:ffff::"), client_key("2001:db8:1:2::1"));
+    EXPECT_NE(client_key("2001:db8:1:3::1"), client_key("2001:db8:1:2::1"));
 }
 
 TEST_F(Handoff, CodesExpireAndThePhoneCanTakeItsHandoffBack) {
     json const old = start();
-    clock.advance(handoffs->lifetime + 1s);
+    clock.advance(handoffs->claim_within + 1s);
     EXPECT_EQ(state(old), "expired");
     EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", old["code"]}}).status, 404);
     json const h = start();
@@ -230,28 +322,43 @@ TEST_F(Handoff, CodesExpireAndThePhoneCanTakeItsHandoffBack) {
     EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[1]}, {"code", mine["code"]}}).status, 404);
 }
 
-TEST_F(Handoff, AContinuationOnAComputerLivesTwoHoursAndOtherwiseWorksAsAHandoff) {
+TEST_F(Handoff, ACodeMustBeClaimedSoonAndTheClaimGivesTheCardStepItsOwnTime) {
+    // To the staff: claimed within claim_within, then lifetime from the claim.
+    json const staff = start();
+    clock.advance(handoffs->claim_within - 1s);
+    auto claimed = anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", staff["code"]}});
+    ASSERT_EQ(claimed.status, 200) << claimed.body;
+    clock.advance(handoffs->lifetime - 2s);
+    EXPECT_EQ(state(staff), "claimed") << "the card step's time runs from the claim, past the unclaimed life";
+    clock.advance(3s);
+    EXPECT_EQ(state(staff), "expired");
+    // To a computer: longer to claim (the computer may be in another house), and longer for the card step.
     json choices = phone_choices();
     choices["to"] = "computer";
     auto r = anyone("POST", "/api/v1/consent/handoff", choices);
     ASSERT_EQ(r.status, 201) << r.body;
     json const h = body(r);
-    clock.advance(handoffs->lifetime + 1s);
+    clock.advance(handoffs->claim_within + 1s);
     EXPECT_EQ(state(h), "waiting") << "a staff hand-off would have expired by now";
-    clock.advance(handoffs->computer_lifetime - handoffs->lifetime - 2s);
-    auto claimed = anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", h["code"]}});
+    clock.advance(handoffs->computer_claim_within - handoffs->claim_within - 2s);
+    claimed = anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", h["code"]}});
     ASSERT_EQ(claimed.status, 200) << claimed.body;
     EXPECT_EQ(body(claimed)["choices"]["visit_kind"], "訪問診療");
+    clock.advance(handoffs->computer_lifetime - 1s);
+    EXPECT_EQ(state(h), "claimed");
     clock.advance(2s);
     EXPECT_EQ(state(h), "expired");
+    json const unclaimed = body(anyone("POST", "/api/v1/consent/handoff", choices));
+    clock.advance(handoffs->computer_claim_within + 1s);
+    EXPECT_EQ(state(unclaimed), "expired") << "an unclaimed continuation does not live its 2 hours";
     choices["to"] = "tablet";
     auto refused = anyone("POST", "/api/v1/consent/handoff", choices);
     EXPECT_EQ(refused.status, 400);
     EXPECT_EQ(body(refused)["field"], "to");
     choices["to"] = "staff";
-    json const staff = body(anyone("POST", "/api/v1/consent/handoff", choices));
-    clock.advance(handoffs->lifetime + 1s);
-    EXPECT_EQ(state(staff), "expired") << "\"staff\" is the default's lifetime";
+    json const explicit_staff = body(anyone("POST", "/api/v1/consent/handoff", choices));
+    clock.advance(handoffs->claim_within + 1s);
+    EXPECT_EQ(state(explicit_staff), "expired") << "\"staff\" is the default's lifetime";
 }
 
 TEST_F(Handoff, EveryRouteTakesItsDocumentedFieldsOnly) {
@@ -273,4 +380,35 @@ TEST_F(Handoff, EveryRouteTakesItsDocumentedFieldsOnly) {
     odd["token"] = "not-a-token";
     EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff", odd).status, 404);
     EXPECT_EQ(body(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", "123456"}, {"pin", "1234"}}))["field"], "pin");
+}
+
+// Issue 24 item 1: the hand-off path asks the rules what the facility's kind offers, like every registration path:
+// a 医科's URL cannot register a 歯科訪問診療 consent, whatever the phone sent (409 naming visit_kind, the rule's reason).
+// Item 7: the staff's device answers whether it was a preparatory visit, and the registry records it.
+TEST_F(Handoff, TheStaffsDeviceRegistersOnlyWhatTheFacilityKindOffersAndSaysWhetherItWasAPreparatoryVisit) {
+    json choices = phone_choices();
+    choices["visit_kind"] = "歯科訪問診療";
+    auto h = anyone("POST", "/api/v1/consent/handoff", choices);
+    ASSERT_EQ(h.status, 201) << h.body;
+    auto claim = body(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", body(h)["code"]}}));
+    auto ch = body(anyone("POST", "/api/v1/consent/handoff/challenge", json{{"token", tokens[0]}, {"claim", claim["claim"]}}));
+    json card{{"token", tokens[0]}, {"claim", claim["claim"]}, {"challenge_id", ch["challenge_id"]}, {"certificate", cards->certificate(1)},
+              {"signature", cards->sign(1, ch["challenge"])}};
+    auto refused = anyone("POST", "/api/v1/consent/handoff/register", card);
+    EXPECT_EQ(refused.status, 409) << refused.body;
+    EXPECT_EQ(body(refused)["field"], "visit_kind");
+    EXPECT_NE(body(refused)["message_ja"].get<std::string>().find("医科 は 歯科訪問診療 を行う施設区分ではありません"), std::string::npos) << refused.body;
+
+    json const h2 = start();
+    auto claim2 = body(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", h2["code"]}}));
+    auto ch2 = body(anyone("POST", "/api/v1/consent/handoff/challenge", json{{"token", tokens[0]}, {"claim", claim2["claim"]}}));
+    json card2{{"token", tokens[0]}, {"claim", claim2["claim"]}, {"challenge_id", ch2["challenge_id"]}, {"certificate", cards->certificate(1)},
+               {"signature", cards->sign(1, ch2["challenge"])}, {"preparatory_visit", true}};
+    auto registered = anyone("POST", "/api/v1/consent/handoff/register", card2);
+    ASSERT_EQ(registered.status, 201) << registered.body;
+    Caller admin;
+    admin.kind = Caller::Kind::admin;
+    auto consents = body(call(admin, "GET", "/api/v1/admin/consents?facility_code=0110113719"));
+    ASSERT_EQ(consents.size(), 1u);
+    EXPECT_EQ(consents[0]["preparatory_visit"], true);
 }

@@ -5,6 +5,8 @@
 #include "http/idempotency.hpp"
 #include "ops/observability.hpp"
 #include "ops/runtime.hpp"
+#include "ops/rule_releases.hpp"
+#include "contract/rule_contract.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -243,10 +245,76 @@ TEST_F(RuntimeFixture, ARuleSetWithoutWhatTheServerNeedsIsRefused) {
     auto before = service->context.rules();
     fs::remove(rules / "40_viewing.rules");  // medical_info_viewable, which the server asks
     fs::remove(rules / "tests/viewing_test.rules");
+    fs::remove(rules / "60_invariants.rules");  // the invariants name medical_info_viewable too
     ASSERT_TRUE(load_rules(rules.string()).program);  // it compiles …
     EXPECT_FALSE(rt->reload_rules());                 // … but does not fulfil the rule contract
     EXPECT_EQ(service->context.rules(), before);
     EXPECT_NE(rt->metrics_text().find("kyotaku_rules_reloads_total{result=\"failed\"} 1"), std::string::npos);
+}
+
+TEST_F(RuntimeFixture, ALetTheServerReadsMustBeAnExportLet) {
+    // kyotaku diff compares decisions and export lets: a let the server reads by name must be one of them.
+    auto before = service->context.rules();
+    auto path = rules / "30_reinquiry.rules";
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto at = text.find("export let 継続的な関係");
+    ASSERT_NE(at, std::string::npos);
+    text.replace(at, std::string("export let").size(), "let");
+    std::ofstream(path, std::ios::trunc) << text;
+    ASSERT_TRUE(load_rules(rules.string()).program);
+    auto refused = RuleContract::bind(load_rules(rules.string()).program);
+    ASSERT_TRUE(std::holds_alternative<Message>(refused));
+    EXPECT_NE(std::get<Message>(refused).en.find("継続的な関係 is read by name by the server and the consent page: declare it `export let`"), std::string::npos);
+    EXPECT_FALSE(rt->reload_rules());
+    EXPECT_EQ(service->context.rules(), before);
+}
+
+// Rule releases move forward only (issue 23): what the database's floor says of a release.
+TEST(Releases, TheFloorRefusesAnOlderReleaseAndOtherRulesUnderAServedNumberNamingBoth) {
+    ReleaseFloor floor{5, source_hash_hex(0xabc), "0011223344556677", "2026-12-06T00:00:00Z"};
+    auto judge = [&](std::uint64_t release, std::uint64_t hash, std::uint64_t rollback_to = 0) {
+        return judge_release(floor, ReleaseInfo{release, "0011223344556677", ""}, hash, rollback_to);
+    };
+    EXPECT_TRUE(judge(6, 0xdef).accepted);
+    EXPECT_TRUE(judge(6, 0xdef).raises_floor);
+    EXPECT_TRUE(judge(5, 0xabc).accepted);  // the same release again (a restart, another server)
+    EXPECT_FALSE(judge(5, 0xabc).raises_floor);
+    auto other = judge(5, 0xdef);
+    EXPECT_FALSE(other.accepted);
+    EXPECT_NE(other.refusal.en.find("release 5 was served from other rules"), std::string::npos);
+    auto older = judge(4, 0x123);
+    EXPECT_FALSE(older.accepted);
+    EXPECT_NE(older.refusal.en.find("release 4 is older than release 5"), std::string::npos);
+    EXPECT_NE(older.refusal.ja.find("リリース 4 は、このデータベースで使った最も新しいリリース 5 より古い"), std::string::npos);
+    EXPECT_FALSE(judge(0, 0x123).accepted);  // rule sources after a release: older too
+    auto back = judge(4, 0x123, 4);
+    EXPECT_TRUE(back.accepted);
+    EXPECT_TRUE(back.rollback);
+    EXPECT_FALSE(judge(3, 0x123, 4).accepted);  // rollback_to names one release only
+    auto unused = judge(6, 0xdef, 4);
+    EXPECT_TRUE(unused.accepted);
+    EXPECT_NE(unused.note.en.find("rollback_to = 4 is not in use now"), std::string::npos);
+    // No release served yet: anything goes, and sources (release 0) are never refused on an empty floor.
+    floor = {};
+    EXPECT_TRUE(judge(0, 0x1).accepted);
+    EXPECT_TRUE(judge(1, 0x1).raises_floor);
+}
+
+TEST(Releases, TheFloorIsRecordedInTheDatabaseWithItsHistory) {
+    auto db = open_sqlite(":memory:");
+    migrate(*db);
+    EXPECT_EQ(read_release_floor(*db).release, 0u);
+    EXPECT_TRUE(admit_release(*db, ReleaseInfo{2, "k", ""}, 0x2, 0, "test").raises_floor);
+    EXPECT_EQ(read_release_floor(*db).release, 2u);
+    EXPECT_FALSE(admit_release(*db, ReleaseInfo{1, "k", ""}, 0x1, 0, "test").accepted);
+    EXPECT_EQ(read_release_floor(*db).release, 2u);  // a refusal records nothing
+    EXPECT_TRUE(admit_release(*db, ReleaseInfo{1, "k", ""}, 0x1, 1, "test").rollback);
+    EXPECT_EQ(read_release_floor(*db).release, 1u);
+    auto history = db->query("SELECT event, release_number, from_release FROM rule_release_history ORDER BY rowid");
+    ASSERT_EQ(history.size(), 2u);
+    EXPECT_EQ(as_text(history[1][0]), "rollback");
+    EXPECT_EQ(as_int(history[1][2]), 2);
 }
 
 TEST_F(RuntimeFixture, ReloadsUnderLoadNeverBreakARequest) {
@@ -295,6 +363,7 @@ TEST_F(RuntimeFixture, MetricsAreValidPrometheusText) {
     EXPECT_NE(text.find("kyotaku_http_request_duration_seconds_bucket{le=\"0.25\",method=\"POST\",route=\"/api/v1/reinquiry\"} 2\n"), std::string::npos);
     EXPECT_NE(text.find("kyotaku_http_request_duration_seconds_count{method=\"POST\",route=\"/api/v1/reinquiry\"} 2\n"), std::string::npos);
     EXPECT_NE(text.find("kyotaku_batch_rows{state=\"pending\"} 0\n"), std::string::npos);
+    EXPECT_NE(text.find("kyotaku_oqs_unmappable_characters_total 0\n"), std::string::npos);  // 外字 written as 〓 (issue 24 item 2)
     EXPECT_NE(text.find("kyotaku_db_pool_connections{state=\"idle\"} 1\n"), std::string::npos);
     EXPECT_NE(text.find("kyotaku_consent_registrations 0\n"), std::string::npos);
     // Every line is a comment or `name{labels} value`.
@@ -341,8 +410,8 @@ TEST(Idempotency, TheSameKeyGetsTheFirstAnswerAndNothingIsDoneTwice) {
     std::string const key = "0123456789abcdef0123";
     IdempotentAnswers store(*db);
     SystemClock clock;
-    HttpResult first = answer_once(store, clock, a, key, "<XmlMsg/>", run);
-    HttpResult again = answer_once(store, clock, a, key, "<XmlMsg/>", run);
+    HttpResult first = answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", key, "<XmlMsg/>", run);
+    HttpResult again = answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", key, "<XmlMsg/>", run);
     EXPECT_EQ(runs, 1);
     EXPECT_EQ(again.body, first.body);
     EXPECT_EQ(again.status, 200);
@@ -350,9 +419,9 @@ TEST(Idempotency, TheSameKeyGetsTheFirstAnswerAndNothingIsDoneTwice) {
     ASSERT_EQ(again.headers.size(), 1u);
     EXPECT_EQ(again.headers[0].first, "Idempotent-Replayed");
     EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM url_keys")[0][0]), 1);
-    EXPECT_EQ(answer_once(store, clock, a, key, "<XmlMsg>other</XmlMsg>", run).status, 422);
-    EXPECT_EQ(answer_once(store, clock, a, "short", "<XmlMsg/>", run).status, 400);
-    answer_once(store, clock, a, "another-key-0123456789", "<XmlMsg/>", run);
+    EXPECT_EQ(answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", key, "<XmlMsg>other</XmlMsg>", run).status, 422);
+    EXPECT_EQ(answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", "short", "<XmlMsg/>", run).status, 400);
+    answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", "another-key-0123456789", "<XmlMsg/>", run);
     EXPECT_EQ(runs, 2);
     EXPECT_TRUE(idempotent_route("POST", "/api/v1/oqs/OQSmuquc01req"));
     EXPECT_FALSE(idempotent_route("POST", "/api/v1/oqs/OQSmuquc02req"));
@@ -371,9 +440,9 @@ TEST(Idempotency, RefusalsAreErrorsInTheOneShape) {
     SystemClock clock;
     auto run = [] { return HttpResult{200, "application/xml", "<?xml?>"}; };
     std::string const key = "0123456789abcdef0123";
-    answer_once(store, clock, a, key, "<XmlMsg/>", run);
-    for (auto const& [r, status] : {std::pair{answer_once(store, clock, a, "short", "<XmlMsg/>", run), 400},
-                                    std::pair{answer_once(store, clock, a, key, "<XmlMsg>other</XmlMsg>", run), 422}}) {
+    answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", key, "<XmlMsg/>", run);
+    for (auto const& [r, status] : {std::pair{answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", "short", "<XmlMsg/>", run), 400},
+                                    std::pair{answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", key, "<XmlMsg>other</XmlMsg>", run), 422}}) {
         EXPECT_EQ(r.status, status);
         auto const body = nlohmann::json::parse(r.body);
         EXPECT_EQ(body["field"], "Idempotency-Key");

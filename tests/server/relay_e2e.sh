@@ -59,6 +59,7 @@ check "an unsupported file gets an error result" wait_for "$dir/res/OQSxxxxx01re
 check "the error result says so" grep -q "EKY0901" "$dir/res/OQSxxxxx01res202407010002.xml"
 printf '<XmlMsg><oops></XmlMsg>\n' > "$dir/req/OQSmuquc01req202407010003.xml"
 check "a broken file gets an error result" wait_for "$dir/res/OQSmuquc01res202407010003.xml"
+check "every result is well-formed XML (xmllint)" xmllint --noout --nonet "$dir"/res/*.xml
 
 # Restarting never answers twice: a request whose result exists (the relay died before moving it) is only moved.
 kill "$rpid"; wait "$rpid" 2>/dev/null

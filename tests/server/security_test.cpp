@@ -6,10 +6,13 @@
 #include "usecases/consent_limits.hpp"
 #include "usecases/desk_util.hpp"
 #include "usecases/handoff.hpp"
+#include "http/idempotency.hpp"
 #include "http/router.hpp"
+#include "storage/idempotent_answers.hpp"
 #include "ops/config.hpp"
 #include "http/limits.hpp"
 #include "formats/oqs_xml.hpp"
+#include "xml_lint.hpp"
 #include "core/secrets.hpp"
 #include "core/url_token.hpp"
 
@@ -27,6 +30,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <iostream>
+#include <latch>
+#include <map>
 #include <set>
 #include <streambuf>
 #include <thread>
@@ -114,7 +121,9 @@ protected:
     }
     HttpResult send(Caller const& c, std::string const& method, std::string const& target, std::string const& body,
                     std::string const& type = "application/json") {
-        return Router(*service).handle(c, method, target, type, body);
+        HttpResult r = Router(*service).handle(c, method, target, type, body);
+        if (r.content_type.find("xml") != std::string::npos) EXPECT_TRUE(testing_xml::well_formed_xml(r.body)) << target;
+        return r;
     }
     HttpResult send(Caller const& c, std::string const& method, std::string const& target, char const* body,
                     std::string const& type = "application/json") {
@@ -257,10 +266,11 @@ TEST_F(Hostile, Item4_APinUnderAnyNameIsRefusedOnEveryRouteAndStoredNowhere) {
     EXPECT_EQ(file.body.find(pin), std::string::npos);
     for (auto const& text : stored_texts()) EXPECT_EQ(text.find(pin), std::string::npos) << text;
 
-    // 資格確認履歴 keeps a few fields of each check, never the request: no card field of the body is there.
+    // 資格確認履歴 keeps a few fields of each check, never the request: of the body only the patient as the route named
+    // them, canonical and validated (the card fields or the 照会番号, issue 24 item 12), and the 資格確認日.
     ASSERT_EQ(send(a, "POST", "/api/v1/reinquiry", json_route_bodies(token, person)["POST /api/v1/reinquiry"]).status, 200);
     std::set<std::string> const kept{"category", "by", "allowed", "qualification_validity", "reason", "consent_id", "reception_number", "rows",
-                                     "verification_id", "verified_on"};
+                                     "verification_id", "verified_on", "patient", "query_date", "row", "consents"};
     for (auto const& row : db->query("SELECT detail_json FROM inquiry_log")) {
         json const detail = json::parse(as_text(row[0]));
         for (auto const& [k, v] : detail.items()) EXPECT_TRUE(kept.count(k)) << "inquiry_log keeps " << k;
@@ -697,4 +707,171 @@ TEST_F(Hostile, Item8_ChallengesAreBoundedPerFacilityUrlAndPurgedOnceExpired) {
     clock.advance(std::chrono::seconds(301));
     EXPECT_EQ(send(Caller{}, "POST", "/api/v1/consent/challenge", json{{"token", token}}).status, 201);
     EXPECT_EQ(count("challenges"), 1);
+}
+
+// Issue 21 items 4 and 5: limits, and Idempotency-Key answers, that hold however many servers ask at once. On
+// PostgreSQL three servers — each its own connection pool and desks over the one database — race with 8 threads
+// each; on SQLite the three share the test's database (one writer at a time: exact there before too).
+class Race : public Hostile {
+protected:
+    struct Server {
+        std::unique_ptr<Database> own;
+        std::unique_ptr<Service> service;
+    };
+    std::vector<Server> servers;
+    static constexpr int threads_per_server = 8;
+    void start_servers(std::string const& card_ca = {}) {
+        auto rules = compile_directory(KYOTAKU_SOURCE_DIR "/rules");
+        ASSERT_TRUE(rules.ok());
+        for (int i = 0; i < 3; ++i) {
+            Server s;
+            if (on_postgres()) s.own = open_postgres(std::getenv("KYOTAKU_TEST_PG"));
+            s.service = std::make_unique<Service>(s.own ? *s.own : *db, rules.program, clock);
+            s.service->context.secrets = service->context.secrets;  // one key file per deployment
+            s.service->context.card_ca = card_ca;
+            servers.push_back(std::move(s));
+        }
+    }
+    int clients() const { return int(servers.size()) * threads_per_server; }
+    // Runs request(server, n) `per_thread` times on each of the servers' threads, all let go at once (n counts the
+    // requests from 0); returns how many answers had each status. No answer may be a 500.
+    std::map<int, int> race(int per_thread, std::function<HttpResult(Service&, int)> const& request) {
+        std::mutex mutex;
+        std::map<int, int> statuses;
+        std::atomic<int> next{0};
+        std::latch start(clients());
+        std::vector<std::thread> threads;
+        for (auto& s : servers)
+            for (int t = 0; t < threads_per_server; ++t)
+                threads.emplace_back([&, service = s.service.get()] {
+                    start.arrive_and_wait();
+                    for (int i = 0; i < per_thread; ++i) {
+                        HttpResult r = request(*service, next++);
+                        std::lock_guard lock(mutex);
+                        ++statuses[r.status];
+                        EXPECT_LT(r.status, 500) << r.body;
+                    }
+                });
+        for (auto& t : threads) t.join();
+        return statuses;
+    }
+    static HttpResult post(Service& s, std::string const& target, json const& body) {
+        return Router(s).handle(Caller{}, "POST", target, "application/json", body.dump());
+    }
+};
+
+TEST_F(Race, Item21_4_ChallengesHandOffsAndWrongCodesAreCountedExactly) {
+    start_servers();
+    std::string const token = url_token(a);
+    // Challenges: 30 a minute per facility URL (3 servers × 4 threads made 33).
+    auto challenges = race(3, [&](Service& s, int) { return post(s, "/api/v1/consent/challenge", json{{"token", token}}); });
+    EXPECT_EQ(challenges[201], challenges_per_minute);
+    EXPECT_EQ(challenges[429], 3 * clients() - challenges_per_minute);
+    EXPECT_EQ(count("challenges"), challenges_per_minute);
+    // Open hand-offs: 50 per facility (55 were made).
+    json const handoff{{"token", token}, {"visit_kind", "訪問診療"}, {"items", {"薬剤情報"}}, {"identity_method", "暗証番号"}};
+    auto opened = race(3, [&](Service& s, int) { return post(s, "/api/v1/consent/handoff", handoff); });
+    int const max_open = service->handoffs().max_open;
+    EXPECT_EQ(opened[201], max_open);
+    EXPECT_EQ(opened[429], 3 * clients() - max_open);
+    EXPECT_EQ(count("consent_handoffs"), max_open);
+    // Wrong codes: 5 per facility in 10 minutes are compared (7-8 were counted); then the claims wait.
+    std::set<std::string> open_codes;
+    for (auto const& r : db->query("SELECT code FROM consent_handoffs")) open_codes.insert(as_text(r[0]));
+    std::string wrong;
+    for (int n = 0; wrong.empty() || open_codes.count(wrong); ++n) wrong = std::to_string(100000 + n);
+    auto claims = race(1, [&](Service& s, int) { return post(s, "/api/v1/consent/handoff/claim", json{{"token", token}, {"code", wrong}}); });
+    int const max_failures = service->handoffs().max_failures;
+    EXPECT_EQ(claims[404], max_failures);
+    EXPECT_EQ(claims[429], clients() - max_failures);
+    EXPECT_EQ(count("consent_handoff_failures"), max_failures);
+}
+
+TEST_F(Race, Item21_4_TheRightPasscodeIsNeverTakenAfterTheWrongGuessesSpentIt) {
+    static TestCard card;
+    start_servers(card.ca);
+    service->context.card_ca = card.ca;
+    ASSERT_EQ(send(root, "POST", "/api/v1/admin/cards", json{{"person_key", person}, {"certificate", card.der_b64}}).status, 201);
+    clock.set_today(*Date::from_ymd(2024, 10, 2));  // 目視確認 is allowed from 2024-10-01
+    std::string const token = url_token(b);
+    int accepted = 0;
+    for (int burst = 0; burst < 4; ++burst) {
+        clock.advance(std::chrono::seconds(61));  // the challenges of a new minute
+        std::string const right = json::parse(send(b, "POST", "/api/v1/visual-passcode", "").body)["passcode"];
+        std::vector<std::string> challenge_ids;
+        for (int i = 0; i < clients(); ++i) {
+            auto ch = send(Caller{}, "POST", "/api/v1/consent/challenge", json{{"token", token}});
+            ASSERT_EQ(ch.status, 201) << ch.body;
+            challenge_ids.push_back(json::parse(ch.body)["challenge_id"]);
+        }
+        // One right guess among 23 wrong ones, all at once, at another place in each burst.
+        int const right_at = (burst * 7) % clients();
+        std::vector<HttpResult> answers(clients());
+        race(1, [&](Service& s, int n) {
+            std::string guess = right;
+            if (n != right_at) guess[7] = char('0' + (guess[7] - '0' + 1 + n % 9) % 10);
+            answers[n] = post(s, "/api/v1/consent/register",
+                              json{{"token", token}, {"challenge_id", challenge_ids[n]}, {"certificate", card.der_b64}, {"identity_method", "目視確認"},
+                                   {"visit_kind", "訪問診療"}, {"items", {"薬剤情報"}}, {"visual_passcode", guess}});
+            return answers[n];
+        });
+        for (int n = 0; n < clients(); ++n) {
+            if (n == right_at && answers[n].status == 201) continue;
+            EXPECT_EQ(answers[n].status, 400) << answers[n].body;
+            EXPECT_EQ(json::parse(answers[n].body).value("field", ""), "visual_passcode") << answers[n].body;
+        }
+        bool const taken = answers[right_at].status == 201;
+        accepted += taken;
+        auto row = db->query("SELECT used_at, failed_attempts FROM visual_passcodes WHERE facility_code = $1 AND passcode_hash = $2",
+                             {b.facility_code, service->context.secrets->passcode_hash(b.facility_code, right)});
+        ASSERT_EQ(row.size(), 1u);
+        EXPECT_EQ(!is_null(row[0][0]), taken);
+        // Taken: fewer wrong guesses than the limit were compared before it (up to 14 were). Refused: every guess
+        // was compared and counted, one at a time.
+        if (taken) EXPECT_LT(as_int(row[0][1]), passcode_attempts) << "burst " << burst;
+        else EXPECT_EQ(as_int(row[0][1]), clients()) << "burst " << burst;
+    }
+    std::cout << "the right passcode was taken in " << accepted << " of 4 bursts of " << clients() << " guesses\n";
+}
+
+TEST_F(Race, Item21_5_OneIdempotencyKeyAtOnceIsAnsweredOnceAndScopedByRoute) {
+    start_servers();
+    std::atomic<int> version{100000};
+    std::string const key = "race-key-0123456789";
+    auto upload = [&](Service& s, std::string const& route) {
+        IdempotentAnswers store(s.context.db);
+        return answer_once(store, clock, a, route, key, "<XmlMsg/>", [&] {
+            int const v = version++;
+            s.context.db.query("INSERT INTO url_keys (version, key_hex, created_at) VALUES ($1, 'k', 'race')", {std::int64_t(v)});
+            HttpResult r{200, "application/xml", "<answer " + std::to_string(v) + "/>"};
+            r.route = route;
+            return r;
+        });
+    };
+    auto made = [&] { return as_int(db->query("SELECT COUNT(*) FROM url_keys WHERE created_at = 'race'")[0][0]); };
+    std::string const bulk = "/api/v1/oqs/OQSmuquc01req", single = "/api/v1/oqs/OQSsiquc01req";
+    std::mutex mutex;
+    std::set<std::string> bodies;
+    int replayed = 0;
+    auto statuses = race(1, [&](Service& s, int) {
+        HttpResult r = upload(s, bulk);
+        std::lock_guard lock(mutex);
+        bodies.insert(r.body);
+        replayed += !r.headers.empty();
+        return r;
+    });
+    EXPECT_EQ(statuses[200], clients()) << "2 of 12 were a 500 (duplicate key)";
+    EXPECT_EQ(made(), 1) << "one job";
+    EXPECT_EQ(bodies.size(), 1u) << "one answer, given to all";
+    EXPECT_EQ(replayed, clients() - 1);
+    // The same key on another route is another request (it had the first route's answer); the first route's stays.
+    HttpResult other = upload(*servers[1].service, single);
+    EXPECT_EQ(other.status, 200);
+    EXPECT_TRUE(other.headers.empty()) << "not a replay";
+    EXPECT_EQ(made(), 2);
+    EXPECT_NE(other.body, *bodies.begin());
+    HttpResult again = upload(*servers[2].service, bulk);
+    EXPECT_EQ(again.body, *bodies.begin());
+    EXPECT_EQ(upload(*servers[0].service, single).body, other.body);
+    EXPECT_EQ(made(), 2);
 }

@@ -8,6 +8,7 @@
 #include "http/callers.hpp"
 #include "http/router.hpp"
 #include "storage/faults.hpp"
+#include "xml_lint.hpp"
 
 #include <gtest/gtest.h>
 
@@ -137,6 +138,7 @@ protected:
         HttpResult r = Router(*service, Site{nullptr, pages ? &*pages : nullptr}).handle(c, method, target, type, body);
         if (r.stream)  // a streamed answer, page by page, as the session would send its chunks
             for (std::string part = r.stream(); !part.empty(); part = r.stream()) r.body += part;
+        if (r.content_type.find("xml") != std::string::npos) EXPECT_TRUE(testing_xml::well_formed_xml(r.body)) << method << " " << target;
         return r;
     }
     json body(HttpResult const& r) { return json::parse(r.body); }
@@ -277,8 +279,8 @@ TEST_F(ServerFixture, AFacilityNeverReachesAnotherFacilitysData) {
     EXPECT_TRUE(body(call(b, "GET", "/api/v1/settings"))["viewing_items"]["手術情報"].get<bool>());
     for (auto const& entry : body(call(b, "GET", "/api/v1/settings/audit"))) EXPECT_EQ(entry["actor"], "2714206386");
     call(a, "POST", "/api/v1/reinquiry", on("2024-05-15"));
-    auto history_b = body(call(b, "GET", "/api/v1/history/inquiries"));
-    auto history_a = body(call(a, "GET", "/api/v1/history/inquiries"));
+    auto history_b = body(call(b, "GET", "/api/v1/history/inquiries"))["entries"];
+    auto history_a = body(call(a, "GET", "/api/v1/history/inquiries"))["entries"];
     EXPECT_EQ(history_b.size(), 1u);  // only B's own attempt
     EXPECT_EQ(history_a.size(), 1u);
     // A facility cannot post review results at all.
@@ -314,7 +316,7 @@ TEST_F(ServerFixture, BadInputGets4xxNamingTheField) {
         {"POST", "/api/v1/reinquiry", R"({"category":"往診","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","query_date":"2024-01-01"})", 400, "category"},
         {"POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","insurer_number":"06132012","symbol":"1","number":"2","birthdate":"1940-01-01","query_date":"2024-01-01"})", 400, "insurer_number"},
         {"POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-02-30","query_date":"2024-01-01"})", 400, "birthdate"},
-        {"POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","query_date":"2024-08-01"})", 400, "query_date"},
+        {"POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","query_date":"2024-02-30"})", 400, "query_date"},
         {"POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","pin":"1234"})", 400, "pin"},
         {"POST", "/api/v1/medical-info", R"({"category":"訪問診療等","item":"薬剤情報","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","terminal":"資格確認端末"})", 400, "terminal"},
         {"POST", "/api/v1/medical-info", R"({"category":"訪問診療等","item":"薬剤情報","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","query_date":"2024-07-01"})", 400, "query_date"},
@@ -375,8 +377,8 @@ TEST_F(ServerFixture, MedicalInformationOnlyWhereTheRulesAllowIt) {
     enable(b);
     EXPECT_FALSE(body(call(b, "POST", "/api/v1/medical-info", viewing_on("2024-06-01")))["allowed"].get<bool>());
     // Every attempt is in the caller's own 医療情報閲覧履歴.
-    EXPECT_EQ(body(call(a, "GET", "/api/v1/history/viewings")).size(), 4u);
-    EXPECT_EQ(body(call(b, "GET", "/api/v1/history/viewings")).size(), 1u);
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/history/viewings"))["entries"].size(), 4u);
+    EXPECT_EQ(body(call(b, "GET", "/api/v1/history/viewings"))["entries"].size(), 1u);
 }
 
 TEST_F(ServerFixture, AMobileSessionIsWeakerAndNeverSeesMedicalInformation) {
@@ -400,7 +402,7 @@ TEST_F(ServerFixture, AMobileSessionIsWeakerAndNeverSeesMedicalInformation) {
     EXPECT_FALSE(body(r).contains("records"));
     EXPECT_NE(body(r)["reason"].get<std::string>().find("モバイル端末からは"), std::string::npos) << r.body;
     // The attempt is in the facility's 医療情報閲覧履歴, as a モバイル端末.
-    auto history = body(call(a, "GET", "/api/v1/history/viewings"));
+    auto history = body(call(a, "GET", "/api/v1/history/viewings"))["entries"];
     ASSERT_EQ(history.size(), 1u);
     EXPECT_EQ(history[0]["terminal"], "モバイル端末");
     // Everything an office terminal does is out of its reach.
@@ -492,6 +494,12 @@ TEST_F(ServerFixture, FacilityUrlOpensThePageUntilItIsChangedOrItsKeyRetired) {
     auto old_page = call(Caller{}, "GET", path);
     EXPECT_EQ(old_page.status, 404);
     EXPECT_NE(old_page.body.find("この URL は変更されました"), std::string::npos);
+    auto const said = [](std::string const& text, std::string const& words) {
+        int n = 0;
+        for (auto at = text.find(words); at != std::string::npos; at = text.find(words, at + 1)) ++n;
+        return n;
+    };
+    EXPECT_EQ(said(old_page.body, "受け取ってください"), 1) << "the next step once, not twice: " << old_page.body;
     EXPECT_EQ(call(Caller{}, "GET", changed.substr(changed.find("/c/"))).status, 200);
     // Retiring the server key revokes every URL sealed with it.
     EXPECT_EQ(call(a, "POST", "/api/v1/admin/url-keys/rotate").status, 403);
@@ -499,6 +507,7 @@ TEST_F(ServerFixture, FacilityUrlOpensThePageUntilItIsChangedOrItsKeyRetired) {
     auto revoked = call(Caller{}, "GET", changed.substr(changed.find("/c/")));
     EXPECT_EQ(revoked.status, 404);
     EXPECT_NE(revoked.body.find("使えなくなりました"), std::string::npos);
+    EXPECT_EQ(revoked.body.find("鍵"), std::string::npos) << "no jargon for patients: " << revoked.body;
     auto fresh = body(call(a, "GET", "/api/v1/url"))["url"].get<std::string>();
     EXPECT_EQ(call(Caller{}, "GET", fresh.substr(fresh.find("/c/"))).status, 200);
     // Garbage and another facility's URL are just that.
@@ -801,10 +810,17 @@ TEST_F(ServerFixture, BatchReinquiryAnswersEveryRowOnceEvenABadOne) {
     for (int i = 0; i < 4; ++i) EXPECT_EQ(rows[std::size_t(i)]["row"], i + 1);
     EXPECT_EQ(call(a, "POST", "/api/v1/batch/reinquiry?query_date=2024-13-01", "x,1,2,3,4,5\n", "text/csv").status, 400);
     EXPECT_EQ(call(a, "POST", "/api/v1/batch/reinquiry?query_date=2024-07-01", "", "text/csv").status, 400);
-    // A 資格確認日 after today is refused; one before today only picks the insurance period (the gate is today's).
-    auto later = call(a, "POST", "/api/v1/batch/reinquiry?query_date=2024-07-02", "p1,06132013,123,4567,01,1940-05-01\n", "text/csv");
-    EXPECT_EQ(later.status, 400);
-    EXPECT_EQ(body(later)["field"], "query_date");
+    // How far ahead a 資格確認日 may lie is the rules' (param 資格確認日を先にできる日数 = 1), decided per row when it
+    // is answered, never for the whole file (issue 24 item 4): a file dated two days ahead is taken and each of its
+    // rows refused with the rule's reason.
+    auto later = call(a, "POST", "/api/v1/batch/reinquiry?query_date=2099-07-02", "p1,06132013,123,4567,01,1940-05-01\n", "text/csv");
+    ASSERT_EQ(later.status, 202) << later.body;
+    while (service->batch.process(100) > 0) {
+    }
+    auto refused = body(call(a, "GET", "/api/v1/batch/reinquiry/" + body(later)["reception_number"].get<std::string>() + "/result"));
+    EXPECT_FALSE(refused["allowed"].get<bool>()) << refused.dump();
+    EXPECT_FALSE(refused.contains("eligibility"));
+    EXPECT_NE(refused["reason"].get<std::string>().find("日より先です"), std::string::npos) << refused.dump();
 }
 
 #include "formats/oqs_xml.hpp"
@@ -960,15 +976,65 @@ TEST_F(ServerFixture, FallbackVerificationsAreRecordedWithTheirMethodButAllowNoR
     json v{{"method", "マイナポータル"}, {"reason", "カードのICチップの破損"}, {"verified_on", "2024-05-01"}, {"insurer_number", "06132013"},
            {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"}, {"burden_ratio", "010"}};
     ASSERT_EQ(call(a, "POST", "/api/v1/fallback-verifications", v.dump()).status, 201);
-    auto history = body(call(a, "GET", "/api/v1/history/inquiries"));
+    auto history = body(call(a, "GET", "/api/v1/history/inquiries"))["entries"];
     ASSERT_EQ(history.size(), 1u);
     EXPECT_EQ(history[0]["kind"], "資格確認（マイナポータル）");
-    EXPECT_EQ(body(call(b, "GET", "/api/v1/history/inquiries")).size(), 0u);
+    EXPECT_EQ(body(call(b, "GET", "/api/v1/history/inquiries"))["entries"].size(), 0u);
     // No consent came from it.
     EXPECT_NE(body(call(a, "POST", "/api/v1/reinquiry", on("2024-05-15")))["reason"].get<std::string>().find("同意がありません"),
               std::string::npos);
     v["method"] = "保険証";
     EXPECT_EQ(body(call(a, "POST", "/api/v1/fallback-verifications", v.dump()))["field"], "method");
+}
+
+#include "core/ids.hpp"
+
+// The histories come a page at a time (issue 22 item 4: one call returned 136,000 entries): a default page, a
+// maximum, a cursor that walks every entry once in time order, ties included, and only the caller's own.
+TEST_F(ServerFixture, HistoriesComeAPageAtATimeAndTheCursorWalksEveryEntryOnce) {
+    enable(a);
+    enable(b);
+    int const total = history_page * 2 + 203;
+    transaction(*db, [&] {
+        for (int i = 0; i < total; ++i)  // three entries a second: equal times are ordered by id
+            db->query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, '再照会', NULL, 1, '{}')",
+                      {new_id(), "0110113719", "2024-05-01T00:" + std::string(i / 3 / 60 < 10 ? "0" : "") + std::to_string(i / 3 / 60) + ":" +
+                                                    std::string(i / 3 % 60 < 10 ? "0" : "") + std::to_string(i / 3 % 60) + ".000000Z"});
+        db->query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, '再照会', NULL, 1, '{}')",
+                  {new_id(), "2714206386", "2024-05-01T00:00:00.000000Z"});
+    });
+    std::vector<int> sizes;
+    std::set<std::string> seen;
+    std::string after, previous;
+    for (int pages = 0; pages < 10; ++pages) {
+        auto r = call(a, "GET", "/api/v1/history/inquiries" + (after.empty() ? std::string() : "?after=" + after));
+        ASSERT_EQ(r.status, 200) << r.body;
+        json page = body(r);
+        sizes.push_back(int(page["entries"].size()));
+        for (auto const& e : page["entries"]) {
+            EXPECT_GE(e["at"].get<std::string>(), previous);
+            previous = e["at"].get<std::string>();
+        }
+        if (page["next"].is_null()) break;
+        after = page["next"].get<std::string>();
+        EXPECT_TRUE(seen.insert(after).second) << "a cursor given twice: " << after;
+    }
+    EXPECT_EQ(sizes, (std::vector<int>{history_page, history_page, 203}));
+    // Every entry once: the ids of all pages, read with the largest page, are as many as the entries.
+    auto whole = body(call(a, "GET", "/api/v1/history/inquiries?limit=" + std::to_string(history_page_max)));
+    EXPECT_EQ(int(whole["entries"].size()), total);
+    EXPECT_TRUE(whole["next"].is_null());
+    auto small = body(call(a, "GET", "/api/v1/history/inquiries?limit=2&from=2024-05-01T00:00:01&to=2024-05-01T00:00:02"));
+    EXPECT_EQ(small["entries"].size(), 2u);
+    auto rest = body(call(a, "GET", "/api/v1/history/inquiries?limit=2&from=2024-05-01T00:00:01&to=2024-05-01T00:00:02&after=" +
+                                        small["next"].get<std::string>()));
+    EXPECT_EQ(rest["entries"].size(), 1u);  // the three entries of second 1 (second 2 is past `to`)
+    EXPECT_TRUE(rest["next"].is_null());
+    EXPECT_EQ(body(call(b, "GET", "/api/v1/history/inquiries"))["entries"].size(), 1u);  // B's own only
+    for (char const* bad : {"limit=0", "limit=5001", "limit=x", "limit=-1", "limit=99999999999"})
+        EXPECT_EQ(body(call(a, "GET", std::string("/api/v1/history/inquiries?") + bad))["field"], "limit") << bad;
+    for (char const* bad : {"after=x", "after=2024_zz", "after=2024-05-01T00:00:00.000000Z_0123", "after=%27%20OR%201=1_00000000000000000000000000000000"})
+        EXPECT_EQ(body(call(a, "GET", std::string("/api/v1/history/viewings?") + bad))["field"], "after") << bad;
 }
 
 TEST_F(ServerFixture, SingleQualificationConfirmationInTheRealXmlFormat) {
@@ -985,7 +1051,7 @@ TEST_F(ServerFixture, SingleQualificationConfirmationInTheRealXmlFormat) {
     EXPECT_NE(out.find("<QualificationValidity>1</QualificationValidity>"), std::string::npos) << out;
     EXPECT_NE(out.find("<Name>在宅 花子</Name>"), std::string::npos);
     EXPECT_NE(out.find("<ArbitraryIdentifier>患者A</ArbitraryIdentifier>"), std::string::npos);
-    EXPECT_EQ(body(call(a, "GET", "/api/v1/history/inquiries")).size(), 1u);
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/history/inquiries"))["entries"].size(), 1u);
     // Two search infos are not a single request.
     EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSsiquc01req", muquc01req("0110113719", "UTF-8"), "application/xml").status, 400);
 }
@@ -1009,7 +1075,7 @@ TEST_F(ServerFixture, ConsentedPatientsDownloadByConsentDateAndTreatmentFlag) {
     std::string jiro = person("19136019", nullptr, nullptr, "2020-04-01", "888");
     consent("0110113719", jiro, "訪問看護", "2024-04-25");
     db->query("UPDATE consents SET withdrawn_at = '2024-05-01T00:00:00Z' WHERE person_key = $1", {jiro});
-    consent("2714206386", hanako, "訪問診療", "2024-04-16");  // B's consent is not A's
+    consent("2714206386", hanako, "訪問看護", "2024-04-16");  // B's consent is not A's
     auto download = [&](std::string const& flag, char const* from, char const* to) {
         auto up = call(a, "POST", flag == "2" ? "/api/v1/oqs/OQSmuhvq01req" : "/api/v1/oqs/OQSmuonq01req",
                        hvq01req("0110113719", flag.c_str(), from, to), "application/xml");
@@ -1298,17 +1364,25 @@ TEST_F(ServerFixture, TheCallersDateNeverOpensAGate) {
     auto v = body(call(a, "POST", "/api/v1/medical-info", viewing_on("2026-11-29")));
     EXPECT_FALSE(v["allowed"].get<bool>());
     EXPECT_FALSE(v.contains("records"));
-    // Inside the window a 資格確認日 before today picks the insurance period; one after today is refused.
+    // Inside the window a 資格確認日 before today picks the insurance period; tomorrow (the evening before a round) is
+    // decided on tomorrow; a later one is refused by the rules (param 資格確認日を先にできる日数).
     today("2024-06-10");
     past["query_date"] = "2024-05-01";
     EXPECT_EQ(body(call(a, "POST", "/api/v1/reinquiry", past.dump()))["query_date"], "2024-05-01");
     past["query_date"] = "2024-06-11";
-    EXPECT_EQ(call(a, "POST", "/api/v1/reinquiry", past.dump()).status, 400);
-    // Medical records are those recorded up to today, never later entries.
+    EXPECT_TRUE(body(call(a, "POST", "/api/v1/reinquiry", past.dump()))["allowed"].get<bool>());
+    past["query_date"] = "2024-06-12";
+    auto ahead = body(call(a, "POST", "/api/v1/reinquiry", past.dump()));
+    EXPECT_FALSE(ahead["allowed"].get<bool>());
+    EXPECT_FALSE(ahead.contains("eligibility"));
+    // Medical records are those recorded up to today, never later entries (recorded while the clock was later:
+    // the operator cannot date one after today).
+    today("2024-07-01");
     ASSERT_EQ(call(admin, "POST", "/api/v1/admin/medical-records",
                    json{{"person_key", key}, {"item", "薬剤情報"}, {"recorded_on", "2024-07-01"}, {"content", {{"薬剤", "later"}}}}.dump())
                   .status,
               201);
+    today("2024-06-10");
     auto records = body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-06-10")))["records"];
     ASSERT_EQ(records.size(), 1u);
     EXPECT_EQ(records[0]["content"]["薬剤"], "x");
@@ -1337,15 +1411,21 @@ TEST_F(ServerFixture, AHouseCallInsideTheRelationshipNeitherEndsItNorStartsANewW
     EXPECT_TRUE(body(call(a, "POST", "/api/v1/reinquiry", on("2024-09-10")))["allowed"].get<bool>());
 }
 
-TEST_F(ServerFixture, AHouseCallAloneGetsItsEligibilityOnItsDayOnly) {
+// A 往診 at 23:50 is fetched at the office the next morning: its own verification may be fetched until the end
+// of the next day (rules/30_reinquiry.rules, param 訪問の資格情報を照会できる日数), not after (issue 24 item 5).
+TEST_F(ServerFixture, AHouseCallAloneGetsItsEligibilityUntilTheEndOfTheNextDay) {
     enable(a);
     consent("0110113719", person(), "往診", "2024-06-20");
     auto same_day = body(call(a, "POST", "/api/v1/reinquiry", on("2024-06-20")));
     EXPECT_TRUE(same_day["allowed"].get<bool>()) << same_day.dump();
     EXPECT_EQ(same_day["eligibility"]["name"], "在宅 花子");
-    auto next_day = body(call(a, "POST", "/api/v1/reinquiry", on("2024-06-21")));
-    EXPECT_FALSE(next_day["allowed"].get<bool>());
-    EXPECT_NE(next_day["reason"].get<std::string>().find("往診は毎回資格確認"), std::string::npos) << next_day.dump();
+    auto next_morning = body(call(a, "POST", "/api/v1/reinquiry", on("2024-06-21")));
+    EXPECT_TRUE(next_morning["allowed"].get<bool>()) << next_morning.dump();
+    EXPECT_NE(next_morning["reason"].get<std::string>().find("2024-06-21 まで照会できます"), std::string::npos) << next_morning.dump();
+    auto day_after = body(call(a, "POST", "/api/v1/reinquiry", on("2024-06-22")));
+    EXPECT_FALSE(day_after["allowed"].get<bool>());
+    EXPECT_FALSE(day_after.contains("eligibility"));
+    EXPECT_NE(day_after["reason"].get<std::string>().find("往診は毎回資格確認"), std::string::npos) << day_after.dump();
 }
 
 TEST_F(ServerFixture, ANewHomeCareConsentRestartsTheRelationship) {
@@ -1361,7 +1441,7 @@ TEST_F(ServerFixture, ANewHomeCareConsentRestartsTheRelationship) {
 
 TEST_F(ServerFixture, OnlineCareThroughCsvAndXmlWithTheFilesOwnTreatmentFlag) {
     ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"online_enabled":true})").status, 200);
-    consent("0110113719", person(), "オンライン服薬指導", "2024-06-01", "2024-06-12");
+    consent("0110113719", person(), "オンライン診療", "2024-06-01", "2024-06-12");
     today("2024-06-12");
     auto up = call(a, "POST", "/api/v1/batch/reinquiry?category=%E3%82%AA%E3%83%B3%E3%83%A9%E3%82%A4%E3%83%B3%E8%A8%BA%E7%99%82%E7%AD%89",
                    "p1,06132013,123,4567,01,1940-05-01\n", "text/csv");
@@ -1381,14 +1461,14 @@ TEST_F(ServerFixture, OnlineCareThroughCsvAndXmlWithTheFilesOwnTreatmentFlag) {
 TEST_F(ServerFixture, RolesComeFromTheCertificate) {
     enable(a);
     Caller staff = facility("0110113719", Caller::Role::staff);
-    // 管理者 only: 環境設定, its audit, URL change, the device ledger, withdrawals.
+    // 管理者 only: 環境設定, its audit, URL change, the device ledger (通知 別添1 names the 管理者 for 環境設定).
     EXPECT_EQ(call(staff, "PUT", "/api/v1/settings", R"({"online_enabled":true})").status, 403);
     EXPECT_EQ(call(staff, "GET", "/api/v1/settings/audit").status, 403);
     EXPECT_EQ(call(staff, "POST", "/api/v1/url/change").status, 403);
     EXPECT_EQ(call(staff, "POST", "/api/v1/devices", R"({"name":"x","kind":"タブレット","ownership":"施設所有","permitted_staff":["a"]})").status, 403);
-    EXPECT_EQ(call(staff, "POST", "/api/v1/withdrawal/lookup", "{}").status, 403);
-    EXPECT_EQ(call(staff, "POST", "/api/v1/withdrawal", "{}").status, 403);
-    // 職員 does the daily work.
+    // 職員 does the daily work, withdrawals included (同意取消照会 is on 資格確認端末等, no role: issue 24 item 6).
+    EXPECT_EQ(call(staff, "POST", "/api/v1/withdrawal/lookup", "{}").status, 400);  // the route is open; the body is wrong
+    EXPECT_EQ(call(staff, "POST", "/api/v1/withdrawal", "{}").status, 400);
     EXPECT_EQ(call(staff, "GET", "/api/v1/settings").status, 200);
     EXPECT_EQ(call(staff, "GET", "/api/v1/url").status, 200);
     EXPECT_EQ(call(staff, "POST", "/api/v1/visual-passcode").status, 201);
@@ -1403,8 +1483,15 @@ TEST_F(ServerFixture, RolesComeFromTheCertificate) {
     // The mapping from a certificate's subject (CN, OU, title).
     auto who = [&](char const* cn, char const* ou, char const* title) { return caller_from_subject(*service, cn, ou, title); };
     EXPECT_EQ(who("0110113719", "管理者", "").role, Caller::Role::manager);
+    // An unlabelled certificate is the least (issue 24 item 11): 職員, and a モバイル端末, which the rules never let view
+    // medical information and which cannot obtain a 目視確認 passcode.
     EXPECT_EQ(who("0110113719", "", "").role, Caller::Role::staff);
-    EXPECT_EQ(who("0110113719", "", "").terminal, "資格確認端末");
+    EXPECT_EQ(who("0110113719", "", "").terminal, "モバイル端末");
+    EXPECT_EQ(who("0110113719", "管理者", "").terminal, "モバイル端末");
+    EXPECT_EQ(who("0110113719", "", "資格確認端末").terminal, "資格確認端末");
+    Caller const unlabelled = who("0110113719", "", "");
+    EXPECT_EQ(call(unlabelled, "POST", "/api/v1/visual-passcode").status, 403);
+    EXPECT_EQ(call(unlabelled, "POST", "/api/v1/reinquiry", on("2024-07-01")).status, 200);
     EXPECT_EQ(who("0110113719", "職員", "電子カルテ端末").terminal, "電子カルテ端末");
     EXPECT_EQ(who("0110113719", "院長", "").kind, Caller::Kind::anonymous);  // an unknown role is nobody
     EXPECT_EQ(who("0110113719", "職員", "スマホ").kind, Caller::Kind::anonymous);
@@ -1424,10 +1511,15 @@ TEST_F(ServerFixture, TheTerminalComesFromTheCertificate) {
                     .get<bool>());
     EXPECT_FALSE(body(call(facility("0110113719", Caller::Role::staff, "モバイル端末"), "POST", "/api/v1/medical-info", viewing_on("2024-06-01")))["allowed"]
                      .get<bool>());
-    auto history = body(call(a, "GET", "/api/v1/history/viewings"));
-    ASSERT_EQ(history.size(), 2u);
+    // A certificate that names no terminal views nothing (issue 24 item 11: the least, a モバイル端末).
+    auto unlabelled = body(call(caller_from_subject(*service, "0110113719", "", ""), "POST", "/api/v1/medical-info", viewing_on("2024-06-01")));
+    EXPECT_FALSE(unlabelled["allowed"].get<bool>()) << unlabelled.dump();
+    EXPECT_FALSE(unlabelled.contains("records"));
+    auto history = body(call(a, "GET", "/api/v1/history/viewings"))["entries"];
+    ASSERT_EQ(history.size(), 3u);
     EXPECT_EQ(history[0]["terminal"], "電子カルテ端末");
     EXPECT_EQ(history[1]["terminal"], "モバイル端末");
+    EXPECT_EQ(history[2]["terminal"], "モバイル端末");
 }
 
 TEST_F(ServerFixture, AUrlHolderLearnsNothingAboutWhetherAPersonExists) {
@@ -1803,6 +1895,29 @@ TEST_F(ServerFixture, AWorkerWhoseLeaseWasTakenWritesNothing) {
     EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM batch_results WHERE reception_number = $1", {rn}).at(0).at(0)), 4);
 }
 
+// A stopping server lets go of the leases it holds (issue 22 item 3, SIGTERM's drain): another server takes the chunk
+// at once instead of after the lease expires (15 s), and the stopping worker's late write answers nothing twice.
+TEST_F(ServerFixture, AStoppingWorkerLetsGoOfItsLeaseAndAnotherAnswersTheChunkAtOnce) {
+    enable(a);
+    consent("0110113719", person());
+    auto up = call(a, "POST", "/api/v1/batch/reinquiry", csv_rows(4), "text/csv");
+    std::string const rn = body(up)["reception_number"];
+    BatchDesk stopping(service->context);  // the stopping server's worker, mid-chunk
+    int before = -1, released = -1, after = -1;
+    stopping.on_chunk_ready = [&] {
+        before = service->batch.process(10);  // leased by the stopping worker: nothing to take
+        released = stopping.release_leases();
+        after = service->batch.process(10);   // free now, with no clock moved
+    };
+    EXPECT_EQ(stopping.process(10), 0);
+    EXPECT_EQ(before, 0);
+    EXPECT_EQ(released, 1);
+    EXPECT_EQ(after, 4);
+    EXPECT_EQ(stopping.release_leases(), 0);  // nothing left to let go
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["done"], 4);
+    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM batch_results WHERE reception_number = $1", {rn}).at(0).at(0)), 4);
+}
+
 namespace {
 std::mutex gate_mutex;
 std::condition_variable gate_cv;
@@ -2001,6 +2116,9 @@ TEST_F(ServerFixture, WorkersRacingOverJobsAnswerEveryRowOnce) {
             as_int(db->query("SELECT COUNT(*) FROM batch_results WHERE reception_number = $1 AND result_json LIKE '%internal error%'", {rn}).at(0).at(0));
         if (as_int(job[2]) >= 3) ++gave_up;
         else EXPECT_EQ(errors, 0) << rn << ": error rows in a job that did not give up";
+        // 資格確認履歴: one entry per row answered, written with its answer, never twice (issue 24 item 12).
+        EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM inquiry_log WHERE kind = '一括再照会' AND reception_number = $1", {rn}).at(0).at(0)), total - errors)
+            << rn;
         // The result route: rows 1..total, in order, each once.
         auto result = call(who, "GET", "/api/v1/batch/reinquiry/" + rn + "/result");
         ASSERT_EQ(result.status, 200) << result.body;
@@ -2009,7 +2127,6 @@ TEST_F(ServerFixture, WorkersRacingOverJobsAnswerEveryRowOnce) {
         for (std::string line; std::getline(lines, line);) EXPECT_EQ(json::parse(line)["row"].get<std::int64_t>(), expect++) << rn;
         EXPECT_EQ(expect - 1, total) << rn;
     }
-    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM inquiry_log WHERE kind = '一括再照会'").at(0).at(0)), int(jobs.size()));
     std::cerr << "chunks " << chunks.load() << ", injected faults " << injected.load() << ", jobs given up " << gave_up << "\n";
     // Purge, two days on: nothing of the jobs is left.
     clock.advance(std::chrono::hours(72));
@@ -2108,4 +2225,459 @@ TEST_F(ServerFixture, ConnectionsPostgreSqlEndedAreConnectedAgain) {
     for (int i = 0; i < 20; ++i) EXPECT_EQ(call(a, "GET", "/api/v1/settings").status, 200) << i;
     auto worker = std::async(std::launch::async, [&] { return call(a, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"home_visit_enabled":true})").status; });
     EXPECT_EQ(worker.get(), 200);  // a transaction on a connection made again
+}
+
+// ---- Issue 24: what a facility meets in its first month ----
+
+namespace {
+// An OQSsiquc01req for the person with `number` (insurer 06132013, symbol 123, branch 01, born 1940-05-01).
+std::string siquc_in(char const* encoding, char const* number) {
+    std::string xml = std::string("<?xml version=\"1.0\" encoding=\"") + encoding +
+                      "\"?><XmlMsg><MessageHeader><QualificationConfirmationDate>20240701</QualificationConfirmationDate>"
+                      "<MedicalInstitutionCode>0110113719</MedicalInstitutionCode><ArbitraryFileIdentifier>gaiji</ArbitraryFileIdentifier>"
+                      "</MessageHeader><MessageBody><QualificationConfirmSearchInfo><InsurerNumber>06132013</InsurerNumber>"
+                      "<InsuredCardSymbol>123</InsuredCardSymbol><InsuredIdentificationNumber>" + number +
+                      "</InsuredIdentificationNumber><InsuredBranchNumber>01</InsuredBranchNumber><Birthdate>19400501</Birthdate>"
+                      "<ArbitraryIdentifier>患者</ArbitraryIdentifier></QualificationConfirmSearchInfo></MessageBody></XmlMsg>";
+    return std::string(encoding) == "UTF-8" ? xml : from_utf8(xml, encoding);
+}
+std::string element(std::string const& xml, char const* name) {
+    auto at = xml.find(std::string("<") + name + ">");
+    if (at == std::string::npos) return "(no " + std::string(name) + ")";
+    at += std::strlen(name) + 2;
+    return xml.substr(at, xml.find('<', at) - at);
+}
+}  // namespace
+
+// 外字 (item 2): a name that Shift_JIS (CP932) cannot hold is written as 〓 (U+3013) in Shift_JIS answers and kept in
+// UTF-8 ones; no answer fails for it — the individual answer, the batch download and the consented-patient download.
+// IBM extensions (髙, 﨑, and 塚 U+FA10 beside 塚 U+585A) are CP932 characters and stay; a variation selector is
+// dropped in Shift_JIS.
+TEST_F(ServerFixture, GaijiNamesNeverFailAShiftJisAnswer) {
+    enable(a);
+    today("2024-07-01");
+    std::vector<UnmappableCharacters> warnings;  // what kyotaku serve logs at warning level (app.cpp)
+    service->context.events.on_unmappable = [&](UnmappableCharacters const& e) { warnings.push_back(e); };
+    struct Who {
+        char const* number;
+        char const* name;       // as registered (UTF-8)
+        char const* shift_jis;  // as a Shift_JIS answer shows it
+    };
+    std::vector<Who> const people{{"4567", "𠮷田 太郎", "〓田 太郎"},
+                                  {"4568", "髙𡈽 﨑子", "髙〓 﨑子"},
+                                  {"4569", "\xEF\xA8\x90本 葛\xF3\xA0\x84\x80子", "\xEF\xA8\x90本 葛子"},  // 塚 (U+FA10, CP932 FA9C), 葛 + U+E0100
+                                  {"4570", "在宅 花子", "在宅 花子"}};
+    for (auto const& p : people) {
+        json body_json{{"insurer_number", "06132013"}, {"symbol", "123"}, {"number", p.number}, {"branch", "01"}, {"birthdate", "1940-05-01"},
+                       {"name", p.name}, {"burden_ratio", "030"}, {"valid_from", "2020-04-01"}};
+        auto r = call(admin, "POST", "/api/v1/admin/insured-persons", body_json.dump());
+        ASSERT_EQ(r.status, 201) << r.body;
+        consent("0110113719", body(r)["person_key"], "訪問診療", "2024-05-15");
+    }
+    for (auto const& p : people) {
+        auto sjis = call(a, "POST", "/api/v1/oqs/OQSsiquc01req", siquc_in("Shift_JIS", p.number), "application/xml");
+        ASSERT_EQ(sjis.status, 200) << p.number;
+        EXPECT_EQ(element(to_utf8(sjis.body, "SHIFT_JIS"), "Name"), p.shift_jis);
+        auto utf8 = call(a, "POST", "/api/v1/oqs/OQSsiquc01req", siquc_in("UTF-8", p.number), "application/xml");
+        ASSERT_EQ(utf8.status, 200);
+        EXPECT_EQ(element(utf8.body, "Name"), p.name);
+    }
+    // The batch: every row answered, in one Shift_JIS file.
+    std::string rows;
+    for (auto const& p : people)
+        rows += std::string("<QualificationConfirmSearchInfo><InsurerNumber>06132013</InsurerNumber><InsuredCardSymbol>123</InsuredCardSymbol>"
+                            "<InsuredIdentificationNumber>") + p.number + "</InsuredIdentificationNumber><InsuredBranchNumber>01</InsuredBranchNumber>"
+                "<Birthdate>19400501</Birthdate><ArbitraryIdentifier>" + p.number + "</ArbitraryIdentifier></QualificationConfirmSearchInfo>";
+    auto up = call(a, "POST", "/api/v1/oqs/OQSmuquc01req",
+                   from_utf8("<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><XmlMsg><MessageHeader><QualificationConfirmationDate>20240701"
+                             "</QualificationConfirmationDate><MedicalInstitutionCode>0110113719</MedicalInstitutionCode><ArbitraryFileIdentifier>b"
+                             "</ArbitraryFileIdentifier></MessageHeader><MessageBody>" + rows + "</MessageBody></XmlMsg>",
+                             "SHIFT_JIS"),
+                   "application/xml");
+    ASSERT_EQ(up.status, 200) << to_utf8(up.body, "SHIFT_JIS");
+    std::string const rn = element(to_utf8(up.body, "SHIFT_JIS"), "ReceptionNumber");
+    while (service->batch.process(100) > 0) {
+    }
+    auto down = call(a, "POST", "/api/v1/oqs/OQSmuquc02req",
+                     "<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode>"
+                     "</MessageHeader><MessageBody><ReceptionNumber>" + rn + "</ReceptionNumber></MessageBody></XmlMsg>",
+                     "application/xml");
+    ASSERT_EQ(down.status, 200) << down.body;
+    std::string const all = to_utf8(down.body, "SHIFT_JIS");
+    EXPECT_EQ(element(all, "NumberOfNormalProcessing"), "4") << all;
+    for (auto const& p : people) EXPECT_NE(all.find(std::string("<Name>") + p.shift_jis + "</Name>"), std::string::npos) << p.shift_jis;
+    // The facility's consented-patient download, asked in UTF-8 and downloaded in Shift_JIS.
+    auto hvq = call(a, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("0110113719", "2", "20240501", "20240531"), "application/xml");
+    ASSERT_EQ(hvq.status, 200) << hvq.body;
+    auto consented = call(a, "POST", "/api/v1/oqs/OQSmuquc02req",
+                          "<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719"
+                          "</MedicalInstitutionCode></MessageHeader><MessageBody><ReceptionNumber>" + element(hvq.body, "ReceptionNumber") +
+                              "</ReceptionNumber></MessageBody></XmlMsg>",
+                          "application/xml");
+    ASSERT_EQ(consented.status, 200) << consented.body;
+    EXPECT_NE(to_utf8(consented.body, "SHIFT_JIS").find("<Name>〓田 太郎</Name>"), std::string::npos);
+    // Counted (for /metrics) and logged per unit with the route and the row, never the name: 3 characters in the
+    // three single answers, 3 in the batch (rows 1, 2, 3), 3 in the consented download.
+    EXPECT_EQ(service->context.unmappable_characters.load(), 9u);
+    std::size_t logged = 0;
+    std::set<std::size_t> batch_units;
+    // (the event has no field that could hold a name: route, facility, reception number, unit, count)
+    for (auto const& w : warnings) {
+        logged += std::size_t(w.characters);
+        EXPECT_EQ(w.facility, a.facility_code);
+        if (w.reception_number == rn) batch_units.insert(std::size_t(w.unit));
+    }
+    EXPECT_EQ(logged, 9u);
+    EXPECT_EQ(batch_units, (std::set<std::size_t>{1, 2, 3}));
+}
+
+// The writers report what they substituted, per unit, for the server's count and log (item 2).
+TEST(OqsXml, ShiftJisWritersReportTheUnitsWithSubstitutedCharacters) {
+    auto row = [](char const* name) {
+        return json{{"processing_result_status", 1}, {"allowed", true}, {"qualification_validity", 1},
+                    {"eligibility", {{"insurer_number", "06132013"}, {"symbol", "1"}, {"number", "2"}, {"branch", ""}, {"birthdate", "1940-05-01"},
+                                     {"name", name}, {"name_kana", ""}, {"valid_from", "2020-04-01"}, {"valid_to", nullptr}, {"burden_ratio", "010"}}}};
+    };
+    BulkJobInfo job{"20240701000000000001", "0110113719", "f", "2024-07-01", true};
+    std::vector<json> rows{row("𠮷田 𠮷子"), row("在宅 花子"), row("髙𡈽")};
+    Substitutions lost;
+    std::string out = to_utf8(bulk_result(job, rows, "SHIFT_JIS", "20240701100000", &lost), "SHIFT_JIS");
+    EXPECT_EQ(lost.characters, 3u);
+    ASSERT_EQ(lost.units.size(), 2u);
+    EXPECT_EQ(lost.units[0], std::make_pair(std::size_t(1), std::size_t(2)));
+    EXPECT_EQ(lost.units[1], std::make_pair(std::size_t(3), std::size_t(1)));
+    EXPECT_NE(out.find("<Name>〓田 〓子</Name>"), std::string::npos) << out;
+    Substitutions none;
+    std::string utf8 = bulk_result(job, rows, "UTF-8", "20240701100000", &none);
+    EXPECT_EQ(none.characters, 0u);
+    EXPECT_NE(utf8.find("<Name>𠮷田 𠮷子</Name>"), std::string::npos);
+    EXPECT_TRUE(testing_xml::well_formed_xml(utf8));
+}
+
+// Text that breaks XML (item 3): a non-character, a bidirectional control or a C1 control is refused at the door with a
+// 400 naming the field, on the JSON routes and in the files; so every later XML answer stays well-formed (each
+// answer of these tests goes through xmllint).
+TEST_F(ServerFixture, TextThatBreaksXmlIsRefusedAtTheDoorNamingTheField) {
+    enable(a);
+    consent("0110113719", person());
+    today("2024-07-01");
+    auto reference = [&](std::string const& ref) {
+        return call(a, "POST", "/api/v1/reference-numbers",
+                    json{{"reference_number", ref}, {"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"},
+                         {"birthdate", "1940-05-01"}}
+                        .dump());
+    };
+    for (std::string const bad : {"A\xEF\xBF\xBE", "A\xEF\xBF\xBF", "A\xEF\xB7\x90", "\xE2\x80\xAE" "42", "A\xC2\x85", "A\x7F", "A\xF4\x8F\xBF\xBE"}) {
+        auto r = reference(bad);
+        EXPECT_EQ(r.status, 400) << r.body;
+        EXPECT_EQ(body(r)["field"], "reference_number") << r.body;
+    }
+    EXPECT_NE(body(reference("A\xEF\xBF\xBE"))["message_ja"].get<std::string>().find("U+FFFE (非文字)"), std::string::npos);
+    EXPECT_NE(body(reference("\xE2\x80\xAE" "42"))["message_en"].get<std::string>().find("U+202E (a bidirectional control)"), std::string::npos);
+    EXPECT_EQ(reference("患者-42").status, 201);
+    // In the files: a character reference decodes to what the bytes did not hold.
+    auto imm = call(a, "POST", "/api/v1/oqs/OQSsiimm01req",
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode>"
+                    "</MessageHeader><MessageBody><ReferenceNumberRegistrationInfo><ReferenceNumber>A&#xFFFE;</ReferenceNumber>"
+                    "<InsurerNumber>06132013</InsurerNumber><InsuredCardSymbol>123</InsuredCardSymbol><InsuredIdentificationNumber>4567"
+                    "</InsuredIdentificationNumber><InsuredBranchNumber>01</InsuredBranchNumber></ReferenceNumberRegistrationInfo></MessageBody></XmlMsg>",
+                    "application/xml");
+    EXPECT_EQ(imm.status, 400);
+    EXPECT_NE(imm.body.find("ReferenceNumber"), std::string::npos) << imm.body;
+    EXPECT_NE(imm.body.find("U+FFFE"), std::string::npos) << imm.body;
+    std::string bidi = muquc_for("0110113719", "20240701", nullptr);
+    bidi.replace(bidi.find("<ArbitraryIdentifier>x"), 22, "<ArbitraryIdentifier>&#x202E;x");
+    auto up = call(a, "POST", "/api/v1/oqs/OQSmuquc01req", bidi, "application/xml");
+    EXPECT_EQ(up.status, 400);
+    EXPECT_NE(up.body.find("ArbitraryIdentifier"), std::string::npos) << up.body;
+    // The operator's test data too.
+    json p{{"insurer_number", "01130012"}, {"symbol", "1"}, {"number", "2"}, {"branch", "01"}, {"birthdate", "1940-05-01"},
+           {"name", "在宅\xEF\xBF\xBE"}, {"burden_ratio", "010"}, {"valid_from", "2020-04-01"}};
+    auto person_r = call(admin, "POST", "/api/v1/admin/insured-persons", p.dump());
+    EXPECT_EQ(person_r.status, 400);
+    EXPECT_EQ(body(person_r)["field"], "name");
+    // Every later answer for the patient is well-formed XML, in both encodings.
+    EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSsiquc01req", siquc_in("UTF-8", "4567"), "application/xml").status, 200);
+    EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSsiquc01req", siquc_in("Shift_JIS", "4567"), "application/xml").status, 200);
+}
+
+// What a facility kind offers (item 1): the card path asks the rules (service_available, which asks 施設の診療区分) and
+// refuses a 診療区分 the kind does not offer with the rule's reason, before anything about the card is looked up.
+TEST_F(ConsentRegistration, AVisitKindTheFacilityKindDoesNotOfferIsRefusedWithTheRulesReason) {
+    ASSERT_EQ(call(b, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"home_visit_enabled":true})").status, 200);
+    auto url = body(call(b, "GET", "/api/v1/url"))["url"].get<std::string>();
+    std::string const station = url.substr(url.find("/c/") + 3);
+    for (char const* kind : {"訪問診療", "往診", "歯科訪問診療"}) {
+        json req = registration(challenge("2024-07-01"));
+        auto ch = call(Caller{}, "POST", "/api/v1/consent/challenge", json{{"token", station}}.dump());
+        ASSERT_EQ(ch.status, 201);
+        req["token"] = station;
+        req["challenge_id"] = body(ch)["challenge_id"];
+        req["signature"] = pki->sign_b64(1, body(ch)["challenge"]);
+        req["visit_kind"] = kind;
+        auto r = call(Caller{}, "POST", "/api/v1/consent/register", req.dump());
+        EXPECT_EQ(r.status, 409) << kind << r.body;
+        EXPECT_EQ(body(r)["field"], "visit_kind");
+        EXPECT_NE(body(r)["message_ja"].get<std::string>().find(std::string("訪問看護ステーション は ") + kind + " を行う施設区分ではありません"),
+                  std::string::npos)
+            << r.body;
+    }
+    EXPECT_EQ(body(call(admin, "GET", "/api/v1/admin/consents?facility_code=2714206386")).size(), 0u);
+    // The station's own kind registers.
+    auto ch = call(Caller{}, "POST", "/api/v1/consent/challenge", json{{"token", station}}.dump());
+    json req = registration(body(ch));
+    req["token"] = station;
+    req["signature"] = pki->sign_b64(1, body(ch)["challenge"]);
+    req["visit_kind"] = "訪問看護";
+    EXPECT_EQ(call(Caller{}, "POST", "/api/v1/consent/register", req.dump()).status, 201);
+}
+
+// Tomorrow's round (item 4): a batch dated tomorrow, prepared the evening before, is taken; each row is decided on the
+// server's clock on the 資格確認日 (the relationship must hold then, as the rules see it today), and refused per row,
+// never per file. Further ahead than the rules' param, every row is refused with the rule's reason.
+TEST_F(ServerFixture, TomorrowsRoundIsTakenTheEveningBeforeAndDecidedPerRow) {
+    enable(a);
+    consent("0110113719", person(), "訪問診療", "2024-06-10");                                           // window to 9/30
+    consent("0110113719", person("01130012", nullptr, nullptr, "2020-04-01", "777"), "訪問診療", "2024-04-15");  // window to 7/31
+    auto file = [](char const* date) {
+        std::string rows;
+        for (auto [insurer, number] : {std::pair{"06132013", "4567"}, std::pair{"01130012", "777"}})
+            rows += std::string("<QualificationConfirmSearchInfo><InsurerNumber>") + insurer + "</InsurerNumber><InsuredCardSymbol>123"
+                    "</InsuredCardSymbol><InsuredIdentificationNumber>" + number + "</InsuredIdentificationNumber><InsuredBranchNumber>01"
+                    "</InsuredBranchNumber><Birthdate>19400501</Birthdate><ArbitraryIdentifier>" + number + "</ArbitraryIdentifier>"
+                    "</QualificationConfirmSearchInfo>";
+        return std::string("<?xml version=\"1.0\" encoding=\"UTF-8\"?><XmlMsg><MessageHeader><QualificationConfirmationDate>") + date +
+               "</QualificationConfirmationDate><MedicalInstitutionCode>0110113719</MedicalInstitutionCode><ArbitraryFileIdentifier>round"
+               "</ArbitraryFileIdentifier></MessageHeader><MessageBody>" + rows + "</MessageBody></XmlMsg>";
+    };
+    auto round = [&](char const* date) {
+        auto up = call(a, "POST", "/api/v1/oqs/OQSmuquc01req", file(date), "application/xml");
+        EXPECT_EQ(up.status, 200) << up.body;
+        while (service->batch.process(100) > 0) {
+        }
+        return call(a, "POST", "/api/v1/oqs/OQSmuquc02req", download_for("0110113719", up.body), "application/xml").body;
+    };
+    today("2024-07-31");  // the evening of the last day of the second patient's window
+    std::string const tomorrow = round("20240801");
+    EXPECT_EQ(element(tomorrow, "NumberOfProcessingResult"), "2") << tomorrow;
+    EXPECT_EQ(element(tomorrow, "NumberOfNormalProcessing"), "1") << tomorrow;
+    EXPECT_NE(tomorrow.find("<Name>在宅 花子</Name>"), std::string::npos);
+    // The second patient's relationship does not hold on 8/1 as the rules see it today (no reviewed claims).
+    EXPECT_NE(tomorrow.find("2024-04 の審査済みレセプトがありません"), std::string::npos) << tomorrow;
+    // The answers show the insurance on the 資格確認日.
+    EXPECT_EQ(element(tomorrow, "QualificationConfirmationDate"), "20240801");
+    // Two days ahead: the file is taken, and every row refused with the rule's reason.
+    std::string const too_far = round("20240802");
+    EXPECT_EQ(element(too_far, "NumberOfProcessingResult"), "2") << too_far;
+    EXPECT_EQ(element(too_far, "NumberOfNormalProcessing"), "0");
+    EXPECT_NE(too_far.find("資格確認日 2024-08-02 は今日 (2024-07-31) から 1 日より先です"), std::string::npos) << too_far;
+    EXPECT_EQ(too_far.find("<Name>"), std::string::npos);
+    // The CSV batch and the individual route decide the same way.
+    auto csv = call(a, "POST", "/api/v1/batch/reinquiry?query_date=2024-08-01", "p1,06132013,123,4567,01,1940-05-01\n", "text/csv");
+    ASSERT_EQ(csv.status, 202) << csv.body;
+    while (service->batch.process(100) > 0) {
+    }
+    EXPECT_TRUE(body(call(a, "GET", "/api/v1/batch/reinquiry/" + body(csv)["reception_number"].get<std::string>() + "/result"))["allowed"].get<bool>());
+    json one = json::parse(on("2024-07-31"));
+    one["query_date"] = "2024-08-01";
+    EXPECT_TRUE(body(call(a, "POST", "/api/v1/reinquiry", one.dump()))["allowed"].get<bool>());
+}
+
+// A preparatory visit is a recorded fact (item 7): the audit's case — first visit 12/31 with care, no December claim,
+// claims for January and February — is not confirmed on 4/1; the same dates recorded as a preparatory visit are.
+TEST_F(ServerFixture, AFirstMonthWithoutAClaimIsForgivenOnlyForARecordedPreparatoryVisit) {
+    enable(a);
+    today("2025-04-01");
+    std::string const cared = person(), prepared = person("01130012", nullptr, nullptr, "2020-04-01", "777");
+    consent("0110113719", cared, "訪問診療", "2024-12-31");
+    json c{{"facility_code", "0110113719"}, {"person_key", prepared},  {"visit_kind", "訪問診療"}, {"first_visit", "2024-12-31"},
+           {"identity_method", "暗証番号"},   {"items", {"薬剤情報"}}, {"preparatory_visit", true}};
+    ASSERT_EQ(call(admin, "POST", "/api/v1/admin/consents", c.dump()).status, 201);
+    std::string csv;
+    for (auto const& [insurer, number] : {std::pair{"06132013", "4567"}, std::pair{"01130012", "777"}})
+        for (char const* m : {"2025-01", "2025-02"})
+            csv += std::string("0110113719,") + insurer + ",123," + number + ",01,1940-05-01," + m + ",2025-03-25\n";
+    ASSERT_EQ(body(call(admin, "POST", "/api/v1/admin/claim-reviews", csv, "text/csv"))["imported"], 4);
+    auto late = body(call(a, "POST", "/api/v1/reinquiry", on("2025-04-01")));
+    EXPECT_FALSE(late["allowed"].get<bool>()) << late.dump();
+    EXPECT_NE(late["reason"].get<std::string>().find("2024-12 の審査済みレセプトがありません"), std::string::npos) << late.dump();
+    json other = json::parse(on("2025-04-01"));
+    other["insurer_number"] = "01130012";
+    other["number"] = "777";
+    auto forgiven = body(call(a, "POST", "/api/v1/reinquiry", other.dump()));
+    EXPECT_TRUE(forgiven["allowed"].get<bool>()) << forgiven.dump();
+    // Only a kind that starts a relationship records a preparatory visit (the rules' 事前の訪問を尋ねる).
+    c["visit_kind"] = "往診";
+    auto house_call = call(admin, "POST", "/api/v1/admin/consents", c.dump());
+    EXPECT_EQ(house_call.status, 400);
+    EXPECT_EQ(body(house_call)["field"], "preparatory_visit");
+}
+
+// The consent page learns for which kinds the staff are asked (its page data), and the card path records the answer.
+TEST_F(ConsentRegistration, TheStaffSayWhetherItWasAPreparatoryVisit) {
+    auto page = body(call(Caller{}, "GET", "/api/v1/consent/page?token=" + token));
+    EXPECT_NE(std::find(page["preparatory_kinds"].begin(), page["preparatory_kinds"].end(), "訪問診療"), page["preparatory_kinds"].end());
+    EXPECT_EQ(std::find(page["preparatory_kinds"].begin(), page["preparatory_kinds"].end(), "往診"), page["preparatory_kinds"].end());
+    json req = registration(challenge("2024-07-01"));
+    req["preparatory_visit"] = true;
+    ASSERT_EQ(call(Caller{}, "POST", "/api/v1/consent/register", req.dump()).status, 201);
+    auto consents = body(call(admin, "GET", "/api/v1/admin/consents?facility_code=0110113719"));
+    ASSERT_EQ(consents.size(), 1u);
+    EXPECT_EQ(consents[0]["preparatory_visit"], true);
+    json house_call = registration(challenge("2024-07-02"));
+    house_call["visit_kind"] = "往診";
+    house_call["preparatory_visit"] = true;
+    auto refused = call(Caller{}, "POST", "/api/v1/consent/register", house_call.dump());
+    EXPECT_EQ(refused.status, 400) << refused.body;
+    EXPECT_EQ(body(refused)["field"], "preparatory_visit");
+}
+
+// Every registration path asks what the facility kind offers (item 1) — the operator's test data too — and no path
+// takes a date after today (item 13): a test consent dated 2099 would have become the patient's newest first visit.
+TEST_F(ServerFixture, TheOperatorsConsentsAskTheRulesAndAreNotDatedAfterToday) {
+    enable(a);
+    ASSERT_EQ(call(b, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"home_visit_enabled":true})").status, 200);
+    std::string const key = person();
+    today("2024-07-01");
+    json c{{"facility_code", "2714206386"}, {"person_key", key}, {"visit_kind", "訪問診療"}, {"first_visit", "2024-06-03"},
+           {"identity_method", "暗証番号"}, {"items", {"薬剤情報"}}};
+    auto station = call(admin, "POST", "/api/v1/admin/consents", c.dump());
+    EXPECT_EQ(station.status, 409) << station.body;
+    EXPECT_EQ(body(station)["field"], "visit_kind");
+    EXPECT_NE(body(station)["message_ja"].get<std::string>().find("訪問看護ステーション は 訪問診療 を行う施設区分ではありません"), std::string::npos);
+    c["visit_kind"] = "訪問看護";
+    EXPECT_EQ(call(admin, "POST", "/api/v1/admin/consents", c.dump()).status, 201);
+    c["facility_code"] = "0110113719";
+    c["visit_kind"] = "訪問診療";
+    c["first_visit"] = "2099-01-01";
+    auto future = call(admin, "POST", "/api/v1/admin/consents", c.dump());
+    EXPECT_EQ(future.status, 400);
+    EXPECT_EQ(body(future)["field"], "first_visit");
+    c["first_visit"] = "2024-07-02";
+    EXPECT_EQ(call(admin, "POST", "/api/v1/admin/consents", c.dump()).status, 400);
+    c["first_visit"] = "2024-07-01";
+    EXPECT_EQ(call(admin, "POST", "/api/v1/admin/consents", c.dump()).status, 201);
+    auto record = call(admin, "POST", "/api/v1/admin/medical-records",
+                       json{{"person_key", key}, {"item", "薬剤情報"}, {"recorded_on", "2099-01-01"}, {"content", {{"薬剤", "x"}}}}.dump());
+    EXPECT_EQ(record.status, 400);
+    EXPECT_EQ(body(record)["field"], "recorded_on");
+    // The patient's real relationship is the one of 7/1: nothing from 2099 stands in front of it.
+    EXPECT_EQ(body(call(a, "POST", "/api/v1/reinquiry", on("2024-07-01")))["first_visit"], "2024-07-01");
+}
+
+// A 往診 answer after the relationship lapsed shows no window (item 8): the window is the relationship's, shown only
+// when the answer rests on it.
+TEST_F(ServerFixture, AHouseCallAfterTheRelationshipLapsedShowsNoWindow) {
+    enable(a);
+    std::string const key = person();
+    today("2024-08-20");
+    consent("0110113719", key, "訪問診療", "2024-04-15");  // window to 7/31, no claims
+    consent("0110113719", key, "往診", "2024-08-20");
+    auto r = body(call(a, "POST", "/api/v1/reinquiry", on("2024-08-20")));
+    EXPECT_TRUE(r["allowed"].get<bool>()) << r.dump();
+    EXPECT_EQ(r["visit_kind"], "往診");
+    EXPECT_FALSE(r.contains("window_end")) << r.dump();
+    // Inside the relationship the 往診's answer carries its window.
+    auto inside = body(call(a, "POST", "/api/v1/reinquiry", on("2024-07-20")));
+    EXPECT_EQ(inside["window_end"], "2024-07-31");
+}
+
+// Withdrawal by staff (item 6): the quick guides put 同意取消照会 on 資格確認端末等 without a role; a 職員 certificate
+// withdraws, and both steps are audited with its certificate (資格確認履歴, and the consent's withdrawn_by).
+TEST_F(ServerFixture, StaffWithdrawAndTheCertificateIsAudited) {
+    enable(a);
+    std::string const key = person();
+    consent("0110113719", key);
+    Caller staff = facility("0110113719", Caller::Role::staff);
+    staff.subject = "0110113719 職員 資格確認端末";
+    json who{{"insurer_number", "06132013"}, {"symbol", "１２３"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"}};
+    auto shown = call(staff, "POST", "/api/v1/withdrawal/lookup", who.dump());
+    ASSERT_EQ(shown.status, 200) << shown.body;
+    who["confirmed"] = true;
+    auto done = call(staff, "POST", "/api/v1/withdrawal", who.dump());
+    ASSERT_EQ(done.status, 200) << done.body;
+    EXPECT_EQ(body(done)["withdrawn_by"], "0110113719 職員 資格確認端末");
+    auto consents = body(call(admin, "GET", "/api/v1/admin/consents?facility_code=0110113719"));
+    ASSERT_EQ(consents.size(), 1u);
+    EXPECT_EQ(consents[0]["withdrawn_by"], "0110113719 職員 資格確認端末");
+    json lookup, withdrawal;  // entries of the same instant come in no set order: found by their kind
+    json const entries = body(call(a, "GET", "/api/v1/history/inquiries"))["entries"];
+    for (auto const& e : entries) {
+        if (e["kind"] == "同意取消照会") lookup = e;
+        if (e["kind"] == "同意取消") withdrawal = e;
+    }
+    ASSERT_TRUE(lookup.is_object() && withdrawal.is_object()) << entries.dump();
+    EXPECT_EQ(lookup["actor"], "0110113719 職員 資格確認端末");
+    EXPECT_EQ(withdrawal["actor"], "0110113719 職員 資格確認端末");
+    EXPECT_EQ(withdrawal["patient"]["symbol"], "123");  // as the server compares it (full-width folded)
+}
+
+// Every disclosure is in the history, per patient (item 12): a batch's rows and a consented-patient download are one
+// entry per patient answered, with the reception number beside it and the certificate that asked, written with the
+// answers; the history can be asked for one patient, however each route named them.
+TEST_F(ServerFixture, EveryPatientABatchAnsweredIsInTheHistoryWithTheReceptionNumber) {
+    enable(a);
+    today("2024-07-01");
+    std::string const hanako = person(), taro = person("01130012", nullptr, nullptr, "2020-04-01", "777");
+    consent("0110113719", hanako, "訪問診療", "2024-06-10");
+    consent("0110113719", hanako, "往診", "2024-06-20");  // the same patient twice: one unit, one entry
+    consent("0110113719", taro, "訪問診療", "2024-06-11");
+    Caller staff = facility("0110113719", Caller::Role::staff);
+    staff.subject = "0110113719 職員 資格確認端末";
+    auto up = call(staff, "POST", "/api/v1/batch/reinquiry",
+                   "r1,06132013,123,4567,01,1940-05-01\nr2,01130012,123,777,01,1940-05-01\nr3,06132013,999,1,01,1940-05-01\n", "text/csv");
+    ASSERT_EQ(up.status, 202) << up.body;
+    std::string const rn = body(up)["reception_number"];
+    while (service->batch.process(2) > 0) {  // two chunks
+    }
+    auto hvq = call(staff, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("0110113719", "2", "20240601", "20240630"), "application/xml");
+    ASSERT_EQ(hvq.status, 200) << hvq.body;
+    std::string const hvq_rn = element(hvq.body, "ReceptionNumber");
+    auto units = call(a, "POST", "/api/v1/oqs/OQSmuquc02req", download_for("0110113719", hvq.body), "application/xml").body;
+    EXPECT_EQ(element(units, "NumberOfProcessingResult"), "2") << units;  // 花子 once, on her relationship (訪問診療)
+    EXPECT_EQ(units.find("往診"), std::string::npos) << units;
+    auto history = body(call(a, "GET", "/api/v1/history/inquiries"))["entries"];
+    std::vector<json> batch_rows, download_rows;
+    for (auto const& e : history) {
+        if (e["reception_number"] == rn) batch_rows.push_back(e);
+        if (e["reception_number"] == hvq_rn) download_rows.push_back(e);
+    }
+    ASSERT_EQ(batch_rows.size(), 3u) << history.dump();
+    // Entries of the same instant come in no set order: by their row.
+    auto by_row = [](json const& x, json const& y) { return x["detail"]["row"] < y["detail"]["row"]; };
+    std::sort(batch_rows.begin(), batch_rows.end(), by_row);
+    for (auto const& e : batch_rows) {
+        EXPECT_EQ(e["kind"], "一括再照会");
+        EXPECT_EQ(e["actor"], "0110113719 職員 資格確認端末");
+    }
+    EXPECT_EQ(batch_rows[0]["patient"]["number"], "4567");
+    EXPECT_TRUE(batch_rows[0]["allowed"].get<bool>());
+    EXPECT_FALSE(batch_rows[2]["allowed"].get<bool>());  // nobody: answered as no consent, logged all the same
+    ASSERT_EQ(download_rows.size(), 2u) << history.dump();
+    std::sort(download_rows.begin(), download_rows.end(), by_row);
+    EXPECT_EQ(download_rows[0]["kind"], "同意済資格情報一括取得");
+    EXPECT_EQ(download_rows[0]["patient"]["consent_date"], "2024-06-10");
+    // One patient's history: the batch row (by card) and the download (by consent) both name her.
+    auto hers = body(call(a, "GET", "/api/v1/history/inquiries?insurer_number=06132013&symbol=123&number=4567&branch=01&birthdate=1940-05-01"))["entries"];
+    std::set<std::string> kinds;
+    for (auto const& e : hers) kinds.insert(e["kind"].get<std::string>());
+    EXPECT_EQ(kinds, (std::set<std::string>{"一括再照会", "同意済資格情報一括取得"})) << hers.dump();
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/history/inquiries?insurer_number=06132013&symbol=123&number=9999&branch=01&birthdate=1940-05-01"))["entries"].size(), 0u);
+}
+
+// 環境設定 offers only the switches the facility's kind can use (item 1): a 訪問看護ステーション offers 訪問看護 only,
+// which uses 訪問診療等機能; it cannot switch on オンライン診療等機能 (409 naming the switch), and its settings say so.
+TEST_F(ServerFixture, SettingsOfferOnlyTheSwitchesTheFacilityKindUses) {
+    auto station = body(call(b, "GET", "/api/v1/settings"));
+    EXPECT_EQ(station["available_features"], json({"訪問診療等機能"}));
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/settings"))["available_features"], json({"訪問診療等機能", "オンライン診療等機能"}));
+    auto online = call(b, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"online_enabled":true})");
+    EXPECT_EQ(online.status, 409) << online.body;
+    EXPECT_EQ(body(online)["field"], "online_enabled");
+    EXPECT_NE(body(online)["message_ja"].get<std::string>().find("オンライン診療等機能 を使いません"), std::string::npos);
+    EXPECT_FALSE(body(call(b, "GET", "/api/v1/settings"))["online_enabled"].get<bool>());
+    EXPECT_EQ(call(b, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"home_visit_enabled":true})").status, 200);
+    // A switch turned on before this rule can still be turned off.
+    db->query("UPDATE facility_settings SET online_enabled = 1 WHERE facility_code = '2714206386'");
+    EXPECT_EQ(call(b, "PUT", "/api/v1/settings", R"({"online_enabled":false})").status, 200);
 }

@@ -6,6 +6,9 @@
 #   secrets  a database password — in the URL's user information, as ?password=, as sslpassword= — is never
 #            printed: not by --check-config, not in serve's refusal, not in the "listening on" line, not in the
 #            log (with KYOTAKU_TEST_PG: on a real PostgreSQL, which accepts the password and ignores it).
+#   one_key  one key file per deployment (issue 21 item 3; with KYOTAKU_TEST_PG): two servers started at once with
+#            different key files on an empty database — one runs, the other refuses naming both fingerprints; then
+#            --check-config and serve refuse that key alike, and the first key is accepted.
 # Usage: startup_test.sh CASE KYOTAKU SOURCE_DIR
 set -uo pipefail
 case=$1 kyotaku=$2 src=$3
@@ -68,7 +71,7 @@ agree)
     refused db_loop "$work/loop/k.sqlite" "${base[@]}" --db "$work/loop/k.sqlite"
     refused rules_loop "$work/loop/rules" --port 0 --rules "$work/loop/rules" --tls-dir "$work/pki" --db "$work/a.sqlite"
     # Rules that compile but lack what the server asks (medical_info_viewable): --check-config said "would start".
-    cp -r "$src/rules" "$work/rules" && rm "$work/rules/40_viewing.rules" "$work/rules/tests/viewing_test.rules"
+    cp -r "$src/rules" "$work/rules" && rm "$work/rules/40_viewing.rules" "$work/rules/tests/viewing_test.rules" "$work/rules/60_invariants.rules"
     check "(the trimmed rules still compile)" bash -c "'$kyotaku' check '$work/rules' > /dev/null 2>&1"
     refused rules_contract "the rules do not fulfil the server's contract" --port 0 --rules "$work/rules" --tls-dir "$work/pki" --db "$work/a.sqlite"
     touch "$work/spool-file"
@@ -110,6 +113,43 @@ secrets)
         check "without printing its password either" lacks "$secret" "$out"
         check "but naming it" grep -q "127.0.0.1:1/none" <<< "$out"
     done
+    ;;
+one_key)
+    [ -n "${KYOTAKU_TEST_PG:-}" ] || { echo "one_key needs KYOTAKU_TEST_PG (tests/server/with_postgres.sh)"; exit 2; }
+    declare -A racer
+    for k in 1 2; do
+        (umask 077; openssl rand -hex 32 > "$work/key$k")
+        timeout 120 "$kyotaku" serve "${base[@]}" --db "$KYOTAKU_TEST_PG" --key-file "$work/key$k" > "$work/race$k.out" 2> "$work/race$k.err" &
+        racer[$k]=$!
+        started_pids+=("${racer[$k]}")
+    done
+    # Until each has started or ended.
+    for _ in $(seq 1200); do
+        settled=0
+        for k in 1 2; do
+            if grep -q "^listening on" "$work/race$k.out" || ! kill -0 "${racer[$k]}" 2> /dev/null; then settled=$((settled + 1)); fi
+        done
+        [ $settled = 2 ] && break
+        sleep 0.05
+    done
+    winner="" loser=""
+    for k in 1 2; do if grep -q "^listening on" "$work/race$k.out"; then winner+=$k; else loser+=$k; fi; done
+    check "of two servers started at once with different key files, one runs" test "${#winner}" = 1 -a "${#loser}" = 1
+    [ "${#winner}" = 1 ] && [ "${#loser}" = 1 ] || { cat "$work"/race?.err; finish; exit 1; }
+    wait "${racer[$loser]}"; rc=$?
+    check "the other refuses to start (2)" test $rc = 2
+    fingerprint=$("$kyotaku" serve "${base[@]}" --db "$KYOTAKU_TEST_PG" --key-file "$work/key$winner" --check-config 2> /dev/null |
+                  sed -n 's/^key_file: .*: fingerprint \([0-9A-F]\{16\}\)$/\1/p')
+    check "--check-config accepts the first key and prints its fingerprint" test -n "$fingerprint"
+    check "the refusal names the database's fingerprint" grep -qF "fingerprint $fingerprint, this key's " "$work/race$loser.err"
+    other=$(sed -n "s/.*fingerprint $fingerprint, this key's \([0-9A-F]\{16\}\).*/\1/p" "$work/race$loser.err" | head -1)
+    check "and its own, another" test -n "$other" -a "$other" != "$fingerprint"
+    key=$(cat "$work/key$loser")
+    check "the key itself is printed nowhere" bash -c "! grep -qiF '$key' '$work/race$loser.err' '$work/race$loser.out'"
+    # Started again later, alone, the same key is refused the same way by serve and by --check-config.
+    refused another_key "$other" "${base[@]}" --db "$KYOTAKU_TEST_PG" --key-file "$work/key$loser"
+    judge same_key "${base[@]}" --db "$KYOTAKU_TEST_PG" --key-file "$work/key$winner"
+    check "a second server with the first key starts" test "$serve_rc" = started
     ;;
 *) echo "unknown case $case"; exit 2 ;;
 esac

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -65,6 +66,22 @@ TEST(Bundle, TheSourceHashDoesNotDependOnTheFolder) {
     ASSERT_TRUE(c.ok());
     EXPECT_NE(c.program->source_hash, a.program->source_hash);
     fs::remove_all(scratch);
+}
+
+// Reasons, explanations and bundles name a rule file relative to the rule folder: a server's disk layout never
+// reaches an answer or the public /web/rules.bundle (issue 24 item 10). Files in a subfolder keep that subfolder.
+TEST(Bundle, RuleFilesAreNamedRelativeToTheRuleFolder) {
+    auto p = official();
+    EXPECT_EQ(save_bundle(*p).find(KYOTAKU_SOURCE_DIR), std::string::npos);
+    EXPECT_NE(std::find(p->files.begin(), p->files.end(), "30_reinquiry.rules"), p->files.end());
+    EXPECT_NE(std::find(p->files.begin(), p->files.end(), "tests/reinquiry_test.rules"), p->files.end());
+    std::string out = answer(good);
+    EXPECT_NE(out.find("(30_reinquiry.rules:"), std::string::npos) << out;
+    // One file on its own is named by its file name.
+    std::vector<Diagnostic> errors;
+    auto one = read_rule_sources(KYOTAKU_SOURCE_DIR "/rules/20_window.rules", errors);
+    ASSERT_EQ(one.size(), 1u);
+    EXPECT_EQ(one[0].name, "20_window.rules");
 }
 
 TEST(Bundle, RefusesMismatchesWithAClearMessage) {
@@ -179,11 +196,31 @@ TEST(Format, NormalisesLayoutAndKeepsComments) {
 
 TEST(Explain, ShowsTheDecidingLineWhyNotAndIntermediateDates) {
     std::string text = explain(official(), good);
-    EXPECT_NE(text.find("■ reinquiry_allowed = true"), std::string::npos);
-    EXPECT_NE(text.find("決め手 " KYOTAKU_SOURCE_DIR "/rules/30_reinquiry.rules:"), std::string::npos) << text;
+    EXPECT_NE(text.find("■ 再照会できるか (reinquiry_allowed) = true"), std::string::npos) << text;
+    // The rule file is named relative to the rule folder: no path of the machine that loaded it (issue 24 item 10).
+    EXPECT_NE(text.find("決め手 30_reinquiry.rules:"), std::string::npos) << text;
+    EXPECT_EQ(text.find(KYOTAKU_SOURCE_DIR), std::string::npos) << text;
     EXPECT_NE(text.find("見送り :"), std::string::npos);
-    auto a = text.find("起算日 = 2024-04-16"), b = text.find("満了日 = 2024-07-15"), c = text.find("窓の末日 = 2024-07-31");
+    // Dates in 和暦 with ISO in brackets, facts by their names for people.
+    auto a = text.find("起算日 = 令和6年4月16日 (2024-04-16)"), b = text.find("満了日 = 令和6年7月15日 (2024-07-15)"),
+         c = text.find("窓の末日 = 令和6年7月31日 (2024-07-31)");
+    EXPECT_NE(text.find("初回訪問日 (first_visit): 令和6年4月15日 (2024-04-15)"), std::string::npos) << text;
     ASSERT_NE(a, std::string::npos);
     EXPECT_LT(a, b);
     EXPECT_LT(b, c);
+}
+
+// Issue 23, "What fails today" 4: a misspelt key was dropped silently (the answers became null with "missing").
+TEST(Jsonl, AKeyThatIsNoFactIsAnErrorNamingTheNearestFact) {
+    JsonlEvaluator ev(official());
+    std::string out;
+    ev.answer_line(R"({"id":"typo","facility_kind":"医科","reviewed_claims_months":["2024-04"]})", out);
+    EXPECT_NE(out.find(R"("error":"field reviewed_claims_months: このルールにない項目です (「reviewed_claim_months」のことですか?))"), std::string::npos) << out;
+    EXPECT_EQ(out.find("\"missing\""), std::string::npos);
+    out.clear();
+    ev.answer_line(R"({"id":"far","zzz":1})", out);
+    EXPECT_NE(out.find("field zzz: このルールにない項目です / not a fact of these rules\""), std::string::npos) << out;
+    // The same in explain, and an id-less case is headed as such.
+    EXPECT_NE(explain(official(), R"({"reviewed_claims_months":[]})").find("「reviewed_claim_months」のことですか"), std::string::npos);
+    EXPECT_EQ(explain(official(), R"({"facility_kind":"医科"})").rfind("事例 (id なし)", 0), 0u);
 }

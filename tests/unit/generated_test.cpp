@@ -2,12 +2,17 @@
 // decide exactly as the Evaluator: every slot (decisions and lets) of 20,000 varied records, including records
 // with missing facts and dates on both sides of every 施行日, gives the same status, value, clause, version and
 // missing facts, one slot at a time and every output decision in one call. A second rule set (the official rules
-// with 窓の月数 = 4, generated with --namespace acme::rules_next) links into the same program. Label `engine`.
+// with 窓の月数 = 4, generated with --namespace acme::rules_next) links into the same program. `kyotaku eval`'s
+// writer (JsonlEvaluator) answers JSON Lines with the compiled rules byte for byte as with the interpreter,
+// reasons with their values included. Label `engine`.
+#include "kyotaku/diff.hpp"
 #include "kyotaku/engine.hpp"
 #include "kyotaku/generated.hpp"
+#include "kyotaku/jsonl.hpp"
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <random>
 
 namespace kyotaku {
@@ -170,4 +175,34 @@ TEST(GeneratedRules, TwoRuleSetsInOneProgram) {
     EXPECT_EQ(Date::from_days(later.value).iso(), "2024-08-31");  // 窓の月数 = 4
     Evaluator ev(next.program);
     EXPECT_EQ(ev.evaluate_slot(b, slot).value, later.value);
+}
+
+TEST(GeneratedRules, AnswerJsonLinesByteForByteAsTheInterpreter) {
+    auto p = official();
+    std::vector<std::string> lines;
+    // The diff's generated corpus (every enum value, absent facts, dates around every boundary and month end) …
+    generate_corpus(*p, *p, 20000, 26, [&](std::string_view line) { lines.emplace_back(line); });
+    // … the sample lines, and lines that are errors, null decisions or dates before every version.
+    std::ifstream sample(KYOTAKU_SOURCE_DIR "/tests/data/eval_sample.jsonl");
+    for (std::string line; std::getline(sample, line);) lines.push_back(line);
+    lines.push_back(R"({"id":"bad","facility_kind":"病院"})");
+    lines.push_back(R"({"id":7,"facility_kind":"医科","query_date":"2019-04-01","feature_enabled":true})");
+    lines.push_back(R"({"facility_kind":"医科","visit_kind":"往診","query_date":"R6.4.15"})");
+    lines.push_back("{not json");
+
+    JsonlEvaluator interpreted(p), compiled(p, &generated_rules);
+    EXPECT_FALSE(interpreted.compiled());
+    ASSERT_TRUE(compiled.compiled()) << "the compiled rules are these rules: they must be used";
+    EXPECT_FALSE(JsonlEvaluator(p, &acme::rules_next::generated_rules).compiled()) << "other rules must not be used";
+    std::size_t reasons = 0, nulls = 0;
+    for (auto const& line : lines) {
+        std::string a, b;
+        interpreted.answer_line(line, a);
+        compiled.answer_line(line, b);
+        ASSERT_EQ(a, b) << line;
+        reasons += a.find("\"reason\":\"") != std::string::npos;
+        nulls += a.find("\"missing\":") != std::string::npos;
+    }
+    EXPECT_GT(reasons, 5000u) << "the corpus must exercise the reasons (texts with the values of lets)";
+    EXPECT_GT(nulls, 1000u) << "the corpus must exercise null decisions";
 }

@@ -68,8 +68,9 @@ export async function startHarness({ kyotaku, bridgeBinary, wasmDir, src, out })
   for (const [code, name, kind] of [[MEDICAL, '札幌在宅クリニック', '医科'], [NURSE, 'ひまわり訪問看護ステーション', '訪問看護ステーション'],
     [CLOSED, 'みなと薬局', '薬局'], [DENTAL, 'さくら歯科', '歯科']])
     assert.equal((await call('admin', 'POST', '/api/v1/admin/facilities', { code, name, kind })).status, 201);
+  // Each switch the kind can use: a 訪問看護ステーション has no オンライン診療等機能 (the rules' 施設の診療区分).
   for (const code of [MEDICAL, NURSE, DENTAL])
-    assert.equal((await call(`facility-${code}-manager`, 'PUT', '/api/v1/settings', { terms_agreed: true, home_visit_enabled: true, online_enabled: true })).status, 200);
+    assert.equal((await call(`facility-${code}-manager`, 'PUT', '/api/v1/settings', { terms_agreed: true, home_visit_enabled: true, online_enabled: code !== NURSE })).status, 200);
   const person = (await call('admin', 'POST', '/api/v1/admin/insured-persons', { insurer_number: '06132013', symbol: '１２３', number: '４５６７', branch: '01',
     birthdate: '1940-05-01', name: '在宅 花子', burden_ratio: '010', valid_from: '2020-04-01' })).body.person_key;
   for (const n of [1, 2]) // card 3 stays unknown to the server: its registration is refused

@@ -38,7 +38,7 @@ async function reflows(page, name) {
       return b.top >= 0 && b.bottom <= innerHeight && !!hit && (e.contains(hit) || (e.labels && [...e.labels].some((l) => l.contains(hit))));
     };
     const primary = [...s.querySelectorAll('.primary')].find(seen);
-    const choice = s.querySelector('.choices input');
+    const choice = [...s.querySelectorAll('.choices input')].find(seen);  // a hidden one (the staff's preparatory question) is no choice
     return { text: getComputedStyle(document.body).fontSize, scroll: document.documentElement.scrollWidth, width: innerWidth, cut, primary: primary ? primary.textContent : null,
       sticky: !!(primary && primary.closest('.sticky')), primaryInView: primary ? inView(primary) : null, choiceInView: choice ? inView(choice) : null };
   });
@@ -419,6 +419,69 @@ await h.run(async () => {
     assert.match(r.body.qr, /^data:image\/png;base64,/);
     assert.ok(r.bytes < 2000, `the hand-off's answer is ${r.bytes} bytes`);
     assert.equal((await call(null, 'POST', `/api/v1/consent/handoff/${r.body.handoff_id}/cancel`, {})).body.state, 'cancelled');
+  });
+
+  // ---- after the outsider's findings (issue 25, third session): strangers with the URL, a changed URL --------------
+  // Last, because they spend this test client's budgets at 歯科 (every page here comes from 127.0.0.1, one client)
+  // and change 訪問看護's URL.
+  await test('a phone beyond its hand-off budget is told how long to wait, and the same button then works; wrong numbers stop only that device, saying for how long', async () => {
+    const dentalUrl = await urlOf(DENTAL);
+    const token = new URL(dentalUrl).pathname.replace(/^\/c\//, '');
+    const held = [];
+    for (;;) {  // this client's open hand-offs at the facility, up to its budget
+      const r = await call(null, 'POST', '/api/v1/consent/handoff', { token, visit_kind: '歯科訪問診療', identity_method: '暗証番号', items: ['手術情報'] });
+      if (r.status === 429) break;
+      assert.equal(r.status, 201);
+      held.push(r.body.handoff_id);
+      assert.ok(held.length <= 5, 'the budget is 5 open hand-offs per client');
+    }
+    const phone = await open(dentalUrl, { device: 'iphone', usb: false });
+    await toCard(phone.page, '歯科訪問診療', ['手術情報']);
+    await phone.page.click('#card-handoff');
+    await screen(phone.page, 'error-server', 'handoff-budget-spent');
+    assert.equal(await phone.page.textContent('#h-server'), '少し待ってから、もう一度お試しください', 'not 登録できませんでした: nothing was being registered');
+    assert.match(await phone.page.textContent('#error-server-message'), /^申し込みが続いたため、今は受け付けられません。[1-5]分ほど待ってから「もう一度試す」を押してください。/);
+    assert.equal(await shown(phone.page, '#server-retry'), true);
+    for (const id of held) await call(null, 'POST', `/api/v1/consent/handoff/${id}/cancel`, {});
+    await phone.page.click('#server-retry');
+    await visible(phone.page, 'handoff');
+    const code = await codeOn(phone.page, 'handoff');
+    // The staff's tablet types wrong numbers: after 5, this device is told it must wait, and for how long.
+    const staff = await open(dentalUrl, { viewport: TABLET });
+    await staff.page.click('#to-claim');
+    for (let i = 0; i < 6; i += 1) {
+      await staff.page.fill('#handoff-code-input', code === '000000' ? '000001' : '000000');
+      await staff.page.click('#form-handoff-claim button[type=submit]');
+      await staff.page.waitForFunction(() => document.querySelector('#msg-handoff-claim').textContent !== '');
+      if (i < 5) assert.match(await staff.page.textContent('#msg-handoff-claim'), /番号が違うか/);
+      if (i < 5) await staff.page.evaluate(() => { document.querySelector('#msg-handoff-claim').textContent = ''; });
+    }
+    assert.match(await staff.page.textContent('#msg-handoff-claim'), /^番号の間違いが続いたため、この機器からは、しばらく番号を入れられません。(9|10)分ほど待ってから/);
+    await staff.page.screenshot({ path: h.shotPath('handoff-claims-wait') });
+    await staff.context.close();
+    await phone.context.close();
+  });
+
+  await test('the facility\'s URL changed mid-flow: the phone and the staff\'s device say to read the new QR code, with no もう一度試す that cannot succeed', async () => {
+    const oldUrl = await urlOf(NURSE);
+    const phone = await open(oldUrl, { device: 'android', usb: 'empty' });
+    await toCard(phone.page, '訪問看護', ['手術情報']);
+    const staff = await open(oldUrl, { viewport: TABLET });
+    await visible(staff.page, 'visit-kind');  // both pages were opened with the URL before it changed
+    assert.equal((await call(`facility-${NURSE}-manager`, 'POST', '/api/v1/url/change')).status, 200);
+    await phone.page.click('#card-handoff');
+    await screen(phone.page, 'error-server', 'url-changed');
+    assert.equal(await phone.page.textContent('#h-server'), 'このページでは続けられません');
+    assert.match(await phone.page.textContent('#error-server-message'), /職員に新しいQRコードを見せてもらい、読み取ってから、はじめからやり直してください。/);
+    assert.equal(await shown(phone.page, '#server-retry'), false, 'trying again cannot succeed');
+    assert.equal(await shown(phone.page, '#screen-error-server .to-fallback'), false);
+    await staff.page.click('#to-claim');
+    await staff.page.fill('#handoff-code-input', '123456');
+    await staff.page.click('#form-handoff-claim button[type=submit]');
+    await staff.page.waitForFunction(() => /新しいQRコード/.test(document.querySelector('#msg-handoff-claim').textContent));
+    assert.notEqual(await urlOf(NURSE), oldUrl);
+    await staff.context.close();
+    await phone.context.close();
   });
 
   console.log(`axe-core: ${h.axeResults.length} screens checked, ${h.axeResults.reduce((s, r) => s + r.violations, 0)} minor/moderate findings, 0 serious or critical`);

@@ -94,6 +94,8 @@ DateParse parse_date(std::string_view text);
 
 // 和暦 for people: `令和6年10月1日`, `令和元年5月1日` (the era in force that day); ISO for days before 明治.
 std::string wareki(Date d);
+// For reports people read: 和暦 with ISO in brackets, `令和6年10月1日 (2024-10-01)`.
+std::string wareki_with_iso(Date d);
 
 // Parses `YYYY-MM` or 和暦 `令和6年6月` / `R6.6`.
 struct MonthParse {

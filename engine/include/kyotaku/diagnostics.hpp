@@ -48,6 +48,14 @@ struct Diagnostic {
     std::string message_en;
 };
 
+// "Did you mean …?": the candidate nearest to a misspelt name (edit distance in characters: at most one edit for
+// names of one or two characters, two otherwise), or "" when none is near.
+std::string nearest_name(std::string_view name, std::vector<std::string> const& candidates);
+std::size_t edit_distance(std::string_view a, std::string_view b);
+
+// How many terminal columns a text takes: East Asian wide and full-width characters take two.
+int display_width(std::string_view text);
+
 // Whether any diagnostic is an error (warnings alone do not stop a rule set from compiling).
 bool has_errors(std::vector<Diagnostic> const& ds);
 std::size_t count_warnings(std::vector<Diagnostic> const& ds);

@@ -27,11 +27,14 @@
 namespace kyotaku {
 
 inline constexpr char const* compiler_version = "kyotaku-rules 0.1.0";
-inline constexpr std::uint32_t bundle_format_version = 2;  // 2: names for people (labels)
+inline constexpr std::uint32_t bundle_format_version = 3;  // 2: names for people (labels); 3: the release, export lets, invariants
 
 struct SourceFile {
-    std::string path;
+    std::string path;  // where it was read; diagnostics name it (the author's own disk)
     std::string text;
+    // The name the compiled rules give the file (reasons, explain, bundles, the consent page's rules): relative to
+    // the rule folder, so that no path of the machine that compiled them leaves it. Empty: `path`.
+    std::string name = {};
 };
 
 struct CompileResult {
@@ -43,19 +46,44 @@ struct CompileResult {
 CompileResult compile(std::vector<SourceFile> sources);
 // Reads every `*.rules` file under `dir` (sorted by path) and compiles them as one rule set.
 CompileResult compile_directory(std::string const& dir);
-// Reads the rule files of a directory (or one file); an I/O error comes back as a diagnostic.
+// Reads the rule files of a directory (or one file); an I/O error comes back as a diagnostic. Each file's `name`
+// is its path relative to the directory (a single file: its file name).
 std::vector<SourceFile> read_rule_sources(std::string const& path, std::vector<Diagnostic>& errors);
 std::uint64_t hash_sources(std::vector<SourceFile> const& sources);
 
-// Bundles: a cereal binary of the Program with a format version, the compiler version and the source hash.
-std::string save_bundle(Program const& program);
+// What makes a bundle a release (kyotaku release, kyotaku compile --release N --sign KEY). It sits in the bundle's
+// header, inside the part the signature covers, so that nobody can renumber a signed bundle: a server remembers the
+// highest release it has served and refuses an older one (TUF's rollback protection).
+struct ReleaseInfo {
+    std::uint64_t release = 0;  // 1, 2, …; 0: not a release (rule sources, or a bundle compiled without --release)
+    std::string key_id;         // the fingerprint (key_fingerprint) of the key that signed it; stamped by sign_bundle
+    std::string report_sha256;  // the SHA-256 (hex) of the diff report kyotaku release wrote beside it; "" when none
+};
+
+// Bundles: a cereal binary of the Program with a format version, the compiler version, the source hash and the
+// release.
+std::string save_bundle(Program const& program, ReleaseInfo const& release = {});
 struct LoadResult {
     std::shared_ptr<Program const> program;
     Message message;                      // why program is null
     std::vector<Diagnostic> diagnostics;  // when rule sources did not compile: their diagnostics
+    ReleaseInfo release;                  // from a bundle's header; empty for rule sources
     // For a person or a log: the diagnostics when there are some, otherwise the message ("ja / en").
     std::string describe() const;
 };
+
+// A bundle's header, read without its payload (nullopt with `error` when it is not one this kyotaku reads).
+struct BundleHeader {
+    std::uint32_t format = 0;
+    std::string compiler;
+    std::uint64_t source_hash = 0;
+    ReleaseInfo release;
+};
+std::optional<BundleHeader> read_bundle_header(std::string_view bytes, Message* error = nullptr);
+// The same bundle (without a signature trailer) with `key_id` written into its header: what sign_bundle signs.
+std::optional<std::string> stamp_bundle_key_id(std::string_view bytes, std::string const& key_id);
+// A source hash as people and logs show it: 16 hex digits, zero-padded.
+std::string source_hash_hex(std::uint64_t hash);
 // Refuses a bundle of another format or compiler version, a damaged bundle, and — when `expected_source_hash`
 // is given — a bundle compiled from other rule sources. A signed bundle (kyotaku/signing.hpp) loads like an
 // unsigned one: checking its signature is the caller's choice (load_trusted_rules, the consent page).
@@ -202,6 +230,12 @@ public:
     // The same two, appended to `out` (no string of their own: for writers of many answers).
     void append_value(std::string& out, Type type, std::int64_t value, Activation const& facts);
     void append_text(std::string& out, std::int64_t text, Activation const& facts, bool with_location = true);
+    // The same with the values of lets and decisions taken from elsewhere (rules compiled ahead of time,
+    // GeneratedRules::slot_value with its memo): `value(context, slot, v)` gives a slot's value, false when null.
+    using SlotValue = bool (*)(void* context, std::uint32_t slot, std::int64_t& value);
+    void append_text(std::string& out, std::int64_t text, Activation const& facts, SlotValue value, void* context);
+    // The named parameters' values, in Program order (what GeneratedRules' functions take as `params`).
+    std::span<std::int64_t const> params() const { return params_; }
 
     void set_trace(std::vector<TraceEvent>* trace) { trace_ = trace; }
 
@@ -227,6 +261,8 @@ private:
     bool no_version_ = false;
     std::uint32_t failed_slot_ = 0;
     std::vector<TraceEvent>* trace_ = nullptr;
+    SlotValue slot_value_ = nullptr;  // with append_text(…, value, context): where the slots' values come from
+    void* slot_context_ = nullptr;
     struct Frame {
         std::uint32_t return_pc;
         std::uint32_t slot;

@@ -38,6 +38,14 @@ struct GeneratedRules {
     /// outcomes do not all fit in `results` are left out).
     void (*evaluate_batch)(std::span<Activation const> records, std::int64_t const* params, std::span<Outcome> results);
 
+    /// For writers of reasons (`kyotaku eval`): evaluate_into is evaluate with the record's memo kept in `memo`
+    /// (memo_size bytes, aligned as std::max_align_t), so that slot_value reads the value of any let or decision
+    /// of that record afterwards — computed then when no decision read it — as the reason texts need. slot_value
+    /// returns false when the slot is null for the record.
+    std::size_t memo_size;
+    void (*evaluate_into)(Activation const& facts, std::int64_t const* params, Outcome* out, void* memo);
+    bool (*slot_value)(void* memo, std::uint32_t slot, std::int64_t& value);
+
     bool matches(Program const& p) const {
         return p.source_hash == source_hash && p.slots.size() == num_slots && p.outputs.size() == num_outputs;
     }

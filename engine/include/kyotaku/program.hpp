@@ -78,6 +78,7 @@ struct SlotInfo {
     std::string name;
     std::string label;  // a name for people ("再照会できるか"), when the rule file gives one
     bool decision = false;
+    bool exported = false;  // `export let`: a program asks for it by name (the consent page, the server)
     Type type;
     SourceLoc loc;
     std::string source;  // the declaration's first line, as written
@@ -111,6 +112,17 @@ struct TestCase {
     std::vector<TestBinding> expect;
 };
 
+// An invariant (`invariant NAME: EXPR`): a property of the rules, compiled as a bool let, that `kyotaku prove` shows
+// true for every input of the declared domain (engine/prove). A null value (a decision it reads has no answer)
+// counts as holding: a decision without an answer grants nothing.
+struct InvariantInfo {
+    std::string name;
+    std::string label;       // the property in words, when the rule file gives one
+    std::uint32_t slot = 0;  // the bool let that computes it
+    SourceLoc loc;
+    std::string source;  // the declaration as written (first line)
+};
+
 struct Program {
     std::vector<std::string> files;  // rule files, in the order they were read
     std::vector<EnumInfo> enums;     // enums[0] is the built-in 初日 {初日不算入, 初日算入}
@@ -124,7 +136,13 @@ struct Program {
     std::vector<std::string> strings;  // text literals
     std::vector<TestCase> tests;
     std::vector<std::vector<TestBinding>> fixtures;  // shared `given` bindings of rule-file tests
+    std::vector<InvariantInfo> invariants;
+    // `assume NAME: EXPR`: what a realistic case satisfies (kyotaku diff --corpus realistic); compiled like invariants.
+    std::vector<InvariantInfo> assumptions;
     std::int32_t asof_fact = -1;       // the fact whose date selects versions (施行日); -1 when none
+    // `horizon DATE`: the last day `kyotaku prove` covers (every date from a year before the earliest date the rules
+    // name up to it); max when the rules declare none.
+    std::int64_t horizon = std::numeric_limits<std::int64_t>::max();
     std::uint32_t num_regs = 0;
     std::uint64_t source_hash = 0;     // FNV-1a over the rule files' paths and bytes
 

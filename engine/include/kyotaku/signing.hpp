@@ -27,6 +27,8 @@ struct PublicKey {
     bool ok() const { return raw.size() == 32; }
 };
 PublicKey read_public_key(std::string const& path);
+// The public half of an Ed25519 private key (PEM "PRIVATE KEY"): the key a release is signed with.
+PublicKey public_key_of_private(std::string const& private_key_path);
 
 // The first 8 bytes of the SHA-256 of a raw public key, in hex: how messages name a key.
 std::string key_fingerprint(std::string_view raw_public_key);
@@ -38,7 +40,11 @@ struct KeyPair {
 };
 KeyPair generate_key_pair();
 
+// The SHA-256 of some bytes, in hex (64 digits): how a release names its diff report.
+std::string sha256_hex(std::string_view bytes);
+
 // The bundle with its signature trailer, signed with the Ed25519 private key in the PEM file `private_key_path`.
+// The key's fingerprint is first written into the bundle's header (ReleaseInfo::key_id), inside the signed part.
 struct SignResult {
     std::string bundle;
     Message error;
@@ -46,8 +52,9 @@ struct SignResult {
 };
 SignResult sign_bundle(std::string_view bundle, std::string const& private_key_path);
 
-// Empty when `bytes` is a bundle signed by one of `trusted` (raw keys) and the signature verifies; otherwise why
-// not: unsigned, signed by an untrusted key (named by fingerprint), or a signature that does not verify.
+// Empty when `bytes` is a bundle signed by one of `trusted` (raw keys), the signature verifies and the header names
+// that key; otherwise why not: unsigned, signed by an untrusted key (named by fingerprint), a signature that does
+// not verify, or a header that names another key.
 Message check_bundle_signature(std::string_view bytes, std::vector<std::string> const& trusted);
 
 // load_rules for a loader with trusted keys: only a file holding a signed bundle that check_bundle_signature

@@ -26,9 +26,10 @@ NewInsuredPerson new_insured_person(json const& body) {
 }
 
 TestConsent test_consent(json const& body) {
-    Fields f(body, {"facility_code", "person_key", "visit_kind", "first_visit", "identity_method", "items", "appointment_date"});
-    return {f.text("facility_code"), f.text("person_key"),  f.text("visit_kind"),           f.text("first_visit"),
-            f.text("identity_method"), text_list(f, "items"), f.maybe_text("appointment_date")};
+    Fields f(body, {"facility_code", "person_key", "visit_kind", "first_visit", "identity_method", "items", "appointment_date", "preparatory_visit"});
+    return {f.text("facility_code"),   f.text("person_key"),  f.text("visit_kind"),
+            f.text("first_visit"),     f.text("identity_method"), text_list(f, "items"),
+            f.maybe_text("appointment_date"), f.boolean("preparatory_visit", false)};
 }
 
 NewMedicalRecord new_medical_record(json const& body) {
@@ -58,7 +59,8 @@ json to_json(std::vector<ConsentListing> const& consents) {
         out.push_back(json{{"id", c.id}, {"person_key", c.person_key}, {"visit_kind", c.visit_kind}, {"first_visit", c.first_visit},
                            {"registered_at", c.registered_at}, {"withdrawn_at", text_or_null(c.withdrawn_at)},
                            {"identity_method", c.identity_method}, {"items", c.items},
-                           {"appointment_date", text_or_null(c.appointment_date)}});
+                           {"appointment_date", text_or_null(c.appointment_date)}, {"preparatory_visit", c.preparatory_visit},
+                           {"withdrawn_by", text_or_null(c.withdrawn_by)}});
     return out;
 }
 

@@ -26,6 +26,12 @@ json to_json(WhoAmI const& w) {
 
 json to_json(Settings const& s) { return settings_json(s); }
 
+json to_json(SettingsView const& v) {
+    json out = settings_json(v.settings);
+    out["available_features"] = v.available_features;
+    return out;
+}
+
 json to_json(std::vector<SettingsAuditEntry> const& entries) {
     json out = json::array();
     for (auto const& e : entries)

@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# Connections, stopping and TLS of `kyotaku serve` (issue 22 items 2, 3, 5 and 7), one case per argument:
+#   slots     5,000 requests through HAProxy from a client that closes without TLS close_notify: none fails, and
+#             kyotaku_http_connections_open is back to its baseline within 2 s (prints how long it took)
+#   flood     1,000 raw TCP connections that send nothing, then 150 TLS connections trickling their ClientHello, each
+#             opened again as soon as it is closed: a facility's requests meanwhile succeed at least 95 % of the time
+#             (prints the figures)
+#   drain     SIGTERM: /readyz 503 at once, a request in flight (an upload sent slowly) is answered, new connections are
+#             refused once the listener closes, the server exits within the bound (prints the drain's time); with
+#             drain_seconds = 1 a request slower than that is cut and the server exits all the same
+#   rolling   three servers over one PostgreSQL behind HAProxy under load: each restarted in turn (SIGTERM, drain,
+#             start again on its port) while a batch is answered; no request fails, every row answered once
+#   tls       the cipher profile (Mozilla intermediate) seen with openssl s_client; SIGHUP takes new certificate files
+#             for new connections, refuses a bad one (logged, the old ones kept), and /metrics gives each expiry
+# Usage: connections_test.sh CASE KYOTAKU SOURCE_DIR   (rolling needs KYOTAKU_TEST_PG: tests/server/with_postgres.sh)
+set -uo pipefail
+case=$1 kyotaku=$2 src=$3
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/testlib.sh"
+py=/usr/bin/python3
+load=$here/net_load.py
+"$src/scripts/make-test-pki" "$work/pki" $A > /dev/null
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# metric NAME PORT: a sample of the server on PORT, read directly (not through a balancer) with the operator's certificate.
+metric() {
+    curl -sS --cacert "$work/pki/ca.pem" --cert "$work/pki/admin.pem" --key "$work/pki/admin.key" "https://127.0.0.1:$2/metrics" |
+        awk -v name="$1" 'index($0, name " ") == 1 { print $NF }'
+}
+# A port no one listens on now, below the ephemeral range (outgoing connections never take it meanwhile).
+free_port() {
+    "$py" -c '
+import random, socket
+for _ in range(500):
+    p = random.randint(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); s.close(); print(p); break
+    except OSError:
+        s.close()'
+}
+# balancer PORT…: HAProxy in TCP passthrough in front of the servers on PORT…, as docs/operations.md 11. sets it up
+# (timeouts, retries with redispatch, GET /readyz checks every second over verified TLS); sets lb and haproxy_pid.
+balancer() {
+    lb=$(free_port)
+    {
+        printf 'global\n    maxconn 4000\ndefaults\n    mode tcp\n    timeout connect 2s\n    timeout client 120s\n'
+        printf '    timeout server 120s\n    timeout check 2s\n    retries 3\n    option redispatch 1\n'
+        printf 'frontend kyotaku\n    bind 127.0.0.1:%s\n    default_backend servers\n' "$lb"
+        printf 'backend servers\n    balance leastconn\n    option httpchk GET /readyz\n    http-check expect status 200\n'
+        printf '    default-server check check-ssl verify required ca-file %s inter 1s fall 3 rise 2\n' "$work/pki/ca.pem"
+        local i=0
+        for p in "$@"; do printf '    server k%s 127.0.0.1:%s\n' "$i" "$p"; i=$((i + 1)); done
+    } > "$work/haproxy.cfg"
+    haproxy -db -f "$work/haproxy.cfg" > "$work/haproxy.log" 2>&1 &
+    haproxy_pid=$!
+    started_pids+=("$haproxy_pid")
+    for _ in $(seq 300); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/pki/ca.pem" "https://127.0.0.1:$lb/healthz")" = 200 ] && return 0
+        sleep 0.1
+    done
+    echo "haproxy did not start"
+    cat "$work/haproxy.log"
+    exit 1
+}
+facility() {
+    api admin "${json[@]}" -X POST "$U/api/v1/admin/facilities" -d "{\"code\":\"$A\",\"name\":\"A\",\"kind\":\"医科\"}" > /dev/null
+}
+
+case $case in
+slots)
+    command -v haproxy > /dev/null || { echo "haproxy is not installed (scripts/setup installs it)"; exit 1; }
+    start_server "$work/serve.log" "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki"
+    facility
+    sport=$port
+    balancer "$sport"
+    baseline=$(metric kyotaku_http_connections_open "$sport")
+    out=$("$py" "$load" noclose "$lb" "$work/pki" "$A" 5000 8)
+    echo "$out"
+    t0=$(now_ms)
+    back=""
+    while [ $(($(now_ms) - t0)) -lt 2000 ]; do
+        [ "$(metric kyotaku_http_connections_open "$sport")" = "$baseline" ] && back=$(($(now_ms) - t0)) && break
+        sleep 0.1
+    done
+    echo "connections open: baseline $baseline, after the load $(metric kyotaku_http_connections_open "$sport"), back within ${back:-more than 2000} ms"
+    check "5,000 requests closed without close_notify through HAProxy: none failed" grep -q "^noclose: 5000 requests, 0 failed$" <<< "$out"
+    check "the open-connections gauge is back to its baseline within 2 s" test -n "$back"
+    check "no connection was refused at the cap" test "$(metric kyotaku_http_connections_refused_total "$sport")" = 0
+    ;;
+flood)
+    start_server "$work/serve.log" "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki"
+    facility
+    raw=$("$py" "$load" flood raw "$port" "$work/pki" "$A" 1000 10)
+    echo "$raw"
+    trickle=$("$py" "$load" flood trickle "$port" "$work/pki" "$A" 150 10)
+    echo "$trickle"
+    rate() { sed -n 's/.*(\([0-9.]*\) %).*/\1/p' <<< "$1"; }
+    at_least() { awk -v r="$1" -v min="$2" 'BEGIN { exit !(r != "" && r >= min) }'; }
+    check "during 1,000 silent TCP connections a facility's requests succeed at least 95 % of the time" at_least "$(rate "$raw")" 95
+    check "during 150 trickling TLS connections too" at_least "$(rate "$trickle")" 95
+    check "the facility made requests during each attack" bash -c "! grep -q 'facility 0 of 0' <<< '$raw $trickle'"
+    check "the attackers were evicted in their handshake, not served" awk -v n="$(metric 'kyotaku_http_handshakes_evicted_total{stage="hello"}' "$port")" 'BEGIN { exit !(n > 1000) }'
+    check "the server answers as before" test "$(status staff "$U/api/v1/whoami")" = 200
+    ;;
+drain)
+    start_server "$work/serve.log" "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki" --drain-seconds 20
+    facility
+    api manager "${json[@]}" -X PUT "$U/api/v1/settings" -d '{"terms_agreed":true,"home_visit_enabled":true}' > /dev/null
+    # A batch upload of 2,000 rows sent over about 4 s: in flight when SIGTERM comes.
+    { echo "arbitrary_identifier,insurer_number,symbol,number,branch,birthdate"
+      for i in $(seq 2000); do echo "row$i,06132013,123,4567,01,1940-05-01"; done; } > "$work/batch.csv"
+    "$py" - "$port" "$work/pki" "$A" "$work/batch.csv" "$work/upload" <<'EOF' &
+import socket, ssl, sys, time
+port, pki, code, path, out = sys.argv[1:]
+ctx = ssl.create_default_context(cafile=f"{pki}/ca.pem")
+ctx.load_cert_chain(f"{pki}/facility-{code}.pem", f"{pki}/facility-{code}.key")
+ctx.check_hostname = False
+body = open(path, "rb").read()
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port))), server_hostname="localhost")
+s.sendall(f"POST /api/v1/batch/reinquiry HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+open(out + ".started", "w").close()
+for i in range(0, len(body), len(body) // 40):  # 40 parts, 0.1 s apart
+    s.sendall(body[i:i + len(body) // 40])
+    time.sleep(0.1)
+answer = b""
+while b"\r\n\r\n" not in answer:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    answer += chunk
+open(out, "w").write(answer.decode("latin-1"))
+EOF
+    uploader=$!
+    for _ in $(seq 100); do [ -e "$work/upload.started" ] && break; sleep 0.05; done
+    t0=$(now_ms)
+    kill -TERM "$server_pid"
+    check "/readyz answers 503 at once" test "$(status none "$U/readyz")" = 503
+    # A second after the last request began, the listener closes while the upload goes on.
+    refused_meanwhile=""
+    while kill -0 "$uploader" 2> /dev/null; do
+        if ! curl -s --max-time 2 -o /dev/null --cacert "$work/pki/ca.pem" "$U/healthz"; then
+            kill -0 "$uploader" 2> /dev/null && refused_meanwhile=yes
+            break
+        fi
+        sleep 0.1
+    done
+    check "new connections are refused while the request in flight goes on" test -n "$refused_meanwhile"
+    wait "$uploader"
+    check "the upload in flight at SIGTERM is answered (202)" grep -q "^HTTP/1.1 202" "$work/upload"
+    check "and told to close its connection" grep -qi "^Connection: close" "$work/upload"
+    wait "$server_pid"
+    status=$? took=$(($(now_ms) - t0))
+    echo "SIGTERM with an upload in flight: the server drained and exited in $took ms (status $status)"
+    check "the server exits 0 after the drain" test "$status" = 0
+    check "within the bound (20 s)" test "$took" -lt 20000
+    check "the drain is logged, beginning and end" bash -c "grep -q '\"event\":\"draining\"' '$work/serve.log' && grep -q '\"event\":\"drained\".*\"in_flight_left\":0' '$work/serve.log'"
+    # A bound shorter than the request: the server exits all the same, saying what it left.
+    start_server "$work/serve2.log" "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki" --drain-seconds 1
+    "$py" - "$port" "$work/pki" "$A" "$work/slow" <<'EOF' &
+import socket, ssl, sys, time
+port, pki, code, out = sys.argv[1:]
+ctx = ssl.create_default_context(cafile=f"{pki}/ca.pem")
+ctx.load_cert_chain(f"{pki}/facility-{code}.pem", f"{pki}/facility-{code}.key")
+ctx.check_hostname = False
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port))), server_hostname="localhost")
+s.sendall(b"POST /api/v1/batch/reinquiry HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: 100000\r\n\r\narbitrary")
+open(out + ".started", "w").close()
+time.sleep(30)
+EOF
+    slow=$!
+    started_pids+=("$slow")
+    for _ in $(seq 100); do [ -e "$work/slow.started" ] && break; sleep 0.05; done
+    t0=$(now_ms)
+    kill -TERM "$server_pid"
+    wait "$server_pid"
+    took=$(($(now_ms) - t0))
+    echo "SIGTERM with a request slower than drain_seconds = 1: the server exited in $took ms"
+    check "a request slower than the bound does not hold the server (exits within 5 s)" test "$took" -lt 5000
+    check "the drain's end says a request was left" grep -q '"event":"drained".*"in_flight_left":1' "$work/serve2.log"
+    kill "$slow" 2> /dev/null
+    ;;
+rolling)
+    [ -n "${KYOTAKU_TEST_PG:-}" ] || { echo "needs KYOTAKU_TEST_PG (tests/server/with_postgres.sh)"; exit 1; }
+    command -v haproxy > /dev/null || { echo "haproxy is not installed (scripts/setup installs it)"; exit 1; }
+    psql -q "$KYOTAKU_TEST_PG" -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;' > /dev/null
+    (umask 077; openssl rand -hex 32 > "$work/kyotaku.key")
+    ports=() pids=()
+    # serve_at I: server I on its port (a new one the first time), over the one database.
+    serve_at() {
+        local i=$1
+        [ -n "${ports[i]:-}" ] || ports[i]=$(free_port)
+        "$kyotaku" serve --port "${ports[i]}" --db "$KYOTAKU_TEST_PG" --key-file "$work/kyotaku.key" --rules "$src/rules" \
+            --tls-dir "$work/pki" --test-clock 2024-07-31 >> "$work/serve$i.log" 2>> "$work/serve$i.log.err" &
+        pids[i]=$!
+        started_pids+=("${pids[i]}")
+        listening_port "$work/serve$i.log" "${pids[i]}" > /dev/null || exit 1
+    }
+    for i in 0 1 2; do serve_at "$i"; done
+    U=https://127.0.0.1:${ports[0]}
+    facility
+    api manager "${json[@]}" -X PUT "$U/api/v1/settings" -d '{"terms_agreed":true,"home_visit_enabled":true}' > /dev/null
+    balancer "${ports[@]}"
+    { echo "arbitrary_identifier,insurer_number,symbol,number,branch,birthdate"
+      for i in $(seq 20000); do echo "row$i,06132013,123,4567,01,1940-05-01"; done; } > "$work/batch.csv"
+    rn=$(api staff -H 'Content-Type: text/csv' --data-binary "@$work/batch.csv" "https://127.0.0.1:$lb/api/v1/batch/reinquiry" |
+         sed -n 's/.*"reception_number":"\([0-9]*\)".*/\1/p')
+    check "a 20,000-row batch is accepted through the balancer" test -n "$rn"
+    "$py" "$load" load "$lb" "$work/pki" "$A" "$work/stop" 4 > "$work/load.out" 2>&1 &
+    loader=$!
+    started_pids+=("$loader")
+    drains=""
+    for i in 0 1 2; do
+        sleep 1  # load on every server
+        t0=$(now_ms)
+        kill -TERM "${pids[i]}"
+        wait "${pids[i]}"
+        drains="$drains $(($(now_ms) - t0))"
+        serve_at "$i"
+        # Back in the balancer (two good checks, a second apart) before the next one goes.
+        for _ in $(seq 100); do
+            [ "$(api none -o /dev/null -w '%{http_code}' "https://127.0.0.1:${ports[i]}/readyz" 2> /dev/null)" = 200 ] && break
+            sleep 0.1
+        done
+        sleep 3
+    done
+    touch "$work/stop"
+    wait "$loader"
+    cat "$work/load.out" | tail -5
+    echo "rolling restart of 3 servers under load: drain times (ms):$drains"
+    check "no request failed during the rolling restart" grep -q "^load: [0-9]* requests, 0 failed$" "$work/load.out"
+    check "requests were made throughout" awk '/^load:/ { exit !($2 > 100) }' "$work/load.out"
+    check "each server drained within its bound" bash -c "for d in $drains; do [ \$d -lt 20000 ] || exit 1; done"
+    for _ in $(seq 600); do
+        [ "$(psql -qAt "$KYOTAKU_TEST_PG" -c "SELECT finished_at IS NOT NULL FROM batch_jobs WHERE reception_number = '$rn'")" = t ] && break
+        sleep 0.2
+    done
+    check "the batch finished across the restarts" test "$(psql -qAt "$KYOTAKU_TEST_PG" -c "SELECT finished_at IS NOT NULL FROM batch_jobs WHERE reception_number = '$rn'")" = t
+    check "every row answered exactly once" test "$(psql -qAt "$KYOTAKU_TEST_PG" -c "SELECT COUNT(*), COUNT(DISTINCT row_no) FROM batch_results WHERE reception_number = '$rn'")" = "20000|20000"
+    ;;
+tls)
+    start_server "$work/serve.log" "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki"
+    # handshake ARGS…: whether openssl s_client completes a handshake with these options.
+    handshake() { openssl s_client -connect "127.0.0.1:$port" -CAfile "$work/pki/ca.pem" "$@" < /dev/null > "$work/s_client.out" 2>&1 &&
+                  grep -q "Verify return code: 0 (ok)" "$work/s_client.out"; }
+    check "TLS 1.3 is offered" handshake -tls1_3
+    check "TLS 1.2 with ECDHE and AES-GCM is offered" handshake -tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256
+    check "TLS 1.2 with ECDHE and ChaCha20-Poly1305 is offered" handshake -tls1_2 -cipher ECDHE-RSA-CHACHA20-POLY1305
+    check "TLS 1.1 is refused" bash -c "! openssl s_client -connect 127.0.0.1:$port -tls1_1 -cipher 'ALL:@SECLEVEL=0' < /dev/null > /dev/null 2>&1"
+    # Every TLS 1.2 suite this OpenSSL knows, one at a time: only the profile's are taken.
+    taken=""
+    for c in $(openssl ciphers 'ALL:COMPLEMENTOFALL:@SECLEVEL=0' | tr ':' ' '); do
+        openssl s_client -connect "127.0.0.1:$port" -tls1_2 -cipher "$c:@SECLEVEL=0" < /dev/null > /dev/null 2>&1 && taken="$taken $c"
+    done
+    echo "TLS 1.2 suites the server takes:$taken"
+    check "TLS 1.2: only ECDHE with AEAD (no RSA key exchange, no CBC, no SHA-1)" \
+        test "$(tr ' ' '\n' <<< "$taken" | sed '/^$/d' | sort | tr '\n' ' ')" = "ECDHE-RSA-AES128-GCM-SHA256 ECDHE-RSA-AES256-GCM-SHA384 ECDHE-RSA-CHACHA20-POLY1305 "
+    check "the RSA key exchange suite AES128-SHA is refused" bash -c "! grep -qw AES128-SHA <<< '$taken'"
+    # SIGHUP: a new certificate (from the same CA, a new serial) serves new connections.
+    serial() { openssl s_client -connect "127.0.0.1:$port" -CAfile "$work/pki/ca.pem" < /dev/null 2> /dev/null | openssl x509 -noout -serial; }
+    before=$(serial)
+    expiry_before=$(metric 'kyotaku_tls_certificate_expiry_seconds{file="server.pem",subject="/O=kyotaku test/CN=localhost"}' "$port")
+    check "each certificate's expiry is a metric" test -n "$expiry_before"
+    openssl req -newkey rsa:2048 -nodes -keyout "$work/new.key" -out "$work/new.csr" -subj "/O=kyotaku test/CN=localhost" 2> /dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > "$work/ext.cnf"
+    openssl x509 -req -in "$work/new.csr" -CA "$work/pki/ca.pem" -CAkey "$work/pki/ca.key" -CAcreateserial -days 90 \
+        -extfile "$work/ext.cnf" -out "$work/new.pem" 2> /dev/null
+    cp "$work/new.pem" "$work/pki/server.pem"
+    cp "$work/new.key" "$work/pki/server.key"
+    kill -HUP "$server_pid"
+    for _ in $(seq 100); do grep -q '"event":"tls_reloaded"' "$work/serve.log" && break; sleep 0.05; done
+    check "SIGHUP takes the new certificate for new connections" bash -c "[ '$(serial)' != '$before' ]"
+    check "its expiry is the metric now" bash -c "[ '$(metric 'kyotaku_tls_certificate_expiry_seconds{file="server.pem",subject="/O=kyotaku test/CN=localhost"}' "$port")' != '$expiry_before' ]"
+    after=$(serial)
+    # A bad file: refused, logged, the old one kept.
+    echo "not a certificate" > "$work/pki/server.pem"
+    kill -HUP "$server_pid"
+    for _ in $(seq 100); do grep -q '"event":"tls_reload_failed"' "$work/serve.log" && break; sleep 0.05; done
+    check "a bad certificate file is refused and logged, naming it" grep -q '"event":"tls_reload_failed".*server.pem' "$work/serve.log"
+    check "the certificate in force stays" test "$(serial)" = "$after"
+    check "and requests are served" test "$(status none "$U/healthz")" = 200
+    check "the refusal is counted" test "$(metric 'kyotaku_tls_reloads_total{result="failed"}' "$port")" = 1
+    ;;
+*) echo "unknown case $case"; exit 2 ;;
+esac
+finish
