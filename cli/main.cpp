@@ -81,13 +81,13 @@ struct Input {
     Input& operator=(Input const&) = delete;
 };
 
-int cmd_eval(std::string const& rules, std::string const& input, std::vector<std::string> const& trust, bool interpret) {
+int cmd_eval(std::string const& rules, std::string const& input, std::vector<std::string> const& trust, bool interpret, unsigned threads) {
     auto program = load_or_report(rules, trust);
     if (!program) return 2;
     Input in(input);
     if (!in.file) return 2;
     JsonlEvaluator ev(program, interpret ? nullptr : &kyotaku::cli::generated_rules);
-    ev.run(in.file, stdout);
+    ev.run(in.file, stdout, threads);
     return 0;
 }
 
@@ -436,6 +436,7 @@ int main(int argc, char** argv) {
                          "版を表示して終わる / print the version and exit");
     std::string rules = "rules", input, json, output, sources;
     bool verbose = false, write = false, check = false, strict = false, full = false, check_json = false, interpret = false;
+    unsigned eval_threads = 1;
     std::vector<std::string> files, trust;
     auto add_trust = [&](CLI::App* cmd) {
         cmd->add_option("--trust", trust,
@@ -450,6 +451,11 @@ int main(int argc, char** argv) {
     eval->add_flag("--interpret", interpret,
                    "組み込みの公式ルール (C++) を使わずインタプリタで判定 (答えは同じ) / decide with the interpreter even when the "
                    "rules are the official rules built into this command (the answers are the same)");
+    eval->add_option("--threads", eval_threads,
+                     "並行して判定するスレッド数 (出力の順序と内容は同じ) / how many threads answer lines at once (the output is the same, in "
+                     "the same order)")
+        ->check(CLI::Range(1u, 64u))
+        ->capture_default_str();
 
     auto* test = app.add_subcommand("test", "ルールファイル内のテストを実行する / run the tests written in rule files");
     test->add_option("rules", rules, "ルールのディレクトリ / rules directory")->capture_default_str();
@@ -599,7 +605,7 @@ int main(int argc, char** argv) {
     } catch (CLI::ParseError const& e) {
         return app.exit(e);
     }
-    if (*eval) return cmd_eval(rules, input, trust, interpret);
+    if (*eval) return cmd_eval(rules, input, trust, interpret, eval_threads);
     if (*test) return cmd_test(rules, verbose, trust);
     if (*chk) return cmd_check(rules, strict, check_json, no_prove);
     if (*exp) return cmd_explain(rules, json, input, full, trust);

@@ -25,7 +25,11 @@ const MODULE_TIMEOUT_MS = 20000;  // the card step's code that has not arrived b
 const BRIDGE_CONNECT_MS = 10000;
 const ORDER = ['visit_kind', 'appointment', 'items', 'identity', 'card', 'done'];
 const STEP_SCREEN = { visit_kind: 'visit-kind', appointment: 'appointment', items: 'items', identity: 'identity', card: 'card', done: 'done' };
-const STEP_NAMES = { 'visit-kind': '診療の種類', appointment: '予約日', items: '見てよい情報', identity: '本人確認', card: 'カード', done: '完了' };
+// The word for what the facility gives, from its kind (a pharmacy gives 服薬指導, not 診療): every 「診療」 the patient
+// reads (.care in index.html) says it.
+const CARE = { 薬局: '服薬指導', 訪問看護ステーション: '看護' }[info.facility_kind] || '診療';
+for (const e of document.querySelectorAll('.care')) e.textContent = CARE;
+const STEP_NAMES = { 'visit-kind': `${CARE}の種類`, appointment: '予約日', items: '見てよい情報', identity: '本人確認', card: 'カード', done: '完了' };
 const ITEM_NOTES = {
   '診療・薬剤情報': '受診した記録と、処方されたお薬の記録',
   手術情報: '受けた手術の記録',
@@ -868,7 +872,7 @@ onSubmit('form-visit-kind', () => {
 });
 onSubmit('form-appointment', () => {
   const value = $('appointment-date').value;
-  step('msg-appointment', value ? app.flow.setAppointment(value) : { ja: '予約した診療の日を選んでください。' });
+  step('msg-appointment', value ? app.flow.setAppointment(value) : { ja: `予約した${CARE}の日を選んでください。` });
 });
 $('appointment-date').addEventListener('input', () => {
   showWareki();

@@ -14,9 +14,12 @@
 #include <bit>
 #include <charconv>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <date/date.h>
+#include <mutex>
+#include <thread>
 
 namespace kyotaku {
 
@@ -272,6 +275,7 @@ struct JsonlEvaluator::Impl {
     }
     Outcome const& outcome(std::size_t o) const { return compiled ? outcomes[o] : evaluator.outcome(o); }
     void write_outcomes(std::string& out);
+    void answer(std::string_view line, std::size_t readable, std::string& output, Stats& stats);
     void append_value(std::string& out, Type type, std::int64_t value);
     void write_missing_and_versions(std::string& out, bool any_missing, bool any_version);
 };
@@ -814,6 +818,10 @@ bool LineReader::next(std::string_view& line, bool& too_long) {
                     skipping_ = false;
                     continue;
                 }
+                if (line.size() > max_line) {  // over the cap though whole in the buffer (which holds up to twice it)
+                    line = {};
+                    too_long = true;
+                }
                 return true;
             }
             if (eof_) return false;
@@ -837,12 +845,38 @@ bool LineReader::next(std::string_view& line, bool& too_long) {
     }
 }
 
-JsonlEvaluator::Stats JsonlEvaluator::run(std::FILE* in, std::FILE* out) {
+// One line of the stream (not blank, within the cap), answered into `output`. `readable`: how many bytes may be
+// read from line.data() on (simdjson reads up to SIMDJSON_PADDING bytes past the line).
+void JsonlEvaluator::Impl::answer(std::string_view line, [[maybe_unused]] std::size_t readable, std::string& output, Stats& stats) {
+    ++stats.lines;
 #if KYOTAKU_JSONL_SIMDJSON
-    LineReader reader(in, simdjson::SIMDJSON_PADDING);
+    std::string err = read(simdjson::padded_string_view(line.data(), line.size(), readable), facts, id_json);
 #else
-    LineReader reader(in, 0);
+    std::string err = read(line, facts, id_json);
 #endif
+    if (!err.empty()) {
+        ++stats.errors;
+        output += "{\"id\":" + id_json + ",\"error\":";
+        append_json_string(output, err);
+        output += "}\n";
+    } else {
+        decide();
+        write_outcomes(output);
+    }
+}
+
+namespace {
+constexpr std::string_view too_long_answer = "{\"id\":null,\"error\":\"行が長すぎます (1 MiB まで) / line too long (1 MiB at most)\"}\n";
+#if KYOTAKU_JSONL_SIMDJSON
+constexpr std::size_t padding = simdjson::SIMDJSON_PADDING;
+#else
+constexpr std::size_t padding = 0;
+#endif
+}  // namespace
+
+JsonlEvaluator::Stats JsonlEvaluator::run(std::FILE* in, std::FILE* out, unsigned threads) {
+    if (threads > 1) return run_parallel(in, out, threads);
+    LineReader reader(in, padding);
     std::string output;
     output.reserve(LineReader::chunk * 2);
     Stats stats;
@@ -852,24 +886,9 @@ JsonlEvaluator::Stats JsonlEvaluator::run(std::FILE* in, std::FILE* out) {
         if (too_long) {
             ++stats.lines;
             ++stats.errors;
-            output += "{\"id\":null,\"error\":\"行が長すぎます (1 MiB まで) / line too long (1 MiB at most)\"}\n";
+            output += too_long_answer;
         } else if (!blank(line)) {
-            ++stats.lines;
-#if KYOTAKU_JSONL_SIMDJSON
-            // simdjson may read up to SIMDJSON_PADDING bytes past the line; the reader's buffer has them.
-            std::string err = impl_->read(simdjson::padded_string_view(line.data(), line.size(), reader.readable_from(line)), impl_->facts, impl_->id_json);
-#else
-            std::string err = impl_->read(line, impl_->facts, impl_->id_json);
-#endif
-            if (!err.empty()) {
-                ++stats.errors;
-                output += "{\"id\":" + impl_->id_json + ",\"error\":";
-                append_json_string(output, err);
-                output += "}\n";
-            } else {
-                impl_->decide();
-                impl_->write_outcomes(output);
-            }
+            impl_->answer(line, reader.readable_from(line), output, stats);
         }
         if (output.size() >= LineReader::chunk) {
             std::fwrite(output.data(), 1, output.size(), out);
@@ -878,6 +897,114 @@ JsonlEvaluator::Stats JsonlEvaluator::run(std::FILE* in, std::FILE* out) {
     }
     stats.bytes_in = reader.bytes();
     std::fwrite(output.data(), 1, output.size(), out);
+    std::fflush(out);
+    return stats;
+}
+
+// Several workers, each with its own Impl (parser, evaluator, memo), answer blocks of lines; this thread reads the
+// blocks and writes their answers in input order. Block k goes to worker k % workers through ring slot
+// k % (2 * workers), so each slot always serves the same worker, which takes its blocks in order. Memory stays
+// bounded: 2 * workers blocks of about `block` bytes of lines and their answers.
+JsonlEvaluator::Stats JsonlEvaluator::run_parallel(std::FILE* in, std::FILE* out, unsigned workers) {
+    constexpr std::size_t block = 256 * 1024;
+    struct Slot {
+        enum class State { empty, filled, answered } state = State::empty;
+        std::uint64_t seq = 0;
+        std::string text;  // the lines, each followed by '\n', then padding
+        std::vector<std::pair<std::uint32_t, std::uint32_t>> lines;  // offset and size; size UINT32_MAX: too long
+        std::string output;
+        Stats stats;
+    };
+    std::size_t const ring = 2 * std::size_t(workers);
+    std::vector<Slot> slots(ring);
+    std::mutex m;
+    std::condition_variable cv;
+    std::uint64_t filled = 0;  // blocks handed to the workers
+    bool end = false;          // no more blocks
+    std::vector<std::unique_ptr<Impl>> impls;
+    for (unsigned w = 0; w < workers; ++w) impls.push_back(std::make_unique<Impl>(impl_->program, impl_->compiled));
+    std::vector<std::thread> pool;
+    for (unsigned w = 0; w < workers; ++w)
+        pool.emplace_back([&, w] {
+            Impl& impl = *impls[w];
+            for (std::uint64_t k = w;; k += workers) {
+                Slot& slot = slots[k % ring];
+                {
+                    std::unique_lock lock(m);
+                    cv.wait(lock, [&] { return (slot.state == Slot::State::filled && slot.seq == k) || (end && k >= filled); });
+                    if (slot.state != Slot::State::filled || slot.seq != k) return;
+                }
+                slot.output.clear();
+                slot.stats = {};
+                for (auto [offset, size] : slot.lines) {
+                    if (size == UINT32_MAX) {
+                        ++slot.stats.lines;
+                        ++slot.stats.errors;
+                        slot.output += too_long_answer;
+                    } else {
+                        impl.answer(std::string_view(slot.text.data() + offset, size), slot.text.size() - offset, slot.output, slot.stats);
+                    }
+                }
+                std::lock_guard lock(m);
+                slot.state = Slot::State::answered;
+                cv.notify_all();
+            }
+        });
+
+    LineReader reader(in, padding);
+    Stats stats;
+    std::uint64_t written = 0;
+    bool more = true;
+    std::string_view line;
+    bool too_long = false;
+    auto write_answered = [&](std::unique_lock<std::mutex>& lock) {  // in order, as far as they are answered
+        for (;;) {
+            Slot& slot = slots[written % ring];
+            if (written == filled || slot.state != Slot::State::answered) return;
+            lock.unlock();
+            std::fwrite(slot.output.data(), 1, slot.output.size(), out);
+            stats.lines += slot.stats.lines;
+            stats.errors += slot.stats.errors;
+            lock.lock();
+            slot.state = Slot::State::empty;
+            ++written;
+            cv.notify_all();
+        }
+    };
+    std::unique_lock lock(m);
+    while (more) {
+        Slot& slot = slots[filled % ring];
+        cv.wait(lock, [&] {
+            write_answered(lock);
+            return slot.state == Slot::State::empty;
+        });
+        lock.unlock();
+        slot.text.clear();
+        slot.lines.clear();
+        while (slot.text.size() < block && (more = reader.next(line, too_long))) {
+            if (too_long) {
+                slot.lines.emplace_back(std::uint32_t(slot.text.size()), UINT32_MAX);
+            } else if (!blank(line)) {
+                slot.lines.emplace_back(std::uint32_t(slot.text.size()), std::uint32_t(line.size()));
+                slot.text.append(line);
+                slot.text += '\n';
+            }
+        }
+        slot.text.append(padding, ' ');
+        lock.lock();
+        slot.seq = filled++;
+        slot.state = Slot::State::filled;
+        cv.notify_all();
+    }
+    end = true;
+    cv.notify_all();
+    cv.wait(lock, [&] {
+        write_answered(lock);
+        return written == filled;
+    });
+    lock.unlock();
+    for (auto& t : pool) t.join();
+    stats.bytes_in = reader.bytes();
     std::fflush(out);
     return stats;
 }

@@ -263,6 +263,8 @@ DecisionPath::Registration DecisionPath::registration(FacilityInfo const& f, std
             return out;
         }
     }
+    Outcome staff = ev.evaluate_slot(facts, r.slot.staff_present);
+    out.staff_present = staff.status == Status::ok && staff.value;
     out.ok = true;
     return out;
 }

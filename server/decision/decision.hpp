@@ -65,6 +65,7 @@ public:
         bool ok = false;
         std::string field;       // the request field a refusal is about
         Message reason;          // the rules' reason (en: "refused by the rules")
+        bool staff_present = false;  // let 職員がいる: staff are there to read the card (the hand-off to their device)
     };
     Registration registration(FacilityInfo const& facility, std::string const& visit_kind, std::string const& identity_method,
                               std::optional<std::string> const& appointment_date, bool preparatory_visit = false);

@@ -281,9 +281,10 @@ std::optional<HttpResult> page_files(Service& s, Caller const&, HttpRequest cons
     return (site.pages ? *site.pages : no_page_files()).serve(s, r.method, path, r.page);
 }
 
-// The signed rule bundle's keys and the rule workbench (rules_web.cpp), then the consent page (/c/{token}) and its
-// files (/web/{file}: static_files.cpp).
-constexpr std::array<PageRoute, 4> page_routes{{
+// The server's address alone (/: where the page is), the signed rule bundle's keys and the rule workbench
+// (rules_web.cpp), then the consent page (/c/{token}) and its files (/web/{file}: static_files.cpp).
+constexpr std::array<PageRoute, 5> page_routes{{
+    {"/", true, "/", Access::anyone, page_files},
     {"/web/trust.json", true, "/web/{file}", Access::anyone, rules_web},
     {"/admin/workbench", false, "/admin/workbench/{file}", Access::operator_, rules_web},
     {"/c/", false, "/c/{token}", Access::anyone, page_files},

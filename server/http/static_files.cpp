@@ -219,19 +219,21 @@ void replace_all(std::string& text, std::string const& marker, std::string const
         text.replace(at, marker.size(), value);
 }
 
+// The beginning of the server's own small pages (no script, no style).
+constexpr char const* head = "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
+                             "content=\"width=device-width, initial-scale=1\"><title>マイナ在宅受付Web</title></head><body><main>";
+
 HttpResult consent_page(Service& service, WebRoot const& root, std::string const& token, PageRequestHeaders const& h) {
     auto check = service.settings.check_token(token);
-    std::string const head = "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
-                             "content=\"width=device-width, initial-scale=1\"><title>マイナ在宅受付Web</title></head><body><main>";
     if (!check.facility_code)
         return HttpResult{404, "text/html; charset=utf-8",
-                          head + "<h1>この URL は使えません</h1><p>" + html_escape(check.reason.ja) +
+                          std::string(head) + "<h1>この URL は使えません</h1><p>" + html_escape(check.reason.ja) +
                               "</p><p>医療機関・薬局・訪問看護ステーションから、新しい URL か QR "
                               "コードを受け取ってください。</p></main></body></html>\n",
                           page_headers(root, "no-store")};
     if (!root.page)
         return HttpResult{500, "text/html; charset=utf-8",
-                          head + "<h1>マイナ在宅受付Web</h1><p>" + html_escape(check.facility_name) +
+                          std::string(head) + "<h1>マイナ在宅受付Web</h1><p>" + html_escape(check.facility_name) +
                               "</p><p>同意ページのファイルが見つかりません (kyotaku serve --web-root)。</p></main></body></html>\n",
                           page_headers(root, "no-store")};
     // The facility and the server's date go into the page itself: no request before the assets, and the first
@@ -273,11 +275,19 @@ std::string gzip(std::string const& data) {
 
 std::optional<HttpResult> ConsentPageFiles::serve(Service& service, std::string const& method, std::string const& path,
                                            PageRequestHeaders const& headers) const {
-    bool const page = path.rfind("/c/", 0) == 0, file = path.rfind("/web/", 0) == 0;
-    if (!page && !file) return std::nullopt;
+    bool const page = path.rfind("/c/", 0) == 0, file = path.rfind("/web/", 0) == 0, home = path == "/";
+    if (!page && !file && !home) return std::nullopt;
     if (method != "GET")
         return error_result(Error(Error::Kind::method_not_allowed, "", "GET だけです", "method not allowed"));
     auto const& root = root_;
+    // The server's address alone, as a patient or a browser opens it: where the page really is, in Japanese.
+    if (home)
+        return HttpResult{200, "text/html; charset=utf-8",
+                          std::string(head) +
+                              "<h1>マイナ在宅受付Web</h1><p>ここは、医療機関・薬局・訪問看護ステーションの受付のページです。このアドレス"
+                              "だけでは始められません。施設の職員から受け取ったQRコードを読み取るか、受付用のURLを開いてください。</p>"
+                              "</main></body></html>\n",
+                          page_headers(*root, "no-cache")};
     if (page) return consent_page(service, *root, path.substr(3), headers);
     std::string const name = path.substr(5);
     if (!plain_name(name)) return no_such_file(name);

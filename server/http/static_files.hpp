@@ -34,7 +34,7 @@ struct WebRoot;
 class ConsentPageFiles {
 public:
     explicit ConsentPageFiles(std::string const& directory = "");
-    // The answer for /c/{token} and /web/{file}; nullopt for every other path.
+    // The answer for /c/{token}, /web/{file} and / (where the page is, in Japanese); nullopt for every other path.
     std::optional<HttpResult> serve(Service& service, std::string const& method, std::string const& path,
                                     PageRequestHeaders const& headers = {}) const;
 

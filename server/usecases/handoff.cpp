@@ -83,6 +83,18 @@ json Handoffs::create(Caller const& caller, json const& body) {
     // The consent choices the patient ticked (同意の選択肢), so that the staff's device shows them as chosen.
     if (f.has("choices")) choices["choices"] = f.enum_list(program, "choices", "consent_choice");
     if (!f.optional_date("appointment_date").empty()) choices["appointment_date"] = f.optional_date("appointment_date");
+    // What the registration will ask the rules, asked now (the facility's 環境設定 switches included), and whether
+    // the rules have staff there to read the card: a hand-off the rules would refuse is never started.
+    DbRecords records(x_.db);
+    auto const info = records.facility(facility);
+    if (!info) throw not_found("token", "URL が正しくありません", "unknown facility");
+    std::optional<std::string> const appointment =
+        choices.contains("appointment_date") ? std::optional<std::string>(choices["appointment_date"].get<std::string>()) : std::nullopt;
+    auto const decided = DecisionPath(rules, records, x_.today()).registration(*info, choices["visit_kind"], choices["identity_method"], appointment);
+    if (!decided.ok)
+        throw Error(decided.field == "visit_kind" ? Error::Kind::conflict : Error::Kind::invalid, decided.field, decided.reason);
+    if (to == "staff" && !decided.staff_present)
+        throw conflict("to", "この受付では、職員の機器で読み取る引き継ぎはできません", "the rules have no staff present for this visit kind (let 職員がいる)");
 
     Context& x = x_;
     std::string const client = client_of(caller, facility);

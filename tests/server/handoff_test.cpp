@@ -300,6 +300,32 @@ TEST_F(Handoff, StrangersWithTheURLCannotFillTheFacilitysHandoffs) {
     EXPECT_EQ(call(office(), "POST", "/api/v1/consent/handoff", choices).status, 201) << "the facility's own terminal is never locked out";
 }
 
+TEST_F(Handoff, AHandoffTheRulesWouldRefuseIsNeverStarted) {
+    // Online care while the facility's 環境設定 has it off: refused by the rules' service decision, as the
+    // registration would be, before any code is given out.
+    json online = phone_choices();
+    online["visit_kind"] = "オンライン診療";
+    online["appointment_date"] = "2024-11-06";
+    online["to"] = "computer";
+    auto off = anyone("POST", "/api/v1/consent/handoff", online);
+    EXPECT_EQ(off.status, 409) << off.body;
+    EXPECT_EQ(body(off)["field"], "visit_kind");
+    Caller manager = office();
+    manager.role = Caller::Role::manager;
+    ASSERT_EQ(call(manager, "PUT", "/api/v1/settings", json{{"terms_agreed", true}, {"home_visit_enabled", true}, {"online_enabled", true}}).status, 200);
+    auto on = anyone("POST", "/api/v1/consent/handoff", online);
+    EXPECT_EQ(on.status, 201) << on.body;
+    // To the staff's device only when the rules have staff there (let 職員がいる: 訪問診療等, not online care).
+    online["to"] = "staff";
+    auto nobody = anyone("POST", "/api/v1/consent/handoff", online);
+    EXPECT_EQ(nobody.status, 409) << nobody.body;
+    EXPECT_EQ(body(nobody)["field"], "to");
+    // The rules' 診療予約日 too: online care needs one, within the days the rules accept.
+    online["to"] = "computer";
+    online.erase("appointment_date");
+    EXPECT_EQ(body(anyone("POST", "/api/v1/consent/handoff", online))["field"], "appointment_date");
+}
+
 TEST(HandoffClients, AClientIsItsIPv4AddressOrItsIPv6Slash64) {
     EXPECT_EQ(client_key("192.0.2.1"), "192.0.2.1");
     EXPECT_EQ(client_key("::ffff:192.0.2.1"), "192.0.2.1");

@@ -154,3 +154,17 @@ TEST_F(PageFiles, ThePageCarriesTheFacilityAndItsDataAndAllowsOnlyItsOwnInlineSt
     EXPECT_EQ(unknown.status, 404);
     EXPECT_NE(unknown.body.find("この URL は使えません"), std::string::npos);
 }
+
+TEST_F(PageFiles, TheServersAddressAloneSaysInJapaneseWhereThePageIs) {
+    // A patient who types the server's address, or a browser that opens it: before, the API's 404 in English JSON.
+    Site site;
+    site.pages = &*pages;
+    auto home = Router(*service, site).handle(Caller{}, "GET", "/", "", "");
+    EXPECT_EQ(home.status, 200);
+    EXPECT_EQ(home.content_type, "text/html; charset=utf-8");
+    EXPECT_EQ(home.route, "/");
+    EXPECT_NE(home.body.find("QRコードを読み取るか"), std::string::npos) << home.body;
+    std::string const text = home.body.substr(home.body.find("<main>"));
+    EXPECT_EQ(text.find("route"), std::string::npos) << "no English for the patient: " << text;
+    EXPECT_EQ(text.find("{"), std::string::npos) << "not JSON: " << text;
+}

@@ -4,7 +4,7 @@
 // missing facts, one slot at a time and every output decision in one call. A second rule set (the official rules
 // with 窓の月数 = 4, generated with --namespace acme::rules_next) links into the same program. `kyotaku eval`'s
 // writer (JsonlEvaluator) answers JSON Lines with the compiled rules byte for byte as with the interpreter,
-// reasons with their values included. Label `engine`.
+// reasons with their values included, and with several threads byte for byte as with one. Label `engine`.
 #include "kyotaku/diff.hpp"
 #include "kyotaku/engine.hpp"
 #include "kyotaku/generated.hpp"
@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <fstream>
 #include <random>
 
@@ -177,11 +178,11 @@ TEST(GeneratedRules, TwoRuleSetsInOneProgram) {
     EXPECT_EQ(ev.evaluate_slot(b, slot).value, later.value);
 }
 
-TEST(GeneratedRules, AnswerJsonLinesByteForByteAsTheInterpreter) {
-    auto p = official();
+namespace {
+std::vector<std::string> jsonl_corpus(Program const& p) {
     std::vector<std::string> lines;
     // The diff's generated corpus (every enum value, absent facts, dates around every boundary and month end) …
-    generate_corpus(*p, *p, 20000, 26, [&](std::string_view line) { lines.emplace_back(line); });
+    generate_corpus(p, p, 20000, 26, [&](std::string_view line) { lines.emplace_back(line); });
     // … the sample lines, and lines that are errors, null decisions or dates before every version.
     std::ifstream sample(KYOTAKU_SOURCE_DIR "/tests/data/eval_sample.jsonl");
     for (std::string line; std::getline(sample, line);) lines.push_back(line);
@@ -189,7 +190,13 @@ TEST(GeneratedRules, AnswerJsonLinesByteForByteAsTheInterpreter) {
     lines.push_back(R"({"id":7,"facility_kind":"医科","query_date":"2019-04-01","feature_enabled":true})");
     lines.push_back(R"({"facility_kind":"医科","visit_kind":"往診","query_date":"R6.4.15"})");
     lines.push_back("{not json");
+    return lines;
+}
+}  // namespace
 
+TEST(GeneratedRules, AnswerJsonLinesByteForByteAsTheInterpreter) {
+    auto p = official();
+    auto const lines = jsonl_corpus(*p);
     JsonlEvaluator interpreted(p), compiled(p, &generated_rules);
     EXPECT_FALSE(interpreted.compiled());
     ASSERT_TRUE(compiled.compiled()) << "the compiled rules are these rules: they must be used";
@@ -205,4 +212,57 @@ TEST(GeneratedRules, AnswerJsonLinesByteForByteAsTheInterpreter) {
     }
     EXPECT_GT(reasons, 5000u) << "the corpus must exercise the reasons (texts with the values of lets)";
     EXPECT_GT(nulls, 1000u) << "the corpus must exercise null decisions";
+}
+
+namespace {
+// kyotaku eval's stream: `input` through JsonlEvaluator::run with `threads`, the output's bytes.
+std::string run_stream(JsonlEvaluator& ev, std::string const& input, unsigned threads, JsonlEvaluator::Stats& stats) {
+    std::FILE* in = std::tmpfile();
+    std::FILE* out = std::tmpfile();
+    EXPECT_TRUE(in && out);
+    if (!in || !out) return {};
+    std::fwrite(input.data(), 1, input.size(), in);
+    std::rewind(in);
+    stats = ev.run(in, out, threads);
+    std::string text(std::size_t(std::ftell(out)), '\0');
+    std::rewind(out);
+    EXPECT_EQ(std::fread(text.data(), 1, text.size(), out), text.size());
+    std::fclose(in);
+    std::fclose(out);
+    return text;
+}
+}  // namespace
+
+TEST(GeneratedRules, SeveralThreadsAnswerAStreamAsOne) {
+    auto p = official();
+    // Some 7 MB (many of the workers' 256 KiB blocks), with blank lines, bad lines, a line over the 1 MiB cap in the
+    // middle and a last line without its newline.
+    std::string input;
+    std::size_t n = 0;
+    for (auto const& line : jsonl_corpus(*p)) {
+        input += line;
+        n += line.find_first_not_of(" \t\r") != std::string::npos;  // lines to answer (blank ones are not)
+        input += n % 1000 == 0 ? "\n\n  \n" : "\n";
+        if (n == 9000) input += std::string(LineReader::max_line + 10, 'x') + "\n";
+    }
+    input += R"({"id":"last","facility_kind":"医科"})";
+    JsonlEvaluator interpreted(p), compiled(p, &generated_rules);
+    for (JsonlEvaluator* ev : {&interpreted, &compiled}) {
+        JsonlEvaluator::Stats one, two, three;
+        std::string const a = run_stream(*ev, input, 1, one);
+        EXPECT_EQ(one.lines, n + 2);  // the over-long line and the last one
+        EXPECT_GT(one.errors, 3u);
+        EXPECT_NE(a.find("line too long"), std::string::npos);
+        EXPECT_NE(a.find("{\"id\":\"last\""), std::string::npos);
+        EXPECT_TRUE(a == run_stream(*ev, input, 2, two)) << "two threads answer otherwise (compiled: " << ev->compiled() << ")";
+        EXPECT_TRUE(a == run_stream(*ev, input, 3, three)) << "three threads answer otherwise";
+        EXPECT_EQ(one.bytes_in, input.size());
+        for (auto const* s : {&two, &three}) {
+            EXPECT_EQ(s->lines, one.lines);
+            EXPECT_EQ(s->errors, one.errors);
+            EXPECT_EQ(s->bytes_in, input.size());
+        }
+        EXPECT_TRUE(run_stream(*ev, "", 2, two).empty());
+        EXPECT_EQ(two.lines, 0u);
+    }
 }

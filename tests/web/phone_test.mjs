@@ -8,7 +8,7 @@
 import { resolve } from 'node:path';
 import net from 'node:net';
 import assert from 'node:assert/strict';
-import { startHarness, MEDICAL, NURSE, DENTAL, TABLET } from './harness.mjs';
+import { startHarness, MEDICAL, NURSE, DENTAL, CLOSED, TABLET } from './harness.mjs';
 
 const [kyotaku, bridgeBinary, wasmDir, src, out] = process.argv.slice(2).map((a) => resolve(a));
 const h = await startHarness({ kyotaku, bridgeBinary, wasmDir, src, out });
@@ -419,6 +419,25 @@ await h.run(async () => {
     assert.match(r.body.qr, /^data:image\/png;base64,/);
     assert.ok(r.bytes < 2000, `the hand-off's answer is ${r.bytes} bytes`);
     assert.equal((await call(null, 'POST', `/api/v1/consent/handoff/${r.body.handoff_id}/cancel`, {})).body.state, 'cancelled');
+  });
+
+  await test('the words follow the facility: a pharmacy\'s patient reads 服薬指導 and a nursing station\'s 看護, never 診療', async () => {
+    assert.equal((await call(`facility-${CLOSED}-manager`, 'PUT', '/api/v1/settings', { terms_agreed: true, home_visit_enabled: true, online_enabled: true })).status, 200);
+    const pharmacy = await open(await urlOf(CLOSED), { device: 'iphone', usb: false });
+    await visible(pharmacy.page, 'visit-kind');
+    assert.equal(await pharmacy.page.textContent('#h-visit-kind'), '受ける服薬指導を選んでください');
+    await tickAndNext(pharmacy.page, 'form-visit-kind', ['オンライン服薬指導']);
+    await screen(pharmacy.page, 'appointment', 'appointment-pharmacy');
+    assert.equal(await pharmacy.page.textContent('#h-appointment'), '服薬指導の予約日を確かめてください');
+    await pharmacy.page.click('#form-appointment button[type=submit]');
+    await pharmacy.page.waitForFunction(() => document.querySelector('#msg-appointment').textContent !== '');
+    const said = await pharmacy.page.evaluate(() => `${document.querySelector('.bar').innerText}\n${document.querySelector('.screen:not([hidden])').innerText}`);
+    assert.doesNotMatch(said.replace(/オンライン服薬指導/g, ''), /診療/, `a pharmacy's screen says 診療: ${said}`);
+    await pharmacy.context.close();
+    const nurse = await open(await urlOf(NURSE), { device: 'android', usb: 'empty' });
+    await visible(nurse.page, 'visit-kind');
+    assert.equal(await nurse.page.textContent('#h-visit-kind'), '受ける看護を選んでください');
+    await nurse.context.close();
   });
 
   // ---- after the outsider's findings (issue 25, third session): strangers with the URL, a changed URL --------------
