@@ -3,6 +3,7 @@
 #include <boost/asio/ip/address.hpp>
 
 #include <algorithm>
+#include <vector>
 
 namespace kyotaku::server {
 
@@ -53,6 +54,21 @@ std::string client_key(std::string const& address) {
     auto bytes = v6.to_bytes();
     std::fill(bytes.begin() + 8, bytes.end(), 0);
     return boost::asio::ip::address_v6(bytes).to_string() + "/64";
+}
+
+std::optional<std::string> proxy_v1_source(std::string const& line) {
+    if (line.size() > 107 || line.size() < 8 || line.rfind("PROXY ", 0) != 0 || line.substr(line.size() - 2) != "\r\n") return std::nullopt;
+    std::vector<std::string> words;
+    std::size_t at = 6;
+    for (std::size_t space; (space = line.find(' ', at)) != std::string::npos && space < line.size() - 2; at = space + 1)
+        words.push_back(line.substr(at, space - at));
+    words.push_back(line.substr(at, line.size() - 2 - at));
+    if (!words.empty() && words[0] == "UNKNOWN") return std::string();
+    if (words.size() != 5 || (words[0] != "TCP4" && words[0] != "TCP6")) return std::nullopt;
+    boost::system::error_code ec;
+    auto const source = boost::asio::ip::make_address(words[1], ec);
+    if (ec || source.is_v4() != (words[0] == "TCP4")) return std::nullopt;
+    return source.to_string();
 }
 
 char const* role_of(Caller const& c) {

@@ -5,6 +5,7 @@
 
 #include "usecases/service.hpp"
 
+#include <optional>
 #include <string>
 
 namespace kyotaku::server {
@@ -22,6 +23,11 @@ Caller caller_from_subject(Service& service, std::string const& cn, std::string 
 // IPv6 address as IPv4), IPv6 by its /64 — one household or one phone is given a whole /64, so counting single
 // IPv6 addresses would give anyone millions of budgets. Text that is not an address is kept as it is.
 std::string client_key(std::string const& address);
+
+// The client's address in a PROXY protocol v1 header line ("PROXY TCP4 SRC DST SPORT DPORT\r\n", at most 107
+// bytes): SRC; "" for "PROXY UNKNOWN…" (a balancer's own health check: the balancer's address stands); nullopt when
+// the line is not such a header.
+std::optional<std::string> proxy_v1_source(std::string const& line);
 
 // The caller's role for the log: operator (kyotaku-admin), a facility's manager (管理者) or staff (職員), a
 // モバイル端末 session, monitoring, or nobody.

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 struct stat;
 
@@ -25,6 +26,10 @@ struct ConnectionLimits {
     std::uint64_t memory_body = 64 << 20;      // a JSON or CSV body of an office terminal, held in memory
     std::uint64_t xml_body = 16 << 20;         // an OQS*.xml file (parsed whole: the documented file limit)
     std::uint64_t spooled_body = 1ull << 30;   // the batch CSV upload, spooled to a file and streamed
+    // Peers (a TCP balancer's addresses) whose connections begin with a PROXY protocol v1 header (HAProxy's
+    // send-proxy): the client's own address is read from it, for per-client budgets (Caller::client). A connection
+    // from one of them without the header is closed; a header from anyone else is not TLS and is closed too.
+    std::vector<std::string> proxy_protocol_from = {};
 };
 
 // What is wrong with an existing spool directory (lstat's `st`): a symlink or not a folder, someone else's, open

@@ -15,6 +15,7 @@
 #include <openssl/x509.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <filesystem>
 #include <optional>
@@ -150,6 +151,16 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
     ssl::stream<beast::tcp_stream> stream(std::move(accepted), *tls);
     Service& service = router.service();
     auto& socket = beast::get_lowest_layer(stream);
+    // The client's address (per-client budgets): the connection's peer, or — from a balancer that sends the PROXY
+    // protocol (limits.proxy_protocol_from) — the one its header names.
+    std::string client_address;
+    {
+        beast::error_code ec;
+        auto const peer = socket.socket().remote_endpoint(ec);
+        if (!ec) client_address = peer.address().to_string();
+    }
+    bool const proxied = !client_address.empty() && std::find(limits.proxy_protocol_from.begin(), limits.proxy_protocol_from.end(),
+                                                              client_address) != limits.proxy_protocol_from.end();
     {
         // The handshake in two stages, each within its own budget (limits.hpp): the client's first record — its
         // ClientHello, read here whole within `hello` — then the rest, with the record handed to OpenSSL.
@@ -158,6 +169,17 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
         {
             BudgetPlace const place(shared.hellos, limits.max_handshakes, socket, true);
             socket.expires_after(limits.hello);
+            if (proxied) {  // the header's line, byte by byte so that nothing of the ClientHello after it is taken
+                std::string line;
+                char ch = 0;
+                while (line.size() < 107 && (line.size() < 2 || line.compare(line.size() - 2, 2, "\r\n") != 0)) {
+                    co_await net::async_read(socket, net::buffer(&ch, 1), net::use_awaitable);
+                    line += ch;
+                }
+                auto const source = proxy_v1_source(line);
+                if (!source) co_return;  // a balancer that should send the header did not: not a client we can place
+                if (!source->empty()) client_address = *source;
+            }
             co_await net::async_read(socket, net::buffer(header), net::use_awaitable);
             std::size_t const length = std::size_t(header[3]) << 8 | header[4];
             if (header[0] != 22 || length == 0 || length > (1u << 14) + 2048) co_return;  // not a TLS handshake record
@@ -184,11 +206,7 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
             }
         });
     }
-    {
-        beast::error_code ec;
-        auto const peer = socket.socket().remote_endpoint(ec);
-        if (!ec) caller.client = client_key(peer.address().to_string());  // each request's caller below starts from it
-    }
+    if (!client_address.empty()) caller.client = client_key(client_address);  // each request's caller below starts from it
     beast::flat_buffer buffer;
     bool close_politely = false;  // the server ends the connection (not the client, nor a deadline): close_notify first
     for (;;) {

@@ -66,6 +66,11 @@ std::vector<Setting> const& serve_settings() {
          "SIGTERM の後、処理中の要求を終えるまで待つ上限の秒数 / on SIGTERM, how long requests in flight may take to finish "
          "before the server exits (default 20; /readyz answers 503 meanwhile)",
          0, 3600},
+        {T::text, "proxy_protocol_from", "--proxy-protocol-from", "KYOTAKU_PROXY_PROTOCOL_FROM",
+         "PROXY プロトコル (v1) のヘッダを送る TCP ロードバランサのアドレス (カンマ区切り)。その接続では、ヘッダにある接続元を使う / "
+         "addresses of TCP balancers that begin each connection with a PROXY protocol v1 header (HAProxy send-proxy; comma-separated): "
+         "the client's address is read from it (default: none)",
+         0, 0, nullptr, true},
         {T::integer, "handoffs_per_client", "--handoffs-per-client", "KYOTAKU_HANDOFFS_PER_CLIENT",
          "同意ページの引き継ぎを、1つの接続元 (IP アドレス、IPv6 は /64) が1施設で同時に開ける数 (0: 数えない) / open consent-page "
          "hand-offs per client address (IPv6: per /64) and facility (default 5; 0: no per-client budget, for a TCP balancer in "
@@ -149,6 +154,18 @@ std::string apply(ServeOptions& o, Setting const& s, std::string const& value) {
             std::size_t const comma = std::min(value.find(',', at), value.size());
             if (comma == at) return "空の鍵のファイル名があります / an empty key file name in the list";
             o.trust.push_back(value.substr(at, comma - at));
+            at = comma + 1;
+        }
+    }
+    if (key == "proxy_protocol_from") {
+        o.limits.proxy_protocol_from.clear();
+        for (std::size_t at = 0; at <= value.size() && !value.empty();) {
+            std::size_t const comma = std::min(value.find(',', at), value.size());
+            std::string const address = value.substr(at, comma - at);
+            boost::system::error_code ec;
+            auto const parsed = boost::asio::ip::make_address(address, ec);
+            if (ec) return "\"" + address + "\" は IP アドレスではありません / not an IP address";
+            o.limits.proxy_protocol_from.push_back(parsed.to_string());
             at = comma + 1;
         }
     }
@@ -394,6 +411,10 @@ int check_config(ResolvedConfig const& config) {
         else if (key == "rollback_to") value = o.rollback_to ? std::to_string(o.rollback_to) : "(none: older releases are refused)";
         else if (key == "drain_seconds") value = std::to_string(o.drain.count());
         else if (key == "handoffs_per_client") value = std::to_string(o.handoffs_per_client);
+        else if (key == "proxy_protocol_from") {
+            for (std::size_t i = 0; i < o.limits.proxy_protocol_from.size(); ++i) value += (i ? "," : "") + o.limits.proxy_protocol_from[i];
+            if (value.empty()) value = "(none)";
+        }
         else if (key == "trust") {
             for (std::size_t i = 0; i < o.trust.size(); ++i) value += (i ? "," : "") + o.trust[i];
             if (value.empty()) value = "(unsigned rules accepted)";

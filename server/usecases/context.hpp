@@ -40,7 +40,8 @@ struct Caller {
     std::string terminal;       // 資格確認端末 / 電子カルテ端末 (the certificate's title) or モバイル端末
     // Where the request came from, as the server saw the connection: an IPv4 address, or an IPv6 address's /64
     // (client_key in http/callers.hpp). The key of per-client budgets (the hand-off's); it names a network
-    // address, not a person — behind a TCP balancer every client has the balancer's. Empty in-process.
+    // address, not a person — behind a TCP balancer every client has the balancer's, unless the balancer sends the
+    // PROXY protocol (ConnectionLimits::proxy_protocol_from). Empty in-process.
     std::string client;
 };
 

@@ -26,18 +26,6 @@ metric() {
     curl -sS --cacert "$work/pki/ca.pem" --cert "$work/pki/admin.pem" --key "$work/pki/admin.key" "https://127.0.0.1:$2/metrics" |
         awk -v name="$1" 'index($0, name " ") == 1 { print $NF }'
 }
-# A port no one listens on now, below the ephemeral range (outgoing connections never take it meanwhile).
-free_port() {
-    "$py" -c '
-import random, socket
-for _ in range(500):
-    p = random.randint(20000, 32000)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); s.close(); print(p); break
-    except OSError:
-        s.close()'
-}
 # balancer PORT…: HAProxy in TCP passthrough in front of the servers on PORT…, as docs/operations.md 11. sets it up
 # (timeouts, retries with redispatch, GET /readyz checks every second over verified TLS); sets lb and haproxy_pid.
 balancer() {

@@ -334,6 +334,18 @@ TEST(HandoffClients, AClientIsItsIPv4AddressOrItsIPv6Slash64) {
     EXPECT_NE(client_key("2001:db8:1:3::1"), client_key("2001:db8:1:2::1"));
 }
 
+TEST(HandoffClients, APROXYHeaderFromABalancerNamesTheClient) {
+    EXPECT_EQ(proxy_v1_source("PROXY TCP4 203.0.113.7 10.0.0.11 56324 443\r\n"), "203.0.113.7");
+    EXPECT_EQ(proxy_v1_source("PROXY TCP6 2001:db8::1 2001:db8::2 56324 443\r\n"), "2001:db8::1");
+    EXPECT_EQ(proxy_v1_source("PROXY UNKNOWN\r\n"), "") << "the balancer's own check: its address stands";
+    EXPECT_EQ(proxy_v1_source("PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n"), "");
+    for (char const* bad : {"PROXY TCP4 203.0.113.7 10.0.0.11 56324 443\n", "PROXY TCP4 not-an-address 10.0.0.11 1 2\r\n",
+                            "PROXY TCP4 2001:db8::1 10.0.0.11 1 2\r\n", "PROXY TCP5 203.0.113.7 10.0.0.11 1 2\r\n", "PROXY TCP4 203.0.113.7\r\n",
+                            "GET / HTTP/1.1\r\n", "\x16\x03\x01\x02\x00\r\n"})
+        EXPECT_EQ(proxy_v1_source(bad), std::nullopt) << bad;
+    EXPECT_EQ(proxy_v1_source("PROXY TCP4 203.0.113.7 10.0.0.11 56324 443" + std::string(80, ' ') + "\r\n"), std::nullopt) << "107 bytes at most";
+}
+
 TEST_F(Handoff, CodesExpireAndThePhoneCanTakeItsHandoffBack) {
     json const old = start();
     clock.advance(handoffs->claim_within + 1s);
