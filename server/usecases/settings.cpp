@@ -135,7 +135,6 @@ FacilityUrl SettingsDesk::change_url(Caller const& c) {
     return url(c);
 }
 
-
 SettingsDesk::TokenCheck SettingsDesk::check_token(std::string const& token) {
     TokenCheck out;
     auto version = token.size() > 512 ? std::nullopt : url_token_key_version(token);
