@@ -203,7 +203,7 @@ DecisionPath::Registration DecisionPath::offered(FacilityInfo const& f, std::str
         out.field = "visit_kind";
         out.reason = {offers.status == Status::ok ? ev.render_text(std::int64_t(offers.clause), facts)
                                                   : "ルールで判定できませんでした (" + missing_text(*r.program, offers) + ")",
-                      ""};
+                      "the facility's kind does not offer this visit kind (the rules' reason in message_ja)"};
         return out;
     }
     if (preparatory && !kind->asks_preparatory) {

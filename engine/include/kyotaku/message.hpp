@@ -15,8 +15,9 @@ struct Message {
     std::string en;
 
     bool empty() const { return ja.empty() && en.empty(); }
-    // "ja / en": one line for a log or a developer's console; never parsed back.
-    std::string text() const { return ja + " / " + en; }
+    // "ja / en": one line for a log or a developer's console; never parsed back. A rule's reason is Japanese only:
+    // then the Japanese alone.
+    std::string text() const { return en.empty() ? ja : ja.empty() ? en : ja + " / " + en; }
     friend bool operator==(Message const&, Message const&) = default;
 };
 
