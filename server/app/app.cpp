@@ -228,7 +228,7 @@ net::awaitable<void> drain_then_stop(net::io_context& io, tcp::acceptor& accepto
 
 // /metrics about connections and TLS: each certificate's expiry, SIGHUP's TLS reloads, the handshake budget, the drain.
 void connection_metrics(std::string& out, TlsInForce const& tls, HandshakeBudget const& hellos, HandshakeBudget const& handshakes,
-                        Drain const& drain) {
+                        UploadBudget const& uploads, Drain const& drain) {
     metric_header(out, "kyotaku_tls_certificate_expiry_seconds", "gauge",
                   "When each certificate the server relies on expires (Unix time): its own (server.pem) and the client CAs (ca.pem).");
     for (auto const& c : tls.certificates())
@@ -244,6 +244,20 @@ void connection_metrics(std::string& out, TlsInForce const& tls, HandshakeBudget
                   "Connections closed in their handshake because max_handshakes newer ones were in the same stage.");
     metric_sample(out, "kyotaku_http_handshakes_evicted_total", {{"stage", "hello"}}, double(hellos.evicted.load()));
     metric_sample(out, "kyotaku_http_handshakes_evicted_total", {{"stage", "handshake"}}, double(handshakes.evicted.load()));
+    metric_header(out, "kyotaku_http_uploads_open", "gauge", "Large uploads (bodies beyond 64 KiB) read or answered now.");
+    metric_sample(out, "kyotaku_http_uploads_open", {}, double(uploads.uploads()));
+    metric_header(out, "kyotaku_http_upload_bytes", "gauge",
+                  "Bytes the large uploads under way have taken from the budget, by store: memory (upload_memory_mb) or spool (upload_spool_mb).");
+    metric_header(out, "kyotaku_http_upload_budget_bytes", "gauge", "The budget of large uploads, by store.");
+    for (auto [store, name] : {std::pair(UploadBudget::Store::memory, "memory"), std::pair(UploadBudget::Store::spool, "spool")}) {
+        metric_sample(out, "kyotaku_http_upload_bytes", {{"store", name}}, double(uploads.in_use(store)));
+        metric_sample(out, "kyotaku_http_upload_budget_bytes", {{"store", name}}, double(uploads.capacity(store)));
+    }
+    metric_header(out, "kyotaku_http_uploads_refused_total", "counter",
+                  "Large uploads refused before their body was read: the budget was spent (503), or the facility had uploads_per_facility "
+                  "under way (429).");
+    metric_sample(out, "kyotaku_http_uploads_refused_total", {{"reason", "budget"}}, double(uploads.refused_budget.load()));
+    metric_sample(out, "kyotaku_http_uploads_refused_total", {{"reason", "facility"}}, double(uploads.refused_facility.load()));
     metric_header(out, "kyotaku_http_requests_in_flight", "gauge", "Requests from their header to the end of their answer.");
     metric_sample(out, "kyotaku_http_requests_in_flight", {}, double(drain.in_flight.load()));
 }
@@ -373,8 +387,9 @@ int run(ServeOptions const& o) {
     IdempotentAnswers idempotent(*db);
     Drain drain;
     HandshakeBudget hellos, handshakes;
-    SessionShared shared{router, rt, idempotent, o.limits, spool_dir, drain, hellos, handshakes, work};
-    rt.more_metrics = [&](std::string& out) { connection_metrics(out, *tls, hellos, handshakes, drain); };
+    UploadBudget uploads(o.limits.upload_memory, o.limits.upload_spool, o.limits.uploads_per_facility);
+    SessionShared shared{router, rt, idempotent, o.limits, spool_dir, drain, hellos, handshakes, uploads, work};
+    rt.more_metrics = [&](std::string& out) { connection_metrics(out, *tls, hellos, handshakes, uploads, drain); };
 
     // SIGHUP (systemctl reload): the rules again, atomically, a rule set that fails to load refused; then the TLS
     // files, each checked before it replaces the one in force (a bad file is refused, logged, and the old ones stay).

@@ -30,6 +30,11 @@ struct ConnectionLimits {
     // send-proxy): the client's own address is read from it, for per-client budgets (Caller::client). A connection
     // from one of them without the header is closed; a header from anyone else is not TLS and is closed too.
     std::vector<std::string> proxy_protocol_from = {};
+    // Large uploads (bodies beyond anonymous_body), all connections together (UploadBudget, limits.hpp): the bytes of
+    // bodies held in memory and of spooled ones at once, and how many one facility may send at once.
+    std::uint64_t upload_memory = 256ull << 20;
+    std::uint64_t upload_spool = 4ull << 30;
+    int uploads_per_facility = 2;
 };
 
 // What is wrong with an existing spool directory (lstat's `st`): a symlink or not a folder, someone else's, open

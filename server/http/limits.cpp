@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <map>
 
 namespace kyotaku::server {
 
@@ -91,6 +92,55 @@ void HandshakeBudget::leave(Ticket const& ticket) {
 int HandshakeBudget::size() const {
     std::lock_guard lock(mutex_);
     return int(waiting_.size());
+}
+
+struct UploadBudget::State {
+    std::mutex mutex;
+    std::uint64_t used[2] = {0, 0};
+    std::map<std::string, int> uploads;  // by facility; only facilities with an upload under way
+    int total = 0;
+};
+
+UploadBudget::UploadBudget(std::uint64_t memory_bytes, std::uint64_t spool_bytes, int per_facility)
+    : capacity_{memory_bytes, spool_bytes}, per_facility_(per_facility), state_(std::make_shared<State>()) {}
+
+std::pair<UploadBudget::Grant, UploadBudget::Refusal> UploadBudget::reserve(Store store, std::uint64_t bytes, std::string const& facility) {
+    int const s = int(store);
+    {
+        std::lock_guard lock(state_->mutex);
+        auto const mine = state_->uploads.find(facility);
+        if (mine != state_->uploads.end() && mine->second >= per_facility_) {
+            ++refused_facility;
+            return {nullptr, Refusal::facility};
+        }
+        if (bytes > capacity_[s] - state_->used[s]) {
+            ++refused_budget;
+            return {nullptr, Refusal::budget};
+        }
+        state_->used[s] += bytes;
+        ++state_->uploads[facility];
+        ++state_->total;
+    }
+    auto state = state_;
+    return {Grant(state.get(),
+                  [state, s, bytes, facility](void*) {
+                      std::lock_guard lock(state->mutex);
+                      state->used[s] -= bytes;
+                      --state->total;
+                      if (auto const mine = state->uploads.find(facility); mine != state->uploads.end() && --mine->second == 0)
+                          state->uploads.erase(mine);
+                  }),
+            Refusal::none};
+}
+
+std::uint64_t UploadBudget::in_use(Store store) const {
+    std::lock_guard lock(state_->mutex);
+    return state_->used[int(store)];
+}
+
+int UploadBudget::uploads() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->total;
 }
 
 net::awaitable<void> accept_loop(tcp::acceptor& acceptor, int max_connections, ConnectionCounter& counter, AcceptStats& stats,

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 namespace kyotaku::server {
 
@@ -57,6 +58,33 @@ public:
 private:
     mutable std::mutex mutex_;
     std::list<Ticket> waiting_;  // oldest first
+};
+
+// Large uploads (issue 22 item 4): a body beyond anonymous_body — only an office terminal or the operator may send
+// one — takes its size (its Content-Length; the route's limit when it comes chunked) from a budget all connections
+// share, memory for bodies held whole and disk for spooled ones, before a byte of it is read, and gives it back once
+// its answer is computed. One facility (the operator counts as one) has at most `per_facility` large uploads at once,
+// so that it cannot take the whole budget from the others. Thread-safe; a grant may outlive the budget.
+class UploadBudget {
+public:
+    enum class Store { memory, spool };
+    enum class Refusal { none, budget, facility };
+    using Grant = std::shared_ptr<void>;  // gives the bytes and the facility's place back when dropped
+
+    UploadBudget(std::uint64_t memory_bytes, std::uint64_t spool_bytes, int per_facility);
+    // A grant; or nullptr and why: the facility has `per_facility` uploads under way, or the store has not `bytes` left.
+    std::pair<Grant, Refusal> reserve(Store store, std::uint64_t bytes, std::string const& facility);
+    std::uint64_t capacity(Store store) const { return capacity_[int(store)]; }
+    std::uint64_t in_use(Store store) const;
+    int uploads() const;  // large uploads under way
+    int per_facility() const { return per_facility_; }
+    std::atomic<long> refused_budget{0}, refused_facility{0};
+
+private:
+    struct State;
+    std::uint64_t capacity_[2];
+    int per_facility_;
+    std::shared_ptr<State> state_;
 };
 
 struct AcceptStats {

@@ -137,6 +137,21 @@ bool answered_from_memory(std::string const& method, std::string const& target) 
     return method == "GET" && (target == "/healthz" || target == "/readyz");
 }
 
+// The answer to a large upload the budget refuses before its body is read (UploadBudget, limits.hpp); Retry-After: a
+// large upload takes seconds.
+HttpResult upload_refused(UploadBudget::Refusal why, UploadBudget const& budget) {
+    constexpr int retry_after = 10;
+    if (why == UploadBudget::Refusal::facility)
+        return error_result(too_many("", "この施設から同時に送られている大きなデータが多すぎます。送信中のものが終わってから、もう一度送ってください",
+                                     "too many large uploads from this facility at once (at most " + std::to_string(budget.per_facility()) +
+                                         "): retry when one has finished",
+                                     retry_after));
+    Error busy(Error::Kind::unavailable, "", "サーバが受け取っている大きなデータが多すぎます。少し待ってから、もう一度送ってください",
+               "the server is receiving too many large uploads at once: retry shortly");
+    busy.retry_after = retry_after;
+    return error_result(busy);
+}
+
 // One connection: requests read within the limits (limits.hpp), each phase with its own deadline; a request's body is
 // read only as far as its route takes from this caller (plan_body), large uploads spooled to the private directory.
 net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket accepted, SessionShared& shared, ConnectionCounter::Slot) {
@@ -251,10 +266,21 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
         // body_limit here: the header is whole but announces more than any route takes (1 GiB); the route's plan
         // still decides between refusing the caller (403) and the size (413, naming the route's own limit).
         bool const header_whole = !ec || ec == http::error::body_limit;
-        BodyPlan const plan = header_whole ? plan_body(who, method, target, limits) : BodyPlan{};
+        BodyPlan plan = header_whole ? plan_body(who, method, target, limits) : BodyPlan{};
+        // A body larger than the whole budget of its store could never be read: too large, not "later".
+        auto const store = plan.spool ? UploadBudget::Store::spool : UploadBudget::Store::memory;
+        plan.limit = std::min(plan.limit, std::max(limits.anonymous_body, shared.uploads.capacity(store)));
         std::optional<HttpResult> early;  // answered without reading the body
         if (!ec && head.content_length() && *head.content_length() > plan.limit) early = plan.refusal;
         if (!ec && head.content_length() && *head.content_length() > plan.limit && !early) ec = http::error::body_limit;
+        // A large body takes its size from the budget before a byte of it is read; a chunked one the route's limit.
+        UploadBudget::Grant upload;
+        std::uint64_t const body_bytes = head.content_length() ? *head.content_length() : head.chunked() ? plan.limit : 0;
+        if (!ec && !early && body_bytes > limits.anonymous_body) {
+            auto [grant, refusal] = shared.uploads.reserve(store, body_bytes, who.facility_code);
+            if (grant) upload = std::move(grant);
+            else early = upload_refused(refusal, shared.uploads);
+        }
         std::optional<SpoolFile> spool;
         http::request<http::string_body> req;
         if (!ec && !early && plan.spool) {
@@ -301,6 +327,7 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
             res.result(http::status(r.status));
             res.set(http::field::content_type, r.content_type);
             res.set("X-Request-Id", trace.record.request_id);
+            for (auto const& [name, value] : r.headers) res.set(name, value);  // Retry-After
             res.body() = r.body;
             res.keep_alive(false);
             res.prepare_payload();
@@ -352,6 +379,8 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
         if (answered_from_memory(method, target)) r = answer();
         else r = co_await blocking<HttpResult>(shared.work, answer);
         end.release();
+        spool.reset();  // the body has been read, in memory or from its file: its budget is free for others
+        upload.reset();
         trace.record.status = r.status;
         trace.record.route = r.route;
         socket.expires_after(limits.body);

@@ -1,7 +1,8 @@
 // One TLS connection of `kyotaku serve` (Boost.Beast): the handshake, the caller from the client certificate, then
 // requests read within the limits (limits.hpp), each phase with its own deadline; a request's body is read only as
 // far as its route takes from this caller (plan_body), large uploads spooled to the private directory. Each request
-// goes to the router (router.hpp); the file uploads with an Idempotency-Key go through answer_once
+// goes to the router (router.hpp); a large body takes its size from the budget all connections share first (UploadBudget,
+// limits.hpp: 503 when it is spent, 429 beyond the facility's uploads at once). The file uploads with an Idempotency-Key go through answer_once
 // (idempotency.hpp). One JSON log line and the metrics per request (observability.hpp).
 #pragma once
 
@@ -46,6 +47,7 @@ struct SessionShared {
     Drain& drain;
     HandshakeBudget& hellos;         // connections waiting for their ClientHello (limits.hpp)
     HandshakeBudget& handshakes;     // connections in the rest of their TLS handshake
+    UploadBudget& uploads;           // large request bodies, in memory and spooled, all connections together
     // The threads that answer requests (they may wait for the database); the connections' own threads only read,
     // write, handshake and answer /healthz and /readyz.
     boost::asio::thread_pool& work;

@@ -58,6 +58,18 @@ std::vector<Setting> const& serve_settings() {
          0, 0, &ServeOptions::spool_dir, true},
         {T::integer, "max_connections", "--max-connections", "KYOTAKU_MAX_CONNECTIONS",
          "同時接続数の上限 / connections open at once (default 256; lowered to what the descriptor limit allows)", 1, 100000},
+        {T::integer, "upload_memory_mb", "--upload-memory-mb", "KYOTAKU_UPLOAD_MEMORY_MB",
+         "64 KiB を超える本文をメモリに置く量の上限 (全接続の合計、MiB) / MiB of request bodies beyond 64 KiB held in memory at once, all "
+         "connections together (default 256; beyond, 503 with Retry-After)",
+         1, 1048576},
+        {T::integer, "upload_spool_mb", "--upload-spool-mb", "KYOTAKU_UPLOAD_SPOOL_MB",
+         "一時ファイルに置くアップロードの量の上限 (全接続の合計、MiB) / MiB of spooled uploads on disk at once, all connections together "
+         "(default 4096; beyond, 503 with Retry-After)",
+         1, 16777216},
+        {T::integer, "uploads_per_facility", "--uploads-per-facility", "KYOTAKU_UPLOADS_PER_FACILITY",
+         "1施設が同時に送れる大きな本文 (64 KiB 超) の数 / large uploads (bodies beyond 64 KiB) one facility may send at once (default 2; "
+         "beyond, 429 with Retry-After)",
+         1, 1000},
         {T::integer, "rollback_to", "--rollback-to", "KYOTAKU_ROLLBACK_TO",
          "ルールのリリースを意図して戻す: このデータベースで使ったものより古いリリース N を一度だけ受け入れ、記録する (戻し終えたら消す) / go back on purpose to the "
          "older rule release N: accepted although a newer one was served, logged, and N becomes the floor (remove it once done)",
@@ -128,6 +140,9 @@ std::string apply(ServeOptions& o, Setting const& s, std::string const& value) {
         if (key == "port") o.port = static_cast<unsigned short>(n);
         if (key == "threads") o.threads = int(n);
         if (key == "max_connections") o.limits.max_connections = int(n);
+        if (key == "upload_memory_mb") o.limits.upload_memory = std::uint64_t(n) << 20;
+        if (key == "upload_spool_mb") o.limits.upload_spool = std::uint64_t(n) << 20;
+        if (key == "uploads_per_facility") o.limits.uploads_per_facility = int(n);
         if (key == "rollback_to") o.rollback_to = std::uint64_t(n);
         if (key == "drain_seconds") o.drain = std::chrono::seconds(n);
         if (key == "handoffs_per_client") o.handoffs_per_client = int(n);
@@ -408,6 +423,9 @@ int check_config(ResolvedConfig const& config) {
             value = !o.key_file.empty() ? o.key_file : is_postgres_url(o.db) ? "(none: required with PostgreSQL)" : o.db + ".key";
         else if (key == "spool_dir") value = o.spool_dir.empty() ? default_spool_dir(o.db) : o.spool_dir;
         else if (key == "max_connections") value = std::to_string(o.limits.max_connections);
+        else if (key == "upload_memory_mb") value = std::to_string(o.limits.upload_memory >> 20);
+        else if (key == "upload_spool_mb") value = std::to_string(o.limits.upload_spool >> 20);
+        else if (key == "uploads_per_facility") value = std::to_string(o.limits.uploads_per_facility);
         else if (key == "rollback_to") value = o.rollback_to ? std::to_string(o.rollback_to) : "(none: older releases are refused)";
         else if (key == "drain_seconds") value = std::to_string(o.drain.count());
         else if (key == "handoffs_per_client") value = std::to_string(o.handoffs_per_client);

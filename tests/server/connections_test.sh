@@ -10,6 +10,10 @@
 #             drain_seconds = 1 a request slower than that is cut and the server exits all the same
 #   rolling   three servers over one PostgreSQL behind HAProxy under load: each restarted in turn (SIGTERM, drain,
 #             start again on its port) while a batch is answered; no request fails, every row answered once
+#   uploads   the upload budget (issue 22 item 4): large uploads held open take the memory and spool budgets and a
+#             facility's places; beyond them 503 / 429 with Retry-After in the one error shape, before the body is read,
+#             while another facility is still served; everything given back afterwards. Then 30 uploads of 60 MiB at
+#             once from two facilities, on a server with the defaults: prints its peak RSS (the issue measured 2,014 MB)
 #   tls       the cipher profile (Mozilla intermediate) seen with openssl s_client; SIGHUP takes new certificate files
 #             for new connections, refuses a bad one (logged, the old ones kept), and /metrics gives each expiry
 # Usage: connections_test.sh CASE KYOTAKU SOURCE_DIR   (rolling needs KYOTAKU_TEST_PG: tests/server/with_postgres.sh)
@@ -224,6 +228,50 @@ rolling)
     done
     check "the batch finished across the restarts" test "$(psql -qAt "$KYOTAKU_TEST_PG" -c "SELECT finished_at IS NOT NULL FROM batch_jobs WHERE reception_number = '$rn'")" = t
     check "every row answered exactly once" test "$(psql -qAt "$KYOTAKU_TEST_PG" -c "SELECT COUNT(*), COUNT(DISTINCT row_no) FROM batch_results WHERE reception_number = '$rn'")" = "20000|20000"
+    ;;
+uploads)
+    B=2714206386
+    "$src/scripts/make-test-pki" "$work/pki" $B > /dev/null
+    start_server "$work/serve.log" "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki" \
+        --upload-memory-mb 160 --upload-spool-mb 100 --uploads-per-facility 3
+    facility
+    api admin "${json[@]}" -X POST "$U/api/v1/admin/facilities" -d "{\"code\":\"$B\",\"name\":\"B\",\"kind\":\"医科\"}" > /dev/null
+    out=$("$py" "$load" budget "$port" "$work/pki" "$A" "$B" 2>&1)
+    echo "$out"
+    says() { grep -qxF "budget: $1" <<< "$out"; }
+    refusal="retry-after 10 fields error,message_en,message_ja"
+    check "three uploads of 50 MiB take 150 MiB of the memory budget" says "memory taken 150 MiB"
+    check "a facility's fourth upload at once is a 429 with Retry-After, in the one error shape" \
+        says "A's 4th upload (1 MiB, the budget has room): 429 $refusal"
+    check "another facility's upload beyond the memory budget is a 503 with Retry-After" says "B's upload of 50 MiB (10 MiB left): 503 $refusal"
+    check "the other facility's requests are answered meanwhile" says "B's request without a large body: 200"
+    check "a spooled upload takes its size from the spool budget" says "spool taken 60 MiB"
+    check "a spooled upload beyond the spool budget is a 503 with Retry-After" says "B's second spooled upload of 60 MiB (40 MiB left): 503 $refusal"
+    check "an upload within what is left goes to its route (400: its body is not JSON)" says "B's upload of 5 MiB (10 MiB left) answered by its route: 400"
+    check "the uploads held are answered by their routes once sent whole" grep -qE "^budget: the uploads held, sent whole, answered by their routes: 4[0-9]{2} 4[0-9]{2} 4[0-9]{2} 4[0-9]{2}$" <<< "$out"
+    check "every byte and place is given back" says "afterwards: uploads open 0, memory taken 0, spool taken 0"
+    check "and a large upload is taken again" says "B's upload of 50 MiB now answered by its route: 400"
+    check "the refusals are counted" says "refused: budget 2, facility 1"
+    check "the server answers as before" test "$(status staff "$U/api/v1/whoami")" = 200
+    stop_server
+    # Memory under attack: 30 uploads of 60 MiB begun at once from two facilities, on a server with the defaults
+    # (upload_memory_mb = 256, uploads_per_facility = 2).
+    start_server "$work/serve2.log" "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki"
+    rss() { awk -v f="$1" '$1 == f ":" { print int($2 / 1024) }' "/proc/$server_pid/status"; }
+    before=$(rss VmRSS)
+    out=$("$py" "$load" attack "$port" "$work/pki" "$A,$B" 30 60 2>&1)
+    echo "$out"
+    peak=$(rss VmHWM)
+    echo "memory under attack: 30 uploads of 60 MiB at once (defaults: upload_memory_mb 256, uploads_per_facility 2): the server's RSS was $before MB before, peak $peak MB (+$((peak - before)) MB; before the budget the issue measured 223 -> 2,014 MB)"
+    check "the attack's uploads were all answered or refused (none hung)" grep -qE "^attack: 30 uploads of 60 MiB at once: answered [0-9]+, 429 [0-9]+, 503 [0-9]+, cut [0-9]+$" <<< "$out"
+    answered=$(sed -n 's/^attack: .*: answered \([0-9]*\),.*/\1/p' <<< "$out")
+    refused=$(($(metric 'kyotaku_http_uploads_refused_total{reason="budget"}' "$port") + $(metric 'kyotaku_http_uploads_refused_total{reason="facility"}' "$port")))
+    echo "the server refused $refused of the 30 before their body was read; $answered were answered by their route"
+    check "some uploads were taken, and every other one refused by the budget" test "$answered" -ge 1 -a $((answered + refused)) -eq 30
+    # The budget counts the bodies' bytes (256 MiB at once); a body held costs about twice its size at its peak (measured:
+    # one upload of 60 MiB, +127 MB), so the bound is three times the budget — against 1,800 MB without it.
+    check "the peak RSS grew less than three times the memory budget (768 MB)" test $((peak - before)) -lt 768
+    check "the server answers after the attack" test "$(status staff "$U/api/v1/whoami")" = 200
     ;;
 tls)
     start_server "$work/serve.log" "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki"

@@ -13,8 +13,20 @@
 #       ClientHello sent one byte every 100 ms — each opened again as soon as the server closes it, for SECONDS, while a
 #       facility client makes requests (a fresh TLS connection each, 5 s allowed); prints
 #       "flood MODE: facility A of B answered (P %), attacker connections opened C".
+#   budget PORT PKI A B
+#       the upload budget (issue 22 item 4) on a server started with upload_memory_mb = 160, upload_spool_mb = 100 and
+#       uploads_per_facility = 3: uploads held open after their header (the server has taken their budget when the
+#       open-uploads gauge says so), the ones refused answered at once; prints one line per step (the test checks them).
+#   attack PORT PKI CODES COUNT MIB
+#       COUNT uploads of MIB MiB each (JSON to POST /api/v1/reinquiry), all begun at once, from the facilities CODES
+#       (comma-separated) in turn; each reads an answer the server gives before its body is whole; prints
+#       "attack: N uploads of M MiB at once: answered A, 429 T, 503 U, cut C" (cut: the connection closed before
+#       the client read an answer — a refused upload's answer is lost when the server's close meets its body still
+#       coming; the server's count of refusals says what it did).
+import json
 import os
 import resource
+import select
 import selectors
 import socket
 import ssl
@@ -25,16 +37,22 @@ import time
 HOST = "127.0.0.1"
 
 
-def context(pki, code):
+def context(pki, code, name=None):
+    name = name or f"facility-{code}"
     ctx = ssl.create_default_context(cafile=f"{pki}/ca.pem")
-    ctx.load_cert_chain(f"{pki}/facility-{code}.pem", f"{pki}/facility-{code}.key")
+    ctx.load_cert_chain(f"{pki}/{name}.pem", f"{pki}/{name}.key")
     ctx.check_hostname = False
     return ctx
 
 
 def read_response(tls):
     """Reads one HTTP/1.1 response with a Content-Length; returns its status."""
-    data = b""
+    return read_answer(tls)[0]
+
+
+def read_answer(tls, data=b""):
+    """Reads one HTTP/1.1 response with a Content-Length (its first bytes may have been read: `data`): (status,
+    headers by lower-case name, body)."""
     while b"\r\n\r\n" not in data:
         chunk = tls.recv(65536)
         if not chunk:
@@ -43,17 +61,17 @@ def read_response(tls):
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
-    length = 0
+    headers = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
-        if name.strip().lower() == "content-length":
-            length = int(value.strip())
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
     while len(body) < length:
         chunk = tls.recv(65536)
         if not chunk:
             raise ConnectionError("closed in the body")
         body += chunk
-    return status
+    return status, headers, body
 
 
 def request(ctx, port, polite, timeout=10.0, path="/api/v1/whoami"):
@@ -211,6 +229,170 @@ def flood(mode, port, pki, code, attackers, seconds):
     print(f"flood {mode}: facility {answered} of {tried} answered ({rate:.1f} %), attacker connections opened {opened[0]}", flush=True)
 
 
+MIB = 1 << 20
+OPEN, MEMORY, SPOOL = "kyotaku_http_uploads_open", 'kyotaku_http_upload_bytes{store="memory"}', 'kyotaku_http_upload_bytes{store="spool"}'
+REFUSED = 'kyotaku_http_uploads_refused_total{reason="%s"}'
+MEMORY_ROUTE, SPOOL_ROUTE = "/api/v1/reinquiry", "/api/v1/batch/reinquiry"
+
+
+def connect(ctx, port, timeout=60.0):
+    return ctx.wrap_socket(socket.create_connection((HOST, port), timeout=timeout), server_hostname="localhost")
+
+
+def upload_header(path, length):
+    kind = "text/csv" if path == SPOOL_ROUTE else "application/json"
+    return f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {kind}\r\nContent-Length: {length}\r\n\r\n".encode()
+
+
+def describe(answer):
+    """"STATUS retry-after R fields F": what a refusal must carry (the one error shape, Retry-After)."""
+    status, headers, body = answer
+    try:
+        fields = ",".join(sorted(json.loads(body)))
+    except ValueError:
+        fields = "(not JSON)"
+    return f"{status} retry-after {headers.get('retry-after', '-')} fields {fields}"
+
+
+def send_rest(tls, sent, length):
+    """Sends the body's remaining bytes and reads the answer. A body is "x" and spaces: a JSON or CSV route refuses it
+    at its first byte (nlohmann's parser would keep a copy of a run of spaces as it skipped them)."""
+    chunk = b" " * MIB
+    while sent < length:
+        n = min(len(chunk), length - sent)
+        tls.sendall(chunk[:n])
+        sent += n
+    return read_answer(tls)
+
+
+def budget(port, pki, code_a, code_b):
+    a, b, admin = context(pki, code_a), context(pki, code_b), context(pki, None, "admin")
+
+    def metric(name):
+        tls = connect(admin, port)
+        try:
+            tls.sendall(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            for line in read_answer(tls)[2].decode().splitlines():
+                if line.startswith(name + " "):
+                    return int(float(line.split()[-1]))
+        finally:
+            tls.close()
+        return None
+
+    def until(name, value):
+        """Polls /metrics until NAME is VALUE (at most 30 s); returns what it read last."""
+        deadline = time.monotonic() + 30
+        while True:
+            seen = metric(name)
+            if seen == value or time.monotonic() > deadline:
+                return seen
+            time.sleep(0.05)
+
+    def hold(ctx, path, length):
+        """An upload that has sent its header and a first KiB: the server decides from the header alone."""
+        tls = connect(ctx, port)
+        tls.sendall(upload_header(path, length) + b"x" + b" " * 1023)
+        return tls, length
+
+    def refused(ctx, path, length):
+        tls = connect(ctx, port)
+        try:
+            tls.sendall(upload_header(path, length))
+            return describe(read_answer(tls))
+        finally:
+            tls.close()
+
+    def say(text):
+        print(f"budget: {text}", flush=True)
+
+    held = []
+    for i in range(3):
+        held.append(hold(a, MEMORY_ROUTE, 50 * MIB))
+        say(f"A's upload {i + 1} of 50 MiB under way: uploads open {until(OPEN, i + 1)}")
+    say(f"memory taken {until(MEMORY, 150 * MIB) // MIB} MiB")
+    say(f"A's 4th upload (1 MiB, the budget has room): {refused(a, MEMORY_ROUTE, MIB)}")
+    say(f"B's upload of 50 MiB (10 MiB left): {refused(b, MEMORY_ROUTE, 50 * MIB)}")
+    small = connect(b, port)
+    small.sendall(b"GET /api/v1/whoami HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    say(f"B's request without a large body: {read_answer(small)[0]}")
+    small.close()
+    held.append(hold(b, SPOOL_ROUTE, 60 * MIB))
+    say(f"B's spooled upload of 60 MiB under way: uploads open {until(OPEN, 4)}")
+    say(f"spool taken {until(SPOOL, 60 * MIB) // MIB} MiB")
+    say(f"B's second spooled upload of 60 MiB (40 MiB left): {refused(b, SPOOL_ROUTE, 60 * MIB)}")
+    tls, length = hold(b, MEMORY_ROUTE, 5 * MIB)
+    say(f"B's upload of 5 MiB (10 MiB left) answered by its route: {send_rest(tls, 1024, length)[0]}")
+    tls.close()
+    statuses = []
+    for tls, length in held:
+        statuses.append(str(send_rest(tls, 1024, length)[0]))
+        tls.close()
+    say(f"the uploads held, sent whole, answered by their routes: {' '.join(statuses)}")
+    say(f"afterwards: uploads open {until(OPEN, 0)}, memory taken {until(MEMORY, 0)}, "
+        f"spool taken {until(SPOOL, 0)}")
+    tls, length = hold(b, MEMORY_ROUTE, 50 * MIB)
+    say(f"B's upload of 50 MiB now answered by its route: {send_rest(tls, 1024, length)[0]}")
+    tls.close()
+    say(f"refused: budget {metric(REFUSED % 'budget')}, "
+        f"facility {metric(REFUSED % 'facility')}")
+
+
+def answer_waiting(tls, timeout):
+    """The answer, when one has arrived; None when none has (a TLS 1.3 session ticket alone makes the socket readable)."""
+    if not (tls.pending() or select.select([tls], [], [], 0)[0]):
+        return None
+    tls.settimeout(0)
+    try:
+        first = tls.recv(65536)
+    except (ssl.SSLWantReadError, BlockingIOError):
+        return None
+    finally:
+        tls.settimeout(timeout)
+    if not first:
+        raise ConnectionError("closed before the header")
+    return read_answer(tls, first)
+
+
+def attack(port, pki, codes, count, mib):
+    contexts = [context(pki, code) for code in codes.split(",")]
+    length = mib * MIB
+    chunk = b" " * (64 * 1024)
+    ready = threading.Barrier(count)
+    lock = threading.Lock()
+    tally = {}
+
+    def work(i):
+        outcome = "cut"
+        try:
+            tls = connect(contexts[i % len(contexts)], port)
+        except (OSError, ssl.SSLError):
+            ready.abort()
+            raise
+        try:
+            ready.wait()
+            tls.sendall(upload_header(MEMORY_ROUTE, length) + b"x")
+            sent = 1
+            answer = None
+            while sent < length and answer is None:
+                n = min(len(chunk), length - sent)
+                tls.sendall(chunk[:n])
+                sent += n
+                answer = answer_waiting(tls, 60.0)  # refused before the body is whole
+            answer = answer or read_answer(tls)
+            outcome = str(answer[0]) if answer[0] in (429, 503) else "answered"
+        except (OSError, ssl.SSLError, ConnectionError, ValueError, threading.BrokenBarrierError) as e:
+            if os.environ.get("NET_LOAD_DEBUG"):
+                print(f"attack: upload {i}: {e!r}", flush=True)
+        finally:
+            tls.close()
+        with lock:
+            tally[outcome] = tally.get(outcome, 0) + 1
+
+    run_threads(count, work)
+    print(f"attack: {count} uploads of {mib} MiB at once: answered {tally.get('answered', 0)}, 429 {tally.get('429', 0)}, "
+          f"503 {tally.get('503', 0)}, cut {tally.get('cut', 0)}", flush=True)
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "noclose":
@@ -222,6 +404,12 @@ def main():
     elif cmd == "flood":
         mode, port, pki, code, attackers, seconds = sys.argv[2:]
         flood(mode, int(port), pki, code, int(attackers), float(seconds))
+    elif cmd == "budget":
+        port, pki, code_a, code_b = sys.argv[2:]
+        budget(int(port), pki, code_a, code_b)
+    elif cmd == "attack":
+        port, pki, codes, count, mib = sys.argv[2:]
+        attack(int(port), pki, codes, int(count), int(mib))
     else:
         sys.exit(f"unknown command {cmd}")
 

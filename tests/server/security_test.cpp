@@ -28,6 +28,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -37,6 +38,7 @@
 #include <set>
 #include <streambuf>
 #include <thread>
+#include <vector>
 
 using namespace kyotaku;
 using namespace kyotaku::server;
@@ -442,6 +444,66 @@ TEST_F(Hostile, Item5_ACallerARouteRefusesIsRefusedBeforeItsBodyAndNothingIsSpoo
     EXPECT_TRUE(upload.spool);
     EXPECT_EQ(upload.limit, limits.spooled_body);
     EXPECT_EQ(plan_body(a, "POST", "/api/v1/reinquiry", limits).limit, limits.memory_body);
+}
+
+// Issue 22 item 4: large uploads take their size from budgets all connections share, a facility at most so many at
+// once; each grant gives everything back when dropped (security.connections_uploads tries it with real connections).
+TEST(UploadBudgetTest, BudgetsAndTheFacilityCapRefuseAndGrantsGiveEverythingBack) {
+    using Store = UploadBudget::Store;
+    using Refusal = UploadBudget::Refusal;
+    UploadBudget budget(100, 1000, 2);
+    auto [a1, why_a1] = budget.reserve(Store::memory, 60, "A");
+    ASSERT_TRUE(a1);
+    EXPECT_EQ(why_a1, Refusal::none);
+    auto [a2, why_a2] = budget.reserve(Store::spool, 900, "A");
+    ASSERT_TRUE(a2);
+    // A third upload of A: the facility's cap, although the memory budget has room.
+    auto [a3, why_a3] = budget.reserve(Store::memory, 1, "A");
+    EXPECT_FALSE(a3);
+    EXPECT_EQ(why_a3, Refusal::facility);
+    // B: the memory budget has 40 left, the spool 100.
+    auto [b1, why_b1] = budget.reserve(Store::memory, 41, "B");
+    EXPECT_FALSE(b1);
+    EXPECT_EQ(why_b1, Refusal::budget);
+    auto [b2, why_b2] = budget.reserve(Store::memory, 40, "B");
+    EXPECT_TRUE(b2);
+    auto [b3, why_b3] = budget.reserve(Store::spool, 101, "B");
+    EXPECT_EQ(why_b3, Refusal::budget);
+    EXPECT_EQ(budget.in_use(Store::memory), 100u);
+    EXPECT_EQ(budget.in_use(Store::spool), 900u);
+    EXPECT_EQ(budget.uploads(), 3);
+    EXPECT_EQ(budget.refused_budget.load(), 2);
+    EXPECT_EQ(budget.refused_facility.load(), 1);
+    // Dropped: the bytes and A's place are back.
+    a1.reset();
+    EXPECT_EQ(budget.in_use(Store::memory), 40u);
+    auto [a4, why_a4] = budget.reserve(Store::memory, 60, "A");
+    EXPECT_TRUE(a4);
+    a2.reset();
+    a4.reset();
+    b2.reset();
+    EXPECT_EQ(budget.in_use(Store::memory), 0u);
+    EXPECT_EQ(budget.in_use(Store::spool), 0u);
+    EXPECT_EQ(budget.uploads(), 0);
+    // Many threads at once never take more than the budget, and give all of it back.
+    std::atomic<int> granted{0}, most{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < 2000; ++i) {
+                auto [g, why] = budget.reserve(Store::memory, 30, "F" + std::to_string(t % 3));
+                if (!g) continue;
+                ++granted;
+                int const now = int(budget.in_use(Store::memory));
+                for (int seen = most.load(); now > seen && !most.compare_exchange_weak(seen, now);) {
+                }
+            }
+        });
+    for (auto& t : threads) t.join();
+    EXPECT_GT(granted.load(), 0);
+    EXPECT_LE(most.load(), 90);  // three grants of 30 fit in 100
+    EXPECT_EQ(budget.in_use(Store::memory), 0u);
+    EXPECT_EQ(budget.uploads(), 0);
 }
 
 TEST(Spool, Item5_SpooledUploadsLeaveNothingBehindInAPrivateDirectory) {
