@@ -27,4 +27,10 @@ std::string normalize_symbol(std::string_view s);
 std::optional<Error> facility_code_error(std::string_view code, std::string const& field);
 std::optional<Error> insurer_number_error(std::string_view number, std::string const& field);
 
+// The card fields of a request or a file row as the caller sent them, each absent or text (insurer_number, symbol,
+// number, branch, birthdate); card_from (usecases/desk_util.hpp) checks and canonicalises them.
+struct CardFields {
+    std::optional<std::string> insurer_number, symbol, number, branch, birthdate;
+};
+
 }  // namespace kyotaku::server

@@ -27,10 +27,30 @@ bool Fields::has(char const* field) const {
     return it != body_.end() && !it->is_null();
 }
 
+namespace {
+Error missing(char const* field) {
+    return invalid(field, std::string("項目 ") + field + " がありません", std::string("field ") + field + " is missing");
+}
+}  // namespace
+
 json const& Fields::raw(char const* field) const {
     auto it = body_.find(field);
-    if (it == body_.end() || it->is_null()) throw invalid(field, std::string("項目 ") + field + " がありません", std::string("field ") + field + " is missing");
+    if (it == body_.end() || it->is_null()) throw missing(field);
     return *it;
+}
+
+std::string const& required(char const* field, std::optional<std::string> const& value) {
+    if (!value) throw missing(field);
+    return *value;
+}
+
+std::optional<std::string> Fields::maybe_text(char const* field) const {
+    if (!has(field)) return std::nullopt;
+    return text(field);
+}
+
+CardFields card_fields(Fields const& f) {
+    return {f.maybe_text("insurer_number"), f.maybe_text("symbol"), f.maybe_text("number"), f.maybe_text("branch"), f.maybe_text("birthdate")};
 }
 
 std::string Fields::text(char const* field) const {
@@ -48,9 +68,10 @@ bool Fields::boolean(char const* field, bool fallback) const {
     return v.get<bool>();
 }
 
-std::string Fields::date(char const* field) const {
-    std::string raw_text = text(field);
-    auto r = parse_date(raw_text);
+std::string Fields::date(char const* field) const { return iso_date(field, text(field)); }
+
+std::string iso_date(char const* field, std::string const& text) {
+    auto r = parse_date(text);
     if (!r.date) {
         throw invalid(field, std::string("項目 ") + field + ": " + r.message.ja, std::string("field ") + field + ": " + r.message.en);
     }
@@ -73,7 +94,10 @@ std::string allowed_values(Program const& rules, int enum_id) {
 }  // namespace
 
 std::string Fields::enum_value(Program const& rules, char const* field, char const* fact) const {
-    std::string v = text(field);
+    return server::enum_value(rules, field, fact, text(field));
+}
+
+std::string enum_value(Program const& rules, char const* field, char const* fact, std::string const& v) {
     int e = enum_of(rules, fact);
     if (e < 0 || rules.find_enum_value(e, v) < 0)
         throw invalid(field, std::string("項目 ") + field + " の値「" + v + "」は使えません (" + allowed_values(rules, e) + ")",
@@ -81,16 +105,27 @@ std::string Fields::enum_value(Program const& rules, char const* field, char con
     return v;
 }
 
-std::vector<std::string> Fields::enum_list(Program const& rules, char const* field, char const* fact) const {
-    json const& v = raw(field);
+std::vector<std::optional<std::string>> text_list(Fields const& f, char const* field) {
+    json const& v = f.raw(field);
     if (!v.is_array()) throw invalid(field, std::string("項目 ") + field + " は配列です", std::string("field ") + field + " must be an array");
+    std::vector<std::optional<std::string>> out;
+    for (auto const& item : v) out.push_back(item.is_string() ? std::optional<std::string>(item.get<std::string>()) : std::nullopt);
+    return out;
+}
+
+std::vector<std::string> Fields::enum_list(Program const& rules, char const* field, char const* fact) const {
+    return server::enum_list(rules, field, fact, text_list(*this, field));
+}
+
+std::vector<std::string> enum_list(Program const& rules, char const* field, char const* fact,
+                                   std::vector<std::optional<std::string>> const& values) {
     int e = enum_of(rules, fact);
     std::vector<std::string> out;
-    for (auto const& item : v) {
-        if (!item.is_string() || e < 0 || rules.find_enum_value(e, item.get<std::string>()) < 0)
+    for (auto const& item : values) {
+        if (!item || e < 0 || rules.find_enum_value(e, *item) < 0)
             throw invalid(field, std::string("項目 ") + field + " に使えない値があります (" + allowed_values(rules, e) + ")",
                           std::string("unknown value in ") + field + " (" + allowed_values(rules, e) + ")");
-        if (std::find(out.begin(), out.end(), item.get<std::string>()) == out.end()) out.push_back(item.get<std::string>());
+        if (std::find(out.begin(), out.end(), *item) == out.end()) out.push_back(*item);
     }
     return out;
 }

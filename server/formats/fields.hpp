@@ -3,6 +3,7 @@
 // check types and formats and throw `Error` naming the field.
 #pragma once
 
+#include "core/codes.hpp"
 #include "core/error.hpp"
 #include "kyotaku/program.hpp"
 
@@ -27,6 +28,7 @@ public:
     bool has(char const* field) const;
     std::string text(char const* field) const;                 // required string
     std::string optional_text(char const* field) const;        // "" when absent or null
+    std::optional<std::string> maybe_text(char const* field) const;  // nullopt when absent or null
     bool boolean(char const* field, bool fallback) const;
     std::string date(char const* field) const;                 // required; ISO or 和暦 → ISO
     std::string optional_date(char const* field) const;        // "" when absent
@@ -39,6 +41,22 @@ public:
 private:
     json const& body_;
 };
+
+// A value (a list of values: nullopt for an entry that is not text) of one of the rule set's enums, or the error
+// naming `field` and the values allowed; `fact` names the fact whose type it is. The list comes back without repeats.
+std::string enum_value(Program const& rules, char const* field, char const* fact, std::string const& value);
+std::vector<std::string> enum_list(Program const& rules, char const* field, char const* fact,
+                                   std::vector<std::optional<std::string>> const& values);
+// A JSON array as such a list.
+std::vector<std::optional<std::string>> text_list(Fields const& f, char const* field);
+
+// The card fields of a body (insurer_number, symbol, number, branch, birthdate), each absent or text.
+CardFields card_fields(Fields const& f);
+
+// The value of a required field, or the error naming it as missing (the same as a Fields reader's).
+std::string const& required(char const* field, std::optional<std::string> const& value);
+// A date as a caller writes it (ISO or 和暦) → ISO, or the error naming `field`.
+std::string iso_date(char const* field, std::string const& text);
 
 // Whether `bytes` is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
 bool valid_utf8(std::string_view bytes);

@@ -3,6 +3,7 @@
 #include "storage/faults.hpp"
 
 #include "core/url_token.hpp"
+#include "http/api_json.hpp"
 #include "http/json_codec.hpp"
 #include "ops/observability.hpp"
 #include "ops/runtime.hpp"
@@ -92,21 +93,21 @@ std::vector<Route> const& routes() {
              return HttpResult{200, "text/plain; version=0.0.4; charset=utf-8", r.site.runtime->metrics_text()};
          }},
         {"POST", "/api/v1/admin/facilities", A::operator_,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.admin.create_facility(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.admin.create_facility(c, api_json::new_facility(parse_json_body(r.body))))); }},
         {"POST", "/api/v1/admin/insured-persons", A::operator_,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.admin.add_insured_person(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.admin.add_insured_person(c, api_json::new_insured_person(parse_json_body(r.body))))); }},
         {"POST", "/api/v1/admin/consents", A::operator_,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.admin.add_consent(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, json{{"id", s.admin.add_consent(c, api_json::test_consent(parse_json_body(r.body)))}}); }},
         {"GET", "/api/v1/admin/consents", A::operator_,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.admin.list_consents(c, query_param(r.target, "facility_code"))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.admin.list_consents(c, query_param(r.target, "facility_code")))); }},
         {"POST", "/api/v1/admin/medical-records", A::operator_,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.admin.add_medical_record(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, json{{"id", s.admin.add_medical_record(c, api_json::new_medical_record(parse_json_body(r.body)))}}); }},
         {"POST", "/api/v1/admin/url-keys/rotate", A::operator_,
-         [](Service& s, Caller const& c, Request const&) { return json_result(200, s.admin.rotate_url_key(c)); }},
+         [](Service& s, Caller const& c, Request const&) { return json_result(200, json{{"key_version", s.admin.rotate_url_key(c)}}); }},
         {"POST", "/api/v1/admin/cards", A::operator_,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.admin.register_card(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, json{{"fingerprint", s.admin.register_card(c, api_json::card_registration(parse_json_body(r.body)))}}); }},
         {"POST", "/api/v1/admin/clock", A::operator_,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.admin.set_clock(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, json{{"today", s.admin.set_clock(c, api_json::clock_day(parse_json_body(r.body)))}}); }},
         {"GET", "/api/v1/consent/page", A::anyone,
          [](Service& s, Caller const&, Request const& r) { return json_result(200, s.consent.page(query_param(r.target, "token"))); }},
         {"POST", "/api/v1/consent/challenge", A::anyone,
@@ -137,13 +138,13 @@ std::vector<Route> const& routes() {
         // The passcode authorises a 目視確認 at the visit from the office: a device at the visit cannot authorise itself.
         {"POST", "/api/v1/visual-passcode", A::office_terminal,
          [](Service& s, Caller const& c, Request const&) { return json_result(201, s.consent.visual_passcode(c)); }},
-        {"GET", "/api/v1/whoami", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.whoami(c)); }},
-        {"GET", "/api/v1/settings", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.get(c)); }},
+        {"GET", "/api/v1/whoami", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.settings.whoami(c))); }},
+        {"GET", "/api/v1/settings", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.settings.get(c))); }},
         {"PUT", "/api/v1/settings", A::manager,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.settings.put(c, parse_json_body(r.body))); }},
-        {"GET", "/api/v1/settings/audit", A::manager, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.audit(c)); }},
-        {"GET", "/api/v1/url", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.url(c)); }},
-        {"POST", "/api/v1/url/change", A::manager, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.settings.change_url(c)); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.settings.put(c, api_json::settings_change(parse_json_body(r.body))))); }},
+        {"GET", "/api/v1/settings/audit", A::manager, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.settings.audit(c))); }},
+        {"GET", "/api/v1/url", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.settings.url(c))); }},
+        {"POST", "/api/v1/url/change", A::manager, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.settings.change_url(c))); }},
         {"GET", "/api/v1/url/qr.svg", A::facility,
          [](Service& s, Caller const& c, Request const&) { return HttpResult{200, "image/svg+xml", qr_svg(s.settings.url_text(c))}; }},
         {"GET", "/api/v1/url/qr.png", A::facility,
@@ -151,7 +152,7 @@ std::vector<Route> const& routes() {
         {"POST", "/api/v1/admin/claim-reviews", A::operator_,
          [](Service& s, Caller const& c, Request const& r) {
              require_csv(r);
-             return json_result(200, s.admin.import_claim_reviews(c, r.body));
+             return json_result(200, api_json::to_json(s.admin.import_claim_reviews(c, r.body)));
          }},
         {"POST", "/api/v1/reinquiry", A::facility,
          [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.inquiry.reinquiry(c, parse_json_body(r.body))); }},
@@ -194,14 +195,14 @@ std::vector<Route> const& routes() {
              return json_result(status, out);
          }},
         {"POST", "/api/v1/fallback-verifications", A::facility,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.ledger.record_fallback(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.ledger.record_fallback(c, api_json::fallback_verification(parse_json_body(r.body))))); }},
         {"POST", "/api/v1/devices", A::manager,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.ledger.add_device(c, parse_json_body(r.body))); }},
-        {"GET", "/api/v1/devices", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, s.ledger.list_devices(c)); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.ledger.add_device(c, api_json::new_device(parse_json_body(r.body))))); }},
+        {"GET", "/api/v1/devices", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.ledger.list_devices(c))); }},
         {"POST", "/api/v1/devices/{device_id}/checks", A::manager,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.ledger.add_check(c, r.params[0], parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.ledger.add_check(c, r.params[0], api_json::new_device_check(parse_json_body(r.body))))); }},
         {"GET", "/api/v1/devices/{device_id}/checks", A::facility,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.ledger.checks(c, r.params[0])); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.ledger.checks(c, r.params[0]))); }},
         {"POST", "/api/v1/oqs/OQSmuquc01req", A::facility, xml_file<&OqsDesk::bulk_upload>},
         {"POST", "/api/v1/oqs/OQSmuhvq01req", A::facility, xml_file<&OqsDesk::consented_upload_home_care>},
         {"POST", "/api/v1/oqs/OQSmuonq01req", A::facility, xml_file<&OqsDesk::consented_upload_online>},

@@ -1,55 +1,55 @@
 // テスト用データセットアップ and the operator's tasks: the reference system's stand-ins for what the real system
 // gets from insurers, J-LIS and its own operators. Operator certificate (kyotaku-admin) only.
+#include "usecases/admin.hpp"
+
 #include "core/card_signature.hpp"
 #include "usecases/desk_util.hpp"
+#include "usecases/settings.hpp"
 
 namespace kyotaku::server {
 
-json AdminDesk::create_facility(Caller const& c, json const& body) {
+NewFacility AdminDesk::create_facility(Caller const& c, NewFacility const& f) {
     require_admin(c);
-    Fields f(body, {"code", "name", "kind"});
-    std::string code = f.text("code");
+    std::string const& code = f.code;
     if (auto e = facility_code_error(code, "code")) throw *e;
-    std::string name = f.text("name");
+    std::string const& name = f.name;
     if (name.empty()) throw invalid("name", "名称がありません", "name is empty");
     check_text(name, "name", 100);
-    std::string kind = f.enum_value(*x_.rules()->program, "kind", "facility_kind");
+    std::string kind = enum_value(*x_.rules()->program, "kind", "facility_kind", f.kind);
     return transaction(x_.db, [&] {
         if (!x_.db.query("SELECT 1 FROM facilities WHERE code = $1", {code}).empty())
             throw conflict("code", "この医療機関等コードはすでに登録されています", "facility already exists");
         std::string now = x_.now();
         x_.db.query("INSERT INTO facilities (code, name, kind, created_at) VALUES ($1, $2, $3, $4)", {code, name, kind, now});
         x_.db.query("INSERT INTO facility_settings (facility_code, updated_at) VALUES ($1, $2)", {code, now});
-        return json{{"code", code}, {"name", name}, {"kind", kind}};
+        return NewFacility{code, name, kind};
     });
 }
 
-json AdminDesk::add_insured_person(Caller const& c, json const& body) {
+InsuredPersonAdded AdminDesk::add_insured_person(Caller const& c, NewInsuredPerson const& p) {
     require_admin(c);
-    Fields f(body, {"insurer_number", "symbol", "number", "branch", "birthdate", "name", "name_kana", "burden_ratio", "valid_from", "valid_to",
-                    "person_key", "card_classification", "personal_family", "loss_reason"});
-    Card card = card_from(f);
-    std::string name = f.text("name"), kana = f.optional_text("name_kana");
+    Card card = card_from(p.card);
+    std::string const &name = p.name, &kana = p.name_kana;
     check_text(name, "name", 100);
     check_text(kana, "name_kana", 100);
-    std::string ratio = f.text("burden_ratio");
+    std::string const& ratio = p.burden_ratio;
     if (ratio != "010" && ratio != "020" && ratio != "030")
         throw invalid("burden_ratio", "負担割合は 010, 020, 030 のいずれかです", "burden_ratio is 010, 020 or 030");
-    std::string from = f.date("valid_from");
-    std::string to = f.optional_date("valid_to");
+    std::string from = iso_date("valid_from", p.valid_from);
+    std::string to = p.valid_to ? iso_date("valid_to", *p.valid_to) : std::string();
     if (!to.empty() && to < from) throw invalid("valid_to", "valid_to が valid_from より前です", "valid_to is before valid_from");
     // InsuredCardClassification, PersonalFamilyClassification and ReasonOfLoss as the OQS layouts carry them
     // (interfaces.md §1 code values).
-    std::string classification = f.has("card_classification") ? f.text("card_classification") : "01";
+    std::string classification = p.card_classification.value_or("01");
     if (classification.size() != 2 || std::string("01 02 03 04 05 06 07 A1").find(classification) == std::string::npos)
         throw invalid("card_classification", "被保険者証区分は 01〜07 か A1 です", "card_classification is 01..07 or A1");
-    std::string family = f.has("personal_family") ? f.text("personal_family") : "1";
+    std::string family = p.personal_family.value_or("1");
     if (family != "1" && family != "2") throw invalid("personal_family", "本人・家族の区分は 1 (本人) か 2 (家族) です", "personal_family is 1 or 2");
-    std::string loss = f.optional_text("loss_reason");
+    std::string const& loss = p.loss_reason;
     if (!loss.empty() && loss != "01" && loss != "02" && loss != "03" && loss != "99")
         throw invalid("loss_reason", "資格喪失事由は 01, 02, 03, 99 のいずれかです", "loss_reason is 01, 02, 03 or 99");
     if (!loss.empty() && to.empty()) throw invalid("loss_reason", "資格喪失事由には valid_to (喪失日の前日まで有効) が必要です", "loss_reason needs valid_to");
-    std::string person = f.optional_text("person_key");
+    std::string person = p.person_key;
     check_text(person, "person_key", 64);
     if (person.empty()) person = new_id();
     std::string id = new_id();
@@ -58,100 +58,101 @@ json AdminDesk::add_insured_person(Caller const& c, json const& body) {
                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
                 {id, person, card.insurer, card.symbol, card.number, card.branch, card.birthdate, name, kana, ratio, from,
                  to.empty() ? Value(nullptr) : Value(to), classification, family, loss.empty() ? Value(nullptr) : Value(loss)});
-    return json{{"id", id}, {"person_key", person}};
+    return {id, person};
 }
 
-json AdminDesk::add_consent(Caller const& c, json const& body) {
+std::string AdminDesk::add_consent(Caller const& c, TestConsent const& f) {
     require_admin(c);
     // Test data: a consent as if registered on `first_visit` (the real path, /api/v1/consent/register, takes the
     // server's own date). Whether it is a relationship or a single visit is derived, never stated.
-    Fields f(body, {"facility_code", "person_key", "visit_kind", "first_visit", "identity_method", "items", "appointment_date", "preparatory_visit"});
     auto rules = x_.rules();
-    std::string facility = f.text("facility_code");
+    std::string const& facility = f.facility_code;
     DbRecords records(x_.db);
     auto info = records.facility(facility);
     if (!info) throw invalid("facility_code", "施設が登録されていません", "unknown facility");
-    std::string person = f.text("person_key");
+    std::string const& person = f.person_key;
     if (x_.db.query("SELECT 1 FROM insured_persons WHERE person_key = $1", {person}).empty())
         throw invalid("person_key", "資格情報がありません", "unknown person");
-    std::string kind = f.enum_value(*rules->program, "visit_kind", "visit_kind");
-    bool const preparatory = f.boolean("preparatory_visit", false);
+    std::string kind = enum_value(*rules->program, "visit_kind", "visit_kind", f.visit_kind);
     // Like every registration path, the facility's kind must offer the visit kind (the rules' reason otherwise).
-    auto offered = DecisionPath(rules, records, x_.today()).offered(*info, kind, preparatory);
+    auto offered = DecisionPath(rules, records, x_.today()).offered(*info, kind, f.preparatory_visit);
     if (!offered.ok) throw Error(offered.field == "visit_kind" ? Error::Kind::conflict : Error::Kind::invalid, offered.field, offered.reason);
     // A consent dated after today would be the newest first visit and restart the patient's real relationship
     // when that day came: test data is dated like the real registrations, on or before today.
-    std::string first = not_after_today(x_, f, "first_visit", "初回訪問日");
-    std::string method = f.text("identity_method");
+    std::string first = not_after_today(x_, "first_visit", f.first_visit, "初回訪問日");
+    std::string const& method = f.identity_method;
     if (method != "暗証番号" && method != "目視確認" && method != "マイナポータル" && method != "資格情報のお知らせ")
         throw invalid("identity_method", "本人確認の方法は 暗証番号, 目視確認, マイナポータル, 資格情報のお知らせ のいずれかです", "unknown identity method");
     std::string list;
-    for (auto const& item : f.enum_list(*rules->program, "items", "consented_items")) list += (list.empty() ? "" : ",") + item;
-    std::string appointment = f.optional_date("appointment_date");
+    for (auto const& item : enum_list(*rules->program, "items", "consented_items", f.items)) list += (list.empty() ? "" : ",") + item;
+    std::string appointment = f.appointment_date ? iso_date("appointment_date", *f.appointment_date) : std::string();
     std::string id = new_id();
     x_.db.query("INSERT INTO consents (id, facility_code, person_key, visit_kind, first_visit, identity_method, items, appointment_date, registered_at, "
                 "preparatory_visit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 {id, facility, person, kind, first, method, list, appointment.empty() ? Value(nullptr) : Value(appointment), x_.now(),
-                 std::int64_t(preparatory)});
-    return json{{"id", id}};
+                 std::int64_t(f.preparatory_visit)});
+    return id;
 }
 
-json AdminDesk::list_consents(Caller const& c, std::string const& facility_code) {
+std::vector<ConsentListing> AdminDesk::list_consents(Caller const& c, std::string const& facility_code) {
     require_admin(c);
-    json out = json::array();
+    std::vector<ConsentListing> out;
     for (auto const& r : x_.db.query("SELECT id, person_key, visit_kind, first_visit, registered_at, withdrawn_at, identity_method, items, "
                                      "appointment_date, preparatory_visit, withdrawn_by FROM consents WHERE facility_code = $1 ORDER BY registered_at, id",
                                      {facility_code})) {
-        json items = json::array();
+        std::vector<std::string> items;
         std::stringstream list(as_text(r[7]));
         for (std::string item; std::getline(list, item, ',');)
             if (!item.empty()) items.push_back(item);
-        out.push_back(json{{"id", as_text(r[0])}, {"person_key", as_text(r[1])}, {"visit_kind", as_text(r[2])}, {"first_visit", as_text(r[3])},
-                           {"registered_at", as_text(r[4])}, {"withdrawn_at", is_null(r[5]) ? json(nullptr) : json(as_text(r[5]))},
-                           {"identity_method", as_text(r[6])}, {"items", items},
-                           {"appointment_date", is_null(r[8]) ? json(nullptr) : json(as_text(r[8]))}, {"preparatory_visit", as_int(r[9]) != 0},
-                           {"withdrawn_by", is_null(r[10]) ? json(nullptr) : json(as_text(r[10]))}});
+        auto text_or_null = [](Value const& v) { return is_null(v) ? std::nullopt : std::optional<std::string>(as_text(v)); };
+        out.push_back({as_text(r[0]), as_text(r[1]), as_text(r[2]), as_text(r[3]), as_text(r[4]), text_or_null(r[5]), as_text(r[6]),
+                       std::move(items), text_or_null(r[8]), as_int(r[9]) != 0, text_or_null(r[10])});
     }
     return out;
 }
 
-json AdminDesk::add_medical_record(Caller const& c, json const& body) {
+std::string AdminDesk::add_medical_record(Caller const& c, NewMedicalRecord const& record) {
     require_admin(c);
-    Fields f(body, {"person_key", "item", "recorded_on", "content"});
-    std::string person = f.text("person_key");
+    std::string const& person = record.person_key;
     if (x_.db.query("SELECT 1 FROM insured_persons WHERE person_key = $1", {person}).empty())
         throw invalid("person_key", "資格情報がありません", "unknown person");
-    std::string item = f.enum_value(*x_.rules()->program, "item", "requested_item");
-    std::string on = not_after_today(x_, f, "recorded_on", "記録日");
-    json const& content = f.raw("content");
-    if (!content.is_object()) throw invalid("content", "content はオブジェクトです", "content must be an object");
+    std::string item = enum_value(*x_.rules()->program, "item", "requested_item", record.item);
+    std::string on = not_after_today(x_, "recorded_on", record.recorded_on, "記録日");
     std::string id = new_id();
     x_.db.query("INSERT INTO medical_records (id, person_key, item, recorded_on, content_json) VALUES ($1, $2, $3, $4, $5)",
-                {id, person, item, on, content.dump()});
-    return json{{"id", id}};
+                {id, person, item, on, record.content_json});
+    return id;
 }
 
-json AdminDesk::register_card(Caller const& c, json const& body) {
+std::string AdminDesk::register_card(Caller const& c, CardRegistration const& card) {
     require_admin(c);
-    Fields f(body, {"person_key", "certificate"});
-    std::string person = f.text("person_key");
+    std::string const& person = card.person_key;
     if (x_.db.query("SELECT 1 FROM insured_persons WHERE person_key = $1", {person}).empty())
         throw invalid("person_key", "資格情報がありません", "unknown person");
-    auto fp = certificate_fingerprint(f.text("certificate"));
+    auto fp = certificate_fingerprint(card.certificate);
     if (!fp) throw invalid("certificate", "証明書を読めません (base64 の DER か PEM)", "the certificate does not parse (base64 DER or PEM)");
     x_.db.query("INSERT INTO card_certificates (fingerprint, person_key, registered_at) VALUES ($1, $2, $3) "
                 "ON CONFLICT (fingerprint) DO UPDATE SET person_key = excluded.person_key",
                 {*fp, person, x_.now()});
-    return json{{"fingerprint", *fp}};
+    return *fp;
 }
 
-json AdminDesk::import_claim_reviews(Caller const& c, std::string const& csv) {
+std::uint32_t AdminDesk::rotate_url_key(Caller const& c) {
+    require_admin(c);
+    return transaction(x_.db, [&] {
+        x_.db.query("UPDATE url_keys SET retired_at = $1 WHERE retired_at IS NULL", {x_.now()});
+        SettingsDesk settings(x_);
+        return settings.current_key().first;
+    });
+}
+
+ClaimReviewImport AdminDesk::import_claim_reviews(Caller const& c, std::string const& csv) {
     require_admin(c);
     if (!valid_utf8(csv)) throw invalid("", "CSV が UTF-8 ではありません", "the CSV is not valid UTF-8");
     // Each bad row gets its own error; the good rows are imported, 500 rows per transaction (a large file never
     // holds the write lock for long).
-    json errors = json::array();
-    int imported = 0, line_no = 0;
+    ClaimReviewImport out;
+    int line_no = 0;
     std::istringstream in(csv);
     DbRecords records(x_.db);
     std::string const today = x_.today().iso();
@@ -167,7 +168,7 @@ json AdminDesk::import_claim_reviews(Caller const& c, std::string const& csv) {
                             "ON CONFLICT (facility_code, person_key, month) DO UPDATE SET reviewed_on = excluded.reviewed_on",
                             {p.facility, p.person, p.month, p.reviewed_on});
         });
-        imported += int(batch.size());
+        out.imported += int(batch.size());
         batch.clear();
     };
     for (std::string line; std::getline(in, line);) {
@@ -176,8 +177,7 @@ json AdminDesk::import_claim_reviews(Caller const& c, std::string const& csv) {
         if (line.empty() || (line_no == 1 && line.rfind("facility_code", 0) == 0)) continue;
         auto f = split_csv_line(line);
         auto fail = [&](std::string field, Message const& m) {
-            errors.push_back(
-                json{{"line", line_no}, {"field", field}, {"error", m.text()}, {"ja", m.ja}, {"en", m.en}});
+            out.errors.push_back({line_no, std::move(field), m});
         };
         if (f.size() != 8) {
             fail("", {"8列 (facility_code,insurer_number,symbol,number,branch,birthdate,month,reviewed_on) が必要です",
@@ -187,8 +187,7 @@ json AdminDesk::import_claim_reviews(Caller const& c, std::string const& csv) {
         try {
             if (auto e = facility_code_error(f[0], "facility_code")) throw *e;
             if (!records.facility(f[0])) throw invalid("facility_code", "施設が登録されていません", "unknown facility");
-            json row{{"insurer_number", f[1]}, {"symbol", f[2]}, {"number", f[3]}, {"branch", f[4]}, {"birthdate", f[5]}};
-            Card card = card_from(Fields(row, {"insurer_number", "symbol", "number", "branch", "birthdate"}));
+            Card card = card_from(CardFields{f[1], f[2], f[3], f[4], f[5]});
             auto month = parse_month(f[6]);
             auto reviewed = parse_date(f[7]);
             if (!month.month) throw invalid("month", "年月 (YYYY-MM) ではありません", "month is not YYYY-MM");
@@ -206,18 +205,17 @@ json AdminDesk::import_claim_reviews(Caller const& c, std::string const& csv) {
         }
     }
     flush();
-    return json{{"imported", imported}, {"errors", errors}};
+    return out;
 }
 
-json AdminDesk::set_clock(Caller const& c, json const& body) {
+std::string AdminDesk::set_clock(Caller const& c, std::string const& today) {
     require_admin(c);
-    Fields f(body, {"today"});
-    std::string day = f.date("today");
+    std::string day = iso_date("today", today);
     if (!x_.test_clock)
         throw conflict("today", "このサーバは実際の時計で動いています (--test-clock で起動したときだけ変えられます)",
                        "the server runs on the machine's clock (only --test-clock servers can be moved)");
     x_.test_clock->set_today(*parse_iso_date_fast(day));
-    return json{{"today", x_.today().iso()}};
+    return x_.today().iso();
 }
 
 }  // namespace kyotaku::server

@@ -41,19 +41,19 @@ FacilityInfo Context::facility(Caller const& c) {
     return *f;
 }
 
-Card card_from(Fields const& f) {
+Card card_from(CardFields const& f) {
     Card c;
-    c.insurer = canonical_insurer_number(f.text("insurer_number"));
+    c.insurer = canonical_insurer_number(required("insurer_number", f.insurer_number));
     if (auto e = insurer_number_error(c.insurer, "insurer_number")) throw *e;
-    c.symbol = normalize_symbol(f.optional_text("symbol"));
-    c.number = normalize_symbol(f.text("number"));
-    c.branch = normalize_symbol(f.optional_text("branch"));
+    c.symbol = normalize_symbol(f.symbol.value_or(""));
+    c.number = normalize_symbol(required("number", f.number));
+    c.branch = normalize_symbol(f.branch.value_or(""));
     check_text(c.symbol, "symbol", 20);
     check_text(c.number, "number", 20);
     if (c.number.empty()) throw invalid("number", "番号がありません", "number is empty");
     if (!c.branch.empty() && (c.branch.size() != 2 || c.branch.find_first_not_of("0123456789") != std::string::npos))
         throw invalid("branch", "枝番は2桁の数字です", "branch is 2 digits");
-    c.birthdate = f.date("birthdate");
+    c.birthdate = iso_date("birthdate", required("birthdate", f.birthdate));
     return c;
 }
 
@@ -80,8 +80,8 @@ json card_json(Card const& card) {
     return json{{"insurer_number", card.insurer}, {"symbol", card.symbol}, {"number", card.number}, {"branch", card.branch}, {"birthdate", card.birthdate}};
 }
 
-std::string not_after_today(Context& x, Fields const& f, char const* field, char const* what) {
-    std::string const date = f.date(field);
+std::string not_after_today(Context& x, char const* field, std::string const& sent, char const* what) {
+    std::string const date = iso_date(field, sent);
     std::string const today = x.today().iso();
     if (date > today)
         throw invalid(field, std::string(what) + " " + date + " が今日 (" + today + ") より後です", std::string(field) + " " + date + " is after today (" + today + ")");

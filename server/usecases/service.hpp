@@ -13,8 +13,12 @@
 #include "formats/fields.hpp"
 #include "storage/database.hpp"
 #include "storage/records.hpp"
+#include "usecases/admin.hpp"
+#include "usecases/context.hpp"
 #include "usecases/events.hpp"
+#include "usecases/ledger.hpp"
 #include "usecases/request_gate.hpp"
+#include "usecases/settings.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -30,122 +34,6 @@
 namespace kyotaku::server {
 
 using json = nlohmann::json;
-
-// Who is calling, from the TLS client certificate (or the consent page's URL token).
-struct Caller {
-    // admin: the reference system's operator (certificate CN kyotaku-admin): test-data set-up, URL keys, the test
-    //   clock. facility: an office terminal of a facility (CN = 医療機関等コード). mobile: a モバイル端末 session of
-    //   the consent page, known only by the facility URL's token (X-Kyotaku-Url-Token, no certificate).
-    enum class Kind { anonymous, admin, facility, mobile } kind = Kind::anonymous;
-    // The facility role of an office terminal's certificate (its OU): 管理者 manages 環境設定, the URL, the device
-    // ledger and withdrawals (通知 別添1); 職員 does the rest. A certificate without one is 職員.
-    enum class Role { staff, manager } role = Role::staff;
-    std::string facility_code;  // for facility and mobile
-    std::string subject;        // the certificate subject, for audit
-    std::string terminal;       // 資格確認端末 / 電子カルテ端末 (the certificate's title) or モバイル端末
-    // Where the request came from, as the server saw the connection: an IPv4 address, or an IPv6 address's /64
-    // (client_key in http/callers.hpp). The key of per-client budgets (the hand-off's); it names a network
-    // address, not a person — behind a TCP balancer every client has the balancer's, unless the balancer sends the
-    // PROXY protocol (ConnectionLimits::proxy_protocol_from). Empty in-process.
-    std::string client;
-};
-
-// What every desk shares: the database, the clock, the rules in force (swapped whole on reload), configuration.
-class Context {
-public:
-    Context(Database& db, Clock& clock, Rules rules) : db(db), clock(clock), rules_(std::move(rules)) {}
-    Database& db;
-    Clock& clock;
-    std::string public_url = "https://127.0.0.1:8443";
-    std::string card_ca;  // PEM file of the card CA; empty: consent registration is unavailable
-    TestClock* test_clock = nullptr;  // set when the server runs on a test clock (kyotaku serve --test-clock)
-    // The key file's secrets (kyotaku serve --key-file); a process-lifetime key until serve sets them.
-    std::shared_ptr<Secrets const> secrets = Secrets::ephemeral();
-
-    Rules rules() const { return std::atomic_load(&rules_); }
-    void set_rules(Rules rules) { std::atomic_store(&rules_, std::move(rules)); }
-    Date today() const { return clock.today(); }
-    std::string now() const { return clock.timestamp(); }
-
-    // The facility of an office-terminal or mobile caller, with its 環境設定 (404 when it is not registered).
-    FacilityInfo facility(Caller const& c);
-
-    // Interactive requests go before the batch worker (request_gate.hpp).
-    RequestGate gate;
-
-    // Characters a Shift_JIS answer could not hold (外字 written as 〓, formats/oqs_xml.hpp), for /metrics.
-    std::atomic<std::uint64_t> unmappable_characters{0};
-
-    // What the desks tell the server's log (batch jobs' state changes, chunks the worker could not answer); set by
-    // kyotaku serve (events.hpp).
-    DeskEvents events;
-
-private:
-    Rules rules_;
-};
-
-// テスト用データセットアップ and the operator's tasks (operator certificate only).
-class AdminDesk {
-public:
-    explicit AdminDesk(Context& x) : x_(x) {}
-    json create_facility(Caller const& c, json const& body);
-    json add_insured_person(Caller const& c, json const& body);
-    json add_consent(Caller const& c, json const& body);
-    json list_consents(Caller const& c, std::string const& facility_code);
-    json add_medical_record(Caller const& c, json const& body);
-    json register_card(Caller const& c, json const& body);
-    json rotate_url_key(Caller const& c);
-    // レセプト審査結果 from the review organisations (支払基金・国保連), the continuity evidence of the rules: CSV
-    // facility_code,insurer_number,symbol,number,branch,birthdate,month,reviewed_on. Never from a facility: a
-    // facility that could post its own reviewed claims would choose its own continuity.
-    json import_claim_reviews(Caller const& c, std::string const& csv);
-    // Moves the test clock to {"today": DATE}; 409 when the server runs on the machine's clock.
-    json set_clock(Caller const& c, json const& body);
-
-private:
-    Context& x_;
-};
-
-// 環境設定 and its audit, 医療機関別URL and its QR code, the facility URL tokens.
-class SettingsDesk {
-public:
-    explicit SettingsDesk(Context& x) : x_(x) {}
-    // Who the certificate says the caller is (facility, role, terminal) and the server's date: for a terminal's
-    // set-up, and the benchmarks' ceiling (TLS + HTTP + one trivial query).
-    json whoami(Caller const& c);
-    json get(Caller const& c);
-    json put(Caller const& c, json const& body);
-    json audit(Caller const& c);
-    json url(Caller const& c);
-    json change_url(Caller const& c);
-    std::string url_text(Caller const& c);
-    // The facility a consent-page token names; nullopt (with the reason) for an unknown, tampered or revoked one.
-    struct TokenCheck {
-        std::optional<std::string> facility_code;
-        std::string facility_name;
-        Message reason;
-    };
-    TokenCheck check_token(std::string const& token);
-    // The current URL key (made on first use). Public for the operator's rotation.
-    std::pair<std::uint32_t, std::vector<unsigned char>> current_key();
-
-private:
-    Context& x_;
-};
-
-// 台帳 (device ledger) and the mobile-device checklist (別添2), and fallback verifications.
-class LedgerDesk {
-public:
-    explicit LedgerDesk(Context& x) : x_(x) {}
-    json add_device(Caller const& c, json const& body);
-    json list_devices(Caller const& c);
-    json add_check(Caller const& c, std::string const& device_id, json const& body);
-    json checks(Caller const& c, std::string const& device_id);
-    json record_fallback(Caller const& c, json const& body);
-
-private:
-    Context& x_;
-};
 
 // The consent page (マイナ在宅受付Web): what it needs to know, its rules, challenges, registration, passcodes.
 class ConsentDesk {

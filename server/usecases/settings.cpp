@@ -1,19 +1,15 @@
 // 環境設定 (with its audit trail) and 医療機関別URL (its token, QR code and keys).
-#include "usecases/desk_util.hpp"
+#include "usecases/settings.hpp"
+
 #include "core/url_token.hpp"
+#include "formats/settings_json.hpp"
+#include "usecases/desk_util.hpp"
 
 #include <algorithm>
 
 namespace kyotaku::server {
 
 namespace {
-json settings_json(Settings const& s) {
-    json view = json::object();
-    for (std::size_t i = 0; i < viewing_items.size(); ++i) view[viewing_items[i].name] = s.viewing[i];
-    return json{{"terms_agreed", s.terms_agreed}, {"home_visit_enabled", s.home_visit_enabled}, {"online_enabled", s.online_enabled},
-                {"viewing_items", view}, {"updated_at", s.updated_at}};
-}
-
 // The two switches of 環境設定 and the 機能 of the rules each one is (the contract requires both names).
 struct Switch {
     char const* field;
@@ -31,43 +27,35 @@ std::vector<std::string> available_features(Context& x, std::string const& facil
 }
 }  // namespace
 
-json SettingsDesk::whoami(Caller const& c) {
+WhoAmI SettingsDesk::whoami(Caller const& c) {
     require_facility(c);
     auto name = x_.db.query("SELECT name FROM facilities WHERE code = $1", {c.facility_code});
     if (name.empty()) throw not_found("", "施設が登録されていません", "facility not registered");
-    return json{{"facility_code", c.facility_code}, {"facility_name", as_text(name[0][0])},
-                {"role", c.role == Caller::Role::manager ? "管理者" : "職員"}, {"terminal", c.terminal}, {"today", x_.today().iso()}};
+    return {c.facility_code, as_text(name[0][0]), c.role == Caller::Role::manager ? "管理者" : "職員", c.terminal, x_.today().iso()};
 }
 
-json SettingsDesk::get(Caller const& c) {
+SettingsView SettingsDesk::get(Caller const& c) {
     require_facility(c);
     FacilityInfo const f = x_.facility(c);
-    json out = settings_json(f.settings);
-    out["available_features"] = available_features(x_, f.kind);
-    return out;
+    return {f.settings, available_features(x_, f.kind)};
 }
 
-json SettingsDesk::put(Caller const& c, json const& body) {
+Settings SettingsDesk::put(Caller const& c, SettingsChange const& change) {
     require_manager(c);
-    Fields f(body, {"terms_agreed", "home_visit_enabled", "online_enabled", "viewing_items"});
     return transaction(x_.db, [&] {
         auto rows = x_.db.query(std::string("SELECT ") + settings_columns + " FROM facility_settings WHERE facility_code = $1", {c.facility_code});
         if (rows.empty()) throw not_found("", "施設が登録されていません", "facility not registered");
         Settings const before = settings_from_row(rows[0]);
         Settings after = before;
-        after.terms_agreed = f.boolean("terms_agreed", before.terms_agreed);
-        after.home_visit_enabled = f.boolean("home_visit_enabled", before.home_visit_enabled);
-        after.online_enabled = f.boolean("online_enabled", before.online_enabled);
-        if (f.has("viewing_items")) {
-            json const& v = f.raw("viewing_items");
-            if (!v.is_object()) throw invalid("viewing_items", "viewing_items はオブジェクトです", "viewing_items must be an object");
-            for (auto const& [k, value] : v.items()) {
-                std::size_t i = 0;
-                while (i < viewing_items.size() && k != viewing_items[i].name) ++i;
-                if (i == viewing_items.size()) throw invalid("viewing_items." + k, "不明な閲覧項目 " + k, "unknown viewing item " + k);
-                if (!value.is_boolean()) throw invalid("viewing_items." + k, "true か false です", "must be true or false");
-                after.viewing[i] = value.get<bool>();
-            }
+        after.terms_agreed = change.terms_agreed.value_or(before.terms_agreed);
+        after.home_visit_enabled = change.home_visit_enabled.value_or(before.home_visit_enabled);
+        after.online_enabled = change.online_enabled.value_or(before.online_enabled);
+        for (auto const& [k, value] : change.viewing_items) {
+            std::size_t i = 0;
+            while (i < viewing_items.size() && k != viewing_items[i].name) ++i;
+            if (i == viewing_items.size()) throw invalid("viewing_items." + k, "不明な閲覧項目 " + k, "unknown viewing item " + k);
+            if (!value) throw invalid("viewing_items." + k, "true か false です", "must be true or false");
+            after.viewing[i] = *value;
         }
         // A 機能 can be switched on only when the facility's kind offers a 診療区分 that uses it (a 訪問看護ステーション
         // has no オンライン診療等機能); one switched on before may still be switched off.
@@ -91,16 +79,16 @@ json SettingsDesk::put(Caller const& c, json const& body) {
         x_.db.query("INSERT INTO settings_audit (id, facility_code, seq, actor, at, before_json, after_json) "
                     "VALUES ($1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM settings_audit WHERE facility_code = $2), $3, $4, $5, $6)",
                     {new_id(), c.facility_code, c.subject, after.updated_at, settings_json(before).dump(), settings_json(after).dump()});
-        return settings_json(after);
+        return after;
     });
 }
 
-json SettingsDesk::audit(Caller const& c) {
+std::vector<SettingsAuditEntry> SettingsDesk::audit(Caller const& c) {
     require_manager(c);
-    json out = json::array();
+    std::vector<SettingsAuditEntry> out;
     for (auto const& r : x_.db.query("SELECT actor, at, before_json, after_json FROM settings_audit WHERE facility_code = $1 ORDER BY seq",
                                      {c.facility_code}))
-        out.push_back(json{{"actor", as_text(r[0])}, {"at", as_text(r[1])}, {"before", json::parse(as_text(r[2]))}, {"after", json::parse(as_text(r[3]))}});
+        out.push_back({as_text(r[0]), as_text(r[1]), as_text(r[2]), as_text(r[3])});
     return out;
 }
 
@@ -134,26 +122,17 @@ std::string SettingsDesk::url_text(Caller const& c) {
     return x_.public_url + "/c/" + seal_url_token(key, version, UrlClaims{c.facility_code, generation});
 }
 
-json SettingsDesk::url(Caller const& c) {
+FacilityUrl SettingsDesk::url(Caller const& c) {
     std::string text = url_text(c);
     auto gen = x_.db.query("SELECT generation, changed_at FROM facility_url WHERE facility_code = $1", {c.facility_code});
-    return json{{"url", text}, {"generation", as_int(gen[0][0])}, {"changed_at", as_text(gen[0][1])}};
+    return {text, as_int(gen[0][0]), as_text(gen[0][1])};
 }
 
-json SettingsDesk::change_url(Caller const& c) {
+FacilityUrl SettingsDesk::change_url(Caller const& c) {
     require_manager(c);
     url_text(c);  // makes sure a row exists
     x_.db.query("UPDATE facility_url SET generation = generation + 1, changed_at = $2 WHERE facility_code = $1", {c.facility_code, x_.now()});
     return url(c);
-}
-
-json AdminDesk::rotate_url_key(Caller const& c) {
-    require_admin(c);
-    return transaction(x_.db, [&] {
-        x_.db.query("UPDATE url_keys SET retired_at = $1 WHERE retired_at IS NULL", {x_.now()});
-        SettingsDesk settings(x_);
-        return json{{"key_version", settings.current_key().first}};
-    });
 }
 
 SettingsDesk::TokenCheck SettingsDesk::check_token(std::string const& token) {
