@@ -454,58 +454,57 @@ BulkDownload parse_bulk_download(std::string const& bytes) {
 namespace {
 // One answer: the echoed search info, the processing result, and — when re-inquiry was allowed — the
 // eligibility and the facility's 照会番号 (a BulkConfirmUnit, or the body of a single 01res).
-void write_unit(pugi::xml_node unit, json const& r) {
-    if (r.contains("registration")) {  // a 照会番号 registration's result (OQSmuimm02res)
+void write_unit(pugi::xml_node unit, OqsUnit const& r) {
+    if (r.registration) {  // a 照会番号 registration's result (OQSmuimm02res)
         auto info = unit.append_child("ReferenceNumberRegistrationInfo");
-        for (auto const& pair : r["echo"]) add(info, pair[0].get<std::string>().c_str(), pair[1].get<std::string>());
-        bool ok = r["registration"].get<bool>();
+        for (auto const& [name, value] : r.echo) add(info, name.c_str(), value);
+        bool const ok = *r.registration;
         add(unit, "ProcessingResultStatus", ok ? "1" : "2");
         add(unit, "ProcessingResultCode", ok ? "" : "EKY0001");
-        add(unit, "ProcessingResultMessage", r.value("error", ""));
+        add(unit, "ProcessingResultMessage", r.error);
         return;
     }
-        auto info = unit.append_child("QualificationConfirmSearchInfo");
-        if (r.contains("echo"))
-            for (auto const& pair : r["echo"]) add(info, pair[0].get<std::string>().c_str(), pair[1].get<std::string>());
-        bool answered = r.value("processing_result_status", 2) == 1;
-        bool allowed = answered && r.value("allowed", false);
-        add(unit, "ProcessingResultStatus", allowed ? "1" : "2");
-        add(unit, "ProcessingResultCode", allowed ? "" : answered ? "EKY0101" : "EKY0001");
-        add(unit, "ProcessingResultMessage", allowed ? "" : r.contains("error") ? r["error"].get<std::string>() : r.value("reason", ""));
-        if (!allowed) return;
-        if (r["qualification_validity"].is_number()) add(unit, "QualificationValidity", std::to_string(r["qualification_validity"].get<int>()));
-        if (r.contains("eligibility")) {
-            auto const& e = r["eligibility"];
-            auto q = unit.append_child("ResultOfQualificationConfirmation");
-            add(q, "InsuredCardClassification", e.value("card_classification", std::string("01")));
-            add(q, "InsurerNumber", e["insurer_number"].get<std::string>());
-            add(q, "InsuredCardSymbol", e["symbol"].get<std::string>());
-            add(q, "InsuredIdentificationNumber", e["number"].get<std::string>());
-            if (!e["branch"].get<std::string>().empty()) add(q, "InsuredBranchNumber", e["branch"].get<std::string>());
-            add(q, "PersonalFamilyClassification", e.value("personal_family", std::string("1")));
-            add(q, "Name", e["name"].get<std::string>());
-            add(q, "NameKana", e["name_kana"].get<std::string>());
-            add(q, "Birthdate", iso_to_yyyymmdd(e["birthdate"].get<std::string>()));
-            add(q, "InsuredCardValidDate", iso_to_yyyymmdd(e["valid_from"].get<std::string>()));
-            if (e["valid_to"].is_string()) add(q, "InsuredCardExpirationDate", iso_to_yyyymmdd(e["valid_to"].get<std::string>()));
-            if (e.contains("disqualification_date")) add(q, "DisqualificationDate", iso_to_yyyymmdd(e["disqualification_date"].get<std::string>()));
-            add(q, "InsuredPartialContributionRatio", e["burden_ratio"].get<std::string>());
-            if (e.contains("loss_reason")) add(q, "ReasonOfLoss", e["loss_reason"].get<std::string>());
-        }
-        if (r.contains("consent_date")) add(unit, "ConsentDate", iso_to_yyyymmdd(r["consent_date"].get<std::string>()));
-        if (r.contains("reference_numbers"))
-            for (auto const& ref : r["reference_numbers"]) add(unit, "ReferenceNumber", ref.get<std::string>());
+    auto info = unit.append_child("QualificationConfirmSearchInfo");
+    for (auto const& [name, value] : r.echo) add(info, name.c_str(), value);
+    bool const allowed = r.answer && r.answer->allowed;
+    add(unit, "ProcessingResultStatus", allowed ? "1" : "2");
+    add(unit, "ProcessingResultCode", allowed ? "" : r.answer ? "EKY0101" : "EKY0001");
+    add(unit, "ProcessingResultMessage", allowed ? "" : r.answer ? r.answer->reason.ja : r.error);
+    if (!allowed) return;
+    EligibilityAnswer const& a = *r.answer;
+    if (a.qualification_validity) add(unit, "QualificationValidity", std::to_string(*a.qualification_validity));
+    if (a.eligibility) {
+        EligibilityRecord const& e = *a.eligibility;
+        auto q = unit.append_child("ResultOfQualificationConfirmation");
+        add(q, "InsuredCardClassification", e.card_classification);
+        add(q, "InsurerNumber", e.insurer);
+        add(q, "InsuredCardSymbol", e.symbol);
+        add(q, "InsuredIdentificationNumber", e.number);
+        if (!e.branch.empty()) add(q, "InsuredBranchNumber", e.branch);
+        add(q, "PersonalFamilyClassification", e.personal_family);
+        add(q, "Name", e.name);
+        add(q, "NameKana", e.name_kana);
+        add(q, "Birthdate", iso_to_yyyymmdd(e.birthdate));
+        add(q, "InsuredCardValidDate", iso_to_yyyymmdd(e.valid_from));
+        if (e.valid_to) add(q, "InsuredCardExpirationDate", iso_to_yyyymmdd(*e.valid_to));
+        if (auto lost = disqualification_date(e)) add(q, "DisqualificationDate", iso_to_yyyymmdd(*lost));
+        add(q, "InsuredPartialContributionRatio", e.burden_ratio);
+        if (e.valid_to && e.loss_reason) add(q, "ReasonOfLoss", *e.loss_reason);
     }
+    if (r.consent_date) add(unit, "ConsentDate", iso_to_yyyymmdd(*r.consent_date));
+    if (a.reference_numbers)
+        for (auto const& ref : *a.reference_numbers) add(unit, "ReferenceNumber", ref);
+}
 
 // Writes `r` as a unit and, for a Shift_JIS answer, fits its texts to CP932, reporting them as unit `index`.
-void write_unit_in(pugi::xml_node unit, json const& r, std::string const& encoding, std::size_t index, Substitutions* lost) {
+void write_unit_in(pugi::xml_node unit, OqsUnit const& r, std::string const& encoding, std::size_t index, Substitutions* lost) {
     write_unit(unit, r);
     if (encoding == "UTF-8") return;
     if (std::size_t n = fit_subtree_cp932(unit); n && lost) lost->add(index, n);
 }
 }  // namespace
 
-std::string single_result(BulkUpload const& up, json const& row, std::string const& executed_at, Substitutions* lost) {
+std::string single_result(BulkUpload const& up, OqsUnit const& row, std::string const& executed_at, Substitutions* lost) {
     pugi::xml_document doc;
     auto msg = doc.append_child("XmlMsg");
     auto header = msg.append_child("MessageHeader");
@@ -521,7 +520,7 @@ std::string single_result(BulkUpload const& up, json const& row, std::string con
     return save(doc, up.encoding, lost);
 }
 
-std::string bulk_result(BulkJobInfo const& job, std::vector<json> const& rows, std::string const& encoding, std::string const& executed_at,
+std::string bulk_result(BulkJobInfo const& job, std::vector<OqsUnit> const& rows, std::string const& encoding, std::string const& executed_at,
                         Substitutions* lost) {
     pugi::xml_document doc;
     auto msg = doc.append_child("XmlMsg");
@@ -537,7 +536,7 @@ std::string bulk_result(BulkJobInfo const& job, std::vector<json> const& rows, s
     std::size_t normal = 0;
     // A unit is normal when it carries eligibility (or a registration) — ProcessingResultStatus 1, as each unit says.
     for (auto const& r : rows)
-        normal += r.contains("registration") ? r["registration"].get<bool>() : (r.value("processing_result_status", 2) == 1 && r.value("allowed", false));
+        normal += r.registration ? *r.registration : (r.answer && r.answer->allowed);
     add(header, "NumberOfProcessingResult", std::to_string(rows.size()));
     add(header, "NumberOfNormalProcessing", std::to_string(normal));
     add(header, "NumberOfError", std::to_string(rows.size() - normal));

@@ -3,9 +3,12 @@
 // 02req → 02res). pugixml reads and writes the XML; iconv converts Shift_JIS (as Windows' CP932).
 #pragma once
 
+#include "decision/eligibility_answer.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -73,7 +76,19 @@ struct BulkJobInfo {
     std::string reception_number, facility_code, file_identifier, query_date;
     bool finished = false;
 };
-std::string bulk_result(BulkJobInfo const& job, std::vector<json> const& rows, std::string const& encoding, std::string const& executed_at,
+// One answered unit of a result file (a BulkConfirmUnit of an 02res, or the body of a single 01res): the search
+// info as sent, and the eligibility answer (ProcessingResultStatus 1 when it allows, with the 資格情報; 2 with its
+// reason when it refuses), or why the row could not be asked, or a 照会番号 registration's result. The OQS XML codec of
+// an EligibilityAnswer.
+struct OqsUnit {
+    std::vector<std::pair<std::string, std::string>> echo;  // the QualificationConfirmSearchInfo (or
+                                                             // ReferenceNumberRegistrationInfo) as sent, in order
+    std::optional<EligibilityAnswer> answer;                 // the row was asked
+    std::string error;                                       // the row could not be asked (or registered): why
+    std::optional<std::string> consent_date;                 // ISO; the consented-patient downloads
+    std::optional<bool> registration;                        // a 照会番号 registration's result (OQSmuimm02res)
+};
+std::string bulk_result(BulkJobInfo const& job, std::vector<OqsUnit> const& rows, std::string const& encoding, std::string const& executed_at,
                         Substitutions* lost = nullptr);
 
 // OQSmuhvq01req / OQSmuonq01req: 同意済資格情報一括取得 — the facility's consented patients whose consent date
@@ -102,7 +117,7 @@ std::string reference_registration_result(ReferenceRegistration const& reg, std:
                                           std::string const& executed_at, Substitutions* lost = nullptr);
 
 // OQSsiquc01res: the single 資格確認's answer to an OQSsiquc01req (parsed like an upload with one search info).
-std::string single_result(BulkUpload const& request, json const& row, std::string const& executed_at, Substitutions* lost = nullptr);
+std::string single_result(BulkUpload const& request, OqsUnit const& unit, std::string const& executed_at, Substitutions* lost = nullptr);
 
 // ProcessingResultCode values of this reference system (the real list is not public): one table.
 struct ResultCode {

@@ -56,12 +56,11 @@ struct Route {
     Handler run;
 };
 
-// The file routes: an XML request in, an XML result out, the status set by the desk.
-template <std::string (OqsDesk::*Answer)(Caller const&, std::string const&, int&)>
+// The file routes: an XML request in, an XML result out; a refused file's result with the status of its refusal.
+template <FileAnswer (OqsDesk::*Answer)(Caller const&, std::string const&)>
 HttpResult xml_file(Service& s, Caller const& c, Request const& r) {
-    int status = 200;
-    std::string out = (s.oqs.*Answer)(c, r.body, status);
-    return HttpResult{status, "application/xml", out};
+    FileAnswer out = (s.oqs.*Answer)(c, r.body);
+    return HttpResult{out.refused ? status_of(*out.refused) : 200, "application/xml", std::move(out.xml)};
 }
 
 // A history route's page, as its query gives it (the desk checks it).
@@ -109,35 +108,30 @@ std::vector<Route> const& routes() {
         {"POST", "/api/v1/admin/clock", A::operator_,
          [](Service& s, Caller const& c, Request const& r) { return json_result(200, json{{"today", s.admin.set_clock(c, api_json::clock_day(parse_json_body(r.body)))}}); }},
         {"GET", "/api/v1/consent/page", A::anyone,
-         [](Service& s, Caller const&, Request const& r) { return json_result(200, s.consent.page(query_param(r.target, "token"))); }},
+         [](Service& s, Caller const&, Request const& r) { return json_result(200, api_json::to_json(s.consent.page(query_param(r.target, "token")))); }},
         {"POST", "/api/v1/consent/challenge", A::anyone,
-         [](Service& s, Caller const&, Request const& r) { return json_result(201, s.consent.issue_challenge(parse_json_body(r.body))); }},
+         [](Service& s, Caller const&, Request const& r) { return json_result(201, api_json::to_json(s.consent.issue_challenge(api_json::challenge_token(parse_json_body(r.body))))); }},
         {"POST", "/api/v1/consent/register", A::anyone,
-         [](Service& s, Caller const&, Request const& r) {
-             int status = 201;
-             json out = s.consent.register_consent(parse_json_body(r.body), status);
-             return json_result(status, out);
-         }},
+         [](Service& s, Caller const&, Request const& r) { return api_json::answer(s.consent.register_consent(api_json::consent_registration(parse_json_body(r.body)))); }},
         // 引き継ぎ (hand-off) to the staff's device with a reader: handoff.hpp.
         {"POST", "/api/v1/consent/handoff", A::anyone,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.handoffs().create(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.handoffs().create(c, api_json::handoff_start(parse_json_body(r.body))))); }},
         {"POST", "/api/v1/consent/handoff/claim", A::anyone,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.handoffs().claim(c, parse_json_body(r.body))); }},
-        {"POST", "/api/v1/consent/handoff/challenge", A::anyone,
-         [](Service& s, Caller const&, Request const& r) { return json_result(201, s.handoffs().challenge(parse_json_body(r.body))); }},
-        {"POST", "/api/v1/consent/handoff/register", A::anyone,
-         [](Service& s, Caller const&, Request const& r) {
-             int status = 201;
-             json out = s.handoffs().register_consent(parse_json_body(r.body), status);
-             return json_result(status, out);
+         [](Service& s, Caller const& c, Request const& r) {
+             auto const [token, code] = api_json::handoff_claim(parse_json_body(r.body));
+             return json_result(200, api_json::to_json(s.handoffs().claim(c, token, code)));
          }},
+        {"POST", "/api/v1/consent/handoff/challenge", A::anyone,
+         [](Service& s, Caller const&, Request const& r) { return json_result(201, api_json::to_json(s.handoffs().challenge(api_json::handoff_challenge(parse_json_body(r.body))))); }},
+        {"POST", "/api/v1/consent/handoff/register", A::anyone,
+         [](Service& s, Caller const&, Request const& r) { return api_json::answer(s.handoffs().register_consent(api_json::handoff_registration(parse_json_body(r.body)))); }},
         {"GET", "/api/v1/consent/handoff/{handoff_id}", A::anyone,
-         [](Service& s, Caller const&, Request const& r) { return json_result(200, s.handoffs().status(r.params[0])); }},
+         [](Service& s, Caller const&, Request const& r) { return json_result(200, api_json::to_json(s.handoffs().status(r.params[0]))); }},
         {"POST", "/api/v1/consent/handoff/{handoff_id}/cancel", A::anyone,
-         [](Service& s, Caller const&, Request const& r) { return json_result(200, s.handoffs().cancel(r.params[0])); }},
+         [](Service& s, Caller const&, Request const& r) { return json_result(200, api_json::to_json(s.handoffs().cancel(r.params[0]))); }},
         // The passcode authorises a 目視確認 at the visit from the office: a device at the visit cannot authorise itself.
         {"POST", "/api/v1/visual-passcode", A::office_terminal,
-         [](Service& s, Caller const& c, Request const&) { return json_result(201, s.consent.visual_passcode(c)); }},
+         [](Service& s, Caller const& c, Request const&) { return json_result(201, api_json::to_json(s.consent.visual_passcode(c))); }},
         {"GET", "/api/v1/whoami", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.settings.whoami(c))); }},
         {"GET", "/api/v1/settings", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.settings.get(c))); }},
         {"PUT", "/api/v1/settings", A::manager,
@@ -155,15 +149,15 @@ std::vector<Route> const& routes() {
              return json_result(200, api_json::to_json(s.admin.import_claim_reviews(c, r.body)));
          }},
         {"POST", "/api/v1/reinquiry", A::facility,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.inquiry.reinquiry(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.inquiry.reinquiry(c, api_json::eligibility_query(parse_json_body(r.body))))); }},
         {"POST", "/api/v1/medical-info", A::facility_or_mobile,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.inquiry.view_medical_info(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.inquiry.view_medical_info(c, api_json::medical_info_query(parse_json_body(r.body))))); }},
         // 同意取消照会: 資格確認端末等 in the notice's quick guides, no role named (別添3): 職員 too, from an office terminal
         // (issue 24 item 6).
         {"POST", "/api/v1/withdrawal/lookup", A::office_terminal,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.withdrawal.lookup(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.withdrawal.lookup(c, api_json::withdrawal_lookup(parse_json_body(r.body))))); }},
         {"POST", "/api/v1/withdrawal", A::office_terminal,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.withdrawal.withdraw(c, parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.withdrawal.withdraw(c, api_json::withdrawal(parse_json_body(r.body))))); }},
         {"POST", "/api/v1/batch/reinquiry", A::facility,
          [](Service& s, Caller const& c, Request const& r) {
              require_csv(r);
@@ -189,10 +183,8 @@ std::vector<Route> const& routes() {
          }},
         {"POST", "/api/v1/reference-numbers", A::facility,
          [](Service& s, Caller const& c, Request const& r) {
-             if (r.content_type.rfind("text/csv", 0) == 0) return json_result(200, s.inquiry.register_reference_numbers_csv(c, r.body));
-             int status = 201;
-             json out = s.inquiry.register_reference_number(c, parse_json_body(r.body), status);
-             return json_result(status, out);
+             if (r.content_type.rfind("text/csv", 0) == 0) return json_result(200, api_json::to_json(s.inquiry.register_reference_numbers_csv(c, r.body)));
+             return api_json::answer(s.inquiry.register_reference_number(c, api_json::reference_registration(parse_json_body(r.body))));
          }},
         {"POST", "/api/v1/fallback-verifications", A::facility,
          [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.ledger.record_fallback(c, api_json::fallback_verification(parse_json_body(r.body))))); }},
@@ -213,14 +205,17 @@ std::vector<Route> const& routes() {
         {"GET", "/api/v1/history/inquiries", A::facility,
          [](Service& s, Caller const& c, Request const& r) {
              // One patient's entries: the card fields, each a query parameter (all five, or none).
-             json patient = json::object();
-             for (char const* field : {"insurer_number", "symbol", "number", "branch", "birthdate"})
-                 if (std::string v = query_param(r.target, field); !v.empty()) patient[field] = v;
-             return json_result(200, s.inquiry.inquiry_history(c, history_page_of(r.target), patient));
+             auto param = [&](char const* field) {
+                 std::string v = query_param(r.target, field);
+                 return v.empty() ? std::nullopt : std::optional<std::string>(v);
+             };
+             CardFields const card{param("insurer_number"), param("symbol"), param("number"), param("branch"), param("birthdate")};
+             bool const any = card.insurer_number || card.symbol || card.number || card.branch || card.birthdate;
+             return json_result(200, api_json::to_json(s.inquiry.inquiry_history(c, history_page_of(r.target), any ? std::optional(card) : std::nullopt)));
          }},
         {"GET", "/api/v1/history/viewings", A::facility,
          [](Service& s, Caller const& c, Request const& r) {
-             return json_result(200, s.inquiry.viewing_history(c, history_page_of(r.target)));
+             return json_result(200, api_json::to_json(s.inquiry.viewing_history(c, history_page_of(r.target))));
          }},
     };
     return all;

@@ -1,6 +1,7 @@
 #include "http/static_files.hpp"
 
 #include "core/card_signature.hpp"
+#include "http/api_json.hpp"
 #include "http/json_codec.hpp"
 
 #include <zlib.h>
@@ -238,7 +239,7 @@ HttpResult consent_page(Service& service, WebRoot const& root, std::string const
                           page_headers(root, "no-store")};
     // The facility and the server's date go into the page itself: no request before the assets, and the first
     // paint names the facility. In a JSON data block '<' is escaped so that nothing can close the element.
-    std::string data = service.consent.page(token).dump();
+    std::string data = api_json::to_json(service.consent.page(token)).dump();
     replace_all(data, "<", "\\u003c");
     std::string page = *root.page;
     replace_all(page, "{{facility_name}}", html_escape(check.facility_name));

@@ -1,5 +1,6 @@
 // 資格確認一括照会 (batch re-inquiry): an upload becomes a job with a row per patient, answered in the background
 // in chunks, each row by the same eligibility answer as an individual request (decided on the day it is answered).
+#include "formats/eligibility_json.hpp"
 #include "usecases/desk_util.hpp"
 
 #include <algorithm>
@@ -192,7 +193,7 @@ std::string answer_row(Context& x, DecisionPath& decisions, Records& records, Fa
     try {
         Fields f(request, {"arbitrary_identifier", "insurer_number", "symbol", "number", "branch", "birthdate", "echo"});
         Lookup who{card_from(f), {}, {}};
-        result = InquiryDesk::answer_eligibility(x, decisions, records, *facility, who, category, query_date, &log);
+        result = eligibility_answer_json(InquiryDesk::answer_eligibility(x, decisions, records, *facility, who, category, query_date, &log));
         result["processing_result_status"] = 1;
     } catch (Error const& e) {
         result = json{{"error", e.what()}, {"field", e.field}, {"processing_result_status", 2}};
@@ -334,7 +335,7 @@ int BatchDesk::process_chunk(int max_rows) {
         answers.reserve(rows.size());
         for (auto const& r : rows) {
             row_nos.push_back(as_int(r[0]));
-            Logging const log{"一括再照会", job->requested_by, reception, json{{"row", as_int(r[0])}}, &history};
+            Logging const log{.kind = "一括再照会", .actor = job->requested_by, .reception = reception, .row = as_int(r[0]), .into = &history};
             answers.push_back(answer_row(x_, decisions, records, facility ? &*facility : nullptr, category, query_date, as_text(r[1]), log));
         }
         if (on_chunk_ready) on_chunk_ready();

@@ -1,6 +1,8 @@
 // The consent page's side of the server (マイナ在宅受付Web, reached with the facility URL's token): what the page
 // needs to know, the rules it runs, one-time challenges, 目視確認 passcodes, and the registration of a consent
 // verified by the card. The first visit of a consent is the day the server registers it (its own clock).
+#include "usecases/consent.hpp"
+
 #include "core/card_signature.hpp"
 #include "usecases/consent_limits.hpp"
 #include "usecases/desk_util.hpp"
@@ -13,20 +15,18 @@ std::string ConsentDesk::facility_of_token(std::string const& token) {
     return *check.facility_code;
 }
 
-json ConsentDesk::page(std::string const& token) {
+ConsentPage ConsentDesk::page(std::string const& token) {
     if (token.empty()) throw invalid("token", "token が必要です", "token is required");
     auto check = settings_.check_token(token);
     if (!check.facility_code) throw Error(Error::Kind::not_found, "token", check.reason);
     auto f = DbRecords(x_.db).facility(*check.facility_code);
     if (!f) throw not_found("token", "URL が正しくありません", "unknown facility");
     // The 診療区分 whose registration asks the staff whether it was a preparatory visit (the rules' 事前の訪問を尋ねる).
-    json preparatory = json::array();
+    ConsentPage out{f->name, f->kind, f->settings.home_visit_enabled, f->settings.online_enabled, x_.today().iso(), "/web/rules.bundle", {}};
     auto rules = x_.rules();
     for (auto const& [kind, info] : rules->kinds)
-        if (info.asks_preparatory) preparatory.push_back(kind);
-    return json{{"facility_name", f->name}, {"facility_kind", f->kind}, {"home_care_feature", f->settings.home_visit_enabled},
-                {"online_feature", f->settings.online_enabled}, {"today", x_.today().iso()}, {"rules", "/web/rules.bundle"},
-                {"preparatory_kinds", preparatory}};
+        if (info.asks_preparatory) out.preparatory_kinds.push_back(kind);
+    return out;
 }
 
 std::shared_ptr<std::string const> ConsentDesk::rules_bundle() {
@@ -40,9 +40,8 @@ std::shared_ptr<std::string const> ConsentDesk::rules_bundle() {
     return bundle_;
 }
 
-json ConsentDesk::issue_challenge(json const& body) {
-    Fields f(body, {"token"});
-    std::string facility = facility_of_token(f.text("token"));
+Challenge ConsentDesk::issue_challenge(std::string const& token) {
+    std::string facility = facility_of_token(token);
     std::string id = new_id();
     std::string challenge = new_id() + new_id();  // 32 random bytes, hex
     std::string expires = x_.clock.timestamp_after(std::chrono::seconds(300));
@@ -51,46 +50,58 @@ json ConsentDesk::issue_challenge(json const& body) {
         x_.db.query("INSERT INTO challenges (id, facility_code, challenge_hex, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
                     {id, facility, challenge, x_.now(), expires});
     });
-    return json{{"challenge_id", id}, {"challenge", base64_encode(from_hex(challenge))}, {"expires_at", expires}};
+    return {id, base64_encode(from_hex(challenge)), expires};
 }
 
-json ConsentDesk::visual_passcode(Caller const& c) {
+VisualPasscode ConsentDesk::visual_passcode(Caller const& c) {
     require_facility(c);
     std::string expires = x_.clock.timestamp_after(std::chrono::seconds(900));
-    return json{{"passcode", new_passcode(x_, c.facility_code, expires)}, {"expires_at", expires}};
+    return {new_passcode(x_, c.facility_code, expires), expires};
 }
 
-json ConsentDesk::register_consent(json const& body, int& status, std::function<void(json const&)> const& with) {
-    Fields f(body, {"token", "challenge_id", "certificate", "signature", "identity_method", "visit_kind", "items", "appointment_date",
-                    "visual_passcode", "preparatory_visit"});
+namespace {
+// What a registration is, as one text: a retry is the same registration when this is the same (its hash is stored
+// with the used challenge; nothing in it is a PIN, and it is never shown).
+std::string registration_text(ConsentSubmission const& r) {
+    std::string out;
+    auto add = [&](std::optional<std::string> const& v) { out += v ? "+" + std::to_string(v->size()) + ":" + *v : std::string("-"); };
+    for (std::string const* v : {&r.token, &r.challenge_id, &r.certificate, &r.choices.visit_kind, &r.choices.identity_method}) add(*v);
+    for (auto const* v : {&r.signature, &r.visual_passcode, &r.choices.appointment_date}) add(*v);
+    out += r.preparatory_visit ? "P" : "-";
+    for (auto const& item : r.choices.items) add(item);
+    return out;
+}
+}  // namespace
+
+RegisteredConsent ConsentDesk::register_consent(ConsentSubmission const& r, std::function<void(RegisteredConsent const&)> const& with) {
     auto rules = x_.rules();
-    std::string facility = facility_of_token(f.text("token"));
-    std::string challenge_id = f.text("challenge_id");
-    auto certificate = base64_decode(f.text("certificate"));
+    std::string facility = facility_of_token(r.token);
+    std::string const& challenge_id = r.challenge_id;
+    auto certificate = base64_decode(r.certificate);
     if (!certificate) throw invalid("certificate", "certificate は base64 です", "certificate must be base64");
-    std::string method = f.text("identity_method");
+    std::string const& method = r.choices.identity_method;
     if (method != "暗証番号" && method != "目視確認")
         throw invalid("identity_method", "本人確認は 暗証番号 か 目視確認 です", "identity_method is 暗証番号 or 目視確認");
     // 暗証番号: the card signed the challenge after the PIN. 目視確認: no PIN, so no signature; the certificate is
     // checked and the office terminal's one-time passcode authorises the visit (interfaces.md section 3).
     std::optional<std::vector<unsigned char>> signature;
-    if (method == "暗証番号" || f.has("signature")) {
-        signature = base64_decode(f.text("signature"));
+    if (method == "暗証番号" || r.signature) {
+        signature = base64_decode(required("signature", r.signature));
         if (!signature) throw invalid("signature", "signature は base64 です", "signature must be base64");
     }
-    std::string passcode = method == "目視確認" ? f.optional_text("visual_passcode") : std::string();
-    std::string kind = f.enum_value(*rules->program, "visit_kind", "visit_kind");
+    std::string passcode = method == "目視確認" ? r.visual_passcode.value_or("") : std::string();
+    std::string kind = enum_value(*rules->program, "visit_kind", "visit_kind", r.choices.visit_kind);
     std::string list;
-    for (auto const& item : f.enum_list(*rules->program, "items", "consented_items")) list += (list.empty() ? "" : ",") + item;
+    for (auto const& item : enum_list(*rules->program, "items", "consented_items", r.choices.items)) list += (list.empty() ? "" : ",") + item;
     std::optional<std::string> appointment;
-    if (f.has("appointment_date")) appointment = f.date("appointment_date");
+    if (r.choices.appointment_date) appointment = iso_date("appointment_date", *r.choices.appointment_date);
     // The staff's answer: was this a preparatory visit (契約や計画策定などのための事前の訪問, 通知 第2)?
-    bool const preparatory = f.boolean("preparatory_visit", false);
-    std::string const request_hash = sha256_hex(body.dump());
+    bool const preparatory = r.preparatory_visit;
+    std::string const request_hash = sha256_hex(registration_text(r));
     std::string const today = x_.today().iso();
 
     bool wrong_passcode = false;
-    json out = transaction(x_.db, [&]() -> json {
+    RegisteredConsent out = transaction(x_.db, [&]() -> RegisteredConsent {
         auto ch = x_.db.query("SELECT facility_code, challenge_hex, expires_at, used_at, request_hash, consent_id FROM challenges WHERE id = $1",
                               {challenge_id});
         if (ch.empty() || as_text(ch[0][0]) != facility) throw invalid("challenge_id", "チャレンジが見つかりません", "unknown challenge");
@@ -98,9 +109,8 @@ json ConsentDesk::register_consent(json const& body, int& status, std::function<
             // The same registration sent again (a retry after a lost answer) gets the same answer; anything else
             // with a used challenge is a replay.
             if (as_text(ch[0][4]) == request_hash) {
-                status = 200;
                 auto c = x_.db.query("SELECT first_visit FROM consents WHERE id = $1", {as_text(ch[0][5])});
-                json again{{"consent_id", as_text(ch[0][5])}, {"first_visit", c.empty() ? today : as_text(c[0][0])}, {"retry", true}};
+                RegisteredConsent again{as_text(ch[0][5]), c.empty() ? today : as_text(c[0][0]), true};
                 if (with) with(again);
                 return again;
             }
@@ -124,7 +134,7 @@ json ConsentDesk::register_consent(json const& body, int& status, std::function<
         // a wrong one is counted and committed (nothing else was written) before the next is compared.
         if (method == "目視確認" && !use_passcode(x_, facility, passcode)) {
             wrong_passcode = true;
-            return json();
+            return RegisteredConsent{};
         }
         auto holder = x_.db.query("SELECT person_key FROM card_certificates WHERE fingerprint = $1", {card.fingerprint});
         if (holder.empty()) throw invalid("certificate", "このカードの資格情報がありません", "no eligibility for this card");
@@ -139,9 +149,9 @@ json ConsentDesk::register_consent(json const& body, int& status, std::function<
         // The first visit's 居宅同意取得型 verification is itself a 資格確認 of the facility: logged.
         log_inquiry(x_, InquiryEntry{facility, "マイナ在宅受付Web", "資格確認（居宅同意取得型）", person, true,
                                      json{{"consent_id", consent_id}, {"identity_method", method}, {"visit_kind", kind}, {"first_visit", today},
-                                          {"preparatory_visit", preparatory}}});
-        status = 201;
-        json made{{"consent_id", consent_id}, {"first_visit", today}};
+                                          {"preparatory_visit", preparatory}}
+                                         .dump()});
+        RegisteredConsent made{consent_id, today, false};
         if (with) with(made);
         return made;
     });

@@ -56,6 +56,22 @@ std::string client_of(Caller const& caller, std::string const& facility) {
     return caller.kind == Caller::Kind::facility && caller.facility_code == facility ? office : caller.client;
 }
 
+// The choices as stored with the hand-off (consent_handoffs.choices_json), and back.
+std::string choices_json(HandoffChoices const& c) {
+    json out{{"visit_kind", c.visit_kind}, {"identity_method", c.identity_method}, {"items", c.items}};
+    if (c.choices) out["choices"] = *c.choices;
+    if (c.appointment_date) out["appointment_date"] = *c.appointment_date;
+    return out.dump();
+}
+HandoffChoices choices_of(std::string const& stored) {
+    json const c = json::parse(stored);
+    HandoffChoices out{c.at("visit_kind").get<std::string>(), c.at("identity_method").get<std::string>(), c.at("items").get<std::vector<std::string>>(),
+                       std::nullopt, std::nullopt};
+    if (c.contains("choices")) out.choices = c["choices"].get<std::vector<std::string>>();
+    if (c.contains("appointment_date")) out.appointment_date = c["appointment_date"].get<std::string>();
+    return out;
+}
+
 }  // namespace
 
 struct Handoffs::Open {
@@ -68,29 +84,27 @@ std::string Handoffs::facility_of(std::string const& token) {
     return *check.facility_code;
 }
 
-json Handoffs::create(Caller const& caller, json const& body) {
-    Fields f(body, {"token", "visit_kind", "items", "identity_method", "appointment_date", "choices", "to"});
-    std::string const to = f.has("to") ? f.text("to") : "staff";
+HandoffCreated Handoffs::create(Caller const& caller, HandoffStart const& start) {
+    std::string const to = start.to.value_or("staff");
     if (to != "staff" && to != "computer") throw invalid("to", "引き継ぎ先が正しくありません", "to is \"staff\" or \"computer\"");
     auto const rules = x_.rules();
     Program const& program = *rules->program;
-    std::string const facility = facility_of(f.text("token"));
+    std::string const facility = facility_of(start.token);
     // The choices as the phone's flow made them; the registration checks them against the rules again.
-    json choices{{"visit_kind", f.enum_value(program, "visit_kind", "visit_kind")}, {"identity_method", f.text("identity_method")}};
-    if (rules->value_index_of_slot(rules->slot.identity_methods, choices["identity_method"].get<std::string>()) < 0)
+    HandoffChoices choices{enum_value(program, "visit_kind", "visit_kind", start.choices.visit_kind), start.choices.identity_method, {}, std::nullopt,
+                           std::nullopt};
+    if (rules->value_index_of_slot(rules->slot.identity_methods, choices.identity_method) < 0)
         throw invalid("identity_method", "本人確認の方法が正しくありません", "unknown identity method");
-    choices["items"] = f.enum_list(program, "items", "consented_items");
+    choices.items = enum_list(program, "items", "consented_items", start.choices.items);
     // The consent choices the patient ticked (同意の選択肢), so that the staff's device shows them as chosen.
-    if (f.has("choices")) choices["choices"] = f.enum_list(program, "choices", "consent_choice");
-    if (!f.optional_date("appointment_date").empty()) choices["appointment_date"] = f.optional_date("appointment_date");
+    if (start.consent_choices) choices.choices = enum_list(program, "choices", "consent_choice", *start.consent_choices);
+    if (start.choices.appointment_date) choices.appointment_date = iso_date("appointment_date", *start.choices.appointment_date);
     // What the registration will ask the rules, asked now (the facility's 環境設定 switches included), and whether
     // the rules have staff there to read the card: a hand-off the rules would refuse is never started.
     DbRecords records(x_.db);
     auto const info = records.facility(facility);
     if (!info) throw not_found("token", "URL が正しくありません", "unknown facility");
-    std::optional<std::string> const appointment =
-        choices.contains("appointment_date") ? std::optional<std::string>(choices["appointment_date"].get<std::string>()) : std::nullopt;
-    auto const decided = DecisionPath(rules, records, x_.today()).registration(*info, choices["visit_kind"], choices["identity_method"], appointment);
+    auto const decided = DecisionPath(rules, records, x_.today()).registration(*info, choices.visit_kind, choices.identity_method, choices.appointment_date);
     if (!decided.ok)
         throw Error(decided.field == "visit_kind" ? Error::Kind::conflict : Error::Kind::invalid, decided.field, decided.reason);
     if (to == "staff" && !decided.staff_present)
@@ -150,16 +164,15 @@ json Handoffs::create(Caller const& caller, json const& body) {
         if (code.empty()) throw std::runtime_error("no free hand-off code");
         x.db.query("INSERT INTO consent_handoffs (id, facility_code, code, choices_json, created_at, expires_at, client, to_computer) "
                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                   {id, facility, code, choices.dump(), at, expires, client, std::int64_t(to == "computer" ? 1 : 0)});
+                   {id, facility, code, choices_json(choices), at, expires, client, std::int64_t(to == "computer" ? 1 : 0)});
     });
     // The QR code opens the same facility page on the other device, with the code filled in: a PNG of one pixel per
     // module (a few hundred bytes; the page draws it larger), not an SVG of 16 KB for a phone to wait for.
-    std::string const png = qr_png(x.public_url + "/c/" + f.text("token") + "#handoff=" + code, 1);
-    return json{{"handoff_id", id}, {"code", code}, {"expires_at", expires},
-                {"qr", "data:image/png;base64," + base64_encode(std::vector<unsigned char>(png.begin(), png.end()))}};
+    std::string const png = qr_png(x.public_url + "/c/" + start.token + "#handoff=" + code, 1);
+    return {id, code, expires, "data:image/png;base64," + base64_encode(std::vector<unsigned char>(png.begin(), png.end()))};
 }
 
-json Handoffs::status(std::string const& handoff_id) {
+HandoffStatus Handoffs::status(std::string const& handoff_id) {
     Context& x = x_;
     if (handoff_id.size() != 32) throw not_found("handoff_id", "引き継ぎが見つかりません", "no such hand-off");
     auto rows = x.db.query(
@@ -168,42 +181,38 @@ json Handoffs::status(std::string const& handoff_id) {
         {handoff_id});
     if (rows.empty()) throw not_found("handoff_id", "引き継ぎが見つかりません", "no such hand-off");
     Row const& r = rows[0];
-    json out{{"expires_at", as_text(r[0])}};
+    HandoffStatus out{as_text(r[0]), "", std::nullopt};
     // Done is read from the registration itself: the consent of the hand-off's challenge.
     std::string const consent_id = !is_null(r[2]) ? as_text(r[2]) : !is_null(r[6]) ? as_text(r[6]) : "";
     if (!consent_id.empty()) {
-        json consent = json::parse(as_text(r[5]));
-        consent["consent_id"] = consent_id;
-        if (!is_null(r[3])) consent["first_visit"] = as_text(r[3]);
-        out["state"] = "done";
-        out["consent"] = consent;
+        out.state = "done";
+        out.consent = HandoffStatus::Done{choices_of(as_text(r[5])), consent_id, is_null(r[3]) ? std::nullopt : std::optional<std::string>(as_text(r[3]))};
     } else if (!is_null(r[4])) {
-        out["state"] = "cancelled";
+        out.state = "cancelled";
     } else if (as_text(r[0]) < x.now()) {
-        out["state"] = "expired";
+        out.state = "expired";
     } else {
-        out["state"] = is_null(r[1]) ? "waiting" : "claimed";
+        out.state = is_null(r[1]) ? "waiting" : "claimed";
     }
     return out;
 }
 
-json Handoffs::cancel(std::string const& handoff_id) {
+HandoffStatus Handoffs::cancel(std::string const& handoff_id) {
     Context& x = x_;
     if (handoff_id.size() == 32)
         x.db.query("UPDATE consent_handoffs SET cancelled_at = $2 WHERE id = $1 AND done_at IS NULL AND cancelled_at IS NULL", {handoff_id, x.now()});
     return status(handoff_id);
 }
 
-json Handoffs::claim(Caller const& caller, json const& body) {
-    Fields f(body, {"token", "code"});
+HandoffClaimed Handoffs::claim(Caller const& caller, std::string const& token, std::string const& sent_code) {
     Context& x = x_;
-    std::string const facility = facility_of(f.text("token"));
-    std::string const code = normalized_code(f.text("code"));
+    std::string const facility = facility_of(token);
+    std::string const code = normalized_code(sent_code);
     std::string const claimant = client_of(caller, facility);
     std::string const at = x.now();
     std::string const since = iso_timestamp(x.clock.now() - failure_window);
     std::string const secret = new_id() + new_id();
-    std::optional<json> answer;
+    std::optional<HandoffClaimed> answer;
     transaction(x.db, [&] {
         lock_facility(x, facility);  // one claim at a time: a wrong code is counted before the next is compared
         x.db.query("DELETE FROM consent_handoff_failures WHERE at <= $1", {since});
@@ -230,7 +239,7 @@ json Handoffs::claim(Caller const& caller, json const& body) {
         auto claimed = x.db.query("UPDATE consent_handoffs SET claimed_at = $2, claim_hash = $3, expires_at = $4 WHERE id = $1 AND claimed_at IS NULL RETURNING id",
                                   {as_text(rows[0][0]), at, sha256_hex(secret), expires});
         if (claimed.empty()) throw conflict("code", "この番号は、ほかの機器が引き継ぎました", "this code was already claimed by another device");
-        answer = json{{"claim", secret}, {"choices", json::parse(as_text(rows[0][1]))}, {"expires_at", expires}};
+        answer = HandoffClaimed{secret, choices_of(as_text(rows[0][1])), expires};
     });
     if (!answer) throw not_found("code", "番号が違います", "no open hand-off has this code");
     return *answer;
@@ -250,33 +259,28 @@ Handoffs::Open Handoffs::find_claimed(std::string const& token, std::string cons
     return Open{as_text(r[0]), facility, as_text(r[1]), is_null(r[2]) ? "" : as_text(r[2])};
 }
 
-json Handoffs::challenge(json const& body) {
-    Fields f(body, {"token", "claim"});
-    Open const h = find_claimed(f.text("token"), f.text("claim"));
-    json out = consent_.issue_challenge(json{{"token", f.text("token")}});
-    x_.db.query("UPDATE consent_handoffs SET challenge_id = $2 WHERE id = $1", {h.id, out["challenge_id"].get<std::string>()});
+Challenge Handoffs::challenge(HandoffChallengeRequest const& r) {
+    Open const h = find_claimed(r.token, r.claim);
+    Challenge out = consent_.issue_challenge(r.token);
+    x_.db.query("UPDATE consent_handoffs SET challenge_id = $2 WHERE id = $1", {h.id, out.challenge_id});
     return out;
 }
 
-json Handoffs::register_consent(json const& body, int& status) {
-    Fields f(body, {"token", "claim", "challenge_id", "certificate", "signature", "visual_passcode", "preparatory_visit"});
-    Open const h = find_claimed(f.text("token"), f.text("claim"));
-    if (f.text("challenge_id") != h.challenge_id)
-        throw invalid("challenge_id", "この引き継ぎのチャレンジではありません", "not this hand-off's challenge");
-    // The registration the phone's choices describe, with the card's answer from the staff's device.
-    json const choices = json::parse(h.choices_json);
-    json registration = json::object();
-    for (char const* field : {"visit_kind", "identity_method", "items", "appointment_date"})
-        if (choices.contains(field)) registration[field] = choices[field];
-    // The card's answer, and the staff's own (preparatory_visit: the staff's device asks it, not the phone).
-    for (char const* field : {"token", "challenge_id", "certificate", "signature", "visual_passcode", "preparatory_visit"})
-        if (f.has(field)) registration[field] = f.raw(field);
+RegisteredConsent Handoffs::register_consent(HandoffRegistration const& r) {
+    Open const h = find_claimed(r.token, r.claim);
+    if (r.challenge_id != h.challenge_id) throw invalid("challenge_id", "この引き継ぎのチャレンジではありません", "not this hand-off's challenge");
+    // The registration the phone's choices describe, with the card's answer from the staff's device and the staff's
+    // own (preparatory_visit: the staff's device asks it, not the phone).
+    HandoffChoices const choices = choices_of(h.choices_json);
+    ConsentSubmission registration{r.token, r.challenge_id, r.certificate, r.signature, r.visual_passcode,
+                                     ConsentChoices{choices.visit_kind, choices.identity_method, TextList(choices.items.begin(), choices.items.end()),
+                                                    choices.appointment_date},
+                                     r.preparatory_visit};
     // The hand-off's 完了 in the registration's transaction: the consent and it are committed together or not at all
     // (and no transaction may enclose that one: it commits the count of a wrong passcode, then refuses).
     Context& x = x_;
-    return consent_.register_consent(registration, status, [&](json const& out) {
-        x.db.query("UPDATE consent_handoffs SET consent_id = $2, first_visit = $3, done_at = $4 WHERE id = $1",
-                   {h.id, out.value("consent_id", std::string()), out.value("first_visit", std::string()), x.now()});
+    return consent_.register_consent(registration, [&](RegisteredConsent const& out) {
+        x.db.query("UPDATE consent_handoffs SET consent_id = $2, first_visit = $3, done_at = $4 WHERE id = $1", {h.id, out.consent_id, out.first_visit, x.now()});
     });
 }
 

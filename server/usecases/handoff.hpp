@@ -31,15 +31,64 @@
 // - wrong codes are counted per claimant (facility and client): after 5 in 10 minutes that claimant waits (429
 //   with Retry-After), nobody else does;
 // - an office terminal of the facility itself (its certificate) is not counted against any of these.
+//
+// Requests and answers are domain types; http/api_json.hpp reads and writes them.
 #pragma once
 
-#include "usecases/service.hpp"
+#include "usecases/consent.hpp"
 
 #include <chrono>
-#include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace kyotaku::server {
+
+// The phone starts a hand-off with the patient's choices and the 同意の選択肢 ticked; `to` is "staff" (the default) or
+// "computer".
+struct HandoffStart {
+    std::string token;
+    ConsentChoices choices;
+    std::optional<TextList> consent_choices;
+    std::optional<std::string> to;
+};
+// The choices as the hand-off keeps them, checked against the rules' enums.
+struct HandoffChoices {
+    std::string visit_kind, identity_method;
+    std::vector<std::string> items;
+    std::optional<std::vector<std::string>> choices;  // 同意の選択肢
+    std::optional<std::string> appointment_date;      // ISO
+};
+struct HandoffCreated {
+    std::string handoff_id, code, expires_at;
+    std::string qr;  // a data: URL of a PNG that opens the facility page on the other device, the code filled in
+};
+// What the phone sees: waiting, claimed, done (with the consent), cancelled or expired.
+struct HandoffStatus {
+    std::string expires_at, state;
+    struct Done {
+        HandoffChoices choices;
+        std::string consent_id;
+        std::optional<std::string> first_visit;
+    };
+    std::optional<Done> consent;  // when done
+};
+struct HandoffClaimed {
+    std::string claim;  // the secret the staff's device shows in the next steps
+    HandoffChoices choices;
+    std::string expires_at;
+};
+// The staff's device asks for the card's challenge of a claimed hand-off.
+struct HandoffChallengeRequest {
+    std::string token, claim;
+};
+// The staff's device finishes the registration with the card's answer (and the staff's own: was it a preparatory
+// visit); the choices are the hand-off's.
+struct HandoffRegistration {
+    std::string token, claim, challenge_id, certificate;
+    std::optional<std::string> signature, visual_passcode;
+    bool preparatory_visit = false;
+};
 
 class Handoffs {
 public:
@@ -47,12 +96,12 @@ public:
     /// the token checks and the registration are the settings' and the consent desk's (Service wires them).
     Handoffs(Context& x, SettingsDesk& settings, ConsentDesk& consent) : x_(x), settings_(settings), consent_(consent) {}
 
-    json create(Caller const& caller, json const& body);   ///< the phone starts a hand-off
-    json status(std::string const& handoff_id);            ///< the phone polls it
-    json cancel(std::string const& handoff_id);            ///< the phone takes it back
-    json claim(Caller const& caller, json const& body);    ///< the staff's device enters the code
-    json challenge(json const& body);                      ///< the staff's device asks for the card's challenge
-    json register_consent(json const& body, int& status);  ///< the staff's device registers with the card
+    HandoffCreated create(Caller const& caller, HandoffStart const& start);                             ///< the phone starts a hand-off
+    HandoffStatus status(std::string const& handoff_id);                                                ///< the phone polls it
+    HandoffStatus cancel(std::string const& handoff_id);                                                ///< the phone takes it back
+    HandoffClaimed claim(Caller const& caller, std::string const& token, std::string const& code);      ///< the staff's device enters the code
+    Challenge challenge(HandoffChallengeRequest const& r);                                              ///< … asks for the card's challenge
+    RegisteredConsent register_consent(HandoffRegistration const& r);                                   ///< … registers with the card
 
     std::chrono::seconds claim_within{5 * 60};             ///< how long a code can be claimed (to the staff) …
     std::chrono::seconds computer_claim_within{30 * 60};   ///< … and to a computer

@@ -126,7 +126,7 @@ Recorded LedgerDesk::record_fallback(Caller const& c, FallbackVerification const
                     {id, c.facility_code, person.empty() ? Value(nullptr) : Value(person), v.method, v.reason, verified_on, card.insurer, card.symbol,
                      card.number, card.branch, card.birthdate, v.burden_ratio, x_.now()});
         log_inquiry(x_, InquiryEntry{c.facility_code, c.subject, v.method == "マイナポータル" ? "資格確認（マイナポータル）" : "資格確認（資格情報のお知らせ）",
-                                     person, true, json{{"verification_id", id}, {"verified_on", verified_on}}});
+                                     person, true, json{{"verification_id", id}, {"verified_on", verified_on}}.dump()});
     });
     return {id, v.method};
 }

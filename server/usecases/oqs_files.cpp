@@ -1,7 +1,10 @@
 // The flows in the real system's file formats (interfaces.md §1): each file is parsed by oqs_xml, answered by the
 // same desks as the JSON routes (so by the same decision path), and written back in the request's encoding.
-#include "usecases/desk_util.hpp"
+#include "usecases/oqs_files.hpp"
+
+#include "formats/eligibility_json.hpp"
 #include "formats/oqs_xml.hpp"
+#include "usecases/desk_util.hpp"
 
 #include <algorithm>
 #include <map>
@@ -11,6 +14,38 @@ namespace kyotaku::server {
 namespace {
 Message const another_facility{"MedicalInstitutionCode が証明書の医療機関等コードと違います",
                                "the file names another facility"};
+
+// A 照会番号登録 of a file (formats/oqs_xml.hpp: text fields, the Birthdate only when the file has one).
+ReferenceRegistrationRequest reference_registration(json const& r) {
+    auto text = [&](char const* field) { return r.contains(field) ? std::optional<std::string>(r[field].get<std::string>()) : std::nullopt; };
+    return {r["reference_number"].get<std::string>(), {text("insurer_number"), text("symbol"), text("number"), text("branch"), text("birthdate")}};
+}
+
+// The echo of a request's search info, as formats/oqs_xml.hpp reads it ([name, value] pairs).
+std::vector<std::pair<std::string, std::string>> echo_of(json const& echo) {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (echo.is_array())
+        for (auto const& pair : echo) out.emplace_back(pair[0].get<std::string>(), pair[1].get<std::string>());
+    return out;
+}
+
+// A stored row's answer (batch_results: a batch's row, a consented-patient download's, a 照会番号 registration's) as the
+// unit of a result file.
+OqsUnit stored_unit(json const& r) {
+    OqsUnit u;
+    if (r.contains("echo")) u.echo = echo_of(r["echo"]);
+    std::string const why = r.contains("error") ? r["error"].get<std::string>() : r.value("reason", std::string());
+    if (r.contains("registration")) {
+        u.registration = r["registration"].get<bool>();
+        u.error = r.value("error", std::string());
+    } else if (r.value("processing_result_status", 2) == 1) {
+        u.answer = eligibility_answer_of(r);
+    } else {
+        u.error = why;
+    }
+    if (r.contains("consent_date")) u.consent_date = r["consent_date"].get<std::string>();
+    return u;
+}
 
 std::string category_of_flag(int flag) { return flag == 3 ? "オンライン診療等" : "訪問診療等"; }
 
@@ -23,27 +58,24 @@ void report_unmappable(Context& x, char const* route, std::string const& facilit
 }
 
 // Parses an OQSmuquc01req / OQSsiquc01req of the caller's facility; on failure the error result to send instead.
-std::optional<std::string> parse_request(Context& x, Caller const& c, std::string const& xml, BulkUpload& up, int& status, bool single) {
+std::optional<FileAnswer> parse_request(Context& x, Caller const& c, std::string const& xml, BulkUpload& up, bool single) {
     require_facility(c);
     try {
         up = parse_bulk_upload(xml);
         if (single && up.rows.size() != 1)
             throw invalid("QualificationConfirmSearchInfo", "単一の資格確認は1件です", "a single 資格確認 has one search info");
     } catch (Error const& e) {
-        status = 400;
-        return file_error_result(xml, "", "", e.with_field(), x.clock.stamp_jst());
+        return FileAnswer{file_error_result(xml, "", "", e.with_field(), x.clock.stamp_jst()), Error::Kind::invalid};
     }
-    if (up.facility_code != c.facility_code) {
-        status = 403;
-        return bulk_upload_result(up, "", "EKY0901", another_facility.text(), x.clock.stamp_jst());
-    }
+    if (up.facility_code != c.facility_code)
+        return FileAnswer{bulk_upload_result(up, "", "EKY0901", another_facility.text(), x.clock.stamp_jst()), Error::Kind::forbidden};
     return std::nullopt;
 }
 }  // namespace
 
-std::string OqsDesk::bulk_upload(Caller const& c, std::string const& xml, int& status) {
+FileAnswer OqsDesk::bulk_upload(Caller const& c, std::string const& xml) {
     BulkUpload up;
-    if (auto error = parse_request(x_, c, xml, up, status, false)) return *error;
+    if (auto error = parse_request(x_, c, xml, up, false)) return *error;
     std::size_t next = 0;
     try {
         json job = batch_.upload(c, category_of_flag(up.treatment_flag), up.query_date, up.file_identifier, "xml", [&](json& row) {
@@ -51,19 +83,19 @@ std::string OqsDesk::bulk_upload(Caller const& c, std::string const& xml, int& s
             row = up.rows[next++];
             return true;
         });
-        status = 200;
-        return bulk_upload_result(up, job["reception_number"], "", "", x_.clock.stamp_jst());
+        return {bulk_upload_result(up, job["reception_number"], "", "", x_.clock.stamp_jst()), std::nullopt};
     } catch (Error const& e) {
-        status = e.kind == Error::Kind::too_large ? 413 : 400;
-        return bulk_upload_result(up, "", "EKY0901", e.what(), x_.clock.stamp_jst());
+        return {bulk_upload_result(up, "", "EKY0901", e.what(), x_.clock.stamp_jst()),
+                e.kind == Error::Kind::too_large ? Error::Kind::too_large : Error::Kind::invalid};
     }
 }
 
-std::string OqsDesk::single(Caller const& c, std::string const& xml, int& status) {
+FileAnswer OqsDesk::single(Caller const& c, std::string const& xml) {
     BulkUpload up;
-    if (auto error = parse_request(x_, c, xml, up, status, true)) return *error;
+    if (auto error = parse_request(x_, c, xml, up, true)) return *error;
     json const& request = up.rows[0];
-    json result;
+    OqsUnit unit;
+    unit.echo = echo_of(request["echo"]);
     try {
         Fields f(request, {"arbitrary_identifier", "insurer_number", "symbol", "number", "branch", "birthdate", "echo"});
         Lookup who{card_from(f), {}, {}};
@@ -71,20 +103,17 @@ std::string OqsDesk::single(Caller const& c, std::string const& xml, int& status
         DbRecords records(x_.db);
         DecisionPath decisions(x_.rules(), records, x_.today());
         Logging const log{"再照会（OQSsiquc01req）", c.subject};
-        result = InquiryDesk::answer_eligibility(x_, decisions, records, facility, who, category_of_flag(up.treatment_flag), up.query_date, &log);
-        result["processing_result_status"] = 1;
+        unit.answer = InquiryDesk::answer_eligibility(x_, decisions, records, facility, who, category_of_flag(up.treatment_flag), up.query_date, &log);
     } catch (Error const& e) {
-        result = json{{"error", e.what()}, {"field", e.field}, {"processing_result_status", 2}};
+        unit.error = e.what();
     }
-    result["echo"] = request["echo"];
-    status = 200;
     Substitutions lost;
-    std::string answer = single_result(up, result, x_.clock.stamp_jst(), &lost);
+    std::string answer = single_result(up, unit, x_.clock.stamp_jst(), &lost);
     report_unmappable(x_, "OQSsiquc01res", c.facility_code, "", lost);
-    return answer;
+    return {answer, std::nullopt};
 }
 
-std::string OqsDesk::bulk_download(Caller const& c, std::string const& xml, int& status) {
+FileAnswer OqsDesk::bulk_download(Caller const& c, std::string const& xml) {
     require_facility(c);
     BulkDownload d = parse_bulk_download(xml);
     if (d.facility_code != c.facility_code)
@@ -92,21 +121,20 @@ std::string OqsDesk::bulk_download(Caller const& c, std::string const& xml, int&
     json st = batch_.status(c, d.reception_number);
     if (st["status"] == "保存期間終了") BatchDesk::require_results(st);  // 410: purged
     BulkJobInfo job{d.reception_number, c.facility_code, st["file_identifier"], st["query_date"], st["segment_of_result"] == 1};
-    std::vector<json> rows;
+    std::vector<OqsUnit> rows;
     if (job.finished)
         for (auto const& r : x_.db.query("SELECT result_json FROM batch_results WHERE reception_number = $1 ORDER BY row_no", {d.reception_number}))
-            rows.push_back(json::parse(as_text(r[0])));
-    status = 200;
+            rows.push_back(stored_unit(json::parse(as_text(r[0]))));
     Substitutions lost;
     std::string answer = bulk_result(job, rows, d.encoding, x_.clock.stamp_jst(), &lost);
     report_unmappable(x_, "OQSmuquc02res", c.facility_code, d.reception_number, lost);
-    return answer;
+    return {answer, std::nullopt};
 }
 
-std::string OqsDesk::consented_upload_home_care(Caller const& c, std::string const& xml, int& status) { return consented_upload(c, xml, status, 2); }
-std::string OqsDesk::consented_upload_online(Caller const& c, std::string const& xml, int& status) { return consented_upload(c, xml, status, 3); }
+FileAnswer OqsDesk::consented_upload_home_care(Caller const& c, std::string const& xml) { return consented_upload(c, xml, 2); }
+FileAnswer OqsDesk::consented_upload_online(Caller const& c, std::string const& xml) { return consented_upload(c, xml, 3); }
 
-std::string OqsDesk::consented_upload(Caller const& c, std::string const& xml, int& status, int expected_flag) {
+FileAnswer OqsDesk::consented_upload(Caller const& c, std::string const& xml, int expected_flag) {
     require_facility(c);
     ConsentedDownload d;
     BulkUpload reply;  // the 01res shape
@@ -116,16 +144,13 @@ std::string OqsDesk::consented_upload(Caller const& c, std::string const& xml, i
             throw invalid("MedicalTreatmentFlag", expected_flag == 2 ? "OQSmuhvq は訪問診療等 (MedicalTreatmentFlag 2) のファイルです" : "OQSmuonq はオンライン診療等 (MedicalTreatmentFlag 3) のファイルです",
                           "the file name and MedicalTreatmentFlag disagree");
     } catch (Error const& e) {
-        status = 400;
-        return file_error_result(xml, "", "", e.with_field(), x_.clock.stamp_jst());
+        return {file_error_result(xml, "", "", e.with_field(), x_.clock.stamp_jst()), Error::Kind::invalid};
     }
     reply.encoding = d.encoding;
     reply.facility_code = d.facility_code;
     reply.file_identifier = d.file_identifier;
-    if (d.facility_code != c.facility_code) {
-        status = 403;
-        return bulk_upload_result(reply, "", "EKY0901", another_facility.text(), x_.clock.stamp_jst());
-    }
+    if (d.facility_code != c.facility_code)
+        return {bulk_upload_result(reply, "", "EKY0901", another_facility.text(), x_.clock.stamp_jst()), Error::Kind::forbidden};
     std::string const category = category_of_flag(d.treatment_flag);
     auto rules = x_.rules();
     // One row per person with an open consent of this facility in the 分類 whose consent date is in the range (a
@@ -165,10 +190,14 @@ std::string OqsDesk::consented_upload(Caller const& c, std::string const& xml, i
         for (auto const& row : rows) {
             Lookup who;
             who.person = row["person_key"].get<std::string>();
-            Logging const log{"同意済資格情報一括取得", c.subject, rn,
-                              json{{"row", row_nos.size() + 1}, {"patient", {{"consent_date", row["consent_date"]}, {"visit_kind", row["visit_kind"]}}}},
-                              &history};
-            json result = InquiryDesk::answer_eligibility(x_, decisions, records, facility, who, category, d.query_date, &log);
+            Logging const log{.kind = "同意済資格情報一括取得",
+                              .actor = c.subject,
+                              .reception = rn,
+                              .row = std::int64_t(row_nos.size()) + 1,
+                              .consent_date = row["consent_date"].get<std::string>(),
+                              .visit_kind = row["visit_kind"].get<std::string>(),
+                              .into = &history};
+            json result = eligibility_answer_json(InquiryDesk::answer_eligibility(x_, decisions, records, facility, who, category, d.query_date, &log));
             result["processing_result_status"] = 1;
             result["consent_date"] = row["consent_date"];
             std::string consent_date = row["consent_date"].get<std::string>();
@@ -185,53 +214,44 @@ std::string OqsDesk::consented_upload(Caller const& c, std::string const& xml, i
         return j;
     });
     x_.events.batch_event({"finished", job["reception_number"], c.facility_code, job["total"].get<std::int64_t>()});
-    status = 200;
-    return bulk_upload_result(reply, job["reception_number"], "", "", x_.clock.stamp_jst());
+    return {bulk_upload_result(reply, job["reception_number"], "", "", x_.clock.stamp_jst()), std::nullopt};
 }
 
-std::string OqsDesk::reference_number(Caller const& c, std::string const& xml, int& status) {
+FileAnswer OqsDesk::reference_number(Caller const& c, std::string const& xml) {
     require_facility(c);
     ReferenceRegistration reg;
     try {
         reg = parse_reference_registration(xml);
     } catch (Error const& e) {
-        status = 400;
         ReferenceRegistration bad;
         bad.encoding = answer_encoding(xml);
-        return reference_registration_result(bad, "EKY0901", e.with_field(), x_.clock.stamp_jst());
+        return {reference_registration_result(bad, "EKY0901", e.with_field(), x_.clock.stamp_jst()), Error::Kind::invalid};
     }
-    if (reg.facility_code != c.facility_code) {
-        status = 403;
-        return reference_registration_result(reg, "EKY0901", another_facility.text(), x_.clock.stamp_jst());
-    }
+    if (reg.facility_code != c.facility_code)
+        return {reference_registration_result(reg, "EKY0901", another_facility.text(), x_.clock.stamp_jst()), Error::Kind::forbidden};
     try {
-        int s = 0;
-        inquiry_.register_reference_number(c, reg.request, s);
-        status = 200;
-        return reference_registration_result(reg, "", "", x_.clock.stamp_jst());
+        inquiry_.register_reference_number(c, reference_registration(reg.request));
+        return {reference_registration_result(reg, "", "", x_.clock.stamp_jst()), std::nullopt};
     } catch (Error const& e) {
-        status = 200;  // the file was understood: the refusal is its result
-        return reference_registration_result(reg, "EKY0001", e.with_field(), x_.clock.stamp_jst());
+        // The file was understood: the refusal is its result.
+        return {reference_registration_result(reg, "EKY0001", e.with_field(), x_.clock.stamp_jst()), std::nullopt};
     }
 }
 
-std::string OqsDesk::reference_numbers(Caller const& c, std::string const& xml, int& status) {
+FileAnswer OqsDesk::reference_numbers(Caller const& c, std::string const& xml) {
     require_facility(c);
     ReferenceRegistrations regs;
     BulkUpload reply;  // the 01res shape
     try {
         regs = parse_reference_registrations(xml);
     } catch (Error const& e) {
-        status = 400;
-        return file_error_result(xml, "", "", e.with_field(), x_.clock.stamp_jst());
+        return {file_error_result(xml, "", "", e.with_field(), x_.clock.stamp_jst()), Error::Kind::invalid};
     }
     reply.encoding = regs.encoding;
     reply.facility_code = regs.facility_code;
     reply.file_identifier = regs.file_identifier;
-    if (regs.facility_code != c.facility_code) {
-        status = 403;
-        return bulk_upload_result(reply, "", "EKY0901", another_facility.text(), x_.clock.stamp_jst());
-    }
+    if (regs.facility_code != c.facility_code)
+        return {bulk_upload_result(reply, "", "EKY0901", another_facility.text(), x_.clock.stamp_jst()), Error::Kind::forbidden};
     // Registered at once, each item with its own result; the results come with the common 02req download.
     json job = transaction(x_.db, [&] {
         std::size_t next = 0;
@@ -249,10 +269,7 @@ std::string OqsDesk::reference_numbers(Caller const& c, std::string const& xml, 
                 result["error"] = request["malformed"];
             } else {
                 try {
-                    json body = request;
-                    body.erase("echo");
-                    int s = 0;
-                    inquiry_.register_reference_number(c, body, s);
+                    inquiry_.register_reference_number(c, reference_registration(request));
                     result["registration"] = true;
                 } catch (Error const& e) {
                     result["error"] = e.with_field();
@@ -266,8 +283,7 @@ std::string OqsDesk::reference_numbers(Caller const& c, std::string const& xml, 
         return j;
     });
     x_.events.batch_event({"finished", job["reception_number"], c.facility_code, job["total"].get<std::int64_t>()});
-    status = 200;
-    return bulk_upload_result(reply, job["reception_number"], "", "", x_.clock.stamp_jst());
+    return {bulk_upload_result(reply, job["reception_number"], "", "", x_.clock.stamp_jst()), std::nullopt};
 }
 
 }  // namespace kyotaku::server

@@ -14,11 +14,15 @@
 #include "storage/database.hpp"
 #include "storage/records.hpp"
 #include "usecases/admin.hpp"
+#include "usecases/consent.hpp"
 #include "usecases/context.hpp"
 #include "usecases/events.hpp"
+#include "usecases/inquiry.hpp"
 #include "usecases/ledger.hpp"
+#include "usecases/oqs_files.hpp"
 #include "usecases/request_gate.hpp"
 #include "usecases/settings.hpp"
+#include "usecases/withdrawal.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -34,99 +38,6 @@
 namespace kyotaku::server {
 
 using json = nlohmann::json;
-
-// The consent page (マイナ在宅受付Web): what it needs to know, its rules, challenges, registration, passcodes.
-class ConsentDesk {
-public:
-    ConsentDesk(Context& x, SettingsDesk& settings) : x_(x), settings_(settings) {}
-    json page(std::string const& token);
-    // The rules in force as the page loads them (shared: a reload may replace them while a response is being sent).
-    std::shared_ptr<std::string const> rules_bundle();
-    json issue_challenge(json const& body);
-    // `with` (when set) runs inside the registration's transaction with its answer: what is committed with it.
-    json register_consent(json const& body, int& status, std::function<void(json const&)> const& with = {});
-    json visual_passcode(Caller const& c);
-
-private:
-    std::string facility_of_token(std::string const& token);
-    Context& x_;
-    SettingsDesk& settings_;
-    std::mutex bundle_mutex_;
-    Rules bundle_rules_;
-    std::shared_ptr<std::string const> bundle_;
-};
-
-// One 資格確認履歴 entry (inquiry_log): who asked (the certificate's subject, or マイナ在宅受付Web), by which route (kind),
-// about whom (the server's person key; empty: no one it knows), what was answered (allowed, and in detail the reason,
-// the consent and how the caller named the patient), and for a batch its reception number. One per patient answered.
-struct InquiryEntry {
-    std::string facility, actor, kind, person;
-    bool allowed = false;
-    json detail;
-    std::string reception = {};
-};
-
-// How answer_eligibility logs its answer: the route's kind, the caller, a batch's reception number and row (in
-// `extra`); the entry is written at once, or appended to `into` for the caller to write with its answers.
-struct Logging {
-    char const* kind;
-    std::string actor;
-    std::string reception = {};
-    json extra = json::object();
-    std::vector<InquiryEntry>* into = nullptr;
-};
-
-// Who a request names: a card's fields or this facility's 照会番号.
-struct Lookup {
-    std::optional<Card> card;
-    std::string reference_number;
-    std::string person;  // a person the server already knows (the consented-patient downloads); never from a request
-    static Lookup from(Fields const& f);  // reference_number, or insurer_number, symbol, number, branch, birthdate
-};
-
-// A page of a history route, as the query gives it (issue 22 item 4: one call returned 136,000 entries, 42 MB of
-// JSON): entries from `from` to `to` (ISO timestamps, inclusive; empty: unbounded), in time order, at most `limit`
-// (default history_page, at most history_page_max) after `after` — the cursor the previous page gave as "next"
-// (empty: the first page). The desk checks each, naming the field.
-struct HistoryPage {
-    std::string from, to, limit, after;
-};
-constexpr int history_page = 500, history_page_max = 5000;
-
-// 再照会 and the eligibility query, 薬剤情報等の閲覧, 照会番号, claims, histories.
-class InquiryDesk {
-public:
-    explicit InquiryDesk(Context& x) : x_(x) {}
-    json reinquiry(Caller const& c, json const& body);
-    json view_medical_info(Caller const& c, json const& body);
-    json register_reference_number(Caller const& c, json const& body, int& status);
-    json register_reference_numbers_csv(Caller const& c, std::string const& csv);
-    // 資格確認履歴 and 医療情報閲覧履歴, a page at a time (HistoryPage). 資格確認履歴: each entry with who asked (actor),
-    // by which route (kind), a batch's reception number and how the route named the patient; `patient` (the five card
-    // fields) keeps one person's entries.
-    json inquiry_history(Caller const& c, HistoryPage const& page, json const& patient = json::object());
-    json viewing_history(Caller const& c, HistoryPage const& page);
-
-    // The one answer to "what is this person's eligibility", for every route that returns it: decided by the
-    // rules on today's date (DecisionPath::eligibility); `requested_date` (a 資格確認日, ≤ today) only picks which
-    // insurance period is shown. Writes 資格確認履歴 when `log` is given.
-    static json answer_eligibility(Context& x, DecisionPath& decisions, Records& records, FacilityInfo const& facility, Lookup const& who,
-                                   std::string const& category, std::string const& requested_date, Logging const* log);
-
-private:
-    Context& x_;
-};
-
-// 同意取消照会: look the person up to confirm, then withdraw this facility's consents (管理者).
-class WithdrawalDesk {
-public:
-    explicit WithdrawalDesk(Context& x) : x_(x) {}
-    json lookup(Caller const& c, json const& body);
-    json withdraw(Caller const& c, json const& body);
-
-private:
-    Context& x_;
-};
 
 // 資格確認一括照会: upload → reception number → poll → download, and the worker that answers the rows.
 class BatchDesk {
@@ -177,25 +88,6 @@ private:
     Context& x_;
     std::string worker_;  // this instance's lease owner id
     std::chrono::milliseconds pause_{0};
-};
-
-// The same flows in the real file formats (OQS*.xml, Shift_JIS or UTF-8).
-class OqsDesk {
-public:
-    OqsDesk(Context& x, BatchDesk& batch, InquiryDesk& inquiry) : x_(x), batch_(batch), inquiry_(inquiry) {}
-    std::string bulk_upload(Caller const& c, std::string const& xml, int& status);          // OQSmuquc01req → 01res
-    std::string bulk_download(Caller const& c, std::string const& xml, int& status);        // OQSmuquc02req → 02res
-    std::string single(Caller const& c, std::string const& xml, int& status);               // OQSsiquc01req → 01res
-    std::string reference_number(Caller const& c, std::string const& xml, int& status);     // OQSsiimm01req → 01res
-    std::string reference_numbers(Caller const& c, std::string const& xml, int& status);    // OQSmuimm01req → 01res
-    std::string consented_upload_home_care(Caller const& c, std::string const& xml, int& status);  // OQSmuhvq01req → 01res
-    std::string consented_upload_online(Caller const& c, std::string const& xml, int& status);     // OQSmuonq01req → 01res
-
-private:
-    std::string consented_upload(Caller const& c, std::string const& xml, int& status, int expected_flag);
-    Context& x_;
-    BatchDesk& batch_;
-    InquiryDesk& inquiry_;
 };
 
 class Handoffs;  // usecases/handoff.hpp: 引き継ぎ of the consent page to the staff's device

@@ -5,18 +5,9 @@
 fails=0 passes=0
 check() { local name=$1; shift; if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi; }
 
-# A port no one listens on now, below the ephemeral range (outgoing connections never take it meanwhile).
-free_port() {
-    python3 -c '
-import random, socket
-for _ in range(500):
-    p = random.randint(20000, 32000)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); s.close(); print(p); break
-    except OSError:
-        s.close()'
-}
+# free_port: a port no one listens on now; listening_port: waits until a server listens (scripts/lib/).
+source "$src/scripts/lib/ports.sh"
+source "$src/scripts/lib/serve.sh"
 
 # start_servers N DB_URL [ENV…]: N servers started at the same time on one database (they migrate it concurrently),
 # each on any free port; sets pids[0..N-1] and ports[0..N-1]; ends the test if one does not start (scripts/lib/serve.sh).
@@ -29,7 +20,6 @@ start_servers() {
             --test-clock 2024-07-31 > "$work/serve$i.log" 2>&1 &
         pids[i]=$!
     done
-    source "$src/scripts/lib/serve.sh"
     for i in $(seq 0 $((n - 1))); do ports[i]=$(listening_port "$work/serve$i.log" "${pids[i]}") || exit 1; done
 }
 

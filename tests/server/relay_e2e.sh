@@ -4,8 +4,8 @@
 set -uo pipefail
 kyotaku=$1 src=$2
 work=$(mktemp -d)
-spid="" rpid=""
-cleanup() { [ -n "$spid" ] && kill "$spid" 2>/dev/null; [ -n "$rpid" ] && kill "$rpid" 2>/dev/null; rm -rf "$work"; }
+spid="" rpid="" opid=""
+cleanup() { for p in "$spid" "$rpid" "$opid"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done; rm -rf "$work"; }
 trap cleanup EXIT
 fails=0 passes=0
 check() { local name=$1; shift; if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi; }
@@ -13,7 +13,8 @@ A=0110113719
 "$src/scripts/make-test-pki" "$work/pki" $A > /dev/null
 "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki" --test-clock 2024-07-31 > "$work/serve.log" 2>&1 &
 spid=$!
-for _ in $(seq 100); do port=$(sed -n 's/^listening on https:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/serve.log"); [ -n "$port" ] && break; sleep 0.1; done
+source "$src/scripts/lib/serve.sh"
+port=$(listening_port "$work/serve.log" "$spid") || exit 1
 U=https://127.0.0.1:$port
 admin=(--cacert "$work/pki/ca.pem" --cert "$work/pki/admin.pem" --key "$work/pki/admin.key" -sS -H 'Content-Type: application/json')
 fac=(--cacert "$work/pki/ca.pem" --cert "$work/pki/facility-$A.pem" --key "$work/pki/facility-$A.key" -sS -H 'Content-Type: application/json')
@@ -74,7 +75,7 @@ check "one answer per upload in the relay log" test "$(grep -c 'OQSmuquc01req202
 # test certificate for 127.0.0.1 and localhost, from the same CA) is not the server: nothing is sent to it.
 "$kyotaku" serve --listen 127.0.0.2:0 --db "$work/other.sqlite" --rules "$src/rules" --tls-dir "$work/pki" --test-clock 2024-07-31 > "$work/other.log" 2>&1 &
 opid=$!
-for _ in $(seq 100); do oport=$(sed -n 's/^listening on https:\/\/127.0.0.2:\([0-9]*\).*/\1/p' "$work/other.log"); [ -n "$oport" ] && break; sleep 0.1; done
+oport=$(listening_port "$work/other.log" "$opid") || exit 1
 other=$work/other-exchange
 "$kyotaku" relay --dir "$other" --server "https://127.0.0.2:$oport" --ca "$work/pki/ca.pem" --cert "$work/pki/facility-$A.pem" \
     --key "$work/pki/facility-$A.key" --settle-ms 300 --retry-ms 100 >> "$work/other-relay.log" 2>&1 &

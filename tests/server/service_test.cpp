@@ -2334,12 +2334,16 @@ TEST_F(ServerFixture, GaijiNamesNeverFailAShiftJisAnswer) {
 // The writers report what they substituted, per unit, for the server's count and log (item 2).
 TEST(OqsXml, ShiftJisWritersReportTheUnitsWithSubstitutedCharacters) {
     auto row = [](char const* name) {
-        return json{{"processing_result_status", 1}, {"allowed", true}, {"qualification_validity", 1},
-                    {"eligibility", {{"insurer_number", "06132013"}, {"symbol", "1"}, {"number", "2"}, {"branch", ""}, {"birthdate", "1940-05-01"},
-                                     {"name", name}, {"name_kana", ""}, {"valid_from", "2020-04-01"}, {"valid_to", nullptr}, {"burden_ratio", "010"}}}};
+        EligibilityAnswer a;
+        a.allowed = true;
+        a.qualification_validity = 1;
+        a.eligibility = EligibilityRecord{"06132013", "1", "2", "", "1940-05-01", name, "", "010", "2020-04-01"};
+        OqsUnit u;
+        u.answer = a;
+        return u;
     };
     BulkJobInfo job{"20240701000000000001", "0110113719", "f", "2024-07-01", true};
-    std::vector<json> rows{row("𠮷田 𠮷子"), row("在宅 花子"), row("髙𡈽")};
+    std::vector<OqsUnit> rows{row("𠮷田 𠮷子"), row("在宅 花子"), row("髙𡈽")};
     Substitutions lost;
     std::string out = to_utf8(bulk_result(job, rows, "SHIFT_JIS", "20240701100000", &lost), "SHIFT_JIS");
     EXPECT_EQ(lost.characters, 3u);

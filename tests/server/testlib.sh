@@ -1,6 +1,7 @@
 # Shared by the operations tests (source it): a work folder removed at exit, with the processes started by
 # start_server stopped; check NAME COMMAND… counting passes and failures; finish prints the count line.
-# KEEP=1 keeps the work folder for a look after a failure. free_port prints a port no one listens on now.
+# KEEP=1 keeps the work folder for a look after a failure. free_port prints a port no one listens on now
+# (scripts/lib/ports.sh).
 work=$(mktemp -d)
 fails=0 passes=0
 started_pids=()
@@ -24,6 +25,8 @@ finish() {
 # JSON log; standard error to LOG.err) and waits for its "listening on" line (scripts/lib/serve.sh); sets
 # server_pid, port and U. Ends the test when the server does not start.
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/serve.sh"
+# free_port: a port no one listens on now (scripts/lib/ports.sh).
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/ports.sh"
 start_server() {
     local log=$1
     shift
@@ -63,15 +66,3 @@ setup_facility() {
 }
 A=0110113719
 reinquiry='{"category":"訪問診療等","insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01"}'
-# A port no one listens on now, below the ephemeral range (outgoing connections never take it meanwhile).
-free_port() {
-    /usr/bin/python3 -c '
-import random, socket
-for _ in range(500):
-    p = random.randint(20000, 32000)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); s.close(); print(p); break
-    except OSError:
-        s.close()'
-}
