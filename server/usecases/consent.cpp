@@ -4,6 +4,7 @@
 #include "usecases/consent.hpp"
 
 #include "core/card_signature.hpp"
+#include "storage/consent_registry.hpp"
 #include "usecases/consent_limits.hpp"
 #include "usecases/desk_util.hpp"
 
@@ -47,8 +48,7 @@ Challenge ConsentDesk::issue_challenge(std::string const& token) {
     std::string expires = x_.clock.timestamp_after(std::chrono::seconds(300));
     transaction(x_.db, [&] {
         admit_challenge(x_, facility);
-        x_.db.query("INSERT INTO challenges (id, facility_code, challenge_hex, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-                    {id, facility, challenge, x_.now(), expires});
+        ConsentRegistry(x_.db).add_challenge(id, facility, challenge, x_.now(), expires);
     });
     return {id, base64_encode(from_hex(challenge)), expires};
 }
@@ -102,21 +102,20 @@ RegisteredConsent ConsentDesk::register_consent(ConsentSubmission const& r, std:
 
     bool wrong_passcode = false;
     RegisteredConsent out = transaction(x_.db, [&]() -> RegisteredConsent {
-        auto ch = x_.db.query("SELECT facility_code, challenge_hex, expires_at, used_at, request_hash, consent_id FROM challenges WHERE id = $1",
-                              {challenge_id});
-        if (ch.empty() || as_text(ch[0][0]) != facility) throw invalid("challenge_id", "チャレンジが見つかりません", "unknown challenge");
-        if (!is_null(ch[0][3])) {
+        ConsentRegistry registry(x_.db);
+        auto const ch = registry.challenge(challenge_id);
+        if (!ch || ch->facility != facility) throw invalid("challenge_id", "チャレンジが見つかりません", "unknown challenge");
+        if (ch->used) {
             // The same registration sent again (a retry after a lost answer) gets the same answer; anything else
             // with a used challenge is a replay.
-            if (as_text(ch[0][4]) == request_hash) {
-                auto c = x_.db.query("SELECT first_visit FROM consents WHERE id = $1", {as_text(ch[0][5])});
-                RegisteredConsent again{as_text(ch[0][5]), c.empty() ? today : as_text(c[0][0]), true};
+            if (ch->request_hash == request_hash) {
+                RegisteredConsent again{ch->consent_id, registry.first_visit(ch->consent_id).value_or(today), true};
                 if (with) with(again);
                 return again;
             }
             throw conflict("challenge_id", "このチャレンジは使用済みです (再送は同じ内容でだけ)", "the challenge was already used");
         }
-        if (as_text(ch[0][2]) < x_.now()) throw invalid("challenge_id", "チャレンジの有効期限が切れました", "the challenge expired");
+        if (ch->expires_at < x_.now()) throw invalid("challenge_id", "チャレンジの有効期限が切れました", "the challenge expired");
         // The service, the identity method and the 診療予約日, by the rules on the server's date (nothing about the
         // card's holder is needed, nor revealed, to decide them).
         DbRecords records(x_.db);
@@ -127,7 +126,7 @@ RegisteredConsent ConsentDesk::register_consent(ConsentSubmission const& r, std:
             throw Error(decided.field == "visit_kind" ? Error::Kind::conflict : Error::Kind::invalid, decided.field,
                         decided.reason);
         if (x_.card_ca.empty()) throw Error(Error::Kind::unavailable, "", "カードの認証局が設定されていません", "the card CA is not configured");
-        CardCheck card = verify_card_signature(x_.card_ca, *certificate, from_hex(as_text(ch[0][1])), signature ? &*signature : nullptr);
+        CardCheck card = verify_card_signature(x_.card_ca, *certificate, from_hex(ch->challenge_hex), signature ? &*signature : nullptr);
         if (!card.ok) throw Error(card.field.empty() ? Error::Kind::unavailable : Error::Kind::invalid, card.field, card.error_ja, card.error_en);
         // 目視確認: the passcode is checked before anything is looked up about the card's holder, so that a holder
         // of the URL and a card's (public) certificate learns nothing without it. One guess at a time per facility:
@@ -136,16 +135,12 @@ RegisteredConsent ConsentDesk::register_consent(ConsentSubmission const& r, std:
             wrong_passcode = true;
             return RegisteredConsent{};
         }
-        auto holder = x_.db.query("SELECT person_key FROM card_certificates WHERE fingerprint = $1", {card.fingerprint});
-        if (holder.empty()) throw invalid("certificate", "このカードの資格情報がありません", "no eligibility for this card");
-        std::string person = as_text(holder[0][0]);
+        std::string const person = registry.card_holder(card.fingerprint);
+        if (person.empty()) throw invalid("certificate", "このカードの資格情報がありません", "no eligibility for this card");
 
         std::string consent_id = new_id();
-        x_.db.query("INSERT INTO consents (id, facility_code, person_key, visit_kind, first_visit, identity_method, items, appointment_date, registered_at, "
-                    "preparatory_visit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    {consent_id, facility, person, kind, today, method, list, appointment ? Value(*appointment) : Value(nullptr), x_.now(),
-                     std::int64_t(preparatory)});
-        x_.db.query("UPDATE challenges SET used_at = $2, request_hash = $3, consent_id = $4 WHERE id = $1", {challenge_id, x_.now(), request_hash, consent_id});
+        registry.add(ConsentRow{consent_id, facility, person, kind, today, method, list, appointment, x_.now(), preparatory});
+        registry.use_challenge(challenge_id, x_.now(), request_hash, consent_id);
         // The first visit's 居宅同意取得型 verification is itself a 資格確認 of the facility: logged.
         log_inquiry(x_, InquiryEntry{facility, "マイナ在宅受付Web", "資格確認（居宅同意取得型）", person, true,
                                      json{{"consent_id", consent_id}, {"identity_method", method}, {"visit_kind", kind}, {"first_visit", today},

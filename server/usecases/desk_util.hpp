@@ -47,7 +47,7 @@ inline void lock_facility(Context& x, std::string const& facility) {
     x.db.query("SELECT code FROM facilities WHERE code = $1" + std::string(x.db.lock_suffix()), {facility});
 }
 
-// Writes a 資格確認履歴 entry (InquiryEntry, inquiry.hpp): the fields a record needs, never a request body. One entry
+// Writes a 資格確認履歴 entry (InquiryEntry, storage/inquiry_log.hpp): the fields a record needs, never a request body. One entry
 // is appended (Database::append: the audit line of a read, part of the caller's transaction when there is one);
 // many — a batch's rows — go in with the caller's transaction in one insert.
 void log_inquiry(Context& x, InquiryEntry const& entry);

@@ -3,6 +3,7 @@
 // path: the rules decide on the server's date from the server's records.
 #include "usecases/inquiry.hpp"
 
+#include "storage/reference_numbers.hpp"
 #include "usecases/desk_util.hpp"
 
 #include <algorithm>
@@ -141,9 +142,7 @@ MedicalInfoAnswer InquiryDesk::view_medical_info(Caller const& c, MedicalInfoQue
     MedicalInfoAnswer result;
     std::string person;
     auto log = [&](std::string const& reason) {
-        x_.db.append("INSERT INTO viewing_log (id, facility_code, at, person_key, item, terminal, allowed, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                     {new_id(), c.facility_code, x_.now(), person.empty() ? Value(nullptr) : Value(person), item, terminal, std::int64_t(result.allowed),
-                      reason});
+        InquiryLog(x_.db).append_viewing(ViewingEntry{c.facility_code, person, item, terminal, result.allowed, reason}, x_.now());
         result.reason = reason;
         return result;
     };
@@ -156,11 +155,7 @@ MedicalInfoAnswer InquiryDesk::view_medical_info(Caller const& c, MedicalInfoQue
     result.allowed = v.allowed;
     if (v.allowed) {
         // What the patient's records hold up to today, never later entries.
-        result.records.emplace();
-        for (auto const& r : x_.db.query("SELECT recorded_on, content_json FROM medical_records WHERE person_key = $1 AND item = $2 AND recorded_on <= $3 "
-                                         "ORDER BY recorded_on, id",
-                                         {person, item, decisions.today().iso()}))
-            result.records->push_back({as_text(r[0]), as_text(r[1])});
+        result.records = MedicalRecords(x_.db).up_to(person, item, decisions.today().iso());
     }
     return log(v.reason.ja);
 }
@@ -171,6 +166,7 @@ ReferenceRegistered InquiryDesk::register_reference_number(Caller const& c, Refe
     if (ref.empty()) throw invalid("reference_number", "照会番号がありません", "reference_number is empty");
     check_text(ref, "reference_number", 50);
     DbRecords records(x_.db);
+    ReferenceNumbers numbers(x_.db);
     std::string person;
     if (r.card.birthdate) {
         person = records.person_by_card(card_from(r.card));
@@ -179,25 +175,21 @@ ReferenceRegistered InquiryDesk::register_reference_number(Caller const& c, Refe
         // patients, and must name exactly one.
         std::string insurer = canonical_insurer_number(required("insurer_number", r.card.insurer_number));
         if (auto e = insurer_number_error(insurer, "insurer_number")) throw *e;
-        auto rows = x_.db.query("SELECT DISTINCT p.person_key FROM insured_persons p JOIN consents c ON c.person_key = p.person_key "
-                                "WHERE c.facility_code = $1 AND c.withdrawn_at IS NULL AND p.insurer_number = $2 AND p.symbol = $3 AND p.number = $4 AND p.branch = $5",
-                                {c.facility_code, insurer, normalize_symbol(r.card.symbol.value_or("")), normalize_symbol(required("number", r.card.number)),
-                                 normalize_symbol(r.card.branch.value_or(""))});
-        if (rows.size() > 1) throw conflict("birthdate", "記号・番号が複数の方に当たります。生年月日を付けてください", "several persons match: add the birthdate");
-        if (rows.size() == 1) person = as_text(rows[0][0]);
+        auto const persons = numbers.consenting_persons(c.facility_code, insurer, normalize_symbol(r.card.symbol.value_or("")),
+                                                        normalize_symbol(required("number", r.card.number)), normalize_symbol(r.card.branch.value_or("")));
+        if (persons.size() > 1) throw conflict("birthdate", "記号・番号が複数の方に当たります。生年月日を付けてください", "several persons match: add the birthdate");
+        if (persons.size() == 1) person = persons[0];
     }
     // Only a patient this facility holds a consent for can be given a number: not a way to probe eligibility.
     if (person.empty() || records.consents(c.facility_code, person).open.empty())
         throw not_found("insurer_number", "この施設の同意がある方が見つかりません", "no consenting person of this facility matches");
     return transaction(x_.db, [&] {
-        auto existing = x_.db.query("SELECT person_key FROM reference_numbers WHERE facility_code = $1 AND reference_number = $2", {c.facility_code, ref});
-        if (!existing.empty()) {
-            if (as_text(existing[0][0]) != person)
+        if (auto const holder = numbers.holder(c.facility_code, ref)) {
+            if (*holder != person)
                 throw conflict("reference_number", "この照会番号は別の方に登録済みです", "this reference number belongs to another person");
             return ReferenceRegistered{ref, false};  // the same registration again
         }
-        x_.db.query("INSERT INTO reference_numbers (facility_code, reference_number, person_key, registered_at) VALUES ($1, $2, $3, $4)",
-                    {c.facility_code, ref, person, x_.now()});
+        numbers.add(c.facility_code, ref, person, x_.now());
         return ReferenceRegistered{ref, true};
     });
 }
@@ -240,13 +232,8 @@ namespace {
 
 // A history's page checked: its bounds, its size, and where the cursor left off (the time and id of the last entry
 // of the previous page; "" before the first).
-struct PageQuery {
-    std::string from, to, after_at, after_id;
-    int limit = history_page;
-};
-
-PageQuery page_query(HistoryPage const& p) {
-    PageQuery q{p.from.empty() ? std::string("0000") : p.from, p.to.empty() ? std::string("9999") : p.to, "", "", history_page};
+LogPage page_query(HistoryPage const& p) {
+    LogPage q{p.from.empty() ? std::string("0000") : p.from, p.to.empty() ? std::string("9999") : p.to, "", "", history_page};
     auto digits = [](std::string const& t, std::size_t from = 0) {
         return t.size() > from && std::all_of(t.begin() + std::ptrdiff_t(from), t.end(), [](char c) { return c >= '0' && c <= '9'; });
     };
@@ -271,30 +258,6 @@ PageQuery page_query(HistoryPage const& p) {
     return q;
 }
 
-// One page: `columns` of `table`, the facility's entries in the page's bounds after its cursor, in (at, id) order,
-// each made by `entry`, and the cursor of the next page (none on the last). `person`, when given, keeps one person's
-// entries.
-template <class Entry>
-HistoryEntries<Entry> page_of_history(Database& db, char const* table, char const* columns, std::string const& facility, HistoryPage const& page,
-                                      Entry (*entry)(Row const&), std::optional<std::string> const& person = std::nullopt) {
-    PageQuery const q = page_query(page);
-    std::vector<Value> params{facility, q.from, q.to, q.after_at, q.after_id};
-    if (person) params.emplace_back(*person);
-    auto rows = db.query(std::string("SELECT ") + columns + ", at, id FROM " + table +
-                             " WHERE facility_code = $1 AND at >= $2 AND at <= $3 AND (at > $4 OR (at = $4 AND id > $5))" +
-                             (person ? " AND person_key = $6" : "") + " ORDER BY at, id LIMIT " + std::to_string(q.limit + 1),
-                         params);
-    HistoryEntries<Entry> out;
-    for (std::size_t i = 0; i < rows.size() && i < std::size_t(q.limit); ++i) out.entries.push_back(entry(rows[i]));
-    if (rows.size() > std::size_t(q.limit)) {
-        Row const& last = rows[std::size_t(q.limit) - 1];
-        out.next = as_text(last[last.size() - 2]) + "_" + as_text(last[last.size() - 1]);
-    }
-    return out;
-}
-
-std::optional<std::string> text_or_none(Value const& v) { return is_null(v) ? std::nullopt : std::optional<std::string>(as_text(v)); }
-
 }  // namespace
 
 HistoryEntries<InquiryLogEntry> InquiryDesk::inquiry_history(Caller const& c, HistoryPage const& page, std::optional<CardFields> const& patient) {
@@ -306,19 +269,12 @@ HistoryEntries<InquiryLogEntry> InquiryDesk::inquiry_history(Caller const& c, Hi
         person = DbRecords(x_.db).person_by_card(card_from(*patient));
         if (person->empty()) person = "-";
     }
-    return page_of_history<InquiryLogEntry>(
-        x_.db, "inquiry_log", "at, kind, allowed, detail_json, actor, reception_number", c.facility_code, page,
-        [](Row const& r) {
-            return InquiryLogEntry{as_text(r[0]), as_text(r[1]), as_int(r[2]) != 0, text_or_none(r[4]), text_or_none(r[5]), as_text(r[3])};
-        },
-        person);
+    return InquiryLog(x_.db).inquiries(c.facility_code, page_query(page), person);
 }
 
 HistoryEntries<ViewingLogEntry> InquiryDesk::viewing_history(Caller const& c, HistoryPage const& page) {
     require_facility(c);
-    return page_of_history<ViewingLogEntry>(x_.db, "viewing_log", "at, item, terminal, allowed, reason", c.facility_code, page, [](Row const& r) {
-        return ViewingLogEntry{as_text(r[0]), as_text(r[1]), as_text(r[2]), as_int(r[3]) != 0, as_text(r[4])};
-    });
+    return InquiryLog(x_.db).viewings(c.facility_code, page_query(page));
 }
 
 }  // namespace kyotaku::server

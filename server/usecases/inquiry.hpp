@@ -5,6 +5,8 @@
 #pragma once
 
 #include "decision/eligibility_answer.hpp"
+#include "storage/inquiry_log.hpp"
+#include "storage/medical_records.hpp"
 #include "usecases/context.hpp"
 
 #include <cstdint>
@@ -13,17 +15,6 @@
 #include <vector>
 
 namespace kyotaku::server {
-
-// One 資格確認履歴 entry (inquiry_log): who asked (the certificate's subject, or マイナ在宅受付Web), by which route (kind),
-// about whom (the server's person key; empty: no one it knows), what was answered (allowed, and in detail — a JSON
-// object, as stored and shown — the reason, the consent and how the caller named the patient), and for a batch its
-// reception number. One per patient answered.
-struct InquiryEntry {
-    std::string facility, actor, kind, person;
-    bool allowed = false;
-    std::string detail_json;
-    std::string reception = {};
-};
 
 // How answer_eligibility logs its answer: the route's kind, the caller, a batch's reception number and row; the entry
 // is written at once, or appended to `into` for the caller to write with its answers.
@@ -64,10 +55,7 @@ struct MedicalInfoQuery {
 struct MedicalInfoAnswer {
     bool allowed = false;
     std::string reason;  // the rules' reason, or why no rule was asked (Japanese)
-    struct Entry {
-        std::string recorded_on, content_json;  // the record's content as stored (a JSON object)
-    };
-    std::optional<std::vector<Entry>> records;  // when allowed: the item's records up to today
+    std::optional<std::vector<MedicalRecordEntry>> records;  // when allowed: the item's records up to today
 };
 
 // 照会番号登録: a number for a consenting patient of this facility, named by the card fields (the birthdate may be
@@ -101,27 +89,6 @@ struct HistoryPage {
     std::string from, to, limit, after;
 };
 constexpr int history_page = 500, history_page_max = 5000;
-
-// A page of entries and the cursor of the next (nullopt on the last page).
-template <class Entry>
-struct HistoryEntries {
-    std::vector<Entry> entries;
-    std::optional<std::string> next;
-};
-// 資格確認履歴: who asked (actor), by which route (kind), a batch's reception number, and the entry's detail (a JSON
-// object as stored: how the route named the patient, the reason, the consent).
-struct InquiryLogEntry {
-    std::string at, kind;
-    bool allowed = false;
-    std::optional<std::string> actor, reception_number;
-    std::string detail_json;
-};
-// 医療情報閲覧履歴.
-struct ViewingLogEntry {
-    std::string at, item, terminal;
-    bool allowed = false;
-    std::string reason;
-};
 
 class InquiryDesk {
 public:

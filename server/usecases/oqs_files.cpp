@@ -4,6 +4,7 @@
 
 #include "formats/eligibility_json.hpp"
 #include "formats/oqs_xml.hpp"
+#include "storage/consent_registry.hpp"
 #include "usecases/desk_util.hpp"
 
 #include <algorithm>
@@ -159,13 +160,11 @@ FileAnswer OqsDesk::consented_upload(Caller const& c, std::string const& xml, in
     // re-inquiry of that person (refused rows carry nothing).
     std::vector<json> rows;
     std::map<std::string, std::size_t> row_of;  // person → its row
-    for (auto const& r : x_.db.query("SELECT person_key, visit_kind, first_visit FROM consents WHERE facility_code = $1 AND withdrawn_at IS NULL "
-                                     "AND first_visit >= $2 AND first_visit <= $3 ORDER BY first_visit, registered_at, id",
-                                     {c.facility_code, d.from, d.to})) {
-        auto const* kind = rules->kind(as_text(r[1]));
+    for (auto const& open : ConsentRegistry(x_.db).open_between(c.facility_code, d.from, d.to)) {
+        auto const* kind = rules->kind(open.visit_kind);
         if (!kind || kind->category != category) continue;
-        json row{{"person_key", as_text(r[0])}, {"consent_date", as_text(r[2])}, {"visit_kind", as_text(r[1])}, {"starts", kind->starts_relationship}};
-        auto [at, first] = row_of.emplace(as_text(r[0]), rows.size());
+        json row{{"person_key", open.person}, {"consent_date", open.first_visit}, {"visit_kind", open.visit_kind}, {"starts", kind->starts_relationship}};
+        auto [at, first] = row_of.emplace(open.person, rows.size());
         if (first) rows.push_back(std::move(row));
         else if (kind->starts_relationship || !rows[at->second]["starts"].get<bool>()) rows[at->second] = std::move(row);  // newer (rows come oldest first)
     }

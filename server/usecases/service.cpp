@@ -3,6 +3,8 @@
 #include "usecases/desk_util.hpp"
 #include "usecases/handoff.hpp"
 
+#include "storage/inquiry_log.hpp"
+
 #include <stdexcept>
 
 namespace kyotaku::server {
@@ -88,28 +90,8 @@ std::string not_after_today(Context& x, char const* field, std::string const& se
     return date;
 }
 
-namespace {
-Value text_or_null(std::string const& s) { return s.empty() ? Value(nullptr) : Value(s); }
-}  // namespace
+void log_inquiry(Context& x, InquiryEntry const& e) { InquiryLog(x.db).append(e, x.now()); }
 
-void log_inquiry(Context& x, InquiryEntry const& e) {
-    x.db.append("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json, actor, reception_number) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                {new_id(), e.facility, x.now(), e.kind, text_or_null(e.person), std::int64_t(e.allowed), e.detail_json, text_or_null(e.actor),
-                 text_or_null(e.reception)});
-}
-
-void log_inquiries(Context& x, std::vector<InquiryEntry> const& entries) {
-    std::string const at = x.now();
-    std::size_t next = 0;
-    x.db.insert_rows("inquiry_log", {"id", "facility_code", "at", "kind", "person_key", "allowed", "detail_json", "actor", "reception_number"},
-                     [&](Row& row) {
-                         if (next == entries.size()) return false;
-                         InquiryEntry const& e = entries[next++];
-                         row = Row{new_id(), e.facility, at, e.kind, text_or_null(e.person), std::int64_t(e.allowed), e.detail_json,
-                                   text_or_null(e.actor), text_or_null(e.reception)};
-                         return true;
-                     });
-}
+void log_inquiries(Context& x, std::vector<InquiryEntry> const& entries) { InquiryLog(x.db).append_all(entries, x.now()); }
 
 }  // namespace kyotaku::server

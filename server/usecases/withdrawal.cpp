@@ -3,6 +3,7 @@
 // and withdraws. Both steps are in 資格確認履歴 with the certificate that took them.
 #include "usecases/withdrawal.hpp"
 
+#include "storage/consent_registry.hpp"
 #include "usecases/desk_util.hpp"
 
 namespace kyotaku::server {
@@ -30,15 +31,11 @@ Withdrawn WithdrawalDesk::withdraw(Caller const& c, WithdrawalRequest const& req
     Card const card = card_from(request.card);
     std::string person = DbRecords(x_.db).person_by_card(card);
     return transaction(x_.db, [&] {
-        auto open = person.empty() ? std::vector<Row>{}
-                                   : x_.db.query("SELECT id FROM consents WHERE facility_code = $1 AND person_key = $2 AND withdrawn_at IS NULL",
-                                                 {c.facility_code, person});
-        if (open.empty()) throw not_found("", "この施設の有効な同意がある方が見つかりません", "no consenting person of this facility matches");
-        std::string now = x_.now();
-        x_.db.query("UPDATE consents SET withdrawn_at = $3, withdrawn_by = $4 WHERE facility_code = $1 AND person_key = $2 AND withdrawn_at IS NULL",
-                    {c.facility_code, person, now, c.subject});
-        log_inquiry(x_, InquiryEntry{c.facility_code, c.subject, "同意取消", person, true, json{{"patient", card_json(card)}, {"consents", open.size()}}.dump()});
-        return Withdrawn{open.size(), now, c.subject};
+        std::string const now = x_.now();
+        std::size_t const withdrawn = person.empty() ? 0 : ConsentRegistry(x_.db).withdraw(c.facility_code, person, now, c.subject);
+        if (withdrawn == 0) throw not_found("", "この施設の有効な同意がある方が見つかりません", "no consenting person of this facility matches");
+        log_inquiry(x_, InquiryEntry{c.facility_code, c.subject, "同意取消", person, true, json{{"patient", card_json(card)}, {"consents", withdrawn}}.dump()});
+        return Withdrawn{withdrawn, now, c.subject};
     });
 }
 
