@@ -1,0 +1,49 @@
+// core/: check digits, URL tokens, QR codes.
+#include "server_fixture.hpp"
+
+TEST(CheckDigits, KnownNumbersFromInterfacesMd) {
+    for (char const* n : {"01130012", "06132013", "19136019", "33120015", "54016027", "273128"})
+        EXPECT_TRUE(valid_insurer_number(n)) << n;
+    EXPECT_TRUE(valid_facility_code("0110113719"));
+    EXPECT_TRUE(valid_facility_code("2714206386"));
+    EXPECT_FALSE(valid_facility_code("0110113718"));
+    EXPECT_FALSE(valid_facility_code("011011371"));
+    EXPECT_FALSE(valid_facility_code("01101137a9"));
+    EXPECT_FALSE(valid_insurer_number("06132012"));
+    EXPECT_FALSE(valid_insurer_number("273129"));
+    // 6-digit 国保 numbers padded to 8 with zeros or spaces are the same number.
+    EXPECT_EQ(canonical_insurer_number("00273128"), "273128");
+    EXPECT_EQ(canonical_insurer_number("  273128"), "273128");
+    EXPECT_EQ(canonical_insurer_number("０６１３２０１３"), "06132013");
+    EXPECT_EQ(normalize_symbol(" １２３ "), "123");
+}
+
+TEST(UrlToken, SealsAndOpensAndRefusesTampering) {
+    std::vector<unsigned char> key(32, 7), other(32, 8);
+    std::string token = seal_url_token(key, 3, UrlClaims{"0110113719", 5});
+    EXPECT_EQ(token.find("0110113719"), std::string::npos);  // the code is not visible
+    EXPECT_EQ(url_token_key_version(token), 3u);
+    auto claims = open_url_token(key, token);
+    ASSERT_TRUE(claims);
+    EXPECT_EQ(claims->facility_code, "0110113719");
+    EXPECT_EQ(claims->generation, 5u);
+    EXPECT_FALSE(open_url_token(other, token));
+    // Every single-character change is detected (but the last character, whose low bits base64 leaves unused).
+    for (std::size_t i = 0; i + 1 < token.size(); ++i) {
+        std::string t = token;
+        t[i] = t[i] == 'A' ? 'B' : 'A';
+        EXPECT_FALSE(open_url_token(key, t)) << i;
+    }
+    EXPECT_FALSE(open_url_token(key, ""));
+    EXPECT_FALSE(open_url_token(key, "!!!"));
+    EXPECT_FALSE(url_token_key_version(std::string(600, 'A')));
+}
+
+TEST(QrCode, PngAndSvg) {
+    std::string png = qr_png("https://127.0.0.1:8443/c/abc");
+    ASSERT_GT(png.size(), 100u);
+    EXPECT_EQ(png.substr(1, 3), "PNG");
+    std::string svg = qr_svg("https://127.0.0.1:8443/c/abc");
+    EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+    EXPECT_NE(svg.find("<path"), std::string::npos);
+}

@@ -1,0 +1,237 @@
+// http/: the route table and who may call each route, the one error shape, 4xx answers naming the field, the
+// caller from its certificate, isolation between facilities on every route.
+#include "server_fixture.hpp"
+
+TEST_F(ServerFixture, AFacilityNeverReachesAnotherFacilitysData) {
+    enable(a);
+    enable(b);
+    consent("0110113719", person());
+    // B's re-inquiry of A's patient: no consent of B's, no eligibility disclosed.
+    auto r = body(call(b, "POST", "/api/v1/reinquiry", on("2024-05-15")));
+    EXPECT_FALSE(r["allowed"].get<bool>());
+    EXPECT_FALSE(r.contains("eligibility"));
+    // Settings, their audit and the inquiry history are the caller's own.
+    ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"viewing_items":{"手術情報":false}})").status, 200);
+    EXPECT_TRUE(body(call(b, "GET", "/api/v1/settings"))["viewing_items"]["手術情報"].get<bool>());
+    for (auto const& entry : body(call(b, "GET", "/api/v1/settings/audit"))) EXPECT_EQ(entry["actor"], "2714206386");
+    call(a, "POST", "/api/v1/reinquiry", on("2024-05-15"));
+    auto history_b = body(call(b, "GET", "/api/v1/history/inquiries"))["entries"];
+    auto history_a = body(call(a, "GET", "/api/v1/history/inquiries"))["entries"];
+    EXPECT_EQ(history_b.size(), 1u);  // only B's own attempt
+    EXPECT_EQ(history_a.size(), 1u);
+    // A facility cannot post review results at all.
+    EXPECT_EQ(call(b, "POST", "/api/v1/admin/claim-reviews", "0110113719,06132013,123,4567,01,1940-05-01,2024-04,2024-06-01\n", "text/csv").status, 403);
+    // Facility callers cannot use the administrator's routes.
+    for (char const* route : {"/api/v1/admin/facilities", "/api/v1/admin/insured-persons", "/api/v1/admin/consents"})
+        EXPECT_EQ(call(b, "POST", route, "{}").status, 403) << route;
+}
+
+TEST_F(ServerFixture, AnonymousCallersReachNothingButHealth) {
+    Caller anon;
+    EXPECT_EQ(call(anon, "GET", "/healthz").status, 200);
+    for (auto [m, route] : std::vector<std::pair<char const*, char const*>>{{"GET", "/api/v1/settings"},
+                                                                           {"PUT", "/api/v1/settings"},
+                                                                           {"GET", "/api/v1/settings/audit"},
+                                                                           {"POST", "/api/v1/reinquiry"},
+                                                                           {"GET", "/api/v1/history/inquiries"},
+                                                                           {"POST", "/api/v1/admin/facilities"}})
+        EXPECT_EQ(call(anon, m, route, "{}").status, 403)
+            << route;
+}
+
+TEST_F(ServerFixture, BadInputGets4xxNamingTheField) {
+    enable(a);
+    struct Case {
+        char const* method;
+        char const* route;
+        char const* body;
+        int status;
+        char const* field;
+    };
+    std::vector<Case> const cases{
+        {"POST", "/api/v1/reinquiry", R"({"category":"往診","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","query_date":"2024-01-01"})", 400, "category"},
+        {"POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","insurer_number":"06132012","symbol":"1","number":"2","birthdate":"1940-01-01","query_date":"2024-01-01"})", 400, "insurer_number"},
+        {"POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-02-30","query_date":"2024-01-01"})", 400, "birthdate"},
+        {"POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","query_date":"2024-02-30"})", 400, "query_date"},
+        {"POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","pin":"1234"})", 400, "pin"},
+        {"POST", "/api/v1/medical-info", R"({"category":"訪問診療等","item":"薬剤情報","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","terminal":"資格確認端末"})", 400, "terminal"},
+        {"POST", "/api/v1/medical-info", R"({"category":"訪問診療等","item":"薬剤情報","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","query_date":"2024-07-01"})", 400, "query_date"},
+        {"POST", "/api/v1/reinquiry", R"({"category":1})", 400, "category"},
+        {"PUT", "/api/v1/settings", R"({"home_visit_enabled":"yes"})", 400, "home_visit_enabled"},
+        {"PUT", "/api/v1/settings", R"({"viewing_items":{"血液型":true}})", 400, "viewing_items.血液型"},
+        {"PUT", "/api/v1/settings", R"({"colour":"red"})", 400, "colour"},
+    };
+    for (auto const& c : cases) {
+        auto r = call(a, c.method, c.route, c.body);
+        EXPECT_EQ(r.status, c.status) << c.body << " → " << r.body;
+        EXPECT_EQ(body(r).value("field", ""), c.field) << c.body;
+    }
+    EXPECT_EQ(call(a, "POST", "/api/v1/reinquiry", "{not json").status, 400);
+    EXPECT_EQ(call(a, "POST", "/api/v1/reinquiry", "[1]").status, 400);
+    EXPECT_EQ(call(admin, "POST", "/api/v1/admin/claim-reviews", "x", "application/json").status, 415);
+    EXPECT_EQ(call(a, "DELETE", "/api/v1/settings").status, 405);
+    EXPECT_EQ(call(a, "GET", "/nowhere").status, 404);
+    auto dup = call(admin, "POST", "/api/v1/admin/facilities", R"({"code":"0110113719","name":"A","kind":"医科"})");
+    EXPECT_EQ(dup.status, 409);
+    auto kind = call(admin, "POST", "/api/v1/admin/facilities", R"({"code":"1310000007","name":"C","kind":"病院"})");
+    EXPECT_EQ(kind.status, 400);
+}
+
+TEST(ServerApi, DocsListEveryRouteAndNothingElse) {
+    std::set<std::string> server, openapi, markdown;
+    std::map<std::string, std::string> access, documented_access;
+    for (auto const& r : route_table()) {
+        server.insert(r.method + " " + r.path);
+        access[r.method + " " + r.path] = access_name(r.access);
+    }
+    std::ifstream oa(KYOTAKU_SOURCE_DIR "/docs/openapi.json");
+    json doc = json::parse(oa);
+    for (auto const& [path, ops] : doc["paths"].items())
+        for (auto const& [method, op] : ops.items()) {
+            std::string upper = method;
+            for (auto& ch : upper) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+            openapi.insert(upper + " " + path);
+            documented_access[upper + " " + path] = op.value("x-kyotaku-access", "");
+        }
+    std::ifstream md(KYOTAKU_SOURCE_DIR "/docs/api.md");
+    std::string line;
+    std::regex heading(R"(^### (GET|POST|PUT|DELETE) (\S+)$)");
+    while (std::getline(md, line)) {
+        std::smatch m;
+        if (std::regex_match(line, m, heading)) markdown.insert(m[1].str() + " " + m[2].str());
+    }
+    EXPECT_EQ(openapi, server);
+    EXPECT_EQ(markdown, server);
+    EXPECT_EQ(documented_access, access);  // who may call each route, as openapi.json's x-kyotaku-access says
+}
+
+#include "core/card_signature.hpp"
+
+TEST_F(ServerFixture, RolesComeFromTheCertificate) {
+    enable(a);
+    Caller staff = facility("0110113719", Caller::Role::staff);
+    // 管理者 only: 環境設定, its audit, URL change, the device ledger (通知 別添1 names the 管理者 for 環境設定).
+    EXPECT_EQ(call(staff, "PUT", "/api/v1/settings", R"({"online_enabled":true})").status, 403);
+    EXPECT_EQ(call(staff, "GET", "/api/v1/settings/audit").status, 403);
+    EXPECT_EQ(call(staff, "POST", "/api/v1/url/change").status, 403);
+    EXPECT_EQ(call(staff, "POST", "/api/v1/devices", R"({"name":"x","kind":"タブレット","ownership":"施設所有","permitted_staff":["a"]})").status, 403);
+    // 職員 does the daily work, withdrawals included (同意取消照会 is on 資格確認端末等, no role: issue 24 item 6).
+    EXPECT_EQ(call(staff, "POST", "/api/v1/withdrawal/lookup", "{}").status, 400);  // the route is open; the body is wrong
+    EXPECT_EQ(call(staff, "POST", "/api/v1/withdrawal", "{}").status, 400);
+    EXPECT_EQ(call(staff, "GET", "/api/v1/settings").status, 200);
+    EXPECT_EQ(call(staff, "GET", "/api/v1/url").status, 200);
+    EXPECT_EQ(call(staff, "POST", "/api/v1/visual-passcode").status, 201);
+    EXPECT_EQ(call(staff, "POST", "/api/v1/reinquiry", on("2024-07-01")).status, 200);
+    // What the certificate makes the caller, as the server sees it.
+    auto me = body(call(staff, "GET", "/api/v1/whoami"));
+    EXPECT_EQ(me["role"], "職員");
+    EXPECT_EQ(me["terminal"], "資格確認端末");
+    EXPECT_EQ(me["facility_name"], "A");
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/whoami"))["role"], "管理者");
+    EXPECT_EQ(call(admin, "GET", "/api/v1/whoami").status, 403);
+    // The mapping from a certificate's subject (CN, OU, title).
+    auto who = [&](char const* cn, char const* ou, char const* title) { return caller_from_subject(*service, cn, ou, title); };
+    EXPECT_EQ(who("0110113719", "管理者", "").role, Caller::Role::manager);
+    // An unlabelled certificate is the least (issue 24 item 11): 職員, and a モバイル端末, which the rules never let view
+    // medical information and which cannot obtain a 目視確認 passcode.
+    EXPECT_EQ(who("0110113719", "", "").role, Caller::Role::staff);
+    EXPECT_EQ(who("0110113719", "", "").terminal, "モバイル端末");
+    EXPECT_EQ(who("0110113719", "管理者", "").terminal, "モバイル端末");
+    EXPECT_EQ(who("0110113719", "", "資格確認端末").terminal, "資格確認端末");
+    Caller const unlabelled = who("0110113719", "", "");
+    EXPECT_EQ(call(unlabelled, "POST", "/api/v1/visual-passcode").status, 403);
+    EXPECT_EQ(call(unlabelled, "POST", "/api/v1/reinquiry", on("2024-07-01")).status, 200);
+    EXPECT_EQ(who("0110113719", "職員", "電子カルテ端末").terminal, "電子カルテ端末");
+    EXPECT_EQ(who("0110113719", "院長", "").kind, Caller::Kind::anonymous);  // an unknown role is nobody
+    EXPECT_EQ(who("0110113719", "職員", "スマホ").kind, Caller::Kind::anonymous);
+    EXPECT_EQ(who("1310000007", "管理者", "").kind, Caller::Kind::anonymous);  // not a registered facility
+    EXPECT_EQ(who("kyotaku-admin", "", "").kind, Caller::Kind::admin);
+}
+
+TEST_F(ServerFixture, TheTerminalComesFromTheCertificate) {
+    enable(a);
+    std::string key = person();
+    consent("0110113719", key);
+    ASSERT_EQ(call(admin, "POST", "/api/v1/admin/medical-records",
+                   json{{"person_key", key}, {"item", "薬剤情報"}, {"recorded_on", "2024-05-01"}, {"content", {{"薬剤", "x"}}}}.dump())
+                  .status,
+              201);
+    EXPECT_TRUE(body(call(facility("0110113719", Caller::Role::staff, "電子カルテ端末"), "POST", "/api/v1/medical-info", viewing_on("2024-06-01")))["allowed"]
+                    .get<bool>());
+    EXPECT_FALSE(body(call(facility("0110113719", Caller::Role::staff, "モバイル端末"), "POST", "/api/v1/medical-info", viewing_on("2024-06-01")))["allowed"]
+                     .get<bool>());
+    // A certificate that names no terminal views nothing (issue 24 item 11: the least, a モバイル端末).
+    auto unlabelled = body(call(caller_from_subject(*service, "0110113719", "", ""), "POST", "/api/v1/medical-info", viewing_on("2024-06-01")));
+    EXPECT_FALSE(unlabelled["allowed"].get<bool>()) << unlabelled.dump();
+    EXPECT_FALSE(unlabelled.contains("records"));
+    auto history = body(call(a, "GET", "/api/v1/history/viewings"))["entries"];
+    ASSERT_EQ(history.size(), 3u);
+    EXPECT_EQ(history[0]["terminal"], "電子カルテ端末");
+    EXPECT_EQ(history[1]["terminal"], "モバイル端末");
+    EXPECT_EQ(history[2]["terminal"], "モバイル端末");
+}
+
+// The HTTP layer's own refusals (no such route, wrong method, a missing page file, the workbench for someone else)
+// have the one error shape: Japanese and English apart, and joined in `error`.
+TEST_F(ServerFixture, TheHttpLayersOwnErrorsHaveTheOneShape) {
+    Caller anon;
+    for (auto const& [r, status] :
+         {std::pair{call(a, "GET", "/nowhere"), 404}, std::pair{call(a, "DELETE", "/api/v1/settings"), 405},
+          std::pair{call(anon, "GET", "/web/no-such-file.js"), 404}, std::pair{call(anon, "POST", "/web/app.js"), 405},
+          std::pair{call(a, "GET", "/admin/workbench/"), 403}}) {
+        EXPECT_EQ(r.status, status) << r.body;
+        json const b = body(r);
+        std::string const ja = b.value("message_ja", ""), en = b.value("message_en", "");
+        EXPECT_FALSE(ja.empty()) << r.body;
+        EXPECT_FALSE(en.empty()) << r.body;
+        EXPECT_EQ(b["error"], ja + " / " + en);
+        EXPECT_TRUE(std::all_of(en.begin(), en.end(), [](unsigned char ch) { return ch < 0x80; })) << en;  // English
+    }
+}
+
+// Text that breaks XML (item 3): a non-character, a bidirectional control or a C1 control is refused at the door with a
+// 400 naming the field, on the JSON routes and in the files; so every later XML answer stays well-formed (each
+// answer of these tests goes through xmllint).
+TEST_F(ServerFixture, TextThatBreaksXmlIsRefusedAtTheDoorNamingTheField) {
+    enable(a);
+    consent("0110113719", person());
+    today("2024-07-01");
+    auto reference = [&](std::string const& ref) {
+        return call(a, "POST", "/api/v1/reference-numbers",
+                    json{{"reference_number", ref}, {"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"},
+                         {"birthdate", "1940-05-01"}}
+                        .dump());
+    };
+    for (std::string const bad : {"A\xEF\xBF\xBE", "A\xEF\xBF\xBF", "A\xEF\xB7\x90", "\xE2\x80\xAE" "42", "A\xC2\x85", "A\x7F", "A\xF4\x8F\xBF\xBE"}) {
+        auto r = reference(bad);
+        EXPECT_EQ(r.status, 400) << r.body;
+        EXPECT_EQ(body(r)["field"], "reference_number") << r.body;
+    }
+    EXPECT_NE(body(reference("A\xEF\xBF\xBE"))["message_ja"].get<std::string>().find("U+FFFE (非文字)"), std::string::npos);
+    EXPECT_NE(body(reference("\xE2\x80\xAE" "42"))["message_en"].get<std::string>().find("U+202E (a bidirectional control)"), std::string::npos);
+    EXPECT_EQ(reference("患者-42").status, 201);
+    // In the files: a character reference decodes to what the bytes did not hold.
+    auto imm = call(a, "POST", "/api/v1/oqs/OQSsiimm01req",
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode>"
+                    "</MessageHeader><MessageBody><ReferenceNumberRegistrationInfo><ReferenceNumber>A&#xFFFE;</ReferenceNumber>"
+                    "<InsurerNumber>06132013</InsurerNumber><InsuredCardSymbol>123</InsuredCardSymbol><InsuredIdentificationNumber>4567"
+                    "</InsuredIdentificationNumber><InsuredBranchNumber>01</InsuredBranchNumber></ReferenceNumberRegistrationInfo></MessageBody></XmlMsg>",
+                    "application/xml");
+    EXPECT_EQ(imm.status, 400);
+    EXPECT_NE(imm.body.find("ReferenceNumber"), std::string::npos) << imm.body;
+    EXPECT_NE(imm.body.find("U+FFFE"), std::string::npos) << imm.body;
+    std::string bidi = muquc_for("0110113719", "20240701", nullptr);
+    bidi.replace(bidi.find("<ArbitraryIdentifier>x"), 22, "<ArbitraryIdentifier>&#x202E;x");
+    auto up = call(a, "POST", "/api/v1/oqs/OQSmuquc01req", bidi, "application/xml");
+    EXPECT_EQ(up.status, 400);
+    EXPECT_NE(up.body.find("ArbitraryIdentifier"), std::string::npos) << up.body;
+    // The operator's test data too.
+    json p{{"insurer_number", "01130012"}, {"symbol", "1"}, {"number", "2"}, {"branch", "01"}, {"birthdate", "1940-05-01"},
+           {"name", "在宅\xEF\xBF\xBE"}, {"burden_ratio", "010"}, {"valid_from", "2020-04-01"}};
+    auto person_r = call(admin, "POST", "/api/v1/admin/insured-persons", p.dump());
+    EXPECT_EQ(person_r.status, 400);
+    EXPECT_EQ(body(person_r)["field"], "name");
+    // Every later answer for the patient is well-formed XML, in both encodings.
+    EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSsiquc01req", siquc_in("UTF-8", "4567"), "application/xml").status, 200);
+    EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSsiquc01req", siquc_in("Shift_JIS", "4567"), "application/xml").status, 200);
+}

@@ -1,0 +1,241 @@
+// The inquiry desk: 再照会 decided by the official rules, 薬剤情報等の閲覧, 照会番号, the histories.
+#include "../server_fixture.hpp"
+
+TEST_F(ServerFixture, ReinquiryIsDecidedByTheRulesWithTheirReason) {
+    enable(a);
+    consent("0110113719", person());
+    auto in = body(call(a, "POST", "/api/v1/reinquiry", on("2024-07-31")));
+    EXPECT_TRUE(in["allowed"].get<bool>());
+    EXPECT_EQ(in["qualification_validity"], 1);
+    EXPECT_EQ(in["eligibility"]["burden_ratio"], "010");
+    EXPECT_NE(in["reason"].get<std::string>().find("30_reinquiry.rules:"), std::string::npos);
+    auto out = body(call(a, "POST", "/api/v1/reinquiry", on("2024-08-01")));
+    EXPECT_FALSE(out["allowed"].get<bool>());
+    EXPECT_FALSE(out.contains("eligibility"));  // refused: nothing is disclosed
+    EXPECT_NE(out["reason"].get<std::string>().find("審査済みレセプトがありません"), std::string::npos);
+}
+
+TEST_F(ServerFixture, AChangeOfInsurerReturnsTheNewEligibility) {
+    enable(a);
+    std::string key = person("06132013", "2024-05-31");
+    person("01130012", nullptr, key.c_str(), "2024-06-01", "9999");
+    consent("0110113719", key);
+    auto r = body(call(a, "POST", "/api/v1/reinquiry", on("2024-07-01")));
+    EXPECT_TRUE(r["allowed"].get<bool>());
+    EXPECT_EQ(r["qualification_validity"], 3);  // 無効（新しい資格あり）
+    EXPECT_EQ(r["eligibility"]["insurer_number"], "01130012");
+}
+
+TEST_F(ServerFixture, MedicalInformationOnlyWhereTheRulesAllowIt) {
+    enable(a);
+    std::string key = person();
+    consent("0110113719", key);
+    auto rec = call(admin, "POST", "/api/v1/admin/medical-records",
+                    json{{"person_key", key}, {"item", "薬剤情報"}, {"recorded_on", "2024-05-01"}, {"content", {{"薬剤", "アムロジピン 5mg"}}}}.dump());
+    ASSERT_EQ(rec.status, 201) << rec.body;
+    auto ok = body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-06-01")));
+    ASSERT_TRUE(ok["allowed"].get<bool>()) << ok.dump();
+    EXPECT_EQ(ok["records"][0]["content"]["薬剤"], "アムロジピン 5mg");
+    // A mobile terminal never sees medical information (the rules say so; nothing is returned).
+    auto mobile = body(call(facility("0110113719", Caller::Role::staff, "モバイル端末"), "POST", "/api/v1/medical-info", viewing_on("2024-06-01")));
+    EXPECT_FALSE(mobile["allowed"].get<bool>());
+    EXPECT_FALSE(mobile.contains("records"));
+    // Not consented, and disabled in 環境設定.
+    EXPECT_FALSE(body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-06-01", "手術情報")))["allowed"].get<bool>());
+    ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"viewing_items":{"薬剤情報":false}})").status, 200);
+    auto disabled = body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-06-01")));
+    EXPECT_FALSE(disabled["allowed"].get<bool>());
+    EXPECT_NE(disabled["reason"].get<std::string>().find("利用しない"), std::string::npos);
+    // Another facility sees nothing of this patient.
+    enable(b);
+    EXPECT_FALSE(body(call(b, "POST", "/api/v1/medical-info", viewing_on("2024-06-01")))["allowed"].get<bool>());
+    // Every attempt is in the caller's own 医療情報閲覧履歴.
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/history/viewings"))["entries"].size(), 4u);
+    EXPECT_EQ(body(call(b, "GET", "/api/v1/history/viewings"))["entries"].size(), 1u);
+}
+
+TEST_F(ServerFixture, AMobileSessionIsWeakerAndNeverSeesMedicalInformation) {
+    enable(a);
+    std::string key = person();
+    consent("0110113719", key);
+    ASSERT_EQ(call(admin, "POST", "/api/v1/admin/medical-records",
+                   json{{"person_key", key}, {"item", "薬剤情報"}, {"recorded_on", "2024-05-01"}, {"content", {{"薬剤", "x"}}}}.dump()).status, 201);
+    auto url = body(call(a, "GET", "/api/v1/url"))["url"].get<std::string>();
+    Caller mobile = mobile_caller(*service, url.substr(url.find("/c/") + 3));
+    ASSERT_EQ(mobile.kind, Caller::Kind::mobile);
+    EXPECT_EQ(mobile.facility_code, "0110113719");
+    EXPECT_EQ(mobile_caller(*service, "not-a-token").kind, Caller::Kind::anonymous);
+    // Whatever terminal it claims, a mobile session is a モバイル端末, and the rules refuse it; nothing is returned.
+    json claims_office = json::parse(viewing_on("2024-06-01"));
+    claims_office["terminal"] = "資格確認端末";  // a body cannot name a terminal: unknown field
+    EXPECT_EQ(call(mobile, "POST", "/api/v1/medical-info", claims_office.dump()).status, 400);
+    auto r = call(mobile, "POST", "/api/v1/medical-info", viewing_on("2024-06-01"));
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_FALSE(body(r)["allowed"].get<bool>());
+    EXPECT_FALSE(body(r).contains("records"));
+    EXPECT_NE(body(r)["reason"].get<std::string>().find("モバイル端末からは"), std::string::npos) << r.body;
+    // The attempt is in the facility's 医療情報閲覧履歴, as a モバイル端末.
+    auto history = body(call(a, "GET", "/api/v1/history/viewings"))["entries"];
+    ASSERT_EQ(history.size(), 1u);
+    EXPECT_EQ(history[0]["terminal"], "モバイル端末");
+    // Everything an office terminal does is out of its reach.
+    EXPECT_EQ(call(mobile, "POST", "/api/v1/reinquiry", on("2024-06-01")).status, 403);
+    EXPECT_EQ(call(mobile, "GET", "/api/v1/settings").status, 403);
+    EXPECT_EQ(call(mobile, "GET", "/api/v1/url").status, 403);
+    EXPECT_EQ(call(mobile, "GET", "/api/v1/history/viewings").status, 403);
+    EXPECT_EQ(call(mobile, "POST", "/api/v1/visual-passcode").status, 403);
+    EXPECT_EQ(call(mobile, "POST", "/api/v1/admin/url-keys/rotate").status, 403);
+}
+
+TEST_F(ServerFixture, ReferenceNumbersAreTheFacilitysOwnAndServeReinquiry) {
+    enable(a);
+    enable(b);
+    std::string hanako = person();
+    consent("0110113719", hanako);
+    json who{{"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"}};
+    json reg = who;
+    reg["reference_number"] = "カルテ-0001";
+    EXPECT_EQ(call(a, "POST", "/api/v1/reference-numbers", reg.dump()).status, 201);
+    EXPECT_EQ(call(a, "POST", "/api/v1/reference-numbers", reg.dump()).status, 200);  // the same again
+    // B holds no consent for her: cannot number her.
+    EXPECT_EQ(call(b, "POST", "/api/v1/reference-numbers", reg.dump()).status, 404);
+    // The number cannot be given to someone else.
+    std::string taro = person("01130012", nullptr, nullptr, "2020-04-01", "777");
+    consent("0110113719", taro);
+    json other{{"insurer_number", "01130012"}, {"symbol", "123"}, {"number", "777"}, {"branch", "01"}, {"birthdate", "1940-05-01"},
+               {"reference_number", "カルテ-0001"}};
+    EXPECT_EQ(call(a, "POST", "/api/v1/reference-numbers", other.dump()).status, 409);
+    // Re-inquiry by 照会番号.
+    auto r = body(call(a, "POST", "/api/v1/reinquiry", by_reference("カルテ-0001", "2024-06-01")));
+    EXPECT_TRUE(r["allowed"].get<bool>()) << r.dump();
+    EXPECT_EQ(r["eligibility"]["number"], "4567");
+    EXPECT_EQ(r["reference_numbers"][0], "カルテ-0001");
+    // Another facility's number means nothing to B.
+    auto rb = body(call(b, "POST", "/api/v1/reinquiry", by_reference("カルテ-0001", "2024-06-01")));
+    EXPECT_FALSE(rb["allowed"].get<bool>());
+    EXPECT_EQ(rb["qualification_validity"], 4);
+    // Bulk registration: each row its own result.
+    auto bulk = body(call(a, "POST", "/api/v1/reference-numbers",
+                          "reference_number,insurer_number,symbol,number,branch,birthdate\n"
+                          "カルテ-0002,01130012,123,777,01,1940-05-01\n"
+                          "カルテ-0003,06132012,123,4567,01,1940-05-01\n"
+                          "too,few\n",
+                          "text/csv"));
+    EXPECT_EQ(bulk["registered"], 1);
+    ASSERT_EQ(bulk["results"].size(), 3u);
+    EXPECT_EQ(bulk["results"][1]["field"], "insurer_number");
+    EXPECT_TRUE(bulk["results"][2].contains("error"));
+    EXPECT_EQ(call(a, "POST", "/api/v1/reference-numbers", R"({"reference_number":""})").status, 400);
+}
+
+// The histories come a page at a time (issue 22 item 4: one call returned 136,000 entries): a default page, a
+// maximum, a cursor that walks every entry once in time order, ties included, and only the caller's own.
+TEST_F(ServerFixture, HistoriesComeAPageAtATimeAndTheCursorWalksEveryEntryOnce) {
+    enable(a);
+    enable(b);
+    int const total = history_page * 2 + 203;
+    transaction(*db, [&] {
+        for (int i = 0; i < total; ++i)  // three entries a second: equal times are ordered by id
+            db->query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, '再照会', NULL, 1, '{}')",
+                      {new_id(), "0110113719", "2024-05-01T00:" + std::string(i / 3 / 60 < 10 ? "0" : "") + std::to_string(i / 3 / 60) + ":" +
+                                                    std::string(i / 3 % 60 < 10 ? "0" : "") + std::to_string(i / 3 % 60) + ".000000Z"});
+        db->query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, '再照会', NULL, 1, '{}')",
+                  {new_id(), "2714206386", "2024-05-01T00:00:00.000000Z"});
+    });
+    std::vector<int> sizes;
+    std::set<std::string> seen;
+    std::string after, previous;
+    for (int pages = 0; pages < 10; ++pages) {
+        auto r = call(a, "GET", "/api/v1/history/inquiries" + (after.empty() ? std::string() : "?after=" + after));
+        ASSERT_EQ(r.status, 200) << r.body;
+        json page = body(r);
+        sizes.push_back(int(page["entries"].size()));
+        for (auto const& e : page["entries"]) {
+            EXPECT_GE(e["at"].get<std::string>(), previous);
+            previous = e["at"].get<std::string>();
+        }
+        if (page["next"].is_null()) break;
+        after = page["next"].get<std::string>();
+        EXPECT_TRUE(seen.insert(after).second) << "a cursor given twice: " << after;
+    }
+    EXPECT_EQ(sizes, (std::vector<int>{history_page, history_page, 203}));
+    // Every entry once: the ids of all pages, read with the largest page, are as many as the entries.
+    auto whole = body(call(a, "GET", "/api/v1/history/inquiries?limit=" + std::to_string(history_page_max)));
+    EXPECT_EQ(int(whole["entries"].size()), total);
+    EXPECT_TRUE(whole["next"].is_null());
+    auto small = body(call(a, "GET", "/api/v1/history/inquiries?limit=2&from=2024-05-01T00:00:01&to=2024-05-01T00:00:02"));
+    EXPECT_EQ(small["entries"].size(), 2u);
+    auto rest = body(call(a, "GET", "/api/v1/history/inquiries?limit=2&from=2024-05-01T00:00:01&to=2024-05-01T00:00:02&after=" +
+                                        small["next"].get<std::string>()));
+    EXPECT_EQ(rest["entries"].size(), 1u);  // the three entries of second 1 (second 2 is past `to`)
+    EXPECT_TRUE(rest["next"].is_null());
+    EXPECT_EQ(body(call(b, "GET", "/api/v1/history/inquiries"))["entries"].size(), 1u);  // B's own only
+    for (char const* bad : {"limit=0", "limit=5001", "limit=x", "limit=-1", "limit=99999999999"})
+        EXPECT_EQ(body(call(a, "GET", std::string("/api/v1/history/inquiries?") + bad))["field"], "limit") << bad;
+    for (char const* bad : {"after=x", "after=2024_zz", "after=2024-05-01T00:00:00.000000Z_0123", "after=%27%20OR%201=1_00000000000000000000000000000000"})
+        EXPECT_EQ(body(call(a, "GET", std::string("/api/v1/history/viewings?") + bad))["field"], "after") << bad;
+}
+
+TEST_F(ServerFixture, AUrlHolderLearnsNothingAboutWhetherAPersonExists) {
+    enable(a);
+    consent("0110113719", person());
+    auto url = body(call(a, "GET", "/api/v1/url"))["url"].get<std::string>();
+    Caller mobile = mobile_caller(*service, url.substr(url.find("/c/") + 3));
+    auto known = call(mobile, "POST", "/api/v1/medical-info", viewing_on("2024-06-01"));
+    json nobody = json::parse(viewing_on("2024-06-01"));
+    nobody["number"] = "9999";
+    auto unknown = call(mobile, "POST", "/api/v1/medical-info", nobody.dump());
+    EXPECT_EQ(known.status, unknown.status);
+    EXPECT_EQ(known.body, unknown.body);
+}
+
+TEST_F(ServerFixture, LossOfEligibilityIsAnsweredWithItsDateAndReason) {
+    enable(a);
+    json p{{"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"},
+           {"name", "在宅 花子"}, {"burden_ratio", "010"}, {"valid_from", "2020-04-01"}, {"valid_to", "2024-06-30"}, {"loss_reason", "01"},
+           {"card_classification", "03"}, {"personal_family", "2"}};
+    auto r = call(admin, "POST", "/api/v1/admin/insured-persons", p.dump());
+    ASSERT_EQ(r.status, 201) << r.body;
+    consent("0110113719", body(r)["person_key"]);
+    auto lost = body(call(a, "POST", "/api/v1/reinquiry", on("2024-07-10")));
+    ASSERT_TRUE(lost["allowed"].get<bool>()) << lost.dump();
+    EXPECT_EQ(lost["qualification_validity"], 2);  // 無効
+    EXPECT_EQ(lost["eligibility"]["disqualification_date"], "2024-07-01");
+    EXPECT_EQ(lost["eligibility"]["loss_reason"], "01");
+    auto xml = call(a, "POST", "/api/v1/oqs/OQSsiquc01req", muquc_for("0110113719", "20240710", nullptr)).body;
+    EXPECT_NE(xml.find("<QualificationValidity>2</QualificationValidity>"), std::string::npos) << xml;
+    EXPECT_NE(xml.find("<DisqualificationDate>20240701</DisqualificationDate>"), std::string::npos) << xml;
+    EXPECT_NE(xml.find("<ReasonOfLoss>01</ReasonOfLoss>"), std::string::npos) << xml;
+    EXPECT_NE(xml.find("<InsuredCardClassification>03</InsuredCardClassification>"), std::string::npos) << xml;
+    EXPECT_NE(xml.find("<PersonalFamilyClassification>2</PersonalFamilyClassification>"), std::string::npos) << xml;
+    p["loss_reason"] = "42";
+    EXPECT_EQ(body(call(admin, "POST", "/api/v1/admin/insured-persons", p.dump()))["field"], "loss_reason");
+}
+
+TEST_F(ServerFixture, AnotherFacilityCannotTellWhetherAPersonExists) {
+    enable(a);
+    enable(b);
+    consent("0110113719", person());
+    // B holds no consent: the real person and a made-up one are answered alike, on every eligibility route.
+    json nobody = json::parse(on("2024-06-10"));
+    nobody["birthdate"] = "1940-05-02";
+    auto known = call(b, "POST", "/api/v1/reinquiry", on("2024-06-10"));
+    auto unknown = call(b, "POST", "/api/v1/reinquiry", nobody.dump());
+    EXPECT_EQ(known.body, unknown.body);
+    json view_nobody = json::parse(viewing_on("2024-06-10"));
+    view_nobody["birthdate"] = "1940-05-02";
+    EXPECT_EQ(call(b, "POST", "/api/v1/medical-info", viewing_on("2024-06-10")).body, call(b, "POST", "/api/v1/medical-info", view_nobody.dump()).body);
+}
+
+TEST_F(ServerFixture, ADateBeforeTheConsentShowsNoEarlierInsurance) {
+    enable(a);
+    std::string key = person("06132013", "2024-05-31");
+    person("01130012", nullptr, key.c_str(), "2024-06-01", "9999");
+    consent("0110113719", key, "訪問診療", "2024-06-10");
+    json before = json::parse(on("2024-06-20"));
+    before["query_date"] = "2024-05-01";
+    auto r = body(call(a, "POST", "/api/v1/reinquiry", before.dump()));
+    EXPECT_FALSE(r["allowed"].get<bool>()) << r.dump();
+    EXPECT_FALSE(r.contains("eligibility"));
+    EXPECT_NE(r["reason"].get<std::string>().find("より前です"), std::string::npos);
+}
