@@ -3,9 +3,9 @@
 namespace kyotaku::server {
 
 void ConsentRegistry::add_challenge(std::string const& id, std::string const& facility, std::string const& challenge_hex, std::string const& created_at,
-                                    std::string const& expires_at) {
-    db_.query("INSERT INTO challenges (id, facility_code, challenge_hex, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-              {id, facility, challenge_hex, created_at, expires_at});
+                                    std::string const& expires_at, std::string const& client) {
+    db_.query("INSERT INTO challenges (id, facility_code, challenge_hex, created_at, expires_at, client) VALUES ($1, $2, $3, $4, $5, $6)",
+              {id, facility, challenge_hex, created_at, expires_at, client});
 }
 
 std::optional<StoredChallenge> ConsentRegistry::challenge(std::string const& id) {

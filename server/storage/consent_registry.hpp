@@ -37,8 +37,9 @@ struct OpenConsent {
 class ConsentRegistry {
 public:
     explicit ConsentRegistry(Database& db) : db_(db) {}
+    // A challenge of the facility, asked for by `client` (the key of the budget it spends: consent_limits.hpp).
     void add_challenge(std::string const& id, std::string const& facility, std::string const& challenge_hex, std::string const& created_at,
-                       std::string const& expires_at);
+                       std::string const& expires_at, std::string const& client);
     std::optional<StoredChallenge> challenge(std::string const& id);
     // Marks the challenge used by the registration whose hash is `request_hash` and that made `consent_id`.
     void use_challenge(std::string const& id, std::string const& at, std::string const& request_hash, std::string const& consent_id);

@@ -12,16 +12,16 @@ namespace kyotaku::server {
 
 std::string ConsentDesk::facility_of_token(std::string const& token) {
     auto check = settings_.check_token(token);
-    if (!check.facility_code) throw Error(Error::Kind::not_found, "token", check.reason);
+    if (!check.facility_code) throw url_refused(check.reason);
     return *check.facility_code;
 }
 
 ConsentPage ConsentDesk::page(std::string const& token) {
     if (token.empty()) throw invalid("token", "token が必要です", "token is required");
     auto check = settings_.check_token(token);
-    if (!check.facility_code) throw Error(Error::Kind::not_found, "token", check.reason);
+    if (!check.facility_code) throw url_refused(check.reason);
     auto f = DbRecords(x_.db).facility(*check.facility_code);
-    if (!f) throw not_found("token", "URL が正しくありません", "unknown facility");
+    if (!f) throw url_refused({"URL が正しくありません", "unknown facility"});
     // The 診療区分 whose registration asks the staff whether it was a preparatory visit (the rules' 事前の訪問を尋ねる).
     ConsentPage out{f->name, f->kind, f->settings.home_visit_enabled, f->settings.online_enabled, x_.today().iso(), "/web/rules.bundle", {}};
     auto rules = x_.rules();
@@ -41,14 +41,15 @@ std::shared_ptr<std::string const> ConsentDesk::rules_bundle() {
     return bundle_;
 }
 
-Challenge ConsentDesk::issue_challenge(std::string const& token) {
+Challenge ConsentDesk::issue_challenge(Caller const& caller, std::string const& token) {
     std::string facility = facility_of_token(token);
+    std::string const client = budget_client(caller, facility);
     std::string id = new_id();
     std::string challenge = new_id() + new_id();  // 32 random bytes, hex
     std::string expires = x_.clock.timestamp_after(std::chrono::seconds(300));
     transaction(x_.db, [&] {
-        admit_challenge(x_, facility);
-        ConsentRegistry(x_.db).add_challenge(id, facility, challenge, x_.now(), expires);
+        admit_challenge(x_, facility, client);
+        ConsentRegistry(x_.db).add_challenge(id, facility, challenge, x_.now(), expires, client);
     });
     return {id, base64_encode(from_hex(challenge)), expires};
 }
@@ -73,7 +74,7 @@ std::string registration_text(ConsentSubmission const& r) {
 }
 }  // namespace
 
-RegisteredConsent ConsentDesk::register_consent(ConsentSubmission const& r, std::function<void(RegisteredConsent const&)> const& with) {
+RegisteredConsent ConsentDesk::register_consent(Caller const& caller, ConsentSubmission const& r, std::function<void(RegisteredConsent const&)> const& with) {
     auto rules = x_.rules();
     std::string facility = facility_of_token(r.token);
     std::string const& challenge_id = r.challenge_id;
@@ -130,8 +131,9 @@ RegisteredConsent ConsentDesk::register_consent(ConsentSubmission const& r, std:
         if (!card.ok) throw Error(card.field.empty() ? Error::Kind::unavailable : Error::Kind::invalid, card.field, card.error_ja, card.error_en);
         // 目視確認: the passcode is checked before anything is looked up about the card's holder, so that a holder
         // of the URL and a card's (public) certificate learns nothing without it. One guess at a time per facility:
-        // a wrong one is counted and committed (nothing else was written) before the next is compared.
-        if (method == "目視確認" && !use_passcode(x_, facility, passcode)) {
+        // a wrong one is counted (against this client, and the facility's live passcodes) and committed (nothing
+        // else was written) before the next is compared.
+        if (method == "目視確認" && !use_passcode(x_, facility, budget_client(caller, facility), passcode)) {
             wrong_passcode = true;
             return RegisteredConsent{};
         }

@@ -63,9 +63,11 @@ public:
     ConsentPage page(std::string const& token);
     // The rules in force as the page loads them (shared: a reload may replace them while a response is being sent).
     std::shared_ptr<std::string const> rules_bundle();
-    Challenge issue_challenge(std::string const& token);
+    // The caller's address is the key of the budgets these spend (consent_limits.hpp).
+    Challenge issue_challenge(Caller const& caller, std::string const& token);
     // `with` (when set) runs inside the registration's transaction with its answer: what is committed with it.
-    RegisteredConsent register_consent(ConsentSubmission const& r, std::function<void(RegisteredConsent const&)> const& with = {});
+    RegisteredConsent register_consent(Caller const& caller, ConsentSubmission const& r,
+                                       std::function<void(RegisteredConsent const&)> const& with = {});
     VisualPasscode visual_passcode(Caller const& c);
 
 private:

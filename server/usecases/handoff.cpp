@@ -4,7 +4,6 @@
 #include "core/url_token.hpp"
 #include "usecases/desk_util.hpp"
 
-#include <date/date.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -31,29 +30,8 @@ std::string normalized_code(std::string const& text) {
     for (char ch : normalize_width(text))
         if (ch != ' ' && ch != '-') out += ch;
     if (out.size() != 6 || !std::all_of(out.begin(), out.end(), [](char c) { return c >= '0' && c <= '9'; }))
-        throw invalid("code", "番号は数字6けたです", "the code is 6 digits");
+        throw invalid("code", "番号は数字6けたです。スマートフォンに出ている番号を入れてください。", "the code is 6 digits");
     return out;
-}
-
-// Whole seconds from the clock's now until a stored timestamp (Clock::timestamp's form) and `later`, at least 1: a
-// Retry-After.
-long long seconds_until(Clock const& clock, std::string const& at, std::chrono::seconds later = std::chrono::seconds(0)) {
-    std::istringstream in(at);
-    date::sys_time<std::chrono::microseconds> t;
-    in >> date::parse("%FT%T", t);
-    if (in.fail()) return 60;
-    auto const left = std::chrono::ceil<std::chrono::seconds>(t + later - clock.now()).count();
-    return std::max(1LL, static_cast<long long>(left));
-}
-
-// "N分" for a Retry-After, rounded up: what the patient or the staff is told to wait.
-std::string minutes_ja(long long seconds) { return std::to_string(std::max(1LL, (seconds + 59) / 60)) + "分"; }
-
-// The client whose hand-offs and wrong codes are counted; an office terminal of the facility itself is counted
-// under a name no address has, and never held back.
-constexpr char const* office = "(office terminal)";
-std::string client_of(Caller const& caller, std::string const& facility) {
-    return caller.kind == Caller::Kind::facility && caller.facility_code == facility ? office : caller.client;
 }
 
 // The choices as stored with the hand-off (consent_handoffs.choices_json), and back.
@@ -80,13 +58,13 @@ struct Handoffs::Open {
 
 std::string Handoffs::facility_of(std::string const& token) {
     auto check = settings_.check_token(token);
-    if (!check.facility_code) throw Error(Error::Kind::not_found, "token", check.reason);
+    if (!check.facility_code) throw url_refused(check.reason);
     return *check.facility_code;
 }
 
 HandoffCreated Handoffs::create(Caller const& caller, HandoffStart const& start) {
     std::string const to = start.to.value_or("staff");
-    if (to != "staff" && to != "computer") throw invalid("to", "引き継ぎ先が正しくありません", "to is \"staff\" or \"computer\"");
+    if (to != "staff" && to != "computer") throw invalid("to", "引き継ぎ先が正しくありません。ページを読み込み直して、もう一度お試しください。", "to is \"staff\" or \"computer\"");
     auto const rules = x_.rules();
     Program const& program = *rules->program;
     std::string const facility = facility_of(start.token);
@@ -103,7 +81,7 @@ HandoffCreated Handoffs::create(Caller const& caller, HandoffStart const& start)
     // the rules have staff there to read the card: a hand-off the rules would refuse is never started.
     DbRecords records(x_.db);
     auto const info = records.facility(facility);
-    if (!info) throw not_found("token", "URL が正しくありません", "unknown facility");
+    if (!info) throw url_refused({"URL が正しくありません", "unknown facility"});
     auto const decided = DecisionPath(rules, records, x_.today()).registration(*info, choices.visit_kind, choices.identity_method, choices.appointment_date);
     if (!decided.ok)
         throw Error(decided.field == "visit_kind" ? Error::Kind::conflict : Error::Kind::invalid, decided.field, decided.reason);
@@ -111,7 +89,7 @@ HandoffCreated Handoffs::create(Caller const& caller, HandoffStart const& start)
         throw conflict("to", "この受付では、職員の機器で読み取る引き継ぎはできません", "the rules have no staff present for this visit kind (let 職員がいる)");
 
     Context& x = x_;
-    std::string const client = client_of(caller, facility);
+    std::string const client = budget_client(caller, facility);
     std::string const at = x.now();
     // Until it is claimed a code lives briefly (claim extends it): a stranger's hand-offs are gone within minutes.
     std::string const expires = x.clock.timestamp_after(to == "computer" ? computer_claim_within : claim_within);
@@ -124,7 +102,7 @@ HandoffCreated Handoffs::create(Caller const& caller, HandoffStart const& start)
         auto open = x.db.query("SELECT code, client, claimed_at, expires_at FROM consent_handoffs "
                                "WHERE facility_code = $1 AND expires_at > $2 AND done_at IS NULL AND cancelled_at IS NULL ORDER BY created_at",
                                {facility, at});
-        if (client != office && max_open_per_client > 0) {
+        if (client != office_client && max_open_per_client > 0) {
             // This client's budget: its open hand-offs at this facility; room again when the first of them ends.
             std::vector<std::string> mine;
             for (Row const& r : open)
@@ -135,13 +113,13 @@ HandoffCreated Handoffs::create(Caller const& caller, HandoffStart const& start)
                                "this client has too many open hand-offs at this facility: retry later", wait);
             }
         }
-        if (client != office) {
+        if (client != office_client) {
             // The facility's unclaimed hand-offs (its office terminals' aside): at the cap, the oldest unclaimed one of
             // the client holding the most (two or more) gives way; a patient's single one never does.
             std::map<std::string, int> held;
             int unclaimed = 0;
             for (Row const& r : open)
-                if (is_null(r[2]) && as_text(r[1]) != office) ++unclaimed, ++held[as_text(r[1])];
+                if (is_null(r[2]) && as_text(r[1]) != office_client) ++unclaimed, ++held[as_text(r[1])];
             if (unclaimed >= max_open) {
                 auto most = std::max_element(held.begin(), held.end(), [](auto const& a, auto const& b) { return a.second < b.second; });
                 if (most == held.end() || most->second < 2) {
@@ -174,12 +152,12 @@ HandoffCreated Handoffs::create(Caller const& caller, HandoffStart const& start)
 
 HandoffStatus Handoffs::status(std::string const& handoff_id) {
     Context& x = x_;
-    if (handoff_id.size() != 32) throw not_found("handoff_id", "引き継ぎが見つかりません", "no such hand-off");
+    if (handoff_id.size() != 32) throw not_found("handoff_id", "引き継ぎが見つかりません。はじめの画面に戻って、もう一度お試しください。", "no such hand-off");
     auto rows = x.db.query(
         "SELECT h.expires_at, h.claimed_at, h.consent_id, h.first_visit, h.cancelled_at, h.choices_json, c.consent_id "
         "FROM consent_handoffs h LEFT JOIN challenges c ON c.id = h.challenge_id WHERE h.id = $1",
         {handoff_id});
-    if (rows.empty()) throw not_found("handoff_id", "引き継ぎが見つかりません", "no such hand-off");
+    if (rows.empty()) throw not_found("handoff_id", "引き継ぎが見つかりません。はじめの画面に戻って、もう一度お試しください。", "no such hand-off");
     Row const& r = rows[0];
     HandoffStatus out{as_text(r[0]), "", std::nullopt};
     // Done is read from the registration itself: the consent of the hand-off's challenge.
@@ -208,7 +186,7 @@ HandoffClaimed Handoffs::claim(Caller const& caller, std::string const& token, s
     Context& x = x_;
     std::string const facility = facility_of(token);
     std::string const code = normalized_code(sent_code);
-    std::string const claimant = client_of(caller, facility);
+    std::string const claimant = budget_client(caller, facility);
     std::string const at = x.now();
     std::string const since = iso_timestamp(x.clock.now() - failure_window);
     std::string const secret = new_id() + new_id();
@@ -217,7 +195,7 @@ HandoffClaimed Handoffs::claim(Caller const& caller, std::string const& token, s
         lock_facility(x, facility);  // one claim at a time: a wrong code is counted before the next is compared
         x.db.query("DELETE FROM consent_handoff_failures WHERE at <= $1", {since});
         // Wrong codes slow this claimant down (this facility, this client) before any code is compared; nobody else.
-        if (claimant != office) {
+        if (claimant != office_client) {
             auto failures = x.db.query("SELECT COUNT(*), MIN(at) FROM consent_handoff_failures WHERE facility_code = $1 AND claimant = $2 AND at > $3",
                                        {facility, claimant, since});
             if (as_int(failures[0][0]) >= max_failures) {
@@ -238,10 +216,10 @@ HandoffClaimed Handoffs::claim(Caller const& caller, std::string const& token, s
         std::string const expires = x.clock.timestamp_after(as_int(rows[0][2]) ? computer_lifetime : lifetime);
         auto claimed = x.db.query("UPDATE consent_handoffs SET claimed_at = $2, claim_hash = $3, expires_at = $4 WHERE id = $1 AND claimed_at IS NULL RETURNING id",
                                   {as_text(rows[0][0]), at, sha256_hex(secret), expires});
-        if (claimed.empty()) throw conflict("code", "この番号は、ほかの機器が引き継ぎました", "this code was already claimed by another device");
+        if (claimed.empty()) throw conflict("code", "この番号は、ほかの機器が引き継ぎました。スマートフォンで、新しい番号を出してください。", "this code was already claimed by another device");
         answer = HandoffClaimed{secret, choices_of(as_text(rows[0][1])), expires};
     });
-    if (!answer) throw not_found("code", "番号が違います", "no open hand-off has this code");
+    if (!answer) throw not_found("code", "番号が違うか、期限が切れています。スマートフォンに出ている6けたの番号を、もう一度入れてください。", "no open hand-off has this code");
     return *answer;
 }
 
@@ -251,24 +229,24 @@ Handoffs::Open Handoffs::find_claimed(std::string const& token, std::string cons
     auto rows = x.db.query("SELECT id, choices_json, challenge_id, expires_at, done_at, cancelled_at FROM consent_handoffs "
                            "WHERE claim_hash = $1 AND facility_code = $2",
                            {sha256_hex(claim), facility});
-    if (rows.empty()) throw not_found("claim", "引き継ぎが見つかりません", "no hand-off with this claim");
+    if (rows.empty()) throw not_found("claim", "引き継ぎが見つかりません。スマートフォンで、新しい番号を出してもらい、入れ直してください。", "no hand-off with this claim");
     Row const& r = rows[0];
-    if (!is_null(r[4])) throw conflict("claim", "この引き継ぎは終わっています", "this hand-off is already done");
-    if (!is_null(r[5])) throw conflict("claim", "患者さんの画面で引き継ぎが取り消されました", "the phone cancelled this hand-off");
-    if (as_text(r[3]) < x.now()) throw conflict("claim", "引き継ぎの期限が切れました", "this hand-off expired");
+    if (!is_null(r[4])) throw conflict("claim", "この引き継ぎは終わっています。続けるときは、スマートフォンで新しい番号を出してもらってください。", "this hand-off is already done");
+    if (!is_null(r[5])) throw conflict("claim", "患者さんの画面で引き継ぎが取り消されました。続けるときは、スマートフォンで新しい番号を出してもらってください。", "the phone cancelled this hand-off");
+    if (as_text(r[3]) < x.now()) throw conflict("claim", "引き継ぎの期限が切れました。スマートフォンで新しい番号を出してもらい、入れ直してください。", "this hand-off expired");
     return Open{as_text(r[0]), facility, as_text(r[1]), is_null(r[2]) ? "" : as_text(r[2])};
 }
 
-Challenge Handoffs::challenge(HandoffChallengeRequest const& r) {
+Challenge Handoffs::challenge(Caller const& caller, HandoffChallengeRequest const& r) {
     Open const h = find_claimed(r.token, r.claim);
-    Challenge out = consent_.issue_challenge(r.token);
+    Challenge out = consent_.issue_challenge(caller, r.token);
     x_.db.query("UPDATE consent_handoffs SET challenge_id = $2 WHERE id = $1", {h.id, out.challenge_id});
     return out;
 }
 
-RegisteredConsent Handoffs::register_consent(HandoffRegistration const& r) {
+RegisteredConsent Handoffs::register_consent(Caller const& caller, HandoffRegistration const& r) {
     Open const h = find_claimed(r.token, r.claim);
-    if (r.challenge_id != h.challenge_id) throw invalid("challenge_id", "この引き継ぎのチャレンジではありません", "not this hand-off's challenge");
+    if (r.challenge_id != h.challenge_id) throw invalid("challenge_id", "この引き継ぎのチャレンジではありません。もう一度カードを読み取ってください。", "not this hand-off's challenge");
     // The registration the phone's choices describe, with the card's answer from the staff's device and the staff's
     // own (preparatory_visit: the staff's device asks it, not the phone).
     HandoffChoices const choices = choices_of(h.choices_json);
@@ -279,7 +257,7 @@ RegisteredConsent Handoffs::register_consent(HandoffRegistration const& r) {
     // The hand-off's 完了 in the registration's transaction: the consent and it are committed together or not at all
     // (and no transaction may enclose that one: it commits the count of a wrong passcode, then refuses).
     Context& x = x_;
-    return consent_.register_consent(registration, [&](RegisteredConsent const& out) {
+    return consent_.register_consent(caller, registration, [&](RegisteredConsent const& out) {
         x.db.query("UPDATE consent_handoffs SET consent_id = $2, first_visit = $3, done_at = $4 WHERE id = $1", {h.id, out.consent_id, out.first_visit, x.now()});
     });
 }

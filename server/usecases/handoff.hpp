@@ -100,8 +100,8 @@ public:
     HandoffStatus status(std::string const& handoff_id);                                                ///< the phone polls it
     HandoffStatus cancel(std::string const& handoff_id);                                                ///< the phone takes it back
     HandoffClaimed claim(Caller const& caller, std::string const& token, std::string const& code);      ///< the staff's device enters the code
-    Challenge challenge(HandoffChallengeRequest const& r);                                              ///< … asks for the card's challenge
-    RegisteredConsent register_consent(HandoffRegistration const& r);                                   ///< … registers with the card
+    Challenge challenge(Caller const& caller, HandoffChallengeRequest const& r);                       ///< … asks for the card's challenge
+    RegisteredConsent register_consent(Caller const& caller, HandoffRegistration const& r);            ///< … registers with the card
 
     std::chrono::seconds claim_within{5 * 60};             ///< how long a code can be claimed (to the staff) …
     std::chrono::seconds computer_claim_within{30 * 60};   ///< … and to a computer
