@@ -339,11 +339,6 @@ TEST_F(ServerFixture, AHouseCallConsentDoesNotWidenTheRelationshipsViewing) {
 
 // ---- The batch worker: leases, turns between facilities, a job that cannot be answered, interactive first. ----
 
-#include <algorithm>
-#include <condition_variable>
-#include <future>
-#include <thread>
-
 // A preparatory visit is a recorded fact (item 7): the audit's case — first visit 12/31 with care, no December claim,
 // claims for January and February — is not confirmed on 4/1; the same dates recorded as a preparatory visit are.
 TEST_F(ServerFixture, AFirstMonthWithoutAClaimIsForgivenOnlyForARecordedPreparatoryVisit) {

@@ -105,8 +105,6 @@ TEST(ServerApi, DocsListEveryRouteAndNothingElse) {
     EXPECT_EQ(documented_access, access);  // who may call each route, as openapi.json's x-kyotaku-access says
 }
 
-#include "core/card_signature.hpp"
-
 TEST_F(ServerFixture, RolesComeFromTheCertificate) {
     enable(a);
     Caller staff = facility("0110113719", Caller::Role::staff);

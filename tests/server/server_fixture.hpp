@@ -5,13 +5,30 @@
 
 #include <unistd.h>
 
-#include <filesystem>
-#include <fstream>
+#include "core/card_signature.hpp"
 #include "core/codes.hpp"
+#include "core/ids.hpp"
+#include "core/url_token.hpp"
+#include "formats/oqs_xml.hpp"
 #include "http/callers.hpp"
 #include "http/router.hpp"
 #include "storage/faults.hpp"
 #include "xml_lint.hpp"
+
+#include <pugixml.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <map>
+#include <mutex>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 

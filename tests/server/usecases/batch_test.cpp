@@ -1,10 +1,6 @@
 // The batch desk: 資格確認一括照会 — uploads, the worker's chunks and leases, retries, purges, the history.
 #include "../server_fixture.hpp"
 
-#include <condition_variable>
-#include <mutex>
-#include <thread>
-
 namespace {
 std::mutex gate_mutex;
 std::condition_variable gate_cv;
@@ -75,10 +71,6 @@ TEST_F(ServerFixture, BatchReinquiryAnswersEveryRowOnceEvenABadOne) {
     EXPECT_FALSE(refused.contains("eligibility"));
     EXPECT_NE(refused["reason"].get<std::string>().find("日より先です"), std::string::npos) << refused.dump();
 }
-
-#include "formats/oqs_xml.hpp"
-
-#include <pugixml.hpp>
 
 // A bad line deep in a file refuses the whole file after thousands of rows went in (on PostgreSQL, into a COPY
 // that is then aborted): nothing is stored, and every pooled connection still works for the next uploads.
@@ -326,10 +318,6 @@ TEST_F(ServerFixture, BatchResultsAreKeptUntilTheEndOfTheNextDayThenPurged) {
 }
 
 // ---- Batch by chunk under races (outside review of issue 12; on PostgreSQL too, with KYOTAKU_TEST_PG) ----
-#include <atomic>
-#include <condition_variable>
-#include <mutex>
-#include <thread>
 
 // Three workers (three servers: each its own lease id) race over six jobs of two facilities, in threads, on one
 // database: every 7th chunk its worker's lease expires while it computes (the clock jumps 16 s, so another worker

@@ -105,12 +105,6 @@ TEST_F(ServerFixture, TheConsentPageLearnsItsFacilityAndGetsItsFilesAndTheServer
     EXPECT_GE(loaded.program->find_slot("同意の選択肢一覧"), 0);
 }
 
-#include <fstream>
-#include <regex>
-#include <map>
-#include <set>
-#include <sstream>
-
 TEST_F(ConsentRegistration, TheCardsSignatureRegistersAConsentThatAllowsReinquiry) {
     auto ch = challenge();
     auto r = call(Caller{}, "POST", "/api/v1/consent/register", registration(ch).dump());

@@ -41,4 +41,3 @@ TEST_F(ServerFixture, FallbackVerificationsAreRecordedWithTheirMethodButAllowNoR
     EXPECT_EQ(body(call(a, "POST", "/api/v1/fallback-verifications", v.dump()))["field"], "method");
 }
 
-#include "core/ids.hpp"

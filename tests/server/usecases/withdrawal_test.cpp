@@ -32,8 +32,6 @@ TEST_F(ServerFixture, WithdrawalShowsThePersonThenEndsReinquiryAndViewing) {
     EXPECT_EQ(call(a, "POST", "/api/v1/withdrawal", who_confirmed.dump()).status, 404);  // nothing left to withdraw
 }
 
-#include "core/url_token.hpp"
-
 // Withdrawal by staff (item 6): the quick guides put 同意取消照会 on 資格確認端末等 without a role; a 職員 certificate
 // withdraws, and both steps are audited with its certificate (資格確認履歴, and the consent's withdrawn_by).
 TEST_F(ServerFixture, StaffWithdrawAndTheCertificateIsAudited) {
