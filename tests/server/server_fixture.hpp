@@ -35,10 +35,9 @@
 using namespace kyotaku;
 using namespace kyotaku::server;
 
-namespace {
 // SQLite in memory, or — when KYOTAKU_TEST_PG names a throwaway PostgreSQL (tests/server/with_postgres.sh) —
 // that database with an empty schema: the same tests run against both backends.
-std::unique_ptr<Database> fresh_database() {
+inline std::unique_ptr<Database> fresh_database() {
     if (char const* url = std::getenv("KYOTAKU_TEST_PG")) {
         auto db = open_postgres(url);
         db->script("DROP SCHEMA public CASCADE; CREATE SCHEMA public;");
@@ -46,9 +45,7 @@ std::unique_ptr<Database> fresh_database() {
     }
     return open_sqlite(":memory:");
 }
-}  // namespace
 
-namespace {
 class ServerFixture : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -132,11 +129,9 @@ protected:
     std::optional<ConsentPageFiles> pages;  // the consent page's files, for the tests that open the page
     Caller admin, a, b;
 };
-}  // namespace
 
-namespace {
 // A web root with a page and one script, for the routes that serve the consent page.
-std::string test_web_root() {
+inline std::string test_web_root() {
     static std::string dir = [] {
         auto d = std::filesystem::temp_directory_path() / ("kyotaku-web-" + std::to_string(::getpid()));
         std::filesystem::create_directories(d);
@@ -147,10 +142,8 @@ std::string test_web_root() {
     }();
     return dir;
 }
-}  // namespace
 
-namespace {
-std::string muquc01req(char const* facility, char const* encoding) {
+inline std::string muquc01req(char const* facility, char const* encoding) {
     std::string xml = std::string("<?xml version=\"1.0\" encoding=\"") + encoding + "\" standalone=\"no\"?>\n"
         "<XmlMsg><MessageHeader><QualificationConfirmationDate>20240701</QualificationConfirmationDate>"
         "<MedicalInstitutionCode>" + facility + "</MedicalInstitutionCode><ArbitraryFileIdentifier>ファイル1</ArbitraryFileIdentifier></MessageHeader>"
@@ -164,19 +157,15 @@ std::string muquc01req(char const* facility, char const* encoding) {
         "</MessageBody></XmlMsg>\n";
     return std::string(encoding) == "UTF-8" ? xml : from_utf8(xml, encoding);
 }
-}  // namespace
 
-namespace {
-std::string hvq01req(char const* facility, char const* flag, char const* from, char const* to) {
+inline std::string hvq01req(char const* facility, char const* flag, char const* from, char const* to) {
     return std::string("<?xml version=\"1.0\" encoding=\"UTF-8\"?><XmlMsg><MessageHeader><QualificationConfirmationDate>20240601</QualificationConfirmationDate>"
                        "<MedicalInstitutionCode>") + facility + "</MedicalInstitutionCode><ArbitraryFileIdentifier>hvq</ArbitraryFileIdentifier></MessageHeader>"
                        "<MessageBody><MedicalTreatmentFlag>" + flag + "</MedicalTreatmentFlag><ConsentDateFrom>" + from + "</ConsentDateFrom><ConsentDateTo>" +
            to + "</ConsentDateTo></MessageBody></XmlMsg>";
 }
-}  // namespace
 
-namespace {
-std::string muquc_for(std::string const& facility, char const* date, char const* flag) {
+inline std::string muquc_for(std::string const& facility, char const* date, char const* flag) {
     std::string xml = std::string("<?xml version=\"1.0\" encoding=\"UTF-8\"?><XmlMsg><MessageHeader><QualificationConfirmationDate>") + date +
                       "</QualificationConfirmationDate><MedicalInstitutionCode>" + facility +
                       "</MedicalInstitutionCode><ArbitraryFileIdentifier>probe</ArbitraryFileIdentifier>" +
@@ -187,25 +176,21 @@ std::string muquc_for(std::string const& facility, char const* date, char const*
                       "</QualificationConfirmSearchInfo></MessageBody></XmlMsg>";
     return xml;
 }
-std::string download_for(std::string const& facility, std::string const& upload_result) {
+inline std::string download_for(std::string const& facility, std::string const& upload_result) {
     auto at = upload_result.find("<ReceptionNumber>");
     std::string rn = at == std::string::npos ? "" : upload_result.substr(at + 17, 20);
     return "<XmlMsg><MessageHeader><MedicalInstitutionCode>" + facility + "</MedicalInstitutionCode></MessageHeader><MessageBody><ReceptionNumber>" +
            rn + "</ReceptionNumber></MessageBody></XmlMsg>";
 }
-}  // namespace
 
-namespace {
-std::string csv_rows(int n, char const* prefix = "r") {
+inline std::string csv_rows(int n, char const* prefix = "r") {
     std::string csv;
     for (int i = 1; i <= n; ++i) csv += std::string(prefix) + std::to_string(i) + ",06132013,123,4567,01,1940-05-01\n";
     return csv;
 }
-}  // namespace
 
-namespace {
 // An OQSsiquc01req for the person with `number` (insurer 06132013, symbol 123, branch 01, born 1940-05-01).
-std::string siquc_in(char const* encoding, char const* number) {
+inline std::string siquc_in(char const* encoding, char const* number) {
     std::string xml = std::string("<?xml version=\"1.0\" encoding=\"") + encoding +
                       "\"?><XmlMsg><MessageHeader><QualificationConfirmationDate>20240701</QualificationConfirmationDate>"
                       "<MedicalInstitutionCode>0110113719</MedicalInstitutionCode><ArbitraryFileIdentifier>gaiji</ArbitraryFileIdentifier>"
@@ -215,10 +200,9 @@ std::string siquc_in(char const* encoding, char const* number) {
                       "<ArbitraryIdentifier>患者</ArbitraryIdentifier></QualificationConfirmSearchInfo></MessageBody></XmlMsg>";
     return std::string(encoding) == "UTF-8" ? xml : from_utf8(xml, encoding);
 }
-std::string element(std::string const& xml, char const* name) {
+inline std::string element(std::string const& xml, char const* name) {
     auto at = xml.find(std::string("<") + name + ">");
     if (at == std::string::npos) return "(no " + std::string(name) + ")";
     at += std::strlen(name) + 2;
     return xml.substr(at, xml.find('<', at) - at);
 }
-}  // namespace
