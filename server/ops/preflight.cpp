@@ -148,6 +148,10 @@ void check_spool_dir(ServeOptions const& o, Preflight& out) {
         return;
     }
     if (auto problem = spool_dir_problem(st); !problem.empty()) out.errors.push_back("spool_dir: " + dir + ": " + problem);
+    // The spool budget is disk: less free than it, and uploads beyond the free space are refused (503).
+    if (auto free = free_disk_bytes(dir); free && *free < o.limits.upload_spool)
+        out.notes.push_back("warning: spool_dir: " + dir + " のディスクの空き (" + std::to_string(*free >> 20) + " MiB) は upload_spool_mb (" +
+                            std::to_string(o.limits.upload_spool >> 20) + ") より少ないです / has less free space than upload_spool_mb: uploads beyond it are refused (503)");
 }
 
 // The rules' release against the database's floor, as serve will judge it (without recording anything).
