@@ -76,8 +76,10 @@ std::string check_key_opens_database(Secrets const& secrets, std::string const& 
     if (location == ":memory:" || (!postgres && !fs::exists(location, ec))) return {};
     try {
         auto db = open_database(location);
-        if (db->query(postgres ? "SELECT 1 FROM information_schema.tables WHERE table_name = 'url_keys'"
-                               : "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'url_keys'")
+        // The column, not the table: another server starting at the same moment may be half-way through the
+        // migrations (url_keys made, key_sealed not yet added); a database without the column holds no sealed key.
+        if (db->query(postgres ? "SELECT 1 FROM information_schema.columns WHERE table_name = 'url_keys' AND column_name = 'key_sealed'"
+                               : "SELECT 1 FROM pragma_table_info('url_keys') WHERE name = 'key_sealed'")
                 .empty())
             return {};
         for (auto const& row : db->query("SELECT version, key_sealed FROM url_keys WHERE key_sealed IS NOT NULL ORDER BY version"))
