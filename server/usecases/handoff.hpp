@@ -96,12 +96,14 @@ public:
     /// the token checks and the registration are the settings' and the consent desk's (Service wires them).
     Handoffs(Context& x, SettingsDesk& settings, ConsentDesk& consent) : x_(x), settings_(settings), consent_(consent) {}
 
-    HandoffCreated create(Caller const& caller, HandoffStart const& start);                             ///< the phone starts a hand-off
-    HandoffStatus status(std::string const& handoff_id);                                                ///< the phone polls it
-    HandoffStatus cancel(std::string const& handoff_id);                                                ///< the phone takes it back
-    HandoffClaimed claim(Caller const& caller, std::string const& token, std::string const& code);      ///< the staff's device enters the code
-    Challenge challenge(Caller const& caller, HandoffChallengeRequest const& r);                       ///< … asks for the card's challenge
-    RegisteredConsent register_consent(Caller const& caller, HandoffRegistration const& r);            ///< … registers with the card
+    HandoffCreated create(Caller const& caller, HandoffStart const& start);                         ///< the phone starts a hand-off
+    HandoffStatus status(std::string const& handoff_id);                                            ///< the phone polls it
+    HandoffStatus cancel(std::string const& handoff_id);                                            ///< the phone takes it back
+    HandoffClaimed claim(Caller const& caller, std::string const& token, std::string const& code);  ///< the staff's device enters the code
+    /// The staff's device asks for the card's challenge, then registers with the card; both spend the staff's
+    /// device's budgets (its address: consent_limits.hpp), not the phone's.
+    Challenge challenge(Caller const& caller, HandoffChallengeRequest const& r);
+    RegisteredConsent register_consent(Caller const& caller, HandoffRegistration const& r);
 
     std::chrono::seconds claim_within{5 * 60};             ///< how long a code can be claimed (to the staff) …
     std::chrono::seconds computer_claim_within{30 * 60};   ///< … and to a computer
