@@ -331,7 +331,11 @@ std::string history_bound(std::string const& text, char const* field, bool upper
         if (in.fail() || in.peek() != std::char_traits<char>::eof()) throw refuse();
         if (stamp.size() == 19) whole = seconds(1);
     }
-    return iso_timestamp(time_point_cast<system_clock::duration>(upper ? first + whole : first));
+    // Before every entry or after any (a year such as 4048, which the clock's nanoseconds cannot hold): as text.
+    sys_time<microseconds> const bound = upper ? first + whole : first;
+    if (bound < date::sys_days(date::year{1970} / 1 / 1)) return "0000";
+    if (bound >= date::sys_days(date::year{2200} / 1 / 1)) return "9999";
+    return iso_timestamp(time_point_cast<system_clock::duration>(bound));
 }
 
 PageQuery page_query(HistoryPage const& p) {
