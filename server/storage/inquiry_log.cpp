@@ -17,7 +17,7 @@ HistoryEntries<Entry> page_of(Database& db, char const* table, char const* colum
     std::vector<Value> params{facility, q.from, q.to, q.after_at, q.after_id};
     if (person) params.emplace_back(*person);
     auto rows = db.query(std::string("SELECT ") + columns + ", at, id FROM " + table +
-                             " WHERE facility_code = $1 AND at >= $2 AND at <= $3 AND (at > $4 OR (at = $4 AND id > $5))" +
+                             " WHERE facility_code = $1 AND at >= $2 AND at < $3 AND (at > $4 OR (at = $4 AND id > $5))" +
                              (person ? " AND person_key = $6" : "") + " ORDER BY at, id LIMIT " + std::to_string(q.limit + 1),
                          params);
     HistoryEntries<Entry> out;

@@ -48,8 +48,8 @@ struct ViewingLogEntry {
     std::string reason;
 };
 
-// Which entries a page holds, checked: from `from` to `to` (inclusive), after the entry (after_at, after_id) — the
-// last of the previous page ("" before the first) — at most `limit`.
+// Which entries a page holds, checked: from `from` (the first instant included) to `to` (the first instant after the
+// page), after the entry (after_at, after_id) — the last of the previous page ("" before the first) — at most `limit`.
 struct LogPage {
     std::string from, to, after_at, after_id;
     int limit = 0;

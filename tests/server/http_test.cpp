@@ -146,6 +146,67 @@ TEST_F(ServerFixture, RolesComeFromTheCertificate) {
     EXPECT_EQ(who("kyotaku-admin", "", "").kind, Caller::Kind::admin);
 }
 
+// Outsider 24, F1 and F2: a 管理者 certificate of a モバイル端末 did every 管理者 action, and an unlabelled one (職員 on
+// a モバイル端末, "the least") downloaded every consented patient's eligibility, read the facility's histories, the
+// ledger and the URL. docs/api.md: it re-inquires one patient, registers 照会番号 and reads settings — nothing more.
+TEST_F(ServerFixture, AMobileCertificateDoesWhatTheDocsListAndNothingFacilityWide) {
+    enable(a);
+    consent("0110113719", person());
+    auto who = [&](char const* ou, char const* title) { return caller_from_subject(*service, "0110113719", ou, title); };
+    std::set<std::string> const documented{"GET /api/v1/whoami",          "GET /api/v1/settings",           "POST /api/v1/reinquiry",
+                                           "POST /api/v1/medical-info",    "POST /api/v1/reference-numbers", "POST /api/v1/oqs/OQSsiquc01req",
+                                           "POST /api/v1/oqs/OQSsiimm01req"};
+    for (Caller const& mobile : {who("", ""), who("職員", "モバイル端末"), who("管理者", "モバイル端末"), who("管理者", "")}) {
+        ASSERT_EQ(mobile.terminal, "モバイル端末");
+        std::set<std::string> reached;
+        for (auto const& r : route_table())
+            if (r.access != Access::anyone && allowed(r.access, mobile)) reached.insert(r.method + " " + r.path);
+        EXPECT_EQ(reached, documented) << mobile.subject;
+        // Through the routes: the 管理者's actions, the bulk download, the history, the ledger, the URL.
+        EXPECT_EQ(call(mobile, "PUT", "/api/v1/settings", R"({"viewing_items":{"薬剤情報":false}})").status, 403) << mobile.subject;
+        EXPECT_EQ(call(mobile, "POST", "/api/v1/url/change").status, 403);
+        EXPECT_EQ(call(mobile, "POST", "/api/v1/devices", R"({"name":"x","kind":"スマートフォン","ownership":"個人所有","permitted_staff":["a"]})").status, 403);
+        EXPECT_EQ(call(mobile, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("0110113719", "2", "20200101", "20261231")).status, 403);
+        EXPECT_EQ(call(mobile, "POST", "/api/v1/batch/reinquiry", "p1,06132013,123,4567,01,1940-05-01\n", "text/csv").status, 403);
+        EXPECT_EQ(call(mobile, "GET", "/api/v1/history/inquiries").status, 403);
+        EXPECT_EQ(call(mobile, "GET", "/api/v1/devices").status, 403);
+        EXPECT_EQ(call(mobile, "GET", "/api/v1/url").status, 403);
+        auto refused = body(call(mobile, "GET", "/api/v1/history/viewings"));
+        EXPECT_NE(refused["message_ja"].get<std::string>().find("院内・事業所の端末"), std::string::npos) << refused.dump();
+        // What it may do: re-inquire one patient, read the settings.
+        EXPECT_EQ(call(mobile, "POST", "/api/v1/reinquiry", on("2024-07-01")).status, 200);
+        EXPECT_EQ(call(mobile, "GET", "/api/v1/settings").status, 200);
+    }
+    // An office terminal's 管理者 still does its work; the settings are unchanged by the refused PUTs.
+    EXPECT_EQ(call(who("管理者", "資格確認端末"), "PUT", "/api/v1/settings", R"({"viewing_items":{"薬剤情報":true}})").status, 200);
+    EXPECT_TRUE(body(call(a, "GET", "/api/v1/settings"))["viewing_items"]["薬剤情報"].get<bool>());
+}
+
+// Outsider 24: the audit kept only the certificate's subject, so two staff terminals of a facility could not be told
+// apart. Every record keeps the subject with the first 16 hex digits of the certificate's SHA-256 fingerprint.
+TEST_F(ServerFixture, TwoTerminalsWithOneSubjectAreToldApartInTheAudit) {
+    enable(a);
+    consent("0110113719", person());
+    std::string const one(64, 'a'), two = "b" + std::string(63, '0');
+    Caller const first = caller_from_subject(*service, "0110113719", "職員", "資格確認端末", one);
+    Caller const second = caller_from_subject(*service, "0110113719", "職員", "資格確認端末", two);
+    EXPECT_EQ(first.certificate, one);
+    EXPECT_EQ(first.subject, "0110113719 職員 資格確認端末 SHA256:aaaaaaaaaaaaaaaa");
+    EXPECT_EQ(second.subject, "0110113719 職員 資格確認端末 SHA256:b000000000000000");
+    EXPECT_EQ(call(first, "POST", "/api/v1/reinquiry", on("2024-06-01")).status, 200);
+    EXPECT_EQ(call(second, "POST", "/api/v1/reinquiry", on("2024-06-01")).status, 200);
+    std::set<std::string> actors;
+    auto const history = call(a, "GET", "/api/v1/history/inquiries");
+    ASSERT_EQ(history.status, 200) << history.body;
+    json const entries = body(history)["entries"];
+    for (auto const& e : entries) actors.insert(e["actor"].get<std::string>());
+    EXPECT_EQ(actors, (std::set<std::string>{first.subject, second.subject}));
+    json who{{"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"}, {"confirmed", true}};
+    auto done = call(second, "POST", "/api/v1/withdrawal", who.dump());
+    ASSERT_EQ(done.status, 200) << done.body;
+    EXPECT_EQ(body(done)["withdrawn_by"], second.subject);
+}
+
 TEST_F(ServerFixture, TheTerminalComesFromTheCertificate) {
     enable(a);
     std::string key = person();
@@ -167,6 +228,50 @@ TEST_F(ServerFixture, TheTerminalComesFromTheCertificate) {
     EXPECT_EQ(history[0]["terminal"], "電子カルテ端末");
     EXPECT_EQ(history[1]["terminal"], "モバイル端末");
     EXPECT_EQ(history[2]["terminal"], "モバイル端末");
+}
+
+// Outsider 24 (lower findings): the workbench's rules.json named the rule folder by its absolute path on the
+// server's disk; PUT /settings answered without available_features (GET has them); an operator's medical record took
+// U+FFFE, U+202E and BEL in its content; U+2028 in a batch row's text split line-based readers of the NDJSON result.
+TEST_F(ServerFixture, NoServerPathsNoBrokenTextAndThePutAnswersLikeTheGet) {
+    RulesWeb const web{{}, "", KYOTAKU_SOURCE_DIR "/rules/"};
+    auto sources = rules_web_route(web, admin, "GET", "/admin/workbench/rules.json");
+    ASSERT_TRUE(sources);
+    ASSERT_EQ(sources->status, 200) << sources->body;
+    EXPECT_EQ(body(*sources)["rules"], "rules");
+    EXPECT_EQ(sources->body.find(KYOTAKU_SOURCE_DIR), std::string::npos);
+
+    auto put = body(call(a, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"home_visit_enabled":true})"));
+    EXPECT_EQ(put["available_features"], body(call(a, "GET", "/api/v1/settings"))["available_features"]) << put.dump();
+    EXPECT_FALSE(put["available_features"].empty());
+
+    std::string const key = person();
+    for (char const* bad : {"\xEF\xBF\xBE", "\xE2\x80\xAE", "\x07"}) {
+        json nested = json::object();
+        nested["list"] = json::array({json{{"a", json::array({std::string(bad)})}}});
+        json in_value = json::object(), in_key = json::object();
+        in_value["薬剤"] = std::string("x") + bad;
+        in_key[std::string("薬剤") + bad] = "x";
+        for (json const& content : {in_value, in_key, nested}) {
+            auto r = call(admin, "POST", "/api/v1/admin/medical-records",
+                          json{{"person_key", key}, {"item", "薬剤情報"}, {"recorded_on", "2024-05-01"}, {"content", content}}.dump());
+            EXPECT_EQ(r.status, 400) << content.dump();
+            EXPECT_EQ(body(r).value("field", ""), "content") << r.body;
+        }
+    }
+    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM medical_records")[0][0]), 0);
+
+    consent("0110113719", key);
+    today("2024-07-01");
+    auto up = call(a, "POST", "/api/v1/batch/reinquiry?category=%E8%A8%AA%E5%95%8F%E8%A8%BA%E7%99%82%E7%AD%89",
+                   "p\xE2\x80\xA8q,06132013,123,4567,01,1940-05-01\n", "text/csv");
+    ASSERT_EQ(up.status, 202) << up.body;
+    while (service->batch.process(100) > 0) {
+    }
+    std::string const result = call(a, "GET", "/api/v1/batch/reinquiry/" + body(up)["reception_number"].get<std::string>() + "/result").body;
+    EXPECT_EQ(result.find("\xE2\x80\xA8"), std::string::npos) << result;
+    EXPECT_NE(result.find("p\\u2028q"), std::string::npos) << result;
+    EXPECT_EQ(json::parse(result)["arbitrary_identifier"], "p\xE2\x80\xA8q");
 }
 
 // The HTTP layer's own refusals (no such route, wrong method, a missing page file, the workbench for someone else)

@@ -12,6 +12,7 @@
 #include "formats/oqs_xml.hpp"
 #include "http/callers.hpp"
 #include "http/router.hpp"
+#include "http/rules_web.hpp"
 #include "storage/faults.hpp"
 #include "xml_lint.hpp"
 

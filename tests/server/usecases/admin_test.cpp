@@ -1,6 +1,30 @@
 // The admin desk: the operator's test data.
 #include "../server_fixture.hpp"
 
+// Outsider 24, F10: the operator's consents skipped the appointment rules (オンライン診療 without a 診療予約日, 訪問診療
+// with one, an appointment in 2099). The operator path asks them as the other registration paths do, on the
+// consent's own first visit.
+TEST_F(ServerFixture, OperatorConsentsAskTheAppointmentRules) {
+    std::string const key = person();
+    today("2024-06-30");
+    auto add = [&](char const* kind, char const* first, char const* appointment) {
+        json c{{"facility_code", "0110113719"}, {"person_key", key}, {"visit_kind", kind}, {"first_visit", first},
+               {"identity_method", "暗証番号"}, {"items", json::array()}};
+        if (appointment) c["appointment_date"] = appointment;
+        return call(admin, "POST", "/api/v1/admin/consents", c.dump());
+    };
+    for (auto const& [kind, appointment] : std::vector<std::pair<char const*, char const*>>{
+             {"オンライン診療", nullptr}, {"訪問診療", "2024-06-20"}, {"オンライン診療", "2099-01-01"}, {"オンライン診療", "2024-05-31"}}) {
+        auto r = add(kind, "2024-06-01", appointment);
+        EXPECT_EQ(r.status, 400) << kind << " " << (appointment ? appointment : "-") << ": " << r.body;
+        EXPECT_EQ(body(r).value("field", ""), "appointment_date") << r.body;
+    }
+    EXPECT_NE(body(add("オンライン診療", "2024-06-01", nullptr))["message_ja"].get<std::string>().find("診療予約日が必要"), std::string::npos);
+    EXPECT_EQ(add("オンライン診療", "2024-06-01", "2024-08-30").status, 201);  // within 90 days of the first visit
+    EXPECT_EQ(add("訪問診療", "2024-06-01", nullptr).status, 201);
+    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM consents")[0][0]), 2);
+}
+
 // Every registration path asks what the facility kind offers (item 1) — the operator's test data too — and no path
 // takes a date after today (item 13): a test consent dated 2099 would have become the patient's newest first visit.
 TEST_F(ServerFixture, TheOperatorsConsentsAskTheRulesAndAreNotDatedAfterToday) {

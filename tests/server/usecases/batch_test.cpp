@@ -19,6 +19,32 @@ std::int64_t pg_deadlocks(Database& db) {
 }
 }  // namespace
 
+// Outsider 24, F7: a CSV row whose arbitrary_identifier held a refused character or more than 100 characters was
+// answered "expected 6 columns", naming nothing. Its error names the field and what is wrong.
+TEST_F(ServerFixture, ABatchRowsRefusedIdentifierIsNamed) {
+    enable(a);
+    consent("0110113719", person());
+    today("2024-07-01");
+    std::string const csv = "a\xE2\x80\xAE,06132013,123,4567,01,1940-05-01\n" + std::string(101, 'x') + ",06132013,123,4567,01,1940-05-01\n" +
+                            std::string(100, 'y') + ",06132013,123,4567,01,1940-05-01\n";
+    auto up = call(a, "POST", "/api/v1/batch/reinquiry?category=%E8%A8%AA%E5%95%8F%E8%A8%BA%E7%99%82%E7%AD%89", csv, "text/csv");
+    ASSERT_EQ(up.status, 202) << up.body;
+    while (service->batch.process(100) > 0) {
+    }
+    std::vector<json> rows;
+    std::istringstream in(call(a, "GET", "/api/v1/batch/reinquiry/" + body(up)["reception_number"].get<std::string>() + "/result").body);
+    for (std::string line; std::getline(in, line);) rows.push_back(json::parse(line));
+    ASSERT_EQ(rows.size(), 3u);
+    for (std::size_t i : {0u, 1u}) {
+        EXPECT_EQ(rows[i]["processing_result_status"], 2) << rows[i].dump();
+        EXPECT_EQ(rows[i].value("field", ""), "arbitrary_identifier") << rows[i].dump();
+        EXPECT_EQ(rows[i]["error"].get<std::string>().find("6列"), std::string::npos) << rows[i].dump();
+    }
+    EXPECT_NE(rows[0]["error"].get<std::string>().find("U+202E"), std::string::npos) << rows[0].dump();
+    EXPECT_NE(rows[1]["error"].get<std::string>().find("100"), std::string::npos) << rows[1].dump();
+    EXPECT_TRUE(rows[2]["allowed"].get<bool>()) << rows[2].dump();  // 100 characters are taken
+}
+
 TEST_F(ServerFixture, BatchReinquiryAnswersEveryRowOnceEvenABadOne) {
     enable(a);
     consent("0110113719", person());

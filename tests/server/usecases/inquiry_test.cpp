@@ -163,17 +163,80 @@ TEST_F(ServerFixture, HistoriesComeAPageAtATimeAndTheCursorWalksEveryEntryOnce) 
     auto whole = body(call(a, "GET", "/api/v1/history/inquiries?limit=" + std::to_string(history_page_max)));
     EXPECT_EQ(int(whole["entries"].size()), total);
     EXPECT_TRUE(whole["next"].is_null());
-    auto small = body(call(a, "GET", "/api/v1/history/inquiries?limit=2&from=2024-05-01T00:00:01&to=2024-05-01T00:00:02"));
+    auto small = body(call(a, "GET", "/api/v1/history/inquiries?limit=2&from=2024-05-01T00:00:01&to=2024-05-01T00:00:01"));
     EXPECT_EQ(small["entries"].size(), 2u);
-    auto rest = body(call(a, "GET", "/api/v1/history/inquiries?limit=2&from=2024-05-01T00:00:01&to=2024-05-01T00:00:02&after=" +
+    auto rest = body(call(a, "GET", "/api/v1/history/inquiries?limit=2&from=2024-05-01T00:00:01&to=2024-05-01T00:00:01&after=" +
                                         small["next"].get<std::string>()));
-    EXPECT_EQ(rest["entries"].size(), 1u);  // the three entries of second 1 (second 2 is past `to`)
+    EXPECT_EQ(rest["entries"].size(), 1u);  // the three entries of second 1 (`to` to the second includes that second, whole)
     EXPECT_TRUE(rest["next"].is_null());
     EXPECT_EQ(body(call(b, "GET", "/api/v1/history/inquiries"))["entries"].size(), 1u);  // B's own only
     for (char const* bad : {"limit=0", "limit=5001", "limit=x", "limit=-1", "limit=99999999999"})
         EXPECT_EQ(body(call(a, "GET", std::string("/api/v1/history/inquiries?") + bad))["field"], "limit") << bad;
     for (char const* bad : {"after=x", "after=2024_zz", "after=2024-05-01T00:00:00.000000Z_0123", "after=%27%20OR%201=1_00000000000000000000000000000000"})
         EXPECT_EQ(body(call(a, "GET", std::string("/api/v1/history/viewings?") + bad))["field"], "after") << bad;
+}
+
+// Outsider 24, F4: from/to were compared as text: to=2026-12-06 found nothing of that day (documented inclusive), an
+// offset time was compared as written, and from=zzz or 2027-13-45 were taken. They are dates (a day in Japan, whole)
+// or date-times (UTC, Z or an offset), parsed; a bad one is a 400 naming it.
+TEST_F(ServerFixture, HistoryBoundsAreDatesAndTimesNotText) {
+    enable(a);
+    for (char const* at : {"2026-12-05T14:59:59.999999Z", "2026-12-05T15:00:00.000000Z", "2026-12-06T01:00:00.000000Z", "2026-12-06T14:59:59.999999Z",
+                           "2026-12-06T15:00:00.000000Z"})
+        db->query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, '0110113719', $2, '再照会', NULL, 1, '{}')",
+                  {new_id(), std::string(at)});
+    auto count = [&](std::string const& query) {
+        auto r = call(a, "GET", "/api/v1/history/inquiries?" + query);
+        EXPECT_EQ(r.status, 200) << query << ": " << r.body;
+        return body(r)["entries"].size();
+    };
+    EXPECT_EQ(count("to=2026-12-06"), 4u);                      // through the end of 12/06 in Japan (14:59:59.999999Z)
+    EXPECT_EQ(count("from=2026-12-06&to=2026-12-06"), 3u);      // 12/06 in Japan: 15:00Z on 12/05 … 14:59:59Z on 12/06
+    EXPECT_EQ(count("from=2026-12-07"), 1u);
+    EXPECT_EQ(count("to=2026-12-06T09:00:00%2B09:00"), 2u);     // 00:00:00Z, that second included: not the 01:00Z entry
+    EXPECT_EQ(count("to=2026-12-06T10:00:00%2B09:00"), 3u);     // 01:00:00Z, included
+    EXPECT_EQ(count("from=2026-12-06T01:00:00Z&to=2026-12-06T01:00:00.000000"), 1u);
+    EXPECT_EQ(count("from=2026-12-06T10:00:00.000001%2B09:00"), 2u);
+    EXPECT_EQ(count("from=4048-01-01"), 0u);  // past what the clock can hold (the HTTP fuzzer's find): no overflow
+    EXPECT_EQ(count("to=4048-01-01"), 5u);
+    EXPECT_EQ(count("to=1900-01-01T00:00:00Z"), 0u);
+    for (auto const& [query, field] : std::vector<std::pair<std::string, std::string>>{{"from=zzz", "from"},
+                                                                                       {"from=2027-13-45", "from"},
+                                                                                       {"to=2026-02-30", "to"},
+                                                                                       {"to=zzz", "to"},
+                                                                                       {"from=2026-12-06T25:00:00Z", "from"},
+                                                                                       {"from=2026-12-06T10:00:00%2B9", "from"},
+                                                                                       {"to=2026-12-06T10:00:00.1234567Z", "to"},
+                                                                                       {"to=2026-12-06%20", "to"}}) {
+        auto r = call(a, "GET", "/api/v1/history/viewings?" + query);
+        EXPECT_EQ(r.status, 400) << query << ": " << r.body;
+        EXPECT_EQ(body(r).value("field", ""), field) << query;
+    }
+}
+
+// Outsider 24, F8: the 照会番号 CSV has no quoting: "Q\n1" was read as two rows and registered 1"; a number of blanks
+// only, or with a tab, was taken. A quoted line is refused naming its line and field; such numbers on every path.
+TEST_F(ServerFixture, ReferenceNumbersAreOneLineOfVisibleTextAndTheCsvHasNoQuoting) {
+    enable(a);
+    consent("0110113719", person());
+    auto csv = body(call(a, "POST", "/api/v1/reference-numbers",
+                         "\"Q\n1\",06132013,123,4567,01,1940-05-01\n\"Q,2\",06132013,123,4567,01,1940-05-01\nR-3,06132013,123,4567,01,1940-05-01\n", "text/csv"));
+    EXPECT_EQ(csv["registered"], 1) << csv.dump();
+    ASSERT_EQ(csv["results"].size(), 4u) << csv.dump();
+    for (std::size_t i = 0; i < 3; ++i) {
+        EXPECT_EQ(csv["results"][i]["line"], i + 1) << csv.dump();
+        EXPECT_EQ(csv["results"][i].value("field", ""), "reference_number") << csv.dump();
+        EXPECT_NE(csv["results"][i]["error"].get<std::string>().find("引用符"), std::string::npos) << csv.dump();
+    }
+    EXPECT_EQ(csv["results"][3]["result"], "登録");
+    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM reference_numbers")[0][0]), 1);
+    for (char const* bad : {"\u3000", " ", " \u3000 ", "A\tB", "A\rB"}) {
+        json reg{{"reference_number", bad}, {"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"}};
+        auto r = call(a, "POST", "/api/v1/reference-numbers", reg.dump());
+        EXPECT_EQ(r.status, 400) << r.body;
+        EXPECT_EQ(body(r).value("field", ""), "reference_number") << r.body;
+    }
+    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM reference_numbers")[0][0]), 1);
 }
 
 TEST_F(ServerFixture, AUrlHolderLearnsNothingAboutWhetherAPersonExists) {

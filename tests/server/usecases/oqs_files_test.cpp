@@ -128,6 +128,34 @@ TEST_F(ServerFixture, ConsentedPatientsDownloadByConsentDateAndTreatmentFlag) {
     EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("0110113719", "2", "20240430", "20240401"), "application/xml").status, 400);
 }
 
+// Outsider 24, F5: the consented-patient download picked the patient by a consent in the range and decided over all
+// their consents, but echoed the picked one: a lapsed 訪問診療 consent was echoed beside an answer that rests on
+// today's 往診. The unit echoes the consent its answer rests on.
+TEST_F(ServerFixture, TheConsentedDownloadEchoesTheConsentItsAnswerRestsOn) {
+    enable(a);
+    std::string const hanako = person();
+    consent("0110113719", hanako, "訪問診療", "2024-04-15");  // no claims: the relationship lapses after 2024-07-31
+    today("2024-08-05");
+    consent("0110113719", hanako, "往診", "2024-08-05");      // a card-verified 往診 today
+    std::string const up_xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><XmlMsg><MessageHeader><QualificationConfirmationDate>20240805"
+                               "</QualificationConfirmationDate><MedicalInstitutionCode>0110113719</MedicalInstitutionCode>"
+                               "<ArbitraryFileIdentifier>hvq</ArbitraryFileIdentifier></MessageHeader><MessageBody><MedicalTreatmentFlag>2"
+                               "</MedicalTreatmentFlag><ConsentDateFrom>20240401</ConsentDateFrom><ConsentDateTo>20240430</ConsentDateTo>"
+                               "</MessageBody></XmlMsg>";
+    auto up = call(a, "POST", "/api/v1/oqs/OQSmuhvq01req", up_xml, "application/xml");
+    ASSERT_EQ(up.status, 200) << up.body;
+    std::string const rn = up.body.substr(up.body.find("<ReceptionNumber>") + 17, 20);
+    std::string const unit = call(a, "POST", "/api/v1/oqs/OQSmuquc02req",
+                                  "<XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode></MessageHeader><MessageBody>"
+                                  "<ReceptionNumber>" + rn + "</ReceptionNumber></MessageBody></XmlMsg>",
+                                  "application/xml")
+                                 .body;
+    ASSERT_NE(unit.find("<Name>在宅 花子</Name>"), std::string::npos) << "the 往診 of today allows it: " << unit;
+    EXPECT_NE(unit.find("<ConsentDate>20240805</ConsentDate>"), std::string::npos) << unit;
+    EXPECT_NE(unit.find("<VisitKind>往診</VisitKind>"), std::string::npos) << unit;
+    EXPECT_EQ(unit.find("20240415"), std::string::npos) << unit;
+}
+
 TEST_F(ServerFixture, ReferenceNumberRegistrationInTheRealXmlFormat) {
     enable(a);
     consent("0110113719", person());
@@ -202,6 +230,34 @@ TEST_F(ServerFixture, OnlineCareThroughCsvAndXmlWithTheFilesOwnTreatmentFlag) {
     auto home = call(a, "POST", "/api/v1/oqs/OQSsiquc01req", muquc_for("0110113719", "20240612", nullptr));
     EXPECT_EQ(home.body.find("<Name>"), std::string::npos);
     EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSsiquc01req", muquc_for("0110113719", "20240612", "1")).status, 400);
+}
+
+// Outsider 24, F3: text stored before the door refused it (an older server took a U+FFFE or a U+0001) broke every
+// later XML answer for that patient. Answers write such a character (and any byte that is not UTF-8) as 〓, counted
+// and reported like 外字; `call` checks each answer with xmllint.
+TEST_F(ServerFixture, TextStoredBeforeTheDoorCheckNeverBreaksAnXmlAnswer) {
+    enable(a);
+    today("2024-07-01");
+    std::vector<UnmappableCharacters> warnings;
+    service->context.events.on_unmappable = [&](UnmappableCharacters const& e) { warnings.push_back(e); };
+    json person_json{{"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"},
+                     {"name", "在宅 花子"}, {"burden_ratio", "030"}, {"valid_from", "2020-04-01"}};
+    auto r = call(admin, "POST", "/api/v1/admin/insured-persons", person_json.dump());
+    ASSERT_EQ(r.status, 201) << r.body;
+    consent("0110113719", body(r)["person_key"], "訪問診療", "2024-05-15");
+    db->query("UPDATE insured_persons SET name = $1 WHERE number = '4567'", {std::string("在宅\xEF\xBF\xBE花\x01子\xE2\x80\xAE")});
+    for (char const* encoding : {"UTF-8", "Shift_JIS"}) {
+        auto answer = call(a, "POST", "/api/v1/oqs/OQSsiquc01req", siquc_in(encoding, "4567"), "application/xml");
+        ASSERT_EQ(answer.status, 200) << encoding;
+        EXPECT_TRUE(testing_xml::well_formed_xml(answer.body)) << encoding;
+        std::string const text = std::string(encoding) == "UTF-8" ? answer.body : to_utf8(answer.body, "SHIFT_JIS");
+        EXPECT_EQ(element(text, "Name"), "在宅〓花〓子〓") << encoding;
+    }
+    // Reported like 外字, three characters in each answer (a Shift_JIS answer may count some in the row's unit).
+    std::int64_t reported = 0;
+    for (auto const& w : warnings) reported += w.characters;
+    EXPECT_EQ(reported, 6);
+    EXPECT_EQ(service->context.unmappable_characters.load(), 6u);
 }
 
 // 外字 (item 2): a name that Shift_JIS (CP932) cannot hold is written as 〓 (U+3013) in Shift_JIS answers and kept in
