@@ -20,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <iostream>
+#include <thread>
 #include <unordered_map>
 
 namespace kyotaku::server {
@@ -67,7 +68,8 @@ namespace {
 // One SQLite connection with its prepared statements. Not thread-safe: the pool lends it to one thread at a time.
 class Connection {
 public:
-    explicit Connection(std::string const& path) {
+    // `writer`: the database's one in-process writer lock (see Sqlite).
+    Connection(std::string const& path, std::mutex& writer) : writer_(writer) {
         if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
             std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
             sqlite3_close(db_);
@@ -104,6 +106,11 @@ public:
                 cached = true;
             }
         }
+        // A statement that writes outside a transaction takes the writer lock for its step: SQLite lets one writer in
+        // at a time, and a second would sleep in the busy handler (1 ms, then 2, 5, 10 …) instead of waiting just as
+        // long as the first one writes. Inside a transaction the lock is held already (Sqlite::in_transaction).
+        std::unique_lock<std::mutex> write(writer_, std::defer_lock);
+        if (!writing.owns_lock() && !sqlite3_stmt_readonly(stmt)) write.lock();
         struct Release {
             sqlite3_stmt* s;
             bool cached;
@@ -163,9 +170,13 @@ public:
         }
     }
 
+    sqlite3* handle() const { return db_; }
+
     int depth = 0;  // transaction nesting (savepoints below the first)
+    std::unique_lock<std::mutex> writing;  // the writer lock, held from BEGIN IMMEDIATE to COMMIT or ROLLBACK
 
 private:
+    std::mutex& writer_;
     sqlite3* db_ = nullptr;
     std::unordered_map<std::string, sqlite3_stmt*> cache_;
 };
@@ -177,11 +188,69 @@ private:
 class Sqlite final : public Database {
 public:
     Sqlite(std::string const& path, std::size_t connections) {
-        std::size_t const size = path == ":memory:" || path.empty() ? 1 : std::max<std::size_t>(connections, 1);
+        bool const memory = path == ":memory:" || path.empty();
+        std::size_t const size = memory ? 1 : std::max<std::size_t>(connections, 1);
         for (std::size_t i = 0; i < size; ++i) {
-            owned_.push_back(std::make_unique<Connection>(path));
+            owned_.push_back(std::make_unique<Connection>(path, writer_));
             pool_.add(owned_.back().get());
         }
+        if (memory) return;
+        // The audit appends of reads (append()) go in on a connection of their own, several at one commit (see
+        // append()).
+        appender_ = std::make_unique<Connection>(path, writer_);
+        // Checkpoints off the request path. SQLite runs one inside whichever commit takes the WAL past 1,000 pages:
+        // an fdatasync of the WAL and one of the database in, say, a re-inquiry's audit append, while every other
+        // writer waits. Here the connections only report their commits (a WAL hook replaces the automatic
+        // checkpoint), and a thread with a connection of its own copies the WAL back into the database (PASSIVE: it
+        // neither waits for readers and writers nor holds them up).
+        checkpointer_ = std::make_unique<Connection>(path, writer_);
+        for (auto& c : owned_) sqlite3_wal_hook(c->handle(), &Sqlite::on_commit, this);
+        sqlite3_wal_hook(appender_->handle(), &Sqlite::on_commit, this);
+        checkpoints_ = std::thread([this] { checkpoint_loop(); });
+    }
+    ~Sqlite() override {
+        if (checkpoints_.joinable()) {
+            {
+                std::lock_guard lock(checkpoint_mutex_);
+                stop_ = true;
+            }
+            checkpoint_due_cv_.notify_all();
+            checkpoints_.join();
+        }
+    }
+    Sqlite(Sqlite const&) = delete;
+    Sqlite& operator=(Sqlite const&) = delete;
+
+    // An audit append outside a transaction waits for its commit like any write, but shares it (group commit): the
+    // first caller to find no commit under way takes every append queued so far onto the appender connection in one
+    // transaction (synchronous=NORMAL, as a lone append: durable against a crash of the server), commits, and wakes
+    // their callers; appends that arrive meanwhile form the next group. Nobody returns before the commit that holds
+    // their row. One commit per group instead of one per request: every commit makes the pooled connections drop
+    // their page cache at their next read (the WAL changed), and takes the writer lock.
+    std::vector<Row> append(std::string const& sql, std::vector<Value> const& params) override {
+        if (Connection* c = pool_.bound(); c || !appender_) return query(sql, params);
+        check_text_params(params);
+        PendingAppend me{&sql, &params, {}, {}, false};
+        std::unique_lock lock(append_mutex_);
+        append_queue_.push_back(&me);
+        while (!me.done) {
+            if (appending_) {
+                append_done_.wait(lock);
+                continue;
+            }
+            appending_ = true;
+            std::vector<PendingAppend*> group;
+            group.swap(append_queue_);
+            lock.unlock();
+            commit_group(group);
+            lock.lock();
+            appending_ = false;
+            for (auto* p : group) p->done = true;
+            append_done_.notify_all();
+        }
+        if (me.error) std::rethrow_exception(me.error);
+        ++write_ledger().committed;
+        return std::move(me.rows);
     }
 
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
@@ -229,6 +298,13 @@ public:
             }
         } unbind{pool_, lease.has_value()};
         std::string sp = "sp" + std::to_string(c->depth);
+        if (c->depth == 0) c->writing = std::unique_lock<std::mutex>(writer_);  // after the lease: see writer_
+        struct Release {
+            Connection& c;
+            ~Release() {
+                if (c.depth == 0 && c.writing.owns_lock()) c.writing.unlock();
+            }
+        } release{*c};
         c->script(c->depth == 0 ? "PRAGMA synchronous=FULL; BEGIN IMMEDIATE" : "SAVEPOINT " + sp);
         ++c->depth;
         try {
@@ -261,9 +337,90 @@ public:
     }
 
 private:
+    struct PendingAppend {
+        std::string const* sql;
+        std::vector<Value> const* params;
+        std::vector<Row> rows;
+        std::exception_ptr error;
+        bool done;
+    };
+    // One transaction for the group. Should it fail, each append is tried alone, so that one bad row fails only its
+    // own request.
+    void commit_group(std::vector<PendingAppend*> const& group) {
+        Connection& c = *appender_;
+        c.writing = std::unique_lock<std::mutex>(writer_);
+        struct Release {
+            Connection& c;
+            ~Release() { c.writing.unlock(); }
+        } release{c};
+        auto alone = [&](PendingAppend& p) {
+            p.rows.clear();
+            try {
+                p.rows = c.query(*p.sql, *p.params);
+            } catch (...) {
+                p.error = std::current_exception();
+            }
+        };
+        if (group.size() == 1) return alone(*group.front());
+        try {
+            c.script("BEGIN IMMEDIATE");
+            for (auto* p : group) p->rows = c.query(*p->sql, *p->params);
+            c.script("COMMIT");
+            return;
+        } catch (...) {
+            try {
+                c.script("ROLLBACK");
+            } catch (...) {
+            }
+        }
+        for (auto* p : group) alone(*p);
+    }
+
+    static constexpr int checkpoint_pages = 1000;  // SQLite's own default for its automatic checkpoint
+
+    static int on_commit(void* self, sqlite3*, char const*, int wal_pages) {
+        if (wal_pages >= checkpoint_pages) {
+            auto* db = static_cast<Sqlite*>(self);
+            {
+                std::lock_guard lock(db->checkpoint_mutex_);
+                db->checkpoint_due_ = true;
+            }
+            db->checkpoint_due_cv_.notify_one();
+        }
+        return SQLITE_OK;
+    }
+
+    void checkpoint_loop() {
+        std::unique_lock lock(checkpoint_mutex_);
+        for (;;) {
+            checkpoint_due_cv_.wait(lock, [&] { return stop_ || checkpoint_due_; });
+            if (stop_) return;
+            checkpoint_due_ = false;
+            lock.unlock();
+            int wal = 0, copied = 0;
+            sqlite3_wal_checkpoint_v2(checkpointer_->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal, &copied);
+            lock.lock();
+        }
+    }
+
     using Pool = ConnectionPool<Connection*>;
+    // The writers of this process take turns here rather than in SQLite's busy handler, which polls with sleeps.
+    // Always taken after a connection is leased, and a thread that holds it leases no other connection (its
+    // transaction's statements run on the connection bound to it; the appender's group is on a connection of its
+    // own), so it cannot wait for a connection held by a thread that waits for it. Other processes on the same file
+    // are still met by the busy timeout.
+    std::mutex writer_;
     std::vector<std::unique_ptr<Connection>> owned_;
     Pool pool_;
+    std::unique_ptr<Connection> appender_, checkpointer_;
+    std::mutex append_mutex_;
+    std::condition_variable append_done_;
+    std::vector<PendingAppend*> append_queue_;  // waiting for the next group (under append_mutex_)
+    bool appending_ = false;                    // a group is being committed (under append_mutex_)
+    std::mutex checkpoint_mutex_;
+    std::condition_variable checkpoint_due_cv_;
+    bool checkpoint_due_ = false, stop_ = false;
+    std::thread checkpoints_;  // last: started when everything it uses exists, joined before any of it goes
 };
 }  // namespace
 

@@ -138,8 +138,8 @@ json InquiryDesk::reinquiry(Caller const& c, json const& body) {
     std::string category = category_of(x_, f);
     std::string requested = f.optional_date("query_date");  // how far ahead: the rules', in answer_eligibility
     Lookup who = Lookup::from(f);
-    FacilityInfo facility = x_.facility(c);
-    DbRecords records(x_.db);
+    PersonRecords records(x_.db, c.facility_code, who.card, who.reference_number);  // the facility and the person: one statement
+    FacilityInfo facility = x_.facility(c, records);
     DecisionPath decisions(x_.rules(), records, x_.today());
     Logging const log{"再照会", c.subject};
     return answer_eligibility(x_, decisions, records, facility, who, category, requested, &log);
