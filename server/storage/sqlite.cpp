@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -22,6 +23,7 @@
 #include <iostream>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 namespace kyotaku::server {
 
@@ -84,7 +86,7 @@ public:
         script("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
     }
     ~Connection() {
-        for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+        for (auto& [sql, prepared] : cache_) sqlite3_finalize(prepared.stmt);
         sqlite3_close(db_);
     }
     Connection(Connection const&) = delete;
@@ -92,20 +94,28 @@ public:
 
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) {
         check_text_params(params);
-        // Prepared statements are cached by their text (the application's statements are a fixed set).
-        sqlite3_stmt* stmt = nullptr;
-        bool cached = false;
+        // Prepared statements are cached by their text (the application's statements are a fixed set), with where
+        // each $n is bound (SQLite numbers named parameters in the order they first appear).
+        Prepared fresh;
+        Prepared* prepared = nullptr;
         if (auto it = cache_.find(sql); it != cache_.end()) {
-            stmt = it->second;
-            cached = true;
+            prepared = &it->second;
         } else {
-            if (sqlite3_prepare_v2(db_, sql.c_str(), int(sql.size()), &stmt, nullptr) != SQLITE_OK)
+            if (sqlite3_prepare_v2(db_, sql.c_str(), int(sql.size()), &fresh.stmt, nullptr) != SQLITE_OK)
                 throw DatabaseError(std::string("SQL error: ") + sqlite3_errmsg(db_));
-            if (cache_.size() < 256) {
-                cache_.emplace(sql, stmt);
-                cached = true;
+            for (int index = 1, n = sqlite3_bind_parameter_count(fresh.stmt); index <= n; ++index) {
+                char const* name = sqlite3_bind_parameter_name(fresh.stmt, index);
+                std::size_t number = 0;
+                if (name && name[0] == '$') std::from_chars(name + 1, name + std::strlen(name), number);
+                if (number == 0) continue;
+                if (fresh.slot.size() < number) fresh.slot.resize(number, 0);
+                fresh.slot[number - 1] = index;
             }
+            if (cache_.size() < 256) prepared = &cache_.emplace(sql, std::exchange(fresh, Prepared{})).first->second;
+            else prepared = &fresh;
         }
+        sqlite3_stmt* const stmt = prepared->stmt;
+        bool const cached = prepared != &fresh;
         // A statement that writes outside a transaction takes the writer lock for its step: SQLite lets one writer in
         // at a time, and a second would sleep in the busy handler (1 ms, then 2, 5, 10 …) instead of waiting just as
         // long as the first one writes. Inside a transaction the lock is held already (Sqlite::in_transaction).
@@ -123,16 +133,16 @@ public:
                 }
             }
         } release{stmt, cached};
-        for (std::size_t i = 0; i < params.size(); ++i) {
-            std::string name = "$" + std::to_string(i + 1);
-            int index = sqlite3_bind_parameter_index(stmt, name.c_str());
+        for (std::size_t i = 0; i < params.size() && i < prepared->slot.size(); ++i) {
+            int const index = prepared->slot[i];
             if (index == 0) continue;  // a parameter the statement does not use
+            // (the texts outlive the statement's step: bound without a copy)
             int rc = std::visit(
                 [&](auto const& v) -> int {
                     using T = std::decay_t<decltype(v)>;
                     if constexpr (std::is_same_v<T, std::nullptr_t>) return sqlite3_bind_null(stmt, index);
                     else if constexpr (std::is_same_v<T, std::int64_t>) return sqlite3_bind_int64(stmt, index, v);
-                    else return sqlite3_bind_text(stmt, index, v.data(), int(v.size()), SQLITE_TRANSIENT);
+                    else return sqlite3_bind_text(stmt, index, v.data(), int(v.size()), SQLITE_STATIC);
                 },
                 params[i]);
             if (rc != SQLITE_OK) throw DatabaseError(std::string("SQL bind error: ") + sqlite3_errmsg(db_));
@@ -176,9 +186,13 @@ public:
     std::unique_lock<std::mutex> writing;  // the writer lock, held from BEGIN IMMEDIATE to COMMIT or ROLLBACK
 
 private:
+    struct Prepared {
+        sqlite3_stmt* stmt = nullptr;
+        std::vector<int> slot;  // slot[n - 1]: the index $n is bound at (0: the statement does not use it)
+    };
     std::mutex& writer_;
     sqlite3* db_ = nullptr;
-    std::unordered_map<std::string, sqlite3_stmt*> cache_;
+    std::unordered_map<std::string, Prepared> cache_;
 };
 
 // A small pool of connections to one database file (WAL). A transaction binds one connection to the calling
@@ -272,13 +286,37 @@ public:
     PoolStats pool_stats() override { return pool_.stats(); }
 
     void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::function<bool(Row&)> const& next) override {
-        std::string sql = "INSERT INTO " + table + " (";
-        for (std::size_t i = 0; i < columns.size(); ++i) sql += (i ? ", " : "") + columns[i];
-        sql += ") VALUES (";
-        for (std::size_t i = 0; i < columns.size(); ++i) sql += (i ? ", $" : "$") + std::to_string(i + 1);
-        sql += ")";
+        // Rows go in `group` at a time by one multi-row INSERT (one statement step per group: SQLite's per-statement
+        // work is paid once), the rest one by one; both statements are prepared once per connection.
+        std::size_t const width = columns.size(), group = std::max<std::size_t>(1, 800 / std::max<std::size_t>(width, 1));
+        auto statement = [&](std::size_t rows) {
+            std::string sql = "INSERT INTO " + table + " (";
+            for (std::size_t i = 0; i < width; ++i) sql += (i ? ", " : "") + columns[i];
+            sql += ") VALUES ";
+            for (std::size_t r = 0; r < rows; ++r) {
+                sql += r ? ", (" : "(";
+                for (std::size_t i = 0; i < width; ++i) sql += (i ? ", $" : "$") + std::to_string(r * width + i + 1);
+                sql += ")";
+            }
+            return sql;
+        };
+        std::string const one = statement(1), many = statement(group);
         transaction(*this, [&] {
-            for (Row row; next(row);) query(sql, row);
+            std::vector<Value> params;
+            params.reserve(group * width);
+            std::size_t held = 0;
+            for (Row row; next(row);) {
+                if (row.size() != width) throw DatabaseError("insert_rows: a row of " + std::to_string(row.size()) + " values for " + std::to_string(width) + " columns");
+                for (auto& v : row) params.push_back(std::move(v));
+                if (++held == group) {
+                    query(many, params);
+                    params.clear();
+                    held = 0;
+                }
+            }
+            for (std::size_t r = 0; r < held; ++r)
+                query(one, std::vector<Value>(std::make_move_iterator(params.begin() + std::ptrdiff_t(r * width)),
+                                              std::make_move_iterator(params.begin() + std::ptrdiff_t((r + 1) * width))));
         });
     }
 

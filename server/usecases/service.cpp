@@ -100,7 +100,7 @@ Value text_or_null(std::string const& s) { return s.empty() ? Value(nullptr) : V
 void log_inquiry(Context& x, InquiryEntry const& e) {
     x.db.append("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json, actor, reception_number) "
                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                {new_id(), e.facility, x.now(), e.kind, text_or_null(e.person), std::int64_t(e.allowed), e.detail.dump(), text_or_null(e.actor),
+                {time_ordered_id(), e.facility, x.now(), e.kind, text_or_null(e.person), std::int64_t(e.allowed), e.detail.dump(), text_or_null(e.actor),
                  text_or_null(e.reception)});
 }
 
@@ -111,7 +111,7 @@ void log_inquiries(Context& x, std::vector<InquiryEntry> const& entries) {
                      [&](Row& row) {
                          if (next == entries.size()) return false;
                          InquiryEntry const& e = entries[next++];
-                         row = Row{new_id(), e.facility, at, e.kind, text_or_null(e.person), std::int64_t(e.allowed), e.detail.dump(),
+                         row = Row{time_ordered_id(), e.facility, at, e.kind, text_or_null(e.person), std::int64_t(e.allowed), e.detail.dump(),
                                    text_or_null(e.actor), text_or_null(e.reception)};
                          return true;
                      });
