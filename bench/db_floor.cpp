@@ -1,9 +1,12 @@
 // The floor of a 100,000-row batch on one database (scripts/bench-server): what reading and writing its rows costs
-// with nothing else — no HTTP, no CSV, no decision, no answer to format. Through the server's own storage layer, the
-// statements a batch runs: the upload's rows into batch_rows (one insert_rows: COPY on PostgreSQL), then chunk by
-// chunk (500 rows, as the worker) the rows read back by their range and as many answers written into batch_results
-// in one transaction. The row texts are of the batch's sizes. Prints the seconds of each part and their sum.
+// with nothing else — no HTTP, no CSV, no decision, no answer to make. Through the server's own storage layer, the
+// statements a batch runs, with the same durability: the upload's rows into batch_rows (one insert_rows: COPY on
+// PostgreSQL, multi-row INSERTs on SQLite; a synced commit), then chunk by chunk (500 rows, as the worker) the rows read
+// back by their range, and as many answers written into batch_results and as many 資格確認履歴 entries into
+// inquiry_log in one transaction (unsynced, as the worker's chunks). The texts are of the batch's sizes. Prints the
+// seconds of each part and their sum.
 // Usage: db_floor DATABASE [ROWS]   (a SQLite path, or a postgresql:// URL: its schema is migrated, the rows removed)
+#include "core/ids.hpp"
 #include "storage/database.hpp"
 
 #include <chrono>
@@ -33,6 +36,11 @@ int main(int argc, char** argv) {
             R"j("name":"在宅 花子","name_kana":"ザイタク ハナコ","burden_ratio":"010","valid_from":"2020-04-01","valid_to":null,)j"
             R"j("card_classification":"01","personal_family":"1"},"reference_numbers":[],"query_date":"2024-07-31",)j"
             R"j("processing_result_status":1,"arbitrary_identifier":"row12345"})j";
+        std::string const detail =
+            R"j({"allowed":true,"by":"card","category":"訪問診療等","consent_id":"0123456789abcdef0123456789abcdef",)j"
+            R"j("patient":{"birthdate":"1940-05-01","branch":"01","insurer_number":"06132013","number":"4567","symbol":"123"},)j"
+            R"j("qualification_validity":1,"query_date":"2024-07-31","reason":"初回訪問 2024-04-15 から 2024-07-31 までの継続的な関係の期間内です",)j"
+            R"j("row":12345})j";
         auto const t0 = clock_type::now();
         // A job of a facility of its own, finished from the start: a server's worker on the same database leaves it.
         std::string const facility = "floor" + reception.substr(5, 5);
@@ -62,7 +70,7 @@ int main(int argc, char** argv) {
                                  {reception, first, last});
             read_rows += std::int64_t(got.size());
             auto const r1 = clock_type::now();
-            transaction(*db, [&] {
+            db->in_transaction_unsynced([&] {
                 std::size_t at = 0;
                 db->insert_rows("batch_results", {"reception_number", "row_no", "result_json"}, [&](Row& out) {
                     if (at == got.size()) return false;
@@ -70,6 +78,15 @@ int main(int argc, char** argv) {
                     ++at;
                     return true;
                 });
+                at = 0;
+                db->insert_rows("inquiry_log", {"id", "facility_code", "at", "kind", "person_key", "allowed", "detail_json", "actor", "reception_number"},
+                                [&](Row& out) {
+                                    if (at == got.size()) return false;
+                                    out = Row{time_ordered_id(), facility, std::string("2024-07-31T00:00:00Z"), std::string("一括再照会"),
+                                              std::string("P1"), std::int64_t(1), detail, std::string("CN=db_floor"), reception};
+                                    ++at;
+                                    return true;
+                                });
                 db->query("UPDATE batch_jobs SET done = done + $2 WHERE reception_number = $1", {reception, std::int64_t(got.size())});
             });
             auto const r2 = clock_type::now();
@@ -77,6 +94,7 @@ int main(int argc, char** argv) {
             write_s += std::chrono::duration<double>(r2 - r1).count();
         }
         double const insert_s = std::chrono::duration<double>(t1 - t0).count();
+        db->query("DELETE FROM inquiry_log WHERE reception_number = $1", {reception});
         for (char const* table : {"batch_results", "batch_rows", "batch_jobs"})
             db->query(std::string("DELETE FROM ") + table + " WHERE reception_number = $1", {reception});
         db->query("DELETE FROM facilities WHERE code = $1", {facility});
@@ -84,7 +102,7 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "db_floor: read %lld rows of %lld\n", (long long)read_rows, (long long)rows);
             return 1;
         }
-        std::printf("%.3f s: %lld rows in %.3f s, read back in %.3f s, %lld answers written in %.3f s (chunks of %lld)\n",
+        std::printf("%.3f s: %lld rows in %.3f s, read back in %.3f s, %lld answers and history entries written in %.3f s (chunks of %lld)\n",
                     insert_s + read_s + write_s, (long long)rows, insert_s, read_s, (long long)rows, write_s, (long long)chunk);
         return 0;
     } catch (std::exception const& e) {

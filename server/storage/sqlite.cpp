@@ -320,7 +320,14 @@ public:
         });
     }
 
-    void in_transaction(std::function<void()> const& body) override {
+    void in_transaction(std::function<void()> const& body) override { run_transaction(body, true); }
+    void in_transaction_unsynced(std::function<void()> const& body) override { run_transaction(body, false); }
+
+private:
+    // `synced`: the commit waits for the disk (synchronous=FULL: the WAL is synced, and with it every commit before);
+    // otherwise it is written to the WAL (synchronous=NORMAL, as the connections' lone statements) and reaches the
+    // disk with the next synced commit or checkpoint.
+    void run_transaction(std::function<void()> const& body, bool synced) {
         Connection* c = pool_.bound();
         std::optional<Pool::Lease> lease;
         if (!c) {
@@ -343,14 +350,16 @@ public:
                 if (c.depth == 0 && c.writing.owns_lock()) c.writing.unlock();
             }
         } release{*c};
-        c->script(c->depth == 0 ? "PRAGMA synchronous=FULL; BEGIN IMMEDIATE" : "SAVEPOINT " + sp);
+        bool const outer = c->depth == 0;
+        synced = synced && outer;
+        c->script(outer ? (synced ? "PRAGMA synchronous=FULL; BEGIN IMMEDIATE" : "BEGIN IMMEDIATE") : "SAVEPOINT " + sp);
         ++c->depth;
         try {
             body();
         } catch (...) {
             --c->depth;
             try {
-                c->script(c->depth == 0 ? "ROLLBACK; PRAGMA synchronous=NORMAL" : "ROLLBACK TO " + sp + "; RELEASE " + sp);
+                c->script(c->depth == 0 ? (synced ? "ROLLBACK; PRAGMA synchronous=NORMAL" : "ROLLBACK") : "ROLLBACK TO " + sp + "; RELEASE " + sp);
             } catch (...) {
             }
             throw;
@@ -364,17 +373,16 @@ public:
                     c->script("ROLLBACK");
                 } catch (...) {
                 }
-                c->script("PRAGMA synchronous=NORMAL");
+                if (synced) c->script("PRAGMA synchronous=NORMAL");
                 throw;
             }
             ++write_ledger().committed;
-            c->script("PRAGMA synchronous=NORMAL");
+            if (synced) c->script("PRAGMA synchronous=NORMAL");
         } else {
             c->script("RELEASE " + sp);
         }
     }
 
-private:
     struct PendingAppend {
         std::string const* sql;
         std::vector<Value> const* params;

@@ -299,7 +299,8 @@ int BatchDesk::process_chunk(int max_rows) {
     std::optional<Job> job;
     current_job_.clear();
     current_facility_.clear();
-    std::optional<Chunk> chunk = transaction(x_.db, [&]() -> std::optional<Chunk> {
+    // (unsynced: a lease is told to no one; lost with a crash of the machine, it is taken again)
+    std::optional<Chunk> chunk = unsynced_transaction(x_.db, [&]() -> std::optional<Chunk> {
         auto jobs = x_.db.query(
             std::string("SELECT j.reception_number, j.facility_code, j.category, j.query_date, j.total, j.next_row, j.requested_by FROM batch_jobs j "
                         "WHERE j.finished_at IS NULL ORDER BY COALESCE((SELECT MAX(k.served_at) FROM batch_jobs k WHERE k.facility_code = "
@@ -335,7 +336,7 @@ int BatchDesk::process_chunk(int max_rows) {
     std::string const reception = job->reception, facility_code = job->facility;
     std::string const category = job->category, query_date = job->query_date;
     if (!chunk) {
-        finish_if_complete(x_, reception, facility_code);
+        transaction(x_.db, [&] { finish_if_complete(x_, reception, facility_code); });  // (synced: see below)
         return 0;
     }
     try {
@@ -369,7 +370,11 @@ int BatchDesk::process_chunk(int max_rows) {
         // Interactive requests in flight finish first; then one short write, unless another worker answered the chunk.
         x_.gate.drain();
         try {
-            return transaction(x_.db, [&] {
+            // Unsynced (Database::in_transaction_unsynced): a chunk's answers are told to no one until the job is
+            // finished, below, by a synced commit that makes every chunk before it durable; a chunk lost with a crash of
+            // the machine is lost whole (its lease and answers) and answered again.
+            bool complete = false;
+            int const written = unsynced_transaction(x_.db, [&] {
                 bound_lock_waits(x_);
                 // Whoever writes a chunk first answers it, even after its lease expired (a chunk slower than its lease
                 // is not taken back and forth for ever); a later write of it finds it answered and is dropped.
@@ -380,10 +385,22 @@ int BatchDesk::process_chunk(int max_rows) {
                     return 0;
                 write_answers(reception, row_nos, answers);
                 log_inquiries(x_, history);
-                x_.db.query("UPDATE batch_jobs SET done = done + $2 WHERE reception_number = $1", {reception, std::int64_t(requests.size())});
-                finish_if_complete(x_, reception, facility_code);
+                auto const job_row = x_.db.query("UPDATE batch_jobs SET done = done + $2 WHERE reception_number = $1 RETURNING done, total",
+                                                 {reception, std::int64_t(requests.size())});
+                complete = !job_row.empty() && as_int(job_row[0][0]) >= as_int(job_row[0][1]);
                 return int(requests.size());
             });
+            if (complete) {
+                try {
+                    transaction(x_.db, [&] {
+                        bound_lock_waits(x_);
+                        finish_if_complete(x_, reception, facility_code);
+                    });
+                } catch (TransientDatabaseError const&) {
+                    // Finished by this worker's next look at the job (a job whose rows are all answered: `!chunk` above).
+                }
+            }
+            return written;
         } catch (LockTimeout const& e) {
             // Another server holds the chunk or the job and does not let go (hung?): not this chunk's fault. Its
             // answers are dropped; the chunk is answered again once its lease expires.
