@@ -305,11 +305,15 @@ function setBusy(busy) {
 
 // ---- the server and the engine -------------------------------------------------------------------------
 
+// A call of the API: a GET (no `body`), a POST of `body` as JSON, or a POST with no body at all (`body` NO_BODY: the
+// routes that take none refuse one).
+const NO_BODY = Symbol('no body');
 async function api(path, body) {
   let r;
   try {
     const signal = AbortSignal.timeout(API_TIMEOUT_MS);
-    r = await fetch(path, body ? { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal } : { signal });
+    r = await fetch(path, body === NO_BODY ? { method: 'POST', signal }
+      : body ? { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal } : { signal });
   } catch {
     throw problem('network', 'network');
   }
@@ -632,7 +636,10 @@ function serverProblem(e) {
   };
   if (e.field === 'visual_passcode') {
     show('card');
-    $('msg-card').textContent = 'パスコードが違うか、使えなくなっています。職員が事務所のパソコンで新しいパスコードを受け取り、入れ直してください。';
+    $('msg-card').textContent = e.status === 429
+      // Wrong passcodes from this device: it waits; another device, or this one later, goes on.
+      ? `パスコードの間違いが続いたため、この機器からは、しばらく登録できません。${waitWords(e)}待ってから、職員が事務所のパソコンで受け取った新しいパスコードを入れてください。`
+      : 'パスコードが違うか、使えなくなっています。職員が事務所のパソコンで新しいパスコードを受け取り、入れ直してください。';
     $('visual-passcode').focus();
     return undefined;
   }
@@ -758,7 +765,7 @@ function cancelHandoff() {
   const h = app.handoff;
   app.handoff = null;
   save();
-  if (h) api(`/api/v1/consent/handoff/${h.id}/cancel`, {}).catch(() => {});
+  if (h) api(`/api/v1/consent/handoff/${h.id}/cancel`, NO_BODY).catch(() => {});
 }
 
 async function shareContinuation() {

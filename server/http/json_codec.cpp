@@ -1,8 +1,12 @@
 #include "http/json_codec.hpp"
 
+#include "formats/fields.hpp"
 #include "storage/faults.hpp"
 
 #include <cctype>
+#include <optional>
+#include <set>
+#include <vector>
 
 namespace kyotaku::server {
 
@@ -85,19 +89,31 @@ std::string query_param(std::string const& target, std::string const& name) {
 }
 
 // A JSON body, parsed without letting its nesting depth choose anything: values deeper than `max_depth` are
-// refused (nlohmann's parser keeps its own stack; the callback sees each value's depth).
+// refused (nlohmann's parser keeps its own stack; the callback sees each value's depth). The callback also keeps the
+// keys of each object being read, so that a key given twice is refused, naming it (nlohmann would keep the last).
 json parse_json_body(std::string const& body) {
     constexpr int max_depth = 8;
     bool too_deep = false;
+    std::optional<std::string> duplicate;
+    std::vector<std::set<std::string>> keys;  // of each object open, outermost first (at most max_depth + 1)
     json j = json::parse(
         body,
-        [&](int depth, json::parse_event_t, json&) {
+        [&](int depth, json::parse_event_t event, json& parsed) {
             if (depth > max_depth) too_deep = true;
-            return !too_deep;  // once too deep, keep nothing more
+            if (too_deep || duplicate) return false;  // once refused, keep nothing more
+            if (event == json::parse_event_t::object_start) keys.emplace_back();
+            else if (event == json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
+            else if (event == json::parse_event_t::key && !keys.empty() && !keys.back().insert(parsed.get<std::string>()).second)
+                duplicate = parsed.get<std::string>();
+            return !duplicate;
         },
         false);
     if (too_deep) throw invalid("", "本文の入れ子が深すぎます", "the body is nested too deeply");
-    if (j.is_discarded()) throw invalid("", "本文が JSON として読めません", "the body is not valid JSON");
+    if (j.is_discarded() && !duplicate) throw invalid("", "本文が JSON として読めません", "the body is not valid JSON");
+    if (duplicate) {
+        std::string const key = utf8_prefix(*duplicate, 64);
+        throw invalid(key, "本文に \"" + key + "\" が2回あります。1回だけにしてください", "the key \"" + key + "\" appears twice in the body");
+    }
     if (!j.is_object()) throw invalid("", "本文は JSON のオブジェクトです", "the body must be a JSON object");
     return j;
 }

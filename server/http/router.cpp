@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <fstream>
 #include <sstream>
 #include <string_view>
@@ -73,6 +74,69 @@ void require_csv(Request const& r) {
     if (r.content_type.rfind("text/csv", 0) != 0) throw Error(Error::Kind::unsupported, "", "text/csv の本文が必要です", "the body must be text/csv");
 }
 
+// What a route reads as its body (docs/api.md), checked before the route runs: JSON (application/json) unless listed
+// here; a GET reads none; the file routes (/api/v1/oqs/…) read XML and check it themselves.
+enum class Body { json, none, csv, json_or_csv, xml };
+struct RouteBody {
+    char const* method;
+    char const* path;
+    Body body;
+};
+constexpr std::array<RouteBody, 7> route_bodies{{
+    {"POST", "/api/v1/admin/url-keys/rotate", Body::none},
+    {"POST", "/api/v1/consent/handoff/{handoff_id}/cancel", Body::none},
+    {"POST", "/api/v1/visual-passcode", Body::none},
+    {"POST", "/api/v1/url/change", Body::none},
+    {"POST", "/api/v1/admin/claim-reviews", Body::csv},
+    {"POST", "/api/v1/batch/reinquiry", Body::csv},
+    {"POST", "/api/v1/reference-numbers", Body::json_or_csv},
+}};
+Body body_of(std::string_view method, std::string_view path) {
+    if (method == "GET") return Body::none;
+    if (path.rfind("/api/v1/oqs/", 0) == 0) return Body::xml;
+    for (auto const& b : route_bodies)
+        if (method == b.method && path == b.path) return b.body;
+    return Body::json;
+}
+
+// The media type of a Content-Type, without its parameters, in lower case ("application/json; charset=utf-8" →
+// "application/json").
+std::string media_type(std::string const& content_type) {
+    std::string out = content_type.substr(0, content_type.find(';'));
+    while (!out.empty() && (out.back() == ' ' || out.back() == '\t')) out.pop_back();
+    for (auto& ch : out) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    return out;
+}
+
+// Refuses what a route does not take, naming it: a body on a route that takes none (an empty JSON object, {}, has no
+// fields and is taken), and a JSON route's body of another type (415, naming the type sent).
+void check_body(Body body, std::string const& method, std::string const& pattern, Request const& r) {
+    std::string const route = method + " " + pattern;
+    if (body == Body::none) {
+        if (r.body.empty() && r.body_file.empty()) return;
+        auto const empty_object = [&] {
+            try {
+                return r.body_file.empty() && r.body.size() <= 16 && parse_json_body(r.body).empty();
+            } catch (Error const&) {
+                return false;
+            }
+        };
+        if (empty_object()) return;
+        throw invalid("body", route + " は本文を受け取りません。本文を付けずに送ってください", route + " takes no body: send none");
+    }
+    if (body != Body::json && body != Body::json_or_csv) return;
+    std::string const type = media_type(r.content_type);
+    if (type == "application/json" || (body == Body::json_or_csv && type == "text/csv")) return;
+    // The type as sent, when it is short printable ASCII (it is the caller's text).
+    bool const printable = !r.content_type.empty() && r.content_type.size() <= 100 &&
+                           std::all_of(r.content_type.begin(), r.content_type.end(), [](char ch) { return ch >= 0x20 && ch < 0x7f; });
+    std::string const sent = printable ? "Content-Type: " + r.content_type : r.content_type.empty() ? "no Content-Type" : "this Content-Type";
+    std::string const wanted = body == Body::json ? "application/json" : "application/json or text/csv";
+    throw Error(Error::Kind::unsupported, "Content-Type",
+                route + " の本文は " + wanted + " です (" + sent + " は受け取りません)。Content-Type: application/json を付けて送ってください",
+                route + " takes " + wanted + ", not " + sent);
+}
+
 // Every route of the API, once, with who may call it. docs/api.md and docs/openapi.json list the same (a test
 // checks it). The desks check the caller again; the table is what the documentation promises.
 std::vector<Route> const& routes() {
@@ -111,11 +175,11 @@ std::vector<Route> const& routes() {
         {"GET", "/api/v1/consent/page", A::anyone,
          [](Service& s, Caller const&, Request const& r) { return json_result(200, s.consent.page(query_param(r.target, "token"))); }},
         {"POST", "/api/v1/consent/challenge", A::anyone,
-         [](Service& s, Caller const&, Request const& r) { return json_result(201, s.consent.issue_challenge(parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.consent.issue_challenge(c, parse_json_body(r.body))); }},
         {"POST", "/api/v1/consent/register", A::anyone,
-         [](Service& s, Caller const&, Request const& r) {
+         [](Service& s, Caller const& c, Request const& r) {
              int status = 201;
-             json out = s.consent.register_consent(parse_json_body(r.body), status);
+             json out = s.consent.register_consent(c, parse_json_body(r.body), status);
              return json_result(status, out);
          }},
         // 引き継ぎ (hand-off) to the staff's device with a reader: handoff.hpp.
@@ -124,11 +188,11 @@ std::vector<Route> const& routes() {
         {"POST", "/api/v1/consent/handoff/claim", A::anyone,
          [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.handoffs().claim(c, parse_json_body(r.body))); }},
         {"POST", "/api/v1/consent/handoff/challenge", A::anyone,
-         [](Service& s, Caller const&, Request const& r) { return json_result(201, s.handoffs().challenge(parse_json_body(r.body))); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(201, s.handoffs().challenge(c, parse_json_body(r.body))); }},
         {"POST", "/api/v1/consent/handoff/register", A::anyone,
-         [](Service& s, Caller const&, Request const& r) {
+         [](Service& s, Caller const& c, Request const& r) {
              int status = 201;
-             json out = s.handoffs().register_consent(parse_json_body(r.body), status);
+             json out = s.handoffs().register_consent(c, parse_json_body(r.body), status);
              return json_result(status, out);
          }},
         {"GET", "/api/v1/consent/handoff/{handoff_id}", A::anyone,
@@ -375,6 +439,7 @@ HttpResult Router::handle(Caller const& caller, HttpRequest const& http) const {
             route = r.path;
             if (http.method != r.method) continue;
             if (!allowed(r.access, caller)) throw refusal(r.access);
+            check_body(body_of(r.method, r.path), http.method, r.path, request);
             return r.run(service_, caller, request);
         }
         if (path_known)

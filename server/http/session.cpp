@@ -281,6 +281,15 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
             if (grant) upload = std::move(grant);
             else early = upload_refused(refusal, shared.uploads);
         }
+        // Expect: 100-continue (RFC 9110 10.1.1): the client sends its body only after "100 Continue" — or, refused
+        // above (the caller, the size, the upload budget), after the final answer instead, which the client then never
+        // sends. Without it a client waits (curl: a second) and sends the body anyway.
+        if (!ec && !early && body_bytes > 0 && beast::iequals(head.get()[http::field::expect], "100-continue")) {
+            http::response<http::empty_body> go_on{http::status::continue_, head.get().version()};
+            socket.expires_after(limits.body);
+            co_await http::async_write(stream, go_on, net::redirect_error(net::use_awaitable, ec));
+            if (ec) break;
+        }
         std::optional<SpoolFile> spool;
         http::request<http::string_body> req;
         if (!ec && !early && plan.spool) {

@@ -9,16 +9,16 @@ namespace kyotaku::server {
 
 std::string ConsentDesk::facility_of_token(std::string const& token) {
     auto check = settings_.check_token(token);
-    if (!check.facility_code) throw Error(Error::Kind::not_found, "token", check.reason);
+    if (!check.facility_code) throw url_refused(check.reason);
     return *check.facility_code;
 }
 
 json ConsentDesk::page(std::string const& token) {
     if (token.empty()) throw invalid("token", "token が必要です", "token is required");
     auto check = settings_.check_token(token);
-    if (!check.facility_code) throw Error(Error::Kind::not_found, "token", check.reason);
+    if (!check.facility_code) throw url_refused(check.reason);
     auto f = DbRecords(x_.db).facility(*check.facility_code);
-    if (!f) throw not_found("token", "URL が正しくありません", "unknown facility");
+    if (!f) throw url_refused({"URL が正しくありません", "unknown facility"});
     // The 診療区分 whose registration asks the staff whether it was a preparatory visit (the rules' 事前の訪問を尋ねる).
     json preparatory = json::array();
     auto rules = x_.rules();
@@ -40,16 +40,17 @@ std::shared_ptr<std::string const> ConsentDesk::rules_bundle() {
     return bundle_;
 }
 
-json ConsentDesk::issue_challenge(json const& body) {
+json ConsentDesk::issue_challenge(Caller const& caller, json const& body) {
     Fields f(body, {"token"});
     std::string facility = facility_of_token(f.text("token"));
+    std::string const client = budget_client(caller, facility);
     std::string id = new_id();
     std::string challenge = new_id() + new_id();  // 32 random bytes, hex
     std::string expires = x_.clock.timestamp_after(std::chrono::seconds(300));
     transaction(x_.db, [&] {
-        admit_challenge(x_, facility);
-        x_.db.query("INSERT INTO challenges (id, facility_code, challenge_hex, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-                    {id, facility, challenge, x_.now(), expires});
+        admit_challenge(x_, facility, client);
+        x_.db.query("INSERT INTO challenges (id, facility_code, challenge_hex, created_at, expires_at, client) VALUES ($1, $2, $3, $4, $5, $6)",
+                    {id, facility, challenge, x_.now(), expires, client});
     });
     return json{{"challenge_id", id}, {"challenge", base64_encode(from_hex(challenge))}, {"expires_at", expires}};
 }
@@ -60,7 +61,7 @@ json ConsentDesk::visual_passcode(Caller const& c) {
     return json{{"passcode", new_passcode(x_, c.facility_code, expires)}, {"expires_at", expires}};
 }
 
-json ConsentDesk::register_consent(json const& body, int& status, std::function<void(json const&)> const& with) {
+json ConsentDesk::register_consent(Caller const& caller, json const& body, int& status, std::function<void(json const&)> const& with) {
     Fields f(body, {"token", "challenge_id", "certificate", "signature", "identity_method", "visit_kind", "items", "appointment_date",
                     "visual_passcode", "preparatory_visit"});
     auto rules = x_.rules();
@@ -121,8 +122,9 @@ json ConsentDesk::register_consent(json const& body, int& status, std::function<
         if (!card.ok) throw Error(card.field.empty() ? Error::Kind::unavailable : Error::Kind::invalid, card.field, card.error_ja, card.error_en);
         // 目視確認: the passcode is checked before anything is looked up about the card's holder, so that a holder
         // of the URL and a card's (public) certificate learns nothing without it. One guess at a time per facility:
-        // a wrong one is counted and committed (nothing else was written) before the next is compared.
-        if (method == "目視確認" && !use_passcode(x_, facility, passcode)) {
+        // a wrong one is counted (against this client, and the facility's live passcodes) and committed (nothing
+        // else was written) before the next is compared.
+        if (method == "目視確認" && !use_passcode(x_, facility, budget_client(caller, facility), passcode)) {
             wrong_passcode = true;
             return json();
         }

@@ -4,6 +4,10 @@
 #include "core/codes.hpp"
 #include "usecases/service.hpp"
 
+#include <date/date.h>
+
+#include <algorithm>
+#include <chrono>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -46,6 +50,36 @@ std::vector<unsigned char> from_hex(std::string const& hex);
 inline void lock_facility(Context& x, std::string const& facility) {
     x.db.query("SELECT code FROM facilities WHERE code = $1" + std::string(x.db.lock_suffix()), {facility});
 }
+
+// A facility URL (its token) the server does not take — unknown, changed, its key retired — as the consent page's
+// routes answer it (404 naming `token`): what happened, then the one next step (the facility's new QR code).
+inline Error url_refused(Message const& reason) {
+    return Error(Error::Kind::not_found, "token",
+                 Message{reason.ja + "。職員に新しいQRコードを見せてもらい、読み取ってから、はじめからやり直してください。", reason.en +
+                                                                                                 ": ask the facility for its new QR code"});
+}
+
+// The client whose budgets a request of the consent page spends at `facility` (hand-offs, wrong codes, challenges,
+// wrong passcodes: handoff.hpp, consent_limits.hpp): its network address (Caller::client); an office terminal of the
+// facility itself is counted under a name no address has (`office_client`), and never held back.
+inline constexpr char const* office_client = "(office terminal)";
+inline std::string budget_client(Caller const& caller, std::string const& facility) {
+    return caller.kind == Caller::Kind::facility && caller.facility_code == facility ? office_client : caller.client;
+}
+
+// Whole seconds from the clock's now until a stored timestamp (Clock::timestamp's form) and `later`, at least 1: a
+// Retry-After.
+inline long long seconds_until(Clock const& clock, std::string const& at, std::chrono::seconds later = std::chrono::seconds(0)) {
+    std::istringstream in(at);
+    date::sys_time<std::chrono::microseconds> t;
+    in >> date::parse("%FT%T", t);
+    if (in.fail()) return 60;
+    auto const left = std::chrono::ceil<std::chrono::seconds>(t + later - clock.now()).count();
+    return std::max(1LL, static_cast<long long>(left));
+}
+
+// "N分" for a Retry-After, rounded up: what the patient or the staff is told to wait.
+inline std::string minutes_ja(long long seconds) { return std::to_string(std::max(1LL, (seconds + 59) / 60)) + "分"; }
 
 // Writes a 資格確認履歴 entry (InquiryEntry, service.hpp): the fields a record needs, never a request body. One entry
 // is appended (Database::append: the audit line of a read, part of the caller's transaction when there is one);

@@ -4,7 +4,6 @@
 #include "core/url_token.hpp"
 #include "usecases/desk_util.hpp"
 
-#include <date/date.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -31,29 +30,8 @@ std::string normalized_code(std::string const& text) {
     for (char ch : normalize_width(text))
         if (ch != ' ' && ch != '-') out += ch;
     if (out.size() != 6 || !std::all_of(out.begin(), out.end(), [](char c) { return c >= '0' && c <= '9'; }))
-        throw invalid("code", "番号は数字6けたです", "the code is 6 digits");
+        throw invalid("code", "番号は数字6けたです。スマートフォンに出ている番号を入れてください。", "the code is 6 digits");
     return out;
-}
-
-// Whole seconds from the clock's now until a stored timestamp (Clock::timestamp's form) and `later`, at least 1: a
-// Retry-After.
-long long seconds_until(Clock const& clock, std::string const& at, std::chrono::seconds later = std::chrono::seconds(0)) {
-    std::istringstream in(at);
-    date::sys_time<std::chrono::microseconds> t;
-    in >> date::parse("%FT%T", t);
-    if (in.fail()) return 60;
-    auto const left = std::chrono::ceil<std::chrono::seconds>(t + later - clock.now()).count();
-    return std::max(1LL, static_cast<long long>(left));
-}
-
-// "N分" for a Retry-After, rounded up: what the patient or the staff is told to wait.
-std::string minutes_ja(long long seconds) { return std::to_string(std::max(1LL, (seconds + 59) / 60)) + "分"; }
-
-// The client whose hand-offs and wrong codes are counted; an office terminal of the facility itself is counted
-// under a name no address has, and never held back.
-constexpr char const* office = "(office terminal)";
-std::string client_of(Caller const& caller, std::string const& facility) {
-    return caller.kind == Caller::Kind::facility && caller.facility_code == facility ? office : caller.client;
 }
 
 }  // namespace
@@ -64,14 +42,14 @@ struct Handoffs::Open {
 
 std::string Handoffs::facility_of(std::string const& token) {
     auto check = settings_.check_token(token);
-    if (!check.facility_code) throw Error(Error::Kind::not_found, "token", check.reason);
+    if (!check.facility_code) throw url_refused(check.reason);
     return *check.facility_code;
 }
 
 json Handoffs::create(Caller const& caller, json const& body) {
     Fields f(body, {"token", "visit_kind", "items", "identity_method", "appointment_date", "choices", "to"});
     std::string const to = f.has("to") ? f.text("to") : "staff";
-    if (to != "staff" && to != "computer") throw invalid("to", "引き継ぎ先が正しくありません", "to is \"staff\" or \"computer\"");
+    if (to != "staff" && to != "computer") throw invalid("to", "引き継ぎ先が正しくありません。ページを読み込み直して、もう一度お試しください。", "to is \"staff\" or \"computer\"");
     auto const rules = x_.rules();
     Program const& program = *rules->program;
     std::string const facility = facility_of(f.text("token"));
@@ -87,7 +65,7 @@ json Handoffs::create(Caller const& caller, json const& body) {
     // the rules have staff there to read the card: a hand-off the rules would refuse is never started.
     DbRecords records(x_.db);
     auto const info = records.facility(facility);
-    if (!info) throw not_found("token", "URL が正しくありません", "unknown facility");
+    if (!info) throw url_refused({"URL が正しくありません", "unknown facility"});
     std::optional<std::string> const appointment =
         choices.contains("appointment_date") ? std::optional<std::string>(choices["appointment_date"].get<std::string>()) : std::nullopt;
     auto const decided = DecisionPath(rules, records, x_.today()).registration(*info, choices["visit_kind"], choices["identity_method"], appointment);
@@ -97,7 +75,7 @@ json Handoffs::create(Caller const& caller, json const& body) {
         throw conflict("to", "この受付では、職員の機器で読み取る引き継ぎはできません", "the rules have no staff present for this visit kind (let 職員がいる)");
 
     Context& x = x_;
-    std::string const client = client_of(caller, facility);
+    std::string const client = budget_client(caller, facility);
     std::string const at = x.now();
     // Until it is claimed a code lives briefly (claim extends it): a stranger's hand-offs are gone within minutes.
     std::string const expires = x.clock.timestamp_after(to == "computer" ? computer_claim_within : claim_within);
@@ -110,7 +88,7 @@ json Handoffs::create(Caller const& caller, json const& body) {
         auto open = x.db.query("SELECT code, client, claimed_at, expires_at FROM consent_handoffs "
                                "WHERE facility_code = $1 AND expires_at > $2 AND done_at IS NULL AND cancelled_at IS NULL ORDER BY created_at",
                                {facility, at});
-        if (client != office && max_open_per_client > 0) {
+        if (client != office_client && max_open_per_client > 0) {
             // This client's budget: its open hand-offs at this facility; room again when the first of them ends.
             std::vector<std::string> mine;
             for (Row const& r : open)
@@ -121,13 +99,13 @@ json Handoffs::create(Caller const& caller, json const& body) {
                                "this client has too many open hand-offs at this facility: retry later", wait);
             }
         }
-        if (client != office) {
+        if (client != office_client) {
             // The facility's unclaimed hand-offs (its office terminals' aside): at the cap, the oldest unclaimed one of
             // the client holding the most (two or more) gives way; a patient's single one never does.
             std::map<std::string, int> held;
             int unclaimed = 0;
             for (Row const& r : open)
-                if (is_null(r[2]) && as_text(r[1]) != office) ++unclaimed, ++held[as_text(r[1])];
+                if (is_null(r[2]) && as_text(r[1]) != office_client) ++unclaimed, ++held[as_text(r[1])];
             if (unclaimed >= max_open) {
                 auto most = std::max_element(held.begin(), held.end(), [](auto const& a, auto const& b) { return a.second < b.second; });
                 if (most == held.end() || most->second < 2) {
@@ -161,12 +139,12 @@ json Handoffs::create(Caller const& caller, json const& body) {
 
 json Handoffs::status(std::string const& handoff_id) {
     Context& x = x_;
-    if (handoff_id.size() != 32) throw not_found("handoff_id", "引き継ぎが見つかりません", "no such hand-off");
+    if (handoff_id.size() != 32) throw not_found("handoff_id", "引き継ぎが見つかりません。はじめの画面に戻って、もう一度お試しください。", "no such hand-off");
     auto rows = x.db.query(
         "SELECT h.expires_at, h.claimed_at, h.consent_id, h.first_visit, h.cancelled_at, h.choices_json, c.consent_id "
         "FROM consent_handoffs h LEFT JOIN challenges c ON c.id = h.challenge_id WHERE h.id = $1",
         {handoff_id});
-    if (rows.empty()) throw not_found("handoff_id", "引き継ぎが見つかりません", "no such hand-off");
+    if (rows.empty()) throw not_found("handoff_id", "引き継ぎが見つかりません。はじめの画面に戻って、もう一度お試しください。", "no such hand-off");
     Row const& r = rows[0];
     json out{{"expires_at", as_text(r[0])}};
     // Done is read from the registration itself: the consent of the hand-off's challenge.
@@ -199,7 +177,7 @@ json Handoffs::claim(Caller const& caller, json const& body) {
     Context& x = x_;
     std::string const facility = facility_of(f.text("token"));
     std::string const code = normalized_code(f.text("code"));
-    std::string const claimant = client_of(caller, facility);
+    std::string const claimant = budget_client(caller, facility);
     std::string const at = x.now();
     std::string const since = iso_timestamp(x.clock.now() - failure_window);
     std::string const secret = new_id() + new_id();
@@ -208,7 +186,7 @@ json Handoffs::claim(Caller const& caller, json const& body) {
         lock_facility(x, facility);  // one claim at a time: a wrong code is counted before the next is compared
         x.db.query("DELETE FROM consent_handoff_failures WHERE at <= $1", {since});
         // Wrong codes slow this claimant down (this facility, this client) before any code is compared; nobody else.
-        if (claimant != office) {
+        if (claimant != office_client) {
             auto failures = x.db.query("SELECT COUNT(*), MIN(at) FROM consent_handoff_failures WHERE facility_code = $1 AND claimant = $2 AND at > $3",
                                        {facility, claimant, since});
             if (as_int(failures[0][0]) >= max_failures) {
@@ -229,10 +207,10 @@ json Handoffs::claim(Caller const& caller, json const& body) {
         std::string const expires = x.clock.timestamp_after(as_int(rows[0][2]) ? computer_lifetime : lifetime);
         auto claimed = x.db.query("UPDATE consent_handoffs SET claimed_at = $2, claim_hash = $3, expires_at = $4 WHERE id = $1 AND claimed_at IS NULL RETURNING id",
                                   {as_text(rows[0][0]), at, sha256_hex(secret), expires});
-        if (claimed.empty()) throw conflict("code", "この番号は、ほかの機器が引き継ぎました", "this code was already claimed by another device");
+        if (claimed.empty()) throw conflict("code", "この番号は、ほかの機器が引き継ぎました。スマートフォンで、新しい番号を出してください。", "this code was already claimed by another device");
         answer = json{{"claim", secret}, {"choices", json::parse(as_text(rows[0][1]))}, {"expires_at", expires}};
     });
-    if (!answer) throw not_found("code", "番号が違います", "no open hand-off has this code");
+    if (!answer) throw not_found("code", "番号が違うか、期限が切れています。スマートフォンに出ている6けたの番号を、もう一度入れてください。", "no open hand-off has this code");
     return *answer;
 }
 
@@ -242,27 +220,27 @@ Handoffs::Open Handoffs::find_claimed(std::string const& token, std::string cons
     auto rows = x.db.query("SELECT id, choices_json, challenge_id, expires_at, done_at, cancelled_at FROM consent_handoffs "
                            "WHERE claim_hash = $1 AND facility_code = $2",
                            {sha256_hex(claim), facility});
-    if (rows.empty()) throw not_found("claim", "引き継ぎが見つかりません", "no hand-off with this claim");
+    if (rows.empty()) throw not_found("claim", "引き継ぎが見つかりません。スマートフォンで、新しい番号を出してもらい、入れ直してください。", "no hand-off with this claim");
     Row const& r = rows[0];
-    if (!is_null(r[4])) throw conflict("claim", "この引き継ぎは終わっています", "this hand-off is already done");
-    if (!is_null(r[5])) throw conflict("claim", "患者さんの画面で引き継ぎが取り消されました", "the phone cancelled this hand-off");
-    if (as_text(r[3]) < x.now()) throw conflict("claim", "引き継ぎの期限が切れました", "this hand-off expired");
+    if (!is_null(r[4])) throw conflict("claim", "この引き継ぎは終わっています。続けるときは、スマートフォンで新しい番号を出してもらってください。", "this hand-off is already done");
+    if (!is_null(r[5])) throw conflict("claim", "患者さんの画面で引き継ぎが取り消されました。続けるときは、スマートフォンで新しい番号を出してもらってください。", "the phone cancelled this hand-off");
+    if (as_text(r[3]) < x.now()) throw conflict("claim", "引き継ぎの期限が切れました。スマートフォンで新しい番号を出してもらい、入れ直してください。", "this hand-off expired");
     return Open{as_text(r[0]), facility, as_text(r[1]), is_null(r[2]) ? "" : as_text(r[2])};
 }
 
-json Handoffs::challenge(json const& body) {
+json Handoffs::challenge(Caller const& caller, json const& body) {
     Fields f(body, {"token", "claim"});
     Open const h = find_claimed(f.text("token"), f.text("claim"));
-    json out = consent_.issue_challenge(json{{"token", f.text("token")}});
+    json out = consent_.issue_challenge(caller, json{{"token", f.text("token")}});
     x_.db.query("UPDATE consent_handoffs SET challenge_id = $2 WHERE id = $1", {h.id, out["challenge_id"].get<std::string>()});
     return out;
 }
 
-json Handoffs::register_consent(json const& body, int& status) {
+json Handoffs::register_consent(Caller const& caller, json const& body, int& status) {
     Fields f(body, {"token", "claim", "challenge_id", "certificate", "signature", "visual_passcode", "preparatory_visit"});
     Open const h = find_claimed(f.text("token"), f.text("claim"));
     if (f.text("challenge_id") != h.challenge_id)
-        throw invalid("challenge_id", "この引き継ぎのチャレンジではありません", "not this hand-off's challenge");
+        throw invalid("challenge_id", "この引き継ぎのチャレンジではありません。もう一度カードを読み取ってください。", "not this hand-off's challenge");
     // The registration the phone's choices describe, with the card's answer from the staff's device.
     json const choices = json::parse(h.choices_json);
     json registration = json::object();
@@ -274,7 +252,7 @@ json Handoffs::register_consent(json const& body, int& status) {
     // The hand-off's 完了 in the registration's transaction: the consent and it are committed together or not at all
     // (and no transaction may enclose that one: it commits the count of a wrong passcode, then refuses).
     Context& x = x_;
-    return consent_.register_consent(registration, status, [&](json const& out) {
+    return consent_.register_consent(caller, registration, status, [&](json const& out) {
         x.db.query("UPDATE consent_handoffs SET consent_id = $2, first_visit = $3, done_at = $4 WHERE id = $1",
                    {h.id, out.value("consent_id", std::string()), out.value("first_visit", std::string()), x.now()});
     });

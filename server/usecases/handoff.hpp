@@ -51,8 +51,8 @@ public:
     json status(std::string const& handoff_id);            ///< the phone polls it
     json cancel(std::string const& handoff_id);            ///< the phone takes it back
     json claim(Caller const& caller, json const& body);    ///< the staff's device enters the code
-    json challenge(json const& body);                      ///< the staff's device asks for the card's challenge
-    json register_consent(json const& body, int& status);  ///< the staff's device registers with the card
+    json challenge(Caller const& caller, json const& body);                      ///< the staff's device asks for the card's challenge
+    json register_consent(Caller const& caller, json const& body, int& status);  ///< the staff's device registers with the card
 
     std::chrono::seconds claim_within{5 * 60};             ///< how long a code can be claimed (to the staff) …
     std::chrono::seconds computer_claim_within{30 * 60};   ///< … and to a computer

@@ -42,9 +42,10 @@ public:
     json page(std::string const& token);
     // The rules in force as the page loads them (shared: a reload may replace them while a response is being sent).
     std::shared_ptr<std::string const> rules_bundle();
-    json issue_challenge(json const& body);
+    // The caller's address is the key of the budgets these spend (consent_limits.hpp).
+    json issue_challenge(Caller const& caller, json const& body);
     // `with` (when set) runs inside the registration's transaction with its answer: what is committed with it.
-    json register_consent(json const& body, int& status, std::function<void(json const&)> const& with = {});
+    json register_consent(Caller const& caller, json const& body, int& status, std::function<void(json const&)> const& with = {});
     json visual_passcode(Caller const& c);
 
 private:

@@ -78,6 +78,15 @@ check "5: 10 MB to a route anyone may call is a 413 at once ($anon)" bash -c "[[
 # 5. An XML file is bounded (16 MiB) before it is read.
 head -c $((17 * 1024 * 1024)) /dev/zero | tr '\0' ' ' > "$work/big.xml"
 check "5: a 17 MiB XML file is a 413" test "$(status_of A -H 'Content-Type: application/xml' --data-binary @"$work/big.xml" "$U/api/v1/oqs/OQSmuquc01req")" = 413
+# Issue 22: Expect: 100-continue. A body the server would refuse is refused before the client sends a byte of it; one
+# it takes gets "100 Continue" at once (without it the client waits — here up to 20 s — and sends anyway).
+expect=(-H 'Expect: 100-continue' --expect100-timeout 20)
+check "22: a refused body announced with Expect is never sent (413, 0 bytes uploaded)" \
+    test "$(as A "${expect[@]}" -H 'Content-Type: application/xml' --data-binary @"$work/big.xml" -o /dev/null -w '%{http_code} %{size_upload}' "$U/api/v1/oqs/OQSmuquc01req")" = "413 0"
+head -c $((100 * 1024)) /dev/zero | tr '\0' 'x' > "$work/taken.xml"
+as A -v "${expect[@]}" -H 'Content-Type: application/xml' --data-binary @"$work/taken.xml" -o /dev/null "$U/api/v1/oqs/OQSmuquc01req" 2> "$work/expect.log"
+check "22: a body the server takes gets 100 Continue" grep -q '^< HTTP/1.1 100 Continue' "$work/expect.log"
+check "22: and is then read and answered (not a 413)" bash -c "grep '^< HTTP/1.1 [2-5]' '$work/expect.log' | grep -qv ' 413'"
 
 # 2. Deadlines: a connection that never starts TLS, and a header that never ends, are closed within seconds (10 s
 # each), not held for a minute. (Both probes run side by side.)
