@@ -202,6 +202,10 @@ private:
 class Sqlite final : public Database {
 public:
     Sqlite(std::string const& path, std::size_t connections) {
+        // SQLite's memory statistics take a global mutex around every allocation it makes (sqlite3_config; before its
+        // first use in the process, else a harmless SQLITE_MISUSE): the server never reads them.
+        static int const no_memory_statistics = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+        (void)no_memory_statistics;
         bool const memory = path == ":memory:" || path.empty();
         std::size_t const size = memory ? 1 : std::max<std::size_t>(connections, 1);
         for (std::size_t i = 0; i < size; ++i) {
