@@ -269,10 +269,11 @@ void connection_metrics(std::string& out, TlsInForce const& tls, HandshakeBudget
         metric_sample(out, "kyotaku_http_upload_budget_bytes", {{"store", name}}, double(uploads.capacity(store)));
     }
     metric_header(out, "kyotaku_http_uploads_refused_total", "counter",
-                  "Large uploads refused before their body was read: the budget was spent (503), or the facility had uploads_per_facility "
-                  "under way (429).");
+                  "Large uploads refused before their body was read: the budget was spent (503), the facility had uploads_per_facility "
+                  "under way (429), or the spool directory's disk had too little free space (503).");
     metric_sample(out, "kyotaku_http_uploads_refused_total", {{"reason", "budget"}}, double(uploads.refused_budget.load()));
     metric_sample(out, "kyotaku_http_uploads_refused_total", {{"reason", "facility"}}, double(uploads.refused_facility.load()));
+    metric_sample(out, "kyotaku_http_uploads_refused_total", {{"reason", "disk"}}, double(uploads.refused_disk.load()));
     metric_header(out, "kyotaku_http_requests_in_flight", "gauge", "Requests from their header to the end of their answer.");
     metric_sample(out, "kyotaku_http_requests_in_flight", {}, double(drain.in_flight.load()));
 }
@@ -403,6 +404,15 @@ int run(ServeOptions const& o) {
     Drain drain;
     HandshakeBudget hellos, handshakes;
     UploadBudget uploads(o.limits.upload_memory, o.limits.upload_spool, o.limits.uploads_per_facility);
+    // The spool budget is disk: checked against what the disk has free at start (a warning) and at each spooled upload.
+    uploads.spool_free = [spool_dir] { return free_disk_bytes(spool_dir); };
+    if (auto free = free_disk_bytes(spool_dir); free && *free < o.limits.upload_spool) {
+        std::cerr << "kyotaku serve: spool_dir " << spool_dir << " のディスクの空き (" << (*free >> 20) << " MiB) は upload_spool_mb ("
+                  << (o.limits.upload_spool >> 20) << ") より少ないです。空きを超える送信は断ります (503) / the spool directory's disk has "
+                  << (*free >> 20) << " MiB free, less than upload_spool_mb: uploads beyond the free space are refused (503)\n";
+        log_line({{"event", "spool_disk_low"}, {"spool_dir", spool_dir}, {"free_mb", *free >> 20}, {"upload_spool_mb", o.limits.upload_spool >> 20}},
+                 "warning");
+    }
     SessionShared shared{router, rt, idempotent, o.limits, spool_dir, drain, hellos, handshakes, uploads, work};
     rt.more_metrics = [&](std::string& out) { connection_metrics(out, *tls, hellos, handshakes, uploads, drain); };
 

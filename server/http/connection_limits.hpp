@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,5 +41,8 @@ struct ConnectionLimits {
 // What is wrong with an existing spool directory (lstat's `st`): a symlink or not a folder, someone else's, open
 // to others; "" when it is fit. prepare_spool_dir (limits.hpp) and the preflight (ops/preflight.hpp) ask it.
 std::string spool_dir_problem(struct stat const& st);
+// The bytes an unprivileged process may still write on the file system of `dir` (statvfs: f_bavail × f_frsize);
+// nullopt when it cannot be read.
+std::optional<std::uint64_t> free_disk_bytes(std::string const& dir);
 
 }  // namespace kyotaku::server

@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -94,6 +95,12 @@ int HandshakeBudget::size() const {
     return int(waiting_.size());
 }
 
+std::optional<std::uint64_t> free_disk_bytes(std::string const& dir) {
+    struct statvfs st {};
+    if (::statvfs(dir.c_str(), &st) != 0) return std::nullopt;
+    return std::uint64_t(st.f_bavail) * std::uint64_t(st.f_frsize);
+}
+
 struct UploadBudget::State {
     std::mutex mutex;
     std::uint64_t used[2] = {0, 0};
@@ -106,6 +113,7 @@ UploadBudget::UploadBudget(std::uint64_t memory_bytes, std::uint64_t spool_bytes
 
 std::pair<UploadBudget::Grant, UploadBudget::Refusal> UploadBudget::reserve(Store store, std::uint64_t bytes, std::string const& facility) {
     int const s = int(store);
+    std::optional<std::uint64_t> const free = store == Store::spool && spool_free ? spool_free() : std::nullopt;
     {
         std::lock_guard lock(state_->mutex);
         auto const mine = state_->uploads.find(facility);
@@ -116,6 +124,10 @@ std::pair<UploadBudget::Grant, UploadBudget::Refusal> UploadBudget::reserve(Stor
         if (bytes > capacity_[s] - state_->used[s]) {
             ++refused_budget;
             return {nullptr, Refusal::budget};
+        }
+        if (free && *free < state_->used[s] + bytes) {
+            ++refused_disk;
+            return {nullptr, Refusal::disk};
         }
         state_->used[s] += bytes;
         ++state_->uploads[facility];

@@ -16,6 +16,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -68,17 +69,21 @@ private:
 class UploadBudget {
 public:
     enum class Store { memory, spool };
-    enum class Refusal { none, budget, facility };
+    enum class Refusal { none, budget, facility, disk };
     using Grant = std::shared_ptr<void>;  // gives the bytes and the facility's place back when dropped
 
     UploadBudget(std::uint64_t memory_bytes, std::uint64_t spool_bytes, int per_facility);
-    // A grant; or nullptr and why: the facility has `per_facility` uploads under way, or the store has not `bytes` left.
+    // A grant; or nullptr and why: the facility has `per_facility` uploads under way, the store has not `bytes` left,
+    // or — spooled, when `spool_free` is set — the spool directory's disk has less free than the spooled uploads under
+    // way may still write, this one included (each counted at its whole size: a full disk would fail them halfway).
     std::pair<Grant, Refusal> reserve(Store store, std::uint64_t bytes, std::string const& facility);
     std::uint64_t capacity(Store store) const { return capacity_[int(store)]; }
     std::uint64_t in_use(Store store) const;
     int uploads() const;  // large uploads under way
     int per_facility() const { return per_facility_; }
-    std::atomic<long> refused_budget{0}, refused_facility{0};
+    std::atomic<long> refused_budget{0}, refused_facility{0}, refused_disk{0};
+    // The bytes free on the spool directory's disk now (free_disk_bytes); unset or nullopt: not checked.
+    std::function<std::optional<std::uint64_t>()> spool_free;
 
 private:
     struct State;

@@ -146,6 +146,13 @@ HttpResult upload_refused(UploadBudget::Refusal why, UploadBudget const& budget)
                                      "too many large uploads from this facility at once (at most " + std::to_string(budget.per_facility()) +
                                          "): retry when one has finished",
                                      retry_after));
+    if (why == UploadBudget::Refusal::disk) {
+        log_error("upload", "the spool directory's disk has too little free space for the spooled uploads: refused (upload_spool_mb, docs/operations.md)");
+        Error full(Error::Kind::unavailable, "", "サーバのディスクの空きが足りないため、今は受け取れません。しばらく待ってから、もう一度送ってください。続くときは、運用者にお知らせください",
+                   "the server's spool disk has too little free space for this upload now: retry later");
+        full.retry_after = 60;
+        return error_result(full);
+    }
     Error busy(Error::Kind::unavailable, "", "サーバが受け取っている大きなデータが多すぎます。少し待ってから、もう一度送ってください",
                "the server is receiving too many large uploads at once: retry shortly");
     busy.retry_after = retry_after;

@@ -76,8 +76,10 @@ std::string check_key_opens_database(Secrets const& secrets, std::string const& 
     if (location == ":memory:" || (!postgres && !fs::exists(location, ec))) return {};
     try {
         auto db = open_database(location);
-        if (db->query(postgres ? "SELECT 1 FROM information_schema.tables WHERE table_name = 'url_keys'"
-                               : "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'url_keys'")
+        // The column, not the table: another server starting at the same moment may be half-way through the
+        // migrations (url_keys made, key_sealed not yet added); a database without the column holds no sealed key.
+        if (db->query(postgres ? "SELECT 1 FROM information_schema.columns WHERE table_name = 'url_keys' AND column_name = 'key_sealed'"
+                               : "SELECT 1 FROM pragma_table_info('url_keys') WHERE name = 'key_sealed'")
                 .empty())
             return {};
         for (auto const& row : db->query("SELECT version, key_sealed FROM url_keys WHERE key_sealed IS NOT NULL ORDER BY version"))
@@ -148,6 +150,10 @@ void check_spool_dir(ServeOptions const& o, Preflight& out) {
         return;
     }
     if (auto problem = spool_dir_problem(st); !problem.empty()) out.errors.push_back("spool_dir: " + dir + ": " + problem);
+    // The spool budget is disk: less free than it, and uploads beyond the free space are refused (503).
+    if (auto free = free_disk_bytes(dir); free && *free < o.limits.upload_spool)
+        out.notes.push_back("warning: spool_dir: " + dir + " のディスクの空き (" + std::to_string(*free >> 20) + " MiB) は upload_spool_mb (" +
+                            std::to_string(o.limits.upload_spool >> 20) + ") より少ないです / has less free space than upload_spool_mb: uploads beyond it are refused (503)");
 }
 
 // The rules' release against the database's floor, as serve will judge it (without recording anything).

@@ -78,6 +78,15 @@ check "5: 10 MB to a route anyone may call is a 413 at once ($anon)" bash -c "[[
 # 5. An XML file is bounded (16 MiB) before it is read.
 head -c $((17 * 1024 * 1024)) /dev/zero | tr '\0' ' ' > "$work/big.xml"
 check "5: a 17 MiB XML file is a 413" test "$(status_of A -H 'Content-Type: application/xml' --data-binary @"$work/big.xml" "$U/api/v1/oqs/OQSmuquc01req")" = 413
+# Issue 22: the spool budget is disk. A budget beyond the disk's free space is a warning of --check-config and at start.
+"$kyotaku" serve --check-config --port 0 --db "$db" --rules "$src/rules" --tls-dir "$work/pki" --upload-spool-mb 16777216 > "$work/check.out" 2>&1
+check "22: --check-config warns of a spool budget beyond the disk's free space" grep -q 'warning: spool_dir: .*less free space than upload_spool_mb' "$work/check.out"
+"$kyotaku" serve --port 0 --db "$work/other.sqlite" --rules "$src/rules" --tls-dir "$work/pki" --upload-spool-mb 16777216 > "$work/other.log" 2>&1 &
+other=$!
+listening_port "$work/other.log" "$other" > /dev/null
+kill "$other" 2> /dev/null
+wait "$other" 2> /dev/null
+check "22: and so does serve at start (a warning line in its log)" grep -q '"level":"warning".*"event":"spool_disk_low"' "$work/other.log"
 # Issue 22: Expect: 100-continue. A body the server would refuse is refused before the client sends a byte of it; one
 # it takes gets "100 Continue" at once (without it the client waits — here up to 20 s — and sends anyway).
 expect=(-H 'Expect: 100-continue' --expect100-timeout 20)

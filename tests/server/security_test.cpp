@@ -516,6 +516,46 @@ TEST_F(Hostile, Item5_ACallerARouteRefusesIsRefusedBeforeItsBodyAndNothingIsSpoo
 
 // Issue 22 item 4: large uploads take their size from budgets all connections share, a facility at most so many at
 // once; each grant gives everything back when dropped (security.connections_uploads tries it with real connections).
+// Issue 22 (noticed): the spool budget is disk. A spooled upload is refused (503) when the spool directory's disk has
+// less free than the spooled uploads under way may still write, this one included; memory uploads are not asked.
+TEST(UploadBudgetTest, ASpooledUploadNeedsTheDiskToHoldItAndTheOthersUnderWay) {
+    using Store = UploadBudget::Store;
+    using Refusal = UploadBudget::Refusal;
+    UploadBudget budget(100, 1000, 2);
+    std::optional<std::uint64_t> free = 500;
+    int asked = 0;
+    budget.spool_free = [&] {
+        ++asked;
+        return free;
+    };
+    auto [a, why_a] = budget.reserve(Store::spool, 300, "A");
+    ASSERT_TRUE(a) << "500 free, 300 asked";
+    // 300 are taken by A (not yet written: counted whole), so 201 more do not fit in 500.
+    auto [b, why_b] = budget.reserve(Store::spool, 201, "B");
+    EXPECT_FALSE(b);
+    EXPECT_EQ(why_b, Refusal::disk);
+    EXPECT_EQ(budget.refused_disk.load(), 1);
+    auto [c, why_c] = budget.reserve(Store::spool, 200, "B");
+    EXPECT_TRUE(c);
+    // Memory uploads do not ask the disk; an unreadable disk is not a refusal.
+    int const before = asked;
+    auto [m, why_m] = budget.reserve(Store::memory, 50, "C");
+    EXPECT_TRUE(m);
+    EXPECT_EQ(asked, before);
+    a.reset();
+    c.reset();
+    free.reset();
+    auto [d, why_d] = budget.reserve(Store::spool, 900, "D");
+    EXPECT_TRUE(d);
+    // Within the budget but beyond a fuller disk: refused, and nothing is taken.
+    d.reset();
+    free = 100;
+    auto [e, why_e] = budget.reserve(Store::spool, 101, "E");
+    EXPECT_EQ(why_e, Refusal::disk);
+    EXPECT_EQ(budget.in_use(Store::spool), 0u);
+    EXPECT_EQ(budget.uploads(), 1);  // C's memory upload
+}
+
 TEST(UploadBudgetTest, BudgetsAndTheFacilityCapRefuseAndGrantsGiveEverythingBack) {
     using Store = UploadBudget::Store;
     using Refusal = UploadBudget::Refusal;

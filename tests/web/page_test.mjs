@@ -175,6 +175,26 @@ await h.run(async () => {
     await context.close();
   });
 
+  await test('目視確認: after 5 wrong passcodes from this device it is told how many minutes to wait (issue 22: nobody else is)', async () => {
+    const { page, context } = await open(await urlOf(NURSE));
+    await tickAndNext(page, 'form-visit-kind', ['訪問看護']);
+    await tickAndNext(page, 'form-items', ['限度額情報等']);
+    await tickAndNext(page, 'form-identity', ['目視確認']);
+    await visible(page, 'card');
+    // One wrong passcode was sent from this address by the test before; four more are compared, the next waits.
+    for (let n = 0; n < 5; n++) {
+      await page.evaluate(() => { document.querySelector('#msg-card').textContent = ''; });
+      await page.fill('#visual-passcode', `1000000${n}`);
+      await page.click('#card-read');
+      await page.waitForFunction(() => /パスコード/.test(document.querySelector('#msg-card').textContent));
+    }
+    await page.waitForFunction(() => /しばらく/.test(document.querySelector('#msg-card').textContent));
+    const text = await page.textContent('#msg-card');
+    assert.match(text, /パスコードの間違いが続いたため、この機器からは、しばらく登録できません。\d+分ほど待ってから/);
+    await screen(page, 'card', 'card-passcode-wait');
+    await context.close();
+  });
+
   await test('no item ticked is a valid answer: the card check goes on and 完了 says so', async () => {
     const { page, context } = await open(medicalUrl, { card: 2 });
     await readWithPin(page, '往診', []);
