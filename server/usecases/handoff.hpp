@@ -51,8 +51,10 @@ public:
     json status(std::string const& handoff_id);            ///< the phone polls it
     json cancel(std::string const& handoff_id);            ///< the phone takes it back
     json claim(Caller const& caller, json const& body);    ///< the staff's device enters the code
-    json challenge(Caller const& caller, json const& body);                      ///< the staff's device asks for the card's challenge
-    json register_consent(Caller const& caller, json const& body, int& status);  ///< the staff's device registers with the card
+    /// The staff's device asks for the card's challenge, then registers with the card; both spend the staff's
+    /// device's budgets (its address: consent_limits.hpp), not the phone's.
+    json challenge(Caller const& caller, json const& body);
+    json register_consent(Caller const& caller, json const& body, int& status);
 
     std::chrono::seconds claim_within{5 * 60};             ///< how long a code can be claimed (to the staff) …
     std::chrono::seconds computer_claim_within{30 * 60};   ///< … and to a computer

@@ -162,6 +162,10 @@ EOF
     slow=$!
     started_pids+=("$slow")
     for _ in $(seq 100); do [ -e "$work/slow.started" ] && break; sleep 0.05; done
+    # In flight once the server has read its header (the client's bytes may still be on their way): its body, beyond
+    # 64 KiB, then holds a place of the upload budget. Under load SIGTERM came before that once (in_flight_left 0).
+    for _ in $(seq 200); do [ "$(metric kyotaku_http_uploads_open "$port")" = 1 ] && break; sleep 0.05; done
+    check "the slow request is in flight before SIGTERM" test "$(metric kyotaku_http_uploads_open "$port")" = 1
     t0=$(now_ms)
     kill -TERM "$server_pid"
     wait "$server_pid"
