@@ -216,6 +216,37 @@ DecisionPath::Registration DecisionPath::offered(FacilityInfo const& f, std::str
     return out;
 }
 
+DecisionPath::Registration DecisionPath::appointment_taken(std::string const& visit_kind, std::optional<std::string> const& appointment, Date consent_day) {
+    RuleContract const& r = *rules_;
+    Registration out;
+    out.field = "appointment_date";
+    auto const* kind = r.kind(visit_kind);
+    if (!kind) return out;  // offered() names it
+    if (kind->needs_appointment != appointment.has_value()) {
+        out.reason = {kind->needs_appointment ? visit_kind + " では診療予約日が必要です" : visit_kind + " では診療予約日を使いません",
+                      kind->needs_appointment ? "this visit kind needs an appointment_date" : "this visit kind takes no appointment_date"};
+        return out;
+    }
+    if (appointment) {
+        Activation facts(*r.program);
+        set_enum(r, facts, r.fact.visit_kind, visit_kind);
+        facts.set_raw(r.fact.query_date, consent_day.days());
+        set_date(facts, r.fact.appointment_date, *appointment);
+        Evaluator& ev = evaluator_for(r.program);
+        ev.begin(facts);
+        Outcome ok = ev.evaluate_slot(facts, r.slot.appointment_acceptable);
+        if (ok.status != Status::ok || !ok.value) {
+            out.reason = {ok.status == Status::ok ? ev.render_text(std::int64_t(ok.clause), facts)
+                                                  : "ルールで判定できませんでした (" + missing_text(*r.program, ok) + ")",
+                          "refused by the rules"};
+            return out;
+        }
+    }
+    out.field.clear();
+    out.ok = true;
+    return out;
+}
+
 DecisionPath::Registration DecisionPath::registration(FacilityInfo const& f, std::string const& visit_kind, std::string const& method,
                                                       std::optional<std::string> const& appointment, bool preparatory) {
     RuleContract const& r = *rules_;
@@ -249,20 +280,7 @@ DecisionPath::Registration DecisionPath::registration(FacilityInfo const& f, std
         out.reason = refused(method + " はこの日には使えません: " + reason(methods));
         return out;
     }
-    if (kind->needs_appointment != appointment.has_value()) {
-        out.field = "appointment_date";
-        out.reason = refused(kind->needs_appointment ? visit_kind + " では診療予約日が必要です"
-                                                     : visit_kind + " では診療予約日を使いません");
-        return out;
-    }
-    if (appointment) {
-        Outcome ok = ev.evaluate_slot(facts, r.slot.appointment_acceptable);
-        if (ok.status != Status::ok || !ok.value) {
-            out.field = "appointment_date";
-            out.reason = refused(reason(ok));
-            return out;
-        }
-    }
+    if (Registration const on_day = appointment_taken(visit_kind, appointment, today_); !on_day.ok) return on_day;
     Outcome staff = ev.evaluate_slot(facts, r.slot.staff_present);
     out.staff_present = staff.status == Status::ok && staff.value;
     out.ok = true;

@@ -73,6 +73,10 @@ public:
     // consent it records): whether the facility's kind offers the visit kind (let 施設が行う区分, with its reason), and
     // whether a preparatory visit can be recorded for it.
     Registration offered(FacilityInfo const& facility, std::string const& visit_kind, bool preparatory_visit = false);
+    // The 診療予約日 of a consent taken on `consent_day`: needed exactly for the kinds the rules say (診療予約日が必要),
+    // and then one they take on that day (診療予約日を受け付ける). Every registration path asks it; the operator's
+    // test data on the consent's own first visit.
+    Registration appointment_taken(std::string const& visit_kind, std::optional<std::string> const& appointment_date, Date consent_day);
 
 private:
     // The day eligibility is decided on for a 資格確認日 the rules take (照会を判定する日), or their refusal.

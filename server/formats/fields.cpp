@@ -130,31 +130,55 @@ std::vector<std::string> enum_list(Program const& rules, char const* field, char
     return out;
 }
 
+namespace {
+// The length in bytes of the well-formed UTF-8 character at s[i] (its code point in `cp`), or 0 when there is none.
+std::size_t utf8_char_at(std::string_view s, std::size_t i, std::uint32_t& cp) {
+    auto const c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+        cp = c;
+        return 1;
+    }
+    std::size_t n = 0;
+    if ((c & 0xE0) == 0xC0) n = 1, cp = c & 0x1F;
+    else if ((c & 0xF0) == 0xE0) n = 2, cp = c & 0x0F;
+    else if ((c & 0xF8) == 0xF0) n = 3, cp = c & 0x07;
+    else return 0;
+    if (i + n >= s.size()) return 0;
+    for (std::size_t k = 1; k <= n; ++k) {
+        auto const cc = static_cast<unsigned char>(s[i + k]);
+        if ((cc & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (cc & 0x3F);
+    }
+    // No overlong forms, no surrogates, nothing above U+10FFFF.
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n + 1;
+}
+}  // namespace
+
 bool valid_utf8(std::string_view s) {
+    std::uint32_t cp = 0;
+    for (std::size_t i = 0, n; i < s.size(); i += n)
+        if ((n = utf8_char_at(s, i, cp)) == 0) return false;
+    return true;
+}
+
+std::string without_refused_characters(std::string_view s, std::size_t& replaced) {
+    std::string out;
+    out.reserve(s.size());
+    std::uint32_t cp = 0;
     for (std::size_t i = 0; i < s.size();) {
-        auto const c = static_cast<unsigned char>(s[i]);
-        if (c < 0x80) {
-            ++i;
+        std::size_t const n = utf8_char_at(s, i, cp);
+        if (n == 0 || refused_character(s.substr(i, n))) {
+            out += "〓";
+            ++replaced;
+            i += n == 0 ? 1 : n;
             continue;
         }
-        std::size_t n = 0;
-        std::uint32_t cp = 0;
-        if ((c & 0xE0) == 0xC0) n = 1, cp = c & 0x1F;
-        else if ((c & 0xF0) == 0xE0) n = 2, cp = c & 0x0F;
-        else if ((c & 0xF8) == 0xF0) n = 3, cp = c & 0x07;
-        else return false;
-        if (i + n >= s.size()) return false;
-        for (std::size_t k = 1; k <= n; ++k) {
-            auto const cc = static_cast<unsigned char>(s[i + k]);
-            if ((cc & 0xC0) != 0x80) return false;
-            cp = (cp << 6) | (cc & 0x3F);
-        }
-        // No overlong forms, no surrogates, nothing above U+10FFFF.
-        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += n + 1;
+        out.append(s.substr(i, n));
+        i += n;
     }
-    return true;
+    return out;
 }
 
 std::string utf8_prefix(std::string const& text, std::size_t max_bytes) {
@@ -199,6 +223,29 @@ void check_text(std::string const& value, char const* field, std::size_t max_cha
     if (utf8_chars(value) > max_chars)
         throw invalid(field, std::string("項目 ") + field + " は " + std::to_string(max_chars) + " 文字までです",
                       std::string("field ") + field + " is at most " + std::to_string(max_chars) + " characters");
+}
+
+void check_texts_in(nlohmann::json const& value, char const* field, std::size_t max_chars) {
+    std::vector<nlohmann::json const*> left{&value};
+    while (!left.empty()) {
+        nlohmann::json const* v = left.back();
+        left.pop_back();
+        if (v->is_string()) check_text(v->get_ref<std::string const&>(), field, max_chars);
+        else if (v->is_array())
+            for (auto const& e : *v) left.push_back(&e);
+        else if (v->is_object())
+            for (auto const& [key, e] : v->items()) {
+                check_text(key, field, max_chars);
+                left.push_back(&e);
+            }
+    }
+}
+
+std::string json_line(nlohmann::json const& value) {
+    std::string line = value.dump();
+    for (auto const& [raw, escaped] : {std::pair<char const*, char const*>{"\xE2\x80\xA8", "\\u2028"}, {"\xE2\x80\xA9", "\\u2029"}})
+        for (std::size_t at = 0; (at = line.find(raw, at)) != std::string::npos; at += 6) line.replace(at, 3, escaped);
+    return line + "\n";
 }
 
 }  // namespace kyotaku::server

@@ -71,6 +71,19 @@ std::optional<char32_t> refused_character(std::string_view text);
 // "U+FFFE (非文字)" and its English: how a message names a refused character.
 std::pair<std::string, std::string> describe_character(char32_t cp);
 
+// `text` with every refused character (above) and every byte that is not part of well-formed UTF-8 written as 〓
+// (U+3013, the substitute the real system's files use); `replaced` counts them. For answers built from stored text
+// that an older server let in before the door check (outsider 24, F3): XML 1.0 cannot carry U+FFFE or U+0001.
+std::string without_refused_characters(std::string_view text, std::size_t& replaced);
+
+// Every string of a JSON value (keys and values, at any depth) checked like a text field (check_text), the error
+// naming `field`; no recursion (the depth of a body is bounded when it is parsed, not here).
+void check_texts_in(nlohmann::json const& value, char const* field, std::size_t max_chars);
+
+// One line of JSON Lines: `value` dumped, with U+2028 and U+2029 written as \u2028 and \u2029 (JSON allows them
+// raw, but line-based readers — JavaScript's among them — take them for line ends).
+std::string json_line(nlohmann::json const& value);
+
 // Text fields must be UTF-8 without refused characters (above) and of bounded length; `max_chars` counts characters,
 // not bytes.
 void check_text(std::string const& value, char const* field, std::size_t max_chars);

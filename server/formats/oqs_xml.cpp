@@ -272,8 +272,27 @@ std::string iso_to_yyyymmdd(std::string const& iso) {
 
 
 // The answer's bytes: UTF-8 as it is, Shift_JIS as CP932 with 〓 for what CP932 cannot hold (counted in `lost`
-// under unit 0: outside any unit).
+// under unit 0: outside any unit). In both, a character XML 1.0 cannot carry (or no field takes: stored before the
+// door refused it, by an older server) is written as 〓 and counted the same way: the answer stays well-formed.
 std::string save(pugi::xml_document& doc, std::string const& encoding, Substitutions* lost) {
+    // Before pugixml writes it (it would write U+0001 as &#1;, which XML 1.0 does not allow either).
+    struct Clean : pugi::xml_tree_walker {
+        std::size_t refused = 0;
+        bool for_each(pugi::xml_node& node) override {
+            if (node.type() == pugi::node_pcdata || node.type() == pugi::node_cdata) clean(node);
+            for (auto attribute : node.attributes()) {
+                std::string const value = attribute.value();
+                if (refused_character(value) || !valid_utf8(value)) attribute.set_value(without_refused_characters(value, refused).c_str());
+            }
+            return true;
+        }
+        void clean(pugi::xml_node& node) {
+            std::string const value = node.value();
+            if (refused_character(value) || !valid_utf8(value)) node.set_value(without_refused_characters(value, refused).c_str());
+        }
+    } clean;
+    doc.traverse(clean);
+    if (lost && clean.refused) lost->add(0, clean.refused);
     std::ostringstream ss;
     doc.save(ss, "  ", pugi::format_default | pugi::format_no_declaration, pugi::encoding_utf8);
     std::string xml = "<?xml version=\"1.0\" encoding=\"" + std::string(encoding == "UTF-8" ? "UTF-8" : "Shift_JIS") + "\" standalone=\"no\"?>\n" +

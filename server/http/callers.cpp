@@ -7,9 +7,11 @@
 
 namespace kyotaku::server {
 
-Caller caller_from_subject(Service& service, std::string const& cn, std::string const& ou, std::string const& title) {
+Caller caller_from_subject(Service& service, std::string const& cn, std::string const& ou, std::string const& title,
+                           std::string const& fingerprint) {
     Caller c;
     c.subject = cn;
+    c.certificate = fingerprint;
     if (cn == "kyotaku-admin") {
         c.kind = Caller::Kind::admin;
         return c;
@@ -28,7 +30,8 @@ Caller caller_from_subject(Service& service, std::string const& cn, std::string 
     else return Caller{};
     c.kind = Caller::Kind::facility;
     c.facility_code = cn;
-    c.subject = cn + (ou.empty() ? "" : " " + ou) + (title.empty() ? "" : " " + title);
+    c.subject = cn + (ou.empty() ? "" : " " + ou) + (title.empty() ? "" : " " + title) +
+                (fingerprint.empty() ? "" : " SHA256:" + fingerprint.substr(0, 16));
     return c;
 }
 

@@ -138,7 +138,11 @@ void check_body(Body body, std::string const& method, std::string const& pattern
 }
 
 // Every route of the API, once, with who may call it. docs/api.md and docs/openapi.json list the same (a test
-// checks it). The desks check the caller again; the table is what the documentation promises.
+// checks it). The desks check the caller again; the table is what the documentation promises. A モバイル端末
+// certificate (a 職員's device at the patient's home; an unlabelled certificate is one) re-inquires one patient
+// (reinquiry, OQSsiquc01req), registers 照会番号 and reads its settings; what is facility-wide — batches and bulk
+// downloads, the histories, the device ledger, the URL, 同意取消, the 管理者's routes — needs an office terminal
+// (院内・事業所での操作 in the notice's quick guides; issue 24 item 11).
 std::vector<Route> const& routes() {
     using A = Access;
     static std::vector<Route> const all{
@@ -207,11 +211,11 @@ std::vector<Route> const& routes() {
         {"PUT", "/api/v1/settings", A::manager,
          [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.settings.put(c, api_json::settings_change(parse_json_body(r.body))))); }},
         {"GET", "/api/v1/settings/audit", A::manager, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.settings.audit(c))); }},
-        {"GET", "/api/v1/url", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.settings.url(c))); }},
+        {"GET", "/api/v1/url", A::office_terminal, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.settings.url(c))); }},
         {"POST", "/api/v1/url/change", A::manager, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.settings.change_url(c))); }},
-        {"GET", "/api/v1/url/qr.svg", A::facility,
+        {"GET", "/api/v1/url/qr.svg", A::office_terminal,
          [](Service& s, Caller const& c, Request const&) { return HttpResult{200, "image/svg+xml", qr_svg(s.settings.url_text(c))}; }},
-        {"GET", "/api/v1/url/qr.png", A::facility,
+        {"GET", "/api/v1/url/qr.png", A::office_terminal,
          [](Service& s, Caller const& c, Request const&) { return HttpResult{200, "image/png", qr_png(s.settings.url_text(c))}; }},
         {"POST", "/api/v1/admin/claim-reviews", A::operator_,
          [](Service& s, Caller const& c, Request const& r) {
@@ -228,7 +232,7 @@ std::vector<Route> const& routes() {
          [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.withdrawal.lookup(c, parse_json_body(r.body))); }},
         {"POST", "/api/v1/withdrawal", A::office_terminal,
          [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.withdrawal.withdraw(c, parse_json_body(r.body))); }},
-        {"POST", "/api/v1/batch/reinquiry", A::facility,
+        {"POST", "/api/v1/batch/reinquiry", A::office_terminal,
          [](Service& s, Caller const& c, Request const& r) {
              require_csv(r);
              std::string const category = query_param(r.target, "category").empty() ? "訪問診療等" : query_param(r.target, "category");
@@ -243,9 +247,9 @@ std::vector<Route> const& routes() {
              }
              return json_result(202, s.batch.upload_csv(c, category, query_param(r.target, "query_date"), query_param(r.target, "file_identifier"), *in));
          }},
-        {"GET", "/api/v1/batch/reinquiry/{reception_number}", A::facility,
+        {"GET", "/api/v1/batch/reinquiry/{reception_number}", A::office_terminal,
          [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.batch.status(c, r.params[0])); }},
-        {"GET", "/api/v1/batch/reinquiry/{reception_number}/result", A::facility,
+        {"GET", "/api/v1/batch/reinquiry/{reception_number}/result", A::office_terminal,
          [](Service& s, Caller const& c, Request const& r) {
              HttpResult out{200, "application/x-ndjson; charset=utf-8", ""};
              out.stream = s.batch.result_pages(c, r.params[0]);  // page by page: never the whole result at once
@@ -258,23 +262,23 @@ std::vector<Route> const& routes() {
              json out = s.inquiry.register_reference_number(c, parse_json_body(r.body), status);
              return json_result(status, out);
          }},
-        {"POST", "/api/v1/fallback-verifications", A::facility,
+        {"POST", "/api/v1/fallback-verifications", A::office_terminal,
          [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.ledger.record_fallback(c, api_json::fallback_verification(parse_json_body(r.body))))); }},
         {"POST", "/api/v1/devices", A::manager,
          [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.ledger.add_device(c, api_json::new_device(parse_json_body(r.body))))); }},
-        {"GET", "/api/v1/devices", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.ledger.list_devices(c))); }},
+        {"GET", "/api/v1/devices", A::office_terminal, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.ledger.list_devices(c))); }},
         {"POST", "/api/v1/devices/{device_id}/checks", A::manager,
          [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.ledger.add_check(c, r.params[0], api_json::new_device_check(parse_json_body(r.body))))); }},
-        {"GET", "/api/v1/devices/{device_id}/checks", A::facility,
+        {"GET", "/api/v1/devices/{device_id}/checks", A::office_terminal,
          [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.ledger.checks(c, r.params[0]))); }},
-        {"POST", "/api/v1/oqs/OQSmuquc01req", A::facility, xml_file<&OqsDesk::bulk_upload>},
-        {"POST", "/api/v1/oqs/OQSmuhvq01req", A::facility, xml_file<&OqsDesk::consented_upload_home_care>},
-        {"POST", "/api/v1/oqs/OQSmuonq01req", A::facility, xml_file<&OqsDesk::consented_upload_online>},
+        {"POST", "/api/v1/oqs/OQSmuquc01req", A::office_terminal, xml_file<&OqsDesk::bulk_upload>},
+        {"POST", "/api/v1/oqs/OQSmuhvq01req", A::office_terminal, xml_file<&OqsDesk::consented_upload_home_care>},
+        {"POST", "/api/v1/oqs/OQSmuonq01req", A::office_terminal, xml_file<&OqsDesk::consented_upload_online>},
         {"POST", "/api/v1/oqs/OQSsiquc01req", A::facility, xml_file<&OqsDesk::single>},
         {"POST", "/api/v1/oqs/OQSsiimm01req", A::facility, xml_file<&OqsDesk::reference_number>},
-        {"POST", "/api/v1/oqs/OQSmuimm01req", A::facility, xml_file<&OqsDesk::reference_numbers>},
-        {"POST", "/api/v1/oqs/OQSmuquc02req", A::facility, xml_file<&OqsDesk::bulk_download>},
-        {"GET", "/api/v1/history/inquiries", A::facility,
+        {"POST", "/api/v1/oqs/OQSmuimm01req", A::office_terminal, xml_file<&OqsDesk::reference_numbers>},
+        {"POST", "/api/v1/oqs/OQSmuquc02req", A::office_terminal, xml_file<&OqsDesk::bulk_download>},
+        {"GET", "/api/v1/history/inquiries", A::office_terminal,
          [](Service& s, Caller const& c, Request const& r) {
              // One patient's entries: the card fields, each a query parameter (all five, or none).
              json patient = json::object();
@@ -282,7 +286,7 @@ std::vector<Route> const& routes() {
                  if (std::string v = query_param(r.target, field); !v.empty()) patient[field] = v;
              return json_result(200, s.inquiry.inquiry_history(c, history_page_of(r.target), patient));
          }},
-        {"GET", "/api/v1/history/viewings", A::facility,
+        {"GET", "/api/v1/history/viewings", A::office_terminal,
          [](Service& s, Caller const& c, Request const& r) {
              return json_result(200, s.inquiry.viewing_history(c, history_page_of(r.target)));
          }},
@@ -298,7 +302,8 @@ bool allowed(Access a, Caller const& c) {
         case Access::operator_: return c.kind == Caller::Kind::admin;
         case Access::facility: return c.kind == Caller::Kind::facility;
         case Access::office_terminal: return c.kind == Caller::Kind::facility && c.terminal != "モバイル端末";
-        case Access::manager: return c.kind == Caller::Kind::facility && c.role == Caller::Role::manager;
+        // 管理者画面 is 院内・事業所での操作 (the notice's quick guide): a 管理者 on a モバイル端末 is refused too.
+        case Access::manager: return allowed(Access::office_terminal, c) && c.role == Caller::Role::manager;
         case Access::facility_or_mobile: return c.kind == Caller::Kind::facility || c.kind == Caller::Kind::mobile;
         case Access::monitor: return c.kind == Caller::Kind::admin || (c.kind == Caller::Kind::anonymous && c.subject == "kyotaku-monitor");
     }
@@ -384,7 +389,9 @@ char const* access_name(Access a) {
 
 namespace {
 Error refusal(Access a) {
-    return forbidden(a == Access::manager ? "施設の管理者の証明書が必要です" : "この API を使える証明書ではありません",
+    return forbidden(a == Access::manager          ? "施設の管理者の証明書 (院内・事業所の端末) が必要です"
+                     : a == Access::office_terminal ? "院内・事業所の端末 (資格確認端末・電子カルテ端末) の証明書が必要です"
+                                                    : "この API を使える証明書ではありません",
                      std::string("this route needs: ") + access_name(a));
 }
 }  // namespace

@@ -52,10 +52,12 @@ HttpResult json_error(Error const& e) {
 Error get_only() { return Error(Error::Kind::method_not_allowed, "", "GET だけです", "method not allowed"); }
 
 // The server's rule sources for the workbench: {"rules":"…","files":[{"path","text"}]} (no files when --rules
-// is a bundle).
+// is a bundle). "rules" names the folder or bundle by its own name, never its place on the server's disk.
 std::string sources_json(std::string const& rules_path) {
     std::string out = "{\"rules\":";
-    append_json_string(out, rules_path);
+    std::string name = rules_path;
+    while (name.size() > 1 && name.back() == '/') name.pop_back();
+    append_json_string(out, std::filesystem::path(name).filename().string());
     out += ",\"files\":[";
     std::vector<Diagnostic> errors;
     std::error_code ec;

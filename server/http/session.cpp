@@ -1,5 +1,6 @@
 #include "http/session.hpp"
 
+#include "core/card_signature.hpp"
 #include "core/ids.hpp"
 #include "http/callers.hpp"
 #include "http/idempotency.hpp"
@@ -55,8 +56,12 @@ Caller identify(SSL* ssl, Service& service) {
     } free_cert{cert};
     if (SSL_get_verify_result(ssl) != X509_V_OK) return {};
     X509_NAME* name = X509_get_subject_name(cert);
+    std::string fingerprint;  // of the certificate's DER: two terminals with one subject are told apart in audit records
+    unsigned char* der = nullptr;
+    if (int const n = i2d_X509(cert, &der); n > 0) fingerprint = sha256_hex(std::string_view(reinterpret_cast<char const*>(der), std::size_t(n)));
+    OPENSSL_free(der);
     return caller_from_subject(service, subject_attribute(name, NID_commonName), subject_attribute(name, NID_organizationalUnitName),
-                               subject_attribute(name, NID_title));
+                               subject_attribute(name, NID_title), fingerprint);
 }
 
 // What one request leaves behind: a log line and its metrics, written when the request ends (also when the

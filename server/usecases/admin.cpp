@@ -86,6 +86,10 @@ std::string AdminDesk::add_consent(Caller const& c, TestConsent const& f) {
     std::string list;
     for (auto const& item : enum_list(*rules->program, "items", "consented_items", f.items)) list += (list.empty() ? "" : ",") + item;
     std::string appointment = f.appointment_date ? iso_date("appointment_date", *f.appointment_date) : std::string();
+    // The 診療予約日 as every registration path asks it (outsider 24, F10), on the consent's own day.
+    auto taken = DecisionPath(rules, records, x_.today())
+                     .appointment_taken(kind, appointment.empty() ? std::nullopt : std::optional<std::string>(appointment), *parse_date(first).date);
+    if (!taken.ok) throw Error(Error::Kind::invalid, taken.field, taken.reason);
     std::string id = new_id();
     x_.db.query("INSERT INTO consents (id, facility_code, person_key, visit_kind, first_visit, identity_method, items, appointment_date, registered_at, "
                 "preparatory_visit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",

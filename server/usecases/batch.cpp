@@ -38,8 +38,13 @@ json BatchDesk::upload_csv(Caller const& c, std::string const& category, std::st
             row = f.size() == 6 ? json{{"arbitrary_identifier", f[0]}, {"insurer_number", f[1]}, {"symbol", f[2]},
                                        {"number", f[3]}, {"branch", f[4]}, {"birthdate", f[5]}}
                                 : json{{"malformed", utf8_prefix(line, 200)}};
-            if (f.size() == 6 && f[0].size() > 100) row = json{{"malformed", "arbitrary_identifier > 100"}};
-            if (f.size() == 6 && refused_character(f[0])) row = json{{"malformed", "arbitrary_identifier: " + describe_character(*refused_character(f[0])).second}};
+            if (f.size() == 6) {
+                try {  // the row's own error, naming the field (answer_row)
+                    check_text(f[0], "arbitrary_identifier", 100);
+                } catch (Error const& e) {
+                    row = json{{"malformed", e.what()}, {"field", e.field}};
+                }
+            }
             return true;
         }
     });
@@ -171,7 +176,7 @@ std::function<std::string()> BatchDesk::result_pages(Caller const& c, std::strin
             json row = json::parse(as_text(r[1]));
             *after = as_int(r[0]);
             row["row"] = *after;
-            out += row.dump() + "\n";
+            out += json_line(row);  // U+2028 escaped: line-based readers split nothing
         }
         return out;
     };
@@ -183,6 +188,7 @@ namespace {
 struct RowRequest {
     std::int64_t row_no = 0;
     bool malformed = false;     // not a row of 6 columns (the upload kept its text)
+    std::optional<std::pair<json, json>> refused;  // a field the upload refused as it read it: its error and field
     std::optional<Card> card;   // the patient the row names
     std::optional<Error> error;  // a row whose fields name no one validly
     json arbitrary_identifier = "";
@@ -193,6 +199,10 @@ RowRequest read_row(std::int64_t row_no, std::string const& request_text) {
     RowRequest row;
     row.row_no = row_no;
     json request = json::parse(request_text, nullptr, false);
+    if (request.is_object() && request.contains("malformed") && request.contains("field")) {
+        row.refused.emplace(request["malformed"], request["field"]);
+        return row;
+    }
     if (request.is_discarded() || !request.is_object() || request.contains("malformed")) {
         row.malformed = true;
         return row;
@@ -212,6 +222,8 @@ RowRequest read_row(std::int64_t row_no, std::string const& request_text) {
 std::string answer_row(Context& x, DecisionPath& decisions, Records& records, FacilityInfo const* facility, std::string const& category,
                        std::string const& query_date, RowRequest const& row, Logging const& log) {
     json result;
+    if (row.refused)  // a field refused as it was read
+        return json{{"error", row.refused->first}, {"field", row.refused->second}, {"processing_result_status", 2}}.dump();
     if (row.malformed || !facility) {
         Message const columns{"6列 (arbitrary_identifier,insurer_number,symbol,number,branch,birthdate) が必要です",
                               "expected 6 columns"};

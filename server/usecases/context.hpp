@@ -36,7 +36,8 @@ struct Caller {
     // ledger and withdrawals (通知 別添1); 職員 does the rest. A certificate without one is 職員.
     enum class Role { staff, manager } role = Role::staff;
     std::string facility_code;  // for facility and mobile
-    std::string subject;        // the certificate subject, for audit
+    std::string subject;        // the certificate subject, for audit (with its fingerprint's first 16 hex digits)
+    std::string certificate;    // the SHA-256 fingerprint (hex) of the client certificate; empty in-process
     std::string terminal;       // 資格確認端末 / 電子カルテ端末 (the certificate's title) or モバイル端末
     // Where the request came from, as the server saw the connection: an IPv4 address, or an IPv6 address's /64
     // (client_key in http/callers.hpp). The key of per-client budgets (the hand-off's); it names a network

@@ -61,10 +61,12 @@ inline Error url_refused(Message const& reason) {
 
 // The client whose budgets a request of the consent page spends at `facility` (hand-offs, wrong codes, challenges,
 // wrong passcodes: handoff.hpp, consent_limits.hpp): its network address (Caller::client); an office terminal of the
-// facility itself is counted under a name no address has (`office_client`), and never held back.
+// facility itself is counted under a name no address has (`office_client`), and never held back. A モバイル端末
+// certificate (an unlabelled one too) is counted by its address, as anyone (outsider 24, F2).
 inline constexpr char const* office_client = "(office terminal)";
 inline std::string budget_client(Caller const& caller, std::string const& facility) {
-    return caller.kind == Caller::Kind::facility && caller.facility_code == facility ? office_client : caller.client;
+    bool const office_terminal = caller.kind == Caller::Kind::facility && caller.terminal != "モバイル端末";
+    return office_terminal && caller.facility_code == facility ? office_client : caller.client;
 }
 
 // Whole seconds from the clock's now until a stored timestamp (Clock::timestamp's form) and `later`, at least 1: a

@@ -3,7 +3,11 @@
 // path: the rules decide on the server's date from the server's records.
 #include "usecases/desk_util.hpp"
 
+#include <date/date.h>
+
 #include <algorithm>
+#include <array>
+#include <sstream>
 
 namespace kyotaku::server {
 
@@ -190,6 +194,13 @@ json InquiryDesk::register_reference_number(Caller const& c, json const& body, i
     std::string ref = f.text("reference_number");
     if (ref.empty()) throw invalid("reference_number", "照会番号がありません", "reference_number is empty");
     check_text(ref, "reference_number", 50);
+    // A number is one line of visible text: no tab or line break (which a line-based file would split), not blanks only.
+    if (ref.find_first_of("\t\r\n") != std::string::npos)
+        throw invalid("reference_number", "照会番号にタブや改行は使えません", "reference_number holds a tab or a line break");
+    std::string visible = ref;
+    for (std::string const blank : {" ", "\u3000"})
+        for (std::size_t at; (at = visible.find(blank)) != std::string::npos;) visible.erase(at, blank.size());
+    if (visible.empty()) throw invalid("reference_number", "照会番号が空白だけです", "reference_number is blank");
     DbRecords records(x_.db);
     std::string person;
     if (f.has("birthdate")) {
@@ -238,6 +249,18 @@ json InquiryDesk::register_reference_numbers_csv(Caller const& c, std::string co
             if (line.empty() || (line_no == 1 && line.rfind("reference_number", 0) == 0)) continue;
             auto f = split_csv_line(line);
             json row{{"line", line_no}};
+            // The file has no quoting (a quoted "Q\n1" would be read as two rows, registering 1"): a line with a double
+            // quote is refused, naming its line and the field the quote is in.
+            if (auto quoted = std::find_if(f.begin(), f.end(), [](std::string const& v) { return v.find('"') != std::string::npos; }); quoted != f.end()) {
+                static constexpr std::array<char const*, 6> columns{"reference_number", "insurer_number", "symbol", "number", "branch", "birthdate"};
+                auto const at = std::size_t(quoted - f.begin());
+                row["field"] = at < columns.size() ? columns[at] : "";
+                row["error"] = Message{std::to_string(line_no) + " 行目に引用符 (\") があります: この CSV は引用符で囲んだ項目を読みません (照会番号にカンマや改行は使えません)",
+                                       "line " + std::to_string(line_no) + " holds a double quote: this CSV has no quoted fields (a reference number holds no comma or line break)"}
+                                   .text();
+                results.push_back(row);
+                continue;
+            }
             if (f.size() != 6) {
                 row["error"] =
                     Message{"6列 (reference_number,insurer_number,symbol,number,branch,birthdate) が必要です",
@@ -269,12 +292,55 @@ namespace {
 // A history's page checked: its bounds, its size, and where the cursor left off (the time and id of the last entry
 // of the previous page; "" before the first).
 struct PageQuery {
-    std::string from, to, after_at, after_id;
+    std::string from, to, after_at, after_id;  // from: the first instant included; to: the first instant after the page
     int limit = history_page;
 };
 
+// A history bound as a caller writes it → the stored timestamps' form (iso_timestamp), compared as text: the first
+// instant it includes (`to`: the first one after it). Both bounds are inclusive to the precision written: a date is
+// a day in Japan (JST, the server's calendar), whole; a date-time (YYYY-MM-DDTHH:MM:SS[.ffffff]) is UTC unless it
+// ends in Z or an offset (+09:00), whole to the second when it has no fraction. Anything else is a 400 naming `field`.
+std::string history_bound(std::string const& text, char const* field, bool upper) {
+    using namespace std::chrono;
+    auto const refuse = [&] {
+        return invalid(field, std::string(field) + " は日付 (YYYY-MM-DD: 日本時間の日) か日時 (YYYY-MM-DDTHH:MM:SS、Z や +09:00 の時差つき。なければ UTC) です",
+                       std::string(field) + " is a date (YYYY-MM-DD, a day in Japan) or a date-time (YYYY-MM-DDTHH:MM:SS, with Z or an offset such as +09:00; UTC without)");
+    };
+    if (text.size() > 40) throw refuse();
+    sys_time<microseconds> first;
+    microseconds whole{1};
+    if (text.size() == 10) {
+        date::local_days day;
+        std::istringstream in(text);
+        in >> date::parse("%F", day);
+        if (in.fail() || in.peek() != std::char_traits<char>::eof()) throw refuse();
+        first = sys_time<microseconds>(day.time_since_epoch()) - hours(9);  // 00:00 JST
+        whole = days(1);
+    } else {
+        std::string stamp = text, offset;  // the date-time, and its offset (+09:00) when it has one
+        if (!stamp.empty() && (stamp.back() == 'Z' || stamp.back() == 'z')) {
+            stamp.pop_back();
+        } else if (stamp.size() > 6 && (stamp[stamp.size() - 6] == '+' || stamp[stamp.size() - 6] == '-' || stamp[stamp.size() - 6] == ' ')) {
+            offset = stamp.substr(stamp.size() - 6);
+            if (offset[0] == ' ') offset[0] = '+';  // a + left unescaped in the query decodes as a space
+            stamp.resize(stamp.size() - 6);
+        }
+        if (stamp.size() < 19 || stamp[10] != 'T' || (stamp.size() > 19 && (stamp[19] != '.' || stamp.size() > 26))) throw refuse();
+        std::istringstream in(stamp + offset);
+        in >> date::parse(offset.empty() ? "%FT%T" : "%FT%T%Ez", first);  // the offset taken off: UTC
+        if (in.fail() || in.peek() != std::char_traits<char>::eof()) throw refuse();
+        if (stamp.size() == 19) whole = seconds(1);
+    }
+    // Before every entry or after any (a year such as 4048, which the clock's nanoseconds cannot hold): as text.
+    sys_time<microseconds> const bound = upper ? first + whole : first;
+    if (bound < date::sys_days(date::year{1970} / 1 / 1)) return "0000";
+    if (bound >= date::sys_days(date::year{2200} / 1 / 1)) return "9999";
+    return iso_timestamp(time_point_cast<system_clock::duration>(bound));
+}
+
 PageQuery page_query(HistoryPage const& p) {
-    PageQuery q{p.from.empty() ? std::string("0000") : p.from, p.to.empty() ? std::string("9999") : p.to, "", "", history_page};
+    PageQuery q{p.from.empty() ? std::string("0000") : history_bound(p.from, "from", false),
+                p.to.empty() ? std::string("9999") : history_bound(p.to, "to", true), "", "", history_page};
     auto digits = [](std::string const& t, std::size_t from = 0) {
         return t.size() > from && std::all_of(t.begin() + std::ptrdiff_t(from), t.end(), [](char c) { return c >= '0' && c <= '9'; });
     };
@@ -308,7 +374,7 @@ json page_of_history(Database& db, char const* table, char const* columns, std::
     std::vector<Value> params{facility, q.from, q.to, q.after_at, q.after_id};
     if (person) params.emplace_back(*person);
     auto rows = db.query(std::string("SELECT ") + columns + ", at, id FROM " + table +
-                             " WHERE facility_code = $1 AND at >= $2 AND at <= $3 AND (at > $4 OR (at = $4 AND id > $5))" +
+                             " WHERE facility_code = $1 AND at >= $2 AND at < $3 AND (at > $4 OR (at = $4 AND id > $5))" +
                              (person ? " AND person_key = $6" : "") + " ORDER BY at, id LIMIT " + std::to_string(q.limit + 1),
                          params);
     json out{{"entries", json::array()}, {"next", nullptr}};

@@ -129,9 +129,9 @@ std::string OqsDesk::consented_upload(Caller const& c, std::string const& xml, i
     std::string const category = category_of_flag(d.treatment_flag);
     auto rules = x_.rules();
     // One row per person with an open consent of this facility in the 分類 whose consent date is in the range (a
-    // patient with a 訪問診療 and a 往診 consent is one patient), echoing the relationship's consent — the newest of a
+    // patient with a 訪問診療 and a 往診 consent is one patient), picked by the relationship's consent — the newest of a
     // kind that starts one — else the newest single visit; each answered at once by the same eligibility answer as a
-    // re-inquiry of that person (refused rows carry nothing).
+    // re-inquiry of that person (refused rows carry nothing), echoing the consent that answer rests on.
     std::vector<json> rows;
     std::map<std::string, std::size_t> row_of;  // person → its row
     for (auto const& r : x_.db.query("SELECT person_key, visit_kind, first_visit FROM consents WHERE facility_code = $1 AND withdrawn_at IS NULL "
@@ -170,11 +170,14 @@ std::string OqsDesk::consented_upload(Caller const& c, std::string const& xml, i
                               &history};
             json result = InquiryDesk::answer_eligibility(x_, decisions, records, facility, who, category, d.query_date, &log);
             result["processing_result_status"] = 1;
-            result["consent_date"] = row["consent_date"];
-            std::string consent_date = row["consent_date"].get<std::string>();
+            // The unit echoes the consent the answer rests on (the rules' basis: a 往診 today after a lapsed 訪問診療,
+            // say), which need not be the one the range picked the patient by; without a basis, the one picked.
+            bool const basis = result.contains("first_visit") && result.contains("visit_kind");
+            result["consent_date"] = basis ? result["first_visit"] : row["consent_date"];
+            std::string consent_date = result["consent_date"].get<std::string>();
             consent_date.erase(std::remove(consent_date.begin(), consent_date.end(), '-'), consent_date.end());  // yyyyMMdd
             result["echo"] = json::array({json::array({"ConsentDate", consent_date}),
-                                          json::array({"VisitKind", row["visit_kind"].get<std::string>()})});
+                                          json::array({"VisitKind", (basis ? result["visit_kind"] : row["visit_kind"]).get<std::string>()})});
             row_nos.push_back(std::int64_t(row_nos.size()) + 1);
             answers.push_back(result.dump());
         }

@@ -40,7 +40,7 @@ SettingsView SettingsDesk::get(Caller const& c) {
     return {f.settings, available_features(x_, f.kind)};
 }
 
-Settings SettingsDesk::put(Caller const& c, SettingsChange const& change) {
+SettingsView SettingsDesk::put(Caller const& c, SettingsChange const& change) {
     require_manager(c);
     return transaction(x_.db, [&] {
         auto rows = x_.db.query(std::string("SELECT ") + settings_columns + " FROM facility_settings WHERE facility_code = $1", {c.facility_code});
@@ -79,7 +79,7 @@ Settings SettingsDesk::put(Caller const& c, SettingsChange const& change) {
         x_.db.query("INSERT INTO settings_audit (id, facility_code, seq, actor, at, before_json, after_json) "
                     "VALUES ($1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM settings_audit WHERE facility_code = $2), $3, $4, $5, $6)",
                     {new_id(), c.facility_code, c.subject, after.updated_at, settings_json(before).dump(), settings_json(after).dump()});
-        return after;
+        return SettingsView{after, available};  // as GET answers it
     });
 }
 

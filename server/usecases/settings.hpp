@@ -52,7 +52,7 @@ public:
     // set-up, and the benchmarks' ceiling (TLS + HTTP + one trivial query).
     WhoAmI whoami(Caller const& c);
     SettingsView get(Caller const& c);
-    Settings put(Caller const& c, SettingsChange const& change);
+    SettingsView put(Caller const& c, SettingsChange const& change);  // answered as get() answers
     std::vector<SettingsAuditEntry> audit(Caller const& c);
     FacilityUrl url(Caller const& c);
     FacilityUrl change_url(Caller const& c);

@@ -300,6 +300,20 @@ TEST_F(Handoff, StrangersWithTheURLCannotFillTheFacilitysHandoffs) {
     EXPECT_EQ(call(office(), "POST", "/api/v1/consent/handoff", choices).status, 201) << "the facility's own terminal is never locked out";
 }
 
+// Outsider 24, F2: a certificate of a モバイル端末 (or an unlabelled one) was never held back, as if it were the office.
+// It is counted by its address like anyone; only the facility's office terminals are exempt.
+TEST_F(Handoff, AMobileCertificateHasTheBudgetOfItsAddress) {
+    json const choices = phone_choices();
+    Caller mobile = office();
+    mobile.terminal = "モバイル端末";
+    mobile.client = "203.0.113.9";
+    for (int i = 0; i < handoffs->max_open_per_client; ++i) ASSERT_EQ(call(mobile, "POST", "/api/v1/consent/handoff", choices).status, 201);
+    EXPECT_EQ(call(mobile, "POST", "/api/v1/consent/handoff", choices).status, 429);
+    Caller terminal = office();
+    terminal.client = mobile.client;  // the office at the same address is not held back
+    EXPECT_EQ(call(terminal, "POST", "/api/v1/consent/handoff", choices).status, 201);
+}
+
 TEST_F(Handoff, AHandoffTheRulesWouldRefuseIsNeverStarted) {
     // Online care while the facility's 環境設定 has it off: refused by the rules' service decision, as the
     // registration would be, before any code is given out.

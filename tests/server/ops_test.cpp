@@ -447,6 +447,52 @@ TEST(Idempotency, TheSameKeyGetsTheFirstAnswerAndNothingIsDoneTwice) {
     EXPECT_FALSE(idempotent_route("POST", "/api/v1/reinquiry"));
 }
 
+// Outsider 24, F0: a replayed key handed a patient's eligibility out again after the consent was withdrawn, days
+// later, to another certificate of the facility — asking no rule and writing no history entry. A route whose answer
+// discloses is never replayed (the session answers it anew: the rules of today, a history entry with its actor), and
+// a stored answer is given only to the certificate that made it.
+TEST(Idempotency, ADisclosingRouteIsNeverReplayedAndAnAnswerOnlyToItsOwnCertificate) {
+    int disclosing = 0;
+    for (auto const& r : route_table())
+        if (r.discloses) {
+            ++disclosing;
+            EXPECT_FALSE(idempotent_route(r.method, r.path)) << r.method << " " << r.path;
+        }
+    EXPECT_GE(disclosing, 6);
+    EXPECT_FALSE(idempotent_route("POST", "/api/v1/oqs/OQSsiquc01req"));
+    for (char const* making : {"OQSmuquc01req", "OQSmuhvq01req", "OQSmuonq01req", "OQSsiimm01req", "OQSmuimm01req"})
+        EXPECT_TRUE(idempotent_route("POST", std::string("/api/v1/oqs/") + making + "?x=1")) << making;
+    EXPECT_FALSE(idempotent_route("GET", "/api/v1/oqs/OQSmuquc01req"));
+
+    auto db = open_sqlite(":memory:");
+    migrate(*db);
+    db->query("INSERT INTO facilities (code, name, kind, created_at) VALUES ('0110113719', 'A', '医科', 'x')");
+    Caller first;
+    first.kind = Caller::Kind::facility;
+    first.facility_code = "0110113719";
+    first.subject = "0110113719 職員 資格確認端末 SHA256:1111111111111111";
+    first.certificate = std::string(64, '1');
+    Caller other = first;  // another terminal of the facility, the same subject but another certificate
+    other.certificate = std::string(64, '2');
+    Caller unlabelled = first;
+    unlabelled.subject = "0110113719 SHA256:3333333333333333";
+    unlabelled.certificate = std::string(64, '3');
+    int runs = 0;
+    auto run = [&] { return HttpResult{200, "application/xml", "<answer " + std::to_string(++runs) + "/>"}; };
+    IdempotentAnswers store(*db);
+    SystemClock clock;
+    std::string const key = "outsider24-replay-0001";
+    std::string const route = "/api/v1/oqs/OQSmuhvq01req";
+    HttpResult const answer = answer_once(store, clock, first, route, key, "<XmlMsg/>", run);
+    EXPECT_EQ(answer_once(store, clock, first, route, key, "<XmlMsg/>", run).body, answer.body);  // its own certificate: replayed
+    for (Caller const& c : {other, unlabelled}) {
+        HttpResult r = answer_once(store, clock, c, route, key, "<XmlMsg/>", run);
+        EXPECT_EQ(r.status, 422) << c.subject;
+        EXPECT_EQ(r.body.find("<answer"), std::string::npos) << r.body;
+    }
+    EXPECT_EQ(runs, 1);
+}
+
 // The Idempotency-Key's refusals are errors like every other: the one shape, both languages apart, the field named.
 TEST(Idempotency, RefusalsAreErrorsInTheOneShape) {
     auto db = open_sqlite(":memory:");

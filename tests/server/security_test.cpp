@@ -1097,7 +1097,7 @@ TEST_F(Race, Item21_5_OneIdempotencyKeyAtOnceIsAnsweredOnceAndScopedByRoute) {
         });
     };
     auto made = [&] { return as_int(db->query("SELECT COUNT(*) FROM url_keys WHERE created_at = 'race'")[0][0]); };
-    std::string const bulk = "/api/v1/oqs/OQSmuquc01req", single = "/api/v1/oqs/OQSsiquc01req";
+    std::string const bulk = "/api/v1/oqs/OQSmuquc01req", single = "/api/v1/oqs/OQSmuhvq01req";  // two routes that make a job
     std::mutex mutex;
     std::set<std::string> bodies;
     int replayed = 0;

@@ -37,6 +37,7 @@ NewMedicalRecord new_medical_record(json const& body) {
     NewMedicalRecord r{f.text("person_key"), f.text("item"), f.text("recorded_on"), {}};
     json const& content = f.raw("content");
     if (!content.is_object()) throw invalid("content", "content はオブジェクトです", "content must be an object");
+    check_texts_in(content, "content", 10000);  // every text in it, like any field's: no control, non-character or bidi control
     r.content_json = content.dump();
     return r;
 }
