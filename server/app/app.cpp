@@ -145,7 +145,9 @@ void admit_serving_release(Database& db, LoadResult const& rules, std::string co
 // destroyed.
 class BatchWorker {
 public:
-    BatchWorker(Service& service, Runtime& rt) : service_(service), thread_([this, &rt] { run(service_, rt); }) {}
+    BatchWorker(Service& service, Runtime& rt) : service_(service), thread_([this, &rt] { run(service_, rt); }) {
+        service_.batch.on_job_accepted = [this] { wake(); };  // (before the server takes requests)
+    }
     // Takes no new chunk from now on (the one under way is finished); SIGTERM's drain asks this first.
     void stop_taking() {
         {
@@ -154,9 +156,18 @@ public:
         }
         idle_.notify_all();
     }
+    // A job was accepted: an idle worker looks at once instead of after its pause (not while a fault is waited out).
+    void wake() {
+        {
+            std::lock_guard lock(idle_mutex_);
+            woken_ = true;
+        }
+        idle_.notify_all();
+    }
     // Stops, then lets go of any chunk lease this server still holds (a chunk a failure left leased), so that another
     // server answers it at once instead of after the lease expires.
     ~BatchWorker() {
+        service_.batch.on_job_accepted = nullptr;
         stop_taking();
         thread_.join();
         try {
@@ -186,12 +197,16 @@ private:
                 }
                 // A transient database fault is waited out for longer (BatchDesk::pause).
                 std::unique_lock lock(idle_mutex_);
-                idle_.wait_for(lock, std::max(std::chrono::milliseconds(200), service.batch.pause()), [&] { return stopping_.load(); });
+                bool const fault = service.batch.pause().count() != 0;
+                idle_.wait_for(lock, std::max(std::chrono::milliseconds(200), service.batch.pause()),
+                               [&] { return stopping_.load() || (woken_ && !fault); });
+                woken_ = false;
             }
         }
     }
     Service& service_;
     std::atomic<bool> stopping_{false};
+    bool woken_ = false;  // a job was accepted since the worker last looked (under idle_mutex_)
     std::mutex idle_mutex_;
     std::condition_variable idle_;
     std::thread thread_;  // last: starts once the rest is made

@@ -3,6 +3,8 @@
 #include <openssl/rand.h>
 
 #include <array>
+#include <chrono>
+#include <cstdint>
 #include <stdexcept>
 
 namespace kyotaku::server {
@@ -16,6 +18,14 @@ std::string new_id() {
         out += hex[b >> 4];
         out += hex[b & 15];
     }
+    return out;
+}
+
+std::string time_ordered_id() {
+    auto const ms = std::uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+    static char const hex[] = "0123456789abcdef";
+    std::string out = new_id();
+    for (int i = 0; i < 12; ++i) out[std::size_t(i)] = hex[(ms >> (4 * (11 - i))) & 15];
     return out;
 }
 

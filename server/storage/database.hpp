@@ -54,6 +54,13 @@ public:
     virtual std::string backend() const = 0;
     // Runs `body` atomically (see transaction() below).
     virtual void in_transaction(std::function<void()> const& body) = 0;
+    // The same, for work nobody is told of until a later transaction commits (a batch chunk's lease and answers: the
+    // job is 正常終了 only once its last chunk is in, by a transaction of its own): the commit need not wait for the
+    // disk. SQLite writes it to the WAL (durable against a crash of the server) and syncs it with the next synced
+    // commit — the file is synced whole, so a synced commit makes every commit before it durable — or checkpoint; so
+    // the writer lock is not held through an fsync per chunk. A crash of the machine loses such a commit whole (and
+    // everything after it), never part of it: the work is done again. PostgreSQL commits it as any transaction.
+    virtual void in_transaction_unsynced(std::function<void()> const& body) { in_transaction(body); }
     // The connections of this process (for /metrics): how many, how many in use, threads waiting for one.
     struct PoolStats {
         int size = 1, busy = 0, waiting = 0;
@@ -121,6 +128,15 @@ auto transaction(Database& db, F&& body) {
         db.in_transaction([&] { result.emplace(body()); });
         return std::move(*result);
     }
+}
+
+// transaction() with Database::in_transaction_unsynced.
+template <typename F>
+auto unsynced_transaction(Database& db, F&& body) {
+    using R = decltype(body());
+    std::optional<R> result;
+    db.in_transaction_unsynced([&] { result.emplace(body()); });
+    return std::move(*result);
 }
 
 std::string as_text(Value const& v);

@@ -33,7 +33,7 @@ HistoryEntries<Entry> page_of(Database& db, char const* table, char const* colum
 void InquiryLog::append(InquiryEntry const& e, std::string const& at) {
     db_.append("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json, actor, reception_number) "
                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-               {new_id(), e.facility, at, e.kind, text_or_null(e.person), std::int64_t(e.allowed), e.detail_json, text_or_null(e.actor),
+               {time_ordered_id(), e.facility, at, e.kind, text_or_null(e.person), std::int64_t(e.allowed), e.detail_json, text_or_null(e.actor),
                 text_or_null(e.reception)});
 }
 
@@ -43,7 +43,7 @@ void InquiryLog::append_all(std::vector<InquiryEntry> const& entries, std::strin
                     [&](Row& row) {
                         if (next == entries.size()) return false;
                         InquiryEntry const& e = entries[next++];
-                        row = Row{new_id(), e.facility, at, e.kind, text_or_null(e.person), std::int64_t(e.allowed), e.detail_json,
+                        row = Row{time_ordered_id(), e.facility, at, e.kind, text_or_null(e.person), std::int64_t(e.allowed), e.detail_json,
                                   text_or_null(e.actor), text_or_null(e.reception)};
                         return true;
                     });

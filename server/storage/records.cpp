@@ -227,4 +227,91 @@ std::vector<std::string> ChunkRecords::reference_numbers(std::string const& faci
     return it == references_.end() ? std::vector<std::string>{} : it->second;
 }
 
+namespace {
+// One statement for PersonRecords: the facility with its settings (part 0), the person (1), their consents at the
+// facility (2), its claim reviews (3), their insurance periods (4) and the facility's 照会番号 for them (5), each part
+// in the order the one-table queries of DbRecords give (the sort columns d1, d2 descending, a1, a2 ascending; a
+// part leaves the others NULL), so both backends order as they always did. 18 columns: the part, 13 values (texts:
+// the parts' integers are cast, so that PostgreSQL unites the columns), 4 sort keys. Each part finds the person by
+// a scalar subquery (not a join with p, which SQLite planned as a scan of the facility's consents with an index of
+// p made for each execution).
+std::string person_statement(char const* who) {
+    auto nulls = [](int n) {
+        std::string out;
+        for (int i = 0; i < n; ++i) out += ", NULL";
+        return out;
+    };
+    std::string settings;
+    for (char const* column : {"terms_agreed", "home_visit_enabled", "online_enabled", "view_operation", "view_diagnosis", "view_pharmacy",
+                               "view_checkup", "view_limit"})
+        settings += std::string(", CAST(s.") + column + " AS TEXT)";
+    return std::string("WITH p AS (") + who + ") "
+           "SELECT 0, f.name, f.kind" + settings + ", s.updated_at" + nulls(2) + nulls(4) +
+           " FROM facilities f JOIN facility_settings s ON s.facility_code = f.code WHERE f.code = $1 "
+           "UNION ALL SELECT 1, p.person_key" + nulls(12) + nulls(4) + " FROM p "
+           "UNION ALL SELECT 2, c.id, c.visit_kind, c.first_visit, c.identity_method, c.registered_at, c.items, c.appointment_date, "
+           "c.withdrawn_at, CAST(c.preparatory_visit AS TEXT)" + nulls(4) + ", c.first_visit, c.registered_at, c.id, NULL FROM consents c "
+           "WHERE c.facility_code = $1 AND c.person_key = (SELECT person_key FROM p) "
+           "UNION ALL SELECT 3, r.month" + nulls(12) + nulls(4) + " FROM claim_reviews r "
+           "WHERE r.facility_code = $1 AND r.person_key = (SELECT person_key FROM p) "
+           "UNION ALL SELECT 4, " + eligibility_columns + ", e.valid_from, NULL, e.id, NULL FROM insured_persons e "
+           "WHERE e.person_key = (SELECT person_key FROM p) "
+           "UNION ALL SELECT 5, n.reference_number" + nulls(12) + ", NULL, NULL, n.registered_at, n.reference_number "
+           "FROM reference_numbers n WHERE n.facility_code = $1 AND n.person_key = (SELECT person_key FROM p) "
+           "ORDER BY 1, 15 DESC, 16 DESC, 17, 18";
+}
+}  // namespace
+
+PersonRecords::PersonRecords(Database& db, std::string const& facility, std::optional<Card> const& card, std::string const& reference_number)
+    : db_(db), facility_(facility), card_(card), reference_number_(reference_number) {
+    static std::string const by_card = person_statement(
+        "SELECT person_key FROM insured_persons WHERE insurer_number = $2 AND symbol = $3 AND number = $4 AND branch = $5 AND birthdate = $6 LIMIT 1");
+    static std::string const by_reference =
+        person_statement("SELECT person_key FROM reference_numbers WHERE facility_code = $1 AND reference_number = $2");
+    std::vector<Row> rows = card ? db.query(by_card, {facility, card->insurer, card->symbol, card->number, card->branch, card->birthdate})
+                                 : db.query(by_reference, {facility, reference_number});
+    for (auto const& r : rows) {
+        switch (as_int(r[0])) {
+            case 0:
+                info_ = FacilityInfo{facility, as_text(r[1]), as_text(r[2]), settings_from_row(Row(r.begin() + 3, r.begin() + 12))};
+                break;
+            case 1: person_ = as_text(r[1]); break;
+            case 2: add_consent(consents_, r, 1); break;
+            case 3:
+                if (auto m = parse_month(as_text(r[1])).month) claims_.push_back(*m);
+                break;
+            case 4: eligibility_.push_back(eligibility_from(r, 1)); break;
+            case 5: references_.push_back(as_text(r[1])); break;
+        }
+    }
+}
+
+std::optional<FacilityInfo> PersonRecords::facility(std::string const& code) { return code == facility_ ? info_ : db_.facility(code); }
+
+std::string PersonRecords::person_by_card(Card const& card) {
+    if (card_ && card.key() == card_->key()) return person_;
+    return db_.person_by_card(card);
+}
+
+std::string PersonRecords::person_by_reference(std::string const& facility, std::string const& ref) {
+    if (!card_ && facility == facility_ && ref == reference_number_) return person_;
+    return db_.person_by_reference(facility, ref);
+}
+
+ConsentState PersonRecords::consents(std::string const& facility, std::string const& person) {
+    return loaded(facility, person) ? consents_ : db_.consents(facility, person);
+}
+
+std::vector<Month> PersonRecords::claim_months(std::string const& facility, std::string const& person) {
+    return loaded(facility, person) ? claims_ : db_.claim_months(facility, person);
+}
+
+std::vector<EligibilityRecord> PersonRecords::eligibility(std::string const& person) {
+    return !person_.empty() && person == person_ ? eligibility_ : db_.eligibility(person);
+}
+
+std::vector<std::string> PersonRecords::reference_numbers(std::string const& facility, std::string const& person) {
+    return loaded(facility, person) ? references_ : db_.reference_numbers(facility, person);
+}
+
 }  // namespace kyotaku::server

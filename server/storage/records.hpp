@@ -1,6 +1,7 @@
-// What the decision path reads: the server's own records of a facility and a person, by purpose. Two
-// implementations: `DbRecords` asks the database for each; `ChunkRecords` loads what a batch chunk needs with one
-// query per table and answers from memory (the batch prefetch). Nothing here decides anything.
+// What the decision path reads: the server's own records of a facility and a person, by purpose. Three
+// implementations: `DbRecords` asks the database for each; `PersonRecords` loads one person's with one statement (a
+// re-inquiry); `ChunkRecords` loads what a batch chunk needs with one query per table and answers from memory (the
+// batch prefetch). Nothing here decides anything.
 #pragma once
 
 #include "storage/database.hpp"
@@ -119,6 +120,37 @@ private:
     std::map<std::string, std::vector<Month>> claims_;
     std::map<std::string, std::vector<EligibilityRecord>> eligibility_;
     std::map<std::string, std::vector<std::string>> references_;
+};
+
+// The records of one person at one facility — the facility with its settings, the person named by a card or by the
+// facility's 照会番号, their consents and claims there, their insurance periods and 照会番号 — read with one
+// statement, for a request about one person (re-inquiry): one round trip and one read instead of six. Anything else
+// is asked of the database as DbRecords would.
+class PersonRecords final : public Records {
+public:
+    PersonRecords(Database& db, std::string const& facility, std::optional<Card> const& card, std::string const& reference_number);
+    std::optional<FacilityInfo> facility(std::string const& code) override;
+    std::string person_by_card(Card const& card) override;
+    std::string person_by_reference(std::string const& facility, std::string const& ref) override;
+    ConsentState consents(std::string const& facility, std::string const& person) override;
+    std::vector<Month> claim_months(std::string const& facility, std::string const& person) override;
+    std::vector<EligibilityRecord> eligibility(std::string const& person) override;
+    std::vector<std::string> reference_numbers(std::string const& facility, std::string const& person) override;
+
+private:
+    bool loaded(std::string const& facility, std::string const& person) const {
+        return !person_.empty() && facility == facility_ && person == person_;
+    }
+    DbRecords db_;
+    std::string facility_;
+    std::optional<Card> card_;
+    std::string reference_number_;
+    std::optional<FacilityInfo> info_;
+    std::string person_;  // "" when the card or number names no one
+    ConsentState consents_;
+    std::vector<Month> claims_;
+    std::vector<EligibilityRecord> eligibility_;
+    std::vector<std::string> references_;
 };
 
 // The settings row of a facility as this file reads it (shared with the settings use case).

@@ -15,12 +15,15 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <iostream>
+#include <thread>
 #include <unordered_map>
+#include <utility>
 
 namespace kyotaku::server {
 
@@ -67,7 +70,8 @@ namespace {
 // One SQLite connection with its prepared statements. Not thread-safe: the pool lends it to one thread at a time.
 class Connection {
 public:
-    explicit Connection(std::string const& path) {
+    // `writer`: the database's one in-process writer lock (see Sqlite).
+    Connection(std::string const& path, std::mutex& writer) : writer_(writer) {
         if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
             std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
             sqlite3_close(db_);
@@ -82,7 +86,7 @@ public:
         script("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
     }
     ~Connection() {
-        for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+        for (auto& [sql, prepared] : cache_) sqlite3_finalize(prepared.stmt);
         sqlite3_close(db_);
     }
     Connection(Connection const&) = delete;
@@ -90,20 +94,33 @@ public:
 
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) {
         check_text_params(params);
-        // Prepared statements are cached by their text (the application's statements are a fixed set).
-        sqlite3_stmt* stmt = nullptr;
-        bool cached = false;
+        // Prepared statements are cached by their text (the application's statements are a fixed set), with where
+        // each $n is bound (SQLite numbers named parameters in the order they first appear).
+        Prepared fresh;
+        Prepared* prepared = nullptr;
         if (auto it = cache_.find(sql); it != cache_.end()) {
-            stmt = it->second;
-            cached = true;
+            prepared = &it->second;
         } else {
-            if (sqlite3_prepare_v2(db_, sql.c_str(), int(sql.size()), &stmt, nullptr) != SQLITE_OK)
+            if (sqlite3_prepare_v2(db_, sql.c_str(), int(sql.size()), &fresh.stmt, nullptr) != SQLITE_OK)
                 throw DatabaseError(std::string("SQL error: ") + sqlite3_errmsg(db_));
-            if (cache_.size() < 256) {
-                cache_.emplace(sql, stmt);
-                cached = true;
+            for (int index = 1, n = sqlite3_bind_parameter_count(fresh.stmt); index <= n; ++index) {
+                char const* name = sqlite3_bind_parameter_name(fresh.stmt, index);
+                std::size_t number = 0;
+                if (name && name[0] == '$') std::from_chars(name + 1, name + std::strlen(name), number);
+                if (number == 0) continue;
+                if (fresh.slot.size() < number) fresh.slot.resize(number, 0);
+                fresh.slot[number - 1] = index;
             }
+            if (cache_.size() < 256) prepared = &cache_.emplace(sql, std::exchange(fresh, Prepared{})).first->second;
+            else prepared = &fresh;
         }
+        sqlite3_stmt* const stmt = prepared->stmt;
+        bool const cached = prepared != &fresh;
+        // A statement that writes outside a transaction takes the writer lock for its step: SQLite lets one writer in
+        // at a time, and a second would sleep in the busy handler (1 ms, then 2, 5, 10 …) instead of waiting just as
+        // long as the first one writes. Inside a transaction the lock is held already (Sqlite::in_transaction).
+        std::unique_lock<std::mutex> write(writer_, std::defer_lock);
+        if (!writing.owns_lock() && !sqlite3_stmt_readonly(stmt)) write.lock();
         struct Release {
             sqlite3_stmt* s;
             bool cached;
@@ -116,16 +133,16 @@ public:
                 }
             }
         } release{stmt, cached};
-        for (std::size_t i = 0; i < params.size(); ++i) {
-            std::string name = "$" + std::to_string(i + 1);
-            int index = sqlite3_bind_parameter_index(stmt, name.c_str());
+        for (std::size_t i = 0; i < params.size() && i < prepared->slot.size(); ++i) {
+            int const index = prepared->slot[i];
             if (index == 0) continue;  // a parameter the statement does not use
+            // (the texts outlive the statement's step: bound without a copy)
             int rc = std::visit(
                 [&](auto const& v) -> int {
                     using T = std::decay_t<decltype(v)>;
                     if constexpr (std::is_same_v<T, std::nullptr_t>) return sqlite3_bind_null(stmt, index);
                     else if constexpr (std::is_same_v<T, std::int64_t>) return sqlite3_bind_int64(stmt, index, v);
-                    else return sqlite3_bind_text(stmt, index, v.data(), int(v.size()), SQLITE_TRANSIENT);
+                    else return sqlite3_bind_text(stmt, index, v.data(), int(v.size()), SQLITE_STATIC);
                 },
                 params[i]);
             if (rc != SQLITE_OK) throw DatabaseError(std::string("SQL bind error: ") + sqlite3_errmsg(db_));
@@ -163,11 +180,19 @@ public:
         }
     }
 
+    sqlite3* handle() const { return db_; }
+
     int depth = 0;  // transaction nesting (savepoints below the first)
+    std::unique_lock<std::mutex> writing;  // the writer lock, held from BEGIN IMMEDIATE to COMMIT or ROLLBACK
 
 private:
+    struct Prepared {
+        sqlite3_stmt* stmt = nullptr;
+        std::vector<int> slot;  // slot[n - 1]: the index $n is bound at (0: the statement does not use it)
+    };
+    std::mutex& writer_;
     sqlite3* db_ = nullptr;
-    std::unordered_map<std::string, sqlite3_stmt*> cache_;
+    std::unordered_map<std::string, Prepared> cache_;
 };
 
 // A small pool of connections to one database file (WAL). A transaction binds one connection to the calling
@@ -177,11 +202,73 @@ private:
 class Sqlite final : public Database {
 public:
     Sqlite(std::string const& path, std::size_t connections) {
-        std::size_t const size = path == ":memory:" || path.empty() ? 1 : std::max<std::size_t>(connections, 1);
+        // SQLite's memory statistics take a global mutex around every allocation it makes (sqlite3_config; before its
+        // first use in the process, else a harmless SQLITE_MISUSE): the server never reads them.
+        static int const no_memory_statistics = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+        (void)no_memory_statistics;
+        bool const memory = path == ":memory:" || path.empty();
+        std::size_t const size = memory ? 1 : std::max<std::size_t>(connections, 1);
         for (std::size_t i = 0; i < size; ++i) {
-            owned_.push_back(std::make_unique<Connection>(path));
+            owned_.push_back(std::make_unique<Connection>(path, writer_));
             pool_.add(owned_.back().get());
         }
+        if (memory) return;
+        // The audit appends of reads (append()) go in on a connection of their own, several at one commit (see
+        // append()).
+        appender_ = std::make_unique<Connection>(path, writer_);
+        // Checkpoints off the request path. SQLite runs one inside whichever commit takes the WAL past 1,000 pages:
+        // an fdatasync of the WAL and one of the database in, say, a re-inquiry's audit append, while every other
+        // writer waits. Here the connections only report their commits (a WAL hook replaces the automatic
+        // checkpoint), and a thread with a connection of its own copies the WAL back into the database (PASSIVE: it
+        // neither waits for readers and writers nor holds them up).
+        checkpointer_ = std::make_unique<Connection>(path, writer_);
+        for (auto& c : owned_) sqlite3_wal_hook(c->handle(), &Sqlite::on_commit, this);
+        sqlite3_wal_hook(appender_->handle(), &Sqlite::on_commit, this);
+        checkpoints_ = std::thread([this] { checkpoint_loop(); });
+    }
+    ~Sqlite() override {
+        if (checkpoints_.joinable()) {
+            {
+                std::lock_guard lock(checkpoint_mutex_);
+                stop_ = true;
+            }
+            checkpoint_due_cv_.notify_all();
+            checkpoints_.join();
+        }
+    }
+    Sqlite(Sqlite const&) = delete;
+    Sqlite& operator=(Sqlite const&) = delete;
+
+    // An audit append outside a transaction waits for its commit like any write, but shares it (group commit): the
+    // first caller to find no commit under way takes every append queued so far onto the appender connection in one
+    // transaction (synchronous=NORMAL, as a lone append: durable against a crash of the server), commits, and wakes
+    // their callers; appends that arrive meanwhile form the next group. Nobody returns before the commit that holds
+    // their row. One commit per group instead of one per request: every commit makes the pooled connections drop
+    // their page cache at their next read (the WAL changed), and takes the writer lock.
+    std::vector<Row> append(std::string const& sql, std::vector<Value> const& params) override {
+        if (Connection* c = pool_.bound(); c || !appender_) return query(sql, params);
+        check_text_params(params);
+        PendingAppend me{&sql, &params, {}, {}, false};
+        std::unique_lock lock(append_mutex_);
+        append_queue_.push_back(&me);
+        while (!me.done) {
+            if (appending_) {
+                append_done_.wait(lock);
+                continue;
+            }
+            appending_ = true;
+            std::vector<PendingAppend*> group;
+            group.swap(append_queue_);
+            lock.unlock();
+            commit_group(group);
+            lock.lock();
+            appending_ = false;
+            for (auto* p : group) p->done = true;
+            append_done_.notify_all();
+        }
+        if (me.error) std::rethrow_exception(me.error);
+        ++write_ledger().committed;
+        return std::move(me.rows);
     }
 
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
@@ -203,17 +290,48 @@ public:
     PoolStats pool_stats() override { return pool_.stats(); }
 
     void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::function<bool(Row&)> const& next) override {
-        std::string sql = "INSERT INTO " + table + " (";
-        for (std::size_t i = 0; i < columns.size(); ++i) sql += (i ? ", " : "") + columns[i];
-        sql += ") VALUES (";
-        for (std::size_t i = 0; i < columns.size(); ++i) sql += (i ? ", $" : "$") + std::to_string(i + 1);
-        sql += ")";
+        // Rows go in `group` at a time by one multi-row INSERT (one statement step per group: SQLite's per-statement
+        // work is paid once), the rest one by one; both statements are prepared once per connection.
+        std::size_t const width = columns.size(), group = std::max<std::size_t>(1, 800 / std::max<std::size_t>(width, 1));
+        auto statement = [&](std::size_t rows) {
+            std::string sql = "INSERT INTO " + table + " (";
+            for (std::size_t i = 0; i < width; ++i) sql += (i ? ", " : "") + columns[i];
+            sql += ") VALUES ";
+            for (std::size_t r = 0; r < rows; ++r) {
+                sql += r ? ", (" : "(";
+                for (std::size_t i = 0; i < width; ++i) sql += (i ? ", $" : "$") + std::to_string(r * width + i + 1);
+                sql += ")";
+            }
+            return sql;
+        };
+        std::string const one = statement(1), many = statement(group);
         transaction(*this, [&] {
-            for (Row row; next(row);) query(sql, row);
+            std::vector<Value> params;
+            params.reserve(group * width);
+            std::size_t held = 0;
+            for (Row row; next(row);) {
+                if (row.size() != width) throw DatabaseError("insert_rows: a row of " + std::to_string(row.size()) + " values for " + std::to_string(width) + " columns");
+                for (auto& v : row) params.push_back(std::move(v));
+                if (++held == group) {
+                    query(many, params);
+                    params.clear();
+                    held = 0;
+                }
+            }
+            for (std::size_t r = 0; r < held; ++r)
+                query(one, std::vector<Value>(std::make_move_iterator(params.begin() + std::ptrdiff_t(r * width)),
+                                              std::make_move_iterator(params.begin() + std::ptrdiff_t((r + 1) * width))));
         });
     }
 
-    void in_transaction(std::function<void()> const& body) override {
+    void in_transaction(std::function<void()> const& body) override { run_transaction(body, true); }
+    void in_transaction_unsynced(std::function<void()> const& body) override { run_transaction(body, false); }
+
+private:
+    // `synced`: the commit waits for the disk (synchronous=FULL: the WAL is synced, and with it every commit before);
+    // otherwise it is written to the WAL (synchronous=NORMAL, as the connections' lone statements) and reaches the
+    // disk with the next synced commit or checkpoint.
+    void run_transaction(std::function<void()> const& body, bool synced) {
         Connection* c = pool_.bound();
         std::optional<Pool::Lease> lease;
         if (!c) {
@@ -229,14 +347,23 @@ public:
             }
         } unbind{pool_, lease.has_value()};
         std::string sp = "sp" + std::to_string(c->depth);
-        c->script(c->depth == 0 ? "PRAGMA synchronous=FULL; BEGIN IMMEDIATE" : "SAVEPOINT " + sp);
+        if (c->depth == 0) c->writing = std::unique_lock<std::mutex>(writer_);  // after the lease: see writer_
+        struct Release {
+            Connection& c;
+            ~Release() {
+                if (c.depth == 0 && c.writing.owns_lock()) c.writing.unlock();
+            }
+        } release{*c};
+        bool const outer = c->depth == 0;
+        synced = synced && outer;
+        c->script(outer ? (synced ? "PRAGMA synchronous=FULL; BEGIN IMMEDIATE" : "BEGIN IMMEDIATE") : "SAVEPOINT " + sp);
         ++c->depth;
         try {
             body();
         } catch (...) {
             --c->depth;
             try {
-                c->script(c->depth == 0 ? "ROLLBACK; PRAGMA synchronous=NORMAL" : "ROLLBACK TO " + sp + "; RELEASE " + sp);
+                c->script(c->depth == 0 ? (synced ? "ROLLBACK; PRAGMA synchronous=NORMAL" : "ROLLBACK") : "ROLLBACK TO " + sp + "; RELEASE " + sp);
             } catch (...) {
             }
             throw;
@@ -250,20 +377,100 @@ public:
                     c->script("ROLLBACK");
                 } catch (...) {
                 }
-                c->script("PRAGMA synchronous=NORMAL");
+                if (synced) c->script("PRAGMA synchronous=NORMAL");
                 throw;
             }
             ++write_ledger().committed;
-            c->script("PRAGMA synchronous=NORMAL");
+            if (synced) c->script("PRAGMA synchronous=NORMAL");
         } else {
             c->script("RELEASE " + sp);
         }
     }
 
-private:
+    struct PendingAppend {
+        std::string const* sql;
+        std::vector<Value> const* params;
+        std::vector<Row> rows;
+        std::exception_ptr error;
+        bool done;
+    };
+    // One transaction for the group. Should it fail, each append is tried alone, so that one bad row fails only its
+    // own request.
+    void commit_group(std::vector<PendingAppend*> const& group) {
+        Connection& c = *appender_;
+        c.writing = std::unique_lock<std::mutex>(writer_);
+        struct Release {
+            Connection& c;
+            ~Release() { c.writing.unlock(); }
+        } release{c};
+        auto alone = [&](PendingAppend& p) {
+            p.rows.clear();
+            try {
+                p.rows = c.query(*p.sql, *p.params);
+            } catch (...) {
+                p.error = std::current_exception();
+            }
+        };
+        if (group.size() == 1) return alone(*group.front());
+        try {
+            c.script("BEGIN IMMEDIATE");
+            for (auto* p : group) p->rows = c.query(*p->sql, *p->params);
+            c.script("COMMIT");
+            return;
+        } catch (...) {
+            try {
+                c.script("ROLLBACK");
+            } catch (...) {
+            }
+        }
+        for (auto* p : group) alone(*p);
+    }
+
+    static constexpr int checkpoint_pages = 1000;  // SQLite's own default for its automatic checkpoint
+
+    static int on_commit(void* self, sqlite3*, char const*, int wal_pages) {
+        if (wal_pages >= checkpoint_pages) {
+            auto* db = static_cast<Sqlite*>(self);
+            {
+                std::lock_guard lock(db->checkpoint_mutex_);
+                db->checkpoint_due_ = true;
+            }
+            db->checkpoint_due_cv_.notify_one();
+        }
+        return SQLITE_OK;
+    }
+
+    void checkpoint_loop() {
+        std::unique_lock lock(checkpoint_mutex_);
+        for (;;) {
+            checkpoint_due_cv_.wait(lock, [&] { return stop_ || checkpoint_due_; });
+            if (stop_) return;
+            checkpoint_due_ = false;
+            lock.unlock();
+            int wal = 0, copied = 0;
+            sqlite3_wal_checkpoint_v2(checkpointer_->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal, &copied);
+            lock.lock();
+        }
+    }
+
     using Pool = ConnectionPool<Connection*>;
+    // The writers of this process take turns here rather than in SQLite's busy handler, which polls with sleeps.
+    // Always taken after a connection is leased, and a thread that holds it leases no other connection (its
+    // transaction's statements run on the connection bound to it; the appender's group is on a connection of its
+    // own), so it cannot wait for a connection held by a thread that waits for it. Other processes on the same file
+    // are still met by the busy timeout.
+    std::mutex writer_;
     std::vector<std::unique_ptr<Connection>> owned_;
     Pool pool_;
+    std::unique_ptr<Connection> appender_, checkpointer_;
+    std::mutex append_mutex_;
+    std::condition_variable append_done_;
+    std::vector<PendingAppend*> append_queue_;  // waiting for the next group (under append_mutex_)
+    bool appending_ = false;                    // a group is being committed (under append_mutex_)
+    std::mutex checkpoint_mutex_;
+    std::condition_variable checkpoint_due_cv_;
+    bool checkpoint_due_ = false, stop_ = false;
+    std::thread checkpoints_;  // last: started when everything it uses exists, joined before any of it goes
 };
 }  // namespace
 

@@ -95,6 +95,7 @@ json BatchDesk::upload(Caller const& c, std::string const& category, std::string
         return json{{"reception_number", reception}, {"total", total}, {"status", "処理中"}};
     });
     x_.events.batch_event({"accepted", reception, c.facility_code, accepted["total"].get<std::int64_t>()});
+    if (on_job_accepted) on_job_accepted();
     return accepted;
 }
 
@@ -183,30 +184,63 @@ std::function<std::string()> BatchDesk::result_pages(Caller const& c, std::strin
 }
 
 namespace {
+// A row of a job as the worker reads it back (batch_rows.request_json), parsed once: the card it names, or why it
+// names none (its own answer), and what its answer repeats.
+struct RowRequest {
+    std::int64_t row_no = 0;
+    bool malformed = false;     // not a row of 6 columns (the upload kept its text)
+    std::optional<std::pair<json, json>> refused;  // a field the upload refused as it read it: its error and field
+    std::optional<Card> card;   // the patient the row names
+    std::optional<Error> error;  // a row whose fields name no one validly
+    json arbitrary_identifier = "";
+    std::optional<json> echo;
+};
+
+RowRequest read_row(std::int64_t row_no, std::string const& request_text) {
+    RowRequest row;
+    row.row_no = row_no;
+    json request = json::parse(request_text, nullptr, false);
+    if (request.is_object() && request.contains("malformed") && request.contains("field")) {
+        row.refused.emplace(request["malformed"], request["field"]);
+        return row;
+    }
+    if (request.is_discarded() || !request.is_object() || request.contains("malformed")) {
+        row.malformed = true;
+        return row;
+    }
+    row.arbitrary_identifier = request.value("arbitrary_identifier", json(""));
+    if (request.contains("echo")) row.echo = request["echo"];
+    try {
+        row.card = card_from(Fields(request, {"arbitrary_identifier", "insurer_number", "symbol", "number", "branch", "birthdate", "echo"}));
+    } catch (Error const& e) {
+        row.error = e;
+    }
+    return row;
+}
+
 // An answer for a row, as JSON text: the same as an individual request's, plus the row's own fields. The row's
 // 資格確認履歴 entry goes to `log.into`, to be written with the answer.
 std::string answer_row(Context& x, DecisionPath& decisions, Records& records, FacilityInfo const* facility, std::string const& category,
-                       std::string const& query_date, std::string const& request_text, Logging const& log) {
-    json request = json::parse(request_text, nullptr, false);
+                       std::string const& query_date, RowRequest const& row, Logging const& log) {
     json result;
-    if (request.is_object() && request.contains("malformed") && request.contains("field"))  // a field refused as it was read
-        return json{{"error", request["malformed"]}, {"field", request["field"]}, {"processing_result_status", 2}}.dump();
-    if (request.is_discarded() || !request.is_object() || request.contains("malformed") || !facility) {
+    if (row.refused)  // a field refused as it was read
+        return json{{"error", row.refused->first}, {"field", row.refused->second}, {"processing_result_status", 2}}.dump();
+    if (row.malformed || !facility) {
         Message const columns{"6列 (arbitrary_identifier,insurer_number,symbol,number,branch,birthdate) が必要です",
                               "expected 6 columns"};
         result = json{{"error", columns.text()}, {"processing_result_status", 2}};
         return result.dump();
     }
     try {
-        Fields f(request, {"arbitrary_identifier", "insurer_number", "symbol", "number", "branch", "birthdate", "echo"});
-        Lookup who{card_from(f), {}, {}};
+        if (row.error) throw *row.error;
+        Lookup who{row.card, {}, {}};
         result = eligibility_answer_json(InquiryDesk::answer_eligibility(x, decisions, records, *facility, who, category, query_date, &log));
         result["processing_result_status"] = 1;
     } catch (Error const& e) {
         result = json{{"error", e.what()}, {"field", e.field}, {"processing_result_status", 2}};
     }
-    result["arbitrary_identifier"] = request.value("arbitrary_identifier", json(""));
-    if (request.contains("echo")) result["echo"] = request["echo"];
+    result["arbitrary_identifier"] = row.arbitrary_identifier;
+    if (row.echo) result["echo"] = *row.echo;
     return result.dump();
 }
 
@@ -278,7 +312,8 @@ int BatchDesk::process_chunk(int max_rows) {
     std::optional<Job> job;
     current_job_.clear();
     current_facility_.clear();
-    std::optional<Chunk> chunk = transaction(x_.db, [&]() -> std::optional<Chunk> {
+    // (unsynced: a lease is told to no one; lost with a crash of the machine, it is taken again)
+    std::optional<Chunk> chunk = unsynced_transaction(x_.db, [&]() -> std::optional<Chunk> {
         auto jobs = x_.db.query(
             std::string("SELECT j.reception_number, j.facility_code, j.category, j.query_date, j.total, j.next_row, j.requested_by FROM batch_jobs j "
                         "WHERE j.finished_at IS NULL ORDER BY COALESCE((SELECT MAX(k.served_at) FROM batch_jobs k WHERE k.facility_code = "
@@ -314,7 +349,7 @@ int BatchDesk::process_chunk(int max_rows) {
     std::string const reception = job->reception, facility_code = job->facility;
     std::string const category = job->category, query_date = job->query_date;
     if (!chunk) {
-        finish_if_complete(x_, reception, facility_code);
+        transaction(x_.db, [&] { finish_if_complete(x_, reception, facility_code); });  // (synced: see below)
         return 0;
     }
     try {
@@ -323,33 +358,36 @@ int BatchDesk::process_chunk(int max_rows) {
                                 "AND NOT EXISTS (SELECT 1 FROM batch_results x WHERE x.reception_number = r.reception_number AND x.row_no = r.row_no) "
                                 "ORDER BY r.row_no",
                                 {reception, chunk->first, chunk->last});
+        std::vector<RowRequest> requests;
         std::vector<Card> cards;
+        requests.reserve(rows.size());
         for (auto const& r : rows) {
-            json request = json::parse(as_text(r[1]), nullptr, false);
-            try {
-                if (request.is_object() && request.contains("insurer_number"))
-                    cards.push_back(card_from(Fields(request, {"arbitrary_identifier", "insurer_number", "symbol", "number", "branch", "birthdate", "echo"})));
-            } catch (Error const&) {
-            }
+            requests.push_back(read_row(as_int(r[0]), as_text(r[1])));
+            if (requests.back().card) cards.push_back(*requests.back().card);
         }
+        rows.clear();
         ChunkRecords records(x_.db, facility_code, cards);
         auto facility = records.facility(facility_code);
         DecisionPath decisions(x_.rules(), records, x_.today());
         std::vector<std::int64_t> row_nos;
         std::vector<std::string> answers;
         std::vector<InquiryEntry> history;  // one 資格確認履歴 entry per row answered, written with the answers
-        row_nos.reserve(rows.size());
-        answers.reserve(rows.size());
-        for (auto const& r : rows) {
-            row_nos.push_back(as_int(r[0]));
-            Logging const log{.kind = "一括再照会", .actor = job->requested_by, .reception = reception, .row = as_int(r[0]), .into = &history};
-            answers.push_back(answer_row(x_, decisions, records, facility ? &*facility : nullptr, category, query_date, as_text(r[1]), log));
+        row_nos.reserve(requests.size());
+        answers.reserve(requests.size());
+        for (auto const& request : requests) {
+            row_nos.push_back(request.row_no);
+            Logging const log{.kind = "一括再照会", .actor = job->requested_by, .reception = reception, .row = request.row_no, .into = &history};
+            answers.push_back(answer_row(x_, decisions, records, facility ? &*facility : nullptr, category, query_date, request, log));
         }
         if (on_chunk_ready) on_chunk_ready();
         // Interactive requests in flight finish first; then one short write, unless another worker answered the chunk.
         x_.gate.drain();
         try {
-            return transaction(x_.db, [&] {
+            // Unsynced (Database::in_transaction_unsynced): a chunk's answers are told to no one until the job is
+            // finished, below, by a synced commit that makes every chunk before it durable; a chunk lost with a crash of
+            // the machine is lost whole (its lease and answers) and answered again.
+            bool complete = false;
+            int const written = unsynced_transaction(x_.db, [&] {
                 bound_lock_waits(x_);
                 // Whoever writes a chunk first answers it, even after its lease expired (a chunk slower than its lease
                 // is not taken back and forth for ever); a later write of it finds it answered and is dropped.
@@ -360,10 +398,22 @@ int BatchDesk::process_chunk(int max_rows) {
                     return 0;
                 write_answers(reception, row_nos, answers);
                 log_inquiries(x_, history);
-                x_.db.query("UPDATE batch_jobs SET done = done + $2 WHERE reception_number = $1", {reception, std::int64_t(rows.size())});
-                finish_if_complete(x_, reception, facility_code);
-                return int(rows.size());
+                auto const job_row = x_.db.query("UPDATE batch_jobs SET done = done + $2 WHERE reception_number = $1 RETURNING done, total",
+                                                 {reception, std::int64_t(requests.size())});
+                complete = !job_row.empty() && as_int(job_row[0][0]) >= as_int(job_row[0][1]);
+                return int(requests.size());
             });
+            if (complete) {
+                try {
+                    transaction(x_.db, [&] {
+                        bound_lock_waits(x_);
+                        finish_if_complete(x_, reception, facility_code);
+                    });
+                } catch (TransientDatabaseError const&) {
+                    // Finished by this worker's next look at the job (a job whose rows are all answered: `!chunk` above).
+                }
+            }
+            return written;
         } catch (LockTimeout const& e) {
             // Another server holds the chunk or the job and does not let go (hung?): not this chunk's fault. Its
             // answers are dropped; the chunk is answered again once its lease expires.

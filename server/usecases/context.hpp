@@ -65,6 +65,7 @@ public:
 
     // The facility of an office-terminal or mobile caller, with its 環境設定 (404 when it is not registered).
     FacilityInfo facility(Caller const& c);
+    FacilityInfo facility(Caller const& c, Records& records);  // as read by `records`
 
     // Interactive requests go before the batch worker (request_gate.hpp).
     RequestGate gate;

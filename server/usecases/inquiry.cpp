@@ -126,8 +126,8 @@ EligibilityAnswer InquiryDesk::reinquiry(Caller const& c, EligibilityQuery const
     std::string category = checked_category(x_, q.category);
     std::string requested = q.query_date ? iso_date("query_date", *q.query_date) : std::string();  // how far ahead: the rules'
     Lookup who = Lookup::from(q.reference_number, q.card);
-    FacilityInfo facility = x_.facility(c);
-    DbRecords records(x_.db);
+    PersonRecords records(x_.db, c.facility_code, who.card, who.reference_number);  // the facility and the person: one statement
+    FacilityInfo facility = x_.facility(c, records);
     DecisionPath decisions(x_.rules(), records, x_.today());
     Logging const log{"再照会", c.subject};
     return answer_eligibility(x_, decisions, records, facility, who, category, requested, &log);

@@ -36,9 +36,14 @@ bool Service::facility_exists(std::string const& code) {
 }
 
 FacilityInfo Context::facility(Caller const& c) {
+    DbRecords records(db);
+    return facility(c, records);
+}
+
+FacilityInfo Context::facility(Caller const& c, Records& records) {
     if (c.kind != Caller::Kind::facility && c.kind != Caller::Kind::mobile)
         throw forbidden("医療機関等の証明書が必要です", "a facility certificate is required");
-    auto f = DbRecords(db).facility(c.facility_code);
+    auto f = records.facility(c.facility_code);
     if (!f) throw not_found("", "施設が登録されていません", "facility not registered");
     return *f;
 }

@@ -79,6 +79,9 @@ public:
     void write_answers(std::string const& reception, std::vector<std::int64_t> const& row_nos, std::vector<std::string> const& answers);
     // Tests: called after a chunk's answers are made, before the worker waits for requests and commits.
     std::function<void()> on_chunk_ready;
+    // Called once an upload's job is stored (committed), so that an idle worker starts on it at once; set before
+    // requests are served (kyotaku serve's worker).
+    std::function<void()> on_job_accepted;
 
 private:
     void give_up(std::string const& reception, std::string const& why);

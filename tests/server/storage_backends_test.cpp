@@ -1,0 +1,229 @@
+// The storage layer on its own, against each backend (server/storage): PersonRecords reads with one statement what DbRecords reads table by
+// table, and SQLite's audit appends share commits without acknowledging any before its commit. Against SQLite (a
+// file: the pool, the appender and the checkpointer are those of a file) and, when KYOTAKU_TEST_PG names a throwaway
+// PostgreSQL (tests/server/with_postgres.sh), against it too.
+#include "storage/database.hpp"
+#include "storage/records.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace kyotaku;
+using namespace kyotaku::server;
+
+namespace {
+
+// A directory of its own under the system's temporary directory, removed at the end.
+struct TempDir {
+    std::filesystem::path path;
+    TempDir() {
+        std::string pattern = (std::filesystem::temp_directory_path() / "kyotaku-storage-XXXXXX").string();
+        if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+        path = pattern;
+    }
+    ~TempDir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path, ignored);
+    }
+};
+
+// The backends under test: a SQLite file with a pool of 4 and, when one is given, PostgreSQL (its schema emptied).
+std::vector<std::pair<std::string, std::unique_ptr<Database>>> databases(TempDir const& dir) {
+    std::vector<std::pair<std::string, std::unique_ptr<Database>>> out;
+    out.emplace_back("sqlite", open_sqlite((dir.path / "k.sqlite").string(), 4));
+    if (char const* url = std::getenv("KYOTAKU_TEST_PG")) {
+        auto db = open_postgres(url);
+        db->script("DROP SCHEMA public CASCADE; CREATE SCHEMA public;");
+        out.emplace_back("postgresql", std::move(db));
+    }
+    for (auto& [name, db] : out) migrate(*db);
+    return out;
+}
+
+// Two facilities; a person with two insurance periods (one ended), consents at both facilities (open, withdrawn, one
+// with an appointment taken at a preparatory visit), claim reviews and 照会番号; another person with nothing.
+void seed(Database& db) {
+    for (char const* code : {"0110113719", "1340100021"}) {
+        db.query("INSERT INTO facilities (code, name, kind, created_at) VALUES ($1, $2, '医科', '2024-04-01T00:00:00Z')",
+                 {std::string(code), std::string("施設") + code});
+        db.query("INSERT INTO facility_settings (facility_code, terms_agreed, home_visit_enabled, online_enabled, view_operation, view_diagnosis, "
+                 "view_pharmacy, view_checkup, view_limit, updated_at) VALUES ($1, 1, 1, 0, 1, 0, 1, 0, 1, '2024-04-02T00:00:00Z')",
+                 {std::string(code)});
+    }
+    auto person = [&](char const* id, char const* key, char const* number, char const* from, Value to, Value loss) {
+        db.query("INSERT INTO insured_persons (id, person_key, insurer_number, symbol, number, branch, birthdate, name, name_kana, burden_ratio, "
+                 "valid_from, valid_to, card_classification, personal_family, loss_reason) VALUES ($1, $2, '06132013', '123', $3, '01', '1940-05-01', "
+                 "'在宅 花子', 'ザイタク ハナコ', '010', $4, $5, '01', '1', $6)",
+                 {std::string(id), std::string(key), std::string(number), std::string(from), to, loss});
+    };
+    person("e1", "P1", "4567", "2020-04-01", std::string("2024-03-31"), std::string("03"));
+    person("e2", "P1", "4567", "2024-04-01", nullptr, nullptr);
+    person("e3", "P2", "9999", "2020-04-01", nullptr, nullptr);
+    auto consent = [&](char const* id, char const* facility, char const* first, Value appointment, Value withdrawn, std::int64_t preparatory) {
+        db.query("INSERT INTO consents (id, facility_code, person_key, visit_kind, first_visit, identity_method, items, appointment_date, registered_at, "
+                 "withdrawn_at, preparatory_visit) VALUES ($1, $2, 'P1', '訪問診療', $3, '暗証番号', '薬剤情報,診療情報', $4, $3, $5, $6)",
+                 {std::string(id), std::string(facility), std::string(first), appointment, withdrawn, preparatory});
+    };
+    consent("c1", "0110113719", "2024-04-15", nullptr, nullptr, 0);
+    consent("c2", "0110113719", "2024-05-01", std::string("2024-05-20"), nullptr, 1);
+    consent("c3", "0110113719", "2024-01-10", nullptr, std::string("2024-02-01T00:00:00Z"), 0);
+    consent("c4", "1340100021", "2024-06-01", nullptr, nullptr, 0);
+    for (char const* month : {"2024-05", "2024-06"})
+        db.query("INSERT INTO claim_reviews (facility_code, person_key, month, reviewed_on) VALUES ('0110113719', 'P1', $1, '2024-07-01')",
+                 {std::string(month)});
+    db.query("INSERT INTO claim_reviews (facility_code, person_key, month, reviewed_on) VALUES ('1340100021', 'P1', '2024-07', '2024-08-01')");
+    for (char const* ref : {"R-2", "R-1"})
+        db.query("INSERT INTO reference_numbers (facility_code, reference_number, person_key, registered_at) VALUES ('0110113719', $1, 'P1', "
+                 "'2024-04-20T00:00:00Z')",
+                 {std::string(ref)});
+}
+
+// Everything a Records answers about one facility and the person a lookup names, as text to compare.
+std::string describe(Records& r, std::string const& facility, std::optional<Card> const& card, std::string const& reference) {
+    std::string out;
+    if (auto f = r.facility(facility))
+        out += "facility " + f->code + " " + f->name + " " + f->kind + " " + std::to_string(f->settings.terms_agreed) +
+               std::to_string(f->settings.home_visit_enabled) + std::to_string(f->settings.online_enabled) + " " + f->settings.updated_at + "\n";
+    else
+        out += "no facility\n";
+    for (bool v : r.facility(facility) ? r.facility(facility)->settings.viewing : std::array<bool, 5>{}) out += v ? '1' : '0';
+    std::string const person = card ? r.person_by_card(*card) : r.person_by_reference(facility, reference);
+    out += "\nperson " + person + "\n";
+    if (person.empty()) return out;
+    ConsentState const s = r.consents(facility, person);
+    out += "withdrawn " + std::to_string(s.any_withdrawn) + "\n";
+    for (auto const& c : s.open) {
+        out += "consent " + c.id + " " + c.visit_kind + " " + c.first_visit + " " + c.identity_method + " " + c.registered_at + " " +
+               c.appointment_date.value_or("-") + " " + std::to_string(c.preparatory_visit);
+        for (auto const& item : c.items) out += " " + item;
+        out += "\n";
+    }
+    std::vector<std::string> months;
+    for (auto const& m : r.claim_months(facility, person)) months.push_back(std::to_string(m.year()) + "-" + std::to_string(m.month()));
+    std::sort(months.begin(), months.end());  // (a set: neither reader orders it)
+    for (auto const& m : months) out += "claim " + m + "\n";
+    for (auto const& e : r.eligibility(person))
+        out += "eligibility " + e.insurer + " " + e.symbol + " " + e.number + " " + e.branch + " " + e.birthdate + " " + e.name + " " + e.name_kana +
+               " " + e.burden_ratio + " " + e.valid_from + " " + e.valid_to.value_or("-") + " " + e.card_classification + " " + e.personal_family +
+               " " + e.loss_reason.value_or("-") + "\n";
+    for (auto const& n : r.reference_numbers(facility, person)) out += "reference " + n + "\n";
+    return out;
+}
+
+}  // namespace
+
+TEST(PersonRecords, ReadWithOneStatementWhatDbRecordsReadsTableByTable) {
+    TempDir dir;
+    for (auto& [backend, db] : databases(dir)) {
+        SCOPED_TRACE(backend);
+        seed(*db);
+        Card const p1{"06132013", "123", "4567", "01", "1940-05-01"}, p2{"06132013", "123", "9999", "01", "1940-05-01"},
+            nobody{"06132013", "123", "0000", "01", "1940-05-01"};
+        struct Case {
+            std::string facility;
+            std::optional<Card> card;
+            std::string reference;
+        };
+        std::vector<Case> const cases{{"0110113719", p1, ""},     {"1340100021", p1, ""}, {"0110113719", p2, ""},
+                                      {"0110113719", nobody, ""}, {"0110113719", {}, "R-1"}, {"1340100021", {}, "R-1"},
+                                      {"0110113719", {}, "R-9"},  {"9999999999", p1, ""}};
+        for (auto const& c : cases) {
+            SCOPED_TRACE(c.facility + " " + (c.card ? c.card->key() : c.reference));
+            DbRecords tables(*db);
+            PersonRecords one(*db, c.facility, c.card, c.reference);
+            std::string const expected = describe(tables, c.facility, c.card, c.reference);
+            EXPECT_EQ(describe(one, c.facility, c.card, c.reference), expected);
+            if (c.facility == "0110113719" && c.card && c.card->number == "4567") {  // the case with everything in it
+                EXPECT_NE(expected.find("consent c2 訪問診療 2024-05-01 暗証番号 2024-05-01 2024-05-20 1 薬剤情報 診療情報"), std::string::npos) << expected;
+                EXPECT_NE(expected.find("withdrawn 1"), std::string::npos);
+                EXPECT_NE(expected.find("claim 2024-6"), std::string::npos);
+                EXPECT_NE(expected.find("2024-03-31 01 1 03"), std::string::npos);
+                EXPECT_LT(expected.find("reference R-1"), expected.find("reference R-2"));
+            }
+        }
+    }
+}
+
+// Many threads append at once on a SQLite file: every append is committed when it returns (another connection reads
+// its row at once), none is lost or written twice, and an append that fails (a duplicate id) fails alone — its
+// group's other appends are committed.
+TEST(SqliteAppends, ShareCommitsAndReturnOnlyOnceCommitted) {
+    TempDir dir;
+    auto db = open_sqlite((dir.path / "k.sqlite").string(), 4);
+    migrate(*db);
+    db->query("INSERT INTO viewing_log (id, facility_code, at, person_key, item, terminal, allowed, reason) VALUES ('taken', 'f', 'at', NULL, "
+              "'i', 't', 0, 'r')");
+    constexpr int threads = 8, each = 60;
+    std::atomic<int> unseen{0}, failed{0}, wrong_failures{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+        pool.emplace_back([&, t] {
+            for (int i = 0; i < each; ++i) {
+                std::string const id = i % 20 == 7 ? std::string("taken") : "a" + std::to_string(t) + "-" + std::to_string(i);
+                try {
+                    db->append("INSERT INTO viewing_log (id, facility_code, at, person_key, item, terminal, allowed, reason) VALUES ($1, 'f', 'at', NULL, "
+                               "'i', 't', 0, 'r')",
+                               {id});
+                    if (id == "taken") ++wrong_failures;
+                    if (db->query("SELECT 1 FROM viewing_log WHERE id = $1", {id}).empty()) ++unseen;
+                } catch (DatabaseError const&) {
+                    ++failed;
+                    if (id != "taken") ++wrong_failures;
+                }
+            }
+        });
+    for (auto& t : pool) t.join();
+    EXPECT_EQ(unseen.load(), 0);
+    EXPECT_EQ(wrong_failures.load(), 0);
+    int const duplicates = threads * (each / 20);
+    EXPECT_EQ(failed.load(), duplicates);
+    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM viewing_log")[0][0]), 1 + threads * each - duplicates);
+    // Reopened (the WAL replayed or checkpointed), the same rows.
+    db.reset();
+    auto again = open_sqlite((dir.path / "k.sqlite").string(), 2);
+    EXPECT_EQ(as_int(again->query("SELECT COUNT(*) FROM viewing_log")[0][0]), 1 + threads * each - duplicates);
+}
+
+// Rows inserted many at a time (SQLite: multi-row INSERT, the rest one by one; PostgreSQL: COPY) come back as given,
+// texts with the characters COPY escapes included, and a failing row rolls back the whole insert.
+TEST(InsertRows, ManyRowsComeBackAsGivenAndAFailureInsertsNone) {
+    TempDir dir;
+    for (auto& [backend, db] : databases(dir)) {
+        SCOPED_TRACE(backend);
+        db->query("INSERT INTO facilities (code, name, kind, created_at) VALUES ('0110113719', 'x', '医科', 'now')");
+        db->query("INSERT INTO batch_jobs (reception_number, facility_code, category, query_date, file_identifier, format, total, done, created_at) "
+                  "VALUES ('R', '0110113719', '訪問診療等', '2024-07-31', '', 'csv', 0, 0, 'now')");
+        std::int64_t const rows = 1234;
+        auto text = [](std::int64_t n) { return "行 " + std::to_string(n) + (n % 3 == 0 ? "\t\\\n\r" : ""); };
+        std::int64_t n = 0;
+        db->insert_rows("batch_rows", {"reception_number", "row_no", "request_json"}, [&](Row& out) {
+            if (n == rows) return false;
+            ++n;
+            out = Row{std::string("R"), n, text(n)};
+            return true;
+        });
+        auto got = db->query("SELECT row_no, request_json FROM batch_rows WHERE reception_number = 'R' ORDER BY row_no");
+        ASSERT_EQ(std::int64_t(got.size()), rows);
+        for (std::int64_t i = 0; i < rows; ++i) {
+            EXPECT_EQ(as_int(got[std::size_t(i)][0]), i + 1);
+            EXPECT_EQ(as_text(got[std::size_t(i)][1]), text(i + 1));
+        }
+        n = 0;
+        EXPECT_THROW(db->insert_rows("batch_rows", {"reception_number", "row_no", "request_json"},
+                                     [&](Row& out) {
+                                         if (n == 1000) return false;
+                                         ++n;
+                                         out = Row{std::string("R"), rows + (n == 999 ? 1 : n), std::string("x")};  // row 999 repeats row 1235
+                                         return true;
+                                     }),
+                     DatabaseError);
+        EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM batch_rows WHERE reception_number = 'R'")[0][0]), rows);
+    }
+}
