@@ -459,9 +459,23 @@ int run(ServeOptions const& o) {
         worker.stop_taking();
         net::co_spawn(acceptor_strand, drain_then_stop(io, acceptor, drain, o.drain), [](std::exception_ptr) {});
     });
+    // An exception escaping a handler (a library's, inside an asynchronous operation: nothing of ours can catch it
+    // there) is logged and the thread runs on, instead of ending the process and every facility's requests with it.
+    auto run = [&io] {
+        for (;;) {
+            try {
+                io.run();
+                return;
+            } catch (std::exception const& e) {
+                log_error("io", std::string("an exception escaped a handler: ") + e.what());
+            } catch (...) {
+                log_error("io", "an exception escaped a handler");
+            }
+        }
+    };
     std::vector<std::thread> pool;
-    for (int i = 1; i < o.threads; ++i) pool.emplace_back([&] { io.run(); });
-    io.run();
+    for (int i = 1; i < o.threads; ++i) pool.emplace_back(run);
+    run();
     for (auto& t : pool) t.join();
     work.join();  // what the stopped connections had handed over finishes (nothing resumes them)
     loop.reset();

@@ -234,7 +234,11 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
         });
     }
     if (!client_address.empty()) caller.client = client_key(client_address);  // each request's caller below starts from it
-    beast::flat_buffer buffer;
+    // The bytes read but not yet parsed, bounded: a header, a chunk's size line with its extensions and a chunked
+    // body's trailer fields must each fit whole. Beast 1.74 applies header_limit to neither extensions nor trailers;
+    // unbounded, one anonymous request held any amount of memory, and a trailer field of 65,534 bytes threw inside
+    // the read (outside this coroutine) and ended the process. Full, the read ends in buffer_overflow: a 400.
+    beast::flat_buffer buffer(std::size_t(limits.header_bytes) + 16 * 1024);
     bool close_politely = false;  // the server ends the connection (not the client, nor a deadline): close_notify first
     for (;;) {
         beast::error_code ec;

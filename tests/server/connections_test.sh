@@ -14,6 +14,9 @@
 #             facility's places; beyond them 503 / 429 with Retry-After in the one error shape, before the body is read,
 #             while another facility is still served; everything given back afterwards. Then 30 uploads of 60 MiB at
 #             once from two facilities, on a server with the defaults: prints its peak RSS (the issue measured 2,014 MB)
+#   framing   anonymous chunked requests whose framing is large: a trailer field of 65,534 bytes (it ended the process),
+#             64 MiB of one chunk's extension, 64 MiB of trailer fields: each refused, the server alive, its peak RSS
+#             grown by less than 32 MB (prints it)
 #   tls       the cipher profile (Mozilla intermediate) seen with openssl s_client; SIGHUP takes new certificate files
 #             for new connections, refuses a bad one (logged, the old ones kept), and /metrics gives each expiry
 # Usage: connections_test.sh CASE KYOTAKU SOURCE_DIR   (rolling needs KYOTAKU_TEST_PG: tests/server/with_postgres.sh)
@@ -185,6 +188,8 @@ rolling)
     serve_at() {
         local i=$1
         [ -n "${ports[i]:-}" ] || ports[i]=$(free_port)
+        # The earlier run's log aside first: its "listening on" line would be taken for this run's (listening_port).
+        if [ -s "$work/serve$i.log" ]; then cat "$work/serve$i.log" >> "$work/serve$i.log.earlier"; : > "$work/serve$i.log"; fi
         "$kyotaku" serve --port "${ports[i]}" --db "$KYOTAKU_TEST_PG" --key-file "$work/kyotaku.key" --rules "$src/rules" \
             --tls-dir "$work/pki" --test-clock 2024-07-31 >> "$work/serve$i.log" 2>> "$work/serve$i.log.err" &
         pids[i]=$!
@@ -276,6 +281,22 @@ uploads)
     # one upload of 60 MiB, +127 MB), so the bound is three times the budget — against 1,800 MB without it.
     check "the peak RSS grew less than three times the memory budget (768 MB)" test $((peak - before)) -lt 768
     check "the server answers after the attack" test "$(status staff "$U/api/v1/whoami")" = 200
+    ;;
+framing)
+    start_server "$work/serve.log" "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki"
+    rss() { awk -v f="$1" '$1 == f ":" { print int($2 / 1024) }' "/proc/$server_pid/status"; }
+    before=$(rss VmHWM)
+    out=$("$py" "$load" framing "$port" "$work/pki" 64 2>&1)
+    echo "$out"
+    peak=$(rss VmHWM)
+    echo "framing: the server's peak RSS was $before MB before, $peak MB after (+$((peak - before)) MB)"
+    check "the server is alive after a trailer field of 65,534 bytes" kill -0 "$server_pid"
+    check "and answers" test "$(status none "$U/healthz")" = 200
+    for what in "a trailer field of 65534 bytes" "64 MiB of chunk extension" "64 MiB of trailer fields"; do
+        check "$what: refused (400) or cut, never answered as a request" grep -qE "^framing: $what: (400|closed .*)$" <<< "$out"
+    done
+    check "the framing did not grow the server's memory by 32 MB" test $((peak - before)) -lt 32
+    check "no exception escaped a handler" bash -c "! grep -q 'escaped a handler' '$work/serve.log'"
     ;;
 tls)
     start_server "$work/serve.log" "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki"

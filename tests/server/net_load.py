@@ -393,6 +393,40 @@ def attack(port, pki, codes, count, mib):
           f"503 {tally.get('503', 0)}, cut {tally.get('cut', 0)}", flush=True)
 
 
+def framing(port, pki, mib):
+    """Anonymous chunked requests whose framing, not their body, is large (no client certificate): a trailer field of
+    65,534 bytes (Beast 1.74 threw inside the read and ended the process), MIB MiB of one chunk's extension and MIB
+    MiB of trailer fields of 60,000 bytes (held whole before: +263 MB for 128 MiB). Prints one line per request: what
+    the client got (the status, or how the connection ended)."""
+    ctx = ssl.create_default_context(cafile=f"{pki}/ca.pem")
+    ctx.check_hostname = False
+    head = b"POST /healthz HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+    cases = [
+        ("a trailer field of 65534 bytes", [head + b"0\r\nX-T: " + b"a" * 65534 + b"\r\n\r\n"]),
+        (f"{mib} MiB of chunk extension", [head + b"1;"] + [b"e" * 60000] * ((mib << 20) // 60000) + [b"\r\na\r\n0\r\n\r\n"]),
+        (f"{mib} MiB of trailer fields", [head + b"1\r\na\r\n0\r\n"] + [b"X-T: " + b"a" * 60000 + b"\r\n"] * ((mib << 20) // 60000) + [b"\r\n"]),
+    ]
+    for name, parts in cases:
+        try:
+            tls = ctx.wrap_socket(socket.create_connection((HOST, port), timeout=20.0), server_hostname="localhost")
+        except OSError as e:
+            print(f"framing: {name}: no connection ({type(e).__name__})", flush=True)
+            continue
+        outcome = None
+        try:
+            for part in parts:
+                tls.sendall(part)
+        except (ssl.SSLError, OSError):
+            pass  # the server answered and closed while this client still sent: its answer may be read all the same
+        try:
+            outcome = read_response(tls)
+        except (ssl.SSLError, OSError, ConnectionError) as e:
+            outcome = f"closed ({type(e).__name__})"
+        finally:
+            tls.close()
+        print(f"framing: {name}: {outcome}", flush=True)
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "noclose":
@@ -410,6 +444,9 @@ def main():
     elif cmd == "attack":
         port, pki, codes, count, mib = sys.argv[2:]
         attack(int(port), pki, codes, int(count), int(mib))
+    elif cmd == "framing":
+        port, pki, mib = sys.argv[2:]
+        framing(int(port), pki, int(mib))
     else:
         sys.exit(f"unknown command {cmd}")
 
