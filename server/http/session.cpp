@@ -358,7 +358,16 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
             res.prepare_payload();
             socket.expires_after(limits.body);
             co_await http::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));
-            close_politely = !ec;
+            if (ec) break;
+            // A lingering close: the client may still be sending the body it was refused (no Expect: 100-continue).
+            // Closed at once with those bytes unread, the kernel resets the connection and the client usually loses
+            // the answer before reading it (a relay saw "Broken pipe", not "413"). So: end sending (the client sees
+            // the answer, then the end), and read and drop what still comes, until the client closes or for at most
+            // two seconds.
+            socket.socket().shutdown(tcp::socket::shutdown_send, ec);
+            std::array<char, 16 * 1024> scrap;
+            socket.expires_after(std::chrono::seconds(2));
+            while (!ec) co_await socket.async_read_some(net::buffer(scrap), net::redirect_error(net::use_awaitable, ec));
             break;
         }
         // While the answer is computed the batch worker waits before its next chunk commits (interactive first);

@@ -16,7 +16,8 @@
 #             once from two facilities, on a server with the defaults: prints its peak RSS (the issue measured 2,014 MB)
 #   framing   anonymous chunked requests whose framing is large: a trailer field of 65,534 bytes (it ended the process),
 #             64 MiB of one chunk's extension, 64 MiB of trailer fields: each refused, the server alive, its peak RSS
-#             grown by less than 32 MB (prints it)
+#             grown by less than 32 MB (prints it); bodies refused before they are read but sent whole all the same
+#             (no Expect): each client gets its 413, not a reset
 #   tls       the cipher profile (Mozilla intermediate) seen with openssl s_client; SIGHUP takes new certificate files
 #             for new connections, refuses a bad one (logged, the old ones kept), and /metrics gives each expiry
 # Usage: connections_test.sh CASE KYOTAKU SOURCE_DIR   (rolling needs KYOTAKU_TEST_PG: tests/server/with_postgres.sh)
@@ -297,6 +298,10 @@ framing)
     done
     check "the framing did not grow the server's memory by 32 MB" test $((peak - before)) -lt 32
     check "no exception escaped a handler" bash -c "! grep -q 'escaped a handler' '$work/serve.log'"
+    # A body refused before it is read, sent whole all the same (no Expect): the client gets the answer, not a reset.
+    out=$("$py" "$load" refused "$port" "$work/pki" 10 2 2>&1)
+    echo "$out"
+    check "each of 10 refused bodies of 2 MiB got its 413 (a lingering close, not a reset)" grep -qx "refused: 413 10" <<< "$out"
     ;;
 tls)
     start_server "$work/serve.log" "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki"

@@ -427,6 +427,36 @@ def framing(port, pki, mib):
         print(f"framing: {name}: {outcome}", flush=True)
 
 
+def refused_body(port, pki, count, mib):
+    """COUNT anonymous POSTs of MIB MiB with a Content-Length and no Expect, each sent whole before its answer is read
+    (as the relay and most clients do). The server refuses them before reading the body (413); prints how many of
+    the answers reached the client, and how the others ended."""
+    ctx = ssl.create_default_context(cafile=f"{pki}/ca.pem")
+    ctx.check_hostname = False
+    body = b"x" * (mib << 20)
+    outcomes = {}
+    for _ in range(count):
+        outcome = None
+        try:
+            tls = ctx.wrap_socket(socket.create_connection((HOST, port), timeout=20.0), server_hostname="localhost")
+        except OSError as e:
+            outcome = f"no connection ({type(e).__name__})"
+        else:
+            try:
+                tls.sendall(f"POST /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                            f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            except (ssl.SSLError, OSError) as e:
+                outcome = f"cut while sending ({type(e).__name__})"
+            try:
+                outcome = str(read_response(tls))
+            except (ssl.SSLError, OSError, ConnectionError) as e:
+                outcome = outcome or f"cut before the answer ({type(e).__name__})"
+            finally:
+                tls.close()
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    print("refused: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())), flush=True)
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "noclose":
@@ -444,6 +474,9 @@ def main():
     elif cmd == "attack":
         port, pki, codes, count, mib = sys.argv[2:]
         attack(int(port), pki, codes, int(count), int(mib))
+    elif cmd == "refused":
+        port, pki, count, mib = sys.argv[2:]
+        refused_body(int(port), pki, int(count), int(mib))
     elif cmd == "framing":
         port, pki, mib = sys.argv[2:]
         framing(int(port), pki, int(mib))
