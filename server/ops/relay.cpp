@@ -130,6 +130,7 @@ public:
         req.set(http::field::host, server_.host);
         req.set(http::field::content_type, "application/xml");
         req.set("Idempotency-Key", idempotency_key);
+        req.set(http::field::expect, "100-continue");
         req.body() = body;
         req.prepare_payload();
 
@@ -146,11 +147,26 @@ public:
             step = "send";
             limit = answer_deadline;
             tcp.expires_after(limit);
-            co_await http::async_write(stream, req, net::use_awaitable);
+            // Expect: 100-continue (RFC 9110 10.1.1): the header first; the file only after the server's 100. A file
+            // the server refuses (too large, a facility's uploads at once) is answered before a byte of it is sent,
+            // and the relay reports that answer — not a broken pipe — and does not send megabytes again on each try.
+            http::request_serializer<http::string_body> serializer{req};
+            co_await http::async_write_header(stream, serializer, net::use_awaitable);
             step = "answer";
             tcp.expires_after(limit);
             beast::flat_buffer buffer;
-            http::response_parser<http::string_body> parser;
+            std::optional<http::response_parser<http::empty_body>> first(std::in_place);
+            co_await http::async_read_header(stream, buffer, *first, net::use_awaitable);
+            if (first->get().result() == http::status::continue_) {
+                step = "send";
+                tcp.expires_after(limit);
+                co_await http::async_write(stream, serializer, net::use_awaitable);
+                step = "answer";
+                tcp.expires_after(limit);
+                first.emplace();
+                co_await http::async_read_header(stream, buffer, *first, net::use_awaitable);
+            }
+            http::response_parser<http::string_body> parser{std::move(*first)};
             parser.body_limit(512 * 1024 * 1024);
             co_await http::async_read(stream, buffer, parser, net::use_awaitable);
             response = Response{int(parser.get().result_int()), parser.get().body()};

@@ -60,6 +60,13 @@ check "an unsupported file gets an error result" wait_for "$dir/res/OQSxxxxx01re
 check "the error result says so" grep -q "EKY0901" "$dir/res/OQSxxxxx01res202407010002.xml"
 printf '<XmlMsg><oops></XmlMsg>\n' > "$dir/req/OQSmuquc01req202407010003.xml"
 check "a broken file gets an error result" wait_for "$dir/res/OQSmuquc01res202407010003.xml"
+# A file larger than the server takes (16 MiB): the relay asks first (Expect: 100-continue), so the server's 413 is
+# its answer — reported in the error result — instead of a connection reset while the megabytes were being sent.
+{ printf '%s' "${req:0:200}"; printf '<!--'; head -c $((17 << 20)) /dev/zero | tr '\0' x; printf -- '-->%s' "${req:200}"; } > "$dir/req/.big"
+mv "$dir/req/.big" "$dir/req/OQSmuquc01req202407010006.xml"
+check "a file too large for the server gets an error result" wait_for "$dir/res/OQSmuquc01res202407010006.xml"
+check "which gives the server's answer (413, too large), not a broken connection" \
+    bash -c "grep -q '413' '$dir/res/OQSmuquc01res202407010006.xml' && ! grep -qi 'broken pipe\|reset' '$dir/res/OQSmuquc01res202407010006.xml'"
 check "every result is well-formed XML (xmllint)" xmllint --noout --nonet "$dir"/res/*.xml
 
 # Restarting never answers twice: a request whose result exists (the relay died before moving it) is only moved.
