@@ -184,7 +184,12 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
     {
         beast::error_code ec;
         auto const peer = socket.socket().remote_endpoint(ec);
-        if (!ec) client_address = peer.address().to_string();
+        if (!ec) {  // an IPv4 client of an IPv6 listener ("::ffff:127.0.0.1") is its IPv4 address, as configured
+            auto address = peer.address();
+            if (address.is_v6() && address.to_v6().is_v4_mapped())
+                address = net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6());
+            client_address = address.to_string();
+        }
     }
     bool const proxied = !client_address.empty() && std::find(limits.proxy_protocol_from.begin(), limits.proxy_protocol_from.end(),
                                                               client_address) != limits.proxy_protocol_from.end();

@@ -178,8 +178,10 @@ std::string apply(ServeOptions& o, Setting const& s, std::string const& value) {
             std::size_t const comma = std::min(value.find(',', at), value.size());
             std::string const address = value.substr(at, comma - at);
             boost::system::error_code ec;
-            auto const parsed = boost::asio::ip::make_address(address, ec);
+            auto parsed = boost::asio::ip::make_address(address, ec);
             if (ec) return "\"" + address + "\" は IP アドレスではありません / not an IP address";
+            if (parsed.is_v6() && parsed.to_v6().is_v4_mapped())  // compared with the peer's address, IPv4 when mapped
+                parsed = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, parsed.to_v6());
             o.limits.proxy_protocol_from.push_back(parsed.to_string());
             at = comma + 1;
         }

@@ -47,4 +47,12 @@ check "the balancer's address without the PROXY header is closed" [ "$(start 127
 peer=$(start 127.0.0.4 "$direct")
 echo "client 127.0.0.4 directly: $peer"
 check "a peer that is not the balancer keeps its own address" [ "$peer" = 201 ]
+
+# A server on an IPv6 socket sees the balancer at ::ffff:127.0.0.1: still the listed 127.0.0.1 (outsider's F4: the
+# header was refused from it, so every request through the balancer failed).
+start_server "$work/serve6.log" "$kyotaku" serve --tls-dir "$work/pki" --db "$work/k6.sqlite" --rules "$src/rules" \
+    --listen '[::ffff:127.0.0.1]:0' --proxy-protocol-from 127.0.0.1
+health() { curl -s -o /dev/null -w '%{http_code}' --cacert "$work/pki/ca.pem" "$@" "https://127.0.0.1:$port/healthz"; }
+check "on an IPv6 socket the balancer's PROXY header is taken" [ "$(health --haproxy-protocol)" = 200 ]
+check "and its connection without the header is closed" [ "$(health 2> /dev/null)" = 000 ]
 finish
