@@ -13,6 +13,7 @@
 #include <array>
 #include <cctype>
 #include <fstream>
+#include <initializer_list>
 #include <sstream>
 #include <string_view>
 
@@ -69,10 +70,6 @@ HistoryPage history_page_of(std::string const& target) {
     return HistoryPage{query_param(target, "from"), query_param(target, "to"), query_param(target, "limit"), query_param(target, "after")};
 }
 
-void require_csv(Request const& r) {
-    if (r.content_type.rfind("text/csv", 0) != 0) throw Error(Error::Kind::unsupported, "", "text/csv の本文が必要です", "the body must be text/csv");
-}
-
 // What a route reads as its body (docs/api.md), checked before the route runs: JSON (application/json) unless listed
 // here; a GET reads none; the file routes (/api/v1/oqs/…) read XML and check it themselves.
 enum class Body { json, none, csv, json_or_csv, xml };
@@ -107,6 +104,44 @@ std::string media_type(std::string const& content_type) {
     return out;
 }
 
+// The charset parameter of a Content-Type, in lower case without quotes; empty when there is none.
+std::string charset_of(std::string const& content_type) {
+    for (std::size_t at = content_type.find(';'); at != std::string::npos; at = content_type.find(';', at + 1)) {
+        std::size_t begin = at + 1;
+        while (begin < content_type.size() && (content_type[begin] == ' ' || content_type[begin] == '\t')) ++begin;
+        std::string param = content_type.substr(begin, content_type.find(';', begin) - begin);
+        for (auto& ch : param) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+        if (param.rfind("charset=", 0) != 0) continue;
+        std::string value = param.substr(8);
+        while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.pop_back();
+        if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+        return value;
+    }
+    return {};
+}
+
+// The type as sent, when it is short printable ASCII (it is the caller's text).
+std::string sent_type(std::string const& content_type) {
+    bool const printable = !content_type.empty() && content_type.size() <= 100 &&
+                           std::all_of(content_type.begin(), content_type.end(), [](char ch) { return ch >= 0x20 && ch < 0x7f; });
+    return printable ? "Content-Type: " + content_type : content_type.empty() ? "no Content-Type" : "this Content-Type";
+}
+
+// A body of one of `wanted`'s media types (compared without case, parameters apart), in UTF-8: a charset other than
+// UTF-8 is refused too (the body would be read as UTF-8 all the same). 415 naming the field and the type sent.
+bool media_is(std::string const& content_type, std::initializer_list<char const*> wanted) {
+    std::string const type = media_type(content_type), charset = charset_of(content_type);
+    if (!charset.empty() && charset != "utf-8" && charset != "utf8") return false;
+    return std::any_of(wanted.begin(), wanted.end(), [&](char const* w) { return type == w; });
+}
+
+void require_csv(Request const& r) {
+    if (media_is(r.content_type, {"text/csv"})) return;
+    std::string const sent = sent_type(r.content_type);
+    throw Error(Error::Kind::unsupported, "Content-Type", "text/csv (UTF-8) の本文が必要です (" + sent + " は受け取りません)",
+                "the body must be text/csv in UTF-8, not " + sent);
+}
+
 // Refuses what a route does not take, naming it: a body on a route that takes none (an empty JSON object, {}, has no
 // fields and is taken), and a JSON route's body of another type (415, naming the type sent).
 void check_body(Body body, std::string const& method, std::string const& pattern, Request const& r) {
@@ -124,12 +159,8 @@ void check_body(Body body, std::string const& method, std::string const& pattern
         throw invalid("body", route + " は本文を受け取りません。本文を付けずに送ってください", route + " takes no body: send none");
     }
     if (body != Body::json && body != Body::json_or_csv) return;
-    std::string const type = media_type(r.content_type);
-    if (type == "application/json" || (body == Body::json_or_csv && type == "text/csv")) return;
-    // The type as sent, when it is short printable ASCII (it is the caller's text).
-    bool const printable = !r.content_type.empty() && r.content_type.size() <= 100 &&
-                           std::all_of(r.content_type.begin(), r.content_type.end(), [](char ch) { return ch >= 0x20 && ch < 0x7f; });
-    std::string const sent = printable ? "Content-Type: " + r.content_type : r.content_type.empty() ? "no Content-Type" : "this Content-Type";
+    if (media_is(r.content_type, {"application/json"}) || (body == Body::json_or_csv && media_is(r.content_type, {"text/csv"}))) return;
+    std::string const sent = sent_type(r.content_type);
     std::string const wanted = body == Body::json ? "application/json" : "application/json or text/csv";
     throw Error(Error::Kind::unsupported, "Content-Type",
                 route + " の本文は " + wanted + " です (" + sent + " は受け取りません)。Content-Type: application/json を付けて送ってください",
@@ -251,7 +282,7 @@ std::vector<Route> const& routes() {
          }},
         {"POST", "/api/v1/reference-numbers", A::facility,
          [](Service& s, Caller const& c, Request const& r) {
-             if (r.content_type.rfind("text/csv", 0) == 0) return json_result(200, api_json::to_json(s.inquiry.register_reference_numbers_csv(c, r.body)));
+             if (media_is(r.content_type, {"text/csv"})) return json_result(200, api_json::to_json(s.inquiry.register_reference_numbers_csv(c, r.body)));
              return api_json::answer(s.inquiry.register_reference_number(c, api_json::reference_registration(parse_json_body(r.body))));
          }},
         {"POST", "/api/v1/fallback-verifications", A::office_terminal,
@@ -425,6 +456,7 @@ HttpResult Router::handle(Caller const& caller, std::string const& method, std::
 HttpResult Router::handle(Caller const& caller, HttpRequest const& http) const {
     std::string const path = http.target.substr(0, http.target.find('?'));
     std::string route;
+    std::string allow;  // the methods the path has (405's Allow header, RFC 9110 15.5.6)
     auto answer = [&]() -> HttpResult {
         for (auto const& p : page_routes) {
             if (p.exact ? path != p.prefix : path.rfind(p.prefix, 0) != 0) continue;
@@ -439,7 +471,10 @@ HttpResult Router::handle(Caller const& caller, HttpRequest const& http) const {
             if (!match_route(r.path, path, request.params)) continue;
             path_known = true;
             route = r.path;
-            if (http.method != r.method) continue;
+            if (http.method != r.method) {
+                allow += (allow.empty() ? "" : ", ") + std::string(r.method);
+                continue;
+            }
             if (!allowed(r.access, caller)) throw refusal(r.access);
             check_body(body_of(r.method, r.path), http.method, r.path, request);
             return r.run(service_, caller, request);
@@ -467,6 +502,7 @@ HttpResult Router::handle(Caller const& caller, HttpRequest const& http) const {
         log_error("internal", e.what());
         result = error_result(Error(Error::Kind::internal, "", "サーバ内部のエラー", "internal error"));
     }
+    if (result.status == 405 && !allow.empty()) result.headers.emplace_back("Allow", allow);
     result.route = std::move(route);
     return result;
 }

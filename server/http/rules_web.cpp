@@ -47,6 +47,7 @@ std::vector<std::pair<std::string, std::string>> headers(bool page) {
 HttpResult json_error(Error const& e) {
     HttpResult r = error_result(e);
     r.headers = headers(false);
+    if (e.kind == Error::Kind::method_not_allowed) r.headers.emplace_back("Allow", "GET");  // RFC 9110 15.5.6
     return r;
 }
 Error get_only() { return Error(Error::Kind::method_not_allowed, "", "GET だけです", "method not allowed"); }

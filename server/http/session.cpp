@@ -292,6 +292,9 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
         auto const store = plan.spool ? UploadBudget::Store::spool : UploadBudget::Store::memory;
         plan.limit = std::min(plan.limit, std::max(limits.anonymous_body, shared.uploads.capacity(store)));
         std::optional<HttpResult> early;  // answered without reading the body
+        if (!ec && head.get().count(http::field::content_type) > 1)  // which one would the route believe?
+            early = error_result(Error(Error::Kind::invalid, "Content-Type", "Content-Type が 2 つあります。1 つにして送ってください",
+                                       "two Content-Type fields: send one"));
         if (!ec && head.content_length() && *head.content_length() > plan.limit) early = plan.refusal;
         if (!ec && head.content_length() && *head.content_length() > plan.limit && !early) ec = http::error::body_limit;
         // A large body takes its size from the budget before a byte of it is read; a chunked one the route's limit.

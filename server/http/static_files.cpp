@@ -278,8 +278,11 @@ std::optional<HttpResult> ConsentPageFiles::serve(Service& service, std::string 
                                            PageRequestHeaders const& headers) const {
     bool const page = path.rfind("/c/", 0) == 0, file = path.rfind("/web/", 0) == 0, home = path == "/";
     if (!page && !file && !home) return std::nullopt;
-    if (method != "GET")
-        return error_result(Error(Error::Kind::method_not_allowed, "", "GET だけです", "method not allowed"));
+    if (method != "GET") {
+        HttpResult refused = error_result(Error(Error::Kind::method_not_allowed, "", "GET だけです", "method not allowed"));
+        refused.headers.emplace_back("Allow", "GET");
+        return refused;
+    }
     auto const& root = root_;
     // The server's address alone, as a patient or a browser opens it: where the page really is, in Japanese.
     if (home)

@@ -130,7 +130,9 @@ public:
         req.set(http::field::host, server_.host);
         req.set(http::field::content_type, "application/xml");
         req.set("Idempotency-Key", idempotency_key);
-        req.set(http::field::expect, "100-continue");
+        // A file that may be refused for its size (beyond what anonymous callers may send, 64 KiB) asks first.
+        bool const ask_first = body.size() > 64 * 1024;
+        if (ask_first) req.set(http::field::expect, "100-continue");
         req.body() = body;
         req.prepare_payload();
 
@@ -150,14 +152,17 @@ public:
             // Expect: 100-continue (RFC 9110 10.1.1): the header first; the file only after the server's 100. A file
             // the server refuses (too large, a facility's uploads at once) is answered before a byte of it is sent,
             // and the relay reports that answer — not a broken pipe — and does not send megabytes again on each try.
+            // (kyotaku serve always answers 100 or a final status; a server that does neither is waited for until the
+            // answer's deadline, and the failure names that step.)
             http::request_serializer<http::string_body> serializer{req};
-            co_await http::async_write_header(stream, serializer, net::use_awaitable);
+            if (ask_first) co_await http::async_write_header(stream, serializer, net::use_awaitable);
+            else co_await http::async_write(stream, serializer, net::use_awaitable);
             step = "answer";
             tcp.expires_after(limit);
             beast::flat_buffer buffer;
             std::optional<http::response_parser<http::empty_body>> first(std::in_place);
             co_await http::async_read_header(stream, buffer, *first, net::use_awaitable);
-            if (first->get().result() == http::status::continue_) {
+            if (ask_first && first->get().result() == http::status::continue_) {
                 step = "send";
                 tcp.expires_after(limit);
                 co_await http::async_write(stream, serializer, net::use_awaitable);

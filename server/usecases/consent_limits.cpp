@@ -25,10 +25,14 @@ void admit_challenge(Context& x, std::string const& facility, std::string const&
 }
 
 std::string new_passcode(Context& x, std::string const& facility, std::string const& expires) {
-    std::array<unsigned char, 8> r{};
-    if (RAND_bytes(r.data(), int(r.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+    // Eight uniform digits: a byte of 250 or more is drawn again (b % 10 of any byte made 0–5 likelier).
     std::string code;
-    for (auto b : r) code += char('0' + b % 10);
+    while (code.size() < 8) {
+        std::array<unsigned char, 16> r{};
+        if (RAND_bytes(r.data(), int(r.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+        for (auto b : r)
+            if (b < 250 && code.size() < 8) code += char('0' + b % 10);
+    }
     x.db.query("INSERT INTO visual_passcodes (facility_code, passcode_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)",
                {facility, x.secrets->passcode_hash(facility, code), x.now(), expires});
     return code;

@@ -76,8 +76,10 @@ inline long long seconds_until(Clock const& clock, std::string const& at, std::c
     date::sys_time<std::chrono::microseconds> t;
     in >> date::parse("%FT%T", t);
     if (in.fail()) return 60;
-    auto const left = std::chrono::ceil<std::chrono::seconds>(t + later - clock.now()).count();
-    return std::max(1LL, static_cast<long long>(left));
+    auto left = static_cast<long long>(std::chrono::ceil<std::chrono::seconds>(t + later - clock.now()).count());
+    // A clock stepped back (NTP) puts `at` in the future: never longer than the window itself.
+    if (later.count() > 0) left = std::min(left, static_cast<long long>(later.count()));
+    return std::max(1LL, left);
 }
 
 // "N分" for a Retry-After, rounded up: what the patient or the staff is told to wait.

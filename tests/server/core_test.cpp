@@ -1,5 +1,6 @@
 // core/: check digits, URL tokens, QR codes.
 #include "server_fixture.hpp"
+#include "usecases/desk_util.hpp"
 
 TEST(CheckDigits, KnownNumbersFromInterfacesMd) {
     for (char const* n : {"01130012", "06132013", "19136019", "33120015", "54016027", "273128"})
@@ -46,4 +47,17 @@ TEST(QrCode, PngAndSvg) {
     std::string svg = qr_svg("https://127.0.0.1:8443/c/abc");
     EXPECT_EQ(svg.rfind("<svg", 0), 0u);
     EXPECT_NE(svg.find("<path"), std::string::npos);
+}
+
+// A Retry-After is never longer than its window, even when the clock was stepped back after the count was taken
+// (outsider's F8: 964 s for a 15-minute window after a restart on an earlier test clock).
+TEST(RetryAfter, NeverLongerThanItsWindowWhenTheClockWentBack) {
+    TestClock clock(*Date::from_ymd(2024, 7, 31));
+    std::string const first_failure = clock.timestamp();
+    EXPECT_LE(seconds_until(clock, first_failure, std::chrono::seconds(900)), 900);
+    clock.advance(std::chrono::minutes(-30));  // the clock stepped back half an hour
+    EXPECT_EQ(seconds_until(clock, first_failure, std::chrono::seconds(900)), 900);
+    EXPECT_EQ(seconds_until(clock, first_failure, std::chrono::seconds(60)), 60);
+    clock.advance(std::chrono::minutes(30) + std::chrono::seconds(840));  // 14 minutes after it: one minute left
+    EXPECT_EQ(seconds_until(clock, first_failure, std::chrono::seconds(900)), 60);
 }

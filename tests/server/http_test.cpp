@@ -338,3 +338,37 @@ TEST_F(ServerFixture, TextThatBreaksXmlIsRefusedAtTheDoorNamingTheField) {
     EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSsiquc01req", siquc_in("UTF-8", "4567"), "application/xml").status, 200);
     EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSsiquc01req", siquc_in("Shift_JIS", "4567"), "application/xml").status, 200);
 }
+
+// The router's media types (outsider's F5, F7): compared without case, parameters apart; a charset other than
+// UTF-8 is refused (the body would be read as UTF-8 all the same); a 415 names Content-Type and the type sent; a
+// 405 says which methods the path has (Allow, RFC 9110 15.5.6).
+TEST_F(ServerFixture, MediaTypesAreComparedAsMediaTypesAndA405SaysWhatIsAllowed) {
+    std::string const csv = "reference_number,insurer_number,symbol,number,branch,birthdate\nカルテ-0009,06132013,123,4567,01,1940-05-01\n";
+    auto upper = call(a, "POST", "/api/v1/reference-numbers", csv, "TEXT/CSV");
+    EXPECT_EQ(upper.status, 200) << upper.body;  // read as CSV, not as JSON
+    EXPECT_EQ(body(upper)["results"][0].value("line", 0), 2) << upper.body;  // a CSV row's answer
+    for (std::string const type : {"text/csvfoo", "text/csv-schema", "text/csv; charset=shift_jis"}) {
+        auto r = call(a, "POST", "/api/v1/batch/reinquiry?query_date=2024-07-01&file_identifier=f", csv, type);
+        EXPECT_EQ(r.status, 415) << type << ": " << r.body;
+        EXPECT_EQ(body(r).value("field", ""), "Content-Type") << r.body;
+        EXPECT_NE(r.body.find(type), std::string::npos) << "names the type sent: " << r.body;
+    }
+    auto batch = call(a, "POST", "/api/v1/batch/reinquiry?query_date=2024-07-01&file_identifier=f",
+                      "arbitrary_identifier,insurer_number,symbol,number,branch,birthdate\nr1,06132013,123,4567,01,1940-05-01\n",
+                      "Text/CSV; charset=\"UTF-8\"");
+    EXPECT_EQ(batch.status, 202) << batch.body;
+    std::string const query = R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01"})";
+    for (std::string const type : {"application/json; charset=utf-16", "application/json;charset=Shift_JIS"})
+        EXPECT_EQ(call(a, "POST", "/api/v1/reinquiry", query, type).status, 415) << type;
+    for (std::string const type : {"application/json; charset=UTF-8", "Application/JSON; charset=\"utf-8\"", "application/json; charset=utf8"})
+        EXPECT_NE(call(a, "POST", "/api/v1/reinquiry", query, type).status, 415) << type;
+    auto allow = [](HttpResult const& r) {
+        for (auto const& [name, value] : r.headers)
+            if (name == "Allow") return value;
+        return std::string("(none)");
+    };
+    auto settings = call(a, "DELETE", "/api/v1/settings");
+    EXPECT_EQ(settings.status, 405);
+    EXPECT_EQ(allow(settings), "GET, PUT");
+    EXPECT_EQ(allow(call(Caller{}, "POST", "/web/app.js")), "GET");
+}
