@@ -399,11 +399,11 @@ int run(ServeOptions const& o) {
         log_error("readiness_database", e.what());  // the probe then shares the pool
     }
     rt.start_probing(std::move(probe_db));
-    // The workbench's proofs: kyotaku prove run by the server (its own executable unless configured), on threads of
-    // their own, with their temporary rule folders in the private spool directory.
+    // The workbench's proofs: kyotaku prove run by the server (its own executable unless configured: /proc/self/exe,
+    // which the child execs as the very file the server runs, even after a package upgrade replaced it on disk), on
+    // threads of their own, with their temporary rule folders in the private spool directory.
     ProofSettings proof_settings;
-    proof_settings.executable = o.prove_executable;
-    if (proof_settings.executable.empty()) proof_settings.executable = fs::read_symlink("/proc/self/exe", missing).string();
+    proof_settings.executable = o.prove_executable.empty() ? std::string("/proc/self/exe") : o.prove_executable;
     proof_settings.work_dir = spool_dir;
     proof_settings.at_once = o.prove_at_once;
     proof_settings.wall = std::chrono::seconds(o.prove_seconds);

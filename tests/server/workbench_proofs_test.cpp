@@ -4,7 +4,10 @@
 // names and sizes refused, callers other than the operator refused, places (429/503), and the child killed and reaped
 // — on its CPU limit, on an injected wall-clock deadline, when the client goes — its folder always removed. And the
 // bounded child process itself (ops/bounded_child.hpp).
+#include "http/limits.hpp"
 #include "ops/bounded_child.hpp"
+#include "ops/config.hpp"
+#include "ops/preflight.hpp"
 #include "server_fixture.hpp"
 
 #include <sys/socket.h>
@@ -268,6 +271,34 @@ TEST_F(WorkbenchProofsTest, TheChildIsKilledAndReapedOnItsCpuLimitOnTheDeadlineA
     std::string metrics;
     short_of_cpu.render_metrics(metrics);
     EXPECT_NE(metrics.find("kyotaku_workbench_proofs_total{outcome=\"timeout\"} 1"), std::string::npos) << metrics;
+}
+
+TEST(WorkbenchProofsConfig, AProveExecutableThatCannotRunIsRefusedAtStart) {
+    auto const prove_errors = [](ServeOptions const& o) {
+        std::vector<std::string> out;
+        for (auto const& e : preflight(o, Preflight::by_operator).errors)
+            if (e.rfind("prove_executable:", 0) == 0) out.push_back(e);
+        return out;
+    };
+    ServeOptions o;
+    EXPECT_TRUE(prove_errors(o).empty()) << "the default: the server's own executable";
+    o.prove_executable = KYOTAKU_EXECUTABLE;
+    EXPECT_TRUE(prove_errors(o).empty());
+    o.prove_executable = KYOTAKU_SOURCE_DIR "/README.md";
+    EXPECT_EQ(prove_errors(o).size(), 1u);
+    o.prove_at_once = 0;  // no proofs: nothing runs it
+    EXPECT_TRUE(prove_errors(o).empty());
+}
+
+TEST(WorkbenchProofsConfig, AFolderAKilledServerLeftIsRemovedAtTheNextStart) {
+    WorkDir spool;
+    ASSERT_EQ(::chmod(spool.path.c_str(), 0700), 0);
+    std::filesystem::create_directories(spool.path + "/prove-Ab12Cd/rules/tests");
+    std::ofstream(spool.path + "/prove-Ab12Cd/rules/tests/a.rules") << "fact k : bool\n";
+    std::ofstream(spool.path + "/kept.txt") << "not ours";
+    EXPECT_EQ(prepare_spool_dir(spool.path), "");
+    EXPECT_FALSE(std::filesystem::exists(spool.path + "/prove-Ab12Cd"));
+    EXPECT_TRUE(std::filesystem::exists(spool.path + "/kept.txt"));
 }
 
 TEST(BoundedChild, RunsWithoutAShellWithinItsLimitsAndIsAlwaysReaped) {

@@ -49,7 +49,7 @@ function call(base, who, method, path, body) {
     const req = https.request(base + path, { method, ...tls(who), headers: { 'Content-Type': 'application/json' } }, (res) => {
       let data = '';
       res.on('data', (d) => { data += d; });
-      res.on('end', () => ok({ status: res.statusCode, body: data }));
+      res.on('end', () => ok({ status: res.statusCode, body: data, headers: res.headers }));
     });
     req.on('error', fail);
     if (body) req.write(JSON.stringify(body));
@@ -306,6 +306,37 @@ try {
     await page.click('#prove-output li button');
     assert.match(await page.textContent('#cursor'), /行/);
     await context.close();
+  });
+
+  await test('through TLS: one proof at a time per certificate (429), and a client that goes kills its proof', async () => {
+    const root = join(src, 'rules');
+    const files = [...readdirSync(root).filter((f) => f.endsWith('.rules')).map((f) => ({ path: f, text: readFileSync(join(root, f), 'utf8') })),
+      ...readdirSync(join(root, 'tests')).map((f) => ({ path: `tests/${f}`, text: readFileSync(join(root, 'tests', f), 'utf8') }))];
+    const metric = async (name) => {
+      const text = (await call(base, 'admin', 'GET', '/metrics')).body;
+      const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+      return line ? Number(line.split(' ')[1]) : NaN;
+    };
+    // Waits (bounded) until the server's own figures say what the test waits for.
+    const until = async (what, name, value) => {
+      for (let i = 0; i < 1200 && (await metric(name)) !== value; ++i) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await metric(name), value, what);
+    };
+    const gone = 'kyotaku_workbench_proofs_total{outcome="client_gone"}';
+    const before = await metric(gone);
+    const held = https.request(`${base}/api/v1/admin/rules/prove`, { method: 'POST', ...tls('admin'), headers: { 'Content-Type': 'application/json' } });
+    held.on('error', () => {});
+    held.end(JSON.stringify({ files }));
+    await until('the proof runs', 'kyotaku_workbench_proofs_running', 1);
+    const again = await call(base, 'admin', 'POST', '/api/v1/admin/rules/prove', { files });
+    assert.equal(again.status, 429, again.body);
+    assert.ok(Number(again.headers['retry-after']) > 0);
+    assert.match(JSON.parse(again.body).message_ja, /前の証明がまだ終わっていません/);
+    // The browser goes (a closed tab): the server kills the child at once instead of proving for nobody.
+    held.destroy();
+    await until('the proof is killed when its client goes', gone, before + 1);
+    assert.equal(await metric('kyotaku_workbench_proofs_running'), 0);
+    assert.deepEqual(readdirSync(join(work, 'plain.sqlite.spool')).filter((f) => f.startsWith('prove-')), [], 'its folder is removed');
   });
 
   await test('from a file: the picked files are checked, tested and compared with the first ones opened', async () => {
