@@ -523,7 +523,7 @@
       if (r.status === 403) return proofsNeedTheServer('証明はサーバの管理者 (kyotaku-admin の証明書) だけが実行できます。');
       if (r.status === 404) return proofsNeedTheServer('このサーバは証明を受け付けていません。');
       renderProofs(r.status, data);
-      if (r.status === 503 && !data.outcome) {
+      if ((r.status === 503 || r.status === 429) && !data.outcome) {
         const retry = r.headers.get('Retry-After');
         $('prove-note').textContent = retry ? `${retry} 秒ほど待ってから、もう一度「証明する」を押してください。` : '';
       }
