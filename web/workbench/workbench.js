@@ -504,7 +504,7 @@
     check();
     const button = $('run-prove');
     button.disabled = true;
-    $('prove-summary').textContent = '証明しています… (公式ルールで数十秒かかります)';
+    $('prove-summary').textContent = '証明しています… (公式ルールで十数秒かかります)';
     $('prove-summary').className = 'summary';
     $('prove-note').replaceChildren();
     $('prove-output').replaceChildren();
