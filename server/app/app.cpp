@@ -358,10 +358,14 @@ int run(ServeOptions const& o) {
     // still pending when it stops (idle keep-alive connections) go with it while the parts they use — the runtime,
     // the router, the drain, the budgets, all made below — still live.
     struct Loop {
-        explicit Loop(int threads) : io(threads), acceptor(io), signals(io, SIGINT, SIGTERM), hangup(io, SIGHUP) {}
+        explicit Loop(int threads)
+            : io(threads), acceptor(io), signals(io, SIGINT, SIGTERM), hangup(io, SIGHUP), acceptor_strand(net::make_strand(io)) {}
         net::io_context io;
         tcp::acceptor acceptor;
         net::signal_set signals, hangup;
+        // A strand holds its state in the io_context's strand service: it must go before the io_context does (a
+        // strand outliving loop.reset() locked a freed mutex at exit — the server hung after "drained").
+        net::strand<net::io_context::executor_type> acceptor_strand;
     };
     auto loop = std::make_unique<Loop>(o.threads);
     net::io_context& io = loop->io;
@@ -456,7 +460,7 @@ int run(ServeOptions const& o) {
     rt.accept_errors = &accept_stats.errors;
     // The accept loop and the drain that closes the listener share a strand (an acceptor is not safe to touch from two
     // threads at once).
-    auto const acceptor_strand = net::make_strand(io);
+    auto const& acceptor_strand = loop->acceptor_strand;
     net::co_spawn(acceptor_strand,
                   accept_loop(acceptor, max_connections, connections, accept_stats,
                               [&](tcp::socket socket, ConnectionCounter::Slot slot) {
