@@ -3,6 +3,8 @@
 
 #include "core/error.hpp"
 
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,5 +34,10 @@ std::optional<Error> insurer_number_error(std::string_view number, std::string c
 struct CardFields {
     std::optional<std::string> insurer_number, symbol, number, branch, birthdate;
 };
+
+// Whether `bytes` is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
+bool valid_utf8(std::string_view bytes);
+// The length in bytes of the well-formed UTF-8 character at s[i] (its code point in `cp`), or 0 when there is none.
+std::size_t utf8_char_at(std::string_view s, std::size_t i, std::uint32_t& cp);
 
 }  // namespace kyotaku::server

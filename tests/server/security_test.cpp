@@ -3,6 +3,7 @@
 // (tests/server/with_postgres.sh) — PostgreSQL. The session's own limits (timeouts, the connection cap on a real
 // socket, spooling) are in tests/server/security_e2e.sh; the HTTP request path is fuzzed by tests/fuzz.
 #include "core/card_signature.hpp"
+#include "storage/facility_urls.hpp"
 #include "usecases/consent_limits.hpp"
 #include "usecases/desk_util.hpp"
 #include "usecases/handoff.hpp"
