@@ -31,6 +31,7 @@ std::optional<Error> insurer_number_error(std::string_view number, std::string c
 // number, branch, birthdate); card_from (usecases/desk_util.hpp) checks and canonicalises them.
 struct CardFields {
     std::optional<std::string> insurer_number, symbol, number, branch, birthdate;
+    friend bool operator==(CardFields const&, CardFields const&) = default;
 };
 
 }  // namespace kyotaku::server
