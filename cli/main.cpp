@@ -8,6 +8,7 @@
 #include "kyotaku/signing.hpp"
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #ifdef KYOTAKU_WITH_SERVER
 #include "ops/preflight.hpp"
@@ -399,9 +400,75 @@ int cmd_keygen(std::string const& name) {
     return 0;
 }
 
+// A counterexample's fact as people read it (the workbench shows these): dates in 和暦 with ISO in brackets, months
+// as 令和6年4月 (2024-04), lists joined with 、, はい / いいえ.
+std::string shown_fact(nlohmann::ordered_json const& v) {
+    if (v.is_boolean()) return v.get<bool>() ? "はい" : "いいえ";
+    if (v.is_array()) {
+        std::string out;
+        for (auto const& e : v) out += (out.empty() ? "" : "、") + shown_fact(e);
+        return out.empty() ? "(なし)" : out;
+    }
+    if (!v.is_string()) return v.dump();
+    std::string const text = v.get<std::string>();
+    if (auto const d = parse_iso_date_fast(text)) return wareki_with_iso(*d);
+    if (text.size() == 7 && text[4] == '-')
+        if (auto const m = parse_month(text); m.month) {
+            std::string const day = wareki(m.month->first_day());  // "令和6年4月1日"
+            return day.substr(0, day.size() - std::string("1日").size()) + " (" + text + ")";
+        }
+    return text;
+}
+
+std::string proofs_json(ProofReport const& report, std::vector<Diagnostic> const& diags) {
+    nlohmann::ordered_json out;
+    out["ok"] = diags.empty() && report.ok();
+    out["error"] = report.error;
+    out["domain"] = report.domain;
+    out["seconds"] = report.seconds;
+    out["diagnostics"] = nlohmann::ordered_json::parse(diagnostics_json(diags));
+    out["invariants"] = nlohmann::ordered_json::array();
+    for (auto const& r : report.results)
+        out["invariants"].push_back({{"name", r.name},
+                                     {"label", r.label},
+                                     {"location", r.location},
+                                     {"status", r.status == InvariantResult::Status::proven           ? "proven"
+                                                : r.status == InvariantResult::Status::counterexample ? "counterexample"
+                                                                                                       : "unknown"},
+                                     {"facts", r.facts.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json::parse(r.facts)},
+                                     {"shown", nlohmann::ordered_json::array()},
+                                     {"explanation", r.explanation},
+                                     {"reason", r.reason},
+                                     {"seconds", r.seconds}});
+    for (auto& i : out["invariants"])
+        if (i["facts"].is_object())
+            for (auto const& [fact, value] : i["facts"].items())
+                if (fact != "id") i["shown"].push_back({{"fact", fact}, {"value", shown_fact(value)}});
+    return out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+}
+
 // kyotaku prove: every invariant proven for every input of its domain, or a counterexample. Exit 0 when all are
 // proven, 1 when one has a counterexample (or the solver could not decide), 2 when the rules cannot be proven.
-int cmd_prove(std::string const& rules, std::vector<std::string> const& trust) {
+// --json (for tools: the server's workbench route runs it): one JSON object on stdout — "ok", the rules' errors as
+// `kyotaku check --json` gives them ("diagnostics", file:line:column), "error" when the rules cannot be proven at all,
+// the domain, and per invariant its name, label, file:line, status (proven | counterexample | unknown), the
+// counterexample's facts (an object, as eval and explain take them) and as people read them ("shown": 和暦 dates),
+// its explanation (explain's compact form, 和暦 dates) and, for unknown, why. The exit codes are the same.
+int cmd_prove(std::string const& rules, std::vector<std::string> const& trust, bool json) {
+    if (json) {
+        std::vector<Diagnostic> diags;
+        auto r = load_trusted_rules(rules, trusted_keys(trust), &diags);
+        if (!r.program) {
+            ProofReport none;
+            none.error = diags.empty() ? r.describe() : "ルールにエラーがあります / the rules have errors";
+            std::cout << proofs_json(none, diags);
+            return 2;
+        }
+        ProofReport const report = prove(r.program);
+        std::cout << proofs_json(report, {});
+        if (!report.error.empty()) return 2;
+        return report.ok() ? 0 : 1;
+    }
     auto program = load_or_report(rules, trust);
     if (!program) return 2;
     ProofReport const report = prove(program);
@@ -534,6 +601,8 @@ int main(int argc, char** argv) {
                                    "ルールの不変条件 (invariant) を、すべての入力について証明する (Z3)。反例があれば示して終了コード 1 / prove every invariant "
                                    "for every input of its domain (Z3); a counterexample exits 1");
     prv->add_option("rules", rules, "ルールのディレクトリかバンドル / rules directory or bundle")->capture_default_str();
+    bool prove_json = false;
+    prv->add_flag("--json", prove_json, "結果を JSON で (ツール向け) / the result as one JSON object (for tools)");
     add_trust(prv);
 
     ReleaseOptions release_options;
@@ -612,7 +681,7 @@ int main(int argc, char** argv) {
     if (*dif) return cmd_diff(old_rules, new_rules, corpus, input, cases, seed, diff_format, examples, trust);
     if (*keygen) return cmd_keygen(key_name);
     if (*rel_cmd) return cmd_release(release_options, trust);
-    if (*prv) return cmd_prove(rules, trust);
+    if (*prv) return cmd_prove(rules, trust, prove_json);
     if (*fmt) return cmd_fmt(files, write, check);
     if (*comp) {
         if (output.empty() && emit_cpp_path.empty()) {

@@ -399,7 +399,19 @@ int run(ServeOptions const& o) {
         log_error("readiness_database", e.what());  // the probe then shares the pool
     }
     rt.start_probing(std::move(probe_db));
-    Router const router(service, Site{&rt, &pages, &rules_web});
+    // The workbench's proofs: kyotaku prove run by the server (its own executable unless configured: /proc/self/exe,
+    // which the child execs as the very file the server runs, even after a package upgrade replaced it on disk), on
+    // threads of their own, with their temporary rule folders in the private spool directory.
+    ProofSettings proof_settings;
+    proof_settings.executable = o.prove_executable.empty() ? std::string("/proc/self/exe") : o.prove_executable;
+    proof_settings.work_dir = spool_dir;
+    proof_settings.at_once = o.prove_at_once;
+    proof_settings.wall = std::chrono::seconds(o.prove_seconds);
+    proof_settings.cpu_seconds = std::uint64_t(o.prove_seconds);
+    proof_settings.memory_bytes = std::uint64_t(o.prove_memory_mb) << 20;
+    WorkbenchProofs proofs(proof_settings);
+    net::thread_pool slow_work(std::size_t(std::max(1, o.prove_at_once)));
+    Router const router(service, Site{&rt, &pages, &rules_web, &proofs});
     IdempotentAnswers idempotent(*db);
     Drain drain;
     HandshakeBudget hellos, handshakes;
@@ -413,8 +425,11 @@ int run(ServeOptions const& o) {
         log_line({{"event", "spool_disk_low"}, {"spool_dir", spool_dir}, {"free_mb", *free >> 20}, {"upload_spool_mb", o.limits.upload_spool >> 20}},
                  "warning");
     }
-    SessionShared shared{router, rt, idempotent, o.limits, spool_dir, drain, hellos, handshakes, uploads, work};
-    rt.more_metrics = [&](std::string& out) { connection_metrics(out, *tls, hellos, handshakes, uploads, drain); };
+    SessionShared shared{router, rt, idempotent, o.limits, spool_dir, drain, hellos, handshakes, uploads, work, slow_work};
+    rt.more_metrics = [&](std::string& out) {
+        connection_metrics(out, *tls, hellos, handshakes, uploads, drain);
+        proofs.render_metrics(out);
+    };
 
     // SIGHUP (systemctl reload): the rules again, atomically, a rule set that fails to load refused; then the TLS
     // files, each checked before it replaces the one in force (a bad file is refused, logged, and the old ones stay).
@@ -464,6 +479,8 @@ int run(ServeOptions const& o) {
     io.run();
     for (auto& t : pool) t.join();
     work.join();  // what the stopped connections had handed over finishes (nothing resumes them)
+    proofs.stop();  // a proof still running is killed, not waited for
+    slow_work.join();
     loop.reset();
     return 0;
 }

@@ -197,10 +197,14 @@ std::string prepare_spool_dir(std::string const& dir) {
     struct stat st {};
     if (::lstat(dir.c_str(), &st) != 0) return std::string("読めません / cannot stat it: ") + std::strerror(errno);
     if (auto problem = spool_dir_problem(st); !problem.empty()) return problem;
-    // Whatever a killed server left (a file is unlinked as soon as it is made, so only that instant's).
+    // Whatever a killed server left (a file is unlinked as soon as it is made, so only that instant's; a workbench
+    // proof's rule folder, http/workbench_proofs.hpp, while it ran).
     std::error_code ec;
-    for (auto const& entry : std::filesystem::directory_iterator(dir, ec))
-        if (entry.path().filename().string().rfind("upload-", 0) == 0) std::filesystem::remove(entry.path(), ec);
+    for (auto const& entry : std::filesystem::directory_iterator(dir, ec)) {
+        std::string const name = entry.path().filename().string();
+        if (name.rfind("upload-", 0) == 0) std::filesystem::remove(entry.path(), ec);
+        if (name.rfind("prove-", 0) == 0 && entry.is_directory(ec) && !entry.is_symlink(ec)) std::filesystem::remove_all(entry.path(), ec);
+    }
     return {};
 }
 

@@ -28,6 +28,7 @@ struct Request {
     std::vector<std::string> params;  // the {…} segments of the route, in order
     std::string const& body_file;     // set instead of body for spooled uploads
     Site const& site;
+    int client_fd;                    // the connection's socket (-1: none)
 };
 
 // Matches a path against a route pattern whose {name} segments match any one segment.
@@ -171,6 +172,14 @@ std::vector<Route> const& routes() {
          [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.admin.list_consents(c, query_param(r.target, "facility_code")))); }},
         {"POST", "/api/v1/admin/medical-records", A::operator_,
          [](Service& s, Caller const& c, Request const& r) { return json_result(201, json{{"id", s.admin.add_medical_record(c, api_json::new_medical_record(parse_json_body(r.body)))}}); }},
+        // The rule workbench's proofs (workbench_proofs.hpp): the rules being edited, proven by kyotaku prove on the server.
+        {"POST", "/api/v1/admin/rules/prove", A::operator_,
+         [](Service&, Caller const& c, Request const& r) {
+             if (!r.site.proofs)
+                 throw Error(Error::Kind::unavailable, "", "このサーバでは証明を実行しません。kyotaku prove rules で証明してください",
+                             "no proofs on this server: run kyotaku prove");
+             return r.site.proofs->start(c, r.body, r.client_fd);
+         }},
         {"POST", "/api/v1/admin/url-keys/rotate", A::operator_,
          [](Service& s, Caller const& c, Request const&) { return json_result(200, json{{"key_version", s.admin.rotate_url_key(c)}}); }},
         {"POST", "/api/v1/admin/cards", A::operator_,
@@ -416,6 +425,7 @@ BodyPlan plan_body(Caller const& caller, std::string const& method, std::string 
         if (!office || r.access == Access::anyone) return plan;
         plan.spool = spooled_request(method, target);
         plan.limit = plan.spool ? limits.spooled_body : path.rfind("/api/v1/oqs/", 0) == 0 ? limits.xml_body : limits.memory_body;
+        if (path == "/api/v1/admin/rules/prove") plan.limit = std::min(plan.limit, proof_body_limit(ProofSettings{}));
         return plan;
     }
     return plan;  // no such route (404/405 from Router::handle): nothing to read
@@ -429,7 +439,7 @@ Router::Router(Service& service, Site site) : service_(service), site_(site) {}
 
 HttpResult Router::handle(Caller const& caller, std::string const& method, std::string const& target,
                           std::string const& content_type, std::string const& body) const {
-    return handle(caller, HttpRequest{method, target, content_type, body, {}, {}});
+    return handle(caller, HttpRequest{method, target, content_type, body, {}, {}, -1});
 }
 
 HttpResult Router::handle(Caller const& caller, HttpRequest const& http) const {
@@ -444,7 +454,7 @@ HttpResult Router::handle(Caller const& caller, HttpRequest const& http) const {
             }
         }
         bool path_known = false;
-        Request request{http.target, http.content_type, http.body, {}, http.body_file, site_};
+        Request request{http.target, http.content_type, http.body, {}, http.body_file, site_, http.client_fd};
         for (auto const& r : routes()) {
             if (!match_route(r.path, path, request.params)) continue;
             path_known = true;

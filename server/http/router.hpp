@@ -7,6 +7,7 @@
 #include "http/http_result.hpp"
 #include "http/rules_web.hpp"
 #include "http/static_files.hpp"
+#include "http/workbench_proofs.hpp"
 #include "usecases/service.hpp"
 
 #include <cstdint>
@@ -42,6 +43,7 @@ struct HttpRequest {
     std::string body;
     std::string body_file;       // set instead of body for spooled uploads (spooled_request)
     PageRequestHeaders page = {};  // Accept-Encoding, If-None-Match: the consent page's files depend on them
+    int client_fd = -1;            // the connection's socket, watched by slow work for the client going (-1: none)
 };
 
 // How the session reads a request's body, decided from its header alone before a byte of the body is read: the
@@ -66,6 +68,7 @@ struct Site {
     Runtime* runtime = nullptr;
     ConsentPageFiles const* pages = nullptr;
     RulesWeb const* rules_web = nullptr;
+    WorkbenchProofs const* proofs = nullptr;  // POST /api/v1/admin/rules/prove (absent: 503)
 };
 
 class Router {

@@ -381,7 +381,8 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
                                     std::string(req[http::field::content_type]),
                                     std::move(req.body()),
                                     spool ? spool->path : std::string(),
-                                    {std::string(req[http::field::accept_encoding]), std::string(req[http::field::if_none_match])}};
+                                    {std::string(req[http::field::accept_encoding]), std::string(req[http::field::if_none_match])},
+                                    int(socket.socket().native_handle())};
                 auto run = [&] { return router.handle(who, request); };
                 // The relay's file uploads carry an Idempotency-Key: a repeat gets the first answer, never a second job.
                 return req.count("Idempotency-Key") && idempotent_route(method, target)
@@ -399,9 +400,19 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
         HttpResult r;  // (not a conditional expression: GCC 12 miscompiles co_await inside one)
         if (answered_from_memory(method, target)) r = answer();
         else r = co_await blocking<HttpResult>(shared.work, answer);
-        end.release();
+        end.release();  // (a proof below does not hold the batch worker back)
         spool.reset();  // the body has been read, in memory or from its file: its budget is free for others
         upload.reset();
+        if (r.slow) {  // a proof: on the threads of slow work, the request threads free meanwhile (it has its own deadline)
+            std::string route = std::move(r.route);
+            auto slow = std::move(r.slow);
+            socket.expires_never();
+            r = co_await blocking<HttpResult>(shared.slow_work, [&] {
+                RequestScope scope(trace.record.request_id);
+                return slow();
+            });
+            r.route = std::move(route);
+        }
         trace.record.status = r.status;
         trace.record.route = r.route;
         socket.expires_after(limits.body);

@@ -51,6 +51,8 @@ struct SessionShared {
     // The threads that answer requests (they may wait for the database); the connections' own threads only read,
     // write, handshake and answer /healthz and /readyz.
     boost::asio::thread_pool& work;
+    // The threads of slow work (HttpResult::slow: the workbench's proofs), as many as may run at once.
+    boost::asio::thread_pool& slow_work;
 };
 
 // Runs one accepted connection on the socket's executor (a strand of its own: accept_loop) until the client goes or a

@@ -88,6 +88,20 @@ std::vector<Setting> const& serve_settings() {
          "hand-offs per client address (IPv6: per /64) and facility (default 5; 0: no per-client budget, for a TCP balancer in "
          "passthrough, where every client has the balancer's address)",
          0, 1000},
+        {T::integer, "prove_at_once", "--prove-at-once", "KYOTAKU_PROVE_AT_ONCE",
+         "ルールの作業台の証明 (kyotaku prove) を同時にいくつまで実行するか (0: 実行しない) / the rule workbench's proofs (kyotaku prove "
+         "as a child process) at once (default 1; beyond, 503 with Retry-After; 0: none)",
+         0, 64},
+        {T::integer, "prove_seconds", "--prove-seconds", "KYOTAKU_PROVE_SECONDS",
+         "作業台の証明1回の制限時間 (秒、経過時間と CPU 時間) / each workbench proof's limit in seconds, wall clock and CPU time "
+         "(default 300; then it is killed and the answer says so)",
+         1, 86400},
+        {T::integer, "prove_memory_mb", "--prove-memory-mb", "KYOTAKU_PROVE_MEMORY_MB",
+         "作業台の証明1回のアドレス空間の上限 (MiB) / each workbench proof's address space in MiB (RLIMIT_AS; default 4096)", 256, 1048576},
+        {T::text, "prove_executable", "--prove-executable", "KYOTAKU_PROVE_EXECUTABLE",
+         "作業台の証明を実行する kyotaku コマンド (既定: このサーバ自身の実行ファイル) / the kyotaku command that runs the workbench's proofs "
+         "(default: the server's own executable)",
+         0, 0, &ServeOptions::prove_executable, true},
     };
     return all;
 }
@@ -146,6 +160,9 @@ std::string apply(ServeOptions& o, Setting const& s, std::string const& value) {
         if (key == "rollback_to") o.rollback_to = std::uint64_t(n);
         if (key == "drain_seconds") o.drain = std::chrono::seconds(n);
         if (key == "handoffs_per_client") o.handoffs_per_client = int(n);
+        if (key == "prove_at_once") o.prove_at_once = int(n);
+        if (key == "prove_seconds") o.prove_seconds = int(n);
+        if (key == "prove_memory_mb") o.prove_memory_mb = int(n);
         return {};
     }
     if (key == "listen") {
@@ -429,6 +446,10 @@ int check_config(ResolvedConfig const& config) {
         else if (key == "rollback_to") value = o.rollback_to ? std::to_string(o.rollback_to) : "(none: older releases are refused)";
         else if (key == "drain_seconds") value = std::to_string(o.drain.count());
         else if (key == "handoffs_per_client") value = std::to_string(o.handoffs_per_client);
+        else if (key == "prove_at_once") value = std::to_string(o.prove_at_once);
+        else if (key == "prove_seconds") value = std::to_string(o.prove_seconds);
+        else if (key == "prove_memory_mb") value = std::to_string(o.prove_memory_mb);
+        else if (key == "prove_executable") value = o.prove_executable.empty() ? "(the server's own executable)" : o.prove_executable;
         else if (key == "proxy_protocol_from") {
             for (std::size_t i = 0; i < o.limits.proxy_protocol_from.size(); ++i) value += (i ? "," : "") + o.limits.proxy_protocol_from[i];
             if (value.empty()) value = "(none)";

@@ -38,6 +38,12 @@ struct ServeOptions {
     // Open consent-page hand-offs per client (network address) and facility (usecases/handoff.hpp); 0: no per-client
     // budget — behind a TCP balancer that passes connections through, every client has the balancer's address.
     int handoffs_per_client = 5;
+    // The rule workbench's proofs (http/workbench_proofs.hpp): how many at once (0: none), each one's wall-clock and
+    // CPU-time limit, its address space, and the kyotaku command that proves (empty: the server's own executable).
+    int prove_at_once = 1;
+    int prove_seconds = 300;
+    int prove_memory_mb = 4096;
+    std::string prove_executable;
 };
 
 // One setting: its key in [serve], its flag and its environment variable.

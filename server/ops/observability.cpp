@@ -41,6 +41,7 @@ void log_error(std::string const& event, std::string const& message) {
 
 RequestScope::RequestScope(std::string const& request_id) { current_request = &request_id; }
 RequestScope::~RequestScope() { current_request = nullptr; }
+std::string current_request_id() { return current_request ? *current_request : std::string(); }
 
 void log_request(RequestRecord const& r) {
     LogFields line{{"event", "request"},

@@ -36,6 +36,8 @@ public:
     RequestScope(RequestScope const&) = delete;
     RequestScope& operator=(RequestScope const&) = delete;
 };
+// The id of the request being handled on this thread ("" when none).
+std::string current_request_id();
 
 struct RequestRecord {
     std::string request_id, facility, role, method, route;  // route: the pattern, "" when no route matched

@@ -257,6 +257,11 @@ Preflight preflight(ServeOptions const& o, Preflight::Asker asker) {
     });
     guarded("key_file", [&] { check_key_file(o, asker, out); });
     guarded("spool_dir", [&] { check_spool_dir(o, out); });
+    guarded("prove_executable", [&] {
+        // The workbench's proofs run this command; one that is not an executable file would fail every proof (500).
+        if (o.prove_at_once > 0 && !o.prove_executable.empty() && ::access(o.prove_executable.c_str(), X_OK) != 0)
+            out.errors.push_back("prove_executable: " + o.prove_executable + ": 実行できるファイルではありません / not an executable file (the workbench's proofs run it)");
+    });
     guarded("web_root", [&] {
         std::error_code ec;
         std::string const web = web_root_path(o);

@@ -64,5 +64,31 @@ printf 'fact a : bool\ndecision d : bool = a\ninvariant i: d or not d\n' > "$wor
 check "no horizon: exit 2" test $? -eq 2
 check "saying what is missing" grep -q "horizon" "$work/nohorizon.txt"
 
+# --json (the server's workbench route reads it): the same answers as one JSON object.
+mkdir -p "$work/small" "$work/errors"
+printf 'asof q\nfact q : date\nfact k : bool\nlet late : bool = q >= 2025-01-01\ndecision d : bool = k and late\nhorizon 2026-12-31\ninvariant 真: d implies k\ninvariant 偽: d implies q >= 2026-01-01\n' > "$work/small/a.rules"
+"$kyotaku" prove --json "$work/small" > "$work/small.json"
+check "--json: a counterexample exits 1" test $? -eq 1
+check "--json: each invariant's status, the counterexample's facts, shown in 和暦, and explained" python3 - "$work/small.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1], encoding="utf-8"))
+inv = {i["name"]: i for i in r["invariants"]}
+assert r["ok"] is False and r["diagnostics"] == [], r
+assert inv["真"]["status"] == "proven" and inv["真"]["facts"] is None, inv["真"]
+bad = inv["偽"]
+assert bad["status"] == "counterexample" and bad["location"] == "a.rules:8", bad
+assert bad["facts"]["k"] is True and bad["facts"]["q"].startswith("2025-"), bad["facts"]
+shown = {f["fact"]: f["value"] for f in bad["shown"]}
+assert shown["k"] == "はい" and shown["q"].startswith("令和7年") and shown["q"].endswith("(" + bad["facts"]["q"] + ")"), shown
+assert "令和7年" in bad["explanation"], bad["explanation"]
+PY
+printf 'fact k : bool\ndecision d : bool = k and kk\n' > "$work/errors/b.rules"
+"$kyotaku" prove --json "$work/errors" > "$work/errors.json"
+check "--json: rules with errors exit 2" test $? -eq 2
+check "--json: the errors with file, line and column" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1], encoding="utf-8"))["diagnostics"][0]
+assert d["file"].endswith("b.rules") and d["line"] == 2 and d["column"] == 27 and "kk" in d["ja"], d' "$work/errors.json"
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -2,7 +2,10 @@
 //  1. served by a real `kyotaku serve` to the administrator's certificate (403 for anyone else): the server's rules
 //     load, edits get live diagnostics with the caret, the rule tests run, the diff against the bundle the server
 //     runs shows what 窓の月数 = 4 changes, and an example case is explained;
+//     「証明する」 has the server prove the rules being edited (kyotaku prove): a broken official invariant's
+//     counterexample with 和暦 facts and its explanation, a rule error pointed at;
 //  2. opened from a file (file://): the rule files are picked, the first ones opened are what edits are compared with;
+//     「証明する」 says that proofs need the server, and which command to run instead;
 //  3. `kyotaku serve --trust` with a signed bundle: the consent page checks the signature with WebCrypto (Ed25519)
 //     before use, and refuses a tampered or unsigned bundle; the server refuses rule sources with --trust.
 // The workbench adds nothing to what the consent page loads: its files live in their own folder.
@@ -46,7 +49,7 @@ function call(base, who, method, path, body) {
     const req = https.request(base + path, { method, ...tls(who), headers: { 'Content-Type': 'application/json' } }, (res) => {
       let data = '';
       res.on('data', (d) => { data += d; });
-      res.on('end', () => ok({ status: res.statusCode, body: data }));
+      res.on('end', () => ok({ status: res.statusCode, body: data, headers: res.headers }));
     });
     req.on('error', fail);
     if (body) req.write(JSON.stringify(body));
@@ -94,6 +97,19 @@ const textMatches = (page, selector, re) => page.waitForFunction(([sel, s]) => {
   return e && new RegExp(s).test(e.textContent);
 }, [selector, re.source], { timeout: 15000 });
 
+// The workbench as the administrator opens it from the server, its rules loaded.
+async function adminWorkbench(base) {
+  const context = await browser.newContext({
+    ignoreHTTPSErrors: true, locale: 'ja-JP', viewport: { width: 1400, height: 1000 },
+    clientCertificates: [{ origin: base, certPath: join(pki, 'admin.pem'), keyPath: join(pki, 'admin.key') }],
+  });
+  const page = await context.newPage();
+  watch(page);
+  await page.goto(`${base}/admin/workbench/`);
+  await page.waitForFunction(() => /ファイルを読み込みました/.test(document.getElementById('status').textContent), null, { timeout: 30000 });
+  return { context, page };
+}
+
 try {
   const base = await serve(['--rules', join(src, 'rules')], 'plain');
 
@@ -110,14 +126,7 @@ try {
   });
 
   await test('served: live diagnostics, rule tests, the diff of 窓の月数 = 4 and an explained case', async () => {
-    const context = await browser.newContext({
-      ignoreHTTPSErrors: true, locale: 'ja-JP', viewport: { width: 1400, height: 1000 },
-      clientCertificates: [{ origin: base, certPath: join(pki, 'admin.pem'), keyPath: join(pki, 'admin.key') }],
-    });
-    const page = await context.newPage();
-    watch(page);
-    await page.goto(`${base}/admin/workbench/`);
-    await page.waitForFunction(() => /ファイルを読み込みました/.test(document.getElementById('status').textContent), null, { timeout: 30000 });
+    const { context, page } = await adminWorkbench(base);
     const files = await page.$$eval('#file-list button', (b) => b.map((x) => x.firstChild.textContent));
     assert.ok(files.includes('20_window.rules') && files.includes('tests/window_test.rules'), files.join(', '));
     assert.match(await page.textContent('#baseline-note'), /サーバが使っているルール/);
@@ -258,6 +267,78 @@ try {
     await context.close();
   });
 
+  await test('served: 証明する proves the rules being edited on the server — a counterexample with 和暦 facts, errors pointed at', async () => {
+    // Only the operator's certificate may ask the server for a proof.
+    const files = [{ path: 'a.rules', text: 'fact a : bool\ndecision d : bool = a\n' }];
+    assert.equal((await call(base, `facility-${FACILITY}-manager`, 'POST', '/api/v1/admin/rules/prove', { files })).status, 403);
+    assert.equal((await call(base, null, 'POST', '/api/v1/admin/rules/prove', { files })).status, 403);
+    assert.equal((await call(base, 'admin', 'POST', '/api/v1/admin/rules/prove', { files: [{ path: '../a.rules', text: '' }] })).status, 400);
+    const { context, page } = await adminWorkbench(base);
+    // The change: 40_viewing.rules without its モバイル端末 clause breaks the official invariant モバイル端末では閲覧しない.
+    await openFile(page, '40_viewing.rules');
+    await edit(page, '  when terminal == モバイル端末 => false\n    because "モバイル端末からは医療情報を閲覧できません (資格確認端末か電子カルテ端末を使います)"\n', '');
+    await summaryIs(page, /エラーなし/);
+    await page.click('#tab-invariants');
+    await page.click('#run-prove');
+    await textMatches(page, '#prove-summary', /証明しています/);
+    // Z3 on the server: the official rules take seconds (a loaded machine: more).
+    await page.waitForFunction(() => /反例があります/.test(document.getElementById('prove-summary').textContent), null, { timeout: 300000 });
+    const broken = page.locator('#prove-output li.counterexample');
+    assert.equal(await broken.count(), 1);
+    assert.match(await broken.textContent(), /反例あり.*モバイル端末からは医療情報を閲覧できない.*60_invariants\.rules:\d+/);
+    assert.ok(await page.locator('#prove-output li.proven').count() >= 8, 'the other official invariants are proven');
+    // The counterexample's facts as people read them: 和暦 dates with ISO in brackets, and explain's explanation.
+    const facts = await broken.locator('table').textContent();
+    assert.match(facts, /terminalモバイル端末/);
+    assert.match(facts, /令和\d+年\d+月\d+日 \(\d{4}-\d{2}-\d{2}\)/);
+    assert.match(await broken.locator('pre').textContent(), /■ 医療情報を閲覧できるか \(medical_info_viewable\) = true/);
+    assert.match(await page.textContent('#prove-note'), /証明した範囲: /);
+    await page.screenshot({ path: join(shots, '05-prove-counterexample.png'), fullPage: true });
+    await broken.locator('button', { hasText: '一件を説明' }).click();
+    assert.match(await page.textContent('#explain-output'), /■ 医療情報を閲覧できるか \(medical_info_viewable\) = true/);
+    // A rule error: answered at once with its place, and a click moves there.
+    await edit(page, 'decision medical_info_viewable', 'decision medical_info_viewable 余計');
+    await summaryIs(page, /エラー/);
+    await page.click('#tab-invariants');
+    await page.click('#run-prove');
+    await textMatches(page, '#prove-summary', /ルールにエラーが \d+ 件あります/);
+    assert.match(await page.textContent('#prove-output'), /40_viewing\.rules:\d+:\d+: /);
+    await page.click('#prove-output li button');
+    assert.match(await page.textContent('#cursor'), /行/);
+    await context.close();
+  });
+
+  await test('through TLS: one proof at a time per certificate (429), and a client that goes kills its proof', async () => {
+    const root = join(src, 'rules');
+    const files = [...readdirSync(root).filter((f) => f.endsWith('.rules')).map((f) => ({ path: f, text: readFileSync(join(root, f), 'utf8') })),
+      ...readdirSync(join(root, 'tests')).map((f) => ({ path: `tests/${f}`, text: readFileSync(join(root, 'tests', f), 'utf8') }))];
+    const metric = async (name) => {
+      const text = (await call(base, 'admin', 'GET', '/metrics')).body;
+      const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+      return line ? Number(line.split(' ')[1]) : NaN;
+    };
+    // Waits (bounded) until the server's own figures say what the test waits for.
+    const until = async (what, name, value) => {
+      for (let i = 0; i < 1200 && (await metric(name)) !== value; ++i) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await metric(name), value, what);
+    };
+    const gone = 'kyotaku_workbench_proofs_total{outcome="client_gone"}';
+    const before = await metric(gone);
+    const held = https.request(`${base}/api/v1/admin/rules/prove`, { method: 'POST', ...tls('admin'), headers: { 'Content-Type': 'application/json' } });
+    held.on('error', () => {});
+    held.end(JSON.stringify({ files }));
+    await until('the proof runs', 'kyotaku_workbench_proofs_running', 1);
+    const again = await call(base, 'admin', 'POST', '/api/v1/admin/rules/prove', { files });
+    assert.equal(again.status, 429, again.body);
+    assert.ok(Number(again.headers['retry-after']) > 0);
+    assert.match(JSON.parse(again.body).message_ja, /前の証明がまだ終わっていません/);
+    // The browser goes (a closed tab): the server kills the child at once instead of proving for nobody.
+    held.destroy();
+    await until('the proof is killed when its client goes', gone, before + 1);
+    assert.equal(await metric('kyotaku_workbench_proofs_running'), 0);
+    assert.deepEqual(readdirSync(join(work, 'plain.sqlite.spool')).filter((f) => f.startsWith('prove-')), [], 'its folder is removed');
+  });
+
   await test('from a file: the picked files are checked, tested and compared with the first ones opened', async () => {
     const context = await browser.newContext({ locale: 'ja-JP', viewport: { width: 1400, height: 1000 } });
     const page = await context.newPage();
@@ -281,6 +362,11 @@ try {
     await page.click('#tab-explain');
     await page.click('#run-explain');
     assert.match(await page.textContent('#explain-output'), /■ 居宅同意取得型を使えるか \(service_available\)/);
+    // Proofs need the server: the page says so, with the command to run instead.
+    await page.click('#tab-invariants');
+    await page.click('#run-prove');
+    assert.match(await page.textContent('#prove-summary'), /ファイルとして開かれている/);
+    assert.match(await page.textContent('#prove-note'), /サーバ \(kyotaku serve\).*管理者の証明書.*kyotaku prove rules/);
     await context.close();
   });
 

@@ -1,6 +1,7 @@
 // ルールの作業台: a policy officer edits rule files and sees, without installing anything, what the `kyotaku`
 // command would say: live diagnostics (file:line:column and the caret), the rule tests, one case explained, and
-// the answers that change against the official rules (kyotaku diff over the generated corpus). The engine is the
+// the answers that change against the official rules (kyotaku diff over the generated corpus), and — served by
+// kyotaku serve — the invariants proven for every input by the server (kyotaku prove). The engine is the
 // same C++ compiled to WebAssembly (kyotaku-workbench.js). Served by `kyotaku serve` to administrators at
 // /admin/workbench/ (the server's rules loaded, compared with the bundle it runs), or opened from a file (the
 // files first opened are what the edits are compared with). A classic script: modules do not load from file://.
@@ -434,6 +435,106 @@
     }));
   });
 
+  // ---- proofs on the server (kyotaku prove) ----------------------------------------------------------------------
+  // Z3 does not run in the page: the server proves the rules being edited, every file with its edits
+  // (POST /api/v1/admin/rules/prove, the administrator's certificate only). Opened from a file, or refused by the
+  // server, the page says plainly what to run instead.
+  const served = () => location.protocol === 'https:' || location.protocol === 'http:';
+
+  function proofsNeedTheServer(why) {
+    $('prove-summary').textContent = why;
+    $('prove-summary').className = 'summary bad';
+    $('prove-note').replaceChildren('すべての入力についての証明には、サーバ (kyotaku serve) の作業台を管理者の証明書 (kyotaku-admin) で開いてください。' +
+      'または、編集したルールを書き出してから、コマンドで ', el('code', { textContent: 'kyotaku prove rules' }),
+      ' を実行してください (rules は編集したルールのフォルダ。反例があれば終了コード 1 で示します)。');
+    $('prove-output').replaceChildren();
+  }
+
+  const verdicts = { proven: '証明済み', counterexample: '反例あり', unknown: '決められませんでした' };
+
+  function renderProofs(status, data) {
+    const summary = $('prove-summary');
+    const note = $('prove-note');
+    const out = $('prove-output');
+    summary.textContent = data.message || data.message_ja || `サーバが答えられませんでした (HTTP ${status})`;
+    summary.className = data.outcome === 'proved' ? 'summary good' : 'summary bad';
+    note.replaceChildren();
+    out.replaceChildren();
+    if (data.outcome === 'rule_errors') {
+      out.replaceChildren(...(data.diagnostics || []).filter((d) => d.severity === 'error').map((d) => {
+        const button = el('button', { type: 'button' }, el('pre', { textContent: `${d.file}:${d.line}:${d.column}: ${d.ja}` }));
+        button.addEventListener('click', () => goTo(d.file, d.line, d.column));
+        return el('li', { className: 'counterexample' }, button);
+      }));
+      return;
+    }
+    if (data.outcome === 'timeout') {
+      note.replaceChildren('時間の制限なしに証明するには、編集したルールを書き出してから、コマンドで ', el('code', { textContent: 'kyotaku prove rules' }),
+        ' を実行してください。');
+      return;
+    }
+    if (!Array.isArray(data.invariants)) return;
+    if (data.domain) note.textContent = `証明した範囲: ${data.domain}`;
+    out.replaceChildren(...data.invariants.map((i) => {
+      const where = el('button', { type: 'button', className: 'link', textContent: i.location });
+      const [file, line] = [i.location.slice(0, i.location.lastIndexOf(':')), Number(i.location.slice(i.location.lastIndexOf(':') + 1))];
+      where.addEventListener('click', () => goTo(file, line, 1));
+      const li = el('li', { className: i.status }, el('span', { className: 'verdict', textContent: verdicts[i.status] || i.status }),
+        el('strong', { textContent: i.label ? `${i.label} ` : `${i.name} ` }), `(${i.name}) `, where);
+      if (i.status === 'counterexample') {
+        const table = el('table', {}, el('tr', {}, el('th', { textContent: '反例の事実' }), el('th', { textContent: '値' })));
+        for (const f of i.shown || []) table.append(el('tr', {}, el('td', { textContent: f.fact }), el('td', { textContent: f.value })));
+        const explainIt = el('button', { type: 'button', textContent: 'この反例を「一件を説明」で開く' });
+        explainIt.addEventListener('click', () => {
+          $('facts').value = JSON.stringify(i.facts);
+          $('tab-explain').click();
+          $('run-explain').click();
+        });
+        li.append(table, el('pre', { textContent: i.explanation }), explainIt);
+      } else if (i.status === 'unknown' && i.reason) {
+        li.append(el('p', { textContent: `理由: ${i.reason}` }));
+      }
+      return li;
+    }));
+  }
+
+  async function proveOnServer() {
+    if (!served()) return proofsNeedTheServer('このページはファイルとして開かれているので、ここでは証明できません。');
+    if (!state.files.length) return proofsNeedTheServer('ルールファイルがありません。');
+    check();
+    const button = $('run-prove');
+    button.disabled = true;
+    $('prove-summary').textContent = '証明しています… (公式ルールで十数秒かかります)';
+    $('prove-summary').className = 'summary';
+    $('prove-note').replaceChildren();
+    $('prove-output').replaceChildren();
+    try {
+      const r = await fetch('/api/v1/admin/rules/prove', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ files: state.files.map(({ path, text }) => ({ path, text })) }),
+      });
+      let data = {};
+      try {
+        data = await r.json();
+      } catch (e) {
+        data = {};
+      }
+      if (r.status === 403) return proofsNeedTheServer('証明はサーバの管理者 (kyotaku-admin の証明書) だけが実行できます。');
+      if (r.status === 404) return proofsNeedTheServer('このサーバは証明を受け付けていません。');
+      renderProofs(r.status, data);
+      if ((r.status === 503 || r.status === 429) && !data.outcome) {
+        const retry = r.headers.get('Retry-After');
+        $('prove-note').textContent = retry ? `${retry} 秒ほど待ってから、もう一度「証明する」を押してください。` : '';
+      }
+    } catch (e) {
+      proofsNeedTheServer(`サーバにつながりません (${e.message})。`);
+    } finally {
+      button.disabled = false;
+    }
+  }
+  $('run-prove').addEventListener('click', proveOnServer);
+
   // ---- start ---------------------------------------------------------------------------------------------------
 
   async function start() {
@@ -446,6 +547,7 @@
     renderChangeSet();
     if (location.protocol !== 'https:' && location.protocol !== 'http:') {
       $('baseline-note').textContent = '最初に開いたファイルが、比べる相手 (公式ルール) になります。';
+      proofsNeedTheServer('このページはファイルとして開かれているので、ここでは証明できません。');
       return setStatus('ルールファイルかフォルダを開いてください');
     }
     // Served by kyotaku serve: its rule sources, compared with the bundle it runs.
