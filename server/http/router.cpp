@@ -175,9 +175,11 @@ std::vector<Route> const& routes() {
         // The rule workbench's proofs (workbench_proofs.hpp): the rules being edited, proven by kyotaku prove on the server.
         {"POST", "/api/v1/admin/rules/prove", A::operator_,
          [](Service&, Caller const& c, Request const& r) {
-             if (!r.site.proofs)
+             if (!r.site.proofs) {
+                 check_proof_request(r.body);  // a bad body is a 400 here too
                  throw Error(Error::Kind::unavailable, "", "このサーバでは証明を実行しません。kyotaku prove rules で証明してください",
                              "no proofs on this server: run kyotaku prove");
+             }
              return r.site.proofs->start(c, r.body, r.client_fd);
          }},
         {"POST", "/api/v1/admin/url-keys/rotate", A::operator_,

@@ -135,6 +135,12 @@ HttpResult with_outcome(int status, json body) {
 }
 }  // namespace
 
+void check_proof_request(std::string const& body, ProofSettings const& settings) {
+    if (body.size() > proof_body_limit(settings))
+        throw Error(Error::Kind::too_large, "", "本文が大きすぎます", "body too large (at most " + std::to_string(proof_body_limit(settings)) + " bytes)");
+    read_request(body, settings);
+}
+
 std::uint64_t proof_body_limit(ProofSettings const& s) {
     // Every byte of text escaped (\u0000: 6 bytes), plus the paths and the JSON around each file.
     return std::uint64_t(s.max_bytes) * 6 + std::uint64_t(s.max_files) * (s.max_path_bytes * 6 + 64) + 1024;
@@ -172,15 +178,15 @@ void WorkbenchProofs::stop() {
 }
 
 HttpResult WorkbenchProofs::start(Caller const& caller, std::string const& body, int client_fd) const {
+    if (body.size() > proof_body_limit(settings_))
+        throw Error(Error::Kind::too_large, "", "本文が大きすぎます", "body too large (at most " + std::to_string(proof_body_limit(settings_)) + " bytes)");
+    std::vector<RuleFile> files = read_request(body, settings_);  // a bad body is refused as such, whatever else holds
     if (state_->stopping)
         throw Error(Error::Kind::unavailable, "", "サーバが停止するところです。少し待ってから、もう一度「証明する」を押してください",
                     "the server is stopping: retry shortly");
     if (settings_.at_once <= 0 || settings_.executable.empty())
         throw Error(Error::Kind::unavailable, "", "このサーバでは証明を実行しません (prove_at_once = 0)。kyotaku prove rules で証明してください",
                     "proofs are turned off on this server (prove_at_once = 0): run kyotaku prove");
-    if (body.size() > proof_body_limit(settings_))
-        throw Error(Error::Kind::too_large, "", "本文が大きすぎます", "body too large (at most " + std::to_string(proof_body_limit(settings_)) + " bytes)");
-    std::vector<RuleFile> files = read_request(body, settings_);
     std::size_t bytes = 0;
     for (auto const& f : files) bytes += f.text.size();
     // A place: one proof per certificate (429), at most at_once in all (503).

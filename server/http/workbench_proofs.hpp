@@ -41,6 +41,9 @@ struct ProofSettings {
     std::size_t max_path_bytes = 200;
     std::size_t max_depth = 3;  // folders above a file
 };
+// Checks a request's body as the route does (Error: 400 naming the field, 413) without running anything: a server
+// without proofs (prove_at_once = 0, or none configured) refuses a bad body as any server does, before its 503.
+void check_proof_request(std::string const& body, ProofSettings const& settings = {});
 // The largest request body the route reads: the texts, their paths and the JSON around them (escapes included).
 std::uint64_t proof_body_limit(ProofSettings const& settings);
 

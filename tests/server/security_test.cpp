@@ -172,6 +172,7 @@ std::map<std::string, json> json_route_bodies(std::string const& token, std::str
         {"POST /api/v1/admin/medical-records", json{{"person_key", person}, {"item", "薬剤情報"}, {"recorded_on", "2024-06-01"}, {"content", {{"薬", "A"}}}}},
         {"POST /api/v1/admin/cards", json{{"person_key", person}, {"certificate", "not a certificate"}}},
         {"POST /api/v1/admin/clock", json{{"today", "2024-07-31"}}},
+        {"POST /api/v1/admin/rules/prove", json{{"files", {{{"path", "a.rules"}, {"text", "fact k : bool\n"}}}}}},
         {"POST /api/v1/consent/challenge", json{{"token", token}}},
         {"POST /api/v1/consent/register", json{{"token", token}, {"challenge_id", "0"}, {"certificate", "AAAA"}, {"identity_method", "目視確認"},
                                               {"visit_kind", "訪問診療"}, {"items", {"薬剤情報"}}, {"visual_passcode", "12345678"}}},
