@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #ifdef KYOTAKU_WITH_SERVER
+#include "app/app.hpp"
 #include "ops/preflight.hpp"
 #include "ops/relay.hpp"
 #endif

@@ -11,6 +11,7 @@
 #include "ops/observability.hpp"
 #include "ops/preflight.hpp"
 #include "ops/runtime.hpp"
+#include "storage/facility_urls.hpp"
 #include "storage/idempotent_answers.hpp"
 #include "storage/server_probes.hpp"
 #include "usecases/handoff.hpp"
@@ -287,6 +288,23 @@ int serve(ServeOptions const& o) {
         return run(o);
     } catch (Refused const& r) {
         std::cerr << "kyotaku serve: " << r.what() << "\n";
+        return 2;
+    }
+}
+
+int start_server(ResolvedConfig const& config) {
+    std::vector<std::string> errors = config.errors;
+    if (config.ok()) errors = preflight(config.options).errors;
+    for (auto const& e : errors) std::cerr << "kyotaku serve: error: " << e << "\n";
+    if (!errors.empty()) {
+        std::cerr << "kyotaku serve: " << errors.size()
+                  << " error(s): not started (kyotaku serve --check-config shows the whole configuration)\n";
+        return 2;
+    }
+    try {
+        return serve(config.options);
+    } catch (std::exception const& e) {
+        std::cerr << "kyotaku serve: error: " << redact_secrets(e.what(), config.options.db) << "\n";
         return 2;
     }
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "ops/config.hpp"
+#include "ops/preflight.hpp"
 
 namespace kyotaku::server {
 
@@ -13,5 +14,10 @@ namespace kyotaku::server {
 // one JSON log line per request and event on stdout (observability.hpp). Returns the exit code (2: it did not start,
 // the reason on stderr).
 int serve(ServeOptions const& options);
+
+// `kyotaku serve` from a resolved configuration: its errors, then the preflight's (ops/preflight.hpp), printed and
+// refused (status 2); else the server runs (serve), and an exception out of its start is printed (secrets redacted)
+// and refused the same way instead of aborting.
+int start_server(ResolvedConfig const& config);
 
 }  // namespace kyotaku::server

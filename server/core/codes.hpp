@@ -3,6 +3,8 @@
 
 #include "core/error.hpp"
 
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,5 +35,10 @@ struct CardFields {
     std::optional<std::string> insurer_number, symbol, number, branch, birthdate;
     friend bool operator==(CardFields const&, CardFields const&) = default;
 };
+
+// Whether `bytes` is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
+bool valid_utf8(std::string_view bytes);
+// The length in bytes of the well-formed UTF-8 character at s[i] (its code point in `cp`), or 0 when there is none.
+std::size_t utf8_char_at(std::string_view s, std::size_t i, std::uint32_t& cp);
 
 }  // namespace kyotaku::server

@@ -1,7 +1,5 @@
 #include "core/secrets.hpp"
 
-#include "storage/database.hpp"
-
 #include <fcntl.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -176,28 +174,12 @@ std::string Secrets::passcode_hash(std::string const& facility_code, std::string
     return to_hex(md, n);
 }
 
-int seal_plain_url_keys(Database& db, Secrets const& secrets) {
-    return transaction(db, [&] {
-        int sealed = 0;
-        for (auto const& row : db.query("SELECT version, key_hex, key_sealed FROM url_keys ORDER BY version")) {
-            auto const version = std::uint32_t(as_int(row[0]));
-            if (!is_null(row[2])) {
-                if (!secrets.open_url_key(version, as_text(row[2])))
-                    throw std::runtime_error("URL 鍵 " + std::to_string(version) +
-                                             " を開けません: このデータベースを封じた鍵ファイルではありません / URL key " + std::to_string(version) +
-                                             " does not open: the key file is not the one this database was sealed with");
-                continue;
-            }
-            auto plain = from_hex_strict(as_text(row[1]));
-            if (!plain || plain->size() != 32)
-                throw std::runtime_error("URL 鍵 " + std::to_string(version) + " が壊れています / URL key " + std::to_string(version) + " is damaged");
-            db.query("UPDATE url_keys SET key_sealed = $2, key_hex = '' WHERE version = $1",
-                     {std::int64_t(version), secrets.seal_url_key(version, *plain)});
-            OPENSSL_cleanse(plain->data(), plain->size());
-            ++sealed;
-        }
-        return sealed;
-    });
+std::optional<std::string> Secrets::seal_plain_url_key(std::uint32_t version, std::string const& key_hex) const {
+    auto plain = from_hex_strict(key_hex);
+    if (!plain || plain->size() != 32) return std::nullopt;
+    std::string sealed = seal_url_key(version, *plain);
+    OPENSSL_cleanse(plain->data(), plain->size());
+    return sealed;
 }
 
 }  // namespace kyotaku::server

@@ -13,8 +13,6 @@
 
 namespace kyotaku::server {
 
-class Database;
-
 // AES-256-GCM with a random 96-bit nonce: nonce ‖ ciphertext ‖ tag, `aad` bound as associated data.
 std::vector<unsigned char> aes_gcm_seal(std::vector<unsigned char> const& key, std::vector<unsigned char> const& aad,
                                         std::vector<unsigned char> const& plain);
@@ -37,6 +35,9 @@ public:
     // A URL key sealed for the url_keys row of `version` (text: "v1:" + hex), and opened again.
     std::string seal_url_key(std::uint32_t version, std::vector<unsigned char> const& key) const;
     std::optional<std::vector<unsigned char>> open_url_key(std::uint32_t version, std::string const& sealed) const;
+    // A URL key stored in plain text by a database from before issue 10 (64 hex digits), sealed; nullopt when the
+    // text is not such a key. The plain key is wiped from memory once sealed.
+    std::optional<std::string> seal_plain_url_key(std::uint32_t version, std::string const& key_hex) const;
     // HMAC-SHA-256 of a facility's passcode, hex.
     std::string passcode_hash(std::string const& facility_code, std::string const& passcode) const;
     // The key's fingerprint: 16 hex digits derived from it (HKDF, its own label), never the key nor anything that
@@ -51,9 +52,5 @@ private:
     std::string fingerprint_;
 };
 
-// Seals the URL keys a database from before issue 10 holds in plain text (url_keys.key_hex), in one transaction,
-// and checks that every sealed key opens with these secrets. Returns how many it sealed; throws std::runtime_error
-// when a key does not open (the key file is not the one this database was sealed with).
-int seal_plain_url_keys(Database& db, Secrets const& secrets);
 
 }  // namespace kyotaku::server

@@ -130,38 +130,6 @@ std::vector<std::string> enum_list(Program const& rules, char const* field, char
     return out;
 }
 
-namespace {
-// The length in bytes of the well-formed UTF-8 character at s[i] (its code point in `cp`), or 0 when there is none.
-std::size_t utf8_char_at(std::string_view s, std::size_t i, std::uint32_t& cp) {
-    auto const c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-        cp = c;
-        return 1;
-    }
-    std::size_t n = 0;
-    if ((c & 0xE0) == 0xC0) n = 1, cp = c & 0x1F;
-    else if ((c & 0xF0) == 0xE0) n = 2, cp = c & 0x0F;
-    else if ((c & 0xF8) == 0xF0) n = 3, cp = c & 0x07;
-    else return 0;
-    if (i + n >= s.size()) return 0;
-    for (std::size_t k = 1; k <= n; ++k) {
-        auto const cc = static_cast<unsigned char>(s[i + k]);
-        if ((cc & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (cc & 0x3F);
-    }
-    // No overlong forms, no surrogates, nothing above U+10FFFF.
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n + 1;
-}
-}  // namespace
-
-bool valid_utf8(std::string_view s) {
-    std::uint32_t cp = 0;
-    for (std::size_t i = 0, n; i < s.size(); i += n)
-        if ((n = utf8_char_at(s, i, cp)) == 0) return false;
-    return true;
-}
 
 std::string without_refused_characters(std::string_view s, std::size_t& replaced) {
     std::string out;

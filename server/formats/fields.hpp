@@ -58,8 +58,6 @@ std::string const& required(char const* field, std::optional<std::string> const&
 // A date as a caller writes it (ISO or 和暦) → ISO, or the error naming `field`.
 std::string iso_date(char const* field, std::string const& text);
 
-// Whether `bytes` is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
-bool valid_utf8(std::string_view bytes);
 // The longest prefix of valid UTF-8 `text` of at most `max_bytes` that ends on a character boundary (for echoes).
 std::string utf8_prefix(std::string const& text, std::size_t max_bytes);
 

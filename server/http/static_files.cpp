@@ -189,19 +189,10 @@ HttpResult no_such_file(std::string const& name) {
         Error(Error::Kind::not_found, "", "そのようなファイルはありません", "no such file: " + name.substr(0, 100)));
 }
 
-// The server's rules for the page, compressed once per bundle.
+// The server's rules for the page, compressed: its tag (the content hash's beginning, the ETag) and its gzip.
 struct CompressedBundle {
     std::string tag, gz;
 };
-CompressedBundle const& compressed_bundle(std::string const& bundle) {
-    static std::mutex mutex;
-    static std::map<std::string, CompressedBundle> made;  // by content hash: one per rule set the process serves
-    std::string const tag = sha256_hex(bundle).substr(0, 20);
-    std::lock_guard lock(mutex);
-    auto it = made.find(tag);
-    if (it == made.end()) it = made.emplace(tag, CompressedBundle{tag, gzip(bundle)}).first;
-    return it->second;
-}
 
 std::string html_escape(std::string const& text) {
     std::string out;
@@ -258,7 +249,20 @@ HttpResult consent_page(Service& service, WebRoot const& root, std::string const
 
 }  // namespace
 
-ConsentPageFiles::ConsentPageFiles(std::string const& directory) : root_(load(directory)) {}
+struct ConsentPageFiles::BundleCache {
+    std::mutex mutex;
+    std::shared_ptr<CompressedBundle const> last;
+    // The bundle compressed: the last one again while the rules stay, else made now (and kept in its place).
+    std::shared_ptr<CompressedBundle const> of(std::string const& bundle) {
+        std::string const tag = sha256_hex(bundle).substr(0, 20);
+        std::lock_guard lock(mutex);
+        if (!last || last->tag != tag) last = std::make_shared<CompressedBundle const>(CompressedBundle{tag, gzip(bundle)});
+        return last;
+    }
+};
+
+ConsentPageFiles::ConsentPageFiles(std::string const& directory)
+    : root_(load(directory)), bundles_(std::make_shared<BundleCache>()) {}
 
 std::string gzip(std::string const& data) {
     z_stream z{};
@@ -297,8 +301,8 @@ std::optional<HttpResult> ConsentPageFiles::serve(Service& service, std::string 
         // The rules the server runs, revalidated on every use: a rule change reaches the next page load.
         // (Signed rules: the signed bytes themselves, which the page checks before use.)
         auto const bundle = service.consent.rules_bundle();
-        auto const& c = compressed_bundle(*bundle);
-        return send(*root, "application/octet-stream", *bundle, "", c.gz, c.tag, "no-cache", headers);
+        auto const c = bundles_->of(*bundle);
+        return send(*root, "application/octet-stream", *bundle, "", c->gz, c->tag, "no-cache", headers);
     }
     auto it = root->files.find(name);
     if (it == root->files.end()) return no_such_file(name);

@@ -39,7 +39,11 @@ public:
                                     PageRequestHeaders const& headers = {}) const;
 
 private:
+    struct BundleCache;
     std::shared_ptr<WebRoot const> root_;
+    // The rules' bundle gzipped, made once per bundle (the last one served; a reload makes the next): this object's,
+    // not the process's.
+    std::shared_ptr<BundleCache> bundles_;
 };
 
 // gzip (RFC 1952) of `data` at the best compression (zlib).

@@ -135,11 +135,16 @@ HttpResult with_outcome(int status, json body) {
 }
 }  // namespace
 
-void check_proof_request(std::string const& body, ProofSettings const& settings) {
+namespace {
+// The request's files, its size checked first.
+std::vector<RuleFile> checked_files(std::string const& body, ProofSettings const& settings) {
     if (body.size() > proof_body_limit(settings))
         throw Error(Error::Kind::too_large, "", "本文が大きすぎます", "body too large (at most " + std::to_string(proof_body_limit(settings)) + " bytes)");
-    read_request(body, settings);
+    return read_request(body, settings);
 }
+}  // namespace
+
+void check_proof_request(std::string const& body, ProofSettings const& settings) { checked_files(body, settings); }
 
 std::uint64_t proof_body_limit(ProofSettings const& s) {
     // Every byte of text escaped (\u0000: 6 bytes), plus the paths and the JSON around each file.
@@ -178,9 +183,7 @@ void WorkbenchProofs::stop() {
 }
 
 HttpResult WorkbenchProofs::start(Caller const& caller, std::string const& body, int client_fd) const {
-    if (body.size() > proof_body_limit(settings_))
-        throw Error(Error::Kind::too_large, "", "本文が大きすぎます", "body too large (at most " + std::to_string(proof_body_limit(settings_)) + " bytes)");
-    std::vector<RuleFile> files = read_request(body, settings_);  // a bad body is refused as such, whatever else holds
+    std::vector<RuleFile> files = checked_files(body, settings_);  // a bad body is refused as such, whatever else holds
     if (state_->stopping)
         throw Error(Error::Kind::unavailable, "", "サーバが停止するところです。少し待ってから、もう一度「証明する」を押してください",
                     "the server is stopping: retry shortly");
@@ -193,7 +196,7 @@ HttpResult WorkbenchProofs::start(Caller const& caller, std::string const& body,
     std::string const who = caller.certificate.empty() ? caller.subject : caller.certificate;
     {
         std::lock_guard lock(state_->mutex);
-        if (state_->per_caller[who] > 0) {
+        if (state_->per_caller.count(who)) {
             ++state_->outcomes["refused_caller"];
             throw too_many("", "前の証明がまだ終わっていません。終わってから、もう一度「証明する」を押してください",
                            "a proof of this certificate is still running: retry when it has finished", 10);
@@ -211,7 +214,7 @@ HttpResult WorkbenchProofs::start(Caller const& caller, std::string const& body,
     auto place = std::shared_ptr<void>(nullptr, [state = state_, who](void*) {
         std::lock_guard lock(state->mutex);
         --state->running;
-        if (--state->per_caller[who] <= 0) state->per_caller.erase(who);
+        if (auto const it = state->per_caller.find(who); it != state->per_caller.end() && --it->second <= 0) state->per_caller.erase(it);
     });
     auto dir = std::make_shared<TempDir>(settings_.work_dir);
     if (dir->path.empty() || !write_files(dir->path, files)) {

@@ -3,7 +3,6 @@
 #include "core/card_signature.hpp"
 #include "core/secrets.hpp"
 #include "contract/rule_contract.hpp"
-#include "app/app.hpp"
 #include "http/tls.hpp"
 #include "kyotaku/engine.hpp"
 #include "kyotaku/signing.hpp"
@@ -269,22 +268,6 @@ Preflight preflight(ServeOptions const& o, Preflight::Asker asker) {
             out.notes.push_back("warning: web_root: 同意ページのファイルがありません / the consent page's files were not found");
     });
     return out;
-}
-
-int start_server(ResolvedConfig const& config) {
-    std::vector<std::string> errors = config.errors;
-    if (config.ok()) errors = preflight(config.options).errors;
-    for (auto const& e : errors) std::cerr << "kyotaku serve: error: " << e << "\n";
-    if (!errors.empty()) {
-        std::cerr << "kyotaku serve: " << errors.size() << " error(s): not started (kyotaku serve --check-config shows the whole configuration)\n";
-        return 2;
-    }
-    try {
-        return serve(config.options);
-    } catch (std::exception const& e) {
-        std::cerr << "kyotaku serve: error: " << redact_secrets(e.what(), config.options.db) << "\n";
-        return 2;
-    }
 }
 
 }  // namespace kyotaku::server

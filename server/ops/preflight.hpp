@@ -33,9 +33,4 @@ Preflight preflight(ServeOptions const& options, Preflight::Asker asker = Prefli
 // the database's is another key's (preflight refuses that too, once it is stored).
 void claim_key_fingerprint(Database& db, Secrets const& secrets, std::string const& at);
 
-// `kyotaku serve` from a resolved configuration: its errors, then the preflight's, printed and refused (status 2);
-// else the server runs (serve, app/app.hpp), and an exception out of its start is printed (secrets redacted)
-// and refused the same way instead of aborting.
-int start_server(ResolvedConfig const& config);
-
 }  // namespace kyotaku::server

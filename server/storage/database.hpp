@@ -79,8 +79,8 @@ public:
     // transaction holds (FOR UPDATE SKIP LOCKED); SQLite has one writer at a time and needs nothing.
     virtual char const* claim_suffix() const { return ""; }
     // Added to a SELECT of one row inside a transaction to hold that row until the transaction ends, so that the
-    // transactions that lock it run one after another (a count and the insert it limits: usecases/desk_util.hpp
-    // lock_facility): PostgreSQL's FOR NO KEY UPDATE (rows referring to it are still inserted meanwhile); SQLite has
+    // transactions that lock it run one after another (a count and the insert it limits: FacilityRegistry::lock,
+    // storage/facility_registry.hpp): PostgreSQL's FOR NO KEY UPDATE (rows referring to it are still inserted meanwhile); SQLite has
     // one writer at a time and needs nothing.
     virtual char const* lock_suffix() const { return ""; }
     // A statement that bounds, for the rest of this transaction, how long a row lock is waited for (LockTimeout
@@ -142,6 +142,13 @@ auto unsynced_transaction(Database& db, F&& body) {
 std::string as_text(Value const& v);
 std::int64_t as_int(Value const& v);
 bool is_null(Value const& v);
+// A count of recent events of one kind (challenges, wrong codes, wrong passcodes) and the first of them (its
+// timestamp: when the count goes down again; empty when there are none).
+struct RecentCount {
+    std::int64_t count = 0;
+    std::string first;
+};
+RecentCount recent_count(std::vector<Row> const& rows);  // the rows of `SELECT COUNT(*), MIN(at) …`
 // Every text that reaches the database is valid UTF-8 without NUL: otherwise Error (invalid, 400) and nothing is
 // stored. Both backends check their parameters (a request's own validation names the field first).
 void check_text_params(std::vector<Value> const& params);

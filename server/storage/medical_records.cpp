@@ -11,4 +11,10 @@ std::vector<MedicalRecordEntry> MedicalRecords::up_to(std::string const& person,
     return out;
 }
 
+void MedicalRecords::add(std::string const& id, std::string const& person, std::string const& item,
+                         MedicalRecordEntry const& record) {
+    db_.query("INSERT INTO medical_records (id, person_key, item, recorded_on, content_json) VALUES ($1, $2, $3, $4, $5)",
+              {id, person, item, record.recorded_on, record.content_json});
+}
+
 }  // namespace kyotaku::server

@@ -6,7 +6,7 @@
 #include "storage/faults.hpp"
 
 #include "core/error.hpp"
-#include "formats/fields.hpp"
+#include "core/codes.hpp"
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -42,6 +42,11 @@ std::int64_t as_int(Value const& v) {
     return 0;
 }
 bool is_null(Value const& v) { return std::holds_alternative<std::nullptr_t>(v); }
+
+RecentCount recent_count(std::vector<Row> const& rows) {
+    if (rows.empty() || as_int(rows[0][0]) == 0) return {};
+    return {as_int(rows[0][0]), as_text(rows[0][1])};
+}
 
 void check_text_params(std::vector<Value> const& params) {
     for (std::size_t i = 0; i < params.size(); ++i)

@@ -3,6 +3,11 @@
 #include "usecases/admin.hpp"
 
 #include "core/card_signature.hpp"
+#include "storage/consent_registry.hpp"
+#include "storage/facility_registry.hpp"
+#include "storage/facility_urls.hpp"
+#include "storage/insurer_data.hpp"
+#include "storage/medical_records.hpp"
 #include "usecases/desk_util.hpp"
 #include "usecases/settings.hpp"
 
@@ -16,12 +21,10 @@ NewFacility AdminDesk::create_facility(Caller const& c, NewFacility const& f) {
     if (name.empty()) throw invalid("name", "名称がありません", "name is empty");
     check_text(name, "name", 100);
     std::string kind = enum_value(*x_.rules()->program, "kind", "facility_kind", f.kind);
+    FacilityRegistry registry(x_.db);
     return transaction(x_.db, [&] {
-        if (!x_.db.query("SELECT 1 FROM facilities WHERE code = $1", {code}).empty())
-            throw conflict("code", "この医療機関等コードはすでに登録されています", "facility already exists");
-        std::string now = x_.now();
-        x_.db.query("INSERT INTO facilities (code, name, kind, created_at) VALUES ($1, $2, $3, $4)", {code, name, kind, now});
-        x_.db.query("INSERT INTO facility_settings (facility_code, updated_at) VALUES ($1, $2)", {code, now});
+        if (registry.exists(code)) throw conflict("code", "この医療機関等コードはすでに登録されています", "facility already exists");
+        registry.add(code, name, kind, x_.now());
         return NewFacility{code, name, kind};
     });
 }
@@ -53,11 +56,10 @@ InsuredPersonAdded AdminDesk::add_insured_person(Caller const& c, NewInsuredPers
     check_text(person, "person_key", 64);
     if (person.empty()) person = new_id();
     std::string id = new_id();
-    x_.db.query("INSERT INTO insured_persons (id, person_key, insurer_number, symbol, number, branch, birthdate, name, name_kana, burden_ratio, "
-                "valid_from, valid_to, card_classification, personal_family, loss_reason) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-                {id, person, card.insurer, card.symbol, card.number, card.branch, card.birthdate, name, kana, ratio, from,
-                 to.empty() ? Value(nullptr) : Value(to), classification, family, loss.empty() ? Value(nullptr) : Value(loss)});
+    auto const optional_text = [](std::string const& v) { return v.empty() ? std::nullopt : std::optional<std::string>(v); };
+    InsurerData(x_.db).add_period(id, person,
+                                  EligibilityRecord{card.insurer, card.symbol, card.number, card.branch, card.birthdate, name, kana,
+                                                    ratio, from, optional_text(to), classification, family, optional_text(loss)});
     return {id, person};
 }
 
@@ -71,8 +73,7 @@ std::string AdminDesk::add_consent(Caller const& c, TestConsent const& f) {
     auto info = records.facility(facility);
     if (!info) throw invalid("facility_code", "施設が登録されていません", "unknown facility");
     std::string const& person = f.person_key;
-    if (x_.db.query("SELECT 1 FROM insured_persons WHERE person_key = $1", {person}).empty())
-        throw invalid("person_key", "資格情報がありません", "unknown person");
+    if (!InsurerData(x_.db).has_person(person)) throw invalid("person_key", "資格情報がありません", "unknown person");
     std::string kind = enum_value(*rules->program, "visit_kind", "visit_kind", f.visit_kind);
     // Like every registration path, the facility's kind must offer the visit kind (the rules' reason otherwise).
     auto offered = DecisionPath(rules, records, x_.today()).offered(*info, kind, f.preparatory_visit);
@@ -91,60 +92,47 @@ std::string AdminDesk::add_consent(Caller const& c, TestConsent const& f) {
                      .appointment_taken(kind, appointment.empty() ? std::nullopt : std::optional<std::string>(appointment), *parse_date(first).date);
     if (!taken.ok) throw Error(Error::Kind::invalid, taken.field, taken.reason);
     std::string id = new_id();
-    x_.db.query("INSERT INTO consents (id, facility_code, person_key, visit_kind, first_visit, identity_method, items, appointment_date, registered_at, "
-                "preparatory_visit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                {id, facility, person, kind, first, method, list, appointment.empty() ? Value(nullptr) : Value(appointment), x_.now(),
-                 std::int64_t(f.preparatory_visit)});
+    ConsentRegistry(x_.db).add(ConsentRow{id, facility, person, kind, first, method, list,
+                                          appointment.empty() ? std::nullopt : std::optional<std::string>(appointment), x_.now(),
+                                          f.preparatory_visit});
     return id;
 }
 
 std::vector<ConsentListing> AdminDesk::list_consents(Caller const& c, std::string const& facility_code) {
     require_admin(c);
     std::vector<ConsentListing> out;
-    for (auto const& r : x_.db.query("SELECT id, person_key, visit_kind, first_visit, registered_at, withdrawn_at, identity_method, items, "
-                                     "appointment_date, preparatory_visit, withdrawn_by FROM consents WHERE facility_code = $1 ORDER BY registered_at, id",
-                                     {facility_code})) {
-        std::vector<std::string> items;
-        std::stringstream list(as_text(r[7]));
-        for (std::string item; std::getline(list, item, ',');)
-            if (!item.empty()) items.push_back(item);
-        auto text_or_null = [](Value const& v) { return is_null(v) ? std::nullopt : std::optional<std::string>(as_text(v)); };
-        out.push_back({as_text(r[0]), as_text(r[1]), as_text(r[2]), as_text(r[3]), as_text(r[4]), text_or_null(r[5]), as_text(r[6]),
-                       std::move(items), text_or_null(r[8]), as_int(r[9]) != 0, text_or_null(r[10])});
-    }
+    for (auto& s : ConsentRegistry(x_.db).of_facility(facility_code))
+        out.push_back({std::move(s.id), std::move(s.person), std::move(s.visit_kind), std::move(s.first_visit),
+                       std::move(s.registered_at), std::move(s.withdrawn_at), std::move(s.identity_method), std::move(s.items),
+                       std::move(s.appointment_date), s.preparatory_visit, std::move(s.withdrawn_by)});
     return out;
 }
 
 std::string AdminDesk::add_medical_record(Caller const& c, NewMedicalRecord const& record) {
     require_admin(c);
     std::string const& person = record.person_key;
-    if (x_.db.query("SELECT 1 FROM insured_persons WHERE person_key = $1", {person}).empty())
-        throw invalid("person_key", "資格情報がありません", "unknown person");
+    if (!InsurerData(x_.db).has_person(person)) throw invalid("person_key", "資格情報がありません", "unknown person");
     std::string item = enum_value(*x_.rules()->program, "item", "requested_item", record.item);
     std::string on = not_after_today(x_, "recorded_on", record.recorded_on, "記録日");
     std::string id = new_id();
-    x_.db.query("INSERT INTO medical_records (id, person_key, item, recorded_on, content_json) VALUES ($1, $2, $3, $4, $5)",
-                {id, person, item, on, record.content_json});
+    MedicalRecords(x_.db).add(id, person, item, MedicalRecordEntry{on, record.content_json});
     return id;
 }
 
 std::string AdminDesk::register_card(Caller const& c, CardRegistration const& card) {
     require_admin(c);
     std::string const& person = card.person_key;
-    if (x_.db.query("SELECT 1 FROM insured_persons WHERE person_key = $1", {person}).empty())
-        throw invalid("person_key", "資格情報がありません", "unknown person");
+    if (!InsurerData(x_.db).has_person(person)) throw invalid("person_key", "資格情報がありません", "unknown person");
     auto fp = certificate_fingerprint(card.certificate);
     if (!fp) throw invalid("certificate", "証明書を読めません (base64 の DER か PEM)", "the certificate does not parse (base64 DER or PEM)");
-    x_.db.query("INSERT INTO card_certificates (fingerprint, person_key, registered_at) VALUES ($1, $2, $3) "
-                "ON CONFLICT (fingerprint) DO UPDATE SET person_key = excluded.person_key",
-                {*fp, person, x_.now()});
+    ConsentRegistry(x_.db).register_card(*fp, person, x_.now());
     return *fp;
 }
 
 std::uint32_t AdminDesk::rotate_url_key(Caller const& c) {
     require_admin(c);
     return transaction(x_.db, [&] {
-        x_.db.query("UPDATE url_keys SET retired_at = $1 WHERE retired_at IS NULL", {x_.now()});
+        FacilityUrls(x_.db).retire_keys(x_.now());
         SettingsDesk settings(x_);
         return settings.current_key().first;
     });
@@ -160,18 +148,11 @@ ClaimReviewImport AdminDesk::import_claim_reviews(Caller const& c, std::string c
     std::istringstream in(csv);
     DbRecords records(x_.db);
     std::string const today = x_.today().iso();
-    struct Pending {
-        std::string facility, person, month, reviewed_on;
-    };
-    std::vector<Pending> batch;
+    std::vector<ClaimReview> batch;
+    InsurerData insurers(x_.db);
     auto flush = [&] {
         if (batch.empty()) return;
-        transaction(x_.db, [&] {
-            for (auto const& p : batch)
-                x_.db.query("INSERT INTO claim_reviews (facility_code, person_key, month, reviewed_on) VALUES ($1, $2, $3, $4) "
-                            "ON CONFLICT (facility_code, person_key, month) DO UPDATE SET reviewed_on = excluded.reviewed_on",
-                            {p.facility, p.person, p.month, p.reviewed_on});
-        });
+        transaction(x_.db, [&] { insurers.add_claim_reviews(batch); });
         out.imported += int(batch.size());
         batch.clear();
     };

@@ -1,5 +1,7 @@
 #include "usecases/consent_limits.hpp"
 
+#include "storage/consent_registry.hpp"
+#include "storage/visual_passcodes.hpp"
 #include "usecases/desk_util.hpp"
 
 #include <openssl/rand.h>
@@ -12,13 +14,12 @@ namespace kyotaku::server {
 void admit_challenge(Context& x, std::string const& facility, std::string const& client) {
     using std::chrono::seconds;
     lock_facility(x, facility);  // the count and the caller's insert: one step (3 servers × 8 threads made 33 of 30)
-    x.db.query("DELETE FROM challenges WHERE expires_at < $1 AND (used_at IS NULL OR used_at < $2)",
-               {x.now(), x.clock.timestamp_after(seconds(-24 * 3600))});
+    ConsentRegistry registry(x.db);
+    registry.forget_challenges(x.now(), x.clock.timestamp_after(seconds(-24 * 3600)));
     if (client == office_client) return;
-    auto recent = x.db.query("SELECT COUNT(*), MIN(created_at) FROM challenges WHERE facility_code = $1 AND client = $2 AND created_at > $3",
-                             {facility, client, x.clock.timestamp_after(seconds(-60))});
-    if (as_int(recent[0][0]) >= challenges_per_minute) {
-        long long const wait = seconds_until(x.clock, as_text(recent[0][1]), seconds(60));  // the first leaves the minute
+    RecentCount const recent = registry.recent_challenges(facility, client, x.clock.timestamp_after(seconds(-60)));
+    if (recent.count >= challenges_per_minute) {
+        long long const wait = seconds_until(x.clock, recent.first, seconds(60));  // the first leaves the minute
         throw too_many("token", "この機器からの申し込みが続いています。" + minutes_ja(wait) + "ほど待ってから、もう一度お試しください。急ぐときは、職員にお知らせください。",
                        "too many challenges from this client for this facility URL in the last minute: retry later", wait);
     }
@@ -29,21 +30,20 @@ std::string new_passcode(Context& x, std::string const& facility, std::string co
     if (RAND_bytes(r.data(), int(r.size())) != 1) throw std::runtime_error("RAND_bytes failed");
     std::string code;
     for (auto b : r) code += char('0' + b % 10);
-    x.db.query("INSERT INTO visual_passcodes (facility_code, passcode_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-               {facility, x.secrets->passcode_hash(facility, code), x.now(), expires});
+    VisualPasscodes(x.db).add(facility, x.secrets->passcode_hash(facility, code), x.now(), expires);
     return code;
 }
 
 bool use_passcode(Context& x, std::string const& facility, std::string const& client, std::string const& passcode) {
     lock_facility(x, facility);  // one guess at a time, until the registration's transaction ends
     std::string const since = x.clock.timestamp_after(-passcode_window);
-    x.db.query("DELETE FROM visual_passcode_failures WHERE at <= $1", {since});
+    VisualPasscodes passcodes(x.db);
+    passcodes.forget_failures(since);
     // Wrong passcodes hold back the client that sent them (this facility, this address) before any is compared.
     if (client != office_client) {
-        auto failures = x.db.query("SELECT COUNT(*), MIN(at) FROM visual_passcode_failures WHERE facility_code = $1 AND client = $2 AND at > $3",
-                                   {facility, client, since});
-        if (as_int(failures[0][0]) >= passcode_attempts) {
-            long long const wait = seconds_until(x.clock, as_text(failures[0][1]), passcode_window);
+        RecentCount const failures = passcodes.failures(facility, client, since);
+        if (failures.count >= passcode_attempts) {
+            long long const wait = seconds_until(x.clock, failures.first, passcode_window);
             throw too_many("visual_passcode",
                            "パスコードの間違いが続いたため、この機器からは、しばらく登録できません。" + minutes_ja(wait) +
                                "ほど待ってから、職員が事務所のパソコンで受け取った新しいパスコードを入れてください。",
@@ -51,16 +51,13 @@ bool use_passcode(Context& x, std::string const& facility, std::string const& cl
         }
     }
     std::string const hash = x.secrets->passcode_hash(facility, passcode);
-    auto row = x.db.query("SELECT expires_at, used_at, failed_attempts FROM visual_passcodes WHERE facility_code = $1 AND passcode_hash = $2",
-                          {facility, hash});
-    if (row.empty() || !is_null(row[0][1]) || as_text(row[0][0]) < x.now() || as_int(row[0][2]) >= passcode_guesses) {
-        x.db.query("UPDATE visual_passcodes SET failed_attempts = failed_attempts + 1 WHERE facility_code = $1 AND used_at IS NULL AND expires_at >= $2",
-                   {facility, x.now()});
-        if (client != office_client)
-            x.db.query("INSERT INTO visual_passcode_failures (facility_code, client, at) VALUES ($1, $2, $3)", {facility, client, x.now()});
+    auto const stored = passcodes.find(facility, hash);
+    if (!stored || stored->used || stored->expires_at < x.now() || stored->failed_attempts >= passcode_guesses) {
+        passcodes.count_wrong_guess(facility, x.now());
+        if (client != office_client) passcodes.add_failure(facility, client, x.now());
         return false;
     }
-    x.db.query("UPDATE visual_passcodes SET used_at = $3 WHERE facility_code = $1 AND passcode_hash = $2", {facility, hash, x.now()});
+    passcodes.use(facility, hash, x.now());
     return true;
 }
 

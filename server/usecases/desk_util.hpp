@@ -3,6 +3,7 @@
 
 #include "core/codes.hpp"
 #include "formats/fields.hpp"
+#include "storage/facility_registry.hpp"
 #include "usecases/service.hpp"
 
 #include <date/date.h>
@@ -39,13 +40,9 @@ std::string not_after_today(Context& x, char const* field, std::string const& se
 
 std::vector<unsigned char> from_hex(std::string const& hex);
 
-// Inside a transaction: makes the transactions that limit what one facility does (challenges, hand-offs, wrong codes
-// and passcodes: consent_limits.hpp, handoff.hpp) run one after another until this one ends, so that a count and the
-// insert it allows are one step on every database, however many servers and threads ask at once (the facility's
-// row locked on PostgreSQL; SQLite has one writer).
-inline void lock_facility(Context& x, std::string const& facility) {
-    x.db.query("SELECT code FROM facilities WHERE code = $1" + std::string(x.db.lock_suffix()), {facility});
-}
+// Inside a transaction: the transactions that limit what one facility does run one after another until this one
+// ends (FacilityRegistry::lock).
+inline void lock_facility(Context& x, std::string const& facility) { FacilityRegistry(x.db).lock(facility); }
 
 // A facility URL (its token) the server does not take — unknown, changed, its key retired — as the consent page's
 // routes answer it (404 naming `token`): what happened, then the one next step (the facility's new QR code).

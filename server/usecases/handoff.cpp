@@ -2,6 +2,7 @@
 
 #include "core/card_signature.hpp"
 #include "core/url_token.hpp"
+#include "storage/handoff_store.hpp"
 #include "usecases/desk_util.hpp"
 
 #include <openssl/rand.h>
@@ -95,18 +96,17 @@ HandoffCreated Handoffs::create(Caller const& caller, HandoffStart const& start)
     std::string const expires = x.clock.timestamp_after(to == "computer" ? computer_claim_within : claim_within);
     std::string const id = new_id();
     std::string code;
+    HandoffStore store(x.db);
     transaction(x.db, [&] {
         lock_facility(x, facility);  // the count of open hand-offs and the insert: one step (3 servers made 55 of 50)
         // Expired hand-offs are kept a day (the phone may still ask), then forgotten.
-        x.db.query("DELETE FROM consent_handoffs WHERE expires_at < $1", {iso_timestamp(x.clock.now() - std::chrono::hours(24))});
-        auto open = x.db.query("SELECT code, client, claimed_at, expires_at FROM consent_handoffs "
-                               "WHERE facility_code = $1 AND expires_at > $2 AND done_at IS NULL AND cancelled_at IS NULL ORDER BY created_at",
-                               {facility, at});
+        store.forget_expired(iso_timestamp(x.clock.now() - std::chrono::hours(24)));
+        auto const open = store.open(facility, at);
         if (client != office_client && max_open_per_client > 0) {
             // This client's budget: its open hand-offs at this facility; room again when the first of them ends.
             std::vector<std::string> mine;
-            for (Row const& r : open)
-                if (as_text(r[1]) == client) mine.push_back(as_text(r[3]));
+            for (OpenHandoff const& h : open)
+                if (h.client == client) mine.push_back(h.expires_at);
             if (int(mine.size()) >= max_open_per_client) {
                 long long const wait = seconds_until(x.clock, *std::min_element(mine.begin(), mine.end()));
                 throw too_many("", "この機器から始めた引き継ぎが多すぎます。" + minutes_ja(wait) + "ほど待ってから、もう一度お試しください。急ぐときは、職員にお知らせください。",
@@ -118,31 +118,28 @@ HandoffCreated Handoffs::create(Caller const& caller, HandoffStart const& start)
             // the client holding the most (two or more) gives way; a patient's single one never does.
             std::map<std::string, int> held;
             int unclaimed = 0;
-            for (Row const& r : open)
-                if (is_null(r[2]) && as_text(r[1]) != office_client) ++unclaimed, ++held[as_text(r[1])];
+            for (OpenHandoff const& h : open)
+                if (!h.claimed && h.client != office_client) ++unclaimed, ++held[h.client];
             if (unclaimed >= max_open) {
                 auto most = std::max_element(held.begin(), held.end(), [](auto const& a, auto const& b) { return a.second < b.second; });
                 if (most == held.end() || most->second < 2) {
                     std::vector<std::string> ends;
-                    for (Row const& r : open)
-                        if (is_null(r[2])) ends.push_back(as_text(r[3]));
+                    for (OpenHandoff const& h : open)
+                        if (!h.claimed) ends.push_back(h.expires_at);
                     long long const wait = ends.empty() ? 60 : seconds_until(x.clock, *std::min_element(ends.begin(), ends.end()));
                     throw too_many("", "受付中の引き継ぎが多すぎます。" + minutes_ja(wait) + "ほど待ってから、もう一度お試しください。急ぐときは、職員にお知らせください。",
                                    "too many unclaimed hand-offs for this facility: retry later", wait);
                 }
-                x.db.query("UPDATE consent_handoffs SET cancelled_at = $3 WHERE id = (SELECT id FROM consent_handoffs WHERE facility_code = $1 AND client = $2 "
-                           "AND claimed_at IS NULL AND expires_at > $3 AND done_at IS NULL AND cancelled_at IS NULL ORDER BY created_at LIMIT 1)",
-                           {facility, most->first, at});
+                store.cancel_oldest_unclaimed(facility, most->first, at);
             }
         }
         for (int tries = 0; tries < 20 && code.empty(); ++tries) {
             std::string candidate = six_digits();
-            if (std::none_of(open.begin(), open.end(), [&](Row const& r) { return as_text(r[0]) == candidate; })) code = candidate;
+            if (std::none_of(open.begin(), open.end(), [&](OpenHandoff const& h) { return h.code == candidate; }))
+                code = candidate;
         }
         if (code.empty()) throw std::runtime_error("no free hand-off code");
-        x.db.query("INSERT INTO consent_handoffs (id, facility_code, code, choices_json, created_at, expires_at, client, to_computer) "
-                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                   {id, facility, code, choices_json(choices), at, expires, client, std::int64_t(to == "computer" ? 1 : 0)});
+        store.add(NewHandoff{id, facility, code, choices_json(choices), at, expires, client, to == "computer"});
     });
     // The QR code opens the same facility page on the other device, with the code filled in: a PNG of one pixel per
     // module (a few hundred bytes; the page draws it larger), not an SVG of 16 KB for a phone to wait for.
@@ -153,32 +150,26 @@ HandoffCreated Handoffs::create(Caller const& caller, HandoffStart const& start)
 HandoffStatus Handoffs::status(std::string const& handoff_id) {
     Context& x = x_;
     if (handoff_id.size() != 32) throw not_found("handoff_id", "引き継ぎが見つかりません。はじめの画面に戻って、もう一度お試しください。", "no such hand-off");
-    auto rows = x.db.query(
-        "SELECT h.expires_at, h.claimed_at, h.consent_id, h.first_visit, h.cancelled_at, h.choices_json, c.consent_id "
-        "FROM consent_handoffs h LEFT JOIN challenges c ON c.id = h.challenge_id WHERE h.id = $1",
-        {handoff_id});
-    if (rows.empty()) throw not_found("handoff_id", "引き継ぎが見つかりません。はじめの画面に戻って、もう一度お試しください。", "no such hand-off");
-    Row const& r = rows[0];
-    HandoffStatus out{as_text(r[0]), "", std::nullopt};
-    // Done is read from the registration itself: the consent of the hand-off's challenge.
-    std::string const consent_id = !is_null(r[2]) ? as_text(r[2]) : !is_null(r[6]) ? as_text(r[6]) : "";
-    if (!consent_id.empty()) {
+    auto const h = HandoffStore(x.db).state(handoff_id);
+    if (!h) throw not_found("handoff_id", "引き継ぎが見つかりません。はじめの画面に戻って、もう一度お試しください。", "no such hand-off");
+    HandoffStatus out{h->expires_at, "", std::nullopt};
+    // Done is read from the registration itself (the store's consent_id: the hand-off's, or its challenge's).
+    if (!h->consent_id.empty()) {
         out.state = "done";
-        out.consent = HandoffStatus::Done{choices_of(as_text(r[5])), consent_id, is_null(r[3]) ? std::nullopt : std::optional<std::string>(as_text(r[3]))};
-    } else if (!is_null(r[4])) {
+        out.consent = HandoffStatus::Done{choices_of(h->choices_json), h->consent_id, h->first_visit};
+    } else if (h->cancelled) {
         out.state = "cancelled";
-    } else if (as_text(r[0]) < x.now()) {
+    } else if (h->expires_at < x.now()) {
         out.state = "expired";
     } else {
-        out.state = is_null(r[1]) ? "waiting" : "claimed";
+        out.state = h->claimed ? "claimed" : "waiting";
     }
     return out;
 }
 
 HandoffStatus Handoffs::cancel(std::string const& handoff_id) {
     Context& x = x_;
-    if (handoff_id.size() == 32)
-        x.db.query("UPDATE consent_handoffs SET cancelled_at = $2 WHERE id = $1 AND done_at IS NULL AND cancelled_at IS NULL", {handoff_id, x.now()});
+    if (handoff_id.size() == 32) HandoffStore(x.db).cancel(handoff_id, x.now());
     return status(handoff_id);
 }
 
@@ -191,33 +182,31 @@ HandoffClaimed Handoffs::claim(Caller const& caller, std::string const& token, s
     std::string const since = iso_timestamp(x.clock.now() - failure_window);
     std::string const secret = new_id() + new_id();
     std::optional<HandoffClaimed> answer;
+    HandoffStore store(x.db);
     transaction(x.db, [&] {
         lock_facility(x, facility);  // one claim at a time: a wrong code is counted before the next is compared
-        x.db.query("DELETE FROM consent_handoff_failures WHERE at <= $1", {since});
+        store.forget_failures(since);
         // Wrong codes slow this claimant down (this facility, this client) before any code is compared; nobody else.
         if (claimant != office_client) {
-            auto failures = x.db.query("SELECT COUNT(*), MIN(at) FROM consent_handoff_failures WHERE facility_code = $1 AND claimant = $2 AND at > $3",
-                                       {facility, claimant, since});
-            if (as_int(failures[0][0]) >= max_failures) {
-                long long const wait = seconds_until(x.clock, as_text(failures[0][1]), failure_window);  // the first leaves the window
+            RecentCount const failures = store.failures(facility, claimant, since);
+            if (failures.count >= max_failures) {
+                // The first leaves the window.
+                long long const wait = seconds_until(x.clock, failures.first, failure_window);
                 throw too_many("code", "番号の間違いが続いたため、この機器からは、しばらく番号を入れられません。" + minutes_ja(wait) +
                                            "ほど待ってから、患者さんのスマートフォンに出ている6けたの番号を入れてください。",
                                "too many wrong codes from this client: retry later", wait);
             }
         }
-        auto rows = x.db.query("SELECT id, choices_json, to_computer FROM consent_handoffs WHERE facility_code = $1 AND code = $2 AND "
-                               "expires_at > $3 AND done_at IS NULL AND cancelled_at IS NULL",
-                               {facility, code, at});
-        if (rows.empty()) {
-            x.db.query("INSERT INTO consent_handoff_failures (facility_code, at, claimant) VALUES ($1, $2, $3)", {facility, at, claimant});
+        auto const coded = store.by_code(facility, code, at);
+        if (!coded) {
+            store.add_failure(facility, claimant, at);
             return;  // committed: the failure counts
         }
         // Claimed, the card step has its own time from now.
-        std::string const expires = x.clock.timestamp_after(as_int(rows[0][2]) ? computer_lifetime : lifetime);
-        auto claimed = x.db.query("UPDATE consent_handoffs SET claimed_at = $2, claim_hash = $3, expires_at = $4 WHERE id = $1 AND claimed_at IS NULL RETURNING id",
-                                  {as_text(rows[0][0]), at, sha256_hex(secret), expires});
-        if (claimed.empty()) throw conflict("code", "この番号は、ほかの機器が引き継ぎました。スマートフォンで、新しい番号を出してください。", "this code was already claimed by another device");
-        answer = HandoffClaimed{secret, choices_of(as_text(rows[0][1])), expires};
+        std::string const expires = x.clock.timestamp_after(coded->to_computer ? computer_lifetime : lifetime);
+        if (!store.claim(coded->id, at, sha256_hex(secret), expires))
+            throw conflict("code", "この番号は、ほかの機器が引き継ぎました。スマートフォンで、新しい番号を出してください。", "this code was already claimed by another device");
+        answer = HandoffClaimed{secret, choices_of(coded->choices_json), expires};
     });
     if (!answer) throw not_found("code", "番号が違うか、期限が切れています。スマートフォンに出ている6けたの番号を、もう一度入れてください。", "no open hand-off has this code");
     return *answer;
@@ -226,21 +215,18 @@ HandoffClaimed Handoffs::claim(Caller const& caller, std::string const& token, s
 Handoffs::Open Handoffs::find_claimed(std::string const& token, std::string const& claim) {
     Context& x = x_;
     std::string const facility = facility_of(token);
-    auto rows = x.db.query("SELECT id, choices_json, challenge_id, expires_at, done_at, cancelled_at FROM consent_handoffs "
-                           "WHERE claim_hash = $1 AND facility_code = $2",
-                           {sha256_hex(claim), facility});
-    if (rows.empty()) throw not_found("claim", "引き継ぎが見つかりません。スマートフォンで、新しい番号を出してもらい、入れ直してください。", "no hand-off with this claim");
-    Row const& r = rows[0];
-    if (!is_null(r[4])) throw conflict("claim", "この引き継ぎは終わっています。続けるときは、スマートフォンで新しい番号を出してもらってください。", "this hand-off is already done");
-    if (!is_null(r[5])) throw conflict("claim", "患者さんの画面で引き継ぎが取り消されました。続けるときは、スマートフォンで新しい番号を出してもらってください。", "the phone cancelled this hand-off");
-    if (as_text(r[3]) < x.now()) throw conflict("claim", "引き継ぎの期限が切れました。スマートフォンで新しい番号を出してもらい、入れ直してください。", "this hand-off expired");
-    return Open{as_text(r[0]), facility, as_text(r[1]), is_null(r[2]) ? "" : as_text(r[2])};
+    auto const h = HandoffStore(x.db).by_claim(sha256_hex(claim), facility);
+    if (!h) throw not_found("claim", "引き継ぎが見つかりません。スマートフォンで、新しい番号を出してもらい、入れ直してください。", "no hand-off with this claim");
+    if (h->done) throw conflict("claim", "この引き継ぎは終わっています。続けるときは、スマートフォンで新しい番号を出してもらってください。", "this hand-off is already done");
+    if (h->cancelled) throw conflict("claim", "患者さんの画面で引き継ぎが取り消されました。続けるときは、スマートフォンで新しい番号を出してもらってください。", "the phone cancelled this hand-off");
+    if (h->expires_at < x.now()) throw conflict("claim", "引き継ぎの期限が切れました。スマートフォンで新しい番号を出してもらい、入れ直してください。", "this hand-off expired");
+    return Open{h->id, facility, h->choices_json, h->challenge_id};
 }
 
 Challenge Handoffs::challenge(Caller const& caller, HandoffChallengeRequest const& r) {
     Open const h = find_claimed(r.token, r.claim);
     Challenge out = consent_.issue_challenge(caller, r.token);
-    x_.db.query("UPDATE consent_handoffs SET challenge_id = $2 WHERE id = $1", {h.id, out.challenge_id});
+    HandoffStore(x_.db).set_challenge(h.id, out.challenge_id);
     return out;
 }
 
@@ -258,7 +244,7 @@ RegisteredConsent Handoffs::register_consent(Caller const& caller, HandoffRegist
     // (and no transaction may enclose that one: it commits the count of a wrong passcode, then refuses).
     Context& x = x_;
     return consent_.register_consent(caller, registration, [&](RegisteredConsent const& out) {
-        x.db.query("UPDATE consent_handoffs SET consent_id = $2, first_visit = $3, done_at = $4 WHERE id = $1", {h.id, out.consent_id, out.first_visit, x.now()});
+        HandoffStore(x.db).finish(h.id, out.consent_id, out.first_visit, x.now());
     });
 }
 

@@ -2,6 +2,7 @@
 // facility's 管理者 — and fallback verifications when the card cannot be used.
 #include "usecases/ledger.hpp"
 
+#include "storage/device_ledger.hpp"
 #include "usecases/desk_util.hpp"
 
 #include <array>
@@ -13,6 +14,7 @@ struct CheckItem {
     char const* field;
     char const* label;
 };
+// In the order of the stored check's items (storage/device_ledger.hpp).
 constexpr std::array<CheckItem, 5> device_check_items{{{"os_updated", "OS・ソフトウェアの更新"},
                                                         {"antivirus", "ウイルス対策"},
                                                         {"screen_lock", "画面ロック・パスワード"},
@@ -20,8 +22,7 @@ constexpr std::array<CheckItem, 5> device_check_items{{{"os_updated", "OS・ソ�
                                                         {"staff_trained", "職員の教育"}}};
 
 void require_device(Context& x, Caller const& c, std::string const& device_id) {
-    if (x.db.query("SELECT 1 FROM devices WHERE id = $1 AND facility_code = $2", {device_id, c.facility_code}).empty())
-        throw not_found("device_id", "端末が見つかりません", "no such device");
+    if (!DeviceLedger(x.db).has_device(c.facility_code, device_id)) throw not_found("device_id", "端末が見つかりません", "no such device");
 }
 }  // namespace
 
@@ -40,26 +41,21 @@ Recorded LedgerDesk::add_device(Caller const& c, NewDevice const& d) {
         check_text(s, "permitted_staff", 100);
     }
     std::string id = new_id();
-    x_.db.query("INSERT INTO devices (id, facility_code, name, kind, ownership, permitted_staff, registered_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                {id, c.facility_code, d.name, d.kind, d.ownership, json(d.permitted_staff).dump(), x_.now()});
+    DeviceLedger(x_.db).add_device({id, c.facility_code, d.name, d.kind, d.ownership, json(d.permitted_staff).dump(), x_.now()});
     return {id, ""};
 }
 
 std::vector<Device> LedgerDesk::list_devices(Caller const& c) {
     require_facility(c);
     std::vector<Device> out;
-    for (auto const& r : x_.db.query("SELECT id, name, kind, ownership, permitted_staff, registered_at FROM devices WHERE facility_code = $1 AND retired_at IS NULL "
-                                     "ORDER BY registered_at, id",
-                                     {c.facility_code})) {
-        Device d{as_text(r[0]), as_text(r[1]), as_text(r[2]), as_text(r[3]), json::parse(as_text(r[4])).get<std::vector<std::string>>(),
-                 as_text(r[5]), std::nullopt};
-        auto last = x_.db.query("SELECT checked_on, checker, os_updated, antivirus, screen_lock, ledger_reviewed, staff_trained FROM device_checks "
-                                "WHERE device_id = $1 ORDER BY checked_on DESC, recorded_at DESC LIMIT 1",
-                                {d.id});
-        if (!last.empty()) {
-            Device::LastCheck check{as_text(last[0][0]), as_text(last[0][1]), {}};
+    DeviceLedger ledger(x_.db);
+    for (StoredDevice const& r : ledger.devices(c.facility_code)) {
+        Device d{r.id, r.name, r.kind, r.ownership, json::parse(r.permitted_staff_json).get<std::vector<std::string>>(),
+                 r.registered_at, std::nullopt};
+        if (auto const last = ledger.last_check(d.id)) {
+            Device::LastCheck check{last->checked_on, last->checker, {}};
             for (std::size_t i = 0; i < device_check_items.size(); ++i)
-                if (!as_int(last[0][2 + i])) check.failed.push_back(device_check_items[i].label);
+                if (!last->passed[i]) check.failed.push_back(device_check_items[i].label);
             d.last_check = std::move(check);
         }
         out.push_back(std::move(d));
@@ -78,30 +74,26 @@ Recorded LedgerDesk::add_check(Caller const& c, std::string const& device_id, Ne
         for (auto const& item : device_check_items) known = known || k == item.field;
         if (!known) throw invalid("checks." + k, "不明な点検項目 " + k, "unknown check " + k);
     }
-    std::vector<Value> values{new_id(), device_id, checked_on, check.checker};
-    for (auto const& item : device_check_items) {
+    StoredDeviceCheck stored{new_id(), device_id, checked_on, check.checker, {}, x_.now()};
+    for (std::size_t i = 0; i < device_check_items.size(); ++i) {
+        auto const& item = device_check_items[i];
         auto it = std::find_if(check.checks.begin(), check.checks.end(), [&](CheckEntry const& e) { return e.first == item.field; });
         if (it == check.checks.end() || !it->second)
             throw invalid(std::string("checks.") + item.field, std::string(item.label) + " (true / false) が必要です",
                           std::string("checks.") + item.field + " is required");
-        values.emplace_back(std::int64_t(*it->second));
+        stored.passed[i] = *it->second;
     }
-    values.emplace_back(x_.now());
-    x_.db.query("INSERT INTO device_checks (id, device_id, checked_on, checker, os_updated, antivirus, screen_lock, ledger_reviewed, staff_trained, recorded_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                values);
-    return {as_text(values[0]), ""};
+    DeviceLedger(x_.db).add_check(stored);
+    return {stored.id, ""};
 }
 
 std::vector<DeviceCheck> LedgerDesk::checks(Caller const& c, std::string const& device_id) {
     require_facility(c);
     require_device(x_, c, device_id);
     std::vector<DeviceCheck> out;
-    for (auto const& r : x_.db.query("SELECT checked_on, checker, os_updated, antivirus, screen_lock, ledger_reviewed, staff_trained FROM device_checks "
-                                     "WHERE device_id = $1 ORDER BY checked_on, recorded_at",
-                                     {device_id})) {
-        DeviceCheck check{as_text(r[0]), as_text(r[1]), {}};
-        for (std::size_t i = 0; i < device_check_items.size(); ++i) check.checks.emplace_back(device_check_items[i].field, as_int(r[2 + i]) != 0);
+    for (StoredDeviceCheck const& r : DeviceLedger(x_.db).checks(device_id)) {
+        DeviceCheck check{r.checked_on, r.checker, {}};
+        for (std::size_t i = 0; i < device_check_items.size(); ++i) check.checks.emplace_back(device_check_items[i].field, r.passed[i]);
         out.push_back(std::move(check));
     }
     return out;
@@ -121,10 +113,9 @@ Recorded LedgerDesk::record_fallback(Caller const& c, FallbackVerification const
     std::string person = DbRecords(x_.db).person_by_card(card);
     std::string id = new_id();
     transaction(x_.db, [&] {
-        x_.db.query("INSERT INTO fallback_verifications (id, facility_code, person_key, method, reason, verified_on, insurer_number, symbol, number, branch, "
-                    "birthdate, burden_ratio, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                    {id, c.facility_code, person.empty() ? Value(nullptr) : Value(person), v.method, v.reason, verified_on, card.insurer, card.symbol,
-                     card.number, card.branch, card.birthdate, v.burden_ratio, x_.now()});
+        DeviceLedger(x_.db).add_fallback({id, c.facility_code, person.empty() ? std::nullopt : std::optional<std::string>(person), v.method,
+                                          v.reason, verified_on, card.insurer, card.symbol, card.number, card.branch, card.birthdate,
+                                          v.burden_ratio, x_.now()});
         log_inquiry(x_, InquiryEntry{c.facility_code, c.subject, v.method == "マイナポータル" ? "資格確認（マイナポータル）" : "資格確認（資格情報のお知らせ）",
                                      person, true, json{{"verification_id", id}, {"verified_on", verified_on}}.dump()});
     });

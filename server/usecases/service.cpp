@@ -32,7 +32,7 @@ std::optional<std::string> Service::replace_rules(std::shared_ptr<Program const>
 }
 
 bool Service::facility_exists(std::string const& code) {
-    return !context.db.query("SELECT 1 FROM facilities WHERE code = $1", {code}).empty();
+    return FacilityRegistry(context.db).exists(code);
 }
 
 FacilityInfo Context::facility(Caller const& c) {

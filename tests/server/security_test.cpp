@@ -4,6 +4,7 @@
 // socket, spooling) are in tests/server/security_e2e.sh; the HTTP request path is fuzzed by tests/fuzz.
 #include "core/card_signature.hpp"
 #include "csv_upload.hpp"
+#include "storage/facility_urls.hpp"
 #include "usecases/consent_limits.hpp"
 #include "usecases/desk_util.hpp"
 #include "usecases/handoff.hpp"

@@ -15,6 +15,7 @@
 #include "http/callers.hpp"
 #include "http/router.hpp"
 #include "http/rules_web.hpp"
+#include "database_fixture.hpp"
 #include "storage/faults.hpp"
 #include "xml_lint.hpp"
 
@@ -38,16 +39,6 @@
 using namespace kyotaku;
 using namespace kyotaku::server;
 
-// SQLite in memory, or — when KYOTAKU_TEST_PG names a throwaway PostgreSQL (tests/server/with_postgres.sh) —
-// that database with an empty schema: the same tests run against both backends.
-inline std::unique_ptr<Database> fresh_database() {
-    if (char const* url = std::getenv("KYOTAKU_TEST_PG")) {
-        auto db = open_postgres(url);
-        db->script("DROP SCHEMA public CASCADE; CREATE SCHEMA public;");
-        return db;
-    }
-    return open_sqlite(":memory:");
-}
 
 class ServerFixture : public ::testing::Test {
 protected:
