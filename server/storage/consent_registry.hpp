@@ -49,8 +49,8 @@ class ConsentRegistry {
 public:
     explicit ConsentRegistry(Database& db) : db_(db) {}
     // A challenge of the facility, asked for by `client` (the key of the budget it spends: consent_limits.hpp).
-    void add_challenge(std::string const& id, std::string const& facility, std::string const& challenge_hex, std::string const& created_at,
-                       std::string const& expires_at, std::string const& client);
+    void add_challenge(std::string const& id, std::string const& facility, std::string const& challenge_hex,
+                       std::string const& created_at, std::string const& expires_at, std::string const& client);
     std::optional<StoredChallenge> challenge(std::string const& id);
     // Forgets the challenges expired before `now`, unused or used before `used_before` (a registration sent again
     // finds its challenge a day long).
@@ -58,7 +58,8 @@ public:
     // The challenges `client` asked for at the facility after `since`.
     RecentCount recent_challenges(std::string const& facility, std::string const& client, std::string const& since);
     // Marks the challenge used by the registration whose hash is `request_hash` and that made `consent_id`.
-    void use_challenge(std::string const& id, std::string const& at, std::string const& request_hash, std::string const& consent_id);
+    void use_challenge(std::string const& id, std::string const& at, std::string const& request_hash,
+                       std::string const& consent_id);
     std::optional<std::string> first_visit(std::string const& consent_id);
     // The person whose card has this certificate ("" when none is registered).
     std::string card_holder(std::string const& fingerprint);
@@ -69,7 +70,8 @@ public:
     // Every consent of the facility, withdrawn or not, in the order registered.
     std::vector<StoredConsent> of_facility(std::string const& facility);
     // Withdraws the facility's open consents of the person, stamped `at` and `by`; returns how many.
-    std::size_t withdraw(std::string const& facility, std::string const& person, std::string const& at, std::string const& by);
+    std::size_t withdraw(std::string const& facility, std::string const& person, std::string const& at,
+                         std::string const& by);
     // The facility's open consents whose first visit is from `from` to `to` (ISO, inclusive).
     std::vector<OpenConsent> open_between(std::string const& facility, std::string const& from, std::string const& to);
 

@@ -29,8 +29,9 @@ void FacilityRegistry::lock(std::string const& code) {
 }
 
 std::optional<Settings> FacilityRegistry::settings(std::string const& code) {
-    auto rows = db_.query(std::string("SELECT ") + settings_columns + " FROM facility_settings WHERE facility_code = $1",
-                          {code});
+    auto rows =
+        db_.query(std::string("SELECT ") + settings_columns + " FROM facility_settings WHERE facility_code = $1",
+                  {code});
     if (rows.empty()) return std::nullopt;
     return settings_from_row(rows[0]);
 }
@@ -52,9 +53,10 @@ void FacilityRegistry::change_settings(std::string const& code, Settings const& 
 
 std::vector<SettingsChangeRecord> FacilityRegistry::settings_changes(std::string const& code) {
     std::vector<SettingsChangeRecord> out;
-    for (Row const& r : db_.query("SELECT actor, at, before_json, after_json FROM settings_audit WHERE facility_code = $1 "
-                                  "ORDER BY seq",
-                                  {code}))
+    for (Row const& r :
+         db_.query("SELECT actor, at, before_json, after_json FROM settings_audit WHERE facility_code = $1 "
+                   "ORDER BY seq",
+                   {code}))
         out.push_back({as_text(r[0]), as_text(r[1]), as_text(r[2]), as_text(r[3])});
     return out;
 }

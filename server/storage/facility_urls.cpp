@@ -5,7 +5,8 @@
 namespace kyotaku::server {
 
 std::optional<StoredUrlKey> FacilityUrls::current_key() {
-    auto rows = db_.query("SELECT version, key_sealed FROM url_keys WHERE retired_at IS NULL ORDER BY version DESC LIMIT 1");
+    auto rows =
+        db_.query("SELECT version, key_sealed FROM url_keys WHERE retired_at IS NULL ORDER BY version DESC LIMIT 1");
     if (rows.empty()) return std::nullopt;
     return StoredUrlKey{std::uint32_t(as_int(rows[0][0])), as_text(rows[0][1]), false};
 }
@@ -47,9 +48,10 @@ void FacilityUrls::change(std::string const& facility, std::string const& at) {
 }
 
 std::optional<FacilityUrls::Named> FacilityUrls::named_generation(std::string const& facility) {
-    auto rows = db_.query("SELECT f.name, u.generation FROM facilities f JOIN facility_url u ON u.facility_code = f.code "
-                          "WHERE f.code = $1",
-                          {facility});
+    auto rows =
+        db_.query("SELECT f.name, u.generation FROM facilities f JOIN facility_url u ON u.facility_code = f.code "
+                  "WHERE f.code = $1",
+                  {facility});
     if (rows.empty()) return std::nullopt;
     return Named{as_text(rows[0][0]), as_int(rows[0][1])};
 }
@@ -62,14 +64,18 @@ int seal_plain_url_keys(Database& db, Secrets const& secrets) {
             std::string const n = std::to_string(version);
             if (!is_null(row[2])) {
                 if (!secrets.open_url_key(version, as_text(row[2])))
-                    throw std::runtime_error("URL 鍵 " + n + " を開けません: このデータベースを封じた鍵ファイルではありません / "
-                                             "URL key " + n + " does not open: the key file is not the one this database "
+                    throw std::runtime_error("URL 鍵 " + n +
+                                             " を開けません: このデータベースを封じた鍵ファイルではありません / "
+                                             "URL key " +
+                                             n +
+                                             " does not open: the key file is not the one this database "
                                              "was sealed with");
                 continue;
             }
             auto const key = secrets.seal_plain_url_key(version, as_text(row[1]));
             if (!key) throw std::runtime_error("URL 鍵 " + n + " が壊れています / URL key " + n + " is damaged");
-            db.query("UPDATE url_keys SET key_sealed = $2, key_hex = '' WHERE version = $1", {std::int64_t(version), *key});
+            db.query("UPDATE url_keys SET key_sealed = $2, key_hex = '' WHERE version = $1",
+                     {std::int64_t(version), *key});
             ++sealed;
         }
         return sealed;

@@ -14,14 +14,16 @@ void HandoffStore::forget_expired(std::string const& before) {
 
 std::vector<OpenHandoff> HandoffStore::open(std::string const& facility, std::string const& at) {
     std::vector<OpenHandoff> out;
-    for (Row const& r : db_.query("SELECT code, client, claimed_at, expires_at FROM consent_handoffs WHERE facility_code = $1 "
-                                  "AND expires_at > $2 AND done_at IS NULL AND cancelled_at IS NULL ORDER BY created_at",
-                                  {facility, at}))
+    for (Row const& r :
+         db_.query("SELECT code, client, claimed_at, expires_at FROM consent_handoffs WHERE facility_code = $1 "
+                   "AND expires_at > $2 AND done_at IS NULL AND cancelled_at IS NULL ORDER BY created_at",
+                   {facility, at}))
         out.push_back({as_text(r[0]), as_text(r[1]), !is_null(r[2]), as_text(r[3])});
     return out;
 }
 
-void HandoffStore::cancel_oldest_unclaimed(std::string const& facility, std::string const& client, std::string const& at) {
+void HandoffStore::cancel_oldest_unclaimed(std::string const& facility, std::string const& client,
+                                           std::string const& at) {
     db_.query("UPDATE consent_handoffs SET cancelled_at = $3 WHERE id = (SELECT id FROM consent_handoffs "
               "WHERE facility_code = $1 AND client = $2 AND claimed_at IS NULL AND expires_at > $3 AND done_at IS NULL "
               "AND cancelled_at IS NULL ORDER BY created_at LIMIT 1)",
@@ -49,8 +51,9 @@ std::optional<HandoffState> HandoffStore::state(std::string const& id) {
 }
 
 void HandoffStore::cancel(std::string const& id, std::string const& at) {
-    db_.query("UPDATE consent_handoffs SET cancelled_at = $2 WHERE id = $1 AND done_at IS NULL AND cancelled_at IS NULL",
-              {id, at});
+    db_.query(
+        "UPDATE consent_handoffs SET cancelled_at = $2 WHERE id = $1 AND done_at IS NULL AND cancelled_at IS NULL",
+        {id, at});
 }
 
 std::optional<CodedHandoff> HandoffStore::by_code(std::string const& facility, std::string const& code,
@@ -71,9 +74,10 @@ bool HandoffStore::claim(std::string const& id, std::string const& at, std::stri
 }
 
 std::optional<ClaimedHandoff> HandoffStore::by_claim(std::string const& claim_hash, std::string const& facility) {
-    auto rows = db_.query("SELECT id, choices_json, challenge_id, expires_at, done_at, cancelled_at FROM consent_handoffs "
-                          "WHERE claim_hash = $1 AND facility_code = $2",
-                          {claim_hash, facility});
+    auto rows =
+        db_.query("SELECT id, choices_json, challenge_id, expires_at, done_at, cancelled_at FROM consent_handoffs "
+                  "WHERE claim_hash = $1 AND facility_code = $2",
+                  {claim_hash, facility});
     if (rows.empty()) return std::nullopt;
     Row const& r = rows[0];
     return ClaimedHandoff{as_text(r[0]), as_text(r[1]), as_text(r[2]), as_text(r[3]), !is_null(r[4]), !is_null(r[5])};

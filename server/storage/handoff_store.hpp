@@ -66,7 +66,8 @@ public:
     std::optional<CodedHandoff> by_code(std::string const& facility, std::string const& code, std::string const& at);
     // Claims the hand-off at `at` with the claim's hash, extended until `expires_at`; false when another claim was
     // first.
-    bool claim(std::string const& id, std::string const& at, std::string const& claim_hash, std::string const& expires_at);
+    bool claim(std::string const& id, std::string const& at, std::string const& claim_hash,
+               std::string const& expires_at);
     std::optional<ClaimedHandoff> by_claim(std::string const& claim_hash, std::string const& facility);
     void set_challenge(std::string const& id, std::string const& challenge_id);
     // The hand-off is done: the consent its registration made, stamped `at`.

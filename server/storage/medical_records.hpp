@@ -18,7 +18,8 @@ public:
     // The person's records of `item` recorded on or before `until` (ISO), oldest first.
     std::vector<MedicalRecordEntry> up_to(std::string const& person, std::string const& item, std::string const& until);
     // Adds a record (its id given) of the person's `item`.
-    void add(std::string const& id, std::string const& person, std::string const& item, MedicalRecordEntry const& record);
+    void add(std::string const& id, std::string const& person, std::string const& item,
+             MedicalRecordEntry const& record);
 
 private:
     Database& db_;

@@ -4,8 +4,9 @@ namespace kyotaku::server {
 
 void VisualPasscodes::add(std::string const& facility, std::string const& hash, std::string const& at,
                           std::string const& expires_at) {
-    db_.query("INSERT INTO visual_passcodes (facility_code, passcode_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-              {facility, hash, at, expires_at});
+    db_.query(
+        "INSERT INTO visual_passcodes (facility_code, passcode_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        {facility, hash, at, expires_at});
 }
 
 std::optional<StoredPasscode> VisualPasscodes::find(std::string const& facility, std::string const& hash) {
@@ -31,7 +32,8 @@ void VisualPasscodes::forget_failures(std::string const& since) {
     db_.query("DELETE FROM visual_passcode_failures WHERE at <= $1", {since});
 }
 
-RecentCount VisualPasscodes::failures(std::string const& facility, std::string const& client, std::string const& since) {
+RecentCount VisualPasscodes::failures(std::string const& facility, std::string const& client,
+                                      std::string const& since) {
     return recent_count(db_.query("SELECT COUNT(*), MIN(at) FROM visual_passcode_failures WHERE facility_code = $1 "
                                   "AND client = $2 AND at > $3",
                                   {facility, client, since}));

@@ -21,7 +21,8 @@ class VisualPasscodes {
 public:
     explicit VisualPasscodes(Database& db) : db_(db) {}
 
-    void add(std::string const& facility, std::string const& hash, std::string const& at, std::string const& expires_at);
+    void add(std::string const& facility, std::string const& hash, std::string const& at,
+             std::string const& expires_at);
     std::optional<StoredPasscode> find(std::string const& facility, std::string const& hash);
     // A wrong guess at the facility: counted against each of its passcodes still open at `at`.
     void count_wrong_guess(std::string const& facility, std::string const& at);

@@ -20,7 +20,8 @@ TEST(DeviceLedger, DevicesAreTheFacilitysOwnInTheOrderRegistered) {
     auto db = with_facilities();
     DeviceLedger ledger(*db);
     ledger.add_device({"d2", "0110113719", "iPad 2", "タブレット", "施設所有", R"(["佐藤"])", "2024-07-02T00:00:00Z"});
-    ledger.add_device({"d1", "0110113719", "iPhone", "スマートフォン", "個人所有", R"(["佐藤","鈴木"])", "2024-07-01T00:00:00Z"});
+    ledger.add_device(
+        {"d1", "0110113719", "iPhone", "スマートフォン", "個人所有", R"(["佐藤","鈴木"])", "2024-07-01T00:00:00Z"});
     ledger.add_device({"db", "2714206386", "PC", "ノートPC", "施設所有", R"(["田中"])", "2024-07-01T00:00:00Z"});
     auto devices = ledger.devices("0110113719");
     ASSERT_EQ(devices.size(), 2u);
@@ -36,7 +37,8 @@ TEST(DeviceLedger, DevicesAreTheFacilitysOwnInTheOrderRegistered) {
 TEST(DeviceLedger, ChecksKeepTheirFiveItemsAndTheLastIsTheNewestDay) {
     auto db = with_facilities();
     DeviceLedger ledger(*db);
-    ledger.add_device({"d1", "0110113719", "iPhone", "スマートフォン", "施設所有", R"(["佐藤"])", "2024-07-01T00:00:00Z"});
+    ledger.add_device(
+        {"d1", "0110113719", "iPhone", "スマートフォン", "施設所有", R"(["佐藤"])", "2024-07-01T00:00:00Z"});
     EXPECT_FALSE(ledger.last_check("d1"));
     ledger.add_check({"c2", "d1", "2024-07-03", "佐藤", {true, true, false, true, true}, "2024-07-03T09:00:00Z"});
     ledger.add_check({"c1", "d1", "2024-07-02", "鈴木", {true, false, true, true, false}, "2024-07-04T09:00:00Z"});
@@ -54,11 +56,12 @@ TEST(DeviceLedger, ChecksKeepTheirFiveItemsAndTheLastIsTheNewestDay) {
 TEST(DeviceLedger, AFallbackVerificationIsStoredWithOrWithoutAKnownPerson) {
     auto db = with_facilities();
     DeviceLedger ledger(*db);
-    ledger.add_fallback({"v1", "0110113719", std::string("p1"), "マイナポータル", "カードの読み取りに失敗", "2024-07-01", "06139995",
-                         "記号", "123", "01", "1980-01-01", "030", "2024-07-01T10:00:00Z"});
-    ledger.add_fallback({"v2", "0110113719", std::nullopt, "資格情報のお知らせ", "カードを持っていない", "2024-07-01", "06139995",
-                         "記号", "999", "", "1980-01-01", "010", "2024-07-01T11:00:00Z"});
-    auto rows = db->query("SELECT id, person_key, method, number, burden_ratio FROM fallback_verifications ORDER BY id");
+    ledger.add_fallback({"v1", "0110113719", std::string("p1"), "マイナポータル", "カードの読み取りに失敗",
+                         "2024-07-01", "06139995", "記号", "123", "01", "1980-01-01", "030", "2024-07-01T10:00:00Z"});
+    ledger.add_fallback({"v2", "0110113719", std::nullopt, "資格情報のお知らせ", "カードを持っていない", "2024-07-01",
+                         "06139995", "記号", "999", "", "1980-01-01", "010", "2024-07-01T11:00:00Z"});
+    auto rows =
+        db->query("SELECT id, person_key, method, number, burden_ratio FROM fallback_verifications ORDER BY id");
     ASSERT_EQ(rows.size(), 2u);
     EXPECT_EQ(as_text(rows[0][1]), "p1");
     EXPECT_TRUE(is_null(rows[1][1]));

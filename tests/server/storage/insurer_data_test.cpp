@@ -40,7 +40,8 @@ TEST(InsurerData, AClaimReviewedAgainKeepsItsLastDay) {
     auto db = migrated_database();
     FacilityRegistry(*db).add("0110113719", "A", "医科", "2024-07-01T00:00:00Z");
     InsurerData insurers(*db);
-    insurers.add_claim_reviews({{"0110113719", "p1", "2024-05", "2024-06-10"}, {"0110113719", "p1", "2024-04", "2024-05-10"}});
+    insurers.add_claim_reviews(
+        {{"0110113719", "p1", "2024-05", "2024-06-10"}, {"0110113719", "p1", "2024-04", "2024-05-10"}});
     insurers.add_claim_reviews({{"0110113719", "p1", "2024-05", "2024-06-20"}});
     auto rows = db->query("SELECT month, reviewed_on FROM claim_reviews ORDER BY month");
     ASSERT_EQ(rows.size(), 2u);
