@@ -33,6 +33,7 @@ std::optional<Error> insurer_number_error(std::string_view number, std::string c
 // number, branch, birthdate); card_from (usecases/desk_util.hpp) checks and canonicalises them.
 struct CardFields {
     std::optional<std::string> insurer_number, symbol, number, branch, birthdate;
+    friend bool operator==(CardFields const&, CardFields const&) = default;
 };
 
 // Whether `bytes` is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).

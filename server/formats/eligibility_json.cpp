@@ -72,4 +72,8 @@ EligibilityAnswer eligibility_answer_of(json const& a) {
     return out;
 }
 
+json card_json(Card const& card) {
+    return json{{"insurer_number", card.insurer}, {"symbol", card.symbol}, {"number", card.number}, {"branch", card.branch}, {"birthdate", card.birthdate}};
+}
+
 }  // namespace kyotaku::server

@@ -209,6 +209,18 @@ void check_texts_in(nlohmann::json const& value, char const* field, std::size_t 
     }
 }
 
+std::vector<std::string> split_csv_line(std::string const& line) {
+    std::vector<std::string> f;
+    std::size_t at = 0;
+    for (;;) {
+        std::size_t comma = line.find(',', at);
+        f.push_back(line.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+        if (comma == std::string::npos) break;
+        at = comma + 1;
+    }
+    return f;
+}
+
 std::string json_line(nlohmann::json const& value) {
     std::string line = value.dump();
     for (auto const& [raw, escaped] : {std::pair<char const*, char const*>{"\xE2\x80\xA8", "\\u2028"}, {"\xE2\x80\xA9", "\\u2029"}})

@@ -82,6 +82,9 @@ void check_texts_in(nlohmann::json const& value, char const* field, std::size_t 
 // raw, but line-based readers — JavaScript's among them — take them for line ends).
 std::string json_line(nlohmann::json const& value);
 
+// One line of a CSV file split at commas (the files of this system quote nothing).
+std::vector<std::string> split_csv_line(std::string const& line);
+
 // Text fields must be UTF-8 without refused characters (above) and of bounded length; `max_chars` counts characters,
 // not bytes.
 void check_text(std::string const& value, char const* field, std::size_t max_chars);

@@ -210,14 +210,14 @@ void check_text_nodes(pugi::xml_document const& doc) {
 
 // The children of one search info as sent (name, value pairs in order, for the echo). A child the layout does not
 // name refuses the file, naming it: nothing a layout does not document is read, stored or echoed.
-json known_children(pugi::xml_node info, std::span<std::string_view const> known, std::size_t index) {
-    json echo = json::array();
+Echo known_children(pugi::xml_node info, std::span<std::string_view const> known, std::size_t index) {
+    Echo echo;
     for (auto child : info.children()) {
         if (child.type() != pugi::node_element) continue;
         if (std::find(known.begin(), known.end(), std::string_view(child.name())) == known.end())
             throw invalid(child.name(), std::string(info.name()) + " の " + std::to_string(index) + " 件目に使えない要素 " + child.name() + " があります",
                           std::string(info.name()) + " #" + std::to_string(index) + ": unknown element " + child.name());
-        echo.push_back(json::array({child.name(), child.text().as_string()}));
+        echo.emplace_back(child.name(), child.text().as_string());
     }
     return echo;
 }
@@ -333,18 +333,14 @@ BulkUpload parse_bulk_upload(std::string const& bytes) {
         static constexpr std::array<std::string_view, 7> layout{"InsurerNumber", "InsuredCardSymbol", "InsuredIdentificationNumber",
                                                                 "InsuredBranchNumber", "Birthdate", "LimitApplicationCertificateRelatedConsFlg",
                                                                 "ArbitraryIdentifier"};
-        json echo = known_children(info, layout, up.rows.size() + 1);
-        json row{{"insurer_number", text(info, "InsurerNumber")},
-                 {"symbol", text(info, "InsuredCardSymbol")},
-                 {"number", text(info, "InsuredIdentificationNumber")},
-                 {"branch", text(info, "InsuredBranchNumber")},
-                 {"arbitrary_identifier", text(info, "ArbitraryIdentifier")},
-                 {"echo", echo}};
+        Echo echo = known_children(info, layout, up.rows.size() + 1);
         std::string birth = text(info, "Birthdate");
         if (birth.size() == 8 && birth.find_first_not_of("0123456789") == std::string::npos)
-            row["birthdate"] = birth.substr(0, 4) + "-" + birth.substr(4, 2) + "-" + birth.substr(6, 2);
-        else
-            row["birthdate"] = birth;  // the row's own error, when it is answered
+            birth = birth.substr(0, 4) + "-" + birth.substr(4, 2) + "-" + birth.substr(6, 2);
+        // (a Birthdate of another form is kept as sent: the row's own error, when it is answered)
+        RowQuery row{CardFields{text(info, "InsurerNumber"), text(info, "InsuredCardSymbol"), text(info, "InsuredIdentificationNumber"),
+                                text(info, "InsuredBranchNumber"), birth},
+                     text(info, "ArbitraryIdentifier"), std::move(echo)};
         up.rows.push_back(std::move(row));
     }
     if (up.rows.empty()) throw invalid("QualificationConfirmSearchInfo", "照会する行がありません", "no QualificationConfirmSearchInfo");
@@ -399,12 +395,13 @@ namespace {
 constexpr std::array<std::string_view, 6> registration_children{"ReferenceNumber", "InsurerNumber", "InsuredCardSymbol",
                                                                  "InsuredIdentificationNumber", "InsuredBranchNumber", "Birthdate"};
 
-json registration_request(pugi::xml_node info) {
-    json request{{"reference_number", text(info, "ReferenceNumber")}, {"insurer_number", text(info, "InsurerNumber")},
-                 {"symbol", text(info, "InsuredCardSymbol")}, {"number", text(info, "InsuredIdentificationNumber")},
-                 {"branch", text(info, "InsuredBranchNumber")}};
+RowRegistration registration_request(pugi::xml_node info) {
+    RowRegistration request{text(info, "ReferenceNumber"),
+                            CardFields{text(info, "InsurerNumber"), text(info, "InsuredCardSymbol"), text(info, "InsuredIdentificationNumber"),
+                                       text(info, "InsuredBranchNumber"), std::nullopt},
+                            {}};
     std::string birth = text(info, "Birthdate");
-    if (!birth.empty()) request["birthdate"] = yyyymmdd_to_iso(birth, "Birthdate");
+    if (!birth.empty()) request.card.birthdate = yyyymmdd_to_iso(birth, "Birthdate");
     return request;
 }
 }  // namespace
@@ -416,15 +413,14 @@ ReferenceRegistrations parse_reference_registrations(std::string const& bytes) {
     r.facility_code = text(header, "MedicalInstitutionCode");
     r.file_identifier = text(header, "ArbitraryFileIdentifier");
     for (auto info : doc.child("XmlMsg").child("MessageBody").children("ReferenceNumberRegistrationInfo")) {
-        json echo = known_children(info, registration_children, r.requests.size() + 1);
-        json request;
+        Echo echo = known_children(info, registration_children, r.requests.size() + 1);
         try {
-            request = registration_request(info);
+            RowRegistration request = registration_request(info);
+            request.echo = std::move(echo);
+            r.requests.emplace_back(std::move(request));
         } catch (Error const& e) {
-            request = json{{"malformed", e.what()}};
+            r.requests.emplace_back(RowUnread{e.what(), std::nullopt, std::move(echo)});
         }
-        request["echo"] = echo;
-        r.requests.push_back(std::move(request));
     }
     if (r.requests.empty()) throw invalid("ReferenceNumberRegistrationInfo", "登録する行がありません", "no ReferenceNumberRegistrationInfo");
     return r;

@@ -3,9 +3,8 @@
 // 02req → 02res). pugixml reads and writes the XML; iconv converts Shift_JIS (as Windows' CP932).
 #pragma once
 
+#include "decision/batch_row.hpp"
 #include "decision/eligibility_answer.hpp"
-
-#include <nlohmann/json.hpp>
 
 #include <cstddef>
 #include <optional>
@@ -15,8 +14,6 @@
 #include <vector>
 
 namespace kyotaku::server {
-
-using json = nlohmann::json;
 
 // The encoding named by the XML declaration (upper-case), "UTF-8" when there is none.
 std::string declared_encoding(std::string_view xml);
@@ -51,8 +48,9 @@ struct BulkUpload {
     std::string facility_code;       // MedicalInstitutionCode
     std::string file_identifier;     // ArbitraryFileIdentifier
     int treatment_flag = 2;          // MedicalTreatmentFlag: 2 訪問診療等, 3 オンライン診療等 (absent: 2)
-    std::vector<json> rows;          // each: insurer_number, symbol, number, branch, birthdate, arbitrary_identifier,
-                                     // and "echo": the QualificationConfirmSearchInfo as sent, [name, value] pairs in order
+    std::vector<RowQuery> rows;      // each: the card fields and ArbitraryIdentifier (the Birthdate as ISO when it is
+                                     // yyyyMMdd, else as sent: the row's own error), and the echo: the
+                                     // QualificationConfirmSearchInfo as sent, in order
 };
 BulkUpload parse_bulk_upload(std::string const& bytes);
 
@@ -81,7 +79,7 @@ struct BulkJobInfo {
 // reason when it refuses), or why the row could not be asked, or a 照会番号 registration's result. The OQS XML codec of
 // an EligibilityAnswer.
 struct OqsUnit {
-    std::vector<std::pair<std::string, std::string>> echo;  // the QualificationConfirmSearchInfo (or
+    Echo echo;                                               // the QualificationConfirmSearchInfo (or
                                                              // ReferenceNumberRegistrationInfo) as sent, in order
     std::optional<EligibilityAnswer> answer;                 // the row was asked
     std::string error;                                       // the row could not be asked (or registered): why
@@ -104,13 +102,13 @@ ConsentedDownload parse_consented_download(std::string const& bytes);
 // InsuredIdentificationNumber, InsuredBranchNumber} (a Birthdate is accepted when sent).
 struct ReferenceRegistration {
     std::string encoding = "UTF-8", facility_code, file_identifier, reference_number;
-    json request;  // reference_number, insurer_number, symbol, number, branch (, birthdate)
+    RowRegistration request;  // the number and the card fields (the birthdate when sent); no echo
 };
 ReferenceRegistration parse_reference_registration(std::string const& bytes);
 // OQSmuimm01req: the same in bulk, one ReferenceNumberRegistrationInfo per patient.
 struct ReferenceRegistrations {
     std::string encoding = "UTF-8", facility_code, file_identifier;
-    std::vector<json> requests;  // as ReferenceRegistration::request, plus "echo"
+    std::vector<BatchRow> requests;  // each a RowRegistration with its echo, or a RowUnread (why, and the echo)
 };
 ReferenceRegistrations parse_reference_registrations(std::string const& bytes);
 std::string reference_registration_result(ReferenceRegistration const& reg, std::string const& error_code, std::string const& message,

@@ -1,12 +1,12 @@
 // The JSON API's codec, at the edge: each route's body becomes its desk's request — the route's field allow-list and
 // the JSON types are checked here (formats/fields.hpp: an unknown field is a 400 naming it) — and each desk's answer
 // becomes the JSON that docs/api.md documents, with its status where the answer decides it. The desks (usecases/)
-// know no JSON; they check the values. Every desk the JSON API calls is typed but batch, whose upload and status still
-// give JSON (issue 20 item 1, what is left: architecture.md).
+// know no JSON; they check the values.
 #pragma once
 
 #include "http/http_result.hpp"
 #include "usecases/admin.hpp"
+#include "usecases/batch.hpp"
 #include "usecases/consent.hpp"
 #include "usecases/handoff.hpp"
 #include "usecases/inquiry.hpp"
@@ -75,5 +75,9 @@ json to_json(HistoryEntries<InquiryLogEntry> const& page);
 json to_json(HistoryEntries<ViewingLogEntry> const& page);
 json to_json(WithdrawalPerson const& p);
 json to_json(Withdrawn const& w);
+json to_json(BatchAccepted const& a);  // POST /api/v1/batch/reinquiry (202)
+json to_json(BatchStatus const& s);    // GET /api/v1/batch/reinquiry/{reception_number}
+// One line of GET /api/v1/batch/reinquiry/{reception_number}/result (NDJSON): the row's answer with its number.
+std::string result_line(std::int64_t row, BatchRowAnswer const& answer);
 
 }  // namespace kyotaku::server::api_json

@@ -3,6 +3,8 @@
 #include "storage/faults.hpp"
 
 #include "core/url_token.hpp"
+#include "formats/batch_csv.hpp"
+#include "formats/fields.hpp"
 #include "http/api_json.hpp"
 #include "http/json_codec.hpp"
 #include "ops/observability.hpp"
@@ -281,14 +283,22 @@ std::vector<Route> const& routes() {
              } else {
                  memory.str(r.body);
              }
-             return json_result(202, s.batch.upload_csv(c, category, query_param(r.target, "query_date"), query_param(r.target, "file_identifier"), *in));
+             CsvRows rows(*in);
+             BatchUpload up{category, query_param(r.target, "query_date"), query_param(r.target, "file_identifier"), "csv",
+                            [&rows](BatchRow& row) { return rows.next(row); }};
+             return json_result(202, api_json::to_json(s.batch.upload(c, up)));
          }},
         {"GET", "/api/v1/batch/reinquiry/{reception_number}", A::office_terminal,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, s.batch.status(c, r.params[0])); }},
+         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.batch.status(c, r.params[0]))); }},
         {"GET", "/api/v1/batch/reinquiry/{reception_number}/result", A::office_terminal,
          [](Service& s, Caller const& c, Request const& r) {
              HttpResult out{200, "application/x-ndjson; charset=utf-8", ""};
-             out.stream = s.batch.result_pages(c, r.params[0]);  // page by page: never the whole result at once
+             // Page by page: never the whole result at once.
+             out.stream = [pages = s.batch.result_pages(c, r.params[0])] {
+                 std::string text;
+                 for (auto const& [row, answer] : pages()) text += api_json::result_line(row, answer);
+                 return text;
+             };
              return out;
          }},
         {"POST", "/api/v1/reference-numbers", A::facility,

@@ -1,6 +1,7 @@
 #include "http/static_files.hpp"
 
 #include "core/card_signature.hpp"
+#include "formats/fields.hpp"
 #include "http/api_json.hpp"
 #include "http/json_codec.hpp"
 

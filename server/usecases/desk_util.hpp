@@ -2,6 +2,7 @@
 #pragma once
 
 #include "core/codes.hpp"
+#include "formats/fields.hpp"
 #include "storage/facility_registry.hpp"
 #include "usecases/service.hpp"
 
@@ -31,16 +32,11 @@ inline void require_manager(Caller const& c) {
 // The card fields of a request, canonical and validated (insurer_number, symbol, number, branch, birthdate).
 Card card_from(CardFields const& f);
 inline Card card_from(Fields const& f) { return card_from(card_fields(f)); }
-// The same fields as JSON (how a 資格確認履歴 entry names the patient a caller asked about).
-json card_json(Card const& card);
 
 // A date field of something that has happened (a first visit, a check, a record), as sent (ISO or 和暦): ISO, and
 // not after the server's today (400 naming the field): a record dated ahead would act on the days to come. `what`
 // names it in Japanese.
 std::string not_after_today(Context& x, char const* field, std::string const& sent, char const* what);
-
-// One line of a CSV file split at commas (the files of this system quote nothing).
-std::vector<std::string> split_csv_line(std::string const& line);
 
 std::vector<unsigned char> from_hex(std::string const& hex);
 

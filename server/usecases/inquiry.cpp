@@ -3,6 +3,7 @@
 // path: the rules decide on the server's date from the server's records.
 #include "usecases/inquiry.hpp"
 
+#include "formats/eligibility_json.hpp"
 #include "storage/reference_numbers.hpp"
 #include "usecases/desk_util.hpp"
 

@@ -2,7 +2,6 @@
 // same desks as the JSON routes (so by the same decision path), and written back in the request's encoding.
 #include "usecases/oqs_files.hpp"
 
-#include "formats/eligibility_json.hpp"
 #include "formats/oqs_xml.hpp"
 #include "storage/consent_registry.hpp"
 #include "usecases/desk_util.hpp"
@@ -16,35 +15,20 @@ namespace {
 Message const another_facility{"MedicalInstitutionCode が証明書の医療機関等コードと違います",
                                "the file names another facility"};
 
-// A 照会番号登録 of a file (formats/oqs_xml.hpp: text fields, the Birthdate only when the file has one).
-ReferenceRegistrationRequest reference_registration(json const& r) {
-    auto text = [&](char const* field) { return r.contains(field) ? std::optional<std::string>(r[field].get<std::string>()) : std::nullopt; };
-    return {r["reference_number"].get<std::string>(), {text("insurer_number"), text("symbol"), text("number"), text("branch"), text("birthdate")}};
-}
-
-// The echo of a request's search info, as formats/oqs_xml.hpp reads it ([name, value] pairs).
-std::vector<std::pair<std::string, std::string>> echo_of(json const& echo) {
-    std::vector<std::pair<std::string, std::string>> out;
-    if (echo.is_array())
-        for (auto const& pair : echo) out.emplace_back(pair[0].get<std::string>(), pair[1].get<std::string>());
-    return out;
-}
-
-// A stored row's answer (batch_results: a batch's row, a consented-patient download's, a 照会番号 registration's) as the
-// unit of a result file.
-OqsUnit stored_unit(json const& r) {
+// A stored row's answer (a batch's row, a consented-patient download's, a 照会番号 registration's) as the unit of a
+// result file.
+OqsUnit unit_of(BatchRowAnswer const& r) {
     OqsUnit u;
-    if (r.contains("echo")) u.echo = echo_of(r["echo"]);
-    std::string const why = r.contains("error") ? r["error"].get<std::string>() : r.value("reason", std::string());
-    if (r.contains("registration")) {
-        u.registration = r["registration"].get<bool>();
-        u.error = r.value("error", std::string());
-    } else if (r.value("processing_result_status", 2) == 1) {
-        u.answer = eligibility_answer_of(r);
+    if (r.echo) u.echo = *r.echo;
+    if (r.registration) {
+        u.registration = *r.registration;
+        u.error = r.error.value_or("");
+    } else if (r.answer) {
+        u.answer = *r.answer;
     } else {
-        u.error = why;
+        u.error = r.error.value_or("");
     }
-    if (r.contains("consent_date")) u.consent_date = r["consent_date"].get<std::string>();
+    u.consent_date = r.consent_date;
     return u;
 }
 
@@ -79,12 +63,12 @@ FileAnswer OqsDesk::bulk_upload(Caller const& c, std::string const& xml) {
     if (auto error = parse_request(x_, c, xml, up, false)) return *error;
     std::size_t next = 0;
     try {
-        json job = batch_.upload(c, category_of_flag(up.treatment_flag), up.query_date, up.file_identifier, "xml", [&](json& row) {
-            if (next == up.rows.size()) return false;
-            row = up.rows[next++];
-            return true;
-        });
-        return {bulk_upload_result(up, job["reception_number"], "", "", x_.clock.stamp_jst()), std::nullopt};
+        BatchAccepted job = batch_.upload(c, {category_of_flag(up.treatment_flag), up.query_date, up.file_identifier, "xml", [&](BatchRow& row) {
+                                                   if (next == up.rows.size()) return false;
+                                                   row = up.rows[next++];
+                                                   return true;
+                                               }});
+        return {bulk_upload_result(up, job.reception_number, "", "", x_.clock.stamp_jst()), std::nullopt};
     } catch (Error const& e) {
         return {bulk_upload_result(up, "", "EKY0901", e.what(), x_.clock.stamp_jst()),
                 e.kind == Error::Kind::too_large ? Error::Kind::too_large : Error::Kind::invalid};
@@ -94,12 +78,11 @@ FileAnswer OqsDesk::bulk_upload(Caller const& c, std::string const& xml) {
 FileAnswer OqsDesk::single(Caller const& c, std::string const& xml) {
     BulkUpload up;
     if (auto error = parse_request(x_, c, xml, up, true)) return *error;
-    json const& request = up.rows[0];
+    RowQuery const& request = up.rows[0];
     OqsUnit unit;
-    unit.echo = echo_of(request["echo"]);
+    unit.echo = request.echo.value_or(Echo{});
     try {
-        Fields f(request, {"arbitrary_identifier", "insurer_number", "symbol", "number", "branch", "birthdate", "echo"});
-        Lookup who{card_from(f), {}, {}};
+        Lookup who{card_from(request.card), {}, {}};
         FacilityInfo facility = x_.facility(c);
         DbRecords records(x_.db);
         DecisionPath decisions(x_.rules(), records, x_.today());
@@ -119,13 +102,12 @@ FileAnswer OqsDesk::bulk_download(Caller const& c, std::string const& xml) {
     BulkDownload d = parse_bulk_download(xml);
     if (d.facility_code != c.facility_code)
         throw Error(Error::Kind::forbidden, "MedicalInstitutionCode", another_facility);
-    json st = batch_.status(c, d.reception_number);
-    if (st["status"] == "保存期間終了") BatchDesk::require_results(st);  // 410: purged
-    BulkJobInfo job{d.reception_number, c.facility_code, st["file_identifier"], st["query_date"], st["segment_of_result"] == 1};
+    BatchStatus const st = batch_.status(c, d.reception_number);
+    if (st.state == BatchStatus::State::expired) BatchDesk::require_results(st);  // 410: purged
+    BulkJobInfo job{d.reception_number, c.facility_code, st.file_identifier, st.query_date, st.finished};
     std::vector<OqsUnit> rows;
     if (job.finished)
-        for (auto const& r : x_.db.query("SELECT result_json FROM batch_results WHERE reception_number = $1 ORDER BY row_no", {d.reception_number}))
-            rows.push_back(stored_unit(json::parse(as_text(r[0]))));
+        for (auto const& [row_no, answer] : batch_.results(d.reception_number)) rows.push_back(unit_of(answer));
     Substitutions lost;
     std::string answer = bulk_result(job, rows, d.encoding, x_.clock.stamp_jst(), &lost);
     report_unmappable(x_, "OQSmuquc02res", c.facility_code, d.reception_number, lost);
@@ -158,65 +140,64 @@ FileAnswer OqsDesk::consented_upload(Caller const& c, std::string const& xml, in
     // patient with a 訪問診療 and a 往診 consent is one patient), picked by the relationship's consent — the newest of a
     // kind that starts one — else the newest single visit; each answered at once by the same eligibility answer as a
     // re-inquiry of that person (refused rows carry nothing), echoing the consent that answer rests on.
-    std::vector<json> rows;
+    struct Picked {
+        RowConsented row;
+        bool starts = false;  // its visit kind starts a relationship
+    };
+    std::vector<Picked> picked;
     std::map<std::string, std::size_t> row_of;  // person → its row
     for (auto const& open : ConsentRegistry(x_.db).open_between(c.facility_code, d.from, d.to)) {
         auto const* kind = rules->kind(open.visit_kind);
         if (!kind || kind->category != category) continue;
-        json row{{"person_key", open.person}, {"consent_date", open.first_visit}, {"visit_kind", open.visit_kind}, {"starts", kind->starts_relationship}};
-        auto [at, first] = row_of.emplace(open.person, rows.size());
-        if (first) rows.push_back(std::move(row));
-        else if (kind->starts_relationship || !rows[at->second]["starts"].get<bool>()) rows[at->second] = std::move(row);  // newer (rows come oldest first)
+        Picked row{{open.person, open.first_visit, open.visit_kind}, kind->starts_relationship};
+        auto [at, first] = row_of.emplace(open.person, picked.size());
+        if (first) picked.push_back(std::move(row));
+        else if (kind->starts_relationship || !picked[at->second].starts) picked[at->second] = std::move(row);  // newer (rows come oldest first)
     }
-    for (auto& row : rows) row.erase("starts");
     FacilityInfo facility = x_.facility(c);
-    json job = transaction(x_.db, [&] {
+    BatchAccepted job = transaction(x_.db, [&] {
         std::size_t next_row = 0;
-        json j = batch_.upload(
-            c, category, d.query_date, d.file_identifier, d.treatment_flag == 2 ? "hvq" : "onq",
-            [&](json& row) {
-                if (next_row == rows.size()) return false;
-                row = rows[next_row++];
-                return true;
-            },
-            true);
-        std::string rn = j["reception_number"];
+        BatchAccepted j = batch_.upload(c, {category, d.query_date, d.file_identifier, d.treatment_flag == 2 ? "hvq" : "onq",
+                                            [&](BatchRow& row) {
+                                                if (next_row == picked.size()) return false;
+                                                row = picked[next_row++].row;
+                                                return true;
+                                            },
+                                            true});
         DbRecords records(x_.db);
         DecisionPath decisions(rules, records, x_.today());
         std::vector<std::int64_t> row_nos;
-        std::vector<std::string> answers;
+        std::vector<BatchRowAnswer> answers;
         std::vector<InquiryEntry> history;  // one 資格確認履歴 entry per patient, written with the answers
-        for (auto const& row : rows) {
+        for (auto const& [row, starts] : picked) {
             Lookup who;
-            who.person = row["person_key"].get<std::string>();
+            who.person = row.person;
             Logging const log{.kind = "同意済資格情報一括取得",
                               .actor = c.subject,
-                              .reception = rn,
+                              .reception = j.reception_number,
                               .row = std::int64_t(row_nos.size()) + 1,
-                              .consent_date = row["consent_date"].get<std::string>(),
-                              .visit_kind = row["visit_kind"].get<std::string>(),
+                              .consent_date = row.consent_date,
+                              .visit_kind = row.visit_kind,
                               .into = &history};
-            json result = eligibility_answer_json(InquiryDesk::answer_eligibility(x_, decisions, records, facility, who, category, d.query_date, &log));
-            result["processing_result_status"] = 1;
+            BatchRowAnswer result;
+            result.answer = InquiryDesk::answer_eligibility(x_, decisions, records, facility, who, category, d.query_date, &log);
             // The unit echoes the consent the answer rests on (the rules' basis: a 往診 today after a lapsed 訪問診療,
             // say), which need not be the one the range picked the patient by; without a basis, the one picked.
-            bool const basis = result.contains("first_visit") && result.contains("visit_kind");
-            result["consent_date"] = basis ? result["first_visit"] : row["consent_date"];
-            std::string consent_date = result["consent_date"].get<std::string>();
+            auto const& basis = result.answer->basis;
+            result.consent_date = basis ? basis->first_visit : row.consent_date;
+            std::string consent_date = *result.consent_date;
             consent_date.erase(std::remove(consent_date.begin(), consent_date.end(), '-'), consent_date.end());  // yyyyMMdd
-            result["echo"] = json::array({json::array({"ConsentDate", consent_date}),
-                                          json::array({"VisitKind", (basis ? result["visit_kind"] : row["visit_kind"]).get<std::string>()})});
+            result.echo = Echo{{"ConsentDate", consent_date}, {"VisitKind", basis ? basis->visit_kind : row.visit_kind}};
             row_nos.push_back(std::int64_t(row_nos.size()) + 1);
-            answers.push_back(result.dump());
+            answers.push_back(std::move(result));
         }
-        batch_.write_answers(rn, row_nos, answers);
-        x_.db.query("UPDATE batch_jobs SET total = $2, done = $2, finished_at = $3 WHERE reception_number = $1",
-                    {rn, std::int64_t(rows.size()), x_.now()});
+        batch_.write_answers(j.reception_number, row_nos, answers);
+        batch_.finish_at_once(j.reception_number, std::int64_t(picked.size()));
         log_inquiries(x_, history);
         return j;
     });
-    x_.events.batch_event({"finished", job["reception_number"], c.facility_code, job["total"].get<std::int64_t>()});
-    return {bulk_upload_result(reply, job["reception_number"], "", "", x_.clock.stamp_jst()), std::nullopt};
+    x_.events.batch_event({"finished", job.reception_number, c.facility_code, job.total});
+    return {bulk_upload_result(reply, job.reception_number, "", "", x_.clock.stamp_jst()), std::nullopt};
 }
 
 FileAnswer OqsDesk::reference_number(Caller const& c, std::string const& xml) {
@@ -232,7 +213,7 @@ FileAnswer OqsDesk::reference_number(Caller const& c, std::string const& xml) {
     if (reg.facility_code != c.facility_code)
         return {reference_registration_result(reg, "EKY0901", another_facility.text(), x_.clock.stamp_jst()), Error::Kind::forbidden};
     try {
-        inquiry_.register_reference_number(c, reference_registration(reg.request));
+        inquiry_.register_reference_number(c, {reg.request.reference_number, reg.request.card});
         return {reference_registration_result(reg, "", "", x_.clock.stamp_jst()), std::nullopt};
     } catch (Error const& e) {
         // The file was understood: the refusal is its result.
@@ -255,37 +236,40 @@ FileAnswer OqsDesk::reference_numbers(Caller const& c, std::string const& xml) {
     if (regs.facility_code != c.facility_code)
         return {bulk_upload_result(reply, "", "EKY0901", another_facility.text(), x_.clock.stamp_jst()), Error::Kind::forbidden};
     // Registered at once, each item with its own result; the results come with the common 02req download.
-    json job = transaction(x_.db, [&] {
+    BatchAccepted job = transaction(x_.db, [&] {
         std::size_t next = 0;
-        json j = batch_.upload(c, "訪問診療等", "", regs.file_identifier, "imm", [&](json& row) {
-            if (next == regs.requests.size()) return false;
-            row = regs.requests[next++];
-            return true;
-        });
-        std::string rn = j["reception_number"];
+        BatchAccepted j = batch_.upload(c, {"訪問診療等", "", regs.file_identifier, "imm", [&](BatchRow& row) {
+                                                if (next == regs.requests.size()) return false;
+                                                row = regs.requests[next++];
+                                                return true;
+                                            }});
         std::vector<std::int64_t> row_nos;
-        std::vector<std::string> answers;
+        std::vector<BatchRowAnswer> answers;
         for (auto const& request : regs.requests) {
-            json result{{"echo", request["echo"]}, {"registration", false}};
-            if (request.contains("malformed")) {
-                result["error"] = request["malformed"];
+            BatchRowAnswer result;
+            result.registration = false;
+            if (auto const* unread = std::get_if<RowUnread>(&request)) {
+                result.echo = unread->echo.value_or(Echo{});
+                result.error = unread->text;
             } else {
+                auto const& reg = std::get<RowRegistration>(request);
+                result.echo = reg.echo;
                 try {
-                    inquiry_.register_reference_number(c, reference_registration(request));
-                    result["registration"] = true;
+                    inquiry_.register_reference_number(c, {reg.reference_number, reg.card});
+                    result.registration = true;
                 } catch (Error const& e) {
-                    result["error"] = e.with_field();
+                    result.error = e.with_field();
                 }
             }
             row_nos.push_back(std::int64_t(row_nos.size()) + 1);
-            answers.push_back(result.dump());
+            answers.push_back(std::move(result));
         }
-        batch_.write_answers(rn, row_nos, answers);
-        x_.db.query("UPDATE batch_jobs SET done = total, finished_at = $2 WHERE reception_number = $1", {rn, x_.now()});
+        batch_.write_answers(j.reception_number, row_nos, answers);
+        batch_.finish_at_once(j.reception_number, j.total);
         return j;
     });
-    x_.events.batch_event({"finished", job["reception_number"], c.facility_code, job["total"].get<std::int64_t>()});
-    return {bulk_upload_result(reply, job["reception_number"], "", "", x_.clock.stamp_jst()), std::nullopt};
+    x_.events.batch_event({"finished", job.reception_number, c.facility_code, job.total});
+    return {bulk_upload_result(reply, job.reception_number, "", "", x_.clock.stamp_jst()), std::nullopt};
 }
 
 }  // namespace kyotaku::server

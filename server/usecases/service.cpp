@@ -64,27 +64,11 @@ Card card_from(CardFields const& f) {
     return c;
 }
 
-std::vector<std::string> split_csv_line(std::string const& line) {
-    std::vector<std::string> f;
-    std::size_t at = 0;
-    for (;;) {
-        std::size_t comma = line.find(',', at);
-        f.push_back(line.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
-        if (comma == std::string::npos) break;
-        at = comma + 1;
-    }
-    return f;
-}
-
 std::vector<unsigned char> from_hex(std::string const& hex) {
     std::vector<unsigned char> out;
     auto nibble = [](char ch) { return ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10; };
     for (std::size_t i = 0; i + 1 < hex.size(); i += 2) out.push_back(static_cast<unsigned char>(nibble(hex[i]) * 16 + nibble(hex[i + 1])));
     return out;
-}
-
-json card_json(Card const& card) {
-    return json{{"insurer_number", card.insurer}, {"symbol", card.symbol}, {"number", card.number}, {"branch", card.branch}, {"birthdate", card.birthdate}};
 }
 
 std::string not_after_today(Context& x, char const* field, std::string const& sent, char const* what) {

@@ -3,6 +3,7 @@
 // and withdraws. Both steps are in 資格確認履歴 with the certificate that took them.
 #include "usecases/withdrawal.hpp"
 
+#include "formats/eligibility_json.hpp"
 #include "storage/consent_registry.hpp"
 #include "usecases/desk_util.hpp"
 

@@ -6,6 +6,7 @@
 // input stands for facility A's URL token, so that the consent page's routes are reached. Any crash, sanitizer
 // report or hang fails; so does a 500 (a hostile request is the client's mistake: 4xx) and a JSON answer that is not
 // JSON.
+#include "formats/fields.hpp"
 #include "http/callers.hpp"
 #include "http/router.hpp"
 

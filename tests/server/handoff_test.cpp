@@ -4,6 +4,7 @@
 // budgets, short unclaimed lives, a flood giving way to a patient, the facility's own terminals never held back);
 // every route refuses fields it does not document (a PIN-like one included). The server's clock is injected (TestClock). The browser side is tested end to end in tests/web/page_test.mjs.
 #include "core/card_signature.hpp"
+#include "formats/fields.hpp"
 #include "http/callers.hpp"
 #include "http/router.hpp"
 #include "usecases/handoff.hpp"

@@ -2,6 +2,7 @@
 // cached for a year in the best encoding the client takes, the rules revalidated by ETag, the page with the
 // facility's name and data written in, gzip-compressed, and a CSP that allows the inline style by its hash only.
 #include "core/card_signature.hpp"
+#include "formats/fields.hpp"
 #include "http/router.hpp"
 #include "http/static_files.hpp"
 

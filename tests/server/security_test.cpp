@@ -3,6 +3,7 @@
 // (tests/server/with_postgres.sh) — PostgreSQL. The session's own limits (timeouts, the connection cap on a real
 // socket, spooling) are in tests/server/security_e2e.sh; the HTTP request path is fuzzed by tests/fuzz.
 #include "core/card_signature.hpp"
+#include "csv_upload.hpp"
 #include "storage/facility_urls.hpp"
 #include "usecases/consent_limits.hpp"
 #include "usecases/desk_util.hpp"
@@ -390,7 +391,7 @@ TEST_F(Hostile, Item3_TextThatIsNotUtf8IsA400AndNothingIsCommitted) {
     std::string line;
     for (int i = 0; i < 80; ++i) line += "壊";
     std::istringstream batch("arbitrary_identifier,insurer_number,symbol,number,branch,birthdate\n" + line + "\n");
-    EXPECT_NO_THROW(service->batch.upload_csv(a, "訪問診療等", "", "f", batch));
+    EXPECT_NO_THROW(upload_csv(service->batch, a, "訪問診療等", "", "f", batch));
     EXPECT_EQ(count("batch_jobs"), 1);
     // Nothing of the refused ones was stored (the one job above is the only change).
     EXPECT_EQ(count("reference_numbers"), 0);
@@ -456,7 +457,7 @@ TEST_F(Hostile, Item5_ACsvLineIsReadUpToItsBoundNeverWhole) {
     EndlessLine endless(64u << 20);
     std::istream in(&endless);
     try {
-        service->batch.upload_csv(a, "訪問診療等", "", "f", in);
+        upload_csv(service->batch, a, "訪問診療等", "", "f", in);
         ADD_FAILURE() << "a 64 MB line was taken";
     } catch (Error const& e) {
         EXPECT_EQ(e.kind, Error::Kind::invalid);

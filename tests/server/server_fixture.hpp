@@ -9,6 +9,8 @@
 #include "core/codes.hpp"
 #include "core/ids.hpp"
 #include "core/url_token.hpp"
+#include "csv_upload.hpp"
+#include "formats/fields.hpp"
 #include "formats/oqs_xml.hpp"
 #include "http/callers.hpp"
 #include "http/router.hpp"

@@ -2,6 +2,7 @@
 // table, and SQLite's audit appends share commits without acknowledging any before its commit. Against SQLite (a
 // file: the pool, the appender and the checkpointer are those of a file) and, when KYOTAKU_TEST_PG names a throwaway
 // PostgreSQL (tests/server/with_postgres.sh), against it too.
+#include "storage/batch_jobs.hpp"
 #include "storage/database.hpp"
 #include "storage/records.hpp"
 
@@ -225,5 +226,99 @@ TEST(InsertRows, ManyRowsComeBackAsGivenAndAFailureInsertsNone) {
                                      }),
                      DatabaseError);
         EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM batch_rows WHERE reception_number = 'R'")[0][0]), rows);
+    }
+}
+
+// The batch tables' store (storage/batch_jobs.hpp) on each backend: a reception number is taken once; rows go in
+// and come back typed; chunks are leased to one worker at a time until their lease expires; a chunk is answered once;
+// a job finishes once; giving up answers every row left; a purge keeps the job.
+TEST(BatchJobs, RowsChunksAnswersAndTheJobsEnd) {
+    TempDir dir;
+    for (auto& [backend, db] : databases(dir)) {
+        SCOPED_TRACE(backend);
+        db->query("INSERT INTO facilities (code, name, kind, created_at) VALUES ('0110113719', 'x', '医科', 'now')");
+        BatchJobs jobs(*db);
+        BatchJobs::NewJob const job{"R1", "0110113719", "訪問診療等", "2024-07-01", "f", "csv", "2024-07-01T00:00:00Z", "staff"};
+        EXPECT_TRUE(jobs.add_job(job));
+        EXPECT_FALSE(jobs.add_job(job)) << "a reception number is taken once";
+        std::vector<BatchRow> const rows = {RowQuery{CardFields{"06132013", "123", "4567", "01", "1940-05-01"}, "p1", std::nullopt},
+                                            RowUnread{"a,b", std::nullopt, std::nullopt},
+                                            RowQuery{CardFields{"06132013", "123", "9999", "01", "1940-05-01"}, "p3", Echo{{"InsurerNumber", "06132013"}}}};
+        std::size_t next = 0;
+        EXPECT_EQ(jobs.add_rows("R1", [&](BatchRow& row) {
+            if (next == rows.size()) return false;
+            row = rows[next++];
+            return true;
+        }),
+                  3);
+        jobs.set_total("R1", 3);
+        auto serving = jobs.serve_next("2024-07-01T00:00:01Z");
+        ASSERT_TRUE(serving);
+        EXPECT_EQ(serving->reception, "R1");
+        EXPECT_EQ(serving->requested_by, "staff");
+        EXPECT_EQ(serving->total, 3);
+        EXPECT_EQ(serving->next_row, 1);
+        EXPECT_FALSE(jobs.lease_open_chunk("R1", "2024-07-01T00:00:01Z", "w1", "2024-07-01T00:00:16Z")) << "no chunk yet";
+        jobs.add_chunk("R1", 1, 2, "w1", "2024-07-01T00:00:16Z");
+        EXPECT_EQ(jobs.serve_next("2024-07-01T00:00:02Z")->next_row, 3);
+        EXPECT_FALSE(jobs.lease_open_chunk("R1", "2024-07-01T00:00:02Z", "w2", "x")) << "w1's lease is live";
+        auto taken = jobs.lease_open_chunk("R1", "2024-07-01T00:00:17Z", "w2", "2024-07-01T00:00:32Z");
+        ASSERT_TRUE(taken) << "an expired lease is taken";
+        EXPECT_EQ(*taken, (std::pair<std::int64_t, std::int64_t>{1, 2}));
+        auto read = jobs.unanswered_rows("R1", 1, 3);
+        ASSERT_EQ(read.size(), 3u);
+        for (std::size_t i = 0; i < 3; ++i) {
+            EXPECT_EQ(read[i].first, std::int64_t(i + 1));
+            EXPECT_TRUE(read[i].second == rows[i]) << i;
+        }
+        EXPECT_TRUE(jobs.mark_chunk_answered("R1", 1, "2024-07-01T00:00:18Z"));
+        EXPECT_FALSE(jobs.mark_chunk_answered("R1", 1, "2024-07-01T00:00:19Z")) << "a chunk is answered once";
+        BatchRowAnswer first;
+        first.answer = EligibilityAnswer{};
+        first.answer->reason = Message{"同意がありません", "no consent"};
+        first.arbitrary_identifier = "p1";
+        BatchRowAnswer second;
+        second.error = "6列 / expected 6 columns";
+        jobs.add_answers("R1", {1, 2}, {first, second});
+        EXPECT_EQ(jobs.unanswered_rows("R1", 1, 3).size(), 1u);
+        EXPECT_EQ(jobs.count_done("R1", 2), (std::pair<std::int64_t, std::int64_t>{2, 3}));
+        EXPECT_FALSE(jobs.finish_if_complete("R1", "2024-07-01T00:00:20Z")) << "a row is left";
+        EXPECT_EQ(jobs.release_leases("w2"), 0) << "its one chunk is answered";
+        // Giving up: the row left is answered with the error, the job is done and failed.
+        EXPECT_EQ(jobs.failures("R1")->failures, 0);
+        BatchRowAnswer unanswered;
+        unanswered.error = "この行は処理できませんでした / internal error";
+        jobs.give_up("R1", unanswered, "2024-07-01T00:00:21Z", "injected");
+        auto finished = jobs.finish_if_complete("R1", "2024-07-01T00:00:22Z");
+        ASSERT_TRUE(finished);
+        EXPECT_EQ(finished->total, 3);
+        EXPECT_TRUE(finished->failed);
+        EXPECT_EQ(finished->failure, "injected");
+        EXPECT_FALSE(jobs.finish_if_complete("R1", "2024-07-01T00:00:23Z")) << "a job finishes once";
+        auto stored = jobs.job("R1", "0110113719");
+        ASSERT_TRUE(stored);
+        EXPECT_EQ(stored->done, 3);
+        EXPECT_EQ(stored->failed_at, "2024-07-01T00:00:21Z");
+        EXPECT_FALSE(jobs.job("R1", "1340100021")) << "another facility's job is not found";
+        auto answers = jobs.answers("R1");
+        ASSERT_EQ(answers.size(), 3u);
+        EXPECT_EQ(answers[0].second.arbitrary_identifier, "p1");
+        EXPECT_EQ(answers[0].second.answer->reason.en, "no consent");
+        EXPECT_EQ(answers[1].second.error, "6列 / expected 6 columns");
+        EXPECT_EQ(answers[2].second.error, unanswered.error);
+        auto page = jobs.answers("R1", 1, 1);
+        ASSERT_EQ(page.size(), 1u);
+        EXPECT_EQ(page[0].first, 2);
+        EXPECT_EQ(jobs.finished_unpurged(10), (std::vector<std::pair<std::string, std::string>>{{"R1", "2024-07-01T00:00:22Z"}}));
+        jobs.purge("R1", "2024-07-03T00:00:00Z");
+        EXPECT_TRUE(jobs.answers("R1").empty());
+        EXPECT_TRUE(jobs.unanswered_rows("R1", 1, 3).empty());
+        EXPECT_TRUE(jobs.finished_unpurged(10).empty());
+        EXPECT_TRUE(jobs.job("R1", "0110113719")) << "the job stays: its number still answers";
+        // A job answered at once.
+        EXPECT_TRUE(jobs.add_job({"R2", "0110113719", "訪問診療等", "2024-07-01", "f", "hvq", "2024-07-01T00:00:00Z", "staff"}));
+        jobs.finish_at_once("R2", 0, "2024-07-01T00:00:30Z");
+        EXPECT_EQ(jobs.job("R2", "0110113719")->finished_at, "2024-07-01T00:00:30Z");
+        EXPECT_FALSE(jobs.serve_next("2024-07-01T00:00:31Z")) << "no unfinished job";
     }
 }

@@ -308,9 +308,9 @@ TEST_F(ServerFixture, BatchJobsAcceptedInOneSecondNeverShareAReceptionNumber) {
     std::set<std::string> numbers;
     for (int i = 0; i < 20; ++i) {
         std::istringstream csv("arbitrary_identifier,insurer_number,symbol,number,branch,birthdate\np1,06132013,123,4567,01,1940-05-01\n");
-        json accepted;
-        ASSERT_NO_THROW(accepted = now_service.batch.upload_csv(a, "訪問診療等", "", "f", csv)) << "upload " << i;
-        std::string const rn = accepted["reception_number"];
+        BatchAccepted accepted;
+        ASSERT_NO_THROW(accepted = upload_csv(now_service.batch, a, "訪問診療等", "", "f", csv)) << "upload " << i;
+        std::string const rn = accepted.reception_number;
         EXPECT_EQ(rn.substr(0, 14), second);
         EXPECT_EQ((rn.back() - '0') % 2, 1) << rn;  // one of the free numbers
         numbers.insert(rn);

@@ -1,0 +1,103 @@
+// 資格確認一括照会 (batch re-inquiry): upload → reception number → poll → download, and the worker that answers the
+// rows. Requests and answers are domain types (the rows: decision/batch_row.hpp); the codecs at the edge read and
+// write them (CSV: formats/batch_csv.hpp; JSON and NDJSON: http/api_json.hpp; the OQS XML files: oqs_files.hpp and
+// formats/oqs_xml.hpp). The tables are the store's (storage/batch_jobs.hpp).
+#pragma once
+
+#include "decision/batch_row.hpp"
+#include "usecases/context.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace kyotaku::server {
+
+// An upload: its rows pulled one at a time (`next` fills its argument and returns false at the end: nothing is held
+// whole), the 診療区分, the 資格確認日 as sent (empty: today), the caller's file identifier and the format the rows
+// came in (csv, xml; the files answered at once: hvq, onq, imm).
+struct BatchUpload {
+    std::string category, query_date, file_identifier, format;
+    std::function<bool(BatchRow&)> next;
+    bool allow_empty = false;  // a job of no rows is accepted (a consented-patient download that found none)
+};
+
+struct BatchAccepted {
+    std::string reception_number;
+    std::int64_t total = 0;  // rows; the job is 処理中
+};
+
+// A job as its facility sees it.
+struct BatchStatus {
+    enum class State { running, finished, failed, expired };  // 処理中, 正常終了, 異常終了, 保存期間終了
+    std::string reception_number;
+    std::int64_t total = 0, done = 0;
+    State state = State::running;
+    bool finished = false;  // every row answered (SegmentOfResult 1; 2 while it runs)
+    std::string file_identifier, query_date, category;
+    std::optional<Message> error;               // a job that gave up: what its facility should do
+    std::optional<std::string> results_until;   // a finished job: the last day its results are kept (JST)
+};
+
+class BatchDesk {
+public:
+    explicit BatchDesk(Context& x) : x_(x), worker_(new_id()) {}
+    // Stores the job and its rows in one transaction (inside the caller's, when there is one).
+    BatchAccepted upload(Caller const& c, BatchUpload const& up);
+    BatchStatus status(Caller const& c, std::string const& reception_number);
+    // A finished job's results can be downloaded until the end of the day after it finished (JST): a conflict while
+    // it runs, gone once they are purged.
+    static void require_results(BatchStatus const& status);
+    static std::string expires_on(std::string const& finished_at);
+    // Deletes the rows of jobs whose results are past keeping (the worker calls it when idle); how many jobs.
+    int purge();
+    // The answered rows (row number, answer) in pages of up to `page_rows` per call (empty when done); checks the
+    // caller and the job first.
+    using ResultPage = std::vector<std::pair<std::int64_t, BatchRowAnswer>>;
+    std::function<ResultPage()> result_pages(Caller const& c, std::string const& reception_number, int page_rows = 2000);
+    // Every answered row of a finished job, in row order (the OQS result file), after status() and require_results.
+    ResultPage results(std::string const& reception_number);
+    // One chunk of the worker: leases a chunk of the job whose facility was served least recently (one whose lease
+    // expired, else the next `max_rows` rows), answers it outside any transaction, waits for the interactive
+    // requests in flight, then writes the answers in one short transaction where its lease still stands. A crash
+    // loses no row and answers none twice (the lease expires; the write is conditional). Returns how many rows it
+    // answered.
+    // A transient database fault (a lost connection, a failover, a lost race) answers nothing and fails nothing:
+    // the chunk stays this worker's and is tried again after pause(), which doubles while the fault lasts (0.1 s
+    // up to 5 s); only a permanent error counts against the job, which gives up after three (failed, 異常終了).
+    int process(int max_rows = 500);
+    // Lets go of the chunk leases this worker holds and has not answered (a stopping server's: another server takes
+    // the chunks at once instead of after the lease expires). Returns how many.
+    int release_leases();
+    // How long the worker should wait before its next process() (zero unless a transient fault is being waited out).
+    std::chrono::milliseconds pause() const { return pause_; }
+    // This worker's counts, for /metrics: chunks tried again after a transient fault; jobs it gave up.
+    std::atomic<std::uint64_t> retries{0}, jobs_failed{0};
+    // Stores the answers of rows of a job (inside the caller's transaction): the worker's, and those of the file
+    // formats answered at once.
+    void write_answers(std::string const& reception, std::vector<std::int64_t> const& row_nos, std::vector<BatchRowAnswer> const& answers);
+    // Finishes a job answered at once (the file formats that are not queued) with `rows` rows, inside the caller's
+    // transaction.
+    void finish_at_once(std::string const& reception, std::int64_t rows);
+    // Tests: called after a chunk's answers are made, before the worker waits for requests and commits.
+    std::function<void()> on_chunk_ready;
+    // Called once an upload's job is stored (committed), so that an idle worker starts on it at once; set before
+    // requests are served (kyotaku serve's worker).
+    std::function<void()> on_job_accepted;
+
+private:
+    void give_up(std::string const& reception, std::string const& why);
+    int process_chunk(int max_rows);
+    void wait_out(std::string const& reception, std::string const& facility, std::string const& why);
+    std::string current_job_, current_facility_;  // the job process_chunk() works on (for the retry's log line)
+    Context& x_;
+    std::string worker_;  // this instance's lease owner id
+    std::chrono::milliseconds pause_{0};
+};
+
+}  // namespace kyotaku::server
