@@ -494,6 +494,7 @@ int run(ServeOptions const& o) {
         rt.draining = true;
         drain.stopping = true;
         worker.stop_taking();
+        proofs.stop();  // a running proof is killed now and answered 503, not run on through the drain
         net::co_spawn(acceptor_strand, drain_then_stop(io, acceptor, drain, o.drain), [](std::exception_ptr) {});
     });
     // An exception escaping a handler (a library's, inside an asynchronous operation: nothing of ours can catch it

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -44,8 +45,11 @@ struct Fd {
 
 // Only async-signal-safe calls between fork and execve (the server has threads): everything is prepared before.
 [[noreturn]] void exec_child(char const* path, char* const* argv, char* const* envp, char const* directory, int in, int out, int err,
-                             ChildLimits const& limits) {
+                             ChildLimits const& limits, pid_t parent) {
     ::setpgid(0, 0);
+    // The child dies with the server (a SIGKILL, a crash): no orphan proving on, alone, until its CPU limit. (The
+    // signal comes when the thread that forked ends; it waits for the child, so that is the server's end.)
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) ::_exit(126);
     if (::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0) ::_exit(126);
     // No descriptor of the server's (its sockets, its database, its key file) reaches the child.
 #ifdef SYS_close_range
@@ -117,12 +121,13 @@ ChildRun run_bounded(std::vector<std::string> const& argv, std::vector<std::stri
         run.error = std::string("/dev/null: ") + std::strerror(errno);
         return run;
     }
+    pid_t const parent = ::getpid();
     pid_t const pid = ::fork();
     if (pid < 0) {
         run.error = std::string("fork: ") + std::strerror(errno);
         return run;
     }
-    if (pid == 0) exec_child(args[0], args.data(), env.data(), directory.c_str(), null_in.fd, out_w.fd, err_w.fd, limits);
+    if (pid == 0) exec_child(args[0], args.data(), env.data(), directory.c_str(), null_in.fd, out_w.fd, err_w.fd, limits, parent);
     ::setpgid(pid, pid);  // (also in the child: whichever runs first)
     out_w.reset();
     err_w.reset();
