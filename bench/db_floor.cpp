@@ -1,8 +1,8 @@
 // The floor of a 100,000-row batch on one database (scripts/bench-server): what reading and writing its rows costs
 // with nothing else — no HTTP, no CSV, no decision, no answer to make. Through the server's own storage layer, the
 // statements a batch runs, with the same durability: the upload's rows into batch_rows (one insert_rows: COPY on
-// PostgreSQL, multi-row INSERTs on SQLite; a synced commit), then chunk by chunk (500 rows, as the worker) the rows read
-// back by their range, and as many answers written into batch_results and as many 資格確認履歴 entries into
+// PostgreSQL, multi-row INSERTs on SQLite; a synced commit), then chunk by chunk (500 rows, as the worker) the rows
+// read back by their range, and as many answers written into batch_results and as many 資格確認履歴 entries into
 // inquiry_log in one transaction (unsynced, as the worker's chunks). The texts are of the batch's sizes. Prints the
 // seconds of each part and their sum.
 // Usage: db_floor DATABASE [ROWS]   (a SQLite path, or a postgresql:// URL: its schema is migrated, the rows removed)
@@ -26,28 +26,40 @@ int main(int argc, char** argv) {
     try {
         auto db = open_database(argv[1]);
         migrate(*db);
-        std::string const reception = "floor" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
-        std::string const request = R"({"arbitrary_identifier":"row12345","insurer_number":"06132013","symbol":"123","number":"4567",)"
-                                    R"("branch":"01","birthdate":"1940-05-01"})";
+        std::string const reception =
+            "floor" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+        std::string const request =
+            R"({"arbitrary_identifier":"row12345","insurer_number":"06132013","symbol":"123","number":"4567",)"
+            R"("branch":"01","birthdate":"1940-05-01"})";
         std::string const answer =
-            R"j({"allowed":true,"qualification_validity":1,"reason":"初回訪問 2024-04-15 から 2024-07-31 までの継続的な関係の期間内です )j"
-            R"j((rules/30_reinquiry.rules:52)","visit_kind":"訪問診療","first_visit":"2024-04-15","window_end":"2024-07-31",)j"
-            R"j("eligibility":{"insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01",)j"
-            R"j("name":"在宅 花子","name_kana":"ザイタク ハナコ","burden_ratio":"010","valid_from":"2020-04-01","valid_to":null,)j"
+            R"j({"allowed":true,"qualification_validity":1,"reason":"初回訪問 2024-04-15 から 2024-07-31 )j"
+            R"j(までの継続的な関係の期間内です )j"
+            R"j((rules/30_reinquiry.rules:52)","visit_kind":"訪問診療","first_visit":"2024-04-15",)j"
+            R"j("window_end":"2024-07-31",)j"
+            R"j("eligibility":{"insurer_number":"06132013","symbol":"123","number":"4567","branch":"01",)j"
+            R"j("birthdate":"1940-05-01",)j"
+            R"j("name":"在宅 花子","name_kana":"ザイタク ハナコ","burden_ratio":"010","valid_from":"2020-04-01",)j"
+            R"j("valid_to":null,)j"
             R"j("card_classification":"01","personal_family":"1"},"reference_numbers":[],"query_date":"2024-07-31",)j"
             R"j("processing_result_status":1,"arbitrary_identifier":"row12345"})j";
         std::string const detail =
             R"j({"allowed":true,"by":"card","category":"訪問診療等","consent_id":"0123456789abcdef0123456789abcdef",)j"
-            R"j("patient":{"birthdate":"1940-05-01","branch":"01","insurer_number":"06132013","number":"4567","symbol":"123"},)j"
-            R"j("qualification_validity":1,"query_date":"2024-07-31","reason":"初回訪問 2024-04-15 から 2024-07-31 までの継続的な関係の期間内です",)j"
+            R"j("patient":{"birthdate":"1940-05-01","branch":"01","insurer_number":"06132013","number":"4567",)j"
+            R"j("symbol":"123"},)j"
+            R"j("qualification_validity":1,"query_date":"2024-07-31","reason":"初回訪問 2024-04-15 から 2024-07-31 )j"
+            R"j(までの継続的な関係の期間内です",)j"
             R"j("row":12345})j";
         auto const t0 = clock_type::now();
         // A job of a facility of its own, finished from the start: a server's worker on the same database leaves it.
         std::string const facility = "floor" + reception.substr(5, 5);
         transaction(*db, [&] {
-            db->query("INSERT INTO facilities (code, name, kind, created_at) VALUES ($1, 'db_floor', '医科', '2024-07-31T00:00:00Z')", {facility});
-            db->query("INSERT INTO batch_jobs (reception_number, facility_code, category, query_date, file_identifier, format, total, done, "
-                      "created_at, finished_at) VALUES ($1, $3, '訪問診療等', '2024-07-31', '', 'csv', $2, 0, '2024-07-31T00:00:00Z', "
+            db->query("INSERT INTO facilities (code, name, kind, created_at) VALUES ($1, 'db_floor', '医科', "
+                      "'2024-07-31T00:00:00Z')",
+                      {facility});
+            db->query("INSERT INTO batch_jobs (reception_number, facility_code, category, query_date, file_identifier, "
+                      "format, total, done, "
+                      "created_at, finished_at) VALUES ($1, $3, '訪問診療等', '2024-07-31', '', 'csv', $2, 0, "
+                      "'2024-07-31T00:00:00Z', "
                       "'2024-07-31T00:00:00Z')",
                       {reception, rows, facility});
             std::int64_t n = 0;
@@ -64,8 +76,10 @@ int main(int argc, char** argv) {
         for (std::int64_t first = 1; first <= rows; first += chunk) {
             std::int64_t const last = std::min(rows, first + chunk - 1);
             auto const r0 = clock_type::now();
-            auto got = db->query("SELECT r.row_no, r.request_json FROM batch_rows r WHERE r.reception_number = $1 AND r.row_no >= $2 AND "
-                                 "r.row_no <= $3 AND NOT EXISTS (SELECT 1 FROM batch_results x WHERE x.reception_number = r.reception_number "
+            auto got = db->query("SELECT r.row_no, r.request_json FROM batch_rows r WHERE r.reception_number = $1 AND "
+                                 "r.row_no >= $2 AND "
+                                 "r.row_no <= $3 AND NOT EXISTS (SELECT 1 FROM batch_results x WHERE "
+                                 "x.reception_number = r.reception_number "
                                  "AND x.row_no = r.row_no) ORDER BY r.row_no",
                                  {reception, first, last});
             read_rows += std::int64_t(got.size());
@@ -79,15 +93,25 @@ int main(int argc, char** argv) {
                     return true;
                 });
                 at = 0;
-                db->insert_rows("inquiry_log", {"id", "facility_code", "at", "kind", "person_key", "allowed", "detail_json", "actor", "reception_number"},
+                db->insert_rows("inquiry_log",
+                                {"id", "facility_code", "at", "kind", "person_key", "allowed", "detail_json", "actor",
+                                 "reception_number"},
                                 [&](Row& out) {
                                     if (at == got.size()) return false;
-                                    out = Row{time_ordered_id(), facility, std::string("2024-07-31T00:00:00Z"), std::string("一括再照会"),
-                                              std::string("P1"), std::int64_t(1), detail, std::string("CN=db_floor"), reception};
+                                    out = Row{time_ordered_id(),
+                                              facility,
+                                              std::string("2024-07-31T00:00:00Z"),
+                                              std::string("一括再照会"),
+                                              std::string("P1"),
+                                              std::int64_t(1),
+                                              detail,
+                                              std::string("CN=db_floor"),
+                                              reception};
                                     ++at;
                                     return true;
                                 });
-                db->query("UPDATE batch_jobs SET done = done + $2 WHERE reception_number = $1", {reception, std::int64_t(got.size())});
+                db->query("UPDATE batch_jobs SET done = done + $2 WHERE reception_number = $1",
+                          {reception, std::int64_t(got.size())});
             });
             auto const r2 = clock_type::now();
             read_s += std::chrono::duration<double>(r1 - r0).count();
@@ -102,8 +126,10 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "db_floor: read %lld rows of %lld\n", (long long)read_rows, (long long)rows);
             return 1;
         }
-        std::printf("%.3f s: %lld rows in %.3f s, read back in %.3f s, %lld answers and history entries written in %.3f s (chunks of %lld)\n",
-                    insert_s + read_s + write_s, (long long)rows, insert_s, read_s, (long long)rows, write_s, (long long)chunk);
+        std::printf("%.3f s: %lld rows in %.3f s, read back in %.3f s, %lld answers and history entries written in "
+                    "%.3f s (chunks of %lld)\n",
+                    insert_s + read_s + write_s, (long long)rows, insert_s, read_s, (long long)rows, write_s,
+                    (long long)chunk);
         return 0;
     } catch (std::exception const& e) {
         std::fprintf(stderr, "db_floor: %s\n", e.what());

@@ -1,8 +1,8 @@
 // Side by side in one run: ns per decision of the re-inquiry rule (a) hand-written in C++, (b) the engine one
 // record at a time, (c) the engine in batch, (d) the rules compiled ahead of time into C++ (kyotaku compile
 // --emit-cpp, generated from rules/ by the build) in batch; every output decision of a record by (e) the
-// interpreter and (f) the generated C++ (one entry, shared memoised lets); compiling the official rules; loading the bundle; the
-// loaded program's size. A summary with the ratios is printed after Google Benchmark's own table.
+// interpreter and (f) the generated C++ (one entry, shared memoised lets); compiling the official rules; loading the
+// bundle; the loaded program's size. A summary with the ratios is printed after Google Benchmark's own table.
 #include "kyotaku/engine.hpp"
 #include "kyotaku/generated.hpp"
 #include "kyotaku/jsonl.hpp"
@@ -39,11 +39,19 @@ Index index_of(Program const& p) {
     auto en = [&](char const* fact, char const* value) {
         return p.find_enum_value(p.facts[std::size_t(p.find_fact(fact))].type.enum_id, value);
     };
-    return Index{p.find_fact("facility_kind"), p.find_fact("visit_kind"), p.find_fact("first_visit"),
-                 p.find_fact("query_date"), p.find_fact("continuing_home_care"), p.find_fact("feature_enabled"),
-                 p.find_fact("reviewed_claim_months"), Date::from_ymd(2023, 11, 30)->days(), Date::from_ymd(2024, 2, 1)->days(),
-                 en("facility_kind", "訪問看護ステーション"), en("visit_kind", "オンライン診療"),
-                 en("visit_kind", "オンライン服薬指導"), en("visit_kind", "往診")};
+    return Index{p.find_fact("facility_kind"),
+                 p.find_fact("visit_kind"),
+                 p.find_fact("first_visit"),
+                 p.find_fact("query_date"),
+                 p.find_fact("continuing_home_care"),
+                 p.find_fact("feature_enabled"),
+                 p.find_fact("reviewed_claim_months"),
+                 Date::from_ymd(2023, 11, 30)->days(),
+                 Date::from_ymd(2024, 2, 1)->days(),
+                 en("facility_kind", "訪問看護ステーション"),
+                 en("visit_kind", "オンライン診療"),
+                 en("visit_kind", "オンライン服薬指導"),
+                 en("visit_kind", "往診")};
 }
 
 // (a) The re-inquiry rule of rules/30_reinquiry.rules written by hand, on the same input buffer.
@@ -179,8 +187,10 @@ void BM_load_bundle(benchmark::State& state) {
 void BM_jsonl_answer_line(benchmark::State& state) {
     JsonlEvaluator ev(program());
     std::string line =
-        R"({"id":"r1","facility_kind":"医科","visit_kind":"訪問診療","first_visit":"2024-04-15","query_date":"2024-09-10",)"
-        R"("continuing_home_care":false,"reviewed_claim_months":["2024-04","2024-05","2024-06","2024-07"],"terminal":"資格確認端末",)"
+        R"({"id":"r1","facility_kind":"医科","visit_kind":"訪問診療","first_visit":"2024-04-15",)"
+        R"("query_date":"2024-09-10",)"
+        R"("continuing_home_care":false,"reviewed_claim_months":["2024-04","2024-05","2024-06","2024-07"],)"
+        R"("terminal":"資格確認端末",)"
         R"("consented_items":["薬剤情報","診療情報"],"requested_item":"薬剤情報","feature_enabled":true})";
     std::string out;
     for (auto _ : state) {
@@ -211,7 +221,8 @@ public:
             double per_iter = r.GetAdjustedRealTime() * (r.time_unit == benchmark::kMicrosecond ? 1e3 : 1.0);
             ns_per_iter[r.benchmark_name()] = per_iter;
             auto it = r.counters.find("items_per_second");
-            if (it != r.counters.end() && it->second.value > 0) ns_per_item[r.benchmark_name()] = 1e9 / it->second.value;
+            if (it != r.counters.end() && it->second.value > 0)
+                ns_per_item[r.benchmark_name()] = 1e9 / it->second.value;
         }
     }
 };
@@ -225,7 +236,8 @@ int main(int argc, char** argv) {
     double hand = c.ns_per_item["BM_handwritten"], one = c.ns_per_item["BM_engine_one_at_a_time"],
            batch = c.ns_per_item["BM_engine_batch"], generated = c.ns_per_item["BM_generated_batch"],
            all = c.ns_per_item["BM_engine_all_decisions"], generated_all = c.ns_per_item["BM_generated_all_decisions"];
-    double compile_us = c.ns_per_iter["BM_compile_official_rules"] / 1e3, load_us = c.ns_per_iter["BM_load_bundle"] / 1e3;
+    double compile_us = c.ns_per_iter["BM_compile_official_rules"] / 1e3,
+           load_us = c.ns_per_iter["BM_load_bundle"] / 1e3;
     std::printf("\n== kyotaku engine: the re-inquiry rule (reinquiry_allowed), %zu varied records\n", records().size());
     std::printf("%-34s %10s %8s %8s\n", "", "ns/decision", "ratio", "target");
     std::printf("%-34s %10.1f %8s %8s\n", "(a) hand-written C++", hand, "1.00x", "");
@@ -236,8 +248,10 @@ int main(int argc, char** argv) {
     std::printf("\n== every output decision (%zu) of a record\n", outputs);
     std::printf("%-34s %10s %8s %8s\n", "", "ns/record", "speed-up", "target");
     std::printf("%-34s %10.1f %8s %8s\n", "(e) interpreter (Evaluator::evaluate)", all, "1.00x", "");
-    std::printf("%-34s %10.1f %7.2fx %8s\n", "(f) --emit-cpp (evaluate_batch)", generated_all, all / generated_all, ">= 2x");
-    std::printf("compile official rules: %.1f us (target < 10,000 us); load bundle: %.1f us; compile/load %.1fx (target >= 10x)\n",
+    std::printf("%-34s %10.1f %7.2fx %8s\n", "(f) --emit-cpp (evaluate_batch)", generated_all, all / generated_all,
+                ">= 2x");
+    std::printf("compile official rules: %.1f us (target < 10,000 us); load bundle: %.1f us; compile/load %.1fx "
+                "(target >= 10x)\n",
                 compile_us, load_us, compile_us / load_us);
     std::printf("loaded program: %zu bytes (target < 1 MiB)\n", program()->memory_bytes());
     return 0;

@@ -14,12 +14,15 @@ int main(int argc, char** argv) {
         int fm = 1 + int(i % 12), fd = 1 + int((i / 12) % 28);
         int qm = 1 + int((i / 7) % 12);
         char buf[1024];
-        int n = std::snprintf(buf, sizeof buf,
-                              "{\"id\":\"r%lld\",\"facility_kind\":\"%s\",\"visit_kind\":\"%s\",\"first_visit\":\"2024-%02d-%02d\","
-                              "\"query_date\":\"2025-%02d-15\",\"continuing_home_care\":%s,\"reviewed_claim_months\":[\"2024-%02d\",\"2024-%02d\",\"2024-%02d\"],"
-                              "\"terminal\":\"%s\",\"consented_items\":[\"薬剤情報\",\"診療情報\"],\"requested_item\":\"薬剤情報\",\"feature_enabled\":%s}\n",
-                              i, facilities[i % 4], visits[i % 5], fm, fd, qm, i % 3 ? "false" : "true", fm, fm % 12 + 1,
-                              (fm + 1) % 12 + 1, terminals[i % 3], i % 10 ? "true" : "false");
+        int n = std::snprintf(
+            buf, sizeof buf,
+            "{\"id\":\"r%lld\",\"facility_kind\":\"%s\",\"visit_kind\":\"%s\",\"first_visit\":\"2024-%02d-%02d\","
+            "\"query_date\":\"2025-%02d-15\",\"continuing_home_care\":%s,\"reviewed_claim_months\":[\"2024-%02d\","
+            "\"2024-%02d\",\"2024-%02d\"],"
+            "\"terminal\":\"%s\",\"consented_items\":[\"薬剤情報\",\"診療情報\"],\"requested_item\":\"薬剤情報\","
+            "\"feature_enabled\":%s}\n",
+            i, facilities[i % 4], visits[i % 5], fm, fd, qm, i % 3 ? "false" : "true", fm, fm % 12 + 1,
+            (fm + 1) % 12 + 1, terminals[i % 3], i % 10 ? "true" : "false");
         std::fwrite(buf, 1, std::size_t(n), stdout);
         written += n;
     }

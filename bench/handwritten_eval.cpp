@@ -36,8 +36,8 @@ int facility_of(std::string_view s) {
 int visit_of(std::string_view s) {
     if (s == "往診") return 1;
     if (s == "オンライン診療" || s == "オンライン服薬指導") return 2;
-    if (s == "訪問診療" || s == "訪問看護" || s == "歯科訪問診療" || s == "訪問薬剤管理指導" || s == "訪問リハビリテーション" ||
-        s == "訪問栄養食事指導" || s == "訪問歯科衛生指導")
+    if (s == "訪問診療" || s == "訪問看護" || s == "歯科訪問診療" || s == "訪問薬剤管理指導" ||
+        s == "訪問リハビリテーション" || s == "訪問栄養食事指導" || s == "訪問歯科衛生指導")
         return 0;
     return -1;
 }
@@ -54,7 +54,8 @@ std::optional<std::int64_t> month_of(std::string_view t) {
 
 // rules/30_reinquiry.rules, decision reinquiry_allowed (with service_available and the window it depends on).
 bool reinquiry_allowed(Facts const& f) {
-    static std::int64_t const pre_medical = Date::from_ymd(2023, 11, 30)->days(), pre_nurse = Date::from_ymd(2024, 2, 1)->days();
+    static std::int64_t const pre_medical = Date::from_ymd(2023, 11, 30)->days(),
+                              pre_nurse = Date::from_ymd(2024, 2, 1)->days();
     std::int64_t const pre = f.facility == 1 ? pre_nurse : pre_medical;
     if (f.query < pre || !f.feature) return false;  // not service_available
     if (f.visit == 2) return false;
@@ -86,7 +87,8 @@ int main() {
         bool bad = false;
         simdjson::ondemand::document doc;
         simdjson::ondemand::object obj;
-        if (parser.iterate(simdjson::padded_string_view(line.data(), line.size(), reader.readable_from(line))).get(doc) ||
+        if (parser.iterate(simdjson::padded_string_view(line.data(), line.size(), reader.readable_from(line)))
+                .get(doc) ||
             doc.get_object().get(obj)) {
             bad = true;
         } else {

@@ -67,7 +67,8 @@ int main(int argc, char** argv) {
                     http::write(stream, req);
                     http::response<http::string_body> res;
                     http::read(stream, buffer, res);
-                    latencies[std::size_t(c)].push_back(std::chrono::duration<double, std::milli>(clock_type::now() - t0).count());
+                    latencies[std::size_t(c)].push_back(
+                        std::chrono::duration<double, std::milli>(clock_type::now() - t0).count());
                     if (res.result_int() != 200) ++non200;
                 }
             } catch (std::exception const& e) {
@@ -79,9 +80,12 @@ int main(int argc, char** argv) {
     std::vector<double> all;
     for (auto const& l : latencies) all.insert(all.end(), l.begin(), l.end());
     std::sort(all.begin(), all.end());
-    auto pct = [&](double p) { return all.empty() ? 0.0 : all[std::min(all.size() - 1, std::size_t(p * double(all.size())))]; };
-    std::printf("%zu requests in %.1f s over %d connections: %.0f requests/s, p50 %.2f ms, p99 %.2f ms, max %.2f ms, non-200 %ld, errors %ld\n",
-                all.size(), seconds, connections, double(all.size()) / seconds, pct(0.50), pct(0.99), all.empty() ? 0.0 : all.back(),
-                non200.load(), errors.load());
+    auto pct = [&](double p) {
+        return all.empty() ? 0.0 : all[std::min(all.size() - 1, std::size_t(p * double(all.size())))];
+    };
+    std::printf("%zu requests in %.1f s over %d connections: %.0f requests/s, p50 %.2f ms, p99 %.2f ms, max %.2f ms, "
+                "non-200 %ld, errors %ld\n",
+                all.size(), seconds, connections, double(all.size()) / seconds, pct(0.50), pct(0.99),
+                all.empty() ? 0.0 : all.back(), non200.load(), errors.load());
     return errors == 0 && non200 == 0 ? 0 : 1;
 }

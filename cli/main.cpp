@@ -83,7 +83,8 @@ struct Input {
     Input& operator=(Input const&) = delete;
 };
 
-int cmd_eval(std::string const& rules, std::string const& input, std::vector<std::string> const& trust, bool interpret, unsigned threads) {
+int cmd_eval(std::string const& rules, std::string const& input, std::vector<std::string> const& trust, bool interpret,
+             unsigned threads) {
     auto program = load_or_report(rules, trust);
     if (!program) return 2;
     Input in(input);
@@ -97,7 +98,8 @@ int cmd_test(std::string const& rules, bool verbose, std::vector<std::string> co
     auto program = load_or_report(rules, trust);
     if (!program) return 2;
     auto report = run_tests(program);
-    for (auto const& f : report.failures) std::cout << f.location << ": 失敗 FAIL 「" << f.test << "」: " << f.message << "\n";
+    for (auto const& f : report.failures)
+        std::cout << f.location << ": 失敗 FAIL 「" << f.test << "」: " << f.message << "\n";
     if (verbose)
         for (auto const& t : program->tests) std::cout << program->location(t.loc) << ": " << t.name << "\n";
     std::cout << report.passed << " passed, " << report.failed << " failed\n";
@@ -132,7 +134,9 @@ int cmd_check(std::string const& rules, bool strict, bool json, bool no_prove) {
                 line += ",\"location\":";
                 append_json_string(line, r.location);
                 line += std::string(",\"status\":\"") +
-                        (r.status == InvariantResult::Status::proven ? "proven" : r.status == InvariantResult::Status::counterexample ? "counterexample" : "unknown") +
+                        (r.status == InvariantResult::Status::proven           ? "proven"
+                         : r.status == InvariantResult::Status::counterexample ? "counterexample"
+                                                                               : "unknown") +
                         "\",\"counterexample\":" + (r.facts.empty() ? "null" : r.facts) + "}";
                 std::cout << line;
             }
@@ -150,7 +154,9 @@ int cmd_check(std::string const& rules, bool strict, bool json, bool no_prove) {
         std::cout << "ok: " << program->files.size() << " files, " << program->outputs.size() << " decisions, "
                   << program->slots.size() - program->outputs.size() << " lets, " << program->tests.size() << " tests"
                   << (warnings ? ", " + std::to_string(warnings) + " warning(s)" : std::string()) << "\n";
-    if (errors) std::cerr << errors << " error(s)" << (warnings ? ", " + std::to_string(warnings) + " warning(s)" : std::string()) << "\n";
+    if (errors)
+        std::cerr << errors << " error(s)"
+                  << (warnings ? ", " + std::to_string(warnings) + " warning(s)" : std::string()) << "\n";
     else if (fail) std::cerr << "--strict: 警告をエラーとして扱います / warnings are errors with --strict\n";
     return fail ? 1 : 0;
 }
@@ -216,17 +222,19 @@ int cmd_fmt(std::vector<std::string> const& files, bool write, bool check) {
 bool tests_pass_before_signing(std::shared_ptr<Program const> const& program, char const* command) {
     TestReport const report = run_tests(program);
     if (report.failed == 0) return true;
-    for (auto const& f : report.failures) std::cerr << f.location << ": 失敗 FAIL 「" << f.test << "」: " << f.message << "\n";
-    std::cerr << command << ": ルールのテストが " << report.failed << " 件失敗しているので署名しません / " << report.failed
-              << " rule test(s) fail: not signed\n";
+    for (auto const& f : report.failures)
+        std::cerr << f.location << ": 失敗 FAIL 「" << f.test << "」: " << f.message << "\n";
+    std::cerr << command << ": ルールのテストが " << report.failed << " 件失敗しているので署名しません / "
+              << report.failed << " rule test(s) fail: not signed\n";
     return false;
 }
 
-int cmd_compile(std::string const& rules, std::string const& output, std::string const& emit_cpp_path, std::string const& cpp_namespace,
-                std::string const& sign_key, bool strict, std::uint64_t release) {
+int cmd_compile(std::string const& rules, std::string const& output, std::string const& emit_cpp_path,
+                std::string const& cpp_namespace, std::string const& sign_key, bool strict, std::uint64_t release) {
     if (!valid_cpp_namespace(cpp_namespace)) {
         std::cerr << "kyotaku compile: --namespace \"" << cpp_namespace
-                  << "\": C++ の名前空間名ではありません (英数字と _ の識別子を :: でつなぐ。予約語・std は不可) / not a C++ namespace "
+                  << "\": C++ の名前空間名ではありません (英数字と _ の識別子を :: でつなぐ。予約語・std は不可) / not "
+                     "a C++ namespace "
                      "(identifiers of letters, digits and _ joined by ::; no keyword, no std)\n";
         return 2;
     }
@@ -249,8 +257,8 @@ int cmd_compile(std::string const& rules, std::string const& output, std::string
             std::cerr << "kyotaku: " << emit_cpp_path << ": 書き込めません / cannot write\n";
             return 1;
         }
-        std::cout << emit_cpp_path << ": C++ for " << cpp_namespace << "::generated_rules (source hash " << source_hash_hex(c.program->source_hash)
-                  << ")\n";
+        std::cout << emit_cpp_path << ": C++ for " << cpp_namespace << "::generated_rules (source hash "
+                  << source_hash_hex(c.program->source_hash) << ")\n";
         if (output.empty()) return 0;
     }
     if (!sign_key.empty() && !tests_pass_before_signing(c.program, "kyotaku compile --sign")) return 1;
@@ -270,8 +278,9 @@ int cmd_compile(std::string const& rules, std::string const& output, std::string
         std::cerr << "kyotaku: " << output << ": 書き込めません / cannot write\n";
         return 1;
     }
-    std::cout << output << ": " << bytes.size() << " bytes, source hash " << source_hash_hex(c.program->source_hash) << ", "
-              << compiler_version << (release ? ", release " + std::to_string(release) : std::string()) << signed_by << "\n";
+    std::cout << output << ": " << bytes.size() << " bytes, source hash " << source_hash_hex(c.program->source_hash)
+              << ", " << compiler_version << (release ? ", release " + std::to_string(release) : std::string())
+              << signed_by << "\n";
     return 0;
 }
 
@@ -312,15 +321,20 @@ int cmd_verify_bundle(std::string const& bundle, std::string const& sources_dir,
         }
         std::string const digest = sha256_hex(slurp(report));
         if (r.release.report_sha256.empty() || digest != r.release.report_sha256) {
-            std::cerr << "kyotaku: " << report_path << ": このバンドルの差分レポートではありません (SHA-256 " << digest << "、バンドルには "
-                      << (r.release.report_sha256.empty() ? std::string("なし") : r.release.report_sha256) << ") / not this bundle's diff report\n";
+            std::cerr << "kyotaku: " << report_path << ": このバンドルの差分レポートではありません (SHA-256 " << digest
+                      << "、バンドルには "
+                      << (r.release.report_sha256.empty() ? std::string("なし") : r.release.report_sha256)
+                      << ") / not this bundle's diff report\n";
             return 1;
         }
     }
     BundleParts const parts = split_bundle(bytes);
-    std::cout << bundle << ": ok (" << r.program->outputs.size() << " decisions, source hash " << source_hash_hex(r.program->source_hash)
-              << ", " << (r.release.release ? "release " + std::to_string(r.release.release) : std::string("not a release (release 0)"))
-              << (parts.is_signed() ? std::string(keys.empty() ? ", signed by key " : ", signature verified, key ") + key_fingerprint(parts.public_key)
+    std::cout << bundle << ": ok (" << r.program->outputs.size() << " decisions, source hash "
+              << source_hash_hex(r.program->source_hash) << ", "
+              << (r.release.release ? "release " + std::to_string(r.release.release)
+                                    : std::string("not a release (release 0)"))
+              << (parts.is_signed() ? std::string(keys.empty() ? ", signed by key " : ", signature verified, key ") +
+                                          key_fingerprint(parts.public_key)
                                     : std::string(", unsigned"))
               << (r.release.report_sha256.empty() ? std::string() : ", diff report sha256 " + r.release.report_sha256)
               << (report_path.empty() ? std::string() : ", report matches") << ")\n";
@@ -329,8 +343,9 @@ int cmd_verify_bundle(std::string const& bundle, std::string const& sources_dir,
 
 // Both rule sets over one corpus; the report on stdout. Exit 1 when an answer, a param or a fact default changed, 0
 // when none did, 2 when the comparison means nothing (no case, or lines neither rule set can read).
-int cmd_diff(std::string const& old_rules, std::string const& new_rules, std::string const& corpus, std::string const& input,
-             std::size_t cases, std::uint64_t seed, std::string const& format, std::size_t examples, std::vector<std::string> const& trust) {
+int cmd_diff(std::string const& old_rules, std::string const& new_rules, std::string const& corpus,
+             std::string const& input, std::size_t cases, std::uint64_t seed, std::string const& format,
+             std::size_t examples, std::vector<std::string> const& trust) {
     auto old_program = load_or_report(old_rules, trust);
     auto new_program = load_or_report(new_rules, trust);
     if (!old_program || !new_program) return 2;
@@ -360,12 +375,15 @@ int cmd_diff(std::string const& old_rules, std::string const& new_rules, std::st
     std::cout << (format == "json" ? diff_json(report) : diff_markdown(report));
     // A comparison over no case, or over lines neither rule set reads, says nothing: an error, not "no change".
     if (report.cases == 0) {
-        std::cerr << "kyotaku diff: 事例がありません (入力が空です)。何も比べていません / no cases: the input is empty, nothing was compared\n";
+        std::cerr << "kyotaku diff: 事例がありません (入力が空です)。何も比べていません / no cases: the input is "
+                     "empty, nothing was compared\n";
         return 2;
     }
     if (report.unreadable_both) {
-        std::cerr << "kyotaku diff: どちらのルールでも読めない行が " << report.unreadable_both << " 件あります (最初: 行 " << report.unreadable_examples.front().line
-                  << ": " << report.unreadable_examples.front().error << ") / " << report.unreadable_both << " line(s) neither rule set can read\n";
+        std::cerr << "kyotaku diff: どちらのルールでも読めない行が " << report.unreadable_both
+                  << " 件あります (最初: 行 " << report.unreadable_examples.front().line << ": "
+                  << report.unreadable_examples.front().error << ") / " << report.unreadable_both
+                  << " line(s) neither rule set can read\n";
         return 2;
     }
     return report.changed() ? 1 : 0;
@@ -381,7 +399,8 @@ int cmd_keygen(std::string const& name) {
     std::string const priv = name + ".key", pub = name + ".pub";
     for (auto const& path : {priv, pub})
         if (std::ifstream(path)) {
-            std::cerr << "kyotaku keygen: " << path << ": すでにあります (上書きしません) / already exists (not overwritten)\n";
+            std::cerr << "kyotaku keygen: " << path
+                      << ": すでにあります (上書きしません) / already exists (not overwritten)\n";
             return 1;
         }
     {
@@ -430,17 +449,18 @@ std::string proofs_json(ProofReport const& report, std::vector<Diagnostic> const
     out["diagnostics"] = nlohmann::ordered_json::parse(diagnostics_json(diags));
     out["invariants"] = nlohmann::ordered_json::array();
     for (auto const& r : report.results)
-        out["invariants"].push_back({{"name", r.name},
-                                     {"label", r.label},
-                                     {"location", r.location},
-                                     {"status", r.status == InvariantResult::Status::proven           ? "proven"
-                                                : r.status == InvariantResult::Status::counterexample ? "counterexample"
-                                                                                                       : "unknown"},
-                                     {"facts", r.facts.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json::parse(r.facts)},
-                                     {"shown", nlohmann::ordered_json::array()},
-                                     {"explanation", r.explanation},
-                                     {"reason", r.reason},
-                                     {"seconds", r.seconds}});
+        out["invariants"].push_back(
+            {{"name", r.name},
+             {"label", r.label},
+             {"location", r.location},
+             {"status", r.status == InvariantResult::Status::proven           ? "proven"
+                        : r.status == InvariantResult::Status::counterexample ? "counterexample"
+                                                                              : "unknown"},
+             {"facts", r.facts.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json::parse(r.facts)},
+             {"shown", nlohmann::ordered_json::array()},
+             {"explanation", r.explanation},
+             {"reason", r.reason},
+             {"seconds", r.seconds}});
     for (auto& i : out["invariants"])
         if (i["facts"].is_object())
             for (auto const& [fact, value] : i["facts"].items())
@@ -486,10 +506,12 @@ int cmd_release(ReleaseOptions options, std::vector<std::string> const& trust) {
         if (!s.ok && !s.detail.empty()) std::cout << s.detail << (s.detail.back() == '\n' ? "" : "\n");
     });
     if (!r.ok) {
-        std::cerr << "kyotaku release: 署名していません。上の FAIL を直してからもう一度実行してください / nothing was signed: fix what failed above and run it again\n";
+        std::cerr << "kyotaku release: 署名していません。上の FAIL を直してからもう一度実行してください / nothing was "
+                     "signed: fix what failed above and run it again\n";
         return 1;
     }
-    std::cout << options.output << ": release " << r.release << " (previous " << r.previous_release << "), signed by key " << r.key_id << "\n"
+    std::cout << options.output << ": release " << r.release << " (previous " << r.previous_release
+              << "), signed by key " << r.key_id << "\n"
               << r.report_path << ": diff report, sha256 " << r.report_sha256 << " (inside the signed bundle)\n";
     return 0;
 }
@@ -497,30 +519,38 @@ int cmd_release(ReleaseOptions options, std::vector<std::string> const& trust) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"kyotaku — 居宅同意取得型 オンライン資格確認のルールエンジン (rule engine for home-visit online eligibility verification)"};
+    CLI::App app{"kyotaku — 居宅同意取得型 オンライン資格確認のルールエンジン (rule engine for home-visit online "
+                 "eligibility verification)"};
     app.require_subcommand(1);
     // `kyotaku --version`: the package's version and the rule compiler's (what a bundle records), then exit 0.
     app.set_version_flag("--version", std::string("kyotaku ") + KYOTAKU_VERSION + " (" + compiler_version + ")",
                          "版を表示して終わる / print the version and exit");
     std::string rules = "rules", input, json, output, sources;
-    bool verbose = false, write = false, check = false, strict = false, full = false, check_json = false, interpret = false;
+    bool verbose = false, write = false, check = false, strict = false, full = false, check_json = false,
+         interpret = false;
     unsigned eval_threads = 1;
     std::vector<std::string> files, trust;
     auto add_trust = [&](CLI::App* cmd) {
         cmd->add_option("--trust", trust,
-                        "信頼する公開鍵 (PEM)。指定すると、その鍵で署名したバンドルしか読み込まない (繰り返し指定可) / trusted public key: only bundles it signed are loaded (repeatable)")
+                        "信頼する公開鍵 (PEM)。指定すると、その鍵で署名したバンドルしか読み込まない (繰り返し指定可) / "
+                        "trusted public key: only bundles it signed are loaded (repeatable)")
             ->allow_extra_args(false);  // one key per --trust: the next argument is not another key
     };
 
-    auto* eval = app.add_subcommand("eval", "JSON Lines の事実を読み、判定を JSON Lines で返す / evaluate JSON Lines of facts");
-    eval->add_option("--rules", rules, "ルールのディレクトリ、.rules ファイル、またはバンドル / rules directory, file or bundle")->capture_default_str();
+    auto* eval =
+        app.add_subcommand("eval", "JSON Lines の事実を読み、判定を JSON Lines で返す / evaluate JSON Lines of facts");
+    eval->add_option("--rules", rules,
+                     "ルールのディレクトリ、.rules ファイル、またはバンドル / rules directory, file or bundle")
+        ->capture_default_str();
     eval->add_option("--input,-i", input, "入力ファイル (既定: 標準入力) / input file (default: stdin)");
     add_trust(eval);
     eval->add_flag("--interpret", interpret,
-                   "組み込みの公式ルール (C++) を使わずインタプリタで判定 (答えは同じ) / decide with the interpreter even when the "
+                   "組み込みの公式ルール (C++) を使わずインタプリタで判定 (答えは同じ) / decide with the interpreter "
+                   "even when the "
                    "rules are the official rules built into this command (the answers are the same)");
     eval->add_option("--threads", eval_threads,
-                     "並行して判定するスレッド数 (出力の順序と内容は同じ) / how many threads answer lines at once (the output is the same, in "
+                     "並行して判定するスレッド数 (出力の順序と内容は同じ) / how many threads answer lines at once (the "
+                     "output is the same, in "
                      "the same order)")
         ->check(CLI::Range(1u, 64u))
         ->capture_default_str();
@@ -532,16 +562,20 @@ int main(int argc, char** argv) {
 
     auto* chk = app.add_subcommand("check", "ルールを検査し診断だけを表示する / check rules, print diagnostics only");
     chk->add_option("rules", rules, "ルールのディレクトリ / rules directory")->capture_default_str();
-    chk->add_flag("--strict", strict, "警告 (使われていない let・param・fact) もエラーにする (CI 向け) / treat warnings as errors (for CI)");
+    chk->add_flag(
+        "--strict", strict,
+        "警告 (使われていない let・param・fact) もエラーにする (CI 向け) / treat warnings as errors (for CI)");
     chk->add_flag("--json", check_json, "診断を JSON で出す / print the diagnostics as JSON");
     bool no_prove = false;
     chk->add_flag("--no-prove", no_prove, "不変条件の証明をしない / do not prove the invariants");
 
-    auto* exp = app.add_subcommand("explain", "一件の事例について判定の過程を日本語で説明する / explain one case in Japanese");
+    auto* exp =
+        app.add_subcommand("explain", "一件の事例について判定の過程を日本語で説明する / explain one case in Japanese");
     exp->add_option("--rules", rules, "ルールのディレクトリ / rules directory")->capture_default_str();
     exp->add_option("facts", json, "事実の JSON (省略時は --input か標準入力) / facts as a JSON object");
     exp->add_option("--input,-i", input, "事実の JSON ファイル / file holding the facts");
-    exp->add_flag("--full", full, "長い形式 (判定ごとにすべての途中の値) / the long form (every intermediate value per decision)");
+    exp->add_flag("--full", full,
+                  "長い形式 (判定ごとにすべての途中の値) / the long form (every intermediate value per decision)");
     add_trust(exp);
 
     auto* fmt = app.add_subcommand("fmt", "ルールファイルを標準の書式に整える / format rule files canonically");
@@ -553,122 +587,175 @@ int main(int argc, char** argv) {
     comp->add_option("rules", rules, "ルールのディレクトリ / rules directory")->capture_default_str();
     std::string emit_cpp_path;
     comp->add_option("-o,--output", output, "出力するバンドル / bundle to write");
-    comp->add_option("--emit-cpp", emit_cpp_path,
-                     "ルールを C++ のソースとしても書き出す (kyotaku/generated.hpp) / also write the rules as C++ source");
+    comp->add_option(
+        "--emit-cpp", emit_cpp_path,
+        "ルールを C++ のソースとしても書き出す (kyotaku/generated.hpp) / also write the rules as C++ source");
     std::string cpp_namespace = "kyotaku";
     comp->add_option("--namespace", cpp_namespace,
-                     "--emit-cpp の GeneratedRules を置く名前空間 (既定 kyotaku。二つのルールセットを一つのプログラムに) / the namespace of "
+                     "--emit-cpp の GeneratedRules を置く名前空間 (既定 "
+                     "kyotaku。二つのルールセットを一つのプログラムに) / the namespace of "
                      "the emitted generated_rules (default kyotaku; two rule sets in one program)");
     std::string sign_key;
-    comp->add_option("--sign", sign_key, "Ed25519 の秘密鍵 (PEM) でバンドルに署名する / sign the bundle with this Ed25519 private key (PEM)");
+    comp->add_option(
+        "--sign", sign_key,
+        "Ed25519 の秘密鍵 (PEM) でバンドルに署名する / sign the bundle with this Ed25519 private key (PEM)");
     comp->add_flag("--strict", strict, "警告もエラーにする / treat warnings as errors");
     std::uint64_t release_number = 0;
     comp->add_option("--release", release_number,
-                     "リリース番号 (署名する部分に入る。サーバはこれより古い番号を拒む。ふつうは kyotaku release を使う) / release number, inside "
+                     "リリース番号 (署名する部分に入る。サーバはこれより古い番号を拒む。ふつうは kyotaku release "
+                     "を使う) / release number, inside "
                      "the signed part (servers refuse an older one; kyotaku release sets it for you)")
         ->check(CLI::Range(std::uint64_t(1), std::uint64_t(1) << 53));
 
-    auto* dis = app.add_subcommand("disasm", "コンパイルした命令列を表示する (開発者向け) / print the compiled instructions");
-    dis->add_option("rules", rules, "ルールのディレクトリかバンドル / rules directory or bundle")->capture_default_str();
+    auto* dis =
+        app.add_subcommand("disasm", "コンパイルした命令列を表示する (開発者向け) / print the compiled instructions");
+    dis->add_option("rules", rules, "ルールのディレクトリかバンドル / rules directory or bundle")
+        ->capture_default_str();
     add_trust(dis);
 
-    auto* ver = app.add_subcommand("verify-bundle", "バンドルを検証する / check that a bundle loads (and matches sources)");
+    auto* ver =
+        app.add_subcommand("verify-bundle", "バンドルを検証する / check that a bundle loads (and matches sources)");
     ver->add_option("bundle", output, "バンドル / bundle")->required();
-    ver->add_option("--sources", sources, "このルールから作られたかも確かめる / also require it was built from these rules");
+    ver->add_option("--sources", sources,
+                    "このルールから作られたかも確かめる / also require it was built from these rules");
     std::string report_path;
     ver->add_option("--report", report_path,
-                    "kyotaku release が書いた差分レポートがこのバンドルのものか確かめる / check that this diff report is the one the release names");
+                    "kyotaku release が書いた差分レポートがこのバンドルのものか確かめる / check that this diff report "
+                    "is the one the release names");
     add_trust(ver);
 
     std::string old_rules, new_rules, corpus = "stdin", diff_format = "markdown";
     std::size_t cases = 100000, examples = 1;
     std::uint64_t seed = 1;
-    auto* dif = app.add_subcommand("diff", "二つのルールの答えを事例ごとに比べ、変わった答えを数える / what a rule change does: compare two rule sets over a corpus");
-    dif->add_option("--old", old_rules, "変更前のルール (ディレクトリ、ファイル、バンドル) / the rules before the change")->required();
+    auto* dif = app.add_subcommand("diff", "二つのルールの答えを事例ごとに比べ、変わった答えを数える / what a rule "
+                                           "change does: compare two rule sets over a corpus");
+    dif->add_option("--old", old_rules,
+                    "変更前のルール (ディレクトリ、ファイル、バンドル) / the rules before the change")
+        ->required();
     dif->add_option("--new", new_rules, "変更後のルール / the rules after the change")->required();
-    dif->add_option("--corpus", corpus,
-                    "事例: stdin (JSON Lines、既定)、generated (境目を突く生成器)、realistic (ルールの assume を満たす現実的な事例) / cases: stdin (JSON "
-                    "Lines), generated (boundary-seeking) or realistic (cases that satisfy the rules' assume declarations)")
-        ->check(CLI::IsMember({"stdin", "generated", "realistic"}))->capture_default_str();
-    dif->add_option("--input,-i", input, "事例の JSON Lines ファイル (既定: 標準入力) / JSON Lines file of cases (default: stdin)");
-    dif->add_option("--cases", cases, "生成する事例の数 / how many cases to generate")->capture_default_str()->check(CLI::Range(1, 100000000));
+    dif->add_option(
+           "--corpus", corpus,
+           "事例: stdin (JSON Lines、既定)、generated (境目を突く生成器)、realistic (ルールの assume "
+           "を満たす現実的な事例) / cases: stdin (JSON "
+           "Lines), generated (boundary-seeking) or realistic (cases that satisfy the rules' assume declarations)")
+        ->check(CLI::IsMember({"stdin", "generated", "realistic"}))
+        ->capture_default_str();
+    dif->add_option("--input,-i", input,
+                    "事例の JSON Lines ファイル (既定: 標準入力) / JSON Lines file of cases (default: stdin)");
+    dif->add_option("--cases", cases, "生成する事例の数 / how many cases to generate")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100000000));
     dif->add_option("--seed", seed, "生成の種 / generator seed")->capture_default_str();
-    dif->add_option("--format", diff_format, "markdown (人向け、日本語) か json (プログラム向け) / markdown (people) or json (programs)")
-        ->check(CLI::IsMember({"markdown", "json"}))->capture_default_str();
-    dif->add_option("--examples", examples, "グループごとの例の数 / example cases per group")->capture_default_str()->check(CLI::Range(0, 100));
+    dif->add_option("--format", diff_format,
+                    "markdown (人向け、日本語) か json (プログラム向け) / markdown (people) or json (programs)")
+        ->check(CLI::IsMember({"markdown", "json"}))
+        ->capture_default_str();
+    dif->add_option("--examples", examples, "グループごとの例の数 / example cases per group")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 100));
     add_trust(dif);
 
-    auto* prv = app.add_subcommand("prove",
-                                   "ルールの不変条件 (invariant) を、すべての入力について証明する (Z3)。反例があれば示して終了コード 1 / prove every invariant "
-                                   "for every input of its domain (Z3); a counterexample exits 1");
-    prv->add_option("rules", rules, "ルールのディレクトリかバンドル / rules directory or bundle")->capture_default_str();
+    auto* prv = app.add_subcommand("prove", "ルールの不変条件 (invariant) を、すべての入力について証明する "
+                                            "(Z3)。反例があれば示して終了コード 1 / prove every invariant "
+                                            "for every input of its domain (Z3); a counterexample exits 1");
+    prv->add_option("rules", rules, "ルールのディレクトリかバンドル / rules directory or bundle")
+        ->capture_default_str();
     bool prove_json = false;
     prv->add_flag("--json", prove_json, "結果を JSON で (ツール向け) / the result as one JSON object (for tools)");
     add_trust(prv);
 
     ReleaseOptions release_options;
-    auto* rel_cmd = app.add_subcommand("release",
-                                       "ルールをリリースする: 検査・書式・テスト・前のリリースとの差分がすべて通ったときだけ署名する / release rules: signed only "
-                                       "when check --strict, fmt --check, the tests and the diff against the previous release all pass");
-    rel_cmd->add_option("--previous", release_options.previous,
-                        "前のリリース (署名したバンドル。最初のリリースはルールのディレクトリと --release) / the previous release (a signed bundle)")
+    auto* rel_cmd = app.add_subcommand(
+        "release", "ルールをリリースする: 検査・書式・テスト・前のリリースとの差分がすべて通ったときだけ署名する / "
+                   "release rules: signed only "
+                   "when check --strict, fmt --check, the tests and the diff against the previous release all pass");
+    rel_cmd
+        ->add_option("--previous", release_options.previous,
+                     "前のリリース (署名したバンドル。最初のリリースはルールのディレクトリと --release) / the previous "
+                     "release (a signed bundle)")
         ->required();
-    rel_cmd->add_option("--rules", release_options.rules, "新しいルールのディレクトリ / the new rules (a directory)")->required();
-    rel_cmd->add_option("--sign", release_options.sign_key, "Ed25519 の秘密鍵 (PEM) / the Ed25519 private key (PEM)")->required();
-    rel_cmd->add_option("-o,--output", release_options.output,
-                        "書き出すバンドル。差分レポートはその隣 (x.bundle → x.diff.md) / the bundle to write; the diff report goes beside it")
+    rel_cmd->add_option("--rules", release_options.rules, "新しいルールのディレクトリ / the new rules (a directory)")
+        ->required();
+    rel_cmd->add_option("--sign", release_options.sign_key, "Ed25519 の秘密鍵 (PEM) / the Ed25519 private key (PEM)")
+        ->required();
+    rel_cmd
+        ->add_option("-o,--output", release_options.output,
+                     "書き出すバンドル。差分レポートはその隣 (x.bundle → x.diff.md) / the bundle to write; the diff "
+                     "report goes beside it")
         ->required();
     rel_cmd->add_option("--release", release_options.release,
                         "リリース番号 (既定: 前のリリース + 1) / the release number (default: the previous one's + 1)")
         ->check(CLI::Range(std::uint64_t(1), std::uint64_t(1) << 53));
-    rel_cmd->add_option("--corpus", release_options.corpus,
-                        "差分の事例: realistic (既定)、generated、または JSON Lines のファイル / the diff's cases: realistic (default), generated or a JSON Lines file")
+    rel_cmd
+        ->add_option("--corpus", release_options.corpus,
+                     "差分の事例: realistic (既定)、generated、または JSON Lines のファイル / the diff's cases: "
+                     "realistic (default), generated or a JSON Lines file")
         ->capture_default_str();
-    rel_cmd->add_option("--cases", release_options.cases, "生成する事例の数 / how many cases to generate")->capture_default_str()->check(CLI::Range(1, 100000000));
+    rel_cmd->add_option("--cases", release_options.cases, "生成する事例の数 / how many cases to generate")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100000000));
     add_trust(rel_cmd);
 
     std::string key_name;
-    auto* keygen = app.add_subcommand("keygen", "バンドルに署名する Ed25519 の鍵を作る (NAME.key と NAME.pub) / create an Ed25519 key pair for signing bundles");
+    auto* keygen = app.add_subcommand("keygen", "バンドルに署名する Ed25519 の鍵を作る (NAME.key と NAME.pub) / create "
+                                                "an Ed25519 key pair for signing bundles");
     keygen->add_option("name", key_name, "鍵のファイル名 (拡張子なし) / file name without extension")->required();
 
 #ifdef KYOTAKU_WITH_SERVER
     // Every setting of `serve` is also a key of the configuration file's [serve] table and a KYOTAKU_* variable
     // (server/ops/config.hpp); flags given here win over both.
-    auto* srv = app.add_subcommand("serve", "資格確認の参照サーバを起動する (HTTPS) / run the reference verification server");
+    auto* srv =
+        app.add_subcommand("serve", "資格確認の参照サーバを起動する (HTTPS) / run the reference verification server");
     std::map<std::string, std::string> serve_values;
     std::vector<std::pair<std::string, CLI::Option*>> serve_flags;
     std::vector<std::string> serve_trust;  // repeatable on the command line; a comma-separated list elsewhere
     for (auto const& s : kyotaku::server::serve_settings())
-        serve_flags.emplace_back(s.key, std::string(s.key) == "trust"
-                                            ? srv->add_option(s.flag, serve_trust, std::string(s.help) + " [" + s.env + "]")
-                                            : srv->add_option(s.flag, serve_values[s.key], std::string(s.help) + " [" + s.env + "]"));
+        serve_flags.emplace_back(s.key,
+                                 std::string(s.key) == "trust"
+                                     ? srv->add_option(s.flag, serve_trust, std::string(s.help) + " [" + s.env + "]")
+                                     : srv->add_option(s.flag, serve_values[s.key],
+                                                       std::string(s.help) + " [" + s.env + "]"));
     std::string config_file;
     bool check_config = false;
-    srv->add_option("--config", config_file, "設定ファイル (TOML) / configuration file (TOML) [KYOTAKU_CONFIG]")->envname("KYOTAKU_CONFIG");
-    srv->add_flag("--check-config", check_config,
-                  "設定を確かめて表示し、起動せずに終わる / check and print the configuration, then exit without serving");
+    srv->add_option("--config", config_file, "設定ファイル (TOML) / configuration file (TOML) [KYOTAKU_CONFIG]")
+        ->envname("KYOTAKU_CONFIG");
+    srv->add_flag(
+        "--check-config", check_config,
+        "設定を確かめて表示し、起動せずに終わる / check and print the configuration, then exit without serving");
     kyotaku::server::RelayOptions relay_options;
-    auto* rel = app.add_subcommand("relay", "req フォルダの要求ファイルをサーバに送り、結果を res に書く / the folder relay of receipt computers");
-    rel->add_option("--dir", relay_options.dir, "req と res のあるフォルダ / the folder holding req and res")->required();
+    auto* rel = app.add_subcommand(
+        "relay", "req フォルダの要求ファイルをサーバに送り、結果を res に書く / the folder relay of receipt computers");
+    rel->add_option("--dir", relay_options.dir, "req と res のあるフォルダ / the folder holding req and res")
+        ->required();
     rel->add_option("--server", relay_options.server, "サーバ / server URL")->capture_default_str();
     rel->add_option("--ca", relay_options.ca, "サーバの CA 証明書 / the server's CA certificate")->required();
-    rel->add_option("--cert", relay_options.cert, "施設のクライアント証明書 / the facility's client certificate")->required();
+    rel->add_option("--cert", relay_options.cert, "施設のクライアント証明書 / the facility's client certificate")
+        ->required();
     rel->add_option("--key", relay_options.key, "その秘密鍵 / its private key")->required();
-    rel->add_option("--settle-ms", relay_options.settle_ms, "書き込みが終わったとみなす静止時間 / quiet time before a file is read")->capture_default_str();
+    rel->add_option("--settle-ms", relay_options.settle_ms,
+                    "書き込みが終わったとみなす静止時間 / quiet time before a file is read")
+        ->capture_default_str();
     rel->add_option("--connect-timeout-ms", relay_options.connect_timeout_ms,
-                    "名前解決・接続・TLS ハンドシェイクそれぞれの期限 / deadline of each of resolving, connecting and the TLS handshake")
-        ->capture_default_str()->check(CLI::Range(1, 3'600'000));
+                    "名前解決・接続・TLS ハンドシェイクそれぞれの期限 / deadline of each of resolving, connecting and "
+                    "the TLS handshake")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 3'600'000));
     rel->add_option("--answer-timeout-ms", relay_options.answer_timeout_ms,
                     "要求の送信と応答の受信それぞれの期限 / deadline of sending the request, and of reading the answer")
         ->capture_default_str()->check(CLI::Range(1, 3'600'000));
-    rel->add_option("--retry-ms", relay_options.retry_ms, "失敗の後の最初の待ち時間 (毎回倍、最大1分) / first wait after a failure (doubled each time, at most a minute)")
-        ->capture_default_str()->check(CLI::Range(1, 60'000));
+    rel->add_option("--retry-ms", relay_options.retry_ms,
+                    "失敗の後の最初の待ち時間 (毎回倍、最大1分) / first wait after a failure (doubled each time, at "
+                    "most a minute)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 60'000));
     rel->add_option("--attempts", relay_options.max_attempts,
                     "送信の試行回数 (超えるとエラー結果) / send attempts before the file gets an error result")
         ->capture_default_str()->check(CLI::Range(1, 1000));
     rel->add_flag("--once", relay_options.once,
-                  "今ある要求に答えたら終わる。終了コード 0 すべて回答、1 エラー結果あり、2 起動できない、3 req に残った要求あり、4 SIGTERM で中断 / "
-                  "answer what is there, then exit: 0 all answered, 1 some error results, 2 could not start, 3 some left in req/, 4 stopped by SIGTERM");
+                  "今ある要求に答えたら終わる。終了コード 0 すべて回答、1 エラー結果あり、2 起動できない、3 req "
+                  "に残った要求あり、4 SIGTERM で中断 / "
+                  "answer what is there, then exit: 0 all answered, 1 some error results, 2 could not start, 3 some "
+                  "left in req/, 4 stopped by SIGTERM");
 #endif
     try {
         app.parse(argc, argv);

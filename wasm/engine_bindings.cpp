@@ -63,7 +63,8 @@ public:
             std::size_t end = text.find('\n', start);
             if (end == std::string::npos) end = text.size();
             kyotaku::Activation facts(*program_);
-            if (jsonl_->read_facts(std::string_view(text).substr(start, end - start), facts, id).empty()) records.push_back(std::move(facts));
+            if (jsonl_->read_facts(std::string_view(text).substr(start, end - start), facts, id).empty())
+                records.push_back(std::move(facts));
             start = end + 1;
         }
         kyotaku::Evaluator ev(program_);

@@ -35,7 +35,8 @@ std::vector<SourceFile> files_from_json(std::string const& text, std::string& er
         return files;
     }
     for (auto const& f : j) {
-        if (!f.is_object() || !f.contains("path") || !f.contains("text") || !f["path"].is_string() || !f["text"].is_string()) {
+        if (!f.is_object() || !f.contains("path") || !f.contains("text") || !f["path"].is_string() ||
+            !f["text"].is_string()) {
             error = "files: 各要素は {\"path\",\"text\"} です / each item is {\"path\",\"text\"}";
             return {};
         }
@@ -61,22 +62,27 @@ public:
         program_ = result.program;
         diagnostics_ = result.diagnostics;
         std::size_t const warnings = kyotaku::count_warnings(result.diagnostics);
-        std::string out = std::string("{\"ok\":") + (program_ ? "true" : "false") + ",\"errors\":" +
-                          std::to_string(result.diagnostics.size() - warnings) + ",\"warnings\":" + std::to_string(warnings) +
+        std::string out = std::string("{\"ok\":") + (program_ ? "true" : "false") +
+                          ",\"errors\":" + std::to_string(result.diagnostics.size() - warnings) +
+                          ",\"warnings\":" + std::to_string(warnings) +
                           ",\"diagnostics\":" + kyotaku::diagnostics_json(result.diagnostics) + ",\"summary\":";
         if (program_)
-            out += "{\"files\":" + std::to_string(program_->files.size()) + ",\"decisions\":" + std::to_string(program_->outputs.size()) +
-                   ",\"lets\":" + std::to_string(program_->slots.size() - program_->outputs.size()) + ",\"tests\":" +
-                   std::to_string(program_->tests.size()) + "}";
+            out += "{\"files\":" + std::to_string(program_->files.size()) +
+                   ",\"decisions\":" + std::to_string(program_->outputs.size()) +
+                   ",\"lets\":" + std::to_string(program_->slots.size() - program_->outputs.size()) +
+                   ",\"tests\":" + std::to_string(program_->tests.size()) + "}";
         else
             out += "null";
         return out + "}";
     }
 
     std::string runTests() const {
-        if (!program_) return "{\"passed\":0,\"failed\":0,\"failures\":[],\"error\":\"ルールにエラーがあります / the rules have errors\"}";
+        if (!program_)
+            return "{\"passed\":0,\"failed\":0,\"failures\":[],\"error\":\"ルールにエラーがあります / the rules have "
+                   "errors\"}";
         auto report = kyotaku::run_tests(program_);
-        std::string out = "{\"passed\":" + std::to_string(report.passed) + ",\"failed\":" + std::to_string(report.failed) + ",\"failures\":[";
+        std::string out = "{\"passed\":" + std::to_string(report.passed) +
+                          ",\"failed\":" + std::to_string(report.failed) + ",\"failures\":[";
         for (std::size_t i = 0; i < report.failures.size(); ++i) {
             auto const& f = report.failures[i];
             if (i) out += ",";
@@ -132,11 +138,15 @@ public:
         // Nothing to compare: say why, pointing at the edited rules' errors (the page lists them, each a link).
         std::string out = "{\"error\":";
         if (!program_)
-            kyotaku::append_json_string(out, "編集中のルールにエラーが " + std::to_string(diagnostics_.size() - kyotaku::count_warnings(diagnostics_)) +
-                                                 " 件あります。直すと比べられます / the edited rules have errors: fix them to compare");
+            kyotaku::append_json_string(
+                out, "編集中のルールにエラーが " +
+                         std::to_string(diagnostics_.size() - kyotaku::count_warnings(diagnostics_)) +
+                         " 件あります。直すと比べられます / the edited rules have errors: fix them to compare");
         else
             kyotaku::append_json_string(out, "比べる相手 (公式ルール) を読み込んでいません / no baseline rules loaded");
-        return out + ",\"diagnostics\":" + kyotaku::diagnostics_json(program_ ? std::vector<Diagnostic>{} : diagnostics_) + "}";
+        return out +
+               ",\"diagnostics\":" + kyotaku::diagnostics_json(program_ ? std::vector<Diagnostic>{} : diagnostics_) +
+               "}";
     }
     std::string diffMarkdown(int cases, int seed) const {
         auto r = compare(cases, seed);
@@ -157,15 +167,18 @@ public:
         kyotaku::Evaluator ev(program_);
         kyotaku::Activation facts(*program_);
         std::string id;
-        kyotaku::generate_corpus(*program_, *program_, std::size_t(cases), std::uint64_t(seed), [&](std::string_view line) {
-            if (!reader.read_facts(line, facts, id).empty()) return;
-            for (std::size_t i = 0; i < found.size(); ++i) {
-                if (!found[i].facts.empty()) continue;
-                ++found[i].checked;
-                kyotaku::Outcome const o = ev.evaluate_slot(facts, program_->invariants[i].slot);
-                if (o.status == kyotaku::Status::ok && o.value == 0) found[i].facts = std::string(line);
-            }
-        });
+        kyotaku::generate_corpus(*program_, *program_, std::size_t(cases), std::uint64_t(seed),
+                                 [&](std::string_view line) {
+                                     if (!reader.read_facts(line, facts, id).empty()) return;
+                                     for (std::size_t i = 0; i < found.size(); ++i) {
+                                         if (!found[i].facts.empty()) continue;
+                                         ++found[i].checked;
+                                         kyotaku::Outcome const o =
+                                             ev.evaluate_slot(facts, program_->invariants[i].slot);
+                                         if (o.status == kyotaku::Status::ok && o.value == 0)
+                                             found[i].facts = std::string(line);
+                                     }
+                                 });
         std::string out = "{\"cases\":" + std::to_string(cases) + ",\"invariants\":[";
         for (std::size_t i = 0; i < found.size(); ++i) {
             auto const& inv = program_->invariants[i];
@@ -200,7 +213,8 @@ private:
         if (!baseline_ || !program_) return std::nullopt;
         kyotaku::RuleDiff d(baseline_, program_);
         std::uint64_t n = 0;
-        kyotaku::generate_corpus(*baseline_, *program_, std::size_t(cases), std::uint64_t(seed), [&](std::string_view line) { d.add(line, ++n); });
+        kyotaku::generate_corpus(*baseline_, *program_, std::size_t(cases), std::uint64_t(seed),
+                                 [&](std::string_view line) { d.add(line, ++n); });
         auto report = d.report();
         report.old_rules = "読み込んだ公式ルール";
         report.new_rules = "編集中のルール";

@@ -20,10 +20,16 @@ namespace kyotaku {
 template <class A> void serialize(A& a, Type& t) { a(t.kind, t.enum_id); }
 template <class A> void serialize(A& a, SourceLoc& l) { a(l.file, l.line, l.column); }
 template <class A> void serialize(A& a, EnumInfo& e) { a(e.name, e.values); }
-template <class A> void serialize(A& a, FactInfo& f) { a(f.name, f.label, f.type, f.has_default, f.default_value, f.loc); }
+template <class A>
+void serialize(A& a, FactInfo& f) {
+    a(f.name, f.label, f.type, f.has_default, f.default_value, f.loc);
+}
 template <class A> void serialize(A& a, ParamInfo& p) { a(p.name, p.type, p.value, p.loc); }
 template <class A> void serialize(A& a, TextPiece& p) { a(p.kind, p.literal, p.id, p.type); }
-template <class A> void serialize(A& a, ClauseInfo& c) { a(c.slot, c.version, c.otherwise, c.loc, c.source, c.because); }
+template <class A>
+void serialize(A& a, ClauseInfo& c) {
+    a(c.slot, c.version, c.otherwise, c.loc, c.source, c.because);
+}
 template <class A> void serialize(A& a, VersionInfo& v) { a(v.label, v.from, v.until, v.entry, v.loc); }
 template <class A> void serialize(A& a, SlotInfo& s) {
     a(s.name, s.label, s.decision, s.exported, s.type, s.loc, s.source, s.result_reg, s.entry, s.versions, s.fact_deps);
@@ -89,7 +95,8 @@ std::string validate_code(Program const& p) {
     std::vector<std::uint32_t> by_entry(n_slots), by_reg(n_slots);
     for (std::uint32_t s = 0; s < n_slots; ++s) by_entry[s] = by_reg[s] = s;
     std::sort(by_entry.begin(), by_entry.end(), [&](auto x, auto y) { return p.slots[x].entry < p.slots[y].entry; });
-    std::sort(by_reg.begin(), by_reg.end(), [&](auto x, auto y) { return p.slots[x].result_reg < p.slots[y].result_reg; });
+    std::sort(by_reg.begin(), by_reg.end(),
+              [&](auto x, auto y) { return p.slots[x].result_reg < p.slots[y].result_reg; });
     std::vector<std::uint32_t> fn_end(n_slots), window_end(n_slots);
     if (p.slots[by_entry[0]].entry != 0) return "code outside any function";
     for (std::size_t k = 0; k < n_slots; ++k) {
@@ -114,7 +121,9 @@ std::string validate_code(Program const& p) {
         reached[0] = 1;
         out.assign(words, 0);
         auto in_window = [&](std::int64_t r) { return r >= base && r < top; };
-        auto written = [&](std::uint64_t const* st, std::int64_t r) { return (st[std::size_t(r - base) / 64] >> ((r - base) % 64)) & 1u; };
+        auto written = [&](std::uint64_t const* st, std::int64_t r) {
+            return (st[std::size_t(r - base) / 64] >> ((r - base) % 64)) & 1u;
+        };
         for (std::uint32_t pc = entry; pc < end; ++pc) {
             Instr const& i = p.code[pc];
             if (!valid_op(i.op)) return "unknown instruction at " + std::to_string(pc);
@@ -135,7 +144,8 @@ std::string validate_code(Program const& p) {
                     case OperandKind::fact:
                     case OperandKind::month_set:
                         ok = v >= 0 && std::size_t(v) < p.facts.size() &&
-                             (p.facts[std::size_t(v)].type.kind == TypeKind::MonthSet) == (info.operands[o] == OperandKind::month_set);
+                             (p.facts[std::size_t(v)].type.kind == TypeKind::MonthSet) ==
+                                 (info.operands[o] == OperandKind::month_set);
                         break;
                     case OperandKind::param: ok = v >= 0 && std::size_t(v) < p.params.size(); break;
                     case OperandKind::slot:
@@ -143,19 +153,24 @@ std::string validate_code(Program const& p) {
                         if (ok) calls[s].push_back(std::uint32_t(v));
                         break;
                     case OperandKind::own_slot: ok = v == s; break;
-                    case OperandKind::clause: ok = v >= 0 && std::size_t(v) < p.clauses.size() && p.clauses[std::size_t(v)].slot == s; break;
+                    case OperandKind::clause:
+                        ok = v >= 0 && std::size_t(v) < p.clauses.size() && p.clauses[std::size_t(v)].slot == s;
+                        break;
                     case OperandKind::jump: ok = v > pc && v < end; break;
                     case OperandKind::literal:
                         if (i.op == Op::ADDM) ok = v == 0 || v == 1;
-                        else if (i.op == Op::TABLE) ok = v >= 1 && i.d >= 0 && std::size_t(i.d) + std::size_t(v) <= p.consts.size();
+                        else if (i.op == Op::TABLE)
+                            ok = v >= 1 && i.d >= 0 && std::size_t(i.d) + std::size_t(v) <= p.consts.size();
                         else ok = false;
                         break;
                 }
                 if (!ok) return "operand " + std::string(1, char('a' + o)) + " of " + where();
             }
-            if (i.op == Op::RET && live && !written(st, base)) return "return of an unwritten value at " + std::to_string(pc);
+            if (i.op == Op::RET && live && !written(st, base))
+                return "return of an unwritten value at " + std::to_string(pc);
             if (i.op == Op::VERSION) {
-                if (pc != entry || slot.versions.empty() || p.asof_fact < 0) return "version dispatch at " + std::to_string(pc);
+                if (pc != entry || slot.versions.empty() || p.asof_fact < 0)
+                    return "version dispatch at " + std::to_string(pc);
                 for (auto const& v : slot.versions)
                     if (v.entry <= pc || v.entry >= end) return "version entry of " + where();
             }
@@ -228,7 +243,8 @@ std::string validate(Program const& p) {
         if (o >= p.slots.size()) return bad("outputs");
     for (auto const* list : {&p.invariants, &p.assumptions})
         for (auto const& i : *list)
-            if (i.slot >= p.slots.size() || p.slots[i.slot].type.kind != TypeKind::Bool || i.loc.file >= p.files.size()) return bad("invariant");
+            if (i.slot >= p.slots.size() || p.slots[i.slot].type.kind != TypeKind::Bool || i.loc.file >= p.files.size())
+                return bad("invariant");
     auto binding_ok = [&](TestBinding const& b) {
         switch (b.target) {
             case TestBinding::Target::Fact: return b.id < p.facts.size();
@@ -289,7 +305,8 @@ std::string write_header(Header const& h) {
     std::ostringstream header_stream(std::ios::binary);
     {
         cereal::BinaryOutputArchive ar(header_stream);
-        ar(h.format, h.compiler, h.source_hash, h.checksum, h.payload_size, h.release.release, h.release.key_id, h.release.report_sha256);
+        ar(h.format, h.compiler, h.source_hash, h.checksum, h.payload_size, h.release.release, h.release.key_id,
+           h.release.report_sha256);
     }
     std::string header = header_stream.str();
     std::uint32_t const header_size = std::uint32_t(header.size());
@@ -307,7 +324,8 @@ std::optional<Header> read_header(std::string_view bytes, std::size_t& payload_a
     if (bytes.size() < sizeof magic || bytes.substr(0, sizeof magic) != std::string_view(magic, sizeof magic))
         return fail("kyotaku のバンドルではありません", "not a kyotaku bundle");
     auto damaged = [&](char const* what) {
-        return fail(std::string("バンドルが壊れています (") + what + ")", std::string("bundle is damaged (") + what + ")");
+        return fail(std::string("バンドルが壊れています (") + what + ")",
+                    std::string("bundle is damaged (") + what + ")");
     };
     std::uint32_t header_size = 0;
     if (bytes.size() < sizeof magic + sizeof header_size) return damaged("truncated");
@@ -323,16 +341,17 @@ std::optional<Header> read_header(std::string_view bytes, std::size_t& payload_a
         if (h.format != bundle_format_version)
             return fail("バンドルの形式の版が違います (バンドル " + std::to_string(h.format) + "、この kyotaku " +
                             std::to_string(bundle_format_version) + ")。kyotaku compile で作り直してください",
-                        "bundle format version " + std::to_string(h.format) + " does not match " + std::to_string(bundle_format_version) +
-                            "; recompile it with kyotaku compile");
+                        "bundle format version " + std::to_string(h.format) + " does not match " +
+                            std::to_string(bundle_format_version) + "; recompile it with kyotaku compile");
         ar(h.compiler);
         if (h.compiler != compiler_version)
-            return fail("バンドルは別の版のコンパイラで作られています (" + h.compiler + "、この kyotaku は " + compiler_version +
-                            ")。kyotaku compile で作り直してください",
+            return fail("バンドルは別の版のコンパイラで作られています (" + h.compiler + "、この kyotaku は " +
+                            compiler_version + ")。kyotaku compile で作り直してください",
                         "bundle was compiled by " + h.compiler + ", this is " + compiler_version + "; recompile it");
         ar(h.source_hash, h.checksum, h.payload_size, h.release.release, h.release.key_id, h.release.report_sha256);
     } catch (std::exception const& e) {
-        return fail(std::string("バンドルを読めません: ") + e.what(), std::string("cannot read the bundle: ") + e.what());
+        return fail(std::string("バンドルを読めません: ") + e.what(),
+                    std::string("cannot read the bundle: ") + e.what());
     }
     payload_at = header_at + header_size;
     return h;
@@ -401,7 +420,8 @@ LoadResult load_bundle(std::string_view bytes, std::optional<std::uint64_t> expe
         return r;
     };
     auto damaged = [&](char const* what) {
-        return fail(std::string("バンドルが壊れています (") + what + ")", std::string("bundle is damaged (") + what + ")");
+        return fail(std::string("バンドルが壊れています (") + what + ")",
+                    std::string("bundle is damaged (") + what + ")");
     };
     std::size_t payload_at = 0;
     Message header_error;
@@ -414,12 +434,14 @@ LoadResult load_bundle(std::string_view bytes, std::optional<std::uint64_t> expe
         // The payload ends the bundle, or the signature trailer follows it.
         std::uint64_t const payload_size = header->payload_size;
         std::size_t const rest = bytes.size() - payload_at;
-        bool const with_trailer = payload_size <= rest && payload_size + bundle_trailer_size == rest && split_bundle(bytes).is_signed();
+        bool const with_trailer =
+            payload_size <= rest && payload_size + bundle_trailer_size == rest && split_bundle(bytes).is_signed();
         if (payload_size != rest && !with_trailer) return damaged("payload size");
         std::string_view payload = bytes.substr(payload_at, std::size_t(payload_size));
         if (checksum64(payload) != header->checksum) return damaged("checksum mismatch");
         if (expected_source_hash && *expected_source_hash != header->source_hash)
-            return fail("バンドルは現在のルールファイルから作られたものではありません (ソースのハッシュ不一致)。kyotaku compile で作り直してください",
+            return fail("バンドルは現在のルールファイルから作られたものではありません "
+                        "(ソースのハッシュ不一致)。kyotaku compile で作り直してください",
                         "bundle was not compiled from these rule sources (source hash mismatch); recompile it");
         auto program = std::make_shared<Program>();
         MemoryBuffer payload_buf(payload.data(), payload.size());
@@ -432,7 +454,8 @@ LoadResult load_bundle(std::string_view bytes, std::optional<std::uint64_t> expe
         r.program = std::move(program);
         r.release = header->release;
     } catch (std::exception const& e) {
-        return fail(std::string("バンドルを読めません: ") + e.what(), std::string("cannot read the bundle: ") + e.what());
+        return fail(std::string("バンドルを読めません: ") + e.what(),
+                    std::string("cannot read the bundle: ") + e.what());
     }
     return r;
 }

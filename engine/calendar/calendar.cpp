@@ -65,7 +65,8 @@ Date Month::first_day() const {
     return Date::from_days(days_of(dt::year_month_day{dt::year{year()}, dt::month{month()}, dt::day{1}}));
 }
 Date Month::last_day() const {
-    return Date::from_days(days_of(dt::year_month_day{dt::year_month_day_last{dt::year{year()}, dt::month_day_last{dt::month{month()}}}}));
+    return Date::from_days(
+        days_of(dt::year_month_day{dt::year_month_day_last{dt::year{year()}, dt::month_day_last{dt::month{month()}}}}));
 }
 std::string Month::iso() const {
     std::string s;
@@ -198,10 +199,11 @@ std::string era_range_message(std::size_t i) {
     std::string msg = std::string(eras[i].kanji) + "は " +
                       Date::from_ymd(eras[i].y, unsigned(eras[i].m), unsigned(eras[i].d))->iso() + " から";
     if (i + 1 < eras.size())
-        msg += " " +
-               Date::from_days(Date::from_ymd(eras[i + 1].y, unsigned(eras[i + 1].m), unsigned(eras[i + 1].d))->days() - 1)
-                   .iso() +
-               " まで";
+        msg +=
+            " " +
+            Date::from_days(Date::from_ymd(eras[i + 1].y, unsigned(eras[i + 1].m), unsigned(eras[i + 1].d))->days() - 1)
+                .iso() +
+            " まで";
     return msg;
 }
 }  // namespace
@@ -211,8 +213,8 @@ std::string wareki(Date d) {
         Date const first = *Date::from_ymd(eras[i].y, unsigned(eras[i].m), unsigned(eras[i].d));
         if (d < first) continue;
         int const year = d.year() - eras[i].y + 1;
-        return std::string(eras[i].kanji) + (year == 1 ? std::string("元") : std::to_string(year)) + "年" + std::to_string(d.month()) + "月" +
-               std::to_string(d.day()) + "日";
+        return std::string(eras[i].kanji) + (year == 1 ? std::string("元") : std::to_string(year)) + "年" +
+               std::to_string(d.month()) + "月" + std::to_string(d.day()) + "日";
     }
     return d.iso();
 }
@@ -230,10 +232,12 @@ DateParse no_such_day(std::string_view raw, int y, int m) {
     if (m >= 1 && m <= 12 && y >= -9999 && y <= 9999) {
         unsigned const last = Month::from_ym(y, unsigned(m))->last_day().day();
         std::string const month = std::to_string(y) + "年" + std::to_string(m) + "月";
-        return failure<DateParse>("存在しない日付です: " + text + " (" + month + "は" + std::to_string(last) + "日まで)",
+        return failure<DateParse>("存在しない日付です: " + text + " (" + month + "は" + std::to_string(last) +
+                                      "日まで)",
                                   "no such day: " + text + " (that month has " + std::to_string(last) + " days)");
     }
-    return failure<DateParse>("存在しない日付です: " + text + " (月は1〜12)", "no such day: " + text + " (months are 1..12)");
+    return failure<DateParse>("存在しない日付です: " + text + " (月は1〜12)",
+                              "no such day: " + text + " (months are 1..12)");
 }
 }  // namespace
 
@@ -270,7 +274,8 @@ DateParse parse_date(std::string_view raw) {
     bool after = *era + 1 < eras.size() &&
                  *date >= *Date::from_ymd(eras[*era + 1].y, unsigned(eras[*era + 1].m), unsigned(eras[*era + 1].d));
     if (before || after)
-        return failure<DateParse>("元号の期間外の日付です: " + text + " (" + date->iso() + "。" + era_range_message(*era) + ")",
+        return failure<DateParse>("元号の期間外の日付です: " + text + " (" + date->iso() + "。" +
+                                      era_range_message(*era) + ")",
                                   "date outside its era: " + text + " = " + date->iso());
     return {date, {}};
 }
@@ -283,7 +288,8 @@ MonthParse parse_month(std::string_view raw) {
     if (!t.empty() && unsigned(t[0]) - '0' < 10u) {
         if (t.size() == 7 && read_int(t, y) && eat(t, "-") && read_int(t, m) && t.empty()) {
             if (auto v = Month::from_ym(y, unsigned(m))) return {v, {}};
-            return failure<MonthParse>("存在しない月です: " + text + " (月は1〜12)", "no such month: " + text + " (months are 1..12)");
+            return failure<MonthParse>("存在しない月です: " + text + " (月は1〜12)",
+                                       "no such month: " + text + " (months are 1..12)");
         }
         return failure<MonthParse>("月の形式が不正です (YYYY-MM): " + text, "malformed month (YYYY-MM): " + text);
     }
@@ -295,12 +301,14 @@ MonthParse parse_month(std::string_view raw) {
         return failure<MonthParse>("月として読めません (YYYY-MM, 令和6年6月, R6.6): " + text,
                                    "not a month (YYYY-MM, 令和6年6月, R6.6): " + text);
     if (ey < 1 || m < 1 || m > 12)
-        return failure<MonthParse>("存在しない月です: " + text + " (和暦の年は1以上、月は1〜12)", "no such month: " + text);
+        return failure<MonthParse>("存在しない月です: " + text + " (和暦の年は1以上、月は1〜12)",
+                                   "no such month: " + text);
     Month month = *Month::from_ym(eras[*era].y + ey - 1, unsigned(m));
     Month first = Month::of(*Date::from_ymd(eras[*era].y, unsigned(eras[*era].m), unsigned(eras[*era].d)));
     bool before = month < first;
-    bool after = *era + 1 < eras.size() &&
-                 month > Month::of(*Date::from_ymd(eras[*era + 1].y, unsigned(eras[*era + 1].m), unsigned(eras[*era + 1].d)));
+    bool after =
+        *era + 1 < eras.size() &&
+        month > Month::of(*Date::from_ymd(eras[*era + 1].y, unsigned(eras[*era + 1].m), unsigned(eras[*era + 1].d)));
     if (before || after)
         return failure<MonthParse>("元号の期間外の月です: " + text + " (" + era_range_message(*era) + ")",
                                    "month outside its era: " + text);

@@ -125,8 +125,8 @@ T const* leaf_as(ast::Expr const& e) {
     }
 }
 
-// An invariant is checked and compiled as a bool let: `invariant N: A implies B` is the let `N : bool = not (A) or (B)`,
-// made here from the declaration's own nodes (their positions too, so that a diagnostic points into it).
+// An invariant is checked and compiled as a bool let: `invariant N: A implies B` is the let `N : bool = not (A) or
+// (B)`, made here from the declaration's own nodes (their positions too, so that a diagnostic points into it).
 ast::SlotDecl invariant_slot(ast::InvariantDecl const& inv) {
     auto at = [](auto& node, x3::position_tagged const& where) { static_cast<x3::position_tagged&>(node) = where; };
     ast::SlotDecl s;
@@ -185,7 +185,8 @@ private:
     Program& prog_ = out_.program;
     std::vector<SlotDef> slot_defs_;
     std::deque<ast::SlotDecl> invariant_decls_;     // the lets invariants are checked as (stable addresses)
-    std::vector<std::uint32_t> invariant_slots_;    // their slots (and assumptions'): roots, like decisions, for unused warnings
+    // their slots (and assumptions'): roots, like decisions, for unused warnings
+    std::vector<std::uint32_t> invariant_slots_;
     ast::HorizonDecl const* horizon_decl_ = nullptr;
     std::map<std::string, std::vector<std::pair<int, int>>> enum_values_;  // value name → (enum, index)
     std::map<std::string, std::pair<ast::FixtureDecl const*, std::uint16_t>> fixtures_;
@@ -600,11 +601,13 @@ void Checker::collect() {
                 invariant_slots_.push_back(slot);
             } else if (auto const* h = boost::get<ast::HorizonDecl>(&d)) {
                 if (horizon_decl_) {
-                    error(h->date, DiagnosticKind::duplicate, "horizon は一度だけ宣言できます", "horizon may be declared only once");
+                    error(h->date, DiagnosticKind::duplicate, "horizon は一度だけ宣言できます",
+                          "horizon may be declared only once");
                     continue;
                 }
                 horizon_decl_ = h;
-                if (auto day = date_literal(h->date); day && day->type.kind == TypeKind::Date) prog_.horizon = day->value;
+                if (auto day = date_literal(h->date); day && day->type.kind == TypeKind::Date)
+                    prog_.horizon = day->value;
                 else if (day)
                     error(h->date, DiagnosticKind::type_mismatch, "horizon は日付です (例: horizon 2030-12-31)",
                           "horizon is a date (horizon 2030-12-31)");

@@ -22,7 +22,22 @@ enum class BinOp : std::uint8_t {
 enum class Builtin : std::uint8_t { PeriodStart, PeriodEnd, MonthEnd, MonthEndOfMonth, MonthOf, AllIn, FirstMissing };
 
 struct Node {
-    enum class Kind : std::uint8_t { Const, Fact, Param, Slot, Not, Neg, And, Or, Binary, Call, If, Match, Range, Reason };
+    enum class Kind : std::uint8_t {
+        Const,
+        Fact,
+        Param,
+        Slot,
+        Not,
+        Neg,
+        And,
+        Or,
+        Binary,
+        Call,
+        If,
+        Match,
+        Range,
+        Reason
+    };
     Kind kind = Kind::Const;
     Type type;
     std::int64_t value = 0;  // Const: the value; Fact/Param/Slot/Reason: the id
@@ -58,6 +73,7 @@ struct Checked {
 };
 
 // Checks parsed files; nullopt when any diagnostic was produced.
-std::optional<Checked> check(std::vector<std::unique_ptr<syntax::ParsedFile>> const& files, std::vector<Diagnostic>& diags);
+std::optional<Checked> check(std::vector<std::unique_ptr<syntax::ParsedFile>> const& files,
+                             std::vector<Diagnostic>& diags);
 
 }  // namespace kyotaku::check

@@ -166,9 +166,10 @@ private:
             }
             case Node::Kind::Match: {
                 bool constant_arms = true;
-                for (std::size_t a = 1; a < n.kids.size(); ++a) constant_arms = constant_arms && n.kids[a].kind == Node::Kind::Const;
-                std::size_t values = std::size_t(std::bit_width(std::accumulate(n.arm_masks.begin(), n.arm_masks.end(), std::uint64_t(0),
-                                                                                 std::bit_or<>())));
+                for (std::size_t a = 1; a < n.kids.size(); ++a)
+                    constant_arms = constant_arms && n.kids[a].kind == Node::Kind::Const;
+                std::size_t values = std::size_t(std::bit_width(
+                    std::accumulate(n.arm_masks.begin(), n.arm_masks.end(), std::uint64_t(0), std::bit_or<>())));
                 if (constant_arms) {
                     // One constant per enum value, contiguous in the constant table.
                     std::int32_t at = std::int32_t(p_.consts.size());
@@ -276,7 +277,8 @@ private:
                 expr(range.kids[0], target);
                 std::uint16_t hi = temp();
                 expr(range.kids[1], hi);
-                emit(n.builtin == Builtin::AllIn ? Op::MALL : Op::MMISS, target, target, hi, std::int32_t(n.kids[1].value));
+                emit(n.builtin == Builtin::AllIn ? Op::MALL : Op::MMISS, target, target, hi,
+                     std::int32_t(n.kids[1].value));
                 release();
                 return;
             }

@@ -50,8 +50,10 @@ std::vector<SourceFile> read_rule_sources(std::string const& path, std::vector<D
     std::error_code ec;
     std::vector<std::string> paths;
     if (fs::is_directory(path, ec)) {
-        for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
-            if (it->is_regular_file() && it->path().extension() == ".rules") paths.push_back(it->path().generic_string());
+        for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator();
+             it.increment(ec))
+            if (it->is_regular_file() && it->path().extension() == ".rules")
+                paths.push_back(it->path().generic_string());
         std::sort(paths.begin(), paths.end());
         if (paths.empty())
             errors.push_back(io_error(path, "ルールファイル (*.rules) がありません", "no rule files (*.rules) found"));
@@ -62,7 +64,10 @@ std::vector<SourceFile> read_rule_sources(std::string const& path, std::vector<D
     }
     bool const folder = fs::is_directory(path, ec);
     for (auto const& p : paths) {
-        SourceFile f{p, {}, folder ? fs::path(p).lexically_relative(path).generic_string() : fs::path(p).filename().generic_string()};
+        SourceFile f{p,
+                     {},
+                     folder ? fs::path(p).lexically_relative(path).generic_string()
+                            : fs::path(p).filename().generic_string()};
         if (!read_file(p, f.text)) {
             errors.push_back(io_error(p, "読み込めません", "cannot read the file"));
             continue;

@@ -39,7 +39,9 @@ std::string Program::disassemble() const {
     std::string out;
     for (std::size_t pc = 0; pc < code.size(); ++pc) {
         for (auto const& s : slots)
-            if (s.entry == pc) out += "; " + std::string(s.decision ? "decision " : "let ") + s.name + " (r" + std::to_string(s.result_reg) + ")\n";
+            if (s.entry == pc)
+                out += "; " + std::string(s.decision ? "decision " : "let ") + s.name + " (r" +
+                       std::to_string(s.result_reg) + ")\n";
         auto const& i = code[pc];
         if (!valid_op(i.op)) {
             out += std::to_string(pc) + "  ?\n";
@@ -57,7 +59,9 @@ std::string Program::disassemble() const {
                 case OperandKind::reg_read:
                 case OperandKind::reg_write: line += " r" + std::to_string(v); break;
                 case OperandKind::constant:
-                    line += " k" + std::to_string(v) + (v >= 0 && std::size_t(v) < consts.size() ? "=" + std::to_string(consts[std::size_t(v)]) : "");
+                    line +=
+                        " k" + std::to_string(v) +
+                        (v >= 0 && std::size_t(v) < consts.size() ? "=" + std::to_string(consts[std::size_t(v)]) : "");
                     break;
                 case OperandKind::fact:
                 case OperandKind::month_set: line += " fact:" + name_of(facts, v); break;
@@ -65,8 +69,10 @@ std::string Program::disassemble() const {
                 case OperandKind::slot:
                 case OperandKind::own_slot: line += " slot:" + name_of(slots, v); break;
                 case OperandKind::clause:
-                    line += " clause:" + std::to_string(v) +
-                            (v >= 0 && std::size_t(v) < clauses.size() ? "(" + location(clauses[std::size_t(v)].loc) + ")" : "");
+                    line +=
+                        " clause:" + std::to_string(v) +
+                        (v >= 0 && std::size_t(v) < clauses.size() ? "(" + location(clauses[std::size_t(v)].loc) + ")"
+                                                                   : "");
                     break;
                 case OperandKind::jump: line += " -> " + std::to_string(v); break;
                 case OperandKind::literal: line += " " + std::to_string(v); break;
@@ -87,12 +93,14 @@ std::size_t Program::memory_bytes() const {
     }
     for (auto const& f : facts) n += sizeof f + str(f.name);
     for (auto const& p : params) n += sizeof p + str(p.name);
-    for (auto const& s : slots) n += sizeof s + str(s.name) + str(s.source) + s.versions.capacity() * sizeof(VersionInfo);
+    for (auto const& s : slots)
+        n += sizeof s + str(s.name) + str(s.source) + s.versions.capacity() * sizeof(VersionInfo);
     for (auto const& c : clauses) {
         n += sizeof c + str(c.source);
         for (auto const& p : c.because) n += sizeof p + str(p.literal);
     }
-    n += outputs.capacity() * sizeof(std::uint32_t) + code.capacity() * sizeof(Instr) + consts.capacity() * sizeof(std::int64_t);
+    n += outputs.capacity() * sizeof(std::uint32_t) + code.capacity() * sizeof(Instr) +
+         consts.capacity() * sizeof(std::int64_t);
     for (auto const& s : strings) n += sizeof s + str(s);
     for (auto const& f : fixtures)
         for (auto const& b : f) n += sizeof b + b.value.months.capacity() * 8 + str(b.value.text);

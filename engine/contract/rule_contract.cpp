@@ -47,7 +47,8 @@ struct Binder {
         // What a program reads by name is declared so: kyotaku diff compares every decision and export let.
         if (!p.slots[std::size_t(s)].decision && !p.slots[std::size_t(s)].exported)
             fail({std::string("let ") + name + " はサーバと同意ページが名前で読むので export let と書いてください",
-                  std::string("let ") + name + " is read by name by the server and the consent page: declare it `export let`"});
+                  std::string("let ") + name +
+                      " is read by name by the server and the consent page: declare it `export let`"});
         return std::uint32_t(s);
     }
     // A let the rules may leave out; when present, it has this type.
@@ -138,9 +139,11 @@ std::variant<RuleContract, Message> RuleContract::bind(std::shared_ptr<Program c
         Outcome asks = ev.evaluate_slot(facts, c.slot.asks_preparatory);
         if (cat.status != Status::ok || feature.status != Status::ok || starts.status != Status::ok ||
             needs.status != Status::ok || asks.status != Status::ok)
-            return Message{"分類・利用する機能・再照会できる区分・診療予約日が必要・事前の訪問を尋ねる は visit_kind だけで決まる必要があります (" +
+            return Message{"分類・利用する機能・再照会できる区分・診療予約日が必要・事前の訪問を尋ねる は visit_kind "
+                           "だけで決まる必要があります (" +
                                kind + ")",
-                           "分類, 利用する機能, 再照会できる区分, 診療予約日が必要 and 事前の訪問を尋ねる must depend on visit_kind only (" +
+                           "分類, 利用する機能, 再照会できる区分, 診療予約日が必要 and 事前の訪問を尋ねる must depend "
+                           "on visit_kind only (" +
                                kind + ")"};
         k.category = c.values_of_slot(c.slot.category)[std::size_t(cat.value)];
         k.feature = c.values_of_slot(c.slot.feature)[std::size_t(feature.value)];
@@ -164,7 +167,8 @@ std::variant<RuleContract, Message> RuleContract::bind(std::shared_ptr<Program c
             if (!((std::uint64_t(offered.value) >> i) & 1u)) continue;
             f.visit_kinds.push_back(visit_kinds[i]);
             std::string const& feature = c.kinds.at(visit_kinds[i]).feature;
-            if (std::find(f.features.begin(), f.features.end(), feature) == f.features.end()) f.features.push_back(feature);
+            if (std::find(f.features.begin(), f.features.end(), feature) == f.features.end())
+                f.features.push_back(feature);
         }
         c.facility_kinds.emplace(kind, std::move(f));
     }

@@ -33,7 +33,8 @@ struct RuleContract {
     // Fact ids (indexes into Program::facts).
     struct Facts {
         int facility_kind, visit_kind, first_visit, query_date, continuing_home_care, reviewed_claim_months, terminal,
-            consented_items, requested_item, feature_enabled, enabled_items, appointment_date, preparatory_visit, confirmation_date;
+            consented_items, requested_item, feature_enabled, enabled_items, appointment_date, preparatory_visit,
+            confirmation_date;
         int consent_choice;  // the consent page's: one choice whose items 選択肢の閲覧項目 names
     } fact{};
     // Slot ids (lets and decisions).
@@ -44,13 +45,15 @@ struct RuleContract {
         std::uint32_t relationship_continuing;  // let 継続的な関係 : bool
         std::uint32_t appointment_acceptable;   // let 診療予約日を受け付ける : bool
         std::uint32_t appointment_required;     // let 診療予約日が必要 : bool
-        std::uint32_t offers;                   // let 施設が行う区分 : bool (with the reason every registration path gives)
+        // let 施設が行う区分 : bool (with the reason every registration path gives)
+        std::uint32_t offers;
         std::uint32_t asks_preparatory;         // let 事前の訪問を尋ねる : bool
         std::uint32_t confirmation_acceptable;  // let 資格確認日を受け付ける : bool
         std::uint32_t decision_date;            // let 照会を判定する日 : date
         std::uint32_t service_available, identity_methods, reinquiry_allowed, eligibility_available,
             medical_info_viewable, window_end;
-        std::uint32_t offered_visit_kinds;  // let 施設の診療区分 : set<診療区分> (the page's choices; 施設が行う区分 asks it)
+        // let 施設の診療区分 : set<診療区分> (the page's choices; 施設が行う区分 asks it)
+        std::uint32_t offered_visit_kinds;
         // The consent page's (rules/50_consent_page.rules).
         std::uint32_t visit_kind_note;                  // let 診療区分の説明 : text
         std::uint32_t staff_present;                    // let 職員がいる : bool

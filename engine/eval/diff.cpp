@@ -88,9 +88,13 @@ std::string reason_template(Program const& p, ClauseInfo const& c) {
     for (auto const& piece : c.because) {
         switch (piece.kind) {
             case TextPiece::Kind::Literal: out += piece.literal; break;
-            case TextPiece::Kind::Fact: out += "{" + (p.facts[piece.id].label.empty() ? p.facts[piece.id].name : p.facts[piece.id].label) + "}"; break;
+            case TextPiece::Kind::Fact:
+                out += "{" + (p.facts[piece.id].label.empty() ? p.facts[piece.id].name : p.facts[piece.id].label) + "}";
+                break;
             case TextPiece::Kind::Param: out += "{" + p.params[piece.id].name + "}"; break;
-            case TextPiece::Kind::Slot: out += "{" + (p.slots[piece.id].label.empty() ? p.slots[piece.id].name : p.slots[piece.id].label) + "}"; break;
+            case TextPiece::Kind::Slot:
+                out += "{" + (p.slots[piece.id].label.empty() ? p.slots[piece.id].name : p.slots[piece.id].label) + "}";
+                break;
         }
     }
     return out;
@@ -194,7 +198,8 @@ struct RuleDiff::Impl {
             for (std::size_t f = 0; f < pn.facts.size(); ++f)
                 if ((ns.fact_deps >> f) & 1u) pair.shown.push_back(pn.facts[f].name);
             for (std::size_t f = 0; f < po.facts.size(); ++f)
-                if (((old_slot.fact_deps >> f) & 1u) && std::find(pair.shown.begin(), pair.shown.end(), po.facts[f].name) == pair.shown.end())
+                if (((old_slot.fact_deps >> f) & 1u) &&
+                    std::find(pair.shown.begin(), pair.shown.end(), po.facts[f].name) == pair.shown.end())
                     pair.shown.push_back(po.facts[f].name);
             pairs.push_back(std::move(pair));
         }
@@ -211,23 +216,29 @@ struct RuleDiff::Impl {
     void compare_values() {
         Program const& po = *old_side.program;
         Program const& pn = *new_side.program;
-        auto param_text = [](Program const& p, int i) { return i < 0 ? std::string() : value_of(p, p.params[std::size_t(i)].type, p.params[std::size_t(i)].value); };
+        auto param_text = [](Program const& p, int i) {
+            return i < 0 ? std::string() : value_of(p, p.params[std::size_t(i)].type, p.params[std::size_t(i)].value);
+        };
         for (auto const& prm : pn.params) {
-            std::string const from = param_text(po, po.find_param(prm.name)), to = param_text(pn, pn.find_param(prm.name));
+            std::string const from = param_text(po, po.find_param(prm.name)),
+                              to = param_text(pn, pn.find_param(prm.name));
             if (from != to) values.push_back(ValueChange{prm.name, "param", from, to});
         }
         for (auto const& prm : po.params)
-            if (pn.find_param(prm.name) < 0) values.push_back(ValueChange{prm.name, "param", param_text(po, po.find_param(prm.name)), ""});
+            if (pn.find_param(prm.name) < 0)
+                values.push_back(ValueChange{prm.name, "param", param_text(po, po.find_param(prm.name)), ""});
         auto default_text = [](Program const& p, int f) {
             if (f < 0 || !p.facts[std::size_t(f)].has_default) return std::string();
             return value_of(p, p.facts[std::size_t(f)].type, p.facts[std::size_t(f)].default_value);
         };
         for (auto const& f : pn.facts) {
-            std::string const from = default_text(po, po.find_fact(f.name)), to = default_text(pn, pn.find_fact(f.name));
+            std::string const from = default_text(po, po.find_fact(f.name)),
+                              to = default_text(pn, pn.find_fact(f.name));
             if (from != to) values.push_back(ValueChange{f.name, "fact default", from, to});
         }
         for (auto const& f : po.facts)
-            if (pn.find_fact(f.name) < 0 && f.has_default) values.push_back(ValueChange{f.name, "fact default", default_text(po, po.find_fact(f.name)), ""});
+            if (pn.find_fact(f.name) < 0 && f.has_default)
+                values.push_back(ValueChange{f.name, "fact default", default_text(po, po.find_fact(f.name)), ""});
     }
 
     // A decision or export let that reads only enum and bool facts, with few combinations, is compared on every
@@ -269,8 +280,11 @@ struct RuleDiff::Impl {
                 for (std::size_t i = 0; i < dims.size(); ++i) {
                     int const f = side == &old_side ? dims[i].old_fact : dims[i].new_fact;
                     std::string const& v = dims[i].values[at[i]];
-                    if (side->program->facts[std::size_t(f)].type.kind == TypeKind::Bool) side->facts.set_raw(f, v == "true");
-                    else side->facts.set_raw(f, side->program->find_enum_value(side->program->facts[std::size_t(f)].type.enum_id, v));
+                    if (side->program->facts[std::size_t(f)].type.kind == TypeKind::Bool)
+                        side->facts.set_raw(f, v == "true");
+                    else
+                        side->facts.set_raw(
+                            f, side->program->find_enum_value(side->program->facts[std::size_t(f)].type.enum_id, v));
                 }
             }
             for (std::size_t i = 0; i < dims.size(); ++i) {
@@ -292,7 +306,8 @@ struct RuleDiff::Impl {
         }
     }
 
-    DiffExample example(std::string const& id, std::uint64_t line_number, std::string from, std::string to, std::string_view line, Pair const& pair) {
+    DiffExample example(std::string const& id, std::uint64_t line_number, std::string from, std::string to,
+                        std::string_view line, Pair const& pair) {
         DiffExample e{id, line_number, std::move(from), std::move(to), std::string(line.substr(0, 2000)), {}};
         for (auto const& name : pair.shown) {
             Side& side = new_side.program->find_fact(name) >= 0 ? new_side : old_side;
@@ -302,9 +317,12 @@ struct RuleDiff::Impl {
         return e;
     }
 
-    void record(Pair& pair, DiffGroup::Kind kind, std::int64_t old_clause, std::int64_t new_clause, std::string missing, std::string from,
-                std::string to, std::string_view line, std::uint64_t line_number, std::string const& id, std::string const& case_class) {
-        (kind == DiffGroup::Kind::changed ? pair.changed : kind == DiffGroup::Kind::became_unknown ? pair.became_unknown : pair.became_known)++;
+    void record(Pair& pair, DiffGroup::Kind kind, std::int64_t old_clause, std::int64_t new_clause, std::string missing,
+                std::string from, std::string to, std::string_view line, std::uint64_t line_number,
+                std::string const& id, std::string const& case_class) {
+        (kind == DiffGroup::Kind::changed          ? pair.changed
+         : kind == DiffGroup::Kind::became_unknown ? pair.became_unknown
+                                                   : pair.became_known)++;
         Group& g = pair.groups[{int(kind), old_clause, new_clause, missing}];
         g.kind = kind;
         g.old_clause = old_clause;
@@ -316,18 +334,21 @@ struct RuleDiff::Impl {
         if (auto it = g.transitions.find(key); it != g.transitions.end()) ++it->second;
         else if (g.transitions.size() < max_transitions_kept) g.transitions.emplace(std::move(key), 1);
         else ++g.other;
-        if (g.examples.size() < options.examples) g.examples.push_back(example(id, line_number, std::move(from), std::move(to), line, pair));
+        if (g.examples.size() < options.examples)
+            g.examples.push_back(example(id, line_number, std::move(from), std::move(to), line, pair));
     }
 
     Outcome outcome(Side& side, int output, std::uint32_t slot) {
-        return output >= 0 ? side.evaluator.outcome(std::size_t(output)) : side.evaluator.evaluate_slot(side.facts, slot);
+        return output >= 0 ? side.evaluator.outcome(std::size_t(output))
+                           : side.evaluator.evaluate_slot(side.facts, slot);
     }
 
     void add(std::string_view line, std::uint64_t line_number, std::string const& case_class) {
         if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;
         ++cases;
         if (!case_class.empty()) {
-            auto it = std::find_if(classes.begin(), classes.end(), [&](auto const& c) { return c.first == case_class; });
+            auto it =
+                std::find_if(classes.begin(), classes.end(), [&](auto const& c) { return c.first == case_class; });
             if (it == classes.end()) classes.emplace_back(case_class, 1);
             else ++it->second;
         }
@@ -341,7 +362,8 @@ struct RuleDiff::Impl {
         }
         if (!old_error.empty() || !new_error.empty()) {
             ++changed_cases;
-            record(unreadable, DiffGroup::Kind::changed, -1, -1, "", old_error.empty() ? "読める" : "読めない: " + old_error,
+            record(unreadable, DiffGroup::Kind::changed, -1, -1, "",
+                   old_error.empty() ? "読める" : "読めない: " + old_error,
                    new_error.empty() ? "読める" : "読めない: " + new_error, line, line_number, id, case_class);
             return;
         }
@@ -357,10 +379,14 @@ struct RuleDiff::Impl {
             std::string from = answer_text(old_side, pair.old_slot, a), to = answer_text(new_side, pair.new_slot, b);
             if (from == to) continue;
             changed = true;
-            DiffGroup::Kind const kind = a_ok && b_ok ? DiffGroup::Kind::changed : a_ok ? DiffGroup::Kind::became_unknown : DiffGroup::Kind::became_known;
-            std::string missing = !b_ok ? missing_text(*new_side.program, b) : !a_ok ? missing_text(*old_side.program, a) : std::string();
-            record(pair, kind, a_ok ? std::int64_t(a.clause) : -1, b_ok ? std::int64_t(b.clause) : -1, std::move(missing), std::move(from), std::move(to),
-                   line, line_number, id, case_class);
+            DiffGroup::Kind const kind = a_ok && b_ok ? DiffGroup::Kind::changed
+                                         : a_ok       ? DiffGroup::Kind::became_unknown
+                                                      : DiffGroup::Kind::became_known;
+            std::string missing = !b_ok   ? missing_text(*new_side.program, b)
+                                  : !a_ok ? missing_text(*old_side.program, a)
+                                          : std::string();
+            record(pair, kind, a_ok ? std::int64_t(a.clause) : -1, b_ok ? std::int64_t(b.clause) : -1,
+                   std::move(missing), std::move(from), std::move(to), line, line_number, id, case_class);
         }
         changed_cases += changed;
     }
@@ -398,7 +424,9 @@ struct RuleDiff::Impl {
             out.count = g.count;
             out.distinct_transitions = g.transitions.size() + (g.other ? 1 : 0);
             std::vector<std::pair<std::string, std::uint64_t>> ts(g.transitions.begin(), g.transitions.end());
-            std::sort(ts.begin(), ts.end(), [](auto const& x, auto const& y) { return x.second != y.second ? x.second > y.second : x.first < y.first; });
+            std::sort(ts.begin(), ts.end(), [](auto const& x, auto const& y) {
+                return x.second != y.second ? x.second > y.second : x.first < y.first;
+            });
             out.other_transitions = g.other;
             for (std::size_t i = 0; i < ts.size(); ++i) {
                 if (i >= options.transitions) {
@@ -406,11 +434,13 @@ struct RuleDiff::Impl {
                     continue;
                 }
                 auto const sep = ts[i].first.find('\x1F');
-                out.transitions.push_back(DiffTransition{ts[i].first.substr(0, sep), ts[i].first.substr(sep + 1), ts[i].second});
+                out.transitions.push_back(
+                    DiffTransition{ts[i].first.substr(0, sep), ts[i].first.substr(sep + 1), ts[i].second});
             }
             out.examples = g.examples;
             out.classes.assign(g.classes.begin(), g.classes.end());
-            std::stable_sort(out.classes.begin(), out.classes.end(), [](auto const& x, auto const& y) { return x.second > y.second; });
+            std::stable_sort(out.classes.begin(), out.classes.end(),
+                             [](auto const& x, auto const& y) { return x.second > y.second; });
             d.groups.push_back(std::move(out));
         }
         std::stable_sort(d.groups.begin(), d.groups.end(), [](auto const& x, auto const& y) {
@@ -420,12 +450,15 @@ struct RuleDiff::Impl {
     }
 };
 
-RuleDiff::RuleDiff(std::shared_ptr<Program const> old_rules, std::shared_ptr<Program const> new_rules, DiffOptions options)
+RuleDiff::RuleDiff(std::shared_ptr<Program const> old_rules, std::shared_ptr<Program const> new_rules,
+                   DiffOptions options)
     : impl_(std::make_unique<Impl>(std::move(old_rules), std::move(new_rules), options)) {}
 RuleDiff::~RuleDiff() = default;
 
 void RuleDiff::add(std::string_view line, std::uint64_t line_number) { impl_->add(line, line_number, {}); }
-void RuleDiff::add(std::string_view line, std::uint64_t line_number, std::string const& case_class) { impl_->add(line, line_number, case_class); }
+void RuleDiff::add(std::string_view line, std::uint64_t line_number, std::string const& case_class) {
+    impl_->add(line, line_number, case_class);
+}
 
 std::uint64_t RuleDiff::add_stream(std::FILE* in) {
     LineReader reader(in);
@@ -438,7 +471,8 @@ std::uint64_t RuleDiff::add_stream(std::FILE* in) {
             ++impl_->cases;
             ++impl_->unreadable_both;
             if (impl_->errors.size() < max_errors_kept)
-                impl_->errors.push_back(DiffError{number, "null", "行が長すぎます (1 MiB まで) / line too long (1 MiB at most)"});
+                impl_->errors.push_back(
+                    DiffError{number, "null", "行が長すぎます (1 MiB まで) / line too long (1 MiB at most)"});
             continue;
         }
         impl_->add(line, number, {});
@@ -598,7 +632,8 @@ void generate_corpus(Program const& a, Program const& b, std::size_t cases, std:
                         case 0: break;                                              // none
                         case 1: mask = n >= 64 ? ~0ull : (1ull << n) - 1; break;    // all
                         case 2: mask = 1ull << (i < 4 * n ? cycle % n : rng.below(n)); break;  // one
-                        case 3: mask = (n >= 64 ? ~0ull : (1ull << n) - 1) & ~(1ull << rng.below(n)); break;  // all but one
+                        // all but one
+                        case 3: mask = (n >= 64 ? ~0ull : (1ull << n) - 1) & ~(1ull << rng.below(n)); break;
                         default: mask = rng.next() & (n >= 64 ? ~0ull : (1ull << n) - 1); break;
                     }
                     line += "[";
@@ -623,7 +658,8 @@ void generate_corpus(Program const& a, Program const& b, std::size_t cases, std:
                     break;
                 }
                 case TypeKind::Month: {
-                    std::int64_t const base = have_anchor ? Month::of(Date::from_days(anchor)).index() : Month::of(Date::from_days(some_day())).index();
+                    std::int64_t const base = have_anchor ? Month::of(Date::from_days(anchor)).index()
+                                                          : Month::of(Date::from_days(some_day())).index();
                     append_json_string(line, Month::from_index(base + std::int64_t(rng.below(16))).iso());
                     break;
                 }
@@ -631,7 +667,8 @@ void generate_corpus(Program const& a, Program const& b, std::size_t cases, std:
                     // Months from the first date's month on: complete, empty, missing one, or a random selection.
                     std::int64_t const base = Month::of(Date::from_days(have_anchor ? anchor : some_day())).index();
                     std::int64_t const length = std::int64_t(rng.below(16));
-                    std::int64_t const gap = rng.chance(35) ? base + std::int64_t(rng.below(std::size_t(length) + 1)) : -1;
+                    std::int64_t const gap =
+                        rng.chance(35) ? base + std::int64_t(rng.below(std::size_t(length) + 1)) : -1;
                     bool const random = rng.chance(15), empty = rng.chance(10);
                     line += "[";
                     bool firstm = true;
@@ -728,8 +765,10 @@ void generate_realistic_corpus(Program const& a, Program const& b, std::size_t c
                 }
                 roll -= x.percent;
             }
-            std::int64_t const anchor = start + std::int64_t(rng.below(std::size_t(std::max<std::int64_t>(1, horizon - start))));
-            std::int64_t const day = std::min(horizon, anchor + sc->lo + std::int64_t(rng.below(std::size_t(sc->hi - sc->lo + 1))));
+            std::int64_t const anchor =
+                start + std::int64_t(rng.below(std::size_t(std::max<std::int64_t>(1, horizon - start))));
+            std::int64_t const day =
+                std::min(horizon, anchor + sc->lo + std::int64_t(rng.below(std::size_t(sc->hi - sc->lo + 1))));
             std::string claims;
             line = "{\"id\":\"real-" + std::to_string(i + 1) + "\"";
             for (auto const& f : facts) {
@@ -767,12 +806,14 @@ void generate_realistic_corpus(Program const& a, Program const& b, std::size_t c
                         // Reviewed claims from the first date's month up to a month or two before the as-of date's:
                         // every month, one month missing (a late claim), none, or all but the first month.
                         std::int64_t const base = Month::of(Date::from_days(anchor)).index();
-                        std::int64_t const last = Month::of(Date::from_days(day)).index() - 1 - std::int64_t(rng.below(2));
+                        std::int64_t const last =
+                            Month::of(Date::from_days(day)).index() - 1 - std::int64_t(rng.below(2));
                         unsigned const shape = unsigned(rng.below(100));
                         std::int64_t gap = -1, from = base;
                         if (last < base) claims = "まだ審査結果なし";
                         else if (shape < 65) claims = "毎月あり";
-                        else if (shape < 85) claims = "一月抜け", gap = base + std::int64_t(rng.below(std::size_t(last - base + 1)));
+                        else if (shape < 85)
+                            claims = "一月抜け", gap = base + std::int64_t(rng.below(std::size_t(last - base + 1)));
                         else if (shape < 95) claims = "なし", from = last + 1;
                         else claims = "初回の月なし", from = base + 1;
                         line += "[";
@@ -819,8 +860,12 @@ std::string cell(std::string s) {
         if (c == '|' || c == '\n') c = ' ';
     return s;
 }
-std::string unquote(std::string const& id) { return id.size() >= 2 && id.front() == '"' ? id.substr(1, id.size() - 2) : id; }
-std::string named(std::string const& name, std::string const& label) { return label.empty() || label == name ? name : label + " (" + name + ")"; }
+std::string unquote(std::string const& id) {
+    return id.size() >= 2 && id.front() == '"' ? id.substr(1, id.size() - 2) : id;
+}
+std::string named(std::string const& name, std::string const& label) {
+    return label.empty() || label == name ? name : label + " (" + name + ")";
+}
 // An answer for people: dates in 和暦 with ISO in brackets, null as 「答えなし (null)」.
 std::string human(std::string const& value, TypeKind type) {
     if (value == "null") return "答えなし (null)";
@@ -838,10 +883,13 @@ std::string decider(std::string const& reason, std::string const& source, std::s
     return (reason.empty() ? "`" + cell(source) + "`" : "「" + cell(reason) + "」") + " (" + where + ")";
 }
 void example_table(std::string& o, DiffExample const& e, TypeKind type, std::string const& rules_hint) {
-    std::string const who = e.line == 0 ? std::string("組合せ") : e.id == "null" ? "行 " + std::to_string(e.line) : unquote(e.id);
+    std::string const who = e.line == 0      ? std::string("組合せ")
+                            : e.id == "null" ? "行 " + std::to_string(e.line)
+                                             : unquote(e.id);
     o += "\n例 " + who + " (" + human(e.from, type) + " → " + human(e.to, type) + "):\n\n| 事実 | 値 |\n|---|---|\n";
     for (auto const& f : e.shown) o += "| " + cell(named(f.name, f.label)) + " | " + cell(f.value) + " |\n";
-    o += "\n<details><summary>この事例を説明する (kyotaku explain)</summary>\n\n```sh\nkyotaku explain --rules " + rules_hint + " '" + e.facts + "'\n```\n</details>\n";
+    o += "\n<details><summary>この事例を説明する (kyotaku explain)</summary>\n\n```sh\nkyotaku explain --rules " +
+         rules_hint + " '" + e.facts + "'\n```\n</details>\n";
 }
 constexpr std::size_t groups_shown = 6;
 }  // namespace
@@ -852,22 +900,25 @@ std::string diff_markdown(DiffReport const& r) {
     o += "- 事例: " + thousands(r.cases) + " 件 (" + r.corpus + ")\n";
     if (r.cases == 0) o += "- **事例がありません。何も比べていません (エラー)**\n";
     if (r.unreadable_both)
-        o += "- **どちらのルールでも読めない行: " + thousands(r.unreadable_both) + " 件。比べていません (エラー: 事例のファイルを直してください)**\n";
+        o += "- **どちらのルールでも読めない行: " + thousands(r.unreadable_both) +
+             " 件。比べていません (エラー: 事例のファイルを直してください)**\n";
     std::uint64_t changed = 0, unknown = 0;
     for (auto const& d : r.decisions) {
         changed += d.changed;
         unknown += d.became_unknown;
     }
-    o += "- 答えが一つでも変わった事例: " + thousands(r.changed_cases) + " 件 (" + percent(r.changed_cases, r.cases) + ")\n";
+    o += "- 答えが一つでも変わった事例: " + thousands(r.changed_cases) + " 件 (" + percent(r.changed_cases, r.cases) +
+         ")\n";
     if (changed || unknown)
-        o += "  (判定・export let ごとの数の合計: 答えが変わった " + thousands(changed) + "、答えられなくなった (null) " + thousands(unknown) + ")\n";
+        o += "  (判定・export let ごとの数の合計: 答えが変わった " + thousands(changed) +
+             "、答えられなくなった (null) " + thousands(unknown) + ")\n";
     for (auto const& v : r.values)
-        o += "- " + std::string(v.kind == "param" ? "方針の値 (param) " : "事実の既定値 ") + "`" + v.name + "`: " + (v.from.empty() ? "(なし)" : v.from) + " → " +
-             (v.to.empty() ? "(なし)" : v.to) + "\n";
+        o += "- " + std::string(v.kind == "param" ? "方針の値 (param) " : "事実の既定値 ") + "`" + v.name +
+             "`: " + (v.from.empty() ? "(なし)" : v.from) + " → " + (v.to.empty() ? "(なし)" : v.to) + "\n";
     for (auto const& d : r.decisions)
         if (d.combinations_changed)
-            o += "- " + named(d.name, d.label) + ": 読む事実のすべての組合せ " + thousands(d.combinations) + " 通りのうち " + thousands(d.combinations_changed) +
-                 " 通りで答えが変わります (事例になくても)\n";
+            o += "- " + named(d.name, d.label) + ": 読む事実のすべての組合せ " + thousands(d.combinations) +
+                 " 通りのうち " + thousands(d.combinations_changed) + " 通りで答えが変わります (事例になくても)\n";
     for (auto const& n : r.only_new) o += "- 新しく加わった判定・export let: `" + n + "`\n";
     for (auto const& n : r.only_old) o += "- なくなった判定・export let: `" + n + "`\n";
     if (!r.changed() && !r.corpus_error()) {
@@ -876,27 +927,32 @@ std::string diff_markdown(DiffReport const& r) {
     }
     if (!r.unreadable_examples.empty()) {
         o += "\n### 読めない行\n\n| 行 | id | エラー |\n|---:|---|---|\n";
-        for (auto const& e : r.unreadable_examples) o += "| " + std::to_string(e.line) + " | " + cell(unquote(e.id)) + " | " + cell(e.error) + " |\n";
+        for (auto const& e : r.unreadable_examples)
+            o += "| " + std::to_string(e.line) + " | " + cell(unquote(e.id)) + " | " + cell(e.error) + " |\n";
     }
     if (!r.classes.empty()) {
         o += "\n事例の種類:\n\n| 種類 | 件数 | 割合 |\n|---|---:|---:|\n";
-        for (auto const& [name, count] : r.classes) o += "| " + cell(name) + " | " + thousands(count) + " | " + percent(count, r.cases) + " |\n";
+        for (auto const& [name, count] : r.classes)
+            o += "| " + cell(name) + " | " + thousands(count) + " | " + percent(count, r.cases) + " |\n";
     }
     // Only what changed in the table; the rest named on one line.
     std::string same;
-    o += "\n| 判定・export let | 答えが変わった | 答えられなくなった (null) | 答えられるようになった | 事例の割合 |\n|---|---:|---:|---:|---:|\n";
+    o += "\n| 判定・export let | 答えが変わった | 答えられなくなった (null) | 答えられるようになった | 事例の割合 "
+         "|\n|---|---:|---:|---:|---:|\n";
     for (auto const& d : r.decisions) {
         if (d.total() == 0 && d.combinations_changed == 0) {
             same += (same.empty() ? "" : "、") + named(d.name, d.label);
             continue;
         }
-        o += "| " + cell(named(d.name, d.label)) + (d.exported ? " (export let)" : "") + " | " + thousands(d.changed) + " | " + thousands(d.became_unknown) +
-             " | " + thousands(d.became_known) + " | " + percent(d.total(), r.cases) + " |\n";
+        o += "| " + cell(named(d.name, d.label)) + (d.exported ? " (export let)" : "") + " | " + thousands(d.changed) +
+             " | " + thousands(d.became_unknown) + " | " + thousands(d.became_known) + " | " +
+             percent(d.total(), r.cases) + " |\n";
     }
     if (!same.empty()) o += "\n答えが変わらなかったもの: " + same + "\n";
     for (auto const& d : r.decisions) {
         if (d.total() == 0 && d.combinations_changed == 0) continue;
-        o += "\n## " + named(d.name, d.label) + ": " + thousands(d.total()) + " 件 (" + percent(d.total(), r.cases) + ")\n";
+        o += "\n## " + named(d.name, d.label) + ": " + thousands(d.total()) + " 件 (" + percent(d.total(), r.cases) +
+             ")\n";
         std::size_t shown = 0;
         std::uint64_t rest_cases = 0;
         for (auto const& g : d.groups) {
@@ -905,29 +961,39 @@ std::string diff_markdown(DiffReport const& r) {
                 continue;
             }
             ++shown;
-            char const* what = g.kind == DiffGroup::Kind::changed ? "答えが変わった" : g.kind == DiffGroup::Kind::became_unknown ? "答えられなくなった" : "答えられるようになった";
-            o += "\n### " + std::string(what) + " " + thousands(g.count) + " 件 (" + percent(g.count, r.cases) + "): " + transition_text(g, d.type) + "\n\n";
+            char const* what = g.kind == DiffGroup::Kind::changed          ? "答えが変わった"
+                               : g.kind == DiffGroup::Kind::became_unknown ? "答えられなくなった"
+                                                                           : "答えられるようになった";
+            o += "\n### " + std::string(what) + " " + thousands(g.count) + " 件 (" + percent(g.count, r.cases) +
+                 "): " + transition_text(g, d.type) + "\n\n";
             o += "- 旧の決め手: " + decider(g.old_reason, g.old_source, g.old_clause) + "\n";
             o += "- 新の決め手: " + decider(g.new_reason, g.new_source, g.new_clause) + "\n";
             if (!g.missing.empty()) o += "- 足りない事実: " + g.missing + "\n";
             if (!g.classes.empty()) {
                 o += "- 事例の種類:";
                 for (std::size_t k = 0; k < g.classes.size() && k < 4; ++k)
-                    o += std::string(k ? "、" : " ") + g.classes[k].first + " " + thousands(g.classes[k].second) + " 件";
+                    o +=
+                        std::string(k ? "、" : " ") + g.classes[k].first + " " + thousands(g.classes[k].second) + " 件";
                 if (g.classes.size() > 4) o += " ほか";
                 o += "\n";
             }
             if (g.transitions.size() > 1 || g.other_transitions) {
                 o += "\n| 旧の答え | 新の答え | 件数 |\n|---|---|---:|\n";
-                for (auto const& t : g.transitions) o += "| " + cell(human(t.from, d.type)) + " | " + cell(human(t.to, d.type)) + " | " + thousands(t.count) + " |\n";
+                for (auto const& t : g.transitions)
+                    o += "| " + cell(human(t.from, d.type)) + " | " + cell(human(t.to, d.type)) + " | " +
+                         thousands(t.count) + " |\n";
                 if (g.other_transitions)
-                    o += "| ほか " + thousands(g.distinct_transitions - g.transitions.size()) + " 通り | | " + thousands(g.other_transitions) + " |\n";
+                    o += "| ほか " + thousands(g.distinct_transitions - g.transitions.size()) + " 通り | | " +
+                         thousands(g.other_transitions) + " |\n";
             }
             for (auto const& e : g.examples) example_table(o, e, d.type, r.new_rules);
         }
-        if (rest_cases) o += "\nほか " + thousands(d.groups.size() - groups_shown) + " 組 (" + thousands(rest_cases) + " 件): `--format json` にすべてあります\n";
+        if (rest_cases)
+            o += "\nほか " + thousands(d.groups.size() - groups_shown) + " 組 (" + thousands(rest_cases) +
+                 " 件): `--format json` にすべてあります\n";
         if (d.combinations_changed) {
-            o += "\n### すべての組合せ: " + thousands(d.combinations) + " 通りのうち " + thousands(d.combinations_changed) + " 通りで答えが変わります\n";
+            o += "\n### すべての組合せ: " + thousands(d.combinations) + " 通りのうち " +
+                 thousands(d.combinations_changed) + " 通りで答えが変わります\n";
             for (auto const& e : d.combination_examples) example_table(o, e, d.type, r.new_rules);
         }
     }
@@ -942,7 +1008,12 @@ std::string diff_json(DiffReport const& r) {
             json id = json::parse(e.id, nullptr, false);  // the case's id as it was written (JSON)
             json shown = json::array();
             for (auto const& f : e.shown) shown.push_back({{"name", f.name}, {"label", f.label}, {"value", f.value}});
-            examples.push_back({{"id", id.is_discarded() ? json() : id}, {"line", e.line}, {"from", e.from}, {"to", e.to}, {"facts", e.facts}, {"shown", shown}});
+            examples.push_back({{"id", id.is_discarded() ? json() : id},
+                                {"line", e.line},
+                                {"from", e.from},
+                                {"to", e.to},
+                                {"facts", e.facts},
+                                {"shown", shown}});
         }
         return examples;
     };
@@ -951,19 +1022,39 @@ std::string diff_json(DiffReport const& r) {
         json groups = json::array();
         for (auto const& g : d.groups) {
             json transitions = json::array();
-            for (auto const& t : g.transitions) transitions.push_back({{"from", t.from}, {"to", t.to}, {"count", t.count}});
-            char const* kind = g.kind == DiffGroup::Kind::changed ? "changed" : g.kind == DiffGroup::Kind::became_unknown ? "became_unknown" : "became_known";
-            groups.push_back({{"kind", kind}, {"count", g.count}, {"old_clause", g.old_clause}, {"new_clause", g.new_clause}, {"old_source", g.old_source},
-                              {"new_source", g.new_source}, {"old_reason", g.old_reason}, {"new_reason", g.new_reason}, {"missing", g.missing},
-                              {"transitions", transitions}, {"other_transitions", g.other_transitions}, {"examples", examples_json(g.examples)},
+            for (auto const& t : g.transitions)
+                transitions.push_back({{"from", t.from}, {"to", t.to}, {"count", t.count}});
+            char const* kind = g.kind == DiffGroup::Kind::changed          ? "changed"
+                               : g.kind == DiffGroup::Kind::became_unknown ? "became_unknown"
+                                                                           : "became_known";
+            groups.push_back({{"kind", kind},
+                              {"count", g.count},
+                              {"old_clause", g.old_clause},
+                              {"new_clause", g.new_clause},
+                              {"old_source", g.old_source},
+                              {"new_source", g.new_source},
+                              {"old_reason", g.old_reason},
+                              {"new_reason", g.new_reason},
+                              {"missing", g.missing},
+                              {"transitions", transitions},
+                              {"other_transitions", g.other_transitions},
+                              {"examples", examples_json(g.examples)},
                               {"classes", g.classes}});
         }
-        decisions.push_back({{"name", d.name}, {"label", d.label}, {"exported", d.exported}, {"changed", d.changed}, {"became_unknown", d.became_unknown},
-                             {"became_known", d.became_known}, {"combinations", d.combinations}, {"combinations_changed", d.combinations_changed},
-                             {"combination_examples", examples_json(d.combination_examples)}, {"groups", groups}});
+        decisions.push_back({{"name", d.name},
+                             {"label", d.label},
+                             {"exported", d.exported},
+                             {"changed", d.changed},
+                             {"became_unknown", d.became_unknown},
+                             {"became_known", d.became_known},
+                             {"combinations", d.combinations},
+                             {"combinations_changed", d.combinations_changed},
+                             {"combination_examples", examples_json(d.combination_examples)},
+                             {"groups", groups}});
     }
     json values = json::array();
-    for (auto const& v : r.values) values.push_back({{"name", v.name}, {"kind", v.kind}, {"from", v.from}, {"to", v.to}});
+    for (auto const& v : r.values)
+        values.push_back({{"name", v.name}, {"kind", v.kind}, {"from", v.from}, {"to", v.to}});
     json unreadable = json::array();
     for (auto const& e : r.unreadable_examples) {
         json id = json::parse(e.id, nullptr, false);
@@ -971,9 +1062,20 @@ std::string diff_json(DiffReport const& r) {
     }
     json classes = json::array();
     for (auto const& [name, count] : r.classes) classes.push_back({{"class", name}, {"count", count}});
-    json out = {{"old", r.old_rules}, {"new", r.new_rules}, {"corpus", r.corpus}, {"cases", r.cases}, {"changed_cases", r.changed_cases},
-                {"unreadable_both", r.unreadable_both}, {"unreadable", unreadable}, {"corpus_error", r.corpus_error()}, {"changed", r.changed()},
-                {"only_old", r.only_old}, {"only_new", r.only_new}, {"values", values}, {"classes", classes}, {"decisions", decisions}};
+    json out = {{"old", r.old_rules},
+                {"new", r.new_rules},
+                {"corpus", r.corpus},
+                {"cases", r.cases},
+                {"changed_cases", r.changed_cases},
+                {"unreadable_both", r.unreadable_both},
+                {"unreadable", unreadable},
+                {"corpus_error", r.corpus_error()},
+                {"changed", r.changed()},
+                {"only_old", r.only_old},
+                {"only_new", r.only_new},
+                {"values", values},
+                {"classes", classes},
+                {"decisions", decisions}};
     return out.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 

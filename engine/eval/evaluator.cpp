@@ -27,7 +27,8 @@ bool MonthBits::all(std::int64_t lo, std::int64_t hi) const {
     for (std::int64_t w = wa; w <= wb; ++w) {
         int from = w == wa ? int(a & 63) : 0;
         int to = w == wb ? int(b & 63) : 63;
-        std::uint64_t mask = (to == 63 ? ~std::uint64_t(0) : ((std::uint64_t(1) << (to + 1)) - 1)) & (~std::uint64_t(0) << from);
+        std::uint64_t mask =
+            (to == 63 ? ~std::uint64_t(0) : ((std::uint64_t(1) << (to + 1)) - 1)) & (~std::uint64_t(0) << from);
         if ((words[w] & mask) != mask) return false;
     }
     return true;
@@ -47,7 +48,8 @@ std::uint64_t next_identity() {
 }  // namespace
 
 Activation::Activation(Program const& program)
-    : program_(&program), values_(program.facts.size()), month_slot_(program.facts.size(), -1), identity_(next_identity()) {
+    : program_(&program), values_(program.facts.size()), month_slot_(program.facts.size(), -1),
+      identity_(next_identity()) {
     int n = 0;
     for (std::size_t f = 0; f < program.facts.size(); ++f)
         if (program.facts[f].type.kind == TypeKind::MonthSet) month_slot_[f] = n++;
@@ -57,8 +59,8 @@ Activation::Activation(Program const& program)
 
 // A copy is another record: it gets its own identity.
 Activation::Activation(Activation const& o)
-    : program_(o.program_), values_(o.values_), month_slot_(o.month_slot_), month_sets_(o.month_sets_), present_(o.present_),
-      identity_(next_identity()) {}
+    : program_(o.program_), values_(o.values_), month_slot_(o.month_slot_), month_sets_(o.month_sets_),
+      present_(o.present_), identity_(next_identity()) {}
 Activation::Activation(Activation&& o) noexcept
     : program_(o.program_), values_(std::move(o.values_)), month_slot_(std::move(o.month_slot_)),
       month_sets_(std::move(o.month_sets_)), present_(o.present_), identity_(next_identity()) {
@@ -385,7 +387,8 @@ void Evaluator::append_value(std::string& out, Type type, std::int64_t v, Activa
         case TypeKind::Month: out += Month::from_index(v).iso(); return;
         case TypeKind::Enum: {
             auto const& vals = program_->enums[std::size_t(type.enum_id)].values;
-            out += v >= 0 && std::size_t(v) < vals.size() ? std::string_view(vals[std::size_t(v)]) : std::string_view("?");
+            out +=
+                v >= 0 && std::size_t(v) < vals.size() ? std::string_view(vals[std::size_t(v)]) : std::string_view("?");
             return;
         }
         case TypeKind::EnumSet: {
@@ -448,14 +451,16 @@ void Evaluator::append_text(std::string& out, std::int64_t text, Activation cons
     }
     if (with_location) {
         out += " (";
-        out += clause.loc.file < program_->files.size() ? std::string_view(program_->files[clause.loc.file]) : std::string_view("?");
+        out += clause.loc.file < program_->files.size() ? std::string_view(program_->files[clause.loc.file])
+                                                        : std::string_view("?");
         out += ':';
         append_int(out, clause.loc.line);
         out += ')';
     }
 }
 
-void Evaluator::append_text(std::string& out, std::int64_t text, Activation const& facts, SlotValue value, void* context) {
+void Evaluator::append_text(std::string& out, std::int64_t text, Activation const& facts, SlotValue value,
+                            void* context) {
     slot_value_ = value;
     slot_context_ = context;
     append_text(out, text, facts, true);

@@ -30,7 +30,8 @@ std::string month_set_text(Activation const& facts, int f) {
     return "{" + months + "}";
 }
 
-// A value for people: dates in 和暦 with ISO in brackets (令和6年4月15日 (2024-04-15)), the rest as the evaluator writes it.
+// A value for people: dates in 和暦 with ISO in brackets (令和6年4月15日 (2024-04-15)), the rest as the evaluator
+// writes it.
 std::string people_value(Evaluator& ev, Type type, std::int64_t value, Activation const& facts) {
     if (type.kind == TypeKind::Date) return wareki_with_iso(Date::from_days(value));
     return ev.format_value(type, value, facts);
@@ -53,7 +54,9 @@ std::string case_heading(std::string const& id) {
 template <typename Info>
 std::string display_name(Info const& s) { return s.label.empty() ? s.name : s.label + " (" + s.name + ")"; }
 
-bool ident_byte(unsigned char c) { return c >= 0x80 || c == '_' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool ident_byte(unsigned char c) {
+    return c >= 0x80 || c == '_' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
 
 // The condition of a clause as written (between `when` and `=>`), with the value of every fact, param, let and
 // decision it names written after the name: query_date〈2024-09-10〉 < 運用開始日〈2024-04-01〉.
@@ -80,7 +83,8 @@ std::string condition_with_values(Evaluator& ev, Program const& p, Activation co
         std::string value;
         bool known = true;
         if (int f = p.find_fact(word); f >= 0) value = fact_text(ev, p, facts, f);
-        else if (int pa = p.find_param(word); pa >= 0) value = people_value(ev, p.params[std::size_t(pa)].type, p.params[std::size_t(pa)].value, facts);
+        else if (int pa = p.find_param(word); pa >= 0)
+            value = people_value(ev, p.params[std::size_t(pa)].type, p.params[std::size_t(pa)].value, facts);
         else if (int s = p.find_slot(word); s >= 0) {
             Outcome o = ev.evaluate_slot(facts, std::uint32_t(s));
             value = o.status == Status::ok ? people_value(ev, p.slots[std::size_t(s)].type, o.value, facts) : "不明";
@@ -97,7 +101,8 @@ struct Traced {
     Outcome outcome;
     std::string reason;
 };
-Traced traced(Evaluator& ev, Program const& p, Activation const& facts, std::uint32_t s, std::vector<TraceEvent>& trace) {
+Traced traced(Evaluator& ev, Program const& p, Activation const& facts, std::uint32_t s,
+              std::vector<TraceEvent>& trace) {
     trace.clear();
     ev.begin(facts);
     ev.set_trace(&trace);
@@ -119,7 +124,8 @@ std::string missing_names(Program const& p, Outcome const& o) {
 std::string explain_full(std::shared_ptr<Program const> const& program, Activation const& facts, std::string const& id);
 }  // namespace
 
-std::string explain(std::shared_ptr<Program const> program, std::string_view json_facts, std::vector<SourceFile> const*, bool full) {
+std::string explain(std::shared_ptr<Program const> program, std::string_view json_facts, std::vector<SourceFile> const*,
+                    bool full) {
     Program const& p = *program;
     JsonlEvaluator reader(program);
     Activation facts(p);
@@ -132,7 +138,8 @@ std::string explain(std::shared_ptr<Program const> program, std::string_view jso
     std::ostringstream out;
     out << case_heading(id);
     if (p.asof_fact >= 0 && facts.has(p.asof_fact))
-        out << " (基準日 " << display_name(p.facts[std::size_t(p.asof_fact)]) << " = " << fact_text(ev, p, facts, p.asof_fact) << ")";
+        out << " (基準日 " << display_name(p.facts[std::size_t(p.asof_fact)]) << " = "
+            << fact_text(ev, p, facts, p.asof_fact) << ")";
     out << "\n";
     // The facts, one a line with their names for people; the absent ones named once.
     std::string absent;
@@ -198,12 +205,14 @@ std::string explain(std::shared_ptr<Program const> program, std::string_view jso
 namespace {
 // The long form (kyotaku explain --full): every fact on its own line, and for each decision every clause passed
 // over, the deciding one, the version and all the intermediate values it needed.
-std::string explain_full(std::shared_ptr<Program const> const& program, Activation const& facts, std::string const& id) {
+std::string explain_full(std::shared_ptr<Program const> const& program, Activation const& facts,
+                         std::string const& id) {
     Program const& p = *program;
     Evaluator ev(program);
     std::ostringstream out;
     out << case_heading(id) << "\n\n入力された事実:\n";
-    for (std::size_t f = 0; f < p.facts.size(); ++f) out << "  " << display_name(p.facts[f]) << " = " << fact_text(ev, p, facts, int(f)) << "\n";
+    for (std::size_t f = 0; f < p.facts.size(); ++f)
+        out << "  " << display_name(p.facts[f]) << " = " << fact_text(ev, p, facts, int(f)) << "\n";
     std::vector<TraceEvent> trace;
     for (auto s : p.outputs) {
         auto const& slot = p.slots[s];
@@ -214,20 +223,26 @@ std::string explain_full(std::shared_ptr<Program const> const& program, Activati
             continue;
         }
         if (o.status == Status::no_version) {
-            out << "null\n  判定できません: 基準日に施行中の version がありません (" << p.slots[o.failed_slot].name << ")\n";
+            out << "null\n  判定できません: 基準日に施行中の version がありません (" << p.slots[o.failed_slot].name
+                << ")\n";
             continue;
         }
         out << people_value(ev, slot.type, o.value, facts) << "\n";
         if (!slot.versions.empty()) {
             auto const& v = slot.versions[o.version];
-            out << "  適用した版: 「" << v.label << "」 (" << (v.from == std::numeric_limits<std::int64_t>::min() ? std::string("") : Date::from_days(v.from).iso())
-                << " 〜 " << (v.until == std::numeric_limits<std::int64_t>::max() ? std::string("") : Date::from_days(v.until).iso()) << ", "
-                << p.location(v.loc) << ")\n";
+            out << "  適用した版: 「" << v.label << "」 ("
+                << (v.from == std::numeric_limits<std::int64_t>::min() ? std::string("")
+                                                                       : Date::from_days(v.from).iso())
+                << " 〜 "
+                << (v.until == std::numeric_limits<std::int64_t>::max() ? std::string("")
+                                                                        : Date::from_days(v.until).iso())
+                << ", " << p.location(v.loc) << ")\n";
         }
         // Why not: the clauses of this decision whose condition was false.
         for (auto const& e : trace)
             if (e.kind == TraceEvent::Kind::Condition && p.clauses[e.id].slot == s && !e.value)
-                out << "  見送り: " << p.location(p.clauses[e.id].loc) << "  " << first_line(p.clauses[e.id].source) << "  → 条件が偽\n";
+                out << "  見送り: " << p.location(p.clauses[e.id].loc) << "  " << first_line(p.clauses[e.id].source)
+                    << "  → 条件が偽\n";
         auto const& c = p.clauses[o.clause];
         out << "  決め手: " << p.location(c.loc) << "  " << first_line(c.source) << "\n";
         if (!reason.empty()) out << "  理由: " << reason << "\n";
@@ -245,7 +260,8 @@ std::string explain_full(std::shared_ptr<Program const> const& program, Activati
             if (!header) out << "  途中の値:\n";
             header = true;
             auto const& ls = p.slots[e.id];
-            out << "    " << display_name(ls) << " = " << people_value(ev, ls.type, e.value, facts) << "   (" << p.location(ls.loc) << ")\n";
+            out << "    " << display_name(ls) << " = " << people_value(ev, ls.type, e.value, facts) << "   ("
+                << p.location(ls.loc) << ")\n";
         }
     }
     return out.str();

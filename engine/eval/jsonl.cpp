@@ -29,7 +29,8 @@ namespace {
 constexpr std::uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
 inline bool needs_escape(std::uint64_t w) {
     auto zero_byte = [](std::uint64_t x) { return (x - ones) & ~x & highs; };
-    return ((((w & ~highs) + (0x80 - 0x20) * ones) ^ highs) & ~w & highs) | zero_byte(w ^ ('"' * ones)) | zero_byte(w ^ ('\\' * ones));
+    return ((((w & ~highs) + (0x80 - 0x20) * ones) ^ highs) & ~w & highs) | zero_byte(w ^ ('"' * ones)) |
+           zero_byte(w ^ ('\\' * ones));
 }
 }  // namespace
 
@@ -229,11 +230,12 @@ struct JsonlEvaluator::Impl {
             keys.push_back(k + ":");
             null_field.push_back("," + keys.back() + "null");
             auto const& type = p->slots[s].type;
-            std::size_t const values = type.kind == TypeKind::Bool ? 2
-                                       : type.kind == TypeKind::Enum ? p->enums[std::size_t(type.enum_id)].values.size()
-                                       : type.kind == TypeKind::EnumSet && p->enums[std::size_t(type.enum_id)].values.size() <= 10
-                                           ? std::size_t(1) << p->enums[std::size_t(type.enum_id)].values.size()
-                                           : 0;
+            std::size_t const values =
+                type.kind == TypeKind::Bool   ? 2
+                : type.kind == TypeKind::Enum ? p->enums[std::size_t(type.enum_id)].values.size()
+                : type.kind == TypeKind::EnumSet && p->enums[std::size_t(type.enum_id)].values.size() <= 10
+                    ? std::size_t(1) << p->enums[std::size_t(type.enum_id)].values.size()
+                    : 0;
             field.emplace_back(values);
             version_json.emplace_back();
             for (auto const& v : p->slots[s].versions) {
@@ -288,7 +290,8 @@ namespace {
 //   kind() → 's' string, 'n' number, '0' null, '?' other, raw_number() → the number's text.
 
 template <typename Value, typename Self, typename FieldError>
-void convert_fact(Self const& self, Activation& out, int f, std::string_view key, Value& value, FieldError&& field_error) {
+void convert_fact(Self const& self, Activation& out, int f, std::string_view key, Value& value,
+                  FieldError&& field_error) {
     auto const& info = self.program->facts[std::size_t(f)];
     if (value.is_null()) {
         out.unset(f);
@@ -339,7 +342,9 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
                 break;
             }
             int v = self.enum_tables[std::size_t(info.type.enum_id)].find(*s);
-            if (v < 0) field_error(key, "不明な値「" + std::string(*s) + "」(" + self.enum_list(info.type.enum_id) + " のいずれか) / unknown value \"" + std::string(*s) + "\"");
+            if (v < 0)
+                field_error(key, "不明な値「" + std::string(*s) + "」(" + self.enum_list(info.type.enum_id) +
+                                     " のいずれか) / unknown value \"" + std::string(*s) + "\"");
             else out.set_raw(f, v);
             break;
         }
@@ -354,7 +359,8 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
                 }
                 int v = self.enum_tables[std::size_t(info.type.enum_id)].find(*s);
                 if (v < 0) {
-                    field_error(key, "不明な値「" + std::string(*s) + "」(" + self.enum_list(info.type.enum_id) + " のいずれか) / unknown value \"" + std::string(*s) + "\"");
+                    field_error(key, "不明な値「" + std::string(*s) + "」(" + self.enum_list(info.type.enum_id) +
+                                         " のいずれか) / unknown value \"" + std::string(*s) + "\"");
                     return ok = false;
                 }
                 mask |= std::uint64_t(1) << v;
@@ -382,7 +388,8 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
                     m = r.month->index();
                 }
                 if (!bits.set(*m)) {
-                    field_error(key, "月 " + std::string(*s) + " は対応範囲 2000-01〜2085-04 の外です / month outside 2000-01..2085-04");
+                    field_error(key, "月 " + std::string(*s) +
+                                         " は対応範囲 2000-01〜2085-04 の外です / month outside 2000-01..2085-04");
                     return false;
                 }
                 return true;
@@ -397,7 +404,8 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
 
 // One field of the line: the id, a fact of these rules, or something else (ignored).
 template <typename Value, typename Self, typename FieldError>
-void read_field(Self const& self, Activation& out, std::string& id, std::string_view key, Value& value, FieldError&& field_error) {
+void read_field(Self const& self, Activation& out, std::string& id, std::string_view key, Value& value,
+                FieldError&& field_error) {
     if (key == "id") {
         switch (value.kind()) {
             case 's':
@@ -434,7 +442,8 @@ void read_field(Self const& self, Activation& out, std::string& id, std::string_
     for (auto const& allowed : self.allowed)
         if (allowed == key) return;
     std::string const near = nearest_name(key, self.known);
-    field_error(key, "このルールにない項目です" + (near.empty() ? std::string() : " (「" + near + "」のことですか?)") + " / not a fact of these rules" +
+    field_error(key, "このルールにない項目です" + (near.empty() ? std::string() : " (「" + near + "」のことですか?)") +
+                         " / not a fact of these rules" +
                          (near.empty() ? std::string() : " (did you mean '" + near + "'?)"));
 }
 }  // namespace
@@ -523,7 +532,8 @@ struct SimdValue {
     }
     std::string raw_number() {
         std::string_view raw = v.raw_json_token();
-        while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\r' || raw.back() == '\n')) raw.remove_suffix(1);
+        while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\r' || raw.back() == '\n'))
+            raw.remove_suffix(1);
         return std::string(raw);
     }
 };
@@ -559,7 +569,8 @@ void JsonlEvaluator::Impl::find_id(simdjson::padded_string_view json, std::strin
 }
 
 // flatten: the fact conversion is written once for both readers; inlined here it runs as fast as hand-merged code.
-__attribute__((flatten)) std::string JsonlEvaluator::Impl::read_fields(simdjson::padded_string_view json, Activation& out, std::string& id) {
+__attribute__((flatten)) std::string JsonlEvaluator::Impl::read_fields(simdjson::padded_string_view json,
+                                                                       Activation& out, std::string& id) {
     using namespace simdjson;
     id = "null";
     out.clear();
@@ -725,8 +736,11 @@ void JsonlEvaluator::Impl::write_missing_and_versions(std::string& out, bool any
             first = false;
             out += keys[o];
             if (oc.status == Status::no_version) {
-                std::string msg = "施行日 " + (facts.has(program->asof_fact) ? Date::from_days(facts.raw(program->asof_fact)).iso() : std::string("?")) +
-                                  " に効力のある " + program->slots[oc.failed_slot].name + " の version がありません / no version in force";
+                std::string msg = "施行日 " +
+                                  (facts.has(program->asof_fact) ? Date::from_days(facts.raw(program->asof_fact)).iso()
+                                                                 : std::string("?")) +
+                                  " に効力のある " + program->slots[oc.failed_slot].name +
+                                  " の version がありません / no version in force";
                 append_json_string(out, msg);
                 continue;
             }
@@ -776,7 +790,8 @@ std::string JsonlEvaluator::read_facts(std::string_view line, Activation& facts,
 #if KYOTAKU_JSONL_SIMDJSON
     impl_->padded.assign(line);
     impl_->padded.append(simdjson::SIMDJSON_PADDING, ' ');
-    return impl_->read(simdjson::padded_string_view(impl_->padded.data(), line.size(), impl_->padded.size()), facts, id_json);
+    return impl_->read(simdjson::padded_string_view(impl_->padded.data(), line.size(), impl_->padded.size()), facts,
+                       id_json);
 #else
     return impl_->read(line, facts, id_json);
 #endif
@@ -809,7 +824,9 @@ bool LineReader::next(std::string_view& line, bool& too_long) {
     too_long = false;
     for (;;) {
         if (start_ < have_ || eof_) {
-            char const* nl = start_ < have_ ? static_cast<char const*>(std::memchr(buf_.data() + start_, '\n', have_ - start_)) : nullptr;
+            char const* nl = start_ < have_
+                                 ? static_cast<char const*>(std::memchr(buf_.data() + start_, '\n', have_ - start_))
+                                 : nullptr;
             if (nl || (eof_ && start_ < have_)) {
                 std::size_t const end = nl ? std::size_t(nl - buf_.data()) : have_;
                 line = std::string_view(buf_.data() + start_, end - start_);
@@ -847,7 +864,8 @@ bool LineReader::next(std::string_view& line, bool& too_long) {
 
 // One line of the stream (not blank, within the cap), answered into `output`. `readable`: how many bytes may be
 // read from line.data() on (simdjson reads up to SIMDJSON_PADDING bytes past the line).
-void JsonlEvaluator::Impl::answer(std::string_view line, [[maybe_unused]] std::size_t readable, std::string& output, Stats& stats) {
+void JsonlEvaluator::Impl::answer(std::string_view line, [[maybe_unused]] std::size_t readable, std::string& output,
+                                  Stats& stats) {
     ++stats.lines;
 #if KYOTAKU_JSONL_SIMDJSON
     std::string err = read(simdjson::padded_string_view(line.data(), line.size(), readable), facts, id_json);
@@ -866,7 +884,8 @@ void JsonlEvaluator::Impl::answer(std::string_view line, [[maybe_unused]] std::s
 }
 
 namespace {
-constexpr std::string_view too_long_answer = "{\"id\":null,\"error\":\"行が長すぎます (1 MiB まで) / line too long (1 MiB at most)\"}\n";
+constexpr std::string_view too_long_answer =
+    "{\"id\":null,\"error\":\"行が長すぎます (1 MiB まで) / line too long (1 MiB at most)\"}\n";
 #if KYOTAKU_JSONL_SIMDJSON
 constexpr std::size_t padding = simdjson::SIMDJSON_PADDING;
 #else
@@ -931,7 +950,9 @@ JsonlEvaluator::Stats JsonlEvaluator::run_parallel(std::FILE* in, std::FILE* out
                 Slot& slot = slots[k % ring];
                 {
                     std::unique_lock lock(m);
-                    cv.wait(lock, [&] { return (slot.state == Slot::State::filled && slot.seq == k) || (end && k >= filled); });
+                    cv.wait(lock, [&] {
+                        return (slot.state == Slot::State::filled && slot.seq == k) || (end && k >= filled);
+                    });
                     if (slot.state != Slot::State::filled || slot.seq != k) return;
                 }
                 slot.output.clear();
@@ -942,7 +963,8 @@ JsonlEvaluator::Stats JsonlEvaluator::run_parallel(std::FILE* in, std::FILE* out
                         ++slot.stats.errors;
                         slot.output += too_long_answer;
                     } else {
-                        impl.answer(std::string_view(slot.text.data() + offset, size), slot.text.size() - offset, slot.output, slot.stats);
+                        impl.answer(std::string_view(slot.text.data() + offset, size), slot.text.size() - offset,
+                                    slot.output, slot.stats);
                     }
                 }
                 std::lock_guard lock(m);

@@ -69,8 +69,8 @@ TestReport run_tests(std::shared_ptr<Program const> program) {
                 std::string got = e.contains && o.status == Status::ok ? "「" + ev.render_text(o.value, facts) + "」"
                                                                        : describe(ev, p, o, slot.type, facts);
                 report.failures.push_back(TestFailure{t.name, p.location(e.loc),
-                                                      slot.name + ": 期待 " + want + "、結果 " + got + " / expected " + want +
-                                                          ", got " + got});
+                                                      slot.name + ": 期待 " + want + "、結果 " + got + " / expected " +
+                                                          want + ", got " + got});
             }
         }
         if (ok) ++report.passed;

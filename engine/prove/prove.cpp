@@ -32,7 +32,9 @@ std::string ProofReport::summary() const {
     if (!error.empty()) return "証明できません / cannot prove: " + error;
     std::size_t proven = 0, broken = 0, unknown = 0;
     for (auto const& r : results)
-        (r.status == InvariantResult::Status::proven ? proven : r.status == InvariantResult::Status::counterexample ? broken : unknown)++;
+        (r.status == InvariantResult::Status::proven           ? proven
+         : r.status == InvariantResult::Status::counterexample ? broken
+                                                               : unknown)++;
     char time[32];
     std::snprintf(time, sizeof time, "%.1f s", seconds);
     if (results.empty()) return "no invariant to prove (0 invariants)";
@@ -77,7 +79,9 @@ struct Calendar {
         z3::expr const m = z3::ite(mp < 10, mp + 3, mp - 9);
         return z3::ite(m <= 2, y + 1, y) * 12 + m - 1;
     }
-    z3::expr exact_month_first(z3::expr const& month) const { return days_from_civil(month / 12, z3::mod(month, 12) + 1, num(1)); }
+    z3::expr exact_month_first(z3::expr const& month) const {
+        return days_from_civil(month / 12, z3::mod(month, 12) + 1, num(1));
+    }
 
     // The month holding day `d` among months [lo, hi] of the table (d known to lie in them).
     z3::expr month_tree(z3::expr const& d, std::int64_t lo, std::int64_t hi) const {
@@ -114,7 +118,9 @@ struct Calendar {
         return z3::ite(day_of_month <= length, first + day_of_month - 1, up ? first + length : first + length - 1);
     }
     // 民法140 (起算日) and 143 (満了日 = round_up(起算日 + n months) − 1 day), as calendar.cpp computes them.
-    z3::expr period_start(z3::expr const& day, z3::expr const& rule) const { return day + z3::ite(rule == 0, num(1), num(0)); }
+    z3::expr period_start(z3::expr const& day, z3::expr const& rule) const {
+        return day + z3::ite(rule == 0, num(1), num(0));
+    }
     z3::expr period_end(z3::expr const& day, z3::expr const& months, z3::expr const& rule) const {
         return add_months(period_start(day, rule), months, true) - 1;
     }
@@ -138,7 +144,8 @@ std::vector<std::uint32_t> function_ends(Program const& p) {
 class Translator {
 public:
     Translator(Program const& p, z3::context& c, std::int64_t first_day, std::int64_t last_day)
-        : p_(p), c_(c), cal_{c, Month::of(Date::from_days(first_day)).index() - 36, Month::of(Date::from_days(last_day)).index() + 36},
+        : p_(p), c_(c), cal_{c, Month::of(Date::from_days(first_day)).index() - 36,
+                             Month::of(Date::from_days(last_day)).index() + 36},
           ends_(function_ends(p)), first_day_(first_day), last_day_(last_day), domain_(c) {
         first_month_ = Month::of(Date::from_days(first_day)).index();
         last_month_ = Month::of(Date::from_days(last_day)).index();
@@ -201,7 +208,9 @@ public:
                 case TypeKind::Int: out += std::to_string(v); break;
                 case TypeKind::Date: append_json_string(out, Date::from_days(v).iso()); break;
                 case TypeKind::Month: append_json_string(out, Month::from_index(v).iso()); break;
-                case TypeKind::Enum: append_json_string(out, p_.enums[std::size_t(info.type.enum_id)].values[std::size_t(v)]); break;
+                case TypeKind::Enum:
+                    append_json_string(out, p_.enums[std::size_t(info.type.enum_id)].values[std::size_t(v)]);
+                    break;
                 case TypeKind::EnumSet: {
                     out += "[";
                     auto const& values = p_.enums[std::size_t(info.type.enum_id)].values;
@@ -232,20 +241,28 @@ private:
         }
         z3::expr const v = c_.int_const(name.c_str());
         facts_.emplace(f, v);
-        auto range = [&](std::int64_t lo, std::int64_t hi) { domain_.push_back(v >= c_.int_val(lo) && v <= c_.int_val(hi)); };
+        auto range = [&](std::int64_t lo, std::int64_t hi) {
+            domain_.push_back(v >= c_.int_val(lo) && v <= c_.int_val(hi));
+        };
         switch (info.type.kind) {
             case TypeKind::Bool: range(0, 1); break;
             case TypeKind::Int: range(-1000000, 1000000); break;
             case TypeKind::Date: range(first_day_, last_day_); break;
             case TypeKind::Month: range(first_month_, last_month_); break;
-            case TypeKind::Enum: range(0, std::int64_t(p_.enums[std::size_t(info.type.enum_id)].values.size()) - 1); break;
+            case TypeKind::Enum:
+                range(0, std::int64_t(p_.enums[std::size_t(info.type.enum_id)].values.size()) - 1);
+                break;
             case TypeKind::EnumSet: {
                 std::size_t const n = p_.enums[std::size_t(info.type.enum_id)].values.size();
-                if (n > 62) error_ = "fact " + info.name + ": 62 を超える値の集合は証明できません / sets of more than 62 values are not supported";
+                if (n > 62)
+                    error_ = "fact " + info.name +
+                             ": 62 を超える値の集合は証明できません / sets of more than 62 values are not supported";
                 range(0, (std::int64_t(1) << std::min<std::size_t>(n, 62)) - 1);
                 break;
             }
-            default: error_ = "fact " + info.name + ": この型の fact は証明できません / facts of this type are not supported";
+            default:
+                error_ =
+                    "fact " + info.name + ": この型の fact は証明できません / facts of this type are not supported";
         }
     }
 
@@ -273,16 +290,20 @@ private:
     }
 
     // Month sets: membership, "every month of a range", "the first month of a range missing" (MonthBits' own).
-    z3::expr has(int f, z3::expr const& month) { return month >= num(first_month_) && month <= num(last_month_) && months_.at(f)(month); }
+    z3::expr has(int f, z3::expr const& month) {
+        return month >= num(first_month_) && month <= num(last_month_) && months_.at(f)(month);
+    }
     z3::expr all_in(int f, z3::expr const& lo, z3::expr const& hi) {
         z3::expr every = lo >= num(first_month_) && hi <= num(last_month_);
-        for (std::int64_t m = first_month_; m <= last_month_; ++m) every = every && z3::implies(lo <= num(m) && num(m) <= hi, months_.at(f)(num(m)));
+        for (std::int64_t m = first_month_; m <= last_month_; ++m)
+            every = every && z3::implies(lo <= num(m) && num(m) <= hi, months_.at(f)(num(m)));
         return truth(hi < lo || every);
     }
     z3::expr first_missing(int f, z3::expr const& lo, z3::expr const& hi) {
         // After every month of the domain in [lo, hi] was present: the first month past the domain, or hi + 1.
         z3::expr r = z3::ite(hi > num(last_month_), z3::ite(lo > num(last_month_), lo, num(last_month_ + 1)), hi + 1);
-        for (std::int64_t m = last_month_; m >= first_month_; --m) r = z3::ite(lo <= num(m) && num(m) <= hi && !months_.at(f)(num(m)), num(m), r);
+        for (std::int64_t m = last_month_; m >= first_month_; --m)
+            r = z3::ite(lo <= num(m) && num(m) <= hi && !months_.at(f)(num(m)), num(m), r);
         return z3::ite(hi < lo, hi + 1, z3::ite(lo < num(first_month_), lo, r));
     }
 
@@ -292,7 +313,8 @@ private:
     };
 
     bool unsupported(char const* what, std::uint32_t pc) {
-        error_ = std::string("命令 ") + what + " (" + std::to_string(pc) + ") は証明できません / the prover does not know instruction " + what;
+        error_ = std::string("命令 ") + what + " (" + std::to_string(pc) +
+                 ") は証明できません / the prover does not know instruction " + what;
         return false;
     }
 
@@ -325,7 +347,9 @@ private:
             Instr const& i = p_.code[pc];
             auto R = [&](int r) { return regs.at(r); };
             auto set = [&](int r, z3::expr const& v) { regs.insert_or_assign(r, v); };
-            auto go = [&](std::uint32_t target, z3::expr const& cond) { incoming[target - entry].push_back(In{cond, regs}); };
+            auto go = [&](std::uint32_t target, z3::expr const& cond) {
+                incoming[target - entry].push_back(In{cond, regs});
+            };
             auto K = [&](std::int64_t k) { return num(p_.consts[std::size_t(k)]); };
             bool falls = true;  // continues to pc + 1 under `reach`
             switch (i.op) {
@@ -362,7 +386,9 @@ private:
                 case Op::CONDLT:
                 case Op::CONDLE:
                 case Op::CONDNOT: {
-                    z3::expr const t = i.op == Op::CONDLT ? R(i.b) < R(i.c) : i.op == Op::CONDLE ? R(i.b) <= R(i.c) : R(i.b) == 0;
+                    z3::expr const t = i.op == Op::CONDLT   ? R(i.b) < R(i.c)
+                                       : i.op == Op::CONDLE ? R(i.b) <= R(i.c)
+                                                            : R(i.b) == 0;
                     go(std::uint32_t(i.d), reach && !t);
                     reach = reach && t;
                     break;
@@ -491,13 +517,16 @@ std::string check_calendar_encoding(Date first, Date last) {
         {"month_of", cal.month_of(d), [](Date day, int) { return Month::of(day).index(); }},
         {"month_end", cal.month_end(d), [](Date day, int) { return month_end(day).days(); }},
         {"month_last", cal.month_last(m), [](Date day, int) { return Month::of(day).last_day().days(); }},
-        {"period_start", cal.period_start(d, rule), [](Date day, int r) { return period_start(day, FirstDay(r)).days(); }},
-        {"period_end 3 months", cal.period_end(d, c.int_val(3), rule), [](Date day, int r) { return period_end(day, 3, FirstDay(r)).days(); }},
+        {"period_start", cal.period_start(d, rule),
+         [](Date day, int r) { return period_start(day, FirstDay(r)).days(); }},
+        {"period_end 3 months", cal.period_end(d, c.int_val(3), rule),
+         [](Date day, int r) { return period_end(day, 3, FirstDay(r)).days(); }},
     };
     for (int k : {-1, 1, 3, 12, 13})
         for (bool up : {false, true})
-            terms.push_back({"add_months " + std::to_string(k) + (up ? " up" : " clamp"), cal.add_months(d, c.int_val(k), up),
-                             [k, up](Date day, int) { return add_months(day, k, up ? Rounding::up : Rounding::clamp).days(); }});
+            terms.push_back(
+                {"add_months " + std::to_string(k) + (up ? " up" : " clamp"), cal.add_months(d, c.int_val(k), up),
+                 [k, up](Date day, int) { return add_months(day, k, up ? Rounding::up : Rounding::clamp).days(); }});
     for (std::int64_t x = first.days(); x <= last.days(); ++x) {
         Date const day = Date::from_days(x);
         for (int r = 0; r < 2; ++r) {
@@ -509,7 +538,8 @@ std::string check_calendar_encoding(Date first, Date last) {
                 z3::expr const v = t.term.substitute(from, to).simplify();
                 std::int64_t const want = t.want(day, r);
                 if (!v.is_numeral() || v.get_numeral_int64() != want)
-                    return t.name + " of " + day.iso() + " (rule " + std::to_string(r) + "): Z3 " + v.to_string() + ", calendar " + std::to_string(want);
+                    return t.name + " of " + day.iso() + " (rule " + std::to_string(r) + "): Z3 " + v.to_string() +
+                           ", calendar " + std::to_string(want);
             }
         }
     }
@@ -522,21 +552,27 @@ ProofReport prove(std::shared_ptr<Program const> const& program, ProveOptions co
     ProofReport report;
     if (p.invariants.empty()) return report;
     if (p.horizon == std::numeric_limits<std::int64_t>::max()) {
-        report.error = "horizon (証明する最後の日) が宣言されていません。例: horizon 2030-12-31 / the rules declare no horizon (horizon 2030-12-31)";
+        report.error = "horizon (証明する最後の日) が宣言されていません。例: horizon 2030-12-31 / the rules declare no "
+                       "horizon (horizon 2030-12-31)";
         return report;
     }
-    std::int64_t const first = first_day_of(p).value_or(Month::of(Date::from_days(p.horizon)).plus(-24).first_day().days());
+    std::int64_t const first =
+        first_day_of(p).value_or(Month::of(Date::from_days(p.horizon)).plus(-24).first_day().days());
     // The month tables and the month-set terms grow with the domain: a century is the bound (a notice is revised
     // far sooner; a horizon beyond it is more likely a typo than a plan).
     if (p.horizon - first > 100 * 366) {
-        report.error = "horizon " + Date::from_days(p.horizon).iso() + " はルールの最初の日付から100年を超えています / the horizon is more than a century after the rules' first date";
+        report.error = "horizon " + Date::from_days(p.horizon).iso() +
+                       " はルールの最初の日付から100年を超えています / the horizon is more than a century after the "
+                       "rules' first date";
         return report;
     }
     if (p.horizon < first) {
-        report.error = "horizon " + Date::from_days(p.horizon).iso() + " はルールの最初の日付より前です / the horizon is before the rules' first date";
+        report.error = "horizon " + Date::from_days(p.horizon).iso() +
+                       " はルールの最初の日付より前です / the horizon is before the rules' first date";
         return report;
     }
-    report.domain = "日付は " + Date::from_days(first).iso() + "〜" + Date::from_days(p.horizon).iso() + " のすべての日、その間の月のすべての集合、enum と真偽のすべての組合せ";
+    report.domain = "日付は " + Date::from_days(first).iso() + "〜" + Date::from_days(p.horizon).iso() +
+                    " のすべての日、その間の月のすべての集合、enum と真偽のすべての組合せ";
     try {
         z3::context c;
         Translator t(p, c, first, p.horizon);
@@ -577,7 +613,8 @@ ProofReport prove(std::shared_ptr<Program const> const& program, ProveOptions co
                 Outcome const o = error.empty() ? evaluator.evaluate_slot(facts, inv.slot) : Outcome{};
                 if (!error.empty() || o.status != Status::ok || o.value != 0) {
                     r.status = InvariantResult::Status::unknown;
-                    r.reason = "内部エラー: 証明器の反例を評価器が反例と認めません / internal: the evaluator does not confirm the solver's counterexample " +
+                    r.reason = "内部エラー: 証明器の反例を評価器が反例と認めません / internal: the evaluator does not "
+                               "confirm the solver's counterexample " +
                                r.facts + (error.empty() ? std::string() : " (" + error + ")");
                 } else {
                     r.status = InvariantResult::Status::counterexample;
@@ -606,7 +643,9 @@ std::string format_proofs(Program const& p, ProofReport const& report) {
         std::snprintf(time, sizeof time, "%.2f s", r.seconds);
         std::string const title = r.label.empty() ? r.name : r.name + "「" + r.label + "」";
         switch (r.status) {
-            case InvariantResult::Status::proven: out += "証明済み  " + title + "  (" + r.location + ", " + time + ")\n"; break;
+            case InvariantResult::Status::proven:
+                out += "証明済み  " + title + "  (" + r.location + ", " + time + ")\n";
+                break;
             case InvariantResult::Status::counterexample:
                 out += "反例あり  " + title + "  (" + r.location + ")\n";
                 for (auto const& inv : p.invariants)
@@ -619,7 +658,9 @@ std::string format_proofs(Program const& p, ProofReport const& report) {
                     at = nl == std::string::npos ? r.explanation.size() : nl + 1;
                 }
                 break;
-            case InvariantResult::Status::unknown: out += "不明      " + title + "  (" + r.location + "): " + r.reason + "\n"; break;
+            case InvariantResult::Status::unknown:
+                out += "不明      " + title + "  (" + r.location + "): " + r.reason + "\n";
+                break;
         }
     }
     out += report.summary() + "\n";

@@ -85,9 +85,11 @@ ReleaseOutcome make_release(ReleaseOptions const& o, std::function<void(ReleaseS
         std::string unformatted;
         for (auto const& src : sources) {
             auto f = format_source(src);
-            if (!f.ok() || f.text != src.text) unformatted += src.path + ": 整形されていません (kyotaku fmt -w) / not formatted\n";
+            if (!f.ok() || f.text != src.text)
+                unformatted += src.path + ": 整形されていません (kyotaku fmt -w) / not formatted\n";
         }
-        all_ok &= step("fmt --check", unformatted.empty(), unformatted.empty() ? "canonical" : "not canonical", unformatted);
+        all_ok &=
+            step("fmt --check", unformatted.empty(), unformatted.empty() ? "canonical" : "not canonical", unformatted);
     }
     if (!program) return out;
 
@@ -100,15 +102,18 @@ ReleaseOutcome make_release(ReleaseOptions const& o, std::function<void(ReleaseS
 
     // The invariants, proven for every input of their domain.
     ProofReport const proofs = prove(program);
-    all_ok &= step("prove", proofs.ok(), proofs.summary(), proofs.ok() ? std::string() : format_proofs(*program, proofs));
+    all_ok &=
+        step("prove", proofs.ok(), proofs.summary(), proofs.ok() ? std::string() : format_proofs(*program, proofs));
 
     // The previous release: signed by a trusted key (the signing key unless others are given); its number.
     std::shared_ptr<Program const> previous;
     std::error_code ec;
     bool read_ok = false;
-    std::string const previous_bytes = fs::is_regular_file(o.previous, ec) ? read_all(o.previous, read_ok) : std::string();
+    std::string const previous_bytes =
+        fs::is_regular_file(o.previous, ec) ? read_all(o.previous, read_ok) : std::string();
     if (read_ok && previous_bytes.rfind("KYTKBNDL", 0) == 0) {
-        std::vector<std::string> const trusted = o.trusted_keys.empty() ? std::vector<std::string>{signer.raw} : o.trusted_keys;
+        std::vector<std::string> const trusted =
+            o.trusted_keys.empty() ? std::vector<std::string>{signer.raw} : o.trusted_keys;
         bool const is_signed = split_bundle(previous_bytes).is_signed();
         Message const refusal = is_signed ? check_bundle_signature(previous_bytes, trusted) : Message{};
         auto loaded = refusal.empty() ? load_bundle(previous_bytes) : LoadResult{};
@@ -122,7 +127,8 @@ ReleaseOutcome make_release(ReleaseOptions const& o, std::function<void(ReleaseS
     } else {
         auto loaded = load_rules(o.previous);
         if (!loaded.program) {
-            step("previous", false, "前のリリースを読めません / cannot read the previous release", o.previous + ": " + loaded.describe());
+            step("previous", false, "前のリリースを読めません / cannot read the previous release",
+                 o.previous + ": " + loaded.describe());
             return out;
         }
         previous = loaded.program;
@@ -130,8 +136,9 @@ ReleaseOutcome make_release(ReleaseOptions const& o, std::function<void(ReleaseS
     out.release = o.release ? o.release : out.previous_release + 1;
     if (out.previous_release == 0 && o.release == 0) {
         step("previous", false, "前のリリースに番号がありません / the previous rules carry no release number",
-             o.previous + " は署名したリリースではありません。最初のリリースなら --release 1 のように番号を指定してください / " + o.previous +
-                 " is not a signed release: for a first release, give the number (--release 1)");
+             o.previous +
+                 " は署名したリリースではありません。最初のリリースなら --release 1 のように番号を指定してください / " +
+                 o.previous + " is not a signed release: for a first release, give the number (--release 1)");
         return out;
     }
     if (out.release <= out.previous_release) {
@@ -140,8 +147,8 @@ ReleaseOutcome make_release(ReleaseOptions const& o, std::function<void(ReleaseS
         return out;
     }
     step("previous", true,
-         (out.previous_release ? "release " + std::to_string(out.previous_release) : std::string("unnumbered rules")) + " → release " +
-             std::to_string(out.release));
+         (out.previous_release ? "release " + std::to_string(out.previous_release) : std::string("unnumbered rules")) +
+             " → release " + std::to_string(out.release));
 
     // What the change does, against the previous release.
     RuleDiff diff(previous, program);
@@ -170,9 +177,10 @@ ReleaseOutcome make_release(ReleaseOptions const& o, std::function<void(ReleaseS
     report.new_rules = o.rules;
     report.corpus = described;
     all_ok &= step("diff", !report.corpus_error(),
-                   report.corpus_error() ? "the corpus cannot be compared (no case, or unreadable lines)"
-                                         : std::to_string(report.cases) + " cases, " + std::to_string(report.changed_cases) + " with a changed answer, " +
-                                               std::to_string(report.values.size()) + " param(s) changed",
+                   report.corpus_error()
+                       ? "the corpus cannot be compared (no case, or unreadable lines)"
+                       : std::to_string(report.cases) + " cases, " + std::to_string(report.changed_cases) +
+                             " with a changed answer, " + std::to_string(report.values.size()) + " param(s) changed",
                    report.corpus_error() ? diff_markdown(report) : std::string());
     if (!all_ok) {
         step("sign", false, "一つでも失敗したので署名しません / not signed: a step failed");
@@ -181,14 +189,16 @@ ReleaseOutcome make_release(ReleaseOptions const& o, std::function<void(ReleaseS
 
     // The report, with the steps that passed, then the bundle that names its hash.
     std::string text = "# リリース " + std::to_string(out.release) + " (kyotaku release)\n\n";
-    text += "- 前のリリース: " + (out.previous_release ? std::to_string(out.previous_release) : std::string("なし")) + " (`" + o.previous + "`)\n";
+    text += "- 前のリリース: " + (out.previous_release ? std::to_string(out.previous_release) : std::string("なし")) +
+            " (`" + o.previous + "`)\n";
     text += "- ルール: `" + o.rules + "` (ソースのハッシュ " + source_hash_hex(program->source_hash) + ")\n";
     text += "- 署名の鍵: " + out.key_id + "\n";
     for (auto const& s : out.steps) text += "- " + s.name + ": " + s.summary + "\n";
     text += "\n" + diff_markdown(report);
     out.report_path = release_report_path(o.output);
     out.report_sha256 = sha256_hex(text);
-    SignResult signed_bundle = sign_bundle(save_bundle(*program, ReleaseInfo{out.release, {}, out.report_sha256}), o.sign_key);
+    SignResult signed_bundle =
+        sign_bundle(save_bundle(*program, ReleaseInfo{out.release, {}, out.report_sha256}), o.sign_key);
     if (!signed_bundle.ok()) {
         step("sign", false, "署名できません / cannot sign", signed_bundle.error.text());
         return out;
@@ -197,7 +207,8 @@ ReleaseOutcome make_release(ReleaseOptions const& o, std::function<void(ReleaseS
         step("sign", false, "書き込めません / cannot write", out.report_path + ", " + o.output);
         return out;
     }
-    out.ok = step("sign", true, "release " + std::to_string(out.release) + ", key " + out.key_id + ", report " + out.report_path);
+    out.ok = step("sign", true,
+                  "release " + std::to_string(out.release) + ", key " + out.key_id + ", report " + out.report_path);
     return out;
 }
 

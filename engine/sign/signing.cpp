@@ -52,7 +52,8 @@ std::string raw_public(EVP_PKEY* k) {
 }
 
 bool verify(std::string_view raw_key, std::string_view message, std::string_view signature) {
-    Pkey key(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, reinterpret_cast<unsigned char const*>(raw_key.data()), raw_key.size()));
+    Pkey key(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr,
+                                         reinterpret_cast<unsigned char const*>(raw_key.data()), raw_key.size()));
     std::unique_ptr<EVP_MD_CTX, MdFree> ctx(EVP_MD_CTX_new());
     if (!key || !ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1) return false;
     return EVP_DigestVerify(ctx.get(), reinterpret_cast<unsigned char const*>(signature.data()), signature.size(),
@@ -62,7 +63,8 @@ bool verify(std::string_view raw_key, std::string_view message, std::string_view
 std::string pem_of(EVP_PKEY* k, bool private_key) {
     std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
     if (!bio) return {};
-    int ok = private_key ? PEM_write_bio_PrivateKey(bio.get(), k, nullptr, nullptr, 0, nullptr, nullptr) : PEM_write_bio_PUBKEY(bio.get(), k);
+    int ok = private_key ? PEM_write_bio_PrivateKey(bio.get(), k, nullptr, nullptr, 0, nullptr, nullptr)
+                         : PEM_write_bio_PUBKEY(bio.get(), k);
     if (ok != 1) return {};
     char* data = nullptr;
     long n = BIO_get_mem_data(bio.get(), &data);
@@ -117,7 +119,8 @@ PublicKey public_key_of_private(std::string const& path) {
     auto text = read_text(path);
     Pkey key = text ? read_pem(*text, true) : nullptr;
     if (!is_ed25519(key.get())) {
-        r.error = Message{"Ed25519 の秘密鍵 (PEM の PRIVATE KEY) を読めません: " + path, "cannot read an Ed25519 private key (PEM \"PRIVATE KEY\"): " + path};
+        r.error = Message{"Ed25519 の秘密鍵 (PEM の PRIVATE KEY) を読めません: " + path,
+                          "cannot read an Ed25519 private key (PEM \"PRIVATE KEY\"): " + path};
         return r;
     }
     r.raw = raw_public(key.get());
@@ -134,16 +137,19 @@ KeyPair generate_key_pair() {
     }
     r.private_pem = pem_of(key.get(), true);
     r.public_pem = pem_of(key.get(), false);
-    if (r.private_pem.empty() || r.public_pem.empty()) r.error = Message{"鍵を書き出せません (OpenSSL)", "cannot write the key (OpenSSL)"};
+    if (r.private_pem.empty() || r.public_pem.empty())
+        r.error = Message{"鍵を書き出せません (OpenSSL)", "cannot write the key (OpenSSL)"};
     return r;
 }
 
 SignResult sign_bundle(std::string_view bundle, std::string const& private_key_path) {
     SignResult r;
-    if (split_bundle(bundle).is_signed()) bundle = split_bundle(bundle).signed_bytes;  // signing again replaces the signature
+    // signing again replaces the signature
+    if (split_bundle(bundle).is_signed()) bundle = split_bundle(bundle).signed_bytes;
     auto text = read_text(private_key_path);
     if (!text) {
-        r.error = Message{"秘密鍵のファイルを読めません: " + private_key_path, "cannot read the private key file " + private_key_path};
+        r.error = Message{"秘密鍵のファイルを読めません: " + private_key_path,
+                          "cannot read the private key file " + private_key_path};
         return r;
     }
     Pkey key = read_pem(*text, true);
@@ -156,7 +162,8 @@ SignResult sign_bundle(std::string_view bundle, std::string const& private_key_p
     std::string const public_raw = raw_public(key.get());
     auto stamped = stamp_bundle_key_id(bundle, key_fingerprint(public_raw));
     if (!stamped) {
-        r.error = Message{"バンドルではないか、壊れています (署名しません)", "not a bundle, or a damaged one (not signed)"};
+        r.error =
+            Message{"バンドルではないか、壊れています (署名しません)", "not a bundle, or a damaged one (not signed)"};
         return r;
     }
     bundle = *stamped;
@@ -181,12 +188,16 @@ SignResult sign_bundle(std::string_view bundle, std::string const& private_key_p
 Message check_bundle_signature(std::string_view bytes, std::vector<std::string> const& trusted) {
     BundleParts const parts = split_bundle(bytes);
     if (!parts.is_signed())
-        return Message{"バンドルに署名がありません。信頼する鍵 (--trust) が設定されているので、署名のないバンドルは使えません (kyotaku compile --sign で署名してください)",
-                       "the bundle is not signed; with trusted keys (--trust) only signed bundles are accepted (sign it with kyotaku compile --sign)"};
+        return Message{
+            "バンドルに署名がありません。信頼する鍵 (--trust) が設定されているので、署名のないバンドルは使えません "
+            "(kyotaku compile --sign で署名してください)",
+            "the bundle is not signed; with trusted keys (--trust) only signed bundles are accepted (sign it with "
+            "kyotaku compile --sign)"};
     bool const known = std::find(trusted.begin(), trusted.end(), std::string(parts.public_key)) != trusted.end();
     if (!known)
         return Message{"バンドルは信頼していない鍵 (指紋 " + key_fingerprint(parts.public_key) + ") で署名されています",
-                       "the bundle is signed by a key that is not trusted (fingerprint " + key_fingerprint(parts.public_key) + ")"};
+                       "the bundle is signed by a key that is not trusted (fingerprint " +
+                           key_fingerprint(parts.public_key) + ")"};
     if (!verify(parts.public_key, parts.signed_bytes, parts.signature))
         return Message{"バンドルの署名が合いません。署名の後で書き換えられたか、壊れています",
                        "the bundle's signature does not verify: it was altered after signing, or damaged"};
@@ -197,14 +208,17 @@ Message check_bundle_signature(std::string_view bytes, std::vector<std::string> 
     if (!header) return header_error;
     std::string const fingerprint = key_fingerprint(parts.public_key);
     if (header->release.key_id != fingerprint)
-        return Message{"バンドルに書かれた署名の鍵 (" + (header->release.key_id.empty() ? std::string("なし") : header->release.key_id) +
+        return Message{"バンドルに書かれた署名の鍵 (" +
+                           (header->release.key_id.empty() ? std::string("なし") : header->release.key_id) +
                            ") と署名した鍵 (" + fingerprint + ") が違います",
-                       "the bundle names signing key " + (header->release.key_id.empty() ? std::string("(none)") : header->release.key_id) +
+                       "the bundle names signing key " +
+                           (header->release.key_id.empty() ? std::string("(none)") : header->release.key_id) +
                            " but key " + fingerprint + " signed it"};
     return {};
 }
 
-LoadResult load_trusted_rules(std::string const& path, std::vector<std::string> const& trusted, std::vector<Diagnostic>* diagnostics) {
+LoadResult load_trusted_rules(std::string const& path, std::vector<std::string> const& trusted,
+                              std::vector<Diagnostic>* diagnostics) {
     if (trusted.empty()) return load_rules(path, diagnostics);
     LoadResult r;
     auto fail = [&](Message m) {
@@ -213,12 +227,15 @@ LoadResult load_trusted_rules(std::string const& path, std::vector<std::string> 
     };
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec))
-        return fail(Message{"信頼する鍵 (--trust) が設定されているので、ルールのソース (ディレクトリ) は読み込めません。kyotaku compile --sign で署名したバンドルを指定してください",
-                            "with trusted keys (--trust) rule sources (a directory) are not accepted; give a bundle signed with kyotaku compile --sign"});
+        return fail(Message{"信頼する鍵 (--trust) が設定されているので、ルールのソース (ディレクトリ) "
+                            "は読み込めません。kyotaku compile --sign で署名したバンドルを指定してください",
+                            "with trusted keys (--trust) rule sources (a directory) are not accepted; give a bundle "
+                            "signed with kyotaku compile --sign"});
     auto bytes = read_text(path);
     if (!bytes) return fail(Message{"読み込めません: " + path, "cannot read " + path});
     if (bytes->rfind("KYTKBNDL", 0) != 0)
-        return fail(Message{"信頼する鍵 (--trust) が設定されているので、署名したバンドルしか読み込めません (これはバンドルではありません)",
+        return fail(Message{"信頼する鍵 (--trust) が設定されているので、署名したバンドルしか読み込めません "
+                            "(これはバンドルではありません)",
                             "with trusted keys (--trust) only a signed bundle is accepted, and this is not a bundle"});
     if (Message m = check_bundle_signature(*bytes, trusted); !m.empty()) return fail(std::move(m));
     return load_bundle(*bytes);

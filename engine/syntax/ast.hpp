@@ -197,7 +197,8 @@ struct HorizonDecl : x3::position_tagged {
     DateText date;
 };
 
-struct Decl : x3::variant<EnumDecl, FactDecl, ParamDecl, AsofDecl, SlotDecl, FixtureDecl, TestDecl, InvariantDecl, HorizonDecl> {
+struct Decl : x3::variant<EnumDecl, FactDecl, ParamDecl, AsofDecl, SlotDecl, FixtureDecl, TestDecl, InvariantDecl,
+                          HorizonDecl> {
     using base_type::base_type;
     using base_type::operator=;
 };

@@ -188,7 +188,8 @@ private:
                 return s + pad(indent) + "}";
             }
             std::string operator()(ast::IfExpr const& i) const {
-                return "if " + p.expr(i.condition, indent) + " then " + p.expr(i.then_value, indent) + " else " + p.expr(i.else_value, indent);
+                return "if " + p.expr(i.condition, indent) + " then " + p.expr(i.then_value, indent) + " else " +
+                       p.expr(i.else_value, indent);
             }
             std::string operator()(ast::Expr const& e) const { return p.expr(e, indent); }
         };
@@ -239,15 +240,16 @@ private:
     void decl(ast::HorizonDecl const& h) { out_ += "horizon " + h.date.text; }
     // One line when it fits in 100 columns; else the property on its own indented line.
     void decl(ast::InvariantDecl const& i) {
-        std::string const head = std::string(i.kind == ast::PropertyKind::Invariant ? "invariant " : "assume ") + i.name.name +
-                                 (i.label ? " " + text(*i.label) : std::string()) + ":";
+        std::string const head = std::string(i.kind == ast::PropertyKind::Invariant ? "invariant " : "assume ") +
+                                 i.name.name + (i.label ? " " + text(*i.label) : std::string()) + ":";
         std::string body = expr(i.condition, 1);
         if (i.consequence) body += " implies " + expr(*i.consequence, 1);
         out_ += display_width(head + " " + body) <= 100 ? head + " " + body : head + "\n  " + body;
     }
     void clause(ast::Clause const& c, int indent) {
         comments_before(line_of(c), indent);
-        out_ += pad(indent) + (c.condition ? "when " + expr(*c.condition, indent) + " => " : std::string("otherwise => "));
+        out_ +=
+            pad(indent) + (c.condition ? "when " + expr(*c.condition, indent) + " => " : std::string("otherwise => "));
         out_ += expr(c.value, indent);
         if (c.because) {
             end_of_line(line_of(c), line_of(*c.because) - 1);

@@ -17,7 +17,9 @@ ParseOutcome parse(std::string const& text, position_cache& positions) {
     try {
         bool ok = x3::phrase_parse(first, last, parser, skipper, out.file);
         if (!ok || first != last) {
-            out.error = SyntaxError{first, "宣言 declaration (enum, fact, param, asof, let, decision, export let, fixture, test)"};
+            out.error =
+                SyntaxError{first,
+                            "宣言 declaration (enum, fact, param, asof, let, decision, export let, fixture, test)"};
             return out;
         }
         out.ok = true;

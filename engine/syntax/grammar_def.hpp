@@ -148,12 +148,12 @@ id_char_parser<false> const id_char{};
 // A keyword: the word not followed by an identifier character.
 inline auto kw(char const* word) { return x3::lexeme[x3::lit(word) >> !id_char]; }
 
-auto const keyword = kw("enum") | kw("fact") | kw("param") | kw("let") | kw("decision") | kw("when") |
-                     kw("otherwise") | kw("because") | kw("version") | kw("from") | kw("until") | kw("test") |
-                     kw("given") | kw("expect") | kw("uses") | kw("fixture") | kw("match") | kw("if") | kw("then") |
-                     kw("else") | kw("and") | kw("or") | kw("not") | kw("in") | kw("asof") | kw("round") |
-                     kw("days") | kw("day") | kw("months") | kw("month") | kw("export") | kw("invariant") | kw("implies") |
-                     kw("horizon") | kw("assume");
+auto const keyword = kw("enum") | kw("fact") | kw("param") | kw("let") | kw("decision") | kw("when") | kw("otherwise") |
+                     kw("because") | kw("version") | kw("from") | kw("until") | kw("test") | kw("given") |
+                     kw("expect") | kw("uses") | kw("fixture") | kw("match") | kw("if") | kw("then") | kw("else") |
+                     kw("and") | kw("or") | kw("not") | kw("in") | kw("asof") | kw("round") | kw("days") | kw("day") |
+                     kw("months") | kw("month") | kw("export") | kw("invariant") | kw("implies") | kw("horizon") |
+                     kw("assume");
 
 using x3::attr;
 using x3::lexeme;
@@ -288,10 +288,12 @@ auto const binding_def = ident > binding_op > expr > -lit(',');
 auto const fixture_decl_def = kw("fixture") > ident > '{' > *binding > '}';
 auto const given = (kw("given") > *binding) | attr(std::vector<ast::Binding>());
 auto const test_decl_def = kw("test") > text > -(kw("uses") > ident) > '{' > given > kw("expect") > +binding > '}';
-auto const property_kind = (kw("invariant") >> attr(ast::PropertyKind::Invariant)) | (kw("assume") >> attr(ast::PropertyKind::Assumption));
+auto const property_kind =
+    (kw("invariant") >> attr(ast::PropertyKind::Invariant)) | (kw("assume") >> attr(ast::PropertyKind::Assumption));
 auto const invariant_decl_def = property_kind > ident > -text > ':' > expr > -(kw("implies") > expr);
 auto const horizon_decl_def = kw("horizon") >> attr('h') > date_text;
-auto const decl_def = enum_decl | fact_decl | param_decl | asof_decl | slot_decl | fixture_decl | test_decl | invariant_decl | horizon_decl;
+auto const decl_def = enum_decl | fact_decl | param_decl | asof_decl | slot_decl | fixture_decl | test_decl |
+                      invariant_decl | horizon_decl;
 auto const file_def = *decl > x3::eoi;
 
 BOOST_SPIRIT_DEFINE(ident, type_name, number, date_text, text, expr, and_expr, not_expr, not_op, cmp_expr, range_expr,

@@ -137,14 +137,16 @@ char32_t code_point_at(std::string_view s, std::size_t i) {
     auto c = static_cast<unsigned char>(s[i]);
     std::size_t n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
     char32_t cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
-    for (std::size_t k = 1; k < n && i + k < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    for (std::size_t k = 1; k < n && i + k < s.size(); ++k)
+        cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
     return cp;
 }
 
 // What the parser expected, in words a policy officer knows.
 std::string expected_ja(std::string const& which) {
     if (which == "eoi") return "次の宣言 (enum, fact, param, let, decision, test …) かファイルの終わり";
-    if (which.find("boost") != std::string::npos) return "ここに書けるもの (書き方は docs/rules-language.md)";  // never a C++ type
+    // never a C++ type
+    if (which.find("boost") != std::string::npos) return "ここに書けるもの (書き方は docs/rules-language.md)";
     return which;
 }
 
@@ -164,16 +166,25 @@ std::optional<std::pair<std::string, std::string>> explain_found(std::string_vie
         char const* en;
     };
     static constexpr Habit habits[] = {
-        {0x3001, "全角の読点「、」は使えません。区切りには半角の , を書きます", "the ideographic comma 、 is not allowed; separate with ,"},
-        {0x3002, "全角の句点「。」は使えません (文章は \"…\" の中に書きます)", "the ideographic full stop 。 is not allowed outside \"text\""},
-        {0x300C, "かぎかっこ「 は使えません。文字列は半角の \"…\" で囲みます", "corner brackets are not allowed; quote text with \"…\""},
-        {0x300D, "かぎかっこ 」 は使えません。文字列は半角の \"…\" で囲みます", "corner brackets are not allowed; quote text with \"…\""},
-        {0x201C, "全角の引用符 “ は使えません。文字列は半角の \"…\" で囲みます", "curly quotes are not allowed; quote text with \"…\""},
-        {0x201D, "全角の引用符 ” は使えません。文字列は半角の \"…\" で囲みます", "curly quotes are not allowed; quote text with \"…\""},
-        {0x30FC, "長音記号「ー」はここでは使えません。引き算には半角の - を書きます", "the long-vowel mark ー is not a minus; write -"},
+        {0x3001, "全角の読点「、」は使えません。区切りには半角の , を書きます",
+         "the ideographic comma 、 is not allowed; separate with ,"},
+        {0x3002, "全角の句点「。」は使えません (文章は \"…\" の中に書きます)",
+         "the ideographic full stop 。 is not allowed outside \"text\""},
+        {0x300C, "かぎかっこ「 は使えません。文字列は半角の \"…\" で囲みます",
+         "corner brackets are not allowed; quote text with \"…\""},
+        {0x300D, "かぎかっこ 」 は使えません。文字列は半角の \"…\" で囲みます",
+         "corner brackets are not allowed; quote text with \"…\""},
+        {0x201C, "全角の引用符 “ は使えません。文字列は半角の \"…\" で囲みます",
+         "curly quotes are not allowed; quote text with \"…\""},
+        {0x201D, "全角の引用符 ” は使えません。文字列は半角の \"…\" で囲みます",
+         "curly quotes are not allowed; quote text with \"…\""},
+        {0x30FC, "長音記号「ー」はここでは使えません。引き算には半角の - を書きます",
+         "the long-vowel mark ー is not a minus; write -"},
         {0x2212, "全角のマイナス「−」は使えません。半角の - を書きます", "the minus sign − is not allowed; write -"},
-        {0x2192, "矢印「→」は使えません。条項の値は => で書きます", "the arrow → is not allowed; clauses are written =>"},
-        {0x21D2, "矢印「⇒」は使えません。条項の値は => で書きます", "the arrow ⇒ is not allowed; clauses are written =>"},
+        {0x2192, "矢印「→」は使えません。条項の値は => で書きます",
+         "the arrow → is not allowed; clauses are written =>"},
+        {0x21D2, "矢印「⇒」は使えません。条項の値は => で書きます",
+         "the arrow ⇒ is not allowed; clauses are written =>"},
     };
     for (auto const& h : habits)
         if (cp == h.cp) return std::pair{std::string(h.ja), std::string(h.en)};
@@ -183,9 +194,11 @@ std::optional<std::pair<std::string, std::string>> explain_found(std::string_vie
         std::size_t b = where;
         while (b > 0 && (text[b - 1] == ' ' || text[b - 1] == '\t')) --b;
         if (b == 0 || text[b - 1] < '0' || text[b - 1] > '9') break;
-        return std::pair{"数のあとに「" + std::string(unit) + "」は書けません。月数や日数は数だけを書きます (例: param 窓の月数 = 3)。"
+        return std::pair{"数のあとに「" + std::string(unit) +
+                             "」は書けません。月数や日数は数だけを書きます (例: param 窓の月数 = 3)。"
                              "単位を書くのは日付の足し算だけです (例: d + 3 months、d + 14 days)",
-                         "a number cannot be followed by '" + std::string(unit) + "'; write the number alone (param 窓の月数 = 3); "
+                         "a number cannot be followed by '" + std::string(unit) +
+                             "'; write the number alone (param 窓の月数 = 3); "
                              "units belong to date arithmetic only (d + 3 months)"};
     }
     return std::nullopt;
@@ -218,7 +231,8 @@ std::unique_ptr<ParsedFile> parse_file(std::string path, std::string text, std::
     std::string found = where < f->text.size() ? f->slice(Span{0, where, end}) : std::string("ファイルの終わり");
     std::string found_en = where < f->text.size() ? found : std::string("end of file");
     if (outcome.error->expected == "nesting-limit") {
-        diags.push_back(make_diagnostic(*f, Span{0, where, end}, DiagnosticKind::limit, "式の入れ子が深すぎます (100段まで)",
+        diags.push_back(make_diagnostic(*f, Span{0, where, end}, DiagnosticKind::limit,
+                                        "式の入れ子が深すぎます (100段まで)",
                                         "expression nested too deeply (100 levels at most)"));
         return f;
     }
@@ -226,28 +240,36 @@ std::unique_ptr<ParsedFile> parse_file(std::string path, std::string text, std::
         // Point at the one character (or unit) that is the problem.
         std::uint32_t one = where + 1;
         while (one < f->text.size() && (static_cast<unsigned char>(f->text[one]) & 0xC0) == 0x80) ++one;
-        diags.push_back(make_diagnostic(*f, Span{0, where, one}, DiagnosticKind::syntax, "構文エラー: " + why->first, "syntax error: " + why->second));
+        diags.push_back(make_diagnostic(*f, Span{0, where, one}, DiagnosticKind::syntax, "構文エラー: " + why->first,
+                                        "syntax error: " + why->second));
         return f;
     }
     // `param X` followed by `version …`: a param is one value; what changes on a 施行日 is a let with versions.
     std::string hint_ja, hint_en;
     if (found == "version") {
         std::size_t const decl = f->text.rfind("param", where);
-        std::string_view const between = decl == std::string::npos ? std::string_view() : std::string_view(f->text).substr(decl, where - decl);
-        if (decl != std::string::npos && between.find('=') == std::string_view::npos && between.find('\n') == std::string_view::npos) {
-            hint_ja = "。param は一つの値です。施行日で変わる値は version のある let に書きます (例: let 窓の月数 : int version \"改正前\" until 2027-03-31 "
+        std::string_view const between =
+            decl == std::string::npos ? std::string_view() : std::string_view(f->text).substr(decl, where - decl);
+        if (decl != std::string::npos && between.find('=') == std::string_view::npos &&
+            between.find('\n') == std::string_view::npos) {
+            hint_ja = "。param は一つの値です。施行日で変わる値は version のある let に書きます (例: let 窓の月数 : "
+                      "int version \"改正前\" until 2027-03-31 "
                       "{ otherwise => 3 } version \"改正後\" from 2027-04-01 { otherwise => 6 })";
-            hint_en = "; a param is one value: a value that changes on a 施行日 is a let with versions (let 窓の月数 : int version \"before\" until "
+            hint_en = "; a param is one value: a value that changes on a 施行日 is a let with versions (let 窓の月数 : "
+                      "int version \"before\" until "
                       "2027-03-31 { otherwise => 3 } version \"after\" from 2027-04-01 { otherwise => 6 })";
         }
     }
-    diags.push_back(make_diagnostic(*f, Span{0, where, end}, DiagnosticKind::syntax,
-                                    "構文エラー: " + expected_ja(outcome.error->expected) + " が必要ですが「" + found + "」があります" + hint_ja,
-                                    "syntax error: expected " + (outcome.error->expected == "eoi" ? std::string("a declaration or the end of the file")
-                                                                 : outcome.error->expected.find("boost") != std::string::npos
-                                                                     ? std::string("something else")
-                                                                     : outcome.error->expected) +
-                                        ", found '" + found_en + "'" + hint_en));
+    diags.push_back(
+        make_diagnostic(*f, Span{0, where, end}, DiagnosticKind::syntax,
+                        "構文エラー: " + expected_ja(outcome.error->expected) + " が必要ですが「" + found +
+                            "」があります" + hint_ja,
+                        "syntax error: expected " +
+                            (outcome.error->expected == "eoi" ? std::string("a declaration or the end of the file")
+                             : outcome.error->expected.find("boost") != std::string::npos
+                                 ? std::string("something else")
+                                 : outcome.error->expected) +
+                            ", found '" + found_en + "'" + hint_en));
     return f;
 }
 

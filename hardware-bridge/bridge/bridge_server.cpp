@@ -55,8 +55,10 @@ ListenAddress parse_listen(std::string const& text) {
     }
     std::string const port = text.substr(colon + 1);
     // Decimal digits only and at most 65535: 99999 or 8443x is an error, never another port.
-    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) > 65535)
-        throw std::invalid_argument("--listen: ポートは 0 から 65535 の数字です / the port must be a number from 0 to 65535: \"" + port + "\"");
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoul(port) > 65535)
+        throw std::invalid_argument(
+            "--listen: ポートは 0 から 65535 の数字です / the port must be a number from 0 to 65535: \"" + port + "\"");
     out.port = std::uint16_t(std::stoul(port));
     return out;
 }
@@ -64,7 +66,8 @@ ListenAddress parse_listen(std::string const& text) {
 std::string new_pairing_code() {
     for (;;) {
         card::Bytes const b = card::random_bytes(4);
-        std::uint32_t const v = (std::uint32_t(b[0]) << 24) | (std::uint32_t(b[1]) << 16) | (std::uint32_t(b[2]) << 8) | b[3];
+        std::uint32_t const v =
+            (std::uint32_t(b[0]) << 24) | (std::uint32_t(b[1]) << 16) | (std::uint32_t(b[2]) << 8) | b[3];
         if (v >= 4'294'000'000u) continue;  // a multiple of 10^6 below 2^32: every code equally likely
         std::string code = std::to_string(v % 1'000'000);
         return std::string(6 - code.size(), '0') + code;
@@ -119,7 +122,8 @@ public:
     std::unique_ptr<card::Channel> open(std::string const& reader, std::chrono::milliseconds wait,
                                         std::function<bool()> const& cancelled) override {
         if (!reader.empty() && reader != readers().front())
-            throw CardError(ErrorKind::no_reader, "カードリーダーが見つかりません / no reader named \"" + reader + "\"");
+            throw CardError(ErrorKind::no_reader,
+                            "カードリーダーが見つかりません / no reader named \"" + reader + "\"");
         auto const deadline = std::chrono::steady_clock::now() + wait;
         while (true) {
             {
@@ -154,11 +158,14 @@ bool readable(int fd) {
 
 // The answer to a refused hello: `unauthorized`, why (`reason`), and when to try again (`retry_after_ms`).
 std::string refusal(std::optional<std::int64_t> id, std::string const& reason, long long retry_after_ms) {
-    char const* message = reason == "throttled"       ? "間違いが続いたため、しばらく待ってからもう一度お試しください / too many wrong attempts: wait before trying again"
-                          : reason == "code_disabled" ? "番号の間違いが続いたため、番号での接続を止めました。kyotaku-bridge を起動し直してください / "
-                                                        "pairing by code is off after too many wrong codes: restart kyotaku-bridge"
-                          : reason == "wrong_code"    ? "ペアリング番号が違います / wrong pairing code"
-                                                      : "ペアリングコードが違います / wrong pairing token";
+    char const* message =
+        reason == "throttled" ? "間違いが続いたため、しばらく待ってからもう一度お試しください / too many wrong "
+                                "attempts: wait before trying again"
+        : reason == "code_disabled"
+            ? "番号の間違いが続いたため、番号での接続を止めました。kyotaku-bridge を起動し直してください / "
+              "pairing by code is off after too many wrong codes: restart kyotaku-bridge"
+        : reason == "wrong_code" ? "ペアリング番号が違います / wrong pairing code"
+                                 : "ペアリングコードが違います / wrong pairing token";
     nlohmann::json out = nlohmann::json::parse(error(id, CardError(ErrorKind::unauthorized, message)));
     out["error"]["reason"] = reason;
     if (retry_after_ms > 0) out["error"]["retry_after_ms"] = retry_after_ms;
@@ -166,12 +173,14 @@ std::string refusal(std::optional<std::int64_t> id, std::string const& reason, l
 }
 
 bool is_session_fault(ErrorKind k) {
-    return k == ErrorKind::card_removed || k == ErrorKind::no_card || k == ErrorKind::transport || k == ErrorKind::no_reader;
+    return k == ErrorKind::card_removed || k == ErrorKind::no_card || k == ErrorKind::transport ||
+           k == ErrorKind::no_reader;
 }
 }  // namespace
 
 std::unique_ptr<CardBackend> pcsc_backend() { return std::make_unique<PcscBackend>(); }
-std::unique_ptr<CardBackend> virtual_backend(std::shared_ptr<card::VirtualCard> card, std::shared_ptr<std::mutex> mutex) {
+std::unique_ptr<CardBackend> virtual_backend(std::shared_ptr<card::VirtualCard> card,
+                                             std::shared_ptr<std::mutex> mutex) {
     return std::make_unique<VirtualBackend>(std::move(card), std::move(mutex));
 }
 
@@ -180,9 +189,13 @@ Server::Server(Options options, std::unique_ptr<CardBackend> backend, std::ostre
     if (!is_loopback(options_.address))
         throw std::invalid_argument("kyotaku-bridge はループバックアドレスでだけ待ち受けます / refusing to listen on " +
                                     options_.address + ": only 127.0.0.0/8 or ::1");
-    if (options_.token.size() < 16) throw std::invalid_argument("ペアリングトークンが短すぎます / the pairing token must be at least 16 characters");
-    if (options_.allowed_origins.empty()) throw std::invalid_argument("--allow-origin が必要です / at least one allowed Origin is required");
-    if (!options_.pairing_code.empty() && (options_.pairing_code.size() != 6 || options_.pairing_code.find_first_not_of("0123456789") != std::string::npos))
+    if (options_.token.size() < 16)
+        throw std::invalid_argument(
+            "ペアリングトークンが短すぎます / the pairing token must be at least 16 characters");
+    if (options_.allowed_origins.empty())
+        throw std::invalid_argument("--allow-origin が必要です / at least one allowed Origin is required");
+    if (!options_.pairing_code.empty() && (options_.pairing_code.size() != 6 ||
+                                           options_.pairing_code.find_first_not_of("0123456789") != std::string::npos))
         throw std::invalid_argument("ペアリング番号は数字6桁です / the pairing code must be 6 digits");
     bool const v6 = options_.address.find(':') != std::string::npos;
     listen_fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -203,14 +216,16 @@ Server::Server(Options options, std::unique_ptr<CardBackend> backend, std::ostre
         a->sin_port = htons(options_.port);
         len = sizeof *a;
     }
-    if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(listen_fd_, 16) != 0) {
+    if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
+        ::listen(listen_fd_, 16) != 0) {
         std::string const err = std::strerror(errno);
         if (listen_fd_ >= 0) ::close(listen_fd_);
         throw CardError(ErrorKind::transport, "待ち受けできません / cannot listen on " + options_.address + ":" +
                                                   std::to_string(options_.port) + ": " + err);
     }
     ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&ss), &len);
-    port_ = v6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port) : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    port_ = v6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port)
+               : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
 }
 
 Server::~Server() {
@@ -232,7 +247,8 @@ std::string peer_address(int fd) {
     socklen_t len = sizeof peer;
     if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return "?";
     char text[INET6_ADDRSTRLEN] = {};
-    if (peer.ss_family == AF_INET6) inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr, text, sizeof text);
+    if (peer.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr, text, sizeof text);
     else inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&peer)->sin_addr, text, sizeof text);
     return text;
 }
@@ -302,9 +318,11 @@ Server::Verdict Server::authenticate(std::string const& token, std::string const
     auto const now = options_.clock();
     std::lock_guard lock(auth_mutex_);
     if (now < next_attempt_)
-        return {false, "throttled", std::chrono::duration_cast<std::chrono::milliseconds>(next_attempt_ - now).count() + 1};
+        return {false, "throttled",
+                std::chrono::duration_cast<std::chrono::milliseconds>(next_attempt_ - now).count() + 1};
     bool const by_code = !code.empty();
-    if (by_code && (options_.pairing_code.empty() || code_failures_ >= options_.max_code_failures)) return {false, "code_disabled", 0};
+    if (by_code && (options_.pairing_code.empty() || code_failures_ >= options_.max_code_failures))
+        return {false, "code_disabled", 0};
     std::string const& expected = by_code ? options_.pairing_code : options_.token;
     std::string const& given = by_code ? code : token;
     if (given.size() == expected.size() && CRYPTO_memcmp(given.data(), expected.data(), given.size()) == 0) {
@@ -397,11 +415,13 @@ void Server::serve(int fd, std::string const& peer) {
         try {
             if (!ws.got_text()) {
                 card::secure_wipe(text.data(), text.size());
-                throw CardError(ErrorKind::malformed, "テキストメッセージではありません / binary messages are not part of the protocol");
+                throw CardError(ErrorKind::malformed,
+                                "テキストメッセージではありません / binary messages are not part of the protocol");
             }
             Request req = parse_request(text, id);
             if (!paired && req.op != Op::hello)
-                throw CardError(ErrorKind::unauthorized, "最初に hello でペアリングしてください / send hello with the pairing token first");
+                throw CardError(ErrorKind::unauthorized,
+                                "最初に hello でペアリングしてください / send hello with the pairing token first");
             switch (req.op) {
                 case Op::hello: {
                     Verdict const v = authenticate(req.token, req.code);
@@ -415,7 +435,8 @@ void Server::serve(int fd, std::string const& peer) {
                     paired = true;
                     unpaired.paired();
                     nlohmann::json answer{{"bridge", "kyotaku-bridge"}, {"version", protocol_version}};
-                    if (!req.code.empty()) answer["token"] = options_.token;  // the page keeps it: the code is typed once
+                    // the page keeps it: the code is typed once
+                    if (!req.code.empty()) answer["token"] = options_.token;
                     send(ok(req.id, answer));
                     break;
                 }
@@ -424,12 +445,14 @@ void Server::serve(int fd, std::string const& peer) {
                     if (!holds_card) {
                         bool expected = false;
                         if (!card_busy_.compare_exchange_strong(expected, true))
-                            throw CardError(ErrorKind::busy, "別の画面がカードを使用中です / another client is using the card; try again when it is done");
+                            throw CardError(ErrorKind::busy, "別の画面がカードを使用中です / another client is using "
+                                                             "the card; try again when it is done");
                         holds_card = true;
                     }
                     channel.reset();
                     try {
-                        channel = backend_->open(req.reader, std::chrono::milliseconds(req.wait_ms), [fd] { return readable(fd); });
+                        channel = backend_->open(req.reader, std::chrono::milliseconds(req.wait_ms),
+                                                 [fd] { return readable(fd); });
                     } catch (...) {
                         release();
                         throw;
@@ -440,7 +463,8 @@ void Server::serve(int fd, std::string const& peer) {
                 case Op::read_certificate:
                 case Op::pin_tries:
                 case Op::sign: {
-                    if (!channel) throw CardError(ErrorKind::no_card, "先に open でカードを開いてください / open a card first");
+                    if (!channel)
+                        throw CardError(ErrorKind::no_card, "先に open でカードを開いてください / open a card first");
                     try {
                         if (req.op == Op::read_certificate) {
                             card::Bytes cert = card::jpki::read_certificate_only(*channel);
@@ -452,7 +476,8 @@ void Server::serve(int fd, std::string const& peer) {
                             card::Bytes const digest = card::sha256(req.challenge);
                             card::jpki::Signed s = card::jpki::sign_challenge(*channel, *req.pin, digest);
                             req.pin.reset();
-                            send(ok(req.id, {{"certificate", card::base64(s.certificate)}, {"signature", card::base64(s.signature)}}));
+                            send(ok(req.id, {{"certificate", card::base64(s.certificate)},
+                                             {"signature", card::base64(s.signature)}}));
                         }
                     } catch (CardError const& e) {
                         if (is_session_fault(e.kind())) channel.reset();  // the page opens again
@@ -477,7 +502,8 @@ void Server::serve(int fd, std::string const& peer) {
         }
     }
     release();
-    if (ec == websocket::error::message_too_big) log("closed a connection: a message over " + std::to_string(max_frame_size / 1024) + " KB");
+    if (ec == websocket::error::message_too_big)
+        log("closed a connection: a message over " + std::to_string(max_frame_size / 1024) + " KB");
     if (!ec) ws.close(websocket::close_code::normal, ec);
     log("client disconnected");
 }

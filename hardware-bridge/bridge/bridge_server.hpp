@@ -34,7 +34,8 @@ public:
 
 std::unique_ptr<CardBackend> pcsc_backend();
 /// A backend holding one virtual card (shared: the caller may remove/insert it).
-std::unique_ptr<CardBackend> virtual_backend(std::shared_ptr<card::VirtualCard> card, std::shared_ptr<std::mutex> mutex);
+std::unique_ptr<CardBackend> virtual_backend(std::shared_ptr<card::VirtualCard> card,
+                                             std::shared_ptr<std::mutex> mutex);
 
 /// 127.0.0.0/8 or ::1 (a literal address; host names are refused so that nothing resolves elsewhere).
 bool is_loopback(std::string const& address);

@@ -45,13 +45,15 @@ Request parse(json& j, std::optional<std::int64_t>& id_out) {
     r.id = id->get<std::int64_t>();
     id_out = r.id;
     std::string const& op = string_field(j, "op", 32);
-    static constexpr Op ops[] = {Op::hello, Op::readers, Op::open, Op::read_certificate, Op::pin_tries, Op::sign, Op::cancel, Op::close};
+    static constexpr Op ops[] = {Op::hello,     Op::readers, Op::open,   Op::read_certificate,
+                                 Op::pin_tries, Op::sign,    Op::cancel, Op::close};
     bool found = false;
     for (Op o : ops)
         if (op == to_string(o)) r.op = o, found = true;
     if (!found) bad("op", "is not one of hello, readers, open, read_certificate, pin_tries, sign, cancel, close");
     for (auto const& [key, value] : j.items()) {
-        static constexpr char const* known[] = {"id", "op", "token", "code", "version", "reader", "wait_ms", "pin", "challenge"};
+        static constexpr char const* known[] = {"id",     "op",      "token", "code",     "version",
+                                                "reader", "wait_ms", "pin",   "challenge"};
         bool ok = false;
         for (char const* k : known) ok = ok || key == k;
         if (!ok) bad(key.size() > 40 ? key.substr(0, 40) : key, "is not a field of the protocol");
@@ -63,7 +65,8 @@ Request parse(json& j, std::optional<std::int64_t>& id_out) {
             if (j.contains("token")) r.token = string_field(j, "token", 256);
             else {
                 r.code = string_field(j, "code", 6);
-                if (r.code.size() != 6 || r.code.find_first_not_of("0123456789") != std::string::npos) bad("code", "must be 6 digits");
+                if (r.code.size() != 6 || r.code.find_first_not_of("0123456789") != std::string::npos)
+                    bad("code", "must be 6 digits");
             }
             auto v = j.find("version");
             if (v != j.end() && (!v->is_number_integer() || v->get<std::int64_t>() != protocol_version))
@@ -108,7 +111,8 @@ Request parse_request(std::string& text, std::optional<std::int64_t>& id) {
         std::string& s;
         ~Wipe() { card::secure_wipe(s.data(), s.size()); }
     } wipe{text};
-    if (text.size() > max_message_size) bad("(message)", "is longer than " + std::to_string(max_message_size) + " bytes");
+    if (text.size() > max_message_size)
+        bad("(message)", "is longer than " + std::to_string(max_message_size) + " bytes");
     json j = json::parse(text, nullptr, false);
     if (j.is_discarded()) bad("(message)", "is not valid JSON");
     try {
@@ -131,7 +135,8 @@ std::string ok(std::int64_t id, json fields) {
 std::string error(std::optional<std::int64_t> id, CardError const& e) {
     json err{{"kind", card::to_string(e.kind())}, {"message", e.what()}};
     if (e.tries_left() >= 0) err["tries_left"] = e.tries_left();
-    if (e.status_word() != 0) err["sw"] = card::to_hex(card::Bytes{std::uint8_t(e.status_word() >> 8), std::uint8_t(e.status_word())});
+    if (e.status_word() != 0)
+        err["sw"] = card::to_hex(card::Bytes{std::uint8_t(e.status_word() >> 8), std::uint8_t(e.status_word())});
     json out{{"ok", false}, {"error", err}};
     out["id"] = id ? json(*id) : json(nullptr);
     return out.dump(-1, ' ', false, json::error_handler_t::replace);

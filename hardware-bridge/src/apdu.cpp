@@ -174,7 +174,8 @@ void check_status(Response const& r, std::string_view what) {
         case 0x6B00: throw CardError(ErrorKind::wrong_parameters, msg, -1, sw);
         case 0x6D00:
         case 0x6E00: throw CardError(ErrorKind::not_supported, msg, -1, sw);
-        default: throw CardError((sw & 0xFF00) == 0x6C00 ? ErrorKind::wrong_length : ErrorKind::card_error, msg, -1, sw);
+        default:
+            throw CardError((sw & 0xFF00) == 0x6C00 ? ErrorKind::wrong_length : ErrorKind::card_error, msg, -1, sw);
     }
 }
 
@@ -188,11 +189,13 @@ Response transmit(Channel& channel, Command const& command) {
     Bytes data = std::move(r.data);
     // GET RESPONSE chaining, bounded so that a card that never stops cannot hold us forever.
     for (int rounds = 0; r.sw1() == 0x61; ++rounds) {
-        if (rounds >= 512) throw CardError(ErrorKind::malformed, "GET RESPONSE が終わりません / GET RESPONSE chain did not end");
+        if (rounds >= 512)
+            throw CardError(ErrorKind::malformed, "GET RESPONSE が終わりません / GET RESPONSE chain did not end");
         Command get{0x00, 0xC0, 0x00, 0x00, {}, r.sw2() == 0 ? 256u : r.sw2()};
         r = parse_response(channel.transmit(encode(get)));
         data.insert(data.end(), r.data.begin(), r.data.end());
-        if (data.size() > 65536) throw CardError(ErrorKind::malformed, "応答が長すぎます / response longer than 65536 bytes");
+        if (data.size() > 65536)
+            throw CardError(ErrorKind::malformed, "応答が長すぎます / response longer than 65536 bytes");
     }
     r.data = std::move(data);
     return r;

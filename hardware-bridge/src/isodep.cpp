@@ -92,7 +92,8 @@ Block Initiator::send(Block const& block) {
             // One retransmission on silence (ISO 14443-4 7.5.4), then the card is gone.
             if (e.kind() != ErrorKind::timeout || attempt >= 1) {
                 if (e.kind() == ErrorKind::timeout)
-                    throw CardError(ErrorKind::card_removed, "カードが離れたか応答がありません / the card left the field or stopped answering");
+                    throw CardError(ErrorKind::card_removed,
+                                    "カードが離れたか応答がありません / the card left the field or stopped answering");
                 throw;
             }
             continue;
@@ -157,7 +158,8 @@ Bytes Target::next_response_block() {
     std::size_t const max_inf = fsd_ > 3 ? fsd_ - 3 : 1;
     std::size_t const n = std::min(max_inf, response_.size() - response_offset_);
     bool const more = response_offset_ + n < response_.size();
-    Block b{BlockType::i, more, last_number_, Bytes(response_.begin() + long(response_offset_), response_.begin() + long(response_offset_ + n)), 0};
+    Block b{BlockType::i, more, last_number_,
+            Bytes(response_.begin() + long(response_offset_), response_.begin() + long(response_offset_ + n)), 0};
     response_offset_ += n;
     responding_ = more;
     return encode(b);

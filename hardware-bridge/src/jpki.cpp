@@ -13,8 +13,9 @@ Pin Pin::parse(std::string_view digits) {
 }
 
 bool is_valid_sign_password(std::string_view password) {
-    return password.size() >= 6 && password.size() <= 16 &&
-           std::all_of(password.begin(), password.end(), [](char c) { return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); });
+    return password.size() >= 6 && password.size() <= 16 && std::all_of(password.begin(), password.end(), [](char c) {
+               return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+           });
 }
 
 Pin::Pin(Pin&& other) noexcept : digits_(other.digits_) { secure_wipe(other.digits_.data(), other.digits_.size()); }
@@ -23,8 +24,9 @@ Pin::~Pin() { secure_wipe(digits_.data(), digits_.size()); }
 
 Bytes digest_info_sha256(ByteView digest) {
     if (digest.size() != 32)
-        throw CardError(ErrorKind::malformed, "SHA-256 のハッシュ値は32バイトです / a SHA-256 digest is 32 bytes, got " +
-                                                  std::to_string(digest.size()));
+        throw CardError(ErrorKind::malformed,
+                        "SHA-256 のハッシュ値は32バイトです / a SHA-256 digest is 32 bytes, got " +
+                            std::to_string(digest.size()));
     static constexpr std::uint8_t prefix[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
                                               0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20};
     Bytes out;
@@ -91,8 +93,10 @@ Bytes Client::read_certificate(std::uint16_t fid) {
         Response part = run(read_binary(out.size(), want), "READ BINARY");
         if (part.data.empty())
             throw CardError(ErrorKind::card_error, "証明書が途中で終わっています / the certificate file ends after " +
-                                                       std::to_string(out.size()) + " of " + std::to_string(total) + " bytes");
-        out.insert(out.end(), part.data.begin(), part.data.begin() + long(std::min(part.data.size(), total - out.size())));
+                                                       std::to_string(out.size()) + " of " + std::to_string(total) +
+                                                       " bytes");
+        out.insert(out.end(), part.data.begin(),
+                   part.data.begin() + long(std::min(part.data.size(), total - out.size())));
     }
     return out;
 }

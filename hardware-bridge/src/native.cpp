@@ -47,7 +47,8 @@ public:
         std::size_t n = 0;
         // No signature digest is set: the input (the DigestInfo) is padded (block type 1) and signed as it is,
         // which is what the card's COMPUTE DIGITAL SIGNATURE does.
-        if (!ctx || EVP_PKEY_sign_init(ctx.get()) <= 0 || EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) <= 0 ||
+        if (!ctx || EVP_PKEY_sign_init(ctx.get()) <= 0 ||
+            EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) <= 0 ||
             EVP_PKEY_sign(ctx.get(), nullptr, &n, digest_info.data(), digest_info.size()) <= 0)
             throw CardError(ErrorKind::card_error, "署名に失敗しました / signing failed");
         Bytes out(n);
@@ -99,8 +100,8 @@ void check_key_pair(std::filesystem::path const& certificate_pem, std::filesyste
     auto f = open(key_pem);
     PkeyPtr key(PEM_read_PrivateKey(f.get(), nullptr, nullptr, nullptr));
     if (!cert || !key || X509_check_private_key(cert.get(), key.get()) != 1)
-        throw CardError(ErrorKind::malformed, "鍵が証明書と合いません / the key " + key_pem.string() + " does not belong to " +
-                                                  certificate_pem.string());
+        throw CardError(ErrorKind::malformed, "鍵が証明書と合いません / the key " + key_pem.string() +
+                                                  " does not belong to " + certificate_pem.string());
 }
 }  // namespace
 
@@ -145,7 +146,8 @@ bool verify_chain(ByteView certificate_der, ByteView ca_der) {
 
 Bytes random_bytes(std::size_t n) {
     Bytes out(n);
-    if (RAND_bytes(out.data(), int(n)) != 1) throw CardError(ErrorKind::card_error, "乱数を生成できません / RAND_bytes failed");
+    if (RAND_bytes(out.data(), int(n)) != 1)
+        throw CardError(ErrorKind::card_error, "乱数を生成できません / RAND_bytes failed");
     return out;
 }
 

@@ -12,7 +12,8 @@ void throw_pcsc(long rv, std::string_view what) {
     switch (rv) {
         case SCARD_W_REMOVED_CARD:
         case SCARD_W_RESET_CARD:
-            throw CardError(ErrorKind::card_removed, "カードが取り外されました / the card was removed (" + detail + ")");
+            throw CardError(ErrorKind::card_removed,
+                            "カードが取り外されました / the card was removed (" + detail + ")");
         case SCARD_E_NO_SMARTCARD:
             throw CardError(ErrorKind::no_card, "カードがありません / no card in the reader (" + detail + ")");
         case SCARD_E_NO_READERS_AVAILABLE:
@@ -23,9 +24,11 @@ void throw_pcsc(long rv, std::string_view what) {
             throw CardError(ErrorKind::timeout, "時間切れです / timed out (" + detail + ")");
         case SCARD_E_NO_SERVICE:
         case SCARD_E_SERVICE_STOPPED:
-            throw CardError(ErrorKind::transport, "PC/SC サービス (pcscd) に接続できません / pcscd is not running (" + detail + ")");
+            throw CardError(ErrorKind::transport,
+                            "PC/SC サービス (pcscd) に接続できません / pcscd is not running (" + detail + ")");
         default:
-            throw CardError(ErrorKind::transport, "カードリーダーとの通信に失敗しました / reader communication failed (" + detail + ")");
+            throw CardError(ErrorKind::transport,
+                            "カードリーダーとの通信に失敗しました / reader communication failed (" + detail + ")");
     }
 }
 
@@ -69,13 +72,16 @@ std::string PcscContext::wait_for_card(std::string const& reader, std::chrono::m
         if (!reader.empty()) {
             bool found = false;
             for (auto const& n : names) found = found || n == reader;
-            if (!found) throw CardError(ErrorKind::no_reader, "カードリーダーが見つかりません / no reader named \"" + reader + "\"");
+            if (!found)
+                throw CardError(ErrorKind::no_reader,
+                                "カードリーダーが見つかりません / no reader named \"" + reader + "\"");
             names = {reader};
         }
         check_cancel();
         if (names.empty()) {
             if (std::chrono::steady_clock::now() >= deadline)
-                throw CardError(ErrorKind::no_reader, "カードリーダーが接続されていません / no card reader is connected");
+                throw CardError(ErrorKind::no_reader,
+                                "カードリーダーが接続されていません / no card reader is connected");
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
             continue;
         }
@@ -90,11 +96,13 @@ std::string PcscContext::wait_for_card(std::string const& reader, std::chrono::m
                 if ((states[i].dwEventState & SCARD_STATE_PRESENT) && !(states[i].dwEventState & SCARD_STATE_MUTE))
                     return names[i];
             auto const now = std::chrono::steady_clock::now();
-            if (now >= deadline) throw CardError(ErrorKind::timeout, "カードが置かれませんでした / no card was presented in time");
+            if (now >= deadline)
+                throw CardError(ErrorKind::timeout, "カードが置かれませんでした / no card was presented in time");
             check_cancel();
             for (auto& s : states) s.dwCurrentState = s.dwEventState & ~SCARD_STATE_CHANGED;
             auto const left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
-            rv = SCardGetStatusChange(SCARDCONTEXT(context_), DWORD(std::min<long long>(left, 1000)), states.data(), DWORD(states.size()));
+            rv = SCardGetStatusChange(SCARDCONTEXT(context_), DWORD(std::min<long long>(left, 1000)), states.data(),
+                                      DWORD(states.size()));
         }
         if (rv == SCARD_E_CANCELLED) throw CardError(ErrorKind::timeout, "キャンセルされました / cancelled");
         if (rv != SCARD_E_UNKNOWN_READER && rv != SCARD_E_READER_UNAVAILABLE) throw_pcsc(rv, "SCardGetStatusChange");
@@ -121,8 +129,9 @@ Bytes PcscChannel::transmit(ByteView apdu) {
     if (rv != SCARD_S_SUCCESS) throw_pcsc(rv, "SCardTransmit");
     // A contactless card leaving the field mid-command can end a transmit with no bytes at all.
     if (len < 2)
-        throw CardError(ErrorKind::card_removed, "カードが離れたか応答がありません / the card was removed or stopped answering (" +
-                                                     std::to_string(len) + "-byte response)");
+        throw CardError(ErrorKind::card_removed,
+                        "カードが離れたか応答がありません / the card was removed or stopped answering (" +
+                            std::to_string(len) + "-byte response)");
     out.resize(len);
     return out;
 }

@@ -40,17 +40,21 @@ Frame parse(ByteView b) {
         if (b.size() != 6 || b[5] != 0x00) bad("ACK frame with trailing bytes");
         return Frame{true, 0, 0, {}};
     }
-    if (b[3] != 0xFF || b[4] != 0xFF) bad("not an extended frame (00 00 FF FF FF); normal frames are not used by Port-100");
+    if (b[3] != 0xFF || b[4] != 0xFF)
+        bad("not an extended frame (00 00 FF FF FF); normal frames are not used by Port-100");
     if (b.size() < 10) bad("extended frame cut short at " + std::to_string(b.size()) + " bytes");
     std::size_t const len = std::size_t(b[5]) | std::size_t(b[6]) << 8;
-    if (checksum(b.subspan(5, 2)) != b[7]) bad("length checksum " + to_hex(b.subspan(7, 1)) + " does not match the length");
+    if (checksum(b.subspan(5, 2)) != b[7])
+        bad("length checksum " + to_hex(b.subspan(7, 1)) + " does not match the length");
     if (len < 2) bad("data length " + std::to_string(len) + " (direction and command need 2)");
     if (len > max_payload + 2) bad("data length " + std::to_string(len) + " above " + std::to_string(max_payload + 2));
-    if (b.size() != 8 + len + 2) bad("frame of " + std::to_string(b.size()) + " bytes for a data length of " + std::to_string(len));
+    if (b.size() != 8 + len + 2)
+        bad("frame of " + std::to_string(b.size()) + " bytes for a data length of " + std::to_string(len));
     ByteView const data = b.subspan(8, len);
     if (checksum(data) != b[8 + len]) bad("data checksum " + to_hex(b.subspan(8 + len, 1)) + " does not match");
     if (b[9 + len] != 0x00) bad("postamble is not 00");
-    if (data[0] != to_device && data[0] != from_device) bad("direction byte " + to_hex(data.first(1)) + " is neither D6 nor D7");
+    if (data[0] != to_device && data[0] != from_device)
+        bad("direction byte " + to_hex(data.first(1)) + " is neither D6 nor D7");
     return Frame{false, data[0], data[1], Bytes(data.begin() + 2, data.end())};
 }
 
@@ -58,14 +62,18 @@ Bytes wupb() { return {0x05, 0x00, 0x08}; }
 
 Atqb parse_atqb(ByteView b) {
     if (b.size() != 12 && b.size() != 13)
-        throw CardError(ErrorKind::malformed, "不正なATQB / malformed ATQB: " + std::to_string(b.size()) + " bytes (12 or 13 expected)");
-    if (b[0] != 0x50) throw CardError(ErrorKind::malformed, "不正なATQB / malformed ATQB: first byte " + to_hex(b.first(1)) + " is not 50");
+        throw CardError(ErrorKind::malformed,
+                        "不正なATQB / malformed ATQB: " + std::to_string(b.size()) + " bytes (12 or 13 expected)");
+    if (b[0] != 0x50)
+        throw CardError(ErrorKind::malformed,
+                        "不正なATQB / malformed ATQB: first byte " + to_hex(b.first(1)) + " is not 50");
     Atqb a;
     a.pupi.assign(b.begin() + 1, b.begin() + 5);
     a.application_data.assign(b.begin() + 5, b.begin() + 9);
     std::uint8_t const proto2 = b[10], proto3 = b[11];
     if ((proto2 & 0x01) == 0)
-        throw CardError(ErrorKind::not_supported, "ISO 14443-4 に対応していないカードです / the card does not support ISO 14443-4");
+        throw CardError(ErrorKind::not_supported,
+                        "ISO 14443-4 に対応していないカードです / the card does not support ISO 14443-4");
     a.fsc = isodep::frame_size(proto2 >> 4);
     a.fwi = proto3 >> 4;
     if (a.fwi == 15) a.fwi = 4;  // RFU: the default
@@ -94,7 +102,9 @@ Bytes Host::command(std::uint8_t code, ByteView payload, int timeout_ms) {
 std::uint16_t Host::initialize() {
     pipe_.write(ack_frame());  // cancels whatever a previous page left running
     Bytes r = command(set_command_type, Bytes{0x01});
-    if (r.empty() || r[0] != 0) throw CardError(ErrorKind::not_supported, "このリーダーはコマンドタイプ1に対応していません / reader refused command type 1");
+    if (r.empty() || r[0] != 0)
+        throw CardError(ErrorKind::not_supported,
+                        "このリーダーはコマンドタイプ1に対応していません / reader refused command type 1");
     r = command(get_firmware_version, {});
     if (r.size() < 2) bad("firmware version of " + std::to_string(r.size()) + " bytes");
     std::uint16_t const version = std::uint16_t(r[0] | r[1] << 8);
@@ -104,7 +114,8 @@ std::uint16_t Host::initialize() {
 
 void Host::rf(bool on) {
     Bytes r = command(switch_rf, Bytes{std::uint8_t(on ? 1 : 0)});
-    if (r.empty() || r[0] != 0) throw CardError(ErrorKind::transport, "リーダーの電波を切り替えられません / SwitchRF failed");
+    if (r.empty() || r[0] != 0)
+        throw CardError(ErrorKind::transport, "リーダーの電波を切り替えられません / SwitchRF failed");
 }
 
 void Host::configure_type_b() {
@@ -125,10 +136,12 @@ Bytes Host::transceive(ByteView data, int timeout_ms) {
     payload.insert(payload.end(), data.begin(), data.end());
     Bytes r = command(in_comm_rf, payload, timeout_ms);
     if (r.size() < 5) bad("InCommRF response of " + std::to_string(r.size()) + " bytes");
-    std::uint32_t const status = std::uint32_t(r[0]) | std::uint32_t(r[1]) << 8 | std::uint32_t(r[2]) << 16 | std::uint32_t(r[3]) << 24;
+    std::uint32_t const status =
+        std::uint32_t(r[0]) | std::uint32_t(r[1]) << 8 | std::uint32_t(r[2]) << 16 | std::uint32_t(r[3]) << 24;
     if (status == 0x80) throw CardError(ErrorKind::timeout, "カードが応答しません / no answer from a card");
     if (status != 0)
-        throw CardError(ErrorKind::transport, "無線通信のエラーです / RF error, InCommRF status " + to_hex(ByteView(r).first(4)));
+        throw CardError(ErrorKind::transport,
+                        "無線通信のエラーです / RF error, InCommRF status " + to_hex(ByteView(r).first(4)));
     return Bytes(r.begin() + 5, r.end());
 }
 
@@ -261,7 +274,8 @@ Bytes Rcs380Simulator::rf_exchange(ByteView data, bool& timeout) {
         return {0x50, 0x4B, 0x59, 0x4F, 0x54, 0x00, 0x00, 0x00, 0x00, 0x00, 0x81, 0x70};
     }
     if (data[0] == 0x1D && state_ == CardState::ready) {
-        if (data.size() < 9 || !std::equal(data.begin() + 1, data.begin() + 5, Bytes{0x4B, 0x59, 0x4F, 0x54}.begin())) return {};
+        if (data.size() < 9 || !std::equal(data.begin() + 1, data.begin() + 5, Bytes{0x4B, 0x59, 0x4F, 0x54}.begin()))
+            return {};
         std::size_t const fsd = isodep::frame_size(data[6] & 0x0F);
         VirtualCard* card = card_;
         target_ = std::make_unique<isodep::Target>(

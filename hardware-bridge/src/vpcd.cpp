@@ -21,7 +21,8 @@ VpcdFrame parse_vpcd_frame(ByteView payload) {
             case 0x02: return {VpcdFrame::Kind::reset, {}};
             case 0x04: return {VpcdFrame::Kind::atr, {}};
             default:
-                throw CardError(ErrorKind::malformed, "vpcd: 不明な制御コード / unknown control byte " + to_hex(payload));
+                throw CardError(ErrorKind::malformed,
+                                "vpcd: 不明な制御コード / unknown control byte " + to_hex(payload));
         }
     }
     return {VpcdFrame::Kind::apdu, Bytes(payload.begin(), payload.end())};

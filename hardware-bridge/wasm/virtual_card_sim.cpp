@@ -38,11 +38,13 @@ std::unique_ptr<Rcs380Simulator> reader;
 
 extern "C" {
 
-EMSCRIPTEN_KEEPALIVE int vc_create(std::uint8_t const* cert, int cert_len, std::uint8_t const* ca, int ca_len, char const* pin) {
+EMSCRIPTEN_KEEPALIVE int vc_create(std::uint8_t const* cert, int cert_len, std::uint8_t const* ca, int ca_len,
+                                   char const* pin) {
     try {
         VirtualCardOptions o;
         o.pin = pin;
-        card = std::make_unique<VirtualCard>(Bytes(cert, cert + cert_len), Bytes(ca, ca + ca_len), std::make_unique<JsKey>(), o);
+        card = std::make_unique<VirtualCard>(Bytes(cert, cert + cert_len), Bytes(ca, ca + ca_len),
+                                             std::make_unique<JsKey>(), o);
         reader = std::make_unique<Rcs380Simulator>(card.get());
         return 0;
     } catch (CardError const&) {

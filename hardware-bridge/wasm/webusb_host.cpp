@@ -66,8 +66,11 @@ private:
         char* e = kc_js_usb_error();
         std::string const detail = e;
         std::free(e);
-        throw CardError(ErrorKind::transport, "カードリーダーとの通信に失敗しました（外された可能性があります） / reader communication failed, "
-                                              "it may have been unplugged (" + detail + ")");
+        throw CardError(
+            ErrorKind::transport,
+            "カードリーダーとの通信に失敗しました（外された可能性があります） / reader communication failed, "
+            "it may have been unplugged (" +
+                detail + ")");
     }
 };
 
@@ -108,7 +111,9 @@ char const* with_card(int wait_ms, F&& f) {
 extern "C" {
 
 EMSCRIPTEN_KEEPALIVE char const* kc_read_certificate(int wait_ms) {
-    return with_card(wait_ms, [](Channel& ch) { return json{{"certificate_hex", to_hex(jpki::read_certificate_only(ch))}}; });
+    return with_card(wait_ms, [](Channel& ch) {
+        return json{{"certificate_hex", to_hex(jpki::read_certificate_only(ch))}};
+    });
 }
 
 EMSCRIPTEN_KEEPALIVE char const* kc_pin_tries(int wait_ms) {
@@ -116,7 +121,8 @@ EMSCRIPTEN_KEEPALIVE char const* kc_pin_tries(int wait_ms) {
 }
 
 /// `pin` (4 ASCII digits, not NUL-terminated) is wiped here, whatever happens; `digest` is SHA-256 of the challenge.
-EMSCRIPTEN_KEEPALIVE char const* kc_sign(char* pin, int pin_len, std::uint8_t const* digest, int digest_len, int wait_ms) {
+EMSCRIPTEN_KEEPALIVE char const* kc_sign(char* pin, int pin_len, std::uint8_t const* digest, int digest_len,
+                                         int wait_ms) {
     std::optional<jpki::Pin> p;
     try {
         p.emplace(jpki::Pin::parse(std::string_view(pin, std::size_t(pin_len))));

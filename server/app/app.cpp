@@ -43,14 +43,18 @@ std::shared_ptr<Secrets const> load_secrets(ServeOptions const& o) {
     bool const postgres = is_postgres_url(o.db);
     if (o.key_file.empty() && o.db == ":memory:") return Secrets::ephemeral();
     if (o.key_file.empty() && postgres)
-        throw std::runtime_error("PostgreSQL では --key-file が必要です (鍵はデータベースと別に置きます) / --key-file is required with PostgreSQL "
+        throw std::runtime_error("PostgreSQL では --key-file が必要です (鍵はデータベースと別に置きます) / --key-file "
+                                 "is required with PostgreSQL "
                                  "(the key is kept apart from the database)");
     std::string const path = o.key_file.empty() ? o.db + ".key" : o.key_file;
     bool created = false;
     auto secrets = Secrets::from_key_file(path, created);
     if (created)
-        std::cerr << "kyotaku serve: 鍵ファイル " << path << " を作りました (0600)。データベースとは別にバックアップしてください。これがないと施設URLを開けません"
-                  << " / created the key file " << path << " (0600): back it up apart from the database; without it no facility URL opens\n";
+        std::cerr
+            << "kyotaku serve: 鍵ファイル " << path
+            << " を作りました (0600)。データベースとは別にバックアップしてください。これがないと施設URLを開けません"
+            << " / created the key file " << path
+            << " (0600): back it up apart from the database; without it no facility URL opens\n";
     return secrets;
 }
 
@@ -65,9 +69,10 @@ net::ip::address listen_address(ServeOptions const& o) {
     auto address = net::ip::make_address(o.host, ec);
     if (ec) throw Refused("--host " + o.host + ": アドレスではありません / not an IP address");
     if (!address.is_loopback() && !o.any_address)
-        throw Refused("--host " + o.host +
-                      ": ループバック以外に待ち受けるには --listen ADDRESS:PORT で明示してください / refusing a non-loopback "
-                      "--host; ask for it explicitly with --listen ADDRESS:PORT");
+        throw Refused(
+            "--host " + o.host +
+            ": ループバック以外に待ち受けるには --listen ADDRESS:PORT で明示してください / refusing a non-loopback "
+            "--host; ask for it explicitly with --listen ADDRESS:PORT");
     return address;
 }
 
@@ -81,7 +86,8 @@ std::unique_ptr<TlsInForce> tls_in_force(std::string const& tls_dir) {
 
 // The database, migrated, and the key file's secrets; a database this user can only read (a SQLite file restored
 // as root, say) is refused now, not after the first write fails.
-std::unique_ptr<Database> open_store(ServeOptions const& o, std::string const& spool_dir, std::shared_ptr<Secrets const>& secrets) {
+std::unique_ptr<Database> open_store(ServeOptions const& o, std::string const& spool_dir,
+                                     std::shared_ptr<Secrets const>& secrets) {
     try {
         secrets = load_secrets(o);
         if (auto problem = prepare_spool_dir(spool_dir); !problem.empty())
@@ -94,9 +100,9 @@ std::unique_ptr<Database> open_store(ServeOptions const& o, std::string const& s
         try {
             check_writable(*db, iso_timestamp(std::chrono::system_clock::now()));
         } catch (std::exception const& e) {
-            throw std::runtime_error(
-                std::string("データベースに書き込めません (所有者と権限を確かめてください) / cannot write the database (check its owner and mode): ") +
-                e.what());
+            throw std::runtime_error(std::string("データベースに書き込めません (所有者と権限を確かめてください) / "
+                                                 "cannot write the database (check its owner and mode): ") +
+                                     e.what());
         }
         if (int sealed = seal_plain_url_keys(*db, *secrets))
             std::cerr << "kyotaku serve: 平文の URL 鍵 " << sealed << " 個を鍵ファイルで封じました / sealed " << sealed
@@ -116,13 +122,15 @@ std::unique_ptr<TestClock> test_clock(ServeOptions const& o) {
     auto day = parse_date(o.test_clock);
     if (!day.date) throw Refused("--test-clock " + o.test_clock + ": " + day.message.text());
     auto clock = std::make_unique<TestClock>(*day.date);
-    std::cerr << "kyotaku serve: テスト用の時計で動いています (今日 = " << clock->today().iso() << ") / running on a test clock\n";
+    std::cerr << "kyotaku serve: テスト用の時計で動いています (今日 = " << clock->today().iso()
+              << ") / running on a test clock\n";
     return clock;
 }
 
 // Releases move forward only: a release older than the newest this database's servers have served is refused (unless
 // the operator names it with rollback_to), and so are other rules under a release number already served.
-void admit_serving_release(Database& db, LoadResult const& rules, std::string const& rules_dir, std::uint64_t rollback_to) {
+void admit_serving_release(Database& db, LoadResult const& rules, std::string const& rules_dir,
+                           std::uint64_t rollback_to) {
     char host[128] = {};
     gethostname(host, sizeof host - 1);
     ReleaseAdmission admission;
@@ -133,7 +141,10 @@ void admit_serving_release(Database& db, LoadResult const& rules, std::string co
         throw Refused(std::string("リリースの記録を読めません / cannot read the release record: ") + e.what());
     }
     if (!admission.accepted) {
-        log_line({{"event", "rules_refused"}, {"path", rules_dir}, {"release", rules.release.release}, {"floor", admission.floor.release},
+        log_line({{"event", "rules_refused"},
+                  {"path", rules_dir},
+                  {"release", rules.release.release},
+                  {"floor", admission.floor.release},
                   {"error", admission.refusal.en}},
                  "error");
         throw Refused(rules_dir + ": " + admission.refusal.text());
@@ -190,7 +201,8 @@ private:
                 ++rt.batch_worker_errors;
                 log_error("batch_worker", e.what());
             }
-            if (answered == 0) {  // nothing to do: purge what is past keeping, look again in a while (at once when stopping)
+            // nothing to do: purge what is past keeping, look again in a while (at once when stopping)
+            if (answered == 0) {
                 try {
                     if (service.batch.pause().count() == 0) service.batch.purge();  // (not while the database is away)
                 } catch (std::exception const& e) {
@@ -218,7 +230,8 @@ private:
 // already handed over), and closes once none has begun for `quiet` (at once when none came in the last second); then
 // the requests in flight get the rest of `bound` to finish — each answer closes its connection — and the io_context
 // stops (idle keep-alive connections end with it). Logged when it begins and when it ends, with what was left.
-net::awaitable<void> drain_then_stop(net::io_context& io, tcp::acceptor& acceptor, Drain& drain, std::chrono::seconds bound) {
+net::awaitable<void> drain_then_stop(net::io_context& io, tcp::acceptor& acceptor, Drain& drain,
+                                     std::chrono::seconds bound) {
     using clock = std::chrono::steady_clock;
     constexpr auto quiet = std::chrono::seconds(1);
     auto const began = clock::now(), deadline = began + bound;
@@ -243,39 +256,50 @@ net::awaitable<void> drain_then_stop(net::io_context& io, tcp::acceptor& accepto
 }
 
 // /metrics about connections and TLS: each certificate's expiry, SIGHUP's TLS reloads, the handshake budget, the drain.
-void connection_metrics(std::string& out, TlsInForce const& tls, HandshakeBudget const& hellos, HandshakeBudget const& handshakes,
-                        UploadBudget const& uploads, Drain const& drain) {
+void connection_metrics(std::string& out, TlsInForce const& tls, HandshakeBudget const& hellos,
+                        HandshakeBudget const& handshakes, UploadBudget const& uploads, Drain const& drain) {
     metric_header(out, "kyotaku_tls_certificate_expiry_seconds", "gauge",
-                  "When each certificate the server relies on expires (Unix time): its own (server.pem) and the client CAs (ca.pem).");
+                  "When each certificate the server relies on expires (Unix time): its own (server.pem) and the client "
+                  "CAs (ca.pem).");
     for (auto const& c : tls.certificates())
-        metric_sample(out, "kyotaku_tls_certificate_expiry_seconds", {{"file", c.file}, {"subject", c.subject}}, c.not_after);
+        metric_sample(out, "kyotaku_tls_certificate_expiry_seconds", {{"file", c.file}, {"subject", c.subject}},
+                      c.not_after);
     metric_header(out, "kyotaku_tls_reloads_total", "counter", "TLS reloads (SIGHUP), taken or refused.");
     metric_sample(out, "kyotaku_tls_reloads_total", {{"result", "ok"}}, double(tls.reloads_ok.load()));
     metric_sample(out, "kyotaku_tls_reloads_total", {{"result", "failed"}}, double(tls.reloads_failed.load()));
     metric_header(out, "kyotaku_http_handshakes_open", "gauge",
-                  "Connections in their TLS handshake now, by stage: waiting for the ClientHello (hello), or the rest (handshake).");
+                  "Connections in their TLS handshake now, by stage: waiting for the ClientHello (hello), or the rest "
+                  "(handshake).");
     metric_sample(out, "kyotaku_http_handshakes_open", {{"stage", "hello"}}, double(hellos.size()));
     metric_sample(out, "kyotaku_http_handshakes_open", {{"stage", "handshake"}}, double(handshakes.size()));
     metric_header(out, "kyotaku_http_handshakes_evicted_total", "counter",
                   "Connections closed in their handshake because max_handshakes newer ones were in the same stage.");
     metric_sample(out, "kyotaku_http_handshakes_evicted_total", {{"stage", "hello"}}, double(hellos.evicted.load()));
-    metric_sample(out, "kyotaku_http_handshakes_evicted_total", {{"stage", "handshake"}}, double(handshakes.evicted.load()));
-    metric_header(out, "kyotaku_http_uploads_open", "gauge", "Large uploads (bodies beyond 64 KiB) read or answered now.");
+    metric_sample(out, "kyotaku_http_handshakes_evicted_total", {{"stage", "handshake"}},
+                  double(handshakes.evicted.load()));
+    metric_header(out, "kyotaku_http_uploads_open", "gauge",
+                  "Large uploads (bodies beyond 64 KiB) read or answered now.");
     metric_sample(out, "kyotaku_http_uploads_open", {}, double(uploads.uploads()));
     metric_header(out, "kyotaku_http_upload_bytes", "gauge",
-                  "Bytes the large uploads under way have taken from the budget, by store: memory (upload_memory_mb) or spool (upload_spool_mb).");
+                  "Bytes the large uploads under way have taken from the budget, by store: memory (upload_memory_mb) "
+                  "or spool (upload_spool_mb).");
     metric_header(out, "kyotaku_http_upload_budget_bytes", "gauge", "The budget of large uploads, by store.");
-    for (auto [store, name] : {std::pair(UploadBudget::Store::memory, "memory"), std::pair(UploadBudget::Store::spool, "spool")}) {
+    for (auto [store, name] :
+         {std::pair(UploadBudget::Store::memory, "memory"), std::pair(UploadBudget::Store::spool, "spool")}) {
         metric_sample(out, "kyotaku_http_upload_bytes", {{"store", name}}, double(uploads.in_use(store)));
         metric_sample(out, "kyotaku_http_upload_budget_bytes", {{"store", name}}, double(uploads.capacity(store)));
     }
     metric_header(out, "kyotaku_http_uploads_refused_total", "counter",
-                  "Large uploads refused before their body was read: the budget was spent (503), the facility had uploads_per_facility "
+                  "Large uploads refused before their body was read: the budget was spent (503), the facility had "
+                  "uploads_per_facility "
                   "under way (429), or the spool directory's disk had too little free space (503).");
-    metric_sample(out, "kyotaku_http_uploads_refused_total", {{"reason", "budget"}}, double(uploads.refused_budget.load()));
-    metric_sample(out, "kyotaku_http_uploads_refused_total", {{"reason", "facility"}}, double(uploads.refused_facility.load()));
+    metric_sample(out, "kyotaku_http_uploads_refused_total", {{"reason", "budget"}},
+                  double(uploads.refused_budget.load()));
+    metric_sample(out, "kyotaku_http_uploads_refused_total", {{"reason", "facility"}},
+                  double(uploads.refused_facility.load()));
     metric_sample(out, "kyotaku_http_uploads_refused_total", {{"reason", "disk"}}, double(uploads.refused_disk.load()));
-    metric_header(out, "kyotaku_http_requests_in_flight", "gauge", "Requests from their header to the end of their answer.");
+    metric_header(out, "kyotaku_http_requests_in_flight", "gauge",
+                  "Requests from their header to the end of their answer.");
     metric_sample(out, "kyotaku_http_requests_in_flight", {}, double(drain.in_flight.load()));
 }
 
@@ -326,7 +350,8 @@ int run(ServeOptions const& o) {
     std::vector<Diagnostic> diags;
     ServingRules serving = load_serving_rules(rules_dir, trusted_keys, &diags);
     LoadResult& rules = serving.loaded;
-    if (!rules.program) throw Refused(rules_dir + ": " + (diags.empty() ? rules.describe() : "\n" + format_diagnostics(diags)));
+    if (!rules.program)
+        throw Refused(rules_dir + ": " + (diags.empty() ? rules.describe() : "\n" + format_diagnostics(diags)));
     rules_web.rules_path = rules_dir;
     // The database and the key file, the clock, the desks.
     std::shared_ptr<Secrets const> secrets;
@@ -337,7 +362,8 @@ int run(ServeOptions const& o) {
     std::optional<Service> service_holder;
     try {
         // (Signed rules: the page gets exactly the bytes whose signature was checked, serving.exact.)
-        service_holder.emplace(*db, rules.program, moved_clock ? static_cast<Clock&>(*moved_clock) : static_cast<Clock&>(system_clock),
+        service_holder.emplace(*db, rules.program,
+                               moved_clock ? static_cast<Clock&>(*moved_clock) : static_cast<Clock&>(system_clock),
                                serving.exact);
     } catch (std::exception const& e) {
         throw Refused(rules_dir + ": " + e.what());
@@ -349,10 +375,14 @@ int run(ServeOptions const& o) {
     service.handoffs().max_open_per_client = o.handoffs_per_client;
     // The card CA: optional (card consent is refused without it); the systemd unit hands a placeholder without a
     // certificate when the file is missing, which counts as missing.
-    if (std::string const card_ca = (fs::path(o.tls_dir) / "card-ca.pem").string(); loads_as_ca_file(card_ca)) service.context.card_ca = card_ca;
+    if (std::string const card_ca = (fs::path(o.tls_dir) / "card-ca.pem").string(); loads_as_ca_file(card_ca))
+        service.context.card_ca = card_ca;
     // Batch jobs' state changes and the chunks the worker could not answer go to the log.
     service.context.events.on_batch_event = [](BatchEvent const& e) {
-        LogFields line{{"event", "batch_job"}, {"state", e.state}, {"reception_number", e.reception_number}, {"facility", e.facility},
+        LogFields line{{"event", "batch_job"},
+                       {"state", e.state},
+                       {"reception_number", e.reception_number},
+                       {"facility", e.facility},
                        {"rows", e.rows}};
         if (!e.error.empty()) line["error"] = e.error;
         if (e.retry_in_ms >= 0) line["retry_in_ms"] = e.retry_in_ms;
@@ -366,8 +396,12 @@ int run(ServeOptions const& o) {
     };
     // A Shift_JIS answer's 外字, per unit, at warning level (the answer went out with 〓; docs/interfaces.md).
     service.context.events.on_unmappable = [](UnmappableCharacters const& u) {
-        log_line({{"event", "unmappable_characters"}, {"route", u.route}, {"facility", u.facility}, {"reception_number", u.reception_number},
-                  {"unit", u.unit}, {"characters", u.characters}},
+        log_line({{"event", "unmappable_characters"},
+                  {"route", u.route},
+                  {"facility", u.facility},
+                  {"reception_number", u.reception_number},
+                  {"unit", u.unit},
+                  {"characters", u.characters}},
                  "warning");
     };
 
@@ -377,7 +411,8 @@ int run(ServeOptions const& o) {
     // the router, the drain, the budgets, all made below — still live.
     struct Loop {
         explicit Loop(int threads)
-            : io(threads), acceptor(io), signals(io, SIGINT, SIGTERM), hangup(io, SIGHUP), acceptor_strand(net::make_strand(io)) {}
+            : io(threads), acceptor(io), signals(io, SIGINT, SIGTERM), hangup(io, SIGHUP),
+              acceptor_strand(net::make_strand(io)) {}
         net::io_context io;
         tcp::acceptor acceptor;
         net::signal_set signals, hangup;
@@ -396,8 +431,9 @@ int run(ServeOptions const& o) {
     if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
     if (ec) throw Refused(o.host + ":" + std::to_string(o.port) + ": " + ec.message());
     std::string const host_in_url = address.is_v6() ? "[" + o.host + "]" : o.host;
-    service.context.public_url =
-        o.public_url.empty() ? "https://" + host_in_url + ":" + std::to_string(acceptor.local_endpoint().port()) : o.public_url;
+    service.context.public_url = o.public_url.empty()
+                                     ? "https://" + host_in_url + ":" + std::to_string(acceptor.local_endpoint().port())
+                                     : o.public_url;
 
     // The consent page's files: --web-root, else the web/ folder the build assembles beside bin/ or cli/; the rule
     // workbench sits beside it.
@@ -441,13 +477,19 @@ int run(ServeOptions const& o) {
     // The spool budget is disk: checked against what the disk has free at start (a warning) and at each spooled upload.
     uploads.spool_free = [spool_dir] { return free_disk_bytes(spool_dir); };
     if (auto free = free_disk_bytes(spool_dir); free && *free < o.limits.upload_spool) {
-        std::cerr << "kyotaku serve: spool_dir " << spool_dir << " のディスクの空き (" << (*free >> 20) << " MiB) は upload_spool_mb ("
-                  << (o.limits.upload_spool >> 20) << ") より少ないです。空きを超える送信は断ります (503) / the spool directory's disk has "
-                  << (*free >> 20) << " MiB free, less than upload_spool_mb: uploads beyond the free space are refused (503)\n";
-        log_line({{"event", "spool_disk_low"}, {"spool_dir", spool_dir}, {"free_mb", *free >> 20}, {"upload_spool_mb", o.limits.upload_spool >> 20}},
+        std::cerr << "kyotaku serve: spool_dir " << spool_dir << " のディスクの空き (" << (*free >> 20)
+                  << " MiB) は upload_spool_mb (" << (o.limits.upload_spool >> 20)
+                  << ") より少ないです。空きを超える送信は断ります (503) / the spool directory's disk has "
+                  << (*free >> 20)
+                  << " MiB free, less than upload_spool_mb: uploads beyond the free space are refused (503)\n";
+        log_line({{"event", "spool_disk_low"},
+                  {"spool_dir", spool_dir},
+                  {"free_mb", *free >> 20},
+                  {"upload_spool_mb", o.limits.upload_spool >> 20}},
                  "warning");
     }
-    SessionShared shared{router, rt, idempotent, o.limits, spool_dir, drain, hellos, handshakes, uploads, work, slow_work};
+    SessionShared shared{router, rt,         idempotent, o.limits, spool_dir, drain,
+                         hellos, handshakes, uploads,    work,     slow_work};
     rt.more_metrics = [&](std::string& out) {
         connection_metrics(out, *tls, hellos, handshakes, uploads, drain);
         proofs.render_metrics(out);
@@ -470,8 +512,8 @@ int run(ServeOptions const& o) {
     // Connections: capped (within the descriptor limit), each with its deadlines; the accept loop survives every error.
     int const max_connections = effective_max_connections(o.limits.max_connections);
     if (max_connections < o.limits.max_connections)
-        std::cerr << "kyotaku serve: 同時接続数をファイル記述子の上限に合わせて " << max_connections << " にしました / connection cap lowered to "
-                  << max_connections << " by the descriptor limit\n";
+        std::cerr << "kyotaku serve: 同時接続数をファイル記述子の上限に合わせて " << max_connections
+                  << " にしました / connection cap lowered to " << max_connections << " by the descriptor limit\n";
     ConnectionCounter connections;
     AcceptStats accept_stats;
     rt.connections_refused = &accept_stats.refused_at_cap;  // for /metrics
@@ -485,8 +527,8 @@ int run(ServeOptions const& o) {
                                   start_session(std::move(socket), tls->context(), shared, std::move(slot));
                               }),
                   [](std::exception_ptr) {});
-    std::cout << "listening on https://" << host_in_url << ":" << acceptor.local_endpoint().port() << " (" << db->backend() << " "
-              << redact_db(o.db) << ")" << std::endl;
+    std::cout << "listening on https://" << host_in_url << ":" << acceptor.local_endpoint().port() << " ("
+              << db->backend() << " " << redact_db(o.db) << ")" << std::endl;
     BatchWorker worker(service, rt);
     // SIGTERM or SIGINT: the drain (app.hpp, "Stopping"), then the io_context stops.
     loop->signals.async_wait([&](boost::system::error_code const& error, int) {

@@ -72,7 +72,8 @@ std::string base64_encode(std::vector<unsigned char> const& bytes) {
 std::optional<std::string> certificate_fingerprint(std::string const& der_or_pem) {
     X509Ptr cert;
     if (der_or_pem.rfind("-----BEGIN", 0) == 0) {
-        std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>> bio(BIO_new_mem_buf(der_or_pem.data(), int(der_or_pem.size())));
+        std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>> bio(
+            BIO_new_mem_buf(der_or_pem.data(), int(der_or_pem.size())));
         cert.reset(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
     } else {
         auto der = base64_decode(der_or_pem);
@@ -90,7 +91,8 @@ bool loads_as_ca_file(std::string const& pem_file) {
 }
 
 CardCheck verify_card_signature(std::string const& card_ca_pem_file, std::vector<unsigned char> const& certificate_der,
-                                std::vector<unsigned char> const& challenge, std::vector<unsigned char> const* signature) {
+                                std::vector<unsigned char> const& challenge,
+                                std::vector<unsigned char> const* signature) {
     CardCheck r;
     unsigned char const* p = certificate_der.data();
     X509Ptr cert(d2i_X509(nullptr, &p, long(certificate_der.size())));
@@ -109,10 +111,12 @@ CardCheck verify_card_signature(std::string const& card_ca_pem_file, std::vector
         return r;
     }
     StoreCtxPtr ctx(X509_STORE_CTX_new());
-    if (!ctx || X509_STORE_CTX_init(ctx.get(), store.get(), cert.get(), nullptr) != 1 || X509_verify_cert(ctx.get()) != 1) {
+    if (!ctx || X509_STORE_CTX_init(ctx.get(), store.get(), cert.get(), nullptr) != 1 ||
+        X509_verify_cert(ctx.get()) != 1) {
         r.field = "certificate";
         r.error_ja = "カードの証明書を検証できません";
-        r.error_en = std::string("the card certificate does not verify: ") + X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
+        r.error_en = std::string("the card certificate does not verify: ") +
+                     X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
         return r;
     }
     if (!signature) {

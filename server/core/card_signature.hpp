@@ -20,7 +20,8 @@ struct CardCheck {
 // Checks the certificate against the card CA and, when `signature` is given, that the card's key signed the
 // challenge. 目視確認 has no signature (no PIN, so the card cannot sign): the certificate alone is checked.
 CardCheck verify_card_signature(std::string const& card_ca_pem_file, std::vector<unsigned char> const& certificate_der,
-                                std::vector<unsigned char> const& challenge, std::vector<unsigned char> const* signature);
+                                std::vector<unsigned char> const& challenge,
+                                std::vector<unsigned char> const* signature);
 
 // Whether a PEM file holds at least one certificate that loads as a CA (the card CA; the systemd unit hands the
 // server a placeholder without one when /etc/kyotaku/tls/card-ca.pem is missing).

@@ -16,8 +16,8 @@ std::string iso_timestamp(std::chrono::system_clock::time_point t) {
     std::tm tm{};
     gmtime_r(&tt, &tm);
     char buf[96];  // room for any int the fields may hold: GCC's -Wformat-truncation cannot bound them
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                  tm.tm_min, tm.tm_sec, static_cast<long long>(us));
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(us));
     return buf;
 }
 
@@ -43,7 +43,8 @@ void TestClock::set_today(Date day) {
     if (today() == day) return;  // already that day: time keeps going forward (timestamps stay in order)
     // 10:00 JST on `day` is 01:00 UTC of the same calendar day.
     auto const target = std::chrono::system_clock::time_point(std::chrono::days(day.days()) + std::chrono::hours(1));
-    offset_us_ = std::chrono::duration_cast<std::chrono::microseconds>(target - std::chrono::system_clock::now()).count();
+    offset_us_ =
+        std::chrono::duration_cast<std::chrono::microseconds>(target - std::chrono::system_clock::now()).count();
 }
 
 }  // namespace kyotaku::server

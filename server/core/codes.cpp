@@ -27,9 +27,11 @@ int modulus10_check_digit(std::string_view digits) {
 bool valid_facility_code(std::string_view code) { return !facility_code_error(code, "").has_value(); }
 
 std::optional<Error> facility_code_error(std::string_view code, std::string const& field) {
-    if (code.size() != 10 || !all_digits(code)) return invalid(field, "医療機関等コードは10桁の数字です", "the facility code is 10 digits");
+    if (code.size() != 10 || !all_digits(code))
+        return invalid(field, "医療機関等コードは10桁の数字です", "the facility code is 10 digits");
     if (modulus10_check_digit(code.substr(0, 9)) != code[9] - '0')
-        return invalid(field, "医療機関等コードの検証番号が合いません", "the facility code's check digit does not match");
+        return invalid(field, "医療機関等コードの検証番号が合いません",
+                       "the facility code's check digit does not match");
     return std::nullopt;
 }
 
@@ -80,7 +82,8 @@ std::size_t utf8_char_at(std::string_view s, std::size_t i, std::uint32_t& cp) {
         cp = (cp << 6) | (cc & 0x3F);
     }
     // No overlong forms, no surrogates, nothing above U+10FFFF.
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
         return 0;
     return n + 1;
 }

@@ -47,7 +47,9 @@ private:
 inline Error invalid(std::string field, std::string ja, std::string en) {
     return {Error::Kind::invalid, std::move(field), std::move(ja), std::move(en)};
 }
-inline Error forbidden(std::string ja, std::string en) { return {Error::Kind::forbidden, "", std::move(ja), std::move(en)}; }
+inline Error forbidden(std::string ja, std::string en) {
+    return {Error::Kind::forbidden, "", std::move(ja), std::move(en)};
+}
 inline Error not_found(std::string field, std::string ja, std::string en) {
     return {Error::Kind::not_found, std::move(field), std::move(ja), std::move(en)};
 }

@@ -22,7 +22,9 @@ std::string new_id() {
 }
 
 std::string time_ordered_id() {
-    auto const ms = std::uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+    auto const ms = std::uint64_t(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
     static char const hex[] = "0123456789abcdef";
     std::string out = new_id();
     for (int i = 0; i < 12; ++i) out[std::size_t(i)] = hex[(ms >> (4 * (11 - i))) & 15];

@@ -81,7 +81,8 @@ std::vector<unsigned char> aes_gcm_seal(std::vector<unsigned char> const& key, s
     return out;
 }
 
-std::optional<std::vector<unsigned char>> aes_gcm_open(std::vector<unsigned char> const& key, std::vector<unsigned char> const& aad,
+std::optional<std::vector<unsigned char>> aes_gcm_open(std::vector<unsigned char> const& key,
+                                                       std::vector<unsigned char> const& aad,
                                                        unsigned char const* sealed, std::size_t size) {
     if (key.size() != 32 || size < nonce_size + tag_size) return std::nullopt;
     std::size_t const cipher_len = size - nonce_size - tag_size;
@@ -101,7 +102,8 @@ std::optional<std::vector<unsigned char>> aes_gcm_open(std::vector<unsigned char
 }
 
 Secrets::Secrets(std::array<unsigned char, 32> const& master)
-    : url_key_wrap_(hkdf(master, "kyotaku url-key sealing v1")), passcode_key_(hkdf(master, "kyotaku passcode hmac v1")),
+    : url_key_wrap_(hkdf(master, "kyotaku url-key sealing v1")),
+      passcode_key_(hkdf(master, "kyotaku passcode hmac v1")),
       fingerprint_(to_hex(hkdf(master, "kyotaku key fingerprint v1").data(), 8)) {}
 
 std::shared_ptr<Secrets const> Secrets::ephemeral() {
@@ -110,7 +112,9 @@ std::shared_ptr<Secrets const> Secrets::ephemeral() {
     return std::shared_ptr<Secrets const>(new Secrets(master));
 }
 
-std::shared_ptr<Secrets const> Secrets::from_key_file(std::string const& path, bool& created) { return load_key_file(path, created, false); }
+std::shared_ptr<Secrets const> Secrets::from_key_file(std::string const& path, bool& created) {
+    return load_key_file(path, created, false);
+}
 
 std::shared_ptr<Secrets const> Secrets::from_key_file_for_check(std::string const& path) {
     bool created = false;
@@ -118,7 +122,9 @@ std::shared_ptr<Secrets const> Secrets::from_key_file_for_check(std::string cons
 }
 
 std::shared_ptr<Secrets const> Secrets::load_key_file(std::string const& path, bool& created, bool for_check) {
-    auto fail = [&](std::string const& ja, std::string const& en) { return std::runtime_error("--key-file " + path + ": " + ja + " / " + en); };
+    auto fail = [&](std::string const& ja, std::string const& en) {
+        return std::runtime_error("--key-file " + path + ": " + ja + " / " + en);
+    };
     created = false;
     std::array<unsigned char, 32> master{};
     int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -134,19 +140,24 @@ std::shared_ptr<Secrets const> Secrets::load_key_file(std::string const& path, b
         created = true;
         return std::shared_ptr<Secrets const>(new Secrets(master));
     }
-    if (fd < 0) throw fail("開けません (シンボリックリンクは使えません)", std::string("cannot open it (a symlink is refused): ") + std::strerror(errno));
+    if (fd < 0)
+        throw fail("開けません (シンボリックリンクは使えません)",
+                   std::string("cannot open it (a symlink is refused): ") + std::strerror(errno));
     struct stat st {};
     std::string text(200, '\0');
     ssize_t n = ::fstat(fd, &st) == 0 ? ::read(fd, text.data(), text.size()) : -1;
     ::close(fd);
     if (!S_ISREG(st.st_mode)) throw fail("通常のファイルではありません", "not a regular file");
     if (st.st_uid != ::geteuid() && !for_check) throw fail("別のユーザのファイルです", "owned by another user");
-    if (st.st_mode & 077) throw fail("他のユーザが読み書きできます (chmod 600 にしてください)", "readable or writable by others (chmod 600)");
+    if (st.st_mode & 077)
+        throw fail("他のユーザが読み書きできます (chmod 600 にしてください)",
+                   "readable or writable by others (chmod 600)");
     if (n < 0) throw fail("読めません", "cannot read it");
     text.resize(std::size_t(n));
     while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
     auto bytes = text.size() == 64 ? from_hex_strict(text) : std::nullopt;
-    if (!bytes || bytes->size() != master.size()) throw fail("鍵 (16進64文字) ではありません", "not a key (64 hex digits)");
+    if (!bytes || bytes->size() != master.size())
+        throw fail("鍵 (16進64文字) ではありません", "not a key (64 hex digits)");
     std::copy(bytes->begin(), bytes->end(), master.begin());
     OPENSSL_cleanse(bytes->data(), bytes->size());
     return std::shared_ptr<Secrets const>(new Secrets(master));
@@ -157,7 +168,8 @@ std::string Secrets::seal_url_key(std::uint32_t version, std::vector<unsigned ch
     return "v1:" + to_hex(sealed.data(), sealed.size());
 }
 
-std::optional<std::vector<unsigned char>> Secrets::open_url_key(std::uint32_t version, std::string const& sealed) const {
+std::optional<std::vector<unsigned char>> Secrets::open_url_key(std::uint32_t version,
+                                                                std::string const& sealed) const {
     if (sealed.rfind("v1:", 0) != 0) return std::nullopt;
     auto bytes = from_hex_strict(sealed.substr(3));
     if (!bytes) return std::nullopt;
@@ -168,8 +180,8 @@ std::string Secrets::passcode_hash(std::string const& facility_code, std::string
     std::string const message = facility_code + ":" + passcode;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    if (!HMAC(EVP_sha256(), passcode_key_.data(), int(passcode_key_.size()), reinterpret_cast<unsigned char const*>(message.data()), message.size(),
-              md, &n))
+    if (!HMAC(EVP_sha256(), passcode_key_.data(), int(passcode_key_.size()),
+              reinterpret_cast<unsigned char const*>(message.data()), message.size(), md, &n))
         throw std::runtime_error("HMAC failed");
     return to_hex(md, n);
 }

@@ -17,7 +17,8 @@ namespace kyotaku::server {
 std::vector<unsigned char> aes_gcm_seal(std::vector<unsigned char> const& key, std::vector<unsigned char> const& aad,
                                         std::vector<unsigned char> const& plain);
 // nullopt when the bytes were tampered with or sealed with another key or other associated data.
-std::optional<std::vector<unsigned char>> aes_gcm_open(std::vector<unsigned char> const& key, std::vector<unsigned char> const& aad,
+std::optional<std::vector<unsigned char>> aes_gcm_open(std::vector<unsigned char> const& key,
+                                                       std::vector<unsigned char> const& aad,
                                                        unsigned char const* sealed, std::size_t size);
 
 class Secrets {

@@ -56,19 +56,25 @@ std::string seal_url_token(std::vector<unsigned char> const& key, std::uint32_t 
 
 std::optional<std::uint32_t> url_token_key_version(std::string_view token) {
     auto bytes = unbase64url(token);
-    if (!bytes || bytes->size() < header_size + nonce_size + tag_size + 5 || (*bytes)[0] != format_byte) return std::nullopt;
-    return (std::uint32_t((*bytes)[1]) << 24) | (std::uint32_t((*bytes)[2]) << 16) | (std::uint32_t((*bytes)[3]) << 8) | (*bytes)[4];
+    if (!bytes || bytes->size() < header_size + nonce_size + tag_size + 5 || (*bytes)[0] != format_byte)
+        return std::nullopt;
+    return (std::uint32_t((*bytes)[1]) << 24) | (std::uint32_t((*bytes)[2]) << 16) | (std::uint32_t((*bytes)[3]) << 8) |
+           (*bytes)[4];
 }
 
 std::optional<UrlClaims> open_url_token(std::vector<unsigned char> const& key, std::string_view token) {
     auto bytes = unbase64url(token);
-    if (!bytes || key.size() != 32 || bytes->size() < header_size + nonce_size + tag_size + 5 || (*bytes)[0] != format_byte) return std::nullopt;
+    if (!bytes || key.size() != 32 || bytes->size() < header_size + nonce_size + tag_size + 5 ||
+        (*bytes)[0] != format_byte)
+        return std::nullopt;
     std::vector<unsigned char> const header(bytes->begin(), bytes->begin() + header_size);
-    auto plain = aes_gcm_open(key, header, bytes->data() + header_size, bytes->size() - header_size);  // fails on any tampering
+    // fails on any tampering
+    auto plain = aes_gcm_open(key, header, bytes->data() + header_size, bytes->size() - header_size);
     if (!plain || plain->size() < 5) return std::nullopt;
     UrlClaims claims;
     claims.facility_code.assign(plain->begin(), plain->end() - 4);
-    for (std::size_t i = plain->size() - 4; i < plain->size(); ++i) claims.generation = (claims.generation << 8) | (*plain)[i];
+    for (std::size_t i = plain->size() - 4; i < plain->size(); ++i)
+        claims.generation = (claims.generation << 8) | (*plain)[i];
     return claims;
 }
 
@@ -83,11 +89,14 @@ std::unique_ptr<QRcode, void (*)(QRcode*)> encode(std::string const& text) {
 std::string qr_svg(std::string const& text) {
     auto q = encode(text);
     int n = q->width, margin = 4, size = n + 2 * margin;
-    std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 " + std::to_string(size) + " " + std::to_string(size) +
-                      "\" shape-rendering=\"crispEdges\"><rect width=\"100%\" height=\"100%\" fill=\"#fff\"/><path fill=\"#000\" d=\"";
+    std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 " + std::to_string(size) + " " +
+                      std::to_string(size) +
+                      "\" shape-rendering=\"crispEdges\"><rect width=\"100%\" height=\"100%\" fill=\"#fff\"/><path "
+                      "fill=\"#000\" d=\"";
     for (int y = 0; y < n; ++y)
         for (int x = 0; x < n; ++x)
-            if (q->data[y * n + x] & 1) svg += "M" + std::to_string(x + margin) + " " + std::to_string(y + margin) + "h1v1h-1z";
+            if (q->data[y * n + x] & 1)
+                svg += "M" + std::to_string(x + margin) + " " + std::to_string(y + margin) + "h1v1h-1z";
     return svg + "\"/></svg>\n";
 }
 
@@ -101,7 +110,8 @@ std::string qr_png(std::string const& text, int scale) {
         throw std::runtime_error("libpng initialisation failed");
     }
     std::string out;
-    std::vector<png_byte> row(static_cast<std::size_t>(size));  // before setjmp: a libpng error must not skip its destructor
+    // before setjmp: a libpng error must not skip its destructor
+    std::vector<png_byte> row(static_cast<std::size_t>(size));
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
         throw std::runtime_error("PNG encoding failed");
@@ -110,8 +120,8 @@ std::string qr_png(std::string const& text, int scale) {
         static_cast<std::string*>(png_get_io_ptr(p))->append(reinterpret_cast<char const*>(data), len);
     }, nullptr);
     // One bit per pixel (black or white): a scale-1 code is a few hundred bytes.
-    png_set_IHDR(png, info, png_uint_32(size), png_uint_32(size), 1, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-                 PNG_FILTER_TYPE_DEFAULT);
+    png_set_IHDR(png, info, png_uint_32(size), png_uint_32(size), 1, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_set_compression_level(png, 9);
     png_write_info(png, info);
     png_set_packing(png);  // rows are given a byte per pixel (0 or 1); libpng packs them into bits

@@ -1,5 +1,5 @@
-// The rows of a batch or file (資格確認一括照会, the consented-patient downloads, 照会番号 registrations in bulk), typed
-// between the wire and the decision: a BatchRow is what a codec at the edge read (a CSV line, an OQS XML search
+// The rows of a batch or file (資格確認一括照会, the consented-patient downloads, 照会番号 registrations in bulk),
+// typed between the wire and the decision: a BatchRow is what a codec at the edge read (a CSV line, an OQS XML search
 // info), or a patient the server picked from its own records; a BatchRowAnswer is what the row was answered — the
 // one EligibilityAnswer, or why the row could not be asked — with what it repeats of its request. The store keeps
 // both (storage/batch_jobs.hpp: the request as JSON, the answer in a compact form of its own, formats/batch_rows.hpp);

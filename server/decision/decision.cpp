@@ -33,8 +33,8 @@ void set_date(Activation& a, int fact, std::string const& iso) {
 }
 
 // The facts of one consent record of a facility, on today's date, from the server's records.
-void fill(RuleContract const& r, Activation& a, FacilityInfo const& f, ConsentRecord const& c, std::vector<Month> const& months,
-          bool continuing, Date today) {
+void fill(RuleContract const& r, Activation& a, FacilityInfo const& f, ConsentRecord const& c,
+          std::vector<Month> const& months, bool continuing, Date today) {
     a.clear();
     auto const* kind = r.kind(c.visit_kind);
     set_enum(r, a, r.fact.facility_kind, f.kind);
@@ -64,8 +64,8 @@ std::string missing_text(Program const& p, Outcome const& o) {
 
 }  // namespace
 
-Verdict DecisionPath::decide(FacilityInfo const& f, std::string const& person, std::string const& category, std::uint32_t slot,
-                             std::string const* item, std::string const* terminal, Date on) {
+Verdict DecisionPath::decide(FacilityInfo const& f, std::string const& person, std::string const& category,
+                             std::uint32_t slot, std::string const* item, std::string const* terminal, Date on) {
     RuleContract const& r = *rules_;
     ConsentState state = records_.consents(f.code, person);
     std::vector<ConsentRecord const*> in_category;
@@ -149,13 +149,16 @@ DecisionPath::Day DecisionPath::decision_day(std::string const& confirmation_dat
     Verdict v;
     v.decided = taken.status == Status::ok && day.status == Status::ok;
     Outcome const& failed = taken.status != Status::ok ? taken : day;
-    v.reason = {v.decided ? ev.render_text(std::int64_t(taken.clause), facts) : "ルールで判定できませんでした (" + missing_text(*r.program, failed) + ")",
+    v.reason = {v.decided ? ev.render_text(std::int64_t(taken.clause), facts)
+                          : "ルールで判定できませんでした (" + missing_text(*r.program, failed) + ")",
                 "the rules do not take this 資格確認日"};
     out.refused = std::move(v);
     return out;
 }
 
-std::optional<Verdict> DecisionPath::confirmation_refused(std::string const& confirmation_date) { return decision_day(confirmation_date).refused; }
+std::optional<Verdict> DecisionPath::confirmation_refused(std::string const& confirmation_date) {
+    return decision_day(confirmation_date).refused;
+}
 
 Verdict DecisionPath::eligibility(FacilityInfo const& f, std::string const& person, std::string const& category,
                                   std::string const& confirmation_date) {
@@ -164,12 +167,13 @@ Verdict DecisionPath::eligibility(FacilityInfo const& f, std::string const& pers
     return decide(f, person, category, rules_->slot.eligibility_available, nullptr, nullptr, day.on);
 }
 
-Verdict DecisionPath::viewing(FacilityInfo const& f, std::string const& person, std::string const& category, std::string const& item,
-                              std::string const& terminal) {
+Verdict DecisionPath::viewing(FacilityInfo const& f, std::string const& person, std::string const& category,
+                              std::string const& item, std::string const& terminal) {
     return decide(f, person, category, rules_->slot.medical_info_viewable, &item, &terminal, today_);
 }
 
-std::optional<Verdict> DecisionPath::viewing_refused_for_terminal(std::string const& terminal, std::string const& item) {
+std::optional<Verdict> DecisionPath::viewing_refused_for_terminal(std::string const& terminal,
+                                                                  std::string const& item) {
     RuleContract const& r = *rules_;
     Activation facts(*r.program);
     set_enum(r, facts, r.fact.terminal, terminal);
@@ -184,7 +188,8 @@ std::optional<Verdict> DecisionPath::viewing_refused_for_terminal(std::string co
     return v;
 }
 
-DecisionPath::Registration DecisionPath::offered(FacilityInfo const& f, std::string const& visit_kind, bool preparatory) {
+DecisionPath::Registration DecisionPath::offered(FacilityInfo const& f, std::string const& visit_kind,
+                                                 bool preparatory) {
     RuleContract const& r = *rules_;
     Registration out;
     auto const* kind = r.kind(visit_kind);
@@ -201,30 +206,37 @@ DecisionPath::Registration DecisionPath::offered(FacilityInfo const& f, std::str
     Outcome offers = ev.evaluate_slot(facts, r.slot.offers);
     if (offers.status != Status::ok || !offers.value) {
         out.field = "visit_kind";
-        out.reason = {offers.status == Status::ok ? ev.render_text(std::int64_t(offers.clause), facts)
-                                                  : "ルールで判定できませんでした (" + missing_text(*r.program, offers) + ")",
+        out.reason = {offers.status == Status::ok
+                          ? ev.render_text(std::int64_t(offers.clause), facts)
+                          : "ルールで判定できませんでした (" + missing_text(*r.program, offers) + ")",
                       "the facility's kind does not offer this visit kind (the rules' reason in message_ja)"};
         return out;
     }
     if (preparatory && !kind->asks_preparatory) {
         out.field = "preparatory_visit";
-        out.reason = {visit_kind + " の同意は事前の訪問として記録しません (事前の訪問を尋ねるのは継続的な関係を始める区分だけです)",
-                      "a consent of this visit kind is not recorded as taken at a preparatory visit"};
+        out.reason =
+            {visit_kind +
+                 " の同意は事前の訪問として記録しません (事前の訪問を尋ねるのは継続的な関係を始める区分だけです)",
+             "a consent of this visit kind is not recorded as taken at a preparatory visit"};
         return out;
     }
     out.ok = true;
     return out;
 }
 
-DecisionPath::Registration DecisionPath::appointment_taken(std::string const& visit_kind, std::optional<std::string> const& appointment, Date consent_day) {
+DecisionPath::Registration DecisionPath::appointment_taken(std::string const& visit_kind,
+                                                           std::optional<std::string> const& appointment,
+                                                           Date consent_day) {
     RuleContract const& r = *rules_;
     Registration out;
     out.field = "appointment_date";
     auto const* kind = r.kind(visit_kind);
     if (!kind) return out;  // offered() names it
     if (kind->needs_appointment != appointment.has_value()) {
-        out.reason = {kind->needs_appointment ? visit_kind + " では診療予約日が必要です" : visit_kind + " では診療予約日を使いません",
-                      kind->needs_appointment ? "this visit kind needs an appointment_date" : "this visit kind takes no appointment_date"};
+        out.reason = {kind->needs_appointment ? visit_kind + " では診療予約日が必要です"
+                                              : visit_kind + " では診療予約日を使いません",
+                      kind->needs_appointment ? "this visit kind needs an appointment_date"
+                                              : "this visit kind takes no appointment_date"};
         return out;
     }
     if (appointment) {
@@ -236,8 +248,9 @@ DecisionPath::Registration DecisionPath::appointment_taken(std::string const& vi
         ev.begin(facts);
         Outcome ok = ev.evaluate_slot(facts, r.slot.appointment_acceptable);
         if (ok.status != Status::ok || !ok.value) {
-            out.reason = {ok.status == Status::ok ? ev.render_text(std::int64_t(ok.clause), facts)
-                                                  : "ルールで判定できませんでした (" + missing_text(*r.program, ok) + ")",
+            out.reason = {ok.status == Status::ok
+                              ? ev.render_text(std::int64_t(ok.clause), facts)
+                              : "ルールで判定できませんでした (" + missing_text(*r.program, ok) + ")",
                           "refused by the rules"};
             return out;
         }
@@ -247,7 +260,8 @@ DecisionPath::Registration DecisionPath::appointment_taken(std::string const& vi
     return out;
 }
 
-DecisionPath::Registration DecisionPath::registration(FacilityInfo const& f, std::string const& visit_kind, std::string const& method,
+DecisionPath::Registration DecisionPath::registration(FacilityInfo const& f, std::string const& visit_kind,
+                                                      std::string const& method,
                                                       std::optional<std::string> const& appointment, bool preparatory) {
     RuleContract const& r = *rules_;
     Registration out = offered(f, visit_kind, preparatory);

@@ -34,24 +34,25 @@ using Rules = std::shared_ptr<RuleContract const>;
 
 class DecisionPath {
 public:
-    DecisionPath(Rules rules, Records& records, Date today) : rules_(std::move(rules)), records_(records), today_(today) {}
+    DecisionPath(Rules rules, Records& records, Date today)
+        : rules_(std::move(rules)), records_(records), today_(today) {}
 
     Date today() const { return today_; }
     RuleContract const& rules() const { return *rules_; }
 
-    // 資格情報 (re-inquiry, or the eligibility query of a card-verified visit's own verification): eligibility_available.
-    // `confirmation_date` is the request's 資格確認日 (ISO; empty: today). The rules first say, on today's date,
-    // whether they take that day (let 資格確認日を受け付ける: tomorrow's round prepared the evening before; a refusal
-    // gives their reason) and on which day the relationship must hold (let 照会を判定する日: a 資格確認日 ahead of
-    // today, else today); eligibility_available is asked on that day, from today's records.
+    // 資格情報 (re-inquiry, or the eligibility query of a card-verified visit's own verification):
+    // eligibility_available. `confirmation_date` is the request's 資格確認日 (ISO; empty: today). The rules first say,
+    // on today's date, whether they take that day (let 資格確認日を受け付ける: tomorrow's round prepared the evening
+    // before; a refusal gives their reason) and on which day the relationship must hold (let 照会を判定する日: a
+    // 資格確認日 ahead of today, else today); eligibility_available is asked on that day, from today's records.
     Verdict eligibility(FacilityInfo const& facility, std::string const& person, std::string const& category,
                         std::string const& confirmation_date = {});
     // The rules' refusal of a 資格確認日 on today's date, if they refuse it. It depends on the date alone, so a route
     // asks it before it looks the person up: the refusal is the same for everyone.
     std::optional<Verdict> confirmation_refused(std::string const& confirmation_date);
     // 薬剤情報等の閲覧: medical_info_viewable for `item` from `terminal`.
-    Verdict viewing(FacilityInfo const& facility, std::string const& person, std::string const& category, std::string const& item,
-                    std::string const& terminal);
+    Verdict viewing(FacilityInfo const& facility, std::string const& person, std::string const& category,
+                    std::string const& item, std::string const& terminal);
     // The refusal of a person without this facility's consent (the same words for one who does not exist).
     static Verdict no_consent();
     // Asks medical_info_viewable with only the terminal and the item: when the rules refuse that terminal whatever
@@ -67,16 +68,18 @@ public:
         Message reason;          // the rules' reason (en: "refused by the rules")
         bool staff_present = false;  // let 職員がいる: staff are there to read the card (the hand-off to their device)
     };
-    Registration registration(FacilityInfo const& facility, std::string const& visit_kind, std::string const& identity_method,
-                              std::optional<std::string> const& appointment_date, bool preparatory_visit = false);
+    Registration registration(FacilityInfo const& facility, std::string const& visit_kind,
+                              std::string const& identity_method, std::optional<std::string> const& appointment_date,
+                              bool preparatory_visit = false);
     // What every registration path asks, the operator's test data included (whose 環境設定 and date may predate the
     // consent it records): whether the facility's kind offers the visit kind (let 施設が行う区分, with its reason), and
     // whether a preparatory visit can be recorded for it.
     Registration offered(FacilityInfo const& facility, std::string const& visit_kind, bool preparatory_visit = false);
-    // The 診療予約日 of a consent taken on `consent_day`: needed exactly for the kinds the rules say (診療予約日が必要),
-    // and then one they take on that day (診療予約日を受け付ける). Every registration path asks it; the operator's
-    // test data on the consent's own first visit.
-    Registration appointment_taken(std::string const& visit_kind, std::optional<std::string> const& appointment_date, Date consent_day);
+    // The 診療予約日 of a consent taken on `consent_day`: needed exactly for the kinds the rules say
+    // (診療予約日が必要), and then one they take on that day (診療予約日を受け付ける). Every registration path asks it;
+    // the operator's test data on the consent's own first visit.
+    Registration appointment_taken(std::string const& visit_kind, std::optional<std::string> const& appointment_date,
+                                   Date consent_day);
 
 private:
     // The day eligibility is decided on for a 資格確認日 the rules take (照会を判定する日), or their refusal.
@@ -85,8 +88,8 @@ private:
         std::optional<Verdict> refused;
     };
     Day decision_day(std::string const& confirmation_date);
-    Verdict decide(FacilityInfo const& facility, std::string const& person, std::string const& category, std::uint32_t slot,
-                   std::string const* item, std::string const* terminal, Date on);
+    Verdict decide(FacilityInfo const& facility, std::string const& person, std::string const& category,
+                   std::uint32_t slot, std::string const* item, std::string const* terminal, Date on);
     Rules rules_;
     Records& records_;
     Date today_;

@@ -22,8 +22,8 @@ struct EligibilityAnswer {
     // The consent the answer rests on (its visit kind and first visit are shown; its id goes to 資格確認履歴 only).
     std::optional<ConsentRecord> basis;
     std::optional<std::string> window_end;  // the relationship's window's last day, when the answer rests on one
-    // 1 有効, 2 無効, 3 無効（新しい資格あり）, 4 該当資格なし (this facility's 照会番号 names no one); nullopt when refused
-    // for another reason.
+    // 1 有効, 2 無効, 3 無効（新しい資格あり）, 4 該当資格なし (this facility's 照会番号 names no one); nullopt when
+    // refused for another reason.
     std::optional<int> qualification_validity;
     // When allowed: the insurance period shown (the one valid on the 資格確認日, or the one that ended), the
     // facility's 照会番号 of the person, and the 資格確認日 the answer is for.

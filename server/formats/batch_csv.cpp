@@ -19,11 +19,14 @@ bool CsvRows::next(BatchRow& row) {
         std::string line(buffer_.data(), std::size_t(in_.gcount()) - (in_.eof() ? 0 : 1));
         std::string const where = "line " + std::to_string(line_no_);
         if ((in_.fail() && !in_.eof()) || line.size() > std::size_t(longest_line))
-            throw invalid(where, std::to_string(line_no_) + " 行目が長すぎます (" + std::to_string(longest_line) + " バイトまで。ファイル全体を受け付けません)",
+            throw invalid(where,
+                          std::to_string(line_no_) + " 行目が長すぎます (" + std::to_string(longest_line) +
+                              " バイトまで。ファイル全体を受け付けません)",
                           where + " is longer than " + std::to_string(longest_line) + " bytes (the file is refused)");
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (!valid_utf8(line))
-            throw invalid(where, std::to_string(line_no_) + " 行目が UTF-8 ではありません (ファイル全体を受け付けません)",
+            throw invalid(where,
+                          std::to_string(line_no_) + " 行目が UTF-8 ではありません (ファイル全体を受け付けません)",
                           where + " is not valid UTF-8 (the file is refused)");
         bool const header = first_ && line.rfind("arbitrary_identifier", 0) == 0;
         first_ = false;

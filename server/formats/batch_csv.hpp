@@ -13,7 +13,8 @@ namespace kyotaku::server {
 class CsvRows {
 public:
     explicit CsvRows(std::istream& in);
-    // The next row into `row`; false at the end. Throws Error (invalid, field "line N") for a line that refuses the file.
+    // The next row into `row`; false at the end. Throws Error (invalid, field "line N") for a line that refuses the
+    // file.
     bool next(BatchRow& row);
 
 private:

@@ -34,14 +34,19 @@ std::optional<std::string> text_of(json const& o, char const* key) {
 }
 
 void put_card(json& out, CardFields const& card) {
-    std::pair<char const*, std::optional<std::string> const*> const fields[] = {
-        {"insurer_number", &card.insurer_number}, {"symbol", &card.symbol}, {"number", &card.number}, {"branch", &card.branch}, {"birthdate", &card.birthdate}};
+    std::pair<char const*, std::optional<std::string> const*> const fields[] = {{"insurer_number",
+                                                                                 &card.insurer_number},
+                                                                                {"symbol", &card.symbol},
+                                                                                {"number", &card.number},
+                                                                                {"branch", &card.branch},
+                                                                                {"birthdate", &card.birthdate}};
     for (auto const& [name, value] : fields)
         if (*value) out[name] = **value;
 }
 
 CardFields card_of(json const& o) {
-    return {text_of(o, "insurer_number"), text_of(o, "symbol"), text_of(o, "number"), text_of(o, "branch"), text_of(o, "birthdate")};
+    return {text_of(o, "insurer_number"), text_of(o, "symbol"), text_of(o, "number"), text_of(o, "branch"),
+            text_of(o, "birthdate")};
 }
 
 // --- answers (the compact form) ----------------------------------------------------------------------------------
@@ -105,7 +110,9 @@ public:
         return n;
     }
     bool done() const { return at_ == in_.size(); }
-    [[noreturn]] static void damaged() { throw std::runtime_error("a stored batch answer is damaged (batch_results.result_json)"); }
+    [[noreturn]] static void damaged() {
+        throw std::runtime_error("a stored batch answer is damaged (batch_results.result_json)");
+    }
 
 private:
     std::string_view in_;
@@ -115,7 +122,8 @@ private:
 constexpr std::string_view compact_mark = "K1";
 
 void write_eligibility(Writer& w, EligibilityRecord const& e) {
-    for (std::string const* s : {&e.insurer, &e.symbol, &e.number, &e.branch, &e.birthdate, &e.name, &e.name_kana, &e.burden_ratio, &e.valid_from})
+    for (std::string const* s : {&e.insurer, &e.symbol, &e.number, &e.branch, &e.birthdate, &e.name, &e.name_kana,
+                                 &e.burden_ratio, &e.valid_from})
         w.text(std::string_view(*s));
     w.text(e.valid_to);
     w.text(std::string_view(e.card_classification));
@@ -125,7 +133,9 @@ void write_eligibility(Writer& w, EligibilityRecord const& e) {
 
 EligibilityRecord read_eligibility(Reader& r) {
     EligibilityRecord e;
-    for (std::string* s : {&e.insurer, &e.symbol, &e.number, &e.branch, &e.birthdate, &e.name, &e.name_kana, &e.burden_ratio, &e.valid_from}) *s = r.text();
+    for (std::string* s : {&e.insurer, &e.symbol, &e.number, &e.branch, &e.birthdate, &e.name, &e.name_kana,
+                           &e.burden_ratio, &e.valid_from})
+        *s = r.text();
     e.valid_to = r.maybe_text();
     e.card_classification = r.text();
     e.personal_family = r.text();
@@ -159,9 +169,12 @@ std::string stored_request(BatchRow const& row) {
 BatchRow stored_request_of(std::string_view stored) {
     json const r = json::parse(stored, nullptr, false);
     if (r.is_discarded() || !r.is_object()) return RowUnread{std::string(), std::nullopt, std::nullopt};
-    if (r.contains("malformed")) return RowUnread{text_of(r, "malformed").value_or(""), text_of(r, "field"), echo_of(r)};
-    if (auto person = text_of(r, "person_key")) return RowConsented{*person, text_of(r, "consent_date").value_or(""), text_of(r, "visit_kind").value_or("")};
-    if (auto number = text_of(r, "reference_number")) return RowRegistration{*number, card_of(r), echo_of(r).value_or(Echo{})};
+    if (r.contains("malformed"))
+        return RowUnread{text_of(r, "malformed").value_or(""), text_of(r, "field"), echo_of(r)};
+    if (auto person = text_of(r, "person_key"))
+        return RowConsented{*person, text_of(r, "consent_date").value_or(""), text_of(r, "visit_kind").value_or("")};
+    if (auto number = text_of(r, "reference_number"))
+        return RowRegistration{*number, card_of(r), echo_of(r).value_or(Echo{})};
     return RowQuery{card_of(r), text_of(r, "arbitrary_identifier").value_or(""), echo_of(r)};
 }
 

@@ -58,7 +58,8 @@ json eligibility_answer_json(EligibilityAnswer const& a) {
 EligibilityAnswer eligibility_answer_of(json const& a) {
     EligibilityAnswer out;
     out.allowed = a.value("allowed", false);
-    if (auto it = a.find("qualification_validity"); it != a.end() && it->is_number()) out.qualification_validity = it->get<int>();
+    if (auto it = a.find("qualification_validity"); it != a.end() && it->is_number())
+        out.qualification_validity = it->get<int>();
     out.reason = Message{text_of(a, "reason").value_or(""), text_of(a, "reason_en").value_or("")};
     if (auto kind = text_of(a, "visit_kind")) {
         out.basis = ConsentRecord{};
@@ -67,13 +68,18 @@ EligibilityAnswer eligibility_answer_of(json const& a) {
     }
     out.window_end = text_of(a, "window_end");
     if (auto it = a.find("eligibility"); it != a.end() && it->is_object()) out.eligibility = eligibility_of(*it);
-    if (auto it = a.find("reference_numbers"); it != a.end() && it->is_array()) out.reference_numbers = it->get<std::vector<std::string>>();
+    if (auto it = a.find("reference_numbers"); it != a.end() && it->is_array())
+        out.reference_numbers = it->get<std::vector<std::string>>();
     out.query_date = text_of(a, "query_date");
     return out;
 }
 
 json card_json(Card const& card) {
-    return json{{"insurer_number", card.insurer}, {"symbol", card.symbol}, {"number", card.number}, {"branch", card.branch}, {"birthdate", card.birthdate}};
+    return json{{"insurer_number", card.insurer},
+                {"symbol", card.symbol},
+                {"number", card.number},
+                {"branch", card.branch},
+                {"birthdate", card.birthdate}};
 }
 
 }  // namespace kyotaku::server

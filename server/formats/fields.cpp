@@ -29,7 +29,8 @@ bool Fields::has(char const* field) const {
 
 namespace {
 Error missing(char const* field) {
-    return invalid(field, std::string("項目 ") + field + " がありません", std::string("field ") + field + " is missing");
+    return invalid(field, std::string("項目 ") + field + " がありません",
+                   std::string("field ") + field + " is missing");
 }
 }  // namespace
 
@@ -50,12 +51,15 @@ std::optional<std::string> Fields::maybe_text(char const* field) const {
 }
 
 CardFields card_fields(Fields const& f) {
-    return {f.maybe_text("insurer_number"), f.maybe_text("symbol"), f.maybe_text("number"), f.maybe_text("branch"), f.maybe_text("birthdate")};
+    return {f.maybe_text("insurer_number"), f.maybe_text("symbol"), f.maybe_text("number"), f.maybe_text("branch"),
+            f.maybe_text("birthdate")};
 }
 
 std::string Fields::text(char const* field) const {
     json const& v = raw(field);
-    if (!v.is_string()) throw invalid(field, std::string("項目 ") + field + " は文字列です", std::string("field ") + field + " must be a string");
+    if (!v.is_string())
+        throw invalid(field, std::string("項目 ") + field + " は文字列です",
+                      std::string("field ") + field + " must be a string");
     return v.get<std::string>();
 }
 
@@ -64,7 +68,9 @@ std::string Fields::optional_text(char const* field) const { return has(field) ?
 bool Fields::boolean(char const* field, bool fallback) const {
     if (!has(field)) return fallback;
     json const& v = raw(field);
-    if (!v.is_boolean()) throw invalid(field, std::string("項目 ") + field + " は true か false です", std::string("field ") + field + " must be true or false");
+    if (!v.is_boolean())
+        throw invalid(field, std::string("項目 ") + field + " は true か false です",
+                      std::string("field ") + field + " must be true or false");
     return v.get<bool>();
 }
 
@@ -73,7 +79,8 @@ std::string Fields::date(char const* field) const { return iso_date(field, text(
 std::string iso_date(char const* field, std::string const& text) {
     auto r = parse_date(text);
     if (!r.date) {
-        throw invalid(field, std::string("項目 ") + field + ": " + r.message.ja, std::string("field ") + field + ": " + r.message.en);
+        throw invalid(field, std::string("項目 ") + field + ": " + r.message.ja,
+                      std::string("field ") + field + ": " + r.message.en);
     }
     return r.date->iso();
 }
@@ -100,16 +107,21 @@ std::string Fields::enum_value(Program const& rules, char const* field, char con
 std::string enum_value(Program const& rules, char const* field, char const* fact, std::string const& v) {
     int e = enum_of(rules, fact);
     if (e < 0 || rules.find_enum_value(e, v) < 0)
-        throw invalid(field, std::string("項目 ") + field + " の値「" + v + "」は使えません (" + allowed_values(rules, e) + ")",
+        throw invalid(field,
+                      std::string("項目 ") + field + " の値「" + v + "」は使えません (" + allowed_values(rules, e) +
+                          ")",
                       std::string("unknown value for ") + field + " (" + allowed_values(rules, e) + ")");
     return v;
 }
 
 std::vector<std::optional<std::string>> text_list(Fields const& f, char const* field) {
     json const& v = f.raw(field);
-    if (!v.is_array()) throw invalid(field, std::string("項目 ") + field + " は配列です", std::string("field ") + field + " must be an array");
+    if (!v.is_array())
+        throw invalid(field, std::string("項目 ") + field + " は配列です",
+                      std::string("field ") + field + " must be an array");
     std::vector<std::optional<std::string>> out;
-    for (auto const& item : v) out.push_back(item.is_string() ? std::optional<std::string>(item.get<std::string>()) : std::nullopt);
+    for (auto const& item : v)
+        out.push_back(item.is_string() ? std::optional<std::string>(item.get<std::string>()) : std::nullopt);
     return out;
 }
 
@@ -123,7 +135,8 @@ std::vector<std::string> enum_list(Program const& rules, char const* field, char
     std::vector<std::string> out;
     for (auto const& item : values) {
         if (!item || e < 0 || rules.find_enum_value(e, *item) < 0)
-            throw invalid(field, std::string("項目 ") + field + " に使えない値があります (" + allowed_values(rules, e) + ")",
+            throw invalid(field,
+                          std::string("項目 ") + field + " に使えない値があります (" + allowed_values(rules, e) + ")",
                           std::string("unknown value in ") + field + " (" + allowed_values(rules, e) + ")");
         if (std::find(out.begin(), out.end(), *item) == out.end()) out.push_back(*item);
     }
@@ -161,11 +174,13 @@ std::optional<char32_t> refused_character(std::string_view s) {
         auto const c = static_cast<unsigned char>(s[i]);
         std::size_t const n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
         char32_t cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
-        for (std::size_t k = 1; k < n && i + k < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+        for (std::size_t k = 1; k < n && i + k < s.size(); ++k)
+            cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
         i += n;
         bool const control = (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || (cp >= 0x7F && cp <= 0x9F);
         bool const noncharacter = (cp >= 0xFDD0 && cp <= 0xFDEF) || (cp & 0xFFFE) == 0xFFFE;
-        bool const bidi = cp == 0x061C || cp == 0x200E || cp == 0x200F || (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+        bool const bidi = cp == 0x061C || cp == 0x200E || cp == 0x200F || (cp >= 0x202A && cp <= 0x202E) ||
+                          (cp >= 0x2066 && cp <= 0x2069);
         if (control || noncharacter || bidi) return cp;
     }
     return std::nullopt;
@@ -176,17 +191,24 @@ std::pair<std::string, std::string> describe_character(char32_t cp) {
     std::snprintf(hex, sizeof hex, "U+%04X", unsigned(cp));
     bool const noncharacter = (cp >= 0xFDD0 && cp <= 0xFDEF) || (cp & 0xFFFE) == 0xFFFE;
     bool const control = cp < 0x20 || (cp >= 0x7F && cp <= 0x9F);
-    return {std::string(hex) + (control ? " (制御文字)" : noncharacter ? " (非文字)" : " (双方向制御文字)"),
-            std::string(hex) + (control ? " (a control character)" : noncharacter ? " (a non-character)" : " (a bidirectional control)")};
+    return {std::string(hex) + (control        ? " (制御文字)"
+                                : noncharacter ? " (非文字)"
+                                               : " (双方向制御文字)"),
+            std::string(hex) + (control        ? " (a control character)"
+                                : noncharacter ? " (a non-character)"
+                                               : " (a bidirectional control)")};
 }
 
 void check_text(std::string const& value, char const* field, std::size_t max_chars) {
-    if (!valid_utf8(value)) throw invalid(field, std::string("項目 ") + field + " が UTF-8 ではありません", std::string("field ") + field + " is not UTF-8");
+    if (!valid_utf8(value))
+        throw invalid(field, std::string("項目 ") + field + " が UTF-8 ではありません",
+                      std::string("field ") + field + " is not UTF-8");
     // No NUL (libpq would cut the text there), no other control character but tabs and line breaks, no character that
     // XML cannot carry or that reorders the text around it.
     if (auto cp = refused_character(value)) {
         auto [ja, en] = describe_character(*cp);
-        throw invalid(field, std::string("項目 ") + field + " に使えない文字 " + ja + " があります", std::string("field ") + field + " holds " + en);
+        throw invalid(field, std::string("項目 ") + field + " に使えない文字 " + ja + " があります",
+                      std::string("field ") + field + " holds " + en);
     }
     if (utf8_chars(value) > max_chars)
         throw invalid(field, std::string("項目 ") + field + " は " + std::to_string(max_chars) + " 文字までです",
@@ -223,7 +245,8 @@ std::vector<std::string> split_csv_line(std::string const& line) {
 
 std::string json_line(nlohmann::json const& value) {
     std::string line = value.dump();
-    for (auto const& [raw, escaped] : {std::pair<char const*, char const*>{"\xE2\x80\xA8", "\\u2028"}, {"\xE2\x80\xA9", "\\u2029"}})
+    for (auto const& [raw, escaped] :
+         {std::pair<char const*, char const*>{"\xE2\x80\xA8", "\\u2028"}, {"\xE2\x80\xA9", "\\u2029"}})
         for (std::size_t at = 0; (at = line.find(raw, at)) != std::string::npos; at += 6) line.replace(at, 3, escaped);
     return line + "\n";
 }

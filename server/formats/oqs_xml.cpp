@@ -47,13 +47,15 @@ std::string answer_encoding(std::string_view xml) {
 namespace {
 // Shift_JIS files from Windows receipt computers are CP932 (a superset); iconv names it so.
 std::string iconv_name(std::string const& enc) {
-    if (enc == "SHIFT_JIS" || enc == "SHIFT-JIS" || enc == "SJIS" || enc == "CP932" || enc == "WINDOWS-31J") return "CP932";
+    if (enc == "SHIFT_JIS" || enc == "SHIFT-JIS" || enc == "SJIS" || enc == "CP932" || enc == "WINDOWS-31J")
+        return "CP932";
     return enc;
 }
 
 std::string convert(std::string_view in, std::string const& from, std::string const& to) {
     iconv_t cd = iconv_open(to.c_str(), from.c_str());
-    if (cd == iconv_t(-1)) throw invalid("encoding", "文字コード " + from + " は使えません", "unsupported encoding " + from);
+    if (cd == iconv_t(-1))
+        throw invalid("encoding", "文字コード " + from + " は使えません", "unsupported encoding " + from);
     std::string out(in.size() * 2 + 16, '\0');
     char* src = const_cast<char*>(in.data());
     std::size_t src_left = in.size();
@@ -69,7 +71,8 @@ std::string convert(std::string_view in, std::string const& from, std::string co
                 continue;
             }
             iconv_close(cd);
-            throw invalid("encoding", "文字コードの変換に失敗しました (" + std::to_string(in.size() - src_left) + " バイト目)",
+            throw invalid("encoding",
+                          "文字コードの変換に失敗しました (" + std::to_string(in.size() - src_left) + " バイト目)",
                           "invalid " + from + " bytes at offset " + std::to_string(in.size() - src_left));
         }
     }
@@ -144,10 +147,13 @@ std::string encode_cp932(std::string_view utf8, std::size_t& lost) {
 
 // The text as a CP932 answer will show it, in UTF-8 (〓 for what CP932 cannot hold). ASCII is returned as it is.
 std::string fit_cp932(std::string_view utf8, std::size_t& lost) {
-    if (std::all_of(utf8.begin(), utf8.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x80; })) return std::string(utf8);
+    if (std::all_of(utf8.begin(), utf8.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x80; }))
+        return std::string(utf8);
     std::string const bytes = encode_cp932(utf8, lost);
     std::string back;
-    run_iconv(cp932().in, bytes, back, [](char*&, std::size_t&, std::string&) { throw std::logic_error("CP932 that iconv wrote does not read back"); });
+    run_iconv(cp932().in, bytes, back, [](char*&, std::size_t&, std::string&) {
+        throw std::logic_error("CP932 that iconv wrote does not read back");
+    });
     return back;
 }
 
@@ -194,7 +200,8 @@ void check_text_nodes(pugi::xml_document const& doc) {
             for (auto a : n.attributes()) find(a.name()), find(a.value());
             if (cp) {
                 auto [ja, en] = describe_character(*cp);
-                throw invalid(named ? where : "", "要素 " + element + " に使えない文字 " + ja + " があります", "element " + element + " holds " + en);
+                throw invalid(named ? where : "", "要素 " + element + " に使えない文字 " + ja + " があります",
+                              "element " + element + " holds " + en);
             }
             throw invalid(named ? where : "", "要素 " + element + " の文字が正しくないか、長すぎます (1000バイトまで)",
                           "element " + element + " holds text that is not UTF-8 or is longer than 1000 bytes");
@@ -215,8 +222,11 @@ Echo known_children(pugi::xml_node info, std::span<std::string_view const> known
     for (auto child : info.children()) {
         if (child.type() != pugi::node_element) continue;
         if (std::find(known.begin(), known.end(), std::string_view(child.name())) == known.end())
-            throw invalid(child.name(), std::string(info.name()) + " の " + std::to_string(index) + " 件目に使えない要素 " + child.name() + " があります",
-                          std::string(info.name()) + " #" + std::to_string(index) + ": unknown element " + child.name());
+            throw invalid(child.name(),
+                          std::string(info.name()) + " の " + std::to_string(index) + " 件目に使えない要素 " +
+                              child.name() + " があります",
+                          std::string(info.name()) + " #" + std::to_string(index) + ": unknown element " +
+                              child.name());
         echo.emplace_back(child.name(), child.text().as_string());
     }
     return echo;
@@ -234,21 +244,27 @@ pugi::xml_document load(std::string const& bytes, std::string& encoding) {
         encoding = "SHIFT_JIS";
         utf8 = to_utf8(bytes, encoding);
     } else {
-        throw invalid("encoding", "UTF-8 と宣言されていますが UTF-8 ではありません", "declared UTF-8 but the bytes are not UTF-8");
+        throw invalid("encoding", "UTF-8 と宣言されていますが UTF-8 ではありません",
+                      "declared UTF-8 but the bytes are not UTF-8");
     }
     // &#0; (not an XML character) would end a text where pugixml stores it: refused, not silently cut.
     for (auto at = utf8.find("&#"); at != std::string::npos; at = utf8.find("&#", at + 2)) {
         std::size_t digits = at + 2 + (at + 2 < utf8.size() && (utf8[at + 2] == 'x' || utf8[at + 2] == 'X'));
         std::size_t end = utf8.find_first_not_of('0', digits);
         if (end != digits && end != std::string::npos && utf8[end] == ';')
-            throw invalid("", "文字参照 &#0; は使えません (" + std::to_string(at) + " バイト目)", "the character reference &#0; is not XML (offset " + std::to_string(at) + ")");
+            throw invalid("", "文字参照 &#0; は使えません (" + std::to_string(at) + " バイト目)",
+                          "the character reference &#0; is not XML (offset " + std::to_string(at) + ")");
     }
     pugi::xml_document doc;
     // The declaration still names Shift_JIS: tell pugixml the buffer is UTF-8 now.
-    auto r = doc.load_buffer(utf8.data(), utf8.size(), pugi::parse_default | pugi::parse_declaration, pugi::encoding_utf8);
-    if (!r) throw invalid("", std::string("XML として読めません (") + std::to_string(r.offset) + " バイト目)",
-                          std::string("not well-formed XML: ") + r.description() + " (offset " + std::to_string(r.offset) + ")");
-    if (!doc.child("XmlMsg")) throw invalid("XmlMsg", "ルート要素 XmlMsg がありません", "the root element must be XmlMsg");
+    auto r =
+        doc.load_buffer(utf8.data(), utf8.size(), pugi::parse_default | pugi::parse_declaration, pugi::encoding_utf8);
+    if (!r)
+        throw invalid("", std::string("XML として読めません (") + std::to_string(r.offset) + " バイト目)",
+                      std::string("not well-formed XML: ") + r.description() + " (offset " + std::to_string(r.offset) +
+                          ")");
+    if (!doc.child("XmlMsg"))
+        throw invalid("XmlMsg", "ルート要素 XmlMsg がありません", "the root element must be XmlMsg");
     check_text_nodes(doc);
     return doc;
 }
@@ -258,7 +274,8 @@ std::string text(pugi::xml_node n, char const* child) { return n.child(child).te
 std::string yyyymmdd_to_iso(std::string const& s, char const* field) {
     if (s.size() != 8 || s.find_first_not_of("0123456789") != std::string::npos)
         throw invalid(field, std::string(field) + " は yyyyMMdd です", std::string(field) + " must be yyyyMMdd");
-    auto d = Date::from_ymd(std::stoi(s.substr(0, 4)), unsigned(std::stoi(s.substr(4, 2))), unsigned(std::stoi(s.substr(6, 2))));
+    auto d = Date::from_ymd(std::stoi(s.substr(0, 4)), unsigned(std::stoi(s.substr(4, 2))),
+                            unsigned(std::stoi(s.substr(6, 2))));
     if (!d) throw invalid(field, std::string(field) + ": 存在しない日付です", "no such day: " + s);
     return d->iso();
 }
@@ -282,21 +299,23 @@ std::string save(pugi::xml_document& doc, std::string const& encoding, Substitut
             if (node.type() == pugi::node_pcdata || node.type() == pugi::node_cdata) clean(node);
             for (auto attribute : node.attributes()) {
                 std::string const value = attribute.value();
-                if (refused_character(value) || !valid_utf8(value)) attribute.set_value(without_refused_characters(value, refused).c_str());
+                if (refused_character(value) || !valid_utf8(value))
+                    attribute.set_value(without_refused_characters(value, refused).c_str());
             }
             return true;
         }
         void clean(pugi::xml_node& node) {
             std::string const value = node.value();
-            if (refused_character(value) || !valid_utf8(value)) node.set_value(without_refused_characters(value, refused).c_str());
+            if (refused_character(value) || !valid_utf8(value))
+                node.set_value(without_refused_characters(value, refused).c_str());
         }
     } clean;
     doc.traverse(clean);
     if (lost && clean.refused) lost->add(0, clean.refused);
     std::ostringstream ss;
     doc.save(ss, "  ", pugi::format_default | pugi::format_no_declaration, pugi::encoding_utf8);
-    std::string xml = "<?xml version=\"1.0\" encoding=\"" + std::string(encoding == "UTF-8" ? "UTF-8" : "Shift_JIS") + "\" standalone=\"no\"?>\n" +
-                      ss.str();
+    std::string xml = "<?xml version=\"1.0\" encoding=\"" + std::string(encoding == "UTF-8" ? "UTF-8" : "Shift_JIS") +
+                      "\" standalone=\"no\"?>\n" + ss.str();
     if (encoding == "UTF-8") return xml;
     std::size_t n = 0;
     std::string bytes = encode_cp932(xml, n);
@@ -304,19 +323,26 @@ std::string save(pugi::xml_document& doc, std::string const& encoding, Substitut
     return bytes;
 }
 
-
-void add(pugi::xml_node parent, char const* name, std::string const& value) { parent.append_child(name).text().set(value.c_str()); }
+void add(pugi::xml_node parent, char const* name, std::string const& value) {
+    parent.append_child(name).text().set(value.c_str());
+}
 }  // namespace
 
-std::string to_utf8(std::string_view bytes, std::string const& encoding) { return convert(bytes, iconv_name(encoding), "UTF-8"); }
-std::string from_utf8(std::string const& utf8, std::string const& encoding) { return convert(utf8, "UTF-8", iconv_name(encoding)); }
+std::string to_utf8(std::string_view bytes, std::string const& encoding) {
+    return convert(bytes, iconv_name(encoding), "UTF-8");
+}
+std::string from_utf8(std::string const& utf8, std::string const& encoding) {
+    return convert(utf8, "UTF-8", iconv_name(encoding));
+}
 
 BulkUpload parse_bulk_upload(std::string const& bytes) {
     BulkUpload up;
     auto doc = load(bytes, up.encoding);
     auto header = doc.child("XmlMsg").child("MessageHeader");
     auto body = doc.child("XmlMsg").child("MessageBody");
-    if (!header || !body) throw invalid("MessageHeader", "MessageHeader と MessageBody が必要です", "MessageHeader and MessageBody are required");
+    if (!header || !body)
+        throw invalid("MessageHeader", "MessageHeader と MessageBody が必要です",
+                      "MessageHeader and MessageBody are required");
     up.query_date = yyyymmdd_to_iso(text(header, "QualificationConfirmationDate"), "QualificationConfirmationDate");
     up.facility_code = text(header, "MedicalInstitutionCode");
     if (auto e = facility_code_error(up.facility_code, "MedicalInstitutionCode")) throw *e;
@@ -326,24 +352,30 @@ BulkUpload parse_bulk_upload(std::string const& bytes) {
     std::string flag = text(header, "MedicalTreatmentFlag");
     if (flag.empty()) flag = text(body, "MedicalTreatmentFlag");
     if (!flag.empty() && flag != "2" && flag != "3")
-        throw invalid("MedicalTreatmentFlag", "MedicalTreatmentFlag は 2 (訪問診療等) か 3 (オンライン診療等) です", "MedicalTreatmentFlag must be 2 or 3");
+        throw invalid("MedicalTreatmentFlag", "MedicalTreatmentFlag は 2 (訪問診療等) か 3 (オンライン診療等) です",
+                      "MedicalTreatmentFlag must be 2 or 3");
     up.treatment_flag = flag == "3" ? 3 : 2;
     for (auto info : body.children("QualificationConfirmSearchInfo")) {
         // Echoed back in the order it was sent: pairs, not an object (whose keys would be sorted).
-        static constexpr std::array<std::string_view, 7> layout{"InsurerNumber", "InsuredCardSymbol", "InsuredIdentificationNumber",
-                                                                "InsuredBranchNumber", "Birthdate", "LimitApplicationCertificateRelatedConsFlg",
+        static constexpr std::array<std::string_view, 7> layout{"InsurerNumber",
+                                                                "InsuredCardSymbol",
+                                                                "InsuredIdentificationNumber",
+                                                                "InsuredBranchNumber",
+                                                                "Birthdate",
+                                                                "LimitApplicationCertificateRelatedConsFlg",
                                                                 "ArbitraryIdentifier"};
         Echo echo = known_children(info, layout, up.rows.size() + 1);
         std::string birth = text(info, "Birthdate");
         if (birth.size() == 8 && birth.find_first_not_of("0123456789") == std::string::npos)
             birth = birth.substr(0, 4) + "-" + birth.substr(4, 2) + "-" + birth.substr(6, 2);
         // (a Birthdate of another form is kept as sent: the row's own error, when it is answered)
-        RowQuery row{CardFields{text(info, "InsurerNumber"), text(info, "InsuredCardSymbol"), text(info, "InsuredIdentificationNumber"),
-                                text(info, "InsuredBranchNumber"), birth},
+        RowQuery row{CardFields{text(info, "InsurerNumber"), text(info, "InsuredCardSymbol"),
+                                text(info, "InsuredIdentificationNumber"), text(info, "InsuredBranchNumber"), birth},
                      text(info, "ArbitraryIdentifier"), std::move(echo)};
         up.rows.push_back(std::move(row));
     }
-    if (up.rows.empty()) throw invalid("QualificationConfirmSearchInfo", "照会する行がありません", "no QualificationConfirmSearchInfo");
+    if (up.rows.empty())
+        throw invalid("QualificationConfirmSearchInfo", "照会する行がありません", "no QualificationConfirmSearchInfo");
     return up;
 }
 
@@ -365,8 +397,9 @@ std::string bulk_upload_result(BulkUpload const& up, std::string const& receptio
     return save(doc, up.encoding, lost);
 }
 
-std::string file_error_result(std::string const& request, std::string const& facility_code, std::string const& file_identifier,
-                              std::string const& message, std::string const& executed_at, Substitutions* lost) {
+std::string file_error_result(std::string const& request, std::string const& facility_code,
+                              std::string const& file_identifier, std::string const& message,
+                              std::string const& executed_at, Substitutions* lost) {
     BulkUpload up;
     up.encoding = answer_encoding(request);
     up.facility_code = facility_code;
@@ -383,22 +416,28 @@ ConsentedDownload parse_consented_download(std::string const& bytes) {
     d.file_identifier = text(header, "ArbitraryFileIdentifier");
     d.query_date = yyyymmdd_to_iso(text(header, "QualificationConfirmationDate"), "QualificationConfirmationDate");
     std::string flag = text(body, "MedicalTreatmentFlag");
-    if (flag != "2" && flag != "3") throw invalid("MedicalTreatmentFlag", "MedicalTreatmentFlag は 2 (訪問診療等) か 3 (オンライン診療等) です", "MedicalTreatmentFlag must be 2 or 3");
+    if (flag != "2" && flag != "3")
+        throw invalid("MedicalTreatmentFlag", "MedicalTreatmentFlag は 2 (訪問診療等) か 3 (オンライン診療等) です",
+                      "MedicalTreatmentFlag must be 2 or 3");
     d.treatment_flag = flag == "2" ? 2 : 3;
     d.from = yyyymmdd_to_iso(text(body, "ConsentDateFrom"), "ConsentDateFrom");
     d.to = yyyymmdd_to_iso(text(body, "ConsentDateTo"), "ConsentDateTo");
-    if (d.to < d.from) throw invalid("ConsentDateTo", "ConsentDateTo が ConsentDateFrom より前です", "ConsentDateTo is before ConsentDateFrom");
+    if (d.to < d.from)
+        throw invalid("ConsentDateTo", "ConsentDateTo が ConsentDateFrom より前です",
+                      "ConsentDateTo is before ConsentDateFrom");
     return d;
 }
 
 namespace {
-constexpr std::array<std::string_view, 6> registration_children{"ReferenceNumber", "InsurerNumber", "InsuredCardSymbol",
-                                                                 "InsuredIdentificationNumber", "InsuredBranchNumber", "Birthdate"};
+constexpr std::array<std::string_view, 6> registration_children{"ReferenceNumber",     "InsurerNumber",
+                                                                "InsuredCardSymbol",   "InsuredIdentificationNumber",
+                                                                "InsuredBranchNumber", "Birthdate"};
 
 RowRegistration registration_request(pugi::xml_node info) {
     RowRegistration request{text(info, "ReferenceNumber"),
-                            CardFields{text(info, "InsurerNumber"), text(info, "InsuredCardSymbol"), text(info, "InsuredIdentificationNumber"),
-                                       text(info, "InsuredBranchNumber"), std::nullopt},
+                            CardFields{text(info, "InsurerNumber"), text(info, "InsuredCardSymbol"),
+                                       text(info, "InsuredIdentificationNumber"), text(info, "InsuredBranchNumber"),
+                                       std::nullopt},
                             {}};
     std::string birth = text(info, "Birthdate");
     if (!birth.empty()) request.card.birthdate = yyyymmdd_to_iso(birth, "Birthdate");
@@ -422,7 +461,9 @@ ReferenceRegistrations parse_reference_registrations(std::string const& bytes) {
             r.requests.emplace_back(RowUnread{e.what(), std::nullopt, std::move(echo)});
         }
     }
-    if (r.requests.empty()) throw invalid("ReferenceNumberRegistrationInfo", "登録する行がありません", "no ReferenceNumberRegistrationInfo");
+    if (r.requests.empty())
+        throw invalid("ReferenceNumberRegistrationInfo", "登録する行がありません",
+                      "no ReferenceNumberRegistrationInfo");
     return r;
 }
 
@@ -431,7 +472,9 @@ ReferenceRegistration parse_reference_registration(std::string const& bytes) {
     auto doc = load(bytes, r.encoding);
     auto header = doc.child("XmlMsg").child("MessageHeader");
     auto info = doc.child("XmlMsg").child("MessageBody").child("ReferenceNumberRegistrationInfo");
-    if (!info) throw invalid("ReferenceNumberRegistrationInfo", "ReferenceNumberRegistrationInfo がありません", "missing ReferenceNumberRegistrationInfo");
+    if (!info)
+        throw invalid("ReferenceNumberRegistrationInfo", "ReferenceNumberRegistrationInfo がありません",
+                      "missing ReferenceNumberRegistrationInfo");
     known_children(info, registration_children, 1);
     r.facility_code = text(header, "MedicalInstitutionCode");
     r.file_identifier = text(header, "ArbitraryFileIdentifier");
@@ -440,8 +483,9 @@ ReferenceRegistration parse_reference_registration(std::string const& bytes) {
     return r;
 }
 
-std::string reference_registration_result(ReferenceRegistration const& reg, std::string const& error_code, std::string const& message,
-                                          std::string const& executed_at, Substitutions* lost) {
+std::string reference_registration_result(ReferenceRegistration const& reg, std::string const& error_code,
+                                          std::string const& message, std::string const& executed_at,
+                                          Substitutions* lost) {
     pugi::xml_document doc;
     auto msg = doc.append_child("XmlMsg");
     auto header = msg.append_child("MessageHeader");
@@ -462,7 +506,8 @@ BulkDownload parse_bulk_download(std::string const& bytes) {
     auto doc = load(bytes, d.encoding);
     d.facility_code = text(doc.child("XmlMsg").child("MessageHeader"), "MedicalInstitutionCode");
     d.reception_number = text(doc.child("XmlMsg").child("MessageBody"), "ReceptionNumber");
-    if (d.reception_number.empty()) throw invalid("ReceptionNumber", "ReceptionNumber がありません", "ReceptionNumber is missing");
+    if (d.reception_number.empty())
+        throw invalid("ReceptionNumber", "ReceptionNumber がありません", "ReceptionNumber is missing");
     return d;
 }
 
@@ -512,14 +557,16 @@ void write_unit(pugi::xml_node unit, OqsUnit const& r) {
 }
 
 // Writes `r` as a unit and, for a Shift_JIS answer, fits its texts to CP932, reporting them as unit `index`.
-void write_unit_in(pugi::xml_node unit, OqsUnit const& r, std::string const& encoding, std::size_t index, Substitutions* lost) {
+void write_unit_in(pugi::xml_node unit, OqsUnit const& r, std::string const& encoding, std::size_t index,
+                   Substitutions* lost) {
     write_unit(unit, r);
     if (encoding == "UTF-8") return;
     if (std::size_t n = fit_subtree_cp932(unit); n && lost) lost->add(index, n);
 }
 }  // namespace
 
-std::string single_result(BulkUpload const& up, OqsUnit const& row, std::string const& executed_at, Substitutions* lost) {
+std::string single_result(BulkUpload const& up, OqsUnit const& row, std::string const& executed_at,
+                          Substitutions* lost) {
     pugi::xml_document doc;
     auto msg = doc.append_child("XmlMsg");
     auto header = msg.append_child("MessageHeader");
@@ -535,8 +582,8 @@ std::string single_result(BulkUpload const& up, OqsUnit const& row, std::string 
     return save(doc, up.encoding, lost);
 }
 
-std::string bulk_result(BulkJobInfo const& job, std::vector<OqsUnit> const& rows, std::string const& encoding, std::string const& executed_at,
-                        Substitutions* lost) {
+std::string bulk_result(BulkJobInfo const& job, std::vector<OqsUnit> const& rows, std::string const& encoding,
+                        std::string const& executed_at, Substitutions* lost) {
     pugi::xml_document doc;
     auto msg = doc.append_child("XmlMsg");
     auto header = msg.append_child("MessageHeader");
@@ -557,7 +604,8 @@ std::string bulk_result(BulkJobInfo const& job, std::vector<OqsUnit> const& rows
     add(header, "NumberOfError", std::to_string(rows.size() - normal));
     add(header, "CharacterCodeIdentifier", encoding == "UTF-8" ? "0" : "1");
     auto body = msg.append_child("MessageBody");
-    for (std::size_t i = 0; i < rows.size(); ++i) write_unit_in(body.append_child("BulkConfirmUnit"), rows[i], encoding, i + 1, lost);
+    for (std::size_t i = 0; i < rows.size(); ++i)
+        write_unit_in(body.append_child("BulkConfirmUnit"), rows[i], encoding, i + 1, lost);
     return save(doc, encoding, lost);
 }
 

@@ -57,11 +57,13 @@ BulkUpload parse_bulk_upload(std::string const& bytes);
 // OQSmuquc01res: the reception number (or the upload's error).
 // Every result takes its ProcessExecutionTime (yyyyMMddHHmmss, the server's clock) from the caller.
 std::string bulk_upload_result(BulkUpload const& up, std::string const& reception_number, std::string const& error_code,
-                               std::string const& error_message, std::string const& executed_at, Substitutions* lost = nullptr);
+                               std::string const& error_message, std::string const& executed_at,
+                               Substitutions* lost = nullptr);
 
 // An 01res saying the file itself was refused (EKY0901), in the request's answer encoding.
-std::string file_error_result(std::string const& request, std::string const& facility_code, std::string const& file_identifier,
-                              std::string const& message, std::string const& executed_at, Substitutions* lost = nullptr);
+std::string file_error_result(std::string const& request, std::string const& facility_code,
+                              std::string const& file_identifier, std::string const& message,
+                              std::string const& executed_at, Substitutions* lost = nullptr);
 
 // OQSmuquc02req: the download request.
 struct BulkDownload {
@@ -86,8 +88,8 @@ struct OqsUnit {
     std::optional<std::string> consent_date;                 // ISO; the consented-patient downloads
     std::optional<bool> registration;                        // a 照会番号 registration's result (OQSmuimm02res)
 };
-std::string bulk_result(BulkJobInfo const& job, std::vector<OqsUnit> const& rows, std::string const& encoding, std::string const& executed_at,
-                        Substitutions* lost = nullptr);
+std::string bulk_result(BulkJobInfo const& job, std::vector<OqsUnit> const& rows, std::string const& encoding,
+                        std::string const& executed_at, Substitutions* lost = nullptr);
 
 // OQSmuhvq01req / OQSmuonq01req: 同意済資格情報一括取得 — the facility's consented patients whose consent date
 // (the first visit) falls in a range. MedicalTreatmentFlag 2 訪問診療等, 3 オンライン診療等.
@@ -111,11 +113,13 @@ struct ReferenceRegistrations {
     std::vector<BatchRow> requests;  // each a RowRegistration with its echo, or a RowUnread (why, and the echo)
 };
 ReferenceRegistrations parse_reference_registrations(std::string const& bytes);
-std::string reference_registration_result(ReferenceRegistration const& reg, std::string const& error_code, std::string const& message,
-                                          std::string const& executed_at, Substitutions* lost = nullptr);
+std::string reference_registration_result(ReferenceRegistration const& reg, std::string const& error_code,
+                                          std::string const& message, std::string const& executed_at,
+                                          Substitutions* lost = nullptr);
 
 // OQSsiquc01res: the single 資格確認's answer to an OQSsiquc01req (parsed like an upload with one search info).
-std::string single_result(BulkUpload const& request, OqsUnit const& unit, std::string const& executed_at, Substitutions* lost = nullptr);
+std::string single_result(BulkUpload const& request, OqsUnit const& unit, std::string const& executed_at,
+                          Substitutions* lost = nullptr);
 
 // ProcessingResultCode values of this reference system (the real list is not public): one table.
 struct ResultCode {

@@ -60,10 +60,12 @@ std::string client_key(std::string const& address) {
 }
 
 std::optional<std::string> proxy_v1_source(std::string const& line) {
-    if (line.size() > 107 || line.size() < 8 || line.rfind("PROXY ", 0) != 0 || line.substr(line.size() - 2) != "\r\n") return std::nullopt;
+    if (line.size() > 107 || line.size() < 8 || line.rfind("PROXY ", 0) != 0 || line.substr(line.size() - 2) != "\r\n")
+        return std::nullopt;
     std::vector<std::string> words;
     std::size_t at = 6;
-    for (std::size_t space; (space = line.find(' ', at)) != std::string::npos && space < line.size() - 2; at = space + 1)
+    for (std::size_t space; (space = line.find(' ', at)) != std::string::npos && space < line.size() - 2;
+         at = space + 1)
         words.push_back(line.substr(at, space - at));
     words.push_back(line.substr(at, line.size() - 2 - at));
     if (!words.empty() && words[0] == "UNKNOWN") return std::string();

@@ -15,10 +15,10 @@ namespace kyotaku::server {
 Caller mobile_caller(Service& service, std::string const& url_token);
 
 // The caller an office terminal's verified certificate names: CN = 医療機関等コード (or kyotaku-admin), OU = role
-// (管理者 | 職員; none: 職員), title = terminal kind (資格確認端末 | 電子カルテ端末 | モバイル端末; none: 資格確認端末).
-// Anything else is anonymous. `fingerprint`: the certificate's SHA-256 (hex), kept in Caller::certificate and, its
-// first 16 digits, in the subject every audit record keeps — two terminals of one facility with the same subject
-// are told apart.
+// (管理者 | 職員; none: 職員), title = terminal kind (資格確認端末 | 電子カルテ端末 | モバイル端末; none:
+// 資格確認端末). Anything else is anonymous. `fingerprint`: the certificate's SHA-256 (hex), kept in
+// Caller::certificate and, its first 16 digits, in the subject every audit record keeps — two terminals of one facility
+// with the same subject are told apart.
 Caller caller_from_subject(Service& service, std::string const& cn, std::string const& ou, std::string const& title,
                            std::string const& fingerprint = {});
 

@@ -16,14 +16,16 @@ struct ConnectionLimits {
     int max_connections = 256;                 // open at once; beyond, a connection is accepted and closed at once
     std::chrono::seconds hello{5};             // the client's first TLS record (its ClientHello), from the accept
     std::chrono::seconds handshake{10};        // the rest of the TLS handshake
-    int max_handshakes = 64;                   // connections waiting for their ClientHello at once, and as many in the rest
+    // connections waiting for their ClientHello at once, and as many in the rest
+    int max_handshakes = 64;
                                                // of their handshake; a new one beyond evicts another (limits.hpp)
     std::chrono::seconds idle{30};             // waiting for the first byte of a request (keep-alive)
     std::chrono::seconds header{10};           // from a request's first byte to the end of its header
     std::chrono::seconds body{60};             // a body held in memory
     std::chrono::seconds upload{600};          // a spooled upload (the batch CSV)
     std::uint64_t header_bytes = 16 * 1024;
-    std::uint64_t anonymous_body = 64 * 1024;  // routes anyone may call (health, the consent page's) and mobile sessions
+    // routes anyone may call (health, the consent page's) and mobile sessions
+    std::uint64_t anonymous_body = 64 * 1024;
     std::uint64_t memory_body = 64 << 20;      // a JSON or CSV body of an office terminal, held in memory
     std::uint64_t xml_body = 16 << 20;         // an OQS*.xml file (parsed whole: the documented file limit)
     std::uint64_t spooled_body = 1ull << 30;   // the batch CSV upload, spooled to a file and streamed

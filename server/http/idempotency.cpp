@@ -14,8 +14,9 @@ bool idempotent_route(std::string const& method, std::string const& target) {
     // its answer is a patient's eligibility, decided by the rules on today's date and logged in 資格確認履歴 with
     // the certificate that asked. A read is idempotent by nature, so it is answered again, never replayed — a
     // stored answer would hand out what the rules may no longer allow (a withdrawn consent), to no history.
-    static constexpr std::array<std::string_view, 5> making{"/api/v1/oqs/OQSmuquc01req", "/api/v1/oqs/OQSmuhvq01req", "/api/v1/oqs/OQSmuonq01req",
-                                                            "/api/v1/oqs/OQSsiimm01req", "/api/v1/oqs/OQSmuimm01req"};
+    static constexpr std::array<std::string_view, 5> making{"/api/v1/oqs/OQSmuquc01req", "/api/v1/oqs/OQSmuhvq01req",
+                                                            "/api/v1/oqs/OQSmuonq01req", "/api/v1/oqs/OQSsiimm01req",
+                                                            "/api/v1/oqs/OQSmuimm01req"};
     std::string_view const path = std::string_view(target).substr(0, target.find('?'));
     return method == "POST" && std::find(making.begin(), making.end(), path) != making.end();
 }
@@ -34,10 +35,11 @@ std::string request_hash(Caller const& caller, std::string const& body) {
 }
 }  // namespace
 
-HttpResult answer_once(IdempotentAnswers& store, Clock const& clock, Caller const& caller, std::string const& route, std::string const& key,
-                       std::string const& body, std::function<HttpResult()> const& run) {
-    bool const plain = key.size() >= 16 && key.size() <= 128 &&
-                       std::all_of(key.begin(), key.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; });
+HttpResult answer_once(IdempotentAnswers& store, Clock const& clock, Caller const& caller, std::string const& route,
+                       std::string const& key, std::string const& body, std::function<HttpResult()> const& run) {
+    bool const plain = key.size() >= 16 && key.size() <= 128 && std::all_of(key.begin(), key.end(), [](char c) {
+                           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+                       });
     if (!plain)
         return error(Error::Kind::invalid, "Idempotency-Key は 16〜128 文字の英数字と - _ です",
                      "the key must be 16 to 128 letters, digits, - or _");
@@ -57,7 +59,8 @@ HttpResult answer_once(IdempotentAnswers& store, Clock const& clock, Caller cons
         }
         HttpResult r = run();
         if (r.status >= 200 && r.status < 300 && !r.stream)
-            store.keep(caller.facility_code, route, key, StoredAnswer{hash, route, r.status, r.content_type, r.body}, iso_timestamp(clock.now() - kept_for));
+            store.keep(caller.facility_code, route, key, StoredAnswer{hash, route, r.status, r.content_type, r.body},
+                       iso_timestamp(clock.now() - kept_for));
         else
             store.release(caller.facility_code, route, key);
         return r;

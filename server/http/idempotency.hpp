@@ -22,7 +22,7 @@ bool idempotent_route(std::string const& method, std::string const& target);
 
 // Answers through `run` once per (facility, route, key) — `route` the request's path; `run` is called inside the
 // store's transaction. Stored answers are stamped with `clock`.
-HttpResult answer_once(IdempotentAnswers& store, Clock const& clock, Caller const& caller, std::string const& route, std::string const& key,
-                       std::string const& body, std::function<HttpResult()> const& run);
+HttpResult answer_once(IdempotentAnswers& store, Clock const& clock, Caller const& caller, std::string const& route,
+                       std::string const& key, std::string const& body, std::function<HttpResult()> const& run);
 
 }  // namespace kyotaku::server

@@ -14,15 +14,18 @@ using json = nlohmann::json;
 
 // Invalid UTF-8 that a database from before issue 10 may hold is answered as U+FFFD, never a 500.
 HttpResult json_result(int status, json const& body) {
-    return HttpResult{status, "application/json; charset=utf-8", body.dump(-1, ' ', false, json::error_handler_t::replace)};
+    return HttpResult{status, "application/json; charset=utf-8",
+                      body.dump(-1, ' ', false, json::error_handler_t::replace)};
 }
 
 HttpResult unavailable_result() {
     bool const in_doubt = !write_ledger().clean();
     HttpResult r = error_result(
-        in_doubt ? Error(Error::Kind::unavailable, "", "データベースとの接続が切れました。保存されたかどうかを確かめてから、やり直してください",
+        in_doubt ? Error(Error::Kind::unavailable, "",
+                         "データベースとの接続が切れました。保存されたかどうかを確かめてから、やり直してください",
                          "the database connection was lost: check whether the request took effect before repeating it")
-                 : Error(Error::Kind::unavailable, "", "データベースに一時的につながりません。少し待ってからもう一度お試しください",
+                 : Error(Error::Kind::unavailable, "",
+                         "データベースに一時的につながりません。少し待ってからもう一度お試しください",
                          "the database is unavailable for a moment: retry shortly"));
     r.headers.emplace_back("Retry-After", "2");
     return r;
@@ -103,7 +106,8 @@ json parse_json_body(std::string const& body) {
             if (too_deep || duplicate) return false;  // once refused, keep nothing more
             if (event == json::parse_event_t::object_start) keys.emplace_back();
             else if (event == json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
-            else if (event == json::parse_event_t::key && !keys.empty() && !keys.back().insert(parsed.get<std::string>()).second)
+            else if (event == json::parse_event_t::key && !keys.empty() &&
+                     !keys.back().insert(parsed.get<std::string>()).second)
                 duplicate = parsed.get<std::string>();
             return !duplicate;
         },
@@ -112,7 +116,8 @@ json parse_json_body(std::string const& body) {
     if (j.is_discarded() && !duplicate) throw invalid("", "本文が JSON として読めません", "the body is not valid JSON");
     if (duplicate) {
         std::string const key = utf8_prefix(*duplicate, 64);
-        throw invalid(key, "本文に \"" + key + "\" が2回あります。1回だけにしてください", "the key \"" + key + "\" appears twice in the body");
+        throw invalid(key, "本文に \"" + key + "\" が2回あります。1回だけにしてください",
+                      "the key \"" + key + "\" appears twice in the body");
     }
     if (!j.is_object()) throw invalid("", "本文は JSON のオブジェクトです", "the body must be a JSON object");
     return j;

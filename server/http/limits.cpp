@@ -111,7 +111,8 @@ struct UploadBudget::State {
 UploadBudget::UploadBudget(std::uint64_t memory_bytes, std::uint64_t spool_bytes, int per_facility)
     : capacity_{memory_bytes, spool_bytes}, per_facility_(per_facility), state_(std::make_shared<State>()) {}
 
-std::pair<UploadBudget::Grant, UploadBudget::Refusal> UploadBudget::reserve(Store store, std::uint64_t bytes, std::string const& facility) {
+std::pair<UploadBudget::Grant, UploadBudget::Refusal> UploadBudget::reserve(Store store, std::uint64_t bytes,
+                                                                            std::string const& facility) {
     int const s = int(store);
     std::optional<std::uint64_t> const free = store == Store::spool && spool_free ? spool_free() : std::nullopt;
     {
@@ -139,7 +140,8 @@ std::pair<UploadBudget::Grant, UploadBudget::Refusal> UploadBudget::reserve(Stor
                       std::lock_guard lock(state->mutex);
                       state->used[s] -= bytes;
                       --state->total;
-                      if (auto const mine = state->uploads.find(facility); mine != state->uploads.end() && --mine->second == 0)
+                      if (auto const mine = state->uploads.find(facility);
+                          mine != state->uploads.end() && --mine->second == 0)
                           state->uploads.erase(mine);
                   }),
             Refusal::none};
@@ -155,13 +157,14 @@ int UploadBudget::uploads() const {
     return state_->total;
 }
 
-net::awaitable<void> accept_loop(tcp::acceptor& acceptor, int max_connections, ConnectionCounter& counter, AcceptStats& stats,
-                                 std::function<void(tcp::socket, ConnectionCounter::Slot)> start) {
+net::awaitable<void> accept_loop(tcp::acceptor& acceptor, int max_connections, ConnectionCounter& counter,
+                                 AcceptStats& stats, std::function<void(tcp::socket, ConnectionCounter::Slot)> start) {
     net::steady_timer pause(acceptor.get_executor());
     bool reported = false;
     while (acceptor.is_open()) {
         boost::system::error_code ec;
-        tcp::socket socket = co_await acceptor.async_accept(net::make_strand(acceptor.get_executor()), net::redirect_error(net::use_awaitable, ec));
+        tcp::socket socket = co_await acceptor.async_accept(net::make_strand(acceptor.get_executor()),
+                                                            net::redirect_error(net::use_awaitable, ec));
         if (ec) {
             if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
             // Out of descriptors (or memory), or a connection that died in the backlog: the server goes on; the
@@ -186,14 +189,16 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, int max_connections, C
 }
 
 std::string spool_dir_problem(struct stat const& st) {
-    if (!S_ISDIR(st.st_mode)) return "ディレクトリではありません (シンボリックリンクは使えません) / not a directory (a symlink is refused)";
+    if (!S_ISDIR(st.st_mode))
+        return "ディレクトリではありません (シンボリックリンクは使えません) / not a directory (a symlink is refused)";
     if (st.st_uid != ::geteuid()) return "別のユーザのディレクトリです / owned by another user";
     if (st.st_mode & 077) return "他のユーザが使えます (chmod 700) / open to other users (chmod 700)";
     return {};
 }
 
 std::string prepare_spool_dir(std::string const& dir) {
-    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return std::string("作れません / cannot create it: ") + std::strerror(errno);
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+        return std::string("作れません / cannot create it: ") + std::strerror(errno);
     struct stat st {};
     if (::lstat(dir.c_str(), &st) != 0) return std::string("読めません / cannot stat it: ") + std::strerror(errno);
     if (auto problem = spool_dir_problem(st); !problem.empty()) return problem;
@@ -203,7 +208,8 @@ std::string prepare_spool_dir(std::string const& dir) {
     for (auto const& entry : std::filesystem::directory_iterator(dir, ec)) {
         std::string const name = entry.path().filename().string();
         if (name.rfind("upload-", 0) == 0) std::filesystem::remove(entry.path(), ec);
-        if (name.rfind("prove-", 0) == 0 && entry.is_directory(ec) && !entry.is_symlink(ec)) std::filesystem::remove_all(entry.path(), ec);
+        if (name.rfind("prove-", 0) == 0 && entry.is_directory(ec) && !entry.is_symlink(ec))
+            std::filesystem::remove_all(entry.path(), ec);
     }
     return {};
 }

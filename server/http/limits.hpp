@@ -100,9 +100,9 @@ struct AcceptStats {
 // accepted …) is counted and retried after a short pause instead of ending the loop; at the cap a connection is
 // closed at once. Each accepted socket is handed to `start` with its slot, on a strand of its own (its connection's
 // operations, deadlines and evictions never run at once).
-boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor, int max_connections, ConnectionCounter& counter,
-                                         AcceptStats& stats,
-                                         std::function<void(boost::asio::ip::tcp::socket, ConnectionCounter::Slot)> start);
+boost::asio::awaitable<void> accept_loop(
+    boost::asio::ip::tcp::acceptor& acceptor, int max_connections, ConnectionCounter& counter, AcceptStats& stats,
+    std::function<void(boost::asio::ip::tcp::socket, ConnectionCounter::Slot)> start);
 
 // The private directory of spooled uploads: created 0700 when missing, refused when it is a symlink, someone
 // else's, or open to others; files left by a killed server are removed. Returns an error message, or "".

@@ -70,7 +70,8 @@ HttpResult xml_file(Service& s, Caller const& c, Request const& r) {
 
 // A history route's page, as its query gives it (the desk checks it).
 HistoryPage history_page_of(std::string const& target) {
-    return HistoryPage{query_param(target, "from"), query_param(target, "to"), query_param(target, "limit"), query_param(target, "after")};
+    return HistoryPage{query_param(target, "from"), query_param(target, "to"), query_param(target, "limit"),
+                       query_param(target, "after")};
 }
 
 // What a route reads as its body (docs/api.md), checked before the route runs: JSON (application/json) unless listed
@@ -125,8 +126,9 @@ std::string charset_of(std::string const& content_type) {
 
 // The type as sent, when it is short printable ASCII (it is the caller's text).
 std::string sent_type(std::string const& content_type) {
-    bool const printable = !content_type.empty() && content_type.size() <= 100 &&
-                           std::all_of(content_type.begin(), content_type.end(), [](char ch) { return ch >= 0x20 && ch < 0x7f; });
+    bool const printable =
+        !content_type.empty() && content_type.size() <= 100 &&
+        std::all_of(content_type.begin(), content_type.end(), [](char ch) { return ch >= 0x20 && ch < 0x7f; });
     return printable ? "Content-Type: " + content_type : content_type.empty() ? "no Content-Type" : "this Content-Type";
 }
 
@@ -141,7 +143,8 @@ bool media_is(std::string const& content_type, std::initializer_list<char const*
 void require_csv(Request const& r) {
     if (media_is(r.content_type, {"text/csv"})) return;
     std::string const sent = sent_type(r.content_type);
-    throw Error(Error::Kind::unsupported, "Content-Type", "text/csv (UTF-8) の本文が必要です (" + sent + " は受け取りません)",
+    throw Error(Error::Kind::unsupported, "Content-Type",
+                "text/csv (UTF-8) の本文が必要です (" + sent + " は受け取りません)",
                 "the body must be text/csv in UTF-8, not " + sent);
 }
 
@@ -159,14 +162,18 @@ void check_body(Body body, std::string const& method, std::string const& pattern
             }
         };
         if (empty_object()) return;
-        throw invalid("body", route + " は本文を受け取りません。本文を付けずに送ってください", route + " takes no body: send none");
+        throw invalid("body", route + " は本文を受け取りません。本文を付けずに送ってください",
+                      route + " takes no body: send none");
     }
     if (body != Body::json && body != Body::json_or_csv) return;
-    if (media_is(r.content_type, {"application/json"}) || (body == Body::json_or_csv && media_is(r.content_type, {"text/csv"}))) return;
+    if (media_is(r.content_type, {"application/json"}) ||
+        (body == Body::json_or_csv && media_is(r.content_type, {"text/csv"})))
+        return;
     std::string const sent = sent_type(r.content_type);
     std::string const wanted = body == Body::json ? "application/json" : "application/json or text/csv";
     throw Error(Error::Kind::unsupported, "Content-Type",
-                route + " の本文は " + wanted + " です (" + sent + " は受け取りません)。Content-Type: application/json を付けて送ってください",
+                route + " の本文は " + wanted + " です (" + sent +
+                    " は受け取りません)。Content-Type: application/json を付けて送ってください",
                 route + " takes " + wanted + ", not " + sent);
 }
 
@@ -179,7 +186,10 @@ void check_body(Body body, std::string const& method, std::string const& pattern
 std::vector<Route> const& routes() {
     using A = Access;
     static std::vector<Route> const all{
-        {"GET", "/healthz", A::anyone, [](Service&, Caller const&, Request const&) { return json_result(200, json{{"status", "ok"}}); }},
+        {"GET", "/healthz", A::anyone,
+         [](Service&, Caller const&, Request const&) {
+             return json_result(200, json{{"status", "ok"}});
+         }},
         {"GET", "/readyz", A::anyone,
          [](Service&, Caller const&, Request const& r) {
              if (!r.site.runtime) return json_result(503, json{{"status", "not ready"}});
@@ -190,90 +200,176 @@ std::vector<Route> const& routes() {
         {"GET", "/metrics", A::monitor,
          [](Service&, Caller const&, Request const& r) {
              if (!r.site.runtime)
-                 throw Error(Error::Kind::not_found, "", "kyotaku serve の外では使えません", "no metrics outside kyotaku serve");
+                 throw Error(Error::Kind::not_found, "", "kyotaku serve の外では使えません",
+                             "no metrics outside kyotaku serve");
              return HttpResult{200, "text/plain; version=0.0.4; charset=utf-8", r.site.runtime->metrics_text()};
          }},
         {"POST", "/api/v1/admin/facilities", A::operator_,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.admin.create_facility(c, api_json::new_facility(parse_json_body(r.body))))); }},
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(201, api_json::to_json(
+                                         s.admin.create_facility(c, api_json::new_facility(parse_json_body(r.body)))));
+         }},
         {"POST", "/api/v1/admin/insured-persons", A::operator_,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.admin.add_insured_person(c, api_json::new_insured_person(parse_json_body(r.body))))); }},
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(201, api_json::to_json(s.admin.add_insured_person(c, api_json::new_insured_person(
+                                                                                         parse_json_body(r.body)))));
+         }},
         {"POST", "/api/v1/admin/consents", A::operator_,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, json{{"id", s.admin.add_consent(c, api_json::test_consent(parse_json_body(r.body)))}}); }},
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(201,
+                                json{{"id", s.admin.add_consent(c, api_json::test_consent(parse_json_body(r.body)))}});
+         }},
         {"GET", "/api/v1/admin/consents", A::operator_,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.admin.list_consents(c, query_param(r.target, "facility_code")))); }},
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(200,
+                                api_json::to_json(s.admin.list_consents(c, query_param(r.target, "facility_code"))));
+         }},
         {"POST", "/api/v1/admin/medical-records", A::operator_,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, json{{"id", s.admin.add_medical_record(c, api_json::new_medical_record(parse_json_body(r.body)))}}); }},
-        // The rule workbench's proofs (workbench_proofs.hpp): the rules being edited, proven by kyotaku prove on the server.
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(201, json{{"id", s.admin.add_medical_record(c, api_json::new_medical_record(
+                                                                                   parse_json_body(r.body)))}});
+         }},
+        // The rule workbench's proofs (workbench_proofs.hpp): the rules being edited, proven by kyotaku prove on the
+        // server.
         {"POST", "/api/v1/admin/rules/prove", A::operator_,
          [](Service&, Caller const& c, Request const& r) {
              if (!r.site.proofs) {
                  check_proof_request(r.body);  // a bad body is a 400 here too
-                 throw Error(Error::Kind::unavailable, "", "このサーバでは証明を実行しません。kyotaku prove rules で証明してください",
+                 throw Error(Error::Kind::unavailable, "",
+                             "このサーバでは証明を実行しません。kyotaku prove rules で証明してください",
                              "no proofs on this server: run kyotaku prove");
              }
              return r.site.proofs->start(c, r.body, r.client_fd);
          }},
         {"POST", "/api/v1/admin/url-keys/rotate", A::operator_,
-         [](Service& s, Caller const& c, Request const&) { return json_result(200, json{{"key_version", s.admin.rotate_url_key(c)}}); }},
+         [](Service& s, Caller const& c, Request const&) {
+             return json_result(200, json{{"key_version", s.admin.rotate_url_key(c)}});
+         }},
         {"POST", "/api/v1/admin/cards", A::operator_,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, json{{"fingerprint", s.admin.register_card(c, api_json::card_registration(parse_json_body(r.body)))}}); }},
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(201,
+                                json{{"fingerprint",
+                                      s.admin.register_card(c, api_json::card_registration(parse_json_body(r.body)))}});
+         }},
         {"POST", "/api/v1/admin/clock", A::operator_,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, json{{"today", s.admin.set_clock(c, api_json::clock_day(parse_json_body(r.body)))}}); }},
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(200,
+                                json{{"today", s.admin.set_clock(c, api_json::clock_day(parse_json_body(r.body)))}});
+         }},
         {"GET", "/api/v1/consent/page", A::anyone,
-         [](Service& s, Caller const&, Request const& r) { return json_result(200, api_json::to_json(s.consent.page(query_param(r.target, "token")))); }},
+         [](Service& s, Caller const&, Request const& r) {
+             return json_result(200, api_json::to_json(s.consent.page(query_param(r.target, "token"))));
+         }},
         {"POST", "/api/v1/consent/challenge", A::anyone,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.consent.issue_challenge(c, api_json::challenge_token(parse_json_body(r.body))))); }},
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(201, api_json::to_json(s.consent.issue_challenge(c, api_json::challenge_token(
+                                                                                        parse_json_body(r.body)))));
+         }},
         {"POST", "/api/v1/consent/register", A::anyone,
-         [](Service& s, Caller const& c, Request const& r) { return api_json::answer(s.consent.register_consent(c, api_json::consent_registration(parse_json_body(r.body)))); }},
+         [](Service& s, Caller const& c, Request const& r) {
+             return api_json::answer(
+                 s.consent.register_consent(c, api_json::consent_registration(parse_json_body(r.body))));
+         }},
         // 引き継ぎ (hand-off) to the staff's device with a reader: handoff.hpp.
         {"POST", "/api/v1/consent/handoff", A::anyone,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.handoffs().create(c, api_json::handoff_start(parse_json_body(r.body))))); }},
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(201, api_json::to_json(
+                                         s.handoffs().create(c, api_json::handoff_start(parse_json_body(r.body)))));
+         }},
         {"POST", "/api/v1/consent/handoff/claim", A::anyone,
          [](Service& s, Caller const& c, Request const& r) {
              auto const [token, code] = api_json::handoff_claim(parse_json_body(r.body));
              return json_result(200, api_json::to_json(s.handoffs().claim(c, token, code)));
          }},
         {"POST", "/api/v1/consent/handoff/challenge", A::anyone,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.handoffs().challenge(c, api_json::handoff_challenge(parse_json_body(r.body))))); }},
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(201, api_json::to_json(s.handoffs().challenge(c, api_json::handoff_challenge(
+                                                                                     parse_json_body(r.body)))));
+         }},
         {"POST", "/api/v1/consent/handoff/register", A::anyone,
-         [](Service& s, Caller const& c, Request const& r) { return api_json::answer(s.handoffs().register_consent(c, api_json::handoff_registration(parse_json_body(r.body)))); }},
+         [](Service& s, Caller const& c, Request const& r) {
+             return api_json::answer(
+                 s.handoffs().register_consent(c, api_json::handoff_registration(parse_json_body(r.body))));
+         }},
         {"GET", "/api/v1/consent/handoff/{handoff_id}", A::anyone,
-         [](Service& s, Caller const&, Request const& r) { return json_result(200, api_json::to_json(s.handoffs().status(r.params[0]))); }},
+         [](Service& s, Caller const&, Request const& r) {
+             return json_result(200, api_json::to_json(s.handoffs().status(r.params[0])));
+         }},
         {"POST", "/api/v1/consent/handoff/{handoff_id}/cancel", A::anyone,
-         [](Service& s, Caller const&, Request const& r) { return json_result(200, api_json::to_json(s.handoffs().cancel(r.params[0]))); }},
-        // The passcode authorises a 目視確認 at the visit from the office: a device at the visit cannot authorise itself.
+         [](Service& s, Caller const&, Request const& r) {
+             return json_result(200, api_json::to_json(s.handoffs().cancel(r.params[0])));
+         }},
+        // The passcode authorises a 目視確認 at the visit from the office: a device at the visit cannot authorise
+        // itself.
         {"POST", "/api/v1/visual-passcode", A::office_terminal,
-         [](Service& s, Caller const& c, Request const&) { return json_result(201, api_json::to_json(s.consent.visual_passcode(c))); }},
-        {"GET", "/api/v1/whoami", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.settings.whoami(c))); }},
-        {"GET", "/api/v1/settings", A::facility, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.settings.get(c))); }},
+         [](Service& s, Caller const& c, Request const&) {
+             return json_result(201, api_json::to_json(s.consent.visual_passcode(c)));
+         }},
+        {"GET", "/api/v1/whoami", A::facility,
+         [](Service& s, Caller const& c, Request const&) {
+             return json_result(200, api_json::to_json(s.settings.whoami(c)));
+         }},
+        {"GET", "/api/v1/settings", A::facility,
+         [](Service& s, Caller const& c, Request const&) {
+             return json_result(200, api_json::to_json(s.settings.get(c)));
+         }},
         {"PUT", "/api/v1/settings", A::manager,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.settings.put(c, api_json::settings_change(parse_json_body(r.body))))); }},
-        {"GET", "/api/v1/settings/audit", A::manager, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.settings.audit(c))); }},
-        {"GET", "/api/v1/url", A::office_terminal, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.settings.url(c))); }},
-        {"POST", "/api/v1/url/change", A::manager, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.settings.change_url(c))); }},
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(200, api_json::to_json(
+                                         s.settings.put(c, api_json::settings_change(parse_json_body(r.body)))));
+         }},
+        {"GET", "/api/v1/settings/audit", A::manager,
+         [](Service& s, Caller const& c, Request const&) {
+             return json_result(200, api_json::to_json(s.settings.audit(c)));
+         }},
+        {"GET", "/api/v1/url", A::office_terminal,
+         [](Service& s, Caller const& c, Request const&) {
+             return json_result(200, api_json::to_json(s.settings.url(c)));
+         }},
+        {"POST", "/api/v1/url/change", A::manager,
+         [](Service& s, Caller const& c, Request const&) {
+             return json_result(200, api_json::to_json(s.settings.change_url(c)));
+         }},
         {"GET", "/api/v1/url/qr.svg", A::office_terminal,
-         [](Service& s, Caller const& c, Request const&) { return HttpResult{200, "image/svg+xml", qr_svg(s.settings.url_text(c))}; }},
+         [](Service& s, Caller const& c, Request const&) {
+             return HttpResult{200, "image/svg+xml", qr_svg(s.settings.url_text(c))};
+         }},
         {"GET", "/api/v1/url/qr.png", A::office_terminal,
-         [](Service& s, Caller const& c, Request const&) { return HttpResult{200, "image/png", qr_png(s.settings.url_text(c))}; }},
+         [](Service& s, Caller const& c, Request const&) {
+             return HttpResult{200, "image/png", qr_png(s.settings.url_text(c))};
+         }},
         {"POST", "/api/v1/admin/claim-reviews", A::operator_,
          [](Service& s, Caller const& c, Request const& r) {
              require_csv(r);
              return json_result(200, api_json::to_json(s.admin.import_claim_reviews(c, r.body)));
          }},
         {"POST", "/api/v1/reinquiry", A::facility,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.inquiry.reinquiry(c, api_json::eligibility_query(parse_json_body(r.body))))); }},
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(200, api_json::to_json(
+                                         s.inquiry.reinquiry(c, api_json::eligibility_query(parse_json_body(r.body)))));
+         }},
         {"POST", "/api/v1/medical-info", A::facility_or_mobile,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.inquiry.view_medical_info(c, api_json::medical_info_query(parse_json_body(r.body))))); }},
-        // 同意取消照会: 資格確認端末等 in the notice's quick guides, no role named (別添3): 職員 too, from an office terminal
-        // (issue 24 item 6).
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(200, api_json::to_json(s.inquiry.view_medical_info(c, api_json::medical_info_query(
+                                                                                          parse_json_body(r.body)))));
+         }},
+        // 同意取消照会: 資格確認端末等 in the notice's quick guides, no role named (別添3): 職員 too, from an office
+        // terminal (issue 24 item 6).
         {"POST", "/api/v1/withdrawal/lookup", A::office_terminal,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.withdrawal.lookup(c, api_json::withdrawal_lookup(parse_json_body(r.body))))); }},
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(200, api_json::to_json(
+                                         s.withdrawal.lookup(c, api_json::withdrawal_lookup(parse_json_body(r.body)))));
+         }},
         {"POST", "/api/v1/withdrawal", A::office_terminal,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.withdrawal.withdraw(c, api_json::withdrawal(parse_json_body(r.body))))); }},
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(200, api_json::to_json(
+                                         s.withdrawal.withdraw(c, api_json::withdrawal(parse_json_body(r.body)))));
+         }},
         {"POST", "/api/v1/batch/reinquiry", A::office_terminal,
          [](Service& s, Caller const& c, Request const& r) {
              require_csv(r);
-             std::string const category = query_param(r.target, "category").empty() ? "訪問診療等" : query_param(r.target, "category");
+             std::string const category =
+                 query_param(r.target, "category").empty() ? "訪問診療等" : query_param(r.target, "category");
              std::ifstream file;
              std::istringstream memory;
              std::istream* in = &memory;
@@ -284,12 +380,14 @@ std::vector<Route> const& routes() {
                  memory.str(r.body);
              }
              CsvRows rows(*in);
-             BatchUpload up{category, query_param(r.target, "query_date"), query_param(r.target, "file_identifier"), "csv",
-                            [&rows](BatchRow& row) { return rows.next(row); }};
+             BatchUpload up{category, query_param(r.target, "query_date"), query_param(r.target, "file_identifier"),
+                            "csv", [&rows](BatchRow& row) { return rows.next(row); }};
              return json_result(202, api_json::to_json(s.batch.upload(c, up)));
          }},
         {"GET", "/api/v1/batch/reinquiry/{reception_number}", A::office_terminal,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.batch.status(c, r.params[0]))); }},
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(200, api_json::to_json(s.batch.status(c, r.params[0])));
+         }},
         {"GET", "/api/v1/batch/reinquiry/{reception_number}/result", A::office_terminal,
          [](Service& s, Caller const& c, Request const& r) {
              HttpResult out{200, "application/x-ndjson; charset=utf-8", ""};
@@ -303,18 +401,35 @@ std::vector<Route> const& routes() {
          }},
         {"POST", "/api/v1/reference-numbers", A::facility,
          [](Service& s, Caller const& c, Request const& r) {
-             if (media_is(r.content_type, {"text/csv"})) return json_result(200, api_json::to_json(s.inquiry.register_reference_numbers_csv(c, r.body)));
-             return api_json::answer(s.inquiry.register_reference_number(c, api_json::reference_registration(parse_json_body(r.body))));
+             if (media_is(r.content_type, {"text/csv"}))
+                 return json_result(200, api_json::to_json(s.inquiry.register_reference_numbers_csv(c, r.body)));
+             return api_json::answer(
+                 s.inquiry.register_reference_number(c, api_json::reference_registration(parse_json_body(r.body))));
          }},
         {"POST", "/api/v1/fallback-verifications", A::office_terminal,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.ledger.record_fallback(c, api_json::fallback_verification(parse_json_body(r.body))))); }},
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(201, api_json::to_json(s.ledger.record_fallback(c, api_json::fallback_verification(
+                                                                                       parse_json_body(r.body)))));
+         }},
         {"POST", "/api/v1/devices", A::manager,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.ledger.add_device(c, api_json::new_device(parse_json_body(r.body))))); }},
-        {"GET", "/api/v1/devices", A::office_terminal, [](Service& s, Caller const& c, Request const&) { return json_result(200, api_json::to_json(s.ledger.list_devices(c))); }},
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(201, api_json::to_json(
+                                         s.ledger.add_device(c, api_json::new_device(parse_json_body(r.body)))));
+         }},
+        {"GET", "/api/v1/devices", A::office_terminal,
+         [](Service& s, Caller const& c, Request const&) {
+             return json_result(200, api_json::to_json(s.ledger.list_devices(c)));
+         }},
         {"POST", "/api/v1/devices/{device_id}/checks", A::manager,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(201, api_json::to_json(s.ledger.add_check(c, r.params[0], api_json::new_device_check(parse_json_body(r.body))))); }},
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(201, api_json::to_json(
+                                         s.ledger.add_check(c, r.params[0],
+                                                            api_json::new_device_check(parse_json_body(r.body)))));
+         }},
         {"GET", "/api/v1/devices/{device_id}/checks", A::office_terminal,
-         [](Service& s, Caller const& c, Request const& r) { return json_result(200, api_json::to_json(s.ledger.checks(c, r.params[0]))); }},
+         [](Service& s, Caller const& c, Request const& r) {
+             return json_result(200, api_json::to_json(s.ledger.checks(c, r.params[0])));
+         }},
         {"POST", "/api/v1/oqs/OQSmuquc01req", A::office_terminal, xml_file<&OqsDesk::bulk_upload>},
         {"POST", "/api/v1/oqs/OQSmuhvq01req", A::office_terminal, xml_file<&OqsDesk::consented_upload_home_care>},
         {"POST", "/api/v1/oqs/OQSmuonq01req", A::office_terminal, xml_file<&OqsDesk::consented_upload_online>},
@@ -329,9 +444,12 @@ std::vector<Route> const& routes() {
                  std::string v = query_param(r.target, field);
                  return v.empty() ? std::nullopt : std::optional<std::string>(v);
              };
-             CardFields const card{param("insurer_number"), param("symbol"), param("number"), param("branch"), param("birthdate")};
+             CardFields const card{param("insurer_number"), param("symbol"), param("number"), param("branch"),
+                                   param("birthdate")};
              bool const any = card.insurer_number || card.symbol || card.number || card.branch || card.birthdate;
-             return json_result(200, api_json::to_json(s.inquiry.inquiry_history(c, history_page_of(r.target), any ? std::optional(card) : std::nullopt)));
+             return json_result(200,
+                                api_json::to_json(s.inquiry.inquiry_history(c, history_page_of(r.target),
+                                                                            any ? std::optional(card) : std::nullopt)));
          }},
         {"GET", "/api/v1/history/viewings", A::office_terminal,
          [](Service& s, Caller const& c, Request const& r) {
@@ -352,7 +470,9 @@ bool allowed(Access a, Caller const& c) {
         // 管理者画面 is 院内・事業所での操作 (the notice's quick guide): a 管理者 on a モバイル端末 is refused too.
         case Access::manager: return allowed(Access::office_terminal, c) && c.role == Caller::Role::manager;
         case Access::facility_or_mobile: return c.kind == Caller::Kind::facility || c.kind == Caller::Kind::mobile;
-        case Access::monitor: return c.kind == Caller::Kind::admin || (c.kind == Caller::Kind::anonymous && c.subject == "kyotaku-monitor");
+        case Access::monitor:
+            return c.kind == Caller::Kind::admin ||
+                   (c.kind == Caller::Kind::anonymous && c.subject == "kyotaku-monitor");
     }
     return false;
 }
@@ -390,10 +510,12 @@ ConsentPageFiles const& no_page_files() {
     return none;
 }
 
-std::optional<HttpResult> rules_web(Service&, Caller const& c, HttpRequest const& r, std::string const& path, Site const& site) {
+std::optional<HttpResult> rules_web(Service&, Caller const& c, HttpRequest const& r, std::string const& path,
+                                    Site const& site) {
     return rules_web_route(site.rules_web ? *site.rules_web : no_rules_web(), c, r.method, path);
 }
-std::optional<HttpResult> page_files(Service& s, Caller const&, HttpRequest const& r, std::string const& path, Site const& site) {
+std::optional<HttpResult> page_files(Service& s, Caller const&, HttpRequest const& r, std::string const& path,
+                                     Site const& site) {
     return (site.pages ? *site.pages : no_page_files()).serve(s, r.method, path, r.page);
 }
 
@@ -412,7 +534,8 @@ std::vector<RouteInfo> route_table() {
     std::vector<RouteInfo> out;
     for (auto const& r : routes()) {
         bool discloses = false;
-        for (auto const& [m, p] : disclosing_routes) discloses = discloses || (r.method == std::string_view(m) && r.path == std::string_view(p));
+        for (auto const& [m, p] : disclosing_routes)
+            discloses = discloses || (r.method == std::string_view(m) && r.path == std::string_view(p));
         out.push_back({r.method, r.path, r.access, discloses});
     }
     for (auto const& p : page_routes)
@@ -436,14 +559,16 @@ char const* access_name(Access a) {
 
 namespace {
 Error refusal(Access a) {
-    return forbidden(a == Access::manager          ? "施設の管理者の証明書 (院内・事業所の端末) が必要です"
-                     : a == Access::office_terminal ? "院内・事業所の端末 (資格確認端末・電子カルテ端末) の証明書が必要です"
-                                                    : "この API を使える証明書ではありません",
+    return forbidden(a == Access::manager ? "施設の管理者の証明書 (院内・事業所の端末) が必要です"
+                     : a == Access::office_terminal
+                         ? "院内・事業所の端末 (資格確認端末・電子カルテ端末) の証明書が必要です"
+                         : "この API を使える証明書ではありません",
                      std::string("this route needs: ") + access_name(a));
 }
 }  // namespace
 
-BodyPlan plan_body(Caller const& caller, std::string const& method, std::string const& target, ConnectionLimits const& limits) {
+BodyPlan plan_body(Caller const& caller, std::string const& method, std::string const& target,
+                   ConnectionLimits const& limits) {
     BodyPlan plan{std::nullopt, limits.anonymous_body, false, {}};
     std::string const path = target.substr(0, target.find('?'));
     std::vector<std::string> params;
@@ -457,7 +582,9 @@ BodyPlan plan_body(Caller const& caller, std::string const& method, std::string 
         bool const office = caller.kind == Caller::Kind::facility || caller.kind == Caller::Kind::admin;
         if (!office || r.access == Access::anyone) return plan;
         plan.spool = spooled_request(method, target);
-        plan.limit = plan.spool ? limits.spooled_body : path.rfind("/api/v1/oqs/", 0) == 0 ? limits.xml_body : limits.memory_body;
+        plan.limit = plan.spool                           ? limits.spooled_body
+                     : path.rfind("/api/v1/oqs/", 0) == 0 ? limits.xml_body
+                                                          : limits.memory_body;
         if (path == "/api/v1/admin/rules/prove") plan.limit = std::min(plan.limit, proof_body_limit(ProofSettings{}));
         return plan;
     }

@@ -23,7 +23,8 @@ class Runtime;  // ops/runtime.hpp: /readyz and /metrics
 // (kyotaku-admin), any office terminal of a facility, the facility's 管理者 only, or an office terminal or a
 // モバイル端末 session.
 // monitor: the operator or a monitoring certificate (CN kyotaku-monitor), for /metrics.
-// office_terminal: a facility certificate of a terminal at the office (資格確認端末 or 電子カルテ端末), not a モバイル端末.
+// office_terminal: a facility certificate of a terminal at the office (資格確認端末 or 電子カルテ端末), not a
+// モバイル端末.
 enum class Access { anyone, operator_, facility, office_terminal, manager, facility_or_mobile, monitor };
 char const* access_name(Access a);
 bool allowed(Access a, Caller const& c);
@@ -56,7 +57,8 @@ struct BodyPlan {
     bool spool = false;
     std::string route;  // the route's path template ("" when no route matches), for the log of an early answer
 };
-BodyPlan plan_body(Caller const& caller, std::string const& method, std::string const& target, ConnectionLimits const& limits);
+BodyPlan plan_body(Caller const& caller, std::string const& method, std::string const& target,
+                   ConnectionLimits const& limits);
 
 // Requests whose body the server spools to a file instead of holding it in memory (large batch uploads).
 bool spooled_request(std::string const& method, std::string const& target);

@@ -35,11 +35,13 @@ std::optional<std::string> read_file(std::filesystem::path const& p) {
 }
 
 std::vector<std::pair<std::string, std::string>> headers(bool page) {
-    std::vector<std::pair<std::string, std::string>> h{{"Cache-Control", "no-store"}, {"X-Content-Type-Options", "nosniff"},
+    std::vector<std::pair<std::string, std::string>> h{{"Cache-Control", "no-store"},
+                                                       {"X-Content-Type-Options", "nosniff"},
                                                        {"Referrer-Policy", "no-referrer"}};
     if (page)
         h.push_back({"Content-Security-Policy",
-                     "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' data:; img-src 'self' data:; "
+                     "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' data:; img-src "
+                     "'self' data:; "
                      "style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"});
     return h;
 }
@@ -62,7 +64,8 @@ std::string sources_json(std::string const& rules_path) {
     out += ",\"files\":[";
     std::vector<Diagnostic> errors;
     std::error_code ec;
-    bool const is_bundle = std::filesystem::is_regular_file(rules_path, ec) && read_file(rules_path).value_or("").rfind("KYTKBNDL", 0) == 0;
+    bool const is_bundle = std::filesystem::is_regular_file(rules_path, ec) &&
+                           read_file(rules_path).value_or("").rfind("KYTKBNDL", 0) == 0;
     if (!is_bundle) {
         auto const sources = read_rule_sources(rules_path, errors);
         for (std::size_t i = 0; i < sources.size(); ++i) {
@@ -83,7 +86,8 @@ std::optional<HttpResult> rules_web_route(RulesWeb const& config, Caller const& 
     if (path == "/web/trust.json") {
         if (method != "GET") return json_error(get_only());
         std::string body = "{\"keys\":[";
-        for (std::size_t i = 0; i < config.trusted_keys.size(); ++i) body += (i ? ",\"" : "\"") + base64(config.trusted_keys[i]) + "\"";
+        for (std::size_t i = 0; i < config.trusted_keys.size(); ++i)
+            body += (i ? ",\"" : "\"") + base64(config.trusted_keys[i]) + "\"";
         return HttpResult{200, "application/json; charset=utf-8", body + "]}", headers(false)};
     }
     if (path != "/admin/workbench" && path.rfind("/admin/workbench/", 0) != 0) return std::nullopt;
@@ -99,14 +103,17 @@ std::optional<HttpResult> rules_web_route(RulesWeb const& config, Caller const& 
     }
     std::string name = path.substr(std::string("/admin/workbench/").size());
     if (name.empty()) name = "index.html";
-    if (name == "rules.json") return HttpResult{200, "application/json; charset=utf-8", sources_json(config.rules_path), headers(false)};
+    if (name == "rules.json")
+        return HttpResult{200, "application/json; charset=utf-8", sources_json(config.rules_path), headers(false)};
     static std::pair<char const*, char const*> const files[] = {{"index.html", "text/html; charset=utf-8"},
                                                                 {"workbench.js", "text/javascript; charset=utf-8"},
                                                                 {"workbench.css", "text/css; charset=utf-8"},
-                                                                {"kyotaku-workbench.js", "text/javascript; charset=utf-8"}};
+                                                                {"kyotaku-workbench.js",
+                                                                 "text/javascript; charset=utf-8"}};
     for (auto const& [file, type] : files) {
         if (name != file) continue;
-        auto body = config.workbench_root.empty() ? std::nullopt : read_file(std::filesystem::path(config.workbench_root) / file);
+        auto body = config.workbench_root.empty() ? std::nullopt
+                                                  : read_file(std::filesystem::path(config.workbench_root) / file);
         if (!body)
             return json_error(Error(Error::Kind::not_found, "", "作業台のファイルがありません",
                                     "the workbench's files are missing: " + name));

@@ -56,12 +56,15 @@ Caller identify(SSL* ssl, Service& service) {
     } free_cert{cert};
     if (SSL_get_verify_result(ssl) != X509_V_OK) return {};
     X509_NAME* name = X509_get_subject_name(cert);
-    std::string fingerprint;  // of the certificate's DER: two terminals with one subject are told apart in audit records
+    // of the certificate's DER: two terminals with one subject are told apart in audit records
+    std::string fingerprint;
     unsigned char* der = nullptr;
-    if (int const n = i2d_X509(cert, &der); n > 0) fingerprint = sha256_hex(std::string_view(reinterpret_cast<char const*>(der), std::size_t(n)));
+    if (int const n = i2d_X509(cert, &der); n > 0)
+        fingerprint = sha256_hex(std::string_view(reinterpret_cast<char const*>(der), std::size_t(n)));
     OPENSSL_free(der);
-    return caller_from_subject(service, subject_attribute(name, NID_commonName), subject_attribute(name, NID_organizationalUnitName),
-                               subject_attribute(name, NID_title), fingerprint);
+    return caller_from_subject(service, subject_attribute(name, NID_commonName),
+                               subject_attribute(name, NID_organizationalUnitName), subject_attribute(name, NID_title),
+                               fingerprint);
 }
 
 // What one request leaves behind: a log line and its metrics, written when the request ends (also when the
@@ -147,18 +150,24 @@ bool answered_from_memory(std::string const& method, std::string const& target) 
 HttpResult upload_refused(UploadBudget::Refusal why, UploadBudget const& budget) {
     constexpr int retry_after = 10;
     if (why == UploadBudget::Refusal::facility)
-        return error_result(too_many("", "この施設から同時に送られている大きなデータが多すぎます。送信中のものが終わってから、もう一度送ってください",
-                                     "too many large uploads from this facility at once (at most " + std::to_string(budget.per_facility()) +
-                                         "): retry when one has finished",
+        return error_result(too_many("",
+                                     "この施設から同時に送られている大きなデータが多すぎます。送信中のものが終わってか"
+                                     "ら、もう一度送ってください",
+                                     "too many large uploads from this facility at once (at most " +
+                                         std::to_string(budget.per_facility()) + "): retry when one has finished",
                                      retry_after));
     if (why == UploadBudget::Refusal::disk) {
-        log_error("upload", "the spool directory's disk has too little free space for the spooled uploads: refused (upload_spool_mb, docs/operations.md)");
-        Error full(Error::Kind::unavailable, "", "サーバのディスクの空きが足りないため、今は受け取れません。しばらく待ってから、もう一度送ってください。続くときは、運用者にお知らせください",
+        log_error("upload", "the spool directory's disk has too little free space for the spooled uploads: refused "
+                            "(upload_spool_mb, docs/operations.md)");
+        Error full(Error::Kind::unavailable, "",
+                   "サーバのディスクの空きが足りないため、今は受け取れません。しばらく待ってから、もう一度送ってくださ"
+                   "い。続くときは、運用者にお知らせください",
                    "the server's spool disk has too little free space for this upload now: retry later");
         full.retry_after = 60;
         return error_result(full);
     }
-    Error busy(Error::Kind::unavailable, "", "サーバが受け取っている大きなデータが多すぎます。少し待ってから、もう一度送ってください",
+    Error busy(Error::Kind::unavailable, "",
+               "サーバが受け取っている大きなデータが多すぎます。少し待ってから、もう一度送ってください",
                "the server is receiving too many large uploads at once: retry shortly");
     busy.retry_after = retry_after;
     return error_result(busy);
@@ -166,7 +175,8 @@ HttpResult upload_refused(UploadBudget::Refusal why, UploadBudget const& budget)
 
 // One connection: requests read within the limits (limits.hpp), each phase with its own deadline; a request's body is
 // read only as far as its route takes from this caller (plan_body), large uploads spooled to the private directory.
-net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket accepted, SessionShared& shared, ConnectionCounter::Slot) {
+net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket accepted, SessionShared& shared,
+                             ConnectionCounter::Slot) {
     Runtime& rt = shared.runtime;
     ConnectionLimits const& limits = shared.limits;
     Router const& router = shared.router;
@@ -191,8 +201,9 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
             client_address = address.to_string();
         }
     }
-    bool const proxied = !client_address.empty() && std::find(limits.proxy_protocol_from.begin(), limits.proxy_protocol_from.end(),
-                                                              client_address) != limits.proxy_protocol_from.end();
+    bool const proxied =
+        !client_address.empty() && std::find(limits.proxy_protocol_from.begin(), limits.proxy_protocol_from.end(),
+                                             client_address) != limits.proxy_protocol_from.end();
     {
         // The handshake in two stages, each within its own budget (limits.hpp): the client's first record — its
         // ClientHello, read here whole within `hello` — then the rest, with the record handed to OpenSSL.
@@ -238,7 +249,8 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
             }
         });
     }
-    if (!client_address.empty()) caller.client = client_key(client_address);  // each request's caller below starts from it
+    // each request's caller below starts from it
+    if (!client_address.empty()) caller.client = client_key(client_address);
     // The bytes read but not yet parsed, bounded: a header, a chunk's size line with its extensions and a chunked
     // body's trailer fields must each fit whole. Beast 1.74 applies header_limit to neither extensions nor trailers;
     // unbounded, one anonymous request held any amount of memory, and a trailer field of 65,534 bytes threw inside
@@ -249,7 +261,8 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
         beast::error_code ec;
         if (buffer.size() == 0) {  // waiting for the next request (keep-alive), then its header has its own deadline
             socket.expires_after(limits.idle);
-            buffer.commit(co_await stream.async_read_some(buffer.prepare(4096), net::redirect_error(net::use_awaitable, ec)));
+            buffer.commit(
+                co_await stream.async_read_some(buffer.prepare(4096), net::redirect_error(net::use_awaitable, ec)));
             if (ec) break;
         }
         http::request_parser<http::empty_body> head;
@@ -258,8 +271,8 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
         head.body_limit(limits.spooled_body);
         socket.expires_after(limits.header);
         co_await http::async_read_header(stream, buffer, head, net::redirect_error(net::use_awaitable, ec));
-        if (ec == http::error::end_of_stream || ec == net::ssl::error::stream_truncated || ec == net::error::eof || ec == beast::error::timeout ||
-            ec == net::error::connection_reset)
+        if (ec == http::error::end_of_stream || ec == net::ssl::error::stream_truncated || ec == net::error::eof ||
+            ec == beast::error::timeout || ec == net::error::connection_reset)
             break;  // the client closed, or an idle connection timed out: nothing to answer
         RequestTrace trace{rt, {}};
         trace.record.request_id = new_id().substr(0, 16);
@@ -276,7 +289,8 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
                     Caller mobile = mobile_caller(service, url_token);
                     mobile.client = caller.client;
                     return mobile;
-                } catch (std::exception const& e) {  // the database failing while a URL token is checked: the caller stays nobody
+                // the database failing while a URL token is checked: the caller stays nobody
+                } catch (std::exception const& e) {
                     log_error("url_token", e.what());
                     return caller;
                 }
@@ -293,13 +307,16 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
         plan.limit = std::min(plan.limit, std::max(limits.anonymous_body, shared.uploads.capacity(store)));
         std::optional<HttpResult> early;  // answered without reading the body
         if (!ec && head.get().count(http::field::content_type) > 1)  // which one would the route believe?
-            early = error_result(Error(Error::Kind::invalid, "Content-Type", "Content-Type が 2 つあります。1 つにして送ってください",
+            early = error_result(Error(Error::Kind::invalid, "Content-Type",
+                                       "Content-Type が 2 つあります。1 つにして送ってください",
                                        "two Content-Type fields: send one"));
         if (!ec && head.content_length() && *head.content_length() > plan.limit) early = plan.refusal;
         if (!ec && head.content_length() && *head.content_length() > plan.limit && !early) ec = http::error::body_limit;
         // A large body takes its size from the budget before a byte of it is read; a chunked one the route's limit.
         UploadBudget::Grant upload;
-        std::uint64_t const body_bytes = head.content_length() ? *head.content_length() : head.chunked() ? plan.limit : 0;
+        std::uint64_t const body_bytes = head.content_length() ? *head.content_length()
+                                         : head.chunked()      ? plan.limit
+                                                               : 0;
         if (!ec && !early && body_bytes > limits.anonymous_body) {
             auto [grant, refusal] = shared.uploads.reserve(store, body_bytes, who.facility_code);
             if (grant) upload = std::move(grant);
@@ -375,7 +392,8 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
             socket.socket().shutdown(tcp::socket::shutdown_send, ec);
             std::array<char, 16 * 1024> scrap;
             socket.expires_after(std::chrono::seconds(2));
-            while (!ec) co_await socket.async_read_some(net::buffer(scrap), net::redirect_error(net::use_awaitable, ec));
+            while (!ec)
+                co_await socket.async_read_some(net::buffer(scrap), net::redirect_error(net::use_awaitable, ec));
             break;
         }
         // While the answer is computed the batch worker waits before its next chunk commits (interactive first);
@@ -402,20 +420,24 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
                                     std::string(req[http::field::content_type]),
                                     std::move(req.body()),
                                     spool ? spool->path : std::string(),
-                                    {std::string(req[http::field::accept_encoding]), std::string(req[http::field::if_none_match])},
+                                    {std::string(req[http::field::accept_encoding]),
+                                     std::string(req[http::field::if_none_match])},
                                     int(socket.socket().native_handle())};
                 auto run = [&] { return router.handle(who, request); };
-                // The relay's file uploads carry an Idempotency-Key: a repeat gets the first answer, never a second job.
+                // The relay's file uploads carry an Idempotency-Key: a repeat gets the first answer, never a second
+                // job.
                 return req.count("Idempotency-Key") && idempotent_route(method, target)
-                           ? answer_once(shared.idempotent, service.context.clock, who, target.substr(0, target.find('?')),
-                                         std::string(req["Idempotency-Key"]), request.body, run)
+                           ? answer_once(shared.idempotent, service.context.clock, who,
+                                         target.substr(0, target.find('?')), std::string(req["Idempotency-Key"]),
+                                         request.body, run)
                            : run();
             } catch (TransientDatabaseError const& e) {  // the Idempotency-Key store while the database is away
                 log_error("request", e.what());
                 return unavailable_result();
             } catch (std::exception const& e) {  // the Idempotency-Key store failing: answered, not dropped
                 log_error("request", e.what());
-                return error_result(Error(Error::Kind::internal, "", "サーバの内部エラーです", "internal server error"));
+                return error_result(
+                    Error(Error::Kind::internal, "", "サーバの内部エラーです", "internal server error"));
             }
         };
         HttpResult r;  // (not a conditional expression: GCC 12 miscompiles co_await inside one)
@@ -424,7 +446,8 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
         end.release();  // (a proof below does not hold the batch worker back)
         spool.reset();  // the body has been read, in memory or from its file: its budget is free for others
         upload.reset();
-        if (r.slow) {  // a proof: on the threads of slow work, the request threads free meanwhile (it has its own deadline)
+        // a proof: on the threads of slow work, the request threads free meanwhile (it has its own deadline)
+        if (r.slow) {
             std::string route = std::move(r.route);
             auto slow = std::move(r.slow);
             socket.expires_never();
@@ -499,7 +522,8 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
 
 }  // namespace
 
-void start_session(tcp::socket socket, std::shared_ptr<ssl::context> tls, SessionShared& shared, ConnectionCounter::Slot slot) {
+void start_session(tcp::socket socket, std::shared_ptr<ssl::context> tls, SessionShared& shared,
+                   ConnectionCounter::Slot slot) {
     auto executor = socket.get_executor();
     net::co_spawn(executor, session(std::move(tls), std::move(socket), shared, std::move(slot)),
                   [](std::exception_ptr) { /* a client that goes away mid-request is not the server's problem */ });

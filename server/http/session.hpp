@@ -1,9 +1,10 @@
 // One TLS connection of `kyotaku serve` (Boost.Beast): the handshake, the caller from the client certificate, then
 // requests read within the limits (limits.hpp), each phase with its own deadline; a request's body is read only as
 // far as its route takes from this caller (plan_body), large uploads spooled to the private directory. Each request
-// goes to the router (router.hpp); a large body takes its size from the budget all connections share first (UploadBudget,
-// limits.hpp: 503 when it is spent, 429 beyond the facility's uploads at once). The file uploads with an Idempotency-Key go through answer_once
-// (idempotency.hpp). One JSON log line and the metrics per request (observability.hpp).
+// goes to the router (router.hpp); a large body takes its size from the budget all connections share first
+// (UploadBudget, limits.hpp: 503 when it is spent, 429 beyond the facility's uploads at once). The file uploads with an
+// Idempotency-Key go through answer_once (idempotency.hpp). One JSON log line and the metrics per request
+// (observability.hpp).
 #pragma once
 
 #include "http/connection_limits.hpp"
@@ -60,7 +61,7 @@ struct SessionShared {
 // certificates serve later connections); `slot` holds the connection's place under the cap until then. Errors of the
 // connection end it quietly. A client that has gone (EOF with or without TLS close_notify, a reset, a deadline) frees
 // its place at once; only a connection the server ends itself sends close_notify, waiting at most a second.
-void start_session(boost::asio::ip::tcp::socket socket, std::shared_ptr<boost::asio::ssl::context> tls, SessionShared& shared,
-                   ConnectionCounter::Slot slot);
+void start_session(boost::asio::ip::tcp::socket socket, std::shared_ptr<boost::asio::ssl::context> tls,
+                   SessionShared& shared, ConnectionCounter::Slot slot);
 
 }  // namespace kyotaku::server

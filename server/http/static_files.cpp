@@ -21,7 +21,9 @@ namespace kyotaku::server {
 namespace {
 
 char const* content_type_of(std::string const& name) {
-    auto ends = [&](char const* e) { return name.size() >= std::strlen(e) && name.compare(name.size() - std::strlen(e), std::string::npos, e) == 0; };
+    auto ends = [&](char const* e) {
+        return name.size() >= std::strlen(e) && name.compare(name.size() - std::strlen(e), std::string::npos, e) == 0;
+    };
     if (ends(".html")) return "text/html; charset=utf-8";
     if (ends(".js") || ends(".mjs")) return "text/javascript; charset=utf-8";
     if (ends(".wasm")) return "application/wasm";
@@ -34,7 +36,9 @@ char const* content_type_of(std::string const& name) {
 // One name, no directories, nothing hidden.
 bool plain_name(std::string const& name) {
     return !name.empty() && name.size() <= 100 && name.front() != '.' &&
-           std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_'; });
+           std::all_of(name.begin(), name.end(), [](char c) {
+               return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+           });
 }
 
 std::string read_file(std::filesystem::path const& path) {
@@ -64,7 +68,8 @@ namespace {
 std::string csp_hash(std::string const& text) {
     std::string const hex = sha256_hex(text);
     std::vector<unsigned char> raw;
-    for (std::size_t i = 0; i + 1 < hex.size(); i += 2) raw.push_back(static_cast<unsigned char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+        raw.push_back(static_cast<unsigned char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
     return "'sha256-" + base64_encode(raw) + "'";
 }
 
@@ -146,7 +151,8 @@ bool accepts(std::string const& accept_encoding, std::string_view coding) {
         if (name != coding) continue;
         if (semi == std::string::npos) return true;
         std::string params = item.substr(semi + 1);
-        params.erase(std::remove_if(params.begin(), params.end(), [](char c) { return c == ' ' || c == '\t'; }), params.end());
+        params.erase(std::remove_if(params.begin(), params.end(), [](char c) { return c == ' ' || c == '\t'; }),
+                     params.end());
         return !(params.rfind("q=0", 0) == 0 && params.find_first_not_of("0.", 2) == std::string::npos);
     }
     return false;
@@ -157,8 +163,8 @@ bool etag_matches(std::string const& if_none_match, std::string const& etag) {
 }
 
 // The representation of an asset for this client: Brotli, gzip or as is, with its ETag; 304 when the client has it.
-HttpResult send(WebRoot const& root, char const* type, std::string const& identity, std::string const& br, std::string const& gz,
-                std::string const& tag, std::string cache_control, PageRequestHeaders const& h) {
+HttpResult send(WebRoot const& root, char const* type, std::string const& identity, std::string const& br,
+                std::string const& gz, std::string const& tag, std::string cache_control, PageRequestHeaders const& h) {
     std::string const* body = &identity;
     std::string encoding, etag = "\"" + tag + "\"";
     if (!br.empty() && accepts(h.accept_encoding, "br")) {
@@ -213,8 +219,9 @@ void replace_all(std::string& text, std::string const& marker, std::string const
 }
 
 // The beginning of the server's own small pages (no script, no style).
-constexpr char const* head = "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
-                             "content=\"width=device-width, initial-scale=1\"><title>マイナ在宅受付Web</title></head><body><main>";
+constexpr char const* head =
+    "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
+    "content=\"width=device-width, initial-scale=1\"><title>マイナ在宅受付Web</title></head><body><main>";
 
 HttpResult consent_page(Service& service, WebRoot const& root, std::string const& token, PageRequestHeaders const& h) {
     auto check = service.settings.check_token(token);
@@ -225,10 +232,11 @@ HttpResult consent_page(Service& service, WebRoot const& root, std::string const
                               "コードを受け取ってください。</p></main></body></html>\n",
                           page_headers(root, "no-store")};
     if (!root.page)
-        return HttpResult{500, "text/html; charset=utf-8",
-                          std::string(head) + "<h1>マイナ在宅受付Web</h1><p>" + html_escape(check.facility_name) +
-                              "</p><p>同意ページのファイルが見つかりません (kyotaku serve --web-root)。</p></main></body></html>\n",
-                          page_headers(root, "no-store")};
+        return HttpResult{
+            500, "text/html; charset=utf-8",
+            std::string(head) + "<h1>マイナ在宅受付Web</h1><p>" + html_escape(check.facility_name) +
+                "</p><p>同意ページのファイルが見つかりません (kyotaku serve --web-root)。</p></main></body></html>\n",
+            page_headers(root, "no-store")};
     // The facility and the server's date go into the page itself: no request before the assets, and the first
     // paint names the facility. In a JSON data block '<' is escaped so that nothing can close the element.
     std::string data = api_json::to_json(service.consent.page(token)).dump();
@@ -256,7 +264,8 @@ struct ConsentPageFiles::BundleCache {
     std::shared_ptr<CompressedBundle const> of(std::string const& bundle) {
         std::string const tag = sha256_hex(bundle).substr(0, 20);
         std::lock_guard lock(mutex);
-        if (!last || last->tag != tag) last = std::make_shared<CompressedBundle const>(CompressedBundle{tag, gzip(bundle)});
+        if (!last || last->tag != tag)
+            last = std::make_shared<CompressedBundle const>(CompressedBundle{tag, gzip(bundle)});
         return last;
     }
 };
@@ -266,7 +275,8 @@ ConsentPageFiles::ConsentPageFiles(std::string const& directory)
 
 std::string gzip(std::string const& data) {
     z_stream z{};
-    if (deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK) throw std::runtime_error("deflateInit2");
+    if (deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+        throw std::runtime_error("deflateInit2");
     std::string out(deflateBound(&z, uLong(data.size())) + 32, '\0');
     z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
     z.avail_in = uInt(data.size());
@@ -284,7 +294,8 @@ std::optional<HttpResult> ConsentPageFiles::serve(Service& service, std::string 
     bool const page = path.rfind("/c/", 0) == 0, file = path.rfind("/web/", 0) == 0, home = path == "/";
     if (!page && !file && !home) return std::nullopt;
     if (method != "GET") {
-        HttpResult refused = error_result(Error(Error::Kind::method_not_allowed, "", "GET だけです", "method not allowed"));
+        HttpResult refused =
+            error_result(Error(Error::Kind::method_not_allowed, "", "GET だけです", "method not allowed"));
         refused.headers.emplace_back("Allow", "GET");
         return refused;
     }
@@ -293,8 +304,10 @@ std::optional<HttpResult> ConsentPageFiles::serve(Service& service, std::string 
     if (home)
         return HttpResult{200, "text/html; charset=utf-8",
                           std::string(head) +
-                              "<h1>マイナ在宅受付Web</h1><p>ここは、医療機関・薬局・訪問看護ステーションの受付のページです。このアドレス"
-                              "だけでは始められません。施設の職員から受け取ったQRコードを読み取るか、受付用のURLを開いてください。</p>"
+                              "<h1>マイナ在宅受付Web</"
+                              "h1><p>ここは、医療機関・薬局・訪問看護ステーションの受付のページです。このアドレス"
+                              "だけでは始められません。施設の職員から受け取ったQRコードを読み取るか、受付用のURLを開い"
+                              "てください。</p>"
                               "</main></body></html>\n",
                           page_headers(*root, "no-cache")};
     if (page) return consent_page(service, *root, path.substr(3), headers);
@@ -310,7 +323,8 @@ std::optional<HttpResult> ConsentPageFiles::serve(Service& service, std::string 
     auto it = root->files.find(name);
     if (it == root->files.end()) return no_such_file(name);
     Asset const& a = it->second;
-    return send(*root, a.type, a.identity, a.br, a.gz, a.tag, a.immutable ? "public, max-age=31536000, immutable" : "no-cache", headers);
+    return send(*root, a.type, a.identity, a.br, a.gz, a.tag,
+                a.immutable ? "public, max-age=31536000, immutable" : "no-cache", headers);
 }
 
 }  // namespace kyotaku::server

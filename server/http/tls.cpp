@@ -48,7 +48,10 @@ ServerTls load_server_tls(std::string const& dir) {
         std::error_code ec;
         bool const exists = fs::exists(f, ec);
         if (ec) return out.error = f + ": 読めません / cannot be read: " + ec.message(), out;
-        if (!exists) return out.error = f + " がありません (scripts/make-test-pki で作れます) / missing TLS file (create it with scripts/make-test-pki)", out;
+        if (!exists)
+            return out.error = f + " がありません (scripts/make-test-pki で作れます) / missing TLS file (create it "
+                                   "with scripts/make-test-pki)",
+                   out;
     }
     auto context = std::make_shared<ssl::context>(ssl::context::tls_server);
     SSL_CTX* ctx = context->native_handle();
@@ -62,15 +65,22 @@ ServerTls load_server_tls(std::string const& dir) {
     if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1)
         return out.error = cert + ": 証明書を読めません / cannot load the certificate chain" + openssl_reason(), out;
     if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1)
-        return out.error = key + ": 秘密鍵を読めないか、証明書と対応していません / cannot load the private key, or it does not match server.pem" + openssl_reason(), out;
-    if (SSL_CTX_check_private_key(ctx) != 1) return out.error = key + ": 証明書と鍵が対応していません / the key does not match server.pem", out;
+        return out.error = key +
+                           ": 秘密鍵を読めないか、証明書と対応していません / cannot load the private key, or it does "
+                           "not match server.pem" +
+                           openssl_reason(),
+               out;
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        return out.error = key + ": 証明書と鍵が対応していません / the key does not match server.pem", out;
     if (SSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr) != 1)
         return out.error = ca + ": CA 証明書を読めません / cannot load the client CA" + openssl_reason(), out;
     X509 const* leaf = SSL_CTX_get0_certificate(ctx);
-    if (X509_cmp_current_time(X509_get0_notAfter(leaf)) <= 0) return out.error = cert + ": 証明書の期限が切れています / the server certificate has expired", out;
+    if (X509_cmp_current_time(X509_get0_notAfter(leaf)) <= 0)
+        return out.error = cert + ": 証明書の期限が切れています / the server certificate has expired", out;
     std::time_t soon = std::time(nullptr) + 30 * 24 * 3600;
     if (X509_cmp_time(X509_get0_notAfter(leaf), &soon) <= 0)
-        out.notes.push_back("warning: " + cert + ": 30日以内に期限が切れます / the server certificate expires within 30 days");
+        out.notes.push_back("warning: " + cert +
+                            ": 30日以内に期限が切れます / the server certificate expires within 30 days");
     out.notes.push_back("tls: server certificate " + subject_of(leaf));
     out.certificates.push_back({"server.pem", subject_of(leaf), unix_time(X509_get0_notAfter(leaf))});
     if (X509_STORE* store = SSL_CTX_get_cert_store(ctx)) {

@@ -21,9 +21,9 @@ namespace kyotaku::server {
 // Mozilla's intermediate profile (https://wiki.mozilla.org/Security/Server_Side_TLS), TLS 1.2 part: forward secrecy
 // (ECDHE) and authenticated encryption (GCM, ChaCha20-Poly1305) only. TLS 1.3's suites are OpenSSL's defaults,
 // which are the profile's.
-inline constexpr char const* tls12_ciphers =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+inline constexpr char const* tls12_ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-"
+                                             "AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                             "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 inline constexpr char const* tls_groups = "X25519:prime256v1:secp384r1";
 
 // One certificate the server relies on, for the expiry metric and --check-config.

@@ -13,7 +13,8 @@
 // The answer (docs/api.md): "outcome" — proved | counterexample | unknown | rule_errors | timeout — with a Japanese
 // "message", and per invariant its name, label, file:line, status, the counterexample's facts and its explanation
 // (kyotaku explain's form: 和暦 dates); for rule_errors the diagnostics with file, line and column (422). One JSON
-// log line per proof (event workbench_proof) and the counters of /metrics (kyotaku_workbench_proofs_*). On SIGTERM the proofs running are killed (stop).
+// log line per proof (event workbench_proof) and the counters of /metrics (kyotaku_workbench_proofs_*). On SIGTERM the
+// proofs running are killed (stop).
 #pragma once
 
 #include "http/http_result.hpp"

@@ -44,8 +44,8 @@ struct Fd {
 };
 
 // Only async-signal-safe calls between fork and execve (the server has threads): everything is prepared before.
-[[noreturn]] void exec_child(char const* path, char* const* argv, char* const* envp, char const* directory, int in, int out, int err,
-                             ChildLimits const& limits, pid_t parent) {
+[[noreturn]] void exec_child(char const* path, char* const* argv, char* const* envp, char const* directory, int in,
+                             int out, int err, ChildLimits const& limits, pid_t parent) {
     ::setpgid(0, 0);
     // The child dies with the server (a SIGKILL, a crash): no orphan proving on, alone, until its CPU limit. (The
     // signal comes when the thread that forked ends; it waits for the child, so that is the server's end.)
@@ -68,8 +68,8 @@ struct Fd {
     rlimit const cpu{rlim_t(limits.cpu_seconds), rlim_t(limits.cpu_seconds + 1)};
     rlimit const as{rlim_t(limits.address_space), rlim_t(limits.address_space)};
     rlimit const zero{0, 0};
-    if (::setrlimit(RLIMIT_CPU, &cpu) != 0 || ::setrlimit(RLIMIT_AS, &as) != 0 || ::setrlimit(RLIMIT_FSIZE, &zero) != 0 ||
-        ::setrlimit(RLIMIT_CORE, &zero) != 0)
+    if (::setrlimit(RLIMIT_CPU, &cpu) != 0 || ::setrlimit(RLIMIT_AS, &as) != 0 ||
+        ::setrlimit(RLIMIT_FSIZE, &zero) != 0 || ::setrlimit(RLIMIT_CORE, &zero) != 0)
         ::_exit(126);
     ::execve(path, argv, envp);
     ::_exit(127);
@@ -92,8 +92,8 @@ bool drain(int fd, std::string& into, std::size_t max, bool& over) {
 }
 }  // namespace
 
-ChildRun run_bounded(std::vector<std::string> const& argv, std::vector<std::string> const& environment, std::string const& directory,
-                     ChildLimits const& limits, int client_fd, int stop_fd) {
+ChildRun run_bounded(std::vector<std::string> const& argv, std::vector<std::string> const& environment,
+                     std::string const& directory, ChildLimits const& limits, int client_fd, int stop_fd) {
     ChildRun run;
     auto const started = std::chrono::steady_clock::now();
     if (argv.empty()) {
@@ -127,7 +127,8 @@ ChildRun run_bounded(std::vector<std::string> const& argv, std::vector<std::stri
         run.error = std::string("fork: ") + std::strerror(errno);
         return run;
     }
-    if (pid == 0) exec_child(args[0], args.data(), env.data(), directory.c_str(), null_in.fd, out_w.fd, err_w.fd, limits, parent);
+    if (pid == 0)
+        exec_child(args[0], args.data(), env.data(), directory.c_str(), null_in.fd, out_w.fd, err_w.fd, limits, parent);
     ::setpgid(pid, pid);  // (also in the child: whichever runs first)
     out_w.reset();
     err_w.reset();
@@ -199,7 +200,8 @@ ChildRun run_bounded(std::vector<std::string> const& argv, std::vector<std::stri
         return run;
     }
     run.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    double const cpu = double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+    double const cpu = double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                       double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
     bool const cpu_spent = run.signal == SIGXCPU || (run.signal == SIGKILL && cpu + 0.05 >= double(limits.cpu_seconds));
     run.end = cpu_spent ? ChildRun::End::cpu_limit : ChildRun::End::signalled;
     return run;

@@ -4,9 +4,9 @@
 // /dev/null as input, a minimal environment, and the kernel's limits on CPU time (RLIMIT_CPU: SIGXCPU, then
 // SIGKILL a second later), address space (RLIMIT_AS), file size (nothing written but to its pipes) and core dumps
 // (none). The server waits for it with poll(2) — its pipes, its exit (a pidfd) and, when given, the client's socket
-// (POLLRDHUP: the client closed or reset the connection) and a stop signal — until it exits, and kills the whole group (SIGKILL) and
-// reaps it when the wall-clock deadline passes, its output exceeds the bound, or the client goes. It is always
-// reaped before run_bounded returns: no zombie, no orphan.
+// (POLLRDHUP: the client closed or reset the connection) and a stop signal — until it exits, and kills the whole group
+// (SIGKILL) and reaps it when the wall-clock deadline passes, its output exceeds the bound, or the client goes. It is
+// always reaped before run_bounded returns: no zombie, no orphan.
 #pragma once
 
 #include <chrono>
@@ -20,7 +20,8 @@ struct ChildLimits {
     std::chrono::steady_clock::time_point deadline;  // wall clock; killed when it passes
     std::uint64_t cpu_seconds = 60;                  // RLIMIT_CPU
     std::uint64_t address_space = 4ull << 30;        // RLIMIT_AS, bytes
-    std::size_t max_output = 8u << 20;               // bytes of standard output (and as many of error) kept; beyond: killed
+    // bytes of standard output (and as many of error) kept; beyond: killed
+    std::size_t max_output = 8u << 20;
 };
 
 struct ChildRun {
@@ -45,7 +46,7 @@ char const* end_name(ChildRun::End end);
 // Runs `argv` (argv[0]: the executable's path; no PATH search) in `directory`, with `environment` ("NAME=value")
 // as its whole environment. `client_fd`: the caller's socket, watched for the client going (-1: none); `stop_fd`:
 // readable when the child is to be killed at once (-1: none).
-ChildRun run_bounded(std::vector<std::string> const& argv, std::vector<std::string> const& environment, std::string const& directory,
-                     ChildLimits const& limits, int client_fd = -1, int stop_fd = -1);
+ChildRun run_bounded(std::vector<std::string> const& argv, std::vector<std::string> const& environment,
+                     std::string const& directory, ChildLimits const& limits, int client_fd = -1, int stop_fd = -1);
 
 }  // namespace kyotaku::server

@@ -24,82 +24,109 @@ std::vector<Setting> const& serve_settings() {
     using T = Setting::Type;
     static std::vector<Setting> const all{
         {T::text, "listen", "--listen", "KYOTAKU_LISTEN",
-         "待ち受けるアドレスとポート ADDRESS:PORT (ループバック以外も可) / address and port to listen on; the explicit way to listen beyond loopback"},
-        {T::text, "host", "--host", "KYOTAKU_HOST", "待ち受けるアドレス (ループバックのみ) / loopback address to listen on (default 127.0.0.1)"},
-        {T::integer, "port", "--port", "KYOTAKU_PORT", "ポート (0 は空いているポート) / port (0: any free port; default 8443)", 0, 65535},
-        {T::text, "db", "--db", "KYOTAKU_DB", "SQLite のファイル、または postgresql:// の接続URL / SQLite file or PostgreSQL URL (default kyotaku.sqlite)", 0, 0,
-         &ServeOptions::db},
+         "待ち受けるアドレスとポート ADDRESS:PORT (ループバック以外も可) / address and port to listen on; the explicit "
+         "way to listen beyond loopback"},
+        {T::text, "host", "--host", "KYOTAKU_HOST",
+         "待ち受けるアドレス (ループバックのみ) / loopback address to listen on (default 127.0.0.1)"},
+        {T::integer, "port", "--port", "KYOTAKU_PORT",
+         "ポート (0 は空いているポート) / port (0: any free port; default 8443)", 0, 65535},
+        {T::text, "db", "--db", "KYOTAKU_DB",
+         "SQLite のファイル、または postgresql:// の接続URL / SQLite file or PostgreSQL URL (default kyotaku.sqlite)",
+         0, 0, &ServeOptions::db},
         {T::text, "rules", "--rules", "KYOTAKU_RULES",
-         "ルールのディレクトリかバンドル (既定: 導入先の share/kyotaku/rules) / rules directory or bundle (default: share/kyotaku/rules beside the binary, else ./rules)",
+         "ルールのディレクトリかバンドル (既定: 導入先の share/kyotaku/rules) / rules directory or bundle (default: "
+         "share/kyotaku/rules beside the binary, else ./rules)",
          0, 0, &ServeOptions::rules, true},
-        {T::text, "tls_dir", "--tls-dir", "KYOTAKU_TLS_DIR", "ca.pem, server.pem, server.key のあるディレクトリ / TLS files (default pki)", 0, 0,
-         &ServeOptions::tls_dir},
+        {T::text, "tls_dir", "--tls-dir", "KYOTAKU_TLS_DIR",
+         "ca.pem, server.pem, server.key のあるディレクトリ / TLS files (default pki)", 0, 0, &ServeOptions::tls_dir},
         {T::integer, "threads", "--threads", "KYOTAKU_THREADS", "スレッド数 / worker threads (default 2)", 1, 64},
-        {T::text, "public_url", "--public-url", "KYOTAKU_PUBLIC_URL", "施設URLの先頭 (既定 https://HOST:PORT) / base of facility URLs", 0, 0,
-         &ServeOptions::public_url, true},
+        {T::text, "public_url", "--public-url", "KYOTAKU_PUBLIC_URL",
+         "施設URLの先頭 (既定 https://HOST:PORT) / base of facility URLs", 0, 0, &ServeOptions::public_url, true},
         {T::text, "web_root", "--web-root", "KYOTAKU_WEB_ROOT",
-         "同意ページのファイル (既定: 実行ファイルの隣の web/) / the consent page's files (default: web/ beside the binary)", 0, 0, &ServeOptions::web_root,
-         true},
+         "同意ページのファイル (既定: 実行ファイルの隣の web/) / the consent page's files (default: web/ beside the "
+         "binary)",
+         0, 0, &ServeOptions::web_root, true},
         {T::text, "test_clock", "--test-clock", "KYOTAKU_TEST_CLOCK",
-         "テスト・デモ用: サーバの「今日」をこの日から始める (運用者が POST /api/v1/admin/clock で動かせる) / tests and demos: start the "
+         "テスト・デモ用: サーバの「今日」をこの日から始める (運用者が POST /api/v1/admin/clock で動かせる) / tests "
+         "and demos: start the "
          "server's day on DATE (the operator may move it)",
          0, 0, &ServeOptions::test_clock, true},
         {T::text, "trust", "--trust", "KYOTAKU_TRUST",
-         "信頼する公開鍵 (PEM、繰り返し可、設定ファイルと環境変数ではカンマ区切り)。指定すると rules はその鍵で署名したバンドルでなければならず、同意ページも署名を確かめる / "
-         "trusted public keys (PEM; repeat the flag, or a comma-separated list): the rules must be a bundle one of them signed",
+         "信頼する公開鍵 (PEM、繰り返し可、設定ファイルと環境変数ではカンマ区切り)。指定すると rules "
+         "はその鍵で署名したバンドルでなければならず、同意ページも署名を確かめる / "
+         "trusted public keys (PEM; repeat the flag, or a comma-separated list): the rules must be a bundle one of "
+         "them signed",
          0, 0, nullptr, true},
         {T::text, "key_file", "--key-file", "KYOTAKU_KEY_FILE",
-         "鍵ファイル (0600; ないときは作る)。URL 鍵とパスコードを守る / the key file (0600; created when missing) that seals the URL keys "
+         "鍵ファイル (0600; ないときは作る)。URL 鍵とパスコードを守る / the key file (0600; created when missing) that "
+         "seals the URL keys "
          "and keys the passcodes' hash (default: DB.key beside a SQLite database; required with PostgreSQL)",
          0, 0, &ServeOptions::key_file, true},
         {T::text, "spool_dir", "--spool-dir", "KYOTAKU_SPOOL_DIR",
-         "大きなアップロードを一時的に置く専用ディレクトリ (0700) / private directory of spooled uploads (0700; default: DB.spool beside a "
+         "大きなアップロードを一時的に置く専用ディレクトリ (0700) / private directory of spooled uploads (0700; "
+         "default: DB.spool beside a "
          "SQLite database, else kyotaku-spool-UID in the temporary directory)",
          0, 0, &ServeOptions::spool_dir, true},
         {T::integer, "max_connections", "--max-connections", "KYOTAKU_MAX_CONNECTIONS",
-         "同時接続数の上限 / connections open at once (default 256; lowered to what the descriptor limit allows)", 1, 100000},
+         "同時接続数の上限 / connections open at once (default 256; lowered to what the descriptor limit allows)", 1,
+         100000},
         {T::integer, "upload_memory_mb", "--upload-memory-mb", "KYOTAKU_UPLOAD_MEMORY_MB",
-         "64 KiB を超える本文をメモリに置く量の上限 (全接続の合計、MiB) / MiB of request bodies beyond 64 KiB held in memory at once, all "
+         "64 KiB を超える本文をメモリに置く量の上限 (全接続の合計、MiB) / MiB of request bodies beyond 64 KiB held in "
+         "memory at once, all "
          "connections together (default 256; beyond, 503 with Retry-After)",
          1, 1048576},
         {T::integer, "upload_spool_mb", "--upload-spool-mb", "KYOTAKU_UPLOAD_SPOOL_MB",
-         "一時ファイルに置くアップロードの量の上限 (全接続の合計、MiB) / MiB of spooled uploads on disk at once, all connections together "
+         "一時ファイルに置くアップロードの量の上限 (全接続の合計、MiB) / MiB of spooled uploads on disk at once, all "
+         "connections together "
          "(default 4096; beyond, 503 with Retry-After)",
          1, 16777216},
         {T::integer, "uploads_per_facility", "--uploads-per-facility", "KYOTAKU_UPLOADS_PER_FACILITY",
-         "1施設が同時に送れる大きな本文 (64 KiB 超) の数 / large uploads (bodies beyond 64 KiB) one facility may send at once (default 2; "
+         "1施設が同時に送れる大きな本文 (64 KiB 超) の数 / large uploads (bodies beyond 64 KiB) one facility may send "
+         "at once (default 2; "
          "beyond, 429 with Retry-After)",
          1, 1000},
         {T::integer, "rollback_to", "--rollback-to", "KYOTAKU_ROLLBACK_TO",
-         "ルールのリリースを意図して戻す: このデータベースで使ったものより古いリリース N を一度だけ受け入れ、記録する (戻し終えたら消す) / go back on purpose to the "
-         "older rule release N: accepted although a newer one was served, logged, and N becomes the floor (remove it once done)",
+         "ルールのリリースを意図して戻す: このデータベースで使ったものより古いリリース N を一度だけ受け入れ、記録する "
+         "(戻し終えたら消す) / go back on purpose to the "
+         "older rule release N: accepted although a newer one was served, logged, and N becomes the floor (remove it "
+         "once done)",
          1, 9007199254740992L},
         {T::integer, "drain_seconds", "--drain-seconds", "KYOTAKU_DRAIN_SECONDS",
-         "SIGTERM の後、処理中の要求を終えるまで待つ上限の秒数 / on SIGTERM, how long requests in flight may take to finish "
+         "SIGTERM の後、処理中の要求を終えるまで待つ上限の秒数 / on SIGTERM, how long requests in flight may take to "
+         "finish "
          "before the server exits (default 20; /readyz answers 503 meanwhile)",
          0, 3600},
         {T::text, "proxy_protocol_from", "--proxy-protocol-from", "KYOTAKU_PROXY_PROTOCOL_FROM",
-         "PROXY プロトコル (v1) のヘッダを送る TCP ロードバランサのアドレス (カンマ区切り)。その接続では、ヘッダにある接続元を使う / "
-         "addresses of TCP balancers that begin each connection with a PROXY protocol v1 header (HAProxy send-proxy; comma-separated): "
+         "PROXY プロトコル (v1) のヘッダを送る TCP ロードバランサのアドレス "
+         "(カンマ区切り)。その接続では、ヘッダにある接続元を使う / "
+         "addresses of TCP balancers that begin each connection with a PROXY protocol v1 header (HAProxy send-proxy; "
+         "comma-separated): "
          "the client's address is read from it (default: none)",
          0, 0, nullptr, true},
         {T::integer, "handoffs_per_client", "--handoffs-per-client", "KYOTAKU_HANDOFFS_PER_CLIENT",
-         "同意ページの引き継ぎを、1つの接続元 (IP アドレス、IPv6 は /64) が1施設で同時に開ける数 (0: 数えない) / open consent-page "
-         "hand-offs per client address (IPv6: per /64) and facility (default 5; 0: no per-client budget, for a TCP balancer in "
+         "同意ページの引き継ぎを、1つの接続元 (IP アドレス、IPv6 は /64) が1施設で同時に開ける数 (0: 数えない) / open "
+         "consent-page "
+         "hand-offs per client address (IPv6: per /64) and facility (default 5; 0: no per-client budget, for a TCP "
+         "balancer in "
          "passthrough, where every client has the balancer's address)",
          0, 1000},
         {T::integer, "prove_at_once", "--prove-at-once", "KYOTAKU_PROVE_AT_ONCE",
-         "ルールの作業台の証明 (kyotaku prove) を同時にいくつまで実行するか (0: 実行しない) / the rule workbench's proofs (kyotaku prove "
+         "ルールの作業台の証明 (kyotaku prove) を同時にいくつまで実行するか (0: 実行しない) / the rule workbench's "
+         "proofs (kyotaku prove "
          "as a child process) at once (default 1; beyond, 503 with Retry-After; 0: none)",
          0, 64},
         {T::integer, "prove_seconds", "--prove-seconds", "KYOTAKU_PROVE_SECONDS",
-         "作業台の証明1回の制限時間 (秒、経過時間と CPU 時間) / each workbench proof's limit in seconds, wall clock and CPU time "
+         "作業台の証明1回の制限時間 (秒、経過時間と CPU 時間) / each workbench proof's limit in seconds, wall clock "
+         "and CPU time "
          "(default 300; then it is killed and the answer says so)",
          1, 86400},
         {T::integer, "prove_memory_mb", "--prove-memory-mb", "KYOTAKU_PROVE_MEMORY_MB",
-         "作業台の証明1回のアドレス空間の上限 (MiB) / each workbench proof's address space in MiB (RLIMIT_AS; default 4096)", 256, 1048576},
+         "作業台の証明1回のアドレス空間の上限 (MiB) / each workbench proof's address space in MiB (RLIMIT_AS; default "
+         "4096)",
+         256, 1048576},
         {T::text, "prove_executable", "--prove-executable", "KYOTAKU_PROVE_EXECUTABLE",
-         "作業台の証明を実行する kyotaku コマンド (既定: このサーバ自身の実行ファイル) / the kyotaku command that runs the workbench's proofs "
+         "作業台の証明を実行する kyotaku コマンド (既定: このサーバ自身の実行ファイル) / the kyotaku command that runs "
+         "the workbench's proofs "
          "(default: the server's own executable)",
          0, 0, &ServeOptions::prove_executable, true},
     };
@@ -149,8 +176,9 @@ std::string apply(ServeOptions& o, Setting const& s, std::string const& value) {
         long n = 0;
         auto [end, err] = std::from_chars(value.data(), value.data() + value.size(), n);
         if (value.empty() || err != std::errc() || end != value.data() + value.size() || n < s.min || n > s.max)
-            return "整数 " + std::to_string(s.min) + "〜" + std::to_string(s.max) + " を指定してください / must be an integer from " +
-                   std::to_string(s.min) + " to " + std::to_string(s.max) + " (got \"" + value + "\")";
+            return "整数 " + std::to_string(s.min) + "〜" + std::to_string(s.max) +
+                   " を指定してください / must be an integer from " + std::to_string(s.min) + " to " +
+                   std::to_string(s.max) + " (got \"" + value + "\")";
         if (key == "port") o.port = static_cast<unsigned short>(n);
         if (key == "threads") o.threads = int(n);
         if (key == "max_connections") o.limits.max_connections = int(n);
@@ -179,7 +207,8 @@ std::string apply(ServeOptions& o, Setting const& s, std::string const& value) {
         o.host = value;
         o.any_address = false;
     }
-    if (key == "test_clock" && !value.empty() && !parse_date(value).date) return "日付ではありません / not a date (YYYY-MM-DD)";
+    if (key == "test_clock" && !value.empty() && !parse_date(value).date)
+        return "日付ではありません / not a date (YYYY-MM-DD)";
     if (key == "trust") {
         o.trust.clear();
         for (std::size_t at = 0; at <= value.size() && !value.empty();) {
@@ -226,7 +255,8 @@ Layer read_file(std::string const& path, std::vector<std::string>& errors) {
         doc = toml::parse_file(path);
     } catch (toml::parse_error const& e) {
         auto const& at = e.source().begin;
-        errors.push_back(path + ":" + std::to_string(at.line) + ":" + std::to_string(at.column) + ": " + std::string(e.description()));
+        errors.push_back(path + ":" + std::to_string(at.line) + ":" + std::to_string(at.column) + ": " +
+                         std::string(e.description()));
         return layer;
     }
     auto where = [&](toml::node const& n) {
@@ -234,8 +264,9 @@ Layer read_file(std::string const& path, std::vector<std::string>& errors) {
     };
     for (auto const& [k, node] : doc) {
         if (k.str() != "serve" || !node.is_table()) {
-            errors.push_back(where(node) + ": " + std::string(k.str()) +
-                             ": 知らない項目です ([serve] の表だけがあります) / unknown key (the file has one table, [serve])");
+            errors.push_back(
+                where(node) + ": " + std::string(k.str()) +
+                ": 知らない項目です ([serve] の表だけがあります) / unknown key (the file has one table, [serve])");
             continue;
         }
         for (auto const& [key, value] : *node.as_table()) {
@@ -255,7 +286,8 @@ Layer read_file(std::string const& path, std::vector<std::string>& errors) {
                 layer.values[name] = std::to_string(value.as_integer()->get());
             } else {
                 if (!value.is_string()) {
-                    errors.push_back(where(value) + ": serve." + name + ": 文字列 (\"…\") で書いてください / must be a string");
+                    errors.push_back(where(value) + ": serve." + name +
+                                     ": 文字列 (\"…\") で書いてください / must be a string");
                     continue;
                 }
                 layer.values[name] = value.as_string()->get();
@@ -277,9 +309,10 @@ ResolvedConfig resolve_serve_config(ConfigSources const& sources) {
     if (!sources.file.empty()) {
         std::error_code ec;
         if (!fs::is_regular_file(sources.file, ec))
-            out.errors.push_back(sources.file + (ec && ec != std::errc::no_such_file_or_directory
-                                                     ? ": 設定ファイルを読めません / cannot read the configuration file: " + ec.message()
-                                                     : ": 設定ファイルがありません / no such configuration file"));
+            out.errors.push_back(
+                sources.file + (ec && ec != std::errc::no_such_file_or_directory
+                                    ? ": 設定ファイルを読めません / cannot read the configuration file: " + ec.message()
+                                    : ": 設定ファイルがありません / no such configuration file"));
         else layers.push_back(read_file(sources.file, out.errors));
     }
     Layer env;
@@ -366,11 +399,13 @@ std::vector<std::pair<std::size_t, std::size_t>> secret_spans(std::string const&
     for (char const* key : {"password=", "sslpassword="}) {
         std::size_t const n = std::strlen(key);
         for (std::size_t at = location.find(key); at != std::string::npos; at = location.find(key, at + n)) {
-            bool const starts = at == 0 || location[at - 1] == '?' || location[at - 1] == '&' || location[at - 1] == ' ' || location[at - 1] == '\t';
+            bool const starts = at == 0 || location[at - 1] == '?' || location[at - 1] == '&' ||
+                                location[at - 1] == ' ' || location[at - 1] == '\t';
             if (!starts) continue;
             std::size_t const value = at + n;
             std::size_t end = value;
-            while (end < location.size() && location[end] != '&' && location[end] != ' ' && location[end] != '\t') ++end;
+            while (end < location.size() && location[end] != '&' && location[end] != ' ' && location[end] != '\t')
+                ++end;
             if (end > value) spans.emplace_back(value, end);
         }
     }
@@ -380,7 +415,8 @@ std::vector<std::pair<std::size_t, std::size_t>> secret_spans(std::string const&
 std::string percent_decoded(std::string const& s) {
     std::string out;
     for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) && std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+        if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+            std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
             out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
             i += 2;
         } else {
@@ -411,13 +447,16 @@ std::string redact_secrets(std::string const& text, std::string const& location)
     std::string out = text;
     std::string const redacted = redact_db(location);
     if (!location.empty())
-        for (std::size_t at = out.find(location); at != std::string::npos; at = out.find(location, at + redacted.size()))
+        for (std::size_t at = out.find(location); at != std::string::npos;
+             at = out.find(location, at + redacted.size()))
             out.replace(at, location.size(), redacted);
     for (auto const& [from, to] : secret_spans(location)) {
         std::string const raw = location.substr(from, to - from);
         for (std::string const& secret : {raw, percent_decoded(raw)}) {
-            if (secret.size() < 3) continue;  // too short to tell from ordinary text (the location itself is redacted above)
-            for (std::size_t at = out.find(secret); at != std::string::npos; at = out.find(secret, at + 3)) out.replace(at, secret.size(), "***");
+            // too short to tell from ordinary text (the location itself is redacted above)
+            if (secret.size() < 3) continue;
+            for (std::size_t at = out.find(secret); at != std::string::npos; at = out.find(secret, at + 3))
+                out.replace(at, secret.size(), "***");
         }
     }
     return out;
@@ -439,21 +478,26 @@ int check_config(ResolvedConfig const& config) {
         else if (key == "web_root") value = web_root_path(o).empty() ? "(none)" : web_root_path(o);
         else if (key == "test_clock") value = o.test_clock.empty() ? "(the machine's clock)" : o.test_clock;
         else if (key == "key_file")
-            value = !o.key_file.empty() ? o.key_file : is_postgres_url(o.db) ? "(none: required with PostgreSQL)" : o.db + ".key";
+            value = !o.key_file.empty()     ? o.key_file
+                    : is_postgres_url(o.db) ? "(none: required with PostgreSQL)"
+                                            : o.db + ".key";
         else if (key == "spool_dir") value = o.spool_dir.empty() ? default_spool_dir(o.db) : o.spool_dir;
         else if (key == "max_connections") value = std::to_string(o.limits.max_connections);
         else if (key == "upload_memory_mb") value = std::to_string(o.limits.upload_memory >> 20);
         else if (key == "upload_spool_mb") value = std::to_string(o.limits.upload_spool >> 20);
         else if (key == "uploads_per_facility") value = std::to_string(o.limits.uploads_per_facility);
-        else if (key == "rollback_to") value = o.rollback_to ? std::to_string(o.rollback_to) : "(none: older releases are refused)";
+        else if (key == "rollback_to")
+            value = o.rollback_to ? std::to_string(o.rollback_to) : "(none: older releases are refused)";
         else if (key == "drain_seconds") value = std::to_string(o.drain.count());
         else if (key == "handoffs_per_client") value = std::to_string(o.handoffs_per_client);
         else if (key == "prove_at_once") value = std::to_string(o.prove_at_once);
         else if (key == "prove_seconds") value = std::to_string(o.prove_seconds);
         else if (key == "prove_memory_mb") value = std::to_string(o.prove_memory_mb);
-        else if (key == "prove_executable") value = o.prove_executable.empty() ? "(the server's own executable)" : o.prove_executable;
+        else if (key == "prove_executable")
+            value = o.prove_executable.empty() ? "(the server's own executable)" : o.prove_executable;
         else if (key == "proxy_protocol_from") {
-            for (std::size_t i = 0; i < o.limits.proxy_protocol_from.size(); ++i) value += (i ? "," : "") + o.limits.proxy_protocol_from[i];
+            for (std::size_t i = 0; i < o.limits.proxy_protocol_from.size(); ++i)
+                value += (i ? "," : "") + o.limits.proxy_protocol_from[i];
             if (value.empty()) value = "(none)";
         }
         else if (key == "trust") {

@@ -30,7 +30,8 @@ struct ServeOptions {
     std::vector<std::string> trust;  // public keys (PEM files); --rules must then be a bundle one of them signed
     std::string key_file;    // the key file (0600, made when missing); default: DB.key beside a SQLite database
     std::string spool_dir;   // the private directory of spooled uploads; default: default_spool_dir(db)
-    std::uint64_t rollback_to = 0;  // an older rule release the operator goes back to on purpose (0: none); ops/rule_releases.hpp
+    // an older rule release the operator goes back to on purpose (0: none); ops/rule_releases.hpp
+    std::uint64_t rollback_to = 0;
     ConnectionLimits limits;
     // SIGTERM: the server stops taking requests and /readyz answers 503, requests in flight get this long to finish
     // (app.hpp, "Stopping").

@@ -83,7 +83,8 @@ void metric_header(std::string& out, char const* name, char const* type, char co
     out += '\n';
 }
 
-void metric_sample(std::string& out, std::string const& name, std::map<std::string, std::string> const& labels, double value) {
+void metric_sample(std::string& out, std::string const& name, std::map<std::string, std::string> const& labels,
+                   double value) {
     out += name;
     if (!labels.empty()) {
         out += '{';
@@ -116,11 +117,16 @@ void metric_sample(std::string& out, std::string const& name, std::map<std::stri
 
 void RequestMetrics::render(std::string& out) const {
     std::lock_guard lock(mutex_);
-    metric_header(out, "kyotaku_http_requests_total", "counter", "HTTP requests answered, by route pattern, method and status.");
+    metric_header(out, "kyotaku_http_requests_total", "counter",
+                  "HTTP requests answered, by route pattern, method and status.");
     for (auto const& [key, n] : requests_)
         metric_sample(out, "kyotaku_http_requests_total",
-                      {{"route", std::get<0>(key)}, {"method", std::get<1>(key)}, {"status", std::to_string(std::get<2>(key))}}, double(n));
-    metric_header(out, "kyotaku_http_request_duration_seconds", "histogram", "Time from a request's header to the end of its response.");
+                      {{"route", std::get<0>(key)},
+                       {"method", std::get<1>(key)},
+                       {"status", std::to_string(std::get<2>(key))}},
+                      double(n));
+    metric_header(out, "kyotaku_http_request_duration_seconds", "histogram",
+                  "Time from a request's header to the end of its response.");
     for (auto const& [key, h] : durations_) {
         std::map<std::string, std::string> labels{{"route", key.first}, {"method", key.second}};
         for (std::size_t i = 0; i < buckets.size(); ++i) {
@@ -136,8 +142,11 @@ void RequestMetrics::render(std::string& out) const {
         metric_sample(out, "kyotaku_http_request_duration_seconds_sum", labels, h.sum);
         metric_sample(out, "kyotaku_http_request_duration_seconds_count", labels, double(h.count));
     }
-    metric_header(out, "kyotaku_http_response_bytes_total", "counter", "Response body bytes sent, by route pattern and method.");
-    for (auto const& [key, n] : bytes_) metric_sample(out, "kyotaku_http_response_bytes_total", {{"route", key.first}, {"method", key.second}}, double(n));
+    metric_header(out, "kyotaku_http_response_bytes_total", "counter",
+                  "Response body bytes sent, by route pattern and method.");
+    for (auto const& [key, n] : bytes_)
+        metric_sample(out, "kyotaku_http_response_bytes_total", {{"route", key.first}, {"method", key.second}},
+                      double(n));
 }
 
 }  // namespace kyotaku::server

@@ -50,7 +50,8 @@ void log_request(RequestRecord const& r);
 // Per-route request counters and latency histograms.
 class RequestMetrics {
 public:
-    static constexpr std::array<double, 12> buckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
+    static constexpr std::array<double, 12> buckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                    0.1,   0.25,   0.5,   1,    2.5,   10};
     void record(RequestRecord const& r);
     void render(std::string& out) const;  // kyotaku_http_requests_total, …_duration_seconds, …_response_bytes_total
 
@@ -71,6 +72,7 @@ std::string iso_time_ago(std::chrono::seconds ago);
 
 // Text format helpers: "# HELP", "# TYPE" and samples; label values are escaped.
 void metric_header(std::string& out, char const* name, char const* type, char const* help);
-void metric_sample(std::string& out, std::string const& name, std::map<std::string, std::string> const& labels, double value);
+void metric_sample(std::string& out, std::string const& name, std::map<std::string, std::string> const& labels,
+                   double value);
 
 }  // namespace kyotaku::server

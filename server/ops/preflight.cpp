@@ -32,9 +32,11 @@ std::string check_database(std::string const& location, std::vector<std::string>
         if (ec) return location + ": 読めません / cannot be read: " + ec.message();
         fs::path parent = fs::path(location).parent_path();
         if (parent.empty()) parent = ".";
-        if (!fs::is_directory(parent, ec)) return location + ": フォルダ " + parent.string() + " がありません / its folder does not exist";
+        if (!fs::is_directory(parent, ec))
+            return location + ": フォルダ " + parent.string() + " がありません / its folder does not exist";
         if (::access(parent.c_str(), W_OK | X_OK) != 0)
-            return location + ": フォルダ " + parent.string() + " に書き込めません / cannot create it: its folder is not writable by this user";
+            return location + ": フォルダ " + parent.string() +
+                   " に書き込めません / cannot create it: its folder is not writable by this user";
         notes.push_back("database: " + location + " does not exist yet; it is created with the schema on start");
         return {};
     }
@@ -43,14 +45,15 @@ std::string check_database(std::string const& location, std::vector<std::string>
         fs::path parent = fs::path(location).parent_path();
         if (parent.empty()) parent = ".";
         if (::access(location.c_str(), R_OK | W_OK) != 0 || ::access(parent.c_str(), W_OK | X_OK) != 0)
-            return location + ": このユーザでは書き込めません (ファイルとフォルダの所有者と権限を確かめてください) / cannot be written by this user "
+            return location + ": このユーザでは書き込めません (ファイルとフォルダの所有者と権限を確かめてください) / "
+                              "cannot be written by this user "
                               "(check the owner and mode of the file and its folder)";
     }
     try {
         auto db = open_database(location);
         SchemaState s = schema_state(*db);
-        notes.push_back("database: " + db->backend() + ", " + std::to_string(s.applied.size()) + " migrations applied, " +
-                        std::to_string(s.pending.size()) + " to apply on start");
+        notes.push_back("database: " + db->backend() + ", " + std::to_string(s.applied.size()) +
+                        " migrations applied, " + std::to_string(s.pending.size()) + " to apply on start");
         if (!s.unknown.empty()) return redact_db(location) + ": " + schema_too_new_message(s);
     } catch (std::exception const& e) {
         return redact_db(location) + ": " + redact_secrets(e.what(), location);
@@ -62,9 +65,12 @@ std::string check_database(std::string const& location, std::vector<std::string>
 std::string another_key(Database& db, Secrets const& secrets) {
     auto stored = db.query("SELECT fingerprint FROM key_fingerprint WHERE id = 1");
     if (stored.empty() || as_text(stored[0][0]) == secrets.fingerprint()) return {};
-    return "このデータベースは別の鍵ファイルで使われています (データベースの鍵の指紋 " + as_text(stored[0][0]) + "、この鍵の指紋 " +
-           secrets.fingerprint() + ")。配備のすべてのサーバに同じ鍵ファイルを置いてください / another key file is this database's (its key's fingerprint " +
-           as_text(stored[0][0]) + ", this key's " + secrets.fingerprint() + "): every server of a deployment needs the same key file";
+    return "このデータベースは別の鍵ファイルで使われています (データベースの鍵の指紋 " + as_text(stored[0][0]) +
+           "、この鍵の指紋 " + secrets.fingerprint() +
+           ")。配備のすべてのサーバに同じ鍵ファイルを置いてください / another key file is this database's (its key's "
+           "fingerprint " +
+           as_text(stored[0][0]) + ", this key's " + secrets.fingerprint() +
+           "): every server of a deployment needs the same key file";
 }
 
 // Whether the key file opens the URL keys a database holds sealed ("" when it does, or when there is nothing to
@@ -77,14 +83,17 @@ std::string check_key_opens_database(Secrets const& secrets, std::string const& 
         auto db = open_database(location);
         // The column, not the table: another server starting at the same moment may be half-way through the
         // migrations (url_keys made, key_sealed not yet added); a database without the column holds no sealed key.
-        if (db->query(postgres ? "SELECT 1 FROM information_schema.columns WHERE table_name = 'url_keys' AND column_name = 'key_sealed'"
+        if (db->query(postgres ? "SELECT 1 FROM information_schema.columns WHERE table_name = 'url_keys' AND "
+                                 "column_name = 'key_sealed'"
                                : "SELECT 1 FROM pragma_table_info('url_keys') WHERE name = 'key_sealed'")
                 .empty())
             return {};
-        for (auto const& row : db->query("SELECT version, key_sealed FROM url_keys WHERE key_sealed IS NOT NULL ORDER BY version"))
+        for (auto const& row :
+             db->query("SELECT version, key_sealed FROM url_keys WHERE key_sealed IS NOT NULL ORDER BY version"))
             if (!secrets.open_url_key(std::uint32_t(as_int(row[0])), as_text(row[1])))
                 return "このデータベースを封じた鍵ファイルではありません (URL 鍵 " + std::to_string(as_int(row[0])) +
-                       " が開きません) / not the key file this database was sealed with (URL key " + std::to_string(as_int(row[0])) + " does not open)";
+                       " が開きません) / not the key file this database was sealed with (URL key " +
+                       std::to_string(as_int(row[0])) + " does not open)";
         if (!db->query(postgres ? "SELECT 1 FROM information_schema.tables WHERE table_name = 'key_fingerprint'"
                                 : "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'key_fingerprint'")
                  .empty())
@@ -99,7 +108,8 @@ std::string check_key_opens_database(Secrets const& secrets, std::string const& 
 // of this user, 0600, 64 hex digits) and one that opens the database's URL keys.
 void check_key_file(ServeOptions const& o, Preflight::Asker asker, Preflight& out) {
     if (o.key_file.empty() && is_postgres_url(o.db)) {
-        out.errors.push_back("key_file: PostgreSQL では鍵ファイルが必要です / --key-file is required with PostgreSQL (key_file, KYOTAKU_KEY_FILE)");
+        out.errors.push_back("key_file: PostgreSQL では鍵ファイルが必要です / --key-file is required with PostgreSQL "
+                             "(key_file, KYOTAKU_KEY_FILE)");
         return;
     }
     if (o.key_file.empty() && o.db == ":memory:") return;  // a key that lives as long as the database
@@ -113,15 +123,19 @@ void check_key_file(ServeOptions const& o, Preflight::Asker asker, Preflight& ou
         fs::path parent = fs::path(path).parent_path();
         if (parent.empty()) parent = ".";
         if (::access(parent.c_str(), W_OK | X_OK) != 0)
-            out.errors.push_back("key_file: " + path + ": ないうえ、フォルダ " + parent.string() + " に作れません / missing, and its folder is not writable");
+            out.errors.push_back("key_file: " + path + ": ないうえ、フォルダ " + parent.string() +
+                                 " に作れません / missing, and its folder is not writable");
         else
-            out.notes.push_back("key_file: " + path + " はまだありません (最初の起動で 0600 で作ります) / does not exist yet: created 0600 on first start");
+            out.notes.push_back(
+                "key_file: " + path +
+                " はまだありません (最初の起動で 0600 で作ります) / does not exist yet: created 0600 on first start");
         return;
     }
     if (st.st_uid != ::geteuid()) {
         // Checked as root (sudo) for the service: the file belongs to the service's user, which the check cannot know.
         if (asker == Preflight::by_operator && ::geteuid() == 0) {
-            out.notes.push_back("key_file: " + path + " はユーザ " + std::to_string(st.st_uid) + " のファイルです (サービスのユーザであること) / owned by uid " +
+            out.notes.push_back("key_file: " + path + " はユーザ " + std::to_string(st.st_uid) +
+                                " のファイルです (サービスのユーザであること) / owned by uid " +
                                 std::to_string(st.st_uid) + ": right when that is the service's user");
         } else {
             out.errors.push_back("key_file: " + path + ": 別のユーザのファイルです / owned by another user");
@@ -130,7 +144,8 @@ void check_key_file(ServeOptions const& o, Preflight::Asker asker, Preflight& ou
     }
     try {
         auto secrets = Secrets::from_key_file_for_check(path);  // what serve loads, but for the owner (above)
-        if (auto e = check_key_opens_database(*secrets, o.db); !e.empty()) out.errors.push_back("key_file: " + path + ": " + e);
+        if (auto e = check_key_opens_database(*secrets, o.db); !e.empty())
+            out.errors.push_back("key_file: " + path + ": " + e);
         else out.notes.push_back("key_file: " + path + ": fingerprint " + secrets->fingerprint());
     } catch (std::exception const& e) {
         out.errors.push_back(std::string("key_file: ") + e.what());
@@ -145,39 +160,46 @@ void check_spool_dir(ServeOptions const& o, Preflight& out) {
         fs::path parent = fs::path(dir).parent_path();
         if (parent.empty()) parent = ".";
         if (errno != ENOENT || ::access(parent.c_str(), W_OK | X_OK) != 0)
-            out.errors.push_back("spool_dir: " + dir + ": 作れません / cannot create it: " + (errno != ENOENT ? std::strerror(errno) : "its folder is not writable"));
+            out.errors.push_back("spool_dir: " + dir + ": 作れません / cannot create it: " +
+                                 (errno != ENOENT ? std::strerror(errno) : "its folder is not writable"));
         return;
     }
-    if (auto problem = spool_dir_problem(st); !problem.empty()) out.errors.push_back("spool_dir: " + dir + ": " + problem);
+    if (auto problem = spool_dir_problem(st); !problem.empty())
+        out.errors.push_back("spool_dir: " + dir + ": " + problem);
     // The spool budget is disk: less free than it, and uploads beyond the free space are refused (503).
     if (auto free = free_disk_bytes(dir); free && *free < o.limits.upload_spool)
-        out.notes.push_back("warning: spool_dir: " + dir + " のディスクの空き (" + std::to_string(*free >> 20) + " MiB) は upload_spool_mb (" +
-                            std::to_string(o.limits.upload_spool >> 20) + ") より少ないです / has less free space than upload_spool_mb: uploads beyond it are refused (503)");
+        out.notes.push_back(
+            "warning: spool_dir: " + dir + " のディスクの空き (" + std::to_string(*free >> 20) +
+            " MiB) は upload_spool_mb (" + std::to_string(o.limits.upload_spool >> 20) +
+            ") より少ないです / has less free space than upload_spool_mb: uploads beyond it are refused (503)");
 }
 
 // The rules' release against the database's floor, as serve will judge it (without recording anything).
-void check_release(std::string const& location, ReleaseInfo const& release, std::uint64_t source_hash, std::uint64_t rollback_to,
-                   std::vector<std::string>& notes, std::vector<std::string>& errors) {
+void check_release(std::string const& location, ReleaseInfo const& release, std::uint64_t source_hash,
+                   std::uint64_t rollback_to, std::vector<std::string>& notes, std::vector<std::string>& errors) {
     bool const postgres = is_postgres_url(location);
     ReleaseFloor floor;
     if (location != ":memory:" && (postgres || fs::exists(location))) {
         try {
             auto db = open_database(location);
-            if (!db->query(postgres ? "SELECT 1 FROM information_schema.tables WHERE table_name = 'rule_release_floor'"
-                                    : "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rule_release_floor'")
+            if (!db->query(postgres
+                               ? "SELECT 1 FROM information_schema.tables WHERE table_name = 'rule_release_floor'"
+                               : "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rule_release_floor'")
                      .empty())
                 floor = read_release_floor(*db);
         } catch (std::exception const&) {
             return;  // check_database says why the database cannot be read
         }
     }
-    notes.push_back("rules release floor: " + (floor.release ? "release " + std::to_string(floor.release) + " (since " + floor.set_at + ")"
-                                                             : std::string("none yet (no release served from this database)")));
+    notes.push_back("rules release floor: " +
+                    (floor.release ? "release " + std::to_string(floor.release) + " (since " + floor.set_at + ")"
+                                   : std::string("none yet (no release served from this database)")));
     ReleaseAdmission const a = judge_release(floor, release, source_hash, rollback_to);
     if (!a.accepted) errors.push_back("rules: " + a.refusal.text());
     if (a.rollback)
-        notes.push_back("warning: rollback_to = " + std::to_string(rollback_to) + ": starting goes back from release " + std::to_string(floor.release) +
-                        " to release " + std::to_string(release.release) + " (logged as rules_rollback; the floor becomes " + std::to_string(release.release) +
+        notes.push_back("warning: rollback_to = " + std::to_string(rollback_to) + ": starting goes back from release " +
+                        std::to_string(floor.release) + " to release " + std::to_string(release.release) +
+                        " (logged as rules_rollback; the floor becomes " + std::to_string(release.release) +
                         ") / 意図した巻き戻し");
     if (!a.note.empty()) notes.push_back("warning: " + a.note.text());
 }
@@ -194,7 +216,8 @@ void check_rules(ServeOptions const& o, Preflight& out) {
     std::vector<Diagnostic> diags;
     ServingRules serving = load_serving_rules(path, keys, &diags);
     if (!serving.loaded.program) {
-        out.errors.push_back("rules: " + (diags.empty() ? path + ": " + serving.loaded.describe() : "\n" + format_diagnostics(diags)));
+        out.errors.push_back(
+            "rules: " + (diags.empty() ? path + ": " + serving.loaded.describe() : "\n" + format_diagnostics(diags)));
         return;
     }
     auto bound = RuleContract::bind(serving.loaded.program);
@@ -204,9 +227,12 @@ void check_rules(ServeOptions const& o, Preflight& out) {
         return;
     }
     LoadResult const& rules = serving.loaded;
-    out.notes.push_back("rules: " + std::to_string(rules.program->files.size()) + " files, source hash " + source_hash_hex(rules.program->source_hash) +
-                        ", " + (rules.release.release ? "release " + std::to_string(rules.release.release) : std::string("not a release (release 0)")) +
-                        (rules.release.key_id.empty() ? std::string(", unsigned") : ", signed by key " + rules.release.key_id));
+    out.notes.push_back(
+        "rules: " + std::to_string(rules.program->files.size()) + " files, source hash " +
+        source_hash_hex(rules.program->source_hash) + ", " +
+        (rules.release.release ? "release " + std::to_string(rules.release.release)
+                               : std::string("not a release (release 0)")) +
+        (rules.release.key_id.empty() ? std::string(", unsigned") : ", signed by key " + rules.release.key_id));
     check_release(o.db, rules.release, rules.program->source_hash, o.rollback_to, out.notes, out.errors);
 }
 
@@ -215,7 +241,8 @@ void check_rules(ServeOptions const& o, Preflight& out) {
 void claim_key_fingerprint(Database& db, Secrets const& secrets, std::string const& at) {
     // The first server to get here stores its key's fingerprint; the one row (id 1) makes a second server that
     // races it, with another key, find the first one's.
-    db.query("INSERT INTO key_fingerprint (id, fingerprint, created_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING", {secrets.fingerprint(), at});
+    db.query("INSERT INTO key_fingerprint (id, fingerprint, created_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
+             {secrets.fingerprint(), at});
     if (auto e = another_key(db, secrets); !e.empty()) throw std::runtime_error("key_file: " + e);
 }
 
@@ -236,7 +263,8 @@ Preflight preflight(ServeOptions const& o, Preflight::Asker asker) {
         if (ec) out.errors.push_back("host " + o.host + ": アドレスではありません / not an IP address");
         else if (!address.is_loopback() && !o.any_address)
             out.errors.push_back("host " + o.host +
-                                 ": ループバック以外に待ち受けるには listen (--listen ADDRESS:PORT) で明示してください / a non-loopback address needs "
+                                 ": ループバック以外に待ち受けるには listen (--listen ADDRESS:PORT) で明示してください "
+                                 "/ a non-loopback address needs "
                                  "listen = \"ADDRESS:PORT\" (--listen)");
     });
     guarded("tls", [&] {
@@ -246,9 +274,13 @@ Preflight preflight(ServeOptions const& o, Preflight::Asker asker) {
         std::string const card_ca = (fs::path(o.tls_dir) / "card-ca.pem").string();
         std::error_code ec;
         if (!fs::exists(card_ca, ec))
-            out.notes.push_back("warning: " + card_ca + " がありません (カードでの同意登録はできません) / missing: consent registration by card is refused");
+            out.notes.push_back(
+                "warning: " + card_ca +
+                " がありません (カードでの同意登録はできません) / missing: consent registration by card is refused");
         else if (!loads_as_ca_file(card_ca))
-            out.notes.push_back("warning: " + card_ca + " に証明書がありません (カードでの同意登録はできません) / holds no certificate: consent registration by card is refused");
+            out.notes.push_back("warning: " + card_ca +
+                                " に証明書がありません (カードでの同意登録はできません) / holds no certificate: "
+                                "consent registration by card is refused");
     });
     guarded("rules", [&] { check_rules(o, out); });
     guarded("database", [&] {
@@ -259,13 +291,16 @@ Preflight preflight(ServeOptions const& o, Preflight::Asker asker) {
     guarded("prove_executable", [&] {
         // The workbench's proofs run this command; one that is not an executable file would fail every proof (500).
         if (o.prove_at_once > 0 && !o.prove_executable.empty() && ::access(o.prove_executable.c_str(), X_OK) != 0)
-            out.errors.push_back("prove_executable: " + o.prove_executable + ": 実行できるファイルではありません / not an executable file (the workbench's proofs run it)");
+            out.errors.push_back(
+                "prove_executable: " + o.prove_executable +
+                ": 実行できるファイルではありません / not an executable file (the workbench's proofs run it)");
     });
     guarded("web_root", [&] {
         std::error_code ec;
         std::string const web = web_root_path(o);
         if (web.empty() || !fs::exists(fs::path(web) / "index.html", ec))
-            out.notes.push_back("warning: web_root: 同意ページのファイルがありません / the consent page's files were not found");
+            out.notes.push_back(
+                "warning: web_root: 同意ページのファイルがありません / the consent page's files were not found");
     });
     return out;
 }

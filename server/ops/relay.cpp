@@ -62,7 +62,8 @@ Endpoint parse_server(std::string const& url) {
     if (!rest.empty() && rest.front() == '[') {  // [IPv6]:PORT
         auto close = rest.find(']');
         if (close != std::string::npos)
-            return {rest.substr(1, close - 1), close + 2 < rest.size() && rest[close + 1] == ':' ? rest.substr(close + 2) : "443"};
+            return {rest.substr(1, close - 1),
+                    close + 2 < rest.size() && rest[close + 1] == ':' ? rest.substr(close + 2) : "443"};
     }
     auto colon = rest.rfind(':');
     if (colon == std::string::npos) return {rest, "443"};
@@ -203,7 +204,8 @@ public:
                 std::rethrow_exception(failure);
             } catch (boost::system::system_error const& e) {
                 std::string const where = std::string(step) + " " + server_.host + ":" + server_.port;
-                if (e.code() == beast::error::timeout) throw std::runtime_error(where + ": no progress within " + seconds_text(limit) + " (timed out)");
+                if (e.code() == beast::error::timeout)
+                    throw std::runtime_error(where + ": no progress within " + seconds_text(limit) + " (timed out)");
                 throw std::runtime_error(where + ": " + e.code().message());
             }
         }
@@ -221,7 +223,8 @@ private:
         boost::system::error_code ec;
         auto const address = net::ip::make_address(server_.host, ec);
         unsigned long const port = std::strtoul(server_.port.c_str(), nullptr, 10);
-        if (port == 0 || port > 65535) throw std::runtime_error("--server " + o_.server + ": the port is not a number from 1 to 65535");
+        if (port == 0 || port > 65535)
+            throw std::runtime_error("--server " + o_.server + ": the port is not a number from 1 to 65535");
         if (!ec) return {tcp::endpoint(address, static_cast<unsigned short>(port))};
         struct Lookup {
             std::mutex m;
@@ -252,7 +255,9 @@ private:
             timed_out = !lookup->done && std::chrono::steady_clock::now() >= until;
             return lookup->done || timed_out;
         });
-        if (timed_out) throw std::runtime_error("resolve " + server_.host + ": no answer within " + seconds_text(deadline) + " (timed out)");
+        if (timed_out)
+            throw std::runtime_error("resolve " + server_.host + ": no answer within " + seconds_text(deadline) +
+                                     " (timed out)");
         std::lock_guard lock(lookup->m);
         if (!lookup->error.empty()) throw std::runtime_error("resolve " + server_.host + ": " + lookup->error);
         if (lookup->found.empty()) throw std::runtime_error("resolve " + server_.host + ": no address");
@@ -300,7 +305,8 @@ std::string read_regular(int dir, std::string const& name) {
     if (fd.fd < 0) throw os_error("req/" + name);
     struct stat st {};
     if (::fstat(fd.fd, &st) != 0) throw os_error("req/" + name);
-    if (!S_ISREG(st.st_mode)) throw std::runtime_error("req/" + name + ": 通常のファイルではありません / not a regular file");
+    if (!S_ISREG(st.st_mode))
+        throw std::runtime_error("req/" + name + ": 通常のファイルではありません / not a regular file");
     if (std::size_t(st.st_size) > max_request_bytes) return std::string(max_request_bytes + 1, '\0');
     std::string bytes(std::size_t(st.st_size), '\0');
     std::size_t at = 0;
@@ -368,7 +374,8 @@ bool complete_xml(std::string const& bytes) {
 }
 
 std::string route_of(std::string const& name) {
-    for (char const* kind : {"OQSmuquc01req", "OQSmuquc02req", "OQSsiquc01req", "OQSsiimm01req", "OQSmuimm01req", "OQSmuhvq01req", "OQSmuonq01req"})
+    for (char const* kind : {"OQSmuquc01req", "OQSmuquc02req", "OQSsiquc01req", "OQSsiimm01req", "OQSmuimm01req",
+                             "OQSmuhvq01req", "OQSmuonq01req"})
         if (name.find(kind) != std::string::npos) return std::string("/api/v1/oqs/") + kind;
     // The download phase is the same for every bulk flow: a ReceptionNumber.
     for (char const* kind : {"OQSmuhvq02req", "OQSmuonq02req", "OQSmuimm02req"})
@@ -427,7 +434,8 @@ public:
             }
             try {
                 pending |= handle(name, s, now);
-            } catch (std::exception const& e) {  // a full disk, an unwritable res/, a vanished file …: reported, retried later
+            // a full disk, an unwritable res/, a vanished file …: reported, retried later
+            } catch (std::exception const& e) {
                 failed(name, s, now, e.what());
                 pending |= !s.given_up;
             }
@@ -445,7 +453,8 @@ public:
                 if (!regular_at(req_.fd, name)) ::unlinkat(sent_.fd, name.c_str(), 0);
             for (int dir : {res_.fd, sent_.fd})
                 for (auto const& name : list(dir, true))
-                    if (name.size() > 5 && name.front() == '.' && name.compare(name.size() - 4, 4, ".tmp") == 0) ::unlinkat(dir, name.c_str(), 0);
+                    if (name.size() > 5 && name.front() == '.' && name.compare(name.size() - 4, 4, ".tmp") == 0)
+                        ::unlinkat(dir, name.c_str(), 0);
         } catch (std::exception const& e) {
             report("sent", e.what());
         }
@@ -552,8 +561,9 @@ private:
     bool handle(std::string const& name, Seen& s, std::chrono::steady_clock::time_point now) {
         std::string const out = result_name(name);
         if (out.size() > max_name_bytes) {
-            move_aside(name, "名前が長すぎて結果ファイルを作れません (" + std::to_string(out.size()) + " バイト) / the answer's name would be " +
-                                 std::to_string(out.size()) + " bytes, more than the folder allows (" + std::to_string(max_name_bytes) + ")");
+            move_aside(name, "名前が長すぎて結果ファイルを作れません (" + std::to_string(out.size()) +
+                                 " バイト) / the answer's name would be " + std::to_string(out.size()) +
+                                 " bytes, more than the folder allows (" + std::to_string(max_name_bytes) + ")");
             return false;
         }
         // Answered before (perhaps by a relay that stopped before moving the request): never again.
@@ -567,7 +577,8 @@ private:
             throw os_error("req/" + name);
         }
         if (!S_ISREG(st.st_mode)) {
-            report(name, "通常のファイルではないので扱いません (シンボリックリンク、FIFO、デバイス、フォルダ) / skipped: not a regular file "
+            report(name, "通常のファイルではないので扱いません (シンボリックリンク、FIFO、デバイス、フォルダ) / "
+                         "skipped: not a regular file "
                          "(a symbolic link, FIFO, device or folder)");
             return false;
         }
@@ -587,7 +598,8 @@ private:
             answer = error_result(
                 "", {"要求ファイルが大きすぎます (64 MB まで)", "the request file is too large (at most 64 MB)"});
         } else if (!complete_xml(bytes)) {
-            if (now - s.stable_since < std::chrono::milliseconds(o_.settle_ms * 30)) return true;  // perhaps still being written
+            // perhaps still being written
+            if (now - s.stable_since < std::chrono::milliseconds(o_.settle_ms * 30)) return true;
             answer = error_result(bytes, {"要求ファイルが途中で終わっています", "the request file is incomplete"});
         } else if (std::string const target = route_of(name); target.empty()) {
             answer = error_result(bytes,
@@ -598,9 +610,10 @@ private:
                 Response r = uplink_.post(target, bytes, key);
                 from_server = r.body.rfind("<?xml", 0) == 0;
                 std::string const status = std::to_string(r.status);
-                answer = from_server ? r.body
-                                     : error_result(bytes, {"サーバの応答 " + status,
-                                                            "server answered " + status + ": " + r.body.substr(0, 300)});
+                answer = from_server
+                             ? r.body
+                             : error_result(bytes, {"サーバの応答 " + status,
+                                                    "server answered " + status + ": " + r.body.substr(0, 300)});
             } catch (std::exception const& e) {
                 if (s.failures + 1 < o_.max_attempts) throw;  // failed(): retried after a backoff
                 answer = error_result(
@@ -636,7 +649,8 @@ int relay(RelayOptions const& o) {
         fs::create_directories(o.dir, ec);
         relay.emplace(o);
     } catch (std::exception const& e) {
-        std::cerr << "kyotaku relay: " << o.dir << ": " << e.what() << " (req, res, done, sent は実在のフォルダであること / must be real folders, not symlinks)\n";
+        std::cerr << "kyotaku relay: " << o.dir << ": " << e.what()
+                  << " (req, res, done, sent は実在のフォルダであること / must be real folders, not symlinks)\n";
         return relay_exit::usage;
     }
     try {
@@ -650,8 +664,8 @@ int relay(RelayOptions const& o) {
     std::signal(SIGTERM, [](int) { stop_requested = 1; });
     std::signal(SIGPIPE, SIG_IGN);
     relay->drop_stale_records();
-    std::cout << "relay: watching " << (fs::path(o.dir) / "req").string() << " → " << (fs::path(o.dir) / "res").string() << " (" << o.server
-              << ")" << std::endl;
+    std::cout << "relay: watching " << (fs::path(o.dir) / "req").string() << " → " << (fs::path(o.dir) / "res").string()
+              << " (" << o.server << ")" << std::endl;
     bool stopped = false;
     try {
         for (;;) {
@@ -664,8 +678,9 @@ int relay(RelayOptions const& o) {
         stopped = true;
     }
     Tally const& t = relay->tally();
-    std::cout << "relay: " << (stopped ? "stopped" : "done") << ": " << t.answered << " answered, " << t.error_answers << " with an error result, "
-              << t.moved_aside << " moved to rejected/, " << t.left << " left in req/" << std::endl;
+    std::cout << "relay: " << (stopped ? "stopped" : "done") << ": " << t.answered << " answered, " << t.error_answers
+              << " with an error result, " << t.moved_aside << " moved to rejected/, " << t.left << " left in req/"
+              << std::endl;
     if (stopped) return o.once ? relay_exit::stopped : relay_exit::done;
     if (t.left > 0) return relay_exit::left_pending;
     if (t.error_answers > 0 || t.moved_aside > 0) return relay_exit::error_results;

@@ -8,7 +8,8 @@ namespace {
 std::string n(std::uint64_t v) { return std::to_string(v); }
 }  // namespace
 
-ReleaseAdmission judge_release(ReleaseFloor const& floor, ReleaseInfo const& release, std::uint64_t source_hash, std::uint64_t rollback_to) {
+ReleaseAdmission judge_release(ReleaseFloor const& floor, ReleaseInfo const& release, std::uint64_t source_hash,
+                               std::uint64_t rollback_to) {
     ReleaseAdmission a;
     a.floor = floor;
     std::uint64_t const r = release.release, f = floor.release;
@@ -19,24 +20,33 @@ ReleaseAdmission judge_release(ReleaseFloor const& floor, ReleaseInfo const& rel
         // The same number must mean the same rules: a changed rule set needs a new release number.
         a.accepted = r == 0 || floor.source_hash == hash;
         if (!a.accepted)
-            a.refusal = Message{"リリース " + n(r) + " はこのデータベースで別のルール (ソースのハッシュ " + floor.source_hash + ") として使われました。このルールのハッシュは " +
-                                    hash + " です。変えたルールには新しいリリース番号を付けてください (kyotaku release)",
-                                "release " + n(r) + " was served from other rules (source hash " + floor.source_hash + ") by this database's servers; these rules hash to " +
-                                    hash + ": a changed rule set needs a new release number (kyotaku release)"};
+            a.refusal = Message{"リリース " + n(r) + " はこのデータベースで別のルール (ソースのハッシュ " +
+                                    floor.source_hash + ") として使われました。このルールのハッシュは " + hash +
+                                    " です。変えたルールには新しいリリース番号を付けてください (kyotaku release)",
+                                "release " + n(r) + " was served from other rules (source hash " + floor.source_hash +
+                                    ") by this database's servers; these rules hash to " + hash +
+                                    ": a changed rule set needs a new release number (kyotaku release)"};
     } else if (rollback_to != 0 && rollback_to == r) {
         a.accepted = a.rollback = true;
     } else {
-        a.refusal = Message{"リリース " + n(r) + " は、このデータベースで使った最も新しいリリース " + n(f) + " より古いので使いません (巻き戻しの防止)。" +
-                                "本当に戻すときは rollback_to = " + n(r) + " (--rollback-to " + n(r) + ") を指定してください。記録に残ります",
-                            "release " + n(r) + " is older than release " + n(f) + ", the newest this database's servers have served: refused (rollback "
-                            "protection); to go back on purpose, set rollback_to = " + n(r) + " (--rollback-to " + n(r) + "), which is logged"};
+        a.refusal =
+            Message{"リリース " + n(r) + " は、このデータベースで使った最も新しいリリース " + n(f) +
+                        " より古いので使いません (巻き戻しの防止)。" + "本当に戻すときは rollback_to = " + n(r) +
+                        " (--rollback-to " + n(r) + ") を指定してください。記録に残ります",
+                    "release " + n(r) + " is older than release " + n(f) +
+                        ", the newest this database's servers have served: refused (rollback "
+                        "protection); to go back on purpose, set rollback_to = " +
+                        n(r) + " (--rollback-to " + n(r) + "), which is logged"};
     }
     // A rollback_to that is not needed now would let release N be served again after a newer one: say so.
     if (a.accepted && rollback_to != 0 && !a.rollback)
-        a.note = Message{"rollback_to = " + n(rollback_to) + " は今は使われていません。戻し終えたら設定から消してください (残すと、新しいリリースの後でもリリース " +
-                             n(rollback_to) + " に戻せてしまいます)",
-                         "rollback_to = " + n(rollback_to) + " is not in use now: remove it once the rollback is done (left set, it would let release " +
-                             n(rollback_to) + " be served again after a newer one)"};
+        a.note = Message{
+            "rollback_to = " + n(rollback_to) +
+                " は今は使われていません。戻し終えたら設定から消してください (残すと、新しいリリースの後でもリリース " +
+                n(rollback_to) + " に戻せてしまいます)",
+            "rollback_to = " + n(rollback_to) +
+                " is not in use now: remove it once the rollback is done (left set, it would let release " +
+                n(rollback_to) + " be served again after a newer one)"};
     return a;
 }
 
@@ -52,21 +62,26 @@ ReleaseFloor read_release_floor(Database& db) {
     return floor;
 }
 
-ReleaseAdmission admit_release(Database& db, ReleaseInfo const& release, std::uint64_t source_hash, std::uint64_t rollback_to,
-                               std::string const& instance) {
+ReleaseAdmission admit_release(Database& db, ReleaseInfo const& release, std::uint64_t source_hash,
+                               std::uint64_t rollback_to, std::string const& instance) {
     return transaction(db, [&] {
         // Taken for update first, so that two servers loading at once decide one after the other (PostgreSQL);
         // SQLite's transactions are one writer at a time already.
-        db.query("INSERT INTO rule_release_floor (id, release_number, source_hash, key_id, set_at) VALUES (1, 0, '', '', '') ON CONFLICT (id) DO NOTHING");
-        db.query(std::string("SELECT release_number FROM rule_release_floor WHERE id = 1") + (db.backend() == "postgresql" ? " FOR UPDATE" : ""));
+        db.query("INSERT INTO rule_release_floor (id, release_number, source_hash, key_id, set_at) VALUES (1, 0, '', "
+                 "'', '') ON CONFLICT (id) DO NOTHING");
+        db.query(std::string("SELECT release_number FROM rule_release_floor WHERE id = 1") +
+                 (db.backend() == "postgresql" ? " FOR UPDATE" : ""));
         ReleaseAdmission a = judge_release(read_release_floor(db), release, source_hash, rollback_to);
         if (a.accepted && (a.raises_floor || a.rollback)) {
-            std::string const now = iso_timestamp(std::chrono::system_clock::now()), hash = source_hash_hex(source_hash);
-            db.query("UPDATE rule_release_floor SET release_number = $1, source_hash = $2, key_id = $3, set_at = $4 WHERE id = 1",
+            std::string const now = iso_timestamp(std::chrono::system_clock::now()),
+                              hash = source_hash_hex(source_hash);
+            db.query("UPDATE rule_release_floor SET release_number = $1, source_hash = $2, key_id = $3, set_at = $4 "
+                     "WHERE id = 1",
                      {std::int64_t(release.release), hash, release.key_id, now});
-            db.query("INSERT INTO rule_release_history (at, instance, event, release_number, from_release, source_hash, key_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                     {now, instance, std::string(a.rollback ? "rollback" : "served"), std::int64_t(release.release), std::int64_t(a.floor.release), hash,
-                      release.key_id});
+            db.query("INSERT INTO rule_release_history (at, instance, event, release_number, from_release, "
+                     "source_hash, key_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                     {now, instance, std::string(a.rollback ? "rollback" : "served"), std::int64_t(release.release),
+                      std::int64_t(a.floor.release), hash, release.key_id});
         }
         return a;
     });

@@ -30,13 +30,14 @@ struct ReleaseAdmission {
 
 // What the floor says of a rule set: `release` (0 for rule sources and unnumbered bundles) with its source hash.
 // `rollback_to` is the operator's setting (0: none). Reads only.
-ReleaseAdmission judge_release(ReleaseFloor const& floor, ReleaseInfo const& release, std::uint64_t source_hash, std::uint64_t rollback_to);
+ReleaseAdmission judge_release(ReleaseFloor const& floor, ReleaseInfo const& release, std::uint64_t source_hash,
+                               std::uint64_t rollback_to);
 
 ReleaseFloor read_release_floor(Database& db);
 
 // judge_release against the database's floor, and when accepted records it (the floor raised or gone back, a row of
 // history), in one transaction, so that servers that load at once agree. Throws DatabaseError.
-ReleaseAdmission admit_release(Database& db, ReleaseInfo const& release, std::uint64_t source_hash, std::uint64_t rollback_to,
-                               std::string const& instance);
+ReleaseAdmission admit_release(Database& db, ReleaseInfo const& release, std::uint64_t source_hash,
+                               std::uint64_t rollback_to, std::string const& instance);
 
 }  // namespace kyotaku::server

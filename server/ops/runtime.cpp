@@ -34,13 +34,14 @@ void log_release_admission(ReleaseAdmission const& admission, ReleaseInfo const&
                   {"key", release.key_id.empty() ? "unsigned" : release.key_id},
                   {"message", "an operator went back (rollback_to): the floor is now this release"}},
                  "warning");
-    if (!admission.note.empty()) log_line({{"event", "rules_rollback_to_unused"}, {"message", admission.note.en}}, "warning");
+    if (!admission.note.empty())
+        log_line({{"event", "rules_rollback_to_unused"}, {"message", admission.note.en}}, "warning");
 }
 
-Runtime::Runtime(Database& db, Service& service, std::string rules_path, std::vector<std::string> trusted_keys, ReleaseInfo release,
-                 std::uint64_t rollback_to)
-    : db_(db), service_(service), rules_path_(std::move(rules_path)), trusted_keys_(std::move(trusted_keys)), rollback_to_(rollback_to),
-      started_unix_(unix_now()) {
+Runtime::Runtime(Database& db, Service& service, std::string rules_path, std::vector<std::string> trusted_keys,
+                 ReleaseInfo release, std::uint64_t rollback_to)
+    : db_(db), service_(service), rules_path_(std::move(rules_path)), trusted_keys_(std::move(trusted_keys)),
+      rollback_to_(rollback_to), started_unix_(unix_now()) {
     char host[128] = {};
     gethostname(host, sizeof host - 1);
     instance_ = std::string(host) + "/" + std::to_string(getpid()) + "/" + new_id().substr(0, 8);
@@ -53,8 +54,14 @@ RulesInfo Runtime::rules() const {
 }
 
 void Runtime::loaded(Program const& program, ReleaseInfo const& release) {
-    RulesInfo info{rules_path_, source_hash_hex(program.source_hash), compiler_version, program.files.size(), release.release, release.key_id,
-                   iso_timestamp(std::chrono::system_clock::now()), unix_now()};
+    RulesInfo info{rules_path_,
+                   source_hash_hex(program.source_hash),
+                   compiler_version,
+                   program.files.size(),
+                   release.release,
+                   release.key_id,
+                   iso_timestamp(std::chrono::system_clock::now()),
+                   unix_now()};
     {
         std::lock_guard lock(mutex_);
         rules_ = info;
@@ -68,12 +75,14 @@ void Runtime::loaded(Program const& program, ReleaseInfo const& release) {
               {"key", info.key_id.empty() ? "unsigned" : info.key_id}});
 }
 
-ServingRules load_serving_rules(std::string const& path, std::vector<std::string> const& trusted_keys, std::vector<Diagnostic>* diagnostics) {
+ServingRules load_serving_rules(std::string const& path, std::vector<std::string> const& trusted_keys,
+                                std::vector<Diagnostic>* diagnostics) {
     ServingRules out;
     std::error_code ec;
     // A path that cannot even be looked at (a symlink loop, a folder without access): said so, naming it.
     if ((void)std::filesystem::status(path, ec); ec && ec != std::errc::no_such_file_or_directory) {
-        out.loaded.message = Message{path + " を読めません: " + ec.message(), "cannot read " + path + ": " + ec.message()};
+        out.loaded.message =
+            Message{path + " を読めません: " + ec.message(), "cannot read " + path + ": " + ec.message()};
         return out;
     }
     if (trusted_keys.empty() || !std::filesystem::is_regular_file(path, ec)) {
@@ -128,7 +137,8 @@ bool Runtime::reload_rules() {
     };
     // The rules must fulfil the contract before their release is recorded, and be a release not older than the
     // database's floor before they serve anyone.
-    if (auto bound = RuleContract::bind(fresh.program); auto const* refused = std::get_if<Message>(&bound)) return refuse(refused->text());
+    if (auto bound = RuleContract::bind(fresh.program); auto const* refused = std::get_if<Message>(&bound))
+        return refuse(refused->text());
     ReleaseAdmission admission;
     try {
         admission = admit_release(db_, fresh.release, fresh.program->source_hash, rollback_to_, instance_);
@@ -136,7 +146,8 @@ bool Runtime::reload_rules() {
         return refuse(std::string("リリースの記録を読めません / cannot read the release record: ") + e.what());
     }
     if (!admission.accepted) return refuse(admission.refusal.text());
-    if (auto refused = service_.replace_rules(fresh.program, serving.exact)) return refuse(*refused);  // the rules lack what the server needs
+    // the rules lack what the server needs
+    if (auto refused = service_.replace_rules(fresh.program, serving.exact)) return refuse(*refused);
     log_release_admission(admission, fresh.release);
     loaded(*fresh.program, fresh.release);
     ++reloads_ok_;
@@ -153,11 +164,14 @@ nlohmann::json Runtime::readiness() {
             return ready_;
         }
         // The probe has not come back: the database does not take the write (it hangs, or another holds its lock).
-        auto const seconds = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - ready_checked_).count());
-        if (!std::exchange(stale_logged_, true)) log_error("readiness_database", "the readiness probe has had no answer for " + seconds + " s");
+        auto const seconds =
+            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - ready_checked_).count());
+        if (!std::exchange(stale_logged_, true))
+            log_error("readiness_database", "the readiness probe has had no answer for " + seconds + " s");
         return {{"status", "not ready"},
                 {"checks",
-                 {{"database", "書き込めません (" + seconds + " 秒答えがありません) / cannot write (no answer for " + seconds + " s)"},
+                 {{"database", "書き込めません (" + seconds + " 秒答えがありません) / cannot write (no answer for " +
+                                   seconds + " s)"},
                   {"schema", ready_.is_null() ? nlohmann::json("?") : ready_["checks"]["schema"]},
                   {"rules", service_.context.rules() ? "ok" : "読み込まれていません / not loaded"}}}};
     }
@@ -201,7 +215,8 @@ nlohmann::json Runtime::probe(Database& db) {
     nlohmann::json checks;
     bool ready = true;
     try {
-        write_probe(db, instance_, iso_timestamp(std::chrono::system_clock::now()), iso_time_ago(std::chrono::hours(24)));
+        write_probe(db, instance_, iso_timestamp(std::chrono::system_clock::now()),
+                    iso_time_ago(std::chrono::hours(24)));
         checks["database"] = "ok";
     } catch (std::exception const& e) {
         // Not ready from now on, not once the rest is checked too (the schema's read would wait for the same database).
@@ -239,24 +254,32 @@ std::string Runtime::database_gauges() {
     std::string out;
     try {
         auto pending = db_.query("SELECT COALESCE(SUM(total - done), 0) FROM batch_jobs WHERE finished_at IS NULL");
-        auto jobs = db_.query("SELECT COUNT(*), COALESCE(SUM(done), 0), COALESCE(SUM(CASE WHEN finished_at IS NULL THEN 1 ELSE 0 END), 0), "
+        auto jobs = db_.query("SELECT COUNT(*), COALESCE(SUM(done), 0), COALESCE(SUM(CASE WHEN finished_at IS NULL "
+                              "THEN 1 ELSE 0 END), 0), "
                               "COALESCE(SUM(CASE WHEN failed_at IS NOT NULL THEN 1 ELSE 0 END), 0) FROM batch_jobs");
-        auto consents = db_.query("SELECT COALESCE(SUM(CASE WHEN withdrawn_at IS NULL THEN 1 ELSE 0 END), 0), COUNT(*) FROM consents");
+        auto consents = db_.query(
+            "SELECT COALESCE(SUM(CASE WHEN withdrawn_at IS NULL THEN 1 ELSE 0 END), 0), COUNT(*) FROM consents");
         auto registered = db_.query("SELECT COUNT(*) FROM challenges WHERE consent_id IS NOT NULL");
         SchemaState schema = schema_state(db_);
-        metric_header(out, "kyotaku_batch_rows", "gauge", "Batch re-inquiry rows in the database, pending or answered.");
+        metric_header(out, "kyotaku_batch_rows", "gauge",
+                      "Batch re-inquiry rows in the database, pending or answered.");
         metric_sample(out, "kyotaku_batch_rows", {{"state", "pending"}}, double(as_int(pending[0][0])));
         metric_sample(out, "kyotaku_batch_rows", {{"state", "answered"}}, double(as_int(jobs[0][1])));
-        metric_header(out, "kyotaku_batch_jobs", "gauge", "Batch re-inquiry jobs in the database: unfinished, finished, or failed (gave up).");
+        metric_header(out, "kyotaku_batch_jobs", "gauge",
+                      "Batch re-inquiry jobs in the database: unfinished, finished, or failed (gave up).");
         metric_sample(out, "kyotaku_batch_jobs", {{"state", "unfinished"}}, double(as_int(jobs[0][2])));
-        metric_sample(out, "kyotaku_batch_jobs", {{"state", "finished"}}, double(as_int(jobs[0][0]) - as_int(jobs[0][2]) - as_int(jobs[0][3])));
+        metric_sample(out, "kyotaku_batch_jobs", {{"state", "finished"}},
+                      double(as_int(jobs[0][0]) - as_int(jobs[0][2]) - as_int(jobs[0][3])));
         metric_sample(out, "kyotaku_batch_jobs", {{"state", "failed"}}, double(as_int(jobs[0][3])));
         metric_header(out, "kyotaku_consents", "gauge", "Consents in the database, open or withdrawn.");
         metric_sample(out, "kyotaku_consents", {{"state", "open"}}, double(as_int(consents[0][0])));
-        metric_sample(out, "kyotaku_consents", {{"state", "withdrawn"}}, double(as_int(consents[0][1]) - as_int(consents[0][0])));
-        metric_header(out, "kyotaku_consent_registrations", "gauge", "Consents registered by the consent page with a card (challenges used).");
+        metric_sample(out, "kyotaku_consents", {{"state", "withdrawn"}},
+                      double(as_int(consents[0][1]) - as_int(consents[0][0])));
+        metric_header(out, "kyotaku_consent_registrations", "gauge",
+                      "Consents registered by the consent page with a card (challenges used).");
         metric_sample(out, "kyotaku_consent_registrations", {}, double(as_int(registered[0][0])));
-        metric_header(out, "kyotaku_schema_migrations", "gauge", "Schema migrations applied, pending, or unknown to this binary (newer).");
+        metric_header(out, "kyotaku_schema_migrations", "gauge",
+                      "Schema migrations applied, pending, or unknown to this binary (newer).");
         metric_sample(out, "kyotaku_schema_migrations", {{"state", "applied"}}, double(schema.applied.size()));
         metric_sample(out, "kyotaku_schema_migrations", {{"state", "pending"}}, double(schema.pending.size()));
         metric_sample(out, "kyotaku_schema_migrations", {{"state", "unknown"}}, double(schema.unknown.size()));
@@ -283,12 +306,17 @@ std::string Runtime::metrics_text() {
     metric_header(out, "kyotaku_rules_info", "gauge",
                   "The rule set in service: its source hash, compiler version, file count, release and signing key.");
     metric_sample(out, "kyotaku_rules_info",
-                  {{"hash", r.hash}, {"compiler", r.compiler}, {"files", std::to_string(r.files)}, {"release", std::to_string(r.release)},
+                  {{"hash", r.hash},
+                   {"compiler", r.compiler},
+                   {"files", std::to_string(r.files)},
+                   {"release", std::to_string(r.release)},
                    {"key", r.key_id.empty() ? "unsigned" : r.key_id}},
                   1);
-    metric_header(out, "kyotaku_rules_release", "gauge", "The release number of the rule set in service (0: not a release).");
+    metric_header(out, "kyotaku_rules_release", "gauge",
+                  "The release number of the rule set in service (0: not a release).");
     metric_sample(out, "kyotaku_rules_release", {}, double(r.release));
-    metric_header(out, "kyotaku_rules_loaded_timestamp_seconds", "gauge", "When the rule set in service was loaded (Unix time).");
+    metric_header(out, "kyotaku_rules_loaded_timestamp_seconds", "gauge",
+                  "When the rule set in service was loaded (Unix time).");
     metric_sample(out, "kyotaku_rules_loaded_timestamp_seconds", {}, r.loaded_unix);
     metric_header(out, "kyotaku_rules_reloads_total", "counter", "Rule reloads (SIGHUP), taken or refused.");
     metric_sample(out, "kyotaku_rules_reloads_total", {{"result", "ok"}}, double(reloads_ok_.load()));
@@ -302,25 +330,32 @@ std::string Runtime::metrics_text() {
         metric_sample(out, "kyotaku_http_connections_refused_total", {}, double(connections_refused->load()));
     }
     if (accept_errors) {
-        metric_header(out, "kyotaku_http_accept_errors_total", "counter", "Accept errors (out of descriptors, a connection reset in the backlog).");
+        metric_header(out, "kyotaku_http_accept_errors_total", "counter",
+                      "Accept errors (out of descriptors, a connection reset in the backlog).");
         metric_sample(out, "kyotaku_http_accept_errors_total", {}, double(accept_errors->load()));
     }
     metric_header(out, "kyotaku_batch_worker_rows_total", "counter", "Batch rows answered by this server's worker.");
     metric_sample(out, "kyotaku_batch_worker_rows_total", {}, double(batch_rows_answered.load()));
     metric_header(out, "kyotaku_batch_worker_errors_total", "counter", "Errors of this server's batch worker.");
     metric_sample(out, "kyotaku_batch_worker_errors_total", {}, double(batch_worker_errors.load()));
-    metric_header(out, "kyotaku_batch_worker_retries_total", "counter",
-                  "Chunks this server's worker tries again after a transient database fault (a lost connection, a failover).");
+    metric_header(
+        out, "kyotaku_batch_worker_retries_total", "counter",
+        "Chunks this server's worker tries again after a transient database fault (a lost connection, a failover).");
     metric_sample(out, "kyotaku_batch_worker_retries_total", {}, double(service_.batch.retries.load()));
-    metric_header(out, "kyotaku_batch_jobs_failed_total", "counter", "Jobs this server's worker gave up on a permanent error (異常終了).");
+    metric_header(out, "kyotaku_batch_jobs_failed_total", "counter",
+                  "Jobs this server's worker gave up on a permanent error (異常終了).");
     metric_sample(out, "kyotaku_batch_jobs_failed_total", {}, double(service_.batch.jobs_failed.load()));
-    metric_header(out, "kyotaku_db_reconnects_total", "counter", "Database connections found ended (a restart, a failover) and connected again.");
+    metric_header(out, "kyotaku_db_reconnects_total", "counter",
+                  "Database connections found ended (a restart, a failover) and connected again.");
     metric_sample(out, "kyotaku_db_reconnects_total", {}, double(db_.reconnects.load()));
-    metric_header(out, "kyotaku_db_retries_total", "counter", "Reads and requests run again after a transient database fault.");
+    metric_header(out, "kyotaku_db_retries_total", "counter",
+                  "Reads and requests run again after a transient database fault.");
     metric_sample(out, "kyotaku_db_retries_total", {}, double(db_.retries.load()));
     metric_header(out, "kyotaku_oqs_unmappable_characters_total", "counter",
-                  "Characters a Shift_JIS answer could not hold (外字), written as 〓 (U+3013) or, a variation selector, dropped.");
-    metric_sample(out, "kyotaku_oqs_unmappable_characters_total", {}, double(service_.context.unmappable_characters.load()));
+                  "Characters a Shift_JIS answer could not hold (外字), written as 〓 (U+3013) or, a variation "
+                  "selector, dropped.");
+    metric_sample(out, "kyotaku_oqs_unmappable_characters_total", {},
+                  double(service_.context.unmappable_characters.load()));
     Database::PoolStats pool = db_.pool_stats();
     metric_header(out, "kyotaku_db_pool_connections", "gauge", "Database connections of this server, busy or idle.");
     metric_sample(out, "kyotaku_db_pool_connections", {{"state", "busy"}}, double(pool.busy));
@@ -334,7 +369,8 @@ std::string Runtime::metrics_text() {
         std::lock_guard lock(ready_mutex_);
         ready = ready_;
     }
-    metric_header(out, "kyotaku_ready", "gauge", "The last /readyz answer (1 ready, 0 not ready; absent before the first).");
+    metric_header(out, "kyotaku_ready", "gauge",
+                  "The last /readyz answer (1 ready, 0 not ready; absent before the first).");
     if (!ready.is_null()) metric_sample(out, "kyotaku_ready", {}, ready["status"] == "ready" ? 1 : 0);
     return out;
 }

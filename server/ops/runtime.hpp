@@ -36,15 +36,16 @@ struct ServingRules {
     LoadResult loaded;
     std::shared_ptr<std::string const> exact;
 };
-ServingRules load_serving_rules(std::string const& path, std::vector<std::string> const& trusted_keys, std::vector<Diagnostic>* diagnostics);
+ServingRules load_serving_rules(std::string const& path, std::vector<std::string> const& trusted_keys,
+                                std::vector<Diagnostic>* diagnostics);
 
 class Runtime {
 public:
     // trusted_keys: raw Ed25519 keys of --trust; when given, a reload takes only a bundle one of them signed, and
     // the consent page gets the new bundle exactly as signed (rules_web.hpp). `release`: the release of the rules
     // in service at start (already admitted, rule_releases.hpp); `rollback_to`: the operator's setting, for reloads.
-    Runtime(Database& db, Service& service, std::string rules_path, std::vector<std::string> trusted_keys = {}, ReleaseInfo release = {},
-            std::uint64_t rollback_to = 0);
+    Runtime(Database& db, Service& service, std::string rules_path, std::vector<std::string> trusted_keys = {},
+            ReleaseInfo release = {}, std::uint64_t rollback_to = 0);
     // This process in logs and the database: host/pid/random.
     std::string const& instance() const { return instance_; }
 

@@ -56,7 +56,8 @@ public:
     // --- the facility's routes
     std::optional<StoredJob> job(std::string const& reception, std::string const& facility);
     // Answers of rows after `after`, at most `limit`, in row order (the NDJSON pages); all of them when limit is 0.
-    std::vector<std::pair<std::int64_t, BatchRowAnswer>> answers(std::string const& reception, std::int64_t after = 0, std::int64_t limit = 0);
+    std::vector<std::pair<std::int64_t, BatchRowAnswer>> answers(std::string const& reception, std::int64_t after = 0,
+                                                                 std::int64_t limit = 0);
 
     // --- keeping
     // Finished jobs not purged yet, oldest first (reception number, finished_at), at most `limit`.
@@ -70,16 +71,21 @@ public:
     std::optional<JobToServe> serve_next(std::string const& at);
     // The first unanswered chunk of the job that no other worker holds a live lease on (free, expired at `now`, or
     // `worker`'s own): leased to `worker` until `until`; nullopt when none.
-    std::optional<std::pair<std::int64_t, std::int64_t>> lease_open_chunk(std::string const& reception, std::string const& now, std::string const& worker,
-                                                                           std::string const& until);
+    std::optional<std::pair<std::int64_t, std::int64_t>> lease_open_chunk(std::string const& reception,
+                                                                          std::string const& now,
+                                                                          std::string const& worker,
+                                                                          std::string const& until);
     // A new chunk of rows first..last leased to `worker` until `until`; the job's next row moves past it.
-    void add_chunk(std::string const& reception, std::int64_t first, std::int64_t last, std::string const& worker, std::string const& until);
+    void add_chunk(std::string const& reception, std::int64_t first, std::int64_t last, std::string const& worker,
+                   std::string const& until);
     // The chunk's rows that have no answer yet, typed, in row order.
-    std::vector<std::pair<std::int64_t, BatchRow>> unanswered_rows(std::string const& reception, std::int64_t first, std::int64_t last);
+    std::vector<std::pair<std::int64_t, BatchRow>> unanswered_rows(std::string const& reception, std::int64_t first,
+                                                                   std::int64_t last);
     // Marks the chunk starting at `first` answered `at` unless it already was (then false: another worker wrote it).
     bool mark_chunk_answered(std::string const& reception, std::int64_t first, std::string const& at);
     // Inserts answers of rows (one insert_rows).
-    void add_answers(std::string const& reception, std::vector<std::int64_t> const& row_nos, std::vector<BatchRowAnswer> const& answers);
+    void add_answers(std::string const& reception, std::vector<std::int64_t> const& row_nos,
+                     std::vector<BatchRowAnswer> const& answers);
     // Counts `rows` more done; returns (done, total), nullopt when the job is gone.
     std::optional<std::pair<std::int64_t, std::int64_t>> count_done(std::string const& reception, std::int64_t rows);
     // Finishes the job `at` if all its rows are done and it is not finished yet (once, whichever worker gets there).
@@ -97,7 +103,8 @@ public:
     void count_failure(std::string const& reception);
     // The job gives up `at`: every chunk closed, every row without an answer answered `unanswered`, done = total,
     // failed with `why`.
-    void give_up(std::string const& reception, BatchRowAnswer const& unanswered, std::string const& at, std::string const& why);
+    void give_up(std::string const& reception, BatchRowAnswer const& unanswered, std::string const& at,
+                 std::string const& why);
 
 private:
     Database& db_;

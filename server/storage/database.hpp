@@ -27,7 +27,8 @@ struct DatabaseError : std::runtime_error {
 // of the statement's transaction was committed, except when the write ledger says a commit is in doubt
 // (storage/faults.hpp): the work may be done again, and its error is never anybody's answer.
 struct TransientDatabaseError : DatabaseError {
-    explicit TransientDatabaseError(std::string const& what, bool maybe = false) : DatabaseError(what), maybe_committed(maybe) {}
+    explicit TransientDatabaseError(std::string const& what, bool maybe = false)
+        : DatabaseError(what), maybe_committed(maybe) {}
     // If the statement was a commit, it may have happened: the connection went before the database answered, or the
     // database ended the session while it waited for the standby (the commit was then the primary's already).
     bool maybe_committed;
@@ -48,7 +49,9 @@ public:
     // A lone INSERT that need not wait for the disk: the audit line of a read request (資格確認履歴, 医療情報閲覧履歴),
     // one per request on the hot path. A crash of the server loses none; a crash of the database machine (or a
     // failover) may lose the last few. Inside a transaction, part of it like any statement.
-    virtual std::vector<Row> append(std::string const& sql, std::vector<Value> const& params) { return query(sql, params); }
+    virtual std::vector<Row> append(std::string const& sql, std::vector<Value> const& params) {
+        return query(sql, params);
+    }
     // Runs a script of several statements without parameters (migrations).
     virtual void script(std::string const& sql) = 0;
     virtual std::string backend() const = 0;
@@ -74,14 +77,15 @@ public:
     // the caller makes more); one prepared insert per row on SQLite. `next` fills its argument and returns true,
     // or returns false at the end; what it throws aborts the insert and reaches the caller. Texts are checked as
     // query() checks them.
-    virtual void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::function<bool(Row&)> const& next) = 0;
+    virtual void insert_rows(std::string const& table, std::vector<std::string> const& columns,
+                             std::function<bool(Row&)> const& next) = 0;
     // Added to a SELECT that claims rows for this worker (batch leases): PostgreSQL skips the rows another
     // transaction holds (FOR UPDATE SKIP LOCKED); SQLite has one writer at a time and needs nothing.
     virtual char const* claim_suffix() const { return ""; }
     // Added to a SELECT of one row inside a transaction to hold that row until the transaction ends, so that the
     // transactions that lock it run one after another (a count and the insert it limits: FacilityRegistry::lock,
-    // storage/facility_registry.hpp): PostgreSQL's FOR NO KEY UPDATE (rows referring to it are still inserted meanwhile); SQLite has
-    // one writer at a time and needs nothing.
+    // storage/facility_registry.hpp): PostgreSQL's FOR NO KEY UPDATE (rows referring to it are still inserted
+    // meanwhile); SQLite has one writer at a time and needs nothing.
     virtual char const* lock_suffix() const { return ""; }
     // A statement that bounds, for the rest of this transaction, how long a row lock is waited for (LockTimeout
     // after that): PostgreSQL, where another server may hold a lock and hang; SQLite has one server.

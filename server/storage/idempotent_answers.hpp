@@ -30,8 +30,8 @@ public:
     // under the key (its request_hash may be another body's). One insert decides it: a request that comes while
     // another with the same key is answered waits for that one's transaction and then finds its answer, never a
     // duplicate key.
-    std::optional<StoredAnswer> claim(std::string const& facility, std::string const& route, std::string const& key, std::string const& request_hash,
-                                      std::string const& at);
+    std::optional<StoredAnswer> claim(std::string const& facility, std::string const& route, std::string const& key,
+                                      std::string const& request_hash, std::string const& at);
     // Keeps `answer` under the claimed key (the request's answer was 2xx), and drops the answers stamped before
     // `expired_before`.
     void keep(std::string const& facility, std::string const& route, std::string const& key, StoredAnswer const& answer,

@@ -10,8 +10,8 @@
 
 namespace kyotaku::server {
 
-// One 資格確認履歴 entry: who asked (the certificate's subject, or マイナ在宅受付Web), by which route (kind), about whom
-// (the server's person key; empty: no one it knows), what was answered (allowed, and in detail — a JSON object, as
+// One 資格確認履歴 entry: who asked (the certificate's subject, or マイナ在宅受付Web), by which route (kind), about
+// whom (the server's person key; empty: no one it knows), what was answered (allowed, and in detail — a JSON object, as
 // stored and shown — the reason, the consent and how the caller named the patient), and for a batch its reception
 // number. One per patient answered.
 struct InquiryEntry {
@@ -21,7 +21,8 @@ struct InquiryEntry {
     std::string reception = {};
 };
 
-// One 医療情報閲覧履歴 entry: the item a terminal asked for, about whom (empty: no one the server knows), and the answer.
+// One 医療情報閲覧履歴 entry: the item a terminal asked for, about whom (empty: no one the server knows), and the
+// answer.
 struct ViewingEntry {
     std::string facility, person, item, terminal;
     bool allowed = false;
@@ -64,7 +65,8 @@ public:
     void append_all(std::vector<InquiryEntry> const& entries, std::string const& at);
     void append_viewing(ViewingEntry const& v, std::string const& at);
     // A page of the facility's entries; `person`, when given, keeps one person's 資格確認履歴.
-    HistoryEntries<InquiryLogEntry> inquiries(std::string const& facility, LogPage const& page, std::optional<std::string> const& person);
+    HistoryEntries<InquiryLogEntry> inquiries(std::string const& facility, LogPage const& page,
+                                              std::optional<std::string> const& person);
     HistoryEntries<ViewingLogEntry> viewings(std::string const& facility, LogPage const& page);
 
 private:

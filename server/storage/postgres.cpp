@@ -24,8 +24,14 @@ constexpr Oid int8_oid = 20, int2_oid = 21, int4_oid = 23;
 // (a peer gone without a word is noticed in about 25 s), the primary only (a standby refuses writes:
 // target_session_attrs), and a name that operators see in pg_stat_activity.
 PGconn* connect(std::string const& url) {
-    char const* const keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count", "target_session_attrs",
-                                "application_name", "dbname", nullptr};
+    char const* const keys[] = {"connect_timeout",
+                                "keepalives_idle",
+                                "keepalives_interval",
+                                "keepalives_count",
+                                "target_session_attrs",
+                                "application_name",
+                                "dbname",
+                                nullptr};
     char const* const values[] = {"5", "10", "5", "3", "read-write", "kyotaku", url.c_str(), nullptr};
     return PQconnectdbParams(keys, values, 1);  // 1: dbname is the URL, whose parameters win over those before it
 }
@@ -34,8 +40,8 @@ PGconn* connect(std::string const& url) {
 // deadlock, admin/crash shutdown, cannot connect now (starting up), too many connections, a read-only transaction
 // (a standby: the primary moved), a lock not available.
 bool transient_state(std::string_view state) {
-    return state.substr(0, 2) == "08" || state == "40001" || state == "40P01" || state == "57P01" || state == "57P02" || state == "57P03" ||
-           state == "53300" || state == "25006" || state == "55P03";
+    return state.substr(0, 2) == "08" || state == "40001" || state == "40P01" || state == "57P01" || state == "57P02" ||
+           state == "57P03" || state == "53300" || state == "25006" || state == "55P03";
 }
 
 // What a session told this process outside a statement's result: a WARNING while a statement ran. A COMMIT warns
@@ -57,7 +63,8 @@ void note_warning(void* notes, PGresult const* notice) {
     std::string const message = std::string(what) + text;
     char const* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
     if (state && std::string_view(state) == "55P03") throw LockTimeout(message);
-    if (state && transient_state(state)) throw TransientDatabaseError(message, notes.warned);  // the database's own answer
+    // the database's own answer
+    if (state && transient_state(state)) throw TransientDatabaseError(message, notes.warned);
     if (PQstatus(conn) != CONNECTION_OK) throw TransientDatabaseError(message, true);        // no answer at all
     throw DatabaseError(message);
 }
@@ -129,7 +136,8 @@ public:
     char const* lock_timeout() const override { return "SET LOCAL lock_timeout = '2s'"; }
     char const* migration_lock() const override { return "SELECT pg_advisory_xact_lock(5946120915)"; }
 
-    void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::function<bool(Row&)> const& next) override {
+    void insert_rows(std::string const& table, std::vector<std::string> const& columns,
+                     std::function<bool(Row&)> const& next) override {
         std::string sql = "COPY " + table + " (";
         for (std::size_t i = 0; i < columns.size(); ++i) sql += (i ? ", " : "") + columns[i];
         sql += ") FROM STDIN";
@@ -153,7 +161,8 @@ public:
                 // pieces of about 256 KiB while the rows are made.
                 std::string buffer;
                 auto flush = [&] {
-                    if (!buffer.empty() && PQputCopyData(c, buffer.data(), int(buffer.size())) != 1) raise(c, nullptr, "COPY: ", notes(c));
+                    if (!buffer.empty() && PQputCopyData(c, buffer.data(), int(buffer.size())) != 1)
+                        raise(c, nullptr, "COPY: ", notes(c));
                     buffer.clear();
                 };
                 for (Row row; next(row);) {
@@ -166,7 +175,8 @@ public:
                         }
                         std::string const text = as_text(row[i]);
                         std::string_view rest = text;
-                        for (std::size_t special; (special = rest.find_first_of("\\\t\n\r")) != std::string_view::npos;) {
+                        for (std::size_t special;
+                             (special = rest.find_first_of("\\\t\n\r")) != std::string_view::npos;) {
                             buffer.append(rest.substr(0, special));
                             char const ch = rest[special];
                             buffer += ch == '\\' ? "\\\\" : ch == '\t' ? "\\t" : ch == '\n' ? "\\n" : "\\r";
@@ -263,7 +273,8 @@ private:
             std::lock_guard lock(prepared_mutex_);
             prepared_[c].clear();  // the new session has none of the old one's prepared statements
         }
-        if (PQstatus(c) != CONNECTION_OK) throw TransientDatabaseError(std::string("cannot reconnect to PostgreSQL: ") + PQerrorMessage(c));
+        if (PQstatus(c) != CONNECTION_OK)
+            throw TransientDatabaseError(std::string("cannot reconnect to PostgreSQL: ") + PQerrorMessage(c));
         configure(c);
         return c;
     }
@@ -293,7 +304,8 @@ private:
         if (auto it = names->find(sql); it != names->end()) return it->second.c_str();
         if (names->size() >= 512) return nullptr;
         std::string name = "k" + std::to_string(names->size());
-        std::unique_ptr<PGresult, void (*)(PGresult*)> res(PQprepare(conn, name.c_str(), sql.c_str(), nparams, nullptr), PQclear);
+        std::unique_ptr<PGresult, void (*)(PGresult*)> res(PQprepare(conn, name.c_str(), sql.c_str(), nparams, nullptr),
+                                                           PQclear);
         if (PQresultStatus(res.get()) != PGRES_COMMAND_OK) raise(conn, res.get(), "SQL error: ", notes(conn));
         return names->emplace(sql, name).first->second.c_str();
     }
@@ -311,11 +323,13 @@ private:
         }
         notes(conn).warned = false;
         char const* name = params.empty() ? nullptr : prepared_name(conn, sql, int(params.size()));
-        std::unique_ptr<PGresult, void (*)(PGresult*)> res(
-            params.empty() ? PQexec(conn, sql.c_str())
-            : name         ? PQexecPrepared(conn, name, int(params.size()), values.data(), nullptr, nullptr, 0)
-                           : PQexecParams(conn, sql.c_str(), int(params.size()), nullptr, values.data(), nullptr, nullptr, 0),
-            PQclear);
+        std::unique_ptr<PGresult, void (*)(PGresult*)> res(params.empty() ? PQexec(conn, sql.c_str())
+                                                           : name ? PQexecPrepared(conn, name, int(params.size()),
+                                                                                   values.data(), nullptr, nullptr, 0)
+                                                                  : PQexecParams(conn, sql.c_str(), int(params.size()),
+                                                                                 nullptr, values.data(), nullptr,
+                                                                                 nullptr, 0),
+                                                           PQclear);
         auto status = PQresultStatus(res.get());
         if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) raise(conn, res.get(), "SQL error: ", notes(conn));
         std::vector<Row> rows;
@@ -329,7 +343,8 @@ private:
                 }
                 std::string v(PQgetvalue(res.get(), r, c), std::size_t(PQgetlength(res.get(), r, c)));
                 Oid type = PQftype(res.get(), c);
-                if (type == int8_oid || type == int4_oid || type == int2_oid) row.emplace_back(std::int64_t(std::stoll(v)));
+                if (type == int8_oid || type == int4_oid || type == int2_oid)
+                    row.emplace_back(std::int64_t(std::stoll(v)));
                 else row.emplace_back(std::move(v));
             }
             rows.push_back(std::move(row));
@@ -339,7 +354,9 @@ private:
 };
 }  // namespace
 
-std::unique_ptr<Database> open_postgres(std::string const& url, std::size_t connections) { return std::make_unique<Postgres>(url, connections); }
+std::unique_ptr<Database> open_postgres(std::string const& url, std::size_t connections) {
+    return std::make_unique<Postgres>(url, connections);
+}
 
 std::unique_ptr<Database> open_database(std::string const& location, std::size_t connections) {
     if (is_postgres_url(location)) return open_postgres(location, connections);

@@ -17,8 +17,8 @@ bool Settings::feature(std::string_view name) const {
     return false;
 }
 
-char const* const settings_columns =
-    "terms_agreed, home_visit_enabled, online_enabled, view_operation, view_diagnosis, view_pharmacy, view_checkup, view_limit, updated_at";
+char const* const settings_columns = "terms_agreed, home_visit_enabled, online_enabled, view_operation, "
+                                     "view_diagnosis, view_pharmacy, view_checkup, view_limit, updated_at";
 
 Settings settings_from_row(Row const& r) {
     Settings s;
@@ -31,11 +31,11 @@ Settings settings_from_row(Row const& r) {
 }
 
 namespace {
-constexpr char const* consent_columns =
-    "id, visit_kind, first_visit, identity_method, registered_at, items, appointment_date, withdrawn_at, preparatory_visit";
-constexpr char const* eligibility_columns =
-    "insurer_number, symbol, number, branch, birthdate, name, name_kana, burden_ratio, valid_from, valid_to, card_classification, "
-    "personal_family, loss_reason";
+constexpr char const* consent_columns = "id, visit_kind, first_visit, identity_method, registered_at, items, "
+                                        "appointment_date, withdrawn_at, preparatory_visit";
+constexpr char const* eligibility_columns = "insurer_number, symbol, number, branch, birthdate, name, name_kana, "
+                                            "burden_ratio, valid_from, valid_to, card_classification, "
+                                            "personal_family, loss_reason";
 
 ConsentRecord consent_from(Row const& r, std::size_t at) {
     ConsentRecord c;
@@ -91,9 +91,10 @@ std::string placeholders(std::size_t rows, std::size_t width, std::size_t first)
 }  // namespace
 
 std::optional<FacilityInfo> DbRecords::facility(std::string const& code) {
-    auto rows = db_.query(std::string("SELECT f.name, f.kind, ") + settings_columns +
-                              " FROM facilities f JOIN facility_settings s ON s.facility_code = f.code WHERE f.code = $1",
-                          {code});
+    auto rows =
+        db_.query(std::string("SELECT f.name, f.kind, ") + settings_columns +
+                      " FROM facilities f JOIN facility_settings s ON s.facility_code = f.code WHERE f.code = $1",
+                  {code});
     if (rows.empty()) return std::nullopt;
     FacilityInfo f;
     f.code = code;
@@ -104,21 +105,24 @@ std::optional<FacilityInfo> DbRecords::facility(std::string const& code) {
 }
 
 std::string DbRecords::person_by_card(Card const& c) {
-    auto rows = db_.query("SELECT person_key FROM insured_persons WHERE insurer_number = $1 AND symbol = $2 AND number = $3 AND branch = $4 "
+    auto rows = db_.query("SELECT person_key FROM insured_persons WHERE insurer_number = $1 AND symbol = $2 AND number "
+                          "= $3 AND branch = $4 "
                           "AND birthdate = $5 LIMIT 1",
                           {c.insurer, c.symbol, c.number, c.branch, c.birthdate});
     return rows.empty() ? std::string() : as_text(rows[0][0]);
 }
 
 std::string DbRecords::person_by_reference(std::string const& facility, std::string const& ref) {
-    auto rows = db_.query("SELECT person_key FROM reference_numbers WHERE facility_code = $1 AND reference_number = $2", {facility, ref});
+    auto rows = db_.query("SELECT person_key FROM reference_numbers WHERE facility_code = $1 AND reference_number = $2",
+                          {facility, ref});
     return rows.empty() ? std::string() : as_text(rows[0][0]);
 }
 
 ConsentState DbRecords::consents(std::string const& facility, std::string const& person) {
     ConsentState s;
     for (auto const& r : db_.query(std::string("SELECT ") + consent_columns +
-                                       " FROM consents WHERE facility_code = $1 AND person_key = $2 ORDER BY first_visit DESC, registered_at DESC, id",
+                                       " FROM consents WHERE facility_code = $1 AND person_key = $2 ORDER BY "
+                                       "first_visit DESC, registered_at DESC, id",
                                    {facility, person}))
         add_consent(s, r, 0);
     return s;
@@ -126,14 +130,16 @@ ConsentState DbRecords::consents(std::string const& facility, std::string const&
 
 std::vector<Month> DbRecords::claim_months(std::string const& facility, std::string const& person) {
     std::vector<Month> out;
-    for (auto const& r : db_.query("SELECT month FROM claim_reviews WHERE facility_code = $1 AND person_key = $2", {facility, person}))
+    for (auto const& r :
+         db_.query("SELECT month FROM claim_reviews WHERE facility_code = $1 AND person_key = $2", {facility, person}))
         if (auto m = parse_month(as_text(r[0])).month) out.push_back(*m);
     return out;
 }
 
 std::vector<EligibilityRecord> DbRecords::eligibility(std::string const& person) {
     std::vector<EligibilityRecord> out;
-    for (auto const& r : db_.query(std::string("SELECT ") + eligibility_columns + " FROM insured_persons WHERE person_key = $1 ORDER BY valid_from DESC, id",
+    for (auto const& r : db_.query(std::string("SELECT ") + eligibility_columns +
+                                       " FROM insured_persons WHERE person_key = $1 ORDER BY valid_from DESC, id",
                                    {person}))
         out.push_back(eligibility_from(r, 0));
     return out;
@@ -141,13 +147,15 @@ std::vector<EligibilityRecord> DbRecords::eligibility(std::string const& person)
 
 std::vector<std::string> DbRecords::reference_numbers(std::string const& facility, std::string const& person) {
     std::vector<std::string> out;
-    for (auto const& r : db_.query("SELECT reference_number FROM reference_numbers WHERE facility_code = $1 AND person_key = $2 ORDER BY registered_at, reference_number",
+    for (auto const& r : db_.query("SELECT reference_number FROM reference_numbers WHERE facility_code = $1 AND "
+                                   "person_key = $2 ORDER BY registered_at, reference_number",
                                    {facility, person}))
         out.push_back(as_text(r[0]));
     return out;
 }
 
-ChunkRecords::ChunkRecords(Database& db, std::string const& facility, std::vector<Card> const& cards) : db_(db), facility_(facility) {
+ChunkRecords::ChunkRecords(Database& db, std::string const& facility, std::vector<Card> const& cards)
+    : db_(db), facility_(facility) {
     info_ = db_.facility(facility);
     // One query per 100 cards for the persons, then one per 100 persons for each table.
     constexpr std::size_t group = 100;
@@ -155,11 +163,14 @@ ChunkRecords::ChunkRecords(Database& db, std::string const& facility, std::vecto
         std::size_t n = std::min(group, cards.size() - at);
         std::vector<Value> params;
         for (std::size_t i = 0; i < n; ++i)
-            for (auto const* v : {&cards[at + i].insurer, &cards[at + i].symbol, &cards[at + i].number, &cards[at + i].branch, &cards[at + i].birthdate})
+            for (auto const* v : {&cards[at + i].insurer, &cards[at + i].symbol, &cards[at + i].number,
+                                  &cards[at + i].branch, &cards[at + i].birthdate})
                 params.emplace_back(*v);
-        for (auto const& r : db.query("SELECT person_key, insurer_number, symbol, number, branch, birthdate FROM insured_persons "
-                                      "WHERE (insurer_number, symbol, number, branch, birthdate) IN (VALUES " + placeholders(n, 5, 1) + ")",
-                                      params)) {
+        for (auto const& r :
+             db.query("SELECT person_key, insurer_number, symbol, number, branch, birthdate FROM insured_persons "
+                      "WHERE (insurer_number, symbol, number, branch, birthdate) IN (VALUES " +
+                          placeholders(n, 5, 1) + ")",
+                      params)) {
             Card c{as_text(r[1]), as_text(r[2]), as_text(r[3]), as_text(r[4]), as_text(r[5])};
             person_by_card_.emplace(c.key(), as_text(r[0]));
             persons_.insert(as_text(r[0]));
@@ -174,34 +185,44 @@ ChunkRecords::ChunkRecords(Database& db, std::string const& facility, std::vecto
             params.emplace_back(list[at + i]);
             in += (i ? ", $" : "$") + std::to_string(i + 2);
         }
-        for (auto const& r : db.query(std::string("SELECT person_key, ") + consent_columns + " FROM consents WHERE facility_code = $1 AND person_key IN (" + in +
+        for (auto const& r : db.query(std::string("SELECT person_key, ") + consent_columns +
+                                          " FROM consents WHERE facility_code = $1 AND person_key IN (" + in +
                                           ") ORDER BY first_visit DESC, registered_at DESC, id",
                                       params))
             add_consent(consents_[as_text(r[0])], r, 1);
-        for (auto const& r : db.query("SELECT person_key, month FROM claim_reviews WHERE facility_code = $1 AND person_key IN (" + in + ")", params))
+        for (auto const& r :
+             db.query("SELECT person_key, month FROM claim_reviews WHERE facility_code = $1 AND person_key IN (" + in +
+                          ")",
+                      params))
             if (auto m = parse_month(as_text(r[1])).month) claims_[as_text(r[0])].push_back(*m);
-        for (auto const& r : db.query("SELECT person_key, reference_number FROM reference_numbers WHERE facility_code = $1 AND person_key IN (" + in +
-                                          ") ORDER BY registered_at, reference_number",
+        for (auto const& r : db.query("SELECT person_key, reference_number FROM reference_numbers WHERE facility_code "
+                                      "= $1 AND person_key IN (" +
+                                          in + ") ORDER BY registered_at, reference_number",
                                       params))
             references_[as_text(r[0])].push_back(as_text(r[1]));
         std::vector<Value> eparams(params.begin() + 1, params.end());
         std::string ein;
         for (std::size_t i = 0; i < n; ++i) ein += (i ? ", $" : "$") + std::to_string(i + 1);
-        for (auto const& r : db.query(std::string("SELECT person_key, ") + eligibility_columns + " FROM insured_persons WHERE person_key IN (" + ein +
-                                          ") ORDER BY valid_from DESC, id",
-                                      eparams))
+        for (auto const& r :
+             db.query(std::string("SELECT person_key, ") + eligibility_columns +
+                          " FROM insured_persons WHERE person_key IN (" + ein + ") ORDER BY valid_from DESC, id",
+                      eparams))
             eligibility_[as_text(r[0])].push_back(eligibility_from(r, 1));
     }
 }
 
-std::optional<FacilityInfo> ChunkRecords::facility(std::string const& code) { return code == facility_ ? info_ : db_.facility(code); }
+std::optional<FacilityInfo> ChunkRecords::facility(std::string const& code) {
+    return code == facility_ ? info_ : db_.facility(code);
+}
 
 std::string ChunkRecords::person_by_card(Card const& card) {
     auto it = person_by_card_.find(card.key());
     return it == person_by_card_.end() ? std::string() : it->second;
 }
 
-std::string ChunkRecords::person_by_reference(std::string const& facility, std::string const& ref) { return db_.person_by_reference(facility, ref); }
+std::string ChunkRecords::person_by_reference(std::string const& facility, std::string const& ref) {
+    return db_.person_by_reference(facility, ref);
+}
 
 ConsentState ChunkRecords::consents(std::string const& facility, std::string const& person) {
     if (!loaded(facility, person)) return db_.consents(facility, person);
@@ -242,38 +263,55 @@ std::string person_statement(char const* who) {
         return out;
     };
     std::string settings;
-    for (char const* column : {"terms_agreed", "home_visit_enabled", "online_enabled", "view_operation", "view_diagnosis", "view_pharmacy",
-                               "view_checkup", "view_limit"})
+    for (char const* column : {"terms_agreed", "home_visit_enabled", "online_enabled", "view_operation",
+                               "view_diagnosis", "view_pharmacy", "view_checkup", "view_limit"})
         settings += std::string(", CAST(s.") + column + " AS TEXT)";
-    return std::string("WITH p AS (") + who + ") "
-           "SELECT 0, f.name, f.kind" + settings + ", s.updated_at" + nulls(2) + nulls(4) +
+    return std::string("WITH p AS (") + who +
+           ") "
+           "SELECT 0, f.name, f.kind" +
+           settings + ", s.updated_at" + nulls(2) + nulls(4) +
            " FROM facilities f JOIN facility_settings s ON s.facility_code = f.code WHERE f.code = $1 "
-           "UNION ALL SELECT 1, p.person_key" + nulls(12) + nulls(4) + " FROM p "
-           "UNION ALL SELECT 2, c.id, c.visit_kind, c.first_visit, c.identity_method, c.registered_at, c.items, c.appointment_date, "
-           "c.withdrawn_at, CAST(c.preparatory_visit AS TEXT)" + nulls(4) + ", c.first_visit, c.registered_at, c.id, NULL FROM consents c "
+           "UNION ALL SELECT 1, p.person_key" +
+           nulls(12) + nulls(4) +
+           " FROM p "
+           "UNION ALL SELECT 2, c.id, c.visit_kind, c.first_visit, c.identity_method, c.registered_at, c.items, "
+           "c.appointment_date, "
+           "c.withdrawn_at, CAST(c.preparatory_visit AS TEXT)" +
+           nulls(4) +
+           ", c.first_visit, c.registered_at, c.id, NULL FROM consents c "
            "WHERE c.facility_code = $1 AND c.person_key = (SELECT person_key FROM p) "
-           "UNION ALL SELECT 3, r.month" + nulls(12) + nulls(4) + " FROM claim_reviews r "
+           "UNION ALL SELECT 3, r.month" +
+           nulls(12) + nulls(4) +
+           " FROM claim_reviews r "
            "WHERE r.facility_code = $1 AND r.person_key = (SELECT person_key FROM p) "
-           "UNION ALL SELECT 4, " + eligibility_columns + ", e.valid_from, NULL, e.id, NULL FROM insured_persons e "
+           "UNION ALL SELECT 4, " +
+           eligibility_columns +
+           ", e.valid_from, NULL, e.id, NULL FROM insured_persons e "
            "WHERE e.person_key = (SELECT person_key FROM p) "
-           "UNION ALL SELECT 5, n.reference_number" + nulls(12) + ", NULL, NULL, n.registered_at, n.reference_number "
+           "UNION ALL SELECT 5, n.reference_number" +
+           nulls(12) +
+           ", NULL, NULL, n.registered_at, n.reference_number "
            "FROM reference_numbers n WHERE n.facility_code = $1 AND n.person_key = (SELECT person_key FROM p) "
            "ORDER BY 1, 15 DESC, 16 DESC, 17, 18";
 }
 }  // namespace
 
-PersonRecords::PersonRecords(Database& db, std::string const& facility, std::optional<Card> const& card, std::string const& reference_number)
+PersonRecords::PersonRecords(Database& db, std::string const& facility, std::optional<Card> const& card,
+                             std::string const& reference_number)
     : db_(db), facility_(facility), card_(card), reference_number_(reference_number) {
-    static std::string const by_card = person_statement(
-        "SELECT person_key FROM insured_persons WHERE insurer_number = $2 AND symbol = $3 AND number = $4 AND branch = $5 AND birthdate = $6 LIMIT 1");
+    static std::string const by_card =
+        person_statement("SELECT person_key FROM insured_persons WHERE insurer_number = $2 AND symbol = $3 AND number "
+                         "= $4 AND branch = $5 AND birthdate = $6 LIMIT 1");
     static std::string const by_reference =
         person_statement("SELECT person_key FROM reference_numbers WHERE facility_code = $1 AND reference_number = $2");
-    std::vector<Row> rows = card ? db.query(by_card, {facility, card->insurer, card->symbol, card->number, card->branch, card->birthdate})
-                                 : db.query(by_reference, {facility, reference_number});
+    std::vector<Row> rows =
+        card ? db.query(by_card, {facility, card->insurer, card->symbol, card->number, card->branch, card->birthdate})
+             : db.query(by_reference, {facility, reference_number});
     for (auto const& r : rows) {
         switch (as_int(r[0])) {
             case 0:
-                info_ = FacilityInfo{facility, as_text(r[1]), as_text(r[2]), settings_from_row(Row(r.begin() + 3, r.begin() + 12))};
+                info_ = FacilityInfo{facility, as_text(r[1]), as_text(r[2]),
+                                     settings_from_row(Row(r.begin() + 3, r.begin() + 12))};
                 break;
             case 1: person_ = as_text(r[1]); break;
             case 2: add_consent(consents_, r, 1); break;
@@ -286,7 +324,9 @@ PersonRecords::PersonRecords(Database& db, std::string const& facility, std::opt
     }
 }
 
-std::optional<FacilityInfo> PersonRecords::facility(std::string const& code) { return code == facility_ ? info_ : db_.facility(code); }
+std::optional<FacilityInfo> PersonRecords::facility(std::string const& code) {
+    return code == facility_ ? info_ : db_.facility(code);
+}
 
 std::string PersonRecords::person_by_card(Card const& card) {
     if (card_ && card.key() == card_->key()) return person_;

@@ -63,7 +63,8 @@ struct EligibilityRecord {
     std::optional<std::string> valid_to;      // DisqualificationDate when the insurance ended
     std::string card_classification = "01";   // InsuredCardClassification
     std::string personal_family = "1";        // PersonalFamilyClassification
-    std::optional<std::string> loss_reason;   // ReasonOfLoss (01 死亡, 02 生活保護受給開始, 03 医療保険等の資格取得, 99)
+    // ReasonOfLoss (01 死亡, 02 生活保護受給開始, 03 医療保険等の資格取得, 99)
+    std::optional<std::string> loss_reason;
 };
 
 class Records {
@@ -128,7 +129,8 @@ private:
 // is asked of the database as DbRecords would.
 class PersonRecords final : public Records {
 public:
-    PersonRecords(Database& db, std::string const& facility, std::optional<Card> const& card, std::string const& reference_number);
+    PersonRecords(Database& db, std::string const& facility, std::optional<Card> const& card,
+                  std::string const& reference_number);
     std::optional<FacilityInfo> facility(std::string const& code) override;
     std::string person_by_card(Card const& card) override;
     std::string person_by_reference(std::string const& facility, std::string const& ref) override;

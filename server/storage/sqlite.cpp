@@ -50,9 +50,11 @@ RecentCount recent_count(std::vector<Row> const& rows) {
 
 void check_text_params(std::vector<Value> const& params) {
     for (std::size_t i = 0; i < params.size(); ++i)
-        if (auto const* s = std::get_if<std::string>(&params[i]); s && (!valid_utf8(*s) || s->find('\0') != std::string::npos))
+        if (auto const* s = std::get_if<std::string>(&params[i]);
+            s && (!valid_utf8(*s) || s->find('\0') != std::string::npos))
             throw invalid("", "UTF-8 の文字列ではありません (何も保存していません)",
-                          "a text is not valid UTF-8 or holds NUL (parameter $" + std::to_string(i + 1) + "; nothing was stored)");
+                          "a text is not valid UTF-8 or holds NUL (parameter $" + std::to_string(i + 1) +
+                              "; nothing was stored)");
 }
 
 namespace {
@@ -66,7 +68,9 @@ void make_private(std::string const& path) {
         struct stat st {};
         if (::stat(file.c_str(), &st) != 0 || !(st.st_mode & 077)) continue;
         if (::chmod(file.c_str(), st.st_mode & 0700) == 0 && st.st_size > 0)  // (not a database SQLite just created)
-            std::cerr << "kyotaku: " << file << ": 他のユーザが読めたので所有者だけにしました / was open to other users: made owner-only (0600)\n";
+            std::cerr
+                << "kyotaku: " << file
+                << ": 他のユーザが読めたので所有者だけにしました / was open to other users: made owner-only (0600)\n";
     }
 }
 }  // namespace
@@ -77,7 +81,8 @@ class Connection {
 public:
     // `writer`: the database's one in-process writer lock (see Sqlite).
     Connection(std::string const& path, std::mutex& writer) : writer_(writer) {
-        if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+        if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                            nullptr) != SQLITE_OK) {
             std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
             sqlite3_close(db_);
             throw DatabaseError("cannot open SQLite database " + path + ": " + msg);
@@ -156,7 +161,8 @@ public:
         for (;;) {
             int rc = sqlite3_step(stmt);
             if (rc == SQLITE_DONE) break;
-            if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) throw TransientDatabaseError(std::string("SQL error: ") + sqlite3_errmsg(db_));
+            if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+                throw TransientDatabaseError(std::string("SQL error: ") + sqlite3_errmsg(db_));
             if (rc != SQLITE_ROW) throw DatabaseError(std::string("SQL error: ") + sqlite3_errmsg(db_));
             Row row;
             int n = sqlite3_column_count(stmt);
@@ -294,10 +300,12 @@ public:
 
     PoolStats pool_stats() override { return pool_.stats(); }
 
-    void insert_rows(std::string const& table, std::vector<std::string> const& columns, std::function<bool(Row&)> const& next) override {
+    void insert_rows(std::string const& table, std::vector<std::string> const& columns,
+                     std::function<bool(Row&)> const& next) override {
         // Rows go in `group` at a time by one multi-row INSERT (one statement step per group: SQLite's per-statement
         // work is paid once), the rest one by one; both statements are prepared once per connection.
-        std::size_t const width = columns.size(), group = std::max<std::size_t>(1, 800 / std::max<std::size_t>(width, 1));
+        std::size_t const width = columns.size(),
+                          group = std::max<std::size_t>(1, 800 / std::max<std::size_t>(width, 1));
         auto statement = [&](std::size_t rows) {
             std::string sql = "INSERT INTO " + table + " (";
             for (std::size_t i = 0; i < width; ++i) sql += (i ? ", " : "") + columns[i];
@@ -315,7 +323,9 @@ public:
             params.reserve(group * width);
             std::size_t held = 0;
             for (Row row; next(row);) {
-                if (row.size() != width) throw DatabaseError("insert_rows: a row of " + std::to_string(row.size()) + " values for " + std::to_string(width) + " columns");
+                if (row.size() != width)
+                    throw DatabaseError("insert_rows: a row of " + std::to_string(row.size()) + " values for " +
+                                        std::to_string(width) + " columns");
                 for (auto& v : row) params.push_back(std::move(v));
                 if (++held == group) {
                     query(many, params);
@@ -324,8 +334,9 @@ public:
                 }
             }
             for (std::size_t r = 0; r < held; ++r)
-                query(one, std::vector<Value>(std::make_move_iterator(params.begin() + std::ptrdiff_t(r * width)),
-                                              std::make_move_iterator(params.begin() + std::ptrdiff_t((r + 1) * width))));
+                query(one,
+                      std::vector<Value>(std::make_move_iterator(params.begin() + std::ptrdiff_t(r * width)),
+                                         std::make_move_iterator(params.begin() + std::ptrdiff_t((r + 1) * width))));
         });
     }
 
@@ -361,14 +372,16 @@ private:
         } release{*c};
         bool const outer = c->depth == 0;
         synced = synced && outer;
-        c->script(outer ? (synced ? "PRAGMA synchronous=FULL; BEGIN IMMEDIATE" : "BEGIN IMMEDIATE") : "SAVEPOINT " + sp);
+        c->script(outer ? (synced ? "PRAGMA synchronous=FULL; BEGIN IMMEDIATE" : "BEGIN IMMEDIATE")
+                        : "SAVEPOINT " + sp);
         ++c->depth;
         try {
             body();
         } catch (...) {
             --c->depth;
             try {
-                c->script(c->depth == 0 ? (synced ? "ROLLBACK; PRAGMA synchronous=NORMAL" : "ROLLBACK") : "ROLLBACK TO " + sp + "; RELEASE " + sp);
+                c->script(c->depth == 0 ? (synced ? "ROLLBACK; PRAGMA synchronous=NORMAL" : "ROLLBACK")
+                                        : "ROLLBACK TO " + sp + "; RELEASE " + sp);
             } catch (...) {
             }
             throw;
@@ -479,7 +492,9 @@ private:
 };
 }  // namespace
 
-std::unique_ptr<Database> open_sqlite(std::string const& path, std::size_t connections) { return std::make_unique<Sqlite>(path, connections); }
+std::unique_ptr<Database> open_sqlite(std::string const& path, std::size_t connections) {
+    return std::make_unique<Sqlite>(path, connections);
+}
 
 SchemaState schema_state(Database& db) {
     SchemaState s;
@@ -492,15 +507,18 @@ SchemaState schema_state(Database& db) {
     for (auto const& m : migrations())
         if (std::find(s.applied.begin(), s.applied.end(), m.name) == s.applied.end()) s.pending.push_back(m.name);
     for (auto const& name : s.applied)
-        if (std::none_of(migrations().begin(), migrations().end(), [&](Migration const& m) { return name == m.name; })) s.unknown.push_back(name);
+        if (std::none_of(migrations().begin(), migrations().end(), [&](Migration const& m) { return name == m.name; }))
+            s.unknown.push_back(name);
     return s;
 }
 
 std::string schema_too_new_message(SchemaState const& s) {
     std::string names;
     for (auto const& n : s.unknown) names += (names.empty() ? "" : ", ") + n;
-    return "データベースのスキーマがこの kyotaku より新しい (" + names + ")。新しい kyotaku で動かしてください / the database schema is newer than this "
-           "kyotaku (it has " + names + "): run a kyotaku at least as new as the one that upgraded it";
+    return "データベースのスキーマがこの kyotaku より新しい (" + names +
+           ")。新しい kyotaku で動かしてください / the database schema is newer than this "
+           "kyotaku (it has " +
+           names + "): run a kyotaku at least as new as the one that upgraded it";
 }
 
 int migrate(Database& db, std::vector<std::string>* applied_names) {
@@ -514,13 +532,15 @@ int migrate(Database& db, std::vector<std::string>* applied_names) {
     int applied = 0;
     for (auto const& m : migrations()) {
         if (!db.query("SELECT 1 FROM schema_migrations WHERE name = $1", {std::string(m.name)}).empty()) continue;
-        bool applied_here = false;  // by this server (another may have applied it meanwhile); set by the attempt that committed
+        // by this server (another may have applied it meanwhile); set by the attempt that committed
+        bool applied_here = false;
         transaction(db, [&] {
             applied_here = false;
             if (char const* lock = db.migration_lock()) db.query(lock);
             if (!db.query("SELECT 1 FROM schema_migrations WHERE name = $1", {std::string(m.name)}).empty()) return;
             db.script(m.sql);
-            db.query("INSERT INTO schema_migrations (name, applied_at) VALUES ($1, CAST(CURRENT_TIMESTAMP AS TEXT))", {std::string(m.name)});
+            db.query("INSERT INTO schema_migrations (name, applied_at) VALUES ($1, CAST(CURRENT_TIMESTAMP AS TEXT))",
+                     {std::string(m.name)});
             applied_here = true;
         });
         if (!applied_here) continue;

@@ -23,7 +23,8 @@ NewFacility AdminDesk::create_facility(Caller const& c, NewFacility const& f) {
     std::string kind = enum_value(*x_.rules()->program, "kind", "facility_kind", f.kind);
     FacilityRegistry registry(x_.db);
     return transaction(x_.db, [&] {
-        if (registry.exists(code)) throw conflict("code", "この医療機関等コードはすでに登録されています", "facility already exists");
+        if (registry.exists(code))
+            throw conflict("code", "この医療機関等コードはすでに登録されています", "facility already exists");
         registry.add(code, name, kind, x_.now());
         return NewFacility{code, name, kind};
     });
@@ -40,26 +41,34 @@ InsuredPersonAdded AdminDesk::add_insured_person(Caller const& c, NewInsuredPers
         throw invalid("burden_ratio", "負担割合は 010, 020, 030 のいずれかです", "burden_ratio is 010, 020 or 030");
     std::string from = iso_date("valid_from", p.valid_from);
     std::string to = p.valid_to ? iso_date("valid_to", *p.valid_to) : std::string();
-    if (!to.empty() && to < from) throw invalid("valid_to", "valid_to が valid_from より前です", "valid_to is before valid_from");
+    if (!to.empty() && to < from)
+        throw invalid("valid_to", "valid_to が valid_from より前です", "valid_to is before valid_from");
     // InsuredCardClassification, PersonalFamilyClassification and ReasonOfLoss as the OQS layouts carry them
     // (interfaces.md §1 code values).
     std::string classification = p.card_classification.value_or("01");
     if (classification.size() != 2 || std::string("01 02 03 04 05 06 07 A1").find(classification) == std::string::npos)
-        throw invalid("card_classification", "被保険者証区分は 01〜07 か A1 です", "card_classification is 01..07 or A1");
+        throw invalid("card_classification", "被保険者証区分は 01〜07 か A1 です",
+                      "card_classification is 01..07 or A1");
     std::string family = p.personal_family.value_or("1");
-    if (family != "1" && family != "2") throw invalid("personal_family", "本人・家族の区分は 1 (本人) か 2 (家族) です", "personal_family is 1 or 2");
+    if (family != "1" && family != "2")
+        throw invalid("personal_family", "本人・家族の区分は 1 (本人) か 2 (家族) です", "personal_family is 1 or 2");
     std::string const& loss = p.loss_reason;
     if (!loss.empty() && loss != "01" && loss != "02" && loss != "03" && loss != "99")
         throw invalid("loss_reason", "資格喪失事由は 01, 02, 03, 99 のいずれかです", "loss_reason is 01, 02, 03 or 99");
-    if (!loss.empty() && to.empty()) throw invalid("loss_reason", "資格喪失事由には valid_to (喪失日の前日まで有効) が必要です", "loss_reason needs valid_to");
+    if (!loss.empty() && to.empty())
+        throw invalid("loss_reason", "資格喪失事由には valid_to (喪失日の前日まで有効) が必要です",
+                      "loss_reason needs valid_to");
     std::string person = p.person_key;
     check_text(person, "person_key", 64);
     if (person.empty()) person = new_id();
     std::string id = new_id();
-    auto const optional_text = [](std::string const& v) { return v.empty() ? std::nullopt : std::optional<std::string>(v); };
+    auto const optional_text = [](std::string const& v) {
+        return v.empty() ? std::nullopt : std::optional<std::string>(v);
+    };
     InsurerData(x_.db).add_period(id, person,
-                                  EligibilityRecord{card.insurer, card.symbol, card.number, card.branch, card.birthdate, name, kana,
-                                                    ratio, from, optional_text(to), classification, family, optional_text(loss)});
+                                  EligibilityRecord{card.insurer, card.symbol, card.number, card.branch, card.birthdate,
+                                                    name, kana, ratio, from, optional_text(to), classification, family,
+                                                    optional_text(loss)});
     return {id, person};
 }
 
@@ -77,24 +86,31 @@ std::string AdminDesk::add_consent(Caller const& c, TestConsent const& f) {
     std::string kind = enum_value(*rules->program, "visit_kind", "visit_kind", f.visit_kind);
     // Like every registration path, the facility's kind must offer the visit kind (the rules' reason otherwise).
     auto offered = DecisionPath(rules, records, x_.today()).offered(*info, kind, f.preparatory_visit);
-    if (!offered.ok) throw Error(offered.field == "visit_kind" ? Error::Kind::conflict : Error::Kind::invalid, offered.field, offered.reason);
+    if (!offered.ok)
+        throw Error(offered.field == "visit_kind" ? Error::Kind::conflict : Error::Kind::invalid, offered.field,
+                    offered.reason);
     // A consent dated after today would be the newest first visit and restart the patient's real relationship
     // when that day came: test data is dated like the real registrations, on or before today.
     std::string first = not_after_today(x_, "first_visit", f.first_visit, "初回訪問日");
     std::string const& method = f.identity_method;
     if (method != "暗証番号" && method != "目視確認" && method != "マイナポータル" && method != "資格情報のお知らせ")
-        throw invalid("identity_method", "本人確認の方法は 暗証番号, 目視確認, マイナポータル, 資格情報のお知らせ のいずれかです", "unknown identity method");
+        throw invalid("identity_method",
+                      "本人確認の方法は 暗証番号, 目視確認, マイナポータル, 資格情報のお知らせ のいずれかです",
+                      "unknown identity method");
     std::string list;
-    for (auto const& item : enum_list(*rules->program, "items", "consented_items", f.items)) list += (list.empty() ? "" : ",") + item;
+    for (auto const& item : enum_list(*rules->program, "items", "consented_items", f.items))
+        list += (list.empty() ? "" : ",") + item;
     std::string appointment = f.appointment_date ? iso_date("appointment_date", *f.appointment_date) : std::string();
     // The 診療予約日 as every registration path asks it (outsider 24, F10), on the consent's own day.
-    auto taken = DecisionPath(rules, records, x_.today())
-                     .appointment_taken(kind, appointment.empty() ? std::nullopt : std::optional<std::string>(appointment), *parse_date(first).date);
+    auto taken =
+        DecisionPath(rules, records, x_.today())
+            .appointment_taken(kind, appointment.empty() ? std::nullopt : std::optional<std::string>(appointment),
+                               *parse_date(first).date);
     if (!taken.ok) throw Error(Error::Kind::invalid, taken.field, taken.reason);
     std::string id = new_id();
     ConsentRegistry(x_.db).add(ConsentRow{id, facility, person, kind, first, method, list,
-                                          appointment.empty() ? std::nullopt : std::optional<std::string>(appointment), x_.now(),
-                                          f.preparatory_visit});
+                                          appointment.empty() ? std::nullopt : std::optional<std::string>(appointment),
+                                          x_.now(), f.preparatory_visit});
     return id;
 }
 
@@ -103,8 +119,9 @@ std::vector<ConsentListing> AdminDesk::list_consents(Caller const& c, std::strin
     std::vector<ConsentListing> out;
     for (auto& s : ConsentRegistry(x_.db).of_facility(facility_code))
         out.push_back({std::move(s.id), std::move(s.person), std::move(s.visit_kind), std::move(s.first_visit),
-                       std::move(s.registered_at), std::move(s.withdrawn_at), std::move(s.identity_method), std::move(s.items),
-                       std::move(s.appointment_date), s.preparatory_visit, std::move(s.withdrawn_by)});
+                       std::move(s.registered_at), std::move(s.withdrawn_at), std::move(s.identity_method),
+                       std::move(s.items), std::move(s.appointment_date), s.preparatory_visit,
+                       std::move(s.withdrawn_by)});
     return out;
 }
 
@@ -124,7 +141,9 @@ std::string AdminDesk::register_card(Caller const& c, CardRegistration const& ca
     std::string const& person = card.person_key;
     if (!InsurerData(x_.db).has_person(person)) throw invalid("person_key", "資格情報がありません", "unknown person");
     auto fp = certificate_fingerprint(card.certificate);
-    if (!fp) throw invalid("certificate", "証明書を読めません (base64 の DER か PEM)", "the certificate does not parse (base64 DER or PEM)");
+    if (!fp)
+        throw invalid("certificate", "証明書を読めません (base64 の DER か PEM)",
+                      "the certificate does not parse (base64 DER or PEM)");
     ConsentRegistry(x_.db).register_card(*fp, person, x_.now());
     return *fp;
 }
@@ -178,11 +197,13 @@ ClaimReviewImport AdminDesk::import_claim_reviews(Caller const& c, std::string c
             if (!month.month) throw invalid("month", "年月 (YYYY-MM) ではありません", "month is not YYYY-MM");
             if (!reviewed.date) throw invalid("reviewed_on", "日付ではありません", "reviewed_on is not a date");
             // A claim is reviewed after its month, and no review is dated after today.
-            if (reviewed.date->iso() > today) throw invalid("reviewed_on", "審査日が今日より後です", "reviewed_on is after today");
+            if (reviewed.date->iso() > today)
+                throw invalid("reviewed_on", "審査日が今日より後です", "reviewed_on is after today");
             if (month.month->iso() > reviewed.date->iso().substr(0, 7))
                 throw invalid("month", "診療月が審査日より後です", "the month is after its review");
             std::string person = records.person_by_card(card);
-            if (person.empty()) throw invalid("insurer_number", "該当する資格情報がありません", "no matching eligibility record");
+            if (person.empty())
+                throw invalid("insurer_number", "該当する資格情報がありません", "no matching eligibility record");
             batch.push_back({f[0], person, month.month->iso(), reviewed.date->iso()});
             if (batch.size() == 500) flush();
         } catch (Error const& e) {

@@ -79,7 +79,8 @@ public:
     std::string add_consent(Caller const& c, TestConsent const& consent);  // → its id
     std::vector<ConsentListing> list_consents(Caller const& c, std::string const& facility_code);
     std::string add_medical_record(Caller const& c, NewMedicalRecord const& record);  // → its id
-    std::string register_card(Caller const& c, CardRegistration const& card);          // → the certificate's fingerprint
+    // → the certificate's fingerprint
+    std::string register_card(Caller const& c, CardRegistration const& card);
     std::uint32_t rotate_url_key(Caller const& c);                                     // → the new key's version
     // レセプト審査結果 from the review organisations (支払基金・国保連), the continuity evidence of the rules: CSV
     // facility_code,insurer_number,symbol,number,branch,birthdate,month,reviewed_on. Never from a facility: a

@@ -15,14 +15,17 @@ BatchAccepted BatchDesk::upload(Caller const& c, BatchUpload const& up) {
     require_facility(c);
     auto rules = x_.rules();
     if (rules->value_index_of_slot(rules->slot.category, up.category) < 0)
-        throw invalid("category", "診療区分は 訪問診療等 か オンライン診療等 です", "category is 訪問診療等 or オンライン診療等");
+        throw invalid("category", "診療区分は 訪問診療等 か オンライン診療等 です",
+                      "category is 訪問診療等 or オンライン診療等");
     std::string query_date = x_.today().iso();
     if (!up.query_date.empty()) {
         auto d = parse_date(up.query_date);
         if (!d.date) throw invalid("query_date", "資格確認日が日付ではありません", "query_date is not a date");
-        query_date = d.date->iso();  // how far ahead it may lie is the rules', decided per row (DecisionPath::eligibility)
+        // how far ahead it may lie is the rules', decided per row (DecisionPath::eligibility)
+        query_date = d.date->iso();
     }
-    if (!valid_utf8(up.file_identifier)) throw invalid("file_identifier", "file_identifier が UTF-8 ではありません", "file_identifier is not UTF-8");
+    if (!valid_utf8(up.file_identifier))
+        throw invalid("file_identifier", "file_identifier が UTF-8 ではありません", "file_identifier is not UTF-8");
     check_text(up.file_identifier, "file_identifier", 100);
     BatchJobs jobs(x_.db);
     BatchAccepted accepted = transaction(x_.db, [&] {
@@ -33,8 +36,11 @@ BatchAccepted BatchDesk::upload(Caller const& c, BatchUpload const& up) {
         for (int tries = 0; reception.empty(); ++tries) {
             if (tries == 50) throw std::runtime_error("no free reception number in this second");
             std::string const candidate =
-                x_.clock.stamp_jst() + std::to_string(std::stoull(new_id().substr(0, 12), nullptr, 16) % 1000000 + 1000000).substr(1);
-            if (jobs.add_job({candidate, c.facility_code, up.category, query_date, up.file_identifier, up.format, x_.now(), c.subject})) reception = candidate;
+                x_.clock.stamp_jst() +
+                std::to_string(std::stoull(new_id().substr(0, 12), nullptr, 16) % 1000000 + 1000000).substr(1);
+            if (jobs.add_job({candidate, c.facility_code, up.category, query_date, up.file_identifier, up.format,
+                              x_.now(), c.subject}))
+                reception = candidate;
         }
         // The rows go in as they are read (one COPY on PostgreSQL, taking them in while more are read).
         std::int64_t read = 0;
@@ -81,15 +87,18 @@ BatchStatus BatchDesk::status(Caller const& c, std::string const& reception) {
     out.total = job->total;
     out.done = job->done;
     out.finished = job->finished_at.has_value();
-    out.state = job->failed_at ? BatchStatus::State::failed : out.finished ? BatchStatus::State::finished : BatchStatus::State::running;
+    out.state = job->failed_at ? BatchStatus::State::failed
+                : out.finished ? BatchStatus::State::finished
+                               : BatchStatus::State::running;
     out.file_identifier = job->file_identifier;
     out.query_date = job->query_date;
     out.category = job->category;
     // A job that gave up (a permanent error, three times): its answered rows stand, the others say they could not
     // be answered.
     if (job->failed_at)
-        out.error = Message{"サーバの障害で一部の行に答えられませんでした (その行に書いてあります)。その行だけもう一度照会してください",
-                            "the server could not answer some rows (they say so): query those rows again"};
+        out.error = Message{
+            "サーバの障害で一部の行に答えられませんでした (その行に書いてあります)。その行だけもう一度照会してください",
+            "the server could not answer some rows (they say so): query those rows again"};
     if (out.finished) {
         out.results_until = expires_on(*job->finished_at);
         if (*out.results_until < x_.today().iso()) out.state = BatchStatus::State::expired;
@@ -100,7 +109,9 @@ BatchStatus BatchDesk::status(Caller const& c, std::string const& reception) {
 void BatchDesk::require_results(BatchStatus const& status) {
     if (!status.finished) throw conflict("reception_number", "まだ処理中です", "the job is still running");
     if (status.state == BatchStatus::State::expired)
-        throw Error(Error::Kind::gone, "reception_number", "結果の保存期間 (" + status.results_until.value_or("") + " まで) が過ぎました。もう一度照会してください",
+        throw Error(Error::Kind::gone, "reception_number",
+                    "結果の保存期間 (" + status.results_until.value_or("") +
+                        " まで) が過ぎました。もう一度照会してください",
                     "the results were kept until " + status.results_until.value_or("") + ": query again");
 }
 
@@ -117,7 +128,8 @@ int BatchDesk::purge() {
     return purged;
 }
 
-std::function<BatchDesk::ResultPage()> BatchDesk::result_pages(Caller const& c, std::string const& reception, int page_rows) {
+std::function<BatchDesk::ResultPage()> BatchDesk::result_pages(Caller const& c, std::string const& reception,
+                                                               int page_rows) {
     require_results(status(c, reception));
     auto after = std::make_shared<std::int64_t>(-1);
     return [this, reception, page_rows, after]() {
@@ -127,9 +139,13 @@ std::function<BatchDesk::ResultPage()> BatchDesk::result_pages(Caller const& c, 
     };
 }
 
-BatchDesk::ResultPage BatchDesk::results(std::string const& reception) { return BatchJobs(x_.db).answers(reception, -1); }
+BatchDesk::ResultPage BatchDesk::results(std::string const& reception) {
+    return BatchJobs(x_.db).answers(reception, -1);
+}
 
-void BatchDesk::finish_at_once(std::string const& reception, std::int64_t rows) { BatchJobs(x_.db).finish_at_once(reception, rows, x_.now()); }
+void BatchDesk::finish_at_once(std::string const& reception, std::int64_t rows) {
+    BatchJobs(x_.db).finish_at_once(reception, rows, x_.now());
+}
 
 namespace {
 // A row of a job as the worker reads it back, checked once per chunk: the card it names, or why it names none (its
@@ -137,7 +153,8 @@ namespace {
 struct RowRequest {
     std::int64_t row_no = 0;
     bool malformed = false;                                   // not a row of 6 columns (the upload kept its text)
-    std::optional<std::pair<std::string, std::string>> refused;  // a field the upload refused as it read it: its error and field
+    // a field the upload refused as it read it: its error and field
+    std::optional<std::pair<std::string, std::string>> refused;
     std::optional<Card> card;                                 // the patient the row names
     std::optional<Error> error;                               // a row whose fields name no one validly
     std::string arbitrary_identifier;
@@ -169,8 +186,9 @@ RowRequest read_row(std::int64_t row_no, BatchRow const& stored) {
 
 // An answer for a row: the same as an individual request's, plus the row's own fields. The row's 資格確認履歴 entry
 // goes to `log.into`, to be written with the answer.
-BatchRowAnswer answer_row(Context& x, DecisionPath& decisions, Records& records, FacilityInfo const* facility, std::string const& category,
-                          std::string const& query_date, RowRequest const& row, Logging const& log) {
+BatchRowAnswer answer_row(Context& x, DecisionPath& decisions, Records& records, FacilityInfo const* facility,
+                          std::string const& category, std::string const& query_date, RowRequest const& row,
+                          Logging const& log) {
     BatchRowAnswer result;
     if (row.refused) {  // a field refused as it was read
         result.error = row.refused->first;
@@ -178,13 +196,16 @@ BatchRowAnswer answer_row(Context& x, DecisionPath& decisions, Records& records,
         return result;
     }
     if (row.malformed || !facility) {
-        result.error = Message{"6列 (arbitrary_identifier,insurer_number,symbol,number,branch,birthdate) が必要です", "expected 6 columns"}.text();
+        result.error = Message{"6列 (arbitrary_identifier,insurer_number,symbol,number,branch,birthdate) が必要です",
+                               "expected 6 columns"}
+                           .text();
         return result;
     }
     try {
         if (row.error) throw *row.error;
         Lookup who{row.card, {}, {}};
-        result.answer = InquiryDesk::answer_eligibility(x, decisions, records, *facility, who, category, query_date, &log);
+        result.answer =
+            InquiryDesk::answer_eligibility(x, decisions, records, *facility, who, category, query_date, &log);
     } catch (Error const& e) {
         result.error = e.what();
         result.field = e.field;
@@ -195,10 +216,12 @@ BatchRowAnswer answer_row(Context& x, DecisionPath& decisions, Records& records,
 }
 
 // Finishes a job whose rows are all answered (once, whichever worker gets there) and logs it (the server's log; each
-// row's 資格確認履歴 entry was written with its answer): finished, or failed when it gave up (failed_at, with the cause).
+// row's 資格確認履歴 entry was written with its answer): finished, or failed when it gave up (failed_at, with the
+// cause).
 void finish_if_complete(Context& x, std::string const& reception, std::string const& facility) {
     if (auto finished = BatchJobs(x.db).finish_if_complete(reception, x.now()))
-        x.events.batch_event({finished->failed ? "failed" : "finished", reception, facility, finished->total, finished->failure});
+        x.events.batch_event(
+            {finished->failed ? "failed" : "finished", reception, facility, finished->total, finished->failure});
 }
 
 // Lock order, so that batch writers never wait for each other in a cycle: a claim locks its job's row first
@@ -216,7 +239,8 @@ struct Chunk {
 };
 }  // namespace
 
-void BatchDesk::write_answers(std::string const& reception, std::vector<std::int64_t> const& row_nos, std::vector<BatchRowAnswer> const& answers) {
+void BatchDesk::write_answers(std::string const& reception, std::vector<std::int64_t> const& row_nos,
+                              std::vector<BatchRowAnswer> const& answers) {
     BatchJobs(x_.db).add_answers(reception, row_nos, answers);
 }
 
@@ -253,7 +277,8 @@ int BatchDesk::process_chunk(int max_rows) {
         std::string const now = x_.now(), until = x_.clock.timestamp_after(std::chrono::seconds(15));
         job = jobs.serve_next(now);
         if (!job) return std::nullopt;
-        if (auto open = jobs.lease_open_chunk(job->reception, now, worker_, until)) return Chunk{open->first, open->second};
+        if (auto open = jobs.lease_open_chunk(job->reception, now, worker_, until))
+            return Chunk{open->first, open->second};
         if (job->next_row > job->total) return std::nullopt;
         Chunk c{job->next_row, std::min(job->total, job->next_row + std::max(max_rows, 1) - 1)};
         jobs.add_chunk(job->reception, c.first, c.last, worker_, until);
@@ -289,16 +314,21 @@ int BatchDesk::process_chunk(int max_rows) {
         answers.reserve(requests.size());
         for (auto const& request : requests) {
             row_nos.push_back(request.row_no);
-            Logging const log{.kind = "一括再照会", .actor = job->requested_by, .reception = reception, .row = request.row_no, .into = &history};
-            answers.push_back(answer_row(x_, decisions, records, facility ? &*facility : nullptr, category, query_date, request, log));
+            Logging const log{.kind = "一括再照会",
+                              .actor = job->requested_by,
+                              .reception = reception,
+                              .row = request.row_no,
+                              .into = &history};
+            answers.push_back(answer_row(x_, decisions, records, facility ? &*facility : nullptr, category, query_date,
+                                         request, log));
         }
         if (on_chunk_ready) on_chunk_ready();
         // Interactive requests in flight finish first; then one short write, unless another worker answered the chunk.
         x_.gate.drain();
         try {
             // Unsynced (Database::in_transaction_unsynced): a chunk's answers are told to no one until the job is
-            // finished, below, by a synced commit that makes every chunk before it durable; a chunk lost with a crash of
-            // the machine is lost whole (its lease and answers) and answered again.
+            // finished, below, by a synced commit that makes every chunk before it durable; a chunk lost with a crash
+            // of the machine is lost whole (its lease and answers) and answered again.
             bool complete = false;
             int const written = unsynced_transaction(x_.db, [&] {
                 bound_lock_waits(x_);
@@ -318,7 +348,8 @@ int BatchDesk::process_chunk(int max_rows) {
                         finish_if_complete(x_, reception, facility_code);
                     });
                 } catch (TransientDatabaseError const&) {
-                    // Finished by this worker's next look at the job (a job whose rows are all answered: `!chunk` above).
+                    // Finished by this worker's next look at the job (a job whose rows are all answered: `!chunk`
+                    // above).
                 }
             }
             return written;
@@ -361,7 +392,9 @@ void BatchDesk::give_up(std::string const& reception, std::string const& why) {
             }
             // Every row without an answer gets the error, whichever chunk holds it or none.
             BatchRowAnswer unanswered;
-            unanswered.error = Message{"この行は処理できませんでした (サーバ内部のエラー)", "the row could not be answered (internal error)"}.text();
+            unanswered.error = Message{"この行は処理できませんでした (サーバ内部のエラー)",
+                                       "the row could not be answered (internal error)"}
+                                   .text();
             jobs.give_up(reception, unanswered, x_.now(), utf8_prefix(why, 500));
             ++jobs_failed;
             finish_if_complete(x_, reception, job->facility);

@@ -59,7 +59,8 @@ public:
     // The answered rows (row number, answer) in pages of up to `page_rows` per call (empty when done); checks the
     // caller and the job first.
     using ResultPage = std::vector<std::pair<std::int64_t, BatchRowAnswer>>;
-    std::function<ResultPage()> result_pages(Caller const& c, std::string const& reception_number, int page_rows = 2000);
+    std::function<ResultPage()> result_pages(Caller const& c, std::string const& reception_number,
+                                             int page_rows = 2000);
     // Every answered row of a finished job, in row order (the OQS result file), after status() and require_results.
     ResultPage results(std::string const& reception_number);
     // One chunk of the worker: leases a chunk of the job whose facility was served least recently (one whose lease
@@ -80,7 +81,8 @@ public:
     std::atomic<std::uint64_t> retries{0}, jobs_failed{0};
     // Stores the answers of rows of a job (inside the caller's transaction): the worker's, and those of the file
     // formats answered at once.
-    void write_answers(std::string const& reception, std::vector<std::int64_t> const& row_nos, std::vector<BatchRowAnswer> const& answers);
+    void write_answers(std::string const& reception, std::vector<std::int64_t> const& row_nos,
+                       std::vector<BatchRowAnswer> const& answers);
     // Finishes a job answered at once (the file formats that are not queued) with `rows` rows, inside the caller's
     // transaction.
     void finish_at_once(std::string const& reception, std::int64_t rows);

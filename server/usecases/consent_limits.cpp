@@ -20,8 +20,11 @@ void admit_challenge(Context& x, std::string const& facility, std::string const&
     RecentCount const recent = registry.recent_challenges(facility, client, x.clock.timestamp_after(seconds(-60)));
     if (recent.count >= challenges_per_minute) {
         long long const wait = seconds_until(x.clock, recent.first, seconds(60));  // the first leaves the minute
-        throw too_many("token", "この機器からの申し込みが続いています。" + minutes_ja(wait) + "ほど待ってから、もう一度お試しください。急ぐときは、職員にお知らせください。",
-                       "too many challenges from this client for this facility URL in the last minute: retry later", wait);
+        throw too_many("token",
+                       "この機器からの申し込みが続いています。" + minutes_ja(wait) +
+                           "ほど待ってから、もう一度お試しください。急ぐときは、職員にお知らせください。",
+                       "too many challenges from this client for this facility URL in the last minute: retry later",
+                       wait);
     }
 }
 
@@ -49,7 +52,8 @@ bool use_passcode(Context& x, std::string const& facility, std::string const& cl
         if (failures.count >= passcode_attempts) {
             long long const wait = seconds_until(x.clock, failures.first, passcode_window);
             throw too_many("visual_passcode",
-                           "パスコードの間違いが続いたため、この機器からは、しばらく登録できません。" + minutes_ja(wait) +
+                           "パスコードの間違いが続いたため、この機器からは、しばらく登録できません。" +
+                               minutes_ja(wait) +
                                "ほど待ってから、職員が事務所のパソコンで受け取った新しいパスコードを入れてください。",
                            "too many wrong 目視確認 passcodes from this client: retry later", wait);
         }

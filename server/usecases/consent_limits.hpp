@@ -16,7 +16,8 @@ namespace kyotaku::server {
 constexpr int challenges_per_minute = 30;  // per client and facility URL
 constexpr int passcode_attempts = 5;       // wrong passcodes per client and facility within passcode_window …
 constexpr std::chrono::seconds passcode_window{15 * 60};  // … (a passcode's lifetime) before that client waits
-constexpr int passcode_guesses = 100;      // wrong passcodes at a facility, from anyone, before its live ones stop working
+// wrong passcodes at a facility, from anyone, before its live ones stop working
+constexpr int passcode_guesses = 100;
 
 // In the transaction that makes a challenge, before it: purges the expired ones (and those used more than a day ago),
 // then refuses (429 with Retry-After) a client that asked this facility URL for `challenges_per_minute` in the last

@@ -17,16 +17,19 @@
 namespace kyotaku::server {
 
 inline void require_admin(Caller const& c) {
-    if (c.kind != Caller::Kind::admin) throw forbidden("運用者 (kyotaku-admin) の証明書が必要です", "the operator's certificate is required");
+    if (c.kind != Caller::Kind::admin)
+        throw forbidden("運用者 (kyotaku-admin) の証明書が必要です", "the operator's certificate is required");
 }
 inline void require_facility(Caller const& c) {
-    if (c.kind != Caller::Kind::facility) throw forbidden("医療機関等の証明書が必要です", "a facility certificate is required");
+    if (c.kind != Caller::Kind::facility)
+        throw forbidden("医療機関等の証明書が必要です", "a facility certificate is required");
 }
 // 管理者 of the facility (通知 別添1: 環境設定, 医療機関別URL, the device ledger, withdrawals).
 inline void require_manager(Caller const& c) {
     require_facility(c);
     if (c.role != Caller::Role::manager)
-        throw forbidden("施設の管理者の証明書が必要です (職員の証明書ではできません)", "the facility's 管理者 certificate is required");
+        throw forbidden("施設の管理者の証明書が必要です (職員の証明書ではできません)",
+                        "the facility's 管理者 certificate is required");
 }
 
 // The card fields of a request, canonical and validated (insurer_number, symbol, number, branch, birthdate).
@@ -48,8 +51,9 @@ inline void lock_facility(Context& x, std::string const& facility) { FacilityReg
 // routes answer it (404 naming `token`): what happened, then the one next step (the facility's new QR code).
 inline Error url_refused(Message const& reason) {
     return Error(Error::Kind::not_found, "token",
-                 Message{reason.ja + "。職員に新しいQRコードを見せてもらい、読み取ってから、はじめからやり直してください。", reason.en +
-                                                                                                 ": ask the facility for its new QR code"});
+                 Message{reason.ja +
+                             "。職員に新しいQRコードを見せてもらい、読み取ってから、はじめからやり直してください。",
+                         reason.en + ": ask the facility for its new QR code"});
 }
 
 // The client whose budgets a request of the consent page spends at `facility` (hand-offs, wrong codes, challenges,
@@ -64,7 +68,8 @@ inline std::string budget_client(Caller const& caller, std::string const& facili
 
 // Whole seconds from the clock's now until a stored timestamp (Clock::timestamp's form) and `later`, at least 1: a
 // Retry-After.
-inline long long seconds_until(Clock const& clock, std::string const& at, std::chrono::seconds later = std::chrono::seconds(0)) {
+inline long long seconds_until(Clock const& clock, std::string const& at,
+                               std::chrono::seconds later = std::chrono::seconds(0)) {
     std::istringstream in(at);
     date::sys_time<std::chrono::microseconds> t;
     in >> date::parse("%FT%T", t);
@@ -78,9 +83,9 @@ inline long long seconds_until(Clock const& clock, std::string const& at, std::c
 // "N分" for a Retry-After, rounded up: what the patient or the staff is told to wait.
 inline std::string minutes_ja(long long seconds) { return std::to_string(std::max(1LL, (seconds + 59) / 60)) + "分"; }
 
-// Writes a 資格確認履歴 entry (InquiryEntry, storage/inquiry_log.hpp): the fields a record needs, never a request body. One entry
-// is appended (Database::append: the audit line of a read, part of the caller's transaction when there is one);
-// many — a batch's rows — go in with the caller's transaction in one insert.
+// Writes a 資格確認履歴 entry (InquiryEntry, storage/inquiry_log.hpp): the fields a record needs, never a request body.
+// One entry is appended (Database::append: the audit line of a read, part of the caller's transaction when there is
+// one); many — a batch's rows — go in with the caller's transaction in one insert.
 void log_inquiry(Context& x, InquiryEntry const& entry);
 void log_inquiries(Context& x, std::vector<InquiryEntry> const& entries);
 

@@ -18,7 +18,8 @@ namespace {
 std::string six_digits() {
     for (;;) {
         std::uint32_t v = 0;
-        if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1) throw std::runtime_error("RAND_bytes failed");
+        if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1)
+            throw std::runtime_error("RAND_bytes failed");
         if (v >= 4'294'000'000u) continue;  // a multiple of 10^6 below 2^32: every code equally likely
         std::string code = std::to_string(v % 1'000'000);
         return std::string(6 - code.size(), '0') + code;
@@ -31,7 +32,8 @@ std::string normalized_code(std::string const& text) {
     for (char ch : normalize_width(text))
         if (ch != ' ' && ch != '-') out += ch;
     if (out.size() != 6 || !std::all_of(out.begin(), out.end(), [](char c) { return c >= '0' && c <= '9'; }))
-        throw invalid("code", "番号は数字6けたです。スマートフォンに出ている番号を入れてください。", "the code is 6 digits");
+        throw invalid("code", "番号は数字6けたです。スマートフォンに出ている番号を入れてください。",
+                      "the code is 6 digits");
     return out;
 }
 
@@ -44,8 +46,8 @@ std::string choices_json(HandoffChoices const& c) {
 }
 HandoffChoices choices_of(std::string const& stored) {
     json const c = json::parse(stored);
-    HandoffChoices out{c.at("visit_kind").get<std::string>(), c.at("identity_method").get<std::string>(), c.at("items").get<std::vector<std::string>>(),
-                       std::nullopt, std::nullopt};
+    HandoffChoices out{c.at("visit_kind").get<std::string>(), c.at("identity_method").get<std::string>(),
+                       c.at("items").get<std::vector<std::string>>(), std::nullopt, std::nullopt};
     if (c.contains("choices")) out.choices = c["choices"].get<std::vector<std::string>>();
     if (c.contains("appointment_date")) out.appointment_date = c["appointment_date"].get<std::string>();
     return out;
@@ -65,29 +67,40 @@ std::string Handoffs::facility_of(std::string const& token) {
 
 HandoffCreated Handoffs::create(Caller const& caller, HandoffStart const& start) {
     std::string const to = start.to.value_or("staff");
-    if (to != "staff" && to != "computer") throw invalid("to", "引き継ぎ先が正しくありません。ページを読み込み直して、もう一度お試しください。", "to is \"staff\" or \"computer\"");
+    if (to != "staff" && to != "computer")
+        throw invalid("to", "引き継ぎ先が正しくありません。ページを読み込み直して、もう一度お試しください。",
+                      "to is \"staff\" or \"computer\"");
     auto const rules = x_.rules();
     Program const& program = *rules->program;
     std::string const facility = facility_of(start.token);
     // The choices as the phone's flow made them; the registration checks them against the rules again.
-    HandoffChoices choices{enum_value(program, "visit_kind", "visit_kind", start.choices.visit_kind), start.choices.identity_method, {}, std::nullopt,
+    HandoffChoices choices{enum_value(program, "visit_kind", "visit_kind", start.choices.visit_kind),
+                           start.choices.identity_method,
+                           {},
+                           std::nullopt,
                            std::nullopt};
     if (rules->value_index_of_slot(rules->slot.identity_methods, choices.identity_method) < 0)
         throw invalid("identity_method", "本人確認の方法が正しくありません", "unknown identity method");
     choices.items = enum_list(program, "items", "consented_items", start.choices.items);
     // The consent choices the patient ticked (同意の選択肢), so that the staff's device shows them as chosen.
-    if (start.consent_choices) choices.choices = enum_list(program, "choices", "consent_choice", *start.consent_choices);
-    if (start.choices.appointment_date) choices.appointment_date = iso_date("appointment_date", *start.choices.appointment_date);
+    if (start.consent_choices)
+        choices.choices = enum_list(program, "choices", "consent_choice", *start.consent_choices);
+    if (start.choices.appointment_date)
+        choices.appointment_date = iso_date("appointment_date", *start.choices.appointment_date);
     // What the registration will ask the rules, asked now (the facility's 環境設定 switches included), and whether
     // the rules have staff there to read the card: a hand-off the rules would refuse is never started.
     DbRecords records(x_.db);
     auto const info = records.facility(facility);
     if (!info) throw url_refused({"URL が正しくありません", "unknown facility"});
-    auto const decided = DecisionPath(rules, records, x_.today()).registration(*info, choices.visit_kind, choices.identity_method, choices.appointment_date);
+    auto const decided =
+        DecisionPath(rules, records, x_.today())
+            .registration(*info, choices.visit_kind, choices.identity_method, choices.appointment_date);
     if (!decided.ok)
-        throw Error(decided.field == "visit_kind" ? Error::Kind::conflict : Error::Kind::invalid, decided.field, decided.reason);
+        throw Error(decided.field == "visit_kind" ? Error::Kind::conflict : Error::Kind::invalid, decided.field,
+                    decided.reason);
     if (to == "staff" && !decided.staff_present)
-        throw conflict("to", "この受付では、職員の機器で読み取る引き継ぎはできません", "the rules have no staff present for this visit kind (let 職員がいる)");
+        throw conflict("to", "この受付では、職員の機器で読み取る引き継ぎはできません",
+                       "the rules have no staff present for this visit kind (let 職員がいる)");
 
     Context& x = x_;
     std::string const client = budget_client(caller, facility);
@@ -109,7 +122,9 @@ HandoffCreated Handoffs::create(Caller const& caller, HandoffStart const& start)
                 if (h.client == client) mine.push_back(h.expires_at);
             if (int(mine.size()) >= max_open_per_client) {
                 long long const wait = seconds_until(x.clock, *std::min_element(mine.begin(), mine.end()));
-                throw too_many("", "この機器から始めた引き継ぎが多すぎます。" + minutes_ja(wait) + "ほど待ってから、もう一度お試しください。急ぐときは、職員にお知らせください。",
+                throw too_many("",
+                               "この機器から始めた引き継ぎが多すぎます。" + minutes_ja(wait) +
+                                   "ほど待ってから、もう一度お試しください。急ぐときは、職員にお知らせください。",
                                "this client has too many open hand-offs at this facility: retry later", wait);
             }
         }
@@ -121,13 +136,17 @@ HandoffCreated Handoffs::create(Caller const& caller, HandoffStart const& start)
             for (OpenHandoff const& h : open)
                 if (!h.claimed && h.client != office_client) ++unclaimed, ++held[h.client];
             if (unclaimed >= max_open) {
-                auto most = std::max_element(held.begin(), held.end(), [](auto const& a, auto const& b) { return a.second < b.second; });
+                auto most = std::max_element(held.begin(), held.end(),
+                                             [](auto const& a, auto const& b) { return a.second < b.second; });
                 if (most == held.end() || most->second < 2) {
                     std::vector<std::string> ends;
                     for (OpenHandoff const& h : open)
                         if (!h.claimed) ends.push_back(h.expires_at);
-                    long long const wait = ends.empty() ? 60 : seconds_until(x.clock, *std::min_element(ends.begin(), ends.end()));
-                    throw too_many("", "受付中の引き継ぎが多すぎます。" + minutes_ja(wait) + "ほど待ってから、もう一度お試しください。急ぐときは、職員にお知らせください。",
+                    long long const wait =
+                        ends.empty() ? 60 : seconds_until(x.clock, *std::min_element(ends.begin(), ends.end()));
+                    throw too_many("",
+                                   "受付中の引き継ぎが多すぎます。" + minutes_ja(wait) +
+                                       "ほど待ってから、もう一度お試しください。急ぐときは、職員にお知らせください。",
                                    "too many unclaimed hand-offs for this facility: retry later", wait);
                 }
                 store.cancel_oldest_unclaimed(facility, most->first, at);
@@ -144,14 +163,19 @@ HandoffCreated Handoffs::create(Caller const& caller, HandoffStart const& start)
     // The QR code opens the same facility page on the other device, with the code filled in: a PNG of one pixel per
     // module (a few hundred bytes; the page draws it larger), not an SVG of 16 KB for a phone to wait for.
     std::string const png = qr_png(x.public_url + "/c/" + start.token + "#handoff=" + code, 1);
-    return {id, code, expires, "data:image/png;base64," + base64_encode(std::vector<unsigned char>(png.begin(), png.end()))};
+    return {id, code, expires,
+            "data:image/png;base64," + base64_encode(std::vector<unsigned char>(png.begin(), png.end()))};
 }
 
 HandoffStatus Handoffs::status(std::string const& handoff_id) {
     Context& x = x_;
-    if (handoff_id.size() != 32) throw not_found("handoff_id", "引き継ぎが見つかりません。はじめの画面に戻って、もう一度お試しください。", "no such hand-off");
+    if (handoff_id.size() != 32)
+        throw not_found("handoff_id", "引き継ぎが見つかりません。はじめの画面に戻って、もう一度お試しください。",
+                        "no such hand-off");
     auto const h = HandoffStore(x.db).state(handoff_id);
-    if (!h) throw not_found("handoff_id", "引き継ぎが見つかりません。はじめの画面に戻って、もう一度お試しください。", "no such hand-off");
+    if (!h)
+        throw not_found("handoff_id", "引き継ぎが見つかりません。はじめの画面に戻って、もう一度お試しください。",
+                        "no such hand-off");
     HandoffStatus out{h->expires_at, "", std::nullopt};
     // Done is read from the registration itself (the store's consent_id: the hand-off's, or its challenge's).
     if (!h->consent_id.empty()) {
@@ -192,8 +216,10 @@ HandoffClaimed Handoffs::claim(Caller const& caller, std::string const& token, s
             if (failures.count >= max_failures) {
                 // The first leaves the window.
                 long long const wait = seconds_until(x.clock, failures.first, failure_window);
-                throw too_many("code", "番号の間違いが続いたため、この機器からは、しばらく番号を入れられません。" + minutes_ja(wait) +
-                                           "ほど待ってから、患者さんのスマートフォンに出ている6けたの番号を入れてください。",
+                throw too_many("code",
+                               "番号の間違いが続いたため、この機器からは、しばらく番号を入れられません。" +
+                                   minutes_ja(wait) +
+                                   "ほど待ってから、患者さんのスマートフォンに出ている6けたの番号を入れてください。",
                                "too many wrong codes from this client: retry later", wait);
             }
         }
@@ -205,10 +231,15 @@ HandoffClaimed Handoffs::claim(Caller const& caller, std::string const& token, s
         // Claimed, the card step has its own time from now.
         std::string const expires = x.clock.timestamp_after(coded->to_computer ? computer_lifetime : lifetime);
         if (!store.claim(coded->id, at, sha256_hex(secret), expires))
-            throw conflict("code", "この番号は、ほかの機器が引き継ぎました。スマートフォンで、新しい番号を出してください。", "this code was already claimed by another device");
+            throw conflict("code",
+                           "この番号は、ほかの機器が引き継ぎました。スマートフォンで、新しい番号を出してください。",
+                           "this code was already claimed by another device");
         answer = HandoffClaimed{secret, choices_of(coded->choices_json), expires};
     });
-    if (!answer) throw not_found("code", "番号が違うか、期限が切れています。スマートフォンに出ている6けたの番号を、もう一度入れてください。", "no open hand-off has this code");
+    if (!answer)
+        throw not_found(
+            "code", "番号が違うか、期限が切れています。スマートフォンに出ている6けたの番号を、もう一度入れてください。",
+            "no open hand-off has this code");
     return *answer;
 }
 
@@ -216,10 +247,23 @@ Handoffs::Open Handoffs::find_claimed(std::string const& token, std::string cons
     Context& x = x_;
     std::string const facility = facility_of(token);
     auto const h = HandoffStore(x.db).by_claim(sha256_hex(claim), facility);
-    if (!h) throw not_found("claim", "引き継ぎが見つかりません。スマートフォンで、新しい番号を出してもらい、入れ直してください。", "no hand-off with this claim");
-    if (h->done) throw conflict("claim", "この引き継ぎは終わっています。続けるときは、スマートフォンで新しい番号を出してもらってください。", "this hand-off is already done");
-    if (h->cancelled) throw conflict("claim", "患者さんの画面で引き継ぎが取り消されました。続けるときは、スマートフォンで新しい番号を出してもらってください。", "the phone cancelled this hand-off");
-    if (h->expires_at < x.now()) throw conflict("claim", "引き継ぎの期限が切れました。スマートフォンで新しい番号を出してもらい、入れ直してください。", "this hand-off expired");
+    if (!h)
+        throw not_found("claim",
+                        "引き継ぎが見つかりません。スマートフォンで、新しい番号を出してもらい、入れ直してください。",
+                        "no hand-off with this claim");
+    if (h->done)
+        throw conflict(
+            "claim", "この引き継ぎは終わっています。続けるときは、スマートフォンで新しい番号を出してもらってください。",
+            "this hand-off is already done");
+    if (h->cancelled)
+        throw conflict("claim",
+                       "患者さんの画面で引き継ぎが取り消されました。続けるときは、スマートフォンで新しい番号を出しても"
+                       "らってください。",
+                       "the phone cancelled this hand-off");
+    if (h->expires_at < x.now())
+        throw conflict("claim",
+                       "引き継ぎの期限が切れました。スマートフォンで新しい番号を出してもらい、入れ直してください。",
+                       "this hand-off expired");
     return Open{h->id, facility, h->choices_json, h->challenge_id};
 }
 
@@ -232,14 +276,21 @@ Challenge Handoffs::challenge(Caller const& caller, HandoffChallengeRequest cons
 
 RegisteredConsent Handoffs::register_consent(Caller const& caller, HandoffRegistration const& r) {
     Open const h = find_claimed(r.token, r.claim);
-    if (r.challenge_id != h.challenge_id) throw invalid("challenge_id", "この引き継ぎのチャレンジではありません。もう一度カードを読み取ってください。", "not this hand-off's challenge");
+    if (r.challenge_id != h.challenge_id)
+        throw invalid("challenge_id", "この引き継ぎのチャレンジではありません。もう一度カードを読み取ってください。",
+                      "not this hand-off's challenge");
     // The registration the phone's choices describe, with the card's answer from the staff's device and the staff's
     // own (preparatory_visit: the staff's device asks it, not the phone).
     HandoffChoices const choices = choices_of(h.choices_json);
-    ConsentSubmission registration{r.token, r.challenge_id, r.certificate, r.signature, r.visual_passcode,
-                                     ConsentChoices{choices.visit_kind, choices.identity_method, TextList(choices.items.begin(), choices.items.end()),
-                                                    choices.appointment_date},
-                                     r.preparatory_visit};
+    ConsentSubmission registration{r.token,
+                                   r.challenge_id,
+                                   r.certificate,
+                                   r.signature,
+                                   r.visual_passcode,
+                                   ConsentChoices{choices.visit_kind, choices.identity_method,
+                                                  TextList(choices.items.begin(), choices.items.end()),
+                                                  choices.appointment_date},
+                                   r.preparatory_visit};
     // The hand-off's 完了 in the registration's transaction: the consent and it are committed together or not at all
     // (and no transaction may enclose that one: it commits the count of a wrong passcode, then refuses).
     Context& x = x_;

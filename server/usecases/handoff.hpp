@@ -6,7 +6,8 @@
 //           → {handoff_id, code (6 digits), expires_at, qr}; then polls GET /api/v1/consent/handoff/{handoff_id}
 //   staff   POST /api/v1/consent/handoff/claim {token, code} → {claim, choices, expires_at}
 //           POST /api/v1/consent/handoff/challenge {token, claim} → the card's challenge
-//           POST /api/v1/consent/handoff/register {token, claim, challenge_id, certificate, signature | visual_passcode}
+//           POST /api/v1/consent/handoff/register {token, claim, challenge_id, certificate, signature |
+//           visual_passcode}
 //   phone   GET …/{handoff_id} → {"state":"done", "consent":{…}} → 完了
 //
 // `to` is "staff" (the default: the staff's device, during a home visit) or "computer" (オンライン診療等: the
@@ -94,12 +95,17 @@ class Handoffs {
 public:
     /// The database, the clock (injected: tests move it), the rules in force and the URL base are the context's;
     /// the token checks and the registration are the settings' and the consent desk's (Service wires them).
-    Handoffs(Context& x, SettingsDesk& settings, ConsentDesk& consent) : x_(x), settings_(settings), consent_(consent) {}
+    Handoffs(Context& x, SettingsDesk& settings, ConsentDesk& consent)
+        : x_(x), settings_(settings), consent_(consent) {}
 
-    HandoffCreated create(Caller const& caller, HandoffStart const& start);                         ///< the phone starts a hand-off
-    HandoffStatus status(std::string const& handoff_id);                                            ///< the phone polls it
-    HandoffStatus cancel(std::string const& handoff_id);                                            ///< the phone takes it back
-    HandoffClaimed claim(Caller const& caller, std::string const& token, std::string const& code);  ///< the staff's device enters the code
+    /// the phone starts a hand-off
+    HandoffCreated create(Caller const& caller, HandoffStart const& start);
+    /// the phone polls it
+    HandoffStatus status(std::string const& handoff_id);
+    /// the phone takes it back
+    HandoffStatus cancel(std::string const& handoff_id);
+    /// the staff's device enters the code
+    HandoffClaimed claim(Caller const& caller, std::string const& token, std::string const& code);
     /// The staff's device asks for the card's challenge, then registers with the card; both spend the staff's
     /// device's budgets (its address: consent_limits.hpp), not the phone's.
     Challenge challenge(Caller const& caller, HandoffChallengeRequest const& r);
@@ -112,7 +118,8 @@ public:
     int max_failures = 5;                                  ///< wrong codes per claimant within failure_window …
     std::chrono::seconds failure_window{10 * 60};          ///< … before that claimant's claims wait
     int max_open = 50;                                     ///< unclaimed hand-offs per facility
-    int max_open_per_client = 5;                           ///< open hand-offs per client and facility (0: no such budget)
+    /// open hand-offs per client and facility (0: no such budget)
+    int max_open_per_client = 5;
 
 private:
     struct Open;

@@ -1,6 +1,6 @@
-// 再照会 and the eligibility query (資格情報の照会), 薬剤情報等の閲覧, 照会番号, and the histories. Every answer about a
-// patient's eligibility is one EligibilityAnswer (decision/eligibility_answer.hpp), made by answer_eligibility from the
-// decision path. Requests and answers are domain types; the codecs at the edge write them (JSON: http/api_json.hpp;
+// 再照会 and the eligibility query (資格情報の照会), 薬剤情報等の閲覧, 照会番号, and the histories. Every answer about
+// a patient's eligibility is one EligibilityAnswer (decision/eligibility_answer.hpp), made by answer_eligibility from
+// the decision path. Requests and answers are domain types; the codecs at the edge write them (JSON: http/api_json.hpp;
 // the OQS XML files: formats/oqs_xml.hpp).
 #pragma once
 
@@ -99,14 +99,16 @@ public:
     ReferenceImport register_reference_numbers_csv(Caller const& c, std::string const& csv);
     // 資格確認履歴 and 医療情報閲覧履歴, a page at a time (HistoryPage). `patient` (the five card fields) keeps one
     // person's 資格確認履歴 entries, however each route named them.
-    HistoryEntries<InquiryLogEntry> inquiry_history(Caller const& c, HistoryPage const& page, std::optional<CardFields> const& patient = std::nullopt);
+    HistoryEntries<InquiryLogEntry> inquiry_history(Caller const& c, HistoryPage const& page,
+                                                    std::optional<CardFields> const& patient = std::nullopt);
     HistoryEntries<ViewingLogEntry> viewing_history(Caller const& c, HistoryPage const& page);
 
     // The one answer to "what is this person's eligibility", for every route that returns it: decided by the
     // rules on today's date (DecisionPath::eligibility); `requested_date` (a 資格確認日, ≤ today) only picks which
     // insurance period is shown. Writes 資格確認履歴 when `log` is given.
-    static EligibilityAnswer answer_eligibility(Context& x, DecisionPath& decisions, Records& records, FacilityInfo const& facility,
-                                                Lookup const& who, std::string const& category, std::string const& requested_date,
+    static EligibilityAnswer answer_eligibility(Context& x, DecisionPath& decisions, Records& records,
+                                                FacilityInfo const& facility, Lookup const& who,
+                                                std::string const& category, std::string const& requested_date,
                                                 Logging const* log);
 
 private:

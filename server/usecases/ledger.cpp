@@ -22,7 +22,8 @@ constexpr std::array<CheckItem, 5> device_check_items{{{"os_updated", "OS・ソ�
                                                         {"staff_trained", "職員の教育"}}};
 
 void require_device(Context& x, Caller const& c, std::string const& device_id) {
-    if (!DeviceLedger(x.db).has_device(c.facility_code, device_id)) throw not_found("device_id", "端末が見つかりません", "no such device");
+    if (!DeviceLedger(x.db).has_device(c.facility_code, device_id))
+        throw not_found("device_id", "端末が見つかりません", "no such device");
 }
 }  // namespace
 
@@ -31,17 +32,20 @@ Recorded LedgerDesk::add_device(Caller const& c, NewDevice const& d) {
     if (d.name.empty()) throw invalid("name", "名称がありません", "name is empty");
     check_text(d.name, "name", 100);
     if (d.kind != "スマートフォン" && d.kind != "タブレット" && d.kind != "ノートPC")
-        throw invalid("kind", "種類は スマートフォン, タブレット, ノートPC のいずれかです", "kind is スマートフォン, タブレット or ノートPC");
+        throw invalid("kind", "種類は スマートフォン, タブレット, ノートPC のいずれかです",
+                      "kind is スマートフォン, タブレット or ノートPC");
     if (d.ownership != "施設所有" && d.ownership != "個人所有")
         throw invalid("ownership", "所有は 施設所有 か 個人所有 (BYOD) です", "ownership is 施設所有 or 個人所有");
     if (d.permitted_staff.empty() || d.permitted_staff.size() > 100)
-        throw invalid("permitted_staff", "利用を許可する職員の一覧 (1〜100人) が必要です", "permitted_staff must be an array of 1..100 names");
+        throw invalid("permitted_staff", "利用を許可する職員の一覧 (1〜100人) が必要です",
+                      "permitted_staff must be an array of 1..100 names");
     for (auto const& s : d.permitted_staff) {
         if (s.empty()) throw invalid("permitted_staff", "職員名は文字列です", "staff names are strings");
         check_text(s, "permitted_staff", 100);
     }
     std::string id = new_id();
-    DeviceLedger(x_.db).add_device({id, c.facility_code, d.name, d.kind, d.ownership, json(d.permitted_staff).dump(), x_.now()});
+    DeviceLedger(x_.db).add_device(
+        {id, c.facility_code, d.name, d.kind, d.ownership, json(d.permitted_staff).dump(), x_.now()});
     return {id, ""};
 }
 
@@ -77,7 +81,8 @@ Recorded LedgerDesk::add_check(Caller const& c, std::string const& device_id, Ne
     StoredDeviceCheck stored{new_id(), device_id, checked_on, check.checker, {}, x_.now()};
     for (std::size_t i = 0; i < device_check_items.size(); ++i) {
         auto const& item = device_check_items[i];
-        auto it = std::find_if(check.checks.begin(), check.checks.end(), [&](CheckEntry const& e) { return e.first == item.field; });
+        auto it = std::find_if(check.checks.begin(), check.checks.end(),
+                               [&](CheckEntry const& e) { return e.first == item.field; });
         if (it == check.checks.end() || !it->second)
             throw invalid(std::string("checks.") + item.field, std::string(item.label) + " (true / false) が必要です",
                           std::string("checks.") + item.field + " is required");
@@ -93,7 +98,8 @@ std::vector<DeviceCheck> LedgerDesk::checks(Caller const& c, std::string const& 
     std::vector<DeviceCheck> out;
     for (StoredDeviceCheck const& r : DeviceLedger(x_.db).checks(device_id)) {
         DeviceCheck check{r.checked_on, r.checker, {}};
-        for (std::size_t i = 0; i < device_check_items.size(); ++i) check.checks.emplace_back(device_check_items[i].field, r.passed[i]);
+        for (std::size_t i = 0; i < device_check_items.size(); ++i)
+            check.checks.emplace_back(device_check_items[i].field, r.passed[i]);
         out.push_back(std::move(check));
     }
     return out;
@@ -102,7 +108,8 @@ std::vector<DeviceCheck> LedgerDesk::checks(Caller const& c, std::string const& 
 Recorded LedgerDesk::record_fallback(Caller const& c, FallbackVerification const& v) {
     require_facility(c);
     if (v.method != "マイナポータル" && v.method != "資格情報のお知らせ")
-        throw invalid("method", "方法は マイナポータル か 資格情報のお知らせ です", "method is マイナポータル or 資格情報のお知らせ");
+        throw invalid("method", "方法は マイナポータル か 資格情報のお知らせ です",
+                      "method is マイナポータル or 資格情報のお知らせ");
     if (v.reason.empty()) throw invalid("reason", "カードを使えなかった理由が必要です", "reason is required");
     check_text(v.reason, "reason", 200);
     std::string verified_on = not_after_today(x_, "verified_on", v.verified_on, "確認日");
@@ -113,10 +120,13 @@ Recorded LedgerDesk::record_fallback(Caller const& c, FallbackVerification const
     std::string person = DbRecords(x_.db).person_by_card(card);
     std::string id = new_id();
     transaction(x_.db, [&] {
-        DeviceLedger(x_.db).add_fallback({id, c.facility_code, person.empty() ? std::nullopt : std::optional<std::string>(person), v.method,
-                                          v.reason, verified_on, card.insurer, card.symbol, card.number, card.branch, card.birthdate,
-                                          v.burden_ratio, x_.now()});
-        log_inquiry(x_, InquiryEntry{c.facility_code, c.subject, v.method == "マイナポータル" ? "資格確認（マイナポータル）" : "資格確認（資格情報のお知らせ）",
+        DeviceLedger(x_.db).add_fallback({id, c.facility_code,
+                                          person.empty() ? std::nullopt : std::optional<std::string>(person), v.method,
+                                          v.reason, verified_on, card.insurer, card.symbol, card.number, card.branch,
+                                          card.birthdate, v.burden_ratio, x_.now()});
+        log_inquiry(x_, InquiryEntry{c.facility_code, c.subject,
+                                     v.method == "マイナポータル" ? "資格確認（マイナポータル）"
+                                                                  : "資格確認（資格情報のお知らせ）",
                                      person, true, json{{"verification_id", id}, {"verified_on", verified_on}}.dump()});
     });
     return {id, v.method};

@@ -36,24 +36,29 @@ std::string category_of_flag(int flag) { return flag == 3 ? "オンライン診�
 
 // What a Shift_JIS answer wrote as 〓 (外字): counted, and each unit logged (the route, the reception number, the unit
 // and how many characters — never the text itself). The answer went out all the same.
-void report_unmappable(Context& x, char const* route, std::string const& facility, std::string const& reception, Substitutions const& lost) {
+void report_unmappable(Context& x, char const* route, std::string const& facility, std::string const& reception,
+                       Substitutions const& lost) {
     if (lost.characters == 0) return;
     x.unmappable_characters += lost.characters;
-    for (auto const& [unit, n] : lost.units) x.events.unmappable({route, facility, reception, std::int64_t(unit), std::int64_t(n)});
+    for (auto const& [unit, n] : lost.units)
+        x.events.unmappable({route, facility, reception, std::int64_t(unit), std::int64_t(n)});
 }
 
 // Parses an OQSmuquc01req / OQSsiquc01req of the caller's facility; on failure the error result to send instead.
-std::optional<FileAnswer> parse_request(Context& x, Caller const& c, std::string const& xml, BulkUpload& up, bool single) {
+std::optional<FileAnswer> parse_request(Context& x, Caller const& c, std::string const& xml, BulkUpload& up,
+                                        bool single) {
     require_facility(c);
     try {
         up = parse_bulk_upload(xml);
         if (single && up.rows.size() != 1)
-            throw invalid("QualificationConfirmSearchInfo", "単一の資格確認は1件です", "a single 資格確認 has one search info");
+            throw invalid("QualificationConfirmSearchInfo", "単一の資格確認は1件です",
+                          "a single 資格確認 has one search info");
     } catch (Error const& e) {
         return FileAnswer{file_error_result(xml, "", "", e.with_field(), x.clock.stamp_jst()), Error::Kind::invalid};
     }
     if (up.facility_code != c.facility_code)
-        return FileAnswer{bulk_upload_result(up, "", "EKY0901", another_facility.text(), x.clock.stamp_jst()), Error::Kind::forbidden};
+        return FileAnswer{bulk_upload_result(up, "", "EKY0901", another_facility.text(), x.clock.stamp_jst()),
+                          Error::Kind::forbidden};
     return std::nullopt;
 }
 }  // namespace
@@ -63,11 +68,12 @@ FileAnswer OqsDesk::bulk_upload(Caller const& c, std::string const& xml) {
     if (auto error = parse_request(x_, c, xml, up, false)) return *error;
     std::size_t next = 0;
     try {
-        BatchAccepted job = batch_.upload(c, {category_of_flag(up.treatment_flag), up.query_date, up.file_identifier, "xml", [&](BatchRow& row) {
-                                                   if (next == up.rows.size()) return false;
-                                                   row = up.rows[next++];
-                                                   return true;
-                                               }});
+        BatchAccepted job = batch_.upload(c, {category_of_flag(up.treatment_flag), up.query_date, up.file_identifier,
+                                              "xml", [&](BatchRow& row) {
+                                                  if (next == up.rows.size()) return false;
+                                                  row = up.rows[next++];
+                                                  return true;
+                                              }});
         return {bulk_upload_result(up, job.reception_number, "", "", x_.clock.stamp_jst()), std::nullopt};
     } catch (Error const& e) {
         return {bulk_upload_result(up, "", "EKY0901", e.what(), x_.clock.stamp_jst()),
@@ -87,7 +93,8 @@ FileAnswer OqsDesk::single(Caller const& c, std::string const& xml) {
         DbRecords records(x_.db);
         DecisionPath decisions(x_.rules(), records, x_.today());
         Logging const log{"再照会（OQSsiquc01req）", c.subject};
-        unit.answer = InquiryDesk::answer_eligibility(x_, decisions, records, facility, who, category_of_flag(up.treatment_flag), up.query_date, &log);
+        unit.answer = InquiryDesk::answer_eligibility(x_, decisions, records, facility, who,
+                                                      category_of_flag(up.treatment_flag), up.query_date, &log);
     } catch (Error const& e) {
         unit.error = e.what();
     }
@@ -114,8 +121,12 @@ FileAnswer OqsDesk::bulk_download(Caller const& c, std::string const& xml) {
     return {answer, std::nullopt};
 }
 
-FileAnswer OqsDesk::consented_upload_home_care(Caller const& c, std::string const& xml) { return consented_upload(c, xml, 2); }
-FileAnswer OqsDesk::consented_upload_online(Caller const& c, std::string const& xml) { return consented_upload(c, xml, 3); }
+FileAnswer OqsDesk::consented_upload_home_care(Caller const& c, std::string const& xml) {
+    return consented_upload(c, xml, 2);
+}
+FileAnswer OqsDesk::consented_upload_online(Caller const& c, std::string const& xml) {
+    return consented_upload(c, xml, 3);
+}
 
 FileAnswer OqsDesk::consented_upload(Caller const& c, std::string const& xml, int expected_flag) {
     require_facility(c);
@@ -124,7 +135,9 @@ FileAnswer OqsDesk::consented_upload(Caller const& c, std::string const& xml, in
     try {
         d = parse_consented_download(xml);
         if (d.treatment_flag != expected_flag)
-            throw invalid("MedicalTreatmentFlag", expected_flag == 2 ? "OQSmuhvq は訪問診療等 (MedicalTreatmentFlag 2) のファイルです" : "OQSmuonq はオンライン診療等 (MedicalTreatmentFlag 3) のファイルです",
+            throw invalid("MedicalTreatmentFlag",
+                          expected_flag == 2 ? "OQSmuhvq は訪問診療等 (MedicalTreatmentFlag 2) のファイルです"
+                                             : "OQSmuonq はオンライン診療等 (MedicalTreatmentFlag 3) のファイルです",
                           "the file name and MedicalTreatmentFlag disagree");
     } catch (Error const& e) {
         return {file_error_result(xml, "", "", e.with_field(), x_.clock.stamp_jst()), Error::Kind::invalid};
@@ -133,12 +146,13 @@ FileAnswer OqsDesk::consented_upload(Caller const& c, std::string const& xml, in
     reply.facility_code = d.facility_code;
     reply.file_identifier = d.file_identifier;
     if (d.facility_code != c.facility_code)
-        return {bulk_upload_result(reply, "", "EKY0901", another_facility.text(), x_.clock.stamp_jst()), Error::Kind::forbidden};
+        return {bulk_upload_result(reply, "", "EKY0901", another_facility.text(), x_.clock.stamp_jst()),
+                Error::Kind::forbidden};
     std::string const category = category_of_flag(d.treatment_flag);
     auto rules = x_.rules();
     // One row per person with an open consent of this facility in the 分類 whose consent date is in the range (a
-    // patient with a 訪問診療 and a 往診 consent is one patient), picked by the relationship's consent — the newest of a
-    // kind that starts one — else the newest single visit; each answered at once by the same eligibility answer as a
+    // patient with a 訪問診療 and a 往診 consent is one patient), picked by the relationship's consent — the newest of
+    // a kind that starts one — else the newest single visit; each answered at once by the same eligibility answer as a
     // re-inquiry of that person (refused rows carry nothing), echoing the consent that answer rests on.
     struct Picked {
         RowConsented row;
@@ -152,18 +166,20 @@ FileAnswer OqsDesk::consented_upload(Caller const& c, std::string const& xml, in
         Picked row{{open.person, open.first_visit, open.visit_kind}, kind->starts_relationship};
         auto [at, first] = row_of.emplace(open.person, picked.size());
         if (first) picked.push_back(std::move(row));
-        else if (kind->starts_relationship || !picked[at->second].starts) picked[at->second] = std::move(row);  // newer (rows come oldest first)
+        // newer (rows come oldest first)
+        else if (kind->starts_relationship || !picked[at->second].starts) picked[at->second] = std::move(row);
     }
     FacilityInfo facility = x_.facility(c);
     BatchAccepted job = transaction(x_.db, [&] {
         std::size_t next_row = 0;
-        BatchAccepted j = batch_.upload(c, {category, d.query_date, d.file_identifier, d.treatment_flag == 2 ? "hvq" : "onq",
-                                            [&](BatchRow& row) {
-                                                if (next_row == picked.size()) return false;
-                                                row = picked[next_row++].row;
-                                                return true;
-                                            },
-                                            true});
+        BatchAccepted j =
+            batch_.upload(c, {category, d.query_date, d.file_identifier, d.treatment_flag == 2 ? "hvq" : "onq",
+                              [&](BatchRow& row) {
+                                  if (next_row == picked.size()) return false;
+                                  row = picked[next_row++].row;
+                                  return true;
+                              },
+                              true});
         DbRecords records(x_.db);
         DecisionPath decisions(rules, records, x_.today());
         std::vector<std::int64_t> row_nos;
@@ -180,14 +196,17 @@ FileAnswer OqsDesk::consented_upload(Caller const& c, std::string const& xml, in
                               .visit_kind = row.visit_kind,
                               .into = &history};
             BatchRowAnswer result;
-            result.answer = InquiryDesk::answer_eligibility(x_, decisions, records, facility, who, category, d.query_date, &log);
+            result.answer =
+                InquiryDesk::answer_eligibility(x_, decisions, records, facility, who, category, d.query_date, &log);
             // The unit echoes the consent the answer rests on (the rules' basis: a 往診 today after a lapsed 訪問診療,
             // say), which need not be the one the range picked the patient by; without a basis, the one picked.
             auto const& basis = result.answer->basis;
             result.consent_date = basis ? basis->first_visit : row.consent_date;
             std::string consent_date = *result.consent_date;
-            consent_date.erase(std::remove(consent_date.begin(), consent_date.end(), '-'), consent_date.end());  // yyyyMMdd
-            result.echo = Echo{{"ConsentDate", consent_date}, {"VisitKind", basis ? basis->visit_kind : row.visit_kind}};
+            // yyyyMMdd
+            consent_date.erase(std::remove(consent_date.begin(), consent_date.end(), '-'), consent_date.end());
+            result.echo =
+                Echo{{"ConsentDate", consent_date}, {"VisitKind", basis ? basis->visit_kind : row.visit_kind}};
             row_nos.push_back(std::int64_t(row_nos.size()) + 1);
             answers.push_back(std::move(result));
         }
@@ -208,10 +227,12 @@ FileAnswer OqsDesk::reference_number(Caller const& c, std::string const& xml) {
     } catch (Error const& e) {
         ReferenceRegistration bad;
         bad.encoding = answer_encoding(xml);
-        return {reference_registration_result(bad, "EKY0901", e.with_field(), x_.clock.stamp_jst()), Error::Kind::invalid};
+        return {reference_registration_result(bad, "EKY0901", e.with_field(), x_.clock.stamp_jst()),
+                Error::Kind::invalid};
     }
     if (reg.facility_code != c.facility_code)
-        return {reference_registration_result(reg, "EKY0901", another_facility.text(), x_.clock.stamp_jst()), Error::Kind::forbidden};
+        return {reference_registration_result(reg, "EKY0901", another_facility.text(), x_.clock.stamp_jst()),
+                Error::Kind::forbidden};
     try {
         inquiry_.register_reference_number(c, {reg.request.reference_number, reg.request.card});
         return {reference_registration_result(reg, "", "", x_.clock.stamp_jst()), std::nullopt};
@@ -234,7 +255,8 @@ FileAnswer OqsDesk::reference_numbers(Caller const& c, std::string const& xml) {
     reply.facility_code = regs.facility_code;
     reply.file_identifier = regs.file_identifier;
     if (regs.facility_code != c.facility_code)
-        return {bulk_upload_result(reply, "", "EKY0901", another_facility.text(), x_.clock.stamp_jst()), Error::Kind::forbidden};
+        return {bulk_upload_result(reply, "", "EKY0901", another_facility.text(), x_.clock.stamp_jst()),
+                Error::Kind::forbidden};
     // Registered at once, each item with its own result; the results come with the common 02req download.
     BatchAccepted job = transaction(x_.db, [&] {
         std::size_t next = 0;

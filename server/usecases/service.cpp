@@ -12,18 +12,21 @@ namespace kyotaku::server {
 Rules bind_rules(std::shared_ptr<Program const> program, std::shared_ptr<std::string const> exact_bundle) {
     auto bound = RuleContract::bind(std::move(program));
     if (auto const* error = std::get_if<Message>(&bound))
-        throw std::runtime_error("ルールがサーバの契約を満たしません: " + error->ja + " / the rules do not fulfil the server's contract: " + error->en);
+        throw std::runtime_error("ルールがサーバの契約を満たしません: " + error->ja +
+                                 " / the rules do not fulfil the server's contract: " + error->en);
     std::get<RuleContract>(bound).exact_bundle = std::move(exact_bundle);
     return std::make_shared<RuleContract const>(std::move(std::get<RuleContract>(bound)));
 }
 
-Service::Service(Database& db, std::shared_ptr<Program const> rules, Clock& clock, std::shared_ptr<std::string const> exact_bundle)
+Service::Service(Database& db, std::shared_ptr<Program const> rules, Clock& clock,
+                 std::shared_ptr<std::string const> exact_bundle)
     : context(db, clock, bind_rules(std::move(rules), std::move(exact_bundle))),
       handoffs_(std::make_unique<Handoffs>(context, settings, consent)) {}
 
 Service::~Service() = default;
 
-std::optional<std::string> Service::replace_rules(std::shared_ptr<Program const> rules, std::shared_ptr<std::string const> exact_bundle) {
+std::optional<std::string> Service::replace_rules(std::shared_ptr<Program const> rules,
+                                                  std::shared_ptr<std::string const> exact_bundle) {
     auto bound = RuleContract::bind(std::move(rules));
     if (auto const* error = std::get_if<Message>(&bound)) return error->text();
     std::get<RuleContract>(bound).exact_bundle = std::move(exact_bundle);
@@ -67,7 +70,8 @@ Card card_from(CardFields const& f) {
 std::vector<unsigned char> from_hex(std::string const& hex) {
     std::vector<unsigned char> out;
     auto nibble = [](char ch) { return ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10; };
-    for (std::size_t i = 0; i + 1 < hex.size(); i += 2) out.push_back(static_cast<unsigned char>(nibble(hex[i]) * 16 + nibble(hex[i + 1])));
+    for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+        out.push_back(static_cast<unsigned char>(nibble(hex[i]) * 16 + nibble(hex[i + 1])));
     return out;
 }
 
@@ -75,12 +79,15 @@ std::string not_after_today(Context& x, char const* field, std::string const& se
     std::string const date = iso_date(field, sent);
     std::string const today = x.today().iso();
     if (date > today)
-        throw invalid(field, std::string(what) + " " + date + " が今日 (" + today + ") より後です", std::string(field) + " " + date + " is after today (" + today + ")");
+        throw invalid(field, std::string(what) + " " + date + " が今日 (" + today + ") より後です",
+                      std::string(field) + " " + date + " is after today (" + today + ")");
     return date;
 }
 
 void log_inquiry(Context& x, InquiryEntry const& e) { InquiryLog(x.db).append(e, x.now()); }
 
-void log_inquiries(Context& x, std::vector<InquiryEntry> const& entries) { InquiryLog(x.db).append_all(entries, x.now()); }
+void log_inquiries(Context& x, std::vector<InquiryEntry> const& entries) {
+    InquiryLog(x.db).append_all(entries, x.now());
+}
 
 }  // namespace kyotaku::server

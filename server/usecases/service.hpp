@@ -42,7 +42,8 @@ class Handoffs;  // usecases/handoff.hpp: 引き継ぎ of the consent page to th
 class Service {
 public:
     // exact_bundle: the signed bundle's bytes the rules were loaded from (see RuleContract::exact_bundle).
-    Service(Database& db, std::shared_ptr<Program const> rules, Clock& clock, std::shared_ptr<std::string const> exact_bundle = nullptr);
+    Service(Database& db, std::shared_ptr<Program const> rules, Clock& clock,
+            std::shared_ptr<std::string const> exact_bundle = nullptr);
     ~Service();
     Service(Service const&) = delete;
     Service& operator=(Service const&) = delete;
@@ -60,7 +61,8 @@ public:
 
     // Replaces the rules in force (requests in flight finish on the old ones). Returns the contract error and keeps
     // the old rules when the new ones do not fulfil it.
-    std::optional<std::string> replace_rules(std::shared_ptr<Program const> rules, std::shared_ptr<std::string const> exact_bundle = nullptr);
+    std::optional<std::string> replace_rules(std::shared_ptr<Program const> rules,
+                                             std::shared_ptr<std::string const> exact_bundle = nullptr);
 
     bool facility_exists(std::string const& code);
     // An interactive request starts (the ticket goes to request_end): the batch worker lets it finish first.

@@ -56,24 +56,28 @@ SettingsView SettingsDesk::put(Caller const& c, SettingsChange const& change) {
         for (auto const& [k, value] : change.viewing_items) {
             std::size_t i = 0;
             while (i < viewing_items.size() && k != viewing_items[i].name) ++i;
-            if (i == viewing_items.size()) throw invalid("viewing_items." + k, "不明な閲覧項目 " + k, "unknown viewing item " + k);
+            if (i == viewing_items.size())
+                throw invalid("viewing_items." + k, "不明な閲覧項目 " + k, "unknown viewing item " + k);
             if (!value) throw invalid("viewing_items." + k, "true か false です", "must be true or false");
             after.viewing[i] = *value;
         }
-        // A 機能 can be switched on only when the facility's kind offers a 診療区分 that uses it (a 訪問看護ステーション
-        // has no オンライン診療等機能); one switched on before may still be switched off.
+        // A 機能 can be switched on only when the facility's kind offers a 診療区分 that uses it (a
+        // 訪問看護ステーション has no オンライン診療等機能); one switched on before may still be switched off.
         auto const kind = registry.kind(c.facility_code);
         auto const available = available_features(x_, kind.value_or(""));
         for (auto const& s : switches)
-            if (after.*s.value && !(before.*s.value) && std::find(available.begin(), available.end(), s.feature) == available.end())
+            if (after.*s.value && !(before.*s.value) &&
+                std::find(available.begin(), available.end(), s.feature) == available.end())
                 throw conflict(s.field, kind.value_or("この施設") + " が行う診療区分は " + s.feature + " を使いません",
                                std::string("the facility's kind offers no 診療区分 that uses ") + s.feature);
         // 利用規約 must be agreed before a function is switched on (domain.md §3).
         if ((after.home_visit_enabled || after.online_enabled) && !after.terms_agreed)
-            throw conflict("terms_agreed", "利用規約に同意してから機能を「利用する」にしてください", "agree to the terms of use before enabling a function");
+            throw conflict("terms_agreed", "利用規約に同意してから機能を「利用する」にしてください",
+                           "agree to the terms of use before enabling a function");
         after.updated_at = x_.now();
         registry.change_settings(c.facility_code, after, new_id(),
-                                 {c.subject, after.updated_at, settings_json(before).dump(), settings_json(after).dump()});
+                                 {c.subject, after.updated_at, settings_json(before).dump(),
+                                  settings_json(after).dump()});
         return SettingsView{after, available};  // as GET answers it
     });
 }
@@ -92,7 +96,9 @@ std::pair<std::uint32_t, std::vector<unsigned char>> SettingsDesk::current_key()
         // Stored sealed with the key file's key (secrets.hpp), never in plain text.
         if (auto const current = urls.current_key()) {
             auto key = x_.secrets->open_url_key(current->version, current->sealed);
-            if (!key) throw std::runtime_error("URL key " + std::to_string(current->version) + " does not open with the key file");
+            if (!key)
+                throw std::runtime_error("URL key " + std::to_string(current->version) +
+                                         " does not open with the key file");
             return std::make_pair(current->version, *key);
         }
         std::uint32_t const version = urls.last_version() + 1;
@@ -141,7 +147,8 @@ SettingsDesk::TokenCheck SettingsDesk::check_token(std::string const& token) {
         return out;
     }
     if (key->retired) {
-        out.reason = {"この URL は、安全のために使えなくなりました", "the facility URL is not valid: its key was retired"};
+        out.reason = {"この URL は、安全のために使えなくなりました",
+                      "the facility URL is not valid: its key was retired"};
         return out;
     }
     auto const gen = urls.named_generation(claims->facility_code);

@@ -39,7 +39,9 @@ std::string const code = "246810";
 
 // The bridge's clock: real time plus what the test has skipped.
 std::atomic<std::int64_t> skipped_ms{0};
-std::chrono::steady_clock::time_point test_clock() { return std::chrono::steady_clock::now() + std::chrono::milliseconds(skipped_ms.load()); }
+std::chrono::steady_clock::time_point test_clock() {
+    return std::chrono::steady_clock::now() + std::chrono::milliseconds(skipped_ms.load());
+}
 
 // A WebSocket client of the bridge, from `source` (any 127.0.0.0/8 address).
 struct Client {
@@ -51,7 +53,8 @@ struct Client {
         s.open(net::ip::tcp::v4());
         s.bind(net::ip::tcp::endpoint(net::ip::make_address(source), 0));
         s.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-        ws.set_option(websocket::stream_base::decorator([](websocket::request_type& r) { r.set(boost::beast::http::field::origin, origin); }));
+        ws.set_option(websocket::stream_base::decorator(
+            [](websocket::request_type& r) { r.set(boost::beast::http::field::origin, origin); }));
         ws.handshake("127.0.0.1", "/");
     }
     // One request (numbered here) and the bridge's answer to it.
@@ -138,7 +141,8 @@ protected:
         o.clock = test_clock;
         std::filesystem::path const pki = KYOTAKU_BRIDGE_PKI;
         std::shared_ptr<card::VirtualCard> vcard = card::make_virtual_card(card::VirtualCardFiles::test_card(pki, 1));
-        server_ = std::make_unique<bridge::Server>(o, bridge::virtual_backend(vcard, std::make_shared<std::mutex>()), log_);
+        server_ =
+            std::make_unique<bridge::Server>(o, bridge::virtual_backend(vcard, std::make_shared<std::mutex>()), log_);
         thread_ = std::thread([this] { server_->run(); });
     }
     void TearDown() override {
@@ -294,8 +298,9 @@ TEST(BridgeListen, PortsAreParsedStrictly) {
     auto v6 = bridge::parse_listen("[::1]:39300");
     EXPECT_EQ(v6.address, "::1");
     EXPECT_EQ(v6.port, 39300);
-    for (char const* bad : {"127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:", "127.0.0.1:80x", "127.0.0.1:+80", "127.0.0.1:-1",
-                            "127.0.0.1: 80", "127.0.0.1:0x50", "127.0.0.1", ":80", "::1:80", "[::1:80", "127.0.0.1:000039211"})
+    for (char const* bad :
+         {"127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:", "127.0.0.1:80x", "127.0.0.1:+80", "127.0.0.1:-1",
+          "127.0.0.1: 80", "127.0.0.1:0x50", "127.0.0.1", ":80", "::1:80", "[::1:80", "127.0.0.1:000039211"})
         EXPECT_THROW(bridge::parse_listen(bad), std::invalid_argument) << bad;
     try {
         bridge::parse_listen("127.0.0.1:99999");

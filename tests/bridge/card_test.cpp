@@ -262,7 +262,8 @@ TEST(VirtualCard, RefusesToSignWithoutThePinAndProtectsItsKey) {
     EXPECT_EQ(sw("00A4040C0AD3921000310001010408"), 0x9000);
     EXPECT_EQ(sw("00A4040C0AD392F000260100000001"), 0x9000);
     EXPECT_EQ(sw("00A4020C020017"), 0x9000);
-    EXPECT_EQ(parse_response(card->process(encode(jpki::compute_signature(jpki::digest_info_sha256(Bytes(32)))))).sw, 0x6982);
+    EXPECT_EQ(parse_response(card->process(encode(jpki::compute_signature(jpki::digest_info_sha256(Bytes(32)))))).sw,
+              0x6982);
 }
 
 // The application as a real card presents it (docs/card.md: each behaviour and its source).
@@ -272,7 +273,9 @@ struct Apdu {
     Response operator()(std::string_view hex) { return parse_response(card.process(from_hex(hex))); }
     Response operator()(Command const& c) { return parse_response(card.process(encode(c))); }
 };
-Command verify(std::string_view secret) { return {0x00, 0x20, 0x00, 0x80, Bytes(secret.begin(), secret.end()), std::nullopt}; }
+Command verify(std::string_view secret) {
+    return {0x00, 0x20, 0x00, 0x80, Bytes(secret.begin(), secret.end()), std::nullopt};
+}
 Command sign_command() { return jpki::compute_signature(jpki::digest_info_sha256(sha256(Bytes{'k'}))); }
 bool touched_signature_side(VirtualCard const& card) {
     for (std::uint16_t fid : {jpki::ef_sign_certificate, jpki::ef_sign_ca, jpki::ef_sign_key, jpki::ef_sign_password})
@@ -297,8 +300,10 @@ TEST(VirtualCard, PresentsBothSidesAndTheTokenOfAMyNumberCard) {
     InProcessChannel ch(*card);
     jpki::Client client(ch);
     EXPECT_EQ(client.read_certificate(jpki::ef_sign_ca), load_certificate_der(pki / "card-sign-ca.pem"));
-    EXPECT_TRUE(verify_chain(load_certificate_der(pki / "card-1-sign.pem"), load_certificate_der(pki / "card-sign-ca.pem")));
-    EXPECT_FALSE(verify_chain(load_certificate_der(pki / "card-1-sign.pem"), load_certificate_der(pki / "card-ca.pem")));
+    EXPECT_TRUE(
+        verify_chain(load_certificate_der(pki / "card-1-sign.pem"), load_certificate_der(pki / "card-sign-ca.pem")));
+    EXPECT_FALSE(
+        verify_chain(load_certificate_der(pki / "card-1-sign.pem"), load_certificate_der(pki / "card-ca.pem")));
 }
 
 TEST(VirtualCard, ShowsTheSignatureCertificateOnlyAfterThePassword) {

@@ -42,7 +42,8 @@ std::string slurp(fs::path const& p) {
 }
 
 // Runs a program (bounded by coreutils' timeout, 120 s) with OpenSC's scratch configuration, `input` on its stdin.
-Output run(std::vector<std::string> const& argv, std::string const& input = "", std::vector<std::pair<char const*, char const*>> const& env = {}) {
+Output run(std::vector<std::string> const& argv, std::string const& input = "",
+           std::vector<std::pair<char const*, char const*>> const& env = {}) {
     fs::path const scratch = PcscEnvironment::dir();
     fs::path const err_file = scratch / "stderr.txt";
     int in_pipe[2], out_pipe[2];
@@ -95,7 +96,8 @@ int tries_left(std::string const& list_pins, std::string const& label) {
 }
 
 bool touched_any_signature_file(card::VirtualCard const& c) {
-    for (std::uint16_t fid : {card::jpki::ef_sign_certificate, card::jpki::ef_sign_ca, card::jpki::ef_sign_key, card::jpki::ef_sign_password})
+    for (std::uint16_t fid : {card::jpki::ef_sign_certificate, card::jpki::ef_sign_ca, card::jpki::ef_sign_key,
+                              card::jpki::ef_sign_password})
         if (c.files_selected().count(fid)) return true;
     return false;
 }
@@ -107,7 +109,8 @@ protected:
         fs::path const d = PcscEnvironment::dir();
         fs::create_directories(d / "home");
         // Debian's defaults, said out loud: no file cache (it would outlive the card), PC/SC readers.
-        std::ofstream(d / "opensc.conf") << "app default {\n  reader_driver pcsc { }\n  framework pkcs15 {\n    use_file_caching = no;\n  }\n}\n";
+        std::ofstream(d / "opensc.conf")
+            << "app default {\n  reader_driver pcsc { }\n  framework pkcs15 {\n    use_file_caching = no;\n  }\n}\n";
     }
     card::VirtualCard& virtual_card() { return *PcscEnvironment::card; }
     int card_pin_tries() {
@@ -141,15 +144,17 @@ TEST_F(OpenSc, RecognisesTheCardAsJpki) {
 TEST_F(OpenSc, ListsBothCertificatesAndTheirCas) {
     Output o = run({"pkcs15-tool", "--reader", "0", "--list-certificates"});
     ASSERT_EQ(o.status, 0) << o.all();
-    for (std::string label : {"User Authentication Certificate", "Digital Signature Certificate", "User Authentication Certificate CA",
-                              "Digital Signature Certificate CA"})
+    for (std::string label : {"User Authentication Certificate", "Digital Signature Certificate",
+                              "User Authentication Certificate CA", "Digital Signature Certificate CA"})
         EXPECT_NE(o.out.find("X.509 Certificate [" + label + "]"), std::string::npos) << label << "\n" << o.all();
     for (std::string path : {"000a", "0001", "000b", "0002"})
         EXPECT_NE(o.out.find("Path           : " + path), std::string::npos) << path << "\n" << o.all();
     // OpenSC read the public ones (it prints their serials); the 署名用電子証明書 needs the password first.
-    std::size_t const sign = o.out.find("[Digital Signature Certificate]"), next = o.out.find("X.509 Certificate", sign + 1);
+    std::size_t const sign = o.out.find("[Digital Signature Certificate]"),
+                      next = o.out.find("X.509 Certificate", sign + 1);
     EXPECT_EQ(o.out.substr(sign, next - sign).find("Encoded serial"), std::string::npos) << o.all();
-    std::size_t const auth = o.out.find("[User Authentication Certificate]"), after = o.out.find("X.509 Certificate", auth + 1);
+    std::size_t const auth = o.out.find("[User Authentication Certificate]"),
+                      after = o.out.find("X.509 Certificate", auth + 1);
     EXPECT_NE(o.out.substr(auth, after - auth).find("Encoded serial"), std::string::npos) << o.all();
     // The PINs: 4 digits with 3 tries, 6 to 16 characters with 5 tries.
     Output pins = run({"pkcs15-tool", "--reader", "0", "--list-pins"});
@@ -174,8 +179,11 @@ TEST_F(OpenSc, ReadsTheCertificatesAsMakeTestPkiIssuedThem) {
     o = run({"pkcs15-tool", "--reader", "0", "--read-certificate", "02"}, "", {{"OPENSC_DEBUG", "3"}});
     EXPECT_NE(o.status, 0) << o.all();
     EXPECT_NE(o.err.find("Certificate read failed"), std::string::npos) << o.all();
-    EXPECT_NE(o.err.find("iso7816_read_binary: Check SW error: -1211 (Security status not satisfied)"), std::string::npos) << o.all();
-    o = run({"pkcs15-tool", "--reader", "0", "--read-certificate", "02", "--verify-pin", "--auth-id", "02", "--pin", "KYOTAKU1"});
+    EXPECT_NE(o.err.find("iso7816_read_binary: Check SW error: -1211 (Security status not satisfied)"),
+              std::string::npos)
+        << o.all();
+    o = run({"pkcs15-tool", "--reader", "0", "--read-certificate", "02", "--verify-pin", "--auth-id", "02", "--pin",
+             "KYOTAKU1"});
     ASSERT_EQ(o.status, 0) << o.all();
     EXPECT_EQ(pem_to_der(o.out.substr(o.out.find("-----BEGIN"))), card::load_certificate_der(pki / "card-1-sign.pem"));
 }
@@ -183,9 +191,9 @@ TEST_F(OpenSc, ReadsTheCertificatesAsMakeTestPkiIssuedThem) {
 TEST_F(OpenSc, SignsWithTheAuthenticationKeyAndOpenSslVerifies) {
     std::string const message = "kyotaku: OpenSC signs with the virtual card's 利用者証明用 key";
     std::ofstream(file("message.txt"), std::ios::binary) << message;
-    Output o = run({"pkcs11-tool", "--module", "opensc-pkcs11.so", "--slot-index", "0", "--login", "--pin", "1234", "--sign",
-                    "--id", "01", "--mechanism", "SHA256-RSA-PKCS", "--input-file", file("message.txt"), "--output-file",
-                    file("signature.bin")});
+    Output o = run({"pkcs11-tool", "--module", "opensc-pkcs11.so", "--slot-index", "0", "--login", "--pin", "1234",
+                    "--sign", "--id", "01", "--mechanism", "SHA256-RSA-PKCS", "--input-file", file("message.txt"),
+                    "--output-file", file("signature.bin")});
     ASSERT_EQ(o.status, 0) << o.all();
     std::string const signature = slurp(file("signature.bin"));
     EXPECT_EQ(signature.size(), 256u);
@@ -193,13 +201,16 @@ TEST_F(OpenSc, SignsWithTheAuthenticationKeyAndOpenSslVerifies) {
     Output pub = run({"openssl", "x509", "-in", (pki / "card-1.pem").string(), "-pubkey", "-noout"});
     ASSERT_EQ(pub.status, 0) << pub.all();
     std::ofstream(file("card-1.pub.pem")) << pub.out;
-    Output v = run({"openssl", "dgst", "-sha256", "-verify", file("card-1.pub.pem"), "-signature", file("signature.bin"), file("message.txt")});
+    Output v = run({"openssl", "dgst", "-sha256", "-verify", file("card-1.pub.pem"), "-signature",
+                    file("signature.bin"), file("message.txt")});
     EXPECT_EQ(v.status, 0) << v.all();
     EXPECT_EQ(v.out, "Verified OK\n") << v.all();
     EXPECT_TRUE(card::verify_signature(card::load_certificate_der(pki / "card-1.pem"),
-                                       card::Bytes(message.begin(), message.end()), card::Bytes(signature.begin(), signature.end())));
+                                       card::Bytes(message.begin(), message.end()),
+                                       card::Bytes(signature.begin(), signature.end())));
     EXPECT_FALSE(card::verify_signature(card::load_certificate_der(pki / "card-1-sign.pem"),
-                                        card::Bytes(message.begin(), message.end()), card::Bytes(signature.begin(), signature.end())))
+                                        card::Bytes(message.begin(), message.end()),
+                                        card::Bytes(signature.begin(), signature.end())))
         << "the 署名用 key did not make it";
     EXPECT_EQ(card_pin_tries(), 3);
 }
@@ -207,9 +218,10 @@ TEST_F(OpenSc, SignsWithTheAuthenticationKeyAndOpenSslVerifies) {
 TEST_F(OpenSc, SignsWithTheSignatureKeyAfterThePassword) {
     card::Bytes const message = {'k', 'y', 'o', 't', 'a', 'k', 'u'};
     card::Bytes const digest = card::sha256(message);
-    std::ofstream(file("digest.bin"), std::ios::binary).write(reinterpret_cast<char const*>(digest.data()), long(digest.size()));
-    Output o = run({"pkcs15-crypt", "--reader", "0", "--sign", "--key", "02", "--pin", "KYOTAKU1", "--sha-256", "--pkcs1", "--input",
-                    file("digest.bin"), "--output", file("signature.bin")});
+    std::ofstream(file("digest.bin"), std::ios::binary)
+        .write(reinterpret_cast<char const*>(digest.data()), long(digest.size()));
+    Output o = run({"pkcs15-crypt", "--reader", "0", "--sign", "--key", "02", "--pin", "KYOTAKU1", "--sha-256",
+                    "--pkcs1", "--input", file("digest.bin"), "--output", file("signature.bin")});
     ASSERT_EQ(o.status, 0) << o.all();
     std::string const signature = slurp(file("signature.bin"));
     EXPECT_TRUE(card::verify_signature(card::load_certificate_der(pki / "card-1-sign.pem"), message,
@@ -219,7 +231,8 @@ TEST_F(OpenSc, SignsWithTheSignatureKeyAfterThePassword) {
 }
 
 TEST_F(OpenSc, AWrongPinCountsDownTheSameTriesThroughOpenScAndKyotakuBridge) {
-    Output o = run({"pkcs11-tool", "--module", "opensc-pkcs11.so", "--slot-index", "0", "--login", "--pin", "0000", "--list-objects"});
+    Output o = run({"pkcs11-tool", "--module", "opensc-pkcs11.so", "--slot-index", "0", "--login", "--pin", "0000",
+                    "--list-objects"});
     EXPECT_NE(o.status, 0) << o.all();
     EXPECT_NE((o.out + o.err).find("CKR_PIN_INCORRECT"), std::string::npos) << o.all();
     EXPECT_EQ(card_pin_tries(), 2);
@@ -230,7 +243,8 @@ TEST_F(OpenSc, AWrongPinCountsDownTheSameTriesThroughOpenScAndKyotakuBridge) {
     EXPECT_EQ(err["tries_left"], 1) << "kyotaku-bridge counts on from OpenSC's wrong try\n" << b.all();
     Output pins = run({"pkcs15-tool", "--reader", "0", "--list-pins"});
     ASSERT_EQ(pins.status, 0) << pins.all();
-    EXPECT_EQ(tries_left(pins.out, "User Authentication PIN"), 1) << "OpenSC sees kyotaku-bridge's wrong try\n" << pins.all();
+    EXPECT_EQ(tries_left(pins.out, "User Authentication PIN"), 1) << "OpenSC sees kyotaku-bridge's wrong try\n"
+                                                                  << pins.all();
     EXPECT_EQ(tries_left(pins.out, "Digital Signature PIN"), 5) << pins.all();
     // A wrong 署名用パスワード counts on its own counter only.
     o = run({"pkcs15-tool", "--reader", "0", "--verify-pin", "--auth-id", "02", "--pin", "WRONG123"});

@@ -103,7 +103,8 @@ TEST_F(Pcsc, CardRemovedMidCommandIsAClearErrorAndTheSessionCanStartAgain) {
         card::jpki::read_certificate_only(*ch);
         FAIL() << "the card was removed, yet the read succeeded";
     } catch (CardError const& e) {
-        EXPECT_TRUE(e.kind() == ErrorKind::card_removed || e.kind() == ErrorKind::transport) << card::to_string(e.kind()) << ": " << e.what();
+        EXPECT_TRUE(e.kind() == ErrorKind::card_removed || e.kind() == ErrorKind::transport)
+            << card::to_string(e.kind()) << ": " << e.what();
     }
     PcscEnvironment::wait_present(false);
     try {
@@ -128,7 +129,8 @@ TEST_F(Pcsc, ReaderGoneMidSessionIsAClearErrorAndTheSessionCanStartAgain) {
         card::jpki::read_certificate_only(*ch);
         FAIL() << "read from a reader that is gone";
     } catch (CardError const& e) {
-        EXPECT_TRUE(e.kind() == ErrorKind::transport || e.kind() == ErrorKind::no_reader || e.kind() == ErrorKind::card_removed)
+        EXPECT_TRUE(e.kind() == ErrorKind::transport || e.kind() == ErrorKind::no_reader ||
+                    e.kind() == ErrorKind::card_removed)
             << card::to_string(e.kind()) << ": " << e.what();
         EXPECT_FALSE(std::string(e.what()).empty());
     }
@@ -255,7 +257,8 @@ TEST_F(Bridge, NeedsThePairingTokenFirst) {
     WsClient wrong(server_->port(), origin);
     r = wrong.call({{"op", "hello"}, {"token", "fedcba9876543210fedcba9876543210"}});
     EXPECT_EQ(r["error"]["kind"], "unauthorized");
-    EXPECT_THROW(wrong.call({{"op", "readers"}}), boost::system::system_error) << "the bridge closes after a wrong token";
+    EXPECT_THROW(wrong.call({{"op", "readers"}}), boost::system::system_error)
+        << "the bridge closes after a wrong token";
 }
 
 TEST_F(Bridge, SignsThroughPcscAndNeverLogsThePin) {
@@ -286,8 +289,10 @@ TEST_F(Bridge, SignsThroughPcscAndNeverLogsThePin) {
     EXPECT_EQ(l.find("5739"), std::string::npos) << "a PIN reached the log";
     EXPECT_EQ(l.find("1234"), std::string::npos) << "a PIN reached the log";
     std::lock_guard lock(vpcd().card_mutex());
-    for (std::uint16_t fid : {card::jpki::ef_sign_certificate, card::jpki::ef_sign_ca, card::jpki::ef_sign_key, card::jpki::ef_sign_password})
-        EXPECT_EQ(virtual_card().files_selected().count(fid), 0u) << "the consent flow touched 署名用 EF " << std::hex << fid;
+    for (std::uint16_t fid : {card::jpki::ef_sign_certificate, card::jpki::ef_sign_ca, card::jpki::ef_sign_key,
+                              card::jpki::ef_sign_password})
+        EXPECT_EQ(virtual_card().files_selected().count(fid), 0u)
+            << "the consent flow touched 署名用 EF " << std::hex << fid;
     EXPECT_EQ(virtual_card().files_selected().count(card::jpki::ef_auth_key), 1u);
 }
 

@@ -39,14 +39,16 @@ public:
             pid_t other = 0;
             in >> other;
             if (other > 0 && ::kill(other, 0) == 0)
-                throw std::runtime_error("another pcscd (pid " + std::to_string(other) + ") is running: stop it for these tests");
+                throw std::runtime_error("another pcscd (pid " + std::to_string(other) +
+                                         ") is running: stop it for these tests");
         }
         std::string tmpl = (fs::temp_directory_path() / "kyotaku-pcscd-XXXXXX").string();
         if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
         dir_ = tmpl;
         fs::create_directories(dir_ / "conf");
-        std::ofstream(dir_ / "conf" / "vpcd") << "FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME   /dev/null:" << vpcd_port
-                                               << "\nLIBPATH      /usr/lib/pcsc/drivers/serial/libifdvpcd.so\nCHANNELID    " << vpcd_port << "\n";
+        std::ofstream(dir_ / "conf" / "vpcd")
+            << "FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME   /dev/null:" << vpcd_port
+            << "\nLIBPATH      /usr/lib/pcsc/drivers/serial/libifdvpcd.so\nCHANNELID    " << vpcd_port << "\n";
         start_pcscd();
         ASSERT_GT(pid_, 0);
         reset_card();

@@ -54,12 +54,14 @@ TEST(Port100, MalformedFramesAreNamed) {
     EXPECT_NE(error_of([&] { port100::parse(with(7, 0x00)); }).find("length checksum"), std::string::npos);
     EXPECT_NE(error_of([&] { port100::parse(with(10, 0x01)); }).find("data checksum"), std::string::npos);
     EXPECT_NE(error_of([&] { port100::parse(with(good.size() - 1, 0x01)); }).find("postamble"), std::string::npos);
-    EXPECT_NE(error_of([&] { port100::parse(from_hex("0000FF03FD D42A01 00")); }).find("normal frames"), std::string::npos);
+    EXPECT_NE(error_of([&] { port100::parse(from_hex("0000FF03FD D42A01 00")); }).find("normal frames"),
+              std::string::npos);
     Bytes cut(good.begin(), good.end() - 1);
     EXPECT_NE(error_of([&] { port100::parse(cut); }).find("for a data length"), std::string::npos);
     EXPECT_NE(error_of([&] { port100::parse(port100::encode(0xD5, 0x2B, {})); }).find("direction"), std::string::npos);
     EXPECT_NE(error_of([&] { port100::parse(from_hex("0000FF")); }).find("shorter than an ACK"), std::string::npos);
-    EXPECT_NE(error_of([&] { port100::parse(from_hex("0000FF00FF0000")); }).find("ACK frame with trailing"), std::string::npos);
+    EXPECT_NE(error_of([&] { port100::parse(from_hex("0000FF00FF0000")); }).find("ACK frame with trailing"),
+              std::string::npos);
 }
 
 TEST(TypeB, AtqbAndAttrib) {

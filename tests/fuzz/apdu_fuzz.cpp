@@ -17,12 +17,15 @@ struct FakeKey : CardKey {
 
 VirtualCard& card() {
     // Both sides of the JPKI application, so that the 署名用 files and password are fuzzed too.
-    static VirtualCard c(JpkiKeySide{Bytes{0x30, 0x03, 0x02, 0x01, 0x00}, Bytes{0x30, 0x00}, std::make_unique<FakeKey>()},
-                         JpkiKeySide{Bytes{0x30, 0x03, 0x02, 0x01, 0x01}, Bytes{0x30, 0x00}, std::make_unique<FakeKey>()}, [] {
-        VirtualCardOptions o;
-        o.max_response = 64;
-        return o;
-    }());
+    static VirtualCard c(JpkiKeySide{Bytes{0x30, 0x03, 0x02, 0x01, 0x00}, Bytes{0x30, 0x00},
+                                     std::make_unique<FakeKey>()},
+                         JpkiKeySide{Bytes{0x30, 0x03, 0x02, 0x01, 0x01}, Bytes{0x30, 0x00},
+                                     std::make_unique<FakeKey>()},
+                         [] {
+                             VirtualCardOptions o;
+                             o.max_response = 64;
+                             return o;
+                         }());
     return c;
 }
 }  // namespace

@@ -55,14 +55,19 @@ struct World {
             return nlohmann::json::parse(r.body);
         };
         must(callers[1], "POST", "/api/v1/admin/facilities", R"({"code":"0110113719","name":"A","kind":"医科"})");
-        must(callers[1], "POST", "/api/v1/admin/facilities", R"({"code":"2714206386","name":"B","kind":"訪問看護ステーション"})");
+        must(callers[1], "POST", "/api/v1/admin/facilities",
+             R"({"code":"2714206386","name":"B","kind":"訪問看護ステーション"})");
         must(callers[3], "PUT", "/api/v1/settings", R"({"terms_agreed":true,"home_visit_enabled":true})");
-        std::string person = must(callers[1], "POST", "/api/v1/admin/insured-persons",
-                                  R"({"insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01",
-                                      "name":"在宅 花子","burden_ratio":"010","valid_from":"2020-04-01"})")["person_key"];
-        must(callers[1], "POST", "/api/v1/admin/consents",
-             R"({"facility_code":"0110113719","person_key":")" + person +
-                 R"(","visit_kind":"訪問診療","first_visit":"2024-06-03","identity_method":"暗証番号","items":["薬剤情報"]})");
+        std::string person =
+            must(callers[1], "POST", "/api/v1/admin/insured-persons",
+                 R"({"insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01",
+                                      "name":"在宅 花子","burden_ratio":"010","valid_from":"2020-04-01"})")
+                ["person_key"];
+        must(
+            callers[1], "POST", "/api/v1/admin/consents",
+            R"({"facility_code":"0110113719","person_key":")" + person +
+                R"(","visit_kind":"訪問診療","first_visit":"2024-06-03","identity_method":"暗証番号",)"
+                R"("items":["薬剤情報"]})");
         std::string url = must(callers[3], "GET", "/api/v1/url", "")["url"];
         token = url.substr(url.find("/c/") + 3);
     }
@@ -78,7 +83,8 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
     if (size < 1) return 0;
     World& w = world();
     std::string text(reinterpret_cast<char const*>(data) + 1, size - 1);
-    for (auto at = text.find("@TOKEN@"); at != std::string::npos; at = text.find("@TOKEN@", at)) text.replace(at, 7, w.token);
+    for (auto at = text.find("@TOKEN@"); at != std::string::npos; at = text.find("@TOKEN@", at))
+        text.replace(at, 7, w.token);
 
     http::request_parser<http::string_body> parser;
     parser.header_limit(16 * 1024);
@@ -96,7 +102,8 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
     if (who.kind == Caller::Kind::anonymous && req.count("X-Kyotaku-Url-Token"))
         who = mobile_caller(*w.service, std::string(req["X-Kyotaku-Url-Token"]));
     BodyPlan plan = plan_body(who, method, target, ConnectionLimits{});
-    if (req.body().size() > plan.limit) return 0;  // the session answers 413 (or the route's refusal) without reading it
+    // the session answers 413 (or the route's refusal) without reading it
+    if (req.body().size() > plan.limit) return 0;
 
     HttpResult r = Router(*w.service, Site{nullptr, &*w.pages})
                        .handle(who, method, target, std::string(req[http::field::content_type]), req.body());

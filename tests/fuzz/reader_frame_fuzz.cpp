@@ -31,7 +31,8 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
     ByteView in(data, size);
     try {
         port100::Frame f = port100::parse(in);
-        if (!f.ack && port100::parse(port100::encode(f.direction, f.command, f.payload)).payload != f.payload) std::abort();
+        if (!f.ack && port100::parse(port100::encode(f.direction, f.command, f.payload)).payload != f.payload)
+            std::abort();
     } catch (CardError const&) {
     }
     try {

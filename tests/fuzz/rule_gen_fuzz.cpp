@@ -47,7 +47,10 @@ struct Gen {
             case 5: s = expr(1) + (pick(2) ? " and " : " or ") + expr(1); break;
             case 6: s = "not " + expr(1); break;
             case 7: s = "if " + expr(1) + " then " + expr(type) + " else " + expr(type); break;
-            case 8: s = "match c { 赤 => " + expr(type) + ", 青 => " + expr(type) + (pick(2) ? ", _ => " + expr(type) : std::string()) + " }"; break;
+            case 8:
+                s = "match c { 赤 => " + expr(type) + ", 青 => " + expr(type) +
+                    (pick(2) ? ", _ => " + expr(type) : std::string()) + " }";
+                break;
             case 9: s = "c in {赤" + std::string(pick(2) ? ", 緑" : "") + "}"; break;
             case 10: s = "q + " + expr(0) + " days"; break;
             case 11: s = "month_end(q)"; break;
@@ -75,7 +78,8 @@ struct Gen {
             case 0: out += " = " + expr(pick(2)) + (pick(3) == 0 ? " because " + text() : std::string()) + "\n"; break;
             case 1: {
                 out += " {\n";
-                for (int i = pick(4); i > 0; --i) out += "  when " + expr(1) + " => " + expr(0) + " because " + text() + "\n";
+                for (int i = pick(4); i > 0; --i)
+                    out += "  when " + expr(1) + " => " + expr(0) + " because " + text() + "\n";
                 out += "  otherwise => " + expr(0) + "\n}\n";
                 break;
             }
@@ -93,16 +97,24 @@ struct Gen {
                     int n = in.ConsumeIntegralInRange(1, 2000);
                     bool forward = pick(2);
                     for (int i = 0; i < n; ++i, ++lets)
-                        out += "let " + let_name(lets) + " = " + (forward ? let_name(lets + 1) : lets ? let_name(lets - 1) : "n") + " + 1\n";
+                        out += "let " + let_name(lets) + " = " +
+                               (forward ? let_name(lets + 1)
+                                : lets  ? let_name(lets - 1)
+                                        : "n") +
+                               " + 1\n";
                     if (forward) out += "let " + let_name(lets++) + " = n\n";
                     break;
                 }
                 case 2: {  // parentheses around the grammar's nesting limit
                     int n = in.ConsumeIntegralInRange(90, 110);
-                    out += "let " + let_name(lets++) + " = " + std::string(std::size_t(n), '(') + "n" + std::string(std::size_t(n), ')') + "\n";
+                    out += "let " + let_name(lets++) + " = " + std::string(std::size_t(n), '(') + "n" +
+                           std::string(std::size_t(n), ')') + "\n";
                     break;
                 }
-                case 3: out += "test \"t\" { given n = " + std::to_string(pick(9)) + " q = 2024-10-01 c = 青 expect d0 = " + std::to_string(pick(3)) + " }\n"; break;
+                case 3:
+                    out += "test \"t\" { given n = " + std::to_string(pick(9)) +
+                           " q = 2024-10-01 c = 青 expect d0 = " + std::to_string(pick(3)) + " }\n";
+                    break;
                 case 4: out += "# コメント\n"; break;
                 default: slot(false);
             }
@@ -153,7 +165,10 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
             case 1: i.b = std::uint16_t(i.b + 1 + (mutation >> 24)); break;
             case 2: i.c = std::uint16_t(i.c ^ (mutation >> 24 | 1)); break;
             case 3: i.d = std::int32_t(i.d + 1 - int((mutation >> 24) & 3)); break;
-            case 4: i.op = kyotaku::Op(std::uint16_t((std::uint32_t(i.op) + 1 + (mutation >> 24)) % (kyotaku::op_count + 2))); break;
+            case 4:
+                i.op =
+                    kyotaku::Op(std::uint16_t((std::uint32_t(i.op) + 1 + (mutation >> 24)) % (kyotaku::op_count + 2)));
+                break;
             default: altered.code.pop_back(); break;
         }
     }

@@ -9,10 +9,11 @@
 
 namespace kyotaku::server {
 
-inline BatchAccepted upload_csv(BatchDesk& desk, Caller const& c, std::string const& category, std::string const& query_date,
-                                std::string const& file_identifier, std::istream& csv) {
+inline BatchAccepted upload_csv(BatchDesk& desk, Caller const& c, std::string const& category,
+                                std::string const& query_date, std::string const& file_identifier, std::istream& csv) {
     CsvRows rows(csv);
-    return desk.upload(c, {category, query_date, file_identifier, "csv", [&rows](BatchRow& row) { return rows.next(row); }});
+    return desk.upload(c, {category, query_date, file_identifier, "csv",
+                           [&rows](BatchRow& row) { return rows.next(row); }});
 }
 
 }  // namespace kyotaku::server

@@ -8,19 +8,30 @@ protected:
     // The records every scenario starts from: A uses both functions; Hanako has A's 訪問診療 consent of 2024-04-15
     // (薬剤情報), an online consent booked for 2024-06-10, a 照会番号 and a medication record.
     void records(bool with_consents = true) {
-        ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"home_visit_enabled":true,"online_enabled":true})").status, 200);
+        ASSERT_EQ(call(a, "PUT", "/api/v1/settings",
+                       R"({"terms_agreed":true,"home_visit_enabled":true,"online_enabled":true})")
+                      .status,
+                  200);
         enable(b);
         hanako = person();
         if (with_consents) {
             consent("0110113719", hanako);
             consent("0110113719", hanako, "オンライン診療", "2024-05-20", "2024-06-10");
             today("2024-05-01");
-            json reg{{"reference_number", "R-1"}, {"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"},
+            json reg{{"reference_number", "R-1"},
+                     {"insurer_number", "06132013"},
+                     {"symbol", "123"},
+                     {"number", "4567"},
+                     {"branch", "01"},
                      {"birthdate", "1940-05-01"}};
             ASSERT_EQ(call(a, "POST", "/api/v1/reference-numbers", reg.dump()).status, 201);
         }
         ASSERT_EQ(call(admin, "POST", "/api/v1/admin/medical-records",
-                       json{{"person_key", hanako}, {"item", "薬剤情報"}, {"recorded_on", "2024-05-01"}, {"content", {{"薬剤", "アムロジピン 5mg"}}}}.dump())
+                       json{{"person_key", hanako},
+                            {"item", "薬剤情報"},
+                            {"recorded_on", "2024-05-01"},
+                            {"content", {{"薬剤", "アムロジピン 5mg"}}}}
+                           .dump())
                       .status,
                   201);
     }
@@ -37,25 +48,42 @@ protected:
         };
         return {
             {"individual by card", "POST /api/v1/reinquiry",
-             [this](Caller const& c) { return call(c, "POST", "/api/v1/reinquiry", on(clock.today().iso().c_str())).body; }},
+             [this](Caller const& c) {
+                 return call(c, "POST", "/api/v1/reinquiry", on(clock.today().iso().c_str())).body;
+             }},
             {"individual, online", "POST /api/v1/reinquiry",
-             [this](Caller const& c) { return call(c, "POST", "/api/v1/reinquiry", on(clock.today().iso().c_str(), "オンライン診療等")).body; }},
+             [this](Caller const& c) {
+                 return call(c, "POST", "/api/v1/reinquiry", on(clock.today().iso().c_str(), "オンライン診療等")).body;
+             }},
             {"individual by 照会番号", "POST /api/v1/reinquiry",
-             [this](Caller const& c) { return call(c, "POST", "/api/v1/reinquiry", json{{"category", "訪問診療等"}, {"reference_number", "R-1"}}.dump()).body; }},
+             [this](Caller const& c) {
+                 return call(c, "POST", "/api/v1/reinquiry",
+                             json{{"category", "訪問診療等"}, {"reference_number", "R-1"}}.dump())
+                     .body;
+             }},
             {"medical information", "POST /api/v1/medical-info",
-             [this](Caller const& c) { return call(c, "POST", "/api/v1/medical-info", viewing_on(clock.today().iso().c_str())).body; }},
+             [this](Caller const& c) {
+                 return call(c, "POST", "/api/v1/medical-info", viewing_on(clock.today().iso().c_str())).body;
+             }},
             {"CSV batch", "GET /api/v1/batch/reinquiry/{reception_number}/result",
              [this, finish_jobs](Caller const& c) {
-                 auto up = call(c, "POST", "/api/v1/batch/reinquiry", "p1,06132013,123,4567,01,1940-05-01\n", "text/csv");
+                 auto up =
+                     call(c, "POST", "/api/v1/batch/reinquiry", "p1,06132013,123,4567,01,1940-05-01\n", "text/csv");
                  if (up.status != 202) return up.body;
                  finish_jobs();
-                 return call(c, "GET", "/api/v1/batch/reinquiry/" + body(up)["reception_number"].get<std::string>() + "/result").body;
+                 return call(c, "GET",
+                             "/api/v1/batch/reinquiry/" + body(up)["reception_number"].get<std::string>() + "/result")
+                     .body;
              }},
             {"OQSsiquc01req", "POST /api/v1/oqs/OQSsiquc01req",
-             [this](Caller const& c) { return call(c, "POST", "/api/v1/oqs/OQSsiquc01req", muquc_for(c.facility_code, "20240601", nullptr)).body; }},
+             [this](Caller const& c) {
+                 return call(c, "POST", "/api/v1/oqs/OQSsiquc01req", muquc_for(c.facility_code, "20240601", nullptr))
+                     .body;
+             }},
             {"OQSmuquc01req → 02req", "POST /api/v1/oqs/OQSmuquc02req",
              [this, finish_jobs](Caller const& c) {
-                 auto up = call(c, "POST", "/api/v1/oqs/OQSmuquc01req", muquc_for(c.facility_code, "20240601", nullptr));
+                 auto up =
+                     call(c, "POST", "/api/v1/oqs/OQSmuquc01req", muquc_for(c.facility_code, "20240601", nullptr));
                  finish_jobs();
                  return call(c, "POST", "/api/v1/oqs/OQSmuquc02req", download_for(c.facility_code, up.body)).body;
              }},
@@ -67,18 +95,25 @@ protected:
              }},
             {"OQSmuhvq01req → 02req", "POST /api/v1/oqs/OQSmuquc02req",
              [this](Caller const& c) {
-                 auto up = call(c, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req(c.facility_code.c_str(), "2", "20240101", "20241231"));
+                 auto up = call(c, "POST", "/api/v1/oqs/OQSmuhvq01req",
+                                hvq01req(c.facility_code.c_str(), "2", "20240101", "20241231"));
                  return call(c, "POST", "/api/v1/oqs/OQSmuquc02req", download_for(c.facility_code, up.body)).body;
              }},
             {"OQSmuonq01req → 02req", "POST /api/v1/oqs/OQSmuquc02req",
              [this](Caller const& c) {
-                 auto up = call(c, "POST", "/api/v1/oqs/OQSmuonq01req", hvq01req(c.facility_code.c_str(), "3", "20240101", "20241231"));
+                 auto up = call(c, "POST", "/api/v1/oqs/OQSmuonq01req",
+                                hvq01req(c.facility_code.c_str(), "3", "20240101", "20241231"));
                  return call(c, "POST", "/api/v1/oqs/OQSmuquc02req", download_for(c.facility_code, up.body)).body;
              }},
             {"同意取消照会", "POST /api/v1/withdrawal/lookup",
              [this](Caller const& c) {
                  return call(c, "POST", "/api/v1/withdrawal/lookup",
-                             json{{"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"}}.dump())
+                             json{{"insurer_number", "06132013"},
+                                  {"symbol", "123"},
+                                  {"number", "4567"},
+                                  {"branch", "01"},
+                                  {"birthdate", "1940-05-01"}}
+                                 .dump())
                      .body;
              }},
         };
@@ -86,7 +121,8 @@ protected:
     // What Hanako's eligibility or medical information would show: her name, kana, burden ratio, her medication.
     static bool discloses(std::string const& answer) {
         return answer.find("在宅 花子") != std::string::npos || answer.find("アムロジピン") != std::string::npos ||
-               answer.find("burden_ratio") != std::string::npos || answer.find("InsuredPartialContributionRatio") != std::string::npos;
+               answer.find("burden_ratio") != std::string::npos ||
+               answer.find("InsuredPartialContributionRatio") != std::string::npos;
     }
 };
 
@@ -148,31 +184,49 @@ TEST_F(DecisionPaths, EveryRouteThatCanDiscloseIsProbedAndRefusesWhenTheRulesSay
     };
     auto a_caller = [this] { return a; };
     std::vector<Scenario> const scenarios{
-        {"訪問診療等機能 and オンライン診療等機能 off", "2024-06-10",
-         [this] { ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"home_visit_enabled":false,"online_enabled":false})").status, 200); },
-         a_caller, {"同意取消照会"}},
-        {"window over, no continuity, not the appointment day", "2024-08-05", [] {}, a_caller, {"同意取消照会"}},
-        {"consent withdrawn", "2024-06-10",
+        {"訪問診療等機能 and オンライン診療等機能 off",
+         "2024-06-10",
          [this] {
-             json who{{"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"}, {"confirmed", true}};
+             ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"home_visit_enabled":false,"online_enabled":false})")
+                           .status,
+                       200);
+         },
+         a_caller,
+         {"同意取消照会"}},
+        {"window over, no continuity, not the appointment day", "2024-08-05", [] {}, a_caller, {"同意取消照会"}},
+        {"consent withdrawn",
+         "2024-06-10",
+         [this] {
+             json who{{"insurer_number", "06132013"}, {"symbol", "123"},  {"number", "4567"}, {"branch", "01"},
+                      {"birthdate", "1940-05-01"},    {"confirmed", true}};
              ASSERT_EQ(call(a, "POST", "/api/v1/withdrawal", who.dump()).status, 200);
          },
-         a_caller, {}},
+         a_caller,
+         {}},
         {"another facility", "2024-06-10", [] {}, [this] { return b; }, {}},
-        {"a モバイル端末 session (the URL only)", "2024-06-10",
+        {"a モバイル端末 session (the URL only)",
+         "2024-06-10",
          [this, &mobile] {
              auto url = body(call(a, "GET", "/api/v1/url"))["url"].get<std::string>();
              mobile = mobile_caller(*service, url.substr(url.find("/c/") + 3));
          },
-         [&mobile] { return mobile; }, {}},
+         [&mobile] { return mobile; },
+         {}},
         // It re-inquires one patient (at the patient's home); batches and bulk downloads are an office terminal's.
-        {"a certificate of a モバイル端末", "2024-06-10", [] {},
+        {"a certificate of a モバイル端末",
+         "2024-06-10",
+         [] {},
          [] { return facility("0110113719", Caller::Role::staff, "モバイル端末"); },
          {"individual by card", "individual, online", "individual by 照会番号", "OQSsiquc01req"}},
-        {"薬剤情報 not enabled in 環境設定", "2024-06-10",
-         [this] { ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"viewing_items":{"薬剤情報":false}})").status, 200); }, a_caller,
-         {"individual by card", "individual, online", "individual by 照会番号", "CSV batch", "OQSsiquc01req", "OQSmuquc01req → 02req",
-          "OQSmuquc01req online → 02req", "OQSmuhvq01req → 02req", "OQSmuonq01req → 02req", "同意取消照会"}},
+        {"薬剤情報 not enabled in 環境設定",
+         "2024-06-10",
+         [this] {
+             ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"viewing_items":{"薬剤情報":false}})").status, 200);
+         },
+         a_caller,
+         {"individual by card", "individual, online", "individual by 照会番号", "CSV batch", "OQSsiquc01req",
+          "OQSmuquc01req → 02req", "OQSmuquc01req online → 02req", "OQSmuhvq01req → 02req", "OQSmuonq01req → 02req",
+          "同意取消照会"}},
     };
     // The positive control: on a day the rules allow, every probe does disclose (so a refusal below means something).
     SetUp();
@@ -205,7 +259,11 @@ TEST_F(ServerFixture, TheCallersDateNeverOpensAGate) {
     std::string key = person();
     consent("0110113719", key);
     ASSERT_EQ(call(admin, "POST", "/api/v1/admin/medical-records",
-                   json{{"person_key", key}, {"item", "薬剤情報"}, {"recorded_on", "2024-05-01"}, {"content", {{"薬剤", "x"}}}}.dump())
+                   json{{"person_key", key},
+                        {"item", "薬剤情報"},
+                        {"recorded_on", "2024-05-01"},
+                        {"content", {{"薬剤", "x"}}}}
+                       .dump())
                   .status,
               201);
     // Today (2026-11-29) the relationship of 2024 is long over: naming a day inside its window changes nothing.
@@ -233,7 +291,11 @@ TEST_F(ServerFixture, TheCallersDateNeverOpensAGate) {
     // the operator cannot date one after today).
     today("2024-07-01");
     ASSERT_EQ(call(admin, "POST", "/api/v1/admin/medical-records",
-                   json{{"person_key", key}, {"item", "薬剤情報"}, {"recorded_on", "2024-07-01"}, {"content", {{"薬剤", "later"}}}}.dump())
+                   json{{"person_key", key},
+                        {"item", "薬剤情報"},
+                        {"recorded_on", "2024-07-01"},
+                        {"content", {{"薬剤", "later"}}}}
+                       .dump())
                   .status,
               201);
     today("2024-06-10");
@@ -259,7 +321,8 @@ TEST_F(ServerFixture, AHouseCallInsideTheRelationshipNeitherEndsItNorStartsANewW
     EXPECT_TRUE(body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-06-20")))["allowed"].get<bool>());
     // With monthly claims the relationship continues, and so does the house call's re-inquiry.
     std::string csv;
-    for (char const* m : {"2024-04", "2024-05", "2024-06", "2024-07"}) csv += std::string("0110113719,06132013,123,4567,01,1940-05-01,") + m + ",2024-09-01\n";
+    for (char const* m : {"2024-04", "2024-05", "2024-06", "2024-07"})
+        csv += std::string("0110113719,06132013,123,4567,01,1940-05-01,") + m + ",2024-09-01\n";
     today("2024-09-10");
     ASSERT_EQ(body(call(admin, "POST", "/api/v1/admin/claim-reviews", csv, "text/csv"))["imported"], 4);
     EXPECT_TRUE(body(call(a, "POST", "/api/v1/reinquiry", on("2024-09-10")))["allowed"].get<bool>());
@@ -275,7 +338,8 @@ TEST_F(ServerFixture, AHouseCallAloneGetsItsEligibilityUntilTheEndOfTheNextDay) 
     EXPECT_EQ(same_day["eligibility"]["name"], "在宅 花子");
     auto next_morning = body(call(a, "POST", "/api/v1/reinquiry", on("2024-06-21")));
     EXPECT_TRUE(next_morning["allowed"].get<bool>()) << next_morning.dump();
-    EXPECT_NE(next_morning["reason"].get<std::string>().find("2024-06-21 まで照会できます"), std::string::npos) << next_morning.dump();
+    EXPECT_NE(next_morning["reason"].get<std::string>().find("2024-06-21 まで照会できます"), std::string::npos)
+        << next_morning.dump();
     auto day_after = body(call(a, "POST", "/api/v1/reinquiry", on("2024-06-22")));
     EXPECT_FALSE(day_after["allowed"].get<bool>());
     EXPECT_FALSE(day_after.contains("eligibility"));
@@ -300,8 +364,10 @@ TEST(RuleContract, ARuleSetThatLacksWhatTheServerAsksIsRefusedAtStartNamingIt) {
     auto sources = read_rule_sources(KYOTAKU_SOURCE_DIR "/rules", read_errors);
     for (auto& f : sources) {
         // Rename the decision the server asks for re-inquiries: the rule set still compiles on its own.
-        for (std::size_t at; (at = f.text.find("reinquiry_allowed")) != std::string::npos;) f.text.replace(at, 17, "reinquiry_ok_xyz");
-        for (std::size_t at; (at = f.text.find("eligibility_available")) != std::string::npos;) f.text.replace(at, 21, "eligibility_xyz_ok_a");
+        for (std::size_t at; (at = f.text.find("reinquiry_allowed")) != std::string::npos;)
+            f.text.replace(at, 17, "reinquiry_ok_xyz");
+        for (std::size_t at; (at = f.text.find("eligibility_available")) != std::string::npos;)
+            f.text.replace(at, 21, "eligibility_xyz_ok_a");
     }
     auto broken = compile(sources);
     ASSERT_TRUE(broken.ok()) << format_diagnostics(broken.diagnostics);
@@ -325,16 +391,24 @@ TEST_F(ServerFixture, AHouseCallConsentDoesNotWidenTheRelationshipsViewing) {
     enable(a);
     std::string key = person();
     consent("0110113719", key, "訪問診療", "2024-04-15");  // 薬剤情報 only
-    json oushin{{"facility_code", "0110113719"}, {"person_key", key}, {"visit_kind", "往診"}, {"first_visit", "2024-05-20"},
+    json oushin{{"facility_code", "0110113719"}, {"person_key", key},
+                {"visit_kind", "往診"},          {"first_visit", "2024-05-20"},
                 {"identity_method", "暗証番号"}, {"items", {"手術情報"}}};
     ASSERT_EQ(call(admin, "POST", "/api/v1/admin/consents", oushin.dump()).status, 201);
     ASSERT_EQ(call(admin, "POST", "/api/v1/admin/medical-records",
-                   json{{"person_key", key}, {"item", "手術情報"}, {"recorded_on", "2024-05-01"}, {"content", {{"手術", "x"}}}}.dump())
+                   json{{"person_key", key},
+                        {"item", "手術情報"},
+                        {"recorded_on", "2024-05-01"},
+                        {"content", {{"手術", "x"}}}}
+                       .dump())
                   .status,
               201);
-    EXPECT_TRUE(body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-05-20", "手術情報")))["allowed"].get<bool>());  // its day
-    EXPECT_FALSE(body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-05-25", "手術情報")))["allowed"].get<bool>());
-    EXPECT_TRUE(body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-05-25", "薬剤情報")))["allowed"].get<bool>());
+    EXPECT_TRUE(body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-05-20", "手術情報")))["allowed"]
+                    .get<bool>());  // its day
+    EXPECT_FALSE(
+        body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-05-25", "手術情報")))["allowed"].get<bool>());
+    EXPECT_TRUE(
+        body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-05-25", "薬剤情報")))["allowed"].get<bool>());
 }
 
 // ---- The batch worker: leases, turns between facilities, a job that cannot be answered, interactive first. ----
@@ -346,8 +420,9 @@ TEST_F(ServerFixture, AFirstMonthWithoutAClaimIsForgivenOnlyForARecordedPreparat
     today("2025-04-01");
     std::string const cared = person(), prepared = person("01130012", nullptr, nullptr, "2020-04-01", "777");
     consent("0110113719", cared, "訪問診療", "2024-12-31");
-    json c{{"facility_code", "0110113719"}, {"person_key", prepared},  {"visit_kind", "訪問診療"}, {"first_visit", "2024-12-31"},
-           {"identity_method", "暗証番号"},   {"items", {"薬剤情報"}}, {"preparatory_visit", true}};
+    json c{{"facility_code", "0110113719"}, {"person_key", prepared},        {"visit_kind", "訪問診療"},
+           {"first_visit", "2024-12-31"},   {"identity_method", "暗証番号"}, {"items", {"薬剤情報"}},
+           {"preparatory_visit", true}};
     ASSERT_EQ(call(admin, "POST", "/api/v1/admin/consents", c.dump()).status, 201);
     std::string csv;
     for (auto const& [insurer, number] : {std::pair{"06132013", "4567"}, std::pair{"01130012", "777"}})
@@ -356,7 +431,8 @@ TEST_F(ServerFixture, AFirstMonthWithoutAClaimIsForgivenOnlyForARecordedPreparat
     ASSERT_EQ(body(call(admin, "POST", "/api/v1/admin/claim-reviews", csv, "text/csv"))["imported"], 4);
     auto late = body(call(a, "POST", "/api/v1/reinquiry", on("2025-04-01")));
     EXPECT_FALSE(late["allowed"].get<bool>()) << late.dump();
-    EXPECT_NE(late["reason"].get<std::string>().find("2024-12 の審査済みレセプトがありません"), std::string::npos) << late.dump();
+    EXPECT_NE(late["reason"].get<std::string>().find("2024-12 の審査済みレセプトがありません"), std::string::npos)
+        << late.dump();
     json other = json::parse(on("2025-04-01"));
     other["insurer_number"] = "01130012";
     other["number"] = "777";

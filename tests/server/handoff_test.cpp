@@ -2,7 +2,8 @@
 // the registry unchanged through the staff's device, codes are claimed once, expire, can be taken back, wrong codes
 // slow down their claimant only, and strangers with the facility's URL cannot fill its hand-offs (per-client
 // budgets, short unclaimed lives, a flood giving way to a patient, the facility's own terminals never held back);
-// every route refuses fields it does not document (a PIN-like one included). The server's clock is injected (TestClock). The browser side is tested end to end in tests/web/page_test.mjs.
+// every route refuses fields it does not document (a PIN-like one included). The server's clock is injected
+// (TestClock). The browser side is tested end to end in tests/web/page_test.mjs.
 #include "core/card_signature.hpp"
 #include "formats/fields.hpp"
 #include "http/callers.hpp"
@@ -31,7 +32,8 @@ struct Cards {
     Cards() {
         dir = std::filesystem::temp_directory_path() / ("kyotaku-handoff-cards-" + std::to_string(::getpid()));
         std::filesystem::create_directories(dir);
-        std::string const cmd = std::string(KYOTAKU_SOURCE_DIR "/scripts/make-test-pki ") + dir.string() + " > /dev/null";
+        std::string const cmd =
+            std::string(KYOTAKU_SOURCE_DIR "/scripts/make-test-pki ") + dir.string() + " > /dev/null";
         if (std::system(cmd.c_str()) != 0) throw std::runtime_error("make-test-pki failed");
     }
     ~Cards() { std::filesystem::remove_all(dir); }
@@ -94,27 +96,44 @@ protected:
         Caller admin;
         admin.kind = Caller::Kind::admin;
         for (auto [code, name] : {std::pair{"0110113719", "札幌在宅クリニック"}, std::pair{"2714206386", "北診療所"}}) {
-            ASSERT_EQ(call(admin, "POST", "/api/v1/admin/facilities", json{{"code", code}, {"name", name}, {"kind", "医科"}}).status, 201);
+            ASSERT_EQ(call(admin, "POST", "/api/v1/admin/facilities",
+                           json{{"code", code}, {"name", name}, {"kind", "医科"}})
+                          .status,
+                      201);
             Caller manager;
             manager.kind = Caller::Kind::facility;
             manager.role = Caller::Role::manager;
             manager.terminal = "資格確認端末";
             manager.facility_code = code;
-            ASSERT_EQ(call(manager, "PUT", "/api/v1/settings", json{{"terms_agreed", true}, {"home_visit_enabled", true}}).status, 200);
+            ASSERT_EQ(call(manager, "PUT", "/api/v1/settings",
+                           json{{"terms_agreed", true}, {"home_visit_enabled", true}})
+                          .status,
+                      200);
             std::string const url = body(call(manager, "GET", "/api/v1/url"))["url"];
             tokens.push_back(url.substr(url.find("/c/") + 3));
         }
         auto person = call(admin, "POST", "/api/v1/admin/insured-persons",
-                           json{{"insurer_number", "06132013"}, {"symbol", "１２３"}, {"number", "４５６７"}, {"branch", "01"}, {"birthdate", "1940-05-01"},
-                                {"name", "在宅 花子"}, {"burden_ratio", "010"}, {"valid_from", "2020-04-01"}});
+                           json{{"insurer_number", "06132013"},
+                                {"symbol", "１２３"},
+                                {"number", "４５６７"},
+                                {"branch", "01"},
+                                {"birthdate", "1940-05-01"},
+                                {"name", "在宅 花子"},
+                                {"burden_ratio", "010"},
+                                {"valid_from", "2020-04-01"}});
         ASSERT_EQ(person.status, 201) << person.body;
-        ASSERT_EQ(call(admin, "POST", "/api/v1/admin/cards", json{{"person_key", body(person)["person_key"]}, {"certificate", cards->pem(1)}}).status, 201);
+        ASSERT_EQ(call(admin, "POST", "/api/v1/admin/cards",
+                       json{{"person_key", body(person)["person_key"]}, {"certificate", cards->pem(1)}})
+                      .status,
+                  201);
     }
 
     HttpResult call(Caller const& c, std::string const& method, std::string const& target, json const& b = nullptr) {
         return Router(*service).handle(c, method, target, "application/json", b.is_null() ? "" : b.dump());
     }
-    HttpResult anyone(std::string const& method, std::string const& target, json const& b = nullptr) { return call(Caller{}, method, target, b); }
+    HttpResult anyone(std::string const& method, std::string const& target, json const& b = nullptr) {
+        return call(Caller{}, method, target, b);
+    }
     // A client without a certificate at a network address (Caller::client, as the session sets it).
     static Caller from(std::string const& address) {
         Caller c;
@@ -136,15 +155,20 @@ protected:
     }
     static json body(HttpResult const& r) { return json::parse(r.body); }
     json phone_choices(int facility = 0) {
-        return json{{"token", tokens[std::size_t(facility)]}, {"visit_kind", "訪問診療"}, {"identity_method", "暗証番号"},
-                    {"items", {"診療情報", "薬剤情報"}}, {"choices", {"診療・薬剤情報"}}};
+        return json{{"token", tokens[std::size_t(facility)]},
+                    {"visit_kind", "訪問診療"},
+                    {"identity_method", "暗証番号"},
+                    {"items", {"診療情報", "薬剤情報"}},
+                    {"choices", {"診療・薬剤情報"}}};
     }
     json start(int facility = 0) {
         auto r = anyone("POST", "/api/v1/consent/handoff", phone_choices(facility));
         EXPECT_EQ(r.status, 201) << r.body;
         return body(r);
     }
-    std::string state(json const& h) { return body(anyone("GET", "/api/v1/consent/handoff/" + h["handoff_id"].get<std::string>()))["state"]; }
+    std::string state(json const& h) {
+        return body(anyone("GET", "/api/v1/consent/handoff/" + h["handoff_id"].get<std::string>()))["state"];
+    }
 
     TestClock clock{*Date::from_ymd(2024, 11, 5)};  // the server's day; tests move it forward
     std::unique_ptr<Database> db;
@@ -177,8 +201,10 @@ TEST_F(Handoff, ThePhonesChoicesReachTheRegistryThroughTheStaffsDeviceUnchanged)
     EXPECT_EQ(claim["choices"]["visit_kind"], "訪問診療");
     EXPECT_EQ(claim["choices"]["choices"], json({"診療・薬剤情報"}));
     EXPECT_EQ(state(h), "claimed");
-    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", code}}).status, 409) << "claimed once";
-    auto ch = anyone("POST", "/api/v1/consent/handoff/challenge", json{{"token", tokens[0]}, {"claim", claim["claim"]}});
+    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", code}}).status, 409)
+        << "claimed once";
+    auto ch =
+        anyone("POST", "/api/v1/consent/handoff/challenge", json{{"token", tokens[0]}, {"claim", claim["claim"]}});
     ASSERT_EQ(ch.status, 201) << ch.body;
     json const card{{"token", tokens[0]}, {"claim", claim["claim"]}, {"challenge_id", body(ch)["challenge_id"]},
                     {"certificate", cards->certificate(1)}, {"signature", cards->sign(1, body(ch)["challenge"])}};
@@ -201,19 +227,28 @@ TEST_F(Handoff, ThePhonesChoicesReachTheRegistryThroughTheStaffsDeviceUnchanged)
     std::string const consents = call(admin, "GET", "/api/v1/admin/consents?facility_code=0110113719").body;
     EXPECT_NE(consents.find("訪問診療"), std::string::npos) << consents;
     EXPECT_NE(consents.find("薬剤情報"), std::string::npos) << consents;
-    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/challenge", json{{"token", tokens[0]}, {"claim", claim["claim"]}}).status, 409) << "done";
+    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/challenge", json{{"token", tokens[0]}, {"claim", claim["claim"]}})
+                  .status,
+              409)
+        << "done";
 }
 
 TEST_F(Handoff, AFailedCardStepLeavesTheHandoffOpenForAnotherTry) {
     json const h = start();
-    json const claim = body(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", h["code"]}}));
-    auto ch = body(anyone("POST", "/api/v1/consent/handoff/challenge", json{{"token", tokens[0]}, {"claim", claim["claim"]}}));
-    json card{{"token", tokens[0]}, {"claim", claim["claim"]}, {"challenge_id", ch["challenge_id"]}, {"certificate", cards->certificate(1)},
+    json const claim =
+        body(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", h["code"]}}));
+    auto ch = body(
+        anyone("POST", "/api/v1/consent/handoff/challenge", json{{"token", tokens[0]}, {"claim", claim["claim"]}}));
+    json card{{"token", tokens[0]},
+              {"claim", claim["claim"]},
+              {"challenge_id", ch["challenge_id"]},
+              {"certificate", cards->certificate(1)},
               {"signature", cards->sign(2, ch["challenge"])}};  // another card's key
     EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/register", card).status, 400);
     EXPECT_EQ(state(h), "claimed") << "nothing of the failed registration was kept";
     card["challenge_id"] = "0123456789abcdef0123456789abcdef";
-    EXPECT_EQ(body(anyone("POST", "/api/v1/consent/handoff/register", card))["field"], "challenge_id") << "only the hand-off's own challenge";
+    EXPECT_EQ(body(anyone("POST", "/api/v1/consent/handoff/register", card))["field"], "challenge_id")
+        << "only the hand-off's own challenge";
     card["challenge_id"] = ch["challenge_id"];
     card["signature"] = cards->sign(1, ch["challenge"]);
     ASSERT_EQ(anyone("POST", "/api/v1/consent/handoff/register", card).status, 201);
@@ -235,26 +270,42 @@ TEST_F(Handoff, WrongCodesSlowDownTheirClaimantOnlyNeverTheFacility) {
     // Until the first wrong code leaves the 10 minutes: 450 s (less the real time this test took, at most a few s).
     EXPECT_GE(std::stoi(retry_after(r)), 440);
     EXPECT_LE(std::stoi(retry_after(r)), 450);
-    EXPECT_NE(body(r)["message_ja"].get<std::string>().find("8分ほど待って"), std::string::npos) << body(r)["message_ja"];
-    // The staff's device elsewhere (another address) is not held back by the stranger: before, the whole facility waited.
-    auto staff = call(from("198.51.100.20"), "POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", h["code"]}});
+    EXPECT_NE(body(r)["message_ja"].get<std::string>().find("8分ほど待って"), std::string::npos)
+        << body(r)["message_ja"];
+    // The staff's device elsewhere (another address) is not held back by the stranger: before, the whole facility
+    // waited.
+    auto staff = call(from("198.51.100.20"), "POST", "/api/v1/consent/handoff/claim",
+                      json{{"token", tokens[0]}, {"code", h["code"]}});
     EXPECT_EQ(staff.status, 200) << staff.body;
     // Nor the facility's own office terminal, even at the stranger's address, nor the stranger at another facility.
     json const second = start();
     Caller terminal = office();
     terminal.client = stranger.client;
-    EXPECT_EQ(call(terminal, "POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", second["code"]}}).status, 200);
+    EXPECT_EQ(call(terminal, "POST", "/api/v1/consent/handoff/claim",
+                   json{{"token", tokens[0]}, {"code", second["code"]}})
+                  .status,
+              200);
     json const other = start(1);
-    EXPECT_EQ(call(stranger, "POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[1]}, {"code", other["code"]}}).status, 200)
+    EXPECT_EQ(call(stranger, "POST", "/api/v1/consent/handoff/claim",
+                   json{{"token", tokens[1]}, {"code", other["code"]}})
+                  .status,
+              200)
         << "another facility is not slowed down";
     // IPv6: the budget is the /64's, not one address's.
     Caller const v6a = from("2001:db8:1:2::1"), v6b = from("2001:db8:1:2:ffff::9");
-    for (int i = 0; i < handoffs->max_failures; ++i) call(v6a, "POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", wrong}});
-    EXPECT_EQ(call(v6b, "POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", wrong}}).status, 429);
+    for (int i = 0; i < handoffs->max_failures; ++i)
+        call(v6a, "POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", wrong}});
+    EXPECT_EQ(call(v6b, "POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", wrong}}).status,
+              429);
     clock.advance(handoffs->failure_window);
     json const third = start();
-    EXPECT_EQ(call(stranger, "POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", third["code"]}}).status, 200);
-    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", "12345"}}).status, 400) << "6 digits";
+    EXPECT_EQ(call(stranger, "POST", "/api/v1/consent/handoff/claim",
+                   json{{"token", tokens[0]}, {"code", third["code"]}})
+                  .status,
+              200);
+    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", "12345"}}).status,
+              400)
+        << "6 digits";
 }
 
 TEST_F(Handoff, StrangersWithTheURLCannotFillTheFacilitysHandoffs) {
@@ -271,9 +322,12 @@ TEST_F(Handoff, StrangersWithTheURLCannotFillTheFacilitysHandoffs) {
     long const first_ends = long(std::chrono::seconds(handoffs->claim_within).count()) - 50;
     EXPECT_GE(std::stol(retry_after(r)), first_ends - 10);
     EXPECT_LE(std::stol(retry_after(r)), first_ends);
-    EXPECT_NE(body(r)["message_ja"].get<std::string>().find("5分ほど待って"), std::string::npos) << body(r)["message_ja"];
-    EXPECT_EQ(call(from("198.51.100.20"), "POST", "/api/v1/consent/handoff", choices).status, 201) << "a patient elsewhere is not held back";
-    EXPECT_EQ(call(stranger, "POST", "/api/v1/consent/handoff", phone_choices(1)).status, 201) << "nor the same client at another facility";
+    EXPECT_NE(body(r)["message_ja"].get<std::string>().find("5分ほど待って"), std::string::npos)
+        << body(r)["message_ja"];
+    EXPECT_EQ(call(from("198.51.100.20"), "POST", "/api/v1/consent/handoff", choices).status, 201)
+        << "a patient elsewhere is not held back";
+    EXPECT_EQ(call(stranger, "POST", "/api/v1/consent/handoff", phone_choices(1)).status, 201)
+        << "nor the same client at another facility";
     // Unclaimed, a code lives claim_within: the stranger's are gone within minutes, and its budget is back.
     clock.advance(handoffs->claim_within);
     EXPECT_EQ(call(stranger, "POST", "/api/v1/consent/handoff", choices).status, 201);
@@ -283,32 +337,39 @@ TEST_F(Handoff, StrangersWithTheURLCannotFillTheFacilitysHandoffs) {
     clock.advance(handoffs->claim_within + 1s);
     std::vector<json> flood;
     for (int i = 0; i < 8; ++i) {
-        flood.push_back(body(call(from("203.0.113." + std::to_string(10 + i % 2)), "POST", "/api/v1/consent/handoff", choices)));
+        flood.push_back(
+            body(call(from("203.0.113." + std::to_string(10 + i % 2)), "POST", "/api/v1/consent/handoff", choices)));
         clock.advance(1s);
     }
     auto patient = call(from("198.51.100.30"), "POST", "/api/v1/consent/handoff", choices);
     ASSERT_EQ(patient.status, 201) << patient.body;
     EXPECT_EQ(state(flood[0]), "cancelled") << "the flood's oldest made room";
     EXPECT_EQ(state(body(patient)), "waiting");
-    for (int i = 0; i < 20; ++i) call(from("203.0.113." + std::to_string(10 + i % 2)), "POST", "/api/v1/consent/handoff", choices);
+    for (int i = 0; i < 20; ++i)
+        call(from("203.0.113." + std::to_string(10 + i % 2)), "POST", "/api/v1/consent/handoff", choices);
     EXPECT_EQ(state(body(patient)), "waiting") << "the flood churns among itself; the patient's single hand-off stays";
-    // Clients with one each fill the cap only with as many addresses as places: then 429, and the office still starts one.
+    // Clients with one each fill the cap only with as many addresses as places: then 429, and the office still starts
+    // one.
     clock.advance(handoffs->claim_within + 1s);
-    for (int i = 0; i < 8; ++i) ASSERT_EQ(call(from("192.0.2." + std::to_string(100 + i)), "POST", "/api/v1/consent/handoff", choices).status, 201);
+    for (int i = 0; i < 8; ++i)
+        ASSERT_EQ(call(from("192.0.2." + std::to_string(100 + i)), "POST", "/api/v1/consent/handoff", choices).status,
+                  201);
     auto full = call(from("198.51.100.31"), "POST", "/api/v1/consent/handoff", choices);
     EXPECT_EQ(full.status, 429);
     EXPECT_FALSE(retry_after(full).empty());
-    EXPECT_EQ(call(office(), "POST", "/api/v1/consent/handoff", choices).status, 201) << "the facility's own terminal is never locked out";
+    EXPECT_EQ(call(office(), "POST", "/api/v1/consent/handoff", choices).status, 201)
+        << "the facility's own terminal is never locked out";
 }
 
-// Outsider 24, F2: a certificate of a モバイル端末 (or an unlabelled one) was never held back, as if it were the office.
-// It is counted by its address like anyone; only the facility's office terminals are exempt.
+// Outsider 24, F2: a certificate of a モバイル端末 (or an unlabelled one) was never held back, as if it were the
+// office. It is counted by its address like anyone; only the facility's office terminals are exempt.
 TEST_F(Handoff, AMobileCertificateHasTheBudgetOfItsAddress) {
     json const choices = phone_choices();
     Caller mobile = office();
     mobile.terminal = "モバイル端末";
     mobile.client = "203.0.113.9";
-    for (int i = 0; i < handoffs->max_open_per_client; ++i) ASSERT_EQ(call(mobile, "POST", "/api/v1/consent/handoff", choices).status, 201);
+    for (int i = 0; i < handoffs->max_open_per_client; ++i)
+        ASSERT_EQ(call(mobile, "POST", "/api/v1/consent/handoff", choices).status, 201);
     EXPECT_EQ(call(mobile, "POST", "/api/v1/consent/handoff", choices).status, 429);
     Caller terminal = office();
     terminal.client = mobile.client;  // the office at the same address is not held back
@@ -327,7 +388,10 @@ TEST_F(Handoff, AHandoffTheRulesWouldRefuseIsNeverStarted) {
     EXPECT_EQ(body(off)["field"], "visit_kind");
     Caller manager = office();
     manager.role = Caller::Role::manager;
-    ASSERT_EQ(call(manager, "PUT", "/api/v1/settings", json{{"terms_agreed", true}, {"home_visit_enabled", true}, {"online_enabled", true}}).status, 200);
+    ASSERT_EQ(call(manager, "PUT", "/api/v1/settings",
+                   json{{"terms_agreed", true}, {"home_visit_enabled", true}, {"online_enabled", true}})
+                  .status,
+              200);
     auto on = anyone("POST", "/api/v1/consent/handoff", online);
     EXPECT_EQ(on.status, 201) << on.body;
     // To the staff's device only when the rules have staff there (let 職員がいる: 訪問診療等, not online care).
@@ -354,25 +418,34 @@ TEST(HandoffClients, APROXYHeaderFromABalancerNamesTheClient) {
     EXPECT_EQ(proxy_v1_source("PROXY TCP6 2001:db8::1 2001:db8::2 56324 443\r\n"), "2001:db8::1");
     EXPECT_EQ(proxy_v1_source("PROXY UNKNOWN\r\n"), "") << "the balancer's own check: its address stands";
     EXPECT_EQ(proxy_v1_source("PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n"), "");
-    for (char const* bad : {"PROXY TCP4 203.0.113.7 10.0.0.11 56324 443\n", "PROXY TCP4 not-an-address 10.0.0.11 1 2\r\n",
-                            "PROXY TCP4 2001:db8::1 10.0.0.11 1 2\r\n", "PROXY TCP5 203.0.113.7 10.0.0.11 1 2\r\n", "PROXY TCP4 203.0.113.7\r\n",
-                            "GET / HTTP/1.1\r\n", "\x16\x03\x01\x02\x00\r\n"})
+    for (char const* bad :
+         {"PROXY TCP4 203.0.113.7 10.0.0.11 56324 443\n", "PROXY TCP4 not-an-address 10.0.0.11 1 2\r\n",
+          "PROXY TCP4 2001:db8::1 10.0.0.11 1 2\r\n", "PROXY TCP5 203.0.113.7 10.0.0.11 1 2\r\n",
+          "PROXY TCP4 203.0.113.7\r\n", "GET / HTTP/1.1\r\n", "\x16\x03\x01\x02\x00\r\n"})
         EXPECT_EQ(proxy_v1_source(bad), std::nullopt) << bad;
-    EXPECT_EQ(proxy_v1_source("PROXY TCP4 203.0.113.7 10.0.0.11 56324 443" + std::string(80, ' ') + "\r\n"), std::nullopt) << "107 bytes at most";
+    EXPECT_EQ(proxy_v1_source("PROXY TCP4 203.0.113.7 10.0.0.11 56324 443" + std::string(80, ' ') + "\r\n"),
+              std::nullopt)
+        << "107 bytes at most";
 }
 
 TEST_F(Handoff, CodesExpireAndThePhoneCanTakeItsHandoffBack) {
     json const old = start();
     clock.advance(handoffs->claim_within + 1s);
     EXPECT_EQ(state(old), "expired");
-    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", old["code"]}}).status, 404);
+    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", old["code"]}}).status,
+              404);
     json const h = start();
-    EXPECT_EQ(body(anyone("POST", "/api/v1/consent/handoff/" + h["handoff_id"].get<std::string>() + "/cancel", json::object()))["state"], "cancelled");
-    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", h["code"]}}).status, 404);
+    EXPECT_EQ(body(anyone("POST", "/api/v1/consent/handoff/" + h["handoff_id"].get<std::string>() + "/cancel",
+                          json::object()))["state"],
+              "cancelled");
+    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", h["code"]}}).status,
+              404);
     EXPECT_EQ(anyone("GET", "/api/v1/consent/handoff/0123456789abcdef0123456789abcdef").status, 404);
     // A code is the facility's: another facility's URL does not find it.
     json const mine = start();
-    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[1]}, {"code", mine["code"]}}).status, 404);
+    EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[1]}, {"code", mine["code"]}})
+                  .status,
+              404);
 }
 
 TEST_F(Handoff, ACodeMustBeClaimedSoonAndTheClaimGivesTheCardStepItsOwnTime) {
@@ -422,7 +495,8 @@ TEST_F(Handoff, EveryRouteTakesItsDocumentedFieldsOnly) {
     EXPECT_EQ(r.body.find("1234"), std::string::npos) << "a PIN is never echoed";
     json dated = phone_choices();
     dated["visit_date"] = "2099-01-01";
-    EXPECT_EQ(body(anyone("POST", "/api/v1/consent/handoff", dated))["field"], "visit_date") << "the server dates the consent itself";
+    EXPECT_EQ(body(anyone("POST", "/api/v1/consent/handoff", dated))["field"], "visit_date")
+        << "the server dates the consent itself";
     json odd = phone_choices();
     odd["visit_kind"] = "散歩";
     EXPECT_EQ(body(anyone("POST", "/api/v1/consent/handoff", odd))["field"], "visit_kind");
@@ -432,12 +506,14 @@ TEST_F(Handoff, EveryRouteTakesItsDocumentedFieldsOnly) {
     odd = phone_choices();
     odd["token"] = "not-a-token";
     EXPECT_EQ(anyone("POST", "/api/v1/consent/handoff", odd).status, 404);
-    EXPECT_EQ(body(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", "123456"}, {"pin", "1234"}}))["field"], "pin");
+    EXPECT_EQ(body(anyone("POST", "/api/v1/consent/handoff/claim",
+                          json{{"token", tokens[0]}, {"code", "123456"}, {"pin", "1234"}}))["field"],
+              "pin");
 }
 
 // Issue 24 item 1: the hand-off path asks the rules what the facility's kind offers, like every registration path:
-// a 医科's URL cannot register a 歯科訪問診療 consent, whatever the phone sent (409 naming visit_kind, the rule's reason).
-// Item 7: the staff's device answers whether it was a preparatory visit, and the registry records it.
+// a 医科's URL cannot register a 歯科訪問診療 consent, whatever the phone sent (409 naming visit_kind, the rule's
+// reason). Item 7: the staff's device answers whether it was a preparatory visit, and the registry records it.
 TEST_F(Handoff, TheStaffsDeviceRegistersOnlyWhatTheFacilityKindOffersAndSaysWhetherItWasAPreparatoryVisit) {
     json choices = phone_choices();
     choices["visit_kind"] = "歯科訪問診療";
@@ -446,15 +522,23 @@ TEST_F(Handoff, TheStaffsDeviceRegistersOnlyWhatTheFacilityKindOffersAndSaysWhet
     auto refused = anyone("POST", "/api/v1/consent/handoff", choices);
     EXPECT_EQ(refused.status, 409) << refused.body;
     EXPECT_EQ(body(refused)["field"], "visit_kind");
-    EXPECT_NE(body(refused)["message_ja"].get<std::string>().find("医科 は 歯科訪問診療 を行う施設区分ではありません"), std::string::npos) << refused.body;
+    EXPECT_NE(body(refused)["message_ja"].get<std::string>().find("医科 は 歯科訪問診療 を行う施設区分ではありません"),
+              std::string::npos)
+        << refused.body;
     EXPECT_FALSE(body(refused)["message_en"].get<std::string>().empty()) << refused.body;
     EXPECT_FALSE(body(refused).contains("code"));
 
     json const h2 = start();
-    auto claim2 = body(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", h2["code"]}}));
-    auto ch2 = body(anyone("POST", "/api/v1/consent/handoff/challenge", json{{"token", tokens[0]}, {"claim", claim2["claim"]}}));
-    json card2{{"token", tokens[0]}, {"claim", claim2["claim"]}, {"challenge_id", ch2["challenge_id"]}, {"certificate", cards->certificate(1)},
-               {"signature", cards->sign(1, ch2["challenge"])}, {"preparatory_visit", true}};
+    auto claim2 =
+        body(anyone("POST", "/api/v1/consent/handoff/claim", json{{"token", tokens[0]}, {"code", h2["code"]}}));
+    auto ch2 = body(
+        anyone("POST", "/api/v1/consent/handoff/challenge", json{{"token", tokens[0]}, {"claim", claim2["claim"]}}));
+    json card2{{"token", tokens[0]},
+               {"claim", claim2["claim"]},
+               {"challenge_id", ch2["challenge_id"]},
+               {"certificate", cards->certificate(1)},
+               {"signature", cards->sign(1, ch2["challenge"])},
+               {"preparatory_visit", true}};
     auto registered = anyone("POST", "/api/v1/consent/handoff/register", card2);
     ASSERT_EQ(registered.status, 201) << registered.body;
     Caller admin;

@@ -20,7 +20,10 @@ TEST_F(ServerFixture, AFacilityNeverReachesAnotherFacilitysData) {
     EXPECT_EQ(history_b.size(), 1u);  // only B's own attempt
     EXPECT_EQ(history_a.size(), 1u);
     // A facility cannot post review results at all.
-    EXPECT_EQ(call(b, "POST", "/api/v1/admin/claim-reviews", "0110113719,06132013,123,4567,01,1940-05-01,2024-04,2024-06-01\n", "text/csv").status, 403);
+    EXPECT_EQ(call(b, "POST", "/api/v1/admin/claim-reviews",
+                   "0110113719,06132013,123,4567,01,1940-05-01,2024-04,2024-06-01\n", "text/csv")
+                  .status,
+              403);
     // Facility callers cannot use the administrator's routes.
     for (char const* route : {"/api/v1/admin/facilities", "/api/v1/admin/insured-persons", "/api/v1/admin/consents"})
         EXPECT_EQ(call(b, "POST", route, "{}").status, 403) << route;
@@ -49,13 +52,34 @@ TEST_F(ServerFixture, BadInputGets4xxNamingTheField) {
         char const* field;
     };
     std::vector<Case> const cases{
-        {"POST", "/api/v1/reinquiry", R"({"category":"往診","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","query_date":"2024-01-01"})", 400, "category"},
-        {"POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","insurer_number":"06132012","symbol":"1","number":"2","birthdate":"1940-01-01","query_date":"2024-01-01"})", 400, "insurer_number"},
-        {"POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-02-30","query_date":"2024-01-01"})", 400, "birthdate"},
-        {"POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","query_date":"2024-02-30"})", 400, "query_date"},
-        {"POST", "/api/v1/reinquiry", R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","pin":"1234"})", 400, "pin"},
-        {"POST", "/api/v1/medical-info", R"({"category":"訪問診療等","item":"薬剤情報","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","terminal":"資格確認端末"})", 400, "terminal"},
-        {"POST", "/api/v1/medical-info", R"({"category":"訪問診療等","item":"薬剤情報","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01","query_date":"2024-07-01"})", 400, "query_date"},
+        {"POST", "/api/v1/reinquiry",
+         R"({"category":"往診","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01",)"
+         R"("query_date":"2024-01-01"})",
+         400, "category"},
+        {"POST", "/api/v1/reinquiry",
+         R"({"category":"訪問診療等","insurer_number":"06132012","symbol":"1","number":"2","birthdate":"1940-01-01",)"
+         R"("query_date":"2024-01-01"})",
+         400, "insurer_number"},
+        {"POST", "/api/v1/reinquiry",
+         R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-02-30",)"
+         R"("query_date":"2024-01-01"})",
+         400, "birthdate"},
+        {"POST", "/api/v1/reinquiry",
+         R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01",)"
+         R"("query_date":"2024-02-30"})",
+         400, "query_date"},
+        {"POST", "/api/v1/reinquiry",
+         R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"1","number":"2","birthdate":"1940-01-01",)"
+         R"("pin":"1234"})",
+         400, "pin"},
+        {"POST", "/api/v1/medical-info",
+         R"({"category":"訪問診療等","item":"薬剤情報","insurer_number":"06132013","symbol":"1","number":"2",)"
+         R"("birthdate":"1940-01-01","terminal":"資格確認端末"})",
+         400, "terminal"},
+        {"POST", "/api/v1/medical-info",
+         R"({"category":"訪問診療等","item":"薬剤情報","insurer_number":"06132013","symbol":"1","number":"2",)"
+         R"("birthdate":"1940-01-01","query_date":"2024-07-01"})",
+         400, "query_date"},
         {"POST", "/api/v1/reinquiry", R"({"category":1})", 400, "category"},
         {"PUT", "/api/v1/settings", R"({"home_visit_enabled":"yes"})", 400, "home_visit_enabled"},
         {"PUT", "/api/v1/settings", R"({"viewing_items":{"血液型":true}})", 400, "viewing_items.血液型"},
@@ -112,9 +136,13 @@ TEST_F(ServerFixture, RolesComeFromTheCertificate) {
     EXPECT_EQ(call(staff, "PUT", "/api/v1/settings", R"({"online_enabled":true})").status, 403);
     EXPECT_EQ(call(staff, "GET", "/api/v1/settings/audit").status, 403);
     EXPECT_EQ(call(staff, "POST", "/api/v1/url/change").status, 403);
-    EXPECT_EQ(call(staff, "POST", "/api/v1/devices", R"({"name":"x","kind":"タブレット","ownership":"施設所有","permitted_staff":["a"]})").status, 403);
+    EXPECT_EQ(call(staff, "POST", "/api/v1/devices",
+                   R"({"name":"x","kind":"タブレット","ownership":"施設所有","permitted_staff":["a"]})")
+                  .status,
+              403);
     // 職員 does the daily work, withdrawals included (同意取消照会 is on 資格確認端末等, no role: issue 24 item 6).
-    EXPECT_EQ(call(staff, "POST", "/api/v1/withdrawal/lookup", "{}").status, 400);  // the route is open; the body is wrong
+    // the route is open; the body is wrong
+    EXPECT_EQ(call(staff, "POST", "/api/v1/withdrawal/lookup", "{}").status, 400);
     EXPECT_EQ(call(staff, "POST", "/api/v1/withdrawal", "{}").status, 400);
     EXPECT_EQ(call(staff, "GET", "/api/v1/settings").status, 200);
     EXPECT_EQ(call(staff, "GET", "/api/v1/url").status, 200);
@@ -128,10 +156,12 @@ TEST_F(ServerFixture, RolesComeFromTheCertificate) {
     EXPECT_EQ(body(call(a, "GET", "/api/v1/whoami"))["role"], "管理者");
     EXPECT_EQ(call(admin, "GET", "/api/v1/whoami").status, 403);
     // The mapping from a certificate's subject (CN, OU, title).
-    auto who = [&](char const* cn, char const* ou, char const* title) { return caller_from_subject(*service, cn, ou, title); };
+    auto who = [&](char const* cn, char const* ou, char const* title) {
+        return caller_from_subject(*service, cn, ou, title);
+    };
     EXPECT_EQ(who("0110113719", "管理者", "").role, Caller::Role::manager);
-    // An unlabelled certificate is the least (issue 24 item 11): 職員, and a モバイル端末, which the rules never let view
-    // medical information and which cannot obtain a 目視確認 passcode.
+    // An unlabelled certificate is the least (issue 24 item 11): 職員, and a モバイル端末, which the rules never let
+    // view medical information and which cannot obtain a 目視確認 passcode.
     EXPECT_EQ(who("0110113719", "", "").role, Caller::Role::staff);
     EXPECT_EQ(who("0110113719", "", "").terminal, "モバイル端末");
     EXPECT_EQ(who("0110113719", "管理者", "").terminal, "モバイル端末");
@@ -146,39 +176,57 @@ TEST_F(ServerFixture, RolesComeFromTheCertificate) {
     EXPECT_EQ(who("kyotaku-admin", "", "").kind, Caller::Kind::admin);
 }
 
-// Outsider 24, F1 and F2: a 管理者 certificate of a モバイル端末 did every 管理者 action, and an unlabelled one (職員 on
-// a モバイル端末, "the least") downloaded every consented patient's eligibility, read the facility's histories, the
+// Outsider 24, F1 and F2: a 管理者 certificate of a モバイル端末 did every 管理者 action, and an unlabelled one (職員
+// on a モバイル端末, "the least") downloaded every consented patient's eligibility, read the facility's histories, the
 // ledger and the URL. docs/api.md: it re-inquires one patient, registers 照会番号 and reads settings — nothing more.
 TEST_F(ServerFixture, AMobileCertificateDoesWhatTheDocsListAndNothingFacilityWide) {
     enable(a);
     consent("0110113719", person());
-    auto who = [&](char const* ou, char const* title) { return caller_from_subject(*service, "0110113719", ou, title); };
-    std::set<std::string> const documented{"GET /api/v1/whoami",          "GET /api/v1/settings",           "POST /api/v1/reinquiry",
-                                           "POST /api/v1/medical-info",    "POST /api/v1/reference-numbers", "POST /api/v1/oqs/OQSsiquc01req",
+    auto who = [&](char const* ou, char const* title) {
+        return caller_from_subject(*service, "0110113719", ou, title);
+    };
+    std::set<std::string> const documented{"GET /api/v1/whoami",
+                                           "GET /api/v1/settings",
+                                           "POST /api/v1/reinquiry",
+                                           "POST /api/v1/medical-info",
+                                           "POST /api/v1/reference-numbers",
+                                           "POST /api/v1/oqs/OQSsiquc01req",
                                            "POST /api/v1/oqs/OQSsiimm01req"};
-    for (Caller const& mobile : {who("", ""), who("職員", "モバイル端末"), who("管理者", "モバイル端末"), who("管理者", "")}) {
+    for (Caller const& mobile :
+         {who("", ""), who("職員", "モバイル端末"), who("管理者", "モバイル端末"), who("管理者", "")}) {
         ASSERT_EQ(mobile.terminal, "モバイル端末");
         std::set<std::string> reached;
         for (auto const& r : route_table())
             if (r.access != Access::anyone && allowed(r.access, mobile)) reached.insert(r.method + " " + r.path);
         EXPECT_EQ(reached, documented) << mobile.subject;
         // Through the routes: the 管理者's actions, the bulk download, the history, the ledger, the URL.
-        EXPECT_EQ(call(mobile, "PUT", "/api/v1/settings", R"({"viewing_items":{"薬剤情報":false}})").status, 403) << mobile.subject;
+        EXPECT_EQ(call(mobile, "PUT", "/api/v1/settings", R"({"viewing_items":{"薬剤情報":false}})").status, 403)
+            << mobile.subject;
         EXPECT_EQ(call(mobile, "POST", "/api/v1/url/change").status, 403);
-        EXPECT_EQ(call(mobile, "POST", "/api/v1/devices", R"({"name":"x","kind":"スマートフォン","ownership":"個人所有","permitted_staff":["a"]})").status, 403);
-        EXPECT_EQ(call(mobile, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("0110113719", "2", "20200101", "20261231")).status, 403);
-        EXPECT_EQ(call(mobile, "POST", "/api/v1/batch/reinquiry", "p1,06132013,123,4567,01,1940-05-01\n", "text/csv").status, 403);
+        EXPECT_EQ(call(mobile, "POST", "/api/v1/devices",
+                       R"({"name":"x","kind":"スマートフォン","ownership":"個人所有","permitted_staff":["a"]})")
+                      .status,
+                  403);
+        EXPECT_EQ(call(mobile, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("0110113719", "2", "20200101", "20261231"))
+                      .status,
+                  403);
+        EXPECT_EQ(call(mobile, "POST", "/api/v1/batch/reinquiry", "p1,06132013,123,4567,01,1940-05-01\n", "text/csv")
+                      .status,
+                  403);
         EXPECT_EQ(call(mobile, "GET", "/api/v1/history/inquiries").status, 403);
         EXPECT_EQ(call(mobile, "GET", "/api/v1/devices").status, 403);
         EXPECT_EQ(call(mobile, "GET", "/api/v1/url").status, 403);
         auto refused = body(call(mobile, "GET", "/api/v1/history/viewings"));
-        EXPECT_NE(refused["message_ja"].get<std::string>().find("院内・事業所の端末"), std::string::npos) << refused.dump();
+        EXPECT_NE(refused["message_ja"].get<std::string>().find("院内・事業所の端末"), std::string::npos)
+            << refused.dump();
         // What it may do: re-inquire one patient, read the settings.
         EXPECT_EQ(call(mobile, "POST", "/api/v1/reinquiry", on("2024-07-01")).status, 200);
         EXPECT_EQ(call(mobile, "GET", "/api/v1/settings").status, 200);
     }
     // An office terminal's 管理者 still does its work; the settings are unchanged by the refused PUTs.
-    EXPECT_EQ(call(who("管理者", "資格確認端末"), "PUT", "/api/v1/settings", R"({"viewing_items":{"薬剤情報":true}})").status, 200);
+    EXPECT_EQ(call(who("管理者", "資格確認端末"), "PUT", "/api/v1/settings", R"({"viewing_items":{"薬剤情報":true}})")
+                  .status,
+              200);
     EXPECT_TRUE(body(call(a, "GET", "/api/v1/settings"))["viewing_items"]["薬剤情報"].get<bool>());
 }
 
@@ -201,7 +249,8 @@ TEST_F(ServerFixture, TwoTerminalsWithOneSubjectAreToldApartInTheAudit) {
     json const entries = body(history)["entries"];
     for (auto const& e : entries) actors.insert(e["actor"].get<std::string>());
     EXPECT_EQ(actors, (std::set<std::string>{first.subject, second.subject}));
-    json who{{"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"}, {"confirmed", true}};
+    json who{{"insurer_number", "06132013"}, {"symbol", "123"},  {"number", "4567"}, {"branch", "01"},
+             {"birthdate", "1940-05-01"},    {"confirmed", true}};
     auto done = call(second, "POST", "/api/v1/withdrawal", who.dump());
     ASSERT_EQ(done.status, 200) << done.body;
     EXPECT_EQ(body(done)["withdrawn_by"], second.subject);
@@ -212,15 +261,22 @@ TEST_F(ServerFixture, TheTerminalComesFromTheCertificate) {
     std::string key = person();
     consent("0110113719", key);
     ASSERT_EQ(call(admin, "POST", "/api/v1/admin/medical-records",
-                   json{{"person_key", key}, {"item", "薬剤情報"}, {"recorded_on", "2024-05-01"}, {"content", {{"薬剤", "x"}}}}.dump())
+                   json{{"person_key", key},
+                        {"item", "薬剤情報"},
+                        {"recorded_on", "2024-05-01"},
+                        {"content", {{"薬剤", "x"}}}}
+                       .dump())
                   .status,
               201);
-    EXPECT_TRUE(body(call(facility("0110113719", Caller::Role::staff, "電子カルテ端末"), "POST", "/api/v1/medical-info", viewing_on("2024-06-01")))["allowed"]
+    EXPECT_TRUE(body(call(facility("0110113719", Caller::Role::staff, "電子カルテ端末"), "POST", "/api/v1/medical-info",
+                          viewing_on("2024-06-01")))["allowed"]
                     .get<bool>());
-    EXPECT_FALSE(body(call(facility("0110113719", Caller::Role::staff, "モバイル端末"), "POST", "/api/v1/medical-info", viewing_on("2024-06-01")))["allowed"]
+    EXPECT_FALSE(body(call(facility("0110113719", Caller::Role::staff, "モバイル端末"), "POST", "/api/v1/medical-info",
+                           viewing_on("2024-06-01")))["allowed"]
                      .get<bool>());
     // A certificate that names no terminal views nothing (issue 24 item 11: the least, a モバイル端末).
-    auto unlabelled = body(call(caller_from_subject(*service, "0110113719", "", ""), "POST", "/api/v1/medical-info", viewing_on("2024-06-01")));
+    auto unlabelled = body(call(caller_from_subject(*service, "0110113719", "", ""), "POST", "/api/v1/medical-info",
+                                viewing_on("2024-06-01")));
     EXPECT_FALSE(unlabelled["allowed"].get<bool>()) << unlabelled.dump();
     EXPECT_FALSE(unlabelled.contains("records"));
     auto history = body(call(a, "GET", "/api/v1/history/viewings"))["entries"];
@@ -254,7 +310,11 @@ TEST_F(ServerFixture, NoServerPathsNoBrokenTextAndThePutAnswersLikeTheGet) {
         in_key[std::string("薬剤") + bad] = "x";
         for (json const& content : {in_value, in_key, nested}) {
             auto r = call(admin, "POST", "/api/v1/admin/medical-records",
-                          json{{"person_key", key}, {"item", "薬剤情報"}, {"recorded_on", "2024-05-01"}, {"content", content}}.dump());
+                          json{{"person_key", key},
+                               {"item", "薬剤情報"},
+                               {"recorded_on", "2024-05-01"},
+                               {"content", content}}
+                              .dump());
             EXPECT_EQ(r.status, 400) << content.dump();
             EXPECT_EQ(body(r).value("field", ""), "content") << r.body;
         }
@@ -268,7 +328,8 @@ TEST_F(ServerFixture, NoServerPathsNoBrokenTextAndThePutAnswersLikeTheGet) {
     ASSERT_EQ(up.status, 202) << up.body;
     while (service->batch.process(100) > 0) {
     }
-    std::string const result = call(a, "GET", "/api/v1/batch/reinquiry/" + body(up)["reception_number"].get<std::string>() + "/result").body;
+    std::string const result =
+        call(a, "GET", "/api/v1/batch/reinquiry/" + body(up)["reception_number"].get<std::string>() + "/result").body;
     EXPECT_EQ(result.find("\xE2\x80\xA8"), std::string::npos) << result;
     EXPECT_NE(result.find("p\\u2028q"), std::string::npos) << result;
     EXPECT_EQ(json::parse(result)["arbitrary_identifier"], "p\xE2\x80\xA8q");
@@ -301,25 +362,41 @@ TEST_F(ServerFixture, TextThatBreaksXmlIsRefusedAtTheDoorNamingTheField) {
     today("2024-07-01");
     auto reference = [&](std::string const& ref) {
         return call(a, "POST", "/api/v1/reference-numbers",
-                    json{{"reference_number", ref}, {"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"},
+                    json{{"reference_number", ref},
+                         {"insurer_number", "06132013"},
+                         {"symbol", "123"},
+                         {"number", "4567"},
+                         {"branch", "01"},
                          {"birthdate", "1940-05-01"}}
                         .dump());
     };
-    for (std::string const bad : {"A\xEF\xBF\xBE", "A\xEF\xBF\xBF", "A\xEF\xB7\x90", "\xE2\x80\xAE" "42", "A\xC2\x85", "A\x7F", "A\xF4\x8F\xBF\xBE"}) {
+    for (std::string const bad : {"A\xEF\xBF\xBE", "A\xEF\xBF\xBF", "A\xEF\xB7\x90",
+                                  "\xE2\x80\xAE"
+                                  "42",
+                                  "A\xC2\x85", "A\x7F", "A\xF4\x8F\xBF\xBE"}) {
         auto r = reference(bad);
         EXPECT_EQ(r.status, 400) << r.body;
         EXPECT_EQ(body(r)["field"], "reference_number") << r.body;
     }
-    EXPECT_NE(body(reference("A\xEF\xBF\xBE"))["message_ja"].get<std::string>().find("U+FFFE (非文字)"), std::string::npos);
-    EXPECT_NE(body(reference("\xE2\x80\xAE" "42"))["message_en"].get<std::string>().find("U+202E (a bidirectional control)"), std::string::npos);
+    EXPECT_NE(body(reference("A\xEF\xBF\xBE"))["message_ja"].get<std::string>().find("U+FFFE (非文字)"),
+              std::string::npos);
+    EXPECT_NE(body(reference("\xE2\x80\xAE"
+                             "42"))["message_en"]
+                  .get<std::string>()
+                  .find("U+202E (a bidirectional control)"),
+              std::string::npos);
     EXPECT_EQ(reference("患者-42").status, 201);
     // In the files: a character reference decodes to what the bytes did not hold.
-    auto imm = call(a, "POST", "/api/v1/oqs/OQSsiimm01req",
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode>"
-                    "</MessageHeader><MessageBody><ReferenceNumberRegistrationInfo><ReferenceNumber>A&#xFFFE;</ReferenceNumber>"
-                    "<InsurerNumber>06132013</InsurerNumber><InsuredCardSymbol>123</InsuredCardSymbol><InsuredIdentificationNumber>4567"
-                    "</InsuredIdentificationNumber><InsuredBranchNumber>01</InsuredBranchNumber></ReferenceNumberRegistrationInfo></MessageBody></XmlMsg>",
-                    "application/xml");
+    auto imm = call(
+        a, "POST", "/api/v1/oqs/OQSsiimm01req",
+        "<?xml version=\"1.0\" "
+        "encoding=\"UTF-8\"?><XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode>"
+        "</MessageHeader><MessageBody><ReferenceNumberRegistrationInfo><ReferenceNumber>A&#xFFFE;</ReferenceNumber>"
+        "<InsurerNumber>06132013</InsurerNumber><InsuredCardSymbol>123</"
+        "InsuredCardSymbol><InsuredIdentificationNumber>4567"
+        "</InsuredIdentificationNumber><InsuredBranchNumber>01</InsuredBranchNumber></"
+        "ReferenceNumberRegistrationInfo></MessageBody></XmlMsg>",
+        "application/xml");
     EXPECT_EQ(imm.status, 400);
     EXPECT_NE(imm.body.find("ReferenceNumber"), std::string::npos) << imm.body;
     EXPECT_NE(imm.body.find("U+FFFE"), std::string::npos) << imm.body;
@@ -329,21 +406,29 @@ TEST_F(ServerFixture, TextThatBreaksXmlIsRefusedAtTheDoorNamingTheField) {
     EXPECT_EQ(up.status, 400);
     EXPECT_NE(up.body.find("ArbitraryIdentifier"), std::string::npos) << up.body;
     // The operator's test data too.
-    json p{{"insurer_number", "01130012"}, {"symbol", "1"}, {"number", "2"}, {"branch", "01"}, {"birthdate", "1940-05-01"},
-           {"name", "在宅\xEF\xBF\xBE"}, {"burden_ratio", "010"}, {"valid_from", "2020-04-01"}};
+    json p{{"insurer_number", "01130012"},
+           {"symbol", "1"},
+           {"number", "2"},
+           {"branch", "01"},
+           {"birthdate", "1940-05-01"},
+           {"name", "在宅\xEF\xBF\xBE"},
+           {"burden_ratio", "010"},
+           {"valid_from", "2020-04-01"}};
     auto person_r = call(admin, "POST", "/api/v1/admin/insured-persons", p.dump());
     EXPECT_EQ(person_r.status, 400);
     EXPECT_EQ(body(person_r)["field"], "name");
     // Every later answer for the patient is well-formed XML, in both encodings.
     EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSsiquc01req", siquc_in("UTF-8", "4567"), "application/xml").status, 200);
-    EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSsiquc01req", siquc_in("Shift_JIS", "4567"), "application/xml").status, 200);
+    EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSsiquc01req", siquc_in("Shift_JIS", "4567"), "application/xml").status,
+              200);
 }
 
 // The router's media types (outsider's F5, F7): compared without case, parameters apart; a charset other than
 // UTF-8 is refused (the body would be read as UTF-8 all the same); a 415 names Content-Type and the type sent; a
 // 405 says which methods the path has (Allow, RFC 9110 15.5.6).
 TEST_F(ServerFixture, MediaTypesAreComparedAsMediaTypesAndA405SaysWhatIsAllowed) {
-    std::string const csv = "reference_number,insurer_number,symbol,number,branch,birthdate\nカルテ-0009,06132013,123,4567,01,1940-05-01\n";
+    std::string const csv =
+        "reference_number,insurer_number,symbol,number,branch,birthdate\nカルテ-0009,06132013,123,4567,01,1940-05-01\n";
     auto upper = call(a, "POST", "/api/v1/reference-numbers", csv, "TEXT/CSV");
     EXPECT_EQ(upper.status, 200) << upper.body;  // read as CSV, not as JSON
     EXPECT_EQ(body(upper)["results"][0].value("line", 0), 2) << upper.body;  // a CSV row's answer
@@ -353,14 +438,18 @@ TEST_F(ServerFixture, MediaTypesAreComparedAsMediaTypesAndA405SaysWhatIsAllowed)
         EXPECT_EQ(body(r).value("field", ""), "Content-Type") << r.body;
         EXPECT_NE(r.body.find(type), std::string::npos) << "names the type sent: " << r.body;
     }
-    auto batch = call(a, "POST", "/api/v1/batch/reinquiry?query_date=2024-07-01&file_identifier=f",
-                      "arbitrary_identifier,insurer_number,symbol,number,branch,birthdate\nr1,06132013,123,4567,01,1940-05-01\n",
-                      "Text/CSV; charset=\"UTF-8\"");
+    auto batch =
+        call(a, "POST", "/api/v1/batch/reinquiry?query_date=2024-07-01&file_identifier=f",
+             "arbitrary_identifier,insurer_number,symbol,number,branch,birthdate\nr1,06132013,123,4567,01,1940-05-01\n",
+             "Text/CSV; charset=\"UTF-8\"");
     EXPECT_EQ(batch.status, 202) << batch.body;
-    std::string const query = R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01"})";
+    std::string const query =
+        R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"123","number":"4567","branch":"01",)"
+        R"("birthdate":"1940-05-01"})";
     for (std::string const type : {"application/json; charset=utf-16", "application/json;charset=Shift_JIS"})
         EXPECT_EQ(call(a, "POST", "/api/v1/reinquiry", query, type).status, 415) << type;
-    for (std::string const type : {"application/json; charset=UTF-8", "Application/JSON; charset=\"utf-8\"", "application/json; charset=utf8"})
+    for (std::string const type :
+         {"application/json; charset=UTF-8", "Application/JSON; charset=\"utf-8\"", "application/json; charset=utf8"})
         EXPECT_NE(call(a, "POST", "/api/v1/reinquiry", query, type).status, 415) << type;
     auto allow = [](HttpResult const& r) {
         for (auto const& [name, value] : r.headers)

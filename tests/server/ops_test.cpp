@@ -40,7 +40,8 @@ struct TempDir {
     }
 };
 
-ConfigSources sources(std::string file, std::map<std::string, std::string> env, std::map<std::string, std::string> flags = {}) {
+ConfigSources sources(std::string file, std::map<std::string, std::string> env,
+                      std::map<std::string, std::string> flags = {}) {
     ConfigSources s;
     s.file = std::move(file);
     s.flags = std::move(flags);
@@ -61,8 +62,11 @@ std::string joined(std::vector<std::string> const& v) {
 
 TEST(Config, FileThenEnvironmentThenFlags) {
     TempDir t;
-    std::string file = t.write("k.toml", "# comment\n[serve]\nport = 9000\ndb = \"/var/lib/kyotaku/a.sqlite\"\nthreads = 4\ntls_dir = \"/etc/t\"\n");
-    auto c = resolve_serve_config(sources(file, {{"KYOTAKU_DB", "postgresql://k@db/k"}, {"KYOTAKU_THREADS", "3"}}, {{"threads", "8"}}));
+    std::string file = t.write(
+        "k.toml",
+        "# comment\n[serve]\nport = 9000\ndb = \"/var/lib/kyotaku/a.sqlite\"\nthreads = 4\ntls_dir = \"/etc/t\"\n");
+    auto c = resolve_serve_config(
+        sources(file, {{"KYOTAKU_DB", "postgresql://k@db/k"}, {"KYOTAKU_THREADS", "3"}}, {{"threads", "8"}}));
     ASSERT_TRUE(c.ok()) << joined(c.errors);
     EXPECT_EQ(c.options.port, 9000);
     EXPECT_EQ(c.options.db, "postgresql://k@db/k");  // the environment over the file
@@ -99,8 +103,11 @@ TEST(Config, EveryErrorNamesWhereItIs) {
 // The settings issue 10 and 13 brought (key_file, spool_dir, max_connections, trust) are settings like the others.
 TEST(Config, TheSecuritySettingsAreSettingsToo) {
     TempDir t;
-    std::string file = t.write("k.toml", "[serve]\nkey_file = \"/var/lib/kyotaku/k.key\"\nmax_connections = 64\ntrust = \"a.pub,b.pub\"\n");
-    auto c = resolve_serve_config(sources(file, {{"KYOTAKU_SPOOL_DIR", "/var/lib/kyotaku/spool"}}, {{"trust", "c.pub"}}));
+    std::string file =
+        t.write("k.toml",
+                "[serve]\nkey_file = \"/var/lib/kyotaku/k.key\"\nmax_connections = 64\ntrust = \"a.pub,b.pub\"\n");
+    auto c =
+        resolve_serve_config(sources(file, {{"KYOTAKU_SPOOL_DIR", "/var/lib/kyotaku/spool"}}, {{"trust", "c.pub"}}));
     ASSERT_TRUE(c.ok()) << joined(c.errors);
     EXPECT_EQ(c.options.key_file, "/var/lib/kyotaku/k.key");
     EXPECT_EQ(c.options.limits.max_connections, 64);
@@ -142,8 +149,8 @@ TEST(Config, ListenIsTheExplicitWayBeyondLoopback) {
     ASSERT_TRUE(v6) << error;
     EXPECT_EQ(v6->host, "::1");
     EXPECT_EQ(v6->port, 8443);
-    for (char const* bad : {"127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:1e3", "127.0.0.1:-1", "localhost:80", "::1:80", "[::1]80", ":80",
-                            "127.0.0.1:0080000"})
+    for (char const* bad : {"127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:1e3", "127.0.0.1:-1",
+                            "localhost:80", "::1:80", "[::1]80", ":80", "127.0.0.1:0080000"})
         EXPECT_FALSE(parse_listen(bad, error)) << bad;
     EXPECT_TRUE(parse_listen("127.0.0.1:0", error));
 }
@@ -160,7 +167,8 @@ TEST(Config, PasswordsNeverPrinted) {
     EXPECT_EQ(redact_db("postgresql://kyotaku:s3@cret@db/k"), "postgresql://kyotaku:***@db/k");  // an unencoded '@'
     EXPECT_EQ(redact_db("postgresql://kyotaku:a@db/k?password=b"), "postgresql://kyotaku:***@db/k?password=***");
     EXPECT_EQ(redact_db("host=db password=s3cret dbname=k"), "host=db password=*** dbname=k");
-    EXPECT_EQ(redact_db("postgresql://db/k?application_name=x_password=y"), "postgresql://db/k?application_name=x_password=y");
+    EXPECT_EQ(redact_db("postgresql://db/k?application_name=x_password=y"),
+              "postgresql://db/k?application_name=x_password=y");
     // In a message: the location redacted, and the secret wherever else it appears (raw or percent-decoded).
     std::string const url = "postgresql://kyotaku:p%40ss1@db/k";
     EXPECT_EQ(redact_secrets("cannot connect to " + url + ": bad password p@ss1 or p%40ss1", url),
@@ -231,7 +239,9 @@ protected:
     TestClock clock{*Date::from_ymd(2024, 7, 31)};
     std::unique_ptr<Service> service;
     std::unique_ptr<Runtime> rt;
-    void append(std::string const& file, std::string const& text) { std::ofstream(rules / file, std::ios::app) << text; }
+    void append(std::string const& file, std::string const& text) {
+        std::ofstream(rules / file, std::ios::app) << text;
+    }
 };
 }  // namespace
 
@@ -245,7 +255,8 @@ TEST_F(RuntimeFixture, AReloadServesNewRequestsWhileRequestsInFlightKeepTheirRul
     EXPECT_NE(service->context.rules(), in_flight);
     EXPECT_EQ(save_bundle(*in_flight->program), old_bundle);       // it finishes on the old program
     EXPECT_NE(*service->consent.rules_bundle(), old_bundle);        // later requests get the new one
-    EXPECT_NE(rt->metrics_text().find("kyotaku_rules_info{compiler=\"" + std::string(compiler_version) + "\",files=\""), std::string::npos);
+    EXPECT_NE(rt->metrics_text().find("kyotaku_rules_info{compiler=\"" + std::string(compiler_version) + "\",files=\""),
+              std::string::npos);
     EXPECT_NE(rt->metrics_text().find("hash=\"" + rt->rules().hash + "\""), std::string::npos);
 }
 
@@ -284,7 +295,9 @@ TEST_F(RuntimeFixture, ALetTheServerReadsMustBeAnExportLet) {
     ASSERT_TRUE(load_rules(rules.string()).program);
     auto refused = RuleContract::bind(load_rules(rules.string()).program);
     ASSERT_TRUE(std::holds_alternative<Message>(refused));
-    EXPECT_NE(std::get<Message>(refused).en.find("継続的な関係 is read by name by the server and the consent page: declare it `export let`"), std::string::npos);
+    EXPECT_NE(std::get<Message>(refused).en.find(
+                  "継続的な関係 is read by name by the server and the consent page: declare it `export let`"),
+              std::string::npos);
     EXPECT_FALSE(rt->reload_rules());
     EXPECT_EQ(service->context.rules(), before);
 }
@@ -305,7 +318,8 @@ TEST(Releases, TheFloorRefusesAnOlderReleaseAndOtherRulesUnderAServedNumberNamin
     auto older = judge(4, 0x123);
     EXPECT_FALSE(older.accepted);
     EXPECT_NE(older.refusal.en.find("release 4 is older than release 5"), std::string::npos);
-    EXPECT_NE(older.refusal.ja.find("リリース 4 は、このデータベースで使った最も新しいリリース 5 より古い"), std::string::npos);
+    EXPECT_NE(older.refusal.ja.find("リリース 4 は、このデータベースで使った最も新しいリリース 5 より古い"),
+              std::string::npos);
     EXPECT_FALSE(judge(0, 0x123).accepted);  // rule sources after a release: older too
     auto back = judge(4, 0x123, 4);
     EXPECT_TRUE(back.accepted);
@@ -377,12 +391,20 @@ TEST_F(RuntimeFixture, MetricsAreValidPrometheusText) {
     r.status = 400;
     rt->requests.record(r);
     std::string text = rt->metrics_text();
-    EXPECT_NE(text.find("kyotaku_http_requests_total{method=\"POST\",route=\"/api/v1/reinquiry\",status=\"200\"} 1\n"), std::string::npos) << text;
-    EXPECT_NE(text.find("kyotaku_http_request_duration_seconds_bucket{le=\"0.005\",method=\"POST\",route=\"/api/v1/reinquiry\"} 1\n"), std::string::npos);
-    EXPECT_NE(text.find("kyotaku_http_request_duration_seconds_bucket{le=\"0.25\",method=\"POST\",route=\"/api/v1/reinquiry\"} 2\n"), std::string::npos);
-    EXPECT_NE(text.find("kyotaku_http_request_duration_seconds_count{method=\"POST\",route=\"/api/v1/reinquiry\"} 2\n"), std::string::npos);
+    EXPECT_NE(text.find("kyotaku_http_requests_total{method=\"POST\",route=\"/api/v1/reinquiry\",status=\"200\"} 1\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("kyotaku_http_request_duration_seconds_bucket{le=\"0.005\",method=\"POST\",route=\"/api/v1/"
+                        "reinquiry\"} 1\n"),
+              std::string::npos);
+    EXPECT_NE(text.find("kyotaku_http_request_duration_seconds_bucket{le=\"0.25\",method=\"POST\",route=\"/api/v1/"
+                        "reinquiry\"} 2\n"),
+              std::string::npos);
+    EXPECT_NE(text.find("kyotaku_http_request_duration_seconds_count{method=\"POST\",route=\"/api/v1/reinquiry\"} 2\n"),
+              std::string::npos);
     EXPECT_NE(text.find("kyotaku_batch_rows{state=\"pending\"} 0\n"), std::string::npos);
-    EXPECT_NE(text.find("kyotaku_oqs_unmappable_characters_total 0\n"), std::string::npos);  // 外字 written as 〓 (issue 24 item 2)
+    // 外字 written as 〓 (issue 24 item 2)
+    EXPECT_NE(text.find("kyotaku_oqs_unmappable_characters_total 0\n"), std::string::npos);
     EXPECT_NE(text.find("kyotaku_db_pool_connections{state=\"idle\"} 1\n"), std::string::npos);
     EXPECT_NE(text.find("kyotaku_consent_registrations 0\n"), std::string::npos);
     // Every line is a comment or `name{labels} value`.
@@ -402,7 +424,8 @@ TEST(Routes, ThePatternNotThePathIsWhatLogsSee) {
     Service service(*db, c.program, clock);
     Caller nobody;
     Router const router(service);
-    EXPECT_EQ(router.handle(nobody, "GET", "/api/v1/devices/abc/checks", "", "").route, "/api/v1/devices/{device_id}/checks");
+    EXPECT_EQ(router.handle(nobody, "GET", "/api/v1/devices/abc/checks", "", "").route,
+              "/api/v1/devices/{device_id}/checks");
     EXPECT_EQ(router.handle(nobody, "GET", "/c/SECRET-TOKEN", "", "").route, "/c/{token}");
     EXPECT_EQ(router.handle(nobody, "GET", "/api/v1/consent/page?token=SECRET", "", "").route, "/api/v1/consent/page");
     EXPECT_EQ(router.handle(nobody, "DELETE", "/api/v1/settings", "", "").route, "/api/v1/settings");
@@ -422,7 +445,8 @@ TEST(Idempotency, TheSameKeyGetsTheFirstAnswerAndNothingIsDoneTwice) {
     auto run = [&] {
         ++runs;
         db->query("INSERT INTO url_keys (version, key_hex, created_at) VALUES ($1, 'k', 'x')", {std::int64_t(runs)});
-        HttpResult r{200, "application/xml", std::string("<?xml?>\x82\xa0") + std::to_string(runs)};  // Shift_JIS bytes too
+        // Shift_JIS bytes too
+        HttpResult r{200, "application/xml", std::string("<?xml?>\x82\xa0") + std::to_string(runs)};
         r.route = "/api/v1/oqs/OQSmuquc01req";
         return r;
     };
@@ -438,7 +462,8 @@ TEST(Idempotency, TheSameKeyGetsTheFirstAnswerAndNothingIsDoneTwice) {
     ASSERT_EQ(again.headers.size(), 1u);
     EXPECT_EQ(again.headers[0].first, "Idempotent-Replayed");
     EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM url_keys")[0][0]), 1);
-    EXPECT_EQ(answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", key, "<XmlMsg>other</XmlMsg>", run).status, 422);
+    EXPECT_EQ(answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", key, "<XmlMsg>other</XmlMsg>", run).status,
+              422);
     EXPECT_EQ(answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", "short", "<XmlMsg/>", run).status, 400);
     answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", "another-key-0123456789", "<XmlMsg/>", run);
     EXPECT_EQ(runs, 2);
@@ -484,7 +509,8 @@ TEST(Idempotency, ADisclosingRouteIsNeverReplayedAndAnAnswerOnlyToItsOwnCertific
     std::string const key = "outsider24-replay-0001";
     std::string const route = "/api/v1/oqs/OQSmuhvq01req";
     HttpResult const answer = answer_once(store, clock, first, route, key, "<XmlMsg/>", run);
-    EXPECT_EQ(answer_once(store, clock, first, route, key, "<XmlMsg/>", run).body, answer.body);  // its own certificate: replayed
+    // its own certificate: replayed
+    EXPECT_EQ(answer_once(store, clock, first, route, key, "<XmlMsg/>", run).body, answer.body);
     for (Caller const& c : {other, unlabelled}) {
         HttpResult r = answer_once(store, clock, c, route, key, "<XmlMsg/>", run);
         EXPECT_EQ(r.status, 422) << c.subject;
@@ -506,8 +532,10 @@ TEST(Idempotency, RefusalsAreErrorsInTheOneShape) {
     auto run = [] { return HttpResult{200, "application/xml", "<?xml?>"}; };
     std::string const key = "0123456789abcdef0123";
     answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", key, "<XmlMsg/>", run);
-    for (auto const& [r, status] : {std::pair{answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", "short", "<XmlMsg/>", run), 400},
-                                    std::pair{answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", key, "<XmlMsg>other</XmlMsg>", run), 422}}) {
+    for (auto const& [r, status] :
+         {std::pair{answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", "short", "<XmlMsg/>", run), 400},
+          std::pair{answer_once(store, clock, a, "/api/v1/oqs/OQSmuquc01req", key, "<XmlMsg>other</XmlMsg>", run),
+                    422}}) {
         EXPECT_EQ(r.status, status);
         auto const body = nlohmann::json::parse(r.body);
         EXPECT_EQ(body["field"], "Idempotency-Key");

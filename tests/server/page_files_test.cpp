@@ -42,8 +42,9 @@ protected:
     void SetUp() override {
         root = std::filesystem::temp_directory_path() / ("kyotaku-page-files-" + std::to_string(::getpid()));
         std::filesystem::create_directories(root);
-        write("index.html", "<!doctype html><html><head><style>" + style + "</style><script type=\"application/json\" id=\"page-data\">{{page_data}}</script>"
-                            "</head><body><p id=\"facility-name\">{{facility_name}}</p></body></html>");
+        write("index.html", "<!doctype html><html><head><style>" + style +
+                                "</style><script type=\"application/json\" id=\"page-data\">{{page_data}}</script>"
+                                "</head><body><p id=\"facility-name\">{{facility_name}}</p></body></html>");
         write("app.0123456789.js", "console.log('app');");
         write("app.0123456789.js.br", "BROTLI");
         write("app.0123456789.js.gz", "GZIP");
@@ -70,7 +71,9 @@ protected:
     void TearDown() override {
         std::filesystem::remove_all(root);
     }
-    void write(std::string const& name, std::string const& text) { std::ofstream(root / name, std::ios::binary) << text; }
+    void write(std::string const& name, std::string const& text) {
+        std::ofstream(root / name, std::ios::binary) << text;
+    }
     HttpResult get(std::string const& path, std::string accept = "", std::string inm = "") {
         auto r = pages->serve(*service, "GET", path, {std::move(accept), std::move(inm)});
         EXPECT_TRUE(r.has_value()) << path;
@@ -109,7 +112,8 @@ TEST_F(PageFiles, HashedAssetsAreCachedForAYearInTheBestEncodingTheClientTakes) 
     auto old = get("/web/old.js");
     EXPECT_EQ(header(old, "Cache-Control"), "no-cache");
     EXPECT_FALSE(header(old, "ETag").empty());
-    for (char const* bad : {"/web/notes.txt", "/web/manifest.json", "/web/index.html", "/web/../x.js", "/web/.hidden.js", "/web/", "/web/a%2Fb.js"})
+    for (char const* bad : {"/web/notes.txt", "/web/manifest.json", "/web/index.html", "/web/../x.js",
+                            "/web/.hidden.js", "/web/", "/web/a%2Fb.js"})
         EXPECT_EQ(get(bad).status, 404) << bad;
     EXPECT_EQ(pages->serve(*service, "POST", "/web/old.js")->status, 405);
     EXPECT_FALSE(pages->serve(*service, "GET", "/api/v1/url").has_value());
@@ -145,7 +149,8 @@ TEST_F(PageFiles, ThePageCarriesTheFacilityAndItsDataAndAllowsOnlyItsOwnInlineSt
     std::string const csp = header(page, "Content-Security-Policy");
     std::string const hex = sha256_hex(style);
     std::vector<unsigned char> raw;
-    for (std::size_t i = 0; i < hex.size(); i += 2) raw.push_back(static_cast<unsigned char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    for (std::size_t i = 0; i < hex.size(); i += 2)
+        raw.push_back(static_cast<unsigned char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
     EXPECT_NE(csp.find("style-src 'self' 'sha256-" + base64_encode(raw) + "'"), std::string::npos) << csp;
     EXPECT_EQ(csp.find("'unsafe-inline'"), std::string::npos);
     EXPECT_EQ(csp.find("'unsafe-eval'"), std::string::npos);

@@ -52,7 +52,8 @@ bool on_postgres() { return std::getenv("KYOTAKU_TEST_PG") != nullptr; }
 
 // A body with the usual patient's card fields.
 json with_card(json j) {
-    j.update(json::parse(R"({"insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01"})"));
+    j.update(json::parse(
+        R"({"insurer_number":"06132013","symbol":"123","number":"4567","branch":"01","birthdate":"1940-05-01"})"));
     return j;
 }
 
@@ -103,15 +104,29 @@ protected:
         root.subject = "kyotaku-admin";
         a = office("0110113719");
         b = office("2714206386");
-        ASSERT_EQ(send(root, "POST", "/api/v1/admin/facilities", json{{"code", a.facility_code}, {"name", "A"}, {"kind", "医科"}}).status, 201);
-        ASSERT_EQ(send(root, "POST", "/api/v1/admin/facilities", json{{"code", b.facility_code}, {"name", "B"}, {"kind", "医科"}}).status, 201);
-        for (auto* c : {&a, &b}) ASSERT_EQ(send(*c, "PUT", "/api/v1/settings", json{{"terms_agreed", true}, {"home_visit_enabled", true}}).status, 200);
-        auto p = send(root, "POST", "/api/v1/admin/insured-persons", with_card({{"name", "在宅 花子"}, {"burden_ratio", "010"}, {"valid_from", "2020-04-01"}}));
+        ASSERT_EQ(send(root, "POST", "/api/v1/admin/facilities",
+                       json{{"code", a.facility_code}, {"name", "A"}, {"kind", "医科"}})
+                      .status,
+                  201);
+        ASSERT_EQ(send(root, "POST", "/api/v1/admin/facilities",
+                       json{{"code", b.facility_code}, {"name", "B"}, {"kind", "医科"}})
+                      .status,
+                  201);
+        for (auto* c : {&a, &b})
+            ASSERT_EQ(send(*c, "PUT", "/api/v1/settings", json{{"terms_agreed", true}, {"home_visit_enabled", true}})
+                          .status,
+                      200);
+        auto p = send(root, "POST", "/api/v1/admin/insured-persons",
+                      with_card({{"name", "在宅 花子"}, {"burden_ratio", "010"}, {"valid_from", "2020-04-01"}}));
         ASSERT_EQ(p.status, 201) << p.body;
         person = json::parse(p.body)["person_key"];
         ASSERT_EQ(send(root, "POST", "/api/v1/admin/consents",
-                       json{{"facility_code", a.facility_code}, {"person_key", person}, {"visit_kind", "訪問診療"}, {"first_visit", "2024-06-03"},
-                            {"identity_method", "暗証番号"}, {"items", {"薬剤情報"}}})
+                       json{{"facility_code", a.facility_code},
+                            {"person_key", person},
+                            {"visit_kind", "訪問診療"},
+                            {"first_visit", "2024-06-03"},
+                            {"identity_method", "暗証番号"},
+                            {"items", {"薬剤情報"}}})
                       .status,
                   201);
     }
@@ -126,7 +141,8 @@ protected:
     HttpResult send(Caller const& c, std::string const& method, std::string const& target, std::string const& body,
                     std::string const& type = "application/json") {
         HttpResult r = Router(*service).handle(c, method, target, type, body);
-        if (r.content_type.find("xml") != std::string::npos) EXPECT_TRUE(testing_xml::well_formed_xml(r.body)) << target;
+        if (r.content_type.find("xml") != std::string::npos)
+            EXPECT_TRUE(testing_xml::well_formed_xml(r.body)) << target;
         return r;
     }
     HttpResult send(Caller const& c, std::string const& method, std::string const& target, char const* body,
@@ -144,9 +160,17 @@ protected:
     // Every text of every table of the schema.
     std::vector<std::string> stored_texts() {
         std::vector<std::string> out;
-        for (char const* t : {"facilities", "facility_settings", "settings_audit", "insured_persons", "consents", "claim_reviews", "inquiry_log",
-                              "medical_records", "viewing_log", "url_keys", "facility_url", "challenges", "visual_passcodes", "card_certificates",
-                              "batch_jobs", "batch_rows", "batch_chunks", "batch_results", "reference_numbers", "devices", "device_checks", "fallback_verifications"})
+        for (char const* t : {"facilities",        "facility_settings",
+                              "settings_audit",    "insured_persons",
+                              "consents",          "claim_reviews",
+                              "inquiry_log",       "medical_records",
+                              "viewing_log",       "url_keys",
+                              "facility_url",      "challenges",
+                              "visual_passcodes",  "card_certificates",
+                              "batch_jobs",        "batch_rows",
+                              "batch_chunks",      "batch_results",
+                              "reference_numbers", "devices",
+                              "device_checks",     "fallback_verifications"})
             for (auto const& row : db->query(std::string("SELECT * FROM ") + t))
                 for (auto const& v : row) out.push_back(as_text(v));
         return out;
@@ -167,39 +191,70 @@ protected:
 std::map<std::string, json> json_route_bodies(std::string const& token, std::string const& person) {
     return {
         {"POST /api/v1/admin/facilities", json{{"code", "0110113719"}, {"name", "A"}, {"kind", "医科"}}},
-        {"POST /api/v1/admin/insured-persons", with_card({{"name", "在宅 次郎"}, {"burden_ratio", "030"}, {"valid_from", "2021-04-01"}})},
-        {"POST /api/v1/admin/consents", json{{"facility_code", "0110113719"}, {"person_key", person}, {"visit_kind", "訪問診療"},
-                                            {"first_visit", "2024-06-10"}, {"identity_method", "暗証番号"}, {"items", {"薬剤情報"}}}},
-        {"POST /api/v1/admin/medical-records", json{{"person_key", person}, {"item", "薬剤情報"}, {"recorded_on", "2024-06-01"}, {"content", {{"薬", "A"}}}}},
+        {"POST /api/v1/admin/insured-persons",
+         with_card({{"name", "在宅 次郎"}, {"burden_ratio", "030"}, {"valid_from", "2021-04-01"}})},
+        {"POST /api/v1/admin/consents", json{{"facility_code", "0110113719"},
+                                             {"person_key", person},
+                                             {"visit_kind", "訪問診療"},
+                                             {"first_visit", "2024-06-10"},
+                                             {"identity_method", "暗証番号"},
+                                             {"items", {"薬剤情報"}}}},
+        {"POST /api/v1/admin/medical-records",
+         json{{"person_key", person}, {"item", "薬剤情報"}, {"recorded_on", "2024-06-01"}, {"content", {{"薬", "A"}}}}},
         {"POST /api/v1/admin/cards", json{{"person_key", person}, {"certificate", "not a certificate"}}},
         {"POST /api/v1/admin/clock", json{{"today", "2024-07-31"}}},
         {"POST /api/v1/admin/rules/prove", json{{"files", {{{"path", "a.rules"}, {"text", "fact k : bool\n"}}}}}},
         {"POST /api/v1/consent/challenge", json{{"token", token}}},
-        {"POST /api/v1/consent/register", json{{"token", token}, {"challenge_id", "0"}, {"certificate", "AAAA"}, {"identity_method", "目視確認"},
-                                              {"visit_kind", "訪問診療"}, {"items", {"薬剤情報"}}, {"visual_passcode", "12345678"}}},
-        {"POST /api/v1/consent/handoff", json{{"token", token}, {"visit_kind", "訪問診療"}, {"items", {"薬剤情報"}}, {"identity_method", "暗証番号"}}},
+        {"POST /api/v1/consent/register", json{{"token", token},
+                                               {"challenge_id", "0"},
+                                               {"certificate", "AAAA"},
+                                               {"identity_method", "目視確認"},
+                                               {"visit_kind", "訪問診療"},
+                                               {"items", {"薬剤情報"}},
+                                               {"visual_passcode", "12345678"}}},
+        {"POST /api/v1/consent/handoff",
+         json{{"token", token}, {"visit_kind", "訪問診療"}, {"items", {"薬剤情報"}}, {"identity_method", "暗証番号"}}},
         {"POST /api/v1/consent/handoff/claim", json{{"token", token}, {"code", "123456"}}},
         {"POST /api/v1/consent/handoff/challenge", json{{"token", token}, {"claim", "0"}}},
-        {"POST /api/v1/consent/handoff/register", json{{"token", token}, {"claim", "0"}, {"challenge_id", "0"}, {"certificate", "AAAA"}}},
+        {"POST /api/v1/consent/handoff/register",
+         json{{"token", token}, {"claim", "0"}, {"challenge_id", "0"}, {"certificate", "AAAA"}}},
         {"PUT /api/v1/settings", json{{"terms_agreed", true}, {"home_visit_enabled", true}}},
         {"POST /api/v1/reinquiry", with_card({{"category", "訪問診療等"}})},
         {"POST /api/v1/medical-info", with_card({{"category", "訪問診療等"}, {"item", "薬剤情報"}})},
         {"POST /api/v1/withdrawal/lookup", with_card({})},
         {"POST /api/v1/withdrawal", with_card({{"confirmed", false}})},
         {"POST /api/v1/reference-numbers", with_card({{"reference_number", "R-9"}})},
-        {"POST /api/v1/fallback-verifications",
-         with_card({{"method", "マイナポータル"}, {"reason", "停電"}, {"verified_on", "2024-07-30"}, {"burden_ratio", "010"}})},
-        {"POST /api/v1/devices", json{{"name", "端末1"}, {"kind", "タブレット"}, {"ownership", "施設所有"}, {"permitted_staff", {"看護 師子"}}}},
-        {"POST /api/v1/devices/{device_id}/checks",
-         json{{"checked_on", "2024-07-30"}, {"checker", "管理 者"},
-              {"checks", {{"os_updated", true}, {"antivirus", true}, {"screen_lock", true}, {"ledger_reviewed", true}, {"staff_trained", true}}}}},
+        {"POST /api/v1/fallback-verifications", with_card({{"method", "マイナポータル"},
+                                                           {"reason", "停電"},
+                                                           {"verified_on", "2024-07-30"},
+                                                           {"burden_ratio", "010"}})},
+        {"POST /api/v1/devices", json{{"name", "端末1"},
+                                      {"kind", "タブレット"},
+                                      {"ownership", "施設所有"},
+                                      {"permitted_staff", {"看護 師子"}}}},
+        {"POST /api/v1/devices/{device_id}/checks", json{{"checked_on", "2024-07-30"},
+                                                         {"checker", "管理 者"},
+                                                         {"checks",
+                                                          {{"os_updated", true},
+                                                           {"antivirus", true},
+                                                           {"screen_lock", true},
+                                                           {"ledger_reviewed", true},
+                                                           {"staff_trained", true}}}}},
     };
 }
-std::set<std::string> const routes_without_a_json_body{
-    "POST /api/v1/admin/url-keys/rotate", "POST /api/v1/visual-passcode", "POST /api/v1/url/change", "POST /api/v1/admin/claim-reviews",
-    "POST /api/v1/consent/handoff/{handoff_id}/cancel",
-    "POST /api/v1/batch/reinquiry",       "POST /api/v1/oqs/OQSmuquc01req", "POST /api/v1/oqs/OQSmuhvq01req", "POST /api/v1/oqs/OQSmuonq01req",
-    "POST /api/v1/oqs/OQSsiquc01req",     "POST /api/v1/oqs/OQSsiimm01req", "POST /api/v1/oqs/OQSmuimm01req", "POST /api/v1/oqs/OQSmuquc02req"};
+std::set<std::string> const routes_without_a_json_body{"POST /api/v1/admin/url-keys/rotate",
+                                                       "POST /api/v1/visual-passcode",
+                                                       "POST /api/v1/url/change",
+                                                       "POST /api/v1/admin/claim-reviews",
+                                                       "POST /api/v1/consent/handoff/{handoff_id}/cancel",
+                                                       "POST /api/v1/batch/reinquiry",
+                                                       "POST /api/v1/oqs/OQSmuquc01req",
+                                                       "POST /api/v1/oqs/OQSmuhvq01req",
+                                                       "POST /api/v1/oqs/OQSmuonq01req",
+                                                       "POST /api/v1/oqs/OQSsiquc01req",
+                                                       "POST /api/v1/oqs/OQSsiimm01req",
+                                                       "POST /api/v1/oqs/OQSmuimm01req",
+                                                       "POST /api/v1/oqs/OQSmuquc02req"};
 
 }  // namespace
 
@@ -234,14 +289,17 @@ TEST_F(Hostile, Item1_AnyNestingDepthOnAnyJsonRouteIsA400) {
 TEST_F(Hostile, Item22_EachRouteTakesOnlyItsDocumentedBody) {
     std::string const token = url_token(a);
     auto const bodies = json_route_bodies(token, person);
-    auto who_for = [&](RouteInfo const& r) { return r.access == Access::anyone ? Caller{} : r.access == Access::operator_ ? root : a; };
+    auto who_for = [&](RouteInfo const& r) {
+        return r.access == Access::anyone ? Caller{} : r.access == Access::operator_ ? root : a;
+    };
     auto path_of = [](std::string path) {
         if (auto at = path.find("{device_id}"); at != std::string::npos) path.replace(at, 11, "d");
         if (auto at = path.find("{handoff_id}"); at != std::string::npos) path.replace(at, 12, std::string(32, '0'));
         if (auto at = path.find("{reception_number}"); at != std::string::npos) path.replace(at, 18, "1");
         return path;
     };
-    std::set<std::string> const bodyless_posts{"POST /api/v1/admin/url-keys/rotate", "POST /api/v1/visual-passcode", "POST /api/v1/url/change",
+    std::set<std::string> const bodyless_posts{"POST /api/v1/admin/url-keys/rotate", "POST /api/v1/visual-passcode",
+                                               "POST /api/v1/url/change",
                                                "POST /api/v1/consent/handoff/{handoff_id}/cancel"};
     int bodyless = 0, json_routes = 0;
     for (auto const& r : route_table()) {
@@ -282,13 +340,18 @@ TEST_F(Hostile, Item22_EachRouteTakesOnlyItsDocumentedBody) {
     EXPECT_GE(bodyless, 4 + 10);
     EXPECT_EQ(json_routes, int(bodies.size()));
     // A duplicate deeper in the body too, and a type with parameters is JSON's.
-    auto nested = send(a, "POST", "/api/v1/devices/d/checks",
-                       R"({"checked_on":"2024-07-30","checker":"管理 者","checks":{"os_updated":true,"os_updated":false}})");
+    auto nested =
+        send(a, "POST", "/api/v1/devices/d/checks",
+             R"({"checked_on":"2024-07-30","checker":"管理 者","checks":{"os_updated":true,"os_updated":false}})");
     EXPECT_EQ(json::parse(nested.body).value("field", ""), "os_updated") << nested.body;
-    EXPECT_EQ(send(Caller{}, "POST", "/api/v1/consent/challenge", json{{"token", url_token(a)}}.dump(), "Application/JSON; charset=utf-8").status, 201)
+    EXPECT_EQ(send(Caller{}, "POST", "/api/v1/consent/challenge", json{{"token", url_token(a)}}.dump(),
+                   "Application/JSON; charset=utf-8")
+                  .status,
+              201)
         << "(the URL was changed and its keys rotated above, taking no body)";
     // The outsider's own cases.
-    auto handoff = send(Caller{}, "POST", "/api/v1/consent/handoff", bodies.at("POST /api/v1/consent/handoff").dump(), "text/plain");
+    auto handoff = send(Caller{}, "POST", "/api/v1/consent/handoff", bodies.at("POST /api/v1/consent/handoff").dump(),
+                        "text/plain");
     EXPECT_EQ(handoff.status, 415) << handoff.body;
     auto cancel = send(Caller{}, "POST", "/api/v1/consent/handoff/" + std::string(32, '0') + "/cancel", R"({"x":1})");
     EXPECT_EQ(cancel.status, 400) << cancel.body;
@@ -305,12 +368,15 @@ TEST_F(Hostile, Item4_APinUnderAnyNameIsRefusedOnEveryRouteAndStoredNowhere) {
     ASSERT_EQ(device.status, 201);
     std::string const device_id = json::parse(device.body)["id"];
     std::string const pin = "pin-value-9513";
-    std::vector<std::string> const names{"pin", "PIN", "pinCode", "pincode", "pin-code", "ｐｉｎ", "暗証番号", "暗証番号（4桁）", "card_pin", "password"};
+    std::vector<std::string> const names{"pin",    "PIN",      "pinCode",         "pincode",  "pin-code",
+                                         "ｐｉｎ", "暗証番号", "暗証番号（4桁）", "card_pin", "password"};
     for (auto const& [key, good] : json_route_bodies(token, person)) {
         std::string const method = key.substr(0, key.find(' '));
         std::string path = key.substr(key.find(' ') + 1);
         if (auto at = path.find("{device_id}"); at != std::string::npos) path.replace(at, 11, device_id);
-        Caller const who = path.find("/consent/") != std::string::npos ? Caller{} : path.find("/admin/") != std::string::npos ? root : a;
+        Caller const who = path.find("/consent/") != std::string::npos ? Caller{}
+                           : path.find("/admin/") != std::string::npos ? root
+                                                                       : a;
         for (auto const& name : names) {
             json body = good;
             body[name] = pin;
@@ -329,10 +395,15 @@ TEST_F(Hostile, Item4_APinUnderAnyNameIsRefusedOnEveryRouteAndStoredNowhere) {
     checks["checks"]["pin"] = pin;
     EXPECT_EQ(send(a, "POST", "/api/v1/devices/" + device_id + "/checks", checks).status, 400);
     // In a file: an element the layout does not name refuses the file, naming it.
-    std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><XmlMsg><MessageHeader><QualificationConfirmationDate>20240731</QualificationConfirmationDate>"
-                      "<MedicalInstitutionCode>0110113719</MedicalInstitutionCode><ArbitraryFileIdentifier>f</ArbitraryFileIdentifier></MessageHeader>"
-                      "<MessageBody><QualificationConfirmSearchInfo><InsurerNumber>06132013</InsurerNumber><InsuredIdentificationNumber>4567</InsuredIdentificationNumber>"
-                      "<Birthdate>19400501</Birthdate><PinCode>" + pin + "</PinCode></QualificationConfirmSearchInfo></MessageBody></XmlMsg>";
+    std::string xml = "<?xml version=\"1.0\" "
+                      "encoding=\"UTF-8\"?><XmlMsg><MessageHeader><QualificationConfirmationDate>20240731</"
+                      "QualificationConfirmationDate>"
+                      "<MedicalInstitutionCode>0110113719</MedicalInstitutionCode><ArbitraryFileIdentifier>f</"
+                      "ArbitraryFileIdentifier></MessageHeader>"
+                      "<MessageBody><QualificationConfirmSearchInfo><InsurerNumber>06132013</"
+                      "InsurerNumber><InsuredIdentificationNumber>4567</InsuredIdentificationNumber>"
+                      "<Birthdate>19400501</Birthdate><PinCode>" +
+                      pin + "</PinCode></QualificationConfirmSearchInfo></MessageBody></XmlMsg>";
     auto file = send(a, "POST", "/api/v1/oqs/OQSmuquc01req", xml, "application/xml");
     EXPECT_EQ(file.status, 400);
     EXPECT_NE(file.body.find("PinCode"), std::string::npos) << file.body;
@@ -341,9 +412,22 @@ TEST_F(Hostile, Item4_APinUnderAnyNameIsRefusedOnEveryRouteAndStoredNowhere) {
 
     // 資格確認履歴 keeps a few fields of each check, never the request: of the body only the patient as the route named
     // them, canonical and validated (the card fields or the 照会番号, issue 24 item 12), and the 資格確認日.
-    ASSERT_EQ(send(a, "POST", "/api/v1/reinquiry", json_route_bodies(token, person)["POST /api/v1/reinquiry"]).status, 200);
-    std::set<std::string> const kept{"category", "by", "allowed", "qualification_validity", "reason", "consent_id", "reception_number", "rows",
-                                     "verification_id", "verified_on", "patient", "query_date", "row", "consents"};
+    ASSERT_EQ(send(a, "POST", "/api/v1/reinquiry", json_route_bodies(token, person)["POST /api/v1/reinquiry"]).status,
+              200);
+    std::set<std::string> const kept{"category",
+                                     "by",
+                                     "allowed",
+                                     "qualification_validity",
+                                     "reason",
+                                     "consent_id",
+                                     "reception_number",
+                                     "rows",
+                                     "verification_id",
+                                     "verified_on",
+                                     "patient",
+                                     "query_date",
+                                     "row",
+                                     "consents"};
     for (auto const& row : db->query("SELECT detail_json FROM inquiry_log")) {
         json const detail = json::parse(as_text(row[0]));
         for (auto const& [k, v] : detail.items()) EXPECT_TRUE(kept.count(k)) << "inquiry_log keeps " << k;
@@ -357,34 +441,47 @@ TEST_F(Hostile, Item4_APinUnderAnyNameIsRefusedOnEveryRouteAndStoredNowhere) {
 TEST_F(Hostile, Item3_TextThatIsNotUtf8IsA400AndNothingIsCommitted) {
     auto const before = stored_texts().size();
     // JSON: bytes that are not UTF-8, a lone surrogate escape, NUL and control characters.
-    for (std::string const ref : {std::string("R\xff"), std::string("R\\ud800"), std::string("R\\u0000X"), std::string("R\\u0001")}) {
-        auto r = send(a, "POST", "/api/v1/reference-numbers", "{\"reference_number\":\"" + ref + "\"," + std::string(card_json).substr(1));
+    for (std::string const ref :
+         {std::string("R\xff"), std::string("R\\ud800"), std::string("R\\u0000X"), std::string("R\\u0001")}) {
+        auto r = send(a, "POST", "/api/v1/reference-numbers",
+                      "{\"reference_number\":\"" + ref + "\"," + std::string(card_json).substr(1));
         EXPECT_EQ(r.status, 400) << ref << ": " << r.body;
     }
     // CSV: a bad byte in any row refuses the whole file.
-    auto csv = send(a, "POST", "/api/v1/reference-numbers", "R-1,06132013,123,4567,01,1940-05-01\nR-\xfe,06132013,123,4567,01,1940-05-01\n", "text/csv");
+    auto csv = send(a, "POST", "/api/v1/reference-numbers",
+                    "R-1,06132013,123,4567,01,1940-05-01\nR-\xfe,06132013,123,4567,01,1940-05-01\n", "text/csv");
     EXPECT_EQ(csv.status, 400);
-    auto batch_csv = send(a, "POST", "/api/v1/batch/reinquiry", "r1,06132013,123,4567,01,1940-05-01\nr\xff,06132013,123,4567,01,1940-05-01\n", "text/csv");
+    auto batch_csv = send(a, "POST", "/api/v1/batch/reinquiry",
+                          "r1,06132013,123,4567,01,1940-05-01\nr\xff,06132013,123,4567,01,1940-05-01\n", "text/csv");
     EXPECT_EQ(batch_csv.status, 400);
     EXPECT_EQ(json::parse(batch_csv.body)["field"], "line 2");
     // XML: character references that decode to a surrogate or a control character, in the fields that are stored
     // (a 500 before: the echo could not be written as JSON).
     auto search = [](std::string const& identifier, std::string const& file_identifier) {
-        return "<?xml version=\"1.0\" encoding=\"UTF-8\"?><XmlMsg><MessageHeader><QualificationConfirmationDate>20240731</QualificationConfirmationDate>"
-               "<MedicalInstitutionCode>0110113719</MedicalInstitutionCode><ArbitraryFileIdentifier>" + file_identifier +
-               "</ArbitraryFileIdentifier></MessageHeader><MessageBody><QualificationConfirmSearchInfo><InsurerNumber>06132013</InsurerNumber>"
-               "<InsuredIdentificationNumber>4567</InsuredIdentificationNumber><Birthdate>19400501</Birthdate><ArbitraryIdentifier>" + identifier +
-               "</ArbitraryIdentifier></QualificationConfirmSearchInfo></MessageBody></XmlMsg>";
+        return "<?xml version=\"1.0\" "
+               "encoding=\"UTF-8\"?><XmlMsg><MessageHeader><QualificationConfirmationDate>20240731</"
+               "QualificationConfirmationDate>"
+               "<MedicalInstitutionCode>0110113719</MedicalInstitutionCode><ArbitraryFileIdentifier>" +
+               file_identifier +
+               "</ArbitraryFileIdentifier></"
+               "MessageHeader><MessageBody><QualificationConfirmSearchInfo><InsurerNumber>06132013</InsurerNumber>"
+               "<InsuredIdentificationNumber>4567</InsuredIdentificationNumber><Birthdate>19400501</"
+               "Birthdate><ArbitraryIdentifier>" +
+               identifier + "</ArbitraryIdentifier></QualificationConfirmSearchInfo></MessageBody></XmlMsg>";
     };
-    for (auto const& file : {search("&#xD800;", "f"), search("a&#1;b", "f"), search("p", "&#xDFFF;"), search("p", "&#0;")}) {
+    for (auto const& file :
+         {search("&#xD800;", "f"), search("a&#1;b", "f"), search("p", "&#xDFFF;"), search("p", "&#0;")}) {
         auto r = send(a, "POST", "/api/v1/oqs/OQSmuquc01req", file, "application/xml");
         EXPECT_EQ(r.status, 400) << file << "\n" << r.body;
         EXPECT_NE(r.body.find("EKY0901"), std::string::npos);
     }
     auto imm = send(a, "POST", "/api/v1/oqs/OQSsiimm01req",
-                    "<XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode></MessageHeader><MessageBody>"
-                    "<ReferenceNumberRegistrationInfo><ReferenceNumber>&#xDBFF;</ReferenceNumber><InsurerNumber>06132013</InsurerNumber>"
-                    "<InsuredIdentificationNumber>4567</InsuredIdentificationNumber></ReferenceNumberRegistrationInfo></MessageBody></XmlMsg>",
+                    "<XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode></"
+                    "MessageHeader><MessageBody>"
+                    "<ReferenceNumberRegistrationInfo><ReferenceNumber>&#xDBFF;</"
+                    "ReferenceNumber><InsurerNumber>06132013</InsurerNumber>"
+                    "<InsuredIdentificationNumber>4567</InsuredIdentificationNumber></"
+                    "ReferenceNumberRegistrationInfo></MessageBody></XmlMsg>",
                     "application/xml");
     EXPECT_EQ(imm.status, 400) << imm.body;
     // A malformed CSV line is echoed cut at a character, not inside one (a 500 before: the cut was not UTF-8).
@@ -395,32 +492,38 @@ TEST_F(Hostile, Item3_TextThatIsNotUtf8IsA400AndNothingIsCommitted) {
     EXPECT_EQ(count("batch_jobs"), 1);
     // Nothing of the refused ones was stored (the one job above is the only change).
     EXPECT_EQ(count("reference_numbers"), 0);
-    auto const job_columns = db->query("SELECT * FROM batch_jobs").at(0).size(), row_columns = db->query("SELECT * FROM batch_rows").at(0).size();
+    auto const job_columns = db->query("SELECT * FROM batch_jobs").at(0).size(),
+               row_columns = db->query("SELECT * FROM batch_rows").at(0).size();
     EXPECT_EQ(db->query("SELECT * FROM batch_rows").size(), 1u);
     EXPECT_EQ(stored_texts().size(), before + job_columns + row_columns);  // the job's columns, its one row's
     // Whoever asks, the database takes no such text.
     for (std::string const bad : {std::string("\xff"), std::string("a\0b", 3), std::string("\xed\xa0\x80")})
-        EXPECT_THROW(db->query("INSERT INTO reference_numbers (facility_code, reference_number, person_key, registered_at) VALUES ($1, $2, $3, $4)",
+        EXPECT_THROW(db->query("INSERT INTO reference_numbers (facility_code, reference_number, person_key, "
+                               "registered_at) VALUES ($1, $2, $3, $4)",
                                {a.facility_code, bad, person, std::string("now")}),
                      Error);
     EXPECT_EQ(count("reference_numbers"), 0);
 }
 
 TEST_F(Hostile, Item3_ShiftJisWithoutADeclarationIsReadAsShiftJis) {
-    std::string const file = from_utf8("<XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode>"
-                                       "<ArbitraryFileIdentifier>照会番号</ArbitraryFileIdentifier></MessageHeader><MessageBody>"
-                                       "<ReferenceNumberRegistrationInfo><ReferenceNumber>患者-７</ReferenceNumber><InsurerNumber>06132013</InsurerNumber>"
-                                       "<InsuredCardSymbol>１２３</InsuredCardSymbol><InsuredIdentificationNumber>4567</InsuredIdentificationNumber>"
-                                       "<InsuredBranchNumber>01</InsuredBranchNumber></ReferenceNumberRegistrationInfo></MessageBody></XmlMsg>",
-                                       "SHIFT_JIS");
+    std::string const file = from_utf8(
+        "<XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode>"
+        "<ArbitraryFileIdentifier>照会番号</ArbitraryFileIdentifier></MessageHeader><MessageBody>"
+        "<ReferenceNumberRegistrationInfo><ReferenceNumber>患者-７</ReferenceNumber><InsurerNumber>06132013</"
+        "InsurerNumber>"
+        "<InsuredCardSymbol>１２３</InsuredCardSymbol><InsuredIdentificationNumber>4567</InsuredIdentificationNumber>"
+        "<InsuredBranchNumber>01</InsuredBranchNumber></ReferenceNumberRegistrationInfo></MessageBody></XmlMsg>",
+        "SHIFT_JIS");
     ASSERT_FALSE(valid_utf8(file));
     auto r = send(a, "POST", "/api/v1/oqs/OQSsiimm01req", file, "application/xml");
     ASSERT_EQ(r.status, 200) << r.body;
-    EXPECT_NE(to_utf8(r.body, "SHIFT_JIS").find("<ProcessingResultStatus>1</ProcessingResultStatus>"), std::string::npos);
+    EXPECT_NE(to_utf8(r.body, "SHIFT_JIS").find("<ProcessingResultStatus>1</ProcessingResultStatus>"),
+              std::string::npos);
     auto stored = db->query("SELECT reference_number FROM reference_numbers");
     ASSERT_EQ(stored.size(), 1u);
     EXPECT_EQ(as_text(stored[0][0]), "患者-７");
-    auto again = send(a, "POST", "/api/v1/reinquiry", json{{"category", "訪問診療等"}, {"reference_number", "患者-７"}});
+    auto again =
+        send(a, "POST", "/api/v1/reinquiry", json{{"category", "訪問診療等"}, {"reference_number", "患者-７"}});
     EXPECT_EQ(again.status, 200);
     EXPECT_TRUE(json::parse(again.body)["allowed"].get<bool>());
 }
@@ -429,7 +532,8 @@ TEST_F(Hostile, Item3_ShiftJisWithoutADeclarationIsReadAsShiftJis) {
 // re-inquiry is answered (the bad bytes as U+FFFD), not a 500.
 TEST_F(Hostile, Item3_ABrokenTextAlreadyStoredIsAnsweredNotA500) {
     if (on_postgres()) GTEST_SKIP() << "PostgreSQL never stored a text that is not UTF-8";
-    db->script("INSERT INTO reference_numbers (facility_code, reference_number, person_key, registered_at) VALUES ('0110113719', CAST(X'52FF' AS TEXT), '" +
+    db->script("INSERT INTO reference_numbers (facility_code, reference_number, person_key, registered_at) VALUES "
+               "('0110113719', CAST(X'52FF' AS TEXT), '" +
                person + "', 'then')");
     auto r = send(a, "POST", "/api/v1/reinquiry", with_card({{"category", "訪問診療等"}}));
     ASSERT_EQ(r.status, 200) << r.body;
@@ -468,20 +572,24 @@ TEST_F(Hostile, Item5_ACsvLineIsReadUpToItsBoundNeverWhole) {
 }
 
 TEST_F(Hostile, Item5_AnXmlFileEchoesOnlyItsLayoutAndIsBoundedBeforeItIsRead) {
-    std::string info = "<QualificationConfirmSearchInfo><InsurerNumber>06132013</InsurerNumber><InsuredIdentificationNumber>4567</InsuredIdentificationNumber>"
+    std::string info = "<QualificationConfirmSearchInfo><InsurerNumber>06132013</"
+                       "InsurerNumber><InsuredIdentificationNumber>4567</InsuredIdentificationNumber>"
                        "<Birthdate>19400501</Birthdate>";
     for (int i = 0; i < 20000; ++i) info += "<Extra>0123456789</Extra>";
     info += "</QualificationConfirmSearchInfo>";
     auto r = send(a, "POST", "/api/v1/oqs/OQSmuquc01req",
-                  "<XmlMsg><MessageHeader><QualificationConfirmationDate>20240731</QualificationConfirmationDate><MedicalInstitutionCode>0110113719"
-                  "</MedicalInstitutionCode></MessageHeader><MessageBody>" + info + "</MessageBody></XmlMsg>",
+                  "<XmlMsg><MessageHeader><QualificationConfirmationDate>20240731</"
+                  "QualificationConfirmationDate><MedicalInstitutionCode>0110113719"
+                  "</MedicalInstitutionCode></MessageHeader><MessageBody>" +
+                      info + "</MessageBody></XmlMsg>",
                   "application/xml");
     EXPECT_EQ(r.status, 400);
     EXPECT_NE(r.body.find("Extra"), std::string::npos);
     EXPECT_EQ(count("batch_rows"), 0);
     // A long text in a field is refused too (each is a few dozen characters at most).
     auto long_text = send(a, "POST", "/api/v1/oqs/OQSmuquc01req",
-                          "<XmlMsg><MessageHeader><ArbitraryFileIdentifier>" + std::string(5000, 'x') + "</ArbitraryFileIdentifier></MessageHeader></XmlMsg>",
+                          "<XmlMsg><MessageHeader><ArbitraryFileIdentifier>" + std::string(5000, 'x') +
+                              "</ArbitraryFileIdentifier></MessageHeader></XmlMsg>",
                           "application/xml");
     EXPECT_EQ(long_text.status, 400);
     // The file's size is bounded before a byte of it is read (the session refuses a larger one with 413).
@@ -671,7 +779,9 @@ TEST(AcceptLoop, Item2_SurvivesDescriptorExhaustionAndCapsConnections) {
     address.sin_port = htons(acceptor.local_endpoint().port());
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     auto client = [] { return ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); };
-    auto connect_to = [&](int fd) { return ::connect(fd, reinterpret_cast<sockaddr const*>(&address), sizeof address) == 0; };
+    auto connect_to = [&](int fd) {
+        return ::connect(fd, reinterpret_cast<sockaddr const*>(&address), sizeof address) == 0;
+    };
 
     // Out of descriptors: the connection waits in the backlog, accept fails, the loop goes on.
     int first = client();
@@ -712,7 +822,8 @@ struct TestCard {
     Scratch scratch;
     std::string ca, der_b64;
     TestCard() {
-        std::string cmd = std::string(KYOTAKU_SOURCE_DIR "/scripts/make-test-pki ") + scratch.dir.string() + " > /dev/null";
+        std::string cmd =
+            std::string(KYOTAKU_SOURCE_DIR "/scripts/make-test-pki ") + scratch.dir.string() + " > /dev/null";
         if (std::system(cmd.c_str()) != 0) throw std::runtime_error("make-test-pki failed");
         ca = (scratch.dir / "card-ca.pem").string();
         FILE* f = std::fopen((scratch.dir / "card-1.pem").c_str(), "r");
@@ -734,7 +845,9 @@ struct TestCard {
 TEST_F(Hostile, Item6_WrongPasscodesHoldBackTheirClientAndManyStopThePasscodes) {
     static TestCard card;
     service->context.card_ca = card.ca;
-    ASSERT_EQ(send(root, "POST", "/api/v1/admin/cards", json{{"person_key", person}, {"certificate", card.der_b64}}).status, 201);
+    ASSERT_EQ(send(root, "POST", "/api/v1/admin/cards", json{{"person_key", person}, {"certificate", card.der_b64}})
+                  .status,
+              201);
     clock.set_today(*Date::from_ymd(2024, 10, 2));  // 目視確認 is allowed from 2024-10-01
     std::string const token = url_token(a);
     auto at = [](std::string const& address) {
@@ -746,10 +859,17 @@ TEST_F(Hostile, Item6_WrongPasscodesHoldBackTheirClientAndManyStopThePasscodes) 
         auto ch = send(from, "POST", "/api/v1/consent/challenge", json{{"token", token}});
         EXPECT_EQ(ch.status, 201) << ch.body;
         return send(from, "POST", "/api/v1/consent/register",
-                    json{{"token", token}, {"challenge_id", json::parse(ch.body)["challenge_id"]}, {"certificate", card.der_b64},
-                         {"identity_method", "目視確認"}, {"visit_kind", "訪問診療"}, {"items", {"薬剤情報"}}, {"visual_passcode", passcode}});
+                    json{{"token", token},
+                         {"challenge_id", json::parse(ch.body)["challenge_id"]},
+                         {"certificate", card.der_b64},
+                         {"identity_method", "目視確認"},
+                         {"visit_kind", "訪問診療"},
+                         {"items", {"薬剤情報"}},
+                         {"visual_passcode", passcode}});
     };
-    auto passcode = [&] { return json::parse(send(a, "POST", "/api/v1/visual-passcode", "").body)["passcode"].get<std::string>(); };
+    auto passcode = [&] {
+        return json::parse(send(a, "POST", "/api/v1/visual-passcode", "").body)["passcode"].get<std::string>();
+    };
     auto wrong_of = [](std::string code, int n) {
         code[0] = char('0' + (code[0] - '0' + 1 + n % 9) % 10);
         code[1] = char('0' + (code[1] - '0' + n / 9) % 10);
@@ -766,7 +886,8 @@ TEST_F(Hostile, Item6_WrongPasscodesHoldBackTheirClientAndManyStopThePasscodes) 
     EXPECT_EQ(held.status, 429) << held.body;
     EXPECT_EQ(json::parse(held.body)["field"], "visual_passcode");
     EXPECT_NE(held.body.find("分ほど待って"), std::string::npos) << held.body;
-    EXPECT_NE(std::find_if(held.headers.begin(), held.headers.end(), [](auto const& h) { return h.first == "Retry-After" && h.second == "900"; }),
+    EXPECT_NE(std::find_if(held.headers.begin(), held.headers.end(),
+                           [](auto const& h) { return h.first == "Retry-After" && h.second == "900"; }),
               held.headers.end());
     // The patient's registration, from another address, goes through with the right passcode.
     auto patient = registration(at("198.51.100.7"), right);
@@ -777,10 +898,14 @@ TEST_F(Hostile, Item6_WrongPasscodesHoldBackTheirClientAndManyStopThePasscodes) 
     // Many clients: `passcode_guesses` wrong ones in all make the live passcodes stop working (a guess's chance stays
     // below live passcodes × 10^-6); another facility's passcodes are not touched; a new one works.
     std::string const next = passcode();
-    for (int n = 0; n < passcode_guesses; ++n) ASSERT_EQ(registration(at("203.0.113." + std::to_string(n / passcode_attempts)), wrong_of(next, n)).status, 400);
+    for (int n = 0; n < passcode_guesses; ++n)
+        ASSERT_EQ(registration(at("203.0.113." + std::to_string(n / passcode_attempts)), wrong_of(next, n)).status,
+                  400);
     auto spent = registration(at("198.51.100.8"), next);
     EXPECT_EQ(spent.status, 400) << "the right passcode after " << passcode_guesses << " wrong ones";
-    EXPECT_EQ(as_int(db->query("SELECT MAX(failed_attempts) FROM visual_passcodes WHERE facility_code = $1", {b.facility_code})[0][0]), 0);
+    EXPECT_EQ(as_int(db->query("SELECT MAX(failed_attempts) FROM visual_passcodes WHERE facility_code = $1",
+                               {b.facility_code})[0][0]),
+              0);
     EXPECT_EQ(registration(at("198.51.100.8"), passcode()).status, 201);
     // The facility's own office terminal is never held back.
     for (int i = 0; i <= passcode_attempts; ++i) EXPECT_EQ(registration(a, wrong_of(right, i)).status, 400);
@@ -884,7 +1009,8 @@ TEST_F(Hostile, Item8_UrlKeysAreStoredSealedAndPlainOnesAreSealedAtStart) {
     for (auto byte : key) hex += "07";
     db->query("INSERT INTO url_keys (version, key_hex, created_at) VALUES (3, $1, 'then')", {hex});
     std::string const old_token = seal_url_token(key, 3, UrlClaims{legacy.facility_code, 1});
-    db->query("INSERT INTO facility_url (facility_code, generation, changed_at) VALUES ($1, 1, 'then') ON CONFLICT (facility_code) DO NOTHING",
+    db->query("INSERT INTO facility_url (facility_code, generation, changed_at) VALUES ($1, 1, 'then') ON CONFLICT "
+              "(facility_code) DO NOTHING",
               {legacy.facility_code});
     EXPECT_EQ(seal_plain_url_keys(*db, *service->context.secrets), 1);
     EXPECT_EQ(seal_plain_url_keys(*db, *service->context.secrets), 0);
@@ -903,8 +1029,10 @@ TEST_F(Hostile, Item8_ChallengesAreBoundedPerClientAndPurgedOnceExpired) {
     auto refused = send(stranger, "POST", "/api/v1/consent/challenge", json{{"token", token}});
     EXPECT_EQ(refused.status, 429);
     EXPECT_NE(refused.body.find("分ほど待って"), std::string::npos) << "the next step, in Japanese";
-    EXPECT_NE(std::find_if(refused.headers.begin(), refused.headers.end(), [](auto const& h) { return h.first == "Retry-After" && h.second == "40"; }),
-              refused.headers.end()) << "until the first of the minute's challenges is a minute old";
+    EXPECT_NE(std::find_if(refused.headers.begin(), refused.headers.end(),
+                           [](auto const& h) { return h.first == "Retry-After" && h.second == "40"; }),
+              refused.headers.end())
+        << "until the first of the minute's challenges is a minute old";
     // Issue 22 item 6: another client of the same URL is not held back (the budget was the facility URL's), nor the
     // facility's own office terminal, nor another facility's URL; a minute later the stranger gets challenges again.
     EXPECT_EQ(send(patient, "POST", "/api/v1/consent/challenge", json{{"token", token}}).status, 201);
@@ -976,30 +1104,42 @@ TEST_F(Race, Item21_4_ChallengesHandOffsAndWrongCodesAreCountedExactly) {
     start_servers();
     std::string const token = url_token(a);
     // Challenges: 30 a minute per client and facility URL (3 servers × 4 threads made 33 of 30 per facility URL).
-    auto challenges = race(3, [&](Service& s, int) { return post(s, "/api/v1/consent/challenge", json{{"token", token}}); });
+    auto challenges = race(3, [&](Service& s, int) {
+        return post(s, "/api/v1/consent/challenge", json{{"token", token}});
+    });
     EXPECT_EQ(challenges[201], challenges_per_minute);
     EXPECT_EQ(challenges[429], 3 * clients() - challenges_per_minute);
     EXPECT_EQ(count("challenges"), challenges_per_minute);
     // Three clients at once, each at every server: 30 each, whatever the others do (issue 22 item 6).
-    auto three = race(4, [&](Service& s, int n) { return post(s, "/api/v1/consent/challenge", json{{"token", token}}, "192.0.2." + std::to_string(n % 3)); });
+    auto three = race(4, [&](Service& s, int n) {
+        return post(s, "/api/v1/consent/challenge", json{{"token", token}}, "192.0.2." + std::to_string(n % 3));
+    });
     EXPECT_EQ(three[201], 3 * challenges_per_minute);
     EXPECT_EQ(three[429], 4 * clients() - 3 * challenges_per_minute);
     for (int c = 0; c < 3; ++c)
-        EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM challenges WHERE client = $1", {"192.0.2." + std::to_string(c)})[0][0]), challenges_per_minute);
+        EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM challenges WHERE client = $1",
+                                   {"192.0.2." + std::to_string(c)})[0][0]),
+                  challenges_per_minute);
     // Open hand-offs: 5 per client and facility (issue 25; these all come from one client, 3 per thread).
-    json const handoff{{"token", token}, {"visit_kind", "訪問診療"}, {"items", {"薬剤情報"}}, {"identity_method", "暗証番号"}};
+    json const handoff{{"token", token},
+                       {"visit_kind", "訪問診療"},
+                       {"items", {"薬剤情報"}},
+                       {"identity_method", "暗証番号"}};
     auto opened = race(3, [&](Service& s, int) { return post(s, "/api/v1/consent/handoff", handoff); });
     int const per_client = service->handoffs().max_open_per_client;
     ASSERT_GT(per_client, 0);
     EXPECT_EQ(opened[201], per_client);
     EXPECT_EQ(opened[429], 3 * clients() - per_client);
     EXPECT_EQ(count("consent_handoffs"), per_client);
-    // Wrong codes: 5 per claimant in 10 minutes are compared (one per thread, all from one client); then its claims wait.
+    // Wrong codes: 5 per claimant in 10 minutes are compared (one per thread, all from one client); then its claims
+    // wait.
     std::set<std::string> open_codes;
     for (auto const& r : db->query("SELECT code FROM consent_handoffs")) open_codes.insert(as_text(r[0]));
     std::string wrong;
     for (int n = 0; wrong.empty() || open_codes.count(wrong); ++n) wrong = std::to_string(100000 + n);
-    auto claims = race(1, [&](Service& s, int) { return post(s, "/api/v1/consent/handoff/claim", json{{"token", token}, {"code", wrong}}); });
+    auto claims = race(1, [&](Service& s, int) {
+        return post(s, "/api/v1/consent/handoff/claim", json{{"token", token}, {"code", wrong}});
+    });
     int const max_failures = service->handoffs().max_failures;
     EXPECT_EQ(claims[404], max_failures);
     EXPECT_EQ(claims[429], clients() - max_failures);
@@ -1010,7 +1150,9 @@ TEST_F(Race, Item21_4_TheRightPasscodeIsNeverTakenAfterTheWrongGuessesSpentIt) {
     static TestCard card;
     start_servers(card.ca);
     service->context.card_ca = card.ca;
-    ASSERT_EQ(send(root, "POST", "/api/v1/admin/cards", json{{"person_key", person}, {"certificate", card.der_b64}}).status, 201);
+    ASSERT_EQ(send(root, "POST", "/api/v1/admin/cards", json{{"person_key", person}, {"certificate", card.der_b64}})
+                  .status,
+              201);
     clock.set_today(*Date::from_ymd(2024, 10, 2));  // 目視確認 is allowed from 2024-10-01
     std::string const token = url_token(b);
     auto wrong_of = [](std::string guess, int n) {
@@ -1019,7 +1161,8 @@ TEST_F(Race, Item21_4_TheRightPasscodeIsNeverTakenAfterTheWrongGuessesSpentIt) {
     };
     // Guesses `per_client` at a time from clients `client(n)`, all let go at once, one of them right (at `right_at`);
     // returns the answers and whether the right one was taken.
-    auto burst = [&](int per_thread, std::function<std::string(int)> const& client, int right_at, std::string const& right) {
+    auto burst = [&](int per_thread, std::function<std::string(int)> const& client, int right_at,
+                     std::string const& right) {
         std::vector<std::string> challenge_ids;
         for (int n = 0; n < per_thread * clients(); ++n) {
             Caller from;
@@ -1031,16 +1174,22 @@ TEST_F(Race, Item21_4_TheRightPasscodeIsNeverTakenAfterTheWrongGuessesSpentIt) {
         std::vector<HttpResult> answers(challenge_ids.size());
         race(per_thread, [&](Service& s, int n) {
             answers[n] = post(s, "/api/v1/consent/register",
-                              json{{"token", token}, {"challenge_id", challenge_ids[n]}, {"certificate", card.der_b64}, {"identity_method", "目視確認"},
-                                   {"visit_kind", "訪問診療"}, {"items", {"薬剤情報"}}, {"visual_passcode", n == right_at ? right : wrong_of(right, n)}},
+                              json{{"token", token},
+                                   {"challenge_id", challenge_ids[n]},
+                                   {"certificate", card.der_b64},
+                                   {"identity_method", "目視確認"},
+                                   {"visit_kind", "訪問診療"},
+                                   {"items", {"薬剤情報"}},
+                                   {"visual_passcode", n == right_at ? right : wrong_of(right, n)}},
                               client(n));
             return answers[n];
         });
         return answers;
     };
     auto stored = [&](std::string const& right) {
-        auto row = db->query("SELECT used_at, failed_attempts FROM visual_passcodes WHERE facility_code = $1 AND passcode_hash = $2",
-                             {b.facility_code, service->context.secrets->passcode_hash(b.facility_code, right)});
+        auto row = db->query(
+            "SELECT used_at, failed_attempts FROM visual_passcodes WHERE facility_code = $1 AND passcode_hash = $2",
+            {b.facility_code, service->context.secrets->passcode_hash(b.facility_code, right)});
         EXPECT_EQ(row.size(), 1u);
         return std::pair<bool, std::int64_t>(!is_null(row[0][0]), as_int(row[0][1]));
     };
@@ -1055,7 +1204,8 @@ TEST_F(Race, Item21_4_TheRightPasscodeIsNeverTakenAfterTheWrongGuessesSpentIt) {
         std::map<int, int> statuses;
         for (int n = 0; n < clients(); ++n) {
             ++statuses[answers[n].status];
-            if (answers[n].status != 201) EXPECT_EQ(json::parse(answers[n].body).value("field", ""), "visual_passcode") << answers[n].body;
+            if (answers[n].status != 201)
+                EXPECT_EQ(json::parse(answers[n].body).value("field", ""), "visual_passcode") << answers[n].body;
         }
         auto const [taken, failed] = stored(right);
         accepted += taken;
@@ -1066,14 +1216,16 @@ TEST_F(Race, Item21_4_TheRightPasscodeIsNeverTakenAfterTheWrongGuessesSpentIt) {
         if (taken) EXPECT_LT(failed, passcode_attempts) << "round " << round;
         else EXPECT_EQ(failed, passcode_attempts) << "round " << round;
     }
-    std::cout << "one client: the right passcode was taken in " << accepted << " of 4 bursts of " << clients() << " guesses\n";
+    std::cout << "one client: the right passcode was taken in " << accepted << " of 4 bursts of " << clients()
+              << " guesses\n";
     // Many clients, `passcode_attempts` guesses each (none held back): no more than `passcode_guesses` wrong ones in
     // all are compared while the passcode works, however many servers answer.
     clock.advance(passcode_window);
     std::string const right = json::parse(send(b, "POST", "/api/v1/visual-passcode", "").body)["passcode"];
     int const per_thread = passcode_attempts;
     int const right_at = per_thread * clients() - 3;  // among the last to be let go
-    auto answers = burst(per_thread, [](int n) { return "203.0.113." + std::to_string(n / passcode_attempts); }, right_at, right);
+    auto answers = burst(
+        per_thread, [](int n) { return "203.0.113." + std::to_string(n / passcode_attempts); }, right_at, right);
     std::map<int, int> statuses;
     for (auto const& r : answers) ++statuses[r.status];
     auto const [taken, failed] = stored(right);
@@ -1081,8 +1233,8 @@ TEST_F(Race, Item21_4_TheRightPasscodeIsNeverTakenAfterTheWrongGuessesSpentIt) {
     EXPECT_EQ(statuses[400], per_thread * clients() - statuses[201]);
     if (taken) EXPECT_LT(failed, passcode_guesses);
     else EXPECT_EQ(failed, per_thread * clients());  // the right one too, compared once the passcode was spent
-    std::cout << "many clients: " << per_thread * clients() << " guesses, the right one " << (taken ? "taken" : "refused") << " after "
-              << failed << " wrong ones were compared\n";
+    std::cout << "many clients: " << per_thread * clients() << " guesses, the right one "
+              << (taken ? "taken" : "refused") << " after " << failed << " wrong ones were compared\n";
 }
 
 TEST_F(Race, Item21_5_OneIdempotencyKeyAtOnceIsAnsweredOnceAndScopedByRoute) {
@@ -1093,14 +1245,16 @@ TEST_F(Race, Item21_5_OneIdempotencyKeyAtOnceIsAnsweredOnceAndScopedByRoute) {
         IdempotentAnswers store(s.context.db);
         return answer_once(store, clock, a, route, key, "<XmlMsg/>", [&] {
             int const v = version++;
-            s.context.db.query("INSERT INTO url_keys (version, key_hex, created_at) VALUES ($1, 'k', 'race')", {std::int64_t(v)});
+            s.context.db.query("INSERT INTO url_keys (version, key_hex, created_at) VALUES ($1, 'k', 'race')",
+                               {std::int64_t(v)});
             HttpResult r{200, "application/xml", "<answer " + std::to_string(v) + "/>"};
             r.route = route;
             return r;
         });
     };
     auto made = [&] { return as_int(db->query("SELECT COUNT(*) FROM url_keys WHERE created_at = 'race'")[0][0]); };
-    std::string const bulk = "/api/v1/oqs/OQSmuquc01req", single = "/api/v1/oqs/OQSmuhvq01req";  // two routes that make a job
+    // two routes that make a job
+    std::string const bulk = "/api/v1/oqs/OQSmuquc01req", single = "/api/v1/oqs/OQSmuhvq01req";
     std::mutex mutex;
     std::set<std::string> bodies;
     int replayed = 0;

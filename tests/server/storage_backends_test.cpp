@@ -1,7 +1,7 @@
-// The storage layer on its own, against each backend (server/storage): PersonRecords reads with one statement what DbRecords reads table by
-// table, and SQLite's audit appends share commits without acknowledging any before its commit. Against SQLite (a
-// file: the pool, the appender and the checkpointer are those of a file) and, when KYOTAKU_TEST_PG names a throwaway
-// PostgreSQL (tests/server/with_postgres.sh), against it too.
+// The storage layer on its own, against each backend (server/storage): PersonRecords reads with one statement what
+// DbRecords reads table by table, and SQLite's audit appends share commits without acknowledging any before its commit.
+// Against SQLite (a file: the pool, the appender and the checkpointer are those of a file) and, when KYOTAKU_TEST_PG
+// names a throwaway PostgreSQL (tests/server/with_postgres.sh), against it too.
 #include "storage/batch_jobs.hpp"
 #include "storage/database.hpp"
 #include "storage/records.hpp"
@@ -52,24 +52,32 @@ std::vector<std::pair<std::string, std::unique_ptr<Database>>> databases(TempDir
 // with an appointment taken at a preparatory visit), claim reviews and 照会番号; another person with nothing.
 void seed(Database& db) {
     for (char const* code : {"0110113719", "1340100021"}) {
-        db.query("INSERT INTO facilities (code, name, kind, created_at) VALUES ($1, $2, '医科', '2024-04-01T00:00:00Z')",
-                 {std::string(code), std::string("施設") + code});
-        db.query("INSERT INTO facility_settings (facility_code, terms_agreed, home_visit_enabled, online_enabled, view_operation, view_diagnosis, "
-                 "view_pharmacy, view_checkup, view_limit, updated_at) VALUES ($1, 1, 1, 0, 1, 0, 1, 0, 1, '2024-04-02T00:00:00Z')",
+        db.query(
+            "INSERT INTO facilities (code, name, kind, created_at) VALUES ($1, $2, '医科', '2024-04-01T00:00:00Z')",
+            {std::string(code), std::string("施設") + code});
+        db.query("INSERT INTO facility_settings (facility_code, terms_agreed, home_visit_enabled, online_enabled, "
+                 "view_operation, view_diagnosis, "
+                 "view_pharmacy, view_checkup, view_limit, updated_at) VALUES ($1, 1, 1, 0, 1, 0, 1, 0, 1, "
+                 "'2024-04-02T00:00:00Z')",
                  {std::string(code)});
     }
     auto person = [&](char const* id, char const* key, char const* number, char const* from, Value to, Value loss) {
-        db.query("INSERT INTO insured_persons (id, person_key, insurer_number, symbol, number, branch, birthdate, name, name_kana, burden_ratio, "
-                 "valid_from, valid_to, card_classification, personal_family, loss_reason) VALUES ($1, $2, '06132013', '123', $3, '01', '1940-05-01', "
+        db.query("INSERT INTO insured_persons (id, person_key, insurer_number, symbol, number, branch, birthdate, "
+                 "name, name_kana, burden_ratio, "
+                 "valid_from, valid_to, card_classification, personal_family, loss_reason) VALUES ($1, $2, '06132013', "
+                 "'123', $3, '01', '1940-05-01', "
                  "'在宅 花子', 'ザイタク ハナコ', '010', $4, $5, '01', '1', $6)",
                  {std::string(id), std::string(key), std::string(number), std::string(from), to, loss});
     };
     person("e1", "P1", "4567", "2020-04-01", std::string("2024-03-31"), std::string("03"));
     person("e2", "P1", "4567", "2024-04-01", nullptr, nullptr);
     person("e3", "P2", "9999", "2020-04-01", nullptr, nullptr);
-    auto consent = [&](char const* id, char const* facility, char const* first, Value appointment, Value withdrawn, std::int64_t preparatory) {
-        db.query("INSERT INTO consents (id, facility_code, person_key, visit_kind, first_visit, identity_method, items, appointment_date, registered_at, "
-                 "withdrawn_at, preparatory_visit) VALUES ($1, $2, 'P1', '訪問診療', $3, '暗証番号', '薬剤情報,診療情報', $4, $3, $5, $6)",
+    auto consent = [&](char const* id, char const* facility, char const* first, Value appointment, Value withdrawn,
+                       std::int64_t preparatory) {
+        db.query("INSERT INTO consents (id, facility_code, person_key, visit_kind, first_visit, identity_method, "
+                 "items, appointment_date, registered_at, "
+                 "withdrawn_at, preparatory_visit) VALUES ($1, $2, 'P1', '訪問診療', $3, '暗証番号', "
+                 "'薬剤情報,診療情報', $4, $3, $5, $6)",
                  {std::string(id), std::string(facility), std::string(first), appointment, withdrawn, preparatory});
     };
     consent("c1", "0110113719", "2024-04-15", nullptr, nullptr, 0);
@@ -77,43 +85,50 @@ void seed(Database& db) {
     consent("c3", "0110113719", "2024-01-10", nullptr, std::string("2024-02-01T00:00:00Z"), 0);
     consent("c4", "1340100021", "2024-06-01", nullptr, nullptr, 0);
     for (char const* month : {"2024-05", "2024-06"})
-        db.query("INSERT INTO claim_reviews (facility_code, person_key, month, reviewed_on) VALUES ('0110113719', 'P1', $1, '2024-07-01')",
+        db.query("INSERT INTO claim_reviews (facility_code, person_key, month, reviewed_on) VALUES ('0110113719', "
+                 "'P1', $1, '2024-07-01')",
                  {std::string(month)});
-    db.query("INSERT INTO claim_reviews (facility_code, person_key, month, reviewed_on) VALUES ('1340100021', 'P1', '2024-07', '2024-08-01')");
+    db.query("INSERT INTO claim_reviews (facility_code, person_key, month, reviewed_on) VALUES ('1340100021', 'P1', "
+             "'2024-07', '2024-08-01')");
     for (char const* ref : {"R-2", "R-1"})
-        db.query("INSERT INTO reference_numbers (facility_code, reference_number, person_key, registered_at) VALUES ('0110113719', $1, 'P1', "
+        db.query("INSERT INTO reference_numbers (facility_code, reference_number, person_key, registered_at) VALUES "
+                 "('0110113719', $1, 'P1', "
                  "'2024-04-20T00:00:00Z')",
                  {std::string(ref)});
 }
 
 // Everything a Records answers about one facility and the person a lookup names, as text to compare.
-std::string describe(Records& r, std::string const& facility, std::optional<Card> const& card, std::string const& reference) {
+std::string describe(Records& r, std::string const& facility, std::optional<Card> const& card,
+                     std::string const& reference) {
     std::string out;
     if (auto f = r.facility(facility))
         out += "facility " + f->code + " " + f->name + " " + f->kind + " " + std::to_string(f->settings.terms_agreed) +
-               std::to_string(f->settings.home_visit_enabled) + std::to_string(f->settings.online_enabled) + " " + f->settings.updated_at + "\n";
+               std::to_string(f->settings.home_visit_enabled) + std::to_string(f->settings.online_enabled) + " " +
+               f->settings.updated_at + "\n";
     else
         out += "no facility\n";
-    for (bool v : r.facility(facility) ? r.facility(facility)->settings.viewing : std::array<bool, 5>{}) out += v ? '1' : '0';
+    for (bool v : r.facility(facility) ? r.facility(facility)->settings.viewing : std::array<bool, 5>{})
+        out += v ? '1' : '0';
     std::string const person = card ? r.person_by_card(*card) : r.person_by_reference(facility, reference);
     out += "\nperson " + person + "\n";
     if (person.empty()) return out;
     ConsentState const s = r.consents(facility, person);
     out += "withdrawn " + std::to_string(s.any_withdrawn) + "\n";
     for (auto const& c : s.open) {
-        out += "consent " + c.id + " " + c.visit_kind + " " + c.first_visit + " " + c.identity_method + " " + c.registered_at + " " +
-               c.appointment_date.value_or("-") + " " + std::to_string(c.preparatory_visit);
+        out += "consent " + c.id + " " + c.visit_kind + " " + c.first_visit + " " + c.identity_method + " " +
+               c.registered_at + " " + c.appointment_date.value_or("-") + " " + std::to_string(c.preparatory_visit);
         for (auto const& item : c.items) out += " " + item;
         out += "\n";
     }
     std::vector<std::string> months;
-    for (auto const& m : r.claim_months(facility, person)) months.push_back(std::to_string(m.year()) + "-" + std::to_string(m.month()));
+    for (auto const& m : r.claim_months(facility, person))
+        months.push_back(std::to_string(m.year()) + "-" + std::to_string(m.month()));
     std::sort(months.begin(), months.end());  // (a set: neither reader orders it)
     for (auto const& m : months) out += "claim " + m + "\n";
     for (auto const& e : r.eligibility(person))
-        out += "eligibility " + e.insurer + " " + e.symbol + " " + e.number + " " + e.branch + " " + e.birthdate + " " + e.name + " " + e.name_kana +
-               " " + e.burden_ratio + " " + e.valid_from + " " + e.valid_to.value_or("-") + " " + e.card_classification + " " + e.personal_family +
-               " " + e.loss_reason.value_or("-") + "\n";
+        out += "eligibility " + e.insurer + " " + e.symbol + " " + e.number + " " + e.branch + " " + e.birthdate + " " +
+               e.name + " " + e.name_kana + " " + e.burden_ratio + " " + e.valid_from + " " + e.valid_to.value_or("-") +
+               " " + e.card_classification + " " + e.personal_family + " " + e.loss_reason.value_or("-") + "\n";
     for (auto const& n : r.reference_numbers(facility, person)) out += "reference " + n + "\n";
     return out;
 }
@@ -142,7 +157,10 @@ TEST(PersonRecords, ReadWithOneStatementWhatDbRecordsReadsTableByTable) {
             std::string const expected = describe(tables, c.facility, c.card, c.reference);
             EXPECT_EQ(describe(one, c.facility, c.card, c.reference), expected);
             if (c.facility == "0110113719" && c.card && c.card->number == "4567") {  // the case with everything in it
-                EXPECT_NE(expected.find("consent c2 訪問診療 2024-05-01 暗証番号 2024-05-01 2024-05-20 1 薬剤情報 診療情報"), std::string::npos) << expected;
+                EXPECT_NE(expected.find(
+                              "consent c2 訪問診療 2024-05-01 暗証番号 2024-05-01 2024-05-20 1 薬剤情報 診療情報"),
+                          std::string::npos)
+                    << expected;
                 EXPECT_NE(expected.find("withdrawn 1"), std::string::npos);
                 EXPECT_NE(expected.find("claim 2024-6"), std::string::npos);
                 EXPECT_NE(expected.find("2024-03-31 01 1 03"), std::string::npos);
@@ -159,7 +177,8 @@ TEST(SqliteAppends, ShareCommitsAndReturnOnlyOnceCommitted) {
     TempDir dir;
     auto db = open_sqlite((dir.path / "k.sqlite").string(), 4);
     migrate(*db);
-    db->query("INSERT INTO viewing_log (id, facility_code, at, person_key, item, terminal, allowed, reason) VALUES ('taken', 'f', 'at', NULL, "
+    db->query("INSERT INTO viewing_log (id, facility_code, at, person_key, item, terminal, allowed, reason) VALUES "
+              "('taken', 'f', 'at', NULL, "
               "'i', 't', 0, 'r')");
     constexpr int threads = 8, each = 60;
     std::atomic<int> unseen{0}, failed{0}, wrong_failures{0};
@@ -167,9 +186,11 @@ TEST(SqliteAppends, ShareCommitsAndReturnOnlyOnceCommitted) {
     for (int t = 0; t < threads; ++t)
         pool.emplace_back([&, t] {
             for (int i = 0; i < each; ++i) {
-                std::string const id = i % 20 == 7 ? std::string("taken") : "a" + std::to_string(t) + "-" + std::to_string(i);
+                std::string const id =
+                    i % 20 == 7 ? std::string("taken") : "a" + std::to_string(t) + "-" + std::to_string(i);
                 try {
-                    db->append("INSERT INTO viewing_log (id, facility_code, at, person_key, item, terminal, allowed, reason) VALUES ($1, 'f', 'at', NULL, "
+                    db->append("INSERT INTO viewing_log (id, facility_code, at, person_key, item, terminal, allowed, "
+                               "reason) VALUES ($1, 'f', 'at', NULL, "
                                "'i', 't', 0, 'r')",
                                {id});
                     if (id == "taken") ++wrong_failures;
@@ -199,7 +220,8 @@ TEST(InsertRows, ManyRowsComeBackAsGivenAndAFailureInsertsNone) {
     for (auto& [backend, db] : databases(dir)) {
         SCOPED_TRACE(backend);
         db->query("INSERT INTO facilities (code, name, kind, created_at) VALUES ('0110113719', 'x', '医科', 'now')");
-        db->query("INSERT INTO batch_jobs (reception_number, facility_code, category, query_date, file_identifier, format, total, done, created_at) "
+        db->query("INSERT INTO batch_jobs (reception_number, facility_code, category, query_date, file_identifier, "
+                  "format, total, done, created_at) "
                   "VALUES ('R', '0110113719', '訪問診療等', '2024-07-31', '', 'csv', 0, 0, 'now')");
         std::int64_t const rows = 1234;
         auto text = [](std::int64_t n) { return "行 " + std::to_string(n) + (n % 3 == 0 ? "\t\\\n\r" : ""); };
@@ -210,7 +232,8 @@ TEST(InsertRows, ManyRowsComeBackAsGivenAndAFailureInsertsNone) {
             out = Row{std::string("R"), n, text(n)};
             return true;
         });
-        auto got = db->query("SELECT row_no, request_json FROM batch_rows WHERE reception_number = 'R' ORDER BY row_no");
+        auto got =
+            db->query("SELECT row_no, request_json FROM batch_rows WHERE reception_number = 'R' ORDER BY row_no");
         ASSERT_EQ(std::int64_t(got.size()), rows);
         for (std::int64_t i = 0; i < rows; ++i) {
             EXPECT_EQ(as_int(got[std::size_t(i)][0]), i + 1);
@@ -221,7 +244,8 @@ TEST(InsertRows, ManyRowsComeBackAsGivenAndAFailureInsertsNone) {
                                      [&](Row& out) {
                                          if (n == 1000) return false;
                                          ++n;
-                                         out = Row{std::string("R"), rows + (n == 999 ? 1 : n), std::string("x")};  // row 999 repeats row 1235
+                                         // row 999 repeats row 1235
+                                         out = Row{std::string("R"), rows + (n == 999 ? 1 : n), std::string("x")};
                                          return true;
                                      }),
                      DatabaseError);
@@ -238,12 +262,15 @@ TEST(BatchJobs, RowsChunksAnswersAndTheJobsEnd) {
         SCOPED_TRACE(backend);
         db->query("INSERT INTO facilities (code, name, kind, created_at) VALUES ('0110113719', 'x', '医科', 'now')");
         BatchJobs jobs(*db);
-        BatchJobs::NewJob const job{"R1", "0110113719", "訪問診療等", "2024-07-01", "f", "csv", "2024-07-01T00:00:00Z", "staff"};
+        BatchJobs::NewJob const job{"R1", "0110113719", "訪問診療等",           "2024-07-01",
+                                    "f",  "csv",        "2024-07-01T00:00:00Z", "staff"};
         EXPECT_TRUE(jobs.add_job(job));
         EXPECT_FALSE(jobs.add_job(job)) << "a reception number is taken once";
-        std::vector<BatchRow> const rows = {RowQuery{CardFields{"06132013", "123", "4567", "01", "1940-05-01"}, "p1", std::nullopt},
+        std::vector<BatchRow> const rows = {RowQuery{CardFields{"06132013", "123", "4567", "01", "1940-05-01"}, "p1",
+                                                     std::nullopt},
                                             RowUnread{"a,b", std::nullopt, std::nullopt},
-                                            RowQuery{CardFields{"06132013", "123", "9999", "01", "1940-05-01"}, "p3", Echo{{"InsurerNumber", "06132013"}}}};
+                                            RowQuery{CardFields{"06132013", "123", "9999", "01", "1940-05-01"}, "p3",
+                                                     Echo{{"InsurerNumber", "06132013"}}}};
         std::size_t next = 0;
         EXPECT_EQ(jobs.add_rows("R1", [&](BatchRow& row) {
             if (next == rows.size()) return false;
@@ -258,7 +285,8 @@ TEST(BatchJobs, RowsChunksAnswersAndTheJobsEnd) {
         EXPECT_EQ(serving->requested_by, "staff");
         EXPECT_EQ(serving->total, 3);
         EXPECT_EQ(serving->next_row, 1);
-        EXPECT_FALSE(jobs.lease_open_chunk("R1", "2024-07-01T00:00:01Z", "w1", "2024-07-01T00:00:16Z")) << "no chunk yet";
+        EXPECT_FALSE(jobs.lease_open_chunk("R1", "2024-07-01T00:00:01Z", "w1", "2024-07-01T00:00:16Z"))
+            << "no chunk yet";
         jobs.add_chunk("R1", 1, 2, "w1", "2024-07-01T00:00:16Z");
         EXPECT_EQ(jobs.serve_next("2024-07-01T00:00:02Z")->next_row, 3);
         EXPECT_FALSE(jobs.lease_open_chunk("R1", "2024-07-01T00:00:02Z", "w2", "x")) << "w1's lease is live";
@@ -309,14 +337,16 @@ TEST(BatchJobs, RowsChunksAnswersAndTheJobsEnd) {
         auto page = jobs.answers("R1", 1, 1);
         ASSERT_EQ(page.size(), 1u);
         EXPECT_EQ(page[0].first, 2);
-        EXPECT_EQ(jobs.finished_unpurged(10), (std::vector<std::pair<std::string, std::string>>{{"R1", "2024-07-01T00:00:22Z"}}));
+        EXPECT_EQ(jobs.finished_unpurged(10),
+                  (std::vector<std::pair<std::string, std::string>>{{"R1", "2024-07-01T00:00:22Z"}}));
         jobs.purge("R1", "2024-07-03T00:00:00Z");
         EXPECT_TRUE(jobs.answers("R1").empty());
         EXPECT_TRUE(jobs.unanswered_rows("R1", 1, 3).empty());
         EXPECT_TRUE(jobs.finished_unpurged(10).empty());
         EXPECT_TRUE(jobs.job("R1", "0110113719")) << "the job stays: its number still answers";
         // A job answered at once.
-        EXPECT_TRUE(jobs.add_job({"R2", "0110113719", "訪問診療等", "2024-07-01", "f", "hvq", "2024-07-01T00:00:00Z", "staff"}));
+        EXPECT_TRUE(jobs.add_job(
+            {"R2", "0110113719", "訪問診療等", "2024-07-01", "f", "hvq", "2024-07-01T00:00:00Z", "staff"}));
         jobs.finish_at_once("R2", 0, "2024-07-01T00:00:30Z");
         EXPECT_EQ(jobs.job("R2", "0110113719")->finished_at, "2024-07-01T00:00:30Z");
         EXPECT_FALSE(jobs.serve_next("2024-07-01T00:00:31Z")) << "no unfinished job";

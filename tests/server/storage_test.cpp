@@ -38,12 +38,15 @@ TEST(Migrations, AJobHalfAnsweredBeforeChunksIsFinishedOnceAfterThem) {
         db->query("INSERT INTO schema_migrations (name, applied_at) VALUES ($1, 'x')", {std::string(m.name)});
     }
     db->query("INSERT INTO facilities (code, name, kind, created_at) VALUES ('0110113719', 'A', '医科', 'x')");
-    db->query("INSERT INTO batch_jobs (reception_number, facility_code, category, query_date, file_identifier, format, total, done, created_at) "
+    db->query("INSERT INTO batch_jobs (reception_number, facility_code, category, query_date, file_identifier, format, "
+              "total, done, created_at) "
               "VALUES ('20240701000000000001', '0110113719', '訪問診療等', '2024-07-01', 'f', 'csv', 503, 1, 'x')");
     for (int row = 1; row <= 503; ++row)
-        db->query("INSERT INTO batch_rows (reception_number, row_no, request_json, result_json, lease_owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6)",
+        db->query("INSERT INTO batch_rows (reception_number, row_no, request_json, result_json, lease_owner, "
+                  "lease_until) VALUES ($1, $2, $3, $4, $5, $6)",
                   {std::string("20240701000000000001"), std::int64_t(row), std::string(R"({"malformed":"x"})"),
-                   row == 1 ? Value(std::string(R"({"answered":"before"})")) : Value(nullptr), row == 2 ? Value(std::string("dead")) : Value(nullptr),
+                   row == 1 ? Value(std::string(R"({"answered":"before"})")) : Value(nullptr),
+                   row == 2 ? Value(std::string("dead")) : Value(nullptr),
                    row == 2 ? Value(std::string("2024-07-01T00:00:15Z")) : Value(nullptr)});
     EXPECT_EQ(migrate(*db), int(migrations().size()) - 10);
     EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM batch_chunks")[0][0]), 2);  // rows 2–500 and 501–503
@@ -61,7 +64,8 @@ TEST(Migrations, AJobHalfAnsweredBeforeChunksIsFinishedOnceAfterThem) {
     ASSERT_EQ(results.size(), 503u);
     EXPECT_EQ(as_text(results[0][1]), R"({"answered":"before"})");
     // (the worker's answer, in its stored form: the row's own error, a malformed row)
-    EXPECT_NE(stored_answer_of(as_text(results[1][1])).error.value_or("").find("6列"), std::string::npos) << as_text(results[1][1]);
+    EXPECT_NE(stored_answer_of(as_text(results[1][1])).error.value_or("").find("6列"), std::string::npos)
+        << as_text(results[1][1]);
 }
 
 // A transient database fault (a lost connection, a failover) is waited out, never counted against the job nor
@@ -69,7 +73,8 @@ TEST(Migrations, AJobHalfAnsweredBeforeChunksIsFinishedOnceAfterThem) {
 TEST_F(ServerFixture, ATransientDatabaseFaultIsRetriedNeverAnswered) {
     enable(a);
     consent("0110113719", person());
-    std::string const rn = body(call(a, "POST", "/api/v1/batch/reinquiry", csv_rows(3), "text/csv"))["reception_number"];
+    std::string const rn =
+        body(call(a, "POST", "/api/v1/batch/reinquiry", csv_rows(3), "text/csv"))["reception_number"];
     int faults = 5;
     service->batch.on_chunk_ready = [&] {
         if (faults > 0 && faults--) throw TransientDatabaseError("server closed the connection unexpectedly", true);
@@ -131,14 +136,17 @@ TEST(Faults, ARequestRunsOnceMoreOnlyWhenNothingOfItWasCommitted) {
 TEST_F(ServerFixture, ConnectionsPostgreSqlEndedAreConnectedAgain) {
     if (db->backend() != "postgresql") GTEST_SKIP() << "PostgreSQL only: SQLite has no server to end a connection";
     enable(a);
-    db->query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    db->query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> "
+              "pg_backend_pid()");
     EXPECT_THROW(db->query("SELECT pg_terminate_backend(pg_backend_pid())"), DatabaseError);  // and the last one
     int failed = 0;
     for (int i = 0; i < 8; ++i) failed += call(a, "GET", "/api/v1/settings").status == 200 ? 0 : 1;
     EXPECT_EQ(failed, 0) << "an ended connection is noticed before it is used";
     EXPECT_GE(db->reconnects.load(), 1u);
     for (int i = 0; i < 20; ++i) EXPECT_EQ(call(a, "GET", "/api/v1/settings").status, 200) << i;
-    auto worker = std::async(std::launch::async, [&] { return call(a, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"home_visit_enabled":true})").status; });
+    auto worker = std::async(std::launch::async, [&] {
+        return call(a, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"home_visit_enabled":true})").status;
+    });
     EXPECT_EQ(worker.get(), 200);  // a transaction on a connection made again
 }
 

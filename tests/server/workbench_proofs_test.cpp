@@ -63,9 +63,10 @@ json official_rules() {
 
 // A small rule set with a date: one true invariant, and (`with_false`) one that a date in 2025 breaks.
 std::string small_rules(bool with_false) {
-    std::string text = "asof q\nfact q : date\nfact k : bool\nlet late : bool = q >= 2025-01-01\ndecision d : bool = k and late\n"
-                       "horizon 2026-12-31\n"
-                       "invariant 真 \"d なら k\": d implies k\n";
+    std::string text =
+        "asof q\nfact q : date\nfact k : bool\nlet late : bool = q >= 2025-01-01\ndecision d : bool = k and late\n"
+        "horizon 2026-12-31\n"
+        "invariant 真 \"d なら k\": d implies k\n";
     if (with_false) text += "invariant 偽 \"d なら 2026 年以降 (誤り)\": d implies q >= 2026-01-01\n";
     return text;
 }
@@ -133,7 +134,8 @@ TEST_F(WorkbenchProofsTest, ATrueInvariantIsProvenAndAFalseOneGetsItsCounterexam
     std::string metrics;
     proofs.render_metrics(metrics);
     EXPECT_NE(metrics.find("kyotaku_workbench_proofs_total{outcome=\"proved\"} 1"), std::string::npos) << metrics;
-    EXPECT_NE(metrics.find("kyotaku_workbench_proofs_total{outcome=\"counterexample\"} 1"), std::string::npos) << metrics;
+    EXPECT_NE(metrics.find("kyotaku_workbench_proofs_total{outcome=\"counterexample\"} 1"), std::string::npos)
+        << metrics;
     EXPECT_NE(metrics.find("kyotaku_workbench_proofs_running 0"), std::string::npos) << metrics;
 }
 
@@ -158,9 +160,11 @@ TEST_F(WorkbenchProofsTest, RuleErrorsAreAnsweredWithTheirFileLineAndColumn) {
 TEST_F(WorkbenchProofsTest, HostileNamesSizesAndFieldsAreRefusedBeforeAnythingIsWritten) {
     WorkbenchProofs proofs(settings());
     std::string const ok = small_rules(false);
-    for (std::string const& name : std::vector<std::string>{"../a.rules", "/etc/a.rules", "a/../b.rules", "./a.rules", ".a.rules", "a/.b/c.rules", "a.txt", ".rules",
-                                   "a/.rules", "a\\b.rules", "a b.rules", "a//b.rules", std::string("a\0b.rules", 9), "a/b/c/d/e.rules",
-                                   std::string(300, 'a') + ".rules", "a;rm -rf ~.rules", "$(id).rules"}) {
+    for (std::string const& name :
+         std::vector<std::string>{"../a.rules", "/etc/a.rules", "a/../b.rules", "./a.rules", ".a.rules", "a/.b/c.rules",
+                                  "a.txt", ".rules", "a/.rules", "a\\b.rules", "a b.rules", "a//b.rules",
+                                  std::string("a\0b.rules", 9), "a/b/c/d/e.rules", std::string(300, 'a') + ".rules",
+                                  "a;rm -rf ~.rules", "$(id).rules"}) {
         HttpResult const r = post(proofs, operator_(), files_body({{name, ok}}).dump());
         EXPECT_EQ(r.status, 400) << name << ": " << r.body;
         EXPECT_FALSE(r.slow) << name;
@@ -172,7 +176,9 @@ TEST_F(WorkbenchProofsTest, HostileNamesSizesAndFieldsAreRefusedBeforeAnythingIs
     EXPECT_EQ(post(proofs, operator_("b1"), files_body({{"a.rules", ok}, {"a.rules", ok}}).dump()).status, 400);
     EXPECT_EQ(post(proofs, operator_("b2"), files_body({{"a.rules", ok}, {"a.rules/b.rules", ok}}).dump()).status, 400);
     // Only the documented fields.
-    EXPECT_EQ(post(proofs, operator_("b3"), R"({"files":[{"path":"a.rules","text":"x"}],"executable":"/bin/sh"})").status, 400);
+    EXPECT_EQ(post(proofs, operator_("b3"), R"({"files":[{"path":"a.rules","text":"x"}],"executable":"/bin/sh"})")
+                  .status,
+              400);
     EXPECT_EQ(post(proofs, operator_("b4"), R"({"files":[{"path":"a.rules","text":"x","mode":"0777"}]})").status, 400);
     EXPECT_EQ(post(proofs, operator_("b5"), R"({"files":[]})").status, 400);
     EXPECT_EQ(post(proofs, operator_("b6"), R"({"files":"a.rules"})").status, 400);
@@ -182,11 +188,15 @@ TEST_F(WorkbenchProofsTest, HostileNamesSizesAndFieldsAreRefusedBeforeAnythingIs
     std::vector<std::pair<std::string, std::string>> many;
     for (int i = 0; i < 65; ++i) many.push_back({"f" + std::to_string(i) + ".rules", "fact k : bool\n"});
     EXPECT_EQ(post(proofs, operator_("b9"), files_body(many).dump()).status, 413);
-    EXPECT_EQ(post(proofs, operator_("b10"), files_body({{"a.rules", std::string(600000, '#')}, {"b.rules", std::string(600000, '#')}}).dump()).status, 413);
+    EXPECT_EQ(post(proofs, operator_("b10"),
+                   files_body({{"a.rules", std::string(600000, '#')}, {"b.rules", std::string(600000, '#')}}).dump())
+                  .status,
+              413);
     EXPECT_EQ(work.entries(), 0u) << "nothing written for a refused request";
     // The session reads no more than the route takes (plan_body: 413 before the body is read).
     ConnectionLimits limits;
-    EXPECT_EQ(plan_body(operator_(), "POST", "/api/v1/admin/rules/prove", limits).limit, proof_body_limit(ProofSettings{}));
+    EXPECT_EQ(plan_body(operator_(), "POST", "/api/v1/admin/rules/prove", limits).limit,
+              proof_body_limit(ProofSettings{}));
     EXPECT_LT(proof_body_limit(ProofSettings{}), limits.memory_body);
 }
 
@@ -224,7 +234,10 @@ TEST_F(WorkbenchProofsTest, OnlyTheOperatorsCertificateMayAskAndPlacesAreBounded
     off.at_once = 0;
     WorkbenchProofs none(off);
     EXPECT_EQ(post(none, operator_(), body).status, 503);
-    EXPECT_EQ(Router(*service, Site{}).handle(operator_(), "POST", "/api/v1/admin/rules/prove", "application/json", body).status, 503);
+    EXPECT_EQ(Router(*service, Site{})
+                  .handle(operator_(), "POST", "/api/v1/admin/rules/prove", "application/json", body)
+                  .status,
+              503);
 }
 
 TEST_F(WorkbenchProofsTest, TheChildIsKilledAndReapedOnItsCpuLimitOnTheDeadlineAndWhenTheClientGoes) {
@@ -306,7 +319,8 @@ TEST(BoundedChild, RunsWithoutAShellWithinItsLimitsAndIsAlwaysReaped) {
     ChildLimits limits;
     limits.deadline = far;
     // Arguments are passed as they are: no shell reads them.
-    ChildRun run = run_bounded({KYOTAKU_EXECUTABLE, "prove", "--json", "$(touch /tmp/kyotaku-never); no such dir"}, {}, "/", limits);
+    ChildRun run = run_bounded({KYOTAKU_EXECUTABLE, "prove", "--json", "$(touch /tmp/kyotaku-never); no such dir"}, {},
+                               "/", limits);
     EXPECT_EQ(run.end, ChildRun::End::exited);
     EXPECT_EQ(run.exit_code, 2);
     EXPECT_FALSE(std::filesystem::exists("/tmp/kyotaku-never"));

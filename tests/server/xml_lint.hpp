@@ -23,7 +23,8 @@ inline ::testing::AssertionResult well_formed_xml(std::string const& body) {
     if (declared_encoding(body) == "SHIFT_JIS") {
         text = to_utf8(body, "SHIFT_JIS");
         auto const end = text.find("?>");
-        if (text.rfind("<?xml", 0) == 0 && end != std::string::npos) text = "<?xml version=\"1.0\" encoding=\"UTF-8\"" + text.substr(end);
+        if (text.rfind("<?xml", 0) == 0 && end != std::string::npos)
+            text = "<?xml version=\"1.0\" encoding=\"UTF-8\"" + text.substr(end);
     }
     static int counter = 0;
     auto const file = std::filesystem::temp_directory_path() /
@@ -39,7 +40,8 @@ inline ::testing::AssertionResult well_formed_xml(std::string const& body) {
     }
     std::filesystem::remove(file);
     if (status == 0) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "xmllint --noout: " << (output.empty() ? "could not run xmllint" : output) << "\n"
+    return ::testing::AssertionFailure() << "xmllint --noout: " << (output.empty() ? "could not run xmllint" : output)
+                                         << "\n"
                                          << text.substr(0, 2000);
 }
 

@@ -28,7 +28,8 @@ std::string answer(std::string const& line) {
 
 constexpr char const* good =
     R"({"id":"a","facility_kind":"医科","visit_kind":"訪問診療","first_visit":"2024-04-15","query_date":"2024-07-31",)"
-    R"("continuing_home_care":false,"reviewed_claim_months":[],"terminal":"資格確認端末","consented_items":["薬剤情報"],)"
+    R"("continuing_home_care":false,"reviewed_claim_months":[],"terminal":"資格確認端末",)"
+    R"("consented_items":["薬剤情報"],)"
     R"("requested_item":"薬剤情報","feature_enabled":true})";
 }  // namespace
 
@@ -120,13 +121,16 @@ TEST(Jsonl, BadLinesNameTheField) {
     EXPECT_NE(answer(R"({"id":"x","visit_kind":"散歩"})").find("field visit_kind"), std::string::npos);
     EXPECT_NE(answer(R"({"id":"x","first_visit":"2024-02-30"})").find("field first_visit"), std::string::npos);
     EXPECT_NE(answer(R"({"id":"x","feature_enabled":"yes"})").find("field feature_enabled"), std::string::npos);
-    EXPECT_NE(answer(R"({"id":"x","reviewed_claim_months":["1999-12"]})").find("field reviewed_claim_months"), std::string::npos);
-    EXPECT_NE(answer(R"({"id":"x","consented_items":["手術情報", 3]})").find("field consented_items"), std::string::npos);
+    EXPECT_NE(answer(R"({"id":"x","reviewed_claim_months":["1999-12"]})").find("field reviewed_claim_months"),
+              std::string::npos);
+    EXPECT_NE(answer(R"({"id":"x","consented_items":["手術情報", 3]})").find("field consented_items"),
+              std::string::npos);
     std::string broken = answer("{\"id\":\"x\", broken");
     EXPECT_NE(broken.find("\"error\""), std::string::npos);
     EXPECT_NE(answer("[1,2]").find("\"id\":null,\"error\""), std::string::npos);
     EXPECT_EQ(answer("   "), "");
-    EXPECT_NE(answer(R"({"id":12,"first_visit":"令和6年4月15日"})").find("\"window_end\":\"2024-07-31\""), std::string::npos);
+    EXPECT_NE(answer(R"({"id":12,"first_visit":"令和6年4月15日"})").find("\"window_end\":\"2024-07-31\""),
+              std::string::npos);
 }
 
 // Names and values written with JSON escapes read as the same text as written plainly (the reader takes a string's
@@ -144,7 +148,8 @@ TEST(Jsonl, EscapedNamesAndValuesReadAsThemselves) {
     replace(R"("id":"a")", R"("id":"a\"\\\u0001\t")");
     std::string const plain = answer(good), out = answer(escaped);
     ASSERT_EQ(out.find("\"error\""), std::string::npos) << out;
-    EXPECT_EQ(out.substr(out.find(",\"service_available\"")), plain.substr(plain.find(",\"service_available\""))) << out;
+    EXPECT_EQ(out.substr(out.find(",\"service_available\"")), plain.substr(plain.find(",\"service_available\"")))
+        << out;
     EXPECT_EQ(out.rfind(R"({"id":"a\"\\\u0001\t",)", 0), 0u) << out;
     EXPECT_NE(answer(R"({"id":"x","visit_kind":"\u5f80\u8a3aX"})").find("不明な値「往診X」"), std::string::npos);
     EXPECT_NE(answer(R"({"id":"x","visit_kind":"\uZZZZ"})").find("field visit_kind"), std::string::npos);
@@ -158,7 +163,11 @@ TEST(Jsonl, WritesEveryByteThatNeedsAnEscape) {
             text.insert(at, 1, c);
             std::string out;
             append_json_string(out, text);
-            std::string const esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\x01' ? "\\u0001" : "\\u001f";
+            std::string const esc = c == '"'      ? "\\\""
+                                    : c == '\\'   ? "\\\\"
+                                    : c == '\n'   ? "\\n"
+                                    : c == '\x01' ? "\\u0001"
+                                                  : "\\u001f";
             EXPECT_EQ(out, "\"" + text.substr(0, at) + esc + text.substr(at + 1) + "\"") << at;
         }
     std::string out;
@@ -185,11 +194,13 @@ TEST(Format, OfficialRulesAreCanonicalAndFormattingIsIdempotent) {
 }
 
 TEST(Format, NormalisesLayoutAndKeepsComments) {
-    std::string messy = "# head\nfact   a:int\n\n\n# about d\ndecision d:int{when a>1=>(a+1)*2 because \"x\" # trailing\notherwise=>0}\n";
+    std::string messy = "# head\nfact   a:int\n\n\n# about d\ndecision d:int{when a>1=>(a+1)*2 because \"x\" # "
+                        "trailing\notherwise=>0}\n";
     auto r = format_source(SourceFile{"m.rules", messy});
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r.text,
-              "# head\nfact a : int\n\n# about d\ndecision d : int {\n  when a > 1 => (a + 1) * 2\n    because \"x\"  # trailing\n"
+              "# head\nfact a : int\n\n# about d\ndecision d : int {\n  when a > 1 => (a + 1) * 2\n    because \"x\"  "
+              "# trailing\n"
               "  otherwise => 0\n}\n");  // an end-of-line comment stays at the end of its line
     EXPECT_EQ(format_source(SourceFile{"m.rules", r.text}).text, r.text);
 }
@@ -215,12 +226,18 @@ TEST(Jsonl, AKeyThatIsNoFactIsAnErrorNamingTheNearestFact) {
     JsonlEvaluator ev(official());
     std::string out;
     ev.answer_line(R"({"id":"typo","facility_kind":"医科","reviewed_claims_months":["2024-04"]})", out);
-    EXPECT_NE(out.find(R"("error":"field reviewed_claims_months: このルールにない項目です (「reviewed_claim_months」のことですか?))"), std::string::npos) << out;
+    EXPECT_NE(
+        out.find(
+            R"("error":"field reviewed_claims_months: このルールにない項目です )"
+            R"((「reviewed_claim_months」のことですか?))"),
+        std::string::npos)
+        << out;
     EXPECT_EQ(out.find("\"missing\""), std::string::npos);
     out.clear();
     ev.answer_line(R"({"id":"far","zzz":1})", out);
     EXPECT_NE(out.find("field zzz: このルールにない項目です / not a fact of these rules\""), std::string::npos) << out;
     // The same in explain, and an id-less case is headed as such.
-    EXPECT_NE(explain(official(), R"({"reviewed_claims_months":[]})").find("「reviewed_claim_months」のことですか"), std::string::npos);
+    EXPECT_NE(explain(official(), R"({"reviewed_claims_months":[]})").find("「reviewed_claim_months」のことですか"),
+              std::string::npos);
     EXPECT_EQ(explain(official(), R"({"facility_kind":"医科"})").rfind("事例 (id なし)", 0), 0u);
 }

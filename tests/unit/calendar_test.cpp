@@ -44,8 +44,8 @@ TEST(Calendar, PeriodEndEqualsDayByDayCivilCode143For2000To2030And1To24Months) {
             for (FirstDay rule : {FirstDay::excluded, FirstDay::included}) {
                 Date want = brute_force_period_end(first, n, rule);
                 Date got = period_end(first, n, rule);
-                ASSERT_EQ(got, want) << first.iso() << " + " << n << " months, rule " << int(rule) << ": got " << got.iso()
-                                     << ", want " << want.iso();
+                ASSERT_EQ(got, want) << first.iso() << " + " << n << " months, rule " << int(rule) << ": got "
+                                     << got.iso() << ", want " << want.iso();
                 ++checked;
             }
     }

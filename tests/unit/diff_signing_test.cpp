@@ -147,7 +147,8 @@ TEST(Diff, AChangedParamAndTheExportedLetsItFeedAreReportedEvenWhenNoDecisionCha
 TEST(Diff, AnExportedLetOfEnumFactsIsComparedOnEveryCombination) {
     // 訪問看護 taken out of what a 医科 offers: seen on the combination 医科 alone, whatever the corpus.
     auto old_rules = compile_sources(official_sources());
-    auto new_rules = compile_sources(edited("    訪問診療,\n    訪問看護,\n    訪問薬剤管理指導,", "    訪問診療,\n    訪問薬剤管理指導,"));
+    auto new_rules = compile_sources(
+        edited("    訪問診療,\n    訪問看護,\n    訪問薬剤管理指導,", "    訪問診療,\n    訪問薬剤管理指導,"));
     RuleDiff diff(old_rules, new_rules);
     diff.add(R"({"id":"a","facility_kind":"歯科","visit_kind":"歯科訪問診療"})", 1);
     auto r = diff.report();
@@ -172,7 +173,8 @@ TEST(Diff, AMisspeltKeyIsAnErrorWithTheNearestFactNotASilentNull) {
     EXPECT_TRUE(r.corpus_error());
     ASSERT_EQ(r.unreadable_examples.size(), 1u);
     EXPECT_EQ(r.unreadable_examples[0].line, 1u);
-    EXPECT_NE(r.unreadable_examples[0].error.find("「reviewed_claim_months」のことですか"), std::string::npos) << r.unreadable_examples[0].error;
+    EXPECT_NE(r.unreadable_examples[0].error.find("「reviewed_claim_months」のことですか"), std::string::npos)
+        << r.unreadable_examples[0].error;
     // A fact only one rule set has is no error on the other side.
     auto with_new_fact = compile({{"a.rules", "fact a : bool\nfact b : bool\ndecision d : bool = a\n"}}).program;
     auto without = compile({{"a.rules", "fact a : bool\ndecision d : bool = a\n"}}).program;
@@ -184,9 +186,14 @@ TEST(Diff, AMisspeltKeyIsAnErrorWithTheNearestFactNotASilentNull) {
 
 TEST(Diff, AnswersThatBecameNullAreReportedApartWithTheMissingFacts) {
     // A version from 2027-04-01 that needs a fact the cases lack: the answers become null, not "changed".
-    auto old_rules = compile({{"a.rules", "asof q\nfact q : date\nfact a : bool\nfact b : bool\ndecision d : bool = a\n"}}).program;
-    auto new_rules = compile({{"a.rules", "asof q\nfact q : date\nfact a : bool\nfact b : bool\ndecision d : bool\n"
-                                           "  version until 2027-03-31 { otherwise => a }\n  version from 2027-04-01 { otherwise => a and b }\n"}}).program;
+    auto old_rules =
+        compile({{"a.rules", "asof q\nfact q : date\nfact a : bool\nfact b : bool\ndecision d : bool = a\n"}}).program;
+    auto new_rules =
+        compile(
+            {{"a.rules",
+              "asof q\nfact q : date\nfact a : bool\nfact b : bool\ndecision d : bool\n"
+              "  version until 2027-03-31 { otherwise => a }\n  version from 2027-04-01 { otherwise => a and b }\n"}})
+            .program;
     ASSERT_TRUE(old_rules && new_rules);
     RuleDiff diff(old_rules, new_rules);
     diff.add(R"({"id":1,"q":"2027-04-01","a":true})", 1);
@@ -235,19 +242,22 @@ TEST(Diff, TheRealisticCorpusKeepsTheRulesAssumptionsHasItsFactsAndLabelsItsCase
 TEST(Diff, TheShareOfRealisticCasesAChangeTouchesIsReported) {
     // 訪問看護 out of re-inquiry: far more of the realistic cases than of the boundary-seeking generated ones.
     auto old_rules = compile_sources(official_sources());
-    auto new_rules = compile_sources(edited("再照会できる区分 = visit_kind in {\n  訪問診療,\n  訪問看護,\n", "再照会できる区分 = visit_kind in {\n  訪問診療,\n"));
+    auto new_rules = compile_sources(edited("再照会できる区分 = visit_kind in {\n  訪問診療,\n  訪問看護,\n",
+                                            "再照会できる区分 = visit_kind in {\n  訪問診療,\n"));
     auto share = [&](bool realistic) {
         RuleDiff diff(old_rules, new_rules);
         std::uint64_t n = 0;
         if (realistic)
-            generate_realistic_corpus(*old_rules, *new_rules, 20000, 1, [&](std::string_view line, std::string const& cls) { diff.add(line, ++n, cls); });
+            generate_realistic_corpus(*old_rules, *new_rules, 20000, 1,
+                                      [&](std::string_view line, std::string const& cls) { diff.add(line, ++n, cls); });
         else
             generate_corpus(*old_rules, *new_rules, 20000, 1, [&](std::string_view line) { diff.add(line, ++n); });
         auto r = diff.report();
         return double(decision(r, "reinquiry_allowed")->total()) / double(r.cases);
     };
     double const real = share(true), generated = share(false);
-    std::printf("訪問看護 out of re-inquiry: %.1f%% of realistic cases, %.1f%% of generated ones\n", 100 * real, 100 * generated);
+    std::printf("訪問看護 out of re-inquiry: %.1f%% of realistic cases, %.1f%% of generated ones\n", 100 * real,
+                100 * generated);
     EXPECT_GT(real, 0.02);
     EXPECT_GT(real, 2 * generated);
 }
@@ -277,7 +287,9 @@ TEST(Diff, TheGeneratedCorpusCoversEveryEnumValueAndBothTruthValues) {
 
 TEST(Diff, ANewEnumValueIsUnreadableForTheOldRules) {
     auto old_rules = compile({{"a.rules", "enum E { x, y }\nfact e : E\ndecision d : bool = e == x\n"}}).program;
-    auto new_rules = compile({{"a.rules", "enum E { x, y, z }\nfact e : E\ndecision d : bool = e == x\ndecision added : int = 1\n"}}).program;
+    auto new_rules =
+        compile({{"a.rules", "enum E { x, y, z }\nfact e : E\ndecision d : bool = e == x\ndecision added : int = 1\n"}})
+            .program;
     ASSERT_TRUE(old_rules && new_rules);
     RuleDiff diff(old_rules, new_rules);
     diff.add(R"({"id":1,"e":"z"})", 1);
@@ -335,7 +347,8 @@ TEST(Signing, ASignedBundleLoadsOnlyWithItsKey) {
     Message unsigned_message = check_bundle_signature(plain, {trusted.raw});
     EXPECT_NE(unsigned_message.ja.find("署名がありません"), std::string::npos);
     Message other_key = check_bundle_signature(s.bundle, {other.raw});
-    EXPECT_NE(other_key.en.find("not trusted (fingerprint " + key_fingerprint(trusted.raw)), std::string::npos) << other_key.en;
+    EXPECT_NE(other_key.en.find("not trusted (fingerprint " + key_fingerprint(trusted.raw)), std::string::npos)
+        << other_key.en;
     std::string tampered = s.bundle;
     tampered[tampered.size() / 2] ^= 0x01;
     Message bad = check_bundle_signature(tampered, {trusted.raw});

@@ -68,10 +68,16 @@ std::vector<Activation> corpus(Program const& p, int n) {
                 case TypeKind::Bool: a.set_raw(int(f), std::int64_t(pick(2))); break;
                 case TypeKind::Int: a.set_raw(int(f), std::int64_t(pick(10))); break;
                 case TypeKind::Date: a.set_raw(int(f), from + std::int64_t(pick(std::size_t(span)))); break;
-                case TypeKind::Month: a.set_raw(int(f), Month::of(Date::from_days(from)).index() + std::int64_t(pick(36))); break;
-                case TypeKind::Enum: a.set_raw(int(f), std::int64_t(pick(p.enums[std::size_t(fact.type.enum_id)].values.size()))); break;
+                case TypeKind::Month:
+                    a.set_raw(int(f), Month::of(Date::from_days(from)).index() + std::int64_t(pick(36)));
+                    break;
+                case TypeKind::Enum:
+                    a.set_raw(int(f), std::int64_t(pick(p.enums[std::size_t(fact.type.enum_id)].values.size())));
+                    break;
                 case TypeKind::EnumSet:
-                    a.set_raw(int(f), std::int64_t(rng() & ((std::uint64_t(1) << p.enums[std::size_t(fact.type.enum_id)].values.size()) - 1)));
+                    a.set_raw(int(f), std::int64_t(rng() & ((std::uint64_t(1)
+                                                             << p.enums[std::size_t(fact.type.enum_id)].values.size()) -
+                                                            1)));
                     break;
                 case TypeKind::MonthSet: {
                     auto& bits = a.month_set(int(f));
@@ -254,7 +260,8 @@ TEST(GeneratedRules, SeveralThreadsAnswerAStreamAsOne) {
         EXPECT_GT(one.errors, 3u);
         EXPECT_NE(a.find("line too long"), std::string::npos);
         EXPECT_NE(a.find("{\"id\":\"last\""), std::string::npos);
-        EXPECT_TRUE(a == run_stream(*ev, input, 2, two)) << "two threads answer otherwise (compiled: " << ev->compiled() << ")";
+        EXPECT_TRUE(a == run_stream(*ev, input, 2, two))
+            << "two threads answer otherwise (compiled: " << ev->compiled() << ")";
         EXPECT_TRUE(a == run_stream(*ev, input, 3, three)) << "three threads answer otherwise";
         EXPECT_EQ(one.bytes_in, input.size());
         for (auto const* s : {&two, &three}) {

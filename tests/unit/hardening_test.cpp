@@ -10,7 +10,9 @@ using namespace kyotaku;
 
 namespace {
 CompileResult compile_text(std::string text) { return compile({SourceFile{"t.rules", std::move(text)}}); }
-std::string first_kind(CompileResult const& r) { return r.diagnostics.empty() ? "" : std::string(to_string(r.diagnostics.front().kind)); }
+std::string first_kind(CompileResult const& r) {
+    return r.diagnostics.empty() ? "" : std::string(to_string(r.diagnostics.front().kind));
+}
 std::string all_ja(CompileResult const& r) {
     std::string s;
     for (auto const& d : r.diagnostics) s += d.message_ja + "\n";
@@ -67,7 +69,8 @@ TEST(Hardening, LongRunsOfOperatorsAreALimitNotACrash) {
 TEST(Messages, CycleShowsTheWholeChain) {
     auto r = compile_text("fact x : int\nlet a = b + 1\nlet b = c + 1\nlet c = a + x\ndecision d : int = a\n");
     ASSERT_EQ(first_kind(r), "cycle");
-    EXPECT_NE(r.diagnostics[0].message_ja.find("「a」→「b」→「c」→「a」"), std::string::npos) << r.diagnostics[0].message_ja;
+    EXPECT_NE(r.diagnostics[0].message_ja.find("「a」→「b」→「c」→「a」"), std::string::npos)
+        << r.diagnostics[0].message_ja;
     EXPECT_NE(r.diagnostics[0].message_en.find("a → b → c → a"), std::string::npos);
     EXPECT_EQ(r.diagnostics.size(), 1u);  // one cycle, one message
 }
@@ -81,24 +84,29 @@ TEST(Messages, ByteOrderMarkIsAccepted) {
 }
 
 TEST(Messages, AUnitAfterAFullWidthNumberIsExplainedInJapanese) {
-    auto r = compile_text("fact a : date\nparam 窓の月数 = ３か月\ndecision d : date = period_end(a, 窓の月数, 初日不算入)\n");
+    auto r = compile_text(
+        "fact a : date\nparam 窓の月数 = ３か月\ndecision d : date = period_end(a, 窓の月数, 初日不算入)\n");
     ASSERT_EQ(first_kind(r), "syntax");
     EXPECT_EQ(r.diagnostics[0].message_ja.find("eoi"), std::string::npos) << r.diagnostics[0].message_ja;
-    EXPECT_NE(r.diagnostics[0].message_ja.find("数のあとに「か月」は書けません"), std::string::npos) << r.diagnostics[0].message_ja;
+    EXPECT_NE(r.diagnostics[0].message_ja.find("数のあとに「か月」は書けません"), std::string::npos)
+        << r.diagnostics[0].message_ja;
     EXPECT_EQ(r.diagnostics[0].line, 2);
     // The full-width digit itself is read as 3.
-    auto ok = compile_text("fact a : date\nparam 窓の月数 = ３\ndecision d : date = period_end(a, 窓の月数, 初日不算入)\n");
+    auto ok =
+        compile_text("fact a : date\nparam 窓の月数 = ３\ndecision d : date = period_end(a, 窓の月数, 初日不算入)\n");
     EXPECT_TRUE(ok.ok()) << format_diagnostics(ok.diagnostics);
 }
 
 TEST(Messages, InvisibleAndFullWidthCharactersAreNamed) {
     auto zw = compile_text("fact a : int\ndecision d : int = a\u200B + 1\n");
     ASSERT_EQ(first_kind(zw), "syntax");
-    EXPECT_NE(zw.diagnostics[0].message_ja.find("目に見えない文字 (U+200B)"), std::string::npos) << zw.diagnostics[0].message_ja;
+    EXPECT_NE(zw.diagnostics[0].message_ja.find("目に見えない文字 (U+200B)"), std::string::npos)
+        << zw.diagnostics[0].message_ja;
     EXPECT_EQ(zw.diagnostics[0].column, 21);  // at the character itself
     auto bom = compile_text("fact a : int\n\uFEFFdecision d : int = a\n");  // a byte-order mark in the middle
     ASSERT_EQ(first_kind(bom), "syntax");
-    EXPECT_NE(bom.diagnostics[0].message_ja.find("目に見えない文字 (U+FEFF)"), std::string::npos) << bom.diagnostics[0].message_ja;
+    EXPECT_NE(bom.diagnostics[0].message_ja.find("目に見えない文字 (U+FEFF)"), std::string::npos)
+        << bom.diagnostics[0].message_ja;
     auto comma = compile_text("enum 色 { 赤、青 }\n");  // not one value named 赤、青
     ASSERT_EQ(first_kind(comma), "syntax");
     EXPECT_NE(comma.diagnostics[0].message_ja.find("読点「、」"), std::string::npos) << comma.diagnostics[0].message_ja;
@@ -112,7 +120,8 @@ TEST(Messages, SyntaxErrorsNameWhatWasExpectedNeverACxxType) {
         char const* text;
         char const* expected;
     } const cases[] = {
-        {"fact a : int\nlet x =\n", "式 expression が必要ですが「ファイルの終わり」"},  // was a mangled repeat_directive type
+        // was a mangled repeat_directive type
+        {"fact a : int\nlet x =\n", "式 expression が必要ですが「ファイルの終わり」"},
         {"fact a : int\ndecision d : int = if a > 1 2 else 3\n", "\"then\" が必要ですが「2」"},
         {"fact a : date\ndecision d : date = a + 1 months round down\n", "\"clamp\" / \"up\" が必要"},
         {"fact a : int\ndecision d : int = match a { }\n", "match の枝 match arm が必要"},
@@ -145,7 +154,8 @@ TEST(Messages, DidYouMeanForEveryKindOfName) {
     auto suggest = [&](std::string text, char const* want) {
         auto r = compile_text(base + text);
         EXPECT_FALSE(r.ok()) << text;
-        EXPECT_NE(all_en(r).find(std::string("did you mean '") + want + "'"), std::string::npos) << text << "\n" << all_en(r);
+        EXPECT_NE(all_en(r).find(std::string("did you mean '") + want + "'"), std::string::npos) << text << "\n"
+                                                                                                 << all_en(r);
         EXPECT_NE(all_ja(r).find(std::string("「") + want + "」のことですか"), std::string::npos) << text;
     };
     suggest("test \"t\" { given n = 1 expect ddd = 1 }\n", "dd");           // after expect
@@ -171,7 +181,8 @@ TEST(Messages, UnusedLetsParamsAndFactsAreWarnedByName) {
         EXPECT_EQ(to_string(d.kind), "unused");
         warned.push_back(d.message_en.substr(0, d.message_en.find(" is used")));
     }
-    EXPECT_EQ(warned, (std::vector<std::string>{"fact 'unused_fact'", "param 'unused_param'", "let 'dead'", "let 'deader'"}));
+    EXPECT_EQ(warned,
+              (std::vector<std::string>{"fact 'unused_fact'", "param 'unused_param'", "let 'dead'", "let 'deader'"}));
     EXPECT_NE(format_diagnostics(r.diagnostics).find("警告[未使用]"), std::string::npos);
     auto json = nlohmann::json::parse(diagnostics_json(r.diagnostics));
     EXPECT_EQ(json[0]["severity"], "warning");
@@ -179,8 +190,9 @@ TEST(Messages, UnusedLetsParamsAndFactsAreWarnedByName) {
     EXPECT_EQ(json[0]["line"], 2);
     EXPECT_FALSE(json[0]["ja"].get<std::string>().empty());
     // Lets used only through reason texts and reason_of count as used.
-    auto via_text = compile_text("fact a : int\nlet shown = a + 1\nlet why = reason_of(d)\ndecision d : int = a because \"{shown}\"\n"
-                                 "decision e : text = why\n");
+    auto via_text = compile_text(
+        "fact a : int\nlet shown = a + 1\nlet why = reason_of(d)\ndecision d : int = a because \"{shown}\"\n"
+        "decision e : text = why\n");
     ASSERT_TRUE(via_text.ok()) << format_diagnostics(via_text.diagnostics);
     EXPECT_EQ(count_warnings(via_text.diagnostics), 0u) << format_diagnostics(via_text.diagnostics);
 }
@@ -193,12 +205,15 @@ TEST(Messages, TheOfficialRulesUnusedLetIsFound) {
     auto sources = read_rule_sources(KYOTAKU_SOURCE_DIR "/rules", io);
     auto official_rules = compile(sources);
     ASSERT_TRUE(official_rules.ok());
-    for (auto const& d : official_rules.diagnostics) EXPECT_NE(to_string(d.kind), "unused") << format_diagnostics(official_rules.diagnostics);
+    for (auto const& d : official_rules.diagnostics)
+        EXPECT_NE(to_string(d.kind), "unused") << format_diagnostics(official_rules.diagnostics);
     sources.push_back({"extra.rules", "let 使われない区分 : set<診療区分> = {訪問診療, 往診}\n"});
     auto r = compile(sources);
     ASSERT_TRUE(r.ok());
     bool found = false;
-    for (auto const& d : r.diagnostics) found = found || (d.kind == DiagnosticKind::unused && d.message_ja.find("「使われない区分」") != std::string::npos);
+    for (auto const& d : r.diagnostics)
+        found =
+            found || (d.kind == DiagnosticKind::unused && d.message_ja.find("「使われない区分」") != std::string::npos);
     EXPECT_TRUE(found) << format_diagnostics(r.diagnostics);
 }
 
@@ -243,16 +258,20 @@ TEST(Format, LabelsAndExportLetRoundTrip) {
 // ---- explain ----------------------------------------------------------------------------------------------------
 
 TEST(Explain, CompactShowsComparedValuesEachIntermediateValueOnceAndNamesForPeople) {
-    auto r = compile_text("asof q\nfact q \"照会日\" : date\nfact f \"初回\" : date\nlet 末日 = month_end(f)\n"
-                          "decision ok \"窓の中か\" : bool {\n  when q <= 末日 => true because \"{末日} まで\"\n  otherwise => false\n}\n"
-                          "decision again : bool = not ok and q > 末日\n");
+    auto r = compile_text(
+        "asof q\nfact q \"照会日\" : date\nfact f \"初回\" : date\nlet 末日 = month_end(f)\n"
+        "decision ok \"窓の中か\" : bool {\n  when q <= 末日 => true because \"{末日} まで\"\n  otherwise => false\n}\n"
+        "decision again : bool = not ok and q > 末日\n");
     ASSERT_TRUE(r.ok()) << format_diagnostics(r.diagnostics);
     std::string const facts = R"({"id":"x","q":"2024-05-10","f":"2024-04-15"})";
     std::string const text = explain(r.program, facts);
     EXPECT_NE(text.find("■ 窓の中か (ok) = false"), std::string::npos) << text;
-    EXPECT_NE(text.find("q〈令和6年5月10日 (2024-05-10)〉 <= 末日〈令和6年4月30日 (2024-04-30)〉 が偽"), std::string::npos) << text;
+    EXPECT_NE(text.find("q〈令和6年5月10日 (2024-05-10)〉 <= 末日〈令和6年4月30日 (2024-04-30)〉 が偽"),
+              std::string::npos)
+        << text;
     // 末日 is computed for both decisions but listed once among the intermediate values.
-    std::size_t first = text.find("末日 = 令和6年4月30日 (2024-04-30)"), second = text.find("末日 = 令和6年4月30日", first + 1);
+    std::size_t first = text.find("末日 = 令和6年4月30日 (2024-04-30)"),
+                second = text.find("末日 = 令和6年4月30日", first + 1);
     EXPECT_NE(first, std::string::npos) << text;
     EXPECT_EQ(second, std::string::npos) << text;
     EXPECT_EQ(text.find("条件が偽"), std::string::npos);
@@ -263,19 +282,26 @@ TEST(Explain, CompactShowsComparedValuesEachIntermediateValueOnceAndNamesForPeop
 
 TEST(Explain, OfficialCaseIsCompact) {
     std::string const facts =
-        R"({"id":"late-claim","facility_kind":"医科","visit_kind":"訪問診療","first_visit":"2024-04-15","query_date":"2024-09-10",)"
-        R"("continuing_home_care":false,"reviewed_claim_months":["2024-04","2024-06","2024-07"],"terminal":"資格確認端末",)"
+        R"({"id":"late-claim","facility_kind":"医科","visit_kind":"訪問診療","first_visit":"2024-04-15",)"
+        R"("query_date":"2024-09-10",)"
+        R"("continuing_home_care":false,"reviewed_claim_months":["2024-04","2024-06","2024-07"],)"
+        R"("terminal":"資格確認端末",)"
         R"("consented_items":["薬剤情報"],"requested_item":"薬剤情報","feature_enabled":true})";
     std::string const compact = explain(official(), facts), full = explain(official(), facts, nullptr, true);
     auto lines = [](std::string const& s) { return std::count(s.begin(), s.end(), '\n'); };
     // The official rules have 7 decisions (issue 9 added eligibility_available): about 12 lines each (the deciding
-    // clause, the reason, the clauses passed over with their values; issue 24 added the clause 施設が行う区分), plus the
-    // facts as input, one line each (issue 23: the facts by their Japanese names, dates in 和暦): a fixed bound; the
-    // long form is half as long again.
-    EXPECT_EQ(std::count_if(official()->slots.begin(), official()->slots.end(), [](SlotInfo const& s) { return s.decision; }), 7);
+    // clause, the reason, the clauses passed over with their values; issue 24 added the clause 施設が行う区分), plus
+    // the facts as input, one line each (issue 23: the facts by their Japanese names, dates in 和暦): a fixed bound;
+    // the long form is half as long again.
+    EXPECT_EQ(std::count_if(official()->slots.begin(), official()->slots.end(),
+                            [](SlotInfo const& s) { return s.decision; }),
+              7);
     EXPECT_LT(lines(compact), 90 + 1 + long(official()->facts.size())) << compact;
     EXPECT_LT(lines(compact) * 3, lines(full) * 2);
-    EXPECT_NE(compact.find("query_date〈令和6年9月10日 (2024-09-10)〉 <= window_end〈令和6年7月31日 (2024-07-31)〉 が偽"), std::string::npos) << compact;
+    EXPECT_NE(compact.find(
+                  "query_date〈令和6年9月10日 (2024-09-10)〉 <= window_end〈令和6年7月31日 (2024-07-31)〉 が偽"),
+              std::string::npos)
+        << compact;
 }
 
 // ---- the evaluator API: stale answers are impossible ------------------------------------------------------------
@@ -328,7 +354,10 @@ TEST(Jsonl, TheIdIsEchoedWhenItComesAfterTheFaultyField) {
     ev.answer_line(R"({"visit_kind":"往診X","id":42})", out);
     ev.answer_line(R"({"id":"before","first_visit":"2024-02-30"})", out);
     ev.answer_line(R"({"first_visit":"2024-02-30","id":{"x":1}})", out);  // a bad id stays null
-    EXPECT_EQ(out.substr(0, out.find('\n')), R"j({"id":"after","error":"field first_visit: 存在しない日付です: 2024-02-30 (2024年2月は29日まで) / no such day: 2024-02-30 (that month has 29 days)"})j");
+    EXPECT_EQ(
+        out.substr(0, out.find('\n')),
+        R"j({"id":"after","error":"field first_visit: 存在しない日付です: 2024-02-30 (2024年2月は29日まで) / no such )j"
+        R"j(day: 2024-02-30 (that month has 29 days)"})j");
     EXPECT_NE(out.find(R"({"id":42,"error":"field visit_kind)"), std::string::npos) << out;
     EXPECT_NE(out.find(R"({"id":"before","error")"), std::string::npos);
     EXPECT_NE(out.find(R"({"id":null,"error":"field first_visit)"), std::string::npos);

@@ -8,7 +8,9 @@ using namespace kyotaku;
 namespace {
 CompileResult compile_text(std::string text) { return compile({SourceFile{"t.rules", std::move(text)}}); }
 
-std::string first_kind(CompileResult const& r) { return r.diagnostics.empty() ? "" : std::string(to_string(r.diagnostics.front().kind)); }
+std::string first_kind(CompileResult const& r) {
+    return r.diagnostics.empty() ? "" : std::string(to_string(r.diagnostics.front().kind));
+}
 
 constexpr char const* base = R"(
 asof q
@@ -51,7 +53,8 @@ TEST(Grammar, SyntaxErrorNamesLineColumnAndExpectation) {
 }
 
 TEST(Grammar, FullWidthDigitsAndSpacesAreNormalisedOutsideStrings) {
-    auto r = compile_text("fact a : int\u3000\ndecision d : int = a + ３ because \"３か月\"\ntest \"x\" { given a = １ expect d = ４ }\n");
+    auto r = compile_text("fact a : int\u3000\ndecision d : int = a + ３ because \"３か月\"\ntest \"x\" { given a = １ "
+                          "expect d = ４ }\n");
     ASSERT_TRUE(r.ok()) << format_diagnostics(r.diagnostics);
     EXPECT_EQ(run_tests(r.program).passed, 1);
     EXPECT_EQ(r.program->clauses[0].because[0].literal, "３か月");
@@ -95,9 +98,10 @@ TEST(Checker, MonthAdditionWithoutRoundingGivesACounterExample) {
     ASSERT_EQ(first_kind(r), "ambiguous-month-arithmetic");
     EXPECT_NE(r.diagnostics[0].message_en.find("2024-01-30 + 1 months → 2024-02-30"), std::string::npos)
         << r.diagnostics[0].message_en;
-    auto ok = compile_text(std::string(base) + "decision d : date = q + 1 months round clamp\n"
-                                               "decision e : date = q + 1 months round up\n"
-                                               "test \"t\" { given q = 2023-01-31 expect d = 2023-02-28 e = 2023-03-01 }\n");
+    auto ok =
+        compile_text(std::string(base) + "decision d : date = q + 1 months round clamp\n"
+                                         "decision e : date = q + 1 months round up\n"
+                                         "test \"t\" { given q = 2023-01-31 expect d = 2023-02-28 e = 2023-03-01 }\n");
     ASSERT_TRUE(ok.ok()) << format_diagnostics(ok.diagnostics);
     EXPECT_EQ(run_tests(ok.program).passed, 1);
     // A literal date whose day exists in every month needs no policy.
@@ -155,8 +159,9 @@ TEST(Evaluator, ShortCircuitDoesNotNeedTheUnreadFact) {
 }
 
 TEST(Evaluator, VersionInForceIsReportedAndAGapBeforeTheFirstIsNull) {
-    auto r = compile_text(std::string(base) + "decision v : int\n version \"a\" from 2024-01-01 until 2024-09-30 { otherwise => 1 }\n"
-                                              " version \"b\" from 2024-10-01 { otherwise => 2 }\n");
+    auto r = compile_text(std::string(base) +
+                          "decision v : int\n version \"a\" from 2024-01-01 until 2024-09-30 { otherwise => 1 }\n"
+                          " version \"b\" from 2024-10-01 { otherwise => 2 }\n");
     ASSERT_TRUE(r.ok()) << format_diagnostics(r.diagnostics);
     Evaluator ev(r.program);
     Activation facts(*r.program);

@@ -8,7 +8,8 @@ using namespace kyotaku;
 
 namespace {
 // Rule sources whose bool lets named in `invariants` are proven, up to `horizon`.
-std::shared_ptr<Program const> with_invariants(std::vector<SourceFile> sources, std::vector<std::string> const& invariants, char const* horizon) {
+std::shared_ptr<Program const> with_invariants(std::vector<SourceFile> sources,
+                                               std::vector<std::string> const& invariants, char const* horizon) {
     auto c = compile(std::move(sources));
     EXPECT_TRUE(c.ok()) << format_diagnostics(c.diagnostics);
     if (!c.ok()) return nullptr;
@@ -16,7 +17,8 @@ std::shared_ptr<Program const> with_invariants(std::vector<SourceFile> sources, 
     for (auto const& name : invariants) {
         int const s = p->find_slot(name);
         EXPECT_GE(s, 0) << name;
-        p->invariants.push_back(InvariantInfo{name, "", std::uint32_t(s), p->slots[std::size_t(s)].loc, p->slots[std::size_t(s)].source});
+        p->invariants.push_back(
+            InvariantInfo{name, "", std::uint32_t(s), p->slots[std::size_t(s)].loc, p->slots[std::size_t(s)].source});
     }
     p->horizon = parse_date(horizon).date->days();
     return p;
@@ -76,7 +78,8 @@ decision v : int
 let 毎月 = all_in(month_of(first) .. month_of(q) - 2, claims)
 let 最初の欠け = first_missing(month_of(first) .. month_of(q) - 2, claims)
 # true: when every month is there, the first missing month is past the range
-let 欠けの位置 : bool = if 毎月 then 最初の欠け == month_of(q) - 1 or month_of(first) > month_of(q) - 2 else 最初の欠け <= month_of(q) - 2
+let 欠けの位置 : bool = if 毎月 then 最初の欠け == month_of(q) - 1 or month_of(first) > month_of(q) - 2
+                       else 最初の欠け <= month_of(q) - 2
 # true: the version in force follows q
 let 版 : bool = if q < 2024-10-01 then v == 1 else v >= 2
 # false: 丙 may be in `kinds` while kind is not 丙

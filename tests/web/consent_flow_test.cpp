@@ -20,7 +20,8 @@ Date day(char const* iso) { return *parse_date(iso).date; }
 TEST(ConsentFlow, HomeVisitFromChoiceToRegistration) {
     Flow f(rules(), Facility{"医科", true, true}, day("2024-10-15"));
     EXPECT_EQ(f.step(), Step::visit_kind);
-    EXPECT_EQ(f.visit_kinds(), (V{"訪問診療", "訪問看護", "訪問薬剤管理指導", "訪問リハビリテーション", "訪問栄養食事指導", "往診", "オンライン診療"}))
+    EXPECT_EQ(f.visit_kinds(), (V{"訪問診療", "訪問看護", "訪問薬剤管理指導", "訪問リハビリテーション",
+                                  "訪問栄養食事指導", "往診", "オンライン診療"}))
         << "what a 医科 offers (施設の診療区分), in the rule set's order";
     EXPECT_NE(f.visit_kind_note("往診").find("急に具合が悪くなったとき"), std::string::npos);
     EXPECT_FALSE(f.choose_visit_kind("訪問診療"));
@@ -51,10 +52,13 @@ TEST(ConsentFlow, NoItemIsAValidAnswer) {
 }
 
 TEST(ConsentFlow, EachFacilityKindOffersItsOwnVisitKinds) {
-    EXPECT_EQ(Flow(rules(), Facility{"訪問看護ステーション", true, true}, day("2024-10-15")).visit_kinds(), (V{"訪問看護"}))
+    EXPECT_EQ(Flow(rules(), Facility{"訪問看護ステーション", true, true}, day("2024-10-15")).visit_kinds(),
+              (V{"訪問看護"}))
         << "no 歯科訪問診療, 往診 or オンライン服薬指導 for a nursing station";
-    EXPECT_EQ(Flow(rules(), Facility{"薬局", true, true}, day("2024-10-15")).visit_kinds(), (V{"訪問薬剤管理指導", "オンライン服薬指導"}));
-    EXPECT_EQ(Flow(rules(), Facility{"歯科", true, false}, day("2024-10-15")).visit_kinds(), (V{"歯科訪問診療", "訪問歯科衛生指導"}));
+    EXPECT_EQ(Flow(rules(), Facility{"薬局", true, true}, day("2024-10-15")).visit_kinds(),
+              (V{"訪問薬剤管理指導", "オンライン服薬指導"}));
+    EXPECT_EQ(Flow(rules(), Facility{"歯科", true, false}, day("2024-10-15")).visit_kinds(),
+              (V{"歯科訪問診療", "訪問歯科衛生指導"}));
 }
 
 TEST(ConsentFlow, BeforeOctober2024OnlyThePin) {
@@ -84,7 +88,8 @@ TEST(ConsentFlow, OnlineCareAsksForTheAppointmentAndOffersNoVisualCheck) {
     EXPECT_EQ(f.step(), Step::appointment);
     auto past = f.set_appointment("2024-11-04");
     ASSERT_TRUE(past);
-    EXPECT_EQ(past.ja, "診療予約日は、今日 (令和6年11月5日) から 令和7年2月3日 までの日を選んでください。") << "plain Japanese, 和暦, no English";
+    EXPECT_EQ(past.ja, "診療予約日は、今日 (令和6年11月5日) から 令和7年2月3日 までの日を選んでください。")
+        << "plain Japanese, 和暦, no English";
     EXPECT_NE(past.en.find("2024-11-05"), std::string::npos);
     EXPECT_TRUE(f.set_appointment("2025-02-04")) << "beyond the rules' window (診療予約日の受付日数)";
     EXPECT_TRUE(f.set_appointment("2024-11-31"));
@@ -110,7 +115,8 @@ TEST(ConsentFlow, BackKeepsWhatWasChosenAndStepsAreEnforced) {
     Flow f(rules(), Facility{"医科", true, true}, day("2024-10-15"));
     auto early = f.choose_items({"手術情報"});
     EXPECT_TRUE(early) << "not yet at the items step";
-    EXPECT_EQ(early.ja.find_first_of("abcdefghijklmnopqrstuvwxyz"), std::string::npos) << "the patient's text is Japanese only: " << early.ja;
+    EXPECT_EQ(early.ja.find_first_of("abcdefghijklmnopqrstuvwxyz"), std::string::npos)
+        << "the patient's text is Japanese only: " << early.ja;
     ASSERT_FALSE(f.choose_visit_kind("往診"));
     ASSERT_FALSE(f.choose_items({"手術情報"}));
     ASSERT_FALSE(f.choose_identity("暗証番号"));
@@ -123,7 +129,9 @@ TEST(ConsentFlow, BackKeepsWhatWasChosenAndStepsAreEnforced) {
 }
 
 TEST(ConsentFlow, RulesWithoutThePageLetsAreRefused) {
-    auto small = compile({SourceFile{"x.rules", "enum 施設区分 { 医科 }\nfact facility_kind : 施設区分\ndecision d : bool { otherwise => true }\n"}});
+    auto small = compile({SourceFile{
+        "x.rules",
+        "enum 施設区分 { 医科 }\nfact facility_kind : 施設区分\ndecision d : bool { otherwise => true }\n"}});
     ASSERT_TRUE(small.program) << "the test's own rule text must compile";
     EXPECT_THROW(Flow(small.program, Facility{"医科", true, true}, day("2024-10-15")), std::runtime_error);
 }
@@ -132,10 +140,12 @@ TEST(ConsentFlow, ALetOfAnotherTypeIsRefusedByName) {
     // The official rules with 診療予約日が必要 typed as text: refused when the flow binds them, naming it.
     std::vector<Diagnostic> io;
     auto sources = read_rule_sources(KYOTAKU_SOURCE_DIR "/rules", io);
-    std::erase_if(sources, [](SourceFile const& f) { return f.path.find("/tests/") != std::string::npos; });  // they expect a bool
+    // they expect a bool
+    std::erase_if(sources, [](SourceFile const& f) { return f.path.find("/tests/") != std::string::npos; });
     bool changed = false;
     for (auto& f : sources)
-        if (auto at = f.text.find("export let 診療予約日が必要 : bool = 分類 == オンライン診療等"); at != std::string::npos) {
+        if (auto at = f.text.find("export let 診療予約日が必要 : bool = 分類 == オンライン診療等");
+            at != std::string::npos) {
             f.text.replace(at, std::string("export let 診療予約日が必要 : bool = 分類 == オンライン診療等").size(),
                            "export let 診療予約日が必要 : text = \"はい\"");
             changed = true;

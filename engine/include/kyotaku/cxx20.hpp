@@ -5,7 +5,7 @@
 #pragma once
 
 #if defined(_MSVC_LANG) ? _MSVC_LANG < 202002L : __cplusplus < 202002L
-#error "kyotaku needs C++20: compile with -std=c++20 or later (CMake: link kyotaku::engine, which brings it; pkg-config: use the flags of `pkg-config --cflags kyotaku`)"
+#error "kyotaku needs C++20: compile with -std=c++20 or later (CMake: kyotaku::engine; pkg-config --cflags kyotaku)"
 // #error lets the compiler go on into the C++20 headers, whose errors would bury the message: a missing header
 // is fatal, so compilation stops here, at the message.
 #include <kyotaku-needs-cxx20-stop-here>

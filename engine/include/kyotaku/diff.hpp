@@ -63,7 +63,8 @@ struct DiffGroup {
     std::uint64_t other_transitions = 0;      // cases whose transition is not listed
     std::size_t distinct_transitions = 0;
     std::vector<DiffExample> examples;
-    std::vector<std::pair<std::string, std::uint64_t>> classes;  // with a realistic corpus: its cases by class, most first
+    // with a realistic corpus: its cases by class, most first
+    std::vector<std::pair<std::string, std::uint64_t>> classes;
 };
 
 struct DecisionDiff {
@@ -99,7 +100,8 @@ struct DiffReport {
     std::uint64_t changed_cases = 0;            // cases with at least one answer changed (value, or known ↔ null)
     std::uint64_t unreadable_both = 0;          // lines neither rule set can read (not compared: an error)
     std::vector<DiffError> unreadable_examples;  // the first of them
-    std::vector<DecisionDiff> decisions;        // every decision and export let present on both sides, in the new rules' order
+    // every decision and export let present on both sides, in the new rules' order
+    std::vector<DecisionDiff> decisions;
     std::vector<std::string> only_old, only_new;  // decisions and export lets removed / added
     std::vector<ValueChange> values;            // params and fact defaults that differ
     std::vector<std::pair<std::string, std::uint64_t>> classes;  // case classes of a realistic corpus, with counts
@@ -110,7 +112,8 @@ struct DiffReport {
 
 class RuleDiff {
 public:
-    RuleDiff(std::shared_ptr<Program const> old_rules, std::shared_ptr<Program const> new_rules, DiffOptions options = {});
+    RuleDiff(std::shared_ptr<Program const> old_rules, std::shared_ptr<Program const> new_rules,
+             DiffOptions options = {});
     ~RuleDiff();
     RuleDiff(RuleDiff const&) = delete;
     RuleDiff& operator=(RuleDiff const&) = delete;

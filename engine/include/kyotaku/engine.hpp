@@ -27,7 +27,8 @@
 namespace kyotaku {
 
 inline constexpr char const* compiler_version = "kyotaku-rules 0.1.0";
-inline constexpr std::uint32_t bundle_format_version = 3;  // 2: names for people (labels); 3: the release, export lets, invariants
+// 2: names for people (labels); 3: the release, export lets, invariants
+inline constexpr std::uint32_t bundle_format_version = 3;
 
 struct SourceFile {
     std::string path;  // where it was read; diagnostics name it (the author's own disk)
@@ -244,7 +245,8 @@ private:
     bool slot(std::uint32_t s) { return done_[s] || run(s); }
     void begin_record(Activation const& facts);
     void same_record(Activation const& facts) {
-        if (facts_ != &facts || facts_identity_ != facts.identity() || facts_changes_ != facts.changes()) begin_record(facts);
+        if (facts_ != &facts || facts_identity_ != facts.identity() || facts_changes_ != facts.changes())
+            begin_record(facts);
     }
     void decide(std::uint32_t s, Activation const& facts, Outcome& out);
 

@@ -61,7 +61,9 @@ public:
     // `too_long` (and empty); the rest of it is skipped.
     bool next(std::string_view& line, bool& too_long);
     // How many bytes may be read from line.data() on (the line, then padding).
-    std::size_t readable_from(std::string_view line) const { return buf_.size() - std::size_t(line.data() - buf_.data()); }
+    std::size_t readable_from(std::string_view line) const {
+        return buf_.size() - std::size_t(line.data() - buf_.data());
+    }
     std::uint64_t bytes() const { return bytes_; }
 
     static constexpr std::size_t chunk = 1 << 20;

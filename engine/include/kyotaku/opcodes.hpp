@@ -93,7 +93,20 @@ struct Instr {
 
 // What the table says about one opcode.
 enum class OpFlow : std::uint8_t { next, end, call };
-enum class OperandKind : std::uint8_t { none, reg_read, reg_write, constant, fact, month_set, param, slot, own_slot, clause, jump, literal };
+enum class OperandKind : std::uint8_t {
+    none,
+    reg_read,
+    reg_write,
+    constant,
+    fact,
+    month_set,
+    param,
+    slot,
+    own_slot,
+    clause,
+    jump,
+    literal
+};
 
 struct OpInfo {
     char const* name;
@@ -122,10 +135,11 @@ inline constexpr OperandKind operand_kind(char k) {
 }  // namespace opcode_detail
 
 inline constexpr OpInfo op_table[] = {
-#define KYOTAKU_OP_INFO(name, flow, a, b, c, d, ...)                                                             \
-    OpInfo{#name, OpFlow::flow,                                                                                     \
-           {opcode_detail::operand_kind(#a[0]), opcode_detail::operand_kind(#b[0]), opcode_detail::operand_kind(#c[0]), \
-            opcode_detail::operand_kind(#d[0])},                                                                  \
+#define KYOTAKU_OP_INFO(name, flow, a, b, c, d, ...)                                 \
+    OpInfo{#name,                                                                    \
+           OpFlow::flow,                                                             \
+           {opcode_detail::operand_kind(#a[0]), opcode_detail::operand_kind(#b[0]),  \
+            opcode_detail::operand_kind(#c[0]), opcode_detail::operand_kind(#d[0])}, \
            #__VA_ARGS__},
     KYOTAKU_OPCODES(KYOTAKU_OP_INFO)
 #undef KYOTAKU_OP_INFO
@@ -137,9 +151,15 @@ inline constexpr bool valid_op(Op op) { return std::size_t(op) < op_count; }
 // The arithmetic of the instruction set: two's-complement wrap-around (never undefined behaviour, whatever a
 // fact or a bundle holds) and membership tests whose bit index is bounded.
 namespace vm {
-inline constexpr std::int64_t add(std::int64_t a, std::int64_t b) { return std::int64_t(std::uint64_t(a) + std::uint64_t(b)); }
-inline constexpr std::int64_t sub(std::int64_t a, std::int64_t b) { return std::int64_t(std::uint64_t(a) - std::uint64_t(b)); }
-inline constexpr std::int64_t mul(std::int64_t a, std::int64_t b) { return std::int64_t(std::uint64_t(a) * std::uint64_t(b)); }
+inline constexpr std::int64_t add(std::int64_t a, std::int64_t b) {
+    return std::int64_t(std::uint64_t(a) + std::uint64_t(b));
+}
+inline constexpr std::int64_t sub(std::int64_t a, std::int64_t b) {
+    return std::int64_t(std::uint64_t(a) - std::uint64_t(b));
+}
+inline constexpr std::int64_t mul(std::int64_t a, std::int64_t b) {
+    return std::int64_t(std::uint64_t(a) * std::uint64_t(b));
+}
 // Whether value `index` is in the set `mask` (a set<enum> holds at most 64 values).
 inline constexpr std::int64_t bit(std::int64_t mask, std::int64_t index) {
     return std::uint64_t(index) < 64 && ((std::uint64_t(mask) >> index) & 1u);

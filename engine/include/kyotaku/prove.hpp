@@ -59,7 +59,8 @@ ProofReport prove(std::shared_ptr<Program const> const& program, ProveOptions co
 // disagreement. (The test suite runs it; it is the reason to trust the translation of the calendar instructions.)
 std::string check_calendar_encoding(Date first, Date last);
 
-// The report for people: for each invariant 「証明済み」, or 「反例」 with the counterexample's facts and its explanation.
+// The report for people: for each invariant 「証明済み」, or 「反例」 with the counterexample's facts and its
+// explanation.
 std::string format_proofs(Program const& program, ProofReport const& report);
 
 }  // namespace kyotaku

@@ -3,9 +3,10 @@
 //   kyotaku release --previous rules-4.bundle --rules rules --sign 政策.key -o rules-5.bundle
 //
 // In order: the rules compile with no warning (`check --strict`), are in canonical format (`fmt --check`), pass
-// their own tests, every invariant is proven (`prove`), and `diff` against the previous release runs over a corpus; the diff report is written beside the bundle (rules-5.diff.md) and its SHA-256 goes into the signed part
-// of the bundle, with the release number (the previous one's plus one) and the signing key's id. When any step
-// fails nothing is signed and nothing is written. Library: kyotaku::release (with signing, and Z3 for the proofs).
+// their own tests, every invariant is proven (`prove`), and `diff` against the previous release runs over a corpus; the
+// diff report is written beside the bundle (rules-5.diff.md) and its SHA-256 goes into the signed part of the bundle,
+// with the release number (the previous one's plus one) and the signing key's id. When any step fails nothing is signed
+// and nothing is written. Library: kyotaku::release (with signing, and Z3 for the proofs).
 #pragma once
 
 #include "kyotaku/diff.hpp"
@@ -24,9 +25,11 @@ struct ReleaseOptions {
     std::string rules;     // the new rules: a directory of .rules files
     std::string sign_key;  // Ed25519 private key (PEM)
     std::string output;    // the bundle to write; the report goes beside it (report_path)
-    std::vector<std::string> trusted_keys;  // raw public keys the previous bundle must be signed by (default: the signing key)
+    // raw public keys the previous bundle must be signed by (default: the signing key)
+    std::vector<std::string> trusted_keys;
     std::uint64_t release = 0;  // 0: the previous release's number + 1
-    std::string corpus = "realistic";  // realistic or generated (kyotaku diff --corpus …), or a JSON Lines file of cases
+    // realistic or generated (kyotaku diff --corpus …), or a JSON Lines file of cases
+    std::string corpus = "realistic";
     std::size_t cases = 100000;
     std::uint64_t seed = 1;
 };
@@ -49,6 +52,7 @@ struct ReleaseOutcome {
 };
 
 // Runs every step (reporting each to `progress` as it ends) and signs only when all passed.
-ReleaseOutcome make_release(ReleaseOptions const& options, std::function<void(ReleaseStep const&)> const& progress = {});
+ReleaseOutcome make_release(ReleaseOptions const& options,
+                            std::function<void(ReleaseStep const&)> const& progress = {});
 
 }  // namespace kyotaku

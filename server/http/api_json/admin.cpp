@@ -11,8 +11,8 @@ NewFacility new_facility(json const& body) {
 }
 
 NewInsuredPerson new_insured_person(json const& body) {
-    Fields f(body, {"insurer_number", "symbol", "number", "branch", "birthdate", "name", "name_kana", "burden_ratio", "valid_from", "valid_to",
-                    "person_key", "card_classification", "personal_family", "loss_reason"});
+    Fields f(body, {"insurer_number", "symbol", "number", "branch", "birthdate", "name", "name_kana", "burden_ratio",
+                    "valid_from", "valid_to", "person_key", "card_classification", "personal_family", "loss_reason"});
     return {card_fields(f),
             f.text("name"),
             f.optional_text("name_kana"),
@@ -26,7 +26,8 @@ NewInsuredPerson new_insured_person(json const& body) {
 }
 
 TestConsent test_consent(json const& body) {
-    Fields f(body, {"facility_code", "person_key", "visit_kind", "first_visit", "identity_method", "items", "appointment_date", "preparatory_visit"});
+    Fields f(body, {"facility_code", "person_key", "visit_kind", "first_visit", "identity_method", "items",
+                    "appointment_date", "preparatory_visit"});
     return {f.text("facility_code"),   f.text("person_key"),  f.text("visit_kind"),
             f.text("first_visit"),     f.text("identity_method"), text_list(f, "items"),
             f.maybe_text("appointment_date"), f.boolean("preparatory_visit", false)};
@@ -37,7 +38,8 @@ NewMedicalRecord new_medical_record(json const& body) {
     NewMedicalRecord r{f.text("person_key"), f.text("item"), f.text("recorded_on"), {}};
     json const& content = f.raw("content");
     if (!content.is_object()) throw invalid("content", "content はオブジェクトです", "content must be an object");
-    check_texts_in(content, "content", 10000);  // every text in it, like any field's: no control, non-character or bidi control
+    // every text in it, like any field's: no control, non-character or bidi control
+    check_texts_in(content, "content", 10000);
     r.content_json = content.dump();
     return r;
 }
@@ -57,10 +59,16 @@ json to_json(std::vector<ConsentListing> const& consents) {
     auto text_or_null = [](std::optional<std::string> const& v) { return v ? json(*v) : json(nullptr); };
     json out = json::array();
     for (auto const& c : consents)
-        out.push_back(json{{"id", c.id}, {"person_key", c.person_key}, {"visit_kind", c.visit_kind}, {"first_visit", c.first_visit},
-                           {"registered_at", c.registered_at}, {"withdrawn_at", text_or_null(c.withdrawn_at)},
-                           {"identity_method", c.identity_method}, {"items", c.items},
-                           {"appointment_date", text_or_null(c.appointment_date)}, {"preparatory_visit", c.preparatory_visit},
+        out.push_back(json{{"id", c.id},
+                           {"person_key", c.person_key},
+                           {"visit_kind", c.visit_kind},
+                           {"first_visit", c.first_visit},
+                           {"registered_at", c.registered_at},
+                           {"withdrawn_at", text_or_null(c.withdrawn_at)},
+                           {"identity_method", c.identity_method},
+                           {"items", c.items},
+                           {"appointment_date", text_or_null(c.appointment_date)},
+                           {"preparatory_visit", c.preparatory_visit},
                            {"withdrawn_by", text_or_null(c.withdrawn_by)}});
     return out;
 }
@@ -68,7 +76,11 @@ json to_json(std::vector<ConsentListing> const& consents) {
 json to_json(ClaimReviewImport const& r) {
     json errors = json::array();
     for (auto const& e : r.errors)
-        errors.push_back(json{{"line", e.line}, {"field", e.field}, {"error", e.message.text()}, {"ja", e.message.ja}, {"en", e.message.en}});
+        errors.push_back(json{{"line", e.line},
+                              {"field", e.field},
+                              {"error", e.message.text()},
+                              {"ja", e.message.ja},
+                              {"en", e.message.en}});
     return json{{"imported", r.imported}, {"errors", errors}};
 }
 

@@ -19,11 +19,19 @@ char const* state_name(BatchStatus::State s) {
 }
 }  // namespace
 
-json to_json(BatchAccepted const& a) { return json{{"reception_number", a.reception_number}, {"total", a.total}, {"status", "処理中"}}; }
+json to_json(BatchAccepted const& a) {
+    return json{{"reception_number", a.reception_number}, {"total", a.total}, {"status", "処理中"}};
+}
 
 json to_json(BatchStatus const& s) {
-    json out{{"reception_number", s.reception_number}, {"total", s.total}, {"done", s.done}, {"status", state_name(s.state)},
-             {"segment_of_result", s.finished ? 1 : 2}, {"file_identifier", s.file_identifier}, {"query_date", s.query_date}, {"category", s.category}};
+    json out{{"reception_number", s.reception_number},
+             {"total", s.total},
+             {"done", s.done},
+             {"status", state_name(s.state)},
+             {"segment_of_result", s.finished ? 1 : 2},
+             {"file_identifier", s.file_identifier},
+             {"query_date", s.query_date},
+             {"category", s.category}};
     if (s.error) out["error"] = s.error->text();
     if (s.results_until) out["results_until"] = *s.results_until;
     return out;

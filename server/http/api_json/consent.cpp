@@ -18,8 +18,8 @@ json choices_json(HandoffChoices const& c) {
 std::string challenge_token(json const& body) { return Fields(body, {"token"}).text("token"); }
 
 ConsentSubmission consent_registration(json const& body) {
-    Fields f(body, {"token", "challenge_id", "certificate", "signature", "identity_method", "visit_kind", "items", "appointment_date",
-                    "visual_passcode", "preparatory_visit"});
+    Fields f(body, {"token", "challenge_id", "certificate", "signature", "identity_method", "visit_kind", "items",
+                    "appointment_date", "visual_passcode", "preparatory_visit"});
     return {f.text("token"),
             f.text("challenge_id"),
             f.text("certificate"),
@@ -32,7 +32,8 @@ ConsentSubmission consent_registration(json const& body) {
 HandoffStart handoff_start(json const& body) {
     Fields f(body, {"token", "visit_kind", "items", "identity_method", "appointment_date", "choices", "to"});
     HandoffStart start{f.text("token"),
-                       {f.text("visit_kind"), f.text("identity_method"), text_list(f, "items"), f.maybe_text("appointment_date")},
+                       {f.text("visit_kind"), f.text("identity_method"), text_list(f, "items"),
+                        f.maybe_text("appointment_date")},
                        std::nullopt,
                        f.maybe_text("to")};
     if (f.has("choices")) start.consent_choices = text_list(f, "choices");
@@ -50,7 +51,8 @@ HandoffChallengeRequest handoff_challenge(json const& body) {
 }
 
 HandoffRegistration handoff_registration(json const& body) {
-    Fields f(body, {"token", "claim", "challenge_id", "certificate", "signature", "visual_passcode", "preparatory_visit"});
+    Fields f(body,
+             {"token", "claim", "challenge_id", "certificate", "signature", "visual_passcode", "preparatory_visit"});
     return {f.text("token"),
             f.text("claim"),
             f.text("challenge_id"),
@@ -61,11 +63,18 @@ HandoffRegistration handoff_registration(json const& body) {
 }
 
 json to_json(ConsentPage const& p) {
-    return json{{"facility_name", p.facility_name}, {"facility_kind", p.facility_kind}, {"home_care_feature", p.home_care_feature},
-                {"online_feature", p.online_feature}, {"today", p.today}, {"rules", p.rules}, {"preparatory_kinds", p.preparatory_kinds}};
+    return json{{"facility_name", p.facility_name},
+                {"facility_kind", p.facility_kind},
+                {"home_care_feature", p.home_care_feature},
+                {"online_feature", p.online_feature},
+                {"today", p.today},
+                {"rules", p.rules},
+                {"preparatory_kinds", p.preparatory_kinds}};
 }
 
-json to_json(Challenge const& c) { return json{{"challenge_id", c.challenge_id}, {"challenge", c.challenge}, {"expires_at", c.expires_at}}; }
+json to_json(Challenge const& c) {
+    return json{{"challenge_id", c.challenge_id}, {"challenge", c.challenge}, {"expires_at", c.expires_at}};
+}
 
 json to_json(VisualPasscode const& p) { return json{{"passcode", p.passcode}, {"expires_at", p.expires_at}}; }
 
@@ -75,7 +84,9 @@ HttpResult answer(RegisteredConsent const& r) {
     return json_result(r.retry ? 200 : 201, out);  // 201, or 200 for the same registration sent again
 }
 
-json to_json(HandoffCreated const& h) { return json{{"handoff_id", h.handoff_id}, {"code", h.code}, {"expires_at", h.expires_at}, {"qr", h.qr}}; }
+json to_json(HandoffCreated const& h) {
+    return json{{"handoff_id", h.handoff_id}, {"code", h.code}, {"expires_at", h.expires_at}, {"qr", h.qr}};
+}
 
 json to_json(HandoffStatus const& s) {
     json out{{"expires_at", s.expires_at}, {"state", s.state}};
@@ -88,6 +99,8 @@ json to_json(HandoffStatus const& s) {
     return out;
 }
 
-json to_json(HandoffClaimed const& c) { return json{{"claim", c.claim}, {"choices", choices_json(c.choices)}, {"expires_at", c.expires_at}}; }
+json to_json(HandoffClaimed const& c) {
+    return json{{"claim", c.claim}, {"choices", choices_json(c.choices)}, {"expires_at", c.expires_at}};
+}
 
 }  // namespace kyotaku::server::api_json

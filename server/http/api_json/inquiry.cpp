@@ -19,12 +19,14 @@ json page_json(HistoryEntries<Entry> const& page, json (*entry)(Entry const&)) {
 }  // namespace
 
 EligibilityQuery eligibility_query(json const& body) {
-    Fields f(body, {"category", "reference_number", "insurer_number", "symbol", "number", "branch", "birthdate", "query_date"});
+    Fields f(body, {"category", "reference_number", "insurer_number", "symbol", "number", "branch", "birthdate",
+                    "query_date"});
     return {f.text("category"), f.maybe_text("query_date"), f.maybe_text("reference_number"), card_fields(f)};
 }
 
 MedicalInfoQuery medical_info_query(json const& body) {
-    Fields f(body, {"category", "item", "reference_number", "insurer_number", "symbol", "number", "branch", "birthdate"});
+    Fields f(body,
+             {"category", "item", "reference_number", "insurer_number", "symbol", "number", "branch", "birthdate"});
     return {f.text("category"), f.text("item"), f.maybe_text("reference_number"), card_fields(f)};
 }
 
@@ -39,7 +41,8 @@ json to_json(MedicalInfoAnswer const& a) {
     json out{{"allowed", a.allowed}, {"reason", a.reason}};
     if (a.records) {
         json records = json::array();
-        for (auto const& r : *a.records) records.push_back(json{{"recorded_on", r.recorded_on}, {"content", json::parse(r.content_json)}});
+        for (auto const& r : *a.records)
+            records.push_back(json{{"recorded_on", r.recorded_on}, {"content", json::parse(r.content_json)}});
         out["records"] = records;
     }
     return out;
@@ -47,7 +50,8 @@ json to_json(MedicalInfoAnswer const& a) {
 
 HttpResult answer(ReferenceRegistered const& r) {
     // 201 for a new number, 200 for the same registration again.
-    return json_result(r.registered ? 201 : 200, json{{"reference_number", r.reference_number}, {"registered", r.registered}});
+    return json_result(r.registered ? 201 : 200,
+                       json{{"reference_number", r.reference_number}, {"registered", r.registered}});
 }
 
 json to_json(ReferenceImport const& r) {
@@ -79,7 +83,11 @@ json to_json(HistoryEntries<InquiryLogEntry> const& page) {
 
 json to_json(HistoryEntries<ViewingLogEntry> const& page) {
     return page_json<ViewingLogEntry>(page, [](ViewingLogEntry const& e) {
-        return json{{"at", e.at}, {"item", e.item}, {"terminal", e.terminal}, {"allowed", e.allowed}, {"reason", e.reason}};
+        return json{{"at", e.at},
+                    {"item", e.item},
+                    {"terminal", e.terminal},
+                    {"allowed", e.allowed},
+                    {"reason", e.reason}};
     });
 }
 

@@ -10,7 +10,8 @@ NewDevice new_device(json const& body) {
     NewDevice d{f.text("name"), f.text("kind"), f.text("ownership"), {}};
     json const& staff = f.raw("permitted_staff");
     if (!staff.is_array())
-        throw invalid("permitted_staff", "利用を許可する職員の一覧 (1〜100人) が必要です", "permitted_staff must be an array of 1..100 names");
+        throw invalid("permitted_staff", "利用を許可する職員の一覧 (1〜100人) が必要です",
+                      "permitted_staff must be an array of 1..100 names");
     for (auto const& s : staff) {
         if (!s.is_string()) throw invalid("permitted_staff", "職員名は文字列です", "staff names are strings");
         d.permitted_staff.push_back(s.get<std::string>());
@@ -23,12 +24,14 @@ NewDeviceCheck new_device_check(json const& body) {
     NewDeviceCheck check{f.text("checked_on"), f.text("checker"), {}};
     json const& checks = f.raw("checks");
     if (!checks.is_object()) throw invalid("checks", "checks (5項目) が必要です", "checks is required");
-    for (auto const& [k, v] : checks.items()) check.checks.emplace_back(k, v.is_boolean() ? std::optional<bool>(v.get<bool>()) : std::nullopt);
+    for (auto const& [k, v] : checks.items())
+        check.checks.emplace_back(k, v.is_boolean() ? std::optional<bool>(v.get<bool>()) : std::nullopt);
     return check;
 }
 
 FallbackVerification fallback_verification(json const& body) {
-    Fields f(body, {"method", "reason", "verified_on", "burden_ratio", "insurer_number", "symbol", "number", "branch", "birthdate"});
+    Fields f(body, {"method", "reason", "verified_on", "burden_ratio", "insurer_number", "symbol", "number", "branch",
+                    "birthdate"});
     return {f.text("method"), f.text("reason"), f.text("verified_on"), f.text("burden_ratio"), card_fields(f)};
 }
 
@@ -45,8 +48,13 @@ json to_json(std::vector<Device> const& devices) {
         if (d.last_check)
             last = json{{"checked_on", d.last_check->checked_on}, {"checker", d.last_check->checker},
                         {"all_passed", d.last_check->failed.empty()}, {"failed", d.last_check->failed}};
-        out.push_back(json{{"id", d.id}, {"name", d.name}, {"kind", d.kind}, {"ownership", d.ownership},
-                           {"permitted_staff", d.permitted_staff}, {"registered_at", d.registered_at}, {"last_check", last}});
+        out.push_back(json{{"id", d.id},
+                           {"name", d.name},
+                           {"kind", d.kind},
+                           {"ownership", d.ownership},
+                           {"permitted_staff", d.permitted_staff},
+                           {"registered_at", d.registered_at},
+                           {"last_check", last}});
     }
     return out;
 }

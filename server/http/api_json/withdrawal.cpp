@@ -16,10 +16,13 @@ WithdrawalRequest withdrawal(json const& body) {
 
 json to_json(WithdrawalPerson const& p) {
     json consents = json::array();
-    for (auto const& c : p.consents) consents.push_back(json{{"visit_kind", c.visit_kind}, {"first_visit", c.first_visit}});
+    for (auto const& c : p.consents)
+        consents.push_back(json{{"visit_kind", c.visit_kind}, {"first_visit", c.first_visit}});
     return json{{"name", p.name}, {"name_kana", p.name_kana}, {"birthdate", p.birthdate}, {"consents", consents}};
 }
 
-json to_json(Withdrawn const& w) { return json{{"withdrawn", w.count}, {"withdrawn_at", w.at}, {"withdrawn_by", w.by}}; }
+json to_json(Withdrawn const& w) {
+    return json{{"withdrawn", w.count}, {"withdrawn_at", w.at}, {"withdrawn_by", w.by}};
+}
 
 }  // namespace kyotaku::server::api_json

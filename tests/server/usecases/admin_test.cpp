@@ -1,8 +1,8 @@
 // The admin desk: the operator's test data.
 #include "../server_fixture.hpp"
 
-// Outsider 24, F10: the operator's consents skipped the appointment rules (オンライン診療 without a 診療予約日, 訪問診療
-// with one, an appointment in 2099). The operator path asks them as the other registration paths do, on the
+// Outsider 24, F10: the operator's consents skipped the appointment rules (オンライン診療 without a 診療予約日,
+// 訪問診療 with one, an appointment in 2099). The operator path asks them as the other registration paths do, on the
 // consent's own first visit.
 TEST_F(ServerFixture, OperatorConsentsAskTheAppointmentRules) {
     std::string const key = person();
@@ -13,13 +13,18 @@ TEST_F(ServerFixture, OperatorConsentsAskTheAppointmentRules) {
         if (appointment) c["appointment_date"] = appointment;
         return call(admin, "POST", "/api/v1/admin/consents", c.dump());
     };
-    for (auto const& [kind, appointment] : std::vector<std::pair<char const*, char const*>>{
-             {"オンライン診療", nullptr}, {"訪問診療", "2024-06-20"}, {"オンライン診療", "2099-01-01"}, {"オンライン診療", "2024-05-31"}}) {
+    for (auto const& [kind, appointment] :
+         std::vector<std::pair<char const*, char const*>>{{"オンライン診療", nullptr},
+                                                          {"訪問診療", "2024-06-20"},
+                                                          {"オンライン診療", "2099-01-01"},
+                                                          {"オンライン診療", "2024-05-31"}}) {
         auto r = add(kind, "2024-06-01", appointment);
         EXPECT_EQ(r.status, 400) << kind << " " << (appointment ? appointment : "-") << ": " << r.body;
         EXPECT_EQ(body(r).value("field", ""), "appointment_date") << r.body;
     }
-    EXPECT_NE(body(add("オンライン診療", "2024-06-01", nullptr))["message_ja"].get<std::string>().find("診療予約日が必要"), std::string::npos);
+    EXPECT_NE(body(add("オンライン診療", "2024-06-01", nullptr))["message_ja"].get<std::string>().find(
+                  "診療予約日が必要"),
+              std::string::npos);
     EXPECT_EQ(add("オンライン診療", "2024-06-01", "2024-08-30").status, 201);  // within 90 days of the first visit
     EXPECT_EQ(add("訪問診療", "2024-06-01", nullptr).status, 201);
     EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM consents")[0][0]), 2);
@@ -32,12 +37,15 @@ TEST_F(ServerFixture, TheOperatorsConsentsAskTheRulesAndAreNotDatedAfterToday) {
     ASSERT_EQ(call(b, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"home_visit_enabled":true})").status, 200);
     std::string const key = person();
     today("2024-07-01");
-    json c{{"facility_code", "2714206386"}, {"person_key", key}, {"visit_kind", "訪問診療"}, {"first_visit", "2024-06-03"},
+    json c{{"facility_code", "2714206386"}, {"person_key", key},
+           {"visit_kind", "訪問診療"},      {"first_visit", "2024-06-03"},
            {"identity_method", "暗証番号"}, {"items", {"薬剤情報"}}};
     auto station = call(admin, "POST", "/api/v1/admin/consents", c.dump());
     EXPECT_EQ(station.status, 409) << station.body;
     EXPECT_EQ(body(station)["field"], "visit_kind");
-    EXPECT_NE(body(station)["message_ja"].get<std::string>().find("訪問看護ステーション は 訪問診療 を行う施設区分ではありません"), std::string::npos);
+    EXPECT_NE(body(station)["message_ja"].get<std::string>().find(
+                  "訪問看護ステーション は 訪問診療 を行う施設区分ではありません"),
+              std::string::npos);
     c["visit_kind"] = "訪問看護";
     EXPECT_EQ(call(admin, "POST", "/api/v1/admin/consents", c.dump()).status, 201);
     c["facility_code"] = "0110113719";
@@ -51,7 +59,11 @@ TEST_F(ServerFixture, TheOperatorsConsentsAskTheRulesAndAreNotDatedAfterToday) {
     c["first_visit"] = "2024-07-01";
     EXPECT_EQ(call(admin, "POST", "/api/v1/admin/consents", c.dump()).status, 201);
     auto record = call(admin, "POST", "/api/v1/admin/medical-records",
-                       json{{"person_key", key}, {"item", "薬剤情報"}, {"recorded_on", "2099-01-01"}, {"content", {{"薬剤", "x"}}}}.dump());
+                       json{{"person_key", key},
+                            {"item", "薬剤情報"},
+                            {"recorded_on", "2099-01-01"},
+                            {"content", {{"薬剤", "x"}}}}
+                           .dump());
     EXPECT_EQ(record.status, 400);
     EXPECT_EQ(body(record)["field"], "recorded_on");
     // The patient's real relationship is the one of 7/1: nothing from 2099 stands in front of it.

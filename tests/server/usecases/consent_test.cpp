@@ -21,14 +21,19 @@ struct CardPki {
     }
     ~CardPki() { std::system(("rm -rf " + dir).c_str()); }
     std::string der_b64(int card) const {
-        std::system(("openssl x509 -in " + dir + "/card-" + std::to_string(card) + ".pem -outform DER -out " + dir + "/c.der").c_str());
+        std::system(
+            ("openssl x509 -in " + dir + "/card-" + std::to_string(card) + ".pem -outform DER -out " + dir + "/c.der")
+                .c_str());
         return base64_encode(bytes_of(slurp_file(dir + "/c.der")));
     }
     // What the card returns for COMPUTE DIGITAL SIGNATURE over the challenge: RSA PKCS#1 v1.5 of SHA-256.
     std::string sign_b64(int card, std::string const& challenge_b64) const {
         auto challenge = base64_decode(challenge_b64);
-        std::ofstream(dir + "/challenge.bin", std::ios::binary).write(reinterpret_cast<char const*>(challenge->data()), std::streamsize(challenge->size()));
-        std::system(("openssl dgst -sha256 -sign " + dir + "/card-" + std::to_string(card) + ".key -out " + dir + "/sig.bin " + dir + "/challenge.bin").c_str());
+        std::ofstream(dir + "/challenge.bin", std::ios::binary)
+            .write(reinterpret_cast<char const*>(challenge->data()), std::streamsize(challenge->size()));
+        std::system(("openssl dgst -sha256 -sign " + dir + "/card-" + std::to_string(card) + ".key -out " + dir +
+                     "/sig.bin " + dir + "/challenge.bin")
+                        .c_str());
         return base64_encode(bytes_of(slurp_file(dir + "/sig.bin")));
     }
 };
@@ -45,7 +50,10 @@ protected:
         service->context.card_ca = pki->dir + "/card-ca.pem";
         enable(a);
         key = person();
-        ASSERT_EQ(call(admin, "POST", "/api/v1/admin/cards", json{{"person_key", key}, {"certificate", slurp_file(pki->dir + "/card-1.pem")}}.dump()).status, 201);
+        ASSERT_EQ(call(admin, "POST", "/api/v1/admin/cards",
+                       json{{"person_key", key}, {"certificate", slurp_file(pki->dir + "/card-1.pem")}}.dump())
+                      .status,
+                  201);
         auto url = body(call(a, "GET", "/api/v1/url"))["url"].get<std::string>();
         token = url.substr(url.find("/c/") + 3);
     }
@@ -58,8 +66,12 @@ protected:
     }
     // A registration as the page sends it (the page names no date: the server's clock decides the first visit).
     json registration(json const& ch, int card = 1, int signer = 1, char const* method = "暗証番号") {
-        return json{{"token", token}, {"challenge_id", ch["challenge_id"]}, {"certificate", pki->der_b64(card)},
-                    {"signature", pki->sign_b64(signer, ch["challenge"])}, {"identity_method", method}, {"visit_kind", "訪問診療"},
+        return json{{"token", token},
+                    {"challenge_id", ch["challenge_id"]},
+                    {"certificate", pki->der_b64(card)},
+                    {"signature", pki->sign_b64(signer, ch["challenge"])},
+                    {"identity_method", method},
+                    {"visit_kind", "訪問診療"},
                     {"items", {"薬剤情報", "診療情報"}}};
     }
     std::string key;
@@ -89,12 +101,14 @@ TEST_F(ServerFixture, TheConsentPageLearnsItsFacilityAndGetsItsFilesAndTheServer
     bool referrer = false, csp = false;
     for (auto const& [k, v] : js.headers) {
         referrer = referrer || (k == "Referrer-Policy" && v == "no-referrer");
-        if (k == "Content-Security-Policy") csp = v.find("default-src 'self'") != std::string::npos && v.find("'unsafe-eval'") == std::string::npos &&
-                                                   v.find("'unsafe-inline'") == std::string::npos;
+        if (k == "Content-Security-Policy")
+            csp = v.find("default-src 'self'") != std::string::npos && v.find("'unsafe-eval'") == std::string::npos &&
+                  v.find("'unsafe-inline'") == std::string::npos;
     }
     EXPECT_TRUE(referrer);
     EXPECT_TRUE(csp) << "own origin only, no eval, no inline script";
-    for (char const* bad : {"/web/secret.txt", "/web/../service_test.cpp", "/web/.hidden.js", "/web/nope.js", "/web/a%2Fb.js", "/web/"})
+    for (char const* bad :
+         {"/web/secret.txt", "/web/../service_test.cpp", "/web/.hidden.js", "/web/nope.js", "/web/a%2Fb.js", "/web/"})
         EXPECT_EQ(call(Caller{}, "GET", bad).status, 404) << bad;
     EXPECT_EQ(call(Caller{}, "POST", "/web/app.js").status, 405);
     // The bundle is the server's own rules.
@@ -139,13 +153,15 @@ TEST_F(ConsentRegistration, ForgedSignaturesAndUnknownCardsAreRefused) {
     EXPECT_EQ(body(call(Caller{}, "POST", "/api/v1/consent/register", not_a_card.dump()))["field"], "certificate");
     json other_challenge = registration(ch);
     other_challenge["challenge_id"] = "0000";
-    EXPECT_EQ(body(call(Caller{}, "POST", "/api/v1/consent/register", other_challenge.dump()))["field"], "challenge_id");
+    EXPECT_EQ(body(call(Caller{}, "POST", "/api/v1/consent/register", other_challenge.dump()))["field"],
+              "challenge_id");
     EXPECT_EQ(body(call(admin, "GET", "/api/v1/admin/consents?facility_code=0110113719")).size(), 0u);
 }
 
 TEST_F(ConsentRegistration, VisualCheckNeedsTheDateAndAOneTimePasscode) {
     // Before 2024-10-01 the rules allow 暗証番号 only.
-    auto early = call(Caller{}, "POST", "/api/v1/consent/register", registration(challenge("2024-09-30"), 1, 1, "目視確認").dump());
+    auto early = call(Caller{}, "POST", "/api/v1/consent/register",
+                      registration(challenge("2024-09-30"), 1, 1, "目視確認").dump());
     EXPECT_EQ(early.status, 400);
     EXPECT_EQ(body(early)["field"], "identity_method");
     // From 2024-10-01, with a passcode an office terminal obtained; once only.
@@ -226,11 +242,14 @@ TEST_F(ConsentRegistration, TheFirstVisitIsTheServersDateAndTheAppointmentIsBoun
     EXPECT_EQ(body(refused)["field"], "visit_date");
     json continuing = registration(challenge("2024-05-07"), 1, 1, "暗証番号");
     continuing["continuing_home_care"] = true;
-    EXPECT_EQ(body(call(Caller{}, "POST", "/api/v1/consent/register", continuing.dump()))["field"], "continuing_home_care");
-    auto ok = call(Caller{}, "POST", "/api/v1/consent/register", registration(challenge("2024-05-07"), 1, 1, "暗証番号").dump());
+    EXPECT_EQ(body(call(Caller{}, "POST", "/api/v1/consent/register", continuing.dump()))["field"],
+              "continuing_home_care");
+    auto ok = call(Caller{}, "POST", "/api/v1/consent/register",
+                   registration(challenge("2024-05-07"), 1, 1, "暗証番号").dump());
     ASSERT_EQ(ok.status, 201) << ok.body;
     EXPECT_EQ(body(ok)["first_visit"], "2024-05-07");
-    EXPECT_EQ(body(call(admin, "GET", "/api/v1/admin/consents?facility_code=0110113719"))[0]["first_visit"], "2024-05-07");
+    EXPECT_EQ(body(call(admin, "GET", "/api/v1/admin/consents?facility_code=0110113719"))[0]["first_visit"],
+              "2024-05-07");
     // Online care: the 診療予約日 is required, today or later, and not beyond the rules' 90 days.
     ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"online_enabled":true})").status, 200);
     auto online = [&](char const* appointment) {
@@ -268,7 +287,8 @@ TEST_F(ConsentRegistration, AVisitKindTheFacilityKindDoesNotOfferIsRefusedWithTh
         auto r = call(Caller{}, "POST", "/api/v1/consent/register", req.dump());
         EXPECT_EQ(r.status, 409) << kind << r.body;
         EXPECT_EQ(body(r)["field"], "visit_kind");
-        EXPECT_NE(body(r)["message_ja"].get<std::string>().find(std::string("訪問看護ステーション は ") + kind + " を行う施設区分ではありません"),
+        EXPECT_NE(body(r)["message_ja"].get<std::string>().find(std::string("訪問看護ステーション は ") + kind +
+                                                                " を行う施設区分ではありません"),
                   std::string::npos)
             << r.body;
     }
@@ -285,8 +305,10 @@ TEST_F(ConsentRegistration, AVisitKindTheFacilityKindDoesNotOfferIsRefusedWithTh
 // The consent page learns for which kinds the staff are asked (its page data), and the card path records the answer.
 TEST_F(ConsentRegistration, TheStaffSayWhetherItWasAPreparatoryVisit) {
     auto page = body(call(Caller{}, "GET", "/api/v1/consent/page?token=" + token));
-    EXPECT_NE(std::find(page["preparatory_kinds"].begin(), page["preparatory_kinds"].end(), "訪問診療"), page["preparatory_kinds"].end());
-    EXPECT_EQ(std::find(page["preparatory_kinds"].begin(), page["preparatory_kinds"].end(), "往診"), page["preparatory_kinds"].end());
+    EXPECT_NE(std::find(page["preparatory_kinds"].begin(), page["preparatory_kinds"].end(), "訪問診療"),
+              page["preparatory_kinds"].end());
+    EXPECT_EQ(std::find(page["preparatory_kinds"].begin(), page["preparatory_kinds"].end(), "往診"),
+              page["preparatory_kinds"].end());
     json req = registration(challenge("2024-07-01"));
     req["preparatory_visit"] = true;
     ASSERT_EQ(call(Caller{}, "POST", "/api/v1/consent/register", req.dump()).status, 201);

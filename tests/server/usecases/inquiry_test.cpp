@@ -31,17 +31,23 @@ TEST_F(ServerFixture, MedicalInformationOnlyWhereTheRulesAllowIt) {
     std::string key = person();
     consent("0110113719", key);
     auto rec = call(admin, "POST", "/api/v1/admin/medical-records",
-                    json{{"person_key", key}, {"item", "薬剤情報"}, {"recorded_on", "2024-05-01"}, {"content", {{"薬剤", "アムロジピン 5mg"}}}}.dump());
+                    json{{"person_key", key},
+                         {"item", "薬剤情報"},
+                         {"recorded_on", "2024-05-01"},
+                         {"content", {{"薬剤", "アムロジピン 5mg"}}}}
+                        .dump());
     ASSERT_EQ(rec.status, 201) << rec.body;
     auto ok = body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-06-01")));
     ASSERT_TRUE(ok["allowed"].get<bool>()) << ok.dump();
     EXPECT_EQ(ok["records"][0]["content"]["薬剤"], "アムロジピン 5mg");
     // A mobile terminal never sees medical information (the rules say so; nothing is returned).
-    auto mobile = body(call(facility("0110113719", Caller::Role::staff, "モバイル端末"), "POST", "/api/v1/medical-info", viewing_on("2024-06-01")));
+    auto mobile = body(call(facility("0110113719", Caller::Role::staff, "モバイル端末"), "POST", "/api/v1/medical-info",
+                            viewing_on("2024-06-01")));
     EXPECT_FALSE(mobile["allowed"].get<bool>());
     EXPECT_FALSE(mobile.contains("records"));
     // Not consented, and disabled in 環境設定.
-    EXPECT_FALSE(body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-06-01", "手術情報")))["allowed"].get<bool>());
+    EXPECT_FALSE(
+        body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-06-01", "手術情報")))["allowed"].get<bool>());
     ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"viewing_items":{"薬剤情報":false}})").status, 200);
     auto disabled = body(call(a, "POST", "/api/v1/medical-info", viewing_on("2024-06-01")));
     EXPECT_FALSE(disabled["allowed"].get<bool>());
@@ -59,7 +65,13 @@ TEST_F(ServerFixture, AMobileSessionIsWeakerAndNeverSeesMedicalInformation) {
     std::string key = person();
     consent("0110113719", key);
     ASSERT_EQ(call(admin, "POST", "/api/v1/admin/medical-records",
-                   json{{"person_key", key}, {"item", "薬剤情報"}, {"recorded_on", "2024-05-01"}, {"content", {{"薬剤", "x"}}}}.dump()).status, 201);
+                   json{{"person_key", key},
+                        {"item", "薬剤情報"},
+                        {"recorded_on", "2024-05-01"},
+                        {"content", {{"薬剤", "x"}}}}
+                       .dump())
+                  .status,
+              201);
     auto url = body(call(a, "GET", "/api/v1/url"))["url"].get<std::string>();
     Caller mobile = mobile_caller(*service, url.substr(url.find("/c/") + 3));
     ASSERT_EQ(mobile.kind, Caller::Kind::mobile);
@@ -92,7 +104,11 @@ TEST_F(ServerFixture, ReferenceNumbersAreTheFacilitysOwnAndServeReinquiry) {
     enable(b);
     std::string hanako = person();
     consent("0110113719", hanako);
-    json who{{"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"}};
+    json who{{"insurer_number", "06132013"},
+             {"symbol", "123"},
+             {"number", "4567"},
+             {"branch", "01"},
+             {"birthdate", "1940-05-01"}};
     json reg = who;
     reg["reference_number"] = "カルテ-0001";
     EXPECT_EQ(call(a, "POST", "/api/v1/reference-numbers", reg.dump()).status, 201);
@@ -102,7 +118,11 @@ TEST_F(ServerFixture, ReferenceNumbersAreTheFacilitysOwnAndServeReinquiry) {
     // The number cannot be given to someone else.
     std::string taro = person("01130012", nullptr, nullptr, "2020-04-01", "777");
     consent("0110113719", taro);
-    json other{{"insurer_number", "01130012"}, {"symbol", "123"}, {"number", "777"}, {"branch", "01"}, {"birthdate", "1940-05-01"},
+    json other{{"insurer_number", "01130012"},
+               {"symbol", "123"},
+               {"number", "777"},
+               {"branch", "01"},
+               {"birthdate", "1940-05-01"},
                {"reference_number", "カルテ-0001"}};
     EXPECT_EQ(call(a, "POST", "/api/v1/reference-numbers", other.dump()).status, 409);
     // Re-inquiry by 照会番号.
@@ -136,10 +156,13 @@ TEST_F(ServerFixture, HistoriesComeAPageAtATimeAndTheCursorWalksEveryEntryOnce) 
     int const total = history_page * 2 + 203;
     transaction(*db, [&] {
         for (int i = 0; i < total; ++i)  // three entries a second: equal times are ordered by id
-            db->query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, '再照会', NULL, 1, '{}')",
-                      {new_id(), "0110113719", "2024-05-01T00:" + std::string(i / 3 / 60 < 10 ? "0" : "") + std::to_string(i / 3 / 60) + ":" +
-                                                    std::string(i / 3 % 60 < 10 ? "0" : "") + std::to_string(i / 3 % 60) + ".000000Z"});
-        db->query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, $2, $3, '再照会', NULL, 1, '{}')",
+            db->query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES "
+                      "($1, $2, $3, '再照会', NULL, 1, '{}')",
+                      {new_id(), "0110113719",
+                       "2024-05-01T00:" + std::string(i / 3 / 60 < 10 ? "0" : "") + std::to_string(i / 3 / 60) + ":" +
+                           std::string(i / 3 % 60 < 10 ? "0" : "") + std::to_string(i / 3 % 60) + ".000000Z"});
+        db->query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, "
+                  "$2, $3, '再照会', NULL, 1, '{}')",
                   {new_id(), "2714206386", "2024-05-01T00:00:00.000000Z"});
     });
     std::vector<int> sizes;
@@ -163,16 +186,20 @@ TEST_F(ServerFixture, HistoriesComeAPageAtATimeAndTheCursorWalksEveryEntryOnce) 
     auto whole = body(call(a, "GET", "/api/v1/history/inquiries?limit=" + std::to_string(history_page_max)));
     EXPECT_EQ(int(whole["entries"].size()), total);
     EXPECT_TRUE(whole["next"].is_null());
-    auto small = body(call(a, "GET", "/api/v1/history/inquiries?limit=2&from=2024-05-01T00:00:01&to=2024-05-01T00:00:01"));
+    auto small =
+        body(call(a, "GET", "/api/v1/history/inquiries?limit=2&from=2024-05-01T00:00:01&to=2024-05-01T00:00:01"));
     EXPECT_EQ(small["entries"].size(), 2u);
-    auto rest = body(call(a, "GET", "/api/v1/history/inquiries?limit=2&from=2024-05-01T00:00:01&to=2024-05-01T00:00:01&after=" +
-                                        small["next"].get<std::string>()));
-    EXPECT_EQ(rest["entries"].size(), 1u);  // the three entries of second 1 (`to` to the second includes that second, whole)
+    auto rest = body(call(a, "GET",
+                          "/api/v1/history/inquiries?limit=2&from=2024-05-01T00:00:01&to=2024-05-01T00:00:01&after=" +
+                              small["next"].get<std::string>()));
+    // the three entries of second 1 (`to` to the second includes that second, whole)
+    EXPECT_EQ(rest["entries"].size(), 1u);
     EXPECT_TRUE(rest["next"].is_null());
     EXPECT_EQ(body(call(b, "GET", "/api/v1/history/inquiries"))["entries"].size(), 1u);  // B's own only
     for (char const* bad : {"limit=0", "limit=5001", "limit=x", "limit=-1", "limit=99999999999"})
         EXPECT_EQ(body(call(a, "GET", std::string("/api/v1/history/inquiries?") + bad))["field"], "limit") << bad;
-    for (char const* bad : {"after=x", "after=2024_zz", "after=2024-05-01T00:00:00.000000Z_0123", "after=%27%20OR%201=1_00000000000000000000000000000000"})
+    for (char const* bad : {"after=x", "after=2024_zz", "after=2024-05-01T00:00:00.000000Z_0123",
+                            "after=%27%20OR%201=1_00000000000000000000000000000000"})
         EXPECT_EQ(body(call(a, "GET", std::string("/api/v1/history/viewings?") + bad))["field"], "after") << bad;
 }
 
@@ -181,9 +208,10 @@ TEST_F(ServerFixture, HistoriesComeAPageAtATimeAndTheCursorWalksEveryEntryOnce) 
 // or date-times (UTC, Z or an offset), parsed; a bad one is a 400 naming it.
 TEST_F(ServerFixture, HistoryBoundsAreDatesAndTimesNotText) {
     enable(a);
-    for (char const* at : {"2026-12-05T14:59:59.999999Z", "2026-12-05T15:00:00.000000Z", "2026-12-06T01:00:00.000000Z", "2026-12-06T14:59:59.999999Z",
-                           "2026-12-06T15:00:00.000000Z"})
-        db->query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, '0110113719', $2, '再照会', NULL, 1, '{}')",
+    for (char const* at : {"2026-12-05T14:59:59.999999Z", "2026-12-05T15:00:00.000000Z", "2026-12-06T01:00:00.000000Z",
+                           "2026-12-06T14:59:59.999999Z", "2026-12-06T15:00:00.000000Z"})
+        db->query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES ($1, "
+                  "'0110113719', $2, '再照会', NULL, 1, '{}')",
                   {new_id(), std::string(at)});
     auto count = [&](std::string const& query) {
         auto r = call(a, "GET", "/api/v1/history/inquiries?" + query);
@@ -200,14 +228,15 @@ TEST_F(ServerFixture, HistoryBoundsAreDatesAndTimesNotText) {
     EXPECT_EQ(count("from=4048-01-01"), 0u);  // past what the clock can hold (the HTTP fuzzer's find): no overflow
     EXPECT_EQ(count("to=4048-01-01"), 5u);
     EXPECT_EQ(count("to=1900-01-01T00:00:00Z"), 0u);
-    for (auto const& [query, field] : std::vector<std::pair<std::string, std::string>>{{"from=zzz", "from"},
-                                                                                       {"from=2027-13-45", "from"},
-                                                                                       {"to=2026-02-30", "to"},
-                                                                                       {"to=zzz", "to"},
-                                                                                       {"from=2026-12-06T25:00:00Z", "from"},
-                                                                                       {"from=2026-12-06T10:00:00%2B9", "from"},
-                                                                                       {"to=2026-12-06T10:00:00.1234567Z", "to"},
-                                                                                       {"to=2026-12-06%20", "to"}}) {
+    for (auto const& [query, field] :
+         std::vector<std::pair<std::string, std::string>>{{"from=zzz", "from"},
+                                                          {"from=2027-13-45", "from"},
+                                                          {"to=2026-02-30", "to"},
+                                                          {"to=zzz", "to"},
+                                                          {"from=2026-12-06T25:00:00Z", "from"},
+                                                          {"from=2026-12-06T10:00:00%2B9", "from"},
+                                                          {"to=2026-12-06T10:00:00.1234567Z", "to"},
+                                                          {"to=2026-12-06%20", "to"}}) {
         auto r = call(a, "GET", "/api/v1/history/viewings?" + query);
         EXPECT_EQ(r.status, 400) << query << ": " << r.body;
         EXPECT_EQ(body(r).value("field", ""), field) << query;
@@ -220,7 +249,9 @@ TEST_F(ServerFixture, ReferenceNumbersAreOneLineOfVisibleTextAndTheCsvHasNoQuoti
     enable(a);
     consent("0110113719", person());
     auto csv = body(call(a, "POST", "/api/v1/reference-numbers",
-                         "\"Q\n1\",06132013,123,4567,01,1940-05-01\n\"Q,2\",06132013,123,4567,01,1940-05-01\nR-3,06132013,123,4567,01,1940-05-01\n", "text/csv"));
+                         "\"Q\n1\",06132013,123,4567,01,1940-05-01\n\"Q,2\",06132013,123,4567,01,1940-05-01\nR-3,"
+                         "06132013,123,4567,01,1940-05-01\n",
+                         "text/csv"));
     EXPECT_EQ(csv["registered"], 1) << csv.dump();
     ASSERT_EQ(csv["results"].size(), 4u) << csv.dump();
     for (std::size_t i = 0; i < 3; ++i) {
@@ -231,7 +262,8 @@ TEST_F(ServerFixture, ReferenceNumbersAreOneLineOfVisibleTextAndTheCsvHasNoQuoti
     EXPECT_EQ(csv["results"][3]["result"], "登録");
     EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM reference_numbers")[0][0]), 1);
     for (char const* bad : {"\u3000", " ", " \u3000 ", "A\tB", "A\rB"}) {
-        json reg{{"reference_number", bad}, {"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"}};
+        json reg{{"reference_number", bad}, {"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"},
+                 {"branch", "01"},          {"birthdate", "1940-05-01"}};
         auto r = call(a, "POST", "/api/v1/reference-numbers", reg.dump());
         EXPECT_EQ(r.status, 400) << r.body;
         EXPECT_EQ(body(r).value("field", ""), "reference_number") << r.body;
@@ -254,9 +286,18 @@ TEST_F(ServerFixture, AUrlHolderLearnsNothingAboutWhetherAPersonExists) {
 
 TEST_F(ServerFixture, LossOfEligibilityIsAnsweredWithItsDateAndReason) {
     enable(a);
-    json p{{"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"},
-           {"name", "在宅 花子"}, {"burden_ratio", "010"}, {"valid_from", "2020-04-01"}, {"valid_to", "2024-06-30"}, {"loss_reason", "01"},
-           {"card_classification", "03"}, {"personal_family", "2"}};
+    json p{{"insurer_number", "06132013"},
+           {"symbol", "123"},
+           {"number", "4567"},
+           {"branch", "01"},
+           {"birthdate", "1940-05-01"},
+           {"name", "在宅 花子"},
+           {"burden_ratio", "010"},
+           {"valid_from", "2020-04-01"},
+           {"valid_to", "2024-06-30"},
+           {"loss_reason", "01"},
+           {"card_classification", "03"},
+           {"personal_family", "2"}};
     auto r = call(admin, "POST", "/api/v1/admin/insured-persons", p.dump());
     ASSERT_EQ(r.status, 201) << r.body;
     consent("0110113719", body(r)["person_key"]);
@@ -287,7 +328,8 @@ TEST_F(ServerFixture, AnotherFacilityCannotTellWhetherAPersonExists) {
     EXPECT_EQ(known.body, unknown.body);
     json view_nobody = json::parse(viewing_on("2024-06-10"));
     view_nobody["birthdate"] = "1940-05-02";
-    EXPECT_EQ(call(b, "POST", "/api/v1/medical-info", viewing_on("2024-06-10")).body, call(b, "POST", "/api/v1/medical-info", view_nobody.dump()).body);
+    EXPECT_EQ(call(b, "POST", "/api/v1/medical-info", viewing_on("2024-06-10")).body,
+              call(b, "POST", "/api/v1/medical-info", view_nobody.dump()).body);
 }
 
 TEST_F(ServerFixture, ADateBeforeTheConsentShowsNoEarlierInsurance) {

@@ -13,10 +13,15 @@ TEST_F(ServerFixture, BulkFlowInTheRealXmlFormatInShiftJis) {
     std::string up_utf8 = to_utf8(up.body, "SHIFT_JIS");
     ASSERT_TRUE(r1.load_buffer(up_utf8.data(), up_utf8.size(), pugi::parse_default, pugi::encoding_utf8));
     std::string rn = r1.child("XmlMsg").child("MessageBody").child("ReceptionNumber").text().as_string();
-    EXPECT_EQ(std::string(r1.child("XmlMsg").child("MessageBody").child("ArbitraryFileIdentifier").text().as_string()), "ファイル1");
+    EXPECT_EQ(std::string(r1.child("XmlMsg").child("MessageBody").child("ArbitraryFileIdentifier").text().as_string()),
+              "ファイル1");
     ASSERT_FALSE(rn.empty());
-    std::string down = from_utf8("<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode>"
-                                 "</MessageHeader><MessageBody><ReceptionNumber>" + rn + "</ReceptionNumber></MessageBody></XmlMsg>", "SHIFT_JIS");
+    std::string down = from_utf8(
+        "<?xml version=\"1.0\" "
+        "encoding=\"Shift_JIS\"?><XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode>"
+        "</MessageHeader><MessageBody><ReceptionNumber>" +
+            rn + "</ReceptionNumber></MessageBody></XmlMsg>",
+        "SHIFT_JIS");
     // While processing: SegmentOfResult 2.
     auto pending = to_utf8(call(a, "POST", "/api/v1/oqs/OQSmuquc02req", down, "application/xml").body, "SHIFT_JIS");
     EXPECT_NE(pending.find("<SegmentOfResult>2</SegmentOfResult>"), std::string::npos);
@@ -35,10 +40,15 @@ TEST_F(ServerFixture, BulkFlowInTheRealXmlFormatInShiftJis) {
     auto units = doc.child("XmlMsg").child("MessageBody").children("BulkConfirmUnit");
     auto it = units.begin();
     ASSERT_NE(it, units.end());
-    EXPECT_EQ(std::string(it->child("QualificationConfirmSearchInfo").child("ArbitraryIdentifier").text().as_string()), "患者A");
+    EXPECT_EQ(std::string(it->child("QualificationConfirmSearchInfo").child("ArbitraryIdentifier").text().as_string()),
+              "患者A");
     EXPECT_EQ(std::string(it->child("QualificationValidity").text().as_string()), "1");
-    EXPECT_EQ(std::string(it->child("ResultOfQualificationConfirmation").child("Name").text().as_string()), "在宅 花子");
-    EXPECT_EQ(std::string(it->child("ResultOfQualificationConfirmation").child("InsuredPartialContributionRatio").text().as_string()), "010");
+    EXPECT_EQ(std::string(it->child("ResultOfQualificationConfirmation").child("Name").text().as_string()),
+              "在宅 花子");
+    EXPECT_EQ(
+        std::string(
+            it->child("ResultOfQualificationConfirmation").child("InsuredPartialContributionRatio").text().as_string()),
+        "010");
     ++it;
     EXPECT_EQ(std::string(it->child("ProcessingResultStatus").text().as_string()), "2");
     EXPECT_EQ(std::string(it->child("ProcessingResultCode").text().as_string()), "EKY0001");
@@ -58,7 +68,8 @@ TEST_F(ServerFixture, BulkXmlNamingAnotherFacilityOrBrokenIsAnErrorResult) {
     // B cannot download A's results even knowing the reception number.
     auto up = call(a, "POST", "/api/v1/oqs/OQSmuquc01req", muquc01req("0110113719", "UTF-8"), "application/xml");
     std::string rn = up.body.substr(up.body.find("<ReceptionNumber>") + 17, 20);
-    std::string down = "<XmlMsg><MessageHeader><MedicalInstitutionCode>2714206386</MedicalInstitutionCode></MessageHeader><MessageBody><ReceptionNumber>" +
+    std::string down = "<XmlMsg><MessageHeader><MedicalInstitutionCode>2714206386</MedicalInstitutionCode></"
+                       "MessageHeader><MessageBody><ReceptionNumber>" +
                        rn + "</ReceptionNumber></MessageBody></XmlMsg>";
     EXPECT_EQ(call(b, "POST", "/api/v1/oqs/OQSmuquc02req", down, "application/xml").status, 404);
 }
@@ -79,7 +90,8 @@ TEST_F(ServerFixture, SingleQualificationConfirmationInTheRealXmlFormat) {
     EXPECT_NE(out.find("<ArbitraryIdentifier>患者A</ArbitraryIdentifier>"), std::string::npos);
     EXPECT_EQ(body(call(a, "GET", "/api/v1/history/inquiries"))["entries"].size(), 1u);
     // Two search infos are not a single request.
-    EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSsiquc01req", muquc01req("0110113719", "UTF-8"), "application/xml").status, 400);
+    EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSsiquc01req", muquc01req("0110113719", "UTF-8"), "application/xml").status,
+              400);
 }
 
 TEST_F(ServerFixture, ConsentedPatientsDownloadByConsentDateAndTreatmentFlag) {
@@ -98,7 +110,8 @@ TEST_F(ServerFixture, ConsentedPatientsDownloadByConsentDateAndTreatmentFlag) {
                        hvq01req("0110113719", flag.c_str(), from, to), "application/xml");
         EXPECT_EQ(up.status, 200) << up.body;
         std::string rn = up.body.substr(up.body.find("<ReceptionNumber>") + 17, 20);
-        std::string down = "<XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode></MessageHeader><MessageBody><ReceptionNumber>" +
+        std::string down = "<XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode></"
+                           "MessageHeader><MessageBody><ReceptionNumber>" +
                            rn + "</ReceptionNumber></MessageBody></XmlMsg>";
         return call(a, "POST", "/api/v1/oqs/OQSmuquc02req", down, "application/xml").body;
     };
@@ -123,9 +136,18 @@ TEST_F(ServerFixture, ConsentedPatientsDownloadByConsentDateAndTreatmentFlag) {
     std::string late_online = download("3", "20240401", "20240430");
     EXPECT_EQ(late_online.find("<Name>"), std::string::npos) << late_online;
     EXPECT_NE(none.find("<NumberOfProcessingResult>0</NumberOfProcessingResult>"), std::string::npos) << none;
-    EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("2714206386", "2", "20240401", "20240430"), "application/xml").status, 403);
-    EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("0110113719", "1", "20240401", "20240430"), "application/xml").status, 400);
-    EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("0110113719", "2", "20240430", "20240401"), "application/xml").status, 400);
+    EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("2714206386", "2", "20240401", "20240430"),
+                   "application/xml")
+                  .status,
+              403);
+    EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("0110113719", "1", "20240401", "20240430"),
+                   "application/xml")
+                  .status,
+              400);
+    EXPECT_EQ(call(a, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("0110113719", "2", "20240430", "20240401"),
+                   "application/xml")
+                  .status,
+              400);
 }
 
 // Outsider 24, F5: the consented-patient download picked the patient by a consent in the range and decided over all
@@ -137,17 +159,20 @@ TEST_F(ServerFixture, TheConsentedDownloadEchoesTheConsentItsAnswerRestsOn) {
     consent("0110113719", hanako, "訪問診療", "2024-04-15");  // no claims: the relationship lapses after 2024-07-31
     today("2024-08-05");
     consent("0110113719", hanako, "往診", "2024-08-05");      // a card-verified 往診 today
-    std::string const up_xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><XmlMsg><MessageHeader><QualificationConfirmationDate>20240805"
-                               "</QualificationConfirmationDate><MedicalInstitutionCode>0110113719</MedicalInstitutionCode>"
-                               "<ArbitraryFileIdentifier>hvq</ArbitraryFileIdentifier></MessageHeader><MessageBody><MedicalTreatmentFlag>2"
-                               "</MedicalTreatmentFlag><ConsentDateFrom>20240401</ConsentDateFrom><ConsentDateTo>20240430</ConsentDateTo>"
-                               "</MessageBody></XmlMsg>";
+    std::string const up_xml =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><XmlMsg><MessageHeader><QualificationConfirmationDate>20240805"
+        "</QualificationConfirmationDate><MedicalInstitutionCode>0110113719</MedicalInstitutionCode>"
+        "<ArbitraryFileIdentifier>hvq</ArbitraryFileIdentifier></MessageHeader><MessageBody><MedicalTreatmentFlag>2"
+        "</MedicalTreatmentFlag><ConsentDateFrom>20240401</ConsentDateFrom><ConsentDateTo>20240430</ConsentDateTo>"
+        "</MessageBody></XmlMsg>";
     auto up = call(a, "POST", "/api/v1/oqs/OQSmuhvq01req", up_xml, "application/xml");
     ASSERT_EQ(up.status, 200) << up.body;
     std::string const rn = up.body.substr(up.body.find("<ReceptionNumber>") + 17, 20);
     std::string const unit = call(a, "POST", "/api/v1/oqs/OQSmuquc02req",
-                                  "<XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode></MessageHeader><MessageBody>"
-                                  "<ReceptionNumber>" + rn + "</ReceptionNumber></MessageBody></XmlMsg>",
+                                  "<XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode></"
+                                  "MessageHeader><MessageBody>"
+                                  "<ReceptionNumber>" +
+                                      rn + "</ReceptionNumber></MessageBody></XmlMsg>",
                                   "application/xml")
                                  .body;
     ASSERT_NE(unit.find("<Name>在宅 花子</Name>"), std::string::npos) << "the 往診 of today allows it: " << unit;
@@ -160,12 +185,20 @@ TEST_F(ServerFixture, ReferenceNumberRegistrationInTheRealXmlFormat) {
     enable(a);
     consent("0110113719", person());
     auto file = [](char const* facility, char const* ref) {
-        return from_utf8(std::string("<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><XmlMsg><MessageHeader><MedicalInstitutionCode>") + facility +
-                             "</MedicalInstitutionCode><ArbitraryFileIdentifier>imm</ArbitraryFileIdentifier></MessageHeader><MessageBody>"
-                             "<ReferenceNumberRegistrationInfo><ReferenceNumber>" + ref + "</ReferenceNumber><InsurerNumber>06132013</InsurerNumber>"
-                             "<InsuredCardSymbol>１２３</InsuredCardSymbol><InsuredIdentificationNumber>4567</InsuredIdentificationNumber>"
-                             "<InsuredBranchNumber>01</InsuredBranchNumber></ReferenceNumberRegistrationInfo></MessageBody></XmlMsg>",
-                         "SHIFT_JIS");
+        return from_utf8(
+            std::string(
+                "<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><XmlMsg><MessageHeader><MedicalInstitutionCode>") +
+                facility +
+                "</MedicalInstitutionCode><ArbitraryFileIdentifier>imm</ArbitraryFileIdentifier></"
+                "MessageHeader><MessageBody>"
+                "<ReferenceNumberRegistrationInfo><ReferenceNumber>" +
+                ref +
+                "</ReferenceNumber><InsurerNumber>06132013</InsurerNumber>"
+                "<InsuredCardSymbol>１２３</InsuredCardSymbol><InsuredIdentificationNumber>4567</"
+                "InsuredIdentificationNumber>"
+                "<InsuredBranchNumber>01</InsuredBranchNumber></ReferenceNumberRegistrationInfo></MessageBody></"
+                "XmlMsg>",
+            "SHIFT_JIS");
     };
     auto ok = call(a, "POST", "/api/v1/oqs/OQSsiimm01req", file("0110113719", "患者-42"), "application/xml");
     ASSERT_EQ(ok.status, 200);
@@ -176,7 +209,9 @@ TEST_F(ServerFixture, ReferenceNumberRegistrationInTheRealXmlFormat) {
     EXPECT_TRUE(r["allowed"].get<bool>());
     // B has no consent for this person: its file is understood and refused in the result.
     enable(b);
-    auto refused = to_utf8(call(b, "POST", "/api/v1/oqs/OQSsiimm01req", file("2714206386", "患者-42"), "application/xml").body, "SHIFT_JIS");
+    auto refused =
+        to_utf8(call(b, "POST", "/api/v1/oqs/OQSsiimm01req", file("2714206386", "患者-42"), "application/xml").body,
+                "SHIFT_JIS");
     EXPECT_NE(refused.find("<ProcessingResultCode>EKY0001</ProcessingResultCode>"), std::string::npos) << refused;
     EXPECT_EQ(call(b, "POST", "/api/v1/oqs/OQSsiimm01req", file("0110113719", "x"), "application/xml").status, 403);
 }
@@ -184,19 +219,22 @@ TEST_F(ServerFixture, ReferenceNumberRegistrationInTheRealXmlFormat) {
 TEST_F(ServerFixture, BulkReferenceNumberRegistrationInTheRealXmlFormat) {
     enable(a);
     consent("0110113719", person());
-    std::string req = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode>"
-                      "<ArbitraryFileIdentifier>muimm</ArbitraryFileIdentifier></MessageHeader><MessageBody>"
-                      "<ReferenceNumberRegistrationInfo><ReferenceNumber>R-1</ReferenceNumber><InsurerNumber>06132013</InsurerNumber>"
-                      "<InsuredCardSymbol>123</InsuredCardSymbol><InsuredIdentificationNumber>4567</InsuredIdentificationNumber>"
-                      "<InsuredBranchNumber>01</InsuredBranchNumber></ReferenceNumberRegistrationInfo>"
-                      "<ReferenceNumberRegistrationInfo><ReferenceNumber>R-2</ReferenceNumber><InsurerNumber>01130012</InsurerNumber>"
-                      "<InsuredCardSymbol>9</InsuredCardSymbol><InsuredIdentificationNumber>9</InsuredIdentificationNumber>"
-                      "<InsuredBranchNumber>01</InsuredBranchNumber></ReferenceNumberRegistrationInfo>"
-                      "</MessageBody></XmlMsg>";
+    std::string req =
+        "<?xml version=\"1.0\" "
+        "encoding=\"UTF-8\"?><XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode>"
+        "<ArbitraryFileIdentifier>muimm</ArbitraryFileIdentifier></MessageHeader><MessageBody>"
+        "<ReferenceNumberRegistrationInfo><ReferenceNumber>R-1</ReferenceNumber><InsurerNumber>06132013</InsurerNumber>"
+        "<InsuredCardSymbol>123</InsuredCardSymbol><InsuredIdentificationNumber>4567</InsuredIdentificationNumber>"
+        "<InsuredBranchNumber>01</InsuredBranchNumber></ReferenceNumberRegistrationInfo>"
+        "<ReferenceNumberRegistrationInfo><ReferenceNumber>R-2</ReferenceNumber><InsurerNumber>01130012</InsurerNumber>"
+        "<InsuredCardSymbol>9</InsuredCardSymbol><InsuredIdentificationNumber>9</InsuredIdentificationNumber>"
+        "<InsuredBranchNumber>01</InsuredBranchNumber></ReferenceNumberRegistrationInfo>"
+        "</MessageBody></XmlMsg>";
     auto up = call(a, "POST", "/api/v1/oqs/OQSmuimm01req", req, "application/xml");
     ASSERT_EQ(up.status, 200) << up.body;
     std::string rn = up.body.substr(up.body.find("<ReceptionNumber>") + 17, 20);
-    std::string down = "<XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode></MessageHeader><MessageBody><ReceptionNumber>" +
+    std::string down = "<XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode></"
+                       "MessageHeader><MessageBody><ReceptionNumber>" +
                        rn + "</ReceptionNumber></MessageBody></XmlMsg>";
     std::string res = call(a, "POST", "/api/v1/oqs/OQSmuquc02req", down, "application/xml").body;
     EXPECT_NE(res.find("<NumberOfProcessingResult>2</NumberOfProcessingResult>"), std::string::npos) << res;
@@ -217,12 +255,15 @@ TEST_F(ServerFixture, OnlineCareThroughCsvAndXmlWithTheFilesOwnTreatmentFlag) {
     ASSERT_EQ(call(a, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"online_enabled":true})").status, 200);
     consent("0110113719", person(), "オンライン診療", "2024-06-01", "2024-06-12");
     today("2024-06-12");
-    auto up = call(a, "POST", "/api/v1/batch/reinquiry?category=%E3%82%AA%E3%83%B3%E3%83%A9%E3%82%A4%E3%83%B3%E8%A8%BA%E7%99%82%E7%AD%89",
-                   "p1,06132013,123,4567,01,1940-05-01\n", "text/csv");
+    auto up = call(
+        a, "POST",
+        "/api/v1/batch/reinquiry?category=%E3%82%AA%E3%83%B3%E3%83%A9%E3%82%A4%E3%83%B3%E8%A8%BA%E7%99%82%E7%AD%89",
+        "p1,06132013,123,4567,01,1940-05-01\n", "text/csv");
     ASSERT_EQ(up.status, 202) << up.body;
     while (service->batch.process(100) > 0) {
     }
-    auto rows = call(a, "GET", "/api/v1/batch/reinquiry/" + body(up)["reception_number"].get<std::string>() + "/result").body;
+    auto rows =
+        call(a, "GET", "/api/v1/batch/reinquiry/" + body(up)["reception_number"].get<std::string>() + "/result").body;
     EXPECT_NE(rows.find("\"allowed\":true"), std::string::npos) << rows;
     auto single = call(a, "POST", "/api/v1/oqs/OQSsiquc01req", muquc_for("0110113719", "20240612", "3"));
     EXPECT_NE(single.body.find("<Name>在宅 花子</Name>"), std::string::npos) << single.body;
@@ -240,12 +281,19 @@ TEST_F(ServerFixture, TextStoredBeforeTheDoorCheckNeverBreaksAnXmlAnswer) {
     today("2024-07-01");
     std::vector<UnmappableCharacters> warnings;
     service->context.events.on_unmappable = [&](UnmappableCharacters const& e) { warnings.push_back(e); };
-    json person_json{{"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"},
-                     {"name", "在宅 花子"}, {"burden_ratio", "030"}, {"valid_from", "2020-04-01"}};
+    json person_json{{"insurer_number", "06132013"},
+                     {"symbol", "123"},
+                     {"number", "4567"},
+                     {"branch", "01"},
+                     {"birthdate", "1940-05-01"},
+                     {"name", "在宅 花子"},
+                     {"burden_ratio", "030"},
+                     {"valid_from", "2020-04-01"}};
     auto r = call(admin, "POST", "/api/v1/admin/insured-persons", person_json.dump());
     ASSERT_EQ(r.status, 201) << r.body;
     consent("0110113719", body(r)["person_key"], "訪問診療", "2024-05-15");
-    db->query("UPDATE insured_persons SET name = $1 WHERE number = '4567'", {std::string("在宅\xEF\xBF\xBE花\x01子\xE2\x80\xAE")});
+    db->query("UPDATE insured_persons SET name = $1 WHERE number = '4567'",
+              {std::string("在宅\xEF\xBF\xBE花\x01子\xE2\x80\xAE")});
     for (char const* encoding : {"UTF-8", "Shift_JIS"}) {
         auto answer = call(a, "POST", "/api/v1/oqs/OQSsiquc01req", siquc_in(encoding, "4567"), "application/xml");
         ASSERT_EQ(answer.status, 200) << encoding;
@@ -276,11 +324,14 @@ TEST_F(ServerFixture, GaijiNamesNeverFailAShiftJisAnswer) {
     };
     std::vector<Who> const people{{"4567", "𠮷田 太郎", "〓田 太郎"},
                                   {"4568", "髙𡈽 﨑子", "髙〓 﨑子"},
-                                  {"4569", "\xEF\xA8\x90本 葛\xF3\xA0\x84\x80子", "\xEF\xA8\x90本 葛子"},  // 塚 (U+FA10, CP932 FA9C), 葛 + U+E0100
+                                  // 塚 (U+FA10, CP932 FA9C), 葛 + U+E0100
+                                  {"4569", "\xEF\xA8\x90本 葛\xF3\xA0\x84\x80子", "\xEF\xA8\x90本 葛子"},
                                   {"4570", "在宅 花子", "在宅 花子"}};
     for (auto const& p : people) {
-        json body_json{{"insurer_number", "06132013"}, {"symbol", "123"}, {"number", p.number}, {"branch", "01"}, {"birthdate", "1940-05-01"},
-                       {"name", p.name}, {"burden_ratio", "030"}, {"valid_from", "2020-04-01"}};
+        json body_json{{"insurer_number", "06132013"}, {"symbol", "123"},
+                       {"number", p.number},           {"branch", "01"},
+                       {"birthdate", "1940-05-01"},    {"name", p.name},
+                       {"burden_ratio", "030"},        {"valid_from", "2020-04-01"}};
         auto r = call(admin, "POST", "/api/v1/admin/insured-persons", body_json.dump());
         ASSERT_EQ(r.status, 201) << r.body;
         consent("0110113719", body(r)["person_key"], "訪問診療", "2024-05-15");
@@ -296,35 +347,48 @@ TEST_F(ServerFixture, GaijiNamesNeverFailAShiftJisAnswer) {
     // The batch: every row answered, in one Shift_JIS file.
     std::string rows;
     for (auto const& p : people)
-        rows += std::string("<QualificationConfirmSearchInfo><InsurerNumber>06132013</InsurerNumber><InsuredCardSymbol>123</InsuredCardSymbol>"
-                            "<InsuredIdentificationNumber>") + p.number + "</InsuredIdentificationNumber><InsuredBranchNumber>01</InsuredBranchNumber>"
-                "<Birthdate>19400501</Birthdate><ArbitraryIdentifier>" + p.number + "</ArbitraryIdentifier></QualificationConfirmSearchInfo>";
+        rows += std::string("<QualificationConfirmSearchInfo><InsurerNumber>06132013</"
+                            "InsurerNumber><InsuredCardSymbol>123</InsuredCardSymbol>"
+                            "<InsuredIdentificationNumber>") +
+                p.number +
+                "</InsuredIdentificationNumber><InsuredBranchNumber>01</InsuredBranchNumber>"
+                "<Birthdate>19400501</Birthdate><ArbitraryIdentifier>" +
+                p.number + "</ArbitraryIdentifier></QualificationConfirmSearchInfo>";
     auto up = call(a, "POST", "/api/v1/oqs/OQSmuquc01req",
-                   from_utf8("<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><XmlMsg><MessageHeader><QualificationConfirmationDate>20240701"
-                             "</QualificationConfirmationDate><MedicalInstitutionCode>0110113719</MedicalInstitutionCode><ArbitraryFileIdentifier>b"
-                             "</ArbitraryFileIdentifier></MessageHeader><MessageBody>" + rows + "</MessageBody></XmlMsg>",
+                   from_utf8("<?xml version=\"1.0\" "
+                             "encoding=\"Shift_JIS\"?><XmlMsg><MessageHeader><QualificationConfirmationDate>20240701"
+                             "</QualificationConfirmationDate><MedicalInstitutionCode>0110113719</"
+                             "MedicalInstitutionCode><ArbitraryFileIdentifier>b"
+                             "</ArbitraryFileIdentifier></MessageHeader><MessageBody>" +
+                                 rows + "</MessageBody></XmlMsg>",
                              "SHIFT_JIS"),
                    "application/xml");
     ASSERT_EQ(up.status, 200) << to_utf8(up.body, "SHIFT_JIS");
     std::string const rn = element(to_utf8(up.body, "SHIFT_JIS"), "ReceptionNumber");
     while (service->batch.process(100) > 0) {
     }
-    auto down = call(a, "POST", "/api/v1/oqs/OQSmuquc02req",
-                     "<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode>"
-                     "</MessageHeader><MessageBody><ReceptionNumber>" + rn + "</ReceptionNumber></MessageBody></XmlMsg>",
-                     "application/xml");
+    auto down = call(
+        a, "POST", "/api/v1/oqs/OQSmuquc02req",
+        "<?xml version=\"1.0\" "
+        "encoding=\"Shift_JIS\"?><XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719</MedicalInstitutionCode>"
+        "</MessageHeader><MessageBody><ReceptionNumber>" +
+            rn + "</ReceptionNumber></MessageBody></XmlMsg>",
+        "application/xml");
     ASSERT_EQ(down.status, 200) << down.body;
     std::string const all = to_utf8(down.body, "SHIFT_JIS");
     EXPECT_EQ(element(all, "NumberOfNormalProcessing"), "4") << all;
-    for (auto const& p : people) EXPECT_NE(all.find(std::string("<Name>") + p.shift_jis + "</Name>"), std::string::npos) << p.shift_jis;
+    for (auto const& p : people)
+        EXPECT_NE(all.find(std::string("<Name>") + p.shift_jis + "</Name>"), std::string::npos) << p.shift_jis;
     // The facility's consented-patient download, asked in UTF-8 and downloaded in Shift_JIS.
-    auto hvq = call(a, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("0110113719", "2", "20240501", "20240531"), "application/xml");
+    auto hvq = call(a, "POST", "/api/v1/oqs/OQSmuhvq01req", hvq01req("0110113719", "2", "20240501", "20240531"),
+                    "application/xml");
     ASSERT_EQ(hvq.status, 200) << hvq.body;
-    auto consented = call(a, "POST", "/api/v1/oqs/OQSmuquc02req",
-                          "<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719"
-                          "</MedicalInstitutionCode></MessageHeader><MessageBody><ReceptionNumber>" + element(hvq.body, "ReceptionNumber") +
-                              "</ReceptionNumber></MessageBody></XmlMsg>",
-                          "application/xml");
+    auto consented =
+        call(a, "POST", "/api/v1/oqs/OQSmuquc02req",
+             "<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><XmlMsg><MessageHeader><MedicalInstitutionCode>0110113719"
+             "</MedicalInstitutionCode></MessageHeader><MessageBody><ReceptionNumber>" +
+                 element(hvq.body, "ReceptionNumber") + "</ReceptionNumber></MessageBody></XmlMsg>",
+             "application/xml");
     ASSERT_EQ(consented.status, 200) << consented.body;
     EXPECT_NE(to_utf8(consented.body, "SHIFT_JIS").find("<Name>〓田 太郎</Name>"), std::string::npos);
     // Counted (for /metrics) and logged per unit with the route and the row, never the name: 3 characters in the

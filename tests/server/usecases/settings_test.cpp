@@ -54,11 +54,13 @@ TEST_F(ServerFixture, FacilityUrlOpensThePageUntilItIsChangedOrItsKeyRetired) {
 TEST_F(ServerFixture, SettingsOfferOnlyTheSwitchesTheFacilityKindUses) {
     auto station = body(call(b, "GET", "/api/v1/settings"));
     EXPECT_EQ(station["available_features"], json({"訪問診療等機能"}));
-    EXPECT_EQ(body(call(a, "GET", "/api/v1/settings"))["available_features"], json({"訪問診療等機能", "オンライン診療等機能"}));
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/settings"))["available_features"],
+              json({"訪問診療等機能", "オンライン診療等機能"}));
     auto online = call(b, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"online_enabled":true})");
     EXPECT_EQ(online.status, 409) << online.body;
     EXPECT_EQ(body(online)["field"], "online_enabled");
-    EXPECT_NE(body(online)["message_ja"].get<std::string>().find("オンライン診療等機能 を使いません"), std::string::npos);
+    EXPECT_NE(body(online)["message_ja"].get<std::string>().find("オンライン診療等機能 を使いません"),
+              std::string::npos);
     EXPECT_FALSE(body(call(b, "GET", "/api/v1/settings"))["online_enabled"].get<bool>());
     EXPECT_EQ(call(b, "PUT", "/api/v1/settings", R"({"terms_agreed":true,"home_visit_enabled":true})").status, 200);
     // A switch turned on before this rule can still be turned off.

@@ -16,7 +16,12 @@ TEST_F(ServerFixture, WithdrawalShowsThePersonThenEndsReinquiryAndViewing) {
     enable(b);
     std::string key = person();
     consent("0110113719", key);
-    std::string who = json{{"insurer_number", "06132013"}, {"symbol", "123"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"}}.dump();
+    std::string who = json{{"insurer_number", "06132013"},
+                           {"symbol", "123"},
+                           {"number", "4567"},
+                           {"branch", "01"},
+                           {"birthdate", "1940-05-01"}}
+                          .dump();
     // B has no consent of this person: B cannot look them up, nor withdraw A's consent.
     EXPECT_EQ(call(b, "POST", "/api/v1/withdrawal/lookup", who).status, 404);
     auto who_confirmed = json::parse(who);
@@ -40,7 +45,11 @@ TEST_F(ServerFixture, StaffWithdrawAndTheCertificateIsAudited) {
     consent("0110113719", key);
     Caller staff = facility("0110113719", Caller::Role::staff);
     staff.subject = "0110113719 職員 資格確認端末";
-    json who{{"insurer_number", "06132013"}, {"symbol", "１２３"}, {"number", "4567"}, {"branch", "01"}, {"birthdate", "1940-05-01"}};
+    json who{{"insurer_number", "06132013"},
+             {"symbol", "１２３"},
+             {"number", "4567"},
+             {"branch", "01"},
+             {"birthdate", "1940-05-01"}};
     auto shown = call(staff, "POST", "/api/v1/withdrawal/lookup", who.dump());
     ASSERT_EQ(shown.status, 200) << shown.body;
     who["confirmed"] = true;

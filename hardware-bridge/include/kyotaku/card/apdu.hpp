@@ -84,7 +84,8 @@ struct Response {
 Response parse_response(ByteView bytes);
 Bytes encode(Response const& response);
 
-/// The meaning of a status word, in Japanese and English ("6982: 暗証番号が未確認です / security status not satisfied").
+/// The meaning of a status word, in Japanese and English ("6982: 暗証番号が未確認です / security status not
+/// satisfied").
 std::string describe_status(std::uint16_t sw);
 
 /// Throws the CardError a status word stands for, unless it is 9000 (or 6282 "end of file", which READ BINARY

@@ -44,7 +44,8 @@ public:
     VirtualCard(JpkiKeySide authentication, JpkiKeySide signature, VirtualCardOptions options = {});
     /// The 利用者証明用 side only (the WebAssembly simulator of the browser tests, whose page holds one key): the
     /// 署名用 EFs answer 6A82 on this card. Every native virtual card (native.hpp) has both sides.
-    VirtualCard(Bytes certificate_der, Bytes ca_certificate_der, std::unique_ptr<CardKey> key, VirtualCardOptions options = {});
+    VirtualCard(Bytes certificate_der, Bytes ca_certificate_der, std::unique_ptr<CardKey> key,
+                VirtualCardOptions options = {});
 
     /// One command APDU in, one response APDU out. Never throws.
     Bytes process(ByteView command_apdu);
