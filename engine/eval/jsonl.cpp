@@ -888,10 +888,22 @@ void JsonlEvaluator::Impl::write_text_value(std::string& out, Type type, std::in
                                                                    : std::string_view("?");
             return;
         }
+        case TypeKind::EnumSet: {  // a・b, or なし
+            auto const& names = enum_text[std::size_t(type.enum_id)];
+            bool any = false;
+            for (std::size_t i = 0; i < names.size(); ++i)
+                if ((std::uint64_t(value) >> i) & 1u) {
+                    if (any) out += "・";
+                    out += names[i];
+                    any = true;
+                }
+            if (!any) out += "なし";
+            return;
+        }
         case TypeKind::Text: write_text(out, value, false); return;
         default: break;
     }
-    // The rest (months, sets, years outside 0-9999) as the Evaluator renders them, escaped.
+    // The rest (months, years outside 0-9999) as the Evaluator renders them, escaped.
     text.clear();
     evaluator.append_value(text, type, value, facts);
     append_json_chars(out, text);
