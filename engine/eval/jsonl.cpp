@@ -20,6 +20,7 @@
 #include <date/date.h>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 namespace kyotaku {
 
@@ -338,6 +339,18 @@ struct JsonlEvaluator::Impl {
     }
     Outcome const& outcome(std::size_t o) const { return compiled ? outcomes[o] : evaluator.outcome(o); }
     void write_outcomes(std::string& out);
+    template <typename Hole>
+    void write_fields(std::string& out, Hole&& hole);
+    // The fixed parts of answers by their shape (see write_outcomes): the answer after its id as the parts between
+    // the values that are no prepared piece, so that a line is written with a few copies. At most max_shapes are kept
+    // (then forgotten all at once), so memory does not grow with the input.
+    struct Shape {
+        std::vector<std::string> parts;    // parts[i] is followed by the value of decision holes[i]; the last ends it
+        std::vector<std::uint32_t> holes;  // output indexes
+    };
+    static constexpr std::size_t max_shapes = 1024;
+    std::unordered_map<std::string, Shape> shapes;
+    std::string shape_key;
     void answer(std::string_view line, std::size_t readable, std::string& output, Stats& stats);
     void append_value(std::string& out, Type type, std::int64_t value);
     void write_missing_and_versions(std::string& out, bool any_missing, bool any_version);
@@ -772,6 +785,46 @@ std::string JsonlEvaluator::Impl::read(std::string_view text, Activation& out, s
 void JsonlEvaluator::Impl::write_outcomes(std::string& out) {
     out += "{\"id\":";
     out += id_json;
+    // The answer's shape: for each decision its status, version, and its value when that is a prepared piece, or the
+    // facts it missed. A null decision without a version in force names the as-of date: written piece by piece.
+    auto const value = [&](std::string& to, std::size_t o) {
+        append_value(to, program->slots[program->outputs[o]].type, outcome(o).value);
+    };
+    shape_key.clear();
+    for (std::size_t o = 0; o < program->outputs.size(); ++o) {
+        Outcome const& oc = outcome(o);
+        if (oc.status == Status::no_version) return write_fields(out, value);
+        bool const piece = oc.status == Status::ok && std::uint64_t(oc.value) < field[o].size();
+        std::uint64_t const word[2] = {std::uint64_t(oc.status) | std::uint64_t(piece) << 8 |
+                                           std::uint64_t(oc.version) << 16,
+                                       oc.status != Status::ok ? oc.missing : piece ? std::uint64_t(oc.value) : 0};
+        shape_key.append(reinterpret_cast<char const*>(word), sizeof word);
+    }
+    auto shape = shapes.find(shape_key);
+    if (shape == shapes.end()) {
+        Shape made;
+        std::string part;
+        write_fields(part, [&](std::string& to, std::size_t h) {
+            made.parts.push_back(std::move(to));
+            to.clear();
+            made.holes.push_back(std::uint32_t(h));
+        });
+        made.parts.push_back(std::move(part));
+        if (shapes.size() >= max_shapes) shapes.clear();  // bounded memory; the shapes in use come back at once
+        shape = shapes.emplace(shape_key, std::move(made)).first;
+    }
+    Shape const& sh = shape->second;
+    for (std::size_t i = 0; i < sh.holes.size(); ++i) {
+        out += sh.parts[i];
+        value(out, sh.holes[i]);
+    }
+    out += sh.parts.back();
+}
+
+// The answer after its id, decision by decision; `hole(out, o)` writes decision o's value when it is no prepared piece
+// (a date, a number, a text, a large set).
+template <typename Hole>
+void JsonlEvaluator::Impl::write_fields(std::string& out, Hole&& hole) {
     auto const& outputs = program->outputs;
     bool any_missing = false, any_version = false;
     for (std::size_t o = 0; o < outputs.size(); ++o) {
@@ -796,7 +849,7 @@ void JsonlEvaluator::Impl::write_outcomes(std::string& out) {
         }
         out += ',';
         out += keys[o];
-        append_value(out, slot.type, oc.value);
+        hole(out, o);
     }
     write_missing_and_versions(out, any_missing, any_version);
 }
