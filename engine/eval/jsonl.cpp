@@ -348,7 +348,7 @@ struct JsonlEvaluator::Impl {
         std::vector<std::string> parts;    // parts[i] is followed by the value of decision holes[i]; the last ends it
         std::vector<std::uint32_t> holes;  // output indexes
     };
-    static constexpr std::size_t max_shapes = 1024;
+    static constexpr std::size_t max_shapes = 256;
     std::unordered_map<std::string, Shape> shapes;
     std::string shape_key;
     void answer(std::string_view line, std::size_t readable, std::string& output, Stats& stats);
