@@ -86,8 +86,34 @@ void append_year(std::string& out, int y) {
         out += std::to_string(y);
     }
 }
+// YYYY-MM-DD (YYYY-MM when `d` is 0), between quotes when `quoted`, in one append: false (nothing written) for a
+// year outside 0-9999.
+bool append_iso(std::string& out, int y, unsigned m, unsigned d, bool quoted) {
+    if (y < 0 || y > 9999) return false;
+    char b[12] = {'"',
+                  char('0' + y / 1000),
+                  char('0' + y / 100 % 10),
+                  char('0' + y / 10 % 10),
+                  char('0' + y % 10),
+                  '-',
+                  char('0' + m / 10),
+                  char('0' + m % 10),
+                  '-',
+                  char('0' + d / 10),
+                  char('0' + d % 10),
+                  '"'};
+    std::size_t const n = d ? 10 : 7;
+    if (!quoted) {
+        out.append(b + 1, n);
+        return true;
+    }
+    b[n + 1] = '"';
+    out.append(b, n + 2);
+    return true;
+}
 void append_date(std::string& out, std::int64_t days) {
     date::year_month_day ymd{date::sys_days{date::days{days}}};
+    if (append_iso(out, int(ymd.year()), unsigned(ymd.month()), unsigned(ymd.day()), true)) return;
     out += '"';
     append_year(out, int(ymd.year()));
     out += '-';
@@ -98,6 +124,7 @@ void append_date(std::string& out, std::int64_t days) {
 }
 void append_month(std::string& out, std::int64_t index) {
     Month m = Month::from_index(index);
+    if (append_iso(out, m.year(), m.month(), 0, true)) return;
     out += '"';
     append_year(out, m.year());
     out += '-';
@@ -349,7 +376,19 @@ struct JsonlEvaluator::Impl {
         std::vector<std::uint32_t> holes;  // output indexes
     };
     static constexpr std::size_t max_shapes = 256;
-    std::unordered_map<std::string, Shape> shapes;
+    struct ShapeHash {
+        std::size_t operator()(std::string const& key) const {
+            std::uint64_t h = key.size();
+            for (std::size_t i = 0; i + 8 <= key.size(); i += 8) {
+                std::uint64_t w;
+                std::memcpy(&w, key.data() + i, 8);
+                h = (h ^ w) * 0x9e3779b97f4a7c15u;
+                h ^= h >> 29;
+            }
+            return std::size_t(h);
+        }
+    };
+    std::unordered_map<std::string, Shape, ShapeHash> shapes;
     std::string shape_key;
     void answer(std::string_view line, std::size_t readable, std::string& output, Stats& stats);
     void append_value(std::string& out, Type type, std::int64_t value);
@@ -786,19 +825,22 @@ void JsonlEvaluator::Impl::write_outcomes(std::string& out) {
     out += "{\"id\":";
     out += id_json;
     // The answer's shape: for each decision its status, version, and its value when that is a prepared piece, or the
-    // facts it missed. A null decision without a version in force names the as-of date: written piece by piece.
+    // facts it missed. A null decision without a version in force names the as-of date: written piece by piece (as
+    // an answer with a version beyond the key's 16 bits).
     auto const value = [&](std::string& to, std::size_t o) {
         append_value(to, program->slots[program->outputs[o]].type, outcome(o).value);
     };
     shape_key.clear();
     for (std::size_t o = 0; o < program->outputs.size(); ++o) {
         Outcome const& oc = outcome(o);
-        if (oc.status == Status::no_version) return write_fields(out, value);
+        if (oc.status == Status::no_version || oc.version > 0xffff) return write_fields(out, value);
+        // One word (a prepared value is below 1,024, a version below 65,536), two with the facts missed.
         bool const piece = oc.status == Status::ok && std::uint64_t(oc.value) < field[o].size();
         std::uint64_t const word[2] = {std::uint64_t(oc.status) | std::uint64_t(piece) << 8 |
-                                           std::uint64_t(oc.version) << 16,
-                                       oc.status != Status::ok ? oc.missing : piece ? std::uint64_t(oc.value) : 0};
-        shape_key.append(reinterpret_cast<char const*>(word), sizeof word);
+                                           std::uint64_t(oc.version & 0xffff) << 16 |
+                                           (piece ? std::uint64_t(oc.value) << 32 : 0),
+                                       oc.missing};
+        shape_key.append(reinterpret_cast<char const*>(word), oc.status == Status::ok ? 8 : 16);
     }
     auto shape = shapes.find(shape_key);
     if (shape == shapes.end()) {
@@ -927,13 +969,13 @@ void JsonlEvaluator::Impl::write_text_value(std::string& out, Type type, std::in
         case TypeKind::Int: append_int(out, value); return;
         case TypeKind::Date: {  // Date::iso(): YYYY-MM-DD (other years as it writes them)
             date::year_month_day const ymd{date::sys_days{date::days{value}}};
-            if (int const y = int(ymd.year()); y < 0 || y > 9999) break;
-            append_year(out, int(ymd.year()));
-            out += '-';
-            append_2(out, unsigned(ymd.month()));
-            out += '-';
-            append_2(out, unsigned(ymd.day()));
-            return;
+            if (append_iso(out, int(ymd.year()), unsigned(ymd.month()), unsigned(ymd.day()), false)) return;
+            break;
+        }
+        case TypeKind::Month: {  // Month::iso(): YYYY-MM
+            Month const m = Month::from_index(value);
+            if (append_iso(out, m.year(), m.month(), 0, false)) return;
+            break;
         }
         case TypeKind::Enum: {
             auto const& names = enum_text[std::size_t(type.enum_id)];
@@ -956,7 +998,7 @@ void JsonlEvaluator::Impl::write_text_value(std::string& out, Type type, std::in
         case TypeKind::Text: write_text(out, value, false); return;
         default: break;
     }
-    // The rest (months, years outside 0-9999) as the Evaluator renders them, escaped.
+    // The rest (sets of months, years outside 0-9999) as the Evaluator renders them, escaped.
     text.clear();
     evaluator.append_value(text, type, value, facts);
     append_json_chars(out, text);
