@@ -253,31 +253,25 @@ std::string Runtime::database_gauges() {
     if (!gauges_.empty() && now - gauges_read_ < std::chrono::seconds(5)) return gauges_;
     std::string out;
     try {
-        auto pending = db_.query("SELECT COALESCE(SUM(total - done), 0) FROM batch_jobs WHERE finished_at IS NULL");
-        auto jobs = db_.query("SELECT COUNT(*), COALESCE(SUM(done), 0), COALESCE(SUM(CASE WHEN finished_at IS NULL "
-                              "THEN 1 ELSE 0 END), 0), "
-                              "COALESCE(SUM(CASE WHEN failed_at IS NOT NULL THEN 1 ELSE 0 END), 0) FROM batch_jobs");
-        auto consents = db_.query(
-            "SELECT COALESCE(SUM(CASE WHEN withdrawn_at IS NULL THEN 1 ELSE 0 END), 0), COUNT(*) FROM consents");
-        auto registered = db_.query("SELECT COUNT(*) FROM challenges WHERE consent_id IS NOT NULL");
+        DatabaseCounts const n = count_rows(db_);
         SchemaState schema = schema_state(db_);
         metric_header(out, "kyotaku_batch_rows", "gauge",
                       "Batch re-inquiry rows in the database, pending or answered.");
-        metric_sample(out, "kyotaku_batch_rows", {{"state", "pending"}}, double(as_int(pending[0][0])));
-        metric_sample(out, "kyotaku_batch_rows", {{"state", "answered"}}, double(as_int(jobs[0][1])));
+        metric_sample(out, "kyotaku_batch_rows", {{"state", "pending"}}, double(n.batch_rows_pending));
+        metric_sample(out, "kyotaku_batch_rows", {{"state", "answered"}}, double(n.batch_rows_answered));
         metric_header(out, "kyotaku_batch_jobs", "gauge",
                       "Batch re-inquiry jobs in the database: unfinished, finished, or failed (gave up).");
-        metric_sample(out, "kyotaku_batch_jobs", {{"state", "unfinished"}}, double(as_int(jobs[0][2])));
+        metric_sample(out, "kyotaku_batch_jobs", {{"state", "unfinished"}}, double(n.batch_jobs_unfinished));
         metric_sample(out, "kyotaku_batch_jobs", {{"state", "finished"}},
-                      double(as_int(jobs[0][0]) - as_int(jobs[0][2]) - as_int(jobs[0][3])));
-        metric_sample(out, "kyotaku_batch_jobs", {{"state", "failed"}}, double(as_int(jobs[0][3])));
+                      double(n.batch_jobs - n.batch_jobs_unfinished - n.batch_jobs_failed));
+        metric_sample(out, "kyotaku_batch_jobs", {{"state", "failed"}}, double(n.batch_jobs_failed));
         metric_header(out, "kyotaku_consents", "gauge", "Consents in the database, open or withdrawn.");
-        metric_sample(out, "kyotaku_consents", {{"state", "open"}}, double(as_int(consents[0][0])));
+        metric_sample(out, "kyotaku_consents", {{"state", "open"}}, double(n.consents_open));
         metric_sample(out, "kyotaku_consents", {{"state", "withdrawn"}},
-                      double(as_int(consents[0][1]) - as_int(consents[0][0])));
+                      double(n.consents - n.consents_open));
         metric_header(out, "kyotaku_consent_registrations", "gauge",
                       "Consents registered by the consent page with a card (challenges used).");
-        metric_sample(out, "kyotaku_consent_registrations", {}, double(as_int(registered[0][0])));
+        metric_sample(out, "kyotaku_consent_registrations", {}, double(n.consent_registrations));
         metric_header(out, "kyotaku_schema_migrations", "gauge",
                       "Schema migrations applied, pending, or unknown to this binary (newer).");
         metric_sample(out, "kyotaku_schema_migrations", {{"state", "applied"}}, double(schema.applied.size()));
