@@ -43,7 +43,7 @@ export class BridgeTransport {
       this.waiting.delete(msg.id);
       clearTimeout(w.timer);
       if (msg.ok) w.resolve(msg);
-      else w.reject(Object.assign(cardError(msg.error.kind, msg.error.message, msg.error.tries_left), { reason: msg.error.reason, retryAfterMs: msg.error.retry_after_ms }));
+      else w.reject(Object.assign(cardError(msg.error.kind, msg.error.message, msg.error.tries_left, msg.error), { reason: msg.error.reason, retryAfterMs: msg.error.retry_after_ms }));
     };
     ws.onclose = () => {
       for (const w of this.waiting.values()) {

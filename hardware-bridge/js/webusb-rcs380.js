@@ -93,7 +93,7 @@ export class WebUsbRcs380Transport {
     if (!this.device) throw cardError('no_card', '先にリーダーを開いてください / open the reader first');
     const json = await this.module.ccall(fn, 'string', argTypes, args, { async: true });
     const r = JSON.parse(json);
-    if (!r.ok) throw cardError(r.error.kind, r.error.message, r.error.tries_left);
+    if (!r.ok) throw cardError(r.error.kind, r.error.message, r.error.tries_left, r.error);
     return r;
   }
 
@@ -138,10 +138,14 @@ export class WebUsbRcs380Transport {
   }
 }
 
-export function cardError(kind, message, triesLeft) {
+// An error of the card layer: its kind, its one-line message and, from an answer that carries them
+// ({message_ja, message_en}: docs/bridge.md), the Japanese and the English apart (messageJa, messageEn).
+export function cardError(kind, message, triesLeft, answer = {}) {
   const e = new Error(message);
   e.kind = kind;
   if (triesLeft !== undefined) e.triesLeft = triesLeft;
+  if (typeof answer.message_ja === 'string') e.messageJa = answer.message_ja;
+  if (typeof answer.message_en === 'string') e.messageEn = answer.message_en;
   return e;
 }
 
