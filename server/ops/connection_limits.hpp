@@ -16,9 +16,9 @@ struct ConnectionLimits {
     int max_connections = 256;                 // open at once; beyond, a connection is accepted and closed at once
     std::chrono::seconds hello{5};             // the client's first TLS record (its ClientHello), from the accept
     std::chrono::seconds handshake{10};        // the rest of the TLS handshake
-    // connections waiting for their ClientHello at once, and as many in the rest
+    // connections waiting for their ClientHello at once, and as many in the rest of their handshake; a new one beyond
+    // evicts another (limits.hpp)
     int max_handshakes = 64;
-                                               // of their handshake; a new one beyond evicts another (limits.hpp)
     std::chrono::seconds idle{30};             // waiting for the first byte of a request (keep-alive)
     std::chrono::seconds header{10};           // from a request's first byte to the end of its header
     std::chrono::seconds body{60};             // a body held in memory
