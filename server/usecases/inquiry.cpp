@@ -56,8 +56,8 @@ EligibilityAnswer InquiryDesk::answer_eligibility(Context& x, DecisionPath& deci
     std::string person = !who.person.empty() ? who.person
                          : who.card        ? records.person_by_card(*who.card)
                                            : records.person_by_reference(facility.code, who.reference_number);
-    // 資格確認履歴's detail (formats/inquiry_detail.hpp): how the caller named the patient (what it sent, or the consent
-    // it holds), what was answered and why.
+    // 資格確認履歴's detail (formats/inquiry_detail.hpp): how the caller named the patient (what it sent, or the
+    // consent it holds), what was answered and why.
     EligibilityDetail detail;
     detail.category = category;
     detail.by = !who.person.empty() ? EligibilityDetail::By::consent

@@ -76,6 +76,7 @@ TEST(EligibilityDetail, IsTheTextTheJsonTreeWrote) {
         EXPECT_EQ(eligibility_detail_json(d), as_tree(d));
         EXPECT_TRUE(json::accept(eligibility_detail_json(d)));
     }
-    EXPECT_EQ(json::parse(eligibility_detail_json(by_number))["patient"]["reference_number"], by_number.reference_number);
+    EXPECT_EQ(json::parse(eligibility_detail_json(by_number))["patient"]["reference_number"],
+              by_number.reference_number);
     EXPECT_FALSE(json::parse(eligibility_detail_json(consent_elsewhere)).contains("patient"));
 }
