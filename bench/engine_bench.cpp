@@ -244,6 +244,8 @@ int main(int argc, char** argv) {
     std::printf("%-34s %10.1f %7.2fx %8s\n", "(b) engine, one record at a time", one, one / hand, "<= 5x");
     std::printf("%-34s %10.1f %7.2fx %8s\n", "(c) engine, batch (interpreter)", batch, batch / hand, "");
     std::printf("%-34s %10.1f %7.2fx %8s\n", "(d) engine, batch (--emit-cpp)", generated, generated / hand, "<= 2x");
+    std::printf("(d) against (c), one decision: the generated C++ %.2fx as fast as the interpreter\n",
+                batch / generated);
     std::size_t const outputs = program()->outputs.size();
     std::printf("\n== every output decision (%zu) of a record\n", outputs);
     std::printf("%-34s %10s %8s %8s\n", "", "ns/record", "speed-up", "target");
@@ -254,5 +256,9 @@ int main(int argc, char** argv) {
                 "(target >= 10x)\n",
                 compile_us, load_us, compile_us / load_us);
     std::printf("loaded program: %zu bytes (target < 1 MiB)\n", program()->memory_bytes());
+    double const line_ns = c.ns_per_iter["BM_jsonl_answer_line"];
+    std::printf("one JSON line answered (JsonlEvaluator::answer_line, interpreter, every decision): %.0f ns, "
+                "%.1fx (e)\n",
+                line_ns, line_ns / all);
     return 0;
 }

@@ -20,6 +20,7 @@
 #include <date/date.h>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 namespace kyotaku {
 
@@ -32,10 +33,9 @@ inline bool needs_escape(std::uint64_t w) {
     return ((((w & ~highs) + (0x80 - 0x20) * ones) ^ highs) & ~w & highs) | zero_byte(w ^ ('"' * ones)) |
            zero_byte(w ^ ('\\' * ones));
 }
-}  // namespace
 
-void append_json_string(std::string& out, std::string_view s) {
-    out += '"';
+// The characters of a JSON string literal for `s`, without its quotes.
+void append_json_chars(std::string& out, std::string_view s) {
     char const* run = s.data();
     char const* const end = s.data() + s.size();
     char const* at = run;
@@ -62,6 +62,12 @@ void append_json_string(std::string& out, std::string_view s) {
         }
     }
     out.append(run, std::size_t(end - run));
+}
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+    out += '"';
+    append_json_chars(out, s);
     out += '"';
 }
 
@@ -80,8 +86,34 @@ void append_year(std::string& out, int y) {
         out += std::to_string(y);
     }
 }
+// YYYY-MM-DD (YYYY-MM when `d` is 0), between quotes when `quoted`, in one append: false (nothing written) for a
+// year outside 0-9999.
+bool append_iso(std::string& out, int y, unsigned m, unsigned d, bool quoted) {
+    if (y < 0 || y > 9999) return false;
+    char b[12] = {'"',
+                  char('0' + y / 1000),
+                  char('0' + y / 100 % 10),
+                  char('0' + y / 10 % 10),
+                  char('0' + y % 10),
+                  '-',
+                  char('0' + m / 10),
+                  char('0' + m % 10),
+                  '-',
+                  char('0' + d / 10),
+                  char('0' + d % 10),
+                  '"'};
+    std::size_t const n = d ? 10 : 7;
+    if (!quoted) {
+        out.append(b + 1, n);
+        return true;
+    }
+    b[n + 1] = '"';
+    out.append(b, n + 2);
+    return true;
+}
 void append_date(std::string& out, std::int64_t days) {
     date::year_month_day ymd{date::sys_days{date::days{days}}};
+    if (append_iso(out, int(ymd.year()), unsigned(ymd.month()), unsigned(ymd.day()), true)) return;
     out += '"';
     append_year(out, int(ymd.year()));
     out += '-';
@@ -92,6 +124,7 @@ void append_date(std::string& out, std::int64_t days) {
 }
 void append_month(std::string& out, std::int64_t index) {
     Month m = Month::from_index(index);
+    if (append_iso(out, m.year(), m.month(), 0, true)) return;
     out += '"';
     append_year(out, m.year());
     out += '-';
@@ -128,15 +161,23 @@ bool is_json_number(std::string_view t) {
 }
 
 // a == b for the short names and values of a line, without a call to memcmp for each.
+// Words of 8 bytes, the last one overlapping the one before (no byte-by-byte tail).
 inline bool same(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    std::size_t i = 0;
-    for (std::uint64_t x, y; i + 8 <= a.size(); i += 8) {
-        std::memcpy(&x, a.data() + i, 8);
-        std::memcpy(&y, b.data() + i, 8);
-        if (x != y) return false;
+    std::size_t const n = a.size();
+    if (n != b.size()) return false;
+    auto const word = [](char const* p, auto w) {
+        std::memcpy(&w, p, sizeof w);
+        return w;
+    };
+    if (n >= 8) {
+        for (std::size_t i = 0; i + 8 < n; i += 8)
+            if (word(a.data() + i, std::uint64_t()) != word(b.data() + i, std::uint64_t())) return false;
+        return word(a.data() + n - 8, std::uint64_t()) == word(b.data() + n - 8, std::uint64_t());
     }
-    for (; i < a.size(); ++i)
+    if (n >= 4)
+        return word(a.data(), std::uint32_t()) == word(b.data(), std::uint32_t()) &&
+               word(a.data() + n - 4, std::uint32_t()) == word(b.data() + n - 4, std::uint32_t());
+    for (std::size_t i = 0; i < n; ++i)
         if (a[i] != b[i]) return false;
     return true;
 }
@@ -153,6 +194,7 @@ public:
             std::size_t at = hash(values[v]) & (size - 1);
             while (slots_[at].second >= 0) at = (at + 1) & (size - 1);
             slots_[at] = {values[v], int(v)};
+            escaped_.push_back(values[v].find('\\') != std::string::npos);
         }
     }
     int find(std::string_view s) const {
@@ -161,6 +203,12 @@ public:
             if (slots_[at].second < 0) return -1;
             if (same(slots_[at].first, s)) return slots_[at].second;
         }
+    }
+    // The same for a string as written in JSON, escapes not undone: only a value without a backslash can be
+    // spelt so (any other match could be an escape that means something else), -1 otherwise.
+    int find_raw(std::string_view s) const {
+        int const v = find(s);
+        return v >= 0 && !escaped_[std::size_t(v)] ? v : -1;
     }
 
 private:
@@ -178,6 +226,7 @@ private:
         return std::size_t(h ^ (h >> 32));
     }
     std::vector<std::pair<std::string_view, int>> slots_;
+    std::vector<bool> escaped_;  // for each value: whether it holds a backslash
 };
 
 std::optional<std::int64_t> fast_month(std::string_view t) {
@@ -207,6 +256,7 @@ struct JsonlEvaluator::Impl {
     std::vector<EnumTable> enum_tables;                   // each enum's values by their spelling
     std::vector<std::pair<std::string_view, int>> index;  // fact name → fact
     mutable std::size_t hint = 0;                         // where the search for the next field's name starts
+    bool fast_keys = false;  // whether a key is first compared in place with the name expected (no name needs escapes)
     std::vector<std::string> known;    // every key a line may hold: id and the facts (for did-you-mean)
     std::vector<std::string> allowed;  // keys that are no fact of these rules but are accepted (allow_keys)
     std::string id_json;
@@ -217,6 +267,14 @@ struct JsonlEvaluator::Impl {
     GeneratedRules const* compiled = nullptr;
     std::unique_ptr<std::max_align_t[]> memo;
     std::vector<Outcome> outcomes;
+    // With the compiled rules, texts (the reasons) are written straight into the answer: what needs escaping was
+    // escaped once here — each clause's literal pieces, its " (file:line)", the text constants, the enum values —
+    // and the values are rendered in place (dates and numbers need no escape). Between quotes, without them.
+    std::vector<std::vector<std::string>> literal_json;  // for each clause, for each piece: a literal's text
+    std::vector<std::string> location_json;              // for each clause: " (file:line)"
+    std::vector<std::string> no_reason_json;             // for each clause: "<slot> の条項" (when it gives no reason)
+    std::vector<std::string> string_json;                // each text constant
+    std::vector<std::vector<std::string>> enum_text;     // each enum value
 
     explicit Impl(std::shared_ptr<Program const> p, GeneratedRules const* c) : program(p), evaluator(p), facts(*p) {
         if (c && c->matches(*p) && c->evaluate_into && c->slot_value && c->memo_size > 0) {
@@ -253,10 +311,41 @@ struct JsonlEvaluator::Impl {
                 enum_json.back().push_back(q);
             }
         }
+        if (compiled) prepare_texts();
         for (std::size_t f = 0; f < p->facts.size(); ++f) index.emplace_back(p->facts[f].name, int(f));
+        fast_keys = !index.empty() && std::none_of(index.begin(), index.end(), [](auto const& e) {
+            return e.first.find_first_of("\"\\") != std::string_view::npos;
+        });
         known.push_back("id");
         for (auto const& f : p->facts) known.push_back(f.name);
     }
+
+    static std::string escaped(std::string_view s) {
+        std::string q;
+        append_json_chars(q, s);
+        return q;
+    }
+    void prepare_texts() {
+        Program const& p = *program;
+        for (auto const& c : p.clauses) {
+            literal_json.emplace_back();
+            for (auto const& piece : c.because) literal_json.back().push_back(escaped(piece.literal));
+            std::string loc = " (";
+            loc += c.loc.file < p.files.size() ? std::string_view(p.files[c.loc.file]) : std::string_view("?");
+            loc += ':';
+            append_int(loc, c.loc.line);
+            loc += ')';
+            location_json.push_back(escaped(loc));
+            no_reason_json.push_back(escaped(p.slots[c.slot].name + " の条項"));
+        }
+        for (auto const& str : p.strings) string_json.push_back(escaped(str));
+        for (auto const& e : p.enums) {
+            enum_text.emplace_back();
+            for (auto const& v : e.values) enum_text.back().push_back(escaped(v));
+        }
+    }
+    void write_text(std::string& out, std::int64_t text, bool with_location);
+    void write_text_value(std::string& out, Type type, std::int64_t value);
 
     std::string enum_list(int e) const {
         std::string s;
@@ -277,6 +366,30 @@ struct JsonlEvaluator::Impl {
     }
     Outcome const& outcome(std::size_t o) const { return compiled ? outcomes[o] : evaluator.outcome(o); }
     void write_outcomes(std::string& out);
+    template <typename Hole>
+    void write_fields(std::string& out, Hole&& hole);
+    // The fixed parts of answers by their shape (see write_outcomes): the answer after its id as the parts between
+    // the values that are no prepared piece, so that a line is written with a few copies. At most max_shapes are kept
+    // (then forgotten all at once), so memory does not grow with the input.
+    struct Shape {
+        std::vector<std::string> parts;    // parts[i] is followed by the value of decision holes[i]; the last ends it
+        std::vector<std::uint32_t> holes;  // output indexes
+    };
+    static constexpr std::size_t max_shapes = 256;
+    struct ShapeHash {
+        std::size_t operator()(std::string const& key) const {
+            std::uint64_t h = key.size();
+            for (std::size_t i = 0; i + 8 <= key.size(); i += 8) {
+                std::uint64_t w;
+                std::memcpy(&w, key.data() + i, 8);
+                h = (h ^ w) * 0x9e3779b97f4a7c15u;
+                h ^= h >> 29;
+            }
+            return std::size_t(h);
+        }
+    };
+    std::unordered_map<std::string, Shape, ShapeHash> shapes;
+    std::string shape_key;
     void answer(std::string_view line, std::size_t readable, std::string& output, Stats& stats);
     void append_value(std::string& out, Type type, std::int64_t value);
     void write_missing_and_versions(std::string& out, bool any_missing, bool any_version);
@@ -310,6 +423,11 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
             break;
         }
         case TypeKind::Date: {
+            if (auto raw = value.raw_string())  // the usual spelling, without unescaping
+                if (auto d = parse_iso_date_fast(*raw)) {
+                    out.set_raw(f, d->days());
+                    break;
+                }
             auto s = value.as_string();
             if (!s) {
                 field_error(key, "日付の文字列が必要です (YYYY-MM-DD) / expected a date string (YYYY-MM-DD)");
@@ -336,6 +454,12 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
             break;
         }
         case TypeKind::Enum: {
+            auto const& table = self.enum_tables[std::size_t(info.type.enum_id)];
+            if (auto raw = value.raw_string())
+                if (int v = table.find_raw(*raw); v >= 0) {
+                    out.set_raw(f, v);
+                    break;
+                }
             auto s = value.as_string();
             if (!s) {
                 field_error(key, "文字列が必要です (" + self.enum_list(info.type.enum_id) + ") / expected a string");
@@ -351,7 +475,13 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
         case TypeKind::EnumSet: {
             std::uint64_t mask = 0;
             bool ok = true;
+            auto const& table = self.enum_tables[std::size_t(info.type.enum_id)];
             bool const is_array = value.each([&](auto& item) {
+                if (auto raw = item.raw_string())
+                    if (int v = table.find_raw(*raw); v >= 0) {
+                        mask |= std::uint64_t(1) << v;
+                        return true;
+                    }
                 auto s = item.as_string();
                 if (!s) {
                     field_error(key, "配列の要素は文字列です / array items must be strings");
@@ -373,6 +503,8 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
         case TypeKind::MonthSet: {
             auto& bits = out.month_set(f);
             bool const is_array = value.each([&](auto& item) {
+                if (auto raw = item.raw_string())
+                    if (auto m = fast_month(*raw); m && bits.set(*m)) return true;
                 auto s = item.as_string();
                 if (!s) {
                     field_error(key, "月は \"YYYY-MM\" の文字列です / months are \"YYYY-MM\" strings");
@@ -501,6 +633,17 @@ struct SimdValue {
         if (parser.unescape(raw, dst).get(s)) return std::nullopt;
         return s;
     }
+    // The string as written between its quotes, escapes not undone (nullopt when the value is no string). Its end
+    // comes from stage 1's index of the line, so nothing is scanned: for a first try that accepts only spellings
+    // without an escape (enum values, ISO dates and months); anything else is read again with as_string().
+    std::optional<std::string_view> raw_string() {
+        std::string_view const t = v.raw_json_token();
+        if (t.empty() || t[0] != '"') return std::nullopt;
+        std::size_t end = t.size() - 1;
+        while (end > 0 && t[end] != '"') --end;  // blanks after the string, before the next token
+        if (end == 0) return std::nullopt;
+        return t.substr(1, end - 1);
+    }
     template <typename F>
     bool each(F&& f) {
         simdjson::ondemand::array arr;
@@ -510,6 +653,7 @@ struct SimdValue {
             if (item.get(iv)) {
                 // A broken element: report it as a non-string item.
                 struct Bad {
+                    std::optional<std::string_view> raw_string() { return std::nullopt; }
                     std::optional<std::string_view> as_string() { return std::nullopt; }
                 } bad;
                 f(bad);
@@ -583,9 +727,25 @@ __attribute__((flatten)) std::string JsonlEvaluator::Impl::read_fields(simdjson:
     auto const field_error = [&](std::string_view field, std::string msg) {
         if (err.empty()) err = "field " + std::string(field) + ": " + msg;
     };
+    char const* const readable_end = json.data() + json.capacity();
     for (auto field_result : obj) {
         if (field_result.error()) return err.empty() ? "JSON として読めません / not valid JSON" : err;
         ondemand::field field = field_result.value_unsafe();
+        // Lines usually name their fields in one order: the fact expected next is compared in place first. A name
+        // has no quote or backslash, so a key that spells it and closes right after it is that name.
+        char const* const raw_key = reinterpret_cast<char const*>(field.key().raw());
+        if (fast_keys) {
+            auto const [name, fact] = index[hint];
+            if (std::size_t(readable_end - raw_key) > name.size() && raw_key[name.size()] == '"' &&
+                same(std::string_view(raw_key, name.size()), name)) {
+                hint = hint + 1 == index.size() ? 0 : hint + 1;
+                ondemand::value value = field.value();
+                SimdValue v{value, parser, unescaped};
+                convert_fact(*this, out, fact, name, v, field_error);
+                if (!err.empty()) return err;
+                continue;
+            }
+        }
         std::string_view key = plain_string(field.key());
         if (!key.data() && field.unescaped_key().get(key)) return "JSON として読めません / not valid JSON";
         ondemand::value value = field.value();
@@ -619,6 +779,7 @@ struct NlohmannValue {
         if (!v.is_string()) return std::nullopt;
         return std::string_view(v.get_ref<std::string const&>());
     }
+    std::optional<std::string_view> raw_string() { return as_string(); }
     template <typename F>
     bool each(F&& f) {
         if (!v.is_array()) return false;
@@ -663,6 +824,49 @@ std::string JsonlEvaluator::Impl::read(std::string_view text, Activation& out, s
 void JsonlEvaluator::Impl::write_outcomes(std::string& out) {
     out += "{\"id\":";
     out += id_json;
+    // The answer's shape: for each decision its status, version, and its value when that is a prepared piece, or the
+    // facts it missed. A null decision without a version in force names the as-of date: written piece by piece (as
+    // an answer with a version beyond the key's 16 bits).
+    auto const value = [&](std::string& to, std::size_t o) {
+        append_value(to, program->slots[program->outputs[o]].type, outcome(o).value);
+    };
+    shape_key.clear();
+    for (std::size_t o = 0; o < program->outputs.size(); ++o) {
+        Outcome const& oc = outcome(o);
+        if (oc.status == Status::no_version || oc.version > 0xffff) return write_fields(out, value);
+        // One word (a prepared value is below 1,024, a version below 65,536), two with the facts missed.
+        bool const piece = oc.status == Status::ok && std::uint64_t(oc.value) < field[o].size();
+        std::uint64_t const word[2] = {std::uint64_t(oc.status) | std::uint64_t(piece) << 8 |
+                                           std::uint64_t(oc.version & 0xffff) << 16 |
+                                           (piece ? std::uint64_t(oc.value) << 32 : 0),
+                                       oc.missing};
+        shape_key.append(reinterpret_cast<char const*>(word), oc.status == Status::ok ? 8 : 16);
+    }
+    auto shape = shapes.find(shape_key);
+    if (shape == shapes.end()) {
+        Shape made;
+        std::string part;
+        write_fields(part, [&](std::string& to, std::size_t h) {
+            made.parts.push_back(std::move(to));
+            to.clear();
+            made.holes.push_back(std::uint32_t(h));
+        });
+        made.parts.push_back(std::move(part));
+        if (shapes.size() >= max_shapes) shapes.clear();  // bounded memory; the shapes in use come back at once
+        shape = shapes.emplace(shape_key, std::move(made)).first;
+    }
+    Shape const& sh = shape->second;
+    for (std::size_t i = 0; i < sh.holes.size(); ++i) {
+        out += sh.parts[i];
+        value(out, sh.holes[i]);
+    }
+    out += sh.parts.back();
+}
+
+// The answer after its id, decision by decision; `hole(out, o)` writes decision o's value when it is no prepared piece
+// (a date, a number, a text, a large set).
+template <typename Hole>
+void JsonlEvaluator::Impl::write_fields(std::string& out, Hole&& hole) {
     auto const& outputs = program->outputs;
     bool any_missing = false, any_version = false;
     for (std::size_t o = 0; o < outputs.size(); ++o) {
@@ -687,7 +891,7 @@ void JsonlEvaluator::Impl::write_outcomes(std::string& out) {
         }
         out += ',';
         out += keys[o];
-        append_value(out, slot.type, oc.value);
+        hole(out, o);
     }
     write_missing_and_versions(out, any_missing, any_version);
 }
@@ -713,14 +917,91 @@ void JsonlEvaluator::Impl::append_value(std::string& out, Type type, std::int64_
                 break;
             }
             case TypeKind::Text:
+                if (compiled) {
+                    out += '"';
+                    write_text(out, value, true);
+                    out += '"';
+                    break;
+                }
                 text.clear();
-                if (compiled) evaluator.append_text(text, value, facts, compiled->slot_value, memo.get());
-                else evaluator.append_text(text, value, facts);
+                evaluator.append_text(text, value, facts);
                 append_json_string(out, text);
                 break;
             case TypeKind::MonthSet:
             case TypeKind::MonthRange: out += "null"; break;
     }
+}
+
+// Evaluator::append_text (with the compiled rules' values), written as the contents of a JSON string.
+void JsonlEvaluator::Impl::write_text(std::string& out, std::int64_t text, bool with_location) {
+    if (text < 0) {
+        out += string_json[std::size_t(-text - 1)];
+        return;
+    }
+    auto const& clause = program->clauses[std::size_t(text)];
+    auto const& literals = literal_json[std::size_t(text)];
+    for (std::size_t i = 0; i < clause.because.size(); ++i) {
+        TextPiece const& p = clause.because[i];
+        switch (p.kind) {
+            case TextPiece::Kind::Literal: out += literals[i]; break;
+            case TextPiece::Kind::Param: write_text_value(out, p.type, evaluator.params()[p.id]); break;
+            case TextPiece::Kind::Fact:
+                if (p.type.kind == TypeKind::MonthSet) out += "{…}";
+                else if (facts.has(int(p.id))) write_text_value(out, p.type, facts.raw(int(p.id)));
+                else out += "(不明)";
+                break;
+            case TextPiece::Kind::Slot: {
+                std::int64_t v;
+                if (compiled->slot_value(memo.get(), p.id, v)) write_text_value(out, p.type, v);
+                else out += "(不明)";
+                break;
+            }
+        }
+    }
+    if (clause.because.empty()) out += no_reason_json[std::size_t(text)];
+    if (with_location) out += location_json[std::size_t(text)];
+}
+
+// Evaluator::append_value, written as the contents of a JSON string.
+void JsonlEvaluator::Impl::write_text_value(std::string& out, Type type, std::int64_t value) {
+    switch (type.kind) {
+        case TypeKind::Bool: out += value ? "true" : "false"; return;
+        case TypeKind::Int: append_int(out, value); return;
+        case TypeKind::Date: {  // Date::iso(): YYYY-MM-DD (other years as it writes them)
+            date::year_month_day const ymd{date::sys_days{date::days{value}}};
+            if (append_iso(out, int(ymd.year()), unsigned(ymd.month()), unsigned(ymd.day()), false)) return;
+            break;
+        }
+        case TypeKind::Month: {  // Month::iso(): YYYY-MM
+            Month const m = Month::from_index(value);
+            if (append_iso(out, m.year(), m.month(), 0, false)) return;
+            break;
+        }
+        case TypeKind::Enum: {
+            auto const& names = enum_text[std::size_t(type.enum_id)];
+            out += value >= 0 && std::size_t(value) < names.size() ? std::string_view(names[std::size_t(value)])
+                                                                   : std::string_view("?");
+            return;
+        }
+        case TypeKind::EnumSet: {  // a・b, or なし
+            auto const& names = enum_text[std::size_t(type.enum_id)];
+            bool any = false;
+            for (std::size_t i = 0; i < names.size(); ++i)
+                if ((std::uint64_t(value) >> i) & 1u) {
+                    if (any) out += "・";
+                    out += names[i];
+                    any = true;
+                }
+            if (!any) out += "なし";
+            return;
+        }
+        case TypeKind::Text: write_text(out, value, false); return;
+        default: break;
+    }
+    // The rest (sets of months, years outside 0-9999) as the Evaluator renders them, escaped.
+    text.clear();
+    evaluator.append_value(text, type, value, facts);
+    append_json_chars(out, text);
 }
 
 void JsonlEvaluator::Impl::write_missing_and_versions(std::string& out, bool any_missing, bool any_version) {

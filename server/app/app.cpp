@@ -5,7 +5,7 @@
 #include "http/rules_web.hpp"
 #include "http/session.hpp"
 #include "http/static_files.hpp"
-#include "http/tls.hpp"
+#include "ops/tls.hpp"
 #include "core/card_signature.hpp"
 #include "kyotaku/signing.hpp"
 #include "ops/observability.hpp"
@@ -76,7 +76,7 @@ net::ip::address listen_address(ServeOptions const& o) {
     return address;
 }
 
-// The server's certificate and key and the client CA (--tls-dir), with Mozilla's intermediate profile (http/tls.hpp):
+// The server's certificate and key and the client CA (--tls-dir), with Mozilla's intermediate profile (ops/tls.hpp):
 // the same loading as --check-config's and SIGHUP's.
 std::unique_ptr<TlsInForce> tls_in_force(std::string const& tls_dir) {
     ServerTls tls = load_server_tls(tls_dir);

@@ -1,5 +1,7 @@
 #include "http/limits.hpp"
 
+#include "ops/observability.hpp"
+
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
@@ -11,7 +13,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <iostream>
 #include <map>
 
 namespace kyotaku::server {
@@ -170,7 +171,10 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, int max_connections, C
             // Out of descriptors (or memory), or a connection that died in the backlog: the server goes on; the
             // pause lets connections close (and keeps a persistent error from spinning).
             ++stats.errors;
-            if (!reported) std::cerr << "kyotaku serve: accept: " << ec.message() << " (続けます / retrying)\n";
+            // One JSON log line per run of failures (operators' jq reads every line of a serving server).
+            if (!reported)
+                log_line({{"event", "accept_failed"}, {"error", ec.message()}, {"message", "retrying every 100 ms"}},
+                         "warning");
             reported = true;
             pause.expires_after(std::chrono::milliseconds(100));
             co_await pause.async_wait(net::redirect_error(net::use_awaitable, ec));

@@ -7,7 +7,7 @@
 
 #include <boost/asio.hpp>
 
-#include "http/connection_limits.hpp"
+#include "ops/connection_limits.hpp"
 
 #include <atomic>
 #include <chrono>

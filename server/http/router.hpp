@@ -3,7 +3,7 @@
 // into an HttpResult. No network here (session.hpp reads and writes the connection); tests call Router directly.
 #pragma once
 
-#include "http/connection_limits.hpp"
+#include "ops/connection_limits.hpp"
 #include "http/http_result.hpp"
 #include "http/rules_web.hpp"
 #include "http/static_files.hpp"

@@ -7,7 +7,7 @@
 // (observability.hpp).
 #pragma once
 
-#include "http/connection_limits.hpp"
+#include "ops/connection_limits.hpp"
 #include "http/limits.hpp"
 #include "http/router.hpp"
 #include "storage/idempotent_answers.hpp"

@@ -3,7 +3,7 @@
 // docs/operations.md documents the file, with docs/examples/kyotaku.toml as the example.
 #pragma once
 
-#include "http/connection_limits.hpp"
+#include "ops/connection_limits.hpp"
 
 #include <chrono>
 #include <functional>

@@ -3,7 +3,7 @@
 #include "core/card_signature.hpp"
 #include "core/secrets.hpp"
 #include "contract/rule_contract.hpp"
-#include "http/tls.hpp"
+#include "ops/tls.hpp"
 #include "kyotaku/engine.hpp"
 #include "kyotaku/signing.hpp"
 #include "ops/rule_releases.hpp"

@@ -11,7 +11,12 @@
 #include "usecases/desk_util.hpp"
 #include "usecases/settings.hpp"
 
+#include <nlohmann/json.hpp>
+
 namespace kyotaku::server {
+
+// Stored details (資格確認履歴, hand-off choices, device staff lists) are JSON text.
+using json = nlohmann::json;
 
 NewFacility AdminDesk::create_facility(Caller const& c, NewFacility const& f) {
     require_admin(c);

@@ -86,7 +86,7 @@ public:
     // facility_code,insurer_number,symbol,number,branch,birthdate,month,reviewed_on. Never from a facility: a
     // facility that could post its own reviewed claims would choose its own continuity.
     ClaimReviewImport import_claim_reviews(Caller const& c, std::string const& csv);
-    // Moves the test clock to `today` (a date as sent); 409 when the server runs on the machine's clock. → the
+    // Moves the test clock to `today` (a date as sent); a conflict when the server runs on the machine's clock. → the
     // server's date after the move.
     std::string set_clock(Caller const& c, std::string const& today);
 

@@ -8,7 +8,12 @@
 #include "usecases/consent_limits.hpp"
 #include "usecases/desk_util.hpp"
 
+#include <nlohmann/json.hpp>
+
 namespace kyotaku::server {
+
+// Stored details (資格確認履歴, hand-off choices, device staff lists) are JSON text.
+using json = nlohmann::json;
 
 std::string ConsentDesk::facility_of_token(std::string const& token) {
     auto check = settings_.check_token(token);

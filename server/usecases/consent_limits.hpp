@@ -20,16 +20,16 @@ constexpr std::chrono::seconds passcode_window{15 * 60};  // … (a passcode's l
 constexpr int passcode_guesses = 100;
 
 // In the transaction that makes a challenge, before it: purges the expired ones (and those used more than a day ago),
-// then refuses (429 with Retry-After) a client that asked this facility URL for `challenges_per_minute` in the last
-// minute; nobody else waits. `client` is budget_client's (desk_util.hpp). The facility is locked until the
+// then refuses (too_many, with its retry_after) a client that asked this facility URL for `challenges_per_minute` in
+// the last minute; nobody else waits. `client` is budget_client's (desk_util.hpp). The facility is locked until the
 // transaction ends (desk_util.hpp lock_facility): the limit is exact on every database, however many servers ask.
 void admit_challenge(Context& x, std::string const& facility, std::string const& client);
 
 // A new 8-digit passcode of the facility, stored as its keyed hash until `expires`; returns the passcode.
 std::string new_passcode(Context& x, std::string const& facility, std::string const& expires);
-// In the registration's transaction, before anything else is written: refuses (429 with Retry-After) a client that
-// sent `passcode_attempts` wrong passcodes to this facility within `passcode_window`, before comparing; else marks the
-// passcode used and returns true; or, when it is wrong, used, expired or spent, counts a wrong attempt against the
+// In the registration's transaction, before anything else is written: refuses (too_many, with its retry_after) a client
+// that sent `passcode_attempts` wrong passcodes to this facility within `passcode_window`, before comparing; else marks
+// the passcode used and returns true; or, when it is wrong, used, expired or spent, counts a wrong attempt against the
 // client and against the facility's live passcodes (each stops working after `passcode_guesses`) and returns false —
 // the caller then commits that count and writes nothing else. The facility is locked until the transaction ends
 // (desk_util.hpp lock_facility): one guess is compared at a time, so however many arrive at once, at however many

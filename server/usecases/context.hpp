@@ -63,7 +63,7 @@ public:
     Date today() const { return clock.today(); }
     std::string now() const { return clock.timestamp(); }
 
-    // The facility of an office-terminal or mobile caller, with its 環境設定 (404 when it is not registered).
+    // The facility of an office-terminal or mobile caller, with its 環境設定 (not_found when it is not registered).
     FacilityInfo facility(Caller const& c);
     FacilityInfo facility(Caller const& c, Records& records);  // as read by `records`
 

@@ -2,7 +2,7 @@
 #pragma once
 
 #include "core/codes.hpp"
-#include "formats/fields.hpp"
+#include "formats/field_values.hpp"
 #include "storage/facility_registry.hpp"
 #include "usecases/service.hpp"
 
@@ -34,10 +34,9 @@ inline void require_manager(Caller const& c) {
 
 // The card fields of a request, canonical and validated (insurer_number, symbol, number, branch, birthdate).
 Card card_from(CardFields const& f);
-inline Card card_from(Fields const& f) { return card_from(card_fields(f)); }
 
 // A date field of something that has happened (a first visit, a check, a record), as sent (ISO or 和暦): ISO, and
-// not after the server's today (400 naming the field): a record dated ahead would act on the days to come. `what`
+// not after the server's today (invalid, naming the field): a record dated ahead would act on the days to come. `what`
 // names it in Japanese.
 std::string not_after_today(Context& x, char const* field, std::string const& sent, char const* what);
 
@@ -48,7 +47,7 @@ std::vector<unsigned char> from_hex(std::string const& hex);
 inline void lock_facility(Context& x, std::string const& facility) { FacilityRegistry(x.db).lock(facility); }
 
 // A facility URL (its token) the server does not take — unknown, changed, its key retired — as the consent page's
-// routes answer it (404 naming `token`): what happened, then the one next step (the facility's new QR code).
+// routes answer it (not_found, naming `token`): what happened, then the one next step (the facility's new QR code).
 inline Error url_refused(Message const& reason) {
     return Error(Error::Kind::not_found, "token",
                  Message{reason.ja +

@@ -5,6 +5,7 @@
 #include "storage/handoff_store.hpp"
 #include "usecases/desk_util.hpp"
 
+#include <nlohmann/json.hpp>
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -12,6 +13,9 @@
 #include <sstream>
 
 namespace kyotaku::server {
+
+// Stored details (資格確認履歴, hand-off choices, device staff lists) are JSON text.
+using json = nlohmann::json;
 
 namespace {
 

@@ -26,11 +26,11 @@
 // - a code must be claimed within 5 minutes (30 to a computer); once claimed, the card step has 15 minutes (2
 //   hours on a computer, which may be in another room or another house);
 // - each client (Caller::client: its network address, an IPv6 /64) has at most 5 open hand-offs per facility
-//   (429 with Retry-After beyond);
+//   (too_many, with retry_after, beyond);
 // - a facility has at most 50 unclaimed hand-offs; a new one beyond takes the place of the oldest unclaimed one of
 //   a client that holds two or more, so a flood churns among itself while a patient's single hand-off stays;
-// - wrong codes are counted per claimant (facility and client): after 5 in 10 minutes that claimant waits (429
-//   with Retry-After), nobody else does;
+// - wrong codes are counted per claimant (facility and client): after 5 in 10 minutes that claimant waits
+//   (too_many, with retry_after), nobody else does;
 // - an office terminal of the facility itself (its certificate) is not counted against any of these.
 //
 // Requests and answers are domain types; http/api_json.hpp reads and writes them.

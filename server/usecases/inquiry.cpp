@@ -7,6 +7,7 @@
 #include "storage/reference_numbers.hpp"
 #include "usecases/desk_util.hpp"
 
+#include <nlohmann/json.hpp>
 #include <date/date.h>
 
 #include <algorithm>
@@ -14,6 +15,9 @@
 #include <sstream>
 
 namespace kyotaku::server {
+
+// Stored details (資格確認履歴, hand-off choices, device staff lists) are JSON text.
+using json = nlohmann::json;
 
 namespace {
 

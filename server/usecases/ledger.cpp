@@ -5,9 +5,13 @@
 #include "storage/device_ledger.hpp"
 #include "usecases/desk_util.hpp"
 
+#include <nlohmann/json.hpp>
 #include <array>
 
 namespace kyotaku::server {
+
+// Stored details (資格確認履歴, hand-off choices, device staff lists) are JSON text.
+using json = nlohmann::json;
 
 namespace {
 struct CheckItem {

@@ -7,9 +7,13 @@
 #include "storage/facility_urls.hpp"
 #include "usecases/desk_util.hpp"
 
+#include <nlohmann/json.hpp>
 #include <algorithm>
 
 namespace kyotaku::server {
+
+// Stored details (資格確認履歴, hand-off choices, device staff lists) are JSON text.
+using json = nlohmann::json;
 
 namespace {
 // The two switches of 環境設定 and the 機能 of the rules each one is (the contract requires both names).

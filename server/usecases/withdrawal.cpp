@@ -7,7 +7,12 @@
 #include "storage/consent_registry.hpp"
 #include "usecases/desk_util.hpp"
 
+#include <nlohmann/json.hpp>
+
 namespace kyotaku::server {
+
+// Stored details (資格確認履歴, hand-off choices, device staff lists) are JSON text.
+using json = nlohmann::json;
 
 WithdrawalPerson WithdrawalDesk::lookup(Caller const& c, CardFields const& fields) {
     require_facility(c);

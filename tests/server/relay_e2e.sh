@@ -3,12 +3,10 @@
 # backoff itself is relay_security.sh's unwritable_res). Usage: relay_e2e.sh KYOTAKU SOURCE_DIR
 set -uo pipefail
 kyotaku=$1 src=$2
-work=$(mktemp -d)
+# The work folder, check and finish (testlib.sh).
+source "$src/tests/server/testlib.sh"
 spid="" rpid="" opid=""
-cleanup() { for p in "$spid" "$rpid" "$opid"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done; rm -rf "$work"; }
-trap cleanup EXIT
-fails=0 passes=0
-check() { local name=$1; shift; if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi; }
+on_exit='for p in "$spid" "$rpid" "$opid"; do [ -z "$p" ] || kill "$p" 2> /dev/null; done'
 A=0110113719
 "$src/scripts/make-test-pki" "$work/pki" $A > /dev/null
 "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki" --test-clock 2024-07-31 > "$work/serve.log" 2>&1 &
@@ -101,5 +99,4 @@ cp "$dir/done/OQSmuquc01req202407010001.xml" "$dir/req/OQSmuquc01req202407010004
 check "an unreachable server gives an error result" wait_for "$dir/res/OQSmuquc01res202407010004.xml"
 check "saying it could not reach the server" grep -q "could not reach the server" "$dir/res/OQSmuquc01res202407010004.xml"
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

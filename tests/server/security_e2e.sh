@@ -5,18 +5,11 @@
 # Usage: security_e2e.sh KYOTAKU SOURCE_DIR
 set -uo pipefail
 kyotaku=$1 src=$2
-source "$src/scripts/lib/serve.sh"
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d)
+# The work folder, check and finish (testlib.sh; it sources scripts/lib/serve.sh for listening_port).
+source "$here/testlib.sh"
 pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-fails=0 passes=0
-check() {
-    local name=$1
-    shift
-    if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
-}
+on_exit='[ -z "$pid" ] || kill "$pid" 2> /dev/null'
 probe() { node "$here/security_probe.mjs" "$@"; }
 A=0110113719
 "$src/scripts/make-test-pki" "$work/pki" $A > /dev/null
@@ -153,5 +146,4 @@ check "2: and still caps a second flood ($held)" bash -c "[[ '$held' =~ ^closed=
 check "2: and answers again" bash -c "for i in \$(seq 50); do [ \"\$(curl -sS --max-time 5 --cacert '$work/pki/ca.pem' -o /dev/null -w '%{http_code}' '$U/healthz' 2>/dev/null)\" = 200 ] && exit 0; sleep 0.2; done; exit 1"
 stop
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

@@ -3,6 +3,7 @@
 // (tests/server/with_postgres.sh) — PostgreSQL. The session's own limits (timeouts, the connection cap on a real
 // socket, spooling) are in tests/server/security_e2e.sh; the HTTP request path is fuzzed by tests/fuzz.
 #include "core/card_signature.hpp"
+#include "formats/fields.hpp"
 #include "csv_upload.hpp"
 #include "storage/facility_urls.hpp"
 #include "usecases/consent_limits.hpp"
@@ -29,12 +30,14 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <sstream>
 #include <latch>
 #include <map>
 #include <set>
@@ -784,6 +787,7 @@ TEST(AcceptLoop, Item2_SurvivesDescriptorExhaustionAndCapsConnections) {
     };
 
     // Out of descriptors: the connection waits in the backlog, accept fails, the loop goes on.
+    testing::internal::CaptureStdout();
     int first = client();
     std::vector<int> hoard;
     for (int fd; (fd = ::dup(0)) >= 0;) hoard.push_back(fd);
@@ -791,6 +795,19 @@ TEST(AcceptLoop, Item2_SurvivesDescriptorExhaustionAndCapsConnections) {
     EXPECT_TRUE(eventually([&] { return stats.errors > 0; })) << "accept never failed";
     for (int fd : hoard) ::close(fd);
     EXPECT_TRUE(eventually([&] { return stats.accepted == 1; })) << "the loop stopped accepting";
+    // The failure is one JSON log line (a serving server prints nothing else on stdout), not a plain text line.
+    std::string const log = testing::internal::GetCapturedStdout();
+    std::istringstream lines(log);
+    int failures = 0;
+    for (std::string line; std::getline(lines, line);) {
+        auto const entry = nlohmann::json::parse(line);  // throws on a line that is not JSON
+        if (entry.value("event", "") == "accept_failed") {
+            ++failures;
+            EXPECT_EQ(entry.value("level", ""), "warning");
+            EXPECT_FALSE(entry.value("error", "").empty());
+        }
+    }
+    EXPECT_EQ(failures, 1) << log;
 
     // The cap (2 here): the third connection is closed at once; when one closes, a place is free again.
     int second = client(), third = client();

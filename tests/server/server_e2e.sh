@@ -3,17 +3,10 @@
 # CA is nobody; data survives SIGKILL; a non-loopback bind is refused. Usage: server_e2e.sh KYOTAKU SOURCE_DIR
 set -uo pipefail
 kyotaku=$1 src=$2
-source "$src/scripts/lib/serve.sh"
-work=$(mktemp -d)
+# The work folder, check and finish (testlib.sh; it sources scripts/lib/serve.sh for listening_port).
+source "$src/tests/server/testlib.sh"
 pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-fails=0 passes=0
-check() {
-    local name=$1
-    shift
-    if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
-}
+on_exit='[ -z "$pid" ] || kill "$pid" 2> /dev/null'
 A=0110113719 B=2714206386
 # The database: SQLite in the work folder, or the throwaway PostgreSQL of with_postgres.sh.
 db="$work/db.sqlite"
@@ -176,5 +169,4 @@ check "a non-loopback bind is refused" test $? -eq 2
 "$kyotaku" serve --port 0 --db "$work/db3.sqlite" --tls-dir "$work/nowhere" > /dev/null 2>&1
 check "missing TLS files are refused" test $? -eq 2
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

@@ -26,12 +26,8 @@ judge() {
     timeout 60 "$kyotaku" serve "$@" > "$work/$name.serve.out" 2> "$work/$name.serve.err" &
     local pid=$!
     started_pids+=("$pid")
-    for _ in $(seq 300); do
-        grep -q "^listening on" "$work/$name.serve.out" && break
-        kill -0 "$pid" 2> /dev/null || break
-        sleep 0.05
-    done
-    if grep -q "^listening on" "$work/$name.serve.out"; then
+    # listening_port (scripts/lib/serve.sh, through testlib.sh) fails at once when the server ends without listening.
+    if listening_port "$work/$name.serve.out" "$pid" > /dev/null 2>&1; then
         serve_rc=started
         kill "$pid"
         wait "$pid"

@@ -33,6 +33,25 @@ export const LATIN_ALLOWED = new Set(['USB', 'IC', 'NFC', 'QR', 'Web']);
 // The staff-only screens (the claim of a hand-off) are checked with { staff: true }.
 const PATIENT_FORBIDDEN = /端末|二次元コード|RC-S380|kyotaku|bridge/;
 
+// Starts `kyotaku serve ARGS` (its standard output piped) and waits for its "listening on" line: the one way the
+// Node tests wait until a server listens (scripts/lib/serve.sh is the shell's). → { server, ready, log() }: ready
+// the server's https URL and log() what it wrote to standard error; `ready` rejects when the server ends first.
+export function startServer(kyotaku, args) {
+  const server = spawn(kyotaku, ['serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  server.stderr.on('data', (d) => { log += d; });
+  const ready = new Promise((ok, fail) => {
+    let text = '';
+    server.stdout.on('data', (d) => {
+      text += d;
+      const m = text.match(/listening on (https:\/\/127\.0\.0\.1:\d+)/);
+      if (m) ok(m[1]);
+    });
+    server.on('exit', (c) => fail(new Error(`kyotaku serve exited (${c}): ${log}`)));
+  });
+  return { server, ready, log: () => log };
+}
+
 export async function startHarness({ kyotaku, bridgeBinary, wasmDir, src, out }) {
   const work = join(out, 'work');
   const shots = join(out, 'screenshots');
@@ -42,15 +61,10 @@ export async function startHarness({ kyotaku, bridgeBinary, wasmDir, src, out })
   execFileSync(join(src, 'scripts/make-test-pki'), [pki, MEDICAL, NURSE, CLOSED, DENTAL], { env: { ...process.env, CARDS: '3' } });
 
   // ---- the server ------------------------------------------------------------------------------------------
-  const server = spawn(kyotaku, ['serve', '--tls-dir', pki, '--db', join(work, 'kyotaku.sqlite'), '--rules', join(src, 'rules'), '--port', '0'],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  let serverLog = '';
-  server.stderr.on('data', (d) => { serverLog += d; });
-  const base = await new Promise((ok, fail) => {
-    let text = '';
-    server.stdout.on('data', (d) => { text += d; const m = text.match(/listening on (https:\/\/127\.0\.0\.1:\d+)/); if (m) ok(m[1]); });
-    server.on('exit', (c) => fail(new Error(`kyotaku serve exited (${c}): ${serverLog}`)));
-  });
+  const started = startServer(kyotaku,
+    ['--tls-dir', pki, '--db', join(work, 'kyotaku.sqlite'), '--rules', join(src, 'rules'), '--port', '0']);
+  const { server } = started;
+  const base = await started.ready;
   const tls = (who) => ({ ca: readFileSync(join(pki, 'ca.pem')), cert: readFileSync(join(pki, `${who}.pem`)), key: readFileSync(join(pki, `${who}.key`)) });
   // A call with a client certificate (`who`: admin, facility-CODE, facility-CODE-manager), or none (`who` null).
   function call(who, method, path, body) {
@@ -113,7 +127,7 @@ export async function startHarness({ kyotaku, bridgeBinary, wasmDir, src, out })
   };
   const axeSource = readFileSync(join(src, 'node_modules/axe-core/axe.min.js'), 'utf8');
   const der64 = (n) => new crypto.X509Certificate(readFileSync(join(pki, `card-${n}.pem`))).raw.toString('base64');
-  const h = { base, pki, work, shots, serverLog: () => serverLog, call, urlOf, consents, httpGet, startBridge, browser, current: null };
+  const h = { base, pki, work, shots, serverLog: started.log, call, urlOf, consents, httpGet, startBridge, browser, current: null };
 
   // A page with the virtual card `card` in a fake RC-S380 on navigator.usb ('granted': already granted to the
   // page, as after an earlier visit). usb false: no WebUSB at all (an iPhone); 'silent': a WebUSB whose device chooser never answers; 'empty': a WebUSB with no device (Android with
@@ -300,7 +314,7 @@ export async function startHarness({ kyotaku, bridgeBinary, wasmDir, src, out })
       await body();
     } catch (e) {
       console.error(e);
-      console.error('server log:\n' + serverLog);
+      console.error('server log:\n' + started.log());
       process.exitCode = 1;
     } finally {
       await h.close();

@@ -11,11 +11,12 @@
 // The workbench adds nothing to what the consent page loads: its files live in their own folder.
 // Screenshots in OUT/screenshots. Usage: node workbench_test.mjs KYOTAKU SOURCE_DIR BUILD_DIR OUT
 import { chromium } from 'playwright-core';
-import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { spawnSync, execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdirSync, rmSync, readdirSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import https from 'node:https';
 import assert from 'node:assert/strict';
+import { startServer } from './harness.mjs';
 
 const [kyotaku, src, build, out] = process.argv.slice(2).map((a) => resolve(a));
 const work = join(out, 'work');
@@ -32,15 +33,9 @@ const webDir = join(build, 'share/kyotaku/web');
 // ---- servers ---------------------------------------------------------------------------------------------------
 const servers = [];
 function serve(args, name) {
-  const server = spawn(kyotaku, ['serve', '--tls-dir', pki, '--db', join(work, `${name}.sqlite`), '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  servers.push(server);
-  let log = '';
-  server.stderr.on('data', (d) => { log += d; });
-  return new Promise((ok, fail) => {
-    let text = '';
-    server.stdout.on('data', (d) => { text += d; const m = text.match(/listening on (https:\/\/127\.0\.0\.1:\d+)/); if (m) ok(m[1]); });
-    server.on('exit', (c) => fail(new Error(`kyotaku serve exited (${c}): ${log}`)));
-  });
+  const started = startServer(kyotaku, ['--tls-dir', pki, '--db', join(work, `${name}.sqlite`), '--port', '0', ...args]);
+  servers.push(started.server);
+  return started.ready;
 }
 const tls = (who) => (who ? { ca: readFileSync(join(pki, 'ca.pem')), cert: readFileSync(join(pki, `${who}.pem`)), key: readFileSync(join(pki, `${who}.key`)) }
   : { ca: readFileSync(join(pki, 'ca.pem')) });

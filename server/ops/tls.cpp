@@ -1,4 +1,4 @@
-#include "http/tls.hpp"
+#include "ops/tls.hpp"
 
 #include <boost/asio/ssl.hpp>
 #include <openssl/err.h>
