@@ -267,9 +267,9 @@ struct JsonlEvaluator::Impl {
     GeneratedRules const* compiled = nullptr;
     std::unique_ptr<std::max_align_t[]> memo;
     std::vector<Outcome> outcomes;
-    // With the compiled rules, texts (the reasons) are written straight into the answer: what needs escaping was
-    // escaped once here — each clause's literal pieces, its " (file:line)", the text constants, the enum values —
-    // and the values are rendered in place (dates and numbers need no escape). Between quotes, without them.
+    // Texts (the reasons) are written straight into the answer: what needs escaping was escaped once here — each
+    // clause's literal pieces, its " (file:line)", the text constants, the enum values — and the values are rendered
+    // in place (dates and numbers need no escape). Between quotes, without them.
     std::vector<std::vector<std::string>> literal_json;  // for each clause, for each piece: a literal's text
     std::vector<std::string> location_json;              // for each clause: " (file:line)"
     std::vector<std::string> no_reason_json;             // for each clause: "<slot> の条項" (when it gives no reason)
@@ -311,7 +311,7 @@ struct JsonlEvaluator::Impl {
                 enum_json.back().push_back(q);
             }
         }
-        if (compiled) prepare_texts();
+        prepare_texts();
         for (std::size_t f = 0; f < p->facts.size(); ++f) index.emplace_back(p->facts[f].name, int(f));
         fast_keys = !index.empty() && std::none_of(index.begin(), index.end(), [](auto const& e) {
             return e.first.find_first_of("\"\\") != std::string_view::npos;
@@ -345,6 +345,13 @@ struct JsonlEvaluator::Impl {
         }
     }
     void write_text(std::string& out, std::int64_t text, bool with_location);
+    // A let's or decision's value for this record (false: null), from the compiled rules' memo or the interpreter's.
+    bool slot_value(std::uint32_t s, std::int64_t& v) {
+        if (compiled) return compiled->slot_value(memo.get(), s, v);
+        Outcome const o = evaluator.evaluate_slot(facts, s);
+        v = o.value;
+        return o.status == Status::ok;
+    }
     void write_text_value(std::string& out, Type type, std::int64_t value);
 
     std::string enum_list(int e) const {
@@ -917,22 +924,16 @@ void JsonlEvaluator::Impl::append_value(std::string& out, Type type, std::int64_
                 break;
             }
             case TypeKind::Text:
-                if (compiled) {
-                    out += '"';
-                    write_text(out, value, true);
-                    out += '"';
-                    break;
-                }
-                text.clear();
-                evaluator.append_text(text, value, facts);
-                append_json_string(out, text);
+                out += '"';
+                write_text(out, value, true);
+                out += '"';
                 break;
             case TypeKind::MonthSet:
             case TypeKind::MonthRange: out += "null"; break;
     }
 }
 
-// Evaluator::append_text (with the compiled rules' values), written as the contents of a JSON string.
+// Evaluator::append_text, written as the contents of a JSON string.
 void JsonlEvaluator::Impl::write_text(std::string& out, std::int64_t text, bool with_location) {
     if (text < 0) {
         out += string_json[std::size_t(-text - 1)];
@@ -952,7 +953,7 @@ void JsonlEvaluator::Impl::write_text(std::string& out, std::int64_t text, bool 
                 break;
             case TextPiece::Kind::Slot: {
                 std::int64_t v;
-                if (compiled->slot_value(memo.get(), p.id, v)) write_text_value(out, p.type, v);
+                if (slot_value(p.id, v)) write_text_value(out, p.type, v);
                 else out += "(不明)";
                 break;
             }

@@ -123,7 +123,7 @@ public:
                                         std::function<bool()> const& cancelled) override {
         if (!reader.empty() && reader != readers().front())
             throw CardError(ErrorKind::no_reader,
-                            "カードリーダーが見つかりません / no reader named \"" + reader + "\"");
+                            Message{"カードリーダーが見つかりません", "no reader named \"" + reader + "\""});
         auto const deadline = std::chrono::steady_clock::now() + wait;
         while (true) {
             {
@@ -134,8 +134,10 @@ public:
                 }
             }
             if (std::chrono::steady_clock::now() >= deadline)
-                throw CardError(ErrorKind::timeout, "カードが置かれませんでした / no card was presented in time");
-            if (cancelled && cancelled()) throw CardError(ErrorKind::timeout, "キャンセルされました / cancelled");
+                throw CardError(ErrorKind::timeout,
+                                Message{"カードが置かれませんでした", "no card was presented in time"});
+            if (cancelled && cancelled())
+                throw CardError(ErrorKind::timeout, Message{"キャンセルされました", "cancelled"});
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
         return std::make_unique<LockedVirtualChannel>(card_, mutex_);
@@ -158,14 +160,15 @@ bool readable(int fd) {
 
 // The answer to a refused hello: `unauthorized`, why (`reason`), and when to try again (`retry_after_ms`).
 std::string refusal(std::optional<std::int64_t> id, std::string const& reason, long long retry_after_ms) {
-    char const* message =
-        reason == "throttled" ? "間違いが続いたため、しばらく待ってからもう一度お試しください / too many wrong "
-                                "attempts: wait before trying again"
+    Message const message =
+        reason == "throttled"
+            ? Message{"間違いが続いたため、しばらく待ってからもう一度お試しください",
+                      "too many wrong attempts: wait before trying again"}
         : reason == "code_disabled"
-            ? "番号の間違いが続いたため、番号での接続を止めました。kyotaku-bridge を起動し直してください / "
-              "pairing by code is off after too many wrong codes: restart kyotaku-bridge"
-        : reason == "wrong_code" ? "ペアリング番号が違います / wrong pairing code"
-                                 : "ペアリングコードが違います / wrong pairing token";
+            ? Message{"番号の間違いが続いたため、番号での接続を止めました。kyotaku-bridge を起動し直してください",
+                      "pairing by code is off after too many wrong codes: restart kyotaku-bridge"}
+        : reason == "wrong_code" ? Message{"ペアリング番号が違います", "wrong pairing code"}
+                                 : Message{"ペアリングコードが違います", "wrong pairing token"};
     nlohmann::json out = nlohmann::json::parse(error(id, CardError(ErrorKind::unauthorized, message)));
     out["error"]["reason"] = reason;
     if (retry_after_ms > 0) out["error"]["retry_after_ms"] = retry_after_ms;
@@ -220,8 +223,9 @@ Server::Server(Options options, std::unique_ptr<CardBackend> backend, std::ostre
         ::listen(listen_fd_, 16) != 0) {
         std::string const err = std::strerror(errno);
         if (listen_fd_ >= 0) ::close(listen_fd_);
-        throw CardError(ErrorKind::transport, "待ち受けできません / cannot listen on " + options_.address + ":" +
-                                                  std::to_string(options_.port) + ": " + err);
+        throw CardError(ErrorKind::transport,
+                        Message{"待ち受けできません", "cannot listen on " + options_.address + ":" +
+                                                          std::to_string(options_.port) + ": " + err});
     }
     ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&ss), &len);
     port_ = v6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port)
@@ -415,13 +419,13 @@ void Server::serve(int fd, std::string const& peer) {
         try {
             if (!ws.got_text()) {
                 card::secure_wipe(text.data(), text.size());
-                throw CardError(ErrorKind::malformed,
-                                "テキストメッセージではありません / binary messages are not part of the protocol");
+                throw CardError(ErrorKind::malformed, Message{"テキストメッセージではありません",
+                                                              "binary messages are not part of the protocol"});
             }
             Request req = parse_request(text, id);
             if (!paired && req.op != Op::hello)
-                throw CardError(ErrorKind::unauthorized,
-                                "最初に hello でペアリングしてください / send hello with the pairing token first");
+                throw CardError(ErrorKind::unauthorized, Message{"最初に hello でペアリングしてください",
+                                                                 "send hello with the pairing token first"});
             switch (req.op) {
                 case Op::hello: {
                     Verdict const v = authenticate(req.token, req.code);
@@ -445,8 +449,9 @@ void Server::serve(int fd, std::string const& peer) {
                     if (!holds_card) {
                         bool expected = false;
                         if (!card_busy_.compare_exchange_strong(expected, true))
-                            throw CardError(ErrorKind::busy, "別の画面がカードを使用中です / another client is using "
-                                                             "the card; try again when it is done");
+                            throw CardError(ErrorKind::busy,
+                                            Message{"別の画面がカードを使用中です",
+                                                    "another client is using the card; try again when it is done"});
                         holds_card = true;
                     }
                     channel.reset();
@@ -464,7 +469,8 @@ void Server::serve(int fd, std::string const& peer) {
                 case Op::pin_tries:
                 case Op::sign: {
                     if (!channel)
-                        throw CardError(ErrorKind::no_card, "先に open でカードを開いてください / open a card first");
+                        throw CardError(ErrorKind::no_card,
+                                        Message{"先に open でカードを開いてください", "open a card first"});
                     try {
                         if (req.op == Op::read_certificate) {
                             card::Bytes cert = card::jpki::read_certificate_only(*channel);
@@ -498,7 +504,8 @@ void Server::serve(int fd, std::string const& peer) {
             if (e.kind() == ErrorKind::unauthorized) break;
         } catch (std::exception const& e) {
             log(std::string("op failed: ") + e.what());
-            send(error(id, CardError(ErrorKind::transport, std::string("内部エラー / internal error: ") + e.what())));
+            send(error(id, CardError(ErrorKind::transport,
+                                     Message{"内部エラー", std::string("internal error: ") + e.what()})));
         }
     }
     release();

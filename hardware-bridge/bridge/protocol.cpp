@@ -24,7 +24,7 @@ char const* to_string(Op op) {
 
 namespace {
 [[noreturn]] void bad(std::string const& field, std::string const& what) {
-    throw CardError(ErrorKind::malformed, "不正なメッセージ / bad message: \"" + field + "\" " + what);
+    throw CardError(ErrorKind::malformed, Message{"不正なメッセージ", "bad message: \"" + field + "\" " + what});
 }
 
 std::string const& string_field(json const& j, char const* name, std::size_t max) {
@@ -133,7 +133,11 @@ std::string ok(std::int64_t id, json fields) {
 }
 
 std::string error(std::optional<std::int64_t> id, CardError const& e) {
-    json err{{"kind", card::to_string(e.kind())}, {"message", e.what()}};
+    // message: both in one line, as before (the page and integrators read it); message_ja and message_en apart.
+    json err{{"kind", card::to_string(e.kind())},
+             {"message", e.what()},
+             {"message_ja", e.message().ja},
+             {"message_en", e.message().en}};
     if (e.tries_left() >= 0) err["tries_left"] = e.tries_left();
     if (e.status_word() != 0)
         err["sw"] = card::to_hex(card::Bytes{std::uint8_t(e.status_word() >> 8), std::uint8_t(e.status_word())});

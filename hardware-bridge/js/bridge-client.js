@@ -3,7 +3,7 @@
 // Every request has a deadline: a bridge that stops answering (hung, or its machine asleep) gives a `transport`
 // error with `noAnswer` instead of a page that waits for ever, and the connection is dropped (its state is
 // unknown); the next request connects again.
-import { cardError } from './webusb-rcs380.js';
+import { cardError, cardErrorOf } from './webusb-rcs380.js';
 
 export const b64 = (bytes) => btoa(String.fromCharCode(...bytes));
 export const unb64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
@@ -31,9 +31,9 @@ export class BridgeTransport {
     if (this.ws) return;
     const ws = new WebSocket(this.url);
     await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => { ws.close(); reject(cardError('transport', 'カード読み取りアプリ (kyotaku-bridge) が見つかりません / kyotaku-bridge did not answer')); }, timeoutMs);
+      const timer = setTimeout(() => { ws.close(); reject(cardErrorOf('transport', 'カード読み取りアプリ (kyotaku-bridge) が見つかりません', 'kyotaku-bridge did not answer')); }, timeoutMs);
       ws.onopen = () => { clearTimeout(timer); resolve(); };
-      ws.onerror = () => { clearTimeout(timer); reject(cardError('transport', 'カード読み取りアプリ (kyotaku-bridge) に接続できません / cannot connect to kyotaku-bridge')); };
+      ws.onerror = () => { clearTimeout(timer); reject(cardErrorOf('transport', 'カード読み取りアプリ (kyotaku-bridge) に接続できません', 'cannot connect to kyotaku-bridge')); };
     });
     ws.onmessage = (event) => {
       let msg;
@@ -43,12 +43,12 @@ export class BridgeTransport {
       this.waiting.delete(msg.id);
       clearTimeout(w.timer);
       if (msg.ok) w.resolve(msg);
-      else w.reject(Object.assign(cardError(msg.error.kind, msg.error.message, msg.error.tries_left), { reason: msg.error.reason, retryAfterMs: msg.error.retry_after_ms }));
+      else w.reject(Object.assign(cardError(msg.error.kind, msg.error.message, msg.error.tries_left, msg.error), { reason: msg.error.reason, retryAfterMs: msg.error.retry_after_ms }));
     };
     ws.onclose = () => {
       for (const w of this.waiting.values()) {
         clearTimeout(w.timer);
-        w.reject(cardError('transport', 'カード読み取りアプリとの接続が切れました / the connection to kyotaku-bridge closed'));
+        w.reject(cardErrorOf('transport', 'カード読み取りアプリとの接続が切れました', 'the connection to kyotaku-bridge closed'));
       }
       this.waiting.clear();
       if (this.ws === ws) this.ws = null;
@@ -59,13 +59,13 @@ export class BridgeTransport {
   }
 
   request(body, timeoutMs = this.requestTimeoutMs) {
-    if (!this.ws) return Promise.reject(cardError('transport', 'カード読み取りアプリに接続していません / not connected to kyotaku-bridge'));
+    if (!this.ws) return Promise.reject(cardErrorOf('transport', 'カード読み取りアプリに接続していません', 'not connected to kyotaku-bridge'));
     const id = this.nextId++;
     const ws = this.ws;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
-        reject(Object.assign(cardError('transport', `カード読み取りアプリから答えがありません / kyotaku-bridge did not answer ${body.op} within ${timeoutMs} ms`), { noAnswer: true }));
+        reject(Object.assign(cardErrorOf('transport', `カード読み取りアプリから答えがありません`, `kyotaku-bridge did not answer ${body.op} within ${timeoutMs} ms`), { noAnswer: true }));
         // What the bridge is doing now is unknown: this connection is dropped (with whatever else waits on it)
         // before its close event could reach a new connection's requests; the next request connects again.
         ws.onmessage = null;
@@ -74,7 +74,7 @@ export class BridgeTransport {
         if (this.ws === ws) this.ws = null;
         for (const w of this.waiting.values()) {
           clearTimeout(w.timer);
-          w.reject(cardError('transport', 'カード読み取りアプリとの接続が切れました / the connection to kyotaku-bridge closed'));
+          w.reject(cardErrorOf('transport', 'カード読み取りアプリとの接続が切れました', 'the connection to kyotaku-bridge closed'));
         }
         this.waiting.clear();
       }, timeoutMs);

@@ -62,7 +62,7 @@ export class WebUsbRcs380Transport {
   // A chooser that has not answered within chooserTimeoutMs (no RC-S380 to pick, nobody closing it) gives up
   // with no_reader and `chooser: 'timeout'`; a reader picked later is found by the next open().
   async open() {
-    if (!WebUsbRcs380Transport.supported()) throw cardError('no_reader', 'このブラウザは WebUSB に対応していません / WebUSB is not available');
+    if (!WebUsbRcs380Transport.supported()) throw cardErrorOf('no_reader', 'このブラウザは WebUSB に対応していません', 'WebUSB is not available');
     const known = (await navigator.usb.getDevices()).filter((d) => RCS380_FILTERS.some((f) => f.vendorId === d.vendorId && f.productId === d.productId));
     let device = known[0];
     if (!device) {
@@ -71,11 +71,11 @@ export class WebUsbRcs380Transport {
       try {
         device = await Promise.race([navigator.usb.requestDevice({ filters: RCS380_FILTERS }), timeout]);
       } catch (e) {
-        throw cardError('no_reader', 'カードリーダー (RC-S380) が選ばれませんでした / no RC-S380 reader was chosen');
+        throw cardErrorOf('no_reader', 'カードリーダー (RC-S380) が選ばれませんでした', 'no RC-S380 reader was chosen');
       } finally {
         clearTimeout(timer);
       }
-      if (!device) throw Object.assign(cardError('no_reader', 'カードリーダーを選ぶ画面から答えがありません / the USB device chooser did not answer'), { chooser: 'timeout' });
+      if (!device) throw Object.assign(cardErrorOf('no_reader', 'カードリーダーを選ぶ画面から答えがありません', 'the USB device chooser did not answer'), { chooser: 'timeout' });
     }
     this.module = this.module || (await this.loadModule());
     await device.open();
@@ -84,16 +84,16 @@ export class WebUsbRcs380Transport {
     const endpoints = device.configuration.interfaces[0].alternate.endpoints;
     const inEp = endpoints.find((e) => e.direction === 'in' && e.type === 'bulk');
     const outEp = endpoints.find((e) => e.direction === 'out' && e.type === 'bulk');
-    if (!inEp || !outEp) throw cardError('transport', 'RC-S380 のエンドポイントが見つかりません / bulk endpoints not found');
+    if (!inEp || !outEp) throw cardErrorOf('transport', 'RC-S380 のエンドポイントが見つかりません', 'bulk endpoints not found');
     this.device = device;
     this.module.kyotakuUsb = new UsbPipe(device, inEp.endpointNumber, outEp.endpointNumber);
   }
 
   async call(fn, argTypes, args) {
-    if (!this.device) throw cardError('no_card', '先にリーダーを開いてください / open the reader first');
+    if (!this.device) throw cardErrorOf('no_card', '先にリーダーを開いてください', 'open the reader first');
     const json = await this.module.ccall(fn, 'string', argTypes, args, { async: true });
     const r = JSON.parse(json);
-    if (!r.ok) throw cardError(r.error.kind, r.error.message, r.error.tries_left);
+    if (!r.ok) throw cardError(r.error.kind, r.error.message, r.error.tries_left, r.error);
     return r;
   }
 
@@ -138,11 +138,20 @@ export class WebUsbRcs380Transport {
   }
 }
 
-export function cardError(kind, message, triesLeft) {
+// An error of the card layer: its kind, its one-line message and, from an answer that carries them
+// ({message_ja, message_en}: docs/bridge.md), the Japanese and the English apart (messageJa, messageEn).
+export function cardError(kind, message, triesLeft, answer = {}) {
   const e = new Error(message);
   e.kind = kind;
   if (triesLeft !== undefined) e.triesLeft = triesLeft;
+  if (typeof answer.message_ja === 'string') e.messageJa = answer.message_ja;
+  if (typeof answer.message_en === 'string') e.messageEn = answer.message_en;
   return e;
+}
+
+// An error of the card layer's own, its Japanese and English apart (`message` is the two in one line).
+export function cardErrorOf(kind, ja, en, triesLeft) {
+  return cardError(kind, `${ja} / ${en}`, triesLeft, { message_ja: ja, message_en: en });
 }
 
 export { hex, unhex };

@@ -28,7 +28,7 @@ char const* to_string(ErrorKind kind) {
 
 namespace {
 [[noreturn]] void malformed(std::string const& what) {
-    throw CardError(ErrorKind::malformed, "不正なAPDU / malformed APDU: " + what);
+    throw CardError(ErrorKind::malformed, Message{"不正なAPDU", "malformed APDU: " + what});
 }
 std::string hex4(std::uint16_t v) {
     char buf[8];
@@ -127,38 +127,40 @@ Bytes encode(Response const& r) {
     return out;
 }
 
-std::string describe_status(std::uint16_t sw) {
+Message describe_status(std::uint16_t sw) {
     std::string const code = hex4(sw) + ": ";
+    auto said = [&](std::string const& ja, std::string const& en) { return Message{code + ja, code + en}; };
     if ((sw & 0xFFF0) == 0x63C0)
-        return code + "暗証番号が違います（残り" + std::to_string(sw & 0x0F) + "回） / wrong PIN, " +
-               std::to_string(sw & 0x0F) + " tries left";
-    if ((sw & 0xFF00) == 0x6100) return code + "続きのデータがあります / more data available";
-    if ((sw & 0xFF00) == 0x6C00) return code + "Le が違います / wrong Le, " + std::to_string(sw & 0xFF) + " expected";
+        return said("暗証番号が違います（残り" + std::to_string(sw & 0x0F) + "回）",
+                    "wrong PIN, " + std::to_string(sw & 0x0F) + " tries left");
+    if ((sw & 0xFF00) == 0x6100) return said("続きのデータがあります", "more data available");
+    if ((sw & 0xFF00) == 0x6C00) return said("Le が違います", "wrong Le, " + std::to_string(sw & 0xFF) + " expected");
     switch (sw) {
-        case 0x9000: return code + "正常終了 / success";
-        case 0x6282: return code + "ファイルの終わりに達しました / end of file reached";
-        case 0x6700: return code + "データ長が不正です / wrong length";
-        case 0x6981: return code + "ファイル構造と合いません / command incompatible with file structure";
-        case 0x6982: return code + "暗証番号が確認されていません / security status not satisfied";
-        case 0x6983: return code + "暗証番号がロックされています / authentication method blocked";
-        case 0x6984: return code + "暗証番号がロックされています / reference data blocked (PIN locked)";
-        case 0x6985: return code + "使用条件を満たしていません / conditions of use not satisfied";
-        case 0x6986: return code + "ファイルが選択されていません / no current EF";
-        case 0x6A80: return code + "データが不正です / incorrect data";
-        case 0x6A82: return code + "アプリケーションまたはファイルがありません / file or application not found";
-        case 0x6A86: return code + "P1-P2 が不正です / incorrect P1-P2";
-        case 0x6B00: return code + "オフセットが不正です / wrong parameters (offset outside the file)";
-        case 0x6D00: return code + "対応していない命令です / instruction not supported";
-        case 0x6E00: return code + "対応していないクラスです / class not supported";
-        case 0x6F00: return code + "カード内部のエラーです / no precise diagnosis";
-        default: return code + "カードがエラーを返しました / card error";
+        case 0x9000: return said("正常終了", "success");
+        case 0x6282: return said("ファイルの終わりに達しました", "end of file reached");
+        case 0x6700: return said("データ長が不正です", "wrong length");
+        case 0x6981: return said("ファイル構造と合いません", "command incompatible with file structure");
+        case 0x6982: return said("暗証番号が確認されていません", "security status not satisfied");
+        case 0x6983: return said("暗証番号がロックされています", "authentication method blocked");
+        case 0x6984: return said("暗証番号がロックされています", "reference data blocked (PIN locked)");
+        case 0x6985: return said("使用条件を満たしていません", "conditions of use not satisfied");
+        case 0x6986: return said("ファイルが選択されていません", "no current EF");
+        case 0x6A80: return said("データが不正です", "incorrect data");
+        case 0x6A82: return said("アプリケーションまたはファイルがありません", "file or application not found");
+        case 0x6A86: return said("P1-P2 が不正です", "incorrect P1-P2");
+        case 0x6B00: return said("オフセットが不正です", "wrong parameters (offset outside the file)");
+        case 0x6D00: return said("対応していない命令です", "instruction not supported");
+        case 0x6E00: return said("対応していないクラスです", "class not supported");
+        case 0x6F00: return said("カード内部のエラーです", "no precise diagnosis");
+        default: return said("カードがエラーを返しました", "card error");
     }
 }
 
 void check_status(Response const& r, std::string_view what) {
     std::uint16_t const sw = r.sw;
     if (sw == 0x9000 || sw == 0x6282) return;
-    std::string const msg = std::string(what) + ": " + describe_status(sw);
+    Message const status = describe_status(sw);
+    Message const msg{std::string(what) + ": " + status.ja, std::string(what) + ": " + status.en};
     if ((sw & 0xFFF0) == 0x63C0) {
         int const tries = sw & 0x0F;
         throw CardError(tries == 0 ? ErrorKind::locked : ErrorKind::wrong_pin, msg, tries, sw);
@@ -190,12 +192,13 @@ Response transmit(Channel& channel, Command const& command) {
     // GET RESPONSE chaining, bounded so that a card that never stops cannot hold us forever.
     for (int rounds = 0; r.sw1() == 0x61; ++rounds) {
         if (rounds >= 512)
-            throw CardError(ErrorKind::malformed, "GET RESPONSE が終わりません / GET RESPONSE chain did not end");
+            throw CardError(ErrorKind::malformed,
+                            Message{"GET RESPONSE が終わりません", "GET RESPONSE chain did not end"});
         Command get{0x00, 0xC0, 0x00, 0x00, {}, r.sw2() == 0 ? 256u : r.sw2()};
         r = parse_response(channel.transmit(encode(get)));
         data.insert(data.end(), r.data.begin(), r.data.end());
         if (data.size() > 65536)
-            throw CardError(ErrorKind::malformed, "応答が長すぎます / response longer than 65536 bytes");
+            throw CardError(ErrorKind::malformed, Message{"応答が長すぎます", "response longer than 65536 bytes"});
     }
     r.data = std::move(data);
     return r;
@@ -222,14 +225,16 @@ Bytes from_hex(std::string_view text) {
         if (ch >= '0' && ch <= '9') v = ch - '0';
         else if (ch >= 'a' && ch <= 'f') v = ch - 'a' + 10;
         else if (ch >= 'A' && ch <= 'F') v = ch - 'A' + 10;
-        else throw CardError(ErrorKind::malformed, "16進数ではありません / not hex at position " + std::to_string(i));
+        else
+            throw CardError(ErrorKind::malformed,
+                            Message{"16進数ではありません", "not hex at position " + std::to_string(i)});
         if (high < 0) high = v;
         else {
             out.push_back(std::uint8_t(high << 4 | v));
             high = -1;
         }
     }
-    if (high >= 0) throw CardError(ErrorKind::malformed, "16進数の桁数が奇数です / odd number of hex digits");
+    if (high >= 0) throw CardError(ErrorKind::malformed, Message{"16進数の桁数が奇数です", "odd number of hex digits"});
     return out;
 }
 

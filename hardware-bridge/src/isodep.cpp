@@ -6,7 +6,7 @@ namespace kyotaku::card::isodep {
 
 namespace {
 [[noreturn]] void bad(std::string const& what) {
-    throw CardError(ErrorKind::malformed, "不正なISO-DEPブロック / malformed ISO-DEP block: " + what);
+    throw CardError(ErrorKind::malformed, Message{"不正なISO-DEPブロック", "malformed ISO-DEP block: " + what});
 }
 }  // namespace
 
@@ -92,8 +92,8 @@ Block Initiator::send(Block const& block) {
             // One retransmission on silence (ISO 14443-4 7.5.4), then the card is gone.
             if (e.kind() != ErrorKind::timeout || attempt >= 1) {
                 if (e.kind() == ErrorKind::timeout)
-                    throw CardError(ErrorKind::card_removed,
-                                    "カードが離れたか応答がありません / the card left the field or stopped answering");
+                    throw CardError(ErrorKind::card_removed, Message{"カードが離れたか応答がありません",
+                                                                     "the card left the field or stopped answering"});
                 throw;
             }
             continue;

@@ -6,7 +6,7 @@ namespace kyotaku::card::jpki {
 
 Pin Pin::parse(std::string_view digits) {
     if (digits.size() != 4 || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
-        throw CardError(ErrorKind::malformed, "暗証番号は数字4桁です / the PIN must be exactly 4 digits");
+        throw CardError(ErrorKind::malformed, Message{"暗証番号は数字4桁です", "the PIN must be exactly 4 digits"});
     Pin pin;
     std::copy(digits.begin(), digits.end(), pin.digits_.begin());
     return pin;
@@ -25,8 +25,8 @@ Pin::~Pin() { secure_wipe(digits_.data(), digits_.size()); }
 Bytes digest_info_sha256(ByteView digest) {
     if (digest.size() != 32)
         throw CardError(ErrorKind::malformed,
-                        "SHA-256 のハッシュ値は32バイトです / a SHA-256 digest is 32 bytes, got " +
-                            std::to_string(digest.size()));
+                        Message{"SHA-256 のハッシュ値は32バイトです",
+                                "a SHA-256 digest is 32 bytes, got " + std::to_string(digest.size())});
     static constexpr std::uint8_t prefix[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
                                               0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20};
     Bytes out;
@@ -38,7 +38,8 @@ Bytes digest_info_sha256(ByteView digest) {
 
 std::size_t der_total_length(ByteView b, std::size_t limit) {
     auto bad = [](std::string const& what) -> std::size_t {
-        throw CardError(ErrorKind::malformed, "証明書のDERヘッダが不正です / bad certificate DER header: " + what);
+        throw CardError(ErrorKind::malformed,
+                        Message{"証明書のDERヘッダが不正です", "bad certificate DER header: " + what});
     };
     if (b.size() < 2) return bad("fewer than 2 bytes");
     if (b[0] != 0x30) return bad("tag " + to_hex(b.first(1)) + " is not a SEQUENCE (30)");
@@ -92,9 +93,10 @@ Bytes Client::read_certificate(std::uint16_t fid) {
         std::uint32_t const want = std::uint32_t(std::min<std::size_t>(256, total - out.size()));
         Response part = run(read_binary(out.size(), want), "READ BINARY");
         if (part.data.empty())
-            throw CardError(ErrorKind::card_error, "証明書が途中で終わっています / the certificate file ends after " +
-                                                       std::to_string(out.size()) + " of " + std::to_string(total) +
-                                                       " bytes");
+            throw CardError(ErrorKind::card_error,
+                            Message{"証明書が途中で終わっています", "the certificate file ends after " +
+                                                                        std::to_string(out.size()) + " of " +
+                                                                        std::to_string(total) + " bytes"});
         out.insert(out.end(), part.data.begin(),
                    part.data.begin() + long(std::min(part.data.size(), total - out.size())));
     }
@@ -132,7 +134,8 @@ Bytes Client::sign_digest_info(ByteView digest_info) {
     if (!selected_) select_application();
     run(select_ef(ef_auth_key), "SELECT EF 0017");
     Response r = run(compute_signature(digest_info), "COMPUTE DIGITAL SIGNATURE");
-    if (r.data.empty()) throw CardError(ErrorKind::card_error, "署名が返ってきません / the card returned no signature");
+    if (r.data.empty())
+        throw CardError(ErrorKind::card_error, Message{"署名が返ってきません", "the card returned no signature"});
     return std::move(r.data);
 }
 

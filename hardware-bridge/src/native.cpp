@@ -27,7 +27,7 @@ struct FileCloser {
 
 std::unique_ptr<std::FILE, FileCloser> open(std::filesystem::path const& path) {
     std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
-    if (!f) throw CardError(ErrorKind::transport, "ファイルを開けません / cannot open " + path.string());
+    if (!f) throw CardError(ErrorKind::transport, Message{"ファイルを開けません", "cannot open " + path.string()});
     return f;
 }
 
@@ -35,7 +35,8 @@ X509Ptr parse_der(ByteView der) {
     unsigned char const* p = der.data();
     X509Ptr cert(d2i_X509(nullptr, &p, long(der.size())));
     if (!cert || p != der.data() + der.size())
-        throw CardError(ErrorKind::malformed, "証明書を解析できません / the certificate is not valid DER X.509");
+        throw CardError(ErrorKind::malformed,
+                        Message{"証明書を解析できません", "the certificate is not valid DER X.509"});
     return cert;
 }
 
@@ -50,10 +51,10 @@ public:
         if (!ctx || EVP_PKEY_sign_init(ctx.get()) <= 0 ||
             EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) <= 0 ||
             EVP_PKEY_sign(ctx.get(), nullptr, &n, digest_info.data(), digest_info.size()) <= 0)
-            throw CardError(ErrorKind::card_error, "署名に失敗しました / signing failed");
+            throw CardError(ErrorKind::card_error, Message{"署名に失敗しました", "signing failed"});
         Bytes out(n);
         if (EVP_PKEY_sign(ctx.get(), out.data(), &n, digest_info.data(), digest_info.size()) <= 0)
-            throw CardError(ErrorKind::card_error, "署名に失敗しました / signing failed");
+            throw CardError(ErrorKind::card_error, Message{"署名に失敗しました", "signing failed"});
         out.resize(n);
         return out;
     }
@@ -68,14 +69,17 @@ std::unique_ptr<CardKey> load_card_key(std::filesystem::path const& pem) {
     auto f = open(pem);
     PkeyPtr key(PEM_read_PrivateKey(f.get(), nullptr, nullptr, nullptr));
     if (!key || EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_RSA)
-        throw CardError(ErrorKind::malformed, "RSA秘密鍵ではありません / not an RSA private key: " + pem.string());
+        throw CardError(ErrorKind::malformed,
+                        Message{"RSA秘密鍵ではありません", "not an RSA private key: " + pem.string()});
     return std::make_unique<OpensslKey>(std::move(key));
 }
 
 Bytes load_certificate_der(std::filesystem::path const& pem) {
     auto f = open(pem);
     X509Ptr cert(PEM_read_X509(f.get(), nullptr, nullptr, nullptr));
-    if (!cert) throw CardError(ErrorKind::malformed, "証明書ではありません / not a PEM certificate: " + pem.string());
+    if (!cert)
+        throw CardError(ErrorKind::malformed,
+                        Message{"証明書ではありません", "not a PEM certificate: " + pem.string()});
     int const n = i2d_X509(cert.get(), nullptr);
     Bytes out(std::size_t(n > 0 ? n : 0));
     unsigned char* p = out.data();
@@ -100,8 +104,9 @@ void check_key_pair(std::filesystem::path const& certificate_pem, std::filesyste
     auto f = open(key_pem);
     PkeyPtr key(PEM_read_PrivateKey(f.get(), nullptr, nullptr, nullptr));
     if (!cert || !key || X509_check_private_key(cert.get(), key.get()) != 1)
-        throw CardError(ErrorKind::malformed, "鍵が証明書と合いません / the key " + key_pem.string() +
-                                                  " does not belong to " + certificate_pem.string());
+        throw CardError(ErrorKind::malformed,
+                        Message{"鍵が証明書と合いません",
+                                "the key " + key_pem.string() + " does not belong to " + certificate_pem.string()});
 }
 }  // namespace
 
@@ -147,7 +152,7 @@ bool verify_chain(ByteView certificate_der, ByteView ca_der) {
 Bytes random_bytes(std::size_t n) {
     Bytes out(n);
     if (RAND_bytes(out.data(), int(n)) != 1)
-        throw CardError(ErrorKind::card_error, "乱数を生成できません / RAND_bytes failed");
+        throw CardError(ErrorKind::card_error, Message{"乱数を生成できません", "RAND_bytes failed"});
     return out;
 }
 
@@ -159,7 +164,7 @@ std::string base64(ByteView bytes) {
 }
 
 Bytes base64_decode(std::string_view text) {
-    auto bad = [] { return CardError(ErrorKind::malformed, "Base64 ではありません / not valid base64"); };
+    auto bad = [] { return CardError(ErrorKind::malformed, Message{"Base64 ではありません", "not valid base64"}); };
     if (text.size() % 4 != 0 || text.size() > 1 << 20) throw bad();
     for (char c : text)
         if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' || c == '=')) throw bad();

@@ -13,22 +13,24 @@ void throw_pcsc(long rv, std::string_view what) {
         case SCARD_W_REMOVED_CARD:
         case SCARD_W_RESET_CARD:
             throw CardError(ErrorKind::card_removed,
-                            "カードが取り外されました / the card was removed (" + detail + ")");
+                            Message{"カードが取り外されました", "the card was removed (" + detail + ")"});
         case SCARD_E_NO_SMARTCARD:
-            throw CardError(ErrorKind::no_card, "カードがありません / no card in the reader (" + detail + ")");
+            throw CardError(ErrorKind::no_card,
+                            Message{"カードがありません", "no card in the reader (" + detail + ")"});
         case SCARD_E_NO_READERS_AVAILABLE:
         case SCARD_E_UNKNOWN_READER:
         case SCARD_E_READER_UNAVAILABLE:
-            throw CardError(ErrorKind::no_reader, "カードリーダーが見つかりません / no card reader (" + detail + ")");
+            throw CardError(ErrorKind::no_reader,
+                            Message{"カードリーダーが見つかりません", "no card reader (" + detail + ")"});
         case SCARD_E_TIMEOUT:
-            throw CardError(ErrorKind::timeout, "時間切れです / timed out (" + detail + ")");
+            throw CardError(ErrorKind::timeout, Message{"時間切れです", "timed out (" + detail + ")"});
         case SCARD_E_NO_SERVICE:
         case SCARD_E_SERVICE_STOPPED:
-            throw CardError(ErrorKind::transport,
-                            "PC/SC サービス (pcscd) に接続できません / pcscd is not running (" + detail + ")");
+            throw CardError(ErrorKind::transport, Message{"PC/SC サービス (pcscd) に接続できません",
+                                                          "pcscd is not running (" + detail + ")"});
         default:
-            throw CardError(ErrorKind::transport,
-                            "カードリーダーとの通信に失敗しました / reader communication failed (" + detail + ")");
+            throw CardError(ErrorKind::transport, Message{"カードリーダーとの通信に失敗しました",
+                                                          "reader communication failed (" + detail + ")"});
     }
 }
 
@@ -64,7 +66,7 @@ std::vector<std::string> PcscContext::readers() {
 std::string PcscContext::wait_for_card(std::string const& reader, std::chrono::milliseconds timeout,
                                        std::function<bool()> const& cancelled) {
     auto check_cancel = [&] {
-        if (cancelled && cancelled()) throw CardError(ErrorKind::timeout, "キャンセルされました / cancelled");
+        if (cancelled && cancelled()) throw CardError(ErrorKind::timeout, Message{"キャンセルされました", "cancelled"});
     };
     auto const deadline = std::chrono::steady_clock::now() + timeout;
     while (true) {
@@ -74,14 +76,14 @@ std::string PcscContext::wait_for_card(std::string const& reader, std::chrono::m
             for (auto const& n : names) found = found || n == reader;
             if (!found)
                 throw CardError(ErrorKind::no_reader,
-                                "カードリーダーが見つかりません / no reader named \"" + reader + "\"");
+                                Message{"カードリーダーが見つかりません", "no reader named \"" + reader + "\""});
             names = {reader};
         }
         check_cancel();
         if (names.empty()) {
             if (std::chrono::steady_clock::now() >= deadline)
                 throw CardError(ErrorKind::no_reader,
-                                "カードリーダーが接続されていません / no card reader is connected");
+                                Message{"カードリーダーが接続されていません", "no card reader is connected"});
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
             continue;
         }
@@ -97,14 +99,15 @@ std::string PcscContext::wait_for_card(std::string const& reader, std::chrono::m
                     return names[i];
             auto const now = std::chrono::steady_clock::now();
             if (now >= deadline)
-                throw CardError(ErrorKind::timeout, "カードが置かれませんでした / no card was presented in time");
+                throw CardError(ErrorKind::timeout,
+                                Message{"カードが置かれませんでした", "no card was presented in time"});
             check_cancel();
             for (auto& s : states) s.dwCurrentState = s.dwEventState & ~SCARD_STATE_CHANGED;
             auto const left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
             rv = SCardGetStatusChange(SCARDCONTEXT(context_), DWORD(std::min<long long>(left, 1000)), states.data(),
                                       DWORD(states.size()));
         }
-        if (rv == SCARD_E_CANCELLED) throw CardError(ErrorKind::timeout, "キャンセルされました / cancelled");
+        if (rv == SCARD_E_CANCELLED) throw CardError(ErrorKind::timeout, Message{"キャンセルされました", "cancelled"});
         if (rv != SCARD_E_UNKNOWN_READER && rv != SCARD_E_READER_UNAVAILABLE) throw_pcsc(rv, "SCardGetStatusChange");
         // The reader went away while we waited: look again.
     }
@@ -130,8 +133,8 @@ Bytes PcscChannel::transmit(ByteView apdu) {
     // A contactless card leaving the field mid-command can end a transmit with no bytes at all.
     if (len < 2)
         throw CardError(ErrorKind::card_removed,
-                        "カードが離れたか応答がありません / the card was removed or stopped answering (" +
-                            std::to_string(len) + "-byte response)");
+                        Message{"カードが離れたか応答がありません", "the card was removed or stopped answering (" +
+                                                                        std::to_string(len) + "-byte response)"});
     out.resize(len);
     return out;
 }

@@ -9,7 +9,7 @@ namespace port100 {
 
 namespace {
 [[noreturn]] void bad(std::string const& what) {
-    throw CardError(ErrorKind::malformed, "不正なリーダーのフレーム / malformed reader frame: " + what);
+    throw CardError(ErrorKind::malformed, Message{"不正なリーダーのフレーム", "malformed reader frame: " + what});
 }
 std::uint8_t checksum(ByteView bytes) {
     std::uint8_t sum = 0;
@@ -62,18 +62,18 @@ Bytes wupb() { return {0x05, 0x00, 0x08}; }
 
 Atqb parse_atqb(ByteView b) {
     if (b.size() != 12 && b.size() != 13)
-        throw CardError(ErrorKind::malformed,
-                        "不正なATQB / malformed ATQB: " + std::to_string(b.size()) + " bytes (12 or 13 expected)");
+        throw CardError(ErrorKind::malformed, Message{"不正なATQB", "malformed ATQB: " + std::to_string(b.size()) +
+                                                                        " bytes (12 or 13 expected)"});
     if (b[0] != 0x50)
         throw CardError(ErrorKind::malformed,
-                        "不正なATQB / malformed ATQB: first byte " + to_hex(b.first(1)) + " is not 50");
+                        Message{"不正なATQB", "malformed ATQB: first byte " + to_hex(b.first(1)) + " is not 50"});
     Atqb a;
     a.pupi.assign(b.begin() + 1, b.begin() + 5);
     a.application_data.assign(b.begin() + 5, b.begin() + 9);
     std::uint8_t const proto2 = b[10], proto3 = b[11];
     if ((proto2 & 0x01) == 0)
         throw CardError(ErrorKind::not_supported,
-                        "ISO 14443-4 に対応していないカードです / the card does not support ISO 14443-4");
+                        Message{"ISO 14443-4 に対応していないカードです", "the card does not support ISO 14443-4"});
     a.fsc = isodep::frame_size(proto2 >> 4);
     a.fwi = proto3 >> 4;
     if (a.fwi == 15) a.fwi = 4;  // RFU: the default
@@ -104,7 +104,7 @@ std::uint16_t Host::initialize() {
     Bytes r = command(set_command_type, Bytes{0x01});
     if (r.empty() || r[0] != 0)
         throw CardError(ErrorKind::not_supported,
-                        "このリーダーはコマンドタイプ1に対応していません / reader refused command type 1");
+                        Message{"このリーダーはコマンドタイプ1に対応していません", "reader refused command type 1"});
     r = command(get_firmware_version, {});
     if (r.size() < 2) bad("firmware version of " + std::to_string(r.size()) + " bytes");
     std::uint16_t const version = std::uint16_t(r[0] | r[1] << 8);
@@ -115,7 +115,7 @@ std::uint16_t Host::initialize() {
 void Host::rf(bool on) {
     Bytes r = command(switch_rf, Bytes{std::uint8_t(on ? 1 : 0)});
     if (r.empty() || r[0] != 0)
-        throw CardError(ErrorKind::transport, "リーダーの電波を切り替えられません / SwitchRF failed");
+        throw CardError(ErrorKind::transport, Message{"リーダーの電波を切り替えられません", "SwitchRF failed"});
 }
 
 void Host::configure_type_b() {
@@ -138,10 +138,10 @@ Bytes Host::transceive(ByteView data, int timeout_ms) {
     if (r.size() < 5) bad("InCommRF response of " + std::to_string(r.size()) + " bytes");
     std::uint32_t const status =
         std::uint32_t(r[0]) | std::uint32_t(r[1]) << 8 | std::uint32_t(r[2]) << 16 | std::uint32_t(r[3]) << 24;
-    if (status == 0x80) throw CardError(ErrorKind::timeout, "カードが応答しません / no answer from a card");
+    if (status == 0x80) throw CardError(ErrorKind::timeout, Message{"カードが応答しません", "no answer from a card"});
     if (status != 0)
         throw CardError(ErrorKind::transport,
-                        "無線通信のエラーです / RF error, InCommRF status " + to_hex(ByteView(r).first(4)));
+                        Message{"無線通信のエラーです", "RF error, InCommRF status " + to_hex(ByteView(r).first(4))});
     return Bytes(r.begin() + 5, r.end());
 }
 
@@ -159,17 +159,18 @@ void Rcs380Channel::connect(int timeout_ms) {
             if (e.kind() != ErrorKind::timeout) throw;
         }
     }
-    if (!atqb) throw CardError(ErrorKind::no_card, "カードがリーダーに置かれていません / no card on the reader");
+    if (!atqb)
+        throw CardError(ErrorKind::no_card, Message{"カードがリーダーに置かれていません", "no card on the reader"});
     Bytes const answer = host_.transceive(port100::attrib(atqb->pupi), 100);
     if (answer.empty() || (answer[0] & 0x0F) != 0)
-        throw CardError(ErrorKind::card_error, "カードが ATTRIB を受け付けません / the card refused ATTRIB");
+        throw CardError(ErrorKind::card_error, Message{"カードが ATTRIB を受け付けません", "the card refused ATTRIB"});
     int const fwt_ms = std::max(50, int(std::ceil(0.302 * double(1 << std::min(atqb->fwi, 14)))) + 10);
     isodep_ = std::make_unique<isodep::Initiator>(
         [this](ByteView block, int timeout) { return host_.transceive(block, timeout); }, atqb->fsc, fwt_ms);
 }
 
 Bytes Rcs380Channel::transmit(ByteView apdu) {
-    if (!isodep_) throw CardError(ErrorKind::no_card, "カードに接続していません / not connected to a card");
+    if (!isodep_) throw CardError(ErrorKind::no_card, Message{"カードに接続していません", "not connected to a card"});
     try {
         return isodep_->exchange(apdu);
     } catch (CardError const& e) {
@@ -198,7 +199,8 @@ void Rcs380Simulator::place_card(VirtualCard* card) {
 }
 
 void Rcs380Simulator::write(ByteView bytes) {
-    if (unplugged_) throw CardError(ErrorKind::transport, "カードリーダーが外されました / the reader was unplugged");
+    if (unplugged_)
+        throw CardError(ErrorKind::transport, Message{"カードリーダーが外されました", "the reader was unplugged"});
     ++frames_;
     port100::Frame f;
     try {
@@ -216,8 +218,10 @@ void Rcs380Simulator::write(ByteView bytes) {
 }
 
 Bytes Rcs380Simulator::read(std::size_t max, int) {
-    if (unplugged_) throw CardError(ErrorKind::transport, "カードリーダーが外されました / the reader was unplugged");
-    if (out_.empty()) throw CardError(ErrorKind::timeout, "リーダーが応答しません / the reader did not answer");
+    if (unplugged_)
+        throw CardError(ErrorKind::transport, Message{"カードリーダーが外されました", "the reader was unplugged"});
+    if (out_.empty())
+        throw CardError(ErrorKind::timeout, Message{"リーダーが応答しません", "the reader did not answer"});
     Bytes b = std::move(out_.front());
     out_.pop_front();
     if (b.size() > max) throw CardError(ErrorKind::transport, "USB transfer larger than the buffer");

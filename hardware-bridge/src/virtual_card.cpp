@@ -18,17 +18,18 @@ VirtualCard::VirtualCard(JpkiKeySide authentication, JpkiKeySide signature, Virt
     : authentication_(std::move(authentication)), signature_(std::move(signature)), options_(std::move(options)) {
     if (options_.pin.size() != 4 || !all_digits(options_.pin))
         throw CardError(ErrorKind::malformed,
-                        "仮想カードの暗証番号は数字4桁です / the virtual card's PIN must be 4 digits");
+                        Message{"仮想カードの暗証番号は数字4桁です", "the virtual card's PIN must be 4 digits"});
     if (!jpki::is_valid_sign_password(options_.sign_password))
         throw CardError(ErrorKind::malformed,
-                        "仮想カードの署名用パスワードは英大文字と数字の6〜16文字です / the virtual card's "
-                        "signature password must be 6-16 upper-case letters and digits");
+                        Message{"仮想カードの署名用パスワードは英大文字と数字の6〜16文字です",
+                                "the virtual card's signature password must be 6-16 upper-case letters and digits"});
     for (int tries : {options_.pin_tries, options_.sign_password_tries})
         if (tries < 1 || tries > 15)
             throw CardError(ErrorKind::malformed,
-                            "試行回数は1〜15回です / tries must be 1 to 15 (the count is one hex digit of 63Cx)");
+                            Message{"試行回数は1〜15回です",
+                                    "tries must be 1 to 15 (the count is one hex digit of 63Cx)"});
     if (!authentication_.key)
-        throw CardError(ErrorKind::malformed, "利用者証明用の鍵がありません / no user-authentication key");
+        throw CardError(ErrorKind::malformed, Message{"利用者証明用の鍵がありません", "no user-authentication key"});
     if (options_.max_response == 0 || options_.max_response > 256) options_.max_response = 256;
     auth_pin_ = {options_.pin, options_.pin_tries, options_.pin_tries};
     sign_password_ = {options_.sign_password, options_.sign_password_tries, options_.sign_password_tries};
@@ -232,10 +233,10 @@ Response VirtualCard::get_response(Command const& c) {
 }
 
 Bytes InProcessChannel::transmit(ByteView apdu) {
-    if (!card_.present()) throw CardError(ErrorKind::no_card, "カードがありません / no card in the reader");
+    if (!card_.present()) throw CardError(ErrorKind::no_card, Message{"カードがありません", "no card in the reader"});
     Bytes r = card_.process(apdu);
     if (card_.take_removal_event() || r.empty())
-        throw CardError(ErrorKind::card_removed, "カードが取り外されました / the card was removed");
+        throw CardError(ErrorKind::card_removed, Message{"カードが取り外されました", "the card was removed"});
     return r;
 }
 

@@ -13,7 +13,7 @@
 namespace kyotaku::card {
 
 VpcdFrame parse_vpcd_frame(ByteView payload) {
-    if (payload.empty()) throw CardError(ErrorKind::malformed, "vpcd: 空のフレーム / empty frame");
+    if (payload.empty()) throw CardError(ErrorKind::malformed, Message{"vpcd: 空のフレーム", "vpcd: empty frame"});
     if (payload.size() == 1) {
         switch (payload[0]) {
             case 0x00: return {VpcdFrame::Kind::power_off, {}};
@@ -22,7 +22,7 @@ VpcdFrame parse_vpcd_frame(ByteView payload) {
             case 0x04: return {VpcdFrame::Kind::atr, {}};
             default:
                 throw CardError(ErrorKind::malformed,
-                                "vpcd: 不明な制御コード / unknown control byte " + to_hex(payload));
+                                Message{"vpcd: 不明な制御コード", "vpcd: unknown control byte " + to_hex(payload)});
         }
     }
     return {VpcdFrame::Kind::apdu, Bytes(payload.begin(), payload.end())};

@@ -55,7 +55,8 @@ public:
     Bytes read(std::size_t max, int timeout_ms) override {
         Bytes out(max);
         int const n = kc_js_usb_read(out.data(), int(max), timeout_ms);
-        if (n == -1) throw CardError(ErrorKind::timeout, "カードリーダーが応答しません / the reader did not answer");
+        if (n == -1)
+            throw CardError(ErrorKind::timeout, Message{"カードリーダーが応答しません", "the reader did not answer"});
         if (n < 0) fail();
         out.resize(std::size_t(n));
         return out;
@@ -66,11 +67,9 @@ private:
         char* e = kc_js_usb_error();
         std::string const detail = e;
         std::free(e);
-        throw CardError(
-            ErrorKind::transport,
-            "カードリーダーとの通信に失敗しました（外された可能性があります） / reader communication failed, "
-            "it may have been unplugged (" +
-                detail + ")");
+        throw CardError(ErrorKind::transport,
+                        Message{"カードリーダーとの通信に失敗しました（外された可能性があります）",
+                                "reader communication failed, it may have been unplugged (" + detail + ")"});
     }
 };
 
@@ -82,7 +81,11 @@ char const* answer(json j) {
 }
 
 char const* failure(CardError const& e) {
-    json err{{"kind", to_string(e.kind())}, {"message", e.what()}};
+    // As the bridge answers (docs/bridge.md): the one-line message, and its Japanese and English apart.
+    json err{{"kind", to_string(e.kind())},
+             {"message", e.what()},
+             {"message_ja", e.message().ja},
+             {"message_en", e.message().en}};
     if (e.tries_left() >= 0) err["tries_left"] = e.tries_left();
     return answer(json{{"ok", false}, {"error", err}});
 }

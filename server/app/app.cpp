@@ -303,6 +303,98 @@ void connection_metrics(std::string& out, TlsInForce const& tls, HandshakeBudget
     metric_sample(out, "kyotaku_http_requests_in_flight", {}, double(drain.in_flight.load()));
 }
 
+// What the desks report (usecases/events.hpp) goes to the JSON log.
+void log_events(DeskEvents& events) {
+    // Batch jobs' state changes and the chunks the worker could not answer go to the log.
+    events.on_batch_event = [](BatchEvent const& e) {
+        LogFields line{{"event", "batch_job"},
+                       {"state", e.state},
+                       {"reception_number", e.reception_number},
+                       {"facility", e.facility},
+                       {"rows", e.rows}};
+        if (!e.error.empty()) line["error"] = e.error;
+        if (e.retry_in_ms >= 0) line["retry_in_ms"] = e.retry_in_ms;
+        std::string const state = e.state;
+        log_line(std::move(line), state == "failed" ? "error" : state == "retry" ? "warning" : "info");
+    };
+    events.on_batch_problem = [](BatchProblem const& p) {
+        LogFields line{{"event", p.event}, {"reception_number", p.reception_number}, {"error", p.error}};
+        if (!p.cause.empty()) line["cause"] = p.cause;
+        log_line(std::move(line), p.level == BatchProblem::Level::warning ? "warning" : "error");
+    };
+    // A Shift_JIS answer's 外字, per unit, at warning level (the answer went out with 〓; docs/interfaces.md).
+    events.on_unmappable = [](UnmappableCharacters const& u) {
+        log_line({{"event", "unmappable_characters"},
+                  {"route", u.route},
+                  {"facility", u.facility},
+                  {"reception_number", u.reception_number},
+                  {"unit", u.unit},
+                  {"characters", u.characters}},
+                 "warning");
+    };
+}
+
+// The listener on ADDRESS:--port (0: a free port the kernel picks), or the refusal naming it.
+void listen_on(tcp::acceptor& acceptor, net::ip::address const& address, ServeOptions const& o) {
+    tcp::endpoint endpoint(address, o.port);
+    boost::system::error_code ec;
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) throw Refused(o.host + ":" + std::to_string(o.port) + ": " + ec.message());
+}
+
+// How the workbench's proofs run (http/workbench_proofs.hpp), from the options.
+ProofSettings proof_settings_of(ServeOptions const& o, std::string const& spool_dir) {
+    ProofSettings settings;
+    settings.executable = o.prove_executable.empty() ? std::string("/proc/self/exe") : o.prove_executable;
+    settings.work_dir = spool_dir;
+    settings.at_once = o.prove_at_once;
+    settings.wall = std::chrono::seconds(o.prove_seconds);
+    settings.cpu_seconds = std::uint64_t(o.prove_seconds);
+    settings.memory_bytes = std::uint64_t(o.prove_memory_mb) << 20;
+    return settings;
+}
+
+// A warning at start when the spool directory's disk has less free space than the spool budget.
+void warn_if_spool_disk_low(std::string const& spool_dir, std::uint64_t upload_spool) {
+    if (auto free = free_disk_bytes(spool_dir); free && *free < upload_spool) {
+        std::cerr << "kyotaku serve: spool_dir " << spool_dir << " のディスクの空き (" << (*free >> 20)
+                  << " MiB) は upload_spool_mb (" << (upload_spool >> 20)
+                  << ") より少ないです。空きを超える送信は断ります (503) / the spool directory's disk has "
+                  << (*free >> 20)
+                  << " MiB free, less than upload_spool_mb: uploads beyond the free space are refused (503)\n";
+        log_line({{"event", "spool_disk_low"},
+                  {"spool_dir", spool_dir},
+                  {"free_mb", *free >> 20},
+                  {"upload_spool_mb", upload_spool >> 20}},
+                 "warning");
+    }
+}
+
+// Runs `io` on `threads` threads (this one among them) until it stops. An exception escaping a handler (a
+// library's, inside an asynchronous operation: nothing of ours can catch it there) is logged and the thread runs on,
+// instead of ending the process and every facility's requests with it.
+void run_io(net::io_context& io, int threads) {
+    auto run = [&io] {
+        for (;;) {
+            try {
+                io.run();
+                return;
+            } catch (std::exception const& e) {
+                log_error("io", std::string("an exception escaped a handler: ") + e.what());
+            } catch (...) {
+                log_error("io", "an exception escaped a handler");
+            }
+        }
+    };
+    std::vector<std::thread> pool;
+    for (int i = 1; i < threads; ++i) pool.emplace_back(run);
+    run();
+    for (auto& t : pool) t.join();
+}
+
 // Runs the server on parts that are all made; returns when SIGINT or SIGTERM stops the io_context.
 int run(ServeOptions const& o);
 }  // namespace
@@ -377,33 +469,7 @@ int run(ServeOptions const& o) {
     // certificate when the file is missing, which counts as missing.
     if (std::string const card_ca = (fs::path(o.tls_dir) / "card-ca.pem").string(); loads_as_ca_file(card_ca))
         service.context.card_ca = card_ca;
-    // Batch jobs' state changes and the chunks the worker could not answer go to the log.
-    service.context.events.on_batch_event = [](BatchEvent const& e) {
-        LogFields line{{"event", "batch_job"},
-                       {"state", e.state},
-                       {"reception_number", e.reception_number},
-                       {"facility", e.facility},
-                       {"rows", e.rows}};
-        if (!e.error.empty()) line["error"] = e.error;
-        if (e.retry_in_ms >= 0) line["retry_in_ms"] = e.retry_in_ms;
-        std::string const state = e.state;
-        log_line(std::move(line), state == "failed" ? "error" : state == "retry" ? "warning" : "info");
-    };
-    service.context.events.on_batch_problem = [](BatchProblem const& p) {
-        LogFields line{{"event", p.event}, {"reception_number", p.reception_number}, {"error", p.error}};
-        if (!p.cause.empty()) line["cause"] = p.cause;
-        log_line(std::move(line), p.level == BatchProblem::Level::warning ? "warning" : "error");
-    };
-    // A Shift_JIS answer's 外字, per unit, at warning level (the answer went out with 〓; docs/interfaces.md).
-    service.context.events.on_unmappable = [](UnmappableCharacters const& u) {
-        log_line({{"event", "unmappable_characters"},
-                  {"route", u.route},
-                  {"facility", u.facility},
-                  {"reception_number", u.reception_number},
-                  {"unit", u.unit},
-                  {"characters", u.characters}},
-                 "warning");
-    };
+    log_events(service.context.events);
 
     net::thread_pool work(std::size_t(o.threads));  // the threads that answer requests (they may wait for the database)
     // The event loop and what is bound to it, destroyed first at the end (loop.reset()): the connections' coroutines
@@ -423,13 +489,7 @@ int run(ServeOptions const& o) {
     auto loop = std::make_unique<Loop>(o.threads);
     net::io_context& io = loop->io;
     tcp::acceptor& acceptor = loop->acceptor;
-    tcp::endpoint endpoint(address, o.port);
-    boost::system::error_code ec;
-    acceptor.open(endpoint.protocol(), ec);
-    if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor.bind(endpoint, ec);
-    if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
-    if (ec) throw Refused(o.host + ":" + std::to_string(o.port) + ": " + ec.message());
+    listen_on(acceptor, address, o);
     std::string const host_in_url = address.is_v6() ? "[" + o.host + "]" : o.host;
     service.context.public_url = o.public_url.empty()
                                      ? "https://" + host_in_url + ":" + std::to_string(acceptor.local_endpoint().port())
@@ -460,14 +520,7 @@ int run(ServeOptions const& o) {
     // The workbench's proofs: kyotaku prove run by the server (its own executable unless configured: /proc/self/exe,
     // which the child execs as the very file the server runs, even after a package upgrade replaced it on disk), on
     // threads of their own, with their temporary rule folders in the private spool directory.
-    ProofSettings proof_settings;
-    proof_settings.executable = o.prove_executable.empty() ? std::string("/proc/self/exe") : o.prove_executable;
-    proof_settings.work_dir = spool_dir;
-    proof_settings.at_once = o.prove_at_once;
-    proof_settings.wall = std::chrono::seconds(o.prove_seconds);
-    proof_settings.cpu_seconds = std::uint64_t(o.prove_seconds);
-    proof_settings.memory_bytes = std::uint64_t(o.prove_memory_mb) << 20;
-    WorkbenchProofs proofs(proof_settings);
+    WorkbenchProofs proofs(proof_settings_of(o, spool_dir));
     net::thread_pool slow_work(std::size_t(std::max(1, o.prove_at_once)));
     Router const router(service, Site{&rt, &pages, &rules_web, &proofs});
     IdempotentAnswers idempotent(*db);
@@ -476,18 +529,7 @@ int run(ServeOptions const& o) {
     UploadBudget uploads(o.limits.upload_memory, o.limits.upload_spool, o.limits.uploads_per_facility);
     // The spool budget is disk: checked against what the disk has free at start (a warning) and at each spooled upload.
     uploads.spool_free = [spool_dir] { return free_disk_bytes(spool_dir); };
-    if (auto free = free_disk_bytes(spool_dir); free && *free < o.limits.upload_spool) {
-        std::cerr << "kyotaku serve: spool_dir " << spool_dir << " のディスクの空き (" << (*free >> 20)
-                  << " MiB) は upload_spool_mb (" << (o.limits.upload_spool >> 20)
-                  << ") より少ないです。空きを超える送信は断ります (503) / the spool directory's disk has "
-                  << (*free >> 20)
-                  << " MiB free, less than upload_spool_mb: uploads beyond the free space are refused (503)\n";
-        log_line({{"event", "spool_disk_low"},
-                  {"spool_dir", spool_dir},
-                  {"free_mb", *free >> 20},
-                  {"upload_spool_mb", o.limits.upload_spool >> 20}},
-                 "warning");
-    }
+    warn_if_spool_disk_low(spool_dir, o.limits.upload_spool);
     SessionShared shared{router, rt,         idempotent, o.limits, spool_dir, drain,
                          hellos, handshakes, uploads,    work,     slow_work};
     rt.more_metrics = [&](std::string& out) {
@@ -539,24 +581,7 @@ int run(ServeOptions const& o) {
         proofs.stop();  // a running proof is killed now and answered 503, not run on through the drain
         net::co_spawn(acceptor_strand, drain_then_stop(io, acceptor, drain, o.drain), [](std::exception_ptr) {});
     });
-    // An exception escaping a handler (a library's, inside an asynchronous operation: nothing of ours can catch it
-    // there) is logged and the thread runs on, instead of ending the process and every facility's requests with it.
-    auto run = [&io] {
-        for (;;) {
-            try {
-                io.run();
-                return;
-            } catch (std::exception const& e) {
-                log_error("io", std::string("an exception escaped a handler: ") + e.what());
-            } catch (...) {
-                log_error("io", "an exception escaped a handler");
-            }
-        }
-    };
-    std::vector<std::thread> pool;
-    for (int i = 1; i < o.threads; ++i) pool.emplace_back(run);
-    run();
-    for (auto& t : pool) t.join();
+    run_io(io, o.threads);
     work.join();  // what the stopped connections had handed over finishes (nothing resumes them)
     proofs.stop();  // a proof still running is killed, not waited for
     slow_work.join();

@@ -9,6 +9,9 @@
 #include "ops/rule_releases.hpp"
 #include "ops/runtime.hpp"
 #include "storage/database.hpp"
+#include "storage/facility_urls.hpp"
+#include "storage/rule_release_floor.hpp"
+#include "storage/server_probes.hpp"
 
 #include <boost/asio/ip/address.hpp>
 #include <sys/stat.h>
@@ -62,14 +65,13 @@ std::string check_database(std::string const& location, std::vector<std::string>
 }
 
 // Whether a database holds the fingerprint of another key file (none stored yet: ""): the refusal, naming both.
-std::string another_key(Database& db, Secrets const& secrets) {
-    auto stored = db.query("SELECT fingerprint FROM key_fingerprint WHERE id = 1");
-    if (stored.empty() || as_text(stored[0][0]) == secrets.fingerprint()) return {};
-    return "このデータベースは別の鍵ファイルで使われています (データベースの鍵の指紋 " + as_text(stored[0][0]) +
-           "、この鍵の指紋 " + secrets.fingerprint() +
+std::string another_key(std::optional<std::string> const& stored, Secrets const& secrets) {
+    if (!stored || *stored == secrets.fingerprint()) return {};
+    return "このデータベースは別の鍵ファイルで使われています (データベースの鍵の指紋 " + *stored + "、この鍵の指紋 " +
+           secrets.fingerprint() +
            ")。配備のすべてのサーバに同じ鍵ファイルを置いてください / another key file is this database's (its key's "
            "fingerprint " +
-           as_text(stored[0][0]) + ", this key's " + secrets.fingerprint() +
+           *stored + ", this key's " + secrets.fingerprint() +
            "): every server of a deployment needs the same key file";
 }
 
@@ -81,27 +83,15 @@ std::string check_key_opens_database(Secrets const& secrets, std::string const& 
     if (location == ":memory:" || (!postgres && !fs::exists(location, ec))) return {};
     try {
         auto db = open_database(location);
-        // The column, not the table: another server starting at the same moment may be half-way through the
-        // migrations (url_keys made, key_sealed not yet added); a database without the column holds no sealed key.
-        if (db->query(postgres ? "SELECT 1 FROM information_schema.columns WHERE table_name = 'url_keys' AND "
-                                 "column_name = 'key_sealed'"
-                               : "SELECT 1 FROM pragma_table_info('url_keys') WHERE name = 'key_sealed'")
-                .empty())
-            return {};
-        for (auto const& row :
-             db->query("SELECT version, key_sealed FROM url_keys WHERE key_sealed IS NOT NULL ORDER BY version"))
-            if (!secrets.open_url_key(std::uint32_t(as_int(row[0])), as_text(row[1])))
-                return "このデータベースを封じた鍵ファイルではありません (URL 鍵 " + std::to_string(as_int(row[0])) +
+        for (StoredUrlKey const& key : FacilityUrls(*db).sealed_keys())
+            if (!secrets.open_url_key(key.version, key.sealed))
+                return "このデータベースを封じた鍵ファイルではありません (URL 鍵 " + std::to_string(key.version) +
                        " が開きません) / not the key file this database was sealed with (URL key " +
-                       std::to_string(as_int(row[0])) + " does not open)";
-        if (!db->query(postgres ? "SELECT 1 FROM information_schema.tables WHERE table_name = 'key_fingerprint'"
-                                : "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'key_fingerprint'")
-                 .empty())
-            return another_key(*db, secrets);
+                       std::to_string(key.version) + " does not open)";
+        return another_key(stored_key_fingerprint(*db), secrets);
     } catch (std::exception const& e) {
         return redact_secrets(e.what(), location);
     }
-    return {};
 }
 
 // The key file: required with PostgreSQL; made on first start when missing; else what serve loads (a regular file
@@ -177,16 +167,11 @@ void check_spool_dir(ServeOptions const& o, Preflight& out) {
 // The rules' release against the database's floor, as serve will judge it (without recording anything).
 void check_release(std::string const& location, ReleaseInfo const& release, std::uint64_t source_hash,
                    std::uint64_t rollback_to, std::vector<std::string>& notes, std::vector<std::string>& errors) {
-    bool const postgres = is_postgres_url(location);
     ReleaseFloor floor;
-    if (location != ":memory:" && (postgres || fs::exists(location))) {
+    if (location != ":memory:" && (is_postgres_url(location) || fs::exists(location))) {
         try {
             auto db = open_database(location);
-            if (!db->query(postgres
-                               ? "SELECT 1 FROM information_schema.tables WHERE table_name = 'rule_release_floor'"
-                               : "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rule_release_floor'")
-                     .empty())
-                floor = read_release_floor(*db);
+            floor = RuleReleaseFloor(*db).read_if_migrated();
         } catch (std::exception const&) {
             return;  // check_database says why the database cannot be read
         }
@@ -239,11 +224,10 @@ void check_rules(ServeOptions const& o, Preflight& out) {
 }  // namespace
 
 void claim_key_fingerprint(Database& db, Secrets const& secrets, std::string const& at) {
-    // The first server to get here stores its key's fingerprint; the one row (id 1) makes a second server that
-    // races it, with another key, find the first one's.
-    db.query("INSERT INTO key_fingerprint (id, fingerprint, created_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
-             {secrets.fingerprint(), at});
-    if (auto e = another_key(db, secrets); !e.empty()) throw std::runtime_error("key_file: " + e);
+    // The first server to get here stores its key's fingerprint; a second that races it, with another key, finds
+    // the first one's.
+    if (auto e = another_key(store_key_fingerprint(db, secrets.fingerprint(), at), secrets); !e.empty())
+        throw std::runtime_error("key_file: " + e);
 }
 
 Preflight preflight(ServeOptions const& o, Preflight::Asker asker) {

@@ -50,39 +50,16 @@ ReleaseAdmission judge_release(ReleaseFloor const& floor, ReleaseInfo const& rel
     return a;
 }
 
-ReleaseFloor read_release_floor(Database& db) {
-    ReleaseFloor floor;
-    auto rows = db.query("SELECT release_number, source_hash, key_id, set_at FROM rule_release_floor WHERE id = 1");
-    if (!rows.empty()) {
-        floor.release = std::uint64_t(as_int(rows[0][0]));
-        floor.source_hash = as_text(rows[0][1]);
-        floor.key_id = as_text(rows[0][2]);
-        floor.set_at = as_text(rows[0][3]);
-    }
-    return floor;
-}
+ReleaseFloor read_release_floor(Database& db) { return RuleReleaseFloor(db).read(); }
 
 ReleaseAdmission admit_release(Database& db, ReleaseInfo const& release, std::uint64_t source_hash,
                                std::uint64_t rollback_to, std::string const& instance) {
-    return transaction(db, [&] {
-        // Taken for update first, so that two servers loading at once decide one after the other (PostgreSQL);
-        // SQLite's transactions are one writer at a time already.
-        db.query("INSERT INTO rule_release_floor (id, release_number, source_hash, key_id, set_at) VALUES (1, 0, '', "
-                 "'', '') ON CONFLICT (id) DO NOTHING");
-        db.query(std::string("SELECT release_number FROM rule_release_floor WHERE id = 1") +
-                 (db.backend() == "postgresql" ? " FOR UPDATE" : ""));
-        ReleaseAdmission a = judge_release(read_release_floor(db), release, source_hash, rollback_to);
-        if (a.accepted && (a.raises_floor || a.rollback)) {
-            std::string const now = iso_timestamp(std::chrono::system_clock::now()),
-                              hash = source_hash_hex(source_hash);
-            db.query("UPDATE rule_release_floor SET release_number = $1, source_hash = $2, key_id = $3, set_at = $4 "
-                     "WHERE id = 1",
-                     {std::int64_t(release.release), hash, release.key_id, now});
-            db.query("INSERT INTO rule_release_history (at, instance, event, release_number, from_release, "
-                     "source_hash, key_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                     {now, instance, std::string(a.rollback ? "rollback" : "served"), std::int64_t(release.release),
-                      std::int64_t(a.floor.release), hash, release.key_id});
-        }
+    RuleReleaseFloor floor(db);
+    return floor.atomically([&] {
+        ReleaseAdmission a = judge_release(floor.lock(), release, source_hash, rollback_to);
+        if (a.accepted && (a.raises_floor || a.rollback))
+            floor.move({iso_timestamp(std::chrono::system_clock::now()), instance, a.rollback ? "rollback" : "served",
+                        release.release, a.floor.release, source_hash_hex(source_hash), release.key_id});
         return a;
     });
 }

@@ -7,17 +7,12 @@
 #pragma once
 
 #include "kyotaku/engine.hpp"
-#include "storage/database.hpp"
+#include "storage/rule_release_floor.hpp"
 
 #include <cstdint>
 #include <string>
 
 namespace kyotaku::server {
-
-struct ReleaseFloor {
-    std::uint64_t release = 0;  // 0: no release served yet
-    std::string source_hash, key_id, set_at;
-};
 
 struct ReleaseAdmission {
     bool accepted = false;
@@ -33,6 +28,7 @@ struct ReleaseAdmission {
 ReleaseAdmission judge_release(ReleaseFloor const& floor, ReleaseInfo const& release, std::uint64_t source_hash,
                                std::uint64_t rollback_to);
 
+// The database's floor (storage/rule_release_floor.hpp).
 ReleaseFloor read_release_floor(Database& db);
 
 // judge_release against the database's floor, and when accepted records it (the floor raised or gone back, a row of

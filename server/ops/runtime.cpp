@@ -24,6 +24,20 @@ double unix_now() {
     return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// A readiness answer: `checks` names each check with its message (empty: ok). "checks" holds each as one line ("ok",
+// or "日本語 / English", as /readyz always said); "checks_ja" and "checks_en" hold the two apart ("ok" in both).
+nlohmann::json readiness_answer(bool ready, std::vector<std::pair<char const*, Message>> const& checks) {
+    nlohmann::json one = nlohmann::json::object(), ja = nlohmann::json::object(), en = nlohmann::json::object();
+    for (auto const& [name, message] : checks) {
+        one[name] = message.empty() ? "ok" : message.text();
+        ja[name] = message.empty() ? "ok" : message.ja;
+        en[name] = message.empty() ? "ok" : message.en;
+    }
+    return {{"status", ready ? "ready" : "not ready"}, {"checks", one}, {"checks_ja", ja}, {"checks_en", en}};
+}
+
+Message const not_loaded{"読み込まれていません", "not loaded"};
+
 }  // namespace
 
 void log_release_admission(ReleaseAdmission const& admission, ReleaseInfo const& release) {
@@ -155,7 +169,7 @@ bool Runtime::reload_rules() {
 }
 
 nlohmann::json Runtime::readiness() {
-    if (draining) return {{"status", "not ready"}, {"checks", {{"draining", "停止中です / stopping (SIGTERM)"}}}};
+    if (draining) return readiness_answer(false, {{"draining", Message{"停止中です", "stopping (SIGTERM)"}}});
     std::unique_lock lock(ready_mutex_);
     auto const now = std::chrono::steady_clock::now();
     if (prober_.joinable()) {
@@ -168,12 +182,17 @@ nlohmann::json Runtime::readiness() {
             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - ready_checked_).count());
         if (!std::exchange(stale_logged_, true))
             log_error("readiness_database", "the readiness probe has had no answer for " + seconds + " s");
-        return {{"status", "not ready"},
-                {"checks",
-                 {{"database", "書き込めません (" + seconds + " 秒答えがありません) / cannot write (no answer for " +
-                                   seconds + " s)"},
-                  {"schema", ready_.is_null() ? nlohmann::json("?") : ready_["checks"]["schema"]},
-                  {"rules", service_.context.rules() ? "ok" : "読み込まれていません / not loaded"}}}};
+        // The schema as the last answer found it.
+        Message schema{"まだ確かめていません", "not checked yet"};
+        if (ready_.contains("checks_ja")) {
+            schema = Message{ready_["checks_ja"].value("schema", "?"), ready_["checks_en"].value("schema", "?")};
+            if (schema.ja == "ok") schema = {};
+        }
+        return readiness_answer(
+            false, {{"database", Message{"書き込めません (" + seconds + " 秒答えがありません)",
+                                         "cannot write (no answer for " + seconds + " s)"}},
+                    {"schema", schema},
+                    {"rules", service_.context.rules() ? Message{} : not_loaded}});
     }
     if (!ready_.is_null() && now - ready_checked_ < readiness_kept) return ready_;
     ready_ = probe(db_);
@@ -212,39 +231,26 @@ Runtime::~Runtime() {
 }
 
 nlohmann::json Runtime::probe(Database& db) {
-    nlohmann::json checks;
-    bool ready = true;
+    Message const rules = service_.context.rules() ? Message{} : not_loaded;
     try {
         write_probe(db, instance_, iso_timestamp(std::chrono::system_clock::now()),
                     iso_time_ago(std::chrono::hours(24)));
-        checks["database"] = "ok";
     } catch (std::exception const& e) {
         // Not ready from now on, not once the rest is checked too (the schema's read would wait for the same database).
-        checks = {{"database", "書き込めません / cannot write"}, {"schema", "確かめていません / not checked"},
-                  {"rules", service_.context.rules() ? "ok" : "読み込まれていません / not loaded"}};
         log_error("readiness_database", e.what());
-        return {{"status", "not ready"}, {"checks", checks}};
+        return readiness_answer(false, {{"database", Message{"書き込めません", "cannot write"}},
+                                        {"schema", Message{"確かめていません", "not checked"}},
+                                        {"rules", rules}});
     }
+    Message schema;
     try {
-        SchemaState s = schema_state(db);
-        if (s.unknown.empty()) {
-            checks["schema"] = "ok";
-        } else {
-            ready = false;
-            checks["schema"] = "この kyotaku より新しいスキーマです / the schema is newer than this kyotaku";
-        }
+        if (!schema_state(db).unknown.empty())
+            schema = Message{"この kyotaku より新しいスキーマです", "the schema is newer than this kyotaku"};
     } catch (std::exception const& e) {
-        ready = false;
-        checks["schema"] = "読めません / cannot read";
+        schema = Message{"読めません", "cannot read"};
         log_error("readiness_schema", e.what());
     }
-    if (service_.context.rules()) {
-        checks["rules"] = "ok";
-    } else {
-        ready = false;
-        checks["rules"] = "読み込まれていません / not loaded";
-    }
-    return {{"status", ready ? "ready" : "not ready"}, {"checks", checks}};
+    return readiness_answer(schema.empty() && rules.empty(), {{"database", {}}, {"schema", schema}, {"rules", rules}});
 }
 
 std::string Runtime::database_gauges() {
@@ -253,31 +259,25 @@ std::string Runtime::database_gauges() {
     if (!gauges_.empty() && now - gauges_read_ < std::chrono::seconds(5)) return gauges_;
     std::string out;
     try {
-        auto pending = db_.query("SELECT COALESCE(SUM(total - done), 0) FROM batch_jobs WHERE finished_at IS NULL");
-        auto jobs = db_.query("SELECT COUNT(*), COALESCE(SUM(done), 0), COALESCE(SUM(CASE WHEN finished_at IS NULL "
-                              "THEN 1 ELSE 0 END), 0), "
-                              "COALESCE(SUM(CASE WHEN failed_at IS NOT NULL THEN 1 ELSE 0 END), 0) FROM batch_jobs");
-        auto consents = db_.query(
-            "SELECT COALESCE(SUM(CASE WHEN withdrawn_at IS NULL THEN 1 ELSE 0 END), 0), COUNT(*) FROM consents");
-        auto registered = db_.query("SELECT COUNT(*) FROM challenges WHERE consent_id IS NOT NULL");
+        DatabaseCounts const n = count_rows(db_);
         SchemaState schema = schema_state(db_);
         metric_header(out, "kyotaku_batch_rows", "gauge",
                       "Batch re-inquiry rows in the database, pending or answered.");
-        metric_sample(out, "kyotaku_batch_rows", {{"state", "pending"}}, double(as_int(pending[0][0])));
-        metric_sample(out, "kyotaku_batch_rows", {{"state", "answered"}}, double(as_int(jobs[0][1])));
+        metric_sample(out, "kyotaku_batch_rows", {{"state", "pending"}}, double(n.batch_rows_pending));
+        metric_sample(out, "kyotaku_batch_rows", {{"state", "answered"}}, double(n.batch_rows_answered));
         metric_header(out, "kyotaku_batch_jobs", "gauge",
                       "Batch re-inquiry jobs in the database: unfinished, finished, or failed (gave up).");
-        metric_sample(out, "kyotaku_batch_jobs", {{"state", "unfinished"}}, double(as_int(jobs[0][2])));
+        metric_sample(out, "kyotaku_batch_jobs", {{"state", "unfinished"}}, double(n.batch_jobs_unfinished));
         metric_sample(out, "kyotaku_batch_jobs", {{"state", "finished"}},
-                      double(as_int(jobs[0][0]) - as_int(jobs[0][2]) - as_int(jobs[0][3])));
-        metric_sample(out, "kyotaku_batch_jobs", {{"state", "failed"}}, double(as_int(jobs[0][3])));
+                      double(n.batch_jobs - n.batch_jobs_unfinished - n.batch_jobs_failed));
+        metric_sample(out, "kyotaku_batch_jobs", {{"state", "failed"}}, double(n.batch_jobs_failed));
         metric_header(out, "kyotaku_consents", "gauge", "Consents in the database, open or withdrawn.");
-        metric_sample(out, "kyotaku_consents", {{"state", "open"}}, double(as_int(consents[0][0])));
+        metric_sample(out, "kyotaku_consents", {{"state", "open"}}, double(n.consents_open));
         metric_sample(out, "kyotaku_consents", {{"state", "withdrawn"}},
-                      double(as_int(consents[0][1]) - as_int(consents[0][0])));
+                      double(n.consents - n.consents_open));
         metric_header(out, "kyotaku_consent_registrations", "gauge",
                       "Consents registered by the consent page with a card (challenges used).");
-        metric_sample(out, "kyotaku_consent_registrations", {}, double(as_int(registered[0][0])));
+        metric_sample(out, "kyotaku_consent_registrations", {}, double(n.consent_registrations));
         metric_header(out, "kyotaku_schema_migrations", "gauge",
                       "Schema migrations applied, pending, or unknown to this binary (newer).");
         metric_sample(out, "kyotaku_schema_migrations", {{"state", "applied"}}, double(schema.applied.size()));

@@ -30,6 +30,23 @@ void FacilityUrls::retire_keys(std::string const& at) {
     db_.query("UPDATE url_keys SET retired_at = $1 WHERE retired_at IS NULL", {at});
 }
 
+std::vector<StoredUrlKey> FacilityUrls::sealed_keys() {
+    std::vector<StoredUrlKey> out;
+    // The column, not the table: another server starting at the same moment may be half-way through the migrations
+    // (url_keys made, key_sealed not yet added); a database without the column holds no sealed key.
+    if (db_.query(db_.backend() == "postgresql"
+                      ? "SELECT 1 FROM information_schema.columns WHERE table_name = 'url_keys' AND "
+                        "column_name = 'key_sealed'"
+                      : "SELECT 1 FROM pragma_table_info('url_keys') WHERE name = 'key_sealed'")
+            .empty())
+        return out;
+    for (auto const& row :
+         db_.query("SELECT version, key_sealed, retired_at FROM url_keys WHERE key_sealed IS NOT NULL "
+                   "ORDER BY version"))
+        out.push_back({std::uint32_t(as_int(row[0])), as_text(row[1]), !is_null(row[2])});
+    return out;
+}
+
 std::optional<UrlGeneration> FacilityUrls::generation(std::string const& facility) {
     auto rows = db_.query("SELECT generation, changed_at FROM facility_url WHERE facility_code = $1", {facility});
     if (rows.empty()) return std::nullopt;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace kyotaku::server {
 
@@ -37,6 +38,9 @@ public:
     void add_key(std::uint32_t version, std::string const& sealed, std::string const& at);
     // Retires every key in use, stamped `at`: the next key made seals the URLs from then on.
     void retire_keys(std::string const& at);
+    // Every key held sealed, oldest first (none in a database from before sealing, whose url_keys lacks the column:
+    // preflight asks this of any database, even one another server is migrating at that moment).
+    std::vector<StoredUrlKey> sealed_keys();
 
     std::optional<UrlGeneration> generation(std::string const& facility);
     // Gives the facility its first generation (1) unless it has one.

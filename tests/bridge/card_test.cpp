@@ -4,6 +4,7 @@
 #include "kyotaku/card/native.hpp"
 #include "kyotaku/card/virtual_card.hpp"
 #include "kyotaku/card/vpcd.hpp"
+#include "protocol.hpp"
 
 #include <gtest/gtest.h>
 
@@ -114,6 +115,39 @@ TEST(Apdu, StatusWordsBecomeClearErrors) {
         EXPECT_NE(std::string(e.what()).find("残り1回"), std::string::npos);
         EXPECT_NE(std::string(e.what()).find("VERIFY: 63C1"), std::string::npos);
     }
+}
+
+// Errors as data: the Japanese and the English apart, from a status word to the bridge's answer.
+TEST(Apdu, AnErrorKeepsItsJapaneseAndEnglishApartUpToTheBridgesAnswer) {
+    try {
+        check_status(Response{{}, 0x63C2}, "VERIFY");
+        FAIL();
+    } catch (CardError const& e) {
+        EXPECT_EQ(e.message().ja, "VERIFY: 63C2: 暗証番号が違います（残り2回）");
+        EXPECT_EQ(e.message().en, "VERIFY: 63C2: wrong PIN, 2 tries left");
+        EXPECT_EQ(std::string(e.what()), e.message().text()) << "what() is the one-line text of both";
+        auto const answer = nlohmann::json::parse(kyotaku::bridge::error(7, e));
+        EXPECT_EQ(answer["id"], 7);
+        EXPECT_EQ(answer["error"]["kind"], "wrong_pin");
+        EXPECT_EQ(answer["error"]["tries_left"], 2);
+        EXPECT_EQ(answer["error"]["message_ja"], e.message().ja);
+        EXPECT_EQ(answer["error"]["message_en"], e.message().en);
+        EXPECT_EQ(answer["error"]["message"], e.what()) << "message stays, for pages and integrators that read it";
+    }
+    try {
+        (void)from_hex("0G");
+        FAIL();
+    } catch (CardError const& e) {
+        EXPECT_EQ(e.message().ja, "16進数ではありません");
+        EXPECT_EQ(e.message().en, "not hex at position 1");
+    }
+    CardError const english_only(ErrorKind::transport, "USB transfer larger than the buffer");
+    EXPECT_EQ(english_only.message().ja, "") << "a developer's detail has no Japanese of its own";
+    EXPECT_EQ(std::string(english_only.what()), "USB transfer larger than the buffer");
+    auto const answer = nlohmann::json::parse(kyotaku::bridge::error(std::nullopt, english_only));
+    EXPECT_EQ(answer["error"]["message_ja"], "");
+    EXPECT_EQ(answer["error"]["message_en"], "USB transfer larger than the buffer");
+    EXPECT_TRUE(answer["id"].is_null());
 }
 
 TEST(Apdu, FollowsGetResponseAndWrongLe) {

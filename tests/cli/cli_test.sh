@@ -5,12 +5,8 @@ kyotaku=$1 src=$2
 cd "$src"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fails=0 passes=0
-check() {  # check NAME COMMAND...: the command must succeed
-    local name=$1
-    shift
-    if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
-}
+# check NAME COMMAND… and finish (tests/lib/check.sh).
+source "$src/tests/lib/check.sh"
 
 # eval: the golden answer of a sample with good and bad lines; bad lines do not change the exit code.
 "$kyotaku" eval --rules rules < tests/data/eval_sample.jsonl > "$work/out.jsonl"
@@ -198,5 +194,4 @@ done
 "$kyotaku" 2> /dev/null
 check "no subcommand is an error" test $? -ne 0
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

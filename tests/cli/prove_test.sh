@@ -6,12 +6,8 @@ set -uo pipefail
 kyotaku=$1 src=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fails=0 passes=0
-check() {
-    local name=$1
-    shift
-    if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
-}
+# check NAME COMMAND… and finish (tests/lib/check.sh).
+source "$src/tests/lib/check.sh"
 
 start=$(date +%s.%N)
 "$kyotaku" prove "$src/rules" > "$work/official.txt"
@@ -90,5 +86,4 @@ import json, sys
 d = json.load(open(sys.argv[1], encoding="utf-8"))["diagnostics"][0]
 assert d["file"].endswith("b.rules") and d["line"] == 2 and d["column"] == 27 and "kk" in d["ja"], d' "$work/errors.json"
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

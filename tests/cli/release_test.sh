@@ -7,12 +7,8 @@ set -uo pipefail
 kyotaku=$1 src=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fails=0 passes=0
-check() {
-    local name=$1
-    shift
-    if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
-}
+# check NAME COMMAND… and finish (tests/lib/check.sh).
+source "$src/tests/lib/check.sh"
 cd "$work"
 "$kyotaku" keygen policy > /dev/null && "$kyotaku" keygen other > /dev/null
 cases=(--cases 3000)
@@ -67,5 +63,4 @@ check "a release number that does not move forward is refused" bash -c "[ $? -eq
 check "a previous release signed by another key is refused" bash -c "[ $? -eq 1 ] && grep -q 'not trusted' other.txt"
 "$kyotaku" release --previous r2.bundle --rules good --sign other.key --trust policy.pub -o r3.bundle "${cases[@]}" > rotate.txt 2>&1
 check "a new key with the old one trusted (key rotation)" test $? -eq 0
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

@@ -2,8 +2,8 @@
 # PostgreSQL behind the balancer of docs/examples/haproxy.cfg, the load they carry (a batch, re-inquiries,
 # consent registrations) and what is checked afterwards. The caller sets kyotaku, src, work and A (the facility).
 
-fails=0 passes=0
-check() { local name=$1; shift; if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi; }
+# check NAME COMMAND… and finish (tests/lib/check.sh).
+source "$src/tests/lib/check.sh"
 
 # free_port: a port no one listens on now; listening_port: waits until a server listens (scripts/lib/).
 source "$src/scripts/lib/ports.sh"

@@ -384,6 +384,27 @@ TEST_F(RuntimeFixture, ReadinessFailsOnASchemaNewerThanTheBinary) {
     EXPECT_NE(ready["checks"]["schema"], "ok");
 }
 
+TEST_F(RuntimeFixture, ReadinessSaysEachCheckInJapaneseAndEnglishApart) {
+    auto ready = rt->readiness();
+    for (char const* check : {"database", "schema", "rules"}) {
+        EXPECT_EQ(ready["checks"][check], "ok") << check;
+        EXPECT_EQ(ready["checks_ja"][check], "ok") << check;
+        EXPECT_EQ(ready["checks_en"][check], "ok") << check;
+    }
+    db->query("INSERT INTO schema_migrations (name, applied_at) VALUES ('999_newer.sql', 'x')");
+    rt->readiness_kept = std::chrono::milliseconds(0);
+    ready = rt->readiness();
+    EXPECT_EQ(ready["checks_ja"]["schema"], "この kyotaku より新しいスキーマです");
+    EXPECT_EQ(ready["checks_en"]["schema"], "the schema is newer than this kyotaku");
+    EXPECT_EQ(ready["checks"]["schema"], "この kyotaku より新しいスキーマです / the schema is newer than this kyotaku")
+        << "checks keeps the one line it always had";
+    rt->draining = true;
+    ready = rt->readiness();
+    EXPECT_EQ(ready["status"], "not ready");
+    EXPECT_EQ(ready["checks_ja"]["draining"], "停止中です");
+    EXPECT_EQ(ready["checks_en"]["draining"], "stopping (SIGTERM)");
+}
+
 TEST_F(RuntimeFixture, MetricsAreValidPrometheusText) {
     RequestRecord r{"id", "0110113719", "facility", "POST", "/api/v1/reinquiry", 200, 0.003, 100, 200};
     rt->requests.record(r);

@@ -3,7 +3,6 @@
 # KEEP=1 keeps the work folder for a look after a failure. free_port prints a port no one listens on now
 # (scripts/lib/ports.sh).
 work=$(mktemp -d)
-fails=0 passes=0
 started_pids=()
 on_exit=""  # a command the test adds to the clean-up (run before the folder is removed)
 cleanup() {
@@ -12,15 +11,8 @@ cleanup() {
     if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-check() {
-    local name=$1
-    shift
-    if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
-}
-finish() {
-    echo "$passes passed, $fails failed"
-    [ "$fails" -eq 0 ]
-}
+# check NAME COMMAND… and finish (tests/lib/check.sh).
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/check.sh"
 # start_server LOG COMMAND…: runs a `kyotaku serve` command in the background (standard output to LOG, the
 # JSON log; standard error to LOG.err) and waits for its "listening on" line (scripts/lib/serve.sh); sets
 # server_pid, port and U. Ends the test when the server does not start.

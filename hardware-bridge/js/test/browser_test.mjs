@@ -219,7 +219,7 @@ try {
     const r = await page.evaluate(async () => {
       const { BridgeTransport } = await import('/js/bridge-client.js');
       const t = new BridgeTransport('ws://127.0.0.1:1/', 'token', null, { requestTimeoutMs: 300 });
-      const outcome = async (p) => { try { await p; return 'answered'; } catch (e) { return { kind: e.kind, noAnswer: !!e.noAnswer, message: e.message }; } };
+      const outcome = async (p) => { try { await p; return 'answered'; } catch (e) { return { kind: e.kind, noAnswer: !!e.noAnswer, message: e.message, ja: e.messageJa, en: e.messageEn }; } };
       await t.connect();
       const first = await outcome(t.pinTries());
       const connectedAfter = t.ws !== null;
@@ -228,6 +228,8 @@ try {
     });
     assert.deepEqual({ kind: r.first.kind, noAnswer: r.first.noAnswer }, { kind: 'transport', noAnswer: true });
     assert.match(r.first.message, /pin_tries within 300 ms/);
+    assert.deepEqual([r.first.ja, r.first.en], ['カード読み取りアプリから答えがありません', 'kyotaku-bridge did not answer pin_tries within 300 ms'],
+      'the Japanese and the English apart');
     assert.equal(r.connectedAfter, false, 'the connection is dropped: its state is unknown');
     assert.equal(r.second.kind, 'transport');
     assert.match(r.second.message, /open within 400 ms/, 'open waits its wait_ms and the deadline');

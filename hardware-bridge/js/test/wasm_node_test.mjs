@@ -57,7 +57,8 @@ await test('wrong PIN counts down, then locks after three', async () => {
   const { transport, sim } = await freshReader();
   await transport.open();
   for (const left of [2, 1]) {
-    await assert.rejects(transport.sign('0000', new Uint8Array([1])), (e) => e.kind === 'wrong_pin' && e.triesLeft === left);
+    await assert.rejects(transport.sign('0000', new Uint8Array([1])), (e) => e.kind === 'wrong_pin' && e.triesLeft === left
+      && e.messageJa.includes(`暗証番号が違います（残り${left}回）`) && e.messageEn.includes(`wrong PIN, ${left} tries left`));
   }
   await assert.rejects(transport.sign('0000', new Uint8Array([1])), (e) => e.kind === 'locked');
   await assert.rejects(transport.sign('1234', new Uint8Array([1])), (e) => e.kind === 'locked');

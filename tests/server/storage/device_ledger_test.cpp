@@ -7,17 +7,8 @@
 
 using namespace kyotaku::server;
 
-namespace {
-std::unique_ptr<Database> with_facilities() {
-    auto db = migrated_database();
-    FacilityRegistry(*db).add("0110113719", "A", "医科", "2024-07-01T00:00:00Z");
-    FacilityRegistry(*db).add("2714206386", "B", "訪問看護ステーション", "2024-07-01T00:00:00Z");
-    return db;
-}
-}  // namespace
-
 TEST(DeviceLedger, DevicesAreTheFacilitysOwnInTheOrderRegistered) {
-    auto db = with_facilities();
+    auto db = database_with_facilities();
     DeviceLedger ledger(*db);
     ledger.add_device({"d2", "0110113719", "iPad 2", "タブレット", "施設所有", R"(["佐藤"])", "2024-07-02T00:00:00Z"});
     ledger.add_device(
@@ -35,7 +26,7 @@ TEST(DeviceLedger, DevicesAreTheFacilitysOwnInTheOrderRegistered) {
 }
 
 TEST(DeviceLedger, ChecksKeepTheirFiveItemsAndTheLastIsTheNewestDay) {
-    auto db = with_facilities();
+    auto db = database_with_facilities();
     DeviceLedger ledger(*db);
     ledger.add_device(
         {"d1", "0110113719", "iPhone", "スマートフォン", "施設所有", R"(["佐藤"])", "2024-07-01T00:00:00Z"});
@@ -54,7 +45,7 @@ TEST(DeviceLedger, ChecksKeepTheirFiveItemsAndTheLastIsTheNewestDay) {
 }
 
 TEST(DeviceLedger, AFallbackVerificationIsStoredWithOrWithoutAKnownPerson) {
-    auto db = with_facilities();
+    auto db = database_with_facilities();
     DeviceLedger ledger(*db);
     ledger.add_fallback({"v1", "0110113719", std::string("p1"), "マイナポータル", "カードの読み取りに失敗",
                          "2024-07-01", "06139995", "記号", "123", "01", "1980-01-01", "030", "2024-07-01T10:00:00Z"});

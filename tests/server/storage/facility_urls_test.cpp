@@ -52,3 +52,20 @@ TEST(FacilityUrls, AGenerationStartsAtOneOnceAndMovesOnWithEachChange) {
     EXPECT_EQ(named->generation, 2);
     EXPECT_FALSE(urls.named_generation("2714206386"));
 }
+
+TEST(FacilityUrls, SealedKeysAreEveryKeyHeldSealedOldestFirst) {
+    auto db = migrated_database();
+    FacilityUrls urls(*db);
+    EXPECT_TRUE(urls.sealed_keys().empty());
+    urls.add_key(2, "sealed-2", "2024-07-02T00:00:00Z");
+    urls.add_key(1, "sealed-1", "2024-07-01T00:00:00Z");
+    urls.retire_keys("2024-07-03T00:00:00Z");
+    urls.add_key(3, "sealed-3", "2024-07-03T00:00:00Z");
+    auto keys = urls.sealed_keys();
+    ASSERT_EQ(keys.size(), 3u);
+    EXPECT_EQ(keys[0].version, 1u);
+    EXPECT_EQ(keys[0].sealed, "sealed-1");
+    EXPECT_TRUE(keys[1].retired) << "a retired key is still one the key file must open";
+    EXPECT_EQ(keys[2].version, 3u);
+    EXPECT_FALSE(keys[2].retired);
+}

@@ -3,11 +3,14 @@
 // GET RESPONSE (61xx) / wrong-Le (6Cxx) handling over any transport.
 #pragma once
 
+#include "kyotaku/message.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kyotaku::card {
@@ -37,16 +40,30 @@ enum class ErrorKind {
 
 char const* to_string(ErrorKind kind);
 
-/// An error with its kind, a message in Japanese and English, and (for wrong_pin) the tries left.
+/// The engine's message type: Japanese and English apart (kyotaku/message.hpp), here too.
+using Message = kyotaku::Message;
+
+/// An error with its kind, a message in Japanese and English kept apart, and (for wrong_pin) the tries left.
+/// what() is the message's one-line text ("日本語 / English", for logs and consoles); message() is the two apart, for
+/// the bridge's answers (message_ja, message_en) and a page that shows the Japanese.
 class CardError : public std::runtime_error {
 public:
-    CardError(ErrorKind kind, std::string const& message, int tries_left = -1, std::uint16_t sw = 0)
-        : std::runtime_error(message), kind_(kind), tries_left_(tries_left), sw_(sw) {}
+    CardError(ErrorKind kind, Message message, int tries_left = -1, std::uint16_t sw = 0)
+        : std::runtime_error(message.text()), message_(std::move(message)), kind_(kind), tries_left_(tries_left),
+          sw_(sw) {}
+    /// A developer's detail with no Japanese of its own (a test's channel, a reader's frame): English only; a page
+    /// shows the Japanese of its kind.
+    CardError(ErrorKind kind, std::string const& english, int tries_left = -1, std::uint16_t sw = 0)
+        : CardError(kind, Message{"", english}, tries_left, sw) {}
+    CardError(ErrorKind kind, char const* english, int tries_left = -1, std::uint16_t sw = 0)
+        : CardError(kind, std::string(english), tries_left, sw) {}
     ErrorKind kind() const { return kind_; }
+    Message const& message() const { return message_; }
     int tries_left() const { return tries_left_; }
     std::uint16_t status_word() const { return sw_; }
 
 private:
+    Message message_;
     ErrorKind kind_;
     int tries_left_;
     std::uint16_t sw_;
@@ -84,9 +101,9 @@ struct Response {
 Response parse_response(ByteView bytes);
 Bytes encode(Response const& response);
 
-/// The meaning of a status word, in Japanese and English ("6982: 暗証番号が未確認です / security status not
-/// satisfied").
-std::string describe_status(std::uint16_t sw);
+/// The meaning of a status word, in Japanese and English, each after the code ({"6982: 暗証番号が確認されていません",
+/// "6982: security status not satisfied"}).
+Message describe_status(std::uint16_t sw);
 
 /// Throws the CardError a status word stands for, unless it is 9000 (or 6282 "end of file", which READ BINARY
 /// callers treat as success). `what` names the command for the message ("SELECT 000A").
