@@ -602,6 +602,24 @@ HttpResult Router::handle(Caller const& caller, std::string const& method, std::
     return handle(caller, HttpRequest{method, target, content_type, body, {}, {}, -1});
 }
 
+HttpResult failure_result(std::exception_ptr failure) {
+    try {
+        std::rethrow_exception(failure);
+    } catch (Error const& e) {
+        return error_result(e);
+    } catch (TransientDatabaseError const& e) {
+        log_error("database", e.what());
+        return unavailable_result();
+    } catch (DatabaseError const& e) {
+        log_error("database", e.what());
+        return error_result(
+            Error(Error::Kind::internal, "", "サーバ内部のエラー (データベース)", "internal error (database)"));
+    } catch (std::exception const& e) {
+        log_error("internal", e.what());
+        return error_result(Error(Error::Kind::internal, "", "サーバ内部のエラー", "internal error"));
+    }
+}
+
 HttpResult Router::handle(Caller const& caller, HttpRequest const& http) const {
     std::string const path = http.target.substr(0, http.target.find('?'));
     std::string route;
@@ -638,18 +656,8 @@ HttpResult Router::handle(Caller const& caller, HttpRequest const& http) const {
         // A transient database fault (a connection a failover ended, a lost race) runs the request once more when
         // nothing of it was committed (storage/faults.hpp), on a connection that is alive.
         result = once_more_if_nothing_committed(service_.context.db.retries, answer);
-    } catch (Error const& e) {
-        result = error_result(e);
-    } catch (TransientDatabaseError const& e) {
-        log_error("database", e.what());
-        result = unavailable_result();
-    } catch (DatabaseError const& e) {
-        log_error("database", e.what());
-        result = error_result(
-            Error(Error::Kind::internal, "", "サーバ内部のエラー (データベース)", "internal error (database)"));
-    } catch (std::exception const& e) {
-        log_error("internal", e.what());
-        result = error_result(Error(Error::Kind::internal, "", "サーバ内部のエラー", "internal error"));
+    } catch (std::exception const&) {
+        result = failure_result(std::current_exception());
     }
     if (result.status == 405 && !allow.empty()) result.headers.emplace_back("Allow", allow);
     result.route = std::move(route);

@@ -11,6 +11,7 @@
 #include "usecases/service.hpp"
 
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <string>
 #include <vector>
@@ -72,6 +73,10 @@ struct Site {
     RulesWeb const* rules_web = nullptr;
     WorkbenchProofs const* proofs = nullptr;  // POST /api/v1/admin/rules/prove (absent: 503)
 };
+
+// The answer for a request whose use case threw `failure` (rethrown when it is not a std::exception): a desk's Error
+// as its status and JSON body, a passing database fault 503, anything else 500 (logged).
+HttpResult failure_result(std::exception_ptr failure);
 
 class Router {
 public:

@@ -140,6 +140,21 @@ net::awaitable<T> blocking(net::thread_pool& pool, F&& work) {
     co_return co_await net::co_spawn(pool, [&]() -> net::awaitable<T> { co_return work(); }, net::use_awaitable);
 }
 
+// The initiation of an operation that completes, on the awaiting coroutine's executor, once `ticket`'s audit line is
+// committed or has failed: no thread waits for the commit meanwhile. (A plain object: GCC 12 mishandles
+// non-trivial temporaries, a coroutine's arguments among them, in a co_await expression.)
+struct AwaitCommit {
+    AppendTicket* ticket;
+    template <typename Handler>
+    void operator()(Handler handler) const {
+        auto resume = std::make_shared<Handler>(std::move(handler));
+        ticket->when_done([resume] {
+            auto const executor = net::get_associated_executor(*resume);
+            net::post(executor, [resume] { (*resume)(); });
+        });
+    }
+};
+
 // The routes a balancer or a supervisor asks many times a second, answered from memory without leaving the I/O threads.
 bool answered_from_memory(std::string const& method, std::string const& target) {
     return method == "GET" && (target == "/healthz" || target == "/readyz");
@@ -407,6 +422,7 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
             }
             ~End() { release(); }
         } end{service, service.request_begin()};
+        std::vector<std::shared_ptr<AppendTicket>> audit_lines;  // the answer's, each to be committed before it is sent
         auto answer = [&]() -> HttpResult {
             if (caller_unknown && !answered_from_memory(method, target)) {
                 HttpResult r = unavailable_result();
@@ -426,11 +442,16 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
                 auto run = [&] { return router.handle(who, request); };
                 // The relay's file uploads carry an Idempotency-Key: a repeat gets the first answer, never a second
                 // job.
-                return req.count("Idempotency-Key") && idempotent_route(method, target)
-                           ? answer_once(shared.idempotent, service.context.clock, who,
-                                         target.substr(0, target.find('?')), std::string(req["Idempotency-Key"]),
-                                         request.body, run)
-                           : run();
+                if (req.count("Idempotency-Key") && idempotent_route(method, target))
+                    return answer_once(shared.idempotent, service.context.clock, who,
+                                       target.substr(0, target.find('?')), std::string(req["Idempotency-Key"]),
+                                       request.body, run);
+                // The audit lines of reads are committed while this thread answers others (below: the answer waits
+                // for them).
+                DeferredAppends deferred;
+                HttpResult r = run();
+                audit_lines = std::move(deferred.tickets);
+                return r;
             } catch (TransientDatabaseError const& e) {  // the Idempotency-Key store while the database is away
                 log_error("request", e.what());
                 return unavailable_result();
@@ -444,6 +465,18 @@ net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket acce
         if (answered_from_memory(method, target)) r = answer();
         else r = co_await blocking<HttpResult>(shared.work, answer);
         end.release();  // (a proof below does not hold the batch worker back)
+        for (std::size_t i = 0; i < audit_lines.size(); ++i) {  // the answer goes once its audit lines are committed
+            AppendTicket* const line = audit_lines[i].get();
+            co_await net::async_initiate<decltype(net::use_awaitable) const&, void()>(AwaitCommit{line},
+                                                                                      net::use_awaitable);
+            std::exception_ptr const failed = line->error();
+            if (failed) {
+                std::string route = std::move(r.route);
+                r = failure_result(failed);
+                r.route = std::move(route);
+                break;
+            }
+        }
         spool.reset();  // the body has been read, in memory or from its file: its budget is free for others
         upload.reset();
         // a proof: on the threads of slow work, the request threads free meanwhile (it has its own deadline)

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -39,6 +40,42 @@ struct LockTimeout : TransientDatabaseError {
     explicit LockTimeout(std::string const& what) : TransientDatabaseError(what) {}
 };
 
+// The commit of one audit line a request deferred (see DeferredAppends): done once the group that holds the line is
+// committed, or has failed.
+class AppendTicket {
+public:
+    // Runs `then` once, when the line is committed or has failed: at once on this thread when it already is, else on
+    // the thread that commits it (`then` should only hand the news on).
+    void when_done(std::function<void()> then);
+    void wait();                       // blocks until done
+    std::exception_ptr error() const;  // why the line was not committed (null: it was); once done
+    void finish(std::exception_ptr error);  // the backend: the line's commit is over
+
+private:
+    mutable std::mutex mutex_;
+    bool done_ = false;
+    std::exception_ptr error_;
+    std::function<void()> then_;
+};
+
+// While one lives on a thread (a request being answered), an audit append outside a transaction (Database::append) on
+// a backend that commits them in groups is queued and returns at once, with no rows, adding its ticket here: whoever
+// opened it tells nobody the answer before each ticket is done, and answers with the error instead when one failed
+// (the HTTP session waits for them without holding a request thread, so that many requests' lines share one commit).
+// Without one, append returns once its line is committed.
+class DeferredAppends {
+public:
+    DeferredAppends();
+    ~DeferredAppends();
+    DeferredAppends(DeferredAppends const&) = delete;
+    DeferredAppends& operator=(DeferredAppends const&) = delete;
+    static DeferredAppends* current();  // this thread's innermost, or null
+    std::vector<std::shared_ptr<AppendTicket>> tickets;
+
+private:
+    DeferredAppends* outer_;
+};
+
 class Database {
 public:
     virtual ~Database() = default;
@@ -49,6 +86,7 @@ public:
     // A lone INSERT that need not wait for the disk: the audit line of a read request (資格確認履歴, 医療情報閲覧履歴),
     // one per request on the hot path. A crash of the server loses none; a crash of the database machine (or a
     // failover) may lose the last few. Inside a transaction, part of it like any statement.
+    // Under a DeferredAppends, a backend may queue it instead (see there).
     virtual std::vector<Row> append(std::string const& sql, std::vector<Value> const& params) {
         return query(sql, params);
     }

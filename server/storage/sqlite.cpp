@@ -57,6 +57,53 @@ void check_text_params(std::vector<Value> const& params) {
                               "; nothing was stored)");
 }
 
+void AppendTicket::when_done(std::function<void()> then) {
+    {
+        std::lock_guard lock(mutex_);
+        if (!done_) {
+            then_ = std::move(then);
+            return;
+        }
+    }
+    then();
+}
+
+void AppendTicket::wait() {
+    std::mutex m;
+    std::condition_variable cv;
+    bool done = false;
+    when_done([&] {
+        std::lock_guard lock(m);
+        done = true;
+        cv.notify_one();
+    });
+    std::unique_lock lock(m);
+    cv.wait(lock, [&] { return done; });
+}
+
+std::exception_ptr AppendTicket::error() const {
+    std::lock_guard lock(mutex_);
+    return error_;
+}
+
+void AppendTicket::finish(std::exception_ptr error) {
+    std::function<void()> then;
+    {
+        std::lock_guard lock(mutex_);
+        error_ = std::move(error);
+        done_ = true;
+        then.swap(then_);
+    }
+    if (then) then();
+}
+
+namespace {
+thread_local DeferredAppends* deferred_appends = nullptr;
+}
+DeferredAppends::DeferredAppends() : outer_(deferred_appends) { deferred_appends = this; }
+DeferredAppends::~DeferredAppends() { deferred_appends = outer_; }
+DeferredAppends* DeferredAppends::current() { return deferred_appends; }
+
 namespace {
 // A database file only its owner reads: made 0600 as soon as SQLite has opened it, before the journal mode creates its
 // -wal and -shm files (SQLite gives them the database's mode); an existing set that others could read is made 0600.
@@ -236,8 +283,17 @@ public:
         for (auto& c : owned_) sqlite3_wal_hook(c->handle(), &Sqlite::on_commit, this);
         sqlite3_wal_hook(appender_->handle(), &Sqlite::on_commit, this);
         checkpoints_ = std::thread([this] { checkpoint_loop(); });
+        appends_ = std::thread([this] { append_loop(); });
     }
     ~Sqlite() override {
+        if (appends_.joinable()) {  // (after the queue is empty: every queued line is committed)
+            {
+                std::lock_guard lock(append_mutex_);
+                stop_appends_ = true;
+            }
+            append_ready_.notify_all();
+            appends_.join();
+        }
         if (checkpoints_.joinable()) {
             {
                 std::lock_guard lock(checkpoint_mutex_);
@@ -250,36 +306,30 @@ public:
     Sqlite(Sqlite const&) = delete;
     Sqlite& operator=(Sqlite const&) = delete;
 
-    // An audit append outside a transaction waits for its commit like any write, but shares it (group commit): the
-    // first caller to find no commit under way takes every append queued so far onto the appender connection in one
-    // transaction (synchronous=NORMAL, as a lone append: durable against a crash of the server), commits, and wakes
-    // their callers; appends that arrive meanwhile form the next group. Nobody returns before the commit that holds
-    // their row. One commit per group instead of one per request: every commit makes the pooled connections drop
-    // their page cache at their next read (the WAL changed), and takes the writer lock.
+    // An audit append outside a transaction is committed by a thread of its own, with every append queued meanwhile
+    // (group commit): one transaction on the appender connection (synchronous=NORMAL, as a lone append: durable
+    // against a crash of the server). The caller returns once the commit that holds its line is over — or at once
+    // under a DeferredAppends, which then holds the line's ticket. One commit per group instead of one per request:
+    // every commit makes the pooled connections drop their page cache at their next read (the WAL changed), writes
+    // the pages it changed to the WAL (the same pages for a group's lines) and takes the writer lock.
     std::vector<Row> append(std::string const& sql, std::vector<Value> const& params) override {
         if (Connection* c = pool_.bound(); c || !appender_) return query(sql, params);
         check_text_params(params);
-        PendingAppend me{&sql, &params, {}, {}, false};
-        std::unique_lock lock(append_mutex_);
-        append_queue_.push_back(&me);
-        while (!me.done) {
-            if (appending_) {
-                append_done_.wait(lock);
-                continue;
-            }
-            appending_ = true;
-            std::vector<PendingAppend*> group;
-            group.swap(append_queue_);
-            lock.unlock();
-            commit_group(group);
-            lock.lock();
-            appending_ = false;
-            for (auto* p : group) p->done = true;
-            append_done_.notify_all();
+        auto me = std::make_shared<PendingAppend>(PendingAppend{sql, params, {}, {}, std::make_shared<AppendTicket>()});
+        {
+            std::lock_guard lock(append_mutex_);
+            append_queue_.push_back(me);
         }
-        if (me.error) std::rethrow_exception(me.error);
+        append_ready_.notify_one();
+        if (DeferredAppends* deferred = DeferredAppends::current()) {
+            deferred->tickets.push_back(me->ticket);
+            ++write_ledger().committed;  // (committed, or the request answered with its error: never run again)
+            return {};
+        }
+        me->ticket->wait();
+        if (auto e = me->ticket->error()) std::rethrow_exception(e);
         ++write_ledger().committed;
-        return std::move(me.rows);
+        return std::move(me->rows);
     }
 
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
@@ -406,15 +456,29 @@ private:
     }
 
     struct PendingAppend {
-        std::string const* sql;
-        std::vector<Value> const* params;
+        std::string sql;
+        std::vector<Value> params;
         std::vector<Row> rows;
         std::exception_ptr error;
-        bool done;
+        std::shared_ptr<AppendTicket> ticket;
     };
+    void append_loop() {
+        std::unique_lock lock(append_mutex_);
+        for (;;) {
+            append_ready_.wait(lock, [&] { return stop_appends_ || !append_queue_.empty(); });
+            if (append_queue_.empty()) return;  // stopping, and every line is in
+            std::vector<std::shared_ptr<PendingAppend>> group;
+            group.swap(append_queue_);
+            lock.unlock();
+            commit_group(group);
+            for (auto const& p : group) p->ticket->finish(p->error);
+            lock.lock();
+        }
+    }
     // One transaction for the group. Should it fail, each append is tried alone, so that one bad row fails only its
-    // own request.
-    void commit_group(std::vector<PendingAppend*> const& group) {
+    // own request; one that meets a passing fault (another process holding the file past the busy timeout) is tried
+    // once more, as the request it belongs to would have been.
+    void commit_group(std::vector<std::shared_ptr<PendingAppend>> const& group) {
         Connection& c = *appender_;
         c.writing = std::unique_lock<std::mutex>(writer_);
         struct Release {
@@ -422,17 +486,25 @@ private:
             ~Release() { c.writing.unlock(); }
         } release{c};
         auto alone = [&](PendingAppend& p) {
-            p.rows.clear();
-            try {
-                p.rows = c.query(*p.sql, *p.params);
-            } catch (...) {
-                p.error = std::current_exception();
+            for (int attempt = 0;; ++attempt) {
+                p.rows.clear();
+                try {
+                    p.rows = c.query(p.sql, p.params);
+                    p.error = nullptr;
+                    return;
+                } catch (TransientDatabaseError const&) {
+                    p.error = std::current_exception();
+                    if (attempt == 1) return;
+                } catch (...) {
+                    p.error = std::current_exception();
+                    return;
+                }
             }
         };
         if (group.size() == 1) return alone(*group.front());
         try {
             c.script("BEGIN IMMEDIATE");
-            for (auto* p : group) p->rows = c.query(*p->sql, *p->params);
+            for (auto const& p : group) p->rows = c.query(p->sql, p->params);
             c.script("COMMIT");
             return;
         } catch (...) {
@@ -441,7 +513,7 @@ private:
             } catch (...) {
             }
         }
-        for (auto* p : group) alone(*p);
+        for (auto const& p : group) alone(*p);
     }
 
     static constexpr int checkpoint_pages = 1000;  // SQLite's own default for its automatic checkpoint
@@ -482,13 +554,13 @@ private:
     Pool pool_;
     std::unique_ptr<Connection> appender_, checkpointer_;
     std::mutex append_mutex_;
-    std::condition_variable append_done_;
-    std::vector<PendingAppend*> append_queue_;  // waiting for the next group (under append_mutex_)
-    bool appending_ = false;                    // a group is being committed (under append_mutex_)
+    std::condition_variable append_ready_;
+    std::vector<std::shared_ptr<PendingAppend>> append_queue_;  // waiting for the next group (under append_mutex_)
+    bool stop_appends_ = false;                                 // (under append_mutex_)
     std::mutex checkpoint_mutex_;
     std::condition_variable checkpoint_due_cv_;
     bool checkpoint_due_ = false, stop_ = false;
-    std::thread checkpoints_;  // last: started when everything it uses exists, joined before any of it goes
+    std::thread checkpoints_, appends_;  // last: started when everything they use exists, joined before any of it goes
 };
 }  // namespace
 

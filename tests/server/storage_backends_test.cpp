@@ -12,6 +12,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -211,6 +213,45 @@ TEST(SqliteAppends, ShareCommitsAndReturnOnlyOnceCommitted) {
     db.reset();
     auto again = open_sqlite((dir.path / "k.sqlite").string(), 2);
     EXPECT_EQ(as_int(again->query("SELECT COUNT(*) FROM viewing_log")[0][0]), 1 + threads * each - duplicates);
+}
+
+// Under a DeferredAppends, an append on a SQLite file returns at once with its line's ticket: the line is readable
+// once the ticket is done without error, and a failing line (a duplicate id) fails its own ticket only; outside a
+// transaction only (inside one it is part of the transaction, as before), and never without a ticket.
+TEST(SqliteAppends, DeferredAppendsAreCommittedWhenTheirTicketsAreDone) {
+    TempDir dir;
+    auto db = open_sqlite((dir.path / "k.sqlite").string(), 4);
+    migrate(*db);
+    std::string const insert = "INSERT INTO viewing_log (id, facility_code, at, person_key, item, terminal, allowed, "
+                               "reason) VALUES ($1, 'f', 'at', NULL, 'i', 't', 0, 'r')";
+    db->append(insert, {std::string("taken")});
+    std::vector<std::shared_ptr<AppendTicket>> tickets;
+    {
+        DeferredAppends deferred;
+        for (std::string id : {"d1", "taken", "d2", "d3"}) EXPECT_TRUE(db->append(insert, {id}).empty());
+        transaction(*db, [&] { db->append(insert, {std::string("in-transaction")}); });  // committed with it
+        EXPECT_EQ(DeferredAppends::current(), &deferred);
+        tickets = std::move(deferred.tickets);
+    }
+    EXPECT_EQ(DeferredAppends::current(), nullptr);
+    ASSERT_EQ(tickets.size(), 4u);
+    for (std::size_t i = 0; i < tickets.size(); ++i) {  // told (by the thread that commits, or at once), or waited for
+        if (i % 2 == 0) {
+            std::promise<void> told;
+            tickets[i]->when_done([&] { told.set_value(); });
+            told.get_future().wait();
+        } else {
+            tickets[i]->wait();
+        }
+        EXPECT_EQ(tickets[i]->error() != nullptr, i == 1) << i;
+    }
+    for (char const* id : {"d1", "d2", "d3", "in-transaction"})
+        EXPECT_EQ(db->query("SELECT 1 FROM viewing_log WHERE id = $1", {std::string(id)}).size(), 1u) << id;
+    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM viewing_log")[0][0]), 5);
+    // A ticket already done tells at once, on the caller's thread.
+    bool told = false;
+    tickets[0]->when_done([&] { told = true; });
+    EXPECT_TRUE(told);
 }
 
 // Rows inserted many at a time (SQLite: multi-row INSERT, the rest one by one; PostgreSQL: COPY) come back as given,
