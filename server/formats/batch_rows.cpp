@@ -10,7 +10,7 @@ namespace kyotaku::server {
 namespace {
 using json = nlohmann::json;
 
-// --- requests (JSON) ---------------------------------------------------------------------------------------------
+// --- JSON: answers as the NDJSON route shows them; what earlier versions stored ------------------------------------
 
 json echo_json(Echo const& echo) {
     json out = json::array();
@@ -33,25 +33,15 @@ std::optional<std::string> text_of(json const& o, char const* key) {
     return it != o.end() && it->is_string() ? std::optional<std::string>(it->get<std::string>()) : std::nullopt;
 }
 
-void put_card(json& out, CardFields const& card) {
-    std::pair<char const*, std::optional<std::string> const*> const fields[] = {{"insurer_number",
-                                                                                 &card.insurer_number},
-                                                                                {"symbol", &card.symbol},
-                                                                                {"number", &card.number},
-                                                                                {"branch", &card.branch},
-                                                                                {"birthdate", &card.birthdate}};
-    for (auto const& [name, value] : fields)
-        if (*value) out[name] = **value;
-}
-
 CardFields card_of(json const& o) {
     return {text_of(o, "insurer_number"), text_of(o, "symbol"), text_of(o, "number"), text_of(o, "branch"),
             text_of(o, "birthdate")};
 }
 
-// --- answers (the compact form) ----------------------------------------------------------------------------------
-// A version mark ("K1"), then one token per field in a fixed order (below): "-" for a field that is absent, or the
-// text's length in bytes, ":" and its bytes. Numbers and flags are texts; a list is its length, then its items.
+// --- requests and answers (the compact form) ----------------------------------------------------------------------
+// A version mark ("K1"), then the kind (a request: q a query, u an unread row, c a consented patient, g a
+// registration; an answer: a, r, e) and one token per field in a fixed order (below): "-" for a field that is absent,
+// or the text's length in bytes, ":" and its bytes. Numbers and flags are texts; a list is its length, then its items.
 
 class Writer {
 public:
@@ -142,31 +132,42 @@ EligibilityRecord read_eligibility(Reader& r) {
     e.loss_reason = r.maybe_text();
     return e;
 }
-}  // namespace
 
-std::string stored_request(BatchRow const& row) {
-    json out;
-    if (auto const* q = std::get_if<RowQuery>(&row)) {
-        out = json::object();
-        put_card(out, q->card);
-        out["arbitrary_identifier"] = q->arbitrary_identifier;
-        if (q->echo) out["echo"] = echo_json(*q->echo);
-    } else if (auto const* u = std::get_if<RowUnread>(&row)) {
-        out = json{{"malformed", u->text}};
-        if (u->field) out["field"] = *u->field;
-        if (u->echo) out["echo"] = echo_json(*u->echo);
-    } else if (auto const* c = std::get_if<RowConsented>(&row)) {
-        out = json{{"person_key", c->person}, {"consent_date", c->consent_date}, {"visit_kind", c->visit_kind}};
-    } else {
-        auto const& reg = std::get<RowRegistration>(row);
-        out = json{{"reference_number", reg.reference_number}};
-        put_card(out, reg.card);
-        out["echo"] = echo_json(reg.echo);
+void write_echo(Writer& w, std::optional<Echo> const& echo) {
+    if (!echo) return w.absent();
+    w.count(echo->size());
+    for (auto const& [name, value] : *echo) {
+        w.text(std::string_view(name));
+        w.text(std::string_view(value));
     }
-    return out.dump();
 }
 
-BatchRow stored_request_of(std::string_view stored) {
+std::optional<Echo> read_echo(Reader& r) {
+    auto n = r.maybe_count();
+    if (!n) return std::nullopt;
+    Echo echo;
+    echo.reserve(*n);
+    for (std::size_t i = 0; i < *n; ++i) {
+        std::string name = r.text();
+        echo.emplace_back(std::move(name), r.text());
+    }
+    return echo;
+}
+
+void write_card(Writer& w, CardFields const& card) {
+    for (auto const* field : {&card.insurer_number, &card.symbol, &card.number, &card.branch, &card.birthdate})
+        w.text(*field);
+}
+
+CardFields read_card(Reader& r) {
+    CardFields card;
+    for (auto* field : {&card.insurer_number, &card.symbol, &card.number, &card.branch, &card.birthdate})
+        *field = r.maybe_text();
+    return card;
+}
+
+// A request as every version before the compact form stored it: a JSON object.
+BatchRow json_request_of(std::string_view stored) {
     json const r = json::parse(stored, nullptr, false);
     if (r.is_discarded() || !r.is_object()) return RowUnread{std::string(), std::nullopt, std::nullopt};
     if (r.contains("malformed"))
@@ -176,6 +177,73 @@ BatchRow stored_request_of(std::string_view stored) {
     if (auto number = text_of(r, "reference_number"))
         return RowRegistration{*number, card_of(r), echo_of(r).value_or(Echo{})};
     return RowQuery{card_of(r), text_of(r, "arbitrary_identifier").value_or(""), echo_of(r)};
+}
+}  // namespace
+
+std::string stored_request(BatchRow const& row) {
+    std::string out;
+    out.reserve(96);
+    out.append(compact_mark);
+    Writer w(out);
+    if (auto const* q = std::get_if<RowQuery>(&row)) {
+        w.text(std::string_view("q"));
+        write_card(w, q->card);
+        w.text(std::string_view(q->arbitrary_identifier));
+        write_echo(w, q->echo);
+    } else if (auto const* u = std::get_if<RowUnread>(&row)) {
+        w.text(std::string_view("u"));
+        w.text(std::string_view(u->text));
+        w.text(u->field);
+        write_echo(w, u->echo);
+    } else if (auto const* c = std::get_if<RowConsented>(&row)) {
+        w.text(std::string_view("c"));
+        for (std::string const* text : {&c->person, &c->consent_date, &c->visit_kind}) w.text(std::string_view(*text));
+    } else {
+        auto const& reg = std::get<RowRegistration>(row);
+        w.text(std::string_view("g"));
+        w.text(std::string_view(reg.reference_number));
+        write_card(w, reg.card);
+        write_echo(w, reg.echo);
+    }
+    return out;
+}
+
+BatchRow stored_request_of(std::string_view stored) {
+    if (stored.substr(0, compact_mark.size()) != compact_mark) return json_request_of(stored);
+    try {
+        Reader r(stored.substr(compact_mark.size()));
+        BatchRow row;
+        std::string const kind = r.text();
+        if (kind == "q") {
+            RowQuery q;
+            q.card = read_card(r);
+            q.arbitrary_identifier = r.text();
+            q.echo = read_echo(r);
+            row = std::move(q);
+        } else if (kind == "u") {
+            RowUnread u;
+            u.text = r.text();
+            u.field = r.maybe_text();
+            u.echo = read_echo(r);
+            row = std::move(u);
+        } else if (kind == "c") {
+            RowConsented c;
+            for (std::string* text : {&c.person, &c.consent_date, &c.visit_kind}) *text = r.text();
+            row = std::move(c);
+        } else if (kind == "g") {
+            RowRegistration g;
+            g.reference_number = r.text();
+            g.card = read_card(r);
+            g.echo = read_echo(r).value_or(Echo{});
+            row = std::move(g);
+        } else {
+            Reader::damaged();
+        }
+        if (!r.done()) Reader::damaged();
+        return row;
+    } catch (std::runtime_error const&) {
+        return RowUnread{std::string(), std::nullopt, std::nullopt};  // damaged: the row's own error, as any unreadable
+    }
 }
 
 std::string stored_answer(BatchRowAnswer const& a) {
@@ -221,15 +289,7 @@ std::string stored_answer(BatchRowAnswer const& a) {
         w.text(a.field);
     }
     w.text(a.arbitrary_identifier);
-    if (a.echo) {
-        w.count(a.echo->size());
-        for (auto const& [name, value] : *a.echo) {
-            w.text(std::string_view(name));
-            w.text(std::string_view(value));
-        }
-    } else {
-        w.absent();
-    }
+    write_echo(w, a.echo);
     w.text(a.consent_date);
     return out;
 }
@@ -273,13 +333,7 @@ BatchRowAnswer stored_answer_of(std::string_view stored) {
         Reader::damaged();
     }
     a.arbitrary_identifier = r.maybe_text();
-    if (auto n = r.maybe_count()) {
-        a.echo.emplace();
-        for (std::size_t i = 0; i < *n; ++i) {
-            std::string name = r.text();
-            a.echo->emplace_back(std::move(name), r.text());
-        }
-    }
+    a.echo = read_echo(r);
     a.consent_date = r.maybe_text();
     if (!r.done()) Reader::damaged();
     return a;

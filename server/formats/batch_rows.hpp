@@ -1,10 +1,9 @@
 // A batch's rows as they are stored and as JSON (decision/batch_row.hpp).
 //
-// - The request of a row is stored as a JSON object (batch_rows.request_json: the same text every version wrote) and
-//   read back typed by the worker, once per chunk.
-// - The answer of a row is stored in a compact form of its own (batch_results.result_json): written field by field
-//   from the typed answer and read back typed, never through a JSON tree. Answers stored as JSON by a version before
-//   it (a text starting with `{`) are read as well.
+// - The request of a row (batch_rows.request_json) and its answer (batch_results.result_json) are stored in a compact
+//   form of their own: written field by field from the typed row and read back typed (the worker reads a chunk's
+//   requests once), never through a JSON tree. What versions before it stored as JSON (a text starting with `{`) is
+//   read as well.
 // - An answer as JSON: the object each line of the NDJSON result route shows (docs/api.md), the same fields as
 //   POST /api/v1/reinquiry's answer plus the row's own (processing_result_status, arbitrary_identifier, echo …).
 #pragma once
@@ -18,8 +17,8 @@
 
 namespace kyotaku::server {
 
-// The stored request (JSON text) of a row, and back. A text that is not one of these objects reads as a RowUnread
-// (answered "6列 … が必要です"), as every version answered it.
+// The stored request of a row (the compact form), and back; read also accepts the JSON of earlier versions. A text
+// that is neither, or damaged, reads as a RowUnread (answered "6列 … が必要です"), as every version answered it.
 std::string stored_request(BatchRow const& row);
 BatchRow stored_request_of(std::string_view stored);
 

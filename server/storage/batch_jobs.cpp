@@ -126,13 +126,19 @@ void BatchJobs::add_chunk(std::string const& reception, std::int64_t first, std:
 }
 
 std::vector<std::pair<std::int64_t, BatchRow>> BatchJobs::unanswered_rows(std::string const& reception,
-                                                                          std::int64_t first, std::int64_t last) {
-    auto rows = db_.query("SELECT r.row_no, r.request_json FROM batch_rows r WHERE r.reception_number = $1 AND "
-                          "r.row_no >= $2 AND r.row_no <= $3 "
-                          "AND NOT EXISTS (SELECT 1 FROM batch_results x WHERE x.reception_number = r.reception_number "
-                          "AND x.row_no = r.row_no) "
-                          "ORDER BY r.row_no",
-                          {reception, first, last});
+                                                                          std::int64_t first, std::int64_t last,
+                                                                          bool fresh) {
+    // The answers looked up by the chunk's range too (not row by row against the whole table): PostgreSQL planned the
+    // row-by-row form, on statistics older than the table, as a scan of every job's answers per chunk (75 ms to 7 s a
+    // chunk once a few jobs were kept, against 0.2 ms).
+    auto rows = fresh ? db_.query("SELECT row_no, request_json FROM batch_rows WHERE reception_number = $1 AND "
+                                  "row_no >= $2 AND row_no <= $3 ORDER BY row_no",
+                                  {reception, first, last})
+                      : db_.query("SELECT r.row_no, r.request_json FROM batch_rows r WHERE r.reception_number = $1 AND "
+                                  "r.row_no >= $2 AND r.row_no <= $3 AND r.row_no NOT IN (SELECT x.row_no FROM "
+                                  "batch_results x WHERE x.reception_number = $1 AND x.row_no >= $2 AND "
+                                  "x.row_no <= $3) ORDER BY r.row_no",
+                                  {reception, first, last});
     std::vector<std::pair<std::int64_t, BatchRow>> out;
     out.reserve(rows.size());
     for (auto const& r : rows) out.emplace_back(as_int(r[0]), stored_request_of(as_text(r[1])));

@@ -78,9 +78,12 @@ public:
     // A new chunk of rows first..last leased to `worker` until `until`; the job's next row moves past it.
     void add_chunk(std::string const& reception, std::int64_t first, std::int64_t last, std::string const& worker,
                    std::string const& until);
-    // The chunk's rows that have no answer yet, typed, in row order.
+    // The chunk's rows that have no answer yet, typed, in row order. A `fresh` chunk (add_chunk's, just made) has none
+    // answered: its rows are read by their range alone. (Answers are written only with their chunk marked answered,
+    // or when the job gives up, which ends it; a chunk leased again — after its lease expired, or one migration 011
+    // made — may hold answered rows.)
     std::vector<std::pair<std::int64_t, BatchRow>> unanswered_rows(std::string const& reception, std::int64_t first,
-                                                                   std::int64_t last);
+                                                                   std::int64_t last, bool fresh = false);
     // Marks the chunk starting at `first` answered `at` unless it already was (then false: another worker wrote it).
     bool mark_chunk_answered(std::string const& reception, std::int64_t first, std::string const& at);
     // Inserts answers of rows (one insert_rows).

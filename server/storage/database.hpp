@@ -100,7 +100,8 @@ public:
     // disk. SQLite writes it to the WAL (durable against a crash of the server) and syncs it with the next synced
     // commit — the file is synced whole, so a synced commit makes every commit before it durable — or checkpoint; so
     // the writer lock is not held through an fsync per chunk. A crash of the machine loses such a commit whole (and
-    // everything after it), never part of it: the work is done again. PostgreSQL commits it as any transaction.
+    // everything after it), never part of it: the work is done again. PostgreSQL likewise (synchronous_commit off:
+    // its WAL is one sequence, so a synced commit — and the standby's confirmation of it — covers every one before).
     virtual void in_transaction_unsynced(std::function<void()> const& body) { in_transaction(body); }
     // The connections of this process (for /metrics): how many, how many in use, threads waiting for one.
     struct PoolStats {

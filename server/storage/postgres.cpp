@@ -8,6 +8,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <charconv>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -72,7 +73,8 @@ void note_warning(void* notes, PGresult const* notice) {
 // A small pool of connections. A transaction binds one connection to the calling thread until it ends;
 // any other statement takes a free connection. Every commit waits for the disk and the synchronous standby
 // (synchronous_commit on), a lone write's too (it runs as a transaction of its own); only the audit appends of reads
-// (append()) commit with synchronous_commit off, durable against a server crash.
+// (append()) and the transactions nobody is told of (in_transaction_unsynced: a batch chunk's lease and answers)
+// commit with synchronous_commit off, durable against a server crash.
 class Postgres final : public Database {
 public:
     Postgres(std::string const& url, std::size_t size) {
@@ -173,16 +175,22 @@ public:
                             buffer += "\\N";
                             continue;
                         }
-                        std::string const text = as_text(row[i]);
-                        std::string_view rest = text;
-                        for (std::size_t special;
-                             (special = rest.find_first_of("\\\t\n\r")) != std::string_view::npos;) {
-                            buffer.append(rest.substr(0, special));
-                            char const ch = rest[special];
-                            buffer += ch == '\\' ? "\\\\" : ch == '\t' ? "\\t" : ch == '\n' ? "\\n" : "\\r";
-                            rest.remove_prefix(special + 1);
+                        if (auto const* number = std::get_if<std::int64_t>(&row[i])) {
+                            char digits[24];
+                            buffer.append(digits, std::to_chars(digits, digits + sizeof digits, *number).ptr);
+                            continue;
                         }
-                        buffer.append(rest);
+                        // A byte at a time, the runs between separators appended whole.
+                        std::string const& text = std::get<std::string>(row[i]);
+                        std::size_t run = 0;
+                        for (std::size_t at = 0; at < text.size(); ++at) {
+                            char const ch = text[at];
+                            if (ch != '\\' && ch != '\t' && ch != '\n' && ch != '\r') continue;
+                            buffer.append(text, run, at - run);
+                            buffer += ch == '\\' ? "\\\\" : ch == '\t' ? "\\t" : ch == '\n' ? "\\n" : "\\r";
+                            run = at + 1;
+                        }
+                        buffer.append(text, run);
                     }
                     buffer += '\n';
                     if (buffer.size() > (256u << 10)) flush();
@@ -198,7 +206,15 @@ public:
         transaction(*this, [&] { copy(pool_.bound()); });
     }
 
-    void in_transaction(std::function<void()> const& body) override {
+    void in_transaction(std::function<void()> const& body) override { run_transaction(body, true); }
+    void in_transaction_unsynced(std::function<void()> const& body) override { run_transaction(body, false); }
+
+private:
+    // `synced`: the commit waits for the disk and the synchronous standby (synchronous_commit on); otherwise it is
+    // the session's (off): written to the WAL, flushed by the WAL writer within moments or by the next synced commit
+    // (the WAL is one sequence: a synced commit makes every commit before it durable), lost whole, if at all, with a
+    // crash of the machine or a failover.
+    void run_transaction(std::function<void()> const& body, bool synced) {
         if (PGconn* c = pool_.bound()) {  // nested: a savepoint on the same connection
             std::string sp = "sp" + std::to_string(depth_of(c)++);
             exec(c, "SAVEPOINT " + sp, {});
@@ -223,7 +239,7 @@ public:
             Pool const& pool;
             ~Unbind() { pool.unbind(); }
         } unbind{pool_};
-        exec(lease.conn, "BEGIN; SET LOCAL synchronous_commit = on", {});
+        exec(lease.conn, synced ? "BEGIN; SET LOCAL synchronous_commit = on" : "BEGIN", {});
         try {
             body();
         } catch (...) {
@@ -244,7 +260,6 @@ public:
         ++write_ledger().committed;
     }
 
-private:
     using Pool = ConnectionPool<PGconn*>;
     Pool pool_;
 

@@ -233,9 +233,10 @@ void bound_lock_waits(Context& x) {
     if (char const* limit = x.db.lock_timeout()) x.db.query(limit);
 }
 
-// The leased range of rows a worker answers.
+// The leased range of rows a worker answers; `fresh`: made by this lease, so none of its rows is answered yet.
 struct Chunk {
     std::int64_t first = 0, last = 0;
+    bool fresh = false;
 };
 }  // namespace
 
@@ -280,7 +281,7 @@ int BatchDesk::process_chunk(int max_rows) {
         if (auto open = jobs.lease_open_chunk(job->reception, now, worker_, until))
             return Chunk{open->first, open->second};
         if (job->next_row > job->total) return std::nullopt;
-        Chunk c{job->next_row, std::min(job->total, job->next_row + std::max(max_rows, 1) - 1)};
+        Chunk c{job->next_row, std::min(job->total, job->next_row + std::max(max_rows, 1) - 1), true};
         jobs.add_chunk(job->reception, c.first, c.last, worker_, until);
         return c;
     });
@@ -295,7 +296,9 @@ int BatchDesk::process_chunk(int max_rows) {
     }
     try {
         // Answer the chunk outside any transaction (readers never wait for a writer), with its persons loaded at once.
-        auto rows = jobs.unanswered_rows(reception, chunk->first, chunk->last);
+        // (A fresh chunk's rows are read by their range alone; should another worker answer it meanwhile — its lease
+        // expired — the write below finds it answered and drops these answers.)
+        auto rows = jobs.unanswered_rows(reception, chunk->first, chunk->last, chunk->fresh);
         std::vector<RowRequest> requests;
         std::vector<Card> cards;
         requests.reserve(rows.size());

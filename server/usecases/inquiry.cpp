@@ -3,7 +3,7 @@
 // path: the rules decide on the server's date from the server's records.
 #include "usecases/inquiry.hpp"
 
-#include "formats/eligibility_json.hpp"
+#include "formats/inquiry_detail.hpp"
 #include "storage/reference_numbers.hpp"
 #include "usecases/desk_util.hpp"
 
@@ -60,27 +60,26 @@ EligibilityAnswer InquiryDesk::answer_eligibility(Context& x, DecisionPath& deci
     std::string person = !who.person.empty() ? who.person
                          : who.card        ? records.person_by_card(*who.card)
                                            : records.person_by_reference(facility.code, who.reference_number);
-    // 資格確認履歴's detail (a JSON object, as stored and shown): how the caller named the patient (what it sent, or
-    // the consent it holds), what was answered and why.
-    json detail{{"category", category},
-                {"by", !who.person.empty() ? "consent"
-                       : who.card          ? "card"
-                                           : "reference_number"}};
-    if (who.card)
-        detail["patient"] = card_json(*who.card);
-    else if (who.person.empty())
-        detail["patient"] = json{{"reference_number", who.reference_number}};
-    if (!requested_date.empty()) detail["query_date"] = requested_date;
+    // 資格確認履歴's detail (formats/inquiry_detail.hpp): how the caller named the patient (what it sent, or the
+    // consent it holds), what was answered and why.
+    EligibilityDetail detail;
+    detail.category = category;
+    detail.by = !who.person.empty() ? EligibilityDetail::By::consent
+                : who.card          ? EligibilityDetail::By::card
+                                    : EligibilityDetail::By::reference_number;
+    detail.card = who.card;
+    if (!who.card && who.person.empty()) detail.reference_number = who.reference_number;
+    detail.query_date = requested_date;
     auto done = [&](std::string const& p) {
         if (log) {
-            detail["allowed"] = a.allowed;
-            detail["qualification_validity"] =
-                a.qualification_validity ? json(*a.qualification_validity) : json(nullptr);
-            if (a.basis) detail["consent_id"] = a.basis->id;
-            if (log->row) detail["row"] = log->row;
-            if (!log->consent_date.empty())
-                detail["patient"] = json{{"consent_date", log->consent_date}, {"visit_kind", log->visit_kind}};
-            InquiryEntry entry{facility.code, log->actor, log->kind, p, a.allowed, detail.dump(), log->reception};
+            detail.allowed = a.allowed;
+            detail.qualification_validity = a.qualification_validity;
+            if (a.basis) detail.consent_id = a.basis->id;
+            detail.row = log->row;
+            detail.consent_date = log->consent_date;
+            detail.visit_kind = log->visit_kind;
+            InquiryEntry entry{facility.code, log->actor, log->kind, p, a.allowed, eligibility_detail_json(detail),
+                               log->reception};
             if (log->into) log->into->push_back(std::move(entry));
             else log_inquiry(x, entry);
         }
@@ -89,7 +88,7 @@ EligibilityAnswer InquiryDesk::answer_eligibility(Context& x, DecisionPath& deci
     // A 資格確認日 the rules do not take is refused before the person is looked at: the same for everyone.
     if (auto refused = decisions.confirmation_refused(requested_date)) {
         a.reason = refused->reason;
-        detail["reason"] = a.reason.ja;
+        detail.reason = a.reason.ja;
         return done(person);
     }
     if (person.empty() && !who.card) {
@@ -112,7 +111,7 @@ EligibilityAnswer InquiryDesk::answer_eligibility(Context& x, DecisionPath& deci
             Message{"資格確認日 " + requested_date + " は同意 (初回訪問 " + v.basis->first_visit + ") より前です",
                     "the 資格確認日 is before the consent"};
     }
-    detail["reason"] = a.reason.ja;
+    detail.reason = a.reason.ja;
     if (!a.allowed) return done(person);  // refused: nothing about the person's insurance is disclosed
 
     // Which insurance period to show: the one valid on the 資格確認日 (today unless the request names an earlier

@@ -215,6 +215,27 @@ TEST(StoredRequest, EveryKindOfRowReadsBackTyped) {
         BatchRow(RowQuery{CardFields{"06132013", "123", "4567", "01", "1940-05-01"}, "p1", std::nullopt}));
     EXPECT_TRUE(std::holds_alternative<RowUnread>(stored_request_of("not json")));
     EXPECT_TRUE(std::holds_alternative<RowUnread>(stored_request_of("[1]")));
+    // Each kind as earlier versions stored it (a JSON object).
+    EXPECT_TRUE(stored_request_of(R"({"malformed":"a,b,c"})") ==
+                BatchRow(RowUnread{"a,b,c", std::nullopt, std::nullopt}));
+    EXPECT_TRUE(stored_request_of(R"({"consent_date":"2024-06-10","person_key":"P1","visit_kind":"往診"})") ==
+                BatchRow(RowConsented{"P1", "2024-06-10", "往診"}));
+    EXPECT_TRUE(stored_request_of(R"({"echo":[["ReferenceNumber","R-1"]],"reference_number":"R-1","symbol":"123"})") ==
+                BatchRow(RowRegistration{"R-1", CardFields{std::nullopt, "123", std::nullopt, std::nullopt,
+                                                           std::nullopt},
+                                         Echo{{"ReferenceNumber", "R-1"}}}));
+}
+
+TEST(StoredRequest, IsCompactAndADamagedOneIsAnUnreadRow) {
+    BatchRow const row = RowQuery{CardFields{"06132013", "123", "4567", "01", "1940-05-01"}, "row12345", std::nullopt};
+    std::string const stored = stored_request(row);
+    EXPECT_EQ(stored, "K11:q8:061320133:1234:45672:0110:1940-05-018:row12345-");
+    // Cut short, a length beyond the text, a count beyond it, an unknown kind, bytes left over: an unread row (its
+    // own error), never another patient's row and never an exception out of the worker.
+    for (std::string const bad : {stored.substr(0, stored.size() - 1), std::string("K11:q8:0613201"),
+                                  std::string("K11:q-----8:row123459999999:"), std::string("K11:x"), stored + "-",
+                                  std::string("K1"), std::string("K11:u1:a-1:")})
+        EXPECT_TRUE(stored_request_of(bad) == BatchRow(RowUnread{std::string(), std::nullopt, std::nullopt})) << bad;
 }
 
 TEST(CsvRows, OneRowPerLineAndABadLineIsItsOwnRow) {
