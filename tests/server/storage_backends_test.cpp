@@ -11,9 +11,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -253,6 +255,76 @@ TEST(SqliteAppends, DeferredAppendsAreCommittedWhenTheirTicketsAreDone) {
     bool told = false;
     tickets[0]->when_done([&] { told = true; });
     EXPECT_TRUE(told);
+}
+
+// A stopping server's finish_appends: with another connection holding the file's write lock (as another process
+// would), a deferred line waits (pending in pool_stats, its ticket not done); at the deadline it is given up, its
+// ticket done with an error before finish_appends returns, counted by table, and not in the database. An append after
+// it is committed on the caller's thread. With the lock free, finish_appends commits what is queued and gives up none.
+TEST(SqliteAppends, FinishAppendsGivesUpLinesALockHoldsPastItsDeadline) {
+    TempDir dir;
+    std::string const file = (dir.path / "k.sqlite").string();
+    std::string const insert = "INSERT INTO viewing_log (id, facility_code, at, person_key, item, terminal, allowed, "
+                               "reason) VALUES ($1, 'f', 'at', NULL, 'i', 't', 0, 'r')";
+    auto lines = [&](Database& db, std::string const& id) {
+        return db.query("SELECT 1 FROM viewing_log WHERE id = $1", {id}).size();
+    };
+    auto defer = [&](Database& db, std::string const& id) {
+        DeferredAppends deferred;
+        db.append(insert, {id});
+        return deferred.tickets.size() == 1 ? deferred.tickets.front() : nullptr;
+    };
+    auto db = open_sqlite(file, 2);
+    migrate(*db);
+    {
+        auto holder = open_sqlite(file, 1);  // another Sqlite: its own writer lock, as another process's
+        std::promise<void> locked, release;
+        std::thread hold([&] {
+            try {
+                transaction(*holder, [&] {
+                    holder->query(insert, {std::string("holder")});
+                    locked.set_value();
+                    release.get_future().wait();
+                    throw std::runtime_error("rolled back");
+                });
+            } catch (std::runtime_error const&) {
+            }
+        });
+        locked.get_future().wait();
+        auto const ticket = defer(*db, "held");
+        ASSERT_NE(ticket, nullptr);
+        EXPECT_EQ(db->pool_stats().appends_pending, 1u);
+        std::atomic<bool> told = false;
+        ticket->when_done([&] { told = true; });
+        EXPECT_FALSE(told);
+        auto const left = db->finish_appends(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+        EXPECT_TRUE(told);  // before finish_appends returned
+        EXPECT_NE(ticket->error(), nullptr);
+        EXPECT_EQ(left.lines, 1u);
+        EXPECT_EQ(left.tables, (std::map<std::string, std::size_t>{{"viewing_log", 1}}));
+        EXPECT_FALSE(left.error.empty());
+        EXPECT_EQ(db->pool_stats().appends_pending, 0u);
+        release.set_value();
+        hold.join();
+    }
+    EXPECT_EQ(lines(*db, "held"), 0u);
+    EXPECT_EQ(defer(*db, "after"), nullptr);  // committed at once, on this thread
+    EXPECT_EQ(lines(*db, "after"), 1u);
+    EXPECT_EQ(db->finish_appends(std::chrono::steady_clock::now()).lines, 1u);  // (once: the same answer)
+    // The lock free: what is queued is committed, none given up.
+    auto other = open_sqlite((dir.path / "other.sqlite").string(), 2);
+    migrate(*other);
+    std::vector<std::shared_ptr<AppendTicket>> tickets;
+    for (std::string id : {"a", "b", "c"}) tickets.push_back(defer(*other, id));
+    EXPECT_EQ(other->finish_appends(std::chrono::steady_clock::now() + std::chrono::seconds(60)).lines, 0u);
+    for (auto const& t : tickets) {
+        ASSERT_NE(t, nullptr);
+        bool done = false;
+        t->when_done([&] { done = true; });  // (at once: done already)
+        EXPECT_TRUE(done);
+        EXPECT_EQ(t->error(), nullptr);
+    }
+    for (std::string id : {"a", "b", "c"}) EXPECT_EQ(lines(*other, id), 1u) << id;
 }
 
 // Rows inserted many at a time (SQLite: multi-row INSERT, the rest one by one; PostgreSQL: COPY) come back as given,
