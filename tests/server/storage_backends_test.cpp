@@ -2,6 +2,7 @@
 // DbRecords reads table by table, and SQLite's audit appends share commits without acknowledging any before its commit.
 // Against SQLite (a file: the pool, the appender and the checkpointer are those of a file) and, when KYOTAKU_TEST_PG
 // names a throwaway PostgreSQL (tests/server/with_postgres.sh), against it too.
+#include "formats/batch_rows.hpp"
 #include "storage/batch_jobs.hpp"
 #include "storage/database.hpp"
 #include "storage/records.hpp"
@@ -409,8 +410,9 @@ TEST(InsertRows, ManyRowsComeBackAsGivenAndAFailureInsertsNone) {
 }
 
 // The batch tables' store (storage/batch_jobs.hpp) on each backend: a reception number is taken once; rows go in
-// and come back typed; chunks are leased to one worker at a time until their lease expires; a chunk is answered once;
-// a job finishes once; giving up answers every row left; a purge keeps the job.
+// and come back as they were stored (their stored forms: formats/batch_rows.hpp); chunks are leased to one worker at
+// a time until their lease expires; a chunk is answered once; a job finishes once; giving up answers every row left;
+// a purge keeps the job.
 TEST(BatchJobs, RowsChunksAnswersAndTheJobsEnd) {
     TempDir dir;
     for (auto& [backend, db] : databases(dir)) {
@@ -427,9 +429,9 @@ TEST(BatchJobs, RowsChunksAnswersAndTheJobsEnd) {
                                             RowQuery{CardFields{"06132013", "123", "9999", "01", "1940-05-01"}, "p3",
                                                      Echo{{"InsurerNumber", "06132013"}}}};
         std::size_t next = 0;
-        EXPECT_EQ(jobs.add_rows("R1", [&](BatchRow& row) {
+        EXPECT_EQ(jobs.add_rows("R1", [&](std::string& stored) {
             if (next == rows.size()) return false;
-            row = rows[next++];
+            stored = stored_request(rows[next++]);
             return true;
         }),
                   3);
@@ -452,7 +454,7 @@ TEST(BatchJobs, RowsChunksAnswersAndTheJobsEnd) {
         ASSERT_EQ(read.size(), 3u);
         for (std::size_t i = 0; i < 3; ++i) {
             EXPECT_EQ(read[i].first, std::int64_t(i + 1));
-            EXPECT_TRUE(read[i].second == rows[i]) << i;
+            EXPECT_TRUE(stored_request_of(read[i].second) == rows[i]) << i;
         }
         EXPECT_TRUE(jobs.mark_chunk_answered("R1", 1, "2024-07-01T00:00:18Z"));
         EXPECT_FALSE(jobs.mark_chunk_answered("R1", 1, "2024-07-01T00:00:19Z")) << "a chunk is answered once";
@@ -462,7 +464,7 @@ TEST(BatchJobs, RowsChunksAnswersAndTheJobsEnd) {
         first.arbitrary_identifier = "p1";
         BatchRowAnswer second;
         second.error = "6列 / expected 6 columns";
-        jobs.add_answers("R1", {1, 2}, {first, second});
+        jobs.add_answers("R1", {1, 2}, {stored_answer(first), stored_answer(second)});
         EXPECT_EQ(jobs.unanswered_rows("R1", 1, 3).size(), 1u);
         EXPECT_EQ(jobs.count_done("R1", 2), (std::pair<std::int64_t, std::int64_t>{2, 3}));
         EXPECT_FALSE(jobs.finish_if_complete("R1", "2024-07-01T00:00:20Z")) << "a row is left";
@@ -471,7 +473,7 @@ TEST(BatchJobs, RowsChunksAnswersAndTheJobsEnd) {
         EXPECT_EQ(jobs.failures("R1")->failures, 0);
         BatchRowAnswer unanswered;
         unanswered.error = "この行は処理できませんでした / internal error";
-        jobs.give_up("R1", unanswered, "2024-07-01T00:00:21Z", "injected");
+        jobs.give_up("R1", stored_answer(unanswered), "2024-07-01T00:00:21Z", "injected");
         auto finished = jobs.finish_if_complete("R1", "2024-07-01T00:00:22Z");
         ASSERT_TRUE(finished);
         EXPECT_EQ(finished->total, 3);
@@ -485,10 +487,10 @@ TEST(BatchJobs, RowsChunksAnswersAndTheJobsEnd) {
         EXPECT_FALSE(jobs.job("R1", "1340100021")) << "another facility's job is not found";
         auto answers = jobs.answers("R1");
         ASSERT_EQ(answers.size(), 3u);
-        EXPECT_EQ(answers[0].second.arbitrary_identifier, "p1");
-        EXPECT_EQ(answers[0].second.answer->reason.en, "no consent");
-        EXPECT_EQ(answers[1].second.error, "6列 / expected 6 columns");
-        EXPECT_EQ(answers[2].second.error, unanswered.error);
+        EXPECT_EQ(stored_answer_of(answers[0].second).arbitrary_identifier, "p1");
+        EXPECT_EQ(stored_answer_of(answers[0].second).answer->reason.en, "no consent");
+        EXPECT_EQ(stored_answer_of(answers[1].second).error, "6列 / expected 6 columns");
+        EXPECT_EQ(stored_answer_of(answers[2].second).error, unanswered.error);
         auto page = jobs.answers("R1", 1, 1);
         ASSERT_EQ(page.size(), 1u);
         EXPECT_EQ(page[0].first, 2);
