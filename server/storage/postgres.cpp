@@ -326,7 +326,7 @@ private:
             PGconn* c;
             bool& broken;
             ~Leave() {
-                if (!PQexitPipelineMode(c)) broken = true;  // (results left unread: connected again before its next use)
+                if (!PQexitPipelineMode(c)) broken = true;  // (results left unread: connected again before next use)
             }
         } leave{c, appender_broken_};
         std::vector<std::vector<std::string>> texts(group.size());
