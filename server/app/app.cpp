@@ -573,8 +573,10 @@ int run(ServeOptions const& o) {
               << db->backend() << " " << redact_db(o.db) << ")" << std::endl;
     BatchWorker worker(service, rt);
     // SIGTERM or SIGINT: the drain (app.hpp, "Stopping"), then the io_context stops.
+    auto drain_deadline = std::chrono::steady_clock::now();  // (read once the loop's threads have ended)
     loop->signals.async_wait([&](boost::system::error_code const& error, int) {
         if (error) return;
+        drain_deadline = std::chrono::steady_clock::now() + o.drain;
         rt.draining = true;
         drain.stopping = true;
         worker.stop_taking();
@@ -585,6 +587,14 @@ int run(ServeOptions const& o) {
     work.join();  // what the stopped connections had handed over finishes (nothing resumes them)
     proofs.stop();  // a proof still running is killed, not waited for
     slow_work.join();
+    // The audit lines of reads still being committed: done within the drain's bound, else given up (their requests go
+    // unanswered) and logged; either way before the loop goes, since each commit resumes its request on the loop.
+    if (Database::AppendsLeft const left = db->finish_appends(drain_deadline); left.lines > 0)
+        log_line({{"event", "audit_lines_not_committed"},
+                  {"lines", left.lines},
+                  {"tables", left.tables},
+                  {"error", left.error}},
+                 "error");
     loop.reset();
     return 0;
 }

@@ -362,6 +362,9 @@ std::string Runtime::metrics_text() {
     metric_sample(out, "kyotaku_db_pool_connections", {{"state", "idle"}}, double(pool.size - pool.busy));
     metric_header(out, "kyotaku_db_pool_waiting", "gauge", "Threads waiting for a database connection now.");
     metric_sample(out, "kyotaku_db_pool_waiting", {}, double(pool.waiting));
+    metric_header(out, "kyotaku_db_audit_lines_pending", "gauge",
+                  "Audit lines of reads queued or being committed now (each request's answer waits for its line).");
+    metric_sample(out, "kyotaku_db_audit_lines_pending", {}, double(pool.appends_pending));
     out += database_gauges();
     if (more_metrics) more_metrics(out);
     nlohmann::json ready;

@@ -1,12 +1,15 @@
 #include "storage/batch_jobs.hpp"
 
-#include "formats/batch_rows.hpp"
-
 namespace kyotaku::server {
 
 namespace {
 std::optional<std::string> text_or_null(Value const& v) {
     return is_null(v) ? std::nullopt : std::optional<std::string>(as_text(v));
+}
+// A stored form read, moved out of its row.
+std::string take_text(Value& v) {
+    if (auto* text = std::get_if<std::string>(&v)) return std::move(*text);
+    return as_text(v);
 }
 }  // namespace
 
@@ -20,12 +23,13 @@ bool BatchJobs::add_job(NewJob const& j) {
                 .empty();
 }
 
-std::int64_t BatchJobs::add_rows(std::string const& reception, std::function<bool(BatchRow&)> const& next) {
+std::int64_t BatchJobs::add_rows(std::string const& reception,
+                                 std::function<bool(std::string& stored)> const& next) {
     std::int64_t total = 0;
-    BatchRow row;
+    std::string stored;
     db_.insert_rows("batch_rows", {"reception_number", "row_no", "request_json"}, [&](Row& out) {
-        if (!next(row)) return false;
-        out = Row{reception, ++total, stored_request(row)};
+        if (!next(stored)) return false;
+        out = Row{reception, ++total, std::move(stored)};
         return true;
     });
     return total;
@@ -50,9 +54,9 @@ std::optional<StoredJob> BatchJobs::job(std::string const& reception, std::strin
                      as_text(r[0][3]), as_text(r[0][4]), as_text(r[0][5])};
 }
 
-std::vector<std::pair<std::int64_t, BatchRowAnswer>> BatchJobs::answers(std::string const& reception,
-                                                                        std::int64_t after, std::int64_t limit) {
-    std::vector<std::pair<std::int64_t, BatchRowAnswer>> out;
+std::vector<std::pair<std::int64_t, std::string>> BatchJobs::answers(std::string const& reception,
+                                                                     std::int64_t after, std::int64_t limit) {
+    std::vector<std::pair<std::int64_t, std::string>> out;
     auto rows = limit > 0 ? db_.query("SELECT row_no, result_json FROM batch_results WHERE reception_number = $1 AND "
                                       "row_no > $2 ORDER BY row_no LIMIT $3",
                                       {reception, after, limit})
@@ -60,7 +64,7 @@ std::vector<std::pair<std::int64_t, BatchRowAnswer>> BatchJobs::answers(std::str
                                       "row_no > $2 ORDER BY row_no",
                                       {reception, after});
     out.reserve(rows.size());
-    for (auto const& r : rows) out.emplace_back(as_int(r[0]), stored_answer_of(as_text(r[1])));
+    for (auto& r : rows) out.emplace_back(as_int(r[0]), take_text(r[1]));
     return out;
 }
 
@@ -125,9 +129,9 @@ void BatchJobs::add_chunk(std::string const& reception, std::int64_t first, std:
     db_.query("UPDATE batch_jobs SET next_row = $2 WHERE reception_number = $1", {reception, last + 1});
 }
 
-std::vector<std::pair<std::int64_t, BatchRow>> BatchJobs::unanswered_rows(std::string const& reception,
-                                                                          std::int64_t first, std::int64_t last,
-                                                                          bool fresh) {
+std::vector<std::pair<std::int64_t, std::string>> BatchJobs::unanswered_rows(std::string const& reception,
+                                                                             std::int64_t first, std::int64_t last,
+                                                                             bool fresh) {
     // The answers looked up by the chunk's range too (not row by row against the whole table): PostgreSQL planned the
     // row-by-row form, on statistics older than the table, as a scan of every job's answers per chunk (75 ms to 7 s a
     // chunk once a few jobs were kept, against 0.2 ms).
@@ -139,9 +143,9 @@ std::vector<std::pair<std::int64_t, BatchRow>> BatchJobs::unanswered_rows(std::s
                                   "batch_results x WHERE x.reception_number = $1 AND x.row_no >= $2 AND "
                                   "x.row_no <= $3) ORDER BY r.row_no",
                                   {reception, first, last});
-    std::vector<std::pair<std::int64_t, BatchRow>> out;
+    std::vector<std::pair<std::int64_t, std::string>> out;
     out.reserve(rows.size());
-    for (auto const& r : rows) out.emplace_back(as_int(r[0]), stored_request_of(as_text(r[1])));
+    for (auto& r : rows) out.emplace_back(as_int(r[0]), take_text(r[1]));
     return out;
 }
 
@@ -154,11 +158,11 @@ bool BatchJobs::mark_chunk_answered(std::string const& reception, std::int64_t f
 }
 
 void BatchJobs::add_answers(std::string const& reception, std::vector<std::int64_t> const& row_nos,
-                            std::vector<BatchRowAnswer> const& answers) {
+                            std::vector<std::string> const& stored) {
     std::size_t at = 0;
     db_.insert_rows("batch_results", {"reception_number", "row_no", "result_json"}, [&](Row& row) {
         if (at == row_nos.size()) return false;
-        row = Row{reception, row_nos[at], stored_answer(answers.at(at))};
+        row = Row{reception, row_nos[at], stored.at(at)};
         ++at;
         return true;
     });
@@ -207,7 +211,7 @@ void BatchJobs::count_failure(std::string const& reception) {
     db_.query("UPDATE batch_jobs SET failures = failures + 1 WHERE reception_number = $1", {reception});
 }
 
-void BatchJobs::give_up(std::string const& reception, BatchRowAnswer const& unanswered, std::string const& at,
+void BatchJobs::give_up(std::string const& reception, std::string const& unanswered, std::string const& at,
                         std::string const& why) {
     db_.query("UPDATE batch_chunks SET answered_at = $2, lease_owner = NULL, lease_until = NULL WHERE reception_number "
               "= $1 AND answered_at IS NULL",
@@ -221,11 +225,15 @@ void BatchJobs::give_up(std::string const& reception, BatchRowAnswer const& unan
               "WHERE r.reception_number = $1 AND NOT EXISTS (SELECT 1 FROM batch_results x WHERE x.reception_number = "
               "r.reception_number "
               "AND x.row_no = r.row_no)",
-              {reception, stored_answer(unanswered)});
+              {reception, unanswered});
     db_.query("UPDATE batch_jobs SET failures = failures + 1, done = done + $2, next_row = total + 1, failed_at = $3, "
               "failure = $4 "
               "WHERE reception_number = $1",
               {reception, total - answered, at, why});
+}
+
+void BatchJobs::bound_lock_waits() {
+    if (char const* limit = db_.lock_timeout()) db_.query(limit);
 }
 
 }  // namespace kyotaku::server

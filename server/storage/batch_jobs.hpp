@@ -1,11 +1,10 @@
 // batch_jobs: the batch re-inquiry's tables — its jobs (batch_jobs), their rows (batch_rows: each row's request),
 // the chunks the workers lease (batch_chunks) and the rows' answers (batch_results) — for the batch desk and the OQS
-// file desk. Rows and answers go in and come out typed (decision/batch_row.hpp; their stored forms:
-// formats/batch_rows.hpp). Each method is one statement, or a few of one step, inside the caller's transaction when
-// there is one; the lock order the desks keep is theirs (usecases/batch.cpp).
+// file desk. Rows and answers go in and come out in their stored forms, as text: the batch desk (usecases/batch.cpp)
+// writes and reads them with formats/batch_rows.hpp. Each method is one statement, or a few of one step, inside the
+// caller's transaction when there is one; the lock order the desks keep is theirs (usecases/batch.cpp).
 #pragma once
 
-#include "decision/batch_row.hpp"
 #include "storage/database.hpp"
 
 #include <cstdint>
@@ -47,17 +46,19 @@ public:
     };
     // Inserts the job (total 0) unless its reception number is taken (then false): one step on both backends.
     bool add_job(NewJob const& job);
-    // Inserts the rows `next` gives (numbered from 1, as they come; one COPY on PostgreSQL); returns how many.
-    std::int64_t add_rows(std::string const& reception, std::function<bool(BatchRow&)> const& next);
+    // Inserts the rows' stored requests `next` gives (numbered from 1, as they come; one COPY on PostgreSQL); returns
+    // how many.
+    std::int64_t add_rows(std::string const& reception, std::function<bool(std::string& stored)> const& next);
     void set_total(std::string const& reception, std::int64_t total);
     // A job answered at once (the file formats that are not queued): its total and done, finished `at`.
     void finish_at_once(std::string const& reception, std::int64_t rows, std::string const& at);
 
     // --- the facility's routes
     std::optional<StoredJob> job(std::string const& reception, std::string const& facility);
-    // Answers of rows after `after`, at most `limit`, in row order (the NDJSON pages); all of them when limit is 0.
-    std::vector<std::pair<std::int64_t, BatchRowAnswer>> answers(std::string const& reception, std::int64_t after = 0,
-                                                                 std::int64_t limit = 0);
+    // Stored answers of rows after `after`, at most `limit`, in row order (the NDJSON pages); all of them when limit
+    // is 0.
+    std::vector<std::pair<std::int64_t, std::string>> answers(std::string const& reception, std::int64_t after = 0,
+                                                              std::int64_t limit = 0);
 
     // --- keeping
     // Finished jobs not purged yet, oldest first (reception number, finished_at), at most `limit`.
@@ -78,17 +79,17 @@ public:
     // A new chunk of rows first..last leased to `worker` until `until`; the job's next row moves past it.
     void add_chunk(std::string const& reception, std::int64_t first, std::int64_t last, std::string const& worker,
                    std::string const& until);
-    // The chunk's rows that have no answer yet, typed, in row order. A `fresh` chunk (add_chunk's, just made) has none
-    // answered: its rows are read by their range alone. (Answers are written only with their chunk marked answered,
-    // or when the job gives up, which ends it; a chunk leased again — after its lease expired, or one migration 011
-    // made — may hold answered rows.)
-    std::vector<std::pair<std::int64_t, BatchRow>> unanswered_rows(std::string const& reception, std::int64_t first,
-                                                                   std::int64_t last, bool fresh = false);
+    // The chunk's rows that have no answer yet (their stored requests), in row order. A `fresh` chunk (add_chunk's,
+    // just made) has none answered: its rows are read by their range alone. (Answers are written only with their
+    // chunk marked answered, or when the job gives up, which ends it; a chunk leased again — after its lease expired,
+    // or one migration 011 made — may hold answered rows.)
+    std::vector<std::pair<std::int64_t, std::string>> unanswered_rows(std::string const& reception, std::int64_t first,
+                                                                      std::int64_t last, bool fresh = false);
     // Marks the chunk starting at `first` answered `at` unless it already was (then false: another worker wrote it).
     bool mark_chunk_answered(std::string const& reception, std::int64_t first, std::string const& at);
-    // Inserts answers of rows (one insert_rows).
+    // Inserts stored answers of rows (one insert_rows).
     void add_answers(std::string const& reception, std::vector<std::int64_t> const& row_nos,
-                     std::vector<BatchRowAnswer> const& answers);
+                     std::vector<std::string> const& stored);
     // Counts `rows` more done; returns (done, total), nullopt when the job is gone.
     std::optional<std::pair<std::int64_t, std::int64_t>> count_done(std::string const& reception, std::int64_t rows);
     // Finishes the job `at` if all its rows are done and it is not finished yet (once, whichever worker gets there).
@@ -104,10 +105,14 @@ public:
     };
     std::optional<Failures> failures(std::string const& reception);
     void count_failure(std::string const& reception);
-    // The job gives up `at`: every chunk closed, every row without an answer answered `unanswered`, done = total,
-    // failed with `why`.
-    void give_up(std::string const& reception, BatchRowAnswer const& unanswered, std::string const& at,
+    // The job gives up `at`: every chunk closed, every row without an answer answered `unanswered` (a stored answer),
+    // done = total, failed with `why`.
+    void give_up(std::string const& reception, std::string const& unanswered, std::string const& at,
                  std::string const& why);
+    // Inside a write transaction: a wait for a row lock ends after the database's lock timeout (LockTimeout) instead
+    // of for ever — the lock order of usecases/batch.cpp, so that a server hung inside a transaction holds up no other
+    // worker for long.
+    void bound_lock_waits();
 
 private:
     Database& db_;

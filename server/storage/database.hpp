@@ -3,9 +3,11 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -90,6 +92,17 @@ public:
     virtual std::vector<Row> append(std::string const& sql, std::vector<Value> const& params) {
         return query(sql, params);
     }
+    // The audit lines a stopping server could not commit (finish_appends): their requests were not answered.
+    struct AppendsLeft {
+        std::size_t lines = 0;
+        std::map<std::string, std::size_t> tables;  // the lines by table
+        std::string error;                          // why the first of them was not committed
+    };
+    // A stopping server, before its event loop goes: waits, until `deadline` at most, for the appends queued under a
+    // DeferredAppends to be committed, then stops committing them, so that no ticket is finished (and no request
+    // resumed) after this returns; those it gave up are finished with an error and returned, for the log. Appends
+    // after it run on the caller's thread.
+    virtual AppendsLeft finish_appends(std::chrono::steady_clock::time_point /*deadline*/) { return {}; }
     // Runs a script of several statements without parameters (migrations).
     virtual void script(std::string const& sql) = 0;
     virtual std::string backend() const = 0;
@@ -103,9 +116,11 @@ public:
     // everything after it), never part of it: the work is done again. PostgreSQL likewise (synchronous_commit off:
     // its WAL is one sequence, so a synced commit — and the standby's confirmation of it — covers every one before).
     virtual void in_transaction_unsynced(std::function<void()> const& body) { in_transaction(body); }
-    // The connections of this process (for /metrics): how many, how many in use, threads waiting for one.
+    // The connections of this process (for /metrics): how many, how many in use, threads waiting for one; and the
+    // audit lines queued under a DeferredAppends or being committed.
     struct PoolStats {
         int size = 1, busy = 0, waiting = 0;
+        std::size_t appends_pending = 0;
     };
     virtual PoolStats pool_stats() { return {}; }
     // Connections this process found ended (by the database, a failover, the network) and connected again; and

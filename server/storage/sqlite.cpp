@@ -1,6 +1,7 @@
 // SQLite backend (the small-clinic default; PostgreSQL is for scale): a few connections to one WAL database, so
 // that reads never wait for a writer. Statements are prepared once per connection; bound parameters only, never
 // string concatenation.
+#include "storage/append_queue.hpp"
 #include "storage/connection_pool.hpp"
 #include "storage/database.hpp"
 #include "storage/faults.hpp"
@@ -21,6 +22,7 @@
 #include <mutex>
 #include <optional>
 #include <iostream>
+#include <iterator>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -283,17 +285,13 @@ public:
         for (auto& c : owned_) sqlite3_wal_hook(c->handle(), &Sqlite::on_commit, this);
         sqlite3_wal_hook(appender_->handle(), &Sqlite::on_commit, this);
         checkpoints_ = std::thread([this] { checkpoint_loop(); });
-        appends_ = std::thread([this] { append_loop(); });
+        // Its busy wait (another process holding the file) is SQLite's own, but ends when a stopping server gives up.
+        sqlite3_busy_handler(appender_->handle(), &Sqlite::appender_busy, this);
+        appends_ = std::make_unique<AppendQueue>([this](auto const& group) { commit_group(group); });
     }
     ~Sqlite() override {
-        if (appends_.joinable()) {  // (after the queue is empty: every queued line is committed)
-            {
-                std::lock_guard lock(append_mutex_);
-                stop_appends_ = true;
-            }
-            append_ready_.notify_all();
-            appends_.join();
-        }
+        // Every queued line committed first (its thread still finds appends_: not reset() here).
+        if (appends_) appends_->finish(std::chrono::steady_clock::time_point::max());
         if (checkpoints_.joinable()) {
             {
                 std::lock_guard lock(checkpoint_mutex_);
@@ -313,14 +311,10 @@ public:
     // every commit makes the pooled connections drop their page cache at their next read (the WAL changed), writes
     // the pages it changed to the WAL (the same pages for a group's lines) and takes the writer lock.
     std::vector<Row> append(std::string const& sql, std::vector<Value> const& params) override {
-        if (Connection* c = pool_.bound(); c || !appender_) return query(sql, params);
+        if (Connection* c = pool_.bound(); c || !appends_) return query(sql, params);
         check_text_params(params);
-        auto me = std::make_shared<PendingAppend>(PendingAppend{sql, params, {}, {}, std::make_shared<AppendTicket>()});
-        {
-            std::lock_guard lock(append_mutex_);
-            append_queue_.push_back(me);
-        }
-        append_ready_.notify_one();
+        auto const me = appends_->push(sql, params);
+        if (!me) return query(sql, params);  // (a stopping server: finish_appends)
         if (DeferredAppends* deferred = DeferredAppends::current()) {
             deferred->tickets.push_back(me->ticket);
             ++write_ledger().committed;  // (committed, or the request answered with its error: never run again)
@@ -330,6 +324,10 @@ public:
         if (auto e = me->ticket->error()) std::rethrow_exception(e);
         ++write_ledger().committed;
         return std::move(me->rows);
+    }
+
+    AppendsLeft finish_appends(std::chrono::steady_clock::time_point deadline) override {
+        return appends_ ? appends_->finish(deadline) : AppendsLeft{};
     }
 
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
@@ -348,7 +346,11 @@ public:
 
     std::string backend() const override { return "sqlite"; }
 
-    PoolStats pool_stats() override { return pool_.stats(); }
+    PoolStats pool_stats() override {
+        PoolStats stats = pool_.stats();
+        if (appends_) stats.appends_pending = appends_->pending();
+        return stats;
+    }
 
     void insert_rows(std::string const& table, std::vector<std::string> const& columns,
                      std::function<bool(Row&)> const& next) override {
@@ -455,26 +457,6 @@ private:
         }
     }
 
-    struct PendingAppend {
-        std::string sql;
-        std::vector<Value> params;
-        std::vector<Row> rows;
-        std::exception_ptr error;
-        std::shared_ptr<AppendTicket> ticket;
-    };
-    void append_loop() {
-        std::unique_lock lock(append_mutex_);
-        for (;;) {
-            append_ready_.wait(lock, [&] { return stop_appends_ || !append_queue_.empty(); });
-            if (append_queue_.empty()) return;  // stopping, and every line is in
-            std::vector<std::shared_ptr<PendingAppend>> group;
-            group.swap(append_queue_);
-            lock.unlock();
-            commit_group(group);
-            for (auto const& p : group) p->ticket->finish(p->error);
-            lock.lock();
-        }
-    }
     // One transaction for the group. Should it fail, each append is tried alone, so that one bad row fails only its
     // own request; one that meets a passing fault (another process holding the file past the busy timeout) is tried
     // once more, as the request it belongs to would have been.
@@ -494,7 +476,7 @@ private:
                     return;
                 } catch (TransientDatabaseError const&) {
                     p.error = std::current_exception();
-                    if (attempt == 1) return;
+                    if (attempt == 1 || appends_->giving_up()) return;
                 } catch (...) {
                     p.error = std::current_exception();
                     return;
@@ -514,6 +496,19 @@ private:
             }
         }
         for (auto const& p : group) alone(*p);
+    }
+
+    // SQLite's own busy handler (sqliteDefaultBusyCallback: its delays, 10 s in all as the connections' busy timeout),
+    // its sleeps a wait that a stopping server ends (AppendQueue::pause): then the statement fails with SQLITE_BUSY.
+    static int appender_busy(void* self, int count) {
+        static constexpr int delays[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100};
+        static constexpr int totals[] = {0, 1, 3, 8, 18, 33, 53, 78, 103, 128, 178, 228};
+        constexpr int timeout = 10000, known = int(std::size(delays));
+        int delay = count < known ? delays[count] : delays[known - 1];
+        int const prior = count < known ? totals[count] : totals[known - 1] + delay * (count - (known - 1));
+        if (prior + delay > timeout) delay = timeout - prior;
+        if (delay <= 0) return 0;
+        return static_cast<Sqlite*>(self)->appends_->pause(std::chrono::milliseconds(delay)) ? 1 : 0;
     }
 
     static constexpr int checkpoint_pages = 1000;  // SQLite's own default for its automatic checkpoint
@@ -553,14 +548,11 @@ private:
     std::vector<std::unique_ptr<Connection>> owned_;
     Pool pool_;
     std::unique_ptr<Connection> appender_, checkpointer_;
-    std::mutex append_mutex_;
-    std::condition_variable append_ready_;
-    std::vector<std::shared_ptr<PendingAppend>> append_queue_;  // waiting for the next group (under append_mutex_)
-    bool stop_appends_ = false;                                 // (under append_mutex_)
     std::mutex checkpoint_mutex_;
     std::condition_variable checkpoint_due_cv_;
     bool checkpoint_due_ = false, stop_ = false;
-    std::thread checkpoints_, appends_;  // last: started when everything they use exists, joined before any of it goes
+    std::thread checkpoints_;  // started when everything it uses exists, joined before any of it goes
+    std::unique_ptr<AppendQueue> appends_;  // last, likewise (its thread commits on appender_)
 };
 }  // namespace
 

@@ -2,6 +2,7 @@
 // in chunks, each row by the same eligibility answer as an individual request (decided on the day it is answered).
 #include "usecases/batch.hpp"
 
+#include "formats/batch_rows.hpp"
 #include "storage/batch_jobs.hpp"
 #include "usecases/desk_util.hpp"
 
@@ -44,9 +45,11 @@ BatchAccepted BatchDesk::upload(Caller const& c, BatchUpload const& up) {
         }
         // The rows go in as they are read (one COPY on PostgreSQL, taking them in while more are read).
         std::int64_t read = 0;
-        std::int64_t const total = jobs.add_rows(reception, [&](BatchRow& row) {
+        BatchRow row;
+        std::int64_t const total = jobs.add_rows(reception, [&](std::string& stored) {
             if (!up.next(row)) return false;
             if (++read > 200000) throw Error(Error::Kind::too_large, "", "20万行までです", "at most 200,000 rows");
+            stored = stored_request(row);
             return true;
         });
         if (total == 0 && !up.allow_empty) throw invalid("", "行がありません", "the file has no rows");
@@ -115,6 +118,24 @@ void BatchDesk::require_results(BatchStatus const& status) {
                     "the results were kept until " + status.results_until.value_or("") + ": query again");
 }
 
+namespace {
+// Stored answers read back.
+BatchDesk::ResultPage answers_of(std::vector<std::pair<std::int64_t, std::string>> const& stored) {
+    BatchDesk::ResultPage page;
+    page.reserve(stored.size());
+    for (auto const& [row_no, answer] : stored) page.emplace_back(row_no, stored_answer_of(answer));
+    return page;
+}
+
+// The stored forms of answers.
+std::vector<std::string> stored_answers(std::vector<BatchRowAnswer> const& answers) {
+    std::vector<std::string> stored;
+    stored.reserve(answers.size());
+    for (auto const& answer : answers) stored.push_back(stored_answer(answer));
+    return stored;
+}
+}  // namespace
+
 int BatchDesk::purge() {
     // Jobs finished before yesterday (JST) lose their rows; the job itself stays, so its number still answers.
     std::string const cutoff = Date::from_days(x_.today().days() - result_days).iso();
@@ -133,14 +154,14 @@ std::function<BatchDesk::ResultPage()> BatchDesk::result_pages(Caller const& c, 
     require_results(status(c, reception));
     auto after = std::make_shared<std::int64_t>(-1);
     return [this, reception, page_rows, after]() {
-        ResultPage page = BatchJobs(x_.db).answers(reception, *after, page_rows);
+        ResultPage page = answers_of(BatchJobs(x_.db).answers(reception, *after, page_rows));
         if (!page.empty()) *after = page.back().first;
         return page;
     };
 }
 
 BatchDesk::ResultPage BatchDesk::results(std::string const& reception) {
-    return BatchJobs(x_.db).answers(reception, -1);
+    return answers_of(BatchJobs(x_.db).answers(reception, -1));
 }
 
 void BatchDesk::finish_at_once(std::string const& reception, std::int64_t rows) {
@@ -226,12 +247,9 @@ void finish_if_complete(Context& x, std::string const& reception, std::string co
 
 // Lock order, so that batch writers never wait for each other in a cycle: a claim locks its job's row first
 // (skipping a job another server's transaction holds) and takes chunk rows only without waiting (SKIP LOCKED); a
-// write or a give-up locks chunk rows first, then the job's row, and waits at most the lock timeout for either, so
-// a server that hangs inside a transaction holds up no other worker for long (its session is ended after a minute
-// idle, its lease expires after 15 s).
-void bound_lock_waits(Context& x) {
-    if (char const* limit = x.db.lock_timeout()) x.db.query(limit);
-}
+// write or a give-up locks chunk rows first, then the job's row, and waits at most the lock timeout for either
+// (BatchJobs::bound_lock_waits), so a server that hangs inside a transaction holds up no other worker for long (its
+// session is ended after a minute idle, its lease expires after 15 s).
 
 // The leased range of rows a worker answers; `fresh`: made by this lease, so none of its rows is answered yet.
 struct Chunk {
@@ -242,7 +260,7 @@ struct Chunk {
 
 void BatchDesk::write_answers(std::string const& reception, std::vector<std::int64_t> const& row_nos,
                               std::vector<BatchRowAnswer> const& answers) {
-    BatchJobs(x_.db).add_answers(reception, row_nos, answers);
+    BatchJobs(x_.db).add_answers(reception, row_nos, stored_answers(answers));
 }
 
 int BatchDesk::process(int max_rows) {
@@ -302,8 +320,8 @@ int BatchDesk::process_chunk(int max_rows) {
         std::vector<RowRequest> requests;
         std::vector<Card> cards;
         requests.reserve(rows.size());
-        for (auto const& [row_no, row] : rows) {
-            requests.push_back(read_row(row_no, row));
+        for (auto const& [row_no, stored] : rows) {
+            requests.push_back(read_row(row_no, stored_request_of(stored)));
             if (requests.back().card) cards.push_back(*requests.back().card);
         }
         rows.clear();
@@ -311,10 +329,10 @@ int BatchDesk::process_chunk(int max_rows) {
         auto facility = records.facility(facility_code);
         DecisionPath decisions(x_.rules(), records, x_.today());
         std::vector<std::int64_t> row_nos;
-        std::vector<BatchRowAnswer> answers;
+        std::vector<std::string> stored;    // the answers' stored forms, made outside the write transaction
         std::vector<InquiryEntry> history;  // one 資格確認履歴 entry per row answered, written with the answers
         row_nos.reserve(requests.size());
-        answers.reserve(requests.size());
+        stored.reserve(requests.size());
         for (auto const& request : requests) {
             row_nos.push_back(request.row_no);
             Logging const log{.kind = "一括再照会",
@@ -322,8 +340,8 @@ int BatchDesk::process_chunk(int max_rows) {
                               .reception = reception,
                               .row = request.row_no,
                               .into = &history};
-            answers.push_back(answer_row(x_, decisions, records, facility ? &*facility : nullptr, category, query_date,
-                                         request, log));
+            stored.push_back(stored_answer(answer_row(x_, decisions, records, facility ? &*facility : nullptr, category,
+                                                      query_date, request, log)));
         }
         if (on_chunk_ready) on_chunk_ready();
         // Interactive requests in flight finish first; then one short write, unless another worker answered the chunk.
@@ -334,11 +352,11 @@ int BatchDesk::process_chunk(int max_rows) {
             // of the machine is lost whole (its lease and answers) and answered again.
             bool complete = false;
             int const written = unsynced_transaction(x_.db, [&] {
-                bound_lock_waits(x_);
+                jobs.bound_lock_waits();
                 // Whoever writes a chunk first answers it, even after its lease expired (a chunk slower than its lease
                 // is not taken back and forth for ever); a later write of it finds it answered and is dropped.
                 if (!jobs.mark_chunk_answered(reception, chunk->first, x_.now())) return 0;
-                write_answers(reception, row_nos, answers);
+                jobs.add_answers(reception, row_nos, stored);
                 log_inquiries(x_, history);
                 auto const counted = jobs.count_done(reception, std::int64_t(requests.size()));
                 complete = counted && counted->first >= counted->second;
@@ -347,7 +365,7 @@ int BatchDesk::process_chunk(int max_rows) {
             if (complete) {
                 try {
                     transaction(x_.db, [&] {
-                        bound_lock_waits(x_);
+                        jobs.bound_lock_waits();
                         finish_if_complete(x_, reception, facility_code);
                     });
                 } catch (TransientDatabaseError const&) {
@@ -381,8 +399,8 @@ int BatchDesk::release_leases() {
 void BatchDesk::give_up(std::string const& reception, std::string const& why) {
     try {
         transaction(x_.db, [&] {
-            bound_lock_waits(x_);
             BatchJobs jobs(x_.db);
+            jobs.bound_lock_waits();
             auto job = jobs.failures(reception);
             if (!job) return;
             bool const last = job->failures + 1 >= 3;
@@ -398,7 +416,7 @@ void BatchDesk::give_up(std::string const& reception, std::string const& why) {
             unanswered.error = Message{"この行は処理できませんでした (サーバ内部のエラー)",
                                        "the row could not be answered (internal error)"}
                                    .text();
-            jobs.give_up(reception, unanswered, x_.now(), utf8_prefix(why, 500));
+            jobs.give_up(reception, stored_answer(unanswered), x_.now(), utf8_prefix(why, 500));
             ++jobs_failed;
             finish_if_complete(x_, reception, job->facility);
         });

@@ -8,6 +8,10 @@
 #   drain     SIGTERM: /readyz 503 at once, a request in flight (an upload sent slowly) is answered, new connections are
 #             refused once the listener closes, the server exits within the bound (prints the drain's time); with
 #             drain_seconds = 1 a request slower than that is cut and the server exits all the same
+#   drain_audit  SIGTERM while a re-inquiry's audit line cannot be committed (another process holds SQLite's write
+#             lock): held past drain_seconds = 1, the line is given up and logged, unanswered, and the server exits 0
+#             (its commit used to resume the request on the event loop after exit had freed it); released within the
+#             bound, the line is committed, the request answered and nothing logged as lost
 #   rolling   three servers over one PostgreSQL behind HAProxy under load: each restarted in turn (SIGTERM, drain,
 #             start again on its port) while a batch is answered; no request fails, every row answered once
 #   uploads   the upload budget (issue 22 item 4): large uploads held open take the memory and spool budgets and a
@@ -178,6 +182,70 @@ EOF
     check "a request slower than the bound does not hold the server (exits within 5 s)" test "$took" -lt 5000
     check "the drain's end says a request was left" grep -q '"event":"drained".*"in_flight_left":1' "$work/serve2.log"
     kill "$slow" 2> /dev/null
+    ;;
+drain_audit)
+    # hold_lock NAME: another process takes SQLite's write lock on the database (BEGIN IMMEDIATE) and holds it until a
+    # line comes on the pipe $work/NAME (release_lock NAME); $work/NAME.locked appears once it holds the lock.
+    hold_lock() {
+        mkfifo "$work/$1"
+        exec {release_fd}<> "$work/$1"
+        "$py" -c 'import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+db.execute("BEGIN IMMEDIATE")
+open(sys.argv[2], "w").close()
+sys.stdin.readline()
+db.execute("ROLLBACK")' "$work/db.sqlite" "$work/$1.locked" < "$work/$1" &
+        holder=$!
+        started_pids+=("$holder")
+        for _ in $(seq 200); do [ -e "$work/$1.locked" ] && break; sleep 0.05; done
+        check "another process holds the database's write lock ($1)" test -e "$work/$1.locked"
+    }
+    release_lock() { echo >&"$release_fd"; wait "$holder"; }
+    lines() { "$py" -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM inquiry_log").fetchone()[0])' "$work/db.sqlite"; }
+    # reinquire NAME: a re-inquiry in the background (its status in $work/NAME.status once it ends), and waits until
+    # its audit line is queued or being committed.
+    reinquire() {
+        api staff "${json[@]}" -X POST "$U/api/v1/reinquiry" -d "$reinquiry" --max-time 60 -o "$work/$1.body" \
+            -w '%{http_code}' > "$work/$1.status" 2> /dev/null &
+        client=$!
+        for _ in $(seq 200); do [ "$(metric kyotaku_db_audit_lines_pending "$port")" = 1 ] && break; sleep 0.05; done
+        check "the re-inquiry's audit line waits for its commit ($1)" test "$(metric kyotaku_db_audit_lines_pending "$port")" = 1
+        check "its answer waits too ($1)" test ! -s "$work/$1.status"
+    }
+    # Held past the bound.
+    start_server "$work/serve.log" "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki" --drain-seconds 1
+    setup_facility
+    before=$(lines)
+    hold_lock held
+    reinquire held
+    t0=$(now_ms)
+    kill -TERM "$server_pid"
+    wait "$server_pid"
+    status=$? took=$(($(now_ms) - t0))
+    release_lock
+    wait "$client"
+    echo "SIGTERM with an audit line held past drain_seconds = 1: the server exited in $took ms (status $status)"
+    check "the server exits 0" test "$status" = 0
+    # (Not bounded here: the readiness probe and the batch worker's writes wait out their own busy timeouts, 10 s each.)
+    check "nothing crashed at exit" bash -c "! grep -Eq 'Sanitizer|runtime error|terminate called|Segmentation' '$work/serve.log.err'"
+    check "the line given up is logged, by table" grep -q '"event":"audit_lines_not_committed".*"lines":1,"tables":{"inquiry_log":1}' "$work/serve.log"
+    check "its request was not answered" bash -c "[ \"\$(cat '$work/held.status')\" = 000 ]"
+    check "and the line is not in the database" test "$(lines)" = "$before"
+    # Released within the bound.
+    start_server "$work/serve2.log" "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki" --drain-seconds 20
+    hold_lock released
+    reinquire released
+    kill -TERM "$server_pid"
+    for _ in $(seq 200); do grep -q '"event":"draining"' "$work/serve2.log" && break; sleep 0.05; done
+    release_lock
+    wait "$server_pid"
+    status=$?
+    wait "$client"
+    check "released during the drain: the server exits 0" test "$status" = 0
+    check "the request is answered" test "$(cat "$work/released.status")" = 200
+    check "its line is committed" test "$(lines)" = "$((before + 1))"
+    check "nothing is logged as given up" bash -c "! grep -q audit_lines_not_committed '$work/serve2.log'"
+    check "the drain ended with nothing left" grep -q '"event":"drained".*"in_flight_left":0' "$work/serve2.log"
     ;;
 rolling)
     [ -n "${KYOTAKU_TEST_PG:-}" ] || { echo "needs KYOTAKU_TEST_PG (tests/server/with_postgres.sh)"; exit 1; }

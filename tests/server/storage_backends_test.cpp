@@ -2,6 +2,7 @@
 // DbRecords reads table by table, and SQLite's audit appends share commits without acknowledging any before its commit.
 // Against SQLite (a file: the pool, the appender and the checkpointer are those of a file) and, when KYOTAKU_TEST_PG
 // names a throwaway PostgreSQL (tests/server/with_postgres.sh), against it too.
+#include "formats/batch_rows.hpp"
 #include "storage/batch_jobs.hpp"
 #include "storage/database.hpp"
 #include "storage/records.hpp"
@@ -10,9 +11,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -254,6 +257,118 @@ TEST(SqliteAppends, DeferredAppendsAreCommittedWhenTheirTicketsAreDone) {
     EXPECT_TRUE(told);
 }
 
+// On each backend, deferred appends from many threads at once (requests answered together, so that their lines share
+// groups): each ticket is done once its line is committed, a failing line (a duplicate id, twice per thread) fails its
+// own ticket only, every other line is in, and finish_appends then finds nothing left.
+TEST(DeferredAppends, EachBackendCommitsTheLinesOfManyRequestsAndFailsOnlyTheBadOnes) {
+    TempDir dir;
+    for (auto& [name, db] : databases(dir)) {
+        SCOPED_TRACE(name);
+        std::string const insert = "INSERT INTO viewing_log (id, facility_code, at, person_key, item, terminal, "
+                                   "allowed, reason) VALUES ($1, 'f', 'at', NULL, 'i', 't', 0, 'r')";
+        db->query(insert, {std::string("taken")});
+        constexpr int threads = 8, each = 50;
+        std::atomic<int> wrong{0}, failed{0};
+        std::vector<std::thread> pool;
+        for (int t = 0; t < threads; ++t)
+            pool.emplace_back([&, t] {
+                for (int i = 0; i < each; ++i) {
+                    bool const bad = i % 25 == 7;
+                    std::string const id = bad ? "taken" : "t" + std::to_string(t) + "-" + std::to_string(i);
+                    std::shared_ptr<AppendTicket> ticket;
+                    {
+                        DeferredAppends deferred;
+                        if (!db->append(insert, {id}).empty() || deferred.tickets.size() != 1) {
+                            ++wrong;
+                            continue;
+                        }
+                        ticket = deferred.tickets.front();
+                    }
+                    ticket->wait();
+                    if (ticket->error()) ++failed;
+                    if ((ticket->error() != nullptr) != bad) ++wrong;
+                    if (!bad && db->query("SELECT 1 FROM viewing_log WHERE id = $1", {id}).size() != 1) ++wrong;
+                }
+            });
+        for (auto& t : pool) t.join();
+        EXPECT_EQ(wrong.load(), 0);
+        EXPECT_EQ(failed.load(), threads * 2);
+        EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM viewing_log")[0][0]), 1 + threads * (each - 2));
+        EXPECT_EQ(db->pool_stats().appends_pending, 0u);
+        EXPECT_EQ(db->finish_appends(std::chrono::steady_clock::now()).lines, 0u);
+    }
+}
+
+// A stopping server's finish_appends: with another connection holding the file's write lock (as another process
+// would), a deferred line waits (pending in pool_stats, its ticket not done); at the deadline it is given up, its
+// ticket done with an error before finish_appends returns, counted by table, and not in the database. An append after
+// it is committed on the caller's thread. With the lock free, finish_appends commits what is queued and gives up none.
+TEST(SqliteAppends, FinishAppendsGivesUpLinesALockHoldsPastItsDeadline) {
+    TempDir dir;
+    std::string const file = (dir.path / "k.sqlite").string();
+    std::string const insert = "INSERT INTO viewing_log (id, facility_code, at, person_key, item, terminal, allowed, "
+                               "reason) VALUES ($1, 'f', 'at', NULL, 'i', 't', 0, 'r')";
+    auto lines = [&](Database& db, std::string const& id) {
+        return db.query("SELECT 1 FROM viewing_log WHERE id = $1", {id}).size();
+    };
+    auto defer = [&](Database& db, std::string const& id) {
+        DeferredAppends deferred;
+        db.append(insert, {id});
+        return deferred.tickets.size() == 1 ? deferred.tickets.front() : nullptr;
+    };
+    auto db = open_sqlite(file, 2);
+    migrate(*db);
+    {
+        auto holder = open_sqlite(file, 1);  // another Sqlite: its own writer lock, as another process's
+        std::promise<void> locked, release;
+        std::thread hold([&] {
+            try {
+                transaction(*holder, [&] {
+                    holder->query(insert, {std::string("holder")});
+                    locked.set_value();
+                    release.get_future().wait();
+                    throw std::runtime_error("rolled back");
+                });
+            } catch (std::runtime_error const&) {
+            }
+        });
+        locked.get_future().wait();
+        auto const ticket = defer(*db, "held");
+        ASSERT_NE(ticket, nullptr);
+        EXPECT_EQ(db->pool_stats().appends_pending, 1u);
+        std::atomic<bool> told = false;
+        ticket->when_done([&] { told = true; });
+        EXPECT_FALSE(told);
+        auto const left = db->finish_appends(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+        EXPECT_TRUE(told);  // before finish_appends returned
+        EXPECT_NE(ticket->error(), nullptr);
+        EXPECT_EQ(left.lines, 1u);
+        EXPECT_EQ(left.tables, (std::map<std::string, std::size_t>{{"viewing_log", 1}}));
+        EXPECT_FALSE(left.error.empty());
+        EXPECT_EQ(db->pool_stats().appends_pending, 0u);
+        release.set_value();
+        hold.join();
+    }
+    EXPECT_EQ(lines(*db, "held"), 0u);
+    EXPECT_EQ(defer(*db, "after"), nullptr);  // committed at once, on this thread
+    EXPECT_EQ(lines(*db, "after"), 1u);
+    EXPECT_EQ(db->finish_appends(std::chrono::steady_clock::now()).lines, 1u);  // (once: the same answer)
+    // The lock free: what is queued is committed, none given up.
+    auto other = open_sqlite((dir.path / "other.sqlite").string(), 2);
+    migrate(*other);
+    std::vector<std::shared_ptr<AppendTicket>> tickets;
+    for (std::string id : {"a", "b", "c"}) tickets.push_back(defer(*other, id));
+    EXPECT_EQ(other->finish_appends(std::chrono::steady_clock::now() + std::chrono::seconds(60)).lines, 0u);
+    for (auto const& t : tickets) {
+        ASSERT_NE(t, nullptr);
+        bool done = false;
+        t->when_done([&] { done = true; });  // (at once: done already)
+        EXPECT_TRUE(done);
+        EXPECT_EQ(t->error(), nullptr);
+    }
+    for (std::string id : {"a", "b", "c"}) EXPECT_EQ(lines(*other, id), 1u) << id;
+}
+
 // Rows inserted many at a time (SQLite: multi-row INSERT, the rest one by one; PostgreSQL: COPY) come back as given,
 // texts with the characters COPY escapes included, and a failing row rolls back the whole insert.
 TEST(InsertRows, ManyRowsComeBackAsGivenAndAFailureInsertsNone) {
@@ -295,8 +410,9 @@ TEST(InsertRows, ManyRowsComeBackAsGivenAndAFailureInsertsNone) {
 }
 
 // The batch tables' store (storage/batch_jobs.hpp) on each backend: a reception number is taken once; rows go in
-// and come back typed; chunks are leased to one worker at a time until their lease expires; a chunk is answered once;
-// a job finishes once; giving up answers every row left; a purge keeps the job.
+// and come back as they were stored (their stored forms: formats/batch_rows.hpp); chunks are leased to one worker at
+// a time until their lease expires; a chunk is answered once; a job finishes once; giving up answers every row left;
+// a purge keeps the job.
 TEST(BatchJobs, RowsChunksAnswersAndTheJobsEnd) {
     TempDir dir;
     for (auto& [backend, db] : databases(dir)) {
@@ -313,9 +429,9 @@ TEST(BatchJobs, RowsChunksAnswersAndTheJobsEnd) {
                                             RowQuery{CardFields{"06132013", "123", "9999", "01", "1940-05-01"}, "p3",
                                                      Echo{{"InsurerNumber", "06132013"}}}};
         std::size_t next = 0;
-        EXPECT_EQ(jobs.add_rows("R1", [&](BatchRow& row) {
+        EXPECT_EQ(jobs.add_rows("R1", [&](std::string& stored) {
             if (next == rows.size()) return false;
-            row = rows[next++];
+            stored = stored_request(rows[next++]);
             return true;
         }),
                   3);
@@ -338,7 +454,7 @@ TEST(BatchJobs, RowsChunksAnswersAndTheJobsEnd) {
         ASSERT_EQ(read.size(), 3u);
         for (std::size_t i = 0; i < 3; ++i) {
             EXPECT_EQ(read[i].first, std::int64_t(i + 1));
-            EXPECT_TRUE(read[i].second == rows[i]) << i;
+            EXPECT_TRUE(stored_request_of(read[i].second) == rows[i]) << i;
         }
         EXPECT_TRUE(jobs.mark_chunk_answered("R1", 1, "2024-07-01T00:00:18Z"));
         EXPECT_FALSE(jobs.mark_chunk_answered("R1", 1, "2024-07-01T00:00:19Z")) << "a chunk is answered once";
@@ -348,7 +464,7 @@ TEST(BatchJobs, RowsChunksAnswersAndTheJobsEnd) {
         first.arbitrary_identifier = "p1";
         BatchRowAnswer second;
         second.error = "6列 / expected 6 columns";
-        jobs.add_answers("R1", {1, 2}, {first, second});
+        jobs.add_answers("R1", {1, 2}, {stored_answer(first), stored_answer(second)});
         EXPECT_EQ(jobs.unanswered_rows("R1", 1, 3).size(), 1u);
         EXPECT_EQ(jobs.count_done("R1", 2), (std::pair<std::int64_t, std::int64_t>{2, 3}));
         EXPECT_FALSE(jobs.finish_if_complete("R1", "2024-07-01T00:00:20Z")) << "a row is left";
@@ -357,7 +473,7 @@ TEST(BatchJobs, RowsChunksAnswersAndTheJobsEnd) {
         EXPECT_EQ(jobs.failures("R1")->failures, 0);
         BatchRowAnswer unanswered;
         unanswered.error = "この行は処理できませんでした / internal error";
-        jobs.give_up("R1", unanswered, "2024-07-01T00:00:21Z", "injected");
+        jobs.give_up("R1", stored_answer(unanswered), "2024-07-01T00:00:21Z", "injected");
         auto finished = jobs.finish_if_complete("R1", "2024-07-01T00:00:22Z");
         ASSERT_TRUE(finished);
         EXPECT_EQ(finished->total, 3);
@@ -371,10 +487,10 @@ TEST(BatchJobs, RowsChunksAnswersAndTheJobsEnd) {
         EXPECT_FALSE(jobs.job("R1", "1340100021")) << "another facility's job is not found";
         auto answers = jobs.answers("R1");
         ASSERT_EQ(answers.size(), 3u);
-        EXPECT_EQ(answers[0].second.arbitrary_identifier, "p1");
-        EXPECT_EQ(answers[0].second.answer->reason.en, "no consent");
-        EXPECT_EQ(answers[1].second.error, "6列 / expected 6 columns");
-        EXPECT_EQ(answers[2].second.error, unanswered.error);
+        EXPECT_EQ(stored_answer_of(answers[0].second).arbitrary_identifier, "p1");
+        EXPECT_EQ(stored_answer_of(answers[0].second).answer->reason.en, "no consent");
+        EXPECT_EQ(stored_answer_of(answers[1].second).error, "6列 / expected 6 columns");
+        EXPECT_EQ(stored_answer_of(answers[2].second).error, unanswered.error);
         auto page = jobs.answers("R1", 1, 1);
         ASSERT_EQ(page.size(), 1u);
         EXPECT_EQ(page[0].first, 2);

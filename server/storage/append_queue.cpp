@@ -1,0 +1,116 @@
+#include "storage/append_queue.hpp"
+
+namespace kyotaku::server {
+
+namespace {
+// The table an audit append writes to ("INSERT INTO inquiry_log (…"), for the log of lines left uncommitted.
+std::string table_of(std::string const& sql) {
+    std::string const into = "INSERT INTO ";
+    std::size_t const at = sql.find(into);
+    if (at == std::string::npos) return "?";
+    std::size_t const from = at + into.size();
+    return sql.substr(from, sql.find_first_of(" (", from) - from);
+}
+}  // namespace
+
+AppendQueue::AppendQueue(Commit commit) : commit_(std::move(commit)), thread_([this] { loop(); }) {}
+
+AppendQueue::~AppendQueue() { finish(std::chrono::steady_clock::time_point::max()); }
+
+std::shared_ptr<PendingAppend> AppendQueue::push(std::string const& sql, std::vector<Value> const& params) {
+    auto line = std::make_shared<PendingAppend>();
+    line->sql = sql;
+    line->params = params;
+    {
+        std::lock_guard lock(mutex_);
+        if (closed_) return nullptr;
+        queue_.push_back(line);
+    }
+    ready_.notify_one();
+    return line;
+}
+
+void AppendQueue::loop() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        ready_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping, and every line is in
+        std::vector<std::shared_ptr<PendingAppend>> group;
+        group.swap(queue_);
+        in_flight_ = group.size();
+        lock.unlock();
+        commit_(group);
+        lock.lock();
+        if (closed_)  // (what fails now is not answered: the server is past its drain)
+            for (auto const& line : group)
+                if (line->error) {
+                    if (!left_.lines++) left_.error = describe(line->error);
+                    ++left_.tables[table_of(line->sql)];
+                }
+        lock.unlock();
+        for (auto const& line : group) line->ticket->finish(line->error);
+        lock.lock();
+        in_flight_ = 0;
+        idle_.notify_all();
+    }
+}
+
+Database::AppendsLeft AppendQueue::finish(std::chrono::steady_clock::time_point deadline) {
+    std::vector<std::shared_ptr<PendingAppend>> never;
+    {
+        std::unique_lock lock(mutex_);
+        if (closed_) return left_;  // (finished already)
+        closed_ = true;
+        auto const done = [&] { return queue_.empty() && in_flight_ == 0; };
+        if (deadline == std::chrono::steady_clock::time_point::max()) idle_.wait(lock, done);
+        else idle_.wait_until(lock, deadline, done);
+        if (!done()) {
+            give_up_ = true;
+            never.swap(queue_);
+        }
+        stop_ = true;
+    }
+    ready_.notify_all();
+    idle_.notify_all();  // (a pause() under way ends)
+    if (!never.empty()) {
+        auto const why = std::make_exception_ptr(
+            TransientDatabaseError("the server stopped before the audit line was committed (past its drain)"));
+        {
+            std::lock_guard lock(mutex_);
+            if (!left_.lines) left_.error = describe(why);
+            left_.lines += never.size();
+            for (auto const& line : never) ++left_.tables[table_of(line->sql)];
+        }
+        for (auto const& line : never) line->ticket->finish(why);
+    }
+    thread_.join();
+    std::lock_guard lock(mutex_);
+    return left_;
+}
+
+bool AppendQueue::pause(std::chrono::milliseconds how_long) {
+    std::unique_lock lock(mutex_);
+    return !idle_.wait_for(lock, how_long, [&] { return give_up_; });
+}
+
+std::size_t AppendQueue::pending() {
+    std::lock_guard lock(mutex_);
+    return queue_.size() + in_flight_;
+}
+
+bool AppendQueue::giving_up() {
+    std::lock_guard lock(mutex_);
+    return give_up_;
+}
+
+std::string AppendQueue::describe(std::exception_ptr const& error) {
+    try {
+        std::rethrow_exception(error);
+    } catch (std::exception const& e) {
+        return e.what();
+    } catch (...) {
+        return "unknown error";
+    }
+}
+
+}  // namespace kyotaku::server
