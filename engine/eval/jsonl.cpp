@@ -20,7 +20,6 @@
 #include <date/date.h>
 #include <mutex>
 #include <thread>
-#include <unordered_map>
 
 namespace kyotaku {
 
@@ -238,6 +237,46 @@ std::optional<std::int64_t> fast_month(std::string_view t) {
     if (m < 1 || m > 12) return std::nullopt;
     return std::int64_t(y) * 12 + (m - 1);
 }
+
+// Values kept by a key of a few words, at most `limit` of them (then all forgotten at once, so that memory does not
+// grow with the input; the values in use come back at once): an open-addressing table of twice as many slots, so
+// that a key is found with one hash of its words and (usually) one comparison.
+template <typename T>
+class WordCache {
+public:
+    explicit WordCache(std::size_t limit) : limit_(limit), table_(2 * std::bit_ceil(limit), -1) {}
+    // The value kept for `key`, or nullptr (then add() keeps one for it).
+    T* find(std::vector<std::uint64_t> const& key) {
+        std::uint64_t h = key.size();
+        for (std::uint64_t w : key) {
+            h = (h ^ w) * 0x9e3779b97f4a7c15u;
+            h ^= h >> 29;
+        }
+        h *= 0xff51afd7ed558ccdu;
+        std::size_t const mask = table_.size() - 1;
+        for (at_ = std::size_t(h ^ (h >> 32)) & mask;; at_ = (at_ + 1) & mask) {
+            std::int32_t const i = table_[at_];
+            if (i < 0) return nullptr;
+            if (entries_[std::size_t(i)].first == key) return &entries_[std::size_t(i)].second;
+        }
+    }
+    // Keeps `value` for `key`, which find() has just not found.
+    T& add(std::vector<std::uint64_t> const& key, T value) {
+        if (entries_.size() >= limit_) {
+            entries_.clear();
+            std::fill(table_.begin(), table_.end(), -1);
+            find(key);
+        }
+        table_[at_] = std::int32_t(entries_.size());
+        return entries_.emplace_back(key, std::move(value)).second;
+    }
+
+private:
+    std::size_t limit_;
+    std::vector<std::int32_t> table_;  // an entry's index, or -1
+    std::vector<std::pair<std::vector<std::uint64_t>, T>> entries_;
+    std::size_t at_ = 0;  // the slot find() stopped at
+};
 }  // namespace
 
 struct JsonlEvaluator::Impl {
@@ -318,6 +357,7 @@ struct JsonlEvaluator::Impl {
         });
         known.push_back("id");
         for (auto const& f : p->facts) known.push_back(f.name);
+        shape_key.assign(2 * p->outputs.size(), 0);
     }
 
     static std::string escaped(std::string_view s) {
@@ -383,20 +423,14 @@ struct JsonlEvaluator::Impl {
         std::vector<std::uint32_t> holes;  // output indexes
     };
     static constexpr std::size_t max_shapes = 256;
-    struct ShapeHash {
-        std::size_t operator()(std::string const& key) const {
-            std::uint64_t h = key.size();
-            for (std::size_t i = 0; i + 8 <= key.size(); i += 8) {
-                std::uint64_t w;
-                std::memcpy(&w, key.data() + i, 8);
-                h = (h ^ w) * 0x9e3779b97f4a7c15u;
-                h ^= h >> 29;
-            }
-            return std::size_t(h);
-        }
-    };
-    std::unordered_map<std::string, Shape, ShapeHash> shapes;
-    std::string shape_key;
+    WordCache<Shape> shapes{max_shapes};  // by their key: two words for each decision (see write_outcomes)
+    std::vector<std::uint64_t> shape_key;  // this line's
+    // The reasons (texts with their location) as written before, by their clause and the values they show: a
+    // line's reasons are usually one of a few (the values are enum values, dates, months), so most are one copy.
+    static constexpr std::size_t max_texts = 1024;
+    WordCache<std::string> texts{max_texts};
+    std::vector<std::uint64_t> text_key;
+    void add_text_key(std::int64_t text);
     void answer(std::string_view line, std::size_t readable, std::string& output, Stats& stats);
     void append_value(std::string& out, Type type, std::int64_t value);
     void write_missing_and_versions(std::string& out, bool any_missing, bool any_version);
@@ -757,6 +791,17 @@ __attribute__((flatten)) std::string JsonlEvaluator::Impl::read_fields(simdjson:
         if (!key.data() && field.unescaped_key().get(key)) return "JSON として読めません / not valid JSON";
         ondemand::value value = field.value();
         SimdValue v{value, parser, unescaped};
+        if (key == "id") {
+            // The usual id, a string without escapes, is echoed as written: stage 1 has refused control characters
+            // and bad UTF-8 in it, so its bytes are what append_json_string would write.
+            if (auto raw = v.raw_string(); raw && raw->find('\\') == std::string_view::npos) {
+                id.clear();
+                id += '"';
+                id += *raw;
+                id += '"';
+                continue;
+            }
+        }
         if (key == "id" && v.kind() == '?') {
             ondemand::json_type t;
             if (value.type().get(t)) return "JSON として読めません / not valid JSON";
@@ -837,20 +882,18 @@ void JsonlEvaluator::Impl::write_outcomes(std::string& out) {
     auto const value = [&](std::string& to, std::size_t o) {
         append_value(to, program->slots[program->outputs[o]].type, outcome(o).value);
     };
-    shape_key.clear();
     for (std::size_t o = 0; o < program->outputs.size(); ++o) {
         Outcome const& oc = outcome(o);
         if (oc.status == Status::no_version || oc.version > 0xffff) return write_fields(out, value);
-        // One word (a prepared value is below 1,024, a version below 65,536), two with the facts missed.
+        // Two words: one for the status, version and value (a prepared value is below 1,024, a version below
+        // 65,536), one for the facts missed.
         bool const piece = oc.status == Status::ok && std::uint64_t(oc.value) < field[o].size();
-        std::uint64_t const word[2] = {std::uint64_t(oc.status) | std::uint64_t(piece) << 8 |
-                                           std::uint64_t(oc.version & 0xffff) << 16 |
-                                           (piece ? std::uint64_t(oc.value) << 32 : 0),
-                                       oc.missing};
-        shape_key.append(reinterpret_cast<char const*>(word), oc.status == Status::ok ? 8 : 16);
+        shape_key[2 * o] = std::uint64_t(oc.status) | std::uint64_t(piece) << 8 |
+                           std::uint64_t(oc.version & 0xffff) << 16 | (piece ? std::uint64_t(oc.value) << 32 : 0);
+        shape_key[2 * o + 1] = oc.status == Status::ok ? 0 : oc.missing;
     }
-    auto shape = shapes.find(shape_key);
-    if (shape == shapes.end()) {
+    Shape const* shape = shapes.find(shape_key);
+    if (!shape) {
         Shape made;
         std::string part;
         write_fields(part, [&](std::string& to, std::size_t h) {
@@ -859,10 +902,9 @@ void JsonlEvaluator::Impl::write_outcomes(std::string& out) {
             made.holes.push_back(std::uint32_t(h));
         });
         made.parts.push_back(std::move(part));
-        if (shapes.size() >= max_shapes) shapes.clear();  // bounded memory; the shapes in use come back at once
-        shape = shapes.emplace(shape_key, std::move(made)).first;
+        shape = &shapes.add(shape_key, std::move(made));
     }
-    Shape const& sh = shape->second;
+    Shape const& sh = *shape;
     for (std::size_t i = 0; i < sh.holes.size(); ++i) {
         out += sh.parts[i];
         value(out, sh.holes[i]);
@@ -923,13 +965,47 @@ void JsonlEvaluator::Impl::append_value(std::string& out, Type type, std::int64_
                 out += ']';
                 break;
             }
-            case TypeKind::Text:
-                out += '"';
-                write_text(out, value, true);
-                out += '"';
+            case TypeKind::Text: {
+                text_key.clear();
+                add_text_key(value);
+                std::string const* json = texts.find(text_key);
+                if (!json) {
+                    std::string made = "\"";
+                    write_text(made, value, true);
+                    made += '"';
+                    json = &texts.add(text_key, std::move(made));
+                }
+                out += *json;
                 break;
+            }
             case TypeKind::MonthSet:
             case TypeKind::MonthRange: out += "null"; break;
+    }
+}
+
+// What a text renders from, as words (the key of `texts`): the text, then for each piece that is no literal and no
+// parameter (constant in a run) whether it is known and its value, and the same for a text it shows. A set of months
+// renders as a constant.
+void JsonlEvaluator::Impl::add_text_key(std::int64_t text) {
+    text_key.push_back(std::uint64_t(text));
+    if (text < 0) return;
+    for (TextPiece const& p : program->clauses[std::size_t(text)].because) {
+        std::int64_t v = 0;
+        bool known = false;
+        switch (p.kind) {
+            case TextPiece::Kind::Literal:
+            case TextPiece::Kind::Param: continue;
+            case TextPiece::Kind::Fact:
+                if (p.type.kind == TypeKind::MonthSet) continue;
+                known = facts.has(int(p.id));
+                if (known) v = facts.raw(int(p.id));
+                break;
+            case TextPiece::Kind::Slot: known = slot_value(p.id, v); break;
+        }
+        text_key.push_back(known);
+        if (!known) continue;
+        text_key.push_back(std::uint64_t(v));
+        if (p.type.kind == TypeKind::Text) add_text_key(v);
     }
 }
 
