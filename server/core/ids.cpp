@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -9,10 +10,28 @@
 
 namespace kyotaku::server {
 
+namespace {
+char const hex[] = "0123456789abcdef";
+constexpr std::size_t time_digits = 12, random_bytes = 10;  // 12 hex digits of milliseconds, 80 random bits
+
+// A time-ordered id: the milliseconds now, then the random bytes as hex.
+std::string time_ordered(unsigned char const* random) {
+    auto const ms = std::uint64_t(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+    std::string out(time_digits + 2 * random_bytes, '0');
+    for (std::size_t i = 0; i < time_digits; ++i) out[i] = hex[(ms >> (4 * (time_digits - 1 - i))) & 15];
+    for (std::size_t i = 0; i < random_bytes; ++i) {
+        out[time_digits + 2 * i] = hex[random[i] >> 4];
+        out[time_digits + 2 * i + 1] = hex[random[i] & 15];
+    }
+    return out;
+}
+}  // namespace
+
 std::string new_id() {
     std::array<unsigned char, 16> bytes{};
     if (RAND_bytes(bytes.data(), int(bytes.size())) != 1) throw std::runtime_error("RAND_bytes failed");
-    static char const hex[] = "0123456789abcdef";
     std::string out;
     for (auto b : bytes) {
         out += hex[b >> 4];
@@ -22,13 +41,22 @@ std::string new_id() {
 }
 
 std::string time_ordered_id() {
-    auto const ms = std::uint64_t(
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-            .count());
-    static char const hex[] = "0123456789abcdef";
-    std::string out = new_id();
-    for (int i = 0; i < 12; ++i) out[std::size_t(i)] = hex[(ms >> (4 * (11 - i))) & 15];
-    return out;
+    std::array<unsigned char, random_bytes> bytes{};
+    if (RAND_bytes(bytes.data(), int(bytes.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+    return time_ordered(bytes.data());
+}
+
+std::vector<std::string> time_ordered_ids(std::size_t n) {
+    std::vector<unsigned char> bytes(n * random_bytes);
+    std::vector<std::string> ids;
+    ids.reserve(n);
+    // RAND_bytes takes an int: draws of at most 2^20 bytes.
+    constexpr std::size_t most = std::size_t(1) << 20;
+    for (std::size_t at = 0; at < bytes.size(); at += most)
+        if (RAND_bytes(bytes.data() + at, int(std::min(most, bytes.size() - at))) != 1)
+            throw std::runtime_error("RAND_bytes failed");
+    for (std::size_t i = 0; i < n; ++i) ids.push_back(time_ordered(bytes.data() + i * random_bytes));
+    return ids;
 }
 
 }  // namespace kyotaku::server

@@ -1,7 +1,9 @@
 // Random identifiers: request ids, job and lease owners, idempotency keys of the relay.
 #pragma once
 
+#include <cstddef>
 #include <string>
+#include <vector>
 
 namespace kyotaku::server {
 
@@ -11,5 +13,9 @@ std::string new_id();
 // random bits. For the rows of a log written one after another (資格確認履歴): a new row's key lands at the end of
 // the table's index instead of anywhere in it, so that a write touches a few pages instead of one per row.
 std::string time_ordered_id();
+// `n` such ids, their random bits drawn by one RAND_bytes call (a 500-row batch chunk's 資格確認履歴: OpenSSL's
+// per-call cost — the DRBG's lock, fork check and cipher setup — paid once, not per row). The bytes are the same
+// CSPRNG's output, each used once, in one id only, and never kept: nothing is buffered beyond the call.
+std::vector<std::string> time_ordered_ids(std::size_t n);
 
 }  // namespace kyotaku::server

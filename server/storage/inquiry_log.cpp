@@ -44,13 +44,14 @@ void InquiryLog::append(InquiryEntry const& e, std::string const& at) {
 
 void InquiryLog::append_all(std::vector<InquiryEntry> const& entries, std::string const& at) {
     std::size_t next = 0;
+    std::vector<std::string> ids = time_ordered_ids(entries.size());
     db_.insert_rows("inquiry_log",
                     {"id", "facility_code", "at", "kind", "person_key", "allowed", "detail_json", "actor",
                      "reception_number"},
                     [&](Row& row) {
                         if (next == entries.size()) return false;
                         InquiryEntry const& e = entries[next++];
-                        row = Row{time_ordered_id(),
+                        row = Row{std::move(ids[next - 1]),
                                   e.facility,
                                   at,
                                   e.kind,

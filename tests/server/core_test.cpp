@@ -1,6 +1,9 @@
-// core/: check digits, URL tokens, QR codes.
+// core/: check digits, URL tokens, QR codes, ids.
 #include "server_fixture.hpp"
 #include "usecases/desk_util.hpp"
+
+#include <chrono>
+#include <set>
 
 TEST(CheckDigits, KnownNumbersFromInterfacesMd) {
     for (char const* n : {"01130012", "06132013", "19136019", "33120015", "54016027", "273128"})
@@ -82,4 +85,31 @@ TEST(ValidUtf8, AtEveryPlaceOfAWord) {
             EXPECT_FALSE(valid_utf8(ascii + kanji + b + ascii));
         }
     }
+}
+
+// The ids of a batch chunk's 資格確認履歴 (one RAND_bytes call for all): each of the form of time_ordered_id — 32
+// hex digits, the first 12 the milliseconds when it was made — and no two alike.
+TEST(Ids, TimeOrderedIdsDrawnAtOnceKeepTheFormAndDiffer) {
+    auto millis = [] {
+        return std::uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count());
+    };
+    EXPECT_TRUE(time_ordered_ids(0).empty());
+    std::uint64_t const before = millis();
+    auto const ids = time_ordered_ids(1000);
+    std::uint64_t const after = millis();
+    ASSERT_EQ(ids.size(), 1000u);
+    std::set<std::string> tails;
+    for (auto const& id : ids) {
+        ASSERT_EQ(id.size(), 32u) << id;
+        EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos) << id;
+        std::uint64_t const ms = std::stoull(id.substr(0, 12), nullptr, 16);
+        EXPECT_GE(ms, before) << id;
+        EXPECT_LE(ms, after) << id;
+        tails.insert(id.substr(12));
+    }
+    EXPECT_EQ(tails.size(), ids.size());  // 80 random bits each: a repeat would mean bytes used twice
+    EXPECT_EQ(time_ordered_id().size(), 32u);
+    EXPECT_NE(time_ordered_id().substr(12), time_ordered_id().substr(12));
 }
