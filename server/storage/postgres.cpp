@@ -1,6 +1,7 @@
 // PostgreSQL backend (libpq), selected by a postgresql:// connection URL. The same migrations and the same
 // $n-parameterised statements as SQLite, prepared once per connection; a pool of connections, a transaction held
 // whole on one of them; bulk inserts by COPY.
+#include "storage/append_queue.hpp"
 #include "storage/connection_pool.hpp"
 #include "storage/database.hpp"
 #include "storage/faults.hpp"
@@ -13,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <utility>
 
 namespace kyotaku::server {
 
@@ -74,10 +76,11 @@ void note_warning(void* notes, PGresult const* notice) {
 // any other statement takes a free connection. Every commit waits for the disk and the synchronous standby
 // (synchronous_commit on), a lone write's too (it runs as a transaction of its own); only the audit appends of reads
 // (append()) and the transactions nobody is told of (in_transaction_unsynced: a batch chunk's lease and answers)
-// commit with synchronous_commit off, durable against a server crash.
+// commit with synchronous_commit off, durable against a server crash. The audit appends of requests (under a
+// DeferredAppends) are committed in groups on a connection of their own (see append()).
 class Postgres final : public Database {
 public:
-    Postgres(std::string const& url, std::size_t size) {
+    Postgres(std::string const& url, std::size_t size) : url_(url) {
         for (std::size_t i = 0; i < size; ++i) {
             PGconn* c = connect(url);
             if (!c || PQstatus(c) != CONNECTION_OK) {
@@ -91,9 +94,12 @@ public:
             PQsetNoticeReceiver(c, note_warning, notes_[c].get());  // (kept across PQreset)
             configure(c);
         }
+        appends_ = std::make_unique<AppendQueue>([this](auto const& group) { commit_group(group); });
     }
     ~Postgres() override {
+        appends_->finish(std::chrono::steady_clock::time_point::max());  // (every queued line committed first)
         for (auto* c : pool_.all()) PQfinish(c);
+        if (appender_) PQfinish(appender_);
     }
 
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
@@ -113,9 +119,19 @@ public:
         return exec(usable(lease.conn), sql, params);
     }
 
+    // Under a DeferredAppends (a request being answered) the line is queued for the appender connection, which
+    // commits every line queued meanwhile in one round trip and one transaction (pipeline mode: see commit_group()),
+    // and append() returns at once, with no rows, adding the line's ticket there; otherwise it is a lone statement on
+    // a pooled connection, as durable as the session's synchronous_commit (off) makes it either way.
     std::vector<Row> append(std::string const& sql, std::vector<Value> const& params) override {
         check_text_params(params);
         if (PGconn* c = pool_.bound()) return exec(c, sql, params);
+        if (DeferredAppends* deferred = DeferredAppends::current())
+            if (auto const line = appends_->push(sql, params)) {
+                deferred->tickets.push_back(line->ticket);
+                ++write_ledger().committed;  // (committed, or the request answered with its error: never run again)
+                return {};
+            }
         Pool::Lease lease(pool_);
         try {
             auto rows = exec(usable(lease.conn), sql, params);  // the session's synchronous_commit off
@@ -129,9 +145,17 @@ public:
 
     void script(std::string const& sql) override { query(sql, {}); }
 
+    AppendsLeft finish_appends(std::chrono::steady_clock::time_point deadline) override {
+        return appends_->finish(deadline);
+    }
+
     std::string backend() const override { return "postgresql"; }
 
-    PoolStats pool_stats() override { return pool_.stats(); }
+    PoolStats pool_stats() override {
+        PoolStats stats = pool_.stats();
+        stats.appends_pending = appends_->pending();
+        return stats;
+    }
 
     char const* claim_suffix() const override { return " FOR UPDATE SKIP LOCKED"; }
     char const* lock_suffix() const override { return " FOR NO KEY UPDATE"; }
@@ -260,11 +284,108 @@ private:
         ++write_ledger().committed;
     }
 
+    // A group of audit lines in one round trip (libpq's pipeline mode) and one transaction (the statements before a
+    // pipeline's sync are one implicit transaction); should a line fail, the group is rolled back and sent again with
+    // a sync after each line, so that each commits or fails alone. A lost connection is connected again and the group
+    // sent once more, unless its commit may have happened (then every line fails: in doubt).
+    // (On the committing thread only.)
+    void commit_group(std::vector<std::shared_ptr<PendingAppend>> const& group) {
+        for (int attempt = 0;; ++attempt) {
+            try {
+                if (!appender_) {  // on first use: tools and the readiness probe never open it
+                    appender_ = connect(url_);
+                    if (!appender_) throw TransientDatabaseError("cannot connect to PostgreSQL: out of memory");
+                    PQsetNoticeReceiver(appender_, note_warning, &appender_notes_);
+                    appender_broken_ = PQstatus(appender_) != CONNECTION_OK;
+                    if (!appender_broken_) configure(appender_);
+                }
+                PGconn* c = usable(appender_, std::exchange(appender_broken_, false));
+                if (group.size() > 1 && pipeline(c, group, false)) return;
+                pipeline(c, group, true);
+                return;
+            } catch (TransientDatabaseError const& e) {
+                if (attempt == 0 && !e.maybe_committed && !appends_->giving_up()) continue;
+                for (auto const& line : group) line->error = std::current_exception();
+                return;
+            } catch (...) {  // (a statement that cannot be prepared)
+                for (auto const& line : group) line->error = std::current_exception();
+                return;
+            }
+        }
+    }
+    // Sends the group's statements and reads their results: with a sync after each (`each`), or one at the end.
+    // Sets each line's rows or error; true when none failed. Throws TransientDatabaseError when the connection fails.
+    bool pipeline(PGconn* c, std::vector<std::shared_ptr<PendingAppend>> const& group, bool each) {
+        std::vector<char const*> names;  // prepared before the pipeline begins (PQprepare waits for its answer)
+        for (auto const& line : group) names.push_back(prepared_name(c, line->sql, int(line->params.size())));
+        auto lost = [&]() -> TransientDatabaseError {
+            return TransientDatabaseError(std::string("SQL error: ") + PQerrorMessage(c), true);
+        };
+        if (!PQenterPipelineMode(c)) throw lost();
+        struct Leave {
+            PGconn* c;
+            bool& broken;
+            ~Leave() {
+                if (!PQexitPipelineMode(c)) broken = true;  // (results left unread: connected again before next use)
+            }
+        } leave{c, appender_broken_};
+        std::vector<std::vector<std::string>> texts(group.size());
+        for (std::size_t i = 0; i < group.size(); ++i) {
+            auto const& params = group[i]->params;
+            std::vector<char const*> values(params.size());
+            texts[i].resize(params.size());
+            for (std::size_t k = 0; k < params.size(); ++k)
+                if (!std::holds_alternative<std::nullptr_t>(params[k]))
+                    values[k] = (texts[i][k] = as_text(params[k])).c_str();
+            int const sent = names[i] ? PQsendQueryPrepared(c, names[i], int(values.size()), values.data(), nullptr,
+                                                            nullptr, 0)
+                                      : PQsendQueryParams(c, group[i]->sql.c_str(), int(values.size()), nullptr,
+                                                          values.data(), nullptr, nullptr, 0);
+            if (!sent || (each && !PQpipelineSync(c))) throw lost();
+        }
+        if (!each && !PQpipelineSync(c)) throw lost();
+        bool all = true;
+        using Result = std::unique_ptr<PGresult, void (*)(PGresult*)>;
+        for (std::size_t i = 0; i < group.size(); ++i) {
+            PendingAppend& line = *group[i];
+            Result res(PQgetResult(c), PQclear);
+            if (!res) throw lost();
+            auto const status = PQresultStatus(res.get());
+            if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+                line.rows = rows_of(res.get());
+                line.error = nullptr;
+            } else {
+                all = false;
+                try {
+                    if (status == PGRES_PIPELINE_ABORTED)
+                        throw DatabaseError("SQL error: not run (another statement of its group failed)");
+                    raise(c, res.get(), "SQL error: ", notes(c));
+                } catch (DatabaseError const&) {
+                    line.error = std::current_exception();
+                }
+                if (PQstatus(c) != CONNECTION_OK) throw lost();
+            }
+            while (PGresult* more = PQgetResult(c)) PQclear(more);  // (the statement's end: a null result)
+            if (each || i + 1 == group.size()) {  // its sync
+                Result sync(PQgetResult(c), PQclear);
+                if (PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) throw lost();
+            }
+        }
+        return all;
+    }
+    std::string const url_;
+    PGconn* appender_ = nullptr;  // the audit lines' connection (the committing thread's only)
+    bool appender_broken_ = false;
+    SessionNotes appender_notes_;
+
     using Pool = ConnectionPool<PGconn*>;
     Pool pool_;
 
     std::map<PGconn*, std::unique_ptr<SessionNotes>> notes_;  // made with the pool, one per connection
-    SessionNotes& notes(PGconn* c) { return *notes_.at(c); }
+    SessionNotes& notes(PGconn* c) {  // (the map is not changed after the constructor)
+        auto const it = notes_.find(c);
+        return it != notes_.end() ? *it->second : appender_notes_;
+    }
 
     // Every connection's session: UTF-8; lone statements (append(): the audit appends of reads; every other write is
     // a transaction, committed with synchronous_commit on) commit without waiting for the disk; and a session left
@@ -280,8 +401,8 @@ private:
     // A pooled connection is idle: anything to read on it is the server's word that it ended the session (a FATAL
     // message, then EOF: a terminated backend, a shutdown; or EOF alone: a balancer that cut it when the primary
     // went). Seen before the connection is used, the statement is sent on a new one instead of failing.
-    PGconn* usable(PGconn* c) {
-        if (PQstatus(c) == CONNECTION_OK && !ended_while_idle(c)) return c;
+    PGconn* usable(PGconn* c, bool broken = false) {
+        if (!broken && PQstatus(c) == CONNECTION_OK && !ended_while_idle(c)) return c;
         PQreset(c);
         ++reconnects;
         {
@@ -347,17 +468,20 @@ private:
                                                            PQclear);
         auto status = PQresultStatus(res.get());
         if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) raise(conn, res.get(), "SQL error: ", notes(conn));
+        return rows_of(res.get());
+    }
+    static std::vector<Row> rows_of(PGresult const* res) {
         std::vector<Row> rows;
-        int n = PQntuples(res.get()), cols = PQnfields(res.get());
+        int n = PQntuples(res), cols = PQnfields(res);
         for (int r = 0; r < n; ++r) {
             Row row;
             for (int c = 0; c < cols; ++c) {
-                if (PQgetisnull(res.get(), r, c)) {
+                if (PQgetisnull(res, r, c)) {
                     row.emplace_back(nullptr);
                     continue;
                 }
-                std::string v(PQgetvalue(res.get(), r, c), std::size_t(PQgetlength(res.get(), r, c)));
-                Oid type = PQftype(res.get(), c);
+                std::string v(PQgetvalue(res, r, c), std::size_t(PQgetlength(res, r, c)));
+                Oid type = PQftype(res, c);
                 if (type == int8_oid || type == int4_oid || type == int2_oid)
                     row.emplace_back(std::int64_t(std::stoll(v)));
                 else row.emplace_back(std::move(v));
@@ -366,6 +490,7 @@ private:
         }
         return rows;
     }
+    std::unique_ptr<AppendQueue> appends_;  // last: its thread commits on appender_
 };
 }  // namespace
 

@@ -257,6 +257,48 @@ TEST(SqliteAppends, DeferredAppendsAreCommittedWhenTheirTicketsAreDone) {
     EXPECT_TRUE(told);
 }
 
+// On each backend, deferred appends from many threads at once (requests answered together, so that their lines share
+// groups): each ticket is done once its line is committed, a failing line (a duplicate id, twice per thread) fails its
+// own ticket only, every other line is in, and finish_appends then finds nothing left.
+TEST(DeferredAppends, EachBackendCommitsTheLinesOfManyRequestsAndFailsOnlyTheBadOnes) {
+    TempDir dir;
+    for (auto& [name, db] : databases(dir)) {
+        SCOPED_TRACE(name);
+        std::string const insert = "INSERT INTO viewing_log (id, facility_code, at, person_key, item, terminal, "
+                                   "allowed, reason) VALUES ($1, 'f', 'at', NULL, 'i', 't', 0, 'r')";
+        db->query(insert, {std::string("taken")});
+        constexpr int threads = 8, each = 50;
+        std::atomic<int> wrong{0}, failed{0};
+        std::vector<std::thread> pool;
+        for (int t = 0; t < threads; ++t)
+            pool.emplace_back([&, t] {
+                for (int i = 0; i < each; ++i) {
+                    bool const bad = i % 25 == 7;
+                    std::string const id = bad ? "taken" : "t" + std::to_string(t) + "-" + std::to_string(i);
+                    std::shared_ptr<AppendTicket> ticket;
+                    {
+                        DeferredAppends deferred;
+                        if (!db->append(insert, {id}).empty() || deferred.tickets.size() != 1) {
+                            ++wrong;
+                            continue;
+                        }
+                        ticket = deferred.tickets.front();
+                    }
+                    ticket->wait();
+                    if (ticket->error()) ++failed;
+                    if ((ticket->error() != nullptr) != bad) ++wrong;
+                    if (!bad && db->query("SELECT 1 FROM viewing_log WHERE id = $1", {id}).size() != 1) ++wrong;
+                }
+            });
+        for (auto& t : pool) t.join();
+        EXPECT_EQ(wrong.load(), 0);
+        EXPECT_EQ(failed.load(), threads * 2);
+        EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM viewing_log")[0][0]), 1 + threads * (each - 2));
+        EXPECT_EQ(db->pool_stats().appends_pending, 0u);
+        EXPECT_EQ(db->finish_appends(std::chrono::steady_clock::now()).lines, 0u);
+    }
+}
+
 // A stopping server's finish_appends: with another connection holding the file's write lock (as another process
 // would), a deferred line waits (pending in pool_stats, its ticket not done); at the deadline it is given up, its
 // ticket done with an error before finish_appends returns, counted by table, and not in the database. An append after
