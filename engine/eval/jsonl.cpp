@@ -260,9 +260,9 @@ public:
         h = (h ^ (h >> 29)) * 0xff51afd7ed558ccdu;
         std::size_t const mask = table_.size() - 1;
         for (at_ = std::size_t(h ^ (h >> 32)) & mask;; at_ = (at_ + 1) & mask) {
-            std::int32_t const i = table_[at_];
-            if (i < 0) return nullptr;
-            if (entries_[std::size_t(i)].first == key) return &entries_[std::size_t(i)].second;
+            std::int32_t const e = table_[at_];
+            if (e < 0) return nullptr;
+            if (entries_[std::size_t(e)].first == key) return &entries_[std::size_t(e)].second;
         }
     }
     // Keeps `value` for `key`, which find() has just not found.
