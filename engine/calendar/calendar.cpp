@@ -18,6 +18,32 @@ std::int64_t days_of(dt::year_month_day ymd) {
     return dt::sys_days{ymd}.time_since_epoch().count();
 }
 
+// The answers for the dates asked last, per thread: a record's dates are few and a batch's records share many (the
+// query date, its months, the first visits of a period), so a date asked again costs a load and a comparison
+// instead of the civil-calendar arithmetic. Direct-mapped by the date (1,024 days, some three years: the first visits
+// of a facility's patients); constant-initialised, so no guard on access. A question is packed into one word with its
+// top bit set (never 0, the empty entry); one that does not fit (a date beyond 32 bits) is not kept.
+class Memo {
+public:
+    template <typename Compute>
+    std::int64_t get(std::uint64_t question, std::int64_t date, Compute&& compute) {
+        Entry& e = entries_[std::uint64_t(date) & (entries_.size() - 1)];
+        if (e.question == question) return e.answer;
+        e = {question, compute()};
+        return e.answer;
+    }
+
+private:
+    struct Entry {
+        std::uint64_t question;
+        std::int64_t answer;
+    };
+    std::array<Entry, 1024> entries_{};
+};
+constexpr std::uint64_t asked = std::uint64_t(1) << 63;
+bool fits_32(std::int64_t v) { return v == std::int32_t(v); }
+thread_local Memo month_of_memo, last_day_memo, add_months_memo;
+
 void pad(std::string& out, int v, int width) {
     char buf[16];
     if (v >= 0 && (width == 2 ? v < 100 : width == 4 && v < 10000)) {  // every month, day and year since 0: no printf
@@ -56,8 +82,12 @@ std::optional<Month> Month::from_ym(int y, unsigned m) {
     return Month(std::int64_t(y) * 12 + (m - 1));
 }
 Month Month::of(Date d) {
-    auto ymd = ymd_of(d.days());
-    return Month(std::int64_t(int(ymd.year())) * 12 + (unsigned(ymd.month()) - 1));
+    auto const compute = [&] {
+        auto ymd = ymd_of(d.days());
+        return std::int64_t(int(ymd.year())) * 12 + (unsigned(ymd.month()) - 1);
+    };
+    if (!fits_32(d.days())) return Month(compute());
+    return Month(month_of_memo.get(asked | std::uint32_t(d.days()), d.days(), compute));
 }
 int Month::year() const { return int(index_ >= 0 ? index_ / 12 : (index_ - 11) / 12); }
 unsigned Month::month() const { return unsigned(index_ - std::int64_t(year()) * 12 + 1); }
@@ -65,8 +95,12 @@ Date Month::first_day() const {
     return Date::from_days(days_of(dt::year_month_day{dt::year{year()}, dt::month{month()}, dt::day{1}}));
 }
 Date Month::last_day() const {
-    return Date::from_days(
-        days_of(dt::year_month_day{dt::year_month_day_last{dt::year{year()}, dt::month_day_last{dt::month{month()}}}}));
+    auto const compute = [&] {
+        return days_of(
+            dt::year_month_day{dt::year_month_day_last{dt::year{year()}, dt::month_day_last{dt::month{month()}}}});
+    };
+    if (!fits_32(index_)) return Date::from_days(compute());
+    return Date::from_days(last_day_memo.get(asked | std::uint32_t(index_), index_, compute));
 }
 std::string Month::iso() const {
     std::string s;
@@ -84,12 +118,19 @@ Date period_start(Date first, FirstDay rule) {
 }
 
 Date add_months(Date d, std::int64_t months, Rounding r) {
-    auto ymd = ymd_of(d.days());
-    dt::year_month_day target = ymd + dt::months{months};
-    if (target.ok()) return Date::from_days(days_of(target));
-    dt::year_month_day_last last{target.year(), dt::month_day_last{target.month()}};
-    if (r == Rounding::clamp) return Date::from_days(days_of(dt::year_month_day{last}));
-    return Date::from_days(days_of(dt::year_month_day{last}) + 1);
+    auto const compute = [&] {
+        auto ymd = ymd_of(d.days());
+        dt::year_month_day target = ymd + dt::months{months};
+        if (target.ok()) return days_of(target);
+        dt::year_month_day_last last{target.year(), dt::month_day_last{target.month()}};
+        if (r == Rounding::clamp) return days_of(dt::year_month_day{last});
+        return days_of(dt::year_month_day{last}) + 1;
+    };
+    if (!fits_32(d.days()) || months != std::int16_t(months)) return Date::from_days(compute());
+    // The date in bits 24-55, the months in 8-23, the rounding in 0-7.
+    std::uint64_t const question = asked | std::uint64_t(std::uint32_t(d.days())) << 24 |
+                                   std::uint64_t(std::uint16_t(months)) << 8 | std::uint64_t(r);
+    return Date::from_days(add_months_memo.get(question, d.days(), compute));
 }
 
 bool month_addition_ambiguous(Date d, std::int64_t months) {

@@ -191,8 +191,10 @@ std::string emit_cpp(Program const& p, std::string const& ns, std::string const&
       << "    Ctx c;\n    std::memset(c.version, 0, sizeof c.version);\n"
       << "    std::size_t const n = records.size() < results.size() ? records.size() : results.size();\n"
       << "    for (std::size_t i = 0; i < n; ++i) decide(c, records[i], params, s, results[i]);\n}\n\n";
-    // Every output decision of a record in one pass: the memo (done, clause, version, registers) is cleared once per
-    // record, so a let that several decisions read is computed once, as in Evaluator::evaluate.
+    // Every output decision of a record in one pass: the memo (done, clause, registers) is cleared once per record, so
+    // a let that several decisions read is computed once, as in Evaluator::evaluate. A decision's version is read
+    // from the memo only when it has versions (it writes its version each time it decides); else it is 0, so the
+    // versions need no clearing here.
     std::size_t const outs = p.outputs.size();
     o << "inline void decide_all(Ctx& c, Activation const& facts, std::int64_t const* params, Outcome* out) {\n"
       << "    c.facts = &facts;\n    c.v = facts.values();\n    c.present = facts.present();\n    c.params = params;\n"
@@ -204,8 +206,8 @@ std::string emit_cpp(Program const& p, std::string const& ns, std::string const&
           << "    if (c.done[" << s << "] || s" << s << "(c)) {\n"
           << "        out[" << i << "].status = Status::ok;\n        out[" << i << "].value = c.r["
           << p.slots[s].result_reg << "];\n"
-          << "        out[" << i << "].clause = c.clause[" << s << "];\n        out[" << i << "].version = c.version["
-          << s << "];\n"
+          << "        out[" << i << "].clause = c.clause[" << s << "];\n        out[" << i << "].version = "
+          << (p.slots[s].versions.empty() ? "0" : "c.version[" + std::to_string(s) + "]") << ";\n"
           << "        out[" << i << "].missing = 0;\n"
           << "    } else if (c.no_version) {\n        out[" << i << "].status = Status::no_version;\n        out[" << i
           << "].failed_slot = c.failed;\n        out[" << i << "].missing = 0;\n"
@@ -214,15 +216,14 @@ std::string emit_cpp(Program const& p, std::string const& ns, std::string const&
     }
     o << "}\n\n"
       << "void evaluate(Activation const& facts, std::int64_t const* params, Outcome* out) {\n"
-      << "    Ctx c;\n    std::memset(c.version, 0, sizeof c.version);\n    decide_all(c, facts, params, out);\n}\n\n"
+      << "    Ctx c;\n    decide_all(c, facts, params, out);\n}\n\n"
       << "void evaluate_batch(std::span<Activation const> records, std::int64_t const* params, std::span<Outcome> "
          "results) {\n"
-      << "    Ctx c;\n    std::memset(c.version, 0, sizeof c.version);\n"
+      << "    Ctx c;\n"
       << "    for (std::size_t i = 0; i < records.size() && (i + 1) * " << outs << " <= results.size(); ++i)\n"
       << "        decide_all(c, records[i], params, results.data() + i * " << outs << ");\n}\n\n"
       << "void evaluate_into(Activation const& facts, std::int64_t const* params, Outcome* out, void* memo) {\n"
-      << "    Ctx& c = *static_cast<Ctx*>(memo);\n    std::memset(c.version, 0, sizeof c.version);\n    decide_all(c, "
-         "facts, params, out);\n}\n\n"
+      << "    Ctx& c = *static_cast<Ctx*>(memo);\n    decide_all(c, facts, params, out);\n}\n\n"
       << "bool slot_value(void* memo, std::uint32_t s, std::int64_t& value) {\n"
       << "    Ctx& c = *static_cast<Ctx*>(memo);\n    if (s >= " << n << ") return false;\n    c.no_version = false;\n"
       << "    if (!c.done[s] && !slots[s](c)) return false;\n    value = c.r[result_reg[s]];\n    return true;\n}\n\n"

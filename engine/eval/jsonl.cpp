@@ -11,6 +11,7 @@
 #endif
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <charconv>
 #include <cmath>
@@ -247,17 +248,21 @@ public:
     explicit WordCache(std::size_t limit) : limit_(limit), table_(2 * std::bit_ceil(limit), -1) {}
     // The value kept for `key`, or nullptr (then add() keeps one for it).
     T* find(std::vector<std::uint64_t> const& key) {
-        std::uint64_t h = key.size();
-        for (std::uint64_t w : key) {
-            h = (h ^ w) * 0x9e3779b97f4a7c15u;
-            h ^= h >> 29;
+        // Two lanes, so that a multiplication's latency is paid for half the words.
+        std::uint64_t h = key.size(), g = 0;
+        std::size_t i = 0;
+        for (; i + 2 <= key.size(); i += 2) {
+            h = (h ^ key[i]) * 0x9e3779b97f4a7c15u;
+            g = (g ^ key[i + 1]) * 0xc4ceb9fe1a85ec53u;
         }
-        h *= 0xff51afd7ed558ccdu;
+        if (i < key.size()) h = (h ^ key[i]) * 0x9e3779b97f4a7c15u;
+        h ^= g ^ (g >> 31);
+        h = (h ^ (h >> 29)) * 0xff51afd7ed558ccdu;
         std::size_t const mask = table_.size() - 1;
         for (at_ = std::size_t(h ^ (h >> 32)) & mask;; at_ = (at_ + 1) & mask) {
-            std::int32_t const i = table_[at_];
-            if (i < 0) return nullptr;
-            if (entries_[std::size_t(i)].first == key) return &entries_[std::size_t(i)].second;
+            std::int32_t const e = table_[at_];
+            if (e < 0) return nullptr;
+            if (entries_[std::size_t(e)].first == key) return &entries_[std::size_t(e)].second;
         }
     }
     // Keeps `value` for `key`, which find() has just not found.
@@ -429,6 +434,12 @@ struct JsonlEvaluator::Impl {
     // line's reasons are usually one of a few (the values are enum values, dates, months), so most are one copy.
     static constexpr std::size_t max_texts = 1024;
     WordCache<std::string> texts{max_texts};
+    struct DateJson {
+        std::int64_t days = 0;
+        std::uint8_t size = 0;  // 0: nothing kept
+        char json[14];          // "YYYY-MM-DD"
+    };
+    std::array<DateJson, 256> date_json{};
     std::vector<std::uint64_t> text_key;
     void add_text_key(std::int64_t text);
     void answer(std::string_view line, std::size_t readable, std::string& output, Stats& stats);
@@ -447,20 +458,23 @@ template <typename Value, typename Self, typename FieldError>
 void convert_fact(Self const& self, Activation& out, int f, std::string_view key, Value& value,
                   FieldError&& field_error) {
     auto const& info = self.program->facts[std::size_t(f)];
-    if (value.is_null()) {
+    // A null fact is absent (or takes its default). Asked only when the value is not of the fact's type, so that the
+    // usual value is read without a test for null first.
+    auto const null = [&] {
+        if (!value.is_null()) return false;
         out.unset(f);
         if (info.has_default) out.set_raw(f, info.default_value);
-        return;
-    }
+        return true;
+    };
     switch (info.type.kind) {
         case TypeKind::Bool: {
             if (auto b = value.as_bool()) out.set_raw(f, *b);
-            else field_error(key, "true か false が必要です / expected true or false");
+            else if (!null()) field_error(key, "true か false が必要です / expected true or false");
             break;
         }
         case TypeKind::Int: {
             if (auto v = value.as_int()) out.set_raw(f, *v);
-            else field_error(key, "整数が必要です / expected an integer");
+            else if (!null()) field_error(key, "整数が必要です / expected an integer");
             break;
         }
         case TypeKind::Date: {
@@ -471,7 +485,8 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
                 }
             auto s = value.as_string();
             if (!s) {
-                field_error(key, "日付の文字列が必要です (YYYY-MM-DD) / expected a date string (YYYY-MM-DD)");
+                if (!null())
+                    field_error(key, "日付の文字列が必要です (YYYY-MM-DD) / expected a date string (YYYY-MM-DD)");
                 break;
             }
             if (auto d = parse_iso_date_fast(*s)) {
@@ -486,7 +501,8 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
         case TypeKind::Month: {
             auto s = value.as_string();
             if (!s) {
-                field_error(key, "月の文字列が必要です (YYYY-MM) / expected a month string (YYYY-MM)");
+                if (!null())
+                    field_error(key, "月の文字列が必要です (YYYY-MM) / expected a month string (YYYY-MM)");
                 break;
             }
             auto r = parse_month(*s);
@@ -503,7 +519,9 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
                 }
             auto s = value.as_string();
             if (!s) {
-                field_error(key, "文字列が必要です (" + self.enum_list(info.type.enum_id) + ") / expected a string");
+                if (!null())
+                    field_error(key,
+                                "文字列が必要です (" + self.enum_list(info.type.enum_id) + ") / expected a string");
                 break;
             }
             int v = self.enum_tables[std::size_t(info.type.enum_id)].find(*s);
@@ -537,11 +555,15 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
                 mask |= std::uint64_t(1) << v;
                 return true;
             });
-            if (!is_array) field_error(key, "配列が必要です / expected an array");
-            else if (ok) out.set_raw(f, std::int64_t(mask));
+            if (!is_array) {
+                if (!null()) field_error(key, "配列が必要です / expected an array");
+            } else if (ok) {
+                out.set_raw(f, std::int64_t(mask));
+            }
             break;
         }
         case TypeKind::MonthSet: {
+            if (null()) break;  // first: month_set() marks the fact present
             auto& bits = out.month_set(f);
             bool const is_array = value.each([&](auto& item) {
                 if (auto raw = item.raw_string())
@@ -571,7 +593,7 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
             break;
         }
         case TypeKind::Text:
-        case TypeKind::MonthRange: break;
+        case TypeKind::MonthRange: null(); break;
     }
 }
 
@@ -949,7 +971,22 @@ void JsonlEvaluator::Impl::append_value(std::string& out, Type type, std::int64_
     switch (type.kind) {
             case TypeKind::Bool: out += value ? "true" : "false"; break;
             case TypeKind::Int: append_int(out, value); break;
-            case TypeKind::Date: append_date(out, value); break;
+            case TypeKind::Date: {  // a date's JSON is kept by the day (decisions' dates are few: window ends…)
+                DateJson& d = date_json[std::size_t(value) & (date_json.size() - 1)];
+                if (d.size == 0 || d.days != value) {
+                    std::string json;
+                    append_date(json, value);
+                    if (json.size() > sizeof d.json) {
+                        out += json;
+                        break;
+                    }
+                    d.days = value;
+                    d.size = std::uint8_t(json.size());
+                    std::memcpy(d.json, json.data(), json.size());
+                }
+                out.append(d.json, d.size);
+                break;
+            }
             case TypeKind::Month: append_month(out, value); break;
             case TypeKind::Enum: out += enum_json[std::size_t(type.enum_id)][std::size_t(value)]; break;
             case TypeKind::EnumSet: {

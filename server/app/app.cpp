@@ -426,6 +426,48 @@ int start_server(ResolvedConfig const& config) {
 }
 
 namespace {
+// The rules to serve (signed ones checked against --trust's keys, which the workbench's configuration keeps too);
+// rules that do not load refuse the start with their diagnostics.
+ServingRules serving_rules(ServeOptions const& o, std::string const& rules_dir, RulesWeb& rules_web) {
+    for (auto const& key_path : o.trust) {
+        PublicKey key = read_public_key(key_path);
+        if (!key.ok()) throw Refused("--trust " + key_path + ": " + key.error.text());
+        rules_web.trusted_keys.push_back(key.raw);
+    }
+    std::vector<Diagnostic> diags;
+    ServingRules serving = load_serving_rules(rules_dir, rules_web.trusted_keys, &diags);
+    LoadResult const& rules = serving.loaded;
+    if (!rules.program)
+        throw Refused(rules_dir + ": " + (diags.empty() ? rules.describe() : "\n" + format_diagnostics(diags)));
+    rules_web.rules_path = rules_dir;
+    return serving;
+}
+
+// The consent page's files: --web-root, else the web/ folder the build assembles beside bin/ or cli/; the rule
+// workbench sits beside it.
+ConsentPageFiles page_files(ServeOptions const& o, RulesWeb& rules_web) {
+    namespace fs = std::filesystem;
+    std::string const web_root = web_root_path(o);
+    std::error_code missing;
+    if (!web_root.empty() && !fs::exists(fs::path(web_root) / "index.html", missing))
+        std::cerr << "kyotaku serve: --web-root " << web_root << ": index.html がありません / no index.html there\n";
+    if (!web_root.empty() && fs::exists(fs::path(web_root).parent_path() / "workbench" / "index.html", missing))
+        rules_web.workbench_root = (fs::path(web_root).parent_path() / "workbench").string();
+    return ConsentPageFiles(web_root);
+}
+
+// Readiness is probed on a thread and a database connection of its own (ops/runtime.hpp): a balancer's check never
+// waits for the database or behind requests. Null when there is none (in memory, or it cannot be opened: the probe
+// then shares the pool).
+std::unique_ptr<Database> readiness_database(ServeOptions const& o) {
+    try {
+        if (o.db != ":memory:") return open_database(o.db, 1);
+    } catch (std::exception const& e) {
+        log_error("readiness_database", e.what());
+    }
+    return nullptr;
+}
+
 int run(ServeOptions const& o) {
     namespace fs = std::filesystem;
     auto const address = listen_address(o);
@@ -433,18 +475,9 @@ int run(ServeOptions const& o) {
     // The rules, their keys and the workbench's configuration (rules_web.hpp).
     std::string const rules_dir = rules_path(o);
     RulesWeb rules_web;
-    for (auto const& key_path : o.trust) {
-        PublicKey key = read_public_key(key_path);
-        if (!key.ok()) throw Refused("--trust " + key_path + ": " + key.error.text());
-        rules_web.trusted_keys.push_back(key.raw);
-    }
-    std::vector<std::string> const trusted_keys = rules_web.trusted_keys;
-    std::vector<Diagnostic> diags;
-    ServingRules serving = load_serving_rules(rules_dir, trusted_keys, &diags);
+    ServingRules serving = serving_rules(o, rules_dir, rules_web);
     LoadResult& rules = serving.loaded;
-    if (!rules.program)
-        throw Refused(rules_dir + ": " + (diags.empty() ? rules.describe() : "\n" + format_diagnostics(diags)));
-    rules_web.rules_path = rules_dir;
+    std::vector<std::string> const trusted_keys = rules_web.trusted_keys;
     // The database and the key file, the clock, the desks.
     std::shared_ptr<Secrets const> secrets;
     std::string const spool_dir = o.spool_dir.empty() ? default_spool_dir(o.db) : o.spool_dir;
@@ -495,28 +528,12 @@ int run(ServeOptions const& o) {
                                      ? "https://" + host_in_url + ":" + std::to_string(acceptor.local_endpoint().port())
                                      : o.public_url;
 
-    // The consent page's files: --web-root, else the web/ folder the build assembles beside bin/ or cli/; the rule
-    // workbench sits beside it.
-    std::string const web_root = web_root_path(o);
-    std::error_code missing;
-    if (!web_root.empty() && !fs::exists(fs::path(web_root) / "index.html", missing))
-        std::cerr << "kyotaku serve: --web-root " << web_root << ": index.html がありません / no index.html there\n";
-    ConsentPageFiles const pages(web_root);
-    if (!web_root.empty() && fs::exists(fs::path(web_root).parent_path() / "workbench" / "index.html", missing))
-        rules_web.workbench_root = (fs::path(web_root).parent_path() / "workbench").string();
+    ConsentPageFiles const pages = page_files(o, rules_web);
 
     // A write to stdout (the log) after journald or a pipe went away must not kill the server.
     std::signal(SIGPIPE, SIG_IGN);
     Runtime rt(*db, service, rules_dir, trusted_keys, rules.release, o.rollback_to);
-    // Readiness is probed on a thread and a database connection of its own (ops/runtime.hpp): a balancer's check
-    // never waits for the database or behind requests.
-    std::unique_ptr<Database> probe_db;
-    try {
-        if (o.db != ":memory:") probe_db = open_database(o.db, 1);
-    } catch (std::exception const& e) {
-        log_error("readiness_database", e.what());  // the probe then shares the pool
-    }
-    rt.start_probing(std::move(probe_db));
+    rt.start_probing(readiness_database(o));
     // The workbench's proofs: kyotaku prove run by the server (its own executable unless configured: /proc/self/exe,
     // which the child execs as the very file the server runs, even after a package upgrade replaced it on disk), on
     // threads of their own, with their temporary rule folders in the private spool directory.

@@ -198,6 +198,123 @@ void WorkbenchProofs::stop() {
     if (state_->stop_pipe[1] >= 0) (void)!::write(state_->stop_pipe[1], "x", 1);
 }
 
+namespace {
+// The proof's answer from the child's JSON (a run that finished with it), field by field: the route answers only
+// what it documents. `outcome` names it for the metrics and the log.
+HttpResult child_answer(json const& parsed, ChildRun const& run, std::string& outcome) {
+    json invariants = json::array(), diagnostics = json::array();
+    std::size_t proven = 0, refuted = 0;
+    for (auto const& i : parsed["invariants"]) {
+        std::string const status = i.value("status", "unknown");
+        proven += status == "proven";
+        refuted += status == "counterexample";
+        invariants.push_back(
+            {{"name", i.value("name", "")},
+             {"label", i.value("label", "")},
+             {"location", i.value("location", "")},
+             {"status", status},
+             {"facts", i.contains("facts") ? i["facts"] : json()},
+             {"shown", i.contains("shown") && i["shown"].is_array() ? i["shown"] : json::array()},
+             {"explanation", i.value("explanation", "")},
+             {"reason", i.value("reason", "")}});
+    }
+    for (auto const& d : parsed["diagnostics"]) {
+        std::string file = d.value("file", "");
+        // relative to the rule folder, as the workbench names it
+        if (file.rfind("rules/", 0) == 0) file = file.substr(6);
+        diagnostics.push_back({{"severity", d.value("severity", "error")},
+                               {"file", file},
+                               {"line", d.value("line", 0)},
+                               {"column", d.value("column", 0)},
+                               {"end_column", d.value("end_column", 0)},
+                               {"source_line", d.value("source_line", "")},
+                               {"ja", d.value("ja", "")},
+                               {"en", d.value("en", "")}});
+    }
+    std::string const error = parsed.value("error", "");
+    json body{{"invariants", invariants},
+              {"diagnostics", diagnostics},
+              {"domain", parsed.value("domain", "")},
+              {"seconds", run.seconds}};
+    int status = 200;
+    if (run.exit_code == 2) {
+        outcome = "rule_errors";
+        status = 422;
+        body["message"] = diagnostics.empty() ? "証明できません: " + error
+                                              : "ルールにエラーが " + std::to_string(diagnostics.size()) +
+                                                    " 件あります。直してから証明してください";
+    } else if (refuted) {
+        outcome = "counterexample";
+        body["message"] = "不変条件 " + std::to_string(invariants.size()) + " 個のうち " +
+                          std::to_string(refuted) + " 個に反例があります";
+    } else if (run.exit_code == 1) {
+        outcome = "unknown";
+        body["message"] = "証明済み " + std::to_string(proven) + " 個、決められなかったもの " +
+                          std::to_string(invariants.size() - proven) + " 個";
+    } else {
+        outcome = "proved";
+        body["message"] = invariants.empty() ? std::string("不変条件はありません")
+                                             : "不変条件 " + std::to_string(invariants.size()) +
+                                                   " 個をすべて証明しました (証明済み)";
+    }
+    body["outcome"] = outcome;
+    return with_outcome(status, body);
+}
+
+// The answer to a proof's run, however the child ended: a deadline (504), a stopping server, a client gone, a child
+// that failed or answered nothing usable (logged, 500), else its own answer. `outcome` names it.
+HttpResult proof_answer(ChildRun const& run, ProofSettings const& settings, std::string& outcome) {
+    HttpResult answer;
+    json parsed;
+    bool const finished = run.end == ChildRun::End::exited && run.exit_code >= 0 && run.exit_code <= 2;
+    if (finished) {
+        parsed = json::parse(run.out, nullptr, false);
+        if (!parsed.is_object() || !parsed.contains("invariants") || !parsed.contains("diagnostics"))
+            parsed = json();
+    }
+    if (run.end == ChildRun::End::deadline || run.end == ChildRun::End::cpu_limit) {
+        outcome = "timeout";
+        long const limit =
+            run.end == ChildRun::End::deadline ? long(settings.wall.count()) : long(settings.cpu_seconds);
+        Error e(Error::Kind::unavailable, "",
+                "証明が制限時間 (" + std::to_string(limit) +
+                    " 秒) 内に終わりませんでした。変更を小さくして試すか、kyotaku prove rules で "
+                    "(時間の制限なしに) 証明してください",
+                std::string("the proof did not finish within the ") +
+                    (run.end == ChildRun::End::deadline ? "wall-clock" : "CPU-time") + " limit of " +
+                    std::to_string(limit) + " s (prove_seconds): run kyotaku prove");
+        answer = error_result(e);
+        json body = json::parse(answer.body);
+        body["outcome"] = outcome;
+        body["message"] = e.message.ja;
+        answer = with_outcome(504, body);
+    } else if (run.end == ChildRun::End::stopped) {
+        outcome = "stopped";
+        answer = error_result(
+            Error(Error::Kind::unavailable, "",
+                  "サーバが停止するため、証明を中止しました。少し待ってから、もう一度「証明する」を押してください",
+                  "the server is stopping: the proof was abandoned, retry shortly"));
+    } else if (run.end == ChildRun::End::client_gone) {
+        outcome = "client_gone";
+        // (nobody reads it: nginx's "client closed request")
+        answer = with_outcome(499, json{{"outcome", outcome}});
+    } else if (!finished || parsed.is_null()) {
+        outcome = "failed";
+        std::string const tail = run.err.size() > 400 ? run.err.substr(run.err.size() - 400) : run.err;
+        log_error("workbench_proof", std::string("kyotaku prove ended ") + end_name(run.end) + " (exit " +
+                                         std::to_string(run.exit_code) + ", signal " + std::to_string(run.signal) +
+                                         (run.error.empty() ? "" : ", " + run.error) + "): " + tail);
+        answer = error_result(Error(
+            Error::Kind::internal, "",
+            "サーバで証明を実行できませんでした。運用者にお知らせください (kyotaku prove rules でも証明できます)",
+            "the proof could not be run (logged)"));
+    } else {
+        answer = child_answer(parsed, run, outcome);
+    }
+    return answer;
+}
+}  // namespace
+
 HttpResult WorkbenchProofs::start(Caller const& caller, std::string const& body, int client_fd) const {
     std::vector<RuleFile> files = checked_files(body, settings_);  // a bad body is refused as such, whatever else holds
     if (state_->stopping)
@@ -254,110 +371,7 @@ HttpResult WorkbenchProofs::start(Caller const& caller, std::string const& body,
         ChildRun const run = run_bounded({settings.executable, "prove", "--json", "rules"}, {"LC_ALL=C.UTF-8"},
                                          dir->path, limits, client_fd, state->stop_pipe[0]);
         std::string outcome;
-        HttpResult answer;
-        json parsed;
-        bool const finished = run.end == ChildRun::End::exited && run.exit_code >= 0 && run.exit_code <= 2;
-        if (finished) {
-            parsed = json::parse(run.out, nullptr, false);
-            if (!parsed.is_object() || !parsed.contains("invariants") || !parsed.contains("diagnostics"))
-                parsed = json();
-        }
-        if (run.end == ChildRun::End::deadline || run.end == ChildRun::End::cpu_limit) {
-            outcome = "timeout";
-            long const limit =
-                run.end == ChildRun::End::deadline ? long(settings.wall.count()) : long(settings.cpu_seconds);
-            Error e(Error::Kind::unavailable, "",
-                    "証明が制限時間 (" + std::to_string(limit) +
-                        " 秒) 内に終わりませんでした。変更を小さくして試すか、kyotaku prove rules で "
-                        "(時間の制限なしに) 証明してください",
-                    std::string("the proof did not finish within the ") +
-                        (run.end == ChildRun::End::deadline ? "wall-clock" : "CPU-time") + " limit of " +
-                        std::to_string(limit) + " s (prove_seconds): run kyotaku prove");
-            answer = error_result(e);
-            json body = json::parse(answer.body);
-            body["outcome"] = outcome;
-            body["message"] = e.message.ja;
-            answer = with_outcome(504, body);
-        } else if (run.end == ChildRun::End::stopped) {
-            outcome = "stopped";
-            answer = error_result(
-                Error(Error::Kind::unavailable, "",
-                      "サーバが停止するため、証明を中止しました。少し待ってから、もう一度「証明する」を押してください",
-                      "the server is stopping: the proof was abandoned, retry shortly"));
-        } else if (run.end == ChildRun::End::client_gone) {
-            outcome = "client_gone";
-            // (nobody reads it: nginx's "client closed request")
-            answer = with_outcome(499, json{{"outcome", outcome}});
-        } else if (!finished || parsed.is_null()) {
-            outcome = "failed";
-            std::string const tail = run.err.size() > 400 ? run.err.substr(run.err.size() - 400) : run.err;
-            log_error("workbench_proof", std::string("kyotaku prove ended ") + end_name(run.end) + " (exit " +
-                                             std::to_string(run.exit_code) + ", signal " + std::to_string(run.signal) +
-                                             (run.error.empty() ? "" : ", " + run.error) + "): " + tail);
-            answer = error_result(Error(
-                Error::Kind::internal, "",
-                "サーバで証明を実行できませんでした。運用者にお知らせください (kyotaku prove rules でも証明できます)",
-                "the proof could not be run (logged)"));
-        } else {
-            // The child's answer, field by field: the route answers only what it documents.
-            json invariants = json::array(), diagnostics = json::array();
-            std::size_t proven = 0, refuted = 0;
-            for (auto const& i : parsed["invariants"]) {
-                std::string const status = i.value("status", "unknown");
-                proven += status == "proven";
-                refuted += status == "counterexample";
-                invariants.push_back(
-                    {{"name", i.value("name", "")},
-                     {"label", i.value("label", "")},
-                     {"location", i.value("location", "")},
-                     {"status", status},
-                     {"facts", i.contains("facts") ? i["facts"] : json()},
-                     {"shown", i.contains("shown") && i["shown"].is_array() ? i["shown"] : json::array()},
-                     {"explanation", i.value("explanation", "")},
-                     {"reason", i.value("reason", "")}});
-            }
-            for (auto const& d : parsed["diagnostics"]) {
-                std::string file = d.value("file", "");
-                // relative to the rule folder, as the workbench names it
-                if (file.rfind("rules/", 0) == 0) file = file.substr(6);
-                diagnostics.push_back({{"severity", d.value("severity", "error")},
-                                       {"file", file},
-                                       {"line", d.value("line", 0)},
-                                       {"column", d.value("column", 0)},
-                                       {"end_column", d.value("end_column", 0)},
-                                       {"source_line", d.value("source_line", "")},
-                                       {"ja", d.value("ja", "")},
-                                       {"en", d.value("en", "")}});
-            }
-            std::string const error = parsed.value("error", "");
-            json body{{"invariants", invariants},
-                      {"diagnostics", diagnostics},
-                      {"domain", parsed.value("domain", "")},
-                      {"seconds", run.seconds}};
-            int status = 200;
-            if (run.exit_code == 2) {
-                outcome = "rule_errors";
-                status = 422;
-                body["message"] = diagnostics.empty() ? "証明できません: " + error
-                                                      : "ルールにエラーが " + std::to_string(diagnostics.size()) +
-                                                            " 件あります。直してから証明してください";
-            } else if (refuted) {
-                outcome = "counterexample";
-                body["message"] = "不変条件 " + std::to_string(invariants.size()) + " 個のうち " +
-                                  std::to_string(refuted) + " 個に反例があります";
-            } else if (run.exit_code == 1) {
-                outcome = "unknown";
-                body["message"] = "証明済み " + std::to_string(proven) + " 個、決められなかったもの " +
-                                  std::to_string(invariants.size() - proven) + " 個";
-            } else {
-                outcome = "proved";
-                body["message"] = invariants.empty() ? std::string("不変条件はありません")
-                                                     : "不変条件 " + std::to_string(invariants.size()) +
-                                                           " 個をすべて証明しました (証明済み)";
-            }
-            body["outcome"] = outcome;
-            answer = with_outcome(status, body);
-        }
+        HttpResult answer = proof_answer(run, settings, outcome);
         state->count(outcome, run.seconds);
         log_line({{"event", "workbench_proof"},
                   {"request_id", request_id},

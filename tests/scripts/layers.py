@@ -7,7 +7,7 @@
 
 Prints each breach as `file:line: what`, then the count; exits 1 if there is any.
 
-usage: layers.py SOURCE_DIR
+usage: layers.py REPO_ROOT (the folder that holds server/)
 """
 import os
 import re
@@ -62,6 +62,9 @@ def main():
         return 2
     root = sys.argv[1]
     server = os.path.join(root, "server")
+    if not os.path.isdir(server):
+        print(f"layers.py: no folder {server}; " + __doc__.strip().splitlines()[-1], file=sys.stderr)
+        return 2
     breaches = []
     files = 0
     for layer in sorted(os.listdir(server)):

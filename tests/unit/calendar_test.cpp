@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <thread>
+#include <vector>
+
 using namespace kyotaku;
 
 namespace {
@@ -59,6 +63,45 @@ TEST(Calendar, MonthAdditionNeverOverflowsIntoTheNextMonthSilently) {
     EXPECT_EQ(add_months(d(2024, 1, 31), 1, Rounding::clamp), d(2024, 2, 29));
     EXPECT_FALSE(month_addition_ambiguous(d(2024, 1, 28), 1));
     EXPECT_EQ(add_months(d(2024, 5, 31), -1, Rounding::clamp), d(2024, 4, 30));
+}
+
+// Month::of, Month::last_day and add_months keep their answers per thread by the date (calendar.cpp). Asked in the
+// order that strains the memo — dates 1,024 days apart (one slot) in turn, each twice, each question twice in a
+// row (the second answer is the one kept), every number of months and rounding in turn (one slot for them all) —
+// they must equal answers worked out without them, from Date::from_ymd and the date's year, month and day alone.
+// Numbers of months beyond 16 bits (not kept) too.
+TEST(Calendar, MemoisedAnswersEqualComputedOnes) {
+    auto const last_day = [](int y, unsigned m) {
+        unsigned day = 31;
+        while (!Date::from_ymd(y, m, day)) --day;
+        return day;
+    };
+    std::vector<std::int64_t> const months = {-4000, -25, -13, -12, -1, 0, 1, 2, 3, 6, 11, 12, 24, 40000};
+    std::int64_t const from = d(1999, 1, 1).days(), to = d(2031, 12, 31).days();
+    std::size_t wrong = 0;
+    std::thread([&] {  // a fresh thread: its memo starts empty
+        for (std::int64_t slot = 0; slot < 1024; ++slot)
+            for (std::int64_t n = from + slot; n <= to; n += 1024)
+                for (int pass = 0; pass < 2; ++pass) {
+                    Date const day = Date::from_days(n);
+                    int const y = day.year();
+                    unsigned const m = day.month();
+                    wrong += Month::of(day).index() != std::int64_t(y) * 12 + (m - 1);
+                    wrong += Month::of(day).last_day() != d(y, m, last_day(y, m));
+                    for (Rounding r : {Rounding::clamp, Rounding::up, Rounding::clamp})
+                        for (std::int64_t add : months) {
+                            std::int64_t const target = std::int64_t(y) * 12 + (m - 1) + add;
+                            int const ty = int(target >= 0 ? target / 12 : (target - 11) / 12);
+                            unsigned const tm = unsigned(target - std::int64_t(ty) * 12 + 1);
+                            bool const has_day = day.day() <= last_day(ty, tm);
+                            Date const clamp = d(ty, tm, has_day ? day.day() : last_day(ty, tm));
+                            Date const up = has_day ? clamp : Date::from_days(clamp.days() + 1);
+                            wrong += add_months(day, add, r) != (r == Rounding::clamp ? clamp : up);
+                            wrong += add_months(day, add, r) != (r == Rounding::clamp ? clamp : up);  // kept
+                        }
+                }
+    }).join();
+    EXPECT_EQ(wrong, 0u);
 }
 
 TEST(Calendar, InvalidDatesCannotBeConstructed) {
