@@ -19,6 +19,8 @@
 #include <algorithm>
 #include <array>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <tuple>
 #include <utility>
@@ -152,6 +154,34 @@ struct AwaitCommit {
             auto const executor = net::get_associated_executor(*resume);
             net::post(executor, [resume] { (*resume)(); });
         });
+    }
+};
+
+// The initiation of `work` on the threads that may block (as blocking()), followed by the wait for the audit lines it
+// deferred (`lines`, filled by `work`): the connection resumes once, on its own executor, when the answer is computed
+// and each line is committed or one has failed — not once for the answer and again for its lines. `work` does not
+// throw (it keeps what it caught for the coroutine). (A plain object, as AwaitCommit.)
+struct ComputeThenCommit {
+    net::thread_pool* pool;
+    std::function<void()> const* work;
+    std::vector<std::shared_ptr<AppendTicket>> const* lines;
+    template <typename Handler>
+    void operator()(Handler handler) const {
+        auto resume = std::make_shared<Handler>(std::move(handler));
+        net::post(*pool, [work = work, lines = lines, resume] {
+            (*work)();
+            after_lines(*lines, 0, resume);
+        });
+    }
+    template <typename Handler>
+    static void after_lines(std::vector<std::shared_ptr<AppendTicket>> const& lines, std::size_t i,
+                            std::shared_ptr<Handler> resume) {
+        if (i == lines.size() || (i > 0 && lines[i - 1]->error())) {
+            auto const executor = net::get_associated_executor(*resume);
+            net::post(executor, [resume] { (*resume)(); });
+            return;
+        }
+        lines[i]->when_done([&lines, i, resume] { after_lines(lines, i + 1, resume); });
     }
 };
 
@@ -491,13 +521,28 @@ private:
         } end{service_, service_.request_begin()};
         std::vector<std::shared_ptr<AppendTicket>> audit_lines;  // the answer's, each to be committed before it is sent
         HttpResult r;  // (not a conditional expression: GCC 12 miscompiles co_await inside one)
-        if (answered_from_memory(x.method, x.target)) r = answer(x, trace, audit_lines);
-        else r = co_await blocking<HttpResult>(shared_.work, [&] { return answer(x, trace, audit_lines); });
+        if (answered_from_memory(x.method, x.target)) {
+            r = answer(x, trace, audit_lines);
+        } else {  // computed, then its lines committed, before the connection resumes
+            std::exception_ptr thrown;
+            std::function<void()> const work = [&] {
+                try {
+                    r = answer(x, trace, audit_lines);
+                    end.release();  // (the batch worker waits for the computation, not for the lines' commit)
+                } catch (...) {
+                    thrown = std::current_exception();
+                }
+            };
+            co_await net::async_initiate<decltype(net::use_awaitable) const&, void()>(
+                ComputeThenCommit{&shared_.work, &work, &audit_lines}, net::use_awaitable);
+            if (thrown) std::rethrow_exception(thrown);
+        }
         end.release();  // (a proof below does not hold the batch worker back)
         for (std::size_t i = 0; i < audit_lines.size(); ++i) {  // the answer goes once its audit lines are committed
             AppendTicket* const line = audit_lines[i].get();
-            co_await net::async_initiate<decltype(net::use_awaitable) const&, void()>(AwaitCommit{line},
-                                                                                      net::use_awaitable);
+            if (!line->done())
+                co_await net::async_initiate<decltype(net::use_awaitable) const&, void()>(AwaitCommit{line},
+                                                                                          net::use_awaitable);
             std::exception_ptr const failed = line->error();
             if (failed) {
                 std::string route = std::move(r.route);

@@ -50,6 +50,7 @@ public:
     // the thread that commits it (`then` should only hand the news on).
     void when_done(std::function<void()> then);
     void wait();                       // blocks until done
+    bool done() const;
     std::exception_ptr error() const;  // why the line was not committed (null: it was); once done
     void finish(std::exception_ptr error);  // the backend: the line's commit is over
 

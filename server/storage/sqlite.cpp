@@ -83,6 +83,11 @@ void AppendTicket::wait() {
     cv.wait(lock, [&] { return done; });
 }
 
+bool AppendTicket::done() const {
+    std::lock_guard lock(mutex_);
+    return done_;
+}
+
 std::exception_ptr AppendTicket::error() const {
     std::lock_guard lock(mutex_);
     return error_;
