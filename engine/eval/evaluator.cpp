@@ -51,8 +51,10 @@ Activation::Activation(Program const& program)
     : program_(&program), values_(program.facts.size()), month_slot_(program.facts.size(), -1),
       identity_(next_identity()) {
     int n = 0;
-    for (std::size_t f = 0; f < program.facts.size(); ++f)
+    for (std::size_t f = 0; f < program.facts.size(); ++f) {
         if (program.facts[f].type.kind == TypeKind::MonthSet) month_slot_[f] = n++;
+        if (program.facts[f].has_default) defaults_ |= std::uint64_t(1) << f;
+    }
     month_sets_.resize(std::size_t(n));
     clear();
 }
@@ -60,10 +62,10 @@ Activation::Activation(Program const& program)
 // A copy is another record: it gets its own identity.
 Activation::Activation(Activation const& o)
     : program_(o.program_), values_(o.values_), month_slot_(o.month_slot_), month_sets_(o.month_sets_),
-      present_(o.present_), identity_(next_identity()) {}
+      present_(o.present_), defaults_(o.defaults_), identity_(next_identity()) {}
 Activation::Activation(Activation&& o) noexcept
     : program_(o.program_), values_(std::move(o.values_)), month_slot_(std::move(o.month_slot_)),
-      month_sets_(std::move(o.month_sets_)), present_(o.present_), identity_(next_identity()) {
+      month_sets_(std::move(o.month_sets_)), present_(o.present_), defaults_(o.defaults_), identity_(next_identity()) {
     o.identity_ = next_identity();  // what is left of `o` is not the record it was
 }
 Activation& Activation::operator=(Activation const& o) {
@@ -73,6 +75,7 @@ Activation& Activation::operator=(Activation const& o) {
         month_slot_ = o.month_slot_;
         month_sets_ = o.month_sets_;
         present_ = o.present_;
+        defaults_ = o.defaults_;
         ++changes_;
     }
     return *this;
@@ -84,6 +87,7 @@ Activation& Activation::operator=(Activation&& o) noexcept {
         month_slot_ = std::move(o.month_slot_);
         month_sets_ = std::move(o.month_sets_);
         present_ = o.present_;
+        defaults_ = o.defaults_;
         ++changes_;
         o.identity_ = next_identity();
     }
@@ -93,8 +97,10 @@ Activation& Activation::operator=(Activation&& o) noexcept {
 void Activation::clear() {
     present_ = 0;
     ++changes_;
-    for (std::size_t f = 0; f < program_->facts.size(); ++f)
-        if (program_->facts[f].has_default) set_raw(int(f), program_->facts[f].default_value);
+    for (std::uint64_t d = defaults_; d; d &= d - 1) {
+        int const f = std::countr_zero(d);
+        set_raw(f, program_->facts[std::size_t(f)].default_value);
+    }
 }
 
 namespace {

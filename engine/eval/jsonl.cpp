@@ -362,7 +362,7 @@ struct JsonlEvaluator::Impl {
         });
         known.push_back("id");
         for (auto const& f : p->facts) known.push_back(f.name);
-        shape_key.assign(2 * p->outputs.size(), 0);
+        shape_key.assign((p->facts.size() <= 32 ? 1 : 2) * p->outputs.size(), 0);
     }
 
     static std::string escaped(std::string_view s) {
@@ -428,7 +428,7 @@ struct JsonlEvaluator::Impl {
         std::vector<std::uint32_t> holes;  // output indexes
     };
     static constexpr std::size_t max_shapes = 256;
-    WordCache<Shape> shapes{max_shapes};  // by their key: two words for each decision (see write_outcomes)
+    WordCache<Shape> shapes{max_shapes};  // by their key: a word or two for each decision (see write_outcomes)
     std::vector<std::uint64_t> shape_key;  // this line's
     // The reasons (texts with their location) as written before, by their clause and the values they show: a
     // line's reasons are usually one of a few (the values are enum values, dates, months), so most are one copy.
@@ -907,12 +907,19 @@ void JsonlEvaluator::Impl::write_outcomes(std::string& out) {
     for (std::size_t o = 0; o < program->outputs.size(); ++o) {
         Outcome const& oc = outcome(o);
         if (oc.status == Status::no_version || oc.version > 0xffff) return write_fields(out, value);
-        // Two words: one for the status, version and value (a prepared value is below 1,024, a version below
-        // 65,536), one for the facts missed.
+        // The status, the version (below 65,536) and the value when it is a prepared piece (below 1,024), or the facts
+        // missed: in the top half of the word with 32 facts at most, in a second word otherwise.
         bool const piece = oc.status == Status::ok && std::uint64_t(oc.value) < field[o].size();
-        shape_key[2 * o] = std::uint64_t(oc.status) | std::uint64_t(piece) << 8 |
-                           std::uint64_t(oc.version & 0xffff) << 16 | (piece ? std::uint64_t(oc.value) << 32 : 0);
-        shape_key[2 * o + 1] = oc.status == Status::ok ? 0 : oc.missing;
+        std::uint64_t const word = std::uint64_t(oc.status) | std::uint64_t(piece) << 8 |
+                                   std::uint64_t(oc.version & 0xffff) << 16 |
+                                   (piece ? std::uint64_t(oc.value) << 32 : 0);
+        std::uint64_t const missing = oc.status == Status::ok ? 0 : oc.missing;
+        if (shape_key.size() == program->outputs.size()) {
+            shape_key[o] = word | missing << 32;
+        } else {
+            shape_key[2 * o] = word;
+            shape_key[2 * o + 1] = missing;
+        }
     }
     Shape const* shape = shapes.find(shape_key);
     if (!shape) {

@@ -170,6 +170,7 @@ private:
     std::vector<int> month_slot_;
     std::vector<MonthBits> month_sets_;
     std::uint64_t present_ = 0;
+    std::uint64_t defaults_ = 0;  // the facts with a default (set again by clear())
     std::uint64_t identity_;
     std::uint64_t changes_ = 0;
 };
