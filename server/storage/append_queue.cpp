@@ -47,11 +47,14 @@ void AppendQueue::loop() {
                     if (!left_.lines++) left_.error = describe(line->error);
                     ++left_.tables[table_of(line->sql)];
                 }
+        // The group is no longer pending before its tickets are told: whoever waits on a ticket then sees it counted
+        // out (pending(), /metrics). finish() may return only after this thread has ended (it joins), so every ticket
+        // is told before it returns.
+        in_flight_ = 0;
         lock.unlock();
+        idle_.notify_all();
         for (auto const& line : group) line->ticket->finish(line->error);
         lock.lock();
-        in_flight_ = 0;
-        idle_.notify_all();
     }
 }
 
