@@ -157,7 +157,11 @@ void admit_serving_release(Database& db, LoadResult const& rules, std::string co
 // destroyed.
 class BatchWorker {
 public:
-    BatchWorker(Service& service, Runtime& rt) : service_(service), thread_([this, &rt] { run(service_, rt); }) {
+    BatchWorker(Service& service, Runtime& rt)
+        : service_(service), thread_([this, &rt] {
+              service_.batch.overlap = true;  // (the next chunk answered while one is written: BatchDesk::overlap)
+              run(service_, rt);
+          }) {
         service_.batch.on_job_accepted = [this] { wake(); };  // (before the server takes requests)
     }
     // Takes no new chunk from now on (the one under way is finished); SIGTERM's drain asks this first.
