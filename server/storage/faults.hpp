@@ -20,7 +20,9 @@ struct WriteLedger {
 // This thread's ledger (reset by once_more_if_nothing_committed; the backends add to it).
 WriteLedger& write_ledger();
 
-// Whether a lone statement (outside a transaction) only reads: a SELECT (our SELECTs call no function that writes).
+// Whether a lone statement (outside a transaction) only reads: a SELECT, or a WITH … SELECT none of whose parts
+// writes (our SELECTs call no function that writes). A write is run as a transaction of its own (PostgreSQL) and
+// counted in the ledger: a read taken for one costs two round trips more, and is not run again after a fault.
 bool reads_only(std::string const& sql);
 
 // Runs `work` — one request's use case — with a fresh ledger. When it fails with a TransientDatabaseError and

@@ -128,6 +128,14 @@ TEST(Faults, ARequestRunsOnceMoreOnlyWhenNothingOfItWasCommitted) {
     EXPECT_TRUE(reads_only("  select 1 FROM x"));
     EXPECT_FALSE(reads_only("SELECT 1 FROM x FOR UPDATE"));
     EXPECT_FALSE(reads_only("INSERT INTO x VALUES (1)"));
+    EXPECT_FALSE(reads_only("SELECTED"));
+    EXPECT_TRUE(reads_only("WITH p AS (SELECT k FROM x) SELECT s.updated_at, p.k FROM p, s"));  // (a column's name)
+    EXPECT_TRUE(reads_only("\nwith p AS (SELECT k FROM x) SELECT deleted FROM p"));
+    EXPECT_FALSE(reads_only("WITH p AS (DELETE FROM x RETURNING k) SELECT k FROM p"));
+    EXPECT_FALSE(reads_only("WITH p AS (SELECT k FROM x) insert INTO y SELECT k FROM p"));
+    EXPECT_FALSE(reads_only("WITH p AS (SELECT k FROM x) UPDATE y SET k = 1"));
+    EXPECT_FALSE(reads_only("WITH p AS (SELECT k FROM x FOR UPDATE) SELECT k FROM p"));
+    EXPECT_FALSE(reads_only("WITHOUT"));
 }
 
 // PostgreSQL ends the server's connections (a restart, a failover, a terminated backend): each fails at most the
