@@ -164,10 +164,12 @@ public:
               // database's work while the worker waits for its answers; on SQLite the write is this process's own
               // work on the same cores as the requests, under the write lock their audit lines wait for (answering
               // ahead there took re-inquiry during a batch from 0.52 to 0.37 of idle: docs/performance.md).
-              service_.batch.overlap = service_.context.db.backend() == "postgresql";
-              // Requests before the batch on the CPU too: the worker's thread (and the one answering ahead, which
-              // inherits it) at nice 5, so a batch takes the cores only as far as requests leave them.
-              setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 5);
+              bool const postgresql = service_.context.db.backend() == "postgresql";
+              service_.batch.overlap = postgresql;
+              // On SQLite, requests before the batch on the CPU too: the worker's thread at nice 5, so that a batch
+              // takes the cores only as far as requests leave them. (On PostgreSQL it lost the overlap's gain: the
+              // worker then gave way to the database's own processes, which do the batch's writes.)
+              if (!postgresql) setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 5);
               run(service_, rt);
           }) {
         service_.batch.on_job_accepted = [this] { wake(); };  // (before the server takes requests)
