@@ -350,7 +350,7 @@ const b64 = (bytes) => btoa(String.fromCharCode(...bytes));
 // `trust`: the answer of /web/trust.json, fetched beside the bundle (not after it: one round trip less on a phone's
 // network), or null when it could not be fetched.
 async function checkSignature(bundle, trust) {
-  if (!trust) throw problem('network', 'ルールを読み込めません');
+  if (!trust) throw problem('network', 'ルールを読み込めません', { transient: true });
   const keys = trust.keys || [];
   if (keys.length === 0) return;
   const n = bundle.length, at = n - 104;
@@ -364,9 +364,14 @@ async function checkSignature(bundle, trust) {
   if (!ok) throw problem('server', 'rules signature', { field: 'rules_signature' });
 }
 
-async function init() {
+// The first screen's downloads — the WebAssembly, the rules, trust.json: GETs of files that do not change under
+// their names, safe to ask for again — are tried once more by the page itself when the network failed one (a phone
+// between two cells), before the patient is shown 画面の準備ができませんでした. Not an HTTP error, nor rules the
+// engine refuses: asking again would not change them. `again`: false for that second try (it keeps the loading
+// screen as it is).
+async function init(again = true) {
   app.retry = init;
-  show('loading');
+  if (again) show('loading');
   try {
     if (typeof globalThis.KyotakuPage !== 'function') throw problem('load', 'kyotaku-page.js');
     // The module compiles while its last bytes and the rules arrive (streaming), not after them.
@@ -376,14 +381,16 @@ async function init() {
     let bundle;
     try {
       const r = await fetch(info.rules);
-      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      if (!r.ok) throw problem('load', `HTTP ${r.status}`);
       bundle = new Uint8Array(await r.arrayBuffer());
     } catch (e) {
-      throw problem('load', e.message);
+      throw e.kind ? e : problem('load', e.message, { transient: true });
     }
     await checkSignature(bundle, await trust);
-    app.flow = await openFlow(engine, bundle, info).catch((e) => { throw problem('load', e.message); });
+    app.flow = await openFlow(engine, bundle, info)
+      .catch((e) => { throw problem('load', e.message, { transient: e.kind !== 'rules' }); });
   } catch (e) {
+    if (again && e.transient) return init(false);
     return fail(e);
   }
   restore();

@@ -106,13 +106,15 @@ std::optional<JobToServe> BatchJobs::serve_next(std::string const& at) {
 std::optional<std::pair<std::int64_t, std::int64_t>> BatchJobs::lease_open_chunk(std::string const& reception,
                                                                                  std::string const& now,
                                                                                  std::string const& worker,
-                                                                                 std::string const& until) {
+                                                                                 std::string const& until,
+                                                                                 std::int64_t but_first) {
     auto open = db_.query(
         std::string(
             "SELECT first_row, last_row FROM batch_chunks WHERE reception_number = $1 AND answered_at IS NULL AND "
-            "(lease_until IS NULL OR lease_until < $2 OR lease_owner = $3) ORDER BY first_row LIMIT 1") +
+            "(lease_until IS NULL OR lease_until < $2 OR lease_owner = $3) AND first_row <> $4 ORDER BY first_row "
+            "LIMIT 1") +
             db_.claim_suffix(),
-        {reception, now, worker});
+        {reception, now, worker, but_first});
     if (open.empty()) return std::nullopt;
     std::pair<std::int64_t, std::int64_t> const chunk{as_int(open[0][0]), as_int(open[0][1])};
     db_.query(

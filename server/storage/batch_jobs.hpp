@@ -71,11 +71,13 @@ public:
     // other transactions hold); marks it served `at`.
     std::optional<JobToServe> serve_next(std::string const& at);
     // The first unanswered chunk of the job that no other worker holds a live lease on (free, expired at `now`, or
-    // `worker`'s own): leased to `worker` until `until`; nullopt when none.
+    // `worker`'s own) but the one starting at `but_first` (the worker's own being written at the moment; 0: none):
+    // leased to `worker` until `until`; nullopt when none.
     std::optional<std::pair<std::int64_t, std::int64_t>> lease_open_chunk(std::string const& reception,
                                                                           std::string const& now,
                                                                           std::string const& worker,
-                                                                          std::string const& until);
+                                                                          std::string const& until,
+                                                                          std::int64_t but_first = 0);
     // A new chunk of rows first..last leased to `worker` until `until`; the job's next row moves past it.
     void add_chunk(std::string const& reception, std::int64_t first, std::int64_t last, std::string const& worker,
                    std::string const& until);

@@ -11,28 +11,44 @@ WriteLedger& write_ledger() {
 }
 
 namespace {
-// Whether `word` (upper case) is in `sql` at `at` as a whole word, in any case.
-bool word_at(std::string const& sql, std::size_t at, std::string_view word) {
-    auto const letter = [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_'; };
-    if (at + word.size() > sql.size() || (at > 0 && letter(sql[at - 1]))) return false;
+// ASCII only (not the locale's toupper and isalnum: this runs on every statement, a WITH's text is long).
+bool word_char(char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
+}
+// Whether `word` is `upper` (upper case) in any case.
+bool is_word(std::string_view word, std::string_view upper) {
+    if (word.size() != upper.size()) return false;
     for (std::size_t i = 0; i < word.size(); ++i)
-        if (std::toupper(static_cast<unsigned char>(sql[at + i])) != word[i]) return false;
-    return at + word.size() == sql.size() || !letter(sql[at + word.size()]);
+        if ((word[i] >= 'a' && word[i] <= 'z' ? char(word[i] - 'a' + 'A') : word[i]) != upper[i]) return false;
+    return true;
 }
 }  // namespace
 
 bool reads_only(std::string const& sql) {
+    if (sql.find(" FOR ") != std::string::npos) return false;  // FOR UPDATE, FOR NO KEY UPDATE, FOR SHARE: they lock
     std::size_t at = 0;
     while (at < sql.size() && std::isspace(static_cast<unsigned char>(sql[at]))) ++at;
-    if (sql.find(" FOR ") != std::string::npos) return false;  // FOR UPDATE, FOR NO KEY UPDATE, FOR SHARE: they lock
-    if (word_at(sql, at, "SELECT")) return true;
-    // A WITH whose parts only select (PersonRecords' statement): no part that writes (a data-modifying WITH), the
-    // words looked for anywhere in the text, so that a doubt counts as a write.
-    if (!word_at(sql, at, "WITH")) return false;
-    for (std::size_t i = at; i < sql.size(); ++i)
-        for (std::string_view const verb : {"INSERT", "UPDATE", "DELETE", "MERGE"})
-            if (word_at(sql, i, verb)) return false;
-    return true;
+    // The text's words, in one pass: the first is SELECT (a read), or WITH none of whose parts writes (PersonRecords'
+    // statement: no part that writes, a data-modifying WITH; the verbs looked for anywhere in the text, so that a
+    // doubt counts as a write).
+    for (std::size_t i = at; i < sql.size();) {
+        if (!word_char(sql[i])) {
+            ++i;
+            continue;
+        }
+        std::size_t end = i;
+        while (end < sql.size() && word_char(sql[end])) ++end;
+        std::string_view const word(sql.data() + i, end - i);
+        if (i == at) {
+            if (is_word(word, "SELECT")) return true;
+            if (!is_word(word, "WITH")) return false;
+        } else if (is_word(word, "INSERT") || is_word(word, "UPDATE") || is_word(word, "DELETE") ||
+                   is_word(word, "MERGE")) {
+            return false;
+        }
+        i = end;
+    }
+    return at < sql.size() && word_char(sql[at]);  // (a WITH that writes nothing; an empty text is no read)
 }
 
 }  // namespace kyotaku::server

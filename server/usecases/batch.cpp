@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
 #include <stdexcept>
 
 namespace kyotaku::server {
@@ -286,36 +287,57 @@ void BatchDesk::wait_out(std::string const& reception, std::string const& facili
     x_.events.batch_event({"retry", reception, facility, 0, why, pause_.count()});
 }
 
-int BatchDesk::process_chunk(int max_rows) {
+// A chunk leased and answered, not written yet: its job, its rows' stored answers and 資格確認履歴 entries, or why it
+// could not be answered (a fault, thrown again where it is written). No chunk: the job has none left to lease.
+struct BatchDesk::Decided {
+    JobToServe job;
+    std::optional<Chunk> chunk;
+    std::vector<std::int64_t> row_nos;
+    std::vector<std::string> stored;    // the answers' stored forms, made outside the write transaction
+    std::vector<InquiryEntry> history;  // one 資格確認履歴 entry per row answered, written with the answers
+    std::exception_ptr failed;
+};
+
+BatchDesk::BatchDesk(Context& x) : x_(x), worker_(new_id()) {}
+
+BatchDesk::~BatchDesk() { forget_ahead(); }
+
+void BatchDesk::forget_ahead() {
+    if (!ahead_.valid()) return;
+    try {
+        ahead_.get();
+    } catch (std::exception const&) {  // (its lease, if it took one, is let go or expires: the chunk is answered again)
+    }
+}
+
+std::unique_ptr<BatchDesk::Decided> BatchDesk::decide(int max_rows, std::string const& writing_job,
+                                                      std::int64_t writing_first) {
     BatchJobs jobs(x_.db);
     std::optional<JobToServe> job;
-    current_job_.clear();
-    current_facility_.clear();
     // (unsynced: a lease is told to no one; lost with a crash of the machine, it is taken again)
     std::optional<Chunk> chunk = unsynced_transaction(x_.db, [&]() -> std::optional<Chunk> {
         std::string const now = x_.now(), until = x_.clock.timestamp_after(std::chrono::seconds(15));
         job = jobs.serve_next(now);
         if (!job) return std::nullopt;
-        if (auto open = jobs.lease_open_chunk(job->reception, now, worker_, until))
+        // (not the chunk this worker is writing at the moment, still unanswered and its own)
+        if (auto open = jobs.lease_open_chunk(job->reception, now, worker_, until,
+                                              job->reception == writing_job ? writing_first : 0))
             return Chunk{open->first, open->second};
         if (job->next_row > job->total) return std::nullopt;
         Chunk c{job->next_row, std::min(job->total, job->next_row + std::max(max_rows, 1) - 1), true};
         jobs.add_chunk(job->reception, c.first, c.last, worker_, until);
         return c;
     });
-    if (!job) return 0;  // no unfinished job, or every one is another server's for the moment
-    current_job_ = job->reception;
-    current_facility_ = job->facility;
-    std::string const reception = job->reception, facility_code = job->facility;
-    std::string const category = job->category, query_date = job->query_date;
-    if (!chunk) {
-        transaction(x_.db, [&] { finish_if_complete(x_, reception, facility_code); });  // (synced: see below)
-        return 0;
-    }
+    if (!job) return nullptr;  // no unfinished job, or every one is another server's for the moment
+    auto out = std::make_unique<Decided>();
+    out->job = std::move(*job);
+    out->chunk = chunk;
+    if (!chunk) return out;
+    std::string const& reception = out->job.reception;
     try {
         // Answer the chunk outside any transaction (readers never wait for a writer), with its persons loaded at once.
         // (A fresh chunk's rows are read by their range alone; should another worker answer it meanwhile — its lease
-        // expired — the write below finds it answered and drops these answers.)
+        // expired — the write finds it answered and drops these answers.)
         auto rows = jobs.unanswered_rows(reception, chunk->first, chunk->last, chunk->fresh);
         std::vector<RowRequest> requests;
         std::vector<Card> cards;
@@ -325,27 +347,59 @@ int BatchDesk::process_chunk(int max_rows) {
             if (requests.back().card) cards.push_back(*requests.back().card);
         }
         rows.clear();
-        ChunkRecords records(x_.db, facility_code, cards);
-        auto facility = records.facility(facility_code);
+        ChunkRecords records(x_.db, out->job.facility, cards);
+        auto facility = records.facility(out->job.facility);
         DecisionPath decisions(x_.rules(), records, x_.today());
-        std::vector<std::int64_t> row_nos;
-        std::vector<std::string> stored;    // the answers' stored forms, made outside the write transaction
-        std::vector<InquiryEntry> history;  // one 資格確認履歴 entry per row answered, written with the answers
-        row_nos.reserve(requests.size());
-        stored.reserve(requests.size());
+        out->row_nos.reserve(requests.size());
+        out->stored.reserve(requests.size());
         for (auto const& request : requests) {
-            row_nos.push_back(request.row_no);
+            out->row_nos.push_back(request.row_no);
             Logging const log{.kind = "一括再照会",
-                              .actor = job->requested_by,
+                              .actor = out->job.requested_by,
                               .reception = reception,
                               .row = request.row_no,
-                              .into = &history};
-            stored.push_back(stored_answer(answer_row(x_, decisions, records, facility ? &*facility : nullptr, category,
-                                                      query_date, request, log)));
+                              .into = &out->history};
+            out->stored.push_back(stored_answer(answer_row(x_, decisions, records, facility ? &*facility : nullptr,
+                                                           out->job.category, out->job.query_date, request, log)));
         }
+    } catch (std::exception const&) {
+        out->failed = std::current_exception();
+    }
+    return out;
+}
+
+int BatchDesk::process_chunk(int max_rows) {
+    current_job_.clear();
+    current_facility_.clear();
+    // A chunk answered ahead (overlap) is taken as it is, unless it found nothing to do: that look is taken again now
+    // that no write of this worker is under way (a job claimed by that write's transaction was skipped, and its last
+    // chunk was still unanswered).
+    std::unique_ptr<Decided> next;
+    if (ahead_.valid()) next = ahead_.get();
+    if (!next || !next->chunk) next = decide(max_rows, {}, 0);
+    if (!next) return 0;
+    current_job_ = next->job.reception;
+    current_facility_ = next->job.facility;
+    if (!next->chunk) {
+        transaction(x_.db, [&] { finish_if_complete(x_, current_job_, current_facility_); });  // (synced: see write)
+        return 0;
+    }
+    if (overlap)
+        ahead_ = std::async(std::launch::async, [this, max_rows, job = current_job_, first = next->chunk->first] {
+            return decide(max_rows, job, first);
+        });
+    return write(*next);
+}
+
+int BatchDesk::write(Decided& d) {
+    std::string const reception = d.job.reception, facility_code = d.job.facility;
+    Chunk const chunk = *d.chunk;
+    try {
+        if (d.failed) std::rethrow_exception(d.failed);
         if (on_chunk_ready) on_chunk_ready();
         // Interactive requests in flight finish first; then one short write, unless another worker answered the chunk.
         x_.gate.drain();
+        BatchJobs jobs(x_.db);
         try {
             // Unsynced (Database::in_transaction_unsynced): a chunk's answers are told to no one until the job is
             // finished, below, by a synced commit that makes every chunk before it durable; a chunk lost with a crash
@@ -355,12 +409,12 @@ int BatchDesk::process_chunk(int max_rows) {
                 jobs.bound_lock_waits();
                 // Whoever writes a chunk first answers it, even after its lease expired (a chunk slower than its lease
                 // is not taken back and forth for ever); a later write of it finds it answered and is dropped.
-                if (!jobs.mark_chunk_answered(reception, chunk->first, x_.now())) return 0;
-                jobs.add_answers(reception, row_nos, stored);
-                log_inquiries(x_, history);
-                auto const counted = jobs.count_done(reception, std::int64_t(requests.size()));
+                if (!jobs.mark_chunk_answered(reception, chunk.first, x_.now())) return 0;
+                jobs.add_answers(reception, d.row_nos, d.stored);
+                log_inquiries(x_, d.history);
+                auto const counted = jobs.count_done(reception, std::int64_t(d.row_nos.size()));
                 complete = counted && counted->first >= counted->second;
-                return int(requests.size());
+                return int(d.row_nos.size());
             });
             if (complete) {
                 try {
@@ -369,8 +423,8 @@ int BatchDesk::process_chunk(int max_rows) {
                         finish_if_complete(x_, reception, facility_code);
                     });
                 } catch (TransientDatabaseError const&) {
-                    // Finished by this worker's next look at the job (a job whose rows are all answered: `!chunk`
-                    // above).
+                    // Finished by this worker's next look at the job (a job whose rows are all answered: no chunk
+                    // in process_chunk).
                 }
             }
             return written;
@@ -393,6 +447,7 @@ int BatchDesk::process_chunk(int max_rows) {
 }
 
 int BatchDesk::release_leases() {
+    forget_ahead();  // (a chunk answered ahead and not written: its lease is let go with the others)
     return transaction(x_.db, [&] { return BatchJobs(x_.db).release_leases(worker_); });
 }
 

@@ -11,6 +11,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -46,7 +48,10 @@ struct BatchStatus {
 
 class BatchDesk {
 public:
-    explicit BatchDesk(Context& x) : x_(x), worker_(new_id()) {}
+    explicit BatchDesk(Context& x);
+    ~BatchDesk();  // (waits for a chunk being answered ahead: see overlap)
+    BatchDesk(BatchDesk const&) = delete;
+    BatchDesk& operator=(BatchDesk const&) = delete;
     // Stores the job and its rows in one transaction (inside the caller's, when there is one).
     BatchAccepted upload(Caller const& c, BatchUpload const& up);
     BatchStatus status(Caller const& c, std::string const& reception_number);
@@ -72,6 +77,12 @@ public:
     // the chunk stays this worker's and is tried again after pause(), which doubles while the fault lasts (0.1 s
     // up to 5 s); only a permanent error counts against the job, which gives up after three (failed, 異常終了).
     int process(int max_rows = 500);
+    // kyotaku serve's worker: while process() writes a chunk's answers, the next chunk is leased and answered on a
+    // thread of its own (its decisions beside the write transaction: the server's CPU beside the database's, or the
+    // second core), to be written by the next process(). Each process() still writes one chunk; the guarantees are
+    // the same (a chunk answered ahead and never written is answered again once its lease is let go or expires).
+    // Set before the first process(), from the thread that calls it.
+    bool overlap = false;
     // Lets go of the chunk leases this worker holds and has not answered (a stopping server's: another server takes
     // the chunks at once instead of after the lease expires). Returns how many.
     int release_leases();
@@ -93,13 +104,18 @@ public:
     std::function<void()> on_job_accepted;
 
 private:
+    struct Decided;  // a chunk leased and answered, not written yet
     void give_up(std::string const& reception, std::string const& why);
     int process_chunk(int max_rows);
+    std::unique_ptr<Decided> decide(int max_rows, std::string const& writing_job, std::int64_t writing_first);
+    int write(Decided& chunk);
+    void forget_ahead();
     void wait_out(std::string const& reception, std::string const& facility, std::string const& why);
     std::string current_job_, current_facility_;  // the job process_chunk() works on (for the retry's log line)
     Context& x_;
     std::string worker_;  // this instance's lease owner id
     std::chrono::milliseconds pause_{0};
+    std::future<std::unique_ptr<Decided>> ahead_;  // the next chunk, answered while this one is written (overlap)
 };
 
 }  // namespace kyotaku::server

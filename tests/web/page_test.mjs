@@ -329,16 +329,38 @@ await h.run(async () => {
     await context.close();
   });
 
-  await test('a failed download of the WebAssembly gets its own screen, and retrying works', async () => {
+  await test('a failed download of the WebAssembly gets its own screen (after the page tried once more), and retrying works', async () => {
     const { page, context } = await open(medicalUrl, { usb: false });
     await visible(page, 'visit-kind');
     let block = true;
-    await page.route('**/*.wasm', (route) => (block ? route.abort() : route.continue()));
+    let asked = 0;
+    await page.route('**/*.wasm', (route) => { asked += 1; return block ? route.abort() : route.continue(); });
     await page.reload();
     await screen(page, 'error-load', 'error-load');
+    assert.equal(asked, 2, 'the page asks for the WebAssembly twice, not more, before it shows the error');
     block = false;
     await page.click('#screen-error-load .retry');
     await page.waitForFunction(() => !document.querySelector('#screen-error-load:not([hidden])'), null, { timeout: 15000 });
+    await context.close();
+  });
+
+  // A phone between two cells: one download of the WebAssembly fails on the network. The page asks for it once
+  // more by itself and the patient never sees 画面の準備ができませんでした.
+  await test('one failed download of the WebAssembly is asked for again by the page: the first screen, no error', async () => {
+    const { page, context } = await open(medicalUrl, { usb: false });
+    await visible(page, 'visit-kind');
+    await context.addInitScript(() => {
+      window.errorShown = false;
+      new MutationObserver(() => {
+        if (document.querySelector('#screen-error-load:not([hidden])')) window.errorShown = true;
+      }).observe(document, { attributes: true, subtree: true, attributeFilter: ['hidden'] });
+    });
+    let asked = 0;
+    await page.route('**/*.wasm', (route) => { asked += 1; return asked === 1 ? route.abort('connectionreset') : route.continue(); });
+    await page.reload();
+    await visible(page, 'visit-kind');
+    assert.equal(asked, 2);
+    assert.equal(await page.evaluate(() => window.errorShown), false, 'the error screen was never shown');
     await context.close();
   });
 

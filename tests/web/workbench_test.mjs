@@ -10,13 +10,12 @@
 //     before use, and refuses a tampered or unsigned bundle; the server refuses rule sources with --trust.
 // The workbench adds nothing to what the consent page loads: its files live in their own folder.
 // Screenshots in OUT/screenshots. Usage: node workbench_test.mjs KYOTAKU SOURCE_DIR BUILD_DIR OUT
-import { chromium } from 'playwright-core';
 import { spawnSync, execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdirSync, rmSync, readdirSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import https from 'node:https';
 import assert from 'node:assert/strict';
-import { startServer } from './harness.mjs';
+import { startServer, launchTrusting } from './harness.mjs';
 
 const [kyotaku, src, build, out] = process.argv.slice(2).map((a) => resolve(a));
 const work = join(out, 'work');
@@ -57,7 +56,10 @@ execFileSync(kyotaku, ['keygen', join(work, 'policy')]);
 execFileSync(kyotaku, ['keygen', join(work, 'other')]);
 execFileSync(kyotaku, ['compile', join(src, 'rules'), '-o', join(work, 'signed.bundle'), '--release', '1', '--sign', join(work, 'policy.key')], { stdio: 'ignore' });
 
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--headless'] });
+// Trusting the test server's certificate (harness.mjs): the consent page below opens several connections at once.
+// The administrator's contexts still set ignoreHTTPSErrors: Playwright's client certificates go through a proxy of
+// its own that presents another certificate.
+const browser = await launchTrusting(pki);
 let passed = 0;
 let current = null;
 async function test(name, fn) {
@@ -385,7 +387,7 @@ try {
   const signedBytes = readFileSync(join(work, 'signed.bundle'));
 
   async function consentPage(alter) {
-    const context = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'ja-JP', viewport: { width: 360, height: 740 } });
+    const context = await browser.newContext({ locale: 'ja-JP', viewport: { width: 360, height: 740 } });
     if (alter) await context.route('**/web/rules.bundle', async (route) => route.fulfill({ body: alter(Buffer.from(signedBytes)), contentType: 'application/octet-stream' }));
     const page = await context.newPage();
     watch(page);

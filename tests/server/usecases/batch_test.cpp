@@ -280,6 +280,45 @@ TEST_F(ServerFixture, AStoppingWorkerLetsGoOfItsLeaseAndAnotherAnswersTheChunkAt
     EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM batch_results WHERE reception_number = $1", {rn}).at(0).at(0)), 4);
 }
 
+// kyotaku serve's worker answers the next chunk while it writes one (BatchDesk::overlap): each process() still writes
+// one chunk, every row is answered once and as without the overlap, and the chunk answered ahead of a stopping worker
+// is let go with its other leases, so another worker takes it at once.
+TEST_F(ServerFixture, AWorkerAnsweringAheadWritesEachChunkOnceAndLetsGoOfTheOneAhead) {
+    enable(a);
+    consent("0110113719", person());
+    auto upload = [&] {
+        std::string csv = csv_rows(6) + "bad,06132012,123,4567,01,1940-05-01\nbroken line\n";
+        return body(call(a, "POST", "/api/v1/batch/reinquiry", csv, "text/csv"))["reception_number"].get<std::string>();
+    };
+    auto results = [&](std::string const& rn) {
+        return call(a, "GET", "/api/v1/batch/reinquiry/" + rn + "/result").body;
+    };
+    BatchDesk ahead(service->context);
+    ahead.overlap = true;
+    std::string const overlapped = upload();
+    std::vector<int> written;
+    for (int n; (n = ahead.process(3)) > 0;) written.push_back(n);
+    EXPECT_EQ(written, (std::vector<int>{3, 3, 2}));
+    std::string const alone = upload();
+    written.clear();
+    for (int n; (n = service->batch.process(3)) > 0;) written.push_back(n);
+    EXPECT_EQ(written, (std::vector<int>{3, 3, 2}));
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + overlapped))["status"], "正常終了");
+    EXPECT_EQ(results(overlapped), results(alone));
+    EXPECT_NE(results(alone).find("6列"), std::string::npos) << results(alone);
+    // Stopping after one chunk: the next one, leased and answered ahead, is let go.
+    std::string const stopped = upload();
+    EXPECT_EQ(ahead.process(3), 3);
+    EXPECT_EQ(ahead.release_leases(), 1);
+    written.clear();
+    for (int n; (n = service->batch.process(3)) > 0;) written.push_back(n);
+    EXPECT_EQ(written, (std::vector<int>{3, 2}));
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + stopped))["done"], 8);
+    auto const answered = db->query("SELECT COUNT(*) FROM batch_results WHERE reception_number = $1", {stopped});
+    EXPECT_EQ(as_int(answered.at(0).at(0)), 8);
+    EXPECT_EQ(results(stopped), results(alone));
+}
+
 // Issue 15: with a batch in progress, an interactive request is answered before the worker's next chunk commits.
 // Counted, not timed: the worker's chunk is ready and waits on the request in flight; the request is answered
 // while the job's answered-row count is still what it was.
