@@ -222,6 +222,37 @@ TEST(SqliteAppends, ShareCommitsAndReturnOnlyOnceCommitted) {
     EXPECT_EQ(as_int(again->query("SELECT COUNT(*) FROM viewing_log")[0][0]), 1 + threads * each - duplicates);
 }
 
+// On each backend, a lone statement that writes is counted in the write ledger (it may be committed: a request that
+// then meets a fault is not run again) and a lone read is not, however it is written: a WITH … SELECT (PersonRecords'
+// form) is a read, a WITH … INSERT a write (SQLite asks the prepared statement, PostgreSQL reads_only).
+TEST(WriteLedger, EachBackendCountsALoneWriteAndNotALoneRead) {
+    TempDir dir;
+    for (auto& [name, db] : databases(dir)) {
+        SCOPED_TRACE(name);
+        std::string const values = "($1, 'f', 'at', NULL, 'i', 't', 0, 'r')";
+        std::string const columns = "viewing_log (id, facility_code, at, person_key, item, terminal, allowed, reason)";
+        struct Case {
+            std::string sql;
+            std::vector<Value> params;
+            bool writes;
+        } const cases[] = {
+            {"SELECT COUNT(*) FROM viewing_log", {}, false},
+            {"WITH p AS (SELECT id FROM viewing_log) SELECT COUNT(*) FROM p", {}, false},
+            {"INSERT INTO " + columns + " VALUES " + values, {std::string("ledger-1")}, true},
+            {"WITH p AS (SELECT 1 AS one) INSERT INTO " + columns + " SELECT $1, 'f', 'at', NULL, 'i', 't', 0, 'r' "
+             "FROM p",
+             {std::string("ledger-2")}, true},
+        };
+        for (auto const& c : cases) {
+            SCOPED_TRACE(c.sql);
+            write_ledger() = {};
+            db->query(c.sql, c.params);
+            EXPECT_EQ(write_ledger().clean(), !c.writes);
+        }
+        EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM viewing_log WHERE id LIKE 'ledger-%'")[0][0]), 2);
+    }
+}
+
 // Under a DeferredAppends, an append on a SQLite file returns at once with its line's ticket: the line is readable
 // once the ticket is done without error, and a failing line (a duplicate id) fails its own ticket only; outside a
 // transaction only (inside one it is part of the transaction, as before), and never without a ticket.
