@@ -19,9 +19,9 @@
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <openssl/ssl.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <csignal>
@@ -93,7 +93,9 @@ std::unique_ptr<Database> open_store(ServeOptions const& o, std::string const& s
         secrets = load_secrets(o);
         if (auto problem = prepare_spool_dir(spool_dir); !problem.empty())
             throw std::runtime_error("--spool-dir " + spool_dir + ": " + problem);
-        auto db = open_database(o.db);
+        // A pooled connection for each request thread and two for the batch worker (on PostgreSQL it holds a second
+        // one while it answers the next chunk beside a write: BatchDesk::overlap), at least 4.
+        auto db = open_database(o.db, std::max<std::size_t>(4, std::size_t(o.threads) + 2));
         // Which migrations this start applied, in one line (an upgrade's record in the log).
         std::vector<std::string> applied;
         migrate(*db, &applied);
@@ -166,16 +168,13 @@ public:
               // ahead there took re-inquiry during a batch from 0.52 to 0.37 of idle: docs/performance.md).
               bool const postgresql = service_.context.db.backend() == "postgresql";
               service_.batch.overlap = postgresql;
-              // On SQLite, requests before the batch on the CPU too: the worker's thread at nice 5, so that a batch
-              // takes the cores only as far as requests leave them. (On PostgreSQL it lost the overlap's gain: the
-              // worker then gave way to the database's own processes, which do the batch's writes.)
-              if (!postgresql) setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 5);
               run(service_, rt);
           }) {
         service_.batch.on_job_accepted = [this] { wake(); };  // (before the server takes requests)
     }
     // Takes no new chunk from now on (the one under way is finished); SIGTERM's drain asks this first.
     void stop_taking() {
+        service_.batch.stopping = true;  // (nor is one leased ahead)
         {
             std::lock_guard lock(idle_mutex_);
             stopping_ = true;

@@ -310,8 +310,8 @@ void BatchDesk::forget_ahead() {
     }
 }
 
-std::unique_ptr<BatchDesk::Decided> BatchDesk::decide(int max_rows, std::string const& writing_job,
-                                                      std::int64_t writing_first) {
+std::unique_ptr<BatchDesk::Decided> BatchDesk::lease(int max_rows, std::string const& writing_job,
+                                                     std::int64_t writing_first) {
     BatchJobs jobs(x_.db);
     std::optional<JobToServe> job;
     // (unsynced: a lease is told to no one; lost with a crash of the machine, it is taken again)
@@ -319,7 +319,7 @@ std::unique_ptr<BatchDesk::Decided> BatchDesk::decide(int max_rows, std::string 
         std::string const now = x_.now(), until = x_.clock.timestamp_after(std::chrono::seconds(15));
         job = jobs.serve_next(now);
         if (!job) return std::nullopt;
-        // (not the chunk this worker is writing at the moment, still unanswered and its own)
+        // (not the chunk this worker is about to write, still unanswered and its own)
         if (auto open = jobs.lease_open_chunk(job->reception, now, worker_, until,
                                               job->reception == writing_job ? writing_first : 0))
             return Chunk{open->first, open->second};
@@ -332,13 +332,18 @@ std::unique_ptr<BatchDesk::Decided> BatchDesk::decide(int max_rows, std::string 
     auto out = std::make_unique<Decided>();
     out->job = std::move(*job);
     out->chunk = chunk;
-    if (!chunk) return out;
-    std::string const& reception = out->job.reception;
+    return out;
+}
+
+void BatchDesk::answer(Decided& d) {
+    std::string const& reception = d.job.reception;
+    Chunk const& chunk = *d.chunk;
     try {
         // Answer the chunk outside any transaction (readers never wait for a writer), with its persons loaded at once.
         // (A fresh chunk's rows are read by their range alone; should another worker answer it meanwhile — its lease
         // expired — the write finds it answered and drops these answers.)
-        auto rows = jobs.unanswered_rows(reception, chunk->first, chunk->last, chunk->fresh);
+        BatchJobs jobs(x_.db);
+        auto rows = jobs.unanswered_rows(reception, chunk.first, chunk.last, chunk.fresh);
         std::vector<RowRequest> requests;
         std::vector<Card> cards;
         requests.reserve(rows.size());
@@ -347,36 +352,33 @@ std::unique_ptr<BatchDesk::Decided> BatchDesk::decide(int max_rows, std::string 
             if (requests.back().card) cards.push_back(*requests.back().card);
         }
         rows.clear();
-        ChunkRecords records(x_.db, out->job.facility, cards);
-        auto facility = records.facility(out->job.facility);
+        ChunkRecords records(x_.db, d.job.facility, cards);
+        auto facility = records.facility(d.job.facility);
         DecisionPath decisions(x_.rules(), records, x_.today());
-        out->row_nos.reserve(requests.size());
-        out->stored.reserve(requests.size());
+        d.row_nos.reserve(requests.size());
+        d.stored.reserve(requests.size());
         for (auto const& request : requests) {
-            out->row_nos.push_back(request.row_no);
+            d.row_nos.push_back(request.row_no);
             Logging const log{.kind = "一括再照会",
-                              .actor = out->job.requested_by,
+                              .actor = d.job.requested_by,
                               .reception = reception,
                               .row = request.row_no,
-                              .into = &out->history};
-            out->stored.push_back(stored_answer(answer_row(x_, decisions, records, facility ? &*facility : nullptr,
-                                                           out->job.category, out->job.query_date, request, log)));
+                              .into = &d.history};
+            d.stored.push_back(stored_answer(answer_row(x_, decisions, records, facility ? &*facility : nullptr,
+                                                        d.job.category, d.job.query_date, request, log)));
         }
     } catch (std::exception const&) {
-        out->failed = std::current_exception();
+        d.failed = std::current_exception();
     }
-    return out;
 }
 
 int BatchDesk::process_chunk(int max_rows) {
     current_job_.clear();
     current_facility_.clear();
-    // A chunk answered ahead (overlap) is taken as it is, unless it found nothing to do: that look is taken again now
-    // that no write of this worker is under way (a job claimed by that write's transaction was skipped, and its last
-    // chunk was still unanswered).
+    // A chunk leased and answered ahead (overlap) is taken as it is; else one is leased and answered now.
     std::unique_ptr<Decided> next;
     if (ahead_.valid()) next = ahead_.get();
-    if (!next || !next->chunk) next = decide(max_rows, {}, 0);
+    else if ((next = lease(max_rows, {}, 0)) && next->chunk) answer(*next);
     if (!next) return 0;
     current_job_ = next->job.reception;
     current_facility_ = next->job.facility;
@@ -384,11 +386,26 @@ int BatchDesk::process_chunk(int max_rows) {
         transaction(x_.db, [&] { finish_if_complete(x_, current_job_, current_facility_); });  // (synced: see write)
         return 0;
     }
-    if (overlap)
-        ahead_ = std::async(std::launch::async, [this, max_rows, job = current_job_, first = next->chunk->first] {
-            return decide(max_rows, job, first);
-        });
+    if (overlap && !stopping) lease_ahead(max_rows, next->chunk->first);
     return write(*next);
+}
+
+void BatchDesk::lease_ahead(int max_rows, std::int64_t writing_first) {
+    // The next chunk is leased here, before the write, in a short transaction of this thread's own (a lease beside
+    // the write would skip the job whose row the write holds locked, and find nothing); only its answers are made on
+    // a thread of their own, while this chunk is written. Should the lease fail, this chunk is written all the same
+    // (a fault that lasts shows again at the next lease).
+    std::unique_ptr<Decided> ahead;
+    try {
+        ahead = lease(max_rows, current_job_, writing_first);
+    } catch (std::exception const&) {
+        return;
+    }
+    if (!ahead || !ahead->chunk) return;  // (no chunk left to lease: the next process() looks again)
+    ahead_ = std::async(std::launch::async, [this, d = std::move(ahead)]() mutable {
+        answer(*d);
+        return std::move(d);
+    });
 }
 
 int BatchDesk::write(Decided& d) {

@@ -77,12 +77,15 @@ public:
     // the chunk stays this worker's and is tried again after pause(), which doubles while the fault lasts (0.1 s
     // up to 5 s); only a permanent error counts against the job, which gives up after three (failed, 異常終了).
     int process(int max_rows = 500);
-    // kyotaku serve's worker: while process() writes a chunk's answers, the next chunk is leased and answered on a
-    // thread of its own (its decisions beside the write transaction: the server's CPU beside the database's, or the
-    // second core), to be written by the next process(). Each process() still writes one chunk; the guarantees are
-    // the same (a chunk answered ahead and never written is answered again once its lease is let go or expires).
-    // Set before the first process(), from the thread that calls it.
+    // kyotaku serve's worker: before process() writes a chunk's answers, the next chunk is leased (a short
+    // transaction of the worker's thread), then answered on a thread of its own while the chunk is written (its
+    // decisions beside the write transaction: the server's CPU beside the database's, or the second core), to be
+    // written by the next process(). Each process() still writes one chunk; the guarantees are the same (a chunk
+    // answered ahead and never written is answered again once its lease is let go or expires). Set before the first
+    // process(), from the thread that calls it.
     bool overlap = false;
+    // Set (from any thread) when the worker stops taking chunks: no chunk is leased ahead from then on.
+    std::atomic<bool> stopping{false};
     // Lets go of the chunk leases this worker holds and has not answered (a stopping server's: another server takes
     // the chunks at once instead of after the lease expires). Returns how many.
     int release_leases();
@@ -107,7 +110,9 @@ private:
     struct Decided;  // a chunk leased and answered, not written yet
     void give_up(std::string const& reception, std::string const& why);
     int process_chunk(int max_rows);
-    std::unique_ptr<Decided> decide(int max_rows, std::string const& writing_job, std::int64_t writing_first);
+    std::unique_ptr<Decided> lease(int max_rows, std::string const& writing_job, std::int64_t writing_first);
+    void answer(Decided& chunk);
+    void lease_ahead(int max_rows, std::int64_t writing_first);
     int write(Decided& chunk);
     void forget_ahead();
     void wait_out(std::string const& reception, std::string const& facility, std::string const& why);

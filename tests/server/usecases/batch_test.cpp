@@ -319,6 +319,33 @@ TEST_F(ServerFixture, AWorkerAnsweringAheadWritesEachChunkOnceAndLetsGoOfTheOneA
     EXPECT_EQ(results(stopped), results(alone));
 }
 
+// A worker that stops taking chunks (SIGTERM's drain: BatchWorker::stop_taking) leases none ahead: the chunk under way
+// is its last, and the job's next chunk is free at once for another worker.
+TEST_F(ServerFixture, AStoppingWorkerLeasesNoChunkAhead) {
+    enable(a);
+    consent("0110113719", person());
+    auto upload = [&] {
+        auto const up = call(a, "POST", "/api/v1/batch/reinquiry", csv_rows(6), "text/csv");
+        return body(up)["reception_number"].get<std::string>();
+    };
+    std::string const rn = upload();
+    BatchDesk worker(service->context);
+    worker.overlap = true;
+    ASSERT_EQ(worker.process(3), 3);  // (still taking: one chunk written, the next leased ahead)
+    worker.stopping = true;
+    EXPECT_EQ(worker.process(3), 3);  // the chunk answered ahead is written, and none is leased after it
+    EXPECT_EQ(worker.release_leases(), 0);
+    std::string const rn2 = upload();
+    BatchDesk stopped(service->context);
+    stopped.overlap = true;
+    stopped.stopping = true;
+    EXPECT_EQ(stopped.process(3), 3);
+    EXPECT_EQ(stopped.release_leases(), 0);
+    EXPECT_EQ(service->batch.process(3), 3);  // the next chunk: nobody's lease stands in the way
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["done"], 6);
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn2))["done"], 6);
+}
+
 // Issue 15: with a batch in progress, an interactive request is answered before the worker's next chunk commits.
 // Counted, not timed: the worker's chunk is ready and waits on the request in flight; the request is answered
 // while the job's answered-row count is still what it was.
