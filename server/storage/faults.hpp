@@ -20,9 +20,11 @@ struct WriteLedger {
 // This thread's ledger (reset by once_more_if_nothing_committed; the backends add to it).
 WriteLedger& write_ledger();
 
-// Whether a lone statement (outside a transaction) only reads: a SELECT, or a WITH … SELECT none of whose parts
-// writes (our SELECTs call no function that writes). A write is run as a transaction of its own (PostgreSQL) and
-// counted in the ledger: a read taken for one costs two round trips more, and is not run again after a fault.
+// Whether a lone statement (outside a transaction) only reads: one SELECT, or WITH … SELECT, with no word anywhere
+// that writes or locks (INSERT, UPDATE, DELETE, MERGE, INTO, FOR, nextval, setval, pg_advisory_*, pg_try_advisory_*;
+// string literals included) and no second statement after a semicolon. A write is run as a transaction of its own
+// (PostgreSQL) and counted in the ledger: a read taken for one costs two round trips more and is not run again after
+// a fault; a write taken for a read would be (a double write, not durable against a failover), so a doubt is a write.
 bool reads_only(std::string const& sql);
 
 // Runs `work` — one request's use case — with a fresh ledger. When it fails with a TransientDatabaseError and

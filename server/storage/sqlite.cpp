@@ -342,8 +342,8 @@ public:
         if (Connection* c = pool_.bound()) return c->query(sql, params);
         Pool::Lease lease(pool_);
         auto rows = lease.conn->query(sql, params);
-        // (SQLite's answer, not reads_only's scan of the text: PersonRecords' WITH of 2,000 characters cost some
-        // 60 µs of the server's CPU per re-inquiry)
+        // (SQLite's answer, not reads_only's scan of the text: PersonRecords' WITH of some 1,750 characters cost
+        // 17–41 µs of the server's CPU per re-inquiry even after the scan was made one pass; docs/performance.md)
         if (lease.conn->wrote) ++write_ledger().committed;
         return rows;
     }

@@ -136,6 +136,22 @@ TEST(Faults, ARequestRunsOnceMoreOnlyWhenNothingOfItWasCommitted) {
     EXPECT_FALSE(reads_only("WITH p AS (SELECT k FROM x) UPDATE y SET k = 1"));
     EXPECT_FALSE(reads_only("WITH p AS (SELECT k FROM x FOR UPDATE) SELECT k FROM p"));
     EXPECT_FALSE(reads_only("WITHOUT"));
+    // Writes and locks a first SELECT does not make a read (a review's cases): lower case and other spacing, a second
+    // statement, SELECT … INTO, the sequence and advisory-lock functions.
+    EXPECT_FALSE(reads_only("select k from x for update"));
+    EXPECT_FALSE(reads_only("SELECT k FROM x\nFOR SHARE"));
+    EXPECT_FALSE(reads_only("SELECT k FROM (SELECT k FROM x)FOR NO KEY UPDATE"));
+    EXPECT_FALSE(reads_only("SELECT 1; INSERT INTO x VALUES (1)"));
+    EXPECT_FALSE(reads_only("SELECT 1;DELETE FROM x"));
+    EXPECT_FALSE(reads_only("SELECT 1; SELECT 2"));
+    EXPECT_TRUE(reads_only("SELECT 1;  \n"));
+    EXPECT_FALSE(reads_only("SELECT k INTO y FROM x"));
+    EXPECT_FALSE(reads_only("SELECT nextval('s')"));
+    EXPECT_FALSE(reads_only("select setval('s', 3)"));
+    EXPECT_FALSE(reads_only("SELECT pg_advisory_lock(1)"));
+    EXPECT_FALSE(reads_only("SELECT pg_try_advisory_xact_lock(1)"));
+    EXPECT_TRUE(reads_only("SELECT pg_advisory FROM x"));  // (a column's name, not the function)
+    EXPECT_TRUE(reads_only("SELECT forecast, intonation FROM x"));
 }
 
 // PostgreSQL ends the server's connections (a restart, a failover, a terminated backend): each fails at most the
