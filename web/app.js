@@ -348,9 +348,8 @@ const loadCardModule = async () => (await loadScript('/web/kyotaku-card.js', 'Ky
 // (/web/trust.json): checked with WebCrypto's Ed25519 before the engine reads a byte of it (kyotaku/signing.hpp).
 const b64 = (bytes) => btoa(String.fromCharCode(...bytes));
 // `trust`: the answer of /web/trust.json, fetched beside the bundle (not after it: one round trip less on a phone's
-// network), or null when it could not be fetched.
+// network). The server always answers it (`{"keys":[]}` without --trust): a page without it never reads the rules.
 async function checkSignature(bundle, trust) {
-  if (!trust) throw problem('network', 'ルールを読み込めません', { transient: true });
   const keys = trust.keys || [];
   if (keys.length === 0) return;
   const n = bundle.length, at = n - 104;
@@ -364,34 +363,47 @@ async function checkSignature(bundle, trust) {
   if (!ok) throw problem('server', 'rules signature', { field: 'rules_signature' });
 }
 
-// The first screen's downloads — the WebAssembly, the rules, trust.json: GETs of files that do not change under
-// their names, safe to ask for again — are tried once more by the page itself when the network failed one (a phone
-// between two cells), before the patient is shown 画面の準備ができませんでした. Not an HTTP error, nor rules the
-// engine refuses: asking again would not change them. `again`: false for that second try (it keeps the loading
-// screen as it is).
+// A first-screen download that failed: transient only when the network failed it (fetch's TypeError, also for a
+// body cut off), never for an HTTP error, a file that does not parse or rules the engine refuses.
+const loadProblem = (e) => (e.kind === 'load' ? e : problem('load', e.message, { transient: e instanceof TypeError }));
+// GET `url` and `read` its answer; a 'load' problem when that fails (an HTTP error: not transient).
+const download = (url, read) => fetch(url)
+  .then((r) => { if (!r.ok) throw problem('load', `${url}: HTTP ${r.status}`); return read(r); })
+  .catch((e) => { throw loadProblem(e); });
+
+// The first screen's downloads — the WebAssembly, the rules, trust.json: GETs safe to ask for again — are tried
+// once more by the page itself when the network failed one (a phone between two cells), RETRY_PAUSE_MS later,
+// before the patient is shown 画面の準備ができませんでした. Only what failed is asked for again (what arrived is
+// kept); not after an HTTP error, nor for rules the engine refuses: asking again would not change them. `again`:
+// false for that second try (it keeps the loading screen as it is); every other call asks for all of them anew.
+const RETRY_PAUSE_MS = 1500;
+let loads = {};  // name → the promise of a first-screen download; a failed one is forgotten
+function load(name, start) {
+  if (!loads[name]) {
+    const p = start();
+    loads[name] = p;
+    p.catch(() => { if (loads[name] === p) delete loads[name]; });  // reported by init
+  }
+  return loads[name];
+}
 async function init(again = true) {
   app.retry = init;
-  if (again) show('loading');
+  if (again) {
+    loads = {};
+    show('loading');
+  }
   try {
     if (typeof globalThis.KyotakuPage !== 'function') throw problem('load', 'kyotaku-page.js');
     // The module compiles while its last bytes and the rules arrive (streaming), not after them.
-    const engine = startEngine();
-    engine.catch(() => {});  // its failure is reported by openFlow below
-    const trust = fetch('/web/trust.json').then((r) => (r.ok ? r.json() : { keys: [] })).catch(() => null);
-    let bundle;
-    try {
-      const r = await fetch(info.rules);
-      if (!r.ok) throw problem('load', `HTTP ${r.status}`);
-      bundle = new Uint8Array(await r.arrayBuffer());
-    } catch (e) {
-      throw e.kind ? e : problem('load', e.message, { transient: true });
-    }
+    const engine = load('engine', startEngine);
+    const trust = load('trust', () => download('/web/trust.json', (r) => r.json()));
+    const bundle = await load('rules', () => download(info.rules, async (r) => new Uint8Array(await r.arrayBuffer())));
     await checkSignature(bundle, await trust);
-    app.flow = await openFlow(engine, bundle, info)
-      .catch((e) => { throw problem('load', e.message, { transient: e.kind !== 'rules' }); });
+    app.flow = await openFlow(engine, bundle, info).catch((e) => { throw loadProblem(e); });
   } catch (e) {
-    if (again && e.transient) return init(false);
-    return fail(e);
+    if (!again || !e.transient) return fail(e);
+    await new Promise((resolve) => { setTimeout(resolve, RETRY_PAUSE_MS); });
+    return init(false);
   }
   restore();
 }

@@ -3,8 +3,30 @@
 // step was refused stays in the module as a message whose Japanese and English texts are asked for apart. Here
 // they become arrays and {ja, en}. Nothing here decides policy.
 
-/** Starts compiling the module (while its bytes still arrive, and while the rules download): call it first. */
-export const startEngine = () => globalThis.KyotakuPage();
+/**
+ * Starts compiling the module (while its bytes still arrive, and while the rules download): call it first.
+ * The page fetches the .wasm itself (Emscripten's instantiateWasm hook) so that a failure says what failed: fetch's
+ * TypeError when the network failed, an Error naming the HTTP status for an HTTP error (Emscripten's own loader
+ * asks again after either and ends both in the same RuntimeError).
+ */
+export function startEngine() {
+  let url = '';
+  let failed;
+  const download = new Promise((_, reject) => { failed = reject; });
+  const ready = globalThis.KyotakuPage({
+    locateFile: (file, directory) => (url = directory + file),
+    instantiateWasm(imports, receive) {
+      fetch(url, { credentials: 'same-origin' })
+        .then((r) => {
+          if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+          return WebAssembly.instantiateStreaming(r, imports);
+        })
+        .then((result) => receive(result.instance, result.module), failed);
+      return {};
+    },
+  });
+  return Promise.race([ready, download]);
+}
 
 /**
  * @param engine the promise startEngine() gave

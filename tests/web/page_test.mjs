@@ -364,6 +364,65 @@ await h.run(async () => {
     await context.close();
   });
 
+  // An HTTP error is not the network: the page does not ask again (it would get the same answer), for the
+  // WebAssembly too (Emscripten's own loader would fetch it again and end in the same error as the network's).
+  await test('an HTTP error on the WebAssembly: 画面の準備ができませんでした at once, not asked again', async () => {
+    const { page, context } = await open(medicalUrl, { usb: false });
+    await visible(page, 'visit-kind');
+    let asked = 0;
+    await page.route('**/*.wasm', (route) => { asked += 1; return route.fulfill({ status: 503, body: 'busy' }); });
+    await page.reload();
+    await visible(page, 'error-load');
+    assert.equal(asked, 1, 'the WebAssembly was asked for once');
+    await context.close();
+  });
+
+  // trust.json is part of the rules' check: without it (the network, twice) the page shows the first screen's
+  // download error (nothing was chosen yet, no 戻る to a step that does not exist), and an HTTP error on it never
+  // lets the rules be read unchecked (the server always answers it, {"keys":[]} without --trust).
+  await test('no trust.json (network twice, HTTP error once): 画面の準備ができませんでした', async () => {
+    const { page, context } = await open(medicalUrl, { usb: false });
+    await visible(page, 'visit-kind');
+    let asked = 0;
+    let answer = (route) => route.abort('connectionreset');
+    await page.route('**/web/trust.json', (route) => { asked += 1; return answer(route); });
+    await page.reload();
+    await screen(page, 'error-load', 'error-load-trust');
+    assert.equal(asked, 2, 'a network failure: asked for twice');
+    asked = 0;
+    answer = (route) => route.fulfill({ status: 404, contentType: 'application/json', body: '{"error":"not_found"}' });
+    const requested = page.waitForRequest('**/web/trust.json');  // the retry has shown the loading screen by then
+    await page.click('#screen-error-load .retry');
+    await requested;
+    await visible(page, 'error-load');
+    assert.equal(asked, 1, 'an HTTP error: asked for once');
+    assert.equal(await page.isVisible('#screen-visit-kind'), false, 'the rules were not used without their check');
+    answer = (route) => route.continue();
+    await page.click('#screen-error-load .retry');
+    await visible(page, 'visit-kind');
+    await context.close();
+  });
+
+  // The second try asks only for what failed, after the page's own pause: the rules here (served no-store), not
+  // the WebAssembly nor trust.json, which arrived.
+  await test('one failed download of the rules: only the rules are asked for again, after a pause', async () => {
+    const { page, context } = await open(medicalUrl, { usb: false });
+    await visible(page, 'visit-kind');
+    const asked = { wasm: 0, trust: 0, rules: [] };
+    await page.route('**/*.wasm', (route) => { asked.wasm += 1; return route.continue(); });
+    await page.route('**/web/trust.json', (route) => { asked.trust += 1; return route.continue(); });
+    await page.route('**/rules.bundle', (route) => {
+      asked.rules.push(Date.now());
+      return asked.rules.length === 1 ? route.abort('connectionreset') : route.continue();
+    });
+    await page.reload();
+    await visible(page, 'visit-kind');
+    assert.deepEqual([asked.wasm, asked.trust, asked.rules.length], [1, 1, 2], 'what arrived is not asked for again');
+    const pause = asked.rules[1] - asked.rules[0];
+    assert.ok(pause >= 1000, `the second try waits (the page's 1.5 s timer): ${pause} ms`);
+    await context.close();
+  });
+
   await test('keyboard only: Tab, Space and Enter take the patient from the first screen to 完了', async () => {
     const { page, context } = await open(medicalUrl, { card: 2 });
     await visible(page, 'visit-kind');
