@@ -407,6 +407,7 @@ struct JsonlEvaluator::Impl {
 
 #if KYOTAKU_JSONL_SIMDJSON
     std::string read(simdjson::padded_string_view json, Activation& out, std::string& id);
+    bool read_plain(simdjson::padded_string_view json, Activation& out, std::string& id);
     std::string read_fields(simdjson::padded_string_view json, Activation& out, std::string& id);
     void find_id(simdjson::padded_string_view json, std::string& id);
 #else
@@ -746,9 +747,210 @@ struct SimdValue {
 };
 }  // namespace
 
+namespace {
+// The first byte from `p` on that a JSON string cannot hold as itself — '"', '\\' or a byte below 0x20 —, or a
+// pointer at or past `end` when there is none before it. Eight bytes at a time: the line is padded, so the words
+// read past its end stay inside the buffer.
+inline char const* string_stop(char const* p, char const* end) {
+    if constexpr (std::endian::native == std::endian::little) {
+        for (std::uint64_t w; p < end; p += 8) {
+            std::memcpy(&w, p, 8);
+            // Each byte's flag is exact (no carry or borrow crosses bytes below the first flagged one).
+            auto const zero_byte = [](std::uint64_t x) { return (x - ones) & ~x & highs; };
+            std::uint64_t const hit = ((((w & ~highs) + (0x80 - 0x20) * ones) ^ highs) & ~w & highs) |
+                                      zero_byte(w ^ ('"' * ones)) | zero_byte(w ^ ('\\' * ones));
+            if (hit) return p + std::countr_zero(hit) / 8;
+        }
+        return end;
+    } else {
+        while (p < end && static_cast<unsigned char>(*p) >= 0x20 && *p != '"' && *p != '\\') ++p;
+        return p;
+    }
+}
+inline bool json_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+}  // namespace
+
+// The usual line read without simdjson: an object whose keys are the facts (or "id") spelt without escapes, whose
+// values are strings without escapes that are the facts' spellings (enum values, ISO dates, months of a set), true
+// and false, integers, and arrays of such strings. Each byte is checked on the way (what is compared with a name or
+// value of the rules is valid UTF-8 because they are; an id that is not plain ASCII is checked as UTF-8), so every
+// line this accepts is valid JSON with these facts. Anything else — null, escapes, other numbers, an unknown key, a
+// value that is not the fact's, a bad line — returns false having decided nothing, and the line is read again by
+// simdjson (read_fields), which answers it as before: the same facts, the same errors.
+bool JsonlEvaluator::Impl::read_plain(simdjson::padded_string_view json, Activation& out, std::string& id) {
+    char const* p = json.data();
+    char const* const end = p + json.length();
+    auto const blanks = [&] {
+        while (p < end && json_blank(*p)) ++p;
+    };
+    // A string without escapes: its bytes; p after its closing quote. nullptr-data when it is not one.
+    auto const quoted = [&]() -> std::string_view {
+        if (p >= end || *p != '"') return {};
+        char const* const from = p + 1;
+        char const* const stop = string_stop(from, end);
+        if (stop >= end || *stop != '"') return {};
+        p = stop + 1;
+        return std::string_view(from, std::size_t(stop - from));
+    };
+    // Calls f(string) for each string of an array (false: no such array, or f said no).
+    auto const strings = [&](auto&& f) {
+        if (p >= end || *p != '[') return false;
+        ++p;
+        blanks();
+        if (p < end && *p == ']') {
+            ++p;
+            return true;
+        }
+        for (;;) {
+            std::string_view const s = quoted();
+            if (!s.data() || !f(s)) return false;
+            blanks();
+            if (p >= end) return false;
+            if (*p == ']') {
+                ++p;
+                return true;
+            }
+            if (*p != ',') return false;
+            ++p;
+            blanks();
+        }
+    };
+    id = "null";
+    out.clear();
+    blanks();
+    if (p >= end || *p != '{') return false;
+    ++p;
+    blanks();
+    if (p < end && *p == '}') {
+        ++p;
+    } else {
+        for (;;) {
+            if (p >= end || *p != '"') return false;
+            // The fact expected next is compared in place first (names hold no quote, backslash or control byte).
+            int fact = -1;
+            auto const [name, expected] = index.empty() ? std::pair<std::string_view, int>() : index[hint];
+            if (fast_keys && std::size_t(end - p) > name.size() + 1 && p[name.size() + 1] == '"' &&
+                same(std::string_view(p + 1, name.size()), name)) {
+                fact = expected;
+                p += name.size() + 2;
+                hint = hint + 1 == index.size() ? 0 : hint + 1;
+            } else {
+                std::string_view const key = quoted();
+                if (!key.data()) return false;
+                if (key != "id") {
+                    std::size_t const n = index.size();
+                    for (std::size_t k = 0, at = hint; k < n; ++k, at = at + 1 == n ? 0 : at + 1)
+                        if (same(index[at].first, key)) {
+                            fact = index[at].second;
+                            hint = at + 1 == n ? 0 : at + 1;
+                            break;
+                        }
+                    if (fact < 0) return false;  // no fact of these rules (an error, or a key allowed): simdjson
+                }
+            }
+            blanks();
+            if (p >= end || *p != ':') return false;
+            ++p;
+            blanks();
+            if (fact < 0) {  // the id: a string echoed as written
+                std::string_view const s = quoted();
+                if (!s.data()) return false;
+                for (char c : s)
+                    if (static_cast<unsigned char>(c) >= 0x80) {
+                        if (!simdjson::validate_utf8(s.data(), s.size())) return false;
+                        break;
+                    }
+                id.clear();
+                id += '"';
+                id += s;
+                id += '"';
+            } else {
+                auto const& info = program->facts[std::size_t(fact)];
+                switch (info.type.kind) {
+                    case TypeKind::Bool:
+                        if (std::size_t(end - p) >= 4 && std::memcmp(p, "true", 4) == 0) {
+                            out.set_raw(fact, 1);
+                            p += 4;
+                        } else if (std::size_t(end - p) >= 5 && std::memcmp(p, "false", 5) == 0) {
+                            out.set_raw(fact, 0);
+                            p += 5;
+                        } else {
+                            return false;
+                        }
+                        break;
+                    case TypeKind::Int: {  // -?(0|[1-9][0-9]*), at most 18 digits, and no fraction or exponent
+                        bool const negative = p < end && *p == '-';
+                        char const* const digits = p + negative;
+                        char const* q = digits;
+                        std::int64_t v = 0;
+                        while (q < end && unsigned(*q) - '0' < 10u && q - digits < 19) v = v * 10 + (*q++ - '0');
+                        if (q == digits || q - digits > 18 || (*digits == '0' && q - digits > 1) ||
+                            (negative && v == 0) ||
+                            (q < end && (*q == '.' || *q == 'e' || *q == 'E' || unsigned(*q) - '0' < 10u)))
+                            return false;
+                        out.set_raw(fact, negative ? -v : v);
+                        p = q;
+                        break;
+                    }
+                    case TypeKind::Date: {
+                        std::string_view const s = quoted();
+                        if (!s.data()) return false;
+                        auto const d = parse_iso_date_fast(s);
+                        if (!d) return false;
+                        out.set_raw(fact, d->days());
+                        break;
+                    }
+                    case TypeKind::Enum: {
+                        std::string_view const s = quoted();
+                        if (!s.data()) return false;
+                        int const v = enum_tables[std::size_t(info.type.enum_id)].find_raw(s);
+                        if (v < 0) return false;
+                        out.set_raw(fact, v);
+                        break;
+                    }
+                    case TypeKind::EnumSet: {
+                        auto const& table = enum_tables[std::size_t(info.type.enum_id)];
+                        std::uint64_t mask = 0;
+                        if (!strings([&](std::string_view s) {
+                                int const v = table.find_raw(s);
+                                mask |= std::uint64_t(1) << (v & 63);
+                                return v >= 0;
+                            }))
+                            return false;
+                        out.set_raw(fact, std::int64_t(mask));
+                        break;
+                    }
+                    case TypeKind::MonthSet: {
+                        auto& bits = out.month_set(fact);
+                        if (!strings([&](std::string_view s) {
+                                auto const m = fast_month(s);
+                                return m && bits.set(*m);
+                            }))
+                            return false;
+                        break;
+                    }
+                    default: return false;  // months, texts, ranges: simdjson's reading
+                }
+            }
+            blanks();
+            if (p >= end) return false;
+            if (*p == '}') {
+                ++p;
+                break;
+            }
+            if (*p != ',') return false;
+            ++p;
+            blanks();
+        }
+    }
+    blanks();
+    return p == end;
+}
+
 // A line with an error is answered with its id wherever the id stands: when the id comes after the faulty field,
 // a second pass reads the id alone.
 std::string JsonlEvaluator::Impl::read(simdjson::padded_string_view json, Activation& out, std::string& id) {
+    if (read_plain(json, out, id)) return {};
     std::string err = read_fields(json, out, id);
     if (!err.empty() && id == "null") find_id(json, id);
     return err;
