@@ -13,6 +13,7 @@
 namespace kyotaku::server {
 
 std::atomic<int> AuditJournal::failing_writes{0};
+std::atomic<std::int64_t> AuditJournal::gather_time_us{3000};
 
 namespace {
 constexpr std::size_t header = 8;                      // length, checksum

@@ -60,6 +60,9 @@ public:
 
     // Tests: how many of the next writes fail as on a full disk (ENOSPC) — of any journal of this process.
     static std::atomic<int> failing_writes;
+    // How long the thread that applies the lines gathers them before a group (microseconds; 3 ms). A read of the
+    // audit tables, a drain or a stop does not wait for it. Tests set it long to show that.
+    static std::atomic<std::int64_t> gather_time_us;
 
 private:
     AuditJournal(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}

@@ -1,7 +1,8 @@
 // storage/audit_journal: SQLite's audit lines written to a journal beside the file and answered at once, applied in
 // groups. Lines answered survive the process dying before their commit (a child killed with SIGKILL while another
 // connection holds the database's write lock), a torn tail is dropped and said, a replay never duplicates, the history
-// reads see every line answered, and a journal that cannot be written fails the request with nothing disclosed.
+// reads see every line answered (without waiting for the applier's gathering), and a journal that cannot be written
+// fails the request with nothing disclosed.
 #include "../server_fixture.hpp"
 #include "storage/audit_journal.hpp"
 
@@ -195,6 +196,26 @@ TEST(AuditJournal, ReadsOfTheAuditTablesSeeEveryLineAnswered) {
     holder.reset();
     db.reset();
     EXPECT_EQ(rows_on_disk(dir.db()), 2);
+}
+
+// The journal's thread gathers lines for a while before it applies them (AuditJournal::gather_time_us), not woken by
+// each append; a read of the audit tables and a drain wake it: with a gathering time of an hour, a read still sees
+// the line just answered (else it would give up after 10 s) and a drain leaves nothing behind.
+TEST(AuditJournal, AReadOrADrainDoesNotWaitForTheLinesToBeGathered) {
+    JournalDir dir;
+    auto const usual = AuditJournal::gather_time_us.exchange(3'600'000'000);
+    {
+        auto db = open_sqlite_journaled(dir.db(), 2);
+        migrate(*db);
+        db->append(insert, {std::string("read")});
+        EXPECT_EQ(rows(*db), 1);
+        for (int i = 0; i < 3; ++i) db->append(insert, {"drained-" + std::to_string(i)});
+        auto const left = db->finish_appends(std::chrono::steady_clock::now() + std::chrono::seconds(60));
+        EXPECT_EQ(left.lines, 0u);
+        EXPECT_EQ(db->pool_stats().appends_pending, 0u);
+        EXPECT_EQ(rows_on_disk(dir.db()), 4);
+    }
+    AuditJournal::gather_time_us = usual;
 }
 
 // The server's routes on a SQLite file with the journal.
