@@ -29,6 +29,7 @@
 // --rules are these rules.
 namespace kyotaku::cli {
 extern kyotaku::GeneratedRules const generated_rules;
+extern std::string_view const official_bundle;  // the same rules' bundle
 }
 
 namespace {
@@ -83,9 +84,25 @@ struct Input {
     Input& operator=(Input const&) = delete;
 };
 
+// The rules for eval: a rule folder whose sources hash as the official rules built into this command is loaded from
+// their bundle, built with the command from the same sources, instead of being compiled again (2-4 ms of start-up);
+// anything else as load_or_report loads it.
+std::shared_ptr<Program const> load_for_eval(std::string const& rules, std::vector<std::string> const& trust) {
+    std::error_code ec;
+    if (trust.empty() && std::filesystem::is_directory(rules, ec)) {
+        std::vector<Diagnostic> diags;
+        auto const sources = read_rule_sources(rules, diags);
+        if (diags.empty() && hash_sources(sources) == kyotaku::cli::generated_rules.source_hash)
+            if (auto r = load_bundle(kyotaku::cli::official_bundle, kyotaku::cli::generated_rules.source_hash);
+                r.program)
+                return r.program;
+    }
+    return load_or_report(rules, trust);
+}
+
 int cmd_eval(std::string const& rules, std::string const& input, std::vector<std::string> const& trust, bool interpret,
              unsigned threads) {
-    auto program = load_or_report(rules, trust);
+    auto program = load_for_eval(rules, trust);
     if (!program) return 2;
     Input in(input);
     if (!in.file) return 2;

@@ -356,11 +356,20 @@ async function checkSignature(bundle, trust) {
   const signed = at > 8 && new TextDecoder().decode(bundle.subarray(at, at + 8)) === 'KYTKSIG1';
   const key = signed ? bundle.subarray(at + 8, at + 40) : null;
   let ok = false;
-  if (signed && keys.includes(b64(key))) {
-    const k = await crypto.subtle.importKey('raw', key, { name: 'Ed25519' }, false, ['verify']);
-    ok = await crypto.subtle.verify({ name: 'Ed25519' }, k, bundle.subarray(at + 40), bundle.subarray(0, at));
-  }
+  if (signed && keys.includes(b64(key))) ok = await verifyEd25519(key, bundle.subarray(at + 40), bundle.subarray(0, at));
   if (!ok) throw problem('server', 'rules signature', { field: 'rules_signature' });
+}
+// Without Ed25519 in WebCrypto (Chrome < 137, Safari < 17) the rules cannot be checked: never used unchecked.
+async function verifyEd25519(key, signature, data) {
+  const unsupported = (e) => problem('unsupported', `Ed25519 in WebCrypto: ${e ? e.message : 'no crypto.subtle'}`);
+  if (!globalThis.crypto || !crypto.subtle) throw unsupported(null);
+  try {
+    const k = await crypto.subtle.importKey('raw', key, { name: 'Ed25519' }, false, ['verify']);
+    return await crypto.subtle.verify({ name: 'Ed25519' }, k, signature, data);
+  } catch (e) {
+    if (e && e.name === 'NotSupportedError') throw unsupported(e);
+    return false;
+  }
 }
 
 // A first-screen download that failed: transient only when the network failed it (fetch's TypeError, also for a
@@ -560,6 +569,7 @@ function fail(e) {
   switch (e.kind) {
     case 'cancelled': return show('card');
     case 'load': return show('error-load');
+    case 'unsupported': return show('error-browser');
     case 'network': return show('error-network');
     case 'server': return serverProblem(e);
     case 'no_reader':

@@ -3,12 +3,9 @@
 // step was refused stays in the module as a message whose Japanese and English texts are asked for apart. Here
 // they become arrays and {ja, en}. Nothing here decides policy.
 
-/**
- * Starts compiling the module (while its bytes still arrive, and while the rules download): call it first.
- * The page fetches the .wasm itself (Emscripten's instantiateWasm hook) so that a failure says what failed: fetch's
- * TypeError when the network failed, an Error naming the HTTP status for an HTTP error (Emscripten's own loader
- * asks again after either and ends both in the same RuntimeError).
- */
+// Starts compiling the module (while its bytes and the rules still arrive): call it first. The page fetches the
+// .wasm itself (Emscripten's instantiateWasm) so that a failure says what failed: fetch's TypeError for the network,
+// an Error naming the status for an HTTP error (Emscripten's loader asks again after either, and ends both alike).
 export function startEngine() {
   let url = '';
   let failed;
@@ -16,16 +13,26 @@ export function startEngine() {
   const ready = globalThis.KyotakuPage({
     locateFile: (file, directory) => (url = directory + file),
     instantiateWasm(imports, receive) {
-      fetch(url, { credentials: 'same-origin' })
-        .then((r) => {
-          if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-          return WebAssembly.instantiateStreaming(r, imports);
-        })
-        .then((result) => receive(result.instance, result.module), failed);
+      instantiate(url, imports).then((result) => receive(result.instance, result.module), failed);
       return {};
     },
   });
   return Promise.race([ready, download]);
+}
+
+// Streaming, else (no instantiateStreaming; a proxy that relabels application/wasm) the whole answer from a copy:
+// no second request, and a network failure is still fetch's TypeError.
+async function instantiate(url, imports) {
+  const response = await fetch(url, { credentials: 'same-origin' });
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  const whole = async (r) => WebAssembly.instantiate(await r.arrayBuffer(), imports);
+  if (typeof WebAssembly.instantiateStreaming !== 'function') return whole(response);
+  const copy = response.clone();
+  try {
+    return await WebAssembly.instantiateStreaming(response, imports);
+  } catch {
+    return whole(copy);  // bytes that do not compile fail there too
+  }
 }
 
 /**

@@ -77,6 +77,14 @@ net::ip::address listen_address(ServeOptions const& o) {
     return address;
 }
 
+// The patients' listener's address (patient_listen): any address, since it is always asked for explicitly.
+net::ip::address patient_listen_address(ServeOptions const& o) {
+    boost::system::error_code ec;
+    auto address = net::ip::make_address(o.patient_host, ec);
+    if (ec) throw Refused("--patient-listen " + o.patient_host + ": アドレスではありません / not an IP address");
+    return address;
+}
+
 // The server's certificate and key and the client CA (--tls-dir), with Mozilla's intermediate profile (ops/tls.hpp):
 // the same loading as --check-config's and SIGHUP's.
 std::unique_ptr<TlsInForce> tls_in_force(std::string const& tls_dir) {
@@ -243,7 +251,7 @@ private:
 // already handed over), and closes once none has begun for `quiet` (at once when none came in the last second); then
 // the requests in flight get the rest of `bound` to finish — each answer closes its connection — and the io_context
 // stops (idle keep-alive connections end with it). Logged when it begins and when it ends, with what was left.
-net::awaitable<void> drain_then_stop(net::io_context& io, tcp::acceptor& acceptor, Drain& drain,
+net::awaitable<void> drain_then_stop(net::io_context& io, std::vector<tcp::acceptor*> acceptors, Drain& drain,
                                      std::chrono::seconds bound) {
     using clock = std::chrono::steady_clock;
     constexpr auto quiet = std::chrono::seconds(1);
@@ -253,11 +261,15 @@ net::awaitable<void> drain_then_stop(net::io_context& io, tcp::acceptor& accepto
     for (;;) {
         auto const now = clock::now();
         auto const last = clock::time_point(clock::duration(drain.last_request.load()));
-        if (acceptor.is_open() && (now - last >= quiet || now >= deadline)) {
-            boost::system::error_code ignored;
-            acceptor.close(ignored);
+        bool open = false;
+        for (tcp::acceptor* acceptor : acceptors) {
+            if (acceptor->is_open() && (now - last >= quiet || now >= deadline)) {
+                boost::system::error_code ignored;
+                acceptor->close(ignored);
+            }
+            open = open || acceptor->is_open();
         }
-        if ((!acceptor.is_open() && drain.in_flight == 0) || now >= deadline) break;
+        if ((!open && drain.in_flight == 0) || now >= deadline) break;
         tick.expires_after(std::chrono::milliseconds(50));
         co_await tick.async_wait(net::use_awaitable);
     }
@@ -347,15 +359,16 @@ void log_events(DeskEvents& events) {
     };
 }
 
-// The listener on ADDRESS:--port (0: a free port the kernel picks), or the refusal naming it.
-void listen_on(tcp::acceptor& acceptor, net::ip::address const& address, ServeOptions const& o) {
-    tcp::endpoint endpoint(address, o.port);
+// The listener on ADDRESS:PORT (0: a free port the kernel picks), or the refusal naming it.
+void listen_on(tcp::acceptor& acceptor, net::ip::address const& address, std::string const& host,
+               unsigned short port) {
+    tcp::endpoint endpoint(address, port);
     boost::system::error_code ec;
     acceptor.open(endpoint.protocol(), ec);
     if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
     if (!ec) acceptor.bind(endpoint, ec);
     if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
-    if (ec) throw Refused(o.host + ":" + std::to_string(o.port) + ": " + ec.message());
+    if (ec) throw Refused(host + ":" + std::to_string(port) + ": " + ec.message());
 }
 
 // How the workbench's proofs run (http/workbench_proofs.hpp), from the options.
@@ -524,10 +537,11 @@ int run(ServeOptions const& o) {
     // the router, the drain, the budgets, all made below — still live.
     struct Loop {
         explicit Loop(int threads)
-            : io(threads), acceptor(io), signals(io, SIGINT, SIGTERM), hangup(io, SIGHUP),
+            : io(threads), acceptor(io), patient_acceptor(io), signals(io, SIGINT, SIGTERM), hangup(io, SIGHUP),
               acceptor_strand(net::make_strand(io)) {}
         net::io_context io;
         tcp::acceptor acceptor;
+        tcp::acceptor patient_acceptor;  // patient_listen's (closed when there is none)
         net::signal_set signals, hangup;
         // A strand holds its state in the io_context's strand service: it must go before the io_context does (a
         // strand outliving loop.reset() locked a freed mutex at exit — the server hung after "drained").
@@ -536,11 +550,25 @@ int run(ServeOptions const& o) {
     auto loop = std::make_unique<Loop>(o.threads);
     net::io_context& io = loop->io;
     tcp::acceptor& acceptor = loop->acceptor;
-    listen_on(acceptor, address, o);
+    listen_on(acceptor, address, o.host, o.port);
     std::string const host_in_url = address.is_v6() ? "[" + o.host + "]" : o.host;
-    service.context.public_url = o.public_url.empty()
-                                     ? "https://" + host_in_url + ":" + std::to_string(acceptor.local_endpoint().port())
-                                     : o.public_url;
+    // The patients' listener (patient_listen): facility URLs and QR codes point to it unless public_url says where.
+    tcp::acceptor& patient_acceptor = loop->patient_acceptor;
+    std::string patient_url;
+    if (o.patient_listener) {
+        auto const patient_address = patient_listen_address(o);
+        listen_on(patient_acceptor, patient_address, o.patient_host, o.patient_port);
+        patient_url = "https://" + (patient_address.is_v6() ? "[" + o.patient_host + "]" : o.patient_host) + ":" +
+                      std::to_string(patient_acceptor.local_endpoint().port());
+    } else if (std::string const warning = patients_on_certificate_listener(o); !warning.empty()) {
+        std::cerr << "kyotaku serve: " << warning << "\n";
+        log_line({{"event", "patients_on_certificate_listener"}, {"listen", o.host + ":" + std::to_string(o.port)}},
+                 "warning");
+    }
+    service.context.public_url =
+        !o.public_url.empty() ? o.public_url
+        : o.patient_listener  ? patient_url
+                              : "https://" + host_in_url + ":" + std::to_string(acceptor.local_endpoint().port());
 
     ConsentPageFiles const pages = page_files(o, rules_web);
 
@@ -563,6 +591,9 @@ int run(ServeOptions const& o) {
     warn_if_spool_disk_low(spool_dir, o.limits.upload_spool);
     SessionShared shared{router, rt,         idempotent, o.limits, spool_dir, drain,
                          hellos, handshakes, uploads,    work,     slow_work};
+    // The patients' listener's connections share everything but their TLS context and what they may reach.
+    SessionShared patient_shared = shared;
+    patient_shared.patients = true;
     rt.more_metrics = [&](std::string& out) {
         connection_metrics(out, *tls, hellos, handshakes, uploads, drain);
         proofs.render_metrics(out);
@@ -600,6 +631,18 @@ int run(ServeOptions const& o) {
                                   start_session(std::move(socket), tls->context(), shared, std::move(slot));
                               }),
                   [](std::exception_ptr) {});
+    if (o.patient_listener) {
+        net::co_spawn(acceptor_strand,
+                      accept_loop(patient_acceptor, max_connections, connections, accept_stats,
+                                  [&](tcp::socket socket, ConnectionCounter::Slot slot) {
+                                      start_session(std::move(socket), tls->patient_context(), patient_shared,
+                                                    std::move(slot));
+                                  }),
+                      [](std::exception_ptr) {});
+        // Before "listening on", the line scripts wait for: once that is printed, both listeners are up.
+        std::cout << "patients on " << patient_url << " (the consent page; no client certificate asked for)"
+                  << std::endl;
+    }
     std::cout << "listening on https://" << host_in_url << ":" << acceptor.local_endpoint().port() << " ("
               << db->backend() << " " << redact_db(o.db) << ")" << std::endl;
     BatchWorker worker(service, rt);
@@ -612,7 +655,10 @@ int run(ServeOptions const& o) {
         drain.stopping = true;
         worker.stop_taking();
         proofs.stop();  // a running proof is killed now and answered 503, not run on through the drain
-        net::co_spawn(acceptor_strand, drain_then_stop(io, acceptor, drain, o.drain), [](std::exception_ptr) {});
+        std::vector<tcp::acceptor*> acceptors{&acceptor};
+        if (o.patient_listener) acceptors.push_back(&patient_acceptor);
+        net::co_spawn(acceptor_strand, drain_then_stop(io, std::move(acceptors), drain, o.drain),
+                      [](std::exception_ptr) {});
     });
     run_io(io, o.threads);
     work.join();  // what the stopped connections had handed over finishes (nothing resumes them)

@@ -1,8 +1,9 @@
 // The composition root of `kyotaku serve` (architecture.md "The server's layers"): the one place that makes every
 // part from the options, wires them together and owns them for the process's lifetime — the database and the key
 // file's secrets, the clock, the desks (Service, hand-offs included), the rules' runtime (SIGHUP reloads, /readyz,
-// /metrics), the consent page's files, the rule workbench's configuration, the router, the TLS context, the listener,
-// the connections' shared state and the batch worker. Nothing below it keeps a process global.
+// /metrics), the consent page's files, the rule workbench's configuration, the router, the TLS contexts, the listener
+// (and the patients' listener, patient_listen), the connections' shared state and the batch worker. Nothing below it
+// keeps a process global.
 #pragma once
 
 #include "ops/config.hpp"

@@ -544,6 +544,13 @@ std::vector<RouteInfo> route_table() {
     return out;
 }
 
+std::vector<RouteInfo> patient_route_table() {
+    std::vector<RouteInfo> out;
+    for (auto const& r : route_table())
+        if (r.access == Access::anyone) out.push_back(r);
+    return out;
+}
+
 char const* access_name(Access a) {
     switch (a) {
         case Access::anyone: return "anyone";
@@ -599,7 +606,7 @@ Router::Router(Service& service, Site site) : service_(service), site_(site) {}
 
 HttpResult Router::handle(Caller const& caller, std::string const& method, std::string const& target,
                           std::string const& content_type, std::string const& body) const {
-    return handle(caller, HttpRequest{method, target, content_type, body, {}, {}, -1});
+    return handle(caller, HttpRequest{method, target, content_type, body, {}, {}, -1, false});
 }
 
 HttpResult failure_result(std::exception_ptr failure) {
@@ -627,6 +634,10 @@ HttpResult Router::handle(Caller const& caller, HttpRequest const& http) const {
     auto answer = [&]() -> HttpResult {
         for (auto const& p : page_routes) {
             if (p.exact ? path != p.prefix : path.rfind(p.prefix, 0) != 0) continue;
+            if (http.patients_only && p.access != Access::anyone) {
+                route = p.label;
+                throw refusal(p.access);
+            }
             if (auto r = p.run(service_, caller, http, path, site_)) {
                 route = p.label;
                 return std::move(*r);
@@ -642,7 +653,8 @@ HttpResult Router::handle(Caller const& caller, HttpRequest const& http) const {
                 allow += (allow.empty() ? "" : ", ") + std::string(r.method);
                 continue;
             }
-            if (!allowed(r.access, caller)) throw refusal(r.access);
+            if ((http.patients_only && r.access != Access::anyone) || !allowed(r.access, caller))
+                throw refusal(r.access);
             check_body(body_of(r.method, r.path), http.method, r.path, request);
             return r.run(service_, caller, request);
         }

@@ -37,6 +37,8 @@ struct RouteInfo {
 };
 // Every (method, path) the server answers; path parameters are written {name}.
 std::vector<RouteInfo> route_table();
+// Those the patients' listener serves (patient_listen): the routes anyone may call.
+std::vector<RouteInfo> patient_route_table();
 
 // One request as the routes see it.
 struct HttpRequest {
@@ -46,6 +48,10 @@ struct HttpRequest {
     std::string body_file;       // set instead of body for spooled uploads (spooled_request)
     PageRequestHeaders page = {};  // Accept-Encoding, If-None-Match: the consent page's files depend on them
     int client_fd = -1;            // the connection's socket, watched by slow work for the client going (-1: none)
+    // From the patients' listener (patient_listen): only the routes anyone may call (Access::anyone: the consent
+    // page, its files, its token routes, /, /healthz, /readyz); any other is refused as to a caller without a
+    // certificate, whoever the caller.
+    bool patients_only = false;
 };
 
 // How the session reads a request's body, decided from its header alone before a byte of the body is read: the

@@ -311,7 +311,8 @@ private:
     // its requests are answered 503, never as if it were nobody.
     net::awaitable<void> identify_caller() {
         SSL* const ssl_handle = stream_.native_handle();
-        if (SSL_get0_peer_certificate(ssl_handle)) {
+        // On the patients' listener nobody has a certificate: none is asked for, and one there would be unverified.
+        if (!shared_.patients && SSL_get0_peer_certificate(ssl_handle)) {
             std::tie(caller_, caller_unknown_) = co_await blocking<std::pair<Caller, bool>>(shared_.work, [&] {
                 try {
                     return std::pair(identify(ssl_handle, service_), false);
@@ -339,7 +340,8 @@ private:
         // invented method would grow the metrics without bound).
         trace.record.method = x.head.get().method() == http::verb::unknown ? std::string("other") : x.method;
         x.who = caller_;
-        if (!x.ec && caller_.kind == Caller::Kind::anonymous && x.head.get().count("X-Kyotaku-Url-Token"))
+        if (!x.ec && !shared_.patients && caller_.kind == Caller::Kind::anonymous &&
+            x.head.get().count("X-Kyotaku-Url-Token"))
             co_await identify_mobile(x);
         trace.record.role = role_of(x.who);
         trace.record.facility = x.who.facility_code;
@@ -584,7 +586,8 @@ private:
                                 x.spool ? x.spool->path : std::string(),
                                 {std::string(req[http::field::accept_encoding]),
                                  std::string(req[http::field::if_none_match])},
-                                int(socket_.socket().native_handle())};
+                                int(socket_.socket().native_handle()),
+                                shared_.patients};
             auto run = [&] { return shared_.router.handle(x.who, request); };
             // The relay's file uploads carry an Idempotency-Key: a repeat gets the first answer, never a second job.
             if (req.count("Idempotency-Key") && idempotent_route(x.method, x.target))

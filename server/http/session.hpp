@@ -54,6 +54,10 @@ struct SessionShared {
     boost::asio::thread_pool& work;
     // The threads of slow work (HttpResult::slow: the workbench's proofs), as many as may run at once.
     boost::asio::thread_pool& slow_work;
+    // The patients' listener (patient_listen): its TLS asks for no client certificate, every caller is nobody (no
+    // certificate, no モバイル端末 session from a URL token) and only the routes anyone may call are served
+    // (HttpRequest::patients_only); everything else is refused as it is to a caller without a certificate.
+    bool patients = false;
 };
 
 // Runs one accepted connection on the socket's executor (a strand of its own: accept_loop) until the client goes or a

@@ -30,6 +30,12 @@ std::vector<Setting> const& serve_settings() {
          "待ち受けるアドレス (ループバックのみ) / loopback address to listen on (default 127.0.0.1)"},
         {T::integer, "port", "--port", "KYOTAKU_PORT",
          "ポート (0 は空いているポート) / port (0: any free port; default 8443)", 0, 65535},
+        {T::text, "patient_listen", "--patient-listen", "KYOTAKU_PATIENT_LISTEN",
+         "患者用の待ち受け ADDRESS:PORT: 同意ページとそのファイル・API だけを、クライアント証明書を求めない TLS で "
+         "(施設URLと QR コードはこちらを指す) / the patients' listener ADDRESS:PORT: only the consent page, its files "
+         "and its token routes, over TLS that asks for no client certificate (no certificate prompt on Android); "
+         "facility URLs and QR codes point to it (default: none, the patients' side is on the main listener)",
+         0, 0, nullptr, true},
         {T::text, "db", "--db", "KYOTAKU_DB",
          "SQLite のファイル、または postgresql:// の接続URL / SQLite file or PostgreSQL URL (default kyotaku.sqlite)",
          0, 0, &ServeOptions::db},
@@ -206,6 +212,18 @@ std::string apply(ServeOptions& o, Setting const& s, std::string const& value) {
         o.host = l->host;
         o.port = l->port;
         o.any_address = true;
+        return {};
+    }
+    if (key == "patient_listen") {
+        o.patient_listener = !value.empty();
+        o.patient_host.clear();
+        o.patient_port = 0;
+        if (value.empty()) return {};
+        std::string error;
+        auto l = parse_listen(value, error);
+        if (!l) return error;
+        o.patient_host = l->host;
+        o.patient_port = l->port;
         return {};
     }
     if (value.empty() && !s.may_be_empty) return "空にはできません / must not be empty";
@@ -468,6 +486,20 @@ std::string redact_secrets(std::string const& text, std::string const& location)
     return out;
 }
 
+std::string patients_on_certificate_listener(ServeOptions const& o) {
+    if (o.patient_listener) return {};
+    boost::system::error_code ec;
+    auto const address = boost::asio::ip::make_address(o.host, ec);
+    if (ec || address.is_loopback()) return {};
+    return "warning: patient_listen が設定されていません。患者さんのスマートフォンは"
+           "クライアント証明書を求める待ち受けで同意ページを開き、Android では証明書を選ぶ画面が出ます。"
+           "実際の運用では patient_listen を設定してください / "
+           "patient_listen is not set: patients open the consent page on " +
+           o.host + ":" + std::to_string(o.port) +
+           ", which asks for client certificates, and Android shows them a certificate prompt; set patient_listen "
+           "for a real deployment (docs/operations.md 2.)";
+}
+
 int check_config(ResolvedConfig const& config) {
     ServeOptions const& o = config.options;
     for (auto const& s : serve_settings()) {
@@ -480,7 +512,17 @@ int check_config(ResolvedConfig const& config) {
         else if (key == "rules") value = rules_path(o);
         else if (key == "tls_dir") value = o.tls_dir;
         else if (key == "threads") value = std::to_string(o.threads);
-        else if (key == "public_url") value = o.public_url.empty() ? "(https://HOST:PORT)" : o.public_url;
+        else if (key == "public_url")
+            value = !o.public_url.empty()  ? o.public_url
+                    : o.patient_listener ? "(https://HOST:PORT of patient_listen)"
+                                         : "(https://HOST:PORT)";
+        else if (key == "patient_listen") {
+            std::string const h = o.patient_host.find(':') != std::string::npos ? "[" + o.patient_host + "]"
+                                                                                  : o.patient_host;
+            value = o.patient_listener ? h + ":" + std::to_string(o.patient_port)
+                                       : "(none: patients are served on the listener that asks for client "
+                                         "certificates)";
+        }
         else if (key == "web_root") value = web_root_path(o).empty() ? "(none)" : web_root_path(o);
         else if (key == "test_clock") value = o.test_clock.empty() ? "(the machine's clock)" : o.test_clock;
         else if (key == "key_file")

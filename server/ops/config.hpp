@@ -20,11 +20,18 @@ struct ServeOptions {
     // A non-loopback address is accepted only when it was asked for explicitly, with `listen` (--listen,
     // KYOTAKU_LISTEN, listen = "…" in the file); --host stays loopback-only.
     bool any_address = false;
+    // The patients' listener (patient_listen = "ADDRESS:PORT", any address: it is always asked for explicitly): the
+    // consent page, its files and its token routes only, over TLS that asks for no client certificate (Android shows
+    // a certificate prompt to anyone a server asks; docs/operations.md 2.). When set, facility URLs and QR codes point
+    // to it (public_url's default). Unset: the patients' side is served on the main listener, as before.
+    bool patient_listener = false;
+    std::string patient_host;
+    unsigned short patient_port = 0;  // 0: any free port (printed on start)
     std::string db = "kyotaku.sqlite";
     std::string rules;    // empty: share/kyotaku/rules beside the binary (installed), else ./rules
     std::string tls_dir = "pki";  // ca.pem, server.pem, server.key (and card-ca.pem)
     int threads = 2;
-    std::string public_url;  // the base of facility URLs; default https://HOST:PORT
+    std::string public_url;  // the base of facility URLs; default https://HOST:PORT (of patient_listen when set)
     std::string web_root;    // the consent page's files (index.html, *.js, *.wasm); default: ../web beside the binary
     std::string test_clock;  // for tests and demos: start the server's clock on this day (and let the operator move it)
     std::vector<std::string> trust;  // public keys (PEM files); --rules must then be a bundle one of them signed
@@ -104,5 +111,9 @@ std::string default_spool_dir(std::string const& db);
 // floor (a refusal, or the rollback rollback_to asks for), the database and its schema (without creating or
 // migrating anything) and the consent page's files. Returns 0 when the server would start.
 int check_config(ResolvedConfig const& config);
+
+// The warning for a server that serves patients from the listener asking for client certificates (no patient_listen)
+// on an address beyond loopback; "" when there is nothing to warn about.
+std::string patients_on_certificate_listener(ServeOptions const& options);
 
 }  // namespace kyotaku::server

@@ -251,6 +251,27 @@ Preflight preflight(ServeOptions const& o, Preflight::Asker asker) {
                                  "/ a non-loopback address needs "
                                  "listen = \"ADDRESS:PORT\" (--listen)");
     });
+    guarded("patient_listen", [&] {
+        if (!o.patient_listener) {
+            if (auto warning = patients_on_certificate_listener(o); !warning.empty()) out.notes.push_back(warning);
+            return;
+        }
+        // Two listeners on one port of one address cannot both bind (an unspecified address covers every other).
+        boost::system::error_code ec;
+        auto const main = boost::asio::ip::make_address(o.host, ec);
+        auto const patients = boost::asio::ip::make_address(o.patient_host, ec);
+        if (!ec && o.port != 0 && o.port == o.patient_port &&
+            (main == patients || main.is_unspecified() || patients.is_unspecified()))
+            out.errors.push_back("patient_listen " + o.patient_host + ":" + std::to_string(o.patient_port) +
+                                 ": listen と同じアドレスとポートです / the same address and port as listen: the "
+                                 "patients' listener needs a port of its own");
+        else
+            out.notes.push_back("patient_listen: " + o.patient_host + ":" + std::to_string(o.patient_port) +
+                                " serves the consent page, its files and its token routes without asking for a client "
+                                "certificate; facility URLs and QR codes begin with " +
+                                (o.public_url.empty() ? std::string("https://HOST:PORT of patient_listen")
+                                                      : o.public_url + " (public_url: make it reach this listener)"));
+    });
     guarded("tls", [&] {
         ServerTls tls = load_server_tls(o.tls_dir);
         if (!tls.ok()) out.errors.push_back("tls: " + tls.error);

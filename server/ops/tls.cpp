@@ -95,16 +95,40 @@ ServerTls load_server_tls(std::string const& dir) {
     // browsers resume on their parallel connections, and without this half of them failed the handshake.
     static unsigned char const session_context[] = "kyotaku serve";
     SSL_CTX_set_session_id_context(ctx, session_context, sizeof session_context - 1);
+    // The patients' listener (patient_listen): the same certificate, key and profile, and no CertificateRequest at
+    // all (SSL_VERIFY_NONE: no client certificate is asked for, so Android never shows its certificate prompt). Its
+    // sessions and tickets are its own context's (other ticket keys, another session context): none resumes on the
+    // other listener.
+    auto patients = std::make_shared<ssl::context>(ssl::context::tls_server);
+    SSL_CTX* pctx = patients->native_handle();
+    SSL_CTX_set_min_proto_version(pctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(pctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_set_cipher_list(pctx, tls12_ciphers) != 1 || SSL_CTX_set1_groups_list(pctx, tls_groups) != 1 ||
+        SSL_CTX_use_certificate_chain_file(pctx, cert.c_str()) != 1 ||
+        SSL_CTX_use_PrivateKey_file(pctx, key.c_str(), SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(pctx) != 1)
+        return out.error = cert + ": 患者用の TLS を作れません / cannot make the patients' TLS context" +
+                           openssl_reason(),
+               out;
+    SSL_CTX_set_verify(pctx, SSL_VERIFY_NONE, nullptr);
+    static unsigned char const patient_session_context[] = "kyotaku serve patients";
+    SSL_CTX_set_session_id_context(pctx, patient_session_context, sizeof patient_session_context - 1);
     out.context = std::move(context);
+    out.patient_context = std::move(patients);
     return out;
 }
 
 TlsInForce::TlsInForce(std::string tls_dir, ServerTls first)
-    : dir_(std::move(tls_dir)), context_(std::move(first.context)), certificates_(std::move(first.certificates)) {}
+    : dir_(std::move(tls_dir)), context_(std::move(first.context)),
+      patient_context_(std::move(first.patient_context)), certificates_(std::move(first.certificates)) {}
 
 std::shared_ptr<ssl::context> TlsInForce::context() const {
     std::lock_guard lock(mutex_);
     return context_;
+}
+
+std::shared_ptr<ssl::context> TlsInForce::patient_context() const {
+    std::lock_guard lock(mutex_);
+    return patient_context_;
 }
 
 std::vector<CertificateExpiry> TlsInForce::certificates() const {
@@ -120,6 +144,7 @@ std::string TlsInForce::reload() {
     }
     std::lock_guard lock(mutex_);
     context_ = std::move(fresh.context);
+    patient_context_ = std::move(fresh.patient_context);
     certificates_ = std::move(fresh.certificates);
     ++reloads_ok;
     return {};

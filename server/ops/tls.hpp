@@ -35,6 +35,9 @@ struct CertificateExpiry {
 
 struct ServerTls {
     std::shared_ptr<boost::asio::ssl::context> context;  // null when refused
+    // The patients' listener's (patient_listen): the same certificate and key, and no client certificate asked for
+    // (its handshake carries no CertificateRequest).
+    std::shared_ptr<boost::asio::ssl::context> patient_context;
     std::string error;                                    // the refusal, naming the file
     std::vector<CertificateExpiry> certificates;          // the server's certificate, then each CA certificate
     std::vector<std::string> notes;                       // what --check-config prints (subject, expiring soon)
@@ -51,6 +54,7 @@ class TlsInForce {
 public:
     TlsInForce(std::string tls_dir, ServerTls first);
     std::shared_ptr<boost::asio::ssl::context> context() const;
+    std::shared_ptr<boost::asio::ssl::context> patient_context() const;  // ServerTls::patient_context
     std::vector<CertificateExpiry> certificates() const;
     // Loads the folder again; on success the new files serve every later connection. Returns the error ("" on success).
     std::string reload();
@@ -59,7 +63,7 @@ public:
 private:
     std::string dir_;
     mutable std::mutex mutex_;
-    std::shared_ptr<boost::asio::ssl::context> context_;
+    std::shared_ptr<boost::asio::ssl::context> context_, patient_context_;
     std::vector<CertificateExpiry> certificates_;
 };
 

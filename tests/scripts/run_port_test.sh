@@ -19,7 +19,7 @@ holder=$COPROC_PID
 trap 'kill $holder 2> /dev/null || true' EXIT
 read -r -t 60 port <&"${COPROC[0]}" || fail "no port from the listener"
 
-for setting in PORT BRIDGE_PORT; do
+for setting in PORT PATIENT_PORT BRIDGE_PORT; do
   status=0
   env "$setting=$port" DATA="$scratch/run" timeout 60 "$src/scripts/run" > "$scratch/out" 2> "$scratch/err" || status=$?
   [ "$status" -eq 2 ] || fail "$setting taken: exit status $status, expected 2; stderr: $(cat "$scratch/err")"
@@ -28,4 +28,4 @@ for setting in PORT BRIDGE_PORT; do
   [ ! -e "$scratch/run" ] || fail "$setting: scripts/run went on after the check (it made $scratch/run)"
   grep -q "setup\|ninja\|cmake" "$scratch/out" && fail "$setting: scripts/run started building: $(cat "$scratch/out")"
 done
-echo "ok - scripts/run names the program that holds its port (PORT and BRIDGE_PORT) and exits before building"
+echo "ok - scripts/run names the program that holds its port (PORT, PATIENT_PORT and BRIDGE_PORT) and exits before building"

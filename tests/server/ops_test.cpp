@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -166,6 +167,55 @@ TEST(Config, ListenIsTheExplicitWayBeyondLoopback) {
                             "localhost:80", "::1:80", "[::1]80", ":80", "127.0.0.1:0080000"})
         EXPECT_FALSE(parse_listen(bad, error)) << bad;
     EXPECT_TRUE(parse_listen("127.0.0.1:0", error));
+}
+
+// patient_listen (the patients' listener, no CertificateRequest) is a setting like the others: file, variable, flag;
+// empty is none; a bad address is refused naming where; a server beyond loopback without it is warned about.
+TEST(Config, PatientListenIsASettingLikeTheOthers) {
+    TempDir t;
+    std::string file = t.write("k.toml", "[serve]\nlisten = \"0.0.0.0:8443\"\npatient_listen = \"0.0.0.0:443\"\n");
+    auto c = resolve_serve_config(sources(file, {}));
+    ASSERT_TRUE(c.ok()) << joined(c.errors);
+    EXPECT_TRUE(c.options.patient_listener);
+    EXPECT_EQ(c.options.patient_host, "0.0.0.0");
+    EXPECT_EQ(c.options.patient_port, 443);
+    EXPECT_EQ(c.origin["patient_listen"], file + ":3:18");
+    EXPECT_EQ(patients_on_certificate_listener(c.options), "");
+    auto env = resolve_serve_config(sources(file, {{"KYOTAKU_PATIENT_LISTEN", "[::1]:0"}}));
+    ASSERT_TRUE(env.ok()) << joined(env.errors);
+    EXPECT_EQ(env.options.patient_host, "::1");
+    EXPECT_EQ(env.options.patient_port, 0);
+    EXPECT_EQ(env.origin["patient_listen"], "KYOTAKU_PATIENT_LISTEN");
+    // The flag, empty: none, over the file's.
+    auto off = resolve_serve_config(sources(file, {}, {{"patient_listen", ""}}));
+    ASSERT_TRUE(off.ok()) << joined(off.errors);
+    EXPECT_FALSE(off.options.patient_listener);
+    EXPECT_EQ(off.origin["patient_listen"], "--patient-listen");
+    // Beyond loopback without it: the warning names the listener and the setting.
+    std::string const warning = patients_on_certificate_listener(off.options);
+    EXPECT_NE(warning.find("patient_listen is not set"), std::string::npos) << warning;
+    EXPECT_NE(warning.find("0.0.0.0:8443"), std::string::npos) << warning;
+    // On loopback (the demo, the tests) nothing to warn about.
+    EXPECT_EQ(patients_on_certificate_listener(resolve_serve_config(sources("", {})).options), "");
+    for (std::string const bad : {"localhost:443", "127.0.0.1", "127.0.0.1:70000"}) {
+        auto r = resolve_serve_config(sources("", {{"KYOTAKU_PATIENT_LISTEN", bad}}));
+        ASSERT_FALSE(r.ok()) << bad;
+        EXPECT_NE(joined(r.errors).find("KYOTAKU_PATIENT_LISTEN: patient_listen: "), std::string::npos)
+            << joined(r.errors);
+    }
+    // The same address and port as listen cannot both bind: refused before start (an unspecified address covers all).
+    for (auto const& [listen, patients] : {std::pair("127.0.0.1:9443", "127.0.0.1:9443"),
+                                           std::pair("0.0.0.0:9443", "127.0.0.1:9443")}) {
+        auto same = resolve_serve_config(sources("", {}, {{"listen", listen}, {"patient_listen", patients}}));
+        ASSERT_TRUE(same.ok()) << joined(same.errors);
+        std::string const errors = joined(preflight(same.options).errors);
+        EXPECT_NE(errors.find("patient_listen " + std::string(patients).substr(0, std::string(patients).find(':'))),
+                  std::string::npos)
+            << errors;
+    }
+    auto apart =
+        resolve_serve_config(sources("", {}, {{"listen", "127.0.0.1:9443"}, {"patient_listen", "127.0.0.2:9443"}}));
+    EXPECT_EQ(joined(preflight(apart.options).errors).find("patient_listen"), std::string::npos);
 }
 
 TEST(Config, PasswordsNeverPrinted) {
@@ -466,6 +516,48 @@ TEST(Routes, ThePatternNotThePathIsWhatLogsSee) {
     EXPECT_EQ(router.handle(nobody, "GET", "/no/such/thing", "", "").route, "");
     EXPECT_EQ(router.handle(nobody, "GET", "/metrics", "", "").status, 403);  // not for anyone
     EXPECT_EQ(router.handle(nobody, "GET", "/readyz", "", "").status, 503);   // no runtime: not serving
+}
+
+// The patients' listener serves only what anyone may call: a route that needs a certificate is refused there whoever
+// calls (even the operator), as it is to a caller without one; the consent page's routes are served.
+TEST(Routes, ThePatientsListenerServesOnlyWhatAnyoneMayCall) {
+    auto db = open_sqlite(":memory:");
+    migrate(*db);
+    auto c = compile_directory(KYOTAKU_SOURCE_DIR "/rules");
+    TestClock clock{*Date::from_ymd(2024, 7, 31)};
+    Service service(*db, c.program, clock);
+    Router const router(service);
+    Caller admin;
+    admin.kind = Caller::Kind::admin;
+    admin.subject = "kyotaku-admin";
+    auto on = [&](bool patients, Caller const& who, std::string const& method, std::string const& target,
+                  std::string const& body = "") {
+        HttpRequest r{method, target, body.empty() ? "" : "application/json", body, {}, {}, -1, patients};
+        return router.handle(who, r);
+    };
+    std::string const facility = R"({"code":"0110113719","name":"A","kind":"医科"})";
+    EXPECT_EQ(on(true, admin, "POST", "/api/v1/admin/facilities", facility).status, 403);
+    EXPECT_EQ(on(true, admin, "GET", "/metrics").status, 403);
+    EXPECT_EQ(on(true, admin, "GET", "/admin/workbench/").status, 403);
+    EXPECT_EQ(on(true, admin, "GET", "/api/v1/admin/consents?facility_code=0110113719").status, 403);
+    // The main listener, the same caller: served (the refusal above is the listener's, not the caller's).
+    EXPECT_EQ(on(false, admin, "POST", "/api/v1/admin/facilities", facility).status, 201);
+    // What the patients' browser needs is served there.
+    EXPECT_EQ(on(true, Caller{}, "GET", "/healthz").status, 200);
+    EXPECT_EQ(on(true, Caller{}, "GET", "/api/v1/consent/page?token=nothing").status, 404);  // an unusable token
+    EXPECT_EQ(on(true, Caller{}, "GET", "/api/v1/consent/page?token=nothing").route, "/api/v1/consent/page");
+    EXPECT_EQ(on(true, Caller{}, "GET", "/c/nothing").route, "/c/{token}");
+    // Its route table: the routes anyone may call, the consent page's among them, and nothing else.
+    std::vector<std::string> paths;
+    for (auto const& r : patient_route_table()) {
+        EXPECT_EQ(r.access, Access::anyone) << r.path;
+        EXPECT_FALSE(r.discloses) << r.path;
+        paths.push_back(r.method + " " + r.path);
+    }
+    for (char const* needed : {"GET /c/{token}", "GET /web/{file}", "GET /api/v1/consent/page",
+                               "POST /api/v1/consent/challenge", "POST /api/v1/consent/register",
+                               "POST /api/v1/consent/handoff", "POST /api/v1/consent/handoff/claim"})
+        EXPECT_NE(std::find(paths.begin(), paths.end(), needed), paths.end()) << needed;
 }
 
 TEST(Idempotency, TheSameKeyGetsTheFirstAnswerAndNothingIsDoneTwice) {

@@ -34,22 +34,25 @@ export const LATIN_ALLOWED = new Set(['USB', 'IC', 'NFC', 'QR', 'Web']);
 const PATIENT_FORBIDDEN = /端末|二次元コード|RC-S380|kyotaku|bridge/;
 
 // Starts `kyotaku serve ARGS` (its standard output piped) and waits for its "listening on" line: the one way the
-// Node tests wait until a server listens (scripts/lib/serve.sh is the shell's). → { server, ready, log() }: ready
-// the server's https URL and log() what it wrote to standard error; `ready` rejects when the server ends first.
+// Node tests wait until a server listens (scripts/lib/serve.sh is the shell's). → { server, ready, patients(),
+// log() }: ready the server's https URL, patients() the patients' listener's (patient_listen; printed before
+// "listening on", so known once ready resolves; null without one) and log() what it wrote to standard error;
+// `ready` rejects when the server ends first.
 export function startServer(kyotaku, args) {
   const server = spawn(kyotaku, ['serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
+  let text = '';
   server.stderr.on('data', (d) => { log += d; });
   const ready = new Promise((ok, fail) => {
-    let text = '';
     server.stdout.on('data', (d) => {
       text += d;
-      const m = text.match(/listening on (https:\/\/127\.0\.0\.1:\d+)/);
+      const m = text.match(/^listening on (https:\/\/127\.0\.0\.1:\d+)/m);
       if (m) ok(m[1]);
     });
     server.on('exit', (c) => fail(new Error(`kyotaku serve exited (${c}): ${log}`)));
   });
-  return { server, ready, log: () => log };
+  const patients = () => (text.match(/^patients on (https:\/\/127\.0\.0\.1:\d+)/m) || [])[1] || null;
+  return { server, ready, patients, log: () => log };
 }
 
 // Debian's Chromium (headless, playwright-core) that trusts the test server's certificate (PKI folder `pki`, from
@@ -75,15 +78,20 @@ export async function startHarness({ kyotaku, bridgeBinary, wasmDir, src, out })
   execFileSync(join(src, 'scripts/make-test-pki'), [pki, MEDICAL, NURSE, CLOSED, DENTAL], { env: { ...process.env, CARDS: '3' } });
 
   // ---- the server ------------------------------------------------------------------------------------------
-  const started = startServer(kyotaku,
-    ['--tls-dir', pki, '--db', join(work, 'kyotaku.sqlite'), '--rules', join(src, 'rules'), '--port', '0']);
+  // As deployed (docs/operations.md 2.): the patients' side on a listener of its own whose TLS asks for no client
+  // certificate (patient_listen). `base` is its origin — the facility URLs, the page's files and API calls, the
+  // bridge's allowed origin — and `api` the main listener's, where office terminals call with certificates.
+  const started = startServer(kyotaku, ['--tls-dir', pki, '--db', join(work, 'kyotaku.sqlite'), '--rules', join(src, 'rules'),
+    '--port', '0', '--patient-listen', '127.0.0.1:0']);
   const { server } = started;
-  const base = await started.ready;
+  const api = await started.ready;
+  const base = started.patients();
+  assert.ok(base && base !== api, `the patients' listener: ${base}, the main one: ${api}`);
   const tls = (who) => ({ ca: readFileSync(join(pki, 'ca.pem')), cert: readFileSync(join(pki, `${who}.pem`)), key: readFileSync(join(pki, `${who}.key`)) });
   // A call with a client certificate (`who`: admin, facility-CODE, facility-CODE-manager), or none (`who` null).
   function call(who, method, path, body) {
     return new Promise((ok, fail) => {
-      const req = https.request(base + path, { method, ...(who ? tls(who) : { ca: readFileSync(join(pki, 'ca.pem')) }), headers: { 'Content-Type': 'application/json' } }, (res) => {
+      const req = https.request((who ? api : base) + path, { method, ...(who ? tls(who) : { ca: readFileSync(join(pki, 'ca.pem')) }), headers: { 'Content-Type': 'application/json' } }, (res) => {
         let data = '';
         res.on('data', (d) => { data += d; });
         res.on('end', () => ok({ status: res.statusCode, body: data ? JSON.parse(data) : null, bytes: Buffer.byteLength(data) }));
@@ -103,7 +111,12 @@ export async function startHarness({ kyotaku, bridgeBinary, wasmDir, src, out })
     birthdate: '1940-05-01', name: '在宅 花子', burden_ratio: '010', valid_from: '2020-04-01' })).body.person_key;
   for (const n of [1, 2]) // card 3 stays unknown to the server: its registration is refused
     assert.equal((await call('admin', 'POST', '/api/v1/admin/cards', { person_key: person, certificate: readFileSync(join(pki, `card-${n}.pem`), 'utf8') })).status, 201);
-  const urlOf = async (code) => (await call(`facility-${code}`, 'GET', '/api/v1/url')).body.url;
+  // The facility URL: on the patients' listener (public_url's default with patient_listen).
+  const urlOf = async (code) => {
+    const url = (await call(`facility-${code}`, 'GET', '/api/v1/url')).body.url;
+    assert.equal(new URL(url).origin, base, 'the facility URL points to the patients\' listener');
+    return url;
+  };
   const consents = async (code) => { const b = (await call('admin', 'GET', `/api/v1/admin/consents?facility_code=${code}`)).body; return b.consents || b; };
 
   // A GET with the test CA (no client certificate): status, headers and the bytes of the answer on the wire.
@@ -141,7 +154,7 @@ export async function startHarness({ kyotaku, bridgeBinary, wasmDir, src, out })
   };
   const axeSource = readFileSync(join(src, 'node_modules/axe-core/axe.min.js'), 'utf8');
   const der64 = (n) => new crypto.X509Certificate(readFileSync(join(pki, `card-${n}.pem`))).raw.toString('base64');
-  const h = { base, pki, work, shots, serverLog: started.log, call, urlOf, consents, httpGet, startBridge, browser, current: null };
+  const h = { base, api, pki, work, shots, serverLog: started.log, call, urlOf, consents, httpGet, startBridge, browser, current: null };
 
   // A page with the virtual card `card` in a fake RC-S380 on navigator.usb ('granted': already granted to the
   // page, as after an earlier visit). usb false: no WebUSB at all (an iPhone); 'silent': a WebUSB whose device chooser never answers; 'empty': a WebUSB with no device (Android with

@@ -8,7 +8,8 @@
 // iPhone), large text on every screen and the words patients see: phone_test.mjs.
 // Screenshots of each screen go to OUT/screenshots.
 // Usage: node page_test.mjs KYOTAKU KYOTAKU_BRIDGE WASM_DIR SOURCE_DIR OUT
-import { resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
 import { startHarness, MEDICAL, NURSE, CLOSED, PHONE, TABLET } from './harness.mjs';
 
@@ -375,6 +376,40 @@ await h.run(async () => {
     await visible(page, 'error-load');
     assert.equal(asked, 1, 'the WebAssembly was asked for once');
     await context.close();
+  });
+
+  // A proxy or a carrier's optimiser that relabels the WebAssembly (streaming compilation refuses any type but
+  // application/wasm, with a TypeError like the network's), and a browser without instantiateStreaming: the page
+  // compiles the whole answer instead, as Emscripten's own loader does, and asks for it once.
+  await test('the WebAssembly served with a wrong type, or no instantiateStreaming: the first screen all the same', async () => {
+    const { page, context } = await open(medicalUrl, { usb: false });
+    await visible(page, 'visit-kind');
+    await context.addInitScript(() => {
+      window.errorShown = false;
+      new MutationObserver(() => {
+        if (document.querySelector('.screen.error:not([hidden])')) window.errorShown = true;
+      }).observe(document, { attributes: true, subtree: true, attributeFilter: ['hidden'] });
+    });
+    let asked = 0;
+    const bytes = readFileSync(join(wasmDir, 'kyotaku-page.wasm'));  // what the server serves under its hashed name
+    await page.route('**/kyotaku-page.*.wasm', (route) => {
+      asked += 1;
+      return route.fulfill({ status: 200, body: bytes, contentType: 'application/octet-stream' });
+    });
+    await page.reload();
+    await visible(page, 'visit-kind');
+    assert.equal(asked, 1, 'the WebAssembly was asked for once');
+    assert.equal(await page.evaluate(() => window.errorShown), false, 'no error screen was shown');
+    await tickAndNext(page, 'form-visit-kind', ['訪問診療']);
+    await visible(page, 'items');  // the engine answers
+    await context.close();
+
+    const plain = await open(medicalUrl, { usb: false, beforeGoto: (p) => p.addInitScript(() => { delete WebAssembly.instantiateStreaming; }) });
+    await visible(plain.page, 'visit-kind');
+    assert.equal(await plain.page.evaluate(() => typeof WebAssembly.instantiateStreaming), 'undefined');
+    await tickAndNext(plain.page, 'form-visit-kind', ['訪問診療']);
+    await visible(plain.page, 'items');
+    await plain.context.close();
   });
 
   // trust.json is part of the rules' check: without it (the network, twice) the page shows the first screen's

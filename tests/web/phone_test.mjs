@@ -355,7 +355,7 @@ await h.run(async () => {
     // The other screens, as they are laid out (their texts are the page's own).
     await cdp.send('Animation.enable');
     await cdp.send('Animation.setPlaybackRate', { playbackRate: 100 });
-    for (const id of ['pin', 'handoff-claim', 'done', 'unavailable', 'loading', 'error-load', 'error-no-reader', 'error-card', 'error-reader',
+    for (const id of ['pin', 'handoff-claim', 'done', 'unavailable', 'loading', 'error-load', 'error-browser', 'error-no-reader', 'error-card', 'error-reader',
       'error-bridge', 'error-wrong-pin', 'error-locked', 'error-network', 'error-server', 'fallback']) {
       await page.evaluate((target) => {
         for (const s of document.querySelectorAll('.screen')) s.hidden = s.id !== `screen-${target}`;

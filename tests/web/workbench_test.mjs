@@ -415,6 +415,40 @@ try {
       await context.close();
     }
   });
+
+  // A browser without Ed25519 in WebCrypto (Chrome before 137, Safari before 17: a phone no longer updated). The
+  // check is never skipped: the rules are not used, and the patient reads why and what to do instead, in Japanese.
+  await test('a browser without Ed25519 in WebCrypto: the rules are not used; its own screen says to use another device', async () => {
+    const context = await browser.newContext({ locale: 'ja-JP', viewport: { width: 360, height: 740 } });
+    await context.addInitScript(() => {
+      const refuse = (name, at) => {
+        const real = SubtleCrypto.prototype[name];
+        SubtleCrypto.prototype[name] = function (...args) {
+          const algorithm = args[at];
+          if (/^ed25519$/i.test(typeof algorithm === 'string' ? algorithm : (algorithm && algorithm.name) || '')) {
+            return Promise.reject(new DOMException('Algorithm: Unrecognized name', 'NotSupportedError'));
+          }
+          return real.apply(this, args);
+        };
+      };
+      refuse('importKey', 2);
+      refuse('verify', 0);
+      refuse('generateKey', 0);
+    });
+    const page = await context.newPage();
+    watch(page);
+    await page.goto(url);
+    await page.waitForSelector('#screen-error-browser:not([hidden])', { timeout: 15000 });
+    const text = await page.textContent('#screen-error-browser');
+    assert.match(text, /このブラウザでは続けられません/);
+    assert.match(text, /ほかのスマートフォンやパソコン、または職員の機器で、このページを開いてください/);
+    assert.doesNotMatch(text, /[A-Za-z]|端末/, 'Japanese only, in words a patient knows');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'h-browser', 'the heading has the focus');
+    assert.equal(await page.locator('#screen-error-browser button:visible').count(), 0, 'no もう一度試す that cannot succeed');
+    assert.equal(await page.isVisible('#screen-visit-kind'), false, 'the rules were not used unchecked');
+    await page.screenshot({ path: join(shots, '04-consent-no-ed25519.png'), fullPage: true });
+    await context.close();
+  });
 } finally {
   await browser.close();
   for (const s of servers) s.kill();
