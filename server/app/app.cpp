@@ -186,7 +186,7 @@ public:
     }
     // Takes no new chunk from now on (the one under way is finished); SIGTERM's drain asks this first.
     void stop_taking() {
-        service_.batch.stopping = true;  // (nor is one leased ahead)
+        service_.batch.stop();  // (nor is one leased ahead; a wait for interactive requests ends)
         {
             std::lock_guard lock(idle_mutex_);
             stopping_ = true;
@@ -528,6 +528,7 @@ int run(ServeOptions const& o) {
     service.context.test_clock = moved_clock.get();
     service.context.secrets = secrets;
     service.handoffs().max_open_per_client = o.handoffs_per_client;
+    service.batch.batch_share = o.batch_share;
     // The card CA: optional (card consent is refused without it); the systemd unit hands a placeholder without a
     // certificate when the file is missing, which counts as missing.
     if (std::string const card_ca = (fs::path(o.tls_dir) / "card-ca.pem").string(); loads_as_ca_file(card_ca))

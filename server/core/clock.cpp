@@ -9,6 +9,11 @@ namespace {
 constexpr auto jst_offset = std::chrono::hours(9);
 }
 
+SteadyPaceClock& SteadyPaceClock::instance() {
+    static SteadyPaceClock clock;
+    return clock;
+}
+
 std::string iso_timestamp(std::chrono::system_clock::time_point t) {
     auto const secs = std::chrono::time_point_cast<std::chrono::seconds>(t);
     auto const us = std::chrono::duration_cast<std::chrono::microseconds>(t - secs).count();

@@ -51,4 +51,19 @@ private:
 
 std::string iso_timestamp(std::chrono::system_clock::time_point t);
 
+// A monotonic clock for pacing work (the batch worker giving way to interactive requests: usecases/request_gate.hpp),
+// injected, so that tests move it by hand instead of waiting.
+class PaceClock {
+public:
+    virtual ~PaceClock() = default;
+    virtual std::chrono::steady_clock::time_point now() const = 0;
+};
+
+// The machine's monotonic clock.
+class SteadyPaceClock final : public PaceClock {
+public:
+    std::chrono::steady_clock::time_point now() const override { return std::chrono::steady_clock::now(); }
+    static SteadyPaceClock& instance();
+};
+
 }  // namespace kyotaku::server

@@ -116,6 +116,11 @@ std::vector<Setting> const& serve_settings() {
          "balancer in "
          "passthrough, where every client has the balancer's address)",
          0, 1000},
+        {T::integer, "batch_share", "--batch-share", "KYOTAKU_BATCH_SHARE",
+         "対話の要求が続く間、一括照会が使う時間の割合 (%、残りは要求に譲る。100: 譲らない) / the share (percent) of "
+         "the batch worker's time it keeps while interactive requests keep coming; it gives way for the rest "
+         "(default 25; 100: it never gives way)",
+         1, 100},
         {T::integer, "prove_at_once", "--prove-at-once", "KYOTAKU_PROVE_AT_ONCE",
          "ルールの作業台の証明 (kyotaku prove) を同時にいくつまで実行するか (0: 実行しない) / the rule workbench's "
          "proofs (kyotaku prove "
@@ -194,6 +199,7 @@ std::string apply(ServeOptions& o, Setting const& s, std::string const& value) {
         if (key == "rollback_to") o.rollback_to = std::uint64_t(n);
         if (key == "drain_seconds") o.drain = std::chrono::seconds(n);
         if (key == "handoffs_per_client") o.handoffs_per_client = int(n);
+        if (key == "batch_share") o.batch_share = int(n);
         if (key == "prove_at_once") o.prove_at_once = int(n);
         if (key == "prove_seconds") o.prove_seconds = int(n);
         if (key == "prove_memory_mb") o.prove_memory_mb = int(n);
@@ -532,6 +538,7 @@ int check_config(ResolvedConfig const& config) {
             value = o.rollback_to ? std::to_string(o.rollback_to) : "(none: older releases are refused)";
         else if (key == "drain_seconds") value = std::to_string(o.drain.count());
         else if (key == "handoffs_per_client") value = std::to_string(o.handoffs_per_client);
+        else if (key == "batch_share") value = std::to_string(o.batch_share);
         else if (key == "prove_at_once") value = std::to_string(o.prove_at_once);
         else if (key == "prove_seconds") value = std::to_string(o.prove_seconds);
         else if (key == "prove_memory_mb") value = std::to_string(o.prove_memory_mb);

@@ -46,6 +46,9 @@ struct ServeOptions {
     // Open consent-page hand-offs per client (network address) and facility (usecases/handoff.hpp); 0: no per-client
     // budget — behind a TCP balancer that passes connections through, every client has the balancer's address.
     int handoffs_per_client = 5;
+    // Interactive first: while interactive requests keep coming, the batch worker keeps at least this share (percent)
+    // of its time and gives way for the rest (usecases/batch.hpp, BatchDesk::batch_share); 100: it never gives way.
+    int batch_share = 25;
     // The rule workbench's proofs (http/workbench_proofs.hpp): how many at once (0: none), each one's wall-clock and
     // CPU-time limit, its address space, and the kyotaku command that proves (empty: the server's own executable).
     int prove_at_once = 1;

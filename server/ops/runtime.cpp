@@ -342,6 +342,10 @@ std::string Runtime::metrics_text() {
         out, "kyotaku_batch_worker_retries_total", "counter",
         "Chunks this server's worker tries again after a transient database fault (a lost connection, a failover).");
     metric_sample(out, "kyotaku_batch_worker_retries_total", {}, double(service_.batch.retries.load()));
+    metric_header(out, "kyotaku_batch_worker_gave_way_seconds_total", "counter",
+                  "Time this server's batch worker waited between chunks for interactive requests (batch_share).");
+    metric_sample(out, "kyotaku_batch_worker_gave_way_seconds_total", {},
+                  double(service_.batch.gave_way_us.load()) / 1e6);
     metric_header(out, "kyotaku_batch_jobs_failed_total", "counter",
                   "Jobs this server's worker gave up on a permanent error (異常終了).");
     metric_sample(out, "kyotaku_batch_jobs_failed_total", {}, double(service_.batch.jobs_failed.load()));

@@ -268,9 +268,14 @@ int BatchDesk::process(int max_rows) {
     // Lease a chunk (a short write transaction) of the job of the facility served least recently (its newest
     // served_at), then the oldest, so that jobs of different facilities take turns: a chunk whose lease is free or
     // expired (its server died), else the next `max_rows` rows no chunk holds yet.
+    if (!give_way()) return 0;  // (told to stop while it gave way: no chunk is taken)
+    auto const began = x_.gate.clock().now();
+    std::uint64_t const since = x_.gate.entered();
+    last_chunk_.reset();
     try {
         int const answered = process_chunk(max_rows);
         pause_ = std::chrono::milliseconds(0);
+        if (answered > 0) last_chunk_ = Paced{began, x_.gate.clock().now(), since};
         return answered;
     } catch (TransientDatabaseError const& e) {
         // The database is away for a moment (a lost connection, a failover, a lost race): not the rows' fault nor the
@@ -279,6 +284,26 @@ int BatchDesk::process(int max_rows) {
         wait_out(current_job_, current_facility_, e.what());
         return 0;
     }
+}
+
+bool BatchDesk::give_way() {
+    if (!last_chunk_ || batch_share >= 100 || stopping) return true;
+    auto const took = last_chunk_->ended - last_chunk_->began;
+    auto const longest = std::min<std::chrono::steady_clock::duration>(
+        max_give_way, took * (100 - std::max(batch_share, 1)) / std::max(batch_share, 1));
+    auto const from = x_.gate.clock().now();
+    if (x_.gate.give_way(last_chunk_->since, last_chunk_->ended + longest, stopping)) {
+        ++gave_way;
+        gave_way_us += std::uint64_t(
+            std::chrono::duration_cast<std::chrono::microseconds>(x_.gate.clock().now() - from).count());
+        return !stopping;
+    }
+    return true;
+}
+
+void BatchDesk::stop() {
+    stopping = true;
+    x_.gate.wake();
 }
 
 void BatchDesk::wait_out(std::string const& reception, std::string const& facility, std::string const& why) {

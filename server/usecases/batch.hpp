@@ -86,6 +86,18 @@ public:
     bool overlap = false;
     // Set (from any thread) when the worker stops taking chunks: no chunk is leased ahead from then on.
     std::atomic<bool> stopping{false};
+    // Sets `stopping` and ends a wait of give_way (kyotaku serve's worker, stopping).
+    void stop();
+    // Interactive first (usecases/request_gate.hpp): before each chunk, when interactive requests came while the last
+    // one was answered, process() gives way to them for as long as they keep coming, up to (100 - batch_share) /
+    // batch_share times the time the last chunk took and never longer than max_give_way: under interactive load the
+    // batch keeps at least batch_share percent of the worker's time (and always progresses); with no interactive
+    // request it never waits. 100: never gives way. kyotaku serve's `batch_share` setting. A worker told to stop
+    // (stop()) while it gives way takes no chunk: process() returns 0 at once.
+    int batch_share = 25;
+    std::chrono::milliseconds max_give_way{50};
+    // How many times, and for how long in all, process() gave way (for /metrics).
+    std::atomic<std::uint64_t> gave_way{0}, gave_way_us{0};
     // Lets go of the chunk leases this worker holds and has not answered (a stopping server's: another server takes
     // the chunks at once instead of after the lease expires). Returns how many.
     int release_leases();
@@ -120,6 +132,13 @@ private:
     Context& x_;
     std::string worker_;  // this instance's lease owner id
     std::chrono::milliseconds pause_{0};
+    bool give_way();  // false: told to stop while it gave way
+    // The last chunk answered: when it began and ended (the gate's clock), and the requests entered when it began.
+    struct Paced {
+        std::chrono::steady_clock::time_point began, ended;
+        std::uint64_t since = 0;
+    };
+    std::optional<Paced> last_chunk_;
     std::future<std::unique_ptr<Decided>> ahead_;  // the next chunk, answered while this one is written (overlap)
 };
 

@@ -1,9 +1,19 @@
-// Interactive requests go before the batch worker, by construction: the worker commits a chunk only once every
-// interactive request that was in flight when it got ready has finished. Requests that arrive later do not hold
-// it up (so the batch always progresses), and no request ever waits behind more than the one chunk write that
-// may already be running. No timing is involved.
+// Interactive requests go before the batch worker (a person at a patient's home waits on a re-inquiry; a batch is
+// background work), in two ways:
+// - Before the worker commits a chunk, it waits until every interactive request that was in flight when the chunk got
+//   ready has finished (drain). Requests that arrive later do not hold it up, and no request ever waits behind more
+//   than the one chunk write that may already be running. No timing is involved.
+// - Between chunks, while interactive requests keep coming, the worker gives way (give_way): it waits until none has
+//   been in flight for a quiet moment, or until a deadline the worker sets from the time its last chunk took (so that
+//   it keeps a minimum share of the time and a batch always progresses: BatchDesk::batch_share), or until it is told
+//   to stop. With no interactive request since its last chunk began, it does not wait at all.
 #pragma once
 
+#include "core/clock.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -17,6 +27,7 @@ public:
     std::uint64_t enter() {
         std::lock_guard lock(mutex_);
         ++in_flight_[epoch_];
+        ++entered_;
         return epoch_;
     }
     void leave(std::uint64_t ticket) {
@@ -38,15 +49,51 @@ public:
         std::lock_guard lock(mutex_);
         return !in_flight_.empty();
     }
+    // How many interactive requests have started so far (give_way's `since`).
+    std::uint64_t entered() const {
+        std::lock_guard lock(mutex_);
+        return entered_;
+    }
+    // Gives way to interactive requests: returns at once when none is in flight and none started since `since` (a
+    // count of entered()); else waits until, on looking again every `quiet`, none is in flight and none started
+    // meanwhile, or until `deadline` on clock(), or until `stop` is set (then wake() is called). Returns whether it
+    // waited.
+    bool give_way(std::uint64_t since, std::chrono::steady_clock::time_point deadline, std::atomic<bool> const& stop,
+                  std::chrono::steady_clock::duration quiet = std::chrono::milliseconds(2)) {
+        std::unique_lock lock(mutex_);
+        std::uint64_t seen = since;
+        bool waited = false;
+        for (;;) {
+            if (stop || (in_flight_.empty() && entered_ == seen)) return waited;  // (quiet since it last looked)
+            auto const now = clock_->now();
+            if (now >= deadline) return waited;
+            if (!waited && giving_way_hook_) giving_way_hook_();
+            waited = true;
+            seen = entered_;
+            woken_.wait_for(lock, std::min<std::chrono::steady_clock::duration>(quiet, deadline - now));
+        }
+    }
+    // Wakes a worker giving way (it has been told to stop).
+    void wake() {
+        std::lock_guard lock(mutex_);
+        woken_.notify_all();
+    }
+    PaceClock& clock() const { return *clock_; }
+    // Tests: a clock of their own (before the worker runs).
+    void set_clock(PaceClock& clock) { clock_ = &clock; }
     // Tests: called (under the gate's lock, so it must not block) when drain() has to wait for a request.
     void on_waiting(void (*hook)()) { waiting_hook_ = hook; }
+    // Tests: called (likewise) when give_way() has to wait.
+    void on_giving_way(void (*hook)()) { giving_way_hook_ = hook; }
 
 private:
     mutable std::mutex mutex_;
-    std::condition_variable drained_;
-    std::uint64_t epoch_ = 0;
+    std::condition_variable drained_, woken_;
+    std::uint64_t epoch_ = 0, entered_ = 0;
     std::map<std::uint64_t, int> in_flight_;  // epoch → requests that entered then and are still running
+    PaceClock* clock_ = &SteadyPaceClock::instance();
     void (*waiting_hook_)() = nullptr;
+    void (*giving_way_hook_)() = nullptr;
 };
 
 }  // namespace kyotaku::server

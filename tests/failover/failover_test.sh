@@ -76,16 +76,28 @@ done
 cluster() { curl -s --max-time 2 "http://127.0.0.1:${api[1]}/cluster" 2> /dev/null || curl -s --max-time 2 "http://127.0.0.1:${api[2]}/cluster"; }
 # role NAME: the member's role and state in Patroni's view ("leader running", "sync_standby running" …).
 role() { cluster | python3 -c "import json,sys; m=[x for x in json.load(sys.stdin)['members'] if x['name']=='$1']; print(m[0]['role'], m[0]['state']) if m else print('absent')" 2> /dev/null; }
-# until_cluster LEADER STANDBY SECONDS: until LEADER leads and STANDBY is its synchronous standby.
+# until_cluster LEADER STANDBY SECONDS: until LEADER leads and STANDBY is its synchronous standby. Bounded by the
+# clock, not by a count of tries: under load each try (two curls, two python3) takes seconds, not 0.2 s.
 until_cluster() {
-    for _ in $(seq $(($3 * 5))); do
+    local deadline=$((SECONDS + $3))
+    while :; do  # at least one try
         [ "$(role "$1")" = "leader running" ] && [ "$(role "$2")" = "sync_standby running" ] && return 0
+        [ $SECONDS -lt $deadline ] || return 1
         sleep 0.2
     done
-    return 1
+}
+# until_formed SECONDS: until either node leads with the other as its synchronous standby (either may win the
+# race: waiting for db1 alone, as the test did, sat out the whole bound whenever db2 won).
+until_formed() {
+    local deadline=$((SECONDS + $1))
+    while :; do
+        if until_cluster db1 db2 0 || until_cluster db2 db1 0; then return 0; fi
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.2
+    done
 }
 started=$(date +%s)
-if until_cluster db1 db2 300 || until_cluster db2 db1 1; then :; else
+if ! until_formed 300; then
     echo "the Patroni cluster did not form:"; cluster; tail -n 30 "$work"/patroni*.log; exit 1
 fi
 leader=db1; [ "$(role db1)" = "leader running" ] || leader=db2

@@ -101,6 +101,19 @@ TEST(Config, EveryErrorNamesWhereItIs) {
     ASSERT_EQ(missing.errors.size(), 1u);
 }
 
+// Interactive first (batch_share): a percent from 1 to 100, 25 unless set.
+TEST(Config, TheBatchShareIsAPercent) {
+    TempDir t;
+    std::string file = t.write("k.toml", "[serve]\nbatch_share = 40\n");
+    auto c = resolve_serve_config(sources(file, {}));
+    ASSERT_TRUE(c.ok()) << joined(c.errors);
+    EXPECT_EQ(c.options.batch_share, 40);
+    EXPECT_EQ(resolve_serve_config(sources("", {})).options.batch_share, 25);
+    EXPECT_EQ(resolve_serve_config(sources("", {{"KYOTAKU_BATCH_SHARE", "100"}})).options.batch_share, 100);
+    EXPECT_FALSE(resolve_serve_config(sources("", {{"KYOTAKU_BATCH_SHARE", "0"}})).ok());
+    EXPECT_FALSE(resolve_serve_config(sources("", {}, {{"batch_share", "101"}})).ok());
+}
+
 // The settings issue 10 and 13 brought (key_file, spool_dir, max_connections, trust) are settings like the others.
 TEST(Config, TheSecuritySettingsAreSettingsToo) {
     TempDir t;

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -240,4 +242,77 @@ TEST(Jsonl, AKeyThatIsNoFactIsAnErrorNamingTheNearestFact) {
     EXPECT_NE(explain(official(), R"({"reviewed_claims_months":[]})").find("「reviewed_claim_months」のことですか"),
               std::string::npos);
     EXPECT_EQ(explain(official(), R"({"facility_kind":"医科"})").rfind("事例 (id なし)", 0), 0u);
+}
+
+// `run` reads blocks of lines with one simdjson stage 1 (iterate_many), which splits documents on JSON structure,
+// not on lines: every line must still be answered as that line alone — two objects on a line, an object over two
+// lines, a line that is no object, bad bytes — whether the block holds bad UTF-8 (all of it then read line by line)
+// or not, on one thread or two.
+TEST(Jsonl, ABlockOfLinesIsAnsweredAsEachLineAlone) {
+    std::string const g = good;
+    std::string const id = "\"id\":\"a\"";
+    std::size_t const cut = g.find(',') + 1;  // between two fields: no string is cut (stage 1 would refuse it)
+    std::vector<std::string> hostile = {"",
+                                        "  \t\r",
+                                        g + g,
+                                        g + " {}",
+                                        g + "}",
+                                        g + " x",
+                                        "{",
+                                        "}",
+                                        "[1,2]",
+                                        "x",
+                                        g + "\r",
+                                        "  " + g + "  ",
+                                        g.substr(0, cut) + "\n" + g.substr(cut),  // an object over two lines
+                                        g.substr(0, g.size() - 1),
+                                        R"({"id":"e\"x","id":"dup"})",
+                                        R"({"id":null,"visit_kind":"散歩"})",
+                                        "{}",
+                                        "{\"id\":\"a\"}\n{\"id\":\"b\"}"};
+    // Bytes that fail stage 1 for the whole block (it is then read line by line): an unclosed string, a control
+    // character or bad UTF-8 in a string.
+    std::vector<std::string> const breaking = {"\"abc", g.substr(0, 100) + "\x01" + g.substr(100),
+                                               g.substr(0, 60) + "\xff" + g.substr(60)};
+    for (bool bad_utf8 : {false, true}) {
+        for (bool final_newline : {true, false}) {
+            std::string input;
+            for (int i = 0; i < 3000; ++i) {
+                std::string line = g;
+                line.replace(line.find(id), id.size(), "\"id\":\"l" + std::to_string(i) + "\"");
+                input += line + "\n";
+                if (i % 7 == 0) input += hostile[std::size_t(i / 7) % hostile.size()] + "\n";
+                if (bad_utf8 && i % 1000 == 999) input += breaking[std::size_t(i / 1000)] + "\n";
+            }
+            input += g.substr(0, cut);  // a cut last line
+            if (final_newline) input += "\n";
+            std::string expected;
+            {
+                JsonlEvaluator ev(official());
+                std::size_t at = 0;
+                while (at < input.size()) {
+                    std::size_t nl = input.find('\n', at);
+                    if (nl == std::string::npos) nl = input.size();
+                    ev.answer_line(std::string_view(input).substr(at, nl - at), expected);
+                    at = nl + 1;
+                }
+            }
+            for (unsigned threads : {1u, 2u}) {
+                JsonlEvaluator ev(official());
+                std::FILE* in = fmemopen(input.data(), input.size(), "r");
+                char* buf = nullptr;
+                std::size_t size = 0;
+                std::FILE* out = open_memstream(&buf, &size);
+                ASSERT_TRUE(in && out);
+                ev.run(in, out, threads);
+                std::fclose(in);
+                std::fclose(out);
+                std::string got(buf, size);
+                std::free(buf);
+                EXPECT_EQ(got, expected) << "bad_utf8 " << bad_utf8 << " final_newline " << final_newline
+                                         << " threads " << threads;
+                EXPECT_NE(got.find("\"id\":\"l2999\""), std::string::npos);
+            }
+        }
+    }
 }

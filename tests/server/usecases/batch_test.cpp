@@ -377,6 +377,141 @@ TEST_F(ServerFixture, AnInteractiveRequestIsAnsweredBeforeTheWorkersNextChunkCom
     service->context.gate.on_waiting(nullptr);
 }
 
+namespace {
+// The worker's pacing clock, moved only by the test.
+class HandClock final : public PaceClock {
+public:
+    std::chrono::steady_clock::time_point now() const override {
+        return std::chrono::steady_clock::time_point{} + std::chrono::microseconds(us_.load());
+    }
+    void advance(std::chrono::microseconds d) { us_ += d.count(); }
+
+private:
+    std::atomic<std::int64_t> us_{3600000000};
+};
+std::mutex way_mutex;
+std::condition_variable way_cv;
+bool worker_giving_way = false;
+void note_giving_way() {
+    std::lock_guard lock(way_mutex);
+    worker_giving_way = true;
+    way_cv.notify_all();
+}
+bool giving_way() {
+    std::unique_lock lock(way_mutex);
+    return way_cv.wait_for(lock, std::chrono::seconds(60), [] { return worker_giving_way; });
+}
+
+// The batch worker of `service` paced by a hand clock: each chunk takes `chunk` of that clock; `held` is an interactive
+// request in flight (request_begin's ticket), which the worker's next chunk ends as it gets ready (before it waits for
+// the requests in flight to commit: drain, tested above).
+struct Paced {
+    Service& service;
+    HandClock hand;
+    std::atomic<std::chrono::milliseconds> chunk{std::chrono::milliseconds(10)};
+    std::optional<std::uint64_t> held;
+    explicit Paced(Service& s) : service(s) {
+        service.context.gate.set_clock(hand);
+        worker_giving_way = false;
+        service.context.gate.on_giving_way(&note_giving_way);
+        service.batch.on_chunk_ready = [this] {
+            hand.advance(chunk.load());
+            if (held) service.request_end(*std::exchange(held, std::nullopt));
+        };
+    }
+    ~Paced() {
+        if (held) service.request_end(*held);
+        service.batch.on_chunk_ready = nullptr;
+        service.context.gate.on_giving_way(nullptr);
+        service.context.gate.set_clock(SteadyPaceClock::instance());
+    }
+    // A request arrives and is being handled; the worker starts its next chunk on a thread of its own.
+    std::future<int> next_chunk_under_load() {
+        held = service.request_begin();
+        worker_giving_way = false;
+        return std::async(std::launch::async, [this] { return service.batch.process(100); });
+    }
+};
+}  // namespace
+
+// Interactive first: between chunks the worker gives way while interactive requests keep coming, and goes on once
+// none has come for a moment. Counted, not timed: the worker's pacing clock stands still (moved only by the test), a
+// request stays in flight while the worker gives way, and the job's count shows the worker took no chunk meanwhile.
+TEST_F(ServerFixture, TheBatchWorkerGivesWayWhileInteractiveRequestsKeepComingAndGoesOnWhenTheyStop) {
+    enable(a);
+    consent("0110113719", person());
+    today("2024-07-01");
+    Paced paced(*service);
+    std::string const rn =
+        body(call(a, "POST", "/api/v1/batch/reinquiry", csv_rows(300), "text/csv"))["reception_number"];
+    // Alone: no interactive request, no waiting.
+    ASSERT_EQ(service->batch.process(100), 100);
+    ASSERT_EQ(service->batch.process(100), 100);
+    EXPECT_EQ(service->batch.gave_way, 0u);
+    auto worker = paced.next_chunk_under_load();
+    ASSERT_TRUE(giving_way()) << "the worker never gave way";
+    auto answer = body(call(a, "POST", "/api/v1/reinquiry", on("2024-07-01")));
+    EXPECT_TRUE(answer["allowed"].get<bool>());
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["done"], 200) << "the worker took a chunk";
+    EXPECT_EQ(worker.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+    service->request_end(*std::exchange(paced.held, std::nullopt));  // answered, and no other comes: it goes on
+    ASSERT_EQ(worker.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+    EXPECT_EQ(worker.get(), 100);
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["done"], 300);
+    EXPECT_EQ(service->batch.gave_way, 1u);
+    EXPECT_EQ(service->batch.gave_way_us, 0u);  // (the pacing clock stood still: the requests ended the wait)
+}
+
+// A batch always progresses: however long interactive requests keep coming, the worker waits at most three times the
+// time its last chunk took (batch_share 25: it keeps a quarter of its time), and never longer than max_give_way.
+TEST_F(ServerFixture, TheBatchWorkerNeverGivesWayForLongerThanItsShareAllows) {
+    enable(a);
+    consent("0110113719", person());
+    Paced paced(*service);
+    std::string const rn =
+        body(call(a, "POST", "/api/v1/batch/reinquiry", csv_rows(300), "text/csv"))["reception_number"];
+    ASSERT_EQ(service->batch.batch_share, 25);
+    ASSERT_EQ(service->batch.max_give_way, std::chrono::milliseconds(50));
+    ASSERT_EQ(service->batch.process(100), 100);  // a chunk of 10 ms (the hand clock's)
+    auto worker = paced.next_chunk_under_load();
+    ASSERT_TRUE(giving_way()) << "the worker never gave way";
+    paced.chunk = std::chrono::milliseconds(200);  // (the chunk it takes next is slow)
+    paced.hand.advance(std::chrono::milliseconds(29));
+    EXPECT_EQ(worker.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+    paced.hand.advance(std::chrono::milliseconds(1));  // 30 ms after the chunk ended, the request still in flight
+    ASSERT_EQ(worker.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+    EXPECT_EQ(worker.get(), 100);
+    EXPECT_EQ(service->batch.gave_way_us, 30000u);
+    // After a chunk of 200 ms, the wait is capped at max_give_way (50 ms).
+    worker = paced.next_chunk_under_load();
+    ASSERT_TRUE(giving_way()) << "the worker never gave way";
+    paced.hand.advance(std::chrono::milliseconds(49));
+    EXPECT_EQ(worker.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+    paced.hand.advance(std::chrono::milliseconds(1));
+    ASSERT_EQ(worker.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+    EXPECT_EQ(worker.get(), 100);
+    EXPECT_EQ(service->batch.gave_way_us, 30000u + 50000u);
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["done"], 300);
+}
+
+// A worker told to stop while it gives way does not wait for the requests to end: it takes no chunk and returns.
+TEST_F(ServerFixture, AStoppingBatchWorkerDoesNotHangGivingWay) {
+    enable(a);
+    consent("0110113719", person());
+    Paced paced(*service);
+    std::string const rn =
+        body(call(a, "POST", "/api/v1/batch/reinquiry", csv_rows(300), "text/csv"))["reception_number"];
+    ASSERT_EQ(service->batch.process(100), 100);
+    auto worker = paced.next_chunk_under_load();
+    ASSERT_TRUE(giving_way()) << "the worker never gave way";
+    service->batch.stop();
+    ASSERT_EQ(worker.wait_for(std::chrono::seconds(60)), std::future_status::ready) << "the worker hung";
+    EXPECT_EQ(worker.get(), 0);
+    EXPECT_TRUE(paced.held.has_value());  // (the request is still in flight)
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["done"], 100);
+    EXPECT_EQ(service->batch.release_leases(), 0);
+}
+
 // A reception number is the second in Japan and 6 random digits: jobs accepted in the same second may draw the same
 // digits (the fuzzer met it at 10,000 uploads a second: a 500 from the primary key). A number already taken is drawn
 // again. Here the clock stands still and half of that second's numbers are taken: every upload still gets its own.
