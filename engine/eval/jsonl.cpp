@@ -408,8 +408,6 @@ struct JsonlEvaluator::Impl {
 #if KYOTAKU_JSONL_SIMDJSON
     std::string read(simdjson::padded_string_view json, Activation& out, std::string& id);
     std::string read_fields(simdjson::padded_string_view json, Activation& out, std::string& id);
-    std::string read_object(simdjson::ondemand::object& obj, std::string_view line, char const* readable_end,
-                            Activation& out, std::string& id);
     void find_id(simdjson::padded_string_view json, std::string& id);
 #else
     std::string read(std::string_view json, Activation& out, std::string& id);
@@ -445,18 +443,6 @@ struct JsonlEvaluator::Impl {
     std::vector<std::uint64_t> text_key;
     void add_text_key(std::int64_t text);
     void answer(std::string_view line, std::size_t readable, std::string& output, Stats& stats);
-    // A block's lines: offset and size in the block's text (each line followed by '\n', the text then padded);
-    // size too_long_line: a line over the cap, not in the text.
-    using Lines = std::vector<std::pair<std::uint32_t, std::uint32_t>>;
-    static constexpr std::uint32_t too_long_line = UINT32_MAX;
-    // text: the block's lines (len bytes, readable bytes may be read).
-    void answer_block(char const* text, std::size_t len, std::size_t readable, Lines const& lines,
-                      std::string& output, Stats& stats);
-#if KYOTAKU_JSONL_SIMDJSON
-    simdjson::ondemand::parser stream_parser;  // answer_streamed's: one stage 1 for a whole block
-    std::size_t answer_streamed(char const* text, std::size_t len, std::size_t readable, Lines const& lines,
-                                std::string& output, Stats& stats);
-#endif
     void append_value(std::string& out, Type type, std::int64_t value);
     void write_missing_and_versions(std::string& out, bool any_missing, bool any_version);
 };
@@ -800,19 +786,11 @@ __attribute__((flatten)) std::string JsonlEvaluator::Impl::read_fields(simdjson:
     if (parser.iterate(json).get(doc)) return "JSON として読めません / not valid JSON";
     ondemand::object obj;
     if (doc.get_object().get(obj)) return "JSON のオブジェクトとして読めません / not a valid JSON object";
-    return read_object(obj, std::string_view(json.data(), json.length()), json.data() + json.capacity(), out, id);
-}
-
-// The fields of a line's object (id and out already reset); readable_end: how far bytes may be read.
-__attribute__((flatten)) std::string JsonlEvaluator::Impl::read_object(simdjson::ondemand::object& obj,
-                                                                       std::string_view line,
-                                                                       char const* readable_end, Activation& out,
-                                                                       std::string& id) {
-    using namespace simdjson;
     std::string err;
     auto const field_error = [&](std::string_view field, std::string msg) {
         if (err.empty()) err = "field " + std::string(field) + ": " + msg;
     };
+    char const* const readable_end = json.data() + json.capacity();
     for (auto field_result : obj) {
         if (field_result.error()) return err.empty() ? "JSON として読めません / not valid JSON" : err;
         ondemand::field field = field_result.value_unsafe();
@@ -854,8 +832,9 @@ __attribute__((flatten)) std::string JsonlEvaluator::Impl::read_object(simdjson:
         if (!err.empty()) return err;
     }
     // Nothing but blanks may follow the object.
-    std::size_t last = line.find_last_not_of(" \t\r\n");
-    if (last == std::string_view::npos || line[last] != '}')
+    std::string_view text(json.data(), json.length());
+    std::size_t last = text.find_last_not_of(" \t\r\n");
+    if (last == std::string_view::npos || text[last] != '}')
         return "JSON として読めません (オブジェクトの後に余分な文字があります) / not valid JSON (trailing content)";
     return err;
 }
@@ -1247,11 +1226,9 @@ bool LineReader::next(std::string_view& line, bool& too_long) {
     too_long = false;
     for (;;) {
         if (start_ < have_ || eof_) {
-            char const* nl = nl_ && nl_from_ == start_ ? nl_
-                             : start_ < have_
+            char const* nl = start_ < have_
                                  ? static_cast<char const*>(std::memchr(buf_.data() + start_, '\n', have_ - start_))
                                  : nullptr;
-            nl_ = nullptr;
             if (nl || (eof_ && start_ < have_)) {
                 std::size_t const end = nl ? std::size_t(nl - buf_.data()) : have_;
                 line = std::string_view(buf_.data() + start_, end - start_);
@@ -1287,14 +1264,6 @@ bool LineReader::next(std::string_view& line, bool& too_long) {
     }
 }
 
-bool LineReader::buffered() {
-    if (eof_) return true;
-    if (skipping_ || start_ >= have_) return false;
-    nl_ = static_cast<char const*>(std::memchr(buf_.data() + start_, '\n', have_ - start_));
-    nl_from_ = start_;
-    return nl_ != nullptr;
-}
-
 // One line of the stream (not blank, within the cap), answered into `output`. `readable`: how many bytes may be
 // read from line.data() on (simdjson reads up to SIMDJSON_PADDING bytes past the line).
 void JsonlEvaluator::Impl::answer(std::string_view line, [[maybe_unused]] std::size_t readable, std::string& output,
@@ -1324,89 +1293,7 @@ constexpr std::size_t padding = simdjson::SIMDJSON_PADDING;
 #else
 constexpr std::size_t padding = 0;
 #endif
-constexpr std::size_t block = 256 * 1024;  // bytes of lines answered together (then a line up to the cap)
 }  // namespace
-
-void JsonlEvaluator::Impl::answer_block(char const* text, std::size_t len, std::size_t readable, Lines const& lines,
-                                        std::string& output, Stats& stats) {
-    std::size_t i = 0;
-#if KYOTAKU_JSONL_SIMDJSON
-    i = answer_streamed(text, len, readable, lines, output, stats);
-#endif
-    for (; i < lines.size(); ++i) {
-        auto const [offset, size] = lines[i];
-        if (size == too_long_line) {
-            ++stats.lines;
-            ++stats.errors;
-            output += too_long_answer;
-        } else {
-            answer(std::string_view(text + offset, size), readable - offset, output, stats);
-        }
-    }
-}
-
-#if KYOTAKU_JSONL_SIMDJSON
-// simdjson's stage 1 costs about as much again per line as per byte when run line by line (docs/performance.md):
-// here it runs once over the whole block (iterate_many), and the documents it finds are answered as lines only
-// while they are exactly the lines: document k must begin where line k's first non-blank byte is (document 0 where
-// the block begins), each must be a whole object read without any error, and the stream must end after the last
-// line's. Documents are split on JSON structure, not on newlines, so with that check each document's tokens lie
-// in its own line (blank bytes and the newline hold none). From the first line where anything differs — an error,
-// two objects on a line, an object over two lines, a line that is no object, bad UTF-8 anywhere in the block —
-// the lines are answered one at a time as before, so every answer is what the line alone gives. A line is answered
-// only once the next document is seen to begin on the next line. Returns how many lines were answered.
-std::size_t JsonlEvaluator::Impl::answer_streamed(char const* text, std::size_t len, std::size_t readable,
-                                                  Lines const& lines, std::string& output, Stats& stats) {
-    using namespace simdjson;
-    constexpr std::size_t batch = 2 * LineReader::max_line;  // more than a block's text: one batch, one stage 1
-    if (lines.empty() || len > batch || readable < len + padding) return 0;
-    ondemand::document_stream stream;
-    if (stream_parser.iterate_many(text, len, batch).get(stream)) return 0;
-    auto const starts = [&](std::size_t j) {  // where line j's first byte that is no JSON whitespace is
-        std::size_t at = lines[j].first;
-        std::size_t const end = at + lines[j].second;
-        while (at < end && (text[at] == ' ' || text[at] == '\t' || text[at] == '\r')) ++at;
-        return at;
-    };
-    auto const next_line = [&](std::size_t j) {  // the first line from j on that is in the text
-        while (j < lines.size() && lines[j].second == too_long_line) ++j;
-        return j;
-    };
-    char const* const readable_end = text + readable;
-    auto it = stream.begin();
-    std::size_t i = 0;
-    bool first = true;
-    for (; i < lines.size(); ++i) {
-        auto const [offset, size] = lines[i];
-        if (size == too_long_line) {
-            ++stats.lines;
-            ++stats.errors;
-            output += too_long_answer;
-            continue;
-        }
-        if (!(it != stream.end())) return i;
-        ondemand::document_reference doc;
-        if ((*it).get(doc)) return i;
-        if (first ? offset != 0 : it.current_index() != starts(i)) return i;
-        first = false;
-        ondemand::object obj;
-        if (doc.get_object().get(obj)) return i;
-        std::string_view const line(text + offset, size);
-        id_json = "null";
-        facts.clear();
-        if (unescaped.size() < size + SIMDJSON_PADDING) unescaped.resize(size + SIMDJSON_PADDING);
-        if (!read_object(obj, line, readable_end, facts, id_json).empty()) return i;
-        ++it;
-        std::size_t const n = next_line(i + 1);
-        bool const more = it != stream.end();
-        if (n < lines.size() ? !more || (*it).error() || it.current_index() != starts(n) : more) return i;
-        ++stats.lines;
-        decide();
-        write_outcomes(output);
-    }
-    return i;
-}
-#endif
 
 JsonlEvaluator::Stats JsonlEvaluator::run(std::FILE* in, std::FILE* out, unsigned threads) {
     if (threads > 1) return run_parallel(in, out, threads);
@@ -1416,34 +1303,14 @@ JsonlEvaluator::Stats JsonlEvaluator::run(std::FILE* in, std::FILE* out, unsigne
     Stats stats;
     std::string_view line;
     bool too_long = false;
-    // Blocks of lines answered where the reader holds them: a block ends before the reader reads again (which
-    // moves its buffer), at a line over the cap, or after `block` bytes. Blank lines inside are JSON whitespace.
-    Impl::Lines lines;
-    char const* base = nullptr;
-    std::size_t span = 0, readable = 0;
-    auto const flush = [&] {
-        if (!lines.empty()) impl_->answer_block(base, span, readable, lines, output, stats);
-        lines.clear();
-        base = nullptr;
-    };
-    for (bool more = true; more;) {
-        while ((more = reader.next(line, too_long))) {
-            if (too_long) {
-                flush();
-                ++stats.lines;
-                ++stats.errors;
-                output += too_long_answer;
-            } else if (!blank(line)) {
-                if (!base) {
-                    base = line.data();
-                    readable = reader.readable_from(line);
-                }
-                lines.emplace_back(std::uint32_t(line.data() - base), std::uint32_t(line.size()));
-                span = std::size_t(line.data() - base) + line.size();
-            }
-            if ((base && span >= block) || !reader.buffered()) break;
+    while (reader.next(line, too_long)) {
+        if (too_long) {
+            ++stats.lines;
+            ++stats.errors;
+            output += too_long_answer;
+        } else if (!blank(line)) {
+            impl_->answer(line, reader.readable_from(line), output, stats);
         }
-        flush();
         if (output.size() >= LineReader::chunk) {
             std::fwrite(output.data(), 1, output.size(), out);
             output.clear();
@@ -1460,11 +1327,12 @@ JsonlEvaluator::Stats JsonlEvaluator::run(std::FILE* in, std::FILE* out, unsigne
 // k % (2 * workers), so each slot always serves the same worker, which takes its blocks in order. Memory stays
 // bounded: 2 * workers blocks of about `block` bytes of lines and their answers.
 JsonlEvaluator::Stats JsonlEvaluator::run_parallel(std::FILE* in, std::FILE* out, unsigned workers) {
+    constexpr std::size_t block = 256 * 1024;
     struct Slot {
         enum class State { empty, filled, answered } state = State::empty;
         std::uint64_t seq = 0;
         std::string text;  // the lines, each followed by '\n', then padding
-        Impl::Lines lines;
+        std::vector<std::pair<std::uint32_t, std::uint32_t>> lines;  // offset and size; size UINT32_MAX: too long
         std::string output;
         Stats stats;
     };
@@ -1491,8 +1359,16 @@ JsonlEvaluator::Stats JsonlEvaluator::run_parallel(std::FILE* in, std::FILE* out
                 }
                 slot.output.clear();
                 slot.stats = {};
-                impl.answer_block(slot.text.data(), slot.text.size() - padding, slot.text.size(), slot.lines,
-                                  slot.output, slot.stats);
+                for (auto [offset, size] : slot.lines) {
+                    if (size == UINT32_MAX) {
+                        ++slot.stats.lines;
+                        ++slot.stats.errors;
+                        slot.output += too_long_answer;
+                    } else {
+                        impl.answer(std::string_view(slot.text.data() + offset, size), slot.text.size() - offset,
+                                    slot.output, slot.stats);
+                    }
+                }
                 std::lock_guard lock(m);
                 slot.state = Slot::State::answered;
                 cv.notify_all();
@@ -1531,7 +1407,7 @@ JsonlEvaluator::Stats JsonlEvaluator::run_parallel(std::FILE* in, std::FILE* out
         slot.lines.clear();
         while (slot.text.size() < block && (more = reader.next(line, too_long))) {
             if (too_long) {
-                slot.lines.emplace_back(std::uint32_t(slot.text.size()), Impl::too_long_line);
+                slot.lines.emplace_back(std::uint32_t(slot.text.size()), UINT32_MAX);
             } else if (!blank(line)) {
                 slot.lines.emplace_back(std::uint32_t(slot.text.size()), std::uint32_t(line.size()));
                 slot.text.append(line);

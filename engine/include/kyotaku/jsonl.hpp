@@ -64,9 +64,6 @@ public:
     std::size_t readable_from(std::string_view line) const {
         return buf_.size() - std::size_t(line.data() - buf_.data());
     }
-    // Whether next() has a line (or the end) without reading: then the lines it returned since it last read stay
-    // where they are, one after the other.
-    bool buffered();
     std::uint64_t bytes() const { return bytes_; }
 
     static constexpr std::size_t chunk = 1 << 20;
@@ -78,8 +75,6 @@ private:
     std::size_t have_ = 0, start_ = 0;
     std::uint64_t bytes_ = 0;
     bool eof_ = false, skipping_ = false;
-    char const* nl_ = nullptr;  // the '\n' that buffered() found, for next()
-    std::size_t nl_from_ = 0;   // where buffered() looked from
 };
 
 // Appends `s` to `out` as a JSON string literal (quotes included).
