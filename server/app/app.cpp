@@ -11,7 +11,6 @@
 #include "ops/observability.hpp"
 #include "ops/preflight.hpp"
 #include "ops/runtime.hpp"
-#include "storage/audit_journal.hpp"
 #include "storage/facility_urls.hpp"
 #include "storage/idempotent_answers.hpp"
 #include "storage/server_probes.hpp"
@@ -104,10 +103,7 @@ std::unique_ptr<Database> open_store(ServeOptions const& o, std::string const& s
             throw std::runtime_error("--spool-dir " + spool_dir + ": " + problem);
         // A pooled connection for each request thread and two for the batch worker (on PostgreSQL it holds a second
         // one while it answers the next chunk beside a write: BatchDesk::overlap), at least 4.
-        // On SQLite the audit lines of reads go through a journal beside the file (storage/audit_journal.hpp).
-        std::size_t const connections = std::max<std::size_t>(4, std::size_t(o.threads) + 2);
-        auto db = is_postgres_url(o.db) || o.db == ":memory:" ? open_database(o.db, connections)
-                                                              : open_sqlite_journaled(o.db, connections);
+        auto db = open_database(o.db, std::max<std::size_t>(4, std::size_t(o.threads) + 2));
         // Which migrations this start applied, in one line (an upgrade's record in the log).
         std::vector<std::string> applied;
         migrate(*db, &applied);
@@ -676,10 +672,6 @@ int run(ServeOptions const& o) {
                   {"tables", left.tables},
                   {"error", left.error}},
                  "error");
-    // Lines still pending now are SQLite's journaled ones (storage/audit_journal.hpp): answered, safe in the journal,
-    // applied at the next start.
-    if (std::size_t const left = db->pool_stats().appends_pending; left > 0)
-        log_line({{"event", "audit_lines_left_in_journal"}, {"lines", left}});
     loop.reset();
     return 0;
 }

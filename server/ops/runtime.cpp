@@ -367,8 +367,7 @@ std::string Runtime::metrics_text() {
     metric_header(out, "kyotaku_db_pool_waiting", "gauge", "Threads waiting for a database connection now.");
     metric_sample(out, "kyotaku_db_pool_waiting", {}, double(pool.waiting));
     metric_header(out, "kyotaku_db_audit_lines_pending", "gauge",
-                  "Audit lines of reads queued or being committed now (each request's answer waits for its line; "
-                  "on SQLite, lines answered and in the audit journal, not yet applied).");
+                  "Audit lines of reads queued or being committed now (each request's answer waits for its line).");
     metric_sample(out, "kyotaku_db_audit_lines_pending", {}, double(pool.appends_pending));
     out += database_gauges();
     if (more_metrics) more_metrics(out);

@@ -2,7 +2,6 @@
 // that reads never wait for a writer. Statements are prepared once per connection; bound parameters only, never
 // string concatenation.
 #include "storage/append_queue.hpp"
-#include "storage/audit_journal.hpp"
 #include "storage/connection_pool.hpp"
 #include "storage/database.hpp"
 #include "storage/faults.hpp"
@@ -11,21 +10,17 @@
 #include "core/codes.hpp"
 
 #include <fcntl.h>
-#include <strings.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <cstring>
 #include <condition_variable>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <string_view>
 #include <iostream>
 #include <iterator>
 #include <thread>
@@ -274,7 +269,7 @@ private:
 // connection to it would be a database of its own).
 class Sqlite final : public Database {
 public:
-    Sqlite(std::string const& path, std::size_t connections, bool audit_journal) {
+    Sqlite(std::string const& path, std::size_t connections) {
         // SQLite's memory statistics take a global mutex around every allocation it makes (sqlite3_config; before its
         // first use in the process, else a harmless SQLITE_MISUSE): the server never reads them.
         static int const no_memory_statistics = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
@@ -289,8 +284,6 @@ public:
         // The audit appends of reads (append()) go in on a connection of their own, several at one commit (see
         // append()).
         appender_ = std::make_unique<Connection>(path, writer_);
-        // What an audit journal left beside the file is applied first (its thread is started last, below).
-        open_journal(path, audit_journal);
         // Checkpoints off the request path. SQLite runs one inside whichever commit takes the WAL past 1,000 pages:
         // an fdatasync of the WAL and one of the database in, say, a re-inquiry's audit append, while every other
         // writer waits. Here the connections only report their commits (a WAL hook replaces the automatic
@@ -303,18 +296,8 @@ public:
         // Its busy wait (another process holding the file) is SQLite's own, but ends when a stopping server gives up.
         sqlite3_busy_handler(appender_->handle(), &Sqlite::appender_busy, this);
         appends_ = std::make_unique<AppendQueue>([this](auto const& group) { commit_group(group); });
-        if (journal_) journal_thread_ = std::thread([this] { journal_loop(); });
     }
     ~Sqlite() override {
-        if (journal_thread_.joinable()) {  // what it cannot apply now stays in the journal, for the next start
-            {
-                std::lock_guard lock(jmutex_);
-                jstop_ = true;
-            }
-            jready_.notify_all();
-            journal_thread_.join();
-            if (jpending_.empty()) journal_->truncate();
-        }
         // Every queued line committed first (its thread still finds appends_: not reset() here).
         if (appends_) appends_->finish(std::chrono::steady_clock::time_point::max());
         if (checkpoints_.joinable()) {
@@ -338,29 +321,6 @@ public:
     std::vector<Row> append(std::string const& sql, std::vector<Value> const& params) override {
         if (Connection* c = pool_.bound(); c || !appends_) return query(sql, params);
         check_text_params(params);
-        if (journal_ && audited(sql)) {
-            // Written to the journal and answered at once: as durable as the commit (see audit_journal.hpp). A write
-            // that fails (a full disk) fails the request: nothing is answered without its audit line.
-            auto line = std::make_shared<JournalLine>();
-            line->sql = sql;
-            line->params = params;
-            bool wake = false;
-            {
-                std::unique_lock lock(jmutex_);
-                jheld_.wait(lock, [&] { return !jhold_; });
-                line->seq = journal_->write(sql, params);
-                jpending_.push_back(std::move(line));
-                // The journal's thread is woken only when it asked to be (see journal_loop), not by every line: a
-                // wake-up per request cost the server more CPU than the group commit it replaced.
-                if (jstate_ == Applier::idle || (jstate_ == Applier::gathering && jpending_.size() >= gather_lines)) {
-                    jstate_ = Applier::woken;
-                    wake = true;
-                }
-            }
-            if (wake) jready_.notify_one();
-            ++write_ledger().committed;  // (durable: never run again)
-            return {};
-        }
         auto const me = appends_->push(sql, params);
         if (!me) return query(sql, params);  // (a stopping server: finish_appends)
         if (DeferredAppends* deferred = DeferredAppends::current()) {
@@ -375,30 +335,10 @@ public:
     }
 
     AppendsLeft finish_appends(std::chrono::steady_clock::time_point deadline) override {
-        if (journal_thread_.joinable()) {
-            // The journal's lines were answered already: what is not applied by the deadline stays in the journal
-            // and is applied at the next start (still counted in pool_stats, for the log), not given up.
-            std::size_t left = 0;
-            {
-                std::unique_lock lock(jmutex_);
-                jdraining_ = true;  // (the journal's thread gathers no more: each line applied at once)
-                wake_applier();
-                japplied_cv_.wait_until(lock, deadline, [&] { return jpending_.empty(); });
-                left = jpending_.size();
-            }
-            if (left) {
-                {
-                    std::lock_guard lock(jgive_up_mutex_);
-                    jgive_up_ = true;
-                }
-                jgive_up_cv_.notify_all();
-            }
-        }
         return appends_ ? appends_->finish(deadline) : AppendsLeft{};
     }
 
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
-        if (journal_ && audited(sql) && !inserts(sql)) see_journal();
         if (Connection* c = pool_.bound()) return c->query(sql, params);
         Pool::Lease lease(pool_);
         auto rows = lease.conn->query(sql, params);
@@ -419,10 +359,6 @@ public:
     PoolStats pool_stats() override {
         PoolStats stats = pool_.stats();
         if (appends_) stats.appends_pending = appends_->pending();
-        if (journal_) {
-            std::lock_guard lock(jmutex_);
-            stats.appends_pending += jpending_.size();
-        }
         return stats;
     }
 
@@ -585,261 +521,6 @@ private:
         return static_cast<Sqlite*>(self)->appends_->pause(std::chrono::milliseconds(delay)) ? 1 : 0;
     }
 
-    // ---- The audit journal (audit_journal.hpp) ----
-
-    // The tables of the audit lines (InquiryLog's appends): an append into one goes through the journal, and a
-    // statement that names one reads it only after every line written before it is applied (see_journal). Appends
-    // into any other table are committed in groups as before (AppendQueue).
-    static bool audited(std::string const& sql) {
-        auto has = [&](std::string_view word) {
-            return ::memmem(sql.data(), sql.size(), word.data(), word.size()) != nullptr;
-        };
-        return has("_log") && (has("inquiry_log") || has("viewing_log"));
-    }
-
-    // Whether a statement is an INSERT (a batch's lines into inquiry_log: they need not see the journal's first).
-    static bool inserts(std::string const& sql) {
-        std::size_t at = 0;
-        while (at < sql.size() && std::isspace(static_cast<unsigned char>(sql[at]))) ++at;
-        return sql.size() - at >= 6 && ::strncasecmp(sql.data() + at, "INSERT", 6) == 0;
-    }
-
-    // Opens the journal beside the database (when it is the only holder) and applies what it holds past the mark
-    // before anything is served. `write`: this Database writes its audit lines there from now on; otherwise a journal
-    // left by an earlier server is only applied (and emptied), and not kept.
-    void open_journal(std::string const& path, bool write) {
-        if (path.rfind("file:", 0) == 0) return;  // (a URI: no file name to put the journal beside)
-        journal_ = AuditJournal::open(path + "-audit", write);
-        if (!journal_ || (!write && journal_->size() == 0)) {
-            journal_.reset();
-            return;
-        }
-        journaler_ = std::make_unique<Connection>(path, writer_);
-        sqlite3_wal_hook(journaler_->handle(), &Sqlite::on_commit, this);
-        sqlite3_busy_handler(journaler_->handle(), &Sqlite::journal_busy, this);
-        std::vector<JournalLine> read = journal_->read_all();
-        try {
-            journaler_->script(
-                "CREATE TABLE IF NOT EXISTS audit_journal_applied (id INTEGER PRIMARY KEY CHECK (id = 0), "
-                "seq INTEGER NOT NULL)");
-        } catch (DatabaseError const&) {
-            if (!read.empty()) throw;  // lines to apply and a database that cannot take them: not opened
-            journal_.reset();  // (a file this process cannot write: the server's start says so, check_writable)
-            journaler_.reset();
-            return;
-        }
-        std::uint64_t const mark = applied_mark(*journaler_);
-        std::vector<std::shared_ptr<JournalLine const>> left;
-        for (auto& line : read)
-            if (line.seq > mark) left.push_back(std::make_shared<JournalLine const>(std::move(line)));
-        if (!left.empty()) {
-            apply_group(left);  // (throws: the server does not start with lines it cannot apply)
-            std::cerr << "kyotaku: " << journal_->path() << ": 監査ジャーナルの " << left.size()
-                      << " 行をデータベースに書き込みました / applied " << left.size()
-                      << " audit line(s) the journal held past the database's mark\n";
-        }
-        journal_->numbers_after(std::max(mark, journal_->last()));
-        journal_->truncate();
-        if (!write) {
-            journal_.reset();
-            journaler_.reset();
-        }
-    }
-
-    static std::uint64_t applied_mark(Connection& c) {
-        auto const rows = c.query("SELECT seq FROM audit_journal_applied WHERE id = 0", {});
-        return rows.empty() ? 0 : std::uint64_t(as_int(rows[0][0]));
-    }
-
-    // Read-your-writes: returns once every line written so far is in the database. Inside a transaction (which holds
-    // the writer lock the journal's thread needs) they are applied on its connection, as part of it: the mark moves
-    // with them, so the journal's thread skips them once it commits, and applies them itself if it rolls back.
-    void see_journal() {
-        std::unique_lock lock(jmutex_);
-        if (jpending_.empty()) return;
-        if (Connection* c = pool_.bound()) {
-            std::vector<std::shared_ptr<JournalLine const>> lines(jpending_.begin(), jpending_.end());
-            lock.unlock();
-            apply_lines(*c, lines);
-            return;
-        }
-        std::uint64_t const target = jpending_.back()->seq;
-        ++jwanted_;  // the journal's thread does not wait for more lines meanwhile
-        wake_applier();
-        bool const seen = japplied_cv_.wait_for(lock, std::chrono::seconds(10), [&] { return japplied_ >= target; });
-        --jwanted_;
-        if (!seen)
-            throw TransientDatabaseError("the audit journal's lines are not in the database yet (10 s)");
-    }
-
-    // `lines` past the database's mark applied in one transaction on the journal's connection, with the mark. Throws
-    // (nothing applied) when it may be tried again later: the lines are in the journal meanwhile.
-    void apply_group(std::vector<std::shared_ptr<JournalLine const>> const& lines) {
-        Connection& c = *journaler_;
-        c.writing = std::unique_lock<std::mutex>(writer_);
-        struct Release {
-            Connection& c;
-            ~Release() { c.writing.unlock(); }
-        } release{c};
-        try {
-            c.script("BEGIN IMMEDIATE");
-            apply_lines(c, lines);
-            c.script("COMMIT");
-        } catch (...) {
-            try {
-                c.script("ROLLBACK");
-            } catch (...) {
-            }
-            throw;
-        }
-    }
-
-    // Inside the transaction open on `c`: the lines past the mark, then the mark. A line the database refuses for
-    // good (a constraint, a statement it cannot run: a defect, never a passing fault) is skipped and said on standard
-    // error, so that it does not hold up every line after it; any other failure throws.
-    void apply_lines(Connection& c, std::vector<std::shared_ptr<JournalLine const>> const& lines) {
-        std::uint64_t const mark = applied_mark(c);
-        std::size_t from = 0;
-        while (from < lines.size() && lines[from]->seq <= mark) ++from;
-        if (from == lines.size()) return;
-        auto refused_for_good = [&] {
-            int const code = sqlite3_errcode(c.handle()) & 0xff;
-            return code == SQLITE_CONSTRAINT || code == SQLITE_ERROR || code == SQLITE_MISMATCH ||
-                   code == SQLITE_TOOBIG || code == SQLITE_RANGE;
-        };
-        c.script("SAVEPOINT journal");
-        try {
-            for (std::size_t i = from; i < lines.size(); ++i) c.query(lines[i]->sql, lines[i]->params);
-        } catch (TransientDatabaseError const&) {
-            c.script("ROLLBACK TO journal; RELEASE journal");
-            throw;
-        } catch (std::exception const& e) {
-            bool const for_good = refused_for_good();
-            c.script("ROLLBACK TO journal");
-            if (!for_good) {
-                c.script("RELEASE journal");
-                throw TransientDatabaseError(std::string("an audit line of the journal: ") + e.what());
-            }
-            for (std::size_t i = from; i < lines.size(); ++i) {  // one by one: only the refused are skipped
-                c.script("SAVEPOINT line");
-                try {
-                    c.query(lines[i]->sql, lines[i]->params);
-                    c.script("RELEASE line");
-                } catch (std::exception const& one) {
-                    bool const skip = refused_for_good();
-                    c.script("ROLLBACK TO line; RELEASE line");
-                    if (!skip) {
-                        c.script("ROLLBACK TO journal; RELEASE journal");
-                        throw TransientDatabaseError(std::string("an audit line of the journal: ") + one.what());
-                    }
-                    std::cerr << "kyotaku: " << (journal_ ? journal_->path() : std::string("audit journal"))
-                              << ": 監査の記録 " << lines[i]->seq
-                              << " 番をデータベースが受け付けません (飛ばしました) / audit line " << lines[i]->seq
-                              << " refused by the database, skipped: " << one.what() << "\n";
-                }
-            }
-        }
-        c.query("INSERT OR REPLACE INTO audit_journal_applied (id, seq) VALUES (0, $1)",
-                {std::int64_t(lines.back()->seq)});
-        c.script("RELEASE journal");
-    }
-
-    // The journal's thread: every line written meanwhile applied by one transaction; a failure tried again shortly
-    // (the lines are safe in the journal). The journal is emptied once everything in it is applied: when nothing is
-    // waiting and it holds 1 MiB or more, or — holding the writers back for one commit — at 64 MiB.
-    //
-    // It applies lines in groups gathered for up to gather_time (or until gather_lines are waiting): the appends do
-    // not wake it one by one. It is woken at once by the first line after it went idle, by a read of the audit tables
-    // waiting for its lines (see_journal), by a draining or stopping server.
-    void journal_loop() {
-        std::unique_lock lock(jmutex_);
-        bool failing = false;
-        auto hurried = [&] { return jstop_ || jdraining_ || jwanted_ > 0; };
-        for (;;) {
-            if (jpending_.empty() && !jstop_) {
-                jstate_ = Applier::idle;
-                jready_.wait(lock, [&] { return jstop_ || !jpending_.empty(); });
-            }
-            if (!hurried() && jpending_.size() < gather_lines) {
-                jstate_ = Applier::gathering;
-                auto const until = std::chrono::steady_clock::now() +
-                                   std::chrono::microseconds(AuditJournal::gather_time_us.load());
-                jready_.wait_until(lock, until, [&] { return hurried() || jpending_.size() >= gather_lines; });
-            }
-            jstate_ = Applier::working;
-            if (jpending_.empty() || jgive_up_) return;
-            std::vector<std::shared_ptr<JournalLine const>> group(jpending_.begin(), jpending_.end());
-            lock.unlock();
-            std::string error;
-            try {
-                apply_group(group);
-            } catch (std::exception const& e) {
-                error = e.what();
-            }
-            lock.lock();
-            if (!error.empty()) {
-                if (!failing)
-                    std::cerr << "kyotaku: " << journal_->path()
-                              << ": 監査ジャーナルをデータベースに書き込めません (再試行します) / cannot apply the "
-                                 "audit journal (tried again): "
-                              << error << "\n";
-                failing = true;
-                if (jstop_) return;  // (they stay in the journal)
-                lock.unlock();
-                journal_pause(std::chrono::milliseconds(100));
-                lock.lock();
-                continue;
-            }
-            failing = false;
-            applied(group.back()->seq);
-            std::uint64_t const size = journal_->size();
-            if (jpending_.empty() ? size >= (1u << 20) : size >= (64u << 20)) {
-                if (!jpending_.empty()) {
-                    // The writers held back (jhold_) while the rest is applied — not by holding jmutex_ through the
-                    // commit: a transaction that holds the writer lock may need jmutex_ (see_journal).
-                    jhold_ = true;
-                    std::vector<std::shared_ptr<JournalLine const>> rest(jpending_.begin(), jpending_.end());
-                    lock.unlock();
-                    bool done = true;
-                    try {
-                        apply_group(rest);
-                    } catch (std::exception const&) {
-                        done = false;
-                    }
-                    lock.lock();
-                    if (done) applied(rest.back()->seq);
-                    jhold_ = false;
-                    jheld_.notify_all();
-                }
-                if (jpending_.empty()) journal_->truncate();
-            }
-        }
-    }
-
-    void wake_applier() {  // (under jmutex_) the journal's thread, when it waits (idle or gathering)
-        if (jstate_ == Applier::working || jstate_ == Applier::woken) return;
-        jstate_ = Applier::woken;
-        jready_.notify_one();
-    }
-
-    void applied(std::uint64_t seq) {  // (under jmutex_)
-        japplied_ = seq;
-        while (!jpending_.empty() && jpending_.front()->seq <= seq) jpending_.pop_front();
-        japplied_cv_.notify_all();
-    }
-
-    bool journal_pause(std::chrono::milliseconds how_long) {
-        std::unique_lock lock(jgive_up_mutex_);
-        return !jgive_up_cv_.wait_for(lock, how_long, [&] { return jgive_up_.load(); });
-    }
-
-    // As appender_busy, for the journal's connection: a stopping server past its deadline ends the wait.
-    static int journal_busy(void* self, int count) {
-        int const delay = count < 3 ? 1 << count : 10;
-        if (count * 10 > 10000) return 0;
-        return static_cast<Sqlite*>(self)->journal_pause(std::chrono::milliseconds(delay)) ? 1 : 0;
-    }
-
     static constexpr int checkpoint_pages = 1000;  // SQLite's own default for its automatic checkpoint
 
     static int on_commit(void* self, sqlite3*, char const*, int wal_pages) {
@@ -882,34 +563,11 @@ private:
     bool checkpoint_due_ = false, stop_ = false;
     std::thread checkpoints_;  // started when everything it uses exists, joined before any of it goes
     std::unique_ptr<AppendQueue> appends_;  // last, likewise (its thread commits on appender_)
-    // The audit journal (null: none — in memory, another holds it, or not asked for) and its thread's connection.
-    std::unique_ptr<AuditJournal> journal_;
-    std::unique_ptr<Connection> journaler_;
-    std::mutex jmutex_;  // the journal's writes and jpending_ (a line enters both at once: in the order of its number)
-    std::condition_variable jready_, japplied_cv_;  // lines written, or stopping; lines applied
-    std::deque<std::shared_ptr<JournalLine const>> jpending_;  // written, not yet known applied (under jmutex_)
-    std::uint64_t japplied_ = 0;  // the last line applied (under jmutex_)
-    bool jstop_ = false;          // (under jmutex_)
-    bool jdraining_ = false;      // finish_appends: lines applied at once from now on (under jmutex_)
-    int jwanted_ = 0;             // reads waiting for lines to be applied (see_journal; under jmutex_)
-    // What the journal's thread does (under jmutex_): an append or a read wakes it only when it waits.
-    enum class Applier { working, idle, gathering, woken } jstate_ = Applier::working;
-    static constexpr std::size_t gather_lines = 256;  // a group this large is applied without waiting for the timer
-    bool jhold_ = false;          // writers wait: the journal is being emptied (under jmutex_)
-    std::condition_variable jheld_;
-    std::mutex jgive_up_mutex_;
-    std::condition_variable jgive_up_cv_;
-    std::atomic<bool> jgive_up_ = false;  // a stopping server's deadline passed: leave the rest in the journal
-    std::thread journal_thread_;
 };
 }  // namespace
 
 std::unique_ptr<Database> open_sqlite(std::string const& path, std::size_t connections) {
-    return std::make_unique<Sqlite>(path, connections, false);
-}
-
-std::unique_ptr<Database> open_sqlite_journaled(std::string const& path, std::size_t connections) {
-    return std::make_unique<Sqlite>(path, connections, true);
+    return std::make_unique<Sqlite>(path, connections);
 }
 
 SchemaState schema_state(Database& db) {
