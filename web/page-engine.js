@@ -20,19 +20,15 @@ export function startEngine() {
   return Promise.race([ready, download]);
 }
 
-// Streaming, else (no instantiateStreaming; a proxy that relabels application/wasm) the whole answer from a copy:
-// no second request, and a network failure is still fetch's TypeError.
+// Streaming when the answer says application/wasm; else (no instantiateStreaming, a proxy that relabels it) the
+// whole answer: no copy held beside the stream, no second request, a network failure still fetch's TypeError.
 async function instantiate(url, imports) {
   const response = await fetch(url, { credentials: 'same-origin' });
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-  const whole = async (r) => WebAssembly.instantiate(await r.arrayBuffer(), imports);
-  if (typeof WebAssembly.instantiateStreaming !== 'function') return whole(response);
-  const copy = response.clone();
-  try {
-    return await WebAssembly.instantiateStreaming(response, imports);
-  } catch {
-    return whole(copy);  // bytes that do not compile fail there too
-  }
+  const wasm = /^application\/wasm\b/i.test(response.headers.get('Content-Type'));
+  const stream = wasm && typeof WebAssembly.instantiateStreaming === 'function';
+  if (stream) return WebAssembly.instantiateStreaming(response, imports);
+  return WebAssembly.instantiate(await response.arrayBuffer(), imports);
 }
 
 /**
