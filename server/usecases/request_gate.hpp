@@ -6,7 +6,9 @@
 // - Between chunks, while interactive requests keep coming, the worker gives way (give_way): it waits until none has
 //   been in flight for a quiet moment, or until a deadline the worker sets from the time its last chunk took (so that
 //   it keeps a minimum share of the time and a batch always progresses: BatchDesk::batch_share), or until it is told
-//   to stop. With no interactive request since its last chunk began, it does not wait at all.
+//   to stop. With no interactive request in flight when it first looks and at most one started since its last chunk
+//   began, it does not wait at all: a lone request that came and went during the chunk (a client polling a job's
+//   status every 20 ms) does not hold a batch back; a steady interactive load brings many.
 #pragma once
 
 #include "core/clock.hpp"
@@ -54,17 +56,19 @@ public:
         std::lock_guard lock(mutex_);
         return entered_;
     }
-    // Gives way to interactive requests: returns at once when none is in flight and none started since `since` (a
-    // count of entered()); else waits until, on looking again every `quiet`, none is in flight and none started
-    // meanwhile, or until `deadline` on clock(), or until `stop` is set (then wake() is called). Returns whether it
-    // waited.
+    // Gives way to interactive requests: returns at once when none is in flight and at most one started since `since`
+    // (a count of entered()); else waits until, on looking again every `quiet`, none is in flight and none started
+    // since the last look, or until `deadline` on clock(), or until `stop` is set (then wake() is called). Returns
+    // whether it waited.
     bool give_way(std::uint64_t since, std::chrono::steady_clock::time_point deadline, std::atomic<bool> const& stop,
                   std::chrono::steady_clock::duration quiet = std::chrono::milliseconds(2)) {
         std::unique_lock lock(mutex_);
         std::uint64_t seen = since;
         bool waited = false;
         for (;;) {
-            if (stop || (in_flight_.empty() && entered_ == seen)) return waited;  // (quiet since it last looked)
+            // (the first look: none in flight and at most a lone request since the chunk began; then: quiet since the
+            // last look)
+            if (stop || (in_flight_.empty() && entered_ <= seen + (waited ? 0 : 1))) return waited;
             auto const now = clock_->now();
             if (now >= deadline) return waited;
             if (!waited && giving_way_hook_) giving_way_hook_();
