@@ -80,15 +80,7 @@ check "claimed by the staff's device on the same listener (200)" test "${claim##
 
 # Every route that needs a certificate, on the patients' listener: refused, whatever the client holds.
 as_p() {  # as_p WHO curl-args…: the patients' listener, offering WHO's certificate (it is never asked for)
-    local who=$1
-    shift
-    local cert=()
-    case $who in
-        admin | monitor) cert=(--cert "$work/pki/$who.pem" --key "$work/pki/$who.key") ;;
-        staff) cert=(--cert "$work/pki/facility-$A.pem" --key "$work/pki/facility-$A.key") ;;
-        manager) cert=(--cert "$work/pki/facility-$A-manager.pem" --key "$work/pki/facility-$A-manager.key") ;;
-    esac
-    curl -sS --max-time 20 --cacert "$work/pki/ca.pem" "${cert[@]}" -o /dev/null -w '%{http_code}' "$@"
+    api "$@" --max-time 20 -o /dev/null -w '%{http_code}'
 }
 check "a facility's re-inquiry: 403" test "$(as_p staff "${json[@]}" -X POST -d "$reinquiry" "$P/api/v1/reinquiry")" = 403
 check "the same on the main listener: 200 (the certificate is valid)" \
