@@ -565,6 +565,11 @@ int run(ServeOptions const& o) {
         log_line({{"event", "patients_on_certificate_listener"}, {"listen", o.host + ":" + std::to_string(o.port)}},
                  "warning");
     }
+    if (std::string const warning = facility_urls_unreachable(o); !warning.empty()) {
+        std::cerr << "kyotaku serve: " << warning << "\n";
+        log_line({{"event", "facility_urls_unreachable"}, {"listen", o.patient_listener ? o.patient_host : o.host}},
+                 "warning");
+    }
     service.context.public_url =
         !o.public_url.empty() ? o.public_url
         : o.patient_listener  ? patient_url

@@ -500,6 +500,21 @@ std::string patients_on_certificate_listener(ServeOptions const& o) {
            "for a real deployment (docs/operations.md 2.)";
 }
 
+std::string facility_urls_unreachable(ServeOptions const& o) {
+    if (!o.public_url.empty()) return {};
+    std::string const& host = o.patient_listener ? o.patient_host : o.host;
+    boost::system::error_code ec;
+    auto const address = boost::asio::ip::make_address(host, ec);
+    if (ec || !address.is_unspecified()) return {};
+    std::string const shown = address.is_v6() ? "[" + host + "]" : host;
+    return "warning: public_url が設定されていません。施設URLとQRコードが https://" + shown +
+           ":… で始まり、患者さんのスマートフォンでは開けません。public_url を設定してください / "
+           "public_url is not set and " +
+           std::string(o.patient_listener ? "patient_listen" : "listen") + " is on " + shown +
+           ": facility URLs and QR codes would begin with https://" + shown +
+           ":PORT, which no phone can open; set public_url to the address patients reach (docs/operations.md 2.)";
+}
+
 int check_config(ResolvedConfig const& config) {
     ServeOptions const& o = config.options;
     for (auto const& s : serve_settings()) {

@@ -57,7 +57,15 @@ check "--host stays loopback-only" test $? -eq 2
 start_server "$work/any.log" "$kyotaku" serve --listen 0.0.0.0:0 --db "$work/any.sqlite" --rules "$work/rules" --tls-dir "$work/pki"
 check "--listen 0.0.0.0:PORT is accepted" grep -q "^listening on https://0.0.0.0:" "$work/any.log"
 check "and answers on loopback" test "$(status none "$U/healthz")" = 200
+check "without public_url it warns that facility URLs would name 0.0.0.0" \
+    grep -q '"event":"facility_urls_unreachable"' "$work/any.log"
 stop_server
+any=(--listen 0.0.0.0:0 --db "$work/any.sqlite" --rules "$work/rules" --tls-dir "$work/pki")
+out=$("$kyotaku" serve "${any[@]}" --check-config 2>&1); rc=$?
+check "--check-config still passes there" test $rc -eq 0
+check "and warns about it too" grep -q "public_url is not set and listen is on 0.0.0.0" <<< "$out"
+out=$("$kyotaku" serve "${any[@]}" --public-url https://kyotaku.example.jp --check-config 2>&1)
+check "and not once public_url names the address patients reach" not_in "$out" "public_url is not set"
 
 # ---- the server, configured by its file ----------------------------------------------------------------------
 start_server "$work/serve.log" env KYOTAKU_CONFIG="$work/kyotaku.toml" "$kyotaku" serve
