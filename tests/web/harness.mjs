@@ -380,7 +380,7 @@ export async function startHarness({ kyotaku, bridgeBinary, wasmDir, src, out })
   // log — and run once more in fresh contexts, and the retry is printed. Only a crash: a failed assertion, a
   // timeout without a crash or a second crash fails the case.
   h.test = async function test(name, fn) {
-    for (let run = 1; ; run++) {
+    for (let run = 1; run <= 2; run++) {  // at most one retry: the catch below throws on the second run
       attempt = { contexts: [], crashed: [] };
       try {
         await fn();
