@@ -19,6 +19,14 @@ const { base, call, urlOf, consents, httpGet, startBridge, open, visible, screen
 const itemsOf = (c) => [...(Array.isArray(c.items) ? c.items : c.items.split(','))].sort();
 const BUDGET_ALL = 200000;    // bytes over the wire, everything the page may load
 const BUDGET_FIRST = 120000;  // bytes over the wire before the first usable screen
+// From the next load of the context's pages on: window.errorShown turns true once an element matching `selector`
+// (an error screen) is shown, however briefly.
+const noteErrorScreen = (context, selector) => context.addInitScript((sel) => {
+  window.errorShown = false;
+  new MutationObserver(() => {
+    if (document.querySelector(`${sel}:not([hidden])`)) window.errorShown = true;
+  }).observe(document, { attributes: true, subtree: true, attributeFilter: ['hidden'] });
+}, selector);
 const isAsset = (url) => new URL(url).pathname.startsWith('/web/') || new URL(url).pathname.startsWith('/c/');
 
 await h.run(async () => {
@@ -350,12 +358,7 @@ await h.run(async () => {
   await test('one failed download of the WebAssembly is asked for again by the page: the first screen, no error', async () => {
     const { page, context } = await open(medicalUrl, { usb: false });
     await visible(page, 'visit-kind');
-    await context.addInitScript(() => {
-      window.errorShown = false;
-      new MutationObserver(() => {
-        if (document.querySelector('#screen-error-load:not([hidden])')) window.errorShown = true;
-      }).observe(document, { attributes: true, subtree: true, attributeFilter: ['hidden'] });
-    });
+    await noteErrorScreen(context, '#screen-error-load');
     let asked = 0;
     await page.route('**/*.wasm', (route) => { asked += 1; return asked === 1 ? route.abort('connectionreset') : route.continue(); });
     await page.reload();
@@ -384,12 +387,7 @@ await h.run(async () => {
   await test('the WebAssembly served with a wrong type, or no instantiateStreaming: the first screen all the same', async () => {
     const { page, context } = await open(medicalUrl, { usb: false });
     await visible(page, 'visit-kind');
-    await context.addInitScript(() => {
-      window.errorShown = false;
-      new MutationObserver(() => {
-        if (document.querySelector('.screen.error:not([hidden])')) window.errorShown = true;
-      }).observe(document, { attributes: true, subtree: true, attributeFilter: ['hidden'] });
-    });
+    await noteErrorScreen(context, '.screen.error');
     let asked = 0;
     const bytes = readFileSync(join(wasmDir, 'kyotaku-page.wasm'));  // what the server serves under its hashed name
     await page.route('**/kyotaku-page.*.wasm', (route) => {
