@@ -95,9 +95,10 @@ lines = [l for l in open(path, encoding="utf-8") if not l.startswith("listening 
 records = [json.loads(l) for l in lines]            # every line is JSON
 assert all("time" in r and "level" in r for r in records), "time and level on every line"
 requests = [r for r in records if r.get("event") == "request"]
-keys = {"time", "level", "event", "request_id", "facility", "role", "method", "route", "status", "duration_ms", "bytes_in", "bytes_out"}
+keys = {"time", "level", "event", "request_id", "facility", "role", "method", "route", "status", "duration_ms", "bytes_in", "bytes_out", "listener"}
 assert all(set(r) == keys for r in requests), [set(r) ^ keys for r in requests if set(r) != keys]
 assert len(requests) >= 14, len(requests)
+assert all(r["listener"] == "main" for r in requests), "no patient_listen here: every request on the main listener"
 assert any(r["request_id"] == rid and r["route"] == "/api/v1/settings" and r["role"] == "staff" and r["facility"] == "0110113719" for r in requests)
 assert any(r["route"] == "/c/{token}" and r["role"] == "anonymous" and r["facility"] is None for r in requests)
 assert any(r["route"] == "/api/v1/settings" and r["method"] == "PUT" and r["role"] == "manager" for r in requests)
