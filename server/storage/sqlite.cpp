@@ -655,6 +655,8 @@ private:
             } catch (std::exception const& e) {
                 failed = e.what();
                 if (failed.empty()) failed = "unknown error";
+            } catch (...) {
+                failed = "unknown error";
             }
             lock.lock();
             if (failed.empty()) {
