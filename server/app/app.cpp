@@ -670,12 +670,21 @@ int run(ServeOptions const& o) {
         o.patient_listener ? effective_max_connections(o.limits.max_connections, o.limits.patient_max_connections)
                            : std::pair(effective_max_connections(o.limits.max_connections), 0);
     if (max_connections < o.limits.max_connections ||
-        (o.patient_listener && patient_max_connections < o.limits.patient_max_connections))
-        std::cerr << "kyotaku serve: 同時接続数をファイル記述子の上限に合わせて " << max_connections
-                  << (o.patient_listener ? " (patient_listen " + std::to_string(patient_max_connections) + ")" : "")
-                  << " にしました / connection cap lowered to " << max_connections
-                  << (o.patient_listener ? " (patient_listen " + std::to_string(patient_max_connections) + ")" : "")
+        (o.patient_listener && patient_max_connections < o.limits.patient_max_connections)) {
+        std::string const patients =
+            o.patient_listener ? " (patient_listen " + std::to_string(patient_max_connections) + ")" : "";
+        std::cerr << "kyotaku serve: 同時接続数をファイル記述子の上限に合わせて " << max_connections << patients
+                  << " にしました / connection cap lowered to " << max_connections << patients
                   << " by the descriptor limit\n";
+        LogFields line{{"event", "connection_caps_lowered"},
+                       {"max_connections", max_connections},
+                       {"asked", o.limits.max_connections}};
+        if (o.patient_listener) {
+            line["patient_max_connections"] = patient_max_connections;
+            line["patient_asked"] = o.limits.patient_max_connections;
+        }
+        log_line(std::move(line), "warning");
+    }
     ConnectionCounter connections, patient_connections;
     // The accept loop and the drain that closes the listener share a strand (an acceptor is not safe to touch from two
     // threads at once).

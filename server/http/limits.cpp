@@ -35,8 +35,12 @@ int effective_max_connections(int wanted) {
 std::pair<int, int> effective_max_connections(int main, int patients) {
     int const total = effective_max_connections(main + patients);
     if (total >= main + patients) return {main, patients};
-    int const m = std::max(1, int(static_cast<long long>(total) * main / (main + patients)));
-    return {m, std::max(1, total - m)};
+    return split_connection_caps(total, main, patients);
+}
+
+std::pair<int, int> split_connection_caps(int total, int main, int patients) {
+    int const m = std::max(1, std::min(main, std::max(total / 2, total - patients)));
+    return {m, std::max(1, std::min(patients, total - m))};
 }
 
 ConnectionCounter::Slot ConnectionCounter::try_acquire(int max) {

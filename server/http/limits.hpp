@@ -26,8 +26,12 @@ namespace kyotaku::server {
 // descriptors stay for the database, the listener and the rules. Raises the soft limit to the hard one first.
 int effective_max_connections(int wanted);
 // The caps of the two listeners (listen, patient_listen), each as asked when both fit the descriptor limit together;
-// else the places it allows, shared in proportion (each at least 1).
+// else split_connection_caps of the places it allows.
 std::pair<int, int> effective_max_connections(int main, int patients);
+// `total` places (fewer than main + patients) shared between the listeners: the main listener (the office terminals)
+// keeps its cap up to half of them, and more when the patients' cap leaves more; the patients' listener gets the rest.
+// So raising patient_max_connections never takes the office terminals below half the places. Each at least 1.
+std::pair<int, int> split_connection_caps(int total, int main, int patients);
 
 // Counts the open connections; a Slot is held by each connection and frees its place when dropped.
 class ConnectionCounter {

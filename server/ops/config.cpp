@@ -149,6 +149,66 @@ std::vector<Setting> const& serve_settings() {
     return all;
 }
 
+namespace {
+
+// An address that stands for every address of the machine (0.0.0.0, ::, and ::ffff:0.0.0.0, IPv4's in IPv6).
+bool unspecified_address(boost::asio::ip::address const& a) {
+    if (a.is_v6() && a.to_v6().is_v4_mapped())
+        return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, a.to_v6()).is_unspecified();
+    return a.is_unspecified();
+}
+
+// public_url as facility URLs and QR codes use it: https://HOST[:PORT], nothing after (a trailing "/" is dropped:
+// "https://host//c/…" is a 404). The TLS goes through to this server (docs/operations.md 11.), so a path could never
+// be taken off before the server sees it; and no phone can open an address that stands for every address.
+std::optional<std::string> parse_public_url(std::string text, std::string& error) {
+    if (!text.empty() && text.back() == '/') text.pop_back();
+    std::string_view const scheme = "https://";
+    if (text.rfind(scheme, 0) != 0) {
+        error = "https:// で始めてください / must begin with https:// (got \"" + text + "\")";
+        return std::nullopt;
+    }
+    std::string const authority = text.substr(scheme.size());
+    if (authority.empty() || authority.find_first_of("/?#@\\ ") != std::string::npos ||
+        std::any_of(authority.begin(), authority.end(), [](unsigned char c) { return c < 0x21 || c == 0x7f; })) {
+        error = "https://ホスト名[:ポート] の形で、パスなどを付けずに書いてください / must be https://HOST[:PORT] with "
+                "no path, query, fragment or user (got \"" +
+                text + "\")";
+        return std::nullopt;
+    }
+    std::string host = authority, port;
+    if (authority.front() == '[') {
+        auto const close = authority.find(']');
+        if (close == std::string::npos || (close + 1 < authority.size() && authority[close + 1] != ':')) {
+            error = "[IPv6]:PORT の形で書いてください / expected https://[IPv6 address]:PORT (got \"" + text + "\")";
+            return std::nullopt;
+        }
+        host = authority.substr(1, close - 1);
+        if (close + 1 < authority.size()) port = authority.substr(close + 2);
+    } else if (auto const colon = authority.rfind(':'); colon != std::string::npos) {
+        host = authority.substr(0, colon);
+        port = authority.substr(colon + 1);
+    }
+    unsigned number = 0;
+    if (auto const [end, err] = std::from_chars(port.data(), port.data() + port.size(), number);
+        authority.back() == ':' ||
+        (!port.empty() && (err != std::errc() || end != port.data() + port.size() || number == 0 || number > 65535))) {
+        error = "ポートは 1〜65535 の数字です / the port must be a number from 1 to 65535 (got \"" + text + "\")";
+        return std::nullopt;
+    }
+    boost::system::error_code ec;
+    auto const address = boost::asio::ip::make_address(host, ec);
+    if (host.empty() || (!ec && unspecified_address(address))) {
+        error = "患者さんのスマートフォンが開けるアドレスにしてください / must name an address patients' phones can "
+                "reach, not one that stands for every address (got \"" +
+                text + "\")";
+        return std::nullopt;
+    }
+    return text;
+}
+
+}  // namespace
+
 std::optional<ListenAddress> parse_listen(std::string const& text, std::string& error) {
     std::string host, port;
     if (!text.empty() && text.front() == '[') {
@@ -218,6 +278,15 @@ std::string apply(ServeOptions& o, Setting const& s, std::string const& value) {
         o.host = l->host;
         o.port = l->port;
         o.any_address = true;
+        return {};
+    }
+    if (key == "public_url") {
+        o.public_url.clear();
+        if (value.empty()) return {};
+        std::string error;
+        auto url = parse_public_url(value, error);
+        if (!url) return error;
+        o.public_url = *url;
         return {};
     }
     if (key == "patient_listen") {
@@ -511,7 +580,7 @@ std::string facility_urls_unreachable(ServeOptions const& o) {
     std::string const& host = o.patient_listener ? o.patient_host : o.host;
     boost::system::error_code ec;
     auto const address = boost::asio::ip::make_address(host, ec);
-    if (ec || !address.is_unspecified()) return {};
+    if (ec || !unspecified_address(address)) return {};
     std::string const shown = address.is_v6() ? "[" + host + "]" : host;
     return "warning: public_url が設定されていません。施設URLとQRコードが https://" + shown +
            ":… で始まり、患者さんのスマートフォンでは開けません。public_url を設定してください / "

@@ -169,6 +169,59 @@ TEST(Config, ListenIsTheExplicitWayBeyondLoopback) {
     EXPECT_TRUE(parse_listen("127.0.0.1:0", error));
 }
 
+// public_url is where facility URLs and QR codes point: https://HOST[:PORT] and nothing after it (a trailing "/" made
+// every URL "https://host//c/…", a 404), never an address that stands for every address; without it, a listener on
+// such an address is warned about (facility URLs would name it).
+TEST(Config, PublicUrlIsAnOriginPhonesCanOpen) {
+    auto url = [](std::string const& value) { return resolve_serve_config(sources("", {}, {{"public_url", value}})); };
+    for (auto const& [given, kept] :
+         std::vector<std::pair<std::string, std::string>>{{"https://kyotaku.example.jp", "https://kyotaku.example.jp"},
+                                                          {"https://kyotaku.example.jp/", "https://kyotaku.example.jp"},
+                                                          {"https://kyotaku.example.jp:8444",
+                                                           "https://kyotaku.example.jp:8444"},
+                                                          {"https://127.0.0.1:8444/", "https://127.0.0.1:8444"},
+                                                          {"https://[2001:db8::1]:443", "https://[2001:db8::1]:443"},
+                                                          {"", ""}}) {
+        auto c = url(given);
+        ASSERT_TRUE(c.ok()) << given << ": " << joined(c.errors);
+        EXPECT_EQ(c.options.public_url, kept);
+    }
+    for (char const* bad :
+         {"kyotaku.example.jp", "http://kyotaku.example.jp", "https://", "https:///c",
+          "https://kyotaku.example.jp/kyotaku", "https://kyotaku.example.jp?x=1", "https://kyotaku.example.jp#top",
+          "https://user@kyotaku.example.jp", "https://kyotaku.example.jp:", "https://kyotaku.example.jp:0",
+          "https://kyotaku.example.jp:99999", "https://kyotaku.example.jp:44a", "https://0.0.0.0:8443",
+          "https://[::]:443", "https://[::ffff:0.0.0.0]:443", "https://[::1", "https://a b",
+          "https://kyotaku.example.jp//"}) {
+        auto c = url(bad);
+        EXPECT_FALSE(c.ok()) << bad;
+        EXPECT_NE(joined(c.errors).find("public_url"), std::string::npos) << bad << ": " << joined(c.errors);
+    }
+
+    auto listen = [](std::string const& main, std::string const& patients) {
+        std::map<std::string, std::string> flags{{"listen", main}};
+        if (!patients.empty()) flags["patient_listen"] = patients;
+        return resolve_serve_config(sources("", {}, flags)).options;
+    };
+    for (auto const& [main, patients] :
+         std::vector<std::pair<std::string, std::string>>{{"0.0.0.0:8443", ""},
+                                                          {"[::]:8443", ""},
+                                                          {"[::ffff:0.0.0.0]:8443", ""},
+                                                          {"127.0.0.1:8443", "0.0.0.0:443"},
+                                                          {"127.0.0.1:8443", "[::]:443"}}) {
+        auto const o = listen(main, patients);
+        std::string const warning = facility_urls_unreachable(o);
+        EXPECT_NE(warning.find("public_url is not set"), std::string::npos) << main << " " << patients;
+        EXPECT_NE(warning.find(patients.empty() ? "and listen is on" : "and patient_listen is on"), std::string::npos)
+            << warning;
+    }
+    EXPECT_EQ(facility_urls_unreachable(listen("0.0.0.0:8443", "127.0.0.1:443")), "");  // patients' is a real address
+    EXPECT_EQ(facility_urls_unreachable(listen("127.0.0.1:8443", "")), "");
+    auto with_url = resolve_serve_config(
+        sources("", {}, {{"listen", "0.0.0.0:8443"}, {"public_url", "https://kyotaku.example.jp"}}));
+    EXPECT_EQ(facility_urls_unreachable(with_url.options), "");
+}
+
 // patient_listen (the patients' listener, no CertificateRequest) is a setting like the others: file, variable, flag;
 // empty is none; a bad address is refused naming where; a server beyond loopback without it is warned about.
 TEST(Config, PatientListenIsASettingLikeTheOthers) {

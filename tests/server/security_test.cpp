@@ -833,6 +833,26 @@ TEST(AcceptLoop, Item2_SurvivesDescriptorExhaustionAndCapsConnections) {
     EXPECT_GE(effective_max_connections(1'000'000), 1);
 }
 
+// The review's case: raising the patients' cap must not squeeze the office terminals' cap to nothing.
+TEST(ConnectionCaps, TheMainListenerKeepsHalfThePlacesWhateverThePatientsCapAsks) {
+    EXPECT_EQ(split_connection_caps(496, 256, 100'000), std::pair(248, 248));  // ulimit -n 1024: half each
+    EXPECT_EQ(split_connection_caps(300, 256, 100'000), std::pair(150, 150));
+    EXPECT_EQ(split_connection_caps(300, 100'000, 100'000), std::pair(150, 150));
+    EXPECT_EQ(split_connection_caps(300, 100'000, 20), std::pair(280, 20));  // a small patients' cap kept as asked
+    EXPECT_EQ(split_connection_caps(1, 256, 256), std::pair(1, 1));
+    for (int total : {2, 3, 17, 495, 32'752})
+        for (int main : {1, 20, 256, 100'000})
+            for (int patients : {1, 20, 256, 100'000}) {
+                if (total >= main + patients) continue;
+                auto const [m, p] = split_connection_caps(total, main, patients);
+                EXPECT_LE(m + p, total) << total << " " << main << " " << patients;
+                EXPECT_GE(m, std::min(main, total / 2));
+                EXPECT_LE(m, main);
+                EXPECT_LE(p, patients);
+                EXPECT_GE(p, 1);
+            }
+}
+
 namespace {
 // The DER of test card 1 as the consent page sends it (base64), from a test PKI made by the project's script.
 struct TestCard {
