@@ -76,18 +76,41 @@ bool known_kind(std::string_view k) {
     return false;
 }
 // A detail as the desks write it (formats/inquiry_detail.cpp, usecases/): a JSON object of at most two levels (the
-// patient's fields), parsed by nlohmann's parser (its own stack; the callback refuses a value deeper than that).
+// patient's fields). Read by nlohmann's SAX parser (its own stack, no tree built: this runs for every line written),
+// which stops at the first value deeper than that.
+class DetailShape : public nlohmann::json_sax<nlohmann::json> {
+public:
+    static constexpr int max_depth = 2;
+    bool null() override { return value(); }
+    bool boolean(bool) override { return value(); }
+    bool number_integer(number_integer_t) override { return value(); }
+    bool number_unsigned(number_unsigned_t) override { return value(); }
+    bool number_float(number_float_t, string_t const&) override { return value(); }
+    bool string(string_t&) override { return value(); }
+    bool binary(binary_t&) override { return false; }
+    bool start_object(std::size_t) override { return open(true); }
+    bool key(string_t&) override { return true; }
+    bool end_object() override { return --depth_, true; }
+    bool start_array(std::size_t) override { return open(false); }
+    bool end_array() override { return --depth_, true; }
+    bool parse_error(std::size_t, std::string const&, nlohmann::detail::exception const&) override { return false; }
+    bool object() const { return object_; }
+
+private:
+    bool value() { return depth_ > 0; }  // (a scalar alone is not an object)
+    bool open(bool is_object) {
+        if (depth_ == 0) {
+            if (!is_object || object_) return false;  // the top: one object
+            object_ = true;
+        }
+        return ++depth_ <= max_depth;
+    }
+    int depth_ = 0;
+    bool object_ = false;
+};
 bool detail_object(std::string const& text) {
-    constexpr int max_depth = 2;
-    bool too_deep = false;
-    nlohmann::json const j = nlohmann::json::parse(
-        text,
-        [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
-            if (depth > max_depth) too_deep = true;
-            return !too_deep;
-        },
-        false);
-    return !too_deep && !j.is_discarded() && j.is_object();
+    DetailShape shape;
+    return nlohmann::json::sax_parse(text, &shape) && shape.object();
 }
 constexpr std::size_t largest_short_text = 1024;  // every column but detail_json
 

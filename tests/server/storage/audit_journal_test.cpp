@@ -368,6 +368,9 @@ TEST(AuditJournal, ARecordOfForeignValuesIsDamageNotApplied) {
         with(6, std::string(R"({"patient":{"a":{"b":1}}})")),  // deeper than any writer's
         with(6, std::string("[1]")),
         with(6, std::string(R"({"allowed":true)")),
+        with(6, std::string(R"("a text")")),
+        with(6, std::string("{}{}")),
+        with(6, std::string()),
         with(2, std::string("2026-12-07T12:00:00Z")),
         with(2, std::string("not a time")),
         with(3, std::string("個別照会")),
