@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -410,8 +411,9 @@ TEST(AuditJournal, ARecordOfForeignValuesIsDamageNotApplied) {
     EXPECT_TRUE(journal_line_valid(line("fine")));
 }
 
-// `<db>-audit` a symlink (to another file of the server's user), a FIFO or a folder: refused with an error naming the
-// path — the other file is neither chmod'ed nor written (personal data would have gone there) — and nothing replaced.
+// `<db>-audit` a symlink (to another file of the server's user), a FIFO, a folder or another user's file: refused
+// with an error naming the path — the other file is neither chmod'ed nor written (personal data would have gone
+// there) — and nothing replaced.
 TEST(AuditJournal, AJournalPathThatIsNotARegularFileIsRefused) {
     TempDir dir;
     auto const file = dir.path / "k.sqlite";
@@ -447,4 +449,13 @@ TEST(AuditJournal, AJournalPathThatIsNotARegularFileIsRefused) {
     std::filesystem::remove(journal);
     std::filesystem::create_directory(journal);
     refused("a folder");
+    std::filesystem::remove(journal);
+    // Another user's file (only a test run as root can make one: chown).
+    if (::geteuid() == 0) {
+        write_file(journal, "");
+        std::filesystem::permissions(journal, std::filesystem::perms(0644));
+        ASSERT_EQ(::chown(journal.c_str(), 65534, 65534), 0);
+        refused("another user's file");
+        EXPECT_EQ(std::filesystem::status(journal).permissions(), std::filesystem::perms(0644));  // not chmod'ed
+    }
 }
