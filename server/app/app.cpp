@@ -281,9 +281,19 @@ net::awaitable<void> drain_then_stop(net::io_context& io, std::vector<tcp::accep
     io.stop();
 }
 
-// /metrics about connections and TLS: each certificate's expiry, SIGHUP's TLS reloads, the handshake budget, the drain.
-void connection_metrics(std::string& out, TlsInForce const& tls, HandshakeBudget const& hellos,
-                        HandshakeBudget const& handshakes, UploadBudget const& uploads, Drain const& drain) {
+// One listener's own counts: its handshake budgets and its accept loop's (the connections closed at its cap, accept
+// errors). The patients' listener (patient_listen) has its own, so that a flood there never takes the office
+// terminals' places.
+struct ListenerCounts {
+    char const* name;  // "main", "patients": the metrics' `listener` label
+    HandshakeBudget hellos, handshakes;
+    AcceptStats accepts;
+};
+
+// /metrics about connections and TLS: each certificate's expiry, SIGHUP's TLS reloads, the listeners' handshake
+// budgets and accept counts, the drain.
+void connection_metrics(std::string& out, TlsInForce const& tls, std::vector<ListenerCounts const*> const& listeners,
+                        UploadBudget const& uploads, Drain const& drain) {
     metric_header(out, "kyotaku_tls_certificate_expiry_seconds", "gauge",
                   "When each certificate the server relies on expires (Unix time): its own (server.pem) and the client "
                   "CAs (ca.pem).");
@@ -294,15 +304,34 @@ void connection_metrics(std::string& out, TlsInForce const& tls, HandshakeBudget
     metric_sample(out, "kyotaku_tls_reloads_total", {{"result", "ok"}}, double(tls.reloads_ok.load()));
     metric_sample(out, "kyotaku_tls_reloads_total", {{"result", "failed"}}, double(tls.reloads_failed.load()));
     metric_header(out, "kyotaku_http_handshakes_open", "gauge",
-                  "Connections in their TLS handshake now, by stage: waiting for the ClientHello (hello), or the rest "
-                  "(handshake).");
-    metric_sample(out, "kyotaku_http_handshakes_open", {{"stage", "hello"}}, double(hellos.size()));
-    metric_sample(out, "kyotaku_http_handshakes_open", {{"stage", "handshake"}}, double(handshakes.size()));
+                  "Connections in their TLS handshake now, by listener and stage: waiting for the ClientHello (hello), "
+                  "or the rest (handshake).");
+    for (auto const* l : listeners) {
+        metric_sample(out, "kyotaku_http_handshakes_open", {{"listener", l->name}, {"stage", "hello"}},
+                      double(l->hellos.size()));
+        metric_sample(out, "kyotaku_http_handshakes_open", {{"listener", l->name}, {"stage", "handshake"}},
+                      double(l->handshakes.size()));
+    }
     metric_header(out, "kyotaku_http_handshakes_evicted_total", "counter",
-                  "Connections closed in their handshake because max_handshakes newer ones were in the same stage.");
-    metric_sample(out, "kyotaku_http_handshakes_evicted_total", {{"stage", "hello"}}, double(hellos.evicted.load()));
-    metric_sample(out, "kyotaku_http_handshakes_evicted_total", {{"stage", "handshake"}},
-                  double(handshakes.evicted.load()));
+                  "Connections closed in their handshake because max_handshakes newer ones were in the same stage of "
+                  "the same listener.");
+    for (auto const* l : listeners) {
+        metric_sample(out, "kyotaku_http_handshakes_evicted_total", {{"listener", l->name}, {"stage", "hello"}},
+                      double(l->hellos.evicted.load()));
+        metric_sample(out, "kyotaku_http_handshakes_evicted_total", {{"listener", l->name}, {"stage", "handshake"}},
+                      double(l->handshakes.evicted.load()));
+    }
+    metric_header(out, "kyotaku_http_connections_refused_total", "counter",
+                  "Connections closed at once because the listener's cap (max_connections, patient_max_connections) "
+                  "were open.");
+    for (auto const* l : listeners)
+        metric_sample(out, "kyotaku_http_connections_refused_total", {{"listener", l->name}},
+                      double(l->accepts.refused_at_cap.load()));
+    metric_header(out, "kyotaku_http_accept_errors_total", "counter",
+                  "Accept errors (out of descriptors, a connection reset in the backlog).");
+    for (auto const* l : listeners)
+        metric_sample(out, "kyotaku_http_accept_errors_total", {{"listener", l->name}},
+                      double(l->accepts.errors.load()));
     metric_header(out, "kyotaku_http_uploads_open", "gauge",
                   "Large uploads (bodies beyond 64 KiB) read or answered now.");
     metric_sample(out, "kyotaku_http_uploads_open", {}, double(uploads.uploads()));
@@ -566,6 +595,11 @@ int run(ServeOptions const& o) {
         log_line({{"event", "patients_on_certificate_listener"}, {"listen", o.host + ":" + std::to_string(o.port)}},
                  "warning");
     }
+    if (std::string const warning = facility_urls_unreachable(o); !warning.empty()) {
+        std::cerr << "kyotaku serve: " << warning << "\n";
+        log_line({{"event", "facility_urls_unreachable"}, {"listen", o.patient_listener ? o.patient_host : o.host}},
+                 "warning");
+    }
     service.context.public_url =
         !o.public_url.empty() ? o.public_url
         : o.patient_listener  ? patient_url
@@ -585,18 +619,23 @@ int run(ServeOptions const& o) {
     Router const router(service, Site{&rt, &pages, &rules_web, &proofs});
     IdempotentAnswers idempotent(*db);
     Drain drain;
-    HandshakeBudget hellos, handshakes;
+    ListenerCounts main_counts{"main", {}, {}, {}}, patient_counts{"patients", {}, {}, {}};
+    std::vector<ListenerCounts const*> listeners{&main_counts};
+    if (o.patient_listener) listeners.push_back(&patient_counts);
     UploadBudget uploads(o.limits.upload_memory, o.limits.upload_spool, o.limits.uploads_per_facility);
     // The spool budget is disk: checked against what the disk has free at start (a warning) and at each spooled upload.
     uploads.spool_free = [spool_dir] { return free_disk_bytes(spool_dir); };
     warn_if_spool_disk_low(spool_dir, o.limits.upload_spool);
-    SessionShared shared{router, rt,         idempotent, o.limits, spool_dir, drain,
-                         hellos, handshakes, uploads,    work,     slow_work};
-    // The patients' listener's connections share everything but their TLS context and what they may reach.
-    SessionShared patient_shared = shared;
-    patient_shared.patients = true;
+    SessionShared shared{router,    rt,    idempotent,         o.limits,
+                         spool_dir, drain, main_counts.hellos, main_counts.handshakes,
+                         uploads,   work,  slow_work};
+    // The patients' listener's connections share everything but their TLS context, what they may reach, and their
+    // handshake budgets and connection cap (their own: a flood there never takes the office terminals' places).
+    SessionShared patient_shared{
+        router,  rt,   idempotent, o.limits, spool_dir, drain, patient_counts.hellos, patient_counts.handshakes,
+        uploads, work, slow_work,  true};
     rt.more_metrics = [&](std::string& out) {
-        connection_metrics(out, *tls, hellos, handshakes, uploads, drain);
+        connection_metrics(out, *tls, listeners, uploads, drain);
         proofs.render_metrics(out);
     };
 
@@ -615,26 +654,30 @@ int run(ServeOptions const& o) {
     };
     await_hangup();
     // Connections: capped (within the descriptor limit), each with its deadlines; the accept loop survives every error.
-    int const max_connections = effective_max_connections(o.limits.max_connections);
-    if (max_connections < o.limits.max_connections)
+    auto const [max_connections, patient_max_connections] =
+        o.patient_listener ? effective_max_connections(o.limits.max_connections, o.limits.patient_max_connections)
+                           : std::pair(effective_max_connections(o.limits.max_connections), 0);
+    if (max_connections < o.limits.max_connections ||
+        (o.patient_listener && patient_max_connections < o.limits.patient_max_connections))
         std::cerr << "kyotaku serve: 同時接続数をファイル記述子の上限に合わせて " << max_connections
-                  << " にしました / connection cap lowered to " << max_connections << " by the descriptor limit\n";
-    ConnectionCounter connections;
-    AcceptStats accept_stats;
-    rt.connections_refused = &accept_stats.refused_at_cap;  // for /metrics
-    rt.accept_errors = &accept_stats.errors;
+                  << (o.patient_listener ? " (patient_listen " + std::to_string(patient_max_connections) + ")" : "")
+                  << " にしました / connection cap lowered to " << max_connections
+                  << (o.patient_listener ? " (patient_listen " + std::to_string(patient_max_connections) + ")" : "")
+                  << " by the descriptor limit\n";
+    ConnectionCounter connections, patient_connections;
     // The accept loop and the drain that closes the listener share a strand (an acceptor is not safe to touch from two
     // threads at once).
     auto const& acceptor_strand = loop->acceptor_strand;
     net::co_spawn(acceptor_strand,
-                  accept_loop(acceptor, max_connections, connections, accept_stats,
+                  accept_loop(acceptor, max_connections, connections, main_counts.accepts,
                               [&](tcp::socket socket, ConnectionCounter::Slot slot) {
                                   start_session(std::move(socket), tls->context(), shared, std::move(slot));
                               }),
                   [](std::exception_ptr) {});
     if (o.patient_listener) {
         net::co_spawn(acceptor_strand,
-                      accept_loop(patient_acceptor, max_connections, connections, accept_stats,
+                      accept_loop(patient_acceptor, patient_max_connections, patient_connections,
+                                  patient_counts.accepts,
                                   [&](tcp::socket socket, ConnectionCounter::Slot slot) {
                                       start_session(std::move(socket), tls->patient_context(), patient_shared,
                                                     std::move(slot));

@@ -32,6 +32,13 @@ int effective_max_connections(int wanted) {
     return int(std::max(1ll, std::min<long long>(wanted, (descriptors - 32) / 2)));
 }
 
+std::pair<int, int> effective_max_connections(int main, int patients) {
+    int const total = effective_max_connections(main + patients);
+    if (total >= main + patients) return {main, patients};
+    int const m = std::max(1, int(static_cast<long long>(total) * main / (main + patients)));
+    return {m, std::max(1, total - m)};
+}
+
 ConnectionCounter::Slot ConnectionCounter::try_acquire(int max) {
     int n = count_->load();
     do {

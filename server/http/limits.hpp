@@ -25,6 +25,9 @@ namespace kyotaku::server {
 // The connection cap the descriptor limit allows: each connection may hold a socket and a spool file, and a few
 // descriptors stay for the database, the listener and the rules. Raises the soft limit to the hard one first.
 int effective_max_connections(int wanted);
+// The caps of the two listeners (listen, patient_listen), each as asked when both fit the descriptor limit together;
+// else the places it allows, shared in proportion (each at least 1).
+std::pair<int, int> effective_max_connections(int main, int patients);
 
 // Counts the open connections; a Slot is held by each connection and frees its place when dropped.
 class ConnectionCounter {

@@ -333,6 +333,7 @@ private:
         if (!co_await read_head(x)) co_return false;
         RequestTrace trace{shared_.runtime, {}};
         trace.record.request_id = new_id().substr(0, 16);
+        if (shared_.patients) trace.record.listener = "patients";
         x.method = std::string(x.head.get().method_string());
         x.target = std::string(x.head.get().target());
         InFlight const in_flight(shared_.drain, x.target);

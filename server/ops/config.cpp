@@ -76,6 +76,11 @@ std::vector<Setting> const& serve_settings() {
         {T::integer, "max_connections", "--max-connections", "KYOTAKU_MAX_CONNECTIONS",
          "同時接続数の上限 / connections open at once (default 256; lowered to what the descriptor limit allows)", 1,
          100000},
+        {T::integer, "patient_max_connections", "--patient-max-connections", "KYOTAKU_PATIENT_MAX_CONNECTIONS",
+         "患者さん用の待ち受け (patient_listen) の同時接続数の上限 (listen とは別に数えます) / connections open at "
+         "once on patient_listen, counted apart from listen's (default 256; both lowered to what the descriptor "
+         "limit allows)",
+         1, 100000},
         {T::integer, "upload_memory_mb", "--upload-memory-mb", "KYOTAKU_UPLOAD_MEMORY_MB",
          "64 KiB を超える本文をメモリに置く量の上限 (全接続の合計、MiB) / MiB of request bodies beyond 64 KiB held in "
          "memory at once, all "
@@ -193,6 +198,7 @@ std::string apply(ServeOptions& o, Setting const& s, std::string const& value) {
         if (key == "port") o.port = static_cast<unsigned short>(n);
         if (key == "threads") o.threads = int(n);
         if (key == "max_connections") o.limits.max_connections = int(n);
+        if (key == "patient_max_connections") o.limits.patient_max_connections = int(n);
         if (key == "upload_memory_mb") o.limits.upload_memory = std::uint64_t(n) << 20;
         if (key == "upload_spool_mb") o.limits.upload_spool = std::uint64_t(n) << 20;
         if (key == "uploads_per_facility") o.limits.uploads_per_facility = int(n);
@@ -500,6 +506,21 @@ std::string patients_on_certificate_listener(ServeOptions const& o) {
            "for a real deployment (docs/operations.md 2.)";
 }
 
+std::string facility_urls_unreachable(ServeOptions const& o) {
+    if (!o.public_url.empty()) return {};
+    std::string const& host = o.patient_listener ? o.patient_host : o.host;
+    boost::system::error_code ec;
+    auto const address = boost::asio::ip::make_address(host, ec);
+    if (ec || !address.is_unspecified()) return {};
+    std::string const shown = address.is_v6() ? "[" + host + "]" : host;
+    return "warning: public_url が設定されていません。施設URLとQRコードが https://" + shown +
+           ":… で始まり、患者さんのスマートフォンでは開けません。public_url を設定してください / "
+           "public_url is not set and " +
+           std::string(o.patient_listener ? "patient_listen" : "listen") + " is on " + shown +
+           ": facility URLs and QR codes would begin with https://" + shown +
+           ":PORT, which no phone can open; set public_url to the address patients reach (docs/operations.md 2.)";
+}
+
 int check_config(ResolvedConfig const& config) {
     ServeOptions const& o = config.options;
     for (auto const& s : serve_settings()) {
@@ -531,6 +552,7 @@ int check_config(ResolvedConfig const& config) {
                                             : o.db + ".key";
         else if (key == "spool_dir") value = o.spool_dir.empty() ? default_spool_dir(o.db) : o.spool_dir;
         else if (key == "max_connections") value = std::to_string(o.limits.max_connections);
+        else if (key == "patient_max_connections") value = std::to_string(o.limits.patient_max_connections);
         else if (key == "upload_memory_mb") value = std::to_string(o.limits.upload_memory >> 20);
         else if (key == "upload_spool_mb") value = std::to_string(o.limits.upload_spool >> 20);
         else if (key == "uploads_per_facility") value = std::to_string(o.limits.uploads_per_facility);

@@ -116,4 +116,9 @@ int check_config(ResolvedConfig const& config);
 // on an address beyond loopback; "" when there is nothing to warn about.
 std::string patients_on_certificate_listener(ServeOptions const& options);
 
+// The warning for facility URLs no phone can open: no public_url, and the listener they would name (patient_listen,
+// else listen) is on an unspecified address (0.0.0.0, ::), so they would begin with https://0.0.0.0:PORT.
+// "" when there is nothing to warn about.
+std::string facility_urls_unreachable(ServeOptions const& options);
+
 }  // namespace kyotaku::server

@@ -14,6 +14,9 @@ namespace kyotaku::server {
 
 struct ConnectionLimits {
     int max_connections = 256;                 // open at once; beyond, a connection is accepted and closed at once
+    // the same on the patients' listener (patient_listen), counted apart: a flood there never takes the office
+    // terminals' places on the main listener; each listener has its own handshake budgets too
+    int patient_max_connections = 256;
     std::chrono::seconds hello{5};             // the client's first TLS record (its ClientHello), from the accept
     std::chrono::seconds handshake{10};        // the rest of the TLS handshake
     // connections waiting for their ClientHello at once, and as many in the rest of their handshake; a new one beyond

@@ -53,14 +53,15 @@ void log_request(RequestRecord const& r) {
                    {"status", r.status},
                    {"duration_ms", std::round(r.seconds * 1e6) / 1e3},
                    {"bytes_in", r.bytes_in},
-                   {"bytes_out", r.bytes_out}};
+                   {"bytes_out", r.bytes_out},
+                   {"listener", r.listener}};
     log_line(std::move(line));
 }
 
 void RequestMetrics::record(RequestRecord const& r) {
     std::string const route = r.route.empty() ? "unmatched" : r.route;
     std::lock_guard lock(mutex_);
-    ++requests_[{route, r.method, r.status}];
+    ++requests_[{route, r.method, r.status, r.listener}];
     auto& h = durations_[{route, r.method}];
     for (std::size_t i = 0; i < buckets.size(); ++i)
         if (r.seconds <= buckets[i]) ++h.counts[i];
@@ -118,12 +119,13 @@ void metric_sample(std::string& out, std::string const& name, std::map<std::stri
 void RequestMetrics::render(std::string& out) const {
     std::lock_guard lock(mutex_);
     metric_header(out, "kyotaku_http_requests_total", "counter",
-                  "HTTP requests answered, by route pattern, method and status.");
+                  "HTTP requests answered, by route pattern, method, status and listener (main, patients).");
     for (auto const& [key, n] : requests_)
         metric_sample(out, "kyotaku_http_requests_total",
                       {{"route", std::get<0>(key)},
                        {"method", std::get<1>(key)},
-                       {"status", std::to_string(std::get<2>(key))}},
+                       {"status", std::to_string(std::get<2>(key))},
+                       {"listener", std::get<3>(key)}},
                       double(n));
     metric_header(out, "kyotaku_http_request_duration_seconds", "histogram",
                   "Time from a request's header to the end of its response.");

@@ -44,6 +44,7 @@ struct RequestRecord {
     int status = 0;
     double seconds = 0;
     std::uint64_t bytes_in = 0, bytes_out = 0;
+    std::string listener = "main";  // "patients" for patient_listen's requests
 };
 void log_request(RequestRecord const& r);
 
@@ -62,7 +63,8 @@ private:
         double sum = 0;
     };
     mutable std::mutex mutex_;
-    std::map<std::tuple<std::string, std::string, int>, std::uint64_t> requests_;  // route, method, status
+    // route, method, status, listener
+    std::map<std::tuple<std::string, std::string, int, std::string>, std::uint64_t> requests_;
     std::map<std::pair<std::string, std::string>, Histogram> durations_;            // route, method
     std::map<std::pair<std::string, std::string>, std::uint64_t> bytes_;            // route, method
 };

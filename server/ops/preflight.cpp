@@ -251,6 +251,9 @@ Preflight preflight(ServeOptions const& o, Preflight::Asker asker) {
                                  "/ a non-loopback address needs "
                                  "listen = \"ADDRESS:PORT\" (--listen)");
     });
+    guarded("public_url", [&] {
+        if (auto warning = facility_urls_unreachable(o); !warning.empty()) out.notes.push_back(warning);
+    });
     guarded("patient_listen", [&] {
         if (!o.patient_listener) {
             if (auto warning = patients_on_certificate_listener(o); !warning.empty()) out.notes.push_back(warning);

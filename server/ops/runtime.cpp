@@ -324,16 +324,6 @@ std::string Runtime::metrics_text() {
     requests.render(out);
     metric_header(out, "kyotaku_http_connections_open", "gauge", "Client connections open now.");
     metric_sample(out, "kyotaku_http_connections_open", {}, double(connections_open.load()));
-    if (connections_refused) {
-        metric_header(out, "kyotaku_http_connections_refused_total", "counter",
-                      "Connections closed at once because max_connections were open.");
-        metric_sample(out, "kyotaku_http_connections_refused_total", {}, double(connections_refused->load()));
-    }
-    if (accept_errors) {
-        metric_header(out, "kyotaku_http_accept_errors_total", "counter",
-                      "Accept errors (out of descriptors, a connection reset in the backlog).");
-        metric_sample(out, "kyotaku_http_accept_errors_total", {}, double(accept_errors->load()));
-    }
     metric_header(out, "kyotaku_batch_worker_rows_total", "counter", "Batch rows answered by this server's worker.");
     metric_sample(out, "kyotaku_batch_worker_rows_total", {}, double(batch_rows_answered.load()));
     metric_header(out, "kyotaku_batch_worker_errors_total", "counter", "Errors of this server's batch worker.");

@@ -79,9 +79,6 @@ public:
 
     RequestMetrics requests;
     std::atomic<std::int64_t> connections_open{0};
-    // The accept loop's counts (limits.hpp): connections closed at once at the cap, accept errors (EMFILE …).
-    std::atomic<long> const* connections_refused = nullptr;
-    std::atomic<long> const* accept_errors = nullptr;
     std::atomic<std::uint64_t> batch_rows_answered{0}, batch_worker_errors{0};
     // SIGTERM (app.hpp, "Stopping"): /readyz answers 503 at once, whatever its checks would say.
     std::atomic<bool> draining{false};

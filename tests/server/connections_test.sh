@@ -85,7 +85,7 @@ slots)
     echo "connections open: baseline $baseline, after the load $(metric kyotaku_http_connections_open "$sport"), back within ${back:-more than 2000} ms"
     check "5,000 requests closed without close_notify through HAProxy: none failed" grep -q "^noclose: 5000 requests, 0 failed$" <<< "$out"
     check "the open-connections gauge is back to its baseline within 2 s" test -n "$back"
-    check "no connection was refused at the cap" test "$(metric kyotaku_http_connections_refused_total "$sport")" = 0
+    check "no connection was refused at the cap" test "$(metric 'kyotaku_http_connections_refused_total{listener="main"}' "$sport")" = 0
     ;;
 flood)
     start_server "$work/serve.log" "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki"
@@ -99,8 +99,29 @@ flood)
     check "during 1,000 silent TCP connections a facility's requests succeed at least 95 % of the time" at_least "$(rate "$raw")" 95
     check "during 150 trickling TLS connections too" at_least "$(rate "$trickle")" 95
     check "the facility made requests during each attack" bash -c "! grep -q 'facility 0 of 0' <<< '$raw $trickle'"
-    check "the attackers were evicted in their handshake, not served" awk -v n="$(metric 'kyotaku_http_handshakes_evicted_total{stage="hello"}' "$port")" 'BEGIN { exit !(n > 1000) }'
+    check "the attackers were evicted in their handshake, not served" awk -v n="$(metric 'kyotaku_http_handshakes_evicted_total{listener="main",stage="hello"}' "$port")" 'BEGIN { exit !(n > 1000) }'
     check "the server answers as before" test "$(status staff "$U/api/v1/whoami")" = 200
+    ;;
+patients_flood)
+    # The patients' listener has its own connection cap and handshake budgets: 300 silent connections held against
+    # its cap of 20 there (its budget of 64 waiting for a ClientHello is larger, so they stay) while a facility's
+    # terminal works on the main listener, whose own cap is also 20. With one shared cap, the terminal was refused.
+    start_server "$work/serve.log" "$kyotaku" serve --port 0 --patient-listen 127.0.0.1:0 --max-connections 20 \
+        --patient-max-connections 20 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki"
+    facility
+    pport=$(sed -n 's/^patients on https:\/\/127\.0\.0\.1:\([0-9][0-9]*\) (.*/\1/p' "$work/serve.log")
+    raw=$("$py" "$load" flood raw "$port" "$work/pki" "$A" 300 6 "$pport")
+    echo "$raw"
+    rate=$(sed -n 's/.*(\([0-9.]*\) %).*/\1/p' <<< "$raw")
+    check "during 300 silent connections on the patients' listener the facility's requests on the main one succeed" \
+        awk -v r="$rate" 'BEGIN { exit !(r != "" && r >= 95) }'
+    check "the facility made requests" bash -c "! grep -q 'facility 0 of 0' <<< '$raw'"
+    refused() { metric "kyotaku_http_connections_refused_total{listener=\"$1\"}" "$port"; }
+    echo "refused at the cap: patients $(refused patients), main $(refused main)"
+    check "the attackers met the patients' cap" awk -v n="$(refused patients)" 'BEGIN { exit !(n > 0) }'
+    check "and the main listener refused nobody" test "$(refused main)" = 0
+    check "the patients' listener still serves the consent page's files afterwards" \
+        test "$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$work/pki/ca.pem" "https://127.0.0.1:$pport/healthz")" = 200
     ;;
 drain)
     start_server "$work/serve.log" "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki" --drain-seconds 20

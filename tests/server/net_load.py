@@ -8,11 +8,12 @@
 #   load PORT PKI CODE STOP_FILE THREADS
 #       requests on fresh connections (each closed politely) until STOP_FILE exists; prints
 #       "load: N requests, F failed" and each failure.
-#   flood raw|trickle PORT PKI CODE ATTACKERS SECONDS
+#   flood raw|trickle PORT PKI CODE ATTACKERS SECONDS [ATTACK_PORT]
 #       ATTACKERS connections that never finish a handshake — raw: TCP connections that send nothing; trickle: a real
 #       ClientHello sent one byte every 100 ms — each opened again as soon as the server closes it, for SECONDS, while a
 #       facility client makes requests (a fresh TLS connection each, 5 s allowed); prints
-#       "flood MODE: facility A of B answered (P %), attacker connections opened C".
+#       "flood MODE: facility A of B answered (P %), attacker connections opened C". The attackers connect to
+#       ATTACK_PORT when it is given (the patients' listener), the facility always to PORT.
 #   budget PORT PKI A B
 #       the upload budget (issue 22 item 4) on a server started with upload_memory_mb = 160, upload_spool_mb = 100 and
 #       uploads_per_facility = 3: uploads held open after their header (the server has taken their budget when the
@@ -153,7 +154,7 @@ def client_hello():
     return outgoing.read()
 
 
-def flood(mode, port, pki, code, attackers, seconds):
+def flood(mode, port, pki, code, attackers, seconds, attack_port=None):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     hello = client_hello()
@@ -169,7 +170,7 @@ def flood(mode, port, pki, code, attackers, seconds):
             s = socket.socket()
             s.setblocking(False)
             try:
-                s.connect((HOST, port))
+                s.connect((HOST, attack_port or port))
             except BlockingIOError:
                 pass
             except OSError:
@@ -466,8 +467,8 @@ def main():
         port, pki, code, stop_file, threads = sys.argv[2:]
         load(int(port), pki, code, stop_file, int(threads))
     elif cmd == "flood":
-        mode, port, pki, code, attackers, seconds = sys.argv[2:]
-        flood(mode, int(port), pki, code, int(attackers), float(seconds))
+        mode, port, pki, code, attackers, seconds, *attack_port = sys.argv[2:]
+        flood(mode, int(port), pki, code, int(attackers), float(seconds), int(attack_port[0]) if attack_port else None)
     elif cmd == "budget":
         port, pki, code_a, code_b = sys.argv[2:]
         budget(int(port), pki, code_a, code_b)

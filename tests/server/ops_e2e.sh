@@ -57,7 +57,15 @@ check "--host stays loopback-only" test $? -eq 2
 start_server "$work/any.log" "$kyotaku" serve --listen 0.0.0.0:0 --db "$work/any.sqlite" --rules "$work/rules" --tls-dir "$work/pki"
 check "--listen 0.0.0.0:PORT is accepted" grep -q "^listening on https://0.0.0.0:" "$work/any.log"
 check "and answers on loopback" test "$(status none "$U/healthz")" = 200
+check "without public_url it warns that facility URLs would name 0.0.0.0" \
+    grep -q '"event":"facility_urls_unreachable"' "$work/any.log"
 stop_server
+any=(--listen 0.0.0.0:0 --db "$work/any.sqlite" --rules "$work/rules" --tls-dir "$work/pki")
+out=$("$kyotaku" serve "${any[@]}" --check-config 2>&1); rc=$?
+check "--check-config still passes there" test $rc -eq 0
+check "and warns about it too" grep -q "public_url is not set and listen is on 0.0.0.0" <<< "$out"
+out=$("$kyotaku" serve "${any[@]}" --public-url https://kyotaku.example.jp --check-config 2>&1)
+check "and not once public_url names the address patients reach" not_in "$out" "public_url is not set"
 
 # ---- the server, configured by its file ----------------------------------------------------------------------
 start_server "$work/serve.log" env KYOTAKU_CONFIG="$work/kyotaku.toml" "$kyotaku" serve
@@ -87,9 +95,10 @@ lines = [l for l in open(path, encoding="utf-8") if not l.startswith("listening 
 records = [json.loads(l) for l in lines]            # every line is JSON
 assert all("time" in r and "level" in r for r in records), "time and level on every line"
 requests = [r for r in records if r.get("event") == "request"]
-keys = {"time", "level", "event", "request_id", "facility", "role", "method", "route", "status", "duration_ms", "bytes_in", "bytes_out"}
+keys = {"time", "level", "event", "request_id", "facility", "role", "method", "route", "status", "duration_ms", "bytes_in", "bytes_out", "listener"}
 assert all(set(r) == keys for r in requests), [set(r) ^ keys for r in requests if set(r) != keys]
 assert len(requests) >= 14, len(requests)
+assert all(r["listener"] == "main" for r in requests), "no patient_listen here: every request on the main listener"
 assert any(r["request_id"] == rid and r["route"] == "/api/v1/settings" and r["role"] == "staff" and r["facility"] == "0110113719" for r in requests)
 assert any(r["route"] == "/c/{token}" and r["role"] == "anonymous" and r["facility"] is None for r in requests)
 assert any(r["route"] == "/api/v1/settings" and r["method"] == "PUT" and r["role"] == "manager" for r in requests)

@@ -475,7 +475,8 @@ TEST_F(RuntimeFixture, MetricsAreValidPrometheusText) {
     r.status = 400;
     rt->requests.record(r);
     std::string text = rt->metrics_text();
-    EXPECT_NE(text.find("kyotaku_http_requests_total{method=\"POST\",route=\"/api/v1/reinquiry\",status=\"200\"} 1\n"),
+    EXPECT_NE(text.find("kyotaku_http_requests_total{listener=\"main\",method=\"POST\",route=\"/api/v1/reinquiry\","
+                        "status=\"200\"} 1\n"),
               std::string::npos)
         << text;
     EXPECT_NE(text.find("kyotaku_http_request_duration_seconds_bucket{le=\"0.005\",method=\"POST\",route=\"/api/v1/"

@@ -99,6 +99,12 @@ check "the refusal is the one a caller without a certificate gets on the main li
 
 # The log says which routes the patients' listener answered, by pattern, never the token.
 check "no token in the log" bash -c '! grep -qF "$1" "$2"' _ "$token" "$work/serve.log"
+check "the log names the listener that answered /c/{token}" \
+    grep -q '"route":"/c/{token}".*"listener":"patients"' "$work/serve.log"
+check "and the main listener's requests as main" grep -q '"route":"/api/v1/settings".*"listener":"main"' "$work/serve.log"
+check "/metrics counts the patients' listener's requests apart" \
+    grep -q '^kyotaku_http_requests_total{listener="patients",method="GET",route="/c/{token}",status="200"} ' \
+    <<< "$(api monitor "$U/metrics")"
 
 # SIGHUP renews the TLS files of both listeners; the patients' still asks for nothing, the main one still does.
 kill -HUP "$server_pid"

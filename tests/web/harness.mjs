@@ -5,7 +5,7 @@
 // Usage from a test: const h = await startHarness({ kyotaku, bridge, wasmDir, src, out });
 import { chromium } from 'playwright-core';
 import { spawn, execFileSync } from 'node:child_process';
-import { readFileSync, mkdirSync, rmSync } from 'node:fs';
+import { readFileSync, mkdirSync, rmSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import https from 'node:https';
 import crypto from 'node:crypto';
@@ -62,11 +62,71 @@ export function startServer(kyotaku, args) {
 // connections at once on a slow network collected them on one request and saw it fail with
 // net::ERR_TOO_MANY_RETRIES (web.page_bench, Slow 3G, at load 15). --ignore-certificate-errors-spki-list accepts
 // a chain that carries the named key (the server's), and only that.
-export function launchTrusting(pki) {
+// With `out`, Chromium keeps its log in OUT/chromium.log (--enable-logging --v=0) and a crashed process's dump in
+// OUT/crash-dumps (crashpad's BREAKPAD_DUMP_LOCATION; else they pile up in ~/.config/chromium): what
+// crashReport() shows when a renderer dies.
+export function launchTrusting(pki, out) {
   const key = new crypto.X509Certificate(readFileSync(join(pki, 'server.pem'))).publicKey;
   const hash = crypto.createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('base64');
+  const logging = out ? ['--enable-logging', `--log-file=${join(out, 'chromium.log')}`, '--v=0'] : [];
   return chromium.launch({ executablePath: '/usr/bin/chromium', headless: true,
-    args: ['--no-sandbox', '--headless', `--ignore-certificate-errors-spki-list=${hash}`] });
+    args: ['--no-sandbox', '--headless', `--ignore-certificate-errors-spki-list=${hash}`, ...logging],
+    ...(out ? { env: { ...process.env, BREAKPAD_DUMP_LOCATION: join(out, 'crash-dumps') } } : {}) });
+}
+
+// What is known of a crashed Chromium process, from OUT (launchTrusting): the dumps not reported before (each
+// with the signal, the faulting address and the instruction's place in the binary, read from the minidump's
+// exception and module streams) and the last lines of Chromium's log (without D-Bus's complaints: no bus here).
+const reported = new Set();
+export function crashReport(out) {
+  const lines = [];
+  const pending = join(out, 'crash-dumps', 'pending');
+  const dumps = (existsSync(pending) ? readdirSync(pending) : []).map((f) => join(pending, f))
+    .filter((f) => f.endsWith('.dmp') && !reported.has(f));
+  for (const f of dumps) {
+    reported.add(f);
+    try {
+      lines.push(`crash dump ${f}: ${minidumpSummary(readFileSync(f))}`);
+    } catch (e) {
+      lines.push(`crash dump ${f}: unreadable (${e.message})`);
+    }
+  }
+  if (!dumps.length) lines.push(`no new crash dump in ${pending}`);
+  const log = existsSync(join(out, 'chromium.log')) ? readFileSync(join(out, 'chromium.log'), 'utf8').split('\n') : [];
+  lines.push(`chromium.log (last lines without D-Bus):`, ...log.filter((l) => l && !/dbus|D-Bus/.test(l)).slice(-15));
+  return lines.join('\n');
+}
+
+// A minidump's exception (stream 6: on Linux the signal and si_code, the faulting address), the crashing thread's
+// instruction pointer (its x86-64 context's RIP) as module+offset (stream 4), and the process type and origin
+// crashpad noted ("renderer", loaded-origin-0).
+function minidumpSummary(d) {
+  const streams = new Map();
+  const count = d.readUInt32LE(8), dir = d.readUInt32LE(12);
+  for (let i = 0; i < count; i++) streams.set(d.readUInt32LE(dir + 12 * i), d.readUInt32LE(dir + 12 * i + 8));
+  const name = (rva) => d.toString('utf16le', rva + 4, rva + 4 + d.readUInt32LE(rva));
+  const modules = [];
+  if (streams.has(4)) {
+    const r = streams.get(4);
+    for (let i = 0, n = d.readUInt32LE(r); i < n; i++) {
+      const o = r + 4 + 108 * i;
+      const base = d.readBigUInt64LE(o);
+      modules.push({ base, end: base + BigInt(d.readUInt32LE(o + 8)), name: name(d.readUInt32LE(o + 20)) });
+    }
+  }
+  const where = (a) => {
+    const m = modules.find((x) => a >= x.base && a < x.end);
+    return m ? `${m.name}+0x${(a - m.base).toString(16)}` : `0x${a.toString(16)}`;
+  };
+  const e = streams.get(6);
+  const signal = d.readUInt32LE(e + 8), code = d.readUInt32LE(e + 12), address = d.readBigUInt64LE(e + 24);
+  const rip = d.readBigUInt64LE(d.readUInt32LE(e + 8 + 152 + 4) + 0xF8);
+  const text = d.toString('latin1');
+  const type = /\b(renderer|gpu-process|utility|browser)\b/.exec(text.slice(text.indexOf('osarch')))?.[1] || '?';
+  const at = text.indexOf('loaded-origin-0');
+  const origin = at < 0 ? '?' : (/https?:\/\/[\w.:[\]-]+/.exec(text.slice(at, at + 200)) || ['?'])[0];
+  return `${type} (${origin}): signal ${signal} (si_code ${code}) at 0x${address.toString(16)}, `
+    + `instruction ${where(rip)}`;
 }
 
 export async function startHarness({ kyotaku, bridgeBinary, wasmDir, src, out }) {
@@ -145,7 +205,7 @@ export async function startHarness({ kyotaku, bridgeBinary, wasmDir, src, out })
   }
 
   // ---- the browser -----------------------------------------------------------------------------------------
-  const browser = await launchTrusting(pki);
+  const browser = await launchTrusting(pki, out);
   const testFiles = {
     'fake-rcs380.js': join(src, 'hardware-bridge/js/test/fake-rcs380.js'),
     'kyotaku-virtual-card.js': join(wasmDir, 'kyotaku-virtual-card.js'),
@@ -168,6 +228,9 @@ export async function startHarness({ kyotaku, bridgeBinary, wasmDir, src, out })
     const mobile = device === 'android' || device === 'iphone';
     const context = await browser.newContext({ viewport, locale: 'ja-JP', hasTouch: mobile, isMobile: mobile,
       ...(userAgent || mobile ? { userAgent: userAgent || (device === 'android' ? ANDROID_UA : IPHONE_UA) } : {}) });
+    // A renderer that dies is noted for h.test (which retries the case once); its pages' contexts closed then.
+    attempt.contexts.push(context);
+    context.on('page', (p) => p.on('crash', () => attempt.crashed.push(p.url())));
     if (usb === true || usb === 'granted') {
       await context.route(`${base}/test/**`, (route) => {
         const name = new URL(route.request().url()).pathname.slice('/test/'.length);
@@ -309,16 +372,34 @@ export async function startHarness({ kyotaku, bridgeBinary, wasmDir, src, out })
   h.storage = (page) => page.evaluate(() => JSON.stringify({ ...sessionStorage }) + JSON.stringify({ ...localStorage }));
 
   let passed = 0;
+  let attempt = { contexts: [], crashed: [] };
+  // A case; a failure prints the visible screen and keeps a screenshot. A Chromium renderer that crashed during
+  // the case (Playwright's 'crash' event; "Target crashed") is not the page's fault: Chromium 156 died once under
+  // load in the renderer's main thread on a null pointer inside Chromium itself (SIGSEGV at 0x0, the web.phone
+  // failure of the ninth session; docs/consent-page.md). Such a case is reported — the crash, its dump and Chromium's
+  // log — and run once more in fresh contexts, and the retry is printed. Only a crash: a failed assertion, a
+  // timeout without a crash or a second crash fails the case.
   h.test = async function test(name, fn) {
-    try {
-      await fn();
-    } catch (e) {
-      console.error(`not ok - ${name}`);
-      if (h.current) {
-        await h.current.screenshot({ path: join(shots, 'failure.png'), fullPage: true }).catch(() => {});
-        console.error('visible screen: ' + (await h.current.evaluate(() => { const s = document.querySelector('.screen:not([hidden])'); return s ? s.id + ': ' + s.innerText : document.body.innerText; }).catch(() => '?')));
+    for (let run = 1; run <= 2; run++) {  // at most one retry: the catch below throws on the second run
+      attempt = { contexts: [], crashed: [] };
+      try {
+        await fn();
+        break;
+      } catch (e) {
+        const crashed = attempt.crashed.length > 0 && !(e instanceof assert.AssertionError);
+        console.error(`not ok - ${name}${crashed ? ' (a Chromium renderer crashed)' : ''}`);
+        if (crashed) {
+          console.error(`renderer crashed on ${attempt.crashed.join(', ')}: ${e.message.split('\n')[0]}`);
+          console.error(crashReport(out));
+        }
+        if (h.current && !crashed) {
+          await h.current.screenshot({ path: join(shots, 'failure.png'), fullPage: true }).catch(() => {});
+          console.error('visible screen: ' + (await h.current.evaluate(() => { const s = document.querySelector('.screen:not([hidden])'); return s ? s.id + ': ' + s.innerText : document.body.innerText; }).catch(() => '?')));
+        }
+        if (!crashed || run > 1) throw e;
+        for (const c of attempt.contexts) await c.close().catch(() => {});
+        console.error(`retry - ${name}: once more in fresh contexts, after a renderer crash`);
       }
-      throw e;
     }
     passed += 1;
     console.log(`ok - ${name}`);

@@ -15,7 +15,7 @@ import { readFileSync, writeFileSync, mkdirSync, rmSync, readdirSync, existsSync
 import { join, resolve } from 'node:path';
 import https from 'node:https';
 import assert from 'node:assert/strict';
-import { startServer, launchTrusting } from './harness.mjs';
+import { startServer, launchTrusting, crashReport } from './harness.mjs';
 
 const [kyotaku, src, build, out] = process.argv.slice(2).map((a) => resolve(a));
 const work = join(out, 'work');
@@ -59,7 +59,7 @@ execFileSync(kyotaku, ['compile', join(src, 'rules'), '-o', join(work, 'signed.b
 // Trusting the test server's certificate (harness.mjs): the consent page below opens several connections at once.
 // The administrator's contexts still set ignoreHTTPSErrors: Playwright's client certificates go through a proxy of
 // its own that presents another certificate.
-const browser = await launchTrusting(pki);
+const browser = await launchTrusting(pki, out);  // Chromium's log and crash dumps in OUT
 let passed = 0;
 let current = null;
 async function test(name, fn) {
@@ -67,6 +67,7 @@ async function test(name, fn) {
     await fn();
   } catch (e) {
     console.error(`not ok - ${name}`);
+    if (/Target crashed/.test(e.message)) console.error(`a Chromium renderer crashed:\n${crashReport(out)}`);
     if (current) await current.screenshot({ path: join(shots, 'failure.png'), fullPage: true }).catch(() => {});
     throw e;
   }
