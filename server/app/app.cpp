@@ -119,6 +119,19 @@ std::unique_ptr<Database> open_store(ServeOptions const& o, std::string const& s
             std::cerr << "kyotaku serve: 平文の URL 鍵 " << sealed << " 個を鍵ファイルで封じました / sealed " << sealed
                       << " plain URL key(s) with the key file\n";
         claim_key_fingerprint(*db, *secrets, iso_timestamp(std::chrono::system_clock::now()));
+        // SQLite: the 資格確認履歴 lines of answers go through a journal beside the file (storage/audit_journal.hpp);
+        // what an earlier server left there is applied now, and a damaged file is set aside and said.
+        if (auto const journal = db->open_audit_journal({}); journal.open) {
+            if (!journal.set_aside.empty())
+                log_line({{"event", "audit_journal_damaged"},
+                          {"journal", journal.path},
+                          {"set_aside", journal.set_aside},
+                          {"damaged_at_byte", journal.damaged_at},
+                          {"lines_applied", journal.replayed}},
+                         "error");
+            else if (journal.replayed > 0)
+                log_line({{"event", "audit_journal_applied"}, {"journal", journal.path}, {"lines", journal.replayed}});
+        }
         return db;
     } catch (Refused const&) {
         throw;
@@ -710,12 +723,16 @@ int run(ServeOptions const& o) {
     slow_work.join();
     // The audit lines of reads still being committed: done within the drain's bound, else given up (their requests go
     // unanswered) and logged; either way before the loop goes, since each commit resumes its request on the loop.
-    if (Database::AppendsLeft const left = db->finish_appends(drain_deadline); left.lines > 0)
+    // SQLite's journaled lines (answered, durable in the journal) not applied by then are applied at the next start.
+    Database::AppendsLeft const left = db->finish_appends(drain_deadline);
+    if (left.lines > 0)
         log_line({{"event", "audit_lines_not_committed"},
                   {"lines", left.lines},
                   {"tables", left.tables},
                   {"error", left.error}},
                  "error");
+    if (left.in_journal > 0)
+        log_line({{"event", "audit_lines_left_in_journal"}, {"lines", left.in_journal}}, "warning");
     loop.reset();
     return 0;
 }

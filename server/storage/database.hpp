@@ -98,12 +98,34 @@ public:
         std::size_t lines = 0;
         std::map<std::string, std::size_t> tables;  // the lines by table
         std::string error;                          // why the first of them was not committed
+        // SQLite's audit journal: lines answered and durable in the journal, not yet in the database (applied at the
+        // next start; not lines given up)
+        std::size_t in_journal = 0;
     };
     // A stopping server, before its event loop goes: waits, until `deadline` at most, for the appends queued under a
     // DeferredAppends to be committed, then stops committing them, so that no ticket is finished (and no request
     // resumed) after this returns; those it gave up are finished with an error and returned, for the log. Appends
     // after it run on the caller's thread.
     virtual AppendsLeft finish_appends(std::chrono::steady_clock::time_point /*deadline*/) { return {}; }
+    // SQLite's audit journal (storage/audit_journal.hpp): what it may hold before appends wait for the group commit
+    // again (back-pressure), and how often a line the database refused is tried again meanwhile.
+    struct JournalLimits {
+        std::size_t lines = 4096;               // lines written and not yet applied
+        std::uint64_t bytes = 16u << 20;        // the file's size
+        std::chrono::milliseconds retry{1000};  // a refused group tried again
+    };
+    struct JournalOpened {
+        bool open = false;      // false: no journal (PostgreSQL, ":memory:", another process holds it)
+        std::string path;
+        std::size_t replayed = 0;  // lines the file held, applied now
+        std::string set_aside;     // a damaged file's new name (empty: none)
+        std::uint64_t damaged_at = 0;
+    };
+    // SQLite on a file: opens the audit journal beside it — what it holds applied first, or set aside when damaged —
+    // and from now on the 資格確認履歴 lines appended under a DeferredAppends (a request's answer) are written there
+    // and answered at once, applied by a thread of their own. Once, after migrate(), before anything is served.
+    // Throws when the database refuses the lines the file holds (they stay in it). Others: nothing.
+    virtual JournalOpened open_audit_journal(JournalLimits const& /*limits*/) { return {}; }
     // Runs a script of several statements without parameters (migrations).
     virtual void script(std::string const& sql) = 0;
     virtual std::string backend() const = 0;

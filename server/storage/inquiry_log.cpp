@@ -1,6 +1,7 @@
 #include "storage/inquiry_log.hpp"
 
 #include "core/ids.hpp"
+#include "storage/audit_journal.hpp"
 
 namespace kyotaku::server {
 
@@ -35,9 +36,7 @@ HistoryEntries<Entry> page_of(Database& db, char const* table, char const* colum
 }  // namespace
 
 void InquiryLog::append(InquiryEntry const& e, std::string const& at) {
-    db_.append("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json, actor, "
-               "reception_number) "
-               "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    db_.append(inquiry_log_insert,  // (SQLite's audit journal takes these lines: storage/audit_journal.hpp)
                {time_ordered_id(), e.facility, at, e.kind, text_or_null(e.person), std::int64_t(e.allowed),
                 e.detail_json, text_or_null(e.actor), text_or_null(e.reception)});
 }

@@ -2,6 +2,7 @@
 // that reads never wait for a writer. Statements are prepared once per connection; bound parameters only, never
 // string concatenation.
 #include "storage/append_queue.hpp"
+#include "storage/audit_journal.hpp"
 #include "storage/connection_pool.hpp"
 #include "storage/database.hpp"
 #include "storage/faults.hpp"
@@ -269,7 +270,7 @@ private:
 // connection to it would be a database of its own).
 class Sqlite final : public Database {
 public:
-    Sqlite(std::string const& path, std::size_t connections) {
+    Sqlite(std::string const& path, std::size_t connections) : path_(path) {
         // SQLite's memory statistics take a global mutex around every allocation it makes (sqlite3_config; before its
         // first use in the process, else a harmless SQLITE_MISUSE): the server never reads them.
         static int const no_memory_statistics = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
@@ -298,6 +299,16 @@ public:
         appends_ = std::make_unique<AppendQueue>([this](auto const& group) { commit_group(group); });
     }
     ~Sqlite() override {
+        // The journal's thread first (it applies on journaler_ and truncates journal_): what it can apply now it does;
+        // a line the database refuses stays in the journal, for the next start.
+        if (jthread_.joinable()) {
+            {
+                std::lock_guard lock(jmutex_);
+                jclosed_ = jstop_ = true;
+            }
+            jready_.notify_all();
+            jthread_.join();
+        }
         // Every queued line committed first (its thread still finds appends_: not reset() here).
         if (appends_) appends_->finish(std::chrono::steady_clock::time_point::max());
         if (checkpoints_.joinable()) {
@@ -321,6 +332,10 @@ public:
     std::vector<Row> append(std::string const& sql, std::vector<Value> const& params) override {
         if (Connection* c = pool_.bound(); c || !appends_) return query(sql, params);
         check_text_params(params);
+        if (journal_ && DeferredAppends::current() && sql == inquiry_log_insert && journaled(params)) {
+            ++write_ledger().committed;  // (durable in the journal: never run again)
+            return {};
+        }
         auto const me = appends_->push(sql, params);
         if (!me) return query(sql, params);  // (a stopping server: finish_appends)
         if (DeferredAppends* deferred = DeferredAppends::current()) {
@@ -335,11 +350,49 @@ public:
     }
 
     AppendsLeft finish_appends(std::chrono::steady_clock::time_point deadline) override {
-        return appends_ ? appends_->finish(deadline) : AppendsLeft{};
+        // The journal's lines were answered already: what is not applied by the deadline stays in the journal and is
+        // applied at the next start (counted apart: not lines given up). Lines from now on go to the group commit.
+        std::size_t in_journal = 0;
+        if (jthread_.joinable()) {
+            {
+                std::unique_lock lock(jmutex_);
+                jclosed_ = true;
+                jready_.notify_all();  // (no gathering from now on)
+                auto const all_in = [&] { return japplied_ == jwritten_; };
+                if (deadline == std::chrono::steady_clock::time_point::max()) japplied_cv_.wait(lock, all_in);
+                else japplied_cv_.wait_until(lock, deadline, all_in);
+                jstop_ = true;  // (its busy wait ends: a line it is applying now fails and stays in the journal)
+            }
+            jready_.notify_all();
+            jthread_.join();
+            std::lock_guard lock(jmutex_);
+            in_journal = std::size_t(jwritten_ - japplied_);
+        }
+        AppendsLeft left = appends_ ? appends_->finish(deadline) : AppendsLeft{};
+        left.in_journal = in_journal;
+        return left;
+    }
+
+    JournalOpened open_audit_journal(JournalLimits const& limits) override {
+        if (!appender_ || journal_ || path_.rfind("file:", 0) == 0) return {};  // (":memory:", a URI: no file beside)
+        journaler_ = std::make_unique<Connection>(path_, writer_);
+        sqlite3_wal_hook(journaler_->handle(), &Sqlite::on_commit, this);
+        sqlite3_busy_handler(journaler_->handle(), &Sqlite::journal_busy, this);
+        JournalReplay replay;
+        journal_ = AuditJournal::open(
+            path_ + "-audit", [&](std::vector<std::vector<Value>> const& group) { apply_journal(group); }, replay);
+        if (!journal_) {
+            journaler_.reset();
+            return {};
+        }
+        jlimits_ = limits;
+        jthread_ = std::thread([this] { journal_loop(); });
+        return {true, journal_->path(), replay.lines, replay.set_aside, replay.damaged_at};
     }
 
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
         if (Connection* c = pool_.bound()) return c->query(sql, params);
+        if (journal_ && reads_journaled(sql)) see_journal();
         Pool::Lease lease(pool_);
         auto rows = lease.conn->query(sql, params);
         // (SQLite's answer, not reads_only's scan of the text: PersonRecords' WITH of some 1,750 characters cost
@@ -359,6 +412,10 @@ public:
     PoolStats pool_stats() override {
         PoolStats stats = pool_.stats();
         if (appends_) stats.appends_pending = appends_->pending();
+        if (journal_) {
+            std::lock_guard lock(jmutex_);
+            stats.appends_pending += std::size_t(jwritten_ - japplied_);
+        }
         return stats;
     }
 
@@ -510,15 +567,158 @@ private:
 
     // SQLite's own busy handler (sqliteDefaultBusyCallback: its delays, 10 s in all as the connections' busy timeout),
     // its sleeps a wait that a stopping server ends (AppendQueue::pause): then the statement fails with SQLITE_BUSY.
-    static int appender_busy(void* self, int count) {
+    static int busy_delay(int count) {  // SQLite's sqliteDefaultBusyCallback: ms to wait, 0 past 10 s in all
         static constexpr int delays[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100};
         static constexpr int totals[] = {0, 1, 3, 8, 18, 33, 53, 78, 103, 128, 178, 228};
         constexpr int timeout = 10000, known = int(std::size(delays));
         int delay = count < known ? delays[count] : delays[known - 1];
         int const prior = count < known ? totals[count] : totals[known - 1] + delay * (count - (known - 1));
         if (prior + delay > timeout) delay = timeout - prior;
+        return std::max(delay, 0);
+    }
+    static int appender_busy(void* self, int count) {
+        int const delay = busy_delay(count);
         if (delay <= 0) return 0;
         return static_cast<Sqlite*>(self)->appends_->pause(std::chrono::milliseconds(delay)) ? 1 : 0;
+    }
+    // The journal's thread waits likewise, until the server stops (then the group fails and stays in the journal).
+    static int journal_busy(void* self, int count) {
+        int const delay = busy_delay(count);
+        if (delay <= 0) return 0;
+        auto* db = static_cast<Sqlite*>(self);
+        std::unique_lock lock(db->jmutex_);
+        return db->jready_.wait_for(lock, std::chrono::milliseconds(delay), [&] { return db->jstop_; }) ? 0 : 1;
+    }
+
+    // ---- The audit journal (storage/audit_journal.hpp) ----
+
+    // Writes the line to the journal (true: the request is answered at once), or leaves it to the group commit
+    // (false): a line not of the journal's form, a stopping server, or the bound reached — lines written and not yet
+    // applied (jlimits_.lines) or the file's size (jlimits_.bytes; it is emptied only when every line is applied, so
+    // the group commit's turn lets the journal's thread catch up). Throws TransientDatabaseError — the request is
+    // answered 503, nothing disclosed — while a line the database refused is not applied yet (jblocked_), and when
+    // the write fails.
+    bool journaled(std::vector<Value> const& params) {
+        std::string record;
+        try {
+            record = encode_journal_record(params);
+        } catch (std::invalid_argument const&) {
+            return false;
+        }
+        bool wake = false;
+        {
+            std::lock_guard lock(jmutex_);
+            if (jblocked_)
+                throw TransientDatabaseError("audit lines the database refused are not applied yet (" + jblocked_why_ +
+                                             "): the answer is not given");
+            if (jclosed_ || jwritten_ - japplied_ >= jlimits_.lines ||
+                journal_->size() + record.size() > jlimits_.bytes)
+                return false;
+            journal_->write(record);
+            jqueue_.push_back(params);
+            ++jwritten_;
+            // The journal's thread is woken when it is idle (the first line after a pause) or has gathered enough, not
+            // by every line: a wake-up per line cost more CPU than the group commit saved.
+            wake = jwaiting_ || jqueue_.size() == gather_lines;
+            jwaiting_ = false;
+        }
+        if (wake) jready_.notify_one();
+        return true;
+    }
+
+    // The journal's thread: applies every line written meanwhile in one transaction; empties the file whenever every
+    // line written is applied. A group the database refuses is kept (never dropped) and tried again every
+    // jlimits_.retry, and until it is applied no line is journaled and no disclosure answered (journaled()).
+    void journal_loop() {
+        std::unique_lock lock(jmutex_);
+        for (;;) {
+            if (jretry_.empty()) {
+                jwaiting_ = true;
+                jready_.wait(lock, [&] { return jstop_ || !jqueue_.empty(); });
+                jwaiting_ = false;
+                if (jqueue_.empty()) return;  // stopping, every line applied
+                // Gathers the lines of the next gather_time (or gather_lines of them) into one group, unless a read
+                // of the history, a drain or a stop waits for them.
+                jready_.wait_for(lock, gather_time,
+                                 [&] { return jstop_ || jclosed_ || jwanted_ > 0 || jqueue_.size() >= gather_lines; });
+            } else if (jready_.wait_for(lock, jlimits_.retry, [&] { return jstop_; })) {
+                return;  // stopping: the refused lines (and any after them) stay in the journal
+            }
+            std::vector<std::vector<Value>> group;
+            group.swap(jretry_);
+            for (auto& line : jqueue_) group.push_back(std::move(line));
+            jqueue_.clear();
+            lock.unlock();
+            std::string failed;
+            try {
+                apply_journal(group);
+            } catch (std::exception const& e) {
+                failed = e.what();
+                if (failed.empty()) failed = "unknown error";
+            } catch (...) {
+                failed = "unknown error";
+            }
+            lock.lock();
+            if (failed.empty()) {
+                japplied_ += group.size();
+                if (jblocked_)
+                    std::cerr << "kyotaku: " << journal_->path()
+                              << ": 監査ジャーナルの行をデータベースに書き込めました。開示を再開します / the audit "
+                                 "lines refused before are applied: answering again\n";
+                jblocked_ = false;
+                if (japplied_ == jwritten_) journal_->truncate();
+            } else {
+                if (!jblocked_)
+                    std::cerr << "kyotaku: " << journal_->path() << ": データベースが監査ジャーナルの行 "
+                              << group.size()
+                              << " 件を受け付けません。書き込めるまで照会に答えません / the database refused "
+                              << group.size() << " audit line(s): kept in the journal, retried, and no disclosure "
+                              << "answered until they are applied: " << failed << "\n";
+                jblocked_ = true;
+                jblocked_why_ = failed;
+                jretry_ = std::move(group);
+            }
+            japplied_cv_.notify_all();
+        }
+    }
+
+    // The lines in one transaction on the journal's connection, through the one fixed statement.
+    void apply_journal(std::vector<std::vector<Value>> const& group) {
+        Connection& c = *journaler_;
+        c.writing = std::unique_lock<std::mutex>(writer_);
+        struct Release {
+            Connection& c;
+            ~Release() { c.writing.unlock(); }
+        } release{c};
+        try {
+            c.script("BEGIN IMMEDIATE");
+            for (auto const& line : group) c.query(inquiry_log_replay, line);
+            c.script("COMMIT");
+        } catch (...) {
+            try {
+                c.script("ROLLBACK");
+            } catch (...) {
+            }
+            throw;
+        }
+    }
+
+    // A statement that reads inquiry_log (the history) sees the lines answered before it: it waits until they are
+    // applied (a read inside a transaction does not: it holds the writer lock the journal's thread needs; none does).
+    static bool reads_journaled(std::string const& sql) {
+        return sql.find("inquiry_log") != std::string::npos && sql.rfind("INSERT", 0) != 0;
+    }
+    void see_journal() {
+        std::unique_lock lock(jmutex_);
+        std::uint64_t const target = jwritten_;
+        if (japplied_ >= target) return;
+        ++jwanted_;  // (the journal's thread does not gather meanwhile)
+        jready_.notify_all();
+        japplied_cv_.wait_for(lock, std::chrono::seconds(10),
+                              [&] { return japplied_ >= target || jblocked_ || jstop_; });
+        --jwanted_;
+        if (japplied_ < target)
+            throw TransientDatabaseError("the audit lines answered before this read are not in the database yet");
     }
 
     static constexpr int checkpoint_pages = 1000;  // SQLite's own default for its automatic checkpoint
@@ -558,6 +758,22 @@ private:
     std::vector<std::unique_ptr<Connection>> owned_;
     Pool pool_;
     std::unique_ptr<Connection> appender_, checkpointer_;
+    std::string path_;
+    // The audit journal (open_audit_journal): the file, the connection its lines are applied on, and its thread's
+    // state (under jmutex_): lines written and not yet taken (jqueue_), a group the database refused (jretry_).
+    std::unique_ptr<AuditJournal> journal_;
+    std::unique_ptr<Connection> journaler_;
+    JournalLimits jlimits_;
+    std::mutex jmutex_;
+    std::condition_variable jready_, japplied_cv_;
+    std::vector<std::vector<Value>> jqueue_, jretry_;
+    std::uint64_t jwritten_ = 0, japplied_ = 0;
+    bool jwaiting_ = false, jclosed_ = false, jstop_ = false, jblocked_ = false;
+    int jwanted_ = 0;  // reads of the history waiting for the lines applied
+    static constexpr std::size_t gather_lines = 256;
+    static constexpr std::chrono::microseconds gather_time{2000};
+    std::string jblocked_why_;
+    std::thread jthread_;  // started once the rest exists, joined first
     std::mutex checkpoint_mutex_;
     std::condition_variable checkpoint_due_cv_;
     bool checkpoint_due_ = false, stop_ = false;

@@ -1,0 +1,241 @@
+#include "storage/audit_journal.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+
+namespace kyotaku::server {
+
+char const* const inquiry_log_insert =
+    "INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json, actor, reception_number) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+char const* const inquiry_log_replay =
+    "INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json, actor, reception_number) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING";
+
+namespace {
+constexpr std::size_t header = 8;  // length, checksum
+constexpr unsigned char inquiry_line = 1;
+constexpr std::size_t columns = 9;
+// What each column may hold: a text, a text or null, an integer (inquiry_log's columns, in order).
+enum class Column { text, text_or_null, integer };
+constexpr Column column_types[columns] = {Column::text, Column::text,         Column::text,
+                                          Column::text, Column::text_or_null, Column::integer,
+                                          Column::text, Column::text_or_null, Column::text_or_null};
+constexpr std::size_t lines_per_group = 256;
+
+void put32(std::string& out, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) out.push_back(char((v >> (8 * i)) & 0xff));
+}
+void put64(std::string& out, std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) out.push_back(char((v >> (8 * i)) & 0xff));
+}
+std::uint64_t get(char const* p, int bytes) {
+    std::uint64_t v = 0;
+    for (int i = 0; i < bytes; ++i) v |= std::uint64_t(static_cast<unsigned char>(p[i])) << (8 * i);
+    return v;
+}
+std::uint32_t crc(char const* p, std::size_t n) {
+    return std::uint32_t(crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<Bytef const*>(p), uInt(n)));
+}
+std::string system_error(std::string const& what, std::string const& path) {
+    return what + " " + path + ": " + std::strerror(errno);
+}
+
+// Reads exactly `n` bytes at `at`; false at the end of the file first.
+bool read_at(int fd, std::string const& path, char* into, std::size_t n, std::uint64_t at) {
+    std::size_t got = 0;
+    while (got < n) {
+        ssize_t const r = ::pread(fd, into + got, n - got, off_t(at + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) throw DatabaseError(system_error("cannot read the audit journal", path));
+        if (r == 0) return false;
+        got += std::size_t(r);
+    }
+    return true;
+}
+}  // namespace
+
+std::string encode_journal_record(std::vector<Value> const& line) {
+    if (line.size() != columns) throw std::invalid_argument("not an inquiry_log line");
+    std::string out(header, '\0');
+    out.push_back(char(inquiry_line));
+    for (std::size_t i = 0; i < columns; ++i) {
+        Value const& v = line[i];
+        if (std::holds_alternative<std::nullptr_t>(v) && column_types[i] == Column::text_or_null) {
+            out.push_back(0);
+        } else if (auto const* n = std::get_if<std::int64_t>(&v); n && column_types[i] == Column::integer) {
+            out.push_back(1);
+            put64(out, std::uint64_t(*n));
+        } else if (auto const* s = std::get_if<std::string>(&v); s && column_types[i] != Column::integer) {
+            out.push_back(2);
+            put32(out, std::uint32_t(s->size()));
+            out += *s;
+        } else {
+            throw std::invalid_argument("not an inquiry_log line");
+        }
+        if (out.size() > header + AuditJournal::largest_record) throw std::invalid_argument("too long a line");
+    }
+    std::size_t const length = out.size() - header;
+    std::string head;
+    put32(head, std::uint32_t(length));
+    put32(head, crc(out.data() + header, length));
+    std::memcpy(out.data(), head.data(), header);
+    return out;
+}
+
+bool decode_journal_record(char const* p, std::size_t n, std::vector<Value>& line) {
+    line.clear();
+    std::size_t at = 0;
+    auto need = [&](std::size_t bytes) { return n - at >= bytes; };
+    if (!need(1) || static_cast<unsigned char>(p[at++]) != inquiry_line) return false;
+    for (std::size_t i = 0; i < columns; ++i) {
+        if (!need(1)) return false;
+        unsigned char const type = static_cast<unsigned char>(p[at++]);
+        if (type == 0 && column_types[i] == Column::text_or_null) {
+            line.emplace_back(nullptr);
+        } else if (type == 1 && column_types[i] == Column::integer) {
+            if (!need(8)) return false;
+            line.emplace_back(std::int64_t(get(p + at, 8)));
+            at += 8;
+        } else if (type == 2 && column_types[i] != Column::integer) {
+            if (!need(4)) return false;
+            std::size_t const len = std::size_t(get(p + at, 4));
+            at += 4;
+            if (!need(len)) return false;
+            line.emplace_back(std::string(p + at, len));
+            at += len;
+        } else {
+            return false;
+        }
+    }
+    if (at != n) return false;
+    try {
+        check_text_params(line);  // valid UTF-8 without NUL, as every text that reaches the database
+    } catch (...) {
+        return false;
+    }
+    return true;
+}
+
+std::unique_ptr<AuditJournal> AuditJournal::open(
+    std::string const& path, std::function<void(std::vector<std::vector<Value>> const&)> const& apply,
+    JournalReplay& replay) {
+    replay = {};
+    auto open_locked = [&]() -> int {
+        int const fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) throw DatabaseError(system_error("cannot open the audit journal", path));
+        if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {  // another process holds it
+            ::close(fd);
+            return -1;
+        }
+        struct stat st {};
+        if (::fstat(fd, &st) == 0 && (st.st_mode & 077)) ::fchmod(fd, st.st_mode & 0600);
+        return fd;
+    };
+    int fd = open_locked();
+    if (fd < 0) return nullptr;
+    std::unique_ptr<AuditJournal> journal(new AuditJournal(path, fd));
+    // Record by record, at most one record in memory (largest_record), applied in groups.
+    std::string body;
+    std::vector<std::vector<Value>> group;
+    std::uint64_t at = 0;
+    bool damaged = false;
+    for (;;) {
+        char head[header];
+        if (!read_at(fd, path, head, 1, at)) break;  // the end, between records
+        if (!read_at(fd, path, head, header, at)) {
+            damaged = true;
+            break;
+        }
+        std::uint64_t const length = get(head, 4);
+        if (length == 0 || length > largest_record) {
+            damaged = true;
+            break;
+        }
+        body.resize(std::size_t(length));
+        std::vector<Value> line;
+        if (!read_at(fd, path, body.data(), body.size(), at + header) ||
+            crc(body.data(), body.size()) != get(head + 4, 4) ||
+            !decode_journal_record(body.data(), body.size(), line)) {
+            damaged = true;
+            break;
+        }
+        group.push_back(std::move(line));
+        if (group.size() == lines_per_group) {
+            apply(group);
+            replay.lines += group.size();
+            group.clear();
+        }
+        at += header + length;
+    }
+    if (!group.empty()) {
+        apply(group);
+        replay.lines += group.size();
+    }
+    if (!damaged) {
+        journal->size_ = at;
+        journal->truncate();
+        if (journal->size_ != 0) throw DatabaseError(system_error("cannot empty the audit journal", path));
+        return journal;
+    }
+    // Set aside whole, under a name not taken yet; then a new journal in its place.
+    replay.damaged_at = at;
+    for (int n = 1;; ++n) {
+        std::string const aside = path + ".damaged-" + std::to_string(n);
+        struct stat st {};
+        if (::lstat(aside.c_str(), &st) == 0) continue;
+        if (::rename(path.c_str(), aside.c_str()) != 0)
+            throw DatabaseError(system_error("cannot set the damaged audit journal aside:", path));
+        replay.set_aside = aside;
+        break;
+    }
+    journal.reset();  // (its descriptor and lock: the file set aside)
+    fd = open_locked();
+    if (fd < 0) return nullptr;
+    journal.reset(new AuditJournal(path, fd));
+    struct stat st {};
+    if (::fstat(fd, &st) == 0) journal->size_ = std::uint64_t(st.st_size);
+    if (journal->size_ != 0) throw DatabaseError("the new audit journal " + path + " is not empty");
+    return journal;
+}
+
+AuditJournal::~AuditJournal() { ::close(fd_); }  // (the lock goes with it)
+
+void AuditJournal::write(std::string const& record) {
+    std::size_t done = 0;
+    int error = 0;
+    while (!error && done < record.size()) {
+        ssize_t const n = ::pwrite(fd_, record.data() + done, record.size() - done, off_t(size_ + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) error = n < 0 ? errno : ENOSPC;
+        else done += std::size_t(n);
+    }
+    if (error) {
+        // Nothing of it stays: a part would be damage at the next start.
+        if (done && ::ftruncate(fd_, off_t(size_)) != 0)
+            std::fprintf(stderr, "kyotaku: %s: cannot cut a failed write off the audit journal: %s\n", path_.c_str(),
+                         std::strerror(errno));
+        throw TransientDatabaseError("cannot write the audit journal " + path_ + ": " + std::strerror(error) +
+                                     " (the request is not answered)");
+    }
+    size_ += record.size();
+}
+
+void AuditJournal::truncate() {
+    if (size_ == 0) return;
+    if (::ftruncate(fd_, 0) != 0) {
+        std::fprintf(stderr, "kyotaku: %s: cannot empty the audit journal: %s\n", path_.c_str(), std::strerror(errno));
+        return;  // (its lines are applied: a later replay leaves them as they are, by their ids)
+    }
+    size_ = 0;
+}
+
+}  // namespace kyotaku::server

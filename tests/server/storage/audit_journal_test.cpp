@@ -1,0 +1,321 @@
+// SQLite's audit journal (storage/audit_journal.hpp): a request's 資格確認履歴 line written beside the database and
+// answered at once, applied by a thread of its own; and the file read back at start as the hostile input it may be.
+// One test for each finding of the review that had the first journal reverted (docs/performance.md, ninth session):
+// forged records, a line the database refuses, the bound, damage in the middle of the file, the file emptied.
+#include "storage/audit_journal.hpp"
+#include "storage/database.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace kyotaku::server;
+
+namespace {
+
+struct TempDir {
+    std::filesystem::path path;
+    TempDir() {
+        std::string pattern = (std::filesystem::temp_directory_path() / "kyotaku-journal-XXXXXX").string();
+        if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+        path = pattern;
+    }
+    ~TempDir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path, ignored);
+    }
+};
+
+std::vector<Value> line(std::string const& id) {
+    return {id,      std::string("0110113719"), std::string("2026-12-07T12:00:00Z"), std::string("個別照会"),
+            nullptr, std::int64_t(1),           std::string(R"({"allowed":true})"),  std::string("staff"),
+            nullptr};
+}
+
+// A request's line under a DeferredAppends: true when it was answered at once (no ticket to wait for); `ticket` gets
+// the line's ticket otherwise.
+bool answered_at_once(Database& db, std::string const& id, std::shared_ptr<AppendTicket>* ticket = nullptr) {
+    DeferredAppends deferred;
+    db.append(inquiry_log_insert, line(id));
+    if (ticket && !deferred.tickets.empty()) *ticket = deferred.tickets.front();
+    return deferred.tickets.empty();
+}
+
+std::int64_t lines_in(Database& db) { return as_int(db.query("SELECT COUNT(*) FROM inquiry_log")[0][0]); }
+std::size_t has(Database& db, std::string const& id) {
+    return db.query("SELECT 1 FROM inquiry_log WHERE id = $1", {id}).size();
+}
+
+std::string bytes_of(std::filesystem::path const& p) {
+    std::ifstream in(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+void write_file(std::filesystem::path const& p, std::string const& bytes) {
+    std::ofstream(p, std::ios::binary) << bytes;
+}
+
+// A record of the journal's framing (length, CRC-32) around any body: what a forger with a valid checksum writes.
+std::string framed(std::string const& body) {
+    auto put32 = [](std::string& out, std::uint32_t v) {
+        for (int i = 0; i < 4; ++i) out.push_back(char((v >> (8 * i)) & 0xff));
+    };
+    std::string out;
+    put32(out, std::uint32_t(body.size()));
+    // CRC-32 (the polynomial zlib's crc32 uses; ARecordReadsBackAsWritten checks that they agree).
+    std::uint32_t sum = 0xffffffffu;
+    for (unsigned char c : body) {
+        sum ^= c;
+        for (int k = 0; k < 8; ++k) sum = (sum >> 1) ^ (0xedb88320u & (0u - (sum & 1u)));
+    }
+    put32(out, ~sum);
+    return out + body;
+}
+
+struct Opened {
+    std::unique_ptr<Database> db;
+    Database::JournalOpened journal;
+};
+Opened open_journaled(std::filesystem::path const& file, Database::JournalLimits limits = {}) {
+    Opened o;
+    o.db = open_sqlite(file.string(), 2);
+    migrate(*o.db);
+    o.journal = o.db->open_audit_journal(limits);
+    return o;
+}
+
+// Another Sqlite holding the file's write lock (as another process would) until release() or the end.
+struct WriteLock {
+    std::unique_ptr<Database> holder;
+    std::promise<void> locked, released;
+    std::thread thread;
+    explicit WriteLock(std::filesystem::path const& file) : holder(open_sqlite(file.string(), 1)) {
+        thread = std::thread([this] {
+            try {
+                transaction(*holder, [&] {
+                    holder->query("INSERT INTO viewing_log (id, facility_code, at, person_key, item, terminal, "
+                                  "allowed, reason) VALUES ('holder', 'f', 'at', NULL, 'i', 't', 0, 'r')");
+                    locked.set_value();
+                    released.get_future().wait();
+                    throw std::runtime_error("rolled back");
+                });
+            } catch (std::runtime_error const&) {}
+        });
+        locked.get_future().wait();
+    }
+    void release() {
+        if (!thread.joinable()) return;
+        released.set_value();
+        thread.join();
+    }
+    ~WriteLock() { release(); }
+};
+
+}  // namespace
+
+// The framing of the test's forger is the journal's own (a record it encodes reads back as written).
+TEST(AuditJournal, ARecordReadsBackAsWritten) {
+    std::string const record = encode_journal_record(line("a1"));
+    std::vector<Value> back;
+    ASSERT_TRUE(decode_journal_record(record.data() + 8, record.size() - 8, back));
+    EXPECT_EQ(back, line("a1"));
+    EXPECT_EQ(framed(record.substr(8)), record);
+    EXPECT_THROW(encode_journal_record({std::string("only one column")}), std::invalid_argument);
+}
+
+// Review point 5: a request's line is answered at once and is in the journal (owner-only) while the database cannot
+// take it; once applied, a history read sees it and the file is empty again: no second copy of personal data kept.
+TEST(AuditJournal, LinesAreAnsweredAtOnceAndTheFileIsEmptiedOnceTheyAreApplied) {
+    TempDir dir;
+    auto const file = dir.path / "k.sqlite";
+    auto o = open_journaled(file);
+    ASSERT_TRUE(o.journal.open);
+    EXPECT_EQ(o.journal.path, file.string() + "-audit");
+    struct stat st {};
+    ASSERT_EQ(::stat(o.journal.path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    {
+        WriteLock lock(file);
+        for (std::string id : {"a", "b", "c"}) EXPECT_TRUE(answered_at_once(*o.db, id)) << id;
+        EXPECT_EQ(o.db->pool_stats().appends_pending, 3u);
+        EXPECT_GT(std::filesystem::file_size(o.journal.path), 0u);
+        EXPECT_NE(bytes_of(o.journal.path).find("0110113719"), std::string::npos);
+    }
+    EXPECT_EQ(lines_in(*o.db), 3);  // (a read of inquiry_log waits for the lines answered before it)
+    EXPECT_EQ(o.db->pool_stats().appends_pending, 0u);
+    EXPECT_EQ(std::filesystem::file_size(o.journal.path), 0u);
+    // Outside a request (no DeferredAppends) a line is committed before append returns, as before.
+    o.db->append(inquiry_log_insert, line("d"));
+    EXPECT_EQ(has(*o.db, "d"), 1u);
+}
+
+// Review point 1: a record with a valid checksum that is not an inquiry_log line of the fixed form — a statement's
+// text, another kind, a column of the wrong type, invalid UTF-8, bytes after the last column — is never run: the file
+// is set aside, the tables are as they were, and the server starts with a new, empty journal.
+TEST(AuditJournal, AForgedRecordIsNotRunButSetAside) {
+    std::string const good = encode_journal_record(line("g")).substr(8);
+    auto text_column = [](std::string const& s) {
+        std::string out(1, '\2');
+        for (int i = 0; i < 4; ++i) out.push_back(char((s.size() >> (8 * i)) & 0xff));
+        return out + s;
+    };
+    std::string as_text_allowed(1, '\1');
+    for (std::string s : {"g2", "0110113719", "2026-12-07T12:00:00Z", "個別照会"}) as_text_allowed += text_column(s);
+    as_text_allowed += std::string(1, '\0') + text_column("1") + text_column("{}") + std::string(2, '\0');
+    std::vector<std::string> const forged = {
+        std::string(1, '\2') + text_column("CREATE TABLE forged (x); DROP TABLE inquiry_log"),  // another kind
+        as_text_allowed,                                                                        // a column's type
+        std::string(1, '\1') + text_column("CREATE TABLE forged (x)"),                          // cut short
+        good + "extra",                                                                         // bytes after the line
+        [&] {
+            std::string b(1, '\1');
+            b += text_column("g3") + text_column("\xff\xfe") + text_column("at") + text_column("k");
+            return b + std::string(1, '\0') + std::string(1, '\1') + std::string(8, '\0') + text_column("{}") +
+                   std::string(2, '\0');
+        }(),  // invalid UTF-8
+    };
+    for (std::size_t i = 0; i < forged.size(); ++i) {
+        SCOPED_TRACE(i);
+        TempDir dir;
+        auto const file = dir.path / "k.sqlite";
+        {
+            auto db = open_sqlite(file.string(), 2);
+            migrate(*db);
+        }
+        std::string const bytes = framed(forged[i]);
+        write_file(file.string() + "-audit", bytes);
+        auto o = open_journaled(file);
+        ASSERT_TRUE(o.journal.open);
+        EXPECT_EQ(o.journal.replayed, 0u);
+        EXPECT_EQ(o.journal.set_aside, file.string() + "-audit.damaged-1");
+        EXPECT_EQ(o.journal.damaged_at, 0u);
+        EXPECT_EQ(bytes_of(o.journal.set_aside), bytes);  // kept whole, for the operator
+        EXPECT_EQ(std::filesystem::file_size(file.string() + "-audit"), 0u);
+        EXPECT_EQ(lines_in(*o.db), 0);  // inquiry_log is still there
+        EXPECT_TRUE(o.db->query("SELECT name FROM sqlite_master WHERE name = 'forged'").empty());
+    }
+}
+
+// Review point 4: damage in the middle (a record whose checksum is wrong, between two whole ones): the record before
+// it is applied, the one after it is not cut off but kept in the file set aside under a name of its own (a second
+// damaged file gets the next name), and the start goes on with an empty journal.
+TEST(AuditJournal, DamageInTheMiddleSetsTheFileAsideWithWhatFollows) {
+    TempDir dir;
+    auto const file = dir.path / "k.sqlite";
+    {
+        auto db = open_sqlite(file.string(), 2);
+        migrate(*db);
+    }
+    std::string const first = encode_journal_record(line("first"));
+    std::string damaged = encode_journal_record(line("second"));
+    damaged[damaged.size() - 3] ^= 0x20;  // a byte of its last column: the checksum no longer matches
+    std::string const third = encode_journal_record(line("third"));
+    std::string const bytes = first + damaged + third;
+    write_file(file.string() + "-audit", bytes);
+    {
+        auto o = open_journaled(file);
+        ASSERT_TRUE(o.journal.open);
+        EXPECT_EQ(o.journal.replayed, 1u);
+        EXPECT_EQ(o.journal.damaged_at, first.size());
+        EXPECT_EQ(o.journal.set_aside, file.string() + "-audit.damaged-1");
+        EXPECT_EQ(bytes_of(o.journal.set_aside), bytes);
+        EXPECT_EQ(has(*o.db, "first"), 1u);
+        EXPECT_EQ(has(*o.db, "second"), 0u);
+        EXPECT_EQ(has(*o.db, "third"), 0u);
+        EXPECT_TRUE(answered_at_once(*o.db, "after"));  // the new journal takes lines
+        EXPECT_EQ(has(*o.db, "after"), 1u);
+    }
+    write_file(file.string() + "-audit", std::string("\x05\x00\x00", 3));  // a torn header: damage too
+    auto o = open_journaled(file);
+    EXPECT_EQ(o.journal.set_aside, file.string() + "-audit.damaged-2");
+    EXPECT_EQ(bytes_of(file.string() + "-audit.damaged-1"), bytes);  // the first one untouched
+}
+
+// A start applies the lines an earlier server left (a line the table holds already is not doubled) and empties the
+// file; lines not applied when a server stops stay in the journal (counted apart from lines given up) for that start.
+TEST(AuditJournal, LinesLeftAtAStopAreAppliedAtTheNextStartOnce) {
+    TempDir dir;
+    auto const file = dir.path / "k.sqlite";
+    {
+        auto o = open_journaled(file);
+        EXPECT_TRUE(answered_at_once(*o.db, "applied"));
+        EXPECT_EQ(has(*o.db, "applied"), 1u);
+        WriteLock lock(file);
+        EXPECT_TRUE(answered_at_once(*o.db, "left"));
+        auto const left = o.db->finish_appends(std::chrono::steady_clock::now() + std::chrono::milliseconds(50));
+        EXPECT_EQ(left.lines, 0u);  // no request left unanswered
+        EXPECT_EQ(left.in_journal, 1u);
+        lock.release();
+        o.db.reset();
+        // An earlier line again (its id in the table already): a replay twice changes nothing.
+        std::ofstream(file.string() + "-audit", std::ios::binary | std::ios::app)
+            << encode_journal_record(line("applied"));
+    }
+    auto o = open_journaled(file);
+    EXPECT_EQ(o.journal.replayed, 2u);
+    EXPECT_TRUE(o.journal.set_aside.empty());
+    EXPECT_EQ(has(*o.db, "left"), 1u);
+    EXPECT_EQ(lines_in(*o.db), 2);
+    EXPECT_EQ(std::filesystem::file_size(o.journal.path), 0u);
+}
+
+// Review point 2: a line the database refuses when it is applied (here a trigger refuses every insert) is never
+// dropped: it stays in the journal, a history read and every next disclosure are refused (TransientDatabaseError: 503)
+// — nothing is answered without its line — and once the database takes it, it is applied and the file emptied.
+TEST(AuditJournal, ALineTheDatabaseRefusesStopsDisclosuresUntilItIsApplied) {
+    TempDir dir;
+    auto const file = dir.path / "k.sqlite";
+    Database::JournalLimits limits;
+    limits.retry = std::chrono::milliseconds(10);
+    auto o = open_journaled(file, limits);
+    o.db->script("CREATE TRIGGER refuse BEFORE INSERT ON inquiry_log BEGIN SELECT RAISE(ABORT, 'refused'); END");
+    EXPECT_TRUE(answered_at_once(*o.db, "refused"));
+    EXPECT_THROW(lines_in(*o.db), TransientDatabaseError);  // (returns once the line is refused)
+    EXPECT_THROW(answered_at_once(*o.db, "next"), TransientDatabaseError);
+    EXPECT_EQ(o.db->pool_stats().appends_pending, 1u);
+    EXPECT_GT(std::filesystem::file_size(o.journal.path), 0u);
+    o.db->script("DROP TRIGGER refuse");
+    auto const left = o.db->finish_appends(std::chrono::steady_clock::now() + std::chrono::seconds(60));
+    EXPECT_EQ(left.in_journal, 0u);  // tried again, and taken
+    EXPECT_EQ(has(*o.db, "refused"), 1u);
+    EXPECT_EQ(has(*o.db, "next"), 0u);
+    EXPECT_EQ(std::filesystem::file_size(o.journal.path), 0u);
+}
+
+// Review point 3: past the bound (here two lines written and not applied, while another holds the write lock) a line
+// is not journaled but waits for its commit, as without the journal; all are in once the lock is released.
+TEST(AuditJournal, PastTheBoundALineWaitsForItsCommit) {
+    TempDir dir;
+    auto const file = dir.path / "k.sqlite";
+    Database::JournalLimits limits;
+    limits.lines = 2;
+    auto o = open_journaled(file, limits);
+    std::shared_ptr<AppendTicket> ticket;
+    {
+        WriteLock lock(file);
+        EXPECT_TRUE(answered_at_once(*o.db, "one"));
+        EXPECT_TRUE(answered_at_once(*o.db, "two"));
+        EXPECT_FALSE(answered_at_once(*o.db, "three", &ticket));
+        ASSERT_NE(ticket, nullptr);
+        EXPECT_FALSE(ticket->done());
+        EXPECT_EQ(o.db->pool_stats().appends_pending, 3u);
+    }
+    ticket->wait();
+    EXPECT_EQ(ticket->error(), nullptr);
+    EXPECT_EQ(lines_in(*o.db), 3);
+    // The file's size bounds it likewise.
+    Database::JournalLimits small;
+    small.bytes = 1;
+    TempDir other;
+    auto p = open_journaled(other.path / "k.sqlite", small);
+    EXPECT_FALSE(answered_at_once(*p.db, "waits"));
+    EXPECT_EQ(std::filesystem::file_size(p.journal.path), 0u);
+}
