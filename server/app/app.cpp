@@ -101,8 +101,8 @@ std::unique_ptr<Database> open_store(ServeOptions const& o, std::string const& s
         secrets = load_secrets(o);
         if (auto problem = prepare_spool_dir(spool_dir); !problem.empty())
             throw std::runtime_error("--spool-dir " + spool_dir + ": " + problem);
-        // A pooled connection for each request thread and two for the batch worker (on PostgreSQL it holds a second
-        // one while it answers the next chunk beside a write: BatchDesk::overlap), at least 4.
+        // A pooled connection for each request thread and two for the batch worker (it holds a second one while it
+        // answers the next chunk beside a write: BatchDesk::overlap), at least 4.
         auto db = open_database(o.db, std::max<std::size_t>(4, std::size_t(o.threads) + 2));
         // Which migrations this start applied, in one line (an upgrade's record in the log).
         std::vector<std::string> applied;
@@ -183,12 +183,13 @@ class BatchWorker {
 public:
     BatchWorker(Service& service, Runtime& rt)
         : service_(service), thread_([this, &rt] {
-              // The next chunk answered while one is written (BatchDesk::overlap) on PostgreSQL, whose write is the
-              // database's work while the worker waits for its answers; on SQLite the write is this process's own
-              // work on the same cores as the requests, under the write lock their audit lines wait for (answering
-              // ahead there took re-inquiry during a batch from 0.52 to 0.37 of idle: docs/performance.md).
-              bool const postgresql = service_.context.db.backend() == "postgresql";
-              service_.batch.overlap = postgresql;
+              // The next chunk answered while one is written (BatchDesk::overlap): on PostgreSQL always, the write
+              // being the database's work while the worker waits for its answers; on SQLite, where the write is this
+              // process's own work, only while the batch runs alone (overlap_only_alone), on the second core: under
+              // interactive load answering ahead there took re-inquiry during a batch from 0.52 to 0.37 of idle
+              // (docs/performance.md, eighth and tenth sessions).
+              service_.batch.overlap = true;
+              service_.batch.overlap_only_alone = service_.context.db.backend() != "postgresql";
               run(service_, rt);
           }) {
         service_.batch.on_job_accepted = [this] { wake(); };  // (before the server takes requests)

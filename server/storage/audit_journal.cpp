@@ -1,6 +1,9 @@
 #include "storage/audit_journal.hpp"
 
+#include "core/codes.hpp"
+
 #include <fcntl.h>
+#include <nlohmann/json.hpp>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
+#include <string_view>
 
 namespace kyotaku::server {
 
@@ -49,6 +53,67 @@ std::string system_error(std::string const& what, std::string const& path) {
     return what + " " + path + ": " + std::strerror(errno);
 }
 
+bool hex32(std::string_view s) {
+    if (s.size() != 32) return false;
+    for (char c : s)
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    return true;
+}
+// iso_timestamp's form (core/clock.cpp): YYYY-MM-DDTHH:MM:SS.uuuuuuZ.
+bool timestamp(std::string_view s) {
+    static constexpr std::string_view form = "dddd-dd-ddTdd:dd:dd.ddddddZ";
+    if (s.size() != form.size()) return false;
+    for (std::size_t i = 0; i < form.size(); ++i)
+        if (form[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != form[i]) return false;
+    return true;
+}
+// The kinds of 資格確認履歴 the desks write (usecases/: InquiryEntry's kind).
+bool known_kind(std::string_view k) {
+    for (std::string_view known :
+         {"再照会", "再照会（OQSsiquc01req）", "一括再照会", "同意済資格情報一括取得", "資格確認（居宅同意取得型）",
+          "資格確認（マイナポータル）", "資格確認（資格情報のお知らせ）", "同意取消照会", "同意取消"})
+        if (k == known) return true;
+    return false;
+}
+// A detail as the desks write it (formats/inquiry_detail.cpp, usecases/): a JSON object of at most two levels (the
+// patient's fields). Read by nlohmann's SAX parser (its own stack, no tree built: this runs for every line written),
+// which stops at the first value deeper than that.
+class DetailShape : public nlohmann::json_sax<nlohmann::json> {
+public:
+    static constexpr int max_depth = 2;
+    bool null() override { return value(); }
+    bool boolean(bool) override { return value(); }
+    bool number_integer(number_integer_t) override { return value(); }
+    bool number_unsigned(number_unsigned_t) override { return value(); }
+    bool number_float(number_float_t, string_t const&) override { return value(); }
+    bool string(string_t&) override { return value(); }
+    bool binary(binary_t&) override { return false; }
+    bool start_object(std::size_t) override { return open(true); }
+    bool key(string_t&) override { return true; }
+    bool end_object() override { return --depth_, true; }
+    bool start_array(std::size_t) override { return open(false); }
+    bool end_array() override { return --depth_, true; }
+    bool parse_error(std::size_t, std::string const&, nlohmann::detail::exception const&) override { return false; }
+    bool object() const { return object_; }
+
+private:
+    bool value() { return depth_ > 0; }  // (a scalar alone is not an object)
+    bool open(bool is_object) {
+        if (depth_ == 0) {
+            if (!is_object || object_) return false;  // the top: one object
+            object_ = true;
+        }
+        return ++depth_ <= max_depth;
+    }
+    int depth_ = 0;
+    bool object_ = false;
+};
+bool detail_object(std::string const& text) {
+    DetailShape shape;
+    return nlohmann::json::sax_parse(text, &shape) && shape.object();
+}
+constexpr std::size_t largest_short_text = 1024;  // every column but detail_json
+
 // Reads exactly `n` bytes at `at`; false at the end of the file first.
 bool read_at(int fd, std::string const& path, char* into, std::size_t n, std::uint64_t at) {
     std::size_t got = 0;
@@ -64,7 +129,8 @@ bool read_at(int fd, std::string const& path, char* into, std::size_t n, std::ui
 }  // namespace
 
 std::string encode_journal_record(std::vector<Value> const& line) {
-    if (line.size() != columns) throw std::invalid_argument("not an inquiry_log line");
+    // (A line the replay would refuse is not journaled: it is committed as before, never set aside with what follows.)
+    if (!journal_line_valid(line)) throw std::invalid_argument("not an inquiry_log line of the journal's form");
     std::string out(header, '\0');
     out.push_back(char(inquiry_line));
     for (std::size_t i = 0; i < columns; ++i) {
@@ -117,12 +183,22 @@ bool decode_journal_record(char const* p, std::size_t n, std::vector<Value>& lin
         }
     }
     if (at != n) return false;
+    return journal_line_valid(line);
+}
+
+bool journal_line_valid(std::vector<Value> const& line) {
+    if (line.size() != columns) return false;
     try {
         check_text_params(line);  // valid UTF-8 without NUL, as every text that reaches the database
+        for (std::size_t i = 0; i < columns; ++i)
+            if (auto const* s = std::get_if<std::string>(&line[i]); s && i != 6 && s->size() > largest_short_text)
+                return false;
+        std::int64_t const allowed = as_int(line[5]);
+        return hex32(as_text(line[0])) && valid_facility_code(as_text(line[1])) && timestamp(as_text(line[2])) &&
+               known_kind(as_text(line[3])) && (allowed == 0 || allowed == 1) && detail_object(as_text(line[6]));
     } catch (...) {
         return false;
     }
-    return true;
 }
 
 std::unique_ptr<AuditJournal> AuditJournal::open(
@@ -130,14 +206,29 @@ std::unique_ptr<AuditJournal> AuditJournal::open(
     JournalReplay& replay) {
     replay = {};
     auto open_locked = [&]() -> int {
-        int const fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        // Never through a symlink (O_NOFOLLOW: ELOOP), never a FIFO or device (O_NONBLOCK, then fstat), and only
+        // a file of the server's own user: personal data is written here and the file is made owner-only.
+        int const fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == ELOOP)
+            throw DatabaseError("the audit journal " + path + " is a symbolic link: refused (remove it)");
         if (fd < 0) throw DatabaseError(system_error("cannot open the audit journal", path));
+        struct stat st {};
+        if (::fstat(fd, &st) != 0) {
+            std::string const error = system_error("cannot read the audit journal's status", path);
+            ::close(fd);
+            throw DatabaseError(error);
+        }
+        if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {
+            ::close(fd);
+            throw DatabaseError("the audit journal " + path +
+                                (S_ISREG(st.st_mode) ? " is owned by another user" : " is not a regular file") +
+                                ": refused (the server writes personal data there)");
+        }
         if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {  // another process holds it
             ::close(fd);
             return -1;
         }
-        struct stat st {};
-        if (::fstat(fd, &st) == 0 && (st.st_mode & 077)) ::fchmod(fd, st.st_mode & 0600);
+        if (st.st_mode & 077) ::fchmod(fd, st.st_mode & 0600);
         return fd;
     };
     int fd = open_locked();

@@ -9,7 +9,8 @@
 // the table's order (id, facility_code, at, kind, person_key, allowed, detail_json, actor, reception_number), each a
 // type byte (0 null, 1 integer of 8 bytes, 2 text of a 4-byte length and its bytes). A record is taken only when the
 // columns have their types (allowed an integer; id, facility_code, at, kind and detail_json texts; the others texts or
-// null), every text is valid UTF-8 without NUL, and nothing follows the last column; it is replayed through one fixed
+// null), every text is valid UTF-8 without NUL, nothing follows the last column, and the values are of the forms the
+// database's own writers give them (journal_line_valid); it is replayed through one fixed
 // INSERT of inquiry_log (a line the table already holds, by its id, is not doubled). The file is input like any other:
 // a record longer than 64 KiB, cut short, with a wrong checksum or not of this form is damage (see replay()).
 #pragma once
@@ -32,7 +33,12 @@ extern char const* const inquiry_log_replay;
 // A record of the line (its nine values, as inquiry_log_insert's parameters): header and body. Throws
 // std::invalid_argument when the values are not of the form above (the caller then commits the line as before).
 std::string encode_journal_record(std::vector<Value> const& line);
-// The line of a record's body; false when it is not of the form above.
+// Whether a line's values are of the forms its writers give them: id 32 lowercase hex digits (time_ordered_id), a
+// valid 医療機関等コード, `at` as iso_timestamp writes it, a kind the desks write, allowed 0 or 1, detail_json a JSON
+// object at most two levels deep (nlohmann's parser, the depth bounded whatever the text), the other texts at most
+// 1 KiB; every text valid UTF-8 without NUL. Anything else in a journal is damage.
+bool journal_line_valid(std::vector<Value> const& line);
+// The line of a record's body; false when it is not of the form above (journal_line_valid included).
 bool decode_journal_record(char const* body, std::size_t size, std::vector<Value>& line);
 
 // What a start found in the journal (replay()).
@@ -53,8 +59,9 @@ public:
     // lines stay in the file: the server does not start without them). When the file holds a record that is not
     // whole and valid (a torn write, a damaged or forged record), the records before it are applied, the file is
     // renamed to `<path>.damaged-N` (the first N free) with what follows kept there, and a new empty journal is
-    // opened: nothing is cut off silently, and the caller logs the name (`replay`). Throws DatabaseError when a file
-    // cannot be opened, read or renamed.
+    // opened: nothing is cut off silently, and the caller logs the name (`replay`). Throws DatabaseError, naming the
+    // path, when `path` is a symlink, not a regular file or not of the server's user (refused: never written or
+    // chmod'ed), or when a file cannot be opened, read or renamed.
     static std::unique_ptr<AuditJournal> open(std::string const& path,
                                               std::function<void(std::vector<std::vector<Value>> const&)> const& apply,
                                               JournalReplay& replay);

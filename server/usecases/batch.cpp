@@ -271,6 +271,7 @@ int BatchDesk::process(int max_rows) {
     if (!give_way()) return 0;  // (told to stop while it gave way: no chunk is taken)
     auto const began = x_.gate.clock().now();
     std::uint64_t const since = x_.gate.entered();
+    chunk_since_ = since;
     last_chunk_.reset();
     try {
         int const answered = process_chunk(max_rows);
@@ -411,7 +412,8 @@ int BatchDesk::process_chunk(int max_rows) {
         transaction(x_.db, [&] { finish_if_complete(x_, current_job_, current_facility_); });  // (synced: see write)
         return 0;
     }
-    if (overlap && !stopping) lease_ahead(max_rows, next->chunk->first);
+    if (overlap && !stopping && (!overlap_only_alone || x_.gate.alone_since(chunk_since_)))
+        lease_ahead(max_rows, next->chunk->first);
     return write(*next);
 }
 

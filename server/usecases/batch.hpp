@@ -84,6 +84,12 @@ public:
     // answered ahead and never written is answered again once its lease is let go or expires). Set before the first
     // process(), from the thread that calls it.
     bool overlap = false;
+    // With overlap: the next chunk is answered ahead only while the batch runs alone, that is when no interactive
+    // request is in flight as the chunk is about to be written and at most one started since it was begun (the gate's
+    // "a lone request", usecases/request_gate.hpp); under interactive load each chunk is answered, then written, on
+    // the worker's thread alone. kyotaku serve's worker on SQLite, where the ahead thread's decisions would take the
+    // cores from the requests (on PostgreSQL they run beside the database's own work).
+    bool overlap_only_alone = false;
     // Set (from any thread) when the worker stops taking chunks: no chunk is leased ahead from then on.
     std::atomic<bool> stopping{false};
     // Sets `stopping` and ends a wait of give_way (kyotaku serve's worker, stopping).
@@ -139,6 +145,7 @@ private:
         std::uint64_t since = 0;
     };
     std::optional<Paced> last_chunk_;
+    std::uint64_t chunk_since_ = 0;  // the gate's entered() when the chunk under way was begun (overlap_only_alone)
     std::future<std::unique_ptr<Decided>> ahead_;  // the next chunk, answered while this one is written (overlap)
 };
 

@@ -56,6 +56,12 @@ public:
         std::lock_guard lock(mutex_);
         return entered_;
     }
+    // Whether the worker runs alone: none in flight and at most one started since `since` (a count of entered()),
+    // the first look of give_way().
+    bool alone_since(std::uint64_t since) const {
+        std::lock_guard lock(mutex_);
+        return in_flight_.empty() && entered_ <= since + 1;
+    }
     // Gives way to interactive requests: returns at once when none is in flight and at most one started since `since`
     // (a count of entered()); else waits until, on looking again every `quiet`, none is in flight and none started
     // since the last look, or until `deadline` on clock(), or until `stop` is set (then wake() is called). Returns

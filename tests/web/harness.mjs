@@ -6,7 +6,7 @@
 import { chromium } from 'playwright-core';
 import { spawn, execFileSync } from 'node:child_process';
 import { readFileSync, mkdirSync, rmSync, existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, basename } from 'node:path';
 import https from 'node:https';
 import crypto from 'node:crypto';
 import assert from 'node:assert/strict';
@@ -77,30 +77,41 @@ export function launchTrusting(pki, out) {
 // What is known of a crashed Chromium process, from OUT (launchTrusting): the dumps not reported before (each
 // with the signal, the faulting address and the instruction's place in the binary, read from the minidump's
 // exception and module streams) and the last lines of Chromium's log (without D-Bus's complaints: no bus here).
+// `dumps` receives each new dump's minidumpInfo (h.test decides from them whether a case may run once more).
 const reported = new Set();
-export function crashReport(out) {
+export function crashReport(out, dumps = []) {
   const lines = [];
   const pending = join(out, 'crash-dumps', 'pending');
-  const dumps = (existsSync(pending) ? readdirSync(pending) : []).map((f) => join(pending, f))
+  const files = (existsSync(pending) ? readdirSync(pending) : []).map((f) => join(pending, f))
     .filter((f) => f.endsWith('.dmp') && !reported.has(f));
-  for (const f of dumps) {
+  for (const f of files) {
     reported.add(f);
     try {
-      lines.push(`crash dump ${f}: ${minidumpSummary(readFileSync(f))}`);
+      const info = minidumpInfo(readFileSync(f));
+      dumps.push(info);
+      lines.push(`crash dump ${f}: ${info.summary}`);
     } catch (e) {
       lines.push(`crash dump ${f}: unreadable (${e.message})`);
     }
   }
-  if (!dumps.length) lines.push(`no new crash dump in ${pending}`);
+  if (!files.length) lines.push(`no new crash dump in ${pending}`);
   const log = existsSync(join(out, 'chromium.log')) ? readFileSync(join(out, 'chromium.log'), 'utf8').split('\n') : [];
   lines.push(`chromium.log (last lines without D-Bus):`, ...log.filter((l) => l && !/dbus|D-Bus/.test(l)).slice(-15));
   return lines.join('\n');
 }
 
+// A crash of Chromium's own, which a case may be run once more after (h.test): a renderer's memory access fault
+// (SIGSEGV or SIGBUS) whose faulting instruction lies in the `chromium` binary itself — not in the WebAssembly's or
+// JavaScript's generated code (no module), not a deliberate crash (a CHECK's or an out-of-memory's
+// IMMEDIATE_CRASH: SIGTRAP or SIGILL) and not a dump that names an out-of-memory condition (Chromium's OOM crash
+// keys, V8's "out of memory"). Our WebAssembly exhausting memory fails the case.
+export const chromiumOwnCrash = (i) => i.type === 'renderer' && (i.signal === 11 || i.signal === 7)
+  && i.module === 'chromium' && !i.oom;
+
 // A minidump's exception (stream 6: on Linux the signal and si_code, the faulting address), the crashing thread's
-// instruction pointer (its x86-64 context's RIP) as module+offset (stream 4), and the process type and origin
-// crashpad noted ("renderer", loaded-origin-0).
-function minidumpSummary(d) {
+// instruction pointer (its x86-64 context's RIP) as module+offset (stream 4), the process type and origin
+// crashpad noted ("renderer", loaded-origin-0), and whether it names an out-of-memory condition.
+export function minidumpInfo(d) {
   const streams = new Map();
   const count = d.readUInt32LE(8), dir = d.readUInt32LE(12);
   for (let i = 0; i < count; i++) streams.set(d.readUInt32LE(dir + 12 * i), d.readUInt32LE(dir + 12 * i + 8));
@@ -114,19 +125,19 @@ function minidumpSummary(d) {
       modules.push({ base, end: base + BigInt(d.readUInt32LE(o + 8)), name: name(d.readUInt32LE(o + 20)) });
     }
   }
-  const where = (a) => {
-    const m = modules.find((x) => a >= x.base && a < x.end);
-    return m ? `${m.name}+0x${(a - m.base).toString(16)}` : `0x${a.toString(16)}`;
-  };
   const e = streams.get(6);
   const signal = d.readUInt32LE(e + 8), code = d.readUInt32LE(e + 12), address = d.readBigUInt64LE(e + 24);
   const rip = d.readBigUInt64LE(d.readUInt32LE(e + 8 + 152 + 4) + 0xF8);
+  const m = modules.find((x) => rip >= x.base && rip < x.end);
+  const where = m ? `${m.name}+0x${(rip - m.base).toString(16)}` : `0x${rip.toString(16)}`;
   const text = d.toString('latin1');
   const type = /\b(renderer|gpu-process|utility|browser)\b/.exec(text.slice(text.indexOf('osarch')))?.[1] || '?';
   const at = text.indexOf('loaded-origin-0');
   const origin = at < 0 ? '?' : (/https?:\/\/[\w.:[\]-]+/.exec(text.slice(at, at + 200)) || ['?'])[0];
-  return `${type} (${origin}): signal ${signal} (si_code ${code}) at 0x${address.toString(16)}, `
-    + `instruction ${where(rip)}`;
+  const oom = /(?:^|[^a-z])oom[-_ ]|v8[-_]oom|out of memory|outofmemory/i.test(text);
+  return { type, origin, signal, code, address, module: m ? basename(m.name) : null, oom,
+    summary: `${type} (${origin}): signal ${signal} (si_code ${code}) at 0x${address.toString(16)}, `
+      + `instruction ${where}${oom ? ', out of memory' : ''}` };
 }
 
 export async function startHarness({ kyotaku, bridgeBinary, wasmDir, src, out }) {
@@ -369,16 +380,18 @@ export async function startHarness({ kyotaku, bridgeBinary, wasmDir, src, out })
     await page.fill('#pin', pin);
     await page.click('#form-pin button[type=submit]');
   };
-  h.storage = (page) => page.evaluate(() => JSON.stringify({ ...sessionStorage }) + JSON.stringify({ ...localStorage }));
 
-  let passed = 0;
+  let passed = 0, failed = 0, retried = 0;
   let attempt = { contexts: [], crashed: [] };
   // A case; a failure prints the visible screen and keeps a screenshot. A Chromium renderer that crashed during
-  // the case (Playwright's 'crash' event; "Target crashed") is not the page's fault: Chromium 156 died once under
-  // load in the renderer's main thread on a null pointer inside Chromium itself (SIGSEGV at 0x0, the web.phone
-  // failure of the ninth session; docs/consent-page.md). Such a case is reported — the crash, its dump and Chromium's
-  // log — and run once more in fresh contexts, and the retry is printed. Only a crash: a failed assertion, a
-  // timeout without a crash or a second crash fails the case.
+  // the case (Playwright's 'crash' event; "Target crashed") may not be the page's fault: Chromium 156 died once
+  // under load in the renderer's main thread on a null pointer inside Chromium itself (SIGSEGV at 0x0, the
+  // web.phone failure of the ninth session; docs/consent-page.md). Such a case is reported — the crash, its dump
+  // and Chromium's log — and run once more in fresh contexts only when no assertion failed and every new dump is
+  // such a crash of Chromium's own (chromiumOwnCrash: a memory fault inside the `chromium` binary, not out of
+  // memory); the retry is printed and counted on the suite's last line. A failed assertion, a timeout without a
+  // crash, a crash without a dump, one in generated code (our WebAssembly) or out of memory, or a second crash
+  // fails the case.
   h.test = async function test(name, fn) {
     for (let run = 1; run <= 2; run++) {  // at most one retry: the catch below throws on the second run
       attempt = { contexts: [], crashed: [] };
@@ -387,18 +400,26 @@ export async function startHarness({ kyotaku, bridgeBinary, wasmDir, src, out })
         break;
       } catch (e) {
         const crashed = attempt.crashed.length > 0 && !(e instanceof assert.AssertionError);
+        const dumps = [];
+        const report = crashed ? crashReport(out, dumps) : '';
+        const retry = crashed && run === 1 && dumps.length > 0 && dumps.every(chromiumOwnCrash);
         console.error(`not ok - ${name}${crashed ? ' (a Chromium renderer crashed)' : ''}`);
         if (crashed) {
           console.error(`renderer crashed on ${attempt.crashed.join(', ')}: ${e.message.split('\n')[0]}`);
-          console.error(crashReport(out));
+          console.error(report);
+          if (!retry) console.error('not run again: not a memory fault inside the chromium binary alone (or out of memory)');
         }
         if (h.current && !crashed) {
           await h.current.screenshot({ path: join(shots, 'failure.png'), fullPage: true }).catch(() => {});
           console.error('visible screen: ' + (await h.current.evaluate(() => { const s = document.querySelector('.screen:not([hidden])'); return s ? s.id + ': ' + s.innerText : document.body.innerText; }).catch(() => '?')));
         }
-        if (!crashed || run > 1) throw e;
+        if (!retry) {
+          failed += 1;
+          throw e;
+        }
+        retried += 1;
         for (const c of attempt.contexts) await c.close().catch(() => {});
-        console.error(`retry - ${name}: once more in fresh contexts, after a renderer crash`);
+        console.error(`retry - ${name}: once more in fresh contexts, after a crash inside Chromium`);
       }
     }
     passed += 1;
@@ -427,7 +448,8 @@ export async function startHarness({ kyotaku, bridgeBinary, wasmDir, src, out })
     } finally {
       await h.close();
     }
-    console.log(`${passed} tests passed; screenshots in ${shots}`);
+    // Always printed: a passing run shows the cases that needed a second run.
+    console.log(`${passed} passed, ${failed} failed, ${retried} retried after a Chromium crash; screenshots in ${shots}`);
     if (process.exitCode) console.log('FAILED');
   };
   return h;

@@ -8,14 +8,15 @@
 // iPhone), large text on every screen and the words patients see: phone_test.mjs.
 // Screenshots of each screen go to OUT/screenshots.
 // Usage: node page_test.mjs KYOTAKU KYOTAKU_BRIDGE WASM_DIR SOURCE_DIR OUT
-import { readFileSync } from 'node:fs';
+import { readFileSync, existsSync } from 'node:fs';
+import crypto from 'node:crypto';
 import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
 import { startHarness, MEDICAL, NURSE, CLOSED, PHONE, TABLET } from './harness.mjs';
 
 const [kyotaku, bridgeBinary, wasmDir, src, out] = process.argv.slice(2).map((a) => resolve(a));
 const h = await startHarness({ kyotaku, bridgeBinary, wasmDir, src, out });
-const { base, call, urlOf, consents, httpGet, startBridge, open, visible, screen, test, tickAndNext, readWithPin, enterPin, storage, settled } = h;
+const { base, call, urlOf, consents, httpGet, startBridge, open, visible, screen, test, tickAndNext, readWithPin, enterPin, settled } = h;
 const itemsOf = (c) => [...(Array.isArray(c.items) ? c.items : c.items.split(','))].sort();
 const BUDGET_ALL = 200000;    // bytes over the wire, everything the page may load
 const BUDGET_FIRST = 120000;  // bytes over the wire before the first usable screen
@@ -27,16 +28,141 @@ const noteErrorScreen = (context, selector) => context.addInitScript((sel) => {
     if (document.querySelector(`${sel}:not([hidden])`)) window.errorShown = true;
   }).observe(document, { attributes: true, subtree: true, attributeFilter: ['hidden'] });
 }, selector);
-// The texts (request bodies, storage) that hold the PIN (1234) or a "pin" field, looked for outside the values
-// that are random by construction — the URL's token, the server's challenge_id and claim, the card's certificate
-// and signature —, where "1234" turns up by chance (a 32-digit hex challenge_id holds it about once in 2,300).
-// (Storage's values are JSON inside JSON: their quotes come escaped.)
-const RANDOM_VALUES = /\\?"(token|challenge_id|claim|certificate|signature)\\?":\\?"[A-Za-z0-9+/=_-]*\\?"/g;
-const withPin = (texts) => texts.filter((t) => /1234|\\?"pin\\?"/.test(t.replace(RANDOM_VALUES, '"$1":""')));
+// Where the PIN (1234) could leak: the API requests a page sends, and its storage. Each request body must have
+// exactly its endpoint's keys (BODY_KEYS: required, then optional), so nothing rides in a field of its own; then
+// only the values the test knows to be random by design are blanked — the URL's token, the challenge_id and
+// claim the server answered, the hand-off code shown, the card's own certificate and a signature that verifies
+// under it over the server's challenge (a 32-digit hex challenge_id holds "1234" about once in 2,300) — and the
+// rest must not hold "1234" or a "pin". A value that differs from the known one by one character stays and is
+// searched. Storage's strings are JSON inside JSON: each is parsed and walked alike.
+const BODY_KEYS = {
+  '/api/v1/consent/challenge': [['token'], []],
+  '/api/v1/consent/handoff/challenge': [['token', 'claim'], []],
+  '/api/v1/consent/register': [['token', 'challenge_id', 'certificate', 'visit_kind', 'identity_method', 'items'],
+    ['signature', 'visual_passcode', 'appointment_date', 'preparatory_visit']],
+  '/api/v1/consent/handoff/register': [['token', 'challenge_id', 'certificate', 'claim'],
+    ['signature', 'visual_passcode', 'preparatory_visit']],
+  '/api/v1/consent/handoff': [['token', 'visit_kind', 'identity_method', 'items', 'choices'],
+    ['appointment_date', 'preparatory_visit', 'to']],
+  '/api/v1/consent/handoff/claim': [['token', 'code'], []],
+};
+const cardCerts = [1, 2, 3].map((n) => new crypto.X509Certificate(readFileSync(join(h.pki, `card-${n}.pem`))));
+// The API calls of `page`, each with its answer (JSON, or null), for pinLeaks.
+const apiCalls = (page) => {
+  const calls = [];
+  page.on('request', (r) => {
+    if (!new URL(r.url()).pathname.startsWith('/api/')) return;
+    calls.push({ url: r.url(), body: r.postData(), answer: r.response().then((x) => x && x.json()).catch(() => null) });
+  });
+  return calls;
+};
+// What the test knows to be random by design, from the page's API calls `calls` (apiCalls) and the test's own
+// `token` and hand-off `codes`; `bridgeTokens`: the kyotaku-bridge's token and address a paired page keeps.
+async function knownRandom({ calls = [], token, codes = [], bridgeTokens = [] }) {
+  const known = { token, codes, bridgeTokens, challenges: new Map(), claims: new Set() };
+  for (const c of calls) {
+    const a = await c.answer;
+    if (!a) continue;
+    if (/\/challenge$/.test(new URL(c.url).pathname) && a.challenge_id) known.challenges.set(a.challenge_id, a.challenge);
+    if (/\/handoff\/claim$/.test(new URL(c.url).pathname) && a.claim) known.claims.add(a.claim);
+  }
+  return known;
+}
+// True when `signature` (base64) is the card's (`certificate`, base64 DER) over the server's `challenge` (base64):
+// its RSA block opens under the card's key (PKCS#1 type 1) and ends with the challenge's SHA-256.
+function cardSignature(signature, certificate, challenge) {
+  const cert = cardCerts.find((x) => x.raw.toString('base64') === certificate);
+  if (!cert || typeof signature !== 'string' || typeof challenge !== 'string') return false;
+  try {
+    const block = crypto.publicDecrypt({ key: cert.publicKey, padding: crypto.constants.RSA_PKCS1_PADDING },
+      Buffer.from(signature, 'base64'));
+    const digest = crypto.createHash('sha256').update(Buffer.from(challenge, 'base64')).digest();
+    return block.subarray(-32).equals(digest);
+  } catch {
+    return false;
+  }
+}
+const holdsPin = (text) => /1234|"pin"/.test(text);
+// The problems found: each a line naming the request (or storage) and why.
+function pinLeaks({ bodies = [], storage = [] }, known) {
+  const problems = [];
+  for (const { url, body } of bodies) {
+    if (!body) continue;
+    const path = new URL(url).pathname;
+    let v;
+    try { v = JSON.parse(body); } catch { v = null; }
+    if (!v || typeof v !== 'object' || Array.isArray(v) || !BODY_KEYS[path]) {
+      if (holdsPin(body)) problems.push(`${path}: not a known API body, holds the PIN: ${body.length} chars`);
+      continue;
+    }
+    const [required, optional] = BODY_KEYS[path];
+    const keys = Object.keys(v);
+    const odd = keys.filter((k) => !required.includes(k) && !optional.includes(k));
+    const missing = required.filter((k) => !keys.includes(k));
+    if (odd.length || missing.length)
+      problems.push(`${path}: keys ${keys.join(',')} (unexpected: ${odd.join(',')}; missing: ${missing.join(',')})`);
+    const blank = { ...v };
+    if (v.token === known.token) blank.token = '';
+    if (known.challenges.has(v.challenge_id)) blank.challenge_id = '';
+    if (known.claims.has(v.claim)) blank.claim = '';
+    if (known.codes.includes(v.code)) blank.code = '';
+    if (cardCerts.some((x) => x.raw.toString('base64') === v.certificate)) blank.certificate = '';
+    const challenge = known.challenges.get(v.challenge_id);
+    if (blank.certificate === '' && cardSignature(v.signature, v.certificate, challenge)) blank.signature = '';
+    if (holdsPin(JSON.stringify(blank))) problems.push(`${path}: holds the PIN outside the known random values`);
+  }
+  const randoms = new Set([known.token, ...known.challenges.keys(), ...known.claims, ...known.codes, ...known.bridgeTokens]);
+  const walk = (x) => {
+    if (typeof x === 'string') {
+      if (/^[[{]/.test(x)) { try { return walk(JSON.parse(x)); } catch { /* a plain string */ } }
+      return randoms.has(x) ? '' : x;
+    }
+    if (Array.isArray(x)) return x.map(walk);
+    if (x && typeof x === 'object') return Object.fromEntries(Object.entries(x).map(([k, y]) => [k, walk(y)]));
+    return x;
+  };
+  for (const text of storage) if (holdsPin(JSON.stringify(walk(JSON.parse(text))))) problems.push('storage holds the PIN');
+  return problems;
+}
+// sessionStorage and localStorage, each as JSON (pinLeaks' `storage`).
+const storageTexts = (page) => page.evaluate(() => [JSON.stringify({ ...sessionStorage }),
+  JSON.stringify({ ...localStorage })]);
+const tokenOf = (url) => new URL(url).pathname.replace(/^\/c\//, '');
+const bridgeTokens = () => [1, 2].map((n) => join(h.work, `bridge-${n}.token`)).filter(existsSync)
+  .map((f) => readFileSync(f, 'utf8').trim());
 const isAsset = (url) => new URL(url).pathname.startsWith('/web/') || new URL(url).pathname.startsWith('/c/');
 
 await h.run(async () => {
   const medicalUrl = await urlOf(MEDICAL);
+
+  await test('the PIN check itself: the PIN in any field, a field too many or storage found; known random values not',
+    async () => {
+    const url = 'https://x/api/v1/consent/register';
+    const key = readFileSync(join(h.pki, 'card-1.key'));
+    const challenge = Buffer.from('a challenge of the server').toString('base64');
+    const known = { token: 'AQAB', codes: ['123456'], bridgeTokens: [], challenges: new Map([['0a1234ff', challenge]]),
+      claims: new Set(['c1234']) };
+    const cert = cardCerts[0].raw.toString('base64');
+    const good = { token: 'AQAB', challenge_id: '0a1234ff', certificate: cert, visit_kind: '往診', identity_method: '暗証番号',
+      items: ['手術情報'], signature: crypto.sign('sha256', Buffer.from(challenge, 'base64'), key).toString('base64') };
+    const check = (body, to = url) => pinLeaks({ bodies: [{ url: to, body: JSON.stringify(body) }] }, known);
+    assert.deepEqual(check(good), [], 'a clean registration whose challenge_id holds 1234');
+    assert.deepEqual(check({ token: 'AQAB', code: '123456' }, 'https://x/api/v1/consent/handoff/claim'), [], 'the known hand-off code');
+    assert.deepEqual(pinLeaks({ storage: [JSON.stringify({ s: JSON.stringify({ claim: { claim: 'c1234' } }) })] }, known), []);
+    const bad = {
+      'a pin field': { ...good, pin: '1234' },
+      'a field too many': { ...good, extra: 'x' },
+      'the PIN as a bare value': { ...good, items: ['1234'] },
+      'the PIN appended to the token': { ...good, token: 'AQABxyz1234' },
+      'the PIN as the signature': { ...good, signature: '1234' },
+      'the PIN in the challenge_id': { ...good, challenge_id: '0a1234ff1234' },
+      'the PIN in a claim-like object': { ...good, visual_passcode: { claim: '1234' } },
+    };
+    for (const [what, body] of Object.entries(bad)) assert.notDeepEqual(check(body), [], what);
+    assert.notDeepEqual(pinLeaks({ bodies: [{ url: 'https://x/api/v1/other', body: 'pin=1234' }] }, known), [], 'a form body');
+    assert.notDeepEqual(pinLeaks({ storage: [JSON.stringify({ s: JSON.stringify({ token: 'x1234' }) })] }, known), [], 'JSON in JSON');
+    assert.notDeepEqual(pinLeaks({ storage: ['{}', JSON.stringify({ k: JSON.stringify({ pin: 'x' }) })] }, known), [], 'a pin key');
+  });
 
   // ---- weight and speed -------------------------------------------------------------------------------------
   await test('weight: the first screen and everything the page may load fit the budgets, compressed, hashed and cached', async () => {
@@ -93,6 +219,7 @@ await h.run(async () => {
   // ---- the flows ----------------------------------------------------------------------------------------------
   await test('訪問診療 on a phone: the facility\'s own 診療区分 with a sentence each, 次へ in reach, to 完了 in the registry', async () => {
     const { page, context } = await open(medicalUrl);
+    const calls = apiCalls(page);
     await screen(page, 'visit-kind', 'visit-kind-phone');
     const kinds = await page.$$eval('#visit-kinds input', (e) => e.map((i) => i.value));
     assert.deepEqual(kinds, ['訪問診療', '訪問看護', '訪問薬剤管理指導', '訪問リハビリテーション', '訪問栄養食事指導', '往診', 'オンライン診療']);
@@ -116,14 +243,18 @@ await h.run(async () => {
     assert.equal(await page.getAttribute('#pin', 'type'), 'password');
     assert.equal(await page.getAttribute('#pin', 'inputmode'), 'numeric');
     await page.fill('#pin', '1234');
-    const sent = [];
-    page.on('request', (r) => { if (r.postData()) sent.push(r.postData()); });
     await page.click('#form-pin button[type=submit]');
     await screen(page, 'done', 'done');
-    assert.deepEqual(withPin(sent), [], 'the PIN must not reach the server');
-    assert.ok(sent.every((b) => !b.includes('visit_date') && !b.includes('continuing_home_care')), 'the server dates the consent itself');
+    const known = await knownRandom({ calls, token: tokenOf(medicalUrl) });
+    assert.equal(known.challenges.size, 1, 'the challenge the card signed was seen');
+    const signed = calls.map((c) => c.body && JSON.parse(c.body)).find((b) => b && b.signature);
+    assert.ok(signed && cardSignature(signed.signature, signed.certificate, known.challenges.get(signed.challenge_id)),
+      'the registration carries the card\'s signature over the server\'s challenge');
+    assert.deepEqual(pinLeaks({ bodies: calls }, known), [], 'the PIN must not reach the server');
+    assert.ok(calls.every((c) => !c.body || (!c.body.includes('visit_date') && !c.body.includes('continuing_home_care'))),
+      'the server dates the consent itself');
     assert.match(await page.textContent('#done-summary'), /令和\d+年\d+月\d+日/);
-    assert.deepEqual(withPin([await storage(page)]), [], 'the PIN is not kept anywhere');
+    assert.deepEqual(pinLeaks({ storage: await storageTexts(page) }, known), [], 'the PIN is not kept anywhere');
     const c = (await consents(MEDICAL)).at(-1);
     assert.equal(c.visit_kind, '訪問診療');
     assert.equal(c.identity_method, '暗証番号');
@@ -225,8 +356,7 @@ await h.run(async () => {
     const { bridge, code: pairing } = await startBridge(1);
     try {
       const phone = await open(medicalUrl, { device: 'iphone', usb: false });
-      const phoneRequests = [];
-      phone.page.on('request', (r) => phoneRequests.push(r.postData() || ''));
+      const phoneCalls = apiCalls(phone.page);
       await tickAndNext(phone.page, 'form-visit-kind', ['訪問診療']);
       await tickAndNext(phone.page, 'form-items', ['診療・薬剤情報']);
       await tickAndNext(phone.page, 'form-identity', ['暗証番号']);
@@ -242,8 +372,7 @@ await h.run(async () => {
 
       const staff = await open(medicalUrl, { viewport: TABLET, usb: false });
       await staff.context.grantPermissions(['local-network-access'], { origin: base });
-      const staffBodies = [];
-      staff.page.on('request', (r) => staffBodies.push(r.postData() || ''));
+      const staffCalls = apiCalls(staff.page);
       await visible(staff.page, 'visit-kind');
       await staff.page.click('#to-claim');
       await screen(staff.page, 'handoff-claim', 'handoff-claim', { staff: true });
@@ -267,9 +396,14 @@ await h.run(async () => {
       await screen(phone.page, 'done', 'done-phone-after-handoff');
       assert.match(await phone.page.textContent('#done-text'), /職員の機器で/);
       assert.match(await phone.page.textContent('#done-summary'), /診療・薬剤情報/);
-      assert.deepEqual(withPin(phoneRequests), [], 'the PIN never touches the phone');
-      assert.deepEqual(withPin(staffBodies), [], 'nor the server');
-      assert.deepEqual(withPin([await storage(staff.page)]), [], 'nor the staff\'s storage');
+      const known = await knownRandom({ calls: [...phoneCalls, ...staffCalls], token: tokenOf(medicalUrl),
+        codes: [code, `${code.slice(0, 3)} ${code.slice(3)}`],
+        bridgeTokens: [...bridgeTokens(), `ws://127.0.0.1:${pairing.split(':')[0]}/`] });
+      assert.equal(known.claims.size, 1, 'the hand-off\'s claim was seen');
+      assert.deepEqual(pinLeaks({ bodies: phoneCalls, storage: await storageTexts(phone.page) }, known), [],
+        'the PIN never touches the phone');
+      assert.deepEqual(pinLeaks({ bodies: staffCalls }, known), [], 'nor the server');
+      assert.deepEqual(pinLeaks({ storage: await storageTexts(staff.page) }, known), [], 'nor the staff\'s storage');
       const c = (await consents(MEDICAL)).at(-1);
       assert.equal(c.visit_kind, '訪問診療');
       assert.deepEqual(itemsOf(c), ['薬剤情報', '診療情報'].sort());
@@ -316,6 +450,7 @@ await h.run(async () => {
   // ---- history, reload, errors ---------------------------------------------------------------------------------
   await test('history: Back returns to the previous screen with its choices; reload keeps the choices (never the PIN)', async () => {
     const { page, context } = await open(medicalUrl, { card: 2 });
+    const calls = apiCalls(page);
     await tickAndNext(page, 'form-visit-kind', ['往診']);
     await tickAndNext(page, 'form-items', ['手術情報', '特定健診情報']);
     await visible(page, 'identity');
@@ -337,7 +472,8 @@ await h.run(async () => {
     await page.fill('#pin', '1234');
     await page.reload();
     await visible(page, 'card');
-    assert.deepEqual(withPin([await storage(page)]), [], 'the PIN is never kept');
+    const known = await knownRandom({ calls, token: tokenOf(medicalUrl) });
+    assert.deepEqual(pinLeaks({ bodies: calls, storage: await storageTexts(page) }, known), [], 'the PIN is never kept');
     await page.click('#card-back');
     await visible(page, 'identity');
     assert.equal(await page.isChecked('#identity-methods input[value="暗証番号"]'), true);

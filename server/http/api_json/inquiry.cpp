@@ -5,6 +5,9 @@
 #include "formats/fields.hpp"
 #include "http/json_codec.hpp"
 
+#include <optional>
+#include <string>
+
 namespace kyotaku::server::api_json {
 
 namespace {
@@ -15,6 +18,23 @@ json page_json(HistoryEntries<Entry> const& page, json (*entry)(Entry const&)) {
     json entries = json::array();
     for (auto const& e : page.entries) entries.push_back(entry(e));
     return json{{"entries", entries}, {"next", text_or_null(page.next)}};
+}
+
+// A stored detail as read back: a JSON object at most 8 levels deep (nlohmann's parser keeps its own stack; the
+// callback refuses deeper values, so neither the parse nor the answer's dump recurses as deep as the text asks);
+// nullopt for anything else — one damaged row is answered as such, never a 500 for the page.
+std::optional<json> stored_detail(std::string const& text) {
+    constexpr int max_depth = 8;
+    bool too_deep = false;
+    json j = json::parse(
+        text,
+        [&](int depth, json::parse_event_t, json&) {
+            if (depth > max_depth) too_deep = true;
+            return !too_deep;
+        },
+        false);
+    if (too_deep || j.is_discarded() || !j.is_object()) return std::nullopt;
+    return j;
 }
 }  // namespace
 
@@ -69,14 +89,19 @@ json to_json(ReferenceImport const& r) {
 
 json to_json(HistoryEntries<InquiryLogEntry> const& page) {
     return page_json<InquiryLogEntry>(page, [](InquiryLogEntry const& e) {
-        json detail = json::parse(e.detail_json);
+        std::optional<json> detail = stored_detail(e.detail_json);
         json entry{{"at", e.at},
                    {"kind", e.kind},
                    {"allowed", e.allowed},
                    {"actor", text_or_null(e.actor)},
                    {"reception_number", text_or_null(e.reception_number)},
-                   {"patient", detail.contains("patient") ? detail["patient"] : json(nullptr)}};
-        entry["detail"] = std::move(detail);
+                   {"patient", detail && detail->contains("patient") ? (*detail)["patient"] : json(nullptr)}};
+        if (detail) {
+            entry["detail"] = std::move(*detail);
+        } else {
+            entry["detail"] = nullptr;
+            entry["error"] = "この履歴の詳細は読めません（記録が損なわれています） / the stored detail cannot be read";
+        }
         return entry;
     });
 }

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -35,10 +36,41 @@ struct TempDir {
     }
 };
 
-std::vector<Value> line(std::string const& id) {
-    return {id,      std::string("0110113719"), std::string("2026-12-07T12:00:00Z"), std::string("個別照会"),
-            nullptr, std::int64_t(1),           std::string(R"({"allowed":true})"),  std::string("staff"),
+// A line's id (32 hex digits, as time_ordered_id writes them) named by a short word: its bytes as hex, then zeros.
+std::string id_of(std::string const& name) {
+    static char const hex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : name.substr(0, 16)) out += {hex[c >> 4], hex[c & 15]};
+    return out + std::string(32 - out.size(), '0');
+}
+std::vector<Value> line(std::string const& name) {
+    return {id_of(name),     std::string("0110113719"),
+            std::string("2026-12-07T12:00:00.000000Z"), std::string("再照会"),
+            nullptr,         std::int64_t(1),
+            std::string(R"({"allowed":true,"patient":{"reference_number":"R1"}})"), std::string("staff"),
             nullptr};
+}
+// A record's body of any values, unchecked (encode_journal_record refuses a line the replay would refuse): the
+// journal's format (audit_journal.hpp), as a forger writes it.
+std::string raw_body(std::vector<Value> const& values) {
+    auto put = [](std::string& out, std::uint64_t v, int bytes) {
+        for (int i = 0; i < bytes; ++i) out.push_back(char((v >> (8 * i)) & 0xff));
+    };
+    std::string out(1, '\1');
+    for (Value const& v : values) {
+        if (std::holds_alternative<std::nullptr_t>(v)) {
+            out.push_back(0);
+        } else if (auto const* n = std::get_if<std::int64_t>(&v)) {
+            out.push_back(1);
+            put(out, std::uint64_t(*n), 8);
+        } else {
+            std::string const& t = std::get<std::string>(v);
+            out.push_back(2);
+            put(out, t.size(), 4);
+            out += t;
+        }
+    }
+    return out;
 }
 
 // A request's line under a DeferredAppends: true when it was answered at once (no ticket to wait for); `ticket` gets
@@ -51,8 +83,8 @@ bool answered_at_once(Database& db, std::string const& id, std::shared_ptr<Appen
 }
 
 std::int64_t lines_in(Database& db) { return as_int(db.query("SELECT COUNT(*) FROM inquiry_log")[0][0]); }
-std::size_t has(Database& db, std::string const& id) {
-    return db.query("SELECT 1 FROM inquiry_log WHERE id = $1", {id}).size();
+std::size_t has(Database& db, std::string const& name) {
+    return db.query("SELECT 1 FROM inquiry_log WHERE id = $1", {id_of(name)}).size();
 }
 
 std::string bytes_of(std::filesystem::path const& p) {
@@ -129,6 +161,7 @@ TEST(AuditJournal, ARecordReadsBackAsWritten) {
     EXPECT_EQ(back, line("a1"));
     EXPECT_EQ(framed(record.substr(8)), record);
     EXPECT_THROW(encode_journal_record({std::string("only one column")}), std::invalid_argument);
+    EXPECT_EQ(raw_body(line("a1")), record.substr(8));  // (the test's unchecked encoder is the journal's format)
 }
 
 // Review point 5: a request's line is answered at once and is in the journal (owner-only) while the database cannot
@@ -318,4 +351,111 @@ TEST(AuditJournal, PastTheBoundALineWaitsForItsCommit) {
     auto p = open_journaled(other.path / "k.sqlite", small);
     EXPECT_FALSE(answered_at_once(*p.db, "waits"));
     EXPECT_EQ(std::filesystem::file_size(p.journal.path), 0u);
+}
+
+// A record whose framing, checksum and column types are right but whose values are not what the database's writers
+// write — detail_json not JSON (the history then answered 500 for every page holding it), nested 30,000 deep, not an
+// object; `at`, kind, facility code or id of another form; allowed not 0 or 1; too long a text — is damage: never
+// applied, the file set aside whole, and the server starts with an empty journal. Nor is such a line ever journaled.
+TEST(AuditJournal, ARecordOfForeignValuesIsDamageNotApplied) {
+    auto with = [](std::size_t column, Value v) {
+        auto l = line("forged");
+        l[column] = std::move(v);
+        return l;
+    };
+    std::vector<std::vector<Value>> const forged = {
+        with(6, std::string("not json")),
+        with(6, std::string(30000, '[') + std::string(30000, ']')),
+        with(6, std::string(R"({"patient":{"a":{"b":1}}})")),  // deeper than any writer's
+        with(6, std::string("[1]")),
+        with(6, std::string(R"({"allowed":true)")),
+        with(6, std::string(R"("a text")")),
+        with(6, std::string("{}{}")),
+        with(6, std::string()),
+        with(2, std::string("2026-12-07T12:00:00Z")),
+        with(2, std::string("not a time")),
+        with(3, std::string("個別照会")),
+        with(1, std::string("0110113710")),  // its check digit wrong
+        with(1, std::string("A")),
+        with(0, std::string("short")),
+        with(0, std::string(32, 'G')),
+        with(5, std::int64_t(2)),
+        with(7, std::string(2000, 'x')),
+    };
+    for (std::size_t i = 0; i < forged.size(); ++i) {
+        SCOPED_TRACE(i);
+        EXPECT_FALSE(journal_line_valid(forged[i]));
+        EXPECT_THROW(encode_journal_record(forged[i]), std::invalid_argument);
+        std::string const body = raw_body(forged[i]);
+        std::vector<Value> back;
+        EXPECT_FALSE(decode_journal_record(body.data(), body.size(), back));
+        TempDir dir;
+        auto const file = dir.path / "k.sqlite";
+        {
+            auto db = open_sqlite(file.string(), 2);
+            migrate(*db);
+        }
+        std::string const good = encode_journal_record(line("before"));
+        std::string const bytes = good + framed(body) + encode_journal_record(line("after"));
+        write_file(file.string() + "-audit", bytes);
+        auto o = open_journaled(file);
+        ASSERT_TRUE(o.journal.open);
+        EXPECT_EQ(o.journal.replayed, 1u);
+        EXPECT_EQ(o.journal.damaged_at, good.size());
+        EXPECT_EQ(o.journal.set_aside, file.string() + "-audit.damaged-1");
+        EXPECT_EQ(bytes_of(o.journal.set_aside), bytes);
+        EXPECT_EQ(has(*o.db, "before"), 1u);
+        EXPECT_EQ(has(*o.db, "forged"), 0u);
+        EXPECT_EQ(lines_in(*o.db), 1);
+    }
+    EXPECT_TRUE(journal_line_valid(line("fine")));
+}
+
+// `<db>-audit` a symlink (to another file of the server's user), a FIFO, a folder or another user's file: refused
+// with an error naming the path — the other file is neither chmod'ed nor written (personal data would have gone
+// there) — and nothing replaced.
+TEST(AuditJournal, AJournalPathThatIsNotARegularFileIsRefused) {
+    TempDir dir;
+    auto const file = dir.path / "k.sqlite";
+    std::string const journal = file.string() + "-audit";
+    auto const other = dir.path / "notes.txt";
+    write_file(other, "public notes\n");
+    std::filesystem::permissions(other, std::filesystem::perms(0644));
+    auto refused = [&](char const* what) {
+        SCOPED_TRACE(what);
+        JournalReplay replay;
+        try {
+            AuditJournal::open(journal, [](std::vector<std::vector<Value>> const&) {}, replay);
+            ADD_FAILURE() << "opened";
+        } catch (DatabaseError const& e) {
+            EXPECT_NE(std::string(e.what()).find(journal), std::string::npos) << e.what();
+        }
+        auto db = open_sqlite(file.string(), 2);
+        migrate(*db);
+        EXPECT_THROW(db->open_audit_journal({}), DatabaseError);
+    };
+    std::filesystem::create_symlink(other, journal);
+    refused("a symlink to a file");
+    EXPECT_EQ(bytes_of(other), "public notes\n");
+    EXPECT_EQ(std::filesystem::status(other).permissions(), std::filesystem::perms(0644));
+    EXPECT_TRUE(std::filesystem::is_symlink(journal));
+    std::filesystem::remove(journal);
+    std::filesystem::create_symlink(dir.path / "missing", journal);  // a dangling one: not created through it
+    refused("a dangling symlink");
+    EXPECT_FALSE(std::filesystem::exists(dir.path / "missing"));
+    std::filesystem::remove(journal);
+    ASSERT_EQ(::mkfifo(journal.c_str(), 0600), 0);
+    refused("a FIFO");
+    std::filesystem::remove(journal);
+    std::filesystem::create_directory(journal);
+    refused("a folder");
+    std::filesystem::remove(journal);
+    // Another user's file (only a test run as root can make one: chown).
+    if (::geteuid() == 0) {
+        write_file(journal, "");
+        std::filesystem::permissions(journal, std::filesystem::perms(0644));
+        ASSERT_EQ(::chown(journal.c_str(), 65534, 65534), 0);
+        refused("another user's file");
+        EXPECT_EQ(std::filesystem::status(journal).permissions(), std::filesystem::perms(0644));  // not chmod'ed
+    }
 }

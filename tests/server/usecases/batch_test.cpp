@@ -346,6 +346,32 @@ TEST_F(ServerFixture, AStoppingWorkerLeasesNoChunkAhead) {
     EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn2))["done"], 6);
 }
 
+// kyotaku serve's worker on SQLite answers ahead only while the batch runs alone (BatchDesk::overlap_only_alone): with
+// an interactive request in flight when its chunk is about to be written, it leases nothing ahead; with none, it does.
+TEST_F(ServerFixture, AWorkerAnsweringAheadOnlyAloneLeasesNoneAheadWhileARequestIsInFlight) {
+    enable(a);
+    consent("0110113719", person());
+    auto const up = call(a, "POST", "/api/v1/batch/reinquiry", csv_rows(9), "text/csv");
+    std::string const rn = body(up)["reception_number"];
+    BatchDesk worker(service->context);
+    worker.overlap = true;
+    worker.overlap_only_alone = true;
+    RequestGate& gate = service->context.gate;
+    std::uint64_t const ticket = gate.enter();  // in flight until the chunk is ready (then it ends, before the drain)
+    bool left = false;
+    worker.on_chunk_ready = [&] {
+        if (!left) gate.leave(ticket);
+        left = true;
+    };
+    ASSERT_EQ(worker.process(3), 3);
+    EXPECT_TRUE(left);
+    EXPECT_EQ(worker.release_leases(), 0);  // nothing was leased ahead
+    ASSERT_EQ(worker.process(3), 3);        // alone: the next chunk is leased and answered ahead
+    EXPECT_EQ(worker.release_leases(), 1);
+    EXPECT_EQ(service->batch.process(3), 3);
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["done"], 9);
+}
+
 // Issue 15: with a batch in progress, an interactive request is answered before the worker's next chunk commits.
 // Counted, not timed: the worker's chunk is ready and waits on the request in flight; the request is answered
 // while the job's answered-row count is still what it was.

@@ -206,6 +206,32 @@ TEST_F(ServerFixture, HistoriesComeAPageAtATimeAndTheCursorWalksEveryEntryOnce) 
 // Outsider 24, F4: from/to were compared as text: to=2026-12-06 found nothing of that day (documented inclusive), an
 // offset time was compared as written, and from=zzz or 2027-13-45 were taken. They are dates (a day in Japan, whole)
 // or date-times (UTC, Z or an offset), parsed; a bad one is a 400 naming it.
+// One bad row never stops anyone else's work: a row whose detail_json is not a JSON object — not JSON, or nested far
+// deeper than any writer writes (a forged journal line, a hand edit) — is answered as an entry with an error, and
+// every other entry of the page is answered as written (it was a 500 for every page holding the row).
+TEST_F(ServerFixture, ADamagedHistoryRowIsAnsweredAsSuchNotA500ForThePage) {
+    enable(a);
+    std::string const deep = std::string(30000, '[') + std::string(30000, ']');
+    int n = 0;
+    for (std::string const& detail : {std::string(R"({"allowed":true})"), std::string("not json"), deep,
+                                      std::string("[1]"), std::string(R"({"allowed":false})")})
+        db->query("INSERT INTO inquiry_log (id, facility_code, at, kind, person_key, allowed, detail_json) VALUES "
+                  "($1, $2, $3, '再照会', NULL, 1, $4)",
+                  {new_id(), "0110113719", "2024-05-01T00:00:0" + std::to_string(n++) + ".000000Z", detail});
+    auto const r = call(a, "GET", "/api/v1/history/inquiries");
+    ASSERT_EQ(r.status, 200) << r.body.substr(0, 300);
+    json const entries = body(r)["entries"];
+    ASSERT_EQ(entries.size(), 5u);
+    EXPECT_EQ(entries[0]["detail"], json({{"allowed", true}}));
+    for (int i : {1, 2, 3}) {
+        EXPECT_TRUE(entries[i]["detail"].is_null()) << i;
+        EXPECT_TRUE(entries[i]["error"].is_string()) << i;
+        EXPECT_EQ(entries[i]["at"], "2024-05-01T00:00:0" + std::to_string(i) + ".000000Z");
+    }
+    EXPECT_EQ(entries[4]["detail"], json({{"allowed", false}}));
+    EXPECT_FALSE(entries[4].contains("error"));
+}
+
 TEST_F(ServerFixture, HistoryBoundsAreDatesAndTimesNotText) {
     enable(a);
     for (char const* at : {"2026-12-05T14:59:59.999999Z", "2026-12-05T15:00:00.000000Z", "2026-12-06T01:00:00.000000Z",
