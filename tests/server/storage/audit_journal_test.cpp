@@ -124,6 +124,16 @@ Opened open_journaled(std::filesystem::path const& file, Database::JournalLimits
     return o;
 }
 
+// A start that met damage after the first `applied` bytes of the journal's `bytes`: their one line applied, and the
+// whole file set aside as it was, under the first damaged file's name.
+void expect_set_aside_after_one_line(Opened const& o, std::filesystem::path const& file, std::size_t applied,
+                                     std::string const& bytes) {
+    EXPECT_EQ(o.journal.replayed, 1u);
+    EXPECT_EQ(o.journal.damaged_at, applied);
+    EXPECT_EQ(o.journal.set_aside, file.string() + "-audit.damaged-1");
+    EXPECT_EQ(bytes_of(o.journal.set_aside), bytes);
+}
+
 // Another Sqlite holding the file's write lock (as another process would) until release() or the end.
 struct WriteLock {
     std::unique_ptr<Database> holder;
@@ -256,10 +266,7 @@ TEST(AuditJournal, DamageInTheMiddleSetsTheFileAsideWithWhatFollows) {
     {
         auto o = open_journaled(file);
         ASSERT_TRUE(o.journal.open);
-        EXPECT_EQ(o.journal.replayed, 1u);
-        EXPECT_EQ(o.journal.damaged_at, first.size());
-        EXPECT_EQ(o.journal.set_aside, file.string() + "-audit.damaged-1");
-        EXPECT_EQ(bytes_of(o.journal.set_aside), bytes);
+        expect_set_aside_after_one_line(o, file, first.size(), bytes);
         EXPECT_EQ(has(*o.db, "first"), 1u);
         EXPECT_EQ(has(*o.db, "second"), 0u);
         EXPECT_EQ(has(*o.db, "third"), 0u);
@@ -400,10 +407,7 @@ TEST(AuditJournal, ARecordOfForeignValuesIsDamageNotApplied) {
         write_file(file.string() + "-audit", bytes);
         auto o = open_journaled(file);
         ASSERT_TRUE(o.journal.open);
-        EXPECT_EQ(o.journal.replayed, 1u);
-        EXPECT_EQ(o.journal.damaged_at, good.size());
-        EXPECT_EQ(o.journal.set_aside, file.string() + "-audit.damaged-1");
-        EXPECT_EQ(bytes_of(o.journal.set_aside), bytes);
+        expect_set_aside_after_one_line(o, file, good.size(), bytes);
         EXPECT_EQ(has(*o.db, "before"), 1u);
         EXPECT_EQ(has(*o.db, "forged"), 0u);
         EXPECT_EQ(lines_in(*o.db), 1);
