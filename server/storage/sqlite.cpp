@@ -529,11 +529,7 @@ private:
     // once more, as the request it belongs to would have been.
     void commit_group(std::vector<std::shared_ptr<PendingAppend>> const& group) {
         Connection& c = *appender_;
-        c.writing = std::unique_lock<std::mutex>(writer_);
-        struct Release {
-            Connection& c;
-            ~Release() { c.writing.unlock(); }
-        } release{c};
+        WriterHold const hold(c, writer_);
         auto alone = [&](PendingAppend& p) {
             for (int attempt = 0;; ++attempt) {
                 p.rows.clear();
@@ -564,6 +560,18 @@ private:
         }
         for (auto const& p : group) alone(*p);
     }
+
+    // The writer lock held on `c` for a scope of its own (commit_group, apply_journal: their transactions), given back
+    // when the scope ends, thrown out of or not.
+    struct WriterHold {
+        Connection& c;
+        WriterHold(Connection& connection, std::mutex& writer) : c(connection) {
+            c.writing = std::unique_lock<std::mutex>(writer);
+        }
+        ~WriterHold() { c.writing.unlock(); }
+        WriterHold(WriterHold const&) = delete;
+        WriterHold& operator=(WriterHold const&) = delete;
+    };
 
     // SQLite's own busy handler (sqliteDefaultBusyCallback: its delays, 10 s in all as the connections' busy timeout),
     // its sleeps a wait that a stopping server ends (AppendQueue::pause): then the statement fails with SQLITE_BUSY.
@@ -685,11 +693,7 @@ private:
     // The lines in one transaction on the journal's connection, through the one fixed statement.
     void apply_journal(std::vector<std::vector<Value>> const& group) {
         Connection& c = *journaler_;
-        c.writing = std::unique_lock<std::mutex>(writer_);
-        struct Release {
-            Connection& c;
-            ~Release() { c.writing.unlock(); }
-        } release{c};
+        WriterHold const hold(c, writer_);
         try {
             c.script("BEGIN IMMEDIATE");
             for (auto const& line : group) c.query(inquiry_log_replay, line);
