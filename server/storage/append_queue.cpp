@@ -13,16 +13,23 @@ std::string table_of(std::string const& sql) {
 }
 }  // namespace
 
-AppendQueue::AppendQueue(Commit commit) : commit_(std::move(commit)), thread_([this] { loop(); }) {}
+AppendQueue::AppendQueue(Commit commit, std::chrono::microseconds gather)
+    : commit_(std::move(commit)), gather_(gather), thread_([this] { loop(); }) {}
 
-AppendQueue::~AppendQueue() { finish(std::chrono::steady_clock::time_point::max()); }
+AppendQueue::~AppendQueue() {
+    finish(std::chrono::steady_clock::time_point::max());
+    std::lock_guard lock(mutex_);
+    for (auto const& [scope, order] : expected_) const_cast<DeferredAppends*>(scope)->watcher = nullptr;
+}
 
-std::shared_ptr<PendingAppend> AppendQueue::push(std::string const& sql, std::vector<Value> const& params) {
+std::shared_ptr<PendingAppend> AppendQueue::push(std::string const& sql, std::vector<Value> const& params,
+                                                 DeferredAppends* scope) {
     auto line = std::make_shared<PendingAppend>();
     line->sql = sql;
     line->params = params;
     {
         std::lock_guard lock(mutex_);
+        if (scope) expected_.erase(scope);
         if (closed_) return nullptr;
         queue_.push_back(line);
     }
@@ -30,11 +37,44 @@ std::shared_ptr<PendingAppend> AppendQueue::push(std::string const& sql, std::ve
     return line;
 }
 
+void AppendQueue::expect(DeferredAppends& scope) {
+    if (gather_.count() <= 0) return;
+    std::lock_guard lock(mutex_);
+    // (A scope another queue watches is left to it: each entry here is erased when its scope ends, or by the
+    // destructor.)
+    if (closed_ || (scope.watcher && scope.watcher != this) || expected_.count(&scope)) return;
+    expected_.emplace(&scope, next_expected_++);
+    scope.watcher = this;
+}
+
+void AppendQueue::ended(DeferredAppends const& scope) {
+    bool wake = false;
+    {
+        std::lock_guard lock(mutex_);
+        wake = expected_.erase(&scope) && gathering_;
+    }
+    if (wake) ready_.notify_one();
+}
+
 void AppendQueue::loop() {
     std::unique_lock lock(mutex_);
     for (;;) {
         ready_.wait(lock, [&] { return stop_ || !queue_.empty(); });
         if (queue_.empty()) return;  // stopping, and every line is in
+        if (gather_.count() > 0 && !expected_.empty()) {
+            // The requests expected before now (each computing its answer, whose line comes next) join this group:
+            // one commit, one wake of this thread and of the database's backend, for their lines together.
+            std::uint64_t const before = next_expected_;
+            auto const joined = [&] {
+                if (closed_ || queue_.size() >= 256) return true;
+                for (auto const& [scope, order] : expected_)
+                    if (order < before) return false;
+                return true;
+            };
+            gathering_ = true;
+            ready_.wait_until(lock, std::chrono::steady_clock::now() + gather_, joined);
+            gathering_ = false;
+        }
         std::vector<std::shared_ptr<PendingAppend>> group;
         group.swap(queue_);
         in_flight_ = group.size();

@@ -7,7 +7,9 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -24,20 +26,27 @@ struct PendingAppend {
     std::shared_ptr<AppendTicket> ticket = std::make_shared<AppendTicket>();
 };
 
-class AppendQueue {
+class AppendQueue final : public DeferredAppends::Watcher {
 public:
     // Commits one group, setting each line's rows or error (never throws). It may call pause() while the database is
     // busy, and should give up when that returns false.
     using Commit = std::function<void(std::vector<std::shared_ptr<PendingAppend>> const&)>;
-    // Starts the committing thread; `commit` runs on it only.
-    explicit AppendQueue(Commit commit);
+    // Starts the committing thread; `commit` runs on it only. `gather` (zero: none): how long at most the thread,
+    // finding lines queued, first waits for the requests expected to append one (expect()) when it looked — each until
+    // it appends or ends — so that their lines share the group's commit.
+    explicit AppendQueue(Commit commit, std::chrono::microseconds gather = {});
     ~AppendQueue();  // every line queued by then is committed first (finish() with no deadline)
     AppendQueue(AppendQueue const&) = delete;
     AppendQueue& operator=(AppendQueue const&) = delete;
 
     // Queues a line (its ticket is finished by the committing thread); null once finish() has begun: the caller then
-    // runs the statement itself.
-    std::shared_ptr<PendingAppend> push(std::string const& sql, std::vector<Value> const& params);
+    // runs the statement itself. `scope`: the request it comes from, expected no more.
+    std::shared_ptr<PendingAppend> push(std::string const& sql, std::vector<Value> const& params,
+                                        DeferredAppends* scope = nullptr);
+    // A request that has begun reading under `scope` will likely append a line (a re-inquiry's 資格確認履歴): with
+    // `gather`, a group waits for it (until it appends or ends) when it was expected before the group was looked at.
+    void expect(DeferredAppends& scope);
+    void ended(DeferredAppends const& scope) override;  // (the scope's end: expected no more)
 
     // Waits, until `deadline` at most, for every line queued to be committed (or failed); then stops the thread, so
     // that no ticket is finished after this returns. A line still queued at the deadline is not committed and one
@@ -65,6 +74,10 @@ private:
     bool stop_ = false;       // the thread ends once the queue is empty (under mutex_)
     bool give_up_ = false;    // the deadline passed: lines in flight stop waiting for the database (under mutex_)
     Database::AppendsLeft left_;  // (under mutex_)
+    std::chrono::microseconds const gather_;
+    std::map<DeferredAppends const*, std::uint64_t> expected_;  // requests expected to append, by arrival (mutex_)
+    std::uint64_t next_expected_ = 0;                            // (under mutex_)
+    bool gathering_ = false;  // the thread waits for expected requests (under mutex_)
     std::thread thread_;  // last: started once the rest exists
 };
 

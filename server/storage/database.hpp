@@ -74,6 +74,16 @@ public:
     DeferredAppends& operator=(DeferredAppends const&) = delete;
     static DeferredAppends* current();  // this thread's innermost, or null
     std::vector<std::shared_ptr<AppendTicket>> tickets;
+    // A backend that waits for this request's line before it commits a group (PostgreSQL: AppendQueue::expect) is
+    // told here when the request ends, line or not.
+    class Watcher {
+    public:
+        virtual void ended(DeferredAppends const& scope) = 0;
+
+    protected:
+        ~Watcher() = default;
+    };
+    Watcher* watcher = nullptr;
 
 private:
     DeferredAppends* outer_;

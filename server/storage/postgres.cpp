@@ -95,7 +95,10 @@ public:
             PQsetNoticeReceiver(c, note_warning, notes_[c].get());  // (kept across PQreset)
             configure(c);
         }
-        appends_ = std::make_unique<AppendQueue>([this](auto const& group) { commit_group(group); });
+        // A group waits up to a millisecond for the re-inquiries being answered, whose lines come next (see
+        // AppendQueue::expect): fewer, larger groups, each a commit and a wake of the appender's thread and backend.
+        appends_ = std::make_unique<AppendQueue>([this](auto const& group) { commit_group(group); },
+                                                 std::chrono::microseconds(1000));
     }
     ~Postgres() override {
         appends_->finish(std::chrono::steady_clock::time_point::max());  // (every queued line committed first)
@@ -106,6 +109,7 @@ public:
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
         check_text_params(params);  // libpq would cut a text at NUL; PostgreSQL refuses invalid UTF-8 with a 500
         if (PGconn* c = pool_.bound()) return exec(c, sql, params);
+        if (DeferredAppends* deferred = DeferredAppends::current()) appends_->expect(*deferred);
         if (!read_statement(sql, !params.empty())) {  // a write: a transaction of its own, as durable as any
             std::vector<Row> rows;
             in_transaction([&] { rows = exec(pool_.bound(), sql, params); });
@@ -128,7 +132,7 @@ public:
         check_text_params(params);
         if (PGconn* c = pool_.bound()) return exec(c, sql, params);
         if (DeferredAppends* deferred = DeferredAppends::current())
-            if (auto const line = appends_->push(sql, params)) {
+            if (auto const line = appends_->push(sql, params, deferred)) {
                 deferred->tickets.push_back(line->ticket);
                 ++write_ledger().committed;  // (committed, or the request answered with its error: never run again)
                 return {};

@@ -109,7 +109,10 @@ namespace {
 thread_local DeferredAppends* deferred_appends = nullptr;
 }
 DeferredAppends::DeferredAppends() : outer_(deferred_appends) { deferred_appends = this; }
-DeferredAppends::~DeferredAppends() { deferred_appends = outer_; }
+DeferredAppends::~DeferredAppends() {
+    if (watcher) watcher->ended(*this);
+    deferred_appends = outer_;
+}
 DeferredAppends* DeferredAppends::current() { return deferred_appends; }
 
 namespace {

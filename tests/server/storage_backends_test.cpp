@@ -3,6 +3,7 @@
 // Against SQLite (a file: the pool, the appender and the checkpointer are those of a file) and, when KYOTAKU_TEST_PG
 // names a throwaway PostgreSQL (tests/server/with_postgres.sh), against it too.
 #include "formats/batch_rows.hpp"
+#include "storage/append_queue.hpp"
 #include "storage/batch_jobs.hpp"
 #include "storage/database.hpp"
 #include "storage/faults.hpp"
@@ -290,6 +291,38 @@ TEST(SqliteAppends, DeferredAppendsAreCommittedWhenTheirTicketsAreDone) {
     bool told = false;
     tickets[0]->when_done([&] { told = true; });
     EXPECT_TRUE(told);
+}
+
+// Gathering (PostgreSQL's appender): a line queued while a request expected to append one is still being answered
+// waits for that request's line, and both are committed as one group; a request that ends without a line lets the
+// group go. The bound is an hour, so a group that went alone, or waited for a request that ended, fails the test (the
+// second, by ctest's timeout) whatever the machine's speed.
+TEST(AppendQueue, GathersTheLineOfARequestExpectedAndLetsGoWhenItEndsWithout) {
+    std::mutex mutex;
+    std::vector<std::size_t> groups;
+    AppendQueue queue(
+        [&](std::vector<std::shared_ptr<PendingAppend>> const& group) {
+            std::lock_guard lock(mutex);
+            groups.push_back(group.size());
+        },
+        std::chrono::hours(1));
+    {
+        DeferredAppends request;  // being answered: it read, and its line comes next
+        queue.expect(request);
+        auto const first = queue.push("INSERT INTO t VALUES ($1)", {std::string("a")});
+        auto const second = queue.push("INSERT INTO t VALUES ($1)", {std::string("b")}, &request);
+        first->ticket->wait();
+        second->ticket->wait();
+    }
+    {
+        auto ends_without = std::make_unique<DeferredAppends>();
+        queue.expect(*ends_without);
+        auto const line = queue.push("INSERT INTO t VALUES ($1)", {std::string("c")});
+        ends_without.reset();
+        line->ticket->wait();
+    }
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(groups, (std::vector<std::size_t>{2, 1}));
 }
 
 // On each backend, deferred appends from many threads at once (requests answered together, so that their lines share
