@@ -776,8 +776,9 @@ int main(int argc, char** argv) {
                   "left in req/, 4 stopped by SIGTERM");
     // A journal the server set aside at start (docs/operations.md 8.): read, and its good records applied.
     kyotaku::server::SetAsideJournalOptions journal_options;
-    auto* jrn = app.add_subcommand("audit-journal", "退避された監査ジャーナル (<db>-audit.damaged-N) を読む・反映する / "
-                                                    "read or apply an audit journal the server set aside");
+    auto* jrn = app.add_subcommand("audit-journal",
+                                   "退避された監査ジャーナル (<db>-audit.damaged-N) を読む・反映する / read or apply "
+                                   "an audit journal the server set aside");
     jrn->require_subcommand(1);
     auto* jrn_check = jrn->add_subcommand(
         "check", "記録ごとに正常か破損 (バイト位置と理由) かを表示する。何も変えない。終了コード 0 すべて正常、1 "

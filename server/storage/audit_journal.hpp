@@ -59,8 +59,9 @@ struct JournalRecord {
 // reading goes on after it. Where the framing itself is broken (a length out of range, a record cut short, a wrong
 // checksum, garbage), without `resync` the reader stops there (the damage runs to the end of the file); with it, it
 // looks at every following byte for the next place where a record with a valid length, a matching CRC-32 and values
-// of the form above starts, and goes on from there (the damage runs up to it) — about one read of the file, plus a
-// checksum over at most 64 KiB for each place whose first bytes look like a record's (rare in garbage).
+// of the form above starts, and goes on from there (the damage runs up to it) — at most two reads of the file, plus a
+// checksum over at most 64 KiB for each place whose first bytes have a record's form (rare in garbage; a crafted file
+// can make that work up to about a thousand times its size, never more memory).
 class JournalReader {
 public:
     // `fd` stays the caller's; `path` names the file in errors.
