@@ -301,6 +301,7 @@ struct ListenerCounts {
     char const* name;  // "main", "patients": the metrics' `listener` label
     HandshakeBudget hellos, handshakes;
     AcceptStats accepts;
+    std::atomic<std::int64_t> open{0};  // connections open now
 };
 
 // /metrics about connections and TLS: each certificate's expiry, SIGHUP's TLS reloads, the listeners' handshake
@@ -334,6 +335,9 @@ void connection_metrics(std::string& out, TlsInForce const& tls, std::vector<Lis
         metric_sample(out, "kyotaku_http_handshakes_evicted_total", {{"listener", l->name}, {"stage", "handshake"}},
                       double(l->handshakes.evicted.load()));
     }
+    metric_header(out, "kyotaku_http_connections_open", "gauge", "Client connections open now, by listener.");
+    for (auto const* l : listeners)
+        metric_sample(out, "kyotaku_http_connections_open", {{"listener", l->name}}, double(l->open.load()));
     metric_header(out, "kyotaku_http_connections_refused_total", "counter",
                   "Connections closed at once because the listener's cap (max_connections, patient_max_connections) "
                   "were open.");
@@ -632,21 +636,32 @@ int run(ServeOptions const& o) {
     Router const router(service, Site{&rt, &pages, &rules_web, &proofs});
     IdempotentAnswers idempotent(*db);
     Drain drain;
-    ListenerCounts main_counts{"main", {}, {}, {}}, patient_counts{"patients", {}, {}, {}};
+    ListenerCounts main_counts{"main", {}, {}, {}, {}}, patient_counts{"patients", {}, {}, {}, {}};
     std::vector<ListenerCounts const*> listeners{&main_counts};
     if (o.patient_listener) listeners.push_back(&patient_counts);
     UploadBudget uploads(o.limits.upload_memory, o.limits.upload_spool, o.limits.uploads_per_facility);
     // The spool budget is disk: checked against what the disk has free at start (a warning) and at each spooled upload.
     uploads.spool_free = [spool_dir] { return free_disk_bytes(spool_dir); };
     warn_if_spool_disk_low(spool_dir, o.limits.upload_spool);
-    SessionShared shared{router,    rt,    idempotent,         o.limits,
-                         spool_dir, drain, main_counts.hellos, main_counts.handshakes,
-                         uploads,   work,  slow_work};
+    SessionShared shared{router,           rt,    idempotent,         o.limits,
+                         spool_dir,        drain, main_counts.hellos, main_counts.handshakes,
+                         uploads,          work,  slow_work,          false,
+                         &main_counts.open};
     // The patients' listener's connections share everything but their TLS context, what they may reach, and their
     // handshake budgets and connection cap (their own: a flood there never takes the office terminals' places).
-    SessionShared patient_shared{
-        router,  rt,   idempotent, o.limits, spool_dir, drain, patient_counts.hellos, patient_counts.handshakes,
-        uploads, work, slow_work,  true};
+    SessionShared patient_shared{router,
+                                 rt,
+                                 idempotent,
+                                 o.limits,
+                                 spool_dir,
+                                 drain,
+                                 patient_counts.hellos,
+                                 patient_counts.handshakes,
+                                 uploads,
+                                 work,
+                                 slow_work,
+                                 true,
+                                 &patient_counts.open};
     rt.more_metrics = [&](std::string& out) {
         connection_metrics(out, *tls, listeners, uploads, drain);
         proofs.render_metrics(out);

@@ -687,12 +687,14 @@ private:
 // One connection, counted open while it lives; `slot` holds its place under the cap.
 net::awaitable<void> session(std::shared_ptr<ssl::context> tls, tcp::socket accepted, SessionShared& shared,
                              ConnectionCounter::Slot) {
-    Runtime& rt = shared.runtime;
-    ++rt.connections_open;
+    std::atomic<std::int64_t>* const open = shared.connections_open;
+    if (open) ++*open;
     struct Closed {
-        Runtime& rt;
-        ~Closed() { --rt.connections_open; }
-    } closed{rt};
+        std::atomic<std::int64_t>* open;
+        ~Closed() {
+            if (open) --*open;
+        }
+    } closed{open};
     Connection connection(std::move(tls), std::move(accepted), shared);
     co_await connection.run();
 }

@@ -58,6 +58,8 @@ struct SessionShared {
     // certificate, no モバイル端末 session from a URL token) and only the routes anyone may call are served
     // (HttpRequest::patients_only); everything else is refused as it is to a caller without a certificate.
     bool patients = false;
+    // The listener's open connections (the gauge kyotaku_http_connections_open{listener}).
+    std::atomic<std::int64_t>* connections_open = nullptr;
 };
 
 // Runs one accepted connection on the socket's executor (a strand of its own: accept_loop) until the client goes or a

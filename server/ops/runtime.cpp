@@ -322,8 +322,6 @@ std::string Runtime::metrics_text() {
     metric_sample(out, "kyotaku_rules_reloads_total", {{"result", "ok"}}, double(reloads_ok_.load()));
     metric_sample(out, "kyotaku_rules_reloads_total", {{"result", "failed"}}, double(reloads_failed_.load()));
     requests.render(out);
-    metric_header(out, "kyotaku_http_connections_open", "gauge", "Client connections open now.");
-    metric_sample(out, "kyotaku_http_connections_open", {}, double(connections_open.load()));
     metric_header(out, "kyotaku_batch_worker_rows_total", "counter", "Batch rows answered by this server's worker.");
     metric_sample(out, "kyotaku_batch_worker_rows_total", {}, double(batch_rows_answered.load()));
     metric_header(out, "kyotaku_batch_worker_errors_total", "counter", "Errors of this server's batch worker.");

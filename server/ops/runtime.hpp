@@ -78,7 +78,6 @@ public:
     std::chrono::milliseconds readiness_stale{5000};
 
     RequestMetrics requests;
-    std::atomic<std::int64_t> connections_open{0};
     std::atomic<std::uint64_t> batch_rows_answered{0}, batch_worker_errors{0};
     // SIGTERM (app.hpp, "Stopping"): /readyz answers 503 at once, whatever its checks would say.
     std::atomic<bool> draining{false};

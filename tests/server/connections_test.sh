@@ -5,6 +5,8 @@
 #   flood     1,000 raw TCP connections that send nothing, then 150 TLS connections trickling their ClientHello, each
 #             opened again as soon as it is closed: a facility's requests meanwhile succeed at least 95 % of the time
 #             (prints the figures)
+#   patients_budgets  the patients' listener's own handshake budgets: 300 silent connections there are evicted there
+#             while a facility works on the main listener; its open-connections gauge is back to 0 afterwards
 #   drain     SIGTERM: /readyz 503 at once, a request in flight (an upload sent slowly) is answered, new connections are
 #             refused once the listener closes, the server exits within the bound (prints the drain's time); with
 #             drain_seconds = 1 a request slower than that is cut and the server exits all the same
@@ -74,16 +76,16 @@ slots)
     facility
     sport=$port
     balancer "$sport"
-    baseline=$(metric kyotaku_http_connections_open "$sport")
+    baseline=$(metric 'kyotaku_http_connections_open{listener="main"}' "$sport")
     out=$("$py" "$load" noclose "$lb" "$work/pki" "$A" 5000 8)
     echo "$out"
     t0=$(now_ms)
     back=""
     while [ $(($(now_ms) - t0)) -lt 2000 ]; do
-        [ "$(metric kyotaku_http_connections_open "$sport")" = "$baseline" ] && back=$(($(now_ms) - t0)) && break
+        [ "$(metric 'kyotaku_http_connections_open{listener="main"}' "$sport")" = "$baseline" ] && back=$(($(now_ms) - t0)) && break
         sleep 0.1
     done
-    echo "connections open: baseline $baseline, after the load $(metric kyotaku_http_connections_open "$sport"), back within ${back:-more than 2000} ms"
+    echo "connections open: baseline $baseline, after the load $(metric 'kyotaku_http_connections_open{listener="main"}' "$sport"), back within ${back:-more than 2000} ms"
     check "5,000 requests closed without close_notify through HAProxy: none failed" grep -q "^noclose: 5000 requests, 0 failed$" <<< "$out"
     check "the open-connections gauge is back to its baseline within 2 s" test -n "$back"
     check "no connection was refused at the cap" test "$(metric 'kyotaku_http_connections_refused_total{listener="main"}' "$sport")" = 0
@@ -123,6 +125,32 @@ patients_flood)
     check "and the main listener refused nobody" test "$(refused main)" = 0
     check "the patients' listener still serves the consent page's files afterwards" \
         test "$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$work/pki/ca.pem" "https://127.0.0.1:$pport/healthz")" = 200
+    ;;
+patients_budgets)
+    # The patients' listener has its own handshake budgets too: 300 silent connections there, under its cap of 400,
+    # exceed its budget of 64 waiting for a ClientHello and churn among themselves (evicted there), while a facility's
+    # terminal works on the main listener, whose budget nobody touched. Afterwards the listener's open-connections
+    # gauge comes back to 0.
+    start_server "$work/serve.log" "$kyotaku" serve --port 0 --patient-listen 127.0.0.1:0 --max-connections 200 \
+        --patient-max-connections 400 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki"
+    facility
+    pport=$(sed -n 's/^patients on https:\/\/127\.0\.0\.1:\([0-9][0-9]*\) (.*/\1/p' "$work/serve.log")
+    raw=$("$py" "$load" flood raw "$port" "$work/pki" "$A" 300 6 "$pport")
+    echo "$raw"
+    rate=$(sed -n 's/.*(\([0-9.]*\) %).*/\1/p' <<< "$raw")
+    check "during 300 silent connections on the patients' listener the facility's requests on the main one succeed" \
+        awk -v r="$rate" 'BEGIN { exit !(r != "" && r >= 95) }'
+    check "the facility made requests" bash -c "! grep -q 'facility 0 of 0' <<< '$raw'"
+    evicted() { metric "kyotaku_http_handshakes_evicted_total{listener=\"$1\",stage=\"hello\"}" "$port"; }
+    echo "evicted waiting for a ClientHello: patients $(evicted patients), main $(evicted main)"
+    check "the attackers churned in the patients' own budget" awk -v n="$(evicted patients)" 'BEGIN { exit !(n > 0) }'
+    check "and nobody was evicted from the main listener's" test "$(evicted main)" = 0
+    check "no connection was refused at either cap" test "$(metric 'kyotaku_http_connections_refused_total{listener="patients"}' "$port")$(metric 'kyotaku_http_connections_refused_total{listener="main"}' "$port")" = 00
+    open_patients() { metric 'kyotaku_http_connections_open{listener="patients"}' "$port"; }
+    t0=$(now_ms)
+    while [ "$(open_patients)" != 0 ] && [ $(($(now_ms) - t0)) -lt 10000 ]; do sleep 0.1; done
+    echo "patients' connections open after the flood: $(open_patients) ($(($(now_ms) - t0)) ms after it ended)"
+    check "the patients' open-connections gauge is back to 0" test "$(open_patients)" = 0
     ;;
 drain)
     start_server "$work/serve.log" "$kyotaku" serve --port 0 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki" --drain-seconds 20
