@@ -14,6 +14,7 @@
 #include "app/app.hpp"
 #include "ops/preflight.hpp"
 #include "ops/relay.hpp"
+#include "ops/set_aside_journal.hpp"
 #endif
 
 #include <cstdio>
@@ -773,6 +774,29 @@ int main(int argc, char** argv) {
                   "に残った要求あり、4 SIGTERM で中断 / "
                   "answer what is there, then exit: 0 all answered, 1 some error results, 2 could not start, 3 some "
                   "left in req/, 4 stopped by SIGTERM");
+    // A journal the server set aside at start (docs/operations.md 8.): read, and its good records applied.
+    kyotaku::server::SetAsideJournalOptions journal_options;
+    auto* jrn = app.add_subcommand("audit-journal",
+                                   "退避された監査ジャーナル (<db>-audit.damaged-N) を読む・反映する / read or apply "
+                                   "an audit journal the server set aside");
+    jrn->require_subcommand(1);
+    auto* jrn_check = jrn->add_subcommand(
+        "check", "記録ごとに正常か破損 (バイト位置と理由) かを表示する。何も変えない。終了コード 0 すべて正常、1 "
+                 "破損あり、2 読めない / print each record, good or damaged (its byte offset and why), changing "
+                 "nothing: exit 0 all good, 1 some damaged, 2 cannot read");
+    jrn_check->add_option("file", journal_options.file, "退避されたジャーナル / the set-aside journal")->required();
+    auto* jrn_apply = jrn->add_subcommand(
+        "apply", "正常な記録をすべて資格確認履歴に反映する (既にある行はそのまま。二度実行しても、サーバの稼働中でも"
+                 "安全)。終了コード 0 すべて反映、1 破損は飛ばした、2 失敗 / apply every good record to the history "
+                 "(a line already there is left as it is; safe to run twice and while the server runs): exit 0 all "
+                 "applied, 1 damaged records skipped, 2 failed");
+    jrn_apply->add_option("file", journal_options.file, "退避されたジャーナル / the set-aside journal")->required();
+    jrn_apply->add_option("--db", journal_options.db, "SQLite のデータベース (作成はしない) / the SQLite database "
+                                                      "(never created)")
+        ->required();
+    jrn_apply->add_flag("--remove", journal_options.remove,
+                        "すべての記録が正常で反映済みならファイルを消す / remove the file once every record of it is "
+                        "in the database (never when one is damaged)");
 #endif
     try {
         app.parse(argc, argv);
@@ -812,6 +836,8 @@ int main(int argc, char** argv) {
         return kyotaku::server::start_server(config);
     }
     if (*rel) return kyotaku::server::relay(relay_options);
+    if (*jrn_check) return kyotaku::server::check_set_aside_journal(journal_options, std::cout, std::cerr);
+    if (*jrn_apply) return kyotaku::server::apply_set_aside_journal(journal_options, std::cout, std::cerr);
 #endif
     if (*dis) {
         auto program = load_or_report(rules, trust);

@@ -127,6 +127,7 @@ std::unique_ptr<Database> open_store(ServeOptions const& o, std::string const& s
                           {"journal", journal.path},
                           {"set_aside", journal.set_aside},
                           {"damaged_at_byte", journal.damaged_at},
+                          {"damaged_records", journal.damaged},
                           {"lines_applied", journal.replayed}},
                          "error");
             else if (journal.replayed > 0)

@@ -33,6 +33,8 @@ enum class Column { text, text_or_null, integer };
 constexpr Column column_types[columns] = {Column::text, Column::text,         Column::text,
                                           Column::text, Column::text_or_null, Column::integer,
                                           Column::text, Column::text_or_null, Column::text_or_null};
+constexpr char const* column_names[columns] = {"id",     "facility_code", "at",    "kind",            "person_key",
+                                              "allowed", "detail_json",  "actor", "reception_number"};
 constexpr std::size_t lines_per_group = 256;
 
 void put32(std::string& out, std::uint32_t v) {
@@ -157,48 +159,158 @@ std::string encode_journal_record(std::vector<Value> const& line) {
     return out;
 }
 
-bool decode_journal_record(char const* p, std::size_t n, std::vector<Value>& line) {
-    line.clear();
+namespace {
+// Walks a record's body: its kind and the columns' types and lengths, nothing after the last one; builds the line
+// when `line` is given (else only the walk: cheap, no copy). False with `why` (when given) when it is not of the form.
+bool walk_record(char const* p, std::size_t n, std::vector<Value>* line, std::string* why) {
+    auto fail = [&](std::string const& what) {
+        if (why) *why = what;
+        return false;
+    };
+    if (line) line->clear();
     std::size_t at = 0;
     auto need = [&](std::size_t bytes) { return n - at >= bytes; };
-    if (!need(1) || static_cast<unsigned char>(p[at++]) != inquiry_line) return false;
+    if (!need(1) || static_cast<unsigned char>(p[at++]) != inquiry_line)
+        return fail("not an inquiry_log line (its kind byte is not 1)");
     for (std::size_t i = 0; i < columns; ++i) {
-        if (!need(1)) return false;
+        if (!need(1)) return fail(std::string("cut short before column ") + column_names[i]);
         unsigned char const type = static_cast<unsigned char>(p[at++]);
         if (type == 0 && column_types[i] == Column::text_or_null) {
-            line.emplace_back(nullptr);
+            if (line) line->emplace_back(nullptr);
         } else if (type == 1 && column_types[i] == Column::integer) {
-            if (!need(8)) return false;
-            line.emplace_back(std::int64_t(get(p + at, 8)));
+            if (!need(8)) return fail(std::string("column ") + column_names[i] + " cut short");
+            if (line) line->emplace_back(std::int64_t(get(p + at, 8)));
             at += 8;
         } else if (type == 2 && column_types[i] != Column::integer) {
-            if (!need(4)) return false;
+            if (!need(4)) return fail(std::string("column ") + column_names[i] + " cut short");
             std::size_t const len = std::size_t(get(p + at, 4));
             at += 4;
-            if (!need(len)) return false;
-            line.emplace_back(std::string(p + at, len));
+            if (!need(len)) return fail(std::string("column ") + column_names[i] + " cut short");
+            if (line) line->emplace_back(std::string(p + at, len));
             at += len;
         } else {
-            return false;
+            return fail(std::string("column ") + column_names[i] + ": type " + std::to_string(type) +
+                        " is not the column's");
         }
     }
-    if (at != n) return false;
-    return journal_line_valid(line);
+    if (at != n) return fail(std::to_string(n - at) + " byte(s) after the last column");
+    return true;
+}
+}  // namespace
+
+bool decode_journal_record(char const* p, std::size_t n, std::vector<Value>& line, std::string* why) {
+    if (!walk_record(p, n, &line, why)) return false;
+    std::string problem = journal_line_problem(line);
+    if (problem.empty()) return true;
+    if (why) *why = std::move(problem);
+    return false;
 }
 
-bool journal_line_valid(std::vector<Value> const& line) {
-    if (line.size() != columns) return false;
+bool journal_line_valid(std::vector<Value> const& line) { return journal_line_problem(line).empty(); }
+
+std::string journal_line_problem(std::vector<Value> const& line) {
+    if (line.size() != columns) return "not " + std::to_string(columns) + " columns";
     try {
         check_text_params(line);  // valid UTF-8 without NUL, as every text that reaches the database
-        for (std::size_t i = 0; i < columns; ++i)
-            if (auto const* s = std::get_if<std::string>(&line[i]); s && i != 6 && s->size() > largest_short_text)
-                return false;
-        std::int64_t const allowed = as_int(line[5]);
-        return hex32(as_text(line[0])) && valid_facility_code(as_text(line[1])) && timestamp(as_text(line[2])) &&
-               known_kind(as_text(line[3])) && (allowed == 0 || allowed == 1) && detail_object(as_text(line[6]));
     } catch (...) {
-        return false;
+        return "a text is not valid UTF-8 without NUL";
     }
+    for (std::size_t i = 0; i < columns; ++i) {
+        bool const fits = std::holds_alternative<std::nullptr_t>(line[i]) ? column_types[i] == Column::text_or_null
+                          : std::holds_alternative<std::int64_t>(line[i]) ? column_types[i] == Column::integer
+                                                                           : column_types[i] != Column::integer;
+        if (!fits) return std::string(column_names[i]) + " is not of the column's type";
+        if (auto const* s = std::get_if<std::string>(&line[i]); s && i != 6 && s->size() > largest_short_text)
+            return std::string(column_names[i]) + " is longer than 1 KiB";
+    }
+    std::int64_t const allowed = std::get<std::int64_t>(line[5]);
+    if (!hex32(std::get<std::string>(line[0]))) return "id is not 32 lowercase hexadecimal digits";
+    if (!valid_facility_code(std::get<std::string>(line[1])))
+        return "facility_code is not a valid 医療機関等コード (its form or check digit)";
+    if (!timestamp(std::get<std::string>(line[2]))) return "at is not a time of the form 2026-12-07T12:00:00.000000Z";
+    if (!known_kind(std::get<std::string>(line[3]))) return "kind is not one the server writes";
+    if (allowed != 0 && allowed != 1) return "allowed is not 0 or 1";
+    if (!detail_object(std::get<std::string>(line[6])))
+        return "detail_json is not a JSON object at most " + std::to_string(DetailShape::max_depth) + " levels deep";
+    return {};
+}
+
+JournalReader::JournalReader(int fd, std::string path, bool resync) : fd_(fd), path_(std::move(path)), resync_(resync) {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) throw DatabaseError(system_error("cannot read the status of", path_));
+    end_ = std::uint64_t(st.st_size);
+}
+
+bool JournalReader::have(std::uint64_t at, std::size_t n) {
+    if (at > end_ || end_ - at < n) return false;
+    if (at >= base_ && at + n <= base_ + window_.size()) return true;
+    // (two records' worth: each read moves the window on by at least one record's worth)
+    std::uint64_t const most = 2 * (header + AuditJournal::largest_record);
+    std::size_t const size = std::size_t(std::min<std::uint64_t>(most, end_ - at));
+    window_.resize(size);
+    base_ = at;
+    if (!read_at(fd_, path_, window_.data(), size, at))
+        throw DatabaseError("the audit journal " + path_ + " got shorter while it was read (byte " +
+                            std::to_string(at) + ")");
+    return true;
+}
+
+JournalReader::Frame JournalReader::frame(std::uint64_t at, std::uint64_t& length, std::vector<Value>& line,
+                                          std::string* why) {
+    auto broken = [&](std::string const& what) {
+        if (why) *why = what;
+        return Frame::broken;
+    };
+    if (!have(at, header))
+        return broken("cut short: " + std::to_string(end_ - at) + " byte(s) where a record's header takes " +
+                      std::to_string(header));
+    length = get(window_.data() + (at - base_), 4);
+    if (length == 0 || length > AuditJournal::largest_record)
+        return broken("its length " + std::to_string(length) + " is not 1 to " +
+                      std::to_string(AuditJournal::largest_record) + " bytes");
+    if (!have(at, header + std::size_t(length)))
+        return broken("cut short: its length is " + std::to_string(length) + " bytes, " +
+                      std::to_string(end_ - at - header) + " follow its header");
+    char const* const head = window_.data() + (at - base_);
+    char const* const body = head + header;
+    // (looking for a record: its form first, which costs little next to the checksum)
+    if (!why && !walk_record(body, std::size_t(length), nullptr, nullptr)) return Frame::broken;
+    if (crc(body, std::size_t(length)) != get(head + 4, 4))
+        return broken("its checksum (CRC-32) does not match its " + std::to_string(length) + " bytes");
+    return decode_journal_record(body, std::size_t(length), line, why) ? Frame::good : Frame::bad_values;
+}
+
+bool JournalReader::next(JournalRecord& record) {
+    record = JournalRecord{};
+    if (stopped_ || at_ >= end_) return false;
+    record.offset = at_;
+    std::uint64_t length = 0;
+    Frame const found = frame(at_, length, record.line, &record.why);
+    if (found == Frame::good || (found == Frame::bad_values && resync_)) {
+        record.good = found == Frame::good;
+        record.size = header + length;
+        if (!record.good) record.line.clear();
+        at_ += record.size;
+        return true;
+    }
+    record.line.clear();
+    std::uint64_t next = end_;
+    if (found == Frame::broken && resync_) {
+        // The next whole record: good, or a frame of its own whose values are not of the form (reported so, next).
+        std::vector<Value> candidate;
+        for (std::uint64_t p = at_ + 1; end_ - p > header; ++p) {
+            std::uint64_t candidate_length = 0;
+            if (frame(p, candidate_length, candidate, nullptr) != Frame::broken) {
+                next = p;
+                break;
+            }
+        }
+    } else {
+        stopped_ = true;
+    }
+    record.size = next - at_;
+    at_ = next;
+    return true;
 }
 
 std::unique_ptr<AuditJournal> AuditJournal::open(
@@ -234,51 +346,38 @@ std::unique_ptr<AuditJournal> AuditJournal::open(
     int fd = open_locked();
     if (fd < 0) return nullptr;
     std::unique_ptr<AuditJournal> journal(new AuditJournal(path, fd));
-    // Record by record, at most one record in memory (largest_record), applied in groups.
-    std::string body;
+    // Record by record (JournalReader: memory bounded), applied in groups; past damage, the whole records after it too
+    // (nothing answered is left to an operator that can be read), and then the file is set aside whole.
+    JournalReader reader(fd, path, true);
     std::vector<std::vector<Value>> group;
-    std::uint64_t at = 0;
+    std::uint64_t end = 0;
     bool damaged = false;
-    for (;;) {
-        char head[header];
-        if (!read_at(fd, path, head, 1, at)) break;  // the end, between records
-        if (!read_at(fd, path, head, header, at)) {
+    for (JournalRecord record; reader.next(record);) {
+        end = record.offset + record.size;
+        if (!record.good) {
+            if (!damaged) replay.damaged_at = record.offset;
             damaged = true;
-            break;
+            ++replay.damaged;
+            continue;
         }
-        std::uint64_t const length = get(head, 4);
-        if (length == 0 || length > largest_record) {
-            damaged = true;
-            break;
-        }
-        body.resize(std::size_t(length));
-        std::vector<Value> line;
-        if (!read_at(fd, path, body.data(), body.size(), at + header) ||
-            crc(body.data(), body.size()) != get(head + 4, 4) ||
-            !decode_journal_record(body.data(), body.size(), line)) {
-            damaged = true;
-            break;
-        }
-        group.push_back(std::move(line));
+        group.push_back(std::move(record.line));
         if (group.size() == lines_per_group) {
             apply(group);
             replay.lines += group.size();
             group.clear();
         }
-        at += header + length;
     }
     if (!group.empty()) {
         apply(group);
         replay.lines += group.size();
     }
     if (!damaged) {
-        journal->size_ = at;
+        journal->size_ = end;
         journal->truncate();
         if (journal->size_ != 0) throw DatabaseError(system_error("cannot empty the audit journal", path));
         return journal;
     }
     // Set aside whole, under a name not taken yet; then a new journal in its place.
-    replay.damaged_at = at;
     for (int n = 1;; ++n) {
         std::string const aside = path + ".damaged-" + std::to_string(n);
         struct stat st {};

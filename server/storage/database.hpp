@@ -120,12 +120,20 @@ public:
         std::size_t replayed = 0;  // lines the file held, applied now
         std::string set_aside;     // a damaged file's new name (empty: none)
         std::uint64_t damaged_at = 0;
+        std::size_t damaged = 0;  // stretches of damage in it (the records around them are applied)
     };
     // SQLite on a file: opens the audit journal beside it — what it holds applied first, or set aside when damaged —
     // and from now on the 資格確認履歴 lines appended under a DeferredAppends (a request's answer) are written there
     // and answered at once, applied by a thread of their own. Once, after migrate(), before anything is served.
     // Throws when the database refuses the lines the file holds (they stay in it). Others: nothing.
     virtual JournalOpened open_audit_journal(JournalLimits const& /*limits*/) { return {}; }
+    // The lines of an audit journal that was set aside (`kyotaku audit-journal apply`): applied as the journal's own
+    // thread applies them (one transaction, the one fixed statement inquiry_log_replay: a line the table holds, by
+    // its id, is left as it is); returns how many the table did not hold. SQLite's only (the journal is SQLite's);
+    // others throw DatabaseError.
+    virtual std::size_t apply_journal_lines(std::vector<std::vector<Value>> const& /*lines*/) {
+        throw DatabaseError("audit journals are SQLite's: this database has none");
+    }
     // Runs a script of several statements without parameters (migrations).
     virtual void script(std::string const& sql) = 0;
     virtual std::string backend() const = 0;

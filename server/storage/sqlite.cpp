@@ -387,7 +387,24 @@ public:
         }
         jlimits_ = limits;
         jthread_ = std::thread([this] { journal_loop(); });
-        return {true, journal_->path(), replay.lines, replay.set_aside, replay.damaged_at};
+        return {true, journal_->path(), replay.lines, replay.set_aside, replay.damaged_at, replay.damaged};
+    }
+
+    std::size_t apply_journal_lines(std::vector<std::vector<Value>> const& lines) override {
+        if (pool_.bound()) throw DatabaseError("apply_journal_lines inside a transaction");
+        Pool::Lease lease(pool_);
+        // Synced (synchronous=FULL): the file they come from may be removed once this returns.
+        lease.conn->script("PRAGMA synchronous=FULL");
+        struct Normal {
+            Connection& c;
+            ~Normal() {
+                try {
+                    c.script("PRAGMA synchronous=NORMAL");
+                } catch (...) {
+                }
+            }
+        } normal{*lease.conn};
+        return apply_journal_on(*lease.conn, lines);
     }
 
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
@@ -691,13 +708,19 @@ private:
     }
 
     // The lines in one transaction on the journal's connection, through the one fixed statement.
-    void apply_journal(std::vector<std::vector<Value>> const& group) {
-        Connection& c = *journaler_;
+    void apply_journal(std::vector<std::vector<Value>> const& group) { apply_journal_on(*journaler_, group); }
+    // The same on any connection (a set-aside journal's lines: apply_journal_lines); how many were not in the table.
+    std::size_t apply_journal_on(Connection& c, std::vector<std::vector<Value>> const& group) {
         WriterHold const hold(c, writer_);
+        std::size_t inserted = 0;
         try {
             c.script("BEGIN IMMEDIATE");
-            for (auto const& line : group) c.query(inquiry_log_replay, line);
+            for (auto const& line : group) {
+                c.query(inquiry_log_replay, line);
+                inserted += std::size_t(sqlite3_changes(c.handle()));
+            }
             c.script("COMMIT");
+            return inserted;
         } catch (...) {
             try {
                 c.script("ROLLBACK");

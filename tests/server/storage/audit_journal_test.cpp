@@ -2,9 +2,11 @@
 // answered at once, applied by a thread of its own; and the file read back at start as the hostile input it may be.
 // One test for each finding of the review that had the first journal reverted (docs/performance.md, ninth session):
 // forged records, a line the database refuses, the bound, damage in the middle of the file, the file emptied.
+#include "ops/set_aside_journal.hpp"
 #include "storage/audit_journal.hpp"
 #include "storage/database.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +17,8 @@
 #include <future>
 #include <iterator>
 #include <memory>
+#include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -124,11 +128,13 @@ Opened open_journaled(std::filesystem::path const& file, Database::JournalLimits
     return o;
 }
 
-// A start that met damage after the first `applied` bytes of the journal's `bytes`: their one line applied, and the
-// whole file set aside as it was, under the first damaged file's name.
-void expect_set_aside_after_one_line(Opened const& o, std::filesystem::path const& file, std::size_t applied,
-                                     std::string const& bytes) {
-    EXPECT_EQ(o.journal.replayed, 1u);
+// A start that met one damaged stretch after the first `applied` bytes of the journal's `bytes`, between two whole
+// lines: both applied (the one after the damage too), and the whole file set aside as it was, under the first damaged
+// file's name.
+void expect_set_aside_around_damage(Opened const& o, std::filesystem::path const& file, std::size_t applied,
+                                    std::string const& bytes) {
+    EXPECT_EQ(o.journal.replayed, 2u);
+    EXPECT_EQ(o.journal.damaged, 1u);
     EXPECT_EQ(o.journal.damaged_at, applied);
     EXPECT_EQ(o.journal.set_aside, file.string() + "-audit.damaged-1");
     EXPECT_EQ(bytes_of(o.journal.set_aside), bytes);
@@ -247,9 +253,9 @@ TEST(AuditJournal, AForgedRecordIsNotRunButSetAside) {
     }
 }
 
-// Review point 4: damage in the middle (a record whose checksum is wrong, between two whole ones): the record before
-// it is applied, the one after it is not cut off but kept in the file set aside under a name of its own (a second
-// damaged file gets the next name), and the start goes on with an empty journal.
+// Review point 4: damage in the middle (a record whose checksum is wrong, between two whole ones): the records before
+// and after it are applied (the reader goes on from the next whole record), the file is kept whole, set aside under
+// a name of its own (a second damaged file gets the next name), and the start goes on with an empty journal.
 TEST(AuditJournal, DamageInTheMiddleSetsTheFileAsideWithWhatFollows) {
     TempDir dir;
     auto const file = dir.path / "k.sqlite";
@@ -266,10 +272,10 @@ TEST(AuditJournal, DamageInTheMiddleSetsTheFileAsideWithWhatFollows) {
     {
         auto o = open_journaled(file);
         ASSERT_TRUE(o.journal.open);
-        expect_set_aside_after_one_line(o, file, first.size(), bytes);
+        expect_set_aside_around_damage(o, file, first.size(), bytes);
         EXPECT_EQ(has(*o.db, "first"), 1u);
         EXPECT_EQ(has(*o.db, "second"), 0u);
-        EXPECT_EQ(has(*o.db, "third"), 0u);
+        EXPECT_EQ(has(*o.db, "third"), 1u);
         EXPECT_TRUE(answered_at_once(*o.db, "after"));  // the new journal takes lines
         EXPECT_EQ(has(*o.db, "after"), 1u);
     }
@@ -363,7 +369,8 @@ TEST(AuditJournal, PastTheBoundALineWaitsForItsCommit) {
 // A record whose framing, checksum and column types are right but whose values are not what the database's writers
 // write — detail_json not JSON (the history then answered 500 for every page holding it), nested 30,000 deep, not an
 // object; `at`, kind, facility code or id of another form; allowed not 0 or 1; too long a text — is damage: never
-// applied, the file set aside whole, and the server starts with an empty journal. Nor is such a line ever journaled.
+// applied (the lines around it are), the file set aside whole, and the server starts with an empty journal. Nor is
+// such a line ever journaled.
 TEST(AuditJournal, ARecordOfForeignValuesIsDamageNotApplied) {
     auto with = [](std::size_t column, Value v) {
         auto l = line("forged");
@@ -407,10 +414,11 @@ TEST(AuditJournal, ARecordOfForeignValuesIsDamageNotApplied) {
         write_file(file.string() + "-audit", bytes);
         auto o = open_journaled(file);
         ASSERT_TRUE(o.journal.open);
-        expect_set_aside_after_one_line(o, file, good.size(), bytes);
+        expect_set_aside_around_damage(o, file, good.size(), bytes);
         EXPECT_EQ(has(*o.db, "before"), 1u);
         EXPECT_EQ(has(*o.db, "forged"), 0u);
-        EXPECT_EQ(lines_in(*o.db), 1);
+        EXPECT_EQ(has(*o.db, "after"), 1u);  // (the forged record's framing is whole: read on after it)
+        EXPECT_EQ(lines_in(*o.db), 2);
     }
     EXPECT_TRUE(journal_line_valid(line("fine")));
 }
@@ -462,4 +470,219 @@ TEST(AuditJournal, AJournalPathThatIsNotARegularFileIsRefused) {
         refused("another user's file");
         EXPECT_EQ(std::filesystem::status(journal).permissions(), std::filesystem::perms(0644));  // not chmod'ed
     }
+}
+
+namespace {
+
+// A journal with damage of every kind between whole records: a flipped checksum byte, garbage inserted, a length
+// that does not fit its record, a record cut short, and two whole records of forged values (a 医療機関等コード whose
+// check digit is wrong, a detail deeper than any writer's). `stretches` gets what a reader past damage must find, in
+// order: {offset, size, good, a word of why}.
+struct Stretch {
+    std::uint64_t offset, size;
+    bool good;
+    std::string why;
+};
+std::string damaged_journal(std::vector<Stretch>& stretches) {
+    std::string bytes;
+    auto add = [&](std::string const& part, bool good, std::string why = "") {
+        stretches.push_back({bytes.size(), part.size(), good, std::move(why)});
+        bytes += part;
+    };
+    auto forged = [](std::size_t column, std::string v) {
+        auto l = line("forged" + std::to_string(column));
+        l[column] = std::move(v);
+        return framed(raw_body(l));
+    };
+    add(encode_journal_record(line("r1")), true);
+    std::string flipped = encode_journal_record(line("r2"));
+    flipped[5] ^= 0x01;  // a byte of its CRC-32
+    add(flipped, false, "checksum");
+    add(encode_journal_record(line("r3")), true);
+    add(std::string(37, '\xff') + "inserted garbage", false, "length");
+    add(encode_journal_record(line("r4")), true);
+    std::string shortened = encode_journal_record(line("r5"));
+    shortened[0] = char(static_cast<unsigned char>(shortened[0]) - 10);  // its length 10 bytes short
+    add(shortened, false, "checksum");
+    add(encode_journal_record(line("r6")), true);
+    add(encode_journal_record(line("r7")).substr(0, 30), false, "checksum");  // a torn write, records after it
+    add(encode_journal_record(line("r8")), true);
+    add(forged(1, "0110113710"), false, "facility_code");
+    add(forged(6, R"({"patient":{"a":{"b":1}}})"), false, "detail_json");
+    add(encode_journal_record(line("r9")), true);
+    return bytes;
+}
+
+std::vector<JournalRecord> read_all(std::filesystem::path const& path, bool resync) {
+    int const fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error("cannot open " + path.string());
+    std::vector<JournalRecord> out;
+    try {
+        JournalReader reader(fd, path.string(), resync);
+        for (JournalRecord r; reader.next(r);) out.push_back(r);
+    } catch (...) {
+        ::close(fd);
+        throw;
+    }
+    ::close(fd);
+    return out;
+}
+
+struct Ran {
+    int status;
+    std::string out, err;
+};
+Ran apply_file(std::filesystem::path const& file, std::filesystem::path const& db, bool remove = false) {
+    std::ostringstream out, err;
+    int const status = apply_set_aside_journal({file.string(), db.string(), remove}, out, err);
+    return {status, out.str(), err.str()};
+}
+Ran check_file(std::filesystem::path const& file) {
+    std::ostringstream out, err;
+    int const status = check_set_aside_journal({file.string(), "", false}, out, err);
+    return {status, out.str(), err.str()};
+}
+bool contains(std::string const& text, std::string const& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
+
+// Past damage a reader goes on from the next place where a whole record starts: each damaged stretch is reported
+// once, from its first byte up to that record, with what is wrong there; a whole record of forged values is damage of
+// its own size; every good record is read. Without resync (not asked for) it stops at the first damage.
+TEST(AuditJournal, AReaderGoesOnPastDamageFromTheNextWholeRecord) {
+    TempDir dir;
+    std::vector<Stretch> expected;
+    auto const path = dir.path / "j.damaged-1";
+    write_file(path, damaged_journal(expected));
+    auto const read = read_all(path, true);
+    ASSERT_EQ(read.size(), expected.size());
+    for (std::size_t i = 0; i < read.size(); ++i) {
+        SCOPED_TRACE(i);
+        EXPECT_EQ(read[i].offset, expected[i].offset);
+        EXPECT_EQ(read[i].size, expected[i].size);
+        EXPECT_EQ(read[i].good, expected[i].good) << read[i].why;
+        EXPECT_TRUE(contains(read[i].why, expected[i].why)) << read[i].why;
+        EXPECT_EQ(read[i].line.size(), expected[i].good ? 9u : 0u);
+    }
+    EXPECT_EQ(read[2].line, line("r3"));
+    auto const stopped = read_all(path, false);
+    ASSERT_EQ(stopped.size(), 2u);
+    EXPECT_TRUE(stopped[0].good);
+    EXPECT_FALSE(stopped[1].good);
+    EXPECT_EQ(stopped[1].offset, expected[1].offset);
+    EXPECT_EQ(stopped[1].offset + stopped[1].size, std::filesystem::file_size(path));  // the rest of the file
+}
+
+// A file of garbage (random bytes, and bytes whose every fourth position reads as a plausible length) is one damaged
+// stretch from byte 0 to its end, and no good record: the search ends at the end of the file, in a bounded window.
+TEST(AuditJournal, AFileOfGarbageIsOneDamagedStretchAndNoRecord) {
+    TempDir dir;
+    std::mt19937 random(26);
+    std::string noise(4 << 20, '\0');
+    for (char& c : noise) c = char(random() & 0xff);
+    std::string lengths;
+    while (lengths.size() < (1u << 20)) lengths += std::string("\x10\x00\x00\x00", 4);
+    for (auto const& [name, bytes] : {std::pair{"noise", noise}, std::pair{"lengths", lengths}}) {
+        SCOPED_TRACE(name);
+        auto const path = dir.path / name;
+        write_file(path, bytes);
+        auto const read = read_all(path, true);
+        ASSERT_EQ(read.size(), 1u);
+        EXPECT_FALSE(read[0].good);
+        EXPECT_EQ(read[0].offset, 0u);
+        EXPECT_EQ(read[0].size, bytes.size());
+        Ran const checked = check_file(path);
+        EXPECT_EQ(checked.status, journal_exit::damaged);
+        EXPECT_TRUE(contains(checked.out, "0 good record(s), 1 damaged (at byte 0)")) << checked.out;
+    }
+}
+
+// `kyotaku audit-journal apply`: every good record of a set-aside file applied once (one the table held already
+// counted apart), the damaged ones skipped and named by their offsets; a second run applies nothing; the file is kept
+// while it holds damage even with --remove, and a file of good records only is removed when asked, not otherwise.
+// It runs beside a server on the same database (its journal open, its thread applying).
+TEST(AuditJournal, ASetAsideFileIsAppliedOnceWithItsDamageNamed) {
+    TempDir dir;
+    auto const file = dir.path / "k.sqlite";
+    auto server = open_journaled(file);
+    ASSERT_TRUE(server.journal.open);
+    server.db->query(inquiry_log_replay, line("r1"));  // already in the table
+    std::vector<Stretch> expected;
+    auto const aside = dir.path / "k.sqlite-audit.damaged-1";
+    write_file(aside, damaged_journal(expected));
+    std::string offsets;
+    for (auto const& s : expected)
+        if (!s.good) offsets += (offsets.empty() ? "" : ", ") + std::to_string(s.offset);
+
+    Ran const checked = check_file(aside);
+    EXPECT_EQ(checked.status, journal_exit::damaged);
+    EXPECT_TRUE(contains(checked.out, "6 good record(s), 6 damaged (at byte " + offsets + ")")) << checked.out;
+    EXPECT_TRUE(contains(checked.out, "byte " + std::to_string(expected[1].offset) + ": damaged (")) << checked.out;
+    EXPECT_TRUE(contains(checked.out, "byte 0: good: id " + id_of("r1") + ", facility 0110113719")) << checked.out;
+    EXPECT_FALSE(contains(checked.out, "reference_number")) << "no detail printed";
+    EXPECT_EQ(lines_in(*server.db), 1);  // check changes nothing
+
+    Ran const first = apply_file(aside, file, true);
+    EXPECT_EQ(first.status, journal_exit::damaged) << first.err;
+    EXPECT_TRUE(contains(first.out, "applied 5, already present 1, skipped 6 damaged (at byte " + offsets + ")"))
+        << first.out;
+    EXPECT_TRUE(contains(first.out, "kept")) << first.out;
+    EXPECT_TRUE(std::filesystem::exists(aside));
+    EXPECT_EQ(lines_in(*server.db), 6);
+    for (std::string id : {"r1", "r3", "r4", "r6", "r8", "r9"}) EXPECT_EQ(has(*server.db, id), 1u) << id;
+    for (std::string id : {"r2", "r5", "r7", "forged1", "forged6"}) EXPECT_EQ(has(*server.db, id), 0u) << id;
+
+    Ran const second = apply_file(aside, file);
+    EXPECT_EQ(second.status, journal_exit::damaged);
+    EXPECT_TRUE(contains(second.out, "applied 0, already present 6, skipped 6 damaged")) << second.out;
+    EXPECT_EQ(lines_in(*server.db), 6);
+
+    auto const clean = dir.path / "k.sqlite-audit.damaged-2";
+    write_file(clean, encode_journal_record(line("c1")) + encode_journal_record(line("r9")));
+    Ran const kept = apply_file(clean, file);
+    EXPECT_EQ(kept.status, journal_exit::done) << kept.err;
+    EXPECT_TRUE(contains(kept.out, "applied 1, already present 1, skipped 0 damaged")) << kept.out;
+    EXPECT_TRUE(std::filesystem::exists(clean));  // not removed unless asked
+    Ran const removed = apply_file(clean, file, true);
+    EXPECT_EQ(removed.status, journal_exit::done) << removed.err;
+    EXPECT_TRUE(contains(removed.out, "applied 0, already present 2")) << removed.out;
+    EXPECT_FALSE(std::filesystem::exists(clean));
+    EXPECT_EQ(lines_in(*server.db), 7);
+    EXPECT_TRUE(answered_at_once(*server.db, "after"));  // the server's own journal goes on
+    EXPECT_EQ(lines_in(*server.db), 8);
+}
+
+// The command never reads through a symlink, a FIFO or a folder, nor the journal a running server holds, nor creates
+// a database: each refused (exit 2) naming the path, and the database as it was.
+TEST(AuditJournal, TheCommandRefusesWhatIsNotASetAsideFile) {
+    TempDir dir;
+    auto const file = dir.path / "k.sqlite";
+    auto server = open_journaled(file);
+    ASSERT_TRUE(server.journal.open);
+    auto const aside = dir.path / "k.sqlite-audit.damaged-1";
+    write_file(aside, encode_journal_record(line("s1")));
+    auto refused = [&](std::filesystem::path const& path, std::filesystem::path const& db, std::string const& why) {
+        SCOPED_TRACE(path.string() + " " + why);
+        Ran const applied = apply_file(path, db, true);
+        EXPECT_EQ(applied.status, journal_exit::failed);
+        EXPECT_TRUE(contains(applied.err, why)) << applied.err;
+        EXPECT_TRUE(contains(applied.err, db.string() == file.string() ? path.string() : db.string())) << applied.err;
+        EXPECT_EQ(lines_in(*server.db), 0);
+    };
+    auto const link = dir.path / "link";
+    std::filesystem::create_symlink(aside, link);
+    refused(link, file, "symbolic link");
+    Ran const checked = check_file(link);
+    EXPECT_EQ(checked.status, journal_exit::failed);
+    EXPECT_TRUE(contains(checked.err, "symbolic link")) << checked.err;
+    EXPECT_TRUE(std::filesystem::exists(aside));
+    auto const fifo = dir.path / "fifo";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    refused(fifo, file, "not a regular file");
+    refused(dir.path, file, "not a regular file");
+    refused(file.string() + "-audit", file, "another process holds it");  // the server's own journal
+    refused(aside, dir.path / "missing.sqlite", "no such database");
+    EXPECT_FALSE(std::filesystem::exists(dir.path / "missing.sqlite"));
+    EXPECT_EQ(apply_file(aside, file).status, journal_exit::done);
+    EXPECT_EQ(has(*server.db, "s1"), 1u);
 }
