@@ -2,6 +2,8 @@
 
 #include "kyotaku/calendar.hpp"
 
+#include <simdjson.h>
+
 #include <cstring>
 
 namespace kyotaku::server {
@@ -91,21 +93,10 @@ std::size_t utf8_char_at(std::string_view s, std::size_t i, std::uint32_t& cp) {
 }
 
 bool valid_utf8(std::string_view s) {
-    std::uint32_t cp = 0;
-    std::size_t i = 0;
-    while (i < s.size()) {
-        // ASCII eight bytes at a time: every text the database is given is checked (a batch's stored rows and
-        // 資格確認履歴 details too, which are mostly ASCII), and the check was a few per cent of a batch's CPU.
-        std::uint64_t word = 0;
-        while (i + sizeof word <= s.size() && (std::memcpy(&word, s.data() + i, sizeof word), true) &&
-               (word & 0x8080808080808080ull) == 0)
-            i += sizeof word;
-        if (i == s.size()) break;
-        std::size_t const n = utf8_char_at(s, i, cp);
-        if (n == 0) return false;
-        i += n;
-    }
-    return true;
+    // simdjson's check (the SIMD kernel of the machine it runs on; the same rules: no overlong forms, no surrogates,
+    // nothing above U+10FFFF): every text the database is given is checked, a batch's stored rows and 資格確認履歴
+    // details too, and the check byte by byte past the first non-ASCII byte was some 3 % of a batch's CPU.
+    return simdjson::validate_utf8(s.data(), s.size());
 }
 
 }  // namespace kyotaku::server

@@ -33,21 +33,23 @@ struct Request {
 };
 
 // Matches a path against a route pattern whose {name} segments match any one segment.
-bool match_route(std::string const& pattern, std::string const& path, std::vector<std::string>& params) {
+// Views, not copies: every route is tried against every request's path, so a copy per segment (and of the pattern)
+// was an allocation per route tried.
+bool match_route(std::string_view pattern, std::string_view path, std::vector<std::string>& params) {
     params.clear();
     std::size_t a = 0, b = 0;
     while (a < pattern.size() && b <= path.size()) {
         std::size_t ea = pattern.find('/', a), eb = path.find('/', b);
-        std::string seg_p = pattern.substr(a, ea == std::string::npos ? std::string::npos : ea - a);
-        std::string seg = path.substr(b, eb == std::string::npos ? std::string::npos : eb - b);
+        std::string_view seg_p = pattern.substr(a, ea == std::string_view::npos ? std::string_view::npos : ea - a);
+        std::string_view seg = path.substr(b, eb == std::string_view::npos ? std::string_view::npos : eb - b);
         if (seg_p.size() > 2 && seg_p.front() == '{' && seg_p.back() == '}') {
             if (seg.empty()) return false;
-            params.push_back(seg);
+            params.emplace_back(seg);
         } else if (seg_p != seg) {
             return false;
         }
-        if ((ea == std::string::npos) != (eb == std::string::npos)) return false;
-        if (ea == std::string::npos) return true;
+        if ((ea == std::string_view::npos) != (eb == std::string_view::npos)) return false;
+        if (ea == std::string_view::npos) return true;
         a = ea + 1;
         b = eb + 1;
     }

@@ -160,11 +160,11 @@ bool BatchJobs::mark_chunk_answered(std::string const& reception, std::int64_t f
 }
 
 void BatchJobs::add_answers(std::string const& reception, std::vector<std::int64_t> const& row_nos,
-                            std::vector<std::string> const& stored) {
+                            std::vector<std::string> stored) {
     std::size_t at = 0;
     db_.insert_rows("batch_results", {"reception_number", "row_no", "result_json"}, [&](Row& row) {
         if (at == row_nos.size()) return false;
-        row = Row{reception, row_nos[at], stored.at(at)};
+        row = Row{reception, row_nos[at], std::move(stored.at(at))};
         ++at;
         return true;
     });

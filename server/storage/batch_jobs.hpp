@@ -89,9 +89,9 @@ public:
                                                                       std::int64_t last, bool fresh = false);
     // Marks the chunk starting at `first` answered `at` unless it already was (then false: another worker wrote it).
     bool mark_chunk_answered(std::string const& reception, std::int64_t first, std::string const& at);
-    // Inserts stored answers of rows (one insert_rows).
+    // Inserts stored answers of rows (one insert_rows; the texts are moved into it, not copied).
     void add_answers(std::string const& reception, std::vector<std::int64_t> const& row_nos,
-                     std::vector<std::string> const& stored);
+                     std::vector<std::string> stored);
     // Counts `rows` more done; returns (done, total), nullopt when the job is gone.
     std::optional<std::pair<std::int64_t, std::int64_t>> count_done(std::string const& reception, std::int64_t rows);
     // Finishes the job `at` if all its rows are done and it is not finished yet (once, whichever worker gets there).

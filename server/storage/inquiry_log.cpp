@@ -7,6 +7,7 @@ namespace kyotaku::server {
 
 namespace {
 Value text_or_null(std::string const& s) { return s.empty() ? Value(nullptr) : Value(s); }
+Value text_or_null(std::string&& s) { return s.empty() ? Value(nullptr) : Value(std::move(s)); }
 std::optional<std::string> text_or_none(Value const& v) {
     return is_null(v) ? std::nullopt : std::optional<std::string>(as_text(v));
 }
@@ -41,7 +42,7 @@ void InquiryLog::append(InquiryEntry const& e, std::string const& at) {
                 e.detail_json, text_or_null(e.actor), text_or_null(e.reception)});
 }
 
-void InquiryLog::append_all(std::vector<InquiryEntry> const& entries, std::string const& at) {
+void InquiryLog::append_all(std::vector<InquiryEntry> entries, std::string const& at) {
     std::size_t next = 0;
     std::vector<std::string> ids = time_ordered_ids(entries.size());
     db_.insert_rows("inquiry_log",
@@ -49,16 +50,16 @@ void InquiryLog::append_all(std::vector<InquiryEntry> const& entries, std::strin
                      "reception_number"},
                     [&](Row& row) {
                         if (next == entries.size()) return false;
-                        InquiryEntry const& e = entries[next++];
+                        InquiryEntry& e = entries[next++];
                         row = Row{std::move(ids[next - 1]),
-                                  e.facility,
+                                  std::move(e.facility),
                                   at,
-                                  e.kind,
-                                  text_or_null(e.person),
+                                  std::move(e.kind),
+                                  text_or_null(std::move(e.person)),
                                   std::int64_t(e.allowed),
-                                  e.detail_json,
-                                  text_or_null(e.actor),
-                                  text_or_null(e.reception)};
+                                  std::move(e.detail_json),
+                                  text_or_null(std::move(e.actor)),
+                                  text_or_null(std::move(e.reception))};
                         return true;
                     });
 }

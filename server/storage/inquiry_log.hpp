@@ -60,9 +60,9 @@ class InquiryLog {
 public:
     explicit InquiryLog(Database& db) : db_(db) {}
     // One entry, stamped `at` (Database::append: the audit line of a read, in the caller's transaction when there is
-    // one); many — a batch's rows — in one insert.
+    // one); many — a batch's rows — in one insert (their texts moved into it, not copied).
     void append(InquiryEntry const& e, std::string const& at);
-    void append_all(std::vector<InquiryEntry> const& entries, std::string const& at);
+    void append_all(std::vector<InquiryEntry> entries, std::string const& at);
     void append_viewing(ViewingEntry const& v, std::string const& at);
     // A page of the facility's entries; `person`, when given, keeps one person's 資格確認履歴.
     HistoryEntries<InquiryLogEntry> inquiries(std::string const& facility, LogPage const& page,

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cstring>
 #include <condition_variable>
@@ -442,7 +443,9 @@ public:
     void insert_rows(std::string const& table, std::vector<std::string> const& columns,
                      std::function<bool(Row&)> const& next) override {
         // Rows go in `group` at a time by one multi-row INSERT (one statement step per group: SQLite's per-statement
-        // work is paid once), the rest one by one; both statements are prepared once per connection.
+        // work is paid once), the rest by INSERTs of a power of two rows each, the largest first (not one by one: a
+        // batch chunk of 500 rows left 234 answers and 60 資格確認履歴 entries to single-row steps); a table's
+        // statements are a few fixed texts, each prepared once per connection.
         std::size_t const width = columns.size(),
                           group = std::max<std::size_t>(1, 800 / std::max<std::size_t>(width, 1));
         auto statement = [&](std::size_t rows) {
@@ -456,7 +459,7 @@ public:
             }
             return sql;
         };
-        std::string const one = statement(1), many = statement(group);
+        std::string const many = statement(group);
         transaction(*this, [&] {
             std::vector<Value> params;
             params.reserve(group * width);
@@ -472,10 +475,15 @@ public:
                     held = 0;
                 }
             }
-            for (std::size_t r = 0; r < held; ++r)
-                query(one,
-                      std::vector<Value>(std::make_move_iterator(params.begin() + std::ptrdiff_t(r * width)),
-                                         std::make_move_iterator(params.begin() + std::ptrdiff_t((r + 1) * width))));
+            std::size_t done = 0;
+            for (std::size_t rows = std::bit_floor(group); held > 0; rows /= 2) {
+                if (held < rows) continue;
+                auto const from = params.begin() + std::ptrdiff_t(done * width),
+                           to = from + std::ptrdiff_t(rows * width);
+                query(statement(rows), std::vector<Value>(std::make_move_iterator(from), std::make_move_iterator(to)));
+                done += rows;
+                held -= rows;
+            }
         });
     }
 

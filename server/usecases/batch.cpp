@@ -454,8 +454,9 @@ int BatchDesk::write(Decided& d) {
                 // Whoever writes a chunk first answers it, even after its lease expired (a chunk slower than its lease
                 // is not taken back and forth for ever); a later write of it finds it answered and is dropped.
                 if (!jobs.mark_chunk_answered(reception, chunk.first, x_.now())) return 0;
-                jobs.add_answers(reception, d.row_nos, d.stored);
-                log_inquiries(x_, d.history);
+                // (their texts moved: a chunk is written once; should this transaction fail, it is answered again)
+                jobs.add_answers(reception, d.row_nos, std::move(d.stored));
+                log_inquiries(x_, std::move(d.history));
                 auto const counted = jobs.count_done(reception, std::int64_t(d.row_nos.size()));
                 complete = counted && counted->first >= counted->second;
                 return int(d.row_nos.size());

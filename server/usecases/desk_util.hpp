@@ -86,6 +86,6 @@ inline std::string minutes_ja(long long seconds) { return std::to_string(std::ma
 // One entry is appended (Database::append: the audit line of a read, part of the caller's transaction when there is
 // one); many — a batch's rows — go in with the caller's transaction in one insert.
 void log_inquiry(Context& x, InquiryEntry const& entry);
-void log_inquiries(Context& x, std::vector<InquiryEntry> const& entries);
+void log_inquiries(Context& x, std::vector<InquiryEntry> entries);
 
 }  // namespace kyotaku::server

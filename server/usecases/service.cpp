@@ -86,8 +86,8 @@ std::string not_after_today(Context& x, char const* field, std::string const& se
 
 void log_inquiry(Context& x, InquiryEntry const& e) { InquiryLog(x.db).append(e, x.now()); }
 
-void log_inquiries(Context& x, std::vector<InquiryEntry> const& entries) {
-    InquiryLog(x.db).append_all(entries, x.now());
+void log_inquiries(Context& x, std::vector<InquiryEntry> entries) {
+    InquiryLog(x.db).append_all(std::move(entries), x.now());
 }
 
 }  // namespace kyotaku::server

@@ -437,7 +437,8 @@ TEST(SqliteAppends, FinishAppendsGivesUpLinesALockHoldsPastItsDeadline) {
     for (std::string id : {"a", "b", "c"}) EXPECT_EQ(lines(*other, id), 1u) << id;
 }
 
-// Rows inserted many at a time (SQLite: multi-row INSERT, the rest one by one; PostgreSQL: COPY) come back as given,
+// Rows inserted many at a time (SQLite: multi-row INSERTs of 266 rows for these 3 columns, the rest by INSERTs of a
+// power of two rows — 1,234 leaves 170 = 128 + 32 + 8 + 2, 1,000 leaves 202 —; PostgreSQL: COPY) come back as given,
 // texts with the characters COPY escapes included, and a failing row rolls back the whole insert.
 TEST(InsertRows, ManyRowsComeBackAsGivenAndAFailureInsertsNone) {
     TempDir dir;
