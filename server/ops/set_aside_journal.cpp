@@ -18,7 +18,6 @@ namespace kyotaku::server {
 
 namespace {
 
-constexpr std::size_t lines_per_group = 256;  // as the server's replay: memory bounded whatever the file holds
 constexpr std::size_t offsets_listed = 20;    // in the last line (each damaged stretch has a line of its own)
 
 // The file, opened read-only and locked: never through a symlink, never a FIFO, device or folder. -1 with the
@@ -110,6 +109,12 @@ int apply_set_aside_journal(SetAsideJournalOptions const& o, std::ostream& out, 
         err << "kyotaku audit-journal apply: --db " << o.db << ": no such database file (none is created)\n";
         return journal_exit::failed;
     }
+    if (db_st.st_uid != ::geteuid()) {
+        // (SQLite's -wal and -shm files, made by this process, would be its user's: the server could not open them)
+        err << "kyotaku audit-journal apply: --db " << o.db << ": owned by user " << db_st.st_uid
+            << ", not by this one (" << ::geteuid() << "): refused (run it as the database's owner: sudo -u kyotaku)\n";
+        return journal_exit::failed;
+    }
     Fd const file{open_journal_file(o.file, err)};
     if (file.fd < 0) return journal_exit::failed;
     struct stat file_st {}, live {};
@@ -150,7 +155,7 @@ int apply_set_aside_journal(SetAsideJournalOptions const& o, std::ostream& out, 
                 continue;
             }
             group.push_back(std::move(r.line));
-            if (group.size() == lines_per_group) flush();
+            if (group.size() == AuditJournal::lines_per_group) flush();  // (as the server's replay)
         }
         flush();
     } catch (std::exception const& e) {

@@ -33,9 +33,9 @@ enum class Column { text, text_or_null, integer };
 constexpr Column column_types[columns] = {Column::text, Column::text,         Column::text,
                                           Column::text, Column::text_or_null, Column::integer,
                                           Column::text, Column::text_or_null, Column::text_or_null};
-constexpr char const* column_names[columns] = {"id",     "facility_code", "at",    "kind",            "person_key",
-                                              "allowed", "detail_json",  "actor", "reception_number"};
-constexpr std::size_t lines_per_group = 256;
+constexpr char const* column_names[columns] = {"id",          "facility_code", "at",
+                                               "kind",        "person_key",    "allowed",
+                                               "detail_json", "actor",         "reception_number"};
 
 void put32(std::string& out, std::uint32_t v) {
     for (int i = 0; i < 4; ++i) out.push_back(char((v >> (8 * i)) & 0xff));
@@ -238,7 +238,8 @@ std::string journal_line_problem(std::vector<Value> const& line) {
 JournalReader::JournalReader(int fd, std::string path, bool resync) : fd_(fd), path_(std::move(path)), resync_(resync) {
     struct stat st {};
     if (::fstat(fd_, &st) != 0) throw DatabaseError(system_error("cannot read the status of", path_));
-    end_ = std::uint64_t(st.st_size);
+    size_ = std::uint64_t(st.st_size);
+    end_ = std::min(size_, largest_file);
 }
 
 bool JournalReader::have(std::uint64_t at, std::size_t n) {
@@ -257,31 +258,47 @@ bool JournalReader::have(std::uint64_t at, std::size_t n) {
 
 JournalReader::Frame JournalReader::frame(std::uint64_t at, std::uint64_t& length, std::vector<Value>& line,
                                           std::string* why) {
-    auto broken = [&](std::string const& what) {
-        if (why) *why = what;
+    // (the message is built only when it is asked for: looking for a record tries every byte of garbage)
+    auto broken = [&](auto const& what) {
+        if (why) *why = what();
         return Frame::broken;
     };
     if (!have(at, header))
-        return broken("cut short: " + std::to_string(end_ - at) + " byte(s) where a record's header takes " +
-                      std::to_string(header));
+        return broken([&] {
+            return "cut short: " + std::to_string(end_ - at) + " byte(s) where a record's header takes " +
+                   std::to_string(header);
+        });
     length = get(window_.data() + (at - base_), 4);
     if (length == 0 || length > AuditJournal::largest_record)
-        return broken("its length " + std::to_string(length) + " is not 1 to " +
-                      std::to_string(AuditJournal::largest_record) + " bytes");
+        return broken([&] {
+            return "its length " + std::to_string(length) + " is not 1 to " +
+                   std::to_string(AuditJournal::largest_record) + " bytes";
+        });
     if (!have(at, header + std::size_t(length)))
-        return broken("cut short: its length is " + std::to_string(length) + " bytes, " +
-                      std::to_string(end_ - at - header) + " follow its header");
+        return broken([&] {
+            return "cut short: its length is " + std::to_string(length) + " bytes, " +
+                   std::to_string(end_ - at - header) + " follow its header";
+        });
     char const* const head = window_.data() + (at - base_);
     char const* const body = head + header;
     // (looking for a record: its form first, which costs little next to the checksum)
     if (!why && !walk_record(body, std::size_t(length), nullptr, nullptr)) return Frame::broken;
     if (crc(body, std::size_t(length)) != get(head + 4, 4))
-        return broken("its checksum (CRC-32) does not match its " + std::to_string(length) + " bytes");
+        return broken([&] { return "its checksum (CRC-32) does not match its " + std::to_string(length) + " bytes"; });
     return decode_journal_record(body, std::size_t(length), line, why) ? Frame::good : Frame::bad_values;
 }
 
 bool JournalReader::next(JournalRecord& record) {
     record = JournalRecord{};
+    if (!stopped_ && at_ >= end_ && size_ > end_) {
+        // (a file can be sparse: a terabyte of it would take a day to look through)
+        record.offset = end_;
+        record.size = size_ - end_;
+        record.why =
+            "beyond the largest journal the server writes (" + std::to_string(largest_file) + " bytes): not read";
+        stopped_ = true;
+        return true;
+    }
     if (stopped_ || at_ >= end_) return false;
     record.offset = at_;
     std::uint64_t length = 0;
@@ -361,7 +378,7 @@ std::unique_ptr<AuditJournal> AuditJournal::open(
             continue;
         }
         group.push_back(std::move(record.line));
-        if (group.size() == lines_per_group) {
+        if (group.size() == AuditJournal::lines_per_group) {
             apply(group);
             replay.lines += group.size();
             group.clear();

@@ -61,9 +61,13 @@ struct JournalRecord {
 // looks at every following byte for the next place where a record with a valid length, a matching CRC-32 and values
 // of the form above starts, and goes on from there (the damage runs up to it) — at most two reads of the file, plus a
 // checksum over at most 64 KiB for each place whose first bytes have a record's form (rare in garbage; a crafted file
-// can make that work up to about a thousand times its size, never more memory).
+// can make that work up to about a thousand times its size, never more memory). Only the first `largest_file` bytes
+// are read (the largest journal the server writes, and a record): the rest of a larger file is one stretch of damage,
+// not read, so that a start never spends more than that file's worth of work on it, whatever the file's size.
 class JournalReader {
 public:
+    // (the largest journal, and one record more: its 8-byte header and largest body)
+    static constexpr std::uint64_t largest_file = audit_journal_most_bytes + 8 + 64 * 1024;
     // `fd` stays the caller's; `path` names the file in errors.
     JournalReader(int fd, std::string path, bool resync);
     // The next stretch; false at the end of the file. Throws DatabaseError when the file cannot be read.
@@ -77,7 +81,8 @@ private:
     std::string path_;
     bool resync_;
     bool stopped_ = false;
-    std::uint64_t at_ = 0, end_ = 0;
+    std::uint64_t at_ = 0, end_ = 0;  // end_: the file's size, at most largest_file
+    std::uint64_t size_ = 0;          // the file's size
     std::uint64_t base_ = 0;  // the window: the file's bytes [base_, base_ + window_.size())
     std::string window_;
 };
@@ -93,6 +98,7 @@ struct JournalReplay {
 class AuditJournal {
 public:
     static constexpr std::size_t largest_record = 64 * 1024;
+    static constexpr std::size_t lines_per_group = 256;  // applied at once (open()): memory bounded by it
 
     // The journal at `path`, created owner-only (0600; an existing one open to others is made so), with its lock
     // (flock): null when another process holds it (another server on the same file: it commits its lines as

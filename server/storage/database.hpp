@@ -89,6 +89,9 @@ private:
     DeferredAppends* outer_;
 };
 
+// The largest SQLite audit journal a server writes (JournalLimits::bytes at most): a reader reads no further.
+inline constexpr std::uint64_t audit_journal_most_bytes = 16u << 20;
+
 class Database {
 public:
     virtual ~Database() = default;
@@ -121,7 +124,7 @@ public:
     // again (back-pressure), and how often a line the database refused is tried again meanwhile.
     struct JournalLimits {
         std::size_t lines = 4096;               // lines written and not yet applied
-        std::uint64_t bytes = 16u << 20;        // the file's size
+        std::uint64_t bytes = audit_journal_most_bytes;  // the file's size (at most audit_journal_most_bytes)
         std::chrono::milliseconds retry{1000};  // a refused group tried again
     };
     struct JournalOpened {

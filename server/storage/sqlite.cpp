@@ -390,6 +390,7 @@ public:
             return {};
         }
         jlimits_ = limits;
+        jlimits_.bytes = std::min(limits.bytes, audit_journal_most_bytes);  // (what a reader reads: JournalReader)
         jthread_ = std::thread([this] { journal_loop(); });
         return {true, journal_->path(), replay.lines, replay.set_aside, replay.damaged_at, replay.damaged};
     }

@@ -597,6 +597,38 @@ TEST(AuditJournal, AFileOfGarbageIsOneDamagedStretchAndNoRecord) {
     }
 }
 
+// A file larger than any journal the server writes: only its first JournalReader::largest_file bytes are read (here
+// looked through for a record, zeros), the rest is one damaged stretch, not read. The file is sparse and 64 GiB: read
+// whole, a byte at a time, it would take hours (the test's timeout), and a server's start with it as its journal
+// would wait as long; a start sets it aside after its first 16 MiB.
+TEST(AuditJournal, AFileLargerThanAnyJournalIsReadOnlyToTheLargestOne) {
+    TempDir dir;
+    auto const path = dir.path / "k.sqlite-audit";
+    write_file(path, encode_journal_record(line("g1")));
+    std::uint64_t const size = std::uint64_t(64) << 30;
+    std::filesystem::resize_file(path, size);
+    auto const read = read_all(path, true);
+    ASSERT_EQ(read.size(), 3u);
+    EXPECT_TRUE(read[0].good);
+    EXPECT_FALSE(read[1].good);
+    EXPECT_EQ(read[1].offset + read[1].size, JournalReader::largest_file);
+    EXPECT_FALSE(read[2].good);
+    EXPECT_EQ(read[2].offset, JournalReader::largest_file);
+    EXPECT_EQ(read[2].size, size - JournalReader::largest_file);
+    EXPECT_TRUE(contains(read[2].why, "not read")) << read[2].why;
+    Ran const checked = check_file(path);
+    EXPECT_EQ(checked.status, journal_exit::damaged);
+    EXPECT_TRUE(contains(checked.out, "1 good record(s), 2 damaged")) << checked.out;
+
+    auto const db = dir.path / "k.sqlite";
+    auto server = open_journaled(db);
+    ASSERT_TRUE(server.journal.open);
+    EXPECT_EQ(server.journal.replayed, 1u);
+    EXPECT_EQ(server.journal.damaged, 2u);
+    EXPECT_EQ(has(*server.db, "g1"), 1u);
+    EXPECT_TRUE(std::filesystem::exists(db.string() + "-audit.damaged-1"));
+}
+
 // `kyotaku audit-journal apply`: every good record of a set-aside file applied once (one the table held already
 // counted apart), the damaged ones skipped and named by their offsets; a second run applies nothing; the file is kept
 // while it holds damage even with --remove, and a file of good records only is removed when asked, not otherwise.
@@ -683,6 +715,12 @@ TEST(AuditJournal, TheCommandRefusesWhatIsNotASetAsideFile) {
     refused(file.string() + "-audit", file, "another process holds it");  // the server's own journal
     refused(aside, dir.path / "missing.sqlite", "no such database");
     EXPECT_FALSE(std::filesystem::exists(dir.path / "missing.sqlite"));
+    if (::geteuid() == 0) {  // another user's database (only root can give a file away; CI runs as root)
+        auto const others = dir.path / "others.sqlite";
+        std::filesystem::copy_file(file, others);
+        ASSERT_EQ(::chown(others.c_str(), 12345, ::getegid()), 0);
+        refused(aside, others, "owned by user");
+    }
     EXPECT_EQ(apply_file(aside, file).status, journal_exit::done);
     EXPECT_EQ(has(*server.db, "s1"), 1u);
 }
