@@ -29,7 +29,8 @@ std::shared_ptr<PendingAppend> AppendQueue::push(std::string const& sql, std::ve
     line->params = params;
     {
         std::lock_guard lock(mutex_);
-        if (scope) expected_.erase(scope);
+        // (its line is in: no longer watched, so that the scope's end never calls a queue that may be gone)
+        if (scope && expected_.erase(scope) && scope->watcher == this) scope->watcher = nullptr;
         if (closed_) return nullptr;
         queue_.push_back(line);
     }
