@@ -68,6 +68,22 @@ balancer() {
 facility() {
     api admin "${json[@]}" -X POST "$U/api/v1/admin/facilities" -d "{\"code\":\"$A\",\"name\":\"A\",\"kind\":\"医科\"}" > /dev/null
 }
+# flood_patients MAIN_CAP PATIENTS_CAP: a server with both listeners and those connection caps; 300 silent connections
+# held on the patients' listener for 6 s while a facility's terminal works on the main one, whose requests must
+# succeed at least 95 % of the time (sets pport).
+flood_patients() {
+    start_server "$work/serve.log" "$kyotaku" serve --port 0 --patient-listen 127.0.0.1:0 --max-connections "$1" \
+        --patient-max-connections "$2" --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki"
+    facility
+    pport=$(sed -n 's/^patients on https:\/\/127\.0\.0\.1:\([0-9][0-9]*\) (.*/\1/p' "$work/serve.log")
+    local raw rate
+    raw=$("$py" "$load" flood raw "$port" "$work/pki" "$A" 300 6 "$pport")
+    echo "$raw"
+    rate=$(sed -n 's/.*(\([0-9.]*\) %).*/\1/p' <<< "$raw")
+    check "during 300 silent connections on the patients' listener the facility's requests on the main one succeed" \
+        awk -v r="$rate" 'BEGIN { exit !(r != "" && r >= 95) }'
+    check "the facility made requests" bash -c "! grep -q 'facility 0 of 0' <<< '$raw'"
+}
 
 case $case in
 slots)
@@ -109,16 +125,7 @@ patients_flood)
     # The patients' listener has its own connection cap and handshake budgets: 300 silent connections held against
     # its cap of 20 there (its budget of 64 waiting for a ClientHello is larger, so they stay) while a facility's
     # terminal works on the main listener, whose own cap is also 20. With one shared cap, the terminal was refused.
-    start_server "$work/serve.log" "$kyotaku" serve --port 0 --patient-listen 127.0.0.1:0 --max-connections 20 \
-        --patient-max-connections 20 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki"
-    facility
-    pport=$(sed -n 's/^patients on https:\/\/127\.0\.0\.1:\([0-9][0-9]*\) (.*/\1/p' "$work/serve.log")
-    raw=$("$py" "$load" flood raw "$port" "$work/pki" "$A" 300 6 "$pport")
-    echo "$raw"
-    rate=$(sed -n 's/.*(\([0-9.]*\) %).*/\1/p' <<< "$raw")
-    check "during 300 silent connections on the patients' listener the facility's requests on the main one succeed" \
-        awk -v r="$rate" 'BEGIN { exit !(r != "" && r >= 95) }'
-    check "the facility made requests" bash -c "! grep -q 'facility 0 of 0' <<< '$raw'"
+    flood_patients 20 20
     refused() { metric "kyotaku_http_connections_refused_total{listener=\"$1\"}" "$port"; }
     echo "refused at the cap: patients $(refused patients), main $(refused main)"
     check "the attackers met the patients' cap" awk -v n="$(refused patients)" 'BEGIN { exit !(n > 0) }'
@@ -131,16 +138,7 @@ patients_budgets)
     # exceed its budget of 64 waiting for a ClientHello and churn among themselves (evicted there), while a facility's
     # terminal works on the main listener, whose budget nobody touched. Afterwards the listener's open-connections
     # gauge comes back to 0.
-    start_server "$work/serve.log" "$kyotaku" serve --port 0 --patient-listen 127.0.0.1:0 --max-connections 200 \
-        --patient-max-connections 400 --db "$work/db.sqlite" --rules "$src/rules" --tls-dir "$work/pki"
-    facility
-    pport=$(sed -n 's/^patients on https:\/\/127\.0\.0\.1:\([0-9][0-9]*\) (.*/\1/p' "$work/serve.log")
-    raw=$("$py" "$load" flood raw "$port" "$work/pki" "$A" 300 6 "$pport")
-    echo "$raw"
-    rate=$(sed -n 's/.*(\([0-9.]*\) %).*/\1/p' <<< "$raw")
-    check "during 300 silent connections on the patients' listener the facility's requests on the main one succeed" \
-        awk -v r="$rate" 'BEGIN { exit !(r != "" && r >= 95) }'
-    check "the facility made requests" bash -c "! grep -q 'facility 0 of 0' <<< '$raw'"
+    flood_patients 200 400
     evicted() { metric "kyotaku_http_handshakes_evicted_total{listener=\"$1\",stage=\"hello\"}" "$port"; }
     echo "evicted waiting for a ClientHello: patients $(evicted patients), main $(evicted main)"
     check "the attackers churned in the patients' own budget" awk -v n="$(evicted patients)" 'BEGIN { exit !(n > 0) }'
