@@ -235,6 +235,8 @@ std::string journal_line_problem(std::vector<Value> const& line) {
     return {};
 }
 
+std::uint64_t const JournalReader::largest_file = audit_journal_most_bytes + header + AuditJournal::largest_record;
+
 JournalReader::JournalReader(int fd, std::string path, bool resync) : fd_(fd), path_(std::move(path)), resync_(resync) {
     struct stat st {};
     if (::fstat(fd_, &st) != 0) throw DatabaseError(system_error("cannot read the status of", path_));

@@ -66,8 +66,8 @@ struct JournalRecord {
 // not read, so that a start never spends more than that file's worth of work on it, whatever the file's size.
 class JournalReader {
 public:
-    // (the largest journal, and one record more: its 8-byte header and largest body)
-    static constexpr std::uint64_t largest_file = audit_journal_most_bytes + 8 + 64 * 1024;
+    // The largest journal, and one record more (its header and AuditJournal::largest_record).
+    static std::uint64_t const largest_file;
     // `fd` stays the caller's; `path` names the file in errors.
     JournalReader(int fd, std::string path, bool resync);
     // The next stretch; false at the end of the file. Throws DatabaseError when the file cannot be read.
