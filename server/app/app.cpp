@@ -191,6 +191,9 @@ public:
               // (docs/performance.md, eighth and tenth sessions).
               service_.batch.overlap = true;
               service_.batch.overlap_only_alone = service_.context.db.backend() != "postgresql";
+              // On PostgreSQL each statement of a chunk is a round trip and a plan of the database's: chunks of 2,000
+              // rows while the batch runs alone (docs/performance.md, twelfth session).
+              if (!service_.batch.overlap_only_alone) service_.batch.alone_rows = 2000;
               run(service_, rt);
           }) {
         service_.batch.on_job_accepted = [this] { wake(); };  // (before the server takes requests)

@@ -412,8 +412,11 @@ int BatchDesk::process_chunk(int max_rows) {
         transaction(x_.db, [&] { finish_if_complete(x_, current_job_, current_facility_); });  // (synced: see write)
         return 0;
     }
-    if (overlap && !stopping && (!overlap_only_alone || x_.gate.alone_since(chunk_since_)))
-        lease_ahead(max_rows, next->chunk->first);
+    if (overlap && !stopping) {
+        bool const alone = x_.gate.alone_since(chunk_since_);
+        if (!overlap_only_alone || alone)
+            lease_ahead(alone ? std::max(max_rows, alone_rows) : max_rows, next->chunk->first);
+    }
     return write(*next);
 }
 

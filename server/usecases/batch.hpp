@@ -90,6 +90,11 @@ public:
     // the worker's thread alone. kyotaku serve's worker on SQLite, where the ahead thread's decisions would take the
     // cores from the requests (on PostgreSQL they run beside the database's own work).
     bool overlap_only_alone = false;
+    // With overlap: a chunk leased ahead while the batch runs alone (as overlap_only_alone says it) holds up to this
+    // many rows when more than process()'s max_rows (0: never): fewer statements and commits per row where each
+    // costs the database a round trip and a plan (kyotaku serve's worker on PostgreSQL). Under interactive load the
+    // chunks keep max_rows, so that the worker gives way as often as before.
+    int alone_rows = 0;
     // Set (from any thread) when the worker stops taking chunks: no chunk is leased ahead from then on.
     std::atomic<bool> stopping{false};
     // Sets `stopping` and ends a wait of give_way (kyotaku serve's worker, stopping).

@@ -372,6 +372,50 @@ TEST_F(ServerFixture, AWorkerAnsweringAheadOnlyAloneLeasesNoneAheadWhileARequest
     EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["done"], 9);
 }
 
+// kyotaku serve's worker on PostgreSQL leases larger chunks ahead while the batch runs alone (BatchDesk::alone_rows):
+// with an interactive request in flight as its chunk is about to be written, the chunk ahead keeps process()'s size;
+// alone, it takes alone_rows. Every row is answered once, a bad one included, as by a worker without them.
+TEST_F(ServerFixture, AWorkerAloneLeasesLargerChunksAheadAndUnderLoadItsOwnSize) {
+    enable(a);
+    consent("0110113719", person());
+    std::string const csv = csv_rows(20) + "bad,06132012,123,4567,01,1940-05-01\n";
+    auto upload = [&] {
+        return body(call(a, "POST", "/api/v1/batch/reinquiry", csv, "text/csv"))["reception_number"].get<std::string>();
+    };
+    std::string const rn = upload();
+    BatchDesk worker(service->context);
+    worker.overlap = true;
+    worker.alone_rows = 8;
+    RequestGate& gate = service->context.gate;
+    std::uint64_t const ticket = gate.enter();  // in flight until the first chunk is ready
+    bool left = false;
+    worker.on_chunk_ready = [&] {
+        if (!left) gate.leave(ticket);
+        left = true;
+    };
+    std::vector<int> written;
+    for (int n; (n = worker.process(3)) > 0;) written.push_back(n);
+    // rows 1-3 leased by process() itself; 4-6 ahead under load; then alone: 7-14 and 15-21 ahead
+    EXPECT_EQ(written, (std::vector<int>{3, 3, 8, 7}));
+    EXPECT_TRUE(left);
+    std::vector<std::int64_t> sizes;
+    for (auto const& r : db->query("SELECT last_row - first_row + 1 FROM batch_chunks WHERE reception_number = $1 "
+                                   "ORDER BY first_row",
+                                   {rn}))
+        sizes.push_back(as_int(r.at(0)));
+    EXPECT_EQ(sizes, (std::vector<std::int64_t>{3, 3, 8, 7}));
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["status"], "正常終了");
+    auto const answered = db->query("SELECT COUNT(*) FROM batch_results WHERE reception_number = $1", {rn});
+    EXPECT_EQ(as_int(answered.at(0).at(0)), 21);
+    std::string const plain = upload();
+    while (service->batch.process(3) > 0) {
+    }
+    auto results = [&](std::string const& r) {
+        return call(a, "GET", "/api/v1/batch/reinquiry/" + r + "/result").body;
+    };
+    EXPECT_EQ(results(rn), results(plain));
+}
+
 // Issue 15: with a batch in progress, an interactive request is answered before the worker's next chunk commits.
 // Counted, not timed: the worker's chunk is ready and waits on the request in flight; the request is answered
 // while the job's answered-row count is still what it was.
