@@ -268,6 +268,10 @@ private:
     std::unordered_map<std::string, Prepared> cache_;
 };
 
+// The statement journal kept in memory (see Sqlite's constructor): a batch chunk's statements need a few hundred KiB;
+// a statement that changes more (a job's purge) goes on to a temporary file past it.
+constexpr int statement_journal_bytes = 4 << 20;
+
 // A small pool of connections to one database file (WAL). A transaction binds one connection to the calling
 // thread until it ends; any other statement borrows a free one, so reads run beside a writer. SQLite itself
 // serialises the writers (BEGIN IMMEDIATE waits for the write lock). ":memory:" is one connection (each
@@ -279,6 +283,13 @@ public:
         // first use in the process, else a harmless SQLITE_MISUSE): the server never reads them.
         static int const no_memory_statistics = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
         (void)no_memory_statistics;
+        // A statement inside a transaction keeps the pages it changes that were there before it in a statement
+        // journal (to undo that statement alone), in memory up to this size, beyond it in a temporary file (created,
+        // written and removed again by every transaction that passes it). SQLite's default, 64 KiB, is passed by
+        // the multi-row inserts of a batch chunk (insert_rows): its writes made a file in /var/tmp each (strace).
+        static int const statement_journal_in_memory =
+            sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, statement_journal_bytes);
+        (void)statement_journal_in_memory;
         bool const memory = path == ":memory:" || path.empty();
         std::size_t const size = memory ? 1 : std::max<std::size_t>(connections, 1);
         for (std::size_t i = 0; i < size; ++i) {
