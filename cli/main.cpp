@@ -17,6 +17,8 @@
 #include "ops/set_aside_journal.hpp"
 #endif
 
+#include <dlfcn.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -36,6 +38,16 @@ extern std::string_view const official_bundle;  // the same rules' bundle
 namespace {
 
 using namespace kyotaku;
+
+// The file name of the shared library the running process's malloc comes from, as the dynamic linker finds it:
+// libtcmalloc_minimal.so.4 when the command links tcmalloc (KYOTAKU_ALLOCATOR), libc.so.6 with the C library's, the
+// preloaded one's under LD_PRELOAD; "unknown" when the linker cannot tell.
+std::string malloc_library() {
+    Dl_info info{};
+    void* found = dlsym(RTLD_DEFAULT, "malloc");
+    if (found == nullptr || dladdr(found, &info) == 0 || info.dli_fname == nullptr) return "unknown";
+    return std::filesystem::path(info.dli_fname).filename().string();
+}
 
 std::string slurp(std::istream& in) {
     std::ostringstream ss;
@@ -540,8 +552,11 @@ int main(int argc, char** argv) {
     CLI::App app{"kyotaku — 居宅同意取得型 オンライン資格確認のルールエンジン (rule engine for home-visit online "
                  "eligibility verification)"};
     app.require_subcommand(1);
-    // `kyotaku --version`: the package's version and the rule compiler's (what a bundle records), then exit 0.
-    app.set_version_flag("--version", std::string("kyotaku ") + KYOTAKU_VERSION + " (" + compiler_version + ")",
+    // `kyotaku --version`: the package's version and the rule compiler's (what a bundle records), and the library
+    // malloc comes from, then exit 0.
+    app.set_version_flag("--version",
+                         std::string("kyotaku ") + KYOTAKU_VERSION + " (" + compiler_version + ")\nmalloc: " +
+                             malloc_library(),
                          "版を表示して終わる / print the version and exit");
     std::string rules = "rules", input, json, output, sources;
     bool verbose = false, write = false, check = false, strict = false, full = false, check_json = false,

@@ -1,11 +1,14 @@
 #include "core/ids.hpp"
 
 #include <openssl/rand.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 
 namespace kyotaku::server {
@@ -27,7 +30,43 @@ std::string time_ordered(unsigned char const* random) {
     }
     return out;
 }
+
+// A thread's bytes of RAND_bytes not used yet (drawn): a fork's child never uses what its parent drew (its generation
+// moves on, and the buffer is drawn again).
+std::atomic<unsigned> fork_generation{0};
+struct Drawn {
+    std::array<unsigned char, 512> bytes{};
+    std::size_t used = bytes.size();
+    unsigned generation = 0;
+};
+thread_local Drawn drawn;
+
+void draw(unsigned char* out, std::size_t n) {
+    static int const at_fork = ::pthread_atfork(nullptr, nullptr, [] { fork_generation.fetch_add(1); });
+    (void)at_fork;
+    unsigned const generation = fork_generation.load(std::memory_order_relaxed);
+    if (drawn.generation != generation || drawn.bytes.size() - drawn.used < n) {
+        if (RAND_bytes(drawn.bytes.data(), int(drawn.bytes.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+        drawn.used = 0;
+        drawn.generation = generation;
+    }
+    std::memcpy(out, drawn.bytes.data() + drawn.used, n);
+    std::memset(drawn.bytes.data() + drawn.used, 0, n);  // (used once: not kept)
+    drawn.used += n;
+}
 }  // namespace
+
+std::string request_id() {
+    std::array<unsigned char, 8> bytes{};
+    draw(bytes.data(), bytes.size());
+    std::string out;
+    out.reserve(2 * bytes.size());
+    for (auto b : bytes) {
+        out += hex[b >> 4];
+        out += hex[b & 15];
+    }
+    return out;
+}
 
 std::string new_id() {
     std::array<unsigned char, 16> bytes{};
@@ -42,7 +81,7 @@ std::string new_id() {
 
 std::string time_ordered_id() {
     std::array<unsigned char, random_bytes> bytes{};
-    if (RAND_bytes(bytes.data(), int(bytes.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+    draw(bytes.data(), bytes.size());
     return time_ordered(bytes.data());
 }
 

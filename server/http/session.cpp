@@ -332,7 +332,7 @@ private:
         Exchange x;
         if (!co_await read_head(x)) co_return false;
         RequestTrace trace{shared_.runtime, {}};
-        trace.record.request_id = new_id().substr(0, 16);
+        trace.record.request_id = request_id();
         if (shared_.patients) trace.record.listener = "patients";
         x.method = std::string(x.head.get().method_string());
         x.target = std::string(x.head.get().target());

@@ -2,6 +2,9 @@
 #include "server_fixture.hpp"
 #include "usecases/desk_util.hpp"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <set>
 
@@ -112,4 +115,46 @@ TEST(Ids, TimeOrderedIdsDrawnAtOnceKeepTheFormAndDiffer) {
     EXPECT_EQ(tails.size(), ids.size());  // 80 random bits each: a repeat would mean bytes used twice
     EXPECT_EQ(time_ordered_id().size(), 32u);
     EXPECT_NE(time_ordered_id().substr(12), time_ordered_id().substr(12));
+}
+
+// time_ordered_id and request_id draw their random bytes ahead, per thread: a thread's ids never repeat (one byte used
+// twice would repeat a tail sooner or later: 10,000 ids here, ~200 draws of the buffer), each has its form, and a
+// fork's child never takes the bytes its parent drew (it would make the parent's next ids).
+TEST(Ids, DrawnAheadEachByteOnceAndNeverInAForksChild) {
+    std::set<std::string> tails, requests;
+    for (int i = 0; i < 10000; ++i) {
+        std::string const id = time_ordered_id();
+        ASSERT_EQ(id.size(), 32u) << id;
+        EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos) << id;
+        tails.insert(id.substr(12));
+        std::string const request = request_id();
+        ASSERT_EQ(request.size(), 16u) << request;
+        EXPECT_EQ(request.find_first_not_of("0123456789abcdef"), std::string::npos) << request;
+        requests.insert(request);
+    }
+    EXPECT_EQ(tails.size(), 10000u);
+    EXPECT_EQ(requests.size(), 10000u);
+    (void)time_ordered_id();  // (this thread's buffer holds bytes not used yet)
+    int out[2];
+    ASSERT_EQ(::pipe(out), 0);
+    pid_t const child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        std::string const ids = time_ordered_id().substr(12) + request_id();
+        ssize_t const n = ::write(out[1], ids.data(), ids.size());
+        ::_exit(n == ssize_t(ids.size()) ? 0 : 1);
+    }
+    ::close(out[1]);
+    std::string from_child(36, '\0');
+    std::size_t got = 0;
+    for (ssize_t n; got < from_child.size(); got += std::size_t(n))
+        if ((n = ::read(out[0], from_child.data() + got, from_child.size() - got)) <= 0) break;
+    ::close(out[0]);
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ASSERT_EQ(got, from_child.size());
+    std::string const parent = time_ordered_id().substr(12) + request_id();
+    EXPECT_NE(from_child.substr(0, 20), parent.substr(0, 20));
+    EXPECT_NE(from_child.substr(20), parent.substr(20));
 }

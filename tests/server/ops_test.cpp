@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -306,6 +307,66 @@ TEST(Preflight, AKeyFileChecksADatabaseHalfWayThroughItsMigrations) {
     o.db = db;
     o.key_file = key;
     for (auto const& e : preflight(o).errors) EXPECT_NE(e.rfind("key_file:", 0), 0u) << e;
+}
+
+// A request's log line is written directly (log_request), not through a JSON document: it must be the line log_line
+// writes for the same fields — escapes, invalid UTF-8 replaced, null for no facility or route, nlohmann's numbers —
+// but for its time. Both go to a pipe in place of stdout.
+TEST(Logs, ARequestsLineIsTheLineLogLineWritesForItsFields) {
+    auto as_log_line = [](RequestRecord const& r) {
+        log_line({{"event", "request"},
+                  {"request_id", r.request_id},
+                  {"facility", r.facility.empty() ? LogFields() : LogFields(r.facility)},
+                  {"role", r.role},
+                  {"method", r.method},
+                  {"route", r.route.empty() ? LogFields() : LogFields(r.route)},
+                  {"status", r.status},
+                  {"duration_ms", std::round(r.seconds * 1e6) / 1e3},
+                  {"bytes_in", r.bytes_in},
+                  {"bytes_out", r.bytes_out},
+                  {"listener", r.listener}});
+    };
+    std::vector<RequestRecord> records(5);
+    records[0] = {"0123456789abcdef", "0110113719", "facility", "POST", "/api/v1/reinquiry", 200, 0.0012345, 120, 2048,
+                  "main"};
+    records[1] = {"", "", "anonymous", "other", "", 400, 0, 0, 0, "patients"};
+    records[2] = {"id", "\"q\\\b\f\n\r\t\x01\x1f\x7f end", "役割 ロール", "GET", "/c/{token}", 503, 12345.6789,
+                  std::uint64_t(-1), 7, "main"};
+    records[3] = {"id", std::string("bad \xff\xfe utf-8 \xe3\x81"), "r", "GET", "/x", -1, 1e15, 1, 2, "\xc0\xaf"};
+    records[4] = {"id", "f", "r", "GET", "/x", 200, 3.0, 1, 2, "main"};
+    int pipe_fds[2];
+    ASSERT_EQ(::pipe(pipe_fds), 0);
+    int const saved = ::dup(STDOUT_FILENO);
+    ASSERT_GE(saved, 0);
+    ASSERT_GE(::dup2(pipe_fds[1], STDOUT_FILENO), 0);
+    for (auto const& r : records) {
+        log_request(r);
+        as_log_line(r);
+    }
+    ::dup2(saved, STDOUT_FILENO);
+    ::close(saved);
+    ::close(pipe_fds[1]);
+    std::string out;
+    char buffer[4096];
+    for (ssize_t n; (n = ::read(pipe_fds[0], buffer, sizeof buffer)) > 0;) out.append(buffer, std::size_t(n));
+    ::close(pipe_fds[0]);
+    std::vector<std::string> lines;
+    for (std::size_t at = 0, end; (end = out.find('\n', at)) != std::string::npos; at = end + 1)
+        lines.push_back(out.substr(at, end - at));
+    ASSERT_EQ(lines.size(), 2 * records.size()) << out;
+    // {"time":"2026-12-07T12:00:00.000000Z", … : the same length, one time apart
+    std::size_t const time_end = std::string(R"({"time":"2026-12-07T12:00:00.000000Z")").size();
+    for (std::size_t i = 0; i < records.size(); ++i) {
+        std::string const& direct = lines[2 * i];
+        std::string const& through_json = lines[2 * i + 1];
+        ASSERT_GT(direct.size(), time_end) << direct;
+        EXPECT_EQ(direct.substr(time_end), through_json.substr(time_end)) << i;
+        EXPECT_EQ(direct.substr(0, 9), through_json.substr(0, 9));
+        EXPECT_TRUE(LogFields::accept(direct)) << direct;
+    }
+    EXPECT_NE(lines[0].find(R"("facility":"0110113719")"), std::string::npos) << lines[0];
+    EXPECT_NE(lines[2].find(R"("facility":null)"), std::string::npos) << lines[2];
+    EXPECT_NE(lines[4].find(R"(\u0001\u001f)"), std::string::npos) << lines[4];
 }
 
 TEST(Metrics, AUnixTimeKeepsEveryDigit) {
