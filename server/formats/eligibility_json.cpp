@@ -82,13 +82,16 @@ namespace {
 // `s` as nlohmann's dump (error_handler_t::replace) writes it: a valid UTF-8 text with nothing to escape as it is,
 // any other through that dump itself (its escapes and its replacement of bad bytes).
 void append_text(std::string& out, std::string_view s) {
-    bool plain = true;
-    for (char c : s)
-        if (static_cast<unsigned char>(c) < 0x20 || c == '"' || c == '\\') {
+    bool plain = true, ascii = true;
+    for (char c : s) {
+        auto const b = static_cast<unsigned char>(c);
+        if (b < 0x20 || c == '"' || c == '\\') {
             plain = false;
             break;
         }
-    if (plain && valid_utf8(s)) {
+        ascii = ascii && b < 0x80;
+    }
+    if (plain && (ascii || valid_utf8(s))) {
         out += '"';
         out += s;
         out += '"';
