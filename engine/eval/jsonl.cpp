@@ -189,44 +189,124 @@ public:
     explicit EnumTable(std::vector<std::string> const& values) {
         std::size_t size = 4;
         while (size < values.size() * 2) size *= 2;
-        slots_.assign(size, {std::string_view(), -1});
+        slots_.assign(size, Slot{});
+        mask_ = size - 1;
         for (std::size_t v = 0; v < values.size(); ++v) {
-            std::size_t at = hash(values[v]) & (size - 1);
-            while (slots_[at].second >= 0) at = (at + 1) & (size - 1);
-            slots_[at] = {values[v], int(v)};
-            escaped_.push_back(values[v].find('\\') != std::string::npos);
+            std::string_view const value = values[v];
+            std::size_t at = hash(value) & (size - 1);
+            while (slots_[at].value >= 0) at = (at + 1) & (size - 1);
+            Slot& slot = slots_[at];
+            slot = {value, 0, 0, int(v), value.find('\\') != std::string::npos};
+            if (value.size() >= 8) {
+                std::memcpy(&slot.head, value.data(), 8);
+                std::memcpy(&slot.tail, value.data() + value.size() - 8, 8);
+            }
         }
     }
-    int find(std::string_view s) const {
-        std::size_t const mask = slots_.size() - 1;
-        for (std::size_t at = hash(s) & mask;; at = (at + 1) & mask) {
-            if (slots_[at].second < 0) return -1;
-            if (same(slots_[at].first, s)) return slots_[at].second;
-        }
-    }
+    int find(std::string_view s) const { return find_slot(s).value; }
     // The same for a string as written in JSON, escapes not undone: only a value without a backslash can be
-    // spelt so (any other match could be an escape that means something else), -1 otherwise.
-    int find_raw(std::string_view s) const {
-        int const v = find(s);
-        return v >= 0 && !escaped_[std::size_t(v)] ? v : -1;
+    // spelt so (any other match could be an escape that means something else), -1 otherwise. Out of line: read_fields
+    // is flattened, and inlined there this search made the rest of it cost more instructions than it saves.
+    __attribute__((noinline)) int find_raw(std::string_view s) const {
+        Slot const& slot = find_slot(s);
+        return slot.escaped ? -1 : slot.value;
     }
 
 private:
+    struct Slot {
+        std::string_view spelling;
+        std::uint64_t head = 0, tail = 0;  // the first and last eight bytes of a spelling of eight or more
+        int value = -1;                    // -1: an empty slot
+        bool escaped = false;              // whether the spelling holds a backslash
+    };
+    Slot const& find_slot(std::string_view s) const {
+        std::size_t const mask = mask_, n = s.size();
+        if (n >= 8) {  // the two words the hash has read are compared first (then the words between, if any)
+            std::uint64_t a, b;
+            std::memcpy(&a, s.data(), 8);
+            std::memcpy(&b, s.data() + n - 8, 8);
+            for (std::size_t at = mix(n, a, b) & mask;; at = (at + 1) & mask) {
+                Slot const& slot = slots_[at];
+                if (slot.value < 0) return slot;
+                if (slot.head == a && slot.tail == b && slot.spelling.size() == n && same_middle(slot.spelling, s))
+                    return slot;
+            }
+        }
+        for (std::size_t at = hash(s) & mask;; at = (at + 1) & mask)
+            if (slots_[at].value < 0 || same(slots_[at].spelling, s)) return slots_[at];
+    }
+    // Whether the bytes 8..n-8 of two spellings of n >= 8 bytes are the same (a word at a time; none up to 16 bytes).
+    static bool same_middle(std::string_view a, std::string_view b) {
+        for (std::size_t i = 8; i + 8 < a.size(); i += 8) {
+            std::uint64_t x, y;
+            std::memcpy(&x, a.data() + i, 8);
+            std::memcpy(&y, b.data() + i, 8);
+            if (x != y) return false;
+        }
+        return true;
+    }
+    // From the first and the last eight bytes (values often share a first word: 訪問…).
+    static std::size_t mix(std::size_t n, std::uint64_t a, std::uint64_t b) {
+        std::uint64_t h = n * 0x9e3779b97f4a7c15u;
+        h = (h ^ a) * 0xff51afd7ed558ccdu;
+        h = (h ^ b ^ (h >> 29)) * 0xc4ceb9fe1a85ec53u;
+        return std::size_t(h ^ (h >> 32));
+    }
     static std::size_t hash(std::string_view s) {
         std::uint64_t h = s.size() * 0x9e3779b97f4a7c15u;
-        if (s.size() >= 8) {  // the first and the last eight bytes (values often share a first word: 訪問…)
+        if (s.size() >= 8) {
             std::uint64_t a, b;
             std::memcpy(&a, s.data(), 8);
             std::memcpy(&b, s.data() + s.size() - 8, 8);
-            h = (h ^ a) * 0xff51afd7ed558ccdu;
-            h = (h ^ b ^ (h >> 29)) * 0xc4ceb9fe1a85ec53u;
+            return mix(s.size(), a, b);
+        } else if (s.size() >= 4) {  // the first and the last four (a kanji pair: 医科)
+            std::uint32_t a, b;
+            std::memcpy(&a, s.data(), 4);
+            std::memcpy(&b, s.data() + s.size() - 4, 4);
+            h = (h ^ (std::uint64_t(a) << 32 | b)) * 0xff51afd7ed558ccdu;
+            h ^= h >> 29;
         } else {
             for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3u;
         }
         return std::size_t(h ^ (h >> 32));
     }
-    std::vector<std::pair<std::string_view, int>> slots_;
-    std::vector<bool> escaped_;  // for each value: whether it holds a backslash
+    std::vector<Slot> slots_;
+    std::size_t mask_ = 0;  // slots_.size() - 1
+};
+
+// parse_iso_date_fast's days for the YYYY-MM-DD spellings read last, by a hash of their ten bytes (a line's dates
+// are mostly the days of one period): a hit costs a hash and a comparison instead of the parse and the
+// calendar's conversion. A fixed table, each spelling in one slot (a newer one takes it over): memory does not
+// depend on the input. Only parsed spellings are kept, compared whole, so a hit answers what the parse would.
+// Out of line for the reason find_raw is (inlined into read_fields: 113 instructions a line more, callgrind).
+class DateMemo {
+public:
+    __attribute__((noinline)) std::optional<std::int64_t> days(std::string_view t) {
+        if (t.size() != 10) {
+            if (auto d = parse_iso_date_fast(t)) return d->days();
+            return std::nullopt;
+        }
+        std::uint64_t head;
+        std::uint16_t tail;
+        std::memcpy(&head, t.data(), 8);
+        std::memcpy(&tail, t.data() + 8, 2);
+        std::uint64_t const h = ((head * 0x9e3779b97f4a7c15u) ^ tail) * 0xff51afd7ed558ccdu;
+        Entry& e = entries_[std::size_t(h >> 54)];
+        if (e.used && e.head == head && e.tail == tail) return e.days;
+        auto const d = parse_iso_date_fast(t);
+        if (!d) return std::nullopt;
+        e = {head, std::int32_t(d->days()), tail, true};  // years 0-9999: within ±3 million days
+        return e.days;
+    }
+
+private:
+    struct Entry {  // 16 bytes: the table is 16 KiB
+        std::uint64_t head = 0;  // the first eight bytes
+        std::int32_t days = 0;
+        std::uint16_t tail = 0;  // the last two
+        bool used = false;
+    };
+    std::array<Entry, 1024> entries_{};
 };
 
 std::optional<std::int64_t> fast_month(std::string_view t) {
@@ -294,12 +374,14 @@ struct JsonlEvaluator::Impl {
     std::vector<std::string> keys;                        // "name": for each output decision
     std::vector<std::string> null_field;                  // ,"name":null for each output decision
     std::vector<std::vector<std::string>> field;          // ,"name":value for each value of a bool, enum or small set
+    std::vector<std::uint32_t> piece_count;               // field[o].size()
     std::vector<std::vector<std::string>> version_json;   // "label" of each version, for each output decision
     std::string text;                                     // a text value, rendered before it is escaped
     std::vector<std::vector<std::string>> enum_json;      // "value" for each enum value
     std::vector<EnumTable> enum_tables;                   // each enum's values by their spelling
     std::vector<std::pair<std::string_view, int>> index;  // fact name → fact
     mutable std::size_t hint = 0;                         // where the search for the next field's name starts
+    mutable DateMemo date_memo;                           // the days of dates read last
     bool fast_keys = false;  // whether a key is first compared in place with the name expected (no name needs escapes)
     std::vector<std::string> known;    // every key a line may hold: id and the facts (for did-you-mean)
     std::vector<std::string> allowed;  // keys that are no fact of these rules but are accepted (allow_keys)
@@ -339,6 +421,7 @@ struct JsonlEvaluator::Impl {
                     ? std::size_t(1) << p->enums[std::size_t(type.enum_id)].values.size()
                     : 0;
             field.emplace_back(values);
+            piece_count.push_back(std::uint32_t(values));
             version_json.emplace_back();
             for (auto const& v : p->slots[s].versions) {
                 std::string label;
@@ -382,6 +465,14 @@ struct JsonlEvaluator::Impl {
             loc += ')';
             location_json.push_back(escaped(loc));
             no_reason_json.push_back(escaped(p.slots[c.slot].name + " の条項"));
+        }
+        for (auto const& c : p.clauses) {
+            key_pieces.emplace_back();
+            for (TextPiece const& piece : c.because)
+                if (piece.kind == TextPiece::Kind::Slot ||
+                    (piece.kind == TextPiece::Kind::Fact && piece.type.kind != TypeKind::MonthSet))
+                    key_pieces.back().push_back(
+                        {piece.id, piece.kind == TextPiece::Kind::Fact, piece.type.kind == TypeKind::Text});
         }
         for (auto const& str : p.strings) string_json.push_back(escaped(str));
         for (auto const& e : p.enums) {
@@ -441,6 +532,14 @@ struct JsonlEvaluator::Impl {
     };
     std::array<DateJson, 256> date_json{};
     std::vector<std::uint64_t> text_key;
+    // For each clause, the pieces of its reason that make up its key (facts and slots, not the sets of months): what
+    // add_text_key reads, without walking the literals.
+    struct KeyPiece {
+        std::uint32_t id;
+        bool fact;  // a fact (else a slot)
+        bool text;  // of type text: the text it shows is part of the key as well
+    };
+    std::vector<std::vector<KeyPiece>> key_pieces;
     void add_text_key(std::int64_t text);
     void answer(std::string_view line, std::size_t readable, std::string& output, Stats& stats);
     void append_value(std::string& out, Type type, std::int64_t value);
@@ -479,8 +578,8 @@ void convert_fact(Self const& self, Activation& out, int f, std::string_view key
         }
         case TypeKind::Date: {
             if (auto raw = value.raw_string())  // the usual spelling, without unescaping
-                if (auto d = parse_iso_date_fast(*raw)) {
-                    out.set_raw(f, d->days());
+                if (auto d = self.date_memo.days(*raw)) {
+                    out.set_raw(f, *d);
                     break;
                 }
             auto s = value.as_string();
@@ -904,21 +1003,27 @@ void JsonlEvaluator::Impl::write_outcomes(std::string& out) {
     auto const value = [&](std::string& to, std::size_t o) {
         append_value(to, program->slots[program->outputs[o]].type, outcome(o).value);
     };
-    for (std::size_t o = 0; o < program->outputs.size(); ++o) {
-        Outcome const& oc = outcome(o);
+    // What the loop reads, in locals: the compiler reloads members after each store to the key.
+    std::size_t const n = program->outputs.size();
+    Outcome const* const compiled_outcomes = compiled ? outcomes.data() : nullptr;
+    std::uint32_t const* const pieces = piece_count.data();
+    std::uint64_t* const key = shape_key.data();
+    bool const one_word = shape_key.size() == n;
+    for (std::size_t o = 0; o < n; ++o) {
+        Outcome const& oc = compiled_outcomes ? compiled_outcomes[o] : evaluator.outcome(o);
         if (oc.status == Status::no_version || oc.version > 0xffff) return write_fields(out, value);
         // The status, the version (below 65,536) and the value when it is a prepared piece (below 1,024), or the facts
         // missed: in the top half of the word with 32 facts at most, in a second word otherwise.
-        bool const piece = oc.status == Status::ok && std::uint64_t(oc.value) < field[o].size();
+        bool const piece = oc.status == Status::ok && std::uint64_t(oc.value) < pieces[o];
         std::uint64_t const word = std::uint64_t(oc.status) | std::uint64_t(piece) << 8 |
                                    std::uint64_t(oc.version & 0xffff) << 16 |
                                    (piece ? std::uint64_t(oc.value) << 32 : 0);
         std::uint64_t const missing = oc.status == Status::ok ? 0 : oc.missing;
-        if (shape_key.size() == program->outputs.size()) {
-            shape_key[o] = word | missing << 32;
+        if (one_word) {
+            key[o] = word | missing << 32;
         } else {
-            shape_key[2 * o] = word;
-            shape_key[2 * o + 1] = missing;
+            key[2 * o] = word;
+            key[2 * o + 1] = missing;
         }
     }
     Shape const* shape = shapes.find(shape_key);
@@ -1033,23 +1138,19 @@ void JsonlEvaluator::Impl::append_value(std::string& out, Type type, std::int64_
 void JsonlEvaluator::Impl::add_text_key(std::int64_t text) {
     text_key.push_back(std::uint64_t(text));
     if (text < 0) return;
-    for (TextPiece const& p : program->clauses[std::size_t(text)].because) {
+    for (KeyPiece const& p : key_pieces[std::size_t(text)]) {
         std::int64_t v = 0;
-        bool known = false;
-        switch (p.kind) {
-            case TextPiece::Kind::Literal:
-            case TextPiece::Kind::Param: continue;
-            case TextPiece::Kind::Fact:
-                if (p.type.kind == TypeKind::MonthSet) continue;
-                known = facts.has(int(p.id));
-                if (known) v = facts.raw(int(p.id));
-                break;
-            case TextPiece::Kind::Slot: known = slot_value(p.id, v); break;
+        bool known;
+        if (p.fact) {
+            known = facts.has(int(p.id));
+            if (known) v = facts.raw(int(p.id));
+        } else {
+            known = slot_value(p.id, v);
         }
         text_key.push_back(known);
         if (!known) continue;
         text_key.push_back(std::uint64_t(v));
-        if (p.type.kind == TypeKind::Text) add_text_key(v);
+        if (p.text) add_text_key(v);
     }
 }
 

@@ -27,14 +27,19 @@ std::shared_ptr<PendingAppend> AppendQueue::push(std::string const& sql, std::ve
     auto line = std::make_shared<PendingAppend>();
     line->sql = sql;
     line->params = params;
+    bool wake = false;
     {
         std::lock_guard lock(mutex_);
         // (its line is in: no longer watched, so that the scope's end never calls a queue that may be gone)
         if (scope && expected_.erase(scope) && scope->watcher == this) scope->watcher = nullptr;
         if (closed_) return nullptr;
         queue_.push_back(line);
+        // The thread is woken only when it can go on: idle, or gathering and this was the last line it waited for.
+        // Committing, it takes the line next anyway; gathering, it would wake for each line only to wait again (a
+        // switch of the thread per line, most of its CPU per re-inquiry on PostgreSQL).
+        wake = waiting_ || (gathering_ && joined());
     }
-    ready_.notify_one();
+    if (wake) ready_.notify_one();
     return line;
 }
 
@@ -52,7 +57,7 @@ void AppendQueue::ended(DeferredAppends const& scope) {
     bool wake = false;
     {
         std::lock_guard lock(mutex_);
-        wake = expected_.erase(&scope) && gathering_;
+        wake = expected_.erase(&scope) && gathering_ && joined();
     }
     if (wake) ready_.notify_one();
 }
@@ -60,20 +65,16 @@ void AppendQueue::ended(DeferredAppends const& scope) {
 void AppendQueue::loop() {
     std::unique_lock lock(mutex_);
     for (;;) {
+        waiting_ = true;
         ready_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        waiting_ = false;
         if (queue_.empty()) return;  // stopping, and every line is in
         if (gather_.count() > 0 && !expected_.empty()) {
             // The requests expected before now (each computing its answer, whose line comes next) join this group:
             // one commit, one wake of this thread and of the database's backend, for their lines together.
-            std::uint64_t const before = next_expected_;
-            auto const joined = [&] {
-                if (closed_ || queue_.size() >= 256) return true;
-                for (auto const& [scope, order] : expected_)
-                    if (order < before) return false;
-                return true;
-            };
+            gather_before_ = next_expected_;
             gathering_ = true;
-            ready_.wait_until(lock, std::chrono::steady_clock::now() + gather_, joined);
+            ready_.wait_until(lock, std::chrono::steady_clock::now() + gather_, [&] { return joined(); });
             gathering_ = false;
         }
         std::vector<std::shared_ptr<PendingAppend>> group;
@@ -97,6 +98,13 @@ void AppendQueue::loop() {
         for (auto const& line : group) line->ticket->finish(line->error);
         lock.lock();
     }
+}
+
+bool AppendQueue::joined() const {
+    if (closed_ || queue_.size() >= 256) return true;
+    for (auto const& [scope, order] : expected_)
+        if (order < gather_before_) return false;
+    return true;
 }
 
 Database::AppendsLeft AppendQueue::finish(std::chrono::steady_clock::time_point deadline) {

@@ -62,6 +62,7 @@ public:
 
 private:
     void loop();
+    bool joined() const;  // the group being gathered may go (under mutex_)
     static std::string describe(std::exception_ptr const& error);
 
     Commit commit_;
@@ -78,6 +79,8 @@ private:
     std::map<DeferredAppends const*, std::uint64_t> expected_;  // requests expected to append, by arrival (mutex_)
     std::uint64_t next_expected_ = 0;                            // (under mutex_)
     bool gathering_ = false;  // the thread waits for expected requests (under mutex_)
+    std::uint64_t gather_before_ = 0;  // while gathering: the requests expected before this join the group (mutex_)
+    bool waiting_ = false;    // the thread waits for lines (under mutex_)
     std::thread thread_;  // last: started once the rest exists
 };
 

@@ -9,11 +9,14 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 
@@ -318,11 +321,67 @@ private:
             }
         }
     }
+    // The statements that send a group: each line alone; or (not `each`) lines in a row with the same INSERT … VALUES
+    // ($1, …, $k) and no RETURNING (the audit lines) as one INSERT of their rows, up to 64: one execution of one
+    // statement for them, whose start and end were most of the appender's backend's CPU per line.
+    struct Statement {
+        std::string sql;
+        std::size_t first = 0, count = 1;  // the group's lines it sends
+    };
+    static std::vector<Statement> statements_of(std::vector<std::shared_ptr<PendingAppend>> const& group, bool each) {
+        std::vector<Statement> out;
+        for (std::size_t i = 0; i < group.size();) {
+            std::string const& sql = group[i]->sql;
+            std::size_t const k = group[i]->params.size();
+            std::size_t n = 1;
+            while (!each && n < 64 && i + n < group.size() && group[i + n]->sql == sql &&
+                   group[i + n]->params.size() == k)
+                ++n;
+            std::string values = "VALUES (";
+            for (std::size_t p = 1; p <= k; ++p) values += (p > 1 ? ", $" : "$") + std::to_string(p);
+            values += ")";
+            std::size_t const at = sql.find(values);
+            bool const merge = n > 1 && k > 0 && at != std::string::npos &&
+                               sql.find(values, at + 1) == std::string::npos && !contains_ascii(sql, "RETURNING");
+            if (!merge) {
+                for (std::size_t j = 0; j < n; ++j) out.push_back({group[i + j]->sql, i + j, 1});
+            } else {
+                std::string rows = values;
+                for (std::size_t line = 1; line < n; ++line) {
+                    rows += ", (";
+                    for (std::size_t p = 1; p <= k; ++p) rows += (p > 1 ? ", $" : "$") + std::to_string(line * k + p);
+                    rows += ")";
+                }
+                out.push_back({sql.substr(0, at) + rows + sql.substr(at + values.size()), i, n});
+            }
+            i += n;
+        }
+        return out;
+    }
+    static bool contains_ascii(std::string const& sql, std::string_view upper) {  // (either case)
+        auto const it = std::search(sql.begin(), sql.end(), upper.begin(), upper.end(), [](char a, char b) {
+            return std::toupper(static_cast<unsigned char>(a)) == std::toupper(static_cast<unsigned char>(b));
+        });
+        return it != sql.end();
+    }
     // Sends the group's statements and reads their results: with a sync after each (`each`), or one at the end.
     // Sets each line's rows or error; true when none failed. Throws TransientDatabaseError when the connection fails.
     bool pipeline(PGconn* c, std::vector<std::shared_ptr<PendingAppend>> const& group, bool each) {
+        std::vector<Statement> const statements = statements_of(group, each);
+        std::vector<std::vector<std::string>> texts(group.size());
+        std::vector<std::vector<char const*>> values(statements.size());
+        for (std::size_t s = 0; s < statements.size(); ++s)
+            for (std::size_t i = statements[s].first; i < statements[s].first + statements[s].count; ++i) {
+                auto const& params = group[i]->params;
+                texts[i].resize(params.size());
+                for (std::size_t k = 0; k < params.size(); ++k)
+                    values[s].push_back(std::holds_alternative<std::nullptr_t>(params[k])
+                                            ? nullptr
+                                            : (texts[i][k] = as_text(params[k])).c_str());
+            }
         std::vector<char const*> names;  // prepared before the pipeline begins (PQprepare waits for its answer)
-        for (auto const& line : group) names.push_back(prepared_name(c, line->sql, int(line->params.size())));
+        for (std::size_t s = 0; s < statements.size(); ++s)
+            names.push_back(prepared_name(c, statements[s].sql, int(values[s].size())));
         auto lost = [&]() -> TransientDatabaseError {
             return TransientDatabaseError(std::string("SQL error: ") + PQerrorMessage(c), true);
         };
@@ -334,31 +393,24 @@ private:
                 if (!PQexitPipelineMode(c)) broken = true;  // (results left unread: connected again before next use)
             }
         } leave{c, appender_broken_};
-        std::vector<std::vector<std::string>> texts(group.size());
-        for (std::size_t i = 0; i < group.size(); ++i) {
-            auto const& params = group[i]->params;
-            std::vector<char const*> values(params.size());
-            texts[i].resize(params.size());
-            for (std::size_t k = 0; k < params.size(); ++k)
-                if (!std::holds_alternative<std::nullptr_t>(params[k]))
-                    values[k] = (texts[i][k] = as_text(params[k])).c_str();
-            int const sent = names[i] ? PQsendQueryPrepared(c, names[i], int(values.size()), values.data(), nullptr,
-                                                            nullptr, 0)
-                                      : PQsendQueryParams(c, group[i]->sql.c_str(), int(values.size()), nullptr,
-                                                          values.data(), nullptr, nullptr, 0);
+        for (std::size_t s = 0; s < statements.size(); ++s) {
+            int const n = int(values[s].size());
+            int const sent = names[s] ? PQsendQueryPrepared(c, names[s], n, values[s].data(), nullptr, nullptr, 0)
+                                      : PQsendQueryParams(c, statements[s].sql.c_str(), n, nullptr, values[s].data(),
+                                                          nullptr, nullptr, 0);
             if (!sent || (each && !PQpipelineSync(c))) throw lost();
         }
         if (!each && !PQpipelineSync(c)) throw lost();
         bool all = true;
         using Result = std::unique_ptr<PGresult, void (*)(PGresult*)>;
-        for (std::size_t i = 0; i < group.size(); ++i) {
-            PendingAppend& line = *group[i];
+        for (std::size_t s = 0; s < statements.size(); ++s) {
             Result res(PQgetResult(c), PQclear);
             if (!res) throw lost();
             auto const status = PQresultStatus(res.get());
+            std::exception_ptr error;
+            std::vector<Row> rows;
             if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
-                line.rows = rows_of(res.get());
-                line.error = nullptr;
+                rows = rows_of(res.get());
             } else {
                 all = false;
                 try {
@@ -366,12 +418,16 @@ private:
                         throw DatabaseError("SQL error: not run (another statement of its group failed)");
                     raise(c, res.get(), "SQL error: ", notes(c));
                 } catch (DatabaseError const&) {
-                    line.error = std::current_exception();
+                    error = std::current_exception();
                 }
                 if (PQstatus(c) != CONNECTION_OK) throw lost();
             }
+            for (std::size_t i = statements[s].first; i < statements[s].first + statements[s].count; ++i) {
+                group[i]->rows = rows;  // (a merged INSERT has no RETURNING: no rows)
+                group[i]->error = error;
+            }
             while (PGresult* more = PQgetResult(c)) PQclear(more);  // (the statement's end: a null result)
-            if (each || i + 1 == group.size()) {  // its sync
+            if (each || s + 1 == statements.size()) {  // its sync
                 Result sync(PQgetResult(c), PQclear);
                 if (PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) throw lost();
             }

@@ -367,6 +367,66 @@ TEST(DeferredAppends, EachBackendCommitsTheLinesOfManyRequestsAndFailsOnlyTheBad
     }
 }
 
+// On each backend, audit-like lines (one INSERT, every value a parameter, some NULL) of requests answered together
+// from many threads, each request reading first (as a re-inquiry; PostgreSQL's appender then gathers their lines and
+// sends a group's lines of one INSERT as one statement of their rows): every row holds its own line's values, NULL
+// where its line's was, and a bad line (a duplicate id) fails its own ticket only.
+TEST(DeferredAppends, LinesOfOneInsertKeepTheirOwnValuesAndFailAlone) {
+    TempDir dir;
+    for (auto& [name, db] : databases(dir)) {
+        SCOPED_TRACE(name);
+        std::string const insert = "INSERT INTO viewing_log (id, facility_code, at, person_key, item, terminal, "
+                                   "allowed, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        auto line = [](std::string const& id, int i) -> std::vector<Value> {
+            Value person = i % 3 == 0 ? Value(nullptr) : Value("p-" + id);
+            return {id, "f-" + id, "at-" + id, person, "item-" + id, "t-" + id, std::int64_t(i % 2), "r-" + id};
+        };
+        db->query(insert, line("taken", 1));
+        constexpr int threads = 8, each = 40;
+        std::atomic<int> wrong{0};
+        std::vector<std::thread> pool;
+        for (int t = 0; t < threads; ++t)
+            pool.emplace_back([&, t] {
+                for (int i = 0; i < each; ++i) {
+                    bool const bad = i % 20 == 9;
+                    std::string const id = bad ? "taken" : "v" + std::to_string(t) + "-" + std::to_string(i);
+                    std::shared_ptr<AppendTicket> ticket;
+                    {
+                        DeferredAppends deferred;
+                        db->query("SELECT 1 FROM viewing_log WHERE id = $1", {id});
+                        db->append(insert, line(id, i));
+                        if (deferred.tickets.size() != 1) {
+                            ++wrong;
+                            continue;
+                        }
+                        ticket = deferred.tickets.front();
+                    }
+                    ticket->wait();
+                    if ((ticket->error() != nullptr) != bad) ++wrong;
+                }
+            });
+        for (auto& t : pool) t.join();
+        EXPECT_EQ(wrong.load(), 0);
+        int rows = 0;
+        for (auto const& r : db->query("SELECT id, facility_code, at, person_key, item, terminal, allowed, reason "
+                                       "FROM viewing_log WHERE id <> 'taken'")) {
+            ++rows;
+            std::string const id = as_text(r[0]);
+            int const i = std::stoi(id.substr(id.find('-') + 1));
+            auto const expected = line(id, i);
+            for (std::size_t c = 1; c < expected.size(); ++c) {
+                bool const same = std::holds_alternative<std::nullptr_t>(expected[c])
+                                      ? std::holds_alternative<std::nullptr_t>(r[c])
+                                      : !std::holds_alternative<std::nullptr_t>(r[c]) &&
+                                            as_text(r[c]) == as_text(expected[c]);
+                EXPECT_TRUE(same) << id << " column " << c;
+            }
+        }
+        EXPECT_EQ(rows, threads * (each - 2));
+        EXPECT_EQ(db->finish_appends(std::chrono::steady_clock::now()).lines, 0u);
+    }
+}
+
 // A stopping server's finish_appends: with another connection holding the file's write lock (as another process
 // would), a deferred line waits (pending in pool_stats, its ticket not done); at the deadline it is given up, its
 // ticket done with an error before finish_appends returns, counted by table, and not in the database. An append after

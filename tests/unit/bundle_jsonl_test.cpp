@@ -157,6 +157,28 @@ TEST(Jsonl, EscapedNamesAndValuesReadAsThemselves) {
     EXPECT_NE(answer(R"({"id":"x","visit_kind":"\uZZZZ"})").find("field visit_kind"), std::string::npos);
 }
 
+// The reader keeps the days of the dates it read last (a fixed table, by a hash of the spelling): thousands of days,
+// so that spellings share slots and take them over, read twice and in turn, each answer the calendar's own.
+TEST(Jsonl, DatesReadAgainAreTheirOwnDays) {
+    auto const p = official();
+    JsonlEvaluator reader(p);
+    Activation facts(*p);
+    int const first = p->find_fact("first_visit"), query = p->find_fact("query_date");
+    std::int64_t const from = Date::from_ymd(2019, 1, 1)->days();
+    for (int pass = 0; pass < 2; ++pass)
+        for (std::int64_t d = from; d < from + 3000; d += 1 + pass) {
+            std::string const a = Date::from_days(d).iso(), b = Date::from_days(from + 4000 - d).iso();
+            std::string id;
+            ASSERT_EQ(reader.read_facts(R"({"first_visit":")" + a + R"(","query_date":")" + b + "\"}", facts, id), "");
+            ASSERT_EQ(facts.raw(first), d) << a;
+            ASSERT_EQ(facts.raw(query), from + 4000 - d) << b;
+        }
+    // A date that is none is refused however often a real one was read before it.
+    std::string id;
+    EXPECT_NE(reader.read_facts(R"({"first_visit":"2024-02-30"})", facts, id).find("field first_visit"),
+              std::string::npos);
+}
+
 // Strings are escaped wherever the byte to escape stands (the writer looks at eight bytes at a time).
 TEST(Jsonl, WritesEveryByteThatNeedsAnEscape) {
     for (std::size_t at = 0; at <= 18; ++at)
