@@ -1,5 +1,9 @@
 #include "formats/eligibility_json.hpp"
 
+#include "core/codes.hpp"
+
+#include <charconv>
+
 namespace kyotaku::server {
 
 namespace {
@@ -71,6 +75,92 @@ EligibilityAnswer eligibility_answer_of(json const& a) {
     if (auto it = a.find("reference_numbers"); it != a.end() && it->is_array())
         out.reference_numbers = it->get<std::vector<std::string>>();
     out.query_date = text_of(a, "query_date");
+    return out;
+}
+
+namespace {
+// `s` as nlohmann's dump (error_handler_t::replace) writes it: a valid UTF-8 text with nothing to escape as it is,
+// any other through that dump itself (its escapes and its replacement of bad bytes).
+void append_text(std::string& out, std::string_view s) {
+    bool plain = true, ascii = true;
+    for (char c : s) {
+        auto const b = static_cast<unsigned char>(c);
+        if (b < 0x20 || c == '"' || c == '\\') {
+            plain = false;
+            break;
+        }
+        ascii = ascii && b < 0x80;
+    }
+    if (plain && (ascii || valid_utf8(s))) {
+        out += '"';
+        out += s;
+        out += '"';
+        return;
+    }
+    out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+// `"key":` (a comma before it unless it is the object's first member).
+std::string& key(std::string& out, std::string_view name) {
+    if (out.back() != '{') out += ',';
+    out += '"';
+    out += name;
+    out += "\":";
+    return out;
+}
+void text(std::string& out, std::string_view name, std::string_view value) { append_text(key(out, name), value); }
+void optional_text(std::string& out, std::string_view name, std::optional<std::string> const& value) {
+    if (value) text(out, name, *value);
+    else key(out, name) += "null";
+}
+}  // namespace
+
+std::string eligibility_answer_text(EligibilityAnswer const& a) {
+    // The members in nlohmann's order (its objects are std::maps: keys in byte order).
+    std::string out;
+    out.reserve(a.eligibility ? 640 : 256);
+    out += '{';
+    key(out, "allowed") += a.allowed ? "true" : "false";
+    if (a.eligibility) {
+        EligibilityRecord const& e = *a.eligibility;
+        key(out, "eligibility") += '{';
+        text(out, "birthdate", e.birthdate);
+        text(out, "branch", e.branch);
+        text(out, "burden_ratio", e.burden_ratio);
+        text(out, "card_classification", e.card_classification);
+        if (auto lost = disqualification_date(e)) text(out, "disqualification_date", *lost);
+        text(out, "insurer_number", e.insurer);
+        if (e.valid_to && e.loss_reason) text(out, "loss_reason", *e.loss_reason);
+        text(out, "name", e.name);
+        text(out, "name_kana", e.name_kana);
+        text(out, "number", e.number);
+        text(out, "personal_family", e.personal_family);
+        text(out, "symbol", e.symbol);
+        text(out, "valid_from", e.valid_from);
+        optional_text(out, "valid_to", e.valid_to);
+        out += '}';
+    }
+    if (a.basis) text(out, "first_visit", a.basis->first_visit);
+    if (a.qualification_validity) {
+        char digits[16];
+        key(out, "qualification_validity")
+            .append(digits, std::to_chars(digits, digits + sizeof digits, *a.qualification_validity).ptr);
+    } else {
+        key(out, "qualification_validity") += "null";
+    }
+    if (a.query_date) text(out, "query_date", *a.query_date);
+    text(out, "reason", a.reason.ja);
+    if (!a.reason.en.empty()) text(out, "reason_en", a.reason.en);
+    if (a.reference_numbers) {
+        key(out, "reference_numbers") += '[';
+        for (std::size_t i = 0; i < a.reference_numbers->size(); ++i) {
+            if (i) out += ',';
+            append_text(out, (*a.reference_numbers)[i]);
+        }
+        out += ']';
+    }
+    if (a.basis) text(out, "visit_kind", a.basis->visit_kind);
+    if (a.window_end) text(out, "window_end", *a.window_end);
+    out += '}';
     return out;
 }
 

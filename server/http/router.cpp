@@ -4,6 +4,7 @@
 
 #include "core/url_token.hpp"
 #include "formats/batch_csv.hpp"
+#include "formats/eligibility_json.hpp"
 #include "formats/fields.hpp"
 #include "http/api_json.hpp"
 #include "http/json_codec.hpp"
@@ -347,8 +348,10 @@ std::vector<Route> const& routes() {
          }},
         {"POST", "/api/v1/reinquiry", A::facility,
          [](Service& s, Caller const& c, Request const& r) {
-             return json_result(200, api_json::to_json(
-                                         s.inquiry.reinquiry(c, api_json::eligibility_query(parse_json_body(r.body)))));
+             // (written without a JSON tree: formats/eligibility_json.hpp)
+             return HttpResult{200, "application/json; charset=utf-8",
+                               eligibility_answer_text(s.inquiry.reinquiry(
+                                   c, api_json::eligibility_query(parse_json_body(r.body))))};
          }},
         {"POST", "/api/v1/medical-info", A::facility_or_mobile,
          [](Service& s, Caller const& c, Request const& r) {

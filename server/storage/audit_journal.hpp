@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace kyotaku::server {
@@ -40,6 +41,11 @@ std::string journal_line_problem(std::vector<Value> const& line);
 // object at most two levels deep (nlohmann's parser, the depth bounded whatever the text), the other texts at most
 // 1 KiB; every text valid UTF-8 without NUL. Anything else in a journal is damage.
 bool journal_line_valid(std::vector<Value> const& line);
+// The check of detail_json in two parts (exposed for their test): nlohmann's parser (whether it is an object at most
+// two levels deep), and the plain form the desks write, recognised without a parser (a subset of what the parser
+// accepts, for a text that is valid UTF-8); journal_line_valid takes a detail either accepts.
+bool detail_object_by_parser(std::string const& text);
+bool detail_plain(std::string_view text);
 // The line of a record's body; false when it is not of the form above (journal_line_valid included), and then `why`
 // (when given) says what is wrong, naming the column.
 bool decode_journal_record(char const* body, std::size_t size, std::vector<Value>& line, std::string* why = nullptr);

@@ -29,7 +29,10 @@ std::int64_t BatchJobs::add_rows(std::string const& reception,
     std::string stored;
     db_.insert_rows("batch_rows", {"reception_number", "row_no", "request_json"}, [&](Row& out) {
         if (!next(stored)) return false;
-        out = Row{reception, ++total, std::move(stored)};
+        out.resize(3);  // (each value moved into its place: a braced Row would copy the texts from its list)
+        out[0] = reception;
+        out[1] = ++total;
+        out[2] = std::move(stored);
         return true;
     });
     return total;
@@ -164,7 +167,10 @@ void BatchJobs::add_answers(std::string const& reception, std::vector<std::int64
     std::size_t at = 0;
     db_.insert_rows("batch_results", {"reception_number", "row_no", "result_json"}, [&](Row& row) {
         if (at == row_nos.size()) return false;
-        row = Row{reception, row_nos[at], std::move(stored.at(at))};
+        row.resize(3);  // (as add_rows)
+        row[0] = reception;
+        row[1] = row_nos[at];
+        row[2] = std::move(stored.at(at));
         ++at;
         return true;
     });

@@ -51,15 +51,17 @@ void InquiryLog::append_all(std::vector<InquiryEntry> entries, std::string const
                     [&](Row& row) {
                         if (next == entries.size()) return false;
                         InquiryEntry& e = entries[next++];
-                        row = Row{std::move(ids[next - 1]),
-                                  std::move(e.facility),
-                                  at,
-                                  std::move(e.kind),
-                                  text_or_null(std::move(e.person)),
-                                  std::int64_t(e.allowed),
-                                  std::move(e.detail_json),
-                                  text_or_null(std::move(e.actor)),
-                                  text_or_null(std::move(e.reception))};
+                        // Each value moved into its place (a braced Row would copy every text from its list).
+                        row.resize(9);
+                        row[0] = std::move(ids[next - 1]);
+                        row[1] = std::move(e.facility);
+                        row[2] = at;
+                        row[3] = std::move(e.kind);
+                        row[4] = text_or_null(std::move(e.person));
+                        row[5] = std::int64_t(e.allowed);
+                        row[6] = std::move(e.detail_json);
+                        row[7] = text_or_null(std::move(e.actor));
+                        row[8] = text_or_null(std::move(e.reception));
                         return true;
                     });
 }
