@@ -13,8 +13,8 @@ std::string table_of(std::string const& sql) {
 }
 }  // namespace
 
-AppendQueue::AppendQueue(Commit commit, std::chrono::microseconds gather)
-    : commit_(std::move(commit)), gather_(gather), thread_([this] { loop(); }) {}
+AppendQueue::AppendQueue(Commit commit, std::chrono::microseconds gather, std::function<void()> interrupt)
+    : commit_(std::move(commit)), gather_(gather), interrupt_(std::move(interrupt)), thread_([this] { loop(); }) {}
 
 AppendQueue::~AppendQueue() {
     finish(std::chrono::steady_clock::time_point::max());
@@ -68,7 +68,12 @@ void AppendQueue::loop() {
         waiting_ = true;
         ready_.wait(lock, [&] { return stop_ || !queue_.empty(); });
         waiting_ = false;
-        if (queue_.empty()) return;  // stopping, and every line is in
+        if (queue_.empty()) {  // stopping, and every line is in
+            ended_ = true;
+            lock.unlock();
+            idle_.notify_all();  // (finish() interrupting the commit in flight stops)
+            return;
+        }
         if (gather_.count() > 0 && !expected_.empty()) {
             // The requests expected before now (each computing its answer, whose line comes next) join this group:
             // one commit, one wake of this thread and of the database's backend, for their lines together.
@@ -109,6 +114,7 @@ bool AppendQueue::joined() const {
 
 Database::AppendsLeft AppendQueue::finish(std::chrono::steady_clock::time_point deadline) {
     std::vector<std::shared_ptr<PendingAppend>> never;
+    bool gave_up = false;
     {
         std::unique_lock lock(mutex_);
         if (closed_) return left_;  // (finished already)
@@ -117,7 +123,7 @@ Database::AppendsLeft AppendQueue::finish(std::chrono::steady_clock::time_point 
         if (deadline == std::chrono::steady_clock::time_point::max()) idle_.wait(lock, done);
         else idle_.wait_until(lock, deadline, done);
         if (!done()) {
-            give_up_ = true;
+            give_up_ = gave_up = true;
             never.swap(queue_);
         }
         stop_ = true;
@@ -134,6 +140,17 @@ Database::AppendsLeft AppendQueue::finish(std::chrono::steady_clock::time_point 
             for (auto const& line : never) ++left_.tables[table_of(line->sql)];
         }
         for (auto const& line : never) line->ticket->finish(why);
+    }
+    if (gave_up && interrupt_) {
+        // The group in flight may wait for the database (a lock another session holds): interrupted, and again until
+        // the thread has ended (an interruption that came before its statement reached the database is lost).
+        std::unique_lock lock(mutex_);
+        while (!ended_) {
+            lock.unlock();
+            interrupt_();
+            lock.lock();
+            idle_.wait_for(lock, std::chrono::milliseconds(100), [&] { return ended_; });
+        }
     }
     thread_.join();
     std::lock_guard lock(mutex_);

@@ -33,8 +33,10 @@ public:
     using Commit = std::function<void(std::vector<std::shared_ptr<PendingAppend>> const&)>;
     // Starts the committing thread; `commit` runs on it only. `gather` (zero: none): how long at most the thread,
     // finding lines queued, first waits for the requests expected to append one (expect()) when it looked — each until
-    // it appends or ends — so that their lines share the group's commit.
-    explicit AppendQueue(Commit commit, std::chrono::microseconds gather = {});
+    // it appends or ends — so that their lines share the group's commit. `interrupt` (optional): once finish() has
+    // given up on the lines in flight, called every 100 ms until the committing thread has ended, from finish()'s
+    // thread — for a backend whose commit waits for the database without pause() (PostgreSQL cancels the statement).
+    explicit AppendQueue(Commit commit, std::chrono::microseconds gather = {}, std::function<void()> interrupt = {});
     ~AppendQueue();  // every line queued by then is committed first (finish() with no deadline)
     AppendQueue(AppendQueue const&) = delete;
     AppendQueue& operator=(AppendQueue const&) = delete;
@@ -50,8 +52,8 @@ public:
 
     // Waits, until `deadline` at most, for every line queued to be committed (or failed); then stops the thread, so
     // that no ticket is finished after this returns. A line still queued at the deadline is not committed and one
-    // being committed gives up waiting for the database (pause() returns false): each such ticket is finished with an
-    // error now (its request is not answered) and counted in the result, by table, for the log.
+    // being committed gives up waiting for the database (pause() returns false; `interrupt`): each such ticket is
+    // finished with an error (its request is not answered) and counted in the result, by table, for the log.
     Database::AppendsLeft finish(std::chrono::steady_clock::time_point deadline);
 
     // The backend's wait while the database is busy (another process holds its write lock): false at once, and
@@ -81,6 +83,8 @@ private:
     bool gathering_ = false;  // the thread waits for expected requests (under mutex_)
     std::uint64_t gather_before_ = 0;  // while gathering: the requests expected before this join the group (mutex_)
     bool waiting_ = false;    // the thread waits for lines (under mutex_)
+    bool ended_ = false;      // the thread's loop has returned (under mutex_)
+    std::function<void()> const interrupt_;
     std::thread thread_;  // last: started once the rest exists
 };
 

@@ -100,13 +100,16 @@ public:
         }
         // A group waits up to a millisecond for the re-inquiries being answered, whose lines come next (see
         // AppendQueue::expect): fewer, larger groups, each a commit and a wake of the appender's thread and backend.
+        // A stopping server that gave up on the group in flight (finish_appends' deadline) cancels its statement,
+        // which may wait for a lock another session holds: the server stops at its bound, not when the lock goes.
         appends_ = std::make_unique<AppendQueue>([this](auto const& group) { commit_group(group); },
-                                                 std::chrono::microseconds(1000));
+                                                 std::chrono::microseconds(1000), [this] { cancel_appender(); });
     }
     ~Postgres() override {
         appends_->finish(std::chrono::steady_clock::time_point::max());  // (every queued line committed first)
         for (auto* c : pool_.all()) PQfinish(c);
         if (appender_) PQfinish(appender_);
+        if (appender_cancel_) PQfreeCancel(appender_cancel_);
     }
 
     std::vector<Row> query(std::string const& sql, std::vector<Value> const& params) override {
@@ -308,7 +311,14 @@ private:
                     if (!appender_broken_) configure(appender_);
                 }
                 PGconn* c = usable(appender_, std::exchange(appender_broken_, false));
+                if (PQbackendPID(c) != appender_pid_) remember_cancel(c);  // (a new session)
                 if (group.size() > 1 && pipeline(c, group, false)) return;
+                if (appends_->giving_up()) {  // (cancelled: the group's one transaction rolled back, no line in)
+                    auto const why = std::make_exception_ptr(TransientDatabaseError(
+                        "the server stopped before the audit line was committed (past its drain)"));
+                    for (auto const& line : group) line->error = why;
+                    return;
+                }
                 pipeline(c, group, true);
                 return;
             } catch (TransientDatabaseError const& e) {
@@ -434,7 +444,25 @@ private:
         }
         return all;
     }
+    // The appender's session's cancel key, for another thread (PQcancel): made again for each new session.
+    void remember_cancel(PGconn* c) {
+        PGcancel* fresh = PQgetCancel(c);
+        {
+            std::lock_guard lock(cancel_mutex_);
+            std::swap(appender_cancel_, fresh);
+            appender_pid_ = PQbackendPID(c);
+        }
+        if (fresh) PQfreeCancel(fresh);
+    }
+    void cancel_appender() {  // (finish_appends' thread)
+        std::lock_guard lock(cancel_mutex_);
+        char why[256];
+        if (appender_cancel_) PQcancel(appender_cancel_, why, sizeof why);
+    }
     std::string const url_;
+    std::mutex cancel_mutex_;
+    PGcancel* appender_cancel_ = nullptr;  // (under cancel_mutex_)
+    int appender_pid_ = 0;                 // its session's backend (the committing thread's)
     PGconn* appender_ = nullptr;  // the audit lines' connection (the committing thread's only)
     bool appender_broken_ = false;
     SessionNotes appender_notes_;

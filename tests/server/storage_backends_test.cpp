@@ -539,6 +539,51 @@ TEST(DeferredAppends, PostgresLinesToldCommittedAreInTheTableThoughItsSessionIsE
     EXPECT_EQ(db.finish_appends(std::chrono::steady_clock::now()).lines, 0u);
 }
 
+// PostgreSQL: a stopping server's finish_appends while the group in flight waits for a lock another session holds on
+// the table (an operator's or another version's DDL): at its deadline the statement is cancelled, so it returns while
+// the lock is still held (it waited for the lock before: the test then waits for ctest's timeout), the line given up
+// (its ticket failed, counted by table) and not in the table once the lock is gone.
+TEST(DeferredAppends, PostgresFinishAppendsCancelsAGroupThatWaitsForALockPastItsDeadline) {
+    char const* url = std::getenv("KYOTAKU_TEST_PG");
+    if (!url) GTEST_SKIP() << "KYOTAKU_TEST_PG is not set";
+    TempDir dir;
+    auto dbs = databases(dir);
+    Database& db = *dbs.back().second;
+    auto locker = open_postgres(url);
+    auto watcher = open_postgres(url);
+    std::promise<void> locked, release;
+    std::thread holder([&] {
+        locker->in_transaction([&] {
+            locker->query("LOCK TABLE viewing_log IN ACCESS EXCLUSIVE MODE");
+            locked.set_value();
+            release.get_future().wait();
+        });
+    });
+    locked.get_future().wait();
+    std::shared_ptr<AppendTicket> ticket;
+    {
+        DeferredAppends deferred;
+        db.append("INSERT INTO viewing_log (id, facility_code, at, person_key, item, terminal, allowed, reason) VALUES "
+                  "($1, $2, $3, $4, $5, $6, $7, $8)",
+                  {std::string("given-up"), "f", "at", nullptr, "item", "t", std::int64_t(1), "r"});
+        ticket = deferred.tickets.at(0);
+    }
+    // The group is in flight: the appender's INSERT waits for the lock.
+    while (as_int(watcher->query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query "
+                                 "LIKE 'INSERT INTO viewing_log%'")
+                      .at(0)
+                      .at(0)) == 0)
+        std::this_thread::yield();
+    auto const left = db.finish_appends(std::chrono::steady_clock::now());
+    EXPECT_TRUE(ticket->done());
+    EXPECT_NE(ticket->error(), nullptr);
+    EXPECT_EQ(left.lines, 1u);
+    EXPECT_EQ(left.tables, (std::map<std::string, std::size_t>{{"viewing_log", 1}}));
+    release.set_value();
+    holder.join();
+    EXPECT_TRUE(db.query("SELECT 1 FROM viewing_log WHERE id = 'given-up'").empty());
+}
+
 // A stopping server's finish_appends: with another connection holding the file's write lock (as another process
 // would), a deferred line waits (pending in pool_stats, its ticket not done); at the deadline it is given up, its
 // ticket done with an error before finish_appends returns, counted by table, and not in the database. An append after
