@@ -23,8 +23,11 @@ HttpResult error_result(Error const& e);
 HttpResult unavailable_result();
 
 // A JSON body, parsed without letting its nesting depth choose anything: values deeper than 8 levels are refused
-// (Error invalid), as are invalid JSON and anything but an object.
+// (Error invalid), as are invalid JSON and anything but an object, and a key given twice (naming it). The common
+// body is built straight by a SAX handler; anything else is parsed again by parse_json_body_checked, whose answers
+// (the tree, or the refusal and its words) are the ones given: a test compares the two on edge cases and mutations.
 nlohmann::json parse_json_body(std::string const& body);
+nlohmann::json parse_json_body_checked(std::string const& body);
 
 // The query parameter `name` of a target like /path?from=…&to=…, %XX- and '+'-decoded ("" when absent).
 std::string query_param(std::string const& target, std::string const& name);

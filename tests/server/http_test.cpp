@@ -2,6 +2,12 @@
 // caller from its certificate, isolation between facilities on every route.
 #include "server_fixture.hpp"
 
+#include "http/api_json.hpp"
+#include "http/json_codec.hpp"
+
+#include <iostream>
+#include <random>
+
 TEST_F(ServerFixture, AFacilityNeverReachesAnotherFacilitysData) {
     enable(a);
     enable(b);
@@ -460,4 +466,94 @@ TEST_F(ServerFixture, MediaTypesAreComparedAsMediaTypesAndA405SaysWhatIsAllowed)
     EXPECT_EQ(settings.status, 405);
     EXPECT_EQ(allow(settings), "GET, PUT");
     EXPECT_EQ(allow(call(Caller{}, "POST", "/web/app.js")), "GET");
+}
+
+// The body's parse (json_codec.hpp): the SAX handler that builds the common body takes exactly what the checked
+// parse takes, the same tree, and leaves every refusal — a key twice, too deep, not JSON, not an object — to it, so
+// the words are the same. Edge cases, then 200,000 mutations of the re-inquiry's body (fixed seed); then the
+// re-inquiry's own refusals through the route's reading of the body (a key twice, an unknown field, a wrong type).
+TEST(JsonBody, TheFastParseTakesWhatTheCheckedOneTakesAndLeavesItEveryRefusal) {
+    using nlohmann::json;
+    auto outcome = [](auto parse, std::string const& body) -> std::string {
+        try {
+            return "taken " + parse(body).dump();
+        } catch (Error const& e) {
+            return "refused " + e.field + " | " + e.message.ja + " | " + e.message.en;
+        }
+    };
+    auto fast = [](std::string const& b) { return parse_json_body(b); };
+    auto checked = [](std::string const& b) { return parse_json_body_checked(b); };
+    std::string const plain = R"({"category":"訪問診療等","insurer_number":"06132013","symbol":"123",)"
+                              R"("number":"4567","branch":"01","birthdate":"1940-05-01"})";
+    auto nest = [](int levels, std::string const& inner) {
+        std::string s;
+        for (int i = 0; i < levels; ++i) s += R"({"a":)";
+        return s + inner + std::string(levels, '}');
+    };
+    std::vector<std::string> bodies{plain, "{}", "[]", "1", "\"x\"", "", " ", "{", "{}}", "{} x", "{\"a\":1,}",
+                                    R"({"a":1,"a":1})", R"({"a":{"b":1,"b":2}})", R"({"a":[{"b":1},{"b":1,"b":1}]})",
+                                    R"({"a":1,"b":{"a":1},"c":[{"a":1,"c":2}]})",
+                                    R"({"a":1,"a":[[[[[[[[[[1]]]]]]]]]]})",
+                                    R"({"a":1,"a":2,)", R"({"\u0061":1,"a":2})", "{\"a\":1e999}", "{\"a\":-0.0}",
+                                    std::string("{\"a\":\"\xff\"}"), "\xEF\xBB\xBF{}", "{\"a\":/**/1}"};
+    for (int levels = 6; levels <= 11; ++levels) {
+        bodies.push_back(nest(levels, "1"));
+        bodies.push_back(nest(levels, "{}"));
+        bodies.push_back(nest(levels, "[]"));
+        bodies.push_back(nest(levels, "[1]"));
+        bodies.push_back(nest(levels, R"({"b":1,"b":2})"));
+        bodies.push_back(std::string(levels, '[') + std::string(levels, ']'));
+    }
+    std::mt19937 random(20261207);
+    std::string const alphabet = R"({}[]":,01a\ e-)";
+    for (int i = 0; i < 200'000; ++i) {
+        std::string b = i % 2 ? plain : R"({"category":"x","reference_number":{"a":[1,{"b":2}]},"symbol":"1"})";
+        int const edits = 1 + static_cast<int>(random() % 3);
+        for (int e = 0; e < edits && !b.empty(); ++e) {
+            std::size_t const at = random() % b.size();
+            switch (random() % 4) {
+                case 0: b[at] = alphabet[random() % alphabet.size()]; break;
+                case 1: b.erase(at, 1); break;
+                case 2: b.insert(at, 1, alphabet[random() % alphabet.size()]); break;
+                default: {  // a stretch copied elsewhere: keys given twice, values nested deeper
+                    std::size_t const len = 1 + random() % 24;
+                    b.insert(random() % b.size(), b.substr(at, len));
+                }
+            }
+        }
+        bodies.push_back(std::move(b));
+    }
+    std::map<std::string, int> kinds;
+    for (auto const& b : bodies) {
+        std::string const want = outcome(checked, b);
+        ASSERT_EQ(outcome(fast, b), want) << b;
+        kinds[want.substr(0, want.find(' ')) + (want.find("appears twice") != std::string::npos ? " twice"
+                                                : want.find("too deeply") != std::string::npos  ? " deep"
+                                                                                                 : "")]++;
+    }
+    for (auto const& [kind, n] : kinds) std::cout << kind << ": " << n << "\n";
+    EXPECT_GE(kinds["taken"], 1000);
+    EXPECT_GE(kinds["refused twice"], 500);
+    EXPECT_GE(kinds["refused deep"], 10);
+    EXPECT_GE(kinds["refused"], 1000);
+    // The words themselves, through the re-inquiry's reading of the body.
+    auto reinquiry = [](std::string const& b) {
+        api_json::eligibility_query(parse_json_body(b));
+        return json("read");
+    };
+    std::string twice = plain;
+    twice.insert(twice.size() - 1, R"(,"symbol":"124")");
+    EXPECT_EQ(outcome(reinquiry, twice),
+              "refused symbol | 本文に \"symbol\" が2回あります。1回だけにしてください | "
+              "the key \"symbol\" appears twice in the body");
+    std::string unknown = plain;
+    unknown.insert(unknown.size() - 1, R"(,"pin":"1234")");
+    EXPECT_EQ(outcome(reinquiry, unknown),
+              "refused pin | この API では使えない項目です: pin | unknown field: pin");
+    std::string wrong = plain;
+    wrong.replace(wrong.find(R"("123")"), 5, "123");
+    EXPECT_EQ(outcome(reinquiry, wrong),
+              "refused symbol | 項目 symbol は文字列です | field symbol must be a string");
+    EXPECT_EQ(outcome(reinquiry, nest(9, "1")),
+              "refused  | 本文の入れ子が深すぎます | the body is nested too deeply");
 }
