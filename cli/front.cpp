@@ -36,7 +36,13 @@ bool answered_here(int argc, char** argv) {
 [[noreturn]] void run_full_command(char** argv) {
     std::error_code ec;
     auto const self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    auto const full = (ec ? std::filesystem::path(".") : self.parent_path()) / KYOTAKU_FULL_COMMAND;
+    if (ec) {  // not a path relative to the working directory: that would run whatever file is there
+        std::cerr << "kyotaku: /proc/self/exe: 自分の場所がわからず、本体を実行できません / cannot find the full "
+                     "command without knowing where this program is ("
+                  << ec.message() << ")\n";
+        std::_Exit(2);
+    }
+    auto const full = self.parent_path() / KYOTAKU_FULL_COMMAND;
     ::execv(full.c_str(), argv);
     std::cerr << "kyotaku: " << full.string() << ": 実行できません / cannot run the full command ("
               << std::strerror(errno) << ")\n";

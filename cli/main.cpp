@@ -773,6 +773,11 @@ int main(int argc, char** argv) {
                 sources.flags[key] = value;
             }
         auto config = kyotaku::server::resolve_serve_config(sources);
+        // The installed rules and page are beside the front (bin/kyotaku), not beside this executable
+        // (libexec/kyotaku/kyotaku-full: cli/CMakeLists.txt).
+        std::error_code ec;
+        if (auto self = std::filesystem::read_symlink("/proc/self/exe", ec); !ec)
+            config.options.install_prefix = (self.parent_path() / KYOTAKU_PREFIX_FROM_FULL).lexically_normal();
         if (check_config) return kyotaku::server::check_config(config);
         return kyotaku::server::start_server(config);
     }

@@ -448,15 +448,16 @@ ResolvedConfig resolve_serve_config(ConfigSources const& sources) {
 }
 
 namespace {
-fs::path exe_dir() {
+fs::path install_prefix(ServeOptions const& o) {
+    if (!o.install_prefix.empty()) return o.install_prefix;
     std::error_code ec;
-    return fs::read_symlink("/proc/self/exe", ec).parent_path();
+    return fs::read_symlink("/proc/self/exe", ec).parent_path().parent_path();
 }
 }  // namespace
 
 std::string rules_path(ServeOptions const& o) {
     if (!o.rules.empty()) return o.rules;
-    fs::path installed = exe_dir().parent_path() / "share/kyotaku/rules";
+    fs::path installed = install_prefix(o) / "share/kyotaku/rules";
     std::error_code ec;
     if (fs::is_directory(installed, ec)) return installed.string();
     return "rules";
@@ -464,7 +465,7 @@ std::string rules_path(ServeOptions const& o) {
 
 std::string web_root_path(ServeOptions const& o) {
     if (!o.web_root.empty()) return o.web_root;
-    fs::path const prefix = exe_dir().parent_path();
+    fs::path const prefix = install_prefix(o);
     std::error_code ec;
     for (fs::path candidate : {prefix / "web", prefix / "share/kyotaku/web"})
         if (fs::exists(candidate / "index.html", ec)) return candidate.string();

@@ -6,6 +6,7 @@
 #include "ops/connection_limits.hpp"
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <optional>
@@ -28,11 +29,16 @@ struct ServeOptions {
     std::string patient_host;
     unsigned short patient_port = 0;  // 0: any free port (printed on start)
     std::string db = "kyotaku.sqlite";
-    std::string rules;    // empty: share/kyotaku/rules beside the binary (installed), else ./rules
+    std::string rules;    // empty: share/kyotaku/rules under install_prefix (installed), else ./rules
     std::string tls_dir = "pki";  // ca.pem, server.pem, server.key (and card-ca.pem)
     int threads = 2;
     std::string public_url;  // the base of facility URLs; default https://HOST:PORT (of patient_listen when set)
-    std::string web_root;    // the consent page's files (index.html, *.js, *.wasm); default: ../web beside the binary
+    std::string web_root;    // the consent page's files (index.html, *.js, *.wasm); default: web/ or
+                             // share/kyotaku/web under install_prefix
+    // Not a setting: where the command is installed (/usr for /usr/bin/kyotaku; build/ for build/cli/kyotaku), set by
+    // the full command, which runs from libexec/kyotaku/ (cli/CMakeLists.txt). Empty: the parent of the running
+    // executable's folder.
+    std::filesystem::path install_prefix;
     std::string test_clock;  // for tests and demos: start the server's clock on this day (and let the operator move it)
     std::vector<std::string> trust;  // public keys (PEM files); --rules must then be a bundle one of them signed
     std::string key_file;    // the key file (0600, made when missing); default: DB.key beside a SQLite database

@@ -34,6 +34,34 @@ check "the front alone answers eval as the command does" cmp -s "$work/out.jsonl
 "$work/alone/kyotaku" --version > /dev/null 2> "$work/alone.err"
 check "the front alone exits 2 for another command" test $? -eq 2
 check "and names the full command it cannot run" grep -q "kyotaku-full: 実行できません / cannot run" "$work/alone.err"
+# Without /proc (a chroot, a bare namespace) the front cannot know where the full command is: it says so, and runs
+# nothing relative to the working directory (a planted ../libexec/kyotaku/kyotaku-full there is not run).
+if unshare -rm true 2> /dev/null; then
+    mkdir -p "$work/cwd/sub" "$work/cwd/libexec/kyotaku"
+    printf '#!/bin/sh\necho planted\n' > "$work/cwd/libexec/kyotaku/kyotaku-full"
+    chmod +x "$work/cwd/libexec/kyotaku/kyotaku-full"
+    front=$(readlink -f "$kyotaku")
+    out=$(cd "$work/cwd/sub" &&
+        unshare -rm --propagation private sh -c 'mount -t tmpfs none /proc && exec "$0" --version' "$front" 2>&1)
+    rc=$?
+    check "without /proc the front exits 2" test $rc -eq 2
+    check "saying why" grep -q "/proc/self/exe" <<< "$out"
+    check "and runs nothing relative to the working directory" bash -c "! grep -q planted <<< '$out'"
+fi
+# serve's defaults, the installed rules and page, are under the prefix of the front (bin/kyotaku), not beside the
+# full command it runs (libexec/kyotaku/): an installed layout in a scratch prefix, run from another folder.
+if "$kyotaku" serve --help > /dev/null 2>&1; then
+    prefix=$work/prefix
+    mkdir -p "$prefix/bin" "$prefix/libexec/kyotaku" "$prefix/share/kyotaku/web"
+    cp "$kyotaku" "$prefix/bin/kyotaku"
+    cp "$(dirname "$kyotaku")/../libexec/kyotaku/kyotaku-full" "$prefix/libexec/kyotaku/kyotaku-full"
+    cp -r rules "$prefix/share/kyotaku/rules"
+    echo '<!doctype html>' > "$prefix/share/kyotaku/web/index.html"
+    out=$(cd "$work" && "$prefix/bin/kyotaku" serve --tls-dir "$work/nopki" --db "$work/k.sqlite" --check-config 2>&1)
+    check "serve's default rules are the installed ones beside the front" \
+        grep -q "^rules = $prefix/share/kyotaku/rules  (default)" <<< "$out"
+    check "and its default page" grep -q "^web_root = $prefix/share/kyotaku/web  (default)" <<< "$out"
+fi
 "$kyotaku" eval --rules rules --trust /nonexistent.pub < /dev/null 2> "$work/trust.err"
 check "eval with --trust is the full command's (it reads the key)" grep -q -- "--trust /nonexistent.pub" "$work/trust.err"
 
