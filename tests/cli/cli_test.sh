@@ -69,6 +69,19 @@ check "eval with --trust is the full command's (it reads the key)" grep -q -- "-
 not_json=$(printf '%s\n' '{"id":"b","terminal":"モバイル端末",,}' | "$kyotaku" eval --rules rules)
 check "a line that is not JSON names its column" \
     test "$not_json" = '{"id":"b","error":"JSON として読めません (31 文字目) / not valid JSON (column 31)"}'
+# Finding that column builds nothing of the line: four lines of a million '[' and a fault at the end take no more
+# memory than four as long with no nesting (a tree of the line took some 50 MB each).
+if [ -x /usr/bin/time ]; then
+    n=$((1024 * 1024 - 16))
+    for _ in 1 2 3 4; do head -c "$n" /dev/zero | tr '\0' '['; echo '"'; done > "$work/deep.jsonl"
+    for _ in 1 2 3 4; do printf '"'; head -c "$n" /dev/zero | tr '\0' 'a'; echo; done > "$work/flat.jsonl"
+    /usr/bin/time -f %M -o "$work/deep.rss" "$kyotaku" eval --rules rules < "$work/deep.jsonl" > "$work/deep.out"
+    /usr/bin/time -f %M -o "$work/flat.rss" "$kyotaku" eval --rules rules < "$work/flat.jsonl" > /dev/null
+    check "a deeply nested line that is not JSON names its column" \
+        test "$(sort -u "$work/deep.out")" = "{\"id\":null,\"error\":\"JSON として読めません ($((n + 2)) 文字目) / not valid JSON (column $((n + 2)))\"}"
+    echo "peak RSS: nested $(cat "$work/deep.rss") KB, flat $(cat "$work/flat.rss") KB"
+    check "and takes no memory for its nesting" test $(($(cat "$work/deep.rss") - $(cat "$work/flat.rss"))) -lt 16384
+fi
 
 # eval: rules that fail to load → non-zero exit, diagnostics on stderr.
 mkdir -p "$work/bad"
