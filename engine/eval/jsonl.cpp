@@ -991,11 +991,9 @@ __attribute__((flatten)) std::string JsonlEvaluator::Impl::read_fields(simdjson:
         read_field(*this, out, id, key, v, field_error);
         if (!err.empty()) return err;
     }
-    // Nothing but blanks may follow the object.
-    std::string_view text(json.data(), json.length());
-    std::size_t last = text.find_last_not_of(" \t\r\n");
-    if (last == std::string_view::npos || text[last] != '}')
-        return trailing_content;
+    // Nothing but blanks may follow the object: no token after it.
+    // (simdjson 3.0's document has no at_end: its location is OUT_OF_BOUNDS there.)
+    if (doc.current_location().error() != OUT_OF_BOUNDS) return trailing_content;
     return err;
 }
 #else
