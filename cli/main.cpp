@@ -1,4 +1,5 @@
 // The `kyotaku` command: a thin main over the engine library (style.md, habit 9).
+#include "eval_command.hpp"
 #include "kyotaku/diff.hpp"
 #include "kyotaku/engine.hpp"
 #include "kyotaku/generated.hpp"
@@ -28,16 +29,10 @@
 #include <optional>
 #include <sstream>
 
-// The official rules compiled into this command (cli/CMakeLists.txt): `kyotaku eval` decides with them when its
-// --rules are these rules.
-namespace kyotaku::cli {
-extern kyotaku::GeneratedRules const generated_rules;
-extern std::string_view const official_bundle;  // the same rules' bundle
-}
-
 namespace {
 
 using namespace kyotaku;
+using kyotaku::cli::Input;
 
 // The file name of the shared library the running process's malloc comes from, as the dynamic linker finds it:
 // libtcmalloc_minimal.so.4 when the command links tcmalloc (KYOTAKU_ALLOCATOR), libc.so.6 with the C library's, the
@@ -74,54 +69,7 @@ std::vector<std::string> trusted_keys(std::vector<std::string> const& paths) {
 std::shared_ptr<Program const> load_or_report(std::string const& path, std::vector<std::string> const& trust = {}) {
     std::vector<Diagnostic> diags;
     auto r = load_trusted_rules(path, trusted_keys(trust), &diags);
-    if (!r.program) {
-        if (!diags.empty()) std::cerr << format_diagnostics(diags);
-        else std::cerr << "kyotaku: " << path << ": " << r.describe() << "\n";
-    }
-    return r.program;
-}
-
-// A JSON Lines input: standard input ("" or "-"), or the named file, closed when done. `file` is null (and the
-// reason printed) when it cannot be opened.
-struct Input {
-    std::FILE* file = stdin;
-    explicit Input(std::string const& path) {
-        if (path.empty() || path == "-") return;
-        file = std::fopen(path.c_str(), "rb");
-        if (!file) std::cerr << "kyotaku: " << path << ": 読み込めません / cannot open\n";
-    }
-    ~Input() {
-        if (file && file != stdin) std::fclose(file);
-    }
-    Input(Input const&) = delete;
-    Input& operator=(Input const&) = delete;
-};
-
-// The rules for eval: a rule folder whose sources hash as the official rules built into this command is loaded from
-// their bundle, built with the command from the same sources, instead of being compiled again (2-4 ms of start-up);
-// anything else as load_or_report loads it.
-std::shared_ptr<Program const> load_for_eval(std::string const& rules, std::vector<std::string> const& trust) {
-    std::error_code ec;
-    if (trust.empty() && std::filesystem::is_directory(rules, ec)) {
-        std::vector<Diagnostic> diags;
-        auto const sources = read_rule_sources(rules, diags);
-        if (diags.empty() && hash_sources(sources) == kyotaku::cli::generated_rules.source_hash)
-            if (auto r = load_bundle(kyotaku::cli::official_bundle, kyotaku::cli::generated_rules.source_hash);
-                r.program)
-                return r.program;
-    }
-    return load_or_report(rules, trust);
-}
-
-int cmd_eval(std::string const& rules, std::string const& input, std::vector<std::string> const& trust, bool interpret,
-             unsigned threads) {
-    auto program = load_for_eval(rules, trust);
-    if (!program) return 2;
-    Input in(input);
-    if (!in.file) return 2;
-    JsonlEvaluator ev(program, interpret ? nullptr : &kyotaku::cli::generated_rules);
-    ev.run(in.file, stdout, threads);
-    return 0;
+    return kyotaku::cli::reported(path, r, diags);
 }
 
 int cmd_test(std::string const& rules, bool verbose, std::vector<std::string> const& trust) {
@@ -559,34 +507,12 @@ int main(int argc, char** argv) {
                              malloc_library(),
                          "版を表示して終わる / print the version and exit");
     std::string rules = "rules", input, json, output, sources;
-    bool verbose = false, write = false, check = false, strict = false, full = false, check_json = false,
-         interpret = false;
-    unsigned eval_threads = 1;
+    bool verbose = false, write = false, check = false, strict = false, full = false, check_json = false;
     std::vector<std::string> files, trust;
-    auto add_trust = [&](CLI::App* cmd) {
-        cmd->add_option("--trust", trust,
-                        "信頼する公開鍵 (PEM)。指定すると、その鍵で署名したバンドルしか読み込まない (繰り返し指定可) / "
-                        "trusted public key: only bundles it signed are loaded (repeatable)")
-            ->allow_extra_args(false);  // one key per --trust: the next argument is not another key
-    };
+    auto add_trust = [&](CLI::App* cmd) { kyotaku::cli::add_trust_option(cmd, trust); };
 
-    auto* eval =
-        app.add_subcommand("eval", "JSON Lines の事実を読み、判定を JSON Lines で返す / evaluate JSON Lines of facts");
-    eval->add_option("--rules", rules,
-                     "ルールのディレクトリ、.rules ファイル、またはバンドル / rules directory, file or bundle")
-        ->capture_default_str();
-    eval->add_option("--input,-i", input, "入力ファイル (既定: 標準入力) / input file (default: stdin)");
-    add_trust(eval);
-    eval->add_flag("--interpret", interpret,
-                   "組み込みの公式ルール (C++) を使わずインタプリタで判定 (答えは同じ) / decide with the interpreter "
-                   "even when the "
-                   "rules are the official rules built into this command (the answers are the same)");
-    eval->add_option("--threads", eval_threads,
-                     "並行して判定するスレッド数 (出力の順序と内容は同じ) / how many threads answer lines at once (the "
-                     "output is the same, in "
-                     "the same order)")
-        ->check(CLI::Range(1u, 64u))
-        ->capture_default_str();
+    kyotaku::cli::EvalOptions eval_options;
+    auto* eval = kyotaku::cli::add_eval_command(app, eval_options);
 
     auto* test = app.add_subcommand("test", "ルールファイル内のテストを実行する / run the tests written in rule files");
     test->add_option("rules", rules, "ルールのディレクトリ / rules directory")->capture_default_str();
@@ -818,7 +744,7 @@ int main(int argc, char** argv) {
     } catch (CLI::ParseError const& e) {
         return app.exit(e);
     }
-    if (*eval) return cmd_eval(rules, input, trust, interpret, eval_threads);
+    if (*eval) return kyotaku::cli::cmd_eval(eval_options, load_or_report);
     if (*test) return cmd_test(rules, verbose, trust);
     if (*chk) return cmd_check(rules, strict, check_json, no_prove);
     if (*exp) return cmd_explain(rules, json, input, full, trust);

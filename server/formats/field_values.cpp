@@ -143,6 +143,13 @@ void check_text(std::string const& value, char const* field, std::size_t max_cha
                       std::string("field ") + field + " is at most " + std::to_string(max_chars) + " characters");
 }
 
+void check_line(std::string const& value, char const* field, std::size_t max_chars) {
+    check_text(value, field, max_chars);
+    if (value.find_first_of("\t\r\n") != std::string::npos)
+        throw invalid(field, std::string("項目 ") + field + " にタブや改行は使えません",
+                      std::string("field ") + field + " holds a tab or a line break");
+}
+
 std::vector<std::string> split_csv_line(std::string const& line) {
     std::vector<std::string> f;
     std::size_t at = 0;

@@ -52,4 +52,8 @@ std::vector<std::string> split_csv_line(std::string const& line);
 // not bytes.
 void check_text(std::string const& value, char const* field, std::size_t max_chars);
 
+// A text field that is one line (a name, a key, an identifier): check_text's checks, and no tab or line break, which
+// the text fields that may hold several lines (a reason) let through.
+void check_line(std::string const& value, char const* field, std::size_t max_chars);
+
 }  // namespace kyotaku::server

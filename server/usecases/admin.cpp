@@ -24,7 +24,7 @@ NewFacility AdminDesk::create_facility(Caller const& c, NewFacility const& f) {
     if (auto e = facility_code_error(code, "code")) throw *e;
     std::string const& name = f.name;
     if (name.empty()) throw invalid("name", "名称がありません", "name is empty");
-    check_text(name, "name", 100);
+    check_line(name, "name", 100);
     std::string kind = enum_value(*x_.rules()->program, "kind", "facility_kind", f.kind);
     FacilityRegistry registry(x_.db);
     return transaction(x_.db, [&] {
@@ -39,8 +39,8 @@ InsuredPersonAdded AdminDesk::add_insured_person(Caller const& c, NewInsuredPers
     require_admin(c);
     Card card = card_from(p.card);
     std::string const &name = p.name, &kana = p.name_kana;
-    check_text(name, "name", 100);
-    check_text(kana, "name_kana", 100);
+    check_line(name, "name", 100);
+    check_line(kana, "name_kana", 100);
     std::string const& ratio = p.burden_ratio;
     if (ratio != "010" && ratio != "020" && ratio != "030")
         throw invalid("burden_ratio", "負担割合は 010, 020, 030 のいずれかです", "burden_ratio is 010, 020 or 030");
@@ -64,7 +64,7 @@ InsuredPersonAdded AdminDesk::add_insured_person(Caller const& c, NewInsuredPers
         throw invalid("loss_reason", "資格喪失事由には valid_to (喪失日の前日まで有効) が必要です",
                       "loss_reason needs valid_to");
     std::string person = p.person_key;
-    check_text(person, "person_key", 64);
+    check_line(person, "person_key", 64);
     if (person.empty()) person = new_id();
     std::string id = new_id();
     auto const optional_text = [](std::string const& v) {

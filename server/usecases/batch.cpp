@@ -28,7 +28,7 @@ BatchAccepted BatchDesk::upload(Caller const& c, BatchUpload const& up) {
     }
     if (!valid_utf8(up.file_identifier))
         throw invalid("file_identifier", "file_identifier が UTF-8 ではありません", "file_identifier is not UTF-8");
-    check_text(up.file_identifier, "file_identifier", 100);
+    check_line(up.file_identifier, "file_identifier", 100);
     BatchJobs jobs(x_.db);
     BatchAccepted accepted = transaction(x_.db, [&] {
         // The reception number is the second in Japan and 6 random digits (the real system's form): two jobs accepted

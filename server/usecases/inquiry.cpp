@@ -45,7 +45,7 @@ Lookup Lookup::from(std::optional<std::string> const& reference_number, CardFiel
                 throw invalid(other, "照会番号で照会するときは保険者番号等を送りません",
                               std::string("send either reference_number or the card fields, not ") + other);
         l.reference_number = *reference_number;
-        check_text(l.reference_number, "reference_number", 50);
+        check_line(l.reference_number, "reference_number", 50);
     } else {
         l.card = card_from(card);
     }

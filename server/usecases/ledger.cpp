@@ -34,7 +34,7 @@ void require_device(Context& x, Caller const& c, std::string const& device_id) {
 Recorded LedgerDesk::add_device(Caller const& c, NewDevice const& d) {
     require_manager(c);
     if (d.name.empty()) throw invalid("name", "名称がありません", "name is empty");
-    check_text(d.name, "name", 100);
+    check_line(d.name, "name", 100);
     if (d.kind != "スマートフォン" && d.kind != "タブレット" && d.kind != "ノートPC")
         throw invalid("kind", "種類は スマートフォン, タブレット, ノートPC のいずれかです",
                       "kind is スマートフォン, タブレット or ノートPC");
@@ -45,7 +45,7 @@ Recorded LedgerDesk::add_device(Caller const& c, NewDevice const& d) {
                       "permitted_staff must be an array of 1..100 names");
     for (auto const& s : d.permitted_staff) {
         if (s.empty()) throw invalid("permitted_staff", "職員名は文字列です", "staff names are strings");
-        check_text(s, "permitted_staff", 100);
+        check_line(s, "permitted_staff", 100);
     }
     std::string id = new_id();
     DeviceLedger(x_.db).add_device(
@@ -76,7 +76,7 @@ Recorded LedgerDesk::add_check(Caller const& c, std::string const& device_id, Ne
     require_device(x_, c, device_id);
     std::string checked_on = not_after_today(x_, "checked_on", check.checked_on, "点検日");
     if (check.checker.empty()) throw invalid("checker", "点検者が必要です", "checker is required");
-    check_text(check.checker, "checker", 100);
+    check_line(check.checker, "checker", 100);
     for (auto const& [k, v] : check.checks) {
         bool known = false;
         for (auto const& item : device_check_items) known = known || k == item.field;

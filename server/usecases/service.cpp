@@ -58,8 +58,8 @@ Card card_from(CardFields const& f) {
     c.symbol = normalize_symbol(f.symbol.value_or(""));
     c.number = normalize_symbol(required("number", f.number));
     c.branch = normalize_symbol(f.branch.value_or(""));
-    check_text(c.symbol, "symbol", 20);
-    check_text(c.number, "number", 20);
+    check_line(c.symbol, "symbol", 20);
+    check_line(c.number, "number", 20);
     if (c.number.empty()) throw invalid("number", "番号がありません", "number is empty");
     if (!c.branch.empty() && (c.branch.size() != 2 || c.branch.find_first_not_of("0123456789") != std::string::npos))
         throw invalid("branch", "枝番は2桁の数字です", "branch is 2 digits");

@@ -21,6 +21,22 @@ bad_id=$(printf '{"id":2/d/////////{}\n{"id":1.50}\n' | "$kyotaku" eval --rules 
 check "a broken numeric id is an error naming the field" bash -c "[[ '$bad_id' == *'{\"id\":null,\"error\":\"field id:'* ]]"
 check "a numeric id is echoed as written" bash -c "[[ '$bad_id' == *'{\"id\":1.50,'* ]]"
 
+# The command is a front and the full command (cli/CMakeLists.txt): the front, which answers eval, loads none of the
+# libraries of serve, prove and signed bundles; alone (without libexec/kyotaku/kyotaku-full beside it) it still
+# answers eval, and says what it cannot run for anything else.
+needed=$(readelf -d "$kyotaku")
+check "the front does not need Z3, OpenSSL, libpq or SQLite" \
+    bash -c "! grep -Eq 'NEEDED.*\[(libz3|libssl|libcrypto|libpq|libsqlite3)' <<< '$needed'"
+mkdir -p "$work/alone"
+cp "$kyotaku" "$work/alone/kyotaku"
+"$work/alone/kyotaku" eval --rules rules < tests/data/eval_sample.jsonl > "$work/alone.jsonl"
+check "the front alone answers eval as the command does" cmp -s "$work/out.jsonl" "$work/alone.jsonl"
+"$work/alone/kyotaku" --version > /dev/null 2> "$work/alone.err"
+check "the front alone exits 2 for another command" test $? -eq 2
+check "and names the full command it cannot run" grep -q "kyotaku-full: 実行できません / cannot run" "$work/alone.err"
+"$kyotaku" eval --rules rules --trust /nonexistent.pub < /dev/null 2> "$work/trust.err"
+check "eval with --trust is the full command's (it reads the key)" grep -q -- "--trust /nonexistent.pub" "$work/trust.err"
+
 # eval: rules that fail to load → non-zero exit, diagnostics on stderr.
 mkdir -p "$work/bad"
 printf 'fact a : int\ndecision d : bool = a < 2024-01-01\n' > "$work/bad/x.rules"

@@ -45,6 +45,7 @@ root=$work/root
 for p in kyotaku kyotaku-bridge libkyotaku-dev; do dpkg -x "$(deb $p)" "$root"; done
 has() { test -e "$root/$1"; }
 check "the command" has usr/bin/kyotaku
+check "and its full command, which the front runs for every command but eval" has usr/libexec/kyotaku/kyotaku-full
 check "the bridge" has usr/bin/kyotaku-bridge
 check "every rule file" test "$(find "$root/usr/share/kyotaku/rules" -name '*.rules' | wc -l)" = "$(find "$src/rules" -name '*.rules' | wc -l)"
 check "the consent page" has usr/share/kyotaku/web/index.html
@@ -101,6 +102,7 @@ check "kyotaku --version exits 0" test $rc = 0
 check "saying the package's version" grep -q "^kyotaku $version (kyotaku-rules " <<< "$out"
 check "the server unit starts without card-ca.pem (a credential without a certificate instead: serve warns)" \
     grep -qx "SetCredential=card-ca.pem:absent" "$root/usr/lib/systemd/system/kyotaku.service"
+check "the installed front answers eval" bash -c "echo '{\"id\":7}' | '$root/usr/bin/kyotaku' eval --rules '$root/usr/share/kyotaku/rules' | grep -q '^{\"id\":7,'"
 check "the installed rules pass their tests" bash -c "'$root/usr/bin/kyotaku' test '$root/usr/share/kyotaku/rules' | grep -q ' 0 failed'"
 
 # An integrator's project against libkyotaku-dev in the scratch root.

@@ -69,3 +69,43 @@ TEST_F(ServerFixture, TheOperatorsConsentsAskTheRulesAndAreNotDatedAfterToday) {
     // The patient's real relationship is the one of 7/1: nothing from 2099 stands in front of it.
     EXPECT_EQ(body(call(a, "POST", "/api/v1/reinquiry", on("2024-07-01")))["first_visit"], "2024-07-01");
 }
+
+// A name, a kana, a key, a device's name, its staff and its checker are one line each: a tab or a line break is
+// refused naming the field (review33 found the admin API taking them while refusing every other control character);
+// a multi-line text (a fallback verification's reason) keeps them.
+TEST_F(ServerFixture, OneLineFieldsRefuseTabsAndLineBreaksNamingTheField) {
+    for (std::string const bad : {"在宅\n太郎", "在宅\t太郎", "在宅\r"}) {
+        auto facility = call(admin, "POST", "/api/v1/admin/facilities",
+                             json{{"code", "1310000003"}, {"name", bad}, {"kind", "医科"}}.dump());
+        EXPECT_EQ(facility.status, 400) << facility.body;
+        EXPECT_EQ(body(facility)["field"], "name");
+        EXPECT_NE(body(facility)["message_ja"].get<std::string>().find("タブや改行は使えません"), std::string::npos);
+        json p{{"insurer_number", "01130012"}, {"symbol", "1"},          {"number", "2"},
+               {"branch", "01"},              {"birthdate", "1940-05-01"}, {"name", "在宅 太郎"},
+               {"name_kana", "ザイタク タロウ"},    {"burden_ratio", "010"},   {"valid_from", "2020-04-01"}};
+        for (char const* field : {"name", "name_kana", "person_key"}) {
+            json q = p;
+            q[field] = bad;
+            auto r = call(admin, "POST", "/api/v1/admin/insured-persons", q.dump());
+            EXPECT_EQ(r.status, 400) << field << ": " << r.body;
+            EXPECT_EQ(body(r)["field"], field) << r.body;
+        }
+        json device{
+            {"name", "端末"}, {"kind", "タブレット"}, {"ownership", "施設所有"}, {"permitted_staff", {"看護 一郎"}}};
+        for (char const* field : {"name", "permitted_staff"}) {
+            json d = device;
+            if (std::string(field) == "name") d["name"] = bad;
+            else d["permitted_staff"] = {"看護 一郎", bad};
+            auto r = call(a, "POST", "/api/v1/devices", d.dump());
+            EXPECT_EQ(r.status, 400) << field << ": " << r.body;
+            EXPECT_EQ(body(r)["field"], field) << r.body;
+        }
+    }
+    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM facilities WHERE code = '1310000003'")[0][0]), 0);
+    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM devices")[0][0]), 0);
+    // The same names on one line are taken.
+    EXPECT_EQ(call(admin, "POST", "/api/v1/admin/facilities",
+                   json{{"code", "1310000003"}, {"name", "在宅 診療所"}, {"kind", "医科"}}.dump())
+                  .status,
+              201);
+}
