@@ -362,8 +362,8 @@ TEST(PersonRecords, ConcurrentWritersOnOnePersonLeaveNoStaleLine) {
                 }
             }
         };
-        auto read = [&] {
-            while (writing) {
+        auto read = [&] {  // (at least once, however late the thread starts)
+            do {
                 std::string difference;
                 transaction(*db, [&] {
                     if (pg) db->query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
@@ -382,7 +382,7 @@ TEST(PersonRecords, ConcurrentWritersOnOnePersonLeaveNoStaleLine) {
                     std::lock_guard lock(difference_mutex);
                     if (first_difference.empty()) first_difference = difference;
                 }
-            }
+            } while (writing);
         };
         std::vector<std::thread> threads;
         std::vector<std::thread> readers;
