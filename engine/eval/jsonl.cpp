@@ -6,9 +6,8 @@
 
 #if KYOTAKU_JSONL_SIMDJSON
 #include <simdjson.h>
-#else
-#include <nlohmann/json.hpp>
 #endif
+#include <nlohmann/json.hpp>  // the reader of the WebAssembly build; in both, where a line stops being JSON
 
 #include <algorithm>
 #include <array>
@@ -158,6 +157,42 @@ bool is_json_number(std::string_view t) {
         if (!digits()) return false;
     }
     return i == t.size();
+}
+
+#if KYOTAKU_JSONL_SIMDJSON
+// What read_fields answers for a line that is not JSON; read() then adds where it stops being JSON (not_json).
+constexpr char not_valid_json[] = "JSON として読めません / not valid JSON";
+constexpr char trailing_content[] =
+    "JSON として読めません (オブジェクトの後に余分な文字があります) / not valid JSON (trailing content)";
+#endif
+
+// The answer to a line that is not JSON: where it stops being JSON, as the column (in characters, 1-based, as the
+// rules' diagnostics count them) of the byte at which nlohmann/json's parser fails, when it fails. Only for such a
+// line, so its cost is no line's that reads. `ja` and `en` say what is wrong beyond "not JSON", when they do.
+__attribute__((noinline, cold)) std::string not_json(std::string_view line, std::string_view ja = {},
+                                                     std::string_view en = {}) {
+    std::size_t column = 0;
+    try {
+        nlohmann::json const parsed = nlohmann::json::parse(line);
+        (void)parsed;
+    } catch (nlohmann::json::parse_error const& e) {
+        std::size_t const at = std::min<std::size_t>(e.byte > 0 ? e.byte - 1 : 0, line.size());
+        column = 1;
+        for (std::size_t i = 0; i < at; ++i)
+            if ((static_cast<unsigned char>(line[i]) & 0xc0) != 0x80) ++column;
+    } catch (nlohmann::json::exception const&) {
+    }
+    std::string ja_part(ja), en_part(en);
+    if (column > 0) {
+        std::string const n = std::to_string(column);
+        ja_part += (ja_part.empty() ? "" : "、") + n + " 文字目";
+        en_part += (en_part.empty() ? "" : ", ") + std::string("column ") + n;
+    }
+    std::string msg = "JSON として読めません";
+    if (!ja_part.empty()) msg += " (" + ja_part + ")";
+    msg += " / not valid JSON";
+    if (!en_part.empty()) msg += " (" + en_part + ")";
+    return msg;
 }
 
 // a == b for the short names and values of a line, without a call to memcmp for each.
@@ -849,7 +884,11 @@ struct SimdValue {
 // a second pass reads the id alone.
 std::string JsonlEvaluator::Impl::read(simdjson::padded_string_view json, Activation& out, std::string& id) {
     std::string err = read_fields(json, out, id);
-    if (!err.empty() && id == "null") find_id(json, id);
+    if (err.empty()) return err;
+    if (id == "null") find_id(json, id);
+    if (err == not_valid_json) return not_json({json.data(), json.length()});
+    if (err == trailing_content)
+        return not_json({json.data(), json.length()}, "オブジェクトの後に余分な文字があります", "trailing content");
     return err;
 }
 
@@ -882,7 +921,7 @@ __attribute__((flatten)) std::string JsonlEvaluator::Impl::read_fields(simdjson:
     out.clear();
     if (unescaped.size() < json.length() + SIMDJSON_PADDING) unescaped.resize(json.length() + SIMDJSON_PADDING);
     ondemand::document doc;
-    if (parser.iterate(json).get(doc)) return "JSON として読めません / not valid JSON";
+    if (parser.iterate(json).get(doc)) return not_valid_json;
     ondemand::object obj;
     if (doc.get_object().get(obj)) return "JSON のオブジェクトとして読めません / not a valid JSON object";
     std::string err;
@@ -891,7 +930,7 @@ __attribute__((flatten)) std::string JsonlEvaluator::Impl::read_fields(simdjson:
     };
     char const* const readable_end = json.data() + json.capacity();
     for (auto field_result : obj) {
-        if (field_result.error()) return err.empty() ? "JSON として読めません / not valid JSON" : err;
+        if (field_result.error()) return err.empty() ? not_valid_json : err;
         ondemand::field field = field_result.value_unsafe();
         // Lines usually name their fields in one order: the fact expected next is compared in place first. A name
         // has no quote or backslash, so a key that spells it and closes right after it is that name.
@@ -909,7 +948,7 @@ __attribute__((flatten)) std::string JsonlEvaluator::Impl::read_fields(simdjson:
             }
         }
         std::string_view key = plain_string(field.key());
-        if (!key.data() && field.unescaped_key().get(key)) return "JSON として読めません / not valid JSON";
+        if (!key.data() && field.unescaped_key().get(key)) return not_valid_json;
         ondemand::value value = field.value();
         SimdValue v{value, parser, unescaped};
         if (key == "id") {
@@ -925,16 +964,14 @@ __attribute__((flatten)) std::string JsonlEvaluator::Impl::read_fields(simdjson:
         }
         if (key == "id" && v.kind() == '?') {
             ondemand::json_type t;
-            if (value.type().get(t)) return "JSON として読めません / not valid JSON";
+            if (value.type().get(t)) return not_valid_json;
         }
         read_field(*this, out, id, key, v, field_error);
         if (!err.empty()) return err;
     }
-    // Nothing but blanks may follow the object.
-    std::string_view text(json.data(), json.length());
-    std::size_t last = text.find_last_not_of(" \t\r\n");
-    if (last == std::string_view::npos || text[last] != '}')
-        return "JSON として読めません (オブジェクトの後に余分な文字があります) / not valid JSON (trailing content)";
+    // Nothing but blanks may follow the object: no token after it.
+    // (simdjson 3.0's document has no at_end: its location is OUT_OF_BOUNDS there.)
+    if (doc.current_location().error() != OUT_OF_BOUNDS) return trailing_content;
     return err;
 }
 #else
@@ -971,7 +1008,7 @@ std::string JsonlEvaluator::Impl::read(std::string_view text, Activation& out, s
     id = "null";
     out.clear();
     auto doc = nlohmann::ordered_json::parse(text, nullptr, false);
-    if (doc.is_discarded()) return "JSON として読めません / not valid JSON";
+    if (doc.is_discarded()) return not_json(text);  // nlohmann/json's reader has no trailing-content case of its own
     if (!doc.is_object()) return "JSON のオブジェクトとして読めません / not a valid JSON object";
     std::string err;
     auto const field_error = [&](std::string_view field, std::string msg) {

@@ -37,6 +37,11 @@ check "and names the full command it cannot run" grep -q "kyotaku-full: 実行�
 "$kyotaku" eval --rules rules --trust /nonexistent.pub < /dev/null 2> "$work/trust.err"
 check "eval with --trust is the full command's (it reads the key)" grep -q -- "--trust /nonexistent.pub" "$work/trust.err"
 
+# eval: a line that is not JSON is answered with the column (in characters, not bytes) where it stops being JSON.
+not_json=$(printf '%s\n' '{"id":"b","terminal":"モバイル端末",,}' | "$kyotaku" eval --rules rules)
+check "a line that is not JSON names its column" \
+    test "$not_json" = '{"id":"b","error":"JSON として読めません (31 文字目) / not valid JSON (column 31)"}'
+
 # eval: rules that fail to load → non-zero exit, diagnostics on stderr.
 mkdir -p "$work/bad"
 printf 'fact a : int\ndecision d : bool = a < 2024-01-01\n' > "$work/bad/x.rules"

@@ -925,6 +925,105 @@ TEST(InsertRows, ManyRowsComeBackAsGivenAndAFailureInsertsNone) {
     }
 }
 
+// Every kind of value in every kind of column: NULLs, a number into a text column (its digits), digits into an
+// integer column (their number), a date column; texts with each character COPY escapes at every place of a word of
+// eight bytes (PostgreSQL's COPY text is escaped eight bytes at a time), beside other control characters and UTF-8;
+// on PostgreSQL an integer its column cannot hold, or a text that is no number for an integer column, refuses the
+// whole insert.
+TEST(InsertRows, NullsNumbersDigitsAndEscapesInEveryKindOfColumn) {
+    TempDir dir;
+    for (auto& [backend, db] : databases(dir)) {
+        SCOPED_TRACE(backend);
+        std::vector<Row> const given = {
+            Row{std::int64_t(7), std::string("0110113719"), std::string("2024-07-31T00:00:00Z"), std::string("k"),
+                nullptr, std::int64_t(1), std::string("{\"a\":\"\\t\"}"), nullptr, nullptr},
+            Row{std::string("b"), std::string("0110113719"), std::string("2024-07-31T00:00:01Z"), std::string("行"),
+                std::string("p"), std::string("0"), std::string(""), std::string("CN=x"), std::string("R")},
+            Row{std::string("c"), std::string("0110113719"), std::string("2024-07-31T00:00:02Z"), std::string("k"),
+                nullptr, std::int64_t(-2147483648LL), std::string("x"), nullptr, nullptr}};
+        std::vector<std::string> const columns = {"id",     "facility_code", "at",    "kind",            "person_key",
+                                                  "allowed", "detail_json",  "actor", "reception_number"};
+        std::size_t next = 0;
+        db->insert_rows("inquiry_log", columns, [&](Row& out) {
+            if (next == given.size()) return false;
+            out = given[next++];
+            return true;
+        });
+        auto const got = db->query("SELECT id, person_key, allowed, detail_json, actor, reception_number, kind FROM "
+                                   "inquiry_log ORDER BY at");
+        ASSERT_EQ(got.size(), 3u);
+        EXPECT_EQ(as_text(got[0][0]), "7");
+        EXPECT_TRUE(is_null(got[0][1]));
+        EXPECT_EQ(as_int(got[0][2]), 1);
+        EXPECT_EQ(as_text(got[0][3]), "{\"a\":\"\\t\"}");
+        EXPECT_TRUE(is_null(got[0][4]));
+        EXPECT_TRUE(is_null(got[0][5]));
+        EXPECT_EQ(as_text(got[1][0]), "b");
+        EXPECT_EQ(as_text(got[1][1]), "p");
+        EXPECT_EQ(as_int(got[1][2]), 0);
+        EXPECT_EQ(as_text(got[1][3]), "");
+        EXPECT_EQ(as_text(got[1][4]), "CN=x");
+        EXPECT_EQ(as_text(got[1][5]), "R");
+        EXPECT_EQ(as_text(got[1][6]), "行");
+        EXPECT_EQ(as_int(got[2][2]), -2147483648LL);
+
+        db->script("CREATE TABLE copy_kinds (d DATE NOT NULL, n INTEGER, t TEXT)");
+        next = 0;
+        db->insert_rows("copy_kinds", {"d", "n", "t"}, [&](Row& out) {
+            if (next == 2) return false;
+            out = next++ == 0 ? Row{std::string("2024-07-31"), std::int64_t(5), std::string("a\tb")}
+                              : Row{std::string("2024-08-01"), nullptr, nullptr};
+            return true;
+        });
+        auto const kinds = db->query("SELECT CAST(d AS TEXT), n, t FROM copy_kinds ORDER BY d");
+        ASSERT_EQ(kinds.size(), 2u);
+        EXPECT_EQ(as_text(kinds[0][0]), "2024-07-31");
+        EXPECT_EQ(as_int(kinds[0][1]), 5);
+        EXPECT_EQ(as_text(kinds[0][2]), "a\tb");
+        EXPECT_EQ(as_text(kinds[1][0]), "2024-08-01");
+        EXPECT_TRUE(is_null(kinds[1][1]));
+        EXPECT_TRUE(is_null(kinds[1][2]));
+
+        std::vector<std::string> texts;
+        for (char const special : {'\\', '\t', '\n', '\r'})
+            for (std::size_t length = 1; length <= 20; ++length)
+                for (std::size_t at = 0; at < length; ++at) {
+                    std::string text(length, 'a');
+                    text[at] = special;
+                    if (length > 3 && at != 1) text[1] = char(at % 2 ? 0x0b : 0x01);  // (escaped by none)
+                    if (length > 12) text.replace(length - 3, 3, "行");
+                    texts.push_back(text);
+                }
+        texts.push_back(std::string("\x0c\x0e\x1f\x7f\\\\\t\t\n\n\r\r\\n") + "履歴\t");
+        next = 0;
+        db->insert_rows("batch_results", {"reception_number", "row_no", "result_json"}, [&](Row& out) {
+            if (next == texts.size()) return false;
+            out = Row{std::string("E"), std::int64_t(next), texts[next]};
+            ++next;
+            return true;
+        });
+        auto const back =
+            db->query("SELECT row_no, result_json FROM batch_results WHERE reception_number = 'E' ORDER BY row_no");
+        ASSERT_EQ(back.size(), texts.size());
+        for (std::size_t i = 0; i < texts.size(); ++i) EXPECT_EQ(as_text(back[i][1]), texts[i]) << i;
+
+        if (backend != "postgresql") continue;  // (SQLite stores any integer, and a text that is no number as text)
+        for (Value const bad : {Value(std::int64_t(2147483648LL)), Value(std::string("1x")), Value(std::string(""))}) {
+            next = 0;
+            EXPECT_THROW(db->insert_rows("inquiry_log", columns,
+                                         [&](Row& out) {
+                                             if (next == 2) return false;
+                                             out = given[0];
+                                             out[0] = std::string(next == 0 ? "ok" : "bad");
+                                             if (next++ == 1) out[5] = bad;
+                                             return true;
+                                         }),
+                         DatabaseError);
+            EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM inquiry_log")[0][0]), 3) << "nothing of the insert";
+        }
+    }
+}
+
 // The batch tables' store (storage/batch_jobs.hpp) on each backend: a reception number is taken once; rows go in
 // and come back as they were stored (their stored forms: formats/batch_rows.hpp); chunks are leased to one worker at
 // a time until their lease expires; a chunk is answered once; a job finishes once; giving up answers every row left;

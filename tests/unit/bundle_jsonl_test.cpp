@@ -135,6 +135,22 @@ TEST(Jsonl, BadLinesNameTheField) {
               std::string::npos);
 }
 
+// Nothing but blanks may follow a line's object: a second object, a stray brace or a word after it is refused
+// naming the trailing content (before, only the last byte was looked at: `{"id":"c"} x}` and `{..} {..}` were
+// answered as their first object), whichever reader reads the line.
+TEST(Jsonl, ALineIsOneObjectAndNothingAfterIt) {
+    for (std::string const line : {R"({"id":"c","first_visit":"2024-04-15"} x})", R"({"id":"c"}})",
+                                   R"({"id":"c"} {"first_visit":"2024-04-15"})"}) {
+        std::string out = answer(line);
+        EXPECT_NE(out.find("\"id\":\"c\",\"error\""), std::string::npos) << line << " -> " << out;
+        EXPECT_NE(out.find("trailing content"), std::string::npos) << line << " -> " << out;
+    }
+    // A line whose last token is no closing brace is no object (as before).
+    for (std::string const line : {R"({"id":"c"} 1)", R"({"id":"c"} "x")", R"({"id":"c"}[])"})
+        EXPECT_NE(answer(line).find("\"error\""), std::string::npos) << line;
+    EXPECT_EQ(answer("{\"id\":\"c\",\"first_visit\":\"2024-04-15\"} \t \r").find("error"), std::string::npos);
+}
+
 // Names and values written with JSON escapes read as the same text as written plainly (the reader takes a string's
 // bytes straight from the line only when it has no escape).
 TEST(Jsonl, EscapedNamesAndValuesReadAsThemselves) {
