@@ -23,6 +23,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <iostream>
 #include <iterator>
 #include <thread>
@@ -842,6 +844,17 @@ std::unique_ptr<Database> open_sqlite(std::string const& path, std::size_t conne
     return std::make_unique<Sqlite>(path, connections);
 }
 
+namespace {
+// Whether a migration is one of `backend`'s (Database::backend()): all are portable SQL but those named
+// "*.postgresql.sql", PostgreSQL's own (113: the triggers that keep person_lines), which SQLite neither applies nor
+// counts as pending.
+bool migration_applies(Migration const& m, std::string const& backend) {
+    std::string_view const name(m.name), only = ".postgresql.sql";
+    bool const postgresql_only = name.size() >= only.size() && name.substr(name.size() - only.size()) == only;
+    return !postgresql_only || backend == "postgresql";
+}
+}  // namespace
+
 SchemaState schema_state(Database& db) {
     SchemaState s;
     std::vector<Row> rows;
@@ -851,7 +864,9 @@ SchemaState schema_state(Database& db) {
     }
     for (auto const& r : rows) s.applied.push_back(as_text(r[0]));
     for (auto const& m : migrations())
-        if (std::find(s.applied.begin(), s.applied.end(), m.name) == s.applied.end()) s.pending.push_back(m.name);
+        if (migration_applies(m, db.backend()) &&
+            std::find(s.applied.begin(), s.applied.end(), m.name) == s.applied.end())
+            s.pending.push_back(m.name);
     for (auto const& name : s.applied)
         if (std::none_of(migrations().begin(), migrations().end(), [&](Migration const& m) { return name == m.name; }))
             s.unknown.push_back(name);
@@ -877,6 +892,7 @@ int migrate(Database& db, std::vector<std::string>* applied_names) {
     if (SchemaState s = schema_state(db); !s.unknown.empty()) throw DatabaseError(schema_too_new_message(s));
     int applied = 0;
     for (auto const& m : migrations()) {
+        if (!migration_applies(m, db.backend())) continue;
         if (!db.query("SELECT 1 FROM schema_migrations WHERE name = $1", {std::string(m.name)}).empty()) continue;
         // by this server (another may have applied it meanwhile); set by the attempt that committed
         bool applied_here = false;

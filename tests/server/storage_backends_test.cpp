@@ -19,6 +19,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -178,6 +179,235 @@ TEST(PersonRecords, ReadWithOneStatementWhatDbRecordsReadsTableByTable) {
                 EXPECT_LT(expected.find("reference R-1"), expected.find("reference R-2"));
             }
         }
+    }
+}
+
+namespace {
+
+// The cases every comparison below reads: by card and by 照会番号, at each facility, someone and no one.
+struct PersonCase {
+    std::string facility;
+    std::optional<Card> card;
+    std::string reference;
+};
+std::vector<PersonCase> person_cases() {
+    Card const p1{"06132013", "123", "4567", "01", "1940-05-01"}, p2{"06132013", "123", "9999", "01", "1940-05-01"},
+        p3{"06132013", "123", "3333", "01", "1940-05-01"}, nobody{"06132013", "123", "0000", "01", "1940-05-01"};
+    return {{"0110113719", p1, ""},      {"1340100021", p1, ""},     {"0110113719", p2, ""},
+            {"0110113719", p3, ""},      {"0110113719", nobody, ""}, {"0110113719", {}, "R-1"},
+            {"1340100021", {}, "R-1"},   {"0110113719", {}, "R-2"},  {"0110113719", {}, "R-9"},
+            {"1340100021", {}, "R-3"},   {"9999999999", p1, ""}};
+}
+
+// PersonRecords' own statement (PostgreSQL: person_lines) against its seven scans and DbRecords' one-table reads:
+// each case's answers, or the first difference.
+std::string lines_against_tables(Database& db) {
+    for (auto const& c : person_cases()) {
+        DbRecords tables(db);
+        PersonRecords best(db, c.facility, c.card, c.reference);
+        PersonRecords scans(db, c.facility, c.card, c.reference, PersonRecords::Statement::seven_scans);
+        std::string const expected = describe(tables, c.facility, c.card, c.reference);
+        std::string const by_best = describe(best, c.facility, c.card, c.reference);
+        std::string const by_scans = describe(scans, c.facility, c.card, c.reference);
+        std::string const which = c.facility + " " + (c.card ? c.card->key() : c.reference);
+        if (by_best != expected) return which + ": PersonRecords\n" + by_best + "\nbut the tables\n" + expected;
+        if (by_scans != expected) return which + ": seven scans\n" + by_scans + "\nbut the tables\n" + expected;
+    }
+    return "";
+}
+
+}  // namespace
+
+// After every kind of write — a consent registered, withdrawn, moved and deleted; claim reviews inserted and
+// upserted; insurance periods added, ended, moved and deleted; 照会番号 registered, moved and deleted; a facility's
+// settings and name changed; a table emptied — PersonRecords reads what the tables hold (on PostgreSQL from
+// person_lines, kept by migration 113's triggers; on SQLite by the seven scans it always uses).
+TEST(PersonRecords, ReadWhatTheTablesHoldAfterEveryKindOfWrite) {
+    TempDir dir;
+    for (auto& [backend, db] : databases(dir)) {
+        SCOPED_TRACE(backend);
+        seed(*db);
+        bool const pg = backend == "postgresql";
+        std::vector<std::pair<char const*, std::string>> const writes{
+            {"consent registered",
+             "INSERT INTO consents (id, facility_code, person_key, visit_kind, first_visit, identity_method, items, "
+             "registered_at, preparatory_visit) VALUES ('c9', '0110113719', 'P1', 'オンライン診療', '2024-08-01', "
+             "'目視確認', '診療情報', '2024-08-01T09:00:00Z', 1)"},
+            {"consent withdrawn", "UPDATE consents SET withdrawn_at = '2024-08-02T00:00:00Z', withdrawn_by = 'x' "
+                                  "WHERE id = 'c1'"},
+            {"consent edited",
+             "UPDATE consents SET items = '手術情報', appointment_date = '2024-09-01' WHERE id = 'c2'"},
+            {"consent moved to another person and facility",
+             "UPDATE consents SET person_key = 'P2', facility_code = '1340100021' WHERE id = 'c9'"},
+            {"consent given a new id", "UPDATE consents SET id = 'c10' WHERE id = 'c9'"},
+            {"consent deleted", "DELETE FROM consents WHERE id = 'c3'"},
+            {"claim review inserted", "INSERT INTO claim_reviews (facility_code, person_key, month, reviewed_on) "
+                                      "VALUES ('0110113719', 'P1', '2024-07', '2024-08-01')"},
+            {"claim review upserted",
+             "INSERT INTO claim_reviews (facility_code, person_key, month, reviewed_on) VALUES ('0110113719', 'P1', "
+             "'2024-07', '2024-08-09') ON CONFLICT (facility_code, person_key, month) DO UPDATE SET reviewed_on = "
+             "excluded.reviewed_on"},
+            {"claim review moved", "UPDATE claim_reviews SET month = '2024-04' WHERE month = '2024-05'"},
+            {"claim review deleted", "DELETE FROM claim_reviews WHERE month = '2024-06'"},
+            {"insurance period added",
+             "INSERT INTO insured_persons (id, person_key, insurer_number, symbol, number, branch, birthdate, name, "
+             "name_kana, burden_ratio, valid_from, card_classification, personal_family) VALUES ('e4', 'P3', "
+             "'06132013', '123', '3333', '01', '1940-05-01', '訪問 太郎', 'ホウモン タロウ', '030', '2024-01-01', "
+             "'01', '2')"},
+            {"insurance period ended", "UPDATE insured_persons SET valid_to = '2024-09-30', loss_reason = '01' WHERE "
+                                       "id = 'e2'"},
+            {"insurance period moved to another person",
+             "UPDATE insured_persons SET person_key = 'P1' WHERE id = 'e4'"},
+            {"insurance period deleted", "DELETE FROM insured_persons WHERE id = 'e1'"},
+            {"照会番号 registered", "INSERT INTO reference_numbers (facility_code, reference_number, person_key, "
+                                    "registered_at) VALUES ('1340100021', 'R-3', 'P2', '2024-05-01T00:00:00Z')"},
+            {"照会番号 moved", "UPDATE reference_numbers SET person_key = 'P1' WHERE reference_number = 'R-3'"},
+            {"照会番号 deleted", "DELETE FROM reference_numbers WHERE reference_number = 'R-2'"},
+            {"settings changed", "UPDATE facility_settings SET online_enabled = 1, view_pharmacy = 0, updated_at = "
+                                 "'2024-09-01T00:00:00Z' WHERE facility_code = '0110113719'"},
+            {"facility renamed", "UPDATE facilities SET name = '改名', kind = '歯科' WHERE code = '0110113719'"},
+            {"settings deleted", "DELETE FROM facility_settings WHERE facility_code = '1340100021'"},
+            {"claim reviews emptied", pg ? "TRUNCATE claim_reviews" : "DELETE FROM claim_reviews"},
+            {"consents emptied", pg ? "TRUNCATE consents" : "DELETE FROM consents"},
+        };
+        EXPECT_EQ(lines_against_tables(*db), "") << "seeded";
+        for (auto const& [what, sql] : writes) {
+            db->query(sql);
+            EXPECT_EQ(lines_against_tables(*db), "") << "after: " << what;
+        }
+        if (pg)  // one line per row of the tables it mirrors (facility_settings lost one row above)
+            EXPECT_EQ(as_int(db->query("SELECT (SELECT COUNT(*) FROM person_lines) - (SELECT COUNT(*) FROM "
+                                       "facilities) - (SELECT COUNT(*) FROM facility_settings) - (SELECT COUNT(*) "
+                                       "FROM insured_persons) - (SELECT COUNT(*) FROM reference_numbers)")[0][0]),
+                      0);
+    }
+}
+
+// Migration 113 on a PostgreSQL database that held the rows before it: the lines of those rows are made, and the
+// re-inquiry's reads answer as the tables do.
+TEST(PersonRecords, PersonLinesAreMadeForTheRowsOfAnUpgradedDatabase) {
+    char const* url = std::getenv("KYOTAKU_TEST_PG");
+    if (!url) GTEST_SKIP() << "PostgreSQL only (KYOTAKU_TEST_PG unset)";
+    auto db = open_postgres(url);
+    db->script("DROP SCHEMA public CASCADE; CREATE SCHEMA public;");
+    db->script("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)");
+    for (auto const& m : migrations()) {
+        if (std::string(m.name) >= "113") continue;
+        db->script(m.sql);
+        db->query("INSERT INTO schema_migrations (name, applied_at) VALUES ($1, 'x')", {std::string(m.name)});
+    }
+    seed(*db);
+    EXPECT_TRUE(db->query("SELECT 1 FROM information_schema.tables WHERE table_name = 'person_lines'").empty());
+    std::vector<std::string> applied;
+    migrate(*db, &applied);
+    EXPECT_NE(std::find(applied.begin(), applied.end(), std::string("113_person_lines.postgresql.sql")),
+              applied.end());
+    EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM person_lines")[0][0]), 2 + 2 + 3 + 4 + 3 + 2);
+    EXPECT_EQ(lines_against_tables(*db), "");
+}
+
+// Writers on one person at once, each in transactions of its own (consents registered and withdrawn, claim reviews
+// upserted on the same months, insurance periods ended and made again, 照会番号 moved between two persons), while
+// readers compare, inside one snapshot, PersonRecords' statement with its seven scans: equal at every moment, and at
+// the end equal to what the tables hold.
+TEST(PersonRecords, ConcurrentWritersOnOnePersonLeaveNoStaleLine) {
+    TempDir dir;
+    for (auto& [backend, db] : databases(dir)) {
+        SCOPED_TRACE(backend);
+        seed(*db);
+        bool const pg = backend == "postgresql";
+        constexpr int writers = 6, rounds = 25;
+        std::atomic<bool> writing{true};
+        std::atomic<int> compared{0}, different{0}, failed{0};
+        std::string first_difference;
+        std::mutex difference_mutex;
+        auto write = [&](int w) {
+            for (int i = 0; i < rounds; ++i) {
+                std::string const id = "w" + std::to_string(w) + "-" + std::to_string(i);
+                std::string const month = "2025-0" + std::to_string(1 + i % 4);
+                for (int attempt = 0;; ++attempt) {
+                    try {
+                        transaction(*db, [&] {
+                            db->query("INSERT INTO consents (id, facility_code, person_key, visit_kind, first_visit, "
+                                      "identity_method, items, registered_at) VALUES ($1, '0110113719', 'P1', "
+                                      "'訪問診療', '2024-09-01', '暗証番号', '薬剤情報', $2)",
+                                      {id, "2024-09-01T00:00:0" + std::to_string(w) + "Z"});
+                            db->query("INSERT INTO claim_reviews (facility_code, person_key, month, reviewed_on) "
+                                      "VALUES ('0110113719', 'P1', $1, $2) ON CONFLICT (facility_code, person_key, "
+                                      "month) DO UPDATE SET reviewed_on = excluded.reviewed_on",
+                                      {month, id});
+                            if (i % 2)
+                                db->query("UPDATE consents SET withdrawn_at = $2 WHERE id = $1",
+                                          {"w" + std::to_string(w) + "-" + std::to_string(i - 1), id});
+                            if (w == 0)
+                                db->query("UPDATE insured_persons SET valid_to = $1 WHERE id = 'e2'",
+                                          {i % 2 ? Value(std::string("2025-03-31")) : Value(nullptr)});
+                            if (w == 1)
+                                db->query("UPDATE reference_numbers SET person_key = $1 WHERE reference_number = "
+                                          "'R-1'",
+                                          {std::string(i % 2 ? "P2" : "P1")});
+                            if (w == 2) {
+                                db->query("DELETE FROM insured_persons WHERE id = 'e1'");
+                                db->query("INSERT INTO insured_persons (id, person_key, insurer_number, symbol, "
+                                          "number, branch, birthdate, name, name_kana, burden_ratio, valid_from, "
+                                          "valid_to) VALUES ('e1', 'P1', '06132013', '123', '4567', '01', "
+                                          "'1940-05-01', '在宅 花子', 'ザイタク ハナコ', '010', '2020-04-01', $1)",
+                                          {"2024-03-" + std::to_string(10 + i)});
+                            }
+                        });
+                        break;
+                    } catch (TransientDatabaseError const&) {  // a deadlock between writers: done again
+                        if (attempt == 20) throw;
+                    }
+                }
+            }
+        };
+        auto read = [&] {  // (at least once, however late the thread starts)
+            do {
+                std::string difference;
+                transaction(*db, [&] {
+                    if (pg) db->query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
+                    for (auto const& c : person_cases()) {
+                        PersonRecords best(*db, c.facility, c.card, c.reference);
+                        PersonRecords scans(*db, c.facility, c.card, c.reference,
+                                            PersonRecords::Statement::seven_scans);
+                        std::string const a = describe(best, c.facility, c.card, c.reference),
+                                          b = describe(scans, c.facility, c.card, c.reference);
+                        if (a != b && difference.empty()) difference = a + "\nbut the seven scans\n" + b;
+                    }
+                });
+                ++compared;
+                if (!difference.empty()) {
+                    ++different;
+                    std::lock_guard lock(difference_mutex);
+                    if (first_difference.empty()) first_difference = difference;
+                }
+            } while (writing);
+        };
+        std::vector<std::thread> threads;
+        std::vector<std::thread> readers;
+        for (int r = 0; r < 2; ++r) readers.emplace_back([&] {
+            try {
+                read();
+            } catch (std::exception const&) {
+                ++failed;
+            }
+        });
+        for (int w = 0; w < writers; ++w) threads.emplace_back([&, w] {
+            try {
+                write(w);
+            } catch (std::exception const&) {
+                ++failed;
+            }
+        });
+        for (auto& t : threads) t.join();
+        writing = false;
+        for (auto& t : readers) t.join();
+        EXPECT_EQ(failed.load(), 0);
+        EXPECT_GT(compared.load(), 0);
+        EXPECT_EQ(different.load(), 0) << first_difference;
+        EXPECT_EQ(lines_against_tables(*db), "");
+        EXPECT_EQ(as_int(db->query("SELECT COUNT(*) FROM consents WHERE id LIKE 'w%'")[0][0]), writers * rounds);
     }
 }
 
