@@ -849,9 +849,7 @@ namespace {
 // "*.postgresql.sql", PostgreSQL's own (113: the triggers that keep person_lines), which SQLite neither applies nor
 // counts as pending.
 bool migration_applies(Migration const& m, std::string const& backend) {
-    std::string_view const name(m.name), only = ".postgresql.sql";
-    bool const postgresql_only = name.size() >= only.size() && name.substr(name.size() - only.size()) == only;
-    return !postgresql_only || backend == "postgresql";
+    return !std::string_view(m.name).ends_with(".postgresql.sql") || backend == "postgresql";
 }
 }  // namespace
 
