@@ -6,7 +6,8 @@
 # re-inquiries. Checks: the servers keep running; the job finishes (not failed) with every row's real answer, none
 # "internal error"; every acknowledged upload and consent is stored once and every upload's job finishes too; no
 # interactive request is answered 500 (one whose commit was in doubt may be a 503 with Retry-After: counted and
-# printed). Run by with_postgres.sh (KYOTAKU_TEST_PG). Usage: terminate_test.sh KYOTAKU SOURCE_DIR
+# printed); every answered re-inquiry has its 資格確認履歴 line. Run by with_postgres.sh (KYOTAKU_TEST_PG).
+# Usage: terminate_test.sh KYOTAKU SOURCE_DIR
 set -uo pipefail
 kyotaku=$1 src=$2
 work=$(mktemp -d)
@@ -90,6 +91,12 @@ failed=$(grep -c '^fail' "$work/requests")
 echo "re-inquiries $reinquiries, consents acknowledged $consents, uploads acknowledged $uploads; failed requests $failed:" \
      "$(grep '^fail' "$work/requests" | grep -o 'http=[0-9]*' | sort | uniq -c | tr '\n' ' ')"
 check "interactive requests were made" test "$reinquiries" -gt 20
+# Every re-inquiry answered is in 資格確認履歴 (its line is committed before the answer goes out; PostgreSQL's appender
+# commits the lines of many requests as one group, whose session may be the one ended): the loops' only 再照会.
+answered=$(cat "$work"/interactive.t.* | grep -c '^ok')
+logged=$(psql -qtA "$admin_db" -c "SELECT COUNT(*) FROM inquiry_log WHERE facility_code = '$A' AND kind = '再照会'")
+echo "re-inquiries answered $answered, 再照会 lines in 資格確認履歴 $logged"
+check "every answered re-inquiry has its 資格確認履歴 line" test "$logged" -ge "$answered"
 check "no interactive request was answered 500" bash -c "! grep -q 'http=500' '$work/requests'"
 check "every failed request is a 503 (its commit in doubt), never a broken connection" bash -c "! grep '^fail' '$work/requests' | grep -qv 'http=503'"
 check "no job was logged as failed" bash -c "! grep -h '\"event\":\"batch_job\"' '$work'/serve?.log | grep -q '\"state\":\"failed\"'"

@@ -2,6 +2,7 @@
 # Starts a throwaway PostgreSQL cluster on loopback (initdb/pg_ctl from Debian's postgresql, as the postgres
 # user, since initdb refuses root), runs the given command with KYOTAKU_TEST_PG set to its URL, and stops the
 # cluster by its pid. Usage: with_postgres.sh COMMAND [ARGS…]
+# KYOTAKU_TEST_PG_SETTINGS: more server settings, as `-c name=value …` (scripts/bench-server: docs/operations.md's).
 set -uo pipefail
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 dir=$(mktemp -d /tmp/kyotaku-pg.XXXXXX)
@@ -13,7 +14,7 @@ port=""
 for _ in $(seq 20); do
     candidate=$(shuf -i 20000-60000 -n 1)
     if as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-        -o "-c listen_addresses=127.0.0.1 -p $candidate -k $dir -c fsync=on" start > /dev/null 2>&1; then
+        -o "-c listen_addresses=127.0.0.1 -p $candidate -k $dir -c fsync=on ${KYOTAKU_TEST_PG_SETTINGS:-}" start > /dev/null 2>&1; then
         port=$candidate
         break
     fi
