@@ -127,6 +127,18 @@ call A GET "/api/v1/batch/reinquiry/$rn/result" | head -c -4 > "$work/batch.out"
 check "every row is answered exactly once, in order" bash -c "[ \$(grep -c '\"row\":' '$work/batch.out') = 100000 ] && [ \$(grep -o '\"row\":[0-9]*' '$work/batch.out' | sort -u | wc -l) = 100000 ]"
 check "the bad rows have their own error" bash -c "[ \$(grep -c '\"processing_result_status\":2' '$work/batch.out') = 100 ]"
 check "the good rows are answered" bash -c "[ \$(grep -c '\"allowed\":true' '$work/batch.out') = 99900 ]"
+# Each answered row has one 一括再照会 line in 資格確認履歴 (the 100 bad rows, answered with an error, none), none lost and
+# none twice: written in its chunk's transaction, so a chunk lost with the kill is answered and logged again, and a chunk
+# written is never written again.
+if [ -n "${KYOTAKU_TEST_PG:-}" ]; then
+    logged=$(psql -qtA "$db" -c "SELECT COUNT(*) || ' ' || COUNT(DISTINCT CAST(detail_json AS jsonb)->>'row')
+                                 FROM inquiry_log WHERE reception_number = '$rn'")
+else
+    logged=$(sqlite3 "$db" "SELECT COUNT(*) || ' ' || COUNT(DISTINCT json_extract(detail_json, '\$.row'))
+                            FROM inquiry_log WHERE reception_number = '$rn'")
+fi
+echo "資格確認履歴 lines of the batch (lines, distinct rows): $logged"
+check "every answered row of the batch has one 資格確認履歴 line, none twice" test "$logged" = "99900 99900"
 
 # A consent-registration load, SIGKILLed in the middle: every acknowledged (201) consent is there exactly once.
 consent_body="{\"facility_code\":\"$A\",\"person_key\":\"$person\",\"visit_kind\":\"訪問診療\",\"first_visit\":\"2024-04-15\",\"identity_method\":\"暗証番号\",\"items\":[\"薬剤情報\"]}"
