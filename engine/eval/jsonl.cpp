@@ -556,6 +556,13 @@ struct JsonlEvaluator::Impl {
 #if KYOTAKU_JSONL_SIMDJSON
     std::string read(simdjson::padded_string_view json, Activation& out, std::string& id);
     std::string read_fields(simdjson::padded_string_view json, Activation& out, std::string& id);
+    // The walk over one line's object, shared by read_fields (a line parsed alone) and read_streamed (a line of a
+    // block parsed at once): the fields into `out` and `id`; an error message, or empty. `readable_end`: how far
+    // the line's buffer may be read.
+    std::string read_object(simdjson::ondemand::document& doc, char const* readable_end, Activation& out,
+                            std::string& id);
+    bool read_streamed(simdjson::ondemand::document& doc, std::string_view line, char const* readable_end,
+                       char const* block_end);
     void find_id(simdjson::padded_string_view json, std::string& id);
 #else
     std::string read(std::string_view json, Activation& out, std::string& id);
@@ -599,6 +606,11 @@ struct JsonlEvaluator::Impl {
     std::vector<std::vector<KeyPiece>> key_pieces;
     void add_text_key(std::int64_t text);
     void answer(std::string_view line, std::size_t readable, std::string& output, Stats& stats);
+    // At most this much is indexed by one stage 1 (answer_lines): a line's cap, so that any line fits.
+    static constexpr std::size_t stream_batch = LineReader::max_line;
+    static constexpr std::size_t stream_block = 256 * 1024;
+    std::size_t answer_lines(std::string_view block, std::size_t readable, std::string& output, Stats& stats,
+                             std::FILE* out);
     void append_value(std::string& out, Type type, std::int64_t value);
     void write_missing_and_versions(std::string& out, bool any_missing, bool any_version);
 };
@@ -935,8 +947,7 @@ void JsonlEvaluator::Impl::find_id(simdjson::padded_string_view json, std::strin
     }
 }
 
-// flatten: the fact conversion is written once for both readers; inlined here it runs as fast as hand-merged code.
-__attribute__((flatten)) std::string JsonlEvaluator::Impl::read_fields(simdjson::padded_string_view json,
+std::string JsonlEvaluator::Impl::read_fields(simdjson::padded_string_view json,
                                                                        Activation& out, std::string& id) {
     using namespace simdjson;
     id = "null";
@@ -944,13 +955,56 @@ __attribute__((flatten)) std::string JsonlEvaluator::Impl::read_fields(simdjson:
     if (unescaped.size() < json.length() + SIMDJSON_PADDING) unescaped.resize(json.length() + SIMDJSON_PADDING);
     ondemand::document doc;
     if (parser.iterate(json).get(doc)) return not_valid_json;
+    std::string err = read_object(doc, json.data() + json.capacity(), out, id);
+    if (!err.empty()) return err;
+    // Nothing but blanks may follow the object: no token after it.
+    // (simdjson 3.0's document has no at_end: its location is OUT_OF_BOUNDS there.)
+    if (doc.current_location().error() != OUT_OF_BOUNDS) return trailing_content;
+    return err;
+}
+
+namespace {
+bool json_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+}  // namespace
+
+// One line of a block that simdjson's stage 1 has indexed at once (answer_lines), read into `facts` and `id_json`:
+// true when it is one object, read without an error, that ends on this line with nothing after it on the line.
+// Anything else (false) is answered again as a line alone, which says what is wrong with it.
+bool JsonlEvaluator::Impl::read_streamed(simdjson::ondemand::document& doc,
+                                                                  std::string_view line, char const* readable_end,
+                                                                  char const* block_end) {
+    using namespace simdjson;
+    id_json = "null";
+    facts.clear();
+    if (unescaped.size() < line.size() + SIMDJSON_PADDING) unescaped.resize(line.size() + SIMDJSON_PADDING);
+    if (!read_object(doc, readable_end, facts, id_json).empty()) return false;
+    // The next token (the next line's object) must lie beyond this line, and the last byte before it that is no
+    // blank — the object's closing brace — on this line: so the object is this line's, whole, and alone on it.
+    auto const next = doc.current_location();
+    char const* at = block_end;
+    if (next.error() != OUT_OF_BOUNDS) {
+        if (next.error()) return false;
+        at = next.value_unsafe();
+    }
+    char const* const line_end = line.data() + line.size();
+    if (at <= line_end) return false;
+    while (at > line.data() && json_blank(at[-1])) --at;
+    return at > line.data() && at <= line_end && at[-1] == '}';
+}
+
+// flatten: the fact conversion is written once for both readers; inlined here it runs as fast as hand-merged code.
+// Out of line, one copy for both callers: inlined into read_streamed the walk cost some 350 instructions a line more
+// than in read_fields (callgrind); a second copy kept inlined in read_fields cost the streamed lines as much.
+__attribute__((flatten, noinline)) std::string JsonlEvaluator::Impl::read_object(simdjson::ondemand::document& doc,
+                                                                                char const* readable_end,
+                                                                                Activation& out, std::string& id) {
+    using namespace simdjson;
     ondemand::object obj;
     if (doc.get_object().get(obj)) return "JSON のオブジェクトとして読めません / not a valid JSON object";
     std::string err;
     auto const field_error = [&](std::string_view field, std::string msg) {
         if (err.empty()) err = "field " + std::string(field) + ": " + msg;
     };
-    char const* const readable_end = json.data() + json.capacity();
     for (auto field_result : obj) {
         if (field_result.error()) return err.empty() ? not_valid_json : err;
         ondemand::field field = field_result.value_unsafe();
@@ -991,11 +1045,9 @@ __attribute__((flatten)) std::string JsonlEvaluator::Impl::read_fields(simdjson:
         read_field(*this, out, id, key, v, field_error);
         if (!err.empty()) return err;
     }
-    // Nothing but blanks may follow the object: no token after it.
-    // (simdjson 3.0's document has no at_end: its location is OUT_OF_BOUNDS there.)
-    if (doc.current_location().error() != OUT_OF_BOUNDS) return trailing_content;
     return err;
 }
+
 #else
 namespace {
 struct NlohmannValue {
@@ -1445,6 +1497,66 @@ void JsonlEvaluator::Impl::answer(std::string_view line, [[maybe_unused]] std::s
     }
 }
 
+#if KYOTAKU_JSONL_SIMDJSON
+// The lines of `block` (whole lines, each ended by '\n'; `readable` bytes may be read from its start), answered into
+// `output` in order, written to `out` (when not null) whenever they pass LineReader::chunk. simdjson's stage 1
+// indexes the block at once (iterate_many): per line, its fixed cost was 15 % of stage 1's (lines of some 350 bytes,
+// callgrind: 1,711 → 1,455 instructions a line). Each line is still one document: it is answered from the block
+// only when read_streamed finds it one whole object on its line, read without an error. From the first line that is
+// not, the block's lines are answered one by one as before, so a bad line gets the answer it always had (its column,
+// the trailing content, the field) and costs this block at most one more stage 1.
+std::size_t JsonlEvaluator::Impl::answer_lines(std::string_view block, std::size_t readable, std::string& output,
+                                               Stats& stats, std::FILE* out) {
+    using namespace simdjson;
+    char const* const begin = block.data();
+    char const* const end = begin + block.size();
+    parser.threaded = false;  // no thread of simdjson's own: the block is one batch
+    ondemand::document_stream stream;
+    bool streaming = !parser.iterate_many(begin, block.size(), stream_batch).get(stream);
+    ondemand::document_stream::iterator doc;
+    if (streaming) doc = stream.begin();
+    bool first = true;
+    for (char const* p = begin; p < end;) {
+        auto const* const nl = static_cast<char const*>(std::memchr(p, '\n', std::size_t(end - p)));
+        std::string_view const line(p, std::size_t(nl - p));
+        p = nl + 1;
+        std::size_t lead = 0;
+        while (lead < line.size() && json_blank(line[lead])) ++lead;
+        if (lead == line.size()) continue;  // blank: no answer (stage 1 found no token in it)
+        if (streaming && doc != stream.end()) {
+            // The stream's document starts at this line's first token (the first document: at the block's first
+            // token, after blank lines only).
+            auto d = *doc;
+            streaming = !d.error() && (first || doc.current_index() == std::size_t(line.data() + lead - begin));
+            first = false;
+            if (streaming) {
+                // Read from a local document (the stream's, moved out and back): the walk keeps its iterator in
+                // registers, as read_fields does; through the stream's reference it cost some 350 instructions a line
+                // more (callgrind).
+                ondemand::document& in_stream = d.value_unsafe();
+                ondemand::document local(std::move(in_stream));
+                streaming = read_streamed(local, line, begin + readable, end);
+                in_stream = std::move(local);
+            }
+            if (streaming) {
+                ++stats.lines;
+                decide();
+                write_outcomes(output);
+                ++doc;
+            }
+        } else {
+            streaming = false;
+        }
+        if (!streaming) answer(line, readable - std::size_t(line.data() - begin), output, stats);
+        if (out && output.size() >= LineReader::chunk) {
+            std::fwrite(output.data(), 1, output.size(), out);
+            output.clear();
+        }
+    }
+    return block.size();
+}
+#endif
+
 namespace {
 constexpr std::string_view too_long_answer =
     "{\"id\":null,\"error\":\"行が長すぎます (1 MiB まで) / line too long (1 MiB at most)\"}\n";
@@ -1463,7 +1575,14 @@ JsonlEvaluator::Stats JsonlEvaluator::run(std::FILE* in, std::FILE* out, unsigne
     Stats stats;
     std::string_view line;
     bool too_long = false;
-    while (reader.next(line, too_long)) {
+    for (;;) {
+#if KYOTAKU_JSONL_SIMDJSON
+        if (std::string_view const block = reader.whole_lines(Impl::stream_block); !block.empty()) {
+            reader.consume(impl_->answer_lines(block, reader.readable_from(block), output, stats, out));
+            continue;
+        }
+#endif
+        if (!reader.next(line, too_long)) break;
         if (too_long) {
             ++stats.lines;
             ++stats.errors;
@@ -1519,15 +1638,28 @@ JsonlEvaluator::Stats JsonlEvaluator::run_parallel(std::FILE* in, std::FILE* out
                 }
                 slot.output.clear();
                 slot.stats = {};
-                for (auto [offset, size] : slot.lines) {
+                for (std::size_t i = 0; i < slot.lines.size();) {
+                    auto const [offset, size] = slot.lines[i];
                     if (size == UINT32_MAX) {
                         ++slot.stats.lines;
                         ++slot.stats.errors;
                         slot.output += too_long_answer;
-                    } else {
-                        impl.answer(std::string_view(slot.text.data() + offset, size), slot.text.size() - offset,
-                                    slot.output, slot.stats);
+                        ++i;
+                        continue;
                     }
+#if KYOTAKU_JSONL_SIMDJSON
+                    // The run of lines up to the next over-long one (or the block's end), each ended by '\n'.
+                    std::size_t j = i + 1;
+                    while (j < slot.lines.size() && slot.lines[j].second != UINT32_MAX) ++j;
+                    std::size_t const to = j < slot.lines.size() ? slot.lines[j].first : slot.text.size() - padding;
+                    impl.answer_lines(std::string_view(slot.text.data() + offset, to - offset),
+                                      slot.text.size() - offset, slot.output, slot.stats, nullptr);
+                    i = j;
+#else
+                    impl.answer(std::string_view(slot.text.data() + offset, size), slot.text.size() - offset,
+                                slot.output, slot.stats);
+                    ++i;
+#endif
                 }
                 std::lock_guard lock(m);
                 slot.state = Slot::State::answered;

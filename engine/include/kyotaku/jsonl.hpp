@@ -7,6 +7,7 @@
 
 #include "kyotaku/engine.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -65,6 +66,16 @@ public:
         return buf_.size() - std::size_t(line.data() - buf_.data());
     }
     std::uint64_t bytes() const { return bytes_; }
+    // The whole lines in the buffer from the current position, each with its '\n', up to `limit` bytes — without
+    // reading more: empty when the next line is not whole in the buffer within `limit` (or is the rest of an
+    // over-long line); next() takes those. Followed by `padding` readable bytes, as a line is; consume() them.
+    std::string_view whole_lines(std::size_t limit) const {
+        if (skipping_ || start_ >= have_) return {};
+        std::size_t n = std::min(limit, have_ - start_);
+        while (n > 0 && buf_[start_ + n - 1] != '\n') --n;
+        return std::string_view(buf_.data() + start_, n);
+    }
+    void consume(std::size_t n) { start_ += n; }
 
     static constexpr std::size_t chunk = 1 << 20;
     static constexpr std::size_t max_line = 1 << 20;
