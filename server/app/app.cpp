@@ -191,9 +191,10 @@ public:
               // (docs/performance.md, eighth and tenth sessions).
               service_.batch.overlap = true;
               service_.batch.overlap_only_alone = service_.context.db.backend() != "postgresql";
-              // On PostgreSQL each statement of a chunk is a round trip and a plan of the database's: chunks of 2,000
-              // rows while the batch runs alone (docs/performance.md, twelfth session).
-              if (!service_.batch.overlap_only_alone) service_.batch.alone_rows = 2000;
+              // Chunks of 2,000 rows while the batch runs alone: on PostgreSQL each statement of a chunk is a round
+              // trip and a plan of the database's (docs/performance.md, twelfth session); on SQLite each chunk is a
+              // lease and a write transaction, its thread and its commit (fifteenth session).
+              service_.batch.alone_rows = 2000;
               run(service_, rt);
           }) {
         service_.batch.on_job_accepted = [this] { wake(); };  // (before the server takes requests)

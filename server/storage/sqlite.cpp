@@ -175,9 +175,12 @@ public:
         } else {
             if (sqlite3_prepare_v2(db_, sql.c_str(), int(sql.size()), &fresh.stmt, nullptr) != SQLITE_OK)
                 throw DatabaseError(std::string("SQL error: ") + sqlite3_errmsg(db_));
+            // An anonymous "?" takes the value of its own position (insert_rows' statements: a name SQLite looks up
+            // in a list, once per parameter as it parses and once as this loop asks, costs the square of their
+            // number — some 130 M instructions for the few wide statements a connection prepares for a batch).
             for (int index = 1, n = sqlite3_bind_parameter_count(fresh.stmt); index <= n; ++index) {
                 char const* name = sqlite3_bind_parameter_name(fresh.stmt, index);
-                std::size_t number = 0;
+                std::size_t number = name ? 0 : std::size_t(index);
                 if (name && name[0] == '$') std::from_chars(name + 1, name + std::strlen(name), number);
                 if (number == 0) continue;
                 if (fresh.slot.size() < number) fresh.slot.resize(number, 0);
@@ -476,7 +479,7 @@ public:
             sql += ") VALUES ";
             for (std::size_t r = 0; r < rows; ++r) {
                 sql += r ? ", (" : "(";
-                for (std::size_t i = 0; i < width; ++i) sql += (i ? ", $" : "$") + std::to_string(r * width + i + 1);
+                for (std::size_t i = 0; i < width; ++i) sql += i ? ", ?" : "?";  // (bound in order: see query)
                 sql += ")";
             }
             return sql;

@@ -91,9 +91,10 @@ public:
     // cores from the requests (on PostgreSQL they run beside the database's own work).
     bool overlap_only_alone = false;
     // With overlap: a chunk leased ahead while the batch runs alone (as overlap_only_alone says it) holds up to this
-    // many rows when more than process()'s max_rows (0: never): fewer statements and commits per row where each
-    // costs the database a round trip and a plan (kyotaku serve's worker on PostgreSQL). Under interactive load the
-    // chunks keep max_rows, so that the worker gives way as often as before.
+    // many rows when more than process()'s max_rows (0: never): fewer statements, leases and commits per row
+    // (kyotaku serve's worker, 2,000: on PostgreSQL each statement is a round trip and a plan; on SQLite each chunk is
+    // a lease, a write transaction and a thread). Under interactive load the chunks keep max_rows, so that the worker
+    // gives way as often as before.
     int alone_rows = 0;
     // Set (from any thread) when the worker stops taking chunks: no chunk is leased ahead from then on.
     std::atomic<bool> stopping{false};

@@ -989,6 +989,26 @@ TEST(InsertRows, ManyRowsComeBackAsGivenAndAFailureInsertsNone) {
     }
 }
 
+// SQLite: an anonymous "?" takes the value of its own position (insert_rows' statements are written so: a named
+// parameter costs SQLite a look-up in a list per parameter), "$n" the n-th value wherever it stands, and the two
+// kinds are told apart in one statement.
+TEST(SqliteParameters, AnAnonymousParameterTakesTheValueOfItsPosition) {
+    TempDir dir;
+    auto db = open_sqlite((dir.path / "k.sqlite").string(), 2);
+    auto const in_order = db->query("SELECT ?, ?, ?", {std::string("a"), std::int64_t(2), nullptr});
+    ASSERT_EQ(in_order.size(), 1u);
+    EXPECT_EQ(as_text(in_order[0][0]), "a");
+    EXPECT_EQ(as_int(in_order[0][1]), 2);
+    EXPECT_TRUE(is_null(in_order[0][2]));
+    auto const named = db->query("SELECT $2, $1, $2", {std::string("x"), std::string("y")});
+    ASSERT_EQ(named.size(), 1u);
+    EXPECT_EQ(as_text(named[0][0]), "y");
+    EXPECT_EQ(as_text(named[0][1]), "x");
+    EXPECT_EQ(as_text(named[0][2]), "y");
+    // A text that is not UTF-8 is refused whichever way it is bound.
+    EXPECT_THROW(db->query("SELECT ?", {std::string("\xff")}), Error);
+}
+
 // Every kind of value in every kind of column: NULLs, a number into a text column (its digits), digits into an
 // integer column (their number), a date column; texts with each character COPY escapes at every place of a word of
 // eight bytes (PostgreSQL's COPY text is escaped eight bytes at a time), beside other control characters and UTF-8;

@@ -372,6 +372,41 @@ TEST_F(ServerFixture, AWorkerAnsweringAheadOnlyAloneLeasesNoneAheadWhileARequest
     EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["done"], 9);
 }
 
+// kyotaku serve's worker on SQLite answers ahead only alone, and then in larger chunks (overlap_only_alone with
+// alone_rows): with a request in flight as its first chunk is about to be written, nothing is leased ahead; alone, the
+// chunk ahead takes alone_rows. Every row is answered once.
+TEST_F(ServerFixture, AWorkerAnsweringAheadOnlyAloneTakesLargerChunksOnlyAlone) {
+    enable(a);
+    consent("0110113719", person());
+    auto const up = call(a, "POST", "/api/v1/batch/reinquiry", csv_rows(20), "text/csv");
+    std::string const rn = body(up)["reception_number"];
+    BatchDesk worker(service->context);
+    worker.overlap = true;
+    worker.overlap_only_alone = true;
+    worker.alone_rows = 8;
+    RequestGate& gate = service->context.gate;
+    std::uint64_t const ticket = gate.enter();  // in flight until the first chunk is ready
+    bool left = false;
+    worker.on_chunk_ready = [&] {
+        if (!left) gate.leave(ticket);
+        left = true;
+    };
+    std::vector<int> written;
+    for (int n; (n = worker.process(3)) > 0;) written.push_back(n);
+    // rows 1-3 under load, nothing ahead; 4-6 leased by process() itself, then alone: 7-14 and 15-20 ahead
+    EXPECT_EQ(written, (std::vector<int>{3, 3, 8, 6}));
+    EXPECT_TRUE(left);
+    std::vector<std::int64_t> sizes;
+    for (auto const& r : db->query("SELECT last_row - first_row + 1 FROM batch_chunks WHERE reception_number = $1 "
+                                   "ORDER BY first_row",
+                                   {rn}))
+        sizes.push_back(as_int(r.at(0)));
+    EXPECT_EQ(sizes, (std::vector<std::int64_t>{3, 3, 8, 6}));
+    EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["status"], "正常終了");
+    auto const answered = db->query("SELECT COUNT(*) FROM batch_results WHERE reception_number = $1", {rn});
+    EXPECT_EQ(as_int(answered.at(0).at(0)), 20);
+}
+
 // kyotaku serve's worker on PostgreSQL leases larger chunks ahead while the batch runs alone (BatchDesk::alone_rows):
 // with an interactive request in flight as its chunk is about to be written, the chunk ahead keeps process()'s size;
 // alone, it takes alone_rows. Every row is answered once, a bad one included, as by a worker without them.
