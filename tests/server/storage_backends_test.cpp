@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
@@ -561,12 +562,14 @@ TEST(AppendQueue, GathersTheLineOfARequestExpectedAndLetsGoWhenItEndsWithout) {
 // without that request, whose line is a group of its own. The bound is an hour, as above.
 TEST(AppendQueue, ARequestThatBeginsWhileAGroupGathersJoinsItUpToItsLines) {
     std::mutex mutex;
+    std::condition_variable committed;
     std::vector<std::vector<std::string>> groups;
     AppendQueue queue(
         [&](std::vector<std::shared_ptr<PendingAppend>> const& group) {
             std::lock_guard lock(mutex);
             groups.emplace_back();
             for (auto const& line : group) groups.back().push_back(as_text(line->params.at(0)));
+            committed.notify_all();
         },
         std::chrono::hours(1));
     std::string const insert = "INSERT INTO t VALUES ($1)";
@@ -582,6 +585,14 @@ TEST(AppendQueue, ARequestThatBeginsWhileAGroupGathersJoinsItUpToItsLines) {
         DeferredAppends begins;  // while the group gathers
         queue.expect(begins);
         lines.push_back(queue.push(insert, {std::string("under-way")}, &under_way));
+        // The group still waits for `begins`: no commit comes while its line is not in, however long the thread is
+        // given. (A bound for a thread that would go without it to show itself — it then commits at once — not a
+        // synchronisation: the right thread passes whatever the machine's load; without it, "begins" was pushed
+        // before the woken thread took the group in most runs, and the group below was the same.)
+        {
+            std::unique_lock lock(mutex);
+            EXPECT_FALSE(committed.wait_for(lock, std::chrono::milliseconds(200), [&] { return !groups.empty(); }));
+        }
         lines.push_back(queue.push(insert, {std::string("begins")}, &begins));
     }
     for (auto const& line : lines) line->ticket->wait();
