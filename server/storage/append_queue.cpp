@@ -51,11 +51,6 @@ void AppendQueue::expect(DeferredAppends& scope) {
     if (closed_ || (scope.watcher && scope.watcher != this) || expected_.count(&scope)) return;
     expected_.emplace(&scope, next_expected_++);
     scope.watcher = this;
-    // A request that begins while a group gathers joins it too, until the group holds gather_lines lines (and within
-    // the same bound of time): under load the group then takes the lines of the requests answered during its wait,
-    // not only of those under way when it looked — larger groups, each one commit and one wake of this thread, of the
-    // database's backend and of its WAL writer.
-    if (gathering_ && queue_.size() < gather_lines) gather_before_ = next_expected_;
 }
 
 void AppendQueue::ended(DeferredAppends const& scope) {
@@ -80,10 +75,8 @@ void AppendQueue::loop() {
             return;
         }
         if (gather_.count() > 0 && !expected_.empty()) {
-            // The requests expected before now (each computing its answer, whose line comes next) join this group,
-            // and those expected while it waits (expect()): one commit, one wake of this thread and of the database's
-            // backend, for their lines together. The wait ends when every request that joined has appended or ended,
-            // or at `gather_` from now at most.
+            // The requests expected before now (each computing its answer, whose line comes next) join this group:
+            // one commit, one wake of this thread and of the database's backend, for their lines together.
             gather_before_ = next_expected_;
             gathering_ = true;
             ready_.wait_until(lock, std::chrono::steady_clock::now() + gather_, [&] { return joined(); });
@@ -167,11 +160,6 @@ Database::AppendsLeft AppendQueue::finish(std::chrono::steady_clock::time_point 
 bool AppendQueue::pause(std::chrono::milliseconds how_long) {
     std::unique_lock lock(mutex_);
     return !idle_.wait_for(lock, how_long, [&] { return give_up_; });
-}
-
-bool AppendQueue::gathering() {
-    std::lock_guard lock(mutex_);
-    return gathering_;
 }
 
 std::size_t AppendQueue::pending() {

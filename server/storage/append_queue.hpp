@@ -32,9 +32,8 @@ public:
     // busy, and should give up when that returns false.
     using Commit = std::function<void(std::vector<std::shared_ptr<PendingAppend>> const&)>;
     // Starts the committing thread; `commit` runs on it only. `gather` (zero: none): how long at most the thread,
-    // finding lines queued, first waits for the requests expected to append one (expect()) when it looked, and for
-    // those expected while it waits as long as the group holds fewer than gather_lines lines — each until it appends or
-    // ends — so that their lines share the group's commit. `interrupt` (optional): once finish() has
+    // finding lines queued, first waits for the requests expected to append one (expect()) when it looked — each until
+    // it appends or ends — so that their lines share the group's commit. `interrupt` (optional): once finish() has
     // given up on the lines in flight, called every 100 ms until the committing thread has ended, from finish()'s
     // thread — for a backend whose commit waits for the database without pause() (PostgreSQL cancels the statement).
     explicit AppendQueue(Commit commit, std::chrono::microseconds gather = {}, std::function<void()> interrupt = {});
@@ -47,12 +46,9 @@ public:
     std::shared_ptr<PendingAppend> push(std::string const& sql, std::vector<Value> const& params,
                                         DeferredAppends* scope = nullptr);
     // A request that has begun reading under `scope` will likely append a line (a re-inquiry's 資格確認履歴): with
-    // `gather`, a group waits for it (until it appends or ends) when it was expected before the group was looked at,
-    // or while the group gathers and holds fewer than gather_lines lines.
+    // `gather`, a group waits for it (until it appends or ends) when it was expected before the group was looked at.
     void expect(DeferredAppends& scope);
     void ended(DeferredAppends const& scope) override;  // (the scope's end: expected no more)
-    static constexpr std::size_t gather_lines = 16;
-    bool gathering();  // whether the committing thread waits for expected requests now (tests)
 
     // Waits, until `deadline` at most, for every line queued to be committed (or failed); then stops the thread, so
     // that no ticket is finished after this returns. A line still queued at the deadline is not committed and one

@@ -100,9 +100,8 @@ public:
             PQsetNoticeReceiver(c, note_warning, notes_[c].get());  // (kept across PQreset)
             configure(c);
         }
-        // A group waits up to a millisecond for the re-inquiries being answered, whose lines come next, and for those
-        // that begin meanwhile (see AppendQueue::expect): fewer, larger groups, each a commit and a wake of the
-        // appender's thread and backend.
+        // A group waits up to a millisecond for the re-inquiries being answered, whose lines come next (see
+        // AppendQueue::expect): fewer, larger groups, each a commit and a wake of the appender's thread and backend.
         // A stopping server that gave up on the group in flight (finish_appends' deadline) cancels its statement,
         // which may wait for a lock another session holds: the server stops at its bound, not when the lock goes.
         appends_ = std::make_unique<AppendQueue>([this](auto const& group) { commit_group(group); },

@@ -14,7 +14,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
@@ -555,69 +554,6 @@ TEST(AppendQueue, GathersTheLineOfARequestExpectedAndLetsGoWhenItEndsWithout) {
     }
     std::lock_guard lock(mutex);
     EXPECT_EQ(groups, (std::vector<std::size_t>{2, 1}));
-}
-
-// Gathering, continued: a request that begins (expect()) while a group gathers joins it — the group waits for its
-// line too and commits the three lines as one — unless the group holds gather_lines lines already: then it goes
-// without that request, whose line is a group of its own. The bound is an hour, as above.
-TEST(AppendQueue, ARequestThatBeginsWhileAGroupGathersJoinsItUpToItsLines) {
-    std::mutex mutex;
-    std::condition_variable committed;
-    std::vector<std::vector<std::string>> groups;
-    AppendQueue queue(
-        [&](std::vector<std::shared_ptr<PendingAppend>> const& group) {
-            std::lock_guard lock(mutex);
-            groups.emplace_back();
-            for (auto const& line : group) groups.back().push_back(as_text(line->params.at(0)));
-            committed.notify_all();
-        },
-        std::chrono::hours(1));
-    std::string const insert = "INSERT INTO t VALUES ($1)";
-    auto gathering = [&] {
-        while (!queue.gathering()) std::this_thread::yield();  // (the thread waits for `under_way`'s line)
-    };
-    std::vector<std::shared_ptr<PendingAppend>> lines;
-    {
-        DeferredAppends under_way;
-        queue.expect(under_way);
-        lines.push_back(queue.push(insert, {std::string("lone")}));
-        gathering();
-        DeferredAppends begins;  // while the group gathers
-        queue.expect(begins);
-        lines.push_back(queue.push(insert, {std::string("under-way")}, &under_way));
-        // The group still waits for `begins`: no commit comes while its line is not in, however long the thread is
-        // given. (A bound for a thread that would go without it to show itself — it then commits at once — not a
-        // synchronisation: the right thread passes whatever the machine's load; without it, "begins" was pushed
-        // before the woken thread took the group in most runs, and the group below was the same.)
-        {
-            std::unique_lock lock(mutex);
-            EXPECT_FALSE(committed.wait_for(lock, std::chrono::milliseconds(200), [&] { return !groups.empty(); }));
-        }
-        lines.push_back(queue.push(insert, {std::string("begins")}, &begins));
-    }
-    for (auto const& line : lines) line->ticket->wait();
-    {
-        DeferredAppends under_way;
-        queue.expect(under_way);
-        for (std::size_t i = 0; i < AppendQueue::gather_lines; ++i)
-            lines.push_back(queue.push(insert, {"full-" + std::to_string(i)}));
-        gathering();
-        DeferredAppends late;  // the group holds gather_lines lines: it does not wait for this one
-        queue.expect(late);
-        lines.push_back(queue.push(insert, {std::string("under-way-2")}, &under_way));
-        lines.back()->ticket->wait();
-        lines.push_back(queue.push(insert, {std::string("late")}, &late));
-    }
-    for (auto const& line : lines) {
-        line->ticket->wait();
-        EXPECT_EQ(line->ticket->error(), nullptr);
-    }
-    std::lock_guard lock(mutex);
-    ASSERT_EQ(groups.size(), 3u);
-    EXPECT_EQ(groups[0], (std::vector<std::string>{"lone", "under-way", "begins"}));
-    EXPECT_EQ(groups[1].size(), AppendQueue::gather_lines + 1);
-    EXPECT_EQ(groups[1].back(), "under-way-2");
-    EXPECT_EQ(groups[2], (std::vector<std::string>{"late"}));
 }
 
 // Gathering's wakes (AppendQueue::push and ended wake the committing thread only when it can go on): many requests
