@@ -13,6 +13,24 @@ void note_worker_waiting() {
 }  // namespace
 
 namespace {
+// The sizes of a batch's chunks, in row order.
+std::vector<std::int64_t> chunk_sizes(Database& db, std::string const& rn) {
+    std::vector<std::int64_t> sizes;
+    for (auto const& r : db.query("SELECT last_row - first_row + 1 FROM batch_chunks WHERE reception_number = $1 "
+                                  "ORDER BY first_row",
+                                  {rn}))
+        sizes.push_back(as_int(r.at(0)));
+    return sizes;
+}
+// Keeps one interactive request in flight until the worker's first chunk is ready; `left` says it has left.
+void in_flight_until_first_chunk(BatchDesk& worker, RequestGate& gate, bool& left) {
+    std::uint64_t const ticket = gate.enter();
+    left = false;
+    worker.on_chunk_ready = [&gate, &left, ticket] {
+        if (!left) gate.leave(ticket);
+        left = true;
+    };
+}
 std::int64_t pg_deadlocks(Database& db) {
     if (db.backend() != "postgresql") return 0;
     return as_int(db.query("SELECT CAST(deadlocks AS BIGINT) FROM pg_stat_database WHERE datname = current_database()")
@@ -384,24 +402,14 @@ TEST_F(ServerFixture, AWorkerAnsweringAheadOnlyAloneTakesLargerChunksOnlyAlone) 
     worker.overlap = true;
     worker.overlap_only_alone = true;
     worker.alone_rows = 8;
-    RequestGate& gate = service->context.gate;
-    std::uint64_t const ticket = gate.enter();  // in flight until the first chunk is ready
     bool left = false;
-    worker.on_chunk_ready = [&] {
-        if (!left) gate.leave(ticket);
-        left = true;
-    };
+    in_flight_until_first_chunk(worker, service->context.gate, left);
     std::vector<int> written;
     for (int n; (n = worker.process(3)) > 0;) written.push_back(n);
     // rows 1-3 under load, nothing ahead; 4-6 leased by process() itself, then alone: 7-14 and 15-20 ahead
     EXPECT_EQ(written, (std::vector<int>{3, 3, 8, 6}));
     EXPECT_TRUE(left);
-    std::vector<std::int64_t> sizes;
-    for (auto const& r : db->query("SELECT last_row - first_row + 1 FROM batch_chunks WHERE reception_number = $1 "
-                                   "ORDER BY first_row",
-                                   {rn}))
-        sizes.push_back(as_int(r.at(0)));
-    EXPECT_EQ(sizes, (std::vector<std::int64_t>{3, 3, 8, 6}));
+    EXPECT_EQ(chunk_sizes(*db, rn), (std::vector<std::int64_t>{3, 3, 8, 6}));
     EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["status"], "正常終了");
     auto const answered = db->query("SELECT COUNT(*) FROM batch_results WHERE reception_number = $1", {rn});
     EXPECT_EQ(as_int(answered.at(0).at(0)), 20);
@@ -421,24 +429,14 @@ TEST_F(ServerFixture, AWorkerAloneLeasesLargerChunksAheadAndUnderLoadItsOwnSize)
     BatchDesk worker(service->context);
     worker.overlap = true;
     worker.alone_rows = 8;
-    RequestGate& gate = service->context.gate;
-    std::uint64_t const ticket = gate.enter();  // in flight until the first chunk is ready
     bool left = false;
-    worker.on_chunk_ready = [&] {
-        if (!left) gate.leave(ticket);
-        left = true;
-    };
+    in_flight_until_first_chunk(worker, service->context.gate, left);
     std::vector<int> written;
     for (int n; (n = worker.process(3)) > 0;) written.push_back(n);
     // rows 1-3 leased by process() itself; 4-6 ahead under load; then alone: 7-14 and 15-21 ahead
     EXPECT_EQ(written, (std::vector<int>{3, 3, 8, 7}));
     EXPECT_TRUE(left);
-    std::vector<std::int64_t> sizes;
-    for (auto const& r : db->query("SELECT last_row - first_row + 1 FROM batch_chunks WHERE reception_number = $1 "
-                                   "ORDER BY first_row",
-                                   {rn}))
-        sizes.push_back(as_int(r.at(0)));
-    EXPECT_EQ(sizes, (std::vector<std::int64_t>{3, 3, 8, 7}));
+    EXPECT_EQ(chunk_sizes(*db, rn), (std::vector<std::int64_t>{3, 3, 8, 7}));
     EXPECT_EQ(body(call(a, "GET", "/api/v1/batch/reinquiry/" + rn))["status"], "正常終了");
     auto const answered = db->query("SELECT COUNT(*) FROM batch_results WHERE reception_number = $1", {rn});
     EXPECT_EQ(as_int(answered.at(0).at(0)), 21);
