@@ -947,8 +947,7 @@ void JsonlEvaluator::Impl::find_id(simdjson::padded_string_view json, std::strin
     }
 }
 
-std::string JsonlEvaluator::Impl::read_fields(simdjson::padded_string_view json,
-                                                                       Activation& out, std::string& id) {
+std::string JsonlEvaluator::Impl::read_fields(simdjson::padded_string_view json, Activation& out, std::string& id) {
     using namespace simdjson;
     id = "null";
     out.clear();
@@ -970,9 +969,8 @@ bool json_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'
 // One line of a block that simdjson's stage 1 has indexed at once (answer_lines), read into `facts` and `id_json`:
 // true when it is one object, read without an error, that ends on this line with nothing after it on the line.
 // Anything else (false) is answered again as a line alone, which says what is wrong with it.
-bool JsonlEvaluator::Impl::read_streamed(simdjson::ondemand::document& doc,
-                                                                  std::string_view line, char const* readable_end,
-                                                                  char const* block_end) {
+bool JsonlEvaluator::Impl::read_streamed(simdjson::ondemand::document& doc, std::string_view line,
+                                         char const* readable_end, char const* block_end) {
     using namespace simdjson;
     id_json = "null";
     facts.clear();
